@@ -1,0 +1,81 @@
+# Gregor — build, run and test.
+#
+#   make            build/gregor (release: -O2 -g)
+#   make asan       build-asan/gregor (ASan + UBSan)
+#   make run        build and start a single-node broker on 127.0.0.1:9092, data in ./data
+#   make test       build everything and run every test; last line is "N passed, N failed"
+#   make bench      benchmarks (on demand, not part of make test)
+#   make format     clang-format every C file
+#
+# Every .c file under src/ except src/main.c goes into a static library; tests/unit/test_*.c
+# are one binary each, linked against it. New files are picked up without editing this file.
+
+CC      ?= cc
+CSTD    := -std=c17 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
+INCS    := -Isrc
+LIBS    := -lraft -luv -lrdkafka -lmicrohttpd -lz -lsnappy -llz4 -lzstd -lpthread -lm
+
+SRCS      := $(shell find src -name '*.c' ! -path src/main.c | sort)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+HDRS      := $(shell find src tests/unit -name '*.h')
+
+# Two flavours share one rule set: release in build/, sanitizers in build-asan/.
+REL_DIR   := build
+ASAN_DIR  := build-asan
+REL_FLAGS := -O2 -g
+ASAN_FLAGS:= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+.PHONY: all asan run test unit interop deps bench format clean fuzz
+
+all: deps-check $(REL_DIR)/gregor $(patsubst tests/unit/%.c,$(REL_DIR)/tests/%,$(UNIT_SRCS))
+
+asan: deps-check $(ASAN_DIR)/gregor $(patsubst tests/unit/%.c,$(ASAN_DIR)/tests/%,$(UNIT_SRCS))
+
+define flavour
+$(1)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CSTD) $$(WARN) $(2) $$(INCS) -c $$< -o $$@
+
+$(1)/libgregor.a: $$(patsubst %.c,$(1)/obj/%.o,$$(SRCS))
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+$(1)/gregor: $(1)/obj/src/main.o $(1)/libgregor.a
+	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
+
+$(1)/tests/%: $(1)/obj/tests/unit/%.o $(1)/libgregor.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
+endef
+
+$(eval $(call flavour,$(REL_DIR),$(REL_FLAGS)))
+$(eval $(call flavour,$(ASAN_DIR),$(ASAN_FLAGS)))
+
+# Installs missing Debian packages (apt-get, sudo when not root) once; a stamp avoids re-checks.
+deps-check: $(REL_DIR)/.deps-ok
+$(REL_DIR)/.deps-ok: scripts/install-deps.sh
+	@bash scripts/install-deps.sh
+	@mkdir -p $(REL_DIR) && touch $@
+deps:
+	bash scripts/install-deps.sh
+
+run: all
+	@mkdir -p data
+	./$(REL_DIR)/gregor serve --override listeners=PLAINTEXT://127.0.0.1:9092 \
+		--override log.dirs=./data
+
+test: all asan
+	@bash tests/run.sh
+
+bench: all
+	@bash bench/run.sh
+
+fuzz:
+	@bash tests/fuzz/run.sh
+
+format:
+	clang-format -i $$(find src tests tools -name '*.[ch]')
+
+clean:
+	rm -rf $(REL_DIR) $(ASAN_DIR)

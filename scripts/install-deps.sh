@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Gregor builds and tests with, when any is missing.
+# Uses sudo when not root. Safe to run repeatedly: does nothing when all are present.
+set -euo pipefail
+
+PKGS=(
+  build-essential clang libclang-rt-14-dev pkg-config
+  libraft-dev libuv1-dev librdkafka-dev libmicrohttpd-dev
+  zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
+  kcat python3 python3-confluent-kafka python3-kafka
+  nodejs npm jq strace iproute2 procps
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# kafkajs for the interop tests, from package-lock.json.
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ -f "$here/package-lock.json" ] && [ ! -d "$here/node_modules/kafkajs" ]; then
+  (cd "$here" && npm ci --no-audit --no-fund --silent) >&2
+fi

@@ -1,0 +1,234 @@
+/*
+ * I/O chain. Invariants: total == sum of pieces' len; send_piece/send_off only move forward;
+ * only the last piece may still grow (appends never touch earlier pieces, so positions
+ * returned by total stay valid for iochain_patch).
+ */
+#include "base/iochain.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define IOCHAIN_MIN_BYTES 4096
+#define IOCHAIN_MAX_IOV 64
+
+void iochain_init(struct iochain *c)
+{
+    memset(c, 0, sizeof(*c));
+}
+
+void iochain_free(struct iochain *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        struct iochain_piece *p = &c->pieces[i];
+        if (p->kind == IOCHAIN_BYTES)
+            free(p->u.bytes.data);
+        else if (p->u.file.release)
+            p->u.file.release(p->u.file.ctx);
+    }
+    free(c->pieces);
+    memset(c, 0, sizeof(*c));
+}
+
+static struct iochain_piece *iochain_new_piece(struct iochain *c)
+{
+    if (c->n == c->cap) {
+        int ncap = c->cap ? c->cap * 2 : 8;
+        struct iochain_piece *np = realloc(c->pieces, (size_t)ncap * sizeof(*np));
+        if (np == NULL)
+            return NULL;
+        c->pieces = np;
+        c->cap = ncap;
+    }
+    struct iochain_piece *p = &c->pieces[c->n];
+    memset(p, 0, sizeof(*p));
+    return p;
+}
+
+uint8_t *iochain_reserve(struct iochain *c, size_t n)
+{
+    struct iochain_piece *last = c->n ? &c->pieces[c->n - 1] : NULL;
+    if (last == NULL || last->kind != IOCHAIN_BYTES || last->u.bytes.cap - last->len < n) {
+        /* Grow the last byte piece while it is small, else start a new one. */
+        if (last != NULL && last->kind == IOCHAIN_BYTES && last->len + n <= 1 << 20) {
+            size_t ncap = last->u.bytes.cap * 2;
+            while (ncap < last->len + n)
+                ncap *= 2;
+            uint8_t *nd = realloc(last->u.bytes.data, ncap);
+            if (nd == NULL) {
+                c->oom = 1;
+                return NULL;
+            }
+            last->u.bytes.data = nd;
+            last->u.bytes.cap = ncap;
+        } else {
+            struct iochain_piece *p = iochain_new_piece(c);
+            if (p == NULL) {
+                c->oom = 1;
+                return NULL;
+            }
+            size_t cap = n > IOCHAIN_MIN_BYTES ? n : IOCHAIN_MIN_BYTES;
+            p->kind = IOCHAIN_BYTES;
+            p->u.bytes.data = malloc(cap);
+            if (p->u.bytes.data == NULL) {
+                c->oom = 1;
+                return NULL;
+            }
+            p->u.bytes.cap = cap;
+            c->n++;
+            last = p;
+        }
+    }
+    uint8_t *out = last->u.bytes.data + last->len;
+    last->len += n;
+    c->total += n;
+    return out;
+}
+
+int iochain_append(struct iochain *c, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    uint8_t *dst = iochain_reserve(c, len);
+    if (dst == NULL)
+        return -ENOMEM;
+    memcpy(dst, data, len);
+    return 0;
+}
+
+int iochain_append_file(struct iochain *c, int fd, off_t off, size_t len,
+                        void (*release)(void *ctx), void *ctx)
+{
+    struct iochain_piece *p = iochain_new_piece(c);
+    if (p == NULL) {
+        c->oom = 1;
+        if (release)
+            release(ctx);
+        return -ENOMEM;
+    }
+    p->kind = IOCHAIN_FILE;
+    p->len = len;
+    p->u.file.fd = fd;
+    p->u.file.off = off;
+    p->u.file.release = release;
+    p->u.file.ctx = ctx;
+    c->n++;
+    c->total += len;
+    return 0;
+}
+
+int iochain_patch(struct iochain *c, size_t pos, const void *data, size_t len)
+{
+    const uint8_t *src = data;
+    size_t base = 0;
+    for (int i = 0; i < c->n && len > 0; i++) {
+        struct iochain_piece *p = &c->pieces[i];
+        if (pos < base + p->len) {
+            if (p->kind != IOCHAIN_BYTES)
+                return -EINVAL;
+            size_t at = pos - base;
+            size_t k = p->len - at < len ? p->len - at : len;
+            memcpy(p->u.bytes.data + at, src, k);
+            src += k;
+            pos += k;
+            len -= k;
+        }
+        base += p->len;
+    }
+    return len == 0 ? 0 : -EINVAL;
+}
+
+/* Gathers consecutive byte pieces from the send position into iov; returns the count. */
+static int iochain_gather(const struct iochain *c, struct iovec *iov)
+{
+    int k = 0;
+    for (int i = c->send_piece; i < c->n && k < IOCHAIN_MAX_IOV; i++) {
+        const struct iochain_piece *p = &c->pieces[i];
+        if (p->kind != IOCHAIN_BYTES)
+            break;
+        size_t skip = i == c->send_piece ? c->send_off : 0;
+        if (p->len == skip)
+            continue;
+        iov[k].iov_base = p->u.bytes.data + skip;
+        iov[k].iov_len = p->len - skip;
+        k++;
+    }
+    return k;
+}
+
+static void iochain_advance(struct iochain *c, size_t n)
+{
+    c->sent += n;
+    while (n > 0 || (c->send_piece < c->n && c->send_off == c->pieces[c->send_piece].len)) {
+        struct iochain_piece *p = &c->pieces[c->send_piece];
+        size_t left = p->len - c->send_off;
+        if (n < left) {
+            c->send_off += n;
+            return;
+        }
+        n -= left;
+        c->send_piece++;
+        c->send_off = 0;
+        if (c->send_piece == c->n)
+            return;
+    }
+}
+
+int iochain_send(struct iochain *c, int sock)
+{
+    if (c->oom)
+        return -ENOMEM;
+    while (c->send_piece < c->n) {
+        struct iochain_piece *p = &c->pieces[c->send_piece];
+        ssize_t w;
+        if (p->kind == IOCHAIN_BYTES) {
+            struct iovec iov[IOCHAIN_MAX_IOV];
+            int k = iochain_gather(c, iov);
+            if (k == 0) {
+                iochain_advance(c, 0);
+                continue;
+            }
+            w = writev(sock, iov, k);
+        } else {
+            off_t off = p->u.file.off + (off_t)c->send_off;
+            size_t left = p->len - c->send_off;
+            w = sendfile(sock, p->u.file.fd, &off, left);
+            if (w == 0)
+                return -EIO; /* file shorter than promised */
+        }
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        iochain_advance(c, (size_t)w);
+    }
+    return 1;
+}
+
+int iochain_flatten(const struct iochain *c, uint8_t *buf)
+{
+    size_t at = 0;
+    for (int i = 0; i < c->n; i++) {
+        const struct iochain_piece *p = &c->pieces[i];
+        if (p->kind == IOCHAIN_BYTES) {
+            memcpy(buf + at, p->u.bytes.data, p->len);
+        } else {
+            size_t got = 0;
+            while (got < p->len) {
+                ssize_t r = pread(p->u.file.fd, buf + at + got, p->len - got,
+                                  p->u.file.off + (off_t)got);
+                if (r <= 0)
+                    return -EIO;
+                got += (size_t)r;
+            }
+        }
+        at += p->len;
+    }
+    return 0;
+}

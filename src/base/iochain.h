@@ -1,0 +1,84 @@
+/*
+ * I/O chain: an outgoing byte stream made of pieces, each either bytes held in memory or a
+ * range of a file. Responses are built as chains so that fetched records travel from the page
+ * cache to the socket with sendfile(2) and never enter user space; the bytes around them
+ * (headers, lengths) go out with writev(2).
+ *
+ * Ownership: byte pieces are owned by the chain. A file piece borrows an fd; the chain calls the
+ * piece's release(ctx) when the chain is freed (after the bytes were sent or the connection
+ * died), which is how the storage layer knows a segment file may be closed.
+ *
+ * Not thread-safe: one thread builds a chain, then hands it over whole.
+ */
+#ifndef GREGOR_BASE_IOCHAIN_H
+#define GREGOR_BASE_IOCHAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum iochain_kind { IOCHAIN_BYTES, IOCHAIN_FILE };
+
+struct iochain_piece {
+    enum iochain_kind kind;
+    size_t len;        /* bytes in this piece */
+    union {
+        struct {
+            uint8_t *data;
+            size_t cap;
+        } bytes;
+        struct {
+            int fd;
+            off_t off;
+            void (*release)(void *ctx);
+            void *ctx;
+        } file;
+    } u;
+};
+
+struct iochain {
+    struct iochain_piece *pieces;
+    int n;
+    int cap;
+    size_t total;       /* bytes in all pieces */
+    int send_piece;     /* first piece not completely sent */
+    size_t send_off;    /* bytes of that piece already sent */
+    size_t sent;        /* total bytes sent so far */
+    int oom;            /* an append failed; the chain must not be sent */
+};
+
+void iochain_init(struct iochain *c);
+
+/* Frees byte pieces and releases file pieces. The chain can be iochain_init'ed again. */
+void iochain_free(struct iochain *c);
+
+/* Appends a copy of len bytes. Returns 0 or -ENOMEM (also recorded in c->oom). */
+int iochain_append(struct iochain *c, const void *data, size_t len);
+
+/*
+ * Returns a pointer to n contiguous writable bytes at the end of the chain, already counted as
+ * appended (the caller must fill them). NULL on allocation failure (c->oom set).
+ */
+uint8_t *iochain_reserve(struct iochain *c, size_t n);
+
+/*
+ * Appends a file range. release(ctx) is called exactly once when the chain is freed, even if
+ * this call fails (then it is called before returning -ENOMEM). release may be NULL.
+ */
+int iochain_append_file(struct iochain *c, int fd, off_t off, size_t len,
+                        void (*release)(void *ctx), void *ctx);
+
+/* Overwrites len bytes at absolute position pos; the range must lie in byte pieces. */
+int iochain_patch(struct iochain *c, size_t pos, const void *data, size_t len);
+
+/*
+ * Sends as much as the non-blocking socket takes. Returns 1 when everything is sent, 0 when
+ * the socket would block (call again when writable), or a negative errno on failure (the
+ * connection should be closed). A file that ended early (truncated under us) yields -EIO.
+ */
+int iochain_send(struct iochain *c, int sock);
+
+/* Copies the whole chain (file ranges read with pread) into buf of size c->total; for tests. */
+int iochain_flatten(const struct iochain *c, uint8_t *buf);
+
+#endif

@@ -1,0 +1,445 @@
+/*
+ * Broker configuration table. Each entry maps a Kafka property name to a field of
+ * struct broker_config with its type and range; config_apply() walks the given properties and
+ * rejects anything not in the table. Synonyms (Kafka's older names, e.g. log.retention.hours)
+ * convert units into the canonical field.
+ */
+#include "broker/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum config_type { CT_INT32, CT_INT16, CT_INT64, CT_BOOL, CT_STRING, CT_DOUBLE, CT_LISTENERS };
+
+struct config_entry {
+    const char *name;
+    enum config_type type;
+    size_t offset;
+    size_t size;          /* for strings: buffer size */
+    int64_t min, max;     /* for integers */
+    int64_t scale;        /* multiply the parsed integer (hours -> ms), 0 = 1 */
+};
+
+#define F(field) offsetof(struct broker_config, field), sizeof(((struct broker_config *)0)->field)
+#define NOLIM INT64_MIN, INT64_MAX
+
+static const struct config_entry config_table[] = {
+    {"node.id", CT_INT32, F(node_id), 0, INT32_MAX, 0},
+    {"broker.id", CT_INT32, F(node_id), 0, INT32_MAX, 0},
+    {"listeners", CT_LISTENERS, F(listeners), 0, 0, 0},
+    {"advertised.listeners", CT_LISTENERS, F(advertised), 0, 0, 0},
+    {"log.dirs", CT_STRING, F(log_dirs), 0, 0, 0},
+    {"log.dir", CT_STRING, F(log_dirs), 0, 0, 0},
+    {"process.roles", CT_STRING, F(process_roles), 0, 0, 0},
+    {"controller.quorum.voters", CT_STRING, F(controller_quorum_voters), 0, 0, 0},
+    {"controller.listener.names", CT_STRING, F(controller_listener_names), 0, 0, 0},
+    {"cluster.id", CT_STRING, F(cluster_id), 0, 0, 0},
+    {"num.partitions", CT_INT32, F(num_partitions), 1, 1000000, 0},
+    {"default.replication.factor", CT_INT16, F(default_replication_factor), 1, INT16_MAX, 0},
+    {"auto.create.topics.enable", CT_BOOL, F(auto_create_topics_enable), 0, 0, 0},
+    {"delete.topic.enable", CT_BOOL, F(delete_topic_enable), 0, 0, 0},
+    {"socket.request.max.bytes", CT_INT32, F(socket_request_max_bytes), 1024, INT32_MAX, 0},
+    {"num.io.threads", CT_INT32, F(num_io_threads), 0, 256, 0},
+    {"num.network.threads", CT_INT32, F(num_network_threads), 1, 256, 0},
+    {"connections.max.idle.ms", CT_INT64, F(connections_max_idle_ms), -1, INT64_MAX, 0},
+    {"max.connections", CT_INT32, F(max_connections), 0, INT32_MAX, 0},
+    {"max.connections.per.ip", CT_INT32, F(max_connections_per_ip), 0, INT32_MAX, 0},
+    {"message.max.bytes", CT_INT32, F(message_max_bytes), 0, INT32_MAX, 0},
+    {"min.insync.replicas", CT_INT32, F(min_insync_replicas), 1, INT32_MAX, 0},
+    {"compression.type", CT_STRING, F(compression_type), 0, 0, 0},
+    {"log.message.timestamp.type", CT_STRING, F(log_message_timestamp_type), 0, 0, 0},
+    {"log.message.timestamp.before.max.ms", CT_INT64, F(log_message_timestamp_before_max_ms), 0,
+     INT64_MAX, 0},
+    {"log.message.timestamp.after.max.ms", CT_INT64, F(log_message_timestamp_after_max_ms), 0,
+     INT64_MAX, 0},
+    {"log.message.timestamp.difference.max.ms", CT_INT64, F(log_message_timestamp_before_max_ms),
+     0, INT64_MAX, 0},
+    {"log.segment.bytes", CT_INT64, F(log_segment_bytes), 14, INT32_MAX, 0},
+    {"log.roll.ms", CT_INT64, F(log_roll_ms), 1, INT64_MAX, 0},
+    {"log.roll.hours", CT_INT64, F(log_roll_ms), 1, INT32_MAX, 3600000},
+    {"log.retention.ms", CT_INT64, F(log_retention_ms), -1, INT64_MAX, 0},
+    {"log.retention.minutes", CT_INT64, F(log_retention_ms), -1, INT32_MAX, 60000},
+    {"log.retention.hours", CT_INT64, F(log_retention_ms), -1, INT32_MAX, 3600000},
+    {"log.retention.bytes", CT_INT64, F(log_retention_bytes), -1, INT64_MAX, 0},
+    {"log.retention.check.interval.ms", CT_INT64, F(log_retention_check_interval_ms), 1,
+     INT64_MAX, 0},
+    {"log.index.interval.bytes", CT_INT32, F(log_index_interval_bytes), 0, INT32_MAX, 0},
+    {"log.index.size.max.bytes", CT_INT32, F(log_index_size_max_bytes), 4, INT32_MAX, 0},
+    {"log.flush.interval.messages", CT_INT64, F(log_flush_interval_messages), 1, INT64_MAX, 0},
+    {"log.flush.interval.ms", CT_INT64, F(log_flush_interval_ms), 0, INT64_MAX, 0},
+    {"log.segment.delete.delay.ms", CT_INT64, F(log_segment_delete_delay_ms), 0, INT64_MAX, 0},
+    {"file.delete.delay.ms", CT_INT64, F(log_segment_delete_delay_ms), 0, INT64_MAX, 0},
+    {"num.recovery.threads.per.data.dir", CT_INT32, F(num_recovery_threads_per_data_dir), 1, 256,
+     0},
+    {"log.cleanup.policy", CT_STRING, F(log_cleanup_policy), 0, 0, 0},
+    {"log.cleaner.enable", CT_BOOL, F(log_cleaner_enable), 0, 0, 0},
+    {"log.cleaner.delete.retention.ms", CT_INT64, F(log_cleaner_delete_retention_ms), 0,
+     INT64_MAX, 0},
+    {"log.cleaner.min.cleanable.ratio", CT_DOUBLE, F(log_cleaner_min_cleanable_ratio), 0, 1, 0},
+    {"offsets.topic.num.partitions", CT_INT32, F(offsets_topic_num_partitions), 1, 100000, 0},
+    {"offsets.topic.replication.factor", CT_INT16, F(offsets_topic_replication_factor), 1,
+     INT16_MAX, 0},
+    {"offsets.topic.segment.bytes", CT_INT32, F(offsets_topic_segment_bytes), 1, INT32_MAX, 0},
+    {"offsets.retention.minutes", CT_INT64, F(offsets_retention_minutes), 1, INT32_MAX, 0},
+    {"group.initial.rebalance.delay.ms", CT_INT32, F(group_initial_rebalance_delay_ms), 0,
+     INT32_MAX, 0},
+    {"group.min.session.timeout.ms", CT_INT32, F(group_min_session_timeout_ms), 0, INT32_MAX, 0},
+    {"group.max.session.timeout.ms", CT_INT32, F(group_max_session_timeout_ms), 0, INT32_MAX, 0},
+    {"transactional.id.expiration.ms", CT_INT64, F(transactional_id_expiration_ms), 1, INT32_MAX,
+     0},
+    {"producer.id.expiration.ms", CT_INT64, F(producer_id_expiration_ms), 1, INT32_MAX, 0},
+    {"replica.lag.time.max.ms", CT_INT64, F(replica_lag_time_max_ms), 1, INT64_MAX, 0},
+    {"unclean.leader.election.enable", CT_BOOL, F(unclean_leader_election_enable), 0, 0, 0},
+    {"metrics.listener", CT_STRING, F(metrics_listener), 0, 0, 0},
+    {"log.level", CT_STRING, F(log_level), 0, 0, 0},
+};
+
+#define CONFIG_COUNT (sizeof(config_table) / sizeof(config_table[0]))
+
+void config_defaults(struct broker_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->node_id = 1;
+    config_parse_listeners("PLAINTEXT://:9092", c->listeners, CONFIG_MAX_LISTENERS);
+    c->num_listeners = 1;
+    snprintf(c->log_dirs, sizeof(c->log_dirs), "/tmp/gregor-logs");
+    snprintf(c->process_roles, sizeof(c->process_roles), "broker,controller");
+    c->num_partitions = 1;
+    c->default_replication_factor = 1;
+    c->auto_create_topics_enable = true;
+    c->delete_topic_enable = true;
+    c->socket_request_max_bytes = 104857600;
+    c->num_io_threads = 0;
+    c->num_network_threads = 3;
+    c->connections_max_idle_ms = 600000;
+    c->max_connections = INT32_MAX;
+    c->max_connections_per_ip = INT32_MAX;
+    c->message_max_bytes = 1048588;
+    c->min_insync_replicas = 1;
+    snprintf(c->compression_type, sizeof(c->compression_type), "producer");
+    snprintf(c->log_message_timestamp_type, sizeof(c->log_message_timestamp_type), "CreateTime");
+    c->log_message_timestamp_before_max_ms = INT64_MAX;
+    c->log_message_timestamp_after_max_ms = INT64_MAX;
+    c->log_segment_bytes = 1073741824;
+    c->log_roll_ms = 7LL * 24 * 3600 * 1000;
+    c->log_retention_ms = 7LL * 24 * 3600 * 1000;
+    c->log_retention_bytes = -1;
+    c->log_retention_check_interval_ms = 300000;
+    c->log_index_interval_bytes = 4096;
+    c->log_index_size_max_bytes = 10485760;
+    c->log_flush_interval_messages = INT64_MAX;
+    c->log_flush_interval_ms = INT64_MAX;
+    c->log_segment_delete_delay_ms = 60000;
+    c->num_recovery_threads_per_data_dir = 2;
+    snprintf(c->log_cleanup_policy, sizeof(c->log_cleanup_policy), "delete");
+    c->log_cleaner_enable = true;
+    c->log_cleaner_delete_retention_ms = 86400000;
+    c->log_cleaner_min_cleanable_ratio = 0.5;
+    c->offsets_topic_num_partitions = 50;
+    c->offsets_topic_replication_factor = 3;
+    c->offsets_topic_segment_bytes = 104857600;
+    c->offsets_retention_minutes = 10080;
+    c->group_initial_rebalance_delay_ms = 3000;
+    c->group_min_session_timeout_ms = 6000;
+    c->group_max_session_timeout_ms = 1800000;
+    c->transactional_id_expiration_ms = 604800000;
+    c->producer_id_expiration_ms = 86400000;
+    c->replica_lag_time_max_ms = 30000;
+    c->unclean_leader_election_enable = false;
+    snprintf(c->log_level, sizeof(c->log_level), "info");
+}
+
+static const struct config_entry *config_find(const char *name)
+{
+    for (size_t i = 0; i < CONFIG_COUNT; i++)
+        if (strcmp(config_table[i].name, name) == 0)
+            return &config_table[i];
+    return NULL;
+}
+
+const char *config_property_name(size_t i)
+{
+    return i < CONFIG_COUNT ? config_table[i].name : NULL;
+}
+
+static int parse_int64(const char *s, int64_t *out)
+{
+    if (*s == '\0')
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    if (strcasecmp(s, "true") == 0)
+        *out = true;
+    else if (strcasecmp(s, "false") == 0)
+        *out = false;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+int config_parse_listeners(const char *s, struct listener_config *out, int max)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[512];
+        if (len == 0 || len >= sizeof(item) || n == max)
+            return -EINVAL;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        char *sep = strstr(item, "://");
+        if (sep == NULL || sep == item || (size_t)(sep - item) >= sizeof(out[n].name))
+            return -EINVAL;
+        *sep = '\0';
+        char *hostport = sep + 3;
+        char *colon = strrchr(hostport, ':');
+        if (colon == NULL)
+            return -EINVAL;
+        *colon = '\0';
+        char *host = hostport;
+        if (host[0] == '[') { /* [::1] */
+            size_t hl = strlen(host);
+            if (hl < 2 || host[hl - 1] != ']')
+                return -EINVAL;
+            host[hl - 1] = '\0';
+            host++;
+        }
+        int64_t port;
+        if (parse_int64(colon + 1, &port) != 0 || port < 0 || port > 65535 ||
+            strlen(host) >= sizeof(out[n].host))
+            return -EINVAL;
+        memcpy(out[n].name, item, strlen(item) + 1);
+        memcpy(out[n].host, host, strlen(host) + 1);
+        out[n].port = (int)port;
+        n++;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return n;
+}
+
+static int config_set_one(struct broker_config *c, const struct config_entry *e, const char *v)
+{
+    void *field = (char *)c + e->offset;
+    int64_t iv;
+    switch (e->type) {
+    case CT_INT16:
+    case CT_INT32:
+    case CT_INT64:
+        if (parse_int64(v, &iv) != 0 || iv < e->min || iv > e->max)
+            return -EINVAL;
+        if (e->scale && iv > 0)
+            iv = iv > INT64_MAX / e->scale ? INT64_MAX : iv * e->scale;
+        if (e->type == CT_INT16)
+            *(int16_t *)field = (int16_t)iv;
+        else if (e->type == CT_INT32)
+            *(int32_t *)field = (int32_t)iv;
+        else
+            *(int64_t *)field = iv;
+        return 0;
+    case CT_BOOL:
+        return parse_bool(v, (bool *)field);
+    case CT_DOUBLE: {
+        char *end;
+        double d = strtod(v, &end);
+        if (*v == '\0' || *end != '\0' || d < (double)e->min || d > (double)e->max)
+            return -EINVAL;
+        *(double *)field = d;
+        return 0;
+    }
+    case CT_STRING:
+        if (strlen(v) >= e->size)
+            return -EINVAL;
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
+    case CT_LISTENERS: {
+        int n = config_parse_listeners(v, (struct listener_config *)field, CONFIG_MAX_LISTENERS);
+        if (n <= 0)
+            return -EINVAL;
+        if (field == (void *)c->listeners)
+            c->num_listeners = n;
+        else
+            c->num_advertised = n;
+        return 0;
+    }
+    }
+    return -EINVAL;
+}
+
+int config_apply(struct broker_config *c, const struct properties *props, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < props->n; i++) {
+        const struct property *p = &props->items[i];
+        const struct config_entry *e = config_find(p->key);
+        if (e == NULL) {
+            snprintf(err, errlen, "unknown configuration property '%s'", p->key);
+            return -EINVAL;
+        }
+        if (config_set_one(c, e, p->value) != 0) {
+            snprintf(err, errlen, "invalid value '%s' for configuration property '%s'", p->value,
+                     p->key);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static bool is_controller_listener(const struct broker_config *c, const char *name)
+{
+    if (c->controller_listener_names[0] == '\0')
+        return strcmp(name, "CONTROLLER") == 0;
+    char names[sizeof(c->controller_listener_names)];
+    snprintf(names, sizeof(names), "%s", c->controller_listener_names);
+    char *save = NULL;
+    for (char *t = strtok_r(names, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (strcmp(t, name) == 0)
+            return true;
+    return false;
+}
+
+const struct listener_config *config_client_listener(const struct broker_config *c)
+{
+    for (int i = 0; i < c->num_listeners; i++)
+        if (!is_controller_listener(c, c->listeners[i].name))
+            return &c->listeners[i];
+    return NULL;
+}
+
+const struct listener_config *config_advertised_listener(const struct broker_config *c)
+{
+    const struct listener_config *l = config_client_listener(c);
+    for (int i = 0; l && i < c->num_advertised; i++)
+        if (strcmp(c->advertised[i].name, l->name) == 0)
+            return &c->advertised[i];
+    return l;
+}
+
+/* Creates dir (and parents) if needed and checks it is a writable directory. */
+static int ensure_dir(const char *path)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -errno;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    struct stat st;
+    if (stat(tmp, &st) != 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    if (access(tmp, W_OK | X_OK) != 0)
+        return -errno;
+    return 0;
+}
+
+int config_validate(struct broker_config *c, char *err, size_t errlen)
+{
+    const struct listener_config *l = config_client_listener(c);
+    if (l == NULL) {
+        snprintf(err, errlen, "configuration property 'listeners' names no client listener");
+        return -EINVAL;
+    }
+    if (strcmp(l->name, "PLAINTEXT") != 0) {
+        snprintf(err, errlen,
+                 "listener '%s' in 'listeners' is not supported yet (only PLAINTEXT)", l->name);
+        return -EINVAL;
+    }
+    if (c->log_dirs[0] == '\0') {
+        snprintf(err, errlen, "configuration property 'log.dirs' is empty");
+        return -EINVAL;
+    }
+    if (strchr(c->log_dirs, ',') != NULL) {
+        snprintf(err, errlen, "configuration property 'log.dirs': only one directory is supported");
+        return -EINVAL;
+    }
+    int rc = ensure_dir(c->log_dirs);
+    if (rc != 0) {
+        snprintf(err, errlen, "log.dirs '%s' is not a usable directory: %s", c->log_dirs,
+                 strerror(-rc));
+        return -EINVAL;
+    }
+    if (strcmp(c->log_message_timestamp_type, "CreateTime") != 0 &&
+        strcmp(c->log_message_timestamp_type, "LogAppendTime") != 0) {
+        snprintf(err, errlen, "invalid value '%s' for configuration property "
+                              "'log.message.timestamp.type'", c->log_message_timestamp_type);
+        return -EINVAL;
+    }
+    static const char *codecs[] = {"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"};
+    bool codec_ok = false;
+    for (size_t i = 0; i < sizeof(codecs) / sizeof(codecs[0]); i++)
+        codec_ok |= strcmp(c->compression_type, codecs[i]) == 0;
+    if (!codec_ok) {
+        snprintf(err, errlen, "invalid value '%s' for configuration property 'compression.type'",
+                 c->compression_type);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_describe(const struct broker_config *c, const char *name, char *buf, size_t len)
+{
+    const struct config_entry *e = config_find(name);
+    if (e == NULL)
+        return -ENOENT;
+    const void *field = (const char *)c + e->offset;
+    switch (e->type) {
+    case CT_INT16:
+        snprintf(buf, len, "%d", *(const int16_t *)field);
+        break;
+    case CT_INT32:
+        snprintf(buf, len, "%d", *(const int32_t *)field);
+        break;
+    case CT_INT64: {
+        int64_t v = *(const int64_t *)field;
+        if (e->scale && v > 0)
+            v /= e->scale;
+        snprintf(buf, len, "%lld", (long long)v);
+        break;
+    }
+    case CT_BOOL:
+        snprintf(buf, len, "%s", *(const bool *)field ? "true" : "false");
+        break;
+    case CT_DOUBLE:
+        snprintf(buf, len, "%g", *(const double *)field);
+        break;
+    case CT_STRING:
+        snprintf(buf, len, "%s", (const char *)field);
+        break;
+    case CT_LISTENERS: {
+        const struct listener_config *ls = field;
+        int n = ls == c->listeners ? c->num_listeners : c->num_advertised;
+        size_t at = 0;
+        buf[0] = '\0';
+        for (int i = 0; i < n && at < len; i++)
+            at += (size_t)snprintf(buf + at, len - at, "%s%s://%s:%d", i ? "," : "", ls[i].name,
+                                   ls[i].host, ls[i].port);
+        break;
+    }
+    }
+    return 0;
+}

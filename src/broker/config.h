@@ -1,0 +1,114 @@
+/*
+ * Broker configuration with Kafka's property names (server.properties / --override).
+ *
+ * The table in config.c lists every property Gregor understands, its type, default and valid
+ * range; anything else is an error naming the property, as is a value that does not parse or
+ * is out of range. The parsed struct is immutable after start-up and shared read-only by all
+ * threads.
+ */
+#ifndef GREGOR_BROKER_CONFIG_H
+#define GREGOR_BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/properties.h"
+
+#define CONFIG_MAX_LISTENERS 4
+
+struct listener_config {
+    char name[32];     /* PLAINTEXT, CONTROLLER, ... */
+    char host[256];    /* "" = all interfaces */
+    int port;
+};
+
+struct broker_config {
+    int32_t node_id;
+    struct listener_config listeners[CONFIG_MAX_LISTENERS];
+    int num_listeners;
+    struct listener_config advertised[CONFIG_MAX_LISTENERS];
+    int num_advertised;
+    char log_dirs[1024];           /* first of log.dirs is used for metadata */
+    char process_roles[64];
+    char controller_quorum_voters[1024];
+    char controller_listener_names[64];
+    char cluster_id[64];
+    int32_t num_partitions;
+    int16_t default_replication_factor;
+    bool auto_create_topics_enable;
+    bool delete_topic_enable;
+    int32_t socket_request_max_bytes;
+    int32_t num_io_threads;        /* 0 = one per core */
+    int32_t num_network_threads;   /* accepted for compatibility; I/O workers do both */
+    int64_t connections_max_idle_ms;
+    int32_t max_connections;
+    int32_t max_connections_per_ip;
+    int32_t message_max_bytes;
+    int32_t min_insync_replicas;
+    char compression_type[16];
+    char log_message_timestamp_type[16];
+    int64_t log_message_timestamp_before_max_ms;
+    int64_t log_message_timestamp_after_max_ms;
+    /* storage */
+    int64_t log_segment_bytes;
+    int64_t log_roll_ms;
+    int64_t log_retention_ms;
+    int64_t log_retention_bytes;
+    int64_t log_retention_check_interval_ms;
+    int32_t log_index_interval_bytes;
+    int32_t log_index_size_max_bytes;
+    int64_t log_flush_interval_messages;
+    int64_t log_flush_interval_ms;
+    int64_t log_segment_delete_delay_ms;
+    int32_t num_recovery_threads_per_data_dir;
+    char log_cleanup_policy[32];
+    bool log_cleaner_enable;
+    int64_t log_cleaner_delete_retention_ms;
+    double log_cleaner_min_cleanable_ratio;
+    /* groups and offsets */
+    int32_t offsets_topic_num_partitions;
+    int16_t offsets_topic_replication_factor;
+    int32_t offsets_topic_segment_bytes;
+    int64_t offsets_retention_minutes;
+    int32_t group_initial_rebalance_delay_ms;
+    int32_t group_min_session_timeout_ms;
+    int32_t group_max_session_timeout_ms;
+    /* producers and replication */
+    int64_t transactional_id_expiration_ms;
+    int64_t producer_id_expiration_ms;
+    int64_t replica_lag_time_max_ms;
+    bool unclean_leader_election_enable;
+    /* operations */
+    char metrics_listener[256];
+    char log_level[16];
+};
+
+/* Fills defaults. */
+void config_defaults(struct broker_config *c);
+
+/*
+ * Applies every property to c. On error writes one line naming the property and the problem to
+ * err (size errlen) and returns -EINVAL.
+ */
+int config_apply(struct broker_config *c, const struct properties *props, char *err, size_t errlen);
+
+/* Checks cross-property rules and that listeners/log dirs are usable; same error contract. */
+int config_validate(struct broker_config *c, char *err, size_t errlen);
+
+/* Parses "NAME://host:port[,NAME://host:port...]". Returns count or -EINVAL. */
+int config_parse_listeners(const char *s, struct listener_config *out, int max);
+
+/* The listener clients connect to (first non-controller listener). */
+const struct listener_config *config_client_listener(const struct broker_config *c);
+
+/* The address advertised to clients for the client listener. */
+const struct listener_config *config_advertised_listener(const struct broker_config *c);
+
+/* Writes the property's current value as text, for DescribeConfigs of the broker. */
+int config_describe(const struct broker_config *c, const char *name, char *buf, size_t len);
+
+/* Iterates over known property names; returns NULL past the end. */
+const char *config_property_name(size_t i);
+
+#endif

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests (release and ASan/UBSan builds), then interop and fault tests
+# that drive a real gregor process with real clients. Each test program prints
+# "ok NAME" / "not ok NAME: why" lines; this script counts them and ends with the line
+# "N passed, N failed" that CI reads. A program that dies without reporting counts as a failure.
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PASS=0
+FAIL=0
+FAILED_NAMES=()
+LOGDIR=$(mktemp -d /tmp/gregor-test-logs.XXXXXX)
+export GREGOR_BIN_RELEASE="$ROOT/build/gregor"
+export GREGOR_BIN_ASAN="$ROOT/build-asan/gregor"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
+PY=/usr/bin/python3
+
+# run_one LABEL TIMEOUT CMD...: runs CMD, tallies its ok/not ok lines.
+run_one() {
+  local label=$1 tmo=$2; shift 2
+  local log="$LOGDIR/$(echo "$label" | tr '/ ' '__').log"
+  local start=$(date +%s)
+  timeout -k 10 "$tmo" "$@" >"$log" 2>&1
+  local rc=$?
+  local ok nok
+  ok=$(grep -c '^ok ' "$log")
+  nok=$(grep -c '^not ok ' "$log")
+  if [ "$ok" -eq 0 ] && [ "$nok" -eq 0 ]; then nok=1; echo "not ok $label: reported nothing (exit $rc)" >>"$log"; fi
+  if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then nok=1; echo "not ok $label: exit status $rc" >>"$log"; fi
+  PASS=$((PASS + ok)); FAIL=$((FAIL + nok))
+  printf '%-60s %4d ok %3d failed  %3ss\n' "$label" "$ok" "$nok" "$(( $(date +%s) - start ))"
+  if [ "$nok" -gt 0 ]; then
+    grep '^not ok ' "$log" | sed 's/^/    /'
+    FAILED_NAMES+=("$label")
+    echo "    --- last lines of $log ---"; tail -n 25 "$log" | sed 's/^/    | /'
+  fi
+}
+
+for flavour in build build-asan; do
+  for t in "$flavour"/tests/test_*; do
+    [ -x "$t" ] || continue
+    run_one "unit[$flavour] $(basename "$t")" 600 "$t"
+  done
+done
+
+# Interop and fault tests: each file starts its own broker(s) on free loopback ports.
+# GREGOR_BIN selects the binary; the ASan flavour runs the files marked "asan-smoke".
+for t in tests/interop/test_* tests/faults/test_*; do
+  [ -f "$t" ] || continue
+  case "$t" in
+    *.py) cmd=("$PY" "$t") ;;
+    *.js) cmd=(node "$t") ;;
+    *.sh) cmd=(bash "$t") ;;
+    *) continue ;;
+  esac
+  GREGOR_BIN="$GREGOR_BIN_RELEASE" run_one "interop $t" 900 "${cmd[@]}"
+  if grep -q 'asan-smoke' "$t"; then
+    GREGOR_BIN="$GREGOR_BIN_ASAN" GREGOR_ASAN=1 run_one "interop[asan] $t" 900 "${cmd[@]}"
+  fi
+done
+
+if [ -d tests/fuzz ] && [ -f tests/fuzz/run.sh ]; then
+  run_one "fuzz (short)" 600 bash tests/fuzz/run.sh --short
+fi
+
+echo "logs: $LOGDIR"
+[ ${#FAILED_NAMES[@]} -gt 0 ] && echo "failed programs: ${FAILED_NAMES[*]}"
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
