@@ -1,0 +1,535 @@
+/*
+ * Encoder and decoder for metadata record batches (format in records.h).
+ *
+ * Invariants: the decoder never reads past `len`; every length or count is checked against
+ * the bytes left before anything is allocated for it, so a hostile length cannot make it
+ * allocate more than a small multiple of the input size. Decoded memory comes from a per-batch
+ * arena (a list of malloc'd chunks) freed in one go.
+ */
+#include "cluster/records.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RECORD_VERSION 1
+
+/* ---------- output ---------- */
+
+static void buf_reserve(struct metadata_buf *b, size_t extra)
+{
+    if (b->failed || b->len + extra <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra)
+        cap *= 2;
+    uint8_t *p = realloc(b->data, cap);
+    if (p == NULL) {
+        b->failed = 1;
+        return;
+    }
+    b->data = p;
+    b->cap = cap;
+}
+
+static void put_bytes(struct metadata_buf *b, const void *src, size_t n)
+{
+    buf_reserve(b, n);
+    if (b->failed)
+        return;
+    if (n)
+        memcpy(b->data + b->len, src, n);
+    b->len += n;
+}
+
+static void put_u8(struct metadata_buf *b, uint8_t v)
+{
+    put_bytes(b, &v, 1);
+}
+
+static void put_be(struct metadata_buf *b, uint64_t v, int width)
+{
+    uint8_t tmp[8];
+    for (int i = 0; i < width; i++)
+        tmp[i] = (uint8_t)(v >> (8 * (width - 1 - i)));
+    put_bytes(b, tmp, (size_t)width);
+}
+
+static size_t uvarint_encode(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+static void put_uvarint(struct metadata_buf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    put_bytes(b, tmp, uvarint_encode(tmp, v));
+}
+
+static void put_string(struct metadata_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    put_uvarint(b, n);
+    put_bytes(b, s, n);
+}
+
+static void put_opt_string(struct metadata_buf *b, const char *s)
+{
+    if (s == NULL) {
+        put_uvarint(b, 0);
+        return;
+    }
+    size_t n = strlen(s);
+    put_uvarint(b, n + 1);
+    put_bytes(b, s, n);
+}
+
+static void put_int_array(struct metadata_buf *b, const int32_t *v, uint32_t n)
+{
+    put_uvarint(b, n);
+    for (uint32_t i = 0; i < n; i++)
+        put_be(b, (uint32_t)v[i], 4);
+}
+
+void metadata_buf_free(struct metadata_buf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+/* ---------- record bodies ---------- */
+
+static void encode_configs(struct metadata_buf *b, const struct metadata_config_entry *e,
+                           uint32_t n)
+{
+    put_uvarint(b, n);
+    for (uint32_t i = 0; i < n; i++) {
+        put_string(b, e[i].name);
+        put_opt_string(b, e[i].value);
+    }
+}
+
+static int encode_body(struct metadata_buf *b, const struct metadata_record *r)
+{
+    switch (r->type) {
+    case METADATA_REC_REGISTER_BROKER:
+        put_be(b, (uint32_t)r->broker.broker_id, 4);
+        put_be(b, (uint32_t)r->broker.port, 4);
+        put_string(b, r->broker.host);
+        put_opt_string(b, r->broker.rack);
+        return 0;
+    case METADATA_REC_TOPIC:
+        put_string(b, r->topic.name);
+        put_bytes(b, r->topic.topic_id, METADATA_UUID_LEN);
+        encode_configs(b, r->topic.configs, r->topic.n_configs);
+        return 0;
+    case METADATA_REC_PARTITION:
+        put_bytes(b, r->partition.topic_id, METADATA_UUID_LEN);
+        put_be(b, (uint32_t)r->partition.partition, 4);
+        put_be(b, (uint32_t)r->partition.leader, 4);
+        put_be(b, (uint32_t)r->partition.leader_epoch, 4);
+        put_be(b, (uint32_t)r->partition.partition_epoch, 4);
+        put_int_array(b, r->partition.replicas, r->partition.n_replicas);
+        put_int_array(b, r->partition.isr, r->partition.n_isr);
+        return 0;
+    case METADATA_REC_PARTITION_CHANGE: {
+        const struct metadata_rec_partition_change *c = &r->partition_change;
+        put_bytes(b, c->topic_id, METADATA_UUID_LEN);
+        put_be(b, (uint32_t)c->partition, 4);
+        put_u8(b, (uint8_t)((c->has_leader ? 1 : 0) | (c->has_isr ? 2 : 0) |
+                            (c->has_replicas ? 4 : 0)));
+        if (c->has_leader)
+            put_be(b, (uint32_t)c->leader, 4);
+        if (c->has_isr)
+            put_int_array(b, c->isr, c->n_isr);
+        if (c->has_replicas)
+            put_int_array(b, c->replicas, c->n_replicas);
+        return 0;
+    }
+    case METADATA_REC_REMOVE_TOPIC:
+        put_bytes(b, r->remove_topic.topic_id, METADATA_UUID_LEN);
+        return 0;
+    case METADATA_REC_CONFIG:
+        put_bytes(b, r->config.topic_id, METADATA_UUID_LEN);
+        encode_configs(b, r->config.ops, r->config.n_ops);
+        return 0;
+    case METADATA_REC_PRODUCER_IDS:
+        put_be(b, (uint32_t)r->producer_ids.broker_id, 4);
+        put_be(b, (uint64_t)r->producer_ids.next_block_start, 8);
+        return 0;
+    case METADATA_REC_IMAGE_HEADER:
+        put_be(b, r->image_header.version, 8);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+void metadata_batch_begin(struct metadata_buf *b)
+{
+    put_u8(b, METADATA_BATCH_MAGIC);
+    put_u8(b, METADATA_BATCH_FORMAT);
+    put_be(b, 0, 4);
+}
+
+/*
+ * Appends type, version, length and body. The body is encoded in place first and then moved
+ * right by the size of its length prefix, which is only known afterwards.
+ */
+int metadata_batch_append(struct metadata_buf *b, const struct metadata_record *rec)
+{
+    put_u8(b, (uint8_t)rec->type);
+    put_u8(b, RECORD_VERSION);
+    size_t body_start = b->len;
+    int rc = encode_body(b, rec);
+    if (rc != 0)
+        return rc;
+    if (b->failed)
+        return -ENOMEM;
+    size_t body_len = b->len - body_start;
+    uint8_t prefix[10];
+    size_t plen = uvarint_encode(prefix, body_len);
+    buf_reserve(b, plen);
+    if (b->failed)
+        return -ENOMEM;
+    memmove(b->data + body_start + plen, b->data + body_start, body_len);
+    memcpy(b->data + body_start, prefix, plen);
+    b->len += plen;
+    /* Count lives at bytes 2..5; patch it now so a batch is always well-formed. */
+    uint32_t count = ((uint32_t)b->data[2] << 24) | ((uint32_t)b->data[3] << 16) |
+                     ((uint32_t)b->data[4] << 8) | b->data[5];
+    count++;
+    for (int i = 0; i < 4; i++)
+        b->data[2 + i] = (uint8_t)(count >> (8 * (3 - i)));
+    return 0;
+}
+
+int metadata_batch_finish(struct metadata_buf *b)
+{
+    return b->failed ? -ENOMEM : 0;
+}
+
+/* ---------- arena ---------- */
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    max_align_t data[];
+};
+
+static void *arena_alloc(void **arena, size_t n)
+{
+    struct arena_chunk *c = calloc(1, sizeof(*c) + (n ? n : 1));
+    if (c == NULL)
+        return NULL;
+    c->next = *arena;
+    *arena = c;
+    return c->data;
+}
+
+static void arena_free(void *arena)
+{
+    struct arena_chunk *c = arena;
+    while (c) {
+        struct arena_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+}
+
+/* ---------- input ---------- */
+
+struct reader {
+    const uint8_t *p;
+    size_t left;
+    int err; /* 0, -EBADMSG or -ENOMEM; sticky */
+    void **arena;
+};
+
+static bool take(struct reader *r, void *dst, size_t n)
+{
+    if (r->err)
+        return false;
+    if (n > r->left) {
+        r->err = -EBADMSG;
+        return false;
+    }
+    if (dst && n)
+        memcpy(dst, r->p, n);
+    r->p += n;
+    r->left -= n;
+    return true;
+}
+
+static uint64_t get_be(struct reader *r, int width)
+{
+    uint8_t tmp[8];
+    if (!take(r, tmp, (size_t)width))
+        return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < width; i++)
+        v = (v << 8) | tmp[i];
+    return v;
+}
+
+static int32_t get_i32(struct reader *r)
+{
+    return (int32_t)(uint32_t)get_be(r, 4);
+}
+
+static uint64_t get_uvarint(struct reader *r)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        uint8_t byte;
+        if (!take(r, &byte, 1))
+            return 0;
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            return v;
+    }
+    r->err = -EBADMSG;
+    return 0;
+}
+
+static void *reader_alloc(struct reader *r, size_t n)
+{
+    if (r->err)
+        return NULL;
+    void *p = arena_alloc(r->arena, n);
+    if (p == NULL)
+        r->err = -ENOMEM;
+    return p;
+}
+
+static char *get_string_n(struct reader *r, uint64_t n)
+{
+    if (r->err)
+        return NULL;
+    if (n > r->left) {
+        r->err = -EBADMSG;
+        return NULL;
+    }
+    if (memchr(r->p, 0, n) != NULL) {
+        r->err = -EBADMSG;
+        return NULL;
+    }
+    char *s = reader_alloc(r, n + 1);
+    if (s == NULL)
+        return NULL;
+    take(r, s, n);
+    s[n] = 0;
+    return s;
+}
+
+static char *get_string(struct reader *r)
+{
+    return get_string_n(r, get_uvarint(r));
+}
+
+static char *get_opt_string(struct reader *r)
+{
+    uint64_t n = get_uvarint(r);
+    if (n == 0 || r->err)
+        return NULL;
+    return get_string_n(r, n - 1);
+}
+
+/* Checks a count against the bytes left, given each element needs at least `min` bytes. */
+static bool count_fits(struct reader *r, uint64_t n, size_t min)
+{
+    if (r->err)
+        return false;
+    if (n > UINT32_MAX || n > r->left / min) {
+        r->err = -EBADMSG;
+        return false;
+    }
+    return true;
+}
+
+static int32_t *get_int_array(struct reader *r, uint32_t *n_out)
+{
+    uint64_t n = get_uvarint(r);
+    *n_out = 0;
+    if (!count_fits(r, n, 4))
+        return NULL;
+    int32_t *v = reader_alloc(r, n * sizeof(int32_t));
+    if (v == NULL)
+        return NULL;
+    for (uint64_t i = 0; i < n; i++)
+        v[i] = get_i32(r);
+    *n_out = (uint32_t)n;
+    return v;
+}
+
+static struct metadata_config_entry *get_configs(struct reader *r, uint32_t *n_out,
+                                                 bool allow_null)
+{
+    uint64_t n = get_uvarint(r);
+    *n_out = 0;
+    if (!count_fits(r, n, 2))
+        return NULL;
+    struct metadata_config_entry *e = reader_alloc(r, n * sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    for (uint64_t i = 0; i < n; i++) {
+        e[i].name = get_string(r);
+        e[i].value = get_opt_string(r);
+        if (!r->err && (e[i].name[0] == 0 || (!allow_null && e[i].value == NULL)))
+            r->err = -EBADMSG;
+    }
+    *n_out = (uint32_t)n;
+    return r->err ? NULL : e;
+}
+
+static void decode_partition_change(struct reader *r, struct metadata_rec_partition_change *c)
+{
+    take(r, c->topic_id, METADATA_UUID_LEN);
+    c->partition = get_i32(r);
+    uint8_t flags = 0;
+    take(r, &flags, 1);
+    if (flags & ~7u)
+        r->err = r->err ? r->err : -EBADMSG;
+    c->has_leader = flags & 1;
+    c->has_isr = (flags >> 1) & 1;
+    c->has_replicas = (flags >> 2) & 1;
+    if (c->has_leader)
+        c->leader = get_i32(r);
+    if (c->has_isr)
+        c->isr = get_int_array(r, &c->n_isr);
+    if (c->has_replicas)
+        c->replicas = get_int_array(r, &c->n_replicas);
+}
+
+static void decode_body(struct reader *r, struct metadata_record *rec)
+{
+    switch (rec->type) {
+    case METADATA_REC_REGISTER_BROKER:
+        rec->broker.broker_id = get_i32(r);
+        rec->broker.port = get_i32(r);
+        rec->broker.host = get_string(r);
+        rec->broker.rack = get_opt_string(r);
+        return;
+    case METADATA_REC_TOPIC:
+        rec->topic.name = get_string(r);
+        take(r, rec->topic.topic_id, METADATA_UUID_LEN);
+        rec->topic.configs = get_configs(r, &rec->topic.n_configs, false);
+        if (!r->err && rec->topic.name[0] == 0)
+            r->err = -EBADMSG;
+        return;
+    case METADATA_REC_PARTITION: {
+        struct metadata_rec_partition *p = &rec->partition;
+        take(r, p->topic_id, METADATA_UUID_LEN);
+        p->partition = get_i32(r);
+        p->leader = get_i32(r);
+        p->leader_epoch = get_i32(r);
+        p->partition_epoch = get_i32(r);
+        p->replicas = get_int_array(r, &p->n_replicas);
+        p->isr = get_int_array(r, &p->n_isr);
+        return;
+    }
+    case METADATA_REC_PARTITION_CHANGE:
+        decode_partition_change(r, &rec->partition_change);
+        return;
+    case METADATA_REC_REMOVE_TOPIC:
+        take(r, rec->remove_topic.topic_id, METADATA_UUID_LEN);
+        return;
+    case METADATA_REC_CONFIG:
+        take(r, rec->config.topic_id, METADATA_UUID_LEN);
+        rec->config.ops = get_configs(r, &rec->config.n_ops, true);
+        return;
+    case METADATA_REC_PRODUCER_IDS:
+        rec->producer_ids.broker_id = get_i32(r);
+        rec->producer_ids.next_block_start = (int64_t)get_be(r, 8);
+        return;
+    case METADATA_REC_IMAGE_HEADER:
+        rec->image_header.version = get_be(r, 8);
+        return;
+    }
+    r->err = -EBADMSG;
+}
+
+/* Decodes one record; its body must be consumed exactly. */
+static void decode_record(struct reader *r, struct metadata_record *rec)
+{
+    uint8_t type = 0, version = 0;
+    take(r, &type, 1);
+    take(r, &version, 1);
+    uint64_t body_len = get_uvarint(r);
+    if (r->err)
+        return;
+    if (type == 0 || type > METADATA_REC_TYPE_MAX || version != RECORD_VERSION ||
+        body_len > r->left) {
+        r->err = -EBADMSG;
+        return;
+    }
+    struct reader body = {.p = r->p, .left = (size_t)body_len, .arena = r->arena};
+    rec->type = (enum metadata_record_type)type;
+    decode_body(&body, rec);
+    if (body.err == 0 && body.left != 0)
+        body.err = -EBADMSG;
+    if (body.err) {
+        r->err = body.err;
+        return;
+    }
+    take(r, NULL, (size_t)body_len);
+}
+
+int metadata_batch_decode(const uint8_t *data, size_t len, struct metadata_batch *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct reader r = {.p = data, .left = len, .arena = &out->arena};
+    uint8_t magic = 0, format = 0;
+    take(&r, &magic, 1);
+    take(&r, &format, 1);
+    uint64_t count = get_be(&r, 4);
+    if (!r.err && (magic != METADATA_BATCH_MAGIC || format != METADATA_BATCH_FORMAT))
+        r.err = -EBADMSG;
+    /* Every record is at least 3 bytes: type, version, zero length. */
+    if (count_fits(&r, count, 3) && count > 0)
+        out->records = reader_alloc(&r, count * sizeof(struct metadata_record));
+    for (uint64_t i = 0; i < count && !r.err; i++)
+        decode_record(&r, &out->records[i]);
+    if (!r.err && r.left != 0)
+        r.err = -EBADMSG;
+    if (r.err) {
+        metadata_batch_free(out);
+        return r.err;
+    }
+    out->n_records = (size_t)count;
+    return 0;
+}
+
+void metadata_batch_free(struct metadata_batch *batch)
+{
+    arena_free(batch->arena);
+    memset(batch, 0, sizeof(*batch));
+}
+
+const char *metadata_record_type_name(enum metadata_record_type type)
+{
+    switch (type) {
+    case METADATA_REC_REGISTER_BROKER:
+        return "RegisterBroker";
+    case METADATA_REC_TOPIC:
+        return "Topic";
+    case METADATA_REC_PARTITION:
+        return "Partition";
+    case METADATA_REC_PARTITION_CHANGE:
+        return "PartitionChange";
+    case METADATA_REC_REMOVE_TOPIC:
+        return "RemoveTopic";
+    case METADATA_REC_CONFIG:
+        return "ConfigChange";
+    case METADATA_REC_PRODUCER_IDS:
+        return "ProducerIds";
+    case METADATA_REC_IMAGE_HEADER:
+        return "ImageHeader";
+    }
+    return "Unknown";
+}

@@ -1,0 +1,167 @@
+/*
+ * Metadata records: the commands stored in the cluster metadata raft log, and the
+ * compact versioned binary encoding they travel in.
+ *
+ * One raft entry holds one record batch:
+ *
+ *   batch  := magic:u8 (0x47 'G') format:u8 (1) count:u32 record{count}
+ *   record := type:u8 version:u8 body_len:uvarint body[body_len]
+ *
+ * Integers in bodies are fixed-width big-endian; lengths and counts are unsigned LEB128
+ * varints; strings are uvarint length + bytes (no NUL, no terminator); an optional string
+ * (rack, a deleted config value) is uvarint (length + 1) with 0 meaning absent. A decoder
+ * rejects: a wrong magic or format, an unknown type, a version newer than it knows, a body
+ * that is not consumed exactly, a length or count larger than the bytes left, a string
+ * containing NUL, and trailing bytes after the last record. Every record type is at version 1.
+ *
+ * The same batch format serializes a whole metadata image for raft snapshots (image.c), so
+ * the snapshot and the log share one decoder.
+ */
+#ifndef GREGOR_CLUSTER_RECORDS_H
+#define GREGOR_CLUSTER_RECORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define METADATA_BATCH_MAGIC 0x47
+#define METADATA_BATCH_FORMAT 1
+#define METADATA_UUID_LEN 16
+#define METADATA_PRODUCER_ID_BLOCK 1000
+
+enum metadata_record_type {
+    METADATA_REC_REGISTER_BROKER = 1,
+    METADATA_REC_TOPIC = 2,
+    METADATA_REC_PARTITION = 3,
+    METADATA_REC_PARTITION_CHANGE = 4,
+    METADATA_REC_REMOVE_TOPIC = 5,
+    METADATA_REC_CONFIG = 6,
+    METADATA_REC_PRODUCER_IDS = 7,
+    /* Snapshot only: the image version the snapshot was taken at. */
+    METADATA_REC_IMAGE_HEADER = 8,
+    METADATA_REC_TYPE_MAX = 8,
+};
+
+/* A config key and value; value NULL means "delete the key" in a config change. */
+struct metadata_config_entry {
+    char *name;
+    char *value;
+};
+
+struct metadata_rec_broker {
+    int32_t broker_id;
+    int32_t port;
+    char *host;
+    char *rack; /* NULL if none */
+};
+
+struct metadata_rec_topic {
+    char *name;
+    uint8_t topic_id[METADATA_UUID_LEN];
+    uint32_t n_configs;
+    struct metadata_config_entry *configs; /* initial overrides, values never NULL */
+};
+
+struct metadata_rec_partition {
+    uint8_t topic_id[METADATA_UUID_LEN];
+    int32_t partition;
+    int32_t leader;
+    int32_t leader_epoch;
+    int32_t partition_epoch;
+    uint32_t n_replicas;
+    uint32_t n_isr;
+    int32_t *replicas;
+    int32_t *isr;
+};
+
+/*
+ * A partition change, as Kafka's PartitionChangeRecord: only the fields present change.
+ * Applying it bumps partition_epoch, and leader_epoch when the leader changes.
+ */
+struct metadata_rec_partition_change {
+    uint8_t topic_id[METADATA_UUID_LEN];
+    int32_t partition;
+    uint8_t has_leader;
+    uint8_t has_isr;
+    uint8_t has_replicas;
+    int32_t leader;
+    uint32_t n_isr;
+    uint32_t n_replicas;
+    int32_t *isr;
+    int32_t *replicas;
+};
+
+struct metadata_rec_remove_topic {
+    uint8_t topic_id[METADATA_UUID_LEN];
+};
+
+/* Set (value != NULL) or delete (value == NULL) topic config keys, in order. */
+struct metadata_rec_config {
+    uint8_t topic_id[METADATA_UUID_LEN];
+    uint32_t n_ops;
+    struct metadata_config_entry *ops;
+};
+
+struct metadata_rec_producer_ids {
+    int32_t broker_id;
+    int64_t next_block_start; /* first producer id not yet handed out after this block */
+};
+
+struct metadata_rec_image_header {
+    uint64_t version;
+};
+
+struct metadata_record {
+    enum metadata_record_type type;
+    union {
+        struct metadata_rec_broker broker;
+        struct metadata_rec_topic topic;
+        struct metadata_rec_partition partition;
+        struct metadata_rec_partition_change partition_change;
+        struct metadata_rec_remove_topic remove_topic;
+        struct metadata_rec_config config;
+        struct metadata_rec_producer_ids producer_ids;
+        struct metadata_rec_image_header image_header;
+    };
+};
+
+/*
+ * A growable output buffer. Encoders append; on allocation failure `failed` is set and later
+ * appends are ignored, so a caller checks once at the end. The buffer owns `data` (malloc).
+ */
+struct metadata_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    int failed;
+};
+
+void metadata_buf_free(struct metadata_buf *b);
+
+/*
+ * Batch encoding: begin writes the header with a zero count, append adds one record,
+ * finish patches the count. Returns 0 or -ENOMEM (also -EINVAL for an unknown record type).
+ */
+void metadata_batch_begin(struct metadata_buf *b);
+int metadata_batch_append(struct metadata_buf *b, const struct metadata_record *rec);
+int metadata_batch_finish(struct metadata_buf *b);
+
+/*
+ * A decoded batch. All strings and arrays live in memory owned by the batch; release with
+ * metadata_batch_free. Strings are NUL-terminated copies.
+ */
+struct metadata_batch {
+    struct metadata_record *records;
+    size_t n_records;
+    void *arena; /* private */
+};
+
+/*
+ * Decodes a batch from `data`/`len` (not retained). Returns 0, -EBADMSG for malformed or
+ * unsupported input, or -ENOMEM. On error `out` holds nothing to free.
+ */
+int metadata_batch_decode(const uint8_t *data, size_t len, struct metadata_batch *out);
+void metadata_batch_free(struct metadata_batch *batch);
+
+const char *metadata_record_type_name(enum metadata_record_type type);
+
+#endif
