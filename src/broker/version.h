@@ -1,0 +1,4 @@
+#ifndef GREGOR_BROKER_VERSION_H
+#define GREGOR_BROKER_VERSION_H
+#define GREGOR_VERSION "0.1.0"
+#endif
