@@ -1,0 +1,243 @@
+/*
+ * Magic-2 batch header decoding, validation and in-place edits.
+ *
+ * Invariant of every function here: no byte outside [p, p + len) is read, whatever the input;
+ * lengths from the buffer are checked against what is left before they are used.
+ */
+#include "record/record_batch.h"
+
+#include "record/byteorder.h"
+#include "record/crc32c.h"
+#include "record/varint.h"
+
+int record_error_to_kafka(int err)
+{
+    switch (err) {
+    case 0:
+        return 0;
+    case RECORD_ERR_CORRUPT:
+    case RECORD_ERR_CRC:
+    case RECORD_ERR_TRUNCATED:
+        return 2; /* CORRUPT_MESSAGE */
+    case RECORD_ERR_INVALID:
+        return 87; /* INVALID_RECORD */
+    case RECORD_ERR_TOO_LARGE:
+        return 10; /* MESSAGE_TOO_LARGE */
+    case RECORD_ERR_MAGIC:
+        return 43; /* UNSUPPORTED_FOR_MESSAGE_FORMAT */
+    case RECORD_ERR_UNSUPPORTED_CODEC:
+        return 76; /* UNSUPPORTED_COMPRESSION_TYPE */
+    default:
+        return -1; /* UNKNOWN_SERVER_ERROR */
+    }
+}
+
+const char *record_error_name(int err)
+{
+    switch (err) {
+    case RECORD_ERR_CORRUPT:
+        return "corrupt record batch";
+    case RECORD_ERR_CRC:
+        return "record batch CRC mismatch";
+    case RECORD_ERR_INVALID:
+        return "invalid record";
+    case RECORD_ERR_TOO_LARGE:
+        return "record batch too large";
+    case RECORD_ERR_MAGIC:
+        return "unsupported magic";
+    case RECORD_ERR_UNSUPPORTED_CODEC:
+        return "unsupported compression";
+    case RECORD_ERR_TRUNCATED:
+        return "truncated record batch";
+    case RECORD_ERR_NOMEM:
+        return "out of memory";
+    default:
+        return "unknown record error";
+    }
+}
+
+int record_batch_header_parse(const uint8_t *p, size_t len, struct record_batch_header *out)
+{
+    if (len < RECORD_BATCH_HEADER_SIZE)
+        return RECORD_ERR_TRUNCATED;
+    out->base_offset = (int64_t)be64_load(p + RB_OFF_BASE_OFFSET);
+    out->batch_length = (int32_t)be32_load(p + RB_OFF_LENGTH);
+    out->partition_leader_epoch = (int32_t)be32_load(p + RB_OFF_LEADER_EPOCH);
+    out->magic = (int8_t)p[RB_OFF_MAGIC];
+    out->crc = be32_load(p + RB_OFF_CRC);
+    out->attributes = (int16_t)be16_load(p + RB_OFF_ATTRIBUTES);
+    out->last_offset_delta = (int32_t)be32_load(p + RB_OFF_LAST_OFFSET_DELTA);
+    out->base_timestamp = (int64_t)be64_load(p + RB_OFF_BASE_TIMESTAMP);
+    out->max_timestamp = (int64_t)be64_load(p + RB_OFF_MAX_TIMESTAMP);
+    out->producer_id = (int64_t)be64_load(p + RB_OFF_PRODUCER_ID);
+    out->producer_epoch = (int16_t)be16_load(p + RB_OFF_PRODUCER_EPOCH);
+    out->base_sequence = (int32_t)be32_load(p + RB_OFF_BASE_SEQUENCE);
+    out->record_count = (int32_t)be32_load(p + RB_OFF_RECORD_COUNT);
+    if (out->magic != RECORD_BATCH_MAGIC_V2)
+        return RECORD_ERR_MAGIC;
+    if (out->batch_length < RECORD_BATCH_MIN_LENGTH)
+        return RECORD_ERR_CORRUPT;
+    return 0;
+}
+
+/* Reads a varint length >= min (-1 for nullable) and skips that many bytes, staying below end. */
+static int skip_sized(const uint8_t **pp, const uint8_t *end, int32_t min)
+{
+    int32_t n;
+    size_t used = varint_read(*pp, end, &n);
+    if (used == 0 || n < min)
+        return RECORD_ERR_CORRUPT;
+    *pp += used;
+    if (n > 0) {
+        if ((size_t)(end - *pp) < (size_t)n)
+            return RECORD_ERR_CORRUPT;
+        *pp += n;
+    }
+    return 0;
+}
+
+/* Validates one record's body [p, end) (after its length varint); returns its offset delta
+ * through *delta. */
+static int record_body_validate(const uint8_t *p, const uint8_t *end, int32_t *delta)
+{
+    int64_t ts_delta;
+    int32_t header_count;
+    size_t n;
+    int rc;
+
+    if (p >= end)
+        return RECORD_ERR_CORRUPT;
+    p++; /* attributes */
+    if ((n = varlong_read(p, end, &ts_delta)) == 0)
+        return RECORD_ERR_CORRUPT;
+    p += n;
+    if ((n = varint_read(p, end, delta)) == 0)
+        return RECORD_ERR_CORRUPT;
+    p += n;
+    if ((rc = skip_sized(&p, end, -1)) < 0) /* key */
+        return rc;
+    if ((rc = skip_sized(&p, end, -1)) < 0) /* value */
+        return rc;
+    if ((n = varint_read(p, end, &header_count)) == 0 || header_count < 0)
+        return RECORD_ERR_CORRUPT;
+    p += n;
+    for (int32_t i = 0; i < header_count; i++) {
+        if ((rc = skip_sized(&p, end, 0)) < 0) /* header key: never null */
+            return rc;
+        if ((rc = skip_sized(&p, end, -1)) < 0)
+            return rc;
+    }
+    return p == end ? 0 : RECORD_ERR_CORRUPT;
+}
+
+int record_region_validate(const uint8_t *p, size_t len, int32_t count,
+                           int32_t last_offset_delta, bool sequential)
+{
+    const uint8_t *end = p + len;
+    int64_t prev_delta = -1;
+
+    for (int32_t i = 0; i < count; i++) {
+        int32_t rec_len, delta;
+        size_t n = varint_read(p, end, &rec_len);
+        if (n == 0 || rec_len < 0 || (size_t)(end - p - n) < (size_t)rec_len)
+            return RECORD_ERR_CORRUPT;
+        p += n;
+        int rc = record_body_validate(p, p + rec_len, &delta);
+        if (rc < 0)
+            return rc;
+        if (delta <= prev_delta || delta > last_offset_delta)
+            return RECORD_ERR_INVALID;
+        if (sequential && delta != i)
+            return RECORD_ERR_INVALID;
+        prev_delta = delta;
+        p += rec_len;
+    }
+    return p == end ? 0 : RECORD_ERR_CORRUPT;
+}
+
+static int header_counts_validate(const struct record_batch_header *h,
+                                  enum record_validate_mode mode)
+{
+    if (h->last_offset_delta < 0 || h->record_count < 0)
+        return RECORD_ERR_INVALID;
+    if (mode == RECORD_VALIDATE_PRODUCE) {
+        if (h->record_count == 0 || (int64_t)h->last_offset_delta + 1 != h->record_count)
+            return RECORD_ERR_INVALID;
+    } else if ((int64_t)h->record_count > (int64_t)h->last_offset_delta + 1) {
+        return RECORD_ERR_INVALID;
+    }
+    return 0;
+}
+
+int record_batch_validate(const uint8_t *p, size_t len, enum record_validate_mode mode,
+                          size_t max_batch_bytes, struct record_batch_header *out)
+{
+    struct record_batch_header h;
+    int rc = record_batch_header_parse(p, len, &h);
+    if (rc < 0)
+        return rc;
+    size_t size = record_batch_size(&h);
+    if (size > len)
+        return RECORD_ERR_TRUNCATED;
+    if (max_batch_bytes && size > max_batch_bytes)
+        return RECORD_ERR_TOO_LARGE;
+    if (crc32c(p + RB_OFF_ATTRIBUTES, size - RB_OFF_ATTRIBUTES) != h.crc)
+        return RECORD_ERR_CRC;
+    if ((rc = header_counts_validate(&h, mode)) < 0)
+        return rc;
+    int codec = record_batch_compression(&h);
+    if (codec > RECORD_COMPRESSION_ZSTD)
+        return RECORD_ERR_UNSUPPORTED_CODEC;
+    if (codec == RECORD_COMPRESSION_NONE) {
+        rc = record_region_validate(p + RECORD_BATCH_HEADER_SIZE, size - RECORD_BATCH_HEADER_SIZE,
+                                    h.record_count, h.last_offset_delta,
+                                    mode == RECORD_VALIDATE_PRODUCE);
+        if (rc < 0)
+            return rc;
+    }
+    if (out)
+        *out = h;
+    return 0;
+}
+
+int record_batches_validate(const uint8_t *buf, size_t len, enum record_validate_mode mode,
+                            size_t max_batch_bytes)
+{
+    int count = 0;
+    size_t pos = 0;
+    if (len == 0)
+        return RECORD_ERR_CORRUPT;
+    while (pos < len) {
+        struct record_batch_header h;
+        int rc = record_batch_validate(buf + pos, len - pos, mode, max_batch_bytes, &h);
+        if (rc < 0)
+            return rc;
+        pos += record_batch_size(&h);
+        count++;
+    }
+    return count;
+}
+
+void record_batch_set_base_offset(uint8_t *batch, int64_t base_offset)
+{
+    be64_store(batch + RB_OFF_BASE_OFFSET, (uint64_t)base_offset);
+}
+
+void record_batch_set_leader_epoch(uint8_t *batch, int32_t epoch)
+{
+    be32_store(batch + RB_OFF_LEADER_EPOCH, (uint32_t)epoch);
+}
+
+void record_batch_update_crc(uint8_t *batch)
+{
+    size_t size = (size_t)(int32_t)be32_load(batch + RB_OFF_LENGTH) + RECORD_BATCH_LOG_OVERHEAD;
+    be32_store(batch + RB_OFF_CRC, crc32c(batch + RB_OFF_ATTRIBUTES, size - RB_OFF_ATTRIBUTES));
+}
+
+void record_batch_set_log_append_time(uint8_t *batch, int64_t now_ms)
+{
+    uint16_t attrs = be16_load(batch + RB_OFF_ATTRIBUTES);
+    be16_store(batch + RB_OFF_ATTRIBUTES, attrs | RECORD_ATTR_LOG_APPEND_TIME);
+    be64_store(batch + RB_OFF_MAX_TIMESTAMP, (uint64_t)now_ms);
+    record_batch_update_crc(batch);
+}
