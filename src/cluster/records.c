@@ -4,9 +4,11 @@
  * Invariants: the decoder never reads past `len`; every length or count is checked against
  * the bytes left before anything is allocated for it, so a hostile length cannot make it
  * allocate more than a small multiple of the input size. Decoded memory comes from a per-batch
- * arena (a list of malloc'd chunks) freed in one go.
+ * arena (base/arena.h) freed in one go.
  */
 #include "cluster/records.h"
+
+#include "base/arena.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -215,40 +217,13 @@ int metadata_batch_finish(struct metadata_buf *b)
     return b->failed ? -ENOMEM : 0;
 }
 
-/* ---------- arena ---------- */
-
-struct arena_chunk {
-    struct arena_chunk *next;
-    max_align_t data[];
-};
-
-static void *arena_alloc(void **arena, size_t n)
-{
-    struct arena_chunk *c = calloc(1, sizeof(*c) + (n ? n : 1));
-    if (c == NULL)
-        return NULL;
-    c->next = *arena;
-    *arena = c;
-    return c->data;
-}
-
-static void arena_free(void *arena)
-{
-    struct arena_chunk *c = arena;
-    while (c) {
-        struct arena_chunk *next = c->next;
-        free(c);
-        c = next;
-    }
-}
-
 /* ---------- input ---------- */
 
 struct reader {
     const uint8_t *p;
     size_t left;
     int err; /* 0, -EBADMSG or -ENOMEM; sticky */
-    void **arena;
+    struct arena *arena;
 };
 
 static bool take(struct reader *r, void *dst, size_t n)
@@ -301,7 +276,7 @@ static void *reader_alloc(struct reader *r, size_t n)
 {
     if (r->err)
         return NULL;
-    void *p = arena_alloc(r->arena, n);
+    void *p = arena_calloc(r->arena, n ? n : 1, 1);
     if (p == NULL)
         r->err = -ENOMEM;
     return p;
@@ -483,7 +458,11 @@ static void decode_record(struct reader *r, struct metadata_record *rec)
 int metadata_batch_decode(const uint8_t *data, size_t len, struct metadata_batch *out)
 {
     memset(out, 0, sizeof(*out));
-    struct reader r = {.p = data, .left = len, .arena = &out->arena};
+    out->arena = malloc(sizeof(struct arena));
+    if (out->arena == NULL)
+        return -ENOMEM;
+    arena_init(out->arena, len + 1024);
+    struct reader r = {.p = data, .left = len, .arena = out->arena};
     uint8_t magic = 0, format = 0;
     take(&r, &magic, 1);
     take(&r, &format, 1);
@@ -507,7 +486,10 @@ int metadata_batch_decode(const uint8_t *data, size_t len, struct metadata_batch
 
 void metadata_batch_free(struct metadata_batch *batch)
 {
-    arena_free(batch->arena);
+    if (batch->arena) {
+        arena_free(batch->arena);
+        free(batch->arena);
+    }
     memset(batch, 0, sizeof(*batch));
 }
 

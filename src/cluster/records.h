@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct arena;
+
 #define METADATA_BATCH_MAGIC 0x47
 #define METADATA_BATCH_FORMAT 1
 #define METADATA_UUID_LEN 16
@@ -152,7 +154,7 @@ int metadata_batch_finish(struct metadata_buf *b);
 struct metadata_batch {
     struct metadata_record *records;
     size_t n_records;
-    void *arena; /* private */
+    struct arena *arena; /* private */
 };
 
 /*

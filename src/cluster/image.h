@@ -1,0 +1,111 @@
+/*
+ * The metadata image: the state obtained by applying every committed metadata record, in the
+ * shape readers need it — brokers, topics by name and by id, partitions, topic config
+ * overrides, the next producer id block.
+ *
+ * A published image is immutable and reference-counted; any thread may read it after
+ * metadata_image_acquire() (controller.h) until metadata_image_release(). The controller
+ * builds the next image copy-on-write: image_clone() copies the sorted pointer arrays and
+ * shares every topic (topics are refcounted too), and a mutation replaces only the topics it
+ * touches. So applying one entry costs O(topics) pointer copies plus the touched topics, and a
+ * lookup is a binary search, O(log n).
+ *
+ * Functions that mutate (image_apply_*, image_clone, image_restore) are for the controller
+ * thread only, on an image nobody else can see yet.
+ */
+#ifndef GREGOR_CLUSTER_IMAGE_H
+#define GREGOR_CLUSTER_IMAGE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/records.h"
+
+struct metadata_broker {
+    int32_t id;
+    int32_t port;
+    char *host;
+    char *rack; /* NULL if none */
+};
+
+struct metadata_partition {
+    int32_t partition;
+    int32_t leader; /* -1 if none */
+    int32_t leader_epoch;
+    int32_t partition_epoch;
+    uint32_t n_replicas;
+    uint32_t n_isr;
+    int32_t *replicas;
+    int32_t *isr;
+};
+
+struct metadata_topic {
+    atomic_uint refcount;
+    char *name;
+    uint8_t id[METADATA_UUID_LEN];
+    uint32_t n_partitions;
+    struct metadata_partition *partitions; /* index i holds partition i */
+    uint32_t n_configs;
+    struct metadata_config_entry *configs; /* overrides, sorted by name, values non-NULL */
+};
+
+struct metadata_image {
+    atomic_uint refcount;
+    /* Raft index of the last command applied; grows monotonically, equal on every node. */
+    uint64_t version;
+    int64_t next_producer_id; /* start of the next producer id block to hand out */
+    size_t n_brokers;
+    struct metadata_broker *brokers; /* sorted by id, owned by this image */
+    size_t n_topics;
+    struct metadata_topic **topics_by_name; /* sorted by name */
+    struct metadata_topic **topics_by_id;   /* same topics, sorted by id bytes */
+};
+
+/* ---- reading (any thread holding a reference) ---- */
+
+const struct metadata_topic *metadata_image_topic_by_name(const struct metadata_image *img,
+                                                          const char *name);
+const struct metadata_topic *metadata_image_topic_by_id(const struct metadata_image *img,
+                                                        const uint8_t id[METADATA_UUID_LEN]);
+const struct metadata_broker *metadata_image_broker(const struct metadata_image *img, int32_t id);
+/* The override for `name`, or NULL when the topic uses the broker/default value. */
+const char *metadata_topic_config(const struct metadata_topic *t, const char *name);
+
+/* Takes another reference on an image the caller already holds. */
+const struct metadata_image *metadata_image_ref(const struct metadata_image *img);
+/* Drops a reference; the last one frees the image and any topics only it held. */
+void metadata_image_release(const struct metadata_image *img);
+
+/* ---- building (controller thread) ---- */
+
+/* A new empty image with refcount 1; NULL on allocation failure. */
+struct metadata_image *image_new(void);
+/* A private copy sharing all topics with `img`, refcount 1; NULL on allocation failure. */
+struct metadata_image *image_clone(const struct metadata_image *img);
+
+/*
+ * Applies one record. Records that do not fit the image (unknown topic id, duplicate name,
+ * partition out of range) are skipped and counted as 1 in the return so the caller can log;
+ * the outcome is deterministic, so every node skips the same records. Returns 0 applied,
+ * 1 skipped, -ENOMEM.
+ */
+int image_apply(struct metadata_image *img, const struct metadata_record *rec);
+
+/*
+ * Serializes the whole image as a record batch (header, brokers, topics with their configs,
+ * partitions, producer ids) into `out`. Returns 0 or -ENOMEM.
+ */
+int image_encode(const struct metadata_image *img, struct metadata_buf *out);
+
+/* Builds an image from a batch made by image_encode. NULL + *err (-EBADMSG/-ENOMEM). */
+struct metadata_image *image_decode(const uint8_t *data, size_t len, int *err);
+
+/* Generates a random non-zero topic id (getrandom); returns 0 or -errno. */
+int image_generate_topic_id(uint8_t id[METADATA_UUID_LEN]);
+
+/* Formats a topic id the way Kafka prints it: URL-safe base64 without padding (22 chars). */
+void metadata_topic_id_format(const uint8_t id[METADATA_UUID_LEN], char out[23]);
+
+#endif
