@@ -1,0 +1,409 @@
+/*
+ * gregor consume TOPIC: prints records, one per line (or per --format / --json).
+ *
+ * Without --group the partitions are assigned directly (no group membership, no commits) at
+ * the start position asked for; with --group the consumer joins the group, starts at the
+ * committed offsets (or earliest/latest when there are none) and commits as it goes. Ends
+ * after --count records, after --idle-exit-ms without a record, or on Ctrl-C.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/internal.h"
+
+struct consume_opts {
+    struct cli_common c;
+    const char *topic;
+    const char *group;
+    int from_beginning;
+    const char *offset;    /* --offset as given */
+    const char *timestamp; /* --timestamp as given */
+    int32_t partition;     /* -1: all */
+    long count;            /* 0: unlimited */
+    const char *format;
+    int json;
+    int idle_exit_ms; /* 0: never */
+};
+
+enum { OPT_FROM_BEGINNING = CLI_OPT_FIRST_LOCAL, OPT_TIMESTAMP, OPT_JSON, OPT_IDLE_EXIT };
+
+static const char consume_help[] =
+    "usage: gregor consume TOPIC [options]\n"
+    "\n"
+    "  -g, --group GROUP         consume as a member of GROUP (commits offsets)\n"
+    "      --from-beginning      start at the earliest offset (with a group: when it has none)\n"
+    "  -o, --offset N            start at offset N; also 'beginning', 'end', or -N for the\n"
+    "                            last N records of each partition (no --group)\n"
+    "      --timestamp T         start at the first record at or after T (epoch ms or\n"
+    "                            2024-05-01T12:00:00Z) (no --group)\n"
+    "  -p, --partition N         only partition N (no --group)\n"
+    "  -c, --count N             exit after N records\n"
+    "  -f, --format FMT          output format; %k key, %v value, %p partition, %o offset,\n"
+    "                            %t timestamp (ms), %h headers (k=v,..), %T topic, %% a '%';\n"
+    "                            \\n \\t \\\\ are escapes (default '%v\\n')\n"
+    "      --json                one JSON object per record: topic, partition, offset,\n"
+    "                            timestamp, key, value, headers\n"
+    "      --idle-exit-ms MS     exit once no record arrived for MS\n"
+    "\n" CLI_COMMON_HELP "\n"
+    "Without --from-beginning/--offset/--timestamp, only new records are printed.\n"
+    "\n"
+    "examples:\n"
+    "  gregor consume greetings --from-beginning --count 10\n"
+    "  gregor consume events -g audit --format '%p/%o %k=%v %h\\n'\n"
+    "  gregor consume events --offset -5 --json --idle-exit-ms 2000\n"
+    "  gregor consume events --timestamp 2024-05-01T00:00:00Z -p 0\n";
+
+static int consume_parse(struct consume_opts *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"group", required_argument, NULL, 'g'},
+        {"from-beginning", no_argument, NULL, OPT_FROM_BEGINNING},
+        {"offset", required_argument, NULL, 'o'},
+        {"timestamp", required_argument, NULL, OPT_TIMESTAMP},
+        {"partition", required_argument, NULL, 'p'},
+        {"count", required_argument, NULL, 'c'},
+        {"format", required_argument, NULL, 'f'},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"idle-exit-ms", required_argument, NULL, OPT_IDLE_EXIT},
+        CLI_COMMON_LONGOPTS,
+    };
+    int opt, v;
+    int64_t n;
+    o->partition = -1;
+    o->format = "%v\\n";
+    cli_getopt_reset();
+    while ((opt = getopt_long(argc, argv, "g:o:p:c:f:" CLI_COMMON_SHORTOPTS, longopts, NULL)) !=
+           -1) {
+        int r = cli_common_option(&o->c, opt, optarg);
+        if (r < 0)
+            return CLI_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        switch (opt) {
+        case 'h':
+            fputs(consume_help, stdout);
+            return CLI_EXIT_OK;
+        case 'g':
+            o->group = optarg;
+            break;
+        case OPT_FROM_BEGINNING:
+            o->from_beginning = 1;
+            break;
+        case 'o':
+            o->offset = optarg;
+            break;
+        case OPT_TIMESTAMP:
+            o->timestamp = optarg;
+            break;
+        case 'p':
+            if (cli_parse_int(optarg, 0, INT32_MAX, &v) < 0)
+                return cli_usage_error(&o->c, "--partition expects a partition number");
+            o->partition = v;
+            break;
+        case 'c':
+            if (cli_parse_i64(optarg, 1, INT64_MAX, &n) < 0)
+                return cli_usage_error(&o->c, "--count expects a positive number");
+            o->count = (long)n;
+            break;
+        case 'f':
+            o->format = optarg;
+            break;
+        case OPT_JSON:
+            o->json = 1;
+            break;
+        case OPT_IDLE_EXIT:
+            if (cli_parse_int(optarg, 1, INT32_MAX, &o->idle_exit_ms) < 0)
+                return cli_usage_error(&o->c, "--idle-exit-ms expects a positive number");
+            break;
+        default:
+            return cli_bad_option(&o->c, argv);
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error(&o->c, "expected exactly one TOPIC");
+    o->topic = argv[optind];
+    if (o->group && (o->offset || o->timestamp || o->partition >= 0))
+        return cli_usage_error(&o->c, "--offset, --timestamp and --partition need no --group");
+    if ((o->from_beginning != 0) + (o->offset != NULL) + (o->timestamp != NULL) > 1)
+        return cli_usage_error(&o->c, "use only one of --from-beginning, --offset, --timestamp");
+    return -1;
+}
+
+/* Start offset for the no-group case, from --offset/--from-beginning (not --timestamp). */
+static int start_offset(struct consume_opts *o, int64_t *out)
+{
+    int64_t n;
+    if (o->from_beginning || (o->offset && strcmp(o->offset, "beginning") == 0))
+        *out = RD_KAFKA_OFFSET_BEGINNING;
+    else if (!o->offset || strcmp(o->offset, "end") == 0)
+        *out = RD_KAFKA_OFFSET_END;
+    else if (cli_parse_i64(o->offset, 0, INT64_MAX, &n) == 0)
+        *out = n;
+    else if (o->offset[0] == '-' && cli_parse_i64(o->offset + 1, 1, INT32_MAX, &n) == 0)
+        *out = RD_KAFKA_OFFSET_TAIL(n);
+    else
+        return cli_usage_error(&o->c, "--offset expects N, -N, 'beginning' or 'end'");
+    return 0;
+}
+
+/* The partitions to assign, with their start offsets; NULL after printing the error. */
+static rd_kafka_topic_partition_list_t *build_assignment(struct consume_opts *o, rd_kafka_t *rk,
+                                                         int *rc)
+{
+    const struct rd_kafka_metadata *md;
+    *rc = cli_metadata(&o->c, rk, 1, &md);
+    if (*rc)
+        return NULL;
+    *rc = CLI_EXIT_FAIL;
+    const struct rd_kafka_metadata_topic *t = cli_md_topic(md, o->topic);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    int64_t start = 0, ts = 0;
+    if (!t || t->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        cli_error(&o->c, "topic %s does not exist", o->topic);
+        goto out;
+    }
+    if (o->timestamp && cli_parse_datetime(o->timestamp, &ts) < 0) {
+        *rc = cli_usage_error(&o->c, "--timestamp expects epoch ms or an ISO-8601 date-time");
+        goto out;
+    }
+    if (!o->timestamp && start_offset(o, &start) != 0) {
+        *rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    parts = rd_kafka_topic_partition_list_new(t->partition_cnt);
+    for (int i = 0; i < t->partition_cnt; i++)
+        if (o->partition < 0 || t->partitions[i].id == o->partition)
+            rd_kafka_topic_partition_list_add(parts, o->topic, t->partitions[i].id)->offset =
+                start;
+    if (parts->cnt == 0) {
+        cli_error(&o->c, "topic %s has no partition %d", o->topic, o->partition);
+        goto fail;
+    }
+    if (o->timestamp) {
+        if (cli_list_offsets(&o->c, rk, parts, ts) < 0)
+            goto fail;
+        for (int i = 0; i < parts->cnt; i++)
+            if (parts->elems[i].offset < 0) /* no record at or after ts */
+                parts->elems[i].offset = RD_KAFKA_OFFSET_END;
+    }
+    *rc = CLI_EXIT_OK;
+    goto out;
+fail:
+    rd_kafka_topic_partition_list_destroy(parts);
+    parts = NULL;
+out:
+    rd_kafka_metadata_destroy(md);
+    return parts;
+}
+
+static void write_bytes(const char *s, size_t len)
+{
+    fwrite(s, 1, len, stdout);
+}
+
+static void print_headers(const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *hdrs;
+    const char *name;
+    const void *val;
+    size_t size;
+    if (rd_kafka_message_headers(m, &hdrs))
+        return;
+    for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &val, &size); i++) {
+        printf("%s%s=", i ? "," : "", name);
+        if (val)
+            fwrite(val, 1, size, stdout);
+    }
+}
+
+/* Writes M according to the --format template. */
+static void print_formatted(const char *fmt, const rd_kafka_message_t *m)
+{
+    for (const char *p = fmt; *p; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+            putchar(*p == 'n' ? '\n' : *p == 't' ? '\t' : *p == 'r' ? '\r' : *p);
+            continue;
+        }
+        if (*p != '%' || !p[1]) {
+            putchar(*p);
+            continue;
+        }
+        switch (*++p) {
+        case 'k':
+            if (m->key)
+                write_bytes(m->key, m->key_len);
+            break;
+        case 'v':
+            if (m->payload)
+                write_bytes(m->payload, m->len);
+            break;
+        case 'p':
+            printf("%d", (int)m->partition);
+            break;
+        case 'o':
+            printf("%lld", (long long)m->offset);
+            break;
+        case 't':
+            printf("%lld", (long long)rd_kafka_message_timestamp(m, NULL));
+            break;
+        case 'h':
+            print_headers(m);
+            break;
+        case 'T':
+            fputs(rd_kafka_topic_name(m->rkt), stdout);
+            break;
+        case '%':
+            putchar('%');
+            break;
+        default:
+            putchar('%');
+            putchar(*p);
+        }
+    }
+}
+
+static void print_json(const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *hdrs;
+    const char *name;
+    const void *val;
+    size_t size;
+    fputs("{\"topic\":", stdout);
+    cli_json_string(stdout, rd_kafka_topic_name(m->rkt), strlen(rd_kafka_topic_name(m->rkt)));
+    printf(",\"partition\":%d,\"offset\":%lld,\"timestamp\":%lld,\"key\":", (int)m->partition,
+           (long long)m->offset, (long long)rd_kafka_message_timestamp(m, NULL));
+    cli_json_string(stdout, m->key, m->key_len);
+    fputs(",\"value\":", stdout);
+    cli_json_string(stdout, m->payload, m->len);
+    fputs(",\"headers\":{", stdout);
+    if (!rd_kafka_message_headers(m, &hdrs)) {
+        for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &val, &size); i++) {
+            if (i)
+                putchar(',');
+            cli_json_string(stdout, name, strlen(name));
+            putchar(':');
+            cli_json_string(stdout, val, size);
+        }
+    }
+    fputs("}}\n", stdout);
+}
+
+/* Returns 1 if the consumer error ends the run (already reported), 0 if it is transient. */
+static int consume_error(struct consume_opts *o, const rd_kafka_message_t *m)
+{
+    switch (m->err) {
+    case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+        return 0;
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+        if (o->group)
+            return 0; /* the group waits for the topic to appear, as Kafka's consumer does */
+        /* fall through */
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR__FATAL:
+        cli_error(&o->c, "%s", rd_kafka_message_errstr(m));
+        return 1;
+    default:
+        snprintf(o->c.last_error, sizeof(o->c.last_error), "%s", rd_kafka_message_errstr(m));
+        if (o->c.debug)
+            cli_error(&o->c, "consumer error: %s", rd_kafka_message_errstr(m));
+        return 0;
+    }
+}
+
+/* Polls and prints until --count, --idle-exit-ms, Ctrl-C or a fatal error. */
+static int consume_loop(struct consume_opts *o, rd_kafka_t *rk)
+{
+    long seen = 0;
+    int64_t last = cli_now_us();
+    while (!cli_stop && (!o->count || seen < o->count)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            fflush(stdout);
+            if (o->idle_exit_ms && cli_now_us() - last >= (int64_t)o->idle_exit_ms * 1000)
+                break;
+            continue;
+        }
+        if (m->err) {
+            int fatal = consume_error(o, m);
+            rd_kafka_message_destroy(m);
+            if (fatal)
+                return CLI_EXIT_FAIL;
+            continue;
+        }
+        last = cli_now_us();
+        if (o->json)
+            print_json(m);
+        else
+            print_formatted(o->format, m);
+        seen++;
+        rd_kafka_message_destroy(m);
+    }
+    fflush(stdout);
+    return CLI_EXIT_OK;
+}
+
+static rd_kafka_conf_t *consume_conf(struct consume_opts *o)
+{
+    char gid[64];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    snprintf(gid, sizeof(gid), "gregor-cli-%d", (int)getpid());
+    /* librdkafka only assigns partitions with a group id; without --group nothing is
+     * committed and the group is never joined */
+    if (cli_conf_set(&o->c, conf, "group.id", o->group ? o->group : gid) < 0 ||
+        cli_conf_set(&o->c, conf, "enable.auto.commit", o->group ? "true" : "false") < 0 ||
+        cli_conf_set(&o->c, conf, "auto.offset.reset", o->from_beginning ? "earliest" : "latest") <
+            0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+int cli_consume_main(int argc, char **argv)
+{
+    struct consume_opts o;
+    memset(&o, 0, sizeof(o));
+    cli_common_init(&o.c, "gregor consume");
+    int rc = consume_parse(&o, argc, argv);
+    if (rc >= 0)
+        return rc;
+    rd_kafka_conf_t *conf = consume_conf(&o);
+    if (!conf)
+        return CLI_EXIT_USAGE;
+    rd_kafka_t *rk = cli_client_new(&o.c, RD_KAFKA_CONSUMER, conf);
+    if (!rk)
+        return CLI_EXIT_USAGE;
+    rd_kafka_poll_set_consumer(rk);
+    if (o.group) {
+        rc = cli_metadata(&o.c, rk, 0, NULL);
+        if (rc == CLI_EXIT_OK) {
+            rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(sub, o.topic, RD_KAFKA_PARTITION_UA);
+            rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, sub);
+            rd_kafka_topic_partition_list_destroy(sub);
+            if (err) {
+                cli_error(&o.c, "subscribe failed: %s", rd_kafka_err2str(err));
+                rc = CLI_EXIT_FAIL;
+            }
+        }
+    } else {
+        rd_kafka_topic_partition_list_t *parts = build_assignment(&o, rk, &rc);
+        if (parts) {
+            rd_kafka_resp_err_t err = rd_kafka_assign(rk, parts);
+            if (err) {
+                cli_error(&o.c, "assign failed: %s", rd_kafka_err2str(err));
+                rc = CLI_EXIT_FAIL;
+            }
+            rd_kafka_topic_partition_list_destroy(parts);
+        }
+    }
+    if (rc == CLI_EXIT_OK)
+        rc = consume_loop(&o, rk);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc;
+}
