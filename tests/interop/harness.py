@@ -343,9 +343,12 @@ def start_expect_exit(props, timeout=10.0, port=None):
                                 stderr=subprocess.PIPE, start_new_session=True)
         try:
             out, err = proc.communicate(timeout=timeout * SLOW)
+            timed_out = False
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
+            timed_out = True
+        if timed_out:
             fail("gregor %s was still running after %.1fs (expected it to refuse to start); "
                  "output:\n%s" % (" ".join(argv[1:]), timeout * SLOW,
                                   (out + err).decode("utf-8", "replace")[-3000:]))
