@@ -1,52 +1,11 @@
 /*
- * The Kafka error codes the cluster layer returns in command completions. They are data carried
- * back to admin handlers, named as Kafka names them. Each is guarded so that a future shared
- * definition (src/proto/) with the same values can coexist.
+ * The Kafka error codes the cluster layer returns in command completions: data carried back to
+ * admin handlers, named as Kafka names them. One definition for the whole code base, generated
+ * from Kafka's errors.csv into proto/gen/errors.h.
  */
 #ifndef GREGOR_CLUSTER_KAFKA_ERRORS_H
 #define GREGOR_CLUSTER_KAFKA_ERRORS_H
 
-#ifndef KAFKA_ERR_NONE
-#define KAFKA_ERR_NONE 0
-#endif
-#ifndef KAFKA_ERR_UNKNOWN_SERVER_ERROR
-#define KAFKA_ERR_UNKNOWN_SERVER_ERROR (-1)
-#endif
-#ifndef KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION
-#define KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION 3
-#endif
-#ifndef KAFKA_ERR_REQUEST_TIMED_OUT
-#define KAFKA_ERR_REQUEST_TIMED_OUT 7
-#endif
-#ifndef KAFKA_ERR_INVALID_TOPIC_EXCEPTION
-#define KAFKA_ERR_INVALID_TOPIC_EXCEPTION 17
-#endif
-#ifndef KAFKA_ERR_TOPIC_ALREADY_EXISTS
-#define KAFKA_ERR_TOPIC_ALREADY_EXISTS 36
-#endif
-#ifndef KAFKA_ERR_INVALID_PARTITIONS
-#define KAFKA_ERR_INVALID_PARTITIONS 37
-#endif
-#ifndef KAFKA_ERR_INVALID_REPLICATION_FACTOR
-#define KAFKA_ERR_INVALID_REPLICATION_FACTOR 38
-#endif
-#ifndef KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT
-#define KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT 39
-#endif
-#ifndef KAFKA_ERR_INVALID_CONFIG
-#define KAFKA_ERR_INVALID_CONFIG 40
-#endif
-#ifndef KAFKA_ERR_NOT_CONTROLLER
-#define KAFKA_ERR_NOT_CONTROLLER 41
-#endif
-#ifndef KAFKA_ERR_INVALID_REQUEST
-#define KAFKA_ERR_INVALID_REQUEST 42
-#endif
-#ifndef KAFKA_ERR_POLICY_VIOLATION
-#define KAFKA_ERR_POLICY_VIOLATION 44
-#endif
-#ifndef KAFKA_ERR_UNKNOWN_TOPIC_ID
-#define KAFKA_ERR_UNKNOWN_TOPIC_ID 100
-#endif
+#include "proto/gen/errors.h"
 
 #endif
