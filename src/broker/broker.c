@@ -1,15 +1,140 @@
-/* Broker lifecycle: start and stop the subsystems in dependency order. */
+/*
+ * Broker lifecycle: start the subsystems in dependency order (identity, controller, partition
+ * logs, network) and stop them in reverse. Start-up failures name the resource that failed.
+ */
 #include "broker/broker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "base/log.h"
+#include "broker/broker_internal.h"
+#include "broker/dispatch.h"
 
-struct broker {
-    struct broker_config cfg;
-};
+static void broker_on_request(void *ctx, struct net_request *req)
+{
+    broker_dispatch(ctx, req);
+}
+
+/* Kafka prints cluster ids as unpadded URL-safe base64 of 16 random bytes (22 chars). */
+static void broker_new_cluster_id(char out[23])
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t raw[18] = {0};
+    if (getrandom(raw, 16, 0) != 16)
+        memset(raw, 0x5a, 16);
+    int k = 0;
+    for (int i = 0; i < 18 && k < 22; i += 3) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
+        for (int j = 3; j >= 0 && k < 22; j--)
+            out[k++] = b64[(v >> (6 * j)) & 63];
+    }
+    out[22] = '\0';
+}
+
+/*
+ * Reads cluster.id from log.dirs/meta.properties, writing the file (Kafka's format) with a
+ * new id on first start. A node.id in the file that differs from the configuration is an error.
+ */
+static int broker_load_identity(struct broker *b, char *err, size_t errlen)
+{
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/meta.properties", b->cfg.log_dirs);
+    struct properties props;
+    properties_init(&props);
+    int rc = properties_load(&props, path, NULL);
+    if (rc == 0) {
+        const char *cid = properties_get(&props, "cluster.id");
+        const char *nid = properties_get(&props, "node.id");
+        if (nid && atoi(nid) != b->cfg.node_id) {
+            snprintf(err, errlen, "node.id %d does not match node.id=%s in %s", b->cfg.node_id,
+                     nid, path);
+            properties_free(&props);
+            return -EINVAL;
+        }
+        snprintf(b->cluster_id, sizeof(b->cluster_id), "%s", cid ? cid : "");
+    }
+    properties_free(&props);
+    if (b->cluster_id[0] != '\0')
+        return 0;
+    if (b->cfg.cluster_id[0] != '\0')
+        snprintf(b->cluster_id, sizeof(b->cluster_id), "%s", b->cfg.cluster_id);
+    else
+        broker_new_cluster_id(b->cluster_id);
+    char tmp[1110];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+        snprintf(err, errlen, "log.dirs '%s': cannot write meta.properties: %s", b->cfg.log_dirs,
+                 strerror(errno));
+        return -errno;
+    }
+    fprintf(f, "#\nversion=1\ncluster.id=%s\nnode.id=%d\n", b->cluster_id, b->cfg.node_id);
+    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "log.dirs '%s': cannot write meta.properties", b->cfg.log_dirs);
+        return -EIO;
+    }
+    return 0;
+}
+
+static void broker_set_advertised(struct broker *b)
+{
+    const struct listener_config *adv = config_advertised_listener(&b->cfg);
+    const char *host = adv->host[0] ? adv->host : "";
+    if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0) {
+        if (gethostname(b->advertised_host, sizeof(b->advertised_host)) != 0)
+            snprintf(b->advertised_host, sizeof(b->advertised_host), "localhost");
+    } else {
+        snprintf(b->advertised_host, sizeof(b->advertised_host), "%s", host);
+    }
+    b->advertised_port = adv->port;
+}
+
+static int broker_start_controller(struct broker *b, char *err, size_t errlen)
+{
+    struct controller_config cc = {
+        .node_id = b->cfg.node_id,
+        .data_dir = b->cfg.log_dirs,
+        .quorum_voters = b->cfg.controller_quorum_voters,
+        .default_num_partitions = b->cfg.num_partitions,
+        .default_replication_factor = b->cfg.default_replication_factor,
+    };
+    return controller_start(&cc, &b->ctl, err, errlen);
+}
+
+static void broker_registered(void *arg, const struct controller_result *res)
+{
+    if (res->error_code != 0)
+        log_warn("broker", "broker registration failed: error %d", res->error_code);
+}
+
+static int broker_start_network(struct broker *b, char *err, size_t errlen)
+{
+    const struct listener_config *l = config_client_listener(&b->cfg);
+    struct net_config nc = {
+        .host = l->host,
+        .port = l->port,
+        .num_workers = b->cfg.num_io_threads,
+        .max_frame_bytes = b->cfg.socket_request_max_bytes,
+        .idle_ms = b->cfg.connections_max_idle_ms,
+        .max_connections = b->cfg.max_connections == INT32_MAX ? 0 : b->cfg.max_connections,
+        .max_connections_per_ip =
+            b->cfg.max_connections_per_ip == INT32_MAX ? 0 : b->cfg.max_connections_per_ip,
+    };
+    struct net_handler h = {.on_request = broker_on_request, .ctx = b};
+    int rc = net_server_start(&nc, &h, &b->net);
+    if (rc != 0)
+        snprintf(err, errlen, "cannot listen on listener %s://%s:%d: %s", l->name, l->host,
+                 l->port, strerror(-rc));
+    return rc;
+}
 
 int broker_start(const struct broker_config *cfg, struct broker **out, char *err, size_t errlen)
 {
@@ -19,12 +144,31 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
         return -ENOMEM;
     }
     b->cfg = *cfg;
+    broker_set_advertised(b);
+    int rc = broker_load_identity(b, err, errlen);
+    if (rc == 0)
+        rc = broker_start_controller(b, err, errlen);
+    if (rc == 0)
+        rc = broker_start_network(b, err, errlen);
+    if (rc != 0) {
+        broker_stop(b);
+        return rc;
+    }
+    controller_register_broker(b->ctl, b->cfg.node_id, b->advertised_host, b->advertised_port,
+                               NULL, broker_registered, b);
+    log_info("broker", "node %d of cluster %s listening on %s:%d (advertised %s:%d), data in %s",
+             b->cfg.node_id, b->cluster_id, config_client_listener(cfg)->host,
+             net_server_port(b->net), b->advertised_host, b->advertised_port, b->cfg.log_dirs);
     *out = b;
-    log_info("broker", "node %d started", cfg->node_id);
     return 0;
 }
 
 void broker_stop(struct broker *b)
 {
+    if (b == NULL)
+        return;
+    net_server_stop(b->net);
+    if (b->ctl)
+        controller_stop(b->ctl);
     free(b);
 }

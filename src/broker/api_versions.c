@@ -1,0 +1,48 @@
+/*
+ * ApiVersions (key 18). Lists every API and version range the broker serves. A request with a
+ * version we do not serve is answered as Kafka does (KIP-511): a v0-encoded body with
+ * UNSUPPORTED_VERSION and our range for ApiVersions only, so the client can retry with it.
+ * The header of every ApiVersions response is v0 (proto/header.c knows the exception).
+ */
+#include "proto/gen/api_versions.h"
+
+#include "broker/handlers.h"
+#include "proto/gen/errors.h"
+
+static void api_versions_fill(struct broker_req *r, struct kmsg_api_versions_response *resp,
+                              int only_self)
+{
+    int n;
+    const struct broker_api *apis = broker_apis(&n);
+    resp->api_keys.v = arena_calloc(r->arena, (size_t)n, sizeof(*resp->api_keys.v));
+    resp->api_keys.n = 0;
+    if (resp->api_keys.v == NULL)
+        return;
+    for (int i = 0; i < n; i++) {
+        if (only_self && apis[i].key != KPROTO_API_API_VERSIONS)
+            continue;
+        struct kmsg_api_versions_response_api_version *v = &resp->api_keys.v[resp->api_keys.n++];
+        v->api_key = apis[i].key;
+        v->min_version = apis[i].min_version;
+        v->max_version = apis[i].max_version;
+    }
+}
+
+void handle_api_versions(struct broker_req *r)
+{
+    const struct broker_api *self = broker_api_lookup(KPROTO_API_API_VERSIONS);
+    struct kmsg_api_versions_response resp;
+    kmsg_api_versions_response_init(&resp);
+    if (r->hdr.api_version > self->max_version || r->hdr.api_version < self->min_version) {
+        resp.error_code = KAFKA_ERR_UNSUPPORTED_VERSION;
+        api_versions_fill(r, &resp, 1);
+        broker_reply_version(r, 0, (kproto_encode_fn)kmsg_api_versions_response_encode, &resp);
+        return;
+    }
+    struct kmsg_api_versions_request req;
+    if (broker_decode(r, (kproto_decode_fn)kmsg_api_versions_request_decode, &req) != 0)
+        return;
+    api_versions_fill(r, &resp, 0);
+    resp.finalized_features_epoch = -1;
+    broker_reply(r, (kproto_encode_fn)kmsg_api_versions_response_encode, &resp);
+}

@@ -1,0 +1,72 @@
+/* Controller completions carried back to the request's worker thread. */
+#include "broker/async.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+
+struct broker_async *broker_async_new(struct broker_req *r, void (*resume)(struct broker_async *),
+                                      void *arg)
+{
+    struct broker_async *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    a->r = r;
+    a->resume = resume;
+    a->arg = arg;
+    return a;
+}
+
+void broker_async_free(struct broker_async *a)
+{
+    if (a == NULL)
+        return;
+    for (size_t i = 0; i < a->n_topics; i++)
+        free(a->topics[i].error_message);
+    free(a->topics);
+    free(a->error_message);
+    free(a);
+}
+
+static void broker_async_resume(void *arg)
+{
+    struct broker_async *a = arg;
+    a->resume(a);
+    broker_async_free(a);
+}
+
+/* Copies what the handler needs out of res, which is only valid during this call. */
+static void broker_async_copy(struct broker_async *a, const struct controller_result *res)
+{
+    a->error_code = res->error_code;
+    a->error_message = res->error_message ? strdup(res->error_message) : NULL;
+    a->producer_id_start = res->producer_id_start;
+    a->producer_id_len = res->producer_id_len;
+    if (res->n_topics == 0)
+        return;
+    a->topics = calloc(res->n_topics, sizeof(*a->topics));
+    if (a->topics == NULL) {
+        a->error_code = -1; /* UNKNOWN_SERVER_ERROR */
+        return;
+    }
+    a->n_topics = res->n_topics;
+    for (size_t i = 0; i < res->n_topics; i++) {
+        const struct controller_topic_result *t = &res->topics[i];
+        a->topics[i].error_code = t->error_code;
+        a->topics[i].error_message = t->error_message ? strdup(t->error_message) : NULL;
+        memcpy(a->topics[i].topic_id, t->topic_id, sizeof(a->topics[i].topic_id));
+        a->topics[i].num_partitions = t->num_partitions;
+    }
+}
+
+void broker_async_done(void *arg, const struct controller_result *res)
+{
+    struct broker_async *a = arg;
+    broker_async_copy(a, res);
+    if (net_worker_post(net_request_worker(a->r->nr), broker_async_resume, a) != 0) {
+        /* The worker is gone (shutdown): the request dies with it. */
+        log_warn("broker", "dropping a controller completion during shutdown");
+        broker_async_free(a);
+    }
+}

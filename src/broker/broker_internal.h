@@ -1,0 +1,28 @@
+/*
+ * The broker context as handlers see it. Only src/broker/ includes this file.
+ *
+ * Everything here is created in broker_start() before the network starts and destroyed in
+ * broker_stop() after it stopped, so handlers may use every pointer without checks. The
+ * configuration is read-only after start.
+ */
+#ifndef GREGOR_BROKER_BROKER_INTERNAL_H
+#define GREGOR_BROKER_BROKER_INTERNAL_H
+
+#include "broker/broker.h"
+#include "broker/config.h"
+#include "cluster/controller.h"
+#include "net/net.h"
+
+struct partition_registry;
+
+struct broker {
+    struct broker_config cfg;
+    char cluster_id[64];            /* from meta.properties, generated on first start */
+    char advertised_host[256];
+    int advertised_port;
+    struct controller *ctl;
+    struct partition_registry *parts;
+    struct net_server *net;
+};
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * Dispatch: decode the request header, pick the handler by api key, check the version.
+ *
+ * What Kafka does with requests it cannot serve, and so do we: an unknown api key or an
+ * unsupported version of any API but ApiVersions closes the connection (the body cannot be
+ * parsed); ApiVersions with an unsupported version is answered with a v0 body carrying
+ * UNSUPPORTED_VERSION and the supported range (see api_versions.c).
+ */
+#include "broker/dispatch.h"
+
+#include <stdio.h>
+
+#include "base/log.h"
+#include "broker/handlers.h"
+
+/* The APIs this broker serves; versions within the generated schema range. */
+static const struct broker_api broker_api_table[] = {
+    {KPROTO_API_METADATA, 0, 12, handle_metadata},
+    {KPROTO_API_API_VERSIONS, 0, 4, handle_api_versions},
+};
+
+const struct broker_api *broker_apis(int *n)
+{
+    *n = (int)(sizeof(broker_api_table) / sizeof(broker_api_table[0]));
+    return broker_api_table;
+}
+
+const struct broker_api *broker_api_lookup(int16_t key)
+{
+    int n;
+    const struct broker_api *t = broker_apis(&n);
+    for (int i = 0; i < n; i++)
+        if (t[i].key == key)
+            return &t[i];
+    return NULL;
+}
+
+void broker_dispatch(struct broker *b, struct net_request *nr)
+{
+    struct broker_req *r = arena_calloc(&nr->arena, 1, sizeof(*r));
+    if (r == NULL) {
+        net_request_close(nr);
+        return;
+    }
+    r->b = b;
+    r->nr = nr;
+    r->arena = &nr->arena;
+    kr_init(&r->body, nr->frame, nr->size, &nr->arena);
+    if (kproto_request_header_decode(&r->body, &r->hdr) != 0 || r->body.err != 0) {
+        broker_close(r, "malformed request header");
+        return;
+    }
+    const struct broker_api *api = broker_api_lookup(r->hdr.api_key);
+    if (api == NULL) {
+        broker_close(r, "unsupported api key");
+        return;
+    }
+    if (r->hdr.api_version < api->min_version || r->hdr.api_version > api->max_version) {
+        if (r->hdr.api_key == KPROTO_API_API_VERSIONS) {
+            api->handle(r); /* answers UNSUPPORTED_VERSION itself */
+            return;
+        }
+        broker_close(r, "unsupported api version");
+        return;
+    }
+    api->handle(r);
+}

@@ -1,0 +1,25 @@
+/*
+ * The request handlers, one file per API family, and the table of what this broker
+ * advertises in ApiVersions. All run on the connection's worker thread.
+ */
+#ifndef GREGOR_BROKER_HANDLERS_H
+#define GREGOR_BROKER_HANDLERS_H
+
+#include "broker/request.h"
+
+struct broker_api {
+    int16_t key;
+    int16_t min_version;
+    int16_t max_version;
+    broker_handler_fn handle;
+};
+
+/* The supported APIs in key order; count in *n. */
+const struct broker_api *broker_apis(int *n);
+/* The entry for key, or NULL when the broker does not serve that API. */
+const struct broker_api *broker_api_lookup(int16_t key);
+
+void handle_api_versions(struct broker_req *r);
+void handle_metadata(struct broker_req *r);
+
+#endif

@@ -1,0 +1,227 @@
+/*
+ * Metadata (key 3): brokers, cluster id, controller, and topics with their partitions' leader,
+ * replicas and ISR, read from the current metadata image. Requested topics that do not exist
+ * are created first when auto-creation is allowed (auto.create.topics.enable and, from v4, the
+ * request's flag); the handler waits for the controller without blocking the worker and then
+ * answers from the newer image, so clients see the topic at once.
+ */
+#include "proto/gen/metadata.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "broker/async.h"
+#include "broker/broker_internal.h"
+#include "broker/handlers.h"
+#include "cluster/controller.h"
+#include "proto/gen/errors.h"
+
+#define METADATA_AUTHORIZED_OPS_UNSET ((int32_t)0x80000000)
+
+struct metadata_state {
+    struct kmsg_metadata_request req;
+    char **names;            /* requested names, NUL-terminated; NULL entry for by-id lookups */
+    int16_t *create_errors;  /* per requested topic, from auto-creation */
+    int all_topics;
+};
+
+static bool metadata_is_internal(const char *name)
+{
+    return strcmp(name, "__consumer_offsets") == 0 || strcmp(name, "__transaction_state") == 0;
+}
+
+static void metadata_fill_brokers(struct broker_req *r, const struct metadata_image *img,
+                                  struct kmsg_metadata_response *resp)
+{
+    struct broker *b = r->b;
+    size_t cap = img->n_brokers + 1;
+    resp->brokers.v = arena_calloc(r->arena, cap, sizeof(*resp->brokers.v));
+    resp->brokers.n = 0;
+    if (resp->brokers.v == NULL)
+        return;
+    struct kmsg_metadata_response_broker *self = &resp->brokers.v[resp->brokers.n++];
+    kmsg_metadata_response_broker_init(self);
+    self->node_id = b->cfg.node_id;
+    self->host = (struct kstr){b->advertised_host, (int32_t)strlen(b->advertised_host)};
+    self->port = b->advertised_port;
+    for (size_t i = 0; i < img->n_brokers; i++) {
+        const struct metadata_broker *mb = &img->brokers[i];
+        if (mb->id == b->cfg.node_id)
+            continue;
+        struct kmsg_metadata_response_broker *o = &resp->brokers.v[resp->brokers.n++];
+        kmsg_metadata_response_broker_init(o);
+        o->node_id = mb->id;
+        o->host = (struct kstr){mb->host, (int32_t)strlen(mb->host)};
+        o->port = mb->port;
+        if (mb->rack)
+            o->rack = (struct kstr){mb->rack, (int32_t)strlen(mb->rack)};
+    }
+}
+
+static struct karray_int32 metadata_ids(struct broker_req *r, const int32_t *ids, uint32_t n)
+{
+    struct karray_int32 a = {0, NULL};
+    if (n == 0)
+        return a;
+    a.v = arena_alloc(r->arena, n * sizeof(int32_t));
+    if (a.v == NULL)
+        return a;
+    memcpy(a.v, ids, n * sizeof(int32_t));
+    a.n = (int32_t)n;
+    return a;
+}
+
+static void metadata_fill_topic(struct broker_req *r, const struct metadata_topic *t,
+                                struct kmsg_metadata_response_topic *o)
+{
+    o->error_code = KAFKA_ERR_NONE;
+    o->name = (struct kstr){t->name, (int32_t)strlen(t->name)};
+    memcpy(o->topic_id.b, t->id, sizeof(o->topic_id.b));
+    o->is_internal = metadata_is_internal(t->name);
+    o->topic_authorized_operations = METADATA_AUTHORIZED_OPS_UNSET;
+    o->partitions.v = arena_calloc(r->arena, t->n_partitions ? t->n_partitions : 1,
+                                   sizeof(*o->partitions.v));
+    o->partitions.n = 0;
+    if (o->partitions.v == NULL)
+        return;
+    for (uint32_t i = 0; i < t->n_partitions; i++) {
+        const struct metadata_partition *mp = &t->partitions[i];
+        struct kmsg_metadata_response_partition *p = &o->partitions.v[o->partitions.n++];
+        kmsg_metadata_response_partition_init(p);
+        p->error_code = mp->leader < 0 ? KAFKA_ERR_LEADER_NOT_AVAILABLE : KAFKA_ERR_NONE;
+        p->partition_index = mp->partition;
+        p->leader_id = mp->leader;
+        p->leader_epoch = mp->leader_epoch;
+        p->replica_nodes = metadata_ids(r, mp->replicas, mp->n_replicas);
+        p->isr_nodes = metadata_ids(r, mp->isr, mp->n_isr);
+    }
+}
+
+static void metadata_fill_missing(struct kmsg_metadata_response_topic *o, struct kstr name,
+                                  struct kuuid id, int16_t error)
+{
+    o->error_code = error;
+    o->name = name;
+    o->topic_id = id;
+    o->topic_authorized_operations = METADATA_AUTHORIZED_OPS_UNSET;
+}
+
+static void metadata_respond(struct broker_req *r, struct metadata_state *st)
+{
+    struct broker *b = r->b;
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    struct kmsg_metadata_response resp;
+    kmsg_metadata_response_init(&resp);
+    metadata_fill_brokers(r, img, &resp);
+    resp.cluster_id = (struct kstr){b->cluster_id, (int32_t)strlen(b->cluster_id)};
+    int32_t leader = controller_leader_id(b->ctl);
+    resp.controller_id = leader >= 0 ? leader : b->cfg.node_id;
+    resp.cluster_authorized_operations = METADATA_AUTHORIZED_OPS_UNSET;
+    size_t n = st->all_topics ? img->n_topics : (size_t)st->req.topics.n;
+    resp.topics.v = arena_calloc(r->arena, n ? n : 1, sizeof(*resp.topics.v));
+    resp.topics.n = 0;
+    for (size_t i = 0; resp.topics.v && i < n; i++) {
+        struct kmsg_metadata_response_topic *o = &resp.topics.v[resp.topics.n++];
+        kmsg_metadata_response_topic_init(o);
+        if (st->all_topics) {
+            metadata_fill_topic(r, img->topics_by_name[i], o);
+            continue;
+        }
+        const struct kmsg_metadata_request_topic *rt = &st->req.topics.v[i];
+        const struct metadata_topic *t =
+            st->names[i] ? metadata_image_topic_by_name(img, st->names[i])
+                         : metadata_image_topic_by_id(img, rt->topic_id.b);
+        if (t != NULL)
+            metadata_fill_topic(r, t, o);
+        else
+            metadata_fill_missing(o, rt->name, rt->topic_id,
+                                  st->create_errors[i] ? st->create_errors[i]
+                                                       : KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    broker_reply(r, (kproto_encode_fn)kmsg_metadata_response_encode, &resp);
+    metadata_image_release(img);
+}
+
+static void metadata_after_create(struct broker_async *a)
+{
+    struct metadata_state *st = a->arg;
+    /* Map creation errors back to the requested topics (same order as submitted). */
+    size_t k = 0;
+    for (int32_t i = 0; i < st->req.topics.n && k < a->n_topics; i++) {
+        if (st->create_errors[i] != -2)
+            continue;
+        int16_t e = a->n_topics > k ? a->topics[k++].error_code : 0;
+        st->create_errors[i] = e == KAFKA_ERR_TOPIC_ALREADY_EXISTS ? 0 : e;
+    }
+    for (int32_t i = 0; i < st->req.topics.n; i++)
+        if (st->create_errors[i] == -2)
+            st->create_errors[i] = a->error_code;
+    metadata_respond(a->r, st);
+}
+
+/* Starts creating the requested topics that are missing; returns 1 if it did (then the response
+ * is sent when the controller is done), 0 if nothing needed creating. */
+static int metadata_auto_create(struct broker_req *r, struct metadata_state *st)
+{
+    struct broker *b = r->b;
+    bool allowed = b->cfg.auto_create_topics_enable &&
+                   (r->hdr.api_version < 4 || st->req.allow_auto_topic_creation);
+    if (!allowed || st->all_topics)
+        return 0;
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    struct controller_new_topic *nt =
+        arena_calloc(r->arena, (size_t)st->req.topics.n + 1, sizeof(*nt));
+    size_t n = 0;
+    for (int32_t i = 0; nt && i < st->req.topics.n; i++) {
+        if (st->names[i] == NULL || metadata_image_topic_by_name(img, st->names[i]) != NULL)
+            continue;
+        nt[n].name = st->names[i];
+        nt[n].num_partitions = -1;
+        nt[n].replication_factor = -1;
+        st->create_errors[i] = -2; /* pending */
+        n++;
+    }
+    metadata_image_release(img);
+    if (n == 0)
+        return 0;
+    struct broker_async *a = broker_async_new(r, metadata_after_create, st);
+    if (a == NULL || controller_create_topics(b->ctl, nt, n, false, broker_async_done, a) != 0) {
+        broker_async_free(a);
+        for (int32_t i = 0; i < st->req.topics.n; i++)
+            if (st->create_errors[i] == -2)
+                st->create_errors[i] = KAFKA_ERR_LEADER_NOT_AVAILABLE;
+        return 0;
+    }
+    return 1;
+}
+
+void handle_metadata(struct broker_req *r)
+{
+    struct metadata_state *st = arena_calloc(r->arena, 1, sizeof(*st));
+    if (st == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    if (broker_decode(r, (kproto_decode_fn)kmsg_metadata_request_decode, &st->req) != 0)
+        return;
+    /* v0: an empty list means all topics; v1+: null means all, empty means none. */
+    st->all_topics = st->req.topics.n < 0 || (r->hdr.api_version == 0 && st->req.topics.n == 0);
+    if (!st->all_topics) {
+        size_t n = (size_t)st->req.topics.n;
+        st->names = arena_calloc(r->arena, n + 1, sizeof(char *));
+        st->create_errors = arena_calloc(r->arena, n + 1, sizeof(int16_t));
+        if (st->names == NULL || st->create_errors == NULL) {
+            broker_close(r, "out of memory");
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct kstr name = st->req.topics.v[i].name;
+            if (name.len >= 0)
+                st->names[i] = arena_strndup(r->arena, name.ptr, (size_t)name.len);
+        }
+    }
+    if (metadata_auto_create(r, st))
+        return;
+    metadata_respond(r, st);
+}

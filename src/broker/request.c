@@ -1,0 +1,57 @@
+/* Request completion helpers: response framing (size prefix + header + body) and closing. */
+#include "broker/request.h"
+
+#include <endian.h>
+
+#include "base/log.h"
+
+void broker_reply_version(struct broker_req *r, int16_t version, kproto_encode_fn enc,
+                          const void *msg)
+{
+    struct iochain chain;
+    iochain_init(&chain);
+    struct kwriter w;
+    kw_init(&w, &chain);
+    uint8_t *size = iochain_reserve(&chain, 4);
+    int hv = kproto_response_header_version(r->hdr.api_key, version);
+    kproto_response_header_encode(&w, hv, r->hdr.correlation_id);
+    int rc = size ? enc(&w, version, msg) : -ENOMEM;
+    if (rc != 0 || w.err != 0) {
+        log_error("broker", "cannot encode response to api %d v%d from %s: %d",
+                  r->hdr.api_key, version, net_conn_peer(r->nr->conn), rc ? rc : w.err);
+        iochain_free(&chain);
+        net_request_close(r->nr);
+        return;
+    }
+    uint32_t be = htobe32((uint32_t)(chain.total - 4));
+    iochain_patch(&chain, 0, &be, 4);
+    net_request_reply(r->nr, &chain);
+}
+
+void broker_reply(struct broker_req *r, kproto_encode_fn enc, const void *msg)
+{
+    broker_reply_version(r, r->hdr.api_version, enc, msg);
+}
+
+void broker_reply_none(struct broker_req *r)
+{
+    net_request_noreply(r->nr);
+}
+
+void broker_close(struct broker_req *r, const char *why)
+{
+    log_warn("broker", "closing connection %s: %s (api %d v%d, correlation %d)",
+             net_conn_peer(r->nr->conn), why, r->hdr.api_key, r->hdr.api_version,
+             r->hdr.correlation_id);
+    net_request_close(r->nr);
+}
+
+int broker_decode(struct broker_req *r, kproto_decode_fn dec, void *out)
+{
+    int rc = dec(&r->body, r->hdr.api_version, out);
+    if (rc != 0 || r->body.err != 0) {
+        broker_close(r, "malformed request body");
+        return rc ? rc : r->body.err;
+    }
+    return 0;
+}

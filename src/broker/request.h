@@ -1,0 +1,44 @@
+/*
+ * A request as the broker's handlers see it: the decoded header, a reader positioned at the
+ * body, and the network request it came from. Lives in the network request's arena, so it is
+ * freed with it. Handlers run on the connection's worker thread and complete the request with
+ * exactly one of broker_reply(), broker_reply_none() or broker_close().
+ */
+#ifndef GREGOR_BROKER_REQUEST_H
+#define GREGOR_BROKER_REQUEST_H
+
+#include "net/net.h"
+#include "proto/codec.h"
+#include "proto/gen/api_table.h"
+#include "proto/header.h"
+
+struct broker;
+
+struct broker_req {
+    struct broker *b;
+    struct net_request *nr;
+    struct kproto_request_header hdr;
+    struct kreader body; /* positioned after the header */
+    struct arena *arena;
+};
+
+typedef void (*broker_handler_fn)(struct broker_req *r);
+
+/* Encodes msg with enc as the response to r (header chosen by api key/version) and sends it. */
+void broker_reply(struct broker_req *r, kproto_encode_fn enc, const void *msg);
+
+/* Same with an explicit response version (ApiVersions answers unsupported versions with v0). */
+void broker_reply_version(struct broker_req *r, int16_t version, kproto_encode_fn enc,
+                          const void *msg);
+
+/* Completes r without a response (produce acks=0). */
+void broker_reply_none(struct broker_req *r);
+
+/* Completes r by closing the connection (undecodable request); logs why. */
+void broker_close(struct broker_req *r, const char *why);
+
+/* Decodes r's body with dec into out (allocated by the caller); on failure closes the connection
+ * with a log line and returns < 0 (r is then completed). */
+int broker_decode(struct broker_req *r, kproto_decode_fn dec, void *out);
+
+#endif
