@@ -1,0 +1,264 @@
+/*
+ * Group-commit flusher thread. Requests queue under `lock`; the thread takes the whole queue
+ * at once, flushes each distinct log once, and completes the requests. Logs registered with
+ * the flusher are also flushed when their flush.ms interval passes. With no requests and no
+ * finite interval the thread sleeps on the condition variable (idle = asleep).
+ */
+#include "storage/flusher.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "storage/log_internal.h"
+
+struct flush_req {
+    struct log *log;
+    int64_t offset;
+    log_flush_cb cb; /* NULL: a poke */
+    void *arg;
+    struct flush_req *next;
+};
+
+struct log_flusher {
+    pthread_t thread;
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t wake, round_done;
+    bool stop, busy;
+    struct flush_req *head, **tail;
+    struct log **logs;
+    size_t nlogs, cap;
+};
+
+/* Earliest monotonic deadline of a flush.ms interval, INT64_MAX if none (lock held). */
+static int64_t next_deadline(struct log_flusher *f)
+{
+    int64_t best = INT64_MAX;
+    for (size_t i = 0; i < f->nlogs; i++) {
+        int64_t iv = f->logs[i]->config.flush_interval_ms; /* racy read of an int64: a hint */
+        if (iv == INT64_MAX || iv < 0)
+            continue;
+        int64_t d = atomic_load(&f->logs[i]->last_flush_ms) + iv;
+        if (d < best)
+            best = d;
+    }
+    return best;
+}
+
+static void wait_for_work(struct log_flusher *f)
+{
+    while (!f->stop && !f->head) {
+        int64_t deadline = next_deadline(f);
+        if (deadline == INT64_MAX) {
+            pthread_cond_wait(&f->wake, &f->lock);
+            continue;
+        }
+        int64_t now = clock_mono_ms();
+        if (deadline <= now)
+            return;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + (deadline - now) * 1000000;
+        ts.tv_sec += ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&f->wake, &f->lock, &ts);
+    }
+}
+
+/* Flushes each distinct log of the list once, then completes its requests. */
+static void complete_requests(struct flush_req *list)
+{
+    while (list) {
+        struct log *log = list->log;
+        int64_t flushed = 0;
+        int rc = log_flush(log, &flushed);
+        struct flush_req **pp = &list;
+        while (*pp) {
+            struct flush_req *r = *pp;
+            if (r->log != log) {
+                pp = &r->next;
+                continue;
+            }
+            *pp = r->next;
+            if (r->cb)
+                r->cb(r->arg, rc < 0 ? rc : 0);
+            free(r);
+        }
+    }
+}
+
+/* Flushes registered logs whose flush.ms passed. Called with the lock held and busy set; the
+ * lock is dropped around the fdatasyncs (busy keeps remove() from freeing a log meanwhile). */
+static void flush_intervals(struct log_flusher *f)
+{
+    int64_t now = clock_mono_ms();
+    size_t n = 0;
+    struct log **due = malloc((f->nlogs ? f->nlogs : 1) * sizeof(*due));
+    if (!due)
+        return;
+    for (size_t i = 0; i < f->nlogs; i++) {
+        struct log *log = f->logs[i];
+        int64_t iv = log->config.flush_interval_ms; /* racy read of an int64: a hint */
+        if (iv == INT64_MAX || iv < 0 || atomic_load(&log->last_flush_ms) + iv > now)
+            continue;
+        if (log_end_offset(log) == log_recovery_point(log))
+            atomic_store(&log->last_flush_ms, now);
+        else
+            due[n++] = log;
+    }
+    pthread_mutex_unlock(&f->lock);
+    for (size_t i = 0; i < n; i++)
+        log_flush(due[i], NULL);
+    free(due);
+    pthread_mutex_lock(&f->lock);
+}
+
+static void *flusher_main(void *arg)
+{
+    struct log_flusher *f = arg;
+    pthread_mutex_lock(&f->lock);
+    for (;;) {
+        wait_for_work(f);
+        struct flush_req *list = f->head;
+        f->head = NULL;
+        f->tail = &f->head;
+        bool stop = f->stop;
+        f->busy = true;
+        pthread_mutex_unlock(&f->lock);
+        complete_requests(list);
+        pthread_mutex_lock(&f->lock);
+        flush_intervals(f);
+        f->busy = false;
+        pthread_cond_broadcast(&f->round_done);
+        if (stop && !f->head)
+            break;
+    }
+    pthread_mutex_unlock(&f->lock);
+    return NULL;
+}
+
+int log_flusher_create(struct log_flusher **out)
+{
+    struct log_flusher *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->wake, NULL);
+    pthread_cond_init(&f->round_done, NULL);
+    f->tail = &f->head;
+    int rc = pthread_create(&f->thread, NULL, flusher_main, f);
+    if (rc != 0) {
+        free(f);
+        return -rc;
+    }
+    *out = f;
+    return 0;
+}
+
+void log_flusher_destroy(struct log_flusher *f)
+{
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->lock);
+    f->stop = true;
+    pthread_cond_signal(&f->wake);
+    pthread_mutex_unlock(&f->lock);
+    pthread_join(f->thread, NULL);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->wake);
+    pthread_cond_destroy(&f->round_done);
+    free(f->logs);
+    free(f);
+}
+
+int log_flusher_add(struct log_flusher *f, struct log *log)
+{
+    pthread_mutex_lock(&f->lock);
+    if (f->nlogs == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 64;
+        struct log **v = realloc(f->logs, cap * sizeof(*v));
+        if (!v) {
+            pthread_mutex_unlock(&f->lock);
+            return -ENOMEM;
+        }
+        f->logs = v;
+        f->cap = cap;
+    }
+    f->logs[f->nlogs++] = log;
+    log->flusher = f;
+    pthread_cond_signal(&f->wake); /* its interval may be the new earliest deadline */
+    pthread_mutex_unlock(&f->lock);
+    return 0;
+}
+
+void log_flusher_remove(struct log_flusher *f, struct log *log)
+{
+    struct flush_req *mine = NULL, **mt = &mine;
+    pthread_mutex_lock(&f->lock);
+    while (f->busy) /* the thread may be flushing this log right now */
+        pthread_cond_wait(&f->round_done, &f->lock);
+    for (size_t i = 0; i < f->nlogs; i++)
+        if (f->logs[i] == log) {
+            f->logs[i] = f->logs[--f->nlogs];
+            break;
+        }
+    struct flush_req **pp = &f->head;
+    while (*pp) {
+        struct flush_req *r = *pp;
+        if (r->log == log) {
+            *pp = r->next;
+            r->next = NULL;
+            *mt = r;
+            mt = &r->next;
+        } else {
+            pp = &r->next;
+        }
+    }
+    f->tail = &f->head;
+    while (*f->tail)
+        f->tail = &(*f->tail)->next;
+    log->flusher = NULL;
+    pthread_mutex_unlock(&f->lock);
+    complete_requests(mine);
+}
+
+static int enqueue(struct log_flusher *f, struct log *log, int64_t offset, log_flush_cb cb,
+                   void *arg)
+{
+    struct flush_req *r = malloc(sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    *r = (struct flush_req){log, offset, cb, arg, NULL};
+    pthread_mutex_lock(&f->lock);
+    *f->tail = r;
+    f->tail = &r->next;
+    pthread_cond_signal(&f->wake);
+    pthread_mutex_unlock(&f->lock);
+    return 0;
+}
+
+int log_flush_request(struct log *log, int64_t offset, log_flush_cb cb, void *arg)
+{
+    if (log_recovery_point(log) >= offset) {
+        if (cb)
+            cb(arg, 0);
+        return 0;
+    }
+    struct log_flusher *f = log->flusher;
+    if (!f) {
+        int rc = log_flush(log, NULL);
+        if (cb)
+            cb(arg, rc);
+        return 0;
+    }
+    return enqueue(f, log, offset, cb, arg);
+}
+
+void log_flusher_poke(struct log_flusher *f, struct log *log)
+{
+    enqueue(f, log, log_end_offset(log), NULL, NULL);
+}

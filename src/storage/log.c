@@ -1,0 +1,486 @@
+/*
+ * Partition log: config, open/close, append and roll, published offsets, flush.
+ *
+ * Invariants: segs is non-empty and sorted by base offset; segs[nsegs-1] is the only active
+ * segment; end_offset == active segment's next_offset once an append returns; start_offset <=
+ * high_watermark <= end_offset; recovery_point <= end_offset. Every byte below a segment's
+ * published size is a whole, offset-assigned batch.
+ */
+#include "storage/log_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "record/record_batch.h"
+#include "storage/flusher.h"
+
+struct log_config log_config_defaults(void)
+{
+    return (struct log_config){
+        .segment_bytes = 1LL << 30,
+        .segment_ms = 7LL * 24 * 3600 * 1000,
+        .index_interval_bytes = 4096,
+        .segment_index_bytes = 10 * 1024 * 1024,
+        .retention_ms = 7LL * 24 * 3600 * 1000,
+        .retention_bytes = -1,
+        .flush_interval_messages = INT64_MAX,
+        .flush_interval_ms = INT64_MAX,
+        .file_delete_delay_ms = 60000,
+        .max_message_bytes = 1048588,
+        .compact = false,
+        .delete_retention = true,
+        .segment_idle_close_ms = 60000,
+    };
+}
+
+int log_error_to_kafka(int err)
+{
+    switch (err) {
+    case 0:
+        return 0;
+    case LOG_ERR_OFFSET_OUT_OF_RANGE:
+        return 1;
+    case LOG_ERR_CORRUPT:
+        return 2; /* CORRUPT_MESSAGE */
+    case LOG_ERR_OFFLINE:
+    default:
+        return 56; /* KAFKA_STORAGE_ERROR: disk full, I/O error, offline */
+    }
+}
+
+void log_mark_offline(struct log *log, const char *what, int err)
+{
+    if (!atomic_exchange(&log->offline, true))
+        log_error("storage", "%s-%d goes offline: %s failed: %s", log->topic, log->partition,
+                  what, strerror(err < 0 ? -err : err));
+}
+
+size_t log_segment_index_locked(const struct log *log, int64_t offset)
+{
+    size_t lo = 0, hi = log->nsegs - 1; /* invariant: answer in [lo, hi] */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (log->segs[mid]->base_offset <= offset)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+int log_segments_push(struct log *log, struct segment *seg)
+{
+    pthread_rwlock_wrlock(&log->segments_lock);
+    if (log->nsegs == log->segs_cap) {
+        size_t cap = log->segs_cap ? log->segs_cap * 2 : 16;
+        struct segment **s = realloc(log->segs, cap * sizeof(*s));
+        if (!s) {
+            pthread_rwlock_unlock(&log->segments_lock);
+            return -ENOMEM;
+        }
+        log->segs = s;
+        log->segs_cap = cap;
+    }
+    log->segs[log->nsegs++] = seg;
+    pthread_rwlock_unlock(&log->segments_lock);
+    return 0;
+}
+
+static int make_partition_dir(const char *parent, const char *path)
+{
+    if (mkdir(parent, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    if (mkdir(path, 0755) == 0)
+        return checkpoint_sync_dir(parent);
+    return errno == EEXIST ? 0 : -errno;
+}
+
+static void log_free(struct log *log)
+{
+    for (size_t i = 0; i < log->nsegs; i++)
+        segment_unref(log->segs[i]);
+    log_purge_deleted(log, 0, true);
+    free(log->pending);
+    free(log->segs);
+    free(log->epochs);
+    free(log->dir);
+    free(log->topic);
+    pthread_mutex_destroy(&log->append_lock);
+    pthread_mutex_destroy(&log->flush_lock);
+    pthread_mutex_destroy(&log->pending_lock);
+    pthread_rwlock_destroy(&log->segments_lock);
+    free(log);
+}
+
+int log_open(const char *dir, const char *topic, int32_t partition, const struct log_config *cfg,
+             const struct log_open_state *state, struct log **out)
+{
+    struct log *log = calloc(1, sizeof(*log));
+    if (!log)
+        return -ENOMEM;
+    size_t n = strlen(dir) + strlen(topic) + 16;
+    log->dir = malloc(n);
+    log->topic = strdup(topic);
+    if (!log->dir || !log->topic) {
+        free(log->dir);
+        free(log->topic);
+        free(log);
+        return -ENOMEM;
+    }
+    snprintf(log->dir, n, "%s/%s-%d", dir, topic, partition);
+    log->partition = partition;
+    log->config = cfg ? *cfg : log_config_defaults();
+    pthread_mutex_init(&log->append_lock, NULL);
+    pthread_mutex_init(&log->flush_lock, NULL);
+    pthread_mutex_init(&log->pending_lock, NULL);
+    pthread_rwlock_init(&log->segments_lock, NULL);
+    atomic_init(&log->last_flush_ms, clock_mono_ms());
+    int rc = make_partition_dir(dir, log->dir);
+    if (rc == 0)
+        rc = log_epoch_load(log);
+    if (rc == 0)
+        rc = log_load(log, state);
+    if (rc < 0) {
+        log_error("storage", "cannot open log %s: %s", log->dir, strerror(-rc));
+        log_free(log);
+        return rc;
+    }
+    *out = log;
+    return 0;
+}
+
+void log_close(struct log *log)
+{
+    if (!log)
+        return;
+    struct segment *active = log->segs[log->nsegs - 1];
+    if (!atomic_load(&log->offline)) {
+        int rc = log_flush(log, NULL);
+        if (rc == 0)
+            rc = segment_seal(active);
+        if (rc == 0)
+            rc = segment_sync_indexes(active);
+        if (rc < 0)
+            log_warn("storage", "closing %s: %s", log->dir, strerror(-rc));
+    }
+    log_free(log);
+}
+
+void log_set_config(struct log *log, const struct log_config *cfg)
+{
+    pthread_mutex_lock(&log->append_lock);
+    log->config = *cfg;
+    pthread_mutex_unlock(&log->append_lock);
+}
+
+struct log_config log_get_config(struct log *log)
+{
+    pthread_mutex_lock(&log->append_lock);
+    struct log_config c = log->config;
+    pthread_mutex_unlock(&log->append_lock);
+    return c;
+}
+
+/* Sums a buffer of batches: total offsets spanned, records, and checks they tile len. */
+static int scan_batches(const uint8_t *buf, size_t len, int64_t *span, int32_t *records)
+{
+    size_t pos = 0;
+    *span = 0;
+    *records = 0;
+    if (len == 0)
+        return LOG_ERR_CORRUPT;
+    while (pos < len) {
+        struct record_batch_header h;
+        if (record_batch_header_parse(buf + pos, len - pos, &h) < 0 ||
+            record_batch_size(&h) > len - pos || h.last_offset_delta < 0)
+            return LOG_ERR_CORRUPT;
+        *span += (int64_t)h.last_offset_delta + 1;
+        *records += h.record_count;
+        pos += record_batch_size(&h);
+    }
+    return 0;
+}
+
+static bool should_roll(struct log *log, struct segment *active, size_t len, int64_t span,
+                        int64_t now_ms)
+{
+    int64_t size = segment_size(active);
+    if (size == 0)
+        return false;
+    if (size + (int64_t)len > log->config.segment_bytes)
+        return true;
+    int64_t since = active->rolling_timestamp >= 0 ? active->rolling_timestamp : active->created_ms;
+    if (now_ms - since > log->config.segment_ms)
+        return true;
+    if (active->offset_index.max_entries - index_file_entries(&active->offset_index) < 2 ||
+        active->time_index.max_entries - index_file_entries(&active->time_index) < 2)
+        return true;
+    return active->next_offset + span - 1 - active->base_offset > INT32_MAX;
+}
+
+/* Creates the next segment at the log end and makes it active (append_lock held). */
+static int log_roll_locked(struct log *log, int64_t now_ms)
+{
+    struct segment *old = log->segs[log->nsegs - 1];
+    struct segment *seg;
+    int rc = segment_create(log->dir, old->next_offset, (size_t)log->config.segment_index_bytes,
+                            log->config.index_interval_bytes, now_ms, &seg);
+    if (rc < 0)
+        return rc;
+    if ((rc = log_segments_push(log, seg)) < 0) {
+        segment_unlink(seg);
+        segment_unref(seg);
+        return rc;
+    }
+    atomic_store(&log->dir_dirty, true);
+    if ((rc = segment_seal(old)) < 0)
+        log_warn("storage", "%s: trimming indexes on roll: %s", old->path, strerror(-rc));
+    /* Closed segments hold no fds until read again (lazy open): thousands of partitions
+     * with many segments would otherwise run out of descriptors. */
+    segment_close_idle(old, INT64_MAX, 0);
+    return 0;
+}
+
+/* Assigns offsets, epoch and LogAppendTime in place; returns max timestamp and its offset. */
+static void assign_offsets(uint8_t *buf, size_t len, int64_t next, int32_t epoch, int64_t now_ms,
+                           bool lat, int64_t *max_ts, int64_t *max_ts_off)
+{
+    size_t pos = 0;
+    *max_ts = -1;
+    *max_ts_off = next;
+    while (pos < len) {
+        struct record_batch_header h;
+        record_batch_header_parse(buf + pos, len - pos, &h); /* checked by scan_batches */
+        record_batch_set_base_offset(buf + pos, next);
+        if (epoch >= 0)
+            record_batch_set_leader_epoch(buf + pos, epoch);
+        if (lat)
+            record_batch_set_log_append_time(buf + pos, now_ms);
+        int64_t ts = lat ? now_ms : h.max_timestamp;
+        int64_t last = next + h.last_offset_delta;
+        if (ts > *max_ts) {
+            *max_ts = ts;
+            *max_ts_off = last;
+        }
+        next = last + 1;
+        pos += record_batch_size(&h);
+    }
+}
+
+static int append_locked(struct log *log, uint8_t *buf, size_t len, int32_t leader_epoch,
+                         int64_t now_ms, bool lat, struct log_append_info *out)
+{
+    int64_t span, max_ts, max_ts_off;
+    int32_t records;
+    bool fatal;
+    if (atomic_load(&log->offline))
+        return LOG_ERR_OFFLINE;
+    int rc = scan_batches(buf, len, &span, &records);
+    if (rc < 0)
+        return rc;
+    struct segment *active = log->segs[log->nsegs - 1];
+    if (should_roll(log, active, len, span, now_ms)) {
+        if ((rc = log_roll_locked(log, now_ms)) < 0)
+            return rc;
+        active = log->segs[log->nsegs - 1];
+    }
+    int64_t first = active->next_offset;
+    if (leader_epoch >= 0 && (rc = log_epoch_assign_locked(log, leader_epoch, first)) < 0)
+        return rc;
+    assign_offsets(buf, len, first, leader_epoch, now_ms, lat, &max_ts, &max_ts_off);
+    int64_t position = segment_size(active);
+    rc = segment_append(active, buf, len, first + span - 1, max_ts, max_ts_off,
+                        log->config.index_interval_bytes, &fatal);
+    if (rc < 0) {
+        if (fatal)
+            log_mark_offline(log, "append", rc);
+        return fatal ? LOG_ERR_OFFLINE : rc;
+    }
+    atomic_store_explicit(&log->end_offset, first + span, memory_order_release);
+    out->first_offset = first;
+    out->last_offset = first + span - 1;
+    out->log_append_time = lat ? now_ms : -1;
+    out->log_start_offset = atomic_load(&log->start_offset);
+    out->segment_base = active->base_offset;
+    out->position = position;
+    out->record_count = records;
+    return 0;
+}
+
+int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epoch,
+               int64_t now_ms, bool log_append_time, struct log_append_info *out)
+{
+    pthread_mutex_lock(&log->append_lock);
+    int rc = append_locked(log, batches, len, leader_epoch, now_ms, log_append_time, out);
+    int64_t flush_every = log->config.flush_interval_messages;
+    pthread_mutex_unlock(&log->append_lock);
+    if (rc == 0) {
+        int64_t unflushed = atomic_fetch_add(&log->unflushed_messages, out->record_count) +
+                            out->record_count;
+        if (unflushed >= flush_every && log->flusher)
+            log_flusher_poke(log->flusher, log);
+    }
+    return rc;
+}
+
+int64_t log_start_offset(const struct log *log)
+{
+    return atomic_load_explicit(&log->start_offset, memory_order_acquire);
+}
+
+int64_t log_end_offset(const struct log *log)
+{
+    return atomic_load_explicit(&log->end_offset, memory_order_acquire);
+}
+
+int64_t log_high_watermark(const struct log *log)
+{
+    return atomic_load_explicit(&log->high_watermark, memory_order_acquire);
+}
+
+int64_t log_recovery_point(const struct log *log)
+{
+    return atomic_load_explicit(&log->recovery_point, memory_order_acquire);
+}
+
+bool log_is_offline(const struct log *log)
+{
+    return atomic_load(&log->offline);
+}
+
+void log_set_high_watermark(struct log *log, int64_t hw)
+{
+    int64_t start = log_start_offset(log), end = log_end_offset(log);
+    if (hw < start)
+        hw = start;
+    if (hw > end)
+        hw = end;
+    atomic_store_explicit(&log->high_watermark, hw, memory_order_release);
+}
+
+void log_advance_start_offset(struct log *log, int64_t offset)
+{
+    int64_t cur = atomic_load(&log->start_offset);
+    while (offset > cur && !atomic_compare_exchange_weak(&log->start_offset, &cur, offset))
+        ;
+    if (offset > cur && log->start_hook)
+        log->start_hook(log, log->start_hook_arg);
+}
+
+void log_set_start_offset_hook(struct log *log, log_start_offset_hook hook, void *arg)
+{
+    log->start_hook = hook;
+    log->start_hook_arg = arg;
+}
+
+/* Takes references to the segments holding [from, to) offsets. */
+static size_t collect_unflushed(struct log *log, int64_t from, struct segment ***out)
+{
+    pthread_rwlock_rdlock(&log->segments_lock);
+    size_t first = log_segment_index_locked(log, from);
+    size_t n = log->nsegs - first;
+    struct segment **v = malloc(n * sizeof(*v));
+    if (v)
+        for (size_t i = 0; i < n; i++) {
+            v[i] = log->segs[first + i];
+            segment_ref(v[i]);
+        }
+    pthread_rwlock_unlock(&log->segments_lock);
+    *out = v;
+    return v ? n : 0;
+}
+
+int log_flush(struct log *log, int64_t *flushed)
+{
+    pthread_mutex_lock(&log->flush_lock);
+    int rc = 0;
+    int64_t target = log_end_offset(log);
+    int64_t rp = log_recovery_point(log);
+    int64_t before = atomic_load(&log->unflushed_messages);
+    if (atomic_load(&log->offline)) {
+        rc = LOG_ERR_OFFLINE;
+        goto out;
+    }
+    if (target > rp) {
+        struct segment **segs;
+        size_t n = collect_unflushed(log, rp, &segs);
+        if (!segs) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+            int opened = rc == 0 ? segment_acquire(segs[i]) : -1;
+            if (rc == 0 && opened < 0)
+                rc = opened;
+            if (opened >= 0) {
+                rc = segment_sync(segs[i]);
+                segment_release(segs[i]);
+                if (opened == 1) /* opened just to sync: don't keep its fds */
+                    segment_close_idle(segs[i], INT64_MAX, 0);
+            }
+            segment_unref(segs[i]);
+        }
+        free(segs);
+        if (rc == 0 && atomic_exchange(&log->dir_dirty, false))
+            rc = checkpoint_sync_dir(log->dir);
+        if (rc < 0) {
+            log_mark_offline(log, "fdatasync", rc);
+            rc = LOG_ERR_OFFLINE;
+            goto out;
+        }
+        atomic_store_explicit(&log->recovery_point, target, memory_order_release);
+    }
+    atomic_fetch_sub(&log->unflushed_messages, before);
+    atomic_store(&log->last_flush_ms, clock_mono_ms());
+out:
+    if (flushed)
+        *flushed = log_recovery_point(log);
+    pthread_mutex_unlock(&log->flush_lock);
+    return rc;
+}
+
+const char *log_topic(const struct log *log)
+{
+    return log->topic;
+}
+
+int32_t log_partition(const struct log *log)
+{
+    return log->partition;
+}
+
+const char *log_dir_path(const struct log *log)
+{
+    return log->dir;
+}
+
+size_t log_segment_count(struct log *log)
+{
+    pthread_rwlock_rdlock(&log->segments_lock);
+    size_t n = log->nsegs;
+    pthread_rwlock_unlock(&log->segments_lock);
+    return n;
+}
+
+int64_t log_size_bytes(struct log *log)
+{
+    int64_t total = 0;
+    pthread_rwlock_rdlock(&log->segments_lock);
+    for (size_t i = 0; i < log->nsegs; i++)
+        total += segment_size(log->segs[i]);
+    pthread_rwlock_unlock(&log->segments_lock);
+    return total;
+}
+
+struct log_flusher *log_get_flusher(struct log *log)
+{
+    return log->flusher;
+}

@@ -1,0 +1,204 @@
+/*
+ * A partition's log: the directory <log dir>/<topic>-<partition>/ holding segments named by
+ * base offset (segment.h), Kafka's layout byte for byte.
+ *
+ * CONCURRENCY CONTRACT
+ *  - Appends: one appender at a time per log. log_append() takes the log's own append lock only
+ *    to assign offsets, write the bytes (one pwrite) and update the indexes; it may be called
+ *    from any thread, and concurrent callers serialise on that lock.
+ *  - Reads never take the append lock. They load the published end offset / high watermark
+ *    (C11 atomics, release/acquire) and then read file bytes below them. The segment list is
+ *    guarded by a separate reader-writer lock held only for the binary search and reference
+ *    grab (microseconds), and written only on roll and segment deletion.
+ *  - A read hands out a referenced, pinned segment (fd) in struct log_read_result. The fd stays
+ *    valid, even if retention deletes the segment, until log_read_release() is called, so the
+ *    network layer may sendfile from it after log_read() returned, on any thread.
+ *  - log_close() requires that no other thread uses the log any more (remove it from the
+ *    flusher and cleaner first); outstanding log_read_results may still be released after it.
+ *
+ * Errors: negative errno for I/O (-ENOSPC on a full filesystem: nothing of the append is
+ * visible and the log stays usable; reads keep working), or the named LOG_ERR_* codes below.
+ * A failed disk write that cannot be undone puts the log offline: every later append and read
+ * returns LOG_ERR_OFFLINE, and the reason is logged (produce/fetch map it to
+ * KAFKA_STORAGE_ERROR).
+ */
+#ifndef GREGOR_STORAGE_LOG_H
+#define GREGOR_STORAGE_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_error {
+    LOG_ERR_OFFSET_OUT_OF_RANGE = -2001, /* -> OFFSET_OUT_OF_RANGE (1) */
+    LOG_ERR_OFFLINE = -2002,             /* -> KAFKA_STORAGE_ERROR (56) */
+    LOG_ERR_CORRUPT = -2003,             /* bytes in the buffer or on disk are not batches */
+};
+
+/* Kafka error code for a storage error (negative errno or LOG_ERR_*). */
+int log_error_to_kafka(int err);
+
+/* Topic-level settings; Kafka's names and defaults. -1 = unlimited where Kafka allows it. */
+struct log_config {
+    int64_t segment_bytes;           /* segment.bytes, 1 GiB */
+    int64_t segment_ms;              /* segment.ms, 7 days */
+    int32_t index_interval_bytes;    /* index.interval.bytes, 4096 */
+    int32_t segment_index_bytes;     /* segment.index.bytes, 10 MiB */
+    int64_t retention_ms;            /* retention.ms, 7 days; -1 = forever */
+    int64_t retention_bytes;         /* retention.bytes, -1 = unlimited */
+    int64_t flush_interval_messages; /* flush.messages, INT64_MAX */
+    int64_t flush_interval_ms;       /* flush.ms, INT64_MAX */
+    int64_t file_delete_delay_ms;    /* file.delete.delay.ms, 60 s */
+    int32_t max_message_bytes;       /* max.message.bytes, 1048588 */
+    bool compact;                    /* cleanup.policy contains "compact" */
+    bool delete_retention;           /* cleanup.policy contains "delete" (default) */
+    int64_t segment_idle_close_ms;   /* Gregor: close fds of segments unused this long, 60 s */
+};
+
+struct log_config log_config_defaults(void);
+
+/* What the caller knows from the log dir's checkpoint files; NULL = nothing (recover every
+ * segment from the start, log start = first segment's base). */
+struct log_open_state {
+    int64_t recovery_point;   /* recovery-point-offset-checkpoint, or 0 */
+    int64_t log_start_offset; /* log-start-offset-checkpoint, or -1 */
+    int64_t high_watermark;   /* replication-offset-checkpoint, or 0 */
+    bool clean_shutdown;      /* .kafka_cleanshutdown was present */
+};
+
+struct log;
+
+/*
+ * Opens (creating it if needed) the partition directory dir/topic-partition and loads its
+ * segments: removes leftovers (*.deleted, *.cleaned, *.swap, *.tmp), recovers segments from the
+ * recovery point on unless the shutdown was clean, rebuilds bad indexes, truncates torn tails.
+ * Closed segments stay unopened until used. The config is copied. Any thread; the log is
+ * private to the caller until it publishes it. 0 or negative error.
+ */
+int log_open(const char *dir, const char *topic, int32_t partition, const struct log_config *cfg,
+             const struct log_open_state *state, struct log **out);
+
+/* Seals the active segment (trims its indexes), fsyncs, closes. See the contract above. */
+void log_close(struct log *log);
+
+/* Replaces the topic config (AlterConfigs). Any thread. */
+void log_set_config(struct log *log, const struct log_config *cfg);
+struct log_config log_get_config(struct log *log);
+
+struct log_append_info {
+    int64_t first_offset;
+    int64_t last_offset;
+    int64_t log_append_time;  /* now_ms when log_append_time was requested, else -1 */
+    int64_t log_start_offset; /* for the produce response */
+    int64_t segment_base;     /* where the bytes went: segment and file position */
+    int64_t position;
+    int32_t record_count;
+};
+
+/*
+ * Appends batches[0..len): one or more magic-2 batches already validated by the produce path
+ * (record_batches_validate). In place, it sets each batch's base offset (consecutive from the
+ * log end) and partitionLeaderEpoch (when leader_epoch >= 0), and with log_append_time switches
+ * them to LogAppendTime = now_ms (recomputing CRCs); then rolls the segment if needed and writes
+ * everything with one pwrite. The buffer stays owned by the caller. 0 or negative error;
+ * on error nothing is visible to readers. Any thread (serialised by the append lock).
+ */
+int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epoch,
+               int64_t now_ms, bool log_append_time, struct log_append_info *out);
+
+/* A byte range of a segment file that holds whole batches. */
+struct log_file_range {
+    int fd;
+    int64_t position;
+    int64_t length;
+};
+
+struct log_read_result {
+    struct log_file_range range; /* length 0 = no data */
+    int64_t first_offset;        /* base offset of the first batch returned */
+    int64_t next_offset;         /* offset after the last batch returned */
+    int64_t high_watermark;      /* as loaded for this read */
+    int64_t log_start_offset;
+    int64_t log_end_offset;
+    struct segment *segment; /* pinned until log_read_release(); NULL when no data */
+};
+
+/*
+ * Reads whole batches starting with the one containing `offset`, up to max_bytes, never
+ * including a batch with any offset >= max_offset (pass the high watermark for consumers, or
+ * INT64_MAX for followers; it is clamped to the log end). With min_one_batch the first batch is
+ * returned even if larger than max_bytes (KIP-74). Data comes from one segment. Errors:
+ * LOG_ERR_OFFSET_OUT_OF_RANGE when offset < log start or > log end; LOG_ERR_OFFLINE.
+ * offset == log end gives an empty result. Any thread; never takes the append lock. Release
+ * the result with log_read_release() (also after errors and empty results).
+ */
+int log_read(struct log *log, int64_t offset, int32_t max_bytes, int64_t max_offset,
+             bool min_one_batch, struct log_read_result *out);
+void log_read_release(struct log_read_result *res);
+
+/* Published offsets (atomic loads, any thread). */
+int64_t log_start_offset(const struct log *log);
+int64_t log_end_offset(const struct log *log);
+int64_t log_high_watermark(const struct log *log);
+int64_t log_recovery_point(const struct log *log);
+bool log_is_offline(const struct log *log);
+/* Sets the high watermark (clamped to [log start, log end]); any thread. */
+void log_set_high_watermark(struct log *log, int64_t hw);
+
+/*
+ * ListOffsets by timestamp: the first offset whose record timestamp >= ts, with that record's
+ * timestamp. -ENOENT when every record is older (Kafka answers offset -1). Any thread.
+ */
+int log_offset_for_timestamp(struct log *log, int64_t ts, int64_t *offset, int64_t *ts_found);
+
+/* ListOffsets -3 (MAX_TIMESTAMP): offset and timestamp of the record with the largest
+ * timestamp. -ENOENT on an empty log. Any thread. */
+int log_max_timestamp(struct log *log, int64_t *offset, int64_t *ts);
+
+/*
+ * DeleteRecords: moves the log start offset to `offset` (<= high watermark, else
+ * LOG_ERR_OFFSET_OUT_OF_RANGE), persists it through the log's checkpoint hook, and deletes
+ * whole segments below it (renamed *.deleted, removed after file.delete.delay.ms by the
+ * cleaner). Returns 0; the new start is log_start_offset(). Any thread.
+ */
+int log_delete_records(struct log *log, int64_t offset, int64_t now_ms);
+
+/* Leader epoch cache (leader-epoch-checkpoint): end offset for an epoch (OffsetForLeaderEpoch):
+ * the start offset of the first epoch > `epoch`, or the log end for the latest epoch.
+ * *end_epoch receives the largest known epoch <= epoch. -ENOENT if no epoch <= epoch. */
+int log_end_offset_for_epoch(struct log *log, int32_t epoch, int64_t *end_offset,
+                             int32_t *end_epoch);
+int32_t log_latest_epoch(struct log *log);
+
+/* Flushes (fdatasync) every segment holding offsets below the current end, records the new
+ * recovery point and returns it via *flushed (may be NULL). A failure puts the log offline.
+ * Called by the flusher thread; safe from any thread. */
+int log_flush(struct log *log, int64_t *flushed);
+
+/* Accessors. */
+const char *log_topic(const struct log *log);
+int32_t log_partition(const struct log *log);
+const char *log_dir_path(const struct log *log); /* the partition directory */
+size_t log_segment_count(struct log *log);
+int64_t log_size_bytes(struct log *log);
+
+/* Retention (called by the cleaner thread; any thread is safe). Deletes closed segments
+ * breaching retention.ms (by each segment's largest timestamp), retention.bytes, or wholly
+ * below the log start offset; never the active segment. Files are renamed *.deleted and
+ * queued; returns the number of segments deleted or a negative error. */
+int log_apply_retention(struct log *log, int64_t now_ms);
+/* Unlinks queued *.deleted files older than file.delete.delay.ms. force = all of them. */
+void log_purge_deleted(struct log *log, int64_t now_ms, bool force);
+/* Closes fds/maps of segments idle longer than segment_idle_close_ms. Returns count closed. */
+int log_close_idle_segments(struct log *log, int64_t now_mono_ms);
+
+/* Hook called (on the thread that moved it) after the log start offset advanced, so the owner
+ * can write log-start-offset-checkpoint. Set before the log is shared. */
+typedef void (*log_start_offset_hook)(struct log *log, void *arg);
+void log_set_start_offset_hook(struct log *log, log_start_offset_hook hook, void *arg);
+
+/* Opaque slots the flusher/cleaner use to find their per-log state (owned by them). */
+struct log_flusher;
+struct log_flusher *log_get_flusher(struct log *log);
+
+#endif

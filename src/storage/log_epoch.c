@@ -1,0 +1,97 @@
+/*
+ * Leader epoch cache: (epoch, start offset) pairs, strictly increasing in both, persisted in
+ * the partition's leader-epoch-checkpoint whenever they change. Guarded by append_lock.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "storage/log_internal.h"
+
+static int epochs_write(struct log *log)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", log->dir, CHECKPOINT_LEADER_EPOCH);
+    return checkpoint_write_epochs(path, log->epochs, log->nepochs);
+}
+
+int log_epoch_load(struct log *log)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", log->dir, CHECKPOINT_LEADER_EPOCH);
+    struct epoch_entry *e;
+    size_t n;
+    int rc = checkpoint_read_epochs(path, &e, &n);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == -EBADMSG) {
+        /* Kafka fails the log dir here; the cache is only an optimisation for truncation, so
+         * start empty and say so rather than refuse to serve the partition. */
+        log_warn("storage", "%s: malformed, ignored", path);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    log->epochs = e;
+    log->nepochs = log->epochs_cap = n;
+    return 0;
+}
+
+int log_epoch_assign_locked(struct log *log, int32_t epoch, int64_t start_offset)
+{
+    if (log->nepochs > 0 && log->epochs[log->nepochs - 1].epoch >= epoch)
+        return 0;
+    if (log->nepochs == log->epochs_cap) {
+        size_t cap = log->epochs_cap ? log->epochs_cap * 2 : 8;
+        struct epoch_entry *e = realloc(log->epochs, cap * sizeof(*e));
+        if (!e)
+            return -ENOMEM;
+        log->epochs = e;
+        log->epochs_cap = cap;
+    }
+    log->epochs[log->nepochs++] = (struct epoch_entry){epoch, start_offset};
+    int rc = epochs_write(log);
+    if (rc < 0)
+        log->nepochs--; /* the append fails cleanly; the cache stays as on disk */
+    return rc;
+}
+
+int log_epoch_truncate_locked(struct log *log, int64_t end_offset)
+{
+    size_t n = log->nepochs;
+    while (n > 0 && log->epochs[n - 1].start_offset > end_offset)
+        n--;
+    if (n == log->nepochs)
+        return 0;
+    log->nepochs = n;
+    return epochs_write(log);
+}
+
+int log_end_offset_for_epoch(struct log *log, int32_t epoch, int64_t *end_offset,
+                             int32_t *end_epoch)
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&log->append_lock);
+    for (size_t i = log->nepochs; i-- > 0;) {
+        if (log->epochs[i].epoch <= epoch) {
+            *end_epoch = log->epochs[i].epoch;
+            *end_offset = i + 1 < log->nepochs ? log->epochs[i + 1].start_offset
+                                               : log_end_offset(log);
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&log->append_lock);
+    return rc;
+}
+
+int32_t log_latest_epoch(struct log *log)
+{
+    pthread_mutex_lock(&log->append_lock);
+    int32_t e = log->nepochs ? log->epochs[log->nepochs - 1].epoch : -1;
+    pthread_mutex_unlock(&log->append_lock);
+    return e;
+}

@@ -1,0 +1,86 @@
+/*
+ * The struct behind struct log, shared by the files that implement it (log.c, log_load.c,
+ * log_read.c, retention.c, log_epoch.c, flusher.c). Not for other layers.
+ *
+ * Locks, and what each guards (never take them in another order than listed):
+ *   append_lock    appender state: active segment's append fields, config, epochs
+ *   segments_lock  (rwlock) segs / nsegs / segs_cap
+ *   flush_lock     serialises log_flush
+ *   pending_lock   pending (segments renamed *.deleted awaiting unlink)
+ * Published values (end_offset, high_watermark, start_offset, recovery_point, offline) are
+ * atomics: written with release under append_lock (or flush_lock), read with acquire by anyone.
+ */
+#ifndef GREGOR_STORAGE_LOG_INTERNAL_H
+#define GREGOR_STORAGE_LOG_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "storage/checkpoint.h"
+#include "storage/log.h"
+#include "storage/segment.h"
+
+#define LOG_OPEN_SEGMENTS_TRIM 64
+
+struct pending_delete {
+    struct segment *seg;
+    int64_t due_ms;
+};
+
+struct log {
+    char *dir; /* partition directory */
+    char *topic;
+    int32_t partition;
+
+    pthread_mutex_t append_lock;
+    struct log_config config;
+    struct epoch_entry *epochs;
+    size_t nepochs, epochs_cap;
+
+    pthread_rwlock_t segments_lock;
+    struct segment **segs; /* sorted by base offset; the last one is active */
+    size_t nsegs, segs_cap;
+
+    _Atomic int64_t end_offset;
+    _Atomic int64_t high_watermark;
+    _Atomic int64_t start_offset;
+    _Atomic int64_t recovery_point;
+    _Atomic bool offline;
+    _Atomic int64_t unflushed_messages;
+    _Atomic int64_t last_flush_ms; /* monotonic */
+    _Atomic bool dir_dirty;        /* segment files created since the last flush */
+    _Atomic int lazy_opens;        /* closed segments opened by reads since the last trim */
+
+    pthread_mutex_t flush_lock;
+
+    pthread_mutex_t pending_lock;
+    struct pending_delete *pending;
+    size_t npending, pending_cap;
+
+    log_start_offset_hook start_hook;
+    void *start_hook_arg;
+    struct log_flusher *flusher; /* set by log_flusher_add */
+};
+
+/* Puts the log offline for good and logs why. */
+void log_mark_offline(struct log *log, const char *what, int err);
+
+/* Index of the segment with the largest base <= offset (0 if offset precedes all);
+ * segments_lock held (read or write). */
+size_t log_segment_index_locked(const struct log *log, int64_t offset);
+
+/* Inserts seg at the end (roll) under the write lock. */
+int log_segments_push(struct log *log, struct segment *seg);
+
+/* Loads segments from disk (log_load.c); called by log_open before the log is shared. */
+int log_load(struct log *log, const struct log_open_state *state);
+
+/* Epoch cache (log_epoch.c); append_lock held. */
+int log_epoch_assign_locked(struct log *log, int32_t epoch, int64_t start_offset);
+int log_epoch_load(struct log *log);
+int log_epoch_truncate_locked(struct log *log, int64_t end_offset);
+
+/* Moves the start offset forward (never back) and calls the hook. */
+void log_advance_start_offset(struct log *log, int64_t offset);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * Time index lookups and appends. Invariant: entries are non-decreasing in timestamp and
+ * offset, so binary search for "last timestamp <= target" is exact.
+ */
+#include "storage/time_index.h"
+
+#include <errno.h>
+
+#include "record/byteorder.h"
+
+static struct timestamp_offset entry_at(const struct index_file *ix, int64_t base, uint32_t i)
+{
+    const uint8_t *e = index_file_entry(ix, i);
+    return (struct timestamp_offset){(int64_t)be64_load(e), base + (int32_t)be32_load(e + 8)};
+}
+
+struct timestamp_offset time_index_lookup(const struct index_file *ix, int64_t base_offset,
+                                          int64_t target)
+{
+    uint32_t n = index_file_entries(ix);
+    struct timestamp_offset none = {-1, base_offset};
+    if (n == 0 || entry_at(ix, base_offset, 0).timestamp > target)
+        return none;
+    uint32_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo + 1) / 2;
+        if (entry_at(ix, base_offset, mid).timestamp <= target)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return entry_at(ix, base_offset, lo);
+}
+
+struct timestamp_offset time_index_last(const struct index_file *ix, int64_t base_offset)
+{
+    uint32_t n = index_file_entries(ix);
+    if (n == 0)
+        return (struct timestamp_offset){-1, base_offset};
+    return entry_at(ix, base_offset, n - 1);
+}
+
+int time_index_maybe_append(struct index_file *ix, int64_t base_offset, int64_t timestamp,
+                            int64_t offset)
+{
+    uint32_t n = index_file_entries(ix);
+    if (n > 0) {
+        struct timestamp_offset last = entry_at(ix, base_offset, n - 1);
+        if (timestamp <= last.timestamp || offset < last.offset)
+            return 0;
+    }
+    uint8_t e[TIME_INDEX_ENTRY_SIZE];
+    be64_store(e, (uint64_t)timestamp);
+    be32_store(e + 8, (uint32_t)(offset - base_offset));
+    return index_file_append(ix, e);
+}
+
+int time_index_sanity_check(const struct index_file *ix)
+{
+    uint32_t n = index_file_entries(ix);
+    int64_t prev_ts = INT64_MIN, prev_off = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *e = index_file_entry(ix, i);
+        int64_t ts = (int64_t)be64_load(e), rel = (int32_t)be32_load(e + 8);
+        if (ts < prev_ts || rel < prev_off)
+            return -EBADMSG;
+        prev_ts = ts;
+        prev_off = rel;
+    }
+    return 0;
+}
