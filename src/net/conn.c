@@ -1,0 +1,294 @@
+/*
+ * A client connection: accept-time admission and socket options, reference counting, closing,
+ * and the idle timeout (connections.max.idle.ms).
+ *
+ * Idle detection: each worker keeps its open connections in a list ordered by last activity
+ * (a byte read or written moves a connection to the tail, O(1)). One timer per worker fires
+ * when the head would become idle; it closes every connection idle for idle_ms that has no
+ * request outstanding, and re-arms for the new head. An idle broker therefore sleeps.
+ *
+ * Invariants: a connection is on the idle list iff its socket is open; refs > 0 until it is on
+ * the reap list; on_close is called once, when the object is freed.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "net/internal.h"
+
+uint64_t net_conn_id(const struct net_conn *c)
+{
+    return c->id;
+}
+
+const char *net_conn_peer(const struct net_conn *c)
+{
+    return c->peer;
+}
+
+struct net_worker *net_conn_worker(const struct net_conn *c)
+{
+    return c->w;
+}
+
+int net_conn_is_closed(const struct net_conn *c)
+{
+    return c->closed;
+}
+
+void *net_conn_user(const struct net_conn *c)
+{
+    return c->user;
+}
+
+void net_conn_set_user(struct net_conn *c, void *user)
+{
+    c->user = user;
+}
+
+/* Fills the admission key and the printable "addr:port" of a peer. */
+static void net_conn_describe(const struct sockaddr_storage *sa, struct net_ip_key *key,
+                              char *peer, size_t peer_len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    memset(key, 0, sizeof(*key));
+    key->family = (uint8_t)sa->ss_family;
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        memcpy(key->addr, &in->sin_addr, 4);
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        port = ntohs(in->sin_port);
+        snprintf(peer, peer_len, "%s:%d", ip, port);
+    } else if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        memcpy(key->addr, &in6->sin6_addr, 16);
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        port = ntohs(in6->sin6_port);
+        snprintf(peer, peer_len, "[%s]:%d", ip, port);
+    } else {
+        snprintf(peer, peer_len, "unknown");
+    }
+}
+
+/* Socket options; failures are logged but not fatal (the connection still works). */
+static void net_conn_set_options(struct net_conn *c, const struct net_config *cfg)
+{
+    int one = 1;
+    if (setsockopt(c->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        log_warn(NET_LOG, "%s: TCP_NODELAY: %s", c->peer, strerror(errno));
+    int snd = cfg->socket_send_buffer_bytes, rcv = cfg->socket_receive_buffer_bytes;
+    if (snd > 0 && setsockopt(c->io.fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd)) < 0)
+        log_warn(NET_LOG, "%s: SO_SNDBUF: %s", c->peer, strerror(errno));
+    if (rcv > 0 && setsockopt(c->io.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)) < 0)
+        log_warn(NET_LOG, "%s: SO_RCVBUF: %s", c->peer, strerror(errno));
+}
+
+static void net_idle_unlink(struct net_worker *w, struct net_conn *c)
+{
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else
+        w->idle_head = c->idle_next;
+    if (c->idle_next)
+        c->idle_next->idle_prev = c->idle_prev;
+    else
+        w->idle_tail = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+}
+
+static void net_idle_append(struct net_worker *w, struct net_conn *c)
+{
+    c->idle_next = NULL;
+    c->idle_prev = w->idle_tail;
+    if (w->idle_tail)
+        w->idle_tail->idle_next = c;
+    else
+        w->idle_head = c;
+    w->idle_tail = c;
+}
+
+static void net_idle_arm(struct net_worker *w)
+{
+    int64_t idle_ms = w->srv->cfg.idle_ms;
+    if (idle_ms < 0 || w->idle_head == NULL || w->stopping || net_timer_armed(&w->idle_timer))
+        return;
+    int64_t delay = w->idle_head->last_active + idle_ms - clock_mono_ms();
+    net_timer_start(w, &w->idle_timer, delay, net_conn_idle_check, w);
+}
+
+/* Records activity: the connection becomes the most recently active one. */
+void net_conn_touch(struct net_conn *c)
+{
+    c->last_active = clock_mono_ms();
+    if (c->closed || c->w->idle_tail == c)
+        return;
+    net_idle_unlink(c->w, c);
+    net_idle_append(c->w, c);
+}
+
+void net_conn_idle_check(struct net_timer *t)
+{
+    struct net_worker *w = t->arg;
+    int64_t idle_ms = w->srv->cfg.idle_ms;
+    int64_t now = clock_mono_ms();
+    while (w->idle_head && now - w->idle_head->last_active >= idle_ms) {
+        struct net_conn *c = w->idle_head;
+        if (c->inflight > 0) {
+            net_conn_touch(c); /* busy, not idle: the handler still owes it responses */
+            continue;
+        }
+        log_debug(NET_LOG, "closing connection %llu from %s: idle for %lld ms",
+                 (unsigned long long)c->id, c->peer, (long long)(now - c->last_active));
+        net_conn_close(c, NULL);
+    }
+    net_idle_arm(w);
+}
+
+static void net_conn_on_events(struct net_io *io, uint32_t events)
+{
+    struct net_conn *c = net_container_of(io, struct net_conn, io);
+    if (c->closed)
+        return;
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !c->read_paused)
+        net_conn_read(c);
+    if ((events & (EPOLLOUT | EPOLLERR)) && !c->closed)
+        net_conn_flush(c);
+}
+
+void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage *sa)
+{
+    struct net_server *s = w->srv;
+    struct net_ip_key key;
+    char peer[64];
+    net_conn_describe(sa, &key, peer, sizeof(peer));
+    int rc = net_admit_acquire(&s->admit, &key);
+    if (rc < 0) {
+        if (rc == -ENFILE)
+            log_warn(NET_LOG, "rejecting connection from %s: max.connections (%d) reached",
+                     peer, s->admit.max_total);
+        else if (rc == -EMFILE)
+            log_warn(NET_LOG,
+                     "rejecting connection from %s: max.connections.per.ip (%d) reached",
+                     peer, s->admit.max_per_ip);
+        else
+            log_warn(NET_LOG, "rejecting connection from %s: %s", peer, strerror(-rc));
+        net_count(&w->counters.rejected, 1);
+        close(fd);
+        return;
+    }
+    struct net_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        log_error(NET_LOG, "rejecting connection from %s: out of memory", peer);
+        net_admit_release(&s->admit, &key);
+        net_count(&w->counters.rejected, 1);
+        close(fd);
+        return;
+    }
+    c->io.fd = fd;
+    c->io.on_events = net_conn_on_events;
+    c->w = w;
+    c->ip = key;
+    memcpy(c->peer, peer, sizeof(c->peer));
+    c->id = atomic_fetch_add(&s->next_conn_id, 1) + 1;
+    c->refs = 1; /* the open socket */
+    net_conn_set_options(c, &s->cfg);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.ptr = &c->io};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        log_error(NET_LOG, "rejecting connection from %s: epoll_ctl: %s", peer,
+                  strerror(errno));
+        net_admit_release(&s->admit, &key);
+        net_count(&w->counters.rejected, 1);
+        close(fd);
+        free(c);
+        return;
+    }
+    w->conns_alive++;
+    net_count(&w->counters.accepted, 1);
+    c->last_active = clock_mono_ms();
+    net_idle_append(w, c);
+    net_idle_arm(w);
+    log_debug(NET_LOG, "accepted connection %llu from %s on worker %d",
+              (unsigned long long)c->id, c->peer, w->index);
+    c->opened = true;
+    if (s->handler.on_open && s->handler.on_open(s->handler.ctx, c) != 0)
+        net_conn_close(c, "refused by the handler");
+}
+
+void net_conn_ref(struct net_conn *c)
+{
+    c->refs++;
+}
+
+/* The last reference moves the connection to the reap list, freed at the end of the turn. */
+void net_conn_unref(struct net_conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    c->todo_next = c->w->reap;
+    c->w->reap = c;
+}
+
+void net_conn_reap(struct net_worker *w)
+{
+    while (w->reap) {
+        struct net_conn *c = w->reap;
+        w->reap = c->todo_next;
+        struct net_server *s = w->srv;
+        if (c->opened && s->handler.on_close)
+            s->handler.on_close(s->handler.ctx, c);
+        w->conns_alive--;
+        free(c);
+    }
+}
+
+/*
+ * Closes the socket now. why (may be NULL when the caller logged already) goes to the debug
+ * log. Requests still with the handler stay valid; their completions will be dropped.
+ */
+void net_conn_close(struct net_conn *c, const char *why)
+{
+    if (c->closed)
+        return;
+    struct net_worker *w = c->w;
+    if (why)
+        log_debug(NET_LOG, "closing connection %llu from %s: %s", (unsigned long long)c->id,
+                  c->peer, why);
+    c->closed = true;
+    if (close(c->io.fd) < 0)
+        log_warn(NET_LOG, "close of connection %llu: %s", (unsigned long long)c->id,
+                 strerror(errno));
+    c->io.fd = -1;
+    net_admit_release(&w->srv->admit, &c->ip);
+    net_idle_unlink(w, c);
+    net_count(&w->counters.closed, 1);
+    if (c->read_paused) {
+        c->read_paused = false;
+        net_count(&w->counters.paused, -1);
+    }
+    net_conn_read_free(c);
+    net_conn_drop_queue(c);
+    net_conn_unref(c);
+}
+
+void net_conn_close_all(struct net_worker *w)
+{
+    while (w->idle_head)
+        net_conn_close(w->idle_head, "server stopping");
+}
+
+bool net_conn_over_limits(const struct net_conn *c)
+{
+    const struct net_config *cfg = &c->w->srv->cfg;
+    return c->inflight >= cfg->max_inflight_per_conn ||
+           c->queued_bytes > cfg->max_pending_bytes_per_conn;
+}

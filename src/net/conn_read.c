@@ -1,0 +1,217 @@
+/*
+ * Reading and framing: turns the byte stream of a connection into requests.
+ *
+ * Bytes are read into the worker's shared read buffer, so an idle connection costs no buffer.
+ * Complete frames found there are copied into their request (one allocation holds the request
+ * and its frame). A frame that is not complete yet gets its request allocated as soon as its
+ * size is known and valid; later reads use readv to put the frame's remaining bytes straight
+ * into it and whatever follows into the shared buffer, so large frames are not copied at all.
+ *
+ * The size prefix is checked before anything is allocated: size <= 0 or > max_frame_bytes
+ * closes the connection with a log line.
+ *
+ * Backpressure: before each new frame the connection's limits are checked; over them, reading
+ * stops (epoll is edge-triggered, so not reading is enough) and bytes already read but not yet
+ * framed are kept in a per-connection stash. net_conn_flush() resumes reading once the
+ * response queue has drained below the limits.
+ *
+ * Fairness: one call reads at most NET_READ_BUDGET bytes, then leaves the connection on the
+ * to-do list so other connections of the worker get their turn.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "base/log.h"
+#include "net/internal.h"
+
+#define NET_READ_BUDGET (4u << 20)
+
+static void net_conn_pause(struct net_conn *c)
+{
+    if (c->read_paused)
+        return;
+    c->read_paused = true;
+    net_count(&c->w->counters.paused, 1);
+}
+
+/* Frees framing state of a closed connection (an undispatched request, stashed bytes). */
+void net_conn_read_free(struct net_conn *c)
+{
+    if (c->partial) {
+        net_request_free(c->partial);
+        c->partial = NULL;
+    }
+    free(c->stash);
+    c->stash = NULL;
+    c->stash_len = c->stash_off = 0;
+}
+
+static bool net_frame_size_ok(struct net_conn *c, int32_t size)
+{
+    int32_t max = c->w->srv->cfg.max_frame_bytes;
+    if (size > 0 && size <= max)
+        return true;
+    log_warn(NET_LOG,
+             "closing connection %llu from %s: frame size %d outside 1..%d "
+             "(socket.request.max.bytes)",
+             (unsigned long long)c->id, c->peer, size, max);
+    net_count(&c->w->counters.bad_frames, 1);
+    return false;
+}
+
+/*
+ * Frames requests out of buf[0..len). Returns how many bytes were consumed: all of them unless
+ * the connection went over its limits (the rest must be kept) or was closed (the rest is
+ * meaningless; len is returned).
+ */
+static size_t net_conn_parse(struct net_conn *c, const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        if (c->closed || c->close_requested)
+            return len;
+        if (c->hdr_len == 0 && net_conn_over_limits(c))
+            break;
+        while (c->hdr_len < 4 && off < len)
+            c->hdr[c->hdr_len++] = buf[off++];
+        if (c->hdr_len < 4)
+            break;
+        int32_t size = (int32_t)((uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 |
+                                 (uint32_t)c->hdr[2] << 8 | (uint32_t)c->hdr[3]);
+        c->hdr_len = 0;
+        if (!net_frame_size_ok(c, size)) {
+            net_conn_close(c, NULL);
+            return len;
+        }
+        struct net_request *req = net_request_new(c, (size_t)size);
+        if (req == NULL) {
+            log_error(NET_LOG, "closing connection %llu from %s: no memory for a %d-byte frame",
+                      (unsigned long long)c->id, c->peer, size);
+            net_conn_close(c, NULL);
+            return len;
+        }
+        size_t k = len - off < (size_t)size ? len - off : (size_t)size;
+        memcpy(req->frame, buf + off, k);
+        off += k;
+        if (k == (size_t)size) {
+            net_request_dispatch(req);
+        } else {
+            c->partial = req;
+            c->partial_got = k;
+        }
+    }
+    return off;
+}
+
+/* Keeps bytes of the shared buffer that could not be framed yet. Returns false on ENOMEM. */
+static bool net_conn_stash(struct net_conn *c, const uint8_t *buf, size_t len)
+{
+    c->stash = malloc(len);
+    if (c->stash == NULL) {
+        log_error(NET_LOG, "closing connection %llu from %s: out of memory",
+                  (unsigned long long)c->id, c->peer);
+        net_conn_close(c, NULL);
+        return false;
+    }
+    memcpy(c->stash, buf, len);
+    c->stash_len = len;
+    c->stash_off = 0;
+    return true;
+}
+
+static void net_conn_parse_stash(struct net_conn *c)
+{
+    size_t used = net_conn_parse(c, c->stash + c->stash_off, c->stash_len - c->stash_off);
+    if (c->stash == NULL) /* closed while parsing */
+        return;
+    c->stash_off += used;
+    if (c->stash_off == c->stash_len) {
+        free(c->stash);
+        c->stash = NULL;
+        c->stash_len = c->stash_off = 0;
+    }
+}
+
+/* Accounts n freshly read bytes: first the rest of the partial frame, then the buffer. */
+static void net_conn_consume(struct net_conn *c, size_t n)
+{
+    size_t in_buf = n;
+    if (c->partial) {
+        struct net_request *req = c->partial;
+        size_t need = req->size - c->partial_got;
+        size_t k = n < need ? n : need;
+        c->partial_got += k;
+        in_buf -= k;
+        if (c->partial_got == req->size) {
+            c->partial = NULL;
+            net_request_dispatch(req);
+        }
+    }
+    const uint8_t *buf = c->w->rbuf;
+    size_t used = net_conn_parse(c, buf, in_buf);
+    if (used < in_buf && !c->closed && !c->close_requested)
+        net_conn_stash(c, buf + used, in_buf - used);
+}
+
+/* One readv; returns its result with errno preserved, and the capacity offered. */
+static ssize_t net_conn_readv(struct net_conn *c, size_t *cap)
+{
+    struct iovec iov[2];
+    int k = 0;
+    if (c->partial) {
+        iov[k].iov_base = c->partial->frame + c->partial_got;
+        iov[k].iov_len = c->partial->size - c->partial_got;
+        k++;
+    }
+    iov[k].iov_base = c->w->rbuf;
+    iov[k].iov_len = c->w->rbuf_cap;
+    k++;
+    *cap = 0;
+    for (int i = 0; i < k; i++)
+        *cap += iov[i].iov_len;
+    return readv(c->io.fd, iov, k);
+}
+
+/* Reads and frames until the socket is drained, the connection is over its limits or closed,
+ * or the budget is spent. Owning worker thread. */
+void net_conn_read(struct net_conn *c)
+{
+    size_t budget = NET_READ_BUDGET;
+    while (!c->closed && !c->close_requested) {
+        if (net_conn_over_limits(c)) {
+            net_conn_pause(c);
+            return;
+        }
+        if (c->stash) {
+            net_conn_parse_stash(c);
+            continue;
+        }
+        if (budget == 0) {
+            c->want_read = true;
+            net_worker_todo(c->w, c);
+            return;
+        }
+        size_t cap;
+        ssize_t n = net_conn_readv(c, &cap);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                net_conn_close(c, strerror(errno));
+            return;
+        }
+        if (n == 0) {
+            net_conn_close(c, "closed by peer");
+            return;
+        }
+        net_count(&c->w->counters.bytes_in, n);
+        net_conn_touch(c);
+        budget -= (size_t)n < budget ? (size_t)n : budget;
+        net_conn_consume(c, (size_t)n);
+        /* Edge-triggered: a short read drained the socket; new bytes bring a new event. */
+        if ((size_t)n < cap)
+            return;
+    }
+}

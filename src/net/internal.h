@@ -1,0 +1,219 @@
+/*
+ * What the files of src/net/ may see of each other. Nothing here is for other layers.
+ *
+ * Ownership: a server owns its workers; a worker owns its connections (and their requests) and
+ * its timer heap. A connection is reference counted: one reference while its socket is open,
+ * one per request not yet freed, and one while it sits on the worker's to-do list. It is freed
+ * (and on_close called) when the count reaches zero.
+ */
+#ifndef GREGOR_NET_INTERNAL_H
+#define GREGOR_NET_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "net/net.h"
+
+#define NET_LOG "net"
+
+#define net_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Something registered in a worker's epoll set; epoll_data.ptr points at it. */
+struct net_io {
+    int fd;
+    void (*on_events)(struct net_io *io, uint32_t events);
+};
+
+/* An IP address as a hashable key (IPv4 stored as family + 4 bytes). */
+struct net_ip_key {
+    uint8_t family;
+    uint8_t addr[16];
+};
+
+/* Connection admission: max.connections and max.connections.per.ip across all workers. */
+#define NET_ADMIT_BUCKETS 256
+struct net_admit_entry {
+    struct net_admit_entry *next;
+    struct net_ip_key key;
+    int count;
+};
+struct net_admit {
+    int max_total;    /* 0 = unlimited */
+    int max_per_ip;   /* 0 = unlimited (then the table stays empty) */
+    pthread_mutex_t lock; /* guards open and buckets */
+    int open;
+    struct net_admit_entry *buckets[NET_ADMIT_BUCKETS];
+};
+
+/* Written only by the owning worker; read by anyone (relaxed). */
+struct net_counters {
+    _Atomic int64_t accepted;
+    _Atomic int64_t rejected;
+    _Atomic int64_t closed;
+    _Atomic int64_t bytes_in;
+    _Atomic int64_t bytes_out;
+    _Atomic int64_t requests;
+    _Atomic int64_t responses;
+    _Atomic int64_t bad_frames;
+    _Atomic int64_t queued_bytes;
+    _Atomic int64_t paused;
+};
+
+static inline void net_count(_Atomic int64_t *c, int64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+struct net_post {
+    struct net_post *next;
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+struct net_worker {
+    struct net_server *srv;
+    int index;
+    int epfd;
+    pthread_t thread;
+    bool thread_started;      /* written by the controlling thread */
+    pthread_t self;           /* written by the worker thread itself, for assertions */
+    bool self_known;
+
+    struct net_io wake;       /* eventfd: posts and stop */
+    struct net_io listen_io;  /* this worker's registration of the shared listening socket */
+    bool listening;           /* listen_io is in epfd */
+    struct net_timer accept_retry; /* re-enables accepting after EMFILE and the like */
+
+    uint8_t *rbuf;            /* read buffer shared by this worker's connections */
+    size_t rbuf_cap;
+
+    struct net_timer **heap;  /* timers, min-heap on (deadline_ms, seq) */
+    int heap_len;
+    int heap_cap;
+    uint64_t timer_seq;
+
+    struct net_conn *idle_head; /* open connections, least recently active first */
+    struct net_conn *idle_tail;
+    struct net_timer idle_timer;
+    int conns_alive;          /* connection objects not yet freed */
+
+    struct net_conn *todo;    /* connections with deferred work (flush, more to read) */
+    struct net_conn *reap;    /* connections with no reference left, freed after the batch */
+
+    pthread_mutex_t post_lock; /* guards posts, posts_tail, post_woken, post_closed */
+    struct net_post *posts;
+    struct net_post *posts_tail;
+    bool post_woken;          /* eventfd already written for the current batch */
+    bool post_closed;         /* worker exited: posts are refused */
+
+    bool stopping;
+    int64_t stop_deadline;
+
+    struct net_counters counters;
+};
+
+struct net_server {
+    struct net_config cfg;    /* defaults applied; cfg.host points at host */
+    char *host;
+    struct net_handler handler;
+    int listen_fd;
+    int port;
+    int nworkers;
+    struct net_worker *workers;
+    _Atomic uint64_t next_conn_id;
+    _Atomic int stopping;
+    struct net_admit admit;
+};
+
+enum net_req_state { NET_REQ_PENDING, NET_REQ_REPLIED, NET_REQ_NOREPLY, NET_REQ_CLOSE };
+
+struct net_conn {
+    struct net_io io;
+    struct net_worker *w;
+    uint64_t id;
+    char peer[64];
+    struct net_ip_key ip;
+    void *user;
+    int refs;
+
+    bool closed;         /* socket closed */
+    bool opened;         /* on_open was called (so on_close is owed) */
+    bool on_todo;
+    bool want_read;      /* read when processing the to-do list */
+    bool want_flush;     /* write when processing the to-do list */
+    bool read_paused;    /* backpressure: not reading until the queue drains */
+    bool close_requested; /* net_request_close() seen: read no more frames */
+    struct net_conn *todo_next; /* on the to-do list, or (refs == 0) on the reap list */
+
+    int64_t last_active; /* clock_mono_ms() of the last byte in or out */
+    struct net_conn *idle_prev;
+    struct net_conn *idle_next;
+
+    /* Framing state. */
+    uint8_t hdr[4];
+    int hdr_len;
+    struct net_request *partial; /* frame whose bytes are still arriving */
+    size_t partial_got;
+    uint8_t *stash;      /* bytes read but not parsed because of backpressure */
+    size_t stash_len;
+    size_t stash_off;
+
+    /* Response queue, in request order; only a completed head is written. */
+    struct net_request *q_head;
+    struct net_request *q_tail;
+    int inflight;        /* requests in the queue */
+    size_t queued_bytes; /* bytes of replied responses in the queue not yet written */
+};
+
+/* admit.c */
+void net_admit_init(struct net_admit *a, int max_total, int max_per_ip);
+void net_admit_destroy(struct net_admit *a);
+/* 0, -ENFILE (max.connections reached) or -EMFILE (max.connections.per.ip reached). */
+int net_admit_acquire(struct net_admit *a, const struct net_ip_key *k);
+void net_admit_release(struct net_admit *a, const struct net_ip_key *k);
+
+/* listener.c */
+int net_listener_open(struct net_server *s, int nworkers);
+int net_listener_attach(struct net_worker *w);
+void net_listener_detach(struct net_worker *w);
+
+/* worker.c */
+int net_worker_init(struct net_worker *w, struct net_server *s, int index);
+void net_worker_destroy(struct net_worker *w);
+int net_worker_start(struct net_worker *w);
+void net_worker_wake(struct net_worker *w);
+void net_worker_todo(struct net_worker *w, struct net_conn *c);
+bool net_worker_on_thread(const struct net_worker *w);
+
+/* timer.c */
+int64_t net_timers_next_timeout(struct net_worker *w, int64_t now);
+void net_timers_run(struct net_worker *w);
+void net_timers_destroy(struct net_worker *w);
+
+/* conn.c */
+void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage *sa);
+void net_conn_ref(struct net_conn *c);
+void net_conn_unref(struct net_conn *c);
+void net_conn_close(struct net_conn *c, const char *why);
+void net_conn_touch(struct net_conn *c);
+bool net_conn_over_limits(const struct net_conn *c);
+void net_conn_idle_check(struct net_timer *t);
+void net_conn_close_all(struct net_worker *w);
+void net_conn_reap(struct net_worker *w);
+
+/* conn_read.c */
+void net_conn_read(struct net_conn *c);
+void net_conn_read_free(struct net_conn *c);
+
+/* request.c */
+struct net_request *net_request_new(struct net_conn *c, size_t size);
+void net_request_free(struct net_request *req);
+void net_request_dispatch(struct net_request *req);
+void net_conn_flush(struct net_conn *c);
+void net_conn_drop_queue(struct net_conn *c);
+
+#endif

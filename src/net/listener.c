@@ -1,0 +1,169 @@
+/*
+ * The listening socket. One socket per server, registered in every worker's epoll set with
+ * EPOLLEXCLUSIVE so a new connection wakes one worker (not all), and that worker owns it.
+ * The listener is level-triggered: a worker accepts a small batch per wake-up and leaves the
+ * rest to the next wake-up, which spreads bursts of connections over the workers.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "net/internal.h"
+
+#define NET_ACCEPT_BATCH 8
+#define NET_ACCEPT_RETRY_MS 100
+
+static int net_listener_bind_one(const struct addrinfo *ai, int backlog)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+        goto err;
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+        goto err;
+    if (listen(fd, backlog) < 0)
+        goto err;
+    return fd;
+err:;
+    int rc = -errno;
+    close(fd);
+    return rc;
+}
+
+static int net_listener_bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Resolves cfg.host:cfg.port, binds the first address that works, sets s->listen_fd/port. */
+int net_listener_open(struct net_server *s, int nworkers)
+{
+    const char *host = s->cfg.host;
+    if (host != NULL && host[0] == '\0')
+        host = NULL;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", s->cfg.port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0) {
+        log_error(NET_LOG, "cannot resolve listener address %s:%d: %s", host ? host : "*",
+                  s->cfg.port, gai_strerror(gai));
+        return -EADDRNOTAVAIL;
+    }
+    int fd = -EADDRNOTAVAIL;
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        fd = net_listener_bind_one(ai, s->cfg.backlog);
+        if (fd >= 0)
+            break;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        log_error(NET_LOG, "cannot listen on %s:%d: %s", host ? host : "*", s->cfg.port,
+                  strerror(-fd));
+        return fd;
+    }
+    int p = net_listener_bound_port(fd);
+    if (p < 0) {
+        close(fd);
+        return p;
+    }
+    s->listen_fd = fd;
+    s->port = p;
+    log_info(NET_LOG, "listening on %s:%d with %d workers", host ? host : "*", p, nworkers);
+    return 0;
+}
+
+static void net_listener_retry(struct net_timer *t)
+{
+    struct net_worker *w = t->arg;
+    if (!w->stopping && net_listener_attach(w) < 0)
+        net_timer_start(w, &w->accept_retry, NET_ACCEPT_RETRY_MS, net_listener_retry, w);
+}
+
+/* Out of file descriptors or memory: stop accepting on this worker for a moment. */
+static void net_listener_back_off(struct net_worker *w, int err)
+{
+    log_warn(NET_LOG, "accept failed: %s; pausing accepts for %d ms", strerror(err),
+             NET_ACCEPT_RETRY_MS);
+    net_listener_detach(w);
+    net_timer_start(w, &w->accept_retry, NET_ACCEPT_RETRY_MS, net_listener_retry, w);
+}
+
+static void net_listener_on_events(struct net_io *io, uint32_t events)
+{
+    struct net_worker *w = net_container_of(io, struct net_worker, listen_io);
+    for (int i = 0; i < NET_ACCEPT_BATCH && w->listening; i++) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof(sa);
+        int fd = accept4(io->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            net_conn_accept(w, fd, &sa);
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN:
+            return;
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case EPERM:
+            continue;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            net_listener_back_off(w, errno);
+            return;
+        default:
+            log_error(NET_LOG, "accept failed: %s", strerror(errno));
+            net_listener_back_off(w, errno);
+            return;
+        }
+    }
+}
+
+/* Registers the listening socket in w's epoll set. Worker thread (or before it starts). */
+int net_listener_attach(struct net_worker *w)
+{
+    if (w->listening)
+        return 0;
+    w->listen_io.fd = w->srv->listen_fd;
+    w->listen_io.on_events = net_listener_on_events;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &w->listen_io};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listen_io.fd, &ev) < 0) {
+        int rc = -errno;
+        log_error(NET_LOG, "worker %d cannot watch the listening socket: %s", w->index,
+                  strerror(errno));
+        return rc;
+    }
+    w->listening = true;
+    return 0;
+}
+
+void net_listener_detach(struct net_worker *w)
+{
+    if (!w->listening)
+        return;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_io.fd, NULL) < 0)
+        log_error(NET_LOG, "worker %d cannot unwatch the listening socket: %s", w->index,
+                  strerror(errno));
+    w->listening = false;
+}

@@ -1,0 +1,195 @@
+/*
+ * Requests and the ordered response queue of a connection.
+ *
+ * Every dispatched request is appended to its connection's queue and stays there until its
+ * response is completely written (or it needed none). The handler completes requests in any
+ * order; completing only changes the request's state. The writer (net_conn_flush) looks at the
+ * head alone: while the head is completed it is written and popped, so responses leave in
+ * request order. A pending head blocks everything behind it, as Kafka clients expect.
+ *
+ * When the connection closes, completed requests are freed and pending ones are marked orphan
+ * and leave the queue; each keeps its reference on the connection until the handler completes
+ * it, which then just frees it.
+ *
+ * Memory: one malloc holds the request and its frame; the arena and the response chain are
+ * freed with it.
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "net/internal.h"
+
+struct net_request *net_request_new(struct net_conn *c, size_t size)
+{
+    struct net_request *req = malloc(sizeof(*req) + size);
+    if (req == NULL)
+        return NULL;
+    memset(req, 0, sizeof(*req));
+    req->conn = c;
+    req->frame = (uint8_t *)(req + 1);
+    req->size = size;
+    arena_init(&req->arena, 0);
+    iochain_init(&req->resp);
+    req->state = NET_REQ_PENDING;
+    net_conn_ref(c);
+    return req;
+}
+
+void net_request_free(struct net_request *req)
+{
+    struct net_conn *c = req->conn;
+    arena_free(&req->arena);
+    iochain_free(&req->resp);
+    free(req);
+    net_conn_unref(c);
+}
+
+/* Queues a complete request and hands it to the handler. */
+void net_request_dispatch(struct net_request *req)
+{
+    struct net_conn *c = req->conn;
+    struct net_worker *w = c->w;
+    req->recv_ms = clock_mono_ms();
+    if (c->q_tail)
+        c->q_tail->next_in_queue = req;
+    else
+        c->q_head = req;
+    c->q_tail = req;
+    c->inflight++;
+    net_count(&w->counters.requests, 1);
+    w->srv->handler.on_request(w->srv->handler.ctx, req);
+}
+
+struct net_worker *net_request_worker(const struct net_request *req)
+{
+    return req->conn->w;
+}
+
+static void net_request_complete(struct net_request *req, enum net_req_state state)
+{
+    struct net_conn *c = req->conn;
+    assert(net_worker_on_thread(c->w));
+    assert(req->state == NET_REQ_PENDING);
+    if (req->orphan) {
+        net_request_free(req);
+        return;
+    }
+    req->state = state;
+    if (state == NET_REQ_REPLIED) {
+        c->queued_bytes += req->resp.total;
+        net_count(&c->w->counters.queued_bytes, (int64_t)req->resp.total);
+    } else if (state == NET_REQ_CLOSE) {
+        c->close_requested = true;
+    }
+    if (c->q_head == req) {
+        c->want_flush = true;
+        net_worker_todo(c->w, c);
+    }
+}
+
+void net_request_reply(struct net_request *req, struct iochain *resp)
+{
+    req->resp = *resp;
+    iochain_init(resp);
+    net_request_complete(req, NET_REQ_REPLIED);
+}
+
+void net_request_noreply(struct net_request *req)
+{
+    net_request_complete(req, NET_REQ_NOREPLY);
+}
+
+void net_request_close(struct net_request *req)
+{
+    net_request_complete(req, NET_REQ_CLOSE);
+}
+
+static void net_conn_pop(struct net_conn *c)
+{
+    struct net_request *req = c->q_head;
+    c->q_head = req->next_in_queue;
+    if (c->q_head == NULL)
+        c->q_tail = NULL;
+    c->inflight--;
+    if (req->state == NET_REQ_REPLIED) {
+        size_t total = req->resp.total;
+        c->queued_bytes -= total;
+        net_count(&c->w->counters.queued_bytes, -(int64_t)total);
+    }
+    net_request_free(req);
+}
+
+/* Writes the head's response. Returns 1 when done, 0 when the socket is full, -1 on close. */
+static int net_conn_write_head(struct net_conn *c)
+{
+    struct net_request *req = c->q_head;
+    size_t before = req->resp.sent;
+    int rc = iochain_send(&req->resp, c->io.fd);
+    size_t wrote = req->resp.sent - before;
+    if (wrote > 0) {
+        net_count(&c->w->counters.bytes_out, (int64_t)wrote);
+        net_conn_touch(c);
+    }
+    if (rc < 0) {
+        log_debug(NET_LOG, "closing connection %llu from %s: write: %s",
+                  (unsigned long long)c->id, c->peer, strerror(-rc));
+        net_conn_close(c, NULL);
+        return -1;
+    }
+    if (rc == 0)
+        return 0;
+    net_count(&c->w->counters.responses, 1);
+    return 1;
+}
+
+static void net_conn_maybe_resume(struct net_conn *c)
+{
+    if (!c->read_paused || net_conn_over_limits(c))
+        return;
+    c->read_paused = false;
+    net_count(&c->w->counters.paused, -1);
+    c->want_read = true;
+    net_worker_todo(c->w, c);
+}
+
+/*
+ * Writes completed responses at the head of the queue, in order, until the queue's head is
+ * pending or the socket is full (EPOLLOUT, edge-triggered, calls again). Owning worker thread.
+ */
+void net_conn_flush(struct net_conn *c)
+{
+    while (!c->closed && c->q_head && c->q_head->state != NET_REQ_PENDING) {
+        struct net_request *req = c->q_head;
+        if (req->state == NET_REQ_CLOSE) {
+            log_debug(NET_LOG, "closing connection %llu from %s: requested by the handler",
+                      (unsigned long long)c->id, c->peer);
+            net_conn_close(c, NULL);
+            return;
+        }
+        if (req->state == NET_REQ_REPLIED && net_conn_write_head(c) <= 0)
+            return;
+        net_conn_pop(c);
+    }
+    if (!c->closed)
+        net_conn_maybe_resume(c);
+}
+
+/* The connection closed: free what is complete, orphan what the handler still holds. */
+void net_conn_drop_queue(struct net_conn *c)
+{
+    while (c->q_head) {
+        struct net_request *req = c->q_head;
+        if (req->state != NET_REQ_PENDING) {
+            net_conn_pop(c);
+            continue;
+        }
+        c->q_head = req->next_in_queue;
+        req->next_in_queue = NULL;
+        req->orphan = 1;
+        c->inflight--;
+    }
+    c->q_tail = NULL;
+}

@@ -1,0 +1,157 @@
+/*
+ * The server: configuration defaults, start-up and shutdown of the listener and the workers,
+ * and statistics. Start and stop run on the controlling thread; everything else a server does
+ * happens on its workers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "net/internal.h"
+
+static void net_config_defaults(struct net_config *c)
+{
+    if (c->num_workers <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->num_workers = n > 0 ? (int)n : 1;
+    }
+    if (c->max_frame_bytes <= 0)
+        c->max_frame_bytes = NET_DEFAULT_MAX_FRAME_BYTES;
+    if (c->idle_ms == 0)
+        c->idle_ms = NET_DEFAULT_IDLE_MS;
+    if (c->max_pending_bytes_per_conn == 0)
+        c->max_pending_bytes_per_conn = NET_DEFAULT_MAX_PENDING_BYTES;
+    if (c->max_inflight_per_conn <= 0)
+        c->max_inflight_per_conn = NET_DEFAULT_MAX_INFLIGHT;
+    if (c->max_connections < 0)
+        c->max_connections = 0;
+    if (c->max_connections_per_ip < 0)
+        c->max_connections_per_ip = 0;
+    if (c->backlog <= 0)
+        c->backlog = SOMAXCONN;
+    if (c->shutdown_timeout_ms <= 0)
+        c->shutdown_timeout_ms = NET_DEFAULT_SHUTDOWN_TIMEOUT_MS;
+}
+
+/* Stops and frees whatever part of s exists; used by stop and by a failed start. */
+static void net_server_free(struct net_server *s)
+{
+    atomic_store(&s->stopping, 1);
+    for (int i = 0; i < s->nworkers; i++)
+        if (s->workers[i].thread_started)
+            net_worker_wake(&s->workers[i]);
+    for (int i = 0; i < s->nworkers; i++) {
+        struct net_worker *w = &s->workers[i];
+        if (w->thread_started) {
+            int rc = pthread_join(w->thread, NULL);
+            if (rc != 0)
+                log_error(NET_LOG, "joining worker %d: %s", i, strerror(rc));
+        }
+        net_worker_destroy(w);
+    }
+    free(s->workers);
+    if (s->listen_fd >= 0 && close(s->listen_fd) < 0)
+        log_warn(NET_LOG, "closing the listening socket: %s", strerror(errno));
+    net_admit_destroy(&s->admit);
+    free(s->host);
+    free(s);
+}
+
+int net_server_start(const struct net_config *cfg, const struct net_handler *handler,
+                     struct net_server **out)
+{
+    *out = NULL;
+    if (cfg == NULL || handler == NULL || handler->on_request == NULL)
+        return -EINVAL;
+    struct net_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    s->cfg = *cfg;
+    net_config_defaults(&s->cfg);
+    s->handler = *handler;
+    s->listen_fd = -1;
+    net_admit_init(&s->admit, s->cfg.max_connections, s->cfg.max_connections_per_ip);
+    s->nworkers = 0; /* counts workers initialised, for net_server_free */
+    if (cfg->host != NULL) {
+        s->host = strdup(cfg->host);
+        if (s->host == NULL) {
+            net_server_free(s);
+            return -ENOMEM;
+        }
+    }
+    s->cfg.host = s->host;
+    s->workers = calloc((size_t)s->cfg.num_workers, sizeof(*s->workers));
+    if (s->workers == NULL) {
+        net_server_free(s);
+        return -ENOMEM;
+    }
+    int rc = net_listener_open(s, s->cfg.num_workers);
+    if (rc < 0)
+        goto err;
+    for (int i = 0; i < s->cfg.num_workers; i++) {
+        s->nworkers++;
+        rc = net_worker_init(&s->workers[i], s, i);
+        if (rc < 0)
+            goto err;
+    }
+    for (int i = 0; i < s->nworkers; i++) {
+        rc = net_worker_start(&s->workers[i]);
+        if (rc < 0)
+            goto err;
+    }
+    *out = s;
+    return 0;
+err:
+    net_server_free(s);
+    return rc;
+}
+
+void net_server_stop(struct net_server *s)
+{
+    if (s == NULL)
+        return;
+    log_info(NET_LOG, "stopping the listener on port %d", s->port);
+    net_server_free(s);
+}
+
+int net_server_port(const struct net_server *s)
+{
+    return s->port;
+}
+
+int net_server_worker_count(const struct net_server *s)
+{
+    return s->nworkers;
+}
+
+struct net_worker *net_server_worker(struct net_server *s, int i)
+{
+    return i >= 0 && i < s->nworkers ? &s->workers[i] : NULL;
+}
+
+static int64_t net_load(_Atomic int64_t *v)
+{
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+void net_server_stats(const struct net_server *s, struct net_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < s->nworkers; i++) {
+        struct net_counters *c = &s->workers[i].counters;
+        out->connections_accepted += net_load(&c->accepted);
+        out->connections_rejected += net_load(&c->rejected);
+        out->connections_closed += net_load(&c->closed);
+        out->bytes_in += net_load(&c->bytes_in);
+        out->bytes_out += net_load(&c->bytes_out);
+        out->requests += net_load(&c->requests);
+        out->responses += net_load(&c->responses);
+        out->bad_frames += net_load(&c->bad_frames);
+        out->queued_response_bytes += net_load(&c->queued_bytes);
+        out->paused_connections += net_load(&c->paused);
+    }
+    out->connections_open = out->connections_accepted - out->connections_closed;
+}
