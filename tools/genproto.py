@@ -452,7 +452,7 @@ def min_size(st, v, flex_range, memo):
         fflex = f.flexible is not None and f.flexible[0] <= v <= f.flexible[1]
         if f.is_array:
             total += 1 if fflex else 4
-        elif f.is_nullable_struct:
+        elif f.is_nullable_struct and vintersect(f.nullable, (v, v)) is not None:
             total += 1
         elif f.is_struct:
             total += min_size(f.struct, v, flex_range, memo)
@@ -582,12 +582,14 @@ def gen_read_field(e, f, rv, ind, pres, flexv):
         e("kr_array_%s(%s, %s, %s, &%s); %s" % (suffix, rv, flexv, nl, x, c), ind)
     elif f.is_nullable_struct:
         st = f.struct
+        # presence marker: int8 (-1 null) in place, uvarint (0 null) inside a tagged value
+        marker = "kr_uvarint(&tv) > 0" if rv == "&tv" else "kr_int8(%s) >= 0" % rv
         if nl == "true":
-            test = "kr_int8(%s) >= 0" % rv
+            test = marker
         elif nl == "false":
             test = None
         else:
-            test = "!(%s) || kr_int8(%s) >= 0" % (nl, rv)
+            test = "!(%s) || %s" % (nl, marker)
         if test:
             e("if (%s) { %s" % (test, c), ind)
         else:

@@ -104,7 +104,7 @@ static void kmsg_consumer_group_member_metadata_value_read(struct kreader *r, in
         struct kreader tv;
         switch (kr_tag_begin(r, &tv)) {
         case 0: /* ClassicMemberMetadata */
-            if (kr_int8(&tv) >= 0) { /* ClassicMemberMetadata */
+            if (kr_uvarint(&tv) > 0) { /* ClassicMemberMetadata */
                 o->classic_member_metadata = kr_alloc(&tv, 1, sizeof(*o->classic_member_metadata));
                 if (o->classic_member_metadata != NULL)
                     kmsg_consumer_group_member_metadata_value_classic_member_metadata_read(&tv, v, o->classic_member_metadata);
