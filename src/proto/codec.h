@@ -22,6 +22,11 @@
  * computed. count is advanced in both modes.
  *
  * Not thread-safe; a reader or writer belongs to the thread handling its request.
+ *
+ * The message codecs built on this live in src/proto/gen/ (one <api>.h per API, kmsg.h for
+ * all, api_table.h for dispatch). They are generated from Kafka's JSON schemas and committed;
+ * after changing tools/genproto.py, regenerate from the repository root with
+ *     python3 tools/genproto.py ../shared/kafka-protocol src/proto/gen
  */
 #ifndef GREGOR_PROTO_CODEC_H
 #define GREGOR_PROTO_CODEC_H
