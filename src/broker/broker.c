@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "broker/broker_internal.h"
 #include "broker/dispatch.h"
+#include "broker/partition.h"
 
 static void broker_on_request(void *ctx, struct net_request *req)
 {
@@ -105,6 +106,8 @@ static int broker_start_controller(struct broker *b, char *err, size_t errlen)
         .quorum_voters = b->cfg.controller_quorum_voters,
         .default_num_partitions = b->cfg.num_partitions,
         .default_replication_factor = b->cfg.default_replication_factor,
+        .on_image = partition_registry_on_image,
+        .on_image_arg = b->parts,
     };
     return controller_start(&cc, &b->ctl, err, errlen);
 }
@@ -147,6 +150,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     broker_set_advertised(b);
     int rc = broker_load_identity(b, err, errlen);
     if (rc == 0)
+        rc = partition_registry_open(b, &b->parts, err, errlen);
+    if (rc == 0)
         rc = broker_start_controller(b, err, errlen);
     if (rc == 0)
         rc = broker_start_network(b, err, errlen);
@@ -170,5 +175,6 @@ void broker_stop(struct broker *b)
     net_server_stop(b->net);
     if (b->ctl)
         controller_stop(b->ctl);
+    partition_registry_close(b->parts);
     free(b);
 }

@@ -152,7 +152,7 @@ static void metadata_after_create(struct broker_async *a)
         if (st->create_errors[i] != -2)
             continue;
         int16_t e = a->n_topics > k ? a->topics[k++].error_code : 0;
-        st->create_errors[i] = e == KAFKA_ERR_TOPIC_ALREADY_EXISTS ? 0 : e;
+        st->create_errors[i] = e == KAFKA_ERR_TOPIC_ALREADY_EXISTS ? KAFKA_ERR_LEADER_NOT_AVAILABLE : e;
     }
     for (int32_t i = 0; i < st->req.topics.n; i++)
         if (st->create_errors[i] == -2)

@@ -1,0 +1,182 @@
+/*
+ * Partition registry. Invariants: a partition is in the hash table iff it is hosted and not
+ * deleted; the table holds one reference on each; the table is modified only under the write
+ * lock (controller thread, start, stop).
+ */
+#include "broker/partition.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "broker/broker_internal.h"
+#include "broker/partition_registry.h"
+#include "broker/topic_settings.h"
+#include "storage/checkpoint.h"
+#include "storage/flusher.h"
+
+struct partition *partition_get(struct partition_registry *reg, const char *topic, int32_t index)
+{
+    pthread_rwlock_rdlock(&reg->lock);
+    struct partition_slot *s = reg->by_name[partition_slot_hash_name(topic, index) & (reg->buckets - 1)];
+    for (; s; s = s->next_name) {
+        struct partition *p = s->p;
+        if (p->index == index && strcmp(p->topic, topic) == 0) {
+            atomic_fetch_add(&p->refs, 1);
+            pthread_rwlock_unlock(&reg->lock);
+            return p;
+        }
+    }
+    pthread_rwlock_unlock(&reg->lock);
+    return NULL;
+}
+
+struct partition *partition_get_by_id(struct partition_registry *reg, const uint8_t *topic_id,
+                                      int32_t index)
+{
+    pthread_rwlock_rdlock(&reg->lock);
+    struct partition_slot *s = reg->by_id[partition_slot_hash_id(topic_id, index) & (reg->buckets - 1)];
+    for (; s; s = s->next_id) {
+        struct partition *p = s->p;
+        if (p->index == index && memcmp(p->topic_id, topic_id, METADATA_UUID_LEN) == 0) {
+            atomic_fetch_add(&p->refs, 1);
+            pthread_rwlock_unlock(&reg->lock);
+            return p;
+        }
+    }
+    pthread_rwlock_unlock(&reg->lock);
+    return NULL;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+/* Last reference: close the log; a deleted partition's directory goes too. */
+static void partition_free(struct partition *p)
+{
+    char dir[2048] = "";
+    if (p->log) {
+        if (atomic_load(&p->deleted))
+            snprintf(dir, sizeof(dir), "%s", log_dir_path(p->log));
+        log_flusher_remove(p->reg->flusher, p->log);
+        log_close(p->log);
+    }
+    if (dir[0]) {
+        if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+            log_warn("partition", "cannot remove %s: %s", dir, strerror(errno));
+        else
+            log_info("partition", "removed %s", dir);
+    }
+    pthread_mutex_destroy(&p->wait_mu);
+    free(p->topic);
+    free(p);
+}
+
+void partition_put(struct partition *p)
+{
+    if (p != NULL && atomic_fetch_sub(&p->refs, 1) == 1)
+        partition_free(p);
+}
+
+void partition_add_waiter(struct partition *p, struct partition_waiter *w)
+{
+    pthread_mutex_lock(&p->wait_mu);
+    w->prev = NULL;
+    w->next = p->waiters;
+    if (p->waiters)
+        p->waiters->prev = w;
+    p->waiters = w;
+    w->linked = true;
+    pthread_mutex_unlock(&p->wait_mu);
+}
+
+void partition_remove_waiter(struct partition *p, struct partition_waiter *w)
+{
+    pthread_mutex_lock(&p->wait_mu);
+    if (w->linked) {
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            p->waiters = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+        w->linked = false;
+    }
+    pthread_mutex_unlock(&p->wait_mu);
+}
+
+/* Waiters stay linked; notify() must only post work (it runs under wait_mu). */
+void partition_notify_waiters(struct partition *p)
+{
+    if (p->waiters == NULL) /* racy peek; a waiter added now re-checks the log itself */
+        return;
+    pthread_mutex_lock(&p->wait_mu);
+    for (struct partition_waiter *w = p->waiters; w; w = w->next)
+        w->notify(w);
+    pthread_mutex_unlock(&p->wait_mu);
+}
+
+struct log_flusher *partition_registry_flusher(struct partition_registry *reg)
+{
+    return reg->flusher;
+}
+
+size_t partition_registry_count(struct partition_registry *reg)
+{
+    pthread_rwlock_rdlock(&reg->lock);
+    size_t n = reg->count;
+    pthread_rwlock_unlock(&reg->lock);
+    return n;
+}
+
+int registry_table_insert(struct partition_registry *reg, struct partition *p)
+{
+    struct partition_slot *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    s->p = p;
+    size_t hn = partition_slot_hash_name(p->topic, p->index) & (reg->buckets - 1);
+    size_t hi = partition_slot_hash_id(p->topic_id, p->index) & (reg->buckets - 1);
+    pthread_rwlock_wrlock(&reg->lock);
+    s->next_name = reg->by_name[hn];
+    reg->by_name[hn] = s;
+    s->next_id = reg->by_id[hi];
+    reg->by_id[hi] = s;
+    reg->count++;
+    pthread_rwlock_unlock(&reg->lock);
+    return 0;
+}
+
+struct partition *registry_table_remove(struct partition_registry *reg, const uint8_t *topic_id,
+                                        int32_t index)
+{
+    pthread_rwlock_wrlock(&reg->lock);
+    size_t hi = partition_slot_hash_id(topic_id, index) & (reg->buckets - 1);
+    struct partition_slot **pp = &reg->by_id[hi];
+    while (*pp && !((*pp)->p->index == index &&
+                    memcmp((*pp)->p->topic_id, topic_id, METADATA_UUID_LEN) == 0))
+        pp = &(*pp)->next_id;
+    struct partition_slot *s = *pp;
+    if (s == NULL) {
+        pthread_rwlock_unlock(&reg->lock);
+        return NULL;
+    }
+    *pp = s->next_id;
+    size_t hn = partition_slot_hash_name(s->p->topic, index) & (reg->buckets - 1);
+    struct partition_slot **pn = &reg->by_name[hn];
+    while (*pn != s)
+        pn = &(*pn)->next_name;
+    *pn = s->next_name;
+    reg->count--;
+    pthread_rwlock_unlock(&reg->lock);
+    struct partition *p = s->p;
+    free(s);
+    return p;
+}

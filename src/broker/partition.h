@@ -1,0 +1,80 @@
+/*
+ * Partitions this broker hosts: a registry from (topic, index) to the partition's log and the
+ * per-partition state the data path needs (leader epoch, effective topic configs, fetches
+ * waiting for data).
+ *
+ * Threads. The registry is changed only by the controller thread (metadata image listener) and
+ * at start/stop. I/O workers look partitions up under a read lock and hold a reference while
+ * they use one; a deleted partition stays usable by its holders and its log is closed when the
+ * last reference goes. Partition fields other than `waiters` are written before the partition is
+ * published (or atomically) and read without locks.
+ */
+#ifndef GREGOR_BROKER_PARTITION_H
+#define GREGOR_BROKER_PARTITION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster/image.h"
+#include "net/net.h"
+#include "storage/log.h"
+
+struct broker;
+struct partition_registry;
+
+/* A fetch (or other delayed operation) waiting for data on a partition. */
+struct partition_waiter {
+    struct partition_waiter *next, *prev;
+    bool linked;                 /* in the partition's list; guarded by its wait_mu */
+    void (*notify)(struct partition_waiter *w); /* called by the appending thread, unlocked */
+    void *arg;
+};
+
+struct partition {
+    atomic_int refs;
+    struct partition_registry *reg;
+    char *topic;
+    int32_t index;
+    uint8_t topic_id[METADATA_UUID_LEN];
+    struct log *log;
+    atomic_int leader_epoch;
+    /* Effective topic configs the data path reads on every request. */
+    atomic_bool log_append_time;       /* message.timestamp.type=LogAppendTime */
+    atomic_int max_message_bytes;      /* max.message.bytes */
+    atomic_int min_insync_replicas;    /* min.insync.replicas */
+    atomic_bool deleted;
+    pthread_mutex_t wait_mu;           /* guards waiters */
+    struct partition_waiter *waiters;
+};
+
+int partition_registry_open(struct broker *b, struct partition_registry **out, char *err,
+                            size_t errlen);
+/* Writes checkpoints and the clean-shutdown marker, closes every log. After the network stopped. */
+void partition_registry_close(struct partition_registry *reg);
+
+/* Image listener: opens logs of new partitions, retires deleted ones, applies config changes.
+ * Controller thread. */
+void partition_registry_on_image(void *arg, const struct metadata_image *prev,
+                                 const struct metadata_image *next);
+
+/* The partition, with a reference the caller must drop with partition_put(); NULL if this
+ * broker does not host it. `topic` is NUL-terminated. Any thread. */
+struct partition *partition_get(struct partition_registry *reg, const char *topic, int32_t index);
+struct partition *partition_get_by_id(struct partition_registry *reg, const uint8_t *topic_id,
+                                      int32_t index);
+void partition_put(struct partition *p);
+
+/* Waiter list: add/remove on any thread; partition_notify_waiters() after an append. */
+void partition_add_waiter(struct partition *p, struct partition_waiter *w);
+void partition_remove_waiter(struct partition *p, struct partition_waiter *w);
+void partition_notify_waiters(struct partition *p);
+
+/* The log flusher shared by every partition (acks=all waits on it). */
+struct log_flusher *partition_registry_flusher(struct partition_registry *reg);
+
+/* Count of hosted partitions (metrics). */
+size_t partition_registry_count(struct partition_registry *reg);
+
+#endif

@@ -1,0 +1,78 @@
+/* Effective topic settings from overrides, broker properties and defaults. */
+#include "broker/topic_settings.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/topic_config.h"
+
+/* Per-thread scratch for broker values: lookup results are copied out before the next call. */
+static _Thread_local char topic_settings_buf[1024];
+
+const char *topic_settings_broker_lookup(void *arg, const char *property)
+{
+    const struct broker_config *cfg = arg;
+    if (config_describe(cfg, property, topic_settings_buf, sizeof(topic_settings_buf)) != 0)
+        return NULL;
+    return topic_settings_buf;
+}
+
+static const char *topic_settings_value(const struct broker_config *cfg,
+                                        const struct metadata_topic *t, const char *name,
+                                        char *buf, size_t len)
+{
+    const struct topic_config_def *def = topic_config_find(name);
+    if (def == NULL)
+        return NULL;
+    struct topic_config_value v;
+    const char *override = t ? metadata_topic_config(t, name) : NULL;
+    topic_config_resolve(def, override, topic_settings_broker_lookup, (void *)cfg, &v);
+    if (v.value == NULL)
+        return NULL;
+    snprintf(buf, len, "%s", v.value);
+    return buf;
+}
+
+static int64_t topic_settings_i64(const struct broker_config *cfg, const struct metadata_topic *t,
+                                  const char *name, int64_t dflt)
+{
+    char buf[128];
+    const char *v = topic_settings_value(cfg, t, name, buf, sizeof(buf));
+    if (v == NULL || *v == '\0')
+        return dflt;
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    return *end == '\0' ? x : dflt;
+}
+
+void topic_settings_resolve(const struct broker_config *cfg, const struct metadata_topic *t,
+                            struct topic_settings *out)
+{
+    struct log_config *lc = &out->log;
+    *lc = log_config_defaults();
+    lc->segment_bytes = topic_settings_i64(cfg, t, "segment.bytes", lc->segment_bytes);
+    lc->segment_ms = topic_settings_i64(cfg, t, "segment.ms", lc->segment_ms);
+    lc->index_interval_bytes =
+        (int32_t)topic_settings_i64(cfg, t, "index.interval.bytes", lc->index_interval_bytes);
+    lc->segment_index_bytes =
+        (int32_t)topic_settings_i64(cfg, t, "segment.index.bytes", lc->segment_index_bytes);
+    lc->retention_ms = topic_settings_i64(cfg, t, "retention.ms", lc->retention_ms);
+    lc->retention_bytes = topic_settings_i64(cfg, t, "retention.bytes", lc->retention_bytes);
+    lc->flush_interval_messages =
+        topic_settings_i64(cfg, t, "flush.messages", lc->flush_interval_messages);
+    lc->flush_interval_ms = topic_settings_i64(cfg, t, "flush.ms", lc->flush_interval_ms);
+    lc->file_delete_delay_ms =
+        topic_settings_i64(cfg, t, "file.delete.delay.ms", lc->file_delete_delay_ms);
+    lc->max_message_bytes =
+        (int32_t)topic_settings_i64(cfg, t, "max.message.bytes", lc->max_message_bytes);
+    char buf[128];
+    const char *policy = topic_settings_value(cfg, t, "cleanup.policy", buf, sizeof(buf));
+    if (policy) {
+        lc->compact = strstr(policy, "compact") != NULL;
+        lc->delete_retention = strstr(policy, "delete") != NULL;
+    }
+    const char *tt = topic_settings_value(cfg, t, "message.timestamp.type", buf, sizeof(buf));
+    out->log_append_time = tt && strcmp(tt, "LogAppendTime") == 0;
+    out->min_insync_replicas = (int32_t)topic_settings_i64(cfg, t, "min.insync.replicas", 1);
+}
