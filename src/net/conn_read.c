@@ -210,6 +210,12 @@ void net_conn_read(struct net_conn *c)
         net_conn_touch(c);
         budget -= (size_t)n < budget ? (size_t)n : budget;
         net_conn_consume(c, (size_t)n);
+        if (c->closed)
+            return;
+        if (net_conn_over_limits(c)) {
+            net_conn_pause(c); /* whatever was not framed is in the stash */
+            return;
+        }
         /* Edge-triggered: a short read drained the socket; new bytes bring a new event. */
         if ((size_t)n < cap)
             return;

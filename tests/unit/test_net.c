@@ -409,4 +409,465 @@ TEST(test_frame_larger_than_limit_closes_connection_and_server_serves_others)
     srv_stop(&t);
 }
 
+static int one_conn_freed(struct test_srv *t)
+{
+    return atomic_load(&t->closes) == 1;
+}
+
+static int two_conns_freed(struct test_srv *t)
+{
+    return atomic_load(&t->closes) == 2;
+}
+
+TEST(test_zero_and_negative_frame_sizes_close_connection)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int a = cli_connect(t.port), b = cli_connect(t.port);
+    CHECK(a >= 0 && b >= 0);
+    uint8_t zero[4] = {0, 0, 0, 0}, neg[4] = {0xff, 0xff, 0xff, 0xfe};
+    CHECK_EQ_INT(write_all(a, zero, 4), 0);
+    CHECK_EQ_INT(write_all(b, neg, 4), 0);
+    CHECK(closed_by_server(a, 2000));
+    CHECK(closed_by_server(b, 2000));
+    CHECK(wait_until(two_conns_freed, &t, 2000));
+    CHECK_EQ_INT(stats(&t).bad_frames, 2);
+    close(a);
+    close(b);
+    srv_stop(&t);
+}
+
+TEST(test_garbage_bytes_close_connection)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    const char *junk = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"; /* "GET " = 1195725856 > 100 MB */
+    CHECK_EQ_INT(write_all(fd, junk, strlen(junk)), 0);
+    CHECK(closed_by_server(fd, 2000));
+    CHECK(wait_until(one_conn_freed, &t, 2000));
+    CHECK_EQ_INT(stats(&t).bad_frames, 1);
+    close(fd);
+    srv_stop(&t);
+}
+
+TEST(test_truncated_frame_then_client_close_frees_everything)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    uint8_t out[4 + 10];
+    put_be32(out, 100000); /* promises 100000 bytes, sends 10 */
+    memset(out + 4, 'E', 10);
+    CHECK_EQ_INT(write_all(fd, out, sizeof(out)), 0);
+    sleep_ms(50);
+    close(fd);
+    CHECK(wait_until(one_conn_freed, &t, 2000));
+    struct net_stats s = stats(&t);
+    CHECK_EQ_INT(s.requests, 0);
+    CHECK_EQ_INT(s.connections_open, 0);
+    srv_stop(&t); /* ASan's leak check covers the partial request */
+}
+
+TEST(test_many_pipelined_frames_in_one_write_are_all_answered_in_order)
+{
+    struct test_srv t;
+    struct net_config cfg = {.max_inflight_per_conn = 16};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    enum { N = 2000 };
+    static uint8_t out[N * 13];
+    size_t len = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        uint8_t d[4];
+        put_be32(d, i);
+        len += build_req(out + len, i % 3 == 1 ? 'D' : 'E', i % 3 == 1 ? 1 : 0, d, 4);
+    }
+    CHECK_EQ_INT(write_all(fd, out, len), 0);
+    for (uint32_t i = 0; i < N; i++) {
+        uint8_t buf[16];
+        CHECK_EQ_INT(recv_resp(fd, buf, sizeof(buf)), 9);
+        CHECK_EQ_INT(get_be32(buf + 5), i);
+    }
+    close(fd);
+    srv_stop(&t);
+}
+
+TEST(test_large_frame_round_trip)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    size_t n = 8u << 20;
+    uint8_t *out = malloc(9 + n), *in = malloc(5 + n);
+    CHECK(out && in);
+    for (size_t i = 0; i < n; i++)
+        out[9 + i] = (uint8_t)(i * 7);
+    build_req(out, 'E', 0, NULL, 0);
+    put_be32(out, (uint32_t)(5 + n));
+    int ok = write_all(fd, out, 9 + n) == 0 && recv_resp(fd, in, 5 + n) == (ssize_t)(5 + n) &&
+             memcmp(in + 5, out + 9, n) == 0;
+    free(out);
+    free(in);
+    CHECK(ok);
+    close(fd);
+    srv_stop(&t);
+}
+
+TEST(test_mixed_sync_async_and_noreply_requests_answer_in_order)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    uint8_t out[64];
+    size_t len = 0;
+    len += build_req(out + len, 'P', 150, "a", 1); /* completed from another thread */
+    len += build_req(out + len, 'E', 0, "b", 1);
+    len += build_req(out + len, 'N', 0, "-", 1);   /* no response at all */
+    len += build_req(out + len, 'D', 60, "c", 1);
+    len += build_req(out + len, 'P', 10, "d", 1);
+    CHECK_EQ_INT(write_all(fd, out, len), 0);
+    const char *want = "abcd";
+    for (int i = 0; i < 4; i++) {
+        uint8_t buf[16];
+        CHECK_EQ_INT(recv_resp(fd, buf, sizeof(buf)), 6);
+        CHECK_EQ_INT(buf[5], want[i]);
+    }
+    close(fd);
+    srv_stop(&t);
+}
+
+TEST(test_close_request_sends_earlier_responses_then_closes)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    uint8_t out[64];
+    size_t len = 0;
+    len += build_req(out + len, 'D', 100, "a", 1);
+    len += build_req(out + len, 'C', 0, "b", 1);
+    len += build_req(out + len, 'E', 0, "c", 1); /* after the close: never answered */
+    CHECK_EQ_INT(write_all(fd, out, len), 0);
+    uint8_t buf[16];
+    CHECK_EQ_INT(recv_resp(fd, buf, sizeof(buf)), 6);
+    CHECK_EQ_INT(buf[5], 'a');
+    CHECK(closed_by_server(fd, 2000));
+    close(fd);
+    srv_stop(&t);
+}
+
+TEST(test_request_outstanding_when_client_disconnects_is_freed_on_completion)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(send_req(fd, 'D', 300, "x", 1), 0);
+    CHECK_EQ_INT(send_req(fd, 'P', 300, "y", 1), 0);
+    sleep_ms(50);
+    close(fd);
+    sleep_ms(100);
+    /* The socket is closed but the connection object lives until the handler is done. */
+    CHECK_EQ_INT(stats(&t).connections_open, 0);
+    CHECK_EQ_INT(atomic_load(&t.closes), 0);
+    CHECK(wait_until(one_conn_freed, &t, 3000));
+    srv_stop(&t);
+}
+
+TEST(test_idle_connection_is_closed_after_idle_ms)
+{
+    struct test_srv t;
+    struct net_config cfg = {.idle_ms = 200};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    int64_t t0 = clock_mono_ms();
+    CHECK(closed_by_server(fd, 3000));
+    int64_t waited = clock_mono_ms() - t0;
+    CHECK(waited >= 150 && waited < 2000);
+    close(fd);
+    srv_stop(&t);
+}
+
+TEST(test_idle_timeout_spares_active_and_busy_connections)
+{
+    struct test_srv t;
+    struct net_config cfg = {.idle_ms = 200, .num_workers = 1};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int busy = cli_connect(t.port), chatty = cli_connect(t.port);
+    CHECK(busy >= 0 && chatty >= 0);
+    CHECK_EQ_INT(send_req(busy, 'D', 600, "z", 1), 0); /* outstanding longer than idle_ms */
+    for (int i = 0; i < 8; i++) {                       /* traffic every 100 ms */
+        uint8_t buf[16];
+        CHECK_EQ_INT(send_req(chatty, 'E', 0, "c", 1), 0);
+        CHECK_EQ_INT(recv_resp(chatty, buf, sizeof(buf)), 6);
+        sleep_ms(100);
+    }
+    uint8_t buf[16];
+    CHECK_EQ_INT(recv_resp(busy, buf, sizeof(buf)), 6);
+    CHECK_EQ_INT(buf[5], 'z');
+    CHECK(closed_by_server(busy, 2000)); /* idle once answered */
+    close(busy);
+    close(chatty);
+    srv_stop(&t);
+}
+
+static int paused_one(struct test_srv *t)
+{
+    return stats(t).paused_connections == 1;
+}
+
+TEST(test_client_that_never_reads_is_bounded_by_backpressure)
+{
+    struct test_srv t;
+    const size_t limit = 256 << 10, resp = 64 << 10;
+    struct net_config cfg = {.max_pending_bytes_per_conn = limit, .max_inflight_per_conn = 1000};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int slow = cli_connect(t.port), other = cli_connect(t.port);
+    CHECK(slow >= 0 && other >= 0);
+    int small = 16 << 10;
+    setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    fcntl(slow, F_SETFL, O_NONBLOCK);
+    /* Ask for 64 KiB responses as fast as the server takes requests, never reading. */
+    uint8_t req[9];
+    build_req(req, 'B', (uint32_t)resp, NULL, 0);
+    int sent = 0;
+    int64_t end = clock_mono_ms() + 1500;
+    while (clock_mono_ms() < end && sent < 100000) {
+        ssize_t w = write(slow, req, sizeof(req)); /* 9-byte requests never split here */
+        if (w == (ssize_t)sizeof(req))
+            sent++;
+        else
+            sleep_ms(1);
+    }
+    CHECK(wait_until(paused_one, &t, 2000));
+    struct net_stats s1 = stats(&t);
+    CHECK(s1.queued_response_bytes > 0);
+    CHECK(s1.queued_response_bytes <= (int64_t)(limit + resp));
+    CHECK(s1.requests < sent); /* the rest waits in socket buffers, not in broker memory */
+    /* Other connections are unaffected. */
+    for (int i = 0; i < 20; i++) {
+        uint8_t buf[16];
+        CHECK_EQ_INT(send_req(other, 'E', 0, "o", 1), 0);
+        CHECK_EQ_INT(recv_resp(other, buf, sizeof(buf)), 6);
+    }
+    sleep_ms(200);
+    struct net_stats s2 = stats(&t);
+    CHECK_EQ_INT(s2.requests, s1.requests + 20); /* the slow client made no progress */
+    /* Once the client reads, the server resumes and answers everything. */
+    fcntl(slow, F_SETFL, 0);
+    static uint8_t big[64 << 10];
+    for (int i = 0; i < sent; i++)
+        CHECK_EQ_INT(recv_resp(slow, big, sizeof(big)), resp);
+    CHECK_EQ_INT(stats(&t).paused_connections, 0);
+    close(slow);
+    close(other);
+    srv_stop(&t);
+}
+
+static int file_released(struct test_srv *t)
+{
+    return atomic_load(&t->file_releases) == 1;
+}
+
+TEST(test_file_range_response_is_sent_from_the_file)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    char path[] = "/tmp/gregor-test-net-XXXXXX";
+    t.file_fd = mkstemp(path);
+    CHECK(t.file_fd >= 0);
+    unlink(path);
+    size_t flen = 3u << 20;
+    uint8_t *content = malloc(flen);
+    CHECK(content);
+    for (size_t i = 0; i < flen; i++)
+        content[i] = (uint8_t)(i * 31 + 5);
+    int wrote = write_all(t.file_fd, content, flen);
+    int fd = cli_connect(t.port);
+    uint32_t n = (uint32_t)(flen - 100); /* from offset 7 */
+    uint8_t *in = malloc(n + 1);
+    int ok = wrote == 0 && fd >= 0 && in && send_req(fd, 'F', n, NULL, 0) == 0 &&
+             recv_resp(fd, in, n + 1) == (ssize_t)(n + 1) && in[0] == 'F' &&
+             memcmp(in + 1, content + 7, n) == 0;
+    free(content);
+    free(in);
+    CHECK(ok);
+    CHECK(wait_until(file_released, &t, 2000));
+    CHECK(stats(&t).bytes_out >= (int64_t)n + 5);
+    close(fd);
+    srv_stop(&t);
+}
+
+struct post_probe {
+    atomic_int ran;
+    pthread_t thread;
+    struct net_worker *w;
+    struct net_timer timers[3];
+    int order[3];
+    int norder;
+};
+
+static void probe_fn(void *arg)
+{
+    struct post_probe *p = arg;
+    p->thread = pthread_self();
+    atomic_store(&p->ran, 1);
+}
+
+TEST(test_worker_post_from_another_thread_runs_on_the_worker)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    CHECK_EQ_INT(net_server_worker_count(t.srv), 2);
+    struct post_probe p = {0};
+    CHECK_EQ_INT(net_worker_post(net_server_worker(t.srv, 1), probe_fn, &p), 0);
+    int64_t end = clock_mono_ms() + 2000;
+    while (!atomic_load(&p.ran) && clock_mono_ms() < end)
+        sleep_ms(1);
+    CHECK(atomic_load(&p.ran));
+    CHECK(!pthread_equal(p.thread, pthread_self()));
+    srv_stop(&t);
+}
+
+static void probe_timer(struct net_timer *tm)
+{
+    struct post_probe *p = tm->arg;
+    p->order[p->norder++] = (int)(tm - p->timers);
+    if (p->norder == 2)
+        atomic_store(&p->ran, 1);
+}
+
+static void probe_arm(void *arg)
+{
+    struct post_probe *p = arg;
+    net_timer_start(p->w, &p->timers[0], 80, probe_timer, p);
+    net_timer_start(p->w, &p->timers[1], 20, probe_timer, p);
+    net_timer_start(p->w, &p->timers[2], 40, probe_timer, p);
+    net_timer_cancel(p->w, &p->timers[1]);
+    net_timer_start(p->w, &p->timers[1], 10, probe_timer, p); /* re-armed */
+    net_timer_cancel(p->w, &p->timers[2]);
+}
+
+TEST(test_timers_fire_in_deadline_order_and_cancel_works)
+{
+    struct test_srv t;
+    struct net_config cfg = {.num_workers = 1};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    struct post_probe p = {0};
+    p.w = net_server_worker(t.srv, 0);
+    CHECK_EQ_INT(net_worker_post(p.w, probe_arm, &p), 0);
+    int64_t end = clock_mono_ms() + 2000;
+    while (!atomic_load(&p.ran) && clock_mono_ms() < end)
+        sleep_ms(1);
+    sleep_ms(100); /* a cancelled timer would fire by now */
+    CHECK(atomic_load(&p.ran));
+    CHECK_EQ_INT(p.norder, 2);
+    CHECK_EQ_INT(p.order[0], 1);
+    CHECK_EQ_INT(p.order[1], 0);
+    srv_stop(&t);
+}
+
+static int rejected_one(struct test_srv *t)
+{
+    return stats(t).connections_rejected == 1;
+}
+
+TEST(test_max_connections_per_ip_rejects_extra_connection)
+{
+    struct test_srv t;
+    struct net_config cfg = {.max_connections_per_ip = 2};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int a = cli_connect(t.port), b = cli_connect(t.port);
+    CHECK(a >= 0 && b >= 0);
+    uint8_t buf[16];
+    CHECK_EQ_INT(send_req(a, 'E', 0, "a", 1), 0); /* make sure both are accepted */
+    CHECK_EQ_INT(recv_resp(a, buf, sizeof(buf)), 6);
+    CHECK_EQ_INT(send_req(b, 'E', 0, "b", 1), 0);
+    CHECK_EQ_INT(recv_resp(b, buf, sizeof(buf)), 6);
+    int c = cli_connect(t.port);
+    CHECK(c >= 0);
+    CHECK(closed_by_server(c, 2000));
+    CHECK(wait_until(rejected_one, &t, 2000));
+    close(c);
+    close(a);
+    CHECK(wait_until(one_conn_freed, &t, 2000)); /* a's slot is free again */
+    int d = cli_connect(t.port);
+    CHECK(d >= 0);
+    CHECK_EQ_INT(send_req(d, 'E', 0, "d", 1), 0);
+    CHECK_EQ_INT(recv_resp(d, buf, sizeof(buf)), 6);
+    close(b);
+    close(d);
+    srv_stop(&t);
+}
+
+TEST(test_max_connections_rejects_connection_over_the_total)
+{
+    struct test_srv t;
+    struct net_config cfg = {.max_connections = 1};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int a = cli_connect(t.port);
+    CHECK(a >= 0);
+    uint8_t buf[16];
+    CHECK_EQ_INT(send_req(a, 'E', 0, "a", 1), 0);
+    CHECK_EQ_INT(recv_resp(a, buf, sizeof(buf)), 6);
+    int b = cli_connect(t.port);
+    CHECK(b >= 0);
+    CHECK(closed_by_server(b, 2000));
+    CHECK(wait_until(rejected_one, &t, 2000));
+    close(a);
+    close(b);
+    srv_stop(&t);
+}
+
+TEST(test_binding_a_used_port_fails_with_clear_error)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    struct net_config cfg2 = {.host = "127.0.0.1", .port = t.port, .num_workers = 1};
+    struct net_handler h = {.on_request = test_on_request, .ctx = &t};
+    struct net_server *s2 = NULL;
+    CHECK_EQ_INT(net_server_start(&cfg2, &h, &s2), -EADDRINUSE);
+    CHECK(s2 == NULL);
+    struct net_config cfg3 = {.host = "256.1.1.1", .port = 0, .num_workers = 1};
+    CHECK(net_server_start(&cfg3, &h, &s2) < 0);
+    srv_stop(&t);
+}
+
+TEST(test_stop_waits_for_outstanding_requests_and_frees_them)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(send_req(fd, 'D', 200, "x", 1), 0);
+    CHECK_EQ_INT(send_req(fd, 'P', 200, "y", 1), 0);
+    sleep_ms(50);
+    int64_t t0 = clock_mono_ms();
+    net_server_stop(t.srv);
+    t.srv = NULL;
+    CHECK(clock_mono_ms() - t0 >= 100);
+    CHECK_EQ_INT(atomic_load(&t.closes), 1);
+    CHECK_EQ_INT(atomic_load(&t.opens), 1);
+    srv_stop(&t);
+    close(fd);
+}
+
 TEST_MAIN
