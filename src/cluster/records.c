@@ -455,7 +455,8 @@ static void decode_record(struct reader *r, struct metadata_record *rec)
     take(r, NULL, (size_t)body_len);
 }
 
-int metadata_batch_decode(const uint8_t *data, size_t len, struct metadata_batch *out)
+static int batch_decode(const uint8_t *data, size_t len, size_t max_padding,
+                        struct metadata_batch *out)
 {
     memset(out, 0, sizeof(*out));
     out->arena = malloc(sizeof(struct arena));
@@ -474,14 +475,27 @@ int metadata_batch_decode(const uint8_t *data, size_t len, struct metadata_batch
         out->records = reader_alloc(&r, count * sizeof(struct metadata_record));
     for (uint64_t i = 0; i < count && !r.err; i++)
         decode_record(&r, &out->records[i]);
-    if (!r.err && r.left != 0)
+    if (!r.err && r.left > max_padding)
         r.err = -EBADMSG;
+    for (size_t i = 0; !r.err && i < r.left; i++)
+        if (r.p[i] != 0)
+            r.err = -EBADMSG;
     if (r.err) {
         metadata_batch_free(out);
         return r.err;
     }
     out->n_records = (size_t)count;
     return 0;
+}
+
+int metadata_batch_decode(const uint8_t *data, size_t len, struct metadata_batch *out)
+{
+    return batch_decode(data, len, 0, out);
+}
+
+int metadata_batch_decode_padded(const uint8_t *data, size_t len, struct metadata_batch *out)
+{
+    return batch_decode(data, len, 7, out);
 }
 
 void metadata_batch_free(struct metadata_batch *batch)

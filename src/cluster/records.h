@@ -162,6 +162,12 @@ struct metadata_batch {
  * unsupported input, or -ENOMEM. On error `out` holds nothing to free.
  */
 int metadata_batch_decode(const uint8_t *data, size_t len, struct metadata_batch *out);
+/*
+ * As metadata_batch_decode, but accepts up to 7 zero bytes after the last record: raft log
+ * entries are padded to a multiple of 8 bytes (libraft 0.15's segment loader does not handle
+ * other lengths, see controller.c).
+ */
+int metadata_batch_decode_padded(const uint8_t *data, size_t len, struct metadata_batch *out);
 void metadata_batch_free(struct metadata_batch *batch);
 
 const char *metadata_record_type_name(enum metadata_record_type type);

@@ -1,0 +1,103 @@
+/*
+ * Controller commands (private to src/cluster/): a copy of an admin request, its validation
+ * against a scratch image, and the metadata records it turns into.
+ *
+ * A command is created on the caller's thread (everything copied into its arena) and from then
+ * on touched only by the controller thread.
+ */
+#ifndef GREGOR_CLUSTER_COMMANDS_H
+#define GREGOR_CLUSTER_COMMANDS_H
+
+#include <raft.h>
+
+#include "base/arena.h"
+#include "cluster/controller.h"
+#include "cluster/image.h"
+#include "cluster/records.h"
+
+enum command_type {
+    COMMAND_CREATE_TOPICS,
+    COMMAND_DELETE_TOPICS,
+    COMMAND_CREATE_PARTITIONS,
+    COMMAND_ALTER_CONFIGS,
+    COMMAND_INCREMENTAL_ALTER_CONFIGS,
+    COMMAND_REGISTER_BROKER,
+    COMMAND_ALLOCATE_PRODUCER_IDS,
+};
+
+struct command_defaults {
+    int32_t num_partitions;
+    int16_t replication_factor;
+};
+
+struct command {
+    struct command *next;
+    struct controller *ctl;
+    enum command_type type;
+    bool validate_only;
+    struct arena arena; /* request copy, results, messages */
+    size_t n;           /* number of request items = number of results */
+    union {
+        struct controller_new_topic *create;
+        struct controller_topic_ref *remove;
+        struct controller_partition_increase *partitions;
+        struct controller_config_alter *alter;
+        struct metadata_rec_broker broker;
+        int32_t producer_broker_id;
+    };
+    struct controller_topic_result *results;
+    struct controller_result result;
+    controller_done_fn done;
+    void *done_arg;
+    struct raft_apply apply;
+};
+
+/* Constructors copy the request; NULL on allocation failure. */
+struct command *command_new_create_topics(const struct controller_new_topic *t, size_t n,
+                                          bool validate_only);
+struct command *command_new_delete_topics(const struct controller_topic_ref *t, size_t n);
+struct command *command_new_create_partitions(const struct controller_partition_increase *t,
+                                              size_t n, bool validate_only);
+struct command *command_new_alter_configs(const struct controller_config_alter *t, size_t n,
+                                          bool incremental, bool validate_only);
+struct command *command_new_register_broker(int32_t id, const char *host, int32_t port,
+                                            const char *rack);
+struct command *command_new_allocate_producer_ids(int32_t broker_id);
+void command_free(struct command *cmd);
+
+/*
+ * Validates the command against `scratch`, fills its results, and for what is valid (and not
+ * validate_only) appends records to `out` and applies them to `scratch`, so that the next
+ * command sees them. Returns the number of records appended, or -ENOMEM.
+ */
+int command_validate(struct command *cmd, struct metadata_image *scratch,
+                     const struct command_defaults *defaults, struct metadata_buf *out);
+
+/* Sets a request-level error on every result (and the request) of a command. */
+void command_fail(struct command *cmd, int16_t code, const char *message);
+
+/* ---- helpers shared by the command files ---- */
+
+/* Appends `rec` to `out` and applies it to `scratch`. Returns 0 or -ENOMEM. */
+int command_emit(struct metadata_image *scratch, struct metadata_buf *out,
+                 const struct metadata_record *rec);
+/* Sets a result's error with a printf-style message allocated in the command's arena. */
+void command_set_error(struct command *cmd, struct controller_topic_result *r, int16_t code,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+char *command_strdup(struct command *cmd, const char *s);
+
+/* Validators, one per family (topic_commands.c, config_commands.c). Return as command_validate. */
+int command_validate_create_topics(struct command *cmd, struct metadata_image *scratch,
+                                   const struct command_defaults *defaults,
+                                   struct metadata_buf *out);
+int command_validate_delete_topics(struct command *cmd, struct metadata_image *scratch,
+                                   struct metadata_buf *out);
+int command_validate_create_partitions(struct command *cmd, struct metadata_image *scratch,
+                                       struct metadata_buf *out);
+int command_validate_alter_configs(struct command *cmd, struct metadata_image *scratch,
+                                   struct metadata_buf *out);
+
+/* Kafka's topic name rule; returns 0 or KAFKA_ERR_INVALID_TOPIC_EXCEPTION with a message. */
+int command_check_topic_name(const char *name, char *msg, size_t msglen);
+
+#endif

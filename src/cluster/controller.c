@@ -1,0 +1,814 @@
+/*
+ * The controller thread: a libuv loop driving libraft (raft_uv disk I/O + raft_uv_tcp
+ * transport), the raft FSM that turns committed record batches into published images, and the
+ * command pipeline.
+ *
+ * Raft settings (defaults; each overridable in controller_config):
+ *  - election timeout 1000 ms (libraft randomizes it to 1-2x): a dead leader is replaced within
+ *    ~2 s, Kafka's controller.quorum.election.timeout.ms is also 1000 ms.
+ *  - heartbeat 100 ms: 10 heartbeats per election timeout, so a few lost packets never cause an
+ *    election; it also paces the leadership check timer below.
+ *  - snapshot threshold 4096 entries, trailing 512: an entry is one command (a few hundred
+ *    bytes to a few KiB), so the log stays around a few MiB; a snapshot of 10,000 topics is
+ *    roughly 1 MiB and cheap to write every few thousand commands; 512 trailing entries let a
+ *    briefly lagging follower catch up from the log instead of a snapshot.
+ *  - pre-vote on, so a voter returning from a partition does not depose a healthy leader.
+ *  - 1 MiB log segments (libraft preallocates; the default 8 MiB is oversized for metadata).
+ *
+ * Pipeline invariants (controller thread only):
+ *  - `image` is the last applied image; the published cell always holds the same image.
+ *  - Commands move queue (any thread, under `lock`) -> pending (controller thread) -> proposed
+ *    (in_flight > 0) -> completed. A new batch of pending commands is validated only when
+ *    nothing is in flight, against a scratch clone of `image`, so validation sees every earlier
+ *    command. done() is called exactly once per accepted command.
+ *  - The leader serves commands only after a barrier in its own term has applied (`active`),
+ *    so validation never misses entries committed by a previous leader.
+ */
+#include "cluster/controller.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "base/log.h"
+#include "cluster/commands.h"
+#include "cluster/image_cell.h"
+#include "cluster/quorum.h"
+
+#define DEFAULT_ELECTION_TIMEOUT_MS 1000
+#define DEFAULT_HEARTBEAT_TIMEOUT_MS 100
+#define DEFAULT_SNAPSHOT_THRESHOLD 4096
+#define DEFAULT_SNAPSHOT_TRAILING 512
+#define SEGMENT_SIZE (1024 * 1024)
+#define MAX_COMMANDS_PER_BATCH 1024
+#define CLOSE_GRACE_MS 5000
+#define LOG_SUB "controller"
+
+struct controller {
+    /* configuration, immutable after start */
+    int32_t node_id;
+    struct command_defaults defaults;
+    unsigned election_timeout_ms, heartbeat_timeout_ms, snapshot_threshold, snapshot_trailing;
+    controller_image_listener_fn on_image;
+    void *on_image_arg;
+    struct quorum quorum;
+    char dir[PATH_MAX];
+    char address[QUORUM_ADDRESS_MAX]; /* raft address of this node */
+    char bind[QUORUM_ADDRESS_MAX];    /* "" = bind `address` */
+
+    pthread_t thread;
+
+    /* `lock` guards the start handshake, the submission queue and `stopping`. */
+    pthread_mutex_t lock;
+    pthread_cond_t started_cond;
+    int start_state; /* 0 starting, 1 running, <0 failed */
+    char start_err[PATH_MAX + 512];
+    struct command *queue_head, *queue_tail;
+    bool stopping;
+
+    /* published state, read by any thread */
+    struct image_cell cell;
+    atomic_int leader_id;
+    atomic_bool active;
+
+    /* controller thread only */
+    uv_loop_t loop;
+    uv_async_t async;
+    uv_timer_t timer;
+    struct raft_uv_transport transport;
+    struct raft_io io;
+    struct raft_fsm fsm;
+    struct raft raft;
+    bool raft_initialized;
+    bool closing;      /* stop requested: no new proposals */
+    bool raft_closing; /* raft_close called */
+    uint64_t close_deadline;
+    struct metadata_image *image;
+    struct command *pending_head, *pending_tail;
+    unsigned in_flight;
+    bool barrier_in_flight;
+    struct raft_barrier barrier;
+    raft_term active_term;
+};
+
+/* ---------- image publication ---------- */
+
+/* Makes `next` (caller's reference, now owned) the current image and tells the listener. */
+static void publish(struct controller *ctl, struct metadata_image *next)
+{
+    struct metadata_image *prev = ctl->image;
+    ctl->image = next;
+    image_cell_publish(&ctl->cell, metadata_image_ref(next));
+    if (ctl->on_image)
+        ctl->on_image(ctl->on_image_arg, prev, next);
+    metadata_image_release(prev);
+}
+
+const struct metadata_image *metadata_image_acquire(struct controller *ctl)
+{
+    return image_cell_acquire(&ctl->cell);
+}
+
+/* ---------- FSM ---------- */
+
+/*
+ * Applies one committed batch. A batch this node cannot decode (written by a newer version) or
+ * a record that does not fit is skipped, identically on every node; running out of memory
+ * half-way would make this replica diverge, so it aborts instead.
+ */
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    struct controller *ctl = fsm->data;
+    *result = NULL;
+    struct metadata_batch batch;
+    int rc = metadata_batch_decode_padded(buf->base, buf->len, &batch);
+    if (rc == -EBADMSG) {
+        log_error(LOG_SUB, "skipping undecodable metadata entry %llu (%zu bytes)",
+                  raft_last_applied(&ctl->raft) + 1, buf->len);
+        return 0;
+    }
+    struct metadata_image *next = rc == 0 ? image_clone(ctl->image) : NULL;
+    for (size_t i = 0; next && i < batch.n_records; i++) {
+        rc = image_apply(next, &batch.records[i]);
+        if (rc > 0)
+            log_warn(LOG_SUB, "skipped %s record that does not fit the image",
+                     metadata_record_type_name(batch.records[i].type));
+        if (rc < 0)
+            break;
+    }
+    if (next == NULL || rc < 0) {
+        log_error(LOG_SUB, "out of memory applying metadata entry; stopping");
+        abort();
+    }
+    metadata_batch_free(&batch);
+    next->version = raft_last_applied(&ctl->raft) + 1;
+    publish(ctl, next);
+    return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct controller *ctl = fsm->data;
+    struct metadata_buf out = {0};
+    if (image_encode(ctl->image, &out) != 0) {
+        metadata_buf_free(&out);
+        return RAFT_NOMEM;
+    }
+    struct raft_buffer *b = raft_malloc(sizeof(*b));
+    void *data = raft_malloc(out.len);
+    if (b == NULL || data == NULL) {
+        raft_free(b);
+        raft_free(data);
+        metadata_buf_free(&out);
+        return RAFT_NOMEM;
+    }
+    memcpy(data, out.data, out.len);
+    b->base = data;
+    b->len = out.len;
+    metadata_buf_free(&out);
+    *bufs = b;
+    *n_bufs = 1;
+    log_info(LOG_SUB, "snapshot of image version %llu: %zu bytes, %zu topics",
+             (unsigned long long)ctl->image->version, b->len, ctl->image->n_topics);
+    return 0;
+}
+
+/* fsm version 2: raft calls this once it no longer needs the snapshot buffers. */
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                                 unsigned *n_bufs)
+{
+    for (unsigned i = 0; *bufs && i < *n_bufs; i++)
+        raft_free((*bufs)[i].base);
+    raft_free(*bufs);
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+/* Replaces the image with the snapshot's; the FSM owns buf->base on success. */
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct controller *ctl = fsm->data;
+    int err = 0;
+    struct metadata_image *img = image_decode(buf->base, buf->len, &err);
+    if (img == NULL) {
+        log_error(LOG_SUB, "cannot restore metadata snapshot (%zu bytes): %s", buf->len,
+                  strerror(-err));
+        return err == -ENOMEM ? RAFT_NOMEM : RAFT_CORRUPT;
+    }
+    raft_free(buf->base);
+    log_info(LOG_SUB, "restored snapshot: image version %llu, %zu topics",
+             (unsigned long long)img->version, img->n_topics);
+    publish(ctl, img);
+    return 0;
+}
+
+/* ---------- command pipeline ---------- */
+
+static void complete(struct command *cmd)
+{
+    cmd->done(cmd->done_arg, &cmd->result);
+    command_free(cmd);
+}
+
+static void fail_list(struct command *head, int16_t code, const char *message)
+{
+    while (head) {
+        struct command *next = head->next;
+        command_fail(head, code, message);
+        complete(head);
+        head = next;
+    }
+}
+
+static void fail_pending(struct controller *ctl, int16_t code, const char *message)
+{
+    struct command *head = ctl->pending_head;
+    ctl->pending_head = ctl->pending_tail = NULL;
+    fail_list(head, code, message);
+}
+
+static void not_controller(struct controller *ctl)
+{
+    char msg[128];
+    int32_t leader = atomic_load(&ctl->leader_id);
+    snprintf(msg, sizeof(msg), "This node (%d) is not the active controller; the leader is %d",
+             ctl->node_id, leader);
+    fail_pending(ctl, KAFKA_ERR_NOT_CONTROLLER, msg);
+}
+
+static void pump(struct controller *ctl);
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    struct command *cmd = req->data;
+    struct controller *ctl = cmd->ctl;
+    ctl->in_flight--;
+    if (status != 0) {
+        if (!ctl->closing)
+            log_warn(LOG_SUB, "proposal failed: %s", raft_strerror(status));
+        command_fail(cmd, KAFKA_ERR_NOT_CONTROLLER, raft_strerror(status));
+    } else {
+        cmd->result.image_version = ctl->image->version;
+    }
+    complete(cmd);
+    if (ctl->in_flight == 0)
+        pump(ctl);
+}
+
+/*
+ * Proposes the encoded batch for `cmd`. Returns 0 or a raft error (cmd not yet completed).
+ *
+ * The entry is zero-padded to a multiple of 8 bytes: libraft 0.15 writes an entry's data padded
+ * to 8 bytes in its segment files but its loader advances by the unpadded length, so any other
+ * length makes the log unreadable after a restart ("entries count ... in preamble is too high").
+ */
+static int propose(struct controller *ctl, struct command *cmd, const struct metadata_buf *out)
+{
+    size_t len = (out->len + 7) & ~(size_t)7;
+    struct raft_buffer buf = {raft_calloc(1, len), len};
+    if (buf.base == NULL)
+        return RAFT_NOMEM;
+    memcpy(buf.base, out->data, out->len);
+    cmd->apply.data = cmd;
+    int rv = raft_apply(&ctl->raft, &cmd->apply, &buf, 1, apply_cb);
+    if (rv != 0) {
+        raft_free(buf.base);
+        return rv;
+    }
+    ctl->in_flight++;
+    return 0;
+}
+
+/*
+ * Validates and proposes one command. A failed proposal leaves the scratch image ahead of the
+ * log, so the caller must stop validating against it (returns false).
+ */
+static bool process(struct controller *ctl, struct command *cmd, struct metadata_image *scratch)
+{
+    struct metadata_buf out = {0};
+    metadata_batch_begin(&out);
+    int n = command_validate(cmd, scratch, &ctl->defaults, &out);
+    int rv = 0;
+    if (n < 0) {
+        command_fail(cmd, KAFKA_ERR_UNKNOWN_SERVER_ERROR, "Out of memory in the controller");
+    } else if (n > 0) {
+        rv = metadata_batch_finish(&out) == 0 ? propose(ctl, cmd, &out) : RAFT_NOMEM;
+    }
+    metadata_buf_free(&out);
+    if (n > 0 && rv == 0)
+        return true;
+    if (rv != 0)
+        command_fail(cmd, KAFKA_ERR_NOT_CONTROLLER, raft_strerror(rv));
+    else
+        cmd->result.image_version = ctl->image->version;
+    complete(cmd);
+    return n >= 0 && rv == 0;
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    struct controller *ctl = req->data;
+    ctl->barrier_in_flight = false;
+    if (status == 0 && raft_state(&ctl->raft) == RAFT_LEADER) {
+        ctl->active_term = ctl->raft.current_term;
+        atomic_store(&ctl->active, true);
+        log_info(LOG_SUB, "node %d is the active controller (term %llu, image version %llu)",
+                 ctl->node_id, ctl->active_term, (unsigned long long)ctl->image->version);
+    }
+    pump(ctl);
+}
+
+static bool is_active(struct controller *ctl)
+{
+    return raft_state(&ctl->raft) == RAFT_LEADER && ctl->active_term == ctl->raft.current_term;
+}
+
+static void ensure_barrier(struct controller *ctl)
+{
+    if (ctl->barrier_in_flight || ctl->closing)
+        return;
+    ctl->barrier.data = ctl;
+    if (raft_barrier(&ctl->raft, &ctl->barrier, barrier_cb) == 0)
+        ctl->barrier_in_flight = true;
+}
+
+static void close_raft(struct controller *ctl);
+
+/*
+ * True when libraft has nothing in progress that its close path mishandles: no proposal or
+ * barrier in flight and no libuv request active on the loop (libraft's disk writes, segment
+ * preparation and network writes are all libuv requests). active_reqs is a public field of
+ * uv_loop_t; there is no accessor for it.
+ */
+static bool raft_idle(struct controller *ctl)
+{
+    return ctl->in_flight == 0 && !ctl->barrier_in_flight && ctl->loop.active_reqs.count == 0;
+}
+
+static void pump(struct controller *ctl)
+{
+    if (ctl->closing) {
+        if (raft_idle(ctl))
+            close_raft(ctl);
+        return;
+    }
+    if (ctl->in_flight > 0 || ctl->pending_head == NULL)
+        return;
+    if (raft_state(&ctl->raft) != RAFT_LEADER) {
+        not_controller(ctl);
+        return;
+    }
+    if (!is_active(ctl)) {
+        ensure_barrier(ctl);
+        return;
+    }
+    struct metadata_image *scratch = image_clone(ctl->image);
+    if (scratch == NULL)
+        return; /* retried on the next tick */
+    bool ok = true;
+    for (int i = 0; ok && i < MAX_COMMANDS_PER_BATCH && ctl->pending_head; i++) {
+        struct command *cmd = ctl->pending_head;
+        ctl->pending_head = cmd->next;
+        if (ctl->pending_head == NULL)
+            ctl->pending_tail = NULL;
+        cmd->next = NULL;
+        ok = process(ctl, cmd, scratch);
+    }
+    metadata_image_release(scratch);
+    if (!ok)
+        not_controller(ctl);
+}
+
+/* ---------- loop callbacks ---------- */
+
+/*
+ * raft_close is done; our handles go next. raft_uv_close/raft_uv_tcp_close free libraft's I/O
+ * state and run only after the loop has drained (controller_main): libraft 0.15 can still have
+ * segment work in the threadpool when it reports the close complete.
+ */
+static void close_handles_cb(struct raft *raft)
+{
+    struct controller *ctl = raft->data;
+    uv_close((uv_handle_t *)&ctl->async, NULL);
+    uv_close((uv_handle_t *)&ctl->timer, NULL);
+}
+
+static void free_raft_io(struct controller *ctl)
+{
+    raft_uv_close(&ctl->io);
+    raft_uv_tcp_close(&ctl->transport);
+}
+
+/*
+ * libraft 0.15 has two shutdown defects: raft_close while proposals are still being appended
+ * dereferences NULL in its entry refcount table, and a disk write or segment preparation still
+ * in the libuv threadpool at close time closes its writer twice (uv_poll_stop assertion,
+ * canonical/raft#224). So closing waits until raft_idle(), or CLOSE_GRACE_MS have passed,
+ * before calling raft_close.
+ */
+static void close_raft(struct controller *ctl)
+{
+    if (ctl->raft_closing)
+        return;
+    ctl->raft_closing = true;
+    if (!raft_idle(ctl))
+        log_warn(LOG_SUB, "closing raft while busy (%u proposal(s) in flight)", ctl->in_flight);
+    uv_timer_stop(&ctl->timer);
+    raft_close(&ctl->raft, close_handles_cb);
+}
+
+static void timer_cb(uv_timer_t *handle);
+
+static void begin_close(struct controller *ctl)
+{
+    if (ctl->closing)
+        return;
+    ctl->closing = true;
+    ctl->close_deadline = uv_now(&ctl->loop) + CLOSE_GRACE_MS;
+    atomic_store(&ctl->active, false);
+    atomic_store(&ctl->leader_id, -1);
+    fail_pending(ctl, KAFKA_ERR_NOT_CONTROLLER, "The controller is shutting down");
+    uv_timer_start(&ctl->timer, timer_cb, 5, 5); /* poll for raft_idle() */
+    pump(ctl);
+}
+
+static void async_cb(uv_async_t *handle)
+{
+    struct controller *ctl = handle->data;
+    pthread_mutex_lock(&ctl->lock);
+    struct command *head = ctl->queue_head, *tail = ctl->queue_tail;
+    ctl->queue_head = ctl->queue_tail = NULL;
+    bool stopping = ctl->stopping;
+    pthread_mutex_unlock(&ctl->lock);
+    if (head) {
+        if (ctl->pending_tail)
+            ctl->pending_tail->next = head;
+        else
+            ctl->pending_head = head;
+        ctl->pending_tail = tail;
+    }
+    if (stopping)
+        begin_close(ctl);
+    else
+        pump(ctl);
+}
+
+/* Publishes leadership for other threads and reacts to becoming or ceasing to be leader. */
+static void timer_cb(uv_timer_t *handle)
+{
+    struct controller *ctl = handle->data;
+    if (ctl->closing) {
+        if (raft_idle(ctl) || uv_now(&ctl->loop) >= ctl->close_deadline)
+            close_raft(ctl);
+        return;
+    }
+    raft_id id = 0;
+    const char *address = NULL;
+    raft_leader(&ctl->raft, &id, &address);
+    atomic_store(&ctl->leader_id, id ? (int32_t)id : -1);
+    bool active = is_active(ctl);
+    atomic_store(&ctl->active, active);
+    if (raft_state(&ctl->raft) == RAFT_LEADER && !active)
+        ensure_barrier(ctl);
+    pump(ctl);
+}
+
+/* ---------- start / stop ---------- */
+
+static int make_dirs(const char *data_dir, char *dir, size_t len)
+{
+    if (mkdir(data_dir, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    if ((size_t)snprintf(dir, len, "%s/__cluster_metadata", data_dir) >= len)
+        return -ENAMETOOLONG;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int bootstrap(struct controller *ctl)
+{
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    int rv = 0;
+    if (ctl->quorum.n == 0)
+        rv = raft_configuration_add(&conf, (raft_id)ctl->node_id, ctl->address, RAFT_VOTER);
+    for (size_t i = 0; rv == 0 && i < ctl->quorum.n; i++)
+        rv = raft_configuration_add(&conf, (raft_id)ctl->quorum.voters[i].id,
+                                    ctl->quorum.voters[i].address, RAFT_VOTER);
+    if (rv == 0) {
+        rv = raft_bootstrap(&ctl->raft, &conf);
+        if (rv == RAFT_CANTBOOTSTRAP)
+            rv = 0; /* already has state on disk */
+        else if (rv == 0)
+            log_info(LOG_SUB, "bootstrapped metadata quorum with %u voter(s)", conf.n);
+    }
+    raft_configuration_close(&conf);
+    return rv;
+}
+
+static void tune_raft(struct controller *ctl)
+{
+    raft_set_election_timeout(&ctl->raft, ctl->election_timeout_ms);
+    raft_set_heartbeat_timeout(&ctl->raft, ctl->heartbeat_timeout_ms);
+    raft_set_snapshot_threshold(&ctl->raft, ctl->snapshot_threshold);
+    raft_set_snapshot_trailing(&ctl->raft, ctl->snapshot_trailing);
+    raft_set_pre_vote(&ctl->raft, true);
+}
+
+/* Sets up libraft on the loop; on failure everything set up so far is closed again. */
+static int raft_setup(struct controller *ctl)
+{
+    int rv = raft_uv_tcp_init(&ctl->transport, &ctl->loop);
+    if (rv != 0) {
+        snprintf(ctl->start_err, sizeof(ctl->start_err), "raft transport: %s", raft_strerror(rv));
+        return rv;
+    }
+    if (ctl->bind[0] && (rv = raft_uv_tcp_set_bind_address(&ctl->transport, ctl->bind)) != 0) {
+        snprintf(ctl->start_err, sizeof(ctl->start_err), "bad controller.listener %s: %s",
+                 ctl->bind, raft_strerror(rv));
+        raft_uv_tcp_close(&ctl->transport);
+        return rv;
+    }
+    rv = raft_uv_init(&ctl->io, &ctl->loop, ctl->dir, &ctl->transport);
+    if (rv != 0) {
+        snprintf(ctl->start_err, sizeof(ctl->start_err), "raft storage in %s: %s", ctl->dir,
+                 ctl->io.errmsg);
+        raft_uv_tcp_close(&ctl->transport);
+        return rv;
+    }
+    raft_uv_set_segment_size(&ctl->io, SEGMENT_SIZE);
+    /* Never rename a segment it cannot read and carry on without its entries. */
+    raft_uv_set_auto_recovery(&ctl->io, false);
+    ctl->fsm = (struct raft_fsm){.version = 2,
+                                 .data = ctl,
+                                 .apply = fsm_apply,
+                                 .snapshot = fsm_snapshot,
+                                 .restore = fsm_restore,
+                                 .snapshot_finalize = fsm_snapshot_finalize};
+    rv = raft_init(&ctl->raft, &ctl->io, &ctl->fsm, (raft_id)ctl->node_id, ctl->address);
+    if (rv != 0) {
+        snprintf(ctl->start_err, sizeof(ctl->start_err), "raft init: %s",
+                 raft_errmsg(&ctl->raft));
+        raft_uv_close(&ctl->io);
+        raft_uv_tcp_close(&ctl->transport);
+        return rv;
+    }
+    ctl->raft.data = ctl;
+    ctl->raft_initialized = true;
+    tune_raft(ctl);
+    rv = bootstrap(ctl);
+    if (rv == 0)
+        rv = raft_start(&ctl->raft);
+    if (rv != 0)
+        snprintf(ctl->start_err, sizeof(ctl->start_err), "raft start: %s (%s)",
+                 raft_strerror(rv), raft_errmsg(&ctl->raft));
+    return rv;
+}
+
+static void report_start(struct controller *ctl, int state)
+{
+    pthread_mutex_lock(&ctl->lock);
+    ctl->start_state = state;
+    pthread_cond_signal(&ctl->started_cond);
+    pthread_mutex_unlock(&ctl->lock);
+}
+
+static void *controller_main(void *arg)
+{
+    struct controller *ctl = arg;
+    int rv = raft_setup(ctl);
+    if (rv != 0) {
+        log_error(LOG_SUB, "%s", ctl->start_err);
+        if (ctl->raft_initialized) {
+            ctl->closing = ctl->raft_closing = true;
+            raft_close(&ctl->raft, close_handles_cb);
+        } else {
+            uv_close((uv_handle_t *)&ctl->async, NULL);
+            uv_close((uv_handle_t *)&ctl->timer, NULL);
+        }
+        uv_run(&ctl->loop, UV_RUN_DEFAULT);
+        if (ctl->raft_initialized)
+            free_raft_io(ctl);
+        uv_loop_close(&ctl->loop);
+        report_start(ctl, -EIO);
+        return NULL;
+    }
+    uv_timer_start(&ctl->timer, timer_cb, ctl->heartbeat_timeout_ms, ctl->heartbeat_timeout_ms);
+    log_info(LOG_SUB, "node %d controller started at %s (data in %s)", ctl->node_id, ctl->address,
+             ctl->dir);
+    report_start(ctl, 1);
+    uv_run(&ctl->loop, UV_RUN_DEFAULT);
+    free_raft_io(ctl);
+    if (uv_loop_close(&ctl->loop) != 0)
+        log_error(LOG_SUB, "controller loop closed with live handles");
+    return NULL;
+}
+
+/* Copies and checks the configuration; returns 0 or -EINVAL with the reason in err. */
+static int configure(struct controller *ctl, const struct controller_config *cfg, char *err,
+                     size_t errlen)
+{
+    if (cfg->node_id <= 0 || cfg->data_dir == NULL) {
+        snprintf(err, errlen, "controller: node.id must be > 0 and a data dir given");
+        return -EINVAL;
+    }
+    ctl->node_id = cfg->node_id;
+    int rc = quorum_parse(cfg->quorum_voters, &ctl->quorum, err, errlen);
+    if (rc)
+        return rc;
+    const struct quorum_voter *self = quorum_find(&ctl->quorum, cfg->node_id);
+    if (ctl->quorum.n > 0 && self == NULL) {
+        snprintf(err, errlen,
+                 "controller: node.id %d is not in controller.quorum.voters; broker-only nodes "
+                 "are not supported yet",
+                 cfg->node_id);
+        return -EINVAL;
+    }
+    const char *listener = cfg->listener && cfg->listener[0] ? cfg->listener : NULL;
+    snprintf(ctl->address, sizeof(ctl->address), "%s",
+             self ? self->address : (listener ? listener : "127.0.0.1:0"));
+    if (self && listener)
+        snprintf(ctl->bind, sizeof(ctl->bind), "%s", listener);
+    ctl->defaults.num_partitions = cfg->default_num_partitions > 0 ? cfg->default_num_partitions : 1;
+    ctl->defaults.replication_factor =
+        cfg->default_replication_factor > 0 ? cfg->default_replication_factor : 1;
+    ctl->election_timeout_ms =
+        cfg->election_timeout_ms ? cfg->election_timeout_ms : DEFAULT_ELECTION_TIMEOUT_MS;
+    ctl->heartbeat_timeout_ms =
+        cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : DEFAULT_HEARTBEAT_TIMEOUT_MS;
+    ctl->snapshot_threshold =
+        cfg->snapshot_threshold ? cfg->snapshot_threshold : DEFAULT_SNAPSHOT_THRESHOLD;
+    ctl->snapshot_trailing =
+        cfg->snapshot_trailing ? cfg->snapshot_trailing : DEFAULT_SNAPSHOT_TRAILING;
+    ctl->on_image = cfg->on_image;
+    ctl->on_image_arg = cfg->on_image_arg;
+    rc = make_dirs(cfg->data_dir, ctl->dir, sizeof(ctl->dir));
+    if (rc) {
+        snprintf(err, errlen, "controller: cannot create %s/__cluster_metadata: %s",
+                 cfg->data_dir, strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+static void controller_free(struct controller *ctl)
+{
+    image_cell_destroy(&ctl->cell);
+    metadata_image_release(ctl->image);
+    pthread_mutex_destroy(&ctl->lock);
+    pthread_cond_destroy(&ctl->started_cond);
+    free(ctl);
+}
+
+static int loop_setup(struct controller *ctl)
+{
+    int rc = uv_loop_init(&ctl->loop);
+    if (rc)
+        return rc;
+    uv_async_init(&ctl->loop, &ctl->async, async_cb);
+    uv_timer_init(&ctl->loop, &ctl->timer);
+    ctl->async.data = ctl;
+    ctl->timer.data = ctl;
+    return 0;
+}
+
+int controller_start(const struct controller_config *cfg, struct controller **out, char *err,
+                     size_t errlen)
+{
+    struct controller *ctl = calloc(1, sizeof(*ctl));
+    if (ctl == NULL)
+        return -ENOMEM;
+    pthread_mutex_init(&ctl->lock, NULL);
+    pthread_cond_init(&ctl->started_cond, NULL);
+    atomic_init(&ctl->leader_id, -1);
+    atomic_init(&ctl->active, false);
+    ctl->image = image_new();
+    if (ctl->image == NULL) {
+        controller_free(ctl);
+        return -ENOMEM;
+    }
+    image_cell_init(&ctl->cell, metadata_image_ref(ctl->image));
+    int rc = configure(ctl, cfg, err, errlen);
+    if (rc == 0 && loop_setup(ctl) != 0)
+        rc = -ENOMEM;
+    if (rc == 0 && pthread_create(&ctl->thread, NULL, controller_main, ctl) != 0) {
+        uv_close((uv_handle_t *)&ctl->async, NULL);
+        uv_close((uv_handle_t *)&ctl->timer, NULL);
+        uv_run(&ctl->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&ctl->loop);
+        rc = -EAGAIN;
+    }
+    if (rc != 0) {
+        controller_free(ctl);
+        return rc;
+    }
+    pthread_mutex_lock(&ctl->lock);
+    while (ctl->start_state == 0)
+        pthread_cond_wait(&ctl->started_cond, &ctl->lock);
+    pthread_mutex_unlock(&ctl->lock);
+    if (ctl->start_state < 0) {
+        snprintf(err, errlen, "controller: %s", ctl->start_err);
+        pthread_join(ctl->thread, NULL);
+        controller_free(ctl);
+        return -EIO;
+    }
+    *out = ctl;
+    return 0;
+}
+
+void controller_stop(struct controller *ctl)
+{
+    if (ctl == NULL)
+        return;
+    pthread_mutex_lock(&ctl->lock);
+    ctl->stopping = true;
+    pthread_mutex_unlock(&ctl->lock);
+    uv_async_send(&ctl->async);
+    pthread_join(ctl->thread, NULL);
+    /* Commands queued after the loop's last drain never reached it. */
+    fail_list(ctl->queue_head, KAFKA_ERR_NOT_CONTROLLER, "The controller is shutting down");
+    controller_free(ctl);
+}
+
+bool controller_is_active(struct controller *ctl)
+{
+    return atomic_load(&ctl->active);
+}
+
+int32_t controller_leader_id(struct controller *ctl)
+{
+    return atomic_load(&ctl->leader_id);
+}
+
+/* ---------- submission ---------- */
+
+static int submit(struct controller *ctl, struct command *cmd, controller_done_fn done, void *arg)
+{
+    if (cmd == NULL)
+        return -ENOMEM;
+    cmd->ctl = ctl;
+    cmd->done = done;
+    cmd->done_arg = arg;
+    pthread_mutex_lock(&ctl->lock);
+    if (ctl->stopping) {
+        pthread_mutex_unlock(&ctl->lock);
+        command_free(cmd);
+        return -ESHUTDOWN;
+    }
+    if (ctl->queue_tail)
+        ctl->queue_tail->next = cmd;
+    else
+        ctl->queue_head = cmd;
+    ctl->queue_tail = cmd;
+    pthread_mutex_unlock(&ctl->lock);
+    uv_async_send(&ctl->async);
+    return 0;
+}
+
+int controller_create_topics(struct controller *ctl, const struct controller_new_topic *topics,
+                             size_t n, bool validate_only, controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_create_topics(topics, n, validate_only), done, arg);
+}
+
+int controller_delete_topics(struct controller *ctl, const struct controller_topic_ref *topics,
+                             size_t n, controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_delete_topics(topics, n), done, arg);
+}
+
+int controller_create_partitions(struct controller *ctl,
+                                 const struct controller_partition_increase *topics, size_t n,
+                                 bool validate_only, controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_create_partitions(topics, n, validate_only), done, arg);
+}
+
+int controller_alter_configs(struct controller *ctl, const struct controller_config_alter *topics,
+                             size_t n, bool incremental, bool validate_only,
+                             controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_alter_configs(topics, n, incremental, validate_only), done,
+                  arg);
+}
+
+int controller_register_broker(struct controller *ctl, int32_t broker_id, const char *host,
+                               int32_t port, const char *rack, controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_register_broker(broker_id, host, port, rack), done, arg);
+}
+
+int controller_allocate_producer_ids(struct controller *ctl, int32_t broker_id,
+                                     controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_allocate_producer_ids(broker_id), done, arg);
+}

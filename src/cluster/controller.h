@@ -1,0 +1,176 @@
+/*
+ * The cluster controller: cluster metadata replicated by libraft among the controller voters
+ * (a single broker is a one-voter cluster), the metadata image readers use, and the admin
+ * commands that change it.
+ *
+ * Threads. The controller owns one thread running a libuv loop with libraft (disk I/O in
+ * <data_dir>/__cluster_metadata/, TCP transport between voters). Any thread may:
+ *   - submit a command (controller_create_topics, ...): the request is copied, queued and the
+ *     call returns at once; `done` is called exactly once, ON THE CONTROLLER THREAD, after the
+ *     change is committed by a quorum and applied to the image (or on validation failure /
+ *     NOT_CONTROLLER / shutdown). `done` must not block; an I/O worker posts the result back to
+ *     its own loop. The result and everything it points to is valid only during the call.
+ *   - read the image: metadata_image_acquire() never locks; release with
+ *     metadata_image_release() from any thread.
+ * The image listener is also called on the controller thread, after each publish.
+ *
+ * Commands are validated against the image including every earlier command (commands are
+ * processed in submission order, one proposal batch at a time), so two concurrent creates of
+ * one name cannot both succeed. Only the raft leader accepts commands; elsewhere they complete
+ * with KAFKA_ERR_NOT_CONTROLLER (forwarding to the leader is the caller's business for now).
+ */
+#ifndef GREGOR_CLUSTER_CONTROLLER_H
+#define GREGOR_CLUSTER_CONTROLLER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/image.h"
+#include "cluster/kafka_errors.h"
+
+struct controller;
+
+/* Called on the controller thread after `next` replaced `prev` (prev may be the empty image). */
+typedef void (*controller_image_listener_fn)(void *arg, const struct metadata_image *prev,
+                                             const struct metadata_image *next);
+
+struct controller_config {
+    int32_t node_id;      /* node.id, > 0 */
+    const char *data_dir; /* first of log.dirs; raft files go in <data_dir>/__cluster_metadata */
+    /*
+     * controller.quorum.voters, "1@host:port,2@host:port". NULL or "" means this node is the
+     * only voter, reachable at `listener`.
+     */
+    const char *quorum_voters;
+    /*
+     * IPv4 "host:port" the raft transport binds. NULL: this node's address in quorum_voters, or
+     * "127.0.0.1:0" (any free port) for a single voter, which nobody needs to reach.
+     */
+    const char *listener;
+    int32_t default_num_partitions;    /* num.partitions, used for -1; 0 means 1 */
+    int16_t default_replication_factor; /* default.replication.factor; 0 means 1 */
+    /* Raft tuning; 0 picks the defaults documented in controller.c. */
+    unsigned election_timeout_ms;
+    unsigned heartbeat_timeout_ms;
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+    controller_image_listener_fn on_image; /* optional */
+    void *on_image_arg;
+};
+
+/* Outcome for one topic (or config resource) of a command. */
+struct controller_topic_result {
+    const char *name;
+    uint8_t topic_id[METADATA_UUID_LEN]; /* zero when unknown */
+    int16_t error_code;
+    const char *error_message; /* NULL when error_code == 0 */
+    int32_t num_partitions;    /* create topics / partitions: resulting count */
+    int16_t replication_factor;
+};
+
+struct controller_result {
+    int16_t error_code; /* request-level error (NOT_CONTROLLER, ...); 0 otherwise */
+    const char *error_message;
+    size_t n_topics; /* per-topic outcomes, in request order */
+    const struct controller_topic_result *topics;
+    int64_t producer_id_start; /* allocate_producer_ids */
+    int32_t producer_id_len;
+    uint64_t image_version; /* the image version that contains this change (0 if none) */
+};
+
+typedef void (*controller_done_fn)(void *arg, const struct controller_result *result);
+
+struct controller_replica_list {
+    int32_t partition; /* partition index the replicas are for */
+    uint32_t n_replicas;
+    const int32_t *replicas;
+};
+
+struct controller_new_topic {
+    const char *name;
+    int32_t num_partitions;     /* -1: default; ignored with assignments */
+    int16_t replication_factor; /* -1: default; ignored with assignments */
+    uint32_t n_assignments;     /* manual assignment: one list per partition, or 0 */
+    const struct controller_replica_list *assignments;
+    uint32_t n_configs;
+    const struct metadata_config_entry *configs;
+};
+
+/* A topic named by id (when topic_id is non-NULL and not all zero) or else by name. */
+struct controller_topic_ref {
+    const char *name;
+    const uint8_t *topic_id;
+};
+
+struct controller_partition_increase {
+    const char *name;
+    int32_t count;          /* new total partition count */
+    uint32_t n_assignments; /* replicas for each new partition, or 0 for automatic */
+    const struct controller_replica_list *assignments;
+};
+
+/* IncrementalAlterConfigs operation codes. */
+enum controller_config_op {
+    CONTROLLER_CONFIG_SET = 0,
+    CONTROLLER_CONFIG_DELETE = 1,
+    CONTROLLER_CONFIG_APPEND = 2,
+    CONTROLLER_CONFIG_SUBTRACT = 3,
+};
+
+struct controller_config_change {
+    const char *name;
+    const char *value; /* NULL for DELETE */
+    int8_t op;         /* enum controller_config_op; ignored by a full replace */
+};
+
+struct controller_config_alter {
+    const char *topic;
+    uint32_t n_changes;
+    const struct controller_config_change *changes;
+};
+
+/*
+ * Starts the controller thread and libraft, bootstrapping the voter configuration on first
+ * start. Returns 0 and *out, or a negative errno with a reason in err. Blocks until raft has
+ * loaded its log and snapshot (not until a leader is elected).
+ */
+int controller_start(const struct controller_config *cfg, struct controller **out, char *err,
+                     size_t errlen);
+
+/*
+ * Stops the thread: queued and in-flight commands complete with an error, raft closes, every
+ * handle is closed and the loop drained. Not from the controller thread (e.g. not from `done`).
+ */
+void controller_stop(struct controller *ctl);
+
+/* True when this node is the raft leader and has applied everything committed before its term. */
+bool controller_is_active(struct controller *ctl);
+/* The current leader's node id, or -1 when unknown. */
+int32_t controller_leader_id(struct controller *ctl);
+
+/* Any thread: the current image (never NULL). */
+const struct metadata_image *metadata_image_acquire(struct controller *ctl);
+
+/*
+ * Commands. Each returns 0 (done will be called) or -ESHUTDOWN / -ENOMEM / -EINVAL (done will
+ * not be called). Request memory may be freed as soon as the call returns.
+ */
+int controller_create_topics(struct controller *ctl, const struct controller_new_topic *topics,
+                             size_t n, bool validate_only, controller_done_fn done, void *arg);
+int controller_delete_topics(struct controller *ctl, const struct controller_topic_ref *topics,
+                             size_t n, controller_done_fn done, void *arg);
+int controller_create_partitions(struct controller *ctl,
+                                 const struct controller_partition_increase *topics, size_t n,
+                                 bool validate_only, controller_done_fn done, void *arg);
+/* incremental=false: AlterConfigs (the changes are the complete new set of overrides). */
+int controller_alter_configs(struct controller *ctl, const struct controller_config_alter *topics,
+                             size_t n, bool incremental, bool validate_only,
+                             controller_done_fn done, void *arg);
+int controller_register_broker(struct controller *ctl, int32_t broker_id, const char *host,
+                               int32_t port, const char *rack, controller_done_fn done, void *arg);
+/* Hands out the next block of METADATA_PRODUCER_ID_BLOCK producer ids to `broker_id`. */
+int controller_allocate_producer_ids(struct controller *ctl, int32_t broker_id,
+                                     controller_done_fn done, void *arg);
+
+#endif
