@@ -49,6 +49,7 @@
 #define SEGMENT_SIZE (1024 * 1024)
 #define MAX_COMMANDS_PER_BATCH 1024
 #define CLOSE_GRACE_MS 5000
+#define CLOSE_IDLE_TICKS 10
 #define LOG_SUB "controller"
 
 struct controller {
@@ -90,6 +91,7 @@ struct controller {
     bool closing;      /* stop requested: no new proposals */
     bool raft_closing; /* raft_close called */
     uint64_t close_deadline;
+    unsigned idle_ticks; /* consecutive 5 ms closing ticks with raft_idle() */
     struct metadata_image *image;
     struct command *pending_head, *pending_tail;
     unsigned in_flight;
@@ -355,11 +357,8 @@ static bool raft_idle(struct controller *ctl)
 
 static void pump(struct controller *ctl)
 {
-    if (ctl->closing) {
-        if (raft_idle(ctl))
-            close_raft(ctl);
-        return;
-    }
+    if (ctl->closing)
+        return; /* the closing timer decides when raft_close is safe */
     if (ctl->in_flight > 0 || ctl->pending_head == NULL)
         return;
     if (raft_state(&ctl->raft) != RAFT_LEADER) {
@@ -411,8 +410,9 @@ static void free_raft_io(struct controller *ctl)
  * libraft 0.15 has two shutdown defects: raft_close while proposals are still being appended
  * dereferences NULL in its entry refcount table, and a disk write or segment preparation still
  * in the libuv threadpool at close time closes its writer twice (uv_poll_stop assertion,
- * canonical/raft#224). So closing waits until raft_idle(), or CLOSE_GRACE_MS have passed,
- * before calling raft_close.
+ * canonical/raft#224). Kernel AIO writes are invisible to raft_idle(), so closing waits until
+ * raft_idle() has held for CLOSE_IDLE_TICKS consecutive 5 ms ticks (or CLOSE_GRACE_MS have
+ * passed) before calling raft_close. This narrows the window; it cannot close it.
  */
 static void close_raft(struct controller *ctl)
 {
@@ -466,7 +466,8 @@ static void timer_cb(uv_timer_t *handle)
 {
     struct controller *ctl = handle->data;
     if (ctl->closing) {
-        if (raft_idle(ctl) || uv_now(&ctl->loop) >= ctl->close_deadline)
+        ctl->idle_ticks = raft_idle(ctl) ? ctl->idle_ticks + 1 : 0;
+        if (ctl->idle_ticks >= CLOSE_IDLE_TICKS || uv_now(&ctl->loop) >= ctl->close_deadline)
             close_raft(ctl);
         return;
     }
