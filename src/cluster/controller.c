@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <raft.h>
+#include <signal.h>
 #include <raft/uv.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -586,6 +587,15 @@ static void report_start(struct controller *ctl, int state)
 static void *controller_main(void *arg)
 {
     struct controller *ctl = arg;
+    /*
+     * A write to a voter that has gone away raises SIGPIPE on the writing thread; with it
+     * blocked here the write fails with EPIPE and libraft reconnects, whatever the process's
+     * disposition for SIGPIPE is.
+     */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     int rv = raft_setup(ctl);
     if (rv != 0) {
         log_error(LOG_SUB, "%s", ctl->start_err);
