@@ -178,8 +178,12 @@ static int validate_integer(const struct topic_config_def *d, const char *value,
         snprintf(why, sizeof(why), "Not a number of type %s", type_name(d->type));
         return invalid(msg, msglen, d, value, why);
     }
-    if ((double)v < d->min || (double)v > d->max) {
+    if ((double)v < d->min) {
         snprintf(why, sizeof(why), "Value must be at least %.0f", d->min);
+        return invalid(msg, msglen, d, value, why);
+    }
+    if ((double)v > d->max) {
+        snprintf(why, sizeof(why), "Value must be no more than %.0f", d->max);
         return invalid(msg, msglen, d, value, why);
     }
     return 0;
