@@ -173,8 +173,8 @@ rd_kafka_t *cli_client_new(struct cli_common *c, rd_kafka_type_t type, rd_kafka_
          cli_conf_set(c, conf, "debug", c->debug) < 0))
         goto err;
     for (int i = 0; i < c->nprops; i++) {
-        size_t klen;
-        const char *val;
+        size_t klen = 0;
+        const char *val = "";
         char key[256];
         cli_split_kv(c->props[i], &klen, &val);
         if (klen >= sizeof(key)) {
