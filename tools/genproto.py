@@ -322,7 +322,9 @@ def default_is_null(f):
     if f.is_nullable_struct:
         return True
     if f.base == "records" and not f.is_array:
-        return True
+        # Kafka's default is null, which a version where the field is not nullable cannot
+        # carry; there the default is empty instead, so an init'ed message always encodes.
+        return f.nullable is not None
     return isinstance(f.default, str) and f.default == "null"
 
 
@@ -371,7 +373,9 @@ def init_stmt(f, o="o"):
             return "%s = KBYTES_NULL;" % lhs
         return "%s = (struct kbytes){(const uint8_t *)\"\", 0};" % lhs
     if f.base == "records":
-        return "%s.len = -1;" % lhs
+        if default_is_null(f):
+            return "%s.len = -1;" % lhs
+        return "%s.data = (const uint8_t *)\"\";" % lhs
     raise SystemExit("no default for %s" % f.name)
 
 
@@ -402,7 +406,7 @@ def is_default_expr(f, o="o"):
     if f.base == "bytes":
         return "%s.len == %d" % (x, -1 if default_is_null(f) else 0)
     if f.base == "records":
-        return "(%s.len == -1 && %s.files == NULL)" % (x, x)
+        return "(%s.len == %d && %s.files == NULL)" % (x, -1 if default_is_null(f) else 0, x)
     raise SystemExit("no default check for %s" % f.name)
 
 
@@ -466,12 +470,27 @@ def min_size(st, v, flex_range, memo):
     return total
 
 
-def struct_min_size(st):
-    if st.ctx is None:
-        return 1
+def struct_min_size_expr(st, pres):
+    """C expression: the fewest bytes an element of st takes at version v (v within pres).
+
+    Array counts are checked against bytes left / this, so that a hostile count cannot make
+    the decoder allocate much more memory than the frame holds.
+    """
     memo = {}
-    return max(1, min(min_size(st, v, st.msg.flexible, memo) for v in range(st.ctx[0], st.ctx[1] + 1)
-                      if v <= st.msg.valid[1]))
+    hi = min(pres[1], st.msg.valid[1])
+    groups = []  # [lo, hi, size] runs of versions with the same minimum size
+    for v in range(pres[0], hi + 1):
+        size = max(1, min_size(st, v, st.msg.flexible, memo))
+        if groups and groups[-1][2] == size:
+            groups[-1][1] = v
+        else:
+            groups.append([v, v, size])
+    if not groups:
+        return "1"
+    expr = "%d" % groups[-1][2]
+    for lo, ghi, size in reversed(groups[:-1]):
+        expr = "v <= %d ? %d : %s" % (ghi, size, expr)
+    return "(%s)" % expr if "?" in expr else expr
 
 
 # ---- code generation: one struct ------------------------------------------------------------
@@ -572,7 +591,8 @@ def gen_read_field(e, f, rv, ind, pres, flexv):
     c = "/* %s */" % f.name
     if f.is_array and f.is_struct:
         st = f.struct
-        e("%s.n = kr_array_len(%s, %s, %s, %d); %s" % (x, rv, flexv, nl, struct_min_size(st), c), ind)
+        e("%s.n = kr_array_len(%s, %s, %s, %s); %s"
+          % (x, rv, flexv, nl, struct_min_size_expr(st, pres), c), ind)
         e("%s.v = kr_alloc_array(%s, %s.n, sizeof(*%s.v));" % (x, rv, x, x), ind)
         err = "tv.err" if rv == "&tv" else "%s->err" % rv
         e("for (int32_t i = 0; i < %s.n && !%s; i++)" % (x, err), ind)
@@ -1045,9 +1065,10 @@ def gen_fill_file(outdir, base, msgs):
             c("{")
             if not re.search(r"\bv\b", text):
                 c("(void)v;", 1)
-            if not re.search(r"\bf\b", text):
-                c("(void)f;", 1)
             c("%s_init(o);" % st.cname, 1)
+            if body.lines:
+                c("if (kproto_fill_keep_defaults(f))", 1)
+                c("return;", 2)
             c.lines.extend(body.lines)
             c("}")
             c()

@@ -12,6 +12,7 @@ void kproto_fill_init(struct kproto_fill *f, struct arena *arena, uint32_t seed,
     f->counter = seed;
     f->depth = 0;
     f->nulls = nulls;
+    f->minimal_depth = 0;
 }
 
 static uint32_t kproto_fill_next(struct kproto_fill *f)
@@ -90,5 +91,12 @@ bool kproto_fill_null(struct kproto_fill *f)
 
 int32_t kproto_fill_count(struct kproto_fill *f)
 {
+    if (f->minimal_depth)
+        return f->depth + 1 == f->minimal_depth ? 64 : 1;
     return f->depth < 2 ? 2 : 1;
+}
+
+bool kproto_fill_keep_defaults(const struct kproto_fill *f)
+{
+    return f->minimal_depth && f->depth >= f->minimal_depth;
 }

@@ -15,6 +15,12 @@ struct kproto_fill {
     uint32_t counter; /* advances with every value handed out */
     int depth;        /* array nesting depth, keeps nested arrays small */
     int nulls;        /* when non-zero, nullable fields are sometimes null */
+    /*
+     * When non-zero: array elements at this depth are left at their defaults (the smallest
+     * encoding an element can have) and arrays holding them get many elements, which checks
+     * the decoder's minimum-element-size bound against real encodings.
+     */
+    int minimal_depth;
 };
 
 void kproto_fill_init(struct kproto_fill *f, struct arena *arena, uint32_t seed, int nulls);
@@ -28,8 +34,10 @@ struct kbytes kproto_fill_bytes(struct kproto_fill *f);
 struct krecords kproto_fill_records(struct kproto_fill *f);
 /* True now and then (when f->nulls): the caller then leaves a nullable field null. */
 bool kproto_fill_null(struct kproto_fill *f);
-/* Element count for an array at the current depth (1 or 2). */
+/* Element count for an array whose elements will be at depth f->depth + 1. */
 int32_t kproto_fill_count(struct kproto_fill *f);
+/* True when a struct being filled should keep its defaults (see minimal_depth). */
+bool kproto_fill_keep_defaults(const struct kproto_fill *f);
 /* Zeroed memory from the arena; aborts on exhaustion (tests only). */
 void *kproto_fill_alloc(struct kproto_fill *f, size_t n, size_t size);
 

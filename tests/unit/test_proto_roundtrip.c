@@ -41,7 +41,8 @@ struct rt_stats {
  * Truncation is checked at every byte for messages up to 4 KiB, sampled above.
  */
 static const char *roundtrip_one(const struct kproto_codec *c, kproto_fill_fn fill, int16_t v,
-                                 uint32_t seed, int nulls, struct rt_stats *st)
+                                 uint32_t seed, int nulls, int minimal_depth,
+                                 struct rt_stats *st)
 {
     static char why[256];
     const char *fail = NULL;
@@ -51,6 +52,7 @@ static const char *roundtrip_one(const struct kproto_codec *c, kproto_fill_fn fi
     void *m2 = arena_calloc(&a, 1, c->size);
     struct kproto_fill f;
     kproto_fill_init(&f, &a, seed, nulls);
+    f.minimal_depth = minimal_depth;
     fill(&f, v, m1);
 
     uint8_t *b1 = NULL, *b2 = NULL;
@@ -81,7 +83,7 @@ static const char *roundtrip_one(const struct kproto_codec *c, kproto_fill_fn fi
         fail = "re-encode differs";
         goto out;
     }
-    long step = n1 <= 4096 ? 1 : n1 / 1024;
+    long step = minimal_depth ? n1 + 1 : n1 <= 4096 ? 1 : n1 / 1024;
     for (long k = 0; k < n1; k += step) {
         struct arena ta;
         arena_init(&ta, 0);
@@ -114,9 +116,17 @@ static int roundtrip_codec(const struct kproto_codec *c, kproto_fill_fn fill, in
     int bad = 0;
     for (int16_t v = lo; v <= hi; v++) {
         for (int nulls = 0; nulls <= 1; nulls++) {
-            const char *why = roundtrip_one(c, fill, v, 1000u * (uint32_t)v + 17u, nulls, st);
+            const char *why = roundtrip_one(c, fill, v, 1000u * (uint32_t)v + 17u, nulls, 0, st);
             if (why) {
                 printf("  %s v%d (nulls=%d): %s\n", c->name, v, nulls, why);
+                bad++;
+            }
+        }
+        /* arrays of many default (smallest possible) elements at each depth */
+        for (int depth = 1; depth <= 3; depth++) {
+            const char *why = roundtrip_one(c, fill, v, 5u, 0, depth, st);
+            if (why) {
+                printf("  %s v%d (minimal elements at depth %d): %s\n", c->name, v, depth, why);
                 bad++;
             }
         }

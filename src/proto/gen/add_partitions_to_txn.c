@@ -109,7 +109,7 @@ static void kmsg_add_partitions_to_txn_request_read(struct kreader *r, int16_t v
         o->v3_and_below_transactional_id = kr_string(r, flex, false); /* V3AndBelowTransactionalId */
         o->v3_and_below_producer_id = kr_int64(r); /* V3AndBelowProducerId */
         o->v3_and_below_producer_epoch = kr_int16(r); /* V3AndBelowProducerEpoch */
-        o->v3_and_below_topics.n = kr_array_len(r, flex, false, 3); /* V3AndBelowTopics */
+        o->v3_and_below_topics.n = kr_array_len(r, flex, false, (v <= 2 ? 6 : 3)); /* V3AndBelowTopics */
         o->v3_and_below_topics.v = kr_alloc_array(r, o->v3_and_below_topics.n, sizeof(*o->v3_and_below_topics.v));
         for (int32_t i = 0; i < o->v3_and_below_topics.n && !r->err; i++)
             kmsg_add_partitions_to_txn_request_add_partitions_to_txn_topic_read(r, v, &o->v3_and_below_topics.v[i]);
@@ -239,7 +239,7 @@ static void kmsg_add_partitions_to_txn_response_add_partitions_to_txn_topic_resu
     const bool flex = v >= 3;
     kmsg_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->results_by_partition.n = kr_array_len(r, flex, false, 6); /* ResultsByPartition */
+    o->results_by_partition.n = kr_array_len(r, flex, false, (v <= 2 ? 6 : 7)); /* ResultsByPartition */
     o->results_by_partition.v = kr_alloc_array(r, o->results_by_partition.n, sizeof(*o->results_by_partition.v));
     for (int32_t i = 0; i < o->results_by_partition.n && !r->err; i++)
         kmsg_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_read(r, v, &o->results_by_partition.v[i]);
@@ -300,7 +300,7 @@ static void kmsg_add_partitions_to_txn_response_read(struct kreader *r, int16_t 
             kmsg_add_partitions_to_txn_response_add_partitions_to_txn_result_read(r, v, &o->results_by_transaction.v[i]);
     }
     if (v <= 3) {
-        o->results_by_topic_v3_and_below.n = kr_array_len(r, flex, false, 3); /* ResultsByTopicV3AndBelow */
+        o->results_by_topic_v3_and_below.n = kr_array_len(r, flex, false, (v <= 2 ? 6 : 3)); /* ResultsByTopicV3AndBelow */
         o->results_by_topic_v3_and_below.v = kr_alloc_array(r, o->results_by_topic_v3_and_below.n, sizeof(*o->results_by_topic_v3_and_below.v));
         for (int32_t i = 0; i < o->results_by_topic_v3_and_below.n && !r->err; i++)
             kmsg_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_read(r, v, &o->results_by_topic_v3_and_below.v[i]);

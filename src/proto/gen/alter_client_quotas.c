@@ -97,7 +97,7 @@ static void kmsg_alter_client_quotas_request_entry_data_read(struct kreader *r, 
 {
     const bool flex = v >= 1;
     kmsg_alter_client_quotas_request_entry_data_init(o);
-    o->entity.n = kr_array_len(r, flex, false, 3); /* Entity */
+    o->entity.n = kr_array_len(r, flex, false, (v <= 0 ? 4 : 3)); /* Entity */
     o->entity.v = kr_alloc_array(r, o->entity.n, sizeof(*o->entity.v));
     for (int32_t i = 0; i < o->entity.n && !r->err; i++)
         kmsg_alter_client_quotas_request_entity_data_read(r, v, &o->entity.v[i]);
@@ -130,7 +130,7 @@ static void kmsg_alter_client_quotas_request_read(struct kreader *r, int16_t v,
 {
     const bool flex = v >= 1;
     kmsg_alter_client_quotas_request_init(o);
-    o->entries.n = kr_array_len(r, flex, false, 3); /* Entries */
+    o->entries.n = kr_array_len(r, flex, false, (v <= 0 ? 8 : 3)); /* Entries */
     o->entries.v = kr_alloc_array(r, o->entries.n, sizeof(*o->entries.v));
     for (int32_t i = 0; i < o->entries.n && !r->err; i++)
         kmsg_alter_client_quotas_request_entry_data_read(r, v, &o->entries.v[i]);
@@ -235,7 +235,7 @@ static void kmsg_alter_client_quotas_response_entry_data_read(struct kreader *r,
     kmsg_alter_client_quotas_response_entry_data_init(o);
     o->error_code = kr_int16(r); /* ErrorCode */
     o->error_message = kr_string(r, flex, true); /* ErrorMessage */
-    o->entity.n = kr_array_len(r, flex, false, 3); /* Entity */
+    o->entity.n = kr_array_len(r, flex, false, (v <= 0 ? 4 : 3)); /* Entity */
     o->entity.v = kr_alloc_array(r, o->entity.n, sizeof(*o->entity.v));
     for (int32_t i = 0; i < o->entity.n && !r->err; i++)
         kmsg_alter_client_quotas_response_entity_data_read(r, v, &o->entity.v[i]);
@@ -264,7 +264,7 @@ static void kmsg_alter_client_quotas_response_read(struct kreader *r, int16_t v,
     const bool flex = v >= 1;
     kmsg_alter_client_quotas_response_init(o);
     o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
-    o->entries.n = kr_array_len(r, flex, false, 5); /* Entries */
+    o->entries.n = kr_array_len(r, flex, false, (v <= 0 ? 8 : 5)); /* Entries */
     o->entries.v = kr_alloc_array(r, o->entries.n, sizeof(*o->entries.v));
     for (int32_t i = 0; i < o->entries.n && !r->err; i++)
         kmsg_alter_client_quotas_response_entry_data_read(r, v, &o->entries.v[i]);

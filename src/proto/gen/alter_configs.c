@@ -65,7 +65,7 @@ static void kmsg_alter_configs_request_alter_configs_resource_read(struct kreade
     kmsg_alter_configs_request_alter_configs_resource_init(o);
     o->resource_type = kr_int8(r); /* ResourceType */
     o->resource_name = kr_string(r, flex, false); /* ResourceName */
-    o->configs.n = kr_array_len(r, flex, false, 3); /* Configs */
+    o->configs.n = kr_array_len(r, flex, false, (v <= 1 ? 4 : 3)); /* Configs */
     o->configs.v = kr_alloc_array(r, o->configs.n, sizeof(*o->configs.v));
     for (int32_t i = 0; i < o->configs.n && !r->err; i++)
         kmsg_alter_configs_request_alterable_config_read(r, v, &o->configs.v[i]);
@@ -93,7 +93,7 @@ static void kmsg_alter_configs_request_read(struct kreader *r, int16_t v,
 {
     const bool flex = v >= 2;
     kmsg_alter_configs_request_init(o);
-    o->resources.n = kr_array_len(r, flex, false, 4); /* Resources */
+    o->resources.n = kr_array_len(r, flex, false, (v <= 1 ? 7 : 4)); /* Resources */
     o->resources.v = kr_alloc_array(r, o->resources.n, sizeof(*o->resources.v));
     for (int32_t i = 0; i < o->resources.n && !r->err; i++)
         kmsg_alter_configs_request_alter_configs_resource_read(r, v, &o->resources.v[i]);
@@ -195,7 +195,7 @@ static void kmsg_alter_configs_response_read(struct kreader *r, int16_t v,
     const bool flex = v >= 2;
     kmsg_alter_configs_response_init(o);
     o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
-    o->responses.n = kr_array_len(r, flex, false, 6); /* Responses */
+    o->responses.n = kr_array_len(r, flex, false, (v <= 1 ? 7 : 6)); /* Responses */
     o->responses.v = kr_alloc_array(r, o->responses.n, sizeof(*o->responses.v));
     for (int32_t i = 0; i < o->responses.n && !r->err; i++)
         kmsg_alter_configs_response_alter_configs_resource_response_read(r, v, &o->responses.v[i]);

@@ -115,7 +115,7 @@ static void kmsg_alter_partition_request_topic_data_read(struct kreader *r, int1
     if (v >= 2) {
         o->topic_id = kr_uuid(r); /* TopicId */
     }
-    o->partitions.n = kr_array_len(r, true, false, 14); /* Partitions */
+    o->partitions.n = kr_array_len(r, true, false, (v <= 0 ? 14 : 15)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_alter_partition_request_partition_data_read(r, v, &o->partitions.v[i]);
@@ -143,7 +143,7 @@ static void kmsg_alter_partition_request_read(struct kreader *r, int16_t v,
     kmsg_alter_partition_request_init(o);
     o->broker_id = kr_int32(r); /* BrokerId */
     o->broker_epoch = kr_int64(r); /* BrokerEpoch */
-    o->topics.n = kr_array_len(r, true, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, true, false, (v <= 1 ? 3 : 18)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_alter_partition_request_topic_data_read(r, v, &o->topics.v[i]);
@@ -252,7 +252,7 @@ static void kmsg_alter_partition_response_topic_data_read(struct kreader *r, int
     if (v >= 2) {
         o->topic_id = kr_uuid(r); /* TopicId */
     }
-    o->partitions.n = kr_array_len(r, true, false, 20); /* Partitions */
+    o->partitions.n = kr_array_len(r, true, false, (v <= 0 ? 20 : 21)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_alter_partition_response_partition_data_read(r, v, &o->partitions.v[i]);
@@ -280,7 +280,7 @@ static void kmsg_alter_partition_response_read(struct kreader *r, int16_t v,
     kmsg_alter_partition_response_init(o);
     o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
     o->error_code = kr_int16(r); /* ErrorCode */
-    o->topics.n = kr_array_len(r, true, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, true, false, (v <= 1 ? 3 : 18)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_alter_partition_response_topic_data_read(r, v, &o->topics.v[i]);

@@ -70,7 +70,7 @@ static void kmsg_alter_replica_log_dirs_request_alter_replica_log_dir_read(struc
     const bool flex = v >= 2;
     kmsg_alter_replica_log_dirs_request_alter_replica_log_dir_init(o);
     o->path = kr_string(r, flex, false); /* Path */
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 1 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_alter_replica_log_dirs_request_alter_replica_log_dir_topic_read(r, v, &o->topics.v[i]);
@@ -98,7 +98,7 @@ static void kmsg_alter_replica_log_dirs_request_read(struct kreader *r, int16_t 
 {
     const bool flex = v >= 2;
     kmsg_alter_replica_log_dirs_request_init(o);
-    o->dirs.n = kr_array_len(r, flex, false, 3); /* Dirs */
+    o->dirs.n = kr_array_len(r, flex, false, (v <= 1 ? 6 : 3)); /* Dirs */
     o->dirs.v = kr_alloc_array(r, o->dirs.n, sizeof(*o->dirs.v));
     for (int32_t i = 0; i < o->dirs.n && !r->err; i++)
         kmsg_alter_replica_log_dirs_request_alter_replica_log_dir_read(r, v, &o->dirs.v[i]);
@@ -205,7 +205,7 @@ static void kmsg_alter_replica_log_dirs_response_alter_replica_log_dir_topic_res
     const bool flex = v >= 2;
     kmsg_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_init(o);
     o->topic_name = kr_string(r, flex, false); /* TopicName */
-    o->partitions.n = kr_array_len(r, flex, false, 6); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 1 ? 6 : 7)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_read(r, v, &o->partitions.v[i]);
@@ -234,7 +234,7 @@ static void kmsg_alter_replica_log_dirs_response_read(struct kreader *r, int16_t
     const bool flex = v >= 2;
     kmsg_alter_replica_log_dirs_response_init(o);
     o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
-    o->results.n = kr_array_len(r, flex, false, 3); /* Results */
+    o->results.n = kr_array_len(r, flex, false, (v <= 1 ? 6 : 3)); /* Results */
     o->results.v = kr_alloc_array(r, o->results.n, sizeof(*o->results.v));
     for (int32_t i = 0; i < o->results.n && !r->err; i++)
         kmsg_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_read(r, v, &o->results.v[i]);

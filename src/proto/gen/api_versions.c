@@ -177,7 +177,7 @@ static void kmsg_api_versions_response_read(struct kreader *r, int16_t v,
     const bool flex = v >= 3;
     kmsg_api_versions_response_init(o);
     o->error_code = kr_int16(r); /* ErrorCode */
-    o->api_keys.n = kr_array_len(r, flex, false, 6); /* ApiKeys */
+    o->api_keys.n = kr_array_len(r, flex, false, (v <= 2 ? 6 : 7)); /* ApiKeys */
     o->api_keys.v = kr_alloc_array(r, o->api_keys.n, sizeof(*o->api_keys.v));
     for (int32_t i = 0; i < o->api_keys.n && !r->err; i++)
         kmsg_api_versions_response_api_version_read(r, v, &o->api_keys.v[i]);

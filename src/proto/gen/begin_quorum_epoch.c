@@ -83,7 +83,7 @@ static void kmsg_begin_quorum_epoch_request_topic_data_read(struct kreader *r, i
     const bool flex = v >= 1;
     kmsg_begin_quorum_epoch_request_topic_data_init(o);
     o->topic_name = kr_string(r, flex, false); /* TopicName */
-    o->partitions.n = kr_array_len(r, flex, false, 12); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 0 ? 12 : 29)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_begin_quorum_epoch_request_partition_data_read(r, v, &o->partitions.v[i]);
@@ -135,7 +135,7 @@ static void kmsg_begin_quorum_epoch_request_read(struct kreader *r, int16_t v,
     if (v >= 1) {
         o->voter_id = kr_int32(r); /* VoterId */
     }
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 0 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_begin_quorum_epoch_request_topic_data_read(r, v, &o->topics.v[i]);
@@ -264,7 +264,7 @@ static void kmsg_begin_quorum_epoch_response_topic_data_read(struct kreader *r, 
     const bool flex = v >= 1;
     kmsg_begin_quorum_epoch_response_topic_data_init(o);
     o->topic_name = kr_string(r, flex, false); /* TopicName */
-    o->partitions.n = kr_array_len(r, flex, false, 14); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 0 ? 14 : 15)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_begin_quorum_epoch_response_partition_data_read(r, v, &o->partitions.v[i]);
@@ -313,7 +313,7 @@ static void kmsg_begin_quorum_epoch_response_read(struct kreader *r, int16_t v,
     const bool flex = v >= 1;
     kmsg_begin_quorum_epoch_response_init(o);
     o->error_code = kr_int16(r); /* ErrorCode */
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 0 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_begin_quorum_epoch_response_topic_data_read(r, v, &o->topics.v[i]);

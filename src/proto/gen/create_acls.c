@@ -69,7 +69,7 @@ static void kmsg_create_acls_request_read(struct kreader *r, int16_t v,
 {
     const bool flex = v >= 2;
     kmsg_create_acls_request_init(o);
-    o->creations.n = kr_array_len(r, flex, false, 8); /* Creations */
+    o->creations.n = kr_array_len(r, flex, false, (v <= 0 ? 9 : v <= 1 ? 10 : 8)); /* Creations */
     o->creations.v = kr_alloc_array(r, o->creations.n, sizeof(*o->creations.v));
     for (int32_t i = 0; i < o->creations.n && !r->err; i++)
         kmsg_create_acls_request_acl_creation_read(r, v, &o->creations.v[i]);

@@ -63,7 +63,7 @@ static void kmsg_create_delegation_token_request_read(struct kreader *r, int16_t
         o->owner_principal_type = kr_string(r, true, true); /* OwnerPrincipalType */
         o->owner_principal_name = kr_string(r, true, true); /* OwnerPrincipalName */
     }
-    o->renewers.n = kr_array_len(r, flex, false, 3); /* Renewers */
+    o->renewers.n = kr_array_len(r, flex, false, (v <= 1 ? 4 : 3)); /* Renewers */
     o->renewers.v = kr_alloc_array(r, o->renewers.n, sizeof(*o->renewers.v));
     for (int32_t i = 0; i < o->renewers.n && !r->err; i++)
         kmsg_create_delegation_token_request_creatable_renewers_read(r, v, &o->renewers.v[i]);

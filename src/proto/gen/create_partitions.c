@@ -66,7 +66,7 @@ static void kmsg_create_partitions_request_create_partitions_topic_read(struct k
     kmsg_create_partitions_request_create_partitions_topic_init(o);
     o->name = kr_string(r, flex, false); /* Name */
     o->count = kr_int32(r); /* Count */
-    o->assignments.n = kr_array_len(r, flex, true, 2); /* Assignments */
+    o->assignments.n = kr_array_len(r, flex, true, (v <= 1 ? 4 : 2)); /* Assignments */
     o->assignments.v = kr_alloc_array(r, o->assignments.n, sizeof(*o->assignments.v));
     for (int32_t i = 0; i < o->assignments.n && !r->err; i++)
         kmsg_create_partitions_request_create_partitions_assignment_read(r, v, &o->assignments.v[i]);
@@ -95,7 +95,7 @@ static void kmsg_create_partitions_request_read(struct kreader *r, int16_t v,
 {
     const bool flex = v >= 2;
     kmsg_create_partitions_request_init(o);
-    o->topics.n = kr_array_len(r, flex, false, 7); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 1 ? 10 : 7)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_create_partitions_request_create_partitions_topic_read(r, v, &o->topics.v[i]);
@@ -197,7 +197,7 @@ static void kmsg_create_partitions_response_read(struct kreader *r, int16_t v,
     const bool flex = v >= 2;
     kmsg_create_partitions_response_init(o);
     o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
-    o->results.n = kr_array_len(r, flex, false, 5); /* Results */
+    o->results.n = kr_array_len(r, flex, false, (v <= 1 ? 6 : 5)); /* Results */
     o->results.v = kr_alloc_array(r, o->results.n, sizeof(*o->results.v));
     for (int32_t i = 0; i < o->results.n && !r->err; i++)
         kmsg_create_partitions_response_create_partitions_topic_result_read(r, v, &o->results.v[i]);

@@ -103,11 +103,11 @@ static void kmsg_create_topics_request_creatable_topic_read(struct kreader *r, i
     o->name = kr_string(r, flex, false); /* Name */
     o->num_partitions = kr_int32(r); /* NumPartitions */
     o->replication_factor = kr_int16(r); /* ReplicationFactor */
-    o->assignments.n = kr_array_len(r, flex, false, 6); /* Assignments */
+    o->assignments.n = kr_array_len(r, flex, false, (v <= 4 ? 8 : 6)); /* Assignments */
     o->assignments.v = kr_alloc_array(r, o->assignments.n, sizeof(*o->assignments.v));
     for (int32_t i = 0; i < o->assignments.n && !r->err; i++)
         kmsg_create_topics_request_creatable_replica_assignment_read(r, v, &o->assignments.v[i]);
-    o->configs.n = kr_array_len(r, flex, false, 3); /* Configs */
+    o->configs.n = kr_array_len(r, flex, false, (v <= 4 ? 4 : 3)); /* Configs */
     o->configs.v = kr_alloc_array(r, o->configs.n, sizeof(*o->configs.v));
     for (int32_t i = 0; i < o->configs.n && !r->err; i++)
         kmsg_create_topics_request_creatable_topic_config_read(r, v, &o->configs.v[i]);
@@ -139,7 +139,7 @@ static void kmsg_create_topics_request_read(struct kreader *r, int16_t v,
 {
     const bool flex = v >= 5;
     kmsg_create_topics_request_init(o);
-    o->topics.n = kr_array_len(r, flex, false, 10); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 4 ? 16 : 10)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_create_topics_request_creatable_topic_read(r, v, &o->topics.v[i]);
@@ -331,7 +331,7 @@ static void kmsg_create_topics_response_read(struct kreader *r, int16_t v,
     if (v >= 2) {
         o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
     }
-    o->topics.n = kr_array_len(r, flex, false, 4); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 0 ? 4 : v <= 4 ? 6 : v <= 6 ? 12 : 28)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_create_topics_response_creatable_topic_result_read(r, v, &o->topics.v[i]);

@@ -69,7 +69,7 @@ static void kmsg_delete_acls_request_read(struct kreader *r, int16_t v,
 {
     const bool flex = v >= 2;
     kmsg_delete_acls_request_init(o);
-    o->filters.n = kr_array_len(r, flex, false, 8); /* Filters */
+    o->filters.n = kr_array_len(r, flex, false, (v <= 0 ? 9 : v <= 1 ? 10 : 8)); /* Filters */
     o->filters.v = kr_alloc_array(r, o->filters.n, sizeof(*o->filters.v));
     for (int32_t i = 0; i < o->filters.n && !r->err; i++)
         kmsg_delete_acls_request_delete_acls_filter_read(r, v, &o->filters.v[i]);
@@ -193,7 +193,7 @@ static void kmsg_delete_acls_response_delete_acls_filter_result_read(struct krea
     kmsg_delete_acls_response_delete_acls_filter_result_init(o);
     o->error_code = kr_int16(r); /* ErrorCode */
     o->error_message = kr_string(r, flex, true); /* ErrorMessage */
-    o->matching_acls.n = kr_array_len(r, flex, false, 11); /* MatchingAcls */
+    o->matching_acls.n = kr_array_len(r, flex, false, (v <= 0 ? 13 : v <= 1 ? 14 : 11)); /* MatchingAcls */
     o->matching_acls.v = kr_alloc_array(r, o->matching_acls.n, sizeof(*o->matching_acls.v));
     for (int32_t i = 0; i < o->matching_acls.n && !r->err; i++)
         kmsg_delete_acls_response_delete_acls_matching_acl_read(r, v, &o->matching_acls.v[i]);
@@ -222,7 +222,7 @@ static void kmsg_delete_acls_response_read(struct kreader *r, int16_t v,
     const bool flex = v >= 2;
     kmsg_delete_acls_response_init(o);
     o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
-    o->filter_results.n = kr_array_len(r, flex, false, 5); /* FilterResults */
+    o->filter_results.n = kr_array_len(r, flex, false, (v <= 1 ? 8 : 5)); /* FilterResults */
     o->filter_results.v = kr_alloc_array(r, o->filter_results.n, sizeof(*o->filter_results.v));
     for (int32_t i = 0; i < o->filter_results.n && !r->err; i++)
         kmsg_delete_acls_response_delete_acls_filter_result_read(r, v, &o->filter_results.v[i]);

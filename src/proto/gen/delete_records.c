@@ -62,7 +62,7 @@ static void kmsg_delete_records_request_delete_records_topic_read(struct kreader
     const bool flex = v >= 2;
     kmsg_delete_records_request_delete_records_topic_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->partitions.n = kr_array_len(r, flex, false, 12); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 1 ? 12 : 13)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_delete_records_request_delete_records_partition_read(r, v, &o->partitions.v[i]);
@@ -89,7 +89,7 @@ static void kmsg_delete_records_request_read(struct kreader *r, int16_t v,
 {
     const bool flex = v >= 2;
     kmsg_delete_records_request_init(o);
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 1 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_delete_records_request_delete_records_topic_read(r, v, &o->topics.v[i]);
@@ -200,7 +200,7 @@ static void kmsg_delete_records_response_delete_records_topic_result_read(struct
     const bool flex = v >= 2;
     kmsg_delete_records_response_delete_records_topic_result_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->partitions.n = kr_array_len(r, flex, false, 14); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 1 ? 14 : 15)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_delete_records_response_delete_records_partition_result_read(r, v, &o->partitions.v[i]);
@@ -229,7 +229,7 @@ static void kmsg_delete_records_response_read(struct kreader *r, int16_t v,
     const bool flex = v >= 2;
     kmsg_delete_records_response_init(o);
     o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 1 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_delete_records_response_delete_records_topic_result_read(r, v, &o->topics.v[i]);

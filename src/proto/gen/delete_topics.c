@@ -166,7 +166,7 @@ static void kmsg_delete_topics_response_read(struct kreader *r, int16_t v,
     if (v >= 1) {
         o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
     }
-    o->responses.n = kr_array_len(r, flex, false, 4); /* Responses */
+    o->responses.n = kr_array_len(r, flex, false, (v <= 4 ? 4 : v <= 5 ? 5 : 21)); /* Responses */
     o->responses.v = kr_alloc_array(r, o->responses.n, sizeof(*o->responses.v));
     for (int32_t i = 0; i < o->responses.n && !r->err; i++)
         kmsg_delete_topics_response_deletable_topic_result_read(r, v, &o->responses.v[i]);

@@ -146,7 +146,7 @@ static void kmsg_describe_acls_response_describe_acls_resource_read(struct kread
     if (v >= 1) {
         o->pattern_type = kr_int8(r); /* PatternType */
     }
-    o->acls.n = kr_array_len(r, flex, false, 5); /* Acls */
+    o->acls.n = kr_array_len(r, flex, false, (v <= 1 ? 6 : 5)); /* Acls */
     o->acls.v = kr_alloc_array(r, o->acls.n, sizeof(*o->acls.v));
     for (int32_t i = 0; i < o->acls.n && !r->err; i++)
         kmsg_describe_acls_response_acl_description_read(r, v, &o->acls.v[i]);
@@ -180,7 +180,7 @@ static void kmsg_describe_acls_response_read(struct kreader *r, int16_t v,
     o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
     o->error_code = kr_int16(r); /* ErrorCode */
     o->error_message = kr_string(r, flex, true); /* ErrorMessage */
-    o->resources.n = kr_array_len(r, flex, false, 5); /* Resources */
+    o->resources.n = kr_array_len(r, flex, false, (v <= 0 ? 7 : v <= 1 ? 8 : 5)); /* Resources */
     o->resources.v = kr_alloc_array(r, o->resources.n, sizeof(*o->resources.v));
     for (int32_t i = 0; i < o->resources.n && !r->err; i++)
         kmsg_describe_acls_response_describe_acls_resource_read(r, v, &o->resources.v[i]);

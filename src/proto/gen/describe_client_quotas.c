@@ -55,7 +55,7 @@ static void kmsg_describe_client_quotas_request_read(struct kreader *r, int16_t 
 {
     const bool flex = v >= 1;
     kmsg_describe_client_quotas_request_init(o);
-    o->components.n = kr_array_len(r, flex, false, 4); /* Components */
+    o->components.n = kr_array_len(r, flex, false, (v <= 0 ? 5 : 4)); /* Components */
     o->components.v = kr_alloc_array(r, o->components.n, sizeof(*o->components.v));
     for (int32_t i = 0; i < o->components.n && !r->err; i++)
         kmsg_describe_client_quotas_request_component_data_read(r, v, &o->components.v[i]);
@@ -191,7 +191,7 @@ static void kmsg_describe_client_quotas_response_entry_data_read(struct kreader 
 {
     const bool flex = v >= 1;
     kmsg_describe_client_quotas_response_entry_data_init(o);
-    o->entity.n = kr_array_len(r, flex, false, 3); /* Entity */
+    o->entity.n = kr_array_len(r, flex, false, (v <= 0 ? 4 : 3)); /* Entity */
     o->entity.v = kr_alloc_array(r, o->entity.n, sizeof(*o->entity.v));
     for (int32_t i = 0; i < o->entity.n && !r->err; i++)
         kmsg_describe_client_quotas_response_entity_data_read(r, v, &o->entity.v[i]);
@@ -227,7 +227,7 @@ static void kmsg_describe_client_quotas_response_read(struct kreader *r, int16_t
     o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
     o->error_code = kr_int16(r); /* ErrorCode */
     o->error_message = kr_string(r, flex, true); /* ErrorMessage */
-    o->entries.n = kr_array_len(r, flex, true, 3); /* Entries */
+    o->entries.n = kr_array_len(r, flex, true, (v <= 0 ? 8 : 3)); /* Entries */
     o->entries.v = kr_alloc_array(r, o->entries.n, sizeof(*o->entries.v));
     for (int32_t i = 0; i < o->entries.n && !r->err; i++)
         kmsg_describe_client_quotas_response_entry_data_read(r, v, &o->entries.v[i]);

@@ -58,7 +58,7 @@ static void kmsg_describe_configs_request_read(struct kreader *r, int16_t v,
 {
     const bool flex = v >= 4;
     kmsg_describe_configs_request_init(o);
-    o->resources.n = kr_array_len(r, flex, false, 4); /* Resources */
+    o->resources.n = kr_array_len(r, flex, false, (v <= 3 ? 7 : 4)); /* Resources */
     o->resources.v = kr_alloc_array(r, o->resources.n, sizeof(*o->resources.v));
     for (int32_t i = 0; i < o->resources.n && !r->err; i++)
         kmsg_describe_configs_request_describe_configs_resource_read(r, v, &o->resources.v[i]);
@@ -206,7 +206,7 @@ static void kmsg_describe_configs_response_describe_configs_resource_result_read
     }
     o->is_sensitive = kr_bool(r); /* IsSensitive */
     if (v >= 1) {
-        o->synonyms.n = kr_array_len(r, flex, false, 4); /* Synonyms */
+        o->synonyms.n = kr_array_len(r, flex, false, (v <= 3 ? 5 : 4)); /* Synonyms */
         o->synonyms.v = kr_alloc_array(r, o->synonyms.n, sizeof(*o->synonyms.v));
         for (int32_t i = 0; i < o->synonyms.n && !r->err; i++)
             kmsg_describe_configs_response_describe_configs_synonym_read(r, v, &o->synonyms.v[i]);
@@ -258,7 +258,7 @@ static void kmsg_describe_configs_response_describe_configs_result_read(struct k
     o->error_message = kr_string(r, flex, true); /* ErrorMessage */
     o->resource_type = kr_int8(r); /* ResourceType */
     o->resource_name = kr_string(r, flex, false); /* ResourceName */
-    o->configs.n = kr_array_len(r, flex, false, 7); /* Configs */
+    o->configs.n = kr_array_len(r, flex, false, (v <= 0 ? 7 : v <= 2 ? 11 : v <= 3 ? 14 : 9)); /* Configs */
     o->configs.v = kr_alloc_array(r, o->configs.n, sizeof(*o->configs.v));
     for (int32_t i = 0; i < o->configs.n && !r->err; i++)
         kmsg_describe_configs_response_describe_configs_resource_result_read(r, v, &o->configs.v[i]);
@@ -290,7 +290,7 @@ static void kmsg_describe_configs_response_read(struct kreader *r, int16_t v,
     const bool flex = v >= 4;
     kmsg_describe_configs_response_init(o);
     o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
-    o->results.n = kr_array_len(r, flex, false, 7); /* Results */
+    o->results.n = kr_array_len(r, flex, false, (v <= 3 ? 11 : 7)); /* Results */
     o->results.v = kr_alloc_array(r, o->results.n, sizeof(*o->results.v));
     for (int32_t i = 0; i < o->results.n && !r->err; i++)
         kmsg_describe_configs_response_describe_configs_result_read(r, v, &o->results.v[i]);

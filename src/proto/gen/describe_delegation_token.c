@@ -57,7 +57,7 @@ static void kmsg_describe_delegation_token_request_read(struct kreader *r, int16
 {
     const bool flex = v >= 2;
     kmsg_describe_delegation_token_request_init(o);
-    o->owners.n = kr_array_len(r, flex, true, 3); /* Owners */
+    o->owners.n = kr_array_len(r, flex, true, (v <= 1 ? 4 : 3)); /* Owners */
     o->owners.v = kr_alloc_array(r, o->owners.n, sizeof(*o->owners.v));
     for (int32_t i = 0; i < o->owners.n && !r->err; i++)
         kmsg_describe_delegation_token_request_describe_delegation_token_owner_read(r, v, &o->owners.v[i]);
@@ -181,7 +181,7 @@ static void kmsg_describe_delegation_token_response_described_delegation_token_r
     o->max_timestamp = kr_int64(r); /* MaxTimestamp */
     o->token_id = kr_string(r, flex, false); /* TokenId */
     o->hmac = kr_bytes(r, flex, false); /* Hmac */
-    o->renewers.n = kr_array_len(r, flex, false, 3); /* Renewers */
+    o->renewers.n = kr_array_len(r, flex, false, (v <= 1 ? 4 : 3)); /* Renewers */
     o->renewers.v = kr_alloc_array(r, o->renewers.n, sizeof(*o->renewers.v));
     for (int32_t i = 0; i < o->renewers.n && !r->err; i++)
         kmsg_describe_delegation_token_response_described_delegation_token_renewer_read(r, v, &o->renewers.v[i]);
@@ -220,7 +220,7 @@ static void kmsg_describe_delegation_token_response_read(struct kreader *r, int1
     const bool flex = v >= 2;
     kmsg_describe_delegation_token_response_init(o);
     o->error_code = kr_int16(r); /* ErrorCode */
-    o->tokens.n = kr_array_len(r, flex, false, 30); /* Tokens */
+    o->tokens.n = kr_array_len(r, flex, false, (v <= 1 ? 38 : v <= 2 ? 30 : 32)); /* Tokens */
     o->tokens.v = kr_alloc_array(r, o->tokens.n, sizeof(*o->tokens.v));
     for (int32_t i = 0; i < o->tokens.n && !r->err; i++)
         kmsg_describe_delegation_token_response_described_delegation_token_read(r, v, &o->tokens.v[i]);

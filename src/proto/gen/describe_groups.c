@@ -146,7 +146,7 @@ static void kmsg_describe_groups_response_described_group_read(struct kreader *r
     o->group_state = kr_string(r, flex, false); /* GroupState */
     o->protocol_type = kr_string(r, flex, false); /* ProtocolType */
     o->protocol_data = kr_string(r, flex, false); /* ProtocolData */
-    o->members.n = kr_array_len(r, flex, false, 7); /* Members */
+    o->members.n = kr_array_len(r, flex, false, (v <= 3 ? 14 : v <= 4 ? 16 : 7)); /* Members */
     o->members.v = kr_alloc_array(r, o->members.n, sizeof(*o->members.v));
     for (int32_t i = 0; i < o->members.n && !r->err; i++)
         kmsg_describe_groups_response_described_group_member_read(r, v, &o->members.v[i]);
@@ -186,7 +186,7 @@ static void kmsg_describe_groups_response_read(struct kreader *r, int16_t v,
     if (v >= 1) {
         o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
     }
-    o->groups.n = kr_array_len(r, flex, false, 12); /* Groups */
+    o->groups.n = kr_array_len(r, flex, false, (v <= 2 ? 14 : v <= 4 ? 18 : 12)); /* Groups */
     o->groups.v = kr_alloc_array(r, o->groups.n, sizeof(*o->groups.v));
     for (int32_t i = 0; i < o->groups.n && !r->err; i++)
         kmsg_describe_groups_response_described_group_read(r, v, &o->groups.v[i]);

@@ -56,7 +56,7 @@ static void kmsg_describe_log_dirs_request_read(struct kreader *r, int16_t v,
 {
     const bool flex = v >= 2;
     kmsg_describe_log_dirs_request_init(o);
-    o->topics.n = kr_array_len(r, flex, true, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, true, (v <= 1 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_describe_log_dirs_request_describable_log_dir_topic_read(r, v, &o->topics.v[i]);
@@ -181,7 +181,7 @@ static void kmsg_describe_log_dirs_response_describe_log_dirs_topic_read(struct 
     const bool flex = v >= 2;
     kmsg_describe_log_dirs_response_describe_log_dirs_topic_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->partitions.n = kr_array_len(r, flex, false, 21); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 1 ? 21 : 22)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_describe_log_dirs_response_describe_log_dirs_partition_read(r, v, &o->partitions.v[i]);
@@ -212,7 +212,7 @@ static void kmsg_describe_log_dirs_response_describe_log_dirs_result_read(struct
     kmsg_describe_log_dirs_response_describe_log_dirs_result_init(o);
     o->error_code = kr_int16(r); /* ErrorCode */
     o->log_dir = kr_string(r, flex, false); /* LogDir */
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 1 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_describe_log_dirs_response_describe_log_dirs_topic_read(r, v, &o->topics.v[i]);
@@ -253,7 +253,7 @@ static void kmsg_describe_log_dirs_response_read(struct kreader *r, int16_t v,
     if (v >= 3) {
         o->error_code = kr_int16(r); /* ErrorCode */
     }
-    o->results.n = kr_array_len(r, flex, false, 5); /* Results */
+    o->results.n = kr_array_len(r, flex, false, (v <= 1 ? 8 : v <= 3 ? 5 : 21)); /* Results */
     o->results.v = kr_alloc_array(r, o->results.n, sizeof(*o->results.v));
     for (int32_t i = 0; i < o->results.n && !r->err; i++)
         kmsg_describe_log_dirs_response_describe_log_dirs_result_read(r, v, &o->results.v[i]);

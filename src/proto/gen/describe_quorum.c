@@ -218,11 +218,11 @@ static void kmsg_describe_quorum_response_partition_data_read(struct kreader *r,
     o->leader_id = kr_int32(r); /* LeaderId */
     o->leader_epoch = kr_int32(r); /* LeaderEpoch */
     o->high_watermark = kr_int64(r); /* HighWatermark */
-    o->current_voters.n = kr_array_len(r, true, false, 13); /* CurrentVoters */
+    o->current_voters.n = kr_array_len(r, true, false, (v <= 0 ? 13 : v <= 1 ? 29 : 45)); /* CurrentVoters */
     o->current_voters.v = kr_alloc_array(r, o->current_voters.n, sizeof(*o->current_voters.v));
     for (int32_t i = 0; i < o->current_voters.n && !r->err; i++)
         kmsg_describe_quorum_response_replica_state_read(r, v, &o->current_voters.v[i]);
-    o->observers.n = kr_array_len(r, true, false, 13); /* Observers */
+    o->observers.n = kr_array_len(r, true, false, (v <= 0 ? 13 : v <= 1 ? 29 : 45)); /* Observers */
     o->observers.v = kr_alloc_array(r, o->observers.n, sizeof(*o->observers.v));
     for (int32_t i = 0; i < o->observers.n && !r->err; i++)
         kmsg_describe_quorum_response_replica_state_read(r, v, &o->observers.v[i]);
@@ -254,7 +254,7 @@ static void kmsg_describe_quorum_response_topic_data_read(struct kreader *r, int
 {
     kmsg_describe_quorum_response_topic_data_init(o);
     o->topic_name = kr_string(r, true, false); /* TopicName */
-    o->partitions.n = kr_array_len(r, true, false, 25); /* Partitions */
+    o->partitions.n = kr_array_len(r, true, false, (v <= 1 ? 25 : 26)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_describe_quorum_response_partition_data_read(r, v, &o->partitions.v[i]);

@@ -56,7 +56,7 @@ static void kmsg_elect_leaders_request_read(struct kreader *r, int16_t v,
     if (v >= 1) {
         o->election_type = kr_int8(r); /* ElectionType */
     }
-    o->topic_partitions.n = kr_array_len(r, flex, true, 3); /* TopicPartitions */
+    o->topic_partitions.n = kr_array_len(r, flex, true, (v <= 1 ? 6 : 3)); /* TopicPartitions */
     o->topic_partitions.v = kr_alloc_array(r, o->topic_partitions.n, sizeof(*o->topic_partitions.v));
     for (int32_t i = 0; i < o->topic_partitions.n && !r->err; i++)
         kmsg_elect_leaders_request_topic_partitions_read(r, v, &o->topic_partitions.v[i]);
@@ -195,7 +195,7 @@ static void kmsg_elect_leaders_response_read(struct kreader *r, int16_t v,
     if (v >= 1) {
         o->error_code = kr_int16(r); /* ErrorCode */
     }
-    o->replica_election_results.n = kr_array_len(r, flex, false, 3); /* ReplicaElectionResults */
+    o->replica_election_results.n = kr_array_len(r, flex, false, (v <= 1 ? 6 : 3)); /* ReplicaElectionResults */
     o->replica_election_results.v = kr_alloc_array(r, o->replica_election_results.n, sizeof(*o->replica_election_results.v));
     for (int32_t i = 0; i < o->replica_election_results.n && !r->err; i++)
         kmsg_elect_leaders_response_replica_election_result_read(r, v, &o->replica_election_results.v[i]);

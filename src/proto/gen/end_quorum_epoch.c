@@ -121,7 +121,7 @@ static void kmsg_end_quorum_epoch_request_topic_data_read(struct kreader *r, int
     const bool flex = v >= 1;
     kmsg_end_quorum_epoch_request_topic_data_init(o);
     o->topic_name = kr_string(r, flex, false); /* TopicName */
-    o->partitions.n = kr_array_len(r, flex, false, 14); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 0 ? 16 : 14)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_end_quorum_epoch_request_partition_data_read(r, v, &o->partitions.v[i]);
@@ -170,7 +170,7 @@ static void kmsg_end_quorum_epoch_request_read(struct kreader *r, int16_t v,
     const bool flex = v >= 1;
     kmsg_end_quorum_epoch_request_init(o);
     o->cluster_id = kr_string(r, flex, true); /* ClusterId */
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 0 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_end_quorum_epoch_request_topic_data_read(r, v, &o->topics.v[i]);
@@ -296,7 +296,7 @@ static void kmsg_end_quorum_epoch_response_topic_data_read(struct kreader *r, in
     const bool flex = v >= 1;
     kmsg_end_quorum_epoch_response_topic_data_init(o);
     o->topic_name = kr_string(r, flex, false); /* TopicName */
-    o->partitions.n = kr_array_len(r, flex, false, 14); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 0 ? 14 : 15)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_end_quorum_epoch_response_partition_data_read(r, v, &o->partitions.v[i]);
@@ -345,7 +345,7 @@ static void kmsg_end_quorum_epoch_response_read(struct kreader *r, int16_t v,
     const bool flex = v >= 1;
     kmsg_end_quorum_epoch_response_init(o);
     o->error_code = kr_int16(r); /* ErrorCode */
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 0 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_end_quorum_epoch_response_topic_data_read(r, v, &o->topics.v[i]);

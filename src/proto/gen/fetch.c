@@ -167,7 +167,7 @@ static void kmsg_fetch_request_fetch_topic_read(struct kreader *r, int16_t v,
     if (v >= 13) {
         o->topic_id = kr_uuid(r); /* TopicId */
     }
-    o->partitions.n = kr_array_len(r, flex, false, 16); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 4 ? 16 : v <= 8 ? 24 : v <= 11 ? 28 : 33)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_fetch_request_fetch_partition_read(r, v, &o->partitions.v[i]);
@@ -246,12 +246,12 @@ static void kmsg_fetch_request_read(struct kreader *r, int16_t v, struct kmsg_fe
         o->session_id = kr_int32(r); /* SessionId */
         o->session_epoch = kr_int32(r); /* SessionEpoch */
     }
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 11 ? 6 : v <= 12 ? 3 : 18)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_fetch_request_fetch_topic_read(r, v, &o->topics.v[i]);
     if (v >= 7) {
-        o->forgotten_topics_data.n = kr_array_len(r, flex, false, 3); /* ForgottenTopicsData */
+        o->forgotten_topics_data.n = kr_array_len(r, flex, false, (v <= 11 ? 6 : v <= 12 ? 3 : 18)); /* ForgottenTopicsData */
         o->forgotten_topics_data.v = kr_alloc_array(r, o->forgotten_topics_data.n, sizeof(*o->forgotten_topics_data.v));
         for (int32_t i = 0; i < o->forgotten_topics_data.n && !r->err; i++)
             kmsg_fetch_request_forgotten_topic_read(r, v, &o->forgotten_topics_data.v[i]);
@@ -557,7 +557,7 @@ static void kmsg_fetch_response_partition_data_read(struct kreader *r, int16_t v
         o->log_start_offset = kr_int64(r); /* LogStartOffset */
     }
     if (v >= 4) {
-        o->aborted_transactions.n = kr_array_len(r, flex, true, 16); /* AbortedTransactions */
+        o->aborted_transactions.n = kr_array_len(r, flex, true, (v <= 11 ? 16 : 17)); /* AbortedTransactions */
         o->aborted_transactions.v = kr_alloc_array(r, o->aborted_transactions.n, sizeof(*o->aborted_transactions.v));
         for (int32_t i = 0; i < o->aborted_transactions.n && !r->err; i++)
             kmsg_fetch_response_aborted_transaction_read(r, v, &o->aborted_transactions.v[i]);
@@ -659,7 +659,7 @@ static void kmsg_fetch_response_fetchable_topic_response_read(struct kreader *r,
     if (v >= 13) {
         o->topic_id = kr_uuid(r); /* TopicId */
     }
-    o->partitions.n = kr_array_len(r, flex, false, 18); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 3 ? 18 : v <= 4 ? 30 : v <= 10 ? 38 : v <= 11 ? 42 : 37)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_fetch_response_partition_data_read(r, v, &o->partitions.v[i]);
@@ -720,7 +720,7 @@ static void kmsg_fetch_response_read(struct kreader *r, int16_t v, struct kmsg_f
         o->error_code = kr_int16(r); /* ErrorCode */
         o->session_id = kr_int32(r); /* SessionId */
     }
-    o->responses.n = kr_array_len(r, flex, false, 3); /* Responses */
+    o->responses.n = kr_array_len(r, flex, false, (v <= 11 ? 6 : v <= 12 ? 3 : 18)); /* Responses */
     o->responses.v = kr_alloc_array(r, o->responses.n, sizeof(*o->responses.v));
     for (int32_t i = 0; i < o->responses.n && !r->err; i++)
         kmsg_fetch_response_fetchable_topic_response_read(r, v, &o->responses.v[i]);

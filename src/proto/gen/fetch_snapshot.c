@@ -242,7 +242,7 @@ void kmsg_fetch_snapshot_response_partition_snapshot_init(struct kmsg_fetch_snap
     memset(o, 0, sizeof(*o));
     kmsg_fetch_snapshot_response_snapshot_id_init(&o->snapshot_id);
     kmsg_fetch_snapshot_response_leader_id_and_epoch_init(&o->current_leader);
-    o->unaligned_records.len = -1;
+    o->unaligned_records.data = (const uint8_t *)"";
 }
 
 void kmsg_fetch_snapshot_response_topic_snapshot_init(struct kmsg_fetch_snapshot_response_topic_snapshot *o)

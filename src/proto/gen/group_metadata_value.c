@@ -89,7 +89,7 @@ static void kmsg_group_metadata_value_read(struct kreader *r, int16_t v,
     if (v >= 2) {
         o->current_state_timestamp = kr_int64(r); /* currentStateTimestamp */
     }
-    o->members.n = kr_array_len(r, flex, false, 15); /* members */
+    o->members.n = kr_array_len(r, flex, false, (v <= 0 ? 18 : v <= 2 ? 22 : v <= 3 ? 24 : 15)); /* members */
     o->members.v = kr_alloc_array(r, o->members.n, sizeof(*o->members.v));
     for (int32_t i = 0; i < o->members.n && !r->err; i++)
         kmsg_group_metadata_value_member_metadata_read(r, v, &o->members.v[i]);

@@ -74,7 +74,7 @@ static void kmsg_incremental_alter_configs_request_alter_configs_resource_read(s
     kmsg_incremental_alter_configs_request_alter_configs_resource_init(o);
     o->resource_type = kr_int8(r); /* ResourceType */
     o->resource_name = kr_string(r, flex, false); /* ResourceName */
-    o->configs.n = kr_array_len(r, flex, false, 4); /* Configs */
+    o->configs.n = kr_array_len(r, flex, false, (v <= 0 ? 5 : 4)); /* Configs */
     o->configs.v = kr_alloc_array(r, o->configs.n, sizeof(*o->configs.v));
     for (int32_t i = 0; i < o->configs.n && !r->err; i++)
         kmsg_incremental_alter_configs_request_alterable_config_read(r, v, &o->configs.v[i]);
@@ -103,7 +103,7 @@ static void kmsg_incremental_alter_configs_request_read(struct kreader *r, int16
 {
     const bool flex = v >= 1;
     kmsg_incremental_alter_configs_request_init(o);
-    o->resources.n = kr_array_len(r, flex, false, 4); /* Resources */
+    o->resources.n = kr_array_len(r, flex, false, (v <= 0 ? 7 : 4)); /* Resources */
     o->resources.v = kr_alloc_array(r, o->resources.n, sizeof(*o->resources.v));
     for (int32_t i = 0; i < o->resources.n && !r->err; i++)
         kmsg_incremental_alter_configs_request_alter_configs_resource_read(r, v, &o->resources.v[i]);
@@ -205,7 +205,7 @@ static void kmsg_incremental_alter_configs_response_read(struct kreader *r, int1
     const bool flex = v >= 1;
     kmsg_incremental_alter_configs_response_init(o);
     o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
-    o->responses.n = kr_array_len(r, flex, false, 6); /* Responses */
+    o->responses.n = kr_array_len(r, flex, false, (v <= 0 ? 7 : 6)); /* Responses */
     o->responses.v = kr_alloc_array(r, o->responses.n, sizeof(*o->responses.v));
     for (int32_t i = 0; i < o->responses.n && !r->err; i++)
         kmsg_incremental_alter_configs_response_alter_configs_resource_response_read(r, v, &o->responses.v[i]);

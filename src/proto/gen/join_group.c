@@ -69,7 +69,7 @@ static void kmsg_join_group_request_read(struct kreader *r, int16_t v,
         o->group_instance_id = kr_string(r, flex, true); /* GroupInstanceId */
     }
     o->protocol_type = kr_string(r, flex, false); /* ProtocolType */
-    o->protocols.n = kr_array_len(r, flex, false, 3); /* Protocols */
+    o->protocols.n = kr_array_len(r, flex, false, (v <= 5 ? 6 : 3)); /* Protocols */
     o->protocols.v = kr_alloc_array(r, o->protocols.n, sizeof(*o->protocols.v));
     for (int32_t i = 0; i < o->protocols.n && !r->err; i++)
         kmsg_join_group_request_protocol_read(r, v, &o->protocols.v[i]);
@@ -202,7 +202,7 @@ static void kmsg_join_group_response_read(struct kreader *r, int16_t v,
         o->skip_assignment = kr_bool(r); /* SkipAssignment */
     }
     o->member_id = kr_string(r, flex, false); /* MemberId */
-    o->members.n = kr_array_len(r, flex, false, 4); /* Members */
+    o->members.n = kr_array_len(r, flex, false, (v <= 4 ? 6 : v <= 5 ? 8 : 4)); /* Members */
     o->members.v = kr_alloc_array(r, o->members.n, sizeof(*o->members.v));
     for (int32_t i = 0; i < o->members.n && !r->err; i++)
         kmsg_join_group_response_member_read(r, v, &o->members.v[i]);

@@ -119,7 +119,7 @@ static void kmsg_leader_and_isr_request_leader_and_isr_topic_state_read(struct k
     if (v >= 5) {
         o->topic_id = kr_uuid(r); /* TopicId */
     }
-    o->partition_states.n = kr_array_len(r, flex, false, 26); /* PartitionStates */
+    o->partition_states.n = kr_array_len(r, flex, false, (v <= 2 ? 29 : v <= 3 ? 37 : v <= 5 ? 26 : 27)); /* PartitionStates */
     o->partition_states.v = kr_alloc_array(r, o->partition_states.n, sizeof(*o->partition_states.v));
     for (int32_t i = 0; i < o->partition_states.n && !r->err; i++)
         kmsg_leader_and_isr_request_leader_and_isr_partition_state_read(r, v, &o->partition_states.v[i]);
@@ -188,13 +188,13 @@ static void kmsg_leader_and_isr_request_read(struct kreader *r, int16_t v,
         o->type = kr_int8(r); /* Type */
     }
     if (v <= 1) {
-        o->ungrouped_partition_states.n = kr_array_len(r, false, false, 26); /* UngroupedPartitionStates */
+        o->ungrouped_partition_states.n = kr_array_len(r, false, false, (v <= 0 ? 30 : 31)); /* UngroupedPartitionStates */
         o->ungrouped_partition_states.v = kr_alloc_array(r, o->ungrouped_partition_states.n, sizeof(*o->ungrouped_partition_states.v));
         for (int32_t i = 0; i < o->ungrouped_partition_states.n && !r->err; i++)
             kmsg_leader_and_isr_request_leader_and_isr_partition_state_read(r, v, &o->ungrouped_partition_states.v[i]);
     }
     if (v >= 2) {
-        o->topic_states.n = kr_array_len(r, flex, false, 3); /* TopicStates */
+        o->topic_states.n = kr_array_len(r, flex, false, (v <= 3 ? 6 : v <= 4 ? 3 : 19)); /* TopicStates */
         o->topic_states.v = kr_alloc_array(r, o->topic_states.n, sizeof(*o->topic_states.v));
         for (int32_t i = 0; i < o->topic_states.n && !r->err; i++)
             kmsg_leader_and_isr_request_leader_and_isr_topic_state_read(r, v, &o->topic_states.v[i]);
@@ -357,7 +357,7 @@ static void kmsg_leader_and_isr_response_read(struct kreader *r, int16_t v,
     kmsg_leader_and_isr_response_init(o);
     o->error_code = kr_int16(r); /* ErrorCode */
     if (v <= 4) {
-        o->partition_errors.n = kr_array_len(r, flex, false, 7); /* PartitionErrors */
+        o->partition_errors.n = kr_array_len(r, flex, false, 8); /* PartitionErrors */
         o->partition_errors.v = kr_alloc_array(r, o->partition_errors.n, sizeof(*o->partition_errors.v));
         for (int32_t i = 0; i < o->partition_errors.n && !r->err; i++)
             kmsg_leader_and_isr_response_leader_and_isr_partition_error_read(r, v, &o->partition_errors.v[i]);

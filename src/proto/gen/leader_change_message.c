@@ -50,11 +50,11 @@ static void kmsg_leader_change_message_read(struct kreader *r, int16_t v,
     kmsg_leader_change_message_init(o);
     o->version = kr_int16(r); /* Version */
     o->leader_id = kr_int32(r); /* LeaderId */
-    o->voters.n = kr_array_len(r, true, false, 5); /* Voters */
+    o->voters.n = kr_array_len(r, true, false, (v <= 0 ? 5 : 21)); /* Voters */
     o->voters.v = kr_alloc_array(r, o->voters.n, sizeof(*o->voters.v));
     for (int32_t i = 0; i < o->voters.n && !r->err; i++)
         kmsg_leader_change_message_voter_read(r, v, &o->voters.v[i]);
-    o->granting_voters.n = kr_array_len(r, true, false, 5); /* GrantingVoters */
+    o->granting_voters.n = kr_array_len(r, true, false, (v <= 0 ? 5 : 21)); /* GrantingVoters */
     o->granting_voters.v = kr_alloc_array(r, o->granting_voters.n, sizeof(*o->granting_voters.v));
     for (int32_t i = 0; i < o->granting_voters.n && !r->err; i++)
         kmsg_leader_change_message_voter_read(r, v, &o->granting_voters.v[i]);

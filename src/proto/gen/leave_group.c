@@ -67,7 +67,7 @@ static void kmsg_leave_group_request_read(struct kreader *r, int16_t v,
         o->member_id = kr_string(r, false, false); /* MemberId */
     }
     if (v >= 3) {
-        o->members.n = kr_array_len(r, flex, false, 3); /* Members */
+        o->members.n = kr_array_len(r, flex, false, (v <= 3 ? 4 : v <= 4 ? 3 : 4)); /* Members */
         o->members.v = kr_alloc_array(r, o->members.n, sizeof(*o->members.v));
         for (int32_t i = 0; i < o->members.n && !r->err; i++)
             kmsg_leave_group_request_member_identity_read(r, v, &o->members.v[i]);
@@ -172,7 +172,7 @@ static void kmsg_leave_group_response_read(struct kreader *r, int16_t v,
     }
     o->error_code = kr_int16(r); /* ErrorCode */
     if (v >= 3) {
-        o->members.n = kr_array_len(r, flex, false, 5); /* Members */
+        o->members.n = kr_array_len(r, flex, false, (v <= 3 ? 6 : 5)); /* Members */
         o->members.v = kr_alloc_array(r, o->members.n, sizeof(*o->members.v));
         for (int32_t i = 0; i < o->members.n && !r->err; i++)
             kmsg_leave_group_response_member_response_read(r, v, &o->members.v[i]);

@@ -133,7 +133,7 @@ static void kmsg_list_groups_response_read(struct kreader *r, int16_t v,
         o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
     }
     o->error_code = kr_int16(r); /* ErrorCode */
-    o->groups.n = kr_array_len(r, flex, false, 3); /* Groups */
+    o->groups.n = kr_array_len(r, flex, false, (v <= 2 ? 4 : v <= 3 ? 3 : v <= 4 ? 4 : 5)); /* Groups */
     o->groups.v = kr_alloc_array(r, o->groups.n, sizeof(*o->groups.v));
     for (int32_t i = 0; i < o->groups.n && !r->err; i++)
         kmsg_list_groups_response_listed_group_read(r, v, &o->groups.v[i]);

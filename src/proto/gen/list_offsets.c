@@ -76,7 +76,7 @@ static void kmsg_list_offsets_request_list_offsets_topic_read(struct kreader *r,
     const bool flex = v >= 6;
     kmsg_list_offsets_request_list_offsets_topic_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->partitions.n = kr_array_len(r, flex, false, 12); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 0 ? 16 : v <= 3 ? 12 : v <= 5 ? 16 : 17)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_list_offsets_request_list_offsets_partition_read(r, v, &o->partitions.v[i]);
@@ -107,7 +107,7 @@ static void kmsg_list_offsets_request_read(struct kreader *r, int16_t v,
     if (v >= 2) {
         o->isolation_level = kr_int8(r); /* IsolationLevel */
     }
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 5 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_list_offsets_request_list_offsets_topic_read(r, v, &o->topics.v[i]);
@@ -239,7 +239,7 @@ static void kmsg_list_offsets_response_list_offsets_topic_response_read(struct k
     const bool flex = v >= 6;
     kmsg_list_offsets_response_list_offsets_topic_response_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->partitions.n = kr_array_len(r, flex, false, 10); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 0 ? 10 : v <= 3 ? 22 : v <= 5 ? 26 : 27)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_list_offsets_response_list_offsets_partition_response_read(r, v, &o->partitions.v[i]);
@@ -270,7 +270,7 @@ static void kmsg_list_offsets_response_read(struct kreader *r, int16_t v,
     if (v >= 2) {
         o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
     }
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 5 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_list_offsets_response_list_offsets_topic_response_read(r, v, &o->topics.v[i]);

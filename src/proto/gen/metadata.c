@@ -57,7 +57,7 @@ static void kmsg_metadata_request_read(struct kreader *r, int16_t v,
 {
     const bool flex = v >= 9;
     kmsg_metadata_request_init(o);
-    o->topics.n = kr_array_len(r, flex, v >= 1, 2); /* Topics */
+    o->topics.n = kr_array_len(r, flex, v >= 1, (v <= 9 ? 2 : 18)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_metadata_request_topic_read(r, v, &o->topics.v[i]);
@@ -247,7 +247,7 @@ static void kmsg_metadata_response_topic_read(struct kreader *r, int16_t v,
     if (v >= 1) {
         o->is_internal = kr_bool(r); /* IsInternal */
     }
-    o->partitions.n = kr_array_len(r, flex, false, 18); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 4 ? 18 : v <= 6 ? 22 : v <= 8 ? 26 : 18)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_metadata_response_partition_read(r, v, &o->partitions.v[i]);
@@ -290,7 +290,7 @@ static void kmsg_metadata_response_read(struct kreader *r, int16_t v,
     if (v >= 3) {
         o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
     }
-    o->brokers.n = kr_array_len(r, flex, false, 10); /* Brokers */
+    o->brokers.n = kr_array_len(r, flex, false, (v <= 0 ? 10 : v <= 8 ? 12 : 11)); /* Brokers */
     o->brokers.v = kr_alloc_array(r, o->brokers.n, sizeof(*o->brokers.v));
     for (int32_t i = 0; i < o->brokers.n && !r->err; i++)
         kmsg_metadata_response_broker_read(r, v, &o->brokers.v[i]);
@@ -300,7 +300,7 @@ static void kmsg_metadata_response_read(struct kreader *r, int16_t v,
     if (v >= 1) {
         o->controller_id = kr_int32(r); /* ControllerId */
     }
-    o->topics.n = kr_array_len(r, flex, false, 8); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 0 ? 8 : v <= 7 ? 9 : v <= 8 ? 13 : v <= 9 ? 10 : 26)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_metadata_response_topic_read(r, v, &o->topics.v[i]);

@@ -84,7 +84,7 @@ static void kmsg_offset_commit_request_topic_read(struct kreader *r, int16_t v,
     const bool flex = v >= 8;
     kmsg_offset_commit_request_topic_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->partitions.n = kr_array_len(r, flex, false, 14); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 0 ? 14 : v <= 1 ? 22 : v <= 5 ? 14 : 18)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_offset_commit_request_partition_read(r, v, &o->partitions.v[i]);
@@ -122,7 +122,7 @@ static void kmsg_offset_commit_request_read(struct kreader *r, int16_t v,
     if (v >= 2 && v <= 4) {
         o->retention_time_ms = kr_int64(r); /* RetentionTimeMs */
     }
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 7 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_offset_commit_request_topic_read(r, v, &o->topics.v[i]);
@@ -233,7 +233,7 @@ static void kmsg_offset_commit_response_topic_read(struct kreader *r, int16_t v,
     const bool flex = v >= 8;
     kmsg_offset_commit_response_topic_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->partitions.n = kr_array_len(r, flex, false, 6); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 7 ? 6 : 7)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_offset_commit_response_partition_read(r, v, &o->partitions.v[i]);
@@ -263,7 +263,7 @@ static void kmsg_offset_commit_response_read(struct kreader *r, int16_t v,
     if (v >= 3) {
         o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
     }
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 7 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_offset_commit_response_topic_read(r, v, &o->topics.v[i]);

@@ -126,13 +126,13 @@ static void kmsg_offset_fetch_request_read(struct kreader *r, int16_t v,
     kmsg_offset_fetch_request_init(o);
     if (v <= 7) {
         o->group_id = kr_string(r, flex, false); /* GroupId */
-        o->topics.n = kr_array_len(r, flex, v >= 2, 3); /* Topics */
+        o->topics.n = kr_array_len(r, flex, v >= 2, (v <= 5 ? 6 : 3)); /* Topics */
         o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
         for (int32_t i = 0; i < o->topics.n && !r->err; i++)
             kmsg_offset_fetch_request_topic_read(r, v, &o->topics.v[i]);
     }
     if (v >= 8) {
-        o->groups.n = kr_array_len(r, true, false, 3); /* Groups */
+        o->groups.n = kr_array_len(r, true, false, (v <= 8 ? 3 : 8)); /* Groups */
         o->groups.v = kr_alloc_array(r, o->groups.n, sizeof(*o->groups.v));
         for (int32_t i = 0; i < o->groups.n && !r->err; i++)
             kmsg_offset_fetch_request_group_read(r, v, &o->groups.v[i]);
@@ -290,7 +290,7 @@ static void kmsg_offset_fetch_response_topic_read(struct kreader *r, int16_t v,
     const bool flex = v >= 6;
     kmsg_offset_fetch_response_topic_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->partitions.n = kr_array_len(r, flex, false, 16); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 4 ? 16 : 20)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_offset_fetch_response_partition_read(r, v, &o->partitions.v[i]);
@@ -392,7 +392,7 @@ static void kmsg_offset_fetch_response_read(struct kreader *r, int16_t v,
         o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
     }
     if (v <= 7) {
-        o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+        o->topics.n = kr_array_len(r, flex, false, (v <= 5 ? 6 : 3)); /* Topics */
         o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
         for (int32_t i = 0; i < o->topics.n && !r->err; i++)
             kmsg_offset_fetch_response_topic_read(r, v, &o->topics.v[i]);

@@ -77,7 +77,7 @@ static void kmsg_offset_for_leader_epoch_request_offset_for_leader_topic_read(st
     const bool flex = v >= 4;
     kmsg_offset_for_leader_epoch_request_offset_for_leader_topic_init(o);
     o->topic = kr_string(r, flex, false); /* Topic */
-    o->partitions.n = kr_array_len(r, flex, false, 8); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 1 ? 8 : v <= 3 ? 12 : 13)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_offset_for_leader_epoch_request_offset_for_leader_partition_read(r, v, &o->partitions.v[i]);
@@ -108,7 +108,7 @@ static void kmsg_offset_for_leader_epoch_request_read(struct kreader *r, int16_t
     if (v >= 3) {
         o->replica_id = kr_int32(r); /* ReplicaId */
     }
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 3 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_offset_for_leader_epoch_request_offset_for_leader_topic_read(r, v, &o->topics.v[i]);
@@ -226,7 +226,7 @@ static void kmsg_offset_for_leader_epoch_response_offset_for_leader_topic_result
     const bool flex = v >= 4;
     kmsg_offset_for_leader_epoch_response_offset_for_leader_topic_result_init(o);
     o->topic = kr_string(r, flex, false); /* Topic */
-    o->partitions.n = kr_array_len(r, flex, false, 14); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 0 ? 14 : v <= 3 ? 18 : 19)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_offset_for_leader_epoch_response_epoch_end_offset_read(r, v, &o->partitions.v[i]);
@@ -257,7 +257,7 @@ static void kmsg_offset_for_leader_epoch_response_read(struct kreader *r, int16_
     if (v >= 2) {
         o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
     }
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 3 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_offset_for_leader_epoch_response_offset_for_leader_topic_result_read(r, v, &o->topics.v[i]);

@@ -63,7 +63,7 @@ static void kmsg_produce_request_topic_produce_data_read(struct kreader *r, int1
     const bool flex = v >= 9;
     kmsg_produce_request_topic_produce_data_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->partition_data.n = kr_array_len(r, flex, false, 6); /* PartitionData */
+    o->partition_data.n = kr_array_len(r, flex, false, (v <= 8 ? 8 : 6)); /* PartitionData */
     o->partition_data.v = kr_alloc_array(r, o->partition_data.n, sizeof(*o->partition_data.v));
     for (int32_t i = 0; i < o->partition_data.n && !r->err; i++)
         kmsg_produce_request_partition_produce_data_read(r, v, &o->partition_data.v[i]);
@@ -94,7 +94,7 @@ static void kmsg_produce_request_read(struct kreader *r, int16_t v, struct kmsg_
     }
     o->acks = kr_int16(r); /* Acks */
     o->timeout_ms = kr_int32(r); /* TimeoutMs */
-    o->topic_data.n = kr_array_len(r, flex, false, 3); /* TopicData */
+    o->topic_data.n = kr_array_len(r, flex, false, (v <= 8 ? 6 : 3)); /* TopicData */
     o->topic_data.v = kr_alloc_array(r, o->topic_data.n, sizeof(*o->topic_data.v));
     for (int32_t i = 0; i < o->topic_data.n && !r->err; i++)
         kmsg_produce_request_topic_produce_data_read(r, v, &o->topic_data.v[i]);
@@ -335,7 +335,7 @@ static void kmsg_produce_response_topic_produce_response_read(struct kreader *r,
     const bool flex = v >= 9;
     kmsg_produce_response_topic_produce_response_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->partition_responses.n = kr_array_len(r, flex, false, 14); /* PartitionResponses */
+    o->partition_responses.n = kr_array_len(r, flex, false, (v <= 1 ? 14 : v <= 4 ? 22 : v <= 7 ? 30 : v <= 8 ? 36 : 33)); /* PartitionResponses */
     o->partition_responses.v = kr_alloc_array(r, o->partition_responses.n, sizeof(*o->partition_responses.v));
     for (int32_t i = 0; i < o->partition_responses.n && !r->err; i++)
         kmsg_produce_response_partition_produce_response_read(r, v, &o->partition_responses.v[i]);
@@ -385,7 +385,7 @@ static void kmsg_produce_response_read(struct kreader *r, int16_t v,
 {
     const bool flex = v >= 9;
     kmsg_produce_response_init(o);
-    o->responses.n = kr_array_len(r, flex, false, 3); /* Responses */
+    o->responses.n = kr_array_len(r, flex, false, (v <= 8 ? 6 : 3)); /* Responses */
     o->responses.v = kr_alloc_array(r, o->responses.n, sizeof(*o->responses.v));
     for (int32_t i = 0; i < o->responses.n && !r->err; i++)
         kmsg_produce_response_topic_produce_response_read(r, v, &o->responses.v[i]);

@@ -163,7 +163,7 @@ static void kmsg_stop_replica_request_read(struct kreader *r, int16_t v,
             kmsg_stop_replica_request_stop_replica_partition_v0_read(r, v, &o->ungrouped_partitions.v[i]);
     }
     if (v >= 1 && v <= 2) {
-        o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+        o->topics.n = kr_array_len(r, flex, false, (v <= 1 ? 6 : 3)); /* Topics */
         o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
         for (int32_t i = 0; i < o->topics.n && !r->err; i++)
             kmsg_stop_replica_request_stop_replica_topic_v1_read(r, v, &o->topics.v[i]);

@@ -68,7 +68,7 @@ static void kmsg_sync_group_request_read(struct kreader *r, int16_t v,
         o->protocol_type = kr_string(r, true, true); /* ProtocolType */
         o->protocol_name = kr_string(r, true, true); /* ProtocolName */
     }
-    o->assignments.n = kr_array_len(r, flex, false, 3); /* Assignments */
+    o->assignments.n = kr_array_len(r, flex, false, (v <= 3 ? 6 : 3)); /* Assignments */
     o->assignments.v = kr_alloc_array(r, o->assignments.n, sizeof(*o->assignments.v));
     for (int32_t i = 0; i < o->assignments.n && !r->err; i++)
         kmsg_sync_group_request_assignment_read(r, v, &o->assignments.v[i]);

@@ -56,7 +56,7 @@ static void kmsg_transaction_log_value_read(struct kreader *r, int16_t v,
     o->producer_epoch = kr_int16(r); /* ProducerEpoch */
     o->transaction_timeout_ms = kr_int32(r); /* TransactionTimeoutMs */
     o->transaction_status = kr_int8(r); /* TransactionStatus */
-    o->transaction_partitions.n = kr_array_len(r, flex, true, 3); /* TransactionPartitions */
+    o->transaction_partitions.n = kr_array_len(r, flex, true, (v <= 0 ? 6 : 3)); /* TransactionPartitions */
     o->transaction_partitions.v = kr_alloc_array(r, o->transaction_partitions.n, sizeof(*o->transaction_partitions.v));
     for (int32_t i = 0; i < o->transaction_partitions.n && !r->err; i++)
         kmsg_transaction_log_value_partitions_schema_read(r, v, &o->transaction_partitions.v[i]);

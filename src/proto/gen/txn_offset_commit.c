@@ -77,7 +77,7 @@ static void kmsg_txn_offset_commit_request_topic_read(struct kreader *r, int16_t
     const bool flex = v >= 3;
     kmsg_txn_offset_commit_request_topic_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->partitions.n = kr_array_len(r, flex, false, 14); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 1 ? 14 : 18)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_txn_offset_commit_request_partition_read(r, v, &o->partitions.v[i]);
@@ -113,7 +113,7 @@ static void kmsg_txn_offset_commit_request_read(struct kreader *r, int16_t v,
         o->member_id = kr_string(r, true, false); /* MemberId */
         o->group_instance_id = kr_string(r, true, true); /* GroupInstanceId */
     }
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 2 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_txn_offset_commit_request_topic_read(r, v, &o->topics.v[i]);
@@ -222,7 +222,7 @@ static void kmsg_txn_offset_commit_response_topic_read(struct kreader *r, int16_
     const bool flex = v >= 3;
     kmsg_txn_offset_commit_response_topic_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->partitions.n = kr_array_len(r, flex, false, 6); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 2 ? 6 : 7)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_txn_offset_commit_response_partition_read(r, v, &o->partitions.v[i]);
@@ -250,7 +250,7 @@ static void kmsg_txn_offset_commit_response_read(struct kreader *r, int16_t v,
     const bool flex = v >= 3;
     kmsg_txn_offset_commit_response_init(o);
     o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 2 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_txn_offset_commit_response_topic_read(r, v, &o->topics.v[i]);

@@ -118,7 +118,7 @@ static void kmsg_update_metadata_request_update_metadata_topic_state_read(struct
     if (v >= 7) {
         o->topic_id = kr_uuid(r); /* TopicId */
     }
-    o->partition_states.n = kr_array_len(r, flex, false, 24); /* PartitionStates */
+    o->partition_states.n = kr_array_len(r, flex, false, (v <= 5 ? 32 : 24)); /* PartitionStates */
     o->partition_states.v = kr_alloc_array(r, o->partition_states.n, sizeof(*o->partition_states.v));
     for (int32_t i = 0; i < o->partition_states.n && !r->err; i++)
         kmsg_update_metadata_request_update_metadata_partition_state_read(r, v, &o->partition_states.v[i]);
@@ -186,7 +186,7 @@ static void kmsg_update_metadata_request_update_metadata_broker_read(struct krea
         o->v0_port = kr_int32(r); /* V0Port */
     }
     if (v >= 1) {
-        o->endpoints.n = kr_array_len(r, flex, false, 8); /* Endpoints */
+        o->endpoints.n = kr_array_len(r, flex, false, (v <= 2 ? 8 : v <= 5 ? 10 : 9)); /* Endpoints */
         o->endpoints.v = kr_alloc_array(r, o->endpoints.n, sizeof(*o->endpoints.v));
         for (int32_t i = 0; i < o->endpoints.n && !r->err; i++)
             kmsg_update_metadata_request_update_metadata_endpoint_read(r, v, &o->endpoints.v[i]);
@@ -235,18 +235,18 @@ static void kmsg_update_metadata_request_read(struct kreader *r, int16_t v,
         o->broker_epoch = kr_int64(r); /* BrokerEpoch */
     }
     if (v <= 4) {
-        o->ungrouped_partition_states.n = kr_array_len(r, false, false, 24); /* UngroupedPartitionStates */
+        o->ungrouped_partition_states.n = kr_array_len(r, false, false, (v <= 3 ? 30 : 34)); /* UngroupedPartitionStates */
         o->ungrouped_partition_states.v = kr_alloc_array(r, o->ungrouped_partition_states.n, sizeof(*o->ungrouped_partition_states.v));
         for (int32_t i = 0; i < o->ungrouped_partition_states.n && !r->err; i++)
             kmsg_update_metadata_request_update_metadata_partition_state_read(r, v, &o->ungrouped_partition_states.v[i]);
     }
     if (v >= 5) {
-        o->topic_states.n = kr_array_len(r, flex, false, 3); /* TopicStates */
+        o->topic_states.n = kr_array_len(r, flex, false, (v <= 5 ? 6 : v <= 6 ? 3 : 19)); /* TopicStates */
         o->topic_states.v = kr_alloc_array(r, o->topic_states.n, sizeof(*o->topic_states.v));
         for (int32_t i = 0; i < o->topic_states.n && !r->err; i++)
             kmsg_update_metadata_request_update_metadata_topic_state_read(r, v, &o->topic_states.v[i]);
     }
-    o->live_brokers.n = kr_array_len(r, flex, false, 7); /* LiveBrokers */
+    o->live_brokers.n = kr_array_len(r, flex, false, (v <= 0 ? 10 : v <= 1 ? 8 : v <= 5 ? 10 : 7)); /* LiveBrokers */
     o->live_brokers.v = kr_alloc_array(r, o->live_brokers.n, sizeof(*o->live_brokers.v));
     for (int32_t i = 0; i < o->live_brokers.n && !r->err; i++)
         kmsg_update_metadata_request_update_metadata_broker_read(r, v, &o->live_brokers.v[i]);

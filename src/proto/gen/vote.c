@@ -70,7 +70,7 @@ static void kmsg_vote_request_topic_data_read(struct kreader *r, int16_t v,
 {
     kmsg_vote_request_topic_data_init(o);
     o->topic_name = kr_string(r, true, false); /* TopicName */
-    o->partitions.n = kr_array_len(r, true, false, 25); /* Partitions */
+    o->partitions.n = kr_array_len(r, true, false, (v <= 0 ? 25 : 57)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_vote_request_partition_data_read(r, v, &o->partitions.v[i]);

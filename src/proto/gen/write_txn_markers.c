@@ -68,7 +68,7 @@ static void kmsg_write_txn_markers_request_writable_txn_marker_read(struct kread
     o->producer_id = kr_int64(r); /* ProducerId */
     o->producer_epoch = kr_int16(r); /* ProducerEpoch */
     o->transaction_result = kr_bool(r); /* TransactionResult */
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 0 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_write_txn_markers_request_writable_txn_marker_topic_read(r, v, &o->topics.v[i]);
@@ -99,7 +99,7 @@ static void kmsg_write_txn_markers_request_read(struct kreader *r, int16_t v,
 {
     const bool flex = v >= 1;
     kmsg_write_txn_markers_request_init(o);
-    o->markers.n = kr_array_len(r, flex, false, 17); /* Markers */
+    o->markers.n = kr_array_len(r, flex, false, (v <= 0 ? 19 : 17)); /* Markers */
     o->markers.v = kr_alloc_array(r, o->markers.n, sizeof(*o->markers.v));
     for (int32_t i = 0; i < o->markers.n && !r->err; i++)
         kmsg_write_txn_markers_request_writable_txn_marker_read(r, v, &o->markers.v[i]);
@@ -217,7 +217,7 @@ static void kmsg_write_txn_markers_response_writable_txn_marker_topic_result_rea
     const bool flex = v >= 1;
     kmsg_write_txn_markers_response_writable_txn_marker_topic_result_init(o);
     o->name = kr_string(r, flex, false); /* Name */
-    o->partitions.n = kr_array_len(r, flex, false, 6); /* Partitions */
+    o->partitions.n = kr_array_len(r, flex, false, (v <= 0 ? 6 : 7)); /* Partitions */
     o->partitions.v = kr_alloc_array(r, o->partitions.n, sizeof(*o->partitions.v));
     for (int32_t i = 0; i < o->partitions.n && !r->err; i++)
         kmsg_write_txn_markers_response_writable_txn_marker_partition_result_read(r, v, &o->partitions.v[i]);
@@ -247,7 +247,7 @@ static void kmsg_write_txn_markers_response_writable_txn_marker_result_read(stru
     const bool flex = v >= 1;
     kmsg_write_txn_markers_response_writable_txn_marker_result_init(o);
     o->producer_id = kr_int64(r); /* ProducerId */
-    o->topics.n = kr_array_len(r, flex, false, 3); /* Topics */
+    o->topics.n = kr_array_len(r, flex, false, (v <= 0 ? 6 : 3)); /* Topics */
     o->topics.v = kr_alloc_array(r, o->topics.n, sizeof(*o->topics.v));
     for (int32_t i = 0; i < o->topics.n && !r->err; i++)
         kmsg_write_txn_markers_response_writable_txn_marker_topic_result_read(r, v, &o->topics.v[i]);
@@ -275,7 +275,7 @@ static void kmsg_write_txn_markers_response_read(struct kreader *r, int16_t v,
 {
     const bool flex = v >= 1;
     kmsg_write_txn_markers_response_init(o);
-    o->markers.n = kr_array_len(r, flex, false, 10); /* Markers */
+    o->markers.n = kr_array_len(r, flex, false, (v <= 0 ? 12 : 10)); /* Markers */
     o->markers.v = kr_alloc_array(r, o->markers.n, sizeof(*o->markers.v));
     for (int32_t i = 0; i < o->markers.n && !r->err; i++)
         kmsg_write_txn_markers_response_writable_txn_marker_result_read(r, v, &o->markers.v[i]);

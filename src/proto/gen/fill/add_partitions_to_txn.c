@@ -18,6 +18,8 @@ static void kmsg_add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(
                                                                                 struct kmsg_add_partitions_to_txn_request_add_partitions_to_txn_topic *o)
 {
     kmsg_add_partitions_to_txn_request_add_partitions_to_txn_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -34,6 +36,8 @@ static void kmsg_add_partitions_to_txn_request_add_partitions_to_txn_transaction
                                                                                       struct kmsg_add_partitions_to_txn_request_add_partitions_to_txn_transaction *o)
 {
     kmsg_add_partitions_to_txn_request_add_partitions_to_txn_transaction_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->transactional_id = kproto_fill_str(f); /* TransactionalId */
     o->producer_id = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* ProducerId */
     o->producer_epoch = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ProducerEpoch */
@@ -52,6 +56,8 @@ void kmsg_add_partitions_to_txn_request_fill(struct kproto_fill *f, int16_t v,
                                              struct kmsg_add_partitions_to_txn_request *o)
 {
     kmsg_add_partitions_to_txn_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 4) {
         { /* Transactions */
             o->transactions.n = kproto_fill_count(f);
@@ -93,6 +99,8 @@ static void kmsg_add_partitions_to_txn_response_add_partitions_to_txn_partition_
 {
     (void)v;
     kmsg_add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->partition_error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* PartitionErrorCode */
 }
@@ -102,6 +110,8 @@ static void kmsg_add_partitions_to_txn_response_add_partitions_to_txn_topic_resu
                                                                                         struct kmsg_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *o)
 {
     kmsg_add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* ResultsByPartition */
         o->results_by_partition.n = kproto_fill_count(f);
@@ -118,6 +128,8 @@ static void kmsg_add_partitions_to_txn_response_add_partitions_to_txn_result_fil
                                                                                   struct kmsg_add_partitions_to_txn_response_add_partitions_to_txn_result *o)
 {
     kmsg_add_partitions_to_txn_response_add_partitions_to_txn_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->transactional_id = kproto_fill_str(f); /* TransactionalId */
     { /* TopicResults */
         o->topic_results.n = kproto_fill_count(f);
@@ -133,6 +145,8 @@ void kmsg_add_partitions_to_txn_response_fill(struct kproto_fill *f, int16_t v,
                                               struct kmsg_add_partitions_to_txn_response *o)
 {
     kmsg_add_partitions_to_txn_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     if (v >= 4) {
         o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */

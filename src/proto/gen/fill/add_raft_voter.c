@@ -14,6 +14,8 @@ static void kmsg_add_raft_voter_request_listener_fill(struct kproto_fill *f, int
 {
     (void)v;
     kmsg_add_raft_voter_request_listener_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (uint16_t)kproto_fill_int(f, INT64_C(0), INT64_C(0), INT64_C(65535)); /* Port */
@@ -23,6 +25,8 @@ void kmsg_add_raft_voter_request_fill(struct kproto_fill *f, int16_t v,
                                       struct kmsg_add_raft_voter_request *o)
 {
     kmsg_add_raft_voter_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* ClusterId */
         o->cluster_id = KSTR_NULL;
     else
@@ -46,6 +50,8 @@ void kmsg_add_raft_voter_response_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_add_raft_voter_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

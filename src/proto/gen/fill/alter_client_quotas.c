@@ -18,6 +18,8 @@ static void kmsg_alter_client_quotas_request_entity_data_fill(struct kproto_fill
 {
     (void)v;
     kmsg_alter_client_quotas_request_entity_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->entity_type = kproto_fill_str(f); /* EntityType */
     if (kproto_fill_null(f)) /* EntityName */
         o->entity_name = KSTR_NULL;
@@ -30,6 +32,8 @@ static void kmsg_alter_client_quotas_request_op_data_fill(struct kproto_fill *f,
 {
     (void)v;
     kmsg_alter_client_quotas_request_op_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->key = kproto_fill_str(f); /* Key */
     o->value = kproto_fill_float(f); /* Value */
     o->remove = true; /* Remove */
@@ -39,6 +43,8 @@ static void kmsg_alter_client_quotas_request_entry_data_fill(struct kproto_fill 
                                                              struct kmsg_alter_client_quotas_request_entry_data *o)
 {
     kmsg_alter_client_quotas_request_entry_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Entity */
         o->entity.n = kproto_fill_count(f);
         o->entity.v = kproto_fill_alloc(f, (size_t)o->entity.n, sizeof(struct kmsg_alter_client_quotas_request_entity_data));
@@ -61,6 +67,8 @@ void kmsg_alter_client_quotas_request_fill(struct kproto_fill *f, int16_t v,
                                            struct kmsg_alter_client_quotas_request *o)
 {
     kmsg_alter_client_quotas_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Entries */
         o->entries.n = kproto_fill_count(f);
         o->entries.v = kproto_fill_alloc(f, (size_t)o->entries.n, sizeof(struct kmsg_alter_client_quotas_request_entry_data));
@@ -82,6 +90,8 @@ static void kmsg_alter_client_quotas_response_entity_data_fill(struct kproto_fil
 {
     (void)v;
     kmsg_alter_client_quotas_response_entity_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->entity_type = kproto_fill_str(f); /* EntityType */
     if (kproto_fill_null(f)) /* EntityName */
         o->entity_name = KSTR_NULL;
@@ -93,6 +103,8 @@ static void kmsg_alter_client_quotas_response_entry_data_fill(struct kproto_fill
                                                               struct kmsg_alter_client_quotas_response_entry_data *o)
 {
     kmsg_alter_client_quotas_response_entry_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
         o->error_message = KSTR_NULL;
@@ -112,6 +124,8 @@ void kmsg_alter_client_quotas_response_fill(struct kproto_fill *f, int16_t v,
                                             struct kmsg_alter_client_quotas_response *o)
 {
     kmsg_alter_client_quotas_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Entries */
         o->entries.n = kproto_fill_count(f);

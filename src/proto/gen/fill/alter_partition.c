@@ -18,6 +18,8 @@ static void kmsg_alter_partition_request_broker_state_fill(struct kproto_fill *f
 {
     (void)v;
     kmsg_alter_partition_request_broker_state_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->broker_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* BrokerId */
     o->broker_epoch = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* BrokerEpoch */
 }
@@ -26,6 +28,8 @@ static void kmsg_alter_partition_request_partition_data_fill(struct kproto_fill 
                                                              struct kmsg_alter_partition_request_partition_data *o)
 {
     kmsg_alter_partition_request_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderEpoch */
     if (v <= 2) {
@@ -58,6 +62,8 @@ static void kmsg_alter_partition_request_topic_data_fill(struct kproto_fill *f, 
                                                          struct kmsg_alter_partition_request_topic_data *o)
 {
     kmsg_alter_partition_request_topic_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v <= 1) {
         o->topic_name = kproto_fill_str(f); /* TopicName */
     }
@@ -78,6 +84,8 @@ void kmsg_alter_partition_request_fill(struct kproto_fill *f, int16_t v,
                                        struct kmsg_alter_partition_request *o)
 {
     kmsg_alter_partition_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->broker_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* BrokerId */
     o->broker_epoch = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* BrokerEpoch */
     { /* Topics */
@@ -99,6 +107,8 @@ static void kmsg_alter_partition_response_partition_data_fill(struct kproto_fill
                                                               struct kmsg_alter_partition_response_partition_data *o)
 {
     kmsg_alter_partition_response_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
@@ -121,6 +131,8 @@ static void kmsg_alter_partition_response_topic_data_fill(struct kproto_fill *f,
                                                           struct kmsg_alter_partition_response_topic_data *o)
 {
     kmsg_alter_partition_response_topic_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v <= 1) {
         o->topic_name = kproto_fill_str(f); /* TopicName */
     }
@@ -141,6 +153,8 @@ void kmsg_alter_partition_response_fill(struct kproto_fill *f, int16_t v,
                                         struct kmsg_alter_partition_response *o)
 {
     kmsg_alter_partition_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     { /* Topics */

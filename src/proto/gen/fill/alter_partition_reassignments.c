@@ -18,6 +18,8 @@ static void kmsg_alter_partition_reassignments_request_reassignable_partition_fi
                                                                                    struct kmsg_alter_partition_reassignments_request_reassignable_partition *o)
 {
     kmsg_alter_partition_reassignments_request_reassignable_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     if (!kproto_fill_null(f)) { /* Replicas */
         o->replicas.n = kproto_fill_count(f);
@@ -36,6 +38,8 @@ static void kmsg_alter_partition_reassignments_request_reassignable_topic_fill(s
                                                                                struct kmsg_alter_partition_reassignments_request_reassignable_topic *o)
 {
     kmsg_alter_partition_reassignments_request_reassignable_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -51,6 +55,8 @@ void kmsg_alter_partition_reassignments_request_fill(struct kproto_fill *f, int1
                                                      struct kmsg_alter_partition_reassignments_request *o)
 {
     kmsg_alter_partition_reassignments_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->timeout_ms = (int32_t)kproto_fill_int(f, INT64_C(60000), INT64_C(-2147483648), INT64_C(2147483647)); /* TimeoutMs */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
@@ -75,6 +81,8 @@ static void kmsg_alter_partition_reassignments_response_reassignable_partition_r
 {
     (void)v;
     kmsg_alter_partition_reassignments_response_reassignable_partition_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -88,6 +96,8 @@ static void kmsg_alter_partition_reassignments_response_reassignable_topic_respo
                                                                                          struct kmsg_alter_partition_reassignments_response_reassignable_topic_response *o)
 {
     kmsg_alter_partition_reassignments_response_reassignable_topic_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -103,6 +113,8 @@ void kmsg_alter_partition_reassignments_response_fill(struct kproto_fill *f, int
                                                       struct kmsg_alter_partition_reassignments_response *o)
 {
     kmsg_alter_partition_reassignments_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

@@ -18,6 +18,8 @@ static void kmsg_alter_replica_log_dirs_request_alter_replica_log_dir_topic_fill
                                                                                  struct kmsg_alter_replica_log_dirs_request_alter_replica_log_dir_topic *o)
 {
     kmsg_alter_replica_log_dirs_request_alter_replica_log_dir_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -34,6 +36,8 @@ static void kmsg_alter_replica_log_dirs_request_alter_replica_log_dir_fill(struc
                                                                            struct kmsg_alter_replica_log_dirs_request_alter_replica_log_dir *o)
 {
     kmsg_alter_replica_log_dirs_request_alter_replica_log_dir_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->path = kproto_fill_str(f); /* Path */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
@@ -49,6 +53,8 @@ void kmsg_alter_replica_log_dirs_request_fill(struct kproto_fill *f, int16_t v,
                                               struct kmsg_alter_replica_log_dirs_request *o)
 {
     kmsg_alter_replica_log_dirs_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Dirs */
         o->dirs.n = kproto_fill_count(f);
         o->dirs.v = kproto_fill_alloc(f, (size_t)o->dirs.n, sizeof(struct kmsg_alter_replica_log_dirs_request_alter_replica_log_dir));
@@ -72,6 +78,8 @@ static void kmsg_alter_replica_log_dirs_response_alter_replica_log_dir_partition
 {
     (void)v;
     kmsg_alter_replica_log_dirs_response_alter_replica_log_dir_partition_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
 }
@@ -81,6 +89,8 @@ static void kmsg_alter_replica_log_dirs_response_alter_replica_log_dir_topic_res
                                                                                          struct kmsg_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result *o)
 {
     kmsg_alter_replica_log_dirs_response_alter_replica_log_dir_topic_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -96,6 +106,8 @@ void kmsg_alter_replica_log_dirs_response_fill(struct kproto_fill *f, int16_t v,
                                                struct kmsg_alter_replica_log_dirs_response *o)
 {
     kmsg_alter_replica_log_dirs_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Results */
         o->results.n = kproto_fill_count(f);

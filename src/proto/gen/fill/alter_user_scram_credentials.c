@@ -19,6 +19,8 @@ static void kmsg_alter_user_scram_credentials_request_scram_credential_deletion_
 {
     (void)v;
     kmsg_alter_user_scram_credentials_request_scram_credential_deletion_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->mechanism = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* Mechanism */
 }
@@ -29,6 +31,8 @@ static void kmsg_alter_user_scram_credentials_request_scram_credential_upsertion
 {
     (void)v;
     kmsg_alter_user_scram_credentials_request_scram_credential_upsertion_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->mechanism = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* Mechanism */
     o->iterations = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Iterations */
@@ -40,6 +44,8 @@ void kmsg_alter_user_scram_credentials_request_fill(struct kproto_fill *f, int16
                                                     struct kmsg_alter_user_scram_credentials_request *o)
 {
     kmsg_alter_user_scram_credentials_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Deletions */
         o->deletions.n = kproto_fill_count(f);
         o->deletions.v = kproto_fill_alloc(f, (size_t)o->deletions.n, sizeof(struct kmsg_alter_user_scram_credentials_request_scram_credential_deletion));
@@ -68,6 +74,8 @@ static void kmsg_alter_user_scram_credentials_response_alter_user_scram_credenti
 {
     (void)v;
     kmsg_alter_user_scram_credentials_response_alter_user_scram_credentials_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->user = kproto_fill_str(f); /* User */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -80,6 +88,8 @@ void kmsg_alter_user_scram_credentials_response_fill(struct kproto_fill *f, int1
                                                      struct kmsg_alter_user_scram_credentials_response *o)
 {
     kmsg_alter_user_scram_credentials_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Results */
         o->results.n = kproto_fill_count(f);

@@ -11,6 +11,8 @@ void kmsg_api_versions_request_fill(struct kproto_fill *f, int16_t v,
                                     struct kmsg_api_versions_request *o)
 {
     kmsg_api_versions_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 3) {
         o->client_software_name = kproto_fill_str(f); /* ClientSoftwareName */
         o->client_software_version = kproto_fill_str(f); /* ClientSoftwareVersion */
@@ -29,6 +31,8 @@ static void kmsg_api_versions_response_api_version_fill(struct kproto_fill *f, i
 {
     (void)v;
     kmsg_api_versions_response_api_version_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->api_key = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ApiKey */
     o->min_version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* MinVersion */
     o->max_version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* MaxVersion */
@@ -39,6 +43,8 @@ static void kmsg_api_versions_response_supported_feature_key_fill(struct kproto_
 {
     (void)v;
     kmsg_api_versions_response_supported_feature_key_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->min_version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* MinVersion */
     o->max_version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* MaxVersion */
@@ -49,6 +55,8 @@ static void kmsg_api_versions_response_finalized_feature_key_fill(struct kproto_
 {
     (void)v;
     kmsg_api_versions_response_finalized_feature_key_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->max_version_level = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* MaxVersionLevel */
     o->min_version_level = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* MinVersionLevel */
@@ -58,6 +66,8 @@ void kmsg_api_versions_response_fill(struct kproto_fill *f, int16_t v,
                                      struct kmsg_api_versions_response *o)
 {
     kmsg_api_versions_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     { /* ApiKeys */
         o->api_keys.n = kproto_fill_count(f);

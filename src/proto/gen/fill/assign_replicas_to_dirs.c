@@ -21,6 +21,8 @@ static void kmsg_assign_replicas_to_dirs_request_partition_data_fill(struct kpro
 {
     (void)v;
     kmsg_assign_replicas_to_dirs_request_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
 }
 
@@ -28,6 +30,8 @@ static void kmsg_assign_replicas_to_dirs_request_topic_data_fill(struct kproto_f
                                                                  struct kmsg_assign_replicas_to_dirs_request_topic_data *o)
 {
     kmsg_assign_replicas_to_dirs_request_topic_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -44,6 +48,8 @@ static void kmsg_assign_replicas_to_dirs_request_directory_data_fill(struct kpro
                                                                      struct kmsg_assign_replicas_to_dirs_request_directory_data *o)
 {
     kmsg_assign_replicas_to_dirs_request_directory_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->id = kproto_fill_uuid(f); /* Id */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
@@ -59,6 +65,8 @@ void kmsg_assign_replicas_to_dirs_request_fill(struct kproto_fill *f, int16_t v,
                                                struct kmsg_assign_replicas_to_dirs_request *o)
 {
     kmsg_assign_replicas_to_dirs_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->broker_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* BrokerId */
     o->broker_epoch = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* BrokerEpoch */
     { /* Directories */
@@ -86,6 +94,8 @@ static void kmsg_assign_replicas_to_dirs_response_partition_data_fill(struct kpr
 {
     (void)v;
     kmsg_assign_replicas_to_dirs_response_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
 }
@@ -94,6 +104,8 @@ static void kmsg_assign_replicas_to_dirs_response_topic_data_fill(struct kproto_
                                                                   struct kmsg_assign_replicas_to_dirs_response_topic_data *o)
 {
     kmsg_assign_replicas_to_dirs_response_topic_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -110,6 +122,8 @@ static void kmsg_assign_replicas_to_dirs_response_directory_data_fill(struct kpr
                                                                       struct kmsg_assign_replicas_to_dirs_response_directory_data *o)
 {
     kmsg_assign_replicas_to_dirs_response_directory_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->id = kproto_fill_uuid(f); /* Id */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
@@ -125,6 +139,8 @@ void kmsg_assign_replicas_to_dirs_response_fill(struct kproto_fill *f, int16_t v
                                                 struct kmsg_assign_replicas_to_dirs_response *o)
 {
     kmsg_assign_replicas_to_dirs_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     { /* Directories */

@@ -17,6 +17,8 @@ static void kmsg_begin_quorum_epoch_request_partition_data_fill(struct kproto_fi
                                                                 struct kmsg_begin_quorum_epoch_request_partition_data *o)
 {
     kmsg_begin_quorum_epoch_request_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     if (v >= 1) {
         o->voter_directory_id = kproto_fill_uuid(f); /* VoterDirectoryId */
@@ -29,6 +31,8 @@ static void kmsg_begin_quorum_epoch_request_topic_data_fill(struct kproto_fill *
                                                             struct kmsg_begin_quorum_epoch_request_topic_data *o)
 {
     kmsg_begin_quorum_epoch_request_topic_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -45,6 +49,8 @@ static void kmsg_begin_quorum_epoch_request_leader_endpoint_fill(struct kproto_f
 {
     (void)v;
     kmsg_begin_quorum_epoch_request_leader_endpoint_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (uint16_t)kproto_fill_int(f, INT64_C(0), INT64_C(0), INT64_C(65535)); /* Port */
@@ -54,6 +60,8 @@ void kmsg_begin_quorum_epoch_request_fill(struct kproto_fill *f, int16_t v,
                                           struct kmsg_begin_quorum_epoch_request *o)
 {
     kmsg_begin_quorum_epoch_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* ClusterId */
         o->cluster_id = KSTR_NULL;
     else
@@ -93,6 +101,8 @@ static void kmsg_begin_quorum_epoch_response_partition_data_fill(struct kproto_f
 {
     (void)v;
     kmsg_begin_quorum_epoch_response_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
@@ -103,6 +113,8 @@ static void kmsg_begin_quorum_epoch_response_topic_data_fill(struct kproto_fill 
                                                              struct kmsg_begin_quorum_epoch_response_topic_data *o)
 {
     kmsg_begin_quorum_epoch_response_topic_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -119,6 +131,8 @@ static void kmsg_begin_quorum_epoch_response_node_endpoint_fill(struct kproto_fi
 {
     (void)v;
     kmsg_begin_quorum_epoch_response_node_endpoint_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->node_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* NodeId */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (uint16_t)kproto_fill_int(f, INT64_C(0), INT64_C(0), INT64_C(65535)); /* Port */
@@ -128,6 +142,8 @@ void kmsg_begin_quorum_epoch_response_fill(struct kproto_fill *f, int16_t v,
                                            struct kmsg_begin_quorum_epoch_response *o)
 {
     kmsg_begin_quorum_epoch_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);

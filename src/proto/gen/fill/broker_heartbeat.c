@@ -11,6 +11,8 @@ void kmsg_broker_heartbeat_request_fill(struct kproto_fill *f, int16_t v,
                                         struct kmsg_broker_heartbeat_request *o)
 {
     kmsg_broker_heartbeat_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->broker_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* BrokerId */
     o->broker_epoch = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* BrokerEpoch */
     o->current_metadata_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* CurrentMetadataOffset */
@@ -34,6 +36,8 @@ void kmsg_broker_heartbeat_response_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_broker_heartbeat_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->is_caught_up = true; /* IsCaughtUp */

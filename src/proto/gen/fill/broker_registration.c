@@ -16,6 +16,8 @@ static void kmsg_broker_registration_request_listener_fill(struct kproto_fill *f
 {
     (void)v;
     kmsg_broker_registration_request_listener_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (uint16_t)kproto_fill_int(f, INT64_C(0), INT64_C(0), INT64_C(65535)); /* Port */
@@ -27,6 +29,8 @@ static void kmsg_broker_registration_request_feature_fill(struct kproto_fill *f,
 {
     (void)v;
     kmsg_broker_registration_request_feature_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->min_supported_version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* MinSupportedVersion */
     o->max_supported_version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* MaxSupportedVersion */
@@ -36,6 +40,8 @@ void kmsg_broker_registration_request_fill(struct kproto_fill *f, int16_t v,
                                            struct kmsg_broker_registration_request *o)
 {
     kmsg_broker_registration_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->broker_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* BrokerId */
     o->cluster_id = kproto_fill_str(f); /* ClusterId */
     o->incarnation_id = kproto_fill_uuid(f); /* IncarnationId */
@@ -83,6 +89,8 @@ void kmsg_broker_registration_response_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_broker_registration_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->broker_epoch = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* BrokerEpoch */

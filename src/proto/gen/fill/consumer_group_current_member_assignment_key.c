@@ -12,6 +12,8 @@ void kmsg_consumer_group_current_member_assignment_key_fill(struct kproto_fill *
 {
     (void)v;
     kmsg_consumer_group_current_member_assignment_key_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     o->member_id = kproto_fill_str(f); /* MemberId */
 }

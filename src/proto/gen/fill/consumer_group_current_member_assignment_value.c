@@ -15,6 +15,8 @@ static void kmsg_consumer_group_current_member_assignment_value_topic_partitions
                                                                                       struct kmsg_consumer_group_current_member_assignment_value_topic_partitions *o)
 {
     kmsg_consumer_group_current_member_assignment_value_topic_partitions_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -30,6 +32,8 @@ void kmsg_consumer_group_current_member_assignment_value_fill(struct kproto_fill
                                                               struct kmsg_consumer_group_current_member_assignment_value *o)
 {
     kmsg_consumer_group_current_member_assignment_value_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->member_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* MemberEpoch */
     o->previous_member_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PreviousMemberEpoch */
     o->state = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* State */

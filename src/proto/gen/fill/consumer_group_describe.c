@@ -11,6 +11,8 @@ void kmsg_consumer_group_describe_request_fill(struct kproto_fill *f, int16_t v,
                                                struct kmsg_consumer_group_describe_request *o)
 {
     kmsg_consumer_group_describe_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* GroupIds */
         o->group_ids.n = kproto_fill_count(f);
         o->group_ids.v = kproto_fill_alloc(f, (size_t)o->group_ids.n, sizeof(struct kstr));
@@ -38,6 +40,8 @@ static void kmsg_consumer_group_describe_response_topic_partitions_fill(struct k
                                                                         struct kmsg_consumer_group_describe_response_topic_partitions *o)
 {
     kmsg_consumer_group_describe_response_topic_partitions_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     o->topic_name = kproto_fill_str(f); /* TopicName */
     { /* Partitions */
@@ -54,6 +58,8 @@ static void kmsg_consumer_group_describe_response_assignment_fill(struct kproto_
                                                                   struct kmsg_consumer_group_describe_response_assignment *o)
 {
     kmsg_consumer_group_describe_response_assignment_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* TopicPartitions */
         o->topic_partitions.n = kproto_fill_count(f);
         o->topic_partitions.v = kproto_fill_alloc(f, (size_t)o->topic_partitions.n, sizeof(struct kmsg_consumer_group_describe_response_topic_partitions));
@@ -68,6 +74,8 @@ static void kmsg_consumer_group_describe_response_member_fill(struct kproto_fill
                                                               struct kmsg_consumer_group_describe_response_member *o)
 {
     kmsg_consumer_group_describe_response_member_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->member_id = kproto_fill_str(f); /* MemberId */
     if (kproto_fill_null(f)) /* InstanceId */
         o->instance_id = KSTR_NULL;
@@ -101,6 +109,8 @@ static void kmsg_consumer_group_describe_response_described_group_fill(struct kp
                                                                        struct kmsg_consumer_group_describe_response_described_group *o)
 {
     kmsg_consumer_group_describe_response_described_group_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
         o->error_message = KSTR_NULL;
@@ -126,6 +136,8 @@ void kmsg_consumer_group_describe_response_fill(struct kproto_fill *f, int16_t v
                                                 struct kmsg_consumer_group_describe_response *o)
 {
     kmsg_consumer_group_describe_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Groups */
         o->groups.n = kproto_fill_count(f);

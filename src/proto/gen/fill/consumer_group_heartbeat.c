@@ -15,6 +15,8 @@ static void kmsg_consumer_group_heartbeat_request_topic_partitions_fill(struct k
                                                                         struct kmsg_consumer_group_heartbeat_request_topic_partitions *o)
 {
     kmsg_consumer_group_heartbeat_request_topic_partitions_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -30,6 +32,8 @@ void kmsg_consumer_group_heartbeat_request_fill(struct kproto_fill *f, int16_t v
                                                 struct kmsg_consumer_group_heartbeat_request *o)
 {
     kmsg_consumer_group_heartbeat_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     o->member_id = kproto_fill_str(f); /* MemberId */
     o->member_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* MemberEpoch */
@@ -79,6 +83,8 @@ static void kmsg_consumer_group_heartbeat_response_topic_partitions_fill(struct 
                                                                          struct kmsg_consumer_group_heartbeat_response_topic_partitions *o)
 {
     kmsg_consumer_group_heartbeat_response_topic_partitions_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -94,6 +100,8 @@ static void kmsg_consumer_group_heartbeat_response_assignment_fill(struct kproto
                                                                    struct kmsg_consumer_group_heartbeat_response_assignment *o)
 {
     kmsg_consumer_group_heartbeat_response_assignment_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* TopicPartitions */
         o->topic_partitions.n = kproto_fill_count(f);
         o->topic_partitions.v = kproto_fill_alloc(f, (size_t)o->topic_partitions.n, sizeof(struct kmsg_consumer_group_heartbeat_response_topic_partitions));
@@ -108,6 +116,8 @@ void kmsg_consumer_group_heartbeat_response_fill(struct kproto_fill *f, int16_t 
                                                  struct kmsg_consumer_group_heartbeat_response *o)
 {
     kmsg_consumer_group_heartbeat_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

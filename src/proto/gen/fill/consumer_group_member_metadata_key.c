@@ -12,6 +12,8 @@ void kmsg_consumer_group_member_metadata_key_fill(struct kproto_fill *f, int16_t
 {
     (void)v;
     kmsg_consumer_group_member_metadata_key_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     o->member_id = kproto_fill_str(f); /* MemberId */
 }

@@ -19,6 +19,8 @@ static void kmsg_consumer_group_member_metadata_value_classic_protocol_fill(stru
 {
     (void)v;
     kmsg_consumer_group_member_metadata_value_classic_protocol_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->metadata = kproto_fill_bytes(f); /* Metadata */
 }
@@ -28,6 +30,8 @@ static void kmsg_consumer_group_member_metadata_value_classic_member_metadata_fi
                                                                                    struct kmsg_consumer_group_member_metadata_value_classic_member_metadata *o)
 {
     kmsg_consumer_group_member_metadata_value_classic_member_metadata_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->session_timeout_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* SessionTimeoutMs */
     { /* SupportedProtocols */
         o->supported_protocols.n = kproto_fill_count(f);
@@ -43,6 +47,8 @@ void kmsg_consumer_group_member_metadata_value_fill(struct kproto_fill *f, int16
                                                     struct kmsg_consumer_group_member_metadata_value *o)
 {
     kmsg_consumer_group_member_metadata_value_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* InstanceId */
         o->instance_id = KSTR_NULL;
     else

@@ -12,6 +12,8 @@ void kmsg_consumer_group_metadata_value_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_consumer_group_metadata_value_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Epoch */
 }
 

@@ -12,6 +12,8 @@ void kmsg_consumer_group_partition_metadata_key_fill(struct kproto_fill *f, int1
 {
     (void)v;
     kmsg_consumer_group_partition_metadata_key_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
 }
 

@@ -18,6 +18,8 @@ static void kmsg_consumer_group_partition_metadata_value_partition_metadata_fill
                                                                                  struct kmsg_consumer_group_partition_metadata_value_partition_metadata *o)
 {
     kmsg_consumer_group_partition_metadata_value_partition_metadata_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     { /* Racks */
         o->racks.n = kproto_fill_count(f);
@@ -34,6 +36,8 @@ static void kmsg_consumer_group_partition_metadata_value_topic_metadata_fill(str
                                                                              struct kmsg_consumer_group_partition_metadata_value_topic_metadata *o)
 {
     kmsg_consumer_group_partition_metadata_value_topic_metadata_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     o->topic_name = kproto_fill_str(f); /* TopicName */
     o->num_partitions = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* NumPartitions */
@@ -51,6 +55,8 @@ void kmsg_consumer_group_partition_metadata_value_fill(struct kproto_fill *f, in
                                                        struct kmsg_consumer_group_partition_metadata_value *o)
 {
     kmsg_consumer_group_partition_metadata_value_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
         o->topics.v = kproto_fill_alloc(f, (size_t)o->topics.n, sizeof(struct kmsg_consumer_group_partition_metadata_value_topic_metadata));

@@ -15,6 +15,8 @@ static void kmsg_consumer_group_target_assignment_member_value_topic_partition_f
                                                                                     struct kmsg_consumer_group_target_assignment_member_value_topic_partition *o)
 {
     kmsg_consumer_group_target_assignment_member_value_topic_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -30,6 +32,8 @@ void kmsg_consumer_group_target_assignment_member_value_fill(struct kproto_fill 
                                                              struct kmsg_consumer_group_target_assignment_member_value *o)
 {
     kmsg_consumer_group_target_assignment_member_value_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* TopicPartitions */
         o->topic_partitions.n = kproto_fill_count(f);
         o->topic_partitions.v = kproto_fill_alloc(f, (size_t)o->topic_partitions.n, sizeof(struct kmsg_consumer_group_target_assignment_member_value_topic_partition));

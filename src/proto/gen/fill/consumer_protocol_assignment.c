@@ -13,6 +13,8 @@ static void kmsg_consumer_protocol_assignment_topic_partition_fill(struct kproto
                                                                    struct kmsg_consumer_protocol_assignment_topic_partition *o)
 {
     kmsg_consumer_protocol_assignment_topic_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic = kproto_fill_str(f); /* Topic */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -28,6 +30,8 @@ void kmsg_consumer_protocol_assignment_fill(struct kproto_fill *f, int16_t v,
                                             struct kmsg_consumer_protocol_assignment *o)
 {
     kmsg_consumer_protocol_assignment_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* AssignedPartitions */
         o->assigned_partitions.n = kproto_fill_count(f);
         o->assigned_partitions.v = kproto_fill_alloc(f, (size_t)o->assigned_partitions.n, sizeof(struct kmsg_consumer_protocol_assignment_topic_partition));

@@ -15,6 +15,8 @@ static void kmsg_consumer_protocol_subscription_topic_partition_fill(struct kpro
                                                                      struct kmsg_consumer_protocol_subscription_topic_partition *o)
 {
     kmsg_consumer_protocol_subscription_topic_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic = kproto_fill_str(f); /* Topic */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -30,6 +32,8 @@ void kmsg_consumer_protocol_subscription_fill(struct kproto_fill *f, int16_t v,
                                               struct kmsg_consumer_protocol_subscription *o)
 {
     kmsg_consumer_protocol_subscription_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
         o->topics.v = kproto_fill_alloc(f, (size_t)o->topics.n, sizeof(struct kstr));

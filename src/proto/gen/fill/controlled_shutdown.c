@@ -11,6 +11,8 @@ void kmsg_controlled_shutdown_request_fill(struct kproto_fill *f, int16_t v,
                                            struct kmsg_controlled_shutdown_request *o)
 {
     kmsg_controlled_shutdown_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->broker_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* BrokerId */
     if (v >= 2) {
         o->broker_epoch = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* BrokerEpoch */
@@ -27,6 +29,8 @@ static void kmsg_controlled_shutdown_response_remaining_partition_fill(struct kp
 {
     (void)v;
     kmsg_controlled_shutdown_response_remaining_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
 }
@@ -35,6 +39,8 @@ void kmsg_controlled_shutdown_response_fill(struct kproto_fill *f, int16_t v,
                                             struct kmsg_controlled_shutdown_response *o)
 {
     kmsg_controlled_shutdown_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     { /* RemainingPartitions */
         o->remaining_partitions.n = kproto_fill_count(f);

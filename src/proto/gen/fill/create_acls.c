@@ -13,6 +13,8 @@ static void kmsg_create_acls_request_acl_creation_fill(struct kproto_fill *f, in
                                                        struct kmsg_create_acls_request_acl_creation *o)
 {
     kmsg_create_acls_request_acl_creation_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->resource_type = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* ResourceType */
     o->resource_name = kproto_fill_str(f); /* ResourceName */
     if (v >= 1) {
@@ -28,6 +30,8 @@ void kmsg_create_acls_request_fill(struct kproto_fill *f, int16_t v,
                                    struct kmsg_create_acls_request *o)
 {
     kmsg_create_acls_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Creations */
         o->creations.n = kproto_fill_count(f);
         o->creations.v = kproto_fill_alloc(f, (size_t)o->creations.n, sizeof(struct kmsg_create_acls_request_acl_creation));
@@ -46,6 +50,8 @@ static void kmsg_create_acls_response_acl_creation_result_fill(struct kproto_fil
 {
     (void)v;
     kmsg_create_acls_response_acl_creation_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
         o->error_message = KSTR_NULL;
@@ -57,6 +63,8 @@ void kmsg_create_acls_response_fill(struct kproto_fill *f, int16_t v,
                                     struct kmsg_create_acls_response *o)
 {
     kmsg_create_acls_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Results */
         o->results.n = kproto_fill_count(f);

@@ -16,6 +16,8 @@ static void kmsg_create_delegation_token_request_creatable_renewers_fill(struct 
 {
     (void)v;
     kmsg_create_delegation_token_request_creatable_renewers_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->principal_type = kproto_fill_str(f); /* PrincipalType */
     o->principal_name = kproto_fill_str(f); /* PrincipalName */
 }
@@ -24,6 +26,8 @@ void kmsg_create_delegation_token_request_fill(struct kproto_fill *f, int16_t v,
                                                struct kmsg_create_delegation_token_request *o)
 {
     kmsg_create_delegation_token_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 3) {
         if (kproto_fill_null(f)) /* OwnerPrincipalType */
             o->owner_principal_type = KSTR_NULL;
@@ -50,6 +54,8 @@ void kmsg_create_delegation_token_response_fill(struct kproto_fill *f, int16_t v
                                                 struct kmsg_create_delegation_token_response *o)
 {
     kmsg_create_delegation_token_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->principal_type = kproto_fill_str(f); /* PrincipalType */
     o->principal_name = kproto_fill_str(f); /* PrincipalName */

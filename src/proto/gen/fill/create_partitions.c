@@ -18,6 +18,8 @@ static void kmsg_create_partitions_request_create_partitions_assignment_fill(str
                                                                              struct kmsg_create_partitions_request_create_partitions_assignment *o)
 {
     kmsg_create_partitions_request_create_partitions_assignment_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* BrokerIds */
         o->broker_ids.n = kproto_fill_count(f);
         o->broker_ids.v = kproto_fill_alloc(f, (size_t)o->broker_ids.n, sizeof(int32_t));
@@ -33,6 +35,8 @@ static void kmsg_create_partitions_request_create_partitions_topic_fill(struct k
                                                                         struct kmsg_create_partitions_request_create_partitions_topic *o)
 {
     kmsg_create_partitions_request_create_partitions_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->count = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Count */
     if (!kproto_fill_null(f)) { /* Assignments */
@@ -51,6 +55,8 @@ void kmsg_create_partitions_request_fill(struct kproto_fill *f, int16_t v,
                                          struct kmsg_create_partitions_request *o)
 {
     kmsg_create_partitions_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
         o->topics.v = kproto_fill_alloc(f, (size_t)o->topics.n, sizeof(struct kmsg_create_partitions_request_create_partitions_topic));
@@ -73,6 +79,8 @@ static void kmsg_create_partitions_response_create_partitions_topic_result_fill(
 {
     (void)v;
     kmsg_create_partitions_response_create_partitions_topic_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -85,6 +93,8 @@ void kmsg_create_partitions_response_fill(struct kproto_fill *f, int16_t v,
                                           struct kmsg_create_partitions_response *o)
 {
     kmsg_create_partitions_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Results */
         o->results.n = kproto_fill_count(f);

@@ -19,6 +19,8 @@ static void kmsg_create_topics_request_creatable_replica_assignment_fill(struct 
                                                                          struct kmsg_create_topics_request_creatable_replica_assignment *o)
 {
     kmsg_create_topics_request_creatable_replica_assignment_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     { /* BrokerIds */
         o->broker_ids.n = kproto_fill_count(f);
@@ -35,6 +37,8 @@ static void kmsg_create_topics_request_creatable_topic_config_fill(struct kproto
 {
     (void)v;
     kmsg_create_topics_request_creatable_topic_config_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     if (kproto_fill_null(f)) /* Value */
         o->value = KSTR_NULL;
@@ -46,6 +50,8 @@ static void kmsg_create_topics_request_creatable_topic_fill(struct kproto_fill *
                                                             struct kmsg_create_topics_request_creatable_topic *o)
 {
     kmsg_create_topics_request_creatable_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->num_partitions = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* NumPartitions */
     o->replication_factor = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ReplicationFactor */
@@ -71,6 +77,8 @@ void kmsg_create_topics_request_fill(struct kproto_fill *f, int16_t v,
                                      struct kmsg_create_topics_request *o)
 {
     kmsg_create_topics_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
         o->topics.v = kproto_fill_alloc(f, (size_t)o->topics.n, sizeof(struct kmsg_create_topics_request_creatable_topic));
@@ -97,6 +105,8 @@ static void kmsg_create_topics_response_creatable_topic_configs_fill(struct kpro
 {
     (void)v;
     kmsg_create_topics_response_creatable_topic_configs_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     if (kproto_fill_null(f)) /* Value */
         o->value = KSTR_NULL;
@@ -111,6 +121,8 @@ static void kmsg_create_topics_response_creatable_topic_result_fill(struct kprot
                                                                     struct kmsg_create_topics_response_creatable_topic_result *o)
 {
     kmsg_create_topics_response_creatable_topic_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     if (v >= 7) {
         o->topic_id = kproto_fill_uuid(f); /* TopicId */
@@ -143,6 +155,8 @@ void kmsg_create_topics_response_fill(struct kproto_fill *f, int16_t v,
                                       struct kmsg_create_topics_response *o)
 {
     kmsg_create_topics_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 2) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

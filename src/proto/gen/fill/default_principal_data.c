@@ -12,6 +12,8 @@ void kmsg_default_principal_data_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_default_principal_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->type = kproto_fill_str(f); /* Type */
     o->name = kproto_fill_str(f); /* Name */
     o->token_authenticated = true; /* TokenAuthenticated */

@@ -13,6 +13,8 @@ static void kmsg_delete_acls_request_delete_acls_filter_fill(struct kproto_fill 
                                                              struct kmsg_delete_acls_request_delete_acls_filter *o)
 {
     kmsg_delete_acls_request_delete_acls_filter_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->resource_type_filter = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* ResourceTypeFilter */
     if (kproto_fill_null(f)) /* ResourceNameFilter */
         o->resource_name_filter = KSTR_NULL;
@@ -37,6 +39,8 @@ void kmsg_delete_acls_request_fill(struct kproto_fill *f, int16_t v,
                                    struct kmsg_delete_acls_request *o)
 {
     kmsg_delete_acls_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Filters */
         o->filters.n = kproto_fill_count(f);
         o->filters.v = kproto_fill_alloc(f, (size_t)o->filters.n, sizeof(struct kmsg_delete_acls_request_delete_acls_filter));
@@ -57,6 +61,8 @@ static void kmsg_delete_acls_response_delete_acls_matching_acl_fill(struct kprot
                                                                     struct kmsg_delete_acls_response_delete_acls_matching_acl *o)
 {
     kmsg_delete_acls_response_delete_acls_matching_acl_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
         o->error_message = KSTR_NULL;
@@ -78,6 +84,8 @@ static void kmsg_delete_acls_response_delete_acls_filter_result_fill(struct kpro
                                                                      struct kmsg_delete_acls_response_delete_acls_filter_result *o)
 {
     kmsg_delete_acls_response_delete_acls_filter_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
         o->error_message = KSTR_NULL;
@@ -97,6 +105,8 @@ void kmsg_delete_acls_response_fill(struct kproto_fill *f, int16_t v,
                                     struct kmsg_delete_acls_response *o)
 {
     kmsg_delete_acls_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* FilterResults */
         o->filter_results.n = kproto_fill_count(f);

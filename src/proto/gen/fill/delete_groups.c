@@ -11,6 +11,8 @@ void kmsg_delete_groups_request_fill(struct kproto_fill *f, int16_t v,
                                      struct kmsg_delete_groups_request *o)
 {
     kmsg_delete_groups_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* GroupsNames */
         o->groups_names.n = kproto_fill_count(f);
         o->groups_names.v = kproto_fill_alloc(f, (size_t)o->groups_names.n, sizeof(struct kstr));
@@ -29,6 +31,8 @@ static void kmsg_delete_groups_response_deletable_group_result_fill(struct kprot
 {
     (void)v;
     kmsg_delete_groups_response_deletable_group_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
 }
@@ -37,6 +41,8 @@ void kmsg_delete_groups_response_fill(struct kproto_fill *f, int16_t v,
                                       struct kmsg_delete_groups_response *o)
 {
     kmsg_delete_groups_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Results */
         o->results.n = kproto_fill_count(f);

@@ -18,6 +18,8 @@ static void kmsg_delete_records_request_delete_records_partition_fill(struct kpr
 {
     (void)v;
     kmsg_delete_records_request_delete_records_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* Offset */
 }
@@ -26,6 +28,8 @@ static void kmsg_delete_records_request_delete_records_topic_fill(struct kproto_
                                                                   struct kmsg_delete_records_request_delete_records_topic *o)
 {
     kmsg_delete_records_request_delete_records_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -41,6 +45,8 @@ void kmsg_delete_records_request_fill(struct kproto_fill *f, int16_t v,
                                       struct kmsg_delete_records_request *o)
 {
     kmsg_delete_records_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
         o->topics.v = kproto_fill_alloc(f, (size_t)o->topics.n, sizeof(struct kmsg_delete_records_request_delete_records_topic));
@@ -65,6 +71,8 @@ static void kmsg_delete_records_response_delete_records_partition_result_fill(st
 {
     (void)v;
     kmsg_delete_records_response_delete_records_partition_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->low_watermark = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* LowWatermark */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
@@ -75,6 +83,8 @@ static void kmsg_delete_records_response_delete_records_topic_result_fill(struct
                                                                           struct kmsg_delete_records_response_delete_records_topic_result *o)
 {
     kmsg_delete_records_response_delete_records_topic_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -90,6 +100,8 @@ void kmsg_delete_records_response_fill(struct kproto_fill *f, int16_t v,
                                        struct kmsg_delete_records_response *o)
 {
     kmsg_delete_records_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);

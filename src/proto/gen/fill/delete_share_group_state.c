@@ -19,6 +19,8 @@ static void kmsg_delete_share_group_state_request_partition_data_fill(struct kpr
 {
     (void)v;
     kmsg_delete_share_group_state_request_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
 }
 
@@ -27,6 +29,8 @@ static void kmsg_delete_share_group_state_request_delete_state_data_fill(struct 
                                                                          struct kmsg_delete_share_group_state_request_delete_state_data *o)
 {
     kmsg_delete_share_group_state_request_delete_state_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -42,6 +46,8 @@ void kmsg_delete_share_group_state_request_fill(struct kproto_fill *f, int16_t v
                                                 struct kmsg_delete_share_group_state_request *o)
 {
     kmsg_delete_share_group_state_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
@@ -66,6 +72,8 @@ static void kmsg_delete_share_group_state_response_partition_result_fill(struct 
 {
     (void)v;
     kmsg_delete_share_group_state_response_partition_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -79,6 +87,8 @@ static void kmsg_delete_share_group_state_response_delete_state_result_fill(stru
                                                                             struct kmsg_delete_share_group_state_response_delete_state_result *o)
 {
     kmsg_delete_share_group_state_response_delete_state_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -94,6 +104,8 @@ void kmsg_delete_share_group_state_response_fill(struct kproto_fill *f, int16_t 
                                                  struct kmsg_delete_share_group_state_response *o)
 {
     kmsg_delete_share_group_state_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Results */
         o->results.n = kproto_fill_count(f);
         o->results.v = kproto_fill_alloc(f, (size_t)o->results.n, sizeof(struct kmsg_delete_share_group_state_response_delete_state_result));

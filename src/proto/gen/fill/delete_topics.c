@@ -14,6 +14,8 @@ static void kmsg_delete_topics_request_delete_topic_state_fill(struct kproto_fil
 {
     (void)v;
     kmsg_delete_topics_request_delete_topic_state_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* Name */
         o->name = KSTR_NULL;
     else
@@ -25,6 +27,8 @@ void kmsg_delete_topics_request_fill(struct kproto_fill *f, int16_t v,
                                      struct kmsg_delete_topics_request *o)
 {
     kmsg_delete_topics_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 6) {
         { /* Topics */
             o->topics.n = kproto_fill_count(f);
@@ -55,6 +59,8 @@ static void kmsg_delete_topics_response_deletable_topic_result_fill(struct kprot
                                                                     struct kmsg_delete_topics_response_deletable_topic_result *o)
 {
     kmsg_delete_topics_response_deletable_topic_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 6 && kproto_fill_null(f)) /* Name */
         o->name = KSTR_NULL;
     else
@@ -75,6 +81,8 @@ void kmsg_delete_topics_response_fill(struct kproto_fill *f, int16_t v,
                                       struct kmsg_delete_topics_response *o)
 {
     kmsg_delete_topics_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 1) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

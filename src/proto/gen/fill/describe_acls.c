@@ -11,6 +11,8 @@ void kmsg_describe_acls_request_fill(struct kproto_fill *f, int16_t v,
                                      struct kmsg_describe_acls_request *o)
 {
     kmsg_describe_acls_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->resource_type_filter = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* ResourceTypeFilter */
     if (kproto_fill_null(f)) /* ResourceNameFilter */
         o->resource_name_filter = KSTR_NULL;
@@ -41,6 +43,8 @@ static void kmsg_describe_acls_response_acl_description_fill(struct kproto_fill 
 {
     (void)v;
     kmsg_describe_acls_response_acl_description_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->principal = kproto_fill_str(f); /* Principal */
     o->host = kproto_fill_str(f); /* Host */
     o->operation = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* Operation */
@@ -51,6 +55,8 @@ static void kmsg_describe_acls_response_describe_acls_resource_fill(struct kprot
                                                                     struct kmsg_describe_acls_response_describe_acls_resource *o)
 {
     kmsg_describe_acls_response_describe_acls_resource_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->resource_type = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* ResourceType */
     o->resource_name = kproto_fill_str(f); /* ResourceName */
     if (v >= 1) {
@@ -70,6 +76,8 @@ void kmsg_describe_acls_response_fill(struct kproto_fill *f, int16_t v,
                                       struct kmsg_describe_acls_response *o)
 {
     kmsg_describe_acls_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

@@ -14,6 +14,8 @@ static void kmsg_describe_client_quotas_request_component_data_fill(struct kprot
 {
     (void)v;
     kmsg_describe_client_quotas_request_component_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->entity_type = kproto_fill_str(f); /* EntityType */
     o->match_type = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* MatchType */
     if (kproto_fill_null(f)) /* Match */
@@ -26,6 +28,8 @@ void kmsg_describe_client_quotas_request_fill(struct kproto_fill *f, int16_t v,
                                               struct kmsg_describe_client_quotas_request *o)
 {
     kmsg_describe_client_quotas_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Components */
         o->components.n = kproto_fill_count(f);
         o->components.v = kproto_fill_alloc(f, (size_t)o->components.n, sizeof(struct kmsg_describe_client_quotas_request_component_data));
@@ -49,6 +53,8 @@ static void kmsg_describe_client_quotas_response_entity_data_fill(struct kproto_
 {
     (void)v;
     kmsg_describe_client_quotas_response_entity_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->entity_type = kproto_fill_str(f); /* EntityType */
     if (kproto_fill_null(f)) /* EntityName */
         o->entity_name = KSTR_NULL;
@@ -61,6 +67,8 @@ static void kmsg_describe_client_quotas_response_value_data_fill(struct kproto_f
 {
     (void)v;
     kmsg_describe_client_quotas_response_value_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->key = kproto_fill_str(f); /* Key */
     o->value = kproto_fill_float(f); /* Value */
 }
@@ -69,6 +77,8 @@ static void kmsg_describe_client_quotas_response_entry_data_fill(struct kproto_f
                                                                  struct kmsg_describe_client_quotas_response_entry_data *o)
 {
     kmsg_describe_client_quotas_response_entry_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Entity */
         o->entity.n = kproto_fill_count(f);
         o->entity.v = kproto_fill_alloc(f, (size_t)o->entity.n, sizeof(struct kmsg_describe_client_quotas_response_entity_data));
@@ -91,6 +101,8 @@ void kmsg_describe_client_quotas_response_fill(struct kproto_fill *f, int16_t v,
                                                struct kmsg_describe_client_quotas_response *o)
 {
     kmsg_describe_client_quotas_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

@@ -11,6 +11,8 @@ void kmsg_describe_cluster_request_fill(struct kproto_fill *f, int16_t v,
                                         struct kmsg_describe_cluster_request *o)
 {
     kmsg_describe_cluster_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->include_cluster_authorized_operations = true; /* IncludeClusterAuthorizedOperations */
     if (v >= 1) {
         o->endpoint_type = (int8_t)kproto_fill_int(f, INT64_C(1), INT64_C(-128), INT64_C(127)); /* EndpointType */
@@ -27,6 +29,8 @@ static void kmsg_describe_cluster_response_describe_cluster_broker_fill(struct k
 {
     (void)v;
     kmsg_describe_cluster_response_describe_cluster_broker_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->broker_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* BrokerId */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Port */
@@ -40,6 +44,8 @@ void kmsg_describe_cluster_response_fill(struct kproto_fill *f, int16_t v,
                                          struct kmsg_describe_cluster_response *o)
 {
     kmsg_describe_cluster_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

@@ -15,6 +15,8 @@ static void kmsg_describe_configs_request_describe_configs_resource_fill(struct 
                                                                          struct kmsg_describe_configs_request_describe_configs_resource *o)
 {
     kmsg_describe_configs_request_describe_configs_resource_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->resource_type = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* ResourceType */
     o->resource_name = kproto_fill_str(f); /* ResourceName */
     if (!kproto_fill_null(f)) { /* ConfigurationKeys */
@@ -33,6 +35,8 @@ void kmsg_describe_configs_request_fill(struct kproto_fill *f, int16_t v,
                                         struct kmsg_describe_configs_request *o)
 {
     kmsg_describe_configs_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Resources */
         o->resources.n = kproto_fill_count(f);
         o->resources.v = kproto_fill_alloc(f, (size_t)o->resources.n, sizeof(struct kmsg_describe_configs_request_describe_configs_resource));
@@ -65,6 +69,8 @@ static void kmsg_describe_configs_response_describe_configs_synonym_fill(struct 
 {
     (void)v;
     kmsg_describe_configs_response_describe_configs_synonym_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     if (kproto_fill_null(f)) /* Value */
         o->value = KSTR_NULL;
@@ -78,6 +84,8 @@ static void kmsg_describe_configs_response_describe_configs_resource_result_fill
                                                                                  struct kmsg_describe_configs_response_describe_configs_resource_result *o)
 {
     kmsg_describe_configs_response_describe_configs_resource_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     if (kproto_fill_null(f)) /* Value */
         o->value = KSTR_NULL;
@@ -115,6 +123,8 @@ static void kmsg_describe_configs_response_describe_configs_result_fill(struct k
                                                                         struct kmsg_describe_configs_response_describe_configs_result *o)
 {
     kmsg_describe_configs_response_describe_configs_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
         o->error_message = KSTR_NULL;
@@ -136,6 +146,8 @@ void kmsg_describe_configs_response_fill(struct kproto_fill *f, int16_t v,
                                          struct kmsg_describe_configs_response *o)
 {
     kmsg_describe_configs_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Results */
         o->results.n = kproto_fill_count(f);

@@ -16,6 +16,8 @@ static void kmsg_describe_delegation_token_request_describe_delegation_token_own
 {
     (void)v;
     kmsg_describe_delegation_token_request_describe_delegation_token_owner_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->principal_type = kproto_fill_str(f); /* PrincipalType */
     o->principal_name = kproto_fill_str(f); /* PrincipalName */
 }
@@ -24,6 +26,8 @@ void kmsg_describe_delegation_token_request_fill(struct kproto_fill *f, int16_t 
                                                  struct kmsg_describe_delegation_token_request *o)
 {
     kmsg_describe_delegation_token_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (!kproto_fill_null(f)) { /* Owners */
         o->owners.n = kproto_fill_count(f);
         o->owners.v = kproto_fill_alloc(f, (size_t)o->owners.n, sizeof(struct kmsg_describe_delegation_token_request_describe_delegation_token_owner));
@@ -49,6 +53,8 @@ static void kmsg_describe_delegation_token_response_described_delegation_token_r
 {
     (void)v;
     kmsg_describe_delegation_token_response_described_delegation_token_renewer_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->principal_type = kproto_fill_str(f); /* PrincipalType */
     o->principal_name = kproto_fill_str(f); /* PrincipalName */
 }
@@ -58,6 +64,8 @@ static void kmsg_describe_delegation_token_response_described_delegation_token_f
                                                                                     struct kmsg_describe_delegation_token_response_described_delegation_token *o)
 {
     kmsg_describe_delegation_token_response_described_delegation_token_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->principal_type = kproto_fill_str(f); /* PrincipalType */
     o->principal_name = kproto_fill_str(f); /* PrincipalName */
     if (v >= 3) {
@@ -83,6 +91,8 @@ void kmsg_describe_delegation_token_response_fill(struct kproto_fill *f, int16_t
                                                   struct kmsg_describe_delegation_token_response *o)
 {
     kmsg_describe_delegation_token_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     { /* Tokens */
         o->tokens.n = kproto_fill_count(f);

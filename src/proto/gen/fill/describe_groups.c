@@ -11,6 +11,8 @@ void kmsg_describe_groups_request_fill(struct kproto_fill *f, int16_t v,
                                        struct kmsg_describe_groups_request *o)
 {
     kmsg_describe_groups_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Groups */
         o->groups.n = kproto_fill_count(f);
         o->groups.v = kproto_fill_alloc(f, (size_t)o->groups.n, sizeof(struct kstr));
@@ -35,6 +37,8 @@ static void kmsg_describe_groups_response_described_group_member_fill(struct kpr
                                                                       struct kmsg_describe_groups_response_described_group_member *o)
 {
     kmsg_describe_groups_response_described_group_member_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->member_id = kproto_fill_str(f); /* MemberId */
     if (v >= 4) {
         if (kproto_fill_null(f)) /* GroupInstanceId */
@@ -52,6 +56,8 @@ static void kmsg_describe_groups_response_described_group_fill(struct kproto_fil
                                                                struct kmsg_describe_groups_response_described_group *o)
 {
     kmsg_describe_groups_response_described_group_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->group_id = kproto_fill_str(f); /* GroupId */
     o->group_state = kproto_fill_str(f); /* GroupState */
@@ -74,6 +80,8 @@ void kmsg_describe_groups_response_fill(struct kproto_fill *f, int16_t v,
                                         struct kmsg_describe_groups_response *o)
 {
     kmsg_describe_groups_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 1) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

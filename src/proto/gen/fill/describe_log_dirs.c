@@ -15,6 +15,8 @@ static void kmsg_describe_log_dirs_request_describable_log_dir_topic_fill(struct
                                                                           struct kmsg_describe_log_dirs_request_describable_log_dir_topic *o)
 {
     kmsg_describe_log_dirs_request_describable_log_dir_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic = kproto_fill_str(f); /* Topic */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -30,6 +32,8 @@ void kmsg_describe_log_dirs_request_fill(struct kproto_fill *f, int16_t v,
                                          struct kmsg_describe_log_dirs_request *o)
 {
     kmsg_describe_log_dirs_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (!kproto_fill_null(f)) { /* Topics */
         o->topics.n = kproto_fill_count(f);
         o->topics.v = kproto_fill_alloc(f, (size_t)o->topics.n, sizeof(struct kmsg_describe_log_dirs_request_describable_log_dir_topic));
@@ -58,6 +62,8 @@ static void kmsg_describe_log_dirs_response_describe_log_dirs_partition_fill(str
 {
     (void)v;
     kmsg_describe_log_dirs_response_describe_log_dirs_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->partition_size = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* PartitionSize */
     o->offset_lag = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* OffsetLag */
@@ -69,6 +75,8 @@ static void kmsg_describe_log_dirs_response_describe_log_dirs_topic_fill(struct 
                                                                          struct kmsg_describe_log_dirs_response_describe_log_dirs_topic *o)
 {
     kmsg_describe_log_dirs_response_describe_log_dirs_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -85,6 +93,8 @@ static void kmsg_describe_log_dirs_response_describe_log_dirs_result_fill(struct
                                                                           struct kmsg_describe_log_dirs_response_describe_log_dirs_result *o)
 {
     kmsg_describe_log_dirs_response_describe_log_dirs_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->log_dir = kproto_fill_str(f); /* LogDir */
     { /* Topics */
@@ -105,6 +115,8 @@ void kmsg_describe_log_dirs_response_fill(struct kproto_fill *f, int16_t v,
                                           struct kmsg_describe_log_dirs_response *o)
 {
     kmsg_describe_log_dirs_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     if (v >= 3) {
         o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */

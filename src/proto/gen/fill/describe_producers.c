@@ -13,6 +13,8 @@ static void kmsg_describe_producers_request_topic_request_fill(struct kproto_fil
                                                                struct kmsg_describe_producers_request_topic_request *o)
 {
     kmsg_describe_producers_request_topic_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* PartitionIndexes */
         o->partition_indexes.n = kproto_fill_count(f);
@@ -28,6 +30,8 @@ void kmsg_describe_producers_request_fill(struct kproto_fill *f, int16_t v,
                                           struct kmsg_describe_producers_request *o)
 {
     kmsg_describe_producers_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
         o->topics.v = kproto_fill_alloc(f, (size_t)o->topics.n, sizeof(struct kmsg_describe_producers_request_topic_request));
@@ -51,6 +55,8 @@ static void kmsg_describe_producers_response_producer_state_fill(struct kproto_f
 {
     (void)v;
     kmsg_describe_producers_response_producer_state_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->producer_id = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* ProducerId */
     o->producer_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ProducerEpoch */
     o->last_sequence = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* LastSequence */
@@ -64,6 +70,8 @@ static void kmsg_describe_producers_response_partition_response_fill(struct kpro
                                                                      struct kmsg_describe_producers_response_partition_response *o)
 {
     kmsg_describe_producers_response_partition_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -84,6 +92,8 @@ static void kmsg_describe_producers_response_topic_response_fill(struct kproto_f
                                                                  struct kmsg_describe_producers_response_topic_response *o)
 {
     kmsg_describe_producers_response_topic_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -99,6 +109,8 @@ void kmsg_describe_producers_response_fill(struct kproto_fill *f, int16_t v,
                                            struct kmsg_describe_producers_response *o)
 {
     kmsg_describe_producers_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);

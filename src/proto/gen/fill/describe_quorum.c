@@ -16,6 +16,8 @@ static void kmsg_describe_quorum_request_partition_data_fill(struct kproto_fill 
 {
     (void)v;
     kmsg_describe_quorum_request_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
 }
 
@@ -23,6 +25,8 @@ static void kmsg_describe_quorum_request_topic_data_fill(struct kproto_fill *f, 
                                                          struct kmsg_describe_quorum_request_topic_data *o)
 {
     kmsg_describe_quorum_request_topic_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -38,6 +42,8 @@ void kmsg_describe_quorum_request_fill(struct kproto_fill *f, int16_t v,
                                        struct kmsg_describe_quorum_request *o)
 {
     kmsg_describe_quorum_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
         o->topics.v = kproto_fill_alloc(f, (size_t)o->topics.n, sizeof(struct kmsg_describe_quorum_request_topic_data));
@@ -63,6 +69,8 @@ static void kmsg_describe_quorum_response_replica_state_fill(struct kproto_fill 
                                                              struct kmsg_describe_quorum_response_replica_state *o)
 {
     kmsg_describe_quorum_response_replica_state_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->replica_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ReplicaId */
     if (v >= 2) {
         o->replica_directory_id = kproto_fill_uuid(f); /* ReplicaDirectoryId */
@@ -78,6 +86,8 @@ static void kmsg_describe_quorum_response_partition_data_fill(struct kproto_fill
                                                               struct kmsg_describe_quorum_response_partition_data *o)
 {
     kmsg_describe_quorum_response_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (v >= 2) {
@@ -111,6 +121,8 @@ static void kmsg_describe_quorum_response_topic_data_fill(struct kproto_fill *f,
                                                           struct kmsg_describe_quorum_response_topic_data *o)
 {
     kmsg_describe_quorum_response_topic_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -127,6 +139,8 @@ static void kmsg_describe_quorum_response_listener_fill(struct kproto_fill *f, i
 {
     (void)v;
     kmsg_describe_quorum_response_listener_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (uint16_t)kproto_fill_int(f, INT64_C(0), INT64_C(0), INT64_C(65535)); /* Port */
@@ -136,6 +150,8 @@ static void kmsg_describe_quorum_response_node_fill(struct kproto_fill *f, int16
                                                     struct kmsg_describe_quorum_response_node *o)
 {
     kmsg_describe_quorum_response_node_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->node_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* NodeId */
     { /* Listeners */
         o->listeners.n = kproto_fill_count(f);
@@ -151,6 +167,8 @@ void kmsg_describe_quorum_response_fill(struct kproto_fill *f, int16_t v,
                                         struct kmsg_describe_quorum_response *o)
 {
     kmsg_describe_quorum_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (v >= 2) {
         if (kproto_fill_null(f)) /* ErrorMessage */

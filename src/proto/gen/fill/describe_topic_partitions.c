@@ -18,6 +18,8 @@ static void kmsg_describe_topic_partitions_request_topic_request_fill(struct kpr
 {
     (void)v;
     kmsg_describe_topic_partitions_request_topic_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
 }
 
@@ -26,6 +28,8 @@ static void kmsg_describe_topic_partitions_request_cursor_fill(struct kproto_fil
 {
     (void)v;
     kmsg_describe_topic_partitions_request_cursor_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
 }
@@ -34,6 +38,8 @@ void kmsg_describe_topic_partitions_request_fill(struct kproto_fill *f, int16_t 
                                                  struct kmsg_describe_topic_partitions_request *o)
 {
     kmsg_describe_topic_partitions_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
         o->topics.v = kproto_fill_alloc(f, (size_t)o->topics.n, sizeof(struct kmsg_describe_topic_partitions_request_topic_request));
@@ -60,6 +66,8 @@ static void kmsg_describe_topic_partitions_response_partition_fill(struct kproto
                                                                    struct kmsg_describe_topic_partitions_response_partition *o)
 {
     kmsg_describe_topic_partitions_response_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
@@ -114,6 +122,8 @@ static void kmsg_describe_topic_partitions_response_topic_fill(struct kproto_fil
                                                                struct kmsg_describe_topic_partitions_response_topic *o)
 {
     kmsg_describe_topic_partitions_response_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* Name */
         o->name = KSTR_NULL;
@@ -137,6 +147,8 @@ static void kmsg_describe_topic_partitions_response_cursor_fill(struct kproto_fi
 {
     (void)v;
     kmsg_describe_topic_partitions_response_cursor_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
 }
@@ -145,6 +157,8 @@ void kmsg_describe_topic_partitions_response_fill(struct kproto_fill *f, int16_t
                                                   struct kmsg_describe_topic_partitions_response *o)
 {
     kmsg_describe_topic_partitions_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);

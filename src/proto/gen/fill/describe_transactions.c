@@ -11,6 +11,8 @@ void kmsg_describe_transactions_request_fill(struct kproto_fill *f, int16_t v,
                                              struct kmsg_describe_transactions_request *o)
 {
     kmsg_describe_transactions_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* TransactionalIds */
         o->transactional_ids.n = kproto_fill_count(f);
         o->transactional_ids.v = kproto_fill_alloc(f, (size_t)o->transactional_ids.n, sizeof(struct kstr));
@@ -31,6 +33,8 @@ static void kmsg_describe_transactions_response_topic_data_fill(struct kproto_fi
                                                                 struct kmsg_describe_transactions_response_topic_data *o)
 {
     kmsg_describe_transactions_response_topic_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic = kproto_fill_str(f); /* Topic */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -47,6 +51,8 @@ static void kmsg_describe_transactions_response_transaction_state_fill(struct kp
                                                                        struct kmsg_describe_transactions_response_transaction_state *o)
 {
     kmsg_describe_transactions_response_transaction_state_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->transactional_id = kproto_fill_str(f); /* TransactionalId */
     o->transaction_state = kproto_fill_str(f); /* TransactionState */
@@ -68,6 +74,8 @@ void kmsg_describe_transactions_response_fill(struct kproto_fill *f, int16_t v,
                                               struct kmsg_describe_transactions_response *o)
 {
     kmsg_describe_transactions_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* TransactionStates */
         o->transaction_states.n = kproto_fill_count(f);

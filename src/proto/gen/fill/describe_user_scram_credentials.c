@@ -16,6 +16,8 @@ static void kmsg_describe_user_scram_credentials_request_user_name_fill(struct k
 {
     (void)v;
     kmsg_describe_user_scram_credentials_request_user_name_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
 }
 
@@ -23,6 +25,8 @@ void kmsg_describe_user_scram_credentials_request_fill(struct kproto_fill *f, in
                                                        struct kmsg_describe_user_scram_credentials_request *o)
 {
     kmsg_describe_user_scram_credentials_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (!kproto_fill_null(f)) { /* Users */
         o->users.n = kproto_fill_count(f);
         o->users.v = kproto_fill_alloc(f, (size_t)o->users.n, sizeof(struct kmsg_describe_user_scram_credentials_request_user_name));
@@ -48,6 +52,8 @@ static void kmsg_describe_user_scram_credentials_response_credential_info_fill(s
 {
     (void)v;
     kmsg_describe_user_scram_credentials_response_credential_info_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->mechanism = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* Mechanism */
     o->iterations = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Iterations */
 }
@@ -57,6 +63,8 @@ static void kmsg_describe_user_scram_credentials_response_describe_user_scram_cr
                                                                                                       struct kmsg_describe_user_scram_credentials_response_describe_user_scram_credentials_result *o)
 {
     kmsg_describe_user_scram_credentials_response_describe_user_scram_credentials_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->user = kproto_fill_str(f); /* User */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -77,6 +85,8 @@ void kmsg_describe_user_scram_credentials_response_fill(struct kproto_fill *f, i
                                                         struct kmsg_describe_user_scram_credentials_response *o)
 {
     kmsg_describe_user_scram_credentials_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

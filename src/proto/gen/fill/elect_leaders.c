@@ -13,6 +13,8 @@ static void kmsg_elect_leaders_request_topic_partitions_fill(struct kproto_fill 
                                                              struct kmsg_elect_leaders_request_topic_partitions *o)
 {
     kmsg_elect_leaders_request_topic_partitions_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic = kproto_fill_str(f); /* Topic */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -28,6 +30,8 @@ void kmsg_elect_leaders_request_fill(struct kproto_fill *f, int16_t v,
                                      struct kmsg_elect_leaders_request *o)
 {
     kmsg_elect_leaders_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 1) {
         o->election_type = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* ElectionType */
     }
@@ -55,6 +59,8 @@ static void kmsg_elect_leaders_response_partition_result_fill(struct kproto_fill
 {
     (void)v;
     kmsg_elect_leaders_response_partition_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionId */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -68,6 +74,8 @@ static void kmsg_elect_leaders_response_replica_election_result_fill(struct kpro
                                                                      struct kmsg_elect_leaders_response_replica_election_result *o)
 {
     kmsg_elect_leaders_response_replica_election_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic = kproto_fill_str(f); /* Topic */
     { /* PartitionResult */
         o->partition_result.n = kproto_fill_count(f);
@@ -83,6 +91,8 @@ void kmsg_elect_leaders_response_fill(struct kproto_fill *f, int16_t v,
                                       struct kmsg_elect_leaders_response *o)
 {
     kmsg_elect_leaders_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     if (v >= 1) {
         o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */

@@ -20,6 +20,8 @@ static void kmsg_end_quorum_epoch_request_replica_info_fill(struct kproto_fill *
 {
     (void)v;
     kmsg_end_quorum_epoch_request_replica_info_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->candidate_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* CandidateId */
     o->candidate_directory_id = kproto_fill_uuid(f); /* CandidateDirectoryId */
 }
@@ -28,6 +30,8 @@ static void kmsg_end_quorum_epoch_request_partition_data_fill(struct kproto_fill
                                                               struct kmsg_end_quorum_epoch_request_partition_data *o)
 {
     kmsg_end_quorum_epoch_request_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
     o->leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderEpoch */
@@ -57,6 +61,8 @@ static void kmsg_end_quorum_epoch_request_topic_data_fill(struct kproto_fill *f,
                                                           struct kmsg_end_quorum_epoch_request_topic_data *o)
 {
     kmsg_end_quorum_epoch_request_topic_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -73,6 +79,8 @@ static void kmsg_end_quorum_epoch_request_leader_endpoint_fill(struct kproto_fil
 {
     (void)v;
     kmsg_end_quorum_epoch_request_leader_endpoint_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (uint16_t)kproto_fill_int(f, INT64_C(0), INT64_C(0), INT64_C(65535)); /* Port */
@@ -82,6 +90,8 @@ void kmsg_end_quorum_epoch_request_fill(struct kproto_fill *f, int16_t v,
                                         struct kmsg_end_quorum_epoch_request *o)
 {
     kmsg_end_quorum_epoch_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* ClusterId */
         o->cluster_id = KSTR_NULL;
     else
@@ -118,6 +128,8 @@ static void kmsg_end_quorum_epoch_response_partition_data_fill(struct kproto_fil
 {
     (void)v;
     kmsg_end_quorum_epoch_response_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
@@ -128,6 +140,8 @@ static void kmsg_end_quorum_epoch_response_topic_data_fill(struct kproto_fill *f
                                                            struct kmsg_end_quorum_epoch_response_topic_data *o)
 {
     kmsg_end_quorum_epoch_response_topic_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -144,6 +158,8 @@ static void kmsg_end_quorum_epoch_response_node_endpoint_fill(struct kproto_fill
 {
     (void)v;
     kmsg_end_quorum_epoch_response_node_endpoint_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->node_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* NodeId */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (uint16_t)kproto_fill_int(f, INT64_C(0), INT64_C(0), INT64_C(65535)); /* Port */
@@ -153,6 +169,8 @@ void kmsg_end_quorum_epoch_response_fill(struct kproto_fill *f, int16_t v,
                                          struct kmsg_end_quorum_epoch_response *o)
 {
     kmsg_end_quorum_epoch_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);

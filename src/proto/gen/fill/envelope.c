@@ -11,6 +11,8 @@ void kmsg_envelope_request_fill(struct kproto_fill *f, int16_t v, struct kmsg_en
 {
     (void)v;
     kmsg_envelope_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->request_data = kproto_fill_bytes(f); /* RequestData */
     if (kproto_fill_null(f)) /* RequestPrincipal */
         o->request_principal = KBYTES_NULL;
@@ -24,6 +26,8 @@ void kmsg_envelope_response_fill(struct kproto_fill *f, int16_t v, struct kmsg_e
 {
     (void)v;
     kmsg_envelope_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* ResponseData */
         o->response_data = KBYTES_NULL;
     else

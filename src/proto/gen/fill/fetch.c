@@ -20,6 +20,8 @@ static void kmsg_fetch_request_replica_state_fill(struct kproto_fill *f, int16_t
 {
     (void)v;
     kmsg_fetch_request_replica_state_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->replica_id = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* ReplicaId */
     o->replica_epoch = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* ReplicaEpoch */
 }
@@ -28,6 +30,8 @@ static void kmsg_fetch_request_fetch_partition_fill(struct kproto_fill *f, int16
                                                     struct kmsg_fetch_request_fetch_partition *o)
 {
     kmsg_fetch_request_fetch_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     if (v >= 9) {
         o->current_leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* CurrentLeaderEpoch */
@@ -49,6 +53,8 @@ static void kmsg_fetch_request_fetch_topic_fill(struct kproto_fill *f, int16_t v
                                                 struct kmsg_fetch_request_fetch_topic *o)
 {
     kmsg_fetch_request_fetch_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v <= 12) {
         o->topic = kproto_fill_str(f); /* Topic */
     }
@@ -69,6 +75,8 @@ static void kmsg_fetch_request_forgotten_topic_fill(struct kproto_fill *f, int16
                                                     struct kmsg_fetch_request_forgotten_topic *o)
 {
     kmsg_fetch_request_forgotten_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v <= 12) {
         o->topic = kproto_fill_str(f); /* Topic */
     }
@@ -88,6 +96,8 @@ static void kmsg_fetch_request_forgotten_topic_fill(struct kproto_fill *f, int16
 void kmsg_fetch_request_fill(struct kproto_fill *f, int16_t v, struct kmsg_fetch_request *o)
 {
     kmsg_fetch_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 12) {
         if (kproto_fill_null(f)) /* ClusterId */
             o->cluster_id = KSTR_NULL;
@@ -155,6 +165,8 @@ static void kmsg_fetch_response_epoch_end_offset_fill(struct kproto_fill *f, int
 {
     (void)v;
     kmsg_fetch_response_epoch_end_offset_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->epoch = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* Epoch */
     o->end_offset = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* EndOffset */
 }
@@ -164,6 +176,8 @@ static void kmsg_fetch_response_leader_id_and_epoch_fill(struct kproto_fill *f, 
 {
     (void)v;
     kmsg_fetch_response_leader_id_and_epoch_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
     o->leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderEpoch */
 }
@@ -173,6 +187,8 @@ static void kmsg_fetch_response_snapshot_id_fill(struct kproto_fill *f, int16_t 
 {
     (void)v;
     kmsg_fetch_response_snapshot_id_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->end_offset = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* EndOffset */
     o->epoch = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* Epoch */
 }
@@ -182,6 +198,8 @@ static void kmsg_fetch_response_aborted_transaction_fill(struct kproto_fill *f, 
 {
     (void)v;
     kmsg_fetch_response_aborted_transaction_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->producer_id = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* ProducerId */
     o->first_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* FirstOffset */
 }
@@ -190,6 +208,8 @@ static void kmsg_fetch_response_partition_data_fill(struct kproto_fill *f, int16
                                                     struct kmsg_fetch_response_partition_data *o)
 {
     kmsg_fetch_response_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->high_watermark = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* HighWatermark */
@@ -229,6 +249,8 @@ static void kmsg_fetch_response_fetchable_topic_response_fill(struct kproto_fill
                                                               struct kmsg_fetch_response_fetchable_topic_response *o)
 {
     kmsg_fetch_response_fetchable_topic_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v <= 12) {
         o->topic = kproto_fill_str(f); /* Topic */
     }
@@ -250,6 +272,8 @@ static void kmsg_fetch_response_node_endpoint_fill(struct kproto_fill *f, int16_
 {
     (void)v;
     kmsg_fetch_response_node_endpoint_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->node_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* NodeId */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Port */
@@ -262,6 +286,8 @@ static void kmsg_fetch_response_node_endpoint_fill(struct kproto_fill *f, int16_
 void kmsg_fetch_response_fill(struct kproto_fill *f, int16_t v, struct kmsg_fetch_response *o)
 {
     kmsg_fetch_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 1) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

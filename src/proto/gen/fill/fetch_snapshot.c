@@ -18,6 +18,8 @@ static void kmsg_fetch_snapshot_request_snapshot_id_fill(struct kproto_fill *f, 
 {
     (void)v;
     kmsg_fetch_snapshot_request_snapshot_id_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->end_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* EndOffset */
     o->epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Epoch */
 }
@@ -26,6 +28,8 @@ static void kmsg_fetch_snapshot_request_partition_snapshot_fill(struct kproto_fi
                                                                 struct kmsg_fetch_snapshot_request_partition_snapshot *o)
 {
     kmsg_fetch_snapshot_request_partition_snapshot_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     o->current_leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* CurrentLeaderEpoch */
     kmsg_fetch_snapshot_request_snapshot_id_fill(f, v, &o->snapshot_id); /* SnapshotId */
@@ -39,6 +43,8 @@ static void kmsg_fetch_snapshot_request_topic_snapshot_fill(struct kproto_fill *
                                                             struct kmsg_fetch_snapshot_request_topic_snapshot *o)
 {
     kmsg_fetch_snapshot_request_topic_snapshot_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -54,6 +60,8 @@ void kmsg_fetch_snapshot_request_fill(struct kproto_fill *f, int16_t v,
                                       struct kmsg_fetch_snapshot_request *o)
 {
     kmsg_fetch_snapshot_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* ClusterId */
         o->cluster_id = KSTR_NULL;
     else
@@ -86,6 +94,8 @@ static void kmsg_fetch_snapshot_response_snapshot_id_fill(struct kproto_fill *f,
 {
     (void)v;
     kmsg_fetch_snapshot_response_snapshot_id_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->end_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* EndOffset */
     o->epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Epoch */
 }
@@ -95,6 +105,8 @@ static void kmsg_fetch_snapshot_response_leader_id_and_epoch_fill(struct kproto_
 {
     (void)v;
     kmsg_fetch_snapshot_response_leader_id_and_epoch_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
     o->leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderEpoch */
 }
@@ -103,6 +115,8 @@ static void kmsg_fetch_snapshot_response_partition_snapshot_fill(struct kproto_f
                                                                  struct kmsg_fetch_snapshot_response_partition_snapshot *o)
 {
     kmsg_fetch_snapshot_response_partition_snapshot_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Index */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     kmsg_fetch_snapshot_response_snapshot_id_fill(f, v, &o->snapshot_id); /* SnapshotId */
@@ -116,6 +130,8 @@ static void kmsg_fetch_snapshot_response_topic_snapshot_fill(struct kproto_fill 
                                                              struct kmsg_fetch_snapshot_response_topic_snapshot *o)
 {
     kmsg_fetch_snapshot_response_topic_snapshot_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -132,6 +148,8 @@ static void kmsg_fetch_snapshot_response_node_endpoint_fill(struct kproto_fill *
 {
     (void)v;
     kmsg_fetch_snapshot_response_node_endpoint_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->node_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* NodeId */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (uint16_t)kproto_fill_int(f, INT64_C(0), INT64_C(0), INT64_C(65535)); /* Port */
@@ -141,6 +159,8 @@ void kmsg_fetch_snapshot_response_fill(struct kproto_fill *f, int16_t v,
                                        struct kmsg_fetch_snapshot_response *o)
 {
     kmsg_fetch_snapshot_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     { /* Topics */

@@ -11,6 +11,8 @@ void kmsg_find_coordinator_request_fill(struct kproto_fill *f, int16_t v,
                                         struct kmsg_find_coordinator_request *o)
 {
     kmsg_find_coordinator_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v <= 3) {
         o->key = kproto_fill_str(f); /* Key */
     }
@@ -37,6 +39,8 @@ static void kmsg_find_coordinator_response_coordinator_fill(struct kproto_fill *
 {
     (void)v;
     kmsg_find_coordinator_response_coordinator_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->key = kproto_fill_str(f); /* Key */
     o->node_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* NodeId */
     o->host = kproto_fill_str(f); /* Host */
@@ -52,6 +56,8 @@ void kmsg_find_coordinator_response_fill(struct kproto_fill *f, int16_t v,
                                          struct kmsg_find_coordinator_response *o)
 {
     kmsg_find_coordinator_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 1) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

@@ -12,6 +12,8 @@ void kmsg_get_telemetry_subscriptions_request_fill(struct kproto_fill *f, int16_
 {
     (void)v;
     kmsg_get_telemetry_subscriptions_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->client_instance_id = kproto_fill_uuid(f); /* ClientInstanceId */
 }
 
@@ -20,6 +22,8 @@ void kmsg_get_telemetry_subscriptions_response_fill(struct kproto_fill *f, int16
                                                     struct kmsg_get_telemetry_subscriptions_response *o)
 {
     kmsg_get_telemetry_subscriptions_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->client_instance_id = kproto_fill_uuid(f); /* ClientInstanceId */

@@ -12,6 +12,8 @@ void kmsg_group_metadata_key_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_group_metadata_key_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group = kproto_fill_str(f); /* group */
 }
 

@@ -13,6 +13,8 @@ static void kmsg_group_metadata_value_member_metadata_fill(struct kproto_fill *f
                                                            struct kmsg_group_metadata_value_member_metadata *o)
 {
     kmsg_group_metadata_value_member_metadata_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->member_id = kproto_fill_str(f); /* memberId */
     if (v >= 3) {
         if (kproto_fill_null(f)) /* groupInstanceId */
@@ -34,6 +36,8 @@ void kmsg_group_metadata_value_fill(struct kproto_fill *f, int16_t v,
                                     struct kmsg_group_metadata_value *o)
 {
     kmsg_group_metadata_value_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->protocol_type = kproto_fill_str(f); /* protocolType */
     o->generation = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* generation */
     if (kproto_fill_null(f)) /* protocol */

@@ -10,6 +10,8 @@
 void kmsg_heartbeat_request_fill(struct kproto_fill *f, int16_t v, struct kmsg_heartbeat_request *o)
 {
     kmsg_heartbeat_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     o->generation_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* GenerationId */
     o->member_id = kproto_fill_str(f); /* MemberId */
@@ -26,6 +28,8 @@ void kmsg_heartbeat_response_fill(struct kproto_fill *f, int16_t v,
                                   struct kmsg_heartbeat_response *o)
 {
     kmsg_heartbeat_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 1) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

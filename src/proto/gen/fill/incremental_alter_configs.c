@@ -19,6 +19,8 @@ static void kmsg_incremental_alter_configs_request_alterable_config_fill(struct 
 {
     (void)v;
     kmsg_incremental_alter_configs_request_alterable_config_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->config_operation = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* ConfigOperation */
     if (kproto_fill_null(f)) /* Value */
@@ -32,6 +34,8 @@ static void kmsg_incremental_alter_configs_request_alter_configs_resource_fill(s
                                                                                struct kmsg_incremental_alter_configs_request_alter_configs_resource *o)
 {
     kmsg_incremental_alter_configs_request_alter_configs_resource_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->resource_type = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* ResourceType */
     o->resource_name = kproto_fill_str(f); /* ResourceName */
     { /* Configs */
@@ -48,6 +52,8 @@ void kmsg_incremental_alter_configs_request_fill(struct kproto_fill *f, int16_t 
                                                  struct kmsg_incremental_alter_configs_request *o)
 {
     kmsg_incremental_alter_configs_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Resources */
         o->resources.n = kproto_fill_count(f);
         o->resources.v = kproto_fill_alloc(f, (size_t)o->resources.n, sizeof(struct kmsg_incremental_alter_configs_request_alter_configs_resource));
@@ -69,6 +75,8 @@ static void kmsg_incremental_alter_configs_response_alter_configs_resource_respo
 {
     (void)v;
     kmsg_incremental_alter_configs_response_alter_configs_resource_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
         o->error_message = KSTR_NULL;
@@ -82,6 +90,8 @@ void kmsg_incremental_alter_configs_response_fill(struct kproto_fill *f, int16_t
                                                   struct kmsg_incremental_alter_configs_response *o)
 {
     kmsg_incremental_alter_configs_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Responses */
         o->responses.n = kproto_fill_count(f);

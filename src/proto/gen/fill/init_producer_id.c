@@ -11,6 +11,8 @@ void kmsg_init_producer_id_request_fill(struct kproto_fill *f, int16_t v,
                                         struct kmsg_init_producer_id_request *o)
 {
     kmsg_init_producer_id_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* TransactionalId */
         o->transactional_id = KSTR_NULL;
     else
@@ -28,6 +30,8 @@ void kmsg_init_producer_id_response_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_init_producer_id_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->producer_id = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* ProducerId */

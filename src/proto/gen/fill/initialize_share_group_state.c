@@ -19,6 +19,8 @@ static void kmsg_initialize_share_group_state_request_partition_data_fill(struct
 {
     (void)v;
     kmsg_initialize_share_group_state_request_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     o->state_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* StateEpoch */
     o->start_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* StartOffset */
@@ -29,6 +31,8 @@ static void kmsg_initialize_share_group_state_request_initialize_state_data_fill
                                                                                  struct kmsg_initialize_share_group_state_request_initialize_state_data *o)
 {
     kmsg_initialize_share_group_state_request_initialize_state_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -44,6 +48,8 @@ void kmsg_initialize_share_group_state_request_fill(struct kproto_fill *f, int16
                                                     struct kmsg_initialize_share_group_state_request *o)
 {
     kmsg_initialize_share_group_state_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
@@ -68,6 +74,8 @@ static void kmsg_initialize_share_group_state_response_partition_result_fill(str
 {
     (void)v;
     kmsg_initialize_share_group_state_response_partition_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -81,6 +89,8 @@ static void kmsg_initialize_share_group_state_response_initialize_state_result_f
                                                                                     struct kmsg_initialize_share_group_state_response_initialize_state_result *o)
 {
     kmsg_initialize_share_group_state_response_initialize_state_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -96,6 +106,8 @@ void kmsg_initialize_share_group_state_response_fill(struct kproto_fill *f, int1
                                                      struct kmsg_initialize_share_group_state_response *o)
 {
     kmsg_initialize_share_group_state_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Results */
         o->results.n = kproto_fill_count(f);
         o->results.v = kproto_fill_alloc(f, (size_t)o->results.n, sizeof(struct kmsg_initialize_share_group_state_response_initialize_state_result));

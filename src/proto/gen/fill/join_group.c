@@ -14,6 +14,8 @@ static void kmsg_join_group_request_protocol_fill(struct kproto_fill *f, int16_t
 {
     (void)v;
     kmsg_join_group_request_protocol_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->metadata = kproto_fill_bytes(f); /* Metadata */
 }
@@ -22,6 +24,8 @@ void kmsg_join_group_request_fill(struct kproto_fill *f, int16_t v,
                                   struct kmsg_join_group_request *o)
 {
     kmsg_join_group_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     o->session_timeout_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* SessionTimeoutMs */
     if (v >= 1) {
@@ -58,6 +62,8 @@ static void kmsg_join_group_response_member_fill(struct kproto_fill *f, int16_t 
                                                  struct kmsg_join_group_response_member *o)
 {
     kmsg_join_group_response_member_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->member_id = kproto_fill_str(f); /* MemberId */
     if (v >= 5) {
         if (kproto_fill_null(f)) /* GroupInstanceId */
@@ -72,6 +78,8 @@ void kmsg_join_group_response_fill(struct kproto_fill *f, int16_t v,
                                    struct kmsg_join_group_response *o)
 {
     kmsg_join_group_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 2) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

@@ -21,6 +21,8 @@ static void kmsg_leader_and_isr_request_leader_and_isr_partition_state_fill(stru
                                                                             struct kmsg_leader_and_isr_request_leader_and_isr_partition_state *o)
 {
     kmsg_leader_and_isr_request_leader_and_isr_partition_state_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v <= 1) {
         o->topic_name = kproto_fill_str(f); /* TopicName */
     }
@@ -76,6 +78,8 @@ static void kmsg_leader_and_isr_request_leader_and_isr_topic_state_fill(struct k
                                                                         struct kmsg_leader_and_isr_request_leader_and_isr_topic_state *o)
 {
     kmsg_leader_and_isr_request_leader_and_isr_topic_state_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     if (v >= 5) {
         o->topic_id = kproto_fill_uuid(f); /* TopicId */
@@ -96,6 +100,8 @@ static void kmsg_leader_and_isr_request_leader_and_isr_live_leader_fill(struct k
 {
     (void)v;
     kmsg_leader_and_isr_request_leader_and_isr_live_leader_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->broker_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* BrokerId */
     o->host_name = kproto_fill_str(f); /* HostName */
     o->port = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Port */
@@ -105,6 +111,8 @@ void kmsg_leader_and_isr_request_fill(struct kproto_fill *f, int16_t v,
                                       struct kmsg_leader_and_isr_request *o)
 {
     kmsg_leader_and_isr_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->controller_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ControllerId */
     if (v >= 7) {
         o->is_k_raft_controller = true; /* isKRaftController */
@@ -158,6 +166,8 @@ static void kmsg_leader_and_isr_response_leader_and_isr_partition_error_fill(str
                                                                              struct kmsg_leader_and_isr_response_leader_and_isr_partition_error *o)
 {
     kmsg_leader_and_isr_response_leader_and_isr_partition_error_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v <= 4) {
         o->topic_name = kproto_fill_str(f); /* TopicName */
     }
@@ -170,6 +180,8 @@ static void kmsg_leader_and_isr_response_leader_and_isr_topic_error_fill(struct 
                                                                          struct kmsg_leader_and_isr_response_leader_and_isr_topic_error *o)
 {
     kmsg_leader_and_isr_response_leader_and_isr_topic_error_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* PartitionErrors */
         o->partition_errors.n = kproto_fill_count(f);
@@ -185,6 +197,8 @@ void kmsg_leader_and_isr_response_fill(struct kproto_fill *f, int16_t v,
                                        struct kmsg_leader_and_isr_response *o)
 {
     kmsg_leader_and_isr_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (v <= 4) {
         { /* PartitionErrors */

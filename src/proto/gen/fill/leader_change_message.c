@@ -13,6 +13,8 @@ static void kmsg_leader_change_message_voter_fill(struct kproto_fill *f, int16_t
                                                   struct kmsg_leader_change_message_voter *o)
 {
     kmsg_leader_change_message_voter_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->voter_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* VoterId */
     if (v >= 1) {
         o->voter_directory_id = kproto_fill_uuid(f); /* VoterDirectoryId */
@@ -23,6 +25,8 @@ void kmsg_leader_change_message_fill(struct kproto_fill *f, int16_t v,
                                      struct kmsg_leader_change_message *o)
 {
     kmsg_leader_change_message_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* Version */
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
     { /* Voters */

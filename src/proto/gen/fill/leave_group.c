@@ -13,6 +13,8 @@ static void kmsg_leave_group_request_member_identity_fill(struct kproto_fill *f,
                                                           struct kmsg_leave_group_request_member_identity *o)
 {
     kmsg_leave_group_request_member_identity_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->member_id = kproto_fill_str(f); /* MemberId */
     if (kproto_fill_null(f)) /* GroupInstanceId */
         o->group_instance_id = KSTR_NULL;
@@ -30,6 +32,8 @@ void kmsg_leave_group_request_fill(struct kproto_fill *f, int16_t v,
                                    struct kmsg_leave_group_request *o)
 {
     kmsg_leave_group_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     if (v <= 2) {
         o->member_id = kproto_fill_str(f); /* MemberId */
@@ -54,6 +58,8 @@ static void kmsg_leave_group_response_member_response_fill(struct kproto_fill *f
 {
     (void)v;
     kmsg_leave_group_response_member_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->member_id = kproto_fill_str(f); /* MemberId */
     if (kproto_fill_null(f)) /* GroupInstanceId */
         o->group_instance_id = KSTR_NULL;
@@ -66,6 +72,8 @@ void kmsg_leave_group_response_fill(struct kproto_fill *f, int16_t v,
                                     struct kmsg_leave_group_response *o)
 {
     kmsg_leave_group_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 1) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

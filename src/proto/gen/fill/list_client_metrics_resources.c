@@ -11,7 +11,6 @@ void kmsg_list_client_metrics_resources_request_fill(struct kproto_fill *f, int1
                                                      struct kmsg_list_client_metrics_resources_request *o)
 {
     (void)v;
-    (void)f;
     kmsg_list_client_metrics_resources_request_init(o);
 }
 
@@ -25,6 +24,8 @@ static void kmsg_list_client_metrics_resources_response_client_metrics_resource_
 {
     (void)v;
     kmsg_list_client_metrics_resources_response_client_metrics_resource_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
 }
 
@@ -32,6 +33,8 @@ void kmsg_list_client_metrics_resources_response_fill(struct kproto_fill *f, int
                                                       struct kmsg_list_client_metrics_resources_response *o)
 {
     kmsg_list_client_metrics_resources_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     { /* ClientMetricsResources */

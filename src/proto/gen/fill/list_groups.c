@@ -11,6 +11,8 @@ void kmsg_list_groups_request_fill(struct kproto_fill *f, int16_t v,
                                    struct kmsg_list_groups_request *o)
 {
     kmsg_list_groups_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 4) {
         { /* StatesFilter */
             o->states_filter.n = kproto_fill_count(f);
@@ -40,6 +42,8 @@ static void kmsg_list_groups_response_listed_group_fill(struct kproto_fill *f, i
                                                         struct kmsg_list_groups_response_listed_group *o)
 {
     kmsg_list_groups_response_listed_group_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     o->protocol_type = kproto_fill_str(f); /* ProtocolType */
     if (v >= 4) {
@@ -54,6 +58,8 @@ void kmsg_list_groups_response_fill(struct kproto_fill *f, int16_t v,
                                     struct kmsg_list_groups_response *o)
 {
     kmsg_list_groups_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 1) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

@@ -15,6 +15,8 @@ static void kmsg_list_offsets_request_list_offsets_partition_fill(struct kproto_
                                                                   struct kmsg_list_offsets_request_list_offsets_partition *o)
 {
     kmsg_list_offsets_request_list_offsets_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     if (v >= 4) {
         o->current_leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* CurrentLeaderEpoch */
@@ -29,6 +31,8 @@ static void kmsg_list_offsets_request_list_offsets_topic_fill(struct kproto_fill
                                                               struct kmsg_list_offsets_request_list_offsets_topic *o)
 {
     kmsg_list_offsets_request_list_offsets_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -44,6 +48,8 @@ void kmsg_list_offsets_request_fill(struct kproto_fill *f, int16_t v,
                                     struct kmsg_list_offsets_request *o)
 {
     kmsg_list_offsets_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->replica_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ReplicaId */
     if (v >= 2) {
         o->isolation_level = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* IsolationLevel */
@@ -70,6 +76,8 @@ static void kmsg_list_offsets_response_list_offsets_partition_response_fill(stru
                                                                             struct kmsg_list_offsets_response_list_offsets_partition_response *o)
 {
     kmsg_list_offsets_response_list_offsets_partition_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (v <= 0) {
@@ -96,6 +104,8 @@ static void kmsg_list_offsets_response_list_offsets_topic_response_fill(struct k
                                                                         struct kmsg_list_offsets_response_list_offsets_topic_response *o)
 {
     kmsg_list_offsets_response_list_offsets_topic_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -111,6 +121,8 @@ void kmsg_list_offsets_response_fill(struct kproto_fill *f, int16_t v,
                                      struct kmsg_list_offsets_response *o)
 {
     kmsg_list_offsets_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 2) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

@@ -15,6 +15,8 @@ static void kmsg_list_partition_reassignments_request_list_partition_reassignmen
                                                                                                struct kmsg_list_partition_reassignments_request_list_partition_reassignments_topics *o)
 {
     kmsg_list_partition_reassignments_request_list_partition_reassignments_topics_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* PartitionIndexes */
         o->partition_indexes.n = kproto_fill_count(f);
@@ -30,6 +32,8 @@ void kmsg_list_partition_reassignments_request_fill(struct kproto_fill *f, int16
                                                     struct kmsg_list_partition_reassignments_request *o)
 {
     kmsg_list_partition_reassignments_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->timeout_ms = (int32_t)kproto_fill_int(f, INT64_C(60000), INT64_C(-2147483648), INT64_C(2147483647)); /* TimeoutMs */
     if (!kproto_fill_null(f)) { /* Topics */
         o->topics.n = kproto_fill_count(f);
@@ -55,6 +59,8 @@ static void kmsg_list_partition_reassignments_response_ongoing_partition_reassig
                                                                                            struct kmsg_list_partition_reassignments_response_ongoing_partition_reassignment *o)
 {
     kmsg_list_partition_reassignments_response_ongoing_partition_reassignment_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     { /* Replicas */
         o->replicas.n = kproto_fill_count(f);
@@ -87,6 +93,8 @@ static void kmsg_list_partition_reassignments_response_ongoing_topic_reassignmen
                                                                                        struct kmsg_list_partition_reassignments_response_ongoing_topic_reassignment *o)
 {
     kmsg_list_partition_reassignments_response_ongoing_topic_reassignment_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -102,6 +110,8 @@ void kmsg_list_partition_reassignments_response_fill(struct kproto_fill *f, int1
                                                      struct kmsg_list_partition_reassignments_response *o)
 {
     kmsg_list_partition_reassignments_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

@@ -11,6 +11,8 @@ void kmsg_list_transactions_request_fill(struct kproto_fill *f, int16_t v,
                                          struct kmsg_list_transactions_request *o)
 {
     kmsg_list_transactions_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* StateFilters */
         o->state_filters.n = kproto_fill_count(f);
         o->state_filters.v = kproto_fill_alloc(f, (size_t)o->state_filters.n, sizeof(struct kstr));
@@ -40,6 +42,8 @@ static void kmsg_list_transactions_response_transaction_state_fill(struct kproto
 {
     (void)v;
     kmsg_list_transactions_response_transaction_state_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->transactional_id = kproto_fill_str(f); /* TransactionalId */
     o->producer_id = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* ProducerId */
     o->transaction_state = kproto_fill_str(f); /* TransactionState */
@@ -49,6 +53,8 @@ void kmsg_list_transactions_response_fill(struct kproto_fill *f, int16_t v,
                                           struct kmsg_list_transactions_response *o)
 {
     kmsg_list_transactions_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     { /* UnknownStateFilters */

@@ -13,6 +13,8 @@ static void kmsg_metadata_request_topic_fill(struct kproto_fill *f, int16_t v,
                                              struct kmsg_metadata_request_topic *o)
 {
     kmsg_metadata_request_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 10) {
         o->topic_id = kproto_fill_uuid(f); /* TopicId */
     }
@@ -25,6 +27,8 @@ static void kmsg_metadata_request_topic_fill(struct kproto_fill *f, int16_t v,
 void kmsg_metadata_request_fill(struct kproto_fill *f, int16_t v, struct kmsg_metadata_request *o)
 {
     kmsg_metadata_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (!(v >= 1) || !kproto_fill_null(f)) { /* Topics */
         o->topics.n = kproto_fill_count(f);
         o->topics.v = kproto_fill_alloc(f, (size_t)o->topics.n, sizeof(struct kmsg_metadata_request_topic));
@@ -57,6 +61,8 @@ static void kmsg_metadata_response_broker_fill(struct kproto_fill *f, int16_t v,
                                                struct kmsg_metadata_response_broker *o)
 {
     kmsg_metadata_response_broker_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->node_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* NodeId */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Port */
@@ -72,6 +78,8 @@ static void kmsg_metadata_response_partition_fill(struct kproto_fill *f, int16_t
                                                   struct kmsg_metadata_response_partition *o)
 {
     kmsg_metadata_response_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
@@ -110,6 +118,8 @@ static void kmsg_metadata_response_topic_fill(struct kproto_fill *f, int16_t v,
                                               struct kmsg_metadata_response_topic *o)
 {
     kmsg_metadata_response_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (v >= 12 && kproto_fill_null(f)) /* Name */
         o->name = KSTR_NULL;
@@ -137,6 +147,8 @@ static void kmsg_metadata_response_topic_fill(struct kproto_fill *f, int16_t v,
 void kmsg_metadata_response_fill(struct kproto_fill *f, int16_t v, struct kmsg_metadata_response *o)
 {
     kmsg_metadata_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 3) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

@@ -15,6 +15,8 @@ static void kmsg_offset_commit_request_partition_fill(struct kproto_fill *f, int
                                                       struct kmsg_offset_commit_request_partition *o)
 {
     kmsg_offset_commit_request_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->committed_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* CommittedOffset */
     if (v >= 6) {
@@ -33,6 +35,8 @@ static void kmsg_offset_commit_request_topic_fill(struct kproto_fill *f, int16_t
                                                   struct kmsg_offset_commit_request_topic *o)
 {
     kmsg_offset_commit_request_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -48,6 +52,8 @@ void kmsg_offset_commit_request_fill(struct kproto_fill *f, int16_t v,
                                      struct kmsg_offset_commit_request *o)
 {
     kmsg_offset_commit_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     if (v >= 1) {
         o->generation_id_or_member_epoch = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* GenerationIdOrMemberEpoch */
@@ -82,6 +88,8 @@ static void kmsg_offset_commit_response_partition_fill(struct kproto_fill *f, in
 {
     (void)v;
     kmsg_offset_commit_response_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
 }
@@ -90,6 +98,8 @@ static void kmsg_offset_commit_response_topic_fill(struct kproto_fill *f, int16_
                                                    struct kmsg_offset_commit_response_topic *o)
 {
     kmsg_offset_commit_response_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -105,6 +115,8 @@ void kmsg_offset_commit_response_fill(struct kproto_fill *f, int16_t v,
                                       struct kmsg_offset_commit_response *o)
 {
     kmsg_offset_commit_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 3) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

@@ -11,6 +11,8 @@ void kmsg_offset_commit_key_fill(struct kproto_fill *f, int16_t v, struct kmsg_o
 {
     (void)v;
     kmsg_offset_commit_key_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group = kproto_fill_str(f); /* group */
     o->topic = kproto_fill_str(f); /* topic */
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* partition */

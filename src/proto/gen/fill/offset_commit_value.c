@@ -11,6 +11,8 @@ void kmsg_offset_commit_value_fill(struct kproto_fill *f, int16_t v,
                                    struct kmsg_offset_commit_value *o)
 {
     kmsg_offset_commit_value_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* offset */
     if (v >= 3) {
         o->leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* leaderEpoch */

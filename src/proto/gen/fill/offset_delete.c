@@ -16,6 +16,8 @@ static void kmsg_offset_delete_request_partition_fill(struct kproto_fill *f, int
 {
     (void)v;
     kmsg_offset_delete_request_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
 }
 
@@ -23,6 +25,8 @@ static void kmsg_offset_delete_request_topic_fill(struct kproto_fill *f, int16_t
                                                   struct kmsg_offset_delete_request_topic *o)
 {
     kmsg_offset_delete_request_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -38,6 +42,8 @@ void kmsg_offset_delete_request_fill(struct kproto_fill *f, int16_t v,
                                      struct kmsg_offset_delete_request *o)
 {
     kmsg_offset_delete_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
@@ -59,6 +65,8 @@ static void kmsg_offset_delete_response_partition_fill(struct kproto_fill *f, in
 {
     (void)v;
     kmsg_offset_delete_response_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
 }
@@ -67,6 +75,8 @@ static void kmsg_offset_delete_response_topic_fill(struct kproto_fill *f, int16_
                                                    struct kmsg_offset_delete_response_topic *o)
 {
     kmsg_offset_delete_response_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -82,6 +92,8 @@ void kmsg_offset_delete_response_fill(struct kproto_fill *f, int16_t v,
                                       struct kmsg_offset_delete_response *o)
 {
     kmsg_offset_delete_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Topics */

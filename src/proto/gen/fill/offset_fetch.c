@@ -17,6 +17,8 @@ static void kmsg_offset_fetch_request_topic_fill(struct kproto_fill *f, int16_t 
                                                  struct kmsg_offset_fetch_request_topic *o)
 {
     kmsg_offset_fetch_request_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* PartitionIndexes */
         o->partition_indexes.n = kproto_fill_count(f);
@@ -32,6 +34,8 @@ static void kmsg_offset_fetch_request_topics_fill(struct kproto_fill *f, int16_t
                                                   struct kmsg_offset_fetch_request_topics *o)
 {
     kmsg_offset_fetch_request_topics_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* PartitionIndexes */
         o->partition_indexes.n = kproto_fill_count(f);
@@ -47,6 +51,8 @@ static void kmsg_offset_fetch_request_group_fill(struct kproto_fill *f, int16_t 
                                                  struct kmsg_offset_fetch_request_group *o)
 {
     kmsg_offset_fetch_request_group_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     if (v >= 9) {
         if (kproto_fill_null(f)) /* MemberId */
@@ -71,6 +77,8 @@ void kmsg_offset_fetch_request_fill(struct kproto_fill *f, int16_t v,
                                     struct kmsg_offset_fetch_request *o)
 {
     kmsg_offset_fetch_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v <= 7) {
         o->group_id = kproto_fill_str(f); /* GroupId */
         if (!(v >= 2) || !kproto_fill_null(f)) { /* Topics */
@@ -114,6 +122,8 @@ static void kmsg_offset_fetch_response_partition_fill(struct kproto_fill *f, int
                                                       struct kmsg_offset_fetch_response_partition *o)
 {
     kmsg_offset_fetch_response_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->committed_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* CommittedOffset */
     if (v >= 5) {
@@ -130,6 +140,8 @@ static void kmsg_offset_fetch_response_topic_fill(struct kproto_fill *f, int16_t
                                                   struct kmsg_offset_fetch_response_topic *o)
 {
     kmsg_offset_fetch_response_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -146,6 +158,8 @@ static void kmsg_offset_fetch_response_partitions_fill(struct kproto_fill *f, in
 {
     (void)v;
     kmsg_offset_fetch_response_partitions_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->committed_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* CommittedOffset */
     o->committed_leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* CommittedLeaderEpoch */
@@ -160,6 +174,8 @@ static void kmsg_offset_fetch_response_topics_fill(struct kproto_fill *f, int16_
                                                    struct kmsg_offset_fetch_response_topics *o)
 {
     kmsg_offset_fetch_response_topics_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -175,6 +191,8 @@ static void kmsg_offset_fetch_response_group_fill(struct kproto_fill *f, int16_t
                                                   struct kmsg_offset_fetch_response_group *o)
 {
     kmsg_offset_fetch_response_group_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
@@ -191,6 +209,8 @@ void kmsg_offset_fetch_response_fill(struct kproto_fill *f, int16_t v,
                                      struct kmsg_offset_fetch_response *o)
 {
     kmsg_offset_fetch_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 3) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

@@ -18,6 +18,8 @@ static void kmsg_offset_for_leader_epoch_request_offset_for_leader_partition_fil
                                                                                   struct kmsg_offset_for_leader_epoch_request_offset_for_leader_partition *o)
 {
     kmsg_offset_for_leader_epoch_request_offset_for_leader_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     if (v >= 2) {
         o->current_leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* CurrentLeaderEpoch */
@@ -30,6 +32,8 @@ static void kmsg_offset_for_leader_epoch_request_offset_for_leader_topic_fill(st
                                                                               struct kmsg_offset_for_leader_epoch_request_offset_for_leader_topic *o)
 {
     kmsg_offset_for_leader_epoch_request_offset_for_leader_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic = kproto_fill_str(f); /* Topic */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -45,6 +49,8 @@ void kmsg_offset_for_leader_epoch_request_fill(struct kproto_fill *f, int16_t v,
                                                struct kmsg_offset_for_leader_epoch_request *o)
 {
     kmsg_offset_for_leader_epoch_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 3) {
         o->replica_id = (int32_t)kproto_fill_int(f, INT64_C(-2), INT64_C(-2147483648), INT64_C(2147483647)); /* ReplicaId */
     }
@@ -70,6 +76,8 @@ static void kmsg_offset_for_leader_epoch_response_epoch_end_offset_fill(struct k
                                                                         struct kmsg_offset_for_leader_epoch_response_epoch_end_offset *o)
 {
     kmsg_offset_for_leader_epoch_response_epoch_end_offset_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     if (v >= 1) {
@@ -83,6 +91,8 @@ static void kmsg_offset_for_leader_epoch_response_offset_for_leader_topic_result
                                                                                       struct kmsg_offset_for_leader_epoch_response_offset_for_leader_topic_result *o)
 {
     kmsg_offset_for_leader_epoch_response_offset_for_leader_topic_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic = kproto_fill_str(f); /* Topic */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -98,6 +108,8 @@ void kmsg_offset_for_leader_epoch_response_fill(struct kproto_fill *f, int16_t v
                                                 struct kmsg_offset_for_leader_epoch_response *o)
 {
     kmsg_offset_for_leader_epoch_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 2) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

@@ -16,6 +16,8 @@ static void kmsg_produce_request_partition_produce_data_fill(struct kproto_fill 
 {
     (void)v;
     kmsg_produce_request_partition_produce_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Index */
     if (kproto_fill_null(f)) /* Records */
         o->records = (struct krecords){NULL, -1, NULL, 0};
@@ -27,6 +29,8 @@ static void kmsg_produce_request_topic_produce_data_fill(struct kproto_fill *f, 
                                                          struct kmsg_produce_request_topic_produce_data *o)
 {
     kmsg_produce_request_topic_produce_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* PartitionData */
         o->partition_data.n = kproto_fill_count(f);
@@ -41,6 +45,8 @@ static void kmsg_produce_request_topic_produce_data_fill(struct kproto_fill *f, 
 void kmsg_produce_request_fill(struct kproto_fill *f, int16_t v, struct kmsg_produce_request *o)
 {
     kmsg_produce_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 3) {
         if (kproto_fill_null(f)) /* TransactionalId */
             o->transactional_id = KSTR_NULL;
@@ -77,6 +83,8 @@ static void kmsg_produce_response_batch_index_and_error_message_fill(struct kpro
 {
     (void)v;
     kmsg_produce_response_batch_index_and_error_message_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->batch_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* BatchIndex */
     if (kproto_fill_null(f)) /* BatchIndexErrorMessage */
         o->batch_index_error_message = KSTR_NULL;
@@ -89,6 +97,8 @@ static void kmsg_produce_response_leader_id_and_epoch_fill(struct kproto_fill *f
 {
     (void)v;
     kmsg_produce_response_leader_id_and_epoch_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
     o->leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderEpoch */
 }
@@ -97,6 +107,8 @@ static void kmsg_produce_response_partition_produce_response_fill(struct kproto_
                                                                   struct kmsg_produce_response_partition_produce_response *o)
 {
     kmsg_produce_response_partition_produce_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Index */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->base_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* BaseOffset */
@@ -129,6 +141,8 @@ static void kmsg_produce_response_topic_produce_response_fill(struct kproto_fill
                                                               struct kmsg_produce_response_topic_produce_response *o)
 {
     kmsg_produce_response_topic_produce_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* PartitionResponses */
         o->partition_responses.n = kproto_fill_count(f);
@@ -145,6 +159,8 @@ static void kmsg_produce_response_node_endpoint_fill(struct kproto_fill *f, int1
 {
     (void)v;
     kmsg_produce_response_node_endpoint_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->node_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* NodeId */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Port */
@@ -157,6 +173,8 @@ static void kmsg_produce_response_node_endpoint_fill(struct kproto_fill *f, int1
 void kmsg_produce_response_fill(struct kproto_fill *f, int16_t v, struct kmsg_produce_response *o)
 {
     kmsg_produce_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Responses */
         o->responses.n = kproto_fill_count(f);
         o->responses.v = kproto_fill_alloc(f, (size_t)o->responses.n, sizeof(struct kmsg_produce_response_topic_produce_response));

@@ -12,6 +12,8 @@ void kmsg_push_telemetry_request_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_push_telemetry_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->client_instance_id = kproto_fill_uuid(f); /* ClientInstanceId */
     o->subscription_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* SubscriptionId */
     o->terminating = true; /* Terminating */
@@ -25,6 +27,8 @@ void kmsg_push_telemetry_response_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_push_telemetry_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
 }

@@ -17,6 +17,8 @@ static void kmsg_read_share_group_state_request_partition_data_fill(struct kprot
 {
     (void)v;
     kmsg_read_share_group_state_request_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     o->leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderEpoch */
 }
@@ -26,6 +28,8 @@ static void kmsg_read_share_group_state_request_read_state_data_fill(struct kpro
                                                                      struct kmsg_read_share_group_state_request_read_state_data *o)
 {
     kmsg_read_share_group_state_request_read_state_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -41,6 +45,8 @@ void kmsg_read_share_group_state_request_fill(struct kproto_fill *f, int16_t v,
                                               struct kmsg_read_share_group_state_request *o)
 {
     kmsg_read_share_group_state_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
@@ -66,6 +72,8 @@ static void kmsg_read_share_group_state_response_state_batch_fill(struct kproto_
 {
     (void)v;
     kmsg_read_share_group_state_response_state_batch_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->first_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* FirstOffset */
     o->last_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* LastOffset */
     o->delivery_state = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* DeliveryState */
@@ -77,6 +85,8 @@ static void kmsg_read_share_group_state_response_partition_result_fill(struct kp
                                                                        struct kmsg_read_share_group_state_response_partition_result *o)
 {
     kmsg_read_share_group_state_response_partition_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -100,6 +110,8 @@ static void kmsg_read_share_group_state_response_read_state_result_fill(struct k
                                                                         struct kmsg_read_share_group_state_response_read_state_result *o)
 {
     kmsg_read_share_group_state_response_read_state_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -115,6 +127,8 @@ void kmsg_read_share_group_state_response_fill(struct kproto_fill *f, int16_t v,
                                                struct kmsg_read_share_group_state_response *o)
 {
     kmsg_read_share_group_state_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Results */
         o->results.n = kproto_fill_count(f);
         o->results.v = kproto_fill_alloc(f, (size_t)o->results.n, sizeof(struct kmsg_read_share_group_state_response_read_state_result));

@@ -19,6 +19,8 @@ static void kmsg_read_share_group_state_summary_request_partition_data_fill(stru
 {
     (void)v;
     kmsg_read_share_group_state_summary_request_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     o->leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderEpoch */
 }
@@ -28,6 +30,8 @@ static void kmsg_read_share_group_state_summary_request_read_state_summary_data_
                                                                                      struct kmsg_read_share_group_state_summary_request_read_state_summary_data *o)
 {
     kmsg_read_share_group_state_summary_request_read_state_summary_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -43,6 +47,8 @@ void kmsg_read_share_group_state_summary_request_fill(struct kproto_fill *f, int
                                                       struct kmsg_read_share_group_state_summary_request *o)
 {
     kmsg_read_share_group_state_summary_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
@@ -67,6 +73,8 @@ static void kmsg_read_share_group_state_summary_response_partition_result_fill(s
 {
     (void)v;
     kmsg_read_share_group_state_summary_response_partition_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -82,6 +90,8 @@ static void kmsg_read_share_group_state_summary_response_read_state_summary_resu
                                                                                         struct kmsg_read_share_group_state_summary_response_read_state_summary_result *o)
 {
     kmsg_read_share_group_state_summary_response_read_state_summary_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -97,6 +107,8 @@ void kmsg_read_share_group_state_summary_response_fill(struct kproto_fill *f, in
                                                        struct kmsg_read_share_group_state_summary_response *o)
 {
     kmsg_read_share_group_state_summary_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Results */
         o->results.n = kproto_fill_count(f);
         o->results.v = kproto_fill_alloc(f, (size_t)o->results.n, sizeof(struct kmsg_read_share_group_state_summary_response_read_state_summary_result));

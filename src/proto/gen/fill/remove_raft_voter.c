@@ -12,6 +12,8 @@ void kmsg_remove_raft_voter_request_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_remove_raft_voter_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* ClusterId */
         o->cluster_id = KSTR_NULL;
     else
@@ -26,6 +28,8 @@ void kmsg_remove_raft_voter_response_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_remove_raft_voter_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

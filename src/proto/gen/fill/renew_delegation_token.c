@@ -12,6 +12,8 @@ void kmsg_renew_delegation_token_request_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_renew_delegation_token_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->hmac = kproto_fill_bytes(f); /* Hmac */
     o->renew_period_ms = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* RenewPeriodMs */
 }
@@ -22,6 +24,8 @@ void kmsg_renew_delegation_token_response_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_renew_delegation_token_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->expiry_timestamp_ms = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* ExpiryTimestampMs */
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */

@@ -12,6 +12,8 @@ void kmsg_sasl_authenticate_request_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_sasl_authenticate_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->auth_bytes = kproto_fill_bytes(f); /* AuthBytes */
 }
 
@@ -20,6 +22,8 @@ void kmsg_sasl_authenticate_response_fill(struct kproto_fill *f, int16_t v,
                                           struct kmsg_sasl_authenticate_response *o)
 {
     kmsg_sasl_authenticate_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
         o->error_message = KSTR_NULL;

@@ -12,6 +12,8 @@ void kmsg_sasl_handshake_request_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_sasl_handshake_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->mechanism = kproto_fill_str(f); /* Mechanism */
 }
 
@@ -20,6 +22,8 @@ void kmsg_sasl_handshake_response_fill(struct kproto_fill *f, int16_t v,
                                        struct kmsg_sasl_handshake_response *o)
 {
     kmsg_sasl_handshake_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     { /* Mechanisms */
         o->mechanisms.n = kproto_fill_count(f);

@@ -20,6 +20,8 @@ static void kmsg_share_acknowledge_request_acknowledgement_batch_fill(struct kpr
                                                                       struct kmsg_share_acknowledge_request_acknowledgement_batch *o)
 {
     kmsg_share_acknowledge_request_acknowledgement_batch_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->first_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* FirstOffset */
     o->last_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* LastOffset */
     { /* AcknowledgeTypes */
@@ -37,6 +39,8 @@ static void kmsg_share_acknowledge_request_acknowledge_partition_fill(struct kpr
                                                                       struct kmsg_share_acknowledge_request_acknowledge_partition *o)
 {
     kmsg_share_acknowledge_request_acknowledge_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     { /* AcknowledgementBatches */
         o->acknowledgement_batches.n = kproto_fill_count(f);
@@ -52,6 +56,8 @@ static void kmsg_share_acknowledge_request_acknowledge_topic_fill(struct kproto_
                                                                   struct kmsg_share_acknowledge_request_acknowledge_topic *o)
 {
     kmsg_share_acknowledge_request_acknowledge_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -67,6 +73,8 @@ void kmsg_share_acknowledge_request_fill(struct kproto_fill *f, int16_t v,
                                          struct kmsg_share_acknowledge_request *o)
 {
     kmsg_share_acknowledge_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* GroupId */
         o->group_id = KSTR_NULL;
     else
@@ -103,6 +111,8 @@ static void kmsg_share_acknowledge_response_leader_id_and_epoch_fill(struct kpro
 {
     (void)v;
     kmsg_share_acknowledge_response_leader_id_and_epoch_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
     o->leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderEpoch */
 }
@@ -111,6 +121,8 @@ static void kmsg_share_acknowledge_response_partition_data_fill(struct kproto_fi
                                                                 struct kmsg_share_acknowledge_response_partition_data *o)
 {
     kmsg_share_acknowledge_response_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -125,6 +137,8 @@ static void kmsg_share_acknowledge_response_share_acknowledge_topic_response_fil
                                                                                   struct kmsg_share_acknowledge_response_share_acknowledge_topic_response *o)
 {
     kmsg_share_acknowledge_response_share_acknowledge_topic_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -141,6 +155,8 @@ static void kmsg_share_acknowledge_response_node_endpoint_fill(struct kproto_fil
 {
     (void)v;
     kmsg_share_acknowledge_response_node_endpoint_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->node_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* NodeId */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Port */
@@ -154,6 +170,8 @@ void kmsg_share_acknowledge_response_fill(struct kproto_fill *f, int16_t v,
                                           struct kmsg_share_acknowledge_response *o)
 {
     kmsg_share_acknowledge_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

@@ -19,6 +19,8 @@ static void kmsg_share_fetch_request_acknowledgement_batch_fill(struct kproto_fi
                                                                 struct kmsg_share_fetch_request_acknowledgement_batch *o)
 {
     kmsg_share_fetch_request_acknowledgement_batch_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->first_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* FirstOffset */
     o->last_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* LastOffset */
     { /* AcknowledgeTypes */
@@ -35,6 +37,8 @@ static void kmsg_share_fetch_request_fetch_partition_fill(struct kproto_fill *f,
                                                           struct kmsg_share_fetch_request_fetch_partition *o)
 {
     kmsg_share_fetch_request_fetch_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->partition_max_bytes = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionMaxBytes */
     { /* AcknowledgementBatches */
@@ -51,6 +55,8 @@ static void kmsg_share_fetch_request_fetch_topic_fill(struct kproto_fill *f, int
                                                       struct kmsg_share_fetch_request_fetch_topic *o)
 {
     kmsg_share_fetch_request_fetch_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -66,6 +72,8 @@ static void kmsg_share_fetch_request_forgotten_topic_fill(struct kproto_fill *f,
                                                           struct kmsg_share_fetch_request_forgotten_topic *o)
 {
     kmsg_share_fetch_request_forgotten_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -81,6 +89,8 @@ void kmsg_share_fetch_request_fill(struct kproto_fill *f, int16_t v,
                                    struct kmsg_share_fetch_request *o)
 {
     kmsg_share_fetch_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* GroupId */
         o->group_id = KSTR_NULL;
     else
@@ -128,6 +138,8 @@ static void kmsg_share_fetch_response_leader_id_and_epoch_fill(struct kproto_fil
 {
     (void)v;
     kmsg_share_fetch_response_leader_id_and_epoch_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
     o->leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderEpoch */
 }
@@ -137,6 +149,8 @@ static void kmsg_share_fetch_response_acquired_records_fill(struct kproto_fill *
 {
     (void)v;
     kmsg_share_fetch_response_acquired_records_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->first_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* FirstOffset */
     o->last_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* LastOffset */
     o->delivery_count = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* DeliveryCount */
@@ -146,6 +160,8 @@ static void kmsg_share_fetch_response_partition_data_fill(struct kproto_fill *f,
                                                           struct kmsg_share_fetch_response_partition_data *o)
 {
     kmsg_share_fetch_response_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -177,6 +193,8 @@ static void kmsg_share_fetch_response_share_fetchable_topic_response_fill(struct
                                                                           struct kmsg_share_fetch_response_share_fetchable_topic_response *o)
 {
     kmsg_share_fetch_response_share_fetchable_topic_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -193,6 +211,8 @@ static void kmsg_share_fetch_response_node_endpoint_fill(struct kproto_fill *f, 
 {
     (void)v;
     kmsg_share_fetch_response_node_endpoint_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->node_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* NodeId */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Port */
@@ -206,6 +226,8 @@ void kmsg_share_fetch_response_fill(struct kproto_fill *f, int16_t v,
                                     struct kmsg_share_fetch_response *o)
 {
     kmsg_share_fetch_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

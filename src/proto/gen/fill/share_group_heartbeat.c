@@ -11,6 +11,8 @@ void kmsg_share_group_heartbeat_request_fill(struct kproto_fill *f, int16_t v,
                                              struct kmsg_share_group_heartbeat_request *o)
 {
     kmsg_share_group_heartbeat_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     o->member_id = kproto_fill_str(f); /* MemberId */
     o->member_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* MemberEpoch */
@@ -41,6 +43,8 @@ static void kmsg_share_group_heartbeat_response_topic_partitions_fill(struct kpr
                                                                       struct kmsg_share_group_heartbeat_response_topic_partitions *o)
 {
     kmsg_share_group_heartbeat_response_topic_partitions_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -56,6 +60,8 @@ static void kmsg_share_group_heartbeat_response_assignment_fill(struct kproto_fi
                                                                 struct kmsg_share_group_heartbeat_response_assignment *o)
 {
     kmsg_share_group_heartbeat_response_assignment_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* TopicPartitions */
         o->topic_partitions.n = kproto_fill_count(f);
         o->topic_partitions.v = kproto_fill_alloc(f, (size_t)o->topic_partitions.n, sizeof(struct kmsg_share_group_heartbeat_response_topic_partitions));
@@ -70,6 +76,8 @@ void kmsg_share_group_heartbeat_response_fill(struct kproto_fill *f, int16_t v,
                                               struct kmsg_share_group_heartbeat_response *o)
 {
     kmsg_share_group_heartbeat_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

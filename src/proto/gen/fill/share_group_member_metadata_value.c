@@ -11,6 +11,8 @@ void kmsg_share_group_member_metadata_value_fill(struct kproto_fill *f, int16_t 
                                                  struct kmsg_share_group_member_metadata_value *o)
 {
     kmsg_share_group_member_metadata_value_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* RackId */
         o->rack_id = KSTR_NULL;
     else

@@ -12,6 +12,8 @@ void kmsg_share_group_metadata_key_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_share_group_metadata_key_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
 }
 

@@ -18,6 +18,8 @@ static void kmsg_share_group_partition_metadata_value_topic_partitions_info_fill
                                                                                  struct kmsg_share_group_partition_metadata_value_topic_partitions_info *o)
 {
     kmsg_share_group_partition_metadata_value_topic_partitions_info_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     o->topic_name = kproto_fill_str(f); /* TopicName */
     { /* Partitions */
@@ -36,6 +38,8 @@ static void kmsg_share_group_partition_metadata_value_topic_info_fill(struct kpr
 {
     (void)v;
     kmsg_share_group_partition_metadata_value_topic_info_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     o->topic_name = kproto_fill_str(f); /* TopicName */
 }
@@ -44,6 +48,8 @@ void kmsg_share_group_partition_metadata_value_fill(struct kproto_fill *f, int16
                                                     struct kmsg_share_group_partition_metadata_value *o)
 {
     kmsg_share_group_partition_metadata_value_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* InitializedTopics */
         o->initialized_topics.n = kproto_fill_count(f);
         o->initialized_topics.v = kproto_fill_alloc(f, (size_t)o->initialized_topics.n, sizeof(struct kmsg_share_group_partition_metadata_value_topic_partitions_info));

@@ -12,6 +12,8 @@ void kmsg_snapshot_footer_record_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_snapshot_footer_record_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* Version */
 }
 

@@ -23,6 +23,8 @@ static void kmsg_stop_replica_request_stop_replica_partition_v0_fill(struct kpro
 {
     (void)v;
     kmsg_stop_replica_request_stop_replica_partition_v0_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
 }
@@ -31,6 +33,8 @@ static void kmsg_stop_replica_request_stop_replica_topic_v1_fill(struct kproto_f
                                                                  struct kmsg_stop_replica_request_stop_replica_topic_v1 *o)
 {
     kmsg_stop_replica_request_stop_replica_topic_v1_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* PartitionIndexes */
         o->partition_indexes.n = kproto_fill_count(f);
@@ -48,6 +52,8 @@ static void kmsg_stop_replica_request_stop_replica_partition_state_fill(struct k
 {
     (void)v;
     kmsg_stop_replica_request_stop_replica_partition_state_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderEpoch */
     o->delete_partition = true; /* DeletePartition */
@@ -57,6 +63,8 @@ static void kmsg_stop_replica_request_stop_replica_topic_state_fill(struct kprot
                                                                     struct kmsg_stop_replica_request_stop_replica_topic_state *o)
 {
     kmsg_stop_replica_request_stop_replica_topic_state_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     { /* PartitionStates */
         o->partition_states.n = kproto_fill_count(f);
@@ -72,6 +80,8 @@ void kmsg_stop_replica_request_fill(struct kproto_fill *f, int16_t v,
                                     struct kmsg_stop_replica_request *o)
 {
     kmsg_stop_replica_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->controller_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ControllerId */
     if (v >= 4) {
         o->is_k_raft_controller = true; /* isKRaftController */
@@ -125,6 +135,8 @@ static void kmsg_stop_replica_response_stop_replica_partition_error_fill(struct 
 {
     (void)v;
     kmsg_stop_replica_response_stop_replica_partition_error_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
@@ -134,6 +146,8 @@ void kmsg_stop_replica_response_fill(struct kproto_fill *f, int16_t v,
                                      struct kmsg_stop_replica_response *o)
 {
     kmsg_stop_replica_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     { /* PartitionErrors */
         o->partition_errors.n = kproto_fill_count(f);

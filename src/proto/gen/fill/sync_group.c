@@ -14,6 +14,8 @@ static void kmsg_sync_group_request_assignment_fill(struct kproto_fill *f, int16
 {
     (void)v;
     kmsg_sync_group_request_assignment_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->member_id = kproto_fill_str(f); /* MemberId */
     o->assignment = kproto_fill_bytes(f); /* Assignment */
 }
@@ -22,6 +24,8 @@ void kmsg_sync_group_request_fill(struct kproto_fill *f, int16_t v,
                                   struct kmsg_sync_group_request *o)
 {
     kmsg_sync_group_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     o->generation_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* GenerationId */
     o->member_id = kproto_fill_str(f); /* MemberId */
@@ -56,6 +60,8 @@ void kmsg_sync_group_response_fill(struct kproto_fill *f, int16_t v,
                                    struct kmsg_sync_group_response *o)
 {
     kmsg_sync_group_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v >= 1) {
         o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     }

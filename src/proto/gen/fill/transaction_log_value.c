@@ -13,6 +13,8 @@ static void kmsg_transaction_log_value_partitions_schema_fill(struct kproto_fill
                                                               struct kmsg_transaction_log_value_partitions_schema *o)
 {
     kmsg_transaction_log_value_partitions_schema_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic = kproto_fill_str(f); /* Topic */
     { /* PartitionIds */
         o->partition_ids.n = kproto_fill_count(f);
@@ -28,6 +30,8 @@ void kmsg_transaction_log_value_fill(struct kproto_fill *f, int16_t v,
                                      struct kmsg_transaction_log_value *o)
 {
     kmsg_transaction_log_value_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->producer_id = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* ProducerId */
     o->producer_epoch = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ProducerEpoch */
     o->transaction_timeout_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* TransactionTimeoutMs */

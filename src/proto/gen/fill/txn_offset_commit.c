@@ -15,6 +15,8 @@ static void kmsg_txn_offset_commit_request_partition_fill(struct kproto_fill *f,
                                                           struct kmsg_txn_offset_commit_request_partition *o)
 {
     kmsg_txn_offset_commit_request_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->committed_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* CommittedOffset */
     if (v >= 2) {
@@ -30,6 +32,8 @@ static void kmsg_txn_offset_commit_request_topic_fill(struct kproto_fill *f, int
                                                       struct kmsg_txn_offset_commit_request_topic *o)
 {
     kmsg_txn_offset_commit_request_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -45,6 +49,8 @@ void kmsg_txn_offset_commit_request_fill(struct kproto_fill *f, int16_t v,
                                          struct kmsg_txn_offset_commit_request *o)
 {
     kmsg_txn_offset_commit_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->transactional_id = kproto_fill_str(f); /* TransactionalId */
     o->group_id = kproto_fill_str(f); /* GroupId */
     o->producer_id = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* ProducerId */
@@ -77,6 +83,8 @@ static void kmsg_txn_offset_commit_response_partition_fill(struct kproto_fill *f
 {
     (void)v;
     kmsg_txn_offset_commit_response_partition_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
 }
@@ -85,6 +93,8 @@ static void kmsg_txn_offset_commit_response_topic_fill(struct kproto_fill *f, in
                                                        struct kmsg_txn_offset_commit_response_topic *o)
 {
     kmsg_txn_offset_commit_response_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -100,6 +110,8 @@ void kmsg_txn_offset_commit_response_fill(struct kproto_fill *f, int16_t v,
                                           struct kmsg_txn_offset_commit_response *o)
 {
     kmsg_txn_offset_commit_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);

@@ -12,6 +12,8 @@ void kmsg_unregister_broker_request_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_unregister_broker_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->broker_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* BrokerId */
 }
 
@@ -21,6 +23,8 @@ void kmsg_unregister_broker_response_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_unregister_broker_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

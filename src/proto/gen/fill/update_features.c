@@ -13,6 +13,8 @@ static void kmsg_update_features_request_feature_update_key_fill(struct kproto_f
                                                                  struct kmsg_update_features_request_feature_update_key *o)
 {
     kmsg_update_features_request_feature_update_key_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->feature = kproto_fill_str(f); /* Feature */
     o->max_version_level = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* MaxVersionLevel */
     if (v <= 0) {
@@ -27,6 +29,8 @@ void kmsg_update_features_request_fill(struct kproto_fill *f, int16_t v,
                                        struct kmsg_update_features_request *o)
 {
     kmsg_update_features_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->timeout_ms = (int32_t)kproto_fill_int(f, INT64_C(60000), INT64_C(-2147483648), INT64_C(2147483647)); /* timeoutMs */
     { /* FeatureUpdates */
         o->feature_updates.n = kproto_fill_count(f);
@@ -51,6 +55,8 @@ static void kmsg_update_features_response_updatable_feature_result_fill(struct k
 {
     (void)v;
     kmsg_update_features_response_updatable_feature_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->feature = kproto_fill_str(f); /* Feature */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -63,6 +69,8 @@ void kmsg_update_features_response_fill(struct kproto_fill *f, int16_t v,
                                         struct kmsg_update_features_response *o)
 {
     kmsg_update_features_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */

@@ -24,6 +24,8 @@ static void kmsg_update_metadata_request_update_metadata_partition_state_fill(st
                                                                               struct kmsg_update_metadata_request_update_metadata_partition_state *o)
 {
     kmsg_update_metadata_request_update_metadata_partition_state_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (v <= 4) {
         o->topic_name = kproto_fill_str(f); /* TopicName */
     }
@@ -65,6 +67,8 @@ static void kmsg_update_metadata_request_update_metadata_topic_state_fill(struct
                                                                           struct kmsg_update_metadata_request_update_metadata_topic_state *o)
 {
     kmsg_update_metadata_request_update_metadata_topic_state_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     if (v >= 7) {
         o->topic_id = kproto_fill_uuid(f); /* TopicId */
@@ -84,6 +88,8 @@ static void kmsg_update_metadata_request_update_metadata_endpoint_fill(struct kp
                                                                        struct kmsg_update_metadata_request_update_metadata_endpoint *o)
 {
     kmsg_update_metadata_request_update_metadata_endpoint_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->port = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Port */
     o->host = kproto_fill_str(f); /* Host */
     if (v >= 3) {
@@ -97,6 +103,8 @@ static void kmsg_update_metadata_request_update_metadata_broker_fill(struct kpro
                                                                      struct kmsg_update_metadata_request_update_metadata_broker *o)
 {
     kmsg_update_metadata_request_update_metadata_broker_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Id */
     if (v <= 0) {
         o->v0_host = kproto_fill_str(f); /* V0Host */
@@ -124,6 +132,8 @@ void kmsg_update_metadata_request_fill(struct kproto_fill *f, int16_t v,
                                        struct kmsg_update_metadata_request *o)
 {
     kmsg_update_metadata_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->controller_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ControllerId */
     if (v >= 8) {
         o->is_k_raft_controller = true; /* isKRaftController */
@@ -169,6 +179,8 @@ void kmsg_update_metadata_response_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_update_metadata_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
 }
 

@@ -17,6 +17,8 @@ static void kmsg_update_raft_voter_request_listener_fill(struct kproto_fill *f, 
 {
     (void)v;
     kmsg_update_raft_voter_request_listener_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (uint16_t)kproto_fill_int(f, INT64_C(0), INT64_C(0), INT64_C(65535)); /* Port */
@@ -28,6 +30,8 @@ static void kmsg_update_raft_voter_request_k_raft_version_feature_fill(struct kp
 {
     (void)v;
     kmsg_update_raft_voter_request_k_raft_version_feature_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->min_supported_version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* MinSupportedVersion */
     o->max_supported_version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* MaxSupportedVersion */
 }
@@ -36,6 +40,8 @@ void kmsg_update_raft_voter_request_fill(struct kproto_fill *f, int16_t v,
                                          struct kmsg_update_raft_voter_request *o)
 {
     kmsg_update_raft_voter_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* ClusterId */
         o->cluster_id = KSTR_NULL;
     else
@@ -62,6 +68,8 @@ static void kmsg_update_raft_voter_response_current_leader_fill(struct kproto_fi
 {
     (void)v;
     kmsg_update_raft_voter_response_current_leader_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
     o->leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderEpoch */
     o->host = kproto_fill_str(f); /* Host */
@@ -72,6 +80,8 @@ void kmsg_update_raft_voter_response_fill(struct kproto_fill *f, int16_t v,
                                           struct kmsg_update_raft_voter_response *o)
 {
     kmsg_update_raft_voter_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     kmsg_update_raft_voter_response_current_leader_fill(f, v, &o->current_leader); /* CurrentLeader */

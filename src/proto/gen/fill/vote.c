@@ -15,6 +15,8 @@ static void kmsg_vote_request_partition_data_fill(struct kproto_fill *f, int16_t
                                                   struct kmsg_vote_request_partition_data *o)
 {
     kmsg_vote_request_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->candidate_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* CandidateEpoch */
     o->candidate_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* CandidateId */
@@ -30,6 +32,8 @@ static void kmsg_vote_request_topic_data_fill(struct kproto_fill *f, int16_t v,
                                               struct kmsg_vote_request_topic_data *o)
 {
     kmsg_vote_request_topic_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -44,6 +48,8 @@ static void kmsg_vote_request_topic_data_fill(struct kproto_fill *f, int16_t v,
 void kmsg_vote_request_fill(struct kproto_fill *f, int16_t v, struct kmsg_vote_request *o)
 {
     kmsg_vote_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     if (kproto_fill_null(f)) /* ClusterId */
         o->cluster_id = KSTR_NULL;
     else
@@ -73,6 +79,8 @@ static void kmsg_vote_response_partition_data_fill(struct kproto_fill *f, int16_
 {
     (void)v;
     kmsg_vote_response_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     o->leader_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderId */
@@ -84,6 +92,8 @@ static void kmsg_vote_response_topic_data_fill(struct kproto_fill *f, int16_t v,
                                                struct kmsg_vote_response_topic_data *o)
 {
     kmsg_vote_response_topic_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_name = kproto_fill_str(f); /* TopicName */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -100,6 +110,8 @@ static void kmsg_vote_response_node_endpoint_fill(struct kproto_fill *f, int16_t
 {
     (void)v;
     kmsg_vote_response_node_endpoint_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->node_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* NodeId */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (uint16_t)kproto_fill_int(f, INT64_C(0), INT64_C(0), INT64_C(65535)); /* Port */
@@ -108,6 +120,8 @@ static void kmsg_vote_response_node_endpoint_fill(struct kproto_fill *f, int16_t
 void kmsg_vote_response_fill(struct kproto_fill *f, int16_t v, struct kmsg_vote_response *o)
 {
     kmsg_vote_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);

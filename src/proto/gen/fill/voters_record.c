@@ -18,6 +18,8 @@ static void kmsg_voters_record_endpoint_fill(struct kproto_fill *f, int16_t v,
 {
     (void)v;
     kmsg_voters_record_endpoint_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     o->host = kproto_fill_str(f); /* Host */
     o->port = (uint16_t)kproto_fill_int(f, INT64_C(0), INT64_C(0), INT64_C(65535)); /* Port */
@@ -28,6 +30,8 @@ static void kmsg_voters_record_k_raft_version_feature_fill(struct kproto_fill *f
 {
     (void)v;
     kmsg_voters_record_k_raft_version_feature_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->min_supported_version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* MinSupportedVersion */
     o->max_supported_version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* MaxSupportedVersion */
 }
@@ -36,6 +40,8 @@ static void kmsg_voters_record_voter_fill(struct kproto_fill *f, int16_t v,
                                           struct kmsg_voters_record_voter *o)
 {
     kmsg_voters_record_voter_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->voter_id = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* VoterId */
     o->voter_directory_id = kproto_fill_uuid(f); /* VoterDirectoryId */
     { /* Endpoints */
@@ -52,6 +58,8 @@ static void kmsg_voters_record_voter_fill(struct kproto_fill *f, int16_t v,
 void kmsg_voters_record_fill(struct kproto_fill *f, int16_t v, struct kmsg_voters_record *o)
 {
     kmsg_voters_record_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* Version */
     { /* Voters */
         o->voters.n = kproto_fill_count(f);

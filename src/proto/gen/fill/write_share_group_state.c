@@ -20,6 +20,8 @@ static void kmsg_write_share_group_state_request_state_batch_fill(struct kproto_
 {
     (void)v;
     kmsg_write_share_group_state_request_state_batch_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->first_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* FirstOffset */
     o->last_offset = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* LastOffset */
     o->delivery_state = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* DeliveryState */
@@ -31,6 +33,8 @@ static void kmsg_write_share_group_state_request_partition_data_fill(struct kpro
                                                                      struct kmsg_write_share_group_state_request_partition_data *o)
 {
     kmsg_write_share_group_state_request_partition_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     o->state_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* StateEpoch */
     o->leader_epoch = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* LeaderEpoch */
@@ -50,6 +54,8 @@ static void kmsg_write_share_group_state_request_write_state_data_fill(struct kp
                                                                        struct kmsg_write_share_group_state_request_write_state_data *o)
 {
     kmsg_write_share_group_state_request_write_state_data_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -65,6 +71,8 @@ void kmsg_write_share_group_state_request_fill(struct kproto_fill *f, int16_t v,
                                                struct kmsg_write_share_group_state_request *o)
 {
     kmsg_write_share_group_state_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->group_id = kproto_fill_str(f); /* GroupId */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
@@ -89,6 +97,8 @@ static void kmsg_write_share_group_state_response_partition_result_fill(struct k
 {
     (void)v;
     kmsg_write_share_group_state_response_partition_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* Partition */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
     if (kproto_fill_null(f)) /* ErrorMessage */
@@ -102,6 +112,8 @@ static void kmsg_write_share_group_state_response_write_state_result_fill(struct
                                                                           struct kmsg_write_share_group_state_response_write_state_result *o)
 {
     kmsg_write_share_group_state_response_write_state_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->topic_id = kproto_fill_uuid(f); /* TopicId */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -117,6 +129,8 @@ void kmsg_write_share_group_state_response_fill(struct kproto_fill *f, int16_t v
                                                 struct kmsg_write_share_group_state_response *o)
 {
     kmsg_write_share_group_state_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Results */
         o->results.n = kproto_fill_count(f);
         o->results.v = kproto_fill_alloc(f, (size_t)o->results.n, sizeof(struct kmsg_write_share_group_state_response_write_state_result));

@@ -17,6 +17,8 @@ static void kmsg_write_txn_markers_request_writable_txn_marker_topic_fill(struct
                                                                           struct kmsg_write_txn_markers_request_writable_txn_marker_topic *o)
 {
     kmsg_write_txn_markers_request_writable_txn_marker_topic_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* PartitionIndexes */
         o->partition_indexes.n = kproto_fill_count(f);
@@ -32,6 +34,8 @@ static void kmsg_write_txn_markers_request_writable_txn_marker_fill(struct kprot
                                                                     struct kmsg_write_txn_markers_request_writable_txn_marker *o)
 {
     kmsg_write_txn_markers_request_writable_txn_marker_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->producer_id = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* ProducerId */
     o->producer_epoch = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ProducerEpoch */
     o->transaction_result = true; /* TransactionResult */
@@ -50,6 +54,8 @@ void kmsg_write_txn_markers_request_fill(struct kproto_fill *f, int16_t v,
                                          struct kmsg_write_txn_markers_request *o)
 {
     kmsg_write_txn_markers_request_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Markers */
         o->markers.n = kproto_fill_count(f);
         o->markers.v = kproto_fill_alloc(f, (size_t)o->markers.n, sizeof(struct kmsg_write_txn_markers_request_writable_txn_marker));
@@ -76,6 +82,8 @@ static void kmsg_write_txn_markers_response_writable_txn_marker_partition_result
 {
     (void)v;
     kmsg_write_txn_markers_response_writable_txn_marker_partition_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->partition_index = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* PartitionIndex */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
 }
@@ -85,6 +93,8 @@ static void kmsg_write_txn_markers_response_writable_txn_marker_topic_result_fil
                                                                                   struct kmsg_write_txn_markers_response_writable_txn_marker_topic_result *o)
 {
     kmsg_write_txn_markers_response_writable_txn_marker_topic_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->name = kproto_fill_str(f); /* Name */
     { /* Partitions */
         o->partitions.n = kproto_fill_count(f);
@@ -101,6 +111,8 @@ static void kmsg_write_txn_markers_response_writable_txn_marker_result_fill(stru
                                                                             struct kmsg_write_txn_markers_response_writable_txn_marker_result *o)
 {
     kmsg_write_txn_markers_response_writable_txn_marker_result_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     o->producer_id = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* ProducerId */
     { /* Topics */
         o->topics.n = kproto_fill_count(f);
@@ -116,6 +128,8 @@ void kmsg_write_txn_markers_response_fill(struct kproto_fill *f, int16_t v,
                                           struct kmsg_write_txn_markers_response *o)
 {
     kmsg_write_txn_markers_response_init(o);
+    if (kproto_fill_keep_defaults(f))
+        return;
     { /* Markers */
         o->markers.n = kproto_fill_count(f);
         o->markers.v = kproto_fill_alloc(f, (size_t)o->markers.n, sizeof(struct kmsg_write_txn_markers_response_writable_txn_marker_result));
