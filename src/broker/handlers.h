@@ -21,5 +21,8 @@ const struct broker_api *broker_api_lookup(int16_t key);
 
 void handle_api_versions(struct broker_req *r);
 void handle_metadata(struct broker_req *r);
+void handle_produce(struct broker_req *r);
+void handle_fetch(struct broker_req *r);
+void handle_list_offsets(struct broker_req *r);
 
 #endif

@@ -44,6 +44,7 @@ struct partition {
     atomic_bool log_append_time;       /* message.timestamp.type=LogAppendTime */
     atomic_int max_message_bytes;      /* max.message.bytes */
     atomic_int min_insync_replicas;    /* min.insync.replicas */
+    atomic_int isr_size;               /* in-sync replicas per the image */
     atomic_bool deleted;
     pthread_mutex_t wait_mu;           /* guards waiters */
     struct partition_waiter *waiters;

@@ -216,6 +216,7 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     p->index = mp->partition;
     memcpy(p->topic_id, t->id, METADATA_UUID_LEN);
     atomic_init(&p->leader_epoch, mp->leader_epoch);
+    atomic_init(&p->isr_size, (int)mp->n_isr);
     pthread_mutex_init(&p->wait_mu, NULL);
     struct topic_settings ts;
     topic_settings_resolve(&b->cfg, t, &ts);
@@ -264,6 +265,7 @@ static void registry_sync_topic(struct partition_registry *reg, const struct met
         if (p != NULL) {
             if (changed) {
                 atomic_store(&p->leader_epoch, mp->leader_epoch);
+                atomic_store(&p->isr_size, (int)mp->n_isr);
                 partition_apply_settings(p, &reg->b->cfg, t, true);
             }
             partition_put(p);

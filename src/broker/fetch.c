@@ -1,0 +1,331 @@
+/*
+ * Fetch (key 1). Reads whole batches from each requested partition up to its high watermark,
+ * within partition_max_bytes and the request's max_bytes (the first batch found is returned
+ * even if larger, KIP-74), and answers with the records as file ranges that the network layer
+ * sends with sendfile(2): record bytes never enter user space.
+ *
+ * Long poll: when fewer than min_bytes are available and max_wait_ms > 0, the fetch parks. It
+ * registers a waiter on every partition it reads; an append on any of them posts a wake-up to
+ * the fetch's worker, which reads again; a timer answers with whatever is there when
+ * max_wait_ms has passed. Nothing polls, nothing sleeps.
+ *
+ * Fetch sessions (KIP-227): the broker answers every fetch as a full, sessionless fetch
+ * (session id 0), which clients accept: Java clients then keep sending full fetches.
+ *
+ * Lifetime: struct fetch_state is malloc'ed and reference-counted: the handler holds one
+ * reference until the reply, and each posted wake-up holds one, because appenders on other
+ * threads may post after the reply. Waiters are unlinked before the reply, under each
+ * partition's lock, so no appender can see a waiter afterwards.
+ */
+#include "proto/gen/fetch.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "broker/broker_internal.h"
+#include "broker/handlers.h"
+#include "broker/partition.h"
+#include "proto/gen/errors.h"
+
+struct fetch_state;
+
+struct fetch_part {
+    struct fetch_state *st;
+    struct partition *p; /* NULL: unknown partition */
+    const struct kmsg_fetch_request_fetch_partition *rp;
+    struct partition_waiter waiter;
+    int16_t error;       /* fixed error (unknown partition, epoch) or 0 */
+};
+
+struct fetch_state {
+    struct broker_req *r;
+    struct net_worker *worker;
+    struct kmsg_fetch_request req;
+    int nparts;
+    struct fetch_part *parts;
+    atomic_int refs;
+    atomic_bool wake_pending;
+    bool parked;
+    struct net_timer timer;
+};
+
+static void fetch_state_put(struct fetch_state *st)
+{
+    if (atomic_fetch_sub(&st->refs, 1) == 1) {
+        free(st->parts);
+        free(st);
+    }
+}
+
+static void fetch_release_read(void *ctx)
+{
+    struct log_read_result *res = ctx;
+    log_read_release(res);
+    free(res);
+}
+
+/* Reads one partition into pd. Returns the bytes of records added. */
+static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *fp,
+                                    struct kmsg_fetch_response_partition_data *pd,
+                                    int64_t budget, bool first)
+{
+    struct broker_req *r = st->r;
+    kmsg_fetch_response_partition_data_init(pd);
+    pd->partition_index = fp->rp->partition;
+    pd->high_watermark = -1;
+    pd->last_stable_offset = -1;
+    pd->log_start_offset = -1;
+    pd->preferred_read_replica = -1;
+    pd->records = (struct krecords){NULL, 0, NULL, 0};
+    if (fp->error) {
+        pd->error_code = fp->error;
+        return 0;
+    }
+    struct log *log = fp->p->log;
+    int32_t max = fp->rp->partition_max_bytes;
+    if (budget < max)
+        max = (int32_t)(budget > 0 ? budget : 0);
+    struct log_read_result *res = malloc(sizeof(*res));
+    if (res == NULL) {
+        pd->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+        return 0;
+    }
+    int64_t hw = log_high_watermark(log);
+    int rc = log_read(log, fp->rp->fetch_offset, max, hw, first, res);
+    pd->high_watermark = hw;
+    pd->last_stable_offset = hw;
+    pd->log_start_offset = log_start_offset(log);
+    if (rc != 0 || res->range.length == 0) {
+        if (rc != 0)
+            pd->error_code = (int16_t)log_error_to_kafka(rc);
+        fetch_release_read(res);
+        return 0;
+    }
+    struct kfile_range *fr = arena_calloc(r->arena, 1, sizeof(*fr));
+    if (fr == NULL) {
+        fetch_release_read(res);
+        return 0;
+    }
+    *fr = (struct kfile_range){res->range.fd, res->range.position, (int32_t)res->range.length,
+                               fetch_release_read, res};
+    pd->records = (struct krecords){NULL, 0, fr, 1};
+    return res->range.length;
+}
+
+/* Releases the file ranges a response holds (when it is not sent after all). */
+static void fetch_release_response(struct kmsg_fetch_response *resp)
+{
+    for (int32_t i = 0; i < resp->responses.n; i++) {
+        struct kmsg_fetch_response_fetchable_topic_response *t = &resp->responses.v[i];
+        for (int32_t j = 0; j < t->partitions.n; j++) {
+            struct krecords *rec = &t->partitions.v[j].records;
+            for (int32_t k = 0; k < rec->nfiles; k++)
+                rec->files[k].release(rec->files[k].ctx);
+            rec->nfiles = 0;
+            rec->files = NULL;
+        }
+    }
+}
+
+/*
+ * Builds the response into *resp. Returns the record bytes found; *errors tells whether any
+ * partition has an error (which answers at once, as Kafka does).
+ */
+static int64_t fetch_build(struct fetch_state *st, struct kmsg_fetch_response *resp, bool *errors)
+{
+    struct broker_req *r = st->r;
+    const struct kmsg_fetch_request *req = &st->req;
+    kmsg_fetch_response_init(resp);
+    resp->session_id = 0;
+    int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
+    resp->responses.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*resp->responses.v));
+    if (resp->responses.v == NULL)
+        return -1;
+    resp->responses.n = nt;
+    int64_t budget = r->hdr.api_version >= 3 && req->max_bytes > 0 ? req->max_bytes : INT32_MAX;
+    int64_t total = 0;
+    int k = 0;
+    *errors = false;
+    for (int32_t i = 0; i < nt; i++) {
+        const struct kmsg_fetch_request_fetch_topic *rt = &req->topics.v[i];
+        struct kmsg_fetch_response_fetchable_topic_response *t = &resp->responses.v[i];
+        kmsg_fetch_response_fetchable_topic_response_init(t);
+        t->topic = rt->topic;
+        t->topic_id = rt->topic_id;
+        int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
+        t->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*t->partitions.v));
+        if (t->partitions.v == NULL)
+            return -1;
+        t->partitions.n = np;
+        for (int32_t j = 0; j < np; j++, k++) {
+            struct kmsg_fetch_response_partition_data *pd = &t->partitions.v[j];
+            int64_t got = fetch_read_partition(st, &st->parts[k], pd, budget - total, total == 0);
+            total += got;
+            if (pd->error_code != 0)
+                *errors = true;
+        }
+    }
+    return total;
+}
+
+static void fetch_unpark(struct fetch_state *st)
+{
+    if (!st->parked)
+        return;
+    for (int i = 0; i < st->nparts; i++)
+        if (st->parts[i].p)
+            partition_remove_waiter(st->parts[i].p, &st->parts[i].waiter);
+    net_timer_cancel(st->worker, &st->timer);
+    st->parked = false;
+}
+
+static void fetch_reply(struct fetch_state *st, struct kmsg_fetch_response *resp)
+{
+    fetch_unpark(st);
+    for (int i = 0; i < st->nparts; i++)
+        partition_put(st->parts[i].p);
+    struct broker_req *r = st->r;
+    st->r = NULL;
+    broker_reply(r, (kproto_encode_fn)kmsg_fetch_response_encode, resp);
+    fetch_state_put(st);
+}
+
+/* Reads everything; answers if enough is there (or force), else keeps waiting. */
+static void fetch_attempt(struct fetch_state *st, bool force)
+{
+    struct kmsg_fetch_response resp;
+    bool errors;
+    int64_t total = fetch_build(st, &resp, &errors);
+    if (total < 0) {
+        fetch_release_response(&resp);
+        fetch_unpark(st);
+        for (int i = 0; i < st->nparts; i++)
+            partition_put(st->parts[i].p);
+        broker_close(st->r, "out of memory");
+        st->r = NULL;
+        fetch_state_put(st);
+        return;
+    }
+    int32_t min_bytes = st->req.min_bytes > 0 ? st->req.min_bytes : 1;
+    if (force || errors || total >= min_bytes || st->req.max_wait_ms <= 0) {
+        fetch_reply(st, &resp);
+        return;
+    }
+    fetch_release_response(&resp);
+}
+
+static void fetch_woken(void *arg)
+{
+    struct fetch_state *st = arg;
+    atomic_store(&st->wake_pending, false);
+    if (st->r != NULL)
+        fetch_attempt(st, false);
+    fetch_state_put(st);
+}
+
+/* Appender thread, under the partition's wait lock: post at most one wake-up at a time. */
+static void fetch_notify(struct partition_waiter *w)
+{
+    struct fetch_part *fp = w->arg;
+    struct fetch_state *st = fp->st;
+    if (atomic_exchange(&st->wake_pending, true))
+        return;
+    atomic_fetch_add(&st->refs, 1);
+    if (net_worker_post(st->worker, fetch_woken, st) != 0) {
+        atomic_fetch_sub(&st->refs, 1); /* shutting down; the timer or stop ends the fetch */
+        atomic_store(&st->wake_pending, false);
+    }
+}
+
+static void fetch_timed_out(struct net_timer *t)
+{
+    struct fetch_state *st = t->arg;
+    if (st->r != NULL)
+        fetch_attempt(st, true);
+}
+
+static void fetch_park(struct fetch_state *st)
+{
+    st->parked = true;
+    for (int i = 0; i < st->nparts; i++) {
+        struct fetch_part *fp = &st->parts[i];
+        if (fp->p == NULL)
+            continue;
+        fp->waiter.notify = fetch_notify;
+        fp->waiter.arg = fp;
+        partition_add_waiter(fp->p, &fp->waiter);
+    }
+    net_timer_start(st->worker, &st->timer, st->req.max_wait_ms, fetch_timed_out, st);
+    /* Data may have arrived between the first read and registering: look once more. */
+    fetch_attempt(st, false);
+}
+
+/* Resolves every requested partition (reference held until the reply). */
+static int fetch_resolve(struct fetch_state *st, struct broker_req *r)
+{
+    const struct kmsg_fetch_request *req = &st->req;
+    int n = 0;
+    for (int32_t i = 0; i < req->topics.n; i++)
+        n += req->topics.v[i].partitions.n > 0 ? req->topics.v[i].partitions.n : 0;
+    st->parts = calloc((size_t)n + 1, sizeof(*st->parts));
+    if (st->parts == NULL)
+        return -ENOMEM;
+    st->nparts = n;
+    int k = 0;
+    bool by_id = r->hdr.api_version >= 13;
+    for (int32_t i = 0; i < req->topics.n; i++) {
+        const struct kmsg_fetch_request_fetch_topic *rt = &req->topics.v[i];
+        char *name = by_id ? NULL
+                           : arena_strndup(r->arena, rt->topic.ptr ? rt->topic.ptr : "",
+                                           rt->topic.len > 0 ? (size_t)rt->topic.len : 0);
+        for (int32_t j = 0; j < rt->partitions.n; j++, k++) {
+            struct fetch_part *fp = &st->parts[k];
+            fp->st = st;
+            fp->rp = &rt->partitions.v[j];
+            fp->p = by_id ? partition_get_by_id(r->b->parts, rt->topic_id.b, fp->rp->partition)
+                          : (name ? partition_get(r->b->parts, name, fp->rp->partition) : NULL);
+            if (fp->p == NULL) {
+                fp->error = by_id ? KAFKA_ERR_UNKNOWN_TOPIC_ID
+                                  : KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            int32_t epoch = atomic_load(&fp->p->leader_epoch);
+            int32_t want = fp->rp->current_leader_epoch;
+            if (want >= 0 && want < epoch)
+                fp->error = KAFKA_ERR_FENCED_LEADER_EPOCH;
+            else if (want > epoch)
+                fp->error = KAFKA_ERR_UNKNOWN_LEADER_EPOCH;
+        }
+    }
+    return 0;
+}
+
+void handle_fetch(struct broker_req *r)
+{
+    struct fetch_state *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    atomic_init(&st->refs, 2); /* the reply's reference and this function's */
+    st->r = r;
+    st->worker = net_request_worker(r->nr);
+    if (broker_decode(r, (kproto_decode_fn)kmsg_fetch_request_decode, &st->req) != 0) {
+        free(st);
+        return;
+    }
+    if (fetch_resolve(st, r) != 0) {
+        for (int i = 0; i < st->nparts; i++)
+            partition_put(st->parts[i].p);
+        free(st->parts);
+        free(st);
+        broker_close(r, "out of memory");
+        return;
+    }
+    fetch_attempt(st, false);
+    if (st->r != NULL)
+        fetch_park(st);
+    fetch_state_put(st);
+}

@@ -1,0 +1,120 @@
+/*
+ * ListOffsets (key 2): per partition, the earliest (-2) or latest (-1) offset, the record with
+ * the largest timestamp (-3, KIP-734), or the first offset whose timestamp is >= T (time index
+ * binary search plus a short scan). Latest is the high watermark (read_uncommitted) or the last
+ * stable offset (read_committed), which are equal without transactions. v0 answers with the
+ * old-style offsets array.
+ */
+#include "proto/gen/list_offsets.h"
+
+#include <string.h>
+
+#include "broker/broker_internal.h"
+#include "broker/handlers.h"
+#include "broker/partition.h"
+#include "proto/gen/errors.h"
+
+#define LIST_OFFSETS_LATEST (-1)
+#define LIST_OFFSETS_EARLIEST (-2)
+#define LIST_OFFSETS_MAX_TIMESTAMP (-3)
+
+static void list_offsets_lookup(struct partition *p, int64_t ts,
+                                struct kmsg_list_offsets_response_list_offsets_partition_response *o)
+{
+    struct log *log = p->log;
+    o->timestamp = -1;
+    o->leader_epoch = atomic_load(&p->leader_epoch);
+    if (ts == LIST_OFFSETS_EARLIEST) {
+        o->offset = log_start_offset(log);
+    } else if (ts == LIST_OFFSETS_LATEST) {
+        o->offset = log_high_watermark(log);
+    } else if (ts == LIST_OFFSETS_MAX_TIMESTAMP) {
+        int64_t off, t;
+        if (log_max_timestamp(log, &off, &t) == 0) {
+            o->offset = off;
+            o->timestamp = t;
+        } else {
+            o->offset = -1;
+        }
+    } else if (ts < 0) {
+        o->error_code = KAFKA_ERR_INVALID_REQUEST;
+        o->offset = -1;
+    } else {
+        int64_t off, t;
+        int rc = log_offset_for_timestamp(log, ts, &off, &t);
+        if (rc == 0 && off < log_high_watermark(log)) {
+            o->offset = off;
+            o->timestamp = t;
+        } else if (rc == 0 || rc == -ENOENT) {
+            o->offset = -1;
+        } else {
+            o->error_code = (int16_t)log_error_to_kafka(rc);
+            o->offset = -1;
+        }
+    }
+}
+
+static void list_offsets_partition(
+    struct broker_req *r, const char *topic,
+    const struct kmsg_list_offsets_request_list_offsets_partition *rp,
+    struct kmsg_list_offsets_response_list_offsets_partition_response *o)
+{
+    kmsg_list_offsets_response_list_offsets_partition_response_init(o);
+    o->partition_index = rp->partition_index;
+    o->offset = -1;
+    o->timestamp = -1;
+    struct partition *p = partition_get(r->b->parts, topic, rp->partition_index);
+    if (p == NULL) {
+        o->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return;
+    }
+    int32_t epoch = atomic_load(&p->leader_epoch);
+    if (rp->current_leader_epoch >= 0 && rp->current_leader_epoch < epoch)
+        o->error_code = KAFKA_ERR_FENCED_LEADER_EPOCH;
+    else if (rp->current_leader_epoch > epoch)
+        o->error_code = KAFKA_ERR_UNKNOWN_LEADER_EPOCH;
+    else
+        list_offsets_lookup(p, rp->timestamp, o);
+    if (r->hdr.api_version == 0 && o->error_code == 0 && o->offset >= 0) {
+        o->old_style_offsets.v = arena_alloc(r->arena, sizeof(int64_t));
+        if (o->old_style_offsets.v) {
+            o->old_style_offsets.v[0] = o->offset;
+            o->old_style_offsets.n = 1;
+        }
+    }
+    partition_put(p);
+}
+
+void handle_list_offsets(struct broker_req *r)
+{
+    struct kmsg_list_offsets_request req;
+    if (broker_decode(r, (kproto_decode_fn)kmsg_list_offsets_request_decode, &req) != 0)
+        return;
+    struct kmsg_list_offsets_response resp;
+    kmsg_list_offsets_response_init(&resp);
+    int32_t nt = req.topics.n > 0 ? req.topics.n : 0;
+    resp.topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*resp.topics.v));
+    if (resp.topics.v == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    resp.topics.n = nt;
+    for (int32_t i = 0; i < nt; i++) {
+        const struct kmsg_list_offsets_request_list_offsets_topic *rt = &req.topics.v[i];
+        struct kmsg_list_offsets_response_list_offsets_topic_response *t = &resp.topics.v[i];
+        kmsg_list_offsets_response_list_offsets_topic_response_init(t);
+        t->name = rt->name;
+        int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
+        t->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*t->partitions.v));
+        char *topic = arena_strndup(r->arena, rt->name.ptr ? rt->name.ptr : "",
+                                    rt->name.len > 0 ? (size_t)rt->name.len : 0);
+        if (t->partitions.v == NULL || topic == NULL) {
+            broker_close(r, "out of memory");
+            return;
+        }
+        t->partitions.n = np;
+        for (int32_t j = 0; j < np; j++)
+            list_offsets_partition(r, topic, &rt->partitions.v[j], &t->partitions.v[j]);
+    }
+    broker_reply(r, (kproto_encode_fn)kmsg_list_offsets_response_encode, &resp);
+}

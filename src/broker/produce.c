@@ -1,0 +1,290 @@
+/*
+ * Produce (key 0). Per partition: validate the batch (magic 2, CRC-32C, lengths, counts, size
+ * limit), append it (the log assigns offsets in place, in the request's own buffer), wake
+ * fetches waiting on the partition, and answer according to acks:
+ *   acks=0   no response at all (an error closes the connection, as Kafka does, so the client
+ *            notices);
+ *   acks=1   once the batch is in the log (page cache);
+ *   acks=-1  once it is durable: the group-commit flusher has fdatasync'ed it. With a single
+ *            replica the high watermark is the log end, so durability is the only wait.
+ * A waiting produce never blocks the worker: flush completions are posted back to it, and a
+ * timer answers REQUEST_TIMED_OUT for partitions still waiting after the request's timeout.
+ *
+ * Lifetime: the decoded request and the response live in the network request's arena and die
+ * with the reply; the small struct produce_state is malloc'ed because flush callbacks may
+ * still arrive after a timed-out reply. It is freed when the reply is sent and no callback is
+ * outstanding.
+ */
+#include "proto/gen/produce.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "broker/broker_internal.h"
+#include "broker/handlers.h"
+#include "broker/partition.h"
+#include "proto/gen/errors.h"
+#include "record/record_batch.h"
+#include "storage/flusher.h"
+
+struct produce_flush;
+
+struct produce_state {
+    struct broker_req *r;            /* NULL once replied */
+    struct net_worker *worker;
+    struct kmsg_produce_response resp;
+    int outstanding;                 /* flush callbacks not yet back */
+    struct produce_flush *waiting;   /* those callbacks, to time them out */
+    struct net_timer timer;
+    int16_t acks_error;              /* INVALID_REQUIRED_ACKS for every partition, or 0 */
+};
+
+struct produce_flush {
+    struct produce_state *st;
+    struct produce_flush *next, *prev;
+    struct kmsg_produce_response_partition_produce_response *pr; /* NULL after the reply */
+    int err;
+};
+
+static void produce_unlink(struct produce_flush *f)
+{
+    struct produce_state *st = f->st;
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        st->waiting = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+}
+
+static void produce_reply(struct produce_state *st)
+{
+    struct broker_req *r = st->r;
+    st->r = NULL;
+    net_timer_cancel(st->worker, &st->timer);
+    broker_reply(r, (kproto_encode_fn)kmsg_produce_response_encode, &st->resp);
+}
+
+static void produce_state_maybe_free(struct produce_state *st)
+{
+    if (st->r == NULL && st->outstanding == 0)
+        free(st);
+}
+
+/* Worker thread: a partition's flush finished. */
+static void produce_flushed(void *arg)
+{
+    struct produce_flush *f = arg;
+    struct produce_state *st = f->st;
+    st->outstanding--;
+    produce_unlink(f);
+    if (st->r != NULL && f->pr != NULL) {
+        if (f->err != 0) {
+            f->pr->error_code = (int16_t)log_error_to_kafka(f->err);
+            f->pr->base_offset = -1;
+        }
+        if (st->outstanding == 0)
+            produce_reply(st);
+    }
+    free(f);
+    produce_state_maybe_free(st);
+}
+
+/* Flusher thread: hand the completion to the request's worker. */
+static void produce_flush_cb(void *arg, int err)
+{
+    struct produce_flush *f = arg;
+    f->err = err;
+    if (net_worker_post(f->st->worker, produce_flushed, f) != 0)
+        log_warn("produce", "dropping a flush completion during shutdown");
+}
+
+static void produce_timed_out(struct net_timer *t)
+{
+    struct produce_state *st = t->arg;
+    /* Partitions still waiting for durability get REQUEST_TIMED_OUT. */
+    for (struct produce_flush *f = st->waiting; f; f = f->next) {
+        f->pr->error_code = KAFKA_ERR_REQUEST_TIMED_OUT;
+        f->pr->base_offset = -1;
+        f->pr = NULL; /* the response dies with the reply */
+    }
+    produce_reply(st);
+    produce_state_maybe_free(st);
+}
+
+/* Checks the records of one partition; returns a Kafka error code. */
+static int16_t produce_validate(struct broker_req *r, struct partition *p,
+                                const struct krecords *rec)
+{
+    if (rec->len <= 0 || rec->data == NULL)
+        return KAFKA_ERR_CORRUPT_MESSAGE;
+    size_t limit = (size_t)atomic_load(&p->max_message_bytes);
+    int n = record_batches_validate(rec->data, (size_t)rec->len, RECORD_VALIDATE_PRODUCE, limit);
+    if (n < 0)
+        return (int16_t)record_error_to_kafka(n);
+    if (n != 1 && r->hdr.api_version >= 3)
+        return KAFKA_ERR_INVALID_RECORD;
+    int codec = rec->data[RB_OFF_ATTRIBUTES + 1] & RECORD_ATTR_COMPRESSION_MASK;
+    if (codec == RECORD_COMPRESSION_ZSTD && r->hdr.api_version < 7)
+        return KAFKA_ERR_UNSUPPORTED_COMPRESSION_TYPE;
+    return KAFKA_ERR_NONE;
+}
+
+/* Appends one partition's batch; fills pr. Returns 1 when a flush is pending for acks=-1. */
+static int produce_partition(struct produce_state *st, struct broker_req *r, int16_t acks,
+                             const char *topic,
+                             const struct kmsg_produce_request_partition_produce_data *pd,
+                             struct kmsg_produce_response_partition_produce_response *pr)
+{
+    kmsg_produce_response_partition_produce_response_init(pr);
+    pr->index = pd->index;
+    pr->base_offset = -1;
+    pr->log_append_time_ms = -1;
+    pr->log_start_offset = -1;
+    if (st->acks_error) {
+        pr->error_code = st->acks_error;
+        return 0;
+    }
+    struct partition *p = partition_get(r->b->parts, topic, pd->index);
+    if (p == NULL) {
+        pr->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return 0;
+    }
+    int16_t err = produce_validate(r, p, &pd->records);
+    if (err == KAFKA_ERR_NONE && acks == -1 &&
+        atomic_load(&p->isr_size) < atomic_load(&p->min_insync_replicas))
+        err = KAFKA_ERR_NOT_ENOUGH_REPLICAS;
+    if (err != KAFKA_ERR_NONE) {
+        pr->error_code = err;
+        partition_put(p);
+        return 0;
+    }
+    struct log_append_info info;
+    bool lat = atomic_load(&p->log_append_time);
+    int rc = log_append(p->log, (uint8_t *)pd->records.data, (size_t)pd->records.len,
+                        atomic_load(&p->leader_epoch), clock_wall_ms(), lat, &info);
+    if (rc != 0) {
+        pr->error_code = (int16_t)log_error_to_kafka(rc);
+        log_warn("produce", "append to %s-%d failed: %d", topic, pd->index, rc);
+        partition_put(p);
+        return 0;
+    }
+    log_set_high_watermark(p->log, info.last_offset + 1);
+    partition_notify_waiters(p);
+    pr->base_offset = info.first_offset;
+    pr->log_append_time_ms = info.log_append_time;
+    pr->log_start_offset = info.log_start_offset;
+    int pending = 0;
+    if (acks == -1) {
+        struct produce_flush *f = calloc(1, sizeof(*f));
+        if (f == NULL) {
+            pr->error_code = KAFKA_ERR_KAFKA_STORAGE_ERROR;
+        } else {
+            f->st = st;
+            f->pr = pr;
+            f->next = st->waiting;
+            if (st->waiting)
+                st->waiting->prev = f;
+            st->waiting = f;
+            st->outstanding++;
+            if (log_flush_request(p->log, info.last_offset + 1, produce_flush_cb, f) != 0) {
+                st->outstanding--;
+                produce_unlink(f);
+                free(f);
+                pr->error_code = KAFKA_ERR_KAFKA_STORAGE_ERROR;
+            } else {
+                pending = 1;
+            }
+        }
+    }
+    partition_put(p);
+    return pending;
+}
+
+static bool produce_has_error(const struct kmsg_produce_response *resp)
+{
+    for (int32_t i = 0; i < resp->responses.n; i++)
+        for (int32_t j = 0; j < resp->responses.v[i].partition_responses.n; j++)
+            if (resp->responses.v[i].partition_responses.v[j].error_code != 0)
+                return true;
+    return false;
+}
+
+static int produce_all(struct produce_state *st, struct broker_req *r,
+                       const struct kmsg_produce_request *req)
+{
+    struct kmsg_produce_response *resp = &st->resp;
+    int32_t nt = req->topic_data.n > 0 ? req->topic_data.n : 0;
+    resp->responses.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*resp->responses.v));
+    if (resp->responses.v == NULL)
+        return -ENOMEM;
+    resp->responses.n = nt;
+    int waiting = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        const struct kmsg_produce_request_topic_produce_data *td = &req->topic_data.v[i];
+        struct kmsg_produce_response_topic_produce_response *tr = &resp->responses.v[i];
+        kmsg_produce_response_topic_produce_response_init(tr);
+        tr->name = td->name;
+        int32_t np = td->partition_data.n > 0 ? td->partition_data.n : 0;
+        tr->partition_responses.v =
+            arena_calloc(r->arena, (size_t)np + 1, sizeof(*tr->partition_responses.v));
+        if (tr->partition_responses.v == NULL)
+            return -ENOMEM;
+        tr->partition_responses.n = np;
+        char *topic = arena_strndup(r->arena, td->name.ptr ? td->name.ptr : "",
+                                    td->name.len > 0 ? (size_t)td->name.len : 0);
+        if (topic == NULL)
+            return -ENOMEM;
+        for (int32_t j = 0; j < np; j++) {
+            struct kmsg_produce_response_partition_produce_response *pr =
+                &tr->partition_responses.v[j];
+            waiting += produce_partition(st, r, req->acks, topic, &td->partition_data.v[j], pr);
+        }
+    }
+    return waiting;
+}
+
+void handle_produce(struct broker_req *r)
+{
+    struct kmsg_produce_request req;
+    if (broker_decode(r, (kproto_decode_fn)kmsg_produce_request_decode, &req) != 0)
+        return;
+    struct produce_state *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    if (req.acks != 0 && req.acks != 1 && req.acks != -1) {
+        /* Kafka answers every partition with INVALID_REQUIRED_ACKS. */
+        st->acks_error = KAFKA_ERR_INVALID_REQUIRED_ACKS;
+        req.acks = 1;
+    }
+    st->r = r;
+    st->worker = net_request_worker(r->nr);
+    kmsg_produce_response_init(&st->resp);
+    int waiting = produce_all(st, r, &req);
+    if (waiting < 0) {
+        free(st);
+        broker_close(r, "out of memory");
+        return;
+    }
+    if (req.acks == 0) {
+        bool bad = produce_has_error(&st->resp);
+        st->r = NULL;
+        free(st);
+        if (bad)
+            broker_close(r, "produce with acks=0 failed");
+        else
+            broker_reply_none(r);
+        return;
+    }
+    if (st->outstanding == 0) {
+        produce_reply(st);
+        free(st);
+        return;
+    }
+    int64_t timeout = req.timeout_ms > 0 ? req.timeout_ms : 30000;
+    net_timer_start(st->worker, &st->timer, timeout, produce_timed_out, st);
+}
