@@ -232,7 +232,7 @@ static int log_roll_locked(struct log *log, int64_t now_ms)
     struct segment *old = log->segs[log->nsegs - 1];
     struct segment *seg;
     int rc = segment_create(log->dir, old->next_offset, (size_t)log->config.segment_index_bytes,
-                            log->config.index_interval_bytes, now_ms, &seg);
+                            log->config.index_interval_bytes, log->config.segment_bytes, now_ms, &seg);
     if (rc < 0)
         return rc;
     if ((rc = log_segments_push(log, seg)) < 0) {

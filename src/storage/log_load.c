@@ -128,14 +128,14 @@ static void drop_segments_from(struct log *log, size_t from)
 static int recover_one(struct log *log, struct segment *seg, bool last,
                        struct segment_recovery_result *r)
 {
-    int rc = segment_open_active(seg); /* writable .log and preallocated indexes */
+    int rc = segment_open_active(seg, log->config.segment_bytes); /* writable .log and preallocated indexes */
     if (rc == -EBADMSG) {              /* index size not a multiple of its entry size */
         char p[PATH_MAX];
         snprintf(p, sizeof(p), "%s.index", seg->path);
         unlink(p);
         snprintf(p, sizeof(p), "%s.timeindex", seg->path);
         unlink(p);
-        rc = segment_open_active(seg);
+        rc = segment_open_active(seg, log->config.segment_bytes);
     }
     if (rc < 0)
         return rc;
@@ -174,7 +174,7 @@ static int recover_from(struct log *log, int64_t recovery_point)
         if (!last && (r.truncated_bytes > 0 || log->segs[i + 1]->base_offset < r.next_offset)) {
             drop_segments_from(log, i + 1);
             /* The truncated segment becomes the active one: reopen it writable. */
-            if ((rc = segment_open_active(log->segs[i])) < 0)
+            if ((rc = segment_open_active(log->segs[i], log->config.segment_bytes)) < 0)
                 return rc;
             log->segs[i]->next_offset = r.next_offset;
             break;
@@ -187,7 +187,7 @@ static int recover_from(struct log *log, int64_t recovery_point)
 static int open_active_clean(struct log *log)
 {
     struct segment *seg = log->segs[log->nsegs - 1];
-    int rc = segment_open_active(seg);
+    int rc = segment_open_active(seg, log->config.segment_bytes);
     if (rc == 0)
         rc = segment_scan_next_offset(seg, &seg->next_offset);
     if (rc == -EBADMSG) {
@@ -203,7 +203,8 @@ static int create_first_segment(struct log *log, int64_t base)
 {
     struct segment *seg;
     int rc = segment_create(log->dir, base, (size_t)log->config.segment_index_bytes,
-                            log->config.index_interval_bytes, clock_wall_ms(), &seg);
+                            log->config.index_interval_bytes, log->config.segment_bytes,
+                            clock_wall_ms(), &seg);
     if (rc < 0)
         return rc;
     if ((rc = log_segments_push(log, seg)) < 0)

@@ -46,15 +46,16 @@ static struct segment *acquire_segment_for(struct log *log, int64_t offset, int6
     return seg;
 }
 
-/* Extends the range over whole batches while they fit max_bytes and stay below max_offset. */
-static int collect_batches(struct segment *seg, int64_t pos, int64_t limit, int64_t max_offset,
-                           int64_t max_bytes, bool min_one, struct log_read_result *out)
+/* Extends the range over whole batches while they fit max_bytes and stay below max_offset.
+ * `h` is the already-read header of the batch at pos, so the common one-batch case costs no
+ * extra read; the next header is read only while budget is left. */
+static int collect_batches(struct segment *seg, int64_t pos, struct record_batch_header h,
+                           int64_t limit, int64_t max_offset, int64_t max_bytes, bool min_one,
+                           struct log_read_result *out)
 {
-    struct record_batch_header h;
     int64_t start = pos;
-    int rc;
-    out->next_offset = -1;
-    while ((rc = segment_read_batch_header(seg, pos, limit, &h)) == 0) {
+    int rc = 0;
+    for (;;) {
         int64_t size = (int64_t)record_batch_size(&h);
         if (record_batch_last_offset(&h) >= max_offset)
             break;
@@ -64,6 +65,11 @@ static int collect_batches(struct segment *seg, int64_t pos, int64_t limit, int6
             out->first_offset = h.base_offset;
         out->next_offset = record_batch_last_offset(&h) + 1;
         pos += size;
+        if (pos - start + RECORD_BATCH_HEADER_SIZE > max_bytes ||
+            out->next_offset >= max_offset)
+            break;
+        if ((rc = segment_read_batch_header(seg, pos, limit, &h)) < 0)
+            break;
     }
     if (rc < 0 && rc != -ENODATA)
         return rc;
@@ -97,10 +103,10 @@ int log_read(struct log *log, int64_t offset, int32_t max_bytes, int64_t max_off
             return rc;
         int64_t pos;
         struct record_batch_header h;
-        rc = segment_find_position(seg, offset, segment_size(seg), &pos, &h);
+        int64_t limit = segment_size(seg);
+        rc = segment_find_position(seg, offset, limit, &pos, &h);
         if (rc == 0)
-            rc = collect_batches(seg, pos, segment_size(seg), max_offset, max_bytes,
-                                 min_one_batch, out);
+            rc = collect_batches(seg, pos, h, limit, max_offset, max_bytes, min_one_batch, out);
         if (rc == 0 && out->range.length > 0) {
             out->segment = seg;
             return 0;

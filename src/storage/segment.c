@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,6 +67,10 @@ static struct segment *segment_alloc(const char *dir, int64_t base, size_t index
 static void close_files(struct segment *seg)
 {
     seg->was_open = false;
+    if (seg->log_map)
+        munmap((void *)seg->log_map, seg->log_map_len);
+    seg->log_map = NULL;
+    seg->log_map_len = 0;
     index_file_close(&seg->offset_index);
     index_file_close(&seg->time_index);
     if (seg->log_fd >= 0)
@@ -98,6 +103,18 @@ static int open_log_fd(struct segment *seg, int flags)
     return seg->log_fd < 0 ? -errno : 0;
 }
 
+/* Maps the .log for header parsing. A failure only costs speed (pread is used instead). */
+static void map_log(struct segment *seg, int64_t len)
+{
+    if (len <= 0)
+        return;
+    void *m = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, seg->log_fd, 0);
+    if (m == MAP_FAILED)
+        return;
+    seg->log_map = m;
+    seg->log_map_len = (size_t)len;
+}
+
 static void cache_max_timestamp(struct segment *seg)
 {
     struct timestamp_offset last = time_index_last(&seg->time_index, seg->base_offset);
@@ -107,7 +124,8 @@ static void cache_max_timestamp(struct segment *seg)
 }
 
 int segment_create(const char *dir, int64_t base_offset, size_t index_max_bytes,
-                   int32_t index_interval_bytes, int64_t now_ms, struct segment **out)
+                   int32_t index_interval_bytes, int64_t map_bytes, int64_t now_ms,
+                   struct segment **out)
 {
     struct segment *seg = segment_alloc(dir, base_offset, index_max_bytes, index_interval_bytes);
     if (!seg)
@@ -135,6 +153,8 @@ int segment_create(const char *dir, int64_t base_offset, size_t index_max_bytes,
     }
     if ((rc = open_indexes(seg, true)) < 0)
         goto err;
+    seg->map_hint = map_bytes;
+    map_log(seg, map_bytes);
     seg->active = true;
     seg->verified = true;
     seg->created_ms = now_ms;
@@ -230,6 +250,7 @@ static int open_closed(struct segment *seg)
         return rc;
     }
     seg->verified = true;
+    map_log(seg, segment_size(seg));
     if (!atomic_load(&seg->max_timestamp_known))
         cache_max_timestamp(seg);
     return 0;
@@ -260,7 +281,7 @@ void segment_release(struct segment *seg)
     segment_unref(seg);
 }
 
-int segment_open_active(struct segment *seg)
+int segment_open_active(struct segment *seg, int64_t map_bytes)
 {
     pthread_mutex_lock(&seg->lock);
     close_files(seg);
@@ -268,6 +289,9 @@ int segment_open_active(struct segment *seg)
     if (rc == 0 && (rc = open_indexes(seg, true)) < 0)
         close_files(seg);
     if (rc == 0) {
+        int64_t size = segment_size(seg);
+        seg->map_hint = map_bytes;
+        map_log(seg, map_bytes > size ? map_bytes : size);
         seg->active = true;
         if (!atomic_load(&seg->max_timestamp_known))
             cache_max_timestamp(seg);
@@ -293,14 +317,19 @@ int segment_read_batch_header(struct segment *seg, int64_t pos, int64_t limit,
                               struct record_batch_header *h)
 {
     uint8_t buf[RECORD_BATCH_HEADER_SIZE];
+    const uint8_t *p = buf;
     if (pos + RECORD_BATCH_HEADER_SIZE > limit)
         return -ENODATA;
-    ssize_t n = pread(seg->log_fd, buf, sizeof(buf), pos);
-    if (n < 0)
-        return -errno;
-    if (n != (ssize_t)sizeof(buf))
-        return -ENODATA;
-    int rc = record_batch_header_parse(buf, sizeof(buf), h);
+    if (pos + RECORD_BATCH_HEADER_SIZE <= (int64_t)seg->log_map_len) {
+        p = seg->log_map + pos; /* below limit <= size: inside the file, no fault */
+    } else {
+        ssize_t n = pread(seg->log_fd, buf, sizeof(buf), pos);
+        if (n < 0)
+            return -errno;
+        if (n != (ssize_t)sizeof(buf))
+            return -ENODATA;
+    }
+    int rc = record_batch_header_parse(p, RECORD_BATCH_HEADER_SIZE, h);
     if (rc < 0)
         return rc;
     if (pos + (int64_t)record_batch_size(h) > limit)

@@ -44,6 +44,12 @@ struct segment {
     pthread_mutex_t lock; /* guards the fields below */
     int pins;
     int log_fd; /* -1 while closed */
+    /* Read-only mapping of the .log used to parse batch headers without a syscall; covers
+     * [0, log_map_len). Bytes are looked at only below `size`, so the mapping may extend past
+     * the end of the file (active segment) without ever faulting. */
+    const uint8_t *log_map;
+    size_t log_map_len;
+    int64_t map_hint; /* bytes to map for an active segment (segment.bytes) */
     struct index_file offset_index, time_index;
     bool active;   /* the log's last segment: opened writable, indexes preallocated */
     bool verified; /* indexes checked against the log since load */
@@ -65,7 +71,8 @@ void segment_file_name(char *out, size_t cap, const char *dir, int64_t base, con
 /* Creates a new, empty, active segment and its preallocated indexes. Fails with -EEXIST if a
  * non-empty .log already exists. *out has one reference. */
 int segment_create(const char *dir, int64_t base_offset, size_t index_max_bytes,
-                   int32_t index_interval_bytes, int64_t now_ms, struct segment **out);
+                   int32_t index_interval_bytes, int64_t map_bytes, int64_t now_ms,
+                   struct segment **out);
 
 /* Describes an existing segment without opening it (lazy). size = current .log size. */
 int segment_init_closed(const char *dir, int64_t base_offset, int64_t size, size_t index_max_bytes,
@@ -81,9 +88,10 @@ void segment_unref(struct segment *seg);
 int segment_acquire(struct segment *seg);
 void segment_release(struct segment *seg);
 
-/* Opens the segment for appending: writable log fd, indexes preallocated. Caller holds the
- * log's append lock (or has the log to itself). */
-int segment_open_active(struct segment *seg);
+/* Opens the segment for appending: writable log fd, indexes preallocated, the .log mapped for
+ * up to map_bytes (segment.bytes). Caller holds the log's append lock (or has the log to
+ * itself). */
+int segment_open_active(struct segment *seg, int64_t map_bytes);
 
 /* Closes fds and mappings if nobody pins the segment, it is not active, and it has been idle
  * for idle_ms. Returns true when it closed them. */

@@ -13,8 +13,8 @@ LIBS=$(sed -n 's/^LIBS *:= *//p' Makefile)
 [ -n "$LIBS" ] || LIBS="-lz -lsnappy -llz4 -lzstd -lpthread -lm"
 CFLAGS="-std=c17 -D_GNU_SOURCE -O1 -g -Isrc"
 
-# Link against build/libgregor.a when it exists; otherwise compile the layers it needs.
-if [ -f build/libgregor.a ] &&
+# Link against build/libgregor.a when it is up to date; otherwise compile the layers it needs.
+if [ -f build/libgregor.a ] && [ -z "$(find src/record src/storage -newer build/libgregor.a)" ] &&
    cc $CFLAGS tests/faults/storage_crash_writer.c build/libgregor.a -o "$TMP/writer" $LIBS \
      2>"$TMP/cc.log"; then
   :
