@@ -20,6 +20,14 @@ static const struct broker_api broker_api_table[] = {
     {KPROTO_API_LIST_OFFSETS, 0, 9, handle_list_offsets},
     {KPROTO_API_METADATA, 0, 12, handle_metadata},
     {KPROTO_API_API_VERSIONS, 0, 4, handle_api_versions},
+    {KPROTO_API_CREATE_TOPICS, 0, 7, handle_create_topics},
+    {KPROTO_API_DELETE_TOPICS, 0, 6, handle_delete_topics},
+    {KPROTO_API_DELETE_RECORDS, 0, 2, handle_delete_records},
+    {KPROTO_API_DESCRIBE_CONFIGS, 0, 4, handle_describe_configs},
+    {KPROTO_API_ALTER_CONFIGS, 0, 2, handle_alter_configs},
+    {KPROTO_API_CREATE_PARTITIONS, 0, 3, handle_create_partitions},
+    {KPROTO_API_INCREMENTAL_ALTER_CONFIGS, 0, 1, handle_incremental_alter_configs},
+    {KPROTO_API_DESCRIBE_CLUSTER, 0, 1, handle_describe_cluster},
 };
 
 const struct broker_api *broker_apis(int *n)

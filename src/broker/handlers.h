@@ -24,5 +24,13 @@ void handle_metadata(struct broker_req *r);
 void handle_produce(struct broker_req *r);
 void handle_fetch(struct broker_req *r);
 void handle_list_offsets(struct broker_req *r);
+void handle_create_topics(struct broker_req *r);
+void handle_delete_topics(struct broker_req *r);
+void handle_create_partitions(struct broker_req *r);
+void handle_delete_records(struct broker_req *r);
+void handle_describe_configs(struct broker_req *r);
+void handle_alter_configs(struct broker_req *r);
+void handle_incremental_alter_configs(struct broker_req *r);
+void handle_describe_cluster(struct broker_req *r);
 
 #endif

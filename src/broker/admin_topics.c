@@ -1,0 +1,304 @@
+/*
+ * Topic administration: CreateTopics (19), DeleteTopics (20), CreatePartitions (37).
+ * Each request is validated and applied by the controller (a metadata-log change through
+ * raft); the handler waits for the controller's completion without blocking its worker
+ * (broker_async) and answers with the per-topic outcome. Data directories of deleted topics
+ * are removed asynchronously, once the last reader lets go (partition.c).
+ */
+#include <string.h>
+
+#include "broker/async.h"
+#include "broker/broker_internal.h"
+#include "broker/handlers.h"
+#include "proto/gen/create_partitions.h"
+#include "proto/gen/create_topics.h"
+#include "proto/gen/delete_topics.h"
+#include "proto/gen/errors.h"
+
+static char *admin_str(struct broker_req *r, struct kstr s)
+{
+    return s.len < 0 ? NULL : arena_strndup(r->arena, s.ptr, (size_t)s.len);
+}
+
+static struct kstr admin_kstr(struct broker_req *r, const char *s)
+{
+    if (s == NULL)
+        return KSTR_NULL;
+    char *c = arena_strndup(r->arena, s, strlen(s));
+    return c ? (struct kstr){c, (int32_t)strlen(c)} : KSTR_NULL;
+}
+
+/* ---- CreateTopics ---- */
+
+struct create_topics_state {
+    struct kmsg_create_topics_request req;
+    struct kmsg_create_topics_response resp;
+};
+
+static void create_topics_done(struct broker_async *a)
+{
+    struct broker_req *r = a->r;
+    struct create_topics_state *st = a->arg;
+    for (int32_t i = 0; i < st->resp.topics.n; i++) {
+        struct kmsg_create_topics_response_creatable_topic_result *o = &st->resp.topics.v[i];
+        if (a->error_code != 0) {
+            o->error_code = a->error_code;
+            o->error_message = admin_kstr(r, a->error_message);
+            continue;
+        }
+        if ((size_t)i >= a->n_topics)
+            continue;
+        const struct broker_async_topic *t = &a->topics[i];
+        o->error_code = t->error_code;
+        o->error_message = admin_kstr(r, t->error_message);
+        if (t->error_code == 0) {
+            memcpy(o->topic_id.b, t->topic_id, 16);
+            o->num_partitions = t->num_partitions;
+            const struct kmsg_create_topics_request_creatable_topic *rt = &st->req.topics.v[i];
+            o->replication_factor = rt->assignments.n > 0
+                                        ? (int16_t)rt->assignments.v[0].broker_ids.n
+                                        : (rt->replication_factor > 0
+                                               ? rt->replication_factor
+                                               : r->b->cfg.default_replication_factor);
+        }
+    }
+    broker_reply(r, (kproto_encode_fn)kmsg_create_topics_response_encode, &st->resp);
+}
+
+/* Converts one requested topic; returns 0 or -ENOMEM. */
+static int create_topics_convert(struct broker_req *r,
+                                 const struct kmsg_create_topics_request_creatable_topic *rt,
+                                 struct controller_new_topic *nt)
+{
+    nt->name = admin_str(r, rt->name);
+    nt->num_partitions = rt->num_partitions;
+    nt->replication_factor = rt->replication_factor;
+    if (nt->name == NULL)
+        return -ENOMEM;
+    if (rt->assignments.n > 0) {
+        struct controller_replica_list *a =
+            arena_calloc(r->arena, (size_t)rt->assignments.n, sizeof(*a));
+        if (a == NULL)
+            return -ENOMEM;
+        for (int32_t i = 0; i < rt->assignments.n; i++) {
+            a[i].partition = rt->assignments.v[i].partition_index;
+            a[i].n_replicas = (uint32_t)(rt->assignments.v[i].broker_ids.n > 0
+                                             ? rt->assignments.v[i].broker_ids.n
+                                             : 0);
+            a[i].replicas = rt->assignments.v[i].broker_ids.v;
+        }
+        nt->assignments = a;
+        nt->n_assignments = (uint32_t)rt->assignments.n;
+    }
+    if (rt->configs.n > 0) {
+        struct metadata_config_entry *c =
+            arena_calloc(r->arena, (size_t)rt->configs.n, sizeof(*c));
+        if (c == NULL)
+            return -ENOMEM;
+        uint32_t k = 0;
+        for (int32_t i = 0; i < rt->configs.n; i++) {
+            if (rt->configs.v[i].value.len < 0)
+                continue; /* null value: use the default */
+            c[k].name = admin_str(r, rt->configs.v[i].name);
+            c[k].value = admin_str(r, rt->configs.v[i].value);
+            if (c[k].name == NULL || c[k].value == NULL)
+                return -ENOMEM;
+            k++;
+        }
+        nt->configs = c;
+        nt->n_configs = k;
+    }
+    return 0;
+}
+
+void handle_create_topics(struct broker_req *r)
+{
+    struct create_topics_state *st = arena_calloc(r->arena, 1, sizeof(*st));
+    if (st == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    if (broker_decode(r, (kproto_decode_fn)kmsg_create_topics_request_decode, &st->req) != 0)
+        return;
+    kmsg_create_topics_response_init(&st->resp);
+    int32_t n = st->req.topics.n > 0 ? st->req.topics.n : 0;
+    st->resp.topics.v = arena_calloc(r->arena, (size_t)n + 1, sizeof(*st->resp.topics.v));
+    struct controller_new_topic *nt = arena_calloc(r->arena, (size_t)n + 1, sizeof(*nt));
+    if (st->resp.topics.v == NULL || nt == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    st->resp.topics.n = n;
+    for (int32_t i = 0; i < n; i++) {
+        struct kmsg_create_topics_response_creatable_topic_result *o = &st->resp.topics.v[i];
+        kmsg_create_topics_response_creatable_topic_result_init(o);
+        o->name = st->req.topics.v[i].name;
+        o->num_partitions = -1;
+        o->replication_factor = -1;
+        o->configs.n = -1; /* not reported */
+        if (create_topics_convert(r, &st->req.topics.v[i], &nt[i]) != 0) {
+            broker_close(r, "out of memory");
+            return;
+        }
+    }
+    if (n == 0) {
+        broker_reply(r, (kproto_encode_fn)kmsg_create_topics_response_encode, &st->resp);
+        return;
+    }
+    struct broker_async *a = broker_async_new(r, create_topics_done, st);
+    if (a == NULL || controller_create_topics(r->b->ctl, nt, (size_t)n, st->req.validate_only,
+                                              broker_async_done, a) != 0) {
+        broker_async_free(a);
+        for (int32_t i = 0; i < n; i++)
+            st->resp.topics.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
+        broker_reply(r, (kproto_encode_fn)kmsg_create_topics_response_encode, &st->resp);
+    }
+}
+
+/* ---- DeleteTopics ---- */
+
+struct delete_topics_state {
+    struct kmsg_delete_topics_response resp;
+};
+
+static void delete_topics_done(struct broker_async *a)
+{
+    struct delete_topics_state *st = a->arg;
+    for (int32_t i = 0; i < st->resp.responses.n; i++) {
+        struct kmsg_delete_topics_response_deletable_topic_result *o = &st->resp.responses.v[i];
+        if (a->error_code != 0) {
+            o->error_code = a->error_code;
+        } else if ((size_t)i < a->n_topics) {
+            o->error_code = a->topics[i].error_code;
+            o->error_message = admin_kstr(a->r, a->topics[i].error_message);
+            if (a->topics[i].error_code == 0)
+                memcpy(o->topic_id.b, a->topics[i].topic_id, 16);
+        }
+    }
+    broker_reply(a->r, (kproto_encode_fn)kmsg_delete_topics_response_encode, &st->resp);
+}
+
+void handle_delete_topics(struct broker_req *r)
+{
+    struct kmsg_delete_topics_request req;
+    struct delete_topics_state *st = arena_calloc(r->arena, 1, sizeof(*st));
+    if (st == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    if (broker_decode(r, (kproto_decode_fn)kmsg_delete_topics_request_decode, &req) != 0)
+        return;
+    kmsg_delete_topics_response_init(&st->resp);
+    bool v6 = r->hdr.api_version >= 6;
+    int32_t n = v6 ? req.topics.n : req.topic_names.n;
+    if (n < 0)
+        n = 0;
+    st->resp.responses.v = arena_calloc(r->arena, (size_t)n + 1, sizeof(*st->resp.responses.v));
+    struct controller_topic_ref *refs = arena_calloc(r->arena, (size_t)n + 1, sizeof(*refs));
+    if (st->resp.responses.v == NULL || refs == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    st->resp.responses.n = n;
+    for (int32_t i = 0; i < n; i++) {
+        struct kmsg_delete_topics_response_deletable_topic_result *o = &st->resp.responses.v[i];
+        kmsg_delete_topics_response_deletable_topic_result_init(o);
+        struct kstr name = v6 ? req.topics.v[i].name : req.topic_names.v[i];
+        o->name = name;
+        refs[i].name = admin_str(r, name);
+        if (v6) {
+            o->topic_id = req.topics.v[i].topic_id;
+            refs[i].topic_id = req.topics.v[i].topic_id.b;
+        }
+    }
+    if (!r->b->cfg.delete_topic_enable) {
+        for (int32_t i = 0; i < n; i++)
+            st->resp.responses.v[i].error_code = KAFKA_ERR_TOPIC_DELETION_DISABLED;
+        broker_reply(r, (kproto_encode_fn)kmsg_delete_topics_response_encode, &st->resp);
+        return;
+    }
+    struct broker_async *a = n ? broker_async_new(r, delete_topics_done, st) : NULL;
+    if (a == NULL ||
+        controller_delete_topics(r->b->ctl, refs, (size_t)n, broker_async_done, a) != 0) {
+        broker_async_free(a);
+        for (int32_t i = 0; i < n; i++)
+            st->resp.responses.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
+        broker_reply(r, (kproto_encode_fn)kmsg_delete_topics_response_encode, &st->resp);
+    }
+}
+
+/* ---- CreatePartitions ---- */
+
+struct create_partitions_state {
+    struct kmsg_create_partitions_response resp;
+};
+
+static void create_partitions_done(struct broker_async *a)
+{
+    struct create_partitions_state *st = a->arg;
+    for (int32_t i = 0; i < st->resp.results.n; i++) {
+        struct kmsg_create_partitions_response_create_partitions_topic_result *o =
+            &st->resp.results.v[i];
+        if (a->error_code != 0) {
+            o->error_code = a->error_code;
+        } else if ((size_t)i < a->n_topics) {
+            o->error_code = a->topics[i].error_code;
+            o->error_message = admin_kstr(a->r, a->topics[i].error_message);
+        }
+    }
+    broker_reply(a->r, (kproto_encode_fn)kmsg_create_partitions_response_encode, &st->resp);
+}
+
+void handle_create_partitions(struct broker_req *r)
+{
+    struct kmsg_create_partitions_request req;
+    struct create_partitions_state *st = arena_calloc(r->arena, 1, sizeof(*st));
+    if (st == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    if (broker_decode(r, (kproto_decode_fn)kmsg_create_partitions_request_decode, &req) != 0)
+        return;
+    kmsg_create_partitions_response_init(&st->resp);
+    int32_t n = req.topics.n > 0 ? req.topics.n : 0;
+    st->resp.results.v = arena_calloc(r->arena, (size_t)n + 1, sizeof(*st->resp.results.v));
+    struct controller_partition_increase *inc =
+        arena_calloc(r->arena, (size_t)n + 1, sizeof(*inc));
+    if (st->resp.results.v == NULL || inc == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    st->resp.results.n = n;
+    for (int32_t i = 0; i < n; i++) {
+        const struct kmsg_create_partitions_request_create_partitions_topic *t = &req.topics.v[i];
+        kmsg_create_partitions_response_create_partitions_topic_result_init(&st->resp.results.v[i]);
+        st->resp.results.v[i].name = t->name;
+        inc[i].name = admin_str(r, t->name);
+        inc[i].count = t->count;
+        if (t->assignments.n > 0) {
+            struct controller_replica_list *a =
+                arena_calloc(r->arena, (size_t)t->assignments.n, sizeof(*a));
+            if (a == NULL) {
+                broker_close(r, "out of memory");
+                return;
+            }
+            for (int32_t j = 0; j < t->assignments.n; j++) {
+                a[j].partition = -1;
+                a[j].n_replicas = (uint32_t)(t->assignments.v[j].broker_ids.n > 0
+                                                 ? t->assignments.v[j].broker_ids.n
+                                                 : 0);
+                a[j].replicas = t->assignments.v[j].broker_ids.v;
+            }
+            inc[i].assignments = a;
+            inc[i].n_assignments = (uint32_t)t->assignments.n;
+        }
+    }
+    struct broker_async *a = n ? broker_async_new(r, create_partitions_done, st) : NULL;
+    if (a == NULL || controller_create_partitions(r->b->ctl, inc, (size_t)n, req.validate_only,
+                                                  broker_async_done, a) != 0) {
+        broker_async_free(a);
+        for (int32_t i = 0; i < n; i++)
+            st->resp.results.v[i].error_code = n ? KAFKA_ERR_NOT_CONTROLLER : 0;
+        broker_reply(r, (kproto_encode_fn)kmsg_create_partitions_response_encode, &st->resp);
+    }
+}

@@ -1,0 +1,51 @@
+/* DescribeCluster (60): the brokers, cluster id and controller, from the metadata image. */
+#include "proto/gen/describe_cluster.h"
+
+#include <string.h>
+
+#include "broker/broker_internal.h"
+#include "broker/handlers.h"
+#include "proto/gen/errors.h"
+
+#define CLUSTER_AUTHORIZED_OPS_UNSET ((int32_t)0x80000000)
+
+void handle_describe_cluster(struct broker_req *r)
+{
+    struct kmsg_describe_cluster_request req;
+    if (broker_decode(r, (kproto_decode_fn)kmsg_describe_cluster_request_decode, &req) != 0)
+        return;
+    struct broker *b = r->b;
+    struct kmsg_describe_cluster_response resp;
+    kmsg_describe_cluster_response_init(&resp);
+    resp.endpoint_type = req.endpoint_type;
+    resp.cluster_id = (struct kstr){b->cluster_id, (int32_t)strlen(b->cluster_id)};
+    int32_t leader = controller_leader_id(b->ctl);
+    resp.controller_id = leader >= 0 ? leader : b->cfg.node_id;
+    resp.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPS_UNSET;
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    resp.brokers.v = arena_calloc(r->arena, img->n_brokers + 1, sizeof(*resp.brokers.v));
+    resp.brokers.n = 0;
+    bool self_listed = false;
+    for (size_t i = 0; resp.brokers.v && i < img->n_brokers; i++) {
+        const struct metadata_broker *mb = &img->brokers[i];
+        struct kmsg_describe_cluster_response_describe_cluster_broker *o =
+            &resp.brokers.v[resp.brokers.n++];
+        kmsg_describe_cluster_response_describe_cluster_broker_init(o);
+        o->broker_id = mb->id;
+        char *host = arena_strndup(r->arena, mb->host, strlen(mb->host));
+        o->host = (struct kstr){host, host ? (int32_t)strlen(host) : -1};
+        o->port = mb->port;
+        self_listed |= mb->id == b->cfg.node_id;
+    }
+    metadata_image_release(img);
+    if (!self_listed && resp.brokers.v) {
+        /* Not registered yet (controller still electing): list ourselves anyway. */
+        struct kmsg_describe_cluster_response_describe_cluster_broker *o =
+            &resp.brokers.v[resp.brokers.n++];
+        kmsg_describe_cluster_response_describe_cluster_broker_init(o);
+        o->broker_id = b->cfg.node_id;
+        o->host = (struct kstr){b->advertised_host, (int32_t)strlen(b->advertised_host)};
+        o->port = b->advertised_port;
+    }
+    broker_reply(r, (kproto_encode_fn)kmsg_describe_cluster_response_encode, &resp);
+}

@@ -1,0 +1,330 @@
+/*
+ * Configuration APIs: DescribeConfigs (32), AlterConfigs (33), IncrementalAlterConfigs (44).
+ * Topic resources (type 2) are described with Kafka's sources and synonyms (topic override,
+ * broker property, default) and altered through the controller's metadata log. Broker
+ * resources (type 4) are described from the static configuration; altering them (dynamic
+ * broker configs) is not supported and answered with INVALID_REQUEST and a message.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/async.h"
+#include "broker/broker_internal.h"
+#include "broker/handlers.h"
+#include "broker/topic_settings.h"
+#include "cluster/topic_config.h"
+#include "proto/gen/alter_configs.h"
+#include "proto/gen/describe_configs.h"
+#include "proto/gen/errors.h"
+#include "proto/gen/incremental_alter_configs.h"
+
+#define RESOURCE_TOPIC 2
+#define RESOURCE_BROKER 4
+
+static struct kstr cfg_kstr(struct broker_req *r, const char *s)
+{
+    if (s == NULL)
+        return KSTR_NULL;
+    char *c = arena_strndup(r->arena, s, strlen(s));
+    return c ? (struct kstr){c, (int32_t)strlen(c)} : KSTR_NULL;
+}
+
+static bool cfg_key_wanted(const struct karray_str *keys, const char *name)
+{
+    if (keys->n < 0)
+        return true;
+    for (int32_t i = 0; i < keys->n; i++)
+        if ((size_t)keys->v[i].len == strlen(name) &&
+            memcmp(keys->v[i].ptr, name, (size_t)keys->v[i].len) == 0)
+            return true;
+    return false;
+}
+
+static void describe_topic_entry(struct broker_req *r, const struct metadata_topic *t,
+                                 const struct topic_config_def *def, bool synonyms,
+                                 struct kmsg_describe_configs_response_describe_configs_resource_result *o)
+{
+    struct topic_config_value v;
+    topic_config_resolve(def, metadata_topic_config(t, def->name), topic_settings_broker_lookup,
+                         &r->b->cfg, &v);
+    kmsg_describe_configs_response_describe_configs_resource_result_init(o);
+    o->name = cfg_kstr(r, def->name);
+    o->value = cfg_kstr(r, v.value);
+    o->is_default = v.is_default;
+    o->config_source = (int8_t)v.source;
+    o->config_type = (int8_t)def->type;
+    o->documentation = KSTR_NULL;
+    if (!synonyms || v.n_synonyms == 0)
+        return;
+    o->synonyms.v = arena_calloc(r->arena, v.n_synonyms, sizeof(*o->synonyms.v));
+    if (o->synonyms.v == NULL)
+        return;
+    o->synonyms.n = (int32_t)v.n_synonyms;
+    for (unsigned i = 0; i < v.n_synonyms; i++) {
+        o->synonyms.v[i].name = cfg_kstr(r, v.synonyms[i].name);
+        o->synonyms.v[i].value = cfg_kstr(r, v.synonyms[i].value);
+        o->synonyms.v[i].source = (int8_t)v.synonyms[i].source;
+    }
+}
+
+static void describe_topic(struct broker_req *r, const struct metadata_image *img,
+                           const struct kmsg_describe_configs_request_describe_configs_resource *rs,
+                           bool synonyms,
+                           struct kmsg_describe_configs_response_describe_configs_result *res)
+{
+    char *name = arena_strndup(r->arena, rs->resource_name.ptr ? rs->resource_name.ptr : "",
+                               rs->resource_name.len > 0 ? (size_t)rs->resource_name.len : 0);
+    const struct metadata_topic *t = name ? metadata_image_topic_by_name(img, name) : NULL;
+    if (t == NULL) {
+        res->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        res->error_message = cfg_kstr(r, "Topic does not exist");
+        return;
+    }
+    size_t n = topic_config_count();
+    res->configs.v = arena_calloc(r->arena, n + 1, sizeof(*res->configs.v));
+    if (res->configs.v == NULL)
+        return;
+    res->configs.n = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct topic_config_def *def = topic_config_at(i);
+        if (cfg_key_wanted(&rs->configuration_keys, def->name))
+            describe_topic_entry(r, t, def, synonyms, &res->configs.v[res->configs.n++]);
+    }
+}
+
+static void describe_broker(struct broker_req *r,
+                            const struct kmsg_describe_configs_request_describe_configs_resource *rs,
+                            struct kmsg_describe_configs_response_describe_configs_result *res)
+{
+    size_t n = 0;
+    while (config_property_name(n))
+        n++;
+    res->configs.v = arena_calloc(r->arena, n + 1, sizeof(*res->configs.v));
+    if (res->configs.v == NULL)
+        return;
+    res->configs.n = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = config_property_name(i);
+        if (!cfg_key_wanted(&rs->configuration_keys, name))
+            continue;
+        char buf[1024];
+        if (config_describe(&r->b->cfg, name, buf, sizeof(buf)) != 0)
+            continue;
+        struct kmsg_describe_configs_response_describe_configs_resource_result *o =
+            &res->configs.v[res->configs.n++];
+        kmsg_describe_configs_response_describe_configs_resource_result_init(o);
+        o->name = cfg_kstr(r, name);
+        o->value = cfg_kstr(r, buf);
+        o->read_only = true;
+        o->config_source = TOPIC_CONFIG_SOURCE_STATIC_BROKER;
+        o->config_type = TOPIC_CONFIG_STRING;
+        o->documentation = KSTR_NULL;
+    }
+}
+
+void handle_describe_configs(struct broker_req *r)
+{
+    struct kmsg_describe_configs_request req;
+    if (broker_decode(r, (kproto_decode_fn)kmsg_describe_configs_request_decode, &req) != 0)
+        return;
+    struct kmsg_describe_configs_response resp;
+    kmsg_describe_configs_response_init(&resp);
+    int32_t n = req.resources.n > 0 ? req.resources.n : 0;
+    resp.results.v = arena_calloc(r->arena, (size_t)n + 1, sizeof(*resp.results.v));
+    if (resp.results.v == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    resp.results.n = n;
+    const struct metadata_image *img = metadata_image_acquire(r->b->ctl);
+    for (int32_t i = 0; i < n; i++) {
+        const struct kmsg_describe_configs_request_describe_configs_resource *rs =
+            &req.resources.v[i];
+        struct kmsg_describe_configs_response_describe_configs_result *res = &resp.results.v[i];
+        kmsg_describe_configs_response_describe_configs_result_init(res);
+        res->resource_type = rs->resource_type;
+        res->resource_name = rs->resource_name;
+        if (rs->resource_type == RESOURCE_TOPIC) {
+            describe_topic(r, img, rs, req.include_synonyms, res);
+        } else if (rs->resource_type == RESOURCE_BROKER) {
+            describe_broker(r, rs, res);
+        } else {
+            res->error_code = KAFKA_ERR_INVALID_REQUEST;
+            res->error_message = cfg_kstr(r, "Unsupported resource type");
+        }
+    }
+    metadata_image_release(img);
+    broker_reply(r, (kproto_encode_fn)kmsg_describe_configs_response_encode, &resp);
+}
+
+/* ---- AlterConfigs / IncrementalAlterConfigs: one shape for both responses ---- */
+
+struct alter_state {
+    bool incremental;
+    int32_t n;
+    int32_t *topic_index;  /* response index -> index among topic resources, or -1 */
+    struct kmsg_alter_configs_response plain;
+    struct kmsg_incremental_alter_configs_response inc;
+};
+
+static void alter_set_result(struct broker_req *r, struct alter_state *st, int32_t i,
+                             int16_t code, const char *msg)
+{
+    if (st->incremental) {
+        st->inc.responses.v[i].error_code = code;
+        st->inc.responses.v[i].error_message = cfg_kstr(r, msg);
+    } else {
+        st->plain.responses.v[i].error_code = code;
+        st->plain.responses.v[i].error_message = cfg_kstr(r, msg);
+    }
+}
+
+static void alter_reply(struct broker_req *r, struct alter_state *st)
+{
+    if (st->incremental)
+        broker_reply(r, (kproto_encode_fn)kmsg_incremental_alter_configs_response_encode,
+                     &st->inc);
+    else
+        broker_reply(r, (kproto_encode_fn)kmsg_alter_configs_response_encode, &st->plain);
+}
+
+static void alter_done(struct broker_async *a)
+{
+    struct alter_state *st = a->arg;
+    for (int32_t i = 0; i < st->n; i++) {
+        int32_t k = st->topic_index[i];
+        if (k < 0)
+            continue;
+        if (a->error_code != 0)
+            alter_set_result(a->r, st, i, a->error_code, a->error_message);
+        else if ((size_t)k < a->n_topics)
+            alter_set_result(a->r, st, i, a->topics[k].error_code, a->topics[k].error_message);
+    }
+    alter_reply(a->r, st);
+}
+
+/* Common tail: submit the topic resources collected in alters[0..nt). */
+static void alter_submit(struct broker_req *r, struct alter_state *st,
+                         struct controller_config_alter *alters, size_t nt, bool validate_only)
+{
+    if (nt == 0) {
+        alter_reply(r, st);
+        return;
+    }
+    struct broker_async *a = broker_async_new(r, alter_done, st);
+    if (a == NULL || controller_alter_configs(r->b->ctl, alters, nt, st->incremental,
+                                              validate_only, broker_async_done, a) != 0) {
+        broker_async_free(a);
+        for (int32_t i = 0; i < st->n; i++)
+            if (st->topic_index[i] >= 0)
+                alter_set_result(r, st, i, KAFKA_ERR_NOT_CONTROLLER, NULL);
+        alter_reply(r, st);
+    }
+}
+
+static char *alter_str(struct broker_req *r, struct kstr s)
+{
+    return s.len < 0 ? NULL : arena_strndup(r->arena, s.ptr, (size_t)s.len);
+}
+
+void handle_alter_configs(struct broker_req *r)
+{
+    struct kmsg_alter_configs_request req;
+    if (broker_decode(r, (kproto_decode_fn)kmsg_alter_configs_request_decode, &req) != 0)
+        return;
+    struct alter_state *st = arena_calloc(r->arena, 1, sizeof(*st));
+    int32_t n = req.resources.n > 0 ? req.resources.n : 0;
+    struct controller_config_alter *alters = arena_calloc(r->arena, (size_t)n + 1, sizeof(*alters));
+    if (st != NULL)
+        kmsg_alter_configs_response_init(&st->plain);
+    if (st == NULL || alters == NULL ||
+        (st->topic_index = arena_calloc(r->arena, (size_t)n + 1, sizeof(int32_t))) == NULL ||
+        (st->plain.responses.v = arena_calloc(r->arena, (size_t)n + 1,
+                                              sizeof(*st->plain.responses.v))) == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    st->n = st->plain.responses.n = n;
+    size_t nt = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const struct kmsg_alter_configs_request_alter_configs_resource *rs = &req.resources.v[i];
+        struct kmsg_alter_configs_response_alter_configs_resource_response *o =
+            &st->plain.responses.v[i];
+        kmsg_alter_configs_response_alter_configs_resource_response_init(o);
+        o->resource_type = rs->resource_type;
+        o->resource_name = rs->resource_name;
+        st->topic_index[i] = -1;
+        if (rs->resource_type != RESOURCE_TOPIC) {
+            alter_set_result(r, st, i, KAFKA_ERR_INVALID_REQUEST,
+                             "only topic configs can be altered");
+            continue;
+        }
+        int32_t nc = rs->configs.n > 0 ? rs->configs.n : 0;
+        struct controller_config_change *ch = arena_calloc(r->arena, (size_t)nc + 1, sizeof(*ch));
+        if (ch == NULL) {
+            broker_close(r, "out of memory");
+            return;
+        }
+        for (int32_t j = 0; j < nc; j++) {
+            ch[j].name = alter_str(r, rs->configs.v[j].name);
+            ch[j].value = alter_str(r, rs->configs.v[j].value);
+            ch[j].op = ch[j].value ? CONTROLLER_CONFIG_SET : CONTROLLER_CONFIG_DELETE;
+        }
+        alters[nt] = (struct controller_config_alter){alter_str(r, rs->resource_name),
+                                                      (uint32_t)nc, ch};
+        st->topic_index[i] = (int32_t)nt++;
+    }
+    alter_submit(r, st, alters, nt, req.validate_only);
+}
+
+void handle_incremental_alter_configs(struct broker_req *r)
+{
+    struct kmsg_incremental_alter_configs_request req;
+    if (broker_decode(r, (kproto_decode_fn)kmsg_incremental_alter_configs_request_decode, &req))
+        return;
+    struct alter_state *st = arena_calloc(r->arena, 1, sizeof(*st));
+    int32_t n = req.resources.n > 0 ? req.resources.n : 0;
+    struct controller_config_alter *alters = arena_calloc(r->arena, (size_t)n + 1, sizeof(*alters));
+    if (st != NULL)
+        kmsg_incremental_alter_configs_response_init(&st->inc);
+    if (st == NULL || alters == NULL ||
+        (st->topic_index = arena_calloc(r->arena, (size_t)n + 1, sizeof(int32_t))) == NULL ||
+        (st->inc.responses.v = arena_calloc(r->arena, (size_t)n + 1,
+                                            sizeof(*st->inc.responses.v))) == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    st->incremental = true;
+    st->n = st->inc.responses.n = n;
+    size_t nt = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const struct kmsg_incremental_alter_configs_request_alter_configs_resource *rs =
+            &req.resources.v[i];
+        struct kmsg_incremental_alter_configs_response_alter_configs_resource_response *o =
+            &st->inc.responses.v[i];
+        kmsg_incremental_alter_configs_response_alter_configs_resource_response_init(o);
+        o->resource_type = rs->resource_type;
+        o->resource_name = rs->resource_name;
+        st->topic_index[i] = -1;
+        if (rs->resource_type != RESOURCE_TOPIC) {
+            alter_set_result(r, st, i, KAFKA_ERR_INVALID_REQUEST,
+                             "only topic configs can be altered");
+            continue;
+        }
+        int32_t nc = rs->configs.n > 0 ? rs->configs.n : 0;
+        struct controller_config_change *ch = arena_calloc(r->arena, (size_t)nc + 1, sizeof(*ch));
+        if (ch == NULL) {
+            broker_close(r, "out of memory");
+            return;
+        }
+        for (int32_t j = 0; j < nc; j++) {
+            ch[j].name = alter_str(r, rs->configs.v[j].name);
+            ch[j].value = alter_str(r, rs->configs.v[j].value);
+            ch[j].op = rs->configs.v[j].config_operation;
+        }
+        alters[nt] = (struct controller_config_alter){alter_str(r, rs->resource_name),
+                                                      (uint32_t)nc, ch};
+        st->topic_index[i] = (int32_t)nt++;
+    }
+    alter_submit(r, st, alters, nt, req.validate_only);
+}

@@ -1,0 +1,71 @@
+/*
+ * DeleteRecords (21): moves a partition's log start offset forward (offset -1 means the high
+ * watermark), as Kafka does; whole segments below it are deleted by the log and the new start
+ * is checkpointed by the housekeeping thread and at shutdown.
+ */
+#include "proto/gen/delete_records.h"
+
+#include "base/clock.h"
+#include "broker/broker_internal.h"
+#include "broker/handlers.h"
+#include "broker/partition.h"
+#include "proto/gen/errors.h"
+
+static void delete_records_partition(
+    struct broker_req *r, const char *topic,
+    const struct kmsg_delete_records_request_delete_records_partition *rp,
+    struct kmsg_delete_records_response_delete_records_partition_result *o)
+{
+    kmsg_delete_records_response_delete_records_partition_result_init(o);
+    o->partition_index = rp->partition_index;
+    o->low_watermark = -1;
+    struct partition *p = partition_get(r->b->parts, topic, rp->partition_index);
+    if (p == NULL) {
+        o->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return;
+    }
+    int64_t hw = log_high_watermark(p->log);
+    int64_t offset = rp->offset == -1 ? hw : rp->offset;
+    if (offset < 0 || offset > hw) {
+        o->error_code = KAFKA_ERR_OFFSET_OUT_OF_RANGE;
+    } else {
+        int rc = log_delete_records(p->log, offset, clock_wall_ms());
+        o->error_code = rc == 0 ? KAFKA_ERR_NONE : (int16_t)log_error_to_kafka(rc);
+        o->low_watermark = log_start_offset(p->log);
+    }
+    partition_put(p);
+}
+
+void handle_delete_records(struct broker_req *r)
+{
+    struct kmsg_delete_records_request req;
+    if (broker_decode(r, (kproto_decode_fn)kmsg_delete_records_request_decode, &req) != 0)
+        return;
+    struct kmsg_delete_records_response resp;
+    kmsg_delete_records_response_init(&resp);
+    int32_t nt = req.topics.n > 0 ? req.topics.n : 0;
+    resp.topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*resp.topics.v));
+    if (resp.topics.v == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    resp.topics.n = nt;
+    for (int32_t i = 0; i < nt; i++) {
+        const struct kmsg_delete_records_request_delete_records_topic *rt = &req.topics.v[i];
+        struct kmsg_delete_records_response_delete_records_topic_result *t = &resp.topics.v[i];
+        kmsg_delete_records_response_delete_records_topic_result_init(t);
+        t->name = rt->name;
+        int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
+        t->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*t->partitions.v));
+        char *topic = arena_strndup(r->arena, rt->name.ptr ? rt->name.ptr : "",
+                                    rt->name.len > 0 ? (size_t)rt->name.len : 0);
+        if (t->partitions.v == NULL || topic == NULL) {
+            broker_close(r, "out of memory");
+            return;
+        }
+        t->partitions.n = np;
+        for (int32_t j = 0; j < np; j++)
+            delete_records_partition(r, topic, &rt->partitions.v[j], &t->partitions.v[j]);
+    }
+    broker_reply(r, (kproto_encode_fn)kmsg_delete_records_response_encode, &resp);
+}
