@@ -8,8 +8,12 @@ PKGS=(
   libraft-dev libuv1-dev librdkafka-dev libmicrohttpd-dev
   zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
   kcat python3 python3-confluent-kafka python3-kafka
-  nodejs npm jq strace iproute2 procps
+  jq strace iproute2 procps
 )
+# Node.js may come from outside Debian (then it brings its own npm): only install Debian's
+# packages when the commands are missing.
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 missing=()
 for p in "${PKGS[@]}"; do
