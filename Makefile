@@ -26,6 +26,9 @@ ASAN_DIR  := build-asan
 REL_FLAGS := -O2 -g
 ASAN_FLAGS:= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
+# Object files are kept (not deleted as intermediates) so a second make does nothing.
+.SECONDARY:
+
 .PHONY: all asan run test unit interop deps bench format clean fuzz
 
 all: deps-check $(REL_DIR)/gregor $(patsubst tests/unit/%.c,$(REL_DIR)/tests/%,$(UNIT_SRCS))
@@ -60,7 +63,7 @@ $(REL_DIR)/.deps-ok: scripts/install-deps.sh
 deps:
 	bash scripts/install-deps.sh
 
-run: all
+run: deps-check $(REL_DIR)/gregor
 	@mkdir -p data
 	./$(REL_DIR)/gregor serve --override listeners=PLAINTEXT://127.0.0.1:9092 \
 		--override log.dirs=./data
