@@ -39,7 +39,7 @@ static int64_t next_deadline(struct log_flusher *f)
 {
     int64_t best = INT64_MAX;
     for (size_t i = 0; i < f->nlogs; i++) {
-        int64_t iv = f->logs[i]->config.flush_interval_ms; /* racy read of an int64: a hint */
+        int64_t iv = atomic_load(&f->logs[i]->flush_interval_ms);
         if (iv == INT64_MAX || iv < 0)
             continue;
         int64_t d = atomic_load(&f->logs[i]->last_flush_ms) + iv;
@@ -102,7 +102,7 @@ static void flush_intervals(struct log_flusher *f)
         return;
     for (size_t i = 0; i < f->nlogs; i++) {
         struct log *log = f->logs[i];
-        int64_t iv = log->config.flush_interval_ms; /* racy read of an int64: a hint */
+        int64_t iv = atomic_load(&log->flush_interval_ms);
         if (iv == INT64_MAX || iv < 0 || atomic_load(&log->last_flush_ms) + iv > now)
             continue;
         if (log_end_offset(log) == log_recovery_point(log))

@@ -138,6 +138,7 @@ int log_open(const char *dir, const char *topic, int32_t partition, const struct
     snprintf(log->dir, n, "%s/%s-%d", dir, topic, partition);
     log->partition = partition;
     log->config = cfg ? *cfg : log_config_defaults();
+    atomic_init(&log->flush_interval_ms, log->config.flush_interval_ms);
     pthread_mutex_init(&log->append_lock, NULL);
     pthread_mutex_init(&log->flush_lock, NULL);
     pthread_mutex_init(&log->pending_lock, NULL);
@@ -178,6 +179,7 @@ void log_set_config(struct log *log, const struct log_config *cfg)
 {
     pthread_mutex_lock(&log->append_lock);
     log->config = *cfg;
+    atomic_store(&log->flush_interval_ms, cfg->flush_interval_ms);
     pthread_mutex_unlock(&log->append_lock);
 }
 

@@ -121,9 +121,10 @@ int segment_append(struct segment *seg, const uint8_t *buf, size_t len, int64_t 
 int segment_seal(struct segment *seg);
 
 /* fdatasync of the .log. Indexes are not synced here: after an unclean stop they are rebuilt
- * from the .log, and a clean close syncs them (segment_sync_indexes). */
-int segment_sync_indexes(struct segment *seg);
+ * from the .log. Segment pinned. */
 int segment_sync(struct segment *seg);
+/* fdatasync of both indexes (clean close, so the next start can trust them). */
+int segment_sync_indexes(struct segment *seg);
 
 /* Loads (or returns the cached) largest timestamp; segment must be pinned. */
 void segment_max_timestamp(struct segment *seg, int64_t *ts, int64_t *offset);
