@@ -195,6 +195,10 @@ int iochain_send(struct iochain *c, int sock)
         } else {
             off_t off = p->u.file.off + (off_t)c->send_off;
             size_t left = p->len - c->send_off;
+            if (left == 0) { /* empty file range: sendfile would return 0 and look like EOF */
+                iochain_advance(c, 0);
+                continue;
+            }
             w = sendfile(sock, p->u.file.fd, &off, left);
             if (w == 0)
                 return -EIO; /* file shorter than promised */
