@@ -218,11 +218,11 @@ int snappy_raw_compress(const uint8_t *in, size_t in_len, uint8_t **out, size_t 
 
 /* Writes the xerial stream snappy-java's SnappyOutputStream produces: header, version 1,
  * compatible version 1, then 32 KiB blocks each prefixed by its compressed length. */
-static int snappy_xerial_compress(const uint8_t *in, size_t in_len, uint8_t **out,
-                                  size_t *out_len)
+static int snappy_xerial_compress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
 {
     size_t nblocks = in_len / XERIAL_BLOCK_SIZE + 1;
-    size_t cap = XERIAL_HEADER_SIZE + nblocks * (4 + snappy_max_compressed_length(XERIAL_BLOCK_SIZE));
+    size_t cap =
+        XERIAL_HEADER_SIZE + nblocks * (4 + snappy_max_compressed_length(XERIAL_BLOCK_SIZE));
     uint8_t *buf = malloc(cap);
     if (!buf)
         return RECORD_ERR_NOMEM;
@@ -233,8 +233,7 @@ static int snappy_xerial_compress(const uint8_t *in, size_t in_len, uint8_t **ou
     for (size_t off = 0; off < in_len; off += XERIAL_BLOCK_SIZE) {
         size_t n = in_len - off < XERIAL_BLOCK_SIZE ? in_len - off : XERIAL_BLOCK_SIZE;
         size_t clen = cap - pos - 4;
-        if (snappy_compress((const char *)in + off, n, (char *)buf + pos + 4, &clen) !=
-            SNAPPY_OK) {
+        if (snappy_compress((const char *)in + off, n, (char *)buf + pos + 4, &clen) != SNAPPY_OK) {
             free(buf);
             return RECORD_ERR_CORRUPT;
         }

@@ -37,9 +37,9 @@ uint32_t crc32c_update_portable(uint32_t crc, const void *buf, size_t len)
         memcpy(&hi, p + 4, 4);
         lo ^= crc; /* little-endian host assumed (x86-64 / aarch64) */
         crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
-              crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
-              crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
-              crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+              crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xff] ^
+              crc_table[2][(hi >> 8) & 0xff] ^ crc_table[1][(hi >> 16) & 0xff] ^
+              crc_table[0][hi >> 24];
         p += 8;
         len -= 8;
     }
@@ -51,8 +51,8 @@ uint32_t crc32c_update_portable(uint32_t crc, const void *buf, size_t len)
 #if defined(__x86_64__)
 #include <nmmintrin.h>
 
-__attribute__((target("sse4.2"))) static uint32_t crc32c_update_sse42(uint32_t crc,
-                                                                      const void *buf, size_t len)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_update_sse42(uint32_t crc, const void *buf,
+                                                                      size_t len)
 {
     const uint8_t *p = buf;
     uint64_t c = ~crc;

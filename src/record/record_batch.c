@@ -130,8 +130,8 @@ static int record_body_validate(const uint8_t *p, const uint8_t *end, int32_t *d
     return p == end ? 0 : RECORD_ERR_CORRUPT;
 }
 
-int record_region_validate(const uint8_t *p, size_t len, int32_t count,
-                           int32_t last_offset_delta, bool sequential)
+int record_region_validate(const uint8_t *p, size_t len, int32_t count, int32_t last_offset_delta,
+                           bool sequential)
 {
     const uint8_t *end = p + len;
     int64_t prev_delta = -1;

@@ -54,13 +54,13 @@ enum record_compression {
  * the same int. record_error_to_kafka() maps them to Kafka error codes for responses.
  */
 enum record_error {
-    RECORD_ERR_CORRUPT = -1001,         /* structure broken: lengths, varints -> CORRUPT_MESSAGE */
-    RECORD_ERR_CRC = -1002,             /* CRC-32C mismatch -> CORRUPT_MESSAGE */
-    RECORD_ERR_INVALID = -1003,         /* well-formed but illegal (counts, deltas) -> INVALID_RECORD */
-    RECORD_ERR_TOO_LARGE = -1004,       /* over a size limit -> MESSAGE_TOO_LARGE */
-    RECORD_ERR_MAGIC = -1005,           /* not magic 2 -> UNSUPPORTED_FOR_MESSAGE_FORMAT */
+    RECORD_ERR_CORRUPT = -1001,   /* structure broken: lengths, varints -> CORRUPT_MESSAGE */
+    RECORD_ERR_CRC = -1002,       /* CRC-32C mismatch -> CORRUPT_MESSAGE */
+    RECORD_ERR_INVALID = -1003,   /* well-formed but illegal (counts, deltas) -> INVALID_RECORD */
+    RECORD_ERR_TOO_LARGE = -1004, /* over a size limit -> MESSAGE_TOO_LARGE */
+    RECORD_ERR_MAGIC = -1005,     /* not magic 2 -> UNSUPPORTED_FOR_MESSAGE_FORMAT */
     RECORD_ERR_UNSUPPORTED_CODEC = -1006, /* compression 5..7 -> UNSUPPORTED_COMPRESSION_TYPE */
-    RECORD_ERR_TRUNCATED = -1007,       /* buffer ends inside a batch -> CORRUPT_MESSAGE */
+    RECORD_ERR_TRUNCATED = -1007,         /* buffer ends inside a batch -> CORRUPT_MESSAGE */
     RECORD_ERR_NOMEM = -1008,
 };
 
@@ -135,8 +135,8 @@ int record_batches_validate(const uint8_t *buf, size_t len, enum record_validate
  * increase and not exceed last_offset_delta; with `sequential`, they must be 0,1,2,...
  * Used for uncompressed batches and for decompressed payloads. 0 or a record_error.
  */
-int record_region_validate(const uint8_t *p, size_t len, int32_t count,
-                           int32_t last_offset_delta, bool sequential);
+int record_region_validate(const uint8_t *p, size_t len, int32_t count, int32_t last_offset_delta,
+                           bool sequential);
 
 /* In-place edits. Base offset and leader epoch are not covered by the CRC. */
 void record_batch_set_base_offset(uint8_t *batch, int64_t base_offset);

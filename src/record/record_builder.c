@@ -50,16 +50,16 @@ static size_t put_sized(uint8_t *p, const void *data, int32_t len)
 }
 
 int record_builder_add_delta(struct record_builder *b, int32_t offset_delta, int64_t timestamp,
-                             const void *key, int32_t key_len, const void *value,
-                             int32_t value_len, const struct record_header *headers,
-                             int32_t nheaders)
+                             const void *key, int32_t key_len, const void *value, int32_t value_len,
+                             const struct record_header *headers, int32_t nheaders)
 {
     if (b->count == 0)
         b->base_timestamp = timestamp;
-    size_t body_max = 1 + 10 + 5 + 5 + (key ? (size_t)key_len : 0) + 5 +
-                      (value ? (size_t)value_len : 0) + 5;
+    size_t body_max =
+        1 + 10 + 5 + 5 + (key ? (size_t)key_len : 0) + 5 + (value ? (size_t)value_len : 0) + 5;
     for (int32_t i = 0; i < nheaders; i++)
-        body_max += 10 + (size_t)headers[i].key_len + (headers[i].value ? (size_t)headers[i].value_len : 0);
+        body_max +=
+            10 + (size_t)headers[i].key_len + (headers[i].value ? (size_t)headers[i].value_len : 0);
     if (reserve(b, body_max + 5) < 0)
         return RECORD_ERR_NOMEM;
     uint8_t *body = malloc(body_max);
@@ -116,7 +116,8 @@ int record_builder_finish(struct record_builder *b, uint8_t **out, size_t *out_l
     be32_store(p + RB_OFF_LENGTH, (uint32_t)(size - RECORD_BATCH_LOG_OVERHEAD));
     be32_store(p + RB_OFF_LEADER_EPOCH, (uint32_t)b->partition_leader_epoch);
     p[RB_OFF_MAGIC] = RECORD_BATCH_MAGIC_V2;
-    be16_store(p + RB_OFF_ATTRIBUTES, (uint16_t)((b->attributes & ~RECORD_ATTR_COMPRESSION_MASK) | b->codec));
+    be16_store(p + RB_OFF_ATTRIBUTES,
+               (uint16_t)((b->attributes & ~RECORD_ATTR_COMPRESSION_MASK) | b->codec));
     be32_store(p + RB_OFF_LAST_OFFSET_DELTA, (uint32_t)(b->count ? b->last_offset_delta : 0));
     be64_store(p + RB_OFF_BASE_TIMESTAMP, (uint64_t)b->base_timestamp);
     be64_store(p + RB_OFF_MAX_TIMESTAMP, (uint64_t)b->max_timestamp);

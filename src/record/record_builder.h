@@ -36,9 +36,8 @@ int record_builder_add(struct record_builder *b, int64_t timestamp, const void *
                        int32_t key_len, const void *value, int32_t value_len,
                        const struct record_header *headers, int32_t nheaders);
 int record_builder_add_delta(struct record_builder *b, int32_t offset_delta, int64_t timestamp,
-                             const void *key, int32_t key_len, const void *value,
-                             int32_t value_len, const struct record_header *headers,
-                             int32_t nheaders);
+                             const void *key, int32_t key_len, const void *value, int32_t value_len,
+                             const struct record_header *headers, int32_t nheaders);
 
 /* Produces the batch in a malloc'ed buffer (*out, caller frees). The builder may be reused
  * only after record_builder_release. 0 or a record_error. */

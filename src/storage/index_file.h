@@ -21,8 +21,8 @@
 
 struct index_file {
     int fd;
-    uint8_t *map;        /* NULL when nothing is mapped */
-    size_t map_len;      /* bytes mapped */
+    uint8_t *map;   /* NULL when nothing is mapped */
+    size_t map_len; /* bytes mapped */
     size_t entry_size;
     uint32_t max_entries; /* capacity of the mapping */
     _Atomic uint32_t entries;

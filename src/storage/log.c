@@ -59,8 +59,8 @@ int log_error_to_kafka(int err)
 void log_mark_offline(struct log *log, const char *what, int err)
 {
     if (!atomic_exchange(&log->offline, true))
-        log_error("storage", "%s-%d goes offline: %s failed: %s", log->topic, log->partition,
-                  what, strerror(err < 0 ? -err : err));
+        log_error("storage", "%s-%d goes offline: %s failed: %s", log->topic, log->partition, what,
+                  strerror(err < 0 ? -err : err));
 }
 
 size_t log_segment_index_locked(const struct log *log, int64_t offset)
@@ -233,8 +233,9 @@ static int log_roll_locked(struct log *log, int64_t now_ms)
 {
     struct segment *old = log->segs[log->nsegs - 1];
     struct segment *seg;
-    int rc = segment_create(log->dir, old->next_offset, (size_t)log->config.segment_index_bytes,
-                            log->config.index_interval_bytes, log->config.segment_bytes, now_ms, &seg);
+    int rc =
+        segment_create(log->dir, old->next_offset, (size_t)log->config.segment_index_bytes,
+                       log->config.index_interval_bytes, log->config.segment_bytes, now_ms, &seg);
     if (rc < 0)
         return rc;
     if ((rc = log_segments_push(log, seg)) < 0) {
@@ -317,16 +318,16 @@ static int append_locked(struct log *log, uint8_t *buf, size_t len, int32_t lead
     return 0;
 }
 
-int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epoch,
-               int64_t now_ms, bool log_append_time, struct log_append_info *out)
+int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epoch, int64_t now_ms,
+               bool log_append_time, struct log_append_info *out)
 {
     pthread_mutex_lock(&log->append_lock);
     int rc = append_locked(log, batches, len, leader_epoch, now_ms, log_append_time, out);
     int64_t flush_every = log->config.flush_interval_messages;
     pthread_mutex_unlock(&log->append_lock);
     if (rc == 0) {
-        int64_t unflushed = atomic_fetch_add(&log->unflushed_messages, out->record_count) +
-                            out->record_count;
+        int64_t unflushed =
+            atomic_fetch_add(&log->unflushed_messages, out->record_count) + out->record_count;
         if (unflushed >= flush_every && log->flusher)
             log_flusher_poke(log->flusher, log);
     }

@@ -103,8 +103,8 @@ struct log_append_info {
  * everything with one pwrite. The buffer stays owned by the caller. 0 or negative error;
  * on error nothing is visible to readers. Any thread (serialised by the append lock).
  */
-int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epoch,
-               int64_t now_ms, bool log_append_time, struct log_append_info *out);
+int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epoch, int64_t now_ms,
+               bool log_append_time, struct log_append_info *out);
 
 /* A byte range of a segment file that holds whole batches. */
 struct log_file_range {

@@ -78,8 +78,8 @@ int log_end_offset_for_epoch(struct log *log, int32_t epoch, int64_t *end_offset
     for (size_t i = log->nepochs; i-- > 0;) {
         if (log->epochs[i].epoch <= epoch) {
             *end_epoch = log->epochs[i].epoch;
-            *end_offset = i + 1 < log->nepochs ? log->epochs[i + 1].start_offset
-                                               : log_end_offset(log);
+            *end_offset =
+                i + 1 < log->nepochs ? log->epochs[i + 1].start_offset : log_end_offset(log);
             rc = 0;
             break;
         }

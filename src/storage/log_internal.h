@@ -50,7 +50,9 @@ struct log {
     _Atomic int64_t last_flush_ms; /* monotonic */
     _Atomic bool dir_dirty;        /* segment files created since the last flush */
     _Atomic int lazy_opens;
-    _Atomic int64_t flush_interval_ms; /* copy of config.flush_interval_ms for the flusher */        /* closed segments opened by reads since the last trim */
+    _Atomic int64_t flush_interval_ms;
+        /* copy of config.flush_interval_ms for the flusher */ /* closed segments opened by reads
+                                                                  since the last trim */
 
     pthread_mutex_t flush_lock;
 

@@ -116,8 +116,7 @@ static int init_segments(struct log *log, const int64_t *bases, size_t n)
 static void drop_segments_from(struct log *log, size_t from)
 {
     for (size_t i = from; i < log->nsegs; i++) {
-        log_warn("storage", "%s.log: removed, it follows a truncated segment",
-                 log->segs[i]->path);
+        log_warn("storage", "%s.log: removed, it follows a truncated segment", log->segs[i]->path);
         segment_unlink(log->segs[i]);
         segment_unref(log->segs[i]);
     }
@@ -128,8 +127,9 @@ static void drop_segments_from(struct log *log, size_t from)
 static int recover_one(struct log *log, struct segment *seg, bool last,
                        struct segment_recovery_result *r)
 {
-    int rc = segment_open_active(seg, log->config.segment_bytes); /* writable .log and preallocated indexes */
-    if (rc == -EBADMSG) {              /* index size not a multiple of its entry size */
+    int rc = segment_open_active(
+        seg, log->config.segment_bytes); /* writable .log and preallocated indexes */
+    if (rc == -EBADMSG) {                /* index size not a multiple of its entry size */
         char p[PATH_MAX];
         snprintf(p, sizeof(p), "%s.index", seg->path);
         unlink(p);

@@ -285,8 +285,8 @@ int log_manager_create(struct log_manager *m, const char *topic, int32_t partiti
     return rc;
 }
 
-static int write_ckpt(struct log_manager *m, const char *name, struct checkpoint_entry *e,
-                      size_t n, int which)
+static int write_ckpt(struct log_manager *m, const char *name, struct checkpoint_entry *e, size_t n,
+                      int which)
 {
     for (size_t i = 0; i < n; i++) {
         struct log *log = m->logs[i];

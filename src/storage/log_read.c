@@ -65,8 +65,7 @@ static int collect_batches(struct segment *seg, int64_t pos, struct record_batch
             out->first_offset = h.base_offset;
         out->next_offset = record_batch_last_offset(&h) + 1;
         pos += size;
-        if (pos - start + RECORD_BATCH_HEADER_SIZE > max_bytes ||
-            out->next_offset >= max_offset)
+        if (pos - start + RECORD_BATCH_HEADER_SIZE > max_bytes || out->next_offset >= max_offset)
             break;
         if ((rc = segment_read_batch_header(seg, pos, limit, &h)) < 0)
             break;
@@ -173,8 +172,8 @@ static int search_batch(struct segment *seg, int64_t pos, const struct record_ba
 }
 
 /* Scans batches of a pinned segment from the time index hint; see log_offset_for_timestamp. */
-static int segment_find_timestamp(struct segment *seg, int64_t ts, int64_t min_offset,
-                                  int64_t end, bool match_equal, int64_t *offset, int64_t *found)
+static int segment_find_timestamp(struct segment *seg, int64_t ts, int64_t min_offset, int64_t end,
+                                  bool match_equal, int64_t *offset, int64_t *found)
 {
     struct timestamp_offset t = time_index_lookup(&seg->time_index, seg->base_offset, ts);
     int64_t from = t.offset > min_offset ? t.offset : min_offset;

@@ -59,8 +59,8 @@ static int scan_buf_fill(struct scan_buf *b, int fd, int64_t pos, size_t need, i
 }
 
 /* True if the batch at p (size bytes available) is valid after expected_min_offset. */
-static bool batch_valid(const uint8_t *p, const struct record_batch_header *h,
-                        int64_t min_offset, int64_t seg_base)
+static bool batch_valid(const uint8_t *p, const struct record_batch_header *h, int64_t min_offset,
+                        int64_t seg_base)
 {
     size_t size = record_batch_size(h);
     if (crc32c(p + RB_OFF_ATTRIBUTES, size - RB_OFF_ATTRIBUTES) != h->crc)
@@ -91,7 +91,8 @@ int segment_recover(struct segment *seg, struct segment_recovery_result *out)
         rc = scan_buf_fill(&b, seg->log_fd, pos, RECORD_BATCH_HEADER_SIZE, file_size);
         if (rc < 0)
             break;
-        if (record_batch_header_parse(b.data + (pos - b.file_pos), RECORD_BATCH_HEADER_SIZE, &h) < 0)
+        if (record_batch_header_parse(b.data + (pos - b.file_pos), RECORD_BATCH_HEADER_SIZE, &h) <
+            0)
             break;
         size_t size = record_batch_size(&h);
         if (size > RECOVERY_MAX_BATCH)
@@ -110,8 +111,8 @@ int segment_recover(struct segment *seg, struct segment_recovery_result *out)
             int irc = offset_index_append(&seg->offset_index, seg->base_offset,
                                           record_batch_last_offset(&h), pos);
             if (irc == 0)
-                irc = time_index_maybe_append(&seg->time_index, seg->base_offset, max_ts,
-                                              max_ts_off);
+                irc =
+                    time_index_maybe_append(&seg->time_index, seg->base_offset, max_ts, max_ts_off);
             if (irc < 0 && irc != -ENOSPC) {
                 free(b.data);
                 return irc;

@@ -83,13 +83,13 @@ static int open_indexes(struct segment *seg, bool writable)
 {
     char p[PATH_MAX];
     file_name(seg, ".index", p);
-    int rc = index_file_open(&seg->offset_index, p, OFFSET_INDEX_ENTRY_SIZE,
-                             seg->index_max_bytes, writable);
+    int rc = index_file_open(&seg->offset_index, p, OFFSET_INDEX_ENTRY_SIZE, seg->index_max_bytes,
+                             writable);
     if (rc < 0)
         return rc;
     file_name(seg, ".timeindex", p);
-    rc = index_file_open(&seg->time_index, p, TIME_INDEX_ENTRY_SIZE, seg->index_max_bytes,
-                         writable);
+    rc =
+        index_file_open(&seg->time_index, p, TIME_INDEX_ENTRY_SIZE, seg->index_max_bytes, writable);
     if (rc < 0)
         index_file_close(&seg->offset_index);
     return rc;
@@ -201,7 +201,8 @@ static bool indexes_look_valid(struct segment *seg)
         return false;
     /* A log longer than one index interval always has an index entry (Kafka's rule adds one
      * once more than index.interval.bytes were appended), so an empty index is a lost one. */
-    if (index_file_entries(&seg->offset_index) == 0 && size > 2 * (int64_t)seg->index_interval_bytes)
+    if (index_file_entries(&seg->offset_index) == 0 &&
+        size > 2 * (int64_t)seg->index_interval_bytes)
         return false;
     struct timestamp_offset t = time_index_last(&seg->time_index, seg->base_offset);
     return t.offset >= seg->base_offset;
@@ -340,8 +341,8 @@ int segment_read_batch_header(struct segment *seg, int64_t pos, int64_t limit,
 int segment_find_position(struct segment *seg, int64_t offset, int64_t limit, int64_t *pos,
                           struct record_batch_header *h)
 {
-    struct offset_position start = offset_index_lookup(&seg->offset_index, seg->base_offset,
-                                                       offset);
+    struct offset_position start =
+        offset_index_lookup(&seg->offset_index, seg->base_offset, offset);
     int64_t p = start.position;
     for (;;) {
         int rc = segment_read_batch_header(seg, p, limit, h);
@@ -395,8 +396,8 @@ int segment_append(struct segment *seg, const uint8_t *buf, size_t len, int64_t 
     int rc = pwrite_all(seg->log_fd, buf, len, pos);
     if (rc == 0 && seg->bytes_since_index > index_interval_bytes) {
         int64_t ts = max_timestamp > old_max ? max_timestamp : old_max;
-        int64_t ts_off =
-            max_timestamp > old_max ? offset_of_max_timestamp : atomic_load(&seg->offset_of_max_timestamp);
+        int64_t ts_off = max_timestamp > old_max ? offset_of_max_timestamp
+                                                 : atomic_load(&seg->offset_of_max_timestamp);
         rc = offset_index_append(&seg->offset_index, seg->base_offset, largest_offset, pos);
         if (rc == 0)
             rc = time_index_maybe_append(&seg->time_index, seg->base_offset, ts, ts_off);

@@ -104,8 +104,7 @@ static int run_writer(const char *dir)
 static int check_batch(const uint8_t *p, size_t len, int64_t expect)
 {
     struct record_batch_header h;
-    if (record_batch_validate(p, len, RECORD_VALIDATE_STORED, 0, &h) < 0 ||
-        h.base_offset != expect)
+    if (record_batch_validate(p, len, RECORD_VALIDATE_STORED, 0, &h) < 0 || h.base_offset != expect)
         return -1;
     struct record_iter it;
     struct record rec;
@@ -147,9 +146,10 @@ static int run_verify(const char *dir)
         while (!bad && pos < (size_t)r.range.length) {
             struct record_batch_header h;
             record_batch_header_parse(buf + pos, (size_t)r.range.length - pos, &h);
-            if (check_batch(buf + pos, (size_t)r.range.length - pos < record_batch_size(&h)
-                                           ? 0
-                                           : record_batch_size(&h),
+            if (check_batch(buf + pos,
+                            (size_t)r.range.length - pos < record_batch_size(&h)
+                                ? 0
+                                : record_batch_size(&h),
                             off) < 0) {
                 say("corrupt: bad batch at %" PRId64 "\n", off);
                 bad = 1;

@@ -72,8 +72,8 @@ TEST(test_checkpoint_rejects_bad_version_and_count_mismatch)
     char *dir = tmpdir_make();
     char p[512];
     snprintf(p, sizeof(p), "%s/ck", dir);
-    const char *bad[] = {"1\n0\n", "0\n2\nt 0 5\n", "0\n1\nt 0 5\nt 1 6\n", "0\n1\nt x 5\n",
-                         "", "0\n99999999999\n", "0\n1\nt 0\n"};
+    const char *bad[] = {"1\n0\n", "0\n2\nt 0 5\n",    "0\n1\nt 0 5\nt 1 6\n", "0\n1\nt x 5\n",
+                         "",       "0\n99999999999\n", "0\n1\nt 0\n"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         CHECK(write_text(p, bad[i]) == 0);
         struct checkpoint_entry *e;

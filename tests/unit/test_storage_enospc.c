@@ -55,9 +55,9 @@ static int verify_all(struct log *log)
         if (log_read(log, off, 1 << 20, INT64_MAX, true, &r) < 0 || r.range.length == 0)
             return -1;
         uint8_t *buf = malloc((size_t)r.range.length);
-        int ok = pread(r.range.fd, buf, (size_t)r.range.length, r.range.position) ==
-                     r.range.length &&
-                 record_batches_validate(buf, (size_t)r.range.length, RECORD_VALIDATE_STORED, 0) > 0;
+        int ok =
+            pread(r.range.fd, buf, (size_t)r.range.length, r.range.position) == r.range.length &&
+            record_batches_validate(buf, (size_t)r.range.length, RECORD_VALIDATE_STORED, 0) > 0;
         free(buf);
         off = r.next_offset;
         log_read_release(&r);

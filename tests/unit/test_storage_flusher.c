@@ -156,8 +156,8 @@ TEST(test_concurrent_appenders_and_readers_with_group_commit)
                 uint8_t *buf = malloc((size_t)r.range.length);
                 CHECK(pread(r.range.fd, buf, (size_t)r.range.length, r.range.position) ==
                       r.range.length);
-                CHECK(record_batches_validate(buf, (size_t)r.range.length,
-                                              RECORD_VALIDATE_STORED, 0) > 0);
+                CHECK(record_batches_validate(buf, (size_t)r.range.length, RECORD_VALIDATE_STORED,
+                                              0) > 0);
                 free(buf);
                 seen = r.next_offset;
             }

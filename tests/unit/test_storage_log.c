@@ -21,8 +21,8 @@ static int verify_range(const struct log_read_result *r, int64_t offset)
     int64_t expect = -1;
     while (pos < (size_t)r->range.length) {
         struct record_batch_header h;
-        if (record_batch_validate(buf + pos, (size_t)r->range.length - pos,
-                                  RECORD_VALIDATE_STORED, 0, &h) < 0)
+        if (record_batch_validate(buf + pos, (size_t)r->range.length - pos, RECORD_VALIDATE_STORED,
+                                  0, &h) < 0)
             return -1;
         if (n == 0 && (h.base_offset > offset || record_batch_last_offset(&h) < offset))
             return -1;
@@ -121,7 +121,8 @@ TEST(test_offset_index_is_sparse_and_lookup_finds_containing_batch)
     CHECK(sz / 8 >= 80 && sz / 8 <= 120); /* 400 * ~1.1 KiB / 4 KiB */
     snprintf(p, sizeof(p), "%s/t-0/00000000000000000000.timeindex", dir);
     CHECK(file_size(p) % 12 == 0 && file_size(p) > 0);
-    struct log_open_state st = {.recovery_point = 400, .log_start_offset = 0, .clean_shutdown = true};
+    struct log_open_state st = {
+        .recovery_point = 400, .log_start_offset = 0, .clean_shutdown = true};
     CHECK(log_open(dir, "t", 0, NULL, &st, &log) == 0);
     CHECK_EQ_INT(log_end_offset(log), 400);
     for (int64_t off = 0; off < 400; off++) {
@@ -207,8 +208,10 @@ TEST(test_log_reopen_after_clean_close_keeps_offsets)
         CHECK(test_append(log, 10, 100, 1000) == i * 10);
     size_t nseg = log_segment_count(log);
     log_close(log);
-    struct log_open_state st = {.recovery_point = 1000, .log_start_offset = 0,
-                                .high_watermark = 900, .clean_shutdown = true};
+    struct log_open_state st = {.recovery_point = 1000,
+                                .log_start_offset = 0,
+                                .high_watermark = 900,
+                                .clean_shutdown = true};
     CHECK(log_open(dir, "t", 3, &cfg, &st, &log) == 0);
     CHECK_EQ_INT(log_end_offset(log), 1000);
     CHECK_EQ_INT(log_high_watermark(log), 900);

@@ -155,8 +155,8 @@ static int check_index_damage(void (*damage)(const char *path))
     if (!dir)
         return -1;
     damage(seg_file(dir, "t-0", 0, ".index"));
-    struct log_open_state st = {.recovery_point = 500, .log_start_offset = 0,
-                                .clean_shutdown = true};
+    struct log_open_state st = {
+        .recovery_point = 500, .log_start_offset = 0, .clean_shutdown = true};
     struct log *log;
     int rc = log_open(dir, "t", 0, &cfg, &st, &log);
     if (rc < 0)
