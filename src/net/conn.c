@@ -164,51 +164,44 @@ static void net_conn_on_events(struct net_io *io, uint32_t events)
         net_conn_flush(c);
 }
 
-void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage *sa)
+/* Admission failed or resources are missing: drop the new socket. */
+static void net_conn_refuse(struct net_worker *w, int fd, const char *peer, const char *why)
+{
+    log_warn(NET_LOG, "rejecting connection from %s: %s", peer, why);
+    net_count(&w->counters.rejected, 1);
+    if (close(fd) < 0)
+        log_warn(NET_LOG, "close of rejected connection from %s: %s", peer, strerror(errno));
+}
+
+/* Makes an admitted socket a connection of w. Worker thread of w. */
+static void net_conn_open(struct net_worker *w, int fd, const struct net_ip_key *key,
+                          const char *peer)
 {
     struct net_server *s = w->srv;
-    struct net_ip_key key;
-    char peer[64];
-    net_conn_describe(sa, &key, peer, sizeof(peer));
-    int rc = net_admit_acquire(&s->admit, &key);
-    if (rc < 0) {
-        if (rc == -ENFILE)
-            log_warn(NET_LOG, "rejecting connection from %s: max.connections (%d) reached",
-                     peer, s->admit.max_total);
-        else if (rc == -EMFILE)
-            log_warn(NET_LOG,
-                     "rejecting connection from %s: max.connections.per.ip (%d) reached",
-                     peer, s->admit.max_per_ip);
-        else
-            log_warn(NET_LOG, "rejecting connection from %s: %s", peer, strerror(-rc));
-        net_count(&w->counters.rejected, 1);
-        close(fd);
+    if (w->stopping) {
+        net_admit_release(&s->admit, key);
+        net_conn_refuse(w, fd, peer, "server stopping");
         return;
     }
     struct net_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        log_error(NET_LOG, "rejecting connection from %s: out of memory", peer);
-        net_admit_release(&s->admit, &key);
-        net_count(&w->counters.rejected, 1);
-        close(fd);
+        net_admit_release(&s->admit, key);
+        net_conn_refuse(w, fd, peer, "out of memory");
         return;
     }
     c->io.fd = fd;
     c->io.on_events = net_conn_on_events;
     c->w = w;
-    c->ip = key;
-    memcpy(c->peer, peer, sizeof(c->peer));
+    c->ip = *key;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->id = atomic_fetch_add(&s->next_conn_id, 1) + 1;
     c->refs = 1; /* the open socket */
     net_conn_set_options(c, &s->cfg);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                              .data.ptr = &c->io};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        log_error(NET_LOG, "rejecting connection from %s: epoll_ctl: %s", peer,
-                  strerror(errno));
-        net_admit_release(&s->admit, &key);
-        net_count(&w->counters.rejected, 1);
-        close(fd);
+        net_admit_release(&s->admit, key);
+        net_conn_refuse(w, fd, peer, strerror(errno));
         free(c);
         return;
     }
@@ -222,6 +215,70 @@ void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage
     c->opened = true;
     if (s->handler.on_open && s->handler.on_open(s->handler.ctx, c) != 0)
         net_conn_close(c, "refused by the handler");
+}
+
+/* An accepted socket travelling to the worker that will own it. */
+struct net_handoff {
+    struct net_worker *to;
+    int fd;
+    struct net_ip_key key;
+    char peer[64];
+};
+
+static void net_conn_handoff_run(void *arg)
+{
+    struct net_handoff *h = arg;
+    net_conn_open(h->to, h->fd, &h->key, h->peer);
+    free(h);
+}
+
+/*
+ * The worker that woke up for the listener is whichever the kernel chose (with EPOLLEXCLUSIVE
+ * that is mostly the same idle one), so the owner is picked round-robin instead and the socket
+ * handed over with a post. Returns false if the hand-over failed (the caller keeps the socket).
+ */
+static bool net_conn_handoff(struct net_worker *to, int fd, const struct net_ip_key *key,
+                             const char *peer)
+{
+    struct net_handoff *h = malloc(sizeof(*h));
+    if (h == NULL)
+        return false;
+    h->to = to;
+    h->fd = fd;
+    h->key = *key;
+    snprintf(h->peer, sizeof(h->peer), "%s", peer);
+    if (net_worker_post(to, net_conn_handoff_run, h) != 0) {
+        free(h);
+        return false;
+    }
+    return true;
+}
+
+/* A socket fresh from accept4(): admission, then the owner. Worker thread of w. */
+void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage *sa)
+{
+    struct net_server *s = w->srv;
+    struct net_ip_key key;
+    char peer[64];
+    char why[96];
+    net_conn_describe(sa, &key, peer, sizeof(peer));
+    int rc = net_admit_acquire(&s->admit, &key);
+    if (rc < 0) {
+        if (rc == -ENFILE)
+            snprintf(why, sizeof(why), "max.connections (%d) reached", s->admit.max_total);
+        else if (rc == -EMFILE)
+            snprintf(why, sizeof(why), "max.connections.per.ip (%d) reached",
+                     s->admit.max_per_ip);
+        else
+            snprintf(why, sizeof(why), "%s", strerror(-rc));
+        net_conn_refuse(w, fd, peer, why);
+        return;
+    }
+    unsigned i = atomic_fetch_add_explicit(&s->next_worker, 1, memory_order_relaxed);
+    struct net_worker *owner = &s->workers[i % (unsigned)s->nworkers];
+    if (owner != w && net_conn_handoff(owner, fd, &key, peer))
+        return;
+    net_conn_open(w, fd, &key, peer);
 }
 
 void net_conn_ref(struct net_conn *c)

@@ -125,6 +125,7 @@ struct net_server {
     int nworkers;
     struct net_worker *workers;
     _Atomic uint64_t next_conn_id;
+    _Atomic unsigned next_worker;  /* round-robin owner of the next accepted connection */
     _Atomic int stopping;
     struct net_admit admit;
 };

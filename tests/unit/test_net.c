@@ -40,6 +40,7 @@ struct test_srv {
     atomic_int file_releases;
     atomic_int closes;           /* on_close calls */
     atomic_int opens;
+    atomic_int opens_per_worker[4];
     pthread_t helpers[MAX_HELPERS];
     atomic_int nhelpers;
     pthread_mutex_t lock;
@@ -179,6 +180,9 @@ static int test_on_open(void *ctx, struct net_conn *c)
 {
     struct test_srv *t = ctx;
     atomic_fetch_add(&t->opens, 1);
+    int i = net_worker_index(net_conn_worker(c));
+    if (i < 4)
+        atomic_fetch_add(&t->opens_per_worker[i], 1);
     return 0;
 }
 
@@ -868,6 +872,34 @@ TEST(test_stop_waits_for_outstanding_requests_and_frees_them)
     CHECK_EQ_INT(atomic_load(&t.opens), 1);
     srv_stop(&t);
     close(fd);
+}
+
+static int eight_opened(struct test_srv *t)
+{
+    return atomic_load(&t->opens) == 8;
+}
+
+TEST(test_connections_are_spread_over_workers_even_when_idle)
+{
+    struct test_srv t;
+    struct net_config cfg = {.num_workers = 4};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fds[8];
+    for (int i = 0; i < 8; i++) {
+        fds[i] = cli_connect(t.port);
+        CHECK(fds[i] >= 0);
+        sleep_ms(10); /* one at a time, so every worker is idle when each arrives */
+    }
+    CHECK(wait_until(eight_opened, &t, 2000));
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ_INT(atomic_load(&t.opens_per_worker[i]), 2);
+    for (int i = 0; i < 8; i++) {
+        uint8_t buf[16];
+        CHECK_EQ_INT(send_req(fds[i], 'E', 0, "s", 1), 0);
+        CHECK_EQ_INT(recv_resp(fds[i], buf, sizeof(buf)), 6);
+        close(fds[i]);
+    }
+    srv_stop(&t);
 }
 
 TEST_MAIN
