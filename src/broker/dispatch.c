@@ -15,8 +15,8 @@
 
 /* The APIs this broker serves; versions within the generated schema range. */
 static const struct broker_api broker_api_table[] = {
-    {KPROTO_API_PRODUCE, 3, 11, handle_produce},
-    {KPROTO_API_FETCH, 4, 16, handle_fetch},
+    {KPROTO_API_PRODUCE, 0, 11, handle_produce},
+    {KPROTO_API_FETCH, 0, 16, handle_fetch},
     {KPROTO_API_LIST_OFFSETS, 0, 9, handle_list_offsets},
     {KPROTO_API_METADATA, 0, 12, handle_metadata},
     {KPROTO_API_API_VERSIONS, 0, 4, handle_api_versions},

@@ -22,12 +22,15 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
 #include "proto/gen/errors.h"
+#include "record/legacy.h"
+#include "record/record_batch.h"
 
 struct fetch_state;
 
@@ -64,6 +67,42 @@ static void fetch_release_read(void *ctx)
     struct log_read_result *res = ctx;
     log_read_release(res);
     free(res);
+}
+
+/*
+ * Fetch v0-3 clients cannot read magic 2: the batches are read into memory and converted to
+ * magic 0 (v0-1) or magic 1 (v2-3), as Kafka does. Returns the bytes added; releases res.
+ */
+static int64_t fetch_down_convert(struct broker_req *r, struct kmsg_fetch_response_partition_data *pd,
+                                  struct log_read_result *res, int64_t fetch_offset)
+{
+    size_t len = (size_t)res->range.length;
+    uint8_t *raw = malloc(len);
+    size_t got = 0;
+    while (raw && got < len) {
+        ssize_t n = pread(res->range.fd, raw + got, len - got, res->range.position + (off_t)got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    fetch_release_read(res);
+    uint8_t *conv = NULL;
+    size_t conv_len = 0;
+    int rc = raw && got == len ? legacy_from_v2(raw, len, r->hdr.api_version < 2 ? 0 : 1,
+                                                fetch_offset, 64u << 20, &conv, &conv_len)
+                               : RECORD_ERR_NOMEM;
+    free(raw);
+    uint8_t *copy = rc == 0 && conv_len ? arena_alloc(r->arena, conv_len) : NULL;
+    if (rc != 0 || (conv_len && copy == NULL)) {
+        free(conv);
+        pd->error_code = KAFKA_ERR_KAFKA_STORAGE_ERROR;
+        return 0;
+    }
+    if (conv_len)
+        memcpy(copy, conv, conv_len);
+    free(conv);
+    pd->records = (struct krecords){copy, (int32_t)conv_len, NULL, 0};
+    return (int64_t)conv_len;
 }
 
 /* Reads one partition into pd. Returns the bytes of records added. */
@@ -103,6 +142,8 @@ static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *f
         fetch_release_read(res);
         return 0;
     }
+    if (r->hdr.api_version < 4)
+        return fetch_down_convert(r, pd, res, fp->rp->fetch_offset);
     struct kfile_range *fr = arena_calloc(r->arena, 1, sizeof(*fr));
     if (fr == NULL) {
         fetch_release_read(res);

@@ -26,6 +26,7 @@
 #include "broker/handlers.h"
 #include "broker/partition.h"
 #include "proto/gen/errors.h"
+#include "record/legacy.h"
 #include "record/record_batch.h"
 #include "storage/flusher.h"
 
@@ -132,6 +133,31 @@ static int16_t produce_validate(struct broker_req *r, struct partition *p,
     return KAFKA_ERR_NONE;
 }
 
+/*
+ * Produce v0-2 carry legacy message sets (magic 0/1): they become one magic-2 batch before
+ * validation, as in Kafka. On success *rec points at the converted batch (*converted, to be
+ * freed by the caller). Returns a Kafka error code.
+ */
+static int16_t produce_convert_legacy(struct broker_req *r, struct partition *p,
+                                      struct krecords *rec, uint8_t **converted)
+{
+    if (r->hdr.api_version >= 3 || rec->data == NULL || rec->len <= 0)
+        return KAFKA_ERR_NONE;
+    size_t len;
+    size_t limit = (size_t)atomic_load(&p->max_message_bytes) * 64;
+    int rc = legacy_to_v2(rec->data, (size_t)rec->len, limit, converted, &len);
+    if (rc != 0)
+        return (int16_t)record_error_to_kafka(rc);
+    if (len > INT32_MAX) {
+        free(*converted);
+        *converted = NULL;
+        return KAFKA_ERR_MESSAGE_TOO_LARGE;
+    }
+    rec->data = *converted;
+    rec->len = (int32_t)len;
+    return KAFKA_ERR_NONE;
+}
+
 /* Appends one partition's batch; fills pr. Returns 1 when a flush is pending for acks=-1. */
 static int produce_partition(struct produce_state *st, struct broker_req *r, int16_t acks,
                              const char *topic,
@@ -152,19 +178,25 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
         pr->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         return 0;
     }
-    int16_t err = produce_validate(r, p, &pd->records);
+    struct krecords rec = pd->records;
+    uint8_t *converted = NULL;
+    int16_t err = produce_convert_legacy(r, p, &rec, &converted);
+    if (err == KAFKA_ERR_NONE)
+        err = produce_validate(r, p, &rec);
     if (err == KAFKA_ERR_NONE && acks == -1 &&
         atomic_load(&p->isr_size) < atomic_load(&p->min_insync_replicas))
         err = KAFKA_ERR_NOT_ENOUGH_REPLICAS;
     if (err != KAFKA_ERR_NONE) {
         pr->error_code = err;
+        free(converted);
         partition_put(p);
         return 0;
     }
     struct log_append_info info;
     bool lat = atomic_load(&p->log_append_time);
-    int rc = log_append(p->log, (uint8_t *)pd->records.data, (size_t)pd->records.len,
+    int rc = log_append(p->log, (uint8_t *)rec.data, (size_t)rec.len,
                         atomic_load(&p->leader_epoch), clock_wall_ms(), lat, &info);
+    free(converted);
     if (rc != 0) {
         pr->error_code = (int16_t)log_error_to_kafka(rc);
         log_warn("produce", "append to %s-%d failed: %d", topic, pd->index, rc);
