@@ -228,14 +228,18 @@ int log_offset_for_timestamp(struct log *log, int64_t ts, int64_t *offset, int64
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (i + 1 < n && segs[i + 1]->base_offset <= start)
             continue;
-        if ((rc = segment_acquire(segs[i])) < 0)
+        int opened = segment_acquire(segs[i]);
+        if (opened < 0) {
+            rc = opened;
             break;
-        rc = 0;
+        }
         int64_t max_ts, max_off;
         segment_max_timestamp(segs[i], &max_ts, &max_off);
         if (max_ts >= ts) /* Kafka: the first segment whose largest timestamp >= ts */
             rc = segment_find_timestamp(segs[i], ts, start, end, false, offset, ts_found);
         segment_release(segs[i]);
+        if (opened == 1)
+            segment_close_idle(segs[i], INT64_MAX, 0);
     }
     release_snapshot(segs, n);
     if (rc == 1)
@@ -256,9 +260,11 @@ int log_max_timestamp(struct log *log, int64_t *offset, int64_t *ts)
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (i + 1 < n && segs[i + 1]->base_offset <= start)
             continue;
-        if ((rc = segment_acquire(segs[i])) < 0)
+        int opened = segment_acquire(segs[i]);
+        if (opened < 0) {
+            rc = opened;
             break;
-        rc = 0;
+        }
         int64_t t, o;
         segment_max_timestamp(segs[i], &t, &o);
         if (t > best_ts) { /* strictly greater: the earliest segment wins a tie, like Kafka */
@@ -268,6 +274,8 @@ int log_max_timestamp(struct log *log, int64_t *offset, int64_t *ts)
             best_ts = t;
         } else {
             segment_release(segs[i]);
+            if (opened == 1)
+                segment_close_idle(segs[i], INT64_MAX, 0);
         }
     }
     if (rc == 0 && best)

@@ -40,10 +40,13 @@ static bool breaches(struct log *log, const struct log_config *cfg, size_t i,
         if (cfg->retention_ms < 0)
             return false;
         int64_t ts, off;
-        if (segment_acquire(seg) < 0)
+        int opened = segment_acquire(seg);
+        if (opened < 0)
             return false;
-        segment_max_timestamp(seg, &ts, &off);
+        segment_max_timestamp(seg, &ts, &off); /* cached from now on */
         segment_release(seg);
+        if (opened == 1) /* a pass over many idle logs must not leave all their fds open */
+            segment_close_idle(seg, INT64_MAX, 0);
         if (ts < 0) /* no timestamps at all: Kafka falls back to the file's mtime */
             ts = segment_mtime_ms(seg);
         return now_ms - ts > cfg->retention_ms;
