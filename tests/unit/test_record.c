@@ -48,6 +48,21 @@ TEST(test_crc32c_hw_matches_portable_and_chains)
     CHECK_EQ_INT(crc32c_update(crc32c(buf, 400), buf + 400, 600), crc32c(buf, 1000));
 }
 
+TEST(test_crc32c_interleaved_long_inputs_match_portable)
+{
+    size_t n = 3 * 8192 * 4 + 3 * 256 * 3 + 77;
+    uint8_t *buf = malloc(n);
+    unsigned seed = 7;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (uint8_t)rand_r(&seed);
+    size_t lens[] = {767, 768, 769, 3 * 8192 - 1, 3 * 8192, 3 * 8192 + 1, n - 9, n - 3};
+    for (size_t off = 0; off < 3; off++)
+        for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+            CHECK_EQ_INT(crc32c_update(0x12345678, buf + off, lens[i]),
+                         crc32c_update_portable(0x12345678, buf + off, lens[i]));
+    free(buf);
+}
+
 TEST(test_varint_zigzag_round_trip)
 {
     int32_t v32[] = {0, 1, -1, 63, -64, 64, 300, INT32_MAX, INT32_MIN};
