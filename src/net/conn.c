@@ -68,6 +68,15 @@ static void net_conn_describe(const struct sockaddr_storage *sa, struct net_ip_k
         inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
         port = ntohs(in->sin_port);
         snprintf(peer, peer_len, "%s:%d", ip, port);
+    } else if (sa->ss_family == AF_INET6 &&
+               IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+        /* An IPv4 client of a dual-stack listener: count and print it as IPv4. */
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        key->family = AF_INET;
+        memcpy(key->addr, &in6->sin6_addr.s6_addr[12], 4);
+        inet_ntop(AF_INET, key->addr, ip, sizeof(ip));
+        port = ntohs(in6->sin6_port);
+        snprintf(peer, peer_len, "%s:%d", ip, port);
     } else if (sa->ss_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
         memcpy(key->addr, &in6->sin6_addr, 16);

@@ -87,7 +87,9 @@ int net_listener_open(struct net_server *s, int nworkers)
     }
     s->listen_fd = fd;
     s->port = p;
-    log_info(NET_LOG, "listening on %s:%d with %d workers", host ? host : "*", p, nworkers);
+    bool v6 = host != NULL && strchr(host, ':') != NULL;
+    log_info(NET_LOG, "listening on %s%s%s:%d with %d workers", v6 ? "[" : "", host ? host : "*",
+             v6 ? "]" : "", p, nworkers);
     return 0;
 }
 

@@ -47,7 +47,9 @@ struct net_conn;
 #define NET_DEFAULT_SHUTDOWN_TIMEOUT_MS 10000
 
 struct net_config {
-    const char *host;                  /* address to bind; NULL, "" or "0.0.0.0" = any IPv4 */
+    const char *host;                  /* address to bind, numeric or a name; NULL or "" = the
+                                          first passive address getaddrinfo returns (all
+                                          interfaces); "0.0.0.0" = IPv4 only, "::" = dual stack */
     int port;                          /* 0 = ephemeral, see net_server_port() */
     int num_workers;                   /* 0 = one per online CPU */
     int32_t max_frame_bytes;           /* socket.request.max.bytes; 0 = default */
@@ -186,7 +188,11 @@ struct net_timer {
     int heap_pos; /* 1-based position in the worker's heap; 0 = not armed */
 };
 
-/* Arms (or re-arms) t to call fn(t) after delay_ms (<= 0: next loop turn). Worker thread. */
+/*
+ * Arms (or re-arms) t to call fn(t) after delay_ms (<= 0: next loop turn). Worker thread. A
+ * timer belongs to the worker it was armed on until it fires or is cancelled; it may then be
+ * armed on another worker.
+ */
 void net_timer_start(struct net_worker *w, struct net_timer *t, int64_t delay_ms,
                      void (*fn)(struct net_timer *t), void *arg);
 /* Disarms t; no-op if not armed. Worker thread. */

@@ -41,6 +41,8 @@ struct test_srv {
     atomic_int closes;           /* on_close calls */
     atomic_int opens;
     atomic_int opens_per_worker[4];
+    char last_peer[64];          /* written by on_open, under lock */
+    uint64_t last_id;
     pthread_t helpers[MAX_HELPERS];
     atomic_int nhelpers;
     pthread_mutex_t lock;
@@ -183,6 +185,10 @@ static int test_on_open(void *ctx, struct net_conn *c)
     int i = net_worker_index(net_conn_worker(c));
     if (i < 4)
         atomic_fetch_add(&t->opens_per_worker[i], 1);
+    pthread_mutex_lock(&t->lock);
+    snprintf(t->last_peer, sizeof(t->last_peer), "%s", net_conn_peer(c));
+    t->last_id = net_conn_id(c);
+    pthread_mutex_unlock(&t->lock);
     return 0;
 }
 
@@ -195,8 +201,10 @@ static void test_on_close(void *ctx, struct net_conn *c)
 static int srv_start(struct test_srv *t, struct net_config *cfg)
 {
     memset(t, 0, sizeof(*t));
+    pthread_mutex_init(&t->lock, NULL);
     t->file_fd = -1;
-    cfg->host = "127.0.0.1";
+    if (cfg->host == NULL)
+        cfg->host = "127.0.0.1";
     cfg->port = 0;
     if (cfg->num_workers == 0)
         cfg->num_workers = 2;
@@ -218,6 +226,7 @@ static void srv_stop(struct test_srv *t)
         pthread_join(t->helpers[i], NULL);
     if (t->file_fd >= 0)
         close(t->file_fd);
+    pthread_mutex_destroy(&t->lock);
 }
 
 static struct net_stats stats(struct test_srv *t)
@@ -899,6 +908,73 @@ TEST(test_connections_are_spread_over_workers_even_when_idle)
         CHECK_EQ_INT(recv_resp(fds[i], buf, sizeof(buf)), 6);
         close(fds[i]);
     }
+    srv_stop(&t);
+}
+
+static int one_opened(struct test_srv *t)
+{
+    return atomic_load(&t->opens) == 1;
+}
+
+static int two_opened(struct test_srv *t)
+{
+    return atomic_load(&t->opens) == 2;
+}
+
+/* The client's own "ip:port" as the server should print it. */
+static void local_name(int fd, char *out, size_t len)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    snprintf(out, len, "127.0.0.1:%d", ntohs(a.sin_port));
+}
+
+TEST(test_connection_info_gives_peer_address_and_distinct_ids)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int a = cli_connect(t.port);
+    CHECK(a >= 0);
+    CHECK(wait_until(one_opened, &t, 2000));
+    char want[64];
+    local_name(a, want, sizeof(want));
+    pthread_mutex_lock(&t.lock);
+    int same = strcmp(t.last_peer, want) == 0;
+    uint64_t id1 = t.last_id;
+    pthread_mutex_unlock(&t.lock);
+    CHECK(same);
+    int b = cli_connect(t.port);
+    CHECK(b >= 0);
+    CHECK(wait_until(two_opened, &t, 2000));
+    pthread_mutex_lock(&t.lock);
+    uint64_t id2 = t.last_id;
+    pthread_mutex_unlock(&t.lock);
+    CHECK(id1 > 0 && id2 > 0 && id1 != id2);
+    close(a);
+    close(b);
+    srv_stop(&t);
+}
+
+TEST(test_ipv4_client_of_dual_stack_listener_is_seen_as_ipv4)
+{
+    struct test_srv t;
+    struct net_config cfg = {.host = "::"};
+    if (srv_start(&t, &cfg) != 0) { /* no IPv6 here: nothing to test */
+        pthread_mutex_destroy(&t.lock);
+        return;
+    }
+    int a = cli_connect(t.port);
+    CHECK(a >= 0);
+    CHECK(wait_until(one_opened, &t, 2000));
+    char want[64];
+    local_name(a, want, sizeof(want));
+    pthread_mutex_lock(&t.lock);
+    int same = strcmp(t.last_peer, want) == 0;
+    pthread_mutex_unlock(&t.lock);
+    CHECK(same);
+    close(a);
     srv_stop(&t);
 }
 
