@@ -32,5 +32,7 @@ void handle_describe_configs(struct broker_req *r);
 void handle_alter_configs(struct broker_req *r);
 void handle_incremental_alter_configs(struct broker_req *r);
 void handle_describe_cluster(struct broker_req *r);
+void handle_init_producer_id(struct broker_req *r);
+void handle_describe_producers(struct broker_req *r);
 
 #endif

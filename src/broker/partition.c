@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "broker/broker_internal.h"
 #include "broker/partition_registry.h"
+#include "broker/producer_append.h"
 #include "broker/topic_settings.h"
 #include "storage/checkpoint.h"
 #include "storage/flusher.h"
@@ -66,6 +67,7 @@ static void partition_free(struct partition *p)
         if (atomic_load(&p->deleted))
             snprintf(dir, sizeof(dir), "%s", log_dir_path(p->log));
         log_flusher_remove(p->reg->flusher, p->log);
+        producer_partition_close(p);
         log_close(p->log);
     }
     if (dir[0]) {

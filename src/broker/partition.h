@@ -23,6 +23,7 @@
 
 struct broker;
 struct partition_registry;
+struct producer_state;
 
 /* A fetch (or other delayed operation) waiting for data on a partition. */
 struct partition_waiter {
@@ -48,6 +49,11 @@ struct partition {
     atomic_bool deleted;
     pthread_mutex_t wait_mu;           /* guards waiters */
     struct partition_waiter *waiters;
+    /* Idempotent producers (broker/producer_append.h): producer_mu guards `producers` and is
+     * held across check + append + update of a producer's batch. */
+    pthread_mutex_t producer_mu;
+    struct producer_state *producers;
+    _Atomic int64_t producer_segment_base; /* newest segment appended to, to notice rolls */
 };
 
 int partition_registry_open(struct broker *b, struct partition_registry **out, char *err,

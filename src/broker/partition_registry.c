@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "broker/broker_internal.h"
 #include "broker/partition_registry.h"
+#include "broker/producer_append.h"
 #include "broker/topic_settings.h"
 #include "storage/flusher.h"
 
@@ -231,6 +232,13 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     int rc = log_open(b->cfg.log_dirs, t->name, mp->partition, &ts.log, &st, &p->log);
     if (rc != 0) {
         log_error("partition", "cannot open log %s-%d: %d", t->name, mp->partition, rc);
+        pthread_mutex_destroy(&p->wait_mu);
+        free(p->topic);
+        free(p);
+        return NULL;
+    }
+    if (producer_partition_open(p, b->cfg.producer_id_expiration_ms) != 0) {
+        log_close(p->log);
         pthread_mutex_destroy(&p->wait_mu);
         free(p->topic);
         free(p);

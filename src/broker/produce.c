@@ -25,6 +25,7 @@
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
+#include "broker/producer_append.h"
 #include "proto/gen/errors.h"
 #include "record/legacy.h"
 #include "record/record_batch.h"
@@ -194,17 +195,36 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
     }
     struct log_append_info info;
     bool lat = atomic_load(&p->log_append_time);
-    int rc = log_append(p->log, (uint8_t *)rec.data, (size_t)rec.len,
+    bool duplicate = false;
+    int rc;
+    if (producer_batch_is_idempotent((const uint8_t *)rec.data)) {
+        /* Checked against the producer state atomically with the append (Kafka's
+         * ProducerStateManager): a retried batch gets its original offsets. */
+        rc = producer_append(p, (uint8_t *)rec.data, (size_t)rec.len,
+                             atomic_load(&p->leader_epoch), clock_wall_ms(), lat, &info, &err,
+                             &duplicate);
+    } else {
+        rc = log_append(p->log, (uint8_t *)rec.data, (size_t)rec.len,
                         atomic_load(&p->leader_epoch), clock_wall_ms(), lat, &info);
+        if (rc == 0)
+            producer_note_append(p, &info);
+    }
     free(converted);
+    if (rc == 0 && err != KAFKA_ERR_NONE) {
+        pr->error_code = err;
+        partition_put(p);
+        return 0;
+    }
     if (rc != 0) {
         pr->error_code = (int16_t)log_error_to_kafka(rc);
         log_warn("produce", "append to %s-%d failed: %d", topic, pd->index, rc);
         partition_put(p);
         return 0;
     }
-    log_set_high_watermark(p->log, info.last_offset + 1);
-    partition_notify_waiters(p);
+    if (!duplicate) {
+        log_set_high_watermark(p->log, info.last_offset + 1);
+        partition_notify_waiters(p);
+    }
     pr->base_offset = info.first_offset;
     pr->log_append_time_ms = info.log_append_time;
     pr->log_start_offset = info.log_start_offset;

@@ -1,0 +1,94 @@
+/*
+ * DescribeProducers (key 61): the idempotent-producer state of hosted partitions, copied under
+ * each partition's producer_mu into the request arena. Gregor has no transactions, so
+ * CoordinatorEpoch and CurrentTxnStartOffset are always -1. A partition this broker does not
+ * host answers UNKNOWN_TOPIC_OR_PARTITION (a single-node broker leads all it hosts).
+ */
+#include "proto/gen/describe_producers.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "broker/broker_internal.h"
+#include "broker/handlers.h"
+#include "broker/partition.h"
+#include "proto/gen/errors.h"
+#include "storage/producer_state.h"
+
+static int describe_partition(struct broker_req *r, const char *topic, int32_t index,
+                              struct kmsg_describe_producers_response_partition_response *o)
+{
+    kmsg_describe_producers_response_partition_response_init(o);
+    o->partition_index = index;
+    o->active_producers.n = 0;
+    struct partition *p = partition_get(r->b->parts, topic, index);
+    if (p == NULL) {
+        o->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return 0;
+    }
+    pthread_mutex_lock(&p->producer_mu);
+    size_t n = producer_state_count(p->producers);
+    struct producer_info *info = malloc((n + 1) * sizeof(*info));
+    if (info)
+        n = producer_state_list(p->producers, info, n);
+    pthread_mutex_unlock(&p->producer_mu);
+    partition_put(p);
+    if (info == NULL)
+        return -ENOMEM;
+    o->active_producers.v = arena_calloc(r->arena, n + 1, sizeof(*o->active_producers.v));
+    if (o->active_producers.v == NULL) {
+        free(info);
+        return -ENOMEM;
+    }
+    o->active_producers.n = (int32_t)n;
+    for (size_t i = 0; i < n; i++) {
+        struct kmsg_describe_producers_response_producer_state *s = &o->active_producers.v[i];
+        kmsg_describe_producers_response_producer_state_init(s);
+        s->producer_id = info[i].producer_id;
+        s->producer_epoch = info[i].epoch;
+        s->last_sequence = info[i].last_seq;
+        s->last_timestamp = info[i].last_timestamp;
+        s->coordinator_epoch = info[i].coordinator_epoch;
+        s->current_txn_start_offset = -1;
+    }
+    free(info);
+    return 0;
+}
+
+void handle_describe_producers(struct broker_req *r)
+{
+    struct kmsg_describe_producers_request req;
+    if (broker_decode(r, (kproto_decode_fn)kmsg_describe_producers_request_decode, &req) != 0)
+        return;
+    struct kmsg_describe_producers_response resp;
+    kmsg_describe_producers_response_init(&resp);
+    int32_t nt = req.topics.n > 0 ? req.topics.n : 0;
+    resp.topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*resp.topics.v));
+    if (resp.topics.v == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    resp.topics.n = nt;
+    for (int32_t i = 0; i < nt; i++) {
+        const struct kmsg_describe_producers_request_topic_request *t = &req.topics.v[i];
+        struct kmsg_describe_producers_response_topic_response *o = &resp.topics.v[i];
+        kmsg_describe_producers_response_topic_response_init(o);
+        o->name = t->name;
+        char *topic = arena_strndup(r->arena, t->name.ptr ? t->name.ptr : "",
+                                    t->name.len > 0 ? (size_t)t->name.len : 0);
+        int32_t np = t->partition_indexes.n > 0 ? t->partition_indexes.n : 0;
+        o->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
+        if (topic == NULL || o->partitions.v == NULL) {
+            broker_close(r, "out of memory");
+            return;
+        }
+        o->partitions.n = np;
+        for (int32_t j = 0; j < np; j++)
+            if (describe_partition(r, topic, t->partition_indexes.v[j], &o->partitions.v[j]) !=
+                0) {
+                broker_close(r, "out of memory");
+                return;
+            }
+    }
+    broker_reply(r, (kproto_encode_fn)kmsg_describe_producers_response_encode, &resp);
+}

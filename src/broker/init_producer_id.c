@@ -1,0 +1,133 @@
+/*
+ * InitProducerId (key 22), for idempotent producers.
+ *
+ * Producer ids come from blocks of METADATA_PRODUCER_ID_BLOCK ids reserved for this broker
+ * through the metadata log (controller_allocate_producer_ids), so no two brokers, and no
+ * restart, ever hand out one id twice. The current block is cached in a process-wide pool (one
+ * small mutex); when it runs out the request waits for the controller through broker_async,
+ * never blocking the worker. Concurrent refills each reserve a block; ids of a block not
+ * needed are simply never used.
+ *
+ * Answers:
+ *   - no producer id presented: a new id with epoch 0 (Kafka does the same);
+ *   - v3+ with a producer id and epoch (KIP-360, a producer resetting after an error): the
+ *     same id with the epoch bumped, which fences the old epoch's in-flight batches on every
+ *     partition; a new id with epoch 0 when the epoch would overflow (>= INT16_MAX - 1) or the
+ *     id was never handed out by this cluster. (Kafka's coordinator hands a fresh id to
+ *     non-transactional producers instead; both are valid answers for clients.)
+ *   - only one of id and epoch set: INVALID_REQUEST, as Kafka;
+ *   - a transactional id: Gregor has no transaction coordinator. We answer UNSUPPORTED_VERSION
+ *     (35), the code Kafka uses for "this broker does not provide that feature": clients treat
+ *     it as fatal (the Java client reports "Unexpected error in InitProducerIdResponse; The
+ *     version of API is not supported", librdkafka fails init_transactions()), instead of
+ *     retrying forever as they would on COORDINATOR_NOT_AVAILABLE.
+ *   - the controller cannot reserve a block (no quorum, not the leader, shutdown):
+ *     COORDINATOR_LOAD_IN_PROGRESS, retriable, as Kafka's RPCProducerIdManager answers while
+ *     its block is not available.
+ */
+#include "proto/gen/init_producer_id.h"
+
+#include <pthread.h>
+
+#include "base/log.h"
+#include "broker/async.h"
+#include "broker/broker_internal.h"
+#include "broker/handlers.h"
+#include "proto/gen/errors.h"
+
+/* The cached block. `owner` ties it to one broker instance (tests may run several brokers in
+ * one process, one after the other); a block of another instance is dropped. */
+static struct {
+    pthread_mutex_t mu;
+    const struct broker *owner;
+    int64_t next, end; /* ids [next, end) are free */
+} pid_pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static bool pool_take(const struct broker *b, int64_t *pid)
+{
+    bool ok = false;
+    pthread_mutex_lock(&pid_pool.mu);
+    if (pid_pool.owner == b && pid_pool.next < pid_pool.end) {
+        *pid = pid_pool.next++;
+        ok = true;
+    }
+    pthread_mutex_unlock(&pid_pool.mu);
+    return ok;
+}
+
+/* Takes the first id of a new block [start, end) and pools the rest if the pool is empty. */
+static int64_t pool_refill(const struct broker *b, int64_t start, int64_t end)
+{
+    pthread_mutex_lock(&pid_pool.mu);
+    if (pid_pool.owner != b || pid_pool.next >= pid_pool.end) {
+        pid_pool.owner = b;
+        pid_pool.next = start + 1;
+        pid_pool.end = end;
+    }
+    pthread_mutex_unlock(&pid_pool.mu);
+    return start;
+}
+
+static void reply(struct broker_req *r, int16_t err, int64_t pid, int16_t epoch)
+{
+    struct kmsg_init_producer_id_response resp;
+    kmsg_init_producer_id_response_init(&resp);
+    resp.error_code = err;
+    resp.producer_id = err ? -1 : pid;
+    resp.producer_epoch = err ? -1 : epoch;
+    broker_reply(r, (kproto_encode_fn)kmsg_init_producer_id_response_encode, &resp);
+}
+
+/* Worker thread: the controller reserved a block (or failed to). */
+static void init_producer_id_allocated(struct broker_async *a)
+{
+    if (a->error_code != 0 || a->producer_id_len <= 0 || a->producer_id_start < 0) {
+        log_warn("producer", "cannot reserve producer ids: error %d%s%s", a->error_code,
+                 a->error_message ? ": " : "", a->error_message ? a->error_message : "");
+        reply(a->r, KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS, -1, -1);
+        return;
+    }
+    int64_t pid = pool_refill(a->r->b, a->producer_id_start,
+                              a->producer_id_start + a->producer_id_len);
+    reply(a->r, KAFKA_ERR_NONE, pid, 0);
+}
+
+/* True when pid lies below the next block the cluster would hand out. */
+static bool pid_was_issued(struct broker *b, int64_t pid)
+{
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    bool ok = pid < img->next_producer_id;
+    metadata_image_release(img);
+    return ok;
+}
+
+void handle_init_producer_id(struct broker_req *r)
+{
+    struct kmsg_init_producer_id_request req;
+    if (broker_decode(r, (kproto_decode_fn)kmsg_init_producer_id_request_decode, &req) != 0)
+        return;
+    if (req.transactional_id.len >= 0 && req.transactional_id.ptr != NULL) {
+        reply(r, KAFKA_ERR_UNSUPPORTED_VERSION, -1, -1);
+        return;
+    }
+    if (r->hdr.api_version >= 3 && (req.producer_id >= 0) != (req.producer_epoch >= 0)) {
+        reply(r, KAFKA_ERR_INVALID_REQUEST, -1, -1);
+        return;
+    }
+    if (r->hdr.api_version >= 3 && req.producer_id >= 0 && req.producer_epoch < INT16_MAX - 1 &&
+        pid_was_issued(r->b, req.producer_id)) {
+        reply(r, KAFKA_ERR_NONE, req.producer_id, (int16_t)(req.producer_epoch + 1));
+        return;
+    }
+    int64_t pid;
+    if (pool_take(r->b, &pid)) {
+        reply(r, KAFKA_ERR_NONE, pid, 0);
+        return;
+    }
+    struct broker_async *a = broker_async_new(r, init_producer_id_allocated, NULL);
+    if (a == NULL || controller_allocate_producer_ids(r->b->ctl, r->b->cfg.node_id,
+                                                      broker_async_done, a) != 0) {
+        broker_async_free(a);
+        reply(r, KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS, -1, -1);
+    }
+}

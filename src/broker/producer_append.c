@@ -1,0 +1,123 @@
+/*
+ * Produce-path glue for idempotent producers; see producer_append.h for the locking.
+ *
+ * Snapshots: Kafka writes one at each segment roll, named by the new segment's base offset.
+ * Here a roll is noticed after the append that caused it (info->segment_base grew), and the
+ * snapshot is named by the log end read under producer_mu, which is exactly the offset below
+ * which the state is complete. Roll snapshots are not fsynced (a torn one fails its CRC and is
+ * ignored at load); the one at close is.
+ */
+#include "broker/producer_append.h"
+
+#include <errno.h>
+#include <inttypes.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "proto/gen/errors.h"
+#include "storage/producer_state.h"
+
+int producer_partition_open(struct partition *p, int64_t expiration_ms)
+{
+    pthread_mutex_init(&p->producer_mu, NULL);
+    atomic_init(&p->producer_segment_base, -1);
+    int64_t snap = -1;
+    int rc = producer_state_load(p->log, expiration_ms, clock_wall_ms(), &p->producers, &snap);
+    if (rc != 0) {
+        log_error("producer", "%s-%d: cannot load producer state: %d", p->topic, p->index, rc);
+        pthread_mutex_destroy(&p->producer_mu);
+        return rc;
+    }
+    if (producer_state_count(p->producers) > 0)
+        log_info("producer", "%s-%d: %zu producer(s) loaded (snapshot %" PRId64 ", log end %" PRId64
+                 ")", p->topic, p->index, producer_state_count(p->producers), snap,
+                 log_end_offset(p->log));
+    return 0;
+}
+
+void producer_partition_close(struct partition *p)
+{
+    if (p->producers == NULL)
+        return;
+    if (!atomic_load(&p->deleted) && !log_is_offline(p->log))
+        producer_state_snapshot(p->producers, log_dir_path(p->log), log_end_offset(p->log), true);
+    producer_state_free(p->producers);
+    p->producers = NULL;
+    pthread_mutex_destroy(&p->producer_mu);
+}
+
+/* producer_mu held: snapshot if the append at segment_base moved to a newer segment. */
+static void maybe_snapshot_locked(struct partition *p, int64_t segment_base)
+{
+    int64_t prev = atomic_load(&p->producer_segment_base);
+    if (segment_base <= prev)
+        return;
+    atomic_store(&p->producer_segment_base, segment_base);
+    if (prev >= 0)
+        producer_state_snapshot(p->producers, log_dir_path(p->log), log_end_offset(p->log), false);
+}
+
+static int16_t check_to_kafka(enum producer_check c)
+{
+    switch (c) {
+    case PRODUCER_CHECK_OUT_OF_ORDER:
+        return KAFKA_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    case PRODUCER_CHECK_FENCED:
+        return KAFKA_ERR_INVALID_PRODUCER_EPOCH;
+    case PRODUCER_CHECK_INVALID:
+        return KAFKA_ERR_INVALID_RECORD;
+    default:
+        return KAFKA_ERR_NONE;
+    }
+}
+
+int producer_append(struct partition *p, uint8_t *batch, size_t len, int32_t leader_epoch,
+                    int64_t now_ms, bool log_append_time, struct log_append_info *info,
+                    int16_t *kafka_err, bool *duplicate)
+{
+    struct record_batch_header h;
+    *kafka_err = 0;
+    *duplicate = false;
+    int rc = record_batch_header_parse(batch, len, &h);
+    if (rc != 0) {
+        *kafka_err = (int16_t)record_error_to_kafka(rc);
+        return 0;
+    }
+    pthread_mutex_lock(&p->producer_mu);
+    struct producer_batch dup;
+    enum producer_check c = producer_state_check(p->producers, &h, &dup);
+    if (c == PRODUCER_CHECK_DUPLICATE) {
+        info->first_offset = dup.first_offset;
+        info->last_offset = dup.last_offset;
+        info->log_append_time = -1;
+        info->log_start_offset = log_start_offset(p->log);
+        info->record_count = 0;
+        *duplicate = true;
+    } else if (c != PRODUCER_CHECK_APPEND) {
+        *kafka_err = check_to_kafka(c);
+    } else {
+        rc = log_append(p->log, batch, len, leader_epoch, now_ms, log_append_time, info);
+        if (rc == 0) {
+            /* The log wrote the offsets (and maybe LogAppendTime) into the batch in place. */
+            h.base_offset = info->first_offset;
+            if (log_append_time)
+                h.max_timestamp = now_ms;
+            if (producer_state_update(p->producers, &h, now_ms) != 0)
+                log_warn("producer", "%s-%d: out of memory recording producer %" PRId64,
+                         p->topic, p->index, h.producer_id);
+            maybe_snapshot_locked(p, info->segment_base);
+        }
+    }
+    pthread_mutex_unlock(&p->producer_mu);
+    return rc;
+}
+
+void producer_note_append(struct partition *p, const struct log_append_info *info)
+{
+    if (info->segment_base <= atomic_load_explicit(&p->producer_segment_base,
+                                                   memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&p->producer_mu);
+    maybe_snapshot_locked(p, info->segment_base);
+    pthread_mutex_unlock(&p->producer_mu);
+}

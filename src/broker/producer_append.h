@@ -1,0 +1,48 @@
+/*
+ * The idempotent producer on the produce path: per-partition producer state (storage/
+ * producer_state.h) checked and updated atomically with the log append, snapshots at segment
+ * roll and at close.
+ *
+ * Locking: struct partition's producer_mu guards p->producers. An idempotent append holds it
+ * across check + log_append + update, so two copies of one batch can never both be appended
+ * and the state always covers every producer batch below the log end while the mutex is held.
+ * Batches without a producer id never take it (one atomic load to notice a segment roll).
+ * Lock order: producer_mu before the log's append lock.
+ */
+#ifndef GREGOR_BROKER_PRODUCER_APPEND_H
+#define GREGOR_BROKER_PRODUCER_APPEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/partition.h"
+#include "record/byteorder.h"
+#include "record/record_batch.h"
+
+/* True when the (validated) batch at data carries a producer id. */
+static inline bool producer_batch_is_idempotent(const uint8_t *data)
+{
+    return (int64_t)be64_load(data + RB_OFF_PRODUCER_ID) >= 0;
+}
+
+/* Builds p->producers from the log's snapshots and tail. Before p is published. 0 or < 0. */
+int producer_partition_open(struct partition *p, int64_t expiration_ms);
+
+/* Writes a synced snapshot at the log end (unless the partition is deleted) and frees the
+ * state. Last reference only, before the log is closed. */
+void producer_partition_close(struct partition *p);
+
+/*
+ * Appends one producer batch (validated, producer id >= 0) like log_append, after checking it
+ * against the producer state. Returns 0 or a log error (as log_append). With *kafka_err != 0
+ * nothing was appended (sequence or epoch error). With *duplicate the batch was already in the
+ * log: info->first_offset/last_offset are the original's and nothing was appended. Any thread.
+ */
+int producer_append(struct partition *p, uint8_t *batch, size_t len, int32_t leader_epoch,
+                    int64_t now_ms, bool log_append_time, struct log_append_info *info,
+                    int16_t *kafka_err, bool *duplicate);
+
+/* After a log_append of a batch without producer id: snapshots when the segment rolled. */
+void producer_note_append(struct partition *p, const struct log_append_info *info);
+
+#endif
