@@ -284,3 +284,22 @@ def list_offset(conn, topic, partition, ts=LATEST, version=5):
                              version)
     check((topic, partition) in res, "ListOffsets lacks %s-%d" % (topic, partition))
     return res[(topic, partition)]
+
+
+def ensure_topic(conn, topic, partitions=None, timeout=15.0):
+    """Auto-creates topic through Metadata v4 (allow_auto_topic_creation) and polls until
+    every partition has a leader. Returns the topic's metadata dict."""
+    import time
+    from harness import SLOW, fail
+    deadline = time.monotonic() + timeout * SLOW
+    last = None
+    while time.monotonic() < deadline:
+        md = conn.metadata(4, topics=[topic], allow_auto_create=True)
+        last = md
+        ts = [t for t in md["topics"] if t["name"] == topic]
+        if ts and ts[0]["error_code"] == 0 and ts[0]["partitions"] and \
+                all(p["leader"] >= 0 and p["error_code"] == 0 for p in ts[0]["partitions"]):
+            if partitions is None or len(ts[0]["partitions"]) == partitions:
+                return ts[0]
+        time.sleep(0.05)
+    fail("topic %s not ready within %.0fs; last metadata: %r" % (topic, timeout * SLOW, last))

@@ -1,0 +1,193 @@
+"""Produce/Fetch/ListOffsets with raw frames: the happy path byte for byte, and the error
+answers Kafka gives for bad batches and bad positions. After every refused request the test
+checks that nothing was appended (ListOffsets and Fetch) and that the same connection still
+serves a good request. (asan-smoke)"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Broker, KafkaRaw, check, i32, run_tests, test)  # noqa: E402
+from kafka_records import (EARLIEST, LATEST, ensure_topic, fetch, fix_crc,  # noqa: E402
+                           list_offset, parse_batches, produce, record_batch)
+
+NONE = 0
+OFFSET_OUT_OF_RANGE = 1
+CORRUPT_MESSAGE = 2
+UNKNOWN_TOPIC_OR_PARTITION = 3
+MESSAGE_TOO_LARGE = 10
+INVALID_RECORD = 87
+
+
+def fetched_records(c, topic, partition, offset=0):
+    f = fetch(c, topic, partition, offset)
+    check(f["error_code"] == NONE, "fetch error %d" % f["error_code"])
+    recs = [r for b in parse_batches(f["records"]) for r in b["records"] if r["offset"] >= offset]
+    return f, recs
+
+
+def check_log(c, topic, expect_values):
+    """The partition holds exactly these values (offsets 0..n-1) and nothing else."""
+    end = list_offset(c, topic, 0, LATEST)
+    check(end["error_code"] == NONE, "ListOffsets error %d" % end["error_code"])
+    check(end["offset"] == len(expect_values), "log end offset %d, want %d"
+          % (end["offset"], len(expect_values)))
+    f, recs = fetched_records(c, topic, 0)
+    check(f["high_watermark"] == len(expect_values), "high watermark %d" % f["high_watermark"])
+    got = [(r["offset"], r["value"]) for r in recs]
+    want = list(enumerate(expect_values))
+    check(got == want, "log holds %r, want %r" % (got[:10], want[:10]))
+
+
+@test
+def test_produce_fetch_roundtrip_stored_as_sent():
+    """Two batches (3 records with keys, a null value, headers; then 2 more) with acks=1:
+    base offsets 0 and 3, LogAppendTime -1 (CreateTime topic), log start 0. ListOffsets gives
+    0 / 5. Fetch returns both batches with valid CRCs and every byte from attributes on
+    identical to what was sent (the broker only writes base offset and leader epoch).
+    A fetch from offset 4 starts with the batch containing offset 4."""
+    with Broker({"num.partitions": 1}) as b, KafkaRaw(b) as c:
+        ensure_topic(c, "rt", 1)
+        b1 = record_batch([(b"k1", b"v1"), (None, None, [("h1", b"x")]), (b"k3", b"v3" * 100)])
+        b2 = record_batch([(b"k4", b"v4"), (b"k5", b"")], base_timestamp=1700000001000)
+        r1 = produce(c, "rt", 0, b1)
+        check(r1["error_code"] == NONE, "produce error %d" % r1["error_code"])
+        check(r1["base_offset"] == 0, "first base offset %d" % r1["base_offset"])
+        check(r1["log_append_time"] == -1, "log_append_time %d" % r1["log_append_time"])
+        check(r1["log_start_offset"] == 0, "log_start_offset %d" % r1["log_start_offset"])
+        r2 = produce(c, "rt", 0, b2)
+        check(r2["error_code"] == NONE and r2["base_offset"] == 3, "second produce %r" % r2)
+        check(list_offset(c, "rt", 0, EARLIEST)["offset"] == 0, "earliest offset")
+        check(list_offset(c, "rt", 0, LATEST)["offset"] == 5, "latest offset")
+        f = fetch(c, "rt", 0, 0)
+        check(f["error_code"] == NONE, "fetch error %d" % f["error_code"])
+        check(f["high_watermark"] == 5 and f["last_stable_offset"] == 5 and
+              f["log_start_offset"] == 0, "fetch offsets %r" % {k: v for k, v in f.items()
+                                                               if k != "records"})
+        batches = parse_batches(f["records"])
+        check([x["base_offset"] for x in batches] == [0, 3], "batch bases %r"
+              % [x["base_offset"] for x in batches])
+        for got, sent in zip(batches, (b1, b2)):
+            check(got["raw"][21:] == sent[21:], "batch at %d differs from what was sent"
+                  % got["base_offset"])
+        recs = [r for x in batches for r in x["records"]]
+        check([(r["offset"], r["key"], r["value"]) for r in recs] ==
+              [(0, b"k1", b"v1"), (1, None, None), (2, b"k3", b"v3" * 100), (3, b"k4", b"v4"),
+               (4, b"k5", b"")], "records %r" % recs)
+        check(recs[1]["headers"] == [(b"h1", b"x")], "headers %r" % recs[1]["headers"])
+        f4 = fetch(c, "rt", 0, 4)
+        bs = parse_batches(f4["records"])
+        check(bs and bs[0]["base_offset"] <= 4 <= bs[0]["base_offset"] +
+              bs[0]["last_offset_delta"], "fetch from 4 starts with %r"
+              % [x["base_offset"] for x in bs])
+
+
+@test
+def test_bad_crc_refused_with_corrupt_message():
+    """A batch whose payload was altered after the CRC was computed, and a batch with a
+    wrong CRC field: error 2 CORRUPT_MESSAGE, nothing appended, the connection keeps
+    working (a good batch afterwards gets offset 1)."""
+    with Broker({"num.partitions": 1}) as b, KafkaRaw(b) as c:
+        ensure_topic(c, "crc", 1)
+        check(produce(c, "crc", 0, record_batch([(b"k", b"good0")]))["base_offset"] == 0,
+              "good produce")
+        bad = bytearray(record_batch([(b"k", b"evil!")]))
+        bad[-3] ^= 0x20
+        r = produce(c, "crc", 0, bytes(bad))
+        check(r["error_code"] == CORRUPT_MESSAGE, "payload flip: error %d, want 2"
+              % r["error_code"])
+        bad = bytearray(record_batch([(b"k", b"evil2")]))
+        bad[17:21] = i32(0x12345678)
+        r = produce(c, "crc", 0, bytes(bad))
+        check(r["error_code"] == CORRUPT_MESSAGE, "wrong CRC: error %d, want 2"
+              % r["error_code"])
+        check_log(c, "crc", [b"good0"])
+        r = produce(c, "crc", 0, record_batch([(b"k", b"good1")]))
+        check(r["error_code"] == NONE and r["base_offset"] == 1, "produce after errors %r" % r)
+        check_log(c, "crc", [b"good0", b"good1"])
+
+
+@test
+def test_malformed_batch_structure_refused():
+    """CRC-valid but inconsistent batches: a record count of 5 with 1 record; a batch
+    length larger than the bytes sent; magic 7. Each is refused (CORRUPT_MESSAGE 2 or
+    INVALID_RECORD 87, as Kafka does); nothing is appended."""
+    with Broker({"num.partitions": 1}) as b, KafkaRaw(b) as c:
+        ensure_topic(c, "mal", 1)
+        good = record_batch([(b"k", b"v")])
+        cases = []
+        x = bytearray(good)
+        x[57:61] = i32(5)  # records count
+        cases.append(("count 5 with 1 record", fix_crc(bytes(x))))
+        x = bytearray(good)
+        x[8:12] = i32(len(good) - 12 + 40)  # batch length past the end
+        cases.append(("batch length past the data", bytes(x)))
+        x = bytearray(good)
+        x[16] = 7  # magic
+        cases.append(("magic 7", bytes(x)))
+        for what, data in cases:
+            r = produce(c, "mal", 0, data)
+            check(r["error_code"] in (CORRUPT_MESSAGE, INVALID_RECORD),
+                  "%s: error %d, want 2 or 87" % (what, r["error_code"]))
+        check_log(c, "mal", [])
+        check(produce(c, "mal", 0, good)["error_code"] == NONE, "good batch after errors")
+
+
+@test
+def test_oversized_batch_refused_with_message_too_large():
+    """message.max.bytes=10000: a 20 kB batch gets 10 MESSAGE_TOO_LARGE and is not stored;
+    a 5 kB batch is accepted."""
+    with Broker({"num.partitions": 1, "message.max.bytes": 10000}) as b, KafkaRaw(b) as c:
+        ensure_topic(c, "big", 1)
+        r = produce(c, "big", 0, record_batch([(b"k", b"x" * 20000)]))
+        check(r["error_code"] == MESSAGE_TOO_LARGE, "20 kB batch: error %d, want 10"
+              % r["error_code"])
+        check_log(c, "big", [])
+        r = produce(c, "big", 0, record_batch([(b"k", b"y" * 5000)]))
+        check(r["error_code"] == NONE and r["base_offset"] == 0, "5 kB batch: %r" % r)
+        check_log(c, "big", [b"y" * 5000])
+
+
+@test
+def test_missing_partition_and_topic():
+    """Topic with 1 partition: Produce, Fetch and ListOffsets on partition 5 answer
+    3 UNKNOWN_TOPIC_OR_PARTITION. With auto.create.topics.enable=false, Produce to an unknown
+    topic answers 3 and does not create it (Metadata still says 3)."""
+    with Broker({"num.partitions": 1}) as b, KafkaRaw(b) as c:
+        ensure_topic(c, "one", 1)
+        r = produce(c, "one", 5, record_batch([(b"k", b"v")]))
+        check(r["error_code"] == UNKNOWN_TOPIC_OR_PARTITION, "produce p5: error %d"
+              % r["error_code"])
+        check(fetch(c, "one", 5, 0)["error_code"] == UNKNOWN_TOPIC_OR_PARTITION, "fetch p5")
+        check(list_offset(c, "one", 5)["error_code"] == UNKNOWN_TOPIC_OR_PARTITION,
+              "ListOffsets p5")
+        check_log(c, "one", [])
+    with Broker({"num.partitions": 1, "auto.create.topics.enable": "false"}) as b, \
+            KafkaRaw(b) as c:
+        r = produce(c, "nosuch", 0, record_batch([(b"k", b"v")]))
+        check(r["error_code"] == UNKNOWN_TOPIC_OR_PARTITION, "produce to unknown topic: %d"
+              % r["error_code"])
+        md = c.metadata(4, topics=["nosuch"], allow_auto_create=True)
+        check([(t["name"], t["error_code"]) for t in md["topics"]] ==
+              [("nosuch", UNKNOWN_TOPIC_OR_PARTITION)], "metadata %r" % md["topics"])
+
+
+@test
+def test_fetch_outside_log_offset_out_of_range():
+    """Log with 2 records: Fetch at 2 (the end) is not an error and returns no records;
+    Fetch at 3, at 1000 and at -5 answer 1 OFFSET_OUT_OF_RANGE; the connection still serves
+    a good fetch."""
+    with Broker({"num.partitions": 1}) as b, KafkaRaw(b) as c:
+        ensure_topic(c, "oor", 1)
+        produce(c, "oor", 0, record_batch([(b"a", b"0"), (b"b", b"1")]))
+        f = fetch(c, "oor", 0, 2)
+        check(f["error_code"] == NONE, "fetch at end: error %d" % f["error_code"])
+        check(not parse_batches(f["records"]), "fetch at end returned records")
+        for off in (3, 1000, -5):
+            f = fetch(c, "oor", 0, off)
+            check(f["error_code"] == OFFSET_OUT_OF_RANGE, "fetch at %d: error %d, want 1"
+                  % (off, f["error_code"]))
+        check_log(c, "oor", [b"0", b"1"])
+
+
+if __name__ == "__main__":
+    run_tests()
