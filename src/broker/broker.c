@@ -14,8 +14,12 @@
 
 #include "base/log.h"
 #include "broker/broker_internal.h"
+#include "broker/broker_metrics.h"
 #include "broker/dispatch.h"
+#include "broker/handlers.h"
 #include "broker/partition.h"
+#include "metrics/metrics.h"
+#include "storage/flusher.h"
 
 static void broker_on_request(void *ctx, struct net_request *req)
 {
@@ -139,6 +143,32 @@ static int broker_start_network(struct broker *b, char *err, size_t errlen)
     return rc;
 }
 
+/* Counters exist from the start (handlers and the flusher bump them); the HTTP endpoint only
+ * with metrics.listener, started once the broker serves. */
+static int broker_create_metrics(struct broker *b, char *err, size_t errlen)
+{
+    b->metrics = metrics_create();
+    if (b->metrics == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int n;
+    const struct broker_api *apis = broker_apis(&n);
+    for (int i = 0; i < n; i++)
+        metrics_track_api(b->metrics, apis[i].key);
+    return 0;
+}
+
+static int broker_start_metrics(struct broker *b, char *err, size_t errlen)
+{
+    struct log_flush_observer obs = {metrics_observe_fsync, b->metrics};
+    log_flusher_set_observer(partition_registry_flusher(b->parts), &obs);
+    if (b->cfg.metrics_listener[0] == '\0')
+        return 0;
+    struct metrics_source src = broker_metrics_source(b);
+    return metrics_serve(b->metrics, b->cfg.metrics_listener, &src, err, errlen);
+}
+
 int broker_start(const struct broker_config *cfg, struct broker **out, char *err, size_t errlen)
 {
     struct broker *b = calloc(1, sizeof(*b));
@@ -148,13 +178,17 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     }
     b->cfg = *cfg;
     broker_set_advertised(b);
-    int rc = broker_load_identity(b, err, errlen);
+    int rc = broker_create_metrics(b, err, errlen);
+    if (rc == 0)
+        rc = broker_load_identity(b, err, errlen);
     if (rc == 0)
         rc = partition_registry_open(b, &b->parts, err, errlen);
     if (rc == 0)
         rc = broker_start_controller(b, err, errlen);
     if (rc == 0)
         rc = broker_start_network(b, err, errlen);
+    if (rc == 0)
+        rc = broker_start_metrics(b, err, errlen);
     if (rc != 0) {
         broker_stop(b);
         return rc;
@@ -172,9 +206,11 @@ void broker_stop(struct broker *b)
 {
     if (b == NULL)
         return;
+    metrics_stop_serving(b->metrics); /* scrapes read everything below */
     net_server_stop(b->net);
     if (b->ctl)
         controller_stop(b->ctl);
     partition_registry_close(b->parts);
+    metrics_free(b->metrics); /* after the flusher (its observer) and the workers stopped */
     free(b);
 }

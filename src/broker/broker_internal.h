@@ -14,6 +14,7 @@
 #include "net/net.h"
 
 struct partition_registry;
+struct metrics;
 
 struct broker {
     struct broker_config cfg;
@@ -23,6 +24,7 @@ struct broker {
     struct controller *ctl;
     struct partition_registry *parts;
     struct net_server *net;
+    struct metrics *metrics;        /* counters always exist; HTTP only with metrics.listener */
 };
 
 #endif

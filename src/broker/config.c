@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "metrics/metrics.h"
+
 enum config_type { CT_INT32, CT_INT16, CT_INT64, CT_BOOL, CT_STRING, CT_DOUBLE, CT_LISTENERS };
 
 struct config_entry {
@@ -381,6 +383,13 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
     if (rc != 0) {
         snprintf(err, errlen, "log.dirs '%s' is not a usable directory: %s", c->log_dirs,
                  strerror(-rc));
+        return -EINVAL;
+    }
+    if (c->metrics_listener[0] != '\0' &&
+        metrics_parse_listener(c->metrics_listener, NULL, 0, NULL) != 0) {
+        snprintf(err, errlen,
+                 "invalid value '%s' for configuration property 'metrics.listener' "
+                 "(expected http://HOST:PORT)", c->metrics_listener);
         return -EINVAL;
     }
     if (strcmp(c->log_message_timestamp_type, "CreateTime") != 0 &&

@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "broker/handlers.h"
 
@@ -58,8 +59,10 @@ void broker_dispatch(struct broker *b, struct net_request *nr)
     r->b = b;
     r->nr = nr;
     r->arena = &nr->arena;
+    r->start_ns = clock_mono_ns();
     kr_init(&r->body, nr->frame, nr->size, &nr->arena);
     if (kproto_request_header_decode(&r->body, &r->hdr) != 0 || r->body.err != 0) {
+        r->hdr.api_key = -1; /* counted as api="unknown" */
         broker_close(r, "malformed request header");
         return;
     }

@@ -28,6 +28,7 @@
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
+#include "metrics/metrics.h"
 #include "proto/gen/errors.h"
 #include "record/legacy.h"
 #include "record/record_batch.h"
@@ -40,6 +41,7 @@ struct fetch_part {
     const struct kmsg_fetch_request_fetch_partition *rp;
     struct partition_waiter waiter;
     int16_t error;       /* fixed error (unknown partition, epoch) or 0 */
+    int64_t records_read; /* offsets at or past the fetch offset in the last read (metrics) */
 };
 
 struct fetch_state {
@@ -112,6 +114,7 @@ static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *f
 {
     struct broker_req *r = st->r;
     kmsg_fetch_response_partition_data_init(pd);
+    fp->records_read = 0;
     pd->partition_index = fp->rp->partition;
     pd->high_watermark = -1;
     pd->last_stable_offset = -1;
@@ -133,6 +136,11 @@ static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *f
     }
     int64_t hw = log_high_watermark(log);
     int rc = log_read(log, fp->rp->fetch_offset, max, hw, first, res);
+    if (rc == 0 && res->range.length > 0) {
+        int64_t from = res->first_offset > fp->rp->fetch_offset ? res->first_offset
+                                                                : fp->rp->fetch_offset;
+        fp->records_read = res->next_offset - from;
+    }
     pd->high_watermark = hw;
     pd->last_stable_offset = hw;
     pd->log_start_offset = log_start_offset(log);
@@ -220,11 +228,40 @@ static void fetch_unpark(struct fetch_state *st)
             partition_remove_waiter(st->parts[i].p, &st->parts[i].waiter);
     net_timer_cancel(st->worker, &st->timer);
     st->parked = false;
+    metrics_purgatory_add(st->r->b->metrics, METRICS_PURGATORY_FETCH, -1);
+}
+
+/* Metrics for the response about to be sent: bytes and records out per partition, partition
+ * error codes (any marks the request failed). Parts and response partitions share one order. */
+static void fetch_count_sent(struct fetch_state *st, const struct kmsg_fetch_response *resp)
+{
+    struct broker_req *r = st->r;
+    int k = 0;
+    for (int32_t i = 0; i < resp->responses.n; i++) {
+        const struct kmsg_fetch_response_fetchable_topic_response *t = &resp->responses.v[i];
+        for (int32_t j = 0; j < t->partitions.n && k < st->nparts; j++, k++) {
+            const struct kmsg_fetch_response_partition_data *pd = &t->partitions.v[j];
+            struct partition *p = st->parts[k].p;
+            if (pd->error_code != 0) {
+                metrics_count_partition_error(r->b->metrics, KPROTO_API_FETCH, pd->error_code);
+                r->failed = true;
+            }
+            int64_t bytes = pd->records.len > 0 ? pd->records.len : 0;
+            for (int32_t f = 0; f < pd->records.nfiles; f++)
+                bytes += pd->records.files[f].len;
+            if (p == NULL || bytes == 0)
+                continue;
+            atomic_fetch_add_explicit(&p->bytes_out, bytes, memory_order_relaxed);
+            atomic_fetch_add_explicit(&p->records_out, st->parts[k].records_read,
+                                      memory_order_relaxed);
+        }
+    }
 }
 
 static void fetch_reply(struct fetch_state *st, struct kmsg_fetch_response *resp)
 {
     fetch_unpark(st);
+    fetch_count_sent(st, resp);
     for (int i = 0; i < st->nparts; i++)
         partition_put(st->parts[i].p);
     struct broker_req *r = st->r;
@@ -290,6 +327,7 @@ static void fetch_timed_out(struct net_timer *t)
 static void fetch_park(struct fetch_state *st)
 {
     st->parked = true;
+    metrics_purgatory_add(st->r->b->metrics, METRICS_PURGATORY_FETCH, 1);
     for (int i = 0; i < st->nparts; i++) {
         struct fetch_part *fp = &st->parts[i];
         if (fp->p == NULL)

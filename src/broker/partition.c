@@ -138,6 +138,16 @@ size_t partition_registry_count(struct partition_registry *reg)
     return n;
 }
 
+void partition_registry_each(struct partition_registry *reg,
+                             void (*fn)(struct partition *p, void *arg), void *arg)
+{
+    pthread_rwlock_rdlock(&reg->lock);
+    for (size_t i = 0; i < reg->buckets; i++)
+        for (struct partition_slot *s = reg->by_name[i]; s; s = s->next_name)
+            fn(s->p, arg);
+    pthread_rwlock_unlock(&reg->lock);
+}
+
 int registry_table_insert(struct partition_registry *reg, struct partition *p)
 {
     struct partition_slot *s = calloc(1, sizeof(*s));

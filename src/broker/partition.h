@@ -40,6 +40,9 @@ struct partition {
     int32_t index;
     uint8_t topic_id[METADATA_UUID_LEN];
     struct log *log;
+    /* Traffic for metrics: relaxed atomic adds on the data path, summed per topic at scrape. */
+    atomic_llong bytes_in, records_in;   /* appended by Produce (batch bytes as received) */
+    atomic_llong bytes_out, records_out; /* sent by Fetch (records: offsets past fetch offset) */
     atomic_int leader_epoch;
     /* Effective topic configs the data path reads on every request. */
     atomic_bool log_append_time;       /* message.timestamp.type=LogAppendTime */
@@ -83,5 +86,10 @@ struct log_flusher *partition_registry_flusher(struct partition_registry *reg);
 
 /* Count of hosted partitions (metrics). */
 size_t partition_registry_count(struct partition_registry *reg);
+
+/* Calls fn(p, arg) for every hosted partition under the registry's read lock: fn must be
+ * short and must not call back into the registry. Any thread (metrics scrapes). */
+void partition_registry_each(struct partition_registry *reg,
+                             void (*fn)(struct partition *p, void *arg), void *arg);
 
 #endif

@@ -25,6 +25,7 @@
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
+#include "metrics/metrics.h"
 #include "broker/producer_append.h"
 #include "proto/gen/errors.h"
 #include "record/legacy.h"
@@ -41,6 +42,7 @@ struct produce_state {
     struct produce_flush *waiting;   /* those callbacks, to time them out */
     struct net_timer timer;
     int16_t acks_error;              /* INVALID_REQUIRED_ACKS for every partition, or 0 */
+    bool parked;                     /* counted in the produce purgatory metric */
 };
 
 struct produce_flush {
@@ -61,11 +63,28 @@ static void produce_unlink(struct produce_flush *f)
         f->next->prev = f->prev;
 }
 
+/* Metrics: per-partition error codes; a response with any marks the request failed. */
+static void produce_count_errors(struct broker_req *r, const struct kmsg_produce_response *resp)
+{
+    for (int32_t i = 0; i < resp->responses.n; i++) {
+        for (int32_t j = 0; j < resp->responses.v[i].partition_responses.n; j++) {
+            int16_t code = resp->responses.v[i].partition_responses.v[j].error_code;
+            if (code != 0) {
+                metrics_count_partition_error(r->b->metrics, KPROTO_API_PRODUCE, code);
+                r->failed = true;
+            }
+        }
+    }
+}
+
 static void produce_reply(struct produce_state *st)
 {
     struct broker_req *r = st->r;
     st->r = NULL;
     net_timer_cancel(st->worker, &st->timer);
+    if (st->parked)
+        metrics_purgatory_add(r->b->metrics, METRICS_PURGATORY_PRODUCE, -1);
+    produce_count_errors(r, &st->resp);
     broker_reply(r, (kproto_encode_fn)kmsg_produce_response_encode, &st->resp);
 }
 
@@ -229,6 +248,9 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
     pr->log_append_time_ms = info.log_append_time;
     pr->log_start_offset = info.log_start_offset;
     int pending = 0;
+    atomic_fetch_add_explicit(&p->bytes_in, pd->records.len, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->records_in, info.last_offset - info.first_offset + 1,
+                              memory_order_relaxed);
     if (acks == -1) {
         struct produce_flush *f = calloc(1, sizeof(*f));
         if (f == NULL) {
@@ -338,5 +360,7 @@ void handle_produce(struct broker_req *r)
         return;
     }
     int64_t timeout = req.timeout_ms > 0 ? req.timeout_ms : 30000;
+    st->parked = true;
+    metrics_purgatory_add(r->b->metrics, METRICS_PURGATORY_PRODUCE, 1);
     net_timer_start(st->worker, &st->timer, timeout, produce_timed_out, st);
 }

@@ -3,7 +3,17 @@
 
 #include <endian.h>
 
+#include "base/clock.h"
 #include "base/log.h"
+#include "broker/broker_internal.h"
+#include "metrics/metrics.h"
+
+/* Counts r as completed (before the net call that may free it). */
+static void broker_req_done(struct broker_req *r, bool failed)
+{
+    metrics_count_request(r->b->metrics, net_worker_index(net_request_worker(r->nr)),
+                          r->hdr.api_key, clock_mono_ns() - r->start_ns, failed || r->failed);
+}
 
 void broker_reply_version(struct broker_req *r, int16_t version, kproto_encode_fn enc,
                           const void *msg)
@@ -20,11 +30,13 @@ void broker_reply_version(struct broker_req *r, int16_t version, kproto_encode_f
         log_error("broker", "cannot encode response to api %d v%d from %s: %d",
                   r->hdr.api_key, version, net_conn_peer(r->nr->conn), rc ? rc : w.err);
         iochain_free(&chain);
+        broker_req_done(r, true);
         net_request_close(r->nr);
         return;
     }
     uint32_t be = htobe32((uint32_t)(chain.total - 4));
     iochain_patch(&chain, 0, &be, 4);
+    broker_req_done(r, false);
     net_request_reply(r->nr, &chain);
 }
 
@@ -35,6 +47,7 @@ void broker_reply(struct broker_req *r, kproto_encode_fn enc, const void *msg)
 
 void broker_reply_none(struct broker_req *r)
 {
+    broker_req_done(r, false);
     net_request_noreply(r->nr);
 }
 
@@ -43,6 +56,7 @@ void broker_close(struct broker_req *r, const char *why)
     log_warn("broker", "closing connection %s: %s (api %d v%d, correlation %d)",
              net_conn_peer(r->nr->conn), why, r->hdr.api_key, r->hdr.api_version,
              r->hdr.correlation_id);
+    broker_req_done(r, true);
     net_request_close(r->nr);
 }
 

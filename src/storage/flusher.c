@@ -32,7 +32,19 @@ struct log_flusher {
     struct flush_req *head, **tail;
     struct log **logs;
     size_t nlogs, cap;
+    struct log_flush_observer observer; /* copied by the thread under the lock each round */
 };
+
+/* log_flush() timed for the observer, if any. */
+static int observed_flush(const struct log_flush_observer *obs, struct log *log, int64_t *flushed)
+{
+    if (obs == NULL || obs->fn == NULL)
+        return log_flush(log, flushed);
+    int64_t t0 = clock_mono_ns();
+    int rc = log_flush(log, flushed);
+    obs->fn(obs->arg, clock_mono_ns() - t0);
+    return rc;
+}
 
 /* Earliest monotonic deadline of a flush.ms interval, INT64_MAX if none (lock held). */
 static int64_t next_deadline(struct log_flusher *f)
@@ -70,12 +82,12 @@ static void wait_for_work(struct log_flusher *f)
 }
 
 /* Flushes each distinct log of the list once, then completes its requests. */
-static void complete_requests(struct flush_req *list)
+static void complete_requests(struct flush_req *list, const struct log_flush_observer *obs)
 {
     while (list) {
         struct log *log = list->log;
         int64_t flushed = 0;
-        int rc = log_flush(log, &flushed);
+        int rc = observed_flush(obs, log, &flushed);
         struct flush_req **pp = &list;
         while (*pp) {
             struct flush_req *r = *pp;
@@ -110,9 +122,10 @@ static void flush_intervals(struct log_flusher *f)
         else
             due[n++] = log;
     }
+    struct log_flush_observer obs = f->observer;
     pthread_mutex_unlock(&f->lock);
     for (size_t i = 0; i < n; i++)
-        log_flush(due[i], NULL);
+        observed_flush(&obs, due[i], NULL);
     free(due);
     pthread_mutex_lock(&f->lock);
 }
@@ -128,8 +141,9 @@ static void *flusher_main(void *arg)
         f->tail = &f->head;
         bool stop = f->stop;
         f->busy = true;
+        struct log_flush_observer obs = f->observer;
         pthread_mutex_unlock(&f->lock);
-        complete_requests(list);
+        complete_requests(list, &obs);
         pthread_mutex_lock(&f->lock);
         flush_intervals(f);
         f->busy = false;
@@ -223,7 +237,7 @@ void log_flusher_remove(struct log_flusher *f, struct log *log)
         f->tail = &(*f->tail)->next;
     log->flusher = NULL;
     pthread_mutex_unlock(&f->lock);
-    complete_requests(mine);
+    complete_requests(mine, NULL);
 }
 
 static int enqueue(struct log_flusher *f, struct log *log, int64_t offset, log_flush_cb cb,
@@ -261,4 +275,11 @@ int log_flush_request(struct log *log, int64_t offset, log_flush_cb cb, void *ar
 void log_flusher_poke(struct log_flusher *f, struct log *log)
 {
     enqueue(f, log, log_end_offset(log), NULL, NULL);
+}
+
+void log_flusher_set_observer(struct log_flusher *f, const struct log_flush_observer *obs)
+{
+    pthread_mutex_lock(&f->lock);
+    f->observer = obs ? *obs : (struct log_flush_observer){NULL, NULL};
+    pthread_mutex_unlock(&f->lock);
 }

@@ -40,4 +40,15 @@ int log_flush_request(struct log *log, int64_t offset, log_flush_cb cb, void *ar
 /* Wakes the flusher to flush `log` (flush.messages reached). Any thread. */
 void log_flusher_poke(struct log_flusher *f, struct log *log);
 
+/*
+ * Optional observer of flush durations (metrics): fn(arg, ns) runs ON THE FLUSHER THREAD after
+ * every log_flush() the thread makes, with its duration in nanoseconds. fn must be cheap and
+ * stay callable until log_flusher_destroy() or until replaced. NULL removes it. Any thread.
+ */
+struct log_flush_observer {
+    void (*fn)(void *arg, int64_t ns);
+    void *arg;
+};
+void log_flusher_set_observer(struct log_flusher *f, const struct log_flush_observer *obs);
+
 #endif
