@@ -87,6 +87,7 @@ struct net_worker {
     struct net_io listen_io;  /* this worker's registration of the shared listening socket */
     bool listening;           /* listen_io is in epfd */
     struct net_timer accept_retry; /* re-enables accepting after EMFILE and the like */
+    bool accept_failing;      /* in an accept back-off episode (logged once) */
 
     uint8_t *rbuf;            /* read buffer shared by this worker's connections */
     size_t rbuf_cap;

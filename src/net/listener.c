@@ -103,8 +103,10 @@ static void net_listener_retry(struct net_timer *t)
 /* Out of file descriptors or memory: stop accepting on this worker for a moment. */
 static void net_listener_back_off(struct net_worker *w, int err)
 {
-    log_warn(NET_LOG, "accept failed: %s; pausing accepts for %d ms", strerror(err),
-             NET_ACCEPT_RETRY_MS);
+    if (!w->accept_failing)
+        log_warn(NET_LOG, "worker %d: accept failed: %s; retrying every %d ms", w->index,
+                 strerror(err), NET_ACCEPT_RETRY_MS);
+    w->accept_failing = true;
     net_listener_detach(w);
     net_timer_start(w, &w->accept_retry, NET_ACCEPT_RETRY_MS, net_listener_retry, w);
 }
@@ -117,6 +119,10 @@ static void net_listener_on_events(struct net_io *io, uint32_t events)
         socklen_t len = sizeof(sa);
         int fd = accept4(io->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
+            if (w->accept_failing) {
+                log_info(NET_LOG, "worker %d: accepting connections again", w->index);
+                w->accept_failing = false;
+            }
             net_conn_accept(w, fd, &sa);
             continue;
         }

@@ -20,7 +20,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -976,6 +978,79 @@ TEST(test_ipv4_client_of_dual_stack_listener_is_seen_as_ipv4)
     CHECK(same);
     close(a);
     srv_stop(&t);
+}
+
+/*
+ * Child side of the fd-exhaustion test: a server allowed only a few more descriptors than it
+ * needs, reporting its port, then (when told) its CPU time in ms.
+ */
+static void run_fd_starved_server(int to_parent, int from_parent)
+{
+    struct test_srv t;
+    struct net_config cfg = {.num_workers = 1};
+    if (srv_start(&t, &cfg) != 0)
+        _exit(2);
+    int probe = dup(0); /* the lowest free descriptor tells how many are in use */
+    close(probe);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        _exit(6);
+    rl.rlim_cur = (rlim_t)probe + 4;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        _exit(7);
+    int32_t port = t.port;
+    if (write(to_parent, &port, sizeof(port)) != sizeof(port))
+        _exit(3);
+    char go;
+    if (read(from_parent, &go, 1) != 1)
+        _exit(4);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    int32_t cpu_ms = (int32_t)(ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000 +
+                               ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000);
+    if (write(to_parent, &cpu_ms, sizeof(cpu_ms)) != sizeof(cpu_ms))
+        _exit(5);
+    srv_stop(&t);
+    _exit(0);
+}
+
+TEST(test_running_out_of_file_descriptors_pauses_accepting_without_spinning)
+{
+    int up[2], down[2];
+    CHECK(pipe(up) == 0 && pipe(down) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(up[0]);
+        close(down[1]);
+        run_fd_starved_server(up[1], down[0]);
+    }
+    close(up[1]);
+    close(down[0]);
+    int32_t port = 0;
+    CHECK_EQ_INT(read(up[0], &port, sizeof(port)), sizeof(port));
+    enum { N = 12 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = cli_connect(port); /* completes in the kernel backlog even if not accepted */
+        CHECK(fds[i] >= 0);
+        CHECK_EQ_INT(send_req(fds[i], 'E', 0, "q", 1), 0);
+    }
+    sleep_ms(500); /* the server is out of descriptors all this time */
+    for (int i = 0; i < N; i++) {
+        uint8_t buf[16];
+        CHECK_EQ_INT(recv_resp(fds[i], buf, sizeof(buf)), 6);
+        close(fds[i]); /* frees a descriptor in the server, which then accepts the next */
+    }
+    CHECK_EQ_INT(write(down[1], "g", 1), 1);
+    int32_t cpu_ms = -1;
+    CHECK_EQ_INT(read(up[0], &cpu_ms, sizeof(cpu_ms)), sizeof(cpu_ms));
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(cpu_ms >= 0 && cpu_ms < 400); /* a spinning accept loop would burn ~all of it */
+    close(up[0]);
+    close(down[1]);
 }
 
 TEST_MAIN
