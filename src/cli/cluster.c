@@ -114,6 +114,5 @@ int cli_cluster_main(int argc, char **argv)
             rd_kafka_mem_free(rk, cluster_id);
         rd_kafka_metadata_destroy(md);
     }
-    rd_kafka_destroy(rk);
-    return rc;
+    return cli_client_destroy(rk, rc);
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/internal.h"
 
@@ -25,12 +26,14 @@ static void on_stop_signal(int sig)
     cli_stop = 1;
 }
 
-/* No SA_RESTART: a blocking read of stdin returns EINTR so produce can stop and flush. */
+/* No SA_RESTART: a blocking read of stdin returns EINTR so produce can stop and flush.
+ * SA_RESETHAND: the first Ctrl-C asks for a clean stop, a second one kills. */
 void cli_install_stop_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -195,6 +198,36 @@ rd_kafka_t *cli_client_new(struct cli_common *c, rd_kafka_type_t type, rd_kafka_
 err:
     rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+static volatile sig_atomic_t destroy_exit_status;
+
+static void on_destroy_timeout(int sig)
+{
+    (void)sig;
+    _exit(destroy_exit_status);
+}
+
+/*
+ * librdkafka 2.0.2 can hang forever in rd_kafka_destroy (seen after DescribeConsumerGroups
+ * fails with "feature not supported"). The command's result is already known and printed by
+ * then, so after CLI_DESTROY_TIMEOUT_S we exit with it instead of hanging the caller.
+ */
+int cli_client_destroy(rd_kafka_t *rk, int rc)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_destroy_timeout;
+    sigemptyset(&sa.sa_mask);
+    fflush(stdout);
+    fflush(stderr);
+    destroy_exit_status = rc;
+    sigaction(SIGALRM, &sa, &old);
+    alarm(CLI_DESTROY_TIMEOUT_S);
+    rd_kafka_destroy(rk);
+    alarm(0);
+    sigaction(SIGALRM, &old, NULL);
+    return rc;
 }
 
 int cli_metadata(struct cli_common *c, rd_kafka_t *rk, int all_topics,

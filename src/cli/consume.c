@@ -404,6 +404,5 @@ int cli_consume_main(int argc, char **argv)
     if (rc == CLI_EXIT_OK)
         rc = consume_loop(&o, rk);
     rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return rc;
+    return cli_client_destroy(rk, rc);
 }

@@ -91,6 +91,11 @@ int cli_usage_error(const struct cli_common *c, const char *fmt, ...)
  */
 rd_kafka_t *cli_client_new(struct cli_common *c, rd_kafka_type_t type, rd_kafka_conf_t *conf);
 
+/* Destroys RK, bounded by CLI_DESTROY_TIMEOUT_S (then exits the process with RC); returns RC.
+ * Flushes stdout/stderr first. */
+#define CLI_DESTROY_TIMEOUT_S 5
+int cli_client_destroy(rd_kafka_t *rk, int rc);
+
 /* Sets KEY=VALUE on CONF; prints the error and returns -1 if librdkafka rejects it. */
 int cli_conf_set(struct cli_common *c, rd_kafka_conf_t *conf, const char *key, const char *val);
 

@@ -260,10 +260,8 @@ int cli_produce_main(int argc, char **argv)
     if (!rk)
         return CLI_EXIT_USAGE;
     rc = cli_metadata(&o.c, rk, 0, NULL);
-    if (rc) {
-        rd_kafka_destroy(rk);
-        return rc;
-    }
+    if (rc)
+        return cli_client_destroy(rk, rc);
     long bad = produce_lines(&o, rk);
     rd_kafka_flush(rk, o.delivery_timeout_ms + 5000);
     long stuck = rd_kafka_outq_len(rk);
@@ -273,6 +271,5 @@ int cli_produce_main(int argc, char **argv)
         cli_error(&o.c, "%ld records failed in total", st.failed);
     if (o.verbose)
         fprintf(stderr, "%s: %ld records delivered to %s\n", o.c.name, st.delivered, o.topic);
-    rd_kafka_destroy(rk);
-    return bad || stuck || st.failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    return cli_client_destroy(rk, bad || stuck || st.failed ? CLI_EXIT_FAIL : CLI_EXIT_OK);
 }

@@ -571,6 +571,5 @@ int cli_topic_main(int argc, char **argv)
     rc = cli_metadata(&o.c, rk, 0, NULL);
     if (rc == CLI_EXIT_OK)
         rc = run(&o, rk);
-    rd_kafka_destroy(rk);
-    return rc;
+    return cli_client_destroy(rk, rc);
 }
