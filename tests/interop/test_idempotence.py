@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Idempotent producer, raw protocol: InitProducerId, duplicate batches answered with their
-original offsets and appended once, sequence gaps and old epochs rejected, sequence wrap, and
-the producer state surviving a clean restart (snapshot) and a SIGKILL (rebuilt from the log).
+"""Idempotent producer, raw protocol (asan-smoke): InitProducerId, duplicate batches answered
+with their original offsets and appended once, sequence gaps and old epochs rejected, sequence
+wrap, and the producer state surviving a clean restart (snapshot) and a SIGKILL (rebuilt
+from the log).
 
 Batches are built by hand (kafka_records.record_batch: header + CRC-32C + records), so each
 case sends exactly the bytes a retrying producer would.
