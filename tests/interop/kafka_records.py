@@ -240,6 +240,23 @@ def fetch(conn, topic, partition, offset, version=11, **kw):
     return res[(topic, partition)]
 
 
+def fetch_all(conn, topic, partition, offset=0, version=11, max_rounds=100000):
+    """Fetches like a consumer: repeatedly from the next offset until the high watermark
+    (Kafka answers from one segment per fetch). Returns (batches, last fetch response)."""
+    batches = []
+    for _ in range(max_rounds):
+        f = fetch(conn, topic, partition, offset, version)
+        check(f["error_code"] == 0, "fetch at %d: error %d" % (offset, f["error_code"]))
+        bs = parse_batches(f["records"])
+        if not bs:
+            check(offset >= f["high_watermark"], "fetch at %d returned nothing below the high "
+                  "watermark %d" % (offset, f["high_watermark"]))
+            return batches, f
+        batches += bs
+        offset = bs[-1]["base_offset"] + bs[-1]["last_offset_delta"] + 1
+    check(False, "fetch_all did not reach the end")
+
+
 # -- ListOffsets (v1..v5, non-flexible) ----------------------------------------------------
 LATEST, EARLIEST = -1, -2
 

@@ -7,8 +7,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Broker, KafkaRaw, check, i32, run_tests, test)  # noqa: E402
-from kafka_records import (EARLIEST, LATEST, ensure_topic, fetch, fix_crc,  # noqa: E402
-                           list_offset, parse_batches, produce, record_batch)
+from kafka_records import (EARLIEST, LATEST, ensure_topic, fetch, fetch_all,  # noqa: E402
+                           fix_crc, list_offset, parse_batches, produce, record_batch)
 
 NONE = 0
 OFFSET_OUT_OF_RANGE = 1
@@ -19,9 +19,8 @@ INVALID_RECORD = 87
 
 
 def fetched_records(c, topic, partition, offset=0):
-    f = fetch(c, topic, partition, offset)
-    check(f["error_code"] == NONE, "fetch error %d" % f["error_code"])
-    recs = [r for b in parse_batches(f["records"]) for r in b["records"] if r["offset"] >= offset]
+    batches, f = fetch_all(c, topic, partition, offset)
+    recs = [r for b in batches for r in b["records"] if r["offset"] >= offset]
     return f, recs
 
 
@@ -44,6 +43,7 @@ def test_produce_fetch_roundtrip_stored_as_sent():
     base offsets 0 and 3, LogAppendTime -1 (CreateTime topic), log start 0. ListOffsets gives
     0 / 5. Fetch returns both batches with valid CRCs and every byte from attributes on
     identical to what was sent (the broker only writes base offset and leader epoch).
+    Fetching loops like a consumer (Kafka answers from one segment per fetch).
     A fetch from offset 4 starts with the batch containing offset 4."""
     with Broker({"num.partitions": 1}) as b, KafkaRaw(b) as c:
         ensure_topic(c, "rt", 1)
@@ -58,12 +58,10 @@ def test_produce_fetch_roundtrip_stored_as_sent():
         check(r2["error_code"] == NONE and r2["base_offset"] == 3, "second produce %r" % r2)
         check(list_offset(c, "rt", 0, EARLIEST)["offset"] == 0, "earliest offset")
         check(list_offset(c, "rt", 0, LATEST)["offset"] == 5, "latest offset")
-        f = fetch(c, "rt", 0, 0)
-        check(f["error_code"] == NONE, "fetch error %d" % f["error_code"])
+        batches, f = fetch_all(c, "rt", 0, 0)
         check(f["high_watermark"] == 5 and f["last_stable_offset"] == 5 and
               f["log_start_offset"] == 0, "fetch offsets %r" % {k: v for k, v in f.items()
                                                                if k != "records"})
-        batches = parse_batches(f["records"])
         check([x["base_offset"] for x in batches] == [0, 3], "batch bases %r"
               % [x["base_offset"] for x in batches])
         for got, sent in zip(batches, (b1, b2)):
@@ -79,6 +77,22 @@ def test_produce_fetch_roundtrip_stored_as_sent():
         check(bs and bs[0]["base_offset"] <= 4 <= bs[0]["base_offset"] +
               bs[0]["last_offset_delta"], "fetch from 4 starts with %r"
               % [x["base_offset"] for x in bs])
+
+
+@test
+def test_old_create_times_do_not_roll_segments():
+    """Kafka rolls a segment on time when the new batch's max timestamp minus the
+    segment's first timestamp exceeds log.roll.ms, not when the records are old relative to
+    the wall clock. 20 batches with CreateTime in 2023, 10 ms apart: one segment file."""
+    with Broker({"num.partitions": 1}) as b, KafkaRaw(b) as c:
+        ensure_topic(c, "oldts", 1)
+        for i in range(20):
+            r = produce(c, "oldts", 0, record_batch([(b"k", b"v%d" % i)],
+                                                    base_timestamp=1700000000000 + 10 * i))
+            check(r["error_code"] == NONE, "produce error %d" % r["error_code"])
+        logs = sorted(f for f in os.listdir(os.path.join(b.data_dir, "oldts-0"))
+                      if f.endswith(".log"))
+        check(logs == ["00000000000000000000.log"], "segments %r" % logs)
 
 
 @test
