@@ -86,7 +86,7 @@ void expo_int(struct expo *e, const char *name, const char *labels, int64_t v)
 void expo_double(struct expo *e, const char *name, const char *labels, double v)
 {
     expo_name(e, name, labels);
-    expo_printf(e, "%.17g\n", v);
+    expo_printf(e, "%.15g\n", v);
 }
 
 void expo_histogram(struct expo *e, const char *name, const char *labels, const int64_t *bounds_ns,
