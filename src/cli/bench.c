@@ -1,2 +1,589 @@
+/*
+ * gregor bench produce|consume|e2e: throughput and latency through librdkafka.
+ *
+ * produce: sends --num-records records as fast as librdkafka accepts them; latency is send to
+ *   delivery report (the broker's acknowledgement), carried in each message's opaque.
+ * consume: reads the topic from the beginning (no group) until --num-records or the end
+ *   offsets seen at start; throughput only.
+ * e2e: a consumer thread assigned at the current log end, and the producer sending at --rate;
+ *   latency is send to receipt, from a send timestamp written into each record's first bytes
+ *   (one process, so one monotonic clock). Needs two librdkafka handles, one of each kind.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/bench_stats.h"
 #include "cli/internal.h"
-int cli_bench_main(int argc, char **argv) { return 1; }
+
+#define E2E_HEADER_BYTES 16 /* send time (µs) + run id */
+#define BENCH_IDLE_TIMEOUT_US (10 * 1000000LL)
+
+struct bench_opts {
+    struct cli_common c;
+    const char *mode;
+    const char *topic;
+    long num_records; /* -1: mode default */
+    int record_size;
+    const char *acks;
+    long linger_ms, batch_size; /* -1: librdkafka default */
+    const char *compression;
+    int partitions; /* >0: create the topic with this many partitions */
+    long rate;      /* e2e records/s */
+    int json;
+};
+
+enum {
+    OPT_TOPIC = CLI_OPT_FIRST_LOCAL,
+    OPT_LINGER,
+    OPT_BATCH,
+    OPT_PARTITIONS,
+    OPT_RATE,
+    OPT_JSON,
+};
+
+static const char bench_help[] =
+    "usage: gregor bench produce|consume|e2e [options]\n"
+    "\n"
+    "  produce   send records as fast as possible; latency = send to acknowledgement\n"
+    "  consume   read the topic from the beginning; throughput only\n"
+    "  e2e       produce at --rate while consuming; latency = send to receipt\n"
+    "\n"
+    "  -t, --topic TOPIC          topic (default gregor-bench)\n"
+    "  -n, --num-records N        records (default 1000000; e2e 10 s worth at --rate;\n"
+    "                             consume: what the topic held at start)\n"
+    "  -s, --record-size BYTES    value size (default 100; e2e at least 16)\n"
+    "  -a, --acks ACKS            0, 1, all (default all)\n"
+    "      --linger-ms MS         producer linger.ms (default librdkafka's, 5)\n"
+    "      --batch-size BYTES     producer batch.size (default librdkafka's)\n"
+    "  -z, --compression CODEC    none, gzip, snappy, lz4, zstd (default none)\n"
+    "      --partitions N         create the topic with N partitions first (if missing)\n"
+    "      --rate N               e2e: records per second (default 10000)\n"
+    "      --json                 print one JSON object instead of the text summary\n"
+    "\n" CLI_COMMON_HELP "\n"
+    "A progress line is printed once a second when stderr is a terminal. Latency percentiles\n"
+    "are exact (every sample is kept). Records carry incompressible random bytes.\n"
+    "\n"
+    "examples:\n"
+    "  gregor bench produce --partitions 6 --num-records 2000000 --record-size 100 --acks 1\n"
+    "  gregor bench produce -s 1024 -a all -z lz4 -X queue.buffering.max.kbytes=1048576\n"
+    "  gregor bench consume -t gregor-bench --json\n"
+    "  gregor bench e2e --rate 5000 --num-records 50000 --partitions 1\n";
+
+static int bench_parse(struct bench_opts *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"topic", required_argument, NULL, 't'},
+        {"num-records", required_argument, NULL, 'n'},
+        {"record-size", required_argument, NULL, 's'},
+        {"acks", required_argument, NULL, 'a'},
+        {"linger-ms", required_argument, NULL, OPT_LINGER},
+        {"batch-size", required_argument, NULL, OPT_BATCH},
+        {"compression", required_argument, NULL, 'z'},
+        {"partitions", required_argument, NULL, OPT_PARTITIONS},
+        {"rate", required_argument, NULL, OPT_RATE},
+        {"json", no_argument, NULL, OPT_JSON},
+        CLI_COMMON_LONGOPTS,
+    };
+    int opt;
+    int64_t v;
+    o->topic = "gregor-bench";
+    o->num_records = -1;
+    o->record_size = 100;
+    o->acks = "all";
+    o->linger_ms = o->batch_size = -1;
+    o->compression = "none";
+    o->rate = 10000;
+    cli_getopt_reset();
+    while ((opt = getopt_long(argc, argv, "t:n:s:a:z:" CLI_COMMON_SHORTOPTS, longopts, NULL)) !=
+           -1) {
+        int r = cli_common_option(&o->c, opt, optarg);
+        if (r < 0)
+            return CLI_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        switch (opt) {
+        case 'h':
+            fputs(bench_help, stdout);
+            return CLI_EXIT_OK;
+        case 't':
+            o->topic = optarg;
+            break;
+        case 'n':
+            if (cli_parse_i64(optarg, 1, INT32_MAX, &v) < 0)
+                return cli_usage_error(&o->c, "--num-records expects a positive number");
+            o->num_records = (long)v;
+            break;
+        case 's':
+            if (cli_parse_int(optarg, 0, 100 * 1024 * 1024, &o->record_size) < 0)
+                return cli_usage_error(&o->c, "--record-size expects a size in bytes");
+            break;
+        case 'a':
+            o->acks = optarg;
+            break;
+        case OPT_LINGER:
+            if (cli_parse_i64(optarg, 0, 900000, &v) < 0)
+                return cli_usage_error(&o->c, "--linger-ms expects a number of ms");
+            o->linger_ms = (long)v;
+            break;
+        case OPT_BATCH:
+            if (cli_parse_i64(optarg, 1, INT32_MAX, &v) < 0)
+                return cli_usage_error(&o->c, "--batch-size expects a size in bytes");
+            o->batch_size = (long)v;
+            break;
+        case 'z':
+            o->compression = optarg;
+            break;
+        case OPT_PARTITIONS:
+            if (cli_parse_int(optarg, 1, 100000, &o->partitions) < 0)
+                return cli_usage_error(&o->c, "--partitions expects a positive number");
+            break;
+        case OPT_RATE:
+            if (cli_parse_i64(optarg, 1, 100000000, &v) < 0)
+                return cli_usage_error(&o->c, "--rate expects records per second");
+            o->rate = (long)v;
+            break;
+        case OPT_JSON:
+            o->json = 1;
+            break;
+        default:
+            return cli_bad_option(&o->c, argv);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(&o->c, "unexpected argument '%s'", argv[optind]);
+    if (strcmp(o->mode, "e2e") == 0 && o->record_size < E2E_HEADER_BYTES)
+        return cli_usage_error(&o->c, "e2e needs --record-size >= %d", E2E_HEADER_BYTES);
+    if (o->num_records < 0 && strcmp(o->mode, "produce") == 0)
+        o->num_records = 1000000;
+    if (o->num_records < 0 && strcmp(o->mode, "e2e") == 0)
+        o->num_records = o->rate * 10;
+    return -1;
+}
+
+static void report(struct bench_opts *o, struct bench_stats *s)
+{
+    int e2e = strcmp(o->mode, "e2e") == 0;
+    struct bench_report_params p = {
+        .mode = o->mode,
+        .topic = o->topic,
+        .acks = strcmp(o->mode, "consume") ? o->acks : NULL,
+        .compression = strcmp(o->mode, "consume") ? o->compression : NULL,
+        .record_size = o->record_size,
+        .partitions = o->partitions,
+        .linger_ms = o->linger_ms,
+        .batch_size = o->batch_size,
+        .rate = e2e ? o->rate : -1,
+    };
+    bench_stats_report(s, &p, o->json);
+}
+
+/* Incompressible filler: the record value of every produce-mode record. Caller frees. */
+static char *random_payload(size_t size)
+{
+    char *p = malloc(size ? size : 1);
+    uint64_t x = 0x9E3779B97F4A7C15ull ^ (uint64_t)cli_now_us();
+    for (size_t i = 0; i < size; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+        p[i] = (char)(x >> 24);
+    }
+    return p;
+}
+
+static rd_kafka_conf_t *producer_conf(struct bench_opts *o)
+{
+    char num[32];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (cli_conf_set(&o->c, conf, "acks", o->acks) < 0 ||
+        cli_conf_set(&o->c, conf, "compression.codec", o->compression) < 0)
+        goto err;
+    if (o->linger_ms >= 0) {
+        snprintf(num, sizeof(num), "%ld", o->linger_ms);
+        if (cli_conf_set(&o->c, conf, "linger.ms", num) < 0)
+            goto err;
+    }
+    if (o->batch_size > 0) {
+        snprintf(num, sizeof(num), "%ld", o->batch_size);
+        if (cli_conf_set(&o->c, conf, "batch.size", num) < 0)
+            goto err;
+    }
+    return conf;
+err:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+/* Creates the topic when --partitions is given; an existing topic is fine. */
+static int ensure_topic(struct bench_opts *o, rd_kafka_t *rk)
+{
+    char errstr[512];
+    if (o->partitions <= 0)
+        return 0;
+    rd_kafka_NewTopic_t *nt =
+        rd_kafka_NewTopic_new(o->topic, o->partitions, -1, errstr, sizeof(errstr));
+    if (!nt) {
+        cli_error(&o->c, "%s", errstr);
+        return -1;
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *ao = cli_admin_options(&o->c, rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_CreateTopics(rk, &nt, 1, ao, q);
+    rd_kafka_event_t *ev = cli_admin_wait(&o->c, q, "create topic");
+    int rc = -1;
+    if (ev) {
+        size_t n;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        rd_kafka_resp_err_t err = n == 1 ? rd_kafka_topic_result_error(res[0]) : 0;
+        if (!err || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            rc = 0;
+        else
+            cli_error(&o->c, "create topic %s: %s", o->topic, rd_kafka_err2str(err));
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_AdminOptions_destroy(ao);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    return rc;
+}
+
+/* Produce mode: the delivery callback runs on the main thread inside poll/flush. */
+static void on_bench_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct bench_stats *s = ((struct cli_common *)opaque)->ctx;
+    if (m->err) {
+        s->errors++;
+        return;
+    }
+    bench_stats_record(s, (int64_t)m->len, cli_now_us() - (int64_t)(intptr_t)m->_private);
+}
+
+static int bench_produce(struct bench_opts *o)
+{
+    struct bench_stats s;
+    rd_kafka_conf_t *conf = producer_conf(o);
+    if (!conf)
+        return CLI_EXIT_USAGE;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_bench_delivery);
+    bench_stats_init(&s, (size_t)o->num_records, isatty(STDERR_FILENO));
+    o->c.ctx = &s;
+    rd_kafka_t *rk = cli_client_new(&o->c, RD_KAFKA_PRODUCER, conf);
+    if (!rk) {
+        bench_stats_free(&s);
+        return CLI_EXIT_USAGE;
+    }
+    int rc = cli_metadata(&o->c, rk, 0, NULL);
+    if (rc)
+        goto out;
+    if (ensure_topic(o, rk) < 0) {
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    char *payload = random_payload((size_t)o->record_size);
+    bench_stats_start(&s);
+    for (long i = 0; i < o->num_records && !cli_stop;) {
+        /* the payload is shared and outlives every message, so no copy (no MSG_F_COPY) */
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_VALUE(payload, (size_t)o->record_size),
+            RD_KAFKA_V_OPAQUE((void *)(intptr_t)cli_now_us()), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(rk, 1);
+        } else if (err) {
+            cli_error(&o->c, "produce failed: %s", rd_kafka_err2str(err));
+            break;
+        } else if (++i % 1024 == 0) {
+            rd_kafka_poll(rk, 0);
+        }
+        bench_stats_tick(&s, "produce");
+    }
+    while (rd_kafka_outq_len(rk) > 0 && !cli_stop) {
+        rd_kafka_poll(rk, 100);
+        bench_stats_tick(&s, "produce");
+    }
+    bench_stats_end_progress(&s);
+    s.errors += rd_kafka_outq_len(rk);
+    report(o, &s);
+    rc = s.errors || s.records < o->num_records ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    free(payload);
+out:
+    rc = cli_client_destroy(rk, rc);
+    bench_stats_free(&s);
+    return rc;
+}
+
+/* Every partition of the topic, or NULL after reporting (missing topic, no broker). */
+static rd_kafka_topic_partition_list_t *topic_partitions(struct bench_opts *o, rd_kafka_t *rk,
+                                                         int *rc)
+{
+    const struct rd_kafka_metadata *md;
+    *rc = cli_metadata(&o->c, rk, 1, &md);
+    if (*rc)
+        return NULL;
+    const struct rd_kafka_metadata_topic *t = cli_md_topic(md, o->topic);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (!t || t->err || t->partition_cnt == 0) {
+        cli_error(&o->c, "topic %s does not exist", o->topic);
+        *rc = CLI_EXIT_FAIL;
+    } else {
+        parts = rd_kafka_topic_partition_list_new(t->partition_cnt);
+        for (int i = 0; i < t->partition_cnt; i++)
+            rd_kafka_topic_partition_list_add(parts, o->topic, t->partitions[i].id);
+    }
+    rd_kafka_metadata_destroy(md);
+    return parts;
+}
+
+static rd_kafka_t *new_consumer(struct bench_opts *o)
+{
+    char gid[64];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    snprintf(gid, sizeof(gid), "gregor-bench-%d", (int)getpid());
+    if (cli_conf_set(&o->c, conf, "group.id", gid) < 0 ||
+        cli_conf_set(&o->c, conf, "enable.auto.commit", "false") < 0 ||
+        cli_conf_set(&o->c, conf, "enable.partition.eof", "false") < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_t *rk = cli_client_new(&o->c, RD_KAFKA_CONSUMER, conf);
+    if (rk)
+        rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+/* Records between log start and log end at this moment, summed over PARTS. */
+static int64_t available_records(struct bench_opts *o, rd_kafka_t *rk,
+                                 const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *lo = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_topic_partition_list_t *hi = rd_kafka_topic_partition_list_copy(parts);
+    int64_t n = -1;
+    if (cli_list_offsets(&o->c, rk, lo, CLI_OFFSETS_EARLIEST) == 0 &&
+        cli_list_offsets(&o->c, rk, hi, CLI_OFFSETS_LATEST) == 0) {
+        n = 0;
+        for (int i = 0; i < lo->cnt; i++)
+            if (hi->elems[i].offset > lo->elems[i].offset && lo->elems[i].offset >= 0)
+                n += hi->elems[i].offset - lo->elems[i].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(lo);
+    rd_kafka_topic_partition_list_destroy(hi);
+    return n;
+}
+
+static int bench_consume(struct bench_opts *o)
+{
+    struct bench_stats s;
+    int rc;
+    rd_kafka_t *rk = new_consumer(o);
+    if (!rk)
+        return CLI_EXIT_USAGE;
+    bench_stats_init(&s, 1, isatty(STDERR_FILENO));
+    rd_kafka_topic_partition_list_t *parts = topic_partitions(o, rk, &rc);
+    if (!parts)
+        goto out;
+    int64_t target = available_records(o, rk, parts);
+    rc = CLI_EXIT_FAIL;
+    if (target < 0)
+        goto out;
+    if (target == 0) {
+        cli_error(&o->c, "topic %s is empty; run 'gregor bench produce' first", o->topic);
+        goto out;
+    }
+    if (o->num_records > 0 && o->num_records < target)
+        target = o->num_records;
+    for (int i = 0; i < parts->cnt; i++)
+        parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, parts);
+    bench_stats_start(&s);
+    int64_t last = cli_now_us();
+    while (s.records < target && !cli_stop && cli_now_us() - last < BENCH_IDLE_TIMEOUT_US) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (m && !m->err) {
+            bench_stats_record(&s, (int64_t)m->len, -1);
+            last = cli_now_us();
+        }
+        if (m)
+            rd_kafka_message_destroy(m);
+        bench_stats_tick(&s, "consume");
+    }
+    bench_stats_end_progress(&s);
+    if (s.records < target)
+        cli_error(&o->c, "stopped after %lld of %lld records%s", (long long)s.records,
+                  (long long)target, cli_stop ? "" : " (nothing received for 10 s)");
+    report(o, &s);
+    rc = s.records < target ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    rd_kafka_consumer_close(rk);
+out:
+    if (parts)
+        rd_kafka_topic_partition_list_destroy(parts);
+    rc = cli_client_destroy(rk, rc);
+    bench_stats_free(&s);
+    return rc;
+}
+
+/* Shared between the e2e producer (main thread) and the consumer thread. */
+struct e2e {
+    struct bench_opts *o;
+    rd_kafka_t *consumer;
+    struct bench_stats stats; /* consumer thread only, until joined */
+    uint64_t run_id;
+    atomic_int done;     /* set by main: stop consuming */
+    atomic_long sent;    /* records handed to the producer */
+    atomic_long received; /* copy of stats.records for the main thread */
+};
+
+static void put_u64(char *p, uint64_t v)
+{
+    memcpy(p, &v, sizeof(v)); /* same process reads it back, so host order is fine */
+}
+
+static uint64_t get_u64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static void *e2e_consume_thread(void *arg)
+{
+    struct e2e *e = arg;
+    while (!atomic_load(&e->done) && e->stats.records < e->o->num_records) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(e->consumer, 100);
+        if (m && !m->err && m->len >= E2E_HEADER_BYTES &&
+            get_u64((const char *)m->payload + 8) == e->run_id)
+            bench_stats_record(&e->stats, (int64_t)m->len,
+                               cli_now_us() - (int64_t)get_u64(m->payload));
+        if (m)
+            rd_kafka_message_destroy(m);
+        atomic_store(&e->received, (long)e->stats.records);
+        bench_stats_tick(&e->stats, "e2e");
+    }
+    return NULL;
+}
+
+/* Assigns the consumer at the current end of every partition, resolved now so that no record
+ * produced after this call is missed. */
+static int e2e_assign(struct e2e *e, int *rc)
+{
+    rd_kafka_topic_partition_list_t *parts = topic_partitions(e->o, e->consumer, rc);
+    if (!parts)
+        return -1;
+    int r = cli_list_offsets(&e->o->c, e->consumer, parts, CLI_OFFSETS_LATEST);
+    if (r == 0)
+        rd_kafka_assign(e->consumer, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    *rc = r ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    return r;
+}
+
+/* Sends --num-records records at --rate, stamping each with its send time. */
+static void e2e_produce(struct e2e *e, rd_kafka_t *prod)
+{
+    struct bench_opts *o = e->o;
+    char *buf = random_payload((size_t)o->record_size);
+    put_u64(buf + 8, e->run_id);
+    int64_t start = cli_now_us();
+    for (long i = 0; i < o->num_records && !cli_stop;) {
+        int64_t due = start + (int64_t)((double)i * 1e6 / (double)o->rate), now = cli_now_us();
+        if (now < due) {
+            rd_kafka_poll(prod, 0);
+            int64_t wait = due - now;
+            struct timespec ts = {wait / 1000000, (wait % 1000000) * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        put_u64(buf, (uint64_t)cli_now_us());
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            prod, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE(buf, (size_t)o->record_size), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(prod, 1);
+            continue;
+        }
+        if (err) {
+            cli_error(&o->c, "produce failed: %s", rd_kafka_err2str(err));
+            break;
+        }
+        atomic_store(&e->sent, ++i);
+        rd_kafka_poll(prod, 0);
+    }
+    rd_kafka_flush(prod, 30000);
+    free(buf);
+}
+
+static int bench_e2e(struct bench_opts *o)
+{
+    struct e2e e = {.o = o};
+    int rc = CLI_EXIT_USAGE;
+    e.run_id = (uint64_t)cli_now_us() ^ ((uint64_t)getpid() << 32);
+    rd_kafka_conf_t *conf = producer_conf(o);
+    if (!conf)
+        return CLI_EXIT_USAGE;
+    rd_kafka_t *prod = cli_client_new(&o->c, RD_KAFKA_PRODUCER, conf);
+    if (!prod)
+        return CLI_EXIT_USAGE;
+    bench_stats_init(&e.stats, (size_t)o->num_records, isatty(STDERR_FILENO));
+    e.consumer = new_consumer(o);
+    if (!e.consumer)
+        goto out;
+    if ((rc = cli_metadata(&o->c, prod, 0, NULL)) != 0)
+        goto out;
+    rc = CLI_EXIT_FAIL;
+    if (ensure_topic(o, prod) < 0 || e2e_assign(&e, &rc) < 0)
+        goto out;
+    pthread_t th;
+    bench_stats_start(&e.stats);
+    pthread_create(&th, NULL, e2e_consume_thread, &e);
+    e2e_produce(&e, prod);
+    /* give the consumer until it has everything, or 10 s of silence */
+    int64_t last = cli_now_us();
+    long seen = -1;
+    while (!cli_stop && cli_now_us() - last < BENCH_IDLE_TIMEOUT_US) {
+        long r = atomic_load(&e.received);
+        if (r >= atomic_load(&e.sent))
+            break;
+        if (r != seen)
+            seen = r, last = cli_now_us();
+        usleep(10000);
+    }
+    atomic_store(&e.done, 1);
+    pthread_join(th, NULL);
+    bench_stats_end_progress(&e.stats);
+    e.stats.errors = atomic_load(&e.sent) - e.stats.records;
+    report(o, &e.stats);
+    rc = e.stats.errors || e.stats.records < o->num_records ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    rd_kafka_consumer_close(e.consumer);
+out:
+    if (e.consumer)
+        rc = cli_client_destroy(e.consumer, rc);
+    rc = cli_client_destroy(prod, rc);
+    bench_stats_free(&e.stats);
+    return rc;
+}
+
+int cli_bench_main(int argc, char **argv)
+{
+    static char name[64];
+    struct bench_opts o;
+    memset(&o, 0, sizeof(o));
+    cli_common_init(&o.c, "gregor bench");
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(bench_help, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    o.mode = argv[1];
+    int (*run)(struct bench_opts *) = strcmp(o.mode, "produce") == 0   ? bench_produce
+                                      : strcmp(o.mode, "consume") == 0 ? bench_consume
+                                      : strcmp(o.mode, "e2e") == 0     ? bench_e2e
+                                                                       : NULL;
+    if (!run)
+        return cli_usage_error(&o.c, "unknown mode '%s' (produce, consume, e2e)", o.mode);
+    snprintf(name, sizeof(name), "gregor bench %s", o.mode);
+    o.c.name = name;
+    int rc = bench_parse(&o, argc - 1, argv + 1);
+    if (rc >= 0)
+        return rc;
+    return run(&o);
+}
