@@ -38,6 +38,9 @@ struct log_config log_config_defaults(void)
         .compact = false,
         .delete_retention = true,
         .segment_idle_close_ms = 60000,
+        .delete_retention_ms = 86400000,
+        .min_cleanable_dirty_ratio = 0.5,
+        .min_compaction_lag_ms = 0,
     };
 }
 

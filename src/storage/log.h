@@ -53,6 +53,9 @@ struct log_config {
     bool compact;                    /* cleanup.policy contains "compact" */
     bool delete_retention;           /* cleanup.policy contains "delete" (default) */
     int64_t segment_idle_close_ms;   /* Gregor: close fds of segments unused this long, 60 s */
+    int64_t delete_retention_ms;     /* delete.retention.ms: tombstones kept this long, 1 day */
+    double min_cleanable_dirty_ratio; /* min.cleanable.dirty.ratio, 0.5 */
+    int64_t min_compaction_lag_ms;   /* min.compaction.lag.ms, 0 */
 };
 
 struct log_config log_config_defaults(void);

@@ -60,6 +60,10 @@ struct log {
     struct pending_delete *pending;
     size_t npending, pending_cap;
 
+    /* Compaction: every closed segment below this offset has been cleaned (in memory; a
+     * restart cleans again from the start, which is correct, only slower). Cleaner thread. */
+    int64_t cleaned_offset;
+
     log_start_offset_hook start_hook;
     void *start_hook_arg;
     struct log_flusher *flusher; /* set by log_flusher_add */

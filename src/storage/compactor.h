@@ -1,0 +1,40 @@
+/*
+ * Log compaction for topics with cleanup.policy=compact (Kafka's LogCleaner, simplified):
+ * keeps, among the closed segments, only the newest record of every key, drops keyless
+ * records and tombstones older than delete.retention.ms, and never touches the active segment.
+ *
+ * A pass runs when the closed segments not yet cleaned hold at least min.cleanable.dirty.ratio
+ * of the closed bytes. Offsets never change: surviving records keep their offsets, batches
+ * keep their base offset, producer id, epoch, base sequence and attributes; a batch whose
+ * records all survive is copied byte for byte, others are re-encoded (same codec).
+ *
+ * Crash safety: each segment is rewritten to <base>.log.cleaned (fsync'ed), its index files
+ * are removed, and the cleaned file is renamed over <base>.log (atomic). A crash leaves the old
+ * segment or the new one, never a mix; a missing index is rebuilt on open; a leftover
+ * .cleaned file is deleted on open.
+ *
+ * Runs on the cleaner thread (log_compact_fn). Readers keep reading the old file through the
+ * segment they pinned; new readers see the new segment.
+ */
+#ifndef GREGOR_STORAGE_COMPACTOR_H
+#define GREGOR_STORAGE_COMPACTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct log;
+
+struct log_compact_stats {
+    int segments_cleaned;
+    int64_t bytes_before;
+    int64_t bytes_after;
+    int64_t records_removed;
+};
+
+/* One compaction pass over log (if dirty enough, or always when force). 0 or negative error. */
+int log_compact(struct log *log, int64_t now_ms, bool force, struct log_compact_stats *stats);
+
+/* log_compact_fn for the cleaner: log_compact(log, now_ms, false, NULL). */
+int log_compact_hook(struct log *log, int64_t now_ms, void *arg);
+
+#endif
