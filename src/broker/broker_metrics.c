@@ -92,7 +92,8 @@ static void collect_partitions(struct broker *b, struct expo *e)
     partition_registry_each(b->parts, collect_partition, &s);
     if (s.oom)
         e->oom = true;
-    qsort(s.v, s.n, sizeof(*s.v), sample_cmp);
+    if (s.n > 1)
+        qsort(s.v, s.n, sizeof(*s.v), sample_cmp);
     expo_family(e, "gregor_partitions", "gauge", "Partitions hosted by this broker.");
     expo_int(e, "gregor_partitions", NULL, (int64_t)s.n);
     emit_topic_counter(e, &s, "gregor_topic_bytes_in_total",
