@@ -562,10 +562,13 @@ int producer_state_load(struct log *log, int64_t expiration_ms, int64_t now_ms,
     free(offs);
     int64_t from = used > log_start_offset(log) ? used : log_start_offset(log);
     int rc = replay(ps, log, from, now_ms);
-    if (rc != 0) {
+    if (rc == -ENOMEM) {
         producer_state_free(ps);
         return rc;
     }
+    if (rc != 0) /* serve the partition anyway; dedup covers what could be read */
+        log_warn("producer", "%s: cannot replay producer batches from %" PRId64 ": %d", dir,
+                 from, rc);
     producer_state_expire(ps, now_ms);
     if (snapshot_offset)
         *snapshot_offset = used;
