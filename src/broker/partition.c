@@ -19,6 +19,7 @@
 #include "broker/producer_append.h"
 #include "broker/topic_settings.h"
 #include "storage/checkpoint.h"
+#include "storage/cleaner.h"
 #include "storage/flusher.h"
 
 struct partition *partition_get(struct partition_registry *reg, const char *topic, int32_t index)
@@ -60,15 +61,23 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 }
 
 /* Last reference: close the log; a deleted partition's directory goes too. */
+/*
+ * Last reference. A hosted partition's log belongs to the log manager, which closes it at
+ * shutdown; a deleted partition's log was taken out of the manager and is closed here, and its
+ * directory removed.
+ */
 static void partition_free(struct partition *p)
 {
+    bool deleted = atomic_load(&p->deleted);
     char dir[2048] = "";
     if (p->log) {
-        if (atomic_load(&p->deleted))
-            snprintf(dir, sizeof(dir), "%s", log_dir_path(p->log));
         log_flusher_remove(p->reg->flusher, p->log);
+        log_cleaner_remove(p->reg->cleaner, p->log);
         producer_partition_close(p);
-        log_close(p->log);
+        if (deleted) {
+            snprintf(dir, sizeof(dir), "%s", log_dir_path(p->log));
+            log_close(p->log);
+        }
     }
     if (dir[0]) {
         if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)

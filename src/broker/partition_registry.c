@@ -1,8 +1,10 @@
 /*
- * Partition registry lifecycle: reads the log dir's checkpoints at start, opens the logs of
- * partitions the metadata image assigns to this broker, retires deleted ones, runs the
- * housekeeping thread (retention, purge of *.deleted files, idle segment fds, checkpoints) and
- * on shutdown writes the checkpoints and the clean-shutdown marker.
+ * Partition registry lifecycle: at start the log manager recovers every partition directory
+ * (in parallel, num.recovery.threads.per.data.dir); the metadata image then decides which logs
+ * are hosted partitions; deleted topics are retired. The log cleaner thread applies retention
+ * and compaction, the flusher makes acks=all appends durable, a small housekeeping thread
+ * writes the offset checkpoints periodically; on shutdown the log manager writes them and the
+ * clean-shutdown marker.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,135 +19,31 @@
 #include "broker/partition_registry.h"
 #include "broker/producer_append.h"
 #include "broker/topic_settings.h"
+#include "storage/cleaner.h"
+#include "storage/compactor.h"
 #include "storage/flusher.h"
+#include "storage/log_manager.h"
 
 #define REGISTRY_BUCKETS 4096
-#define HOUSEKEEPING_TICK_MS 1000
 #define CHECKPOINT_INTERVAL_MS 30000
 
-static void registry_path(struct partition_registry *reg, const char *name, char *out, size_t len)
-{
-    snprintf(out, len, "%s/%s", reg->b->cfg.log_dirs, name);
-}
-
-static void registry_read_checkpoints(struct partition_registry *reg)
-{
-    char path[1200];
-    registry_path(reg, CHECKPOINT_RECOVERY_POINT, path, sizeof(path));
-    if (checkpoint_read_offsets(path, &reg->recovery_points, &reg->n_recovery_points) != 0)
-        reg->n_recovery_points = 0;
-    registry_path(reg, CHECKPOINT_LOG_START, path, sizeof(path));
-    if (checkpoint_read_offsets(path, &reg->log_starts, &reg->n_log_starts) != 0)
-        reg->n_log_starts = 0;
-    registry_path(reg, CLEAN_SHUTDOWN_MARKER, path, sizeof(path));
-    reg->clean_shutdown = access(path, F_OK) == 0;
-    if (reg->clean_shutdown && unlink(path) != 0)
-        log_warn("partition", "cannot remove %s: %s", path, strerror(errno));
-}
-
-/* Collects (topic, partition, value) for every hosted partition; the caller holds the read
- * lock and frees *out (not the names). */
-static size_t registry_collect(struct partition_registry *reg, struct checkpoint_entry **out,
-                               int64_t (*value)(const struct log *))
-{
-    struct checkpoint_entry *e = calloc(reg->count + 1, sizeof(*e));
-    size_t n = 0;
-    for (size_t i = 0; e && i < reg->buckets; i++) {
-        for (struct partition_slot *s = reg->by_name[i]; s; s = s->next_name) {
-            e[n].topic = s->p->topic;
-            e[n].partition = s->p->index;
-            e[n].offset = value(s->p->log);
-            n++;
-        }
-    }
-    *out = e;
-    return n;
-}
-
-static int64_t registry_recovery_point(const struct log *l)
-{
-    return log_recovery_point(l);
-}
-
-static int64_t registry_log_start(const struct log *l)
-{
-    return log_start_offset(l);
-}
-
-/* Writes recovery-point and log-start checkpoints. The entries borrow topic names from the
- * partitions, so the registry read lock is held until the files are written. */
-static void registry_write_checkpoints(struct partition_registry *reg)
-{
-    char path[1200];
-    struct checkpoint_entry *e;
-    pthread_rwlock_rdlock(&reg->lock);
-    size_t n = registry_collect(reg, &e, registry_recovery_point);
-    registry_path(reg, CHECKPOINT_RECOVERY_POINT, path, sizeof(path));
-    if (e && checkpoint_write_offsets(path, e, n) != 0)
-        log_warn("partition", "cannot write %s", path);
-    free(e);
-    n = registry_collect(reg, &e, registry_log_start);
-    registry_path(reg, CHECKPOINT_LOG_START, path, sizeof(path));
-    if (e && checkpoint_write_offsets(path, e, n) != 0)
-        log_warn("partition", "cannot write %s", path);
-    free(e);
-    pthread_rwlock_unlock(&reg->lock);
-}
-
-/* Runs fn on every hosted log (under the read lock; fn must not block for long). */
-static void registry_each_log(struct partition_registry *reg, void (*fn)(struct log *, int64_t),
-                              int64_t arg)
-{
-    pthread_rwlock_rdlock(&reg->lock);
-    for (size_t i = 0; i < reg->buckets; i++)
-        for (struct partition_slot *s = reg->by_name[i]; s; s = s->next_name)
-            fn(s->p->log, arg);
-    pthread_rwlock_unlock(&reg->lock);
-}
-
-static void hk_retention(struct log *l, int64_t now)
-{
-    int n = log_apply_retention(l, now);
-    if (n > 0)
-        log_info("retention", "%s: deleted %d segment(s), log start now %lld", log_dir_path(l), n,
-                 (long long)log_start_offset(l));
-}
-
-static void hk_purge(struct log *l, int64_t now)
-{
-    log_purge_deleted(l, now, false);
-}
-
-static void hk_idle(struct log *l, int64_t now_mono)
-{
-    log_close_idle_segments(l, now_mono);
-}
-
+/* Writes the log dir's offset checkpoints every CHECKPOINT_INTERVAL_MS (Kafka's
+ * log.flush.offset.checkpoint.interval.ms); retention and compaction run on the log cleaner. */
 static void *registry_housekeeper(void *arg)
 {
     struct partition_registry *reg = arg;
-    int64_t next_retention = clock_mono_ms() + 1000;
-    int64_t next_checkpoint = clock_mono_ms() + CHECKPOINT_INTERVAL_MS;
     pthread_mutex_lock(&reg->hk_mu);
     while (!reg->hk_stop) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += HOUSEKEEPING_TICK_MS / 1000;
+        ts.tv_sec += CHECKPOINT_INTERVAL_MS / 1000;
         pthread_cond_timedwait(&reg->hk_cond, &reg->hk_mu, &ts);
         if (reg->hk_stop)
             break;
         pthread_mutex_unlock(&reg->hk_mu);
-        int64_t mono = clock_mono_ms();
-        if (mono >= next_retention) {
-            registry_each_log(reg, hk_retention, clock_wall_ms());
-            next_retention = mono + reg->b->cfg.log_retention_check_interval_ms;
-        }
-        registry_each_log(reg, hk_purge, clock_wall_ms());
-        registry_each_log(reg, hk_idle, mono);
-        if (mono >= next_checkpoint) {
-            registry_write_checkpoints(reg);
-            next_checkpoint = mono + CHECKPOINT_INTERVAL_MS;
-        }
+        if (log_manager_checkpoint(reg->logs) != 0)
+            log_warn("partition", "cannot write the offset checkpoints in %s",
+                     reg->b->cfg.log_dirs);
         pthread_mutex_lock(&reg->hk_mu);
     }
     pthread_mutex_unlock(&reg->hk_mu);
@@ -171,7 +69,27 @@ int partition_registry_open(struct broker *b, struct partition_registry **out, c
         partition_registry_close(reg);
         return rc;
     }
-    registry_read_checkpoints(reg);
+    struct log_cleaner_config cc = log_cleaner_config_defaults();
+    cc.check_interval_ms = b->cfg.log_retention_check_interval_ms;
+    cc.compact = b->cfg.log_cleaner_enable ? log_compact_hook : NULL;
+    rc = log_cleaner_create(&cc, &reg->cleaner);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the log cleaner: %s", strerror(-rc));
+        partition_registry_close(reg);
+        return rc;
+    }
+    /* Every partition directory is recovered now, in parallel; the metadata image then says
+     * which of them are hosted partitions. */
+    struct topic_settings dflt;
+    topic_settings_resolve(&b->cfg, NULL, &dflt);
+    rc = log_manager_open(b->cfg.log_dirs, &dflt.log, b->cfg.num_recovery_threads_per_data_dir,
+                          &reg->logs);
+    if (rc != 0) {
+        snprintf(err, errlen, "log.dirs '%s': cannot open the partition logs: %s",
+                 b->cfg.log_dirs, strerror(rc < 0 && rc > -4096 ? -rc : EIO));
+        partition_registry_close(reg);
+        return rc;
+    }
     if (pthread_create(&reg->housekeeper, NULL, registry_housekeeper, reg) != 0) {
         snprintf(err, errlen, "cannot start the housekeeping thread");
         partition_registry_close(reg);
@@ -182,13 +100,6 @@ int partition_registry_open(struct broker *b, struct partition_registry **out, c
     return 0;
 }
 
-
-static void registry_start_offset_changed(struct log *log, void *arg)
-{
-    /* Persisted by the next checkpoint round (and at shutdown); DeleteRecords also forces one. */
-    (void)log;
-    (void)arg;
-}
 
 static void partition_apply_settings(struct partition *p, const struct broker_config *cfg,
                                      const struct metadata_topic *t, bool reconfigure)
@@ -221,15 +132,7 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     pthread_mutex_init(&p->wait_mu, NULL);
     struct topic_settings ts;
     topic_settings_resolve(&b->cfg, t, &ts);
-    struct log_open_state st = {
-        .recovery_point = checkpoint_find(reg->recovery_points, reg->n_recovery_points, t->name,
-                                          mp->partition, 0),
-        .log_start_offset =
-            checkpoint_find(reg->log_starts, reg->n_log_starts, t->name, mp->partition, -1),
-        .high_watermark = 0,
-        .clean_shutdown = reg->clean_shutdown,
-    };
-    int rc = log_open(b->cfg.log_dirs, t->name, mp->partition, &ts.log, &st, &p->log);
+    int rc = log_manager_create(reg->logs, t->name, mp->partition, &ts.log, &p->log);
     if (rc != 0) {
         log_error("partition", "cannot open log %s-%d: %d", t->name, mp->partition, rc);
         pthread_mutex_destroy(&p->wait_mu);
@@ -237,8 +140,9 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
         free(p);
         return NULL;
     }
+    log_set_config(p->log, &ts.log); /* opened at start with the defaults */
     if (producer_partition_open(p, b->cfg.producer_id_expiration_ms) != 0) {
-        log_close(p->log);
+        log_close(log_manager_remove(reg->logs, t->name, mp->partition));
         pthread_mutex_destroy(&p->wait_mu);
         free(p->topic);
         free(p);
@@ -246,9 +150,9 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     }
     /* A single-replica partition's high watermark is its log end. */
     log_set_high_watermark(p->log, log_end_offset(p->log));
-    log_set_start_offset_hook(p->log, registry_start_offset_changed, reg);
     partition_apply_settings(p, &b->cfg, t, false);
     log_flusher_add(reg->flusher, p->log);
+    log_cleaner_add(reg->cleaner, p->log);
     return p;
 }
 
@@ -292,6 +196,7 @@ static void registry_retire_topic(struct partition_registry *reg, const struct m
         if (p == NULL)
             continue;
         atomic_store(&p->deleted, true);
+        log_manager_remove(reg->logs, p->topic, p->index); /* the partition closes it */
         log_info("partition", "topic %s partition %d deleted", p->topic, p->index);
         partition_notify_waiters(p);
         partition_put(p);
@@ -332,12 +237,6 @@ void partition_registry_close(struct partition_registry *reg)
     if (reg == NULL)
         return;
     registry_stop_housekeeper(reg);
-    bool all_flushed = true;
-    for (size_t i = 0; reg->by_name && i < reg->buckets; i++)
-        for (struct partition_slot *s = reg->by_name[i]; s; s = s->next_name)
-            all_flushed &= log_flush(s->p->log, NULL) == 0;
-    if (reg->by_name)
-        registry_write_checkpoints(reg);
     for (size_t i = 0; reg->by_name && i < reg->buckets; i++) {
         struct partition_slot *s = reg->by_name[i];
         while (s) {
@@ -347,17 +246,12 @@ void partition_registry_close(struct partition_registry *reg)
             s = next;
         }
     }
+    if (reg->cleaner)
+        log_cleaner_destroy(reg->cleaner);
     if (reg->flusher)
         log_flusher_destroy(reg->flusher);
-    if (reg->by_name && all_flushed) {
-        char path[1200];
-        registry_path(reg, CLEAN_SHUTDOWN_MARKER, path, sizeof(path));
-        FILE *f = fopen(path, "w");
-        if (f)
-            fclose(f);
-    }
-    checkpoint_free_offsets(reg->recovery_points, reg->n_recovery_points);
-    checkpoint_free_offsets(reg->log_starts, reg->n_log_starts);
+    /* Flushes and closes every log, writes the checkpoints and the clean-shutdown marker. */
+    log_manager_close(reg->logs);
     free(reg->by_name);
     free(reg->by_id);
     pthread_rwlock_destroy(&reg->lock);

@@ -22,13 +22,9 @@ struct partition_registry {
     struct partition_slot **by_id;
     size_t count;
     struct log_flusher *flusher;
-    /* Checkpoints read at start, consulted when logs are opened. */
-    struct checkpoint_entry *recovery_points;
-    size_t n_recovery_points;
-    struct checkpoint_entry *log_starts;
-    size_t n_log_starts;
-    bool clean_shutdown;
-    /* Housekeeping thread: retention, deleted-file purge, idle segments, checkpoints. */
+    struct log_cleaner *cleaner;
+    struct log_manager *logs;
+    /* Housekeeping thread: periodic offset checkpoints. */
     pthread_t housekeeper;
     pthread_mutex_t hk_mu;
     pthread_cond_t hk_cond;

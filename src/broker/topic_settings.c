@@ -66,7 +66,14 @@ void topic_settings_resolve(const struct broker_config *cfg, const struct metada
         topic_settings_i64(cfg, t, "file.delete.delay.ms", lc->file_delete_delay_ms);
     lc->max_message_bytes =
         (int32_t)topic_settings_i64(cfg, t, "max.message.bytes", lc->max_message_bytes);
+    lc->delete_retention_ms =
+        topic_settings_i64(cfg, t, "delete.retention.ms", lc->delete_retention_ms);
+    lc->min_compaction_lag_ms =
+        topic_settings_i64(cfg, t, "min.compaction.lag.ms", lc->min_compaction_lag_ms);
     char buf[128];
+    const char *ratio = topic_settings_value(cfg, t, "min.cleanable.dirty.ratio", buf, sizeof(buf));
+    if (ratio && *ratio)
+        lc->min_cleanable_dirty_ratio = strtod(ratio, NULL);
     const char *policy = topic_settings_value(cfg, t, "cleanup.policy", buf, sizeof(buf));
     if (policy) {
         lc->compact = strstr(policy, "compact") != NULL;

@@ -264,6 +264,22 @@ struct log *log_manager_get(struct log_manager *m, const char *topic, int32_t pa
     return log;
 }
 
+struct log *log_manager_remove(struct log_manager *m, const char *topic, int32_t partition)
+{
+    bool found;
+    pthread_rwlock_wrlock(&m->lock);
+    size_t i = find_slot(m, topic, partition, &found);
+    struct log *log = NULL;
+    if (found) {
+        log = m->logs[i];
+        memmove(m->logs + i, m->logs + i + 1, (m->n - i - 1) * sizeof(*m->logs));
+        m->n--;
+        log_set_start_offset_hook(log, NULL, NULL);
+    }
+    pthread_rwlock_unlock(&m->lock);
+    return log;
+}
+
 int log_manager_create(struct log_manager *m, const char *topic, int32_t partition,
                        const struct log_config *cfg, struct log **out)
 {

@@ -36,6 +36,10 @@ struct log *log_manager_get(struct log_manager *m, const char *topic, int32_t pa
 int log_manager_create(struct log_manager *m, const char *topic, int32_t partition,
                        const struct log_config *cfg, struct log **out);
 
+/* Takes the log of (topic, partition) out of the table (topic deleted) and returns it, or NULL.
+ * The caller closes it and removes its directory; checkpoints no longer mention it. */
+struct log *log_manager_remove(struct log_manager *m, const char *topic, int32_t partition);
+
 /* Writes the three offset checkpoints from the logs' current values (recovery point, log
  * start, high watermark). Kafka does this every log.flush.offset.checkpoint.interval.ms.
  * Any thread; serialised internally. */
