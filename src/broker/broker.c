@@ -177,6 +177,7 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
         return -ENOMEM;
     }
     b->cfg = *cfg;
+    pthread_mutex_init(&b->pid_pool.mu, NULL);
     broker_set_advertised(b);
     int rc = broker_create_metrics(b, err, errlen);
     if (rc == 0)
@@ -211,6 +212,7 @@ void broker_stop(struct broker *b)
     if (b->ctl)
         controller_stop(b->ctl);
     partition_registry_close(b->parts);
+    pthread_mutex_destroy(&b->pid_pool.mu);
     metrics_free(b->metrics); /* after the flusher (its observer) and the workers stopped */
     free(b);
 }

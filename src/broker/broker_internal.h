@@ -8,12 +8,20 @@
 #ifndef GREGOR_BROKER_BROKER_INTERNAL_H
 #define GREGOR_BROKER_BROKER_INTERNAL_H
 
+#include <pthread.h>
+
 #include "broker/broker.h"
 #include "broker/config.h"
 #include "cluster/controller.h"
 #include "net/net.h"
 
 struct partition_registry;
+
+/* Producer ids reserved through the metadata log and not handed out yet (InitProducerId). */
+struct producer_id_pool {
+    pthread_mutex_t mu; /* guards next, end */
+    int64_t next, end;  /* ids [next, end) are free */
+};
 struct metrics;
 
 struct broker {
@@ -24,6 +32,7 @@ struct broker {
     struct controller *ctl;
     struct partition_registry *parts;
     struct net_server *net;
+    struct producer_id_pool pid_pool;
     struct metrics *metrics;        /* counters always exist; HTTP only with metrics.listener */
 };
 

@@ -35,36 +35,30 @@
 #include "broker/handlers.h"
 #include "proto/gen/errors.h"
 
-/* The cached block. `owner` ties it to one broker instance (tests may run several brokers in
- * one process, one after the other); a block of another instance is dropped. */
-static struct {
-    pthread_mutex_t mu;
-    const struct broker *owner;
-    int64_t next, end; /* ids [next, end) are free */
-} pid_pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static bool pool_take(const struct broker *b, int64_t *pid)
+/* Takes the next id of the broker's cached block, if any is left. */
+static bool pool_take(struct broker *b, int64_t *pid)
 {
+    struct producer_id_pool *pool = &b->pid_pool;
     bool ok = false;
-    pthread_mutex_lock(&pid_pool.mu);
-    if (pid_pool.owner == b && pid_pool.next < pid_pool.end) {
-        *pid = pid_pool.next++;
+    pthread_mutex_lock(&pool->mu);
+    if (pool->next < pool->end) {
+        *pid = pool->next++;
         ok = true;
     }
-    pthread_mutex_unlock(&pid_pool.mu);
+    pthread_mutex_unlock(&pool->mu);
     return ok;
 }
 
 /* Takes the first id of a new block [start, end) and pools the rest if the pool is empty. */
-static int64_t pool_refill(const struct broker *b, int64_t start, int64_t end)
+static int64_t pool_refill(struct broker *b, int64_t start, int64_t end)
 {
-    pthread_mutex_lock(&pid_pool.mu);
-    if (pid_pool.owner != b || pid_pool.next >= pid_pool.end) {
-        pid_pool.owner = b;
-        pid_pool.next = start + 1;
-        pid_pool.end = end;
+    struct producer_id_pool *pool = &b->pid_pool;
+    pthread_mutex_lock(&pool->mu);
+    if (pool->next >= pool->end) {
+        pool->next = start + 1;
+        pool->end = end;
     }
-    pthread_mutex_unlock(&pid_pool.mu);
+    pthread_mutex_unlock(&pool->mu);
     return start;
 }
 
