@@ -1053,4 +1053,35 @@ TEST(test_running_out_of_file_descriptors_pauses_accepting_without_spinning)
     close(down[1]);
 }
 
+TEST(test_batched_responses_survive_partial_writes_byte_for_byte)
+{
+    struct test_srv t;
+    struct net_config cfg = {.max_inflight_per_conn = 100};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    enum { N = 300, LEN = 200 };
+    static uint8_t out[N * (9 + LEN)];
+    size_t len = 0;
+    for (int i = 0; i < N; i++) {
+        uint8_t d[LEN];
+        for (int j = 0; j < LEN; j++)
+            d[j] = (uint8_t)(i * 13 + j);
+        /* Every fifth completes late, so the ones behind it complete and queue up. */
+        len += build_req(out + len, i % 5 == 0 ? 'D' : 'E', i % 5 == 0 ? 5 : 0, d, LEN);
+    }
+    CHECK_EQ_INT(write_all(fd, out, len), 0);
+    sleep_ms(300); /* let responses pile up against the small receive buffer */
+    for (int i = 0; i < N; i++) {
+        uint8_t buf[5 + LEN];
+        CHECK_EQ_INT(recv_resp(fd, buf, sizeof(buf)), 5 + LEN);
+        for (int j = 0; j < LEN; j++)
+            CHECK_EQ_INT(buf[5 + j], (uint8_t)(i * 13 + j));
+    }
+    close(fd);
+    srv_stop(&t);
+}
+
 TEST_MAIN
