@@ -123,7 +123,8 @@ def test_bad_crc_refused_with_corrupt_message():
 @test
 def test_malformed_batch_structure_refused():
     """CRC-valid but inconsistent batches: a record count of 5 with 1 record; a batch
-    length larger than the bytes sent; magic 7. Each is refused (CORRUPT_MESSAGE 2 or
+    length larger than the bytes sent; magic 7; two batches for one partition (Produce v3+
+    allows exactly one). Each is refused (CORRUPT_MESSAGE 2 or
     INVALID_RECORD 87, as Kafka does); nothing is appended."""
     with Broker({"num.partitions": 1}) as b, KafkaRaw(b) as c:
         ensure_topic(c, "mal", 1)
@@ -138,10 +139,15 @@ def test_malformed_batch_structure_refused():
         x = bytearray(good)
         x[16] = 7  # magic
         cases.append(("magic 7", bytes(x)))
+        # Produce v3+ carries exactly one batch per partition (Kafka: INVALID_RECORD).
+        cases.append(("two batches in one partition",
+                      good + record_batch([(b"k2", b"v2")], base_offset=1)))
+        wrong = []
         for what, data in cases:
             r = produce(c, "mal", 0, data)
-            check(r["error_code"] in (CORRUPT_MESSAGE, INVALID_RECORD),
-                  "%s: error %d, want 2 or 87" % (what, r["error_code"]))
+            if r["error_code"] not in (CORRUPT_MESSAGE, INVALID_RECORD):
+                wrong.append("%s: error %d" % (what, r["error_code"]))
+        check(not wrong, "want 2 or 87; got " + "; ".join(wrong))
         check_log(c, "mal", [])
         check(produce(c, "mal", 0, good)["error_code"] == NONE, "good batch after errors")
 
