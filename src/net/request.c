@@ -200,8 +200,9 @@ static void net_chain_skip(struct iochain *ch, size_t n)
 static bool net_conn_can_gather(const struct net_conn *c)
 {
     const struct net_request *h = c->q_head;
-    if (h->state != NET_REQ_REPLIED || !net_chain_bytes_only(&h->resp))
-        return false;
+    if (h->state != NET_REQ_REPLIED || !net_chain_bytes_only(&h->resp) ||
+        h->resp.n - h->resp.send_piece > NET_GATHER_IOV)
+        return false; /* (a head with more pieces than iov slots goes alone) */
     const struct net_request *n = h->next_in_queue;
     return n != NULL && n->state == NET_REQ_REPLIED && net_chain_bytes_only(&n->resp);
 }
@@ -223,16 +224,13 @@ static int net_conn_write_gathered(struct net_conn *c)
             break;
         int before = k;
         if (!net_chain_gather(&r->resp, iov, &k)) {
-            k = before; /* only whole responses, so the head always fits (it has < 64) */
+            k = before; /* whole responses only; the head fits (net_conn_can_gather) */
             break;
         }
     }
-    if (k == 0)
-        return 1;
-    ssize_t w;
-    do {
-        w = writev(c->io.fd, iov, k);
-    } while (w < 0 && errno == EINTR);
+    ssize_t w = 0; /* k == 0: empty responses, popped below */
+    while (k > 0 && (w = writev(c->io.fd, iov, k)) < 0 && errno == EINTR)
+        ;
     if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return 0;

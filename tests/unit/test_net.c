@@ -7,6 +7,7 @@
  *   'P' echo after arg ms, completed from another thread through net_worker_post
  *   'N' no reply          'C' close the connection (net_request_close)
  *   'B' reply with arg bytes of 'b'        'F' reply with arg bytes of the test file (sendfile)
+ *   'Z' reply with an empty chain (no bytes on the wire)
  * A response is the request payload echoed (for E, D, P), framed with its 4-byte size.
  */
 #include <arpa/inet.h>
@@ -175,6 +176,12 @@ static void test_on_request(void *ctx, struct net_request *req)
     case 'F':
         reply_file(t, req, arg);
         break;
+    case 'Z': { /* an empty chain: nothing at all goes on the wire */
+        struct iochain ch;
+        iochain_init(&ch);
+        net_request_reply(req, &ch);
+        break;
+    }
     default:
         net_request_close(req);
     }
@@ -1080,6 +1087,34 @@ TEST(test_batched_responses_survive_partial_writes_byte_for_byte)
         for (int j = 0; j < LEN; j++)
             CHECK_EQ_INT(buf[5 + j], (uint8_t)(i * 13 + j));
     }
+    close(fd);
+    srv_stop(&t);
+}
+
+TEST(test_empty_responses_between_others_do_not_stall_the_queue)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    uint8_t out[128];
+    size_t len = 0;
+    len += build_req(out + len, 'Z', 0, NULL, 0);
+    len += build_req(out + len, 'Z', 0, NULL, 0);
+    CHECK_EQ_INT(write_all(fd, out, len), 0); /* nothing but empty responses queued */
+    sleep_ms(50);
+    len = 0;
+    len += build_req(out + len, 'E', 0, "a", 1);
+    len += build_req(out + len, 'Z', 0, NULL, 0);
+    len += build_req(out + len, 'Z', 0, NULL, 0);
+    len += build_req(out + len, 'E', 0, "b", 1);
+    CHECK_EQ_INT(write_all(fd, out, len), 0);
+    uint8_t buf[16];
+    CHECK_EQ_INT(recv_resp(fd, buf, sizeof(buf)), 6);
+    CHECK_EQ_INT(buf[5], 'a');
+    CHECK_EQ_INT(recv_resp(fd, buf, sizeof(buf)), 6);
+    CHECK_EQ_INT(buf[5], 'b');
     close(fd);
     srv_stop(&t);
 }
