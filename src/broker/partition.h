@@ -49,6 +49,10 @@ struct partition {
     atomic_int max_message_bytes;      /* max.message.bytes */
     atomic_int min_insync_replicas;    /* min.insync.replicas */
     atomic_int isr_size;               /* in-sync replicas per the image */
+    atomic_int compression_codec;      /* compression.type as a codec; -1 = producer */
+    atomic_bool compact;               /* cleanup.policy has compact: records need keys */
+    _Atomic int64_t ts_before_max_ms;  /* message.timestamp.before.max.ms */
+    _Atomic int64_t ts_after_max_ms;   /* message.timestamp.after.max.ms */
     atomic_bool deleted;
     pthread_mutex_t wait_mu;           /* guards waiters */
     struct partition_waiter *waiters;

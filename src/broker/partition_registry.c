@@ -109,6 +109,10 @@ static void partition_apply_settings(struct partition *p, const struct broker_co
     atomic_store(&p->log_append_time, ts.log_append_time);
     atomic_store(&p->max_message_bytes, ts.log.max_message_bytes);
     atomic_store(&p->min_insync_replicas, ts.min_insync_replicas);
+    atomic_store(&p->compression_codec, ts.compression_codec);
+    atomic_store(&p->compact, ts.log.compact);
+    atomic_store(&p->ts_before_max_ms, ts.ts_before_max_ms);
+    atomic_store(&p->ts_after_max_ms, ts.ts_after_max_ms);
     if (reconfigure)
         log_set_config(p->log, &ts.log);
 }

@@ -25,6 +25,7 @@
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
+#include "broker/produce_policy.h"
 #include "metrics/metrics.h"
 #include "broker/producer_append.h"
 #include "proto/gen/errors.h"
@@ -203,6 +204,8 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
     int16_t err = produce_convert_legacy(r, p, &rec, &converted);
     if (err == KAFKA_ERR_NONE)
         err = produce_validate(r, p, &rec);
+    if (err == KAFKA_ERR_NONE)
+        err = produce_policy_apply(p, clock_wall_ms(), &rec, &converted);
     if (err == KAFKA_ERR_NONE && acks == -1 &&
         atomic_load(&p->isr_size) < atomic_load(&p->min_insync_replicas))
         err = KAFKA_ERR_NOT_ENOUGH_REPLICAS;

@@ -82,4 +82,18 @@ void topic_settings_resolve(const struct broker_config *cfg, const struct metada
     const char *tt = topic_settings_value(cfg, t, "message.timestamp.type", buf, sizeof(buf));
     out->log_append_time = tt && strcmp(tt, "LogAppendTime") == 0;
     out->min_insync_replicas = (int32_t)topic_settings_i64(cfg, t, "min.insync.replicas", 1);
+    static const char *codecs[] = {"uncompressed", "gzip", "snappy", "lz4", "zstd"};
+    const char *ct = topic_settings_value(cfg, t, "compression.type", buf, sizeof(buf));
+    out->compression_codec = -1;
+    for (int i = 0; ct && i < 5; i++)
+        if (strcmp(ct, codecs[i]) == 0)
+            out->compression_codec = i;
+    out->ts_before_max_ms =
+        topic_settings_i64(cfg, t, "message.timestamp.before.max.ms", INT64_MAX);
+    out->ts_after_max_ms = topic_settings_i64(cfg, t, "message.timestamp.after.max.ms", INT64_MAX);
+    int64_t diff = topic_settings_i64(cfg, t, "message.timestamp.difference.max.ms", INT64_MAX);
+    if (diff < out->ts_before_max_ms)
+        out->ts_before_max_ms = diff;
+    if (diff < out->ts_after_max_ms)
+        out->ts_after_max_ms = diff;
 }

@@ -139,3 +139,35 @@ void record_builder_release(struct record_builder *b)
     b->records = NULL;
     b->len = b->cap = 0;
 }
+
+int record_builder_copy_record(struct record_builder *b, const struct record_batch_header *h,
+                               const struct record *rec)
+{
+    struct record_header hdrs[64];
+    struct record_header *hp = rec->header_count <= 64
+                                   ? hdrs
+                                   : malloc((size_t)rec->header_count * sizeof(*hp));
+    if (hp == NULL)
+        return RECORD_ERR_NOMEM;
+    const uint8_t *p = rec->headers;
+    int32_t n = 0;
+    while (n < rec->header_count && record_header_next(&p, rec->headers_end, &hp[n]) == 1)
+        n++;
+    int rc = record_builder_add_delta(b, (int32_t)(rec->offset - h->base_offset), rec->timestamp,
+                                      rec->key, rec->key_len, rec->value, rec->value_len, hp, n);
+    if (hp != hdrs)
+        free(hp);
+    return rc;
+}
+
+void record_builder_init_like(struct record_builder *b, const struct record_batch_header *h,
+                              int codec)
+{
+    record_builder_init(b, codec);
+    b->attributes = h->attributes & ~RECORD_ATTR_COMPRESSION_MASK;
+    b->producer_id = h->producer_id;
+    b->producer_epoch = h->producer_epoch;
+    b->base_sequence = h->base_sequence;
+    b->partition_leader_epoch = h->partition_leader_epoch;
+    b->base_offset = h->base_offset;
+}

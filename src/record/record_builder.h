@@ -39,6 +39,16 @@ int record_builder_add_delta(struct record_builder *b, int32_t offset_delta, int
                              const void *key, int32_t key_len, const void *value, int32_t value_len,
                              const struct record_header *headers, int32_t nheaders);
 
+/* Copies rec (read from a batch with header h) with its offset delta, timestamp and headers:
+ * what re-encoding a batch (compaction, re-compression) needs. 0 or a record_error. */
+int record_builder_copy_record(struct record_builder *b, const struct record_batch_header *h,
+                               const struct record *rec);
+
+/* Starts a builder for re-encoding the batch with header h with `codec`: same base offset,
+ * producer id/epoch/base sequence, leader epoch and attribute bits other than compression. */
+void record_builder_init_like(struct record_builder *b, const struct record_batch_header *h,
+                              int codec);
+
 /* Produces the batch in a malloc'ed buffer (*out, caller frees). The builder may be reused
  * only after record_builder_release. 0 or a record_error. */
 int record_builder_finish(struct record_builder *b, uint8_t **out, size_t *out_len);

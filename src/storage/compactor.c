@@ -204,26 +204,6 @@ static bool rewrite_keep(const struct rewrite *w, const struct record *rec)
     return rec->value != NULL || rec->timestamp >= w->tombstone_horizon;
 }
 
-/* Adds rec to b with its offset delta, timestamp and headers. */
-static int rewrite_add(struct record_builder *b, const struct record_batch_header *h,
-                       const struct record *rec)
-{
-    struct record_header hdrs[64];
-    struct record_header *hp = rec->header_count <= 64 ? hdrs
-                               : malloc((size_t)rec->header_count * sizeof(*hp));
-    if (hp == NULL)
-        return -ENOMEM;
-    const uint8_t *p = rec->headers;
-    int32_t n = 0;
-    while (n < rec->header_count && record_header_next(&p, rec->headers_end, &hp[n]) == 1)
-        n++;
-    int rc = record_builder_add_delta(b, (int32_t)(rec->offset - h->base_offset), rec->timestamp,
-                                      rec->key, rec->key_len, rec->value, rec->value_len, hp, n);
-    if (hp != hdrs)
-        free(hp);
-    return rc;
-}
-
 static int rewrite_batch(void *arg, const uint8_t *batch, size_t size,
                          const struct record_batch_header *h)
 {
@@ -231,13 +211,7 @@ static int rewrite_batch(void *arg, const uint8_t *batch, size_t size,
     if (h->attributes & RECORD_ATTR_CONTROL)
         return rewrite_emit(w, batch, size);
     struct record_builder b;
-    record_builder_init(&b, record_batch_compression(h));
-    b.attributes = h->attributes & ~RECORD_ATTR_COMPRESSION_MASK;
-    b.producer_id = h->producer_id;
-    b.producer_epoch = h->producer_epoch;
-    b.base_sequence = h->base_sequence;
-    b.partition_leader_epoch = h->partition_leader_epoch;
-    b.base_offset = h->base_offset;
+    record_builder_init_like(&b, h, record_batch_compression(h));
     struct record_iter it;
     struct record rec;
     int32_t total = 0, kept = 0;
@@ -247,7 +221,7 @@ static int rewrite_batch(void *arg, const uint8_t *batch, size_t size,
         total++;
         if (rewrite_keep(w, &rec)) {
             kept++;
-            rc = rewrite_add(&b, h, &rec);
+            rc = record_builder_copy_record(&b, h, &rec);
         }
     }
     record_iter_release(&it);
