@@ -15,19 +15,6 @@
 #include "proto/gen/delete_topics.h"
 #include "proto/gen/errors.h"
 
-static char *admin_str(struct broker_req *r, struct kstr s)
-{
-    return s.len < 0 ? NULL : arena_strndup(r->arena, s.ptr, (size_t)s.len);
-}
-
-static struct kstr admin_kstr(struct broker_req *r, const char *s)
-{
-    if (s == NULL)
-        return KSTR_NULL;
-    char *c = arena_strndup(r->arena, s, strlen(s));
-    return c ? (struct kstr){c, (int32_t)strlen(c)} : KSTR_NULL;
-}
-
 /* ---- CreateTopics ---- */
 
 struct create_topics_state {
@@ -43,14 +30,14 @@ static void create_topics_done(struct broker_async *a)
         struct kmsg_create_topics_response_creatable_topic_result *o = &st->resp.topics.v[i];
         if (a->error_code != 0) {
             o->error_code = a->error_code;
-            o->error_message = admin_kstr(r, a->error_message);
+            o->error_message = broker_kstr(r, a->error_message);
             continue;
         }
         if ((size_t)i >= a->n_topics)
             continue;
         const struct broker_async_topic *t = &a->topics[i];
         o->error_code = t->error_code;
-        o->error_message = admin_kstr(r, t->error_message);
+        o->error_message = broker_kstr(r, t->error_message);
         if (t->error_code == 0) {
             memcpy(o->topic_id.b, t->topic_id, 16);
             o->num_partitions = t->num_partitions;
@@ -70,7 +57,7 @@ static int create_topics_convert(struct broker_req *r,
                                  const struct kmsg_create_topics_request_creatable_topic *rt,
                                  struct controller_new_topic *nt)
 {
-    nt->name = admin_str(r, rt->name);
+    nt->name = broker_str(r, rt->name);
     nt->num_partitions = rt->num_partitions;
     nt->replication_factor = rt->replication_factor;
     if (nt->name == NULL)
@@ -99,8 +86,8 @@ static int create_topics_convert(struct broker_req *r,
         for (int32_t i = 0; i < rt->configs.n; i++) {
             if (rt->configs.v[i].value.len < 0)
                 continue; /* null value: use the default */
-            c[k].name = admin_str(r, rt->configs.v[i].name);
-            c[k].value = admin_str(r, rt->configs.v[i].value);
+            c[k].name = broker_str(r, rt->configs.v[i].name);
+            c[k].value = broker_str(r, rt->configs.v[i].value);
             if (c[k].name == NULL || c[k].value == NULL)
                 return -ENOMEM;
             k++;
@@ -170,7 +157,7 @@ static void delete_topics_done(struct broker_async *a)
             o->error_code = a->error_code;
         } else if ((size_t)i < a->n_topics) {
             o->error_code = a->topics[i].error_code;
-            o->error_message = admin_kstr(a->r, a->topics[i].error_message);
+            o->error_message = broker_kstr(a->r, a->topics[i].error_message);
             if (a->topics[i].error_code == 0)
                 memcpy(o->topic_id.b, a->topics[i].topic_id, 16);
         }
@@ -205,7 +192,7 @@ void handle_delete_topics(struct broker_req *r)
         kmsg_delete_topics_response_deletable_topic_result_init(o);
         struct kstr name = v6 ? req.topics.v[i].name : req.topic_names.v[i];
         o->name = name;
-        refs[i].name = admin_str(r, name);
+        refs[i].name = broker_str(r, name);
         if (v6) {
             o->topic_id = req.topics.v[i].topic_id;
             refs[i].topic_id = req.topics.v[i].topic_id.b;
@@ -243,7 +230,7 @@ static void create_partitions_done(struct broker_async *a)
             o->error_code = a->error_code;
         } else if ((size_t)i < a->n_topics) {
             o->error_code = a->topics[i].error_code;
-            o->error_message = admin_kstr(a->r, a->topics[i].error_message);
+            o->error_message = broker_kstr(a->r, a->topics[i].error_message);
         }
     }
     broker_reply(a->r, (kproto_encode_fn)kmsg_create_partitions_response_encode, &st->resp);
@@ -273,7 +260,7 @@ void handle_create_partitions(struct broker_req *r)
         const struct kmsg_create_partitions_request_create_partitions_topic *t = &req.topics.v[i];
         kmsg_create_partitions_response_create_partitions_topic_result_init(&st->resp.results.v[i]);
         st->resp.results.v[i].name = t->name;
-        inc[i].name = admin_str(r, t->name);
+        inc[i].name = broker_str(r, t->name);
         inc[i].count = t->count;
         if (t->assignments.n > 0) {
             struct controller_replica_list *a =

@@ -32,8 +32,7 @@ void handle_describe_cluster(struct broker_req *r)
             &resp.brokers.v[resp.brokers.n++];
         kmsg_describe_cluster_response_describe_cluster_broker_init(o);
         o->broker_id = mb->id;
-        char *host = arena_strndup(r->arena, mb->host, strlen(mb->host));
-        o->host = (struct kstr){host, host ? (int32_t)strlen(host) : -1};
+        o->host = broker_kstr(r, mb->host);
         o->port = mb->port;
         self_listed |= mb->id == b->cfg.node_id;
     }

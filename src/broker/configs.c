@@ -21,14 +21,6 @@
 #define RESOURCE_TOPIC 2
 #define RESOURCE_BROKER 4
 
-static struct kstr cfg_kstr(struct broker_req *r, const char *s)
-{
-    if (s == NULL)
-        return KSTR_NULL;
-    char *c = arena_strndup(r->arena, s, strlen(s));
-    return c ? (struct kstr){c, (int32_t)strlen(c)} : KSTR_NULL;
-}
-
 static bool cfg_key_wanted(const struct karray_str *keys, const char *name)
 {
     if (keys->n < 0)
@@ -48,8 +40,8 @@ static void describe_topic_entry(struct broker_req *r, const struct metadata_top
     topic_config_resolve(def, metadata_topic_config(t, def->name), topic_settings_broker_lookup,
                          &r->b->cfg, &v);
     kmsg_describe_configs_response_describe_configs_resource_result_init(o);
-    o->name = cfg_kstr(r, def->name);
-    o->value = cfg_kstr(r, v.value);
+    o->name = broker_kstr(r, def->name);
+    o->value = broker_kstr(r, v.value);
     o->is_default = v.is_default;
     o->config_source = (int8_t)v.source;
     o->config_type = (int8_t)def->type;
@@ -61,8 +53,8 @@ static void describe_topic_entry(struct broker_req *r, const struct metadata_top
         return;
     o->synonyms.n = (int32_t)v.n_synonyms;
     for (unsigned i = 0; i < v.n_synonyms; i++) {
-        o->synonyms.v[i].name = cfg_kstr(r, v.synonyms[i].name);
-        o->synonyms.v[i].value = cfg_kstr(r, v.synonyms[i].value);
+        o->synonyms.v[i].name = broker_kstr(r, v.synonyms[i].name);
+        o->synonyms.v[i].value = broker_kstr(r, v.synonyms[i].value);
         o->synonyms.v[i].source = (int8_t)v.synonyms[i].source;
     }
 }
@@ -72,12 +64,11 @@ static void describe_topic(struct broker_req *r, const struct metadata_image *im
                            bool synonyms,
                            struct kmsg_describe_configs_response_describe_configs_result *res)
 {
-    char *name = arena_strndup(r->arena, rs->resource_name.ptr ? rs->resource_name.ptr : "",
-                               rs->resource_name.len > 0 ? (size_t)rs->resource_name.len : 0);
+    char *name = broker_name(r, rs->resource_name);
     const struct metadata_topic *t = name ? metadata_image_topic_by_name(img, name) : NULL;
     if (t == NULL) {
         res->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-        res->error_message = cfg_kstr(r, "Topic does not exist");
+        res->error_message = broker_kstr(r, "Topic does not exist");
         return;
     }
     size_t n = topic_config_count();
@@ -113,8 +104,8 @@ static void describe_broker(struct broker_req *r,
         struct kmsg_describe_configs_response_describe_configs_resource_result *o =
             &res->configs.v[res->configs.n++];
         kmsg_describe_configs_response_describe_configs_resource_result_init(o);
-        o->name = cfg_kstr(r, name);
-        o->value = cfg_kstr(r, buf);
+        o->name = broker_kstr(r, name);
+        o->value = broker_kstr(r, buf);
         o->read_only = true;
         o->config_source = TOPIC_CONFIG_SOURCE_STATIC_BROKER;
         o->config_type = TOPIC_CONFIG_STRING;
@@ -150,7 +141,7 @@ void handle_describe_configs(struct broker_req *r)
             describe_broker(r, rs, res);
         } else {
             res->error_code = KAFKA_ERR_INVALID_REQUEST;
-            res->error_message = cfg_kstr(r, "Unsupported resource type");
+            res->error_message = broker_kstr(r, "Unsupported resource type");
         }
     }
     metadata_image_release(img);
@@ -172,10 +163,10 @@ static void alter_set_result(struct broker_req *r, struct alter_state *st, int32
 {
     if (st->incremental) {
         st->inc.responses.v[i].error_code = code;
-        st->inc.responses.v[i].error_message = cfg_kstr(r, msg);
+        st->inc.responses.v[i].error_message = broker_kstr(r, msg);
     } else {
         st->plain.responses.v[i].error_code = code;
-        st->plain.responses.v[i].error_message = cfg_kstr(r, msg);
+        st->plain.responses.v[i].error_message = broker_kstr(r, msg);
     }
 }
 
@@ -222,11 +213,6 @@ static void alter_submit(struct broker_req *r, struct alter_state *st,
     }
 }
 
-static char *alter_str(struct broker_req *r, struct kstr s)
-{
-    return s.len < 0 ? NULL : arena_strndup(r->arena, s.ptr, (size_t)s.len);
-}
-
 void handle_alter_configs(struct broker_req *r)
 {
     struct kmsg_alter_configs_request req;
@@ -266,11 +252,11 @@ void handle_alter_configs(struct broker_req *r)
             return;
         }
         for (int32_t j = 0; j < nc; j++) {
-            ch[j].name = alter_str(r, rs->configs.v[j].name);
-            ch[j].value = alter_str(r, rs->configs.v[j].value);
+            ch[j].name = broker_str(r, rs->configs.v[j].name);
+            ch[j].value = broker_str(r, rs->configs.v[j].value);
             ch[j].op = ch[j].value ? CONTROLLER_CONFIG_SET : CONTROLLER_CONFIG_DELETE;
         }
-        alters[nt] = (struct controller_config_alter){alter_str(r, rs->resource_name),
+        alters[nt] = (struct controller_config_alter){broker_str(r, rs->resource_name),
                                                       (uint32_t)nc, ch};
         st->topic_index[i] = (int32_t)nt++;
     }
@@ -318,11 +304,11 @@ void handle_incremental_alter_configs(struct broker_req *r)
             return;
         }
         for (int32_t j = 0; j < nc; j++) {
-            ch[j].name = alter_str(r, rs->configs.v[j].name);
-            ch[j].value = alter_str(r, rs->configs.v[j].value);
+            ch[j].name = broker_str(r, rs->configs.v[j].name);
+            ch[j].value = broker_str(r, rs->configs.v[j].value);
             ch[j].op = rs->configs.v[j].config_operation;
         }
-        alters[nt] = (struct controller_config_alter){alter_str(r, rs->resource_name),
+        alters[nt] = (struct controller_config_alter){broker_str(r, rs->resource_name),
                                                       (uint32_t)nc, ch};
         st->topic_index[i] = (int32_t)nt++;
     }

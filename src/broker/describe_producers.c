@@ -74,8 +74,7 @@ void handle_describe_producers(struct broker_req *r)
         struct kmsg_describe_producers_response_topic_response *o = &resp.topics.v[i];
         kmsg_describe_producers_response_topic_response_init(o);
         o->name = t->name;
-        char *topic = arena_strndup(r->arena, t->name.ptr ? t->name.ptr : "",
-                                    t->name.len > 0 ? (size_t)t->name.len : 0);
+        char *topic = broker_name(r, t->name);
         int32_t np = t->partition_indexes.n > 0 ? t->partition_indexes.n : 0;
         o->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
         if (topic == NULL || o->partitions.v == NULL) {

@@ -357,8 +357,7 @@ static int fetch_resolve(struct fetch_state *st, struct broker_req *r)
     for (int32_t i = 0; i < req->topics.n; i++) {
         const struct kmsg_fetch_request_fetch_topic *rt = &req->topics.v[i];
         char *name = by_id ? NULL
-                           : arena_strndup(r->arena, rt->topic.ptr ? rt->topic.ptr : "",
-                                           rt->topic.len > 0 ? (size_t)rt->topic.len : 0);
+                           : broker_name(r, rt->topic);
         for (int32_t j = 0; j < rt->partitions.n; j++, k++) {
             struct fetch_part *fp = &st->parts[k];
             fp->st = st;

@@ -106,8 +106,7 @@ void handle_list_offsets(struct broker_req *r)
         t->name = rt->name;
         int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
         t->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*t->partitions.v));
-        char *topic = arena_strndup(r->arena, rt->name.ptr ? rt->name.ptr : "",
-                                    rt->name.len > 0 ? (size_t)rt->name.len : 0);
+        char *topic = broker_name(r, rt->name);
         if (t->partitions.v == NULL || topic == NULL) {
             broker_close(r, "out of memory");
             return;

@@ -310,8 +310,7 @@ static int produce_all(struct produce_state *st, struct broker_req *r,
         if (tr->partition_responses.v == NULL)
             return -ENOMEM;
         tr->partition_responses.n = np;
-        char *topic = arena_strndup(r->arena, td->name.ptr ? td->name.ptr : "",
-                                    td->name.len > 0 ? (size_t)td->name.len : 0);
+        char *topic = broker_name(r, td->name);
         if (topic == NULL)
             return -ENOMEM;
         for (int32_t j = 0; j < np; j++) {

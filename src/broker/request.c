@@ -2,6 +2,7 @@
 #include "broker/request.h"
 
 #include <endian.h>
+#include <string.h>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -68,4 +69,23 @@ int broker_decode(struct broker_req *r, kproto_decode_fn dec, void *out)
         return rc ? rc : r->body.err;
     }
     return 0;
+}
+
+char *broker_str(struct broker_req *r, struct kstr s)
+{
+    return s.len < 0 ? NULL : arena_strndup(r->arena, s.ptr, (size_t)s.len);
+}
+
+char *broker_name(struct broker_req *r, struct kstr s)
+{
+    return arena_strndup(r->arena, s.len > 0 ? s.ptr : "", s.len > 0 ? (size_t)s.len : 0);
+}
+
+struct kstr broker_kstr(struct broker_req *r, const char *s)
+{
+    if (s == NULL)
+        return KSTR_NULL;
+    size_t n = strlen(s);
+    char *c = arena_strndup(r->arena, s, n);
+    return c ? (struct kstr){c, (int32_t)n} : KSTR_NULL;
 }

@@ -43,4 +43,13 @@ void broker_close(struct broker_req *r, const char *why);
  * with a log line and returns < 0 (r is then completed). */
 int broker_decode(struct broker_req *r, kproto_decode_fn dec, void *out);
 
+/* A NUL-terminated copy of s in r's arena; NULL for a null string (or out of memory). */
+char *broker_str(struct broker_req *r, struct kstr s);
+
+/* Like broker_str, but a null string becomes "" (topic names used as lookup keys). */
+char *broker_name(struct broker_req *r, struct kstr s);
+
+/* A copy of the C string s in r's arena as a kstr; KSTR_NULL for NULL. */
+struct kstr broker_kstr(struct broker_req *r, const char *s);
+
 #endif
