@@ -319,7 +319,7 @@ int segment_read_batch_header(struct segment *seg, int64_t pos, int64_t limit,
 {
     uint8_t buf[RECORD_BATCH_HEADER_SIZE];
     const uint8_t *p = buf;
-    if (pos + RECORD_BATCH_HEADER_SIZE > limit)
+    if (pos < 0 || pos + RECORD_BATCH_HEADER_SIZE > limit) /* pos may come from a bad index */
         return -ENODATA;
     if (pos + RECORD_BATCH_HEADER_SIZE <= (int64_t)seg->log_map_len) {
         p = seg->log_map + pos; /* below limit <= size: inside the file, no fault */
