@@ -172,7 +172,9 @@ static void report(struct bench_opts *o, struct bench_stats *s)
         .topic = o->topic,
         .acks = strcmp(o->mode, "consume") ? o->acks : NULL,
         .compression = strcmp(o->mode, "consume") ? o->compression : NULL,
-        .record_size = o->record_size,
+        .record_size = strcmp(o->mode, "consume") == 0 && s->records
+                           ? (int)(s->bytes / s->records)
+                           : o->record_size,
         .partitions = o->partitions,
         .linger_ms = o->linger_ms,
         .batch_size = o->batch_size,
@@ -250,6 +252,35 @@ static int ensure_topic(struct bench_opts *o, rd_kafka_t *rk)
     return rc;
 }
 
+/*
+ * Fetches the topic's metadata into the producer's cache until every partition has a leader,
+ * so the measured interval does not include the first-request metadata round trips (or the
+ * moments after --partitions created the topic). Returns the topic handle to keep until the
+ * end (NULL on timeout, after reporting).
+ */
+static rd_kafka_topic_t *warm_topic(struct bench_opts *o, rd_kafka_t *rk)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
+    int64_t deadline = cli_now_us() + (int64_t)o->c.timeout_ms * 1000;
+    while (rkt && cli_now_us() < deadline && !cli_stop) {
+        const struct rd_kafka_metadata *md;
+        if (rd_kafka_metadata(rk, 0, rkt, &md, o->c.timeout_ms) == 0) {
+            int ready = md->topic_cnt == 1 && !md->topics[0].err &&
+                        md->topics[0].partition_cnt > 0;
+            for (int i = 0; ready && i < md->topics[0].partition_cnt; i++)
+                ready = md->topics[0].partitions[i].leader >= 0;
+            rd_kafka_metadata_destroy(md);
+            if (ready)
+                return rkt;
+        }
+        usleep(100000);
+    }
+    cli_error(&o->c, "topic %s has no leaders after %d ms", o->topic, o->c.timeout_ms);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    return NULL;
+}
+
 /* Produce mode: the delivery callback runs on the main thread inside poll/flush. */
 static void on_bench_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -278,7 +309,8 @@ static int bench_produce(struct bench_opts *o)
     int rc = cli_metadata(&o->c, rk, 0, NULL);
     if (rc)
         goto out;
-    if (ensure_topic(o, rk) < 0) {
+    rd_kafka_topic_t *rkt = NULL;
+    if (ensure_topic(o, rk) < 0 || !(rkt = warm_topic(o, rk))) {
         rc = CLI_EXIT_FAIL;
         goto out;
     }
@@ -308,6 +340,7 @@ static int bench_produce(struct bench_opts *o)
     report(o, &s);
     rc = s.errors || s.records < o->num_records ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     free(payload);
+    rd_kafka_topic_destroy(rkt);
 out:
     rc = cli_client_destroy(rk, rc);
     bench_stats_free(&s);
@@ -516,6 +549,7 @@ static void e2e_produce(struct e2e *e, rd_kafka_t *prod)
 static int bench_e2e(struct bench_opts *o)
 {
     struct e2e e = {.o = o};
+    rd_kafka_topic_t *rkt = NULL;
     int rc = CLI_EXIT_USAGE;
     e.run_id = (uint64_t)cli_now_us() ^ ((uint64_t)getpid() << 32);
     rd_kafka_conf_t *conf = producer_conf(o);
@@ -531,8 +565,10 @@ static int bench_e2e(struct bench_opts *o)
     if ((rc = cli_metadata(&o->c, prod, 0, NULL)) != 0)
         goto out;
     rc = CLI_EXIT_FAIL;
-    if (ensure_topic(o, prod) < 0 || e2e_assign(&e, &rc) < 0)
+    if (ensure_topic(o, prod) < 0 || !(rkt = warm_topic(o, prod)) || e2e_assign(&e, &rc) < 0) {
+        rc = CLI_EXIT_FAIL;
         goto out;
+    }
     pthread_t th;
     bench_stats_start(&e.stats);
     pthread_create(&th, NULL, e2e_consume_thread, &e);
@@ -556,6 +592,8 @@ static int bench_e2e(struct bench_opts *o)
     rc = e.stats.errors || e.stats.records < o->num_records ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     rd_kafka_consumer_close(e.consumer);
 out:
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
     if (e.consumer)
         rc = cli_client_destroy(e.consumer, rc);
     rc = cli_client_destroy(prod, rc);

@@ -314,14 +314,32 @@ static int consume_error(struct consume_opts *o, const rd_kafka_message_t *m)
     }
 }
 
+/* With --group, says once on stderr if no partition was assigned after a while: a broker
+ * without group support otherwise leaves the user looking at a silent terminal. */
+static void warn_if_unassigned(struct consume_opts *o, rd_kafka_t *rk, int64_t start, int *warned)
+{
+    rd_kafka_topic_partition_list_t *a;
+    if (!o->group || *warned || cli_now_us() - start < 2LL * o->c.timeout_ms * 1000)
+        return;
+    *warned = 1;
+    if (rd_kafka_assignment(rk, &a))
+        return;
+    if (a->cnt == 0)
+        cli_error(&o->c, "still waiting to join group %s%s%s", o->group,
+                  o->c.last_error[0] ? ": " : "", o->c.last_error);
+    rd_kafka_topic_partition_list_destroy(a);
+}
+
 /* Polls and prints until --count, --idle-exit-ms, Ctrl-C or a fatal error. */
 static int consume_loop(struct consume_opts *o, rd_kafka_t *rk)
 {
     long seen = 0;
-    int64_t last = cli_now_us();
+    int64_t start = cli_now_us(), last = start;
+    int warned = 0;
     while (!cli_stop && (!o->count || seen < o->count)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) {
+            warn_if_unassigned(o, rk, start, &warned);
             fflush(stdout);
             if (o->idle_exit_ms && cli_now_us() - last >= (int64_t)o->idle_exit_ms * 1000)
                 break;
