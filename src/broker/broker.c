@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "broker/broker_internal.h"
 #include "broker/broker_metrics.h"
+#include "broker/groups.h"
 #include "broker/dispatch.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
@@ -186,6 +187,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
         rc = partition_registry_open(b, &b->parts, err, errlen);
     if (rc == 0)
         rc = broker_start_controller(b, err, errlen);
+    if (rc == 0 && (rc = groups_start(b)) != 0)
+        snprintf(err, errlen, "out of memory");
     if (rc == 0)
         rc = broker_start_network(b, err, errlen);
     if (rc == 0)
@@ -208,7 +211,9 @@ void broker_stop(struct broker *b)
     if (b == NULL)
         return;
     metrics_stop_serving(b->metrics); /* scrapes read everything below */
+    groups_shutdown(b);
     net_server_stop(b->net);
+    groups_stop(b); /* before the logs close: loader threads read them */
     if (b->ctl)
         controller_stop(b->ctl);
     partition_registry_close(b->parts);

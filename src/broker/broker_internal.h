@@ -23,6 +23,7 @@ struct producer_id_pool {
     int64_t next, end;  /* ids [next, end) are free */
 };
 struct metrics;
+struct broker_groups;
 
 struct broker {
     struct broker_config cfg;
@@ -34,6 +35,7 @@ struct broker {
     struct net_server *net;
     struct producer_id_pool pid_pool;
     struct metrics *metrics;        /* counters always exist; HTTP only with metrics.listener */
+    struct broker_groups *groups;   /* group coordinator glue (groups.c) */
 };
 
 #endif

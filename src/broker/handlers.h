@@ -34,5 +34,16 @@ void handle_incremental_alter_configs(struct broker_req *r);
 void handle_describe_cluster(struct broker_req *r);
 void handle_init_producer_id(struct broker_req *r);
 void handle_describe_producers(struct broker_req *r);
+void handle_find_coordinator(struct broker_req *r);
+void handle_join_group(struct broker_req *r);
+void handle_sync_group(struct broker_req *r);
+void handle_heartbeat(struct broker_req *r);
+void handle_leave_group(struct broker_req *r);
+void handle_offset_commit(struct broker_req *r);
+void handle_offset_fetch(struct broker_req *r);
+void handle_offset_delete(struct broker_req *r);
+void handle_describe_groups(struct broker_req *r);
+void handle_list_groups(struct broker_req *r);
+void handle_delete_groups(struct broker_req *r);
 
 #endif

@@ -1,0 +1,17 @@
+/*
+ * The broker's side of the group coordinator (src/group/): its lifecycle with the broker and
+ * the glue (worker per shard, __consumer_offsets partitions, appends) it needs.
+ */
+#ifndef GREGOR_BROKER_GROUPS_H
+#define GREGOR_BROKER_GROUPS_H
+
+struct broker;
+
+/* Creates the coordinator (before the network starts). 0 or -ENOMEM. */
+int groups_start(struct broker *b);
+/* Answers parked group requests; before net_server_stop(). */
+void groups_shutdown(struct broker *b);
+/* Frees the coordinator; after net_server_stop(), before the partition registry closes. */
+void groups_stop(struct broker *b);
+
+#endif

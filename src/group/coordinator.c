@@ -1,0 +1,890 @@
+/*
+ * Group coordinator core: shards, routing of calls to their owner worker, loading a shard from
+ * its __consumer_offsets partition, appending records durably, shutdown. The protocol logic is
+ * in membership.c (JoinGroup/SyncGroup/Heartbeat/LeaveGroup), offsets.c (OffsetCommit/Fetch/
+ * Delete, retention) and admin.c (Describe/List/DeleteGroups). See coordinator.h for the
+ * thread model.
+ */
+#include "group/group_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "proto/gen/api_table.h"
+#include "proto/gen/delete_groups.h"
+#include "proto/gen/describe_groups.h"
+#include "proto/gen/errors.h"
+#include "proto/gen/heartbeat.h"
+#include "proto/gen/join_group.h"
+#include "proto/gen/leave_group.h"
+#include "proto/gen/offset_commit.h"
+#include "proto/gen/offset_delete.h"
+#include "proto/gen/offset_fetch.h"
+#include "proto/gen/sync_group.h"
+#include "record/record_batch.h"
+#include "record/record_iter.h"
+#include "storage/flusher.h"
+
+/* ---- strings ---- */
+
+void gstr_set(struct gstr *g, const void *p, int32_t len)
+{
+    gstr_free(g);
+    if (len < 0) {
+        g->p = NULL;
+        g->len = -1;
+        return;
+    }
+    g->p = malloc((size_t)len + 1);
+    if (g->p == NULL) {
+        g->len = -1;
+        return;
+    }
+    if (len > 0)
+        memcpy(g->p, p, (size_t)len);
+    g->p[len] = '\0';
+    g->len = len;
+}
+
+void gstr_free(struct gstr *g)
+{
+    free(g->p);
+    g->p = NULL;
+    g->len = -1;
+}
+
+bool gstr_eq(const struct gstr *g, struct kstr k)
+{
+    if (g->len < 0 || k.len < 0)
+        return g->len < 0 && k.len < 0;
+    return g->len == k.len && (k.len == 0 || memcmp(g->p, k.ptr, (size_t)k.len) == 0);
+}
+
+bool gstr_eq_str(const struct gstr *a, const struct gstr *b)
+{
+    return gstr_eq(a, gstr_kstr(b));
+}
+
+struct kstr gstr_kstr(const struct gstr *g)
+{
+    return g->len < 0 ? KSTR_NULL : (struct kstr){g->p, g->len};
+}
+
+struct kbytes gstr_kbytes(const struct gstr *g)
+{
+    return g->len < 0 ? KBYTES_NULL : (struct kbytes){(const uint8_t *)g->p, g->len};
+}
+
+struct kstr arena_kstr_of(struct arena *a, struct kstr k)
+{
+    if (k.len < 0)
+        return KSTR_NULL;
+    char *p = arena_strndup(a, k.ptr ? k.ptr : "", (size_t)k.len);
+    return p ? (struct kstr){p, k.len} : (struct kstr){"", 0};
+}
+
+struct kstr arena_kstr(struct arena *a, const struct gstr *g)
+{
+    return arena_kstr_of(a, gstr_kstr(g));
+}
+
+struct kbytes arena_kbytes(struct arena *a, const struct gstr *g)
+{
+    struct kstr k = arena_kstr(a, g);
+    return k.len < 0 ? KBYTES_NULL : (struct kbytes){(const uint8_t *)k.ptr, k.len};
+}
+
+char *kstr_strdup(struct kstr k)
+{
+    size_t n = k.len > 0 ? (size_t)k.len : 0;
+    char *p = malloc(n + 1);
+    if (p) {
+        if (n)
+            memcpy(p, k.ptr, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+int64_t group_now_ms(void)
+{
+    return clock_wall_ms();
+}
+
+int32_t group_shard_of(const char *group, int32_t len, int32_t n)
+{
+    return offsets_partition_for(group ? group : "", len > 0 ? (size_t)len : 0, n);
+}
+
+/* ---- groups in a shard ---- */
+
+static uint32_t bucket_of(struct kstr id)
+{
+    uint32_t h = 2166136261u;
+    for (int32_t i = 0; i < id.len; i++)
+        h = (h ^ (uint8_t)id.ptr[i]) * 16777619u;
+    return h % SHARD_BUCKETS;
+}
+
+struct group *group_find(struct shard *s, struct kstr id)
+{
+    if (id.len < 0)
+        return NULL;
+    for (struct group *g = s->buckets[bucket_of(id)]; g; g = g->next)
+        if (gstr_eq(&g->id, id))
+            return g;
+    return NULL;
+}
+
+struct group *group_create(struct shard *s, struct kstr id)
+{
+    struct group *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    g->s = s;
+    g->id.len = g->protocol_type.len = g->protocol_name.len = g->leader.len = -1;
+    gstr_from_kstr(&g->id, id);
+    if (g->id.p == NULL) {
+        free(g);
+        return NULL;
+    }
+    g->state = GS_EMPTY;
+    g->state_ts = group_now_ms();
+    uint32_t b = bucket_of(id);
+    g->next = s->buckets[b];
+    s->buckets[b] = g;
+    s->ngroups++;
+    return g;
+}
+
+static void group_free_contents(struct group *g, bool on_owner)
+{
+    while (g->members) {
+        struct member *m = g->members;
+        g->members = m->next;
+        if (on_owner && g->s->worker)
+            net_timer_cancel(g->s->worker, &m->session_timer);
+        member_free(m);
+    }
+    while (g->pending) {
+        struct pending_member *p = g->pending;
+        g->pending = p->next;
+        free(p->id);
+        free(p);
+    }
+    if (on_owner && g->s->worker)
+        net_timer_cancel(g->s->worker, &g->join_timer);
+    for (size_t i = 0; i < g->noffsets; i++) {
+        free(g->offsets[i].topic);
+        gstr_free(&g->offsets[i].metadata);
+    }
+    free(g->offsets);
+    gstr_free(&g->id);
+    gstr_free(&g->protocol_type);
+    gstr_free(&g->protocol_name);
+    gstr_free(&g->leader);
+}
+
+void group_remove(struct group *g)
+{
+    struct shard *s = g->s;
+    struct group **pp = &s->buckets[bucket_of(gstr_kstr(&g->id))];
+    while (*pp && *pp != g)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = g->next;
+    s->ngroups--;
+    group_free_contents(g, true);
+    free(g);
+}
+
+struct member *group_find_member(struct group *g, struct kstr member_id)
+{
+    for (struct member *m = g->members; m; m = m->next)
+        if (gstr_eq(&m->id, member_id))
+            return m;
+    return NULL;
+}
+
+struct member *group_member_by_instance(struct group *g, struct kstr instance_id)
+{
+    if (instance_id.len < 0)
+        return NULL;
+    for (struct member *m = g->members; m; m = m->next)
+        if (gstr_eq(&m->instance_id, instance_id))
+            return m;
+    return NULL;
+}
+
+const char *group_state_name(enum group_state st)
+{
+    switch (st) {
+    case GS_EMPTY: return "Empty";
+    case GS_PREPARING: return "PreparingRebalance";
+    case GS_COMPLETING: return "CompletingRebalance";
+    case GS_STABLE: return "Stable";
+    case GS_DEAD: return "Dead";
+    }
+    return "Dead";
+}
+
+/* ---- group metadata record ---- */
+
+int group_encode_metadata(struct offsets_kv *kv, const struct group *g, const char *group_id)
+{
+    if (g == NULL)
+        return offsets_encode_group(kv, group_id, NULL);
+    struct kmsg_group_metadata_value v;
+    kmsg_group_metadata_value_init(&v);
+    v.protocol_type = g->protocol_type.len >= 0 ? gstr_kstr(&g->protocol_type) : KSTR_LIT("");
+    v.generation = g->generation;
+    v.protocol = gstr_kstr(&g->protocol_name);
+    v.leader = gstr_kstr(&g->leader);
+    v.current_state_timestamp = g->state_ts;
+    struct kmsg_group_metadata_value_member_metadata *mm =
+        calloc((size_t)g->nmembers + 1, sizeof(*mm));
+    if (mm == NULL)
+        return -ENOMEM;
+    int32_t n = 0;
+    for (struct member *m = g->members; m; m = m->next, n++) {
+        kmsg_group_metadata_value_member_metadata_init(&mm[n]);
+        mm[n].member_id = gstr_kstr(&m->id);
+        mm[n].group_instance_id = gstr_kstr(&m->instance_id);
+        mm[n].client_id = m->client_id.len >= 0 ? gstr_kstr(&m->client_id) : KSTR_LIT("");
+        mm[n].client_host = m->client_host.len >= 0 ? gstr_kstr(&m->client_host) : KSTR_LIT("");
+        mm[n].rebalance_timeout = m->rebalance_timeout;
+        mm[n].session_timeout = m->session_timeout;
+        mm[n].subscription = (struct kbytes){(const uint8_t *)"", 0};
+        for (int32_t i = 0; i < m->nprotocols; i++)
+            if (gstr_eq_str(&m->protocols[i].name, &g->protocol_name))
+                mm[n].subscription = gstr_kbytes(&m->protocols[i].metadata);
+        mm[n].assignment = m->assignment.len >= 0 ? gstr_kbytes(&m->assignment)
+                                                  : (struct kbytes){(const uint8_t *)"", 0};
+    }
+    v.members.n = n;
+    v.members.v = mm;
+    int rc = offsets_encode_group(kv, group_id, &v);
+    free(mm);
+    return rc;
+}
+
+/* ---- durable appends ---- */
+
+struct append_wait {
+    struct shard *s;
+    void (*cb)(void *arg, int err);
+    void *arg;
+    int err;
+};
+
+static void append_done_on_owner(void *arg)
+{
+    struct append_wait *w = arg;
+    w->cb(w->arg, w->err);
+    free(w);
+}
+
+static void append_flushed(void *arg, int err)
+{
+    struct append_wait *w = arg;
+    w->err = err;
+    if (net_worker_post(w->s->worker, append_done_on_owner, w) != 0) {
+        log_warn("group", "dropping a commit completion during shutdown");
+        free(w);
+    }
+}
+
+int shard_append(struct shard *s, const struct offsets_kv *kvs, size_t n,
+                 void (*cb)(void *arg, int err), void *arg)
+{
+    struct group_coordinator *gc = s->gc;
+    uint8_t *batch = NULL;
+    size_t len = 0;
+    int rc = offsets_build_batch(kvs, n, group_now_ms(), &batch, &len);
+    if (rc != 0)
+        return rc;
+    void *ref = NULL;
+    struct log *log = gc->env.log_get(gc->env.ctx, s->index, &ref);
+    if (log == NULL) {
+        free(batch);
+        return -ENOENT;
+    }
+    struct log_append_info info;
+    rc = gc->env.log_append(ref, batch, len, &info);
+    free(batch);
+    if (rc == 0) {
+        struct append_wait *w = calloc(1, sizeof(*w));
+        if (w == NULL) {
+            rc = -ENOMEM;
+        } else {
+            w->s = s;
+            w->cb = cb;
+            w->arg = arg;
+            rc = log_flush_request(log, info.last_offset + 1, append_flushed, w);
+            if (rc != 0)
+                free(w);
+        }
+    } else {
+        log_warn("group", "append to %s-%d failed: %d", OFFSETS_TOPIC, s->index, rc);
+    }
+    gc->env.log_put(ref);
+    return rc;
+}
+
+/* ---- loading ---- */
+
+static void load_apply_group(struct shard *s, const struct offsets_record *rec, bool *has_meta)
+{
+    struct group *g = group_find(s, rec->group);
+    if (g == NULL && rec->tombstone)
+        return;
+    if (g == NULL && (g = group_create(s, rec->group)) == NULL)
+        return;
+    /* Reset membership; the newest record wins. */
+    while (g->members) {
+        struct member *m = g->members;
+        g->members = m->next;
+        member_free(m);
+    }
+    g->nmembers = 0;
+    gstr_free(&g->protocol_type);
+    gstr_free(&g->protocol_name);
+    gstr_free(&g->leader);
+    g->generation = 0;
+    g->state = GS_EMPTY;
+    *has_meta = !rec->tombstone;
+    if (rec->tombstone)
+        return;
+    const struct kmsg_group_metadata_value *v = &rec->group_value;
+    if (v->protocol_type.len > 0)
+        gstr_from_kstr(&g->protocol_type, v->protocol_type);
+    gstr_from_kstr(&g->protocol_name, v->protocol);
+    gstr_from_kstr(&g->leader, v->leader);
+    g->generation = v->generation;
+    g->state_ts = v->current_state_timestamp > 0 ? v->current_state_timestamp : group_now_ms();
+    struct member **tail = &g->members;
+    for (int32_t i = 0; i < v->members.n; i++) {
+        const struct kmsg_group_metadata_value_member_metadata *mm = &v->members.v[i];
+        struct member *m = calloc(1, sizeof(*m));
+        if (m == NULL)
+            break;
+        m->g = g;
+        m->id.len = m->instance_id.len = m->client_id.len = m->client_host.len = -1;
+        m->protocol_type.len = m->assignment.len = -1;
+        gstr_from_kstr(&m->id, mm->member_id);
+        gstr_from_kstr(&m->instance_id, mm->group_instance_id);
+        gstr_from_kstr(&m->client_id, mm->client_id);
+        gstr_from_kstr(&m->client_host, mm->client_host);
+        gstr_from_kstr(&m->protocol_type, v->protocol_type);
+        m->session_timeout = mm->session_timeout;
+        m->rebalance_timeout = mm->rebalance_timeout > 0 ? mm->rebalance_timeout
+                                                         : mm->session_timeout;
+        m->protocols = calloc(1, sizeof(*m->protocols));
+        if (m->protocols) {
+            m->nprotocols = 1;
+            m->protocols[0].name.len = m->protocols[0].metadata.len = -1;
+            gstr_from_kstr(&m->protocols[0].name,
+                           v->protocol.len >= 0 ? v->protocol : KSTR_LIT(""));
+            gstr_from_kbytes(&m->protocols[0].metadata, mm->subscription);
+        }
+        gstr_from_kbytes(&m->assignment, mm->assignment);
+        *tail = m;
+        tail = &m->next;
+        g->nmembers++;
+    }
+    g->state = g->nmembers > 0 ? GS_STABLE : GS_EMPTY;
+}
+
+static void load_apply(struct shard *s, const struct offsets_record *rec, int64_t offset,
+                       bool **meta_flags, size_t *nflags)
+{
+    (void)offset;
+    (void)meta_flags;
+    (void)nflags;
+    if (rec->kind == OFFSETS_RECORD_COMMIT) {
+        struct group *g = group_find(s, rec->group);
+        if (g == NULL) {
+            if (rec->tombstone)
+                return;
+            if ((g = group_create(s, rec->group)) == NULL)
+                return;
+        }
+        struct offset_entry *e =
+            group_offset_find(g, rec->topic.ptr, (size_t)rec->topic.len, rec->partition,
+                              !rec->tombstone);
+        if (e == NULL)
+            return;
+        if (rec->tombstone) {
+            group_offset_remove(g, e);
+            return;
+        }
+        e->offset = rec->commit.offset;
+        e->leader_epoch = rec->commit.leader_epoch;
+        gstr_from_kstr(&e->metadata, rec->commit.metadata.len >= 0 ? rec->commit.metadata
+                                                                    : KSTR_LIT(""));
+        e->commit_ts = rec->commit.commit_timestamp;
+        e->valid = true;
+    }
+}
+
+/* Groups that only carried metadata (not tombstoned) are kept; this marks them. */
+struct load_ctx {
+    struct shard *s;
+    struct group **meta;
+    size_t nmeta, cap;
+};
+
+static void load_note_meta(struct load_ctx *lc, struct group *g, bool has)
+{
+    for (size_t i = 0; i < lc->nmeta; i++) {
+        if (lc->meta[i] == g) {
+            if (!has)
+                lc->meta[i] = lc->meta[--lc->nmeta];
+            return;
+        }
+    }
+    if (!has)
+        return;
+    if (lc->nmeta == lc->cap) {
+        size_t cap = lc->cap ? lc->cap * 2 : 16;
+        struct group **m = realloc(lc->meta, cap * sizeof(*m));
+        if (m == NULL)
+            return;
+        lc->meta = m;
+        lc->cap = cap;
+    }
+    lc->meta[lc->nmeta++] = g;
+}
+
+static bool load_has_meta(struct load_ctx *lc, struct group *g)
+{
+    for (size_t i = 0; i < lc->nmeta; i++)
+        if (lc->meta[i] == g)
+            return true;
+    return false;
+}
+
+static int load_batch(struct load_ctx *lc, const uint8_t *p, size_t len)
+{
+    struct record_batch_header h;
+    int rc = record_batch_header_parse(p, len, &h);
+    if (rc != 0)
+        return rc;
+    if (h.attributes & RECORD_ATTR_CONTROL)
+        return 0;
+    struct record_iter it;
+    rc = record_iter_init(&it, p, record_batch_size(&h), (size_t)64 << 20);
+    struct arena scratch;
+    arena_init(&scratch, 0);
+    struct record rec;
+    while (rc == 0 && (rc = record_iter_next(&it, &rec)) == 1) {
+        struct offsets_record orec;
+        rc = offsets_decode_record(rec.key, rec.key_len, rec.value, rec.value_len, &scratch,
+                                   &orec);
+        if (rc != 0) {
+            log_warn("group", "%s-%d: skipping an undecodable record at offset %lld",
+                     OFFSETS_TOPIC, lc->s->index, (long long)rec.offset);
+            rc = 0;
+            continue;
+        }
+        if (orec.kind == OFFSETS_RECORD_GROUP) {
+            bool has = false;
+            load_apply_group(lc->s, &orec, &has);
+            struct group *g = group_find(lc->s, orec.group);
+            if (g)
+                load_note_meta(lc, g, has);
+        } else {
+            load_apply(lc->s, &orec, rec.offset, NULL, NULL);
+        }
+        arena_reset(&scratch);
+    }
+    arena_free(&scratch);
+    record_iter_release(&it);
+    return rc < 0 ? rc : 0;
+}
+
+static int load_shard(struct shard *s, struct log *log)
+{
+    struct load_ctx lc = {.s = s};
+    int64_t off = log_start_offset(log);
+    int64_t end = log_high_watermark(log);
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    while (off < end && rc == 0) {
+        struct log_read_result res;
+        rc = log_read(log, off, 1 << 20, end, true, &res);
+        if (rc == 0 && res.range.length > 0) {
+            size_t len = (size_t)res.range.length;
+            if (len > cap) {
+                uint8_t *nb = realloc(buf, len);
+                if (nb == NULL)
+                    rc = -ENOMEM;
+                else {
+                    buf = nb;
+                    cap = len;
+                }
+            }
+            size_t got = 0;
+            while (rc == 0 && got < len) {
+                ssize_t n = pread(res.range.fd, buf + got, len - got,
+                                  (off_t)(res.range.position + (int64_t)got));
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n <= 0)
+                    rc = n < 0 ? -errno : -EIO;
+                else
+                    got += (size_t)n;
+            }
+            size_t pos = 0;
+            while (rc == 0 && pos + RECORD_BATCH_HEADER_SIZE <= len) {
+                struct record_batch_header h;
+                if (record_batch_header_parse(buf + pos, len - pos, &h) != 0 ||
+                    record_batch_size(&h) > len - pos)
+                    break;
+                rc = load_batch(&lc, buf + pos, record_batch_size(&h));
+                pos += record_batch_size(&h);
+            }
+            off = res.next_offset > off ? res.next_offset : end;
+        } else if (rc == 0) {
+            off = end;
+        }
+        log_read_release(&res);
+    }
+    free(buf);
+    /* Drop groups that have neither metadata nor offsets (tombstoned). */
+    for (int b = 0; b < SHARD_BUCKETS; b++) {
+        struct group **pp = &s->buckets[b];
+        while (*pp) {
+            struct group *g = *pp;
+            if (g->noffsets == 0 && !load_has_meta(&lc, g)) {
+                *pp = g->next;
+                s->ngroups--;
+                group_free_contents(g, false);
+                free(g);
+            } else {
+                pp = &g->next;
+            }
+        }
+    }
+    free(lc.meta);
+    return rc;
+}
+
+struct load_job {
+    struct shard *s;
+    struct log *log;
+    void *ref;
+    int rc;
+    int64_t start_ms;
+};
+
+static void shard_expiry_fired(struct net_timer *t);
+
+static void load_finished(void *arg)
+{
+    struct load_job *j = arg;
+    struct shard *s = j->s;
+    if (j->rc != 0) {
+        log_error("group", "loading %s-%d failed: %d", OFFSETS_TOPIC, s->index, j->rc);
+        atomic_store(&s->state, SHARD_FAILED);
+    } else {
+        for (int b = 0; b < SHARD_BUCKETS; b++)
+            for (struct group *g = s->buckets[b]; g; g = g->next)
+                group_arm_loaded_members(g);
+        atomic_store(&s->state, SHARD_LOADED);
+        int64_t iv = s->gc->cfg.retention_check_interval_ms;
+        net_timer_start(s->worker, &s->expiry_timer, iv, shard_expiry_fired, s);
+        log_info("group", "loaded %zu groups from %s-%d in %lld ms", s->ngroups, OFFSETS_TOPIC,
+                 s->index, (long long)(clock_mono_ms() - j->start_ms));
+    }
+    free(j);
+}
+
+static void *load_thread(void *arg)
+{
+    struct load_job *j = arg;
+    struct group_coordinator *gc = j->s->gc;
+    j->rc = load_shard(j->s, j->log);
+    gc->env.log_put(j->ref);
+    if (net_worker_post(j->s->worker, load_finished, j) != 0)
+        free(j); /* shutting down; destroy frees the groups */
+    return NULL;
+}
+
+static void shard_expiry_fired(struct net_timer *t)
+{
+    struct shard *s = t->arg;
+    if (atomic_load(&s->gc->stopping))
+        return;
+    shard_expire_offsets(s);
+    net_timer_start(s->worker, &s->expiry_timer, s->gc->cfg.retention_check_interval_ms,
+                    shard_expiry_fired, s);
+}
+
+/* Starts loading s if needed; returns its state afterwards. Any thread. */
+static int shard_ensure_loading(struct group_coordinator *gc, struct shard *s)
+{
+    int st = atomic_load(&s->state);
+    if (st != SHARD_UNLOADED)
+        return st;
+    pthread_mutex_lock(&gc->load_mu);
+    st = atomic_load(&s->state);
+    if (st == SHARD_UNLOADED && !atomic_load(&gc->stopping)) {
+        struct load_job *j = calloc(1, sizeof(*j));
+        struct net_worker *w = gc->env.worker_for(gc->env.ctx, s->index);
+        if (j && w) {
+            j->s = s;
+            j->start_ms = clock_mono_ms();
+            j->log = gc->env.log_get(gc->env.ctx, s->index, &j->ref);
+        }
+        if (j && w && j->log) {
+            s->worker = w;
+            atomic_store(&s->state, SHARD_LOADING);
+            if (pthread_create(&s->loader, NULL, load_thread, j) == 0) {
+                s->loader_started = true;
+            } else {
+                gc->env.log_put(j->ref);
+                free(j);
+                atomic_store(&s->state, SHARD_UNLOADED);
+            }
+        } else {
+            if (j && j->log)
+                gc->env.log_put(j->ref);
+            free(j);
+        }
+        st = atomic_load(&s->state);
+    }
+    pthread_mutex_unlock(&gc->load_mu);
+    return st;
+}
+
+void group_coordinator_prepare(struct group_coordinator *gc, int32_t shard)
+{
+    if (gc && shard >= 0 && shard < gc->nshards)
+        shard_ensure_loading(gc, &gc->shards[shard]);
+}
+
+/* ---- routing ---- */
+
+void call_finish(struct group_call *c)
+{
+    c->done(c);
+}
+
+static struct kstr call_group_at(struct group_call *c, int32_t step, bool *multi, bool *end)
+{
+    *multi = false;
+    *end = false;
+    switch (c->api_key) {
+    case KPROTO_API_JOIN_GROUP:
+        return ((const struct kmsg_join_group_request *)c->req)->group_id;
+    case KPROTO_API_SYNC_GROUP:
+        return ((const struct kmsg_sync_group_request *)c->req)->group_id;
+    case KPROTO_API_HEARTBEAT:
+        return ((const struct kmsg_heartbeat_request *)c->req)->group_id;
+    case KPROTO_API_LEAVE_GROUP:
+        return ((const struct kmsg_leave_group_request *)c->req)->group_id;
+    case KPROTO_API_OFFSET_COMMIT:
+        return ((const struct kmsg_offset_commit_request *)c->req)->group_id;
+    case KPROTO_API_OFFSET_DELETE:
+        return ((const struct kmsg_offset_delete_request *)c->req)->group_id;
+    case KPROTO_API_OFFSET_FETCH: {
+        const struct kmsg_offset_fetch_request *r = c->req;
+        if (c->api_version < 8)
+            return r->group_id;
+        *multi = true;
+        if (step >= r->groups.n) {
+            *end = true;
+            return KSTR_NULL;
+        }
+        return r->groups.v[step].group_id;
+    }
+    case KPROTO_API_DESCRIBE_GROUPS: {
+        const struct kmsg_describe_groups_request *r = c->req;
+        *multi = true;
+        if (step >= r->groups.n) {
+            *end = true;
+            return KSTR_NULL;
+        }
+        return r->groups.v[step];
+    }
+    case KPROTO_API_DELETE_GROUPS: {
+        const struct kmsg_delete_groups_request *r = c->req;
+        *multi = true;
+        if (step >= r->groups_names.n) {
+            *end = true;
+            return KSTR_NULL;
+        }
+        return r->groups_names.v[step];
+    }
+    default:
+        *end = true;
+        return KSTR_NULL;
+    }
+}
+
+static void call_run(void *arg)
+{
+    struct group_call *c = arg;
+    struct group_coordinator *gc = c->gc;
+    struct shard *s = c->shard >= 0 && c->shard < gc->nshards ? &gc->shards[c->shard] : NULL;
+    if (s)
+        shard_ensure_loading(gc, s);
+    switch (c->api_key) {
+    case KPROTO_API_JOIN_GROUP: group_handle_join(s, c); break;
+    case KPROTO_API_SYNC_GROUP: group_handle_sync(s, c); break;
+    case KPROTO_API_HEARTBEAT: group_handle_heartbeat(s, c); break;
+    case KPROTO_API_LEAVE_GROUP: group_handle_leave(s, c); break;
+    case KPROTO_API_OFFSET_COMMIT: group_handle_offset_commit(s, c); break;
+    case KPROTO_API_OFFSET_FETCH: group_handle_offset_fetch(s, c); break;
+    case KPROTO_API_OFFSET_DELETE: group_handle_offset_delete(s, c); break;
+    case KPROTO_API_DESCRIBE_GROUPS: group_handle_describe(s, c); break;
+    case KPROTO_API_LIST_GROUPS: group_handle_list(s, c); break;
+    case KPROTO_API_DELETE_GROUPS: group_handle_delete(s, c); break;
+    default: call_finish(c); break;
+    }
+}
+
+/* Runs the call's current step on the right worker (posting when that is another worker or
+ * when we may be on a foreign thread). */
+void call_continue(struct group_call *c)
+{
+    struct group_coordinator *gc = c->gc;
+    int32_t n = gc->env.partition_count(gc->env.ctx);
+    if (n > gc->nshards)
+        n = gc->nshards;
+    if (c->api_key == KPROTO_API_LIST_GROUPS) {
+        if (c->step >= n) {
+            if (c->step == 0) { /* no topic yet: no groups */
+                c->shard = -1;
+                call_run(c);
+                return;
+            }
+            call_finish(c);
+            return;
+        }
+        c->shard = c->step;
+    } else {
+        bool multi, end;
+        struct kstr id = call_group_at(c, c->step, &multi, &end);
+        if (end) {
+            call_finish(c);
+            return;
+        }
+        c->shard = n > 0 ? group_shard_of(id.ptr, id.len, n) : -1;
+    }
+    struct net_worker *w = c->shard >= 0 ? gc->env.worker_for(gc->env.ctx, c->shard) : NULL;
+    if (w == NULL || net_worker_post(w, call_run, c) != 0) {
+        c->shard = -1; /* answered as "no coordinator" */
+        call_run(c);
+    }
+}
+
+void group_coordinator_submit(struct group_coordinator *gc, struct group_call *c)
+{
+    c->gc = gc;
+    c->step = 0;
+    c->shard = -1;
+    c->outstanding = 0;
+    if (atomic_load(&gc->stopping)) {
+        call_run(c); /* shard -1: every handler answers an error */
+        return;
+    }
+    call_continue(c);
+}
+
+/* ---- lifecycle ---- */
+
+struct group_coordinator *group_coordinator_create(const struct group_config *cfg,
+                                                   const struct group_env *env)
+{
+    struct group_coordinator *gc = calloc(1, sizeof(*gc));
+    if (gc == NULL)
+        return NULL;
+    gc->cfg = *cfg;
+    if (gc->cfg.retention_check_interval_ms <= 0)
+        gc->cfg.retention_check_interval_ms = 600000;
+    if (gc->cfg.max_metadata_bytes <= 0)
+        gc->cfg.max_metadata_bytes = 4096;
+    gc->env = *env;
+    gc->nshards = cfg->max_shards > 0 ? cfg->max_shards : 50;
+    gc->shards = calloc((size_t)gc->nshards, sizeof(*gc->shards));
+    if (gc->shards == NULL) {
+        free(gc);
+        return NULL;
+    }
+    pthread_mutex_init(&gc->load_mu, NULL);
+    for (int32_t i = 0; i < gc->nshards; i++) {
+        gc->shards[i].gc = gc;
+        gc->shards[i].index = i;
+        atomic_init(&gc->shards[i].state, SHARD_UNLOADED);
+    }
+    return gc;
+}
+
+static void shard_shutdown(void *arg)
+{
+    struct shard *s = arg;
+    net_timer_cancel(s->worker, &s->expiry_timer);
+    for (int b = 0; b < SHARD_BUCKETS; b++)
+        for (struct group *g = s->buckets[b]; g; g = g->next) {
+            group_fail_parked(g, KAFKA_ERR_NOT_COORDINATOR);
+            net_timer_cancel(s->worker, &g->join_timer);
+            for (struct member *m = g->members; m; m = m->next)
+                net_timer_cancel(s->worker, &m->session_timer);
+        }
+}
+
+void group_coordinator_shutdown(struct group_coordinator *gc)
+{
+    if (gc == NULL)
+        return;
+    atomic_store(&gc->stopping, true);
+    pthread_mutex_lock(&gc->load_mu);
+    for (int32_t i = 0; i < gc->nshards; i++) {
+        struct shard *s = &gc->shards[i];
+        if (atomic_load(&s->state) != SHARD_UNLOADED && s->worker)
+            net_worker_post(s->worker, shard_shutdown, s);
+    }
+    pthread_mutex_unlock(&gc->load_mu);
+}
+
+void group_coordinator_destroy(struct group_coordinator *gc)
+{
+    if (gc == NULL)
+        return;
+    atomic_store(&gc->stopping, true);
+    for (int32_t i = 0; i < gc->nshards; i++) {
+        struct shard *s = &gc->shards[i];
+        if (s->loader_started)
+            pthread_join(s->loader, NULL);
+        for (int b = 0; b < SHARD_BUCKETS; b++) {
+            while (s->buckets[b]) {
+                struct group *g = s->buckets[b];
+                s->buckets[b] = g->next;
+                group_free_contents(g, false);
+                free(g);
+            }
+        }
+    }
+    pthread_mutex_destroy(&gc->load_mu);
+    free(gc->shards);
+    free(gc);
+}
+
+int16_t shard_error(struct shard *s)
+{
+    if (s == NULL || atomic_load(&s->gc->stopping))
+        return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+    switch (atomic_load(&s->state)) {
+    case SHARD_LOADED: return KAFKA_ERR_NONE;
+    case SHARD_LOADING: return KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS;
+    case SHARD_UNLOADED: return KAFKA_ERR_NOT_COORDINATOR;
+    default: return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+    }
+}

@@ -1,0 +1,166 @@
+/* Internal state of the group coordinator (src/group/ only). See coordinator.h for the thread
+ * model: everything below a shard is touched only on the shard's owner worker, except while the
+ * shard is LOADING, when only its loader thread touches it. */
+#ifndef GREGOR_GROUP_GROUP_INTERNAL_H
+#define GREGOR_GROUP_GROUP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "group/coordinator.h"
+#include "group/offsets_log.h"
+
+/* An owned copy of a string or byte field; len -1 = null (p NULL). NUL-terminated. */
+struct gstr {
+    char *p;
+    int32_t len;
+};
+
+enum group_state { GS_EMPTY, GS_PREPARING, GS_COMPLETING, GS_STABLE, GS_DEAD };
+enum shard_state { SHARD_UNLOADED, SHARD_LOADING, SHARD_LOADED, SHARD_FAILED };
+
+struct gprotocol {
+    struct gstr name;
+    struct gstr metadata;
+};
+
+struct member {
+    struct member *next;
+    struct group *g;
+    struct gstr id, instance_id, client_id, client_host, protocol_type;
+    int32_t session_timeout, rebalance_timeout;
+    int32_t nprotocols;
+    struct gprotocol *protocols;
+    struct gstr assignment;
+    struct group_call *join_call; /* parked JoinGroup */
+    struct group_call *sync_call; /* parked SyncGroup */
+    struct net_timer session_timer;
+};
+
+struct offset_entry {
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    int32_t leader_epoch;
+    struct gstr metadata;
+    int64_t commit_ts;
+    int pending; /* commits appended, not yet durable */
+    bool valid;  /* a durable commit exists (else only pending) */
+};
+
+struct pending_member {
+    struct pending_member *next;
+    char *id;
+};
+
+struct group {
+    struct group *next; /* shard hash chain */
+    struct shard *s;
+    struct gstr id;
+    enum group_state state;
+    struct gstr protocol_type; /* null when none */
+    struct gstr protocol_name; /* null when none */
+    int32_t generation;
+    struct gstr leader; /* null when none */
+    struct member *members;
+    int32_t nmembers;
+    struct pending_member *pending;
+    struct net_timer join_timer;
+    bool initial_delay;
+    bool new_member_added;
+    int64_t join_deadline_ms;
+    int64_t state_ts; /* wall clock of the last state change */
+    struct offset_entry *offsets; /* sorted by (topic, partition) */
+    size_t noffsets, offsets_cap;
+};
+
+#define SHARD_BUCKETS 64
+
+struct shard {
+    struct group_coordinator *gc;
+    int32_t index;
+    _Atomic int state;
+    struct group *buckets[SHARD_BUCKETS];
+    size_t ngroups;
+    pthread_t loader;
+    bool loader_started;
+    struct net_timer expiry_timer;
+    struct net_worker *worker; /* owner, set when loaded */
+};
+
+struct group_coordinator {
+    struct group_config cfg;
+    struct group_env env;
+    atomic_bool stopping;
+    pthread_mutex_t load_mu; /* guards shard state transitions out of UNLOADED */
+    int32_t nshards;
+    struct shard *shards;
+};
+
+/* ---- strings ---- */
+void gstr_set(struct gstr *g, const void *p, int32_t len);
+static inline void gstr_from_kstr(struct gstr *g, struct kstr k) { gstr_set(g, k.ptr, k.len); }
+static inline void gstr_from_kbytes(struct gstr *g, struct kbytes k) { gstr_set(g, k.ptr, k.len); }
+void gstr_free(struct gstr *g);
+bool gstr_eq(const struct gstr *g, struct kstr k);
+bool gstr_eq_str(const struct gstr *a, const struct gstr *b);
+struct kstr gstr_kstr(const struct gstr *g);  /* borrowed view */
+struct kbytes gstr_kbytes(const struct gstr *g);
+struct kstr arena_kstr(struct arena *a, const struct gstr *g);  /* copy into the arena */
+struct kbytes arena_kbytes(struct arena *a, const struct gstr *g);
+struct kstr arena_kstr_of(struct arena *a, struct kstr k);
+char *kstr_strdup(struct kstr k); /* malloc'ed NUL-terminated copy ("" for null) */
+
+/* ---- shard and groups (coordinator.c) ---- */
+struct group *group_find(struct shard *s, struct kstr id);
+struct group *group_create(struct shard *s, struct kstr id);
+void group_remove(struct group *g); /* unlinks and frees (members must have no parked calls) */
+struct member *group_find_member(struct group *g, struct kstr member_id);
+struct member *group_member_by_instance(struct group *g, struct kstr instance_id);
+const char *group_state_name(enum group_state st);
+void call_finish(struct group_call *c);
+int64_t group_now_ms(void);
+
+/* Appends kvs as one batch to the shard's log and calls cb(arg, err) on the owner worker once
+ * durable (err != 0: the append or flush failed). Takes ownership of nothing; kvs may be freed
+ * on return. Returns 0 when cb will be called, else a negative error (cb not called). */
+int shard_append(struct shard *s, const struct offsets_kv *kvs, size_t n,
+                 void (*cb)(void *arg, int err), void *arg);
+/* The group metadata value of g as Kafka writes it, encoded into kv (tombstone if g is NULL). */
+int group_encode_metadata(struct offsets_kv *kv, const struct group *g, const char *group_id);
+
+/* ---- membership.c ---- */
+void group_handle_join(struct shard *s, struct group_call *c);
+void group_handle_sync(struct shard *s, struct group_call *c);
+void group_handle_heartbeat(struct shard *s, struct group_call *c);
+void group_handle_leave(struct shard *s, struct group_call *c);
+void member_free(struct member *m);
+void group_arm_loaded_members(struct group *g); /* after load: session timers */
+void group_fail_parked(struct group *g, int16_t err);
+void group_remove_member_and_update(struct group *g, struct member *m);
+void member_schedule(struct member *m); /* (re)starts the session timer */
+
+/* ---- offsets.c ---- */
+void group_handle_offset_commit(struct shard *s, struct group_call *c);
+/* OffsetFetch: one group (step i for v8+). */
+void group_handle_offset_fetch(struct shard *s, struct group_call *c);
+void group_handle_offset_delete(struct shard *s, struct group_call *c);
+struct offset_entry *group_offset_find(struct group *g, const char *topic, size_t tlen,
+                                       int32_t partition, bool create);
+void group_offset_remove(struct group *g, struct offset_entry *e);
+void shard_expire_offsets(struct shard *s);
+
+/* ---- admin.c ---- */
+void group_handle_describe(struct shard *s, struct group_call *c);
+void group_handle_list(struct shard *s, struct group_call *c);
+void group_handle_delete(struct shard *s, struct group_call *c);
+
+/* Continues a multi-group call with its next step (posts to the next owner). */
+void call_continue(struct group_call *c);
+
+
+/* Error for calls on shard s: 0 when loaded, else LOAD_IN_PROGRESS / NOT_COORDINATOR /
+ * COORDINATOR_NOT_AVAILABLE (coordinator.c). */
+int16_t shard_error(struct shard *s);
+
+#endif

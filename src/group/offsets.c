@@ -1,0 +1,723 @@
+/*
+ * Committed offsets: OffsetCommit, OffsetFetch, OffsetDelete and offsets.retention.minutes
+ * expiry. Each group keeps its offsets in an array sorted by (topic, partition). An entry is
+ * `valid` once a commit for it is durable; `pending` counts commits appended but not yet
+ * flushed (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for those).
+ * Owner worker only (coordinator.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "group/group_internal.h"
+#include "proto/gen/consumer_protocol_subscription.h"
+#include "proto/gen/errors.h"
+#include "proto/gen/offset_commit.h"
+#include "proto/gen/offset_delete.h"
+#include "proto/gen/offset_fetch.h"
+
+static int entry_cmp(const struct offset_entry *e, const char *topic, size_t tlen, int32_t part)
+{
+    size_t el = strlen(e->topic);
+    int c = memcmp(e->topic, topic, el < tlen ? el : tlen);
+    if (c == 0 && el != tlen)
+        c = el < tlen ? -1 : 1;
+    if (c == 0)
+        c = e->partition < part ? -1 : (e->partition > part ? 1 : 0);
+    return c;
+}
+
+struct offset_entry *group_offset_find(struct group *g, const char *topic, size_t tlen,
+                                       int32_t partition, bool create)
+{
+    size_t lo = 0, hi = g->noffsets;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = entry_cmp(&g->offsets[mid], topic, tlen, partition);
+        if (c == 0)
+            return &g->offsets[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (!create)
+        return NULL;
+    if (g->noffsets == g->offsets_cap) {
+        size_t cap = g->offsets_cap ? g->offsets_cap * 2 : 8;
+        struct offset_entry *n = realloc(g->offsets, cap * sizeof(*n));
+        if (n == NULL)
+            return NULL;
+        g->offsets = n;
+        g->offsets_cap = cap;
+    }
+    char *t = kstr_strdup((struct kstr){topic, (int32_t)tlen});
+    if (t == NULL)
+        return NULL;
+    memmove(&g->offsets[lo + 1], &g->offsets[lo], (g->noffsets - lo) * sizeof(*g->offsets));
+    g->noffsets++;
+    struct offset_entry *e = &g->offsets[lo];
+    memset(e, 0, sizeof(*e));
+    e->topic = t;
+    e->partition = partition;
+    e->offset = -1;
+    e->leader_epoch = -1;
+    e->metadata.len = -1;
+    return e;
+}
+
+void group_offset_remove(struct group *g, struct offset_entry *e)
+{
+    size_t i = (size_t)(e - g->offsets);
+    free(e->topic);
+    gstr_free(&e->metadata);
+    memmove(&g->offsets[i], &g->offsets[i + 1], (g->noffsets - i - 1) * sizeof(*g->offsets));
+    g->noffsets--;
+}
+
+/* ---- OffsetCommit ---- */
+
+struct commit_item {
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    int32_t leader_epoch;
+    struct gstr metadata;
+    int64_t ts;
+    struct kmsg_offset_commit_response_partition *pr;
+};
+
+struct commit_state {
+    struct group_call *c;
+    struct shard *s;
+    char *group;
+    size_t n;
+    struct commit_item *items;
+};
+
+static void commit_state_free(struct commit_state *st)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        free(st->items[i].topic);
+        gstr_free(&st->items[i].metadata);
+    }
+    free(st->items);
+    free(st->group);
+    free(st);
+}
+
+static void commit_durable(void *arg, int err)
+{
+    struct commit_state *st = arg;
+    struct group *g = group_find(st->s, (struct kstr){st->group, (int32_t)strlen(st->group)});
+    if (g == NULL && err == 0)
+        g = group_create(st->s, (struct kstr){st->group, (int32_t)strlen(st->group)});
+    for (size_t i = 0; i < st->n; i++) {
+        struct commit_item *it = &st->items[i];
+        struct offset_entry *e =
+            g ? group_offset_find(g, it->topic, strlen(it->topic), it->partition, err == 0)
+              : NULL;
+        if (e && e->pending > 0)
+            e->pending--;
+        if (err != 0) {
+            it->pr->error_code = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+            if (e && !e->valid && e->pending == 0)
+                group_offset_remove(g, e);
+            continue;
+        }
+        if (e == NULL)
+            continue;
+        e->offset = it->offset;
+        e->leader_epoch = it->leader_epoch;
+        gstr_set(&e->metadata, it->metadata.p, it->metadata.len);
+        e->commit_ts = it->ts;
+        e->valid = true;
+    }
+    if (err != 0)
+        log_warn("group", "offset commit for group %s failed: %d", st->group, err);
+    struct group_call *c = st->c;
+    commit_state_free(st);
+    call_finish(c);
+}
+
+/* Kafka's doCommitOffsets checks, in its order. */
+static int16_t commit_check(struct shard *s, struct group_call *c, struct group **gp)
+{
+    const struct kmsg_offset_commit_request *req = c->req;
+    int32_t gen = c->api_version >= 1 ? req->generation_id_or_member_epoch : -1;
+    struct kstr member = c->api_version >= 1 ? req->member_id : KSTR_LIT("");
+    struct kstr instance = c->api_version >= 7 ? req->group_instance_id : KSTR_NULL;
+    struct group *g = group_find(s, req->group_id);
+    *gp = NULL;
+    if (g == NULL) {
+        if (gen >= 0)
+            return KAFKA_ERR_ILLEGAL_GENERATION;
+        g = group_create(s, req->group_id);
+        if (g == NULL)
+            return KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+        *gp = g;
+        return 0;
+    }
+    if (g->state == GS_DEAD)
+        return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (instance.len >= 0) {
+        struct member *bi = group_member_by_instance(g, instance);
+        if (bi == NULL)
+            return KAFKA_ERR_UNKNOWN_MEMBER_ID;
+        if (!gstr_eq(&bi->id, member))
+            return KAFKA_ERR_FENCED_INSTANCE_ID;
+    }
+    if (gen < 0 && g->state == GS_EMPTY) {
+        *gp = g;
+        return 0;
+    }
+    if (g->state == GS_COMPLETING)
+        return KAFKA_ERR_REBALANCE_IN_PROGRESS;
+    struct member *m = group_find_member(g, member);
+    if (m == NULL)
+        return KAFKA_ERR_UNKNOWN_MEMBER_ID;
+    if (gen != g->generation)
+        return KAFKA_ERR_ILLEGAL_GENERATION;
+    member_schedule(m);
+    *gp = g;
+    return 0;
+}
+
+void group_handle_offset_commit(struct shard *s, struct group_call *c)
+{
+    const struct kmsg_offset_commit_request *req = c->req;
+    struct kmsg_offset_commit_response *resp = c->resp;
+    int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
+    resp->topics.v = arena_calloc(c->arena, (size_t)nt + 1, sizeof(*resp->topics.v));
+    if (resp->topics.v == NULL) {
+        call_finish(c); /* the caller closes on an empty response? answer with nothing */
+        return;
+    }
+    resp->topics.n = nt;
+    size_t total = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        const struct kmsg_offset_commit_request_topic *t = &req->topics.v[i];
+        struct kmsg_offset_commit_response_topic *rt = &resp->topics.v[i];
+        kmsg_offset_commit_response_topic_init(rt);
+        rt->name = t->name;
+        int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
+        rt->partitions.v = arena_calloc(c->arena, (size_t)np + 1, sizeof(*rt->partitions.v));
+        rt->partitions.n = rt->partitions.v ? np : 0;
+        for (int32_t j = 0; j < rt->partitions.n; j++) {
+            kmsg_offset_commit_response_partition_init(&rt->partitions.v[j]);
+            rt->partitions.v[j].partition_index = t->partitions.v[j].partition_index;
+        }
+        total += (size_t)rt->partitions.n;
+    }
+    int16_t err = shard_error(s);
+    struct group *g = NULL;
+    if (err == 0)
+        err = commit_check(s, c, &g);
+    struct commit_state *st = NULL;
+    if (err == 0 && total > 0) {
+        st = calloc(1, sizeof(*st));
+        if (st)
+            st->items = calloc(total, sizeof(*st->items));
+        if (st == NULL || st->items == NULL || (st->group = strdup(g->id.p)) == NULL) {
+            if (st)
+                commit_state_free(st);
+            st = NULL;
+            err = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+        }
+    }
+    if (err != 0) {
+        for (int32_t i = 0; i < resp->topics.n; i++)
+            for (int32_t j = 0; j < resp->topics.v[i].partitions.n; j++)
+                resp->topics.v[i].partitions.v[j].error_code = err;
+        call_finish(c);
+        return;
+    }
+    if (st == NULL) {
+        call_finish(c);
+        return;
+    }
+    st->c = c;
+    st->s = s;
+    int64_t now = group_now_ms();
+    struct offsets_kv *kvs = calloc(total, sizeof(*kvs));
+    size_t nkv = 0;
+    for (int32_t i = 0; kvs && i < nt; i++) {
+        const struct kmsg_offset_commit_request_topic *t = &req->topics.v[i];
+        char *topic = kstr_strdup(t->name);
+        for (int32_t j = 0; topic && j < resp->topics.v[i].partitions.n; j++) {
+            const struct kmsg_offset_commit_request_partition *p = &t->partitions.v[j];
+            struct kmsg_offset_commit_response_partition *pr = &resp->topics.v[i].partitions.v[j];
+            struct kstr md = p->committed_metadata.len >= 0 ? p->committed_metadata : KSTR_LIT("");
+            if (md.len > c->gc->cfg.max_metadata_bytes) {
+                pr->error_code = KAFKA_ERR_OFFSET_METADATA_TOO_LARGE;
+                continue;
+            }
+            struct commit_item *it = &st->items[st->n];
+            it->topic = strdup(topic);
+            it->partition = p->partition_index;
+            it->offset = p->committed_offset;
+            it->leader_epoch = c->api_version >= 6 ? p->committed_leader_epoch : -1;
+            it->metadata.len = -1;
+            gstr_from_kstr(&it->metadata, md);
+            it->ts = now;
+            it->pr = pr;
+            if (it->topic == NULL)
+                continue;
+            struct kmsg_offset_commit_value v;
+            kmsg_offset_commit_value_init(&v);
+            v.offset = it->offset;
+            v.leader_epoch = it->leader_epoch;
+            v.metadata = md;
+            v.commit_timestamp = now;
+            if (offsets_encode_commit(&kvs[nkv], g->id.p, topic, it->partition, &v) != 0) {
+                free(it->topic);
+                gstr_free(&it->metadata);
+                pr->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+                continue;
+            }
+            nkv++;
+            st->n++;
+            struct offset_entry *e =
+                group_offset_find(g, topic, strlen(topic), it->partition, true);
+            if (e)
+                e->pending++;
+        }
+        free(topic);
+    }
+    int rc = nkv > 0 ? shard_append(s, kvs, nkv, commit_durable, st) : -ENODATA;
+    for (size_t i = 0; i < nkv; i++)
+        offsets_kv_free(&kvs[i]);
+    free(kvs);
+    if (rc != 0) {
+        if (rc != -ENODATA)
+            commit_durable(st, rc); /* answers with errors, undoes pending */
+        else {
+            commit_state_free(st);
+            call_finish(c);
+        }
+    }
+}
+
+/* ---- OffsetFetch ---- */
+
+struct fetch_out {
+    int32_t partition;
+    int64_t offset;
+    int32_t epoch;
+    struct kstr metadata;
+    int16_t error;
+};
+
+static void fetch_one(struct group_call *c, struct group *g, struct kstr topic, int32_t part,
+                      bool require_stable, int16_t err, struct fetch_out *o)
+{
+    o->partition = part;
+    o->offset = -1;
+    o->epoch = -1;
+    o->metadata = KSTR_LIT("");
+    o->error = err;
+    if (err || g == NULL)
+        return;
+    struct offset_entry *e =
+        group_offset_find(g, topic.ptr ? topic.ptr : "", topic.len > 0 ? (size_t)topic.len : 0,
+                          part, false);
+    if (e == NULL)
+        return;
+    if (require_stable && e->pending > 0) {
+        o->error = KAFKA_ERR_UNSTABLE_OFFSET_COMMIT;
+        return;
+    }
+    if (!e->valid)
+        return;
+    o->offset = e->offset;
+    o->epoch = e->leader_epoch;
+    o->metadata = arena_kstr(c->arena, &e->metadata);
+    if (o->metadata.len < 0)
+        o->metadata = KSTR_LIT("");
+}
+
+/* Topics and partitions of g with a durable commit, as (topic index runs). */
+static size_t fetch_count_topics(struct group *g)
+{
+    size_t n = 0;
+    const char *prev = NULL;
+    for (size_t i = 0; g && i < g->noffsets; i++) {
+        if (!g->offsets[i].valid)
+            continue;
+        if (prev == NULL || strcmp(prev, g->offsets[i].topic) != 0)
+            n++;
+        prev = g->offsets[i].topic;
+    }
+    return n;
+}
+
+/* Fills a v0-7 response for one group. */
+static void fetch_legacy(struct shard *s, struct group_call *c)
+{
+    const struct kmsg_offset_fetch_request *req = c->req;
+    struct kmsg_offset_fetch_response *resp = c->resp;
+    int16_t err = shard_error(s);
+    struct group *g = err ? NULL : group_find(s, req->group_id);
+    bool stable = c->api_version >= 7 && req->require_stable;
+    if (c->api_version >= 2)
+        resp->error_code = err;
+    if (req->topics.n < 0) { /* all topics */
+        resp->topics.n = 0;
+        size_t nt = err ? 0 : fetch_count_topics(g);
+        resp->topics.v = arena_calloc(c->arena, nt + 1, sizeof(*resp->topics.v));
+        if (resp->topics.v == NULL)
+            goto out;
+        size_t i = 0;
+        while (g && i < g->noffsets) {
+            if (!g->offsets[i].valid) {
+                i++;
+                continue;
+            }
+            const char *topic = g->offsets[i].topic;
+            size_t j = i, np = 0;
+            while (j < g->noffsets && strcmp(g->offsets[j].topic, topic) == 0) {
+                if (g->offsets[j].valid)
+                    np++;
+                j++;
+            }
+            struct kmsg_offset_fetch_response_topic *rt = &resp->topics.v[resp->topics.n++];
+            kmsg_offset_fetch_response_topic_init(rt);
+            rt->name = arena_kstr_of(c->arena, (struct kstr){topic, (int32_t)strlen(topic)});
+            rt->partitions.v = arena_calloc(c->arena, np + 1, sizeof(*rt->partitions.v));
+            rt->partitions.n = 0;
+            for (size_t k = i; rt->partitions.v && k < j; k++) {
+                if (!g->offsets[k].valid)
+                    continue;
+                struct fetch_out o;
+                fetch_one(c, g, rt->name, g->offsets[k].partition, stable, 0, &o);
+                struct kmsg_offset_fetch_response_partition *p =
+                    &rt->partitions.v[rt->partitions.n++];
+                kmsg_offset_fetch_response_partition_init(p);
+                p->partition_index = o.partition;
+                p->committed_offset = o.offset;
+                p->committed_leader_epoch = o.epoch;
+                p->metadata = o.metadata;
+                p->error_code = o.error;
+            }
+            i = j;
+        }
+        goto out;
+    }
+    resp->topics.v = arena_calloc(c->arena, (size_t)req->topics.n + 1, sizeof(*resp->topics.v));
+    resp->topics.n = resp->topics.v ? req->topics.n : 0;
+    for (int32_t i = 0; i < resp->topics.n; i++) {
+        const struct kmsg_offset_fetch_request_topic *t = &req->topics.v[i];
+        struct kmsg_offset_fetch_response_topic *rt = &resp->topics.v[i];
+        kmsg_offset_fetch_response_topic_init(rt);
+        rt->name = t->name;
+        int32_t np = t->partition_indexes.n > 0 ? t->partition_indexes.n : 0;
+        rt->partitions.v = arena_calloc(c->arena, (size_t)np + 1, sizeof(*rt->partitions.v));
+        rt->partitions.n = rt->partitions.v ? np : 0;
+        for (int32_t j = 0; j < rt->partitions.n; j++) {
+            struct fetch_out o;
+            fetch_one(c, g, t->name, t->partition_indexes.v[j], stable, err, &o);
+            struct kmsg_offset_fetch_response_partition *p = &rt->partitions.v[j];
+            kmsg_offset_fetch_response_partition_init(p);
+            p->partition_index = o.partition;
+            p->committed_offset = o.offset;
+            p->committed_leader_epoch = o.epoch;
+            p->metadata = o.metadata;
+            p->error_code = o.error;
+        }
+    }
+out:
+    call_finish(c);
+}
+
+/* Fills group `c->step` of a v8+ response, then moves on. */
+static void fetch_group(struct shard *s, struct group_call *c)
+{
+    const struct kmsg_offset_fetch_request *req = c->req;
+    struct kmsg_offset_fetch_response *resp = c->resp;
+    if (c->step == 0) {
+        resp->groups.v = arena_calloc(c->arena, (size_t)req->groups.n + 1, sizeof(*resp->groups.v));
+        resp->groups.n = resp->groups.v ? req->groups.n : 0;
+        if (resp->groups.n == 0) {
+            call_finish(c);
+            return;
+        }
+    }
+    const struct kmsg_offset_fetch_request_group *rg = &req->groups.v[c->step];
+    struct kmsg_offset_fetch_response_group *og = &resp->groups.v[c->step];
+    kmsg_offset_fetch_response_group_init(og);
+    og->group_id = rg->group_id;
+    int16_t err = shard_error(s);
+    og->error_code = err;
+    struct group *g = err ? NULL : group_find(s, rg->group_id);
+    bool stable = req->require_stable;
+    og->topics.n = 0;
+    if (rg->topics.n < 0) {
+        size_t nt = err ? 0 : fetch_count_topics(g);
+        og->topics.v = arena_calloc(c->arena, nt + 1, sizeof(*og->topics.v));
+        size_t i = 0;
+        while (og->topics.v && g && i < g->noffsets) {
+            if (!g->offsets[i].valid) {
+                i++;
+                continue;
+            }
+            const char *topic = g->offsets[i].topic;
+            size_t j = i, np = 0;
+            while (j < g->noffsets && strcmp(g->offsets[j].topic, topic) == 0) {
+                if (g->offsets[j].valid)
+                    np++;
+                j++;
+            }
+            struct kmsg_offset_fetch_response_topics *rt = &og->topics.v[og->topics.n++];
+            kmsg_offset_fetch_response_topics_init(rt);
+            rt->name = arena_kstr_of(c->arena, (struct kstr){topic, (int32_t)strlen(topic)});
+            rt->partitions.v = arena_calloc(c->arena, np + 1, sizeof(*rt->partitions.v));
+            rt->partitions.n = 0;
+            for (size_t k = i; rt->partitions.v && k < j; k++) {
+                if (!g->offsets[k].valid)
+                    continue;
+                struct fetch_out o;
+                fetch_one(c, g, rt->name, g->offsets[k].partition, stable, 0, &o);
+                struct kmsg_offset_fetch_response_partitions *p =
+                    &rt->partitions.v[rt->partitions.n++];
+                kmsg_offset_fetch_response_partitions_init(p);
+                p->partition_index = o.partition;
+                p->committed_offset = o.offset;
+                p->committed_leader_epoch = o.epoch;
+                p->metadata = o.metadata;
+                p->error_code = o.error;
+            }
+            i = j;
+        }
+    } else {
+        og->topics.v = arena_calloc(c->arena, (size_t)rg->topics.n + 1, sizeof(*og->topics.v));
+        og->topics.n = og->topics.v ? rg->topics.n : 0;
+        for (int32_t i = 0; i < og->topics.n; i++) {
+            const struct kmsg_offset_fetch_request_topics *t = &rg->topics.v[i];
+            struct kmsg_offset_fetch_response_topics *rt = &og->topics.v[i];
+            kmsg_offset_fetch_response_topics_init(rt);
+            rt->name = t->name;
+            int32_t np = t->partition_indexes.n > 0 ? t->partition_indexes.n : 0;
+            rt->partitions.v = arena_calloc(c->arena, (size_t)np + 1, sizeof(*rt->partitions.v));
+            rt->partitions.n = rt->partitions.v ? np : 0;
+            for (int32_t j = 0; j < rt->partitions.n; j++) {
+                struct fetch_out o;
+                fetch_one(c, g, t->name, t->partition_indexes.v[j], stable, err, &o);
+                struct kmsg_offset_fetch_response_partitions *p = &rt->partitions.v[j];
+                kmsg_offset_fetch_response_partitions_init(p);
+                p->partition_index = o.partition;
+                p->committed_offset = o.offset;
+                p->committed_leader_epoch = o.epoch;
+                p->metadata = o.metadata;
+                p->error_code = o.error;
+            }
+        }
+    }
+    c->step++;
+    call_continue(c);
+}
+
+void group_handle_offset_fetch(struct shard *s, struct group_call *c)
+{
+    if (c->api_version < 8)
+        fetch_legacy(s, c);
+    else
+        fetch_group(s, c);
+}
+
+/* ---- OffsetDelete ---- */
+
+/* True when a member of consumer group g subscribes to topic (its subscription metadata for the
+ * selected protocol lists it). */
+static bool group_subscribed(struct group *g, struct kstr topic, struct arena *scratch)
+{
+    if (!gstr_eq(&g->protocol_type, KSTR_LIT("consumer")))
+        return false;
+    for (struct member *m = g->members; m; m = m->next) {
+        for (int32_t i = 0; i < m->nprotocols; i++) {
+            if (!gstr_eq_str(&m->protocols[i].name, &g->protocol_name))
+                continue;
+            const struct gstr *md = &m->protocols[i].metadata;
+            if (md->len < 2)
+                continue;
+            int16_t ver = (int16_t)(((uint8_t)md->p[0] << 8) | (uint8_t)md->p[1]);
+            if (ver > KMSG_CONSUMER_PROTOCOL_SUBSCRIPTION_MAX_VERSION)
+                ver = KMSG_CONSUMER_PROTOCOL_SUBSCRIPTION_MAX_VERSION;
+            struct kreader r;
+            kr_init(&r, md->p + 2, (size_t)md->len - 2, scratch);
+            struct kmsg_consumer_protocol_subscription sub;
+            kmsg_consumer_protocol_subscription_init(&sub);
+            if (ver < 0 || kmsg_consumer_protocol_subscription_decode(&r, ver, &sub) != 0)
+                continue;
+            for (int32_t k = 0; k < sub.topics.n; k++)
+                if (sub.topics.v[k].len == topic.len &&
+                    memcmp(sub.topics.v[k].ptr, topic.ptr, (size_t)topic.len) == 0)
+                    return true;
+        }
+    }
+    return false;
+}
+
+struct delete_state {
+    struct group_call *c;
+    struct shard *s;
+    char *group;
+    size_t n;
+    struct { char *topic; int32_t partition; } *items;
+};
+
+static void offset_delete_durable(void *arg, int err)
+{
+    struct delete_state *st = arg;
+    struct kmsg_offset_delete_response *resp = st->c->resp;
+    struct group *g = group_find(st->s, (struct kstr){st->group, (int32_t)strlen(st->group)});
+    for (size_t i = 0; i < st->n; i++) {
+        if (err == 0 && g) {
+            struct offset_entry *e = group_offset_find(g, st->items[i].topic,
+                                                       strlen(st->items[i].topic),
+                                                       st->items[i].partition, false);
+            if (e)
+                group_offset_remove(g, e);
+        }
+        free(st->items[i].topic);
+    }
+    if (err != 0)
+        resp->error_code = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+    struct group_call *c = st->c;
+    free(st->items);
+    free(st->group);
+    free(st);
+    call_finish(c);
+}
+
+void group_handle_offset_delete(struct shard *s, struct group_call *c)
+{
+    const struct kmsg_offset_delete_request *req = c->req;
+    struct kmsg_offset_delete_response *resp = c->resp;
+    int16_t err = shard_error(s);
+    struct group *g = err ? NULL : group_find(s, req->group_id);
+    if (err == 0 && (g == NULL || g->state == GS_DEAD))
+        err = KAFKA_ERR_GROUP_ID_NOT_FOUND;
+    if (err == 0 && g->nmembers > 0 && !gstr_eq(&g->protocol_type, KSTR_LIT("consumer")))
+        err = KAFKA_ERR_NON_EMPTY_GROUP;
+    resp->error_code = err;
+    resp->topics.n = 0;
+    if (err) {
+        call_finish(c);
+        return;
+    }
+    int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
+    resp->topics.v = arena_calloc(c->arena, (size_t)nt + 1, sizeof(*resp->topics.v));
+    resp->topics.n = resp->topics.v ? nt : 0;
+    size_t total = 0;
+    for (int32_t i = 0; i < nt; i++)
+        total += req->topics.v[i].partitions.n > 0 ? (size_t)req->topics.v[i].partitions.n : 0;
+    struct delete_state *st = calloc(1, sizeof(*st));
+    struct offsets_kv *kvs = calloc(total + 1, sizeof(*kvs));
+    if (st)
+        st->items = calloc(total + 1, sizeof(*st->items));
+    if (st == NULL || kvs == NULL || st->items == NULL || (st->group = strdup(g->id.p)) == NULL) {
+        if (st)
+            free(st->items);
+        free(st);
+        free(kvs);
+        resp->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+        call_finish(c);
+        return;
+    }
+    struct arena scratch;
+    arena_init(&scratch, 0);
+    for (int32_t i = 0; i < resp->topics.n; i++) {
+        const struct kmsg_offset_delete_request_topic *t = &req->topics.v[i];
+        struct kmsg_offset_delete_response_topic *rt = &resp->topics.v[i];
+        kmsg_offset_delete_response_topic_init(rt);
+        rt->name = t->name;
+        int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
+        rt->partitions.v = arena_calloc(c->arena, (size_t)np + 1, sizeof(*rt->partitions.v));
+        rt->partitions.n = rt->partitions.v ? np : 0;
+        bool subscribed = group_subscribed(g, t->name, &scratch);
+        for (int32_t j = 0; j < rt->partitions.n; j++) {
+            struct kmsg_offset_delete_response_partition *p = &rt->partitions.v[j];
+            kmsg_offset_delete_response_partition_init(p);
+            p->partition_index = t->partitions.v[j].partition_index;
+            if (subscribed) {
+                p->error_code = KAFKA_ERR_GROUP_SUBSCRIBED_TO_TOPIC;
+                continue;
+            }
+            struct offset_entry *e =
+                group_offset_find(g, t->name.ptr ? t->name.ptr : "",
+                                  t->name.len > 0 ? (size_t)t->name.len : 0,
+                                  p->partition_index, false);
+            if (e == NULL || !e->valid)
+                continue;
+            if (offsets_encode_commit(&kvs[st->n], g->id.p, e->topic, e->partition, NULL) != 0)
+                continue;
+            st->items[st->n].topic = strdup(e->topic);
+            st->items[st->n].partition = e->partition;
+            st->n++;
+        }
+    }
+    arena_free(&scratch);
+    st->c = c;
+    st->s = s;
+    int rc = st->n > 0 ? shard_append(s, kvs, st->n, offset_delete_durable, st) : -ENODATA;
+    for (size_t i = 0; i < st->n; i++)
+        offsets_kv_free(&kvs[i]);
+    free(kvs);
+    if (rc != 0)
+        offset_delete_durable(st, rc == -ENODATA ? 0 : rc);
+}
+
+/* ---- retention ---- */
+
+static void expire_noop(void *arg, int err)
+{
+    (void)arg;
+    if (err)
+        log_warn("group", "writing offset expiry tombstones failed: %d", err);
+}
+
+/* offsets.retention.minutes: offsets of a group without members expire `retention` after the
+ * group became empty (or, for standalone commits, after the commit); an empty group left
+ * without offsets is deleted. Tombstones go to the log; compaction removes the old records. */
+void shard_expire_offsets(struct shard *s)
+{
+    int64_t now = group_now_ms();
+    int64_t ret = s->gc->cfg.offsets_retention_ms;
+    for (int b = 0; b < SHARD_BUCKETS; b++) {
+        for (struct group *g = s->buckets[b], *next; g; g = next) {
+            next = g->next;
+            if (g->state != GS_EMPTY)
+                continue;
+            size_t n = 0;
+            struct offsets_kv *kvs = calloc(g->noffsets + 1, sizeof(*kvs));
+            if (kvs == NULL)
+                continue;
+            for (size_t i = 0; i < g->noffsets;) {
+                struct offset_entry *e = &g->offsets[i];
+                int64_t base = g->protocol_type.len >= 0 && g->state_ts > e->commit_ts
+                                   ? g->state_ts
+                                   : e->commit_ts;
+                if (e->valid && e->pending == 0 && base + ret <= now &&
+                    offsets_encode_commit(&kvs[n], g->id.p, e->topic, e->partition, NULL) == 0) {
+                    n++;
+                    group_offset_remove(g, e);
+                    continue;
+                }
+                i++;
+            }
+            bool drop = g->noffsets == 0 && g->state_ts + ret <= now;
+            if (drop && group_encode_metadata(&kvs[n], NULL, g->id.p) == 0)
+                n++;
+            if (n > 0) {
+                log_info("group", "group %s: expired %zu offsets%s", g->id.p,
+                         n - (drop ? 1 : 0), drop ? " and the group" : "");
+                shard_append(s, kvs, n, expire_noop, NULL);
+            }
+            for (size_t i = 0; i < n; i++)
+                offsets_kv_free(&kvs[i]);
+            free(kvs);
+            if (drop)
+                group_remove(g);
+        }
+    }
+}
