@@ -167,6 +167,8 @@ static void net_conn_on_events(struct net_io *io, uint32_t events)
     struct net_conn *c = net_container_of(io, struct net_conn, io);
     if (c->closed)
         return;
+    if (events & (EPOLLRDHUP | EPOLLHUP))
+        c->peer_hup = true; /* the FIN may sit behind data a short read leaves: read to EOF */
     if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !c->read_paused)
         net_conn_read(c);
     if ((events & (EPOLLOUT | EPOLLERR)) && !c->closed)

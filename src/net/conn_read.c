@@ -216,8 +216,9 @@ void net_conn_read(struct net_conn *c)
             net_conn_pause(c); /* whatever was not framed is in the stash */
             return;
         }
-        /* Edge-triggered: a short read drained the socket; new bytes bring a new event. */
-        if ((size_t)n < cap)
+        /* Edge-triggered: a short read drained the socket and new bytes bring a new event; but
+         * a FIN that arrived with the data brings no further edge, so then read on to EOF. */
+        if ((size_t)n < cap && !c->peer_hup)
             return;
     }
 }

@@ -146,6 +146,7 @@ struct net_conn {
     bool opened;         /* on_open was called (so on_close is owed) */
     bool on_todo;
     bool want_read;      /* read when processing the to-do list */
+    bool peer_hup;   /* EPOLLRDHUP/EPOLLHUP seen: read on to EOF even after a short read */
     bool want_flush;     /* write when processing the to-do list */
     bool read_paused;    /* backpressure: not reading until the queue drains */
     bool close_requested; /* net_request_close() seen: read no more frames */
