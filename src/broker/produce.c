@@ -144,6 +144,9 @@ static int16_t produce_validate(struct broker_req *r, struct partition *p,
         return KAFKA_ERR_CORRUPT_MESSAGE;
     size_t limit = (size_t)atomic_load(&p->max_message_bytes);
     int n = record_batches_validate(rec->data, (size_t)rec->len, RECORD_VALIDATE_PRODUCE, limit);
+    /* Produce v3+ may only carry magic-2 batches: Kafka answers INVALID_RECORD otherwise. */
+    if (n == RECORD_ERR_MAGIC)
+        return KAFKA_ERR_INVALID_RECORD;
     if (n < 0)
         return (int16_t)record_error_to_kafka(n);
     if (n != 1 && r->hdr.api_version >= 3)

@@ -194,12 +194,15 @@ struct log_config log_get_config(struct log *log)
     return c;
 }
 
-/* Sums a buffer of batches: total offsets spanned, records, and checks they tile len. */
-static int scan_batches(const uint8_t *buf, size_t len, int64_t *span, int32_t *records)
+/* Sums a buffer of batches: total offsets spanned, records, the largest batch max timestamp,
+ * and checks they tile len. */
+static int scan_batches(const uint8_t *buf, size_t len, int64_t *span, int32_t *records,
+                        int64_t *max_ts)
 {
     size_t pos = 0;
     *span = 0;
     *records = 0;
+    *max_ts = -1;
     if (len == 0)
         return LOG_ERR_CORRUPT;
     while (pos < len) {
@@ -209,21 +212,30 @@ static int scan_batches(const uint8_t *buf, size_t len, int64_t *span, int32_t *
             return LOG_ERR_CORRUPT;
         *span += (int64_t)h.last_offset_delta + 1;
         *records += h.record_count;
+        if (h.max_timestamp > *max_ts)
+            *max_ts = h.max_timestamp;
         pos += record_batch_size(&h);
     }
     return 0;
 }
 
+/*
+ * Kafka's LogSegment.shouldRoll: by size, by index space, by offset range, and by time: with
+ * a first batch timestamp in the segment, the time waited is the incoming batch's timestamp
+ * minus it (so replayed old data does not roll on every batch); otherwise the wall clock
+ * since the segment was created.
+ */
 static bool should_roll(struct log *log, struct segment *active, size_t len, int64_t span,
-                        int64_t now_ms)
+                        int64_t batch_ts, int64_t now_ms)
 {
     int64_t size = segment_size(active);
     if (size == 0)
         return false;
     if (size + (int64_t)len > log->config.segment_bytes)
         return true;
-    int64_t since = active->rolling_timestamp >= 0 ? active->rolling_timestamp : active->created_ms;
-    if (now_ms - since > log->config.segment_ms)
+    int64_t waited = active->rolling_timestamp >= 0 ? batch_ts - active->rolling_timestamp
+                                                    : now_ms - active->created_ms;
+    if (waited > log->config.segment_ms)
         return true;
     if (active->offset_index.max_entries - index_file_entries(&active->offset_index) < 2 ||
         active->time_index.max_entries - index_file_entries(&active->time_index) < 2)
@@ -289,11 +301,14 @@ static int append_locked(struct log *log, uint8_t *buf, size_t len, int32_t lead
     bool fatal;
     if (atomic_load(&log->offline))
         return LOG_ERR_OFFLINE;
-    int rc = scan_batches(buf, len, &span, &records);
+    int64_t batch_ts;
+    int rc = scan_batches(buf, len, &span, &records, &batch_ts);
     if (rc < 0)
         return rc;
+    if (lat)
+        batch_ts = now_ms;
     struct segment *active = log->segs[log->nsegs - 1];
-    if (should_roll(log, active, len, span, now_ms)) {
+    if (should_roll(log, active, len, span, batch_ts, now_ms)) {
         if ((rc = log_roll_locked(log, now_ms)) < 0)
             return rc;
         active = log->segs[log->nsegs - 1];
