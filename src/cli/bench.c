@@ -348,11 +348,12 @@ out:
 }
 
 /* Every partition of the topic, or NULL after reporting (missing topic, no broker). */
-static rd_kafka_topic_partition_list_t *topic_partitions(struct bench_opts *o, rd_kafka_t *rk,
+static rd_kafka_topic_partition_list_t *topic_partitions(struct bench_opts *o,
+                                                         struct cli_common *c, rd_kafka_t *rk,
                                                          int *rc)
 {
     const struct rd_kafka_metadata *md;
-    *rc = cli_metadata(&o->c, rk, 1, &md);
+    *rc = cli_metadata(c, rk, 1, &md);
     if (*rc)
         return NULL;
     const struct rd_kafka_metadata_topic *t = cli_md_topic(md, o->topic);
@@ -369,21 +370,20 @@ static rd_kafka_topic_partition_list_t *topic_partitions(struct bench_opts *o, r
     return parts;
 }
 
-static rd_kafka_t *new_consumer(struct bench_opts *o)
+/* A consumer reporting through C (its own struct cli_common when another handle's callbacks
+ * may run concurrently on another thread). */
+static rd_kafka_t *new_consumer(struct bench_opts *o, struct cli_common *c)
 {
     char gid[64];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     snprintf(gid, sizeof(gid), "gregor-bench-%d", (int)getpid());
-    if (cli_conf_set(&o->c, conf, "group.id", gid) < 0 ||
-        cli_conf_set(&o->c, conf, "enable.auto.commit", "false") < 0 ||
-        cli_conf_set(&o->c, conf, "enable.partition.eof", "false") < 0) {
+    if (cli_conf_set(c, conf, "group.id", gid) < 0 ||
+        cli_conf_set(c, conf, "enable.auto.commit", "false") < 0 ||
+        cli_conf_set(c, conf, "enable.partition.eof", "false") < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_t *rk = cli_client_new(&o->c, RD_KAFKA_CONSUMER, conf);
-    if (rk)
-        rd_kafka_poll_set_consumer(rk);
-    return rk;
+    return cli_client_new(c, RD_KAFKA_CONSUMER, conf);
 }
 
 /* Records between log start and log end at this moment, summed over PARTS. */
@@ -409,11 +409,11 @@ static int bench_consume(struct bench_opts *o)
 {
     struct bench_stats s;
     int rc;
-    rd_kafka_t *rk = new_consumer(o);
+    rd_kafka_t *rk = new_consumer(o, &o->c);
     if (!rk)
         return CLI_EXIT_USAGE;
     bench_stats_init(&s, 1, isatty(STDERR_FILENO));
-    rd_kafka_topic_partition_list_t *parts = topic_partitions(o, rk, &rc);
+    rd_kafka_topic_partition_list_t *parts = topic_partitions(o, &o->c, rk, &rc);
     if (!parts)
         goto out;
     int64_t target = available_records(o, rk, parts);
@@ -428,6 +428,7 @@ static int bench_consume(struct bench_opts *o)
         target = o->num_records;
     for (int i = 0; i < parts->cnt; i++)
         parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    cli_consumer_redirect(&o->c, rk);
     rd_kafka_assign(rk, parts);
     bench_stats_start(&s);
     int64_t last = cli_now_us();
@@ -459,6 +460,7 @@ out:
 /* Shared between the e2e producer (main thread) and the consumer thread. */
 struct e2e {
     struct bench_opts *o;
+    struct cli_common cc; /* the consumer's: its callbacks run on the consumer thread */
     rd_kafka_t *consumer;
     struct bench_stats stats; /* consumer thread only, until joined */
     uint64_t run_id;
@@ -500,12 +502,14 @@ static void *e2e_consume_thread(void *arg)
  * produced after this call is missed. */
 static int e2e_assign(struct e2e *e, int *rc)
 {
-    rd_kafka_topic_partition_list_t *parts = topic_partitions(e->o, e->consumer, rc);
+    rd_kafka_topic_partition_list_t *parts = topic_partitions(e->o, &e->cc, e->consumer, rc);
     if (!parts)
         return -1;
-    int r = cli_list_offsets(&e->o->c, e->consumer, parts, CLI_OFFSETS_LATEST);
-    if (r == 0)
+    int r = cli_list_offsets(&e->cc, e->consumer, parts, CLI_OFFSETS_LATEST);
+    if (r == 0) {
+        cli_consumer_redirect(&e->cc, e->consumer);
         rd_kafka_assign(e->consumer, parts);
+    }
     rd_kafka_topic_partition_list_destroy(parts);
     *rc = r ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     return r;
@@ -559,7 +563,8 @@ static int bench_e2e(struct bench_opts *o)
     if (!prod)
         return CLI_EXIT_USAGE;
     bench_stats_init(&e.stats, (size_t)o->num_records, isatty(STDERR_FILENO));
-    e.consumer = new_consumer(o);
+    e.cc = o->c;
+    e.consumer = new_consumer(o, &e.cc);
     if (!e.consumer)
         goto out;
     if ((rc = cli_metadata(&o->c, prod, 0, NULL)) != 0)

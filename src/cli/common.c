@@ -135,8 +135,11 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (!c)
         return;
     /* "all brokers down" says less than the connect error that preceded it */
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && c->last_error[0])
-        return;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        c->all_brokers_down = 1;
+        if (c->last_error[0])
+            return;
+    }
     /* "host:port/bootstrap: Connect to ... failed: refused (after 0ms in state CONNECT)" reads
      * better without librdkafka's broker prefix and retry bookkeeping */
     const char *p = strstr(reason, "/bootstrap: ");
@@ -230,19 +233,41 @@ int cli_client_destroy(rd_kafka_t *rk, int rc)
     return rc;
 }
 
+/*
+ * Asks in short slices so that, when every bootstrap broker has refused the connection for a
+ * second (librdkafka's "all brokers down"), the command fails then instead of waiting out the
+ * whole timeout. That needs the error events, which only arrive by polling the main queue, so
+ * a consumer whose queue is already redirected just waits for the timeout.
+ */
 int cli_metadata(struct cli_common *c, rd_kafka_t *rk, int all_topics,
                  const struct rd_kafka_metadata **mdp)
 {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, all_topics, NULL, &md, c->timeout_ms);
+    int64_t start = cli_now_us(), deadline = start + (int64_t)c->timeout_ms * 1000;
+    rd_kafka_resp_err_t err;
+    for (;;) {
+        int64_t left_ms = (deadline - cli_now_us()) / 1000;
+        int slice = left_ms < 250 ? (int)(left_ms > 1 ? left_ms : 1) : 250;
+        err = rd_kafka_metadata(rk, all_topics, NULL, &md, c->queue_redirected ? c->timeout_ms
+                                                                                : slice);
+        if (!err || (err != RD_KAFKA_RESP_ERR__TIMED_OUT && err != RD_KAFKA_RESP_ERR__TRANSPORT))
+            break;
+        if (!c->queue_redirected)
+            rd_kafka_poll(rk, 0); /* runs on_error */
+        if (cli_now_us() >= deadline || c->queue_redirected ||
+            (c->all_brokers_down && cli_now_us() - start >= 1000000))
+            break;
+    }
     if (err) {
-        rd_kafka_poll(rk, 0); /* deliver queued error events into c->last_error */
-        if (err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT)
-            cli_error(c, "cannot reach a broker at %s within %d ms%s%s%s", c->brokers,
-                      c->timeout_ms, c->last_error[0] ? " (" : "", c->last_error,
-                      c->last_error[0] ? ")" : "");
-        else
+        if (err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT) {
+            if (c->last_error[0])
+                cli_error(c, "cannot reach a broker at %s (%s)", c->brokers, c->last_error);
+            else
+                cli_error(c, "cannot reach a broker at %s within %d ms", c->brokers,
+                          c->timeout_ms);
+        } else {
             cli_error(c, "metadata request to %s failed: %s", c->brokers, rd_kafka_err2str(err));
+        }
         return CLI_EXIT_UNAVAILABLE;
     }
     if (mdp)
@@ -250,6 +275,12 @@ int cli_metadata(struct cli_common *c, rd_kafka_t *rk, int all_topics,
     else
         rd_kafka_metadata_destroy(md);
     return CLI_EXIT_OK;
+}
+
+void cli_consumer_redirect(struct cli_common *c, rd_kafka_t *rk)
+{
+    rd_kafka_poll_set_consumer(rk);
+    c->queue_redirected = 1;
 }
 
 const struct rd_kafka_metadata_topic *cli_md_topic(const struct rd_kafka_metadata *md,

@@ -395,10 +395,10 @@ int cli_consume_main(int argc, char **argv)
     rd_kafka_t *rk = cli_client_new(&o.c, RD_KAFKA_CONSUMER, conf);
     if (!rk)
         return CLI_EXIT_USAGE;
-    rd_kafka_poll_set_consumer(rk);
     if (o.group) {
         rc = cli_metadata(&o.c, rk, 0, NULL);
         if (rc == CLI_EXIT_OK) {
+            cli_consumer_redirect(&o.c, rk);
             rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
             rd_kafka_topic_partition_list_add(sub, o.topic, RD_KAFKA_PARTITION_UA);
             rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, sub);
@@ -411,6 +411,7 @@ int cli_consume_main(int argc, char **argv)
     } else {
         rd_kafka_topic_partition_list_t *parts = build_assignment(&o, rk, &rc);
         if (parts) {
+            cli_consumer_redirect(&o.c, rk);
             rd_kafka_resp_err_t err = rd_kafka_assign(rk, parts);
             if (err) {
                 cli_error(&o.c, "assign failed: %s", rd_kafka_err2str(err));

@@ -59,6 +59,8 @@ struct cli_common {
     int nprops;
     char last_error[512];
     void *ctx; /* the subcommand's own state, for callbacks that only get the handle's opaque */
+    int all_brokers_down; /* librdkafka said so (set by the error callback) */
+    int queue_redirected; /* cli_consumer_redirect() ran: rd_kafka_poll must not be used */
 };
 
 /* Set by SIGINT/SIGTERM once cli_install_stop_signals() ran. */
@@ -100,12 +102,16 @@ int cli_client_destroy(rd_kafka_t *rk, int rc);
 int cli_conf_set(struct cli_common *c, rd_kafka_conf_t *conf, const char *key, const char *val);
 
 /*
- * Fetches metadata (all topics when ALL_TOPICS, else only brokers) within c->timeout_ms, so a
- * missing broker becomes one clear line and CLI_EXIT_UNAVAILABLE instead of a hang. On success
+ * Fetches metadata (all topics when ALL_TOPICS, else only brokers) within c->timeout_ms (or
+ * ~1 s once every broker refused), so a missing broker becomes one clear line and
+ * CLI_EXIT_UNAVAILABLE instead of a hang. On success
  * stores the metadata in *MDP (caller frees with rd_kafka_metadata_destroy) when MDP is non-NULL.
  */
 int cli_metadata(struct cli_common *c, rd_kafka_t *rk, int all_topics,
                  const struct rd_kafka_metadata **mdp);
+
+/* rd_kafka_poll_set_consumer, remembered so cli_metadata stops polling the main queue. */
+void cli_consumer_redirect(struct cli_common *c, rd_kafka_t *rk);
 
 /* The topic named NAME in MD, or NULL. */
 const struct rd_kafka_metadata_topic *cli_md_topic(const struct rd_kafka_metadata *md,
