@@ -91,10 +91,10 @@ for t in "${TARGETS[@]}"; do
     if "$bin" -runs=1 -timeout=30 "$reg"/* >"$log.regressions" 2>&1; then
       echo "ok fuzz_${t}_regressions ($n inputs)"
     else
-      bad=$(grep -o "Running: [^ ]*" "$log.regressions" | tail -1 | cut -d' ' -f2)
-      why=$(grep -m1 -E "ERROR: |runtime error|FUZZ_CHECK" "$log.regressions" | cut -c1-200)
+      bad=$(grep -ao "Running: [^ ]*" "$log.regressions" | tail -1 | cut -d' ' -f2)
+      why=$(grep -a -m1 -E "ERROR: |runtime error|FUZZ_CHECK" "$log.regressions" | cut -c1-200)
       echo "not ok fuzz_${t}_regressions: $bad: $why"
-      grep -A12 -m1 -E "ERROR: |runtime error|FUZZ_CHECK" "$log.regressions" | sed 's/^/# /'
+      grep -a -A12 -m1 -E "ERROR: |runtime error|FUZZ_CHECK" "$log.regressions" | sed 's/^/# /'
       FAILED=$((FAILED + 1))
     fi
   fi
@@ -113,20 +113,20 @@ for t in "${TARGETS[@]}"; do
     -print_final_stats=1 -artifact_prefix="$crashes/" "${dict[@]}" \
     "$work" "tests/fuzz/corpus/$t" "$seeds" >"$log" 2>&1
   rc=$?
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-  cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -o '[0-9]*')
+  execs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -ao '[0-9]*$' | tail -1)
+  cov=$(grep -aoE 'cov: [0-9]+' "$log" | tail -1 | grep -ao '[0-9]*')
   newest=$(ls -t "$crashes" 2>/dev/null | head -1)
   if [ $rc -eq 0 ] && [ "$(ls "$crashes" | wc -l)" -eq "$before" ]; then
     echo "ok fuzz_$t (${execs:-?} execs, cov ${cov:-?}, ${SECONDS_EACH}s)"
   else
-    why=$(grep -m1 -E "ERROR: |runtime error|FUZZ_CHECK|out-of-memory|timeout" "$log" | cut -c1-200)
+    why=$(grep -a -m1 -E "ERROR: |runtime error|FUZZ_CHECK|out-of-memory|timeout" "$log" | cut -c1-200)
     if [ -n "$newest" ]; then
       mkdir -p "$reg"; cp "$crashes/$newest" "$reg/"
       echo "not ok fuzz_$t: exit $rc, input saved as $reg/$newest: $why"
     else
       echo "not ok fuzz_$t: exit $rc: $why"
     fi
-    grep -A15 -m1 -E "ERROR: |runtime error|FUZZ_CHECK" "$log" | sed 's/^/# /'
+    grep -a -A15 -m1 -E "ERROR: |runtime error|FUZZ_CHECK" "$log" | sed 's/^/# /'
     echo "# full log: $log"
     FAILED=$((FAILED + 1))
   fi
