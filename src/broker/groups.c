@@ -256,6 +256,11 @@ void handle_find_coordinator(struct broker_req *r)
     const struct metadata_topic *t = metadata_image_topic_by_name(img, OFFSETS_TOPIC);
     if (t == NULL && req.key_type == 0)
         offsets_topic_create(r->b, img);
+    /* Replay every partition this broker leads, so that ListGroups and the next groups find
+     * their shards loaded (a no-op once they are). */
+    for (uint32_t i = 0; t && i < t->n_partitions; i++)
+        if (t->partitions[i].leader == r->b->cfg.node_id)
+            group_coordinator_prepare(r->b->groups->gc, (int32_t)i);
     if (r->hdr.api_version < 4) {
         struct coordinator_answer a;
         find_one(r, img, t, req.key_type, req.key, &a);

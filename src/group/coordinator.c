@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -291,11 +292,16 @@ static void append_done_on_owner(void *arg)
 static void append_flushed(void *arg, int err)
 {
     struct append_wait *w = arg;
+    struct group_coordinator *gc = w->s->gc;
     w->err = err;
-    if (net_worker_post(w->s->worker, append_done_on_owner, w) != 0) {
+    pthread_mutex_lock(&gc->appends_mu);
+    if (gc->closed || net_worker_post(w->s->worker, append_done_on_owner, w) != 0) {
         log_warn("group", "dropping a commit completion during shutdown");
         free(w);
     }
+    gc->appends_outstanding--;
+    pthread_cond_broadcast(&gc->appends_cond);
+    pthread_mutex_unlock(&gc->appends_mu);
 }
 
 int shard_append(struct shard *s, const struct offsets_kv *kvs, size_t n,
@@ -324,9 +330,16 @@ int shard_append(struct shard *s, const struct offsets_kv *kvs, size_t n,
             w->s = s;
             w->cb = cb;
             w->arg = arg;
+            pthread_mutex_lock(&gc->appends_mu);
+            gc->appends_outstanding++;
+            pthread_mutex_unlock(&gc->appends_mu);
             rc = log_flush_request(log, info.last_offset + 1, append_flushed, w);
-            if (rc != 0)
+            if (rc != 0) {
+                pthread_mutex_lock(&gc->appends_mu);
+                gc->appends_outstanding--;
+                pthread_mutex_unlock(&gc->appends_mu);
                 free(w);
+            }
         }
     } else {
         log_warn("group", "append to %s-%d failed: %d", OFFSETS_TOPIC, s->index, rc);
@@ -819,6 +832,8 @@ struct group_coordinator *group_coordinator_create(const struct group_config *cf
         return NULL;
     }
     pthread_mutex_init(&gc->load_mu, NULL);
+    pthread_mutex_init(&gc->appends_mu, NULL);
+    pthread_cond_init(&gc->appends_cond, NULL);
     for (int32_t i = 0; i < gc->nshards; i++) {
         gc->shards[i].gc = gc;
         gc->shards[i].index = i;
@@ -846,6 +861,14 @@ void group_coordinator_shutdown(struct group_coordinator *gc)
         return;
     atomic_store(&gc->stopping, true);
     pthread_mutex_lock(&gc->load_mu);
+    /* Loaders post to their worker: let them finish while the workers still run. */
+    for (int32_t i = 0; i < gc->nshards; i++) {
+        struct shard *s = &gc->shards[i];
+        if (s->loader_started) {
+            pthread_join(s->loader, NULL);
+            s->loader_started = false;
+        }
+    }
     for (int32_t i = 0; i < gc->nshards; i++) {
         struct shard *s = &gc->shards[i];
         if (atomic_load(&s->state) != SHARD_UNLOADED && s->worker)
@@ -859,6 +882,21 @@ void group_coordinator_destroy(struct group_coordinator *gc)
     if (gc == NULL)
         return;
     atomic_store(&gc->stopping, true);
+    /* The flusher still runs: wait (bounded) for it to hand back our appends. */
+    pthread_mutex_lock(&gc->appends_mu);
+    gc->closed = true;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    while (gc->appends_outstanding > 0 &&
+           pthread_cond_timedwait(&gc->appends_cond, &gc->appends_mu, &until) == 0) {
+    }
+    int left = gc->appends_outstanding;
+    pthread_mutex_unlock(&gc->appends_mu);
+    if (left > 0) {
+        log_error("group", "%d appends still waiting for the flusher at shutdown; leaking", left);
+        return;
+    }
     for (int32_t i = 0; i < gc->nshards; i++) {
         struct shard *s = &gc->shards[i];
         if (s->loader_started)
@@ -873,6 +911,8 @@ void group_coordinator_destroy(struct group_coordinator *gc)
         }
     }
     pthread_mutex_destroy(&gc->load_mu);
+    pthread_mutex_destroy(&gc->appends_mu);
+    pthread_cond_destroy(&gc->appends_cond);
     free(gc->shards);
     free(gc);
 }

@@ -92,6 +92,12 @@ struct group_coordinator {
     struct group_config cfg;
     struct group_env env;
     atomic_bool stopping;
+    /* Appends waiting for the flusher: destroy waits for them, so a late flush completion
+     * never posts to a worker that is gone. Guarded by appends_mu. */
+    pthread_mutex_t appends_mu;
+    pthread_cond_t appends_cond;
+    int appends_outstanding;
+    bool closed; /* the network stopped: completions are dropped */
     pthread_mutex_t load_mu; /* guards shard state transitions out of UNLOADED */
     int32_t nshards;
     struct shard *shards;
