@@ -17,6 +17,7 @@
 #include "broker/broker_metrics.h"
 #include "broker/groups.h"
 #include "broker/dispatch.h"
+#include "broker/gate.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
 #include "metrics/metrics.h"
@@ -180,9 +181,14 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     b->cfg = *cfg;
     pthread_mutex_init(&b->pid_pool.mu, NULL);
     broker_set_advertised(b);
+    pthread_mutex_init(&b->gate.mu, NULL);
+    /* Listen first (requests are held by the gate) so clients can connect at once, then
+     * recover the logs and load the metadata log. */
     int rc = broker_create_metrics(b, err, errlen);
     if (rc == 0)
         rc = broker_load_identity(b, err, errlen);
+    if (rc == 0)
+        rc = broker_start_network(b, err, errlen);
     if (rc == 0)
         rc = partition_registry_open(b, &b->parts, err, errlen);
     if (rc == 0)
@@ -190,13 +196,13 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     if (rc == 0 && (rc = groups_start(b)) != 0)
         snprintf(err, errlen, "out of memory");
     if (rc == 0)
-        rc = broker_start_network(b, err, errlen);
-    if (rc == 0)
         rc = broker_start_metrics(b, err, errlen);
     if (rc != 0) {
+        broker_gate_fail(b);
         broker_stop(b);
         return rc;
     }
+    broker_gate_open(b);
     controller_register_broker(b->ctl, b->cfg.node_id, b->advertised_host, b->advertised_port,
                                NULL, broker_registered, b);
     log_info("broker", "node %d of cluster %s listening on %s:%d (advertised %s:%d), data in %s",
@@ -218,6 +224,7 @@ void broker_stop(struct broker *b)
         controller_stop(b->ctl);
     partition_registry_close(b->parts);
     pthread_mutex_destroy(&b->pid_pool.mu);
+    pthread_mutex_destroy(&b->gate.mu);
     metrics_free(b->metrics); /* after the flusher (its observer) and the workers stopped */
     free(b);
 }

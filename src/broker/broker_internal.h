@@ -9,6 +9,7 @@
 #define GREGOR_BROKER_BROKER_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "broker/broker.h"
 #include "broker/config.h"
@@ -16,6 +17,14 @@
 #include "net/net.h"
 
 struct partition_registry;
+struct gate_entry;
+
+/* Requests held until start-up completes (gate.c). */
+struct broker_gate {
+    pthread_mutex_t mu;       /* guards held and the transition of ready */
+    atomic_bool ready;
+    struct gate_entry *held;
+};
 
 /* Producer ids reserved through the metadata log and not handed out yet (InitProducerId). */
 struct producer_id_pool {
@@ -34,6 +43,7 @@ struct broker {
     struct partition_registry *parts;
     struct net_server *net;
     struct producer_id_pool pid_pool;
+    struct broker_gate gate;
     struct metrics *metrics;        /* counters always exist; HTTP only with metrics.listener */
     struct broker_groups *groups;   /* group coordinator glue (groups.c) */
 };

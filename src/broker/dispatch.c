@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/gate.h"
 #include "broker/handlers.h"
 
 /* The APIs this broker serves; versions within the generated schema range. */
@@ -62,6 +63,8 @@ const struct broker_api *broker_api_lookup(int16_t key)
 
 void broker_dispatch(struct broker *b, struct net_request *nr)
 {
+    if (broker_gate_hold(b, nr))
+        return;
     struct broker_req *r = arena_calloc(&nr->arena, 1, sizeof(*r));
     if (r == NULL) {
         net_request_close(nr);
