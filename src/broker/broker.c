@@ -202,9 +202,11 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
         broker_stop(b);
         return rc;
     }
-    broker_gate_open(b);
+    /* Registration is queued before any request can reach the controller: commands apply in
+     * submission order, so an auto-create never sees a cluster without this broker. */
     controller_register_broker(b->ctl, b->cfg.node_id, b->advertised_host, b->advertised_port,
                                NULL, broker_registered, b);
+    broker_gate_open(b);
     log_info("broker", "node %d of cluster %s listening on %s:%d (advertised %s:%d), data in %s",
              b->cfg.node_id, b->cluster_id, config_client_listener(cfg)->host,
              net_server_port(b->net), b->advertised_host, b->advertised_port, b->cfg.log_dirs);
