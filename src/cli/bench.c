@@ -172,9 +172,8 @@ static void report(struct bench_opts *o, struct bench_stats *s)
         .topic = o->topic,
         .acks = strcmp(o->mode, "consume") ? o->acks : NULL,
         .compression = strcmp(o->mode, "consume") ? o->compression : NULL,
-        .record_size = strcmp(o->mode, "consume") == 0 && s->records
-                           ? (int)(s->bytes / s->records)
-                           : o->record_size,
+        .record_size = strcmp(o->mode, "consume") == 0 && s->records ? (int)(s->bytes / s->records)
+                                                                     : o->record_size,
         .partitions = o->partitions,
         .linger_ms = o->linger_ms,
         .batch_size = o->batch_size,
@@ -265,8 +264,7 @@ static rd_kafka_topic_t *warm_topic(struct bench_opts *o, rd_kafka_t *rk)
     while (rkt && cli_now_us() < deadline && !cli_stop) {
         const struct rd_kafka_metadata *md;
         if (rd_kafka_metadata(rk, 0, rkt, &md, o->c.timeout_ms) == 0) {
-            int ready = md->topic_cnt == 1 && !md->topics[0].err &&
-                        md->topics[0].partition_cnt > 0;
+            int ready = md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0;
             for (int i = 0; ready && i < md->topics[0].partition_cnt; i++)
                 ready = md->topics[0].partitions[i].leader >= 0;
             rd_kafka_metadata_destroy(md);
@@ -348,9 +346,8 @@ out:
 }
 
 /* Every partition of the topic, or NULL after reporting (missing topic, no broker). */
-static rd_kafka_topic_partition_list_t *topic_partitions(struct bench_opts *o,
-                                                         struct cli_common *c, rd_kafka_t *rk,
-                                                         int *rc)
+static rd_kafka_topic_partition_list_t *topic_partitions(struct bench_opts *o, struct cli_common *c,
+                                                         rd_kafka_t *rk, int *rc)
 {
     const struct rd_kafka_metadata *md;
     *rc = cli_metadata(c, rk, 1, &md);
@@ -464,8 +461,8 @@ struct e2e {
     rd_kafka_t *consumer;
     struct bench_stats stats; /* consumer thread only, until joined */
     uint64_t run_id;
-    atomic_int done;     /* set by main: stop consuming */
-    atomic_long sent;    /* records handed to the producer */
+    atomic_int done;      /* set by main: stop consuming */
+    atomic_long sent;     /* records handed to the producer */
     atomic_long received; /* copy of stats.records for the main thread */
 };
 

@@ -248,8 +248,8 @@ int cli_metadata(struct cli_common *c, rd_kafka_t *rk, int all_topics,
     for (;;) {
         int64_t left_ms = (deadline - cli_now_us()) / 1000;
         int slice = left_ms < 250 ? (int)(left_ms > 1 ? left_ms : 1) : 250;
-        err = rd_kafka_metadata(rk, all_topics, NULL, &md, c->queue_redirected ? c->timeout_ms
-                                                                                : slice);
+        err = rd_kafka_metadata(rk, all_topics, NULL, &md,
+                                c->queue_redirected ? c->timeout_ms : slice);
         if (!err || (err != RD_KAFKA_RESP_ERR__TIMED_OUT && err != RD_KAFKA_RESP_ERR__TRANSPORT))
             break;
         if (!c->queue_redirected)
@@ -263,8 +263,7 @@ int cli_metadata(struct cli_common *c, rd_kafka_t *rk, int all_topics,
             if (c->last_error[0])
                 cli_error(c, "cannot reach a broker at %s (%s)", c->brokers, c->last_error);
             else
-                cli_error(c, "cannot reach a broker at %s within %d ms", c->brokers,
-                          c->timeout_ms);
+                cli_error(c, "cannot reach a broker at %s within %d ms", c->brokers, c->timeout_ms);
         } else {
             cli_error(c, "metadata request to %s failed: %s", c->brokers, rd_kafka_err2str(err));
         }

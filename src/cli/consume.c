@@ -174,8 +174,7 @@ static rd_kafka_topic_partition_list_t *build_assignment(struct consume_opts *o,
     parts = rd_kafka_topic_partition_list_new(t->partition_cnt);
     for (int i = 0; i < t->partition_cnt; i++)
         if (o->partition < 0 || t->partitions[i].id == o->partition)
-            rd_kafka_topic_partition_list_add(parts, o->topic, t->partitions[i].id)->offset =
-                start;
+            rd_kafka_topic_partition_list_add(parts, o->topic, t->partitions[i].id)->offset = start;
     if (parts->cnt == 0) {
         cli_error(&o->c, "topic %s has no partition %d", o->topic, o->partition);
         goto fail;

@@ -43,7 +43,8 @@ static const char group_help[] =
     "       gregor group describe GROUP...\n"
     "       gregor group delete GROUP...\n"
     "       gregor group reset-offsets GROUP --topic TOPIC [--partition N]\n"
-    "                  (--to-earliest | --to-latest | --to-offset N | --to-datetime T) [--dry-run]\n"
+    "                  (--to-earliest | --to-latest | --to-offset N | --to-datetime T) "
+    "[--dry-run]\n"
     "\n"
     "  -g, --group GROUP         the group (instead of the positional GROUP)\n"
     "  -t, --topic TOPIC         reset this topic's partitions, may repeat (default: every\n"
@@ -142,17 +143,18 @@ static int group_parse(struct group_opts *o, int argc, char **argv)
     return -1;
 }
 
-/* Runs one admin request already issued on Q and returns its event, or NULL (reported). */
-#define ADMIN_CALL(o, rk, op, what, call_expr, evp)                                            \
-    do {                                                                                        \
-        rd_kafka_queue_t *q_ = rd_kafka_queue_new(rk);                                          \
-        rd_kafka_AdminOptions_t *ao_ = cli_admin_options(&(o)->c, rk, op);                      \
-        rd_kafka_queue_t *q = q_;                                                               \
-        rd_kafka_AdminOptions_t *ao = ao_;                                                      \
-        call_expr;                                                                              \
-        *(evp) = cli_admin_wait(&(o)->c, q_, what);                                             \
-        rd_kafka_AdminOptions_destroy(ao_);                                                     \
-        rd_kafka_queue_destroy(q_);                                                             \
+/*
+ * Issues CALL_EXPR, which names the admin options `ao` and the result queue `q` this macro
+ * provides, and waits for its result: *EVP is the event (caller destroys) or NULL (reported).
+ */
+#define ADMIN_CALL(o, rk, op, what, call_expr, evp)                                                \
+    do {                                                                                           \
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);                                              \
+        rd_kafka_AdminOptions_t *ao = cli_admin_options(&(o)->c, rk, op);                          \
+        call_expr;                                                                                 \
+        *(evp) = cli_admin_wait(&(o)->c, q, what);                                                 \
+        rd_kafka_AdminOptions_destroy(ao);                                                         \
+        rd_kafka_queue_destroy(q);                                                                 \
     } while (0)
 
 static int cmp_listing(const void *a, const void *b)
@@ -170,8 +172,7 @@ static int group_list(struct group_opts *o, rd_kafka_t *rk)
         return CLI_EXIT_FAIL;
     const rd_kafka_ListConsumerGroups_result_t *res = rd_kafka_event_ListConsumerGroups_result(ev);
     size_t n, nerr;
-    const rd_kafka_ConsumerGroupListing_t **src =
-        rd_kafka_ListConsumerGroups_result_valid(res, &n);
+    const rd_kafka_ConsumerGroupListing_t **src = rd_kafka_ListConsumerGroups_result_valid(res, &n);
     const rd_kafka_error_t **errs = rd_kafka_ListConsumerGroups_result_errors(res, &nerr);
     const rd_kafka_ConsumerGroupListing_t **gs = calloc(n + 1, sizeof(*gs));
     memcpy(gs, src, n * sizeof(*gs));
@@ -181,8 +182,9 @@ static int group_list(struct group_opts *o, rd_kafka_t *rk)
     for (size_t i = 0; i < n; i++)
         printf("%-40s %s\n", rd_kafka_ConsumerGroupListing_group_id(gs[i]),
                rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupListing_state(gs[i])));
-    for (size_t i = 0; i < nerr; i++)
-        cli_error(&o->c, "a broker did not list its groups: %s", rd_kafka_error_string(errs[i]));
+    if (nerr)
+        cli_error(&o->c, "%zu broker(s) did not list their groups: %s", nerr,
+                  rd_kafka_error_string(errs[0]));
     free(gs);
     rd_kafka_event_destroy(ev);
     return nerr ? CLI_EXIT_FAIL : CLI_EXIT_OK;
@@ -281,8 +283,8 @@ static int cmp_tp(const void *a, const void *b)
 }
 
 /* The member owning TOPIC/PARTITION, or NULL. */
-static const rd_kafka_MemberDescription_t *
-owner_of(const rd_kafka_ConsumerGroupDescription_t *d, const char *topic, int32_t partition)
+static const rd_kafka_MemberDescription_t *owner_of(const rd_kafka_ConsumerGroupDescription_t *d,
+                                                    const char *topic, int32_t partition)
 {
     size_t n = rd_kafka_ConsumerGroupDescription_member_count(d);
     for (size_t i = 0; i < n; i++) {
@@ -493,11 +495,12 @@ static int commit_reset(struct group_opts *o, rd_kafka_t *rk, const char *group,
                   rd_kafka_error_string(rd_kafka_group_result_error(res[0])));
         failed = 1;
     }
-    const rd_kafka_topic_partition_list_t *r = n == 1 ? rd_kafka_group_result_partitions(res[0]) : 0;
+    const rd_kafka_topic_partition_list_t *r =
+        n == 1 ? rd_kafka_group_result_partitions(res[0]) : 0;
     for (int i = 0; r && i < r->cnt; i++)
         if (r->elems[i].err) {
-            cli_error(&o->c, "commit of %s/%d failed: %s", r->elems[i].topic,
-                      r->elems[i].partition, rd_kafka_err2str(r->elems[i].err));
+            cli_error(&o->c, "commit of %s/%d failed: %s", r->elems[i].topic, r->elems[i].partition,
+                      rd_kafka_err2str(r->elems[i].err));
             failed = 1;
         }
     rd_kafka_event_destroy(ev);
@@ -517,7 +520,8 @@ static int group_reset(struct group_opts *o, rd_kafka_t *rk)
     if (!ev)
         return CLI_EXIT_FAIL;
     size_t members = rd_kafka_ConsumerGroupDescription_member_count(d);
-    const char *state = rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupDescription_state(d));
+    const char *state =
+        rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupDescription_state(d));
     char state_copy[32];
     snprintf(state_copy, sizeof(state_copy), "%s", state);
     rd_kafka_event_destroy(ev);
@@ -590,8 +594,9 @@ int cli_group_main(int argc, char **argv)
         if (strcmp(argv[1], actions[i].action) == 0)
             run = actions[i].run;
     if (!run)
-        return cli_usage_error(&o.c, "unknown action '%s' (list, describe, delete, "
-                                     "reset-offsets)",
+        return cli_usage_error(&o.c,
+                               "unknown action '%s' (list, describe, delete, "
+                               "reset-offsets)",
                                argv[1]);
     snprintf(name, sizeof(name), "gregor group %s", argv[1]);
     o.c.name = name;

@@ -32,20 +32,23 @@ enum {
 };
 
 /* The options every subcommand accepts; append to a subcommand's own option table. */
-#define CLI_COMMON_LONGOPTS                                                                     \
-    {"brokers", required_argument, NULL, 'b'}, {"property", required_argument, NULL, 'X'},      \
-        {"debug", optional_argument, NULL, CLI_OPT_DEBUG},                                      \
-        {"timeout-ms", required_argument, NULL, CLI_OPT_TIMEOUT},                               \
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}
+#define CLI_COMMON_LONGOPTS                                                                        \
+    {"brokers", required_argument, NULL, 'b'}, {"property", required_argument, NULL, 'X'},         \
+        {"debug", optional_argument, NULL, CLI_OPT_DEBUG},                                         \
+        {"timeout-ms", required_argument, NULL, CLI_OPT_TIMEOUT},                                  \
+        {"help", no_argument, NULL, 'h'},                                                          \
+    {                                                                                              \
+        NULL, 0, NULL, 0                                                                           \
+    }
 #define CLI_COMMON_SHORTOPTS "b:X:h"
 
-#define CLI_COMMON_HELP                                                                         \
-    "common options:\n"                                                                         \
-    "  -b, --brokers HOST:PORT[,..]  bootstrap brokers (default $GREGOR_BROKERS or "            \
-    "127.0.0.1:9092)\n"                                                                         \
-    "  -X, --property KEY=VALUE      librdkafka property, may repeat\n"                         \
-    "      --timeout-ms MS           give up on the broker after MS (default 5000)\n"           \
-    "      --debug[=CONTEXTS]        show librdkafka's log (debug contexts, default generic)\n" \
+#define CLI_COMMON_HELP                                                                            \
+    "common options:\n"                                                                            \
+    "  -b, --brokers HOST:PORT[,..]  bootstrap brokers (default $GREGOR_BROKERS or "               \
+    "127.0.0.1:9092)\n"                                                                            \
+    "  -X, --property KEY=VALUE      librdkafka property, may repeat\n"                            \
+    "      --timeout-ms MS           give up on the broker after MS (default 5000)\n"              \
+    "      --debug[=CONTEXTS]        show librdkafka's log (debug contexts, default generic)\n"    \
     "  -h, --help                    this text\n"
 
 /* State every subcommand carries: its name for messages, the common options, the last error

@@ -219,8 +219,7 @@ static long produce_lines(struct produce_opts *o, rd_kafka_t *rk)
         if (o->key_sep) {
             char *sep = memmem(line, (size_t)len, o->key_sep, seplen);
             if (!sep) {
-                cli_error(&o->c, "line %ld has no key separator '%s'; skipped", lineno,
-                          o->key_sep);
+                cli_error(&o->c, "line %ld has no key separator '%s'; skipped", lineno, o->key_sep);
                 bad++;
                 continue;
             }

@@ -136,8 +136,8 @@ static int topic_parse(struct topic_opts *o, int argc, char **argv)
 /* Prints the per-topic results of a CreateTopics/DeleteTopics/CreatePartitions request.
  * IGNORE is an error code that counts as success (e.g. already exists with --if-not-exists).
  * Returns the number of failed topics. */
-static int report_topic_results(struct topic_opts *o, const rd_kafka_topic_result_t **res,
-                                size_t n, const char *done, rd_kafka_resp_err_t ignore)
+static int report_topic_results(struct topic_opts *o, const rd_kafka_topic_result_t **res, size_t n,
+                                const char *done, rd_kafka_resp_err_t ignore)
 {
     int failed = 0;
     for (size_t i = 0; i < n; i++) {
@@ -308,7 +308,9 @@ static int print_configs(struct topic_opts *o, rd_kafka_t *rk, const char *topic
             (!rd_kafka_ConfigEntry_is_default(e) &&
              rd_kafka_ConfigEntry_source(e) == RD_KAFKA_CONFIG_SOURCE_UNKNOWN_CONFIG);
         printf("  %c %s=%s\n", set_here ? '*' : ' ', rd_kafka_ConfigEntry_name(e),
-               rd_kafka_ConfigEntry_is_sensitive(e) ? "(sensitive)" : val ? val : "(null)");
+               rd_kafka_ConfigEntry_is_sensitive(e) ? "(sensitive)"
+               : val                                ? val
+                                                    : "(null)");
     }
     free(entries);
     rd_kafka_event_destroy(ev);
@@ -500,15 +502,14 @@ static int alter_partitions(struct topic_opts *o, rd_kafka_t *rk, const char *to
         return -1;
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *ao =
-        cli_admin_options(&o->c, rk, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS);
+    rd_kafka_AdminOptions_t *ao = cli_admin_options(&o->c, rk, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS);
     rd_kafka_CreatePartitions(rk, &np, 1, ao, q);
     rd_kafka_event_t *ev = cli_admin_wait(&o->c, q, "create partitions");
     int rc = -1;
     if (ev) {
         size_t n;
-        const rd_kafka_topic_result_t **res = rd_kafka_CreatePartitions_result_topics(
-            rd_kafka_event_CreatePartitions_result(ev), &n);
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev), &n);
         char done[64];
         snprintf(done, sizeof(done), "now %d partitions in", o->partitions);
         rc = report_topic_results(o, res, n, done, RD_KAFKA_RESP_ERR_NO_ERROR) ? -1 : 0;
