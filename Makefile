@@ -5,6 +5,8 @@
 #   make run        build and start a single-node broker on 127.0.0.1:9092, data in ./data
 #   make test       build everything and run every test; last line is "N passed, N failed"
 #   make bench      benchmarks (on demand, not part of make test)
+#   make fuzz       libFuzzer targets, 60 s each (make test runs them for ~12 s each)
+#   make soak       SOAK_MINUTES (10) of mixed load, then data and memory checks
 #   make format     clang-format every C file
 #
 # Every .c file under src/ except src/main.c goes into a static library; tests/unit/test_*.c
@@ -29,7 +31,7 @@ ASAN_FLAGS:= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 # Object files are kept (not deleted as intermediates) so a second make does nothing.
 .SECONDARY:
 
-.PHONY: all asan run test unit interop deps bench format clean fuzz
+.PHONY: all asan run test unit interop deps bench format clean fuzz soak
 
 all: deps-check $(REL_DIR)/gregor $(patsubst tests/unit/%.c,$(REL_DIR)/tests/%,$(UNIT_SRCS))
 
@@ -76,6 +78,10 @@ bench: all
 
 fuzz:
 	@bash tests/fuzz/run.sh
+
+# SOAK_MINUTES (default 10) of produce + consume + group churn, then data and memory checks.
+soak: all
+	@bash bench/soak.sh
 
 format:
 	clang-format -i $$(find src tests tools -name '*.[ch]')
