@@ -688,6 +688,13 @@ void group_handle_join(struct shard *s, struct group_call *c)
     }
 }
 
+/* Kafka's isStaticMemberFenced: the instance id belongs to another member id now. */
+static bool static_fenced(struct group *g, struct kstr instance, struct kstr member_id)
+{
+    struct member *bi = group_member_by_instance(g, instance);
+    return bi != NULL && !gstr_eq(&bi->id, member_id);
+}
+
 /* ---- SyncGroup ---- */
 
 struct sync_persist {
@@ -731,6 +738,10 @@ void group_handle_sync(struct shard *s, struct group_call *c)
     struct group *g = group_find(s, req->group_id);
     struct member *m = g ? group_find_member(g, req->member_id) : NULL;
     struct kstr instance = c->api_version >= 3 ? req->group_instance_id : KSTR_NULL;
+    if (g != NULL && static_fenced(g, instance, req->member_id)) {
+        sync_reply(c, KAFKA_ERR_FENCED_INSTANCE_ID, NULL, NULL);
+        return;
+    }
     if (g == NULL || m == NULL) {
         sync_reply(c, KAFKA_ERR_UNKNOWN_MEMBER_ID, NULL, NULL);
         return;
@@ -817,6 +828,10 @@ void group_handle_heartbeat(struct shard *s, struct group_call *c)
     }
     if (g->state == GS_DEAD) {
         heartbeat_reply(c, KAFKA_ERR_COORDINATOR_NOT_AVAILABLE);
+        return;
+    }
+    if (static_fenced(g, instance, req->member_id)) {
+        heartbeat_reply(c, KAFKA_ERR_FENCED_INSTANCE_ID);
         return;
     }
     if (m == NULL) {

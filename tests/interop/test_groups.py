@@ -309,5 +309,69 @@ def test_admin_list_describe_delete():
         check("g-adm" not in {x.id for x in a.list_groups(timeout=10)}, "deleted group listed")
 
 
+def join_v5(k, group, member_id="", instance=None, session_ms=6000):
+    body = (string(group) + i32(session_ms) + i32(10000) + string(member_id) + string(instance) +
+            string("consumer") + array([string("range") + nbytes(b"\x00\x01meta")]))
+    deadline = time.monotonic() + 10 * SLOW
+    while True:
+        r = Reader(k.call(JOIN_GROUP, 5, body, timeout=20))
+        r.int32()
+        err, gen, proto, leader, member = r.int16(), r.int32(), r.string(), r.string(), r.string()
+        if err != 14 or time.monotonic() > deadline:
+            return err, gen, member, leader
+        time.sleep(0.05)
+
+
+def describe_v0(k, group):
+    r = Reader(k.call(15, 0, array([string(group)])))
+    groups = r.array(lambda r: (r.int16(), r.string(), r.string(), r.string(), r.string(),
+                                r.array(lambda r: (r.string(), r.string(), r.string(),
+                                                   r.bytes_(), r.bytes_()))))
+    return groups[0]
+
+
+@test
+def test_raw_member_id_required_static_fencing_and_metadata_replay():
+    with Broker(PROPS) as b:
+        make_topic(b, "st")
+        with KafkaRaw(b) as k:
+            find_coordinator(k, "g-st")
+            err, gen, member, _ = join_v5(k, "g-st")
+            check(err == 79 and member, "JoinGroup v4+ without id: %d %r" % (err, member))
+            err, gen, member2, leader = join_v5(k, "g-st", member_id=member)
+            check(err == 0 and member2 == member and leader == member, "join with the given id")
+            r = Reader(k.call(SYNC_GROUP, 0, string("g-st") + i32(gen) + string(member) +
+                              array([string(member) + nbytes(b"as-1")])))
+            check(r.int16() == 0, "sync")
+            # A static member: no MEMBER_ID_REQUIRED; a restart with the same instance id
+            # fences the old member id.
+            with KafkaRaw(b) as k2:
+                err, gen_s, static1, _ = join_v5(k2, "g-static", instance="inst-1")
+                check(err == 0, "static join: %d" % err)
+            with KafkaRaw(b) as k3:
+                err, _, static2, _ = join_v5(k3, "g-static", instance="inst-1")
+                check(err == 0 and static2 != static1, "static rejoin: %d" % err)
+            body = string("g-static") + i32(gen_s) + string(static1) + string("inst-1")
+            r = Reader(k.call(HEARTBEAT, 3, body))
+            r.int32()
+            check(r.int16() == 82, "old static member id is fenced")
+            d = describe_v0(k, "g-st")
+            check(d[0] == 0 and d[2] == "Stable" and d[4] == "range", "describe: %s" % (d[:5],))
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            find_coordinator(k, "g-st")
+            deadline = time.monotonic() + 10 * SLOW
+            while True:
+                d = describe_v0(k, "g-st")
+                if d[0] != 14 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            check(d[2] == "Stable" and len(d[5]) == 1 and d[5][0][0] == member and
+                  d[5][0][4] == b"as-1", "group metadata after restart: %s" % (d,))
+            # The replayed member keeps its generation: a heartbeat with it is accepted.
+            check(heartbeat_v0(k, "g-st", gen, member) == 0, "heartbeat after restart")
+
+
 if __name__ == "__main__":
     run_tests()
