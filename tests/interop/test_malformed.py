@@ -282,11 +282,34 @@ def test_malformed_storm_with_live_clients():
                                                                     RSS_GROWTH_KB))
         check(rss1 - rss0 <= RSS_GROWTH_KB, "RSS grew by %d kB (bound %d kB)"
               % (rss1 - rss0, RSS_GROWTH_KB))
-        # Captured FindCoordinator frames create __consumer_offsets (50 partitions); closing
-        # them fsyncs one producer-state snapshot each, which takes seconds on a busy disk.
+        # Damaged Fetch requests can carry a huge max_wait_ms and park; until parked fetches are
+        # completed at shutdown (see test_parked_fetch_does_not_delay_shutdown) stop waits for
+        # the workers' 10 s give-up, so allow more than the default here.
         t0 = time.monotonic()
         b.stop(timeout=60)
         comment("clean shutdown took %.1fs" % (time.monotonic() - t0))
+
+
+@test
+def test_parked_fetch_does_not_delay_shutdown():
+    """A hostile long poll (max_wait_ms of 10 minutes on an empty partition) must not hold up
+    a clean shutdown: Kafka completes delayed operations when it shuts down. Regression: the
+    fetch stayed parked, the I/O worker gave up after shutdown.timeout (10 s) and leaked the
+    request ("... did not complete within 10000 ms of shutdown; leaking them")."""
+    with Broker({"auto.create.topics.enable": "true"}) as b:
+        with KafkaRaw(b) as c:
+            kr.ensure_topic(c, "parked", partitions=1)
+        s = KafkaRaw(b)
+        s.send_request(1, 11, kr.fetch_body({"parked": {0: 0}}, version=11,
+                                            max_wait_ms=600000, min_bytes=1))
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        b.stop(timeout=30)
+        took = time.monotonic() - t0
+        s.close()
+        comment("shutdown with a parked fetch took %.1fs" % took)
+        check(took < 5 * SLOW, "shutdown took %.1fs with a parked fetch (limit %.0fs)"
+              % (took, 5 * SLOW))
 
 
 if __name__ == "__main__":
