@@ -6,17 +6,18 @@
 #include <string.h>
 
 #include "broker/serve.h"
-#include "broker/version.h"
+#include "cli/cli.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: gregor <command> [options]\n"
                "\n"
-               "commands:\n"
-               "  serve [-c server.properties] [--override KEY=VALUE]...   run a broker\n"
-               "  version                                                  print the version\n"
+               "broker:\n"
+               "  serve      run a broker: serve [-c server.properties] [--override KEY=VALUE]...\n"
                "\n"
-               "Run 'gregor <command> --help' for a command's options.\n");
+               "client commands:\n");
+    cli_print_commands(f);
+    fprintf(f, "\nRun 'gregor <command> --help' for a command's options and examples.\n");
 }
 
 int main(int argc, char **argv)
@@ -28,15 +29,12 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0)
         return broker_serve_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("gregor %s\n", GREGOR_VERSION);
-        return 0;
-    }
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    if ((strcmp(cmd, "help") == 0 && argc == 2) || strcmp(cmd, "--help") == 0 ||
+        strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "gregor: unknown command '%s'\n", cmd);
-    usage(stderr);
-    return 64;
+    if (strcmp(cmd, "--version") == 0)
+        argv[1] = "version";
+    return cli_main(argc - 1, argv + 1);
 }

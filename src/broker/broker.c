@@ -214,16 +214,27 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     return 0;
 }
 
+static void broker_wake_fetches(struct partition *p, void *arg)
+{
+    partition_notify_waiters(p);
+}
+
 void broker_stop(struct broker *b)
 {
     if (b == NULL)
         return;
+    /* Long-polling fetches answer now with what they have, as Kafka does on shutdown. */
+    atomic_store(&b->stopping, true);
+    if (b->parts)
+        partition_registry_each(b->parts, broker_wake_fetches, NULL);
     metrics_stop_serving(b->metrics); /* scrapes read everything below */
     groups_shutdown(b);
     net_server_stop(b->net);
-    groups_stop(b); /* before the logs close: loader threads read them */
+    /* The controller before the groups: its completions (e.g. creating __consumer_offsets)
+     * still reach the group state. */
     if (b->ctl)
         controller_stop(b->ctl);
+    groups_stop(b); /* before the logs close: loader threads read them */
     partition_registry_close(b->parts);
     pthread_mutex_destroy(&b->pid_pool.mu);
     pthread_mutex_destroy(&b->gate.mu);

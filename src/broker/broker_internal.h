@@ -44,6 +44,7 @@ struct broker {
     struct net_server *net;
     struct producer_id_pool pid_pool;
     struct broker_gate gate;
+    atomic_bool stopping;           /* set first in broker_stop: parked fetches answer at once */
     struct metrics *metrics;        /* counters always exist; HTTP only with metrics.listener */
     struct broker_groups *groups;   /* group coordinator glue (groups.c) */
 };

@@ -299,7 +299,7 @@ static void fetch_woken(void *arg)
     struct fetch_state *st = arg;
     atomic_store(&st->wake_pending, false);
     if (st->r != NULL)
-        fetch_attempt(st, false);
+        fetch_attempt(st, atomic_load(&st->r->b->stopping));
     fetch_state_put(st);
 }
 
@@ -337,8 +337,9 @@ static void fetch_park(struct fetch_state *st)
         partition_add_waiter(fp->p, &fp->waiter);
     }
     net_timer_start(st->worker, &st->timer, st->req.max_wait_ms, fetch_timed_out, st);
-    /* Data may have arrived between the first read and registering: look once more. */
-    fetch_attempt(st, false);
+    /* Data may have arrived between the first read and registering: look once more. A
+     * broker that began stopping meanwhile answers now (its wake-ups may have gone by). */
+    fetch_attempt(st, atomic_load(&st->r->b->stopping));
 }
 
 /* Resolves every requested partition (reference held until the reply). */

@@ -170,12 +170,12 @@ void group_fail_parked(struct group *g, int16_t err)
 
 /* ---- membership changes ---- */
 
+/* Nothing is allocated for the completion: it may be dropped during shutdown. */
 static void group_persist_done(void *arg, int err)
 {
-    char *id = arg;
+    (void)arg;
     if (err != 0)
-        log_warn("group", "cannot persist metadata of group %s: %d", id, err);
-    free(id);
+        log_warn("group", "cannot persist group metadata: %d", err);
 }
 
 /* Writes the group's metadata record without waiting for anyone. */
@@ -184,9 +184,8 @@ static void group_persist(struct group *g)
     struct offsets_kv kv;
     if (group_encode_metadata(&kv, g, g->id.p) != 0)
         return;
-    char *id = strdup(g->id.p);
-    if (id && shard_append(g->s, &kv, 1, group_persist_done, id) != 0)
-        free(id);
+    if (shard_append(g->s, &kv, 1, group_persist_done, NULL) != 0)
+        log_warn("group", "cannot persist metadata of group %s", g->id.p);
     offsets_kv_free(&kv);
 }
 

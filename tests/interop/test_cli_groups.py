@@ -40,8 +40,10 @@ def lag_rows(out):
 def setup(b, n=10):
     bs = ["-b", b.bootstrap]
     ok(cli("topic", "create", "gt", "--partitions", 2, *bs), "create")
-    ok(cli("produce", "gt", "-K", ":", *bs,
-           stdin="".join("k%d:v%d\n" % (i % 2, i) for i in range(n))), "produce")
+    # Half to each partition, explicitly: which partition a key hashes to is the client's choice.
+    for part in (0, 1):
+        ok(cli("produce", "gt", "-K", ":", "-p", part, *bs,
+               stdin="".join("k%d:v%d\n" % (part, i) for i in range(part, n, 2))), "produce")
     return bs
 
 
