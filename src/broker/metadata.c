@@ -24,7 +24,16 @@ struct metadata_state {
     char **names;            /* requested names, NUL-terminated; NULL entry for by-id lookups */
     int16_t *create_errors;  /* per requested topic, from auto-creation */
     int all_topics;
+    struct broker_req *r;
+    struct net_timer wait_timer; /* waiting for a concurrent creation to be published */
+    int waits;
 };
+
+/* A concurrent request's creation of the same topic is committed but may not be published
+ * yet: look again every METADATA_WAIT_MS, at most METADATA_WAITS times, before answering
+ * LEADER_NOT_AVAILABLE (which clients retry). */
+#define METADATA_WAIT_MS 5
+#define METADATA_WAITS 100
 
 static bool metadata_is_internal(const char *name)
 {
@@ -143,6 +152,29 @@ static void metadata_respond(struct broker_req *r, struct metadata_state *st)
     metadata_image_release(img);
 }
 
+/* True when a topic whose creation raced with another request is still missing. */
+static bool metadata_awaits_topic(struct metadata_state *st)
+{
+    const struct metadata_image *img = metadata_image_acquire(st->r->b->ctl);
+    bool missing = false;
+    for (int32_t i = 0; i < st->req.topics.n && !missing; i++)
+        missing = st->create_errors[i] == KAFKA_ERR_LEADER_NOT_AVAILABLE && st->names[i] &&
+                  metadata_image_topic_by_name(img, st->names[i]) == NULL;
+    metadata_image_release(img);
+    return missing;
+}
+
+static void metadata_wait_done(struct net_timer *t)
+{
+    struct metadata_state *st = t->arg;
+    if (++st->waits < METADATA_WAITS && metadata_awaits_topic(st)) {
+        net_timer_start(net_request_worker(st->r->nr), &st->wait_timer, METADATA_WAIT_MS,
+                        metadata_wait_done, st);
+        return;
+    }
+    metadata_respond(st->r, st);
+}
+
 static void metadata_after_create(struct broker_async *a)
 {
     struct metadata_state *st = a->arg;
@@ -157,6 +189,11 @@ static void metadata_after_create(struct broker_async *a)
     for (int32_t i = 0; i < st->req.topics.n; i++)
         if (st->create_errors[i] == -2)
             st->create_errors[i] = a->error_code;
+    if (metadata_awaits_topic(st)) {
+        net_timer_start(net_request_worker(a->r->nr), &st->wait_timer, METADATA_WAIT_MS,
+                        metadata_wait_done, st);
+        return;
+    }
     metadata_respond(a->r, st);
 }
 
@@ -203,6 +240,7 @@ void handle_metadata(struct broker_req *r)
         broker_close(r, "out of memory");
         return;
     }
+    st->r = r;
     if (broker_decode(r, (kproto_decode_fn)kmsg_metadata_request_decode, &st->req) != 0)
         return;
     /* v0: an empty list means all topics; v1+: null means all, empty means none. */
