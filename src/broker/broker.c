@@ -182,6 +182,7 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     pthread_mutex_init(&b->pid_pool.mu, NULL);
     broker_set_advertised(b);
     pthread_mutex_init(&b->gate.mu, NULL);
+    waiter_list_init(&b->parked);
     /* Listen first (requests are held by the gate) so clients can connect at once, then
      * recover the logs and load the metadata log. */
     int rc = broker_create_metrics(b, err, errlen);
@@ -214,19 +215,13 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     return 0;
 }
 
-static void broker_wake_fetches(struct partition *p, void *arg)
-{
-    partition_notify_waiters(p);
-}
-
 void broker_stop(struct broker *b)
 {
     if (b == NULL)
         return;
     /* Long-polling fetches answer now with what they have, as Kafka does on shutdown. */
     atomic_store(&b->stopping, true);
-    if (b->parts)
-        partition_registry_each(b->parts, broker_wake_fetches, NULL);
+    waiter_list_notify(&b->parked);
     metrics_stop_serving(b->metrics); /* scrapes read everything below */
     groups_shutdown(b);
     net_server_stop(b->net);
@@ -238,6 +233,7 @@ void broker_stop(struct broker *b)
     partition_registry_close(b->parts);
     pthread_mutex_destroy(&b->pid_pool.mu);
     pthread_mutex_destroy(&b->gate.mu);
+    waiter_list_destroy(&b->parked);
     metrics_free(b->metrics); /* after the flusher (its observer) and the workers stopped */
     free(b);
 }

@@ -13,6 +13,7 @@
 
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "broker/partition.h"
 #include "cluster/controller.h"
 #include "net/net.h"
 
@@ -45,6 +46,7 @@ struct broker {
     struct producer_id_pool pid_pool;
     struct broker_gate gate;
     atomic_bool stopping;           /* set first in broker_stop: parked fetches answer at once */
+    struct waiter_list parked;      /* every parked fetch, woken by broker_stop */
     struct metrics *metrics;        /* counters always exist; HTTP only with metrics.listener */
     struct broker_groups *groups;   /* group coordinator glue (groups.c) */
 };

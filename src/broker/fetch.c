@@ -46,6 +46,8 @@ struct fetch_part {
 
 struct fetch_state {
     struct broker_req *r;
+    struct broker *b;
+    struct partition_waiter stop_waiter; /* in the broker's parked list while parked */
     struct net_worker *worker;
     struct kmsg_fetch_request req;
     int nparts;
@@ -226,6 +228,7 @@ static void fetch_unpark(struct fetch_state *st)
     for (int i = 0; i < st->nparts; i++)
         if (st->parts[i].p)
             partition_remove_waiter(st->parts[i].p, &st->parts[i].waiter);
+    waiter_list_remove(&st->b->parked, &st->stop_waiter);
     net_timer_cancel(st->worker, &st->timer);
     st->parked = false;
     metrics_purgatory_add(st->r->b->metrics, METRICS_PURGATORY_FETCH, -1);
@@ -299,15 +302,27 @@ static void fetch_woken(void *arg)
     struct fetch_state *st = arg;
     atomic_store(&st->wake_pending, false);
     if (st->r != NULL)
-        fetch_attempt(st, atomic_load(&st->r->b->stopping));
+        fetch_attempt(st, atomic_load(&st->b->stopping));
     fetch_state_put(st);
 }
 
 /* Appender thread, under the partition's wait lock: post at most one wake-up at a time. */
+static void fetch_wake(struct fetch_state *st);
+
 static void fetch_notify(struct partition_waiter *w)
 {
     struct fetch_part *fp = w->arg;
-    struct fetch_state *st = fp->st;
+    fetch_wake(fp->st);
+}
+
+/* The broker is stopping. */
+static void fetch_notify_stop(struct partition_waiter *w)
+{
+    fetch_wake(w->arg);
+}
+
+static void fetch_wake(struct fetch_state *st)
+{
     if (atomic_exchange(&st->wake_pending, true))
         return;
     atomic_fetch_add(&st->refs, 1);
@@ -336,10 +351,13 @@ static void fetch_park(struct fetch_state *st)
         fp->waiter.arg = fp;
         partition_add_waiter(fp->p, &fp->waiter);
     }
+    st->stop_waiter.notify = fetch_notify_stop;
+    st->stop_waiter.arg = st;
+    waiter_list_add(&st->b->parked, &st->stop_waiter);
     net_timer_start(st->worker, &st->timer, st->req.max_wait_ms, fetch_timed_out, st);
     /* Data may have arrived between the first read and registering: look once more. A
      * broker that began stopping meanwhile answers now (its wake-ups may have gone by). */
-    fetch_attempt(st, atomic_load(&st->r->b->stopping));
+    fetch_attempt(st, atomic_load(&st->b->stopping));
 }
 
 /* Resolves every requested partition (reference held until the reply). */
@@ -390,6 +408,7 @@ void handle_fetch(struct broker_req *r)
     }
     atomic_init(&st->refs, 2); /* the reply's reference and this function's */
     st->r = r;
+    st->b = r->b;
     st->worker = net_request_worker(r->nr);
     if (broker_decode(r, (kproto_decode_fn)kmsg_fetch_request_decode, &st->req) != 0) {
         free(st);

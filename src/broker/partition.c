@@ -85,7 +85,7 @@ static void partition_free(struct partition *p)
         else
             log_info("partition", "removed %s", dir);
     }
-    pthread_mutex_destroy(&p->wait_mu);
+    waiter_list_destroy(&p->waiters);
     free(p->topic);
     free(p);
 }
@@ -96,42 +96,67 @@ void partition_put(struct partition *p)
         partition_free(p);
 }
 
-void partition_add_waiter(struct partition *p, struct partition_waiter *w)
+void waiter_list_init(struct waiter_list *l)
 {
-    pthread_mutex_lock(&p->wait_mu);
-    w->prev = NULL;
-    w->next = p->waiters;
-    if (p->waiters)
-        p->waiters->prev = w;
-    p->waiters = w;
-    w->linked = true;
-    pthread_mutex_unlock(&p->wait_mu);
+    pthread_mutex_init(&l->mu, NULL);
+    l->head = NULL;
 }
 
-void partition_remove_waiter(struct partition *p, struct partition_waiter *w)
+void waiter_list_destroy(struct waiter_list *l)
 {
-    pthread_mutex_lock(&p->wait_mu);
+    pthread_mutex_destroy(&l->mu);
+}
+
+void waiter_list_add(struct waiter_list *l, struct partition_waiter *w)
+{
+    pthread_mutex_lock(&l->mu);
+    w->prev = NULL;
+    w->next = l->head;
+    if (l->head)
+        l->head->prev = w;
+    l->head = w;
+    w->linked = true;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void waiter_list_remove(struct waiter_list *l, struct partition_waiter *w)
+{
+    pthread_mutex_lock(&l->mu);
     if (w->linked) {
         if (w->prev)
             w->prev->next = w->next;
         else
-            p->waiters = w->next;
+            l->head = w->next;
         if (w->next)
             w->next->prev = w->prev;
         w->linked = false;
     }
-    pthread_mutex_unlock(&p->wait_mu);
+    pthread_mutex_unlock(&l->mu);
 }
 
-/* Waiters stay linked; notify() must only post work (it runs under wait_mu). */
+void waiter_list_notify(struct waiter_list *l)
+{
+    if (l->head == NULL) /* racy peek; a waiter added now re-checks for itself */
+        return;
+    pthread_mutex_lock(&l->mu);
+    for (struct partition_waiter *w = l->head; w; w = w->next)
+        w->notify(w);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void partition_add_waiter(struct partition *p, struct partition_waiter *w)
+{
+    waiter_list_add(&p->waiters, w);
+}
+
+void partition_remove_waiter(struct partition *p, struct partition_waiter *w)
+{
+    waiter_list_remove(&p->waiters, w);
+}
+
 void partition_notify_waiters(struct partition *p)
 {
-    if (p->waiters == NULL) /* racy peek; a waiter added now re-checks the log itself */
-        return;
-    pthread_mutex_lock(&p->wait_mu);
-    for (struct partition_waiter *w = p->waiters; w; w = w->next)
-        w->notify(w);
-    pthread_mutex_unlock(&p->wait_mu);
+    waiter_list_notify(&p->waiters);
 }
 
 struct log_flusher *partition_registry_flusher(struct partition_registry *reg)

@@ -28,10 +28,23 @@ struct producer_state;
 /* A fetch (or other delayed operation) waiting for data on a partition. */
 struct partition_waiter {
     struct partition_waiter *next, *prev;
-    bool linked;                 /* in the partition's list; guarded by its wait_mu */
+    bool linked;                 /* in a waiter list; guarded by that list's mutex */
     void (*notify)(struct partition_waiter *w); /* called by the appending thread, unlocked */
     void *arg;
 };
+
+/* A list of waiters with its own lock (a partition's fetches; the broker's stop list). */
+struct waiter_list {
+    pthread_mutex_t mu;
+    struct partition_waiter *head;
+};
+
+void waiter_list_init(struct waiter_list *l);
+void waiter_list_destroy(struct waiter_list *l);
+void waiter_list_add(struct waiter_list *l, struct partition_waiter *w);
+void waiter_list_remove(struct waiter_list *l, struct partition_waiter *w);
+/* Calls every waiter's notify (which must only post work: it runs under the list's lock). */
+void waiter_list_notify(struct waiter_list *l);
 
 struct partition {
     atomic_int refs;
@@ -54,8 +67,7 @@ struct partition {
     _Atomic int64_t ts_before_max_ms;  /* message.timestamp.before.max.ms */
     _Atomic int64_t ts_after_max_ms;   /* message.timestamp.after.max.ms */
     atomic_bool deleted;
-    pthread_mutex_t wait_mu;           /* guards waiters */
-    struct partition_waiter *waiters;
+    struct waiter_list waiters;        /* fetches waiting for appends */
     /* Idempotent producers (broker/producer_append.h): producer_mu guards `producers` and is
      * held across check + append + update of a producer's batch. */
     pthread_mutex_t producer_mu;

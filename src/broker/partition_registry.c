@@ -133,13 +133,13 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     memcpy(p->topic_id, t->id, METADATA_UUID_LEN);
     atomic_init(&p->leader_epoch, mp->leader_epoch);
     atomic_init(&p->isr_size, (int)mp->n_isr);
-    pthread_mutex_init(&p->wait_mu, NULL);
+    waiter_list_init(&p->waiters);
     struct topic_settings ts;
     topic_settings_resolve(&b->cfg, t, &ts);
     int rc = log_manager_create(reg->logs, t->name, mp->partition, &ts.log, &p->log);
     if (rc != 0) {
         log_error("partition", "cannot open log %s-%d: %d", t->name, mp->partition, rc);
-        pthread_mutex_destroy(&p->wait_mu);
+        waiter_list_destroy(&p->waiters);
         free(p->topic);
         free(p);
         return NULL;
@@ -147,7 +147,7 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     log_set_config(p->log, &ts.log); /* opened at start with the defaults */
     if (producer_partition_open(p, b->cfg.producer_id_expiration_ms) != 0) {
         log_close(log_manager_remove(reg->logs, t->name, mp->partition));
-        pthread_mutex_destroy(&p->wait_mu);
+        waiter_list_destroy(&p->waiters);
         free(p->topic);
         free(p);
         return NULL;
