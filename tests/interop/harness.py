@@ -135,11 +135,13 @@ class Broker:
 
     props: extra --override KEY=VALUE pairs (listeners and log.dirs are set by the harness
     unless given). The data directory survives restart() and kill(); it is removed when the
-    context exits.
+    context exits. env: extra environment variables for the process (e.g. LD_PRELOAD), on
+    top of the test's own environment; None values remove a variable.
     """
 
-    def __init__(self, props=None, name="broker", start_timeout=10.0, wait=True):
+    def __init__(self, props=None, name="broker", start_timeout=10.0, wait=True, env=None):
         self.props = dict(props or {})
+        self.env = dict(env or {})
         self.name = name
         self.start_timeout = start_timeout * SLOW
         self.wait_ready = wait
@@ -186,8 +188,17 @@ class Broker:
             self.log_path = os.path.join(self.dir, "broker.%d.log" % self.starts)
             logf = open(self.log_path, "wb")
             t0 = time.monotonic()
+            env = None
+            if self.env:
+                env = dict(os.environ)
+                for k, v in self.env.items():
+                    if v is None:
+                        env.pop(k, None)
+                    else:
+                        env[k] = str(v)
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         env=env)
             logf.close()
             _LIVE_BROKERS.add(self)
             if not self.wait_ready:
