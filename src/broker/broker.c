@@ -108,7 +108,7 @@ static int broker_start_controller(struct broker *b, char *err, size_t errlen)
 {
     struct controller_config cc = {
         .node_id = b->cfg.node_id,
-        .data_dir = b->cfg.log_dirs,
+        .data_dir = b->cfg.metadata_log_dir[0] ? b->cfg.metadata_log_dir : b->cfg.log_dirs,
         .quorum_voters = b->cfg.controller_quorum_voters,
         .default_num_partitions = b->cfg.num_partitions,
         .default_replication_factor = b->cfg.default_replication_factor,

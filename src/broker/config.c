@@ -38,6 +38,7 @@ static const struct config_entry config_table[] = {
     {"advertised.listeners", CT_LISTENERS, F(advertised), 0, 0, 0},
     {"log.dirs", CT_STRING, F(log_dirs), 0, 0, 0},
     {"log.dir", CT_STRING, F(log_dirs), 0, 0, 0},
+    {"metadata.log.dir", CT_STRING, F(metadata_log_dir), 0, 0, 0},
     {"process.roles", CT_STRING, F(process_roles), 0, 0, 0},
     {"controller.quorum.voters", CT_STRING, F(controller_quorum_voters), 0, 0, 0},
     {"controller.listener.names", CT_STRING, F(controller_listener_names), 0, 0, 0},
@@ -383,6 +384,11 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
     if (rc != 0) {
         snprintf(err, errlen, "log.dirs '%s' is not a usable directory: %s", c->log_dirs,
                  strerror(-rc));
+        return -EINVAL;
+    }
+    if (c->metadata_log_dir[0] != '\0' && (rc = ensure_dir(c->metadata_log_dir)) != 0) {
+        snprintf(err, errlen, "metadata.log.dir '%s' is not a usable directory: %s",
+                 c->metadata_log_dir, strerror(-rc));
         return -EINVAL;
     }
     if (c->metrics_listener[0] != '\0' &&

@@ -30,6 +30,7 @@ struct broker_config {
     struct listener_config advertised[CONFIG_MAX_LISTENERS];
     int num_advertised;
     char log_dirs[1024];           /* first of log.dirs is used for metadata */
+    char metadata_log_dir[1024];   /* metadata.log.dir; "" = the first of log.dirs */
     char process_roles[64];
     char controller_quorum_voters[1024];
     char controller_listener_names[64];
