@@ -91,6 +91,10 @@ struct controller {
     bool raft_initialized;
     bool closing;      /* stop requested: no new proposals */
     bool raft_closing; /* raft_close called */
+    /* raft_uv's close, wrapped so that libraft's close callback runs once (see io_close). */
+    void (*uv_io_close)(struct raft_io *io, raft_io_close_cb cb);
+    raft_io_close_cb io_close_cb;
+    bool io_closed;
     uint64_t close_deadline;
     unsigned idle_ticks; /* consecutive 5 ms closing ticks with raft_idle() */
     struct metadata_image *image;
@@ -390,6 +394,32 @@ static void pump(struct controller *ctl)
 /* ---------- loop callbacks ---------- */
 
 /*
+ * libraft 0.15's raft_uv can report its close twice when a disk operation failed earlier (seen
+ * when the metadata log's disk filled up and the next segment could not be prepared): libraft
+ * then frees its state twice. raft_close reaches raft_uv through io->close, which we wrap so
+ * libraft's callback runs exactly once.
+ */
+static void io_closed_once(struct raft_io *io)
+{
+    struct raft *raft = io->data;
+    struct controller *ctl = raft->data;
+    if (ctl->io_closed) {
+        log_warn(LOG_SUB, "libraft reported its I/O closed twice; ignoring the second");
+        return;
+    }
+    ctl->io_closed = true;
+    ctl->io_close_cb(io);
+}
+
+static void io_close(struct raft_io *io, raft_io_close_cb cb)
+{
+    struct raft *raft = io->data;
+    struct controller *ctl = raft->data;
+    ctl->io_close_cb = cb;
+    ctl->uv_io_close(io, io_closed_once);
+}
+
+/*
  * raft_close is done; our handles go next. raft_uv_close/raft_uv_tcp_close free libraft's I/O
  * state and run only after the loop has drained (controller_main): libraft 0.15 can still have
  * segment work in the threadpool when it reports the close complete.
@@ -547,6 +577,8 @@ static int raft_setup(struct controller *ctl)
         raft_uv_tcp_close(&ctl->transport);
         return rv;
     }
+    ctl->uv_io_close = ctl->io.close;
+    ctl->io.close = io_close;
     raft_uv_set_segment_size(&ctl->io, SEGMENT_SIZE);
     /* Never rename a segment it cannot read and carry on without its entries. */
     raft_uv_set_auto_recovery(&ctl->io, false);

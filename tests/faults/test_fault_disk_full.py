@@ -148,8 +148,8 @@ def test_disk_full_refuses_writes_keeps_reads_and_recovers():
         with open(filler, "wb") as f:
             f.write(b"\0" * (FILLER_MB << 20))
         data = os.path.join(mnt, "data")
-        # The metadata log (libraft) lives off the full disk: libraft 0.15 double-frees when
-        # it is closed after its own disk filled up (see known_fault_metadata_disk_full.py).
+        # The metadata log lives off the full disk here (metadata.log.dir), so this test is
+        # about the data path alone; test_fault_metadata_disk_full.py fills the metadata disk.
         meta = tempfile.mkdtemp(prefix="meta-", dir=_tmp_root())
         props = {"log.dirs": data, "metadata.log.dir": meta, "num.partitions": 1,
                  "log.segment.bytes": 1 << 20, "log.index.size.max.bytes": 16384}
