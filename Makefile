@@ -3,6 +3,8 @@
 #   make            build/gregor (release: -O2 -g)
 #   make asan       build-asan/gregor (ASan + UBSan)
 #   make run        build and start a single-node broker on 127.0.0.1:9092, data in ./data
+#   make cluster    build and start three brokers (each a controller voter) on 127.0.0.1:9092,
+#                   9093, 9094, data in ./data/node-1..3, output prefixed [node-N]; Ctrl-C stops all
 #   make test       build everything and run every test; last line is "N passed, N failed"
 #   make bench      benchmarks (on demand, not part of make test)
 #   make fuzz       libFuzzer targets, 60 s each (make test runs them for ~12 s each)
@@ -31,7 +33,7 @@ ASAN_FLAGS:= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 # Object files are kept (not deleted as intermediates) so a second make does nothing.
 .SECONDARY:
 
-.PHONY: all asan run test unit interop deps bench format clean fuzz soak
+.PHONY: all asan run cluster test unit interop deps bench format clean fuzz soak
 
 all: deps-check $(REL_DIR)/gregor $(patsubst tests/unit/%.c,$(REL_DIR)/tests/%,$(UNIT_SRCS))
 
@@ -69,6 +71,11 @@ run: deps-check $(REL_DIR)/gregor
 	@mkdir -p data
 	./$(REL_DIR)/gregor serve --override listeners=PLAINTEXT://127.0.0.1:9092 \
 		--override log.dirs=./data
+
+# Three nodes, each broker + controller voter: clients on 127.0.0.1:9092-9094, raft on
+# 127.0.0.1:19091-19093, data in ./data/node-1..3; Ctrl-C stops all three (scripts/cluster.sh).
+cluster: deps-check $(REL_DIR)/gregor
+	@bash scripts/cluster.sh
 
 test: all asan
 	@bash tests/run.sh

@@ -10,6 +10,9 @@ What it owns:
     of every broker log of that test as "# " comment lines.
   * KafkaRaw: a raw Kafka protocol client (framing, request headers v1/v2, primitive and
     compact encodings, a response Reader) for protocol and bad-input tests.
+  * Cluster: n Broker processes forming one cluster (each broker + controller voter, a
+    PLAINTEXT and a CONTROLLER port per node), with kill/stop/restart per node id and views
+    of the cluster (wait_controller, partition_leaders, raw Metadata/DescribeCluster).
 
 Environment: GREGOR_BIN (default <repo>/build/gregor), GREGOR_ASAN=1 when GREGOR_BIN is the
 sanitizer build (timeouts are stretched and logs are checked for sanitizer reports).
@@ -134,12 +137,16 @@ class Broker:
             b.bootstrap  -> "127.0.0.1:PORT"
 
     props: extra --override KEY=VALUE pairs (listeners and log.dirs are set by the harness
-    unless given). The data directory survives restart() and kill(); it is removed when the
-    context exits. env: extra environment variables for the process (e.g. LD_PRELOAD), on
-    top of the test's own environment; None values remove a variable.
+    unless given). A caller that supplies "listeners" (e.g. a PLAINTEXT and a CONTROLLER
+    listener) gets the client port read from it: the first listener not named in
+    controller.listener.names (default CONTROLLER); port= overrides that. The data directory
+    survives restart() and kill(); it is removed when the context exits. env: extra
+    environment variables for the process (e.g. LD_PRELOAD), on top of the test's own
+    environment; None values remove a variable.
     """
 
-    def __init__(self, props=None, name="broker", start_timeout=10.0, wait=True, env=None):
+    def __init__(self, props=None, name="broker", start_timeout=10.0, wait=True, env=None,
+                 port=None):
         self.props = dict(props or {})
         self.env = dict(env or {})
         self.name = name
@@ -147,7 +154,10 @@ class Broker:
         self.wait_ready = wait
         self.dir = tempfile.mkdtemp(prefix=name + "-", dir=_tmp_root())
         self.data_dir = self.props.get("log.dirs") or os.path.join(self.dir, "data")
-        self.port = None
+        self.port = port
+        if self.port is None and "listeners" in self.props:
+            self.port = client_port_of(self.props["listeners"],
+                                       self.props.get("controller.listener.names"))
         self.proc = None
         self.log_path = None
         self.starts = 0
@@ -175,8 +185,11 @@ class Broker:
             argv += ["--override", "%s=%s" % (k, v)]
         return argv
 
-    def start(self):
-        """Starts the process; with wait=True returns once the port accepts connections."""
+    def start(self, wait=None):
+        """Starts the process; with wait=True (default: the constructor's wait) returns once
+        the port accepts connections. wait=False: call wait_accepting() later."""
+        if wait is None:
+            wait = self.wait_ready
         check(self.proc is None, "broker already running")
         if not os.path.exists(GREGOR_BIN):
             fail("broker binary %s does not exist (build it with make)" % GREGOR_BIN)
@@ -201,7 +214,8 @@ class Broker:
                                          env=env)
             logf.close()
             _LIVE_BROKERS.add(self)
-            if not self.wait_ready:
+            self._t0 = t0
+            if not wait:
                 return self
             try:
                 self._wait_accepting()
@@ -214,6 +228,13 @@ class Broker:
                 raise
             self.startup_ms = (time.monotonic() - t0) * 1000.0
             return self
+        return self
+
+    def wait_accepting(self):
+        """After start(wait=False): returns once the port accepts connections (fails if the
+        process exits first or start_timeout passes); sets startup_ms."""
+        self._wait_accepting()
+        self.startup_ms = (time.monotonic() - self._t0) * 1000.0
         return self
 
     def _wait_accepting(self):
@@ -336,6 +357,21 @@ class Broker:
             if exc_type is None:
                 shutil.rmtree(os.path.join(self.dir, "data"), ignore_errors=True)
         return False
+
+
+def client_port_of(listeners, controller_names=None):
+    """The port of the first listener in a `listeners` value that is not a controller
+    listener (controller.listener.names, default CONTROLLER); None if there is none."""
+    ctl = set((controller_names or "CONTROLLER").split(","))
+    for item in listeners.split(","):
+        name, sep, rest = item.strip().partition("://")
+        if not sep or name in ctl:
+            continue
+        try:
+            return int(rest.rsplit(":", 1)[1])
+        except (IndexError, ValueError):
+            return None
+    return None
 
 
 def start_expect_exit(props, timeout=10.0, port=None):
@@ -907,3 +943,364 @@ def check_broker_healthy(broker, what="after the previous test step"):
         md = c.metadata(1, topics=None)
         check(any(b["host"] == HOST and b["port"] == broker.port for b in md["brokers"]),
               "Metadata brokers %r do not include %s %s" % (md["brokers"], broker.bootstrap, what))
+
+
+# -- cluster -------------------------------------------------------------------------------
+
+DESCRIBE_CLUSTER = 60
+
+# Broker liveness timings the cluster tests run with (Kafka's defaults: 2000 / 9000 ms).
+CLUSTER_TIMINGS = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000}
+SESSION_TIMEOUT_S = CLUSTER_TIMINGS["broker.session.timeout.ms"] / 1000.0
+
+
+def describe_cluster_body(version=0):
+    check(version in (0, 1), "describe_cluster_body supports v0 and v1")
+    body = boolean(False)  # IncludeClusterAuthorizedOperations
+    if version >= 1:
+        body += i8(1)  # EndpointType: brokers
+    return body + TAGS_NONE
+
+
+def parse_describe_cluster(body, version=0):
+    """DescribeCluster response body -> dict(error_code, error_message, cluster_id,
+    controller_id, brokers=[{node_id, host, port, rack}])."""
+    r = Reader(body)
+    out = {"throttle_ms": r.int32(), "error_code": r.int16(), "error_message": r.cstring()}
+    if version >= 1:
+        out["endpoint_type"] = r.int8()
+    out["cluster_id"] = r.cstring()
+    out["controller_id"] = r.int32()
+
+    def broker(rr):
+        b = {"node_id": rr.int32(), "host": rr.cstring(), "port": rr.int32(),
+             "rack": rr.cstring()}
+        rr.tagged_fields()
+        return b
+
+    out["brokers"] = r.carray(broker)
+    out["cluster_authorized_ops"] = r.int32()
+    out["tags"] = r.tagged_fields()
+    r.end()
+    return out
+
+
+def distinct_free_ports(n):
+    """n different loopback ports that were free a moment ago (all bound at once, so no
+    two are the same)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((HOST, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def poll(fn, timeout, what, interval=0.05):
+    """Like wait_until, but fn may raise (connection refused, a half-started node, a parse
+    error): that counts as "not yet". The failure message names the last value or error
+    seen, so a timeout says what the cluster looked like."""
+    deadline = time.monotonic() + timeout * SLOW
+    last = "nothing yet"
+    while True:
+        try:
+            v = fn()
+            if v:
+                return v
+            last = "last value: %r" % (v,)
+        except (OSError, ConnectionClosed, TestFailure, struct.error) as e:
+            last = "last error: %s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e)
+                                           else "")
+        if time.monotonic() >= deadline:
+            fail("timed out after %.1fs waiting for %s (%s)" % (timeout * SLOW, what, last[:600]))
+        time.sleep(interval)
+
+
+class Cluster:
+    """n gregor processes, each a broker and a controller voter (process.roles=
+    broker,controller), on free loopback ports: a client (PLAINTEXT) and a raft (CONTROLLER)
+    port per node. Usage:
+
+        with Cluster(3, {"num.partitions": 6}) as c:
+            c.bootstrap            -> "127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3"
+            c.node(2).bootstrap    -> node.id 2 alone (c.nodes[1])
+            c.wait_controller()    -> the active controller's node id
+            c.kill(2); c.restart(2)
+
+    props: --override pairs for every node, on top of CLUSTER_TIMINGS (pass None as a value
+    to drop a default). node_props: {node_id: {...}} for single nodes. Start: all processes
+    are started, then every client port is waited for; with wait_formed (default) also until
+    every node's Metadata lists all n brokers and they agree on a live controller. Exit
+    without an exception: SIGTERM to every running node at once, each must exit 0 (that is
+    what Ctrl-C of `make cluster` does). Nodes are Broker objects, so a failing test prints
+    every node's log tail and removes their directories.
+    """
+
+    def __init__(self, n=3, props=None, node_props=None, start_timeout=15.0,
+                 form_timeout=20.0, wait_formed=True, stop_timeout=15.0):
+        check(n >= 1, "a cluster has at least one node")
+        self.n = n
+        self.props = dict(CLUSTER_TIMINGS)
+        self.props.update(props or {})
+        self.props = {k: v for k, v in self.props.items() if v is not None}
+        self.node_props = {int(k): dict(v) for k, v in (node_props or {}).items()}
+        self.start_timeout = start_timeout
+        self.form_timeout = form_timeout
+        self.wait_formed_on_start = wait_formed
+        self.stop_timeout = stop_timeout
+        self.nodes = []
+        self.client_ports = []
+        self.raft_ports = []
+        self.voters = ""
+
+    # -- configuration ---------------------------------------------------------------------
+    @property
+    def ids(self):
+        return list(range(1, self.n + 1))
+
+    def _assign_ports(self):
+        ports = distinct_free_ports(2 * self.n)
+        self.client_ports = ports[:self.n]
+        self.raft_ports = ports[self.n:]
+        self.voters = ",".join("%d@%s:%d" % (i, HOST, self.raft_ports[i - 1]) for i in self.ids)
+
+    def node_config(self, node_id):
+        """The --override set of one node (without log.dirs: Broker adds its own)."""
+        p = {
+            "node.id": node_id,
+            "process.roles": "broker,controller",
+            "listeners": "PLAINTEXT://%s:%d,CONTROLLER://%s:%d" % (
+                HOST, self.client_ports[node_id - 1], HOST, self.raft_ports[node_id - 1]),
+            "controller.listener.names": "CONTROLLER",
+            "controller.quorum.voters": self.voters,
+        }
+        p.update(self.props)
+        p.update(self.node_props.get(node_id, {}))
+        return {k: v for k, v in p.items() if v is not None}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self):
+        attempts = 3
+        for attempt in range(attempts):
+            self._assign_ports()
+            if not self.nodes:
+                self.nodes = [Broker(self.node_config(i), name="node-%d" % i,
+                                     start_timeout=self.start_timeout, wait=True)
+                              for i in self.ids]
+            else:  # a retry after a port clash: fresh ports, fresh data
+                for b in self.nodes:
+                    b._hard_kill()
+                    shutil.rmtree(b.data_dir, ignore_errors=True)
+                    b.props = self.node_config(int(b.props["node.id"]))
+                    b.port = self.client_ports[int(b.props["node.id"]) - 1]
+            for b in self.nodes:
+                b.start(wait=False)
+            try:
+                for b in self.nodes:
+                    b.wait_accepting()
+                break
+            except TestFailure:
+                clash = any(not b.running() and "in use" in tail(b.log_path, 5).lower()
+                            for b in self.nodes)
+                if clash and attempt + 1 < attempts:
+                    continue
+                raise
+        if self.wait_formed_on_start:
+            self.wait_formed()
+        return self
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            for b in self.nodes:
+                b._hard_kill()
+            raise
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.stop_all()
+        finally:
+            for b in self.nodes:
+                b._hard_kill()
+                if exc_type is None:
+                    shutil.rmtree(b.data_dir, ignore_errors=True)
+        return False
+
+    def stop_all(self, timeout=None):
+        """SIGTERM to every running node at once; asserts each exits 0 within timeout."""
+        timeout = (timeout or self.stop_timeout) * SLOW
+        running = [b for b in self.nodes if b.running()]
+        for b in running:
+            b.proc.send_signal(signal.SIGTERM)
+        problems = []
+        deadline = time.monotonic() + timeout
+        for b in running:
+            try:
+                rc = b.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                b._hard_kill()
+                problems.append("%s did not exit within %.1fs of SIGTERM (all nodes stopped "
+                                "together); log tail:\n%s" % (b.name, timeout, tail(b.log_path)))
+                continue
+            b._reap()
+            if rc != 0:
+                problems.append("%s exited with status %d after SIGTERM (all nodes stopped "
+                                "together); log tail:\n%s" % (b.name, rc, tail(b.log_path)))
+        for b in running:
+            b.check_log_clean()
+        if problems:
+            fail("\n".join(problems))
+
+    def node(self, node_id):
+        check(1 <= node_id <= self.n, "no node %r in a %d-node cluster" % (node_id, self.n))
+        return self.nodes[node_id - 1]
+
+    def live_ids(self):
+        return [i for i in self.ids if self.node(i).running()]
+
+    @property
+    def bootstrap(self):
+        """Every node's client address, comma-separated (dead ones included)."""
+        return ",".join("%s:%d" % (HOST, p) for p in self.client_ports)
+
+    def live_bootstrap(self):
+        return ",".join(self.node(i).bootstrap for i in self.live_ids())
+
+    def kill(self, node_id):
+        """SIGKILL (crash); the data directory stays. Returns the monotonic time of the kill."""
+        b = self.node(node_id)
+        check(b.running(), "%s is not running" % b.name)
+        t = time.monotonic()
+        b.kill()
+        return t
+
+    def stop(self, node_id, timeout=15.0):
+        """SIGTERM; asserts a clean exit (status 0) within timeout."""
+        return self.node(node_id).stop(timeout=timeout)
+
+    def restart(self, node_id):
+        """Clean stop if running (asserted), then start on the same ports and data dir and
+        wait for the client port."""
+        b = self.node(node_id)
+        if b.running():
+            b.stop()
+        elif b.proc is not None:
+            b._reap()
+        return b.start(wait=True)
+
+    # -- views -----------------------------------------------------------------------------
+    def raw(self, node_id, timeout=5.0):
+        return KafkaRaw(HOST, self.node(node_id).port, timeout=timeout)
+
+    def metadata(self, via, topics=None, version=7, timeout=5.0):
+        """Raw Metadata (v7: leader epochs, offline replicas) from one node.
+        topics=None: all topics."""
+        with self.raw(via, timeout) as c:
+            return c.metadata(version, topics=topics, allow_auto_create=False)
+
+    def describe_cluster(self, via, version=0, timeout=5.0):
+        with self.raw(via, timeout) as c:
+            return parse_describe_cluster(
+                c.call(DESCRIBE_CLUSTER, version, describe_cluster_body(version)), version)
+
+    def wait_formed(self, timeout=None):
+        """Until every running node's Metadata lists exactly the running nodes as brokers
+        and all name the same controller, which is a running node. Returns that id."""
+        def formed():
+            live = self.live_ids()
+            seen = {}
+            for i in live:
+                md = self.metadata(i, topics=[])
+                seen[i] = (sorted(b["node_id"] for b in md["brokers"]), md["controller_id"])
+            ctl = set(c for _, c in seen.values())
+            if all(ids == live for ids, _ in seen.values()) and len(ctl) == 1 \
+                    and list(ctl)[0] in live:
+                return ctl.pop()
+            raise TestFailure("per node (brokers listed, controller): %r" % seen)
+        return poll(formed, timeout or self.form_timeout,
+                    "the cluster to form (every node lists brokers %r and one live controller)"
+                    % self.live_ids())
+
+    def wait_controller(self, timeout=15.0, exclude=()):
+        """The active controller's node id as Metadata (v1+ controller_id) reports it: waits
+        until every running node names the same controller, a running node not in exclude."""
+        def agreed():
+            live = self.live_ids()
+            seen = {i: self.metadata(i, topics=[])["controller_id"] for i in live}
+            ids = set(seen.values())
+            if len(ids) == 1:
+                c = ids.pop()
+                if c in live and c not in exclude:
+                    return c
+            raise TestFailure("controller ids seen per node: %r" % seen)
+        return poll(agreed, timeout, "one live controller" +
+                    (" other than %r" % list(exclude) if exclude else ""))
+
+    def admin(self, via=None, timeout_ms=10000):
+        """A confluent-kafka AdminClient bootstrapped from one node (via) or all live ones."""
+        from confluent_kafka.admin import AdminClient
+        bs = self.node(via).bootstrap if via else self.live_bootstrap()
+        return AdminClient({"bootstrap.servers": bs, "socket.timeout.ms": int(timeout_ms * SLOW),
+                            "topic.metadata.refresh.interval.ms": 1000})
+
+    def create_topic(self, name, partitions, rf, via=None, config=None, timeout=15.0):
+        """CreateTopics through an AdminClient (one node or all live ones). Returns None on
+        success, else the error's name (e.g. INVALID_REPLICATION_FACTOR)."""
+        from confluent_kafka.admin import NewTopic
+        a = self.admin(via)
+        t = timeout * SLOW
+        fut = a.create_topics([NewTopic(name, partitions, rf, config=dict(config or {}))],
+                              request_timeout=t, operation_timeout=t)[name]
+        try:
+            fut.result(timeout=t + 5)
+            return None
+        except Exception as e:  # KafkaException wraps KafkaError; futures may time out too
+            err = e.args[0] if e.args else e
+            return err.name() if hasattr(err, "name") else "%s: %s" % (type(e).__name__, e)
+
+    def partition_leaders(self, topic, via=None, timeout=10.0):
+        """{partition: {"leader", "replicas", "isrs", "error"}} from AdminClient.list_topics
+        (one node or all live ones). error is None or the KafkaError's name."""
+        md = self.admin(via).list_topics(topic, timeout=timeout * SLOW)
+        t = md.topics.get(topic)
+        check(t is not None, "list_topics has no %r" % topic)
+        check(t.error is None, "list_topics %r: %s" % (topic, t.error))
+        return {p.id: {"leader": p.leader, "replicas": list(p.replicas), "isrs": list(p.isrs),
+                       "error": p.error.name() if p.error else None}
+                for p in t.partitions.values()}
+
+    def raw_partitions(self, topic, via):
+        """{partition: raw Metadata v7 partition dict (leader, leader_epoch, replicas, isr,
+        offline, error_code)} as node `via` sees it; fails if the topic is unknown there."""
+        md = self.metadata(via, topics=[topic])
+        ts = [t for t in md["topics"] if t["name"] == topic]
+        check(ts and ts[0]["error_code"] == 0, "node %d: Metadata for %r: %r"
+              % (via, topic, ts[0] if ts else md["topics"]))
+        return {p["partition"]: p for p in ts[0]["partitions"]}
+
+    def wait_topic(self, topic, partitions, timeout=15.0, via=None, live_leaders=True):
+        """Until each node in via (default: every running node) knows topic with that many
+        partitions, each with a live leader (unless live_leaders=False). Returns {partition:
+        leader} as the first of those nodes sees it."""
+        vias = [via] if isinstance(via, int) else list(via or self.live_ids())
+
+        def ready():
+            out = None
+            for i in vias:
+                ps = self.raw_partitions(topic, i)
+                live = self.live_ids()
+                if len(ps) != partitions or (live_leaders and
+                                             any(p["leader"] not in live for p in ps.values())):
+                    raise TestFailure("node %d sees %r" % (i, {k: (p["leader"], p["error_code"])
+                                                                for k, p in ps.items()}))
+                if out is None:
+                    out = {k: p["leader"] for k, p in ps.items()}
+            return out
+        return poll(ready, timeout, "topic %r with %d partitions led by live nodes on nodes %r"
+                    % (topic, partitions, vias))
