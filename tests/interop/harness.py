@@ -1136,6 +1136,7 @@ class Cluster:
         """SIGTERM to every running node at once; asserts each exits 0 within timeout."""
         timeout = (timeout or self.stop_timeout) * SLOW
         running = [b for b in self.nodes if b.running()]
+        t0 = time.monotonic()
         for b in running:
             b.proc.send_signal(signal.SIGTERM)
         problems = []
@@ -1156,6 +1157,9 @@ class Cluster:
             b.check_log_clean()
         if problems:
             fail("\n".join(problems))
+        if running:
+            comment("SIGTERM to nodes %s: all exited 0 within %.2fs"
+                    % (",".join(b.name[5:] for b in running), time.monotonic() - t0))
 
     def node(self, node_id):
         check(1 <= node_id <= self.n, "no node %r in a %d-node cluster" % (node_id, self.n))
