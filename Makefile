@@ -75,7 +75,7 @@ run: deps-check $(REL_DIR)/gregor
 # Three nodes, each broker + controller voter: clients on 127.0.0.1:9092-9094, raft on
 # 127.0.0.1:19091-19093, data in ./data/node-1..3; Ctrl-C stops all three (scripts/cluster.sh).
 cluster: deps-check $(REL_DIR)/gregor
-	@bash scripts/cluster.sh
+	@GREGOR_BIN=./$(REL_DIR)/gregor bash scripts/cluster.sh
 
 test: all asan
 	@bash tests/run.sh

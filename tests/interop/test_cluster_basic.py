@@ -57,6 +57,82 @@ def test_three_brokers_one_cluster():
         check(md.controller_id in c.ids, "confluent list_topics controller %r" % md.controller_id)
 
 
+DESCRIBE_QUORUM = 55
+
+
+def describe_quorum(c, via):
+    """Raw DescribeQuorum v0 (flexible) for __cluster_metadata-0 sent to node via ->
+    (top-level error, partition dict with error_code, leader_id, leader_epoch,
+    high_watermark, voters {id: log end offset}, observers {id: log end offset})."""
+    body = carray([cstring("__cluster_metadata") + carray([i32(0) + TAGS_NONE]) + TAGS_NONE])
+    body += TAGS_NONE
+    with c.raw(via) as conn:
+        r = Reader(conn.call(DESCRIBE_QUORUM, 0, body))  # header v2 / v1: flexible from v0
+    top = r.int16()
+
+    def replica(rr):
+        out = (rr.int32(), rr.int64())
+        rr.tagged_fields()
+        return out
+
+    def partition(rr):
+        p = {"partition": rr.int32(), "error_code": rr.int16(), "leader_id": rr.int32(),
+             "leader_epoch": rr.int32(), "high_watermark": rr.int64()}
+        p["voters"] = dict(rr.carray(replica) or [])
+        p["observers"] = dict(rr.carray(replica) or [])
+        rr.tagged_fields()
+        return p
+
+    def topic(rr):
+        t = (rr.cstring(), rr.carray(partition))
+        rr.tagged_fields()
+        return t
+    topics = r.carray(topic)
+    r.tagged_fields()
+    r.end()
+    check(topics and topics[0][0] == "__cluster_metadata" and len(topics[0][1]) == 1,
+          "node %d DescribeQuorum topics %r" % (via, topics))
+    return top, topics[0][1][0]
+
+
+@test
+def test_describe_quorum():
+    """DescribeQuorum (55, v0) sent to each broker (answered by it or forwarded to the
+    controller): no error, the raft leader is the controller Metadata names, the voters are
+    1, 2 and 3 with no observers, the high watermark is past the brokers' registrations, and
+    after a CreateTopics every voter's log end offset reaches the leader's (lag 0)."""
+    with Cluster(3) as c:
+        ctl = c.wait_controller()
+        for i in c.ids:
+            with c.raw(i) as conn:
+                keys = conn.api_versions(3)["api_keys"]
+            check(DESCRIBE_QUORUM in keys, "node %d does not advertise DescribeQuorum" % i)
+            top, p = describe_quorum(c, i)
+            check(top == 0 and p["error_code"] == 0, "node %d DescribeQuorum errors %d/%d"
+                  % (i, top, p["error_code"]))
+            check(p["leader_id"] == ctl, "node %d: quorum leader %d, Metadata controller %d"
+                  % (i, p["leader_id"], ctl))
+            check(sorted(p["voters"]) == c.ids and not p["observers"],
+                  "node %d: voters %r, observers %r" % (i, p["voters"], p["observers"]))
+            check(p["high_watermark"] > 0 and p["leader_epoch"] > 0,
+                  "node %d: high watermark %d, epoch %d" % (i, p["high_watermark"],
+                                                           p["leader_epoch"]))
+        hw0 = p["high_watermark"]
+        check(c.create_topic("dq", 3, 3) is None, "create dq")
+
+        def caught_up():
+            top, p = describe_quorum(c, 1)
+            leo = p["voters"].get(p["leader_id"], -1)
+            check(p["high_watermark"] > hw0, "high watermark %d did not pass %d after "
+                  "CreateTopics" % (p["high_watermark"], hw0))
+            check(all(v == leo for v in p["voters"].values()), "voter log end offsets %r"
+                  % p["voters"])
+            return p
+        p = poll(caught_up, 10, "every voter caught up with the quorum leader")
+        comment("quorum leader %d epoch %d, high watermark %d, voters %r"
+                % (p["leader_id"], p["leader_epoch"], p["high_watermark"], p["voters"]))
+
+
 def topic_id(c, via, topic):
     md = c.metadata(via, topics=[topic], version=10)
     t = [x for x in md["topics"] if x["name"] == topic]
