@@ -1134,13 +1134,17 @@ class Cluster:
         return False
 
     def stop_all(self, timeout=None):
-        """SIGTERM to every running node at once; asserts each exits 0 within timeout."""
+        """SIGTERM to every running node at once; asserts each exits 0 within timeout, and
+        that no node the test did not kill or stop has exited."""
         timeout = (timeout or self.stop_timeout) * SLOW
+        # A node the test neither killed nor stopped must still be running.
+        problems = ["%s exited by itself (status %d) during the test; log tail:\n%s"
+                    % (b.name, b.proc.returncode, tail(b.log_path))
+                    for b in self.nodes if b.proc is not None and b.proc.poll() is not None]
         running = [b for b in self.nodes if b.running()]
         t0 = time.monotonic()
         for b in running:
             b.proc.send_signal(signal.SIGTERM)
-        problems = []
         deadline = time.monotonic() + timeout
         for b in running:
             try:
@@ -1177,10 +1181,20 @@ class Cluster:
     def live_bootstrap(self):
         return ",".join(self.node(i).bootstrap for i in self.live_ids())
 
+    def check_running(self, node_id):
+        """Fails (with exit status and log tail) if the node's process has exited."""
+        b = self.node(node_id)
+        if b.proc is None:
+            fail("%s is not running (the test stopped or killed it)" % b.name)
+        rc = b.proc.poll()
+        if rc is not None:
+            fail("%s exited by itself with status %d; log tail:\n%s"
+                 % (b.name, rc, tail(b.log_path)))
+
     def kill(self, node_id):
         """SIGKILL (crash); the data directory stays. Returns the monotonic time of the kill."""
         b = self.node(node_id)
-        check(b.running(), "%s is not running" % b.name)
+        self.check_running(node_id)
         t = time.monotonic()
         b.kill()
         return t

@@ -118,7 +118,8 @@ def test_describe_quorum():
                   "node %d: high watermark %d, epoch %d" % (i, p["high_watermark"],
                                                            p["leader_epoch"]))
         hw0 = p["high_watermark"]
-        check(c.create_topic("dq", 3, 3) is None, "create dq")
+        r = c.create_topic("dq", 3, 3)
+        check(r is None, "create dq: %s" % r)
 
         def caught_up():
             top, p = describe_quorum(c, 1)

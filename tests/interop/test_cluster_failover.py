@@ -47,11 +47,18 @@ class ProduceLoop:
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.seq = 0
+        self.crash = None
 
     def _on_error(self, err):
         self.errors.append((time.monotonic(), err.name(), err.str(), err.fatal()))
 
     def _run(self):
+        try:
+            self._produce()
+        except BaseException as e:  # reported by wait_success_each and stop
+            self.crash = "%s: %s" % (type(e).__name__, e)
+
+    def _produce(self):
         while not self.stopping.is_set():
             for part in self.partitions:
                 seq, sent = self.seq, time.monotonic()
@@ -93,16 +100,23 @@ class ProduceLoop:
             for r in sorted(self.successes(since, partitions), key=lambda r: r[3]):
                 first.setdefault(r[1], r)
             return first if set(first) >= set(partitions) else None
-        return poll(done, timeout, "acknowledged produce to partitions %r %s (failures so far: "
-                    "%r)" % (sorted(partitions), what, self.failures()[:5]))
+        try:
+            return poll(done, timeout, "acknowledged produce to partitions %r %s"
+                        % (sorted(partitions), what))
+        except TestFailure as e:
+            fail("%s; producer failures so far: %r%s" % (e, self.failures()[:5], (
+                "; producer thread died: " + self.crash) if self.crash else ""))
 
-    def stop(self, flush_timeout=25.0):
-        """Stops producing, flushes; fails if messages are still undelivered."""
+    def stop(self, strict=True, flush_timeout=25.0):
+        """Stops producing and flushes; strict: fails if the producer thread died or messages
+        are still undelivered (not strict: while another failure is being reported)."""
         self.stopping.set()
         self.thread.join(10)
-        left = self.p.flush(flush_timeout * SLOW)
-        check(left == 0, "%d messages still undelivered %.0f s after the producer stopped"
-              % (left, flush_timeout * SLOW))
+        left = self.p.flush((flush_timeout if strict else 1.0) * SLOW)
+        if strict:
+            check(self.crash is None, "producer thread died: %s" % self.crash)
+            check(left == 0, "%d messages still undelivered %.0f s after the producer stopped"
+                  % (left, flush_timeout * SLOW))
 
 
 def pick_victim(c, ctl, *leader_maps):
@@ -175,8 +189,9 @@ def sigkill_leader_setup(c):
     not the controller and leads partitions of both. Returns (controller, victim, r3 leaders,
     r1 leaders, r3 partitions as the controller's node sees them)."""
     ctl = c.wait_controller()
-    check(c.create_topic("r3", 6, 3) is None, "create r3")
-    check(c.create_topic("r1", 6, 1) is None, "create r1")
+    for name, rf in (("r3", 3), ("r1", 1)):
+        r = c.create_topic(name, 6, rf)
+        check(r is None, "create %s (6 partitions, RF %d): %s" % (name, rf, r))
     l3 = c.wait_topic("r3", 6, timeout=10)
     l1 = c.wait_topic("r1", 6, timeout=10)
     victim = pick_victim(c, ctl, l3, l1)
@@ -263,8 +278,10 @@ def test_leader_sigkill_failover():
                     % (victim, min(times.values()), max(times.values()),
                        {p: round(t, 2) for p, t in times.items()}))
             time.sleep(0.5)
-        finally:
-            loop.stop()
+        except BaseException:
+            loop.stop(strict=False)
+            raise
+        loop.stop()
         check(not loop.failures(), "%d failed deliveries, first %r"
               % (len(loop.failures()), loop.failures()[:5]))
         fatal = [e for e in loop.errors if e[3]]
@@ -370,7 +387,8 @@ def test_two_voters_down():
     from confluent_kafka import Producer
     with Cluster(3) as c:
         ctl = c.wait_controller()
-        check(c.create_topic("r1", 6, 1) is None, "create r1")
+        r = c.create_topic("r1", 6, 1)
+        check(r is None, "create r1: %s" % r)
         l1 = c.wait_topic("r1", 6, timeout=10)
         survivor = pick_victim(c, ctl, l1)
         mine = sorted(p for p, l in l1.items() if l == survivor)
@@ -431,7 +449,8 @@ def test_sigterm_moves_leadership_first():
     acknowledgements on the moved partitions after the exit."""
     with Cluster(3) as c:
         ctl = c.wait_controller()
-        check(c.create_topic("r3", 6, 3) is None, "create r3")
+        r = c.create_topic("r3", 6, 3)
+        check(r is None, "create r3: %s" % r)
         l3 = c.wait_topic("r3", 6, timeout=10)
         victim = pick_victim(c, ctl, l3)
         led3 = sorted(p for p, l in l3.items() if l == victim)
@@ -468,8 +487,10 @@ def test_sigterm_moves_leadership_first():
                       "r3-%d after controlled shutdown: %r (before %r)" % (part, m, before[part]))
             loop.wait_success_each(led3, since=t_exit, timeout=10, what="after the exit")
             time.sleep(0.3)
-        finally:
-            loop.stop()
+        except BaseException:
+            loop.stop(strict=False)
+            raise
+        loop.stop()
         check(not loop.failures(), "%d failed deliveries, first %r"
               % (len(loop.failures()), loop.failures()[:5]))
         fatal = [e for e in loop.errors if e[3]]
