@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "broker/async.h"
+#include "broker/forwarder.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "proto/gen/create_partitions.h"
@@ -100,6 +101,8 @@ static int create_topics_convert(struct broker_req *r,
 
 void handle_create_topics(struct broker_req *r)
 {
+    if (forwarder_relay(r))
+        return;
     struct create_topics_state *st = arena_calloc(r->arena, 1, sizeof(*st));
     if (st == NULL) {
         broker_close(r, "out of memory");
@@ -167,6 +170,8 @@ static void delete_topics_done(struct broker_async *a)
 
 void handle_delete_topics(struct broker_req *r)
 {
+    if (forwarder_relay(r))
+        return;
     struct kmsg_delete_topics_request req;
     struct delete_topics_state *st = arena_calloc(r->arena, 1, sizeof(*st));
     if (st == NULL) {
@@ -238,6 +243,8 @@ static void create_partitions_done(struct broker_async *a)
 
 void handle_create_partitions(struct broker_req *r)
 {
+    if (forwarder_relay(r))
+        return;
     struct kmsg_create_partitions_request req;
     struct create_partitions_state *st = arena_calloc(r->arena, 1, sizeof(*st));
     if (st == NULL) {

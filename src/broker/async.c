@@ -43,6 +43,10 @@ static void broker_async_copy(struct broker_async *a, const struct controller_re
     a->error_message = res->error_message ? strdup(res->error_message) : NULL;
     a->producer_id_start = res->producer_id_start;
     a->producer_id_len = res->producer_id_len;
+    a->broker_epoch = res->broker_epoch;
+    a->is_caught_up = res->is_caught_up;
+    a->is_fenced = res->is_fenced;
+    a->should_shut_down = res->should_shut_down;
     if (res->n_topics == 0)
         return;
     a->topics = calloc(res->n_topics, sizeof(*a->topics));

@@ -26,6 +26,8 @@ struct broker_async {
     struct broker_async_topic *topics;
     int64_t producer_id_start;
     int32_t producer_id_len;
+    int64_t broker_epoch; /* register / heartbeat */
+    bool is_caught_up, is_fenced, should_shut_down;
 };
 
 /*

@@ -18,23 +18,44 @@
 #include "broker/groups.h"
 #include "broker/dispatch.h"
 #include "broker/gate.h"
+#include "broker/forwarder.h"
 #include "broker/handlers.h"
+#include "broker/lifecycle.h"
 #include "broker/partition.h"
 #include "metrics/metrics.h"
 #include "storage/flusher.h"
+
+#define GATE_UNFENCE_WAIT_MS 5000
 
 static void broker_on_request(void *ctx, struct net_request *req)
 {
     broker_dispatch(ctx, req);
 }
 
-/* Kafka prints cluster ids as unpadded URL-safe base64 of 16 random bytes (22 chars). */
-static void broker_new_cluster_id(char out[23])
+/*
+ * Kafka prints cluster ids as unpadded URL-safe base64 of 16 bytes (22 chars). A single node
+ * takes 16 random bytes. The nodes of a multi-voter cluster must agree without talking first,
+ * so without cluster.id they derive it from controller.quorum.voters (two 64-bit FNV-1a hashes
+ * of the spec): every node given the same voter set has the same cluster id, and a node given
+ * another voter set is refused by the controller (INCONSISTENT_CLUSTER_ID).
+ */
+static void broker_new_cluster_id(const char *voters, char out[23])
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t raw[18] = {0};
-    if (getrandom(raw, 16, 0) != 16)
+    if (strchr(voters, ',') != NULL) {
+        uint64_t h1 = 14695981039346656037ull, h2 = 1099511628211ull * 31;
+        for (const char *p = voters; *p; p++) {
+            h1 = (h1 ^ (uint8_t)*p) * 1099511628211ull;
+            h2 = (h2 ^ (uint8_t)*p) * 1099511628211ull + 0x9e3779b97f4a7c15ull;
+        }
+        for (int i = 0; i < 8; i++) {
+            raw[i] = (uint8_t)(h1 >> (8 * i));
+            raw[8 + i] = (uint8_t)(h2 >> (8 * i));
+        }
+    } else if (getrandom(raw, 16, 0) != 16) {
         memset(raw, 0x5a, 16);
+    }
     int k = 0;
     for (int i = 0; i < 18 && k < 22; i += 3) {
         uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
@@ -65,6 +86,12 @@ static int broker_load_identity(struct broker *b, char *err, size_t errlen)
             return -EINVAL;
         }
         snprintf(b->cluster_id, sizeof(b->cluster_id), "%s", cid ? cid : "");
+        if (cid && b->cfg.cluster_id[0] && strcmp(cid, b->cfg.cluster_id) != 0) {
+            snprintf(err, errlen, "cluster.id %s does not match cluster.id=%s in %s",
+                     b->cfg.cluster_id, cid, path);
+            properties_free(&props);
+            return -EINVAL;
+        }
     }
     properties_free(&props);
     if (b->cluster_id[0] != '\0')
@@ -72,7 +99,7 @@ static int broker_load_identity(struct broker *b, char *err, size_t errlen)
     if (b->cfg.cluster_id[0] != '\0')
         snprintf(b->cluster_id, sizeof(b->cluster_id), "%s", b->cfg.cluster_id);
     else
-        broker_new_cluster_id(b->cluster_id);
+        broker_new_cluster_id(b->cfg.controller_quorum_voters, b->cluster_id);
     char tmp[1110];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
@@ -106,7 +133,16 @@ static void broker_set_advertised(struct broker *b)
 
 static int broker_start_controller(struct broker *b, char *err, size_t errlen)
 {
+    const struct listener_config *cl = config_controller_listener(&b->cfg);
+    char bind[300] = "";
+    if (cl)
+        snprintf(bind, sizeof(bind), "%s:%d", cl->host[0] ? cl->host : "0.0.0.0", cl->port);
     struct controller_config cc = {
+        .listener = cl ? bind : NULL,
+        .unclean_leader_election = b->cfg.unclean_leader_election_enable,
+        .broker_session_timeout_ms = (unsigned)b->cfg.broker_session_timeout_ms,
+        .leader_imbalance_check_ms = (unsigned)(b->cfg.leader_imbalance_check_interval_seconds * 1000),
+        .auto_leader_rebalance = b->cfg.auto_leader_rebalance_enable,
         .node_id = b->cfg.node_id,
         .data_dir = b->cfg.metadata_log_dir[0] ? b->cfg.metadata_log_dir : b->cfg.log_dirs,
         .quorum_voters = b->cfg.controller_quorum_voters,
@@ -116,12 +152,6 @@ static int broker_start_controller(struct broker *b, char *err, size_t errlen)
         .on_image_arg = b->parts,
     };
     return controller_start(&cc, &b->ctl, err, errlen);
-}
-
-static void broker_registered(void *arg, const struct controller_result *res)
-{
-    if (res->error_code != 0)
-        log_warn("broker", "broker registration failed: error %d", res->error_code);
 }
 
 static int broker_start_network(struct broker *b, char *err, size_t errlen)
@@ -196,6 +226,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
         rc = broker_start_controller(b, err, errlen);
     if (rc == 0 && (rc = groups_start(b)) != 0)
         snprintf(err, errlen, "out of memory");
+    if (rc == 0 && ((rc = forwarder_start(b)) != 0 || (rc = lifecycle_start(b)) != 0))
+        snprintf(err, errlen, "cannot start the broker lifecycle threads");
     if (rc == 0)
         rc = broker_start_metrics(b, err, errlen);
     if (rc != 0) {
@@ -203,10 +235,11 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
         broker_stop(b);
         return rc;
     }
-    /* Registration is queued before any request can reach the controller: commands apply in
-     * submission order, so an auto-create never sees a cluster without this broker. */
-    controller_register_broker(b->ctl, b->cfg.node_id, b->advertised_host, b->advertised_port,
-                               NULL, broker_registered, b);
+    /* Requests wait (bounded) until this broker is registered and unfenced, so a single node
+     * never answers its first requests as a cluster without brokers. */
+    if (!lifecycle_wait_unfenced(b, GATE_UNFENCE_WAIT_MS))
+        log_warn("broker", "node %d is not unfenced yet (no active controller?); serving anyway",
+                 b->cfg.node_id);
     broker_gate_open(b);
     log_info("broker", "node %d of cluster %s listening on %s:%d (advertised %s:%d), data in %s",
              b->cfg.node_id, b->cluster_id, config_client_listener(cfg)->host,
@@ -219,16 +252,20 @@ void broker_stop(struct broker *b)
 {
     if (b == NULL)
         return;
+    /* Controlled shutdown first, while this broker still serves what it leads. */
+    lifecycle_stop(b);
     /* Long-polling fetches answer now with what they have, as Kafka does on shutdown. */
     atomic_store(&b->stopping, true);
     waiter_list_notify(&b->parked);
     metrics_stop_serving(b->metrics); /* scrapes read everything below */
     groups_shutdown(b);
+    forwarder_stop(b);
     net_server_stop(b->net);
     /* The controller before the groups: its completions (e.g. creating __consumer_offsets)
      * still reach the group state. */
     if (b->ctl)
         controller_stop(b->ctl);
+    lifecycle_free(b);
     groups_stop(b); /* before the logs close: loader threads read them */
     partition_registry_close(b->parts);
     pthread_mutex_destroy(&b->pid_pool.mu);

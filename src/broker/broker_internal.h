@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "broker/broker.h"
 #include "broker/config.h"
@@ -49,6 +50,17 @@ struct broker {
     struct waiter_list parked;      /* every parked fetch, woken by broker_stop */
     struct metrics *metrics;        /* counters always exist; HTTP only with metrics.listener */
     struct broker_groups *groups;   /* group coordinator glue (groups.c) */
+    struct broker_lifecycle *life;  /* registration and heartbeats (lifecycle.c) */
+    struct broker_forwarder *fwd;   /* requests to the active controller (forwarder.c) */
 };
+
+/*
+ * True when the metadata quorum has more than one voter: a real cluster, where Kafka's rules
+ * for replication factors apply without the single-node allowances.
+ */
+static inline bool broker_is_multi_node(const struct broker *b)
+{
+    return strchr(b->cfg.controller_quorum_voters, ',') != NULL;
+}
 
 #endif

@@ -19,8 +19,8 @@ void handle_describe_cluster(struct broker_req *r)
     kmsg_describe_cluster_response_init(&resp);
     resp.endpoint_type = req.endpoint_type;
     resp.cluster_id = (struct kstr){b->cluster_id, (int32_t)strlen(b->cluster_id)};
-    int32_t leader = controller_leader_id(b->ctl);
-    resp.controller_id = leader >= 0 ? leader : b->cfg.node_id;
+    /* A live broker that forwards to the active controller, as Kafka brokers answer. */
+    resp.controller_id = b->cfg.node_id;
     resp.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPS_UNSET;
     const struct metadata_image *img = metadata_image_acquire(b->ctl);
     resp.brokers.v = arena_calloc(r->arena, img->n_brokers + 1, sizeof(*resp.brokers.v));
@@ -28,12 +28,15 @@ void handle_describe_cluster(struct broker_req *r)
     bool self_listed = false;
     for (size_t i = 0; resp.brokers.v && i < img->n_brokers; i++) {
         const struct metadata_broker *mb = &img->brokers[i];
+        if (mb->state == METADATA_BROKER_FENCED && mb->id != b->cfg.node_id)
+            continue;
         struct kmsg_describe_cluster_response_describe_cluster_broker *o =
             &resp.brokers.v[resp.brokers.n++];
         kmsg_describe_cluster_response_describe_cluster_broker_init(o);
         o->broker_id = mb->id;
         o->host = broker_kstr(r, mb->host);
         o->port = mb->port;
+        o->rack = mb->rack ? broker_kstr(r, mb->rack) : KSTR_NULL;
         self_listed |= mb->id == b->cfg.node_id;
     }
     metadata_image_release(img);

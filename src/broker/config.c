@@ -99,6 +99,12 @@ static const struct config_entry config_table[] = {
     {"producer.id.expiration.ms", CT_INT64, F(producer_id_expiration_ms), 1, INT32_MAX, 0},
     {"replica.lag.time.max.ms", CT_INT64, F(replica_lag_time_max_ms), 1, INT64_MAX, 0},
     {"unclean.leader.election.enable", CT_BOOL, F(unclean_leader_election_enable), 0, 0, 0},
+    {"broker.rack", CT_STRING, F(broker_rack), 0, 0, 0},
+    {"broker.heartbeat.interval.ms", CT_INT64, F(broker_heartbeat_interval_ms), 1, 3600000, 0},
+    {"broker.session.timeout.ms", CT_INT64, F(broker_session_timeout_ms), 1, 3600000, 0},
+    {"auto.leader.rebalance.enable", CT_BOOL, F(auto_leader_rebalance_enable), 0, 0, 0},
+    {"leader.imbalance.check.interval.seconds", CT_INT64,
+     F(leader_imbalance_check_interval_seconds), 1, 86400, 0},
     {"metrics.listener", CT_STRING, F(metrics_listener), 0, 0, 0},
     {"log.level", CT_STRING, F(log_level), 0, 0, 0},
 };
@@ -155,6 +161,10 @@ void config_defaults(struct broker_config *c)
     c->producer_id_expiration_ms = 86400000;
     c->replica_lag_time_max_ms = 30000;
     c->unclean_leader_election_enable = false;
+    c->broker_heartbeat_interval_ms = 2000;
+    c->broker_session_timeout_ms = 9000;
+    c->auto_leader_rebalance_enable = true;
+    c->leader_imbalance_check_interval_seconds = 300;
     snprintf(c->log_level, sizeof(c->log_level), "info");
 }
 
@@ -326,6 +336,14 @@ const struct listener_config *config_client_listener(const struct broker_config 
     return NULL;
 }
 
+const struct listener_config *config_controller_listener(const struct broker_config *c)
+{
+    for (int i = 0; i < c->num_listeners; i++)
+        if (is_controller_listener(c, c->listeners[i].name))
+            return &c->listeners[i];
+    return NULL;
+}
+
 const struct listener_config *config_advertised_listener(const struct broker_config *c)
 {
     const struct listener_config *l = config_client_listener(c);
@@ -370,6 +388,14 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
     if (strcmp(l->name, "PLAINTEXT") != 0) {
         snprintf(err, errlen,
                  "listener '%s' in 'listeners' is not supported yet (only PLAINTEXT)", l->name);
+        return -EINVAL;
+    }
+    if (strcmp(c->process_roles, "broker,controller") != 0 &&
+        strcmp(c->process_roles, "controller,broker") != 0) {
+        snprintf(err, errlen,
+                 "process.roles=%s is not supported yet: every node is a broker and a controller "
+                 "voter (process.roles=broker,controller)",
+                 c->process_roles);
         return -EINVAL;
     }
     if (c->log_dirs[0] == '\0') {

@@ -80,6 +80,12 @@ struct broker_config {
     int64_t producer_id_expiration_ms;
     int64_t replica_lag_time_max_ms;
     bool unclean_leader_election_enable;
+    /* cluster membership */
+    char broker_rack[64];
+    int64_t broker_heartbeat_interval_ms;
+    int64_t broker_session_timeout_ms;
+    bool auto_leader_rebalance_enable;
+    int64_t leader_imbalance_check_interval_seconds;
     /* operations */
     char metrics_listener[256];
     char log_level[16];
@@ -102,6 +108,9 @@ int config_parse_listeners(const char *s, struct listener_config *out, int max);
 
 /* The listener clients connect to (first non-controller listener). */
 const struct listener_config *config_client_listener(const struct broker_config *c);
+
+/* The controller listener (controller.listener.names, default CONTROLLER), or NULL. */
+const struct listener_config *config_controller_listener(const struct broker_config *c);
 
 /* The address advertised to clients for the client listener. */
 const struct listener_config *config_advertised_listener(const struct broker_config *c);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "broker/async.h"
+#include "broker/forwarder.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/topic_settings.h"
@@ -215,6 +216,8 @@ static void alter_submit(struct broker_req *r, struct alter_state *st,
 
 void handle_alter_configs(struct broker_req *r)
 {
+    if (forwarder_relay(r))
+        return;
     struct kmsg_alter_configs_request req;
     if (broker_decode(r, (kproto_decode_fn)kmsg_alter_configs_request_decode, &req) != 0)
         return;
@@ -265,6 +268,8 @@ void handle_alter_configs(struct broker_req *r)
 
 void handle_incremental_alter_configs(struct broker_req *r)
 {
+    if (forwarder_relay(r))
+        return;
     struct kmsg_incremental_alter_configs_request req;
     if (broker_decode(r, (kproto_decode_fn)kmsg_incremental_alter_configs_request_decode, &req))
         return;

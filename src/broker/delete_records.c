@@ -6,6 +6,7 @@
 #include "proto/gen/delete_records.h"
 
 #include "base/clock.h"
+#include "broker/leadership.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
@@ -19,9 +20,11 @@ static void delete_records_partition(
     kmsg_delete_records_response_delete_records_partition_result_init(o);
     o->partition_index = rp->partition_index;
     o->low_watermark = -1;
-    struct partition *p = partition_get(r->b->parts, topic, rp->partition_index);
+    int16_t lerr;
+    struct partition *p = partition_get_led(r->b, topic, NULL, rp->partition_index,
+                                            KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION, &lerr);
     if (p == NULL) {
-        o->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        o->error_code = lerr;
         return;
     }
     int64_t hw = log_high_watermark(p->log);

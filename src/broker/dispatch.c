@@ -41,8 +41,16 @@ static const struct broker_api broker_api_table[] = {
     {KPROTO_API_DELETE_GROUPS, 0, 2, handle_delete_groups},
     {KPROTO_API_INCREMENTAL_ALTER_CONFIGS, 0, 1, handle_incremental_alter_configs},
     {KPROTO_API_OFFSET_DELETE, 0, 0, handle_offset_delete},
+    {KPROTO_API_DESCRIBE_QUORUM, 0, 1, handle_describe_quorum},
     {KPROTO_API_DESCRIBE_CLUSTER, 0, 1, handle_describe_cluster},
     {KPROTO_API_DESCRIBE_PRODUCERS, 0, 0, handle_describe_producers},
+};
+
+/* Broker-to-controller APIs: served by the active controller, not advertised in ApiVersions. */
+static const struct broker_api broker_internal_api_table[] = {
+    {KPROTO_API_BROKER_REGISTRATION, 0, 4, handle_broker_registration},
+    {KPROTO_API_BROKER_HEARTBEAT, 0, 1, handle_broker_heartbeat},
+    {KPROTO_API_ALLOCATE_PRODUCER_IDS, 0, 0, handle_allocate_producer_ids},
 };
 
 const struct broker_api *broker_apis(int *n)
@@ -58,6 +66,10 @@ const struct broker_api *broker_api_lookup(int16_t key)
     for (int i = 0; i < n; i++)
         if (t[i].key == key)
             return &t[i];
+    n = (int)(sizeof(broker_internal_api_table) / sizeof(broker_internal_api_table[0]));
+    for (int i = 0; i < n; i++)
+        if (broker_internal_api_table[i].key == key)
+            return &broker_internal_api_table[i];
     return NULL;
 }
 

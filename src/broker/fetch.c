@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "broker/leadership.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
@@ -381,11 +382,13 @@ static int fetch_resolve(struct fetch_state *st, struct broker_req *r)
             struct fetch_part *fp = &st->parts[k];
             fp->st = st;
             fp->rp = &rt->partitions.v[j];
-            fp->p = by_id ? partition_get_by_id(r->b->parts, rt->topic_id.b, fp->rp->partition)
-                          : (name ? partition_get(r->b->parts, name, fp->rp->partition) : NULL);
+            int16_t lerr = by_id ? KAFKA_ERR_UNKNOWN_TOPIC_ID
+                                 : KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+            fp->p = by_id || name ? partition_get_led(r->b, name, rt->topic_id.b,
+                                                      fp->rp->partition, lerr, &lerr)
+                                  : NULL;
             if (fp->p == NULL) {
-                fp->error = by_id ? KAFKA_ERR_UNKNOWN_TOPIC_ID
-                                  : KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                fp->error = lerr;
                 continue;
             }
             int32_t epoch = atomic_load(&fp->p->leader_epoch);

@@ -5,6 +5,7 @@
  * on the worker owning the group's shard and calls back; the reply is then posted to the
  * request's own worker. __consumer_offsets is created on the first FindCoordinator.
  */
+#include "broker/forwarder.h"
 #include "broker/groups.h"
 
 #include <stdatomic.h>
@@ -167,7 +168,16 @@ static void offsets_topic_create(struct broker *b, const struct metadata_image *
     if (atomic_exchange(&b->groups->creating, true))
         return;
     int16_t rf = b->cfg.offsets_topic_replication_factor;
-    int16_t live = (int16_t)(img->n_brokers > 0 ? img->n_brokers : 1);
+    int16_t live = (int16_t)metadata_image_usable_brokers(img);
+    if (rf > live && broker_is_multi_node(b)) {
+        /* Kafka's behaviour: no __consumer_offsets until enough brokers are there
+         * (FindCoordinator answers COORDINATOR_NOT_AVAILABLE meanwhile). */
+        log_warn("group", "%s needs %d brokers (offsets.topic.replication.factor), %d are up",
+                 OFFSETS_TOPIC, rf, live);
+        atomic_store(&b->groups->creating, false);
+        return;
+    }
+    live = live > 0 ? live : 1;
     if (rf > live) {
         log_warn("group",
                  "offsets.topic.replication.factor=%d but only %d brokers are alive: creating "
@@ -189,7 +199,7 @@ static void offsets_topic_create(struct broker *b, const struct metadata_image *
         .n_configs = 3,
         .configs = configs,
     };
-    if (controller_create_topics(b->ctl, &nt, 1, false, offsets_topic_created, b) != 0)
+    if (broker_create_topics(b, &nt, 1, false, offsets_topic_created, b) != 0)
         atomic_store(&b->groups->creating, false);
 }
 

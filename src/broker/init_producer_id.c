@@ -30,6 +30,7 @@
 #include <pthread.h>
 
 #include "base/log.h"
+#include "broker/forwarder.h"
 #include "broker/async.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
@@ -119,7 +120,7 @@ void handle_init_producer_id(struct broker_req *r)
         return;
     }
     struct broker_async *a = broker_async_new(r, init_producer_id_allocated, NULL);
-    if (a == NULL || controller_allocate_producer_ids(r->b->ctl, r->b->cfg.node_id,
+    if (a == NULL || broker_allocate_producer_ids(r->b,
                                                       broker_async_done, a) != 0) {
         broker_async_free(a);
         reply(r, KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS, -1, -1);

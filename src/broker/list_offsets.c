@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "broker/leadership.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
@@ -63,9 +64,11 @@ static void list_offsets_partition(
     o->partition_index = rp->partition_index;
     o->offset = -1;
     o->timestamp = -1;
-    struct partition *p = partition_get(r->b->parts, topic, rp->partition_index);
+    int16_t lerr;
+    struct partition *p = partition_get_led(r->b, topic, NULL, rp->partition_index,
+                                            KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION, &lerr);
     if (p == NULL) {
-        o->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        o->error_code = lerr;
         return;
     }
     int32_t epoch = atomic_load(&p->leader_epoch);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "broker/forwarder.h"
 #include "broker/async.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
@@ -56,7 +57,8 @@ static void metadata_fill_brokers(struct broker_req *r, const struct metadata_im
     self->port = b->advertised_port;
     for (size_t i = 0; i < img->n_brokers; i++) {
         const struct metadata_broker *mb = &img->brokers[i];
-        if (mb->id == b->cfg.node_id)
+        /* Kafka lists the alive brokers: a fenced broker is left out until it is back. */
+        if (mb->id == b->cfg.node_id || mb->state == METADATA_BROKER_FENCED)
             continue;
         struct kmsg_metadata_response_broker *o = &resp->brokers.v[resp->brokers.n++];
         kmsg_metadata_response_broker_init(o);
@@ -81,7 +83,22 @@ static struct karray_int32 metadata_ids(struct broker_req *r, const int32_t *ids
     return a;
 }
 
-static void metadata_fill_topic(struct broker_req *r, const struct metadata_topic *t,
+/* The replicas whose broker is fenced or unknown (Metadata v5+ offline_replicas). */
+static struct karray_int32 metadata_offline(struct broker_req *r, const struct metadata_image *img,
+                                            const struct metadata_partition *mp)
+{
+    int32_t off[mp->n_replicas ? mp->n_replicas : 1];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < mp->n_replicas; i++) {
+        const struct metadata_broker *mb = metadata_image_broker(img, mp->replicas[i]);
+        if (mb == NULL || mb->state == METADATA_BROKER_FENCED)
+            off[n++] = mp->replicas[i];
+    }
+    return metadata_ids(r, off, n);
+}
+
+static void metadata_fill_topic(struct broker_req *r, const struct metadata_image *img,
+                                const struct metadata_topic *t,
                                 struct kmsg_metadata_response_topic *o)
 {
     o->error_code = KAFKA_ERR_NONE;
@@ -104,6 +121,7 @@ static void metadata_fill_topic(struct broker_req *r, const struct metadata_topi
         p->leader_epoch = mp->leader_epoch;
         p->replica_nodes = metadata_ids(r, mp->replicas, mp->n_replicas);
         p->isr_nodes = metadata_ids(r, mp->isr, mp->n_isr);
+        p->offline_replicas = metadata_offline(r, img, mp);
     }
 }
 
@@ -124,8 +142,10 @@ static void metadata_respond(struct broker_req *r, struct metadata_state *st)
     kmsg_metadata_response_init(&resp);
     metadata_fill_brokers(r, img, &resp);
     resp.cluster_id = (struct kstr){b->cluster_id, (int32_t)strlen(b->cluster_id)};
-    int32_t leader = controller_leader_id(b->ctl);
-    resp.controller_id = leader >= 0 ? leader : b->cfg.node_id;
+    /* As Kafka in KRaft mode: the controller id clients see is a live broker (this one), which
+     * forwards what only the active controller can do; so an admin client never waits on a
+     * dead controller it learnt about earlier. */
+    resp.controller_id = b->cfg.node_id;
     resp.cluster_authorized_operations = METADATA_AUTHORIZED_OPS_UNSET;
     size_t n = st->all_topics ? img->n_topics : (size_t)st->req.topics.n;
     resp.topics.v = arena_calloc(r->arena, n ? n : 1, sizeof(*resp.topics.v));
@@ -134,7 +154,7 @@ static void metadata_respond(struct broker_req *r, struct metadata_state *st)
         struct kmsg_metadata_response_topic *o = &resp.topics.v[resp.topics.n++];
         kmsg_metadata_response_topic_init(o);
         if (st->all_topics) {
-            metadata_fill_topic(r, img->topics_by_name[i], o);
+            metadata_fill_topic(r, img, img->topics_by_name[i], o);
             continue;
         }
         const struct kmsg_metadata_request_topic *rt = &st->req.topics.v[i];
@@ -142,7 +162,7 @@ static void metadata_respond(struct broker_req *r, struct metadata_state *st)
             st->names[i] ? metadata_image_topic_by_name(img, st->names[i])
                          : metadata_image_topic_by_id(img, rt->topic_id.b);
         if (t != NULL)
-            metadata_fill_topic(r, t, o);
+            metadata_fill_topic(r, img, t, o);
         else
             metadata_fill_missing(o, rt->name, rt->topic_id,
                                   st->create_errors[i] ? st->create_errors[i]
@@ -223,7 +243,7 @@ static int metadata_auto_create(struct broker_req *r, struct metadata_state *st)
     if (n == 0)
         return 0;
     struct broker_async *a = broker_async_new(r, metadata_after_create, st);
-    if (a == NULL || controller_create_topics(b->ctl, nt, n, false, broker_async_done, a) != 0) {
+    if (a == NULL || broker_create_topics(b, nt, n, false, broker_async_done, a) != 0) {
         broker_async_free(a);
         for (int32_t i = 0; i < st->req.topics.n; i++)
             if (st->create_errors[i] == -2)

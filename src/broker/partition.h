@@ -57,6 +57,7 @@ struct partition {
     atomic_llong bytes_in, records_in;   /* appended by Produce (batch bytes as received) */
     atomic_llong bytes_out, records_out; /* sent by Fetch (records: offsets past fetch offset) */
     atomic_int leader_epoch;
+    atomic_int leader;                 /* node id of the leader per the image; -1 none */
     /* Effective topic configs the data path reads on every request. */
     atomic_bool log_append_time;       /* message.timestamp.type=LogAppendTime */
     atomic_int max_message_bytes;      /* max.message.bytes */

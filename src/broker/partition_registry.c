@@ -132,6 +132,7 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     p->index = mp->partition;
     memcpy(p->topic_id, t->id, METADATA_UUID_LEN);
     atomic_init(&p->leader_epoch, mp->leader_epoch);
+    atomic_init(&p->leader, mp->leader);
     atomic_init(&p->isr_size, (int)mp->n_isr);
     waiter_list_init(&p->waiters);
     struct topic_settings ts;
@@ -180,9 +181,15 @@ static void registry_sync_topic(struct partition_registry *reg, const struct met
         struct partition *p = partition_get_by_id(reg, t->id, mp->partition);
         if (p != NULL) {
             if (changed) {
+                int32_t was = atomic_exchange(&p->leader, mp->leader);
+                if (was != mp->leader)
+                    log_info("partition", "%s-%d: leader %d -> %d (epoch %d)", t->name,
+                             mp->partition, was, mp->leader, mp->leader_epoch);
                 atomic_store(&p->leader_epoch, mp->leader_epoch);
                 atomic_store(&p->isr_size, (int)mp->n_isr);
                 partition_apply_settings(p, &reg->b->cfg, t, true);
+                if (was != mp->leader)
+                    partition_notify_waiters(p); /* parked fetches answer; clients move on */
             }
             partition_put(p);
             continue;

@@ -22,6 +22,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/leadership.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
@@ -197,9 +198,11 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
         pr->error_code = st->acks_error;
         return 0;
     }
-    struct partition *p = partition_get(r->b->parts, topic, pd->index);
+    int16_t lerr;
+    struct partition *p = partition_get_led(r->b, topic, NULL, pd->index,
+                                            KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION, &lerr);
     if (p == NULL) {
-        pr->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        pr->error_code = lerr;
         return 0;
     }
     struct krecords rec = pd->records;

@@ -46,6 +46,21 @@ void broker_reply(struct broker_req *r, kproto_encode_fn enc, const void *msg)
     broker_reply_version(r, r->hdr.api_version, enc, msg);
 }
 
+void broker_reply_raw(struct broker_req *r, const uint8_t *resp, size_t len)
+{
+    struct iochain chain;
+    iochain_init(&chain);
+    uint32_t be = htobe32((uint32_t)len);
+    if (iochain_append(&chain, &be, 4) != 0 || iochain_append(&chain, resp, len) != 0) {
+        iochain_free(&chain);
+        broker_req_done(r, true);
+        net_request_close(r->nr);
+        return;
+    }
+    broker_req_done(r, false);
+    net_request_reply(r->nr, &chain);
+}
+
 void broker_reply_none(struct broker_req *r)
 {
     broker_req_done(r, false);

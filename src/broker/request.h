@@ -22,6 +22,7 @@ struct broker_req {
     struct arena *arena;
     int64_t start_ns;    /* clock_mono_ns() at dispatch, for the latency metric */
     bool failed;         /* set by a handler whose response carries errors (metrics) */
+    bool no_forward;     /* forwarding to the controller failed: handle locally */
 };
 
 typedef void (*broker_handler_fn)(struct broker_req *r);
@@ -32,6 +33,9 @@ void broker_reply(struct broker_req *r, kproto_encode_fn enc, const void *msg);
 /* Same with an explicit response version (ApiVersions answers unsupported versions with v0). */
 void broker_reply_version(struct broker_req *r, int16_t version, kproto_encode_fn enc,
                           const void *msg);
+
+/* Sends `len` bytes of a complete response (header + body, no size prefix) as r's response. */
+void broker_reply_raw(struct broker_req *r, const uint8_t *resp, size_t len);
 
 /* Completes r without a response (produce acks=0). */
 void broker_reply_none(struct broker_req *r);

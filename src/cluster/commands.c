@@ -197,17 +197,48 @@ err:
     return NULL;
 }
 
-struct command *command_new_register_broker(int32_t id, const char *host, int32_t port,
-                                            const char *rack)
+struct command *command_new_register_broker(const struct controller_broker_registration *reg)
 {
     struct command *cmd = command_alloc(COMMAND_REGISTER_BROKER, 0);
     if (cmd == NULL)
         return NULL;
-    cmd->broker.broker_id = id;
-    cmd->broker.port = port;
-    cmd->broker.host = command_strdup(cmd, host ? host : "");
-    cmd->broker.rack = command_strdup(cmd, rack);
-    if (cmd->broker.host == NULL || (rack && cmd->broker.rack == NULL)) {
+    cmd->broker.broker_id = reg->broker_id;
+    cmd->broker.port = reg->port;
+    cmd->broker.host = command_strdup(cmd, reg->host ? reg->host : "");
+    cmd->broker.rack = command_strdup(cmd, reg->rack);
+    memcpy(cmd->broker.incarnation, reg->incarnation, METADATA_UUID_LEN);
+    if (cmd->broker.host == NULL || (reg->rack && cmd->broker.rack == NULL)) {
+        command_free(cmd);
+        return NULL;
+    }
+    return cmd;
+}
+
+struct command *command_new_broker_heartbeat(const struct command_heartbeat *hb)
+{
+    struct command *cmd = command_alloc(COMMAND_BROKER_HEARTBEAT, 0);
+    if (cmd)
+        cmd->heartbeat = *hb;
+    return cmd;
+}
+
+struct command *command_new_fence_broker(int32_t broker_id)
+{
+    struct command *cmd = command_alloc(COMMAND_FENCE_BROKER, 0);
+    if (cmd)
+        cmd->fence_broker_id = broker_id;
+    return cmd;
+}
+
+struct command *command_new_elect_preferred(const char *topic, int32_t partition, int max_changes)
+{
+    struct command *cmd = command_alloc(COMMAND_ELECT_PREFERRED, 0);
+    if (cmd == NULL)
+        return NULL;
+    cmd->elect.topic = command_strdup(cmd, topic);
+    cmd->elect.partition = partition;
+    cmd->elect.max_changes = max_changes;
+    if (topic && cmd->elect.topic == NULL) {
         command_free(cmd);
         return NULL;
     }
@@ -290,20 +321,6 @@ int command_check_topic_name(const char *name, char *msg, size_t msglen)
 
 /* ---------- small commands ---------- */
 
-static int validate_register_broker(struct command *cmd, struct metadata_image *scratch,
-                                    struct metadata_buf *out)
-{
-    const struct metadata_rec_broker *b = &cmd->broker;
-    if (b->broker_id < 0 || b->host[0] == 0 || b->port <= 0 || b->port > 65535) {
-        cmd->result.error_code = KAFKA_ERR_INVALID_REQUEST;
-        cmd->result.error_message = "Invalid broker registration (id, host or port)";
-        return 0;
-    }
-    struct metadata_record rec = {.type = METADATA_REC_REGISTER_BROKER, .broker = *b};
-    int rc = command_emit(scratch, out, &rec);
-    return rc < 0 ? rc : 1;
-}
-
 static int validate_allocate_producer_ids(struct command *cmd, struct metadata_image *scratch,
                                           struct metadata_buf *out)
 {
@@ -338,7 +355,13 @@ int command_validate(struct command *cmd, struct metadata_image *scratch,
     case COMMAND_INCREMENTAL_ALTER_CONFIGS:
         return command_validate_alter_configs(cmd, scratch, out);
     case COMMAND_REGISTER_BROKER:
-        return validate_register_broker(cmd, scratch, out);
+        return command_validate_register_broker(cmd, scratch, defaults, out);
+    case COMMAND_BROKER_HEARTBEAT:
+        return command_validate_heartbeat(cmd, scratch, defaults, out);
+    case COMMAND_FENCE_BROKER:
+        return command_validate_fence_broker(cmd, scratch, defaults, out);
+    case COMMAND_ELECT_PREFERRED:
+        return command_validate_elect_preferred(cmd, scratch, out);
     case COMMAND_ALLOCATE_PRODUCER_IDS:
         return validate_allocate_producer_ids(cmd, scratch, out);
     }

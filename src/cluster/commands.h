@@ -23,11 +23,34 @@ enum command_type {
     COMMAND_INCREMENTAL_ALTER_CONFIGS,
     COMMAND_REGISTER_BROKER,
     COMMAND_ALLOCATE_PRODUCER_IDS,
+    COMMAND_BROKER_HEARTBEAT,
+    COMMAND_FENCE_BROKER,    /* internal: a broker's session expired */
+    COMMAND_ELECT_PREFERRED, /* internal rebalance, or ElectLeaders */
 };
 
+struct liveness;
+
+/* What validation may consult besides the scratch image (controller thread only). */
 struct command_defaults {
     int32_t num_partitions;
     int16_t replication_factor;
+    bool unclean_leader_election; /* unclean.leader.election.enable */
+    struct liveness *live;        /* broker sessions; NULL in unit tests */
+    uint64_t now_ms;              /* monotonic time of this validation pass */
+};
+
+struct command_heartbeat {
+    int32_t broker_id;
+    int64_t broker_epoch;
+    int64_t metadata_offset; /* -1: the broker has not caught up with its registration */
+    bool want_fence;
+    bool want_shutdown;
+};
+
+struct command_elect {
+    const char *topic;  /* NULL: every topic */
+    int32_t partition;  /* -1: every partition */
+    int max_changes;
 };
 
 struct command {
@@ -44,6 +67,9 @@ struct command {
         struct controller_config_alter *alter;
         struct metadata_rec_broker broker;
         int32_t producer_broker_id;
+        struct command_heartbeat heartbeat;
+        int32_t fence_broker_id;
+        struct command_elect elect;
     };
     struct controller_topic_result *results;
     struct controller_result result;
@@ -60,8 +86,10 @@ struct command *command_new_create_partitions(const struct controller_partition_
                                               size_t n, bool validate_only);
 struct command *command_new_alter_configs(const struct controller_config_alter *t, size_t n,
                                           bool incremental, bool validate_only);
-struct command *command_new_register_broker(int32_t id, const char *host, int32_t port,
-                                            const char *rack);
+struct command *command_new_register_broker(const struct controller_broker_registration *reg);
+struct command *command_new_broker_heartbeat(const struct command_heartbeat *hb);
+struct command *command_new_fence_broker(int32_t broker_id);
+struct command *command_new_elect_preferred(const char *topic, int32_t partition, int max_changes);
 struct command *command_new_allocate_producer_ids(int32_t broker_id);
 void command_free(struct command *cmd);
 
@@ -96,6 +124,25 @@ int command_validate_create_partitions(struct command *cmd, struct metadata_imag
                                        struct metadata_buf *out);
 int command_validate_alter_configs(struct command *cmd, struct metadata_image *scratch,
                                    struct metadata_buf *out);
+
+/* Broker lifecycle (broker_commands.c). Return as command_validate. */
+int command_validate_register_broker(struct command *cmd, struct metadata_image *scratch,
+                                     const struct command_defaults *d, struct metadata_buf *out);
+int command_validate_heartbeat(struct command *cmd, struct metadata_image *scratch,
+                               const struct command_defaults *d, struct metadata_buf *out);
+int command_validate_fence_broker(struct command *cmd, struct metadata_image *scratch,
+                                  const struct command_defaults *d, struct metadata_buf *out);
+int command_validate_elect_preferred(struct command *cmd, struct metadata_image *scratch,
+                                     struct metadata_buf *out);
+
+/* Leader election (elections.c): each returns the number of records emitted, or -ENOMEM. */
+int elect_away_from(struct metadata_image *scratch, struct metadata_buf *out, int32_t broker,
+                    bool unclean_default);
+int elect_leaderless(struct metadata_image *scratch, struct metadata_buf *out,
+                     bool unclean_default);
+int elect_preferred(struct metadata_image *scratch, struct metadata_buf *out,
+                    const char *only_topic, int32_t only_partition, int max_changes);
+size_t elect_count_led_by(const struct metadata_image *img, int32_t broker);
 
 /* Kafka's topic name rule; returns 0 or KAFKA_ERR_INVALID_TOPIC_EXCEPTION with a message. */
 int command_check_topic_name(const char *name, char *msg, size_t msglen);

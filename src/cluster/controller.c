@@ -41,6 +41,7 @@
 #include "base/log.h"
 #include "cluster/commands.h"
 #include "cluster/image_cell.h"
+#include "cluster/liveness.h"
 #include "cluster/quorum.h"
 
 #define DEFAULT_ELECTION_TIMEOUT_MS 1000
@@ -52,6 +53,10 @@
 #define CLOSE_GRACE_MS 5000
 #define CLOSE_IDLE_TICKS 10
 #define LOG_SUB "controller"
+#define DEFAULT_SESSION_TIMEOUT_MS 9000
+#define DEFAULT_IMBALANCE_CHECK_MS 300000
+#define SWEEP_INTERVAL_MS 250
+#define MAX_REBALANCE_CHANGES 1000
 
 struct controller {
     /* configuration, immutable after start */
@@ -103,6 +108,22 @@ struct controller {
     bool barrier_in_flight;
     struct raft_barrier barrier;
     raft_term active_term;
+    /* broker sessions and the housekeeping they drive (active controller only) */
+    struct liveness live;
+    bool unclean_leader_election;
+    bool auto_leader_rebalance;
+    unsigned imbalance_check_ms;
+    uint64_t next_sweep_ms, next_rebalance_ms;
+    bool internal_busy; /* a fence or rebalance command is pending or in flight */
+
+    /* raft state for DescribeQuorum, copied on every tick; guarded by `lock` */
+    struct {
+        int32_t leader_id;
+        int32_t term;
+        int64_t commit;
+        size_t n;
+        struct controller_voter_state voters[QUORUM_MAX_VOTERS];
+    } qs;
 };
 
 /* ---------- image publication ---------- */
@@ -320,6 +341,17 @@ static bool process(struct controller *ctl, struct command *cmd, struct metadata
     return n >= 0 && rv == 0;
 }
 
+/* A new active controller gives every registered broker a full session (as Kafka does). */
+static void start_sessions(struct controller *ctl)
+{
+    uint64_t now = uv_now(&ctl->loop);
+    liveness_clear(&ctl->live);
+    for (size_t i = 0; i < ctl->image->n_brokers; i++)
+        liveness_assume(&ctl->live, ctl->image->brokers[i].id, now);
+    ctl->next_sweep_ms = now + SWEEP_INTERVAL_MS;
+    ctl->next_rebalance_ms = now + ctl->imbalance_check_ms;
+}
+
 static void barrier_cb(struct raft_barrier *req, int status)
 {
     struct controller *ctl = req->data;
@@ -327,6 +359,7 @@ static void barrier_cb(struct raft_barrier *req, int status)
     if (status == 0 && raft_state(&ctl->raft) == RAFT_LEADER) {
         ctl->active_term = ctl->raft.current_term;
         atomic_store(&ctl->active, true);
+        start_sessions(ctl);
         log_info(LOG_SUB, "node %d is the active controller (term %llu, image version %llu)",
                  ctl->node_id, ctl->active_term, (unsigned long long)ctl->image->version);
     }
@@ -377,6 +410,8 @@ static void pump(struct controller *ctl)
     struct metadata_image *scratch = image_clone(ctl->image);
     if (scratch == NULL)
         return; /* retried on the next tick */
+    ctl->defaults.now_ms = uv_now(&ctl->loop);
+    ctl->defaults.live = &ctl->live;
     bool ok = true;
     for (int i = 0; ok && i < MAX_COMMANDS_PER_BATCH && ctl->pending_head; i++) {
         struct command *cmd = ctl->pending_head;
@@ -492,6 +527,83 @@ static void async_cb(uv_async_t *handle)
         pump(ctl);
 }
 
+static void internal_done(void *arg, const struct controller_result *res)
+{
+    struct controller *ctl = arg;
+    ctl->internal_busy = false;
+    if (res->error_code != 0 && res->error_code != KAFKA_ERR_ELECTION_NOT_NEEDED && !ctl->closing)
+        log_warn(LOG_SUB, "internal command failed: %d %s", res->error_code,
+                 res->error_message ? res->error_message : "");
+}
+
+/* Queues an internal command (controller thread); it runs in order with client commands. */
+static void enqueue_internal(struct controller *ctl, struct command *cmd)
+{
+    if (cmd == NULL)
+        return;
+    cmd->ctl = ctl;
+    cmd->done = internal_done;
+    cmd->done_arg = ctl;
+    if (ctl->pending_tail)
+        ctl->pending_tail->next = cmd;
+    else
+        ctl->pending_head = cmd;
+    ctl->pending_tail = cmd;
+    ctl->internal_busy = true;
+}
+
+/*
+ * Active controller only: fences the first broker whose session expired (one at a time: each
+ * fence re-elects leaders against the image the previous one produced), then, every
+ * leader.imbalance.check.interval, moves leadership back to preferred replicas.
+ */
+static void housekeeping(struct controller *ctl)
+{
+    uint64_t now = uv_now(&ctl->loop);
+    if (ctl->internal_busy || now < ctl->next_sweep_ms)
+        return;
+    ctl->next_sweep_ms = now + SWEEP_INTERVAL_MS;
+    for (size_t i = 0; i < ctl->image->n_brokers; i++) {
+        const struct metadata_broker *b = &ctl->image->brokers[i];
+        if (b->state == METADATA_BROKER_FENCED || liveness_alive(&ctl->live, b->id, now))
+            continue;
+        log_warn(LOG_SUB, "broker %d missed its heartbeats for %llu ms: fencing it", b->id,
+                 (unsigned long long)ctl->live.session_timeout_ms);
+        enqueue_internal(ctl, command_new_fence_broker(b->id));
+        return;
+    }
+    if (ctl->auto_leader_rebalance && now >= ctl->next_rebalance_ms) {
+        ctl->next_rebalance_ms = now + ctl->imbalance_check_ms;
+        enqueue_internal(ctl, command_new_elect_preferred(NULL, -1, MAX_REBALANCE_CHANGES));
+    }
+}
+
+/* Copies what DescribeQuorum reports; libraft's state is only readable on this thread. */
+static void copy_quorum_state(struct controller *ctl)
+{
+    pthread_mutex_lock(&ctl->lock);
+    raft_id lid = 0;
+    const char *addr = NULL;
+    raft_leader(&ctl->raft, &lid, &addr);
+    ctl->qs.leader_id = lid ? (int32_t)lid : -1;
+    ctl->qs.term = (int32_t)ctl->raft.current_term;
+    ctl->qs.commit = (int64_t)ctl->raft.commit_index;
+    ctl->qs.n = 0;
+    bool leader = raft_state(&ctl->raft) == RAFT_LEADER;
+    for (unsigned i = 0; i < ctl->raft.configuration.n && ctl->qs.n < QUORUM_MAX_VOTERS; i++) {
+        const struct raft_server *srv = &ctl->raft.configuration.servers[i];
+        if (srv->role != RAFT_VOTER)
+            continue;
+        int64_t leo = -1;
+        if (leader && ctl->raft.leader_state.progress)
+            leo = (int64_t)ctl->raft.leader_state.progress[i].match_index;
+        if (srv->id == (raft_id)ctl->node_id)
+            leo = (int64_t)raft_last_index(&ctl->raft);
+        ctl->qs.voters[ctl->qs.n++] = (struct controller_voter_state){(int32_t)srv->id, leo};
+    }
+    pthread_mutex_unlock(&ctl->lock);
+}
+
 /* Publishes leadership for other threads and reacts to becoming or ceasing to be leader. */
 static void timer_cb(uv_timer_t *handle)
 {
@@ -510,6 +622,9 @@ static void timer_cb(uv_timer_t *handle)
     atomic_store(&ctl->active, active);
     if (raft_state(&ctl->raft) == RAFT_LEADER && !active)
         ensure_barrier(ctl);
+    copy_quorum_state(ctl);
+    if (active)
+        housekeeping(ctl);
     pump(ctl);
 }
 
@@ -694,6 +809,13 @@ static int configure(struct controller *ctl, const struct controller_config *cfg
         cfg->snapshot_trailing ? cfg->snapshot_trailing : DEFAULT_SNAPSHOT_TRAILING;
     ctl->on_image = cfg->on_image;
     ctl->on_image_arg = cfg->on_image_arg;
+    ctl->unclean_leader_election = cfg->unclean_leader_election;
+    ctl->defaults.unclean_leader_election = cfg->unclean_leader_election;
+    ctl->auto_leader_rebalance = cfg->auto_leader_rebalance;
+    ctl->imbalance_check_ms =
+        cfg->leader_imbalance_check_ms ? cfg->leader_imbalance_check_ms : DEFAULT_IMBALANCE_CHECK_MS;
+    liveness_init(&ctl->live, cfg->broker_session_timeout_ms ? cfg->broker_session_timeout_ms
+                                                             : DEFAULT_SESSION_TIMEOUT_MS);
     rc = make_dirs(cfg->data_dir, ctl->dir, sizeof(ctl->dir));
     if (rc) {
         snprintf(err, errlen, "controller: cannot create %s/__cluster_metadata: %s",
@@ -844,10 +966,40 @@ int controller_alter_configs(struct controller *ctl, const struct controller_con
                   arg);
 }
 
-int controller_register_broker(struct controller *ctl, int32_t broker_id, const char *host,
-                               int32_t port, const char *rack, controller_done_fn done, void *arg)
+int controller_register_broker(struct controller *ctl,
+                               const struct controller_broker_registration *reg,
+                               controller_done_fn done, void *arg)
 {
-    return submit(ctl, command_new_register_broker(broker_id, host, port, rack), done, arg);
+    return submit(ctl, command_new_register_broker(reg), done, arg);
+}
+
+int controller_broker_heartbeat(struct controller *ctl, int32_t broker_id, int64_t broker_epoch,
+                                int64_t metadata_offset, bool want_fence, bool want_shutdown,
+                                controller_done_fn done, void *arg)
+{
+    struct command_heartbeat hb = {broker_id, broker_epoch, metadata_offset, want_fence,
+                                   want_shutdown};
+    return submit(ctl, command_new_broker_heartbeat(&hb), done, arg);
+}
+
+int controller_elect_preferred(struct controller *ctl, const char *topic, int32_t partition,
+                               controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_elect_preferred(topic, partition, INT32_MAX), done, arg);
+}
+
+size_t controller_quorum_state(struct controller *ctl, struct controller_voter_state *out,
+                               size_t max, int32_t *leader_id, int32_t *leader_epoch,
+                               int64_t *high_watermark)
+{
+    pthread_mutex_lock(&ctl->lock);
+    size_t n = ctl->qs.n < max ? ctl->qs.n : max;
+    memcpy(out, ctl->qs.voters, n * sizeof(*out));
+    *leader_id = ctl->qs.leader_id;
+    *leader_epoch = ctl->qs.term;
+    *high_watermark = ctl->qs.commit;
+    pthread_mutex_unlock(&ctl->lock);
+    return n;
 }
 
 int controller_allocate_producer_ids(struct controller *ctl, int32_t broker_id,

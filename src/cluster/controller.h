@@ -50,6 +50,11 @@ struct controller_config {
     const char *listener;
     int32_t default_num_partitions;    /* num.partitions, used for -1; 0 means 1 */
     int16_t default_replication_factor; /* default.replication.factor; 0 means 1 */
+    bool unclean_leader_election;       /* unclean.leader.election.enable */
+    unsigned broker_session_timeout_ms; /* broker.session.timeout.ms; 0 means 9000 */
+    /* leader.imbalance.check.interval.seconds in ms (0: 300 s); only with auto_leader_rebalance */
+    unsigned leader_imbalance_check_ms;
+    bool auto_leader_rebalance; /* auto.leader.rebalance.enable */
     /* Raft tuning; 0 picks the defaults documented in controller.c. */
     unsigned election_timeout_ms;
     unsigned heartbeat_timeout_ms;
@@ -77,6 +82,19 @@ struct controller_result {
     int64_t producer_id_start; /* allocate_producer_ids */
     int32_t producer_id_len;
     uint64_t image_version; /* the image version that contains this change (0 if none) */
+    /* register_broker / broker_heartbeat */
+    int64_t broker_epoch;
+    bool is_caught_up;
+    bool is_fenced;
+    bool should_shut_down;
+};
+
+struct controller_broker_registration {
+    int32_t broker_id;
+    const char *host;
+    int32_t port;
+    const char *rack; /* NULL if none */
+    uint8_t incarnation[METADATA_UUID_LEN];
 };
 
 typedef void (*controller_done_fn)(void *arg, const struct controller_result *result);
@@ -167,8 +185,31 @@ int controller_create_partitions(struct controller *ctl,
 int controller_alter_configs(struct controller *ctl, const struct controller_config_alter *topics,
                              size_t n, bool incremental, bool validate_only,
                              controller_done_fn done, void *arg);
-int controller_register_broker(struct controller *ctl, int32_t broker_id, const char *host,
-                               int32_t port, const char *rack, controller_done_fn done, void *arg);
+/*
+ * Broker lifecycle (Kafka's BrokerRegistration / BrokerHeartbeat semantics). A registration
+ * starts fenced and yields a new broker epoch; a heartbeat with the current epoch keeps the
+ * session, unfences once metadata_offset >= 0 (the broker has applied its registration), and
+ * with want_shutdown moves the broker's leaderships away (should_shut_down once it leads
+ * nothing). A stale epoch answers STALE_BROKER_EPOCH.
+ */
+int controller_register_broker(struct controller *ctl,
+                               const struct controller_broker_registration *reg,
+                               controller_done_fn done, void *arg);
+int controller_broker_heartbeat(struct controller *ctl, int32_t broker_id, int64_t broker_epoch,
+                                int64_t metadata_offset, bool want_fence, bool want_shutdown,
+                                controller_done_fn done, void *arg);
+/* Preferred leader election (ElectLeaders type 0) for one partition or, topic NULL, all. */
+int controller_elect_preferred(struct controller *ctl, const char *topic, int32_t partition,
+                               controller_done_fn done, void *arg);
+/* The raft voters and, on the leader, how far each has replicated (DescribeQuorum). */
+struct controller_voter_state {
+    int32_t id;
+    int64_t log_end_offset; /* -1 when unknown (only the leader knows its followers') */
+};
+/* Fills up to `max` voters; returns the count. leader_epoch = raft term, high_watermark = commit. */
+size_t controller_quorum_state(struct controller *ctl, struct controller_voter_state *out,
+                               size_t max, int32_t *leader_id, int32_t *leader_epoch,
+                               int64_t *high_watermark);
 /* Hands out the next block of METADATA_PRODUCER_ID_BLOCK producer ids to `broker_id`. */
 int controller_allocate_producer_ids(struct controller *ctl, int32_t broker_id,
                                      controller_done_fn done, void *arg);

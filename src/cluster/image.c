@@ -395,8 +395,29 @@ static int apply_broker(struct metadata_image *img, const struct metadata_rec_br
         memmove(&b[i + 1], &b[i], (img->n_brokers - i) * sizeof(*b));
         img->n_brokers++;
     }
-    img->brokers[i] = (struct metadata_broker){r->broker_id, r->port, host, rack};
+    img->brokers[i] = (struct metadata_broker){r->broker_id, r->port, host, rack, r->epoch, {0},
+                                               r->fenced ? METADATA_BROKER_FENCED
+                                                         : METADATA_BROKER_UNFENCED};
+    memcpy(img->brokers[i].incarnation, r->incarnation, METADATA_UUID_LEN);
     return 0;
+}
+
+static int apply_broker_fence(struct metadata_image *img, const struct metadata_rec_broker_fence *r)
+{
+    size_t i = broker_lower_bound(img, r->broker_id);
+    if (i >= img->n_brokers || img->brokers[i].id != r->broker_id ||
+        img->brokers[i].epoch != r->epoch)
+        return 1;
+    img->brokers[i].state = r->state;
+    return 0;
+}
+
+size_t metadata_image_usable_brokers(const struct metadata_image *img)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < img->n_brokers; i++)
+        n += metadata_broker_usable(&img->brokers[i]);
+    return n;
 }
 
 static int apply_topic(struct metadata_image *img, const struct metadata_rec_topic *r)
@@ -522,7 +543,10 @@ int image_apply(struct metadata_image *img, const struct metadata_record *rec)
 {
     switch (rec->type) {
     case METADATA_REC_REGISTER_BROKER:
+    case METADATA_REC_BROKER_REGISTRATION:
         return apply_broker(img, &rec->broker);
+    case METADATA_REC_BROKER_FENCE:
+        return apply_broker_fence(img, &rec->broker_fence);
     case METADATA_REC_TOPIC:
         return apply_topic(img, &rec->topic);
     case METADATA_REC_PARTITION:
@@ -580,9 +604,16 @@ int image_encode(const struct metadata_image *img, struct metadata_buf *out)
     int rc = metadata_batch_append(out, &rec);
     for (size_t i = 0; rc == 0 && i < img->n_brokers; i++) {
         const struct metadata_broker *b = &img->brokers[i];
-        struct metadata_record br = {.type = METADATA_REC_REGISTER_BROKER};
-        br.broker = (struct metadata_rec_broker){b->id, b->port, b->host, b->rack};
+        struct metadata_record br = {.type = METADATA_REC_BROKER_REGISTRATION};
+        br.broker = (struct metadata_rec_broker){b->id,    b->port, b->host, b->rack,
+                                                 b->epoch, {0},     1};
+        memcpy(br.broker.incarnation, b->incarnation, METADATA_UUID_LEN);
         rc = metadata_batch_append(out, &br);
+        if (rc == 0 && b->state != METADATA_BROKER_FENCED) {
+            struct metadata_record fr = {.type = METADATA_REC_BROKER_FENCE};
+            fr.broker_fence = (struct metadata_rec_broker_fence){b->id, b->epoch, b->state};
+            rc = metadata_batch_append(out, &fr);
+        }
     }
     if (rc == 0 && img->next_producer_id > 0) {
         struct metadata_record pr = {.type = METADATA_REC_PRODUCER_IDS};

@@ -28,7 +28,16 @@ struct metadata_broker {
     int32_t port;
     char *host;
     char *rack; /* NULL if none */
+    int64_t epoch; /* of the current registration */
+    uint8_t incarnation[METADATA_UUID_LEN];
+    uint8_t state; /* enum metadata_broker_state */
 };
+
+/* True when the broker may lead and be placed on: registered, unfenced, not shutting down. */
+static inline bool metadata_broker_usable(const struct metadata_broker *b)
+{
+    return b != NULL && b->state == METADATA_BROKER_UNFENCED;
+}
 
 struct metadata_partition {
     int32_t partition;
@@ -70,6 +79,8 @@ const struct metadata_topic *metadata_image_topic_by_name(const struct metadata_
 const struct metadata_topic *metadata_image_topic_by_id(const struct metadata_image *img,
                                                         const uint8_t id[METADATA_UUID_LEN]);
 const struct metadata_broker *metadata_image_broker(const struct metadata_image *img, int32_t id);
+/* Number of brokers that are metadata_broker_usable. */
+size_t metadata_image_usable_brokers(const struct metadata_image *img);
 /* The override for `name`, or NULL when the topic uses the broker/default value. */
 const char *metadata_topic_config(const struct metadata_topic *t, const char *name);
 

@@ -127,6 +127,20 @@ static int encode_body(struct metadata_buf *b, const struct metadata_record *r)
         put_string(b, r->broker.host);
         put_opt_string(b, r->broker.rack);
         return 0;
+    case METADATA_REC_BROKER_REGISTRATION:
+        put_be(b, (uint32_t)r->broker.broker_id, 4);
+        put_be(b, (uint32_t)r->broker.port, 4);
+        put_string(b, r->broker.host);
+        put_opt_string(b, r->broker.rack);
+        put_be(b, (uint64_t)r->broker.epoch, 8);
+        put_bytes(b, r->broker.incarnation, METADATA_UUID_LEN);
+        put_u8(b, r->broker.fenced);
+        return 0;
+    case METADATA_REC_BROKER_FENCE:
+        put_be(b, (uint32_t)r->broker_fence.broker_id, 4);
+        put_be(b, (uint64_t)r->broker_fence.epoch, 8);
+        put_u8(b, r->broker_fence.state);
+        return 0;
     case METADATA_REC_TOPIC:
         put_string(b, r->topic.name);
         put_bytes(b, r->topic.topic_id, METADATA_UUID_LEN);
@@ -390,6 +404,24 @@ static void decode_body(struct reader *r, struct metadata_record *rec)
         rec->broker.host = get_string(r);
         rec->broker.rack = get_opt_string(r);
         return;
+    case METADATA_REC_BROKER_REGISTRATION:
+        rec->broker.broker_id = get_i32(r);
+        rec->broker.port = get_i32(r);
+        rec->broker.host = get_string(r);
+        rec->broker.rack = get_opt_string(r);
+        rec->broker.epoch = (int64_t)get_be(r, 8);
+        take(r, rec->broker.incarnation, METADATA_UUID_LEN);
+        take(r, &rec->broker.fenced, 1);
+        if (!r->err && rec->broker.fenced > 1)
+            r->err = -EBADMSG;
+        return;
+    case METADATA_REC_BROKER_FENCE:
+        rec->broker_fence.broker_id = get_i32(r);
+        rec->broker_fence.epoch = (int64_t)get_be(r, 8);
+        take(r, &rec->broker_fence.state, 1);
+        if (!r->err && rec->broker_fence.state > METADATA_BROKER_SHUTTING_DOWN)
+            r->err = -EBADMSG;
+        return;
     case METADATA_REC_TOPIC:
         rec->topic.name = get_string(r);
         take(r, rec->topic.topic_id, METADATA_UUID_LEN);
@@ -526,6 +558,10 @@ const char *metadata_record_type_name(enum metadata_record_type type)
         return "ProducerIds";
     case METADATA_REC_IMAGE_HEADER:
         return "ImageHeader";
+    case METADATA_REC_BROKER_REGISTRATION:
+        return "BrokerRegistration";
+    case METADATA_REC_BROKER_FENCE:
+        return "BrokerFence";
     }
     return "Unknown";
 }

@@ -40,7 +40,11 @@ enum metadata_record_type {
     METADATA_REC_PRODUCER_IDS = 7,
     /* Snapshot only: the image version the snapshot was taken at. */
     METADATA_REC_IMAGE_HEADER = 8,
-    METADATA_REC_TYPE_MAX = 8,
+    /* A broker registration with epoch, incarnation and fencing state (supersedes type 1). */
+    METADATA_REC_BROKER_REGISTRATION = 9,
+    /* A broker fenced, unfenced or in controlled shutdown (Kafka's BrokerRegistrationChange). */
+    METADATA_REC_BROKER_FENCE = 10,
+    METADATA_REC_TYPE_MAX = 10,
 };
 
 /* A config key and value; value NULL means "delete the key" in a config change. */
@@ -49,11 +53,32 @@ struct metadata_config_entry {
     char *value;
 };
 
+/*
+ * A broker registration. Type 1 (RegisterBroker, written by older versions) carries only id,
+ * port, host and rack; it decodes with epoch 0, a zero incarnation and fenced = 0. Type 9
+ * (BrokerRegistration) carries every field.
+ */
 struct metadata_rec_broker {
     int32_t broker_id;
     int32_t port;
     char *host;
     char *rack; /* NULL if none */
+    int64_t epoch; /* broker epoch: grows with every registration of any broker */
+    uint8_t incarnation[METADATA_UUID_LEN];
+    uint8_t fenced; /* 1: registered fenced (a broker starts fenced until caught up) */
+};
+
+enum metadata_broker_state {
+    METADATA_BROKER_UNFENCED = 0,
+    METADATA_BROKER_FENCED = 1,
+    METADATA_BROKER_SHUTTING_DOWN = 2, /* controlled shutdown in progress: leads nothing new */
+};
+
+/* Applies only when epoch matches the broker's current registration. */
+struct metadata_rec_broker_fence {
+    int32_t broker_id;
+    int64_t epoch;
+    uint8_t state; /* enum metadata_broker_state */
 };
 
 struct metadata_rec_topic {
@@ -123,6 +148,7 @@ struct metadata_record {
         struct metadata_rec_config config;
         struct metadata_rec_producer_ids producer_ids;
         struct metadata_rec_image_header image_header;
+        struct metadata_rec_broker_fence broker_fence;
     };
 };
 

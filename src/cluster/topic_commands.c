@@ -3,10 +3,11 @@
  * rules, error codes and messages) and the records each valid item becomes.
  *
  * Replica placement without a manual assignment is Kafka's rack-unaware algorithm over the
- * registered brokers in id order: partition p's first replica is broker (start + p) mod n, and
+ * usable (registered, unfenced, not shutting down) brokers in id order: partition p's first replica is broker (start + p) mod n, and
  * the followers are spread by a shift that grows every n partitions. `start` is derived from the
  * topic name so placement is reproducible.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,18 +28,39 @@ static uint32_t name_hash(const char *s)
     return h;
 }
 
+/* The id of the k-th usable broker in id order (k < metadata_image_usable_brokers). */
+static int32_t usable_broker_at(const struct metadata_image *img, uint32_t k)
+{
+    for (size_t i = 0; i < img->n_brokers; i++)
+        if (metadata_broker_usable(&img->brokers[i]) && k-- == 0)
+            return img->brokers[i].id;
+    assert(!"usable broker index out of range");
+    return -1;
+}
+
 /* Fills replicas[0..rf) for partition p of a topic whose placement starts at `start`. */
 static void assign_replicas(const struct metadata_image *img, uint32_t start, int32_t p,
                             int16_t rf, int32_t *replicas)
 {
-    uint32_t n = (uint32_t)img->n_brokers;
+    uint32_t n = (uint32_t)metadata_image_usable_brokers(img);
+    assert(n >= (uint32_t)rf && rf > 0);
     uint32_t first = (start + (uint32_t)p) % n;
     uint32_t shift = (start + (uint32_t)p / n) % (n > 1 ? n - 1 : 1);
-    replicas[0] = img->brokers[first].id;
+    replicas[0] = usable_broker_at(img, first);
     for (int16_t j = 1; j < rf; j++) {
         uint32_t offset = 1 + (shift + (uint32_t)(j - 1)) % (n - 1);
-        replicas[j] = img->brokers[(first + offset) % n].id;
+        replicas[j] = usable_broker_at(img, (first + offset) % n);
     }
+}
+
+/* The preferred live leader of a new partition: its first usable replica, else the first. */
+static int32_t first_usable(const struct metadata_image *img, const int32_t *replicas,
+                            uint32_t rf)
+{
+    for (uint32_t i = 0; i < rf; i++)
+        if (metadata_broker_usable(metadata_image_broker(img, replicas[i])))
+            return replicas[i];
+    return replicas[0];
 }
 
 static int emit_partition(struct metadata_image *scratch, struct metadata_buf *out,
@@ -48,7 +70,7 @@ static int emit_partition(struct metadata_image *scratch, struct metadata_buf *o
     struct metadata_record rec = {.type = METADATA_REC_PARTITION};
     memcpy(rec.partition.topic_id, topic_id, METADATA_UUID_LEN);
     rec.partition.partition = p;
-    rec.partition.leader = replicas[0];
+    rec.partition.leader = first_usable(scratch, replicas, rf);
     rec.partition.n_replicas = rec.partition.n_isr = rf;
     rec.partition.replicas = rec.partition.isr = (int32_t *)replicas;
     return command_emit(scratch, out, &rec);
@@ -178,12 +200,12 @@ static bool check_new_topic(struct command *cmd, struct controller_topic_result 
                               "default value.");
             return false;
         }
-        if ((size_t)*rf > img->n_brokers) {
+        if ((size_t)*rf > metadata_image_usable_brokers(img)) {
             command_set_error(cmd, r, KAFKA_ERR_INVALID_REPLICATION_FACTOR,
                               "Unable to replicate the partition %d time(s): The target "
                               "replication factor of %d cannot be reached because only %zu "
                               "broker(s) are registered.",
-                              *rf, *rf, img->n_brokers);
+                              *rf, *rf, metadata_image_usable_brokers(img));
             return false;
         }
     }
@@ -345,11 +367,11 @@ static bool check_increase(struct command *cmd, struct controller_topic_result *
         }
         return check_assignment(cmd, r, img, p->assignments, p->n_assignments, have);
     }
-    if ((size_t)rf > img->n_brokers || rf > MAX_REPLICATION_FACTOR) {
+    if ((size_t)rf > metadata_image_usable_brokers(img) || rf > MAX_REPLICATION_FACTOR) {
         command_set_error(cmd, r, KAFKA_ERR_INVALID_REPLICATION_FACTOR,
                           "Unable to replicate the partition %d time(s): only %zu broker(s) are "
                           "registered.",
-                          rf, img->n_brokers);
+                          rf, metadata_image_usable_brokers(img));
         return false;
     }
     return true;

@@ -1283,6 +1283,20 @@ class Cluster:
             err = e.args[0] if e.args else e
             return err.name() if hasattr(err, "name") else "%s: %s" % (type(e).__name__, e)
 
+    def create_topic_raw(self, name, partitions, rf, via, timeout_ms=10000, read_timeout=15.0):
+        """CreateTopics v4 sent straight to node via (no client-side routing to the
+        controller, so a non-controller must forward it). Returns (error code, error
+        message); raises socket.timeout if no answer arrives within read_timeout."""
+        body = array([string(name) + i32(partitions) + i16(rf) + array([]) + array([])])
+        body += i32(timeout_ms) + boolean(False)
+        with self.raw(via, timeout=read_timeout) as c:
+            r = Reader(c.call(CREATE_TOPICS, 4, body))
+        r.int32()  # throttle
+        topics = r.array(lambda x: (x.string(), x.int16(), x.string()))
+        r.end()
+        check(topics and topics[0][0] == name, "CreateTopics response topics %r" % topics)
+        return topics[0][1], topics[0][2]
+
     def partition_leaders(self, topic, via=None, timeout=10.0):
         """{partition: {"leader", "replicas", "isrs", "error"}} from AdminClient.list_topics
         (one node or all live ones). error is None or the KafkaError's name."""

@@ -143,16 +143,27 @@ def topic_id(c, via, topic):
 
 @test
 def test_topics_created_through_any_broker():
-    """An AdminClient bootstrapped from one broker only creates a topic through each of the
-    three brokers (a non-controller forwards CreateTopics to the controller); every topic
-    appears in the Metadata of all three with the same topic id and live leaders; creating
-    one again through another broker answers TOPIC_ALREADY_EXISTS."""
+    """A topic is created through each of the three brokers twice: with an AdminClient
+    bootstrapped from that broker only, and with a raw CreateTopics sent to that broker's
+    port (librdkafka routes admin requests to the controller it learns from Metadata; the
+    raw request makes a non-controller forward it). Every topic appears in the Metadata of
+    all three with the same topic id and live leaders; creating one again through another
+    broker answers TOPIC_ALREADY_EXISTS (raw: error 36)."""
     with Cluster(3) as c:
         ctl = c.wait_controller()
         comment("controller is node %d" % ctl)
         for i in c.ids:
             r = c.create_topic("via-%d" % i, 3, 1, via=i)
             check(r is None, "CreateTopics through node %d (controller %d): %s" % (i, ctl, r))
+            err, msg = c.create_topic_raw("raw-%d" % i, 2, 1, via=i)
+            check(err == 0, "raw CreateTopics to node %d (controller %d): error %d %r"
+                  % (i, ctl, err, msg))
+        for i in c.ids:
+            c.wait_topic("raw-%d" % i, 2, timeout=10)
+            other = i % 3 + 1
+            err, msg = c.create_topic_raw("raw-%d" % i, 2, 1, via=other)
+            check(err == 36, "raw CreateTopics of existing raw-%d to node %d: error %d %r, "
+                  "want 36 (TOPIC_ALREADY_EXISTS)" % (i, other, err, msg))
         for i in c.ids:
             t = "via-%d" % i
             c.wait_topic(t, 3, timeout=10)

@@ -11,6 +11,7 @@ time to the first produce acknowledged by a new leader is printed); restart of t
 """
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -380,8 +381,9 @@ def test_preferred_leaders_return_after_restart():
 @test
 def test_two_voters_down():
     """Two of three voters SIGKILLed (the controller and one more; the survivor leads r1
-    partitions): CreateTopics through the survivor does not succeed (an error or a client
-    timeout, within 30 s) and creates nothing, while raw Produce (acks=-1) and Fetch on the
+    partitions): CreateTopics through the survivor, by an AdminClient and raw (timeout_ms
+    3000), does not succeed (an error or a client timeout; the answer is printed) and
+    creates nothing, while raw Produce (acks=-1) and Fetch on the
     survivor's own r1 partitions keep working, also after a session timeout has passed, and
     a confluent-kafka producer bootstrapped from the survivor delivers to them."""
     from confluent_kafka import Producer
@@ -418,8 +420,20 @@ def test_two_voters_down():
         check(r is not None, "CreateTopics succeeded through node %d with two of three voters "
               "down" % survivor)
         check(took < 30 * SLOW, "CreateTopics took %.1fs to fail" % took)
+        t0 = time.monotonic()
+        try:
+            err, msg = c.create_topic_raw("no-quorum-raw", 1, 1, via=survivor, timeout_ms=3000,
+                                          read_timeout=8.0)
+            raw = "error %d %r" % (err, msg)
+            check(err != 0, "raw CreateTopics (timeout_ms 3000) succeeded through node %d with "
+                  "two of three voters down" % survivor)
+        except socket.timeout:
+            raw = "no answer"
+        comment("raw CreateTopics (timeout_ms 3000) without a quorum: %s after %.1fs"
+                % (raw, time.monotonic() - t0))
         names = [t["name"] for t in c.metadata(survivor)["topics"]]
-        check("no-quorum" not in names, "survivor lists the topic that failed: %r" % names)
+        check("no-quorum" not in names and "no-quorum-raw" not in names,
+              "survivor lists a topic whose creation failed: %r" % names)
         wait = SESSION_TIMEOUT_S + 1.0 - (time.monotonic() - t_kill)
         if wait > 0:
             time.sleep(wait)

@@ -38,12 +38,7 @@ static struct controller *start_single(const char *dir, unsigned snapshot_thresh
 
 static int register_broker(struct controller *ctl, int32_t id)
 {
-    struct cw_result r;
-    cw_begin(&r);
-    if (controller_register_broker(ctl, id, "127.0.0.1", 9092 + id, NULL, cw_done, &r) != 0)
-        return -1;
-    cw_wait(&r);
-    return r.error_code;
+    return cw_register_broker(ctl, id, 9092, NULL);
 }
 
 static int create_simple(struct controller *ctl, const char *name, int32_t parts, int16_t rf,

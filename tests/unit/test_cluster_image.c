@@ -116,11 +116,11 @@ TEST(test_image_brokers_and_producer_ids)
 {
     struct metadata_image *img = image_new();
     struct metadata_record b = {.type = METADATA_REC_REGISTER_BROKER};
-    b.broker = (struct metadata_rec_broker){3, 9092, "h3", NULL};
+    b.broker = (struct metadata_rec_broker){3, 9092, "h3", NULL, 0, {0}, 0};
     CHECK(image_apply(img, &b) == 0);
-    b.broker = (struct metadata_rec_broker){1, 9093, "h1", "rack-a"};
+    b.broker = (struct metadata_rec_broker){1, 9093, "h1", "rack-a", 0, {0}, 0};
     CHECK(image_apply(img, &b) == 0);
-    b.broker = (struct metadata_rec_broker){3, 9094, "h3b", NULL};
+    b.broker = (struct metadata_rec_broker){3, 9094, "h3b", NULL, 0, {0}, 0};
     CHECK(image_apply(img, &b) == 0);
     CHECK_EQ_INT(img->n_brokers, 2);
     CHECK_EQ_INT(img->brokers[0].id, 1);
@@ -138,7 +138,7 @@ TEST(test_image_snapshot_round_trip)
 {
     struct metadata_image *img = image_new();
     struct metadata_record b = {.type = METADATA_REC_REGISTER_BROKER};
-    b.broker = (struct metadata_rec_broker){1, 9092, "localhost", "r"};
+    b.broker = (struct metadata_rec_broker){1, 9092, "localhost", "r", 0, {0}, 0};
     CHECK(image_apply(img, &b) == 0);
     for (int i = 0; i < 50; i++) {
         char name[32];

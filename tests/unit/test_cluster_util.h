@@ -39,6 +39,8 @@ struct cw_result {
     int64_t pid_start;
     int32_t pid_len;
     uint64_t version;
+    int64_t broker_epoch;
+    bool is_fenced, should_shut_down;
 };
 
 static inline void cw_begin(struct cw_result *r)
@@ -68,6 +70,9 @@ static inline void cw_done(void *arg, const struct controller_result *res)
     r->pid_start = res->producer_id_start;
     r->pid_len = res->producer_id_len;
     r->version = res->image_version;
+    r->broker_epoch = res->broker_epoch;
+    r->is_fenced = res->is_fenced;
+    r->should_shut_down = res->should_shut_down;
     r->done = true;
     pthread_cond_signal(&r->c);
     pthread_mutex_unlock(&r->m);
@@ -88,6 +93,39 @@ static inline void cw_wait(struct cw_result *r)
     pthread_mutex_unlock(&r->m);
     pthread_mutex_destroy(&r->m);
     pthread_cond_destroy(&r->c);
+}
+
+/* A heartbeat from broker id; returns the error code (result in *r). */
+static inline int cw_heartbeat(struct controller *ctl, int32_t id, int64_t epoch, int64_t offset,
+                               bool want_shutdown, struct cw_result *r)
+{
+    cw_begin(r);
+    if (controller_broker_heartbeat(ctl, id, epoch, offset, false, want_shutdown, cw_done, r) != 0)
+        return -1;
+    cw_wait(r);
+    return r->error_code;
+}
+
+/*
+ * Registers broker id (host 127.0.0.1, port base + id) and unfences it with a caught-up
+ * heartbeat, as a broker's lifecycle does. Returns the first error code; *epoch_out if given.
+ */
+static inline int cw_register_broker(struct controller *ctl, int32_t id, int32_t base,
+                                     int64_t *epoch_out)
+{
+    struct controller_broker_registration reg = {id, "127.0.0.1", base + id, NULL, {0}};
+    reg.incarnation[0] = (uint8_t)id;
+    struct cw_result r;
+    cw_begin(&r);
+    if (controller_register_broker(ctl, &reg, cw_done, &r) != 0)
+        return -1;
+    cw_wait(&r);
+    if (r.error_code != 0)
+        return r.error_code;
+    int64_t epoch = r.broker_epoch;
+    if (epoch_out)
+        *epoch_out = epoch;
+    return cw_heartbeat(ctl, id, epoch, 0, false, &r);
 }
 
 static inline bool cw_wait_active(struct controller *ctl, int timeout_ms)

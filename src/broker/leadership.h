@@ -1,0 +1,22 @@
+/*
+ * Which partitions this broker may serve to clients: only those it leads, per the metadata
+ * image it has applied (Kafka's NOT_LEADER_OR_FOLLOWER rule). Any worker thread.
+ */
+#ifndef GREGOR_BROKER_LEADERSHIP_H
+#define GREGOR_BROKER_LEADERSHIP_H
+
+#include <stdint.h>
+
+struct broker;
+struct partition;
+
+/*
+ * The hosted partition (topic by name, or by id when topic is NULL) with a reference the caller
+ * drops with partition_put(), if this broker is its leader. Otherwise NULL and *err:
+ * NOT_LEADER_OR_FOLLOWER when the partition exists in the cluster (another broker leads it, or
+ * none does right now), else `unknown_err` (UNKNOWN_TOPIC_OR_PARTITION or UNKNOWN_TOPIC_ID).
+ */
+struct partition *partition_get_led(struct broker *b, const char *topic, const uint8_t *topic_id,
+                                    int32_t index, int16_t unknown_err, int16_t *err);
+
+#endif
