@@ -43,11 +43,11 @@ static void create_topics_done(struct broker_async *a)
             memcpy(o->topic_id.b, t->topic_id, 16);
             o->num_partitions = t->num_partitions;
             const struct kmsg_create_topics_request_creatable_topic *rt = &st->req.topics.v[i];
-            o->replication_factor = rt->assignments.n > 0
-                                        ? (int16_t)rt->assignments.v[0].broker_ids.n
-                                        : (rt->replication_factor > 0
-                                               ? rt->replication_factor
-                                               : r->b->cfg.default_replication_factor);
+            o->replication_factor =
+                rt->assignments.n > 0
+                    ? (int16_t)rt->assignments.v[0].broker_ids.n
+                    : (rt->replication_factor > 0 ? rt->replication_factor
+                                                  : r->b->cfg.default_replication_factor);
         }
     }
     broker_reply(r, (kproto_encode_fn)kmsg_create_topics_response_encode, &st->resp);
@@ -70,17 +70,16 @@ static int create_topics_convert(struct broker_req *r,
             return -ENOMEM;
         for (int32_t i = 0; i < rt->assignments.n; i++) {
             a[i].partition = rt->assignments.v[i].partition_index;
-            a[i].n_replicas = (uint32_t)(rt->assignments.v[i].broker_ids.n > 0
-                                             ? rt->assignments.v[i].broker_ids.n
-                                             : 0);
+            a[i].n_replicas =
+                (uint32_t)(rt->assignments.v[i].broker_ids.n > 0 ? rt->assignments.v[i].broker_ids.n
+                                                                 : 0);
             a[i].replicas = rt->assignments.v[i].broker_ids.v;
         }
         nt->assignments = a;
         nt->n_assignments = (uint32_t)rt->assignments.n;
     }
     if (rt->configs.n > 0) {
-        struct metadata_config_entry *c =
-            arena_calloc(r->arena, (size_t)rt->configs.n, sizeof(*c));
+        struct metadata_config_entry *c = arena_calloc(r->arena, (size_t)rt->configs.n, sizeof(*c));
         if (c == NULL)
             return -ENOMEM;
         uint32_t k = 0;
@@ -256,8 +255,7 @@ void handle_create_partitions(struct broker_req *r)
     kmsg_create_partitions_response_init(&st->resp);
     int32_t n = req.topics.n > 0 ? req.topics.n : 0;
     st->resp.results.v = arena_calloc(r->arena, (size_t)n + 1, sizeof(*st->resp.results.v));
-    struct controller_partition_increase *inc =
-        arena_calloc(r->arena, (size_t)n + 1, sizeof(*inc));
+    struct controller_partition_increase *inc = arena_calloc(r->arena, (size_t)n + 1, sizeof(*inc));
     if (st->resp.results.v == NULL || inc == NULL) {
         broker_close(r, "out of memory");
         return;

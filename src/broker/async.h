@@ -19,8 +19,8 @@ struct broker_async_topic {
 struct broker_async {
     struct broker_req *r;
     void (*resume)(struct broker_async *a);
-    void *arg;                     /* the handler's state */
-    int16_t error_code;            /* request-level */
+    void *arg;          /* the handler's state */
+    int16_t error_code; /* request-level */
     char *error_message;
     size_t n_topics;
     struct broker_async_topic *topics;

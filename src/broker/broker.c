@@ -80,8 +80,8 @@ static int broker_load_identity(struct broker *b, char *err, size_t errlen)
         const char *cid = properties_get(&props, "cluster.id");
         const char *nid = properties_get(&props, "node.id");
         if (nid && atoi(nid) != b->cfg.node_id) {
-            snprintf(err, errlen, "node.id %d does not match node.id=%s in %s", b->cfg.node_id,
-                     nid, path);
+            snprintf(err, errlen, "node.id %d does not match node.id=%s in %s", b->cfg.node_id, nid,
+                     path);
             properties_free(&props);
             return -EINVAL;
         }
@@ -141,7 +141,8 @@ static int broker_start_controller(struct broker *b, char *err, size_t errlen)
         .listener = cl ? bind : NULL,
         .unclean_leader_election = b->cfg.unclean_leader_election_enable,
         .broker_session_timeout_ms = (unsigned)b->cfg.broker_session_timeout_ms,
-        .leader_imbalance_check_ms = (unsigned)(b->cfg.leader_imbalance_check_interval_seconds * 1000),
+        .leader_imbalance_check_ms =
+            (unsigned)(b->cfg.leader_imbalance_check_interval_seconds * 1000),
         .auto_leader_rebalance = b->cfg.auto_leader_rebalance_enable,
         .node_id = b->cfg.node_id,
         .data_dir = b->cfg.metadata_log_dir[0] ? b->cfg.metadata_log_dir : b->cfg.log_dirs,
@@ -170,8 +171,8 @@ static int broker_start_network(struct broker *b, char *err, size_t errlen)
     struct net_handler h = {.on_request = broker_on_request, .ctx = b};
     int rc = net_server_start(&nc, &h, &b->net);
     if (rc != 0)
-        snprintf(err, errlen, "cannot listen on listener %s://%s:%d: %s", l->name, l->host,
-                 l->port, strerror(-rc));
+        snprintf(err, errlen, "cannot listen on listener %s://%s:%d: %s", l->name, l->host, l->port,
+                 strerror(-rc));
     return rc;
 }
 

@@ -23,7 +23,7 @@ struct gate_entry;
 
 /* Requests held until start-up completes (gate.c). */
 struct broker_gate {
-    pthread_mutex_t mu;       /* guards held and the transition of ready */
+    pthread_mutex_t mu; /* guards held and the transition of ready */
     atomic_bool ready;
     struct gate_entry *held;
 };
@@ -38,7 +38,7 @@ struct broker_groups;
 
 struct broker {
     struct broker_config cfg;
-    char cluster_id[64];            /* from meta.properties, generated on first start */
+    char cluster_id[64]; /* from meta.properties, generated on first start */
     char advertised_host[256];
     int advertised_port;
     struct controller *ctl;
@@ -46,12 +46,12 @@ struct broker {
     struct net_server *net;
     struct producer_id_pool pid_pool;
     struct broker_gate gate;
-    atomic_bool stopping;           /* set first in broker_stop: parked fetches answer at once */
-    struct waiter_list parked;      /* every parked fetch, woken by broker_stop */
-    struct metrics *metrics;        /* counters always exist; HTTP only with metrics.listener */
-    struct broker_groups *groups;   /* group coordinator glue (groups.c) */
-    struct broker_lifecycle *life;  /* registration and heartbeats (lifecycle.c) */
-    struct broker_forwarder *fwd;   /* requests to the active controller (forwarder.c) */
+    atomic_bool stopping;          /* set first in broker_stop: parked fetches answer at once */
+    struct waiter_list parked;     /* every parked fetch, woken by broker_stop */
+    struct metrics *metrics;       /* counters always exist; HTTP only with metrics.listener */
+    struct broker_groups *groups;  /* group coordinator glue (groups.c) */
+    struct broker_lifecycle *life; /* registration and heartbeats (lifecycle.c) */
+    struct broker_forwarder *fwd;  /* requests to the active controller (forwarder.c) */
 };
 
 /*

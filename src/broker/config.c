@@ -23,9 +23,9 @@ struct config_entry {
     const char *name;
     enum config_type type;
     size_t offset;
-    size_t size;          /* for strings: buffer size */
-    int64_t min, max;     /* for integers */
-    int64_t scale;        /* multiply the parsed integer (hours -> ms), 0 = 1 */
+    size_t size;      /* for strings: buffer size */
+    int64_t min, max; /* for integers */
+    int64_t scale;    /* multiply the parsed integer (hours -> ms), 0 = 1 */
 };
 
 #define F(field) offsetof(struct broker_config, field), sizeof(((struct broker_config *)0)->field)
@@ -61,8 +61,8 @@ static const struct config_entry config_table[] = {
      INT64_MAX, 0},
     {"log.message.timestamp.after.max.ms", CT_INT64, F(log_message_timestamp_after_max_ms), 0,
      INT64_MAX, 0},
-    {"log.message.timestamp.difference.max.ms", CT_INT64, F(log_message_timestamp_before_max_ms),
-     0, INT64_MAX, 0},
+    {"log.message.timestamp.difference.max.ms", CT_INT64, F(log_message_timestamp_before_max_ms), 0,
+     INT64_MAX, 0},
     {"log.segment.bytes", CT_INT64, F(log_segment_bytes), 14, INT32_MAX, 0},
     {"log.roll.ms", CT_INT64, F(log_roll_ms), 1, INT64_MAX, 0},
     {"log.roll.hours", CT_INT64, F(log_roll_ms), 1, INT32_MAX, 3600000},
@@ -70,8 +70,8 @@ static const struct config_entry config_table[] = {
     {"log.retention.minutes", CT_INT64, F(log_retention_ms), -1, INT32_MAX, 60000},
     {"log.retention.hours", CT_INT64, F(log_retention_ms), -1, INT32_MAX, 3600000},
     {"log.retention.bytes", CT_INT64, F(log_retention_bytes), -1, INT64_MAX, 0},
-    {"log.retention.check.interval.ms", CT_INT64, F(log_retention_check_interval_ms), 1,
-     INT64_MAX, 0},
+    {"log.retention.check.interval.ms", CT_INT64, F(log_retention_check_interval_ms), 1, INT64_MAX,
+     0},
     {"log.index.interval.bytes", CT_INT32, F(log_index_interval_bytes), 0, INT32_MAX, 0},
     {"log.index.size.max.bytes", CT_INT32, F(log_index_size_max_bytes), 4, INT32_MAX, 0},
     {"log.flush.interval.messages", CT_INT64, F(log_flush_interval_messages), 1, INT64_MAX, 0},
@@ -82,8 +82,8 @@ static const struct config_entry config_table[] = {
      0},
     {"log.cleanup.policy", CT_STRING, F(log_cleanup_policy), 0, 0, 0},
     {"log.cleaner.enable", CT_BOOL, F(log_cleaner_enable), 0, 0, 0},
-    {"log.cleaner.delete.retention.ms", CT_INT64, F(log_cleaner_delete_retention_ms), 0,
-     INT64_MAX, 0},
+    {"log.cleaner.delete.retention.ms", CT_INT64, F(log_cleaner_delete_retention_ms), 0, INT64_MAX,
+     0},
     {"log.cleaner.min.cleanable.ratio", CT_DOUBLE, F(log_cleaner_min_cleanable_ratio), 0, 1, 0},
     {"offsets.topic.num.partitions", CT_INT32, F(offsets_topic_num_partitions), 1, 100000, 0},
     {"offsets.topic.replication.factor", CT_INT16, F(offsets_topic_replication_factor), 1,
@@ -386,8 +386,8 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
         return -EINVAL;
     }
     if (strcmp(l->name, "PLAINTEXT") != 0) {
-        snprintf(err, errlen,
-                 "listener '%s' in 'listeners' is not supported yet (only PLAINTEXT)", l->name);
+        snprintf(err, errlen, "listener '%s' in 'listeners' is not supported yet (only PLAINTEXT)",
+                 l->name);
         return -EINVAL;
     }
     if (strcmp(c->process_roles, "broker,controller") != 0 &&
@@ -421,13 +421,16 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
         metrics_parse_listener(c->metrics_listener, NULL, 0, NULL) != 0) {
         snprintf(err, errlen,
                  "invalid value '%s' for configuration property 'metrics.listener' "
-                 "(expected http://HOST:PORT)", c->metrics_listener);
+                 "(expected http://HOST:PORT)",
+                 c->metrics_listener);
         return -EINVAL;
     }
     if (strcmp(c->log_message_timestamp_type, "CreateTime") != 0 &&
         strcmp(c->log_message_timestamp_type, "LogAppendTime") != 0) {
-        snprintf(err, errlen, "invalid value '%s' for configuration property "
-                              "'log.message.timestamp.type'", c->log_message_timestamp_type);
+        snprintf(err, errlen,
+                 "invalid value '%s' for configuration property "
+                 "'log.message.timestamp.type'",
+                 c->log_message_timestamp_type);
         return -EINVAL;
     }
     static const char *codecs[] = {"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"};

@@ -18,8 +18,8 @@
 #define CONFIG_MAX_LISTENERS 4
 
 struct listener_config {
-    char name[32];     /* PLAINTEXT, CONTROLLER, ... */
-    char host[256];    /* "" = all interfaces */
+    char name[32];  /* PLAINTEXT, CONTROLLER, ... */
+    char host[256]; /* "" = all interfaces */
     int port;
 };
 
@@ -29,8 +29,8 @@ struct broker_config {
     int num_listeners;
     struct listener_config advertised[CONFIG_MAX_LISTENERS];
     int num_advertised;
-    char log_dirs[1024];           /* first of log.dirs is used for metadata */
-    char metadata_log_dir[1024];   /* metadata.log.dir; "" = the first of log.dirs */
+    char log_dirs[1024];         /* first of log.dirs is used for metadata */
+    char metadata_log_dir[1024]; /* metadata.log.dir; "" = the first of log.dirs */
     char process_roles[64];
     char controller_quorum_voters[1024];
     char controller_listener_names[64];
@@ -40,8 +40,8 @@ struct broker_config {
     bool auto_create_topics_enable;
     bool delete_topic_enable;
     int32_t socket_request_max_bytes;
-    int32_t num_io_threads;        /* 0 = one per core */
-    int32_t num_network_threads;   /* accepted for compatibility; I/O workers do both */
+    int32_t num_io_threads;      /* 0 = one per core */
+    int32_t num_network_threads; /* accepted for compatibility; I/O workers do both */
     int64_t connections_max_idle_ms;
     int32_t max_connections;
     int32_t max_connections_per_ip;

@@ -33,9 +33,10 @@ static bool cfg_key_wanted(const struct karray_str *keys, const char *name)
     return false;
 }
 
-static void describe_topic_entry(struct broker_req *r, const struct metadata_topic *t,
-                                 const struct topic_config_def *def, bool synonyms,
-                                 struct kmsg_describe_configs_response_describe_configs_resource_result *o)
+static void
+describe_topic_entry(struct broker_req *r, const struct metadata_topic *t,
+                     const struct topic_config_def *def, bool synonyms,
+                     struct kmsg_describe_configs_response_describe_configs_resource_result *o)
 {
     struct topic_config_value v;
     topic_config_resolve(def, metadata_topic_config(t, def->name), topic_settings_broker_lookup,
@@ -84,9 +85,10 @@ static void describe_topic(struct broker_req *r, const struct metadata_image *im
     }
 }
 
-static void describe_broker(struct broker_req *r,
-                            const struct kmsg_describe_configs_request_describe_configs_resource *rs,
-                            struct kmsg_describe_configs_response_describe_configs_result *res)
+static void
+describe_broker(struct broker_req *r,
+                const struct kmsg_describe_configs_request_describe_configs_resource *rs,
+                struct kmsg_describe_configs_response_describe_configs_result *res)
 {
     size_t n = 0;
     while (config_property_name(n))
@@ -154,13 +156,13 @@ void handle_describe_configs(struct broker_req *r)
 struct alter_state {
     bool incremental;
     int32_t n;
-    int32_t *topic_index;  /* response index -> index among topic resources, or -1 */
+    int32_t *topic_index; /* response index -> index among topic resources, or -1 */
     struct kmsg_alter_configs_response plain;
     struct kmsg_incremental_alter_configs_response inc;
 };
 
-static void alter_set_result(struct broker_req *r, struct alter_state *st, int32_t i,
-                             int16_t code, const char *msg)
+static void alter_set_result(struct broker_req *r, struct alter_state *st, int32_t i, int16_t code,
+                             const char *msg)
 {
     if (st->incremental) {
         st->inc.responses.v[i].error_code = code;
@@ -174,8 +176,7 @@ static void alter_set_result(struct broker_req *r, struct alter_state *st, int32
 static void alter_reply(struct broker_req *r, struct alter_state *st)
 {
     if (st->incremental)
-        broker_reply(r, (kproto_encode_fn)kmsg_incremental_alter_configs_response_encode,
-                     &st->inc);
+        broker_reply(r, (kproto_encode_fn)kmsg_incremental_alter_configs_response_encode, &st->inc);
     else
         broker_reply(r, (kproto_encode_fn)kmsg_alter_configs_response_encode, &st->plain);
 }
@@ -204,8 +205,8 @@ static void alter_submit(struct broker_req *r, struct alter_state *st,
         return;
     }
     struct broker_async *a = broker_async_new(r, alter_done, st);
-    if (a == NULL || controller_alter_configs(r->b->ctl, alters, nt, st->incremental,
-                                              validate_only, broker_async_done, a) != 0) {
+    if (a == NULL || controller_alter_configs(r->b->ctl, alters, nt, st->incremental, validate_only,
+                                              broker_async_done, a) != 0) {
         broker_async_free(a);
         for (int32_t i = 0; i < st->n; i++)
             if (st->topic_index[i] >= 0)
@@ -228,8 +229,8 @@ void handle_alter_configs(struct broker_req *r)
         kmsg_alter_configs_response_init(&st->plain);
     if (st == NULL || alters == NULL ||
         (st->topic_index = arena_calloc(r->arena, (size_t)n + 1, sizeof(int32_t))) == NULL ||
-        (st->plain.responses.v = arena_calloc(r->arena, (size_t)n + 1,
-                                              sizeof(*st->plain.responses.v))) == NULL) {
+        (st->plain.responses.v =
+             arena_calloc(r->arena, (size_t)n + 1, sizeof(*st->plain.responses.v))) == NULL) {
         broker_close(r, "out of memory");
         return;
     }
@@ -259,8 +260,8 @@ void handle_alter_configs(struct broker_req *r)
             ch[j].value = broker_str(r, rs->configs.v[j].value);
             ch[j].op = ch[j].value ? CONTROLLER_CONFIG_SET : CONTROLLER_CONFIG_DELETE;
         }
-        alters[nt] = (struct controller_config_alter){broker_str(r, rs->resource_name),
-                                                      (uint32_t)nc, ch};
+        alters[nt] =
+            (struct controller_config_alter){broker_str(r, rs->resource_name), (uint32_t)nc, ch};
         st->topic_index[i] = (int32_t)nt++;
     }
     alter_submit(r, st, alters, nt, req.validate_only);
@@ -280,8 +281,8 @@ void handle_incremental_alter_configs(struct broker_req *r)
         kmsg_incremental_alter_configs_response_init(&st->inc);
     if (st == NULL || alters == NULL ||
         (st->topic_index = arena_calloc(r->arena, (size_t)n + 1, sizeof(int32_t))) == NULL ||
-        (st->inc.responses.v = arena_calloc(r->arena, (size_t)n + 1,
-                                            sizeof(*st->inc.responses.v))) == NULL) {
+        (st->inc.responses.v =
+             arena_calloc(r->arena, (size_t)n + 1, sizeof(*st->inc.responses.v))) == NULL) {
         broker_close(r, "out of memory");
         return;
     }
@@ -313,8 +314,8 @@ void handle_incremental_alter_configs(struct broker_req *r)
             ch[j].value = broker_str(r, rs->configs.v[j].value);
             ch[j].op = rs->configs.v[j].config_operation;
         }
-        alters[nt] = (struct controller_config_alter){broker_str(r, rs->resource_name),
-                                                      (uint32_t)nc, ch};
+        alters[nt] =
+            (struct controller_config_alter){broker_str(r, rs->resource_name), (uint32_t)nc, ch};
         st->topic_index[i] = (int32_t)nt++;
     }
     alter_submit(r, st, alters, nt, req.validate_only);

@@ -50,9 +50,11 @@ void handle_broker_registration(struct broker_req *r)
         registration_reply(r, KAFKA_ERR_INVALID_REQUEST, -1);
         return;
     }
-    struct controller_broker_registration reg = {
-        req.broker_id, broker_name(r, req.listeners.v[0].host), req.listeners.v[0].port,
-        broker_str(r, req.rack), {0}};
+    struct controller_broker_registration reg = {req.broker_id,
+                                                 broker_name(r, req.listeners.v[0].host),
+                                                 req.listeners.v[0].port,
+                                                 broker_str(r, req.rack),
+                                                 {0}};
     memcpy(reg.incarnation, req.incarnation_id.b, sizeof(reg.incarnation));
     struct broker_async *a = broker_async_new(r, registration_resume, NULL);
     if (a == NULL || reg.host == NULL ||
@@ -91,10 +93,9 @@ void handle_broker_heartbeat(struct broker_req *r)
         return;
     }
     struct broker_async *a = broker_async_new(r, heartbeat_resume, NULL);
-    if (a == NULL ||
-        controller_broker_heartbeat(b->ctl, req.broker_id, req.broker_epoch,
-                                    req.current_metadata_offset, req.want_fence,
-                                    req.want_shut_down, broker_async_done, a) != 0) {
+    if (a == NULL || controller_broker_heartbeat(b->ctl, req.broker_id, req.broker_epoch,
+                                                 req.current_metadata_offset, req.want_fence,
+                                                 req.want_shut_down, broker_async_done, a) != 0) {
         broker_async_free(a);
         heartbeat_reply(r, NULL, KAFKA_ERR_NOT_CONTROLLER);
     }

@@ -197,9 +197,9 @@ int controller_client_roundtrip(struct controller_client *c, const char *host, i
     return rc;
 }
 
-int controller_client_call(struct controller_client *c, const char *host, int port,
-                           int16_t api_key, int16_t version, const void *msg, void *out,
-                           uint8_t **buf, struct arena *arena, int timeout_ms)
+int controller_client_call(struct controller_client *c, const char *host, int port, int16_t api_key,
+                           int16_t version, const void *msg, void *out, uint8_t **buf,
+                           struct arena *arena, int timeout_ms)
 {
     const struct kproto_api *api = kproto_api_lookup(api_key);
     if (api == NULL)
@@ -209,8 +209,8 @@ int controller_client_call(struct controller_client *c, const char *host, int po
     struct kwriter w;
     kw_init(&w, &chain);
     int hv = kproto_request_header_version(api_key, version);
-    struct kproto_request_header h = {api_key, version, 0,
-                                      {c->client_id, (int32_t)strlen(c->client_id)}, (int16_t)hv};
+    struct kproto_request_header h = {
+        api_key, version, 0, {c->client_id, (int32_t)strlen(c->client_id)}, (int16_t)hv};
     int rc = kproto_request_header_encode(&w, &h);
     if (rc == 0)
         rc = api->request.encode(&w, version, msg);
@@ -230,8 +230,7 @@ int controller_client_call(struct controller_client *c, const char *host, int po
     struct kreader r;
     kr_init(&r, *buf, resp_len, arena);
     int32_t corr;
-    rc = kproto_response_header_decode(&r, kproto_response_header_version(api_key, version),
-                                       &corr);
+    rc = kproto_response_header_decode(&r, kproto_response_header_version(api_key, version), &corr);
     if (rc == 0)
         rc = api->response.decode(&r, version, out);
     if (rc != 0) {

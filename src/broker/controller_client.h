@@ -41,8 +41,8 @@ int controller_client_roundtrip(struct controller_client *c, const char *host, i
  * negative errno.
  */
 struct arena;
-int controller_client_call(struct controller_client *c, const char *host, int port,
-                           int16_t api_key, int16_t version, const void *msg, void *out,
-                           uint8_t **buf, struct arena *arena, int timeout_ms);
+int controller_client_call(struct controller_client *c, const char *host, int port, int16_t api_key,
+                           int16_t version, const void *msg, void *out, uint8_t **buf,
+                           struct arena *arena, int timeout_ms);
 
 #endif

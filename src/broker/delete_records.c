@@ -12,10 +12,10 @@
 #include "broker/partition.h"
 #include "proto/gen/errors.h"
 
-static void delete_records_partition(
-    struct broker_req *r, const char *topic,
-    const struct kmsg_delete_records_request_delete_records_partition *rp,
-    struct kmsg_delete_records_response_delete_records_partition_result *o)
+static void
+delete_records_partition(struct broker_req *r, const char *topic,
+                         const struct kmsg_delete_records_request_delete_records_partition *rp,
+                         struct kmsg_delete_records_response_delete_records_partition_result *o)
 {
     kmsg_delete_records_response_delete_records_partition_result_init(o);
     o->partition_index = rp->partition_index;

@@ -58,7 +58,8 @@ void handle_describe_quorum(struct broker_req *r)
     kmsg_describe_quorum_response_topic_data_init(&resp.topics.v[0]);
     resp.topics.v[0].topic_name = KSTR_LIT(METADATA_TOPIC);
     quorum_fill_partition(r, pd);
-    resp.topics.v[0].partitions = (struct kmsg_describe_quorum_response_partition_data_array){1, pd};
+    resp.topics.v[0].partitions =
+        (struct kmsg_describe_quorum_response_partition_data_array){1, pd};
     resp.nodes.n = 0;
     broker_reply(r, (kproto_encode_fn)kmsg_describe_quorum_response_encode, &resp);
 }

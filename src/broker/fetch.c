@@ -41,7 +41,7 @@ struct fetch_part {
     struct partition *p; /* NULL: unknown partition */
     const struct kmsg_fetch_request_fetch_partition *rp;
     struct partition_waiter waiter;
-    int16_t error;       /* fixed error (unknown partition, epoch) or 0 */
+    int16_t error;        /* fixed error (unknown partition, epoch) or 0 */
     int64_t records_read; /* offsets at or past the fetch offset in the last read (metrics) */
 };
 
@@ -78,7 +78,8 @@ static void fetch_release_read(void *ctx)
  * Fetch v0-3 clients cannot read magic 2: the batches are read into memory and converted to
  * magic 0 (v0-1) or magic 1 (v2-3), as Kafka does. Returns the bytes added; releases res.
  */
-static int64_t fetch_down_convert(struct broker_req *r, struct kmsg_fetch_response_partition_data *pd,
+static int64_t fetch_down_convert(struct broker_req *r,
+                                  struct kmsg_fetch_response_partition_data *pd,
                                   struct log_read_result *res, int64_t fetch_offset)
 {
     size_t len = (size_t)res->range.length;
@@ -112,8 +113,8 @@ static int64_t fetch_down_convert(struct broker_req *r, struct kmsg_fetch_respon
 
 /* Reads one partition into pd. Returns the bytes of records added. */
 static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *fp,
-                                    struct kmsg_fetch_response_partition_data *pd,
-                                    int64_t budget, bool first)
+                                    struct kmsg_fetch_response_partition_data *pd, int64_t budget,
+                                    bool first)
 {
     struct broker_req *r = st->r;
     kmsg_fetch_response_partition_data_init(pd);
@@ -140,8 +141,8 @@ static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *f
     int64_t hw = log_high_watermark(log);
     int rc = log_read(log, fp->rp->fetch_offset, max, hw, first, res);
     if (rc == 0 && res->range.length > 0) {
-        int64_t from = res->first_offset > fp->rp->fetch_offset ? res->first_offset
-                                                                : fp->rp->fetch_offset;
+        int64_t from =
+            res->first_offset > fp->rp->fetch_offset ? res->first_offset : fp->rp->fetch_offset;
         fp->records_read = res->next_offset - from;
     }
     pd->high_watermark = hw;
@@ -376,16 +377,15 @@ static int fetch_resolve(struct fetch_state *st, struct broker_req *r)
     bool by_id = r->hdr.api_version >= 13;
     for (int32_t i = 0; i < req->topics.n; i++) {
         const struct kmsg_fetch_request_fetch_topic *rt = &req->topics.v[i];
-        char *name = by_id ? NULL
-                           : broker_name(r, rt->topic);
+        char *name = by_id ? NULL : broker_name(r, rt->topic);
         for (int32_t j = 0; j < rt->partitions.n; j++, k++) {
             struct fetch_part *fp = &st->parts[k];
             fp->st = st;
             fp->rp = &rt->partitions.v[j];
-            int16_t lerr = by_id ? KAFKA_ERR_UNKNOWN_TOPIC_ID
-                                 : KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-            fp->p = by_id || name ? partition_get_led(r->b, name, rt->topic_id.b,
-                                                      fp->rp->partition, lerr, &lerr)
+            int16_t lerr =
+                by_id ? KAFKA_ERR_UNKNOWN_TOPIC_ID : KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+            fp->p = by_id || name ? partition_get_led(r->b, name, rt->topic_id.b, fp->rp->partition,
+                                                      lerr, &lerr)
                                   : NULL;
             if (fp->p == NULL) {
                 fp->error = lerr;

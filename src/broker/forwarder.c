@@ -102,8 +102,8 @@ static void fwd_run(struct broker_forwarder *f, struct fwd_job *j)
             uint8_t *resp = NULL;
             size_t len = 0;
             int left = (int)(j->deadline_ms - clock_mono_ms());
-            rc = controller_client_roundtrip(&f->client, host, port, j->frame, j->len, &resp,
-                                             &len, left > 100 ? left : 100);
+            rc = controller_client_roundtrip(&f->client, host, port, j->frame, j->len, &resp, &len,
+                                             left > 100 ? left : 100);
             if (rc == 0) {
                 j->done(j->arg, 0, resp, len);
                 free(resp);
@@ -267,7 +267,7 @@ struct own_call {
 
 /* Encodes header + msg into a malloc'd frame. */
 static uint8_t *own_frame(struct broker *b, int16_t api_key, int16_t version, const void *msg,
-                         size_t *len)
+                          size_t *len)
 {
     const struct kproto_api *api = kproto_api_lookup(api_key);
     struct iochain chain;
@@ -276,7 +276,9 @@ static uint8_t *own_frame(struct broker *b, int16_t api_key, int16_t version, co
     kw_init(&w, &chain);
     char client_id[32];
     snprintf(client_id, sizeof(client_id), "gregor-broker-%d", b->cfg.node_id);
-    struct kproto_request_header h = {api_key, version, 0,
+    struct kproto_request_header h = {api_key,
+                                      version,
+                                      0,
                                       {client_id, (int32_t)strlen(client_id)},
                                       (int16_t)kproto_request_header_version(api_key, version)};
     int rc = kproto_request_header_encode(&w, &h);
@@ -328,13 +330,14 @@ static void create_topics_done(void *arg, int err, uint8_t *resp, size_t len)
         struct controller_topic_result *t = arena_calloc(&arena, n + 1, sizeof(*t));
         for (size_t i = 0; t && i < n; i++) {
             const struct kmsg_create_topics_response_creatable_topic_result *o = &out.topics.v[i];
-            t[i].name = arena_strndup(&arena, o->name.ptr, o->name.len > 0 ? (size_t)o->name.len : 0);
+            t[i].name =
+                arena_strndup(&arena, o->name.ptr, o->name.len > 0 ? (size_t)o->name.len : 0);
             memcpy(t[i].topic_id, o->topic_id.b, sizeof(t[i].topic_id));
             t[i].error_code = o->error_code;
-            t[i].error_message = o->error_message.len >= 0
-                                     ? arena_strndup(&arena, o->error_message.ptr,
-                                                     (size_t)o->error_message.len)
-                                     : NULL;
+            t[i].error_message =
+                o->error_message.len >= 0
+                    ? arena_strndup(&arena, o->error_message.ptr, (size_t)o->error_message.len)
+                    : NULL;
             t[i].num_partitions = o->num_partitions;
             t[i].replication_factor = o->replication_factor;
         }
@@ -378,16 +381,16 @@ static int create_topics_remote(struct broker *b, const struct controller_new_to
         for (uint32_t k = 0; o->configs.v && k < t->n_configs; k++) {
             const struct metadata_config_entry *e = &t->configs[k];
             o->configs.v[k].name = (struct kstr){e->name, (int32_t)strlen(e->name)};
-            o->configs.v[k].value = e->value ? (struct kstr){e->value, (int32_t)strlen(e->value)}
-                                             : KSTR_NULL;
+            o->configs.v[k].value =
+                e->value ? (struct kstr){e->value, (int32_t)strlen(e->value)} : KSTR_NULL;
         }
         if (o->assignments.v == NULL || o->configs.v == NULL)
             req.topics.v = NULL;
     }
     struct own_call *c = malloc(sizeof(*c));
     size_t len = 0;
-    uint8_t *frame = c && req.topics.v ? own_frame(b, KPROTO_API_CREATE_TOPICS, 7, &req, &len)
-                                       : NULL;
+    uint8_t *frame =
+        c && req.topics.v ? own_frame(b, KPROTO_API_CREATE_TOPICS, 7, &req, &len) : NULL;
     arena_free(&arena);
     if (frame == NULL) {
         free(c);

@@ -90,8 +90,8 @@ static void env_log_put(void *ref)
 static int env_log_append(void *ref, uint8_t *batch, size_t len, struct log_append_info *info)
 {
     struct partition *p = ref;
-    int rc = log_append(p->log, batch, len, atomic_load(&p->leader_epoch), clock_wall_ms(), false,
-                        info);
+    int rc =
+        log_append(p->log, batch, len, atomic_load(&p->leader_epoch), clock_wall_ms(), false, info);
     if (rc != 0)
         return rc;
     producer_note_append(p, info);
@@ -112,9 +112,8 @@ int groups_start(struct broker *b)
         .offsets_retention_ms = b->cfg.offsets_retention_minutes * 60000,
         .retention_check_interval_ms = 600000,
         .max_metadata_bytes = 4096,
-        .max_shards = b->cfg.offsets_topic_num_partitions > 1000
-                          ? b->cfg.offsets_topic_num_partitions
-                          : 1000,
+        .max_shards =
+            b->cfg.offsets_topic_num_partitions > 1000 ? b->cfg.offsets_topic_num_partitions : 1000,
     };
     struct group_env env = {
         .ctx = b,
@@ -343,8 +342,8 @@ static const char *client_host(struct broker_req *r)
     return out;
 }
 
-static void group_submit(struct broker_req *r, kproto_decode_fn dec, size_t req_size,
-                         void *resp, kproto_encode_fn enc)
+static void group_submit(struct broker_req *r, kproto_decode_fn dec, size_t req_size, void *resp,
+                         kproto_encode_fn enc)
 {
     void *req = arena_calloc(r->arena, 1, req_size);
     struct group_req *gr = arena_calloc(r->arena, 1, sizeof(*gr));
@@ -368,15 +367,15 @@ static void group_submit(struct broker_req *r, kproto_decode_fn dec, size_t req_
     group_coordinator_submit(r->b->groups->gc, &gr->call);
 }
 
-#define GROUP_HANDLER(fn, name)                                                                  \
-    void fn(struct broker_req *r)                                                                \
-    {                                                                                            \
-        struct kmsg_##name##_response *resp = arena_calloc(r->arena, 1, sizeof(*resp));          \
-        if (resp)                                                                                \
-            kmsg_##name##_response_init(resp);                                                   \
-        group_submit(r, (kproto_decode_fn)kmsg_##name##_request_decode,                          \
-                     sizeof(struct kmsg_##name##_request), resp,                                 \
-                     (kproto_encode_fn)kmsg_##name##_response_encode);                           \
+#define GROUP_HANDLER(fn, name)                                                                    \
+    void fn(struct broker_req *r)                                                                  \
+    {                                                                                              \
+        struct kmsg_##name##_response *resp = arena_calloc(r->arena, 1, sizeof(*resp));            \
+        if (resp)                                                                                  \
+            kmsg_##name##_response_init(resp);                                                     \
+        group_submit(r, (kproto_decode_fn)kmsg_##name##_request_decode,                            \
+                     sizeof(struct kmsg_##name##_request), resp,                                   \
+                     (kproto_encode_fn)kmsg_##name##_response_encode);                             \
     }
 
 GROUP_HANDLER(handle_join_group, join_group)

@@ -82,8 +82,8 @@ static void init_producer_id_allocated(struct broker_async *a)
         reply(a->r, KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS, -1, -1);
         return;
     }
-    int64_t pid = pool_refill(a->r->b, a->producer_id_start,
-                              a->producer_id_start + a->producer_id_len);
+    int64_t pid =
+        pool_refill(a->r->b, a->producer_id_start, a->producer_id_start + a->producer_id_len);
     reply(a->r, KAFKA_ERR_NONE, pid, 0);
 }
 
@@ -120,8 +120,7 @@ void handle_init_producer_id(struct broker_req *r)
         return;
     }
     struct broker_async *a = broker_async_new(r, init_producer_id_allocated, NULL);
-    if (a == NULL || broker_allocate_producer_ids(r->b,
-                                                      broker_async_done, a) != 0) {
+    if (a == NULL || broker_allocate_producer_ids(r->b, broker_async_done, a) != 0) {
         broker_async_free(a);
         reply(r, KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS, -1, -1);
     }

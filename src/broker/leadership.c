@@ -28,6 +28,6 @@ struct partition *partition_get_led(struct broker *b, const char *topic, const u
     if (p != NULL)
         partition_put(p);
     *err = partition_exists(b, topic, topic_id, index) ? KAFKA_ERR_NOT_LEADER_OR_FOLLOWER
-                                                        : unknown_err;
+                                                       : unknown_err;
     return NULL;
 }

@@ -46,7 +46,7 @@ struct broker_lifecycle {
     bool unfenced;
     int64_t epoch; /* -1: not registered */
     uint8_t incarnation[16];
-    uint64_t seq;       /* of the current local call */
+    uint64_t seq; /* of the current local call */
     bool reply_ready;
     struct lc_reply reply;
     struct controller_client client; /* lifecycle thread only */
@@ -150,13 +150,15 @@ static int lc_register_remote(struct broker_lifecycle *lc, struct lc_reply *out)
     req.cluster_id = (struct kstr){b->cluster_id, (int32_t)strlen(b->cluster_id)};
     memcpy(req.incarnation_id.b, lc->incarnation, 16);
     struct kmsg_broker_registration_request_listener l = {
-        KSTR_LIT("PLAINTEXT"), {b->advertised_host, (int32_t)strlen(b->advertised_host)},
-        (uint16_t)b->advertised_port, 0};
+        KSTR_LIT("PLAINTEXT"),
+        {b->advertised_host, (int32_t)strlen(b->advertised_host)},
+        (uint16_t)b->advertised_port,
+        0};
     req.listeners = (struct kmsg_broker_registration_request_listener_array){1, &l};
     req.features.n = 0;
-    req.rack = b->cfg.broker_rack[0] ? (struct kstr){b->cfg.broker_rack,
-                                                     (int32_t)strlen(b->cfg.broker_rack)}
-                                     : KSTR_NULL;
+    req.rack = b->cfg.broker_rack[0]
+                   ? (struct kstr){b->cfg.broker_rack, (int32_t)strlen(b->cfg.broker_rack)}
+                   : KSTR_NULL;
     struct kmsg_broker_registration_response resp;
     struct arena arena;
     arena_init(&arena, 0);
@@ -175,7 +177,8 @@ static int lc_register(struct broker_lifecycle *lc, struct lc_reply *out)
     struct broker *b = lc->b;
     if (!controller_is_active(b->ctl))
         return lc_register_remote(lc, out);
-    struct controller_broker_registration reg = {b->cfg.node_id, b->advertised_host,
+    struct controller_broker_registration reg = {b->cfg.node_id,
+                                                 b->advertised_host,
                                                  b->advertised_port,
                                                  b->cfg.broker_rack[0] ? b->cfg.broker_rack : NULL,
                                                  {0}};
@@ -209,8 +212,8 @@ static int lc_heartbeat(struct broker_lifecycle *lc, int64_t epoch, bool want_sh
         struct lc_token *t = lc_token_new(lc);
         if (t == NULL)
             return -ENOMEM;
-        if (controller_broker_heartbeat(b->ctl, b->cfg.node_id, epoch, offset, false,
-                                        want_shutdown, lc_local_done, t) != 0) {
+        if (controller_broker_heartbeat(b->ctl, b->cfg.node_id, epoch, offset, false, want_shutdown,
+                                        lc_local_done, t) != 0) {
             free(t);
             return -ESHUTDOWN;
         }
@@ -261,7 +264,9 @@ static void lc_set_state(struct broker_lifecycle *lc, int64_t epoch, bool unfenc
     pthread_mutex_lock(&lc->mu);
     if (lc->unfenced != unfenced || lc->epoch != epoch)
         log_info(LOG_SUB, "broker %d epoch %lld %s", lc->b->cfg.node_id, (long long)epoch,
-                 epoch < 0 ? "unregistered" : unfenced ? "unfenced" : "fenced");
+                 epoch < 0  ? "unregistered"
+                 : unfenced ? "unfenced"
+                            : "fenced");
     lc->epoch = epoch;
     lc->unfenced = unfenced;
     pthread_cond_broadcast(&lc->cond);

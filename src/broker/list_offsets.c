@@ -19,8 +19,9 @@
 #define LIST_OFFSETS_EARLIEST (-2)
 #define LIST_OFFSETS_MAX_TIMESTAMP (-3)
 
-static void list_offsets_lookup(struct partition *p, int64_t ts,
-                                struct kmsg_list_offsets_response_list_offsets_partition_response *o)
+static void
+list_offsets_lookup(struct partition *p, int64_t ts,
+                    struct kmsg_list_offsets_response_list_offsets_partition_response *o)
 {
     struct log *log = p->log;
     o->timestamp = -1;
@@ -55,10 +56,10 @@ static void list_offsets_lookup(struct partition *p, int64_t ts,
     }
 }
 
-static void list_offsets_partition(
-    struct broker_req *r, const char *topic,
-    const struct kmsg_list_offsets_request_list_offsets_partition *rp,
-    struct kmsg_list_offsets_response_list_offsets_partition_response *o)
+static void
+list_offsets_partition(struct broker_req *r, const char *topic,
+                       const struct kmsg_list_offsets_request_list_offsets_partition *rp,
+                       struct kmsg_list_offsets_response_list_offsets_partition_response *o)
 {
     kmsg_list_offsets_response_list_offsets_partition_response_init(o);
     o->partition_index = rp->partition_index;

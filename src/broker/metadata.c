@@ -22,8 +22,8 @@
 
 struct metadata_state {
     struct kmsg_metadata_request req;
-    char **names;            /* requested names, NUL-terminated; NULL entry for by-id lookups */
-    int16_t *create_errors;  /* per requested topic, from auto-creation */
+    char **names;           /* requested names, NUL-terminated; NULL entry for by-id lookups */
+    int16_t *create_errors; /* per requested topic, from auto-creation */
     int all_topics;
     struct broker_req *r;
     struct net_timer wait_timer; /* waiting for a concurrent creation to be published */
@@ -106,8 +106,8 @@ static void metadata_fill_topic(struct broker_req *r, const struct metadata_imag
     memcpy(o->topic_id.b, t->id, sizeof(o->topic_id.b));
     o->is_internal = metadata_is_internal(t->name);
     o->topic_authorized_operations = METADATA_AUTHORIZED_OPS_UNSET;
-    o->partitions.v = arena_calloc(r->arena, t->n_partitions ? t->n_partitions : 1,
-                                   sizeof(*o->partitions.v));
+    o->partitions.v =
+        arena_calloc(r->arena, t->n_partitions ? t->n_partitions : 1, sizeof(*o->partitions.v));
     o->partitions.n = 0;
     if (o->partitions.v == NULL)
         return;
@@ -158,9 +158,9 @@ static void metadata_respond(struct broker_req *r, struct metadata_state *st)
             continue;
         }
         const struct kmsg_metadata_request_topic *rt = &st->req.topics.v[i];
-        const struct metadata_topic *t =
-            st->names[i] ? metadata_image_topic_by_name(img, st->names[i])
-                         : metadata_image_topic_by_id(img, rt->topic_id.b);
+        const struct metadata_topic *t = st->names[i]
+                                             ? metadata_image_topic_by_name(img, st->names[i])
+                                             : metadata_image_topic_by_id(img, rt->topic_id.b);
         if (t != NULL)
             metadata_fill_topic(r, img, t, o);
         else
@@ -204,7 +204,8 @@ static void metadata_after_create(struct broker_async *a)
         if (st->create_errors[i] != -2)
             continue;
         int16_t e = a->n_topics > k ? a->topics[k++].error_code : 0;
-        st->create_errors[i] = e == KAFKA_ERR_TOPIC_ALREADY_EXISTS ? KAFKA_ERR_LEADER_NOT_AVAILABLE : e;
+        st->create_errors[i] =
+            e == KAFKA_ERR_TOPIC_ALREADY_EXISTS ? KAFKA_ERR_LEADER_NOT_AVAILABLE : e;
     }
     for (int32_t i = 0; i < st->req.topics.n; i++)
         if (st->create_errors[i] == -2)

@@ -28,7 +28,7 @@ struct producer_state;
 /* A fetch (or other delayed operation) waiting for data on a partition. */
 struct partition_waiter {
     struct partition_waiter *next, *prev;
-    bool linked;                 /* in a waiter list; guarded by that list's mutex */
+    bool linked;                                /* in a waiter list; guarded by that list's mutex */
     void (*notify)(struct partition_waiter *w); /* called by the appending thread, unlocked */
     void *arg;
 };
@@ -57,18 +57,18 @@ struct partition {
     atomic_llong bytes_in, records_in;   /* appended by Produce (batch bytes as received) */
     atomic_llong bytes_out, records_out; /* sent by Fetch (records: offsets past fetch offset) */
     atomic_int leader_epoch;
-    atomic_int leader;                 /* node id of the leader per the image; -1 none */
+    atomic_int leader; /* node id of the leader per the image; -1 none */
     /* Effective topic configs the data path reads on every request. */
-    atomic_bool log_append_time;       /* message.timestamp.type=LogAppendTime */
-    atomic_int max_message_bytes;      /* max.message.bytes */
-    atomic_int min_insync_replicas;    /* min.insync.replicas */
-    atomic_int isr_size;               /* in-sync replicas per the image */
-    atomic_int compression_codec;      /* compression.type as a codec; -1 = producer */
-    atomic_bool compact;               /* cleanup.policy has compact: records need keys */
-    _Atomic int64_t ts_before_max_ms;  /* message.timestamp.before.max.ms */
-    _Atomic int64_t ts_after_max_ms;   /* message.timestamp.after.max.ms */
+    atomic_bool log_append_time;      /* message.timestamp.type=LogAppendTime */
+    atomic_int max_message_bytes;     /* max.message.bytes */
+    atomic_int min_insync_replicas;   /* min.insync.replicas */
+    atomic_int isr_size;              /* in-sync replicas per the image */
+    atomic_int compression_codec;     /* compression.type as a codec; -1 = producer */
+    atomic_bool compact;              /* cleanup.policy has compact: records need keys */
+    _Atomic int64_t ts_before_max_ms; /* message.timestamp.before.max.ms */
+    _Atomic int64_t ts_after_max_ms;  /* message.timestamp.after.max.ms */
     atomic_bool deleted;
-    struct waiter_list waiters;        /* fetches waiting for appends */
+    struct waiter_list waiters; /* fetches waiting for appends */
     /* Idempotent producers (broker/producer_append.h): producer_mu guards `producers` and is
      * held across check + append + update of a producer's batch. */
     pthread_mutex_t producer_mu;

@@ -85,8 +85,8 @@ int partition_registry_open(struct broker *b, struct partition_registry **out, c
     rc = log_manager_open(b->cfg.log_dirs, &dflt.log, b->cfg.num_recovery_threads_per_data_dir,
                           &reg->logs);
     if (rc != 0) {
-        snprintf(err, errlen, "log.dirs '%s': cannot open the partition logs: %s",
-                 b->cfg.log_dirs, strerror(rc < 0 && rc > -4096 ? -rc : EIO));
+        snprintf(err, errlen, "log.dirs '%s': cannot open the partition logs: %s", b->cfg.log_dirs,
+                 strerror(rc < 0 && rc > -4096 ? -rc : EIO));
         partition_registry_close(reg);
         return rc;
     }
@@ -99,7 +99,6 @@ int partition_registry_open(struct broker *b, struct partition_registry **out, c
     *out = reg;
     return 0;
 }
-
 
 static void partition_apply_settings(struct partition *p, const struct broker_config *cfg,
                                      const struct metadata_topic *t, bool reconfigure)

@@ -37,14 +37,14 @@
 struct produce_flush;
 
 struct produce_state {
-    struct broker_req *r;            /* NULL once replied */
+    struct broker_req *r; /* NULL once replied */
     struct net_worker *worker;
     struct kmsg_produce_response resp;
-    int outstanding;                 /* flush callbacks not yet back */
-    struct produce_flush *waiting;   /* those callbacks, to time them out */
+    int outstanding;               /* flush callbacks not yet back */
+    struct produce_flush *waiting; /* those callbacks, to time them out */
     struct net_timer timer;
-    int16_t acks_error;              /* INVALID_REQUIRED_ACKS for every partition, or 0 */
-    bool parked;                     /* counted in the produce purgatory metric */
+    int16_t acks_error; /* INVALID_REQUIRED_ACKS for every partition, or 0 */
+    bool parked;        /* counted in the produce purgatory metric */
 };
 
 struct produce_flush {
@@ -228,12 +228,11 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
     if (producer_batch_is_idempotent((const uint8_t *)rec.data)) {
         /* Checked against the producer state atomically with the append (Kafka's
          * ProducerStateManager): a retried batch gets its original offsets. */
-        rc = producer_append(p, (uint8_t *)rec.data, (size_t)rec.len,
-                             atomic_load(&p->leader_epoch), clock_wall_ms(), lat, &info, &err,
-                             &duplicate);
+        rc = producer_append(p, (uint8_t *)rec.data, (size_t)rec.len, atomic_load(&p->leader_epoch),
+                             clock_wall_ms(), lat, &info, &err, &duplicate);
     } else {
-        rc = log_append(p->log, (uint8_t *)rec.data, (size_t)rec.len,
-                        atomic_load(&p->leader_epoch), clock_wall_ms(), lat, &info);
+        rc = log_append(p->log, (uint8_t *)rec.data, (size_t)rec.len, atomic_load(&p->leader_epoch),
+                        clock_wall_ms(), lat, &info);
         if (rc == 0)
             producer_note_append(p, &info);
     }

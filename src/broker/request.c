@@ -28,8 +28,8 @@ void broker_reply_version(struct broker_req *r, int16_t version, kproto_encode_f
     kproto_response_header_encode(&w, hv, r->hdr.correlation_id);
     int rc = size ? enc(&w, version, msg) : -ENOMEM;
     if (rc != 0 || w.err != 0) {
-        log_error("broker", "cannot encode response to api %d v%d from %s: %d",
-                  r->hdr.api_key, version, net_conn_peer(r->nr->conn), rc ? rc : w.err);
+        log_error("broker", "cannot encode response to api %d v%d from %s: %d", r->hdr.api_key,
+                  version, net_conn_peer(r->nr->conn), rc ? rc : w.err);
         iochain_free(&chain);
         broker_req_done(r, true);
         net_request_close(r->nr);

@@ -111,7 +111,8 @@ int command_validate_heartbeat(struct command *cmd, struct metadata_image *scrat
         if (rc < 0)
             return rc;
         n = 1 + rc;
-    } else if (!hb->want_fence && b->state != METADATA_BROKER_UNFENCED && cmd->result.is_caught_up) {
+    } else if (!hb->want_fence && b->state != METADATA_BROKER_UNFENCED &&
+               cmd->result.is_caught_up) {
         if (emit_state(scratch, out, b, METADATA_BROKER_UNFENCED) < 0)
             return -ENOMEM;
         int rc = elect_leaderless(scratch, out, d->unclean_leader_election);

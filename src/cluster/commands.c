@@ -167,8 +167,8 @@ err:
 struct command *command_new_alter_configs(const struct controller_config_alter *t, size_t n,
                                           bool incremental, bool validate_only)
 {
-    struct command *cmd = command_alloc(
-        incremental ? COMMAND_INCREMENTAL_ALTER_CONFIGS : COMMAND_ALTER_CONFIGS, n);
+    struct command *cmd =
+        command_alloc(incremental ? COMMAND_INCREMENTAL_ALTER_CONFIGS : COMMAND_ALTER_CONFIGS, n);
     if (cmd == NULL)
         return NULL;
     cmd->validate_only = validate_only;
@@ -300,9 +300,10 @@ int command_check_topic_name(const char *name, char *msg, size_t msglen)
         return KAFKA_ERR_INVALID_TOPIC_EXCEPTION;
     }
     if (n > 249) {
-        snprintf(msg, msglen,
-                 "Topic name is illegal, it can't be longer than 249 characters, topic name: %.64s...",
-                 name);
+        snprintf(
+            msg, msglen,
+            "Topic name is illegal, it can't be longer than 249 characters, topic name: %.64s...",
+            name);
         return KAFKA_ERR_INVALID_TOPIC_EXCEPTION;
     }
     for (size_t i = 0; i < n; i++) {

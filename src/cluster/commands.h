@@ -48,8 +48,8 @@ struct command_heartbeat {
 };
 
 struct command_elect {
-    const char *topic;  /* NULL: every topic */
-    int32_t partition;  /* -1: every partition */
+    const char *topic; /* NULL: every topic */
+    int32_t partition; /* -1: every partition */
     int max_changes;
 };
 

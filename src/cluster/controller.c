@@ -209,8 +209,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 }
 
 /* fsm version 2: raft calls this once it no longer needs the snapshot buffers. */
-static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
-                                 unsigned *n_bufs)
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     for (unsigned i = 0; *bufs && i < *n_bufs; i++)
         raft_free((*bufs)[i].base);
@@ -705,8 +704,7 @@ static int raft_setup(struct controller *ctl)
                                  .snapshot_finalize = fsm_snapshot_finalize};
     rv = raft_init(&ctl->raft, &ctl->io, &ctl->fsm, (raft_id)ctl->node_id, ctl->address);
     if (rv != 0) {
-        snprintf(ctl->start_err, sizeof(ctl->start_err), "raft init: %s",
-                 raft_errmsg(&ctl->raft));
+        snprintf(ctl->start_err, sizeof(ctl->start_err), "raft init: %s", raft_errmsg(&ctl->raft));
         raft_uv_close(&ctl->io);
         raft_uv_tcp_close(&ctl->transport);
         return rv;
@@ -718,8 +716,8 @@ static int raft_setup(struct controller *ctl)
     if (rv == 0)
         rv = raft_start(&ctl->raft);
     if (rv != 0)
-        snprintf(ctl->start_err, sizeof(ctl->start_err), "raft start: %s (%s)",
-                 raft_strerror(rv), raft_errmsg(&ctl->raft));
+        snprintf(ctl->start_err, sizeof(ctl->start_err), "raft start: %s (%s)", raft_strerror(rv),
+                 raft_errmsg(&ctl->raft));
     return rv;
 }
 
@@ -796,7 +794,8 @@ static int configure(struct controller *ctl, const struct controller_config *cfg
              self ? self->address : (listener ? listener : "127.0.0.1:0"));
     if (self && listener)
         snprintf(ctl->bind, sizeof(ctl->bind), "%s", listener);
-    ctl->defaults.num_partitions = cfg->default_num_partitions > 0 ? cfg->default_num_partitions : 1;
+    ctl->defaults.num_partitions =
+        cfg->default_num_partitions > 0 ? cfg->default_num_partitions : 1;
     ctl->defaults.replication_factor =
         cfg->default_replication_factor > 0 ? cfg->default_replication_factor : 1;
     ctl->election_timeout_ms =
@@ -812,14 +811,14 @@ static int configure(struct controller *ctl, const struct controller_config *cfg
     ctl->unclean_leader_election = cfg->unclean_leader_election;
     ctl->defaults.unclean_leader_election = cfg->unclean_leader_election;
     ctl->auto_leader_rebalance = cfg->auto_leader_rebalance;
-    ctl->imbalance_check_ms =
-        cfg->leader_imbalance_check_ms ? cfg->leader_imbalance_check_ms : DEFAULT_IMBALANCE_CHECK_MS;
+    ctl->imbalance_check_ms = cfg->leader_imbalance_check_ms ? cfg->leader_imbalance_check_ms
+                                                             : DEFAULT_IMBALANCE_CHECK_MS;
     liveness_init(&ctl->live, cfg->broker_session_timeout_ms ? cfg->broker_session_timeout_ms
                                                              : DEFAULT_SESSION_TIMEOUT_MS);
     rc = make_dirs(cfg->data_dir, ctl->dir, sizeof(ctl->dir));
     if (rc) {
-        snprintf(err, errlen, "controller: cannot create %s/__cluster_metadata: %s",
-                 cfg->data_dir, strerror(-rc));
+        snprintf(err, errlen, "controller: cannot create %s/__cluster_metadata: %s", cfg->data_dir,
+                 strerror(-rc));
         return rc;
     }
     return 0;
@@ -962,8 +961,7 @@ int controller_alter_configs(struct controller *ctl, const struct controller_con
                              size_t n, bool incremental, bool validate_only,
                              controller_done_fn done, void *arg)
 {
-    return submit(ctl, command_new_alter_configs(topics, n, incremental, validate_only), done,
-                  arg);
+    return submit(ctl, command_new_alter_configs(topics, n, incremental, validate_only), done, arg);
 }
 
 int controller_register_broker(struct controller *ctl,

@@ -48,7 +48,7 @@ struct controller_config {
      * "127.0.0.1:0" (any free port) for a single voter, which nobody needs to reach.
      */
     const char *listener;
-    int32_t default_num_partitions;    /* num.partitions, used for -1; 0 means 1 */
+    int32_t default_num_partitions;     /* num.partitions, used for -1; 0 means 1 */
     int16_t default_replication_factor; /* default.replication.factor; 0 means 1 */
     bool unclean_leader_election;       /* unclean.leader.election.enable */
     unsigned broker_session_timeout_ms; /* broker.session.timeout.ms; 0 means 9000 */
@@ -206,7 +206,8 @@ struct controller_voter_state {
     int32_t id;
     int64_t log_end_offset; /* -1 when unknown (only the leader knows its followers') */
 };
-/* Fills up to `max` voters; returns the count. leader_epoch = raft term, high_watermark = commit. */
+/* Fills up to `max` voters; returns the count. leader_epoch = raft term, high_watermark = commit.
+ */
 size_t controller_quorum_state(struct controller *ctl, struct controller_voter_state *out,
                                size_t max, int32_t *leader_id, int32_t *leader_epoch,
                                int64_t *high_watermark);

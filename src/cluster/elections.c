@@ -80,8 +80,8 @@ static int emit_change(struct metadata_image *scratch, struct metadata_buf *out,
  * member) and from leadership. Returns 1 if a record was emitted, 0 if nothing changed, or
  * -ENOMEM.
  */
-static int reelect(struct metadata_image *scratch, struct metadata_buf *out, size_t ti,
-                   uint32_t pi, int32_t excluded, bool unclean_default)
+static int reelect(struct metadata_image *scratch, struct metadata_buf *out, size_t ti, uint32_t pi,
+                   int32_t excluded, bool unclean_default)
 {
     const struct metadata_topic *t = scratch->topics_by_name[ti];
     const struct metadata_partition *p = &t->partitions[pi];
@@ -109,8 +109,8 @@ static int reelect(struct metadata_image *scratch, struct metadata_buf *out, siz
         return 0;
     uint8_t id[METADATA_UUID_LEN];
     memcpy(id, t->id, METADATA_UUID_LEN);
-    int rc = emit_change(scratch, out, id, (int32_t)pi, leader, leader_changed, isr, n_isr,
-                         isr_changed);
+    int rc =
+        emit_change(scratch, out, id, (int32_t)pi, leader, leader_changed, isr, n_isr, isr_changed);
     return rc < 0 ? rc : 1;
 }
 
@@ -134,8 +134,7 @@ int elect_away_from(struct metadata_image *scratch, struct metadata_buf *out, in
     return emitted;
 }
 
-int elect_leaderless(struct metadata_image *scratch, struct metadata_buf *out,
-                     bool unclean_default)
+int elect_leaderless(struct metadata_image *scratch, struct metadata_buf *out, bool unclean_default)
 {
     int emitted = 0;
     for (size_t ti = 0; ti < scratch->n_topics; ti++) {

@@ -395,9 +395,14 @@ static int apply_broker(struct metadata_image *img, const struct metadata_rec_br
         memmove(&b[i + 1], &b[i], (img->n_brokers - i) * sizeof(*b));
         img->n_brokers++;
     }
-    img->brokers[i] = (struct metadata_broker){r->broker_id, r->port, host, rack, r->epoch, {0},
-                                               r->fenced ? METADATA_BROKER_FENCED
-                                                         : METADATA_BROKER_UNFENCED};
+    img->brokers[i] =
+        (struct metadata_broker){r->broker_id,
+                                 r->port,
+                                 host,
+                                 rack,
+                                 r->epoch,
+                                 {0},
+                                 r->fenced ? METADATA_BROKER_FENCED : METADATA_BROKER_UNFENCED};
     memcpy(img->brokers[i].incarnation, r->incarnation, METADATA_UUID_LEN);
     return 0;
 }
@@ -605,8 +610,8 @@ int image_encode(const struct metadata_image *img, struct metadata_buf *out)
     for (size_t i = 0; rc == 0 && i < img->n_brokers; i++) {
         const struct metadata_broker *b = &img->brokers[i];
         struct metadata_record br = {.type = METADATA_REC_BROKER_REGISTRATION};
-        br.broker = (struct metadata_rec_broker){b->id,    b->port, b->host, b->rack,
-                                                 b->epoch, {0},     1};
+        br.broker =
+            (struct metadata_rec_broker){b->id, b->port, b->host, b->rack, b->epoch, {0}, 1};
         memcpy(br.broker.incarnation, b->incarnation, METADATA_UUID_LEN);
         rc = metadata_batch_append(out, &br);
         if (rc == 0 && b->state != METADATA_BROKER_FENCED) {

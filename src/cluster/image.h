@@ -27,7 +27,7 @@ struct metadata_broker {
     int32_t id;
     int32_t port;
     char *host;
-    char *rack; /* NULL if none */
+    char *rack;    /* NULL if none */
     int64_t epoch; /* of the current registration */
     uint8_t incarnation[METADATA_UUID_LEN];
     uint8_t state; /* enum metadata_broker_state */

@@ -356,8 +356,7 @@ static int32_t *get_int_array(struct reader *r, uint32_t *n_out)
     return v;
 }
 
-static struct metadata_config_entry *get_configs(struct reader *r, uint32_t *n_out,
-                                                 bool allow_null)
+static struct metadata_config_entry *get_configs(struct reader *r, uint32_t *n_out, bool allow_null)
 {
     uint64_t n = get_uvarint(r);
     *n_out = 0;

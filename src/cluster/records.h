@@ -62,7 +62,7 @@ struct metadata_rec_broker {
     int32_t broker_id;
     int32_t port;
     char *host;
-    char *rack; /* NULL if none */
+    char *rack;    /* NULL if none */
     int64_t epoch; /* broker epoch: grows with every registration of any broker */
     uint8_t incarnation[METADATA_UUID_LEN];
     uint8_t fenced; /* 1: registered fenced (a broker starts fenced until caught up) */

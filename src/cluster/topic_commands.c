@@ -3,9 +3,9 @@
  * rules, error codes and messages) and the records each valid item becomes.
  *
  * Replica placement without a manual assignment is Kafka's rack-unaware algorithm over the
- * usable (registered, unfenced, not shutting down) brokers in id order: partition p's first replica is broker (start + p) mod n, and
- * the followers are spread by a shift that grows every n partitions. `start` is derived from the
- * topic name so placement is reproducible.
+ * usable (registered, unfenced, not shutting down) brokers in id order: partition p's first replica
+ * is broker (start + p) mod n, and the followers are spread by a shift that grows every n
+ * partitions. `start` is derived from the topic name so placement is reproducible.
  */
 #include <assert.h>
 #include <errno.h>
@@ -39,8 +39,8 @@ static int32_t usable_broker_at(const struct metadata_image *img, uint32_t k)
 }
 
 /* Fills replicas[0..rf) for partition p of a topic whose placement starts at `start`. */
-static void assign_replicas(const struct metadata_image *img, uint32_t start, int32_t p,
-                            int16_t rf, int32_t *replicas)
+static void assign_replicas(const struct metadata_image *img, uint32_t start, int32_t p, int16_t rf,
+                            int32_t *replicas)
 {
     uint32_t n = (uint32_t)metadata_image_usable_brokers(img);
     assert(n >= (uint32_t)rf && rf > 0);
@@ -54,8 +54,7 @@ static void assign_replicas(const struct metadata_image *img, uint32_t start, in
 }
 
 /* The preferred live leader of a new partition: its first usable replica, else the first. */
-static int32_t first_usable(const struct metadata_image *img, const int32_t *replicas,
-                            uint32_t rf)
+static int32_t first_usable(const struct metadata_image *img, const int32_t *replicas, uint32_t rf)
 {
     for (uint32_t i = 0; i < rf; i++)
         if (metadata_broker_usable(metadata_image_broker(img, replicas[i])))
@@ -64,8 +63,7 @@ static int32_t first_usable(const struct metadata_image *img, const int32_t *rep
 }
 
 static int emit_partition(struct metadata_image *scratch, struct metadata_buf *out,
-                          const uint8_t *topic_id, int32_t p, const int32_t *replicas,
-                          uint32_t rf)
+                          const uint8_t *topic_id, int32_t p, const int32_t *replicas, uint32_t rf)
 {
     struct metadata_record rec = {.type = METADATA_REC_PARTITION};
     memcpy(rec.partition.topic_id, topic_id, METADATA_UUID_LEN);
@@ -129,8 +127,7 @@ static const char *colliding_topic(const struct metadata_image *img, const char 
         const char *other = img->topics_by_name[i]->name;
         size_t k = 0;
         while (name[k] && other[k] &&
-               (name[k] == other[k] ||
-                (strchr("._", name[k]) && strchr("._", other[k]))))
+               (name[k] == other[k] || (strchr("._", name[k]) && strchr("._", other[k]))))
             k++;
         if (name[k] == 0 && other[k] == 0 && strcmp(name, other) != 0)
             return other;
@@ -176,8 +173,8 @@ static bool check_new_topic(struct command *cmd, struct controller_topic_result 
         }
         if (t->n_assignments > MAX_PARTITIONS_PER_TOPIC) {
             command_set_error(cmd, r, KAFKA_ERR_INVALID_PARTITIONS,
-                              "Number of partitions %u exceeds the limit of %d",
-                              t->n_assignments, MAX_PARTITIONS_PER_TOPIC);
+                              "Number of partitions %u exceeds the limit of %d", t->n_assignments,
+                              MAX_PARTITIONS_PER_TOPIC);
             return false;
         }
         if (!check_assignment(cmd, r, img, t->assignments, t->n_assignments, 0))

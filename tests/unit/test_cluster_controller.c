@@ -44,8 +44,8 @@ static int register_broker(struct controller *ctl, int32_t id)
 static int create_simple(struct controller *ctl, const char *name, int32_t parts, int16_t rf,
                          struct cw_result *r)
 {
-    struct controller_new_topic t = {.name = name, .num_partitions = parts,
-                                     .replication_factor = rf};
+    struct controller_new_topic t = {
+        .name = name, .num_partitions = parts, .replication_factor = rf};
     cw_begin(r);
     if (controller_create_topics(ctl, &t, 1, false, cw_done, r) != 0)
         return -1;
@@ -57,8 +57,7 @@ TEST(test_quorum_parse_voters)
 {
     struct quorum q;
     char err[256];
-    CHECK_EQ_INT(quorum_parse("1@127.0.0.1:9093, 2@host-b:9094,3@[::1]:9095", &q, err,
-                              sizeof(err)),
+    CHECK_EQ_INT(quorum_parse("1@127.0.0.1:9093, 2@host-b:9094,3@[::1]:9095", &q, err, sizeof(err)),
                  0);
     CHECK_EQ_INT(q.n, 3);
     CHECK(strcmp(q.voters[1].address, "host-b:9094") == 0);
@@ -82,15 +81,13 @@ TEST(test_topic_config_table_sorted_and_defaults_valid)
         CHECK(topic_config_find(d->name) == d);
     }
     CHECK(topic_config_find("retention.ms") != NULL);
-    CHECK(strcmp(topic_config_find("max.message.bytes")->broker_synonym, "message.max.bytes") ==
-          0);
+    CHECK(strcmp(topic_config_find("max.message.bytes")->broker_synonym, "message.max.bytes") == 0);
     CHECK_EQ_INT(topic_config_validate("retention.ms", "abc", msg, sizeof(msg)),
                  KAFKA_ERR_INVALID_CONFIG);
     CHECK(strstr(msg, "retention.ms") != NULL);
     CHECK_EQ_INT(topic_config_validate("retention.ms", "-2", msg, sizeof(msg)),
                  KAFKA_ERR_INVALID_CONFIG);
-    CHECK_EQ_INT(topic_config_validate("no.such", "1", msg, sizeof(msg)),
-                 KAFKA_ERR_INVALID_CONFIG);
+    CHECK_EQ_INT(topic_config_validate("no.such", "1", msg, sizeof(msg)), KAFKA_ERR_INVALID_CONFIG);
     CHECK_EQ_INT(topic_config_validate("cleanup.policy", "compact, delete", msg, sizeof(msg)), 0);
     CHECK_EQ_INT(topic_config_validate("cleanup.policy", "compact,bogus", msg, sizeof(msg)),
                  KAFKA_ERR_INVALID_CONFIG);
@@ -166,19 +163,37 @@ TEST(test_controller_creates_topics_and_reports_errors)
     struct controller_replica_list manual[2] = {{0, 1, reps}, {1, 1, reps}};
     struct controller_replica_list gap[1] = {{1, 1, reps}};
     struct controller_new_topic many[] = {
-        {.name = "m1", .num_partitions = 2, .replication_factor = 1, .n_configs = 1,
+        {.name = "m1",
+         .num_partitions = 2,
+         .replication_factor = 1,
+         .n_configs = 1,
          .configs = good_cfg},
-        {.name = "m2", .num_partitions = 2, .replication_factor = 1, .n_configs = 1,
+        {.name = "m2",
+         .num_partitions = 2,
+         .replication_factor = 1,
+         .n_configs = 1,
          .configs = bad_cfg},
-        {.name = "m3", .num_partitions = 2, .replication_factor = 1, .n_configs = 1,
+        {.name = "m3",
+         .num_partitions = 2,
+         .replication_factor = 1,
+         .n_configs = 1,
          .configs = unknown_cfg},
         {.name = "dup", .num_partitions = 1, .replication_factor = 1},
         {.name = "dup", .num_partitions = 1, .replication_factor = 1},
-        {.name = "manual", .num_partitions = -1, .replication_factor = -1, .n_assignments = 2,
+        {.name = "manual",
+         .num_partitions = -1,
+         .replication_factor = -1,
+         .n_assignments = 2,
          .assignments = manual},
-        {.name = "gap", .num_partitions = -1, .replication_factor = -1, .n_assignments = 1,
+        {.name = "gap",
+         .num_partitions = -1,
+         .replication_factor = -1,
+         .n_assignments = 1,
          .assignments = gap},
-        {.name = "both", .num_partitions = 2, .replication_factor = -1, .n_assignments = 2,
+        {.name = "both",
+         .num_partitions = 2,
+         .replication_factor = -1,
+         .n_assignments = 2,
          .assignments = manual},
     };
     cw_begin(&r);
@@ -195,8 +210,7 @@ TEST(test_controller_creates_topics_and_reports_errors)
     CHECK_EQ_INT(r.topics[7].error_code, KAFKA_ERR_INVALID_REQUEST);
 
     /* validate_only changes nothing */
-    struct controller_new_topic vo = {.name = "vo", .num_partitions = 1,
-                                      .replication_factor = 1};
+    struct controller_new_topic vo = {.name = "vo", .num_partitions = 1, .replication_factor = 1};
     cw_begin(&r);
     CHECK(controller_create_topics(ctl, &vo, 1, true, cw_done, &r) == 0);
     cw_wait(&r);
@@ -226,8 +240,7 @@ TEST(test_controller_concurrent_creates_of_one_name_only_one_wins)
     CHECK(ctl != NULL);
     CHECK_EQ_INT(register_broker(ctl, 1), 0);
     struct cw_result r[20];
-    struct controller_new_topic t = {.name = "race", .num_partitions = 1,
-                                     .replication_factor = 1};
+    struct controller_new_topic t = {.name = "race", .num_partitions = 1, .replication_factor = 1};
     for (int i = 0; i < 20; i++) {
         cw_begin(&r[i]);
         CHECK(controller_create_topics(ctl, &t, 1, false, cw_done, &r[i]) == 0);
@@ -255,8 +268,7 @@ static int alter(struct controller *ctl, const char *topic, bool incremental,
     return r->topics[0].error_code;
 }
 
-static int config_is(struct controller *ctl, const char *topic, const char *name,
-                     const char *want)
+static int config_is(struct controller *ctl, const char *topic, const char *name, const char *want)
 {
     const struct metadata_image *img = metadata_image_acquire(ctl);
     const struct metadata_topic *t = metadata_image_topic_by_name(img, topic);
@@ -284,16 +296,16 @@ TEST(test_controller_alter_and_incremental_alter_configs)
     CHECK_EQ_INT(alter(ctl, "t", true, del, 1, &r), 0);
     CHECK(config_is(ctl, "t", "segment.ms", NULL));
     CHECK(config_is(ctl, "t", "retention.ms", "100"));
-    struct controller_config_change app[] = {{"cleanup.policy", "compact",
-                                              CONTROLLER_CONFIG_APPEND}};
+    struct controller_config_change app[] = {
+        {"cleanup.policy", "compact", CONTROLLER_CONFIG_APPEND}};
     CHECK_EQ_INT(alter(ctl, "t", true, app, 1, &r), 0);
     CHECK(config_is(ctl, "t", "cleanup.policy", "delete,compact"));
-    struct controller_config_change sub[] = {{"cleanup.policy", "delete",
-                                              CONTROLLER_CONFIG_SUBTRACT}};
+    struct controller_config_change sub[] = {
+        {"cleanup.policy", "delete", CONTROLLER_CONFIG_SUBTRACT}};
     CHECK_EQ_INT(alter(ctl, "t", true, sub, 1, &r), 0);
     CHECK(config_is(ctl, "t", "cleanup.policy", "compact"));
-    struct controller_config_change bad_append[] = {{"retention.ms", "1",
-                                                     CONTROLLER_CONFIG_APPEND}};
+    struct controller_config_change bad_append[] = {
+        {"retention.ms", "1", CONTROLLER_CONFIG_APPEND}};
     CHECK_EQ_INT(alter(ctl, "t", true, bad_append, 1, &r), KAFKA_ERR_INVALID_CONFIG);
     struct controller_config_change bad_value[] = {{"retention.ms", "x", CONTROLLER_CONFIG_SET},
                                                    {"segment.ms", "5", CONTROLLER_CONFIG_SET}};
@@ -330,9 +342,8 @@ TEST(test_controller_delete_topics_and_create_partitions)
     uint8_t gone_id[16];
     memcpy(gone_id, r.topics[0].topic_id, 16);
 
-    struct controller_partition_increase inc[] = {{.name = "p", .count = 5},
-                                                  {.name = "gone", .count = 1},
-                                                  {.name = "missing", .count = 3}};
+    struct controller_partition_increase inc[] = {
+        {.name = "p", .count = 5}, {.name = "gone", .count = 1}, {.name = "missing", .count = 3}};
     cw_begin(&r);
     CHECK(controller_create_partitions(ctl, inc, 3, false, cw_done, &r) == 0);
     cw_wait(&r);
@@ -361,9 +372,8 @@ TEST(test_controller_delete_topics_and_create_partitions)
     CHECK(spread);
     CHECK(leaders_differ);
 
-    struct controller_topic_ref refs[] = {{.name = "ignored", .topic_id = gone_id},
-                                          {.name = "missing"},
-                                          {.name = "p"}};
+    struct controller_topic_ref refs[] = {
+        {.name = "ignored", .topic_id = gone_id}, {.name = "missing"}, {.name = "p"}};
     cw_begin(&r);
     CHECK(controller_delete_topics(ctl, refs, 3, cw_done, &r) == 0);
     cw_wait(&r);
@@ -529,8 +539,11 @@ TEST(test_controller_listener_and_shutdown_with_queued_commands)
 {
     char dir[256];
     CHECK(cw_tempdir(dir, sizeof(dir)) == 0);
-    struct controller_config cfg = {.node_id = 7, .data_dir = dir, .election_timeout_ms = 200,
-                                    .heartbeat_timeout_ms = 20, .on_image = on_image};
+    struct controller_config cfg = {.node_id = 7,
+                                    .data_dir = dir,
+                                    .election_timeout_ms = 200,
+                                    .heartbeat_timeout_ms = 20,
+                                    .on_image = on_image};
     struct controller *ctl = NULL;
     char err[256];
     CHECK(controller_start(&cfg, &ctl, err, sizeof(err)) == 0);
@@ -542,8 +555,8 @@ TEST(test_controller_listener_and_shutdown_with_queued_commands)
     for (int i = 0; i < 50; i++) {
         char name[32];
         snprintf(name, sizeof(name), "q%d", i);
-        struct controller_new_topic t = {.name = name, .num_partitions = 1,
-                                         .replication_factor = 1};
+        struct controller_new_topic t = {
+            .name = name, .num_partitions = 1, .replication_factor = 1};
         cw_begin(&r[i]);
         CHECK(controller_create_topics(ctl, &t, 1, false, cw_done, &r[i]) == 0);
     }
@@ -557,8 +570,8 @@ TEST(test_controller_rejects_bad_config)
 {
     char err[256];
     struct controller *ctl = NULL;
-    struct controller_config cfg = {.node_id = 1, .data_dir = "/tmp",
-                                    .quorum_voters = "2@127.0.0.1:1"};
+    struct controller_config cfg = {
+        .node_id = 1, .data_dir = "/tmp", .quorum_voters = "2@127.0.0.1:1"};
     CHECK_EQ_INT(controller_start(&cfg, &ctl, err, sizeof(err)), -EINVAL);
     CHECK(strstr(err, "not in controller.quorum.voters") != NULL);
     cfg.quorum_voters = "1@nonsense";

@@ -96,9 +96,10 @@ TEST(test_image_config_set_and_delete)
 {
     struct metadata_image *img = image_new();
     CHECK(add_topic(img, "t", 1, 0) == 0);
-    struct metadata_config_entry ops[4] = {
-        {"segment.ms", "10"}, {"cleanup.policy", "compact"}, {"segment.ms", "20"},
-        {"cleanup.policy", NULL}};
+    struct metadata_config_entry ops[4] = {{"segment.ms", "10"},
+                                           {"cleanup.policy", "compact"},
+                                           {"segment.ms", "20"},
+                                           {"cleanup.policy", NULL}};
     struct metadata_record cfg = {.type = METADATA_REC_CONFIG};
     make_id(cfg.config.topic_id, 1);
     cfg.config.n_ops = 4;

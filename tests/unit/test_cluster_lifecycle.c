@@ -38,8 +38,8 @@ static struct controller *start(const char *dir, bool unclean)
 
 static int create(struct controller *ctl, const char *name, int32_t parts, int16_t rf)
 {
-    struct controller_new_topic t = {.name = name, .num_partitions = parts,
-                                     .replication_factor = rf};
+    struct controller_new_topic t = {
+        .name = name, .num_partitions = parts, .replication_factor = rf};
     struct cw_result r;
     cw_begin(&r);
     if (controller_create_topics(ctl, &t, 1, false, cw_done, &r) != 0)
@@ -49,8 +49,8 @@ static int create(struct controller *ctl, const char *name, int32_t parts, int16
 }
 
 /* Heartbeats brokers ids[0..n) (epochs in epochs[]) for ms milliseconds. */
-static void keep_alive(struct controller *ctl, const int32_t *ids, const int64_t *epochs,
-                       int n, int ms)
+static void keep_alive(struct controller *ctl, const int32_t *ids, const int64_t *epochs, int n,
+                       int ms)
 {
     for (int waited = 0; waited < ms; waited += 50) {
         struct cw_result r;

@@ -79,8 +79,10 @@ TEST(test_quorum_three_voters_elect_replicate_and_fail_over)
              ports[1], ports[2]);
     struct controller *ctl[3] = {0};
     for (int i = 0; i < 3; i++) {
-        struct controller_config cfg = {.node_id = i + 1, .data_dir = dirs[i],
-                                        .quorum_voters = voters, .election_timeout_ms = 300,
+        struct controller_config cfg = {.node_id = i + 1,
+                                        .data_dir = dirs[i],
+                                        .quorum_voters = voters,
+                                        .election_timeout_ms = 300,
                                         .heartbeat_timeout_ms = 50};
         char err[256];
         CHECK(controller_start(&cfg, &ctl[i], err, sizeof(err)) == 0);
@@ -102,8 +104,7 @@ TEST(test_quorum_three_voters_elect_replicate_and_fail_over)
             follower = i;
     }
     CHECK(wait_topic_everywhere(ctl, 3, "replicated", 100));
-    struct controller_new_topic t = {.name = "nope", .num_partitions = 1,
-                                     .replication_factor = 1};
+    struct controller_new_topic t = {.name = "nope", .num_partitions = 1, .replication_factor = 1};
     struct cw_result r;
     cw_begin(&r);
     CHECK(controller_create_topics(ctl[follower], &t, 1, false, cw_done, &r) == 0);
