@@ -22,8 +22,10 @@ void broker_async_free(struct broker_async *a)
 {
     if (a == NULL)
         return;
-    for (size_t i = 0; i < a->n_topics; i++)
+    for (size_t i = 0; i < a->n_topics; i++) {
         free(a->topics[i].error_message);
+        free(a->topics[i].name);
+    }
     free(a->topics);
     free(a->error_message);
     free(a);
@@ -59,6 +61,7 @@ static void broker_async_copy(struct broker_async *a, const struct controller_re
         const struct controller_topic_result *t = &res->topics[i];
         a->topics[i].error_code = t->error_code;
         a->topics[i].error_message = t->error_message ? strdup(t->error_message) : NULL;
+        a->topics[i].name = t->name ? strdup(t->name) : NULL;
         memcpy(a->topics[i].topic_id, t->topic_id, sizeof(a->topics[i].topic_id));
         a->topics[i].num_partitions = t->num_partitions;
     }

@@ -10,6 +10,7 @@
 #include "cluster/controller.h"
 
 struct broker_async_topic {
+    char *name; /* NULL when the result has none */
     int16_t error_code;
     char *error_message; /* NULL when none */
     uint8_t topic_id[16];

@@ -70,6 +70,11 @@ static bool is_leader(struct broker *b, int32_t shard)
     return ok;
 }
 
+static bool env_is_leader(void *ctx, int32_t shard)
+{
+    return is_leader(ctx, shard);
+}
+
 static struct log *env_log_get(void *ctx, int32_t shard, void **ref)
 {
     struct broker *b = ctx;
@@ -122,6 +127,7 @@ int groups_start(struct broker *b)
         .log_get = env_log_get,
         .log_put = env_log_put,
         .log_append = env_log_append,
+        .is_leader = env_is_leader,
     };
     g->gc = group_coordinator_create(&cfg, &env);
     if (g->gc == NULL) {

@@ -9,6 +9,7 @@
  * set of dynamic configs, so alter reads the current dynamic configs first and sends the
  * merged set. Two concurrent alters of one topic can therefore lose one another's change.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -358,6 +359,24 @@ static void format_offset(char *buf, size_t cap, rd_kafka_topic_partition_list_t
         snprintf(buf, cap, "%lld", (long long)p->offset);
 }
 
+/* Out-of-sync replicas (AR = ISR + OSR): the replicas not in the ISR, or "-" when none. */
+static void format_osr(char *buf, size_t cap, const struct rd_kafka_metadata_partition *p)
+{
+    int32_t osr[64];
+    int n = 0;
+    for (int i = 0; i < p->replica_cnt && n < 64; i++) {
+        bool in_isr = false;
+        for (int j = 0; j < p->isr_cnt; j++)
+            in_isr |= p->isrs[j] == p->replicas[i];
+        if (!in_isr)
+            osr[n++] = p->replicas[i];
+    }
+    if (n == 0)
+        snprintf(buf, cap, "-");
+    else
+        format_ids(buf, cap, osr, n);
+}
+
 /* Returns 0, or -1 if part of the description could not be fetched (already reported). */
 static int describe_topic(struct topic_opts *o, rd_kafka_t *rk,
                           const struct rd_kafka_metadata_topic *t)
@@ -369,17 +388,18 @@ static int describe_topic(struct topic_opts *o, rd_kafka_t *rk,
     describe_offsets(o, rk, t, &low, &high);
     if (!low && t->partition_cnt)
         rc = -1;
-    printf("  %-9s %-7s %-12s %-12s %-12s %-12s %s\n", "PARTITION", "LEADER", "REPLICAS", "ISR",
-           "LOG-START", "LOG-END", "ERROR");
+    printf("  %-9s %-7s %-12s %-12s %-8s %-12s %-12s %s\n", "PARTITION", "LEADER", "REPLICAS",
+           "ISR", "OSR", "LOG-START", "LOG-END", "ERROR");
     for (int i = 0; i < t->partition_cnt; i++) {
         const struct rd_kafka_metadata_partition *p = &t->partitions[i];
-        char replicas[256], isr[256], start[32], end[32];
+        char replicas[256], isr[256], osr[256], start[32], end[32];
         format_ids(replicas, sizeof(replicas), p->replicas, p->replica_cnt);
         format_ids(isr, sizeof(isr), p->isrs, p->isr_cnt);
+        format_osr(osr, sizeof(osr), p);
         format_offset(start, sizeof(start), low, t->topic, p->id);
         format_offset(end, sizeof(end), high, t->topic, p->id);
-        printf("  %-9d %-7d %-12s %-12s %-12s %-12s %s\n", p->id, p->leader, replicas, isr, start,
-               end, p->err ? rd_kafka_err2name(p->err) : "-");
+        printf("  %-9d %-7d %-12s %-12s %-8s %-12s %-12s %s\n", p->id, p->leader, replicas, isr,
+               osr, start, end, p->err ? rd_kafka_err2name(p->err) : "-");
     }
     if (low)
         rd_kafka_topic_partition_list_destroy(low);

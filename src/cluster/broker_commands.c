@@ -157,3 +157,103 @@ int command_validate_elect_preferred(struct command *cmd, struct metadata_image 
     }
     return rc;
 }
+
+/* Appends one per-partition result (arena of the command); false on allocation failure. */
+static bool elect_result(struct command *cmd, size_t *cap, const char *topic, int32_t partition,
+                         int16_t code)
+{
+    if (cmd->n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        struct controller_topic_result *r = arena_calloc(&cmd->arena, ncap, sizeof(*r));
+        if (r == NULL)
+            return false;
+        if (cmd->n)
+            memcpy(r, cmd->results, cmd->n * sizeof(*r));
+        cmd->results = r;
+        *cap = ncap;
+    }
+    struct controller_topic_result *r = &cmd->results[cmd->n++];
+    memset(r, 0, sizeof(*r));
+    r->name = topic;
+    r->num_partitions = partition;
+    r->error_code = code;
+    cmd->result.topics = cmd->results;
+    cmd->result.n_topics = cmd->n;
+    return true;
+}
+
+static const char *elect_message(int16_t code)
+{
+    switch (code) {
+    case KAFKA_ERR_ELECTION_NOT_NEEDED:
+        return "Leader election not needed for topic partition.";
+    case KAFKA_ERR_PREFERRED_LEADER_NOT_AVAILABLE:
+        return "The preferred leader is not in the ISR or not alive.";
+    case KAFKA_ERR_ELIGIBLE_LEADERS_NOT_AVAILABLE:
+        return "No replica of the partition is alive.";
+    case KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION:
+        return "This server does not host this topic-partition.";
+    default:
+        return NULL;
+    }
+}
+
+static int elect_all(struct command *cmd, struct metadata_image *scratch, struct metadata_buf *out)
+{
+    size_t cap = 0;
+    int emitted = 0;
+    cmd->n = 0;
+    for (size_t ti = 0; ti < scratch->n_topics; ti++) {
+        const char *name = command_strdup(cmd, scratch->topics_by_name[ti]->name);
+        uint32_t np = scratch->topics_by_name[ti]->n_partitions;
+        if (name == NULL)
+            return -ENOMEM;
+        for (uint32_t pi = 0; pi < np; pi++) {
+            int rc = elect_partition(scratch, out, ti, pi, cmd->elect.election_type);
+            if (rc < 0)
+                return rc;
+            emitted += rc == 0;
+            if (rc != KAFKA_ERR_ELECTION_NOT_NEEDED &&
+                !elect_result(cmd, &cap, name, (int32_t)pi, (int16_t)rc))
+                return -ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < cmd->n; i++)
+        cmd->results[i].error_message = elect_message(cmd->results[i].error_code);
+    return emitted;
+}
+
+int command_validate_elect_leaders(struct command *cmd, struct metadata_image *scratch,
+                                   struct metadata_buf *out)
+{
+    const struct command_elect *e = &cmd->elect;
+    if (e->election_type != 0 && e->election_type != 1) {
+        cmd->result.error_code = KAFKA_ERR_INVALID_REQUEST;
+        cmd->result.error_message = "Unknown election type";
+        return 0;
+    }
+    if (e->all_partitions)
+        return elect_all(cmd, scratch, out);
+    int emitted = 0;
+    for (size_t i = 0; i < e->n_parts; i++) {
+        struct controller_topic_result *r = &cmd->results[i];
+        r->name = e->parts[i].topic;
+        r->num_partitions = e->parts[i].partition;
+        int rc = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        for (size_t ti = 0; ti < scratch->n_topics; ti++) {
+            const struct metadata_topic *t = scratch->topics_by_name[ti];
+            if (strcmp(t->name, r->name) != 0)
+                continue;
+            if (r->num_partitions >= 0 && (uint32_t)r->num_partitions < t->n_partitions)
+                rc = elect_partition(scratch, out, ti, (uint32_t)r->num_partitions,
+                                     e->election_type);
+            break;
+        }
+        if (rc < 0)
+            return rc;
+        emitted += rc == 0;
+        r->error_code = (int16_t)rc;
+        r->error_message = elect_message((int16_t)rc);
+    }
+    return emitted;
+}

@@ -253,6 +253,55 @@ struct command *command_new_allocate_producer_ids(int32_t broker_id)
     return cmd;
 }
 
+struct command *command_new_reassign(const struct controller_reassignment *items, size_t n)
+{
+    struct command *cmd = command_alloc(COMMAND_REASSIGN, n);
+    if (cmd == NULL)
+        return NULL;
+    cmd->reassign = copy_array(cmd, items, n, sizeof(*items));
+    if (cmd->reassign == NULL)
+        goto err;
+    for (size_t i = 0; i < n; i++) {
+        cmd->reassign[i].topic = command_strdup(cmd, items[i].topic ? items[i].topic : "");
+        if (cmd->reassign[i].topic == NULL)
+            goto err;
+        if (items[i].replicas) {
+            cmd->reassign[i].replicas =
+                copy_array(cmd, items[i].replicas, items[i].n_replicas, sizeof(int32_t));
+            if (cmd->reassign[i].replicas == NULL)
+                goto err;
+        }
+    }
+    return cmd;
+err:
+    command_free(cmd);
+    return NULL;
+}
+
+struct command *command_new_elect_leaders(int8_t type, const struct controller_partition_ref *p,
+                                          size_t n, bool all)
+{
+    struct command *cmd = command_alloc(COMMAND_ELECT_LEADERS, all ? 0 : n);
+    if (cmd == NULL)
+        return NULL;
+    cmd->elect.election_type = type;
+    cmd->elect.all_partitions = all;
+    cmd->elect.n_parts = all ? 0 : n;
+    cmd->elect.parts = arena_calloc(&cmd->arena, n + 1, sizeof(*cmd->elect.parts));
+    if (cmd->elect.parts == NULL)
+        goto err;
+    for (size_t i = 0; !all && i < n; i++) {
+        cmd->elect.parts[i].partition = p[i].partition;
+        cmd->elect.parts[i].topic = command_strdup(cmd, p[i].topic ? p[i].topic : "");
+        if (cmd->elect.parts[i].topic == NULL)
+            goto err;
+    }
+    return cmd;
+err:
+    command_free(cmd);
+    return NULL;
+}
+
 /* ---------- helpers ---------- */
 
 int command_emit(struct metadata_image *scratch, struct metadata_buf *out,
@@ -363,6 +412,10 @@ int command_validate(struct command *cmd, struct metadata_image *scratch,
         return command_validate_fence_broker(cmd, scratch, defaults, out);
     case COMMAND_ELECT_PREFERRED:
         return command_validate_elect_preferred(cmd, scratch, out);
+    case COMMAND_ELECT_LEADERS:
+        return command_validate_elect_leaders(cmd, scratch, out);
+    case COMMAND_REASSIGN:
+        return command_validate_reassign(cmd, scratch, defaults, out);
     case COMMAND_ALLOCATE_PRODUCER_IDS:
         return validate_allocate_producer_ids(cmd, scratch, out);
     }

@@ -25,7 +25,9 @@ enum command_type {
     COMMAND_ALLOCATE_PRODUCER_IDS,
     COMMAND_BROKER_HEARTBEAT,
     COMMAND_FENCE_BROKER,    /* internal: a broker's session expired */
-    COMMAND_ELECT_PREFERRED, /* internal rebalance, or ElectLeaders */
+    COMMAND_ELECT_PREFERRED, /* internal rebalance */
+    COMMAND_ELECT_LEADERS,   /* ElectLeaders */
+    COMMAND_REASSIGN,        /* AlterPartitionReassignments */
 };
 
 struct liveness;
@@ -51,6 +53,11 @@ struct command_elect {
     const char *topic; /* NULL: every topic */
     int32_t partition; /* -1: every partition */
     int max_changes;
+    /* ElectLeaders: type and partitions (n_parts == 0 with all_partitions: every partition) */
+    int8_t election_type;
+    bool all_partitions;
+    size_t n_parts;
+    struct controller_partition_ref *parts;
 };
 
 struct command {
@@ -70,6 +77,7 @@ struct command {
         struct command_heartbeat heartbeat;
         int32_t fence_broker_id;
         struct command_elect elect;
+        struct controller_reassignment *reassign;
     };
     struct controller_topic_result *results;
     struct controller_result result;
@@ -90,6 +98,9 @@ struct command *command_new_register_broker(const struct controller_broker_regis
 struct command *command_new_broker_heartbeat(const struct command_heartbeat *hb);
 struct command *command_new_fence_broker(int32_t broker_id);
 struct command *command_new_elect_preferred(const char *topic, int32_t partition, int max_changes);
+struct command *command_new_reassign(const struct controller_reassignment *items, size_t n);
+struct command *command_new_elect_leaders(int8_t type, const struct controller_partition_ref *p,
+                                          size_t n, bool all);
 struct command *command_new_allocate_producer_ids(int32_t broker_id);
 void command_free(struct command *cmd);
 
@@ -134,6 +145,10 @@ int command_validate_fence_broker(struct command *cmd, struct metadata_image *sc
                                   const struct command_defaults *d, struct metadata_buf *out);
 int command_validate_elect_preferred(struct command *cmd, struct metadata_image *scratch,
                                      struct metadata_buf *out);
+int command_validate_elect_leaders(struct command *cmd, struct metadata_image *scratch,
+                                   struct metadata_buf *out);
+int command_validate_reassign(struct command *cmd, struct metadata_image *scratch,
+                              const struct command_defaults *d, struct metadata_buf *out);
 
 /* Leader election (elections.c): each returns the number of records emitted, or -ENOMEM. */
 int elect_away_from(struct metadata_image *scratch, struct metadata_buf *out, int32_t broker,
@@ -143,6 +158,13 @@ int elect_leaderless(struct metadata_image *scratch, struct metadata_buf *out,
 int elect_preferred(struct metadata_image *scratch, struct metadata_buf *out,
                     const char *only_topic, int32_t only_partition, int max_changes);
 size_t elect_count_led_by(const struct metadata_image *img, int32_t broker);
+/*
+ * ElectLeaders for one partition (topic index ti in topics_by_name): type 0 preferred, 1
+ * unclean. Returns the Kafka error for the partition (0 elected, ELECTION_NOT_NEEDED,
+ * PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE) or -ENOMEM.
+ */
+int elect_partition(struct metadata_image *scratch, struct metadata_buf *out, size_t ti,
+                    uint32_t pi, int8_t type);
 
 /* Kafka's topic name rule; returns 0 or KAFKA_ERR_INVALID_TOPIC_EXCEPTION with a message. */
 int command_check_topic_name(const char *name, char *msg, size_t msglen);

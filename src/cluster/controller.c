@@ -986,6 +986,20 @@ int controller_elect_preferred(struct controller *ctl, const char *topic, int32_
     return submit(ctl, command_new_elect_preferred(topic, partition, INT32_MAX), done, arg);
 }
 
+int controller_elect_leaders(struct controller *ctl, int8_t type,
+                             const struct controller_partition_ref *parts, size_t n, bool all,
+                             controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_elect_leaders(type, parts, n, all), done, arg);
+}
+
+int controller_alter_reassignments(struct controller *ctl,
+                                   const struct controller_reassignment *items, size_t n,
+                                   controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_reassign(items, n), done, arg);
+}
+
 size_t controller_quorum_state(struct controller *ctl, struct controller_voter_state *out,
                                size_t max, int32_t *leader_id, int32_t *leader_epoch,
                                int64_t *high_watermark)

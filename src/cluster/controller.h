@@ -198,6 +198,38 @@ int controller_register_broker(struct controller *ctl,
 int controller_broker_heartbeat(struct controller *ctl, int32_t broker_id, int64_t broker_epoch,
                                 int64_t metadata_offset, bool want_fence, bool want_shutdown,
                                 controller_done_fn done, void *arg);
+struct controller_partition_ref {
+    const char *topic;
+    int32_t partition;
+};
+
+/*
+ * ElectLeaders: type 0 preferred, 1 unclean, for the given partitions or (all) every
+ * partition. One result per partition (name = topic, num_partitions = the partition index,
+ * error_code); with `all`, only partitions that were elected or failed.
+ */
+int controller_elect_leaders(struct controller *ctl, int8_t type,
+                             const struct controller_partition_ref *parts, size_t n, bool all,
+                             controller_done_fn done, void *arg);
+
+/* One AlterPartitionReassignments item; replicas NULL cancels the ongoing reassignment. */
+struct controller_reassignment {
+    const char *topic;
+    int32_t partition;
+    uint32_t n_replicas;
+    const int32_t *replicas;
+};
+
+/*
+ * AlterPartitionReassignments. The target's new replicas are added to the replica set at
+ * once (their brokers open the partition); the reassignment completes, dropping the removed
+ * replicas, once every target replica is in the ISR (immediately when the target only removes
+ * or reorders in-sync replicas). One result per item (name, num_partitions = partition).
+ */
+int controller_alter_reassignments(struct controller *ctl,
+                                   const struct controller_reassignment *items, size_t n,
+                                   controller_done_fn done, void *arg);
+
 /* Preferred leader election (ElectLeaders type 0) for one partition or, topic NULL, all. */
 int controller_elect_preferred(struct controller *ctl, const char *topic, int32_t partition,
                                controller_done_fn done, void *arg);

@@ -181,6 +181,34 @@ int elect_preferred(struct metadata_image *scratch, struct metadata_buf *out,
     return emitted;
 }
 
+int elect_partition(struct metadata_image *scratch, struct metadata_buf *out, size_t ti,
+                    uint32_t pi, int8_t type)
+{
+    const struct metadata_topic *t = scratch->topics_by_name[ti];
+    const struct metadata_partition *p = &t->partitions[pi];
+    int32_t leader;
+    bool unclean_used = false;
+    if (type == 0) {
+        int32_t preferred = p->replicas[0];
+        if (p->leader == preferred)
+            return KAFKA_ERR_ELECTION_NOT_NEEDED;
+        if (!contains(p->isr, p->n_isr, preferred) || !usable(scratch, preferred))
+            return KAFKA_ERR_PREFERRED_LEADER_NOT_AVAILABLE;
+        leader = preferred;
+    } else {
+        if (p->leader != -1 && usable(scratch, p->leader))
+            return KAFKA_ERR_ELECTION_NOT_NEEDED;
+        leader = choose_leader(scratch, p, p->isr, p->n_isr, -1, true, &unclean_used);
+        if (leader == -1)
+            return KAFKA_ERR_ELIGIBLE_LEADERS_NOT_AVAILABLE;
+    }
+    uint8_t id[METADATA_UUID_LEN];
+    memcpy(id, t->id, METADATA_UUID_LEN);
+    int32_t isr[1] = {leader};
+    int rc = emit_change(scratch, out, id, (int32_t)pi, leader, true, isr, 1, unclean_used);
+    return rc < 0 ? rc : 0;
+}
+
 size_t elect_count_led_by(const struct metadata_image *img, int32_t broker)
 {
     size_t n = 0;

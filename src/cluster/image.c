@@ -23,6 +23,8 @@ static void partition_free_arrays(struct metadata_partition *p)
 {
     free(p->replicas);
     free(p->isr);
+    free(p->adding);
+    free(p->removing);
 }
 
 static void topic_free(struct metadata_topic *t)
@@ -58,7 +60,10 @@ static int partition_copy(struct metadata_partition *dst, const struct metadata_
     *dst = *src;
     dst->replicas = int_array_dup(src->replicas, src->n_replicas);
     dst->isr = int_array_dup(src->isr, src->n_isr);
-    if (dst->replicas == NULL || dst->isr == NULL) {
+    dst->adding = src->n_adding ? int_array_dup(src->adding, src->n_adding) : NULL;
+    dst->removing = src->n_removing ? int_array_dup(src->removing, src->n_removing) : NULL;
+    if (dst->replicas == NULL || dst->isr == NULL || (src->n_adding && dst->adding == NULL) ||
+        (src->n_removing && dst->removing == NULL)) {
         partition_free_arrays(dst);
         return -ENOMEM;
     }
@@ -519,6 +524,23 @@ static int apply_partition_change(struct metadata_image *img,
     return 0;
 }
 
+static int apply_reassignment(struct metadata_image *img, const struct metadata_rec_reassignment *r)
+{
+    int err;
+    struct metadata_topic *t = topic_make_private(img, r->topic_id, &err);
+    if (t == NULL)
+        return err ? err : 1;
+    if (r->partition < 0 || (uint32_t)r->partition >= t->n_partitions || r->n_replicas == 0)
+        return 1;
+    struct metadata_partition *p = &t->partitions[r->partition];
+    if (replace_array(&p->replicas, &p->n_replicas, r->replicas, r->n_replicas) != 0 ||
+        replace_array(&p->adding, &p->n_adding, r->adding, r->n_adding) != 0 ||
+        replace_array(&p->removing, &p->n_removing, r->removing, r->n_removing) != 0)
+        return -ENOMEM;
+    p->partition_epoch++;
+    return 0;
+}
+
 static int apply_remove_topic(struct metadata_image *img, const struct metadata_rec_remove_topic *r)
 {
     const struct metadata_topic *t = metadata_image_topic_by_id(img, r->topic_id);
@@ -552,6 +574,8 @@ int image_apply(struct metadata_image *img, const struct metadata_record *rec)
         return apply_broker(img, &rec->broker);
     case METADATA_REC_BROKER_FENCE:
         return apply_broker_fence(img, &rec->broker_fence);
+    case METADATA_REC_REASSIGNMENT:
+        return apply_reassignment(img, &rec->reassignment);
     case METADATA_REC_TOPIC:
         return apply_topic(img, &rec->topic);
     case METADATA_REC_PARTITION:
@@ -597,6 +621,15 @@ static int encode_topic(const struct metadata_topic *t, struct metadata_buf *out
         pr.partition.n_isr = p->n_isr;
         pr.partition.isr = p->isr;
         rc = metadata_batch_append(out, &pr);
+        if (rc == 0 && (p->n_adding || p->n_removing)) {
+            struct metadata_record ra = {.type = METADATA_REC_REASSIGNMENT};
+            memcpy(ra.reassignment.topic_id, t->id, METADATA_UUID_LEN);
+            ra.reassignment = (struct metadata_rec_reassignment){
+                {0},           p->partition, p->n_replicas, p->n_adding,
+                p->n_removing, p->replicas,  p->adding,     p->removing};
+            memcpy(ra.reassignment.topic_id, t->id, METADATA_UUID_LEN);
+            rc = metadata_batch_append(out, &ra);
+        }
     }
     return rc;
 }

@@ -48,6 +48,9 @@ struct metadata_partition {
     uint32_t n_isr;
     int32_t *replicas;
     int32_t *isr;
+    /* An ongoing reassignment (both empty when none): replicas = target + removing. */
+    uint32_t n_adding, n_removing;
+    int32_t *adding, *removing;
 };
 
 struct metadata_topic {

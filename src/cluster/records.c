@@ -141,6 +141,13 @@ static int encode_body(struct metadata_buf *b, const struct metadata_record *r)
         put_be(b, (uint64_t)r->broker_fence.epoch, 8);
         put_u8(b, r->broker_fence.state);
         return 0;
+    case METADATA_REC_REASSIGNMENT:
+        put_bytes(b, r->reassignment.topic_id, METADATA_UUID_LEN);
+        put_be(b, (uint32_t)r->reassignment.partition, 4);
+        put_int_array(b, r->reassignment.replicas, r->reassignment.n_replicas);
+        put_int_array(b, r->reassignment.adding, r->reassignment.n_adding);
+        put_int_array(b, r->reassignment.removing, r->reassignment.n_removing);
+        return 0;
     case METADATA_REC_TOPIC:
         put_string(b, r->topic.name);
         put_bytes(b, r->topic.topic_id, METADATA_UUID_LEN);
@@ -421,6 +428,13 @@ static void decode_body(struct reader *r, struct metadata_record *rec)
         if (!r->err && rec->broker_fence.state > METADATA_BROKER_SHUTTING_DOWN)
             r->err = -EBADMSG;
         return;
+    case METADATA_REC_REASSIGNMENT:
+        take(r, rec->reassignment.topic_id, METADATA_UUID_LEN);
+        rec->reassignment.partition = get_i32(r);
+        rec->reassignment.replicas = get_int_array(r, &rec->reassignment.n_replicas);
+        rec->reassignment.adding = get_int_array(r, &rec->reassignment.n_adding);
+        rec->reassignment.removing = get_int_array(r, &rec->reassignment.n_removing);
+        return;
     case METADATA_REC_TOPIC:
         rec->topic.name = get_string(r);
         take(r, rec->topic.topic_id, METADATA_UUID_LEN);
@@ -561,6 +575,8 @@ const char *metadata_record_type_name(enum metadata_record_type type)
         return "BrokerRegistration";
     case METADATA_REC_BROKER_FENCE:
         return "BrokerFence";
+    case METADATA_REC_REASSIGNMENT:
+        return "Reassignment";
     }
     return "Unknown";
 }

@@ -44,7 +44,9 @@ enum metadata_record_type {
     METADATA_REC_BROKER_REGISTRATION = 9,
     /* A broker fenced, unfenced or in controlled shutdown (Kafka's BrokerRegistrationChange). */
     METADATA_REC_BROKER_FENCE = 10,
-    METADATA_REC_TYPE_MAX = 10,
+    /* A partition's replica set during a reassignment (Kafka's adding/removing replicas). */
+    METADATA_REC_REASSIGNMENT = 11,
+    METADATA_REC_TYPE_MAX = 11,
 };
 
 /* A config key and value; value NULL means "delete the key" in a config change. */
@@ -117,6 +119,14 @@ struct metadata_rec_partition_change {
     int32_t *replicas;
 };
 
+/* Sets replicas, adding and removing together; empty adding and removing end a reassignment. */
+struct metadata_rec_reassignment {
+    uint8_t topic_id[METADATA_UUID_LEN];
+    int32_t partition;
+    uint32_t n_replicas, n_adding, n_removing;
+    int32_t *replicas, *adding, *removing;
+};
+
 struct metadata_rec_remove_topic {
     uint8_t topic_id[METADATA_UUID_LEN];
 };
@@ -149,6 +159,7 @@ struct metadata_record {
         struct metadata_rec_producer_ids producer_ids;
         struct metadata_rec_image_header image_header;
         struct metadata_rec_broker_fence broker_fence;
+        struct metadata_rec_reassignment reassignment;
     };
 };
 

@@ -224,11 +224,16 @@ struct member *group_member_by_instance(struct group *g, struct kstr instance_id
 const char *group_state_name(enum group_state st)
 {
     switch (st) {
-    case GS_EMPTY: return "Empty";
-    case GS_PREPARING: return "PreparingRebalance";
-    case GS_COMPLETING: return "CompletingRebalance";
-    case GS_STABLE: return "Stable";
-    case GS_DEAD: return "Dead";
+    case GS_EMPTY:
+        return "Empty";
+    case GS_PREPARING:
+        return "PreparingRebalance";
+    case GS_COMPLETING:
+        return "CompletingRebalance";
+    case GS_STABLE:
+        return "Stable";
+    case GS_DEAD:
+        return "Dead";
     }
     return "Dead";
 }
@@ -394,8 +399,8 @@ static void load_apply_group(struct shard *s, const struct offsets_record *rec, 
         gstr_from_kstr(&m->client_host, mm->client_host);
         gstr_from_kstr(&m->protocol_type, v->protocol_type);
         m->session_timeout = mm->session_timeout;
-        m->rebalance_timeout = mm->rebalance_timeout > 0 ? mm->rebalance_timeout
-                                                         : mm->session_timeout;
+        m->rebalance_timeout =
+            mm->rebalance_timeout > 0 ? mm->rebalance_timeout : mm->session_timeout;
         m->protocols = calloc(1, sizeof(*m->protocols));
         if (m->protocols) {
             m->nprotocols = 1;
@@ -426,9 +431,8 @@ static void load_apply(struct shard *s, const struct offsets_record *rec, int64_
             if ((g = group_create(s, rec->group)) == NULL)
                 return;
         }
-        struct offset_entry *e =
-            group_offset_find(g, rec->topic.ptr, (size_t)rec->topic.len, rec->partition,
-                              !rec->tombstone);
+        struct offset_entry *e = group_offset_find(g, rec->topic.ptr, (size_t)rec->topic.len,
+                                                   rec->partition, !rec->tombstone);
         if (e == NULL)
             return;
         if (rec->tombstone) {
@@ -437,8 +441,8 @@ static void load_apply(struct shard *s, const struct offsets_record *rec, int64_
         }
         e->offset = rec->commit.offset;
         e->leader_epoch = rec->commit.leader_epoch;
-        gstr_from_kstr(&e->metadata, rec->commit.metadata.len >= 0 ? rec->commit.metadata
-                                                                    : KSTR_LIT(""));
+        gstr_from_kstr(&e->metadata,
+                       rec->commit.metadata.len >= 0 ? rec->commit.metadata : KSTR_LIT(""));
         e->commit_ts = rec->commit.commit_timestamp;
         e->valid = true;
     }
@@ -496,11 +500,10 @@ static int load_batch(struct load_ctx *lc, const uint8_t *p, size_t len)
     struct record rec;
     while (rc == 0 && (rc = record_iter_next(&it, &rec)) == 1) {
         struct offsets_record orec;
-        rc = offsets_decode_record(rec.key, rec.key_len, rec.value, rec.value_len, &scratch,
-                                   &orec);
+        rc = offsets_decode_record(rec.key, rec.key_len, rec.value, rec.value_len, &scratch, &orec);
         if (rc != 0) {
-            log_warn("group", "%s-%d: skipping an undecodable record at offset %lld",
-                     OFFSETS_TOPIC, lc->s->index, (long long)rec.offset);
+            log_warn("group", "%s-%d: skipping an undecodable record at offset %lld", OFFSETS_TOPIC,
+                     lc->s->index, (long long)rec.offset);
             rc = 0;
             continue;
         }
@@ -749,17 +752,39 @@ static void call_run(void *arg)
     if (s)
         shard_ensure_loading(gc, s);
     switch (c->api_key) {
-    case KPROTO_API_JOIN_GROUP: group_handle_join(s, c); break;
-    case KPROTO_API_SYNC_GROUP: group_handle_sync(s, c); break;
-    case KPROTO_API_HEARTBEAT: group_handle_heartbeat(s, c); break;
-    case KPROTO_API_LEAVE_GROUP: group_handle_leave(s, c); break;
-    case KPROTO_API_OFFSET_COMMIT: group_handle_offset_commit(s, c); break;
-    case KPROTO_API_OFFSET_FETCH: group_handle_offset_fetch(s, c); break;
-    case KPROTO_API_OFFSET_DELETE: group_handle_offset_delete(s, c); break;
-    case KPROTO_API_DESCRIBE_GROUPS: group_handle_describe(s, c); break;
-    case KPROTO_API_LIST_GROUPS: group_handle_list(s, c); break;
-    case KPROTO_API_DELETE_GROUPS: group_handle_delete(s, c); break;
-    default: call_finish(c); break;
+    case KPROTO_API_JOIN_GROUP:
+        group_handle_join(s, c);
+        break;
+    case KPROTO_API_SYNC_GROUP:
+        group_handle_sync(s, c);
+        break;
+    case KPROTO_API_HEARTBEAT:
+        group_handle_heartbeat(s, c);
+        break;
+    case KPROTO_API_LEAVE_GROUP:
+        group_handle_leave(s, c);
+        break;
+    case KPROTO_API_OFFSET_COMMIT:
+        group_handle_offset_commit(s, c);
+        break;
+    case KPROTO_API_OFFSET_FETCH:
+        group_handle_offset_fetch(s, c);
+        break;
+    case KPROTO_API_OFFSET_DELETE:
+        group_handle_offset_delete(s, c);
+        break;
+    case KPROTO_API_DESCRIBE_GROUPS:
+        group_handle_describe(s, c);
+        break;
+    case KPROTO_API_LIST_GROUPS:
+        group_handle_list(s, c);
+        break;
+    case KPROTO_API_DELETE_GROUPS:
+        group_handle_delete(s, c);
+        break;
+    default:
+        call_finish(c);
+        break;
     }
 }
 
@@ -922,9 +947,16 @@ int16_t shard_error(struct shard *s)
     if (s == NULL || atomic_load(&s->gc->stopping))
         return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
     switch (atomic_load(&s->state)) {
-    case SHARD_LOADED: return KAFKA_ERR_NONE;
-    case SHARD_LOADING: return KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS;
-    case SHARD_UNLOADED: return KAFKA_ERR_NOT_COORDINATOR;
-    default: return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+    case SHARD_LOADED:
+        /* Leadership moved away: clients must find the new coordinator. */
+        if (s->gc->env.is_leader && !s->gc->env.is_leader(s->gc->env.ctx, s->index))
+            return KAFKA_ERR_NOT_COORDINATOR;
+        return KAFKA_ERR_NONE;
+    case SHARD_LOADING:
+        return KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS;
+    case SHARD_UNLOADED:
+        return KAFKA_ERR_NOT_COORDINATOR;
+    default:
+        return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
     }
 }

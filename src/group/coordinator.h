@@ -53,36 +53,38 @@ struct group_env {
     /* Appends validated batch bytes (in place) to the referenced partition as its leader:
      * leader epoch, high watermark, waking fetches. 0 or a negative error. */
     int (*log_append)(void *ref, uint8_t *batch, size_t len, struct log_append_info *info);
+    /* True while this broker leads partition s of __consumer_offsets (optional). */
+    bool (*is_leader)(void *ctx, int32_t shard);
 };
 
 struct group_config {
-    int32_t initial_rebalance_delay_ms; /* group.initial.rebalance.delay.ms */
-    int32_t min_session_timeout_ms;     /* group.min.session.timeout.ms */
-    int32_t max_session_timeout_ms;     /* group.max.session.timeout.ms */
-    int64_t offsets_retention_ms;       /* offsets.retention.minutes */
+    int32_t initial_rebalance_delay_ms;  /* group.initial.rebalance.delay.ms */
+    int32_t min_session_timeout_ms;      /* group.min.session.timeout.ms */
+    int32_t max_session_timeout_ms;      /* group.max.session.timeout.ms */
+    int64_t offsets_retention_ms;        /* offsets.retention.minutes */
     int64_t retention_check_interval_ms; /* offsets.retention.check.interval.ms */
-    int32_t max_metadata_bytes;         /* offset.metadata.max.bytes */
-    int32_t max_shards;                 /* offsets.topic.num.partitions (table size) */
+    int32_t max_metadata_bytes;          /* offset.metadata.max.bytes */
+    int32_t max_shards;                  /* offsets.topic.num.partitions (table size) */
 };
 
 /* One request handed to the coordinator. The caller fills the public part. */
 struct group_call {
     int16_t api_key;
     int16_t api_version;
-    const void *req;            /* decoded kmsg_*_request */
-    void *resp;                 /* kmsg_*_response, initialised by the caller */
-    struct arena *arena;        /* where response strings and arrays go */
+    const void *req;     /* decoded kmsg_*_request */
+    void *resp;          /* kmsg_*_response, initialised by the caller */
+    struct arena *arena; /* where response strings and arrays go */
     struct kstr client_id;
-    const char *client_host;    /* "/1.2.3.4" as Kafka reports it */
+    const char *client_host;            /* "/1.2.3.4" as Kafka reports it */
     void (*done)(struct group_call *c); /* on the owner worker; must hand over */
     void *user;
     /* Private to the coordinator. */
     struct group_coordinator *gc;
     int32_t step;
     int32_t shard;
-    int outstanding;            /* appends waiting for the flusher */
+    int outstanding; /* appends waiting for the flusher */
     void *state;
-    struct group_call *next;    /* parked lists */
+    struct group_call *next; /* parked lists */
 };
 
 struct group_coordinator *group_coordinator_create(const struct group_config *cfg,

@@ -109,8 +109,8 @@ def test_topic_create_list_describe_alter_delete():
                 ln.split() and ln.split()[0].isdigit()]
         check(len(rows) == 3, "partition rows: %r" % rows)
         by_part = {int(r[0]): r for r in rows}
-        check(by_part[1][4] == "0" and by_part[1][5] == "2", "offsets of p1: %r" % by_part[1])
-        check(by_part[0][5] == "0", "offsets of p0: %r" % by_part[0])
+        check(by_part[1][5] == "0" and by_part[1][6] == "2", "offsets of p1: %r" % by_part[1])
+        check(by_part[0][6] == "0", "offsets of p0: %r" % by_part[0])
         check("* retention.ms=3600000" in out, "retention.ms not marked: %s" % out)
         check("  cleanup.policy=delete" in out, "cleanup.policy default: %s" % out)
         ok(cli("topic", "alter", "orders", "--partitions", 5, "--config", "segment.ms=600000",

@@ -13,7 +13,8 @@
 
 #define SESSION_MS 400
 
-static struct controller *start(const char *dir, bool unclean)
+static struct controller *start_full(const char *dir, bool unclean, unsigned session_ms,
+                                     unsigned snapshot_threshold)
 {
     struct controller_config cfg = {
         .node_id = 1,
@@ -22,8 +23,10 @@ static struct controller *start(const char *dir, bool unclean)
         .default_replication_factor = 1,
         .election_timeout_ms = 200,
         .heartbeat_timeout_ms = 20,
-        .broker_session_timeout_ms = SESSION_MS,
+        .broker_session_timeout_ms = session_ms,
         .unclean_leader_election = unclean,
+        .snapshot_threshold = snapshot_threshold,
+        .snapshot_trailing = snapshot_threshold ? 2 : 0,
     };
     struct controller *ctl = NULL;
     char err[256];
@@ -34,6 +37,16 @@ static struct controller *start(const char *dir, bool unclean)
         return NULL;
     }
     return ctl;
+}
+
+static struct controller *start_with(const char *dir, bool unclean, unsigned session_ms)
+{
+    return start_full(dir, unclean, session_ms, 0);
+}
+
+static struct controller *start(const char *dir, bool unclean)
+{
+    return start_with(dir, unclean, SESSION_MS);
 }
 
 static int create(struct controller *ctl, const char *name, int32_t parts, int16_t rf)
@@ -240,6 +253,168 @@ TEST(test_lifecycle_unclean_election_only_when_enabled)
         int32_t leader = t ? t->partitions[0].leader : -2;
         metadata_image_release(img);
         CHECK_EQ_INT(leader, unclean ? 2 : -1);
+        controller_stop(ctl);
+        cw_rmrf(dir);
+    }
+}
+
+static int elect(struct controller *ctl, int8_t type, const char *topic, int32_t partition)
+{
+    struct controller_partition_ref ref = {topic, partition};
+    struct cw_result r;
+    cw_begin(&r);
+    if (controller_elect_leaders(ctl, type, &ref, 1, false, cw_done, &r) != 0)
+        return -1;
+    cw_wait(&r);
+    return r.error_code ? r.error_code : r.topics[0].error_code;
+}
+
+static int reassign(struct controller *ctl, const char *topic, int32_t partition,
+                    const int32_t *replicas, uint32_t n)
+{
+    struct controller_reassignment it = {topic, partition, n, replicas};
+    struct cw_result r;
+    cw_begin(&r);
+    if (controller_alter_reassignments(ctl, &it, 1, cw_done, &r) != 0)
+        return -1;
+    cw_wait(&r);
+    return r.error_code ? r.error_code : r.topics[0].error_code;
+}
+
+/* Copies partition p of topic into *out (arrays not kept); false if absent. */
+static bool partition_of(struct controller *ctl, const char *topic, uint32_t p,
+                         struct metadata_partition *out, int32_t rep[8], int32_t add[8])
+{
+    const struct metadata_image *img = metadata_image_acquire(ctl);
+    const struct metadata_topic *t = metadata_image_topic_by_name(img, topic);
+    bool ok = t && p < t->n_partitions;
+    if (ok) {
+        *out = t->partitions[p];
+        memcpy(rep, out->replicas, out->n_replicas * sizeof(int32_t));
+        if (out->n_adding)
+            memcpy(add, out->adding, out->n_adding * sizeof(int32_t));
+    }
+    metadata_image_release(img);
+    return ok;
+}
+
+TEST(test_reassignment_reorder_completes_and_preferred_election_follows)
+{
+    char dir[256];
+    CHECK(cw_tempdir(dir, sizeof(dir)) == 0);
+    struct controller *ctl = start_with(dir, false, 60000); /* no expiry during the test */
+    CHECK(ctl != NULL);
+    for (int i = 1; i <= 4; i++)
+        CHECK_EQ_INT(cw_register_broker(ctl, i, 9090, NULL), 0);
+    struct controller_new_topic t = {
+        .name = "re",
+        .num_partitions = -1,
+        .replication_factor = -1,
+        .n_assignments = 1,
+        .assignments = &(struct controller_replica_list){0, 3, (const int32_t[]){1, 2, 3}}};
+    struct cw_result r;
+    cw_begin(&r);
+    CHECK(controller_create_topics(ctl, &t, 1, false, cw_done, &r) == 0);
+    cw_wait(&r);
+    CHECK_EQ_INT(r.topics[0].error_code, 0);
+    CHECK_EQ_INT(elect(ctl, 0, "re", 0), KAFKA_ERR_ELECTION_NOT_NEEDED);
+    CHECK_EQ_INT(elect(ctl, 0, "nope", 0), KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION);
+    /* a reorder of in-sync replicas completes at once; the leader stays */
+    CHECK_EQ_INT(reassign(ctl, "re", 0, (const int32_t[]){2, 1, 3}, 3), 0);
+    struct metadata_partition mp;
+    int32_t rep[8], add[8];
+    CHECK(partition_of(ctl, "re", 0, &mp, rep, add));
+    CHECK_EQ_INT(rep[0], 2);
+    CHECK_EQ_INT(mp.leader, 1);
+    CHECK_EQ_INT(mp.n_adding + mp.n_removing, 0);
+    /* now the preferred replica (2) is in sync and not leading: a preferred election moves it */
+    CHECK_EQ_INT(elect(ctl, 0, "re", 0), 0);
+    CHECK(partition_of(ctl, "re", 0, &mp, rep, add));
+    CHECK_EQ_INT(mp.leader, 2);
+    /* adding broker 4 cannot complete without replication: recorded, then cancelled */
+    CHECK_EQ_INT(reassign(ctl, "re", 0, (const int32_t[]){4, 2, 1}, 3), 0);
+    CHECK(partition_of(ctl, "re", 0, &mp, rep, add));
+    CHECK_EQ_INT(mp.n_adding, 1);
+    CHECK_EQ_INT(add[0], 4);
+    CHECK_EQ_INT(mp.n_removing, 1);
+    CHECK_EQ_INT(mp.n_replicas, 4); /* target 4,2,1 + removing 3 */
+    CHECK_EQ_INT(reassign(ctl, "re", 0, (const int32_t[]){1, 1}, 2),
+                 KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT);
+    CHECK_EQ_INT(reassign(ctl, "re", 0, (const int32_t[]){9}, 1),
+                 KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT);
+    CHECK_EQ_INT(reassign(ctl, "re", 0, NULL, 0), 0);
+    CHECK(partition_of(ctl, "re", 0, &mp, rep, add));
+    CHECK_EQ_INT(mp.n_adding + mp.n_removing, 0);
+    CHECK_EQ_INT(mp.n_replicas, 3);
+    CHECK_EQ_INT(rep[0], 2);
+    CHECK_EQ_INT(reassign(ctl, "re", 0, NULL, 0), KAFKA_ERR_NO_REASSIGNMENT_IN_PROGRESS);
+    controller_stop(ctl);
+    cw_rmrf(dir);
+}
+
+TEST(test_elect_leaders_unclean_on_request)
+{
+    char dir[256];
+    CHECK(cw_tempdir(dir, sizeof(dir)) == 0);
+    struct controller *ctl = start(dir, false);
+    CHECK(ctl != NULL);
+    int32_t ids[2] = {1, 2};
+    int64_t epochs[2];
+    CHECK_EQ_INT(cw_register_broker(ctl, 1, 9090, &epochs[0]), 0);
+    CHECK_EQ_INT(cw_register_broker(ctl, 2, 9090, &epochs[1]), 0);
+    CHECK_EQ_INT(create(ctl, "uc", 1, 2), 0);
+    struct cw_result r;
+    CHECK_EQ_INT(cw_heartbeat(ctl, 2, epochs[1], 0, true, &r), 0);
+    CHECK_EQ_INT(cw_register_broker(ctl, 2, 9090, &epochs[1]), 0);
+    keep_alive(ctl, ids + 1, epochs + 1, 1, SESSION_MS * 3);
+    struct metadata_partition mp;
+    int32_t rep[8], add[8];
+    CHECK(partition_of(ctl, "uc", 0, &mp, rep, add));
+    CHECK_EQ_INT(mp.leader, -1);
+    CHECK_EQ_INT(elect(ctl, 0, "uc", 0), KAFKA_ERR_PREFERRED_LEADER_NOT_AVAILABLE);
+    CHECK_EQ_INT(elect(ctl, 1, "uc", 0), 0);
+    CHECK(partition_of(ctl, "uc", 0, &mp, rep, add));
+    CHECK_EQ_INT(mp.leader, 2);
+    CHECK_EQ_INT(mp.n_isr, 1);
+    CHECK_EQ_INT(elect(ctl, 1, "uc", 0), KAFKA_ERR_ELECTION_NOT_NEEDED);
+    controller_stop(ctl);
+    cw_rmrf(dir);
+}
+
+/* Broker states and an ongoing reassignment survive a restart from the log and a snapshot. */
+TEST(test_lifecycle_state_survives_restart_and_snapshot)
+{
+    for (unsigned snap = 0; snap <= 2; snap += 2) {
+        char dir[256];
+        CHECK(cw_tempdir(dir, sizeof(dir)) == 0);
+        struct controller *ctl = start_full(dir, false, 60000, snap);
+        CHECK(ctl != NULL);
+        int64_t epochs[3];
+        for (int i = 0; i < 3; i++)
+            CHECK_EQ_INT(cw_register_broker(ctl, i + 1, 9090, &epochs[i]), 0);
+        CHECK_EQ_INT(create(ctl, "keep", 1, 2), 0);
+        struct metadata_partition mp;
+        int32_t rep[8], add[8];
+        CHECK(partition_of(ctl, "keep", 0, &mp, rep, add));
+        int32_t outsider = 6 - rep[0] - rep[1];
+        CHECK_EQ_INT(reassign(ctl, "keep", 0, (const int32_t[]){outsider, rep[0]}, 2), 0);
+        struct cw_result r;
+        CHECK_EQ_INT(cw_heartbeat(ctl, 3, epochs[2], 0, true, &r), 0);
+        for (int i = 0; i < 6; i++) /* a few more entries, so a snapshot is due */
+            CHECK_EQ_INT(cw_heartbeat(ctl, 1, epochs[0], 0, i % 2 == 0, &r), 0);
+        controller_stop(ctl);
+        ctl = start_full(dir, false, 60000, snap);
+        CHECK(ctl != NULL);
+        const struct metadata_image *img = metadata_image_acquire(ctl);
+        const struct metadata_broker *b3 = metadata_image_broker(img, 3);
+        const struct metadata_broker *b2 = metadata_image_broker(img, 2);
+        bool states = b3 && b3->state == METADATA_BROKER_FENCED && b3->epoch == epochs[2] && b2 &&
+                      b2->state == METADATA_BROKER_UNFENCED && b2->epoch == epochs[1];
+        metadata_image_release(img);
+        CHECK(states);
+        CHECK(partition_of(ctl, "keep", 0, &mp, rep, add));
+        CHECK_EQ_INT(mp.n_adding, 1);
+        CHECK_EQ_INT(add[0], outsider);
         controller_stop(ctl);
         cw_rmrf(dir);
     }
