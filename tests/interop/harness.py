@@ -948,7 +948,7 @@ def check_broker_healthy(broker, what="after the previous test step"):
 
 # -- cluster -------------------------------------------------------------------------------
 
-DESCRIBE_CLUSTER = 60
+DESCRIBE_QUORUM, DESCRIBE_CLUSTER = 55, 60
 
 # Broker liveness timings the cluster tests run with (Kafka's defaults: 2000 / 9000 ms).
 CLUSTER_TIMINGS = {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000}
@@ -1230,35 +1230,89 @@ class Cluster:
 
     def wait_formed(self, timeout=None):
         """Until every running node's Metadata lists exactly the running nodes as brokers
-        and all name the same controller, which is a running node. Returns that id."""
+        (naming a running node as controller) and the running nodes agree on an active
+        controller (wait_controller). Returns the active controller's id."""
+        t0 = time.monotonic()
+        timeout = timeout or self.form_timeout
+
         def formed():
             live = self.live_ids()
             seen = {}
             for i in live:
                 md = self.metadata(i, topics=[])
                 seen[i] = (sorted(b["node_id"] for b in md["brokers"]), md["controller_id"])
-            ctl = set(c for _, c in seen.values())
-            if all(ids == live for ids, _ in seen.values()) and len(ctl) == 1 \
-                    and list(ctl)[0] in live:
-                return ctl.pop()
-            raise TestFailure("per node (brokers listed, controller): %r" % seen)
-        return poll(formed, timeout or self.form_timeout,
-                    "the cluster to form (every node lists brokers %r and one live controller)"
-                    % self.live_ids())
+            if all(ids == live and ctl in live for ids, ctl in seen.values()):
+                return True
+            raise TestFailure("per node (brokers listed, controller id): %r" % seen)
+        poll(formed, timeout, "the cluster to form (every node lists brokers %r)"
+             % self.live_ids())
+        return self.wait_controller(max(1.0, timeout - (time.monotonic() - t0)))
+
+    def describe_quorum(self, via, timeout=5.0):
+        """Raw DescribeQuorum v0 for __cluster_metadata-0 sent to node via (a broker answers
+        it or forwards it to the active controller) -> (top-level error code, partition dict
+        with error_code, leader_id, leader_epoch, high_watermark, voters {id: log end
+        offset}, observers {id: log end offset})."""
+        body = carray([cstring("__cluster_metadata") + carray([i32(0) + TAGS_NONE]) + TAGS_NONE])
+        body += TAGS_NONE
+        with self.raw(via, timeout) as conn:
+            r = Reader(conn.call(DESCRIBE_QUORUM, 0, body))
+        top = r.int16()
+
+        def replica(rr):
+            out = (rr.int32(), rr.int64())
+            rr.tagged_fields()
+            return out
+
+        def partition(rr):
+            p = {"partition": rr.int32(), "error_code": rr.int16(), "leader_id": rr.int32(),
+                 "leader_epoch": rr.int32(), "high_watermark": rr.int64()}
+            p["voters"] = dict(rr.carray(replica) or [])
+            p["observers"] = dict(rr.carray(replica) or [])
+            rr.tagged_fields()
+            return p
+
+        def topic(rr):
+            t = (rr.cstring(), rr.carray(partition))
+            rr.tagged_fields()
+            return t
+        topics = r.carray(topic)
+        r.tagged_fields()
+        r.end()
+        check(topics and topics[0][0] == "__cluster_metadata" and len(topics[0][1]) == 1,
+              "node %d DescribeQuorum topics %r" % (via, topics))
+        return top, topics[0][1][0]
+
+    def supports(self, via, api_key):
+        with self.raw(via) as c:
+            return api_key in c.api_versions(3)["api_keys"]
 
     def wait_controller(self, timeout=15.0, exclude=()):
-        """The active controller's node id as Metadata (v1+ controller_id) reports it: waits
-        until every running node names the same controller, a running node not in exclude."""
+        """The active controller's node id: waits until every running node names the same
+        one, a running node not in exclude. Asked with DescribeQuorum (the raft leader of
+        __cluster_metadata), since Metadata's controller_id is, as in Kafka's KRaft mode, any
+        live broker (the one answering), which forwards; Metadata's controller_id is used
+        only if DescribeQuorum is not supported."""
+        use_quorum = self.supports(self.live_ids()[0], DESCRIBE_QUORUM)
+
+        def leader_seen_by(i):
+            if use_quorum:
+                top, p = self.describe_quorum(i)
+                return p["leader_id"] if top == 0 and p["error_code"] == 0 else \
+                    "error %d/%d" % (top, p["error_code"])
+            return self.metadata(i, topics=[])["controller_id"]
+
         def agreed():
             live = self.live_ids()
-            seen = {i: self.metadata(i, topics=[])["controller_id"] for i in live}
+            seen = {i: leader_seen_by(i) for i in live}
             ids = set(seen.values())
             if len(ids) == 1:
                 c = ids.pop()
                 if c in live and c not in exclude:
                     return c
-            raise TestFailure("controller ids seen per node: %r" % seen)
-        return poll(agreed, timeout, "one live controller" +
+            raise TestFailure("active controller per node (%s): %r" % (
+                "DescribeQuorum leader" if use_quorum else "Metadata controller_id", seen))
+        return poll(agreed, timeout, "one live active controller" +
                     (" other than %r" % list(exclude) if exclude else ""))
 
     def admin(self, via=None, timeout_ms=10000):

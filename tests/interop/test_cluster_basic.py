@@ -15,9 +15,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (HOST, SLOW, TAGS_NONE, Cluster, ConnectionClosed, Reader,  # noqa: E402
-                     array, carray, check, comment, cstring, distinct_free_ports, fail, i32,
-                     i64, poll, run_tests, start_expect_exit, string, tail, test)
+from harness import (DESCRIBE_QUORUM, HOST, SLOW, TAGS_NONE, Cluster,  # noqa: E402
+                     ConnectionClosed, Reader, array, carray, check, comment, cstring,
+                     distinct_free_ports, fail, i32, i64, poll, run_tests, start_expect_exit,
+                     string, tail, test)
 from kafka_records import fetch, parse_batches, produce, record_batch  # noqa: E402
 
 NOT_LEADER_OR_FOLLOWER = 6
@@ -28,11 +29,12 @@ VOTE, BEGIN_QUORUM_EPOCH = 52, 53
 @test
 def test_three_brokers_one_cluster():
     """DescribeCluster (raw v0) from every node: error 0, brokers 1, 2, 3 at their own client
-    ports, the same non-empty cluster id and the same controller (a voter) everywhere;
-    Metadata v7 from every node agrees; confluent-kafka's list_topics sees three brokers."""
+    ports, the same non-empty cluster id everywhere, a controller id that is one of the
+    brokers (in Kafka's KRaft mode any live broker, which forwards); Metadata v7 from every
+    node agrees; confluent-kafka's list_topics sees three brokers."""
     with Cluster(3) as c:
         want = {i: (HOST, c.node(i).port) for i in c.ids}
-        seen_ids, seen_ctl = set(), set()
+        seen_ids, seen_ctl = set(), {}
         for i in c.ids:
             d = c.describe_cluster(i)
             check(d["error_code"] == 0, "node %d DescribeCluster error %r" % (i, d))
@@ -44,85 +46,46 @@ def test_three_brokers_one_cluster():
             check(got == want, "node %d Metadata brokers %r, want %r" % (i, got, want))
             check(md["cluster_id"] == d["cluster_id"], "node %d: Metadata cluster id %r, "
                   "DescribeCluster %r" % (i, md["cluster_id"], d["cluster_id"]))
-            check(md["controller_id"] == d["controller_id"], "node %d: Metadata controller %r, "
-                  "DescribeCluster %r" % (i, md["controller_id"], d["controller_id"]))
+            check(md["controller_id"] in c.ids and d["controller_id"] in c.ids,
+                  "node %d: controller id in Metadata %r, in DescribeCluster %r, want one of %r"
+                  % (i, md["controller_id"], d["controller_id"], c.ids))
             seen_ids.add(d["cluster_id"])
-            seen_ctl.add(d["controller_id"])
+            seen_ctl[i] = (md["controller_id"], d["controller_id"])
         check(len(seen_ids) == 1, "nodes report different cluster ids: %r" % seen_ids)
-        check(len(seen_ctl) == 1 and seen_ctl <= set(c.ids),
-              "nodes report controllers %r (want one of %r)" % (seen_ctl, c.ids))
-        comment("cluster id %s, controller %d" % (seen_ids.pop(), seen_ctl.pop()))
+        comment("cluster id %s; controller ids (Metadata, DescribeCluster) per node %r; "
+                "active controller %d" % (seen_ids.pop(), seen_ctl, c.wait_controller()))
         md = c.admin().list_topics(timeout=10 * SLOW)
         check(sorted(md.brokers) == c.ids, "confluent list_topics brokers %r" % md.brokers)
         check(md.controller_id in c.ids, "confluent list_topics controller %r" % md.controller_id)
 
 
-DESCRIBE_QUORUM = 55
-
-
-def describe_quorum(c, via):
-    """Raw DescribeQuorum v0 (flexible) for __cluster_metadata-0 sent to node via ->
-    (top-level error, partition dict with error_code, leader_id, leader_epoch,
-    high_watermark, voters {id: log end offset}, observers {id: log end offset})."""
-    body = carray([cstring("__cluster_metadata") + carray([i32(0) + TAGS_NONE]) + TAGS_NONE])
-    body += TAGS_NONE
-    with c.raw(via) as conn:
-        r = Reader(conn.call(DESCRIBE_QUORUM, 0, body))  # header v2 / v1: flexible from v0
-    top = r.int16()
-
-    def replica(rr):
-        out = (rr.int32(), rr.int64())
-        rr.tagged_fields()
-        return out
-
-    def partition(rr):
-        p = {"partition": rr.int32(), "error_code": rr.int16(), "leader_id": rr.int32(),
-             "leader_epoch": rr.int32(), "high_watermark": rr.int64()}
-        p["voters"] = dict(rr.carray(replica) or [])
-        p["observers"] = dict(rr.carray(replica) or [])
-        rr.tagged_fields()
-        return p
-
-    def topic(rr):
-        t = (rr.cstring(), rr.carray(partition))
-        rr.tagged_fields()
-        return t
-    topics = r.carray(topic)
-    r.tagged_fields()
-    r.end()
-    check(topics and topics[0][0] == "__cluster_metadata" and len(topics[0][1]) == 1,
-          "node %d DescribeQuorum topics %r" % (via, topics))
-    return top, topics[0][1][0]
-
-
 @test
 def test_describe_quorum():
     """DescribeQuorum (55, v0) sent to each broker (answered by it or forwarded to the
-    controller): no error, the raft leader is the controller Metadata names, the voters are
-    1, 2 and 3 with no observers, the high watermark is past the brokers' registrations, and
-    after a CreateTopics every voter's log end offset reaches the leader's (lag 0)."""
+    controller): no error, every node names the same raft leader, the voters are 1, 2 and 3
+    with no observers, the high watermark is past the brokers' registrations, and after a
+    CreateTopics every voter's log end offset reaches the leader's (lag 0)."""
     with Cluster(3) as c:
-        ctl = c.wait_controller()
+        leaders = set()
         for i in c.ids:
-            with c.raw(i) as conn:
-                keys = conn.api_versions(3)["api_keys"]
-            check(DESCRIBE_QUORUM in keys, "node %d does not advertise DescribeQuorum" % i)
-            top, p = describe_quorum(c, i)
+            check(c.supports(i, DESCRIBE_QUORUM), "node %d does not advertise DescribeQuorum"
+                  % i)
+            top, p = c.describe_quorum(i)
             check(top == 0 and p["error_code"] == 0, "node %d DescribeQuorum errors %d/%d"
                   % (i, top, p["error_code"]))
-            check(p["leader_id"] == ctl, "node %d: quorum leader %d, Metadata controller %d"
-                  % (i, p["leader_id"], ctl))
+            leaders.add(p["leader_id"])
             check(sorted(p["voters"]) == c.ids and not p["observers"],
                   "node %d: voters %r, observers %r" % (i, p["voters"], p["observers"]))
             check(p["high_watermark"] > 0 and p["leader_epoch"] > 0,
                   "node %d: high watermark %d, epoch %d" % (i, p["high_watermark"],
                                                            p["leader_epoch"]))
+        check(len(leaders) == 1 and leaders <= set(c.ids), "quorum leaders named: %r" % leaders)
         hw0 = p["high_watermark"]
         r = c.create_topic("dq", 3, 3)
         check(r is None, "create dq: %s" % r)
 
         def caught_up():
-            top, p = describe_quorum(c, 1)
+            top, p = c.describe_quorum(1)
             leo = p["voters"].get(p["leader_id"], -1)
             check(p["high_watermark"] > hw0, "high watermark %d did not pass %d after "
                   "CreateTopics" % (p["high_watermark"], hw0))
@@ -400,8 +363,8 @@ def test_node_not_in_voters_refuses_to_start():
 def test_mismatched_cluster_id_refused():
     """Node 3 is stopped (SIGTERM; it leaves Metadata's broker list), its data is wiped and
     it is started again with cluster.id set to an id other than the cluster's: it does not
-    join (never listed by nodes 1 and 2 over two session timeouts), its log has a line
-    naming its cluster id and the cluster's (or INCONSISTENT_CLUSTER_ID), and if it exits,
+    join (never listed by nodes 1 and 2 over two session timeouts), its log has one line
+    (not one per retry) naming INCONSISTENT_CLUSTER_ID or both cluster ids, and if it exits,
     it exits non-zero. The other two keep serving (CreateTopics works)."""
     with Cluster(3) as c:
         cid = c.describe_cluster(1)["cluster_id"]
@@ -430,9 +393,10 @@ def test_mismatched_cluster_id_refused():
             time.sleep(0.2)
         log = c.node(3).log_text()
         lines = [ln for ln in log.splitlines()
-                 if wrong in ln and (cid in ln or "INCONSISTENT_CLUSTER_ID" in ln)]
-        check(lines, "node 3's log has no line naming its cluster id %s and the cluster's %s "
-              "(or INCONSISTENT_CLUSTER_ID); tail:\n%s" % (wrong, cid, tail(c.node(3).log_path)))
+                 if "INCONSISTENT_CLUSTER_ID" in ln or (wrong in ln and cid in ln)]
+        check(len(lines) == 1, "want one line in node 3's log naming INCONSISTENT_CLUSTER_ID "
+              "or both cluster ids (%s, the cluster's %s), got %d; tail:\n%s"
+              % (wrong, cid, len(lines), tail(c.node(3).log_path)))
         comment("node 3: %s" % lines[0])
         if not c.node(3).running():
             rc = c.node(3).proc.returncode

@@ -176,7 +176,7 @@ def test_controller_sigkill_failover():
             time.sleep(0.05)
         took = time.monotonic() - t_kill
         comment("controller failover: %.2fs from SIGKILL of node %d to a CreateTopics answered "
-                "(new controller %d named by Metadata after %.2fs; %d CreateTopics attempts "
+                "(new active controller %d agreed on after %.2fs; %d CreateTopics attempts "
                 "of at most 1 s)" % (took, ctl, new, elected, attempt))
         check(c.wait_controller() == new, "controller changed again")
         check(took < 10 * SLOW, "controller failover took %.1fs" % took)
