@@ -160,7 +160,14 @@ def leader_failover(args):
     try:
         create(c.admin(1), "fo", 3, 3)
         ctl = quorum_leader(c.client[1])
-        md = c.admin(1).list_topics(timeout=5)
+        deadline = time.time() + 10
+        while True:  # the other nodes apply the new topic a moment after the controller
+            md = c.admin(1).list_topics(timeout=5)
+            if "fo" in md.topics and all(p.leader >= 0 for p in md.topics["fo"].partitions.values()):
+                break
+            if time.time() > deadline:
+                raise RuntimeError("topic fo not visible")
+            time.sleep(0.05)
         # a partition led by a broker that is not the active controller
         part = next(p for p, pm in md.topics["fo"].partitions.items() if pm.leader != ctl)
         victim = md.topics["fo"].partitions[part].leader

@@ -1,0 +1,258 @@
+#!/usr/bin/python3
+"""Cluster admin APIs and cluster-wide services on three real gregor nodes:
+
+  * ElectLeaders (raw v1, sent to a broker that is not the active controller, so it is
+    forwarded): preferred election after a reassignment reorders the replicas, unclean
+    election of a partition without a live in-sync replica, and the per-partition errors
+    (ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION);
+  * AlterPartitionReassignments / ListPartitionReassignments (raw v0): a reorder of in-sync
+    replicas completes at once; adding a broker stays listed with adding/removing replicas
+    (no data replication yet) until cancelled; bad targets get INVALID_REPLICA_ASSIGNMENT,
+    a cancel without one NO_REASSIGNMENT_IN_PROGRESS;
+  * `gregor cluster info --json` names the quorum leader and every voter;
+  * an idempotent confluent-kafka producer bootstrapped on a non-controller broker (its
+    producer id block is allocated through the active controller) delivers in order;
+  * a consumer group on the cluster: __consumer_offsets is created with
+    offsets.topic.replication.factor = 3 replicas, and committed offsets are read back;
+  * process.roles=broker (a broker without a controller) is refused at start-up with one line.
+"""
+import json
+import os
+import subprocess
+import time
+
+from harness import (Cluster, SLOW, check, comment, cstring, carray, i8, i16, i32, is_flexible,
+                     run_tests,
+                     start_expect_exit, test, wait_until, Reader, GREGOR_BIN)
+
+ELECT_LEADERS = 43
+ALTER_REASSIGN = 45
+LIST_REASSIGN = 46
+TAGS = b"\x00"
+
+
+def elect(c, via, etype, parts):
+    """parts: {topic: [partitions]} or None (all) -> {(topic, partition): error code}."""
+    if parts is None:
+        tp = i32(-1)
+    else:
+        tp = i32(len(parts)) + b"".join(
+            i16(len(t)) + t.encode() + i32(len(ps)) + b"".join(i32(p) for p in ps)
+            for t, ps in parts.items())
+    body = i8(etype) + tp + i32(10000)
+    with c.raw(via) as conn:
+        r = Reader(conn.call(ELECT_LEADERS, 1, body))
+    r.int32()  # throttle
+    top = r.int16()
+    check(top == 0, "ElectLeaders top-level error %d" % top)
+    out = {}
+    for _ in range(r.int32()):
+        topic = r.string()
+        for _ in range(r.int32()):
+            p = r.int32()
+            err = r.int16()
+            r.string()
+            out[(topic, p)] = err
+    return out
+
+
+def alter_reassign(c, via, topic, partition, replicas):
+    """replicas None cancels -> the partition's error code."""
+    reps = carray([i32(x) for x in replicas]) if replicas is not None else b"\x00"
+    body = i32(10000) + carray([cstring(topic) + carray([i32(partition) + reps + TAGS]) + TAGS])
+    body += TAGS
+    with c.raw(via) as conn:
+        r = Reader(conn.call(ALTER_REASSIGN, 0, body, flexible=True))
+    if not is_flexible(ALTER_REASSIGN, 0):
+        r.tagged_fields()  # response header tags (flexible from v0)
+    r.int32()
+    top = r.int16()
+    r.cstring()
+    check(top == 0, "AlterPartitionReassignments top-level error %d" % top)
+    errs = []
+
+    def part(rr):
+        rr.int32()
+        errs.append(rr.int16())
+        rr.cstring()
+        rr.tagged_fields()
+
+    def tp(rr):
+        rr.cstring()
+        rr.carray(part)
+        rr.tagged_fields()
+    r.carray(tp)
+    return errs[0]
+
+
+def list_reassign(c, via):
+    """-> {(topic, partition): (replicas, adding, removing)} of ongoing reassignments."""
+    body = i32(10000) + b"\x00" + TAGS  # topics null: all
+    with c.raw(via) as conn:
+        r = Reader(conn.call(LIST_REASSIGN, 0, body, flexible=True))
+    if not is_flexible(LIST_REASSIGN, 0):
+        r.tagged_fields()
+    r.int32()
+    check(r.int16() == 0, "ListPartitionReassignments error")
+    r.cstring()
+    out = {}
+
+    def ints(rr):
+        return rr.int32()
+
+    def part(rr, topic):
+        p = rr.int32()
+        out[(topic, p)] = (rr.carray(ints), rr.carray(ints), rr.carray(ints))
+        rr.tagged_fields()
+
+    def tp(rr):
+        name = rr.cstring()
+        rr.carray(lambda x: part(x, name))
+        rr.tagged_fields()
+    r.carray(tp)
+    return out
+
+
+def non_controller(c):
+    ctl = c.wait_controller()
+    return ctl, next(i for i in c.live_ids() if i != ctl)
+
+
+@test
+def test_elect_leaders_preferred_and_unclean():
+    with Cluster(3) as c:
+        ctl, via = non_controller(c)
+        check(c.create_topic("el", 1, 3, via=via) is None, "create el")
+        c.wait_topic("el", 1)
+        parts = c.raw_partitions("el", via)
+        reps = parts[0]["replicas"]
+        check(elect(c, via, 0, {"el": [0]}) == {("el", 0): 84}, "ELECTION_NOT_NEEDED expected")
+        check(elect(c, via, 0, {"nope": [0]}) == {("nope", 0): 3}, "UNKNOWN_TOPIC_OR_PARTITION")
+        # reorder: the second replica becomes preferred, then a preferred election moves it
+        new = [reps[1], reps[0], reps[2]]
+        check(alter_reassign(c, via, "el", 0, new) == 0, "reorder refused")
+        wait_until(lambda: c.raw_partitions("el", via)[0]["replicas"] == new, 10 * SLOW,
+                   what="reordered replicas %r" % new)
+        check(c.raw_partitions("el", via)[0]["leader"] == reps[0], "leader moved too early")
+        check(elect(c, via, 0, {"el": [0]}) == {("el", 0): 0}, "preferred election failed")
+        wait_until(lambda: c.raw_partitions("el", via)[0]["leader"] == new[0], 10 * SLOW,
+                   what="preferred leader %d" % new[0])
+        # all partitions: nothing left to do, so an empty answer
+        check(elect(c, via, 0, None) == {}, "election for all partitions not empty")
+        # unclean: RF 2 on two brokers; one shuts down (leaves the ISR), comes back out of
+        # sync, then the other dies: no in-sync replica is alive
+        # the two replicas are the non-controller nodes, so the quorum survives
+        from confluent_kafka.admin import NewTopic
+        a, b = [i for i in c.live_ids() if i != ctl]
+        admin = c.admin(via)
+        fut = admin.create_topics([NewTopic("uc", 1, replica_assignment=[[a, b]])],
+                                  operation_timeout=10 * SLOW)["uc"]
+        fut.result(20 * SLOW)
+        c.wait_topic("uc", 1)
+        check(c.raw_partitions("uc", via)[0]["replicas"] == [a, b], "uc assignment")
+        c.stop(b)
+        wait_until(lambda: c.raw_partitions("uc", ctl)[0]["isr"] == [a], 15 * SLOW,
+                   what="ISR [%d] after %d stopped" % (a, b))
+        c.restart(b)
+        c.kill(a)
+        wait_until(lambda: c.raw_partitions("uc", ctl)[0]["leader"] == -1, 20 * SLOW,
+                   what="uc offline after %d died" % a)
+        check(elect(c, ctl, 0, {"uc": [0]}) == {("uc", 0): 80},
+              "PREFERRED_LEADER_NOT_AVAILABLE expected")
+        check(elect(c, b, 1, {"uc": [0]}) == {("uc", 0): 0}, "unclean election failed")
+        wait_until(lambda: c.raw_partitions("uc", ctl)[0]["leader"] == b, 10 * SLOW,
+                   what="unclean leader %d" % b)
+        check(c.raw_partitions("uc", ctl)[0]["isr"] == [b], "ISR after unclean election")
+
+
+@test
+def test_partition_reassignments_recorded_listed_cancelled():
+    with Cluster(3) as c:
+        ctl, via = non_controller(c)
+        check(c.create_topic("ra", 2, 2, via=via) is None, "create ra")
+        c.wait_topic("ra", 2)
+        reps = c.raw_partitions("ra", via)[0]["replicas"]
+        outsider = ({1, 2, 3} - set(reps)).pop()
+        check(alter_reassign(c, via, "ra", 0, [outsider, reps[0]]) == 0, "reassign refused")
+        ongoing = wait_until(lambda: list_reassign(c, via).get(("ra", 0)), 10 * SLOW,
+                             what="ongoing reassignment listed")
+        replicas, adding, removing = ongoing
+        check(adding == [outsider] and removing == [reps[1]], "adding/removing %r" % (ongoing,))
+        check(sorted(replicas) == [1, 2, 3] and replicas[:2] == [outsider, reps[0]],
+              "replicas during reassignment %r" % replicas)
+        check(alter_reassign(c, via, "ra", 0, [1, 1]) == 39, "duplicate target accepted")
+        check(alter_reassign(c, via, "ra", 0, [7]) == 39, "unknown broker accepted")
+        check(alter_reassign(c, via, "nope", 0, [1]) == 3, "unknown topic accepted")
+        check(alter_reassign(c, via, "ra", 0, None) == 0, "cancel refused")
+        wait_until(lambda: ("ra", 0) not in list_reassign(c, via), 10 * SLOW,
+                   what="reassignment gone after cancel")
+        check(c.raw_partitions("ra", via)[0]["replicas"] == reps, "replicas after cancel")
+        check(alter_reassign(c, via, "ra", 0, None) == 85, "NO_REASSIGNMENT_IN_PROGRESS expected")
+
+
+@test
+def test_cli_cluster_info_shows_quorum():
+    with Cluster(3) as c:
+        ctl = c.wait_controller()
+        via = next(i for i in c.live_ids() if i != ctl)
+        out = subprocess.run([GREGOR_BIN, "cluster", "info", "--json", "-b",
+                              c.node(via).bootstrap], capture_output=True, text=True,
+                             timeout=30)
+        check(out.returncode == 0, "cluster info: %s" % out.stderr)
+        info = json.loads(out.stdout)
+        check(info["controller"] == ctl and info["quorum"]["leader"] == ctl, info)
+        check(sorted(v["id"] for v in info["quorum"]["voters"]) == [1, 2, 3], info)
+        check(sorted(b["id"] for b in info["brokers"]) == [1, 2, 3], info)
+
+
+@test
+def test_idempotent_producer_and_group_on_the_cluster():
+    from confluent_kafka import Consumer, Producer
+    with Cluster(3) as c:
+        ctl, via = non_controller(c)
+        check(c.create_topic("ip", 3, 3, via=via) is None, "create ip")
+        c.wait_topic("ip", 3)
+        p = Producer({"bootstrap.servers": c.node(via).bootstrap, "enable.idempotence": True,
+                      "acks": "all", "log_level": 0})
+        errors = []
+        for i in range(300):
+            p.produce("ip", b"%d" % i, partition=i % 3,
+                      on_delivery=lambda e, m: errors.append(e) if e else None)
+        check(p.flush(30 * SLOW) == 0 and not errors, "idempotent delivery: %r" % errors[:3])
+        cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "g-cluster",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "log_level": 0})
+        cons.subscribe(["ip"])
+        seen = []
+        deadline = time.monotonic() + 60 * SLOW
+        while len(seen) < 300 and time.monotonic() < deadline:
+            m = cons.poll(0.5)
+            if m is not None and m.error() is None:
+                seen.append((m.partition(), int(m.value())))
+        check(len(seen) == 300, "consumed %d of 300" % len(seen))
+        for part in range(3):
+            vals = [v for q, v in seen if q == part]
+            check(vals == sorted(vals), "partition %d out of order" % part)
+        cons.commit(asynchronous=False)
+        committed = cons.committed([__import__("confluent_kafka").TopicPartition("ip", q)
+                                    for q in range(3)], timeout=10)
+        check(sorted(tp.offset for tp in committed) == [100, 100, 100],
+              "committed %r" % [(tp.partition, tp.offset) for tp in committed])
+        cons.close()
+        parts = c.raw_partitions("__consumer_offsets", via)
+        check(len(parts) == 50 and all(len(q["replicas"]) == 3 for q in parts.values()),
+              "__consumer_offsets replicas: %r" % {k: v["replicas"] for k, v in
+                                                   list(parts.items())[:3]})
+
+
+@test
+def test_broker_only_role_refused():
+    status, err, out = start_expect_exit({"process.roles": "broker"})
+    out = err + out
+    check(status != 0, "process.roles=broker started (status %r)" % status)
+    lines = [ln for ln in out.splitlines() if "process.roles" in ln]
+    check(len(lines) == 1, "want one line naming process.roles: %r" % out[-400:])
+
+
+if __name__ == "__main__":
+    run_tests()
