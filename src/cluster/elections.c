@@ -103,6 +103,8 @@ static int reelect(struct metadata_image *scratch, struct metadata_buf *out, siz
         isr[0] = leader;
         n_isr = 1;
     }
+    assert(n_isr > 0 && "an ISR is never empty");
+    assert(leader == -1 || contains(isr, n_isr, leader));
     bool isr_changed = n_isr != p->n_isr || memcmp(isr, p->isr, n_isr * sizeof(*isr)) != 0;
     bool leader_changed = leader != p->leader;
     if (!isr_changed && !leader_changed)
