@@ -1351,6 +1351,22 @@ class Cluster:
         check(topics and topics[0][0] == name, "CreateTopics response topics %r" % topics)
         return topics[0][1], topics[0][2]
 
+    def produce_raw(self, via, topic, partition, value, acks=-1, retry_on=(3, 5, 6),
+                    timeout=5.0):
+        """One record produced with raw Produce v8 to node via. Errors in retry_on
+        (UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER: a broker
+        whose Metadata already shows a change its partitions have not applied yet, which a
+        client retries too) are retried for up to timeout seconds. Returns the partition's
+        result dict (error_code, base_offset, ...) of the last attempt."""
+        from kafka_records import produce, record_batch
+        deadline = time.monotonic() + timeout * SLOW
+        while True:
+            with self.raw(via) as conn:
+                res = produce(conn, topic, partition, record_batch([(b"k", value)]), acks=acks)
+            if res["error_code"] not in retry_on or time.monotonic() >= deadline:
+                return res
+            time.sleep(0.05)
+
     def partition_leaders(self, topic, via=None, timeout=10.0):
         """{partition: {"leader", "replicas", "isrs", "error"}} from AdminClient.list_topics
         (one node or all live ones). error is None or the KafkaError's name."""

@@ -19,7 +19,7 @@ from harness import (DESCRIBE_QUORUM, HOST, SLOW, TAGS_NONE, Cluster,  # noqa: E
                      ConnectionClosed, Reader, array, carray, check, comment, cstring,
                      distinct_free_ports, fail, i32, i64, poll, run_tests, start_expect_exit,
                      string, tail, test)
-from kafka_records import fetch, parse_batches, produce, record_batch  # noqa: E402
+from kafka_records import fetch, parse_batches  # noqa: E402
 
 NOT_LEADER_OR_FOLLOWER = 6
 UNSUPPORTED_VERSION = 35
@@ -232,7 +232,8 @@ def test_produce_consume_across_brokers():
 @test
 def test_non_leader_refuses_produce_and_fetch():
     """Raw Produce v8 (acks=-1) and Fetch v11 for a partition sent to a broker that is not
-    its leader answer NOT_LEADER_OR_FOLLOWER (6), for each partition and each non-leader;
+    its leader answer NOT_LEADER_OR_FOLLOWER (6), for each partition and each non-leader
+    (UNKNOWN_TOPIC_OR_PARTITION is retried for up to 5 s while the topic propagates);
     the same Produce to the leader succeeds, and afterwards each partition holds exactly the
     one batch its leader accepted."""
     with Cluster(3) as c:
@@ -244,19 +245,20 @@ def test_non_leader_refuses_produce_and_fetch():
             for other in c.ids:
                 if other == leader:
                     continue
+                # Retried while the node may not have applied the new topic yet.
+                res = c.produce_raw(other, "nl", part, b"refused", retry_on=(3,))
+                check(res["error_code"] == NOT_LEADER_OR_FOLLOWER,
+                      "Produce nl-%d to node %d (leader %d): error %d, want 6"
+                      % (part, other, leader, res["error_code"]))
                 with c.raw(other) as conn:
-                    res = produce(conn, "nl", part, record_batch([(b"k", b"refused")]), acks=-1)
-                    check(res["error_code"] == NOT_LEADER_OR_FOLLOWER,
-                          "Produce nl-%d to node %d (leader %d): error %d, want 6"
-                          % (part, other, leader, res["error_code"]))
                     f = fetch(conn, "nl", part, 0)
                     check(f["error_code"] == NOT_LEADER_OR_FOLLOWER,
                           "Fetch nl-%d from node %d (leader %d): error %d, want 6"
                           % (part, other, leader, f["error_code"]))
+            res = c.produce_raw(leader, "nl", part, b"ok-%d" % part)
+            check(res["error_code"] == 0, "Produce nl-%d to its leader %d: error %d"
+                  % (part, leader, res["error_code"]))
             with c.raw(leader) as conn:
-                res = produce(conn, "nl", part, record_batch([(b"k", b"ok-%d" % part)]), acks=-1)
-                check(res["error_code"] == 0, "Produce nl-%d to its leader %d: error %d"
-                      % (part, leader, res["error_code"]))
                 f = fetch(conn, "nl", part, 0)
                 check(f["error_code"] == 0 and f["high_watermark"] == 1,
                       "Fetch nl-%d from leader: error %d, high watermark %d (want 0, 1)"

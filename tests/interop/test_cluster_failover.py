@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (SESSION_TIMEOUT_S, SLOW, Cluster, TestFailure, check,  # noqa: E402
                      comment, fail, poll, run_tests, tail, test)
-from kafka_records import fetch, parse_batches, produce, record_batch  # noqa: E402
+from kafka_records import fetch, parse_batches  # noqa: E402
 
 LEADER_NOT_AVAILABLE = 5
 # How long after the session timeout a fenced broker's partitions may take to move.
@@ -308,11 +308,9 @@ def test_killed_broker_restarts_and_rejoins():
     with Cluster(3) as c:
         ctl, victim, l3, l1, _ = sigkill_leader_setup(c)
         led1 = sorted(p for p, l in l1.items() if l == victim)
-        with c.raw(victim) as conn:
-            for part in led1:
-                res = produce(conn, "r1", part, record_batch([(b"k", b"before-%d" % part)]),
-                              acks=-1)
-                check(res["error_code"] == 0, "produce r1-%d: %r" % (part, res))
+        for part in led1:
+            res = c.produce_raw(victim, "r1", part, b"before-%d" % part)
+            check(res["error_code"] == 0, "produce r1-%d: %r" % (part, res))
         c.kill(victim)
         live = [i for i in c.ids if i != victim]
         wait_fenced(c, victim, l1, live, SESSION_TIMEOUT_S + SLACK_S)
@@ -336,15 +334,16 @@ def test_killed_broker_restarts_and_rejoins():
         poll(rejoined, 20, "node %d re-registered and leading r1 %r again" % (victim, led1))
         comment("node %d rejoined and leads r1 %r again %.2fs after restart"
                 % (victim, led1, time.monotonic() - t0))
-        with c.raw(victim) as conn:
-            for part in led1:
+        for part in led1:
+            res = c.produce_raw(victim, "r1", part, b"after")
+            check(res["error_code"] == 0 and res["base_offset"] == 1,
+                  "produce r1-%d after restart: %r (want offset 1, after the record written "
+                  "before the kill)" % (part, res))
+            with c.raw(victim) as conn:
                 f = fetch(conn, "r1", part, 0)
-                vals = [r["value"] for b in parse_batches(f["records"]) for r in b["records"]]
-                check(f["error_code"] == 0 and vals == [b"before-%d" % part],
-                      "r1-%d after restart: error %d, values %r" % (part, f["error_code"], vals))
-                res = produce(conn, "r1", part, record_batch([(b"k", b"after")]), acks=-1)
-                check(res["error_code"] == 0 and res["base_offset"] == 1,
-                      "produce r1-%d after restart: %r" % (part, res))
+            vals = [r["value"] for b in parse_batches(f["records"]) for r in b["records"]]
+            check(f["error_code"] == 0 and vals == [b"before-%d" % part, b"after"],
+                  "r1-%d after restart: error %d, values %r" % (part, f["error_code"], vals))
 
 
 @test
@@ -397,11 +396,11 @@ def test_two_voters_down():
         comment("controller %d, survivor %d leads r1 %r" % (ctl, survivor, mine))
 
         def produce_round(label, want_offset):
-            with c.raw(survivor) as conn:
-                for part in mine:
-                    res = produce(conn, "r1", part, record_batch([(b"k", label)]), acks=-1)
-                    check(res["error_code"] == 0 and res["base_offset"] == want_offset,
-                          "produce %s to r1-%d on survivor %d: %r" % (label, part, survivor, res))
+            for part in mine:
+                res = c.produce_raw(survivor, "r1", part, label)
+                check(res["error_code"] == 0 and res["base_offset"] == want_offset,
+                      "produce %s to r1-%d on survivor %d: %r" % (label, part, survivor, res))
+                with c.raw(survivor) as conn:
                     f = fetch(conn, "r1", part, 0)
                     vals = [r["value"] for b in parse_batches(f["records"]) for r in b["records"]]
                     check(f["error_code"] == 0 and len(vals) == want_offset + 1
