@@ -115,9 +115,13 @@ def test_cluster_script_starts_three_and_ctrl_c_stops_all():
                   "node %d did not log a clean stop; its last lines:\n%s"
                   % (n, "\n".join(mine[-5:])))
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        if proc.poll() is None:  # a failed check: let the script stop its nodes, else kill
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20 * SLOW)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
         for pid in node_pids(data):
             try:
                 os.kill(pid, signal.SIGKILL)
