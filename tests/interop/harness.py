@@ -1293,10 +1293,12 @@ class Cluster:
         __cluster_metadata), since Metadata's controller_id is, as in Kafka's KRaft mode, any
         live broker (the one answering), which forwards; Metadata's controller_id is used
         only if DescribeQuorum is not supported."""
-        use_quorum = self.supports(self.live_ids()[0], DESCRIBE_QUORUM)
+        mode = {}
 
         def leader_seen_by(i):
-            if use_quorum:
+            if "quorum" not in mode:
+                mode["quorum"] = self.supports(i, DESCRIBE_QUORUM)
+            if mode["quorum"]:
                 top, p = self.describe_quorum(i)
                 return p["leader_id"] if top == 0 and p["error_code"] == 0 else \
                     "error %d/%d" % (top, p["error_code"])
@@ -1311,7 +1313,8 @@ class Cluster:
                 if c in live and c not in exclude:
                     return c
             raise TestFailure("active controller per node (%s): %r" % (
-                "DescribeQuorum leader" if use_quorum else "Metadata controller_id", seen))
+                "DescribeQuorum leader" if mode.get("quorum") else "Metadata controller_id",
+                seen))
         return poll(agreed, timeout, "one live active controller" +
                     (" other than %r" % list(exclude) if exclude else ""))
 
