@@ -99,6 +99,21 @@ static int env_log_append(void *ref, uint8_t *batch, size_t len, struct log_appe
     return 0;
 }
 
+static bool env_partition_exists(void *ctx, struct kstr topic, int32_t partition)
+{
+    struct broker *b = ctx;
+    char name[256];
+    if (topic.len <= 0 || (size_t)topic.len >= sizeof(name))
+        return false; /* Kafka's topic names are at most 249 characters */
+    memcpy(name, topic.ptr, (size_t)topic.len);
+    name[topic.len] = '\0';
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    const struct metadata_topic *t = metadata_image_topic_by_name(img, name);
+    bool ok = t && partition >= 0 && (uint32_t)partition < t->n_partitions;
+    metadata_image_release(img);
+    return ok;
+}
+
 int groups_start(struct broker *b)
 {
     struct broker_groups *g = calloc(1, sizeof(*g));
@@ -122,6 +137,7 @@ int groups_start(struct broker *b)
         .log_get = env_log_get,
         .log_put = env_log_put,
         .log_append = env_log_append,
+        .partition_exists = env_partition_exists,
     };
     g->gc = group_coordinator_create(&cfg, &env);
     if (g->gc == NULL) {

@@ -53,6 +53,9 @@ struct group_env {
     /* Appends validated batch bytes (in place) to the referenced partition as its leader:
      * leader epoch, high watermark, waking fetches. 0 or a negative error. */
     int (*log_append)(void *ref, uint8_t *batch, size_t len, struct log_append_info *info);
+    /* True if the cluster has partition `partition` of topic `topic` (OffsetCommit refuses
+     * offsets for anything else, as Kafka does). Any worker. */
+    bool (*partition_exists)(void *ctx, struct kstr topic, int32_t partition);
 };
 
 struct group_config {

@@ -281,6 +281,61 @@ def test_raw_error_codes():
             check(heartbeat_v0(k, "g-raw", gen, member) == 25, "heartbeat after leave")
 
 
+def commit_v2_many(k, group, gen, member, offsets):
+    """OffsetCommit v2 of {topic: {partition: offset}}; returns {(topic, partition): error}."""
+    body = (string(group) + i32(gen) + string(member) + i64(-1) +
+            array([string(t) + array([i32(p) + i64(o) + string("") for p, o in parts.items()])
+                   for t, parts in offsets.items()]))
+    r = Reader(k.call(OFFSET_COMMIT, 2, body))
+    topics = r.array(lambda r: (r.string(), r.array(lambda r: (r.int32(), r.int16()))))
+    return {(t, p): e for t, parts in topics for p, e in parts}
+
+
+@test
+def test_commit_to_unknown_topic_or_partition():
+    """OffsetCommit answers UNKNOWN_TOPIC_OR_PARTITION (3) for a topic or partition the cluster
+    does not have and stores nothing for it, while the known partitions in the same request are
+    committed; a request with only unknown partitions does not create the group. Then through
+    confluent-kafka: Consumer.commit() of a missing topic's offset reports the same error."""
+    props = dict(PROPS, **{"num.partitions": 2})
+    with Broker(props) as b:
+        make_topic(b, "known", 2)
+        with KafkaRaw(b) as k:
+            find_coordinator(k, "g-unk")
+            got = commit_v2_many(k, "g-unk", -1, "", {"known": {0: 4, 1: 5, 2: 6},
+                                                      "nosuch": {0: 7}})
+            want = {("known", 0): 0, ("known", 1): 0, ("known", 2): 3, ("nosuch", 0): 3}
+            check(got == want, "commit errors %r" % got)
+            check(fetch_v1(k, "g-unk", "known", 0) == (4, 0), "known partition committed")
+            check(fetch_v1(k, "g-unk", "known", 2)[0] == -1, "unknown partition stored")
+            check(fetch_v1(k, "g-unk", "nosuch", 0)[0] == -1, "unknown topic stored")
+            got = commit_v2_many(k, "g-only-unknown", -1, "", {"nosuch": {0: 1}})
+            check(got == {("nosuch", 0): 3}, "only unknown: %r" % got)
+            r = Reader(k.call(15, 0, array([string("g-only-unknown")])))  # DescribeGroups v0
+            grp = r.array(lambda r: (r.int16(), r.string(), r.string()))
+            check(grp[0][0] == 0 and grp[0][2] == "Dead", "group created: %r" % (grp,))
+        c = consumer(b, "g-unk-client")
+        try:
+            res = None
+            try:
+                res = c.commit(offsets=[TopicPartition("nosuch", 0, 9),
+                                        TopicPartition("known", 1, 8)], asynchronous=False)
+                errs = {(tp.topic, tp.partition): tp.error for tp in res}
+                e = errs[("nosuch", 0)]
+                check(e is not None and e.name() == "UNKNOWN_TOPIC_OR_PART", "client: %r" % errs)
+                check(errs[("known", 1)] is None, "known partition failed: %r" % errs)
+            except Exception as e:  # librdkafka may raise the first partition error instead
+                err = e.args[0] if e.args else e
+                check(getattr(err, "name", lambda: str(err))() == "UNKNOWN_TOPIC_OR_PART",
+                      "client commit raised %r" % (e,))
+            got = c.committed([TopicPartition("known", 1), TopicPartition("nosuch", 0)],
+                              timeout=10 * SLOW)
+            offs = {(tp.topic, tp.partition): tp.offset for tp in got}
+            check(offs[("known", 1)] == 8 and offs[("nosuch", 0)] < 0, "committed %r" % offs)
+        finally:
+            c.close()
+
+
 @test
 def test_admin_list_describe_delete():
     from confluent_kafka.admin import AdminClient
