@@ -658,9 +658,10 @@ def api_versions_body(version, software_name="gregor-test", software_version="1.
     return b""
 
 
-def metadata_body(version, topics=(), allow_auto_create=True):
+def metadata_body(version, topics=(), allow_auto_create=True, cluster_ops=False, topic_ops=False):
     """Metadata request body. topics=None asks for all topics (v1+); v0 has no null, so
-    an empty list there means all topics."""
+    an empty list there means all topics. cluster_ops/topic_ops ask for KIP-430's authorized
+    operations (v8-10 / v8+)."""
     flex = version >= 9
     if topics is None:
         check(version >= 1, "Metadata v0 cannot ask for null topics")
@@ -676,9 +677,9 @@ def metadata_body(version, topics=(), allow_auto_create=True):
     if version >= 4:
         out += boolean(allow_auto_create)
     if 8 <= version <= 10:
-        out += boolean(False)  # IncludeClusterAuthorizedOperations
+        out += boolean(cluster_ops)  # IncludeClusterAuthorizedOperations
     if version >= 8:
-        out += boolean(False)  # IncludeTopicAuthorizedOperations
+        out += boolean(topic_ops)  # IncludeTopicAuthorizedOperations
     if flex:
         out += TAGS_NONE
     return out
