@@ -35,6 +35,7 @@ static const struct broker_api broker_api_table[] = {
     {KPROTO_API_DELETE_TOPICS, 0, 6, handle_delete_topics},
     {KPROTO_API_DELETE_RECORDS, 0, 2, handle_delete_records},
     {KPROTO_API_INIT_PRODUCER_ID, 0, 5, handle_init_producer_id},
+    {KPROTO_API_OFFSET_FOR_LEADER_EPOCH, 0, 4, handle_offset_for_leader_epoch},
     {KPROTO_API_DESCRIBE_CONFIGS, 0, 4, handle_describe_configs},
     {KPROTO_API_ALTER_CONFIGS, 0, 2, handle_alter_configs},
     {KPROTO_API_CREATE_PARTITIONS, 0, 3, handle_create_partitions},

@@ -33,6 +33,7 @@ void handle_alter_configs(struct broker_req *r);
 void handle_incremental_alter_configs(struct broker_req *r);
 void handle_describe_cluster(struct broker_req *r);
 void handle_init_producer_id(struct broker_req *r);
+void handle_offset_for_leader_epoch(struct broker_req *r);
 void handle_describe_producers(struct broker_req *r);
 void handle_find_coordinator(struct broker_req *r);
 void handle_join_group(struct broker_req *r);
