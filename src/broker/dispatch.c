@@ -38,6 +38,7 @@ static const struct broker_api broker_api_table[] = {
     {KPROTO_API_OFFSET_FOR_LEADER_EPOCH, 0, 4, handle_offset_for_leader_epoch},
     {KPROTO_API_DESCRIBE_CONFIGS, 0, 4, handle_describe_configs},
     {KPROTO_API_ALTER_CONFIGS, 0, 2, handle_alter_configs},
+    {KPROTO_API_DESCRIBE_LOG_DIRS, 0, 4, handle_describe_log_dirs},
     {KPROTO_API_CREATE_PARTITIONS, 0, 3, handle_create_partitions},
     {KPROTO_API_DELETE_GROUPS, 0, 2, handle_delete_groups},
     {KPROTO_API_INCREMENTAL_ALTER_CONFIGS, 0, 1, handle_incremental_alter_configs},

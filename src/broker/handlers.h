@@ -30,6 +30,7 @@ void handle_create_partitions(struct broker_req *r);
 void handle_delete_records(struct broker_req *r);
 void handle_describe_configs(struct broker_req *r);
 void handle_alter_configs(struct broker_req *r);
+void handle_describe_log_dirs(struct broker_req *r);
 void handle_incremental_alter_configs(struct broker_req *r);
 void handle_describe_cluster(struct broker_req *r);
 void handle_init_producer_id(struct broker_req *r);

@@ -625,7 +625,8 @@ PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
 API_VERSIONS, CREATE_TOPICS = 18, 19
 # Versions from which each API uses flexible encoding (request header v2, response header v1).
 FIRST_FLEXIBLE = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4,
-                  15: 5, 16: 3, 18: 3, 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 32: 4, 36: 2, 37: 2,
+                  15: 5, 16: 3, 18: 3, 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 32: 4, 33: 2, 35: 2,
+                  36: 2, 37: 2,
                   42: 2, 44: 1, 47: 0, 48: 1, 49: 1, 50: 0, 51: 0, 60: 0, 61: 0, 75: 0}
 
 
