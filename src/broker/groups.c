@@ -226,8 +226,8 @@ struct coordinator_answer {
  * transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which librdkafka, the Java client
  * and kafkajs treat as fatal at once; the message says why. InitProducerId answers the same.
  */
-#define NO_TRANSACTIONS_MESSAGE                                                                   \
-    "This broker (Gregor) has no transaction coordinator: transactions are not supported, so "    \
+#define NO_TRANSACTIONS_MESSAGE                                                                    \
+    "This broker (Gregor) has no transaction coordinator: transactions are not supported, so "     \
     "no transactional id can be used"
 
 static void find_one(struct broker_req *r, const struct metadata_image *img,

@@ -18,7 +18,6 @@
 #include "proto/acl_operations.h"
 #include "proto/gen/errors.h"
 
-
 struct metadata_state {
     struct kmsg_metadata_request req;
     char **names;            /* requested names, NUL-terminated; NULL entry for by-id lookups */

@@ -49,8 +49,7 @@ static void epoch_end_partition(
 void handle_offset_for_leader_epoch(struct broker_req *r)
 {
     struct kmsg_offset_for_leader_epoch_request req;
-    if (broker_decode(r, (kproto_decode_fn)kmsg_offset_for_leader_epoch_request_decode, &req) !=
-        0)
+    if (broker_decode(r, (kproto_decode_fn)kmsg_offset_for_leader_epoch_request_decode, &req) != 0)
         return;
     struct kmsg_offset_for_leader_epoch_response resp;
     kmsg_offset_for_leader_epoch_response_init(&resp);

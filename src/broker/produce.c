@@ -184,8 +184,9 @@ static int16_t produce_convert_legacy(struct broker_req *r, struct partition *p,
 
 /* KIP-467: the records a policy refused, with Kafka's messages (fields of Produce v8+; older
  * versions do not encode them). The strings live in the request's arena, as pr does. */
-static void produce_report_record_errors(struct kmsg_produce_response_partition_produce_response *pr,
-                                         const struct produce_policy_report *rep)
+static void
+produce_report_record_errors(struct kmsg_produce_response_partition_produce_response *pr,
+                             const struct produce_policy_report *rep)
 {
     if (rep->message != NULL)
         pr->error_message = (struct kstr){rep->message, (int32_t)strlen(rep->message)};

@@ -24,9 +24,10 @@ struct policy {
 };
 
 /* Kafka's messages, so that clients and operators see the same text. */
-#define POLICY_KEY_MESSAGE "Compacted topic cannot accept message without key in topic partition %s-%d"
+#define POLICY_KEY_MESSAGE                                                                         \
+    "Compacted topic cannot accept message without key in topic partition %s-%d"
 #define POLICY_TIMESTAMP_MESSAGE                                                                   \
-    "Timestamp %lld of message with offset %lld is out of range. The timestamp should be within " \
+    "Timestamp %lld of message with offset %lld is out of range. The timestamp should be within "  \
     "[%lld, %lld]"
 #define POLICY_SHOWN_ERRORS 3
 

@@ -552,8 +552,8 @@ static void static_rejoin_persisted(void *arg, int err)
     struct group_call *c = m->join_call;
     m->join_call = NULL;
     if (err != 0) {
-        log_warn("group", "group %s: cannot persist static member %s: %d", g->id.p,
-                 sr->instance, err);
+        log_warn("group", "group %s: cannot persist static member %s: %d", g->id.p, sr->instance,
+                 err);
         static_member_revert(g, m, sr->old_id);
         member_schedule(m);
         join_reply_error(c, KAFKA_ERR_COORDINATOR_NOT_AVAILABLE, KSTR_LIT(""));

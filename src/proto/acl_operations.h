@@ -29,21 +29,21 @@ enum acl_operation {
 
 #define ACL_OPERATION_BIT(op) ((int32_t)1 << (op))
 
-#define ACL_OPERATIONS_TOPIC                                                                      \
+#define ACL_OPERATIONS_TOPIC                                                                       \
     (ACL_OPERATION_BIT(ACL_OPERATION_READ) | ACL_OPERATION_BIT(ACL_OPERATION_WRITE) |              \
      ACL_OPERATION_BIT(ACL_OPERATION_CREATE) | ACL_OPERATION_BIT(ACL_OPERATION_DELETE) |           \
      ACL_OPERATION_BIT(ACL_OPERATION_ALTER) | ACL_OPERATION_BIT(ACL_OPERATION_DESCRIBE) |          \
-     ACL_OPERATION_BIT(ACL_OPERATION_DESCRIBE_CONFIGS) |                                          \
+     ACL_OPERATION_BIT(ACL_OPERATION_DESCRIBE_CONFIGS) |                                           \
      ACL_OPERATION_BIT(ACL_OPERATION_ALTER_CONFIGS))
 
-#define ACL_OPERATIONS_CLUSTER                                                                    \
+#define ACL_OPERATIONS_CLUSTER                                                                     \
     (ACL_OPERATION_BIT(ACL_OPERATION_CREATE) | ACL_OPERATION_BIT(ACL_OPERATION_ALTER) |            \
      ACL_OPERATION_BIT(ACL_OPERATION_DESCRIBE) | ACL_OPERATION_BIT(ACL_OPERATION_CLUSTER_ACTION) | \
-     ACL_OPERATION_BIT(ACL_OPERATION_DESCRIBE_CONFIGS) |                                          \
-     ACL_OPERATION_BIT(ACL_OPERATION_ALTER_CONFIGS) |                                             \
+     ACL_OPERATION_BIT(ACL_OPERATION_DESCRIBE_CONFIGS) |                                           \
+     ACL_OPERATION_BIT(ACL_OPERATION_ALTER_CONFIGS) |                                              \
      ACL_OPERATION_BIT(ACL_OPERATION_IDEMPOTENT_WRITE))
 
-#define ACL_OPERATIONS_GROUP                                                                      \
+#define ACL_OPERATIONS_GROUP                                                                       \
     (ACL_OPERATION_BIT(ACL_OPERATION_READ) | ACL_OPERATION_BIT(ACL_OPERATION_DELETE) |             \
      ACL_OPERATION_BIT(ACL_OPERATION_DESCRIBE))
 
