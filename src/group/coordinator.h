@@ -90,8 +90,10 @@ struct group_call {
 
 struct group_coordinator *group_coordinator_create(const struct group_config *cfg,
                                                    const struct group_env *env);
-/* Answers every parked call (NOT_COORDINATOR) and refuses new ones. Any thread; call before
- * the network stops so the answers still go out. */
+/* Answers every parked call (NOT_COORDINATOR), refuses new ones and waits (bounded) for the
+ * appends in flight to complete; later completions are dropped. Any thread but a worker; call
+ * before the network stops so the answers still go out and no completion is posted to a
+ * stopped worker. */
 void group_coordinator_shutdown(struct group_coordinator *gc);
 /* Joins loader threads and frees everything. After the network stopped (no worker runs). */
 void group_coordinator_destroy(struct group_coordinator *gc);
