@@ -11,8 +11,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, Broker, KafkaRaw, Reader, array, check, comment, fail,  # noqa: E402
-                     i16, i32, i64, nbytes, run_tests, string, test, wait_until)
+from harness import (SLOW, Broker, KafkaRaw, Reader, TAGS_NONE, array, carray,  # noqa: E402
+                     cbytes, check, comment, cstring, fail, i16, i32, i64, nbytes, run_tests,
+                     string, test, wait_until)
 from kafka_records import ensure_topic  # noqa: E402
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
@@ -447,13 +448,34 @@ def describe_v0(k, group):
     return groups[0]
 
 
+def join_v9(k, group, instance):
+    """JoinGroup v9 (flexible) with an unknown member id -> (error, generation, skip_assignment,
+    leader, member id, [(member id, instance id, metadata)])."""
+    body = (cstring(group) + i32(6000) + i32(10000) + cstring("") + cstring(instance) +
+            cstring("consumer") + carray([cstring("range") + cbytes(b"\x00\x01meta") + TAGS_NONE]) +
+            cstring(None) + TAGS_NONE)
+    r = Reader(k.call(JOIN_GROUP, 9, body, timeout=20))
+    r.int32()
+    err, gen, _ptype, _pname = r.int16(), r.int32(), r.cstring(), r.cstring()
+    leader, skip, member = r.cstring(), r.boolean(), r.cstring()
+
+    def one(r):
+        m = (r.cstring(), r.cstring(), r.cbytes())
+        r.tagged_fields()
+        return m
+    members = r.carray(one)
+    r.tagged_fields()
+    return err, gen, skip, leader, member, members
+
+
 @test
 def test_raw_static_leader_rejoins_stable_group():
     """KIP-345, raw JoinGroup v5: the static leader of a Stable two-member group rejoins with an
     unknown member id. Kafka's answer before v9: same generation, a new member id, the OLD
     leader id as leader (so the client does not reassign) and no member list; SyncGroup with the
     new id returns the old assignment at once; the old id is fenced (FENCED_INSTANCE_ID) and the
-    other member's heartbeat sees no rebalance."""
+    other member's heartbeat sees no rebalance. With JoinGroup v9 the restarted leader gets its
+    new id as leader, the members and skip_assignment, still without a rebalance."""
     def join_full(k, group, member_id="", instance=None):
         body = (string(group) + i32(6000) + i32(10000) + string(member_id) + string(instance) +
                 string("consumer") + array([string("range") + nbytes(b"\x00\x01meta")]))
@@ -510,6 +532,16 @@ def test_raw_static_leader_rejoins_stable_group():
             check(heartbeat(k1, gen, lid, "L") == 82, "old id not fenced")
             check(heartbeat(k2, gen, fid, "F") == 0, "follower sees a rebalance")
             check(heartbeat(k3, gen, new_id, "L") == 0, "new id heartbeat")
+            # Restarted again with JoinGroup v9: the leader is told it leads (its new id, all
+            # members) but to skip the assignment; the generation and assignment stay.
+            with KafkaRaw(b) as k4:
+                err, gen4, skip, leader4, id4, members4 = join_v9(k4, "g-sl", "L")
+                check(err == 0 and gen4 == gen and skip and leader4 == id4 and
+                      id4 not in (lid, new_id) and sorted(m[0] for m in members4) ==
+                      sorted([id4, fid]), "v9 static leader rejoin: %r" %
+                      ((err, gen4, skip, leader4, id4, members4),))
+                check(sync(k4, gen4, id4, "L") == (0, b"for-L"), "v9: old assignment kept")
+                check(heartbeat(k2, gen, fid, "F") == 0, "follower sees a rebalance after v9")
 
 
 @test

@@ -20,7 +20,9 @@ test('kafkajs_transaction_fails_fast', async () => {
       logLevel: logLevel.NOTHING,
       logCreator: recordingLogCreator(logs)
     })
-    const producer = kafka.producer({ transactionalId: 'tx-js', idempotent: true, maxInFlightRequests: 1 })
+    const producer = kafka.producer({
+      transactionalId: 'tx-js', idempotent: true, maxInFlightRequests: 1
+    })
     await producer.connect()
     const t0 = Date.now()
     let err = null

@@ -105,7 +105,8 @@ def test_produce_v8_lists_every_invalid_record():
             check(r["error_code"] == 87, "v7 error %d" % r["error_code"])
             end = list_offset(c, "cmp8", 0, LATEST)["offset"]
             check(end == 0, "refused batches appended: log end %d" % end)
-        create(b, "cmpts", {"cleanup.policy": "compact", "message.timestamp.before.max.ms": "60000"})
+        create(b, "cmpts", {"cleanup.policy": "compact",
+                            "message.timestamp.before.max.ms": "60000"})
         with KafkaRaw(b) as c:
             now = int(time.time() * 1000)
             batch = record_batch([(b"a", b"v"), (None, b"v")], base_timestamp=now)
