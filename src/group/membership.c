@@ -9,6 +9,7 @@
  * JoinGroup its session timer is off (the rebalance timer bounds the wait instead); otherwise
  * it runs and every heartbeat/join/sync/commit restarts it.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -544,7 +545,7 @@ static void static_rejoin_persisted(void *arg, int err)
     struct member *m =
         g ? group_member_by_instance(g, (struct kstr){sr->instance, (int32_t)strlen(sr->instance)})
           : NULL;
-    if (m == NULL || g->state != GS_STABLE || m->join_call == NULL ||
+    if (m == NULL || g->state != GS_STABLE || m->join_call == NULL || m->id.p == NULL ||
         strcmp(m->id.p, sr->new_id) != 0) {
         static_rejoin_free(sr);
         return;
@@ -580,6 +581,7 @@ static void static_rejoin_persisted(void *arg, int err)
 static int static_rejoin_persist(struct group *g, struct member *m, const char *old_id,
                                  const struct gstr *old_leader)
 {
+    assert(m->instance_id.p != NULL); /* found by its instance id: a static member */
     struct static_rejoin *sr = calloc(1, sizeof(*sr));
     if (sr == NULL)
         return -ENOMEM;
