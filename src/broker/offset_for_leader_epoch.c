@@ -13,6 +13,7 @@
 
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
+#include "broker/leadership.h"
 #include "broker/partition.h"
 #include "proto/gen/errors.h"
 
@@ -25,9 +26,11 @@ static void epoch_end_partition(
     o->partition = rp->partition;
     o->leader_epoch = -1;
     o->end_offset = -1;
-    struct partition *p = partition_get(r->b->parts, topic, rp->partition);
+    int16_t lerr;
+    struct partition *p = partition_get_led(r->b, topic, NULL, rp->partition,
+                                            KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION, &lerr);
     if (p == NULL) {
-        o->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        o->error_code = lerr; /* a client asks the leader (replica fetchers: issue 14) */
         return;
     }
     int32_t current = atomic_load(&p->leader_epoch);
