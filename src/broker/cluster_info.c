@@ -1,13 +1,13 @@
-/* DescribeCluster (60): the brokers, cluster id and controller, from the metadata image. */
+/* DescribeCluster (60): the brokers, cluster id and controller, from the metadata image, and
+ * the cluster's authorized operations when asked. */
 #include "proto/gen/describe_cluster.h"
 
 #include <string.h>
 
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
+#include "proto/acl_operations.h"
 #include "proto/gen/errors.h"
-
-#define CLUSTER_AUTHORIZED_OPS_UNSET ((int32_t)0x80000000)
 
 void handle_describe_cluster(struct broker_req *r)
 {
@@ -21,7 +21,10 @@ void handle_describe_cluster(struct broker_req *r)
     resp.cluster_id = (struct kstr){b->cluster_id, (int32_t)strlen(b->cluster_id)};
     /* A live broker that forwards to the active controller, as Kafka brokers answer. */
     resp.controller_id = b->cfg.node_id;
-    resp.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPS_UNSET;
+    /* KIP-430: every cluster operation when asked, as Kafka without an authorizer. */
+    resp.cluster_authorized_operations = req.include_cluster_authorized_operations
+                                             ? ACL_OPERATIONS_CLUSTER
+                                             : ACL_OPERATIONS_NOT_REQUESTED;
     const struct metadata_image *img = metadata_image_acquire(b->ctl);
     resp.brokers.v = arena_calloc(r->arena, img->n_brokers + 1, sizeof(*resp.brokers.v));
     resp.brokers.n = 0;

@@ -105,6 +105,21 @@ static int env_log_append(void *ref, uint8_t *batch, size_t len, struct log_appe
     return 0;
 }
 
+static bool env_partition_exists(void *ctx, struct kstr topic, int32_t partition)
+{
+    struct broker *b = ctx;
+    char name[256];
+    if (topic.len <= 0 || (size_t)topic.len >= sizeof(name))
+        return false; /* Kafka's topic names are at most 249 characters */
+    memcpy(name, topic.ptr, (size_t)topic.len);
+    name[topic.len] = '\0';
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    const struct metadata_topic *t = metadata_image_topic_by_name(img, name);
+    bool ok = t && partition >= 0 && (uint32_t)partition < t->n_partitions;
+    metadata_image_release(img);
+    return ok;
+}
+
 int groups_start(struct broker *b)
 {
     struct broker_groups *g = calloc(1, sizeof(*g));
@@ -128,6 +143,7 @@ int groups_start(struct broker *b)
         .log_put = env_log_put,
         .log_append = env_log_append,
         .is_leader = env_is_leader,
+        .partition_exists = env_partition_exists,
     };
     g->gc = group_coordinator_create(&cfg, &env);
     if (g->gc == NULL) {
@@ -212,10 +228,22 @@ static void offsets_topic_create(struct broker *b, const struct metadata_image *
 
 struct coordinator_answer {
     int16_t error;
+    struct kstr message; /* error_message (v1+), null when none */
     int32_t node_id;
     struct kstr host;
     int32_t port;
 };
+
+/*
+ * Gregor has no transaction coordinator yet. COORDINATOR_NOT_AVAILABLE would be retried until
+ * the client's timeout (librdkafka's init_transactions() spins for its whole timeout), so a
+ * transactional id is answered as by a Kafka broker whose authorizer denies every
+ * transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which librdkafka, the Java client
+ * and kafkajs treat as fatal at once; the message says why. InitProducerId answers the same.
+ */
+#define NO_TRANSACTIONS_MESSAGE                                                                    \
+    "This broker (Gregor) has no transaction coordinator: transactions are not supported, so "     \
+    "no transactional id can be used"
 
 static void find_one(struct broker_req *r, const struct metadata_image *img,
                      const struct metadata_topic *t, int8_t key_type, struct kstr key,
@@ -223,11 +251,15 @@ static void find_one(struct broker_req *r, const struct metadata_image *img,
 {
     struct broker *b = r->b;
     out->error = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+    out->message = KSTR_NULL;
     out->node_id = -1;
     out->host = KSTR_LIT("");
     out->port = -1;
-    if (key_type == 1) /* transactions: no transaction coordinator in Gregor */
+    if (key_type == 1) {
+        out->error = KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        out->message = KSTR_LIT(NO_TRANSACTIONS_MESSAGE);
         return;
+    }
     if (key_type != 0) {
         out->error = KAFKA_ERR_INVALID_REQUEST;
         return;
@@ -280,7 +312,7 @@ void handle_find_coordinator(struct broker_req *r)
         struct coordinator_answer a;
         find_one(r, img, t, req.key_type, req.key, &a);
         resp.error_code = a.error;
-        resp.error_message = a.error ? KSTR_NULL : KSTR_NULL;
+        resp.error_message = a.message;
         resp.node_id = a.node_id;
         resp.host = a.host;
         resp.port = a.port;
@@ -298,7 +330,7 @@ void handle_find_coordinator(struct broker_req *r)
             c->host = a.host;
             c->port = a.port;
             c->error_code = a.error;
-            c->error_message = KSTR_NULL;
+            c->error_message = a.message;
         }
     }
     metadata_image_release(img);

@@ -16,11 +16,13 @@
  *     id was never handed out by this cluster. (Kafka's coordinator hands a fresh id to
  *     non-transactional producers instead; both are valid answers for clients.)
  *   - only one of id and epoch set: INVALID_REQUEST, as Kafka;
- *   - a transactional id: Gregor has no transaction coordinator. We answer UNSUPPORTED_VERSION
- *     (35), the code Kafka uses for "this broker does not provide that feature": clients treat
- *     it as fatal (the Java client reports "Unexpected error in InitProducerIdResponse; The
- *     version of API is not supported", librdkafka fails init_transactions()), instead of
- *     retrying forever as they would on COORDINATOR_NOT_AVAILABLE.
+ *   - a transactional id: Gregor has no transaction coordinator. We answer
+ *     TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53), as a Kafka broker whose authorizer denies
+ *     every transactional id would (FindCoordinator answers the same, with a message saying
+ *     why; see groups.c). Clients treat it as fatal at once (librdkafka's init_transactions()
+ *     raises a fatal error, the Java client a TransactionalIdAuthorizationException) instead
+ *     of retrying until their timeout as on COORDINATOR_NOT_AVAILABLE; librdkafka would also
+ *     retry UNSUPPORTED_VERSION here, it is not among its fatal InitProducerId errors.
  *   - the controller cannot reserve a block (no quorum, not the leader, shutdown):
  *     COORDINATOR_LOAD_IN_PROGRESS, retriable, as Kafka's RPCProducerIdManager answers while
  *     its block is not available.
@@ -102,7 +104,7 @@ void handle_init_producer_id(struct broker_req *r)
     if (broker_decode(r, (kproto_decode_fn)kmsg_init_producer_id_request_decode, &req) != 0)
         return;
     if (req.transactional_id.len >= 0 && req.transactional_id.ptr != NULL) {
-        reply(r, KAFKA_ERR_UNSUPPORTED_VERSION, -1, -1);
+        reply(r, KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1);
         return;
     }
     if (r->hdr.api_version >= 3 && (req.producer_id >= 0) != (req.producer_epoch >= 0)) {

@@ -16,9 +16,8 @@
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "cluster/controller.h"
+#include "proto/acl_operations.h"
 #include "proto/gen/errors.h"
-
-#define METADATA_AUTHORIZED_OPS_UNSET ((int32_t)0x80000000)
 
 struct metadata_state {
     struct kmsg_metadata_request req;
@@ -97,6 +96,13 @@ static struct karray_int32 metadata_offline(struct broker_req *r, const struct m
     return metadata_ids(r, off, n);
 }
 
+/* KIP-430: every topic operation when asked (v8+), as Kafka without an authorizer. */
+static int32_t metadata_topic_operations(const struct metadata_state *st)
+{
+    return st->req.include_topic_authorized_operations ? ACL_OPERATIONS_TOPIC
+                                                       : ACL_OPERATIONS_NOT_REQUESTED;
+}
+
 static void metadata_fill_topic(struct broker_req *r, const struct metadata_image *img,
                                 const struct metadata_topic *t,
                                 struct kmsg_metadata_response_topic *o)
@@ -105,9 +111,9 @@ static void metadata_fill_topic(struct broker_req *r, const struct metadata_imag
     o->name = (struct kstr){t->name, (int32_t)strlen(t->name)};
     memcpy(o->topic_id.b, t->id, sizeof(o->topic_id.b));
     o->is_internal = metadata_is_internal(t->name);
-    o->topic_authorized_operations = METADATA_AUTHORIZED_OPS_UNSET;
-    o->partitions.v =
-        arena_calloc(r->arena, t->n_partitions ? t->n_partitions : 1, sizeof(*o->partitions.v));
+    o->topic_authorized_operations = ACL_OPERATIONS_NOT_REQUESTED;
+    o->partitions.v = arena_calloc(r->arena, t->n_partitions ? t->n_partitions : 1,
+                                   sizeof(*o->partitions.v));
     o->partitions.n = 0;
     if (o->partitions.v == NULL)
         return;
@@ -131,7 +137,7 @@ static void metadata_fill_missing(struct kmsg_metadata_response_topic *o, struct
     o->error_code = error;
     o->name = name;
     o->topic_id = id;
-    o->topic_authorized_operations = METADATA_AUTHORIZED_OPS_UNSET;
+    o->topic_authorized_operations = ACL_OPERATIONS_NOT_REQUESTED;
 }
 
 static void metadata_respond(struct broker_req *r, struct metadata_state *st)
@@ -146,7 +152,10 @@ static void metadata_respond(struct broker_req *r, struct metadata_state *st)
      * forwards what only the active controller can do; so an admin client never waits on a
      * dead controller it learnt about earlier. */
     resp.controller_id = b->cfg.node_id;
-    resp.cluster_authorized_operations = METADATA_AUTHORIZED_OPS_UNSET;
+    /* Kafka answers the cluster's operations only in v8-10 (the field's versions). */
+    resp.cluster_authorized_operations = st->req.include_cluster_authorized_operations
+                                             ? ACL_OPERATIONS_CLUSTER
+                                             : ACL_OPERATIONS_NOT_REQUESTED;
     size_t n = st->all_topics ? img->n_topics : (size_t)st->req.topics.n;
     resp.topics.v = arena_calloc(r->arena, n ? n : 1, sizeof(*resp.topics.v));
     resp.topics.n = 0;
@@ -155,6 +164,7 @@ static void metadata_respond(struct broker_req *r, struct metadata_state *st)
         kmsg_metadata_response_topic_init(o);
         if (st->all_topics) {
             metadata_fill_topic(r, img, img->topics_by_name[i], o);
+            o->topic_authorized_operations = metadata_topic_operations(st);
             continue;
         }
         const struct kmsg_metadata_request_topic *rt = &st->req.topics.v[i];
@@ -167,6 +177,9 @@ static void metadata_respond(struct broker_req *r, struct metadata_state *st)
             metadata_fill_missing(o, rt->name, rt->topic_id,
                                   st->create_errors[i] ? st->create_errors[i]
                                                        : KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION);
+        /* As Kafka: topics asked for by name get them even when missing; unknown ids not. */
+        if (t != NULL || st->names[i] != NULL)
+            o->topic_authorized_operations = metadata_topic_operations(st);
     }
     broker_reply(r, (kproto_encode_fn)kmsg_metadata_response_encode, &resp);
     metadata_image_release(img);

@@ -183,6 +183,30 @@ static int16_t produce_convert_legacy(struct broker_req *r, struct partition *p,
     return KAFKA_ERR_NONE;
 }
 
+/* KIP-467: the records a policy refused, with Kafka's messages (fields of Produce v8+; older
+ * versions do not encode them). The strings live in the request's arena, as pr does. */
+static void
+produce_report_record_errors(struct kmsg_produce_response_partition_produce_response *pr,
+                             const struct produce_policy_report *rep)
+{
+    if (rep->message != NULL)
+        pr->error_message = (struct kstr){rep->message, (int32_t)strlen(rep->message)};
+    if (rep->n_errors == 0)
+        return;
+    struct kmsg_produce_response_batch_index_and_error_message *v =
+        arena_calloc(rep->arena, rep->n_errors, sizeof(*v));
+    if (v == NULL)
+        return; /* the error code alone still refuses the batch */
+    for (size_t i = 0; i < rep->n_errors; i++) {
+        kmsg_produce_response_batch_index_and_error_message_init(&v[i]);
+        v[i].batch_index = rep->errors[i].batch_index;
+        v[i].batch_index_error_message =
+            (struct kstr){rep->errors[i].message, (int32_t)strlen(rep->errors[i].message)};
+    }
+    pr->record_errors.v = v;
+    pr->record_errors.n = (int32_t)rep->n_errors;
+}
+
 /* Appends one partition's batch; fills pr. Returns 1 when a flush is pending for acks=-1. */
 static int produce_partition(struct produce_state *st, struct broker_req *r, int16_t acks,
                              const char *topic,
@@ -210,13 +234,15 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
     int16_t err = produce_convert_legacy(r, p, &rec, &converted);
     if (err == KAFKA_ERR_NONE)
         err = produce_validate(r, p, &rec);
+    struct produce_policy_report report = {.arena = r->arena};
     if (err == KAFKA_ERR_NONE)
-        err = produce_policy_apply(p, clock_wall_ms(), &rec, &converted);
+        err = produce_policy_apply(p, clock_wall_ms(), &rec, &converted, &report);
     if (err == KAFKA_ERR_NONE && acks == -1 &&
         atomic_load(&p->isr_size) < atomic_load(&p->min_insync_replicas))
         err = KAFKA_ERR_NOT_ENOUGH_REPLICAS;
     if (err != KAFKA_ERR_NONE) {
         pr->error_code = err;
+        produce_report_record_errors(pr, &report);
         free(converted);
         partition_put(p);
         return 0;

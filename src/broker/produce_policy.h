@@ -11,15 +11,36 @@
 
 #include <stdint.h>
 
+#include "base/arena.h"
 #include "broker/partition.h"
 #include "proto/codec.h"
+
+/* One rejected record (KIP-467): its index in the batch and why. */
+struct produce_record_error {
+    int32_t batch_index;
+    const char *message;
+};
+
+/*
+ * What a rejected batch reports besides its error code: every bad record (Kafka lists them
+ * all) and the partition's error message. Everything is allocated in `arena` (the request's).
+ */
+struct produce_policy_report {
+    struct arena *arena;
+    size_t n_errors;
+    size_t cap;
+    struct produce_record_error *errors;
+    const char *message; /* NULL when the batch was not rejected record by record */
+};
 
 /*
  * Applies p's policies to the single batch in *rec. When the batch is re-encoded, *rebuilt
  * receives a malloc'ed buffer that *rec then points to (the caller frees it; if *rebuilt
- * already held an earlier conversion it is freed here). Returns a Kafka error code.
+ * already held an earlier conversion it is freed here). Records that break a policy are all
+ * listed in *report (as Kafka's LogValidator does) and the batch is refused: INVALID_TIMESTAMP
+ * if any record's timestamp is out of range, else INVALID_RECORD. Returns a Kafka error code.
  */
 int16_t produce_policy_apply(struct partition *p, int64_t now_ms, struct krecords *rec,
-                             uint8_t **rebuilt);
+                             uint8_t **rebuilt, struct produce_policy_report *report);
 
 #endif

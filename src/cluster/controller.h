@@ -100,7 +100,7 @@ struct controller_broker_registration {
 typedef void (*controller_done_fn)(void *arg, const struct controller_result *result);
 
 struct controller_replica_list {
-    int32_t partition; /* partition index the replicas are for */
+    int32_t partition; /* CreateTopics: partition index; CreatePartitions: unused (positional) */
     uint32_t n_replicas;
     const int32_t *replicas;
 };

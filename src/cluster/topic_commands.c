@@ -75,19 +75,31 @@ static int emit_partition(struct metadata_image *scratch, struct metadata_buf *o
 }
 
 /*
- * Checks a manual assignment for partitions [first, first + n): consecutive indexes, equal
- * non-zero sizes, no duplicate replicas, only registered brokers. Returns true if valid.
+ * Checks that a CreateTopics manual assignment names partitions 0..n-1 in order. CreatePartitions
+ * has no indexes: its lists are positional, for the new partitions only.
  */
-static bool check_assignment(struct command *cmd, struct controller_topic_result *r,
-                             const struct metadata_image *img,
-                             const struct controller_replica_list *a, uint32_t n, int32_t first)
+static bool check_assignment_indexes(struct command *cmd, struct controller_topic_result *r,
+                                     const struct controller_replica_list *a, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
-        if (a[i].partition != first + (int32_t)i) {
+        if (a[i].partition != (int32_t)i) {
             command_set_error(cmd, r, KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT,
                               "Partitions should be a consecutive 0-based integer sequence");
             return false;
         }
+    }
+    return true;
+}
+
+/*
+ * Checks the replica lists of a manual assignment: equal non-zero sizes, no duplicate replicas,
+ * only registered brokers. Returns true if valid.
+ */
+static bool check_assignment(struct command *cmd, struct controller_topic_result *r,
+                             const struct metadata_image *img,
+                             const struct controller_replica_list *a, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
         if (a[i].n_replicas == 0 || a[i].n_replicas != a[0].n_replicas ||
             a[i].n_replicas > MAX_REPLICATION_FACTOR) {
             command_set_error(cmd, r, KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT,
@@ -177,7 +189,8 @@ static bool check_new_topic(struct command *cmd, struct controller_topic_result 
                               MAX_PARTITIONS_PER_TOPIC);
             return false;
         }
-        if (!check_assignment(cmd, r, img, t->assignments, t->n_assignments, 0))
+        if (!check_assignment_indexes(cmd, r, t->assignments, t->n_assignments) ||
+            !check_assignment(cmd, r, img, t->assignments, t->n_assignments))
             return false;
         *parts = (int32_t)t->n_assignments;
         *rf = (int16_t)t->assignments[0].n_replicas;
@@ -362,7 +375,17 @@ static bool check_increase(struct command *cmd, struct controller_topic_result *
                               p->count - have, p->n_assignments);
             return false;
         }
-        return check_assignment(cmd, r, img, p->assignments, p->n_assignments, have);
+        if (!check_assignment(cmd, r, img, p->assignments, p->n_assignments))
+            return false;
+        if (have && (int32_t)p->assignments[0].n_replicas != rf) {
+            command_set_error(cmd, r, KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT,
+                              "The manual partition assignment includes a partition with %u "
+                              "replica(s), but this is not consistent with previous partitions, "
+                              "which have %d replica(s).",
+                              p->assignments[0].n_replicas, rf);
+            return false;
+        }
+        return true;
     }
     if ((size_t)rf > metadata_image_usable_brokers(img) || rf > MAX_REPLICATION_FACTOR) {
         command_set_error(cmd, r, KAFKA_ERR_INVALID_REPLICATION_FACTOR,

@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "group/group_internal.h"
+#include "proto/acl_operations.h"
 #include "proto/gen/delete_groups.h"
 #include "proto/gen/describe_groups.h"
 #include "proto/gen/errors.h"
@@ -33,13 +34,17 @@ void group_handle_describe(struct shard *s, struct group_call *c)
     d->protocol_type = KSTR_LIT("");
     d->protocol_data = KSTR_LIT("");
     d->members.n = 0;
-    d->authorized_operations = INT32_MIN;
+    d->authorized_operations = ACL_OPERATIONS_NOT_REQUESTED;
     int16_t err = shard_error(s);
     /* No __consumer_offsets yet: no group exists anywhere. */
     if (err == KAFKA_ERR_COORDINATOR_NOT_AVAILABLE && s == NULL &&
         c->gc->env.partition_count(c->gc->env.ctx) == 0)
         err = 0;
     d->error_code = err;
+    /* KIP-430 (v3+): every group operation for groups described without error, as Kafka
+     * without an authorizer. */
+    if (err == 0 && c->api_version >= 3 && req->include_authorized_operations)
+        d->authorized_operations = ACL_OPERATIONS_GROUP;
     struct group *g = err ? NULL : group_find(s, d->group_id);
     if (g != NULL) {
         d->group_state = KSTR_LIT("");

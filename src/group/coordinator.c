@@ -880,6 +880,26 @@ static void shard_shutdown(void *arg)
         }
 }
 
+/*
+ * Waits (bounded) for the flusher to hand back the appends in flight while the workers still
+ * run their completions, then closes: a later completion is dropped instead of posted, since
+ * the network frees its workers next (posting to a freed worker was a use-after-free). Only
+ * appends without a waiting caller can start after `stopping` (timer-driven group records),
+ * so nothing that answers a client is dropped.
+ */
+static void appends_drain(struct group_coordinator *gc)
+{
+    pthread_mutex_lock(&gc->appends_mu);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    while (gc->appends_outstanding > 0 &&
+           pthread_cond_timedwait(&gc->appends_cond, &gc->appends_mu, &until) == 0) {
+    }
+    gc->closed = true;
+    pthread_mutex_unlock(&gc->appends_mu);
+}
+
 void group_coordinator_shutdown(struct group_coordinator *gc)
 {
     if (gc == NULL)
@@ -900,6 +920,7 @@ void group_coordinator_shutdown(struct group_coordinator *gc)
             net_worker_post(s->worker, shard_shutdown, s);
     }
     pthread_mutex_unlock(&gc->load_mu);
+    appends_drain(gc);
 }
 
 void group_coordinator_destroy(struct group_coordinator *gc)

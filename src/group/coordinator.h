@@ -55,6 +55,9 @@ struct group_env {
     int (*log_append)(void *ref, uint8_t *batch, size_t len, struct log_append_info *info);
     /* True while this broker leads partition s of __consumer_offsets (optional). */
     bool (*is_leader)(void *ctx, int32_t shard);
+    /* True if the cluster has partition `partition` of topic `topic` (OffsetCommit refuses
+     * offsets for anything else, as Kafka does). Any worker. */
+    bool (*partition_exists)(void *ctx, struct kstr topic, int32_t partition);
 };
 
 struct group_config {
@@ -89,8 +92,10 @@ struct group_call {
 
 struct group_coordinator *group_coordinator_create(const struct group_config *cfg,
                                                    const struct group_env *env);
-/* Answers every parked call (NOT_COORDINATOR) and refuses new ones. Any thread; call before
- * the network stops so the answers still go out. */
+/* Answers every parked call (NOT_COORDINATOR), refuses new ones and waits (bounded) for the
+ * appends in flight to complete; later completions are dropped. Any thread but a worker; call
+ * before the network stops so the answers still go out and no completion is posted to a
+ * stopped worker. */
 void group_coordinator_shutdown(struct group_coordinator *gc);
 /* Joins loader threads and frees everything. After the network stopped (no worker runs). */
 void group_coordinator_destroy(struct group_coordinator *gc);

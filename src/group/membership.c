@@ -9,6 +9,8 @@
  * JoinGroup its session timer is off (the rebalance timer bounds the wait instead); otherwise
  * it runs and every heartbeat/join/sync/commit restarts it.
  */
+#include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,8 +96,13 @@ static const struct gstr *member_protocol_metadata(const struct member *m, const
     return NULL;
 }
 
-/* Answers m's parked (or current) JoinGroup with the group's current generation. */
-static void join_reply_member(struct group *g, struct member *m, struct group_call *c)
+/*
+ * Answers m's JoinGroup with the group's current generation, naming `leader` as the leader;
+ * the member list goes along when `with_members`. skip_assignment tells a v9+ leader not to run
+ * the assignor (a static leader rejoining a Stable group).
+ */
+static void join_reply_as(struct group *g, struct member *m, struct group_call *c,
+                          const struct gstr *leader, bool with_members, bool skip_assignment)
 {
     struct kmsg_join_group_response *resp = c->resp;
     resp->error_code = 0;
@@ -104,11 +111,11 @@ static void join_reply_member(struct group *g, struct member *m, struct group_ca
     resp->protocol_name = arena_kstr(c->arena, &g->protocol_name);
     if (c->api_version < 7 && resp->protocol_name.len < 0)
         resp->protocol_name = KSTR_LIT("");
-    resp->leader = g->leader.len >= 0 ? arena_kstr(c->arena, &g->leader) : KSTR_LIT("");
+    resp->leader = leader->len >= 0 ? arena_kstr(c->arena, leader) : KSTR_LIT("");
     resp->member_id = arena_kstr(c->arena, &m->id);
-    resp->skip_assignment = false;
+    resp->skip_assignment = skip_assignment;
     resp->members.n = 0;
-    if (gstr_eq_str(&g->leader, &m->id)) {
+    if (with_members) {
         resp->members.v = arena_calloc(c->arena, (size_t)g->nmembers + 1, sizeof(*resp->members.v));
         if (resp->members.v) {
             int32_t n = 0;
@@ -125,6 +132,12 @@ static void join_reply_member(struct group *g, struct member *m, struct group_ca
         }
     }
     call_finish(c);
+}
+
+/* Answers m's parked (or current) JoinGroup with the group's current generation. */
+static void join_reply_member(struct group *g, struct member *m, struct group_call *c)
+{
+    join_reply_as(g, m, c, &g->leader, gstr_eq_str(&g->leader, &m->id), false);
 }
 
 /* ---- timers ---- */
@@ -492,6 +505,161 @@ static void group_update_member_and_rebalance(struct group *g, struct member *m,
     group_maybe_prepare_rebalance(g);
 }
 
+/* ---- static members (KIP-345) ---- */
+
+/* A static member's JoinGroup waiting for the group record naming its new member id. */
+struct static_rejoin {
+    struct shard *s;
+    char *group, *instance, *new_id, *old_id;
+    struct gstr old_leader; /* the leader before the replacement (old id if it was this member) */
+};
+
+static void static_rejoin_free(struct static_rejoin *sr)
+{
+    free(sr->group);
+    free(sr->instance);
+    free(sr->new_id);
+    free(sr->old_id);
+    gstr_free(&sr->old_leader);
+    free(sr);
+}
+
+/* Gives m its previous member id back (Kafka reverts when the group record cannot be stored). */
+static void static_member_revert(struct group *g, struct member *m, const char *old_id)
+{
+    bool leader = gstr_eq_str(&g->leader, &m->id);
+    gstr_set(&m->id, old_id, (int32_t)strlen(old_id));
+    if (leader)
+        gstr_set(&g->leader, old_id, (int32_t)strlen(old_id));
+}
+
+/*
+ * Owner worker: the group record with the static member's new id is durable (or failed).
+ * Answers the parked JoinGroup as Kafka does, unless a rebalance took the call over (then the
+ * rebalance answers it) or the instance was replaced again meanwhile.
+ */
+static void static_rejoin_persisted(void *arg, int err)
+{
+    struct static_rejoin *sr = arg;
+    struct group *g = group_find(sr->s, (struct kstr){sr->group, (int32_t)strlen(sr->group)});
+    struct member *m =
+        g ? group_member_by_instance(g, (struct kstr){sr->instance, (int32_t)strlen(sr->instance)})
+          : NULL;
+    if (m == NULL || g->state != GS_STABLE || m->join_call == NULL || m->id.p == NULL ||
+        strcmp(m->id.p, sr->new_id) != 0) {
+        static_rejoin_free(sr);
+        return;
+    }
+    struct group_call *c = m->join_call;
+    m->join_call = NULL;
+    if (err != 0) {
+        log_warn("group", "group %s: cannot persist static member %s: %d", g->id.p, sr->instance,
+                 err);
+        static_member_revert(g, m, sr->old_id);
+        member_schedule(m);
+        join_reply_error(c, KAFKA_ERR_COORDINATOR_NOT_AVAILABLE, KSTR_LIT(""));
+        static_rejoin_free(sr);
+        return;
+    }
+    member_schedule(m);
+    if (c->api_version >= 9) {
+        /* The leader learns it leads, with the members, but must not reassign. */
+        bool leader = gstr_eq_str(&g->leader, &m->id);
+        join_reply_as(g, m, c, &g->leader, leader, leader);
+    } else {
+        /* Before v9 the old leader id is returned, so that a restarted leader does not run an
+         * assignment a Stable group would never hand out. */
+        join_reply_as(g, m, c, &sr->old_leader, false, false);
+    }
+    static_rejoin_free(sr);
+}
+
+/*
+ * Writes the group record with m's new id; static_rejoin_persisted answers c. Returns 0, or a
+ * negative error with nothing pending.
+ */
+static int static_rejoin_persist(struct group *g, struct member *m, const char *old_id,
+                                 const struct gstr *old_leader)
+{
+    assert(m->instance_id.p != NULL); /* found by its instance id: a static member */
+    struct static_rejoin *sr = calloc(1, sizeof(*sr));
+    if (sr == NULL)
+        return -ENOMEM;
+    sr->s = g->s;
+    sr->old_leader.len = -1;
+    sr->group = strdup(g->id.p);
+    sr->instance = strdup(m->instance_id.p);
+    sr->new_id = strdup(m->id.p);
+    sr->old_id = strdup(old_id);
+    gstr_set(&sr->old_leader, old_leader->p, old_leader->len);
+    struct offsets_kv kv;
+    int rc = -ENOMEM;
+    if (sr->group && sr->instance && sr->new_id && sr->old_id &&
+        (old_leader->len < 0 || sr->old_leader.p != NULL) &&
+        (rc = group_encode_metadata(&kv, g, g->id.p)) == 0) {
+        rc = shard_append(g->s, &kv, 1, static_rejoin_persisted, sr);
+        offsets_kv_free(&kv);
+    }
+    if (rc != 0)
+        static_rejoin_free(sr);
+    return rc;
+}
+
+/*
+ * Kafka's updateStaticMemberAndRebalance: a static member rejoining with an unknown member id
+ * takes over its old entry under new_id (the old id is fenced at once). In a Stable group whose
+ * selected protocol stays the same there is no rebalance: the group record is stored and the
+ * member gets the current generation, then its old assignment from SyncGroup. Otherwise the
+ * group rebalances as for any member update.
+ */
+static void static_member_rejoin(struct group *g, struct member *m, struct group_call *c,
+                                 const char *new_id)
+{
+    if (m->join_call) {
+        struct group_call *oc = m->join_call;
+        m->join_call = NULL;
+        join_reply_error(oc, KAFKA_ERR_FENCED_INSTANCE_ID, gstr_kstr(&m->id));
+    }
+    if (m->sync_call) {
+        struct group_call *oc = m->sync_call;
+        m->sync_call = NULL;
+        sync_reply(oc, KAFKA_ERR_FENCED_INSTANCE_ID, NULL, NULL);
+    }
+    char *old_id = strdup(m->id.p);
+    struct gstr old_leader = {NULL, -1};
+    gstr_set(&old_leader, g->leader.p, g->leader.len);
+    bool was_leader = gstr_eq_str(&g->leader, &m->id);
+    gstr_set(&m->id, new_id, (int32_t)strlen(new_id));
+    if (was_leader)
+        gstr_set(&g->leader, new_id, (int32_t)strlen(new_id));
+    log_info("group", "group %s (%s): static member %s rejoined as %s", g->id.p,
+             group_state_name(g->state), m->instance_id.p, new_id);
+    if (g->state != GS_STABLE || old_id == NULL) {
+        group_update_member_and_rebalance(g, m, c);
+        goto out;
+    }
+    if (member_update(m, c->req, c) != 0) {
+        static_member_revert(g, m, old_id);
+        join_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, KSTR_LIT(""));
+        goto out;
+    }
+    const struct gstr *proto = group_select_protocol(g);
+    member_park_join(m, c);
+    if (proto == NULL || !gstr_eq_str(proto, &g->protocol_name)) {
+        group_maybe_prepare_rebalance(g);
+        goto out;
+    }
+    if (static_rejoin_persist(g, m, old_id, &old_leader) != 0) {
+        m->join_call = NULL;
+        static_member_revert(g, m, old_id);
+        member_schedule(m);
+        join_reply_error(c, KAFKA_ERR_COORDINATOR_NOT_AVAILABLE, KSTR_LIT(""));
+    }
+out:
+    free(old_id);
+    gstr_free(&old_leader);
+}
+
 static void new_member_id(struct kstr client_id, char *out, size_t cap)
 {
     uint8_t r[16];
@@ -614,23 +782,7 @@ void group_handle_join(struct shard *s, struct group_call *c)
         new_member_id(c->client_id, id, sizeof(id));
         struct member *old = group_member_by_instance(g, instance);
         if (old != NULL) {
-            /* A static member restarted: it takes over the old member's place under a new
-             * id; the old id is fenced from now on. */
-            if (old->join_call) {
-                struct group_call *oc = old->join_call;
-                old->join_call = NULL;
-                join_reply_error(oc, KAFKA_ERR_FENCED_INSTANCE_ID, gstr_kstr(&old->id));
-            }
-            if (old->sync_call) {
-                struct group_call *oc = old->sync_call;
-                old->sync_call = NULL;
-                sync_reply(oc, KAFKA_ERR_FENCED_INSTANCE_ID, NULL, NULL);
-            }
-            bool was_leader = gstr_eq_str(&g->leader, &old->id);
-            gstr_set(&old->id, id, (int32_t)strlen(id));
-            if (was_leader)
-                gstr_set(&g->leader, id, (int32_t)strlen(id));
-            group_update_member_and_rebalance(g, old, c);
+            static_member_rejoin(g, old, c, id);
             return;
         }
         if (instance.len < 0 && c->api_version >= 4) {

@@ -140,6 +140,14 @@ static void commit_durable(void *arg, int err)
     call_finish(c);
 }
 
+/* Kafka's broker answers UNKNOWN_TOPIC_OR_PARTITION for partitions its metadata lacks before
+ * the coordinator sees the commit. */
+static bool commit_partition_exists(struct group_call *c, struct kstr topic, int32_t partition)
+{
+    const struct group_env *env = &c->gc->env;
+    return env->partition_exists == NULL || env->partition_exists(env->ctx, topic, partition);
+}
+
 /* Kafka's doCommitOffsets checks, in its order. */
 static int16_t commit_check(struct shard *s, struct group_call *c, struct group **gp)
 {
@@ -204,10 +212,20 @@ void group_handle_offset_commit(struct shard *s, struct group_call *c)
         rt->partitions.v = arena_calloc(c->arena, (size_t)np + 1, sizeof(*rt->partitions.v));
         rt->partitions.n = rt->partitions.v ? np : 0;
         for (int32_t j = 0; j < rt->partitions.n; j++) {
-            kmsg_offset_commit_response_partition_init(&rt->partitions.v[j]);
-            rt->partitions.v[j].partition_index = t->partitions.v[j].partition_index;
+            struct kmsg_offset_commit_response_partition *pr = &rt->partitions.v[j];
+            kmsg_offset_commit_response_partition_init(pr);
+            pr->partition_index = t->partitions.v[j].partition_index;
+            if (!commit_partition_exists(c, t->name, pr->partition_index))
+                pr->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+            else
+                total++;
         }
-        total += (size_t)rt->partitions.n;
+    }
+    if (total == 0) {
+        /* As Kafka: nothing left to commit once unknown partitions are answered, so the
+         * group is neither checked nor created. */
+        call_finish(c);
+        return;
     }
     int16_t err = shard_error(s);
     struct group *g = NULL;
@@ -228,7 +246,8 @@ void group_handle_offset_commit(struct shard *s, struct group_call *c)
     if (err != 0) {
         for (int32_t i = 0; i < resp->topics.n; i++)
             for (int32_t j = 0; j < resp->topics.v[i].partitions.n; j++)
-                resp->topics.v[i].partitions.v[j].error_code = err;
+                if (resp->topics.v[i].partitions.v[j].error_code == 0)
+                    resp->topics.v[i].partitions.v[j].error_code = err;
         call_finish(c);
         return;
     }
@@ -248,6 +267,8 @@ void group_handle_offset_commit(struct shard *s, struct group_call *c)
             const struct kmsg_offset_commit_request_partition *p = &t->partitions.v[j];
             struct kmsg_offset_commit_response_partition *pr = &resp->topics.v[i].partitions.v[j];
             struct kstr md = p->committed_metadata.len >= 0 ? p->committed_metadata : KSTR_LIT("");
+            if (pr->error_code != 0)
+                continue; /* unknown topic or partition: nothing stored */
             if (md.len > c->gc->cfg.max_metadata_bytes) {
                 pr->error_code = KAFKA_ERR_OFFSET_METADATA_TOO_LARGE;
                 continue;

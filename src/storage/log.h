@@ -166,9 +166,11 @@ int log_max_timestamp(struct log *log, int64_t *offset, int64_t *ts);
  */
 int log_delete_records(struct log *log, int64_t offset, int64_t now_ms);
 
-/* Leader epoch cache (leader-epoch-checkpoint): end offset for an epoch (OffsetForLeaderEpoch):
- * the start offset of the first epoch > `epoch`, or the log end for the latest epoch.
- * *end_epoch receives the largest known epoch <= epoch. -ENOENT if no epoch <= epoch. */
+/* Leader epoch cache (leader-epoch-checkpoint): end offset for an epoch (OffsetForLeaderEpoch),
+ * as Kafka's LeaderEpochFileCache.endOffsetFor: for the latest epoch the log end; otherwise the
+ * start offset of the first epoch > `epoch`, with *end_epoch the largest known epoch <= epoch
+ * (or `epoch` itself when it predates every known epoch). -ENOENT (Kafka's undefined epoch and
+ * offset) for a negative epoch, an empty history, or an epoch above every known one. */
 int log_end_offset_for_epoch(struct log *log, int32_t epoch, int64_t *end_offset,
                              int32_t *end_epoch);
 int32_t log_latest_epoch(struct log *log);

@@ -75,14 +75,24 @@ int log_end_offset_for_epoch(struct log *log, int32_t epoch, int64_t *end_offset
 {
     int rc = -ENOENT;
     pthread_mutex_lock(&log->append_lock);
-    for (size_t i = log->nepochs; i-- > 0;) {
-        if (log->epochs[i].epoch <= epoch) {
-            *end_epoch = log->epochs[i].epoch;
-            *end_offset =
-                i + 1 < log->nepochs ? log->epochs[i + 1].start_offset : log_end_offset(log);
-            rc = 0;
-            break;
-        }
+    size_t n = log->nepochs;
+    /* First entry with an epoch above the requested one (entries are sorted by epoch). */
+    size_t higher = 0;
+    while (higher < n && log->epochs[higher].epoch <= epoch)
+        higher++;
+    if (epoch < 0 || n == 0) {
+        /* undefined epoch, or no history: nothing to answer */
+    } else if (log->epochs[n - 1].epoch == epoch) {
+        /* The epoch being written to ends at the log end. */
+        *end_epoch = epoch;
+        *end_offset = log_end_offset(log);
+        rc = 0;
+    } else if (higher < n) {
+        /* The epoch ends where the next known one starts. Below the first known epoch the
+         * requested epoch itself is reported: its data was removed from the log. */
+        *end_epoch = higher > 0 ? log->epochs[higher - 1].epoch : epoch;
+        *end_offset = log->epochs[higher].start_offset;
+        rc = 0;
     }
     pthread_mutex_unlock(&log->append_lock);
     return rc;

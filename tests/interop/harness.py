@@ -661,9 +661,9 @@ PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
 API_VERSIONS, CREATE_TOPICS = 18, 19
 # Versions from which each API uses flexible encoding (request header v2, response header v1).
 FIRST_FLEXIBLE = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4,
-                  15: 5, 16: 3, 18: 3, 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 32: 4, 36: 2, 37: 2,
-                  42: 2, 44: 1, 47: 0, 48: 1, 49: 1, 50: 0, 51: 0, 52: 0, 53: 1, 54: 1, 55: 0,
-                  60: 0, 61: 0, 75: 0}
+                  15: 5, 16: 3, 18: 3, 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 32: 4, 33: 2, 35: 2,
+                  36: 2, 37: 2, 42: 2, 43: 2, 44: 1, 45: 0, 46: 0, 47: 0, 48: 1, 49: 1, 50: 0,
+                  51: 0, 52: 0, 53: 1, 54: 1, 55: 0, 60: 0, 61: 0, 75: 0}
 
 
 def is_flexible(api_key, version):
@@ -695,9 +695,10 @@ def api_versions_body(version, software_name="gregor-test", software_version="1.
     return b""
 
 
-def metadata_body(version, topics=(), allow_auto_create=True):
+def metadata_body(version, topics=(), allow_auto_create=True, cluster_ops=False, topic_ops=False):
     """Metadata request body. topics=None asks for all topics (v1+); v0 has no null, so
-    an empty list there means all topics."""
+    an empty list there means all topics. cluster_ops/topic_ops ask for KIP-430's authorized
+    operations (v8-10 / v8+)."""
     flex = version >= 9
     if topics is None:
         check(version >= 1, "Metadata v0 cannot ask for null topics")
@@ -713,9 +714,9 @@ def metadata_body(version, topics=(), allow_auto_create=True):
     if version >= 4:
         out += boolean(allow_auto_create)
     if 8 <= version <= 10:
-        out += boolean(False)  # IncludeClusterAuthorizedOperations
+        out += boolean(cluster_ops)  # IncludeClusterAuthorizedOperations
     if version >= 8:
-        out += boolean(False)  # IncludeTopicAuthorizedOperations
+        out += boolean(topic_ops)  # IncludeTopicAuthorizedOperations
     if flex:
         out += TAGS_NONE
     return out

@@ -106,6 +106,36 @@ def test_confluent_error_codes():
 
 
 @test
+def test_create_partitions_with_replica_assignment():
+    """CreatePartitions with an explicit replica assignment lists only the new partitions (as in
+    Kafka): growing 1 -> 3 with [[1], [1]] succeeds and metadata shows 3 partitions led by broker
+    1; an assignment whose length differs from the number of new partitions, that names an
+    unregistered broker, or that names a broker twice is INVALID_REPLICA_ASSIGNMENT and adds
+    nothing."""
+    from confluent_kafka.admin import NewPartitions, NewTopic
+    with Broker() as b:
+        a = confluent_admin(b)
+        check(results(a.create_topics([NewTopic("t", 1, 1)])) == {"t": None}, "create")
+        r = results(a.create_partitions([NewPartitions("t", 3, replica_assignment=[[1], [1]])]))
+        check(r == {"t": None}, "create_partitions with assignment: %r" % r)
+        md = a.list_topics(topic="t", timeout=10).topics["t"]
+        check(sorted(md.partitions) == [0, 1, 2], "partitions %r" % sorted(md.partitions))
+        check(all(p.leader == 1 and p.replicas == [1] for p in md.partitions.values()),
+              "replicas %r" % [(p.id, p.leader, p.replicas) for p in md.partitions.values()])
+        bad = [
+            NewPartitions("t", 5, replica_assignment=[[1]]),
+            NewPartitions("t", 4, replica_assignment=[[7]]),
+            NewPartitions("t", 4, replica_assignment=[[1, 1]]),
+        ]
+        for np in bad:
+            r = results(a.create_partitions([np]))
+            check(list(r.values()) == ["INVALID_REPLICA_ASSIGNMENT"],
+                  "%r: %r" % (np.replica_assignment, r))
+        n = len(a.list_topics(topic="t", timeout=10).topics["t"].partitions)
+        check(n == 3, "failed calls changed the partition count to %d" % n)
+
+
+@test
 def test_kafka_python_admin():
     """kafka-python's KafkaAdminClient: create (with validate_only first: nothing created),
     list, describe configs, delete."""

@@ -11,8 +11,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, Broker, KafkaRaw, Reader, array, check, comment, fail,  # noqa: E402
-                     i16, i32, i64, nbytes, run_tests, string, test, wait_until)
+from harness import (SLOW, Broker, KafkaRaw, Reader, TAGS_NONE, array, carray,  # noqa: E402
+                     cbytes, check, comment, cstring, fail, i16, i32, i64, nbytes, run_tests,
+                     string, test, wait_until)
 from kafka_records import ensure_topic  # noqa: E402
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
@@ -281,6 +282,61 @@ def test_raw_error_codes():
             check(heartbeat_v0(k, "g-raw", gen, member) == 25, "heartbeat after leave")
 
 
+def commit_v2_many(k, group, gen, member, offsets):
+    """OffsetCommit v2 of {topic: {partition: offset}}; returns {(topic, partition): error}."""
+    body = (string(group) + i32(gen) + string(member) + i64(-1) +
+            array([string(t) + array([i32(p) + i64(o) + string("") for p, o in parts.items()])
+                   for t, parts in offsets.items()]))
+    r = Reader(k.call(OFFSET_COMMIT, 2, body))
+    topics = r.array(lambda r: (r.string(), r.array(lambda r: (r.int32(), r.int16()))))
+    return {(t, p): e for t, parts in topics for p, e in parts}
+
+
+@test
+def test_commit_to_unknown_topic_or_partition():
+    """OffsetCommit answers UNKNOWN_TOPIC_OR_PARTITION (3) for a topic or partition the cluster
+    does not have and stores nothing for it, while the known partitions in the same request are
+    committed; a request with only unknown partitions does not create the group. Then through
+    confluent-kafka: Consumer.commit() of a missing topic's offset reports the same error."""
+    props = dict(PROPS, **{"num.partitions": 2})
+    with Broker(props) as b:
+        make_topic(b, "known", 2)
+        with KafkaRaw(b) as k:
+            find_coordinator(k, "g-unk")
+            got = commit_v2_many(k, "g-unk", -1, "", {"known": {0: 4, 1: 5, 2: 6},
+                                                      "nosuch": {0: 7}})
+            want = {("known", 0): 0, ("known", 1): 0, ("known", 2): 3, ("nosuch", 0): 3}
+            check(got == want, "commit errors %r" % got)
+            check(fetch_v1(k, "g-unk", "known", 0) == (4, 0), "known partition committed")
+            check(fetch_v1(k, "g-unk", "known", 2)[0] == -1, "unknown partition stored")
+            check(fetch_v1(k, "g-unk", "nosuch", 0)[0] == -1, "unknown topic stored")
+            got = commit_v2_many(k, "g-only-unknown", -1, "", {"nosuch": {0: 1}})
+            check(got == {("nosuch", 0): 3}, "only unknown: %r" % got)
+            r = Reader(k.call(15, 0, array([string("g-only-unknown")])))  # DescribeGroups v0
+            grp = r.array(lambda r: (r.int16(), r.string(), r.string()))
+            check(grp[0][0] == 0 and grp[0][2] == "Dead", "group created: %r" % (grp,))
+        c = consumer(b, "g-unk-client")
+        try:
+            res = None
+            try:
+                res = c.commit(offsets=[TopicPartition("nosuch", 0, 9),
+                                        TopicPartition("known", 1, 8)], asynchronous=False)
+                errs = {(tp.topic, tp.partition): tp.error for tp in res}
+                e = errs[("nosuch", 0)]
+                check(e is not None and e.name() == "UNKNOWN_TOPIC_OR_PART", "client: %r" % errs)
+                check(errs[("known", 1)] is None, "known partition failed: %r" % errs)
+            except Exception as e:  # librdkafka may raise the first partition error instead
+                err = e.args[0] if e.args else e
+                check(getattr(err, "name", lambda: str(err))() == "UNKNOWN_TOPIC_OR_PART",
+                      "client commit raised %r" % (e,))
+            got = c.committed([TopicPartition("known", 1), TopicPartition("nosuch", 0)],
+                              timeout=10 * SLOW)
+            offs = {(tp.topic, tp.partition): tp.offset for tp in got}
+            check(offs[("known", 1)] == 8 and offs[("nosuch", 0)] < 0, "committed %r" % offs)
+        finally:
+            c.close()
+
+
 @test
 def test_admin_list_describe_delete():
     from confluent_kafka.admin import AdminClient
@@ -309,6 +365,68 @@ def test_admin_list_describe_delete():
         check("g-adm" not in {x.id for x in a.list_groups(timeout=10)}, "deleted group listed")
 
 
+def static_consumer(b, group, instance, events, name):
+    """A confluent-kafka consumer with group.instance.id; events gets (name, 'assign'|'revoke',
+    partitions) for every rebalance callback."""
+    c = consumer(b, group, **{"group.instance.id": instance, "session.timeout.ms": 10000})
+
+    def on_assign(cons, parts):
+        events.append((name, "assign", sorted(p.partition for p in parts)))
+
+    def on_revoke(cons, parts):
+        events.append((name, "revoke", sorted(p.partition for p in parts)))
+    c.subscribe(["static"], on_assign=on_assign, on_revoke=on_revoke)
+    return c
+
+
+@test
+def test_static_member_restart_keeps_assignment_without_rebalance():
+    """KIP-345 with confluent-kafka: two static members (group.instance.id a and b) share 6
+    partitions. Member a closes (a static member sends no LeaveGroup) and a new consumer with
+    instance id a starts within the session timeout: it gets a new member id (DescribeGroups
+    shows one id replaced) but the old assignment, and b sees no revoke or assign. The broker
+    logs no new rebalance."""
+    with Broker(PROPS) as b:
+        make_topic(b, "static")
+        events = []
+        a = static_consumer(b, "g-static-c", "a", events, "a")
+        bb = static_consumer(b, "g-static-c", "b", events, "b")
+        seen = []
+
+        def split():
+            x = assignments([a, bb])
+            return all(len(p) == 3 for p in x) and sorted(sum(x, [])) == list(range(6))
+        check(poll_some([a, bb], seen, split, timeout=40), "never split 3/3: %s"
+              % assignments([a, bb]))
+        poll_some([a, bb], seen, lambda: False, timeout=1.0)  # let callbacks settle
+        before_a = assignments([a])[0]
+        with KafkaRaw(b) as k:
+            ids_before = sorted(m[0] for m in describe_v0(k, "g-static-c")[5])
+        rebalances = b.log_text().count("group g-static-c: preparing rebalance")
+        settled = len(events)
+        comment("events before restart: %r" % events)
+        a.close()
+        a2 = static_consumer(b, "g-static-c", "a", events, "a2")
+        ok = poll_some([a2, bb], seen, lambda: assignments([a2])[0] == before_a, timeout=20)
+        check(ok, "restarted static member got %s, had %s" % (assignments([a2])[0], before_a))
+        poll_some([a2, bb], seen, lambda: False, timeout=2.0)
+        later = events[settled:]
+        comment("events after restart: %r" % later)
+        check(not [e for e in later if e[0] == "b"], "b saw a rebalance: %r" % later)
+        check([e for e in later if e[0] == "a2"] == [("a2", "assign", before_a)],
+              "restarted member events %r" % later)
+        with KafkaRaw(b) as k:
+            d = describe_v0(k, "g-static-c")
+            ids_after = sorted(m[0] for m in d[5])
+            check(d[2] == "Stable" and len(ids_after) == 2 and
+                  len(set(ids_before) & set(ids_after)) == 1,
+                  "members before %r, after %r (%s)" % (ids_before, ids_after, d[2]))
+        after = b.log_text().count("group g-static-c: preparing rebalance")
+        check(after == rebalances, "the broker rebalanced %d more time(s)" % (after - rebalances))
+        a2.close()
+        bb.close()
+
+
 def join_v5(k, group, member_id="", instance=None, session_ms=6000):
     body = (string(group) + i32(session_ms) + i32(10000) + string(member_id) + string(instance) +
             string("consumer") + array([string("range") + nbytes(b"\x00\x01meta")]))
@@ -328,6 +446,102 @@ def describe_v0(k, group):
                                 r.array(lambda r: (r.string(), r.string(), r.string(),
                                                    r.bytes_(), r.bytes_()))))
     return groups[0]
+
+
+def join_v9(k, group, instance):
+    """JoinGroup v9 (flexible) with an unknown member id -> (error, generation, skip_assignment,
+    leader, member id, [(member id, instance id, metadata)])."""
+    body = (cstring(group) + i32(6000) + i32(10000) + cstring("") + cstring(instance) +
+            cstring("consumer") + carray([cstring("range") + cbytes(b"\x00\x01meta") + TAGS_NONE]) +
+            cstring(None) + TAGS_NONE)
+    r = Reader(k.call(JOIN_GROUP, 9, body, timeout=20))
+    r.int32()
+    err, gen, _ptype, _pname = r.int16(), r.int32(), r.cstring(), r.cstring()
+    leader, skip, member = r.cstring(), r.boolean(), r.cstring()
+
+    def one(r):
+        m = (r.cstring(), r.cstring(), r.cbytes())
+        r.tagged_fields()
+        return m
+    members = r.carray(one)
+    r.tagged_fields()
+    return err, gen, skip, leader, member, members
+
+
+@test
+def test_raw_static_leader_rejoins_stable_group():
+    """KIP-345, raw JoinGroup v5: the static leader of a Stable two-member group rejoins with an
+    unknown member id. Kafka's answer before v9: same generation, a new member id, the OLD
+    leader id as leader (so the client does not reassign) and no member list; SyncGroup with the
+    new id returns the old assignment at once; the old id is fenced (FENCED_INSTANCE_ID) and the
+    other member's heartbeat sees no rebalance. With JoinGroup v9 the restarted leader gets its
+    new id as leader, the members and skip_assignment, still without a rebalance."""
+    def join_full(k, group, member_id="", instance=None):
+        body = (string(group) + i32(6000) + i32(10000) + string(member_id) + string(instance) +
+                string("consumer") + array([string("range") + nbytes(b"\x00\x01meta")]))
+        r = Reader(k.call(JOIN_GROUP, 5, body, timeout=20))
+        r.int32()
+        out = (r.int16(), r.int32(), r.string(), r.string(), r.string())
+        members = r.array(lambda r: (r.string(), r.string(), r.bytes_()))
+        return out + (members,)
+
+    def sync(k, gen, member, instance, assignments=()):
+        body = (string("g-sl") + i32(gen) + string(member) + string(instance) +
+                array([string(m) + nbytes(a) for m, a in assignments]))
+        r = Reader(k.call(SYNC_GROUP, 3, body, timeout=20))
+        r.int32()
+        return r.int16(), r.bytes_()
+
+    def heartbeat(k, gen, member, instance):
+        r = Reader(k.call(HEARTBEAT, 3, string("g-sl") + i32(gen) + string(member) +
+                          string(instance)))
+        r.int32()
+        return r.int16()
+
+    with Broker(PROPS) as b:
+        make_topic(b, "sl")
+        with KafkaRaw(b) as k1, KafkaRaw(b) as k2, KafkaRaw(b) as k3:
+            find_coordinator(k1, "g-sl")
+            err, gen1, _, leader, lid, _ = join_full(k1, "g-sl", instance="L")
+            check(err == 0 and leader == lid, "leader join: %d" % err)
+            check(sync(k1, gen1, lid, "L", [(lid, b"solo")]) == (0, b"solo"), "first sync")
+            # The second member triggers a rebalance; the leader rejoins with its id.
+            k2.send_request(JOIN_GROUP, 5, string("g-sl") + i32(6000) + i32(10000) + string("") +
+                            string("F") + string("consumer") +
+                            array([string("range") + nbytes(b"\x00\x01meta")]))
+            time.sleep(0.2)
+            err, gen, _, leader, lid2, members = join_full(k1, "g-sl", lid, "L")
+            r = Reader(k2.recv_response(timeout=20)[1])
+            r.int32()
+            ferr, fgen, _, _, fid = r.int16(), r.int32(), r.string(), r.string(), r.string()
+            check(err == 0 and ferr == 0 and gen == fgen == gen1 + 1 and len(members) == 2,
+                  "rebalance: %r %r" % ((err, gen, len(members)), (ferr, fgen)))
+            k2.send_request(SYNC_GROUP, 3, string("g-sl") + i32(gen) + string(fid) +
+                            string("F") + array([]))
+            check(sync(k1, gen, lid, "L", [(lid, b"for-L"), (fid, b"for-F")]) == (0, b"for-L"),
+                  "leader sync")
+            r = Reader(k2.recv_response(timeout=20)[1])
+            r.int32()
+            check((r.int16(), r.bytes_()) == (0, b"for-F"), "follower sync")
+            # The leader restarts: unknown member id, same instance id.
+            err, gen3, _, leader3, new_id, members3 = join_full(k3, "g-sl", instance="L")
+            check(err == 0 and gen3 == gen and new_id != lid and leader3 == lid and
+                  members3 == [], "static leader rejoin: %r" %
+                  ((err, gen3, new_id, leader3, len(members3)),))
+            check(sync(k3, gen3, new_id, "L") == (0, b"for-L"), "old assignment kept")
+            check(heartbeat(k1, gen, lid, "L") == 82, "old id not fenced")
+            check(heartbeat(k2, gen, fid, "F") == 0, "follower sees a rebalance")
+            check(heartbeat(k3, gen, new_id, "L") == 0, "new id heartbeat")
+            # Restarted again with JoinGroup v9: the leader is told it leads (its new id, all
+            # members) but to skip the assignment; the generation and assignment stay.
+            with KafkaRaw(b) as k4:
+                err, gen4, skip, leader4, id4, members4 = join_v9(k4, "g-sl", "L")
+                check(err == 0 and gen4 == gen and skip and leader4 == id4 and
+                      id4 not in (lid, new_id) and sorted(m[0] for m in members4) ==
+                      sorted([id4, fid]), "v9 static leader rejoin: %r" %
+                      ((err, gen4, skip, leader4, id4, members4),))
+                check(sync(k4, gen4, id4, "L") == (0, b"for-L"), "v9: old assignment kept")
+                check(heartbeat(k2, gen, fid, "F") == 0, "follower sees a rebalance after v9")
 
 
 @test

@@ -78,6 +78,56 @@ def test_compacted_topic_refuses_keyless_records():
 
 
 @test
+def test_produce_v8_lists_every_invalid_record():
+    """KIP-467 with raw Produce: one batch of 5 records to a compacted topic, keyless at
+    indexes 1, 3 and 4. Produce v8 answers INVALID_RECORD with record_errors listing exactly
+    those indexes, each with Kafka's message, and the partition's error_message counting 3
+    errors; Produce v7 gives the same error code without the fields. Nothing is appended. With
+    a timestamp limit too, a batch with a keyless and an out-of-range record is
+    INVALID_TIMESTAMP and lists both. Then librdkafka: in one batch of three with one keyless
+    record, that record fails with INVALID_RECORD and none is stored."""
+    from harness import KafkaRaw
+    from kafka_records import LATEST, list_offset, produce as raw_produce, record_batch
+    with Broker() as b:
+        create(b, "cmp8", {"cleanup.policy": "compact"})
+        recs = [(b"k0", b"v"), (None, b"v"), (b"k2", b"v"), (None, b"v"), (None, b"v")]
+        with KafkaRaw(b) as c:
+            r = raw_produce(c, "cmp8", 0, record_batch(recs), version=8)
+            check(r["error_code"] == 87, "v8 error %d" % r["error_code"])
+            want = "Compacted topic cannot accept message without key in topic partition cmp8-0"
+            check(r["record_errors"] == [(1, want), (3, want), (4, want)],
+                  "record_errors %r" % (r["record_errors"],))
+            msg = r["error_message"] or ""
+            check(msg.startswith("One or more records have been rejected due to 3 record errors")
+                  and "RecordError(batchIndex=1, message='%s')" % want in msg,
+                  "error_message %r" % msg)
+            r = raw_produce(c, "cmp8", 0, record_batch(recs), version=7)
+            check(r["error_code"] == 87, "v7 error %d" % r["error_code"])
+            end = list_offset(c, "cmp8", 0, LATEST)["offset"]
+            check(end == 0, "refused batches appended: log end %d" % end)
+        create(b, "cmpts", {"cleanup.policy": "compact",
+                            "message.timestamp.before.max.ms": "60000"})
+        with KafkaRaw(b) as c:
+            now = int(time.time() * 1000)
+            batch = record_batch([(b"a", b"v"), (None, b"v")], base_timestamp=now)
+            old = record_batch([(b"old", b"v"), (None, b"v")], base_timestamp=now - 3600 * 1000)
+            r = raw_produce(c, "cmpts", 0, batch, version=8)
+            check(r["error_code"] == 87 and [i for i, _ in r["record_errors"]] == [1],
+                  "keyless only: %r" % r)
+            r = raw_produce(c, "cmpts", 0, old, version=8)
+            check(r["error_code"] == 32 and [i for i, _ in r["record_errors"]] == [0, 1] and
+                  r["record_errors"][0][1].startswith("Timestamp ") and
+                  r["record_errors"][1][1].startswith("Compacted topic") and
+                  r["error_message"] == "One or more records have been rejected due to invalid "
+                                        "timestamp", "old timestamp: %r" % r)
+        errs = produce(b, "cmp8", [(b"a", b"1", None), (None, b"2", None), (b"c", b"3", None)],
+                       **{"linger.ms": 200})
+        check(errs[1] == "INVALID_RECORD" and all(e is not None for e in errs),
+              "librdkafka delivery errors %r" % errs)
+        comment("librdkafka reports the other records of the batch as %r" % [errs[0], errs[2]])
+
+
+@test
 def test_timestamp_limits():
     with Broker() as b:
         create(b, "ts", {"message.timestamp.before.max.ms": "60000",

@@ -198,6 +198,41 @@ TEST(test_log_append_time_sets_timestamps_and_epoch_checkpoint)
     free(dir);
 }
 
+/* Kafka's LeaderEpochFileCache.endOffsetFor, case by case. */
+TEST(test_end_offset_for_epoch_follows_kafka)
+{
+    char *dir = tmpdir_make();
+    struct log *log;
+    CHECK(log_open(dir, "e", 0, NULL, NULL, &log) == 0);
+    int32_t epochs[] = {2, 2, 5, 8};
+    for (int i = 0; i < 4; i++) { /* epoch 2 at 0..5, 5 at 6..8, 8 at 9..11 */
+        size_t len;
+        uint8_t *b = test_batch(3, 10, 100, &len);
+        struct log_append_info info;
+        CHECK(log_append(log, b, len, epochs[i], 1000, false, &info) == 0);
+        free(b);
+    }
+    int64_t end;
+    int32_t ep;
+    CHECK(log_end_offset_for_epoch(log, 8, &end, &ep) == 0);
+    CHECK_EQ_INT(ep, 8);
+    CHECK_EQ_INT(end, 12); /* the latest epoch ends at the log end */
+    CHECK(log_end_offset_for_epoch(log, 5, &end, &ep) == 0);
+    CHECK_EQ_INT(ep, 5);
+    CHECK_EQ_INT(end, 9);
+    CHECK(log_end_offset_for_epoch(log, 4, &end, &ep) == 0); /* unknown, between 2 and 5 */
+    CHECK_EQ_INT(ep, 2);
+    CHECK_EQ_INT(end, 6);
+    CHECK(log_end_offset_for_epoch(log, 1, &end, &ep) == 0); /* before every known epoch */
+    CHECK_EQ_INT(ep, 1);
+    CHECK_EQ_INT(end, 0);
+    CHECK(log_end_offset_for_epoch(log, 9, &end, &ep) == -ENOENT);
+    CHECK(log_end_offset_for_epoch(log, -1, &end, &ep) == -ENOENT);
+    log_close(log);
+    tmpdir_remove(dir);
+    free(dir);
+}
+
 TEST(test_log_reopen_after_clean_close_keeps_offsets)
 {
     char *dir = tmpdir_make();

@@ -1,0 +1,85 @@
+/*
+ * OffsetForLeaderEpoch (key 23, KIP-101/KIP-320): for each partition, where the requested
+ * leader epoch ends, from the partition's leader-epoch history (storage/log_epoch.c) as Kafka's
+ * Partition.lastOffsetForLeaderEpoch answers it. Consumers use it to validate their position
+ * after a leader change (a position beyond the epoch's end means the log was truncated);
+ * followers to find where to truncate. The current_leader_epoch (v2+) fences requests that
+ * carry stale or future metadata, as in Fetch and ListOffsets. An epoch Kafka cannot place
+ * (undefined, or above every known epoch) is answered with no error and epoch/offset -1.
+ */
+#include "proto/gen/offset_for_leader_epoch.h"
+
+#include <errno.h>
+
+#include "broker/broker_internal.h"
+#include "broker/handlers.h"
+#include "broker/leadership.h"
+#include "broker/partition.h"
+#include "proto/gen/errors.h"
+
+static void epoch_end_partition(
+    struct broker_req *r, const char *topic,
+    const struct kmsg_offset_for_leader_epoch_request_offset_for_leader_partition *rp,
+    struct kmsg_offset_for_leader_epoch_response_epoch_end_offset *o)
+{
+    kmsg_offset_for_leader_epoch_response_epoch_end_offset_init(o);
+    o->partition = rp->partition;
+    o->leader_epoch = -1;
+    o->end_offset = -1;
+    int16_t lerr;
+    struct partition *p = partition_get_led(r->b, topic, NULL, rp->partition,
+                                            KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION, &lerr);
+    if (p == NULL) {
+        o->error_code = lerr; /* a client asks the leader (replica fetchers: issue 14) */
+        return;
+    }
+    int32_t current = atomic_load(&p->leader_epoch);
+    if (rp->current_leader_epoch >= 0 && rp->current_leader_epoch < current) {
+        o->error_code = KAFKA_ERR_FENCED_LEADER_EPOCH;
+    } else if (rp->current_leader_epoch > current) {
+        o->error_code = KAFKA_ERR_UNKNOWN_LEADER_EPOCH;
+    } else {
+        int64_t end;
+        int32_t epoch;
+        if (log_end_offset_for_epoch(p->log, rp->leader_epoch, &end, &epoch) == 0) {
+            o->leader_epoch = epoch;
+            o->end_offset = end;
+        }
+    }
+    partition_put(p);
+}
+
+void handle_offset_for_leader_epoch(struct broker_req *r)
+{
+    struct kmsg_offset_for_leader_epoch_request req;
+    if (broker_decode(r, (kproto_decode_fn)kmsg_offset_for_leader_epoch_request_decode, &req) != 0)
+        return;
+    struct kmsg_offset_for_leader_epoch_response resp;
+    kmsg_offset_for_leader_epoch_response_init(&resp);
+    int32_t nt = req.topics.n > 0 ? req.topics.n : 0;
+    resp.topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*resp.topics.v));
+    if (resp.topics.v == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    resp.topics.n = nt;
+    for (int32_t i = 0; i < nt; i++) {
+        const struct kmsg_offset_for_leader_epoch_request_offset_for_leader_topic *rt =
+            &req.topics.v[i];
+        struct kmsg_offset_for_leader_epoch_response_offset_for_leader_topic_result *t =
+            &resp.topics.v[i];
+        kmsg_offset_for_leader_epoch_response_offset_for_leader_topic_result_init(t);
+        t->topic = rt->topic;
+        int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
+        t->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*t->partitions.v));
+        char *topic = broker_name(r, rt->topic);
+        if (t->partitions.v == NULL || topic == NULL) {
+            broker_close(r, "out of memory");
+            return;
+        }
+        t->partitions.n = np;
+        for (int32_t j = 0; j < np; j++)
+            epoch_end_partition(r, topic, &rt->partitions.v[j], &t->partitions.v[j]);
+    }
+    broker_reply(r, (kproto_encode_fn)kmsg_offset_for_leader_epoch_response_encode, &resp);
+}
