@@ -28,6 +28,8 @@
 #define FAST_RETRY_MS 100
 #define CALL_TIMEOUT_MS 3000
 #define SHUTDOWN_WAIT_MAX_MS 5000
+/* Without any controller answering for this long, controlled shutdown gives up. */
+#define SHUTDOWN_NO_CONTROLLER_MS 1000
 
 struct lc_reply {
     int16_t error_code;
@@ -318,6 +320,7 @@ static void lc_controlled_shutdown(struct broker_lifecycle *lc)
                        ? b->cfg.broker_session_timeout_ms
                        : SHUTDOWN_WAIT_MAX_MS;
     int64_t deadline = clock_mono_ms() + wait;
+    int64_t last_answer = clock_mono_ms();
     while (clock_mono_ms() < deadline) {
         struct lc_reply rep;
         int rc = lc_heartbeat(lc, epoch, true, &rep);
@@ -325,10 +328,15 @@ static void lc_controlled_shutdown(struct broker_lifecycle *lc)
             log_info(LOG_SUB, "controlled shutdown of broker %d complete", b->cfg.node_id);
             return;
         }
+        if (rc == 0 && rep.error_code == 0)
+            last_answer = clock_mono_ms();
+        else if (clock_mono_ms() - last_answer >= SHUTDOWN_NO_CONTROLLER_MS)
+            break; /* the whole cluster is going down, or this node is cut off */
         struct timespec ts = {0, FAST_RETRY_MS * 1000000L};
         nanosleep(&ts, NULL);
     }
-    log_warn(LOG_SUB, "controlled shutdown of broker %d did not complete in %lld ms",
+    log_warn(LOG_SUB, "controlled shutdown of broker %d did not complete (no controller "
+                      "answered, or not within %lld ms)",
              b->cfg.node_id, (long long)wait);
 }
 

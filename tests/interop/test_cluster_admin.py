@@ -166,6 +166,32 @@ def test_elect_leaders_preferred_and_unclean():
 
 
 @test
+def test_auto_leader_rebalance_moves_leadership_to_preferred():
+    """auto.leader.rebalance.enable with leader.imbalance.check.interval.seconds=1: once a
+    reorder makes another in-sync replica the preferred one, the controller moves leadership
+    to it by itself (no ElectLeaders)."""
+    with Cluster(3, {"leader.imbalance.check.interval.seconds": 1,
+                     "auto.leader.rebalance.enable": "true"}) as c:
+        ctl, via = non_controller(c)
+        check(c.create_topic("rb", 3, 3, via=via) is None, "create rb")
+        c.wait_topic("rb", 3)
+        before = c.raw_partitions("rb", via)
+        for p, info in before.items():
+            reps = info["replicas"]
+            check(info["leader"] == reps[0], "leader of %d is not preferred: %r" % (p, info))
+            check(alter_reassign(c, via, "rb", p, reps[1:] + reps[:1]) == 0, "reorder %d" % p)
+        t0 = time.monotonic()
+
+        def rebalanced():
+            now = c.raw_partitions("rb", via)
+            return all(q["leader"] == q["replicas"][0] == before[p]["replicas"][1]
+                       for p, q in now.items())
+        wait_until(rebalanced, 10 * SLOW, what="leaders moved to the new preferred replicas")
+        comment("leaders moved to preferred replicas %.1fs after the reorder"
+                % (time.monotonic() - t0))
+
+
+@test
 def test_partition_reassignments_recorded_listed_cancelled():
     with Cluster(3) as c:
         ctl, via = non_controller(c)
