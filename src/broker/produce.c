@@ -17,6 +17,7 @@
  */
 #include "proto/gen/produce.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +95,20 @@ static void produce_state_maybe_free(struct produce_state *st)
 {
     if (st->r == NULL && st->outstanding == 0)
         free(st);
+}
+
+/*
+ * The request is being closed without a reply (out of memory part-way through) while flushes
+ * queued for earlier partitions may still complete: their completions must find st alive, and
+ * must not touch the partition responses, which die with the request's arena. st is freed now
+ * or by the last completion.
+ */
+static void produce_abandon(struct produce_state *st)
+{
+    for (struct produce_flush *f = st->waiting; f; f = f->next)
+        f->pr = NULL;
+    st->r = NULL;
+    produce_state_maybe_free(st);
 }
 
 /* Worker thread: a partition's flush finished. */
@@ -347,11 +362,12 @@ void handle_produce(struct broker_req *r)
     kmsg_produce_response_init(&st->resp);
     int waiting = produce_all(st, r, &req);
     if (waiting < 0) {
-        free(st);
+        produce_abandon(st);
         broker_close(r, "out of memory");
         return;
     }
     if (req.acks == 0) {
+        assert(st->outstanding == 0); /* only acks=-1 waits for flushes */
         bool bad = produce_has_error(&st->resp);
         st->r = NULL;
         free(st);
