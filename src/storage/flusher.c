@@ -203,7 +203,7 @@ int log_flusher_add(struct log_flusher *f, struct log *log)
         f->cap = cap;
     }
     f->logs[f->nlogs++] = log;
-    log->flusher = f;
+    atomic_store(&log->flusher, f);
     pthread_cond_signal(&f->wake); /* its interval may be the new earliest deadline */
     pthread_mutex_unlock(&f->lock);
     return 0;
@@ -235,7 +235,7 @@ void log_flusher_remove(struct log_flusher *f, struct log *log)
     f->tail = &f->head;
     while (*f->tail)
         f->tail = &(*f->tail)->next;
-    log->flusher = NULL;
+    atomic_store(&log->flusher, NULL);
     pthread_mutex_unlock(&f->lock);
     complete_requests(mine, NULL);
 }
@@ -262,7 +262,7 @@ int log_flush_request(struct log *log, int64_t offset, log_flush_cb cb, void *ar
             cb(arg, 0);
         return 0;
     }
-    struct log_flusher *f = log->flusher;
+    struct log_flusher *f = atomic_load(&log->flusher);
     if (!f) {
         int rc = log_flush(log, NULL);
         if (cb)

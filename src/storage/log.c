@@ -346,8 +346,9 @@ int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epo
     if (rc == 0) {
         int64_t unflushed =
             atomic_fetch_add(&log->unflushed_messages, out->record_count) + out->record_count;
-        if (unflushed >= flush_every && log->flusher)
-            log_flusher_poke(log->flusher, log);
+        struct log_flusher *f = atomic_load(&log->flusher);
+        if (unflushed >= flush_every && f)
+            log_flusher_poke(f, log);
     }
     return rc;
 }
@@ -503,5 +504,5 @@ int64_t log_size_bytes(struct log *log)
 
 struct log_flusher *log_get_flusher(struct log *log)
 {
-    return log->flusher;
+    return atomic_load(&log->flusher);
 }
