@@ -157,7 +157,7 @@ static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *f
     pd->log_start_offset = log_start_offset(log);
     if (rc != 0 || res->range.length == 0) {
         if (rc != 0)
-            pd->error_code = (int16_t)log_error_to_kafka(rc);
+            pd->error_code = partition_error_from_storage(rc);
         fetch_release_read(res);
         return 0;
     }

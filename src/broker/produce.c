@@ -120,7 +120,7 @@ static void produce_flushed(void *arg)
     produce_unlink(f);
     if (st->r != NULL && f->pr != NULL) {
         if (f->err != 0) {
-            f->pr->error_code = (int16_t)log_error_to_kafka(f->err);
+            f->pr->error_code = partition_error_from_storage(f->err);
             f->pr->base_offset = -1;
         }
         if (st->outstanding == 0)
@@ -258,7 +258,7 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
         return 0;
     }
     if (rc != 0) {
-        pr->error_code = (int16_t)log_error_to_kafka(rc);
+        pr->error_code = partition_error_from_storage(rc);
         log_warn("produce", "append to %s-%d failed: %d", topic, pd->index, rc);
         partition_put(p);
         return 0;

@@ -44,21 +44,6 @@ struct log_config log_config_defaults(void)
     };
 }
 
-int log_error_to_kafka(int err)
-{
-    switch (err) {
-    case 0:
-        return 0;
-    case LOG_ERR_OFFSET_OUT_OF_RANGE:
-        return 1;
-    case LOG_ERR_CORRUPT:
-        return 2; /* CORRUPT_MESSAGE */
-    case LOG_ERR_OFFLINE:
-    default:
-        return 56; /* KAFKA_STORAGE_ERROR: disk full, I/O error, offline */
-    }
-}
-
 void log_mark_offline(struct log *log, const char *what, int err)
 {
     if (!atomic_exchange(&log->offline, true))
