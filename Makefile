@@ -22,7 +22,6 @@ LIBS    := -lraft -luv -lrdkafka -lmicrohttpd -lz -lsnappy -llz4 -lzstd -lpthrea
 
 SRCS      := $(shell find src -name '*.c' ! -path src/main.c | sort)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
-HDRS      := $(shell find src tests/unit -name '*.h')
 
 # Two flavours share one rule set: release in build/, sanitizers in build-asan/.
 REL_DIR   := build
@@ -30,8 +29,12 @@ ASAN_DIR  := build-asan
 REL_FLAGS := -O2 -g
 ASAN_FLAGS:= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
+ALL_OBJS  := $(foreach d,$(REL_DIR) $(ASAN_DIR),\
+               $(patsubst %.c,$(d)/obj/%.o,src/main.c $(SRCS) $(UNIT_SRCS)))
+DEPFILES  := $(ALL_OBJS:.o=.d)
+
 # Object files are kept (not deleted as intermediates) so a second make does nothing.
-.SECONDARY:
+.SECONDARY: $(ALL_OBJS)
 
 .PHONY: all asan run cluster test unit interop deps bench format clean fuzz soak
 
@@ -39,10 +42,15 @@ all: deps-check $(REL_DIR)/gregor $(patsubst tests/unit/%.c,$(REL_DIR)/tests/%,$
 
 asan: deps-check $(ASAN_DIR)/gregor $(patsubst tests/unit/%.c,$(ASAN_DIR)/tests/%,$(UNIT_SRCS))
 
+# Each object records the headers it includes in a .d file next to it (-MMD -MP) and is
+# rebuilt when one changes; an object without its .d (built before this rule) is rebuilt once.
+# The Debian packages are an order-only prerequisite: installed before the first compile
+# (make -j on a fresh machine), without rebuilding anything when the stamp changes.
 define flavour
-$(1)/obj/%.o: %.c $(HDRS)
+$(1)/obj/%.o: %.c $(1)/obj/%.d | $(REL_DIR)/.deps-ok
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CSTD) $$(WARN) $(2) $$(INCS) -c $$< -o $$@
+	$$(CC) $$(CSTD) $$(WARN) $(2) $$(INCS) -MMD -MP -MF $(1)/obj/$$*.d -c $$< -o $$@
+	@touch $$@
 
 $(1)/libgregor.a: $$(patsubst %.c,$(1)/obj/%.o,$$(SRCS))
 	@rm -f $$@
@@ -58,6 +66,10 @@ endef
 
 $(eval $(call flavour,$(REL_DIR),$(REL_FLAGS)))
 $(eval $(call flavour,$(ASAN_DIR),$(ASAN_FLAGS)))
+
+# A missing .d file (explicit target, no recipe) counts as changed: its object is rebuilt.
+$(DEPFILES):
+include $(wildcard $(DEPFILES))
 
 # Installs missing Debian packages (apt-get, sudo when not root) once; a stamp avoids re-checks.
 deps-check: $(REL_DIR)/.deps-ok
