@@ -836,13 +836,14 @@ struct group_coordinator *group_coordinator_create(const struct group_config *cf
     gc->env = *env;
     gc->nshards = cfg->max_shards > 0 ? cfg->max_shards : 50;
     gc->shards = calloc((size_t)gc->nshards, sizeof(*gc->shards));
-    if (gc->shards == NULL) {
+    /* destroy waits on appends_cond with a monotonic deadline */
+    if (gc->shards == NULL || clock_cond_init_mono(&gc->appends_cond) != 0) {
+        free(gc->shards);
         free(gc);
         return NULL;
     }
     pthread_mutex_init(&gc->load_mu, NULL);
     pthread_mutex_init(&gc->appends_mu, NULL);
-    pthread_cond_init(&gc->appends_cond, NULL);
     for (int32_t i = 0; i < gc->nshards; i++) {
         gc->shards[i].gc = gc;
         gc->shards[i].index = i;
@@ -910,9 +911,7 @@ void group_coordinator_destroy(struct group_coordinator *gc)
     /* The flusher still runs: wait (bounded) for it to hand back our appends. */
     pthread_mutex_lock(&gc->appends_mu);
     gc->closed = true;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
+    struct timespec until = clock_mono_deadline(10000);
     while (gc->appends_outstanding > 0 &&
            pthread_cond_timedwait(&gc->appends_cond, &gc->appends_mu, &until) == 0) {
     }
