@@ -5,7 +5,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import FETCH, Broker, KafkaRaw, check, comment, run_tests, test  # noqa: E402
+from harness import ASAN, FETCH, Broker, KafkaRaw, check, comment, run_tests, test  # noqa: E402
 from kafka_records import (LATEST, ensure_topic, fetch_body, list_offset,  # noqa: E402
                            parse_batches, parse_fetch, produce, record_batch)
 
@@ -40,8 +40,9 @@ def test_parked_fetch_rss_bounded_while_appends_wake_it():
         after = b.rss_kb()
         comment("broker RSS %d kB before the parked fetch, %d kB after %d waking appends"
                 % (before, after, APPENDS))
-        check(after - before < 8 * 1024, "broker RSS grew by %d kB while one fetch was parked"
-              % (after - before))
+        # ASan's quarantine keeps freed memory resident: the bound means nothing there.
+        check(ASAN or after - before < 8 * 1024,
+              "broker RSS grew by %d kB while one fetch was parked" % (after - before))
         big = record_batch([(None, b"x" * (MIN_BYTES - 4096))])  # under message.max.bytes
         check(produce(pc, "lp", 0, big)["error_code"] == 0, "produce of the ~1 MiB batch")
         _, resp = fc.recv_response(timeout=30)
