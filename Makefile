@@ -2,10 +2,12 @@
 #
 #   make            build/gregor (release: -O2 -g)
 #   make asan       build-asan/gregor (ASan + UBSan)
+#   make tsan       build-tsan/gregor and unit tests (ThreadSanitizer)
 #   make run        build and start a single-node broker on 127.0.0.1:9092, data in ./data
 #   make cluster    build and start three brokers (each a controller voter) on 127.0.0.1:9092,
 #                   9093, 9094, data in ./data/node-1..3, output prefixed [node-N]; Ctrl-C stops all
-#   make test       build everything and run every test; last line is "N passed, N failed"
+#   make test       build everything (release, ASan, TSan) and run every test; last line is
+#                   "N passed, N failed"
 #   make bench      benchmarks (on demand, not part of make test)
 #   make fuzz       libFuzzer targets, 60 s each (make test runs them for ~12 s each)
 #   make soak       SOAK_MINUTES (10) of mixed load, then data and memory checks
@@ -22,27 +24,40 @@ LIBS    := -lraft -luv -lrdkafka -lmicrohttpd -lz -lsnappy -llz4 -lzstd -lpthrea
 
 SRCS      := $(shell find src -name '*.c' ! -path src/main.c | sort)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
-HDRS      := $(shell find src tests/unit -name '*.h')
 
-# Two flavours share one rule set: release in build/, sanitizers in build-asan/.
+# Three flavours share one rule set: release in build/, ASan/UBSan in build-asan/,
+# ThreadSanitizer in build-tsan/.
 REL_DIR   := build
 ASAN_DIR  := build-asan
+TSAN_DIR  := build-tsan
 REL_FLAGS := -O2 -g
 ASAN_FLAGS:= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+TSAN_FLAGS:= -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+
+ALL_OBJS  := $(foreach d,$(REL_DIR) $(ASAN_DIR) $(TSAN_DIR),\
+               $(patsubst %.c,$(d)/obj/%.o,src/main.c $(SRCS) $(UNIT_SRCS)))
+DEPFILES  := $(ALL_OBJS:.o=.d)
 
 # Object files are kept (not deleted as intermediates) so a second make does nothing.
-.SECONDARY:
+.SECONDARY: $(ALL_OBJS)
 
-.PHONY: all asan run cluster test unit interop deps bench format clean fuzz soak
+.PHONY: all asan tsan run cluster test unit interop deps bench format clean fuzz soak
 
 all: deps-check $(REL_DIR)/gregor $(patsubst tests/unit/%.c,$(REL_DIR)/tests/%,$(UNIT_SRCS))
 
 asan: deps-check $(ASAN_DIR)/gregor $(patsubst tests/unit/%.c,$(ASAN_DIR)/tests/%,$(UNIT_SRCS))
 
+tsan: deps-check $(TSAN_DIR)/gregor $(patsubst tests/unit/%.c,$(TSAN_DIR)/tests/%,$(UNIT_SRCS))
+
+# Each object records the headers it includes in a .d file next to it (-MMD -MP) and is
+# rebuilt when one changes; an object without its .d (built before this rule) is rebuilt once.
+# The Debian packages are an order-only prerequisite: installed before the first compile
+# (make -j on a fresh machine), without rebuilding anything when the stamp changes.
 define flavour
-$(1)/obj/%.o: %.c $(HDRS)
+$(1)/obj/%.o: %.c $(1)/obj/%.d | $(REL_DIR)/.deps-ok
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CSTD) $$(WARN) $(2) $$(INCS) -c $$< -o $$@
+	$$(CC) $$(CSTD) $$(WARN) $(2) $$(INCS) -MMD -MP -MF $(1)/obj/$$*.d -c $$< -o $$@
+	@touch $$@
 
 $(1)/libgregor.a: $$(patsubst %.c,$(1)/obj/%.o,$$(SRCS))
 	@rm -f $$@
@@ -58,6 +73,11 @@ endef
 
 $(eval $(call flavour,$(REL_DIR),$(REL_FLAGS)))
 $(eval $(call flavour,$(ASAN_DIR),$(ASAN_FLAGS)))
+$(eval $(call flavour,$(TSAN_DIR),$(TSAN_FLAGS)))
+
+# A missing .d file (explicit target, no recipe) counts as changed: its object is rebuilt.
+$(DEPFILES):
+include $(wildcard $(DEPFILES))
 
 # Installs missing Debian packages (apt-get, sudo when not root) once; a stamp avoids re-checks.
 deps-check: $(REL_DIR)/.deps-ok
@@ -77,7 +97,7 @@ run: deps-check $(REL_DIR)/gregor
 cluster: deps-check $(REL_DIR)/gregor
 	@GREGOR_BIN=./$(REL_DIR)/gregor bash scripts/cluster.sh
 
-test: all asan
+test: all asan tsan
 	@bash tests/run.sh
 
 bench: all
@@ -94,4 +114,4 @@ format:
 	clang-format -i $$(find src tests tools -name '*.[ch]')
 
 clean:
-	rm -rf $(REL_DIR) $(ASAN_DIR)
+	rm -rf $(REL_DIR) $(ASAN_DIR) $(TSAN_DIR)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests (release and ASan/UBSan builds), then interop and fault tests
-# that drive a real gregor process with real clients. Each test program prints
+# Runs every test: unit tests (release, ASan/UBSan and ThreadSanitizer builds), then interop
+# and fault tests that drive a real gregor process with real clients. Each test program prints
 # "ok NAME" / "not ok NAME: why" lines; this script counts them and ends with the line
 # "N passed, N failed" that CI reads. A program that dies without reporting counts as a failure.
 set -u
@@ -14,6 +14,9 @@ export GREGOR_BIN_RELEASE="$ROOT/build/gregor"
 export GREGOR_BIN_ASAN="$ROOT/build-asan/gregor"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
+# A race report fails the program (exit 66) after it ran all its tests; the suppressions cover
+# only uninstrumented system libraries (see the file).
+export TSAN_OPTIONS="suppressions=$ROOT/tests/tsan.supp:exitcode=66"
 PY=/usr/bin/python3
 
 # run_one LABEL TIMEOUT CMD...: runs CMD, tallies its ok/not ok lines.
@@ -37,7 +40,7 @@ run_one() {
   fi
 }
 
-for flavour in build build-asan; do
+for flavour in build build-asan build-tsan; do
   for t in "$flavour"/tests/test_*; do
     [ -x "$t" ] || continue
     run_one "unit[$flavour] $(basename "$t")" 600 "$t"

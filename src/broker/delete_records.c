@@ -33,7 +33,7 @@ delete_records_partition(struct broker_req *r, const char *topic,
         o->error_code = KAFKA_ERR_OFFSET_OUT_OF_RANGE;
     } else {
         int rc = log_delete_records(p->log, offset, clock_wall_ms());
-        o->error_code = rc == 0 ? KAFKA_ERR_NONE : (int16_t)log_error_to_kafka(rc);
+        o->error_code = rc == 0 ? KAFKA_ERR_NONE : partition_error_from_storage(rc);
         o->low_watermark = log_start_offset(p->log);
     }
     partition_put(p);

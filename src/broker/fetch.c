@@ -16,6 +16,11 @@
  * reference until the reply, and each posted wake-up holds one, because appenders on other
  * threads may post after the reply. Waiters are unlinked before the reply, under each
  * partition's lock, so no appender can see a waiter afterwards.
+ *
+ * Each attempt builds its response in st->scratch, reset at the next attempt: a parked fetch
+ * woken by thousands of appends holds one response's worth of memory, not one per wake-up
+ * (the request's arena lives until the reply). The encoder copies what it sends, so the
+ * scratch arena is free to go once the reply is encoded.
  */
 #include "proto/gen/fetch.h"
 
@@ -57,11 +62,13 @@ struct fetch_state {
     atomic_bool wake_pending;
     bool parked;
     struct net_timer timer;
+    struct arena scratch; /* the response of the current attempt (worker thread only) */
 };
 
 static void fetch_state_put(struct fetch_state *st)
 {
     if (atomic_fetch_sub(&st->refs, 1) == 1) {
+        arena_free(&st->scratch);
         free(st->parts);
         free(st);
     }
@@ -78,7 +85,7 @@ static void fetch_release_read(void *ctx)
  * Fetch v0-3 clients cannot read magic 2: the batches are read into memory and converted to
  * magic 0 (v0-1) or magic 1 (v2-3), as Kafka does. Returns the bytes added; releases res.
  */
-static int64_t fetch_down_convert(struct broker_req *r,
+static int64_t fetch_down_convert(struct broker_req *r, struct arena *arena,
                                   struct kmsg_fetch_response_partition_data *pd,
                                   struct log_read_result *res, int64_t fetch_offset)
 {
@@ -98,7 +105,7 @@ static int64_t fetch_down_convert(struct broker_req *r,
                                                 fetch_offset, 64u << 20, &conv, &conv_len)
                                : RECORD_ERR_NOMEM;
     free(raw);
-    uint8_t *copy = rc == 0 && conv_len ? arena_alloc(r->arena, conv_len) : NULL;
+    uint8_t *copy = rc == 0 && conv_len ? arena_alloc(arena, conv_len) : NULL;
     if (rc != 0 || (conv_len && copy == NULL)) {
         free(conv);
         pd->error_code = KAFKA_ERR_KAFKA_STORAGE_ERROR;
@@ -150,13 +157,13 @@ static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *f
     pd->log_start_offset = log_start_offset(log);
     if (rc != 0 || res->range.length == 0) {
         if (rc != 0)
-            pd->error_code = (int16_t)log_error_to_kafka(rc);
+            pd->error_code = partition_error_from_storage(rc);
         fetch_release_read(res);
         return 0;
     }
     if (r->hdr.api_version < 4)
-        return fetch_down_convert(r, pd, res, fp->rp->fetch_offset);
-    struct kfile_range *fr = arena_calloc(r->arena, 1, sizeof(*fr));
+        return fetch_down_convert(r, &st->scratch, pd, res, fp->rp->fetch_offset);
+    struct kfile_range *fr = arena_calloc(&st->scratch, 1, sizeof(*fr));
     if (fr == NULL) {
         fetch_release_read(res);
         return 0;
@@ -193,7 +200,7 @@ static int64_t fetch_build(struct fetch_state *st, struct kmsg_fetch_response *r
     kmsg_fetch_response_init(resp);
     resp->session_id = 0;
     int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
-    resp->responses.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*resp->responses.v));
+    resp->responses.v = arena_calloc(&st->scratch, (size_t)nt + 1, sizeof(*resp->responses.v));
     if (resp->responses.v == NULL)
         return -1;
     resp->responses.n = nt;
@@ -208,7 +215,7 @@ static int64_t fetch_build(struct fetch_state *st, struct kmsg_fetch_response *r
         t->topic = rt->topic;
         t->topic_id = rt->topic_id;
         int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
-        t->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*t->partitions.v));
+        t->partitions.v = arena_calloc(&st->scratch, (size_t)np + 1, sizeof(*t->partitions.v));
         if (t->partitions.v == NULL)
             return -1;
         t->partitions.n = np;
@@ -280,6 +287,7 @@ static void fetch_attempt(struct fetch_state *st, bool force)
 {
     struct kmsg_fetch_response resp;
     bool errors;
+    arena_reset(&st->scratch); /* the previous attempt's response was released or sent */
     int64_t total = fetch_build(st, &resp, &errors);
     if (total < 0) {
         fetch_release_response(&resp);
@@ -413,6 +421,7 @@ void handle_fetch(struct broker_req *r)
     st->r = r;
     st->b = r->b;
     st->worker = net_request_worker(r->nr);
+    arena_init(&st->scratch, 0);
     if (broker_decode(r, (kproto_decode_fn)kmsg_fetch_request_decode, &st->req) != 0) {
         free(st);
         return;

@@ -92,9 +92,7 @@ static void lc_local_done(void *arg, const struct controller_result *res)
 /* Waits for the local completion of call `seq`; -ETIMEDOUT if it does not come in time. */
 static int lc_local_wait(struct broker_lifecycle *lc, struct lc_reply *out)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += CALL_TIMEOUT_MS / 1000;
+    struct timespec ts = clock_mono_deadline(CALL_TIMEOUT_MS);
     pthread_mutex_lock(&lc->mu);
     int rc = 0;
     while (!lc->reply_ready && rc == 0)
@@ -248,11 +246,7 @@ static int lc_heartbeat(struct broker_lifecycle *lc, int64_t epoch, bool want_sh
 /* Sleeps until ms from now or until stopping; returns true if stopping. */
 static bool lc_sleep(struct broker_lifecycle *lc, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    struct timespec ts = clock_mono_deadline(ms);
     pthread_mutex_lock(&lc->mu);
     while (!lc->stopping && pthread_cond_timedwait(&lc->cond, &lc->mu, &ts) == 0)
         ;
@@ -358,8 +352,13 @@ int lifecycle_start(struct broker *b)
         return -ENOMEM;
     lc->b = b;
     lc->epoch = -1;
+    /* lc_local_wait and lc_sleep wait on cond with monotonic deadlines. */
+    int rc = clock_cond_init_mono(&lc->cond);
+    if (rc != 0) {
+        free(lc);
+        return -rc;
+    }
     pthread_mutex_init(&lc->mu, NULL);
-    pthread_cond_init(&lc->cond, NULL);
     controller_client_init(&lc->client, b->cfg.node_id);
     if (getrandom(lc->incarnation, sizeof(lc->incarnation), 0) != (ssize_t)sizeof(lc->incarnation))
         memset(lc->incarnation, 0x42, sizeof(lc->incarnation));

@@ -50,7 +50,7 @@ list_offsets_lookup(struct partition *p, int64_t ts,
         } else if (rc == 0 || rc == -ENOENT) {
             o->offset = -1;
         } else {
-            o->error_code = (int16_t)log_error_to_kafka(rc);
+            o->error_code = partition_error_from_storage(rc);
             o->offset = -1;
         }
     }

@@ -18,14 +18,31 @@
 #include "broker/partition_registry.h"
 #include "broker/producer_append.h"
 #include "broker/topic_settings.h"
+#include "proto/gen/errors.h"
 #include "storage/checkpoint.h"
 #include "storage/cleaner.h"
 #include "storage/flusher.h"
 
+int16_t partition_error_from_storage(int err)
+{
+    switch (err) {
+    case 0:
+        return KAFKA_ERR_NONE;
+    case LOG_ERR_OFFSET_OUT_OF_RANGE:
+        return KAFKA_ERR_OFFSET_OUT_OF_RANGE;
+    case LOG_ERR_CORRUPT:
+        return KAFKA_ERR_CORRUPT_MESSAGE;
+    case LOG_ERR_OFFLINE:
+    default:
+        return KAFKA_ERR_KAFKA_STORAGE_ERROR; /* disk full, I/O error, offline */
+    }
+}
+
 struct partition *partition_get(struct partition_registry *reg, const char *topic, int32_t index)
 {
     pthread_rwlock_rdlock(&reg->lock);
-    struct partition_slot *s = reg->by_name[partition_slot_hash_name(topic, index) & (reg->buckets - 1)];
+    struct partition_slot *s =
+        reg->by_name[partition_slot_hash_name(topic, index) & (reg->buckets - 1)];
     for (; s; s = s->next_name) {
         struct partition *p = s->p;
         if (p->index == index && strcmp(p->topic, topic) == 0) {
@@ -42,7 +59,8 @@ struct partition *partition_get_by_id(struct partition_registry *reg, const uint
                                       int32_t index)
 {
     pthread_rwlock_rdlock(&reg->lock);
-    struct partition_slot *s = reg->by_id[partition_slot_hash_id(topic_id, index) & (reg->buckets - 1)];
+    struct partition_slot *s =
+        reg->by_id[partition_slot_hash_id(topic_id, index) & (reg->buckets - 1)];
     for (; s; s = s->next_id) {
         struct partition *p = s->p;
         if (p->index == index && memcmp(p->topic_id, topic_id, METADATA_UUID_LEN) == 0) {

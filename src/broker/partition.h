@@ -23,6 +23,10 @@
 
 struct broker;
 struct partition_registry;
+
+/* Kafka error code for a storage result: 0, a LOG_ERR_* or a negative errno (disk full, I/O
+ * error: KAFKA_STORAGE_ERROR). Any thread. */
+int16_t partition_error_from_storage(int err);
 struct producer_state;
 
 /* A fetch (or other delayed operation) waiting for data on a partition. */

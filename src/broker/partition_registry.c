@@ -34,9 +34,7 @@ static void *registry_housekeeper(void *arg)
     struct partition_registry *reg = arg;
     pthread_mutex_lock(&reg->hk_mu);
     while (!reg->hk_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += CHECKPOINT_INTERVAL_MS / 1000;
+        struct timespec ts = clock_mono_deadline(CHECKPOINT_INTERVAL_MS);
         pthread_cond_timedwait(&reg->hk_cond, &reg->hk_mu, &ts);
         if (reg->hk_stop)
             break;
@@ -60,10 +58,17 @@ int partition_registry_open(struct broker *b, struct partition_registry **out, c
     reg->buckets = REGISTRY_BUCKETS;
     reg->by_name = calloc(reg->buckets, sizeof(*reg->by_name));
     reg->by_id = calloc(reg->buckets, sizeof(*reg->by_id));
+    int rc = clock_cond_init_mono(&reg->hk_cond); /* the housekeeper's monotonic deadlines */
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot create a condition variable: %s", strerror(rc));
+        free(reg->by_name);
+        free(reg->by_id);
+        free(reg);
+        return -rc;
+    }
     pthread_rwlock_init(&reg->lock, NULL);
     pthread_mutex_init(&reg->hk_mu, NULL);
-    pthread_cond_init(&reg->hk_cond, NULL);
-    int rc = reg->by_name && reg->by_id ? log_flusher_create(&reg->flusher) : -ENOMEM;
+    rc = reg->by_name && reg->by_id ? log_flusher_create(&reg->flusher) : -ENOMEM;
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the log flusher: %s", strerror(-rc));
         partition_registry_close(reg);

@@ -17,6 +17,7 @@
  */
 #include "proto/gen/produce.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +97,20 @@ static void produce_state_maybe_free(struct produce_state *st)
         free(st);
 }
 
+/*
+ * The request is being closed without a reply (out of memory part-way through) while flushes
+ * queued for earlier partitions may still complete: their completions must find st alive, and
+ * must not touch the partition responses, which die with the request's arena. st is freed now
+ * or by the last completion.
+ */
+static void produce_abandon(struct produce_state *st)
+{
+    for (struct produce_flush *f = st->waiting; f; f = f->next)
+        f->pr = NULL;
+    st->r = NULL;
+    produce_state_maybe_free(st);
+}
+
 /* Worker thread: a partition's flush finished. */
 static void produce_flushed(void *arg)
 {
@@ -105,7 +120,7 @@ static void produce_flushed(void *arg)
     produce_unlink(f);
     if (st->r != NULL && f->pr != NULL) {
         if (f->err != 0) {
-            f->pr->error_code = (int16_t)log_error_to_kafka(f->err);
+            f->pr->error_code = partition_error_from_storage(f->err);
             f->pr->base_offset = -1;
         }
         if (st->outstanding == 0)
@@ -269,7 +284,7 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
         return 0;
     }
     if (rc != 0) {
-        pr->error_code = (int16_t)log_error_to_kafka(rc);
+        pr->error_code = partition_error_from_storage(rc);
         log_warn("produce", "append to %s-%d failed: %d", topic, pd->index, rc);
         partition_put(p);
         return 0;
@@ -373,11 +388,12 @@ void handle_produce(struct broker_req *r)
     kmsg_produce_response_init(&st->resp);
     int waiting = produce_all(st, r, &req);
     if (waiting < 0) {
-        free(st);
+        produce_abandon(st);
         broker_close(r, "out of memory");
         return;
     }
     if (req.acks == 0) {
+        assert(st->outstanding == 0); /* only acks=-1 waits for flushes */
         bool bad = produce_has_error(&st->resp);
         st->r = NULL;
         free(st);

@@ -50,8 +50,8 @@ void group_handle_describe(struct shard *s, struct group_call *c)
         d->group_state = KSTR_LIT("");
         const char *st = group_state_name(g->state);
         d->group_state = (struct kstr){st, (int32_t)strlen(st)};
-        d->protocol_type = g->protocol_type.len >= 0 ? arena_kstr(c->arena, &g->protocol_type)
-                                                     : KSTR_LIT("");
+        d->protocol_type =
+            g->protocol_type.len >= 0 ? arena_kstr(c->arena, &g->protocol_type) : KSTR_LIT("");
         bool stable = g->state == GS_STABLE;
         if (stable && g->protocol_name.len >= 0)
             d->protocol_data = arena_kstr(c->arena, &g->protocol_name);
@@ -62,10 +62,10 @@ void group_handle_describe(struct shard *s, struct group_call *c)
             kmsg_describe_groups_response_described_group_member_init(dm);
             dm->member_id = arena_kstr(c->arena, &m->id);
             dm->group_instance_id = arena_kstr(c->arena, &m->instance_id);
-            dm->client_id = m->client_id.len >= 0 ? arena_kstr(c->arena, &m->client_id)
-                                                  : KSTR_LIT("");
-            dm->client_host = m->client_host.len >= 0 ? arena_kstr(c->arena, &m->client_host)
-                                                      : KSTR_LIT("");
+            dm->client_id =
+                m->client_id.len >= 0 ? arena_kstr(c->arena, &m->client_id) : KSTR_LIT("");
+            dm->client_host =
+                m->client_host.len >= 0 ? arena_kstr(c->arena, &m->client_host) : KSTR_LIT("");
             dm->member_metadata = (struct kbytes){(const uint8_t *)"", 0};
             dm->member_assignment = (struct kbytes){(const uint8_t *)"", 0};
             if (stable) {
@@ -118,7 +118,7 @@ void group_handle_list(struct shard *s, struct group_call *c)
         resp->error_code = err;
     if (s != NULL && err == 0) {
         size_t cap = (size_t)(uintptr_t)c->state;
-        for (int b = 0; b < SHARD_BUCKETS; b++) {
+        for (size_t b = 0; b < s->nbuckets; b++) {
             for (struct group *g = s->buckets[b]; g; g = g->next) {
                 if (g->state == GS_DEAD || !list_wanted(c, g))
                     continue;
@@ -128,11 +128,13 @@ void group_handle_list(struct shard *s, struct group_call *c)
                     if (nv == NULL)
                         continue;
                     if (resp->groups.n)
-                        memcpy(nv, resp->groups.v, (size_t)resp->groups.n * sizeof(*resp->groups.v));
+                        memcpy(nv, resp->groups.v,
+                               (size_t)resp->groups.n * sizeof(*resp->groups.v));
                     resp->groups.v = nv;
                     cap = ncap;
                 }
-                struct kmsg_list_groups_response_listed_group *lg = &resp->groups.v[resp->groups.n++];
+                struct kmsg_list_groups_response_listed_group *lg =
+                    &resp->groups.v[resp->groups.n++];
                 kmsg_list_groups_response_listed_group_init(lg);
                 lg->group_id = arena_kstr(c->arena, &g->id);
                 lg->protocol_type = g->protocol_type.len >= 0

@@ -7,6 +7,7 @@
  */
 #include "group/group_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,19 +124,48 @@ int32_t group_shard_of(const char *group, int32_t len, int32_t n)
 
 /* ---- groups in a shard ---- */
 
-static uint32_t bucket_of(struct kstr id)
+/* FNV-1a of the group id. */
+static uint32_t group_hash(struct kstr id)
 {
     uint32_t h = 2166136261u;
     for (int32_t i = 0; i < id.len; i++)
         h = (h ^ (uint8_t)id.ptr[i]) * 16777619u;
-    return h % SHARD_BUCKETS;
+    return h;
+}
+
+static size_t bucket_of(const struct shard *s, struct kstr id)
+{
+    assert(s->nbuckets > 0 && (s->nbuckets & (s->nbuckets - 1)) == 0);
+    return group_hash(id) & (s->nbuckets - 1);
+}
+
+/* Doubles the shard's table (or creates it). 0 or -ENOMEM (the old table stays usable). */
+static int shard_grow_table(struct shard *s)
+{
+    size_t n = s->nbuckets ? s->nbuckets * 2 : SHARD_MIN_BUCKETS;
+    struct group **b = calloc(n, sizeof(*b));
+    if (b == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->nbuckets; i++) {
+        while (s->buckets[i]) {
+            struct group *g = s->buckets[i];
+            s->buckets[i] = g->next;
+            size_t j = group_hash(gstr_kstr(&g->id)) & (n - 1);
+            g->next = b[j];
+            b[j] = g;
+        }
+    }
+    free(s->buckets);
+    s->buckets = b;
+    s->nbuckets = n;
+    return 0;
 }
 
 struct group *group_find(struct shard *s, struct kstr id)
 {
-    if (id.len < 0)
+    if (id.len < 0 || s->nbuckets == 0)
         return NULL;
-    for (struct group *g = s->buckets[bucket_of(id)]; g; g = g->next)
+    for (struct group *g = s->buckets[bucket_of(s, id)]; g; g = g->next)
         if (gstr_eq(&g->id, id))
             return g;
     return NULL;
@@ -143,6 +173,8 @@ struct group *group_find(struct shard *s, struct kstr id)
 
 struct group *group_create(struct shard *s, struct kstr id)
 {
+    if (s->ngroups >= s->nbuckets && shard_grow_table(s) != 0 && s->nbuckets == 0)
+        return NULL;
     struct group *g = calloc(1, sizeof(*g));
     if (g == NULL)
         return NULL;
@@ -155,7 +187,7 @@ struct group *group_create(struct shard *s, struct kstr id)
     }
     g->state = GS_EMPTY;
     g->state_ts = group_now_ms();
-    uint32_t b = bucket_of(id);
+    size_t b = bucket_of(s, id);
     g->next = s->buckets[b];
     s->buckets[b] = g;
     s->ngroups++;
@@ -193,11 +225,11 @@ static void group_free_contents(struct group *g, bool on_owner)
 void group_remove(struct group *g)
 {
     struct shard *s = g->s;
-    struct group **pp = &s->buckets[bucket_of(gstr_kstr(&g->id))];
+    struct group **pp = &s->buckets[bucket_of(s, gstr_kstr(&g->id))];
     while (*pp && *pp != g)
         pp = &(*pp)->next;
-    if (*pp)
-        *pp = g->next;
+    assert(*pp == g); /* every group is in the bucket of its id */
+    *pp = g->next;
     s->ngroups--;
     group_free_contents(g, true);
     free(g);
@@ -355,7 +387,7 @@ int shard_append(struct shard *s, const struct offsets_kv *kvs, size_t n,
 
 /* ---- loading ---- */
 
-static void load_apply_group(struct shard *s, const struct offsets_record *rec, bool *has_meta)
+static void load_apply_group(struct shard *s, const struct offsets_record *rec)
 {
     struct group *g = group_find(s, rec->group);
     if (g == NULL && rec->tombstone)
@@ -374,7 +406,7 @@ static void load_apply_group(struct shard *s, const struct offsets_record *rec, 
     gstr_free(&g->leader);
     g->generation = 0;
     g->state = GS_EMPTY;
-    *has_meta = !rec->tombstone;
+    g->load_meta = !rec->tombstone;
     if (rec->tombstone)
         return;
     const struct kmsg_group_metadata_value *v = &rec->group_value;
@@ -417,12 +449,8 @@ static void load_apply_group(struct shard *s, const struct offsets_record *rec, 
     g->state = g->nmembers > 0 ? GS_STABLE : GS_EMPTY;
 }
 
-static void load_apply(struct shard *s, const struct offsets_record *rec, int64_t offset,
-                       bool **meta_flags, size_t *nflags)
+static void load_apply_commit(struct shard *s, const struct offsets_record *rec)
 {
-    (void)offset;
-    (void)meta_flags;
-    (void)nflags;
     if (rec->kind == OFFSETS_RECORD_COMMIT) {
         struct group *g = group_find(s, rec->group);
         if (g == NULL) {
@@ -448,44 +476,7 @@ static void load_apply(struct shard *s, const struct offsets_record *rec, int64_
     }
 }
 
-/* Groups that only carried metadata (not tombstoned) are kept; this marks them. */
-struct load_ctx {
-    struct shard *s;
-    struct group **meta;
-    size_t nmeta, cap;
-};
-
-static void load_note_meta(struct load_ctx *lc, struct group *g, bool has)
-{
-    for (size_t i = 0; i < lc->nmeta; i++) {
-        if (lc->meta[i] == g) {
-            if (!has)
-                lc->meta[i] = lc->meta[--lc->nmeta];
-            return;
-        }
-    }
-    if (!has)
-        return;
-    if (lc->nmeta == lc->cap) {
-        size_t cap = lc->cap ? lc->cap * 2 : 16;
-        struct group **m = realloc(lc->meta, cap * sizeof(*m));
-        if (m == NULL)
-            return;
-        lc->meta = m;
-        lc->cap = cap;
-    }
-    lc->meta[lc->nmeta++] = g;
-}
-
-static bool load_has_meta(struct load_ctx *lc, struct group *g)
-{
-    for (size_t i = 0; i < lc->nmeta; i++)
-        if (lc->meta[i] == g)
-            return true;
-    return false;
-}
-
-static int load_batch(struct load_ctx *lc, const uint8_t *p, size_t len)
+static int load_batch(struct shard *s, const uint8_t *p, size_t len)
 {
     struct record_batch_header h;
     int rc = record_batch_header_parse(p, len, &h);
@@ -503,19 +494,14 @@ static int load_batch(struct load_ctx *lc, const uint8_t *p, size_t len)
         rc = offsets_decode_record(rec.key, rec.key_len, rec.value, rec.value_len, &scratch, &orec);
         if (rc != 0) {
             log_warn("group", "%s-%d: skipping an undecodable record at offset %lld", OFFSETS_TOPIC,
-                     lc->s->index, (long long)rec.offset);
+                     s->index, (long long)rec.offset);
             rc = 0;
             continue;
         }
-        if (orec.kind == OFFSETS_RECORD_GROUP) {
-            bool has = false;
-            load_apply_group(lc->s, &orec, &has);
-            struct group *g = group_find(lc->s, orec.group);
-            if (g)
-                load_note_meta(lc, g, has);
-        } else {
-            load_apply(lc->s, &orec, rec.offset, NULL, NULL);
-        }
+        if (orec.kind == OFFSETS_RECORD_GROUP)
+            load_apply_group(s, &orec);
+        else
+            load_apply_commit(s, &orec);
         arena_reset(&scratch);
     }
     arena_free(&scratch);
@@ -523,9 +509,8 @@ static int load_batch(struct load_ctx *lc, const uint8_t *p, size_t len)
     return rc < 0 ? rc : 0;
 }
 
-static int load_shard(struct shard *s, struct log *log)
+int shard_load(struct shard *s, struct log *log)
 {
-    struct load_ctx lc = {.s = s};
     int64_t off = log_start_offset(log);
     int64_t end = log_high_watermark(log);
     uint8_t *buf = NULL;
@@ -562,7 +547,7 @@ static int load_shard(struct shard *s, struct log *log)
                 if (record_batch_header_parse(buf + pos, len - pos, &h) != 0 ||
                     record_batch_size(&h) > len - pos)
                     break;
-                rc = load_batch(&lc, buf + pos, record_batch_size(&h));
+                rc = load_batch(s, buf + pos, record_batch_size(&h));
                 pos += record_batch_size(&h);
             }
             off = res.next_offset > off ? res.next_offset : end;
@@ -573,11 +558,11 @@ static int load_shard(struct shard *s, struct log *log)
     }
     free(buf);
     /* Drop groups that have neither metadata nor offsets (tombstoned). */
-    for (int b = 0; b < SHARD_BUCKETS; b++) {
+    for (size_t b = 0; b < s->nbuckets; b++) {
         struct group **pp = &s->buckets[b];
         while (*pp) {
             struct group *g = *pp;
-            if (g->noffsets == 0 && !load_has_meta(&lc, g)) {
+            if (g->noffsets == 0 && !g->load_meta) {
                 *pp = g->next;
                 s->ngroups--;
                 group_free_contents(g, false);
@@ -587,7 +572,6 @@ static int load_shard(struct shard *s, struct log *log)
             }
         }
     }
-    free(lc.meta);
     return rc;
 }
 
@@ -609,7 +593,7 @@ static void load_finished(void *arg)
         log_error("group", "loading %s-%d failed: %d", OFFSETS_TOPIC, s->index, j->rc);
         atomic_store(&s->state, SHARD_FAILED);
     } else {
-        for (int b = 0; b < SHARD_BUCKETS; b++)
+        for (size_t b = 0; b < s->nbuckets; b++)
             for (struct group *g = s->buckets[b]; g; g = g->next)
                 group_arm_loaded_members(g);
         atomic_store(&s->state, SHARD_LOADED);
@@ -625,7 +609,7 @@ static void *load_thread(void *arg)
 {
     struct load_job *j = arg;
     struct group_coordinator *gc = j->s->gc;
-    j->rc = load_shard(j->s, j->log);
+    j->rc = shard_load(j->s, j->log);
     gc->env.log_put(j->ref);
     if (net_worker_post(j->s->worker, load_finished, j) != 0)
         free(j); /* shutting down; destroy frees the groups */
@@ -852,13 +836,14 @@ struct group_coordinator *group_coordinator_create(const struct group_config *cf
     gc->env = *env;
     gc->nshards = cfg->max_shards > 0 ? cfg->max_shards : 50;
     gc->shards = calloc((size_t)gc->nshards, sizeof(*gc->shards));
-    if (gc->shards == NULL) {
+    /* destroy waits on appends_cond with a monotonic deadline */
+    if (gc->shards == NULL || clock_cond_init_mono(&gc->appends_cond) != 0) {
+        free(gc->shards);
         free(gc);
         return NULL;
     }
     pthread_mutex_init(&gc->load_mu, NULL);
     pthread_mutex_init(&gc->appends_mu, NULL);
-    pthread_cond_init(&gc->appends_cond, NULL);
     for (int32_t i = 0; i < gc->nshards; i++) {
         gc->shards[i].gc = gc;
         gc->shards[i].index = i;
@@ -871,7 +856,7 @@ static void shard_shutdown(void *arg)
 {
     struct shard *s = arg;
     net_timer_cancel(s->worker, &s->expiry_timer);
-    for (int b = 0; b < SHARD_BUCKETS; b++)
+    for (size_t b = 0; b < s->nbuckets; b++)
         for (struct group *g = s->buckets[b]; g; g = g->next) {
             group_fail_parked(g, KAFKA_ERR_NOT_COORDINATOR);
             net_timer_cancel(s->worker, &g->join_timer);
@@ -923,6 +908,22 @@ void group_coordinator_shutdown(struct group_coordinator *gc)
     appends_drain(gc);
 }
 
+void shard_free_groups(struct shard *s)
+{
+    for (size_t b = 0; b < s->nbuckets; b++) {
+        while (s->buckets[b]) {
+            struct group *g = s->buckets[b];
+            s->buckets[b] = g->next;
+            group_free_contents(g, false);
+            free(g);
+        }
+    }
+    free(s->buckets);
+    s->buckets = NULL;
+    s->nbuckets = 0;
+    s->ngroups = 0;
+}
+
 void group_coordinator_destroy(struct group_coordinator *gc)
 {
     if (gc == NULL)
@@ -931,9 +932,7 @@ void group_coordinator_destroy(struct group_coordinator *gc)
     /* The flusher still runs: wait (bounded) for it to hand back our appends. */
     pthread_mutex_lock(&gc->appends_mu);
     gc->closed = true;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
+    struct timespec until = clock_mono_deadline(10000);
     while (gc->appends_outstanding > 0 &&
            pthread_cond_timedwait(&gc->appends_cond, &gc->appends_mu, &until) == 0) {
     }
@@ -947,14 +946,7 @@ void group_coordinator_destroy(struct group_coordinator *gc)
         struct shard *s = &gc->shards[i];
         if (s->loader_started)
             pthread_join(s->loader, NULL);
-        for (int b = 0; b < SHARD_BUCKETS; b++) {
-            while (s->buckets[b]) {
-                struct group *g = s->buckets[b];
-                s->buckets[b] = g->next;
-                group_free_contents(g, false);
-                free(g);
-            }
-        }
+        shard_free_groups(s);
     }
     pthread_mutex_destroy(&gc->load_mu);
     pthread_mutex_destroy(&gc->appends_mu);

@@ -69,18 +69,22 @@ struct group {
     bool initial_delay;
     bool new_member_added;
     int64_t join_deadline_ms;
-    int64_t state_ts; /* wall clock of the last state change */
+    int64_t state_ts;             /* wall clock of the last state change */
     struct offset_entry *offsets; /* sorted by (topic, partition) */
     size_t noffsets, offsets_cap;
+    bool load_meta; /* loading only: the newest group metadata record is not a tombstone */
 };
 
-#define SHARD_BUCKETS 64
+#define SHARD_MIN_BUCKETS 64
 
 struct shard {
     struct group_coordinator *gc;
     int32_t index;
     _Atomic int state;
-    struct group *buckets[SHARD_BUCKETS];
+    /* Hash table of the shard's groups by id, chained through group.next. nbuckets is 0 or a
+     * power of two >= SHARD_MIN_BUCKETS; the table doubles when ngroups exceeds it. */
+    struct group **buckets;
+    size_t nbuckets;
     size_t ngroups;
     pthread_t loader;
     bool loader_started;
@@ -97,7 +101,7 @@ struct group_coordinator {
     pthread_mutex_t appends_mu;
     pthread_cond_t appends_cond;
     int appends_outstanding;
-    bool closed; /* the network stopped: completions are dropped */
+    bool closed;             /* the network stopped: completions are dropped */
     pthread_mutex_t load_mu; /* guards shard state transitions out of UNLOADED */
     int32_t nshards;
     struct shard *shards;
@@ -105,19 +109,30 @@ struct group_coordinator {
 
 /* ---- strings ---- */
 void gstr_set(struct gstr *g, const void *p, int32_t len);
-static inline void gstr_from_kstr(struct gstr *g, struct kstr k) { gstr_set(g, k.ptr, k.len); }
-static inline void gstr_from_kbytes(struct gstr *g, struct kbytes k) { gstr_set(g, k.ptr, k.len); }
+static inline void gstr_from_kstr(struct gstr *g, struct kstr k)
+{
+    gstr_set(g, k.ptr, k.len);
+}
+static inline void gstr_from_kbytes(struct gstr *g, struct kbytes k)
+{
+    gstr_set(g, k.ptr, k.len);
+}
 void gstr_free(struct gstr *g);
 bool gstr_eq(const struct gstr *g, struct kstr k);
 bool gstr_eq_str(const struct gstr *a, const struct gstr *b);
-struct kstr gstr_kstr(const struct gstr *g);  /* borrowed view */
+struct kstr gstr_kstr(const struct gstr *g); /* borrowed view */
 struct kbytes gstr_kbytes(const struct gstr *g);
-struct kstr arena_kstr(struct arena *a, const struct gstr *g);  /* copy into the arena */
+struct kstr arena_kstr(struct arena *a, const struct gstr *g); /* copy into the arena */
 struct kbytes arena_kbytes(struct arena *a, const struct gstr *g);
 struct kstr arena_kstr_of(struct arena *a, struct kstr k);
 char *kstr_strdup(struct kstr k); /* malloc'ed NUL-terminated copy ("" for null) */
 
 /* ---- shard and groups (coordinator.c) ---- */
+/* Replays the shard's log into its (empty) table: O(records). Loader thread; 0 or a negative
+ * error. Exposed for unit tests. */
+int shard_load(struct shard *s, struct log *log);
+/* Frees every group of the shard and its table (no timers may be armed). */
+void shard_free_groups(struct shard *s);
 struct group *group_find(struct shard *s, struct kstr id);
 struct group *group_create(struct shard *s, struct kstr id);
 void group_remove(struct group *g); /* unlinks and frees (members must have no parked calls) */
@@ -163,7 +178,6 @@ void group_handle_delete(struct shard *s, struct group_call *c);
 
 /* Continues a multi-group call with its next step (posts to the next owner). */
 void call_continue(struct group_call *c);
-
 
 /* Error for calls on shard s: 0 when loaded, else LOAD_IN_PROGRESS / NOT_COORDINATOR /
  * COORDINATOR_NOT_AVAILABLE (coordinator.c). */

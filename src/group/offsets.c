@@ -115,8 +115,7 @@ static void commit_durable(void *arg, int err)
     for (size_t i = 0; i < st->n; i++) {
         struct commit_item *it = &st->items[i];
         struct offset_entry *e =
-            g ? group_offset_find(g, it->topic, strlen(it->topic), it->partition, err == 0)
-              : NULL;
+            g ? group_offset_find(g, it->topic, strlen(it->topic), it->partition, err == 0) : NULL;
         if (e && e->pending > 0)
             e->pending--;
         if (err != 0) {
@@ -339,9 +338,8 @@ static void fetch_one(struct group_call *c, struct group *g, struct kstr topic, 
     o->error = err;
     if (err || g == NULL)
         return;
-    struct offset_entry *e =
-        group_offset_find(g, topic.ptr ? topic.ptr : "", topic.len > 0 ? (size_t)topic.len : 0,
-                          part, false);
+    struct offset_entry *e = group_offset_find(g, topic.ptr ? topic.ptr : "",
+                                               topic.len > 0 ? (size_t)topic.len : 0, part, false);
     if (e == NULL)
         return;
     if (require_stable && e->pending > 0) {
@@ -583,7 +581,10 @@ struct delete_state {
     struct shard *s;
     char *group;
     size_t n;
-    struct { char *topic; int32_t partition; } *items;
+    struct {
+        char *topic;
+        int32_t partition;
+    } * items;
 };
 
 static void offset_delete_durable(void *arg, int err)
@@ -593,9 +594,8 @@ static void offset_delete_durable(void *arg, int err)
     struct group *g = group_find(st->s, (struct kstr){st->group, (int32_t)strlen(st->group)});
     for (size_t i = 0; i < st->n; i++) {
         if (err == 0 && g) {
-            struct offset_entry *e = group_offset_find(g, st->items[i].topic,
-                                                       strlen(st->items[i].topic),
-                                                       st->items[i].partition, false);
+            struct offset_entry *e = group_offset_find(
+                g, st->items[i].topic, strlen(st->items[i].topic), st->items[i].partition, false);
             if (e)
                 group_offset_remove(g, e);
         }
@@ -664,10 +664,9 @@ void group_handle_offset_delete(struct shard *s, struct group_call *c)
                 p->error_code = KAFKA_ERR_GROUP_SUBSCRIBED_TO_TOPIC;
                 continue;
             }
-            struct offset_entry *e =
-                group_offset_find(g, t->name.ptr ? t->name.ptr : "",
-                                  t->name.len > 0 ? (size_t)t->name.len : 0,
-                                  p->partition_index, false);
+            struct offset_entry *e = group_offset_find(g, t->name.ptr ? t->name.ptr : "",
+                                                       t->name.len > 0 ? (size_t)t->name.len : 0,
+                                                       p->partition_index, false);
             if (e == NULL || !e->valid)
                 continue;
             if (offsets_encode_commit(&kvs[st->n], g->id.p, e->topic, e->partition, NULL) != 0)
@@ -704,7 +703,7 @@ void shard_expire_offsets(struct shard *s)
 {
     int64_t now = group_now_ms();
     int64_t ret = s->gc->cfg.offsets_retention_ms;
-    for (int b = 0; b < SHARD_BUCKETS; b++) {
+    for (size_t b = 0; b < s->nbuckets; b++) {
         for (struct group *g = s->buckets[b], *next; g; g = next) {
             next = g->next;
             if (g->state != GS_EMPTY)
@@ -730,8 +729,8 @@ void shard_expire_offsets(struct shard *s)
             if (drop && group_encode_metadata(&kvs[n], NULL, g->id.p) == 0)
                 n++;
             if (n > 0) {
-                log_info("group", "group %s: expired %zu offsets%s", g->id.p,
-                         n - (drop ? 1 : 0), drop ? " and the group" : "");
+                log_info("group", "group %s: expired %zu offsets%s", g->id.p, n - (drop ? 1 : 0),
+                         drop ? " and the group" : "");
                 shard_append(s, kvs, n, expire_noop, NULL);
             }
             for (size_t i = 0; i < n; i++)

@@ -89,11 +89,7 @@ static void *cleaner_main(void *arg)
     struct log_cleaner *c = arg;
     pthread_mutex_lock(&c->lock);
     while (!c->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + (c->cfg.check_interval_ms % 1000) * 1000000;
-        ts.tv_sec += c->cfg.check_interval_ms / 1000 + ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
+        struct timespec ts = clock_mono_deadline(c->cfg.check_interval_ms);
         pthread_cond_timedwait(&c->wake, &c->lock, &ts);
         if (c->stop)
             break;
@@ -119,11 +115,18 @@ int log_cleaner_create(const struct log_cleaner_config *cfg, struct log_cleaner 
     c->cfg = cfg ? *cfg : log_cleaner_config_defaults();
     if (c->cfg.check_interval_ms <= 0)
         c->cfg.check_interval_ms = 300000;
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->wake, NULL);
-    pthread_cond_init(&c->pass_done, NULL);
-    int rc = pthread_create(&c->thread, NULL, cleaner_main, c);
+    int rc = clock_cond_init_mono(&c->wake);
     if (rc != 0) {
+        free(c);
+        return -rc;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->pass_done, NULL);
+    rc = pthread_create(&c->thread, NULL, cleaner_main, c);
+    if (rc != 0) {
+        pthread_cond_destroy(&c->wake);
+        pthread_cond_destroy(&c->pass_done);
+        pthread_mutex_destroy(&c->lock);
         free(c);
         return -rc;
     }

@@ -72,11 +72,7 @@ static void wait_for_work(struct log_flusher *f)
         int64_t now = clock_mono_ms();
         if (deadline <= now)
             return;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + (deadline - now) * 1000000;
-        ts.tv_sec += ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
+        struct timespec ts = clock_mono_deadline(deadline - now);
         pthread_cond_timedwait(&f->wake, &f->lock, &ts);
     }
 }
@@ -160,12 +156,19 @@ int log_flusher_create(struct log_flusher **out)
     struct log_flusher *f = calloc(1, sizeof(*f));
     if (!f)
         return -ENOMEM;
+    int rc = clock_cond_init_mono(&f->wake);
+    if (rc != 0) {
+        free(f);
+        return -rc;
+    }
     pthread_mutex_init(&f->lock, NULL);
-    pthread_cond_init(&f->wake, NULL);
     pthread_cond_init(&f->round_done, NULL);
     f->tail = &f->head;
-    int rc = pthread_create(&f->thread, NULL, flusher_main, f);
+    rc = pthread_create(&f->thread, NULL, flusher_main, f);
     if (rc != 0) {
+        pthread_cond_destroy(&f->wake);
+        pthread_cond_destroy(&f->round_done);
+        pthread_mutex_destroy(&f->lock);
         free(f);
         return -rc;
     }
@@ -203,7 +206,7 @@ int log_flusher_add(struct log_flusher *f, struct log *log)
         f->cap = cap;
     }
     f->logs[f->nlogs++] = log;
-    log->flusher = f;
+    atomic_store(&log->flusher, f);
     pthread_cond_signal(&f->wake); /* its interval may be the new earliest deadline */
     pthread_mutex_unlock(&f->lock);
     return 0;
@@ -235,7 +238,7 @@ void log_flusher_remove(struct log_flusher *f, struct log *log)
     f->tail = &f->head;
     while (*f->tail)
         f->tail = &(*f->tail)->next;
-    log->flusher = NULL;
+    atomic_store(&log->flusher, NULL);
     pthread_mutex_unlock(&f->lock);
     complete_requests(mine, NULL);
 }
@@ -262,7 +265,7 @@ int log_flush_request(struct log *log, int64_t offset, log_flush_cb cb, void *ar
             cb(arg, 0);
         return 0;
     }
-    struct log_flusher *f = log->flusher;
+    struct log_flusher *f = atomic_load(&log->flusher);
     if (!f) {
         int rc = log_flush(log, NULL);
         if (cb)

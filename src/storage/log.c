@@ -44,21 +44,6 @@ struct log_config log_config_defaults(void)
     };
 }
 
-int log_error_to_kafka(int err)
-{
-    switch (err) {
-    case 0:
-        return 0;
-    case LOG_ERR_OFFSET_OUT_OF_RANGE:
-        return 1;
-    case LOG_ERR_CORRUPT:
-        return 2; /* CORRUPT_MESSAGE */
-    case LOG_ERR_OFFLINE:
-    default:
-        return 56; /* KAFKA_STORAGE_ERROR: disk full, I/O error, offline */
-    }
-}
-
 void log_mark_offline(struct log *log, const char *what, int err)
 {
     if (!atomic_exchange(&log->offline, true))
@@ -346,8 +331,9 @@ int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epo
     if (rc == 0) {
         int64_t unflushed =
             atomic_fetch_add(&log->unflushed_messages, out->record_count) + out->record_count;
-        if (unflushed >= flush_every && log->flusher)
-            log_flusher_poke(log->flusher, log);
+        struct log_flusher *f = atomic_load(&log->flusher);
+        if (unflushed >= flush_every && f)
+            log_flusher_poke(f, log);
     }
     return rc;
 }
@@ -503,5 +489,5 @@ int64_t log_size_bytes(struct log *log)
 
 struct log_flusher *log_get_flusher(struct log *log)
 {
-    return log->flusher;
+    return atomic_load(&log->flusher);
 }

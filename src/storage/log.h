@@ -29,33 +29,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Storage's own errors, next to negative errno values (the broker maps both to Kafka codes). */
 enum log_error {
-    LOG_ERR_OFFSET_OUT_OF_RANGE = -2001, /* -> OFFSET_OUT_OF_RANGE (1) */
-    LOG_ERR_OFFLINE = -2002,             /* -> KAFKA_STORAGE_ERROR (56) */
+    LOG_ERR_OFFSET_OUT_OF_RANGE = -2001, /* offset below the log start or past the log end */
+    LOG_ERR_OFFLINE = -2002,             /* the log went offline after a failed write */
     LOG_ERR_CORRUPT = -2003,             /* bytes in the buffer or on disk are not batches */
 };
 
-/* Kafka error code for a storage error (negative errno or LOG_ERR_*). */
-int log_error_to_kafka(int err);
-
 /* Topic-level settings; Kafka's names and defaults. -1 = unlimited where Kafka allows it. */
 struct log_config {
-    int64_t segment_bytes;           /* segment.bytes, 1 GiB */
-    int64_t segment_ms;              /* segment.ms, 7 days */
-    int32_t index_interval_bytes;    /* index.interval.bytes, 4096 */
-    int32_t segment_index_bytes;     /* segment.index.bytes, 10 MiB */
-    int64_t retention_ms;            /* retention.ms, 7 days; -1 = forever */
-    int64_t retention_bytes;         /* retention.bytes, -1 = unlimited */
-    int64_t flush_interval_messages; /* flush.messages, INT64_MAX */
-    int64_t flush_interval_ms;       /* flush.ms, INT64_MAX */
-    int64_t file_delete_delay_ms;    /* file.delete.delay.ms, 60 s */
-    int32_t max_message_bytes;       /* max.message.bytes, 1048588 */
-    bool compact;                    /* cleanup.policy contains "compact" */
-    bool delete_retention;           /* cleanup.policy contains "delete" (default) */
-    int64_t segment_idle_close_ms;   /* Gregor: close fds of segments unused this long, 60 s */
-    int64_t delete_retention_ms;     /* delete.retention.ms: tombstones kept this long, 1 day */
+    int64_t segment_bytes;            /* segment.bytes, 1 GiB */
+    int64_t segment_ms;               /* segment.ms, 7 days */
+    int32_t index_interval_bytes;     /* index.interval.bytes, 4096 */
+    int32_t segment_index_bytes;      /* segment.index.bytes, 10 MiB */
+    int64_t retention_ms;             /* retention.ms, 7 days; -1 = forever */
+    int64_t retention_bytes;          /* retention.bytes, -1 = unlimited */
+    int64_t flush_interval_messages;  /* flush.messages, INT64_MAX */
+    int64_t flush_interval_ms;        /* flush.ms, INT64_MAX */
+    int64_t file_delete_delay_ms;     /* file.delete.delay.ms, 60 s */
+    int32_t max_message_bytes;        /* max.message.bytes, 1048588 */
+    bool compact;                     /* cleanup.policy contains "compact" */
+    bool delete_retention;            /* cleanup.policy contains "delete" (default) */
+    int64_t segment_idle_close_ms;    /* Gregor: close fds of segments unused this long, 60 s */
+    int64_t delete_retention_ms;      /* delete.retention.ms: tombstones kept this long, 1 day */
     double min_cleanable_dirty_ratio; /* min.cleanable.dirty.ratio, 0.5 */
-    int64_t min_compaction_lag_ms;   /* min.compaction.lag.ms, 0 */
+    int64_t min_compaction_lag_ms;    /* min.compaction.lag.ms, 0 */
 };
 
 struct log_config log_config_defaults(void);

@@ -51,8 +51,8 @@ struct log {
     _Atomic bool dir_dirty;        /* segment files created since the last flush */
     _Atomic int lazy_opens;
     _Atomic int64_t flush_interval_ms;
-        /* copy of config.flush_interval_ms for the flusher */ /* closed segments opened by reads
-                                                                  since the last trim */
+    /* copy of config.flush_interval_ms for the flusher */ /* closed segments opened by reads
+                                                              since the last trim */
 
     pthread_mutex_t flush_lock;
 
@@ -66,7 +66,9 @@ struct log {
 
     log_start_offset_hook start_hook;
     void *start_hook_arg;
-    struct log_flusher *flusher; /* set by log_flusher_add */
+    /* Set and cleared by log_flusher_add/remove under the flusher's lock; read without it by
+     * appenders and flush requests, hence atomic. */
+    _Atomic(struct log_flusher *) flusher;
 };
 
 /* Puts the log offline for good and logs why. */

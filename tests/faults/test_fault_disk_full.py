@@ -3,7 +3,7 @@ failed mount fails the test).
 
 Documented behaviour (src/storage/log.h, segment.c): a write that fails with ENOSPC is rolled
 back (nothing of the append is visible), the log stays usable and readable, and the produce
-is answered KAFKA_STORAGE_ERROR (log_error_to_kafka). Asserted:
+is answered KAFKA_STORAGE_ERROR (partition_error_from_storage). Asserted:
   * producing acks=all (confluent-kafka, retries=0) until a delivery fails: every failure is
     KAFKA_STORAGE_ERROR, the broker is still running (no crash), and the acknowledged messages
     have consecutive offsets from 0;

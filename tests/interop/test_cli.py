@@ -4,7 +4,7 @@ Each test starts its own broker (harness.Broker: free port, temporary directory)
 `gregor <subcommand>` as a user would: topic administration, produce -> consume round trips
 with keys and headers, consume start positions, cluster info, bench --json, the progress line
 only on a terminal, and the failure path with no broker (non-zero exit, one line, fast).
-Group subcommands live in pending_test_cli_groups.py until the broker has consumer groups.
+Group subcommands (consume --group, gregor group ...) are tested in test_cli_groups.py.
 asan-smoke
 """
 import json

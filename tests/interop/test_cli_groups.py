@@ -1,8 +1,4 @@
-"""Pending until the broker has consumer groups (FindCoordinator, JoinGroup/SyncGroup,
-OffsetCommit/OffsetFetch, ListGroups, DescribeGroups, DeleteGroups). Rename to
-test_cli_groups.py once these pass.
-
-gregor consume --group, and gregor group list/describe/reset-offsets/delete, against a real
+"""gregor consume --group, and gregor group list/describe/reset-offsets/delete, against a real
 broker: committed offsets and per-partition lag, resets to earliest/latest/offset/datetime with
 --dry-run committing nothing, refusal while the group has members, deletion.
 """

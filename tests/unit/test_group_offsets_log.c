@@ -30,10 +30,8 @@ TEST(test_partition_for_takes_abs_and_min_value_as_zero)
     CHECK_EQ_INT(offsets_partition_for("consumer-group-negative-xyz", 27, 50), want);
 }
 
-static uint8_t *test_batch;
-
-static int decode_all(const uint8_t *batch, size_t len, struct arena *a,
-                      struct offsets_record *out, int max)
+static int decode_all(const uint8_t *batch, size_t len, struct arena *a, struct offsets_record *out,
+                      int max)
 {
     struct record_iter it;
     if (record_iter_init(&it, batch, len, 1 << 20) != 0)
@@ -49,6 +47,27 @@ static int decode_all(const uint8_t *batch, size_t len, struct arena *a,
     return n;
 }
 
+/* Checks the three records the round-trip test encodes, as decoded (n of them). CHECK returns
+ * from here only, so the caller still frees the batch the strings slice. */
+static void check_round_trip_records(int *failed_, const struct offsets_record *out, int n)
+{
+    CHECK_EQ_INT(n, 3);
+    CHECK(out[0].kind == OFFSETS_RECORD_COMMIT && !out[0].tombstone);
+    CHECK(out[0].group.len == 2 && memcmp(out[0].group.ptr, "g1", 2) == 0);
+    CHECK(out[0].topic.len == 6 && memcmp(out[0].topic.ptr, "orders", 6) == 0);
+    CHECK_EQ_INT(out[0].partition, 3);
+    CHECK(out[0].commit.offset == 42 && out[0].commit.leader_epoch == 7);
+    CHECK(out[0].commit.commit_timestamp == 1700000000123);
+    CHECK(out[0].commit.metadata.len == 4);
+    CHECK(out[1].kind == OFFSETS_RECORD_GROUP && !out[1].tombstone);
+    CHECK_EQ_INT(out[1].group_value.generation, 5);
+    CHECK_EQ_INT(out[1].group_value.members.n, 1);
+    CHECK(out[1].group_value.members.v[0].assignment.len == 2);
+    CHECK(out[1].group_value.members.v[0].member_id.len == 3);
+    CHECK(out[2].kind == OFFSETS_RECORD_COMMIT && out[2].tombstone);
+    CHECK_EQ_INT(out[2].partition, 4);
+}
+
 TEST(test_commit_and_group_records_round_trip_through_a_batch)
 {
     struct offsets_kv kv[3];
@@ -59,7 +78,7 @@ TEST(test_commit_and_group_records_round_trip_through_a_batch)
     v.metadata = KSTR_LIT("meta");
     v.commit_timestamp = 1700000000123;
     CHECK(offsets_encode_commit(&kv[0], "g1", "orders", 3, &v) == 0);
-    CHECK_EQ_INT(kv[0].key[1], 1); /* key type 1 */
+    CHECK_EQ_INT(kv[0].key[1], 1);   /* key type 1 */
     CHECK_EQ_INT(kv[0].value[1], 3); /* value version 3 */
     struct kmsg_group_metadata_value gv;
     kmsg_group_metadata_value_init(&gv);
@@ -91,31 +110,9 @@ TEST(test_commit_and_group_records_round_trip_through_a_batch)
     arena_init(&a, 0);
     struct offsets_record out[3];
     int n = decode_all(batch, len, &a, out, 3);
-    /* Decoded strings slice the batch: keep it until the end (freed on every path). */
-    test_batch = batch;
-    CHECK_EQ_INT(n, 3);
-    CHECK(out[0].kind == OFFSETS_RECORD_COMMIT && !out[0].tombstone);
-    CHECK(out[0].group.len == 2 && memcmp(out[0].group.ptr, "g1", 2) == 0);
-    CHECK(out[0].topic.len == 6 && memcmp(out[0].topic.ptr, "orders", 6) == 0);
-    CHECK_EQ_INT(out[0].partition, 3);
-    CHECK(out[0].commit.offset == 42 && out[0].commit.leader_epoch == 7);
-    CHECK(out[0].commit.commit_timestamp == 1700000000123);
-    CHECK(out[0].commit.metadata.len == 4);
-    CHECK(out[1].kind == OFFSETS_RECORD_GROUP && !out[1].tombstone);
-    CHECK_EQ_INT(out[1].group_value.generation, 5);
-    CHECK_EQ_INT(out[1].group_value.members.n, 1);
-    CHECK(out[1].group_value.members.v[0].assignment.len == 2);
-    CHECK(out[1].group_value.members.v[0].member_id.len == 3);
-    CHECK(out[2].kind == OFFSETS_RECORD_COMMIT && out[2].tombstone);
-    CHECK_EQ_INT(out[2].partition, 4);
+    check_round_trip_records(failed_, out, n);
     arena_free(&a);
-}
-
-TEST(test_zz_release_batch)
-{
-    (void)failed_;
-    free(test_batch);
-    test_batch = NULL;
+    free(batch); /* after the checks: decoded strings slice it */
 }
 
 TEST(test_decode_rejects_garbage_and_ignores_other_types)

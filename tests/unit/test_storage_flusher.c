@@ -176,4 +176,41 @@ TEST(test_concurrent_appenders_and_readers_with_group_commit)
     free(dir);
 }
 
+static void *poke_append_thread(void *arg)
+{
+    struct appender *a = arg;
+    for (int i = 0; i < a->n; i++)
+        test_append(a->log, 1, 50, 1000);
+    return NULL;
+}
+
+/* Appends read log->flusher (to poke it at flush.messages) while the flusher is added and
+ * removed under its lock: a data race unless the field is atomic (caught by make tsan). */
+TEST(test_flusher_add_remove_races_with_appends)
+{
+    char *dir = tmpdir_make();
+    struct log_config cfg = log_config_defaults();
+    cfg.flush_interval_messages = 1;
+    struct log *log;
+    struct log_flusher *f;
+    CHECK(log_open(dir, "t", 0, &cfg, NULL, &log) == 0);
+    CHECK(log_flusher_create(&f) == 0);
+    enum { N = 2000 };
+    struct appender a = {log, NULL, NULL, N};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, poke_append_thread, &a) == 0);
+    for (int i = 0; i < 200; i++) {
+        CHECK(log_flusher_add(f, log) == 0);
+        CHECK(log_get_flusher(log) == f);
+        log_flusher_remove(f, log);
+        CHECK(log_get_flusher(log) == NULL);
+    }
+    pthread_join(th, NULL);
+    log_flusher_destroy(f); /* completes pokes queued after the last remove */
+    CHECK_EQ_INT(log_end_offset(log), N);
+    log_close(log);
+    tmpdir_remove(dir);
+    free(dir);
+}
+
 TEST_MAIN

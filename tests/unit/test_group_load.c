@@ -1,0 +1,118 @@
+/* Group coordinator shard loading: replaying __consumer_offsets into the shard's table. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "group/group_internal.h"
+#include "test.h"
+#include "test_storage_util.h"
+
+enum { NGROUPS = 100000, PER_BATCH = 1000 };
+
+static void group_name(char *buf, size_t cap, int i)
+{
+    snprintf(buf, cap, "group-%06d", i);
+}
+
+/* Appends the n pairs as one batch and frees them. 0 or a negative error. */
+static int append_kvs(struct log *log, struct offsets_kv *kvs, size_t n)
+{
+    uint8_t *batch;
+    size_t len;
+    int rc = offsets_build_batch(kvs, n, 1700000000000, &batch, &len);
+    for (size_t i = 0; i < n; i++)
+        offsets_kv_free(&kvs[i]);
+    if (rc != 0)
+        return rc;
+    struct log_append_info info;
+    rc = log_append(log, batch, len, 0, 1700000000000, false, &info);
+    free(batch);
+    if (rc == 0)
+        log_set_high_watermark(log, info.last_offset + 1);
+    return rc;
+}
+
+/*
+ * Every group gets a metadata record and one offset commit; every tenth group's metadata is
+ * then tombstoned (kept: it still has offsets), and every tenth from 5 has both tombstoned
+ * (dropped: neither metadata nor offsets).
+ */
+static int write_groups(struct log *log)
+{
+    static struct offsets_kv kvs[PER_BATCH];
+    struct kmsg_group_metadata_value gv;
+    kmsg_group_metadata_value_init(&gv);
+    gv.protocol_type = KSTR_LIT("consumer");
+    gv.protocol = KSTR_LIT("range");
+    gv.leader = KSTR_NULL;
+    struct kmsg_offset_commit_value cv;
+    kmsg_offset_commit_value_init(&cv);
+    cv.metadata = KSTR_LIT("");
+    char name[32];
+    size_t n = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        for (int i = 0; i < NGROUPS; i++) {
+            group_name(name, sizeof(name), i);
+            cv.offset = i;
+            int rc = 0;
+            if (pass == 0)
+                rc = offsets_encode_group(&kvs[n++], name, &gv);
+            else if (pass == 1)
+                rc = offsets_encode_commit(&kvs[n++], name, "orders", i % 7, &cv);
+            else if (i % 10 == 0)
+                rc = offsets_encode_group(&kvs[n++], name, NULL);
+            else if (i % 10 == 5 && (rc = offsets_encode_group(&kvs[n++], name, NULL)) == 0)
+                rc = offsets_encode_commit(&kvs[n++], name, "orders", i % 7, NULL);
+            if (rc == 0 && n >= PER_BATCH - 2) {
+                rc = append_kvs(log, kvs, n);
+                n = 0;
+            }
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return n ? append_kvs(log, kvs, n) : 0;
+}
+
+TEST(test_shard_load_replays_100k_groups)
+{
+    char *dir = tmpdir_make();
+    struct log *log = NULL;
+    struct shard s = {.index = 0};
+    int rc = log_open(dir, OFFSETS_TOPIC, 0, NULL, NULL, &log);
+    if (rc == 0)
+        rc = write_groups(log);
+    if (rc == 0)
+        rc = shard_load(&s, log);
+    int missing = 0, wrong = 0, kept_dropped = 0;
+    char name[32];
+    for (int i = 0; rc == 0 && i < NGROUPS; i++) {
+        group_name(name, sizeof(name), i);
+        struct group *g = group_find(&s, (struct kstr){name, (int32_t)strlen(name)});
+        if (i % 10 == 5) {
+            kept_dropped += g != NULL;
+            continue;
+        }
+        if (g == NULL) {
+            missing++;
+            continue;
+        }
+        struct offset_entry *e = group_offset_find(g, "orders", 6, i % 7, false);
+        bool has_meta = i % 10 != 0;
+        if (e == NULL || e->offset != i || g->noffsets != 1 ||
+            (g->protocol_type.len >= 0) != has_meta)
+            wrong++;
+    }
+    size_t ngroups = s.ngroups;
+    shard_free_groups(&s);
+    if (log)
+        log_close(log);
+    tmpdir_remove(dir);
+    free(dir);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(missing, 0);
+    CHECK_EQ_INT(wrong, 0);
+    CHECK_EQ_INT(kept_dropped, 0);
+    CHECK_EQ_INT(ngroups, NGROUPS - NGROUPS / 10);
+}
+
+TEST_MAIN
