@@ -43,6 +43,7 @@ void handle_allocate_producer_ids(struct broker_req *r);
 void handle_init_producer_id(struct broker_req *r);
 void handle_offset_for_leader_epoch(struct broker_req *r);
 void handle_describe_producers(struct broker_req *r);
+void handle_describe_topic_partitions(struct broker_req *r);
 void handle_find_coordinator(struct broker_req *r);
 void handle_join_group(struct broker_req *r);
 void handle_sync_group(struct broker_req *r);
