@@ -6,6 +6,9 @@
  */
 #include "proto/gen/api_versions.h"
 
+#include <assert.h>
+#include <stdio.h>
+
 #include "broker/handlers.h"
 #include "proto/gen/errors.h"
 
@@ -45,4 +48,23 @@ void handle_api_versions(struct broker_req *r)
     api_versions_fill(r, &resp, 0);
     resp.finalized_features_epoch = -1;
     broker_reply(r, (kproto_encode_fn)kmsg_api_versions_response_encode, &resp);
+}
+
+/*
+ * The Markdown table README.md carries (tests/interop/test_readme_api_table.py checks it):
+ * one row per advertised API, in key order, with the versions served and the range of Kafka's
+ * schemas these codecs were generated from. Internal broker-to-controller APIs are not listed.
+ */
+void api_versions_print_table(FILE *f)
+{
+    int n;
+    const struct broker_api *apis = broker_apis(&n);
+    fprintf(f, "| Key | API | Versions served | Kafka's schema versions |\n"
+               "| ---: | --- | --- | --- |\n");
+    for (int i = 0; i < n; i++) {
+        const struct kproto_api *k = kproto_api_lookup(apis[i].key);
+        assert(k != NULL); /* the table serves only APIs the codecs know */
+        fprintf(f, "| %d | %s | %d-%d | %d-%d |\n", apis[i].key, k->name, apis[i].min_version,
+                apis[i].max_version, k->min_version, k->max_version);
+    }
 }

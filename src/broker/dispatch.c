@@ -49,6 +49,7 @@ static const struct broker_api broker_api_table[] = {
     {KPROTO_API_DESCRIBE_QUORUM, 0, 1, handle_describe_quorum},
     {KPROTO_API_DESCRIBE_CLUSTER, 0, 1, handle_describe_cluster},
     {KPROTO_API_DESCRIBE_PRODUCERS, 0, 0, handle_describe_producers},
+    {KPROTO_API_DESCRIBE_TOPIC_PARTITIONS, 0, 0, handle_describe_topic_partitions},
 };
 
 /* Broker-to-controller APIs: served by the active controller, not advertised in ApiVersions. */

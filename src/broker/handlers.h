@@ -5,6 +5,8 @@
 #ifndef GREGOR_BROKER_HANDLERS_H
 #define GREGOR_BROKER_HANDLERS_H
 
+#include <stdio.h>
+
 #include "broker/request.h"
 
 struct broker_api {
@@ -18,6 +20,9 @@ struct broker_api {
 const struct broker_api *broker_apis(int *n);
 /* The entry for key, or NULL when the broker does not serve that API. */
 const struct broker_api *broker_api_lookup(int16_t key);
+/* Writes the advertised APIs as a Markdown table (key, name, versions served, Kafka's schema
+ * versions), as README.md shows it. Any thread. */
+void api_versions_print_table(FILE *f);
 
 void handle_api_versions(struct broker_req *r);
 void handle_metadata(struct broker_req *r);
@@ -43,6 +48,7 @@ void handle_allocate_producer_ids(struct broker_req *r);
 void handle_init_producer_id(struct broker_req *r);
 void handle_offset_for_leader_epoch(struct broker_req *r);
 void handle_describe_producers(struct broker_req *r);
+void handle_describe_topic_partitions(struct broker_req *r);
 void handle_find_coordinator(struct broker_req *r);
 void handle_join_group(struct broker_req *r);
 void handle_sync_group(struct broker_req *r);

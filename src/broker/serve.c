@@ -15,23 +15,30 @@
 #include "base/properties.h"
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "broker/handlers.h"
 
 static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: gregor serve [-c server.properties] [--override KEY=VALUE]...\n"
+               "       gregor serve --api-versions\n"
                "\n"
                "Runs a broker. Properties use Kafka's names, e.g.\n"
                "  gregor serve --override listeners=PLAINTEXT://127.0.0.1:9092 \\\n"
-               "               --override log.dirs=./data --override num.partitions=3\n");
+               "               --override log.dirs=./data --override num.partitions=3\n"
+               "--api-versions prints the APIs and versions a broker serves (a Markdown table,\n"
+               "as in README.md) and exits.\n");
 }
 
-/* Reads -c FILE and --override K=V into props. Returns 0, 1 (usage error) or 2 (--help). */
+/* Reads -c FILE and --override K=V into props. Returns 0, 1 (usage error), 2 (--help) or 3
+ * (--api-versions). */
 static int serve_parse_args(int argc, char **argv, struct properties *props)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
             return 2;
+        if (strcmp(a, "--api-versions") == 0)
+            return 3;
         int is_file = strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0;
         int is_override = strcmp(a, "--override") == 0;
         if (!is_file && !is_override && i == 1 && a[0] != '-')
@@ -81,6 +88,11 @@ int broker_serve_main(int argc, char **argv)
     struct properties props;
     properties_init(&props);
     int prc = serve_parse_args(argc, argv, &props);
+    if (prc == 3) {
+        properties_free(&props);
+        api_versions_print_table(stdout);
+        return 0;
+    }
     if (prc != 0) {
         properties_free(&props);
         serve_usage(prc == 2 ? stdout : stderr);
