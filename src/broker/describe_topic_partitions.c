@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/leadership.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "cluster/commands.h"
@@ -91,33 +92,6 @@ static int dtp_collect_names(struct dtp_page *pg,
     return 0;
 }
 
-static struct karray_int32 dtp_ids(struct broker_req *r, const int32_t *ids, uint32_t n)
-{
-    struct karray_int32 a = {0, NULL};
-    if (n == 0)
-        return a;
-    a.v = arena_alloc(r->arena, n * sizeof(int32_t));
-    if (a.v == NULL)
-        return a;
-    memcpy(a.v, ids, n * sizeof(int32_t));
-    a.n = (int32_t)n;
-    return a;
-}
-
-/* The replicas whose broker is fenced or unknown, as Metadata's offline_replicas. */
-static struct karray_int32 dtp_offline(struct broker_req *r, const struct metadata_image *img,
-                                       const struct metadata_partition *mp)
-{
-    int32_t off[mp->n_replicas ? mp->n_replicas : 1];
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < mp->n_replicas; i++) {
-        const struct metadata_broker *mb = metadata_image_broker(img, mp->replicas[i]);
-        if (mb == NULL || mb->state == METADATA_BROKER_FENCED)
-            off[n++] = mp->replicas[i];
-    }
-    return dtp_ids(r, off, n);
-}
-
 /* Kafka names a leader only when its broker is registered (fenced or not). */
 static int32_t dtp_leader(const struct dtp_page *pg, const struct metadata_partition *mp)
 {
@@ -134,11 +108,11 @@ static void dtp_fill_partition(struct dtp_page *pg, const struct metadata_partit
     p->partition_index = mp->partition;
     p->leader_id = dtp_leader(pg, mp);
     p->leader_epoch = mp->leader_epoch;
-    p->replica_nodes = dtp_ids(pg->r, mp->replicas, mp->n_replicas);
-    p->isr_nodes = dtp_ids(pg->r, mp->isr, mp->n_isr);
+    p->replica_nodes = broker_ids(pg->r, mp->replicas, mp->n_replicas);
+    p->isr_nodes = broker_ids(pg->r, mp->isr, mp->n_isr);
     p->eligible_leader_replicas = (struct karray_int32){0, NULL};
     p->last_known_elr = (struct karray_int32){0, NULL};
-    p->offline_replicas = dtp_offline(pg->r, pg->img, mp);
+    p->offline_replicas = broker_offline_replicas(pg->r, pg->img, mp);
 }
 
 static void dtp_set_next_cursor(struct dtp_page *pg, const char *topic, int32_t partition)

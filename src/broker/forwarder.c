@@ -292,6 +292,26 @@ static uint8_t *own_frame(struct broker *b, int16_t api_key, int16_t version, co
     return frame;
 }
 
+/* Encodes msg and queues it for the active controller; on_response completes `done`. */
+static int own_submit(struct broker *b, int16_t api_key, int16_t version, const void *msg,
+                      fwd_done_fn on_response, controller_done_fn done, void *arg)
+{
+    struct own_call *c = malloc(sizeof(*c));
+    size_t len = 0;
+    uint8_t *frame = c ? own_frame(b, api_key, version, msg, &len) : NULL;
+    if (frame == NULL) {
+        free(c);
+        return -ENOMEM;
+    }
+    *c = (struct own_call){b, api_key, version, done, arg};
+    int rc = fwd_submit(b, frame, len, on_response, c);
+    if (rc != 0) {
+        free(frame);
+        free(c);
+    }
+    return rc;
+}
+
 /* Decodes resp into out with its response header skipped; 0 or a negative errno. */
 static int own_decode(const struct own_call *c, const uint8_t *resp, size_t len, void *out,
                       struct arena *arena)
@@ -387,29 +407,24 @@ static int create_topics_remote(struct broker *b, const struct controller_new_to
         if (o->assignments.v == NULL || o->configs.v == NULL)
             req.topics.v = NULL;
     }
-    struct own_call *c = malloc(sizeof(*c));
-    size_t len = 0;
-    uint8_t *frame =
-        c && req.topics.v ? own_frame(b, KPROTO_API_CREATE_TOPICS, 7, &req, &len) : NULL;
+    int rc = req.topics.v
+                 ? own_submit(b, KPROTO_API_CREATE_TOPICS, 7, &req, create_topics_done, done, arg)
+                 : -ENOMEM;
     arena_free(&arena);
-    if (frame == NULL) {
-        free(c);
-        return -ENOMEM;
-    }
-    *c = (struct own_call){b, KPROTO_API_CREATE_TOPICS, 7, done, arg};
-    int rc = fwd_submit(b, frame, len, create_topics_done, c);
-    if (rc != 0) {
-        free(frame);
-        free(c);
-    }
     return rc;
+}
+
+/* true when the request should go to the local controller (it is active, or no other is known) */
+static bool own_local(struct broker *b)
+{
+    int32_t leader = controller_leader_id(b->ctl);
+    return controller_is_active(b->ctl) || leader < 0 || leader == b->cfg.node_id || b->fwd == NULL;
 }
 
 int broker_create_topics(struct broker *b, const struct controller_new_topic *topics, size_t n,
                          bool validate_only, controller_done_fn done, void *arg)
 {
-    int32_t leader = controller_leader_id(b->ctl);
-    if (controller_is_active(b->ctl) || leader < 0 || leader == b->cfg.node_id || b->fwd == NULL)
+    if (own_local(b))
         return controller_create_topics(b->ctl, topics, n, validate_only, done, arg);
     return create_topics_remote(b, topics, n, validate_only, done, arg);
 }
@@ -437,25 +452,11 @@ static void producer_ids_done(void *arg, int err, uint8_t *resp, size_t len)
 
 int broker_allocate_producer_ids(struct broker *b, controller_done_fn done, void *arg)
 {
-    int32_t leader = controller_leader_id(b->ctl);
-    if (controller_is_active(b->ctl) || leader < 0 || leader == b->cfg.node_id || b->fwd == NULL)
+    if (own_local(b))
         return controller_allocate_producer_ids(b->ctl, b->cfg.node_id, done, arg);
     struct kmsg_allocate_producer_ids_request req;
     kmsg_allocate_producer_ids_request_init(&req);
     req.broker_id = b->cfg.node_id;
     req.broker_epoch = -1;
-    struct own_call *c = malloc(sizeof(*c));
-    size_t len = 0;
-    uint8_t *frame = c ? own_frame(b, KPROTO_API_ALLOCATE_PRODUCER_IDS, 0, &req, &len) : NULL;
-    if (frame == NULL) {
-        free(c);
-        return -ENOMEM;
-    }
-    *c = (struct own_call){b, KPROTO_API_ALLOCATE_PRODUCER_IDS, 0, done, arg};
-    int rc = fwd_submit(b, frame, len, producer_ids_done, c);
-    if (rc != 0) {
-        free(frame);
-        free(c);
-    }
-    return rc;
+    return own_submit(b, KPROTO_API_ALLOCATE_PRODUCER_IDS, 0, &req, producer_ids_done, done, arg);
 }

@@ -3,6 +3,7 @@
 
 #include "broker/broker_internal.h"
 #include "broker/partition.h"
+#include "broker/request.h"
 #include "proto/gen/errors.h"
 
 static bool partition_exists(struct broker *b, const char *topic, const uint8_t *topic_id,
@@ -30,4 +31,17 @@ struct partition *partition_get_led(struct broker *b, const char *topic, const u
     *err = partition_exists(b, topic, topic_id, index) ? KAFKA_ERR_NOT_LEADER_OR_FOLLOWER
                                                        : unknown_err;
     return NULL;
+}
+
+struct karray_int32 broker_offline_replicas(struct broker_req *r, const struct metadata_image *img,
+                                            const struct metadata_partition *mp)
+{
+    int32_t off[mp->n_replicas ? mp->n_replicas : 1];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < mp->n_replicas; i++) {
+        const struct metadata_broker *mb = metadata_image_broker(img, mp->replicas[i]);
+        if (mb == NULL || mb->state == METADATA_BROKER_FENCED)
+            off[n++] = mp->replicas[i];
+    }
+    return broker_ids(r, off, n);
 }

@@ -7,7 +7,11 @@
 
 #include <stdint.h>
 
+#include "cluster/image.h"
+#include "proto/codec.h"
+
 struct broker;
+struct broker_req;
 struct partition;
 
 /*
@@ -18,5 +22,12 @@ struct partition;
  */
 struct partition *partition_get_led(struct broker *b, const char *topic, const uint8_t *topic_id,
                                     int32_t index, int16_t unknown_err, int16_t *err);
+
+/*
+ * The replicas of mp whose broker is fenced or unknown (Metadata's and
+ * DescribeTopicPartitions' offline_replicas), in r's arena.
+ */
+struct karray_int32 broker_offline_replicas(struct broker_req *r, const struct metadata_image *img,
+                                            const struct metadata_partition *mp);
 
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "broker/leadership.h"
 #include "broker/forwarder.h"
 #include "broker/async.h"
 #include "broker/broker_internal.h"
@@ -69,33 +70,6 @@ static void metadata_fill_brokers(struct broker_req *r, const struct metadata_im
     }
 }
 
-static struct karray_int32 metadata_ids(struct broker_req *r, const int32_t *ids, uint32_t n)
-{
-    struct karray_int32 a = {0, NULL};
-    if (n == 0)
-        return a;
-    a.v = arena_alloc(r->arena, n * sizeof(int32_t));
-    if (a.v == NULL)
-        return a;
-    memcpy(a.v, ids, n * sizeof(int32_t));
-    a.n = (int32_t)n;
-    return a;
-}
-
-/* The replicas whose broker is fenced or unknown (Metadata v5+ offline_replicas). */
-static struct karray_int32 metadata_offline(struct broker_req *r, const struct metadata_image *img,
-                                            const struct metadata_partition *mp)
-{
-    int32_t off[mp->n_replicas ? mp->n_replicas : 1];
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < mp->n_replicas; i++) {
-        const struct metadata_broker *mb = metadata_image_broker(img, mp->replicas[i]);
-        if (mb == NULL || mb->state == METADATA_BROKER_FENCED)
-            off[n++] = mp->replicas[i];
-    }
-    return metadata_ids(r, off, n);
-}
-
 /* KIP-430: every topic operation when asked (v8+), as Kafka without an authorizer. */
 static int32_t metadata_topic_operations(const struct metadata_state *st)
 {
@@ -112,8 +86,8 @@ static void metadata_fill_topic(struct broker_req *r, const struct metadata_imag
     memcpy(o->topic_id.b, t->id, sizeof(o->topic_id.b));
     o->is_internal = metadata_is_internal(t->name);
     o->topic_authorized_operations = ACL_OPERATIONS_NOT_REQUESTED;
-    o->partitions.v = arena_calloc(r->arena, t->n_partitions ? t->n_partitions : 1,
-                                   sizeof(*o->partitions.v));
+    o->partitions.v =
+        arena_calloc(r->arena, t->n_partitions ? t->n_partitions : 1, sizeof(*o->partitions.v));
     o->partitions.n = 0;
     if (o->partitions.v == NULL)
         return;
@@ -125,9 +99,9 @@ static void metadata_fill_topic(struct broker_req *r, const struct metadata_imag
         p->partition_index = mp->partition;
         p->leader_id = mp->leader;
         p->leader_epoch = mp->leader_epoch;
-        p->replica_nodes = metadata_ids(r, mp->replicas, mp->n_replicas);
-        p->isr_nodes = metadata_ids(r, mp->isr, mp->n_isr);
-        p->offline_replicas = metadata_offline(r, img, mp);
+        p->replica_nodes = broker_ids(r, mp->replicas, mp->n_replicas);
+        p->isr_nodes = broker_ids(r, mp->isr, mp->n_isr);
+        p->offline_replicas = broker_offline_replicas(r, img, mp);
     }
 }
 

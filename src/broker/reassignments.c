@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "broker/leadership.h"
 #include "broker/async.h"
 #include "broker/broker_internal.h"
 #include "broker/forwarder.h"
@@ -97,16 +98,6 @@ void handle_alter_partition_reassignments(struct broker_req *r)
     }
 }
 
-static struct karray_int32 ids(struct broker_req *r, const int32_t *v, uint32_t n)
-{
-    struct karray_int32 a = {0, arena_calloc(r->arena, n + 1, sizeof(int32_t))};
-    if (a.v) {
-        memcpy(a.v, v, n * sizeof(int32_t));
-        a.n = (int32_t)n;
-    }
-    return a;
-}
-
 static bool wanted(const struct kmsg_list_partition_reassignments_request *req, const char *topic,
                    int32_t partition)
 {
@@ -155,9 +146,9 @@ void handle_list_partition_reassignments(struct broker_req *r)
                 &o->partitions.v[o->partitions.n++];
             kmsg_list_partition_reassignments_response_ongoing_partition_reassignment_init(q);
             q->partition_index = (int32_t)p;
-            q->replicas = ids(r, mp->replicas, mp->n_replicas);
-            q->adding_replicas = ids(r, mp->adding, mp->n_adding);
-            q->removing_replicas = ids(r, mp->removing, mp->n_removing);
+            q->replicas = broker_ids(r, mp->replicas, mp->n_replicas);
+            q->adding_replicas = broker_ids(r, mp->adding, mp->n_adding);
+            q->removing_replicas = broker_ids(r, mp->removing, mp->n_removing);
         }
     }
     metadata_image_release(img);

@@ -104,3 +104,16 @@ struct kstr broker_kstr(struct broker_req *r, const char *s)
     char *c = arena_strndup(r->arena, s, n);
     return c ? (struct kstr){c, (int32_t)n} : KSTR_NULL;
 }
+
+struct karray_int32 broker_ids(struct broker_req *r, const int32_t *ids, uint32_t n)
+{
+    struct karray_int32 a = {0, NULL};
+    if (n == 0)
+        return a;
+    a.v = arena_alloc(r->arena, n * sizeof(int32_t));
+    if (a.v == NULL)
+        return a;
+    memcpy(a.v, ids, n * sizeof(int32_t));
+    a.n = (int32_t)n;
+    return a;
+}

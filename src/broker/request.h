@@ -53,6 +53,9 @@ char *broker_str(struct broker_req *r, struct kstr s);
 /* Like broker_str, but a null string becomes "" (topic names used as lookup keys). */
 char *broker_name(struct broker_req *r, struct kstr s);
 
+/* A copy of n ids in r's arena (an empty array when n is 0 or on allocation failure). */
+struct karray_int32 broker_ids(struct broker_req *r, const int32_t *ids, uint32_t n);
+
 /* A copy of the C string s in r's arena as a kstr; KSTR_NULL for NULL. */
 struct kstr broker_kstr(struct broker_req *r, const char *s);
 
