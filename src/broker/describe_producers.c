@@ -83,8 +83,7 @@ void handle_describe_producers(struct broker_req *r)
         }
         o->partitions.n = np;
         for (int32_t j = 0; j < np; j++)
-            if (describe_partition(r, topic, t->partition_indexes.v[j], &o->partitions.v[j]) !=
-                0) {
+            if (describe_partition(r, topic, t->partition_indexes.v[j], &o->partitions.v[j]) != 0) {
                 broker_close(r, "out of memory");
                 return;
             }

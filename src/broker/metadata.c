@@ -112,8 +112,8 @@ static void metadata_fill_topic(struct broker_req *r, const struct metadata_imag
     memcpy(o->topic_id.b, t->id, sizeof(o->topic_id.b));
     o->is_internal = metadata_is_internal(t->name);
     o->topic_authorized_operations = ACL_OPERATIONS_NOT_REQUESTED;
-    o->partitions.v = arena_calloc(r->arena, t->n_partitions ? t->n_partitions : 1,
-                                   sizeof(*o->partitions.v));
+    o->partitions.v =
+        arena_calloc(r->arena, t->n_partitions ? t->n_partitions : 1, sizeof(*o->partitions.v));
     o->partitions.n = 0;
     if (o->partitions.v == NULL)
         return;

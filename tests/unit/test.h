@@ -22,55 +22,55 @@ struct test_case {
 extern struct test_case test_cases[TEST_MAX];
 extern int test_count;
 
-#define TEST(name)                                                                              \
-    static void name(int *failed_);                                                             \
-    __attribute__((constructor)) static void register_##name(void)                              \
-    {                                                                                           \
-        if (test_count < TEST_MAX)                                                              \
-            test_cases[test_count++] = (struct test_case){#name, name};                         \
-    }                                                                                           \
+#define TEST(name)                                                                                 \
+    static void name(int *failed_);                                                                \
+    __attribute__((constructor)) static void register_##name(void)                                 \
+    {                                                                                              \
+        if (test_count < TEST_MAX)                                                                 \
+            test_cases[test_count++] = (struct test_case){#name, name};                            \
+    }                                                                                              \
     static void name(int *failed_)
 
-#define CHECK(cond)                                                                             \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            printf("  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);                   \
-            *failed_ = 1;                                                                       \
-            return;                                                                             \
-        }                                                                                       \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            printf("  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);                      \
+            *failed_ = 1;                                                                          \
+            return;                                                                                \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_EQ_INT(a, b)                                                                      \
-    do {                                                                                        \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                     \
-        if (a_ != b_) {                                                                         \
-            printf("  %s:%d: %s == %lld, expected %s == %lld\n", __FILE__, __LINE__, #a, a_,    \
-                   #b, b_);                                                                     \
-            *failed_ = 1;                                                                       \
-            return;                                                                             \
-        }                                                                                       \
+#define CHECK_EQ_INT(a, b)                                                                         \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_) {                                                                            \
+            printf("  %s:%d: %s == %lld, expected %s == %lld\n", __FILE__, __LINE__, #a, a_, #b,   \
+                   b_);                                                                            \
+            *failed_ = 1;                                                                          \
+            return;                                                                                \
+        }                                                                                          \
     } while (0)
 
 #define CHECK_MEM(a, b, n) CHECK(memcmp((a), (b), (n)) == 0)
 
 /* Define once per test binary: put TEST_MAIN at the end of exactly one .c file. */
-#define TEST_MAIN                                                                               \
-    struct test_case test_cases[TEST_MAX];                                                      \
-    int test_count;                                                                             \
-    int main(int argc, char **argv)                                                             \
-    {                                                                                           \
-        int failures = 0;                                                                       \
-        for (int i = 0; i < test_count; i++) {                                                  \
-            if (argc > 1 && strstr(test_cases[i].name, argv[1]) == NULL)                        \
-                continue;                                                                       \
-            int failed = 0;                                                                     \
-            fflush(stdout);                                                                     \
-            test_cases[i].fn(&failed);                                                          \
-            printf("%s %s\n", failed ? "not ok" : "ok", test_cases[i].name);                    \
-            fflush(stdout);                                                                     \
-            failures += failed;                                                                 \
-        }                                                                                       \
-        return failures ? 1 : 0;                                                                \
+#define TEST_MAIN                                                                                  \
+    struct test_case test_cases[TEST_MAX];                                                         \
+    int test_count;                                                                                \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        int failures = 0;                                                                          \
+        for (int i = 0; i < test_count; i++) {                                                     \
+            if (argc > 1 && strstr(test_cases[i].name, argv[1]) == NULL)                           \
+                continue;                                                                          \
+            int failed = 0;                                                                        \
+            fflush(stdout);                                                                        \
+            test_cases[i].fn(&failed);                                                             \
+            printf("%s %s\n", failed ? "not ok" : "ok", test_cases[i].name);                       \
+            fflush(stdout);                                                                        \
+            failures += failed;                                                                    \
+        }                                                                                          \
+        return failures ? 1 : 0;                                                                   \
     }
 
 #endif
