@@ -88,6 +88,30 @@ TEST(test_checkpoint_rejects_bad_version_and_count_mismatch)
     free(dir);
 }
 
+/* The epoch reader shares the offsets reader's checks: version, count, and whole entries. */
+TEST(test_checkpoint_epochs_reject_bad_entries_and_count_mismatch)
+{
+    char *dir = tmpdir_make();
+    char p[512];
+    snprintf(p, sizeof(p), "%s/leader-epoch-checkpoint", dir);
+    const char *bad[] = {"1\n0\n",      "0\n2\n0 0\n",          "0\n1\n0 0\n1 5\n", "0\n1\n-1 5\n",
+                         "0\n1\nx 5\n", "0\n1\n2147483648 0\n", "0\n1\n5\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(write_text(p, bad[i]) == 0);
+        struct epoch_entry *e;
+        size_t n;
+        CHECK_EQ_INT(checkpoint_read_epochs(p, &e, &n), -EBADMSG);
+    }
+    CHECK(write_text(p, "0\n0\n") == 0);
+    struct epoch_entry *e;
+    size_t n;
+    CHECK_EQ_INT(checkpoint_read_epochs(p, &e, &n), 0);
+    CHECK_EQ_INT(n, 0);
+    free(e);
+    tmpdir_remove(dir);
+    free(dir);
+}
+
 TEST(test_checkpoint_atomic_write_keeps_old_file_when_interrupted)
 {
     char *dir = tmpdir_make();
