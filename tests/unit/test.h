@@ -3,6 +3,8 @@
  *   "ok <name>" or "not ok <name>: <file>:<line>: <what failed>"
  * tests/run.sh counts those lines. A test case is a function registered with TEST();
  * CHECK() records a failure and returns from the case, so later checks don't cascade.
+ * What a case must undo however it ends (temporary directories) it registers with
+ * test_defer(): the runner calls those after the case, the last registered first.
  */
 #ifndef GREGOR_TEST_H
 #define GREGOR_TEST_H
@@ -21,6 +23,36 @@ struct test_case {
 #define TEST_MAX 512
 extern struct test_case test_cases[TEST_MAX];
 extern int test_count;
+
+typedef void (*test_cleanup_fn)(void *arg);
+
+struct test_cleanup {
+    test_cleanup_fn fn;
+    void *arg;
+};
+
+#define TEST_CLEANUP_MAX 64
+extern struct test_cleanup test_cleanups[TEST_CLEANUP_MAX];
+extern int test_ncleanups;
+
+/* Runs fn(arg) after the current test case, passed or failed (a CHECK returns early). */
+static inline void test_defer(test_cleanup_fn fn, void *arg)
+{
+    if (test_ncleanups == TEST_CLEANUP_MAX) {
+        printf("  test_defer: more than %d cleanups in one case\n", TEST_CLEANUP_MAX);
+        abort();
+    }
+    test_cleanups[test_ncleanups++] = (struct test_cleanup){fn, arg};
+}
+
+/* The runner's side: the current case's cleanups, last registered first. */
+static inline void test_run_cleanups(void)
+{
+    while (test_ncleanups > 0) {
+        struct test_cleanup c = test_cleanups[--test_ncleanups];
+        c.fn(c.arg);
+    }
+}
 
 #define TEST(name)                                                                                 \
     static void name(int *failed_);                                                                \
@@ -57,6 +89,8 @@ extern int test_count;
 #define TEST_MAIN                                                                                  \
     struct test_case test_cases[TEST_MAX];                                                         \
     int test_count;                                                                                \
+    struct test_cleanup test_cleanups[TEST_CLEANUP_MAX];                                           \
+    int test_ncleanups;                                                                            \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \
         int failures = 0;                                                                          \
@@ -66,6 +100,7 @@ extern int test_count;
             int failed = 0;                                                                        \
             fflush(stdout);                                                                        \
             test_cases[i].fn(&failed);                                                             \
+            test_run_cleanups();                                                                   \
             printf("%s %s\n", failed ? "not ok" : "ok", test_cases[i].name);                       \
             fflush(stdout);                                                                        \
             failures += failed;                                                                    \

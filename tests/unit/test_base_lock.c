@@ -1,13 +1,13 @@
 /* base/lock.h: the lock-held checks behind the asserts in *_locked functions. */
 #include <pthread.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/lock.h"
 #include "storage/log_internal.h"
 #include "test.h"
+#include "test_storage_util.h"
 
 TEST(test_mutex_held_only_while_locked)
 {
@@ -37,8 +37,8 @@ TEST(test_rwlock_held_for_reading_or_writing)
 /* A *_locked function called without its lock aborts (asserts are on in every build). */
 TEST(test_segment_lookup_without_segments_lock_aborts)
 {
-    char dir[] = "/tmp/gregor-lock-test.XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
+    char *dir = tmpdir_make();
+    CHECK(dir != NULL);
     struct log *log;
     CHECK_EQ_INT(log_open(dir, "t", 0, NULL, NULL, &log), 0);
     pid_t pid = fork();
@@ -53,9 +53,6 @@ TEST(test_segment_lookup_without_segments_lock_aborts)
     size_t i = log_segment_index_locked(log, 0);
     pthread_rwlock_unlock(&log->segments_lock);
     log_close(log);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    CHECK_EQ_INT(system(cmd), 0);
     CHECK_EQ_INT(i, 0);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 }

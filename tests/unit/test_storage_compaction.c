@@ -163,8 +163,6 @@ TEST(test_compaction_keeps_newest_value_of_every_key)
     CHECK_EQ_INT(s2.total, s.total);
     CHECK(memcmp(s2.offset, s.offset, sizeof(s.offset)) == 0);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_compaction_skips_clean_log_and_never_touches_active_segment)
@@ -185,8 +183,6 @@ TEST(test_compaction_skips_clean_log_and_never_touches_active_segment)
     CHECK_EQ_INT(read_all(log, &s), 0);
     CHECK(strcmp(s.value[0], "v2") == 0);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_compaction_reader_pinned_before_swap_keeps_old_bytes)
@@ -212,8 +208,6 @@ TEST(test_compaction_reader_pinned_before_swap_keeps_old_bytes)
     free(before);
     free(after);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST_MAIN
