@@ -9,10 +9,12 @@
  */
 #include "broker/producer_append.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 
 #include "base/clock.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "proto/gen/errors.h"
 #include "storage/producer_state.h"
@@ -49,6 +51,7 @@ void producer_partition_close(struct partition *p)
 /* producer_mu held: snapshot if the append at segment_base moved to a newer segment. */
 static void maybe_snapshot_locked(struct partition *p, int64_t segment_base)
 {
+    assert(lock_mutex_held(&p->producer_mu));
     int64_t prev = atomic_load(&p->producer_segment_base);
     if (segment_base <= prev)
         return;
