@@ -6,12 +6,13 @@
 #   make run        build and start a single-node broker on 127.0.0.1:9092, data in ./data
 #   make cluster    build and start three brokers (each a controller voter) on 127.0.0.1:9092,
 #                   9093, 9094, data in ./data/node-1..3, output prefixed [node-N]; Ctrl-C stops all
-#   make test       build everything (release, ASan, TSan) and run every test; last line is
-#                   "N passed, N failed"
+#   make check      generated protocol code up to date, C files formatted (scripts/check.sh)
+#   make test       make check, then build everything (release, ASan, TSan) and run every
+#                   test; last line is "N passed, N failed"
 #   make bench      benchmarks (on demand, not part of make test)
 #   make fuzz       libFuzzer targets, 60 s each (make test runs them for ~12 s each)
 #   make soak       SOAK_MINUTES (10) of mixed load, then data and memory checks
-#   make format     clang-format every C file
+#   make format     clang-format every hand-written C file (what make check checks)
 #
 # Every .c file under src/ except src/main.c goes into a static library; tests/unit/test_*.c
 # are one binary each, linked against it. New files are picked up without editing this file.
@@ -41,7 +42,7 @@ DEPFILES  := $(ALL_OBJS:.o=.d)
 # Object files are kept (not deleted as intermediates) so a second make does nothing.
 .SECONDARY: $(ALL_OBJS)
 
-.PHONY: all asan tsan run cluster test unit interop deps bench format clean fuzz soak
+.PHONY: all asan tsan run cluster check test unit interop deps bench format clean fuzz soak
 
 all: deps-check $(REL_DIR)/gregor $(patsubst tests/unit/%.c,$(REL_DIR)/tests/%,$(UNIT_SRCS))
 
@@ -97,7 +98,12 @@ run: deps-check $(REL_DIR)/gregor
 cluster: deps-check $(REL_DIR)/gregor
 	@GREGOR_BIN=./$(REL_DIR)/gregor bash scripts/cluster.sh
 
-test: all asan tsan
+check: deps-check
+	@bash scripts/check.sh
+
+# check first (a stale generated file or a format slip fails fast), then the builds and tests.
+test: check
+	@$(MAKE) --no-print-directory all asan tsan
 	@bash tests/run.sh
 
 bench: all
@@ -111,7 +117,8 @@ soak: all
 	@bash bench/soak.sh
 
 format:
-	clang-format -i $$(find src tests tools -name '*.[ch]')
+	clang-format -i $$(find src tests tools -name '*.[ch]' ! -path 'src/proto/gen/*' \
+		! -path tests/unit/test_proto_xcheck.c)
 
 clean:
 	rm -rf $(REL_DIR) $(ASAN_DIR) $(TSAN_DIR)

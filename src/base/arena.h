@@ -14,9 +14,9 @@
 struct arena_chunk;
 
 struct arena {
-    struct arena_chunk *head;  /* chunk currently allocated from */
-    size_t chunk_size;         /* size of ordinary chunks */
-    size_t total;              /* bytes obtained from malloc, for limits and metrics */
+    struct arena_chunk *head; /* chunk currently allocated from */
+    size_t chunk_size;        /* size of ordinary chunks */
+    size_t total;             /* bytes obtained from malloc, for limits and metrics */
 };
 
 /* Prepares an arena whose chunks are chunk_size bytes (0 = 16 KiB). Allocates nothing yet. */

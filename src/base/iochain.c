@@ -225,8 +225,8 @@ int iochain_flatten(const struct iochain *c, uint8_t *buf)
         } else {
             size_t got = 0;
             while (got < p->len) {
-                ssize_t r = pread(p->u.file.fd, buf + at + got, p->len - got,
-                                  p->u.file.off + (off_t)got);
+                ssize_t r =
+                    pread(p->u.file.fd, buf + at + got, p->len - got, p->u.file.off + (off_t)got);
                 if (r <= 0)
                     return -EIO;
                 got += (size_t)r;

@@ -21,7 +21,7 @@ enum iochain_kind { IOCHAIN_BYTES, IOCHAIN_FILE };
 
 struct iochain_piece {
     enum iochain_kind kind;
-    size_t len;        /* bytes in this piece */
+    size_t len; /* bytes in this piece */
     union {
         struct {
             uint8_t *data;
@@ -40,11 +40,11 @@ struct iochain {
     struct iochain_piece *pieces;
     int n;
     int cap;
-    size_t total;       /* bytes in all pieces */
-    int send_piece;     /* first piece not completely sent */
-    size_t send_off;    /* bytes of that piece already sent */
-    size_t sent;        /* total bytes sent so far */
-    int oom;            /* an append failed; the chain must not be sent */
+    size_t total;    /* bytes in all pieces */
+    int send_piece;  /* first piece not completely sent */
+    size_t send_off; /* bytes of that piece already sent */
+    size_t sent;     /* total bytes sent so far */
+    int oom;         /* an append failed; the chain must not be sent */
 };
 
 void iochain_init(struct iochain *c);

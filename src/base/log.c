@@ -27,10 +27,10 @@ int log_parse_level(const char *s, enum log_level *out)
     static const struct {
         const char *name;
         enum log_level level;
-    } names[] = {{"trace", LOG_LEVEL_DEBUG}, {"debug", LOG_LEVEL_DEBUG},
-                 {"info", LOG_LEVEL_INFO},   {"warn", LOG_LEVEL_WARN},
+    } names[] = {{"trace", LOG_LEVEL_DEBUG},  {"debug", LOG_LEVEL_DEBUG},
+                 {"info", LOG_LEVEL_INFO},    {"warn", LOG_LEVEL_WARN},
                  {"warning", LOG_LEVEL_WARN}, {"error", LOG_LEVEL_ERROR},
-                 {"fatal", LOG_LEVEL_ERROR}, {"off", LOG_LEVEL_OFF}};
+                 {"fatal", LOG_LEVEL_ERROR},  {"off", LOG_LEVEL_OFF}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcasecmp(s, names[i].name) == 0) {
             *out = names[i].level;

@@ -20,10 +20,10 @@ int log_parse_level(const char *s, enum log_level *out);
 void log_write(enum log_level level, const char *subsystem, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define log_debug(sub, ...)                                                                     \
-    do {                                                                                        \
-        if (log_get_level() <= LOG_LEVEL_DEBUG)                                                 \
-            log_write(LOG_LEVEL_DEBUG, sub, __VA_ARGS__);                                       \
+#define log_debug(sub, ...)                                                                        \
+    do {                                                                                           \
+        if (log_get_level() <= LOG_LEVEL_DEBUG)                                                    \
+            log_write(LOG_LEVEL_DEBUG, sub, __VA_ARGS__);                                          \
     } while (0)
 #define log_info(sub, ...) log_write(LOG_LEVEL_INFO, sub, __VA_ARGS__)
 #define log_warn(sub, ...) log_write(LOG_LEVEL_WARN, sub, __VA_ARGS__)

@@ -97,7 +97,7 @@ int properties_parse(struct properties *p, const char *text, int *bad_line)
         return -ENOMEM;
     int rc = 0, lineno = 0, start_line = 1;
     char *logical = copy, *w = copy;
-    for (const char *r = copy; ; r++) {
+    for (const char *r = copy;; r++) {
         if (*r == '\n' || *r == '\0') {
             lineno++;
             int cont = w > logical && w[-1] == '\\';

@@ -11,7 +11,7 @@
 struct property {
     char *key;
     char *value;
-    int line;      /* 1-based line in the file, 0 for --override */
+    int line; /* 1-based line in the file, 0 for --override */
 };
 
 struct properties {

@@ -10,13 +10,14 @@
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
+#include "broker/topic_partitions.h"
 #include "proto/gen/errors.h"
 
-static void
-delete_records_partition(struct broker_req *r, const char *topic,
-                         const struct kmsg_delete_records_request_delete_records_partition *rp,
-                         struct kmsg_delete_records_response_delete_records_partition_result *o)
+static int delete_records_partition(struct broker_req *r, const char *topic, const void *req_part,
+                                    void *resp_part)
 {
+    const struct kmsg_delete_records_request_delete_records_partition *rp = req_part;
+    struct kmsg_delete_records_response_delete_records_partition_result *o = resp_part;
     kmsg_delete_records_response_delete_records_partition_result_init(o);
     o->partition_index = rp->partition_index;
     o->low_watermark = -1;
@@ -25,7 +26,7 @@ delete_records_partition(struct broker_req *r, const char *topic,
                                             KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION, &lerr);
     if (p == NULL) {
         o->error_code = lerr;
-        return;
+        return 0;
     }
     int64_t hw = log_high_watermark(p->log);
     int64_t offset = rp->offset == -1 ? hw : rp->offset;
@@ -37,7 +38,13 @@ delete_records_partition(struct broker_req *r, const char *topic,
         o->low_watermark = log_start_offset(p->log);
     }
     partition_put(p);
+    return 0;
 }
+
+static const struct topic_partitions_shape delete_records_shape = TOPIC_PARTITIONS_SHAPE(
+    struct kmsg_delete_records_request_delete_records_topic, name, partitions,
+    struct kmsg_delete_records_response_delete_records_topic_result, name, partitions,
+    kmsg_delete_records_response_delete_records_topic_result_init, delete_records_partition);
 
 void handle_delete_records(struct broker_req *r)
 {
@@ -46,28 +53,7 @@ void handle_delete_records(struct broker_req *r)
         return;
     struct kmsg_delete_records_response resp;
     kmsg_delete_records_response_init(&resp);
-    int32_t nt = req.topics.n > 0 ? req.topics.n : 0;
-    resp.topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*resp.topics.v));
-    if (resp.topics.v == NULL) {
-        broker_close(r, "out of memory");
+    if (topic_partitions_answer(r, &delete_records_shape, &req.topics, &resp.topics) < 0)
         return;
-    }
-    resp.topics.n = nt;
-    for (int32_t i = 0; i < nt; i++) {
-        const struct kmsg_delete_records_request_delete_records_topic *rt = &req.topics.v[i];
-        struct kmsg_delete_records_response_delete_records_topic_result *t = &resp.topics.v[i];
-        kmsg_delete_records_response_delete_records_topic_result_init(t);
-        t->name = rt->name;
-        int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
-        t->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*t->partitions.v));
-        char *topic = broker_name(r, rt->name);
-        if (t->partitions.v == NULL || topic == NULL) {
-            broker_close(r, "out of memory");
-            return;
-        }
-        t->partitions.n = np;
-        for (int32_t j = 0; j < np; j++)
-            delete_records_partition(r, topic, &rt->partitions.v[j], &t->partitions.v[j]);
-    }
     broker_reply(r, (kproto_encode_fn)kmsg_delete_records_response_encode, &resp);
 }

@@ -12,12 +12,15 @@
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
+#include "broker/topic_partitions.h"
 #include "proto/gen/errors.h"
 #include "storage/producer_state.h"
 
-static int describe_partition(struct broker_req *r, const char *topic, int32_t index,
-                              struct kmsg_describe_producers_response_partition_response *o)
+static int describe_partition(struct broker_req *r, const char *topic, const void *req_part,
+                              void *resp_part)
 {
+    int32_t index = *(const int32_t *)req_part;
+    struct kmsg_describe_producers_response_partition_response *o = resp_part;
     kmsg_describe_producers_response_partition_response_init(o);
     o->partition_index = index;
     o->active_producers.n = 0;
@@ -55,6 +58,11 @@ static int describe_partition(struct broker_req *r, const char *topic, int32_t i
     return 0;
 }
 
+static const struct topic_partitions_shape describe_producers_shape = TOPIC_PARTITIONS_SHAPE(
+    struct kmsg_describe_producers_request_topic_request, name, partition_indexes,
+    struct kmsg_describe_producers_response_topic_response, name, partitions,
+    kmsg_describe_producers_response_topic_response_init, describe_partition);
+
 void handle_describe_producers(struct broker_req *r)
 {
     struct kmsg_describe_producers_request req;
@@ -62,32 +70,7 @@ void handle_describe_producers(struct broker_req *r)
         return;
     struct kmsg_describe_producers_response resp;
     kmsg_describe_producers_response_init(&resp);
-    int32_t nt = req.topics.n > 0 ? req.topics.n : 0;
-    resp.topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*resp.topics.v));
-    if (resp.topics.v == NULL) {
-        broker_close(r, "out of memory");
+    if (topic_partitions_answer(r, &describe_producers_shape, &req.topics, &resp.topics) < 0)
         return;
-    }
-    resp.topics.n = nt;
-    for (int32_t i = 0; i < nt; i++) {
-        const struct kmsg_describe_producers_request_topic_request *t = &req.topics.v[i];
-        struct kmsg_describe_producers_response_topic_response *o = &resp.topics.v[i];
-        kmsg_describe_producers_response_topic_response_init(o);
-        o->name = t->name;
-        char *topic = broker_name(r, t->name);
-        int32_t np = t->partition_indexes.n > 0 ? t->partition_indexes.n : 0;
-        o->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
-        if (topic == NULL || o->partitions.v == NULL) {
-            broker_close(r, "out of memory");
-            return;
-        }
-        o->partitions.n = np;
-        for (int32_t j = 0; j < np; j++)
-            if (describe_partition(r, topic, t->partition_indexes.v[j], &o->partitions.v[j]) !=
-                0) {
-                broker_close(r, "out of memory");
-                return;
-            }
-    }
     broker_reply(r, (kproto_encode_fn)kmsg_describe_producers_response_encode, &resp);
 }

@@ -329,8 +329,9 @@ static void lc_controlled_shutdown(struct broker_lifecycle *lc)
         struct timespec ts = {0, FAST_RETRY_MS * 1000000L};
         nanosleep(&ts, NULL);
     }
-    log_warn(LOG_SUB, "controlled shutdown of broker %d did not complete (no controller "
-                      "answered, or not within %lld ms)",
+    log_warn(LOG_SUB,
+             "controlled shutdown of broker %d did not complete (no controller "
+             "answered, or not within %lld ms)",
              b->cfg.node_id, (long long)wait);
 }
 

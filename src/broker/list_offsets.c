@@ -13,6 +13,7 @@
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
+#include "broker/topic_partitions.h"
 #include "proto/gen/errors.h"
 
 #define LIST_OFFSETS_LATEST (-1)
@@ -56,11 +57,11 @@ list_offsets_lookup(struct partition *p, int64_t ts,
     }
 }
 
-static void
-list_offsets_partition(struct broker_req *r, const char *topic,
-                       const struct kmsg_list_offsets_request_list_offsets_partition *rp,
-                       struct kmsg_list_offsets_response_list_offsets_partition_response *o)
+static int list_offsets_partition(struct broker_req *r, const char *topic, const void *req_part,
+                                  void *resp_part)
 {
+    const struct kmsg_list_offsets_request_list_offsets_partition *rp = req_part;
+    struct kmsg_list_offsets_response_list_offsets_partition_response *o = resp_part;
     kmsg_list_offsets_response_list_offsets_partition_response_init(o);
     o->partition_index = rp->partition_index;
     o->offset = -1;
@@ -70,7 +71,7 @@ list_offsets_partition(struct broker_req *r, const char *topic,
                                             KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION, &lerr);
     if (p == NULL) {
         o->error_code = lerr;
-        return;
+        return 0;
     }
     int32_t epoch = atomic_load(&p->leader_epoch);
     if (rp->current_leader_epoch >= 0 && rp->current_leader_epoch < epoch)
@@ -87,7 +88,13 @@ list_offsets_partition(struct broker_req *r, const char *topic,
         }
     }
     partition_put(p);
+    return 0;
 }
+
+static const struct topic_partitions_shape list_offsets_shape = TOPIC_PARTITIONS_SHAPE(
+    struct kmsg_list_offsets_request_list_offsets_topic, name, partitions,
+    struct kmsg_list_offsets_response_list_offsets_topic_response, name, partitions,
+    kmsg_list_offsets_response_list_offsets_topic_response_init, list_offsets_partition);
 
 void handle_list_offsets(struct broker_req *r)
 {
@@ -96,28 +103,7 @@ void handle_list_offsets(struct broker_req *r)
         return;
     struct kmsg_list_offsets_response resp;
     kmsg_list_offsets_response_init(&resp);
-    int32_t nt = req.topics.n > 0 ? req.topics.n : 0;
-    resp.topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*resp.topics.v));
-    if (resp.topics.v == NULL) {
-        broker_close(r, "out of memory");
+    if (topic_partitions_answer(r, &list_offsets_shape, &req.topics, &resp.topics) < 0)
         return;
-    }
-    resp.topics.n = nt;
-    for (int32_t i = 0; i < nt; i++) {
-        const struct kmsg_list_offsets_request_list_offsets_topic *rt = &req.topics.v[i];
-        struct kmsg_list_offsets_response_list_offsets_topic_response *t = &resp.topics.v[i];
-        kmsg_list_offsets_response_list_offsets_topic_response_init(t);
-        t->name = rt->name;
-        int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
-        t->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*t->partitions.v));
-        char *topic = broker_name(r, rt->name);
-        if (t->partitions.v == NULL || topic == NULL) {
-            broker_close(r, "out of memory");
-            return;
-        }
-        t->partitions.n = np;
-        for (int32_t j = 0; j < np; j++)
-            list_offsets_partition(r, topic, &rt->partitions.v[j], &t->partitions.v[j]);
-    }
     broker_reply(r, (kproto_encode_fn)kmsg_list_offsets_response_encode, &resp);
 }

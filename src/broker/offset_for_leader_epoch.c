@@ -15,13 +15,14 @@
 #include "broker/handlers.h"
 #include "broker/leadership.h"
 #include "broker/partition.h"
+#include "broker/topic_partitions.h"
 #include "proto/gen/errors.h"
 
-static void epoch_end_partition(
-    struct broker_req *r, const char *topic,
-    const struct kmsg_offset_for_leader_epoch_request_offset_for_leader_partition *rp,
-    struct kmsg_offset_for_leader_epoch_response_epoch_end_offset *o)
+static int epoch_end_partition(struct broker_req *r, const char *topic, const void *req_part,
+                               void *resp_part)
 {
+    const struct kmsg_offset_for_leader_epoch_request_offset_for_leader_partition *rp = req_part;
+    struct kmsg_offset_for_leader_epoch_response_epoch_end_offset *o = resp_part;
     kmsg_offset_for_leader_epoch_response_epoch_end_offset_init(o);
     o->partition = rp->partition;
     o->leader_epoch = -1;
@@ -31,7 +32,7 @@ static void epoch_end_partition(
                                             KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION, &lerr);
     if (p == NULL) {
         o->error_code = lerr; /* a client asks the leader (replica fetchers: issue 14) */
-        return;
+        return 0;
     }
     int32_t current = atomic_load(&p->leader_epoch);
     if (rp->current_leader_epoch >= 0 && rp->current_leader_epoch < current) {
@@ -47,7 +48,13 @@ static void epoch_end_partition(
         }
     }
     partition_put(p);
+    return 0;
 }
+
+static const struct topic_partitions_shape epoch_end_shape = TOPIC_PARTITIONS_SHAPE(
+    struct kmsg_offset_for_leader_epoch_request_offset_for_leader_topic, topic, partitions,
+    struct kmsg_offset_for_leader_epoch_response_offset_for_leader_topic_result, topic, partitions,
+    kmsg_offset_for_leader_epoch_response_offset_for_leader_topic_result_init, epoch_end_partition);
 
 void handle_offset_for_leader_epoch(struct broker_req *r)
 {
@@ -56,30 +63,7 @@ void handle_offset_for_leader_epoch(struct broker_req *r)
         return;
     struct kmsg_offset_for_leader_epoch_response resp;
     kmsg_offset_for_leader_epoch_response_init(&resp);
-    int32_t nt = req.topics.n > 0 ? req.topics.n : 0;
-    resp.topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*resp.topics.v));
-    if (resp.topics.v == NULL) {
-        broker_close(r, "out of memory");
+    if (topic_partitions_answer(r, &epoch_end_shape, &req.topics, &resp.topics) < 0)
         return;
-    }
-    resp.topics.n = nt;
-    for (int32_t i = 0; i < nt; i++) {
-        const struct kmsg_offset_for_leader_epoch_request_offset_for_leader_topic *rt =
-            &req.topics.v[i];
-        struct kmsg_offset_for_leader_epoch_response_offset_for_leader_topic_result *t =
-            &resp.topics.v[i];
-        kmsg_offset_for_leader_epoch_response_offset_for_leader_topic_result_init(t);
-        t->topic = rt->topic;
-        int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
-        t->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*t->partitions.v));
-        char *topic = broker_name(r, rt->topic);
-        if (t->partitions.v == NULL || topic == NULL) {
-            broker_close(r, "out of memory");
-            return;
-        }
-        t->partitions.n = np;
-        for (int32_t j = 0; j < np; j++)
-            epoch_end_partition(r, topic, &rt->partitions.v[j], &t->partitions.v[j]);
-    }
     broker_reply(r, (kproto_encode_fn)kmsg_offset_for_leader_epoch_response_encode, &resp);
 }

@@ -149,15 +149,16 @@ int16_t produce_policy_apply(struct partition *p, int64_t now_ms, struct krecord
     struct policy pol = {.need_keys = atomic_load(&p->compact), .recompress = -1};
     int64_t before = atomic_load(&p->ts_before_max_ms);
     int64_t after = atomic_load(&p->ts_after_max_ms);
-    bool create_time = !(h.attributes & RECORD_ATTR_LOG_APPEND_TIME) &&
-                       !atomic_load(&p->log_append_time);
+    bool create_time =
+        !(h.attributes & RECORD_ATTR_LOG_APPEND_TIME) && !atomic_load(&p->log_append_time);
     if (create_time && (before != INT64_MAX || after != INT64_MAX)) {
         pol.check_time = true;
         pol.earliest = before == INT64_MAX ? INT64_MIN : now_ms - before;
         pol.latest = after == INT64_MAX ? INT64_MAX : now_ms + after;
     }
     int codec = atomic_load(&p->compression_codec);
-    if (codec >= 0 && codec != record_batch_compression(&h) && !(h.attributes & RECORD_ATTR_CONTROL))
+    if (codec >= 0 && codec != record_batch_compression(&h) &&
+        !(h.attributes & RECORD_ATTR_CONTROL))
         pol.recompress = codec;
     if (!pol.need_keys && !pol.check_time && pol.recompress < 0)
         return KAFKA_ERR_NONE;

@@ -9,10 +9,12 @@
  */
 #include "broker/producer_append.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 
 #include "base/clock.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "proto/gen/errors.h"
 #include "storage/producer_state.h"
@@ -29,9 +31,9 @@ int producer_partition_open(struct partition *p, int64_t expiration_ms)
         return rc;
     }
     if (producer_state_count(p->producers) > 0)
-        log_info("producer", "%s-%d: %zu producer(s) loaded (snapshot %" PRId64 ", log end %" PRId64
-                 ")", p->topic, p->index, producer_state_count(p->producers), snap,
-                 log_end_offset(p->log));
+        log_info(
+            "producer", "%s-%d: %zu producer(s) loaded (snapshot %" PRId64 ", log end %" PRId64 ")",
+            p->topic, p->index, producer_state_count(p->producers), snap, log_end_offset(p->log));
     return 0;
 }
 
@@ -49,6 +51,7 @@ void producer_partition_close(struct partition *p)
 /* producer_mu held: snapshot if the append at segment_base moved to a newer segment. */
 static void maybe_snapshot_locked(struct partition *p, int64_t segment_base)
 {
+    assert(lock_mutex_held(&p->producer_mu));
     int64_t prev = atomic_load(&p->producer_segment_base);
     if (segment_base <= prev)
         return;
@@ -103,8 +106,8 @@ int producer_append(struct partition *p, uint8_t *batch, size_t len, int32_t lea
             if (log_append_time)
                 h.max_timestamp = now_ms;
             if (producer_state_update(p->producers, &h, now_ms) != 0)
-                log_warn("producer", "%s-%d: out of memory recording producer %" PRId64,
-                         p->topic, p->index, h.producer_id);
+                log_warn("producer", "%s-%d: out of memory recording producer %" PRId64, p->topic,
+                         p->index, h.producer_id);
             maybe_snapshot_locked(p, info->segment_base);
         }
     }
@@ -114,8 +117,7 @@ int producer_append(struct partition *p, uint8_t *batch, size_t len, int32_t lea
 
 void producer_note_append(struct partition *p, const struct log_append_info *info)
 {
-    if (info->segment_base <= atomic_load_explicit(&p->producer_segment_base,
-                                                   memory_order_relaxed))
+    if (info->segment_base <= atomic_load_explicit(&p->producer_segment_base, memory_order_relaxed))
         return;
     pthread_mutex_lock(&p->producer_mu);
     maybe_snapshot_locked(p, info->segment_base);

@@ -19,8 +19,8 @@ const char *topic_settings_broker_lookup(void *arg, const char *property)
 }
 
 static const char *topic_settings_value(const struct broker_config *cfg,
-                                        const struct metadata_topic *t, const char *name,
-                                        char *buf, size_t len)
+                                        const struct metadata_topic *t, const char *name, char *buf,
+                                        size_t len)
 {
     const struct topic_config_def *def = topic_config_find(name);
     if (def == NULL)

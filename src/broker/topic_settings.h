@@ -17,8 +17,8 @@ struct topic_settings {
     struct log_config log;
     bool log_append_time;
     int32_t min_insync_replicas;
-    int compression_codec;       /* enum record_compression, or -1 for "producer" */
-    int64_t ts_before_max_ms;    /* INT64_MAX = unlimited */
+    int compression_codec;    /* enum record_compression, or -1 for "producer" */
+    int64_t ts_before_max_ms; /* INT64_MAX = unlimited */
     int64_t ts_after_max_ms;
 };
 

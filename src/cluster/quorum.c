@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_voter(const char *s, size_t len, struct quorum_voter *v, char *err,
-                       size_t errlen)
+static int parse_voter(const char *s, size_t len, struct quorum_voter *v, char *err, size_t errlen)
 {
     char entry[QUORUM_ADDRESS_MAX + 16];
     if (len >= sizeof(entry)) {
@@ -21,8 +20,8 @@ static int parse_voter(const char *s, size_t len, struct quorum_voter *v, char *
     char *end;
     long id = at ? strtol(entry, &end, 10) : 0;
     long port = colon ? strtol(colon + 1, &end, 10) : 0;
-    if (at == NULL || colon == NULL || colon == at + 1 || id <= 0 || id > INT32_MAX ||
-        port <= 0 || port > 65535 || *end != 0) {
+    if (at == NULL || colon == NULL || colon == at + 1 || id <= 0 || id > INT32_MAX || port <= 0 ||
+        port > 65535 || *end != 0) {
         snprintf(err, errlen,
                  "controller.quorum.voters: invalid entry '%s' (expected id@host:port)", entry);
         return -EINVAL;

@@ -19,8 +19,8 @@
 #define IMAX 2147483647.0
 
 static const char *const CLEANUP_POLICIES[] = {"compact", "delete", NULL};
-static const char *const COMPRESSION_TYPES[] = {"uncompressed", "zstd",     "lz4",
-                                                "snappy",       "gzip",     "producer", NULL};
+static const char *const COMPRESSION_TYPES[] = {"uncompressed", "zstd",     "lz4", "snappy",
+                                                "gzip",         "producer", NULL};
 static const char *const TIMESTAMP_TYPES[] = {"CreateTime", "LogAppendTime", NULL};
 
 #define B TOPIC_CONFIG_BOOLEAN
@@ -67,8 +67,8 @@ static const struct topic_config_def TOPIC_CONFIGS[] = {
      "log.message.timestamp.before.max.ms", "Allowed amount a timestamp may be behind the broker"},
     {"message.timestamp.difference.max.ms", L, "9223372036854775807", 0, LMAX, NULL,
      "log.message.timestamp.difference.max.ms", "Deprecated; maximum timestamp difference"},
-    {"message.timestamp.type", S, "CreateTime", 0, 0, TIMESTAMP_TYPES,
-     "log.message.timestamp.type", "CreateTime or LogAppendTime"},
+    {"message.timestamp.type", S, "CreateTime", 0, 0, TIMESTAMP_TYPES, "log.message.timestamp.type",
+     "CreateTime or LogAppendTime"},
     {"min.cleanable.dirty.ratio", D, "0.5", 0, 1, NULL, "log.cleaner.min.cleanable.ratio",
      "Minimum dirty ratio before the log is eligible for cleaning"},
     {"min.compaction.lag.ms", L, "0", 0, LMAX, NULL, "log.cleaner.min.compaction.lag.ms",
@@ -82,8 +82,7 @@ static const struct topic_config_def TOPIC_CONFIGS[] = {
      "Maximum partition size before old segments are discarded"},
     {"retention.ms", L, "604800000", -1, LMAX, NULL, "log.retention.ms",
      "Maximum age of a segment before it is discarded"},
-    {"segment.bytes", I, "1073741824", 14, IMAX, NULL, "log.segment.bytes",
-     "Segment file size"},
+    {"segment.bytes", I, "1073741824", 14, IMAX, NULL, "log.segment.bytes", "Segment file size"},
     {"segment.index.bytes", I, "10485760", 4, IMAX, NULL, "log.index.size.max.bytes",
      "Size of the offset index preallocated per segment"},
     {"segment.jitter.ms", L, "0", 0, LMAX, NULL, "log.roll.jitter.ms",

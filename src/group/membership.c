@@ -125,8 +125,8 @@ static void join_reply_as(struct group *g, struct member *m, struct group_call *
                 jm->member_id = arena_kstr(c->arena, &o->id);
                 jm->group_instance_id = arena_kstr(c->arena, &o->instance_id);
                 const struct gstr *md = member_protocol_metadata(o, &g->protocol_name);
-                jm->metadata = md ? arena_kbytes(c->arena, md)
-                                  : (struct kbytes){(const uint8_t *)"", 0};
+                jm->metadata =
+                    md ? arena_kbytes(c->arena, md) : (struct kbytes){(const uint8_t *)"", 0};
             }
             resp->members.n = n;
         }
@@ -146,8 +146,8 @@ static void member_session_expired(struct net_timer *t)
 {
     struct member *m = t->arg;
     struct group *g = m->g;
-    log_info("group", "member %s of group %s: session timeout (%d ms) expired", m->id.p,
-             g->id.p, m->session_timeout);
+    log_info("group", "member %s of group %s: session timeout (%d ms) expired", m->id.p, g->id.p,
+             m->session_timeout);
     group_remove_member_and_update(g, m);
 }
 
@@ -430,9 +430,9 @@ static int member_update(struct member *m, const struct kmsg_join_group_request 
     m->protocols = ps;
     m->nprotocols = req->protocols.n;
     m->session_timeout = req->session_timeout_ms;
-    m->rebalance_timeout =
-        c->api_version >= 1 && req->rebalance_timeout_ms > 0 ? req->rebalance_timeout_ms
-                                                              : req->session_timeout_ms;
+    m->rebalance_timeout = c->api_version >= 1 && req->rebalance_timeout_ms > 0
+                               ? req->rebalance_timeout_ms
+                               : req->session_timeout_ms;
     gstr_from_kstr(&m->client_id, c->client_id.len >= 0 ? c->client_id : KSTR_LIT(""));
     gstr_set(&m->client_host, c->client_host, (int32_t)strlen(c->client_host));
     gstr_from_kstr(&m->protocol_type, req->protocol_type);
@@ -671,10 +671,9 @@ static void new_member_id(struct kstr client_id, char *out, size_t cap)
     r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
     r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
     int cl = client_id.len > 0 ? (client_id.len > 200 ? 200 : client_id.len) : 0;
-    snprintf(out, cap,
-             "%.*s-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", cl,
-             cl ? client_id.ptr : "", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-             r[10], r[11], r[12], r[13], r[14], r[15]);
+    snprintf(out, cap, "%.*s-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             cl, cl ? client_id.ptr : "", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+             r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
 }
 
 static bool group_supports(struct group *g, const struct kmsg_join_group_request *req)
@@ -787,7 +786,8 @@ void group_handle_join(struct shard *s, struct group_call *c)
         }
         if (instance.len < 0 && c->api_version >= 4) {
             pending_add(g, id);
-            join_reply_error(c, KAFKA_ERR_MEMBER_ID_REQUIRED, (struct kstr){id, (int32_t)strlen(id)});
+            join_reply_error(c, KAFKA_ERR_MEMBER_ID_REQUIRED,
+                             (struct kstr){id, (int32_t)strlen(id)});
             return;
         }
         group_add_member_and_rebalance(g, c, id);

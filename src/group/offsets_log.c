@@ -102,8 +102,8 @@ int offsets_encode_commit(struct offsets_kv *kv, const char *group, const char *
     int rc = offsets_encode(1, 1, (kproto_encode_fn)kmsg_offset_commit_key_encode, &k, &kv->key,
                             &kv->key_len);
     if (rc == 0 && v != NULL)
-        rc = offsets_encode(3, 3, (kproto_encode_fn)kmsg_offset_commit_value_encode, v,
-                            &kv->value, &kv->value_len);
+        rc = offsets_encode(3, 3, (kproto_encode_fn)kmsg_offset_commit_value_encode, v, &kv->value,
+                            &kv->value_len);
     if (rc != 0)
         offsets_kv_free(kv);
     return rc;
@@ -118,8 +118,8 @@ int offsets_encode_group(struct offsets_kv *kv, const char *group,
     int rc = offsets_encode(2, 2, (kproto_encode_fn)kmsg_group_metadata_key_encode, &k, &kv->key,
                             &kv->key_len);
     if (rc == 0 && v != NULL)
-        rc = offsets_encode(3, 3, (kproto_encode_fn)kmsg_group_metadata_value_encode, v,
-                            &kv->value, &kv->value_len);
+        rc = offsets_encode(3, 3, (kproto_encode_fn)kmsg_group_metadata_value_encode, v, &kv->value,
+                            &kv->value_len);
     if (rc != 0)
         offsets_kv_free(kv);
     return rc;

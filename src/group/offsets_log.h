@@ -54,7 +54,7 @@ struct offsets_record {
     struct kstr group, topic;
     int32_t partition;
     bool tombstone;
-    struct kmsg_offset_commit_value commit;   /* kind COMMIT, not tombstone */
+    struct kmsg_offset_commit_value commit;       /* kind COMMIT, not tombstone */
     struct kmsg_group_metadata_value group_value; /* kind GROUP, not tombstone */
 };
 

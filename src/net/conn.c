@@ -55,8 +55,8 @@ void net_conn_set_user(struct net_conn *c, void *user)
 }
 
 /* Fills the admission key and the printable "addr:port" of a peer. */
-static void net_conn_describe(const struct sockaddr_storage *sa, struct net_ip_key *key,
-                              char *peer, size_t peer_len)
+static void net_conn_describe(const struct sockaddr_storage *sa, struct net_ip_key *key, char *peer,
+                              size_t peer_len)
 {
     char ip[INET6_ADDRSTRLEN] = "?";
     int port = 0;
@@ -156,7 +156,7 @@ void net_conn_idle_check(struct net_timer *t)
             continue;
         }
         log_debug(NET_LOG, "closing connection %llu from %s: idle for %lld ms",
-                 (unsigned long long)c->id, c->peer, (long long)(now - c->last_active));
+                  (unsigned long long)c->id, c->peer, (long long)(now - c->last_active));
         net_conn_close(c, NULL);
     }
     net_idle_arm(w);
@@ -221,8 +221,8 @@ static void net_conn_open(struct net_worker *w, int fd, const struct net_ip_key 
     c->last_active = clock_mono_ms();
     net_idle_append(w, c);
     net_idle_arm(w);
-    log_debug(NET_LOG, "accepted connection %llu from %s on worker %d",
-              (unsigned long long)c->id, c->peer, w->index);
+    log_debug(NET_LOG, "accepted connection %llu from %s on worker %d", (unsigned long long)c->id,
+              c->peer, w->index);
     c->opened = true;
     if (s->handler.on_open && s->handler.on_open(s->handler.ctx, c) != 0)
         net_conn_close(c, "refused by the handler");
@@ -278,8 +278,7 @@ void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage
         if (rc == -ENFILE)
             snprintf(why, sizeof(why), "max.connections (%d) reached", s->admit.max_total);
         else if (rc == -EMFILE)
-            snprintf(why, sizeof(why), "max.connections.per.ip (%d) reached",
-                     s->admit.max_per_ip);
+            snprintf(why, sizeof(why), "max.connections.per.ip (%d) reached", s->admit.max_per_ip);
         else
             snprintf(why, sizeof(why), "%s", strerror(-rc));
         net_conn_refuse(w, fd, peer, why);

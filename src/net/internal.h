@@ -20,7 +20,7 @@
 
 #define NET_LOG "net"
 
-#define net_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define net_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Something registered in a worker's epoll set; epoll_data.ptr points at it. */
 struct net_io {
@@ -42,8 +42,8 @@ struct net_admit_entry {
     int count;
 };
 struct net_admit {
-    int max_total;    /* 0 = unlimited */
-    int max_per_ip;   /* 0 = unlimited (then the table stays empty) */
+    int max_total;        /* 0 = unlimited */
+    int max_per_ip;       /* 0 = unlimited (then the table stays empty) */
     pthread_mutex_t lock; /* guards open and buckets */
     int open;
     struct net_admit_entry *buckets[NET_ADMIT_BUCKETS];
@@ -79,20 +79,20 @@ struct net_worker {
     int index;
     int epfd;
     pthread_t thread;
-    bool thread_started;      /* written by the controlling thread */
-    pthread_t self;           /* written by the worker thread itself, for assertions */
+    bool thread_started; /* written by the controlling thread */
+    pthread_t self;      /* written by the worker thread itself, for assertions */
     bool self_known;
 
-    struct net_io wake;       /* eventfd: posts and stop */
-    struct net_io listen_io;  /* this worker's registration of the shared listening socket */
-    bool listening;           /* listen_io is in epfd */
+    struct net_io wake;            /* eventfd: posts and stop */
+    struct net_io listen_io;       /* this worker's registration of the shared listening socket */
+    bool listening;                /* listen_io is in epfd */
     struct net_timer accept_retry; /* re-enables accepting after EMFILE and the like */
-    bool accept_failing;      /* in an accept back-off episode (logged once) */
+    bool accept_failing;           /* in an accept back-off episode (logged once) */
 
-    uint8_t *rbuf;            /* read buffer shared by this worker's connections */
+    uint8_t *rbuf; /* read buffer shared by this worker's connections */
     size_t rbuf_cap;
 
-    struct net_timer **heap;  /* timers, min-heap on (deadline_ms, seq) */
+    struct net_timer **heap; /* timers, min-heap on (deadline_ms, seq) */
     int heap_len;
     int heap_cap;
     uint64_t timer_seq;
@@ -100,16 +100,16 @@ struct net_worker {
     struct net_conn *idle_head; /* open connections, least recently active first */
     struct net_conn *idle_tail;
     struct net_timer idle_timer;
-    int conns_alive;          /* connection objects not yet freed */
+    int conns_alive; /* connection objects not yet freed */
 
-    struct net_conn *todo;    /* connections with deferred work (flush, more to read) */
-    struct net_conn *reap;    /* connections with no reference left, freed after the batch */
+    struct net_conn *todo; /* connections with deferred work (flush, more to read) */
+    struct net_conn *reap; /* connections with no reference left, freed after the batch */
 
     pthread_mutex_t post_lock; /* guards posts, posts_tail, post_woken, post_closed */
     struct net_post *posts;
     struct net_post *posts_tail;
-    bool post_woken;          /* eventfd already written for the current batch */
-    bool post_closed;         /* worker exited: posts are refused */
+    bool post_woken;  /* eventfd already written for the current batch */
+    bool post_closed; /* worker exited: posts are refused */
 
     bool stopping;
     int64_t stop_deadline;
@@ -118,7 +118,7 @@ struct net_worker {
 };
 
 struct net_server {
-    struct net_config cfg;    /* defaults applied; cfg.host points at host */
+    struct net_config cfg; /* defaults applied; cfg.host points at host */
     char *host;
     struct net_handler handler;
     int listen_fd;
@@ -126,7 +126,7 @@ struct net_server {
     int nworkers;
     struct net_worker *workers;
     _Atomic uint64_t next_conn_id;
-    _Atomic unsigned next_worker;  /* round-robin owner of the next accepted connection */
+    _Atomic unsigned next_worker; /* round-robin owner of the next accepted connection */
     _Atomic int stopping;
     struct net_admit admit;
 };
@@ -142,13 +142,13 @@ struct net_conn {
     void *user;
     int refs;
 
-    bool closed;         /* socket closed */
-    bool opened;         /* on_open was called (so on_close is owed) */
+    bool closed; /* socket closed */
+    bool opened; /* on_open was called (so on_close is owed) */
     bool on_todo;
-    bool want_read;      /* read when processing the to-do list */
-    bool peer_hup;   /* EPOLLRDHUP/EPOLLHUP seen: read on to EOF even after a short read */
-    bool want_flush;     /* write when processing the to-do list */
-    bool read_paused;    /* backpressure: not reading until the queue drains */
+    bool want_read;       /* read when processing the to-do list */
+    bool peer_hup;        /* EPOLLRDHUP/EPOLLHUP seen: read on to EOF even after a short read */
+    bool want_flush;      /* write when processing the to-do list */
+    bool read_paused;     /* backpressure: not reading until the queue drains */
     bool close_requested; /* net_request_close() seen: read no more frames */
     struct net_conn *todo_next; /* on the to-do list, or (refs == 0) on the reap list */
 
@@ -161,7 +161,7 @@ struct net_conn {
     int hdr_len;
     struct net_request *partial; /* frame whose bytes are still arriving */
     size_t partial_got;
-    uint8_t *stash;      /* bytes read but not parsed because of backpressure */
+    uint8_t *stash; /* bytes read but not parsed because of backpressure */
     size_t stash_len;
     size_t stash_off;
 

@@ -40,10 +40,10 @@ struct net_worker;
 struct net_conn;
 
 /* Defaults applied to zero fields (Kafka's property names in comments). */
-#define NET_DEFAULT_MAX_FRAME_BYTES 104857600      /* socket.request.max.bytes */
-#define NET_DEFAULT_IDLE_MS 600000                 /* connections.max.idle.ms */
-#define NET_DEFAULT_MAX_PENDING_BYTES (4u << 20)   /* per connection */
-#define NET_DEFAULT_MAX_INFLIGHT 32                /* per connection */
+#define NET_DEFAULT_MAX_FRAME_BYTES 104857600    /* socket.request.max.bytes */
+#define NET_DEFAULT_IDLE_MS 600000               /* connections.max.idle.ms */
+#define NET_DEFAULT_MAX_PENDING_BYTES (4u << 20) /* per connection */
+#define NET_DEFAULT_MAX_INFLIGHT 32              /* per connection */
 #define NET_DEFAULT_SHUTDOWN_TIMEOUT_MS 10000
 
 struct net_config {
@@ -67,11 +67,11 @@ struct net_config {
 struct net_request {
     /* Public, read-only for the handler. */
     struct net_conn *conn;
-    uint8_t *frame;      /* the frame's bytes after the 4-byte size prefix; owned by net */
-    size_t size;         /* bytes at frame (> 0, <= max_frame_bytes) */
-    struct arena arena;  /* per-request scratch memory, freed with the request */
-    int64_t recv_ms;     /* clock_mono_ms() when the frame was complete */
-    void *user;          /* free for the handler */
+    uint8_t *frame;     /* the frame's bytes after the 4-byte size prefix; owned by net */
+    size_t size;        /* bytes at frame (> 0, <= max_frame_bytes) */
+    struct arena arena; /* per-request scratch memory, freed with the request */
+    int64_t recv_ms;    /* clock_mono_ms() when the frame was complete */
+    void *user;         /* free for the handler */
 
     /* Private to net. */
     struct net_request *next_in_queue;
@@ -128,11 +128,11 @@ struct net_stats {
     int64_t connections_closed;
     int64_t bytes_in;
     int64_t bytes_out;
-    int64_t requests;             /* frames handed to on_request */
-    int64_t responses;            /* responses completely written */
-    int64_t bad_frames;           /* size prefix <= 0 or > max_frame_bytes */
+    int64_t requests;              /* frames handed to on_request */
+    int64_t responses;             /* responses completely written */
+    int64_t bad_frames;            /* size prefix <= 0 or > max_frame_bytes */
     int64_t queued_response_bytes; /* gauge: response bytes accepted but not yet written */
-    int64_t paused_connections;   /* gauge: connections not read because of backpressure */
+    int64_t paused_connections;    /* gauge: connections not read because of backpressure */
 };
 void net_server_stats(const struct net_server *s, struct net_stats *out);
 
@@ -158,11 +158,11 @@ void net_request_close(struct net_request *req);
 struct net_worker *net_request_worker(const struct net_request *req);
 
 /* Connection information, for logs and ACLs. Owning worker thread (values are immutable). */
-uint64_t net_conn_id(const struct net_conn *c);        /* unique per server, from 1 */
-const char *net_conn_peer(const struct net_conn *c);   /* "1.2.3.4:5678" or "[::1]:5678" */
+uint64_t net_conn_id(const struct net_conn *c);      /* unique per server, from 1 */
+const char *net_conn_peer(const struct net_conn *c); /* "1.2.3.4:5678" or "[::1]:5678" */
 struct net_worker *net_conn_worker(const struct net_conn *c);
-int net_conn_is_closed(const struct net_conn *c);      /* socket closed: replies are dropped */
-void *net_conn_user(const struct net_conn *c);         /* per-connection state of the handler */
+int net_conn_is_closed(const struct net_conn *c); /* socket closed: replies are dropped */
+void *net_conn_user(const struct net_conn *c);    /* per-connection state of the handler */
 void net_conn_set_user(struct net_conn *c, void *user);
 
 /*

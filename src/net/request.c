@@ -140,8 +140,8 @@ static int net_conn_write_head(struct net_conn *c)
         net_conn_touch(c);
     }
     if (rc < 0) {
-        log_debug(NET_LOG, "closing connection %llu from %s: write: %s",
-                  (unsigned long long)c->id, c->peer, strerror(-rc));
+        log_debug(NET_LOG, "closing connection %llu from %s: write: %s", (unsigned long long)c->id,
+                  c->peer, strerror(-rc));
         net_conn_close(c, NULL);
         return -1;
     }
@@ -234,8 +234,8 @@ static int net_conn_write_gathered(struct net_conn *c)
     if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return 0;
-        log_debug(NET_LOG, "closing connection %llu from %s: write: %s",
-                  (unsigned long long)c->id, c->peer, strerror(errno));
+        log_debug(NET_LOG, "closing connection %llu from %s: write: %s", (unsigned long long)c->id,
+                  c->peer, strerror(errno));
         net_conn_close(c, NULL);
         return -1;
     }

@@ -16,8 +16,7 @@
 
 static bool net_timer_before(const struct net_timer *a, const struct net_timer *b)
 {
-    return a->deadline_ms < b->deadline_ms ||
-           (a->deadline_ms == b->deadline_ms && a->seq < b->seq);
+    return a->deadline_ms < b->deadline_ms || (a->deadline_ms == b->deadline_ms && a->seq < b->seq);
 }
 
 static void net_heap_set(struct net_worker *w, int i, struct net_timer *t)

@@ -143,16 +143,16 @@ void *kr_alloc_array(struct kreader *r, int32_t n, size_t size)
 }
 
 /* Defines kr_array_<name>: count, one arena allocation, then the elements. */
-#define KR_ARRAY(name, type, elem_size, read_elem)                                              \
-    void kr_array_##name(struct kreader *r, bool flex, bool nullable, struct karray_##name *out) \
-    {                                                                                           \
-        out->v = NULL;                                                                          \
-        out->n = kr_array_len(r, flex, nullable, elem_size);                                    \
-        if (out->n <= 0)                                                                        \
-            return;                                                                             \
-        out->v = kr_alloc(r, (size_t)out->n, sizeof(type));                                     \
-        for (int32_t i = 0; i < out->n && !r->err; i++)                                         \
-            out->v[i] = read_elem;                                                              \
+#define KR_ARRAY(name, type, elem_size, read_elem)                                                 \
+    void kr_array_##name(struct kreader *r, bool flex, bool nullable, struct karray_##name *out)   \
+    {                                                                                              \
+        out->v = NULL;                                                                             \
+        out->n = kr_array_len(r, flex, nullable, elem_size);                                       \
+        if (out->n <= 0)                                                                           \
+            return;                                                                                \
+        out->v = kr_alloc(r, (size_t)out->n, sizeof(type));                                        \
+        for (int32_t i = 0; i < out->n && !r->err; i++)                                            \
+            out->v[i] = read_elem;                                                                 \
     }
 
 KR_ARRAY(bool, bool, 1, kr_bool(r))
@@ -309,8 +309,8 @@ void kw_records(struct kwriter *w, const struct krecords *rec, bool flex, bool n
         if (w->err) {
             if (f->release)
                 f->release(f->ctx);
-        } else if (iochain_append_file(w->chain, f->fd, (off_t)f->off, (size_t)f->len,
-                                       f->release, f->ctx) != 0) {
+        } else if (iochain_append_file(w->chain, f->fd, (off_t)f->off, (size_t)f->len, f->release,
+                                       f->ctx) != 0) {
             kw_fail(w, -ENOMEM);
         }
     }
@@ -321,13 +321,13 @@ void kw_array_len(struct kwriter *w, int32_t n, bool flex, bool nullable)
     kw_length(w, n, flex, true, nullable);
 }
 
-#define KW_ARRAY(name, write_elem)                                                              \
-    void kw_array_##name(struct kwriter *w, const struct karray_##name *a, bool flex,           \
-                         bool nullable)                                                         \
-    {                                                                                           \
-        kw_array_len(w, a->n, flex, nullable);                                                  \
-        for (int32_t i = 0; i < a->n; i++)                                                      \
-            write_elem;                                                                         \
+#define KW_ARRAY(name, write_elem)                                                                 \
+    void kw_array_##name(struct kwriter *w, const struct karray_##name *a, bool flex,              \
+                         bool nullable)                                                            \
+    {                                                                                              \
+        kw_array_len(w, a->n, flex, nullable);                                                     \
+        for (int32_t i = 0; i < a->n; i++)                                                         \
+            write_elem;                                                                            \
     }
 
 KW_ARRAY(bool, kw_bool(w, a->v[i]))

@@ -83,7 +83,9 @@ struct krecords {
     int32_t nfiles;
 };
 
-/* Arrays of primitives: n == -1 means null; v points into the decode arena. */
+/* Arrays of primitives: n == -1 means null; v points into the decode arena. One line per
+ * type, a table. */
+/* clang-format off */
 struct karray_bool { int32_t n; bool *v; };
 struct karray_int8 { int32_t n; int8_t *v; };
 struct karray_int16 { int32_t n; int16_t *v; };
@@ -95,11 +97,12 @@ struct karray_float64 { int32_t n; double *v; };
 struct karray_uuid { int32_t n; struct kuuid *v; };
 struct karray_str { int32_t n; struct kstr *v; };
 struct karray_bytes { int32_t n; struct kbytes *v; };
+/* clang-format on */
 
 struct kreader {
     const uint8_t *p, *end;
-    int err;               /* 0 or the first negative errno */
-    struct arena *arena;   /* where arrays and nullable structs are allocated */
+    int err;             /* 0 or the first negative errno */
+    struct arena *arena; /* where arrays and nullable structs are allocated */
 };
 
 struct kwriter {
@@ -384,8 +387,7 @@ void kw_array_int32(struct kwriter *w, const struct karray_int32 *a, bool flex, 
 void kw_array_int64(struct kwriter *w, const struct karray_int64 *a, bool flex, bool nullable);
 void kw_array_uint16(struct kwriter *w, const struct karray_uint16 *a, bool flex, bool nullable);
 void kw_array_uint32(struct kwriter *w, const struct karray_uint32 *a, bool flex, bool nullable);
-void kw_array_float64(struct kwriter *w, const struct karray_float64 *a, bool flex,
-                      bool nullable);
+void kw_array_float64(struct kwriter *w, const struct karray_float64 *a, bool flex, bool nullable);
 void kw_array_uuid(struct kwriter *w, const struct karray_uuid *a, bool flex, bool nullable);
 void kw_array_str(struct kwriter *w, const struct karray_str *a, bool flex, bool nullable);
 void kw_array_bytes(struct kwriter *w, const struct karray_bytes *a, bool flex, bool nullable);

@@ -17,7 +17,7 @@ struct kproto_request_header {
     int16_t api_key;
     int16_t api_version;
     int32_t correlation_id;
-    struct kstr client_id; /* len -1: null (also the value for header v0) */
+    struct kstr client_id;  /* len -1: null (also the value for header v0) */
     int16_t header_version; /* 0, 1 or 2: the layout that was decoded */
 };
 

@@ -17,8 +17,8 @@
 #include "record/record_builder.h"
 #include "record/record_iter.h"
 
-#define LEGACY_HEADER 12      /* offset + size */
-#define LEGACY_MIN_V0 14      /* crc magic attr keylen vallen */
+#define LEGACY_HEADER 12 /* offset + size */
+#define LEGACY_MIN_V0 14 /* crc magic attr keylen vallen */
 #define LEGACY_NO_TIMESTAMP (-1)
 
 struct legacy_msg {
@@ -100,7 +100,8 @@ static int legacy_walk(struct record_builder *b, const uint8_t *in, size_t len, 
             if (rc < 0)
                 return rc;
         } else {
-            rc = record_builder_add(b, m.timestamp, m.key, m.key_len, m.value, m.value_len, NULL, 0);
+            rc =
+                record_builder_add(b, m.timestamp, m.key, m.key_len, m.value, m.value_len, NULL, 0);
             if (rc != 0)
                 return rc;
         }
@@ -127,8 +128,7 @@ int legacy_to_v2(const uint8_t *in, size_t len, size_t max_bytes, uint8_t **out,
 }
 
 /* Appends one legacy entry for rec to the growing buffer. */
-static int legacy_emit(uint8_t **buf, size_t *len, size_t *cap, int magic,
-                       const struct record *rec)
+static int legacy_emit(uint8_t **buf, size_t *len, size_t *cap, int magic, const struct record *rec)
 {
     size_t klen = rec->key_len > 0 ? (size_t)rec->key_len : 0;
     size_t vlen = rec->value_len > 0 ? (size_t)rec->value_len : 0;
@@ -169,8 +169,8 @@ static int legacy_emit(uint8_t **buf, size_t *len, size_t *cap, int magic,
     return 0;
 }
 
-int legacy_from_v2(const uint8_t *in, size_t len, int magic, int64_t min_offset,
-                   size_t max_bytes, uint8_t **out, size_t *out_len)
+int legacy_from_v2(const uint8_t *in, size_t len, int magic, int64_t min_offset, size_t max_bytes,
+                   uint8_t **out, size_t *out_len)
 {
     uint8_t *buf = NULL;
     size_t blen = 0, cap = 0;

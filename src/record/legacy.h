@@ -16,15 +16,14 @@
  * wrappers opened, nested sets walked one level) into a single magic-2 batch compressed with
  * the producer's codec. max_bytes bounds decompression. 0 or a record_error.
  */
-int legacy_to_v2(const uint8_t *in, size_t len, size_t max_bytes, uint8_t **out,
-                 size_t *out_len);
+int legacy_to_v2(const uint8_t *in, size_t len, size_t max_bytes, uint8_t **out, size_t *out_len);
 
 /*
  * Converts magic-2 batches in[0..len) to an uncompressed legacy message set of `magic` (0 or 1),
  * keeping only records with offset >= min_offset. A partial batch at the end is dropped.
  * Headers cannot be represented and are dropped, as Kafka does. 0 or a record_error.
  */
-int legacy_from_v2(const uint8_t *in, size_t len, int magic, int64_t min_offset,
-                   size_t max_bytes, uint8_t **out, size_t *out_len);
+int legacy_from_v2(const uint8_t *in, size_t len, int magic, int64_t min_offset, size_t max_bytes,
+                   uint8_t **out, size_t *out_len);
 
 #endif

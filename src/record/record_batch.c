@@ -6,9 +6,16 @@
  */
 #include "record/record_batch.h"
 
+#include <assert.h>
+
 #include "record/byteorder.h"
 #include "record/crc32c.h"
 #include "record/varint.h"
+
+/* The v2 header ends with the 4-byte record count; the log overhead is baseOffset(8) +
+ * batchLength(4). */
+static_assert(RECORD_BATCH_HEADER_SIZE == RB_OFF_RECORD_COUNT + 4, "record batch header size");
+static_assert(RECORD_BATCH_LOG_OVERHEAD == 8 + 4, "record batch log overhead");
 
 int record_error_to_kafka(int err)
 {

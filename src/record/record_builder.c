@@ -144,9 +144,8 @@ int record_builder_copy_record(struct record_builder *b, const struct record_bat
                                const struct record *rec)
 {
     struct record_header hdrs[64];
-    struct record_header *hp = rec->header_count <= 64
-                                   ? hdrs
-                                   : malloc((size_t)rec->header_count * sizeof(*hp));
+    struct record_header *hp =
+        rec->header_count <= 64 ? hdrs : malloc((size_t)rec->header_count * sizeof(*hp));
     if (hp == NULL)
         return RECORD_ERR_NOMEM;
     const uint8_t *p = rec->headers;

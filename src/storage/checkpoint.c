@@ -201,14 +201,18 @@ static int parse_i64(const char *s, int64_t *out)
     return 0;
 }
 
-void checkpoint_free_offsets(struct checkpoint_entry *entries, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(entries[i].topic);
-    free(entries);
-}
+/* Parses one line's entry, given its first token (the rest follow from *save). 0, -EBADMSG or
+ * -ENOMEM (then nothing of the entry is left to free). */
+typedef int (*entry_parse_fn)(char *first, char **save, void *entry);
 
-int checkpoint_read_offsets(const char *path, struct checkpoint_entry **out, size_t *n)
+/*
+ * The reader both checkpoint kinds share: preamble, then exactly `count` entries of
+ * entry_size bytes, each parsed by parse. *out is malloc'ed (count + 1 entries, zeroed past
+ * the last). On failure release(entries, parsed) frees what the parsed entries own (when
+ * given) and the array is freed.
+ */
+static int read_entries(const char *path, size_t entry_size, entry_parse_fn parse,
+                        void (*release)(void *entries, size_t n), void **out, size_t *n)
 {
     char *text, *p, *save;
     long count;
@@ -216,11 +220,11 @@ int checkpoint_read_offsets(const char *path, struct checkpoint_entry **out, siz
     if (rc < 0)
         return rc;
     p = text;
-    struct checkpoint_entry *e = NULL;
+    uint8_t *e = NULL;
     size_t got = 0;
     if ((rc = parse_preamble(&p, &count)) < 0)
         goto done;
-    e = calloc((size_t)count + 1, sizeof(*e));
+    e = calloc((size_t)count + 1, entry_size);
     if (!e) {
         rc = -ENOMEM;
         goto done;
@@ -228,18 +232,12 @@ int checkpoint_read_offsets(const char *path, struct checkpoint_entry **out, siz
     save = p;
     char *tok = strtok_r(p, " \t\r\n", &save);
     while (tok) {
-        int64_t part, off;
-        if ((long)got == count || parse_i64(next_token(&save), &part) < 0 ||
-            parse_i64(next_token(&save), &off) < 0 || part < 0 || part > INT32_MAX) {
+        if ((long)got == count) {
             rc = -EBADMSG;
             goto done;
         }
-        if (!(e[got].topic = strdup(tok))) {
-            rc = -ENOMEM;
+        if ((rc = parse(tok, &save, e + got * entry_size)) < 0)
             goto done;
-        }
-        e[got].partition = (int32_t)part;
-        e[got].offset = off;
         got++;
         tok = next_token(&save);
     }
@@ -248,13 +246,51 @@ int checkpoint_read_offsets(const char *path, struct checkpoint_entry **out, siz
 done:
     free(text);
     if (rc < 0) {
-        if (e)
-            checkpoint_free_offsets(e, got);
+        if (e && release)
+            release(e, got);
+        free(e);
         return rc;
     }
     *out = e;
     *n = got;
     return 0;
+}
+
+/* "TOPIC PARTITION OFFSET" */
+static int parse_offset_entry(char *first, char **save, void *entry)
+{
+    struct checkpoint_entry *e = entry;
+    int64_t part, off;
+    if (parse_i64(next_token(save), &part) < 0 || parse_i64(next_token(save), &off) < 0 ||
+        part < 0 || part > INT32_MAX)
+        return -EBADMSG;
+    if (!(e->topic = strdup(first)))
+        return -ENOMEM;
+    e->partition = (int32_t)part;
+    e->offset = off;
+    return 0;
+}
+
+static void release_topics(void *entries, size_t n)
+{
+    struct checkpoint_entry *e = entries;
+    for (size_t i = 0; i < n; i++)
+        free(e[i].topic);
+}
+
+void checkpoint_free_offsets(struct checkpoint_entry *entries, size_t n)
+{
+    release_topics(entries, n);
+    free(entries);
+}
+
+int checkpoint_read_offsets(const char *path, struct checkpoint_entry **out, size_t *n)
+{
+    void *e;
+    int rc = read_entries(path, sizeof(**out), parse_offset_entry, release_topics, &e, n);
+    if (rc == 0)
+        *out = e;
+    return rc;
 }
 
 int64_t checkpoint_find(const struct checkpoint_entry *entries, size_t n, const char *topic,
@@ -266,46 +302,24 @@ int64_t checkpoint_find(const struct checkpoint_entry *entries, size_t n, const 
     return dflt;
 }
 
+/* "EPOCH START_OFFSET" */
+static int parse_epoch_entry(char *first, char **save, void *entry)
+{
+    struct epoch_entry *e = entry;
+    int64_t epoch, off;
+    if (parse_i64(first, &epoch) < 0 || parse_i64(next_token(save), &off) < 0 || epoch < 0 ||
+        epoch > INT32_MAX)
+        return -EBADMSG;
+    e->epoch = (int32_t)epoch;
+    e->start_offset = off;
+    return 0;
+}
+
 int checkpoint_read_epochs(const char *path, struct epoch_entry **out, size_t *n)
 {
-    char *text, *p, *save;
-    long count;
-    int rc = read_all(path, &text);
-    if (rc < 0)
-        return rc;
-    p = text;
-    struct epoch_entry *e = NULL;
-    size_t got = 0;
-    if ((rc = parse_preamble(&p, &count)) < 0)
-        goto done;
-    e = calloc((size_t)count + 1, sizeof(*e));
-    if (!e) {
-        rc = -ENOMEM;
-        goto done;
-    }
-    save = p;
-    char *tok = strtok_r(p, " \t\r\n", &save);
-    while (tok) {
-        int64_t epoch, off;
-        if ((long)got == count || parse_i64(tok, &epoch) < 0 ||
-            parse_i64(next_token(&save), &off) < 0 || epoch < 0 || epoch > INT32_MAX) {
-            rc = -EBADMSG;
-            goto done;
-        }
-        e[got].epoch = (int32_t)epoch;
-        e[got].start_offset = off;
-        got++;
-        tok = next_token(&save);
-    }
-    if ((long)got != count)
-        rc = -EBADMSG;
-done:
-    free(text);
-    if (rc < 0) {
-        free(e);
-        return rc;
-    }
-    *out = e;
-    *n = got;
-    return 0;
+    void *e;
+    int rc = read_entries(path, sizeof(**out), parse_epoch_entry, NULL, &e, n);
+    if (rc == 0)
+        *out = e;
+    return rc;
 }

@@ -303,6 +303,7 @@ static int compact_swap(struct log *log, struct segment *seg, const char *cleane
         return rc;
     }
     log->segs[i] = ns;
+    log_segments_assert_sorted_locked(log);
     pthread_rwlock_unlock(&log->segments_lock);
     checkpoint_sync_dir(log->dir);
     segment_unref(seg); /* the array's reference; pinned readers keep the old file open */
@@ -392,8 +393,10 @@ int log_compact(struct log *log, int64_t now_ms, bool force, struct log_compact_
         log->cleaned_offset = segs[n - 1]->base_offset + 1;
         rc = 0;
         if (local.segments_cleaned)
-            log_info("cleaner", "%s: compacted %d segment(s), %lld -> %lld bytes, %lld records "
-                     "removed", log->dir, local.segments_cleaned, (long long)local.bytes_before,
+            log_info("cleaner",
+                     "%s: compacted %d segment(s), %lld -> %lld bytes, %lld records "
+                     "removed",
+                     log->dir, local.segments_cleaned, (long long)local.bytes_before,
                      (long long)local.bytes_after, (long long)local.records_removed);
     }
 out:

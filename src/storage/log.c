@@ -8,6 +8,7 @@
  */
 #include "storage/log_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "record/record_batch.h"
 #include "storage/flusher.h"
@@ -53,6 +55,8 @@ void log_mark_offline(struct log *log, const char *what, int err)
 
 size_t log_segment_index_locked(const struct log *log, int64_t offset)
 {
+    assert(lock_rwlock_held((pthread_rwlock_t *)&log->segments_lock));
+    assert(log->nsegs > 0);
     size_t lo = 0, hi = log->nsegs - 1; /* invariant: answer in [lo, hi] */
     while (lo < hi) {
         size_t mid = lo + (hi - lo + 1) / 2;
@@ -62,6 +66,13 @@ size_t log_segment_index_locked(const struct log *log, int64_t offset)
             hi = mid - 1;
     }
     return lo;
+}
+
+void log_segments_assert_sorted_locked(const struct log *log)
+{
+    assert(log->nsegs > 0);
+    for (size_t i = 1; i < log->nsegs; i++)
+        assert(log->segs[i - 1]->base_offset < log->segs[i]->base_offset);
 }
 
 int log_segments_push(struct log *log, struct segment *seg)
@@ -78,6 +89,7 @@ int log_segments_push(struct log *log, struct segment *seg)
         log->segs_cap = cap;
     }
     log->segs[log->nsegs++] = seg;
+    log_segments_assert_sorted_locked(log);
     pthread_rwlock_unlock(&log->segments_lock);
     return 0;
 }
@@ -231,6 +243,7 @@ static bool should_roll(struct log *log, struct segment *active, size_t len, int
 /* Creates the next segment at the log end and makes it active (append_lock held). */
 static int log_roll_locked(struct log *log, int64_t now_ms)
 {
+    assert(lock_mutex_held(&log->append_lock));
     struct segment *old = log->segs[log->nsegs - 1];
     struct segment *seg;
     int rc =
@@ -284,6 +297,7 @@ static int append_locked(struct log *log, uint8_t *buf, size_t len, int32_t lead
     int64_t span, max_ts, max_ts_off;
     int32_t records;
     bool fatal;
+    assert(lock_mutex_held(&log->append_lock));
     if (atomic_load(&log->offline))
         return LOG_ERR_OFFLINE;
     int64_t batch_ts;
@@ -311,6 +325,7 @@ static int append_locked(struct log *log, uint8_t *buf, size_t len, int32_t lead
         return fatal ? LOG_ERR_OFFLINE : rc;
     }
     atomic_store_explicit(&log->end_offset, first + span, memory_order_release);
+    assert(log_high_watermark(log) <= first + span);
     out->first_offset = first;
     out->last_offset = first + span - 1;
     out->log_append_time = lat ? now_ms : -1;
@@ -370,11 +385,15 @@ void log_set_high_watermark(struct log *log, int64_t hw)
         hw = start;
     if (hw > end)
         hw = end;
+    assert(start <= hw && hw <= end);
     atomic_store_explicit(&log->high_watermark, hw, memory_order_release);
 }
 
 void log_advance_start_offset(struct log *log, int64_t offset)
 {
+    /* Not bounded by the high watermark: retention deletes closed segments without looking at
+     * it (log_set_high_watermark then clamps it up to the new start). */
+    assert(offset <= log_end_offset(log));
     int64_t cur = atomic_load(&log->start_offset);
     while (offset > cur && !atomic_compare_exchange_weak(&log->start_offset, &cur, offset))
         ;
@@ -443,6 +462,7 @@ int log_flush(struct log *log, int64_t *flushed)
             rc = LOG_ERR_OFFLINE;
             goto out;
         }
+        assert(target <= log_end_offset(log));
         atomic_store_explicit(&log->recovery_point, target, memory_order_release);
     }
     atomic_fetch_sub(&log->unflushed_messages, before);

@@ -2,12 +2,14 @@
  * Leader epoch cache: (epoch, start offset) pairs, strictly increasing in both, persisted in
  * the partition's leader-epoch-checkpoint whenever they change. Guarded by append_lock.
  */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/lock.h"
 #include "base/log.h"
 #include "storage/log_internal.h"
 
@@ -42,6 +44,7 @@ int log_epoch_load(struct log *log)
 
 int log_epoch_assign_locked(struct log *log, int32_t epoch, int64_t start_offset)
 {
+    assert(lock_mutex_held(&log->append_lock));
     if (log->nepochs > 0 && log->epochs[log->nepochs - 1].epoch >= epoch)
         return 0;
     if (log->nepochs == log->epochs_cap) {
@@ -52,6 +55,7 @@ int log_epoch_assign_locked(struct log *log, int32_t epoch, int64_t start_offset
         log->epochs = e;
         log->epochs_cap = cap;
     }
+    assert(log->nepochs == 0 || log->epochs[log->nepochs - 1].start_offset <= start_offset);
     log->epochs[log->nepochs++] = (struct epoch_entry){epoch, start_offset};
     int rc = epochs_write(log);
     if (rc < 0)
@@ -61,6 +65,7 @@ int log_epoch_assign_locked(struct log *log, int32_t epoch, int64_t start_offset
 
 int log_epoch_truncate_locked(struct log *log, int64_t end_offset)
 {
+    assert(lock_mutex_held(&log->append_lock));
     size_t n = log->nepochs;
     while (n > 0 && log->epochs[n - 1].start_offset > end_offset)
         n--;

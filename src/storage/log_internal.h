@@ -78,6 +78,11 @@ void log_mark_offline(struct log *log, const char *what, int err);
  * segments_lock held (read or write). */
 size_t log_segment_index_locked(const struct log *log, int64_t offset);
 
+/* Asserts segs is non-empty with strictly increasing base offsets (so no two segments
+ * overlap: each holds [its base, the next one's base)); segments_lock held, or the log private
+ * to the caller. */
+void log_segments_assert_sorted_locked(const struct log *log);
+
 /* Inserts seg at the end (roll) under the write lock. */
 int log_segments_push(struct log *log, struct segment *seg);
 

@@ -3,6 +3,7 @@
  * operations, recover from the recovery point after an unclean shutdown, and open the active
  * segment. Runs before the log is visible to any other thread, so it takes no locks.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -164,7 +165,10 @@ static int recover_one(struct log *log, struct segment *seg, bool last,
 /* Unclean shutdown: recover every segment from the one holding the recovery point. */
 static int recover_from(struct log *log, int64_t recovery_point)
 {
+    /* Private to this thread; the lock only satisfies log_segment_index_locked's check. */
+    pthread_rwlock_rdlock(&log->segments_lock);
     size_t first = log_segment_index_locked(log, recovery_point);
+    pthread_rwlock_unlock(&log->segments_lock);
     for (size_t i = first; i < log->nsegs; i++) {
         struct segment_recovery_result r;
         bool last = i + 1 == log->nsegs;
@@ -240,9 +244,14 @@ int log_load(struct log *log, const struct log_open_state *state)
         start = start_ckpt < end ? start_ckpt : end;
     int64_t hw = state ? state->high_watermark : 0;
     hw = hw < start ? start : hw > end ? end : hw;
+    log_segments_assert_sorted_locked(log);
+    assert(start <= hw && hw <= end);
     atomic_store(&log->end_offset, end);
     atomic_store(&log->start_offset, start);
     atomic_store(&log->high_watermark, hw);
     atomic_store(&log->recovery_point, end); /* clean, or everything recovered was synced */
-    return log_epoch_truncate_locked(log, end);
+    pthread_mutex_lock(&log->append_lock);   /* uncontended: for the _locked contract */
+    rc = log_epoch_truncate_locked(log, end);
+    pthread_mutex_unlock(&log->append_lock);
+    return rc;
 }

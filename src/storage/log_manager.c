@@ -4,6 +4,7 @@
  */
 #include "storage/log_manager.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/lock.h"
 #include "base/log.h"
 #include "storage/checkpoint.h"
 
@@ -57,6 +59,7 @@ static size_t find_slot(struct log_manager *m, const char *topic, int32_t part, 
 
 static int insert_locked(struct log_manager *m, struct log *log)
 {
+    assert(lock_rwlock_held(&m->lock));
     bool found;
     size_t at = find_slot(m, log_topic(log), log_partition(log), &found);
     if (found)
@@ -209,7 +212,9 @@ static int open_all(struct log_manager *m, int nthreads)
             rc = j->rc;
         if (j->log && rc == 0) {
             log_set_start_offset_hook(j->log, start_offset_changed, m);
+            pthread_rwlock_wrlock(&m->lock); /* uncontended: for the _locked contract */
             rc = insert_locked(m, j->log);
+            pthread_rwlock_unlock(&m->lock);
         } else if (j->log) {
             log_close(j->log);
         }

@@ -4,9 +4,15 @@
  */
 #include "storage/offset_index.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 
 #include "record/byteorder.h"
+
+/* On-disk entry: 4-byte offset relative to the segment base, 4-byte file position. */
+static_assert(OFFSET_INDEX_ENTRY_SIZE == sizeof(uint32_t) + sizeof(uint32_t),
+              "offset index entry is Kafka's 8 bytes");
 
 static struct offset_position entry_at(const struct index_file *ix, int64_t base, uint32_t i)
 {
@@ -35,6 +41,14 @@ struct offset_position offset_index_lookup(const struct index_file *ix, int64_t 
 int offset_index_append(struct index_file *ix, int64_t base_offset, int64_t offset,
                         int64_t position)
 {
+    assert(offset >= base_offset && offset - base_offset <= INT32_MAX);
+    assert(position >= 0 && position <= INT32_MAX);
+    uint32_t n = index_file_entries(ix);
+    if (n > 0) {
+        struct offset_position last = entry_at(ix, base_offset, n - 1);
+        assert(offset > last.offset && position > last.position);
+        (void)last;
+    }
     uint8_t e[OFFSET_INDEX_ENTRY_SIZE];
     be32_store(e, (uint32_t)(offset - base_offset));
     be32_store(e + 4, (uint32_t)position);

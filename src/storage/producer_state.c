@@ -9,6 +9,7 @@
  */
 #include "storage/producer_state.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,12 @@
 #define SNAPSHOT_HEADER 10 /* version int16 + crc uint32 + count int32 */
 #define SNAPSHOT_ENTRY 46
 #define SNAPSHOTS_KEPT 2
+
+/* Kafka's ProducerStateManager layout: header version(2) crc(4) count(4); entry pid(8)
+ * epoch(2) last seq(4) last offset(8) offset delta(4) timestamp(8) coordinator epoch(4)
+ * current txn first offset(8). */
+static_assert(SNAPSHOT_HEADER == 2 + 4 + 4, "snapshot header size");
+static_assert(SNAPSHOT_ENTRY == 8 + 2 + 4 + 8 + 4 + 8 + 4 + 8, "snapshot entry size");
 #define SCAN_READ_BYTES (8 << 20)
 
 struct producer_entry {
@@ -99,8 +106,7 @@ void producer_state_free(struct producer_state *ps)
 
 static struct producer_entry *find(const struct producer_state *ps, int64_t pid)
 {
-    for (struct producer_entry *e = ps->buckets[pid_hash(pid) & (ps->nbuckets - 1)]; e;
-         e = e->next)
+    for (struct producer_entry *e = ps->buckets[pid_hash(pid) & (ps->nbuckets - 1)]; e; e = e->next)
         if (e->producer_id == pid)
             return e;
     return NULL;
@@ -191,8 +197,7 @@ enum producer_check producer_state_check(const struct producer_state *ps,
     if (e->n == 0)
         return PRODUCER_CHECK_APPEND;
     int32_t cur = entry_batch(e, e->n - 1)->last_seq;
-    return in_sequence(cur, h->base_sequence) ? PRODUCER_CHECK_APPEND
-                                               : PRODUCER_CHECK_OUT_OF_ORDER;
+    return in_sequence(cur, h->base_sequence) ? PRODUCER_CHECK_APPEND : PRODUCER_CHECK_OUT_OF_ORDER;
 }
 
 int producer_state_update(struct producer_state *ps, const struct record_batch_header *h,
@@ -222,8 +227,7 @@ int producer_state_update(struct producer_state *ps, const struct record_batch_h
     return 0;
 }
 
-static bool expired(const struct producer_state *ps, const struct producer_entry *e,
-                    int64_t now_ms)
+static bool expired(const struct producer_state *ps, const struct producer_entry *e, int64_t now_ms)
 {
     int64_t last = e->last_timestamp > e->last_seen_ms ? e->last_timestamp : e->last_seen_ms;
     return now_ms - last >= ps->expiration_ms;
@@ -297,8 +301,7 @@ size_t producer_state_encode(const struct producer_state *ps, uint8_t *buf, size
     return need;
 }
 
-int producer_state_decode(struct producer_state *ps, const uint8_t *buf, size_t len,
-                          int64_t now_ms)
+int producer_state_decode(struct producer_state *ps, const uint8_t *buf, size_t len, int64_t now_ms)
 {
     if (len < SNAPSHOT_HEADER || (int16_t)be16_load(buf) != PRODUCER_SNAPSHOT_VERSION)
         return -EINVAL;
@@ -321,8 +324,8 @@ int producer_state_decode(struct producer_state *ps, const uint8_t *buf, size_t 
         e->head = 0;
         if (last_seq >= 0 && delta >= 0) {
             struct producer_batch b = {
-                .first_seq = last_seq - delta < 0 ? last_seq - delta + INT32_MAX + 1
-                                                  : last_seq - delta,
+                .first_seq =
+                    last_seq - delta < 0 ? last_seq - delta + INT32_MAX + 1 : last_seq - delta,
                 .last_seq = last_seq,
                 .first_offset = last_offset - delta,
                 .last_offset = last_offset,
@@ -449,8 +452,8 @@ int producer_state_snapshot(const struct producer_state *ps, const char *dir, in
 out:
     free(buf);
     if (rc != 0)
-        log_warn("producer", "%s: cannot write producer snapshot at %" PRId64 ": %s", dir,
-                 offset, strerror(-rc));
+        log_warn("producer", "%s: cannot write producer snapshot at %" PRId64 ": %s", dir, offset,
+                 strerror(-rc));
     return rc;
 }
 
@@ -567,8 +570,8 @@ int producer_state_load(struct log *log, int64_t expiration_ms, int64_t now_ms,
         return rc;
     }
     if (rc != 0) /* serve the partition anyway; dedup covers what could be read */
-        log_warn("producer", "%s: cannot replay producer batches from %" PRId64 ": %d", dir,
-                 from, rc);
+        log_warn("producer", "%s: cannot replay producer batches from %" PRId64 ": %d", dir, from,
+                 rc);
     producer_state_expire(ps, now_ms);
     if (snapshot_offset)
         *snapshot_offset = used;

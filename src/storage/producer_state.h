@@ -87,8 +87,7 @@ size_t producer_state_expire(struct producer_state *ps, int64_t now_ms);
 size_t producer_state_count(const struct producer_state *ps);
 
 /* Copies up to max producers into out; returns how many were copied. */
-size_t producer_state_list(const struct producer_state *ps, struct producer_info *out,
-                           size_t max);
+size_t producer_state_list(const struct producer_state *ps, struct producer_info *out, size_t max);
 
 /*
  * Writes the state, complete for every batch below `offset`, as dir/<offset>.snapshot (Kafka's

@@ -7,6 +7,7 @@
  * waits in `pending` until file.delete.delay.ms has passed; readers that still hold it keep
  * their fd (an unlinked file stays readable until closed).
  */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/lock.h"
 #include "base/log.h"
 #include "storage/log_internal.h"
 
@@ -90,6 +92,7 @@ static int delete_prefix(struct log *log, size_t n, int64_t now_ms, int64_t dela
     memcpy(victims, log->segs, n * sizeof(*victims));
     memmove(log->segs, log->segs + n, (log->nsegs - n) * sizeof(*log->segs));
     log->nsegs -= n;
+    log_segments_assert_sorted_locked(log);
     int64_t new_first = log->segs[0]->base_offset;
     pthread_rwlock_unlock(&log->segments_lock);
     log_advance_start_offset(log, new_first);
@@ -114,6 +117,7 @@ static int delete_prefix(struct log *log, size_t n, int64_t now_ms, int64_t dela
 static size_t deletable_prefix(struct log *log, const struct log_config *cfg,
                                enum retention_reason reason, int64_t now_ms)
 {
+    assert(lock_mutex_held(&log->append_lock));
     pthread_rwlock_rdlock(&log->segments_lock);
     size_t nsegs = log->nsegs;
     pthread_rwlock_unlock(&log->segments_lock);

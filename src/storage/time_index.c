@@ -4,9 +4,15 @@
  */
 #include "storage/time_index.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 
 #include "record/byteorder.h"
+
+/* On-disk entry: 8-byte timestamp, 4-byte offset relative to the segment base. */
+static_assert(TIME_INDEX_ENTRY_SIZE == sizeof(uint64_t) + sizeof(uint32_t),
+              "time index entry is Kafka's 12 bytes");
 
 static struct timestamp_offset entry_at(const struct index_file *ix, int64_t base, uint32_t i)
 {
@@ -49,6 +55,8 @@ int time_index_maybe_append(struct index_file *ix, int64_t base_offset, int64_t 
         if (timestamp <= last.timestamp || offset < last.offset)
             return 0;
     }
+    /* Entries stay non-decreasing in both: the check above skips any that would not. */
+    assert(offset >= base_offset && offset - base_offset <= INT32_MAX);
     uint8_t e[TIME_INDEX_ENTRY_SIZE];
     be64_store(e, (uint64_t)timestamp);
     be32_store(e + 8, (uint32_t)(offset - base_offset));

@@ -18,11 +18,21 @@ static int build_sample(struct metadata_buf *b)
          .broker = {.broker_id = 8, .port = 9093, .host = "h", .rack = NULL}},
         {.type = METADATA_REC_TOPIC, .topic = {.name = "orders", .n_configs = 2, .configs = cfg}},
         {.type = METADATA_REC_PARTITION,
-         .partition = {.partition = 4, .leader = 1, .leader_epoch = 2, .partition_epoch = 3,
-                       .n_replicas = 3, .replicas = replicas, .n_isr = 2, .isr = isr}},
+         .partition = {.partition = 4,
+                       .leader = 1,
+                       .leader_epoch = 2,
+                       .partition_epoch = 3,
+                       .n_replicas = 3,
+                       .replicas = replicas,
+                       .n_isr = 2,
+                       .isr = isr}},
         {.type = METADATA_REC_PARTITION_CHANGE,
-         .partition_change = {.partition = 4, .has_leader = 1, .leader = 3, .has_isr = 1,
-                              .n_isr = 1, .isr = isr + 1}},
+         .partition_change = {.partition = 4,
+                              .has_leader = 1,
+                              .leader = 3,
+                              .has_isr = 1,
+                              .n_isr = 1,
+                              .isr = isr + 1}},
         {.type = METADATA_REC_REMOVE_TOPIC},
         {.type = METADATA_REC_CONFIG, .config = {.n_ops = 2, .ops = ops}},
         {.type = METADATA_REC_PRODUCER_IDS,
@@ -128,24 +138,30 @@ TEST(test_records_trailing_bytes_and_bad_header_rejected)
 TEST(test_records_huge_array_length_rejected_without_allocating)
 {
     /* A partition record whose replicas count claims 2^31 entries in a tiny body. */
+    /* clang-format off */
     uint8_t in[] = {METADATA_BATCH_MAGIC, 1, 0, 0, 0, 1, METADATA_REC_PARTITION, 1, 37,
                     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0,
                     0x80, 0x80, 0x80, 0x80, 0x08};
+    /* clang-format on */
     struct metadata_batch batch;
     CHECK_EQ_INT(metadata_batch_decode(in, sizeof(in), &batch), -EBADMSG);
 }
 
 TEST(test_records_embedded_nul_in_string_rejected)
 {
+    /* clang-format off */
     uint8_t in[] = {METADATA_BATCH_MAGIC, 1, 0, 0, 0, 1, METADATA_REC_REMOVE_TOPIC, 1, 16,
                     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    /* clang-format on */
     struct metadata_batch batch;
     CHECK_EQ_INT(metadata_batch_decode(in, sizeof(in), &batch), 0);
     metadata_batch_free(&batch);
+    /* clang-format off */
     uint8_t topic[] = {METADATA_BATCH_MAGIC, 1, 0, 0, 0, 1, METADATA_REC_TOPIC, 1, 20,
                        3, 'a', 0, 'b',
                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    /* clang-format on */
     CHECK(sizeof(topic) == 9 + 20);
     CHECK_EQ_INT(metadata_batch_decode(topic, sizeof(topic) - 1, &batch), -EBADMSG);
 }

@@ -138,12 +138,6 @@ static inline bool cw_wait_active(struct controller *ctl, int timeout_ms)
     return false;
 }
 
-static inline int cw_tempdir(char *out, size_t len)
-{
-    snprintf(out, len, "/tmp/gregor-cluster-XXXXXX");
-    return mkdtemp(out) ? 0 : -1;
-}
-
 static inline int cw_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
 {
     return remove(path);
@@ -152,6 +146,24 @@ static inline int cw_rm_entry(const char *path, const struct stat *st, int flag,
 static inline void cw_rmrf(const char *dir)
 {
     nftw(dir, cw_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void cw_rmrf_owned(void *dir)
+{
+    cw_rmrf(dir);
+    free(dir);
+}
+
+/* Makes a temporary directory into out; it is removed after the current test case however
+ * it ends (test_defer; removing it earlier with cw_rmrf is fine). */
+static inline int cw_tempdir(char *out, size_t len)
+{
+    snprintf(out, len, "/tmp/gregor-cluster-XXXXXX");
+    char *copy;
+    if (mkdtemp(out) == NULL || (copy = strdup(out)) == NULL)
+        return -1;
+    test_defer(cw_rmrf_owned, copy);
+    return 0;
 }
 
 #endif

@@ -106,8 +106,6 @@ TEST(test_shard_load_replays_100k_groups)
     shard_free_groups(&s);
     if (log)
         log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
     CHECK_EQ_INT(rc, 0);
     CHECK_EQ_INT(missing, 0);
     CHECK_EQ_INT(wrong, 0);

@@ -39,12 +39,12 @@
 struct test_srv {
     struct net_server *srv;
     int port;
-    int file_fd;                 /* for 'F' */
+    int file_fd; /* for 'F' */
     atomic_int file_releases;
-    atomic_int closes;           /* on_close calls */
+    atomic_int closes; /* on_close calls */
     atomic_int opens;
     atomic_int opens_per_worker[4];
-    char last_peer[64];          /* written by on_open, under lock */
+    char last_peer[64]; /* written by on_open, under lock */
     uint64_t last_id;
     pthread_t helpers[MAX_HELPERS];
     atomic_int nhelpers;
@@ -555,7 +555,7 @@ TEST(test_mixed_sync_async_and_noreply_requests_answer_in_order)
     size_t len = 0;
     len += build_req(out + len, 'P', 150, "a", 1); /* completed from another thread */
     len += build_req(out + len, 'E', 0, "b", 1);
-    len += build_req(out + len, 'N', 0, "-", 1);   /* no response at all */
+    len += build_req(out + len, 'N', 0, "-", 1); /* no response at all */
     len += build_req(out + len, 'D', 60, "c", 1);
     len += build_req(out + len, 'P', 10, "d", 1);
     CHECK_EQ_INT(write_all(fd, out, len), 0);
@@ -632,7 +632,7 @@ TEST(test_idle_timeout_spares_active_and_busy_connections)
     int busy = cli_connect(t.port), chatty = cli_connect(t.port);
     CHECK(busy >= 0 && chatty >= 0);
     CHECK_EQ_INT(send_req(busy, 'D', 600, "z", 1), 0); /* outstanding longer than idle_ms */
-    for (int i = 0; i < 8; i++) {                       /* traffic every 100 ms */
+    for (int i = 0; i < 8; i++) {                      /* traffic every 100 ms */
         uint8_t buf[16];
         CHECK_EQ_INT(send_req(chatty, 'E', 0, "c", 1), 0);
         CHECK_EQ_INT(recv_resp(chatty, buf, sizeof(buf)), 6);

@@ -75,8 +75,11 @@ TEST(test_proto_uvarint_rejects_overlong_and_truncated)
     const struct {
         const uint8_t *p;
         size_t n;
-    } bad[] = {{six, sizeof(six)}, {big, sizeof(big)}, {cont, sizeof(cont)},
-               {trunc, sizeof(trunc)}, {trunc, 0}};
+    } bad[] = {{six, sizeof(six)},
+               {big, sizeof(big)},
+               {cont, sizeof(cont)},
+               {trunc, sizeof(trunc)},
+               {trunc, 0}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct kreader r;
         kr_init(&r, bad[i].p, bad[i].n, NULL);
@@ -131,9 +134,9 @@ TEST(test_proto_fixed_width_big_endian)
     kw_float64(&b.w, 1.5);
     kw_bool(&b.w, true);
     CHECK_EQ_INT(wbuf_end(&b), 2 + 4 + 8 + 2 + 4 + 8 + 1);
-    static const uint8_t want[] = {0xff, 0xfe, 1, 2, 3, 4, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                   0xff, 0xfd, 0xff, 0xfe, 0xff, 0xff, 0xff, 0xfd, 0x3f, 0xf8,
-                                   0, 0, 0, 0, 0, 0, 0x01};
+    static const uint8_t want[] = {0xff, 0xfe, 1,    2,    3,    4,    0xff, 0xff, 0xff, 0xff,
+                                   0xff, 0xff, 0xff, 0xfd, 0xff, 0xfe, 0xff, 0xff, 0xff, 0xfd,
+                                   0x3f, 0xf8, 0,    0,    0,    0,    0,    0,    0x01};
     CHECK_MEM(b.out, want, sizeof(want));
     /* reads at odd offsets (unaligned) are fine */
     struct kreader r;
@@ -293,8 +296,8 @@ TEST(test_proto_array_count_checked_before_allocation)
 
 TEST(test_proto_tagged_section_skipping)
 {
-    static const uint8_t tags[] = {0x03, 0x00, 0x01, 0xaa, 0x90, 0x01, 0x02, 0xbb, 0xcc,
-                                   0x05, 0x00, 0x42};
+    static const uint8_t tags[] = {0x03, 0x00, 0x01, 0xaa, 0x90, 0x01,
+                                   0x02, 0xbb, 0xcc, 0x05, 0x00, 0x42};
     struct kreader r;
     kr_init(&r, tags, sizeof(tags), NULL);
     kr_skip_tags(&r);
@@ -349,7 +352,8 @@ TEST(test_proto_records_with_file_ranges)
     unlink(path);
     CHECK(write(fd, "0123456789", 10) == 10);
     int one = 1;
-    struct kfile_range files[2] = {{fd, 2, 3, count_release, &one}, {fd, 7, 2, count_release, &one}};
+    struct kfile_range files[2] = {{fd, 2, 3, count_release, &one},
+                                   {fd, 7, 2, count_release, &one}};
     struct krecords rec = {NULL, 0, files, 2};
 
     /* counting mode: no release, right size */
@@ -374,8 +378,8 @@ TEST(test_proto_records_with_file_ranges)
     CHECK_EQ_INT(w.count, ch.total);
     uint8_t out[32];
     CHECK_EQ_INT(iochain_flatten(&ch, out), 0);
-    static const uint8_t want[] = {0x11, 0, 0, 0, 5, '2', '3', '4', '7', '8',
-                                   0x06, '2', '3', '4', '7', '8', 0x22};
+    static const uint8_t want[] = {0x11, 0,    0,   0,   5,   '2', '3', '4', '7',
+                                   '8',  0x06, '2', '3', '4', '7', '8', 0x22};
     CHECK_MEM(out, want, sizeof(want));
     CHECK_EQ_INT(released, 0);
     iochain_free(&ch);

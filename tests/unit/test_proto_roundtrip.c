@@ -41,8 +41,7 @@ struct rt_stats {
  * Truncation is checked at every byte for messages up to 4 KiB, sampled above.
  */
 static const char *roundtrip_one(const struct kproto_codec *c, kproto_fill_fn fill, int16_t v,
-                                 uint32_t seed, int nulls, int minimal_depth,
-                                 struct rt_stats *st)
+                                 uint32_t seed, int nulls, int minimal_depth, struct rt_stats *st)
 {
     static char why[256];
     const char *fail = NULL;
@@ -157,8 +156,7 @@ TEST(test_proto_roundtrip_every_data_schema)
     int bad = 0;
     for (int i = 0; i < kproto_data_schema_count; i++) {
         const struct kproto_data_schema *d = &kproto_data_schemas[i];
-        bad += roundtrip_codec(&d->codec, kproto_fill_data[i], d->min_version, d->max_version,
-                               &st);
+        bad += roundtrip_codec(&d->codec, kproto_fill_data[i], d->min_version, d->max_version, &st);
     }
     CHECK_EQ_INT(bad, 0);
 }

@@ -34,10 +34,10 @@ static int enc_end(struct enc *e)
     return err;
 }
 
-#define CHECK_BYTES(e, vec)                                                                     \
-    do {                                                                                        \
-        CHECK_EQ_INT((e)->len, sizeof(vec));                                                    \
-        CHECK_MEM((e)->buf, vec, sizeof(vec));                                                  \
+#define CHECK_BYTES(e, vec)                                                                        \
+    do {                                                                                           \
+        CHECK_EQ_INT((e)->len, sizeof(vec));                                                       \
+        CHECK_MEM((e)->buf, vec, sizeof(vec));                                                     \
     } while (0)
 
 static int str_is(struct kstr s, const char *lit)
@@ -80,12 +80,12 @@ TEST(test_proto_api_versions_v0_request)
 
 /* Header v2 (flexible: tagged section after the int16-length client id), compact body. */
 static const uint8_t api_versions_v3_request[] = {
-    0x00, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x07,        /* key 18, v3, correlation 7 */
-    0x00, 0x03, 'a', 'b', 'c',                             /* client id: int16 length */
-    0x00,                                                  /* header tagged fields */
-    0x07, 'g', 'r', 'e', 'g', 'o', 'r',                    /* ClientSoftwareName (compact) */
-    0x04, '1', '.', '0',                                   /* ClientSoftwareVersion */
-    0x00,                                                  /* body tagged fields */
+    0x00, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x07, /* key 18, v3, correlation 7 */
+    0x00, 0x03, 'a',  'b',  'c',                    /* client id: int16 length */
+    0x00,                                           /* header tagged fields */
+    0x07, 'g',  'r',  'e',  'g',  'o',  'r',        /* ClientSoftwareName (compact) */
+    0x04, '1',  '.',  '0',                          /* ClientSoftwareVersion */
+    0x00,                                           /* body tagged fields */
 };
 
 TEST(test_proto_api_versions_v3_request)
@@ -119,10 +119,9 @@ TEST(test_proto_api_versions_v3_request)
 TEST(test_proto_unknown_tagged_field_is_skipped)
 {
     static const uint8_t body[] = {
-        0x07, 'g', 'r', 'e', 'g', 'o', 'r', 0x04, '1', '.', '0',
-        0x02,                   /* two tagged fields */
-        0x09, 0x03, 'x', 'y', 'z', /* unknown tag 9 */
-        0x7f, 0x00,             /* unknown tag 127, empty */
+        0x07, 'g',  'r', 'e', 'g', 'o', 'r', 0x04, '1', '.', '0', 0x02, /* two tagged fields */
+        0x09, 0x03, 'x', 'y', 'z',                                      /* unknown tag 9 */
+        0x7f, 0x00,                                                     /* unknown tag 127, empty */
     };
     struct arena a;
     arena_init(&a, 0);
@@ -156,7 +155,7 @@ static const uint8_t api_versions_v3_response[] = {
     0x00, 0x00, 0x00, 0x00,                         /* ThrottleTimeMs */
     0x02,                                           /* two tagged fields */
     0x00, 0x08,                                     /* tag 0 SupportedFeatures, 8 bytes */
-    0x02, 0x02, 'x', 0x00, 0x00, 0x00, 0x01, 0x00,  /* [{x, 0, 1}] */
+    0x02, 0x02, 'x',  0x00, 0x00, 0x00, 0x01, 0x00, /* [{x, 0, 1}] */
     0x01, 0x08,                                     /* tag 1 FinalizedFeaturesEpoch */
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05,
 };
@@ -239,7 +238,7 @@ TEST(test_proto_header_versions)
     CHECK_EQ_INT(kproto_request_header_version(3, 8), 1);
     CHECK_EQ_INT(kproto_response_header_version(3, 9), 1);
     CHECK_EQ_INT(kproto_response_header_version(3, 8), 0);
-    CHECK_EQ_INT(kproto_request_header_version(17, 1), 1); /* SaslHandshake: never flexible */
+    CHECK_EQ_INT(kproto_request_header_version(17, 1), 1);  /* SaslHandshake: never flexible */
     CHECK_EQ_INT(kproto_request_header_version(999, 5), 1); /* unknown key: v1 layout */
     CHECK_EQ_INT(kproto_request_header_version(-1, 0), 1);
     CHECK_EQ_INT(kproto_response_header_version(999, 5), 0);
@@ -247,8 +246,8 @@ TEST(test_proto_header_versions)
 
 TEST(test_proto_unknown_api_key_header_is_readable)
 {
-    static const uint8_t frame[] = {0x03, 0xe7, 0x00, 0x05, 0x00, 0x00, 0x00, 0x09,
-                                    0xff, 0xff, 0xde, 0xad};
+    static const uint8_t frame[] = {0x03, 0xe7, 0x00, 0x05, 0x00, 0x00,
+                                    0x00, 0x09, 0xff, 0xff, 0xde, 0xad};
     struct kreader r;
     kr_init(&r, frame, sizeof(frame), NULL);
     struct kproto_request_header h;
@@ -262,11 +261,11 @@ TEST(test_proto_unknown_api_key_header_is_readable)
 TEST(test_proto_response_header_v1_with_tagged_fields)
 {
     static const uint8_t hdr[] = {
-        0x00, 0x00, 0x00, 0x2a,   /* correlation 42 */
-        0x02,                     /* two tagged fields */
-        0x05, 0x01, 0xff,         /* tag 5, one byte */
-        0x07, 0x00,               /* tag 7, empty */
-        0xbe, 0xef,               /* body */
+        0x00, 0x00, 0x00, 0x2a, /* correlation 42 */
+        0x02,                   /* two tagged fields */
+        0x05, 0x01, 0xff,       /* tag 5, one byte */
+        0x07, 0x00,             /* tag 7, empty */
+        0xbe, 0xef,             /* body */
     };
     struct kreader r;
     kr_init(&r, hdr, sizeof(hdr), NULL);
@@ -349,17 +348,17 @@ TEST(test_proto_metadata_v0_request)
 }
 
 static const uint8_t metadata_v0_response[] = {
-    0x00, 0x00, 0x00, 0x01,             /* Brokers: 1 */
-    0x00, 0x00, 0x00, 0x01,             /* NodeId 1 */
-    0x00, 0x01, 'h',                    /* Host */
-    0x00, 0x00, 0x23, 0x84,             /* Port 9092 */
-    0x00, 0x00, 0x00, 0x01,             /* Topics: 1 */
-    0x00, 0x00,                         /* ErrorCode */
-    0x00, 0x03, 'f', 'o', 'o',          /* Name */
-    0x00, 0x00, 0x00, 0x01,             /* Partitions: 1 */
-    0x00, 0x00,                         /* ErrorCode */
-    0x00, 0x00, 0x00, 0x00,             /* PartitionIndex */
-    0x00, 0x00, 0x00, 0x01,             /* LeaderId */
+    0x00, 0x00, 0x00, 0x01,                         /* Brokers: 1 */
+    0x00, 0x00, 0x00, 0x01,                         /* NodeId 1 */
+    0x00, 0x01, 'h',                                /* Host */
+    0x00, 0x00, 0x23, 0x84,                         /* Port 9092 */
+    0x00, 0x00, 0x00, 0x01,                         /* Topics: 1 */
+    0x00, 0x00,                                     /* ErrorCode */
+    0x00, 0x03, 'f',  'o',  'o',                    /* Name */
+    0x00, 0x00, 0x00, 0x01,                         /* Partitions: 1 */
+    0x00, 0x00,                                     /* ErrorCode */
+    0x00, 0x00, 0x00, 0x00,                         /* PartitionIndex */
+    0x00, 0x00, 0x00, 0x01,                         /* LeaderId */
     0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, /* ReplicaNodes [1] */
     0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, /* IsrNodes [1] */
 };
@@ -417,12 +416,12 @@ TEST(test_proto_metadata_v12_request)
 {
     static const uint8_t all_topics[] = {0x00, 0x01, 0x00, 0x00};
     static const uint8_t two_topics[] = {
-        0x03,                                                       /* Topics: 2 */
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,             /* TopicId zero */
-        0x04, 'f', 'o', 'o', 0x00,                                  /* Name, tags */
-        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,      /* TopicId */
-        0x00, 0x00,                                                 /* Name null, tags */
-        0x00, 0x01, 0x00,   /* AllowAutoTopicCreation false, IncludeTopicAuthorizedOps, tags */
+        0x03,                                                                /* Topics: 2 */
+        0,    0,    0,    0,   0,    0, 0, 0, 0, 0,  0,  0,  0,  0,  0,  0,  /* TopicId zero */
+        0x04, 'f',  'o',  'o', 0x00,                                         /* Name, tags */
+        1,    2,    3,    4,   5,    6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, /* TopicId */
+        0x00, 0x00,                                                          /* Name null, tags */
+        0x00, 0x01, 0x00, /* AllowAutoTopicCreation false, IncludeTopicAuthorizedOps, tags */
     };
     struct arena a;
     arena_init(&a, 0);
@@ -460,8 +459,9 @@ TEST(test_proto_metadata_v12_request)
 
     /* unknown tag inside an array element is skipped too */
     static const uint8_t nested_tag[] = {
-        0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0x02, 'x', 0x01, 0x0a, 0x02, 0xaa, 0xbb, /* Name "x", tag 10 (2 bytes) */
+        0x02, 0,    0,    0, 0,    0,   0,    0,    0,    0,    0,    0, 0,
+        0,    0,    0,    0, 0x02, 'x', 0x01, 0x0a, 0x02, 0xaa, 0xbb, /* Name "x", tag 10 (2 bytes)
+                                                                       */
         0x01, 0x00, 0x00,
     };
     kr_init(&r, nested_tag, sizeof(nested_tag), &a);
@@ -474,14 +474,14 @@ TEST(test_proto_metadata_v12_request)
 /* ---- Produce -------------------------------------------------------------------------------- */
 
 static const uint8_t produce_v3_request[] = {
-    0xff, 0xff,                  /* TransactionalId null */
-    0xff, 0xff,                  /* Acks -1 */
-    0x00, 0x00, 0x75, 0x30,      /* TimeoutMs 30000 */
-    0x00, 0x00, 0x00, 0x01,      /* TopicData: 1 */
-    0x00, 0x01, 't',             /* Name */
-    0x00, 0x00, 0x00, 0x01,      /* PartitionData: 1 */
-    0x00, 0x00, 0x00, 0x02,      /* Index 2 */
-    0x00, 0x00, 0x00, 0x04,      /* Records: 4 bytes */
+    0xff, 0xff,             /* TransactionalId null */
+    0xff, 0xff,             /* Acks -1 */
+    0x00, 0x00, 0x75, 0x30, /* TimeoutMs 30000 */
+    0x00, 0x00, 0x00, 0x01, /* TopicData: 1 */
+    0x00, 0x01, 't',        /* Name */
+    0x00, 0x00, 0x00, 0x01, /* PartitionData: 1 */
+    0x00, 0x00, 0x00, 0x02, /* Index 2 */
+    0x00, 0x00, 0x00, 0x04, /* Records: 4 bytes */
     0xde, 0xad, 0xbe, 0xef,
 };
 

@@ -36,8 +36,6 @@ TEST(test_checkpoint_offsets_written_in_kafka_format)
     CHECK(strcmp(read_text(p), "0\n2\norders 3 88120\na.b_c-d 0 0\n") == 0);
     snprintf(p, sizeof(p), "%s/recovery-point-offset-checkpoint.tmp", dir);
     CHECK(access(p, F_OK) != 0); /* renamed away */
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_checkpoint_round_trip_and_whitespace_tolerant_read)
@@ -63,8 +61,6 @@ TEST(test_checkpoint_round_trip_and_whitespace_tolerant_read)
     CHECK_EQ_INT(r[1].epoch, 5);
     CHECK_EQ_INT(r[1].start_offset, 1042);
     free(r);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_checkpoint_rejects_bad_version_and_count_mismatch)
@@ -84,8 +80,28 @@ TEST(test_checkpoint_rejects_bad_version_and_count_mismatch)
     size_t n;
     snprintf(p, sizeof(p), "%s/missing", dir);
     CHECK_EQ_INT(checkpoint_read_offsets(p, &e, &n), -ENOENT);
-    tmpdir_remove(dir);
-    free(dir);
+}
+
+/* The epoch reader shares the offsets reader's checks: version, count, and whole entries. */
+TEST(test_checkpoint_epochs_reject_bad_entries_and_count_mismatch)
+{
+    char *dir = tmpdir_make();
+    char p[512];
+    snprintf(p, sizeof(p), "%s/leader-epoch-checkpoint", dir);
+    const char *bad[] = {"1\n0\n",      "0\n2\n0 0\n",          "0\n1\n0 0\n1 5\n", "0\n1\n-1 5\n",
+                         "0\n1\nx 5\n", "0\n1\n2147483648 0\n", "0\n1\n5\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(write_text(p, bad[i]) == 0);
+        struct epoch_entry *e;
+        size_t n;
+        CHECK_EQ_INT(checkpoint_read_epochs(p, &e, &n), -EBADMSG);
+    }
+    CHECK(write_text(p, "0\n0\n") == 0);
+    struct epoch_entry *e;
+    size_t n;
+    CHECK_EQ_INT(checkpoint_read_epochs(p, &e, &n), 0);
+    CHECK_EQ_INT(n, 0);
+    free(e);
 }
 
 TEST(test_checkpoint_atomic_write_keeps_old_file_when_interrupted)
@@ -112,8 +128,6 @@ TEST(test_checkpoint_atomic_write_keeps_old_file_when_interrupted)
     /* Writing into a directory that does not exist fails and creates nothing. */
     snprintf(p, sizeof(p), "%s/nodir/ck", dir);
     CHECK(checkpoint_write_offsets(p, e, 1) < 0);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST_MAIN

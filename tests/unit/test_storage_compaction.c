@@ -78,7 +78,8 @@ static int read_all(struct log *log, struct seen *s)
                 int k = atoi((const char *)rec.key + 1);
                 s->present[k] = rec.value ? 1 : 2;
                 s->offset[k] = rec.offset;
-                snprintf(s->value[k], sizeof(s->value[k]), "%.*s", rec.value_len > 0 ? rec.value_len : 0,
+                snprintf(s->value[k], sizeof(s->value[k]), "%.*s",
+                         rec.value_len > 0 ? rec.value_len : 0,
                          rec.value ? (const char *)rec.value : "");
             }
             record_iter_release(&it);
@@ -116,9 +117,9 @@ TEST(test_compaction_keeps_newest_value_of_every_key)
             CHECK(last[k] >= 0);
         }
     CHECK(append_kv(log, -1, "keyless", now) >= 0);
-    CHECK(append_kv(log, 3, NULL, now - 5000) >= 0);  /* old tombstone: dropped */
-    CHECK(append_kv(log, 4, NULL, now) >= 0);         /* recent tombstone: kept */
-    for (int k = 10; k < 12; k++)                      /* fill so the tombstones are closed */
+    CHECK(append_kv(log, 3, NULL, now - 5000) >= 0); /* old tombstone: dropped */
+    CHECK(append_kv(log, 4, NULL, now) >= 0);        /* recent tombstone: kept */
+    for (int k = 10; k < 12; k++)                    /* fill so the tombstones are closed */
         CHECK(append_kv(log, k, "final-padding-value-to-roll-the-segment-over-soon", now) >= 0);
     for (int i = 0; i < 40; i++)
         CHECK(append_kv(log, 20, "filler-filler-filler-filler-filler-filler", now) >= 0);
@@ -162,8 +163,6 @@ TEST(test_compaction_keeps_newest_value_of_every_key)
     CHECK_EQ_INT(s2.total, s.total);
     CHECK(memcmp(s2.offset, s.offset, sizeof(s.offset)) == 0);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_compaction_skips_clean_log_and_never_touches_active_segment)
@@ -184,8 +183,6 @@ TEST(test_compaction_skips_clean_log_and_never_touches_active_segment)
     CHECK_EQ_INT(read_all(log, &s), 0);
     CHECK(strcmp(s.value[0], "v2") == 0);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_compaction_reader_pinned_before_swap_keeps_old_bytes)
@@ -211,8 +208,6 @@ TEST(test_compaction_reader_pinned_before_swap_keeps_old_bytes)
     free(before);
     free(after);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST_MAIN

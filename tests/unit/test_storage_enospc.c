@@ -37,8 +37,6 @@ static void small_fs_remove(char *dir)
         setrlimit(RLIMIT_FSIZE, &rl);
     }
     mounted = false;
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 static bool is_full_error(int rc)

@@ -72,8 +72,6 @@ TEST(test_flush_request_callback_after_data_is_durable)
     log_flusher_remove(f, log);
     log_flusher_destroy(f);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_flush_interval_messages_and_ms_advance_recovery_point)
@@ -104,8 +102,6 @@ TEST(test_flush_interval_messages_and_ms_advance_recovery_point)
     log_flusher_remove(f, log);
     log_flusher_destroy(f);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 struct appender {
@@ -172,8 +168,6 @@ TEST(test_concurrent_appenders_and_readers_with_group_commit)
     log_flusher_remove(f, log);
     log_flusher_destroy(f);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 static void *poke_append_thread(void *arg)
@@ -209,8 +203,6 @@ TEST(test_flusher_add_remove_races_with_appends)
     log_flusher_destroy(f); /* completes pokes queued after the last remove */
     CHECK_EQ_INT(log_end_offset(log), N);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST_MAIN

@@ -68,8 +68,6 @@ TEST(test_log_append_read_round_trip_across_rolls)
     snprintf(p, sizeof(p), "%s/t-0/00000000000000000000.index", dir);
     CHECK(file_size(p) % 8 == 0 && file_size(p) < 64 * 1024); /* trimmed on roll */
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_log_read_stops_below_max_offset_and_honours_max_bytes)
@@ -102,8 +100,6 @@ TEST(test_log_read_stops_below_max_offset_and_honours_max_bytes)
     CHECK_EQ_INT(log_read(log, -1, 100, INT64_MAX, false, &r), LOG_ERR_OFFSET_OUT_OF_RANGE);
     log_read_release(&r);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_offset_index_is_sparse_and_lookup_finds_containing_batch)
@@ -133,8 +129,6 @@ TEST(test_offset_index_is_sparse_and_lookup_finds_containing_batch)
         log_read_release(&r);
     }
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_offset_for_timestamp_returns_first_record_at_or_after)
@@ -160,8 +154,6 @@ TEST(test_offset_for_timestamp_returns_first_record_at_or_after)
     CHECK_EQ_INT(ts, 12999);
     CHECK_EQ_INT(off, 2999);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_log_append_time_sets_timestamps_and_epoch_checkpoint)
@@ -194,8 +186,6 @@ TEST(test_log_append_time_sets_timestamps_and_epoch_checkpoint)
     CHECK(fread(text, 1, sizeof(text) - 1, f) > 0);
     fclose(f);
     CHECK(strcmp(text, "0\n1\n7 0\n") == 0);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 /* Kafka's LeaderEpochFileCache.endOffsetFor, case by case. */
@@ -229,8 +219,6 @@ TEST(test_end_offset_for_epoch_follows_kafka)
     CHECK(log_end_offset_for_epoch(log, 9, &end, &ep) == -ENOENT);
     CHECK(log_end_offset_for_epoch(log, -1, &end, &ep) == -ENOENT);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_log_reopen_after_clean_close_keeps_offsets)
@@ -256,8 +244,6 @@ TEST(test_log_reopen_after_clean_close_keeps_offsets)
     CHECK(log_open(dir, "t", 3, &cfg, NULL, &log) == 0); /* unclean: full recovery */
     CHECK_EQ_INT(log_end_offset(log), 1001);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_segment_lookup_fast_with_10000_segments)
@@ -292,8 +278,6 @@ TEST(test_segment_lookup_fast_with_10000_segments)
     CHECK(per_read_ns < 200000);
     CHECK(log_close_idle_segments(log, INT64_MAX) <= 64);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST_MAIN

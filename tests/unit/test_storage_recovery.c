@@ -78,8 +78,6 @@ TEST(test_recovery_truncates_torn_tail)
     CHECK(test_append(log, 5, 100, 5000) == 495); /* appends continue after the cut */
     CHECK_EQ_INT(readable_end(log), 500);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_recovery_truncates_at_flipped_byte_and_never_serves_it)
@@ -103,8 +101,6 @@ TEST(test_recovery_truncates_at_flipped_byte_and_never_serves_it)
     CHECK_EQ_INT(log_read(log, 251, 100, INT64_MAX, true, &r), LOG_ERR_OFFSET_OUT_OF_RANGE);
     log_read_release(&r);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_recovery_truncates_zero_filled_tail)
@@ -120,8 +116,6 @@ TEST(test_recovery_truncates_zero_filled_tail)
     CHECK_EQ_INT(log_end_offset(log), 500);
     CHECK_EQ_INT(file_size(seg_file(dir, "t-0", 0, ".log")), full);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_recovery_drops_segments_after_a_truncated_one)
@@ -140,8 +134,6 @@ TEST(test_recovery_drops_segments_after_a_truncated_one)
     CHECK_EQ_INT(log_end_offset(log), (first / bl - 1) * 5);
     CHECK_EQ_INT(readable_end(log), log_end_offset(log));
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 /* Damages the index of the first (closed) segment, reopens as after a clean shutdown (no
@@ -175,8 +167,6 @@ static int check_index_damage(void (*damage)(const char *path))
     size_t isz = file_size(seg_file(dir, "t-0", 0, ".index"));
     if (rc == 0 && (isz == (size_t)-1 || isz % 8 != 0 || isz == 0))
         rc = -6; /* rebuilt and trimmed */
-    tmpdir_remove(dir);
-    free(dir);
     return rc;
 }
 
@@ -244,8 +234,6 @@ TEST(test_recovery_point_skips_earlier_segments)
     CHECK_EQ_INT(log_end_offset(log), 500);
     CHECK_EQ_INT(log_recovery_point(log), 500);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_log_manager_opens_dir_in_parallel_and_uses_clean_marker)
@@ -284,8 +272,6 @@ TEST(test_log_manager_opens_dir_in_parallel_and_uses_clean_marker)
         CHECK_EQ_INT(log_high_watermark(log), part);
     }
     log_manager_close(m);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST_MAIN

@@ -66,8 +66,6 @@ TEST(test_retention_by_time_uses_segment_largest_timestamp)
     CHECK_EQ_INT(log_segment_count(log), 1);
     CHECK_EQ_INT(log_start_offset(log), 90);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_retention_by_bytes_keeps_at_most_limit)
@@ -83,8 +81,6 @@ TEST(test_retention_by_bytes_keeps_at_most_limit)
     CHECK(log_size_bytes(log) <= seg * 4);
     CHECK_EQ_INT(log_start_offset(log), 60);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_delete_records_moves_start_and_deletes_whole_segments_below)
@@ -107,8 +103,6 @@ TEST(test_delete_records_moves_start_and_deletes_whole_segments_below)
     CHECK(log_delete_records(log, 20, 0) == 0); /* never moves back */
     CHECK_EQ_INT(log_start_offset(log), 35);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST(test_reader_keeps_deleted_segment_readable_until_release)
@@ -129,8 +123,6 @@ TEST(test_reader_keeps_deleted_segment_readable_until_release)
     CHECK_EQ_INT(buf[16], 2); /* still a magic-2 batch */
     log_read_release(&r);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 static int compactions;
@@ -162,8 +154,6 @@ TEST(test_cleaner_pass_applies_retention_and_compaction_hook)
     log_cleaner_remove(c, log);
     log_cleaner_destroy(c);
     log_close(log);
-    tmpdir_remove(dir);
-    free(dir);
 }
 
 TEST_MAIN

@@ -12,6 +12,7 @@
 
 #include "record/record_builder.h"
 #include "storage/log.h"
+#include "test.h"
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -26,10 +27,23 @@ static inline void tmpdir_remove(const char *dir)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void tmpdir_cleanup(void *dir)
+{
+    tmpdir_remove(dir);
+    free(dir);
+}
+
+/* A new temporary directory, removed (and the returned string freed) after the current test
+ * case however it ends (test_defer). NULL if it cannot be made. */
 static inline char *tmpdir_make(void)
 {
     char *d = strdup("/tmp/gregor-storage-test.XXXXXX");
-    return mkdtemp(d);
+    if (d == NULL || mkdtemp(d) == NULL) {
+        free(d);
+        return NULL;
+    }
+    test_defer(tmpdir_cleanup, d);
+    return d;
 }
 
 /* A batch of n records, each value `vsize` bytes, timestamps ts, ts+1, ... */
