@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,7 +274,8 @@ static int config_set_one(struct broker_config *c, const struct config_entry *e,
     case CT_DOUBLE: {
         char *end;
         double d = strtod(v, &end);
-        if (*v == '\0' || *end != '\0' || d < (double)e->min || d > (double)e->max)
+        /* NaN compares false with everything: refuse it explicitly (found by fuzz_config) */
+        if (*v == '\0' || *end != '\0' || isnan(d) || d < (double)e->min || d > (double)e->max)
             return -EINVAL;
         *(double *)field = d;
         return 0;

@@ -5,9 +5,9 @@
  * on the worker owning the group's shard and calls back; the reply is then posted to the
  * request's own worker. __consumer_offsets is created on the first FindCoordinator.
  */
-#include "broker/forwarder.h"
 #include "broker/groups.h"
 
+#include <assert.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +16,8 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/broker_internal.h"
+#include "broker/forwarder.h"
+#include "broker/partition_append.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
 #include "broker/producer_append.h"
@@ -95,14 +97,12 @@ static void env_log_put(void *ref)
 static int env_log_append(void *ref, uint8_t *batch, size_t len, struct log_append_info *info)
 {
     struct partition *p = ref;
-    int rc =
-        log_append(p->log, batch, len, atomic_load(&p->leader_epoch), clock_wall_ms(), false, info);
-    if (rc != 0)
-        return rc;
-    producer_note_append(p, info);
-    log_set_high_watermark(p->log, info->last_offset + 1);
-    partition_notify_waiters(p);
-    return 0;
+    struct partition_append_result ar;
+    int rc = partition_append_batch(p, batch, len, false, clock_wall_ms(), &ar);
+    *info = ar.info;
+    /* The coordinator's batches carry no producer id: no refusal, no duplicate. */
+    assert(rc != 0 || (ar.kafka_error == 0 && !ar.duplicate));
+    return rc;
 }
 
 static bool env_partition_exists(void *ctx, struct kstr topic, int32_t partition)

@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/broker_internal.h"
+#include "broker/partition_append.h"
 #include "broker/partition_registry.h"
 #include "broker/producer_append.h"
 #include "broker/topic_settings.h"
@@ -158,7 +159,7 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
         return NULL;
     }
     /* A single-replica partition's high watermark is its log end. */
-    log_set_high_watermark(p->log, log_end_offset(p->log));
+    partition_advance_high_watermark(p, log_end_offset(p->log));
     partition_apply_settings(p, &b->cfg, t, false);
     log_flusher_add(reg->flusher, p->log);
     log_cleaner_add(reg->cleaner, p->log);

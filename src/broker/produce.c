@@ -23,6 +23,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/partition_append.h"
 #include "broker/leadership.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
@@ -262,21 +263,11 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
         partition_put(p);
         return 0;
     }
-    struct log_append_info info;
-    bool lat = atomic_load(&p->log_append_time);
-    bool duplicate = false;
-    int rc;
-    if (producer_batch_is_idempotent((const uint8_t *)rec.data)) {
-        /* Checked against the producer state atomically with the append (Kafka's
-         * ProducerStateManager): a retried batch gets its original offsets. */
-        rc = producer_append(p, (uint8_t *)rec.data, (size_t)rec.len, atomic_load(&p->leader_epoch),
-                             clock_wall_ms(), lat, &info, &err, &duplicate);
-    } else {
-        rc = log_append(p->log, (uint8_t *)rec.data, (size_t)rec.len, atomic_load(&p->leader_epoch),
-                        clock_wall_ms(), lat, &info);
-        if (rc == 0)
-            producer_note_append(p, &info);
-    }
+    struct partition_append_result ar;
+    int rc = partition_append_batch(p, (uint8_t *)rec.data, (size_t)rec.len,
+                                    atomic_load(&p->log_append_time), clock_wall_ms(), &ar);
+    const struct log_append_info info = ar.info;
+    err = ar.kafka_error;
     free(converted);
     if (rc == 0 && err != KAFKA_ERR_NONE) {
         pr->error_code = err;
@@ -288,10 +279,6 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
         log_warn("produce", "append to %s-%d failed: %d", topic, pd->index, rc);
         partition_put(p);
         return 0;
-    }
-    if (!duplicate) {
-        log_set_high_watermark(p->log, info.last_offset + 1);
-        partition_notify_waiters(p);
     }
     pr->base_offset = info.first_offset;
     pr->log_append_time_ms = info.log_append_time;

@@ -242,6 +242,8 @@ int log_load(struct log *log, const struct log_open_state *state)
     int64_t start = log->segs[0]->base_offset;
     if (start_ckpt > start)
         start = start_ckpt < end ? start_ckpt : end;
+    if (start > end) /* a corrupt directory (a segment's base above the log end): refuse it */
+        return -EBADMSG;
     int64_t hw = state ? state->high_watermark : 0;
     hw = hw < start ? start : hw > end ? end : hw;
     log_segments_assert_sorted_locked(log);

@@ -1,0 +1,41 @@
+/*
+ * The one way records enter a partition's log (DESIGN.md "One append path"): a client's
+ * Produce and the group coordinator's records today, a replica fetcher's batches and
+ * transaction markers later. It checks producer state for idempotent batches (atomically with
+ * the append), stamps the partition's current leader epoch, appends, advances the high
+ * watermark (the partition is its only owner) and wakes parked fetches. Durability (acks=all,
+ * the coordinator's commits) is the caller's log_flush_request on the returned offsets.
+ *
+ * High watermark: with a single in-sync replica it is the log end after every append. With
+ * replication (issue 14) it becomes the minimum log end over the ISR; every caller already
+ * goes through partition_append_batch, so only partition_advance_high_watermark changes.
+ *
+ * Any thread; the log's own lock orders concurrent appends.
+ */
+#ifndef GREGOR_BROKER_PARTITION_APPEND_H
+#define GREGOR_BROKER_PARTITION_APPEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/partition.h"
+#include "storage/log.h"
+
+struct partition_append_result {
+    struct log_append_info info; /* offsets (the original ones for a duplicate) */
+    bool duplicate;              /* an idempotent retry: nothing was appended */
+    int16_t kafka_error;         /* producer-state refusal (sequence, epoch): nothing appended */
+};
+
+/*
+ * Appends the validated batch bytes (offsets and, with log_append_time, timestamps are written
+ * in place). Returns 0 (see *res for a refusal or a duplicate) or a negative storage error.
+ */
+int partition_append_batch(struct partition *p, uint8_t *batch, size_t len, bool log_append_time,
+                           int64_t now_ms, struct partition_append_result *res);
+
+/* Moves the high watermark up to `offset` (never down) and wakes parked fetches. */
+void partition_advance_high_watermark(struct partition *p, int64_t offset);
+
+#endif
