@@ -55,8 +55,11 @@ int time_index_maybe_append(struct index_file *ix, int64_t base_offset, int64_t 
         if (timestamp <= last.timestamp || offset < last.offset)
             return 0;
     }
-    /* Entries stay non-decreasing in both: the check above skips any that would not. */
-    assert(offset >= base_offset && offset - base_offset <= INT32_MAX);
+    /* Entries stay non-decreasing in both: the check above skips any that would not. The offset
+     * can come from an index file read at start-up (a segment's largest timestamp), so an
+     * offset outside the segment is a corrupt file, not a broken invariant (fuzz_storage). */
+    if (offset < base_offset || offset - base_offset > INT32_MAX)
+        return -EBADMSG;
     uint8_t e[TIME_INDEX_ENTRY_SIZE];
     be64_store(e, (uint64_t)timestamp);
     be32_store(e + 8, (uint32_t)(offset - base_offset));
