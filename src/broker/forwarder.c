@@ -335,41 +335,53 @@ static void own_fail(const struct own_call *c, int err)
     c->done(c->arg, &res);
 }
 
-static void create_topics_done(void *arg, int err, uint8_t *resp, size_t len)
+/* Turns a decoded response into the caller's controller_result (arena: scratch for it). */
+typedef void (*own_convert_fn)(const struct own_call *c, const void *out, struct arena *arena);
+
+/* Decodes the controller's answer into out and completes the call, or fails it; frees c. */
+static void own_complete(struct own_call *c, int err, const uint8_t *resp, size_t len, void *out,
+                         own_convert_fn convert)
 {
-    struct own_call *c = arg;
-    struct kmsg_create_topics_response out;
     struct arena arena;
     arena_init(&arena, 0);
     if (err == 0)
-        err = own_decode(c, resp, len, &out, &arena);
-    if (err != 0) {
+        err = own_decode(c, resp, len, out, &arena);
+    if (err != 0)
         own_fail(c, err);
-    } else {
-        size_t n = out.topics.n > 0 ? (size_t)out.topics.n : 0;
-        struct controller_topic_result *t = arena_calloc(&arena, n + 1, sizeof(*t));
-        for (size_t i = 0; t && i < n; i++) {
-            const struct kmsg_create_topics_response_creatable_topic_result *o = &out.topics.v[i];
-            t[i].name =
-                arena_strndup(&arena, o->name.ptr, o->name.len > 0 ? (size_t)o->name.len : 0);
-            memcpy(t[i].topic_id, o->topic_id.b, sizeof(t[i].topic_id));
-            t[i].error_code = o->error_code;
-            t[i].error_message =
-                o->error_message.len >= 0
-                    ? arena_strndup(&arena, o->error_message.ptr, (size_t)o->error_message.len)
-                    : NULL;
-            t[i].num_partitions = o->num_partitions;
-            t[i].replication_factor = o->replication_factor;
-        }
-        struct controller_result res = {0};
-        res.n_topics = t ? n : 0;
-        res.topics = t;
-        if (t == NULL)
-            res.error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
-        c->done(c->arg, &res);
-    }
+    else
+        convert(c, out, &arena);
     arena_free(&arena);
     free(c);
+}
+
+static void create_topics_result(const struct own_call *c, const void *msg, struct arena *arena)
+{
+    const struct kmsg_create_topics_response *out = msg;
+    size_t n = out->topics.n > 0 ? (size_t)out->topics.n : 0;
+    struct controller_topic_result *t = arena_calloc(arena, n + 1, sizeof(*t));
+    for (size_t i = 0; t && i < n; i++) {
+        const struct kmsg_create_topics_response_creatable_topic_result *o = &out->topics.v[i];
+        t[i].name = arena_strndup(arena, o->name.ptr, o->name.len > 0 ? (size_t)o->name.len : 0);
+        memcpy(t[i].topic_id, o->topic_id.b, sizeof(t[i].topic_id));
+        t[i].error_code = o->error_code;
+        t[i].error_message = o->error_message.len >= 0 ? arena_strndup(arena, o->error_message.ptr,
+                                                                       (size_t)o->error_message.len)
+                                                       : NULL;
+        t[i].num_partitions = o->num_partitions;
+        t[i].replication_factor = o->replication_factor;
+    }
+    struct controller_result res = {0};
+    res.n_topics = t ? n : 0;
+    res.topics = t;
+    if (t == NULL)
+        res.error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+    c->done(c->arg, &res);
+}
+
+static void create_topics_done(void *arg, int err, uint8_t *resp, size_t len)
+{
+    struct kmsg_create_topics_response out;
+    own_complete(arg, err, resp, len, &out, create_topics_result);
 }
 
 static int create_topics_remote(struct broker *b, const struct controller_new_topic *topics,
@@ -429,25 +441,21 @@ int broker_create_topics(struct broker *b, const struct controller_new_topic *to
     return create_topics_remote(b, topics, n, validate_only, done, arg);
 }
 
+static void producer_ids_result(const struct own_call *c, const void *msg, struct arena *arena)
+{
+    const struct kmsg_allocate_producer_ids_response *out = msg;
+    (void)arena;
+    struct controller_result res = {0};
+    res.error_code = out->error_code;
+    res.producer_id_start = out->producer_id_start;
+    res.producer_id_len = out->producer_id_len;
+    c->done(c->arg, &res);
+}
+
 static void producer_ids_done(void *arg, int err, uint8_t *resp, size_t len)
 {
-    struct own_call *c = arg;
     struct kmsg_allocate_producer_ids_response out;
-    struct arena arena;
-    arena_init(&arena, 0);
-    if (err == 0)
-        err = own_decode(c, resp, len, &out, &arena);
-    if (err != 0) {
-        own_fail(c, err);
-    } else {
-        struct controller_result res = {0};
-        res.error_code = out.error_code;
-        res.producer_id_start = out.producer_id_start;
-        res.producer_id_len = out.producer_id_len;
-        c->done(c->arg, &res);
-    }
-    arena_free(&arena);
-    free(c);
+    own_complete(arg, err, resp, len, &out, producer_ids_result);
 }
 
 int broker_allocate_producer_ids(struct broker *b, controller_done_fn done, void *arg)
