@@ -287,9 +287,14 @@ def commit_v2_many(k, group, gen, member, offsets):
     body = (string(group) + i32(gen) + string(member) + i64(-1) +
             array([string(t) + array([i32(p) + i64(o) + string("") for p, o in parts.items()])
                    for t, parts in offsets.items()]))
-    r = Reader(k.call(OFFSET_COMMIT, 2, body))
-    topics = r.array(lambda r: (r.string(), r.array(lambda r: (r.int32(), r.int16()))))
-    return {(t, p): e for t, parts in topics for p, e in parts}
+    deadline = time.monotonic() + 15 * SLOW
+    while True:  # the group's shard may still be loading (COORDINATOR_LOAD_IN_PROGRESS, 14)
+        r = Reader(k.call(OFFSET_COMMIT, 2, body))
+        topics = r.array(lambda r: (r.string(), r.array(lambda r: (r.int32(), r.int16()))))
+        got = {(t, p): e for t, parts in topics for p, e in parts}
+        if 14 not in got.values() or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
 
 
 @test
