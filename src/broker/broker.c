@@ -20,7 +20,9 @@
 #include "broker/gate.h"
 #include "broker/forwarder.h"
 #include "broker/handlers.h"
+#include "broker/isr_sender.h"
 #include "broker/lifecycle.h"
+#include "broker/replica_fetcher.h"
 #include "broker/partition.h"
 #include "metrics/metrics.h"
 #include "storage/flusher.h"
@@ -223,6 +225,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
         rc = broker_start_network(b, err, errlen);
     if (rc == 0)
         rc = partition_registry_open(b, &b->parts, err, errlen);
+    if (rc == 0 && ((rc = replica_fetchers_create(b)) != 0 || (rc = isr_sender_start(b)) != 0))
+        snprintf(err, errlen, "cannot start the replication threads");
     if (rc == 0)
         rc = broker_start_controller(b, err, errlen);
     if (rc == 0 && (rc = groups_start(b)) != 0)
@@ -255,6 +259,7 @@ void broker_stop(struct broker *b)
         return;
     /* Controlled shutdown first, while this broker still serves what it leads. */
     lifecycle_stop(b);
+    replica_fetchers_stop(b);
     /* Long-polling fetches answer now with what they have, as Kafka does on shutdown. */
     atomic_store(&b->stopping, true);
     waiter_list_notify(&b->parked);
@@ -262,11 +267,13 @@ void broker_stop(struct broker *b)
     groups_shutdown(b);
     forwarder_stop(b);
     net_server_stop(b->net);
+    isr_sender_stop(b); /* after the workers (they kick it), before the controller */
     /* The controller before the groups: its completions (e.g. creating __consumer_offsets)
      * still reach the group state. */
     if (b->ctl)
         controller_stop(b->ctl);
     lifecycle_free(b);
+    replica_fetchers_free(b); /* after the controller: its image listener calls in */
     groups_stop(b); /* before the logs close: loader threads read them */
     partition_registry_close(b->parts);
     pthread_mutex_destroy(&b->pid_pool.mu);

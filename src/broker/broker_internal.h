@@ -52,6 +52,8 @@ struct broker {
     struct broker_groups *groups;  /* group coordinator glue (groups.c) */
     struct broker_lifecycle *life; /* registration and heartbeats (lifecycle.c) */
     struct broker_forwarder *fwd;  /* requests to the active controller (forwarder.c) */
+    struct replica_fetchers *fetchers; /* follower fetch threads (replica_fetcher.c) */
+    struct isr_sender *isr;            /* ISR changes to the controller (isr_sender.c) */
 };
 
 /*

@@ -99,6 +99,14 @@ static const struct config_entry config_table[] = {
      0},
     {"producer.id.expiration.ms", CT_INT64, F(producer_id_expiration_ms), 1, INT32_MAX, 0},
     {"replica.lag.time.max.ms", CT_INT64, F(replica_lag_time_max_ms), 1, INT64_MAX, 0},
+    {"num.replica.fetchers", CT_INT32, F(num_replica_fetchers), 1, 64, 0},
+    {"replica.fetch.max.bytes", CT_INT32, F(replica_fetch_max_bytes), 0, INT32_MAX, 0},
+    {"replica.fetch.wait.max.ms", CT_INT32, F(replica_fetch_wait_max_ms), 0, INT32_MAX, 0},
+    {"replica.fetch.min.bytes", CT_INT32, F(replica_fetch_min_bytes), 1, INT32_MAX, 0},
+    {"replica.fetch.response.max.bytes", CT_INT32, F(replica_fetch_response_max_bytes), 0,
+     INT32_MAX, 0},
+    {"replica.fetch.backoff.ms", CT_INT32, F(replica_fetch_backoff_ms), 0, INT32_MAX, 0},
+    {"acks.all.fsync", CT_BOOL, F(acks_all_fsync), 0, 0, 0},
     {"unclean.leader.election.enable", CT_BOOL, F(unclean_leader_election_enable), 0, 0, 0},
     {"broker.rack", CT_STRING, F(broker_rack), 0, 0, 0},
     {"broker.heartbeat.interval.ms", CT_INT64, F(broker_heartbeat_interval_ms), 1, 3600000, 0},
@@ -161,6 +169,13 @@ void config_defaults(struct broker_config *c)
     c->transactional_id_expiration_ms = 604800000;
     c->producer_id_expiration_ms = 86400000;
     c->replica_lag_time_max_ms = 30000;
+    c->num_replica_fetchers = 1;
+    c->replica_fetch_max_bytes = 1048576;
+    c->replica_fetch_wait_max_ms = 500;
+    c->replica_fetch_min_bytes = 1;
+    c->replica_fetch_response_max_bytes = 10485760;
+    c->replica_fetch_backoff_ms = 1000;
+    c->acks_all_fsync = true;
     c->unclean_leader_election_enable = false;
     c->broker_heartbeat_interval_ms = 2000;
     c->broker_session_timeout_ms = 9000;

@@ -29,7 +29,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
+#include "broker/isr_sender.h"
 #include "broker/leadership.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
@@ -63,6 +65,7 @@ struct fetch_state {
     bool parked;
     struct net_timer timer;
     struct arena scratch; /* the response of the current attempt (worker thread only) */
+    int32_t replica_id;   /* a follower's node id (replication), -1 for consumers */
 };
 
 static void fetch_state_put(struct fetch_state *st)
@@ -118,6 +121,45 @@ static int64_t fetch_down_convert(struct broker_req *r, struct arena *arena,
     return (int64_t)conv_len;
 }
 
+/*
+ * A follower's fetch (Kafka's Partition.fetchRecords for a replica): when the epoch of its last
+ * batch ends below its fetch offset here, or is unknown here, answers the diverging epoch (the
+ * largest epoch <= it and where that epoch ends) instead of records, and the follower truncates
+ * (KIP-595's Fetch v12+ rule). Returns true when pd got a diverging epoch. A last fetched
+ * epoch above every epoch here is answered with the newest one (endOffsetFor's rule).
+ */
+static bool fetch_check_divergence(struct fetch_state *st, struct fetch_part *fp,
+                                   struct kmsg_fetch_response_partition_data *pd)
+{
+    int32_t last = st->r->hdr.api_version >= 12 ? fp->rp->last_fetched_epoch : -1;
+    if (last < 0)
+        return false;
+    int64_t end = -1;
+    int32_t end_epoch = -1;
+    /* No epoch history here (an empty leader): the read answers OFFSET_OUT_OF_RANGE when
+     * the follower is ahead, and it truncates to the high watermark. */
+    if (log_end_offset_for_epoch(fp->p->log, last, &end, &end_epoch) != 0)
+        return false;
+    if (end >= fp->rp->fetch_offset && end_epoch >= last)
+        return false;
+    pd->diverging_epoch.epoch = end_epoch;
+    pd->diverging_epoch.end_offset = end;
+    return true;
+}
+
+/* After a follower's read at its fetch offset: its state on the leader moves on (the high
+ * watermark may advance); a follower that qualifies for the ISR kicks the ISR sender. */
+static int16_t fetch_note_follower(struct fetch_state *st, struct fetch_part *fp)
+{
+    int rc = replica_set_on_follower_fetch(fp->p, st->replica_id, fp->rp->fetch_offset,
+                                           clock_mono_ms());
+    if (rc < 0)
+        return KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
+    if (rc > 0)
+        isr_sender_kick(st->b);
+    return 0;
+}
+
 /* Reads one partition into pd. Returns the bytes of records added. */
 static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *fp,
                                     struct kmsg_fetch_response_partition_data *pd, int64_t budget,
@@ -145,12 +187,30 @@ static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *f
         pd->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
         return 0;
     }
+    bool follower = st->replica_id >= 0;
+    if (follower && fetch_check_divergence(st, fp, pd)) {
+        pd->high_watermark = log_high_watermark(log);
+        pd->last_stable_offset = pd->high_watermark;
+        pd->log_start_offset = log_start_offset(log);
+        fetch_release_read(res);
+        return 0;
+    }
+    /* Consumers read below the high watermark, followers up to the log end. */
     int64_t hw = log_high_watermark(log);
-    int rc = log_read(log, fp->rp->fetch_offset, max, hw, first, res);
+    int rc = log_read(log, fp->rp->fetch_offset, max, follower ? INT64_MAX : hw, first, res);
     if (rc == 0 && res->range.length > 0) {
         int64_t from =
             res->first_offset > fp->rp->fetch_offset ? res->first_offset : fp->rp->fetch_offset;
         fp->records_read = res->next_offset - from;
+    }
+    if (rc == 0 && follower) {
+        int16_t ferr = fetch_note_follower(st, fp);
+        if (ferr != 0) {
+            pd->error_code = ferr;
+            fetch_release_read(res);
+            return 0;
+        }
+        hw = log_high_watermark(log);
     }
     pd->high_watermark = hw;
     pd->last_stable_offset = hw;
@@ -426,6 +486,8 @@ void handle_fetch(struct broker_req *r)
         free(st);
         return;
     }
+    st->replica_id =
+        r->hdr.api_version >= 15 ? st->req.replica_state.replica_id : st->req.replica_id;
     if (fetch_resolve(st, r) != 0) {
         for (int i = 0; i < st->nparts; i++)
             partition_put(st->parts[i].p);

@@ -8,6 +8,7 @@
 #include "broker/groups.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "broker/partition_append.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
+#include "broker/partition_registry.h"
 #include "broker/producer_append.h"
 #include "group/coordinator.h"
 #include "group/offsets_log.h"
@@ -35,6 +37,7 @@
 #include "proto/gen/offset_delete.h"
 #include "proto/gen/offset_fetch.h"
 #include "proto/gen/sync_group.h"
+#include "storage/flusher.h"
 
 struct broker_groups {
     struct group_coordinator *gc;
@@ -105,6 +108,58 @@ static int env_log_append(void *ref, uint8_t *batch, size_t len, struct log_appe
     return rc;
 }
 
+/* The coordinator's commit wait: the partition's high watermark (replicated to the ISR, as
+ * Kafka's offsets.commit.required.acks=-1) and, with acks.all.fsync, the flush. */
+struct commit_wait {
+    struct hw_waiter hw;
+    atomic_int pending;
+    atomic_int err;
+    void (*cb)(void *arg, int err);
+    void *arg;
+};
+
+static void commit_wait_part(struct commit_wait *w, int err)
+{
+    int zero = 0;
+    if (err != 0)
+        atomic_compare_exchange_strong(&w->err, &zero, err);
+    if (atomic_fetch_sub(&w->pending, 1) == 1) {
+        w->cb(w->arg, atomic_load(&w->err));
+        free(w);
+    }
+}
+
+static void commit_wait_flushed(void *arg, int err)
+{
+    commit_wait_part(arg, err);
+}
+
+static void commit_wait_replicated(struct hw_waiter *hw, int16_t error)
+{
+    commit_wait_part(hw->arg, error ? -ENOTCONN : 0);
+}
+
+static int env_wait_committed(void *ref, int64_t end, void (*cb)(void *arg, int err), void *arg)
+{
+    struct partition *p = ref;
+    struct commit_wait *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return -ENOMEM;
+    w->hw = (struct hw_waiter){.offset = end, .done = commit_wait_replicated, .arg = w};
+    w->cb = cb;
+    w->arg = arg;
+    atomic_init(&w->err, 0);
+    atomic_init(&w->pending, 3); /* the two waits and this function's own hold */
+    int hw = replica_set_wait_hw(p, &w->hw);
+    if (hw != 0)
+        commit_wait_part(w, hw < 0 ? -ENOTCONN : 0);
+    bool fsync = p->reg->b->cfg.acks_all_fsync;
+    if (!fsync || log_flush_request(p->log, end, commit_wait_flushed, w) != 0)
+        commit_wait_part(w, fsync ? -EIO : 0);
+    commit_wait_part(w, 0);
+    return 0;
+}
+
 static bool env_partition_exists(void *ctx, struct kstr topic, int32_t partition)
 {
     struct broker *b = ctx;
@@ -142,6 +197,7 @@ int groups_start(struct broker *b)
         .log_get = env_log_get,
         .log_put = env_log_put,
         .log_append = env_log_append,
+        .wait_committed = env_wait_committed,
         .is_leader = env_is_leader,
         .partition_exists = env_partition_exists,
     };

@@ -119,8 +119,7 @@ static struct lc_token *lc_token_new(struct broker_lifecycle *lc)
     return t;
 }
 
-/* Address of the active controller's broker listener; -EAGAIN when not known yet. */
-static int lc_controller_address(struct broker *b, char *host, size_t hostlen, int *port)
+int lifecycle_controller_address(struct broker *b, char *host, size_t hostlen, int *port)
 {
     int32_t leader = controller_leader_id(b->ctl);
     if (leader < 0)
@@ -141,7 +140,7 @@ static int lc_register_remote(struct broker_lifecycle *lc, struct lc_reply *out)
     struct broker *b = lc->b;
     char host[256];
     int port;
-    int rc = lc_controller_address(b, host, sizeof(host), &port);
+    int rc = lifecycle_controller_address(b, host, sizeof(host), &port);
     if (rc)
         return rc;
     struct kmsg_broker_registration_request req;
@@ -221,7 +220,7 @@ static int lc_heartbeat(struct broker_lifecycle *lc, int64_t epoch, bool want_sh
     }
     char host[256];
     int port;
-    int rc = lc_controller_address(b, host, sizeof(host), &port);
+    int rc = lifecycle_controller_address(b, host, sizeof(host), &port);
     if (rc)
         return rc;
     struct kmsg_broker_heartbeat_request req;
@@ -407,4 +406,15 @@ void lifecycle_free(struct broker *b)
     pthread_cond_destroy(&lc->cond);
     free(lc);
     b->life = NULL;
+}
+
+int64_t lifecycle_broker_epoch(struct broker *b)
+{
+    struct broker_lifecycle *lc = b->life;
+    if (lc == NULL)
+        return -1;
+    pthread_mutex_lock(&lc->mu);
+    int64_t epoch = lc->epoch;
+    pthread_mutex_unlock(&lc->mu);
+    return epoch;
 }

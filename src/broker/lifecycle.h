@@ -15,6 +15,7 @@
 #define GREGOR_BROKER_LIFECYCLE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct broker;
@@ -22,6 +23,10 @@ struct broker;
 int lifecycle_start(struct broker *b);
 /* Blocks until this broker is registered and unfenced, or timeout_ms passed; true if unfenced. */
 bool lifecycle_wait_unfenced(struct broker *b, int timeout_ms);
+/* This broker's epoch from its registration, -1 while unregistered. Any thread. */
+int64_t lifecycle_broker_epoch(struct broker *b);
+/* Address of the active controller's broker listener; -EAGAIN when not known yet. Any thread. */
+int lifecycle_controller_address(struct broker *b, char *host, size_t hostlen, int *port);
 /* Controlled shutdown (bounded), then stops the thread. */
 void lifecycle_stop(struct broker *b);
 /* Frees the state; after controller_stop (late local completions still reach it). */

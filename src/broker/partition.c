@@ -103,6 +103,8 @@ static void partition_free(struct partition *p)
         else
             log_info("partition", "removed %s", dir);
     }
+    replica_set_destroy(&p->rs);
+    pthread_mutex_destroy(&p->follow_mu);
     waiter_list_destroy(&p->waiters);
     free(p->topic);
     free(p);

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/replica_set.h"
 #include "cluster/image.h"
 #include "net/net.h"
 #include "storage/log.h"
@@ -66,7 +67,7 @@ struct partition {
     atomic_bool log_append_time;      /* message.timestamp.type=LogAppendTime */
     atomic_int max_message_bytes;     /* max.message.bytes */
     atomic_int min_insync_replicas;   /* min.insync.replicas */
-    atomic_int isr_size;              /* in-sync replicas per the image */
+    atomic_int isr_size;              /* in-sync replicas (image or AlterPartition answer) */
     atomic_int compression_codec;     /* compression.type as a codec; -1 = producer */
     atomic_bool compact;              /* cleanup.policy has compact: records need keys */
     _Atomic int64_t ts_before_max_ms; /* message.timestamp.before.max.ms */
@@ -78,6 +79,11 @@ struct partition {
     pthread_mutex_t producer_mu;
     struct producer_state *producers;
     _Atomic int64_t producer_segment_base; /* newest segment appended to, to notice rolls */
+    struct replica_set rs; /* replicas, ISR, high watermark (broker/replica_set.h) */
+    /* Held by the replica fetcher across its leader/epoch check and the append or truncation
+     * it makes, and by the image listener while it changes leader and leader_epoch: a
+     * follower never appends what an old leader sent after this node took over. */
+    pthread_mutex_t follow_mu;
 };
 
 int partition_registry_open(struct broker *b, struct partition_registry **out, char *err,

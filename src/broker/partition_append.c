@@ -6,13 +6,6 @@
 
 #include "broker/producer_append.h"
 
-void partition_advance_high_watermark(struct partition *p, int64_t offset)
-{
-    /* log_set_high_watermark never moves it back and keeps log start <= hw <= log end. */
-    log_set_high_watermark(p->log, offset);
-    assert(log_high_watermark(p->log) <= log_end_offset(p->log));
-    partition_notify_waiters(p);
-}
 
 int partition_append_batch(struct partition *p, uint8_t *batch, size_t len, bool log_append_time,
                            int64_t now_ms, struct partition_append_result *res)
@@ -32,7 +25,10 @@ int partition_append_batch(struct partition *p, uint8_t *batch, size_t len, bool
     }
     if (rc != 0 || res->kafka_error != 0 || res->duplicate)
         return rc;
-    /* One in-sync replica: everything appended is committed (replication: issue 14). */
-    partition_advance_high_watermark(p, res->info.last_offset + 1);
+    /* The replica set owns the high watermark: with one in-sync replica it is the log end now;
+     * with followers it moves when they fetch past the batch. Parked fetches (consumers and
+     * followers) look again either way. */
+    replica_set_on_append(p);
+    partition_notify_waiters(p);
     return 0;
 }

@@ -6,9 +6,9 @@
  * watermark (the partition is its only owner) and wakes parked fetches. Durability (acks=all,
  * the coordinator's commits) is the caller's log_flush_request on the returned offsets.
  *
- * High watermark: with a single in-sync replica it is the log end after every append. With
- * replication (issue 14) it becomes the minimum log end over the ISR; every caller already
- * goes through partition_append_batch, so only partition_advance_high_watermark changes.
+ * High watermark: owned by the partition's replica set (broker/replica_set.h): with a single
+ * in-sync replica it is the log end after every append; with followers the minimum log end
+ * over the maximal ISR.
  *
  * Any thread; the log's own lock orders concurrent appends.
  */
@@ -35,7 +35,5 @@ struct partition_append_result {
 int partition_append_batch(struct partition *p, uint8_t *batch, size_t len, bool log_append_time,
                            int64_t now_ms, struct partition_append_result *res);
 
-/* Moves the high watermark up to `offset` (never down) and wakes parked fetches. */
-void partition_advance_high_watermark(struct partition *p, int64_t offset);
 
 #endif

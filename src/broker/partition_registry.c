@@ -19,6 +19,7 @@
 #include "broker/partition_append.h"
 #include "broker/partition_registry.h"
 #include "broker/producer_append.h"
+#include "broker/replica_fetcher.h"
 #include "broker/topic_settings.h"
 #include "storage/cleaner.h"
 #include "storage/compactor.h"
@@ -134,6 +135,8 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     }
     atomic_init(&p->refs, 1);
     p->reg = reg;
+    replica_set_init(&p->rs, b->cfg.node_id);
+    pthread_mutex_init(&p->follow_mu, NULL);
     p->index = mp->partition;
     memcpy(p->topic_id, t->id, METADATA_UUID_LEN);
     atomic_init(&p->leader_epoch, mp->leader_epoch);
@@ -145,6 +148,8 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     int rc = log_manager_create(reg->logs, t->name, mp->partition, &ts.log, &p->log);
     if (rc != 0) {
         log_error("partition", "cannot open log %s-%d: %d", t->name, mp->partition, rc);
+        replica_set_destroy(&p->rs);
+        pthread_mutex_destroy(&p->follow_mu);
         waiter_list_destroy(&p->waiters);
         free(p->topic);
         free(p);
@@ -153,14 +158,17 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     log_set_config(p->log, &ts.log); /* opened at start with the defaults */
     if (producer_partition_open(p, b->cfg.producer_id_expiration_ms) != 0) {
         log_close(log_manager_remove(reg->logs, t->name, mp->partition));
+        replica_set_destroy(&p->rs);
+        pthread_mutex_destroy(&p->follow_mu);
         waiter_list_destroy(&p->waiters);
         free(p->topic);
         free(p);
         return NULL;
     }
-    /* A single-replica partition's high watermark is its log end. */
-    partition_advance_high_watermark(p, log_end_offset(p->log));
     partition_apply_settings(p, &b->cfg, t, false);
+    /* The high watermark from replication-offset-checkpoint moves on by the replica set's rule
+     * (a single replica: to the log end at once). */
+    replica_set_on_image(p, mp, atomic_load(&p->min_insync_replicas), clock_mono_ms());
     log_flusher_add(reg->flusher, p->log);
     log_cleaner_add(reg->cleaner, p->log);
     return p;
@@ -186,13 +194,16 @@ static void registry_sync_topic(struct partition_registry *reg, const struct met
         struct partition *p = partition_get_by_id(reg, t->id, mp->partition);
         if (p != NULL) {
             if (changed) {
+                pthread_mutex_lock(&p->follow_mu); /* no follower append across the change */
                 int32_t was = atomic_exchange(&p->leader, mp->leader);
                 if (was != mp->leader)
                     log_info("partition", "%s-%d: leader %d -> %d (epoch %d)", t->name,
                              mp->partition, was, mp->leader, mp->leader_epoch);
                 atomic_store(&p->leader_epoch, mp->leader_epoch);
-                atomic_store(&p->isr_size, (int)mp->n_isr);
+                pthread_mutex_unlock(&p->follow_mu);
                 partition_apply_settings(p, &reg->b->cfg, t, true);
+                replica_set_on_image(p, mp, atomic_load(&p->min_insync_replicas),
+                                     clock_mono_ms());
                 if (was != mp->leader)
                     partition_notify_waiters(p); /* parked fetches answer; clients move on */
             }
@@ -234,6 +245,7 @@ void partition_registry_on_image(void *arg, const struct metadata_image *prev,
         if (metadata_image_topic_by_id(next, t->id) == NULL)
             registry_retire_topic(reg, t);
     }
+    replica_fetchers_on_image(reg->b);
 }
 
 static void registry_stop_housekeeper(struct partition_registry *reg)

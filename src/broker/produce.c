@@ -5,8 +5,10 @@
  *   acks=0   no response at all (an error closes the connection, as Kafka does, so the client
  *            notices);
  *   acks=1   once the batch is in the log (page cache);
- *   acks=-1  once it is durable: the group-commit flusher has fdatasync'ed it. With a single
- *            replica the high watermark is the log end, so durability is the only wait.
+ *   acks=-1  once it is committed and durable: the high watermark passed it (every replica
+ *            in the ISR has it: replica_set.h; at once with a single replica) and the
+ *            group-commit flusher has fdatasync'ed it here (acks.all.fsync; followers sync
+ *            before they report it, replica_fetcher.h).
  * A waiting produce never blocks the worker: flush completions are posted back to it, and a
  * timer answers REQUEST_TIMED_OUT for partitions still waiting after the request's timeout.
  *
@@ -29,6 +31,7 @@
 #include "broker/handlers.h"
 #include "broker/partition.h"
 #include "broker/produce_policy.h"
+#include "broker/replica_set.h"
 #include "metrics/metrics.h"
 #include "broker/producer_append.h"
 #include "proto/gen/errors.h"
@@ -42,18 +45,23 @@ struct produce_state {
     struct broker_req *r; /* NULL once replied */
     struct net_worker *worker;
     struct kmsg_produce_response resp;
-    int outstanding;               /* flush callbacks not yet back */
+    int outstanding;               /* flush and high-watermark callbacks not yet back */
     struct produce_flush *waiting; /* those callbacks, to time them out */
     struct net_timer timer;
     int16_t acks_error; /* INVALID_REQUIRED_ACKS for every partition, or 0 */
     bool parked;        /* counted in the produce purgatory metric */
+    bool building;      /* handle_produce is still appending: it replies itself */
 };
 
+/* One acks=-1 partition waiting for its flush and/or its high watermark. */
 struct produce_flush {
     struct produce_state *st;
     struct produce_flush *next, *prev;
     struct kmsg_produce_response_partition_produce_response *pr; /* NULL after the reply */
-    int err;
+    int pending;          /* of the two waits below; freed at 0 */
+    int err;              /* the flush's storage error */
+    int16_t hw_error;     /* the high-watermark wait's Kafka error */
+    struct hw_waiter hw;  /* registered with the partition's replica set */
 };
 
 static void produce_unlink(struct produce_flush *f)
@@ -112,23 +120,49 @@ static void produce_abandon(struct produce_state *st)
     produce_state_maybe_free(st);
 }
 
+/* Worker thread: one of a partition's waits ended with Kafka error `code` (0: fine). */
+static void produce_wait_ended(struct produce_flush *f, int16_t code)
+{
+    struct produce_state *st = f->st;
+    assert(st->outstanding > 0 && f->pending > 0);
+    st->outstanding--;
+    f->pending--;
+    if (st->r != NULL && f->pr != NULL && code != 0 && f->pr->error_code == 0) {
+        f->pr->error_code = code;
+        f->pr->base_offset = -1;
+    }
+    if (f->pending == 0) {
+        produce_unlink(f);
+        free(f);
+    }
+    if (st->building)
+        return;
+    if (st->r != NULL && st->outstanding == 0)
+        produce_reply(st);
+    produce_state_maybe_free(st);
+}
+
 /* Worker thread: a partition's flush finished. */
 static void produce_flushed(void *arg)
 {
     struct produce_flush *f = arg;
-    struct produce_state *st = f->st;
-    st->outstanding--;
-    produce_unlink(f);
-    if (st->r != NULL && f->pr != NULL) {
-        if (f->err != 0) {
-            f->pr->error_code = partition_error_from_storage(f->err);
-            f->pr->base_offset = -1;
-        }
-        if (st->outstanding == 0)
-            produce_reply(st);
-    }
-    free(f);
-    produce_state_maybe_free(st);
+    produce_wait_ended(f, f->err ? partition_error_from_storage(f->err) : 0);
+}
+
+/* Worker thread: the partition's high watermark passed the batch (or the wait failed). */
+static void produce_replicated(void *arg)
+{
+    struct produce_flush *f = arg;
+    produce_wait_ended(f, f->hw_error);
+}
+
+/* Any thread (replica_set): hand the outcome to the request's worker. */
+static void produce_hw_cb(struct hw_waiter *w, int16_t error)
+{
+    struct produce_flush *f = w->arg;
+    f->hw_error = error;
+    if (net_worker_post(f->st->worker, produce_replicated, f) != 0)
+        log_warn("produce", "dropping a replication completion during shutdown");
 }
 
 /* Flusher thread: hand the completion to the request's worker. */
@@ -223,7 +257,48 @@ produce_report_record_errors(struct kmsg_produce_response_partition_produce_resp
     pr->record_errors.n = (int32_t)rep->n_errors;
 }
 
-/* Appends one partition's batch; fills pr. Returns 1 when a flush is pending for acks=-1. */
+/*
+ * acks=-1 after the append: waits for the high watermark to pass `end` and, with
+ * acks.all.fsync, for the flusher to make it durable here. Returns 1 when something is
+ * pending (pr is answered when both are back), else 0 (pr already final).
+ */
+static int produce_wait_committed(struct produce_state *st, struct partition *p,
+                                  struct kmsg_produce_response_partition_produce_response *pr,
+                                  int64_t end)
+{
+    struct produce_flush *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        pr->error_code = KAFKA_ERR_KAFKA_STORAGE_ERROR;
+        pr->base_offset = -1;
+        return 0;
+    }
+    f->st = st;
+    f->pr = pr;
+    f->hw = (struct hw_waiter){.offset = end, .done = produce_hw_cb, .arg = f};
+    /* Both waits count as pending until registered, so an early completion cannot free f. */
+    f->pending = 2;
+    st->outstanding += 2;
+    f->next = st->waiting;
+    if (st->waiting)
+        st->waiting->prev = f;
+    st->waiting = f;
+    int16_t now_error = 0;
+    int hw = replica_set_wait_hw(p, &f->hw);
+    if (hw != 0) { /* already committed (1), or refused (-error): no callback will come */
+        now_error = hw < 0 ? (int16_t)-hw : 0;
+        produce_wait_ended(f, now_error);
+    }
+    if (!st->r->b->cfg.acks_all_fsync || now_error != 0 ||
+        log_flush_request(p->log, end, produce_flush_cb, f) != 0) {
+        if (!st->r->b->cfg.acks_all_fsync || now_error != 0)
+            produce_wait_ended(f, 0);
+        else
+            produce_wait_ended(f, KAFKA_ERR_KAFKA_STORAGE_ERROR);
+    }
+    return 1;
+}
+
+/* Appends one partition's batch; fills pr. Returns 1 when a wait is pending for acks=-1. */
 static int produce_partition(struct produce_state *st, struct broker_req *r, int16_t acks,
                              const char *topic,
                              const struct kmsg_produce_request_partition_produce_data *pd,
@@ -287,28 +362,8 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
     atomic_fetch_add_explicit(&p->bytes_in, pd->records.len, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->records_in, info.last_offset - info.first_offset + 1,
                               memory_order_relaxed);
-    if (acks == -1) {
-        struct produce_flush *f = calloc(1, sizeof(*f));
-        if (f == NULL) {
-            pr->error_code = KAFKA_ERR_KAFKA_STORAGE_ERROR;
-        } else {
-            f->st = st;
-            f->pr = pr;
-            f->next = st->waiting;
-            if (st->waiting)
-                st->waiting->prev = f;
-            st->waiting = f;
-            st->outstanding++;
-            if (log_flush_request(p->log, info.last_offset + 1, produce_flush_cb, f) != 0) {
-                st->outstanding--;
-                produce_unlink(f);
-                free(f);
-                pr->error_code = KAFKA_ERR_KAFKA_STORAGE_ERROR;
-            } else {
-                pending = 1;
-            }
-        }
-    }
+    if (acks == -1)
+        pending = produce_wait_committed(st, p, pr, info.last_offset + 1);
     partition_put(p);
     return pending;
 }
@@ -373,7 +428,9 @@ void handle_produce(struct broker_req *r)
     st->r = r;
     st->worker = net_request_worker(r->nr);
     kmsg_produce_response_init(&st->resp);
+    st->building = true;
     int waiting = produce_all(st, r, &req);
+    st->building = false;
     if (waiting < 0) {
         produce_abandon(st);
         broker_close(r, "out of memory");

@@ -18,6 +18,10 @@
 #include "base/log.h"
 #include "proto/gen/errors.h"
 #include "storage/producer_state.h"
+/* TEMP until storage lands */
+int log_append_replica(struct log *log, const uint8_t *batches, size_t len, struct log_append_info *out);
+int log_truncate_to(struct log *log, int64_t offset);
+int log_truncate_fully_and_start_at(struct log *log, int64_t offset);
 
 int producer_partition_open(struct partition *p, int64_t expiration_ms)
 {
@@ -122,4 +126,50 @@ void producer_note_append(struct partition *p, const struct log_append_info *inf
     pthread_mutex_lock(&p->producer_mu);
     maybe_snapshot_locked(p, info->segment_base);
     pthread_mutex_unlock(&p->producer_mu);
+}
+
+int producer_append_replica(struct partition *p, const uint8_t *batches, size_t len,
+                            struct log_append_info *info)
+{
+    int64_t now_ms = clock_wall_ms();
+    pthread_mutex_lock(&p->producer_mu);
+    int rc = log_append_replica(p->log, batches, len, info);
+    for (size_t off = 0; rc == 0 && off + RECORD_BATCH_HEADER_SIZE <= len;) {
+        struct record_batch_header h;
+        if (record_batch_header_parse(batches + off, len - off, &h) != 0)
+            break; /* the log validated the framing; nothing else to learn */
+        if (h.producer_id >= 0 && producer_state_update(p->producers, &h, now_ms) != 0)
+            log_warn("producer", "%s-%d: out of memory recording producer %" PRId64, p->topic,
+                     p->index, h.producer_id);
+        off += (size_t)h.batch_length + RECORD_BATCH_LOG_OVERHEAD;
+    }
+    if (rc == 0)
+        maybe_snapshot_locked(p, info->segment_base);
+    pthread_mutex_unlock(&p->producer_mu);
+    return rc;
+}
+
+int producer_partition_truncate(struct partition *p, int64_t offset, bool fully,
+                                int64_t expiration_ms)
+{
+    pthread_mutex_lock(&p->producer_mu);
+    int rc = fully ? log_truncate_fully_and_start_at(p->log, offset)
+                   : log_truncate_to(p->log, offset);
+    if (rc == 0) {
+        /* Snapshots above the new end describe batches that are gone: the load removes them
+         * and rebuilds the state from what the log holds now (Kafka's truncateAndReload). */
+        struct producer_state *ps = NULL;
+        int64_t snap = -1;
+        int lrc = producer_state_load(p->log, expiration_ms, clock_wall_ms(), &ps, &snap);
+        if (lrc == 0) {
+            producer_state_free(p->producers);
+            p->producers = ps;
+        } else {
+            log_warn("producer", "%s-%d: cannot reload producer state after truncation: %d",
+                     p->topic, p->index, lrc);
+        }
+        atomic_store(&p->producer_segment_base, -1);
+    }
+    pthread_mutex_unlock(&p->producer_mu);
+    return rc;
 }

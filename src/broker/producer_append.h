@@ -42,6 +42,21 @@ int producer_append(struct partition *p, uint8_t *batch, size_t len, int32_t lea
                     int64_t now_ms, bool log_append_time, struct log_append_info *info,
                     int16_t *kafka_err, bool *duplicate);
 
+/*
+ * A follower's append (the replica fetcher): log_append_replica of the leader's batches,
+ * unchanged, and the producer state updated from every producer batch among them, so that
+ * this replica de-duplicates retries if it becomes leader. 0 or a log error.
+ */
+int producer_append_replica(struct partition *p, const uint8_t *batches, size_t len,
+                            struct log_append_info *info);
+
+/*
+ * Truncates the log (log_truncate_to, or with `fully` log_truncate_fully_and_start_at) and
+ * rebuilds the producer state from the snapshots and batches that remain. 0 or a log error.
+ */
+int producer_partition_truncate(struct partition *p, int64_t offset, bool fully,
+                                int64_t expiration_ms);
+
 /* After a log_append of a batch without producer id: snapshots when the segment rolled. */
 void producer_note_append(struct partition *p, const struct log_append_info *info);
 

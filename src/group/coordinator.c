@@ -370,7 +370,9 @@ int shard_append(struct shard *s, const struct offsets_kv *kvs, size_t n,
             pthread_mutex_lock(&gc->appends_mu);
             gc->appends_outstanding++;
             pthread_mutex_unlock(&gc->appends_mu);
-            rc = log_flush_request(log, info.last_offset + 1, append_flushed, w);
+            rc = gc->env.wait_committed
+                     ? gc->env.wait_committed(ref, info.last_offset + 1, append_flushed, w)
+                     : log_flush_request(log, info.last_offset + 1, append_flushed, w);
             if (rc != 0) {
                 pthread_mutex_lock(&gc->appends_mu);
                 gc->appends_outstanding--;

@@ -53,6 +53,10 @@ struct group_env {
     /* Appends validated batch bytes (in place) to the referenced partition as its leader:
      * leader epoch, high watermark, waking fetches. 0 or a negative error. */
     int (*log_append)(void *ref, uint8_t *batch, size_t len, struct log_append_info *info);
+    /* Calls cb(arg, err) once the referenced partition's records below `end` are committed
+     * (replicated to the ISR) and durable, on any thread; 0 when registered (cb will come) or
+     * a negative error (cb will not). Optional: without it, the log's flush alone counts. */
+    int (*wait_committed)(void *ref, int64_t end, void (*cb)(void *arg, int err), void *arg);
     /* True while this broker leads partition s of __consumer_offsets (optional). */
     bool (*is_leader)(void *ctx, int32_t shard);
     /* True if the cluster has partition `partition` of topic `topic` (OffsetCommit refuses
