@@ -27,6 +27,9 @@ void broker_async_free(struct broker_async *a)
         free(a->topics[i].name);
     }
     free(a->topics);
+    for (size_t i = 0; i < a->n_partitions; i++)
+        free(a->partitions[i].isr);
+    free(a->partitions);
     free(a->error_message);
     free(a);
 }
@@ -36,6 +39,36 @@ static void broker_async_resume(void *arg)
     struct broker_async *a = arg;
     a->resume(a);
     broker_async_free(a);
+}
+
+/* The per-partition results of alter_partition; false on allocation failure. */
+static bool copy_partitions(struct broker_async *a, const struct controller_result *res)
+{
+    if (res->n_partitions == 0)
+        return true;
+    a->partitions = calloc(res->n_partitions, sizeof(*a->partitions));
+    if (a->partitions == NULL)
+        return false;
+    a->n_partitions = res->n_partitions;
+    for (size_t i = 0; i < res->n_partitions; i++) {
+        const struct controller_partition_result *p = &res->partitions[i];
+        struct broker_async_partition *d = &a->partitions[i];
+        memcpy(d->topic_id, p->topic_id, sizeof(d->topic_id));
+        d->partition = p->partition;
+        d->error_code = p->error_code;
+        d->leader_id = p->leader_id;
+        d->leader_epoch = p->leader_epoch;
+        d->partition_epoch = p->partition_epoch;
+        d->leader_recovery_state = p->leader_recovery_state;
+        if (p->n_isr == 0)
+            continue;
+        d->isr = malloc(p->n_isr * sizeof(*d->isr));
+        if (d->isr == NULL)
+            return false;
+        memcpy(d->isr, p->isr, p->n_isr * sizeof(*d->isr));
+        d->n_isr = p->n_isr;
+    }
+    return true;
 }
 
 /* Copies what the handler needs out of res, which is only valid during this call. */
@@ -49,6 +82,8 @@ static void broker_async_copy(struct broker_async *a, const struct controller_re
     a->is_caught_up = res->is_caught_up;
     a->is_fenced = res->is_fenced;
     a->should_shut_down = res->should_shut_down;
+    if (!copy_partitions(a, res))
+        a->error_code = -1; /* UNKNOWN_SERVER_ERROR */
     if (res->n_topics == 0)
         return;
     a->topics = calloc(res->n_topics, sizeof(*a->topics));

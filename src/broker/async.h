@@ -17,6 +17,17 @@ struct broker_async_topic {
     int32_t num_partitions;
 };
 
+/* AlterPartition: one partition's outcome (controller_partition_result, copied). */
+struct broker_async_partition {
+    uint8_t topic_id[16];
+    int32_t partition;
+    int16_t error_code;
+    int32_t leader_id, leader_epoch, partition_epoch;
+    int8_t leader_recovery_state;
+    uint32_t n_isr;
+    int32_t *isr; /* NULL when n_isr == 0 */
+};
+
 struct broker_async {
     struct broker_req *r;
     void (*resume)(struct broker_async *a);
@@ -29,6 +40,8 @@ struct broker_async {
     int32_t producer_id_len;
     int64_t broker_epoch; /* register / heartbeat */
     bool is_caught_up, is_fenced, should_shut_down;
+    size_t n_partitions; /* alter_partition, in request order */
+    struct broker_async_partition *partitions;
 };
 
 /*

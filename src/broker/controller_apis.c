@@ -1,6 +1,7 @@
 /*
- * The APIs a broker sends the active controller (Kafka's BrokerRegistration and
- * BrokerHeartbeat), served on the broker listener of the node that is the active controller.
+ * The APIs a broker sends the active controller (Kafka's BrokerRegistration, BrokerHeartbeat,
+ * AllocateProducerIds and AlterPartition), served on the broker listener of the node that is
+ * the active controller.
  * They are not advertised in ApiVersions (clients never send them). A node that is not the
  * active controller answers NOT_CONTROLLER, and the sender retries against the new one.
  */
@@ -11,6 +12,7 @@
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "proto/gen/allocate_producer_ids.h"
+#include "proto/gen/alter_partition.h"
 #include "proto/gen/broker_heartbeat.h"
 #include "proto/gen/broker_registration.h"
 #include "proto/gen/errors.h"
@@ -131,5 +133,155 @@ void handle_allocate_producer_ids(struct broker_req *r)
         controller_allocate_producer_ids(b->ctl, req.broker_id, broker_async_done, a) != 0) {
         broker_async_free(a);
         producer_ids_reply(r, KAFKA_ERR_NOT_CONTROLLER, -1, 0);
+    }
+}
+
+/* AlterPartition: a top-level error answers with no topics (Kafka's errorResponse). */
+static void alter_partition_reply_error(struct broker_req *r, int16_t code)
+{
+    struct kmsg_alter_partition_response resp;
+    kmsg_alter_partition_response_init(&resp);
+    resp.error_code = code;
+    resp.topics.n = 0;
+    broker_reply(r, (kproto_encode_fn)kmsg_alter_partition_response_encode, &resp);
+}
+
+/* The response mirrors the request's topics; the results come flat, in request order. */
+static void alter_partition_resume(struct broker_async *a)
+{
+    struct broker_req *r = a->r;
+    const struct kmsg_alter_partition_request *req = a->arg;
+    size_t total = 0;
+    for (int32_t i = 0; i < req->topics.n; i++)
+        total += req->topics.v[i].partitions.n > 0 ? (size_t)req->topics.v[i].partitions.n : 0;
+    if (a->error_code != 0 || a->n_partitions != total) {
+        alter_partition_reply_error(r,
+                                    a->error_code ? a->error_code : KAFKA_ERR_UNKNOWN_SERVER_ERROR);
+        return;
+    }
+    struct kmsg_alter_partition_response resp;
+    kmsg_alter_partition_response_init(&resp);
+    int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
+    resp.topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*resp.topics.v));
+    struct kmsg_alter_partition_response_partition_data *parts =
+        arena_calloc(r->arena, total + 1, sizeof(*parts));
+    if (resp.topics.v == NULL || parts == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    resp.topics.n = nt;
+    size_t k = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        const struct kmsg_alter_partition_request_topic_data *rt = &req->topics.v[i];
+        struct kmsg_alter_partition_response_topic_data *t = &resp.topics.v[i];
+        kmsg_alter_partition_response_topic_data_init(t);
+        t->topic_name = rt->topic_name;
+        t->topic_id = rt->topic_id;
+        t->partitions.v = &parts[k];
+        t->partitions.n = 0;
+        for (int32_t j = 0; j < rt->partitions.n; j++, k++) {
+            const struct broker_async_partition *res = &a->partitions[k];
+            struct kmsg_alter_partition_response_partition_data *p = &parts[k];
+            kmsg_alter_partition_response_partition_data_init(p);
+            p->partition_index = rt->partitions.v[j].partition_index;
+            p->error_code = res->error_code;
+            if (res->error_code == 0) {
+                p->leader_id = res->leader_id;
+                p->leader_epoch = res->leader_epoch;
+                p->partition_epoch = res->partition_epoch;
+                p->leader_recovery_state = res->leader_recovery_state;
+                p->isr = (struct karray_int32){(int32_t)res->n_isr, NULL};
+                p->isr.v = arena_calloc(r->arena, res->n_isr + 1, sizeof(int32_t));
+                if (p->isr.v == NULL) {
+                    broker_close(r, "out of memory");
+                    return;
+                }
+                if (res->n_isr)
+                    memcpy(p->isr.v, res->isr, res->n_isr * sizeof(int32_t));
+            }
+            t->partitions.n++;
+        }
+    }
+    broker_reply(r, (kproto_encode_fn)kmsg_alter_partition_response_encode, &resp);
+}
+
+/*
+ * One controller_isr_change per request partition: v0-1 name the topic, v2+ give its id; v3
+ * sends each new ISR member with its broker epoch (KIP-903), earlier versions only ids.
+ */
+static struct controller_isr_change *
+alter_partition_changes(struct broker_req *r, const struct kmsg_alter_partition_request *req,
+                        size_t *n_out)
+{
+    int16_t version = r->hdr.api_version;
+    size_t total = 0;
+    for (int32_t i = 0; i < req->topics.n; i++)
+        total += req->topics.v[i].partitions.n > 0 ? (size_t)req->topics.v[i].partitions.n : 0;
+    struct controller_isr_change *c = arena_calloc(r->arena, total + 1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    size_t k = 0;
+    for (int32_t i = 0; i < req->topics.n; i++) {
+        const struct kmsg_alter_partition_request_topic_data *t = &req->topics.v[i];
+        const char *name = version < 2 ? broker_name(r, t->topic_name) : NULL;
+        if (version < 2 && name == NULL)
+            return NULL;
+        for (int32_t j = 0; j < t->partitions.n; j++, k++) {
+            const struct kmsg_alter_partition_request_partition_data *p = &t->partitions.v[j];
+            c[k].topic = name;
+            memcpy(c[k].topic_id, t->topic_id.b, sizeof(c[k].topic_id));
+            c[k].partition = p->partition_index;
+            c[k].leader_epoch = p->leader_epoch;
+            c[k].partition_epoch = p->partition_epoch;
+            c[k].leader_recovery_state = version >= 1 ? p->leader_recovery_state : 0;
+            if (version < 3) {
+                c[k].n_new_isr = p->new_isr.n > 0 ? (uint32_t)p->new_isr.n : 0;
+                c[k].new_isr = p->new_isr.v;
+                continue;
+            }
+            uint32_t n = p->new_isr_with_epochs.n > 0 ? (uint32_t)p->new_isr_with_epochs.n : 0;
+            int32_t *ids = arena_calloc(r->arena, n + 1, sizeof(*ids));
+            int64_t *epochs = arena_calloc(r->arena, n + 1, sizeof(*epochs));
+            if (ids == NULL || epochs == NULL)
+                return NULL;
+            for (uint32_t m = 0; m < n; m++) {
+                ids[m] = p->new_isr_with_epochs.v[m].broker_id;
+                epochs[m] = p->new_isr_with_epochs.v[m].broker_epoch;
+            }
+            c[k].n_new_isr = n;
+            c[k].new_isr = ids;
+            c[k].new_isr_epochs = epochs;
+        }
+    }
+    *n_out = total;
+    return c;
+}
+
+void handle_alter_partition(struct broker_req *r)
+{
+    struct kmsg_alter_partition_request *req = arena_calloc(r->arena, 1, sizeof(*req));
+    if (req == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    if (broker_decode(r, (kproto_decode_fn)kmsg_alter_partition_request_decode, req) != 0)
+        return;
+    struct broker *b = r->b;
+    if (!controller_is_active(b->ctl)) {
+        alter_partition_reply_error(r, KAFKA_ERR_NOT_CONTROLLER);
+        return;
+    }
+    size_t n = 0;
+    struct controller_isr_change *changes = alter_partition_changes(r, req, &n);
+    if (changes == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    struct controller_alter_partition ap = {req->broker_id, req->broker_epoch, r->hdr.api_version,
+                                            n, changes};
+    struct broker_async *a = broker_async_new(r, alter_partition_resume, req);
+    if (a == NULL || controller_alter_partition(b->ctl, &ap, broker_async_done, a) != 0) {
+        broker_async_free(a);
+        alter_partition_reply_error(r, KAFKA_ERR_NOT_CONTROLLER);
     }
 }

@@ -57,6 +57,7 @@ static const struct broker_api broker_internal_api_table[] = {
     {KPROTO_API_BROKER_REGISTRATION, 0, 4, handle_broker_registration},
     {KPROTO_API_BROKER_HEARTBEAT, 0, 1, handle_broker_heartbeat},
     {KPROTO_API_ALLOCATE_PRODUCER_IDS, 0, 0, handle_allocate_producer_ids},
+    {KPROTO_API_ALTER_PARTITION, 0, 3, handle_alter_partition},
 };
 
 const struct broker_api *broker_apis(int *n)

@@ -45,6 +45,7 @@ void handle_list_partition_reassignments(struct broker_req *r);
 void handle_broker_registration(struct broker_req *r);
 void handle_broker_heartbeat(struct broker_req *r);
 void handle_allocate_producer_ids(struct broker_req *r);
+void handle_alter_partition(struct broker_req *r);
 void handle_init_producer_id(struct broker_req *r);
 void handle_offset_for_leader_epoch(struct broker_req *r);
 void handle_describe_producers(struct broker_req *r);

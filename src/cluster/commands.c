@@ -278,6 +278,37 @@ err:
     return NULL;
 }
 
+struct command *command_new_alter_partition(const struct controller_alter_partition *req)
+{
+    struct command *cmd = command_alloc(COMMAND_ALTER_PARTITION, 0);
+    if (cmd == NULL)
+        return NULL;
+    size_t n = req->n_partitions;
+    cmd->alter_partition = *req;
+    struct controller_isr_change *c = copy_array(cmd, req->partitions, n, sizeof(*c));
+    cmd->partition_results = arena_calloc(&cmd->arena, n ? n : 1, sizeof(*cmd->partition_results));
+    if (c == NULL || cmd->partition_results == NULL)
+        goto err;
+    for (size_t i = 0; i < n; i++) {
+        const struct controller_isr_change *src = &req->partitions[i];
+        c[i].topic = command_strdup(cmd, src->topic);
+        c[i].new_isr = copy_array(cmd, src->new_isr, src->n_new_isr, sizeof(int32_t));
+        c[i].new_isr_epochs = src->new_isr_epochs ? copy_array(cmd, src->new_isr_epochs,
+                                                               src->n_new_isr, sizeof(int64_t))
+                                                  : NULL;
+        if ((src->topic && c[i].topic == NULL) || c[i].new_isr == NULL ||
+            (src->new_isr_epochs && c[i].new_isr_epochs == NULL))
+            goto err;
+    }
+    cmd->alter_partition.partitions = c;
+    cmd->result.partitions = cmd->partition_results;
+    cmd->result.n_partitions = n;
+    return cmd;
+err:
+    command_free(cmd);
+    return NULL;
+}
+
 struct command *command_new_elect_leaders(int8_t type, const struct controller_partition_ref *p,
                                           size_t n, bool all)
 {
@@ -334,6 +365,10 @@ void command_fail(struct command *cmd, int16_t code, const char *message)
     for (size_t i = 0; i < cmd->n; i++) {
         cmd->results[i].error_code = code;
         cmd->results[i].error_message = cmd->result.error_message;
+    }
+    for (size_t i = 0; i < cmd->result.n_partitions; i++) {
+        cmd->partition_results[i].error_code = code;
+        cmd->partition_results[i].error_message = cmd->result.error_message;
     }
 }
 
@@ -418,6 +453,8 @@ int command_validate(struct command *cmd, struct metadata_image *scratch,
         return command_validate_reassign(cmd, scratch, defaults, out);
     case COMMAND_ALLOCATE_PRODUCER_IDS:
         return validate_allocate_producer_ids(cmd, scratch, out);
+    case COMMAND_ALTER_PARTITION:
+        return command_validate_alter_partition(cmd, scratch, out);
     }
     return 0;
 }

@@ -28,6 +28,7 @@ enum command_type {
     COMMAND_ELECT_PREFERRED, /* internal rebalance */
     COMMAND_ELECT_LEADERS,   /* ElectLeaders */
     COMMAND_REASSIGN,        /* AlterPartitionReassignments */
+    COMMAND_ALTER_PARTITION, /* AlterPartition (a leader's ISR change) */
 };
 
 struct liveness;
@@ -78,8 +79,10 @@ struct command {
         int32_t fence_broker_id;
         struct command_elect elect;
         struct controller_reassignment *reassign;
+        struct controller_alter_partition alter_partition;
     };
     struct controller_topic_result *results;
+    struct controller_partition_result *partition_results; /* AlterPartition, one per item */
     struct controller_result result;
     controller_done_fn done;
     void *done_arg;
@@ -102,6 +105,7 @@ struct command *command_new_reassign(const struct controller_reassignment *items
 struct command *command_new_elect_leaders(int8_t type, const struct controller_partition_ref *p,
                                           size_t n, bool all);
 struct command *command_new_allocate_producer_ids(int32_t broker_id);
+struct command *command_new_alter_partition(const struct controller_alter_partition *req);
 void command_free(struct command *cmd);
 
 /*
@@ -149,6 +153,18 @@ int command_validate_elect_leaders(struct command *cmd, struct metadata_image *s
                                    struct metadata_buf *out);
 int command_validate_reassign(struct command *cmd, struct metadata_image *scratch,
                               const struct command_defaults *d, struct metadata_buf *out);
+/* AlterPartition (isr_commands.c). Returns as command_validate. */
+int command_validate_alter_partition(struct command *cmd, struct metadata_image *scratch,
+                                     struct metadata_buf *out);
+
+/*
+ * Completes the ongoing reassignment of a partition once every target replica is in its ISR
+ * (KIP-455): replicas become the target, the ISR is kept within it and a leader outside it
+ * hands over (reassign_commands.c). Returns the number of records emitted (0 when no
+ * reassignment is in progress or a target replica is still out of sync), or -ENOMEM.
+ */
+int reassign_complete_if_in_sync(struct metadata_image *scratch, struct metadata_buf *out,
+                                 const uint8_t *topic_id, int32_t partition);
 
 /* Leader election (elections.c): each returns the number of records emitted, or -ENOMEM. */
 int elect_away_from(struct metadata_image *scratch, struct metadata_buf *out, int32_t broker,

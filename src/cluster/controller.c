@@ -1000,6 +1000,12 @@ int controller_alter_reassignments(struct controller *ctl,
     return submit(ctl, command_new_reassign(items, n), done, arg);
 }
 
+int controller_alter_partition(struct controller *ctl, const struct controller_alter_partition *req,
+                               controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_alter_partition(req), done, arg);
+}
+
 size_t controller_quorum_state(struct controller *ctl, struct controller_voter_state *out,
                                size_t max, int32_t *leader_id, int32_t *leader_epoch,
                                int64_t *high_watermark)

@@ -74,6 +74,24 @@ struct controller_topic_result {
     int16_t replication_factor;
 };
 
+/*
+ * AlterPartition: the outcome for one partition, in request order. With error_code 0 the
+ * partition's state once the change is applied (or the current state when nothing changed), so
+ * the leader can go on without waiting for the metadata; otherwise only the identity is set.
+ */
+struct controller_partition_result {
+    uint8_t topic_id[METADATA_UUID_LEN]; /* zero when the topic is unknown */
+    int32_t partition;
+    int16_t error_code;
+    const char *error_message; /* NULL when error_code == 0 */
+    int32_t leader_id;
+    int32_t leader_epoch;
+    int32_t partition_epoch;
+    int8_t leader_recovery_state; /* 0 RECOVERED (Gregor records no RECOVERING state) */
+    uint32_t n_isr;
+    const int32_t *isr;
+};
+
 struct controller_result {
     int16_t error_code; /* request-level error (NOT_CONTROLLER, ...); 0 otherwise */
     const char *error_message;
@@ -87,6 +105,8 @@ struct controller_result {
     bool is_caught_up;
     bool is_fenced;
     bool should_shut_down;
+    size_t n_partitions; /* alter_partition: per-partition outcomes, in request order */
+    const struct controller_partition_result *partitions;
 };
 
 struct controller_broker_registration {
@@ -229,6 +249,48 @@ struct controller_reassignment {
 int controller_alter_reassignments(struct controller *ctl,
                                    const struct controller_reassignment *items, size_t n,
                                    controller_done_fn done, void *arg);
+
+/* One partition of an AlterPartition request: the ISR its leader asks for. */
+struct controller_isr_change {
+    const char *topic; /* AlterPartition v0-1 name the topic; NULL from v2 (topic_id does) */
+    uint8_t topic_id[METADATA_UUID_LEN];
+    int32_t partition;
+    int32_t leader_epoch;    /* the leader's view, must be current */
+    int32_t partition_epoch; /* the leader's view, must be current */
+    uint32_t n_new_isr;
+    const int32_t *new_isr;
+    /* v3 (KIP-903): each new ISR member's broker epoch, -1 to skip the check; NULL before */
+    const int64_t *new_isr_epochs;
+    int8_t leader_recovery_state; /* 0 RECOVERED, 1 RECOVERING */
+};
+
+struct controller_alter_partition {
+    int32_t broker_id; /* the partition leader sending the request */
+    int64_t broker_epoch;
+    int16_t version; /* AlterPartition request version: picks Kafka's error codes */
+    size_t n_partitions;
+    const struct controller_isr_change *partitions;
+};
+
+/*
+ * AlterPartition (Kafka's ReplicationControlManager.alterPartition): a partition leader
+ * shrinks or expands its ISR. A broker epoch that is not the requester's current one fails the
+ * whole request with STALE_BROKER_EPOCH; otherwise every partition is checked on its own, in
+ * Kafka's order and with Kafka's codes: unknown topic (UNKNOWN_TOPIC_ID from v2, else
+ * UNKNOWN_TOPIC_OR_PARTITION), unknown partition (UNKNOWN_TOPIC_OR_PARTITION), a leader or
+ * partition epoch newer than the controller's (NOT_CONTROLLER), an older leader epoch
+ * (FENCED_LEADER_EPOCH), a requester that is not the leader (INVALID_REQUEST), an older
+ * partition epoch (INVALID_UPDATE_VERSION), an ISR with duplicates, non-replicas or without
+ * the leader, or an impossible leader recovery state (INVALID_REQUEST), an ISR member that is
+ * not registered, fenced, shutting down or (v3) of another broker epoch (INELIGIBLE_REPLICA
+ * from v2, OPERATION_NOT_ATTEMPTED before). A valid new ISR is written as a PartitionChange
+ * (partition epoch + 1); an unchanged one writes nothing. An ISR that now holds every target
+ * replica of an ongoing reassignment completes it; if that moves the leadership away from the
+ * requester the partition answers NEW_LEADER_ELECTED (v2+) or FENCED_LEADER_EPOCH.
+ * Results in controller_result.partitions.
+ */
+int controller_alter_partition(struct controller *ctl, const struct controller_alter_partition *req,
+                               controller_done_fn done, void *arg);
 
 /* Preferred leader election (ElectLeaders type 0) for one partition or, topic NULL, all. */
 int controller_elect_preferred(struct controller *ctl, const char *topic, int32_t partition,

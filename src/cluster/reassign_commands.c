@@ -7,8 +7,9 @@
  *  - it completes when every target replica is in the ISR: replicas = T, ISR = ISR within T,
  *    a leader outside T hands over to the first usable in-sync target replica;
  *  - a cancel restores R (ISR within R, a leader being added hands back).
- * Until replication exists no added replica joins the ISR, so only reassignments that remove or
- * reorder in-sync replicas complete; the others stay recorded (ListPartitionReassignments).
+ * A reassignment whose target is not in sync when it is submitted stays recorded
+ * (ListPartitionReassignments) until an AlterPartition from the leader brings the last target
+ * replica into the ISR (reassign_complete_if_in_sync, called by isr_commands.c).
  */
 #include <errno.h>
 #include <string.h>
@@ -146,6 +147,28 @@ static int reassign_one(struct command *cmd, struct controller_topic_result *r,
                              nr) < 0
                ? -ENOMEM
                : 1;
+}
+
+int reassign_complete_if_in_sync(struct metadata_image *scratch, struct metadata_buf *out,
+                                 const uint8_t *topic_id, int32_t partition)
+{
+    const struct metadata_topic *t = metadata_image_topic_by_id(scratch, topic_id);
+    if (t == NULL || partition < 0 || (uint32_t)partition >= t->n_partitions)
+        return 0;
+    const struct metadata_partition *p = &t->partitions[partition];
+    if ((p->n_adding == 0 && p->n_removing == 0) || p->n_replicas > MAX_REPLICAS)
+        return 0;
+    int32_t target[MAX_REPLICAS];
+    uint32_t nt = minus(p->replicas, p->n_replicas, p->removing, p->n_removing, target);
+    for (uint32_t i = 0; i < nt; i++)
+        if (!has(p->isr, p->n_isr, target[i]))
+            return 0;
+    uint8_t id[METADATA_UUID_LEN];
+    memcpy(id, topic_id, METADATA_UUID_LEN);
+    if (emit_shrink(scratch, out, id, p, target, nt) < 0 ||
+        emit_reassignment(scratch, out, id, partition, target, nt, NULL, 0, NULL, 0) < 0)
+        return -ENOMEM;
+    return 2;
 }
 
 int command_validate_reassign(struct command *cmd, struct metadata_image *scratch,

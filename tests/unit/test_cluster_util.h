@@ -28,6 +28,19 @@ struct cw_topic {
     int32_t num_partitions;
 };
 
+#define CW_MAX_ISR 16
+
+/* An AlterPartition outcome (controller_partition_result, copied). */
+struct cw_partition {
+    uint8_t topic_id[16];
+    int32_t partition;
+    int16_t error_code;
+    int32_t leader_id, leader_epoch, partition_epoch;
+    int8_t leader_recovery_state;
+    uint32_t n_isr;
+    int32_t isr[CW_MAX_ISR];
+};
+
 struct cw_result {
     pthread_mutex_t m;
     pthread_cond_t c;
@@ -41,6 +54,8 @@ struct cw_result {
     uint64_t version;
     int64_t broker_epoch;
     bool is_fenced, should_shut_down;
+    size_t n_partitions;
+    struct cw_partition partitions[CW_MAX_TOPICS];
 };
 
 static inline void cw_begin(struct cw_result *r)
@@ -73,6 +88,21 @@ static inline void cw_done(void *arg, const struct controller_result *res)
     r->broker_epoch = res->broker_epoch;
     r->is_fenced = res->is_fenced;
     r->should_shut_down = res->should_shut_down;
+    r->n_partitions = res->n_partitions < CW_MAX_TOPICS ? res->n_partitions : CW_MAX_TOPICS;
+    for (size_t i = 0; i < r->n_partitions; i++) {
+        const struct controller_partition_result *p = &res->partitions[i];
+        struct cw_partition *d = &r->partitions[i];
+        memcpy(d->topic_id, p->topic_id, 16);
+        d->partition = p->partition;
+        d->error_code = p->error_code;
+        d->leader_id = p->leader_id;
+        d->leader_epoch = p->leader_epoch;
+        d->partition_epoch = p->partition_epoch;
+        d->leader_recovery_state = p->leader_recovery_state;
+        d->n_isr = p->n_isr < CW_MAX_ISR ? p->n_isr : CW_MAX_ISR;
+        if (d->n_isr)
+            memcpy(d->isr, p->isr, d->n_isr * sizeof(int32_t));
+    }
     r->done = true;
     pthread_cond_signal(&r->c);
     pthread_mutex_unlock(&r->m);
