@@ -283,8 +283,9 @@ static int compact_swap(struct log *log, struct segment *seg, const char *cleane
         return rc;
     pthread_rwlock_wrlock(&log->segments_lock);
     size_t i = log_segment_index_locked(log, seg->base_offset);
-    if (i + 1 >= log->nsegs || log->segs[i] != seg || seg->deleted) {
-        /* Deleted by retention/DeleteRecords meanwhile, or became active: drop the result. */
+    if (i + 1 >= log->nsegs || log->segs[i] != seg || seg->deleted || seg->replaced) {
+        /* Deleted by retention/DeleteRecords or truncation meanwhile, or became active: drop
+         * the result. */
         pthread_rwlock_unlock(&log->segments_lock);
         segment_unref(ns);
         unlink(cleaned);
@@ -366,6 +367,9 @@ int log_compact(struct log *log, int64_t now_ms, bool force, struct log_compact_
     struct log_compact_stats local = {0};
     struct log_config cfg = log_get_config(log);
     struct segment **segs;
+    /* The pass reads segment bytes through their mappings: a reader in flight, so a follower's
+     * truncation waits for it rather than cut a file under it. */
+    uint32_t phase = log_reader_enter(log);
     size_t n = compact_snapshot(log, &segs);
     int rc = 0;
     size_t pinned = 0;
@@ -405,6 +409,7 @@ out:
     for (size_t i = 0; i < n; i++)
         segment_unref(segs[i]);
     free(segs);
+    log_reader_exit(log, phase);
     if (stats)
         *stats = local;
     return rc;

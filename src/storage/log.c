@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -217,12 +218,12 @@ static int scan_batches(const uint8_t *buf, size_t len, int64_t *span, int32_t *
 }
 
 /*
- * Kafka's LogSegment.shouldRoll: by size, by index space, by offset range, and by time: with
- * a first batch timestamp in the segment, the time waited is the incoming batch's timestamp
- * minus it (so replayed old data does not roll on every batch); otherwise the wall clock
- * since the segment was created.
+ * Kafka's LogSegment.shouldRoll: by size, by index space, by offset range (largest_offset must
+ * fit the segment's 32-bit relative offsets), and by time: with a first batch timestamp in the
+ * segment, the time waited is the incoming batch's timestamp minus it (so replayed old data
+ * does not roll on every batch); otherwise the wall clock since the segment was created.
  */
-static bool should_roll(struct log *log, struct segment *active, size_t len, int64_t span,
+static bool should_roll(struct log *log, struct segment *active, size_t len, int64_t largest_offset,
                         int64_t batch_ts, int64_t now_ms)
 {
     int64_t size = segment_size(active);
@@ -237,17 +238,19 @@ static bool should_roll(struct log *log, struct segment *active, size_t len, int
     if (active->offset_index.max_entries - index_file_entries(&active->offset_index) < 2 ||
         active->time_index.max_entries - index_file_entries(&active->time_index) < 2)
         return true;
-    return active->next_offset + span - 1 - active->base_offset > INT32_MAX;
+    return largest_offset - active->base_offset > INT32_MAX;
 }
 
-/* Creates the next segment at the log end and makes it active (append_lock held). */
-static int log_roll_locked(struct log *log, int64_t now_ms)
+/* Creates the next segment, based at `base` (>= the log end), and makes it active (append_lock
+ * held). */
+static int log_roll_locked(struct log *log, int64_t base, int64_t now_ms)
 {
     assert(lock_mutex_held(&log->append_lock));
     struct segment *old = log->segs[log->nsegs - 1];
+    assert(base >= old->next_offset && base > old->base_offset);
     struct segment *seg;
     int rc =
-        segment_create(log->dir, old->next_offset, (size_t)log->config.segment_index_bytes,
+        segment_create(log->dir, base, (size_t)log->config.segment_index_bytes,
                        log->config.index_interval_bytes, log->config.segment_bytes, now_ms, &seg);
     if (rc < 0)
         return rc;
@@ -291,49 +294,82 @@ static void assign_offsets(uint8_t *buf, size_t len, int64_t next, int32_t epoch
     }
 }
 
-static int append_locked(struct log *log, uint8_t *buf, size_t len, int32_t leader_epoch,
-                         int64_t now_ms, bool lat, struct log_append_info *out)
-{
-    int64_t span, max_ts, max_ts_off;
+/* What one segment write holds: offsets [first, last], the largest timestamp and its offset. */
+struct append_span {
+    int64_t first, last;
+    int64_t max_ts, max_ts_off;
     int32_t records;
+};
+
+/* The write shared by log_append and log_append_replica: buf[0..len) (whole batches holding
+ * the offsets of `s`) into the active segment with one pwrite, then publishes the new end and
+ * fills *out. On error nothing is visible (a write that cannot be undone puts the log
+ * offline). append_lock held. */
+static int write_active_locked(struct log *log, const uint8_t *buf, size_t len,
+                               const struct append_span *s, struct log_append_info *out)
+{
     bool fatal;
     assert(lock_mutex_held(&log->append_lock));
-    if (atomic_load(&log->offline))
-        return LOG_ERR_OFFLINE;
-    int64_t batch_ts;
-    int rc = scan_batches(buf, len, &span, &records, &batch_ts);
-    if (rc < 0)
-        return rc;
-    if (lat)
-        batch_ts = now_ms;
     struct segment *active = log->segs[log->nsegs - 1];
-    if (should_roll(log, active, len, span, batch_ts, now_ms)) {
-        if ((rc = log_roll_locked(log, now_ms)) < 0)
-            return rc;
-        active = log->segs[log->nsegs - 1];
-    }
-    int64_t first = active->next_offset;
-    if (leader_epoch >= 0 && (rc = log_epoch_assign_locked(log, leader_epoch, first)) < 0)
-        return rc;
-    assign_offsets(buf, len, first, leader_epoch, now_ms, lat, &max_ts, &max_ts_off);
+    assert(s->first >= active->next_offset && s->last - active->base_offset <= INT32_MAX);
     int64_t position = segment_size(active);
-    rc = segment_append(active, buf, len, first + span - 1, max_ts, max_ts_off,
-                        log->config.index_interval_bytes, &fatal);
+    int rc = segment_append(active, buf, len, s->last, s->max_ts, s->max_ts_off,
+                            log->config.index_interval_bytes, &fatal);
     if (rc < 0) {
         if (fatal)
             log_mark_offline(log, "append", rc);
         return fatal ? LOG_ERR_OFFLINE : rc;
     }
-    atomic_store_explicit(&log->end_offset, first + span, memory_order_release);
-    assert(log_high_watermark(log) <= first + span);
-    out->first_offset = first;
-    out->last_offset = first + span - 1;
-    out->log_append_time = lat ? now_ms : -1;
+    atomic_store_explicit(&log->end_offset, s->last + 1, memory_order_release);
+    assert(log_high_watermark(log) <= s->last + 1);
+    out->first_offset = s->first;
+    out->last_offset = s->last;
+    out->log_append_time = -1;
     out->log_start_offset = atomic_load(&log->start_offset);
     out->segment_base = active->base_offset;
     out->position = position;
-    out->record_count = records;
+    out->record_count = s->records;
     return 0;
+}
+
+static int append_locked(struct log *log, uint8_t *buf, size_t len, int32_t leader_epoch,
+                         int64_t now_ms, bool lat, struct log_append_info *out)
+{
+    int64_t span;
+    struct append_span s;
+    assert(lock_mutex_held(&log->append_lock));
+    if (atomic_load(&log->offline))
+        return LOG_ERR_OFFLINE;
+    int64_t batch_ts;
+    int rc = scan_batches(buf, len, &span, &s.records, &batch_ts);
+    if (rc < 0)
+        return rc;
+    if (lat)
+        batch_ts = now_ms;
+    struct segment *active = log->segs[log->nsegs - 1];
+    if (should_roll(log, active, len, active->next_offset + span - 1, batch_ts, now_ms)) {
+        if ((rc = log_roll_locked(log, active->next_offset, now_ms)) < 0)
+            return rc;
+        active = log->segs[log->nsegs - 1];
+    }
+    s.first = active->next_offset;
+    s.last = s.first + span - 1;
+    if (leader_epoch >= 0 && (rc = log_epoch_assign_locked(log, leader_epoch, s.first)) < 0)
+        return rc;
+    assign_offsets(buf, len, s.first, leader_epoch, now_ms, lat, &s.max_ts, &s.max_ts_off);
+    rc = write_active_locked(log, buf, len, &s, out);
+    if (rc == 0 && lat)
+        out->log_append_time = now_ms;
+    return rc;
+}
+
+/* After an append of `records` records: counts them for flush.messages, pokes the flusher. */
+static void note_appended(struct log *log, int32_t records, int64_t flush_every)
+{
+    int64_t unflushed = atomic_fetch_add(&log->unflushed_messages, records) + records;
+    struct log_flusher *f = atomic_load(&log->flusher);
+    if (unflushed >= flush_every && f)
+        log_flusher_poke(f, log);
 }
 
 int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epoch, int64_t now_ms,
@@ -343,14 +379,172 @@ int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epo
     int rc = append_locked(log, batches, len, leader_epoch, now_ms, log_append_time, out);
     int64_t flush_every = log->config.flush_interval_messages;
     pthread_mutex_unlock(&log->append_lock);
-    if (rc == 0) {
-        int64_t unflushed =
-            atomic_fetch_add(&log->unflushed_messages, out->record_count) + out->record_count;
-        struct log_flusher *f = atomic_load(&log->flusher);
-        if (unflushed >= flush_every && f)
-            log_flusher_poke(f, log);
-    }
+    if (rc == 0)
+        note_appended(log, out->record_count, flush_every);
     return rc;
+}
+
+/*
+ * Validates a follower's buffer before anything is written: whole magic-2 batches with valid
+ * CRCs (RECORD_VALIDATE_STORED: the leader's log may be compacted), offsets strictly
+ * increasing across batches. Returns the first batch's base offset through *first.
+ */
+static int validate_replica_batches(const uint8_t *buf, size_t len, int64_t *first)
+{
+    size_t pos = 0;
+    int64_t prev_last = -1;
+    if (len == 0)
+        return LOG_ERR_CORRUPT;
+    while (pos < len) {
+        struct record_batch_header h;
+        if (record_batch_validate(buf + pos, len - pos, RECORD_VALIDATE_STORED, 0, &h) < 0)
+            return LOG_ERR_CORRUPT;
+        if (h.base_offset < 0 || h.base_offset <= prev_last ||
+            record_batch_last_offset(&h) < h.base_offset)
+            return LOG_ERR_CORRUPT;
+        if (pos == 0)
+            *first = h.base_offset;
+        prev_last = record_batch_last_offset(&h);
+        pos += record_batch_size(&h);
+    }
+    return 0;
+}
+
+/* The longest run of batches from buf[0] whose offsets fit one segment's 32-bit relative
+ * offsets from the run's first base offset; fills *s and returns its length in bytes. Also
+ * returns the largest batch max timestamp (for the time-based roll). Buffer validated. */
+static size_t replica_run(const uint8_t *buf, size_t len, struct append_span *s)
+{
+    size_t pos = 0;
+    s->records = 0;
+    s->max_ts = -1;
+    while (pos < len) {
+        struct record_batch_header h;
+        record_batch_header_parse(buf + pos, len - pos, &h);
+        if (pos == 0) {
+            s->first = h.base_offset;
+            s->max_ts_off = h.base_offset;
+        } else if (record_batch_last_offset(&h) - s->first > INT32_MAX) {
+            break;
+        }
+        s->last = record_batch_last_offset(&h);
+        s->records += h.record_count;
+        if (h.max_timestamp > s->max_ts) {
+            s->max_ts = h.max_timestamp;
+            s->max_ts_off = s->last;
+        }
+        pos += record_batch_size(&h);
+    }
+    return pos;
+}
+
+/* Kafka's follower epoch bookkeeping: each batch whose partitionLeaderEpoch is above the
+ * latest known epoch starts that epoch at its base offset. *assigned tells whether any was. */
+static int assign_replica_epochs(struct log *log, const uint8_t *buf, size_t len, bool *assigned)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        struct record_batch_header h;
+        record_batch_header_parse(buf + pos, len - pos, &h);
+        int32_t latest = log->nepochs ? log->epochs[log->nepochs - 1].epoch : -1;
+        if (h.partition_leader_epoch >= 0 && h.partition_leader_epoch > latest) {
+            int rc = log_epoch_assign_locked(log, h.partition_leader_epoch, h.base_offset);
+            if (rc < 0)
+                return rc;
+            *assigned = true;
+        }
+        pos += record_batch_size(&h);
+    }
+    return 0;
+}
+
+static int append_replica_locked(struct log *log, const uint8_t *buf, size_t len, int64_t now_ms,
+                                 struct log_append_info *out)
+{
+    int64_t first;
+    assert(lock_mutex_held(&log->append_lock));
+    if (atomic_load(&log->offline))
+        return LOG_ERR_OFFLINE;
+    int rc = validate_replica_batches(buf, len, &first);
+    if (rc < 0)
+        return rc;
+    if (first < log_end_offset(log))
+        return LOG_ERR_OFFSET_OUT_OF_RANGE;
+    bool first_run = true;
+    while (len > 0) {
+        struct append_span s;
+        size_t n = replica_run(buf, len, &s);
+        struct segment *active = log->segs[log->nsegs - 1];
+        /* An empty active segment is not rolled by should_roll, but offsets far past its base
+         * (a gap left by the leader's compaction) need a segment of their own (Kafka rolls
+         * on offset overflow whatever the size). */
+        bool overflow = s.last - active->base_offset > INT32_MAX;
+        if (should_roll(log, active, n, s.last, s.max_ts, now_ms) || overflow) {
+            if ((rc = log_roll_locked(log, s.first, now_ms)) < 0)
+                return rc;
+        }
+        bool assigned = false;
+        struct log_append_info info;
+        rc = assign_replica_epochs(log, buf, n, &assigned);
+        if (rc == 0)
+            rc = write_active_locked(log, buf, n, &s, &info);
+        if (rc < 0) {
+            /* Nothing of this run is in the log: neither are its epochs. */
+            if (assigned && !atomic_load(&log->offline))
+                log_epoch_truncate_from_locked(log, s.first);
+            return rc;
+        }
+        if (first_run)
+            *out = info;
+        out->last_offset = info.last_offset;
+        out->record_count = first_run ? info.record_count : out->record_count + info.record_count;
+        first_run = false;
+        buf += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int log_append_replica(struct log *log, const uint8_t *batches, size_t len,
+                       struct log_append_info *out)
+{
+    pthread_mutex_lock(&log->append_lock);
+    int rc = append_replica_locked(log, batches, len, clock_wall_ms(), out);
+    int64_t flush_every = log->config.flush_interval_messages;
+    pthread_mutex_unlock(&log->append_lock);
+    if (rc == 0)
+        note_appended(log, out->record_count, flush_every);
+    return rc;
+}
+
+uint32_t log_reader_enter(struct log *log)
+{
+    /* Re-checking the phase after counting closes the window where a reader counted itself
+     * in a phase a waiter has already drained (it then counts again in the current one). */
+    for (;;) {
+        uint32_t p = atomic_load(&log->read_phase);
+        atomic_fetch_add(&log->readers[p & 1], 1);
+        if (atomic_load(&log->read_phase) == p)
+            return p;
+        atomic_fetch_sub(&log->readers[p & 1], 1);
+    }
+}
+
+void log_reader_exit(struct log *log, uint32_t phase)
+{
+    int64_t left = atomic_fetch_sub(&log->readers[phase & 1], 1) - 1;
+    assert(left >= 0);
+    (void)left;
+}
+
+void log_wait_for_readers_locked(struct log *log)
+{
+    assert(lock_mutex_held(&log->append_lock));
+    uint32_t old = atomic_fetch_add(&log->read_phase, 1);
+    while (atomic_load(&log->readers[old & 1]) != 0) {
+        struct timespec ts = {0, 50000}; /* readers hold the count for microseconds */
+        nanosleep(&ts, NULL);
+    }
 }
 
 int64_t log_start_offset(const struct log *log)

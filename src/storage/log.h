@@ -5,7 +5,8 @@
  * CONCURRENCY CONTRACT
  *  - Appends: one appender at a time per log. log_append() takes the log's own append lock only
  *    to assign offsets, write the bytes (one pwrite) and update the indexes; it may be called
- *    from any thread, and concurrent callers serialise on that lock.
+ *    from any thread, and concurrent callers serialise on that lock. log_append_replica() and
+ *    the truncations serialise on the same lock.
  *  - Reads never take the append lock. They load the published end offset / high watermark
  *    (C11 atomics, release/acquire) and then read file bytes below them. The segment list is
  *    guarded by a separate reader-writer lock held only for the binary search and reference
@@ -106,6 +107,55 @@ struct log_append_info {
  */
 int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epoch, int64_t now_ms,
                bool log_append_time, struct log_append_info *out);
+
+/*
+ * Follower append (Kafka's UnifiedLog.appendAsFollower): batches[0..len) are one or more
+ * magic-2 batches exactly as the leader stored them, written unchanged (base offsets, leader
+ * epochs, timestamps, CRCs). Checks whole batches, magic, lengths and CRC-32C
+ * (LOG_ERR_CORRUPT), offsets strictly increasing across batches (LOG_ERR_CORRUPT; gaps left
+ * by a compacted leader are fine), and the first base offset >= the log end
+ * (LOG_ERR_OFFSET_OUT_OF_RANGE); nothing is written then. Rolls segments as log_append does
+ * (segment.bytes, segment.ms by the batches' timestamps, index space, and 32-bit relative
+ * offsets: a gap too wide for the active segment starts a new one at the batch's base).
+ * Each batch whose partitionLeaderEpoch is above the latest cached epoch starts that epoch at
+ * its base offset (leader-epoch-checkpoint). Afterwards the log end = last offset + 1; the
+ * high watermark is not touched (log_set_high_watermark). *out as for log_append, with
+ * log_append_time -1. The buffer stays owned by the caller. 0 or negative error; on error
+ * nothing is visible to readers, with one exception: when the offsets span more than 2^31
+ * (parts written into different segments), the parts before the failing one stay appended.
+ * Any thread (serialised by the append lock); meant for the partition's replica fetcher.
+ */
+int log_append_replica(struct log *log, const uint8_t *batches, size_t len,
+                       struct log_append_info *out);
+
+/*
+ * Follower truncation after divergence (Kafka's UnifiedLog.truncateTo): removes every batch
+ * whose last offset >= offset (a batch containing `offset` goes whole). The new log end is
+ * min(offset, base offset of the first removed batch); offset >= log end is a no-op. Segments
+ * wholly past the cut are deleted; the one holding the cut is cut at the batch boundary
+ * (indexes keep their entries below the new end) and becomes the active segment. When nothing
+ * is left below the first segment's base, the log restarts empty at the new end. The epoch
+ * cache drops entries starting at/after the new end; high watermark, recovery point and (if
+ * above) the log start come down to the new end (the start-offset hook is called when the
+ * start moved). Durable on return (directory, .log and epoch checkpoint fsynced).
+ * Concurrent reads stay safe: the new end is published first, and bytes are cut only once the
+ * reads that began before have returned; a read result still pinned over the removed bytes
+ * (sendfile) then comes up short, which the sender reports as an I/O error. Waits for a
+ * running compaction pass. Errors: -EINVAL for a negative offset; LOG_ERR_OFFLINE, also when
+ * an I/O error after the new end was published put the log offline; negative errno or
+ * LOG_ERR_CORRUPT before that (nothing changed). Any thread, but must not race with
+ * log_delete_records on the same log (the replica fetcher does both).
+ */
+int log_truncate_to(struct log *log, int64_t offset);
+
+/*
+ * Kafka's truncateFullyAndStartAt (a follower whose fetch offset fell below the leader's log
+ * start): deletes every segment and restarts the log empty with start = end = high watermark
+ * = recovery point = offset, which may lie above or below the old end. Clears the epoch cache;
+ * calls the start-offset hook when the start changed. Concurrency, durability and errors as
+ * log_truncate_to.
+ */
+int log_truncate_fully_and_start_at(struct log *log, int64_t offset);
 
 /* A byte range of a segment file that holds whole batches. */
 struct log_file_range {

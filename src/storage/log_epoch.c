@@ -20,6 +20,15 @@ static int epochs_write(struct log *log)
     return checkpoint_write_epochs(path, log->epochs, log->nepochs);
 }
 
+/* The invariant at the top of this file. */
+static void epochs_assert_sorted(const struct log *log)
+{
+    for (size_t i = 1; i < log->nepochs; i++) {
+        assert(log->epochs[i - 1].epoch < log->epochs[i].epoch);
+        assert(log->epochs[i - 1].start_offset < log->epochs[i].start_offset);
+    }
+}
+
 int log_epoch_load(struct log *log)
 {
     char path[PATH_MAX];
@@ -39,6 +48,13 @@ int log_epoch_load(struct log *log)
         return rc;
     log->epochs = e;
     log->nepochs = log->epochs_cap = n;
+    for (size_t i = 1; i < n; i++) /* breaks the cache's invariant: a damaged file */
+        if (e[i - 1].epoch >= e[i].epoch || e[i - 1].start_offset >= e[i].start_offset) {
+            log_warn("storage", "%s: epochs not increasing, ignored", path);
+            log->nepochs = 0;
+            break;
+        }
+    epochs_assert_sorted(log);
     return 0;
 }
 
@@ -55,23 +71,40 @@ int log_epoch_assign_locked(struct log *log, int32_t epoch, int64_t start_offset
         log->epochs = e;
         log->epochs_cap = cap;
     }
-    assert(log->nepochs == 0 || log->epochs[log->nepochs - 1].start_offset <= start_offset);
-    log->epochs[log->nepochs++] = (struct epoch_entry){epoch, start_offset};
+    /* An older epoch that starts at/after the new one holds no data (an append that failed
+     * after assigning it): the new epoch replaces it, as Kafka's assign does. */
+    size_t old_n = log->nepochs, n = old_n;
+    while (n > 0 && log->epochs[n - 1].start_offset >= start_offset)
+        n--;
+    struct epoch_entry overwritten = n < old_n ? log->epochs[n] : (struct epoch_entry){0};
+    log->epochs[n] = (struct epoch_entry){epoch, start_offset};
+    log->nepochs = n + 1;
+    epochs_assert_sorted(log);
     int rc = epochs_write(log);
-    if (rc < 0)
-        log->nepochs--; /* the append fails cleanly; the cache stays as on disk */
+    if (rc < 0) { /* the append fails cleanly; the cache stays as on disk */
+        log->epochs[n] = overwritten;
+        log->nepochs = old_n;
+    }
     return rc;
 }
 
-int log_epoch_truncate_locked(struct log *log, int64_t end_offset)
+int log_epoch_truncate_from_locked(struct log *log, int64_t offset)
 {
     assert(lock_mutex_held(&log->append_lock));
     size_t n = log->nepochs;
-    while (n > 0 && log->epochs[n - 1].start_offset > end_offset)
+    while (n > 0 && log->epochs[n - 1].start_offset >= offset)
         n--;
     if (n == log->nepochs)
         return 0;
     log->nepochs = n;
+    epochs_assert_sorted(log);
+    return epochs_write(log);
+}
+
+int log_epoch_clear_locked(struct log *log)
+{
+    assert(lock_mutex_held(&log->append_lock));
+    log->nepochs = 0;
     return epochs_write(log);
 }
 

@@ -1,14 +1,23 @@
 /*
  * The struct behind struct log, shared by the files that implement it (log.c, log_load.c,
- * log_read.c, retention.c, log_epoch.c, flusher.c). Not for other layers.
+ * log_read.c, log_truncate.c, retention.c, log_epoch.c, flusher.c, compactor.c). Not for other
+ * layers.
  *
  * Locks, and what each guards (never take them in another order than listed):
  *   append_lock    appender state: active segment's append fields, config, epochs
+ *   flush_lock     serialises log_flush and truncation (both move the recovery point)
  *   segments_lock  (rwlock) segs / nsegs / segs_cap
- *   flush_lock     serialises log_flush
  *   pending_lock   pending (segments renamed *.deleted awaiting unlink)
  * Published values (end_offset, high_watermark, start_offset, recovery_point, offline) are
  * atomics: written with release under append_lock (or flush_lock), read with acquire by anyone.
+ *
+ * Readers in flight: whatever looks at segment bytes or index entries without the append lock
+ * (log_read, the timestamp lookups, a compaction pass) runs between log_reader_enter() and
+ * log_reader_exit(). Truncation publishes the new end and segment sizes, then waits with
+ * log_wait_for_readers_locked() for the readers that may have loaded the old values before it
+ * cuts bytes: a reader never touches a mapped page past the end of a file (SIGBUS). A read
+ * result pinned after log_read returned (sendfile) is not waited for: a cut under it only
+ * makes the transfer short, which the network layer reports as an I/O error.
  */
 #ifndef GREGOR_STORAGE_LOG_INTERNAL_H
 #define GREGOR_STORAGE_LOG_INTERNAL_H
@@ -56,6 +65,11 @@ struct log {
 
     pthread_mutex_t flush_lock;
 
+    /* Readers in flight, counted per phase; truncation flips the phase and waits for the old
+     * phase's count to drain (see above). */
+    _Atomic uint32_t read_phase;
+    _Atomic int64_t readers[2];
+
     pthread_mutex_t pending_lock;
     struct pending_delete *pending;
     size_t npending, pending_cap;
@@ -86,13 +100,25 @@ void log_segments_assert_sorted_locked(const struct log *log);
 /* Inserts seg at the end (roll) under the write lock. */
 int log_segments_push(struct log *log, struct segment *seg);
 
+/* Grace period for truncation (see the top of this file). enter returns the phase to pass to
+ * exit. Any thread; a reader must not take append_lock or flush_lock between the two. */
+uint32_t log_reader_enter(struct log *log);
+void log_reader_exit(struct log *log, uint32_t phase);
+/* Returns once every reader that entered before the call has exited. append_lock held (one
+ * waiter at a time); must not hold segments_lock. */
+void log_wait_for_readers_locked(struct log *log);
+
 /* Loads segments from disk (log_load.c); called by log_open before the log is shared. */
 int log_load(struct log *log, const struct log_open_state *state);
 
-/* Epoch cache (log_epoch.c); append_lock held. */
+/* Epoch cache (log_epoch.c); append_lock held. assign ignores an epoch not above the latest;
+ * otherwise it drops entries starting at/after start_offset (Kafka's assign) and appends.
+ * truncate_from drops entries whose start offset >= offset (Kafka's truncateFromEnd); clear
+ * drops them all. Each persists leader-epoch-checkpoint when it changed something. */
 int log_epoch_assign_locked(struct log *log, int32_t epoch, int64_t start_offset);
 int log_epoch_load(struct log *log);
-int log_epoch_truncate_locked(struct log *log, int64_t end_offset);
+int log_epoch_truncate_from_locked(struct log *log, int64_t offset);
+int log_epoch_clear_locked(struct log *log);
 
 /* Moves the start offset forward (never back) and calls the hook. */
 void log_advance_start_offset(struct log *log, int64_t offset);

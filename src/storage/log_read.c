@@ -1,7 +1,8 @@
 /*
  * The read side of a log: fetch ranges, ListOffsets by timestamp and MAX_TIMESTAMP. None of
  * this takes the append lock: offsets are loaded atomically first, then only bytes below the
- * loaded end are looked at, and segments are held by reference while in use.
+ * loaded end are looked at, and segments are held by reference while in use. Each entry point
+ * runs as a reader in flight (log_internal.h), so a truncation never cuts bytes under it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -78,8 +79,8 @@ static int collect_batches(struct segment *seg, int64_t pos, struct record_batch
     return 0;
 }
 
-int log_read(struct log *log, int64_t offset, int32_t max_bytes, int64_t max_offset,
-             bool min_one_batch, struct log_read_result *out)
+static int read_range(struct log *log, int64_t offset, int32_t max_bytes, int64_t max_offset,
+                      bool min_one_batch, struct log_read_result *out)
 {
     memset(out, 0, sizeof(*out));
     out->range.fd = -1;
@@ -124,6 +125,15 @@ int log_read(struct log *log, int64_t offset, int32_t max_bytes, int64_t max_off
     out->range.length = 0;
     out->next_offset = offset;
     return 0;
+}
+
+int log_read(struct log *log, int64_t offset, int32_t max_bytes, int64_t max_offset,
+             bool min_one_batch, struct log_read_result *out)
+{
+    uint32_t phase = log_reader_enter(log);
+    int rc = read_range(log, offset, max_bytes, max_offset, min_one_batch, out);
+    log_reader_exit(log, phase);
+    return rc;
 }
 
 void log_read_release(struct log_read_result *res)
@@ -221,7 +231,7 @@ static void release_snapshot(struct segment **v, size_t n)
     free(v);
 }
 
-int log_offset_for_timestamp(struct log *log, int64_t ts, int64_t *offset, int64_t *ts_found)
+static int offset_for_timestamp(struct log *log, int64_t ts, int64_t *offset, int64_t *ts_found)
 {
     if (atomic_load(&log->offline))
         return LOG_ERR_OFFLINE;
@@ -251,7 +261,7 @@ int log_offset_for_timestamp(struct log *log, int64_t ts, int64_t *offset, int64
     return rc < 0 ? rc : -ENOENT;
 }
 
-int log_max_timestamp(struct log *log, int64_t *offset, int64_t *ts)
+static int max_timestamp(struct log *log, int64_t *offset, int64_t *ts)
 {
     if (atomic_load(&log->offline))
         return LOG_ERR_OFFLINE;
@@ -290,4 +300,20 @@ int log_max_timestamp(struct log *log, int64_t *offset, int64_t *ts)
     if (rc == 1)
         return 0;
     return rc < 0 ? rc : -ENOENT;
+}
+
+int log_offset_for_timestamp(struct log *log, int64_t ts, int64_t *offset, int64_t *ts_found)
+{
+    uint32_t phase = log_reader_enter(log);
+    int rc = offset_for_timestamp(log, ts, offset, ts_found);
+    log_reader_exit(log, phase);
+    return rc;
+}
+
+int log_max_timestamp(struct log *log, int64_t *offset, int64_t *ts)
+{
+    uint32_t phase = log_reader_enter(log);
+    int rc = max_timestamp(log, offset, ts);
+    log_reader_exit(log, phase);
+    return rc;
 }

@@ -54,6 +54,9 @@ struct segment {
     bool active;   /* the log's last segment: opened writable, indexes preallocated */
     bool verified; /* indexes checked against the log since load */
     bool deleted;  /* renamed to .deleted */
+    /* Being taken out of the log by a truncation (set under the log's segments write lock):
+     * compaction must not swap it. */
+    bool replaced;
     bool was_open; /* files opened by segment_acquire and not closed since */
     size_t index_max_bytes;
     int32_t index_interval_bytes; /* used when an index is rebuilt on lazy open */
