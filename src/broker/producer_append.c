@@ -18,10 +18,6 @@
 #include "base/log.h"
 #include "proto/gen/errors.h"
 #include "storage/producer_state.h"
-/* TEMP until storage lands */
-int log_append_replica(struct log *log, const uint8_t *batches, size_t len, struct log_append_info *out);
-int log_truncate_to(struct log *log, int64_t offset);
-int log_truncate_fully_and_start_at(struct log *log, int64_t offset);
 
 int producer_partition_open(struct partition *p, int64_t expiration_ms)
 {
