@@ -274,7 +274,7 @@ void broker_stop(struct broker *b)
         controller_stop(b->ctl);
     lifecycle_free(b);
     replica_fetchers_free(b); /* after the controller: its image listener calls in */
-    groups_stop(b); /* before the logs close: loader threads read them */
+    groups_stop(b);           /* before the logs close: loader threads read them */
     partition_registry_close(b->parts);
     pthread_mutex_destroy(&b->pid_pool.mu);
     pthread_mutex_destroy(&b->gate.mu);

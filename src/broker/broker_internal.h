@@ -46,12 +46,12 @@ struct broker {
     struct net_server *net;
     struct producer_id_pool pid_pool;
     struct broker_gate gate;
-    atomic_bool stopping;          /* set first in broker_stop: parked fetches answer at once */
-    struct waiter_list parked;     /* every parked fetch, woken by broker_stop */
-    struct metrics *metrics;       /* counters always exist; HTTP only with metrics.listener */
-    struct broker_groups *groups;  /* group coordinator glue (groups.c) */
-    struct broker_lifecycle *life; /* registration and heartbeats (lifecycle.c) */
-    struct broker_forwarder *fwd;  /* requests to the active controller (forwarder.c) */
+    atomic_bool stopping;              /* set first in broker_stop: parked fetches answer at once */
+    struct waiter_list parked;         /* every parked fetch, woken by broker_stop */
+    struct metrics *metrics;           /* counters always exist; HTTP only with metrics.listener */
+    struct broker_groups *groups;      /* group coordinator glue (groups.c) */
+    struct broker_lifecycle *life;     /* registration and heartbeats (lifecycle.c) */
+    struct broker_forwarder *fwd;      /* requests to the active controller (forwarder.c) */
     struct replica_fetchers *fetchers; /* follower fetch threads (replica_fetcher.c) */
     struct isr_sender *isr;            /* ISR changes to the controller (isr_sender.c) */
 };

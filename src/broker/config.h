@@ -79,12 +79,12 @@ struct broker_config {
     int64_t transactional_id_expiration_ms;
     int64_t producer_id_expiration_ms;
     int64_t replica_lag_time_max_ms;
-    int32_t num_replica_fetchers;         /* num.replica.fetchers, 1 (threads per leader) */
-    int32_t replica_fetch_max_bytes;      /* replica.fetch.max.bytes, 1 MiB per partition */
-    int32_t replica_fetch_wait_max_ms;    /* replica.fetch.wait.max.ms, 500 */
-    int32_t replica_fetch_min_bytes;      /* replica.fetch.min.bytes, 1 */
+    int32_t num_replica_fetchers;             /* num.replica.fetchers, 1 (threads per leader) */
+    int32_t replica_fetch_max_bytes;          /* replica.fetch.max.bytes, 1 MiB per partition */
+    int32_t replica_fetch_wait_max_ms;        /* replica.fetch.wait.max.ms, 500 */
+    int32_t replica_fetch_min_bytes;          /* replica.fetch.min.bytes, 1 */
     int32_t replica_fetch_response_max_bytes; /* replica.fetch.response.max.bytes, 10 MiB */
-    int32_t replica_fetch_backoff_ms;     /* replica.fetch.backoff.ms, 1000 */
+    int32_t replica_fetch_backoff_ms;         /* replica.fetch.backoff.ms, 1000 */
     bool acks_all_fsync; /* Gregor: acks=all waits for fdatasync on every in-sync replica */
     bool unclean_leader_election_enable;
     /* cluster membership */

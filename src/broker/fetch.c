@@ -151,8 +151,8 @@ static bool fetch_check_divergence(struct fetch_state *st, struct fetch_part *fp
  * watermark may advance); a follower that qualifies for the ISR kicks the ISR sender. */
 static int16_t fetch_note_follower(struct fetch_state *st, struct fetch_part *fp)
 {
-    int rc = replica_set_on_follower_fetch(fp->p, st->replica_id, fp->rp->fetch_offset,
-                                           clock_mono_ms());
+    int rc =
+        replica_set_on_follower_fetch(fp->p, st->replica_id, fp->rp->fetch_offset, clock_mono_ms());
     if (rc < 0)
         return KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
     if (rc > 0)

@@ -67,8 +67,8 @@ static void isr_log_change(const struct isr_change *ch, int16_t err)
     for (uint32_t i = 0; i < ch->n_isr && off < sizeof(buf) - 12; i++)
         off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%d", i ? "," : "", ch->isr[i]);
     if (err == 0)
-        log_info("replica", "%s-%d: ISR -> [%s] (leader epoch %d)", ch->p->topic, ch->p->index,
-                 buf, ch->leader_epoch);
+        log_info("replica", "%s-%d: ISR -> [%s] (leader epoch %d)", ch->p->topic, ch->p->index, buf,
+                 ch->leader_epoch);
     else
         log_info("replica", "%s-%d: ISR change to [%s] refused: error %d", ch->p->topic,
                  ch->p->index, buf, err);
@@ -82,8 +82,7 @@ static void isr_apply(struct isr_change *ch,
     uint32_t n = 0;
     for (int32_t i = 0; i < pd->isr.n && n < REPLICA_MAX; i++)
         isr[n++] = pd->isr.v[i];
-    replica_set_on_isr_result(ch->p, pd->error_code, isr, n, pd->leader_epoch,
-                              pd->partition_epoch);
+    replica_set_on_isr_result(ch->p, pd->error_code, isr, n, pd->leader_epoch, pd->partition_epoch);
     struct isr_change shown = *ch;
     if (pd->error_code == 0) {
         memcpy(shown.isr, isr, n * sizeof(*isr));
@@ -118,8 +117,7 @@ static void isr_send(struct isr_sender *s)
         arena_calloc(&arena, s->n_changes, sizeof(*parts));
     char host[256];
     int port;
-    int rc = topics && parts ? lifecycle_controller_address(b, host, sizeof(host), &port)
-                             : -ENOMEM;
+    int rc = topics && parts ? lifecycle_controller_address(b, host, sizeof(host), &port) : -ENOMEM;
     for (size_t i = 0; rc == 0 && i < s->n_changes; i++) {
         struct isr_change *ch = &s->changes[i];
         kmsg_alter_partition_request_topic_data_init(&topics[i]);
@@ -129,25 +127,25 @@ static void isr_send(struct isr_sender *s)
         parts[i].leader_epoch = ch->leader_epoch;
         parts[i].partition_epoch = ch->partition_epoch;
         parts[i].new_isr = (struct karray_int32){(int32_t)ch->n_isr, ch->isr};
-        topics[i].partitions = (struct kmsg_alter_partition_request_partition_data_array){1,
-                                                                                      &parts[i]};
+        topics[i].partitions =
+            (struct kmsg_alter_partition_request_partition_data_array){1, &parts[i]};
     }
-    req.topics = (struct kmsg_alter_partition_request_topic_data_array){(int32_t)s->n_changes,
-                                                                        topics};
+    req.topics =
+        (struct kmsg_alter_partition_request_topic_data_array){(int32_t)s->n_changes, topics};
     struct kmsg_alter_partition_response resp;
     uint8_t *buf = NULL;
     if (rc == 0)
         rc = controller_client_call(&s->client, host, port, KPROTO_API_ALTER_PARTITION, 2, &req,
                                     &resp, &buf, &arena, ISR_CALL_TIMEOUT_MS);
     if (rc == 0 && resp.error_code != 0) {
-        log_info("replica", "AlterPartition refused by the controller: error %d",
-                 resp.error_code);
+        log_info("replica", "AlterPartition refused by the controller: error %d", resp.error_code);
         rc = -EAGAIN;
     }
     for (int32_t t = 0; rc == 0 && t < resp.topics.n; t++) {
         const struct kmsg_alter_partition_response_topic_data *td = &resp.topics.v[t];
         for (int32_t j = 0; j < td->partitions.n; j++) {
-            struct isr_change *ch = isr_find(s, td->topic_id.b, td->partitions.v[j].partition_index);
+            struct isr_change *ch =
+                isr_find(s, td->topic_id.b, td->partitions.v[j].partition_index);
             if (ch == NULL)
                 continue;
             isr_apply(ch, &td->partitions.v[j]);

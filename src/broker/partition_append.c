@@ -6,7 +6,6 @@
 
 #include "broker/producer_append.h"
 
-
 int partition_append_batch(struct partition *p, uint8_t *batch, size_t len, bool log_append_time,
                            int64_t now_ms, struct partition_append_result *res)
 {

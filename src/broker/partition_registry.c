@@ -202,8 +202,7 @@ static void registry_sync_topic(struct partition_registry *reg, const struct met
                 atomic_store(&p->leader_epoch, mp->leader_epoch);
                 pthread_mutex_unlock(&p->follow_mu);
                 partition_apply_settings(p, &reg->b->cfg, t, true);
-                replica_set_on_image(p, mp, atomic_load(&p->min_insync_replicas),
-                                     clock_mono_ms());
+                replica_set_on_image(p, mp, atomic_load(&p->min_insync_replicas), clock_mono_ms());
                 if (was != mp->leader)
                     partition_notify_waiters(p); /* parked fetches answer; clients move on */
             }

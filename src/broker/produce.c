@@ -58,10 +58,10 @@ struct produce_flush {
     struct produce_state *st;
     struct produce_flush *next, *prev;
     struct kmsg_produce_response_partition_produce_response *pr; /* NULL after the reply */
-    int pending;          /* of the two waits below; freed at 0 */
-    int err;              /* the flush's storage error */
-    int16_t hw_error;     /* the high-watermark wait's Kafka error */
-    struct hw_waiter hw;  /* registered with the partition's replica set */
+    int pending;         /* of the two waits below; freed at 0 */
+    int err;             /* the flush's storage error */
+    int16_t hw_error;    /* the high-watermark wait's Kafka error */
+    struct hw_waiter hw; /* registered with the partition's replica set */
 };
 
 static void produce_unlink(struct produce_flush *f)

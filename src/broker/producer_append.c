@@ -149,8 +149,8 @@ int producer_partition_truncate(struct partition *p, int64_t offset, bool fully,
                                 int64_t expiration_ms)
 {
     pthread_mutex_lock(&p->producer_mu);
-    int rc = fully ? log_truncate_fully_and_start_at(p->log, offset)
-                   : log_truncate_to(p->log, offset);
+    int rc =
+        fully ? log_truncate_fully_and_start_at(p->log, offset) : log_truncate_to(p->log, offset);
     if (rc == 0) {
         /* Snapshots above the new end describe batches that are gone: the load removes them
          * and rebuilds the state from what the log holds now (Kafka's truncateAndReload). */

@@ -167,8 +167,9 @@ static void fetcher_truncate_diverging(struct partition *p,
     if (target >= leo)
         return;
     int rc = producer_partition_truncate(p, target, false, expiration_ms);
-    log_info("replica", "%s-%d: truncated from %" PRId64 " to %" PRId64
-                        " (diverging epoch %d ends at %" PRId64 " on the leader): %d",
+    log_info("replica",
+             "%s-%d: truncated from %" PRId64 " to %" PRId64 " (diverging epoch %d ends at %" PRId64
+             " on the leader): %d",
              p->topic, p->index, leo, target, d->epoch, d->end_offset, rc);
 }
 
@@ -187,8 +188,8 @@ static void fetcher_out_of_range(struct partition *p,
         /* Ahead of the leader (it was elected uncleanly, or lost an unflushed tail): what is
          * above its high watermark here was never committed. */
         rc = producer_partition_truncate(p, pd->high_watermark, false, expiration_ms);
-        log_warn("replica", "%s-%d: ahead of the leader: truncated from %" PRId64 " to %" PRId64
-                            ": %d",
+        log_warn("replica",
+                 "%s-%d: ahead of the leader: truncated from %" PRId64 " to %" PRId64 ": %d",
                  p->topic, p->index, leo, pd->high_watermark, rc);
     }
 }
@@ -201,8 +202,8 @@ static bool fetcher_append(struct partition *p, const struct kmsg_fetch_response
     struct log_append_info info;
     int rc = producer_append_replica(p, pd->records.data, (size_t)pd->records.len, &info);
     if (rc != 0) {
-        log_warn("replica", "%s-%d: cannot append %d bytes at %" PRId64 ": %d", p->topic,
-                 p->index, pd->records.len, log_end_offset(p->log), rc);
+        log_warn("replica", "%s-%d: cannot append %d bytes at %" PRId64 ": %d", p->topic, p->index,
+                 pd->records.len, log_end_offset(p->log), rc);
         return false;
     }
     return true;
@@ -238,8 +239,8 @@ static int fetcher_handle(struct fetcher *f, size_t i,
     if (result == 1)
         partition_notify_waiters(p);
     if (pd->error_code != 0 && pd->error_code != f->last_error)
-        log_info("replica", "%s-%d: fetch from leader %d: error %d", p->topic, p->index,
-                 f->leader, pd->error_code);
+        log_info("replica", "%s-%d: fetch from leader %d: error %d", p->topic, p->index, f->leader,
+                 pd->error_code);
     return result;
 }
 
@@ -258,16 +259,15 @@ static int64_t fetcher_round(struct fetcher *f)
     uint8_t *buf = NULL;
     int rc = fetcher_build(f, &arena, &req);
     if (rc == 0)
-        rc = controller_client_call(&f->client, host, port, KPROTO_API_FETCH, FETCHER_VERSION,
-                                    &req, &resp, &buf, &arena,
-                                    b->cfg.replica_fetch_wait_max_ms + 3000);
+        rc = controller_client_call(&f->client, host, port, KPROTO_API_FETCH, FETCHER_VERSION, &req,
+                                    &resp, &buf, &arena, b->cfg.replica_fetch_wait_max_ms + 3000);
     int64_t wait = 0;
     if (rc == 0 && resp.error_code != 0)
         rc = -EPROTO;
     if (rc != 0) {
         if (f->last_error != -1)
-            log_info("replica", "fetch from leader %d at %s:%d failed: %d", f->leader, host,
-                     port, rc);
+            log_info("replica", "fetch from leader %d at %s:%d failed: %d", f->leader, host, port,
+                     rc);
         f->last_error = -1;
         wait = b->cfg.replica_fetch_backoff_ms;
     }

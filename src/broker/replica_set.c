@@ -147,9 +147,8 @@ static void rs_sync_followers(struct replica_set *rs, int64_t leo)
             continue;
         struct replica_follower *f = rs_follower(rs, rs->replicas[i]);
         keep[n++] = f ? *f
-                      : (struct replica_follower){.id = rs->replicas[i],
-                                                  .leo = -1,
-                                                  .last_fetch_leader_leo = leo};
+                      : (struct replica_follower){
+                            .id = rs->replicas[i], .leo = -1, .last_fetch_leader_leo = leo};
     }
     memcpy(rs->followers, keep, n * sizeof(keep[0]));
     rs->n_followers = n;
@@ -283,9 +282,8 @@ int replica_set_wait_hw(struct partition *p, struct hw_waiter *w)
     return rc;
 }
 
-bool replica_set_next_isr_change(struct partition *p, int64_t now_ms, int64_t lag_ms,
-                                 int32_t *isr, uint32_t *n, int32_t *leader_epoch,
-                                 int32_t *partition_epoch)
+bool replica_set_next_isr_change(struct partition *p, int64_t now_ms, int64_t lag_ms, int32_t *isr,
+                                 uint32_t *n, int32_t *leader_epoch, int32_t *partition_epoch)
 {
     struct replica_set *rs = &p->rs;
     pthread_mutex_lock(&rs->mu);
@@ -296,8 +294,8 @@ bool replica_set_next_isr_change(struct partition *p, int64_t now_ms, int64_t la
         /* Shrink: ISR followers not caught up for lag_ms leave. */
         for (uint32_t i = 0; i < rs->n_isr; i++) {
             const struct replica_follower *f = rs_follower(rs, rs->isr[i]);
-            bool lagging = rs->isr[i] != rs->self &&
-                           (f == NULL || now_ms - f->last_caught_up_ms > lag_ms);
+            bool lagging =
+                rs->isr[i] != rs->self && (f == NULL || now_ms - f->last_caught_up_ms > lag_ms);
             if (lagging)
                 change = true;
             else

@@ -45,9 +45,9 @@ struct partition;
 
 struct replica_follower {
     int32_t id;
-    int64_t leo;                  /* fetch offset of its last fetch; -1 unknown */
-    int64_t last_caught_up_ms;    /* monotonic */
-    int64_t last_fetch_ms;        /* monotonic */
+    int64_t leo;                   /* fetch offset of its last fetch; -1 unknown */
+    int64_t last_caught_up_ms;     /* monotonic */
+    int64_t last_fetch_ms;         /* monotonic */
     int64_t last_fetch_leader_leo; /* the leader's log end at its last fetch */
 };
 
@@ -100,7 +100,7 @@ void replica_set_on_append(struct partition *p);
  * qualifies for the ISR and no change is in flight (kick the ISR sender), else 0.
  */
 int replica_set_on_follower_fetch(struct partition *p, int32_t id, int64_t fetch_offset,
-                                   int64_t now_ms);
+                                  int64_t now_ms);
 
 /*
  * Waits for HW >= w->offset. Returns 1 when it is there already (w is not registered, done is
@@ -114,9 +114,8 @@ int replica_set_wait_hw(struct partition *p, struct hw_waiter *w);
  * some ISR follower has not caught up for lag_ms (or an expansion is due), fills isr/n with
  * the ISR to send with the epochs, marks it in flight and returns true.
  */
-bool replica_set_next_isr_change(struct partition *p, int64_t now_ms, int64_t lag_ms,
-                                 int32_t *isr, uint32_t *n, int32_t *leader_epoch,
-                                 int32_t *partition_epoch);
+bool replica_set_next_isr_change(struct partition *p, int64_t now_ms, int64_t lag_ms, int32_t *isr,
+                                 uint32_t *n, int32_t *leader_epoch, int32_t *partition_epoch);
 
 /*
  * The AlterPartition answer: error 0 with the new ISR and partition epoch (applied when the

@@ -50,9 +50,14 @@ static struct fixture *fixture_open(const int32_t *isr, uint32_t n_isr, int min_
     replica_set_init(&fx->p.rs, 1);
     test_defer(fixture_close, fx);
     int32_t replicas[] = {1, 2, 3};
-    struct metadata_partition mp = {.partition = 0, .leader = 1, .leader_epoch = 0,
-                                    .partition_epoch = 0, .n_replicas = 3, .n_isr = n_isr,
-                                    .replicas = replicas, .isr = (int32_t *)isr};
+    struct metadata_partition mp = {.partition = 0,
+                                    .leader = 1,
+                                    .leader_epoch = 0,
+                                    .partition_epoch = 0,
+                                    .n_replicas = 3,
+                                    .n_isr = n_isr,
+                                    .replicas = replicas,
+                                    .isr = (int32_t *)isr};
     replica_set_on_image(&fx->p, &mp, min_isr, 1000);
     for (int i = 0; i < 10; i++)
         test_append(fx->p.log, 1, 10, i);
@@ -81,7 +86,7 @@ TEST(test_hw_is_min_over_isr)
     CHECK_EQ_INT(f.calls, 1);
     CHECK_EQ_INT(f.error, 0);
     struct hw_waiter w2 = {.offset = 5, .done = on_done, .arg = &f};
-    CHECK_EQ_INT(replica_set_wait_hw(p, &w2), 1); /* already committed */
+    CHECK_EQ_INT(replica_set_wait_hw(p, &w2), 1);                    /* already committed */
     CHECK_EQ_INT(replica_set_on_follower_fetch(p, 9, 10, 1200), -1); /* not a replica */
 }
 
@@ -146,9 +151,14 @@ TEST(test_waiters_fail_below_min_isr_and_on_leadership_loss)
     replica_set_on_isr_result(p, 0, two, 2, 0, 2);
     CHECK_EQ_INT(replica_set_wait_hw(p, &w2), 0);
     int32_t replicas[] = {1, 2, 3};
-    struct metadata_partition mp = {.partition = 0, .leader = 2, .leader_epoch = 1,
-                                    .partition_epoch = 3, .n_replicas = 3, .n_isr = 2,
-                                    .replicas = replicas, .isr = two};
+    struct metadata_partition mp = {.partition = 0,
+                                    .leader = 2,
+                                    .leader_epoch = 1,
+                                    .partition_epoch = 3,
+                                    .n_replicas = 3,
+                                    .n_isr = 2,
+                                    .replicas = replicas,
+                                    .isr = two};
     replica_set_on_image(p, &mp, 2, 3000);
     CHECK_EQ_INT(f2.calls, 1);
     CHECK_EQ_INT(f2.error, KAFKA_ERR_NOT_LEADER_OR_FOLLOWER);
@@ -162,9 +172,14 @@ TEST(test_single_replica_hw_is_log_end)
     CHECK(fx != NULL);
     /* fixture_open's replica set has three replicas; make it a one-replica partition. */
     int32_t one[] = {1};
-    struct metadata_partition mp = {.partition = 0, .leader = 1, .leader_epoch = 0,
-                                    .partition_epoch = 1, .n_replicas = 1, .n_isr = 1,
-                                    .replicas = one, .isr = one};
+    struct metadata_partition mp = {.partition = 0,
+                                    .leader = 1,
+                                    .leader_epoch = 0,
+                                    .partition_epoch = 1,
+                                    .n_replicas = 1,
+                                    .n_isr = 1,
+                                    .replicas = one,
+                                    .isr = one};
     replica_set_on_image(&fx->p, &mp, 1, 2000);
     CHECK_EQ_INT(log_high_watermark(fx->p.log), 10);
     test_append(fx->p.log, 1, 10, 11);
