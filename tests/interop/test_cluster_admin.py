@@ -18,6 +18,7 @@
 """
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -194,26 +195,48 @@ def test_auto_leader_rebalance_moves_leadership_to_preferred():
 @test
 def test_partition_reassignments_recorded_listed_cancelled():
     with Cluster(3) as c:
+        from confluent_kafka.admin import AdminClient, NewTopic
         ctl, via = non_controller(c)
-        check(c.create_topic("ra", 2, 2, via=via) is None, "create ra")
+        # Partition 0 on `via` and the controller: the node added later (paused for a while)
+        # is neither the controller nor the node the requests go to.
+        a = AdminClient({"bootstrap.servers": c.node(via).bootstrap})
+        a.create_topics([NewTopic("ra", num_partitions=2, replica_assignment=[[via, ctl], [ctl, via]])])["ra"] \
+            .result(timeout=15 * SLOW)
         c.wait_topic("ra", 2)
         reps = c.raw_partitions("ra", via)[0]["replicas"]
+        check(reps == [via, ctl], "replicas of ra-0: %r" % reps)
         outsider = ({1, 2, 3} - set(reps)).pop()
+        # Paused, the added replica cannot catch up, so the reassignment stays pending.
+        os.kill(c.node(outsider).proc.pid, signal.SIGSTOP)
+        try:
+            reassign_then_cancel(c, via, reps, outsider)
+        finally:
+            os.kill(c.node(outsider).proc.pid, signal.SIGCONT)
+        # Running, it fetches the partition, joins the ISR, and the reassignment completes
+        # (KIP-455): the target becomes the replica set.
+        c.wait_formed()
         check(alter_reassign(c, via, "ra", 0, [outsider, reps[0]]) == 0, "reassign refused")
-        ongoing = wait_until(lambda: list_reassign(c, via).get(("ra", 0)), 10 * SLOW,
-                             what="ongoing reassignment listed")
-        replicas, adding, removing = ongoing
-        check(adding == [outsider] and removing == [reps[1]], "adding/removing %r" % (ongoing,))
-        check(sorted(replicas) == [1, 2, 3] and replicas[:2] == [outsider, reps[0]],
-              "replicas during reassignment %r" % replicas)
-        check(alter_reassign(c, via, "ra", 0, [1, 1]) == 39, "duplicate target accepted")
-        check(alter_reassign(c, via, "ra", 0, [7]) == 39, "unknown broker accepted")
-        check(alter_reassign(c, via, "nope", 0, [1]) == 3, "unknown topic accepted")
-        check(alter_reassign(c, via, "ra", 0, None) == 0, "cancel refused")
-        wait_until(lambda: ("ra", 0) not in list_reassign(c, via), 10 * SLOW,
-                   what="reassignment gone after cancel")
-        check(c.raw_partitions("ra", via)[0]["replicas"] == reps, "replicas after cancel")
-        check(alter_reassign(c, via, "ra", 0, None) == 85, "NO_REASSIGNMENT_IN_PROGRESS expected")
+        wait_until(lambda: c.raw_partitions("ra", via)[0]["replicas"] == [outsider, reps[0]]
+                   and ("ra", 0) not in list_reassign(c, via), 20 * SLOW,
+                   what="reassignment completed")
+
+
+def reassign_then_cancel(c, via, reps, outsider):
+    check(alter_reassign(c, via, "ra", 0, [outsider, reps[0]]) == 0, "reassign refused")
+    ongoing = wait_until(lambda: list_reassign(c, via).get(("ra", 0)), 10 * SLOW,
+                         what="ongoing reassignment listed")
+    replicas, adding, removing = ongoing
+    check(adding == [outsider] and removing == [reps[1]], "adding/removing %r" % (ongoing,))
+    check(sorted(replicas) == [1, 2, 3] and replicas[:2] == [outsider, reps[0]],
+          "replicas during reassignment %r" % replicas)
+    check(alter_reassign(c, via, "ra", 0, [1, 1]) == 39, "duplicate target accepted")
+    check(alter_reassign(c, via, "ra", 0, [7]) == 39, "unknown broker accepted")
+    check(alter_reassign(c, via, "nope", 0, [1]) == 3, "unknown topic accepted")
+    check(alter_reassign(c, via, "ra", 0, None) == 0, "cancel refused")
+    wait_until(lambda: ("ra", 0) not in list_reassign(c, via), 10 * SLOW,
+               what="reassignment gone after cancel")
+    check(c.raw_partitions("ra", via)[0]["replicas"] == reps, "replicas after cancel")
+    check(alter_reassign(c, via, "ra", 0, None) == 85, "NO_REASSIGNMENT_IN_PROGRESS expected")
 
 
 @test
