@@ -151,7 +151,7 @@ def test_acks_all_survives_leader_kills():
                 p.poll(0.005)
             c.restart(leader)
             c.wait_formed()
-            wait_isr(c, "dur", [1, 2, 3], timeout=30)
+            wait_isr(c, "dur", [1, 2, 3], timeout=60)
         check(p.flush(60 * SLOW) == 0, "undelivered messages")
         comment("%d cycles: %d produced, %d acknowledged, %d failed %r" % (
             cycles, seq, len(acked), len(failed), sorted(set(failed))))
