@@ -194,15 +194,17 @@ static void registry_sync_topic(struct partition_registry *reg, const struct met
         struct partition *p = partition_get_by_id(reg, t->id, mp->partition);
         if (p != NULL) {
             if (changed) {
-                pthread_mutex_lock(&p->follow_mu); /* no follower append across the change */
+                partition_apply_settings(p, &reg->b->cfg, t, true);
+                /* Under follow_mu: no follower append or truncation across the change, and the
+                 * replica set stops acting as leader before a fetcher may truncate. */
+                pthread_mutex_lock(&p->follow_mu);
                 int32_t was = atomic_exchange(&p->leader, mp->leader);
                 if (was != mp->leader)
                     log_info("partition", "%s-%d: leader %d -> %d (epoch %d)", t->name,
                              mp->partition, was, mp->leader, mp->leader_epoch);
                 atomic_store(&p->leader_epoch, mp->leader_epoch);
-                pthread_mutex_unlock(&p->follow_mu);
-                partition_apply_settings(p, &reg->b->cfg, t, true);
                 replica_set_on_image(p, mp, atomic_load(&p->min_insync_replicas), clock_mono_ms());
+                pthread_mutex_unlock(&p->follow_mu);
                 if (was != mp->leader)
                     partition_notify_waiters(p); /* parked fetches answer; clients move on */
             }

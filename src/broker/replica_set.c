@@ -9,14 +9,6 @@
 #include "broker/partition.h"
 #include "proto/gen/errors.h"
 
-static bool ids_contain(const int32_t *ids, uint32_t n, int32_t id)
-{
-    for (uint32_t i = 0; i < n; i++)
-        if (ids[i] == id)
-            return true;
-    return false;
-}
-
 static struct replica_follower *rs_follower(struct replica_set *rs, int32_t id)
 {
     for (uint32_t i = 0; i < rs->n_followers; i++)
@@ -60,7 +52,7 @@ static uint32_t rs_maximal_isr(const struct replica_set *rs, int32_t *out)
     for (uint32_t i = 0; i < rs->n_isr; i++)
         out[n++] = rs->isr[i];
     for (uint32_t i = 0; rs->alter_in_flight && i < rs->n_pending; i++)
-        if (!ids_contain(out, n, rs->pending[i]) && n < REPLICA_MAX)
+        if (!metadata_ids_contain(out, n, rs->pending[i]) && n < REPLICA_MAX)
             out[n++] = rs->pending[i];
     return n;
 }
@@ -69,7 +61,7 @@ static uint32_t rs_maximal_isr(const struct replica_set *rs, int32_t *out)
 static int64_t rs_compute_hw(struct replica_set *rs, struct partition *p)
 {
     assert(lock_mutex_held(&rs->mu));
-    if (!rs->leader)
+    if (!rs->leader || rs->oversize)
         return -1;
     int32_t isr[REPLICA_MAX];
     uint32_t n = rs_maximal_isr(rs, isr);
@@ -116,6 +108,7 @@ static struct hw_waiter *rs_advance(struct replica_set *rs, struct partition *p,
         log_set_high_watermark(p->log, hw);
         *moved = true;
     }
+    assert(log_high_watermark(p->log) >= old && "the high watermark never moves back");
     assert(log_high_watermark(p->log) <= log_end_offset(p->log));
     return rs->waiters ? rs_take_satisfied(rs, log_high_watermark(p->log)) : NULL;
 }
@@ -126,7 +119,7 @@ static void rs_reset_followers(struct replica_set *rs, int64_t now_ms, int64_t l
     for (uint32_t i = 0; i < rs->n_replicas; i++) {
         if (rs->replicas[i] == rs->self)
             continue;
-        bool in_isr = ids_contain(rs->isr, rs->n_isr, rs->replicas[i]);
+        bool in_isr = metadata_ids_contain(rs->isr, rs->n_isr, rs->replicas[i]);
         rs->followers[rs->n_followers++] = (struct replica_follower){
             .id = rs->replicas[i],
             .leo = -1,
@@ -154,10 +147,18 @@ static void rs_sync_followers(struct replica_set *rs, int64_t leo)
     rs->n_followers = n;
 }
 
-static uint32_t copy_ids(int32_t *dst, const int32_t *src, uint32_t n)
+/* Copies at most REPLICA_MAX ids; more mark the set oversize (see REPLICA_MAX). */
+static uint32_t copy_ids(struct replica_set *rs, int32_t *dst, const int32_t *src, uint32_t n)
 {
-    if (n > REPLICA_MAX)
+    if (n > REPLICA_MAX) {
+        if (!rs->oversize)
+            log_error("replica",
+                      "%u replicas: more than %d are not tracked; the high watermark "
+                      "of this partition will not move",
+                      n, REPLICA_MAX);
+        rs->oversize = true;
         n = REPLICA_MAX;
+    }
     memcpy(dst, src, n * sizeof(*src));
     return n;
 }
@@ -169,14 +170,14 @@ void replica_set_on_image(struct partition *p, const struct metadata_partition *
     pthread_mutex_lock(&rs->mu);
     bool was_leader = rs->leader;
     int32_t old_epoch = rs->leader_epoch;
-    rs->n_replicas = copy_ids(rs->replicas, mp->replicas, mp->n_replicas);
+    rs->n_replicas = copy_ids(rs, rs->replicas, mp->replicas, mp->n_replicas);
     rs->min_isr = min_isr > 0 ? min_isr : 1;
     if (mp->partition_epoch >= rs->partition_epoch || mp->leader_epoch != rs->leader_epoch) {
         /* A newer partition state than the one an ISR change in flight was based on: its
          * answer can only be a refusal now. */
         if (mp->partition_epoch > rs->partition_epoch || mp->leader_epoch != rs->leader_epoch)
             rs->alter_in_flight = false;
-        rs->n_isr = copy_ids(rs->isr, mp->isr, mp->n_isr);
+        rs->n_isr = copy_ids(rs, rs->isr, mp->isr, mp->n_isr);
         rs->partition_epoch = mp->partition_epoch;
     }
     rs->leader = mp->leader == rs->self;
@@ -253,7 +254,7 @@ int replica_set_on_follower_fetch(struct partition *p, int32_t id, int64_t fetch
     bool moved = false;
     struct hw_waiter *ok = rs_advance(rs, p, &moved);
     int64_t hw = log_high_watermark(p->log);
-    int expand = !rs->alter_in_flight && !ids_contain(rs->isr, rs->n_isr, id) &&
+    int expand = !rs->alter_in_flight && !metadata_ids_contain(rs->isr, rs->n_isr, id) &&
                  fetch_offset >= hw && fetch_offset >= rs->epoch_start_offset;
     pthread_mutex_unlock(&rs->mu);
     rs_fire(ok, 0);
@@ -288,7 +289,7 @@ bool replica_set_next_isr_change(struct partition *p, int64_t now_ms, int64_t la
     struct replica_set *rs = &p->rs;
     pthread_mutex_lock(&rs->mu);
     bool change = false;
-    if (rs->leader && !rs->alter_in_flight) {
+    if (rs->leader && !rs->alter_in_flight) { /* one ISR change in flight at a time */
         int64_t hw = log_high_watermark(p->log);
         uint32_t k = 0;
         /* Shrink: ISR followers not caught up for lag_ms leave. */
@@ -304,13 +305,13 @@ bool replica_set_next_isr_change(struct partition *p, int64_t now_ms, int64_t la
         /* Expand: followers outside the ISR that reached the HW and this epoch's start. */
         for (uint32_t i = 0; i < rs->n_followers; i++) {
             const struct replica_follower *f = &rs->followers[i];
-            if (!ids_contain(rs->isr, rs->n_isr, f->id) && f->leo >= 0 && f->leo >= hw &&
+            if (!metadata_ids_contain(rs->isr, rs->n_isr, f->id) && f->leo >= 0 && f->leo >= hw &&
                 f->leo >= rs->epoch_start_offset && k < REPLICA_MAX) {
                 isr[k++] = f->id;
                 change = true;
             }
         }
-        assert(ids_contain(isr, k, rs->self) && "the leader never leaves its own ISR");
+        assert(metadata_ids_contain(isr, k, rs->self) && "the leader never leaves its own ISR");
         if (change) {
             memcpy(rs->pending, isr, k * sizeof(*isr));
             rs->n_pending = k;
@@ -333,7 +334,7 @@ void replica_set_on_isr_result(struct partition *p, int16_t error, const int32_t
     struct hw_waiter *ok = NULL, *fail = NULL;
     bool moved = false;
     if (error == 0 && leader_epoch == rs->leader_epoch && partition_epoch > rs->partition_epoch) {
-        rs->n_isr = copy_ids(rs->isr, isr, n);
+        rs->n_isr = copy_ids(rs, rs->isr, isr, n);
         rs->partition_epoch = partition_epoch;
         atomic_store(&p->isr_size, (int)rs->n_isr);
         ok = rs_advance(rs, p, &moved);
@@ -347,12 +348,4 @@ void replica_set_on_isr_result(struct partition *p, int16_t error, const int32_t
     rs_fire(fail, KAFKA_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND);
     if (moved)
         partition_notify_waiters(p);
-}
-
-uint32_t replica_set_isr_size(struct partition *p)
-{
-    pthread_mutex_lock(&p->rs.mu);
-    uint32_t n = p->rs.n_isr;
-    pthread_mutex_unlock(&p->rs.mu);
-    return n;
 }

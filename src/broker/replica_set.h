@@ -25,7 +25,8 @@
  *
  * Locking: rs->mu guards every field; it is taken by appenders, fetch handlers, the image
  * listener and the ISR sender, held for microseconds, never across I/O, and callbacks run
- * after it is released. Lock order: the log's locks are never taken under rs->mu except for
+ * after it is released. Lock order: the partition's follow_mu (image listener) before rs->mu;
+ * the log's locks are never taken under rs->mu except for
  * atomic loads of published offsets.
  */
 #ifndef GREGOR_BROKER_REPLICA_SET_H
@@ -37,8 +38,9 @@
 
 #include "cluster/image.h"
 
-/* Replicas per partition tracked here; more are refused at topic creation by broker count in
- * practice (Kafka caps replication factor by the brokers there are). */
+/* Replicas per partition tracked here. A partition with more (Kafka has no such limit, but
+ * a replication factor is at most the broker count) fails closed: its high watermark never
+ * moves, so nothing is acknowledged or served that the untracked replicas might lack. */
 #define REPLICA_MAX 16
 
 struct partition;
@@ -72,6 +74,7 @@ struct replica_set {
     int32_t isr[REPLICA_MAX];
     int32_t pending[REPLICA_MAX]; /* the ISR sent in the AlterPartition in flight */
     bool alter_in_flight;
+    bool oversize; /* more than REPLICA_MAX replicas or ISR members: HW frozen, logged */
     struct replica_follower followers[REPLICA_MAX]; /* for replicas[] other than self */
     uint32_t n_followers;
     struct hw_waiter *waiters;
@@ -124,8 +127,5 @@ bool replica_set_next_isr_change(struct partition *p, int64_t now_ms, int64_t la
  */
 void replica_set_on_isr_result(struct partition *p, int16_t error, const int32_t *isr, uint32_t n,
                                int32_t leader_epoch, int32_t partition_epoch);
-
-/* Snapshot for describing: ISR size of the maximal ISR. */
-uint32_t replica_set_isr_size(struct partition *p);
 
 #endif

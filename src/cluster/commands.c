@@ -346,16 +346,21 @@ int command_emit(struct metadata_image *scratch, struct metadata_buf *out,
     return rc < 0 ? rc : 0;
 }
 
+char *command_vformat(struct command *cmd, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    return command_strdup(cmd, msg);
+}
+
 void command_set_error(struct command *cmd, struct controller_topic_result *r, int16_t code,
                        const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    r->error_message = command_vformat(cmd, fmt, ap);
     va_end(ap);
     r->error_code = code;
-    r->error_message = command_strdup(cmd, msg);
 }
 
 void command_fail(struct command *cmd, int16_t code, const char *message)

@@ -9,6 +9,7 @@
 #define GREGOR_CLUSTER_COMMANDS_H
 
 #include <raft.h>
+#include <stdarg.h>
 
 #include "base/arena.h"
 #include "cluster/controller.h"
@@ -128,6 +129,8 @@ int command_emit(struct metadata_image *scratch, struct metadata_buf *out,
 void command_set_error(struct command *cmd, struct controller_topic_result *r, int16_t code,
                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 char *command_strdup(struct command *cmd, const char *s);
+/* A vprintf-formatted message (at most 511 bytes) in the command's arena; NULL on ENOMEM. */
+char *command_vformat(struct command *cmd, const char *fmt, va_list ap);
 
 /* Validators, one per family (topic_commands.c, config_commands.c). Return as command_validate. */
 int command_validate_create_topics(struct command *cmd, struct metadata_image *scratch,

@@ -19,14 +19,6 @@
 
 #include "cluster/commands.h"
 
-static bool contains(const int32_t *v, uint32_t n, int32_t id)
-{
-    for (uint32_t i = 0; i < n; i++)
-        if (v[i] == id)
-            return true;
-    return false;
-}
-
 static bool usable(const struct metadata_image *img, int32_t id)
 {
     return metadata_broker_usable(metadata_image_broker(img, id));
@@ -46,7 +38,7 @@ static int32_t choose_leader(const struct metadata_image *img, const struct meta
     *unclean_used = false;
     for (uint32_t i = 0; i < p->n_replicas; i++) {
         int32_t r = p->replicas[i];
-        if (r != excluded && contains(isr, n_isr, r) && usable(img, r))
+        if (r != excluded && metadata_ids_contain(isr, n_isr, r) && usable(img, r))
             return r;
     }
     for (uint32_t i = 0; unclean && i < p->n_replicas; i++) {
@@ -104,7 +96,7 @@ static int reelect(struct metadata_image *scratch, struct metadata_buf *out, siz
         n_isr = 1;
     }
     assert(n_isr > 0 && "an ISR is never empty");
-    assert(leader == -1 || contains(isr, n_isr, leader));
+    assert(leader == -1 || metadata_ids_contain(isr, n_isr, leader));
     bool isr_changed = n_isr != p->n_isr || memcmp(isr, p->isr, n_isr * sizeof(*isr)) != 0;
     bool leader_changed = leader != p->leader;
     if (!isr_changed && !leader_changed)
@@ -125,7 +117,7 @@ int elect_away_from(struct metadata_image *scratch, struct metadata_buf *out, in
         for (uint32_t pi = 0; pi < np; pi++) {
             /* Re-read: an emitted change replaces the topic with a private copy. */
             const struct metadata_partition *p = &scratch->topics_by_name[ti]->partitions[pi];
-            if (p->leader != broker && !contains(p->isr, p->n_isr, broker))
+            if (p->leader != broker && !metadata_ids_contain(p->isr, p->n_isr, broker))
                 continue;
             int rc = reelect(scratch, out, ti, pi, broker, unclean_default);
             if (rc < 0)
@@ -169,7 +161,7 @@ int elect_preferred(struct metadata_image *scratch, struct metadata_buf *out,
             const struct metadata_partition *p = &t->partitions[pi];
             assert(p->n_replicas > 0);
             int32_t preferred = p->replicas[0];
-            if (p->leader == preferred || !contains(p->isr, p->n_isr, preferred) ||
+            if (p->leader == preferred || !metadata_ids_contain(p->isr, p->n_isr, preferred) ||
                 !usable(scratch, preferred))
                 continue;
             uint8_t id[METADATA_UUID_LEN];
@@ -194,7 +186,7 @@ int elect_partition(struct metadata_image *scratch, struct metadata_buf *out, si
         int32_t preferred = p->replicas[0];
         if (p->leader == preferred)
             return KAFKA_ERR_ELECTION_NOT_NEEDED;
-        if (!contains(p->isr, p->n_isr, preferred) || !usable(scratch, preferred))
+        if (!metadata_ids_contain(p->isr, p->n_isr, preferred) || !usable(scratch, preferred))
             return KAFKA_ERR_PREFERRED_LEADER_NOT_AVAILABLE;
         leader = preferred;
     } else {

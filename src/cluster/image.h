@@ -53,6 +53,15 @@ struct metadata_partition {
     int32_t *adding, *removing;
 };
 
+/* True when id is one of v[0..n) (replica lists, ISRs). */
+static inline bool metadata_ids_contain(const int32_t *v, uint32_t n, int32_t id)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (v[i] == id)
+            return true;
+    return false;
+}
+
 struct metadata_topic {
     atomic_uint refcount;
     char *name;

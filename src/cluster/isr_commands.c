@@ -27,21 +27,11 @@ static void set_error(struct command *cmd, struct controller_partition_result *r
 static void set_error(struct command *cmd, struct controller_partition_result *r, int16_t code,
                       const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    r->error_message = command_vformat(cmd, fmt, ap);
     va_end(ap);
     r->error_code = code;
-    r->error_message = command_strdup(cmd, msg);
-}
-
-static bool has(const int32_t *v, uint32_t n, int32_t id)
-{
-    for (uint32_t i = 0; i < n; i++)
-        if (v[i] == id)
-            return true;
-    return false;
 }
 
 static bool id_is_zero(const uint8_t *id)
@@ -54,7 +44,8 @@ static bool id_is_zero(const uint8_t *id)
 static bool isr_valid(const struct metadata_partition *p, const int32_t *isr, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
-        if (isr[i] < 0 || has(isr, i, isr[i]) || !has(p->replicas, p->n_replicas, isr[i]))
+        if (isr[i] < 0 || metadata_ids_contain(isr, i, isr[i]) ||
+            !metadata_ids_contain(p->replicas, p->n_replicas, isr[i]))
             return false;
     return true;
 }
@@ -113,7 +104,7 @@ static int16_t check_change(struct command *cmd, struct controller_partition_res
         set_error(cmd, r, KAFKA_ERR_INVALID_REQUEST,
                   "%s-%d: the new ISR has a duplicate or a broker that is not a replica", name,
                   c->partition);
-    } else if (!has(c->new_isr, c->n_new_isr, p->leader)) {
+    } else if (!metadata_ids_contain(c->new_isr, c->n_new_isr, p->leader)) {
         set_error(cmd, r, KAFKA_ERR_INVALID_REQUEST,
                   "%s-%d: the new ISR does not include the leader %d", name, c->partition,
                   p->leader);

@@ -18,20 +18,12 @@
 
 #define MAX_REPLICAS 64
 
-static bool has(const int32_t *v, uint32_t n, int32_t id)
-{
-    for (uint32_t i = 0; i < n; i++)
-        if (v[i] == id)
-            return true;
-    return false;
-}
-
 /* dst = a minus b; returns the count. */
 static uint32_t minus(const int32_t *a, uint32_t na, const int32_t *b, uint32_t nb, int32_t *dst)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < na; i++)
-        if (!has(b, nb, a[i]))
+        if (!metadata_ids_contain(b, nb, a[i]))
             dst[n++] = a[i];
     return n;
 }
@@ -55,15 +47,15 @@ static int emit_shrink(struct metadata_image *scratch, struct metadata_buf *out,
     int32_t isr[MAX_REPLICAS];
     uint32_t ni = 0;
     for (uint32_t i = 0; i < p->n_isr && ni < MAX_REPLICAS; i++)
-        if (has(keep, nk, p->isr[i]))
+        if (metadata_ids_contain(keep, nk, p->isr[i]))
             isr[ni++] = p->isr[i];
     if (ni == 0)
         return 0; /* nothing in sync to shrink to: leave ISR and leader as they are */
     int32_t leader = p->leader;
-    if (!has(isr, ni, leader)) {
+    if (!metadata_ids_contain(isr, ni, leader)) {
         leader = -1;
         for (uint32_t i = 0; i < nk && leader == -1; i++)
-            if (has(isr, ni, keep[i]) &&
+            if (metadata_ids_contain(isr, ni, keep[i]) &&
                 metadata_broker_usable(metadata_image_broker(scratch, keep[i])))
                 leader = keep[i];
     }
@@ -123,7 +115,8 @@ static int reassign_one(struct command *cmd, struct controller_topic_result *r,
     const int32_t *target = it->replicas;
     bool bad = nt == 0 || nt > MAX_REPLICAS;
     for (uint32_t i = 0; !bad && i < nt; i++)
-        bad = metadata_image_broker(scratch, target[i]) == NULL || has(target, i, target[i]);
+        bad = metadata_image_broker(scratch, target[i]) == NULL ||
+              metadata_ids_contain(target, i, target[i]);
     if (bad) {
         command_set_error(cmd, r, KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT,
                           "The target replicas must be distinct registered brokers.");
@@ -134,7 +127,7 @@ static int reassign_one(struct command *cmd, struct controller_topic_result *r,
     uint32_t nr = minus(orig, no, target, nt, removing);
     bool complete = true;
     for (uint32_t i = 0; i < nt; i++)
-        complete &= has(p->isr, p->n_isr, target[i]);
+        complete &= metadata_ids_contain(p->isr, p->n_isr, target[i]);
     if (complete) {
         if (emit_shrink(scratch, out, id, p, target, nt) < 0 ||
             emit_reassignment(scratch, out, id, it->partition, target, nt, NULL, 0, NULL, 0) < 0)
@@ -161,7 +154,7 @@ int reassign_complete_if_in_sync(struct metadata_image *scratch, struct metadata
     int32_t target[MAX_REPLICAS];
     uint32_t nt = minus(p->replicas, p->n_replicas, p->removing, p->n_removing, target);
     for (uint32_t i = 0; i < nt; i++)
-        if (!has(p->isr, p->n_isr, target[i]))
+        if (!metadata_ids_contain(p->isr, p->n_isr, target[i]))
             return 0;
     uint8_t id[METADATA_UUID_LEN];
     memcpy(id, topic_id, METADATA_UUID_LEN);

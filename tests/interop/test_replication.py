@@ -62,6 +62,14 @@ def segment_files(c, node_id, topic, partition):
     return {os.path.basename(f): open(f, "rb").read() for f in glob.glob(d + "/*.log")}
 
 
+def wait_identical(c, topic, part):
+    """Until every node's segment files of topic-part are byte for byte the same."""
+    def same():
+        files = [segment_files(c, n, topic, part) for n in c.ids]
+        return files[0] and all(f == files[0] for f in files)
+    poll(same, 15, "identical segment files of %s-%d on every node" % (topic, part))
+
+
 def producer(c, **extra):
     from confluent_kafka import Producer
     conf = {"bootstrap.servers": c.live_bootstrap(), "acks": "all", "linger.ms": 5,
@@ -111,12 +119,31 @@ def test_followers_copy_the_leader_byte_for_byte():
         check(len(acked) == 400 and all(acked), "acks: %d ok of %d" % (sum(acked), len(acked)))
         wait_isr(c, "rep", [1, 2, 3])
         for part in (0, 1):
-            def same():
-                files = [segment_files(c, n, "rep", part) for n in c.ids]
-                return files[0] and all(f == files[0] for f in files)
-            poll(same, 15, "identical segment files of rep-%d on every node" % part)
+            wait_identical(c, "rep", part)
         got = read_all(c, "rep", 2, 400)
         check(sorted(v for _, _, v in got) == sorted(b"m-%d" % i for i in range(400)),
+              "read back %d records" % len(got))
+
+
+@test
+def test_page_cache_acks_still_wait_for_the_isr():
+    """acks.all.fsync=false (Kafka's page-cache acknowledgement, no flush waits on the leader
+    or before a follower's next fetch): acks=all still completes through the ISR, every
+    record ends up byte-identical on every replica and is read back."""
+    with Cluster(3, {"acks.all.fsync": "false"}) as c:
+        c.wait_formed()
+        create(c, "pc", partitions=1)
+        p = producer(c)
+        acked = []
+        for i in range(200):
+            p.produce("pc", value=b"p-%d" % i, partition=0,
+                      on_delivery=lambda err, msg: acked.append(err is None))
+        check(p.flush(30 * SLOW) == 0, "undelivered messages")
+        check(len(acked) == 200 and all(acked), "acks: %d ok of %d" % (sum(acked), len(acked)))
+        wait_isr(c, "pc", [1, 2, 3])
+        wait_identical(c, "pc", 0)
+        got = read_all(c, "pc", 1, 200)
+        check(sorted(v for _, _, v in got) == sorted(b"p-%d" % i for i in range(200)),
               "read back %d records" % len(got))
 
 
