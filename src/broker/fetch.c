@@ -182,17 +182,16 @@ static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *f
     int32_t max = fp->rp->partition_max_bytes;
     if (budget < max)
         max = (int32_t)(budget > 0 ? budget : 0);
-    struct log_read_result *res = malloc(sizeof(*res));
-    if (res == NULL) {
-        pd->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
-        return 0;
-    }
     bool follower = st->replica_id >= 0;
     if (follower && fetch_check_divergence(st, fp, pd)) {
         pd->high_watermark = log_high_watermark(log);
         pd->last_stable_offset = pd->high_watermark;
         pd->log_start_offset = log_start_offset(log);
-        fetch_release_read(res);
+        return 0; /* nothing read: the follower truncates first */
+    }
+    struct log_read_result *res = malloc(sizeof(*res));
+    if (res == NULL) {
+        pd->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
         return 0;
     }
     /* Consumers read below the high watermark, followers up to the log end. */

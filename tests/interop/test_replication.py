@@ -11,7 +11,11 @@ What is tried:
   SIGSTOP of a second: acks=all gets NOT_ENOUGH_REPLICAS while acks=1 works; SIGCONT: both
   catch up and rejoin the ISR;
 - a consumer never sees an offset at or above the high watermark (nothing uncommitted is
-  served: checked by reading the high watermark and the records of each fetch).
+  served: checked by reading the high watermark and the records of each fetch);
+- an old leader whose tail diverged after an unclean election truncates it (the Fetch
+  response's diverging epoch) and ends byte-identical with the new leader.
+Runs under ASan too: the follower paths (divergence, truncation) are where memory errors hide.
+asan-smoke
 """
 import glob
 import os
@@ -62,12 +66,14 @@ def segment_files(c, node_id, topic, partition):
     return {os.path.basename(f): open(f, "rb").read() for f in glob.glob(d + "/*.log")}
 
 
-def wait_identical(c, topic, part):
-    """Until every node's segment files of topic-part are byte for byte the same."""
+def wait_identical(c, topic, part, nodes=None, timeout=15):
+    """Until the nodes' (default: all) segment files of topic-part are byte for byte the same."""
+    nodes = nodes or c.ids
+
     def same():
-        files = [segment_files(c, n, topic, part) for n in c.ids]
+        files = [segment_files(c, n, topic, part) for n in nodes]
         return files[0] and all(f == files[0] for f in files)
-    poll(same, 15, "identical segment files of %s-%d on every node" % (topic, part))
+    poll(same, timeout, "identical segment files of %s-%d on nodes %r" % (topic, part, nodes))
 
 
 def producer(c, **extra):
@@ -199,6 +205,49 @@ def test_acks_all_survives_leader_kills():
         check(dups == 0, "%d duplicates" % dups)
         check(not moved, "acknowledged at one offset, read at another: %r" % moved[:10])
         check(offsets == sorted(offsets), "offsets out of order")
+
+
+@test
+def test_diverged_old_leader_truncates_after_unclean_election():
+    """The leader's follower is paused (fenced, out of the ISR); the leader takes acks=1
+    records alone, then is paused itself while the follower resumes and is elected uncleanly
+    (unclean.leader.election.enable=true); new records go to it. When the old leader resumes
+    it is a follower whose tail diverges (Fetch's diverging epoch): it truncates that tail,
+    fetches the new leader's records, and both replicas' segment files end byte-identical."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    with Cluster(3) as c:
+        c.wait_formed()
+        lead, foll = 1, 2
+        a = AdminClient({"bootstrap.servers": c.live_bootstrap()})
+        a.create_topics([NewTopic("dv", num_partitions=1, replica_assignment=[[lead, foll]],
+                                  config={"unclean.leader.election.enable": "true",
+                                          "min.insync.replicas": "1"})])["dv"] \
+            .result(timeout=15 * SLOW)
+        c.wait_topic("dv", 1)
+        check(c.produce_raw(lead, "dv", 0, b"both")["error_code"] == 0, "first record")
+        wait_isr(c, "dv", [lead, foll])
+        os.kill(c.node(foll).proc.pid, signal.SIGSTOP)
+        try:
+            poll(lambda: isr_of(c, "dv", lead)[0] == [lead], 20, "follower out of the ISR")
+            for i in range(5):
+                res = c.produce_raw(lead, "dv", 0, b"tail-%d" % i, acks=1)
+                check(res["error_code"] == 0, "acks=1 to the lone leader: %r" % res)
+            # Leader paused first: the resumed follower must not fetch the tail from it.
+            os.kill(c.node(lead).proc.pid, signal.SIGSTOP)
+            os.kill(c.node(foll).proc.pid, signal.SIGCONT)
+            poll(lambda: c.raw_partitions("dv", foll)[0]["leader"] == foll, 30,
+                 "the follower elected uncleanly")
+            for i in range(3):
+                res = c.produce_raw(foll, "dv", 0, b"new-%d" % i, acks=1)
+                check(res["error_code"] == 0, "acks=1 to the new leader: %r" % res)
+        finally:
+            for n in (lead, foll):
+                os.kill(c.node(n).proc.pid, signal.SIGCONT)
+        wait_identical(c, "dv", 0, nodes=(lead, foll), timeout=40)
+        got = read_all(c, "dv", 1, 4)
+        vals = [v for _, _, v in got]
+        check(vals == [b"both", b"new-0", b"new-1", b"new-2"],
+              "after healing the log reads %r" % vals)
 
 
 @test
