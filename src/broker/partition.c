@@ -134,7 +134,8 @@ void waiter_list_add(struct waiter_list *l, struct partition_waiter *w)
     w->next = l->head;
     if (l->head)
         l->head->prev = w;
-    l->head = w;
+    /* Stored atomically: waiter_list_notify peeks at it without the lock. */
+    __atomic_store_n(&l->head, w, __ATOMIC_RELAXED);
     w->linked = true;
     pthread_mutex_unlock(&l->mu);
 }
@@ -146,7 +147,7 @@ void waiter_list_remove(struct waiter_list *l, struct partition_waiter *w)
         if (w->prev)
             w->prev->next = w->next;
         else
-            l->head = w->next;
+            __atomic_store_n(&l->head, w->next, __ATOMIC_RELAXED);
         if (w->next)
             w->next->prev = w->prev;
         w->linked = false;
@@ -156,7 +157,9 @@ void waiter_list_remove(struct waiter_list *l, struct partition_waiter *w)
 
 void waiter_list_notify(struct waiter_list *l)
 {
-    if (l->head == NULL) /* racy peek; a waiter added now re-checks for itself */
+    /* Unlocked peek (an atomic load: head is only stored atomically); a waiter added now
+     * re-checks for itself after adding. */
+    if (__atomic_load_n(&l->head, __ATOMIC_RELAXED) == NULL)
         return;
     pthread_mutex_lock(&l->mu);
     for (struct partition_waiter *w = l->head; w; w = w->next)

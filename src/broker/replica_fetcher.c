@@ -31,7 +31,10 @@ struct fetcher {
     struct partition **parts;
     int32_t *epochs;
     size_t n, cap;
-    int16_t last_error; /* logged once per change */
+    /* The last round's outcome, logged when it changes: 0 fine, -1 the fetch failed, else
+     * the first partition error code, with how many partitions had one. */
+    int16_t last_error;
+    size_t last_errors;
 };
 
 struct replica_fetchers {
@@ -238,9 +241,6 @@ static int fetcher_handle(struct fetcher *f, size_t i,
     pthread_mutex_unlock(&p->follow_mu);
     if (result == 1)
         partition_notify_waiters(p);
-    if (pd->error_code != 0 && pd->error_code != f->last_error)
-        log_info("replica", "%s-%d: fetch from leader %d: error %d", p->topic, p->index, f->leader,
-                 pd->error_code);
     return result;
 }
 
@@ -271,21 +271,31 @@ static int64_t fetcher_round(struct fetcher *f)
         f->last_error = -1;
         wait = b->cfg.replica_fetch_backoff_ms;
     }
-    bool appended = false, errors = false;
+    bool appended = false;
+    size_t errors = 0;
+    int16_t first_error = 0;
+    const struct partition *first_failed = NULL;
     for (int32_t t = 0; rc == 0 && t < resp.responses.n && (size_t)t < f->n; t++) {
         const struct kmsg_fetch_response_fetchable_topic_response *tr = &resp.responses.v[t];
         if (tr->partitions.n != 1 || tr->partitions.v[0].partition_index != f->parts[t]->index)
             continue;
         int r = fetcher_handle(f, (size_t)t, &tr->partitions.v[0]);
         appended |= r > 0;
-        errors |= r < 0;
+        if (r < 0 && errors++ == 0) {
+            first_error = tr->partitions.v[0].error_code;
+            first_failed = f->parts[t];
+        }
         /* Durable before the next fetch reports the new log end (acks.all.fsync). */
         if (r > 0 && b->cfg.acks_all_fsync)
             log_flush(f->parts[t]->log, NULL);
     }
     if (rc == 0) {
-        f->last_error = 0;
-        if (errors && !appended)
+        if (errors > 0 && (first_error != f->last_error || errors != f->last_errors))
+            log_info("replica", "fetch from leader %d: error %d for %zu partition(s) (%s-%d...)",
+                     f->leader, first_error, errors, first_failed->topic, first_failed->index);
+        f->last_error = first_error;
+        f->last_errors = errors;
+        if (errors > 0 && !appended)
             wait = FETCHER_ERROR_BACKOFF_MS;
     }
     free(buf);

@@ -87,6 +87,26 @@ def rss_kb(pid):
     return None
 
 
+def sigstop_and_wait(pid, timeout=5.0):
+    """SIGSTOP pid and wait until every one of its threads is stopped (kill() returns before
+    the signal has reached threads running on another core)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+
+    def state(task):
+        with open("/proc/%d/task/%s/stat" % (pid, task)) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    while True:
+        try:
+            if all(state(t) in ("T", "t") for t in os.listdir("/proc/%d/task" % pid)):
+                return
+        except OSError:
+            pass  # a thread went away while listing
+        if time.monotonic() > deadline:
+            fail("process %d did not stop within %.1fs after SIGSTOP" % (pid, timeout))
+        time.sleep(0.001)
+
+
 def tail(path, n=40):
     try:
         with open(path, "rb") as f:

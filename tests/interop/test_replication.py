@@ -24,7 +24,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SLOW, Cluster, check, comment, fail, poll, run_tests, test  # noqa: E402
+from harness import (SLOW, Cluster, check, comment, fail, poll, run_tests,  # noqa: E402
+                     sigstop_and_wait, test)
 
 NOT_ENOUGH_REPLICAS = 19
 LAG_MS = 2000
@@ -226,17 +227,19 @@ def test_diverged_old_leader_truncates_after_unclean_election():
         c.wait_topic("dv", 1)
         check(c.produce_raw(lead, "dv", 0, b"both")["error_code"] == 0, "first record")
         wait_isr(c, "dv", [lead, foll])
-        os.kill(c.node(foll).proc.pid, signal.SIGSTOP)
+        sigstop_and_wait(c.node(foll).proc.pid)
         try:
             poll(lambda: isr_of(c, "dv", lead)[0] == [lead], 20, "follower out of the ISR")
             for i in range(5):
                 res = c.produce_raw(lead, "dv", 0, b"tail-%d" % i, acks=1)
                 check(res["error_code"] == 0, "acks=1 to the lone leader: %r" % res)
-            # Leader paused first: the resumed follower must not fetch the tail from it.
-            os.kill(c.node(lead).proc.pid, signal.SIGSTOP)
+            # Leader stopped first (every thread): the resumed follower must not fetch the tail.
+            sigstop_and_wait(c.node(lead).proc.pid)
             os.kill(c.node(foll).proc.pid, signal.SIGCONT)
             poll(lambda: c.raw_partitions("dv", foll)[0]["leader"] == foll, 30,
                  "the follower elected uncleanly")
+            check(not any(b"tail-" in d for d in segment_files(c, foll, "dv", 0).values()),
+                  "the new leader holds the old leader's unreplicated tail")
             for i in range(3):
                 res = c.produce_raw(foll, "dv", 0, b"new-%d" % i, acks=1)
                 check(res["error_code"] == 0, "acks=1 to the new leader: %r" % res)
