@@ -286,7 +286,11 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
         cmd->result.image_version = ctl->image->version;
     }
     complete(cmd);
-    if (ctl->in_flight == 0)
+    /* A failed proposal is libraft failing its requests while it tears down the leader state
+     * (leadership lost): raft_state() still says leader there, and a raft_barrier or
+     * raft_apply from inside this callback reads the freed state (libraft 0.15: SEGV seen when
+     * a paused active controller resumed). The timer's next tick pumps instead. */
+    if (ctl->in_flight == 0 && status == 0)
         pump(ctl);
 }
 
@@ -362,7 +366,8 @@ static void barrier_cb(struct raft_barrier *req, int status)
         log_info(LOG_SUB, "node %d is the active controller (term %llu, image version %llu)",
                  ctl->node_id, ctl->active_term, (unsigned long long)ctl->image->version);
     }
-    pump(ctl);
+    if (status == 0) /* as in apply_cb: not from inside libraft's leader teardown */
+        pump(ctl);
 }
 
 static bool is_active(struct controller *ctl)
