@@ -103,7 +103,9 @@ static int env_log_append(void *ref, uint8_t *batch, size_t len, struct log_appe
     struct partition_append_result ar;
     int rc = partition_append_batch(p, batch, len, false, clock_wall_ms(), &ar);
     *info = ar.info;
-    /* The coordinator's batches carry no producer id: no refusal, no duplicate. */
+    if (rc == 0 && ar.kafka_error == KAFKA_ERR_NOT_LEADER_OR_FOLLOWER)
+        return -ENOENT; /* the leadership moved since log_get: NOT_COORDINATOR */
+    /* The coordinator's batches carry no producer id: no other refusal, no duplicate. */
     assert(rc != 0 || (ar.kafka_error == 0 && !ar.duplicate));
     return rc;
 }
@@ -206,8 +208,19 @@ int groups_start(struct broker *b)
         free(g);
         return -ENOMEM;
     }
-    b->groups = g;
+    __atomic_store_n(&b->groups, g, __ATOMIC_RELEASE); /* the image listener reads it */
     return 0;
+}
+
+void groups_on_leader_change(struct broker *b, int32_t partition, bool was_leader, bool is_leader)
+{
+    struct broker_groups *g = __atomic_load_n(&b->groups, __ATOMIC_ACQUIRE);
+    if (g == NULL)
+        return; /* not started yet: shards load when first needed */
+    if (was_leader)
+        group_coordinator_resign(g->gc, partition); /* replays afterwards if still leader */
+    else if (is_leader)
+        group_coordinator_prepare(g->gc, partition);
 }
 
 void groups_shutdown(struct broker *b)

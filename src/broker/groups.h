@@ -5,10 +5,17 @@
 #ifndef GREGOR_BROKER_GROUPS_H
 #define GREGOR_BROKER_GROUPS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 struct broker;
 
 /* Creates the coordinator (before the network starts). 0 or -ENOMEM. */
 int groups_start(struct broker *b);
+/* The leader epoch of partition `partition` of __consumer_offsets changed, per the applied
+ * image: the coordinator resigns the shard this broker led (and replays it if it still leads)
+ * or loads the one it now leads. Controller thread (image listener). */
+void groups_on_leader_change(struct broker *b, int32_t partition, bool was_leader, bool is_leader);
 /* Answers parked group requests; before net_server_stop(). */
 void groups_shutdown(struct broker *b);
 /* Frees the coordinator; after net_server_stop(), before the partition registry closes. */

@@ -5,11 +5,34 @@
 #include <string.h>
 
 #include "broker/producer_append.h"
+#include "proto/gen/errors.h"
+
+static int partition_append_led(struct partition *p, uint8_t *batch, size_t len,
+                                bool log_append_time, int64_t now_ms,
+                                struct partition_append_result *res);
 
 int partition_append_batch(struct partition *p, uint8_t *batch, size_t len, bool log_append_time,
                            int64_t now_ms, struct partition_append_result *res)
 {
     memset(res, 0, sizeof(*res));
+    /* Under follow_mu, which the image listener holds while it changes the leader: an append
+     * admitted before this broker lost the leadership could otherwise land after it, stamped
+     * with the new leader's epoch, in a log that now follows (a divergence no epoch shows). */
+    pthread_mutex_lock(&p->follow_mu);
+    if (atomic_load(&p->leader) != p->rs.self) {
+        pthread_mutex_unlock(&p->follow_mu);
+        res->kafka_error = KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
+        return 0;
+    }
+    int rc = partition_append_led(p, batch, len, log_append_time, now_ms, res);
+    pthread_mutex_unlock(&p->follow_mu);
+    return rc;
+}
+
+static int partition_append_led(struct partition *p, uint8_t *batch, size_t len,
+                                bool log_append_time, int64_t now_ms,
+                                struct partition_append_result *res)
+{
     int32_t epoch = atomic_load(&p->leader_epoch);
     int rc;
     if (producer_batch_is_idempotent(batch)) {

@@ -25,7 +25,9 @@
 struct partition_append_result {
     struct log_append_info info; /* offsets (the original ones for a duplicate) */
     bool duplicate;              /* an idempotent retry: nothing was appended */
-    int16_t kafka_error;         /* producer-state refusal (sequence, epoch): nothing appended */
+    /* Refusal, nothing appended: producer state (sequence, epoch), or NOT_LEADER_OR_FOLLOWER
+     * when this broker does not lead the partition (checked under follow_mu). */
+    int16_t kafka_error;
 };
 
 /*

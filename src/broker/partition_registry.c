@@ -16,11 +16,13 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/broker_internal.h"
+#include "broker/groups.h"
 #include "broker/partition_append.h"
 #include "broker/partition_registry.h"
 #include "broker/producer_append.h"
 #include "broker/replica_fetcher.h"
 #include "broker/topic_settings.h"
+#include "group/offsets_log.h"
 #include "storage/cleaner.h"
 #include "storage/compactor.h"
 #include "storage/flusher.h"
@@ -202,11 +204,13 @@ static void registry_sync_topic(struct partition_registry *reg, const struct met
                 if (was != mp->leader)
                     log_info("partition", "%s-%d: leader %d -> %d (epoch %d)", t->name,
                              mp->partition, was, mp->leader, mp->leader_epoch);
-                atomic_store(&p->leader_epoch, mp->leader_epoch);
+                int32_t was_epoch = atomic_exchange(&p->leader_epoch, mp->leader_epoch);
                 replica_set_on_image(p, mp, atomic_load(&p->min_insync_replicas), clock_mono_ms());
                 pthread_mutex_unlock(&p->follow_mu);
                 if (was != mp->leader)
                     partition_notify_waiters(p); /* parked fetches answer; clients move on */
+                if (was_epoch != mp->leader_epoch && strcmp(t->name, OFFSETS_TOPIC) == 0)
+                    groups_on_leader_change(reg->b, mp->partition, was == node, mp->leader == node);
             }
             partition_put(p);
             continue;

@@ -325,12 +325,26 @@ bool replica_set_next_isr_change(struct partition *p, int64_t now_ms, int64_t la
     return change;
 }
 
+/* rs->mu held, an ISR change refused: followers it would have added must fetch again before
+ * they are proposed again (Kafka proposes an expansion on a follower's fetch only: a dead or
+ * fenced follower, refused as INELIGIBLE_REPLICA, is not proposed every round). */
+static void rs_forget_proposed(struct replica_set *rs)
+{
+    for (uint32_t i = 0; i < rs->n_pending; i++) {
+        struct replica_follower *f = rs_follower(rs, rs->pending[i]);
+        if (f != NULL && !metadata_ids_contain(rs->isr, rs->n_isr, f->id))
+            f->leo = -1;
+    }
+}
+
 void replica_set_on_isr_result(struct partition *p, int16_t error, const int32_t *isr, uint32_t n,
                                int32_t leader_epoch, int32_t partition_epoch)
 {
     struct replica_set *rs = &p->rs;
     pthread_mutex_lock(&rs->mu);
     rs->alter_in_flight = false;
+    if (error != 0)
+        rs_forget_proposed(rs);
     struct hw_waiter *ok = NULL, *fail = NULL;
     bool moved = false;
     if (error == 0 && leader_epoch == rs->leader_epoch && partition_epoch > rs->partition_epoch) {

@@ -322,8 +322,12 @@ struct append_wait {
 static void append_done_on_owner(void *arg)
 {
     struct append_wait *w = arg;
+    struct shard *s = w->s;
     w->cb(w->arg, w->err);
     free(w);
+    assert(s->appends_in_flight > 0);
+    s->appends_in_flight--;
+    shard_unload_continue(s);
 }
 
 static void append_flushed(void *arg, int err)
@@ -370,6 +374,7 @@ int shard_append(struct shard *s, const struct offsets_kv *kvs, size_t n,
             pthread_mutex_lock(&gc->appends_mu);
             gc->appends_outstanding++;
             pthread_mutex_unlock(&gc->appends_mu);
+            s->appends_in_flight++;
             rc = gc->env.wait_committed
                      ? gc->env.wait_committed(ref, info.last_offset + 1, append_flushed, w)
                      : log_flush_request(log, info.last_offset + 1, append_flushed, w);
@@ -377,6 +382,7 @@ int shard_append(struct shard *s, const struct offsets_kv *kvs, size_t n,
                 pthread_mutex_lock(&gc->appends_mu);
                 gc->appends_outstanding--;
                 pthread_mutex_unlock(&gc->appends_mu);
+                s->appends_in_flight--;
                 free(w);
             }
         }
@@ -514,7 +520,10 @@ static int load_batch(struct shard *s, const uint8_t *p, size_t len)
 int shard_load(struct shard *s, struct log *log)
 {
     int64_t off = log_start_offset(log);
-    int64_t end = log_high_watermark(log);
+    /* To the log end, as Kafka's GroupMetadataManager (FetchLogEnd): a new leader's high
+     * watermark can lag what it holds (it learns the HW on its fetches), and as the leader
+     * everything it holds is what the followers will hold. */
+    int64_t end = log_end_offset(log);
     uint8_t *buf = NULL;
     size_t cap = 0;
     int rc = 0;
@@ -603,6 +612,9 @@ static void load_finished(void *arg)
         net_timer_start(s->worker, &s->expiry_timer, iv, shard_expiry_fired, s);
         log_info("group", "loaded %zu groups from %s-%d in %lld ms", s->ngroups, OFFSETS_TOPIC,
                  s->index, (long long)(clock_mono_ms() - j->start_ms));
+        /* Leadership may have moved while the loader read: what it read may be stale. */
+        if (s->gc->env.is_leader && !s->gc->env.is_leader(s->gc->env.ctx, s->index))
+            shard_unload_begin(s);
     }
     free(j);
 }
@@ -645,6 +657,10 @@ static int shard_ensure_loading(struct group_coordinator *gc, struct shard *s)
             j->log = gc->env.log_get(gc->env.ctx, s->index, &j->ref);
         }
         if (j && w && j->log) {
+            if (s->loader_started) { /* a load before an unload: that thread has finished */
+                pthread_join(s->loader, NULL);
+                s->loader_started = false;
+            }
             s->worker = w;
             atomic_store(&s->state, SHARD_LOADING);
             if (pthread_create(&s->loader, NULL, load_thread, j) == 0) {
@@ -735,6 +751,10 @@ static void call_run(void *arg)
     struct group_call *c = arg;
     struct group_coordinator *gc = c->gc;
     struct shard *s = c->shard >= 0 && c->shard < gc->nshards ? &gc->shards[c->shard] : NULL;
+    /* Leadership moved without the image listener telling us yet: stop using the state. */
+    if (s && atomic_load(&s->state) == SHARD_LOADED && gc->env.is_leader &&
+        !gc->env.is_leader(gc->env.ctx, s->index))
+        shard_unload_begin(s);
     if (s)
         shard_ensure_loading(gc, s);
     switch (c->api_key) {
@@ -854,17 +874,21 @@ struct group_coordinator *group_coordinator_create(const struct group_config *cf
     return gc;
 }
 
-static void shard_shutdown(void *arg)
+void shard_quiesce(struct shard *s, int16_t err)
 {
-    struct shard *s = arg;
     net_timer_cancel(s->worker, &s->expiry_timer);
     for (size_t b = 0; b < s->nbuckets; b++)
         for (struct group *g = s->buckets[b]; g; g = g->next) {
-            group_fail_parked(g, KAFKA_ERR_NOT_COORDINATOR);
+            group_fail_parked(g, err);
             net_timer_cancel(s->worker, &g->join_timer);
             for (struct member *m = g->members; m; m = m->next)
                 net_timer_cancel(s->worker, &m->session_timer);
         }
+}
+
+static void shard_shutdown(void *arg)
+{
+    shard_quiesce(arg, KAFKA_ERR_NOT_COORDINATOR);
 }
 
 /*
@@ -970,6 +994,7 @@ int16_t shard_error(struct shard *s)
     case SHARD_LOADING:
         return KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS;
     case SHARD_UNLOADED:
+    case SHARD_UNLOADING:
         return KAFKA_ERR_NOT_COORDINATOR;
     default:
         return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;

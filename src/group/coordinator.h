@@ -107,8 +107,13 @@ void group_coordinator_destroy(struct group_coordinator *gc);
 /* Routes the call to its shard's owner. Any worker. */
 void group_coordinator_submit(struct group_coordinator *gc, struct group_call *c);
 
-/* Starts loading shard s if it is not loaded (FindCoordinator). Any thread. */
+/* Starts loading shard s if it is not loaded (FindCoordinator, or this broker became the
+ * leader of its partition). Any thread. */
 void group_coordinator_prepare(struct group_coordinator *gc, int32_t shard);
+/* This broker stopped leading partition s of __consumer_offsets, or leads it in a new leader
+ * epoch: the shard unloads (NOT_COORDINATOR meanwhile), then replays if it leads again. Any
+ * thread. */
+void group_coordinator_resign(struct group_coordinator *gc, int32_t shard);
 
 /* Shard of a group id, given the partition count. */
 int32_t group_shard_of(const char *group, int32_t len, int32_t n);

@@ -17,7 +17,9 @@ struct gstr {
 };
 
 enum group_state { GS_EMPTY, GS_PREPARING, GS_COMPLETING, GS_STABLE, GS_DEAD };
-enum shard_state { SHARD_UNLOADED, SHARD_LOADING, SHARD_LOADED, SHARD_FAILED };
+/* UNLOADED -> LOADING (loader thread) -> LOADED -> UNLOADING (leadership lost: appends in flight
+ * drain) -> UNLOADED. FAILED: the replay failed; the shard answers COORDINATOR_NOT_AVAILABLE. */
+enum shard_state { SHARD_UNLOADED, SHARD_LOADING, SHARD_LOADED, SHARD_FAILED, SHARD_UNLOADING };
 
 struct gprotocol {
     struct gstr name;
@@ -90,6 +92,7 @@ struct shard {
     bool loader_started;
     struct net_timer expiry_timer;
     struct net_worker *worker; /* owner, set when loaded */
+    int appends_in_flight;     /* shard_append waits not completed yet (owner worker) */
 };
 
 struct group_coordinator {
@@ -133,6 +136,14 @@ char *kstr_strdup(struct kstr k); /* malloc'ed NUL-terminated copy ("" for null)
 int shard_load(struct shard *s, struct log *log);
 /* Frees every group of the shard and its table (no timers may be armed). */
 void shard_free_groups(struct shard *s);
+/* Answers every parked call of the shard with err and cancels its timers. Owner worker. */
+void shard_quiesce(struct shard *s, int16_t err);
+/* ---- leadership (shard_leadership.c) ---- */
+/* Owner worker: this broker no longer leads the shard's partition; the shard stops answering
+ * (NOT_COORDINATOR) and frees its groups once its appends in flight completed. */
+void shard_unload_begin(struct shard *s);
+/* Owner worker, after an append completion: finishes an unload waiting for it. */
+void shard_unload_continue(struct shard *s);
 struct group *group_find(struct shard *s, struct kstr id);
 struct group *group_create(struct shard *s, struct kstr id);
 void group_remove(struct group *g); /* unlinks and frees (members must have no parked calls) */

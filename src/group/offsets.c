@@ -106,6 +106,15 @@ static void commit_state_free(struct commit_state *st)
     free(st);
 }
 
+/* Kafka's GroupMetadataManager mapping of a failed append: the partition's leadership moved
+ * (not leader, or lost while waiting for the ISR) -> NOT_COORDINATOR, so the client looks the
+ * coordinator up again; anything else -> COORDINATOR_NOT_AVAILABLE. */
+static int16_t commit_error_of(int err)
+{
+    return err == -ENOENT || err == -ENOTCONN ? KAFKA_ERR_NOT_COORDINATOR
+                                              : KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+}
+
 static void commit_durable(void *arg, int err)
 {
     struct commit_state *st = arg;
@@ -119,7 +128,7 @@ static void commit_durable(void *arg, int err)
         if (e && e->pending > 0)
             e->pending--;
         if (err != 0) {
-            it->pr->error_code = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+            it->pr->error_code = commit_error_of(err);
             if (e && !e->valid && e->pending == 0)
                 group_offset_remove(g, e);
             continue;
