@@ -16,6 +16,8 @@ What is tried:
   it (the rack-c follower served nothing);
 - without replica.selector.class the leader never names a preferred read replica; an unknown
   selector class stops start-up with one line naming the property.
+Runs under ASan too (about 7 s): the follower read and redirect paths are new.
+asan-smoke
 """
 import glob
 import os
