@@ -109,6 +109,7 @@ static const struct config_entry config_table[] = {
     {"acks.all.fsync", CT_BOOL, F(acks_all_fsync), 0, 0, 0},
     {"unclean.leader.election.enable", CT_BOOL, F(unclean_leader_election_enable), 0, 0, 0},
     {"broker.rack", CT_STRING, F(broker_rack), 0, 0, 0},
+    {"replica.selector.class", CT_STRING, F(replica_selector_class), 0, 0, 0},
     {"broker.heartbeat.interval.ms", CT_INT64, F(broker_heartbeat_interval_ms), 1, 3600000, 0},
     {"broker.session.timeout.ms", CT_INT64, F(broker_session_timeout_ms), 1, 3600000, 0},
     {"auto.leader.rebalance.enable", CT_BOOL, F(auto_leader_rebalance_enable), 0, 0, 0},
@@ -395,6 +396,21 @@ static int ensure_dir(const char *path)
     return 0;
 }
 
+/* replica.selector.class names a Java class in Kafka; Gregor knows the one Kafka ships. */
+#define CONFIG_RACK_AWARE_SELECTOR "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+
+static int config_validate_replica_selector(struct broker_config *c, char *err, size_t errlen)
+{
+    c->rack_aware_selector = strcmp(c->replica_selector_class, CONFIG_RACK_AWARE_SELECTOR) == 0;
+    if (c->replica_selector_class[0] == '\0' || c->rack_aware_selector)
+        return 0;
+    snprintf(err, errlen,
+             "invalid value '%s' for configuration property 'replica.selector.class' "
+             "(supported: " CONFIG_RACK_AWARE_SELECTOR ")",
+             c->replica_selector_class);
+    return -EINVAL;
+}
+
 int config_validate(struct broker_config *c, char *err, size_t errlen)
 {
     const struct listener_config *l = config_client_listener(c);
@@ -459,7 +475,7 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
                  c->compression_type);
         return -EINVAL;
     }
-    return 0;
+    return config_validate_replica_selector(c, err, errlen);
 }
 
 int config_describe(const struct broker_config *c, const char *name, char *buf, size_t len)

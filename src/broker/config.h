@@ -89,6 +89,10 @@ struct broker_config {
     bool unclean_leader_election_enable;
     /* cluster membership */
     char broker_rack[64];
+    /* replica.selector.class: "" (Kafka's default: consumers fetch from leaders only) or Kafka's
+     * RackAwareReplicaSelector (KIP-392); config_validate() sets rack_aware_selector from it. */
+    char replica_selector_class[256];
+    bool rack_aware_selector;
     int64_t broker_heartbeat_interval_ms;
     int64_t broker_session_timeout_ms;
     bool auto_leader_rebalance_enable;

@@ -12,6 +12,15 @@
  * Fetch sessions (KIP-227): the broker answers every fetch as a full, sessionless fetch
  * (session id 0), which clients accept: Java clients then keep sending full fetches.
  *
+ * Fetch from follower (KIP-392): a consumer's Fetch v11+ may read a partition this broker
+ * follows, up to the high watermark the leader sent it (Kafka's fetchOnlyFromLeader=false);
+ * older versions get NOT_LEADER_OR_FOLLOWER there. With replica.selector.class set to the
+ * rack-aware selector, the leader answers a consumer that names its rack, for each partition
+ * where a follower in that rack is chosen (replica_set_preferred_read_replica), with that
+ * follower as preferred_read_replica and no records, at once; the client then fetches there.
+ * Without the selector, or without a rack id, nothing of this costs the leader's fetch path
+ * anything: no image is looked at.
+ *
  * Lifetime: struct fetch_state is malloc'ed and reference-counted: the handler holds one
  * reference until the reply, and each posted wake-up holds one, because appenders on other
  * threads may post after the reply. Waiters are unlinked before the reply, under each
@@ -49,6 +58,7 @@ struct fetch_part {
     const struct kmsg_fetch_request_fetch_partition *rp;
     struct partition_waiter waiter;
     int16_t error;        /* fixed error (unknown partition, epoch) or 0 */
+    int32_t preferred;    /* KIP-392: the follower the consumer should read from, or -1 */
     int64_t records_read; /* offsets at or past the fetch offset in the last read (metrics) */
 };
 
@@ -151,8 +161,8 @@ static bool fetch_check_divergence(struct fetch_state *st, struct fetch_part *fp
  * watermark may advance); a follower that qualifies for the ISR kicks the ISR sender. */
 static int16_t fetch_note_follower(struct fetch_state *st, struct fetch_part *fp)
 {
-    int rc =
-        replica_set_on_follower_fetch(fp->p, st->replica_id, fp->rp->fetch_offset, clock_mono_ms());
+    int rc = replica_set_on_follower_fetch(fp->p, st->replica_id, fp->rp->fetch_offset,
+                                           fp->rp->log_start_offset, clock_mono_ms());
     if (rc < 0)
         return KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
     if (rc > 0)
@@ -179,6 +189,13 @@ static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *f
         return 0;
     }
     struct log *log = fp->p->log;
+    if (fp->preferred >= 0) { /* Kafka reads nothing then: the offsets tell where the log is */
+        pd->preferred_read_replica = fp->preferred;
+        pd->high_watermark = log_high_watermark(log);
+        pd->last_stable_offset = pd->high_watermark;
+        pd->log_start_offset = log_start_offset(log);
+        return 0;
+    }
     int32_t max = fp->rp->partition_max_bytes;
     if (budget < max)
         max = (int32_t)(budget > 0 ? budget : 0);
@@ -249,10 +266,10 @@ static void fetch_release_response(struct kmsg_fetch_response *resp)
 }
 
 /*
- * Builds the response into *resp. Returns the record bytes found; *errors tells whether any
- * partition has an error (which answers at once, as Kafka does).
+ * Builds the response into *resp. Returns the record bytes found; *at_once tells whether any
+ * partition has an error or a preferred read replica (which answer at once, as Kafka does).
  */
-static int64_t fetch_build(struct fetch_state *st, struct kmsg_fetch_response *resp, bool *errors)
+static int64_t fetch_build(struct fetch_state *st, struct kmsg_fetch_response *resp, bool *at_once)
 {
     struct broker_req *r = st->r;
     const struct kmsg_fetch_request *req = &st->req;
@@ -266,7 +283,7 @@ static int64_t fetch_build(struct fetch_state *st, struct kmsg_fetch_response *r
     int64_t budget = r->hdr.api_version >= 3 && req->max_bytes > 0 ? req->max_bytes : INT32_MAX;
     int64_t total = 0;
     int k = 0;
-    *errors = false;
+    *at_once = false;
     for (int32_t i = 0; i < nt; i++) {
         const struct kmsg_fetch_request_fetch_topic *rt = &req->topics.v[i];
         struct kmsg_fetch_response_fetchable_topic_response *t = &resp->responses.v[i];
@@ -282,8 +299,8 @@ static int64_t fetch_build(struct fetch_state *st, struct kmsg_fetch_response *r
             struct kmsg_fetch_response_partition_data *pd = &t->partitions.v[j];
             int64_t got = fetch_read_partition(st, &st->parts[k], pd, budget - total, total == 0);
             total += got;
-            if (pd->error_code != 0)
-                *errors = true;
+            if (pd->error_code != 0 || pd->preferred_read_replica >= 0)
+                *at_once = true;
         }
     }
     return total;
@@ -345,9 +362,9 @@ static void fetch_reply(struct fetch_state *st, struct kmsg_fetch_response *resp
 static void fetch_attempt(struct fetch_state *st, bool force)
 {
     struct kmsg_fetch_response resp;
-    bool errors;
+    bool at_once;
     arena_reset(&st->scratch); /* the previous attempt's response was released or sent */
-    int64_t total = fetch_build(st, &resp, &errors);
+    int64_t total = fetch_build(st, &resp, &at_once);
     if (total < 0) {
         fetch_release_response(&resp);
         fetch_unpark(st);
@@ -359,7 +376,7 @@ static void fetch_attempt(struct fetch_state *st, bool force)
         return;
     }
     int32_t min_bytes = st->req.min_bytes > 0 ? st->req.min_bytes : 1;
-    if (force || errors || total >= min_bytes || st->req.max_wait_ms <= 0) {
+    if (force || at_once || total >= min_bytes || st->req.max_wait_ms <= 0) {
         fetch_reply(st, &resp);
         return;
     }
@@ -429,6 +446,33 @@ static void fetch_park(struct fetch_state *st)
     fetch_attempt(st, atomic_load(&st->b->stopping));
 }
 
+/* A consumer's Fetch v11+ (Kafka's clientMetadata): it may read from followers (KIP-392). */
+static bool fetch_from_consumer_v11(const struct fetch_state *st)
+{
+    return st->replica_id < 0 && st->r->hdr.api_version >= 11;
+}
+
+/*
+ * KIP-392 on the leader: for each partition led here, the follower in the consumer's rack
+ * it should read from (fp->preferred), when the rack-aware selector is configured and the
+ * consumer sent a rack. One image reference for the whole request.
+ */
+static void fetch_select_replicas(struct fetch_state *st)
+{
+    struct broker *b = st->b;
+    const struct kstr *rack = &st->req.rack_id;
+    if (!b->cfg.rack_aware_selector || !fetch_from_consumer_v11(st) || rack->len <= 0)
+        return;
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    for (int i = 0; i < st->nparts; i++) {
+        struct fetch_part *fp = &st->parts[i];
+        if (fp->p != NULL && fp->error == 0)
+            fp->preferred = replica_set_preferred_read_replica(
+                fp->p, img, rack->ptr, (size_t)rack->len, fp->rp->fetch_offset);
+    }
+    metadata_image_release(img);
+}
+
 /* Resolves every requested partition (reference held until the reply). */
 static int fetch_resolve(struct fetch_state *st, struct broker_req *r)
 {
@@ -442,6 +486,7 @@ static int fetch_resolve(struct fetch_state *st, struct broker_req *r)
     st->nparts = n;
     int k = 0;
     bool by_id = r->hdr.api_version >= 13;
+    bool any_replica = fetch_from_consumer_v11(st);
     for (int32_t i = 0; i < req->topics.n; i++) {
         const struct kmsg_fetch_request_fetch_topic *rt = &req->topics.v[i];
         char *name = by_id ? NULL : broker_name(r, rt->topic);
@@ -449,11 +494,17 @@ static int fetch_resolve(struct fetch_state *st, struct broker_req *r)
             struct fetch_part *fp = &st->parts[k];
             fp->st = st;
             fp->rp = &rt->partitions.v[j];
+            fp->preferred = -1;
             int16_t lerr =
                 by_id ? KAFKA_ERR_UNKNOWN_TOPIC_ID : KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-            fp->p = by_id || name ? partition_get_led(r->b, name, rt->topic_id.b, fp->rp->partition,
-                                                      lerr, &lerr)
-                                  : NULL;
+            if (!by_id && name == NULL)
+                fp->p = NULL;
+            else if (any_replica)
+                fp->p = partition_get_replica(r->b, name, rt->topic_id.b, fp->rp->partition, lerr,
+                                              &lerr);
+            else
+                fp->p =
+                    partition_get_led(r->b, name, rt->topic_id.b, fp->rp->partition, lerr, &lerr);
             if (fp->p == NULL) {
                 fp->error = lerr;
                 continue;
@@ -466,6 +517,7 @@ static int fetch_resolve(struct fetch_state *st, struct broker_req *r)
                 fp->error = KAFKA_ERR_UNKNOWN_LEADER_EPOCH;
         }
     }
+    fetch_select_replicas(st);
     return 0;
 }
 

@@ -33,6 +33,23 @@ struct partition *partition_get_led(struct broker *b, const char *topic, const u
     return NULL;
 }
 
+struct partition *partition_get_replica(struct broker *b, const char *topic,
+                                        const uint8_t *topic_id, int32_t index, int16_t unknown_err,
+                                        int16_t *err)
+{
+    struct partition *p = topic ? partition_get(b->parts, topic, index)
+                                : partition_get_by_id(b->parts, topic_id, index);
+    if (p != NULL && !atomic_load(&p->deleted)) {
+        *err = KAFKA_ERR_NONE;
+        return p;
+    }
+    if (p != NULL)
+        partition_put(p);
+    *err = partition_exists(b, topic, topic_id, index) ? KAFKA_ERR_NOT_LEADER_OR_FOLLOWER
+                                                       : unknown_err;
+    return NULL;
+}
+
 struct karray_int32 broker_offline_replicas(struct broker_req *r, const struct metadata_image *img,
                                             const struct metadata_partition *mp)
 {

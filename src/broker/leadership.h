@@ -1,6 +1,7 @@
 /*
- * Which partitions this broker may serve to clients: only those it leads, per the metadata
- * image it has applied (Kafka's NOT_LEADER_OR_FOLLOWER rule). Any worker thread.
+ * Which partitions this broker may serve to clients: those it leads, per the metadata image it
+ * has applied (Kafka's NOT_LEADER_OR_FOLLOWER rule), and for consumers' Fetch v11+ (KIP-392)
+ * also those it follows. Any worker thread.
  */
 #ifndef GREGOR_BROKER_LEADERSHIP_H
 #define GREGOR_BROKER_LEADERSHIP_H
@@ -22,6 +23,16 @@ struct partition;
  */
 struct partition *partition_get_led(struct broker *b, const char *topic, const uint8_t *topic_id,
                                     int32_t index, int16_t unknown_err, int16_t *err);
+
+/*
+ * As partition_get_led, but a partition this broker hosts as a follower is returned too
+ * (Kafka's localLogWithEpochOrThrow with fetchOnlyFromLeader=false: a consumer's Fetch v11+
+ * may read a follower up to its high watermark). NOT_LEADER_OR_FOLLOWER when the partition
+ * exists in the cluster but has no replica here.
+ */
+struct partition *partition_get_replica(struct broker *b, const char *topic,
+                                        const uint8_t *topic_id, int32_t index, int16_t unknown_err,
+                                        int16_t *err);
 
 /*
  * The replicas of mp whose broker is fenced or unknown (Metadata's and

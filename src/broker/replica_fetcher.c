@@ -219,6 +219,7 @@ static int fetcher_handle(struct fetcher *f, size_t i,
     struct partition *p = f->parts[i];
     int64_t expiration = f->all->b->cfg.producer_id_expiration_ms;
     int result = 0;
+    bool hw_moved = false;
     pthread_mutex_lock(&p->follow_mu);
     if (atomic_load(&p->leader) != f->leader || atomic_load(&p->leader_epoch) != f->epochs[i] ||
         atomic_load(&p->deleted)) {
@@ -233,13 +234,18 @@ static int fetcher_handle(struct fetcher *f, size_t i,
         fetcher_truncate_diverging(p, &pd->diverging_epoch, expiration);
     } else {
         result = fetcher_append(p, pd) ? 1 : 0;
+        /* The leader's high watermark, never above our own log end: consumers reading from
+         * this follower (KIP-392) see nothing the leader has not committed. */
         int64_t leo = log_end_offset(p->log);
         int64_t hw = pd->high_watermark < leo ? pd->high_watermark : leo;
-        if (hw > log_high_watermark(p->log))
+        if (hw > log_high_watermark(p->log)) {
             log_set_high_watermark(p->log, hw);
+            hw_moved = true;
+        }
     }
     pthread_mutex_unlock(&p->follow_mu);
-    if (result == 1)
+    /* Fetches parked here read up to the high watermark: wake them when it moves too. */
+    if (result == 1 || hw_moved)
         partition_notify_waiters(p);
     return result;
 }

@@ -123,6 +123,7 @@ static void rs_reset_followers(struct replica_set *rs, int64_t now_ms, int64_t l
         rs->followers[rs->n_followers++] = (struct replica_follower){
             .id = rs->replicas[i],
             .leo = -1,
+            .log_start = -1,
             .last_caught_up_ms = in_isr ? now_ms : 0,
             .last_fetch_ms = 0,
             .last_fetch_leader_leo = leo,
@@ -140,8 +141,10 @@ static void rs_sync_followers(struct replica_set *rs, int64_t leo)
             continue;
         struct replica_follower *f = rs_follower(rs, rs->replicas[i]);
         keep[n++] = f ? *f
-                      : (struct replica_follower){
-                            .id = rs->replicas[i], .leo = -1, .last_fetch_leader_leo = leo};
+                      : (struct replica_follower){.id = rs->replicas[i],
+                                                  .leo = -1,
+                                                  .log_start = -1,
+                                                  .last_fetch_leader_leo = leo};
     }
     memcpy(rs->followers, keep, n * sizeof(keep[0]));
     rs->n_followers = n;
@@ -240,7 +243,7 @@ static void rs_update_follower(struct replica_follower *f, int64_t fetch_offset,
 }
 
 int replica_set_on_follower_fetch(struct partition *p, int32_t id, int64_t fetch_offset,
-                                  int64_t now_ms)
+                                  int64_t log_start, int64_t now_ms)
 {
     struct replica_set *rs = &p->rs;
     pthread_mutex_lock(&rs->mu);
@@ -251,6 +254,7 @@ int replica_set_on_follower_fetch(struct partition *p, int32_t id, int64_t fetch
     }
     int64_t leo = log_end_offset(p->log);
     rs_update_follower(f, fetch_offset, leo, now_ms);
+    f->log_start = log_start;
     bool moved = false;
     struct hw_waiter *ok = rs_advance(rs, p, &moved);
     int64_t hw = log_high_watermark(p->log);
@@ -362,4 +366,48 @@ void replica_set_on_isr_result(struct partition *p, int16_t error, const int32_t
     rs_fire(fail, KAFKA_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND);
     if (moved)
         partition_notify_waiters(p);
+}
+
+/* True when broker `id` is live in img and its rack is the client's. */
+static bool rs_in_rack(const struct metadata_image *img, int32_t id, const char *rack,
+                       size_t rack_len)
+{
+    const struct metadata_broker *mb = metadata_image_broker(img, id);
+    return metadata_broker_usable(mb) && mb->rack != NULL && strlen(mb->rack) == rack_len &&
+           memcmp(mb->rack, rack, rack_len) == 0;
+}
+
+/* Kafka's ReplicaView.comparator(): is a more caught up than b? (Its shorter time since the
+ * last catch-up is the later last_caught_up_ms.) */
+static bool rs_more_caught_up(const struct replica_follower *a, const struct replica_follower *b)
+{
+    if (a->leo != b->leo)
+        return a->leo > b->leo;
+    if (a->last_caught_up_ms != b->last_caught_up_ms)
+        return a->last_caught_up_ms > b->last_caught_up_ms;
+    return a->id > b->id;
+}
+
+int32_t replica_set_preferred_read_replica(struct partition *p, const struct metadata_image *img,
+                                           const char *rack, size_t rack_len, int64_t fetch_offset)
+{
+    struct replica_set *rs = &p->rs;
+    if (rack_len == 0)
+        return -1;
+    pthread_mutex_lock(&rs->mu);
+    const struct replica_follower *best = NULL;
+    if (rs->leader && !rs_in_rack(img, rs->self, rack, rack_len)) {
+        for (uint32_t i = 0; i < rs->n_followers; i++) {
+            const struct replica_follower *f = &rs->followers[i];
+            /* The committed ISR, as Kafka's inSyncReplicaIds: a follower outside it may lag. */
+            if (!metadata_ids_contain(rs->isr, rs->n_isr, f->id) || f->leo < fetch_offset ||
+                f->log_start > fetch_offset || !rs_in_rack(img, f->id, rack, rack_len))
+                continue;
+            if (best == NULL || rs_more_caught_up(f, best))
+                best = f;
+        }
+    }
+    int32_t id = best ? best->id : -1;
+    pthread_mutex_unlock(&rs->mu);
+    return id;
 }

@@ -48,6 +48,7 @@ struct partition;
 struct replica_follower {
     int32_t id;
     int64_t leo;                   /* fetch offset of its last fetch; -1 unknown */
+    int64_t log_start;             /* log start offset its last fetch reported; -1 unknown */
     int64_t last_caught_up_ms;     /* monotonic */
     int64_t last_fetch_ms;         /* monotonic */
     int64_t last_fetch_leader_leo; /* the leader's log end at its last fetch */
@@ -97,13 +98,28 @@ void replica_set_on_image(struct partition *p, const struct metadata_partition *
 void replica_set_on_append(struct partition *p);
 
 /*
- * A follower fetched at fetch_offset (its log end) at now_ms (monotonic). Updates its state
- * and advances the high watermark. Returns -1 when this node does not lead p or `id` is not
+ * A follower fetched at fetch_offset (its log end), reporting log_start (its log start
+ * offset, -1 unknown), at now_ms (monotonic). Updates its state and advances the high
+ * watermark. Returns -1 when this node does not lead p or `id` is not
  * an assigned replica (Kafka answers NOT_LEADER_OR_FOLLOWER), 1 when the follower now
  * qualifies for the ISR and no change is in flight (kick the ISR sender), else 0.
  */
 int replica_set_on_follower_fetch(struct partition *p, int32_t id, int64_t fetch_offset,
-                                  int64_t now_ms);
+                                  int64_t log_start, int64_t now_ms);
+
+/*
+ * KIP-392 on the leader (Kafka's ReplicaManager.findPreferredReadReplica with its
+ * RackAwareReplicaSelector): the replica a consumer in rack `rack` (rack_len bytes, not
+ * NUL-terminated) should fetch p from at fetch_offset. The candidates are this node and the
+ * followers in the ISR whose broker is live in img and that hold fetch_offset (log start <=
+ * fetch_offset <= log end). Among those in the client's rack: this node if it is one of
+ * them, else the most caught-up follower (largest log end, then most recently caught up, then
+ * highest id). Returns that follower's node id, or -1 when the consumer should read here
+ * (this node leads and is chosen, no candidate is in the rack, or this node does not lead p).
+ * Any thread; takes rs->mu.
+ */
+int32_t replica_set_preferred_read_replica(struct partition *p, const struct metadata_image *img,
+                                           const char *rack, size_t rack_len, int64_t fetch_offset);
 
 /*
  * Waits for HW >= w->offset. Returns 1 when it is there already (w is not registered, done is
