@@ -13,6 +13,7 @@ What is tried:
   (preferred-leader ElectLeaders): it must answer the newer commit, i.e. it replayed the
   partition instead of reusing the state it had before it lost the leadership; while it is not
   the leader it answers NOT_COORDINATOR.
+Runs under ASan too (asan-smoke): unloading frees a shard's groups while completions are due.
 """
 import os
 import signal
