@@ -212,6 +212,21 @@ static bool fetcher_append(struct partition *p, const struct kmsg_fetch_response
     return true;
 }
 
+/* follow_mu held: the leader's log start moved (DeleteRecords, retention): ours follows, up to
+ * our high watermark (Kafka's maybeIncrementLogStartOffset on a follower), so a consumer or a
+ * new leader never shows records the leader already deleted. */
+static void fetcher_follow_log_start(struct partition *p, int64_t leader_start)
+{
+    int64_t hw = log_high_watermark(p->log);
+    int64_t target = leader_start < hw ? leader_start : hw;
+    if (target <= log_start_offset(p->log))
+        return;
+    int rc = log_delete_records(p->log, target, clock_wall_ms());
+    if (rc != 0)
+        log_warn("replica", "%s-%d: cannot move the log start to the leader's %" PRId64 ": %d",
+                 p->topic, p->index, target, rc);
+}
+
 /* One partition's answer. Returns 1 when data was appended, -1 on a partition error. */
 static int fetcher_handle(struct fetcher *f, size_t i,
                           const struct kmsg_fetch_response_partition_data *pd)
@@ -242,6 +257,7 @@ static int fetcher_handle(struct fetcher *f, size_t i,
             log_set_high_watermark(p->log, hw);
             hw_moved = true;
         }
+        fetcher_follow_log_start(p, pd->log_start_offset);
     }
     pthread_mutex_unlock(&p->follow_mu);
     /* Fetches parked here read up to the high watermark: wake them when it moves too. */

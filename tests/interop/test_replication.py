@@ -13,6 +13,7 @@ What is tried:
   catch up and rejoin the ISR;
 - a consumer never sees an offset at or above the high watermark (nothing uncommitted is
   served: checked by reading the high watermark and the records of each fetch);
+- DeleteRecords on the leader moves the followers' log start too (a new leader keeps it);
 - an old leader whose tail diverged after an unclean election truncates it (the Fetch
   response's diverging epoch) and ends byte-identical with the new leader.
 Runs under ASan too: the follower paths (divergence, truncation) are where memory errors hide.
@@ -263,6 +264,59 @@ def test_diverged_old_leader_truncates_after_unclean_election():
         vals = [v for _, _, v in got]
         check(vals == [b"both", b"new-0", b"new-1", b"new-2"],
               "after healing the log reads %r" % vals)
+
+
+def log_start_checkpoint(c, node_id, topic, part):
+    """The node's log-start-offset-checkpoint entry for topic-part (Kafka's format), or None."""
+    try:
+        with open(os.path.join(c.node(node_id).data_dir, "log-start-offset-checkpoint")) as f:
+            lines = f.read().split("\n")[2:]
+    except OSError:
+        return None
+    for line in lines:
+        cols = line.split()
+        if len(cols) == 3 and cols[0] == topic and int(cols[1]) == part:
+            return int(cols[2])
+    return None
+
+
+@test
+def test_followers_follow_the_leaders_log_start():
+    """DeleteRecords on the leader moves every follower's log start too (the Fetch response's
+    log start offset, Kafka's maybeIncrementLogStartOffset): each node's checkpoint says 60,
+    and after the leader stops, the new leader's earliest offset is 60."""
+    from confluent_kafka import Consumer, TopicPartition
+    from harness import Reader, array, i32, i64, string
+    with Cluster(3) as c:
+        c.wait_formed()
+        create(c, "lsr", partitions=1)
+        p = producer(c)
+        for i in range(100):
+            p.produce("lsr", value=b"l-%d" % i, partition=0)
+        check(p.flush(30 * SLOW) == 0, "undelivered messages")
+        leader = c.wait_topic("lsr", 1)[0]
+        body = array([("lsr", 0, 60)], lambda t: string(t[0]) + array(
+            [(t[1], t[2])], lambda q: i32(q[0]) + i64(q[1]))) + i32(5000)
+        with c.raw(leader) as k:
+            r = Reader(k.call(21, 1, body))
+        r.int32()
+        res = r.array(lambda r: (r.string(), r.array(lambda r: (r.int32(), r.int64(), r.int16()))))
+        check(res == [("lsr", [(0, 60, 0)])], "DeleteRecords on the leader: %r" % (res,))
+        poll(lambda: all(log_start_checkpoint(c, n, "lsr", 0) == 60 for n in c.ids),
+             15 * SLOW, "log start 60 in every node's checkpoint")
+        c.stop(leader)
+        cons = Consumer({"bootstrap.servers": c.live_bootstrap(), "group.id": "lsr"})
+        try:
+            def low():
+                try:
+                    return cons.get_watermark_offsets(TopicPartition("lsr", 0), timeout=2)[0]
+                except Exception:
+                    return None
+            poll(lambda: c.wait_topic("lsr", 1)[0] != leader and low() == 60, 20 * SLOW,
+                 "the new leader's earliest offset 60")
+        finally:
+            cons.close()
+        c.restart(leader)
 
 
 @test
