@@ -42,7 +42,7 @@ DEPFILES  := $(ALL_OBJS:.o=.d)
 # Object files are kept (not deleted as intermediates) so a second make does nothing.
 .SECONDARY: $(ALL_OBJS)
 
-.PHONY: all asan tsan run cluster check test unit interop deps bench format clean fuzz soak
+.PHONY: all asan tsan run cluster check test unit interop deps bench format clean fuzz soak checker
 
 all: deps-check $(REL_DIR)/gregor $(patsubst tests/unit/%.c,$(REL_DIR)/tests/%,$(UNIT_SRCS))
 
@@ -111,6 +111,12 @@ bench: all
 
 fuzz:
 	@bash tests/fuzz/run.sh
+
+# The mixed-fault checker (kill, pause, partition; tests/faults/test_queue_checker.py) for
+# CHECKER_SECONDS (default 600; make test runs it for 40), printing its counts.
+checker: all
+	@CHECKER_SECONDS=$${CHECKER_SECONDS:-600} GREGOR_BIN=./$(REL_DIR)/gregor \
+		/usr/bin/python3 tests/faults/test_queue_checker.py
 
 # SOAK_MINUTES (default 10) of produce + consume + group churn, then data and memory checks.
 soak: all

@@ -346,12 +346,10 @@ def test_killed_broker_restarts_and_rejoins():
                   "r1-%d after restart: error %d, values %r" % (part, f["error_code"], vals))
 
 
-# Pending until replication (issue 14): a restarted replica rejoins the ISR only after it has
-# caught up by fetching from the leader, and a preferred leader returns only from the ISR. Not
-# registered with @test so make test does not run it; run it by hand with
-#   python3 -c 'import test_cluster_failover as t; t.test_preferred_leaders_return_after_restart()'
-# Auto leader rebalance itself is tested in test_cluster_admin.py (preferred replica made
-# in-sync by a reassignment that reorders the replicas).
+# A restarted replica rejoins the ISR once it caught up by fetching from the leader, and a
+# preferred leader returns only from the ISR (auto leader rebalance itself is also tested in
+# test_cluster_admin.py, with a reassignment that reorders the replicas).
+@test
 def test_preferred_leaders_return_after_restart():
     """With leader.imbalance.check.interval.seconds=1: after the SIGKILLed broker restarts
     and is unfenced, every r3 (RF 3) partition whose preferred (first) replica it is gets it
