@@ -276,6 +276,9 @@ void broker_stop(struct broker *b)
     replica_fetchers_free(b); /* after the controller: its image listener calls in */
     groups_stop(b);           /* before the logs close: loader threads read them */
     partition_registry_close(b->parts);
+    /* Last: the controller, the ISR sender and the flusher could post to a worker until now
+     * (refused once the network stopped, but into memory that must still be there). */
+    net_server_free(b->net);
     pthread_mutex_destroy(&b->pid_pool.mu);
     pthread_mutex_destroy(&b->gate.mu);
     waiter_list_destroy(&b->parked);

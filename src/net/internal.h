@@ -187,6 +187,8 @@ void net_listener_detach(struct net_worker *w);
 /* worker.c */
 int net_worker_init(struct net_worker *w, struct net_server *s, int index);
 void net_worker_destroy(struct net_worker *w);
+/* Refuses every later net_worker_post() (-ESHUTDOWN). Any thread. */
+void net_worker_close_posts(struct net_worker *w);
 int net_worker_start(struct net_worker *w);
 void net_worker_wake(struct net_worker *w);
 void net_worker_todo(struct net_worker *w, struct net_conn *c);

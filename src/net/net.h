@@ -10,7 +10,7 @@
  * Unless a function says otherwise it must be called on the worker thread that owns the object
  * (the connection's worker, the request's worker, the timer's worker). The only functions that
  * may be called from any thread are net_worker_post(), net_server_stats(), net_server_port()
- * and the net_server_worker*() lookups. net_server_start()/net_server_stop() are called by the
+ * and the net_server_worker*() lookups. net_server_start()/stop()/free() are called by the
  * controlling thread (never by a worker).
  *
  * Requests. For each complete frame the worker calls handler->on_request(ctx, req). The handler
@@ -107,11 +107,15 @@ int net_server_start(const struct net_config *cfg, const struct net_handler *han
 
 /*
  * Stops accepting, closes every connection, lets the handler finish outstanding requests
- * (timers and posts keep running) for up to shutdown_timeout_ms, joins the workers and frees
- * everything. Requests the handler has not completed by then are leaked with an error log.
- * Controlling thread; NULL is a no-op.
+ * (timers and posts keep running) for up to shutdown_timeout_ms and joins the workers.
+ * Requests the handler has not completed by then are leaked with an error log. The server's
+ * memory stays until net_server_free(): other threads (a controller, a flusher) may still
+ * call net_worker_post(), which then answers -ESHUTDOWN. Controlling thread; NULL is a no-op.
  */
 void net_server_stop(struct net_server *s);
+/* Frees the server (stopping it first if needed), once no thread can post to its workers any
+ * more. Controlling thread; NULL is a no-op. */
+void net_server_free(struct net_server *s);
 
 /* The bound port (useful with port 0). Any thread. */
 int net_server_port(const struct net_server *s);

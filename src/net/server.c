@@ -36,8 +36,12 @@ static void net_config_defaults(struct net_config *c)
         c->shutdown_timeout_ms = NET_DEFAULT_SHUTDOWN_TIMEOUT_MS;
 }
 
-/* Stops and frees whatever part of s exists; used by stop and by a failed start. */
-static void net_server_free(struct net_server *s)
+/*
+ * Stops the workers that run and closes posting on every worker (a worker that never started
+ * never closed it itself); idempotent. The worker structs stay, so a late net_worker_post()
+ * from another thread finds a valid lock and answers -ESHUTDOWN.
+ */
+static void net_server_halt(struct net_server *s)
 {
     atomic_store(&s->stopping, 1);
     for (int i = 0; i < s->nworkers; i++)
@@ -49,12 +53,23 @@ static void net_server_free(struct net_server *s)
             int rc = pthread_join(w->thread, NULL);
             if (rc != 0)
                 log_error(NET_LOG, "joining worker %d: %s", i, strerror(rc));
+            w->thread_started = false;
         }
-        net_worker_destroy(w);
+        net_worker_close_posts(w);
     }
-    free(s->workers);
     if (s->listen_fd >= 0 && close(s->listen_fd) < 0)
         log_warn(NET_LOG, "closing the listening socket: %s", strerror(errno));
+    s->listen_fd = -1;
+}
+
+void net_server_free(struct net_server *s)
+{
+    if (s == NULL)
+        return;
+    net_server_halt(s);
+    for (int i = 0; i < s->nworkers; i++)
+        net_worker_destroy(&s->workers[i]);
+    free(s->workers);
     net_admit_destroy(&s->admit);
     free(s->host);
     free(s);
@@ -114,7 +129,7 @@ void net_server_stop(struct net_server *s)
     if (s == NULL)
         return;
     log_info(NET_LOG, "stopping the listener on port %d", s->port);
-    net_server_free(s);
+    net_server_halt(s);
 }
 
 int net_server_port(const struct net_server *s)

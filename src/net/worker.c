@@ -280,6 +280,13 @@ int net_worker_start(struct net_worker *w)
     return 0;
 }
 
+void net_worker_close_posts(struct net_worker *w)
+{
+    pthread_mutex_lock(&w->post_lock);
+    w->post_closed = true;
+    pthread_mutex_unlock(&w->post_lock);
+}
+
 /* Frees what the worker owns once its thread has exited (or never started). */
 void net_worker_destroy(struct net_worker *w)
 {

@@ -233,6 +233,7 @@ static void srv_stop(struct test_srv *t)
     int n = atomic_load(&t->nhelpers);
     for (int i = 0; i < n && i < MAX_HELPERS; i++)
         pthread_join(t->helpers[i], NULL);
+    net_server_free(t->srv); /* after the helpers: they may post until they end */
     if (t->file_fd >= 0)
         close(t->file_fd);
     pthread_mutex_destroy(&t->lock);
@@ -890,6 +891,7 @@ TEST(test_stop_waits_for_outstanding_requests_and_frees_them)
     sleep_ms(50);
     int64_t t0 = clock_mono_ms();
     net_server_stop(t.srv);
+    net_server_free(t.srv);
     t.srv = NULL;
     CHECK(clock_mono_ms() - t0 >= 100);
     CHECK_EQ_INT(atomic_load(&t.closes), 1);
