@@ -12,6 +12,7 @@ FAILED_NAMES=()
 LOGDIR=$(mktemp -d /tmp/gregor-test-logs.XXXXXX)
 export GREGOR_BIN_RELEASE="$ROOT/build/gregor"
 export GREGOR_BIN_ASAN="$ROOT/build-asan/gregor"
+export GREGOR_BIN_TSAN="$ROOT/build-tsan/gregor"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
 # A race report fails the program (exit 66) after it ran all its tests; the suppressions cover
@@ -48,7 +49,9 @@ for flavour in build build-asan build-tsan; do
 done
 
 # Interop and fault tests: each file starts its own broker(s) on free loopback ports.
-# GREGOR_BIN selects the binary; the ASan flavour runs the files marked "asan-smoke".
+# GREGOR_BIN selects the binary; the ASan flavour runs the files marked "asan-smoke", the
+# ThreadSanitizer flavour those marked "tsan-smoke" (GREGOR_ASAN=1 there too: a slow,
+# sanitized build whose log must stay free of reports).
 for t in tests/interop/test_* tests/faults/test_*; do
   [ -f "$t" ] || continue
   case "$t" in
@@ -60,6 +63,9 @@ for t in tests/interop/test_* tests/faults/test_*; do
   GREGOR_BIN="$GREGOR_BIN_RELEASE" run_one "interop $t" 900 "${cmd[@]}"
   if grep -q 'asan-smoke' "$t"; then
     GREGOR_BIN="$GREGOR_BIN_ASAN" GREGOR_ASAN=1 run_one "interop[asan] $t" 900 "${cmd[@]}"
+  fi
+  if grep -q 'tsan-smoke' "$t"; then
+    GREGOR_BIN="$GREGOR_BIN_TSAN" GREGOR_ASAN=1 run_one "interop[tsan] $t" 900 "${cmd[@]}"
   fi
 done
 

@@ -18,7 +18,8 @@ const ASAN = process.env.GREGOR_ASAN === '1'
 const SLOW = ASAN ? 3 : 1
 const HOST = '127.0.0.1'
 const SANITIZER_MARKERS = ['ERROR: AddressSanitizer', 'runtime error:', 'ERROR: LeakSanitizer',
-  'SUMMARY: AddressSanitizer', 'SUMMARY: UndefinedBehaviorSanitizer']
+  'SUMMARY: AddressSanitizer', 'SUMMARY: UndefinedBehaviorSanitizer',
+  'WARNING: ThreadSanitizer', 'SUMMARY: ThreadSanitizer']
 
 let tmpRoot = null
 function tmpDir (prefix) {

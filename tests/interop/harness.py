@@ -37,7 +37,8 @@ SLOW = 3.0 if ASAN else 1.0
 HOST = "127.0.0.1"
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer",
-                     "SUMMARY: AddressSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
+                     "SUMMARY: AddressSanitizer", "SUMMARY: UndefinedBehaviorSanitizer",
+                     "WARNING: ThreadSanitizer", "SUMMARY: ThreadSanitizer")
 
 
 class TestFailure(AssertionError):

@@ -14,6 +14,7 @@ What is tried:
   partition instead of reusing the state it had before it lost the leadership; while it is not
   the leader it answers NOT_COORDINATOR.
 Runs under ASan too (asan-smoke): unloading frees a shard's groups while completions are due.
+Runs under ThreadSanitizer too (tsan-smoke).
 """
 import os
 import signal

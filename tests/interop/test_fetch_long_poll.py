@@ -1,6 +1,8 @@
 """A long-polling Fetch woken again and again by appends: the broker's memory stays bounded
 while it is parked (each wake-up rebuilds the response, which must not accumulate until the
-reply), and the fetch still answers with the data once min_bytes is reached."""
+reply), and the fetch still answers with the data once min_bytes is reached.
+Runs under ThreadSanitizer too (tsan-smoke).
+"""
 import os
 import sys
 

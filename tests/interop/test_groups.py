@@ -5,6 +5,7 @@ committed offset, independent groups, persistence of committed offsets across a 
 SIGKILL, Describe/List/DeleteGroups.
 
 asan-smoke: the whole file runs in well under a minute.
+Runs under ThreadSanitizer too (tsan-smoke).
 """
 import os
 import sys

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Idempotent producer, raw protocol (asan-smoke): InitProducerId, duplicate batches answered
+"""Idempotent producer, raw protocol (asan-smoke, tsan-smoke): InitProducerId, duplicate batches answered
 with their original offsets and appended once, sequence gaps and old epochs rejected, sequence
 wrap, and the producer state surviving a clean restart (snapshot) and a SIGKILL (rebuilt
 from the log).

@@ -3,7 +3,9 @@ into a 4-partition topic and consumes them back to the end: every message arrive
 once with its key and value, each key stays in one partition in production order, and every
 partition's offsets run 0..n-1 without gaps.
 
-N comes from GREGOR_SCALE (default 1,000,000; at most 20,000 under GREGOR_ASAN=1)."""
+N comes from GREGOR_SCALE (default 1,000,000; at most 20,000 under GREGOR_ASAN=1).
+Runs under ThreadSanitizer too (tsan-smoke).
+"""
 import os
 import subprocess
 import sys

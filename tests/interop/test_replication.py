@@ -18,6 +18,7 @@ What is tried:
   response's diverging epoch) and ends byte-identical with the new leader.
 Runs under ASan too: the follower paths (divergence, truncation) are where memory errors hide.
 asan-smoke
+Runs under ThreadSanitizer too (tsan-smoke).
 """
 import glob
 import os
