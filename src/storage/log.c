@@ -585,8 +585,9 @@ void log_set_high_watermark(struct log *log, int64_t hw)
 
 void log_advance_start_offset(struct log *log, int64_t offset)
 {
-    /* Not bounded by the high watermark: retention deletes closed segments without looking at
-     * it (log_set_high_watermark then clamps it up to the new start). */
+    /* Retention and DeleteRecords stay at or below the high watermark; a follower restarting
+     * at its leader's log start (out of range) moves past it, and log_set_high_watermark
+     * then clamps the high watermark up to the new start. */
     assert(offset <= log_end_offset(log));
     int64_t cur = atomic_load(&log->start_offset);
     while (offset > cur && !atomic_compare_exchange_weak(&log->start_offset, &cur, offset))

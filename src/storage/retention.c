@@ -1,6 +1,7 @@
 /*
  * Retention: deleting whole closed segments by time (each segment's largest timestamp), by
- * total size, and below the log start offset; DeleteRecords; the delayed unlink of *.deleted
+ * total size, and below the log start offset, never a segment holding offsets at or above the
+ * high watermark; DeleteRecords; the delayed unlink of *.deleted
  * files; closing idle segments. The active segment is never deleted.
  *
  * A deleted segment leaves the segment array under the write lock, is renamed *.deleted, and
@@ -122,10 +123,15 @@ static size_t deletable_prefix(struct log *log, const struct log_config *cfg,
     size_t nsegs = log->nsegs;
     pthread_rwlock_unlock(&log->segments_lock);
     int64_t budget = log_size_bytes(log) - cfg->retention_bytes;
+    /* Kafka's deletableSegments: a segment goes only once everything in it is below the high
+     * watermark (the next segment starts at or below it), so a leader never deletes records
+     * its followers may still have to fetch. */
+    int64_t hw = log_high_watermark(log);
     size_t n = 0;
     /* Only this function and log_roll (both under append_lock) change segs, so reading it
      * without segments_lock here is safe. */
-    while (n + 1 < nsegs && breaches(log, cfg, n, reason, now_ms, &budget))
+    while (n + 1 < nsegs && log->segs[n + 1]->base_offset <= hw &&
+           breaches(log, cfg, n, reason, now_ms, &budget))
         n++;
     return n;
 }

@@ -68,6 +68,26 @@ TEST(test_retention_by_time_uses_segment_largest_timestamp)
     log_close(log);
 }
 
+TEST(test_retention_keeps_segments_at_or_above_the_high_watermark)
+{
+    /* Everything is old enough, but only offsets below the high watermark (35) are
+     * replicated: segments 0..2 (offsets 0..29, the next one starting at 30 <= 35) go,
+     * segment 3 (30..39) stays although it is past retention.ms. */
+    char *dir = tmpdir_make();
+    struct log_config cfg = log_config_defaults();
+    cfg.retention_ms = 1;
+    struct log *log = make_log(dir, &cfg);
+    CHECK(log);
+    log_set_high_watermark(log, 35);
+    CHECK_EQ_INT(log_apply_retention(log, 1000000), 3);
+    CHECK_EQ_INT(log_start_offset(log), 30);
+    log_set_high_watermark(log, 100);
+    CHECK_EQ_INT(log_apply_retention(log, 1000000), 6); /* the active segment stays */
+    CHECK_EQ_INT(log_start_offset(log), 90);
+    log_close(log);
+    tmpdir_remove(dir);
+}
+
 TEST(test_retention_by_bytes_keeps_at_most_limit)
 {
     char *dir = tmpdir_make();
