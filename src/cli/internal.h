@@ -168,4 +168,10 @@ int cli_bench_main(int argc, char **argv);
 int cli_cluster_main(int argc, char **argv);
 int cli_version_main(int argc, char **argv);
 
+/* `topic describe --log-dirs`: asks every broker in MD with DescribeLogDirs for T's
+ * partitions and prints log directory, volume sizes and per replica size and offset lag.
+ * Returns 0, or -1 after printing the failures (the other brokers are still printed). */
+int cli_print_log_dirs(struct cli_common *c, const struct rd_kafka_metadata *md,
+                       const struct rd_kafka_metadata_topic *t);
+
 #endif

@@ -26,7 +26,7 @@ struct topic_opts {
     int nset;
     const char *del[TOPIC_MAX_CONFIGS];
     int ndel;
-    int if_exists, if_not_exists, include_internal, show_configs;
+    int if_exists, if_not_exists, include_internal, show_configs, show_log_dirs;
     char **names;
     int nnames;
 };
@@ -36,13 +36,14 @@ enum {
     OPT_IF_NOT_EXISTS,
     OPT_DELETE_CONFIG,
     OPT_NO_CONFIGS,
+    OPT_LOG_DIRS,
 };
 
 static const char topic_help[] =
     "usage: gregor topic create TOPIC [--partitions N] [--replication-factor N]\n"
     "                           [--config KEY=VALUE]... [--if-not-exists]\n"
     "       gregor topic list [--all]\n"
-    "       gregor topic describe [TOPIC...] [--no-configs]\n"
+    "       gregor topic describe [TOPIC...] [--no-configs] [--log-dirs]\n"
     "       gregor topic delete TOPIC... [--if-exists]\n"
     "       gregor topic alter TOPIC [--partitions N] [--config KEY=VALUE]...\n"
     "                          [--delete-config KEY]...\n"
@@ -54,6 +55,8 @@ static const char topic_help[] =
     "      --if-exists / --if-not-exists   succeed quietly when there is nothing to do\n"
     "  -a, --all                     list: include internal topics (__consumer_offsets)\n"
     "      --no-configs              describe: skip the configs\n"
+    "      --log-dirs                describe: each broker's log directory (volume size and\n"
+    "                                free space) and each replica's size and offset lag\n"
     "\n" CLI_COMMON_HELP "\n"
     "describe prints partitions with leader, replicas, ISR, log start and end offsets, and the\n"
     "topic's configs; '*' marks a config set on the topic rather than defaulted.\n"
@@ -76,6 +79,7 @@ static int topic_parse(struct topic_opts *o, int argc, char **argv)
         {"if-not-exists", no_argument, NULL, OPT_IF_NOT_EXISTS},
         {"all", no_argument, NULL, 'a'},
         {"no-configs", no_argument, NULL, OPT_NO_CONFIGS},
+        {"log-dirs", no_argument, NULL, OPT_LOG_DIRS},
         CLI_COMMON_LONGOPTS,
     };
     int opt;
@@ -124,6 +128,9 @@ static int topic_parse(struct topic_opts *o, int argc, char **argv)
             break;
         case OPT_NO_CONFIGS:
             o->show_configs = 0;
+            break;
+        case OPT_LOG_DIRS:
+            o->show_log_dirs = 1;
             break;
         default:
             return cli_bad_option(&o->c, argv);
@@ -378,7 +385,7 @@ static void format_osr(char *buf, size_t cap, const struct rd_kafka_metadata_par
 }
 
 /* Returns 0, or -1 if part of the description could not be fetched (already reported). */
-static int describe_topic(struct topic_opts *o, rd_kafka_t *rk,
+static int describe_topic(struct topic_opts *o, rd_kafka_t *rk, const struct rd_kafka_metadata *md,
                           const struct rd_kafka_metadata_topic *t)
 {
     int rc = 0;
@@ -407,6 +414,8 @@ static int describe_topic(struct topic_opts *o, rd_kafka_t *rk,
         rd_kafka_topic_partition_list_destroy(high);
     if (o->show_configs && print_configs(o, rk, t->topic) < 0)
         rc = -1;
+    if (o->show_log_dirs && cli_print_log_dirs(&o->c, md, t) < 0)
+        rc = -1;
     return rc;
 }
 
@@ -431,7 +440,7 @@ static int topic_describe(struct topic_opts *o, rd_kafka_t *rk)
                 ts[n++] = &md->topics[i];
         qsort(ts, (size_t)n, sizeof(*ts), cmp_md_topic);
         for (int i = 0; i < n; i++)
-            if (describe_topic(o, rk, ts[i]) < 0)
+            if (describe_topic(o, rk, md, ts[i]) < 0)
                 failed = 1;
         free(ts);
     }
@@ -442,7 +451,7 @@ static int topic_describe(struct topic_opts *o, rd_kafka_t *rk)
             failed = 1;
             continue;
         }
-        if (describe_topic(o, rk, t) < 0)
+        if (describe_topic(o, rk, md, t) < 0)
             failed = 1;
     }
     rd_kafka_metadata_destroy(md);

@@ -16,8 +16,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (GREGOR_BIN, SLOW, Broker, check, comment, free_port,  # noqa: E402
-                     run_tests, test)
+from harness import (GREGOR_BIN, SLOW, Broker, Cluster, check, comment,  # noqa: E402
+                     free_port, poll, run_tests, test)
 
 
 def cli(*args, stdin=None, timeout=60, env=None):
@@ -227,6 +227,44 @@ def test_cluster_info():
         check(info["topics"] == 2 and info["partitions"] == 5, info)
         check(len(info["brokers"]) == 1 and info["brokers"][0]["port"] == b.port, info)
         check(info["controller"] == info["brokers"][0]["id"], info)
+
+
+@test
+def test_topic_describe_log_dirs_on_a_cluster():
+    """describe --log-dirs asks every broker (DescribeLogDirs): three brokers of an RF 3 topic
+    each list their log directory with volume sizes and a line per replica, the replicas of a
+    partition equally big; once a broker is stopped (and fenced), the two live ones are listed."""
+    require_cli()
+    with Cluster(3) as c:
+        bs = ["-b", c.bootstrap]
+        ok(cli("topic", "create", "ld", "--partitions", 2, "--replication-factor", 3, *bs),
+           "create ld")
+        ok(cli("produce", "ld", *bs, stdin="".join("line %d\n" % i for i in range(50))),
+           "produce")
+
+        def described():
+            out = ok(cli("topic", "describe", "ld", "--log-dirs", *bs), "describe").stdout
+            lines = [ln.split() for ln in out.splitlines() if ln.strip().startswith("ld-")]
+            sizes = {}
+            for ln in lines:
+                sizes.setdefault(ln[0], set()).add(int(ln[ln.index("bytes)") - 1].strip("(")))
+            for i in c.ids:
+                check("broker %d  %s" % (i, os.path.realpath(c.node(i).data_dir)) in out
+                      and "usable" in out, out)
+            # every replica of each partition, on the three brokers, equally big; the 50 lines
+            # are somewhere
+            return (len(lines) == 6 and all(len(v) == 1 for v in sizes.values())
+                    and sum(min(v) for v in sizes.values()) > 50 * 6 and "offset lag 0" in out)
+        poll(described, 20 * SLOW, "six replicas of ld listed with equal sizes")
+        c.stop(3)
+
+        def two_left():
+            p = cli("topic", "describe", "ld", "--log-dirs", "--timeout-ms", 2000, "-b",
+                    c.node(1).bootstrap)
+            return (p.returncode == 0 and "  broker 1  " in p.stdout
+                    and "  broker 2  " in p.stdout and "  broker 3  " not in p.stdout)
+        poll(two_left, 20 * SLOW, "the two live brokers' log dirs only")
+        c.restart(3)
 
 
 def check_bench_json(j, mode, n):
