@@ -1,9 +1,10 @@
 /*
  * Configuration APIs: DescribeConfigs (32), AlterConfigs (33), IncrementalAlterConfigs (44).
  * Topic resources (type 2) are described with Kafka's sources and synonyms (topic override,
- * broker property, default) and altered through the controller's metadata log. Broker
- * resources (type 4) are described from the static configuration; altering them (dynamic
- * broker configs) is not supported and answered with INVALID_REQUEST and a message.
+ * dynamic broker config, static broker property, default) and altered through the controller's
+ * metadata log. Broker resources (type 4: a broker id, or "" for the cluster-wide default) hold
+ * the dynamic broker configs (KIP-226), altered through the metadata log too and applied by
+ * every broker at once (the topic settings they stand for are recomputed).
  */
 #include <stdio.h>
 #include <string.h>
@@ -34,13 +35,15 @@ static bool cfg_key_wanted(const struct karray_str *keys, const char *name)
 }
 
 static void
-describe_topic_entry(struct broker_req *r, const struct metadata_topic *t,
-                     const struct topic_config_def *def, bool synonyms,
+describe_topic_entry(struct broker_req *r, const struct metadata_image *img,
+                     const struct metadata_topic *t, const struct topic_config_def *def,
+                     bool synonyms,
                      struct kmsg_describe_configs_response_describe_configs_resource_result *o)
 {
     struct topic_config_value v;
+    struct topic_settings_source src = {&r->b->cfg, img};
     topic_config_resolve(def, metadata_topic_config(t, def->name), topic_settings_broker_lookup,
-                         &r->b->cfg, &v);
+                         &src, &v);
     kmsg_describe_configs_response_describe_configs_resource_result_init(o);
     o->name = broker_kstr(r, def->name);
     o->value = broker_kstr(r, v.value);
@@ -81,19 +84,103 @@ static void describe_topic(struct broker_req *r, const struct metadata_image *im
     for (size_t i = 0; i < n; i++) {
         const struct topic_config_def *def = topic_config_at(i);
         if (cfg_key_wanted(&rs->configuration_keys, def->name))
-            describe_topic_entry(r, t, def, synonyms, &res->configs.v[res->configs.n++]);
+            describe_topic_entry(r, img, t, def, synonyms, &res->configs.v[res->configs.n++]);
     }
 }
 
 static void
-describe_broker(struct broker_req *r,
+describe_broker_entry(struct broker_req *r, const char *name, const char *value, int8_t source,
+                      bool read_only,
+                      struct kmsg_describe_configs_response_describe_configs_resource_result *o)
+{
+    kmsg_describe_configs_response_describe_configs_resource_result_init(o);
+    o->name = broker_kstr(r, name);
+    o->value = broker_kstr(r, value);
+    o->read_only = read_only;
+    o->config_source = source;
+    o->config_type = TOPIC_CONFIG_STRING;
+    o->documentation = KSTR_NULL;
+}
+
+/* True for the broker properties that can change at run time (KIP-226): those a topic config
+ * defaults from (Kafka's DynamicLogConfig). */
+static bool broker_config_is_dynamic(const char *name)
+{
+    for (size_t i = 0; i < topic_config_count(); i++) {
+        const char *syn = topic_config_at(i)->broker_synonym;
+        if (syn && strcmp(syn, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Dynamic keys of `set` that are no Gregor property (so the loop over the properties did not
+ * list them) and that `shadow` does not set, appended with `source`. */
+static void describe_broker_dynamic_only(
+    struct broker_req *r, const struct kmsg_describe_configs_request_describe_configs_resource *rs,
+    const struct metadata_broker_configs *set, int8_t source,
+    const struct metadata_broker_configs *shadow,
+    struct kmsg_describe_configs_response_describe_configs_result *res)
+{
+    char buf[1024];
+    for (uint32_t i = 0; set && i < set->n_configs; i++) {
+        const char *name = set->configs[i].name;
+        bool shadowed = false;
+        for (uint32_t j = 0; shadow && j < shadow->n_configs; j++)
+            shadowed |= strcmp(shadow->configs[j].name, name) == 0;
+        if (shadowed || !cfg_key_wanted(&rs->configuration_keys, name) ||
+            config_describe(&r->b->cfg, name, buf, sizeof(buf)) == 0)
+            continue;
+        describe_broker_entry(r, name, set->configs[i].value, source, false,
+                              &res->configs.v[res->configs.n++]);
+    }
+}
+
+/*
+ * A BROKER resource: "" lists the cluster-wide dynamic defaults (Kafka's
+ * DYNAMIC_DEFAULT_BROKER_CONFIG); this broker's id lists every property with its effective
+ * value: a dynamic per-broker value (DYNAMIC_BROKER_CONFIG), else the dynamic default, else the
+ * static configuration (STATIC_BROKER_CONFIG). Another broker's id is Kafka's INVALID_REQUEST
+ * (clients send it to that broker).
+ */
+static void
+describe_broker(struct broker_req *r, const struct metadata_image *img,
                 const struct kmsg_describe_configs_request_describe_configs_resource *rs,
                 struct kmsg_describe_configs_response_describe_configs_result *res)
 {
+    char *rname = broker_name(r, rs->resource_name);
+    char self[16];
+    snprintf(self, sizeof(self), "%d", r->b->cfg.node_id);
+    const struct metadata_broker_configs *dflt = metadata_image_broker_configs(img, -1);
+    if (rname != NULL && rname[0] == '\0') {
+        uint32_t n = dflt ? dflt->n_configs : 0;
+        res->configs.v = arena_calloc(r->arena, n + 1, sizeof(*res->configs.v));
+        if (res->configs.v == NULL)
+            return;
+        for (uint32_t i = 0; i < n; i++)
+            if (cfg_key_wanted(&rs->configuration_keys, dflt->configs[i].name))
+                describe_broker_entry(r, dflt->configs[i].name, dflt->configs[i].value,
+                                      TOPIC_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER, false,
+                                      &res->configs.v[res->configs.n++]);
+        return;
+    }
+    if (rname == NULL || strcmp(rname, self) != 0) {
+        res->error_code = KAFKA_ERR_INVALID_REQUEST;
+        char msg[128];
+        snprintf(msg, sizeof(msg),
+                 "Unexpected broker id, expected %s or empty string, but "
+                 "received %s",
+                 self, rname ? rname : "null");
+        res->error_message = broker_kstr(r, msg);
+        return;
+    }
+    const struct metadata_broker_configs *mine =
+        metadata_image_broker_configs(img, r->b->cfg.node_id);
     size_t n = 0;
     while (config_property_name(n))
         n++;
-    res->configs.v = arena_calloc(r->arena, n + 1, sizeof(*res->configs.v));
+    size_t extra = (dflt ? dflt->n_configs : 0) + (mine ? mine->n_configs : 0);
+    res->configs.v = arena_calloc(r->arena, n + extra + 1, sizeof(*res->configs.v));
     if (res->configs.v == NULL)
         return;
     res->configs.n = 0;
@@ -101,19 +188,23 @@ describe_broker(struct broker_req *r,
         const char *name = config_property_name(i);
         if (!cfg_key_wanted(&rs->configuration_keys, name))
             continue;
+        bool dyn = broker_config_is_dynamic(name);
+        const char *v = metadata_image_broker_config(img, r->b->cfg.node_id, name);
+        int8_t src = TOPIC_CONFIG_SOURCE_DYNAMIC_BROKER;
+        if (v == NULL && (v = metadata_image_broker_config(img, -1, name)) != NULL)
+            src = TOPIC_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER;
         char buf[1024];
-        if (config_describe(&r->b->cfg, name, buf, sizeof(buf)) != 0)
-            continue;
-        struct kmsg_describe_configs_response_describe_configs_resource_result *o =
-            &res->configs.v[res->configs.n++];
-        kmsg_describe_configs_response_describe_configs_resource_result_init(o);
-        o->name = broker_kstr(r, name);
-        o->value = broker_kstr(r, buf);
-        o->read_only = true;
-        o->config_source = TOPIC_CONFIG_SOURCE_STATIC_BROKER;
-        o->config_type = TOPIC_CONFIG_STRING;
-        o->documentation = KSTR_NULL;
+        if (v == NULL) {
+            if (config_describe(&r->b->cfg, name, buf, sizeof(buf)) != 0)
+                continue;
+            v = buf;
+            src = TOPIC_CONFIG_SOURCE_STATIC_BROKER;
+        }
+        describe_broker_entry(r, name, v, src, !dyn, &res->configs.v[res->configs.n++]);
     }
+    describe_broker_dynamic_only(r, rs, mine, TOPIC_CONFIG_SOURCE_DYNAMIC_BROKER, NULL, res);
+    describe_broker_dynamic_only(r, rs, dflt, TOPIC_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER, mine,
+                                 res);
 }
 
 void handle_describe_configs(struct broker_req *r)
@@ -141,7 +232,7 @@ void handle_describe_configs(struct broker_req *r)
         if (rs->resource_type == RESOURCE_TOPIC) {
             describe_topic(r, img, rs, req.include_synonyms, res);
         } else if (rs->resource_type == RESOURCE_BROKER) {
-            describe_broker(r, rs, res);
+            describe_broker(r, img, rs, res);
         } else {
             res->error_code = KAFKA_ERR_INVALID_REQUEST;
             res->error_message = broker_kstr(r, "Unsupported resource type");
@@ -244,9 +335,9 @@ void handle_alter_configs(struct broker_req *r)
         o->resource_type = rs->resource_type;
         o->resource_name = rs->resource_name;
         st->topic_index[i] = -1;
-        if (rs->resource_type != RESOURCE_TOPIC) {
+        if (rs->resource_type != RESOURCE_TOPIC && rs->resource_type != RESOURCE_BROKER) {
             alter_set_result(r, st, i, KAFKA_ERR_INVALID_REQUEST,
-                             "only topic configs can be altered");
+                             "only topic and broker configs can be altered");
             continue;
         }
         int32_t nc = rs->configs.n > 0 ? rs->configs.n : 0;
@@ -260,8 +351,9 @@ void handle_alter_configs(struct broker_req *r)
             ch[j].value = broker_str(r, rs->configs.v[j].value);
             ch[j].op = ch[j].value ? CONTROLLER_CONFIG_SET : CONTROLLER_CONFIG_DELETE;
         }
-        alters[nt] =
-            (struct controller_config_alter){broker_str(r, rs->resource_name), (uint32_t)nc, ch};
+        alters[nt] = (struct controller_config_alter){broker_str(r, rs->resource_name),
+                                                      rs->resource_type == RESOURCE_BROKER,
+                                                      (uint32_t)nc, ch};
         st->topic_index[i] = (int32_t)nt++;
     }
     alter_submit(r, st, alters, nt, req.validate_only);
@@ -298,9 +390,9 @@ void handle_incremental_alter_configs(struct broker_req *r)
         o->resource_type = rs->resource_type;
         o->resource_name = rs->resource_name;
         st->topic_index[i] = -1;
-        if (rs->resource_type != RESOURCE_TOPIC) {
+        if (rs->resource_type != RESOURCE_TOPIC && rs->resource_type != RESOURCE_BROKER) {
             alter_set_result(r, st, i, KAFKA_ERR_INVALID_REQUEST,
-                             "only topic configs can be altered");
+                             "only topic and broker configs can be altered");
             continue;
         }
         int32_t nc = rs->configs.n > 0 ? rs->configs.n : 0;
@@ -314,8 +406,9 @@ void handle_incremental_alter_configs(struct broker_req *r)
             ch[j].value = broker_str(r, rs->configs.v[j].value);
             ch[j].op = rs->configs.v[j].config_operation;
         }
-        alters[nt] =
-            (struct controller_config_alter){broker_str(r, rs->resource_name), (uint32_t)nc, ch};
+        alters[nt] = (struct controller_config_alter){broker_str(r, rs->resource_name),
+                                                      rs->resource_type == RESOURCE_BROKER,
+                                                      (uint32_t)nc, ch};
         st->topic_index[i] = (int32_t)nt++;
     }
     alter_submit(r, st, alters, nt, req.validate_only);

@@ -90,7 +90,7 @@ int partition_registry_open(struct broker *b, struct partition_registry **out, c
     /* Every partition directory is recovered now, in parallel; the metadata image then says
      * which of them are hosted partitions. */
     struct topic_settings dflt;
-    topic_settings_resolve(&b->cfg, NULL, &dflt);
+    topic_settings_resolve(&b->cfg, NULL, NULL, &dflt);
     rc = log_manager_open(b->cfg.log_dirs, &dflt.log, b->cfg.num_recovery_threads_per_data_dir,
                           &reg->logs);
     if (rc != 0) {
@@ -110,10 +110,11 @@ int partition_registry_open(struct broker *b, struct partition_registry **out, c
 }
 
 static void partition_apply_settings(struct partition *p, const struct broker_config *cfg,
+                                     const struct metadata_image *img,
                                      const struct metadata_topic *t, bool reconfigure)
 {
     struct topic_settings ts;
-    topic_settings_resolve(cfg, t, &ts);
+    topic_settings_resolve(cfg, img, t, &ts);
     atomic_store(&p->log_append_time, ts.log_append_time);
     atomic_store(&p->max_message_bytes, ts.log.max_message_bytes);
     atomic_store(&p->min_insync_replicas, ts.min_insync_replicas);
@@ -126,6 +127,7 @@ static void partition_apply_settings(struct partition *p, const struct broker_co
 }
 
 static struct partition *registry_open_partition(struct partition_registry *reg,
+                                                 const struct metadata_image *img,
                                                  const struct metadata_topic *t,
                                                  const struct metadata_partition *mp)
 {
@@ -146,7 +148,7 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     atomic_init(&p->isr_size, (int)mp->n_isr);
     waiter_list_init(&p->waiters);
     struct topic_settings ts;
-    topic_settings_resolve(&b->cfg, t, &ts);
+    topic_settings_resolve(&b->cfg, img, t, &ts);
     int rc = log_manager_create(reg->logs, t->name, mp->partition, &ts.log, &p->log);
     if (rc != 0) {
         log_error("partition", "cannot open log %s-%d: %d", t->name, mp->partition, rc);
@@ -167,7 +169,7 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
         free(p);
         return NULL;
     }
-    partition_apply_settings(p, &b->cfg, t, false);
+    partition_apply_settings(p, &b->cfg, img, t, false);
     /* The high watermark from replication-offset-checkpoint moves on by the replica set's rule
      * (a single replica: to the log end at once). */
     replica_set_on_image(p, mp, atomic_load(&p->min_insync_replicas), clock_mono_ms());
@@ -185,8 +187,8 @@ static bool registry_hosts(int32_t node, const struct metadata_partition *mp)
 }
 
 /* Opens partitions of t assigned to this node that are not open yet; updates the others. */
-static void registry_sync_topic(struct partition_registry *reg, const struct metadata_topic *t,
-                                bool changed)
+static void registry_sync_topic(struct partition_registry *reg, const struct metadata_image *img,
+                                const struct metadata_topic *t, bool changed)
 {
     int32_t node = reg->b->cfg.node_id;
     for (uint32_t i = 0; i < t->n_partitions; i++) {
@@ -196,7 +198,7 @@ static void registry_sync_topic(struct partition_registry *reg, const struct met
         struct partition *p = partition_get_by_id(reg, t->id, mp->partition);
         if (p != NULL) {
             if (changed) {
-                partition_apply_settings(p, &reg->b->cfg, t, true);
+                partition_apply_settings(p, &reg->b->cfg, img, t, true);
                 /* Under follow_mu: no follower append or truncation across the change, and the
                  * replica set stops acting as leader before a fetcher may truncate. */
                 pthread_mutex_lock(&p->follow_mu);
@@ -215,7 +217,7 @@ static void registry_sync_topic(struct partition_registry *reg, const struct met
             partition_put(p);
             continue;
         }
-        p = registry_open_partition(reg, t, mp);
+        p = registry_open_partition(reg, img, t, mp);
         if (p != NULL && registry_table_insert(reg, p) != 0)
             partition_put(p);
     }
@@ -239,11 +241,13 @@ void partition_registry_on_image(void *arg, const struct metadata_image *prev,
                                  const struct metadata_image *next)
 {
     struct partition_registry *reg = arg;
+    /* Dynamic broker configs changed: every topic's effective settings may have. */
+    bool all = prev && !metadata_image_broker_configs_equal(prev, next);
     for (size_t i = 0; i < next->n_topics; i++) {
         const struct metadata_topic *t = next->topics_by_name[i];
         const struct metadata_topic *old = prev ? metadata_image_topic_by_id(prev, t->id) : NULL;
-        if (old != t)
-            registry_sync_topic(reg, t, old != NULL);
+        if (old != t || (all && old != NULL))
+            registry_sync_topic(reg, next, t, old != NULL);
     }
     for (size_t i = 0; prev && i < prev->n_topics; i++) {
         const struct metadata_topic *t = prev->topics_by_name[i];

@@ -11,6 +11,7 @@
 
 #include "broker/config.h"
 #include "cluster/image.h"
+#include "cluster/topic_config.h"
 #include "storage/log.h"
 
 struct topic_settings {
@@ -22,11 +23,21 @@ struct topic_settings {
     int64_t ts_after_max_ms;
 };
 
-/* t may be NULL (broker defaults only). */
-void topic_settings_resolve(const struct broker_config *cfg, const struct metadata_topic *t,
-                            struct topic_settings *out);
+/* Where broker values come from: the dynamic configs (KIP-226) in img (may be NULL), this
+ * broker's (cfg->node_id) first, then the cluster default, then the static properties. */
+struct topic_settings_source {
+    const struct broker_config *cfg;
+    const struct metadata_image *img;
+};
 
-/* The value DescribeConfigs reports for a broker property, or NULL. */
-const char *topic_settings_broker_lookup(void *cfg, const char *property);
+/* t may be NULL (broker defaults only); img may be NULL (no dynamic configs yet). */
+void topic_settings_resolve(const struct broker_config *cfg, const struct metadata_image *img,
+                            const struct metadata_topic *t, struct topic_settings *out);
+
+/* topic_config_broker_lookup_fn over a struct topic_settings_source: the value of a broker
+ * property from one source, or NULL. Static values go through a per-thread buffer: copy a
+ * result out before the next call on the same thread. */
+const char *topic_settings_broker_lookup(void *src, const char *property,
+                                         enum topic_config_source source);
 
 #endif

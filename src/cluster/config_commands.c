@@ -1,10 +1,17 @@
 /*
  * AlterConfigs (full replace) and IncrementalAlterConfigs (set / delete / append / subtract) on
- * topic configs. Each resource is validated as a whole: any bad entry fails that topic and none
- * of its changes apply. A valid resource becomes one config record whose operations turn the
- * current overrides into the requested ones.
+ * topic configs and on dynamic broker configs (KIP-226: a BROKER resource, one broker id or ""
+ * for the cluster-wide default). Each resource is validated as a whole: any bad entry fails it
+ * and none of its changes apply. A valid resource becomes one config record whose operations
+ * turn the current overrides into the requested ones.
+ *
+ * Dynamic broker configs are the broker properties topic configs default from (log.retention.ms,
+ * log.segment.bytes, message.max.bytes, min.insync.replicas, ...: Kafka's DynamicLogConfig),
+ * validated as the topic config they stand for; any other key is refused (Kafka: "Cannot update
+ * these configs dynamically").
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,17 +100,55 @@ static bool has_duplicate_key(const struct controller_config_alter *a)
     return false;
 }
 
+/* The current overrides a change starts from: a topic's, or a broker's dynamic configs. */
+struct override_base {
+    const struct metadata_config_entry *e;
+    uint32_t n;
+    bool broker;
+};
+
+static const char *base_find(const struct override_base *b, const char *name)
+{
+    for (uint32_t i = 0; i < b->n; i++)
+        if (strcmp(b->e[i].name, name) == 0)
+            return b->e[i].value;
+    return NULL;
+}
+
+/* The topic config a dynamic broker config stands for (its broker synonym), or NULL. */
+static const struct topic_config_def *broker_dynamic_def(const char *name)
+{
+    for (size_t i = 0; i < topic_config_count(); i++) {
+        const struct topic_config_def *def = topic_config_at(i);
+        if (def->broker_synonym && strcmp(def->broker_synonym, name) == 0)
+            return def;
+    }
+    return NULL;
+}
+
+/* The definition a key is validated with; NULL (with the result's error set) if unknown. */
+static const struct topic_config_def *override_def(struct command *cmd,
+                                                   struct controller_topic_result *r,
+                                                   const struct override_base *b, const char *name)
+{
+    const struct topic_config_def *def =
+        b->broker ? broker_dynamic_def(name) : topic_config_find(name);
+    if (def == NULL && b->broker)
+        command_set_error(cmd, r, KAFKA_ERR_INVALID_CONFIG,
+                          "Cannot update these configs dynamically: Set(%s)", name);
+    else if (def == NULL)
+        command_set_error(cmd, r, KAFKA_ERR_INVALID_CONFIG, "Unknown topic config name: %s", name);
+    return def;
+}
+
 /* Applies one incremental change to `s`; false (with the result's error set) if invalid. */
 static bool incremental_change(struct command *cmd, struct controller_topic_result *r,
                                const struct controller_config_change *c, struct override_set *s,
-                               const struct metadata_topic *t)
+                               const struct override_base *b)
 {
-    const struct topic_config_def *def = topic_config_find(c->name);
-    if (def == NULL) {
-        command_set_error(cmd, r, KAFKA_ERR_INVALID_CONFIG, "Unknown topic config name: %s",
-                          c->name);
+    const struct topic_config_def *def = override_def(cmd, r, b, c->name);
+    if (def == NULL)
         return false;
-    }
     switch (c->op) {
     case CONTROLLER_CONFIG_SET:
         override_put(s, c->name, (char *)c->value);
@@ -120,7 +165,7 @@ static bool incremental_change(struct command *cmd, struct controller_topic_resu
             return false;
         }
         const struct metadata_config_entry *cur = override_find(s, c->name);
-        const char *base = cur ? cur->value : metadata_topic_config(t, c->name);
+        const char *base = cur ? cur->value : base_find(b, c->name);
         if (cur && cur->value == NULL)
             base = NULL;
         char *v = list_edit(cmd, base ? base : def->default_value, c->value ? c->value : "",
@@ -140,7 +185,7 @@ static bool incremental_change(struct command *cmd, struct controller_topic_resu
  * not named in the request is deleted. Returns false with r's error set if anything is invalid.
  */
 static bool build_ops(struct command *cmd, struct controller_topic_result *r,
-                      const struct controller_config_alter *a, const struct metadata_topic *t,
+                      const struct controller_config_alter *a, const struct override_base *b,
                       struct override_set *s)
 {
     bool incremental = cmd->type == COMMAND_INCREMENTAL_ALTER_CONFIGS;
@@ -149,14 +194,16 @@ static bool build_ops(struct command *cmd, struct controller_topic_result *r,
         return false;
     }
     if (!incremental)
-        for (uint32_t i = 0; i < t->n_configs; i++)
-            override_put(s, t->configs[i].name, NULL);
+        for (uint32_t i = 0; i < b->n; i++)
+            override_put(s, b->e[i].name, NULL);
     for (uint32_t i = 0; i < a->n_changes; i++) {
         const struct controller_config_change *c = &a->changes[i];
         if (incremental) {
-            if (!incremental_change(cmd, r, c, s, t))
+            if (!incremental_change(cmd, r, c, s, b))
                 return false;
         } else {
+            if (b->broker && override_def(cmd, r, b, c->name) == NULL)
+                return false;
             override_put(s, c->name, (char *)c->value);
             if (c->value == NULL) {
                 command_set_error(cmd, r, KAFKA_ERR_INVALID_REQUEST,
@@ -169,13 +216,55 @@ static bool build_ops(struct command *cmd, struct controller_topic_result *r,
     for (uint32_t i = 0; i < s->n; i++) {
         if (s->e[i].value == NULL)
             continue;
-        int code = topic_config_validate(s->e[i].name, s->e[i].value, msg, sizeof(msg));
+        const struct topic_config_def *def =
+            b->broker ? broker_dynamic_def(s->e[i].name) : topic_config_find(s->e[i].name);
+        int code =
+            topic_config_validate(def ? def->name : s->e[i].name, s->e[i].value, msg, sizeof(msg));
         if (code) {
             command_set_error(cmd, r, (int16_t)code, "%s", msg);
             return false;
         }
     }
     return true;
+}
+
+/* Kafka's broker resource names: "" (the cluster default, -1) or a broker id. */
+static bool broker_resource_id(const char *name, int32_t *id)
+{
+    if (name[0] == '\0') {
+        *id = -1;
+        return true;
+    }
+    char *end;
+    long v = strtol(name, &end, 10);
+    if (*end != '\0' || v < 0 || v > INT32_MAX)
+        return false;
+    *id = (int32_t)v;
+    return true;
+}
+
+/* One BROKER resource: 1 record emitted, 0 none (refused or nothing to do), or -ENOMEM. */
+static int alter_broker_configs(struct command *cmd, struct controller_topic_result *r,
+                                const struct controller_config_alter *a,
+                                struct metadata_image *scratch, struct metadata_buf *out)
+{
+    int32_t id;
+    if (!broker_resource_id(a->topic, &id)) {
+        command_set_error(cmd, r, KAFKA_ERR_INVALID_REQUEST, "Invalid broker name '%s'", a->topic);
+        return 0;
+    }
+    const struct metadata_broker_configs *cur = metadata_image_broker_configs(scratch, id);
+    struct override_base b = {cur ? cur->configs : NULL, cur ? cur->n_configs : 0, true};
+    struct override_set s = {0};
+    s.e = arena_calloc(&cmd->arena, b.n + a->n_changes + 1, sizeof(*s.e));
+    if (s.e == NULL)
+        return -ENOMEM;
+    if (!build_ops(cmd, r, a, &b, &s) || cmd->validate_only || s.n == 0)
+        return 0;
+    struct metadata_record rec = {.type = METADATA_REC_BROKER_CONFIG};
+    rec.broker_config = (struct metadata_rec_broker_config){id, s.n, s.e};
+    int rc = command_emit(scratch, out, &rec);
+    return rc < 0 ? rc : 1;
 }
 
 int command_validate_alter_configs(struct command *cmd, struct metadata_image *scratch,
@@ -185,6 +274,13 @@ int command_validate_alter_configs(struct command *cmd, struct metadata_image *s
     for (size_t i = 0; i < cmd->n; i++) {
         const struct controller_config_alter *a = &cmd->alter[i];
         struct controller_topic_result *r = &cmd->results[i];
+        if (a->broker) {
+            int rc = alter_broker_configs(cmd, r, a, scratch, out);
+            if (rc < 0)
+                return rc;
+            emitted += rc;
+            continue;
+        }
         const struct metadata_topic *t = metadata_image_topic_by_name(scratch, a->topic);
         if (t == NULL) {
             command_set_error(cmd, r, KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION,
@@ -196,7 +292,8 @@ int command_validate_alter_configs(struct command *cmd, struct metadata_image *s
         s.e = arena_calloc(&cmd->arena, t->n_configs + a->n_changes + 1, sizeof(*s.e));
         if (s.e == NULL)
             return -ENOMEM;
-        if (!build_ops(cmd, r, a, t, &s))
+        struct override_base b = {t->configs, t->n_configs, false};
+        if (!build_ops(cmd, r, a, &b, &s))
             continue;
         if (cmd->validate_only || s.n == 0)
             continue;

@@ -163,7 +163,9 @@ struct controller_config_change {
 };
 
 struct controller_config_alter {
+    /* The topic's name, or with `broker` the broker id ("" for the cluster-wide default). */
     const char *topic;
+    bool broker; /* a BROKER resource: dynamic broker configs (KIP-226) */
     uint32_t n_changes;
     const struct controller_config_change *changes;
 };

@@ -166,12 +166,13 @@ const struct metadata_broker *metadata_image_broker(const struct metadata_image 
     return i < img->n_brokers && img->brokers[i].id == id ? &img->brokers[i] : NULL;
 }
 
-static size_t config_lower_bound(const struct metadata_topic *t, const char *name)
+static size_t config_lower_bound(const struct metadata_config_entry *e, uint32_t n,
+                                 const char *name)
 {
-    size_t lo = 0, hi = t->n_configs;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(t->configs[mid].name, name) < 0)
+        if (strcmp(e[mid].name, name) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -179,13 +180,57 @@ static size_t config_lower_bound(const struct metadata_topic *t, const char *nam
     return lo;
 }
 
+static const char *config_find(const struct metadata_config_entry *e, uint32_t n, const char *name)
+{
+    size_t i = config_lower_bound(e, n, name);
+    return i < n && strcmp(e[i].name, name) == 0 ? e[i].value : NULL;
+}
+
 const char *metadata_topic_config(const struct metadata_topic *t, const char *name)
 {
-    size_t i = config_lower_bound(t, name);
-    return i < t->n_configs && strcmp(t->configs[i].name, name) == 0 ? t->configs[i].value : NULL;
+    return config_find(t->configs, t->n_configs, name);
+}
+
+const struct metadata_broker_configs *
+metadata_image_broker_configs(const struct metadata_image *img, int32_t broker_id)
+{
+    for (size_t i = 0; i < img->n_broker_configs; i++)
+        if (img->broker_configs[i].broker_id == broker_id)
+            return &img->broker_configs[i];
+    return NULL;
+}
+
+bool metadata_image_broker_configs_equal(const struct metadata_image *a,
+                                         const struct metadata_image *b)
+{
+    if (a->n_broker_configs != b->n_broker_configs)
+        return false;
+    for (size_t i = 0; i < a->n_broker_configs; i++) {
+        const struct metadata_broker_configs *x = &a->broker_configs[i], *y = &b->broker_configs[i];
+        if (x->broker_id != y->broker_id || x->n_configs != y->n_configs)
+            return false;
+        for (uint32_t j = 0; j < x->n_configs; j++)
+            if (strcmp(x->configs[j].name, y->configs[j].name) != 0 ||
+                strcmp(x->configs[j].value, y->configs[j].value) != 0)
+                return false;
+    }
+    return true;
+}
+
+const char *metadata_image_broker_config(const struct metadata_image *img, int32_t broker_id,
+                                         const char *name)
+{
+    const struct metadata_broker_configs *bc = metadata_image_broker_configs(img, broker_id);
+    return bc ? config_find(bc->configs, bc->n_configs, name) : NULL;
 }
 
 /* ---------- image lifetime ---------- */
+
+static struct metadata_broker_configs *broker_configs_get(struct metadata_image *img,
+                                                          int32_t broker_id);
+static void broker_configs_free_entries(struct metadata_broker_configs *bc);
+static int config_apply_ops(struct metadata_config_entry **e, uint32_t *n,
+                            const struct metadata_config_entry *ops, uint32_t n_ops);
 
 struct metadata_image *image_new(void)
 {
@@ -212,6 +257,9 @@ static void image_free(struct metadata_image *img)
     free(img->topics_by_name);
     free(img->topics_by_id);
     brokers_free(img->brokers, img->n_brokers);
+    for (size_t i = 0; i < img->n_broker_configs; i++)
+        broker_configs_free_entries(&img->broker_configs[i]);
+    free(img->broker_configs);
     free(img);
 }
 
@@ -248,6 +296,18 @@ static int brokers_copy(struct metadata_image *dst, const struct metadata_image 
     return 0;
 }
 
+static int broker_configs_copy(struct metadata_image *dst, const struct metadata_image *src)
+{
+    for (size_t i = 0; i < src->n_broker_configs; i++) {
+        const struct metadata_broker_configs *bc = &src->broker_configs[i];
+        struct metadata_broker_configs *d = broker_configs_get(dst, bc->broker_id);
+        if (d == NULL ||
+            config_apply_ops(&d->configs, &d->n_configs, bc->configs, bc->n_configs) != 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
 struct metadata_image *image_clone(const struct metadata_image *src)
 {
     struct metadata_image *img = image_new();
@@ -258,7 +318,8 @@ struct metadata_image *image_clone(const struct metadata_image *src)
     size_t n = src->n_topics;
     img->topics_by_name = malloc((n ? n : 1) * sizeof(*img->topics_by_name));
     img->topics_by_id = malloc((n ? n : 1) * sizeof(*img->topics_by_id));
-    if (img->topics_by_name == NULL || img->topics_by_id == NULL || brokers_copy(img, src) != 0)
+    if (img->topics_by_name == NULL || img->topics_by_id == NULL || brokers_copy(img, src) != 0 ||
+        broker_configs_copy(img, src) != 0)
         goto err;
     if (n) {
         memcpy(img->topics_by_name, src->topics_by_name, n * sizeof(*img->topics_by_name));
@@ -335,43 +396,57 @@ static struct metadata_topic *topic_make_private(struct metadata_image *img, con
 
 /* ---------- configs ---------- */
 
-static int config_set(struct metadata_topic *t, const char *name, const char *value)
+static int config_set(struct metadata_config_entry **entries, uint32_t *n, const char *name,
+                      const char *value)
 {
-    size_t i = config_lower_bound(t, name);
+    size_t i = config_lower_bound(*entries, *n, name);
     char *v = strdup(value);
     if (v == NULL)
         return -ENOMEM;
-    if (i < t->n_configs && strcmp(t->configs[i].name, name) == 0) {
-        free(t->configs[i].value);
-        t->configs[i].value = v;
+    if (i < *n && strcmp((*entries)[i].name, name) == 0) {
+        free((*entries)[i].value);
+        (*entries)[i].value = v;
         return 0;
     }
     char *k = strdup(name);
-    struct metadata_config_entry *e = realloc(t->configs, (t->n_configs + 1) * sizeof(*e));
+    struct metadata_config_entry *e = realloc(*entries, (*n + 1) * sizeof(*e));
     if (k == NULL || e == NULL) {
         free(k);
         free(v);
         if (e)
-            t->configs = e;
+            *entries = e;
         return -ENOMEM;
     }
-    t->configs = e;
-    memmove(&e[i + 1], &e[i], (t->n_configs - i) * sizeof(*e));
+    *entries = e;
+    memmove(&e[i + 1], &e[i], (*n - i) * sizeof(*e));
     e[i].name = k;
     e[i].value = v;
-    t->n_configs++;
+    (*n)++;
     return 0;
 }
 
-static void config_delete(struct metadata_topic *t, const char *name)
+static void config_delete(struct metadata_config_entry *e, uint32_t *n, const char *name)
 {
-    size_t i = config_lower_bound(t, name);
-    if (i >= t->n_configs || strcmp(t->configs[i].name, name) != 0)
+    size_t i = config_lower_bound(e, *n, name);
+    if (i >= *n || strcmp(e[i].name, name) != 0)
         return;
-    free(t->configs[i].name);
-    free(t->configs[i].value);
-    memmove(&t->configs[i], &t->configs[i + 1], (t->n_configs - i - 1) * sizeof(*t->configs));
-    t->n_configs--;
+    free(e[i].name);
+    free(e[i].value);
+    memmove(&e[i], &e[i + 1], (*n - i - 1) * sizeof(*e));
+    (*n)--;
+}
+
+/* Applies set/delete operations to a config list; 0 or -ENOMEM. */
+static int config_apply_ops(struct metadata_config_entry **e, uint32_t *n,
+                            const struct metadata_config_entry *ops, uint32_t n_ops)
+{
+    for (uint32_t i = 0; i < n_ops; i++) {
+        if (ops[i].value == NULL)
+            config_delete(*e, n, ops[i].name);
+        else if (config_set(e, n, ops[i].name, ops[i].value) != 0)
+            return -ENOMEM;
+    }
+    return 0;
 }
 
 /* ---------- apply ---------- */
@@ -443,7 +518,7 @@ static int apply_topic(struct metadata_image *img, const struct metadata_rec_top
     if (t->name == NULL)
         goto err;
     for (uint32_t i = 0; i < r->n_configs; i++)
-        if (config_set(t, r->configs[i].name, r->configs[i].value) != 0)
+        if (config_set(&t->configs, &t->n_configs, r->configs[i].name, r->configs[i].value) != 0)
             goto err;
     if (topics_insert(img, t) != 0)
         goto err;
@@ -557,13 +632,55 @@ static int apply_config(struct metadata_image *img, const struct metadata_rec_co
     struct metadata_topic *t = topic_make_private(img, r->topic_id, &err);
     if (t == NULL)
         return err ? err : 1;
-    for (uint32_t i = 0; i < r->n_ops; i++) {
-        if (r->ops[i].value == NULL)
-            config_delete(t, r->ops[i].name);
-        else if (config_set(t, r->ops[i].name, r->ops[i].value) != 0)
-            return -ENOMEM;
+    return config_apply_ops(&t->configs, &t->n_configs, r->ops, r->n_ops);
+}
+
+/* The dynamic config set of a broker (or -1), inserted in id order when missing; NULL on
+ * allocation failure. */
+static struct metadata_broker_configs *broker_configs_get(struct metadata_image *img,
+                                                          int32_t broker_id)
+{
+    size_t i = 0;
+    while (i < img->n_broker_configs && img->broker_configs[i].broker_id < broker_id)
+        i++;
+    if (i < img->n_broker_configs && img->broker_configs[i].broker_id == broker_id)
+        return &img->broker_configs[i];
+    struct metadata_broker_configs *v =
+        realloc(img->broker_configs, (img->n_broker_configs + 1) * sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    img->broker_configs = v;
+    memmove(&v[i + 1], &v[i], (img->n_broker_configs - i) * sizeof(*v));
+    v[i] = (struct metadata_broker_configs){.broker_id = broker_id};
+    img->n_broker_configs++;
+    return &v[i];
+}
+
+static void broker_configs_free_entries(struct metadata_broker_configs *bc)
+{
+    for (uint32_t i = 0; i < bc->n_configs; i++) {
+        free(bc->configs[i].name);
+        free(bc->configs[i].value);
     }
-    return 0;
+    free(bc->configs);
+}
+
+static int apply_broker_config(struct metadata_image *img,
+                               const struct metadata_rec_broker_config *r)
+{
+    if (r->broker_id < -1)
+        return 1;
+    struct metadata_broker_configs *bc = broker_configs_get(img, r->broker_id);
+    if (bc == NULL)
+        return -ENOMEM;
+    int rc = config_apply_ops(&bc->configs, &bc->n_configs, r->ops, r->n_ops);
+    if (bc->n_configs == 0) { /* no empty sets: the array stays what readers expect */
+        broker_configs_free_entries(bc);
+        size_t i = (size_t)(bc - img->broker_configs);
+        memmove(bc, bc + 1, (img->n_broker_configs - i - 1) * sizeof(*bc));
+        img->n_broker_configs--;
+    }
+    return rc;
 }
 
 int image_apply(struct metadata_image *img, const struct metadata_record *rec)
@@ -586,6 +703,8 @@ int image_apply(struct metadata_image *img, const struct metadata_record *rec)
         return apply_remove_topic(img, &rec->remove_topic);
     case METADATA_REC_CONFIG:
         return apply_config(img, &rec->config);
+    case METADATA_REC_BROKER_CONFIG:
+        return apply_broker_config(img, &rec->broker_config);
     case METADATA_REC_PRODUCER_IDS:
         if (rec->producer_ids.next_block_start <= img->next_producer_id)
             return 1;
@@ -661,6 +780,13 @@ int image_encode(const struct metadata_image *img, struct metadata_buf *out)
     }
     for (size_t i = 0; rc == 0 && i < img->n_topics; i++)
         rc = encode_topic(img->topics_by_name[i], out);
+    for (size_t i = 0; rc == 0 && i < img->n_broker_configs; i++) {
+        const struct metadata_broker_configs *bc = &img->broker_configs[i];
+        struct metadata_record cr = {.type = METADATA_REC_BROKER_CONFIG};
+        cr.broker_config =
+            (struct metadata_rec_broker_config){bc->broker_id, bc->n_configs, bc->configs};
+        rc = metadata_batch_append(out, &cr);
+    }
     return rc ? rc : metadata_batch_finish(out);
 }
 

@@ -72,6 +72,13 @@ struct metadata_topic {
     struct metadata_config_entry *configs; /* overrides, sorted by name, values non-NULL */
 };
 
+/* Dynamic broker configs (KIP-226) of one broker, or the cluster default (broker_id -1). */
+struct metadata_broker_configs {
+    int32_t broker_id;
+    uint32_t n_configs;
+    struct metadata_config_entry *configs; /* sorted by name, values non-NULL */
+};
+
 struct metadata_image {
     atomic_uint refcount;
     /* Raft index of the last command applied; grows monotonically, equal on every node. */
@@ -82,6 +89,8 @@ struct metadata_image {
     size_t n_topics;
     struct metadata_topic **topics_by_name; /* sorted by name */
     struct metadata_topic **topics_by_id;   /* same topics, sorted by id bytes */
+    size_t n_broker_configs;
+    struct metadata_broker_configs *broker_configs; /* sorted by broker id, none empty */
 };
 
 /* ---- reading (any thread holding a reference) ---- */
@@ -95,6 +104,15 @@ const struct metadata_broker *metadata_image_broker(const struct metadata_image 
 size_t metadata_image_usable_brokers(const struct metadata_image *img);
 /* The override for `name`, or NULL when the topic uses the broker/default value. */
 const char *metadata_topic_config(const struct metadata_topic *t, const char *name);
+/* The dynamic broker configs of broker_id (-1: the cluster default), or NULL if none. */
+const struct metadata_broker_configs *
+metadata_image_broker_configs(const struct metadata_image *img, int32_t broker_id);
+/* True when both images hold the same dynamic broker configs. */
+bool metadata_image_broker_configs_equal(const struct metadata_image *a,
+                                         const struct metadata_image *b);
+/* A dynamic broker config value of broker_id (-1: the cluster default), or NULL. */
+const char *metadata_image_broker_config(const struct metadata_image *img, int32_t broker_id,
+                                         const char *name);
 
 /* Takes another reference on an image the caller already holds. */
 const struct metadata_image *metadata_image_ref(const struct metadata_image *img);

@@ -183,6 +183,10 @@ static int encode_body(struct metadata_buf *b, const struct metadata_record *r)
         put_bytes(b, r->config.topic_id, METADATA_UUID_LEN);
         encode_configs(b, r->config.ops, r->config.n_ops);
         return 0;
+    case METADATA_REC_BROKER_CONFIG:
+        put_be(b, (uint32_t)r->broker_config.broker_id, 4);
+        encode_configs(b, r->broker_config.ops, r->broker_config.n_ops);
+        return 0;
     case METADATA_REC_PRODUCER_IDS:
         put_be(b, (uint32_t)r->producer_ids.broker_id, 4);
         put_be(b, (uint64_t)r->producer_ids.next_block_start, 8);
@@ -463,6 +467,10 @@ static void decode_body(struct reader *r, struct metadata_record *rec)
         take(r, rec->config.topic_id, METADATA_UUID_LEN);
         rec->config.ops = get_configs(r, &rec->config.n_ops, true);
         return;
+    case METADATA_REC_BROKER_CONFIG:
+        rec->broker_config.broker_id = get_i32(r);
+        rec->broker_config.ops = get_configs(r, &rec->broker_config.n_ops, true);
+        return;
     case METADATA_REC_PRODUCER_IDS:
         rec->producer_ids.broker_id = get_i32(r);
         rec->producer_ids.next_block_start = (int64_t)get_be(r, 8);
@@ -577,6 +585,8 @@ const char *metadata_record_type_name(enum metadata_record_type type)
         return "BrokerFence";
     case METADATA_REC_REASSIGNMENT:
         return "Reassignment";
+    case METADATA_REC_BROKER_CONFIG:
+        return "BrokerConfig";
     }
     return "Unknown";
 }

@@ -46,7 +46,9 @@ enum metadata_record_type {
     METADATA_REC_BROKER_FENCE = 10,
     /* A partition's replica set during a reassignment (Kafka's adding/removing replicas). */
     METADATA_REC_REASSIGNMENT = 11,
-    METADATA_REC_TYPE_MAX = 11,
+    /* Dynamic broker configs (KIP-226) of one broker or the cluster-wide default. */
+    METADATA_REC_BROKER_CONFIG = 12,
+    METADATA_REC_TYPE_MAX = 12,
 };
 
 /* A config key and value; value NULL means "delete the key" in a config change. */
@@ -138,6 +140,15 @@ struct metadata_rec_config {
     struct metadata_config_entry *ops;
 };
 
+/* Set (value != NULL) or delete (value == NULL) dynamic broker config keys, in order, of
+ * broker `broker_id`, or of the cluster-wide default when broker_id is -1 (Kafka's BROKER
+ * resource "" ). */
+struct metadata_rec_broker_config {
+    int32_t broker_id;
+    uint32_t n_ops;
+    struct metadata_config_entry *ops;
+};
+
 struct metadata_rec_producer_ids {
     int32_t broker_id;
     int64_t next_block_start; /* first producer id not yet handed out after this block */
@@ -156,6 +167,7 @@ struct metadata_record {
         struct metadata_rec_partition_change partition_change;
         struct metadata_rec_remove_topic remove_topic;
         struct metadata_rec_config config;
+        struct metadata_rec_broker_config broker_config;
         struct metadata_rec_producer_ids producer_ids;
         struct metadata_rec_image_header image_header;
         struct metadata_rec_broker_fence broker_fence;

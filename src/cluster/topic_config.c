@@ -265,28 +265,28 @@ void topic_config_resolve(const struct topic_config_def *def, const char *topic_
                           topic_config_broker_lookup_fn lookup, void *arg,
                           struct topic_config_value *out)
 {
+    static const enum topic_config_source broker_sources[] = {
+        TOPIC_CONFIG_SOURCE_DYNAMIC_BROKER, TOPIC_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER,
+        TOPIC_CONFIG_SOURCE_STATIC_BROKER};
     memset(out, 0, sizeof(*out));
     out->def = def;
-    const char *broker_value =
-        lookup && def->broker_synonym ? lookup(arg, def->broker_synonym) : NULL;
     if (topic_value) {
         out->synonyms[out->n_synonyms++] =
             (struct topic_config_synonym){def->name, topic_value, TOPIC_CONFIG_SOURCE_TOPIC};
     }
-    if (broker_value) {
-        out->synonyms[out->n_synonyms++] = (struct topic_config_synonym){
-            def->broker_synonym, broker_value, TOPIC_CONFIG_SOURCE_STATIC_BROKER};
+    for (size_t i = 0; lookup && def->broker_synonym && i < 3; i++) {
+        const char *v = lookup(arg, def->broker_synonym, broker_sources[i]);
+        if (v)
+            out->synonyms[out->n_synonyms++] =
+                (struct topic_config_synonym){def->broker_synonym, v, broker_sources[i]};
     }
     if (def->broker_synonym) {
         out->synonyms[out->n_synonyms++] = (struct topic_config_synonym){
             def->broker_synonym, def->default_value, TOPIC_CONFIG_SOURCE_DEFAULT};
     }
-    if (topic_value) {
-        out->value = topic_value;
-        out->source = TOPIC_CONFIG_SOURCE_TOPIC;
-    } else if (broker_value) {
-        out->value = broker_value;
-        out->source = TOPIC_CONFIG_SOURCE_STATIC_BROKER;
+    if (out->n_synonyms > 0 && out->synonyms[0].source != TOPIC_CONFIG_SOURCE_DEFAULT) {
+        out->value = out->synonyms[0].value;
+        out->source = out->synonyms[0].source;
     } else {
         out->value = def->default_value;
         out->source = TOPIC_CONFIG_SOURCE_DEFAULT;

@@ -58,8 +58,10 @@ const struct topic_config_def *topic_config_at(size_t i);
  */
 int topic_config_validate(const char *name, const char *value, char *msg, size_t msglen);
 
-/* Returns the broker's value of a property if it is explicitly set, else NULL. */
-typedef const char *(*topic_config_broker_lookup_fn)(void *arg, const char *property);
+/* The broker's value of a property from one source (TOPIC_CONFIG_SOURCE_DYNAMIC_BROKER,
+ * _DYNAMIC_DEFAULT_BROKER or _STATIC_BROKER) if it is set there, else NULL. */
+typedef const char *(*topic_config_broker_lookup_fn)(void *arg, const char *property,
+                                                     enum topic_config_source source);
 
 struct topic_config_synonym {
     const char *name;
@@ -74,7 +76,7 @@ struct topic_config_value {
     enum topic_config_source source;
     bool is_default;
     unsigned n_synonyms;
-    struct topic_config_synonym synonyms[3]; /* most specific first, as Kafka orders them */
+    struct topic_config_synonym synonyms[5]; /* most specific first, as Kafka orders them */
 };
 
 /*

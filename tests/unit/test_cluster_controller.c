@@ -102,9 +102,22 @@ TEST(test_topic_config_table_sorted_and_defaults_valid)
                  KAFKA_ERR_INVALID_CONFIG);
 }
 
-static const char *broker_lookup(void *arg, const char *property)
+/* log.retention.ms: static 1000; with arg non-NULL also a cluster default 2000 and a
+ * per-broker 3000 (dynamic configs, KIP-226). */
+static const char *broker_lookup(void *arg, const char *property, enum topic_config_source source)
 {
-    return strcmp(property, "log.retention.ms") == 0 ? "1000" : NULL;
+    if (strcmp(property, "log.retention.ms") != 0)
+        return NULL;
+    switch (source) {
+    case TOPIC_CONFIG_SOURCE_STATIC_BROKER:
+        return "1000";
+    case TOPIC_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER:
+        return arg ? "2000" : NULL;
+    case TOPIC_CONFIG_SOURCE_DYNAMIC_BROKER:
+        return arg ? "3000" : NULL;
+    default:
+        return NULL;
+    }
 }
 
 TEST(test_topic_config_resolve_sources_and_synonyms)
@@ -123,6 +136,17 @@ TEST(test_topic_config_resolve_sources_and_synonyms)
     CHECK(v.is_default);
     CHECK(strcmp(v.value, "604800000") == 0);
     CHECK(strcmp(v.synonyms[0].name, "log.retention.ms") == 0);
+    /* Dynamic configs win over the static property, the per-broker one over the default,
+     * and every level is a synonym, most specific first (Kafka's order). */
+    int dynamic = 1;
+    topic_config_resolve(d, NULL, broker_lookup, &dynamic, &v);
+    CHECK(strcmp(v.value, "3000") == 0);
+    CHECK_EQ_INT(v.source, TOPIC_CONFIG_SOURCE_DYNAMIC_BROKER);
+    CHECK_EQ_INT(v.n_synonyms, 4);
+    CHECK_EQ_INT(v.synonyms[1].source, TOPIC_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER);
+    CHECK_EQ_INT(v.synonyms[2].source, TOPIC_CONFIG_SOURCE_STATIC_BROKER);
+    CHECK_EQ_INT(v.synonyms[3].source, TOPIC_CONFIG_SOURCE_DEFAULT);
+    CHECK(!v.is_default);
 }
 
 TEST(test_controller_creates_topics_and_reports_errors)

@@ -177,6 +177,45 @@ TEST(test_image_snapshot_round_trip)
     metadata_image_release(img);
 }
 
+static int broker_config_op(struct metadata_image *img, int32_t broker, const char *name,
+                            const char *value)
+{
+    struct metadata_config_entry op = {(char *)name, (char *)value};
+    struct metadata_record r = {.type = METADATA_REC_BROKER_CONFIG};
+    r.broker_config = (struct metadata_rec_broker_config){broker, 1, &op};
+    return image_apply(img, &r);
+}
+
+TEST(test_image_dynamic_broker_configs_apply_clone_and_snapshot)
+{
+    struct metadata_image *img = image_new();
+    CHECK(broker_config_op(img, -1, "log.retention.ms", "1000") == 0);
+    CHECK(broker_config_op(img, 2, "message.max.bytes", "2048") == 0);
+    CHECK(broker_config_op(img, 2, "log.retention.ms", "3000") == 0);
+    CHECK(broker_config_op(img, -2, "x", "y") == 1); /* not a broker resource: skipped */
+    CHECK_EQ_INT(img->n_broker_configs, 2);
+    CHECK(strcmp(metadata_image_broker_config(img, -1, "log.retention.ms"), "1000") == 0);
+    CHECK(strcmp(metadata_image_broker_config(img, 2, "log.retention.ms"), "3000") == 0);
+    CHECK(metadata_image_broker_config(img, 1, "log.retention.ms") == NULL);
+    struct metadata_image *c = image_clone(img);
+    CHECK(c && metadata_image_broker_configs_equal(img, c));
+    CHECK(broker_config_op(c, 2, "message.max.bytes", NULL) == 0);
+    CHECK(!metadata_image_broker_configs_equal(img, c));
+    CHECK(strcmp(metadata_image_broker_config(img, 2, "message.max.bytes"), "2048") == 0);
+    CHECK(metadata_image_broker_config(c, 2, "message.max.bytes") == NULL);
+    CHECK(broker_config_op(c, 2, "log.retention.ms", NULL) == 0); /* set empty: gone */
+    CHECK_EQ_INT(c->n_broker_configs, 1);
+    struct metadata_buf buf = {0};
+    CHECK(image_encode(img, &buf) == 0);
+    int err = 0;
+    struct metadata_image *back = image_decode(buf.data, buf.len, &err);
+    CHECK(back && metadata_image_broker_configs_equal(img, back));
+    metadata_buf_free(&buf);
+    metadata_image_release(back);
+    metadata_image_release(c);
+    metadata_image_release(img);
+}
+
 TEST(test_image_ten_thousand_topics_lookup)
 {
     struct metadata_image *img = image_new();
