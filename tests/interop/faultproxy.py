@@ -125,7 +125,7 @@ class Netsplit:
         net = Netsplit(lambda: {pid: node_id, ...})
         p = net.add_proxy(node_id, real_port)    -> the proxy's port
         net.start()
-        net.cut(1, 2); net.isolate(3); net.heal()
+        net.cut(1, 2); net.isolate(3); net.heal(); net.counters(); net.links()
         net.stop()
 
     node_pids: a callable returning {pid: node_id} of the running nodes, asked on every
@@ -191,8 +191,10 @@ class Netsplit:
                 self.cuts.add(frozenset((a, b)))
             self._wake()
 
-    def isolate(self, x, nodes):
-        """Cuts x from every other node in nodes."""
+    def isolate(self, x, nodes=None):
+        """Cuts x from every other node in nodes (default: every node with a proxy)."""
+        if nodes is None:
+            nodes = set(p.node for p in self.proxies)
         with self.lock:
             for n in nodes:
                 if n != x:

@@ -18,9 +18,12 @@ Variants: L a plain broker; L the active controller (which also loses the raft q
 the link between L and the active controller cut (L is fenced while the third node can still
 fetch from it until it learns of the new leader, so it may copy part of L's tail: kept, at the
 same offsets, if that node becomes the leader, as in Kafka; truncated by it otherwise; L then
-truncates to where the new leader's epoch starts); an idempotent confluent-kafka producer writing throughout (it also hears
-the isolated leader's stale Metadata). And the proxy itself: a cut link moves no bytes until
-healed, a client link is never cut, a restarted node's links are attributed to it again.
+truncates to where the new leader's epoch starts).
+With an idempotent confluent-kafka producer writing throughout (it also hears an isolated
+node's stale Metadata): across one isolation of the leader, and across six seeded random cuts
+and heals (NETSPLIT_SEED); nothing acknowledged is lost, duplicated or moved.
+And the proxy itself: a cut link moves no bytes until healed, a client link is never cut, a
+restarted node's links are attributed to it again.
 """
 import glob
 import os
@@ -270,62 +273,120 @@ def test_leader_cut_from_controller_only_truncates_unreplicated_tail():
     partition_heals(leader_is_controller=False, only_from_controller=True)
 
 
+class Writer:
+    """An idempotent acks=all confluent-kafka producer bootstrapped from every node (so it
+    also hears an isolated node's stale Metadata); acked: value -> acknowledged offset."""
+
+    def __init__(self, c, prefix):
+        from confluent_kafka import Producer
+        self.p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 5,
+                           "enable.idempotence": True, "message.timeout.ms": int(60000 * SLOW),
+                           "request.timeout.ms": 3000, "retry.backoff.ms": 100,
+                           "topic.metadata.refresh.interval.ms": 500,
+                           "reconnect.backoff.max.ms": 300})
+        self.prefix = prefix
+        self.seq = 0
+        self.acked = {}
+        self.failed = []
+
+    def _cb(self, err, msg):
+        if err is None:
+            self.acked[msg.value()] = msg.offset()
+        else:
+            self.failed.append(err.name())
+
+    def run(self, seconds):
+        """Produces one message after another (serving callbacks) for seconds."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.p.produce(TOPIC, value=b"%s-%d" % (self.prefix, self.seq), partition=0,
+                           on_delivery=self._cb)
+            self.seq += 1
+            self.p.poll(0.01)
+
+    def finish(self):
+        """Flushes (every message must be delivered), then drops the client so that nothing
+        reconnects while the cluster stops."""
+        left = self.p.flush(60 * SLOW)
+        self.p = None
+        check(left == 0, "%d messages undelivered after 60 s" % left)
+        comment("%d produced, %d acknowledged, %d failed %r" % (
+            self.seq, len(self.acked), len(self.failed), sorted(set(self.failed))))
+
+
+def check_read_back(c, acked):
+    """Every acknowledged value (-> offset) is read back exactly once at its offset."""
+    leader = c.raw_partitions(TOPIC, c.wait_controller())[0]["leader"]
+    got = read_back(c, leader)
+    by_value = {}
+    for o, v in got:
+        by_value.setdefault(v, []).append(o)
+    lost = [v for v in acked if v not in by_value]
+    dups = [v for v, offs in by_value.items() if len(offs) > 1]
+    moved = [v for v, off in acked.items() if v in by_value and by_value[v] != [off]]
+    comment("read %d records: %d lost, %d duplicated, %d at another offset" % (
+        len(got), len(lost), len(dups), len(moved)))
+    check(acked, "nothing acknowledged")
+    check(not lost, "acknowledged messages lost: %r" % lost[:10])
+    check(not dups, "duplicates: %r" % dups[:10])
+    check(not moved, "acknowledged at one offset, read at another: %r" % moved[:10])
+
+
 @test
 def test_idempotent_producer_across_partition_and_heal():
     """A confluent-kafka idempotent acks=all producer (bootstrapped from every node, so it
     also hears the isolated leader's stale Metadata) writes before, during and after the
     leader's isolation: every acknowledged message is read back exactly once at the offset it
     was acknowledged at, and the replicas end byte-identical."""
-    from confluent_kafka import Producer
     with Cluster(3, {"replica.lag.time.max.ms": LAG_MS}, proxied=True) as c:
         ctl = c.wait_formed()
         lead = min(i for i in c.ids if i != ctl)
         create_topic(c, [lead] + [i for i in c.ids if i != lead])
-        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 5,
-                      "enable.idempotence": True, "message.timeout.ms": int(60000 * SLOW),
-                      "request.timeout.ms": 3000, "retry.backoff.ms": 100,
-                      "topic.metadata.refresh.interval.ms": 500,
-                      "reconnect.backoff.max.ms": 300})
-        acked, failed = {}, []
-
-        def cb(err, msg):
-            if err is None:
-                acked[msg.value()] = msg.offset()
-            else:
-                failed.append(err.name())
-        seq = [0]
-
-        def run(seconds):
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                p.produce(TOPIC, value=b"m-%d" % seq[0], partition=0, on_delivery=cb)
-                seq[0] += 1
-                p.poll(0.01)
-        run(1.5)
+        w = Writer(c, b"m")
+        w.run(1.5)
         c.isolate(lead)
-        run(2 * SESSION_TIMEOUT_S + 2)
+        w.run(2 * SESSION_TIMEOUT_S + 2)
         c.heal()
-        run(1.5)
-        check(p.flush(60 * SLOW) == 0, "undelivered messages after 60 s")
-        del p  # no client left reconnecting while the cluster stops
-        comment("%d produced, %d acknowledged, %d failed %r" % (
-            seq[0], len(acked), len(failed), sorted(set(failed))))
-        check(acked, "nothing acknowledged")
+        w.run(1.5)
+        w.finish()
         wait_isr(c, [1, 2, 3], c.ids, timeout=40)
         wait_identical(c, timeout=40)
-        leader = c.raw_partitions(TOPIC, ctl)[0]["leader"]
-        got = read_back(c, leader)
-        by_value = {}
-        for o, v in got:
-            by_value.setdefault(v, []).append(o)
-        lost = [v for v in acked if v not in by_value]
-        dups = [v for v, offs in by_value.items() if len(offs) > 1]
-        moved = [v for v, off in acked.items() if v in by_value and by_value[v] != [off]]
-        comment("read %d records: %d lost, %d duplicated, %d at another offset" % (
-            len(got), len(lost), len(dups), len(moved)))
-        check(not lost, "acknowledged messages lost: %r" % lost[:10])
-        check(not dups, "duplicates: %r" % dups[:10])
-        check(not moved, "acknowledged at one offset, read at another: %r" % moved[:10])
+        check_read_back(c, w.acked)
+
+
+@test
+def test_flapping_partitions_lose_nothing():
+    """Six random cuts (one node isolated, or one link cut) of 0.5-5 s with short heals in
+    between (seeded: NETSPLIT_SEED, default 1) while an idempotent acks=all producer writes:
+    nothing acknowledged is lost, duplicated or moved, and the replicas end byte-identical."""
+    import random
+    seed = int(os.environ.get("NETSPLIT_SEED", "1"))
+    rnd = random.Random(seed)
+    with Cluster(3, {"replica.lag.time.max.ms": LAG_MS}, proxied=True) as c:
+        c.wait_formed()
+        create_topic(c, [1, 2, 3])
+        w = Writer(c, b"f")
+        w.run(1.0)
+        steps = []
+        for _ in range(6):
+            x = rnd.choice(c.ids)
+            if rnd.random() < 0.5:
+                c.isolate(x)
+                what = "isolate %d" % x
+            else:
+                y = rnd.choice([i for i in c.ids if i != x])
+                c.cut(x, y)
+                what = "cut %d-%d" % (x, y)
+            d = rnd.choice([0.5, 1.5, 3.5, 5.0])
+            steps.append("%s %.1fs" % (what, d))
+            w.run(d)
+            c.heal()
+            w.run(rnd.choice([0.5, 1.0, 2.0]))
+        comment("seed %d: %s" % (seed, ", ".join(steps)))
+        w.finish()
+        wait_isr(c, [1, 2, 3], c.ids, timeout=40)
+        wait_identical(c, timeout=40)
+        check_read_back(c, w.acked)
 
 
 @test
