@@ -69,8 +69,12 @@ def wait_identical(c, timeout=30.0):
         files = [segment_files(c, n) for n in c.ids]
         if files[0] and all(f == files[0] for f in files):
             return True
-        raise TestFailure("segment sizes per node: %r" % [
-            {k: len(v) for k, v in f.items()} for f in files])
+        names = sorted(set().union(*files))
+        diff = ["%s: %s" % (name, "/".join(str(len(f[name])) if name in f else "-"
+                                          for f in files))
+                for name in names if len(set(f.get(name) for f in files)) > 1]
+        raise TestFailure("segments differing (bytes on nodes %r): %s" % (
+            c.ids, ", ".join(diff)))
     poll(same, timeout, "byte-identical segment files of %s-0 on every node" % TOPIC)
 
 
@@ -315,7 +319,8 @@ class Writer:
 
 
 def check_read_back(c, acked):
-    """Every acknowledged value (-> offset) is read back exactly once at its offset."""
+    """Every acknowledged value (-> offset) is read back exactly once at its offset.
+    Returns [(offset, value)] as the leader serves it."""
     leader = c.raw_partitions(TOPIC, c.wait_controller())[0]["leader"]
     got = read_back(c, leader)
     by_value = {}
@@ -330,28 +335,51 @@ def check_read_back(c, acked):
     check(not lost, "acknowledged messages lost: %r" % lost[:10])
     check(not dups, "duplicates: %r" % dups[:10])
     check(not moved, "acknowledged at one offset, read at another: %r" % moved[:10])
+    return got
 
 
 @test
 def test_idempotent_producer_across_partition_and_heal():
     """A confluent-kafka idempotent acks=all producer (bootstrapped from every node, so it
     also hears the isolated leader's stale Metadata) writes before, during and after the
-    leader's isolation: every acknowledged message is read back exactly once at the offset it
-    was acknowledged at, and the replicas end byte-identical."""
-    with Cluster(3, {"replica.lag.time.max.ms": LAG_MS}, proxied=True) as c:
+    leader's isolation, while 1 KiB segments make L's acks=1 tail span several segment files.
+    After healing, L truncates whole segments, and the preferred-leader check (every second)
+    gives the partition back to L, whose producer state must match its truncated log: every
+    acknowledged message is read back exactly once at the offset it was acknowledged at, the
+    tail is gone, and the replicas' segment files (names and bytes) end identical."""
+    props = {"replica.lag.time.max.ms": LAG_MS, "log.segment.bytes": 1024,
+             "leader.imbalance.check.interval.seconds": 1}
+    with Cluster(3, props, proxied=True) as c:
         ctl = c.wait_formed()
         lead = min(i for i in c.ids if i != ctl)
         create_topic(c, [lead] + [i for i in c.ids if i != lead])
         w = Writer(c, b"m")
         w.run(1.5)
         c.isolate(lead)
+        segs_before = len(segment_files(c, lead))
+        tail_ok = 0
+        for i in range(40):
+            # The first tail record fills most of a segment: L rolls a new segment exactly
+            # where its tail starts, while the new leader's next (small) batch at that offset
+            # still fits its current segment. L must end with the same segment boundaries.
+            pad = 900 if i == 0 else 100
+            res = produce_one(c, lead, b"tail-%03d-" % i + b"x" * pad, acks=1, timeout_ms=2000,
+                              read_timeout=4.0)
+            tail_ok += isinstance(res, dict) and res["error_code"] == 0
+        comment("acks=1 tail on isolated leader %d: %d of 40 acknowledged, segments %d -> %d"
+                % (lead, tail_ok, segs_before, len(segment_files(c, lead))))
         w.run(2 * SESSION_TIMEOUT_S + 2)
         c.heal()
+        w.run(1.5)
+        poll(lambda: all(c.raw_partitions(TOPIC, i)[0]["leader"] == lead for i in c.ids), 20,
+             "the preferred leader %d leading again" % lead)
         w.run(1.5)
         w.finish()
         wait_isr(c, [1, 2, 3], c.ids, timeout=40)
         wait_identical(c, timeout=40)
-        check_read_back(c, w.acked)
+        comment("%d segment files per replica" % len(segment_files(c, lead)))
+        got = check_read_back(c, w.acked)
+        check(not any(v.startswith(b"tail-") for _, v in got), "L's acks=1 tail survived")
 
 
 @test
