@@ -277,10 +277,8 @@ static int truncate_at_locked(struct log *log, size_t i, struct segment *old, in
     return 0;
 }
 
-/* Finds the first batch with last offset >= offset: segment index, its pinned segment, the
- * batch's position (the segment's size when it has none) and the new end. */
-static int find_cut(struct log *log, int64_t offset, size_t *idx, struct segment **seg,
-                    int64_t *cut_pos, int64_t *new_end)
+/* The segment holding offset (the last one based at or below it), pinned, and its index. */
+static int pin_segment_for(struct log *log, int64_t offset, size_t *idx, struct segment **out)
 {
     pthread_rwlock_rdlock(&log->segments_lock);
     size_t i = log_segment_index_locked(log, offset);
@@ -289,6 +287,31 @@ static int find_cut(struct log *log, int64_t offset, size_t *idx, struct segment
     pthread_rwlock_unlock(&log->segments_lock);
     int rc = segment_acquire(s);
     segment_unref(s);
+    if (rc < 0)
+        return rc;
+    *idx = i;
+    *out = s;
+    return 0;
+}
+
+/*
+ * Finds the first batch with last offset >= offset: segment index, its pinned segment, the
+ * batch's position (the segment's size when it has none) and the new end.
+ *
+ * A cut at the very start of a segment other than the first goes to the end of the previous
+ * segment instead, dropping the whole segment (Kafka keeps it, empty, as the active segment).
+ * Replicas roll by the same rule (should_roll) on the same bytes, so a follower whose log is a
+ * prefix of its leader's, segment for segment, stays one; an empty segment at the cut would
+ * take the leader's next batches even where the leader appended them to its previous
+ * segment (this follower had rolled for a batch of its own that the cut removed), and the
+ * replicas' segment files would differ for good.
+ */
+static int find_cut(struct log *log, int64_t offset, size_t *idx, struct segment **seg,
+                    int64_t *cut_pos, int64_t *new_end)
+{
+    size_t i;
+    struct segment *s;
+    int rc = pin_segment_for(log, offset, &i, &s);
     if (rc < 0)
         return rc;
     struct record_batch_header h;
@@ -304,6 +327,22 @@ static int find_cut(struct log *log, int64_t offset, size_t *idx, struct segment
     } else {
         segment_release(s);
         return rc < -1000 ? LOG_ERR_CORRUPT : rc; /* a record_error: a bad header on disk */
+    }
+    if (i > 0 && *cut_pos == 0 && *new_end == s->base_offset) {
+        size_t pi;
+        struct segment *prev;
+        if ((rc = pin_segment_for(log, s->base_offset - 1, &pi, &prev)) < 0) {
+            segment_release(s);
+            return rc;
+        }
+        if (prev->base_offset < s->base_offset) { /* else retention took the segments below */
+            segment_release(s);
+            s = prev;
+            i = pi;
+            *cut_pos = segment_size(prev);
+        } else {
+            segment_release(prev);
+        }
     }
     *idx = i;
     *seg = s;

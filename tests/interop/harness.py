@@ -1061,10 +1061,18 @@ class Cluster:
     without an exception: SIGTERM to every running node at once, each must exit 0 (that is
     what Ctrl-C of `make cluster` does). Nodes are Broker objects, so a failing test prints
     every node's log tail and removes their directories.
+
+    proxied=True routes every inter-node link through fault-injecting proxies
+    (faultproxy.Netsplit, as c.net): each node's controller.quorum.voters entries name proxy
+    ports in front of the nodes' CONTROLLER (raft) ports, and each node advertises
+    PLAINTEXT://127.0.0.1:<proxy in front of its client port>, so follower fetches and
+    broker->controller RPCs (found through the advertised endpoints in the metadata image)
+    cross the proxies too. c.node(i).port stays the real client port; c.proxy_client_ports
+    are the advertised ones. Cut links with c.net.cut(a, b) / c.isolate(x) / c.heal().
     """
 
     def __init__(self, n=3, props=None, node_props=None, start_timeout=15.0,
-                 form_timeout=20.0, wait_formed=True, stop_timeout=15.0):
+                 form_timeout=20.0, wait_formed=True, stop_timeout=15.0, proxied=False):
         check(n >= 1, "a cluster has at least one node")
         self.n = n
         self.props = dict(CLUSTER_TIMINGS)
@@ -1079,6 +1087,10 @@ class Cluster:
         self.client_ports = []
         self.raft_ports = []
         self.voters = ""
+        self.proxied = proxied
+        self.net = None
+        self.proxy_client_ports = []
+        self.proxy_raft_ports = []
 
     # -- configuration ---------------------------------------------------------------------
     @property
@@ -1089,7 +1101,38 @@ class Cluster:
         ports = distinct_free_ports(2 * self.n)
         self.client_ports = ports[:self.n]
         self.raft_ports = ports[self.n:]
-        self.voters = ",".join("%d@%s:%d" % (i, HOST, self.raft_ports[i - 1]) for i in self.ids)
+        voter_ports = self.raft_ports
+        if self.proxied:
+            from faultproxy import Netsplit
+            if self.net is not None:
+                self.net.stop()
+            self.net = Netsplit(self.node_pids)
+            self.proxy_client_ports = [self.net.add_proxy(i, self.client_ports[i - 1])
+                                       for i in self.ids]
+            self.proxy_raft_ports = [self.net.add_proxy(i, self.raft_ports[i - 1])
+                                     for i in self.ids]
+            self.net.start()
+            voter_ports = self.proxy_raft_ports
+        self.voters = ",".join("%d@%s:%d" % (i, HOST, voter_ports[i - 1]) for i in self.ids)
+
+    def node_pids(self):
+        """{pid: node id} of the running nodes (the proxies ask on every accept, so a
+        restarted node is known by its new pid)."""
+        return {b.proc.pid: i for i, b in zip(self.ids, self.nodes) if b.proc is not None}
+
+    # -- network faults (proxied=True) -----------------------------------------------------
+    def isolate(self, node_id):
+        """Cuts every link between node_id and the other nodes (clients still reach it)."""
+        check(self.net is not None, "isolate needs Cluster(proxied=True)")
+        self.net.isolate(node_id, self.ids)
+
+    def cut(self, a, b):
+        check(self.net is not None, "cut needs Cluster(proxied=True)")
+        self.net.cut(a, b)
+
+    def heal(self):
+        check(self.net is not None, "heal needs Cluster(proxied=True)")
+        self.net.heal()
 
     def node_config(self, node_id):
         """The --override set of one node (without log.dirs: Broker adds its own)."""
@@ -1101,6 +1144,9 @@ class Cluster:
             "controller.listener.names": "CONTROLLER",
             "controller.quorum.voters": self.voters,
         }
+        if self.proxied:
+            p["advertised.listeners"] = "PLAINTEXT://%s:%d" % (
+                HOST, self.proxy_client_ports[node_id - 1])
         p.update(self.props)
         p.update(self.node_props.get(node_id, {}))
         return {k: v for k, v in p.items() if v is not None}
@@ -1142,17 +1188,26 @@ class Cluster:
         except BaseException:
             for b in self.nodes:
                 b._hard_kill()
+            if self.net is not None:
+                self.net.stop()
             raise
 
     def __exit__(self, exc_type, exc, tb):
         try:
             if exc_type is None:
+                if self.net is not None:
+                    # Shutdown goes through the controller: no cut may hold it up.
+                    self.net.heal()
                 self.stop_all()
+                if self.net is not None and self.net.error is not None:
+                    fail("the fault proxy's loop failed: %r" % (self.net.error,))
         finally:
             for b in self.nodes:
                 b._hard_kill()
                 if exc_type is None:
                     shutil.rmtree(b.data_dir, ignore_errors=True)
+            if self.net is not None:
+                self.net.stop()
         return False
 
     def stop_all(self, timeout=None):

@@ -417,7 +417,7 @@ TEST(test_truncate_across_segments_then_append_and_reopen)
     CHECK(replicate(log, all + from, len - from, 3) == 0);
     CHECK(holds_prefix(log, leader, 240));
     CHECK(same_epochs(leader, log, 6));
-    /* Cut exactly at a segment's base: that segment stays, empty and active. */
+    /* Cut exactly at a segment's base: that segment goes too; the previous one is active. */
     int64_t base = -1;
     for (int64_t b = 121; b < 180; b++) /* inside epoch 3 (120..179) */
         if (segment_exists(dir, "foll", b))
@@ -425,7 +425,7 @@ TEST(test_truncate_across_segments_then_append_and_reopen)
     CHECK(base > 120);
     CHECK(log_truncate_to(log, base) == 0);
     CHECK(holds_prefix(log, leader, base));
-    CHECK(segment_exists(dir, "foll", base));
+    CHECK(!segment_exists(dir, "foll", base));
     size_t nseg = log_segment_count(log);
     CHECK_EQ_INT(count_files(dir, "foll", ".log"), (int)nseg);
     log_close(log);
@@ -442,6 +442,83 @@ TEST(test_truncate_across_segments_then_append_and_reopen)
     CHECK(log_end_offset_for_epoch(log, 2, &eo, &ee) == 0 && eo == 120 && ee == 2);
     CHECK(log_end_offset_for_epoch(log, 3, &eo, &ee) == 0 && eo == base && ee == 3);
     free(all);
+    log_close(log);
+    log_close(leader);
+}
+
+/* Every .log file of topic-0 under dir with a base below 400 is the same (name and bytes)
+ * under dir2/topic2. */
+static bool same_segment_files(const char *dir, const char *topic, const char *topic2)
+{
+    int n = 0;
+    for (int64_t base = 0; base < 400; base++) {
+        bool a = segment_exists(dir, topic, base), b = segment_exists(dir, topic2, base);
+        if (a != b)
+            return false;
+        if (!a)
+            continue;
+        char pa[600], pb[600];
+        snprintf(pa, sizeof(pa), "%s/%s-0/%020lld.log", dir, topic, (long long)base);
+        snprintf(pb, sizeof(pb), "%s/%s-0/%020lld.log", dir, topic2, (long long)base);
+        size_t la, lb;
+        uint8_t *fa = file_bytes(pa, &la), *fb = file_bytes(pb, &lb);
+        bool same = fa && fb && la == lb && memcmp(fa, fb, la) == 0;
+        free(fa);
+        free(fb);
+        if (!same)
+            return false;
+        n++;
+    }
+    return n > 0;
+}
+
+/*
+ * A deposed leader rolled a segment for a batch of its own (its unreplicated tail) that the
+ * new leader never had; the new leader's next batch at that offset fitted its current
+ * segment. Truncating to the segment's base drops the whole segment, so that refetching the
+ * leader's batches rebuilds the leader's segment files byte for byte.
+ */
+TEST(test_truncate_at_own_roll_keeps_the_leaders_segment_layout)
+{
+    char *dir = tmpdir_make();
+    struct log_config cfg = small_segments();
+    struct log *leader, *log;
+    CHECK(log_open(dir, "lead", 0, &cfg, NULL, &leader) == 0);
+    CHECK(log_open(dir, "foll", 0, &cfg, NULL, &log) == 0);
+    for (int i = 0; i < 5; i++) /* ~3.4 KiB of the 4 KiB segment */
+        CHECK(append_epoch(leader, 1, 600, 1000 + i, 1) == i);
+    size_t len;
+    uint8_t *all = read_all(leader, 0, &len);
+    CHECK(replicate(log, all, len, 1) == 0);
+    free(all);
+    CHECK(same_segment_files(dir, "lead", "foll"));
+    /* The old leader's own tail: a batch too big for the segment rolls one at 5. */
+    CHECK(append_epoch(log, 1, 1500, 2000, 1) == 5);
+    CHECK(append_epoch(log, 2, 100, 2001, 1) == 6);
+    CHECK(segment_exists(dir, "foll", 5));
+    /* The new leader's batches from 5 on: the first small ones still fit segment 0. */
+    for (int i = 0; i < 30; i++)
+        CHECK(append_epoch(leader, 1, 300 + 37 * (i % 7), 3000 + i, 2) == 5 + i);
+    CHECK(!segment_exists(dir, "lead", 5));
+    CHECK(log_segment_count(leader) > 2);
+    CHECK(log_truncate_to(log, 5) == 0); /* where the diverging epoch ends */
+    CHECK(holds_prefix(log, leader, 5));
+    CHECK_EQ_INT(log_segment_count(log), 1);
+    CHECK(!segment_exists(dir, "foll", 5));
+    CHECK_EQ_INT(log_latest_epoch(log), 1);
+    /* Refetch, one leader segment's batches at a time as Fetch serves them. */
+    uint8_t *rest = read_all(leader, 5, &len);
+    CHECK(rest != NULL);
+    CHECK(replicate(log, rest, len, 1) == 0);
+    free(rest);
+    CHECK(holds_prefix(log, leader, 35));
+    CHECK_EQ_INT(log_segment_count(log), log_segment_count(leader));
+    CHECK(same_segment_files(dir, "lead", "foll"));
+    CHECK(same_epochs(leader, log, 3));
+    /* A cut inside the first segment at its base restarts it empty, as before. */
+    CHECK(log_truncate_to(log, 0) == 0);
+    CHECK_EQ_INT(log_end_offset(log), 0);
+    CHECK(segment_exists(dir, "foll", 0));
     log_close(log);
     log_close(leader);
 }
