@@ -1,6 +1,12 @@
 /*
  * Broker lifecycle: start the subsystems in dependency order (identity, controller, partition
  * logs, network) and stop them in reverse. Start-up failures name the resource that failed.
+ *
+ * Roles. A node is one code path whatever its process.roles: a controller-only node starts
+ * the same subsystems, but without the broker lifecycle thread it never registers as a
+ * broker, so nothing is placed on it and its partition registry, fetchers and groups stay
+ * idle; dispatch serves it only the controller APIs. Brokers reach it through the endpoint it
+ * records in the metadata log on becoming the active controller (ControllerRegistration).
  */
 #include "broker/broker.h"
 
@@ -147,6 +153,8 @@ static int broker_start_controller(struct broker *b, char *err, size_t errlen)
             (unsigned)(b->cfg.leader_imbalance_check_interval_seconds * 1000),
         .auto_leader_rebalance = b->cfg.auto_leader_rebalance_enable,
         .node_id = b->cfg.node_id,
+        .endpoint_host = b->advertised_host,
+        .endpoint_port = b->advertised_port,
         .data_dir = b->cfg.metadata_log_dir[0] ? b->cfg.metadata_log_dir : b->cfg.log_dirs,
         .quorum_voters = b->cfg.controller_quorum_voters,
         .default_num_partitions = b->cfg.num_partitions,
@@ -231,7 +239,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
         rc = broker_start_controller(b, err, errlen);
     if (rc == 0 && (rc = groups_start(b)) != 0)
         snprintf(err, errlen, "out of memory");
-    if (rc == 0 && ((rc = forwarder_start(b)) != 0 || (rc = lifecycle_start(b)) != 0))
+    if (rc == 0 && ((rc = forwarder_start(b)) != 0 ||
+                    (broker_has_broker_role(b) && (rc = lifecycle_start(b)) != 0)))
         snprintf(err, errlen, "cannot start the broker lifecycle threads");
     if (rc == 0)
         rc = broker_start_metrics(b, err, errlen);
@@ -242,12 +251,14 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     }
     /* Requests wait (bounded) until this broker is registered and unfenced, so a single node
      * never answers its first requests as a cluster without brokers. */
-    if (!lifecycle_wait_unfenced(b, GATE_UNFENCE_WAIT_MS))
+    if (broker_has_broker_role(b) && !lifecycle_wait_unfenced(b, GATE_UNFENCE_WAIT_MS))
         log_warn("broker", "node %d is not unfenced yet (no active controller?); serving anyway",
                  b->cfg.node_id);
     broker_gate_open(b);
-    log_info("broker", "node %d of cluster %s listening on %s:%d (advertised %s:%d), data in %s",
-             b->cfg.node_id, b->cluster_id, config_client_listener(cfg)->host,
+    log_info("broker",
+             "node %d (process.roles=%s) of cluster %s listening on %s:%d (advertised %s:%d), "
+             "data in %s",
+             b->cfg.node_id, b->cfg.process_roles, b->cluster_id, config_client_listener(cfg)->host,
              net_server_port(b->net), b->advertised_host, b->advertised_port, b->cfg.log_dirs);
     *out = b;
     return 0;

@@ -56,6 +56,14 @@ struct broker {
     struct isr_sender *isr;            /* ISR changes to the controller (isr_sender.c) */
 };
 
+/* True for process.roles=broker or broker,controller: registers, hosts partitions, serves
+ * clients. A controller-only node runs the same subsystems but never registers as a broker, so
+ * no partition is ever placed on it, and serves only the controller APIs (dispatch.c). */
+static inline bool broker_has_broker_role(const struct broker *b)
+{
+    return (b->cfg.roles & CONFIG_ROLE_BROKER) != 0;
+}
+
 /*
  * True when the metadata quorum has more than one voter: a real cluster, where Kafka's rules
  * for replication factors apply without the single-node allowances.

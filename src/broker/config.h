@@ -17,6 +17,10 @@
 
 #define CONFIG_MAX_LISTENERS 4
 
+/* process.roles as bits (config_validate sets broker_config.roles). */
+#define CONFIG_ROLE_BROKER 1
+#define CONFIG_ROLE_CONTROLLER 2
+
 struct listener_config {
     char name[32];  /* PLAINTEXT, CONTROLLER, ... */
     char host[256]; /* "" = all interfaces */
@@ -32,6 +36,7 @@ struct broker_config {
     char log_dirs[1024];         /* first of log.dirs is used for metadata */
     char metadata_log_dir[1024]; /* metadata.log.dir; "" = the first of log.dirs */
     char process_roles[64];
+    uint8_t roles; /* CONFIG_ROLE_* bits parsed from process_roles by config_validate */
     char controller_quorum_voters[1024];
     char controller_listener_names[64];
     char cluster_id[64];

@@ -119,17 +119,23 @@ static struct lc_token *lc_token_new(struct broker_lifecycle *lc)
     return t;
 }
 
+/*
+ * The active controller's Kafka-protocol endpoint: its ControllerRegistration (every
+ * controller writes one on becoming active; a controller-only node has no other), else its
+ * broker registration (a combined node, before its controller registration is applied).
+ */
 int lifecycle_controller_address(struct broker *b, char *host, size_t hostlen, int *port)
 {
     int32_t leader = controller_leader_id(b->ctl);
     if (leader < 0)
         return -EAGAIN;
     const struct metadata_image *img = metadata_image_acquire(b->ctl);
-    const struct metadata_broker *mb = metadata_image_broker(img, leader);
-    int rc = mb ? 0 : -EAGAIN;
-    if (mb) {
-        snprintf(host, hostlen, "%s", mb->host);
-        *port = mb->port;
+    const struct metadata_controller *mc = metadata_image_controller(img, leader);
+    const struct metadata_broker *mb = mc ? NULL : metadata_image_broker(img, leader);
+    int rc = mc || mb ? 0 : -EAGAIN;
+    if (rc == 0) {
+        snprintf(host, hostlen, "%s", mc ? mc->host : mb->host);
+        *port = mc ? mc->port : mb->port;
     }
     metadata_image_release(img);
     return rc;

@@ -8,7 +8,10 @@
  *    elects leaders for partitions that had none; want_shutdown starts a controlled shutdown
  *    (leaderships and ISR memberships move away, should_shut_down once it leads nothing);
  *  - fence (session expired): the broker is fenced and loses its leaderships;
- *  - preferred election: leadership back to the first replica where it is usable and in ISR.
+ *  - preferred election: leadership back to the first replica where it is usable and in ISR;
+ *  - controller registration: the active controller's Kafka-protocol endpoint, written only
+ *    when the image holds none or another one for it (brokers look the active controller up
+ *    there, so a controller-only node is reachable without being a registered broker).
  */
 #include <assert.h>
 #include <errno.h>
@@ -139,6 +142,18 @@ int command_validate_fence_broker(struct command *cmd, struct metadata_image *sc
         return -ENOMEM;
     int rc = elect_away_from(scratch, out, id, d->unclean_leader_election);
     return rc < 0 ? rc : 1 + rc;
+}
+
+int command_validate_register_controller(struct command *cmd, struct metadata_image *scratch,
+                                         struct metadata_buf *out)
+{
+    const struct metadata_rec_controller *c = &cmd->controller;
+    const struct metadata_controller *old = metadata_image_controller(scratch, c->controller_id);
+    if (old && old->port == c->port && strcmp(old->host, c->host) == 0)
+        return 0;
+    struct metadata_record rec = {.type = METADATA_REC_CONTROLLER_REGISTRATION, .controller = *c};
+    int rc = command_emit(scratch, out, &rec);
+    return rc < 0 ? rc : 1;
 }
 
 int command_validate_elect_preferred(struct command *cmd, struct metadata_image *scratch,

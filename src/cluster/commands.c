@@ -230,6 +230,19 @@ struct command *command_new_fence_broker(int32_t broker_id)
     return cmd;
 }
 
+struct command *command_new_register_controller(int32_t id, const char *host, int32_t port)
+{
+    struct command *cmd = command_alloc(COMMAND_REGISTER_CONTROLLER, 0);
+    if (cmd == NULL)
+        return NULL;
+    cmd->controller = (struct metadata_rec_controller){id, port, command_strdup(cmd, host)};
+    if (cmd->controller.host == NULL) {
+        command_free(cmd);
+        return NULL;
+    }
+    return cmd;
+}
+
 struct command *command_new_elect_preferred(const char *topic, int32_t partition, int max_changes)
 {
     struct command *cmd = command_alloc(COMMAND_ELECT_PREFERRED, 0);
@@ -460,6 +473,8 @@ int command_validate(struct command *cmd, struct metadata_image *scratch,
         return validate_allocate_producer_ids(cmd, scratch, out);
     case COMMAND_ALTER_PARTITION:
         return command_validate_alter_partition(cmd, scratch, out);
+    case COMMAND_REGISTER_CONTROLLER:
+        return command_validate_register_controller(cmd, scratch, out);
     }
     return 0;
 }

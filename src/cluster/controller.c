@@ -69,6 +69,8 @@ struct controller {
     char dir[PATH_MAX];
     char address[QUORUM_ADDRESS_MAX]; /* raft address of this node */
     char bind[QUORUM_ADDRESS_MAX];    /* "" = bind `address` */
+    char endpoint_host[256];          /* Kafka-protocol endpoint; "" = none */
+    int32_t endpoint_port;
 
     pthread_t thread;
 
@@ -355,6 +357,17 @@ static void start_sessions(struct controller *ctl)
     ctl->next_rebalance_ms = now + ctl->imbalance_check_ms;
 }
 
+static void enqueue_internal(struct controller *ctl, struct command *cmd);
+
+/* Records this node's Kafka-protocol endpoint (a no-op command when the image has it). */
+static void register_endpoint(struct controller *ctl)
+{
+    if (ctl->endpoint_host[0] == '\0')
+        return;
+    enqueue_internal(
+        ctl, command_new_register_controller(ctl->node_id, ctl->endpoint_host, ctl->endpoint_port));
+}
+
 static void barrier_cb(struct raft_barrier *req, int status)
 {
     struct controller *ctl = req->data;
@@ -363,6 +376,7 @@ static void barrier_cb(struct raft_barrier *req, int status)
         ctl->active_term = ctl->raft.current_term;
         atomic_store(&ctl->active, true);
         start_sessions(ctl);
+        register_endpoint(ctl);
         log_info(LOG_SUB, "node %d is the active controller (term %llu, image version %llu)",
                  ctl->node_id, ctl->active_term, (unsigned long long)ctl->image->version);
     }
@@ -813,6 +827,9 @@ static int configure(struct controller *ctl, const struct controller_config *cfg
         cfg->snapshot_trailing ? cfg->snapshot_trailing : DEFAULT_SNAPSHOT_TRAILING;
     ctl->on_image = cfg->on_image;
     ctl->on_image_arg = cfg->on_image_arg;
+    if (cfg->endpoint_host)
+        snprintf(ctl->endpoint_host, sizeof(ctl->endpoint_host), "%s", cfg->endpoint_host);
+    ctl->endpoint_port = cfg->endpoint_port;
     ctl->unclean_leader_election = cfg->unclean_leader_election;
     ctl->defaults.unclean_leader_election = cfg->unclean_leader_election;
     ctl->auto_leader_rebalance = cfg->auto_leader_rebalance;

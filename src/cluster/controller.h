@@ -48,6 +48,14 @@ struct controller_config {
      * "127.0.0.1:0" (any free port) for a single voter, which nobody needs to reach.
      */
     const char *listener;
+    /*
+     * Where this node answers the Kafka protocol (its advertised client listener): written to
+     * the metadata log as a ControllerRegistration record whenever this node becomes active
+     * and the image holds another endpoint for it, so brokers find the active controller even
+     * when it is not a broker. NULL: never registered.
+     */
+    const char *endpoint_host;
+    int32_t endpoint_port;
     int32_t default_num_partitions;     /* num.partitions, used for -1; 0 means 1 */
     int16_t default_replication_factor; /* default.replication.factor; 0 means 1 */
     bool unclean_leader_election;       /* unclean.leader.election.enable */

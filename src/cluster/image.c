@@ -8,7 +8,8 @@
  *  - A topic with refcount 1 belongs to exactly one unpublished image and may be mutated in
  *    place; a shared topic is copied before mutation (topic_make_private).
  *  - partitions[i].partition == i; configs sorted by name, unique names, non-NULL values.
- *  - brokers sorted by id, unique, deep-copied per image (there are few of them).
+ *  - brokers sorted by id, unique, deep-copied per image (there are few of them); controllers
+ *    likewise unique by id and deep-copied, in the order they first registered.
  */
 #include "cluster/image.h"
 
@@ -205,8 +206,16 @@ static void brokers_free(struct metadata_broker *b, size_t n)
     free(b);
 }
 
+static void controllers_free(struct metadata_controller *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(c[i].host);
+    free(c);
+}
+
 static void image_free(struct metadata_image *img)
 {
+    controllers_free(img->controllers, img->n_controllers);
     for (size_t i = 0; i < img->n_topics; i++)
         topic_unref(img->topics_by_name[i]);
     free(img->topics_by_name);
@@ -248,6 +257,22 @@ static int brokers_copy(struct metadata_image *dst, const struct metadata_image 
     return 0;
 }
 
+static int controllers_copy(struct metadata_image *dst, const struct metadata_image *src)
+{
+    size_t n = src->n_controllers;
+    dst->controllers = calloc(n ? n : 1, sizeof(*dst->controllers));
+    if (dst->controllers == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        dst->controllers[i] = src->controllers[i];
+        dst->controllers[i].host = strdup(src->controllers[i].host);
+        dst->n_controllers++;
+        if (dst->controllers[i].host == NULL)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
 struct metadata_image *image_clone(const struct metadata_image *src)
 {
     struct metadata_image *img = image_new();
@@ -258,7 +283,8 @@ struct metadata_image *image_clone(const struct metadata_image *src)
     size_t n = src->n_topics;
     img->topics_by_name = malloc((n ? n : 1) * sizeof(*img->topics_by_name));
     img->topics_by_id = malloc((n ? n : 1) * sizeof(*img->topics_by_id));
-    if (img->topics_by_name == NULL || img->topics_by_id == NULL || brokers_copy(img, src) != 0)
+    if (img->topics_by_name == NULL || img->topics_by_id == NULL || brokers_copy(img, src) != 0 ||
+        controllers_copy(img, src) != 0)
         goto err;
     if (n) {
         memcpy(img->topics_by_name, src->topics_by_name, n * sizeof(*img->topics_by_name));
@@ -409,6 +435,37 @@ static int apply_broker(struct metadata_image *img, const struct metadata_rec_br
                                  {0},
                                  r->fenced ? METADATA_BROKER_FENCED : METADATA_BROKER_UNFENCED};
     memcpy(img->brokers[i].incarnation, r->incarnation, METADATA_UUID_LEN);
+    return 0;
+}
+
+const struct metadata_controller *metadata_image_controller(const struct metadata_image *img,
+                                                            int32_t id)
+{
+    for (size_t i = 0; i < img->n_controllers; i++)
+        if (img->controllers[i].id == id)
+            return &img->controllers[i];
+    return NULL;
+}
+
+static int apply_controller(struct metadata_image *img, const struct metadata_rec_controller *r)
+{
+    char *host = strdup(r->host);
+    if (host == NULL)
+        return -ENOMEM;
+    struct metadata_controller *c =
+        (struct metadata_controller *)metadata_image_controller(img, r->controller_id);
+    if (c == NULL) {
+        c = realloc(img->controllers, (img->n_controllers + 1) * sizeof(*c));
+        if (c == NULL) {
+            free(host);
+            return -ENOMEM;
+        }
+        img->controllers = c;
+        c = &c[img->n_controllers++];
+    } else {
+        free(c->host);
+    }
+    *c = (struct metadata_controller){r->controller_id, r->port, host};
     return 0;
 }
 
@@ -574,6 +631,8 @@ int image_apply(struct metadata_image *img, const struct metadata_record *rec)
         return apply_broker(img, &rec->broker);
     case METADATA_REC_BROKER_FENCE:
         return apply_broker_fence(img, &rec->broker_fence);
+    case METADATA_REC_CONTROLLER_REGISTRATION:
+        return apply_controller(img, &rec->controller);
     case METADATA_REC_REASSIGNMENT:
         return apply_reassignment(img, &rec->reassignment);
     case METADATA_REC_TOPIC:
@@ -652,6 +711,12 @@ int image_encode(const struct metadata_image *img, struct metadata_buf *out)
             fr.broker_fence = (struct metadata_rec_broker_fence){b->id, b->epoch, b->state};
             rc = metadata_batch_append(out, &fr);
         }
+    }
+    for (size_t i = 0; rc == 0 && i < img->n_controllers; i++) {
+        const struct metadata_controller *c = &img->controllers[i];
+        struct metadata_record cr = {.type = METADATA_REC_CONTROLLER_REGISTRATION};
+        cr.controller = (struct metadata_rec_controller){c->id, c->port, c->host};
+        rc = metadata_batch_append(out, &cr);
     }
     if (rc == 0 && img->next_producer_id > 0) {
         struct metadata_record pr = {.type = METADATA_REC_PRODUCER_IDS};

@@ -39,6 +39,13 @@ static inline bool metadata_broker_usable(const struct metadata_broker *b)
     return b != NULL && b->state == METADATA_BROKER_UNFENCED;
 }
 
+/* A controller voter's Kafka-protocol endpoint (from its ControllerRegistration record). */
+struct metadata_controller {
+    int32_t id;
+    int32_t port;
+    char *host;
+};
+
 struct metadata_partition {
     int32_t partition;
     int32_t leader; /* -1 if none */
@@ -79,6 +86,8 @@ struct metadata_image {
     int64_t next_producer_id; /* start of the next producer id block to hand out */
     size_t n_brokers;
     struct metadata_broker *brokers; /* sorted by id, owned by this image */
+    size_t n_controllers;
+    struct metadata_controller *controllers; /* in registration order, owned by this image */
     size_t n_topics;
     struct metadata_topic **topics_by_name; /* sorted by name */
     struct metadata_topic **topics_by_id;   /* same topics, sorted by id bytes */
@@ -91,6 +100,9 @@ const struct metadata_topic *metadata_image_topic_by_name(const struct metadata_
 const struct metadata_topic *metadata_image_topic_by_id(const struct metadata_image *img,
                                                         const uint8_t id[METADATA_UUID_LEN]);
 const struct metadata_broker *metadata_image_broker(const struct metadata_image *img, int32_t id);
+/* The registered Kafka-protocol endpoint of controller `id`, or NULL. */
+const struct metadata_controller *metadata_image_controller(const struct metadata_image *img,
+                                                            int32_t id);
 /* Number of brokers that are metadata_broker_usable. */
 size_t metadata_image_usable_brokers(const struct metadata_image *img);
 /* The override for `name`, or NULL when the topic uses the broker/default value. */
@@ -117,8 +129,8 @@ struct metadata_image *image_clone(const struct metadata_image *img);
 int image_apply(struct metadata_image *img, const struct metadata_record *rec);
 
 /*
- * Serializes the whole image as a record batch (header, brokers, topics with their configs,
- * partitions, producer ids) into `out`. Returns 0 or -ENOMEM.
+ * Serializes the whole image as a record batch (header, brokers, controllers, topics with their
+ * configs, partitions, producer ids) into `out`. Returns 0 or -ENOMEM.
  */
 int image_encode(const struct metadata_image *img, struct metadata_buf *out);
 

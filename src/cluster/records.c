@@ -136,6 +136,11 @@ static int encode_body(struct metadata_buf *b, const struct metadata_record *r)
         put_bytes(b, r->broker.incarnation, METADATA_UUID_LEN);
         put_u8(b, r->broker.fenced);
         return 0;
+    case METADATA_REC_CONTROLLER_REGISTRATION:
+        put_be(b, (uint32_t)r->controller.controller_id, 4);
+        put_be(b, (uint32_t)r->controller.port, 4);
+        put_string(b, r->controller.host);
+        return 0;
     case METADATA_REC_BROKER_FENCE:
         put_be(b, (uint32_t)r->broker_fence.broker_id, 4);
         put_be(b, (uint64_t)r->broker_fence.epoch, 8);
@@ -421,6 +426,11 @@ static void decode_body(struct reader *r, struct metadata_record *rec)
         if (!r->err && rec->broker.fenced > 1)
             r->err = -EBADMSG;
         return;
+    case METADATA_REC_CONTROLLER_REGISTRATION:
+        rec->controller.controller_id = get_i32(r);
+        rec->controller.port = get_i32(r);
+        rec->controller.host = get_string(r);
+        return;
     case METADATA_REC_BROKER_FENCE:
         rec->broker_fence.broker_id = get_i32(r);
         rec->broker_fence.epoch = (int64_t)get_be(r, 8);
@@ -577,6 +587,8 @@ const char *metadata_record_type_name(enum metadata_record_type type)
         return "BrokerFence";
     case METADATA_REC_REASSIGNMENT:
         return "Reassignment";
+    case METADATA_REC_CONTROLLER_REGISTRATION:
+        return "ControllerRegistration";
     }
     return "Unknown";
 }

@@ -46,7 +46,9 @@ enum metadata_record_type {
     METADATA_REC_BROKER_FENCE = 10,
     /* A partition's replica set during a reassignment (Kafka's adding/removing replicas). */
     METADATA_REC_REASSIGNMENT = 11,
-    METADATA_REC_TYPE_MAX = 11,
+    /* A controller voter's Kafka-protocol endpoint (Kafka's RegisterControllerRecord, KIP-919). */
+    METADATA_REC_CONTROLLER_REGISTRATION = 12,
+    METADATA_REC_TYPE_MAX = 12,
 };
 
 /* A config key and value; value NULL means "delete the key" in a config change. */
@@ -81,6 +83,17 @@ struct metadata_rec_broker_fence {
     int32_t broker_id;
     int64_t epoch;
     uint8_t state; /* enum metadata_broker_state */
+};
+
+/*
+ * Where a controller voter answers the Kafka protocol (brokers send it BrokerRegistration,
+ * BrokerHeartbeat, AlterPartition and forwarded admin requests). A controller writes its own
+ * when it becomes active and the image holds another endpoint (or none) for it.
+ */
+struct metadata_rec_controller {
+    int32_t controller_id;
+    int32_t port;
+    char *host;
 };
 
 struct metadata_rec_topic {
@@ -160,6 +173,7 @@ struct metadata_record {
         struct metadata_rec_image_header image_header;
         struct metadata_rec_broker_fence broker_fence;
         struct metadata_rec_reassignment reassignment;
+        struct metadata_rec_controller controller;
     };
 };
 
