@@ -7,6 +7,9 @@
  * broker, so nothing is placed on it and its partition registry, fetchers and groups stay
  * idle; dispatch serves it only the controller APIs. Brokers reach it through the endpoint it
  * records in the metadata log on becoming the active controller (ControllerRegistration).
+ * A broker-only node runs the controller too, as a libraft standby that is never a candidate
+ * (controller.c): it has the metadata image like any node, and registers through
+ * controller.quorum.bootstrap.servers until it knows the active controller from the log.
  */
 #include "broker/broker.h"
 
@@ -142,11 +145,15 @@ static void broker_set_advertised(struct broker *b)
 static int broker_start_controller(struct broker *b, char *err, size_t errlen)
 {
     const struct listener_config *cl = config_controller_listener(&b->cfg);
+    bool observer = !(b->cfg.roles & CONFIG_ROLE_CONTROLLER);
     char bind[300] = "";
-    if (cl)
+    if (observer)
+        snprintf(bind, sizeof(bind), "%s", b->cfg.metadata_observer_listener);
+    else if (cl)
         snprintf(bind, sizeof(bind), "%s:%d", cl->host[0] ? cl->host : "0.0.0.0", cl->port);
     struct controller_config cc = {
-        .listener = cl ? bind : NULL,
+        .listener = bind[0] ? bind : NULL,
+        .observer = observer,
         .unclean_leader_election = b->cfg.unclean_leader_election_enable,
         .broker_session_timeout_ms = (unsigned)b->cfg.broker_session_timeout_ms,
         .leader_imbalance_check_ms =

@@ -44,6 +44,9 @@ static const struct config_entry config_table[] = {
     {"process.roles", CT_STRING, F(process_roles), 0, 0, 0},
     {"controller.quorum.voters", CT_STRING, F(controller_quorum_voters), 0, 0, 0},
     {"controller.listener.names", CT_STRING, F(controller_listener_names), 0, 0, 0},
+    {"controller.quorum.bootstrap.servers", CT_STRING, F(controller_quorum_bootstrap_servers), 0, 0,
+     0},
+    {"metadata.observer.listener", CT_STRING, F(metadata_observer_listener), 0, 0, 0},
     {"cluster.id", CT_STRING, F(cluster_id), 0, 0, 0},
     {"num.partitions", CT_INT32, F(num_partitions), 1, 1000000, 0},
     {"default.replication.factor", CT_INT16, F(default_replication_factor), 1, INT16_MAX, 0},
@@ -445,6 +448,31 @@ static int config_parse_roles(struct broker_config *c, char *err, size_t errlen)
 }
 
 /*
+ * A broker-only node registers with the controllers named in
+ * controller.quorum.bootstrap.servers (their client listeners) and receives the metadata log
+ * as a libraft standby on metadata.observer.listener (controller.c explains why).
+ */
+static int config_validate_observer(struct broker_config *c, char *err, size_t errlen)
+{
+    if (c->controller_quorum_bootstrap_servers[0] == '\0') {
+        snprintf(err, errlen,
+                 "process.roles=broker needs controller.quorum.bootstrap.servers: the "
+                 "controllers' client listeners (host:port,...), where it registers");
+        return -EINVAL;
+    }
+    const char *colon = strrchr(c->metadata_observer_listener, ':');
+    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+    if (colon == NULL || colon == c->metadata_observer_listener || port <= 0 || port > 65535) {
+        snprintf(err, errlen,
+                 "process.roles=broker needs metadata.observer.listener=host:port (is '%s'): "
+                 "where this node receives the metadata log from the controllers",
+                 c->metadata_observer_listener);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
  * Kafka's rules for process.roles (KafkaConfig): a controller is one of
  * controller.quorum.voters and has a controller listener; a broker-only node is not a voter
  * and has no controller listener. Gregor's CONTROLLER listener carries libraft's transport, not
@@ -495,10 +523,7 @@ static int config_validate_roles(struct broker_config *c, char *err, size_t errl
                      "in 'listeners' (a broker-only node runs no controller)");
             return -EINVAL;
         }
-        snprintf(err, errlen,
-                 "process.roles=broker is not supported yet: a broker needs the controller role "
-                 "too (process.roles=broker,controller); controller-only nodes are supported");
-        return -EINVAL;
+        return config_validate_observer(c, err, errlen);
     }
     return 0;
 }

@@ -39,6 +39,11 @@ struct broker_config {
     uint8_t roles; /* CONFIG_ROLE_* bits parsed from process_roles by config_validate */
     char controller_quorum_voters[1024];
     char controller_listener_names[64];
+    /* controller.quorum.bootstrap.servers: the controllers' client listeners, host:port,...
+     * (Kafka's KIP-853 name): where a broker-only node registers before it has metadata. */
+    char controller_quorum_bootstrap_servers[1024];
+    /* Gregor: host:port where a broker-only node's libraft standby transport listens. */
+    char metadata_observer_listener[300];
     char cluster_id[64];
     int32_t num_partitions;
     int16_t default_replication_factor;

@@ -51,13 +51,23 @@ int command_validate_register_broker(struct command *cmd, struct metadata_image 
     b->fenced = 1;
     struct metadata_record rec = {.type = METADATA_REC_BROKER_REGISTRATION, .broker = *b};
     int rc = command_emit(scratch, out, &rec);
+    int n = 1;
+    const struct metadata_rec_endpoint *ob = &cmd->observer;
+    const struct metadata_endpoint *old_ob =
+        ob->host ? metadata_image_observer(scratch, b->broker_id) : NULL;
+    if (rc == 0 && ob->host &&
+        (old_ob == NULL || old_ob->port != ob->port || strcmp(old_ob->host, ob->host) != 0)) {
+        struct metadata_record orec = {.type = METADATA_REC_OBSERVER_REGISTRATION, .endpoint = *ob};
+        rc = command_emit(scratch, out, &orec);
+        n++;
+    }
     if (rc < 0)
         return rc;
     if (d->live)
         liveness_touch(d->live, b->broker_id, d->now_ms);
     cmd->result.broker_epoch = b->epoch;
     cmd->result.is_fenced = true;
-    return 1;
+    return n;
 }
 
 /* Moves every leadership of b away; returns records emitted or -ENOMEM. */
@@ -147,11 +157,11 @@ int command_validate_fence_broker(struct command *cmd, struct metadata_image *sc
 int command_validate_register_controller(struct command *cmd, struct metadata_image *scratch,
                                          struct metadata_buf *out)
 {
-    const struct metadata_rec_controller *c = &cmd->controller;
-    const struct metadata_controller *old = metadata_image_controller(scratch, c->controller_id);
+    const struct metadata_rec_endpoint *c = &cmd->controller;
+    const struct metadata_endpoint *old = metadata_image_controller(scratch, c->node_id);
     if (old && old->port == c->port && strcmp(old->host, c->host) == 0)
         return 0;
-    struct metadata_record rec = {.type = METADATA_REC_CONTROLLER_REGISTRATION, .controller = *c};
+    struct metadata_record rec = {.type = METADATA_REC_CONTROLLER_REGISTRATION, .endpoint = *c};
     int rc = command_emit(scratch, out, &rec);
     return rc < 0 ? rc : 1;
 }

@@ -207,7 +207,10 @@ struct command *command_new_register_broker(const struct controller_broker_regis
     cmd->broker.host = command_strdup(cmd, reg->host ? reg->host : "");
     cmd->broker.rack = command_strdup(cmd, reg->rack);
     memcpy(cmd->broker.incarnation, reg->incarnation, METADATA_UUID_LEN);
-    if (cmd->broker.host == NULL || (reg->rack && cmd->broker.rack == NULL)) {
+    cmd->observer = (struct metadata_rec_endpoint){reg->broker_id, reg->observer_port,
+                                                   command_strdup(cmd, reg->observer_host)};
+    if (cmd->broker.host == NULL || (reg->rack && cmd->broker.rack == NULL) ||
+        (reg->observer_host && cmd->observer.host == NULL)) {
         command_free(cmd);
         return NULL;
     }
@@ -235,7 +238,7 @@ struct command *command_new_register_controller(int32_t id, const char *host, in
     struct command *cmd = command_alloc(COMMAND_REGISTER_CONTROLLER, 0);
     if (cmd == NULL)
         return NULL;
-    cmd->controller = (struct metadata_rec_controller){id, port, command_strdup(cmd, host)};
+    cmd->controller = (struct metadata_rec_endpoint){id, port, command_strdup(cmd, host)};
     if (cmd->controller.host == NULL) {
         command_free(cmd);
         return NULL;

@@ -82,8 +82,9 @@ struct command {
         struct command_elect elect;
         struct controller_reassignment *reassign;
         struct controller_alter_partition alter_partition;
-        struct metadata_rec_controller controller;
+        struct metadata_rec_endpoint controller;
     };
+    struct metadata_rec_endpoint observer; /* register_broker: host NULL unless broker-only */
     struct controller_topic_result *results;
     struct controller_partition_result *partition_results; /* AlterPartition, one per item */
     struct controller_result result;

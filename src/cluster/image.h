@@ -39,8 +39,8 @@ static inline bool metadata_broker_usable(const struct metadata_broker *b)
     return b != NULL && b->state == METADATA_BROKER_UNFENCED;
 }
 
-/* A controller voter's Kafka-protocol endpoint (from its ControllerRegistration record). */
-struct metadata_controller {
+/* A node's endpoint: a controller's Kafka-protocol one, or a broker-only node's raft address. */
+struct metadata_endpoint {
     int32_t id;
     int32_t port;
     char *host;
@@ -87,7 +87,9 @@ struct metadata_image {
     size_t n_brokers;
     struct metadata_broker *brokers; /* sorted by id, owned by this image */
     size_t n_controllers;
-    struct metadata_controller *controllers; /* in registration order, owned by this image */
+    struct metadata_endpoint *controllers; /* in registration order, owned by this image */
+    size_t n_observers;
+    struct metadata_endpoint *observers; /* broker-only nodes' raft addresses, likewise */
     size_t n_topics;
     struct metadata_topic **topics_by_name; /* sorted by name */
     struct metadata_topic **topics_by_id;   /* same topics, sorted by id bytes */
@@ -101,8 +103,11 @@ const struct metadata_topic *metadata_image_topic_by_id(const struct metadata_im
                                                         const uint8_t id[METADATA_UUID_LEN]);
 const struct metadata_broker *metadata_image_broker(const struct metadata_image *img, int32_t id);
 /* The registered Kafka-protocol endpoint of controller `id`, or NULL. */
-const struct metadata_controller *metadata_image_controller(const struct metadata_image *img,
-                                                            int32_t id);
+const struct metadata_endpoint *metadata_image_controller(const struct metadata_image *img,
+                                                          int32_t id);
+/* The raft (standby) address registered by broker-only node `id`, or NULL. */
+const struct metadata_endpoint *metadata_image_observer(const struct metadata_image *img,
+                                                        int32_t id);
 /* Number of brokers that are metadata_broker_usable. */
 size_t metadata_image_usable_brokers(const struct metadata_image *img);
 /* The override for `name`, or NULL when the topic uses the broker/default value. */

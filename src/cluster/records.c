@@ -137,9 +137,10 @@ static int encode_body(struct metadata_buf *b, const struct metadata_record *r)
         put_u8(b, r->broker.fenced);
         return 0;
     case METADATA_REC_CONTROLLER_REGISTRATION:
-        put_be(b, (uint32_t)r->controller.controller_id, 4);
-        put_be(b, (uint32_t)r->controller.port, 4);
-        put_string(b, r->controller.host);
+    case METADATA_REC_OBSERVER_REGISTRATION:
+        put_be(b, (uint32_t)r->endpoint.node_id, 4);
+        put_be(b, (uint32_t)r->endpoint.port, 4);
+        put_string(b, r->endpoint.host);
         return 0;
     case METADATA_REC_BROKER_FENCE:
         put_be(b, (uint32_t)r->broker_fence.broker_id, 4);
@@ -427,9 +428,10 @@ static void decode_body(struct reader *r, struct metadata_record *rec)
             r->err = -EBADMSG;
         return;
     case METADATA_REC_CONTROLLER_REGISTRATION:
-        rec->controller.controller_id = get_i32(r);
-        rec->controller.port = get_i32(r);
-        rec->controller.host = get_string(r);
+    case METADATA_REC_OBSERVER_REGISTRATION:
+        rec->endpoint.node_id = get_i32(r);
+        rec->endpoint.port = get_i32(r);
+        rec->endpoint.host = get_string(r);
         return;
     case METADATA_REC_BROKER_FENCE:
         rec->broker_fence.broker_id = get_i32(r);
@@ -589,6 +591,8 @@ const char *metadata_record_type_name(enum metadata_record_type type)
         return "Reassignment";
     case METADATA_REC_CONTROLLER_REGISTRATION:
         return "ControllerRegistration";
+    case METADATA_REC_OBSERVER_REGISTRATION:
+        return "ObserverRegistration";
     }
     return "Unknown";
 }

@@ -1055,8 +1055,10 @@ class Cluster:
 
     props: --override pairs for every node, on top of CLUSTER_TIMINGS (pass None as a value
     to drop a default). node_props: {node_id: {...}} for single nodes. roles: {node_id:
-    process.roles} for nodes that are not broker,controller (e.g. {1: "controller"}); every
-    node stays a voter, and only broker nodes are expected in Metadata. Start: all processes
+    process.roles} for nodes that are not broker,controller (e.g. {1: "controller", 4:
+    "broker"}): nodes with the controller role are the voters, a broker-only node gets its
+    raft port as metadata.observer.listener and the controllers' client ports as
+    controller.quorum.bootstrap.servers, and only broker nodes are expected in Metadata. Start: all processes
     are started, then every client port is waited for; with wait_formed (default) also until
     every node's Metadata lists all n brokers and they agree on a live controller. Exit
     without an exception: SIGTERM to every running node at once, each must exit 0 (that is
@@ -1090,6 +1092,9 @@ class Cluster:
     def is_broker(self, node_id):
         return "broker" in self.roles.get(node_id, "broker,controller")
 
+    def is_controller(self, node_id):
+        return "controller" in self.roles.get(node_id, "broker,controller")
+
     def live_broker_ids(self):
         return [i for i in self.live_ids() if self.is_broker(i)]
 
@@ -1097,7 +1102,8 @@ class Cluster:
         ports = distinct_free_ports(2 * self.n)
         self.client_ports = ports[:self.n]
         self.raft_ports = ports[self.n:]
-        self.voters = ",".join("%d@%s:%d" % (i, HOST, self.raft_ports[i - 1]) for i in self.ids)
+        self.voters = ",".join("%d@%s:%d" % (i, HOST, self.raft_ports[i - 1]) for i in self.ids
+                               if self.is_controller(i))
 
     def node_config(self, node_id):
         """The --override set of one node (without log.dirs: Broker adds its own)."""
@@ -1109,6 +1115,12 @@ class Cluster:
             "controller.listener.names": "CONTROLLER",
             "controller.quorum.voters": self.voters,
         }
+        if not self.is_controller(node_id):
+            p["listeners"] = "PLAINTEXT://%s:%d" % (HOST, self.client_ports[node_id - 1])
+            p["metadata.observer.listener"] = "%s:%d" % (HOST, self.raft_ports[node_id - 1])
+            p["controller.quorum.bootstrap.servers"] = ",".join(
+                "%s:%d" % (HOST, self.client_ports[i - 1]) for i in self.ids
+                if self.is_controller(i))
         p.update(self.props)
         p.update(self.node_props.get(node_id, {}))
         return {k: v for k, v in p.items() if v is not None}

@@ -3,27 +3,32 @@
 
   * start-up errors with one line naming the rule broken: a controller-only node outside
     controller.quorum.voters, without voters, without a controller listener or without a
-    client listener; a broker-only node (still refused: not supported yet) listed as a voter;
-    an unknown role;
-  * a cluster of 3 controller-only voters (nodes 1-3) and 2 broker,controller nodes (4, 5):
-    Metadata lists only the two brokers, DescribeQuorum all 5 voters; a controller-only node
-    lists only controller APIs in ApiVersions and closes the connection on Metadata/Produce
-    (as Kafka's controller listener does for an API it does not enable); with a
-    controller-only node as the active controller, brokers register and heartbeat with it,
-    topics created through a broker (forwarded) or the controller node itself appear on both
-    brokers, an idempotent confluent-kafka producer (producer ids allocated by the controller)
-    writes RF=2 acks=all records that read back; SIGKILL of the active controller: another
-    voter takes over and CreateTopics works again; a restarted broker re-registers and serves.
+    client listener; a broker-only node listed as a voter, with a controller listener, without
+    controller.quorum.bootstrap.servers or without metadata.observer.listener; unknown roles;
+  * a cluster of 3 controller-only voters (nodes 1-3) and 2 broker-only nodes (4, 5), which
+    receive the metadata log as libraft standbys: Metadata lists only the two brokers,
+    DescribeQuorum the 3 voters and the 2 brokers as observers; a controller-only node lists
+    only controller APIs in ApiVersions and closes the connection on Metadata (as Kafka's
+    controller listener does for an API it does not enable); brokers register and heartbeat
+    with the active controller; topics created through a broker (forwarded) or through a
+    controller node appear on both brokers, placed only on them; an idempotent confluent-kafka
+    producer (producer ids allocated by the controller) writes RF=2 acks=all records that read
+    back; SIGKILL of the active controller: another voter takes over and CreateTopics works
+    again; a restarted broker-only node re-registers and serves;
+  * DescribeCluster v1 (KIP-919): controllers from a controller node, MISMATCHED_ENDPOINT_TYPE
+    for brokers asked of a controller or controllers asked of a broker;
+  * all three kinds in one cluster (controller-only, combined, broker-only).
 """
 import time
 
 from harness import (API_VERSIONS, CREATE_TOPICS, DESCRIBE_CLUSTER, DESCRIBE_QUORUM, FETCH,
-                     METADATA, PRODUCE, SLOW, Cluster, ConnectionClosed, check, comment,
-                     free_port, poll, run_tests, start_expect_exit, test)
+                     METADATA, PRODUCE, SLOW, TAGS_NONE, Cluster, ConnectionClosed, boolean,
+                     check, comment, free_port, i8, parse_describe_cluster, poll, run_tests,
+                     start_expect_exit, test)
 
 CONTROLLERS = (1, 2, 3)
 BROKERS = (4, 5)
-ROLES = {i: "controller" for i in CONTROLLERS}
+ROLES = dict([(i, "controller") for i in CONTROLLERS] + [(i, "broker") for i in BROKERS])
 PROPS = {"offsets.topic.replication.factor": 2, "default.replication.factor": 2}
 
 
@@ -49,8 +54,16 @@ def test_role_config_errors_name_the_rule():
     refusal({"process.roles": "controller", "controller.quorum.voters": voters_self,
              "listeners": "CONTROLLER://127.0.0.1:%d" % p1}, "client listener")
     refusal({"process.roles": "broker"}, "process.roles=broker", "controller.quorum.voters")
+    refusal({"process.roles": "broker", "controller.quorum.voters": voters_self},
+            "process.roles=broker", "node.id 1")
+    refusal({"process.roles": "broker", "controller.quorum.voters": voters_other,
+             "listeners": "PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d" % (p1, p2)},
+            "process.roles=broker", "controller.listener.names")
     refusal({"process.roles": "broker", "controller.quorum.voters": voters_other},
-            "process.roles=broker", "not supported yet")
+            "process.roles=broker", "controller.quorum.bootstrap.servers")
+    refusal({"process.roles": "broker", "controller.quorum.voters": voters_other,
+             "controller.quorum.bootstrap.servers": "127.0.0.1:%d" % p2},
+            "process.roles=broker", "metadata.observer.listener")
     refusal({"process.roles": "broker,broker"}, "process.roles")
     refusal({"process.roles": "observer"}, "process.roles")
 
@@ -64,17 +77,10 @@ def connection_closed(c, via, api_key, version, body):
     return False
 
 
-def make_controller_only_active(c):
-    """Restarts broker nodes that hold the leadership until a controller-only node does."""
-    active = c.wait_controller()
-    for _ in range(6):
-        if active in CONTROLLERS:
-            return active
-        comment("active controller is broker node %d: restarting it" % active)
-        c.restart(active)
-        active = c.wait_controller(exclude=(active,))
-    check(active in CONTROLLERS, "no controller-only node became active (last %r)" % active)
-    return active
+def describe_cluster_v1(c, via, endpoint_type):
+    with c.raw(via) as conn:
+        body = conn.call(DESCRIBE_CLUSTER, 1, boolean(False) + i8(endpoint_type) + TAGS_NONE)
+    return parse_describe_cluster(body, 1)
 
 
 def produce_and_read(c, topic, partitions, count):
@@ -114,7 +120,7 @@ def check_topic_on_brokers(c, topic, partitions):
 
 
 @test
-def test_controller_only_voters_with_broker_nodes():
+def test_controller_only_voters_with_broker_only_nodes():
     with Cluster(5, PROPS, roles=ROLES) as c:
         for via in BROKERS:
             md = c.metadata(via, topics=[])
@@ -122,7 +128,8 @@ def test_controller_only_voters_with_broker_nodes():
             check(ids == list(BROKERS), "node %d Metadata brokers %r" % (via, ids))
         for via in (1, 4):
             top, q = c.describe_quorum(via)
-            check(top == 0 and sorted(q["voters"]) == [1, 2, 3, 4, 5],
+            check(top == 0 and sorted(q["voters"]) == list(CONTROLLERS) and
+                  sorted(q["observers"]) == list(BROKERS),
                   "DescribeQuorum via %d: %r %r" % (via, top, q))
 
         with c.raw(1) as conn:
@@ -134,8 +141,14 @@ def test_controller_only_voters_with_broker_nodes():
         check(connection_closed(c, 2, METADATA, 1, b"\xff\xff\xff\xff"),
               "Metadata to a controller-only node was answered")
 
-        active = make_controller_only_active(c)
-        comment("controller-only node %d is the active controller" % active)
+        active = c.wait_controller()
+        check(active in CONTROLLERS, "active controller %r is not a controller node" % active)
+        dc = describe_cluster_v1(c, 2, 2)  # KIP-919: controllers, from a controller
+        check(dc["error_code"] == 0 and dc["controller_id"] == active and
+              active in [b["node_id"] for b in dc["brokers"]],
+              "DescribeCluster(controllers) via 2: %r" % dc)
+        check(describe_cluster_v1(c, 2, 1)["error_code"] == 114, "brokers asked of a controller")
+        check(describe_cluster_v1(c, 4, 2)["error_code"] == 114, "controllers asked of a broker")
         via = BROKERS[0]
         err, msg = c.create_topic_raw("roles-a", 3, 2, via=via)
         check(err == 0, "CreateTopics via broker %d: %d %s" % (via, err, msg))
@@ -165,8 +178,28 @@ def test_controller_only_voters_with_broker_nodes():
             return res["error_code"] == 0
         poll(served, 15, "a produce to roles-c-0 after the broker restart")
         c.restart(active)  # the killed controller rejoins the quorum
-        top, q = c.describe_quorum(BROKERS[0])
-        check(top == 0 and sorted(q["voters"]) == [1, 2, 3, 4, 5], "DescribeQuorum %r" % (q,))
+        c.wait_controller()
+
+
+@test
+def test_mixed_roles_in_one_cluster():
+    """Node 1 controller-only, 2 and 3 combined, 4 broker-only."""
+    with Cluster(4, {"offsets.topic.replication.factor": 3},
+                 roles={1: "controller", 4: "broker"}) as c:
+        brokers = [2, 3, 4]
+        for via in brokers:
+            ids = sorted(b["node_id"] for b in c.metadata(via, topics=[])["brokers"])
+            check(ids == brokers, "node %d Metadata brokers %r" % (via, ids))
+        top, q = c.describe_quorum(4)
+        check(top == 0 and sorted(q["voters"]) == [1, 2, 3] and sorted(q["observers"]) == [4],
+              "DescribeQuorum via 4: %r" % (q,))
+        err, msg = c.create_topic_raw("mixed", 3, 3, via=4)
+        check(err == 0, "CreateTopics via broker-only node 4: %d %s" % (err, msg))
+        leaders = c.wait_topic("mixed", 3, via=brokers)
+        check(set(leaders.values()) <= set(brokers), "leaders %r" % leaders)
+        for p, leader in leaders.items():
+            res = c.produce_raw(leader, "mixed", p, b"v")
+            check(res["error_code"] == 0, "produce to mixed-%d on %d: %r" % (p, leader, res))
 
 
 if __name__ == "__main__":
