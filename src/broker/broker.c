@@ -45,16 +45,17 @@ static void broker_on_request(void *ctx, struct net_request *req)
 
 /*
  * Kafka prints cluster ids as unpadded URL-safe base64 of 16 bytes (22 chars). A single node
- * takes 16 random bytes. The nodes of a multi-voter cluster must agree without talking first,
- * so without cluster.id they derive it from controller.quorum.voters (two 64-bit FNV-1a hashes
- * of the spec): every node given the same voter set has the same cluster id, and a node given
- * another voter set is refused by the controller (INCONSISTENT_CLUSTER_ID).
+ * (no controller.quorum.voters) takes 16 random bytes. The nodes of a cluster must agree
+ * without talking first, so without cluster.id they derive it from controller.quorum.voters
+ * (two 64-bit FNV-1a hashes of the spec): every node given the same voter set, broker-only
+ * nodes included, has the same cluster id, and a node given another voter set is refused by
+ * the controller (INCONSISTENT_CLUSTER_ID).
  */
 static void broker_new_cluster_id(const char *voters, char out[23])
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t raw[18] = {0};
-    if (strchr(voters, ',') != NULL) {
+    if (voters[0] != '\0') {
         uint64_t h1 = 14695981039346656037ull, h2 = 1099511628211ull * 31;
         for (const char *p = voters; *p; p++) {
             h1 = (h1 ^ (uint8_t)*p) * 1099511628211ull;

@@ -65,12 +65,14 @@ static inline bool broker_has_broker_role(const struct broker *b)
 }
 
 /*
- * True when the metadata quorum has more than one voter: a real cluster, where Kafka's rules
- * for replication factors apply without the single-node allowances.
+ * True when the metadata quorum has more than one voter, or this node has only one of the two
+ * roles (then another node has the other): a real cluster, where Kafka's rules for
+ * replication factors apply without the single-node allowances.
  */
 static inline bool broker_is_multi_node(const struct broker *b)
 {
-    return strchr(b->cfg.controller_quorum_voters, ',') != NULL;
+    return strchr(b->cfg.controller_quorum_voters, ',') != NULL ||
+           b->cfg.roles != (CONFIG_ROLE_BROKER | CONFIG_ROLE_CONTROLLER);
 }
 
 #endif

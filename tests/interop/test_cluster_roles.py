@@ -17,7 +17,8 @@
     again; a restarted broker-only node re-registers and serves;
   * DescribeCluster v1 (KIP-919): controllers from a controller node, MISMATCHED_ENDPOINT_TYPE
     for brokers asked of a controller or controllers asked of a broker;
-  * all three kinds in one cluster (controller-only, combined, broker-only).
+  * all three kinds in one cluster (controller-only, combined, broker-only); one controller
+    voter with two broker-only nodes.
 """
 import time
 
@@ -200,6 +201,19 @@ def test_mixed_roles_in_one_cluster():
         for p, leader in leaders.items():
             res = c.produce_raw(leader, "mixed", p, b"v")
             check(res["error_code"] == 0, "produce to mixed-%d on %d: %r" % (p, leader, res))
+
+
+@test
+def test_one_controller_voter_and_broker_only_nodes():
+    """A single voter: the brokers derive the same cluster id from it and observe its log."""
+    with Cluster(3, {"offsets.topic.replication.factor": 2},
+                 roles={1: "controller", 2: "broker", 3: "broker"}) as c:
+        top, q = c.describe_quorum(2)
+        check(top == 0 and sorted(q["voters"]) == [1] and sorted(q["observers"]) == [2, 3],
+              "DescribeQuorum via 2: %r" % (q,))
+        err, msg = c.create_topic_raw("solo", 2, 2, via=3)
+        check(err == 0, "CreateTopics via 3: %d %s" % (err, msg))
+        c.wait_topic("solo", 2, via=[2, 3])
 
 
 if __name__ == "__main__":
