@@ -1,5 +1,6 @@
 /*
- * ApiVersions (key 18). Lists every API and version range the broker serves. A request with a
+ * ApiVersions (key 18). Lists every API and version range this node serves: a controller-only
+ * node lists only the APIs Kafka's controller listener answers (dispatch.c). A request with a
  * version we do not serve is answered as Kafka does (KIP-511): a v0-encoded body with
  * UNSUPPORTED_VERSION and our range for ApiVersions only, so the client can retry with it.
  * The header of every ApiVersions response is v0 (proto/header.c knows the exception).
@@ -9,6 +10,7 @@
 #include <assert.h>
 #include <stdio.h>
 
+#include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "proto/gen/errors.h"
 
@@ -23,6 +25,8 @@ static void api_versions_fill(struct broker_req *r, struct kmsg_api_versions_res
         return;
     for (int i = 0; i < n; i++) {
         if (only_self && apis[i].key != KPROTO_API_API_VERSIONS)
+            continue;
+        if (!broker_api_in_roles(&apis[i], r->b->cfg.roles))
             continue;
         struct kmsg_api_versions_response_api_version *v = &resp->api_keys.v[resp->api_keys.n++];
         v->api_key = apis[i].key;

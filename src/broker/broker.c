@@ -1,6 +1,15 @@
 /*
  * Broker lifecycle: start the subsystems in dependency order (identity, controller, partition
  * logs, network) and stop them in reverse. Start-up failures name the resource that failed.
+ *
+ * Roles. A node is one code path whatever its process.roles: a controller-only node starts
+ * the same subsystems, but without the broker lifecycle thread it never registers as a
+ * broker, so nothing is placed on it and its partition registry, fetchers and groups stay
+ * idle; dispatch serves it only the controller APIs. Brokers reach it through the endpoint it
+ * records in the metadata log on becoming the active controller (ControllerRegistration).
+ * A broker-only node runs the controller too, as a libraft standby that is never a candidate
+ * (controller.c): it has the metadata image like any node, and registers through
+ * controller.quorum.bootstrap.servers until it knows the active controller from the log.
  */
 #include "broker/broker.h"
 
@@ -36,16 +45,17 @@ static void broker_on_request(void *ctx, struct net_request *req)
 
 /*
  * Kafka prints cluster ids as unpadded URL-safe base64 of 16 bytes (22 chars). A single node
- * takes 16 random bytes. The nodes of a multi-voter cluster must agree without talking first,
- * so without cluster.id they derive it from controller.quorum.voters (two 64-bit FNV-1a hashes
- * of the spec): every node given the same voter set has the same cluster id, and a node given
- * another voter set is refused by the controller (INCONSISTENT_CLUSTER_ID).
+ * (no controller.quorum.voters) takes 16 random bytes. The nodes of a cluster must agree
+ * without talking first, so without cluster.id they derive it from controller.quorum.voters
+ * (two 64-bit FNV-1a hashes of the spec): every node given the same voter set, broker-only
+ * nodes included, has the same cluster id, and a node given another voter set is refused by
+ * the controller (INCONSISTENT_CLUSTER_ID).
  */
 static void broker_new_cluster_id(const char *voters, char out[23])
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t raw[18] = {0};
-    if (strchr(voters, ',') != NULL) {
+    if (voters[0] != '\0') {
         uint64_t h1 = 14695981039346656037ull, h2 = 1099511628211ull * 31;
         for (const char *p = voters; *p; p++) {
             h1 = (h1 ^ (uint8_t)*p) * 1099511628211ull;
@@ -136,17 +146,23 @@ static void broker_set_advertised(struct broker *b)
 static int broker_start_controller(struct broker *b, char *err, size_t errlen)
 {
     const struct listener_config *cl = config_controller_listener(&b->cfg);
+    bool observer = !(b->cfg.roles & CONFIG_ROLE_CONTROLLER);
     char bind[300] = "";
-    if (cl)
+    if (observer)
+        snprintf(bind, sizeof(bind), "%s", b->cfg.metadata_observer_listener);
+    else if (cl)
         snprintf(bind, sizeof(bind), "%s:%d", cl->host[0] ? cl->host : "0.0.0.0", cl->port);
     struct controller_config cc = {
-        .listener = cl ? bind : NULL,
+        .listener = bind[0] ? bind : NULL,
+        .observer = observer,
         .unclean_leader_election = b->cfg.unclean_leader_election_enable,
         .broker_session_timeout_ms = (unsigned)b->cfg.broker_session_timeout_ms,
         .leader_imbalance_check_ms =
             (unsigned)(b->cfg.leader_imbalance_check_interval_seconds * 1000),
         .auto_leader_rebalance = b->cfg.auto_leader_rebalance_enable,
         .node_id = b->cfg.node_id,
+        .endpoint_host = b->advertised_host,
+        .endpoint_port = b->advertised_port,
         .data_dir = b->cfg.metadata_log_dir[0] ? b->cfg.metadata_log_dir : b->cfg.log_dirs,
         .quorum_voters = b->cfg.controller_quorum_voters,
         .default_num_partitions = b->cfg.num_partitions,
@@ -231,7 +247,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
         rc = broker_start_controller(b, err, errlen);
     if (rc == 0 && (rc = groups_start(b)) != 0)
         snprintf(err, errlen, "out of memory");
-    if (rc == 0 && ((rc = forwarder_start(b)) != 0 || (rc = lifecycle_start(b)) != 0))
+    if (rc == 0 && ((rc = forwarder_start(b)) != 0 ||
+                    (broker_has_broker_role(b) && (rc = lifecycle_start(b)) != 0)))
         snprintf(err, errlen, "cannot start the broker lifecycle threads");
     if (rc == 0)
         rc = broker_start_metrics(b, err, errlen);
@@ -242,12 +259,14 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     }
     /* Requests wait (bounded) until this broker is registered and unfenced, so a single node
      * never answers its first requests as a cluster without brokers. */
-    if (!lifecycle_wait_unfenced(b, GATE_UNFENCE_WAIT_MS))
+    if (broker_has_broker_role(b) && !lifecycle_wait_unfenced(b, GATE_UNFENCE_WAIT_MS))
         log_warn("broker", "node %d is not unfenced yet (no active controller?); serving anyway",
                  b->cfg.node_id);
     broker_gate_open(b);
-    log_info("broker", "node %d of cluster %s listening on %s:%d (advertised %s:%d), data in %s",
-             b->cfg.node_id, b->cluster_id, config_client_listener(cfg)->host,
+    log_info("broker",
+             "node %d (process.roles=%s) of cluster %s listening on %s:%d (advertised %s:%d), "
+             "data in %s",
+             b->cfg.node_id, b->cfg.process_roles, b->cluster_id, config_client_listener(cfg)->host,
              net_server_port(b->net), b->advertised_host, b->advertised_port, b->cfg.log_dirs);
     *out = b;
     return 0;

@@ -56,13 +56,23 @@ struct broker {
     struct isr_sender *isr;            /* ISR changes to the controller (isr_sender.c) */
 };
 
+/* True for process.roles=broker or broker,controller: registers, hosts partitions, serves
+ * clients. A controller-only node runs the same subsystems but never registers as a broker, so
+ * no partition is ever placed on it, and serves only the controller APIs (dispatch.c). */
+static inline bool broker_has_broker_role(const struct broker *b)
+{
+    return (b->cfg.roles & CONFIG_ROLE_BROKER) != 0;
+}
+
 /*
- * True when the metadata quorum has more than one voter: a real cluster, where Kafka's rules
- * for replication factors apply without the single-node allowances.
+ * True when the metadata quorum has more than one voter, or this node has only one of the two
+ * roles (then another node has the other): a real cluster, where Kafka's rules for
+ * replication factors apply without the single-node allowances.
  */
 static inline bool broker_is_multi_node(const struct broker *b)
 {
-    return strchr(b->cfg.controller_quorum_voters, ',') != NULL;
+    return strchr(b->cfg.controller_quorum_voters, ',') != NULL ||
+           b->cfg.roles != (CONFIG_ROLE_BROKER | CONFIG_ROLE_CONTROLLER);
 }
 
 #endif

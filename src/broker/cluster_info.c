@@ -1,5 +1,10 @@
-/* DescribeCluster (60): the brokers, cluster id and controller, from the metadata image, and
- * the cluster's authorized operations when asked. */
+/*
+ * DescribeCluster (60): the brokers, cluster id and controller, from the metadata image, and
+ * the cluster's authorized operations when asked. From v1 the request names an endpoint type
+ * (KIP-919): brokers (1) from a node with the broker role, controllers (2) from a node with the
+ * controller role (the controllers that have recorded their endpoint, i.e. been active, and
+ * the raft leader as controller id); otherwise MISMATCHED_ENDPOINT_TYPE, as Kafka answers.
+ */
 #include "proto/gen/describe_cluster.h"
 
 #include <string.h>
@@ -9,6 +14,58 @@
 #include "proto/acl_operations.h"
 #include "proto/gen/errors.h"
 
+/* Lists the controllers' registered endpoints (endpoint type 2). */
+static void describe_cluster_controllers(struct broker_req *r,
+                                         struct kmsg_describe_cluster_response *resp)
+{
+    struct broker *b = r->b;
+    resp->controller_id = controller_leader_id(b->ctl);
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    resp->brokers.v = arena_calloc(r->arena, img->n_controllers + 1, sizeof(*resp->brokers.v));
+    resp->brokers.n = 0;
+    for (size_t i = 0; resp->brokers.v && i < img->n_controllers; i++) {
+        const struct metadata_endpoint *c = &img->controllers[i];
+        struct kmsg_describe_cluster_response_describe_cluster_broker *o =
+            &resp->brokers.v[resp->brokers.n++];
+        kmsg_describe_cluster_response_describe_cluster_broker_init(o);
+        o->broker_id = c->id;
+        o->host = broker_kstr(r, c->host);
+        o->port = c->port;
+        o->rack = KSTR_NULL;
+    }
+    metadata_image_release(img);
+}
+
+/*
+ * Checks the requested endpoint type against this node's roles; true when resp now carries an
+ * error. Fills the controller list for a valid type 2 request.
+ */
+static bool describe_cluster_endpoint_error(struct broker_req *r,
+                                            const struct kmsg_describe_cluster_request *req,
+                                            struct kmsg_describe_cluster_response *resp)
+{
+    int8_t type = r->hdr.api_version >= 1 ? req->endpoint_type : 1;
+    resp->endpoint_type = type;
+    if (type != 1 && type != 2) {
+        resp->error_code = KAFKA_ERR_UNSUPPORTED_ENDPOINT_TYPE;
+        resp->error_message = KSTR_LIT("Unsupported endpoint type");
+        return true;
+    }
+    uint8_t role = type == 1 ? CONFIG_ROLE_BROKER : CONFIG_ROLE_CONTROLLER;
+    if ((r->b->cfg.roles & role) == 0) {
+        resp->error_code = KAFKA_ERR_MISMATCHED_ENDPOINT_TYPE;
+        resp->error_message =
+            type == 1 ? KSTR_LIT("The request was sent to an endpoint of type CONTROLLER, but we "
+                                 "wanted an endpoint of type BROKER")
+                      : KSTR_LIT("The request was sent to an endpoint of type BROKER, but we "
+                                 "wanted an endpoint of type CONTROLLER");
+        return true;
+    }
+    if (type == 2)
+        describe_cluster_controllers(r, resp);
+    return false;
+}
+
 void handle_describe_cluster(struct broker_req *r)
 {
     struct kmsg_describe_cluster_request req;
@@ -17,7 +74,6 @@ void handle_describe_cluster(struct broker_req *r)
     struct broker *b = r->b;
     struct kmsg_describe_cluster_response resp;
     kmsg_describe_cluster_response_init(&resp);
-    resp.endpoint_type = req.endpoint_type;
     resp.cluster_id = (struct kstr){b->cluster_id, (int32_t)strlen(b->cluster_id)};
     /* A live broker that forwards to the active controller, as Kafka brokers answer. */
     resp.controller_id = b->cfg.node_id;
@@ -25,6 +81,10 @@ void handle_describe_cluster(struct broker_req *r)
     resp.cluster_authorized_operations = req.include_cluster_authorized_operations
                                              ? ACL_OPERATIONS_CLUSTER
                                              : ACL_OPERATIONS_NOT_REQUESTED;
+    if (describe_cluster_endpoint_error(r, &req, &resp) || resp.endpoint_type == 2) {
+        broker_reply(r, (kproto_encode_fn)kmsg_describe_cluster_response_encode, &resp);
+        return;
+    }
     const struct metadata_image *img = metadata_image_acquire(b->ctl);
     resp.brokers.v = arena_calloc(r->arena, img->n_brokers + 1, sizeof(*resp.brokers.v));
     resp.brokers.n = 0;

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster/quorum.h"
 #include "metrics/metrics.h"
 
 enum config_type { CT_INT32, CT_INT16, CT_INT64, CT_BOOL, CT_STRING, CT_DOUBLE, CT_LISTENERS };
@@ -43,6 +44,9 @@ static const struct config_entry config_table[] = {
     {"process.roles", CT_STRING, F(process_roles), 0, 0, 0},
     {"controller.quorum.voters", CT_STRING, F(controller_quorum_voters), 0, 0, 0},
     {"controller.listener.names", CT_STRING, F(controller_listener_names), 0, 0, 0},
+    {"controller.quorum.bootstrap.servers", CT_STRING, F(controller_quorum_bootstrap_servers), 0, 0,
+     0},
+    {"metadata.observer.listener", CT_STRING, F(metadata_observer_listener), 0, 0, 0},
     {"cluster.id", CT_STRING, F(cluster_id), 0, 0, 0},
     {"num.partitions", CT_INT32, F(num_partitions), 1, 1000000, 0},
     {"default.replication.factor", CT_INT16, F(default_replication_factor), 1, INT16_MAX, 0},
@@ -129,6 +133,7 @@ void config_defaults(struct broker_config *c)
     c->num_listeners = 1;
     snprintf(c->log_dirs, sizeof(c->log_dirs), "/tmp/gregor-logs");
     snprintf(c->process_roles, sizeof(c->process_roles), "broker,controller");
+    c->roles = CONFIG_ROLE_BROKER | CONFIG_ROLE_CONTROLLER;
     c->num_partitions = 1;
     c->default_replication_factor = 1;
     c->auto_create_topics_enable = true;
@@ -411,11 +416,127 @@ static int config_validate_replica_selector(struct broker_config *c, char *err, 
     return -EINVAL;
 }
 
+/* Parses process.roles into c->roles: "broker", "controller" or both, in any order. */
+static int config_parse_roles(struct broker_config *c, char *err, size_t errlen)
+{
+    char roles[sizeof(c->process_roles)];
+    snprintf(roles, sizeof(roles), "%s", c->process_roles);
+    c->roles = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(roles, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        size_t n = strlen(t);
+        while (n > 0 && t[n - 1] == ' ')
+            t[--n] = '\0';
+        uint8_t bit = strcmp(t, "broker") == 0       ? CONFIG_ROLE_BROKER
+                      : strcmp(t, "controller") == 0 ? CONFIG_ROLE_CONTROLLER
+                                                     : 0;
+        if (bit == 0 || (c->roles & bit)) {
+            c->roles = 0;
+            break;
+        }
+        c->roles |= bit;
+    }
+    if (c->roles != 0)
+        return 0;
+    snprintf(err, errlen,
+             "invalid value '%s' for configuration property 'process.roles' (expected broker, "
+             "controller or broker,controller)",
+             c->process_roles);
+    return -EINVAL;
+}
+
+/*
+ * A broker-only node registers with the controllers named in
+ * controller.quorum.bootstrap.servers (their client listeners) and receives the metadata log
+ * as a libraft standby on metadata.observer.listener (controller.c explains why).
+ */
+static int config_validate_observer(struct broker_config *c, char *err, size_t errlen)
+{
+    if (c->controller_quorum_bootstrap_servers[0] == '\0') {
+        snprintf(err, errlen,
+                 "process.roles=broker needs controller.quorum.bootstrap.servers: the "
+                 "controllers' client listeners (host:port,...), where it registers");
+        return -EINVAL;
+    }
+    const char *colon = strrchr(c->metadata_observer_listener, ':');
+    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+    if (colon == NULL || colon == c->metadata_observer_listener || port <= 0 || port > 65535) {
+        snprintf(err, errlen,
+                 "process.roles=broker needs metadata.observer.listener=host:port (is '%s'): "
+                 "where this node receives the metadata log from the controllers",
+                 c->metadata_observer_listener);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Kafka's rules for process.roles (KafkaConfig): a controller is one of
+ * controller.quorum.voters and has a controller listener; a broker-only node is not a voter
+ * and has no controller listener. Gregor's CONTROLLER listener carries libraft's transport, not
+ * the Kafka protocol, so a controller-only node also needs a client listener: brokers send it
+ * BrokerRegistration, BrokerHeartbeat, AlterPartition and forwarded admin requests there.
+ */
+static int config_validate_roles(struct broker_config *c, char *err, size_t errlen)
+{
+    int rc = config_parse_roles(c, err, errlen);
+    if (rc != 0)
+        return rc;
+    struct quorum q;
+    rc = quorum_parse(c->controller_quorum_voters, &q, err, errlen);
+    if (rc != 0)
+        return rc;
+    bool voter = quorum_find(&q, c->node_id) != NULL;
+    if (c->roles == CONFIG_ROLE_CONTROLLER && q.n == 0) {
+        snprintf(err, errlen,
+                 "process.roles=controller needs controller.quorum.voters (the metadata quorum "
+                 "this node votes in)");
+        return -EINVAL;
+    }
+    if ((c->roles & CONFIG_ROLE_CONTROLLER) && q.n > 0 && !voter) {
+        snprintf(err, errlen,
+                 "process.roles=%s contains controller, so node.id %d must be one of "
+                 "controller.quorum.voters=%s",
+                 c->process_roles, c->node_id, c->controller_quorum_voters);
+        return -EINVAL;
+    }
+    if (c->roles == CONFIG_ROLE_CONTROLLER && config_controller_listener(c) == NULL) {
+        snprintf(err, errlen,
+                 "process.roles=controller: controller.listener.names (%s) must name a listener "
+                 "in 'listeners' (where the raft transport binds)",
+                 c->controller_listener_names[0] ? c->controller_listener_names : "CONTROLLER");
+        return -EINVAL;
+    }
+    if (c->roles == CONFIG_ROLE_BROKER) {
+        if (q.n == 0 || voter) {
+            snprintf(err, errlen,
+                     "process.roles=broker: node.id %d must not be one of "
+                     "controller.quorum.voters, which must name the controllers (is '%s')",
+                     c->node_id, c->controller_quorum_voters);
+            return -EINVAL;
+        }
+        if (config_controller_listener(c) != NULL) {
+            snprintf(err, errlen,
+                     "process.roles=broker: controller.listener.names must not name a listener "
+                     "in 'listeners' (a broker-only node runs no controller)");
+            return -EINVAL;
+        }
+        return config_validate_observer(c, err, errlen);
+    }
+    return 0;
+}
+
 int config_validate(struct broker_config *c, char *err, size_t errlen)
 {
     const struct listener_config *l = config_client_listener(c);
     if (l == NULL) {
-        snprintf(err, errlen, "configuration property 'listeners' names no client listener");
+        snprintf(err, errlen, "configuration property 'listeners' names no client listener%s",
+                 strcmp(c->process_roles, "controller") == 0
+                     ? " (a controller-only node also needs one: Gregor's controller listener "
+                       "carries the raft transport, the client listener the Kafka protocol)"
+                     : "");
         return -EINVAL;
     }
     if (strcmp(l->name, "PLAINTEXT") != 0) {
@@ -423,14 +544,9 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
                  l->name);
         return -EINVAL;
     }
-    if (strcmp(c->process_roles, "broker,controller") != 0 &&
-        strcmp(c->process_roles, "controller,broker") != 0) {
-        snprintf(err, errlen,
-                 "process.roles=%s is not supported yet: every node is a broker and a controller "
-                 "voter (process.roles=broker,controller)",
-                 c->process_roles);
-        return -EINVAL;
-    }
+    int rc = config_validate_roles(c, err, errlen);
+    if (rc != 0)
+        return rc;
     if (c->log_dirs[0] == '\0') {
         snprintf(err, errlen, "configuration property 'log.dirs' is empty");
         return -EINVAL;
@@ -439,7 +555,7 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "configuration property 'log.dirs': only one directory is supported");
         return -EINVAL;
     }
-    int rc = ensure_dir(c->log_dirs);
+    rc = ensure_dir(c->log_dirs);
     if (rc != 0) {
         snprintf(err, errlen, "log.dirs '%s' is not a usable directory: %s", c->log_dirs,
                  strerror(-rc));

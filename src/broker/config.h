@@ -17,6 +17,10 @@
 
 #define CONFIG_MAX_LISTENERS 4
 
+/* process.roles as bits (config_validate sets broker_config.roles). */
+#define CONFIG_ROLE_BROKER 1
+#define CONFIG_ROLE_CONTROLLER 2
+
 struct listener_config {
     char name[32];  /* PLAINTEXT, CONTROLLER, ... */
     char host[256]; /* "" = all interfaces */
@@ -32,8 +36,14 @@ struct broker_config {
     char log_dirs[1024];         /* first of log.dirs is used for metadata */
     char metadata_log_dir[1024]; /* metadata.log.dir; "" = the first of log.dirs */
     char process_roles[64];
+    uint8_t roles; /* CONFIG_ROLE_* bits parsed from process_roles by config_validate */
     char controller_quorum_voters[1024];
     char controller_listener_names[64];
+    /* controller.quorum.bootstrap.servers: the controllers' client listeners, host:port,...
+     * (Kafka's KIP-853 name): where a broker-only node registers before it has metadata. */
+    char controller_quorum_bootstrap_servers[1024];
+    /* Gregor: host:port where a broker-only node's libraft standby transport listens. */
+    char metadata_observer_listener[300];
     char cluster_id[64];
     int32_t num_partitions;
     int16_t default_replication_factor;

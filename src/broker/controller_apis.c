@@ -11,6 +11,7 @@
 #include "broker/async.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
+#include "broker/lifecycle.h"
 #include "proto/gen/allocate_producer_ids.h"
 #include "proto/gen/alter_partition.h"
 #include "proto/gen/broker_heartbeat.h"
@@ -56,8 +57,19 @@ void handle_broker_registration(struct broker_req *r)
                                                  broker_name(r, req.listeners.v[0].host),
                                                  req.listeners.v[0].port,
                                                  broker_str(r, req.rack),
-                                                 {0}};
+                                                 {0},
+                                                 NULL,
+                                                 0};
     memcpy(reg.incarnation, req.incarnation_id.b, sizeof(reg.incarnation));
+    /* A broker-only node also names where its raft standby listens (lifecycle.h). */
+    for (int32_t i = 1; i < req.listeners.n; i++) {
+        const struct kmsg_broker_registration_request_listener *l = &req.listeners.v[i];
+        char *name = broker_name(r, l->name);
+        if (name && strcmp(name, LIFECYCLE_OBSERVER_LISTENER) == 0) {
+            reg.observer_host = broker_name(r, l->host);
+            reg.observer_port = l->port;
+        }
+    }
     struct broker_async *a = broker_async_new(r, registration_resume, NULL);
     if (a == NULL || reg.host == NULL ||
         controller_register_broker(b->ctl, &reg, broker_async_done, a) != 0) {

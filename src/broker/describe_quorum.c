@@ -1,6 +1,7 @@
 /*
  * DescribeQuorum (55): the metadata quorum (__cluster_metadata-0) as the active controller
- * sees it: leader, epoch (raft term), high watermark (commit index) and each voter's log end.
+ * sees it: leader, epoch (raft term), high watermark (commit index) and each voter's log end;
+ * the broker-only nodes (libraft standbys, controller.c) are the observers.
  * A node that is not the active controller forwards the request to it, as Kafka's brokers do;
  * if none can be reached it answers from its own view (followers' log ends unknown, -1).
  */
@@ -17,25 +18,27 @@
 static void quorum_fill_partition(struct broker_req *r,
                                   struct kmsg_describe_quorum_response_partition_data *pd)
 {
-    struct controller_voter_state v[16];
+    struct controller_voter_state v[CONTROLLER_MAX_QUORUM_MEMBERS];
     int32_t leader, epoch;
     int64_t hw;
-    size_t n = controller_quorum_state(r->b->ctl, v, 16, &leader, &epoch, &hw);
+    size_t n =
+        controller_quorum_state(r->b->ctl, v, CONTROLLER_MAX_QUORUM_MEMBERS, &leader, &epoch, &hw);
     kmsg_describe_quorum_response_partition_data_init(pd);
     pd->partition_index = 0;
     pd->leader_id = leader;
     pd->leader_epoch = epoch;
     pd->high_watermark = hw;
     pd->current_voters.v = arena_calloc(r->arena, n + 1, sizeof(*pd->current_voters.v));
-    pd->current_voters.n = 0;
-    for (size_t i = 0; pd->current_voters.v && i < n; i++) {
+    pd->observers.v = arena_calloc(r->arena, n + 1, sizeof(*pd->observers.v));
+    pd->current_voters.n = pd->observers.n = 0;
+    for (size_t i = 0; pd->current_voters.v && pd->observers.v && i < n; i++) {
         struct kmsg_describe_quorum_response_replica_state *s =
-            &pd->current_voters.v[pd->current_voters.n++];
+            v[i].observer ? &pd->observers.v[pd->observers.n++]
+                          : &pd->current_voters.v[pd->current_voters.n++];
         kmsg_describe_quorum_response_replica_state_init(s);
         s->replica_id = v[i].id;
         s->log_end_offset = v[i].log_end_offset;
     }
-    pd->observers.n = 0;
 }
 
 void handle_describe_quorum(struct broker_req *r)

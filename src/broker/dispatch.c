@@ -1,6 +1,13 @@
 /*
  * Dispatch: decode the request header, pick the handler by api key, check the version.
  *
+ * Each API has a scope, as Kafka's schemas have "listeners": the APIs a broker serves to
+ * clients, and those Kafka's controller listener answers (ApiVersions, the admin requests a
+ * controller handles itself, DescribeQuorum, DescribeCluster, and the broker-to-controller
+ * APIs). A node serves the APIs of its process.roles; a combined node serves both sets on one
+ * listener. Outside its roles an API is treated as Kafka's SocketServer treats an API not
+ * enabled on a listener: the connection is closed.
+ *
  * What Kafka does with requests it cannot serve, and so do we: an unknown api key or an
  * unsupported version of any API but ApiVersions closes the connection (the body cannot be
  * parsed); ApiVersions with an unsupported version is answered with a v0 body carrying
@@ -12,52 +19,61 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/broker_internal.h"
 #include "broker/gate.h"
 #include "broker/handlers.h"
 
 /* The APIs this broker serves; versions within the generated schema range. */
 static const struct broker_api broker_api_table[] = {
-    {KPROTO_API_PRODUCE, 0, 11, handle_produce},
-    {KPROTO_API_FETCH, 0, 16, handle_fetch},
-    {KPROTO_API_LIST_OFFSETS, 0, 9, handle_list_offsets},
-    {KPROTO_API_METADATA, 0, 12, handle_metadata},
-    {KPROTO_API_OFFSET_COMMIT, 0, 9, handle_offset_commit},
-    {KPROTO_API_OFFSET_FETCH, 0, 9, handle_offset_fetch},
-    {KPROTO_API_FIND_COORDINATOR, 0, 4, handle_find_coordinator},
-    {KPROTO_API_JOIN_GROUP, 0, 9, handle_join_group},
-    {KPROTO_API_HEARTBEAT, 0, 4, handle_heartbeat},
-    {KPROTO_API_LEAVE_GROUP, 0, 5, handle_leave_group},
-    {KPROTO_API_SYNC_GROUP, 0, 5, handle_sync_group},
-    {KPROTO_API_DESCRIBE_GROUPS, 0, 5, handle_describe_groups},
-    {KPROTO_API_LIST_GROUPS, 0, 5, handle_list_groups},
-    {KPROTO_API_API_VERSIONS, 0, 4, handle_api_versions},
-    {KPROTO_API_CREATE_TOPICS, 0, 7, handle_create_topics},
-    {KPROTO_API_DELETE_TOPICS, 0, 6, handle_delete_topics},
-    {KPROTO_API_DELETE_RECORDS, 0, 2, handle_delete_records},
-    {KPROTO_API_INIT_PRODUCER_ID, 0, 5, handle_init_producer_id},
-    {KPROTO_API_OFFSET_FOR_LEADER_EPOCH, 0, 4, handle_offset_for_leader_epoch},
-    {KPROTO_API_DESCRIBE_CONFIGS, 0, 4, handle_describe_configs},
-    {KPROTO_API_ALTER_CONFIGS, 0, 2, handle_alter_configs},
-    {KPROTO_API_DESCRIBE_LOG_DIRS, 0, 4, handle_describe_log_dirs},
-    {KPROTO_API_CREATE_PARTITIONS, 0, 3, handle_create_partitions},
-    {KPROTO_API_DELETE_GROUPS, 0, 2, handle_delete_groups},
-    {KPROTO_API_ELECT_LEADERS, 0, 2, handle_elect_leaders},
-    {KPROTO_API_INCREMENTAL_ALTER_CONFIGS, 0, 1, handle_incremental_alter_configs},
-    {KPROTO_API_ALTER_PARTITION_REASSIGNMENTS, 0, 0, handle_alter_partition_reassignments},
-    {KPROTO_API_LIST_PARTITION_REASSIGNMENTS, 0, 0, handle_list_partition_reassignments},
-    {KPROTO_API_OFFSET_DELETE, 0, 0, handle_offset_delete},
-    {KPROTO_API_DESCRIBE_QUORUM, 0, 1, handle_describe_quorum},
-    {KPROTO_API_DESCRIBE_CLUSTER, 0, 1, handle_describe_cluster},
-    {KPROTO_API_DESCRIBE_PRODUCERS, 0, 0, handle_describe_producers},
-    {KPROTO_API_DESCRIBE_TOPIC_PARTITIONS, 0, 0, handle_describe_topic_partitions},
+    {KPROTO_API_PRODUCE, 0, 11, handle_produce, API_SCOPE_BROKER},
+    {KPROTO_API_FETCH, 0, 16, handle_fetch, API_SCOPE_BROKER},
+    {KPROTO_API_LIST_OFFSETS, 0, 9, handle_list_offsets, API_SCOPE_BROKER},
+    {KPROTO_API_METADATA, 0, 12, handle_metadata, API_SCOPE_BROKER},
+    {KPROTO_API_OFFSET_COMMIT, 0, 9, handle_offset_commit, API_SCOPE_BROKER},
+    {KPROTO_API_OFFSET_FETCH, 0, 9, handle_offset_fetch, API_SCOPE_BROKER},
+    {KPROTO_API_FIND_COORDINATOR, 0, 4, handle_find_coordinator, API_SCOPE_BROKER},
+    {KPROTO_API_JOIN_GROUP, 0, 9, handle_join_group, API_SCOPE_BROKER},
+    {KPROTO_API_HEARTBEAT, 0, 4, handle_heartbeat, API_SCOPE_BROKER},
+    {KPROTO_API_LEAVE_GROUP, 0, 5, handle_leave_group, API_SCOPE_BROKER},
+    {KPROTO_API_SYNC_GROUP, 0, 5, handle_sync_group, API_SCOPE_BROKER},
+    {KPROTO_API_DESCRIBE_GROUPS, 0, 5, handle_describe_groups, API_SCOPE_BROKER},
+    {KPROTO_API_LIST_GROUPS, 0, 5, handle_list_groups, API_SCOPE_BROKER},
+    {KPROTO_API_API_VERSIONS, 0, 4, handle_api_versions, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_CREATE_TOPICS, 0, 7, handle_create_topics, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_DELETE_TOPICS, 0, 6, handle_delete_topics, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_DELETE_RECORDS, 0, 2, handle_delete_records, API_SCOPE_BROKER},
+    {KPROTO_API_INIT_PRODUCER_ID, 0, 5, handle_init_producer_id, API_SCOPE_BROKER},
+    {KPROTO_API_OFFSET_FOR_LEADER_EPOCH, 0, 4, handle_offset_for_leader_epoch, API_SCOPE_BROKER},
+    {KPROTO_API_DESCRIBE_CONFIGS, 0, 4, handle_describe_configs,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_ALTER_CONFIGS, 0, 2, handle_alter_configs, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_DESCRIBE_LOG_DIRS, 0, 4, handle_describe_log_dirs, API_SCOPE_BROKER},
+    {KPROTO_API_CREATE_PARTITIONS, 0, 3, handle_create_partitions,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_DELETE_GROUPS, 0, 2, handle_delete_groups, API_SCOPE_BROKER},
+    {KPROTO_API_ELECT_LEADERS, 0, 2, handle_elect_leaders, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_INCREMENTAL_ALTER_CONFIGS, 0, 1, handle_incremental_alter_configs,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_ALTER_PARTITION_REASSIGNMENTS, 0, 0, handle_alter_partition_reassignments,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_LIST_PARTITION_REASSIGNMENTS, 0, 0, handle_list_partition_reassignments,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_OFFSET_DELETE, 0, 0, handle_offset_delete, API_SCOPE_BROKER},
+    {KPROTO_API_DESCRIBE_QUORUM, 0, 1, handle_describe_quorum,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_DESCRIBE_CLUSTER, 0, 1, handle_describe_cluster,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_DESCRIBE_PRODUCERS, 0, 0, handle_describe_producers, API_SCOPE_BROKER},
+    {KPROTO_API_DESCRIBE_TOPIC_PARTITIONS, 0, 0, handle_describe_topic_partitions,
+     API_SCOPE_BROKER},
 };
 
 /* Broker-to-controller APIs: served by the active controller, not advertised in ApiVersions. */
 static const struct broker_api broker_internal_api_table[] = {
-    {KPROTO_API_BROKER_REGISTRATION, 0, 4, handle_broker_registration},
-    {KPROTO_API_BROKER_HEARTBEAT, 0, 1, handle_broker_heartbeat},
-    {KPROTO_API_ALLOCATE_PRODUCER_IDS, 0, 0, handle_allocate_producer_ids},
-    {KPROTO_API_ALTER_PARTITION, 0, 3, handle_alter_partition},
+    {KPROTO_API_BROKER_REGISTRATION, 0, 4, handle_broker_registration, API_SCOPE_CONTROLLER},
+    {KPROTO_API_BROKER_HEARTBEAT, 0, 1, handle_broker_heartbeat, API_SCOPE_CONTROLLER},
+    {KPROTO_API_ALLOCATE_PRODUCER_IDS, 0, 0, handle_allocate_producer_ids, API_SCOPE_CONTROLLER},
+    {KPROTO_API_ALTER_PARTITION, 0, 3, handle_alter_partition, API_SCOPE_CONTROLLER},
 };
 
 const struct broker_api *broker_apis(int *n)
@@ -100,6 +116,10 @@ void broker_dispatch(struct broker *b, struct net_request *nr)
         return;
     }
     const struct broker_api *api = broker_api_lookup(r->hdr.api_key);
+    if (api != NULL && !broker_api_in_roles(api, b->cfg.roles)) {
+        broker_close(r, "api not enabled for this node's process.roles");
+        return;
+    }
     if (api == NULL) {
         broker_close(r, "unsupported api key");
         return;

@@ -21,6 +21,7 @@
 #include "broker/controller_client.h"
 #include "broker/dispatch.h"
 #include "broker/handlers.h"
+#include "broker/lifecycle.h"
 #include "proto/gen/allocate_producer_ids.h"
 #include "proto/gen/create_topics.h"
 #include "proto/header.h"
@@ -78,17 +79,9 @@ static int fwd_target(struct broker *b, char *host, size_t hostlen, int *port)
 {
     if (controller_is_active(b->ctl))
         return -ELOOP;
-    int32_t leader = controller_leader_id(b->ctl);
-    if (leader < 0 || leader == b->cfg.node_id)
+    if (controller_leader_id(b->ctl) == b->cfg.node_id)
         return -EAGAIN;
-    const struct metadata_image *img = metadata_image_acquire(b->ctl);
-    const struct metadata_broker *mb = metadata_image_broker(img, leader);
-    if (mb) {
-        snprintf(host, hostlen, "%s", mb->host);
-        *port = mb->port;
-    }
-    metadata_image_release(img);
-    return mb ? 0 : -EAGAIN;
+    return lifecycle_controller_address(b, host, hostlen, port);
 }
 
 static void fwd_run(struct broker_forwarder *f, struct fwd_job *j)

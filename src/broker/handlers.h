@@ -9,12 +9,23 @@
 
 #include "broker/request.h"
 
+/* Which process.roles serve an API (same bits as CONFIG_ROLE_BROKER / CONFIG_ROLE_CONTROLLER). */
+#define API_SCOPE_BROKER 1
+#define API_SCOPE_CONTROLLER 2
+
 struct broker_api {
     int16_t key;
     int16_t min_version;
     int16_t max_version;
     broker_handler_fn handle;
+    uint8_t scope; /* API_SCOPE_* bits */
 };
+
+/* True when a node with `roles` (CONFIG_ROLE_* bits) serves `api`. */
+static inline bool broker_api_in_roles(const struct broker_api *api, uint8_t roles)
+{
+    return (api->scope & roles) != 0;
+}
 
 /* The supported APIs in key order; count in *n. */
 const struct broker_api *broker_apis(int *n);

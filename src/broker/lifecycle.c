@@ -53,6 +53,7 @@ struct broker_lifecycle {
     struct lc_reply reply;
     struct controller_client client; /* lifecycle thread only */
     int16_t last_refusal;            /* lifecycle thread only: logged once per code */
+    unsigned boot_idx; /* lifecycle thread only: controller.quorum.bootstrap.servers entry */
 };
 
 static const char *lc_refusal_reason(int16_t code)
@@ -119,20 +120,79 @@ static struct lc_token *lc_token_new(struct broker_lifecycle *lc)
     return t;
 }
 
+/*
+ * The active controller's Kafka-protocol endpoint: its ControllerRegistration (every
+ * controller writes one on becoming active; a controller-only node has no other), else its
+ * broker registration (a combined node, before its controller registration is applied).
+ */
 int lifecycle_controller_address(struct broker *b, char *host, size_t hostlen, int *port)
 {
     int32_t leader = controller_leader_id(b->ctl);
     if (leader < 0)
         return -EAGAIN;
     const struct metadata_image *img = metadata_image_acquire(b->ctl);
-    const struct metadata_broker *mb = metadata_image_broker(img, leader);
-    int rc = mb ? 0 : -EAGAIN;
-    if (mb) {
-        snprintf(host, hostlen, "%s", mb->host);
-        *port = mb->port;
+    const struct metadata_endpoint *mc = metadata_image_controller(img, leader);
+    const struct metadata_broker *mb = mc ? NULL : metadata_image_broker(img, leader);
+    int rc = mc || mb ? 0 : -EAGAIN;
+    if (rc == 0) {
+        snprintf(host, hostlen, "%s", mc ? mc->host : mb->host);
+        *port = mc ? mc->port : mb->port;
     }
     metadata_image_release(img);
     return rc;
+}
+
+/* Entry i (modulo their count) of a "host:port,host:port" list; -EINVAL when there is none. */
+static int lc_bootstrap_entry(const char *list, unsigned i, char *host, size_t hostlen, int *port)
+{
+    unsigned n = 0;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    n++;
+    const char *e = list;
+    for (unsigned k = i % n; k > 0; k--)
+        e = strchr(e, ',') + 1;
+    size_t len = strcspn(e, ",");
+    const char *colon = memrchr(e, ':', len);
+    if (colon == NULL || colon == e || (size_t)(colon - e) >= hostlen)
+        return -EINVAL;
+    snprintf(host, hostlen, "%.*s", (int)(colon - e), e);
+    *port = atoi(colon + 1);
+    return *port > 0 && *port <= 65535 ? 0 : -EINVAL;
+}
+
+/*
+ * Where to send the next registration or heartbeat: the active controller as the metadata log
+ * names it; until this node has the log (a broker-only node before the active controller made
+ * it a raft standby), the current controller.quorum.bootstrap.servers entry, moved on by
+ * lc_step whenever it fails or is not the active controller.
+ */
+static int lc_target(struct broker_lifecycle *lc, char *host, size_t hostlen, int *port)
+{
+    struct broker *b = lc->b;
+    int rc = lifecycle_controller_address(b, host, hostlen, port);
+    if (rc == 0 || b->cfg.controller_quorum_bootstrap_servers[0] == '\0')
+        return rc;
+    return lc_bootstrap_entry(b->cfg.controller_quorum_bootstrap_servers, lc->boot_idx, host,
+                              hostlen, port);
+}
+
+/* metadata.observer.listener as a registration listener (broker-only nodes); false if none. */
+static bool lc_observer_listener(struct broker *b,
+                                 struct kmsg_broker_registration_request_listener *l, char *host,
+                                 size_t hostlen)
+{
+    const char *spec = b->cfg.metadata_observer_listener;
+    if ((b->cfg.roles & CONFIG_ROLE_CONTROLLER) || spec[0] == '\0')
+        return false;
+    int port = 0;
+    if (lc_bootstrap_entry(spec, 0, host, hostlen, &port) != 0)
+        return false;
+    if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0)
+        snprintf(host, hostlen, "%s", b->advertised_host);
+    *l = (struct kmsg_broker_registration_request_listener){
+        KSTR_LIT(LIFECYCLE_OBSERVER_LISTENER), {host, (int32_t)strlen(host)}, (uint16_t)port, 0};
+    return true;
 }
 
 static int lc_register_remote(struct broker_lifecycle *lc, struct lc_reply *out)
@@ -140,7 +200,7 @@ static int lc_register_remote(struct broker_lifecycle *lc, struct lc_reply *out)
     struct broker *b = lc->b;
     char host[256];
     int port;
-    int rc = lifecycle_controller_address(b, host, sizeof(host), &port);
+    int rc = lc_target(lc, host, sizeof(host), &port);
     if (rc)
         return rc;
     struct kmsg_broker_registration_request req;
@@ -148,12 +208,14 @@ static int lc_register_remote(struct broker_lifecycle *lc, struct lc_reply *out)
     req.broker_id = b->cfg.node_id;
     req.cluster_id = (struct kstr){b->cluster_id, (int32_t)strlen(b->cluster_id)};
     memcpy(req.incarnation_id.b, lc->incarnation, 16);
-    struct kmsg_broker_registration_request_listener l = {
-        KSTR_LIT("PLAINTEXT"),
-        {b->advertised_host, (int32_t)strlen(b->advertised_host)},
-        (uint16_t)b->advertised_port,
-        0};
-    req.listeners = (struct kmsg_broker_registration_request_listener_array){1, &l};
+    struct kmsg_broker_registration_request_listener l[2] = {
+        {KSTR_LIT("PLAINTEXT"),
+         {b->advertised_host, (int32_t)strlen(b->advertised_host)},
+         (uint16_t)b->advertised_port,
+         0}};
+    char ob_host[256];
+    bool ob = lc_observer_listener(b, &l[1], ob_host, sizeof(ob_host));
+    req.listeners = (struct kmsg_broker_registration_request_listener_array){ob ? 2 : 1, l};
     req.features.n = 0;
     req.rack = b->cfg.broker_rack[0]
                    ? (struct kstr){b->cfg.broker_rack, (int32_t)strlen(b->cfg.broker_rack)}
@@ -180,7 +242,9 @@ static int lc_register(struct broker_lifecycle *lc, struct lc_reply *out)
                                                  b->advertised_host,
                                                  b->advertised_port,
                                                  b->cfg.broker_rack[0] ? b->cfg.broker_rack : NULL,
-                                                 {0}};
+                                                 {0},
+                                                 NULL,
+                                                 0};
     memcpy(reg.incarnation, lc->incarnation, 16);
     struct lc_token *t = lc_token_new(lc);
     if (t == NULL)
@@ -220,7 +284,7 @@ static int lc_heartbeat(struct broker_lifecycle *lc, int64_t epoch, bool want_sh
     }
     char host[256];
     int port;
-    int rc = lifecycle_controller_address(b, host, sizeof(host), &port);
+    int rc = lc_target(lc, host, sizeof(host), &port);
     if (rc)
         return rc;
     struct kmsg_broker_heartbeat_request req;
@@ -286,11 +350,15 @@ static int lc_step(struct broker_lifecycle *lc)
                       b->cfg.node_id, lc_refusal_reason(rep.error_code));
         if (rc == 0)
             lc->last_refusal = rep.error_code;
+        if (rc != 0 || rep.error_code == KAFKA_ERR_NOT_CONTROLLER)
+            lc->boot_idx++;
         return rc == 0 && rep.error_code != KAFKA_ERR_NOT_CONTROLLER ? 1000 : FAST_RETRY_MS;
     }
     int rc = lc_heartbeat(lc, epoch, false, &rep);
-    if (rc != 0 || rep.error_code == KAFKA_ERR_NOT_CONTROLLER)
+    if (rc != 0 || rep.error_code == KAFKA_ERR_NOT_CONTROLLER) {
+        lc->boot_idx++;
         return FAST_RETRY_MS;
+    }
     if (rep.error_code == KAFKA_ERR_STALE_BROKER_EPOCH) {
         log_warn(LOG_SUB, "broker %d epoch %lld is stale: registering again", b->cfg.node_id,
                  (long long)epoch);

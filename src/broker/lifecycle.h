@@ -25,6 +25,9 @@ int lifecycle_start(struct broker *b);
 bool lifecycle_wait_unfenced(struct broker *b, int timeout_ms);
 /* This broker's epoch from its registration, -1 while unregistered. Any thread. */
 int64_t lifecycle_broker_epoch(struct broker *b);
+/* The BrokerRegistration listener naming a broker-only node's metadata.observer.listener. */
+#define LIFECYCLE_OBSERVER_LISTENER "METADATA_OBSERVER"
+
 /* Address of the active controller's broker listener; -EAGAIN when not known yet. Any thread. */
 int lifecycle_controller_address(struct broker *b, char *host, size_t hostlen, int *port);
 /* Controlled shutdown (bounded), then stops the thread. */

@@ -77,7 +77,7 @@ static void fetch_quorum(struct cli_common *c, struct quorum_view *q)
         q->high_watermark = pd->high_watermark;
         for (int32_t i = 0; i < pd->current_voters.n && q->n < 16; i++)
             q->voters[q->n++] = (struct controller_voter_state){
-                pd->current_voters.v[i].replica_id, pd->current_voters.v[i].log_end_offset};
+                pd->current_voters.v[i].replica_id, pd->current_voters.v[i].log_end_offset, false};
     }
     free(buf);
     arena_free(&arena);

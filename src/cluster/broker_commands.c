@@ -8,7 +8,10 @@
  *    elects leaders for partitions that had none; want_shutdown starts a controlled shutdown
  *    (leaderships and ISR memberships move away, should_shut_down once it leads nothing);
  *  - fence (session expired): the broker is fenced and loses its leaderships;
- *  - preferred election: leadership back to the first replica where it is usable and in ISR.
+ *  - preferred election: leadership back to the first replica where it is usable and in ISR;
+ *  - controller registration: the active controller's Kafka-protocol endpoint, written only
+ *    when the image holds none or another one for it (brokers look the active controller up
+ *    there, so a controller-only node is reachable without being a registered broker).
  */
 #include <assert.h>
 #include <errno.h>
@@ -48,13 +51,23 @@ int command_validate_register_broker(struct command *cmd, struct metadata_image 
     b->fenced = 1;
     struct metadata_record rec = {.type = METADATA_REC_BROKER_REGISTRATION, .broker = *b};
     int rc = command_emit(scratch, out, &rec);
+    int n = 1;
+    const struct metadata_rec_endpoint *ob = &cmd->observer;
+    const struct metadata_endpoint *old_ob =
+        ob->host ? metadata_image_observer(scratch, b->broker_id) : NULL;
+    if (rc == 0 && ob->host &&
+        (old_ob == NULL || old_ob->port != ob->port || strcmp(old_ob->host, ob->host) != 0)) {
+        struct metadata_record orec = {.type = METADATA_REC_OBSERVER_REGISTRATION, .endpoint = *ob};
+        rc = command_emit(scratch, out, &orec);
+        n++;
+    }
     if (rc < 0)
         return rc;
     if (d->live)
         liveness_touch(d->live, b->broker_id, d->now_ms);
     cmd->result.broker_epoch = b->epoch;
     cmd->result.is_fenced = true;
-    return 1;
+    return n;
 }
 
 /* Moves every leadership of b away; returns records emitted or -ENOMEM. */
@@ -139,6 +152,18 @@ int command_validate_fence_broker(struct command *cmd, struct metadata_image *sc
         return -ENOMEM;
     int rc = elect_away_from(scratch, out, id, d->unclean_leader_election);
     return rc < 0 ? rc : 1 + rc;
+}
+
+int command_validate_register_controller(struct command *cmd, struct metadata_image *scratch,
+                                         struct metadata_buf *out)
+{
+    const struct metadata_rec_endpoint *c = &cmd->controller;
+    const struct metadata_endpoint *old = metadata_image_controller(scratch, c->node_id);
+    if (old && old->port == c->port && strcmp(old->host, c->host) == 0)
+        return 0;
+    struct metadata_record rec = {.type = METADATA_REC_CONTROLLER_REGISTRATION, .endpoint = *c};
+    int rc = command_emit(scratch, out, &rec);
+    return rc < 0 ? rc : 1;
 }
 
 int command_validate_elect_preferred(struct command *cmd, struct metadata_image *scratch,

@@ -207,7 +207,10 @@ struct command *command_new_register_broker(const struct controller_broker_regis
     cmd->broker.host = command_strdup(cmd, reg->host ? reg->host : "");
     cmd->broker.rack = command_strdup(cmd, reg->rack);
     memcpy(cmd->broker.incarnation, reg->incarnation, METADATA_UUID_LEN);
-    if (cmd->broker.host == NULL || (reg->rack && cmd->broker.rack == NULL)) {
+    cmd->observer = (struct metadata_rec_endpoint){reg->broker_id, reg->observer_port,
+                                                   command_strdup(cmd, reg->observer_host)};
+    if (cmd->broker.host == NULL || (reg->rack && cmd->broker.rack == NULL) ||
+        (reg->observer_host && cmd->observer.host == NULL)) {
         command_free(cmd);
         return NULL;
     }
@@ -227,6 +230,19 @@ struct command *command_new_fence_broker(int32_t broker_id)
     struct command *cmd = command_alloc(COMMAND_FENCE_BROKER, 0);
     if (cmd)
         cmd->fence_broker_id = broker_id;
+    return cmd;
+}
+
+struct command *command_new_register_controller(int32_t id, const char *host, int32_t port)
+{
+    struct command *cmd = command_alloc(COMMAND_REGISTER_CONTROLLER, 0);
+    if (cmd == NULL)
+        return NULL;
+    cmd->controller = (struct metadata_rec_endpoint){id, port, command_strdup(cmd, host)};
+    if (cmd->controller.host == NULL) {
+        command_free(cmd);
+        return NULL;
+    }
     return cmd;
 }
 
@@ -460,6 +476,8 @@ int command_validate(struct command *cmd, struct metadata_image *scratch,
         return validate_allocate_producer_ids(cmd, scratch, out);
     case COMMAND_ALTER_PARTITION:
         return command_validate_alter_partition(cmd, scratch, out);
+    case COMMAND_REGISTER_CONTROLLER:
+        return command_validate_register_controller(cmd, scratch, out);
     }
     return 0;
 }

@@ -25,11 +25,12 @@ enum command_type {
     COMMAND_REGISTER_BROKER,
     COMMAND_ALLOCATE_PRODUCER_IDS,
     COMMAND_BROKER_HEARTBEAT,
-    COMMAND_FENCE_BROKER,    /* internal: a broker's session expired */
-    COMMAND_ELECT_PREFERRED, /* internal rebalance */
-    COMMAND_ELECT_LEADERS,   /* ElectLeaders */
-    COMMAND_REASSIGN,        /* AlterPartitionReassignments */
-    COMMAND_ALTER_PARTITION, /* AlterPartition (a leader's ISR change) */
+    COMMAND_FENCE_BROKER,        /* internal: a broker's session expired */
+    COMMAND_ELECT_PREFERRED,     /* internal rebalance */
+    COMMAND_ELECT_LEADERS,       /* ElectLeaders */
+    COMMAND_REASSIGN,            /* AlterPartitionReassignments */
+    COMMAND_ALTER_PARTITION,     /* AlterPartition (a leader's ISR change) */
+    COMMAND_REGISTER_CONTROLLER, /* internal: the active controller's own endpoint */
 };
 
 struct liveness;
@@ -81,7 +82,9 @@ struct command {
         struct command_elect elect;
         struct controller_reassignment *reassign;
         struct controller_alter_partition alter_partition;
+        struct metadata_rec_endpoint controller;
     };
+    struct metadata_rec_endpoint observer; /* register_broker: host NULL unless broker-only */
     struct controller_topic_result *results;
     struct controller_partition_result *partition_results; /* AlterPartition, one per item */
     struct controller_result result;
@@ -107,6 +110,7 @@ struct command *command_new_elect_leaders(int8_t type, const struct controller_p
                                           size_t n, bool all);
 struct command *command_new_allocate_producer_ids(int32_t broker_id);
 struct command *command_new_alter_partition(const struct controller_alter_partition *req);
+struct command *command_new_register_controller(int32_t id, const char *host, int32_t port);
 void command_free(struct command *cmd);
 
 /*
@@ -150,6 +154,8 @@ int command_validate_heartbeat(struct command *cmd, struct metadata_image *scrat
                                const struct command_defaults *d, struct metadata_buf *out);
 int command_validate_fence_broker(struct command *cmd, struct metadata_image *scratch,
                                   const struct command_defaults *d, struct metadata_buf *out);
+int command_validate_register_controller(struct command *cmd, struct metadata_image *scratch,
+                                         struct metadata_buf *out);
 int command_validate_elect_preferred(struct command *cmd, struct metadata_image *scratch,
                                      struct metadata_buf *out);
 int command_validate_elect_leaders(struct command *cmd, struct metadata_image *scratch,

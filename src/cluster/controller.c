@@ -23,6 +23,17 @@
  *    command. done() is called exactly once per accepted command.
  *  - The leader serves commands only after a barrier in its own term has applied (`active`),
  *    so validation never misses entries committed by a previous leader.
+ *
+ * Broker-only nodes (Kafka's metadata observers) are libraft standbys: members of the raft
+ * configuration that replicate the log and apply it like voters but neither vote nor count for
+ * the quorum. So the metadata log lives in libraft on every node, and a broker-only node runs
+ * this same controller, which simply never becomes leader. Their addresses come from the
+ * metadata log (ObserverRegistration, written with the BrokerRegistration); the active
+ * controller reconciles the raft configuration with them, one libraft change at a time
+ * (raft_add as spare, then raft_assign to standby; an address that changed is removed and
+ * added again). A new active controller picks up where the last one stopped, since both the
+ * image and the configuration are replicated. Standbys are never removed: a dead one costs the
+ * leader a reconnect attempt per heartbeat, and it catches up when it returns.
  */
 #include "cluster/controller.h"
 
@@ -69,6 +80,8 @@ struct controller {
     char dir[PATH_MAX];
     char address[QUORUM_ADDRESS_MAX]; /* raft address of this node */
     char bind[QUORUM_ADDRESS_MAX];    /* "" = bind `address` */
+    char endpoint_host[256];          /* Kafka-protocol endpoint; "" = none */
+    int32_t endpoint_port;
 
     pthread_t thread;
 
@@ -107,6 +120,9 @@ struct controller {
     unsigned in_flight;
     bool barrier_in_flight;
     struct raft_barrier barrier;
+    bool observer;         /* broker-only: a standby, never bootstraps */
+    bool change_in_flight; /* a raft configuration change (standby reconcile) */
+    struct raft_change change;
     raft_term active_term;
     /* broker sessions and the housekeeping they drive (active controller only) */
     struct liveness live;
@@ -122,7 +138,7 @@ struct controller {
         int32_t term;
         int64_t commit;
         size_t n;
-        struct controller_voter_state voters[QUORUM_MAX_VOTERS];
+        struct controller_voter_state voters[CONTROLLER_MAX_QUORUM_MEMBERS];
     } qs;
 };
 
@@ -355,6 +371,17 @@ static void start_sessions(struct controller *ctl)
     ctl->next_rebalance_ms = now + ctl->imbalance_check_ms;
 }
 
+static void enqueue_internal(struct controller *ctl, struct command *cmd);
+
+/* Records this node's Kafka-protocol endpoint (a no-op command when the image has it). */
+static void register_endpoint(struct controller *ctl)
+{
+    if (ctl->endpoint_host[0] == '\0')
+        return;
+    enqueue_internal(
+        ctl, command_new_register_controller(ctl->node_id, ctl->endpoint_host, ctl->endpoint_port));
+}
+
 static void barrier_cb(struct raft_barrier *req, int status)
 {
     struct controller *ctl = req->data;
@@ -363,6 +390,7 @@ static void barrier_cb(struct raft_barrier *req, int status)
         ctl->active_term = ctl->raft.current_term;
         atomic_store(&ctl->active, true);
         start_sessions(ctl);
+        register_endpoint(ctl);
         log_info(LOG_SUB, "node %d is the active controller (term %llu, image version %llu)",
                  ctl->node_id, ctl->active_term, (unsigned long long)ctl->image->version);
     }
@@ -394,7 +422,8 @@ static void close_raft(struct controller *ctl);
  */
 static bool raft_idle(struct controller *ctl)
 {
-    return ctl->in_flight == 0 && !ctl->barrier_in_flight && ctl->loop.active_reqs.count == 0;
+    return ctl->in_flight == 0 && !ctl->barrier_in_flight && !ctl->change_in_flight &&
+           ctl->loop.active_reqs.count == 0;
 }
 
 static void pump(struct controller *ctl)
@@ -582,6 +611,64 @@ static void housekeeping(struct controller *ctl)
     }
 }
 
+static void change_cb(struct raft_change *req, int status)
+{
+    struct controller *ctl = req->data;
+    ctl->change_in_flight = false;
+    if (status != 0 && !ctl->closing)
+        log_warn(LOG_SUB, "raft configuration change failed: %s", raft_strerror(status));
+}
+
+static const struct raft_server *raft_member(struct controller *ctl, int32_t id)
+{
+    for (unsigned i = 0; i < ctl->raft.configuration.n; i++)
+        if (ctl->raft.configuration.servers[i].id == (raft_id)id)
+            return &ctl->raft.configuration.servers[i];
+    return NULL;
+}
+
+/*
+ * Active controller: the next libraft change that brings the raft configuration in line with
+ * the observers the image lists (see the top of this file). Voters are never touched.
+ */
+static void reconcile_standbys(struct controller *ctl)
+{
+    if (ctl->change_in_flight || ctl->closing)
+        return;
+    for (size_t i = 0; i < ctl->image->n_observers; i++) {
+        const struct metadata_endpoint *o = &ctl->image->observers[i];
+        if (quorum_find(&ctl->quorum, o->id) != NULL)
+            continue;
+        char address[QUORUM_ADDRESS_MAX];
+        snprintf(address, sizeof(address), "%s:%d", o->host, o->port);
+        const struct raft_server *srv = raft_member(ctl, o->id);
+        int rv = -1;
+        const char *what = NULL;
+        ctl->change.data = ctl;
+        if (srv == NULL) {
+            rv = raft_add(&ctl->raft, &ctl->change, (raft_id)o->id, address, change_cb);
+            what = "adding";
+        } else if (strcmp(srv->address, address) != 0) {
+            rv = raft_remove(&ctl->raft, &ctl->change, (raft_id)o->id, change_cb);
+            what = "removing (its address changed)";
+        } else if (srv->role == RAFT_SPARE) {
+            rv = raft_assign(&ctl->raft, &ctl->change, (raft_id)o->id, RAFT_STANDBY, change_cb);
+            what = "making a standby of";
+        } else {
+            continue;
+        }
+        if (rv == 0) {
+            ctl->change_in_flight = true;
+            log_info(LOG_SUB, "metadata quorum: %s broker-only node %d at %s", what, o->id,
+                     address);
+        } else if (rv != RAFT_CANTCHANGE) {
+            log_warn(LOG_SUB, "metadata quorum: %s node %d failed: %s", what, o->id,
+                     raft_strerror(rv));
+        }
+        return;
+    }
+}
+
 /* Copies what DescribeQuorum reports; libraft's state is only readable on this thread. */
 static void copy_quorum_state(struct controller *ctl)
 {
@@ -594,16 +681,18 @@ static void copy_quorum_state(struct controller *ctl)
     ctl->qs.commit = (int64_t)ctl->raft.commit_index;
     ctl->qs.n = 0;
     bool leader = raft_state(&ctl->raft) == RAFT_LEADER;
-    for (unsigned i = 0; i < ctl->raft.configuration.n && ctl->qs.n < QUORUM_MAX_VOTERS; i++) {
+    for (unsigned i = 0; i < ctl->raft.configuration.n && ctl->qs.n < CONTROLLER_MAX_QUORUM_MEMBERS;
+         i++) {
         const struct raft_server *srv = &ctl->raft.configuration.servers[i];
-        if (srv->role != RAFT_VOTER)
+        if (srv->role == RAFT_SPARE)
             continue;
         int64_t leo = -1;
         if (leader && ctl->raft.leader_state.progress)
             leo = (int64_t)ctl->raft.leader_state.progress[i].match_index;
         if (srv->id == (raft_id)ctl->node_id)
             leo = (int64_t)raft_last_index(&ctl->raft);
-        ctl->qs.voters[ctl->qs.n++] = (struct controller_voter_state){(int32_t)srv->id, leo};
+        ctl->qs.voters[ctl->qs.n++] =
+            (struct controller_voter_state){(int32_t)srv->id, leo, srv->role == RAFT_STANDBY};
     }
     pthread_mutex_unlock(&ctl->lock);
 }
@@ -627,8 +716,10 @@ static void timer_cb(uv_timer_t *handle)
     if (raft_state(&ctl->raft) == RAFT_LEADER && !active)
         ensure_barrier(ctl);
     copy_quorum_state(ctl);
-    if (active)
+    if (active) {
         housekeeping(ctl);
+        reconcile_standbys(ctl);
+    }
     pump(ctl);
 }
 
@@ -717,7 +808,7 @@ static int raft_setup(struct controller *ctl)
     ctl->raft.data = ctl;
     ctl->raft_initialized = true;
     tune_raft(ctl);
-    rv = bootstrap(ctl);
+    rv = ctl->observer ? 0 : bootstrap(ctl);
     if (rv == 0)
         rv = raft_start(&ctl->raft);
     if (rv != 0)
@@ -787,14 +878,22 @@ static int configure(struct controller *ctl, const struct controller_config *cfg
     if (rc)
         return rc;
     const struct quorum_voter *self = quorum_find(&ctl->quorum, cfg->node_id);
-    if (ctl->quorum.n > 0 && self == NULL) {
+    const char *listener = cfg->listener && cfg->listener[0] ? cfg->listener : NULL;
+    ctl->observer = cfg->observer;
+    if (cfg->observer && (self != NULL || ctl->quorum.n == 0 || listener == NULL)) {
         snprintf(err, errlen,
-                 "controller: node.id %d is not in controller.quorum.voters; broker-only nodes "
-                 "are not supported yet",
+                 "controller: a broker-only node (%d) must not be one of "
+                 "controller.quorum.voters, which must be set, and needs a metadata listener",
                  cfg->node_id);
         return -EINVAL;
     }
-    const char *listener = cfg->listener && cfg->listener[0] ? cfg->listener : NULL;
+    if (!cfg->observer && ctl->quorum.n > 0 && self == NULL) {
+        snprintf(err, errlen,
+                 "controller: node.id %d is not in controller.quorum.voters (a node with the "
+                 "controller role is a voter)",
+                 cfg->node_id);
+        return -EINVAL;
+    }
     snprintf(ctl->address, sizeof(ctl->address), "%s",
              self ? self->address : (listener ? listener : "127.0.0.1:0"));
     if (self && listener)
@@ -813,6 +912,9 @@ static int configure(struct controller *ctl, const struct controller_config *cfg
         cfg->snapshot_trailing ? cfg->snapshot_trailing : DEFAULT_SNAPSHOT_TRAILING;
     ctl->on_image = cfg->on_image;
     ctl->on_image_arg = cfg->on_image_arg;
+    if (cfg->endpoint_host)
+        snprintf(ctl->endpoint_host, sizeof(ctl->endpoint_host), "%s", cfg->endpoint_host);
+    ctl->endpoint_port = cfg->endpoint_port;
     ctl->unclean_leader_election = cfg->unclean_leader_election;
     ctl->defaults.unclean_leader_election = cfg->unclean_leader_election;
     ctl->auto_leader_rebalance = cfg->auto_leader_rebalance;

@@ -44,10 +44,25 @@ struct controller_config {
      */
     const char *quorum_voters;
     /*
+     * A broker-only node: not one of quorum_voters. Its raft starts without a configuration
+     * and never bootstraps; it receives the log once the active controller has made it a
+     * standby (from the ObserverRegistration its BrokerRegistration wrote). `listener` is then
+     * required: where the standby's raft transport listens.
+     */
+    bool observer;
+    /*
      * IPv4 "host:port" the raft transport binds. NULL: this node's address in quorum_voters, or
      * "127.0.0.1:0" (any free port) for a single voter, which nobody needs to reach.
      */
     const char *listener;
+    /*
+     * Where this node answers the Kafka protocol (its advertised client listener): written to
+     * the metadata log as a ControllerRegistration record whenever this node becomes active
+     * and the image holds another endpoint for it, so brokers find the active controller even
+     * when it is not a broker. NULL: never registered.
+     */
+    const char *endpoint_host;
+    int32_t endpoint_port;
     int32_t default_num_partitions;     /* num.partitions, used for -1; 0 means 1 */
     int16_t default_replication_factor; /* default.replication.factor; 0 means 1 */
     bool unclean_leader_election;       /* unclean.leader.election.enable */
@@ -115,6 +130,10 @@ struct controller_broker_registration {
     int32_t port;
     const char *rack; /* NULL if none */
     uint8_t incarnation[METADATA_UUID_LEN];
+    /* A broker-only node: where its libraft transport listens ("host:port" split), so the
+     * active controller makes it a raft standby; NULL for a node that is a voter. */
+    const char *observer_host;
+    int32_t observer_port;
 };
 
 typedef void (*controller_done_fn)(void *arg, const struct controller_result *result);
@@ -297,10 +316,13 @@ int controller_alter_partition(struct controller *ctl, const struct controller_a
 /* Preferred leader election (ElectLeaders type 0) for one partition or, topic NULL, all. */
 int controller_elect_preferred(struct controller *ctl, const char *topic, int32_t partition,
                                controller_done_fn done, void *arg);
-/* The raft voters and, on the leader, how far each has replicated (DescribeQuorum). */
+/* The raft voters and standbys (broker-only nodes) and, on the leader, how far each has
+ * replicated (DescribeQuorum). */
+#define CONTROLLER_MAX_QUORUM_MEMBERS 64
 struct controller_voter_state {
     int32_t id;
     int64_t log_end_offset; /* -1 when unknown (only the leader knows its followers') */
+    bool observer;          /* a standby: replicates the log without voting */
 };
 /* Fills up to `max` voters; returns the count. leader_epoch = raft term, high_watermark = commit.
  */

@@ -8,7 +8,8 @@
  *  - A topic with refcount 1 belongs to exactly one unpublished image and may be mutated in
  *    place; a shared topic is copied before mutation (topic_make_private).
  *  - partitions[i].partition == i; configs sorted by name, unique names, non-NULL values.
- *  - brokers sorted by id, unique, deep-copied per image (there are few of them).
+ *  - brokers sorted by id, unique, deep-copied per image (there are few of them); controller
+ *    and observer endpoints likewise unique by id and deep-copied, in registration order.
  */
 #include "cluster/image.h"
 
@@ -250,8 +251,17 @@ static void brokers_free(struct metadata_broker *b, size_t n)
     free(b);
 }
 
+static void endpoints_free(struct metadata_endpoint *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(c[i].host);
+    free(c);
+}
+
 static void image_free(struct metadata_image *img)
 {
+    endpoints_free(img->controllers, img->n_controllers);
+    endpoints_free(img->observers, img->n_observers);
     for (size_t i = 0; i < img->n_topics; i++)
         topic_unref(img->topics_by_name[i]);
     free(img->topics_by_name);
@@ -308,6 +318,23 @@ static int broker_configs_copy(struct metadata_image *dst, const struct metadata
     return 0;
 }
 
+/* Deep-copies an endpoint list (controllers or observers); *n_dst counts what was copied. */
+static int endpoints_copy(struct metadata_endpoint **dst, size_t *n_dst,
+                          const struct metadata_endpoint *src, size_t n)
+{
+    *dst = calloc(n ? n : 1, sizeof(**dst));
+    if (*dst == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        (*dst)[i] = src[i];
+        (*dst)[i].host = strdup(src[i].host);
+        (*n_dst)++;
+        if ((*dst)[i].host == NULL)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
 struct metadata_image *image_clone(const struct metadata_image *src)
 {
     struct metadata_image *img = image_new();
@@ -319,7 +346,10 @@ struct metadata_image *image_clone(const struct metadata_image *src)
     img->topics_by_name = malloc((n ? n : 1) * sizeof(*img->topics_by_name));
     img->topics_by_id = malloc((n ? n : 1) * sizeof(*img->topics_by_id));
     if (img->topics_by_name == NULL || img->topics_by_id == NULL || brokers_copy(img, src) != 0 ||
-        broker_configs_copy(img, src) != 0)
+        broker_configs_copy(img, src) != 0 ||
+        endpoints_copy(&img->controllers, &img->n_controllers, src->controllers,
+                       src->n_controllers) != 0 ||
+        endpoints_copy(&img->observers, &img->n_observers, src->observers, src->n_observers) != 0)
         goto err;
     if (n) {
         memcpy(img->topics_by_name, src->topics_by_name, n * sizeof(*img->topics_by_name));
@@ -484,6 +514,50 @@ static int apply_broker(struct metadata_image *img, const struct metadata_rec_br
                                  {0},
                                  r->fenced ? METADATA_BROKER_FENCED : METADATA_BROKER_UNFENCED};
     memcpy(img->brokers[i].incarnation, r->incarnation, METADATA_UUID_LEN);
+    return 0;
+}
+
+static const struct metadata_endpoint *endpoint_find(const struct metadata_endpoint *v, size_t n,
+                                                     int32_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].id == id)
+            return &v[i];
+    return NULL;
+}
+
+const struct metadata_endpoint *metadata_image_controller(const struct metadata_image *img,
+                                                          int32_t id)
+{
+    return endpoint_find(img->controllers, img->n_controllers, id);
+}
+
+const struct metadata_endpoint *metadata_image_observer(const struct metadata_image *img,
+                                                        int32_t id)
+{
+    return endpoint_find(img->observers, img->n_observers, id);
+}
+
+/* Sets node r->node_id's endpoint in the list (appended when new). */
+static int apply_endpoint(struct metadata_endpoint **v, size_t *n,
+                          const struct metadata_rec_endpoint *r)
+{
+    char *host = strdup(r->host);
+    if (host == NULL)
+        return -ENOMEM;
+    struct metadata_endpoint *e = (struct metadata_endpoint *)endpoint_find(*v, *n, r->node_id);
+    if (e == NULL) {
+        e = realloc(*v, (*n + 1) * sizeof(*e));
+        if (e == NULL) {
+            free(host);
+            return -ENOMEM;
+        }
+        *v = e;
+        e = &e[(*n)++];
+    } else {
+        free(e->host);
+    }
+    *e = (struct metadata_endpoint){r->node_id, r->port, host};
     return 0;
 }
 
@@ -691,6 +765,10 @@ int image_apply(struct metadata_image *img, const struct metadata_record *rec)
         return apply_broker(img, &rec->broker);
     case METADATA_REC_BROKER_FENCE:
         return apply_broker_fence(img, &rec->broker_fence);
+    case METADATA_REC_CONTROLLER_REGISTRATION:
+        return apply_endpoint(&img->controllers, &img->n_controllers, &rec->endpoint);
+    case METADATA_REC_OBSERVER_REGISTRATION:
+        return apply_endpoint(&img->observers, &img->n_observers, &rec->endpoint);
     case METADATA_REC_REASSIGNMENT:
         return apply_reassignment(img, &rec->reassignment);
     case METADATA_REC_TOPIC:
@@ -771,6 +849,15 @@ int image_encode(const struct metadata_image *img, struct metadata_buf *out)
             fr.broker_fence = (struct metadata_rec_broker_fence){b->id, b->epoch, b->state};
             rc = metadata_batch_append(out, &fr);
         }
+    }
+    for (size_t i = 0; rc == 0 && i < img->n_controllers + img->n_observers; i++) {
+        bool ctl = i < img->n_controllers;
+        const struct metadata_endpoint *c =
+            ctl ? &img->controllers[i] : &img->observers[i - img->n_controllers];
+        struct metadata_record cr = {.type = ctl ? METADATA_REC_CONTROLLER_REGISTRATION
+                                                 : METADATA_REC_OBSERVER_REGISTRATION};
+        cr.endpoint = (struct metadata_rec_endpoint){c->id, c->port, c->host};
+        rc = metadata_batch_append(out, &cr);
     }
     if (rc == 0 && img->next_producer_id > 0) {
         struct metadata_record pr = {.type = METADATA_REC_PRODUCER_IDS};

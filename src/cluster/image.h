@@ -39,6 +39,13 @@ static inline bool metadata_broker_usable(const struct metadata_broker *b)
     return b != NULL && b->state == METADATA_BROKER_UNFENCED;
 }
 
+/* A node's endpoint: a controller's Kafka-protocol one, or a broker-only node's raft address. */
+struct metadata_endpoint {
+    int32_t id;
+    int32_t port;
+    char *host;
+};
+
 struct metadata_partition {
     int32_t partition;
     int32_t leader; /* -1 if none */
@@ -86,6 +93,10 @@ struct metadata_image {
     int64_t next_producer_id; /* start of the next producer id block to hand out */
     size_t n_brokers;
     struct metadata_broker *brokers; /* sorted by id, owned by this image */
+    size_t n_controllers;
+    struct metadata_endpoint *controllers; /* in registration order, owned by this image */
+    size_t n_observers;
+    struct metadata_endpoint *observers; /* broker-only nodes' raft addresses, likewise */
     size_t n_topics;
     struct metadata_topic **topics_by_name; /* sorted by name */
     struct metadata_topic **topics_by_id;   /* same topics, sorted by id bytes */
@@ -100,6 +111,12 @@ const struct metadata_topic *metadata_image_topic_by_name(const struct metadata_
 const struct metadata_topic *metadata_image_topic_by_id(const struct metadata_image *img,
                                                         const uint8_t id[METADATA_UUID_LEN]);
 const struct metadata_broker *metadata_image_broker(const struct metadata_image *img, int32_t id);
+/* The registered Kafka-protocol endpoint of controller `id`, or NULL. */
+const struct metadata_endpoint *metadata_image_controller(const struct metadata_image *img,
+                                                          int32_t id);
+/* The raft (standby) address registered by broker-only node `id`, or NULL. */
+const struct metadata_endpoint *metadata_image_observer(const struct metadata_image *img,
+                                                        int32_t id);
 /* Number of brokers that are metadata_broker_usable. */
 size_t metadata_image_usable_brokers(const struct metadata_image *img);
 /* The override for `name`, or NULL when the topic uses the broker/default value. */
@@ -135,8 +152,8 @@ struct metadata_image *image_clone(const struct metadata_image *img);
 int image_apply(struct metadata_image *img, const struct metadata_record *rec);
 
 /*
- * Serializes the whole image as a record batch (header, brokers, topics with their configs,
- * partitions, producer ids) into `out`. Returns 0 or -ENOMEM.
+ * Serializes the whole image as a record batch (header, brokers, controllers, topics with their
+ * configs, partitions, producer ids) into `out`. Returns 0 or -ENOMEM.
  */
 int image_encode(const struct metadata_image *img, struct metadata_buf *out);
 

@@ -136,6 +136,12 @@ static int encode_body(struct metadata_buf *b, const struct metadata_record *r)
         put_bytes(b, r->broker.incarnation, METADATA_UUID_LEN);
         put_u8(b, r->broker.fenced);
         return 0;
+    case METADATA_REC_CONTROLLER_REGISTRATION:
+    case METADATA_REC_OBSERVER_REGISTRATION:
+        put_be(b, (uint32_t)r->endpoint.node_id, 4);
+        put_be(b, (uint32_t)r->endpoint.port, 4);
+        put_string(b, r->endpoint.host);
+        return 0;
     case METADATA_REC_BROKER_FENCE:
         put_be(b, (uint32_t)r->broker_fence.broker_id, 4);
         put_be(b, (uint64_t)r->broker_fence.epoch, 8);
@@ -425,6 +431,12 @@ static void decode_body(struct reader *r, struct metadata_record *rec)
         if (!r->err && rec->broker.fenced > 1)
             r->err = -EBADMSG;
         return;
+    case METADATA_REC_CONTROLLER_REGISTRATION:
+    case METADATA_REC_OBSERVER_REGISTRATION:
+        rec->endpoint.node_id = get_i32(r);
+        rec->endpoint.port = get_i32(r);
+        rec->endpoint.host = get_string(r);
+        return;
     case METADATA_REC_BROKER_FENCE:
         rec->broker_fence.broker_id = get_i32(r);
         rec->broker_fence.epoch = (int64_t)get_be(r, 8);
@@ -587,6 +599,10 @@ const char *metadata_record_type_name(enum metadata_record_type type)
         return "Reassignment";
     case METADATA_REC_BROKER_CONFIG:
         return "BrokerConfig";
+    case METADATA_REC_CONTROLLER_REGISTRATION:
+        return "ControllerRegistration";
+    case METADATA_REC_OBSERVER_REGISTRATION:
+        return "ObserverRegistration";
     }
     return "Unknown";
 }

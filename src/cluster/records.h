@@ -48,7 +48,11 @@ enum metadata_record_type {
     METADATA_REC_REASSIGNMENT = 11,
     /* Dynamic broker configs (KIP-226) of one broker or the cluster-wide default. */
     METADATA_REC_BROKER_CONFIG = 12,
-    METADATA_REC_TYPE_MAX = 12,
+    /* A controller voter's Kafka-protocol endpoint (Kafka's RegisterControllerRecord, KIP-919). */
+    METADATA_REC_CONTROLLER_REGISTRATION = 13,
+    /* Where a broker-only node receives the metadata log (its libraft standby address). */
+    METADATA_REC_OBSERVER_REGISTRATION = 14,
+    METADATA_REC_TYPE_MAX = 14,
 };
 
 /* A config key and value; value NULL means "delete the key" in a config change. */
@@ -83,6 +87,20 @@ struct metadata_rec_broker_fence {
     int32_t broker_id;
     int64_t epoch;
     uint8_t state; /* enum metadata_broker_state */
+};
+
+/*
+ * A node's endpoint. ControllerRegistration: where a controller voter answers the Kafka
+ * protocol (brokers send it BrokerRegistration, BrokerHeartbeat, AlterPartition and forwarded
+ * admin requests); a controller writes its own when it becomes active and the image holds
+ * another endpoint (or none) for it. ObserverRegistration: where a broker-only node's libraft
+ * transport listens, written with its registration; the active controller makes that address
+ * a raft standby (it replicates the metadata log without voting).
+ */
+struct metadata_rec_endpoint {
+    int32_t node_id;
+    int32_t port;
+    char *host;
 };
 
 struct metadata_rec_topic {
@@ -172,6 +190,7 @@ struct metadata_record {
         struct metadata_rec_image_header image_header;
         struct metadata_rec_broker_fence broker_fence;
         struct metadata_rec_reassignment reassignment;
+        struct metadata_rec_endpoint endpoint; /* CONTROLLER_ / OBSERVER_REGISTRATION */
     };
 };
 

@@ -1055,7 +1055,11 @@ class Cluster:
             c.kill(2); c.restart(2)
 
     props: --override pairs for every node, on top of CLUSTER_TIMINGS (pass None as a value
-    to drop a default). node_props: {node_id: {...}} for single nodes. Start: all processes
+    to drop a default). node_props: {node_id: {...}} for single nodes. roles: {node_id:
+    process.roles} for nodes that are not broker,controller (e.g. {1: "controller", 4:
+    "broker"}): nodes with the controller role are the voters, a broker-only node gets its
+    raft port as metadata.observer.listener and the controllers' client ports as
+    controller.quorum.bootstrap.servers, and only broker nodes are expected in Metadata. Start: all processes
     are started, then every client port is waited for; with wait_formed (default) also until
     every node's Metadata lists all n brokers and they agree on a live controller. Exit
     without an exception: SIGTERM to every running node at once, each must exit 0 (that is
@@ -1072,9 +1076,11 @@ class Cluster:
     """
 
     def __init__(self, n=3, props=None, node_props=None, start_timeout=15.0,
-                 form_timeout=20.0, wait_formed=True, stop_timeout=15.0, proxied=False):
+                 form_timeout=20.0, wait_formed=True, stop_timeout=15.0, proxied=False,
+                 roles=None):
         check(n >= 1, "a cluster has at least one node")
         self.n = n
+        self.roles = {int(k): v for k, v in (roles or {}).items()}
         self.props = dict(CLUSTER_TIMINGS)
         self.props.update(props or {})
         self.props = {k: v for k, v in self.props.items() if v is not None}
@@ -1097,6 +1103,15 @@ class Cluster:
     def ids(self):
         return list(range(1, self.n + 1))
 
+    def is_broker(self, node_id):
+        return "broker" in self.roles.get(node_id, "broker,controller")
+
+    def is_controller(self, node_id):
+        return "controller" in self.roles.get(node_id, "broker,controller")
+
+    def live_broker_ids(self):
+        return [i for i in self.live_ids() if self.is_broker(i)]
+
     def _assign_ports(self):
         ports = distinct_free_ports(2 * self.n)
         self.client_ports = ports[:self.n]
@@ -1113,7 +1128,8 @@ class Cluster:
                                      for i in self.ids]
             self.net.start()
             voter_ports = self.proxy_raft_ports
-        self.voters = ",".join("%d@%s:%d" % (i, HOST, voter_ports[i - 1]) for i in self.ids)
+        self.voters = ",".join("%d@%s:%d" % (i, HOST, voter_ports[i - 1]) for i in self.ids
+                               if self.is_controller(i))
 
     def node_pids(self):
         """{pid: node id} of the running nodes (the proxies ask on every accept, so a
@@ -1138,7 +1154,7 @@ class Cluster:
         """The --override set of one node (without log.dirs: Broker adds its own)."""
         p = {
             "node.id": node_id,
-            "process.roles": "broker,controller",
+            "process.roles": self.roles.get(node_id, "broker,controller"),
             "listeners": "PLAINTEXT://%s:%d,CONTROLLER://%s:%d" % (
                 HOST, self.client_ports[node_id - 1], HOST, self.raft_ports[node_id - 1]),
             "controller.listener.names": "CONTROLLER",
@@ -1147,6 +1163,12 @@ class Cluster:
         if self.proxied:
             p["advertised.listeners"] = "PLAINTEXT://%s:%d" % (
                 HOST, self.proxy_client_ports[node_id - 1])
+        if not self.is_controller(node_id):
+            p["listeners"] = "PLAINTEXT://%s:%d" % (HOST, self.client_ports[node_id - 1])
+            p["metadata.observer.listener"] = "%s:%d" % (HOST, self.raft_ports[node_id - 1])
+            p["controller.quorum.bootstrap.servers"] = ",".join(
+                "%s:%d" % (HOST, self.client_ports[i - 1]) for i in self.ids
+                if self.is_controller(i))
         p.update(self.props)
         p.update(self.node_props.get(node_id, {}))
         return {k: v for k, v in p.items() if v is not None}
@@ -1252,11 +1274,12 @@ class Cluster:
 
     @property
     def bootstrap(self):
-        """Every node's client address, comma-separated (dead ones included)."""
-        return ",".join("%s:%d" % (HOST, p) for p in self.client_ports)
+        """Every broker's client address, comma-separated (dead ones included)."""
+        return ",".join("%s:%d" % (HOST, self.client_ports[i - 1]) for i in self.ids
+                        if self.is_broker(i))
 
     def live_bootstrap(self):
-        return ",".join(self.node(i).bootstrap for i in self.live_ids())
+        return ",".join(self.node(i).bootstrap for i in self.live_broker_ids())
 
     def check_running(self, node_id):
         """Fails (with exit status and log tail) if the node's process has exited."""
@@ -1306,14 +1329,14 @@ class Cluster:
                 c.call(DESCRIBE_CLUSTER, version, describe_cluster_body(version)), version)
 
     def wait_formed(self, timeout=None):
-        """Until every running node's Metadata lists exactly the running nodes as brokers
-        (naming a running node as controller) and the running nodes agree on an active
-        controller (wait_controller). Returns the active controller's id."""
+        """Until every running broker's Metadata lists exactly the running brokers (naming
+        a running broker as controller) and the running nodes agree on an active controller
+        (wait_controller). Returns the active controller's id."""
         t0 = time.monotonic()
         timeout = timeout or self.form_timeout
 
         def formed():
-            live = self.live_ids()
+            live = self.live_broker_ids()
             seen = {}
             for i in live:
                 md = self.metadata(i, topics=[])
@@ -1321,8 +1344,8 @@ class Cluster:
             if all(ids == live and ctl in live for ids, ctl in seen.values()):
                 return True
             raise TestFailure("per node (brokers listed, controller id): %r" % seen)
-        poll(formed, timeout, "the cluster to form (every node lists brokers %r)"
-             % self.live_ids())
+        poll(formed, timeout, "the cluster to form (every broker lists brokers %r)"
+             % self.live_broker_ids())
         return self.wait_controller(max(1.0, timeout - (time.monotonic() - t0)))
 
     def describe_quorum(self, via, timeout=5.0):

@@ -14,7 +14,6 @@
     producer id block is allocated through the active controller) delivers in order;
   * a consumer group on the cluster: __consumer_offsets is created with
     offsets.topic.replication.factor = 3 replicas, and committed offsets are read back;
-  * process.roles=broker (a broker without a controller) is refused at start-up with one line.
 """
 import json
 import os
@@ -24,7 +23,7 @@ import time
 
 from harness import (Cluster, SLOW, check, comment, cstring, carray, i8, i16, i32, is_flexible,
                      run_tests,
-                     start_expect_exit, test, wait_until, Reader, GREGOR_BIN)
+                     test, wait_until, Reader, GREGOR_BIN)
 
 ELECT_LEADERS = 43
 ALTER_REASSIGN = 45
@@ -292,15 +291,6 @@ def test_idempotent_producer_and_group_on_the_cluster():
         check(len(parts) == 50 and all(len(q["replicas"]) == 3 for q in parts.values()),
               "__consumer_offsets replicas: %r" % {k: v["replicas"] for k, v in
                                                    list(parts.items())[:3]})
-
-
-@test
-def test_broker_only_role_refused():
-    status, err, out = start_expect_exit({"process.roles": "broker"})
-    out = err + out
-    check(status != 0, "process.roles=broker started (status %r)" % status)
-    lines = [ln for ln in out.splitlines() if "process.roles" in ln]
-    check(len(lines) == 1, "want one line naming process.roles: %r" % out[-400:])
 
 
 if __name__ == "__main__":

@@ -216,6 +216,42 @@ TEST(test_image_dynamic_broker_configs_apply_clone_and_snapshot)
     metadata_image_release(img);
 }
 
+/* Controller and observer endpoints: replaced by a new registration, kept by clones and
+ * snapshots, in separate lists. */
+TEST(test_image_endpoints_replace_clone_and_snapshot)
+{
+    struct metadata_image *img = image_new();
+    struct metadata_record r = {.type = METADATA_REC_CONTROLLER_REGISTRATION};
+    r.endpoint = (struct metadata_rec_endpoint){1, 9092, "h1"};
+    CHECK_EQ_INT(image_apply(img, &r), 0);
+    r.endpoint = (struct metadata_rec_endpoint){2, 9093, "h2"};
+    CHECK_EQ_INT(image_apply(img, &r), 0);
+    r.endpoint = (struct metadata_rec_endpoint){1, 9094, "h1b"};
+    CHECK_EQ_INT(image_apply(img, &r), 0);
+    CHECK_EQ_INT(img->n_controllers, 2);
+    CHECK(metadata_image_broker(img, 1) == NULL);
+    struct metadata_record o = {.type = METADATA_REC_OBSERVER_REGISTRATION};
+    o.endpoint = (struct metadata_rec_endpoint){4, 9200, "b4"};
+    CHECK_EQ_INT(image_apply(img, &o), 0);
+    CHECK(metadata_image_controller(img, 4) == NULL);
+    struct metadata_image *copy = image_clone(img);
+    struct metadata_buf out = {0};
+    CHECK_EQ_INT(image_encode(copy, &out), 0);
+    metadata_image_release(copy);
+    int err = 0;
+    struct metadata_image *back = image_decode(out.data, out.len, &err);
+    metadata_buf_free(&out);
+    CHECK(back != NULL);
+    const struct metadata_endpoint *c1 = metadata_image_controller(back, 1);
+    CHECK(c1 != NULL && c1->port == 9094 && strcmp(c1->host, "h1b") == 0);
+    CHECK(metadata_image_controller(back, 2) != NULL);
+    CHECK(metadata_image_controller(back, 3) == NULL);
+    const struct metadata_endpoint *o4 = metadata_image_observer(back, 4);
+    CHECK(o4 != NULL && o4->port == 9200 && strcmp(o4->host, "b4") == 0);
+    metadata_image_release(back);
+    metadata_image_release(img);
+}
+
 TEST(test_image_ten_thousand_topics_lookup)
 {
     struct metadata_image *img = image_new();

@@ -96,7 +96,7 @@ TEST(test_lifecycle_registration_starts_fenced_and_heartbeat_unfences)
     CHECK(cw_tempdir(dir, sizeof(dir)) == 0);
     struct controller *ctl = start(dir, false);
     CHECK(ctl != NULL);
-    struct controller_broker_registration reg = {1, "127.0.0.1", 9092, NULL, {1}};
+    struct controller_broker_registration reg = {1, "127.0.0.1", 9092, NULL, {1}, NULL, 0};
     struct cw_result r;
     cw_begin(&r);
     CHECK(controller_register_broker(ctl, &reg, cw_done, &r) == 0);
@@ -117,7 +117,7 @@ TEST(test_lifecycle_registration_starts_fenced_and_heartbeat_unfences)
     CHECK_EQ_INT(cw_heartbeat(ctl, 1, epoch + 100, 0, false, &r), KAFKA_ERR_STALE_BROKER_EPOCH);
     CHECK_EQ_INT(cw_heartbeat(ctl, 7, 1, 0, false, &r), KAFKA_ERR_STALE_BROKER_EPOCH);
     /* another incarnation while this one is alive and heard from is a duplicate */
-    struct controller_broker_registration other = {1, "127.0.0.1", 9093, NULL, {9}};
+    struct controller_broker_registration other = {1, "127.0.0.1", 9093, NULL, {9}, NULL, 0};
     cw_begin(&r);
     CHECK(controller_register_broker(ctl, &other, cw_done, &r) == 0);
     cw_wait(&r);
@@ -129,6 +129,38 @@ TEST(test_lifecycle_registration_starts_fenced_and_heartbeat_unfences)
     cw_wait(&r);
     CHECK_EQ_INT(r.error_code, 0);
     CHECK(r.broker_epoch > epoch);
+    controller_stop(ctl);
+    cw_rmrf(dir);
+}
+
+/* A broker-only node's registration records where its raft standby listens, once. */
+TEST(test_lifecycle_registration_records_the_observer_endpoint)
+{
+    char dir[256];
+    CHECK(cw_tempdir(dir, sizeof(dir)) == 0);
+    struct controller *ctl = start(dir, false);
+    CHECK(ctl != NULL);
+    struct controller_broker_registration reg = {4, "127.0.0.1", 9092, NULL, {4}, "127.0.0.1", 1};
+    struct cw_result r;
+    cw_begin(&r);
+    CHECK(controller_register_broker(ctl, &reg, cw_done, &r) == 0);
+    cw_wait(&r);
+    CHECK_EQ_INT(r.error_code, 0);
+    const struct metadata_image *img = metadata_image_acquire(ctl);
+    const struct metadata_endpoint *o = metadata_image_observer(img, 4);
+    CHECK(o != NULL && o->port == 1 && strcmp(o->host, "127.0.0.1") == 0);
+    CHECK(metadata_image_observer(img, 1) == NULL);
+    uint64_t version = img->version;
+    metadata_image_release(img);
+    /* the same incarnation again: a new registration record, no second observer record */
+    cw_begin(&r);
+    CHECK(controller_register_broker(ctl, &reg, cw_done, &r) == 0);
+    cw_wait(&r);
+    CHECK_EQ_INT(r.error_code, 0);
+    img = metadata_image_acquire(ctl);
+    CHECK_EQ_INT(img->n_observers, 1);
+    CHECK(img->version > version);
+    metadata_image_release(img);
     controller_stop(ctl);
     cw_rmrf(dir);
 }

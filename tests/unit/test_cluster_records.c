@@ -38,6 +38,10 @@ static int build_sample(struct metadata_buf *b)
         {.type = METADATA_REC_PRODUCER_IDS,
          .producer_ids = {.broker_id = 7, .next_block_start = 5000000000LL}},
         {.type = METADATA_REC_IMAGE_HEADER, .image_header = {.version = 99}},
+        {.type = METADATA_REC_CONTROLLER_REGISTRATION,
+         .endpoint = {.node_id = 3, .port = 19092, .host = "ctl-3"}},
+        {.type = METADATA_REC_OBSERVER_REGISTRATION,
+         .endpoint = {.node_id = 4, .port = 19193, .host = "b-4"}},
     };
     memcpy(recs[2].topic.topic_id, ID_A, 16);
     memcpy(recs[3].partition.topic_id, ID_A, 16);
@@ -59,7 +63,7 @@ TEST(test_records_round_trip_every_type)
     int rc = metadata_batch_decode(b.data, b.len, &batch);
     metadata_buf_free(&b);
     CHECK_EQ_INT(rc, 0);
-    CHECK_EQ_INT(batch.n_records, 9);
+    CHECK_EQ_INT(batch.n_records, 11);
     struct metadata_record *r = batch.records;
     CHECK_EQ_INT(r[0].type, METADATA_REC_REGISTER_BROKER);
     CHECK_EQ_INT(r[0].broker.broker_id, 7);
@@ -84,6 +88,12 @@ TEST(test_records_round_trip_every_type)
     CHECK(r[6].config.ops[1].value == NULL);
     CHECK_EQ_INT(r[7].producer_ids.next_block_start, 5000000000LL);
     CHECK_EQ_INT(r[8].image_header.version, 99);
+    CHECK_EQ_INT(r[9].endpoint.node_id, 3);
+    CHECK_EQ_INT(r[9].endpoint.port, 19092);
+    CHECK(strcmp(r[9].endpoint.host, "ctl-3") == 0);
+    CHECK_EQ_INT(r[10].type, METADATA_REC_OBSERVER_REGISTRATION);
+    CHECK_EQ_INT(r[10].endpoint.node_id, 4);
+    CHECK(strcmp(r[10].endpoint.host, "b-4") == 0);
     metadata_batch_free(&batch);
 }
 

@@ -143,7 +143,7 @@ static inline int cw_heartbeat(struct controller *ctl, int32_t id, int64_t epoch
 static inline int cw_register_broker(struct controller *ctl, int32_t id, int32_t base,
                                      int64_t *epoch_out)
 {
-    struct controller_broker_registration reg = {id, "127.0.0.1", base + id, NULL, {0}};
+    struct controller_broker_registration reg = {id, "127.0.0.1", base + id, NULL, {0}, NULL, 0};
     reg.incarnation[0] = (uint8_t)id;
     struct cw_result r;
     cw_begin(&r);
