@@ -334,21 +334,15 @@ bool group_take_pending(struct group *g, struct kstr id)
     return false;
 }
 
+/* Ids handed out with MEMBER_ID_REQUIRED and not used yet, per group: a client that never
+ * comes back must not grow the list forever. */
+#define GROUP_MAX_PENDING_MEMBERS 1000
+
+/* Remembers an id handed out with MEMBER_ID_REQUIRED. The list is newest first; beyond the
+ * bound the oldest ids go, so the id just handed out stays usable however many stale ones
+ * there are. */
 static void pending_add(struct group *g, const char *id)
 {
-    /* Bounded: a client that never comes back must not grow the list forever. */
-    int n = 0;
-    struct pending_member **pp = &g->pending;
-    while (*pp && n < 1000) {
-        pp = &(*pp)->next;
-        n++;
-    }
-    if (*pp) {
-        struct pending_member *old = g->pending;
-        g->pending = old->next;
-        free(old->id);
-        free(old);
-    }
     struct pending_member *p = calloc(1, sizeof(*p));
     if (p == NULL || (p->id = strdup(id)) == NULL) {
         free(p);
@@ -356,6 +350,15 @@ static void pending_add(struct group *g, const char *id)
     }
     p->next = g->pending;
     g->pending = p;
+    struct pending_member **pp = &g->pending;
+    for (int n = 0; *pp && n < GROUP_MAX_PENDING_MEMBERS; n++)
+        pp = &(*pp)->next;
+    while (*pp) {
+        struct pending_member *old = *pp;
+        *pp = old->next;
+        free(old->id);
+        free(old);
+    }
 }
 
 /* ---- JoinGroup, by member and group state (Kafka's GroupCoordinator.handleJoinGroup) ---- */

@@ -36,7 +36,7 @@ enum {
     SESSION_MS = 3000,      /* session timeout of members that must not expire during a case */
     REBALANCE_MS = 2000,    /* their rebalance timeout */
     INITIAL_DELAY_MS = 300, /* group.initial.rebalance.delay.ms: the first members join together */
-    MAX_CALLS = 256,
+    MAX_CALLS = 2048,
 };
 
 /* ---- the fake broker ---- */
@@ -630,6 +630,39 @@ TEST(test_join_rejects_bad_session_timeout_and_protocol)
     tcall_submit(t);
     CHECK(tcall_wait(t, WAIT_MS));
     CHECK_EQ_INT(t->resp.join.error_code, KAFKA_ERR_INCONSISTENT_GROUP_PROTOCOL);
+}
+
+/*
+ * The coordinator keeps at most 1000 ids handed out with MEMBER_ID_REQUIRED that were not used
+ * yet. When clients that never came back fill that list, the oldest id must make room, not the
+ * one just handed out: a new member must be able to join with its id although another new
+ * member got an id after it.
+ */
+TEST(test_pending_member_ids_evict_the_oldest)
+{
+    FIXTURE(fx);
+    enum { STALE = 1000 };
+    static struct tmember stale[STALE];
+    struct tcall *t[STALE];
+    for (int i = 0; i < STALE; i++) {
+        member_init(&stale[i], "sub-stale");
+        t[i] = join_start(fx, "g-pending", &stale[i], 7);
+    }
+    for (int i = 0; i < STALE; i++)
+        CHECK_EQ_INT(join_finish(t[i], &stale[i]), KAFKA_ERR_MEMBER_ID_REQUIRED);
+    struct tmember x, y;
+    member_init(&x, "sub-x");
+    member_init(&y, "sub-y");
+    CHECK_EQ_INT(member_get_id(fx, "g-pending", &x), KAFKA_ERR_MEMBER_ID_REQUIRED);
+    CHECK_EQ_INT(member_get_id(fx, "g-pending", &y), KAFKA_ERR_MEMBER_ID_REQUIRED);
+    struct tcall *jx = join_start(fx, "g-pending", &x, 7);
+    struct tcall *jy = join_start(fx, "g-pending", &y, 7);
+    CHECK_EQ_INT(join_finish(jx, &x), 0);
+    CHECK_EQ_INT(join_finish(jy, &y), 0);
+    CHECK_EQ_INT(x.generation, 1);
+    CHECK_EQ_INT(y.generation, 1);
+    /* The oldest ids made room. */
+    CHECK_EQ_INT(join_sync(fx, "g-pending", &stale[0], 7), KAFKA_ERR_UNKNOWN_MEMBER_ID);
 }
 
 TEST(test_two_members_join_one_generation_leader_gets_members)
