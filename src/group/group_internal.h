@@ -110,7 +110,7 @@ struct group_coordinator {
     struct shard *shards;
 };
 
-/* ---- strings ---- */
+/* ---- strings (gstr.c) ---- */
 void gstr_set(struct gstr *g, const void *p, int32_t len);
 static inline void gstr_from_kstr(struct gstr *g, struct kstr k)
 {
@@ -130,23 +130,25 @@ struct kbytes arena_kbytes(struct arena *a, const struct gstr *g);
 struct kstr arena_kstr_of(struct arena *a, struct kstr k);
 char *kstr_strdup(struct kstr k); /* malloc'ed NUL-terminated copy ("" for null) */
 
-/* ---- shard and groups (coordinator.c) ---- */
+/* ---- loading (shard_load.c) ---- */
 /* Replays the shard's log into its (empty) table: O(records). Loader thread; 0 or a negative
  * error. Exposed for unit tests. */
 int shard_load(struct shard *s, struct log *log);
+/* Starts loading s (a loader thread) if it is UNLOADED; returns its state afterwards. Any
+ * thread. */
+int shard_ensure_loading(struct group_coordinator *gc, struct shard *s);
+
+/* ---- shard and groups (coordinator.c) ---- */
 /* Frees every group of the shard and its table (no timers may be armed). */
 void shard_free_groups(struct shard *s);
 /* Answers every parked call of the shard with err and cancels its timers. Owner worker. */
 void shard_quiesce(struct shard *s, int16_t err);
-/* ---- leadership (shard_leadership.c) ---- */
-/* Owner worker: this broker no longer leads the shard's partition; the shard stops answering
- * (NOT_COORDINATOR) and frees its groups once its appends in flight completed. */
-void shard_unload_begin(struct shard *s);
-/* Owner worker, after an append completion: finishes an unload waiting for it. */
-void shard_unload_continue(struct shard *s);
 struct group *group_find(struct shard *s, struct kstr id);
 struct group *group_create(struct shard *s, struct kstr id);
 void group_remove(struct group *g); /* unlinks and frees (members must have no parked calls) */
+/* Frees g, not linked in its shard's table any more; on_owner: cancel its timers (owner
+ * worker), else none may be armed (loader thread, destroy). */
+void group_free(struct group *g, bool on_owner);
 struct member *group_find_member(struct group *g, struct kstr member_id);
 struct member *group_member_by_instance(struct group *g, struct kstr instance_id);
 const char *group_state_name(enum group_state st);
@@ -161,8 +163,36 @@ int shard_append(struct shard *s, const struct offsets_kv *kvs, size_t n,
 /* The group metadata value of g as Kafka writes it, encoded into kv (tombstone if g is NULL). */
 int group_encode_metadata(struct offsets_kv *kv, const struct group *g, const char *group_id);
 
-/* ---- membership.c ---- */
+/* ---- leadership (shard_leadership.c) ---- */
+/* Owner worker: this broker no longer leads the shard's partition; the shard stops answering
+ * (NOT_COORDINATOR) and frees its groups once its appends in flight completed. */
+void shard_unload_begin(struct shard *s);
+/* Owner worker, after an append completion: finishes an unload waiting for it. */
+void shard_unload_continue(struct shard *s);
+
+/* ---- join_group.c ---- */
 void group_handle_join(struct shard *s, struct group_call *c);
+/* Removes id from the ids handed out with MEMBER_ID_REQUIRED that did not join yet; true if it
+ * was one. */
+bool group_take_pending(struct group *g, struct kstr id);
+
+/* ---- membership.c ---- */
+/* Answers a JoinGroup with err (member_id echoed back when not null). */
+void join_reply_error(struct group_call *c, int16_t err, struct kstr member_id);
+/* Answers m's JoinGroup with the group's generation naming `leader`; the member list when
+ * with_members; skip_assignment for a v9+ static leader rejoining a Stable group. */
+void join_reply_as(struct group *g, struct member *m, struct group_call *c,
+                   const struct gstr *leader, bool with_members, bool skip_assignment);
+/* Answers m's JoinGroup with the current generation (the members if m leads). */
+void join_reply_member(struct group *g, struct member *m, struct group_call *c);
+/* Answers a SyncGroup: err, or g's protocol and the assignment. */
+void sync_reply(struct group_call *c, int16_t err, const struct group *g,
+                const struct gstr *assignment);
+/* A member joined or changed: Stable/CompletingRebalance/Empty start a rebalance, a rebalance
+ * in progress may now complete. */
+void group_maybe_prepare_rebalance(struct group *g);
+/* Kafka's protocol selection among the members' protocols; NULL when they share none. */
+const struct gstr *group_select_protocol(struct group *g);
 void group_handle_sync(struct shard *s, struct group_call *c);
 void group_handle_heartbeat(struct shard *s, struct group_call *c);
 void group_handle_leave(struct shard *s, struct group_call *c);

@@ -1,7 +1,8 @@
 /*
- * The classic group protocol: JoinGroup, SyncGroup, Heartbeat, LeaveGroup and the group state
- * machine Empty -> PreparingRebalance -> CompletingRebalance -> Stable (Kafka's
- * GroupCoordinator/GroupMetadata). Runs on the shard's owner worker only (coordinator.h).
+ * The classic group protocol: the group state machine Empty -> PreparingRebalance ->
+ * CompletingRebalance -> Stable (Kafka's GroupCoordinator/GroupMetadata), SyncGroup, Heartbeat
+ * and LeaveGroup; JoinGroup is in join_group.c. Runs on the shard's owner worker only
+ * (coordinator.h).
  *
  * Parked calls: a JoinGroup waits in member->join_call until the rebalance completes (all
  * known members rejoined, or the rebalance timeout / initial delay timer fired); a SyncGroup
@@ -9,12 +10,8 @@
  * JoinGroup its session timer is off (the rebalance timer bounds the wait instead); otherwise
  * it runs and every heartbeat/join/sync/commit restarts it.
  */
-#include <assert.h>
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -52,7 +49,7 @@ static void group_set_state(struct group *g, enum group_state st)
 
 /* ---- responses ---- */
 
-static void join_reply_error(struct group_call *c, int16_t err, struct kstr member_id)
+void join_reply_error(struct group_call *c, int16_t err, struct kstr member_id)
 {
     struct kmsg_join_group_response *resp = c->resp;
     resp->error_code = err;
@@ -65,8 +62,8 @@ static void join_reply_error(struct group_call *c, int16_t err, struct kstr memb
     call_finish(c);
 }
 
-static void sync_reply(struct group_call *c, int16_t err, const struct group *g,
-                       const struct gstr *assignment)
+void sync_reply(struct group_call *c, int16_t err, const struct group *g,
+                const struct gstr *assignment)
 {
     struct kmsg_sync_group_response *resp = c->resp;
     resp->error_code = err;
@@ -101,8 +98,8 @@ static const struct gstr *member_protocol_metadata(const struct member *m, const
  * the member list goes along when `with_members`. skip_assignment tells a v9+ leader not to run
  * the assignor (a static leader rejoining a Stable group).
  */
-static void join_reply_as(struct group *g, struct member *m, struct group_call *c,
-                          const struct gstr *leader, bool with_members, bool skip_assignment)
+void join_reply_as(struct group *g, struct member *m, struct group_call *c,
+                   const struct gstr *leader, bool with_members, bool skip_assignment)
 {
     struct kmsg_join_group_response *resp = c->resp;
     resp->error_code = 0;
@@ -135,7 +132,7 @@ static void join_reply_as(struct group *g, struct member *m, struct group_call *
 }
 
 /* Answers m's parked (or current) JoinGroup with the group's current generation. */
-static void join_reply_member(struct group *g, struct member *m, struct group_call *c)
+void join_reply_member(struct group *g, struct member *m, struct group_call *c)
 {
     join_reply_as(g, m, c, &g->leader, gstr_eq_str(&g->leader, &m->id), false);
 }
@@ -254,7 +251,7 @@ static bool member_supports(const struct member *m, const struct gstr *name)
 
 /* Kafka's protocol selection: among the protocols every member supports, the one most members
  * list first among those. */
-static const struct gstr *group_select_protocol(struct group *g)
+const struct gstr *group_select_protocol(struct group *g)
 {
     const struct member *first = g->members;
     const struct gstr *best = NULL;
@@ -402,441 +399,12 @@ static void group_prepare_rebalance(struct group *g)
     group_try_complete_join(g);
 }
 
-static void group_maybe_prepare_rebalance(struct group *g)
+void group_maybe_prepare_rebalance(struct group *g)
 {
     if (g->state == GS_STABLE || g->state == GS_COMPLETING || g->state == GS_EMPTY)
         group_prepare_rebalance(g);
     else if (g->state == GS_PREPARING)
         group_try_complete_join(g);
-}
-
-/* Copies the JoinGroup's protocols and timeouts into m. */
-static int member_update(struct member *m, const struct kmsg_join_group_request *req,
-                         struct group_call *c)
-{
-    struct gprotocol *ps = calloc((size_t)req->protocols.n + 1, sizeof(*ps));
-    if (ps == NULL)
-        return -1;
-    for (int32_t i = 0; i < req->protocols.n; i++) {
-        ps[i].name.len = ps[i].metadata.len = -1;
-        gstr_from_kstr(&ps[i].name, req->protocols.v[i].name);
-        gstr_from_kbytes(&ps[i].metadata, req->protocols.v[i].metadata);
-    }
-    for (int32_t i = 0; i < m->nprotocols; i++) {
-        gstr_free(&m->protocols[i].name);
-        gstr_free(&m->protocols[i].metadata);
-    }
-    free(m->protocols);
-    m->protocols = ps;
-    m->nprotocols = req->protocols.n;
-    m->session_timeout = req->session_timeout_ms;
-    m->rebalance_timeout = c->api_version >= 1 && req->rebalance_timeout_ms > 0
-                               ? req->rebalance_timeout_ms
-                               : req->session_timeout_ms;
-    gstr_from_kstr(&m->client_id, c->client_id.len >= 0 ? c->client_id : KSTR_LIT(""));
-    gstr_set(&m->client_host, c->client_host, (int32_t)strlen(c->client_host));
-    gstr_from_kstr(&m->protocol_type, req->protocol_type);
-    return 0;
-}
-
-static bool member_matches(const struct member *m, const struct kmsg_join_group_request *req)
-{
-    if (m->nprotocols != req->protocols.n)
-        return false;
-    for (int32_t i = 0; i < m->nprotocols; i++) {
-        if (!gstr_eq(&m->protocols[i].name, req->protocols.v[i].name))
-            return false;
-        struct kbytes b = req->protocols.v[i].metadata;
-        if (!gstr_eq(&m->protocols[i].metadata, (struct kstr){(const char *)b.ptr, b.len}))
-            return false;
-    }
-    return true;
-}
-
-static void member_park_join(struct member *m, struct group_call *c)
-{
-    if (m->join_call && m->join_call != c)
-        join_reply_error(m->join_call, KAFKA_ERR_REBALANCE_IN_PROGRESS, gstr_kstr(&m->id));
-    m->join_call = c;
-    net_timer_cancel(m->g->s->worker, &m->session_timer);
-}
-
-static void group_add_member_and_rebalance(struct group *g, struct group_call *c,
-                                           const char *member_id)
-{
-    const struct kmsg_join_group_request *req = c->req;
-    struct member *m = calloc(1, sizeof(*m));
-    if (m == NULL) {
-        join_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, KSTR_LIT(""));
-        return;
-    }
-    m->g = g;
-    m->id.len = m->instance_id.len = m->client_id.len = m->client_host.len = -1;
-    m->protocol_type.len = m->assignment.len = -1;
-    gstr_set(&m->id, member_id, (int32_t)strlen(member_id));
-    gstr_from_kstr(&m->instance_id, c->api_version >= 5 ? req->group_instance_id : KSTR_NULL);
-    if (m->id.p == NULL || member_update(m, req, c) != 0) {
-        member_free(m);
-        join_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, KSTR_LIT(""));
-        return;
-    }
-    struct member **tail = &g->members;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = m;
-    g->nmembers++;
-    if (g->nmembers == 1 && g->protocol_type.len < 0)
-        gstr_from_kstr(&g->protocol_type, req->protocol_type);
-    if (g->leader.len < 0)
-        gstr_set(&g->leader, m->id.p, m->id.len);
-    g->new_member_added = true;
-    member_park_join(m, c);
-    group_maybe_prepare_rebalance(g);
-}
-
-static void group_update_member_and_rebalance(struct group *g, struct member *m,
-                                              struct group_call *c)
-{
-    if (member_update(m, c->req, c) != 0) {
-        join_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, gstr_kstr(&m->id));
-        return;
-    }
-    member_park_join(m, c);
-    group_maybe_prepare_rebalance(g);
-}
-
-/* ---- static members (KIP-345) ---- */
-
-/* A static member's JoinGroup waiting for the group record naming its new member id. */
-struct static_rejoin {
-    struct shard *s;
-    char *group, *instance, *new_id, *old_id;
-    struct gstr old_leader; /* the leader before the replacement (old id if it was this member) */
-};
-
-static void static_rejoin_free(struct static_rejoin *sr)
-{
-    free(sr->group);
-    free(sr->instance);
-    free(sr->new_id);
-    free(sr->old_id);
-    gstr_free(&sr->old_leader);
-    free(sr);
-}
-
-/* Gives m its previous member id back (Kafka reverts when the group record cannot be stored). */
-static void static_member_revert(struct group *g, struct member *m, const char *old_id)
-{
-    bool leader = gstr_eq_str(&g->leader, &m->id);
-    gstr_set(&m->id, old_id, (int32_t)strlen(old_id));
-    if (leader)
-        gstr_set(&g->leader, old_id, (int32_t)strlen(old_id));
-}
-
-/*
- * Owner worker: the group record with the static member's new id is durable (or failed).
- * Answers the parked JoinGroup as Kafka does, unless a rebalance took the call over (then the
- * rebalance answers it) or the instance was replaced again meanwhile.
- */
-static void static_rejoin_persisted(void *arg, int err)
-{
-    struct static_rejoin *sr = arg;
-    struct group *g = group_find(sr->s, (struct kstr){sr->group, (int32_t)strlen(sr->group)});
-    struct member *m =
-        g ? group_member_by_instance(g, (struct kstr){sr->instance, (int32_t)strlen(sr->instance)})
-          : NULL;
-    if (m == NULL || g->state != GS_STABLE || m->join_call == NULL || m->id.p == NULL ||
-        strcmp(m->id.p, sr->new_id) != 0) {
-        static_rejoin_free(sr);
-        return;
-    }
-    struct group_call *c = m->join_call;
-    m->join_call = NULL;
-    if (err != 0) {
-        log_warn("group", "group %s: cannot persist static member %s: %d", g->id.p, sr->instance,
-                 err);
-        static_member_revert(g, m, sr->old_id);
-        member_schedule(m);
-        join_reply_error(c, KAFKA_ERR_COORDINATOR_NOT_AVAILABLE, KSTR_LIT(""));
-        static_rejoin_free(sr);
-        return;
-    }
-    member_schedule(m);
-    if (c->api_version >= 9) {
-        /* The leader learns it leads, with the members, but must not reassign. */
-        bool leader = gstr_eq_str(&g->leader, &m->id);
-        join_reply_as(g, m, c, &g->leader, leader, leader);
-    } else {
-        /* Before v9 the old leader id is returned, so that a restarted leader does not run an
-         * assignment a Stable group would never hand out. */
-        join_reply_as(g, m, c, &sr->old_leader, false, false);
-    }
-    static_rejoin_free(sr);
-}
-
-/*
- * Writes the group record with m's new id; static_rejoin_persisted answers c. Returns 0, or a
- * negative error with nothing pending.
- */
-static int static_rejoin_persist(struct group *g, struct member *m, const char *old_id,
-                                 const struct gstr *old_leader)
-{
-    assert(m->instance_id.p != NULL); /* found by its instance id: a static member */
-    struct static_rejoin *sr = calloc(1, sizeof(*sr));
-    if (sr == NULL)
-        return -ENOMEM;
-    sr->s = g->s;
-    sr->old_leader.len = -1;
-    sr->group = strdup(g->id.p);
-    sr->instance = strdup(m->instance_id.p);
-    sr->new_id = strdup(m->id.p);
-    sr->old_id = strdup(old_id);
-    gstr_set(&sr->old_leader, old_leader->p, old_leader->len);
-    struct offsets_kv kv;
-    int rc = -ENOMEM;
-    if (sr->group && sr->instance && sr->new_id && sr->old_id &&
-        (old_leader->len < 0 || sr->old_leader.p != NULL) &&
-        (rc = group_encode_metadata(&kv, g, g->id.p)) == 0) {
-        rc = shard_append(g->s, &kv, 1, static_rejoin_persisted, sr);
-        offsets_kv_free(&kv);
-    }
-    if (rc != 0)
-        static_rejoin_free(sr);
-    return rc;
-}
-
-/*
- * Kafka's updateStaticMemberAndRebalance: a static member rejoining with an unknown member id
- * takes over its old entry under new_id (the old id is fenced at once). In a Stable group whose
- * selected protocol stays the same there is no rebalance: the group record is stored and the
- * member gets the current generation, then its old assignment from SyncGroup. Otherwise the
- * group rebalances as for any member update.
- */
-static void static_member_rejoin(struct group *g, struct member *m, struct group_call *c,
-                                 const char *new_id)
-{
-    if (m->join_call) {
-        struct group_call *oc = m->join_call;
-        m->join_call = NULL;
-        join_reply_error(oc, KAFKA_ERR_FENCED_INSTANCE_ID, gstr_kstr(&m->id));
-    }
-    if (m->sync_call) {
-        struct group_call *oc = m->sync_call;
-        m->sync_call = NULL;
-        sync_reply(oc, KAFKA_ERR_FENCED_INSTANCE_ID, NULL, NULL);
-    }
-    char *old_id = strdup(m->id.p);
-    struct gstr old_leader = {NULL, -1};
-    gstr_set(&old_leader, g->leader.p, g->leader.len);
-    bool was_leader = gstr_eq_str(&g->leader, &m->id);
-    gstr_set(&m->id, new_id, (int32_t)strlen(new_id));
-    if (was_leader)
-        gstr_set(&g->leader, new_id, (int32_t)strlen(new_id));
-    log_info("group", "group %s (%s): static member %s rejoined as %s", g->id.p,
-             group_state_name(g->state), m->instance_id.p, new_id);
-    if (g->state != GS_STABLE || old_id == NULL) {
-        group_update_member_and_rebalance(g, m, c);
-        goto out;
-    }
-    if (member_update(m, c->req, c) != 0) {
-        static_member_revert(g, m, old_id);
-        join_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, KSTR_LIT(""));
-        goto out;
-    }
-    const struct gstr *proto = group_select_protocol(g);
-    member_park_join(m, c);
-    if (proto == NULL || !gstr_eq_str(proto, &g->protocol_name)) {
-        group_maybe_prepare_rebalance(g);
-        goto out;
-    }
-    if (static_rejoin_persist(g, m, old_id, &old_leader) != 0) {
-        m->join_call = NULL;
-        static_member_revert(g, m, old_id);
-        member_schedule(m);
-        join_reply_error(c, KAFKA_ERR_COORDINATOR_NOT_AVAILABLE, KSTR_LIT(""));
-    }
-out:
-    free(old_id);
-    gstr_free(&old_leader);
-}
-
-static void new_member_id(struct kstr client_id, char *out, size_t cap)
-{
-    uint8_t r[16];
-    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
-        int64_t t = clock_mono_ns();
-        for (int i = 0; i < 16; i++)
-            r[i] = (uint8_t)(t >> ((i % 8) * 8)) ^ (uint8_t)(i * 37);
-    }
-    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
-    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
-    int cl = client_id.len > 0 ? (client_id.len > 200 ? 200 : client_id.len) : 0;
-    snprintf(out, cap, "%.*s-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             cl, cl ? client_id.ptr : "", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
-             r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
-}
-
-static bool group_supports(struct group *g, const struct kmsg_join_group_request *req)
-{
-    if (g->nmembers == 0)
-        return req->protocol_type.len > 0 && req->protocols.n > 0;
-    if (!gstr_eq(&g->protocol_type, req->protocol_type))
-        return false;
-    for (int32_t i = 0; i < req->protocols.n; i++) {
-        bool all = true;
-        for (struct member *m = g->members; m && all; m = m->next) {
-            bool found = false;
-            for (int32_t j = 0; j < m->nprotocols && !found; j++)
-                found = gstr_eq(&m->protocols[j].name, req->protocols.v[i].name);
-            all = found;
-        }
-        if (all)
-            return true;
-    }
-    return false;
-}
-
-static bool pending_take(struct group *g, struct kstr id)
-{
-    for (struct pending_member **pp = &g->pending; *pp; pp = &(*pp)->next) {
-        struct pending_member *p = *pp;
-        if ((int32_t)strlen(p->id) == id.len && memcmp(p->id, id.ptr, (size_t)id.len) == 0) {
-            *pp = p->next;
-            free(p->id);
-            free(p);
-            return true;
-        }
-    }
-    return false;
-}
-
-static void pending_add(struct group *g, const char *id)
-{
-    /* Bounded: a client that never comes back must not grow the list forever. */
-    int n = 0;
-    struct pending_member **pp = &g->pending;
-    while (*pp && n < 1000) {
-        pp = &(*pp)->next;
-        n++;
-    }
-    if (*pp) {
-        struct pending_member *old = g->pending;
-        g->pending = old->next;
-        free(old->id);
-        free(old);
-    }
-    struct pending_member *p = calloc(1, sizeof(*p));
-    if (p == NULL || (p->id = strdup(id)) == NULL) {
-        free(p);
-        return;
-    }
-    p->next = g->pending;
-    g->pending = p;
-}
-
-void group_handle_join(struct shard *s, struct group_call *c)
-{
-    const struct kmsg_join_group_request *req = c->req;
-    const struct group_config *cfg = &c->gc->cfg;
-    int16_t err = shard_error(s);
-    if (err) {
-        join_reply_error(c, err, req->member_id);
-        return;
-    }
-    if (req->group_id.len <= 0) {
-        join_reply_error(c, KAFKA_ERR_INVALID_GROUP_ID, req->member_id);
-        return;
-    }
-    if (req->session_timeout_ms < cfg->min_session_timeout_ms ||
-        req->session_timeout_ms > cfg->max_session_timeout_ms) {
-        join_reply_error(c, KAFKA_ERR_INVALID_SESSION_TIMEOUT, req->member_id);
-        return;
-    }
-    bool unknown = req->member_id.len <= 0;
-    struct group *g = group_find(s, req->group_id);
-    if (g == NULL) {
-        if (!unknown) {
-            join_reply_error(c, KAFKA_ERR_UNKNOWN_MEMBER_ID, req->member_id);
-            return;
-        }
-        g = group_create(s, req->group_id);
-        if (g == NULL) {
-            join_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, req->member_id);
-            return;
-        }
-    }
-    if (g->state == GS_DEAD) {
-        join_reply_error(c, KAFKA_ERR_COORDINATOR_NOT_AVAILABLE, req->member_id);
-        return;
-    }
-    if (!group_supports(g, req)) {
-        join_reply_error(c, KAFKA_ERR_INCONSISTENT_GROUP_PROTOCOL, req->member_id);
-        return;
-    }
-    struct kstr instance = c->api_version >= 5 ? req->group_instance_id : KSTR_NULL;
-    if (g->nmembers == 0 && g->protocol_type.len < 0)
-        gstr_from_kstr(&g->protocol_type, req->protocol_type);
-    if (unknown) {
-        char id[320];
-        new_member_id(c->client_id, id, sizeof(id));
-        struct member *old = group_member_by_instance(g, instance);
-        if (old != NULL) {
-            static_member_rejoin(g, old, c, id);
-            return;
-        }
-        if (instance.len < 0 && c->api_version >= 4) {
-            pending_add(g, id);
-            join_reply_error(c, KAFKA_ERR_MEMBER_ID_REQUIRED,
-                             (struct kstr){id, (int32_t)strlen(id)});
-            return;
-        }
-        group_add_member_and_rebalance(g, c, id);
-        return;
-    }
-    if (pending_take(g, req->member_id)) {
-        char *id = kstr_strdup(req->member_id);
-        if (id == NULL) {
-            join_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, req->member_id);
-            return;
-        }
-        group_add_member_and_rebalance(g, c, id);
-        free(id);
-        return;
-    }
-    struct member *m = group_find_member(g, req->member_id);
-    struct member *by_instance = group_member_by_instance(g, instance);
-    if (by_instance != NULL && by_instance != m) {
-        join_reply_error(c, KAFKA_ERR_FENCED_INSTANCE_ID, req->member_id);
-        return;
-    }
-    if (m == NULL) {
-        join_reply_error(c, KAFKA_ERR_UNKNOWN_MEMBER_ID, req->member_id);
-        return;
-    }
-    switch (g->state) {
-    case GS_PREPARING:
-        group_update_member_and_rebalance(g, m, c);
-        break;
-    case GS_COMPLETING:
-        if (member_matches(m, req)) {
-            member_schedule(m);
-            join_reply_member(g, m, c);
-        } else {
-            group_update_member_and_rebalance(g, m, c);
-        }
-        break;
-    case GS_STABLE:
-        if (gstr_eq_str(&g->leader, &m->id) || !member_matches(m, req)) {
-            group_update_member_and_rebalance(g, m, c);
-        } else {
-            member_schedule(m);
-            join_reply_member(g, m, c);
-        }
-        break;
-    default:
-        join_reply_error(c, KAFKA_ERR_UNKNOWN_MEMBER_ID, req->member_id);
-        break;
-    }
 }
 
 /* Kafka's isStaticMemberFenced: the instance id belongs to another member id now. */
@@ -1014,7 +582,7 @@ static int16_t group_leave_one(struct group *g, struct kstr member_id, struct ks
         if (member_id.len > 0 && !gstr_eq(&m->id, member_id))
             return KAFKA_ERR_FENCED_INSTANCE_ID;
     } else {
-        if (pending_take(g, member_id))
+        if (group_take_pending(g, member_id))
             return 0;
         m = group_find_member(g, member_id);
         if (m == NULL)
