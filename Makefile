@@ -72,6 +72,10 @@ $(1)/tests/%: $(1)/obj/tests/unit/%.o $(1)/libgregor.a
 	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
 endef
 
+# The console's pages are compiled into assets.o (.incbin), which -MMD does not see.
+CONSOLE_ASSETS := $(wildcard src/console/assets/*)
+$(foreach d,$(REL_DIR) $(ASAN_DIR) $(TSAN_DIR),$(eval $(d)/obj/src/console/assets.o: $(CONSOLE_ASSETS)))
+
 $(eval $(call flavour,$(REL_DIR),$(REL_FLAGS)))
 $(eval $(call flavour,$(ASAN_DIR),$(ASAN_FLAGS)))
 $(eval $(call flavour,$(TSAN_DIR),$(TSAN_FLAGS)))
