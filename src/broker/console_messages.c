@@ -157,6 +157,7 @@ static int console_page_step(struct console_page *pg, struct expo *e)
         return rc != 0 && rc != LOG_ERR_OFFSET_OUT_OF_RANGE ? -1 : 0;
     }
     size_t len = 0;
+    int64_t range = r.range.length;
     uint8_t *buf = console_read_range(&r, &len);
     log_read_release(&r);
     if (buf == NULL) {
@@ -168,6 +169,10 @@ static int console_page_step(struct console_page *pg, struct expo *e)
     free(buf);
     if (rc != 0) {
         pg->error = "the log holds a batch that cannot be decoded";
+        return -1;
+    }
+    if (pg->next == before && range > CONSOLE_BATCH_MAX) {
+        pg->error = "the next batch is larger than the console reads (16 MiB)";
         return -1;
     }
     return pg->next > before && pg->count < pg->limit && pg->next < pg->hw ? 1 : 0;
