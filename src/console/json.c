@@ -72,6 +72,16 @@ bool json_utf8_valid(const uint8_t *p, size_t len)
     return true;
 }
 
+/* Text worth showing as text: valid UTF-8 without control characters other than tab, newline
+ * and carriage return (binary data often is valid UTF-8 by accident: small integers). */
+static bool json_text_printable(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') || p[i] == 0x7f)
+            return false;
+    return json_utf8_valid(p, len);
+}
+
 /* Cuts n down to max without splitting a UTF-8 sequence. */
 static size_t json_utf8_cut(const uint8_t *p, size_t n, size_t max)
 {
@@ -91,7 +101,7 @@ void json_bytes_field(struct expo *e, const char *name, const uint8_t *p, int64_
         return;
     }
     size_t n = (size_t)len;
-    if (json_utf8_valid(p, n)) {
+    if (json_text_printable(p, n)) {
         size_t shown = json_utf8_cut(p, n, max);
         expo_printf(e, "\"encoding\":\"text\",\"data\":");
         json_string_n(e, (const char *)p, shown);

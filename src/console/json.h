@@ -21,7 +21,8 @@ bool json_utf8_valid(const uint8_t *p, size_t len);
 
 /*
  * Writes `"name":{"encoding":"text"|"hex"|"null","data":...,"length":N,"truncated":B}` for the
- * bytes p[0..len) (p NULL = null), showing at most max bytes.
+ * bytes p[0..len) (p NULL = null), showing at most max bytes (max / 2 as hex). Text when the
+ * bytes are valid UTF-8 without control characters other than tab, newline and CR.
  */
 void json_bytes_field(struct expo *e, const char *name, const uint8_t *p, int64_t len, size_t max);
 
