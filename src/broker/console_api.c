@@ -7,6 +7,7 @@
  *   /api/topics/<t>               per partition: leader, epoch, replicas, ISR, OSR, and the
  *                                 log offsets and size where this broker hosts it; configs
  *   /api/topics/<t>/partitions/<p>/messages   console_messages.c
+ *   /api/groups, /api/groups/<g>  console_groups.c
  *
  * Every answer reads one metadata image reference, so it is consistent within itself. Work per
  * request is bounded by the cluster's size (topics x partitions), never by the data.
@@ -24,6 +25,7 @@
 #include "console/json.h"
 
 #define CONSOLE_TOPIC_NAME_MAX 249
+#define CONSOLE_GROUP_ID_MAX 1024
 
 int64_t console_api_parse_count(const char *s)
 {
@@ -325,9 +327,19 @@ static int console_api_route(void *ctx, const struct console_request *req, struc
         if (strncmp(rest, "/partitions/", 12) == 0)
             return console_api_partition_route(b, name, rest, req, e);
     }
+    if (strcmp(path, "/groups") == 0 || strcmp(path, "/groups/") == 0)
+        return console_api_groups(b, e);
+    if (strncmp(path, "/groups/", 8) == 0) {
+        const char *g = path + 8;
+        if (strlen(g) > CONSOLE_GROUP_ID_MAX || strchr(g, '/') != NULL)
+            return json_error(e, 400, "a group id here has 1 to %d characters and no '/'",
+                              CONSOLE_GROUP_ID_MAX);
+        return console_api_group(b, g, e);
+    }
     return json_error(e, 404,
                       "no such API path '%.200s': try /api/overview, /api/topics, "
-                      "/api/topics/NAME or /api/topics/NAME/partitions/N/messages",
+                      "/api/topics/NAME, /api/topics/NAME/partitions/N/messages, /api/groups "
+                      "or /api/groups/GROUP",
                       path);
 }
 

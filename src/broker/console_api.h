@@ -24,6 +24,11 @@ struct console_source broker_console_source(struct broker *b);
 int console_api_messages(struct broker *b, const char *topic, int32_t partition,
                          const struct console_request *req, struct expo *out);
 
+/* GET /api/groups and /api/groups/<group> (console_groups.c): through a Kafka admin client on
+ * this broker's own listener, since a group's coordinator may be another broker. */
+int console_api_groups(struct broker *b, struct expo *out);
+int console_api_group(struct broker *b, const char *group, struct expo *out);
+
 /* Parses a non-negative decimal integer (at most 18 digits); -1 when s is not one. */
 int64_t console_api_parse_count(const char *s);
 

@@ -3,8 +3,8 @@
  * here (so a bind failure names console.listener and its errno). Routes:
  *   GET /api/...            the owner's JSON (console_source), 4xx on bad input
  *   GET /assets/<file>      compiled-in static files (assets.c)
- *   GET /, /topics[/...]    the single page (index.html), which routes on location.pathname
- * Anything else is 404; methods other than GET and HEAD are 405.
+ *   GET /, /topics[/...], /groups[/...]  the single page (index.html), which routes on
+ * location.pathname Anything else is 404; methods other than GET and HEAD are 405.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -112,7 +112,9 @@ static enum MHD_Result console_serve_api(struct console *con, struct MHD_Connect
 /* The pages the single-page script knows how to draw. */
 static bool console_is_page(const char *url)
 {
-    return strcmp(url, "/") == 0 || strcmp(url, "/topics") == 0 || strncmp(url, "/topics/", 8) == 0;
+    return strcmp(url, "/") == 0 || strcmp(url, "/topics") == 0 ||
+           strncmp(url, "/topics/", 8) == 0 || strcmp(url, "/groups") == 0 ||
+           strncmp(url, "/groups/", 8) == 0;
 }
 
 static enum MHD_Result console_not_found(struct MHD_Connection *c, const char *url)

@@ -4,7 +4,7 @@ A broker with console.listener=http://:0 (loopback, a free port read from its st
 gets records from confluent-kafka producers: text records, a binary value with headers, and
 150 lz4-compressed records. The JSON API must show the broker, the topic's partitions with the
 right end offsets, and the records (the binary value in hex, compressed batches decoded,
-pages capped at 100). Bad input (unknown topic or partition, negative/huge/non-numeric offset
+pages capped at 100); a consumer group's members, committed offsets and lag. Bad input (unknown topic or partition, negative/huge/non-numeric offset
 or limit, offset past the end, unknown path, POST) gets a 4xx with a JSON message, never a 500
 or a hang. Then, when /usr/bin/chromium exists, headless Chromium loads each page, and its DOM
 must show the brokers, partitions and records; a screenshot of each page (1280x800) is saved
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (HOST, SLOW, Broker, check, comment, fail, run_tests,  # noqa: E402
                      start_expect_exit, test, wait_until)
 
-from confluent_kafka import Producer  # noqa: E402
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -88,8 +88,48 @@ def produce_all(bootstrap):
     check(not errors, "delivery errors: %r" % errors[:3])
 
 
+GROUP = "console-group"
+
+
 def console_broker():
-    return Broker({"console.listener": "http://:0"}, name="console")
+    return Broker({"console.listener": "http://:0", "group.initial.rebalance.delay.ms": 0},
+                  name="console")
+
+
+def join_group(bootstrap):
+    """A consumer in GROUP that owns every partition and committed 3 on p0 and 100 on p2
+    (lags 2, -, 50). The caller closes it."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "client.id": "console-test"})
+    c.subscribe([TOPIC])
+    deadline = time.monotonic() + 20 * SLOW
+    while not c.assignment() and time.monotonic() < deadline:
+        c.poll(0.2)
+    check(len(c.assignment()) == 3, "consumer got %r" % c.assignment())
+    c.commit(offsets=[TopicPartition(TOPIC, 0, 3), TopicPartition(TOPIC, 2, 100)],
+             asynchronous=False)
+    return c
+
+
+def check_groups_api(base, bootstrap):
+    c = join_group(bootstrap)
+    try:
+        gs = api(base, "/groups")["groups"]
+        check(any(g["group_id"] == GROUP for g in gs), "groups %r" % gs)
+        g = api(base, "/groups/" + GROUP)
+        check(g["state"] == "Stable" and len(g["members"]) == 1
+              and g["members"][0]["client_id"] == "console-test"
+              and len(g["members"][0]["assignment"]) == 3, "group %r" % g)
+        offs = {(o["topic"], o["partition"]): (o["committed"], o["lag"]) for o in g["offsets"]}
+        check(offs == {(TOPIC, 0): (3, 2), (TOPIC, 2): (100, LZ4_RECORDS - 100)},
+              "group offsets and lag %r" % offs)
+    finally:
+        c.close()
+    g = api(base, "/groups/" + GROUP)
+    check(g["state"] == "Empty" and g["members"] == [], "group after close %r" % g)
+    status, _, body = http(base + "/api/groups/no-such-group")
+    check(status == 404 and b"unknown consumer group" in body, "unknown group: %d %r"
+          % (status, body[:200]))
 
 
 def check_json_api(b, base):
@@ -163,6 +203,7 @@ BAD_INPUT = [
     ("/api/topics/%s/partitions/0/other" % TOPIC, 404, "no such API path"),
     ("/api/topics/" + "x" * 300, 400, "1 to 249"),
     ("/api/nothing-here", 404, "no such API path"),
+    ("/api/groups/" + "g" * 2000, 400, "group id"),
     ("/no/such/page", 404, "no such page"),
 ]
 
@@ -177,7 +218,8 @@ def check_bad_input(base):
         check(text in err, "GET %s: error %r does not mention %r" % (path, err, text))
     status, _, body = http(base + "/api/overview", method="POST")
     check(status == 405, "POST /api/overview: HTTP %d" % status)
-    for path in ("/", "/topics", "/topics/" + TOPIC, "/assets/app.js", "/assets/style.css"):
+    for path in ("/", "/topics", "/topics/" + TOPIC, "/groups", "/groups/x", "/assets/app.js",
+                 "/assets/style.css"):
         status, ctype, body = http(base + path)
         check(status == 200 and body, "GET %s: HTTP %d" % (path, status))
 
@@ -189,6 +231,7 @@ def test_console_json_api_shows_cluster_topics_and_records():
         check("loopback only" in open(b.log_path).read(), "start-up line says loopback only")
         produce_all(b.bootstrap)
         check_json_api(b, base)
+        check_groups_api(base, b.bootstrap)
         check_bad_input(base)
 
 
@@ -286,6 +329,15 @@ def test_console_pages_in_headless_chromium():
                       os.path.join(shots, "messages-page.png"), b.dir)
         recs = [r for r in page.rows if r and r[0].isdigit()]
         check([r[3] for r in recs] == ["hello 0", "hello 1"], "paged rows %r" % recs)
+
+        c = join_group(b.bootstrap)
+        c.close()
+        page = browse(base + "/groups", os.path.join(shots, "groups.png"), b.dir)
+        check(any(r[:2] == [GROUP, "Empty"] for r in page.rows), "groups rows %r" % page.rows)
+        page = browse(base + "/groups/" + GROUP, os.path.join(shots, "group.png"), b.dir)
+        lags = [r for r in page.rows if r and r[0] == TOPIC]
+        check([r[1:] for r in lags] == [["0", "3", "5", "2"], ["2", "100", "150", "50"]],
+              "group page offset rows %r" % page.rows)
 
         page = browse(base + "/topics/no-such-topic", os.path.join(shots, "unknown.png"), b.dir)
         text = "".join(page.text)

@@ -4,6 +4,8 @@
  *   /topics                                      topic list
  *   /topics/<name>                               one topic's partitions and configs
  *   /topics/<name>/partitions/<p>/messages       message browser (?offset=&limit=)
+ *   /groups                                      consumer groups
+ *   /groups/<id>                                 one group's members, offsets and lag
  * Every page is drawn from the JSON under /api/. Data is inserted as text (textContent), never
  * as HTML.
  */
@@ -252,6 +254,42 @@ async function pageMessages(content, name, partition) {
   content.append(pager);
 }
 
+/* ---- consumer groups ---- */
+
+function groupHref(id) { return '/groups/' + encodeURIComponent(id); }
+
+async function pageGroups(content) {
+  setTitle('Consumer groups');
+  const r = await api('/groups');
+  if (r.groups.length === 0) {
+    content.append(el('p', { text: 'No consumer groups yet.' }));
+    return;
+  }
+  content.append(table(r.groups.length + ' consumer groups', ['Group', 'State', 'Kind'],
+    r.groups.map((g) => [el('a', { href: groupHref(g.group_id), text: g.group_id }), g.state,
+      g.simple ? 'simple (offsets only)' : 'consumer group'])));
+}
+
+async function pageGroup(content, id) {
+  setTitle('Consumer group ' + id);
+  const g = await api('/groups/' + encodeURIComponent(id));
+  const hosted = g.offsets.filter((o) => o.lag !== null);
+  const lag = hosted.reduce((s, o) => s + o.lag, 0);
+  content.append(cards('Group', [['State', g.state], ['Coordinator', g.coordinator < 0 ? 'unknown' : 'broker ' + g.coordinator],
+    ['Members', g.members.length], ['Total lag', hosted.length ? lag : '–']]));
+  content.append(el('h2', { text: 'Members' }));
+  if (g.members.length === 0) content.append(el('p', { text: 'No members: nobody consumes in this group right now.' }));
+  else content.append(table('Members of ' + id, ['Member', 'Client id', 'Host', 'Assigned partitions'],
+    g.members.map((m) => [m.member_id, m.client_id, m.host,
+      m.assignment.map((a) => a.topic + '-' + a.partition).join(', ') || '–'])));
+  content.append(el('h2', { text: 'Committed offsets and lag' }));
+  if (g.offsets.length === 0) content.append(el('p', { text: 'No committed offsets.' }));
+  else content.append(table('Offsets of ' + id + ' (lag where this broker hosts the partition)',
+    ['Topic', 'Partition', 'Committed', 'High watermark', 'Lag'],
+    g.offsets.map((o) => [el('a', { href: topicHref(o.topic), text: o.topic }), o.partition, o.committed,
+      o.high_watermark === null ? 'not here' : o.high_watermark, o.lag === null ? '–' : o.lag]), [1, 2, 3, 4]));
+}
+
 /* ---- routing ---- */
 
 async function route() {
@@ -259,14 +297,16 @@ async function route() {
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   const content = $('content');
   clearError();
-  const navTopics = parts[0] === 'topics';
-  $(navTopics ? 'nav-topics' : 'nav-overview').setAttribute('aria-current', 'page');
+  const nav = { topics: 'nav-topics', groups: 'nav-groups' }[parts[0]] || 'nav-overview';
+  $(nav).setAttribute('aria-current', 'page');
   try {
     if (parts.length === 0) await pageOverview(content);
     else if (parts.length === 1 && parts[0] === 'topics') await pageTopics(content);
     else if (parts.length === 2 && parts[0] === 'topics') await pageTopic(content, parts[1]);
     else if (parts.length === 5 && parts[0] === 'topics' && parts[2] === 'partitions' && parts[4] === 'messages')
       await pageMessages(content, parts[1], parts[3]);
+    else if (parts.length === 1 && parts[0] === 'groups') await pageGroups(content);
+    else if (parts.length === 2 && parts[0] === 'groups') await pageGroup(content, parts[1]);
     else throw new ApiError(404, 'no such page: ' + path);
   } catch (e) {
     showError(e);
