@@ -83,8 +83,10 @@ static void console_groups_write_list(const rd_kafka_ListConsumerGroups_result_t
         e->oom = true;
         return;
     }
-    memcpy(gs, src, n * sizeof(*gs));
-    qsort(gs, n, sizeof(*gs), console_groups_cmp);
+    if (n > 0) { /* src is NULL for none */
+        memcpy(gs, src, n * sizeof(*gs));
+        qsort(gs, n, sizeof(*gs), console_groups_cmp);
+    }
     expo_printf(e, "{\"groups\":[");
     for (size_t i = 0; i < n; i++) {
         expo_printf(e, "%s{\"group_id\":", i ? "," : "");
