@@ -8,6 +8,7 @@
  *                                 log offsets and size where this broker hosts it; configs
  *   /api/topics/<t>/partitions/<p>/messages   console_messages.c
  *   /api/groups, /api/groups/<g>  console_groups.c
+ *   POST /api/topics, DELETE /api/topics/<t>   console_actions.c
  *
  * Every answer reads one metadata image reference, so it is consistent within itself. Work per
  * request is bounded by the cluster's size (topics x partitions), never by the data.
@@ -309,10 +310,28 @@ static int console_api_partition_route(struct broker *b, const char *topic, cons
     return console_api_messages(b, topic, (int32_t)p, req, e);
 }
 
+/* POST and DELETE: the two changes the console makes. */
+static int console_api_route_change(struct broker *b, const struct console_request *req,
+                                    struct expo *e)
+{
+    const char *path = req->path;
+    bool post = strcmp(req->method, "POST") == 0;
+    if (post && strcmp(path, "/topics") == 0)
+        return console_api_create_topic(b, req, e);
+    if (!post && strncmp(path, "/topics/", 8) == 0 && strchr(path + 8, '/') == NULL)
+        return console_api_delete_topic(b, path + 8, e);
+    return json_error(e, 405,
+                      "%s %.200s is not a change the console makes: POST /api/topics?name=... "
+                      "creates a topic, DELETE /api/topics/NAME deletes one",
+                      req->method, path);
+}
+
 static int console_api_route(void *ctx, const struct console_request *req, struct expo *e)
 {
     struct broker *b = ctx;
     const char *path = req->path;
+    if (strcmp(req->method, "GET") != 0)
+        return console_api_route_change(b, req, e);
     if (strcmp(path, "/overview") == 0)
         return console_api_overview(b, e);
     if (strcmp(path, "/topics") == 0 || strcmp(path, "/topics/") == 0)

@@ -29,6 +29,11 @@ int console_api_messages(struct broker *b, const char *topic, int32_t partition,
 int console_api_groups(struct broker *b, struct expo *out);
 int console_api_group(struct broker *b, const char *group, struct expo *out);
 
+/* POST /api/topics?name=&partitions=&replication_factor= and DELETE /api/topics/<name>
+ * (console_actions.c). */
+int console_api_create_topic(struct broker *b, const struct console_request *req, struct expo *out);
+int console_api_delete_topic(struct broker *b, const char *name, struct expo *out);
+
 /* Parses a non-negative decimal integer (at most 18 digits); -1 when s is not one. */
 int64_t console_api_parse_count(const char *s);
 

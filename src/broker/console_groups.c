@@ -4,7 +4,7 @@
  * A group's coordinator may be any broker of the cluster, so the console asks through the
  * Kafka protocol, as any admin tool would: a short-lived librdkafka admin client on this
  * broker's own client listener (ListConsumerGroups, DescribeConsumerGroups,
- * ListConsumerGroupOffsets), each call bounded by CONSOLE_GROUPS_TIMEOUT_MS. Lag is the
+ * ListConsumerGroupOffsets; console_admin.c), each call bounded in time. Lag is the
  * high watermark minus the committed offset where this broker hosts the partition.
  * Runs on the console's HTTP thread; the client lives for one request.
  */
@@ -14,58 +14,11 @@
 #include <string.h>
 
 #include "broker/broker_internal.h"
+#include "broker/console_admin.h"
 #include "broker/console_api.h"
 #include "broker/partition.h"
 #include "console/json.h"
 #include "net/net.h"
-
-#define CONSOLE_GROUPS_TIMEOUT_MS 5000
-
-/* An admin client on this broker's client listener, or NULL (message in err). */
-static rd_kafka_t *console_groups_client(struct broker *b, char *err, size_t errlen)
-{
-    const struct listener_config *l = config_client_listener(&b->cfg);
-    const char *host = l->host[0] && strcmp(l->host, "0.0.0.0") != 0 ? l->host : "127.0.0.1";
-    char bootstrap[300], port[16];
-    snprintf(bootstrap, sizeof(bootstrap), "%s:%d", host, net_server_port(b->net));
-    snprintf(port, sizeof(port), "%d", CONSOLE_GROUPS_TIMEOUT_MS);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, errlen) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "client.id", "gregor-console", err, errlen) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "log_level", "0", err, errlen) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "socket.timeout.ms", port, err, errlen) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
-    if (rk == NULL)
-        rd_kafka_conf_destroy(conf);
-    return rk;
-}
-
-static rd_kafka_AdminOptions_t *console_groups_options(rd_kafka_t *rk, rd_kafka_admin_op_t op)
-{
-    rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, op);
-    char e[128];
-    rd_kafka_AdminOptions_set_request_timeout(ao, CONSOLE_GROUPS_TIMEOUT_MS, e, sizeof(e));
-    return ao;
-}
-
-/* The result event of an admin call on q (caller destroys), or NULL on timeout or error. */
-static rd_kafka_event_t *console_groups_wait(rd_kafka_queue_t *q, char *err, size_t errlen)
-{
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, CONSOLE_GROUPS_TIMEOUT_MS + 1000);
-    if (ev == NULL) {
-        snprintf(err, errlen, "the group coordinator did not answer in time");
-        return NULL;
-    }
-    if (rd_kafka_event_error(ev)) {
-        snprintf(err, errlen, "%s", rd_kafka_event_error_string(ev));
-        rd_kafka_event_destroy(ev);
-        return NULL;
-    }
-    return ev;
-}
 
 static int console_groups_cmp(const void *a, const void *b)
 {
@@ -105,13 +58,13 @@ static void console_groups_write_list(const rd_kafka_ListConsumerGroups_result_t
 int console_api_groups(struct broker *b, struct expo *e)
 {
     char err[512];
-    rd_kafka_t *rk = console_groups_client(b, err, sizeof(err));
+    rd_kafka_t *rk = console_admin_client(b, err, sizeof(err));
     if (rk == NULL)
         return json_error(e, 503, "cannot ask for the groups: %s", err);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *ao = console_groups_options(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS);
+    rd_kafka_AdminOptions_t *ao = console_admin_options(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS);
     rd_kafka_ListConsumerGroups(rk, ao, q);
-    rd_kafka_event_t *ev = console_groups_wait(q, err, sizeof(err));
+    rd_kafka_event_t *ev = console_admin_wait(q, err, sizeof(err));
     int status = 200;
     if (ev == NULL)
         status = json_error(e, 503, "cannot list the groups: %s", err);
@@ -193,21 +146,21 @@ static int console_groups_describe(struct broker *b, rd_kafka_t *rk, rd_kafka_qu
     char err[512];
     const char *groups[1] = {group};
     rd_kafka_AdminOptions_t *ao =
-        console_groups_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
+        console_admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
     rd_kafka_DescribeConsumerGroups(rk, groups, 1, ao, q);
     rd_kafka_AdminOptions_destroy(ao);
-    rd_kafka_event_t *dev = console_groups_wait(q, err, sizeof(err));
+    rd_kafka_event_t *dev = console_admin_wait(q, err, sizeof(err));
     if (dev == NULL)
         return json_error(e, 503, "cannot describe group '%.249s': %s", group, err);
     size_t n;
     const rd_kafka_ConsumerGroupDescription_t **d = rd_kafka_DescribeConsumerGroups_result_groups(
         rd_kafka_event_DescribeConsumerGroups_result(dev), &n);
     rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, NULL);
-    ao = console_groups_options(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+    ao = console_admin_options(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
     rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, ao, q);
     rd_kafka_AdminOptions_destroy(ao);
     rd_kafka_ListConsumerGroupOffsets_destroy(req);
-    rd_kafka_event_t *oev = console_groups_wait(q, err, sizeof(err));
+    rd_kafka_event_t *oev = console_admin_wait(q, err, sizeof(err));
     size_t no = 0;
     const rd_kafka_group_result_t **res =
         oev ? rd_kafka_ListConsumerGroupOffsets_result_groups(
@@ -255,7 +208,7 @@ static int console_groups_describe(struct broker *b, rd_kafka_t *rk, rd_kafka_qu
 int console_api_group(struct broker *b, const char *group, struct expo *e)
 {
     char err[512];
-    rd_kafka_t *rk = console_groups_client(b, err, sizeof(err));
+    rd_kafka_t *rk = console_admin_client(b, err, sizeof(err));
     if (rk == NULL)
         return json_error(e, 503, "cannot ask for the group: %s", err);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);

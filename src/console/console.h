@@ -3,8 +3,9 @@
  * console's static pages, compiled into the binary (assets.c), and JSON under /api/, which it
  * asks its owner (the broker) to answer through a console_source callback.
  *
- * Knows nothing of Kafka: the owner renders every /api/ answer. Client input never makes a
- * 500: the owner answers 4xx with a JSON {"error": ...} body.
+ * Knows nothing of Kafka: the owner renders every /api/ answer. POST and DELETE reach the
+ * owner only from the console's own pages (a custom header and same origin, no CORS).
+ * Client input never makes a 500: the owner answers 4xx with a JSON {"error": ...} body.
  *
  * Threads. console_serve(), console_stop() and console_port() belong to the controlling
  * thread; the source callback runs on the HTTP thread between console_serve() and
@@ -22,7 +23,8 @@ struct console;
 
 /* One /api/ request as the owner sees it. */
 struct console_request {
-    const char *path; /* after "/api", e.g. "/topics/orders"; already URL-decoded */
+    const char *path;   /* after "/api", e.g. "/topics/orders"; already URL-decoded */
+    const char *method; /* GET (also for HEAD), POST or DELETE */
     /* The query argument `name`, or NULL when absent. */
     const char *(*arg)(const struct console_request *req, const char *name);
     void *conn; /* for arg() */

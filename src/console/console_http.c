@@ -2,9 +2,10 @@
  * The console's HTTP server: libmicrohttpd with one internal polling thread on a socket bound
  * here (so a bind failure names console.listener and its errno). Routes:
  *   GET /api/...            the owner's JSON (console_source), 4xx on bad input
+ *   POST, DELETE /api/...   changes (console_change_allowed guards them), same source
  *   GET /assets/<file>      compiled-in static files (assets.c)
  *   GET /, /topics[/...], /groups[/...]  the single page (index.html), which routes on
- * location.pathname Anything else is 404; methods other than GET and HEAD are 405.
+ * location.pathname Anything else is 404; other methods are 405.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -100,9 +101,10 @@ static const char *console_request_arg(const struct console_request *req, const 
 }
 
 static enum MHD_Result console_serve_api(struct console *con, struct MHD_Connection *c,
-                                         const char *path)
+                                         const char *path, const char *method)
 {
-    struct console_request req = {.path = path, .arg = console_request_arg, .conn = c};
+    struct console_request req = {
+        .path = path, .method = method, .arg = console_request_arg, .conn = c};
     struct expo e;
     expo_init(&e);
     int status = con->src.handle(con->src.ctx, &req, &e);
@@ -125,21 +127,67 @@ static enum MHD_Result console_not_found(struct MHD_Connection *c, const char *u
     return console_send_expo(c, MHD_HTTP_NOT_FOUND, &e, "application/json; charset=utf-8");
 }
 
+static enum MHD_Result console_refuse(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+    struct expo e;
+    expo_init(&e);
+    json_error(&e, (int)status, "%s", msg);
+    return console_send_expo(c, status, &e, "application/json; charset=utf-8");
+}
+
+/*
+ * A request that changes something must come from the console's own pages: they send the
+ * header X-Gregor-Console (a custom header, so another site's page cannot send it without a
+ * CORS preflight, which is never granted), and a browser's Origin, when present, must be this
+ * server. Without authentication this is what stops a web page from deleting topics through a
+ * developer's browser.
+ */
+static bool console_change_allowed(struct MHD_Connection *c)
+{
+    const char *mark = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Gregor-Console");
+    if (mark == NULL)
+        return false;
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (origin == NULL)
+        return true;
+    return host != NULL && strncmp(origin, "http://", 7) == 0 && strcmp(origin + 7, host) == 0;
+}
+
+static bool console_is_change(const char *method)
+{
+    return strcmp(method, MHD_HTTP_METHOD_POST) == 0 || strcmp(method, MHD_HTTP_METHOD_DELETE) == 0;
+}
+
 static enum MHD_Result console_handle(void *cls, struct MHD_Connection *c, const char *url,
                                       const char *method, const char *version,
                                       const char *upload_data, size_t *upload_data_size,
                                       void **req_cls)
 {
     struct console *con = cls;
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
-        struct expo e;
-        expo_init(&e);
-        json_error(&e, MHD_HTTP_METHOD_NOT_ALLOWED, "method %.20s not allowed", method);
-        return console_send_expo(c, MHD_HTTP_METHOD_NOT_ALLOWED, &e,
-                                 "application/json; charset=utf-8");
+    bool api = strcmp(url, "/api") == 0 || strncmp(url, "/api/", 5) == 0;
+    if (console_is_change(method) && api) {
+        /* MHD calls again for each piece of a body: the console's changes take their
+         * arguments from the query string, so a body is read and dropped (bounded by the
+         * connection timeout), and the answer comes on the last call. */
+        if (*req_cls == NULL) {
+            *req_cls = con;
+            return MHD_YES;
+        }
+        if (*upload_data_size != 0) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        if (!console_change_allowed(c))
+            return console_refuse(c, MHD_HTTP_FORBIDDEN,
+                                  "changes need the console's own page (header "
+                                  "X-Gregor-Console, same origin)");
+        return console_serve_api(con, c, url + 4, method);
     }
-    if (strcmp(url, "/api") == 0 || strncmp(url, "/api/", 5) == 0)
-        return console_serve_api(con, c, url + 4);
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return console_refuse(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+    if (api)
+        return console_serve_api(con, c, url + 4, MHD_HTTP_METHOD_GET);
     struct console_asset a;
     if (!console_asset_find(url, &a) &&
         !(console_is_page(url) && console_asset_find("/index.html", &a)))

@@ -4,7 +4,8 @@ A broker with console.listener=http://:0 (loopback, a free port read from its st
 gets records from confluent-kafka producers: text records, a binary value with headers, and
 150 lz4-compressed records. The JSON API must show the broker, the topic's partitions with the
 right end offsets, and the records (the binary value in hex, compressed batches decoded,
-pages capped at 100); a consumer group's members, committed offsets and lag. Bad input (unknown topic or partition, negative/huge/non-numeric offset
+pages capped at 100); a consumer group's members, committed offsets and lag; topic creation
+and deletion only with the console's header and origin. Bad input (unknown topic or partition, negative/huge/non-numeric offset
 or limit, offset past the end, unknown path, POST) gets a 4xx with a JSON message, never a 500
 or a hang. Then, when /usr/bin/chromium exists, headless Chromium loads each page, and its DOM
 must show the brokers, partitions and records; a screenshot of each page (1280x800) is saved
@@ -46,9 +47,9 @@ def console_url(b):
     return found()
 
 
-def http(url, method="GET"):
+def http(url, method="GET", headers=None):
     """(status, content type, body bytes); every request must answer within 10 s."""
-    req = urllib.request.Request(url, method=method)
+    req = urllib.request.Request(url, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=10 * SLOW) as r:
             return r.status, r.headers.get("Content-Type", ""), r.read()
@@ -217,11 +218,45 @@ def check_bad_input(base):
         err = json.loads(body).get("error", "")
         check(text in err, "GET %s: error %r does not mention %r" % (path, err, text))
     status, _, body = http(base + "/api/overview", method="POST")
+    check(status == 403, "POST /api/overview without the console header: HTTP %d" % status)
+    status, _, body = http(base + "/api/overview", "POST", {"X-Gregor-Console": "1"})
     check(status == 405, "POST /api/overview: HTTP %d" % status)
+    status, _, body = http(base + "/topics", method="POST")
+    check(status == 405, "POST to a page: HTTP %d" % status)
     for path in ("/", "/topics", "/topics/" + TOPIC, "/groups", "/groups/x", "/assets/app.js",
                  "/assets/style.css"):
         status, ctype, body = http(base + path)
         check(status == 200 and body, "GET %s: HTTP %d" % (path, status))
+
+
+def check_topic_actions(base):
+    mark = {"X-Gregor-Console": "1"}
+    create = base + "/api/topics?name=console-new&partitions=2"
+    status, _, body = http(create, "POST")
+    check(status == 403, "POST without the console header: %d %r" % (status, body[:200]))
+    status, _, _ = http(create, "POST", dict(mark, Origin="http://evil.example"))
+    check(status == 403, "POST from another origin: %d" % status)
+    status, _, body = http(create, "POST", mark)
+    check(status == 201, "create: %d %r" % (status, body[:300]))
+    wait_until(lambda: http(base + "/api/topics/console-new")[0] == 200, 5 * SLOW,
+               what="the new topic in the console")
+    check(len(api(base, "/topics/console-new")["partitions"]) == 2, "new topic partitions")
+    for url, want in ((create, 409), (base + "/api/topics?name=bad/name", 400),
+                      (base + "/api/topics?name=x&partitions=0", 400),
+                      (base + "/api/topics?name=x&partitions=99999999", 400),
+                      (base + "/api/topics?name=x&replication_factor=5", 400),
+                      (base + "/api/topics", 400)):
+        status, _, body = http(url, "POST", mark)
+        check(status == want and json.loads(body)["error"],
+              "POST %s: %d (want %d) %r" % (url, status, want, body[:200]))
+    status, _, body = http(base + "/api/topics/console-new", "DELETE", mark)
+    check(status == 200, "delete: %d %r" % (status, body[:300]))
+    wait_until(lambda: http(base + "/api/topics/console-new")[0] == 404, 5 * SLOW,
+               what="the deleted topic gone from the console")
+    status, _, _ = http(base + "/api/topics/console-new", "DELETE", mark)
+    check(status == 404, "delete again: %d" % status)
+    status, _, _ = http(base + "/api/topics/" + TOPIC, "PUT", mark)
+    check(status == 405, "PUT: %d" % status)
 
 
 @test
@@ -233,6 +268,7 @@ def test_console_json_api_shows_cluster_topics_and_records():
         check_json_api(b, base)
         check_groups_api(base, b.bootstrap)
         check_bad_input(base)
+        check_topic_actions(base)
 
 
 @test
@@ -288,6 +324,7 @@ def browse(url, shot, workdir):
     check(os.path.getsize(shot) > 1000, "screenshot %s is empty" % shot)
     t = TextCollector()
     t.feed(dom)
+    t.dom = dom
     return t
 
 
@@ -310,8 +347,11 @@ def test_console_pages_in_headless_chromium():
 
         page = browse(base + "/topics", os.path.join(shots, "topics.png"), b.dir)
         check(any(r[:3] == [TOPIC, "3", "1"] for r in page.rows), "topics rows %r" % page.rows)
+        check('id="create-topic"' in page.dom and "Create topic" in page.dom,
+              "topics page has the create form")
 
         page = browse(base + "/topics/" + TOPIC, os.path.join(shots, "topic.png"), b.dir)
+        check('id="delete-topic"' in page.dom, "topic page has the delete button")
         parts = {r[0]: r for r in page.rows if r and r[0] in ("0", "1", "2")}
         ends = [parts.get(p, [None] * 8)[7] for p in ("0", "1", "2")]
         check(ends == [str(len(TEXT_RECORDS)), "2", str(LZ4_RECORDS)],

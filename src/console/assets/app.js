@@ -59,6 +59,17 @@ async function api(path) {
   return body;
 }
 
+/* A change (POST/DELETE): the header tells the server the console's own page sends it. */
+async function change(method, path) {
+  const r = await fetch('/api' + path, { method, headers: { Accept: 'application/json', 'X-Gregor-Console': '1' } });
+  let body = null;
+  try { body = await r.json(); } catch (e) { body = null; }
+  if (!r.ok) throw new ApiError(r.status, (body && body.error) || ('HTTP ' + r.status));
+  return body;
+}
+
+function say(text) { $('status').textContent = text; }
+
 function setTitle(text) {
   $('title').textContent = text;
   document.title = text + ' · Gregor console';
@@ -165,9 +176,36 @@ async function pageOverview(content) {
 
 /* ---- topics ---- */
 
+function createTopicForm() {
+  const name = el('input', { name: 'name', required: true, pattern: '[a-zA-Z0-9._\\-]{1,249}', autocomplete: 'off' });
+  const parts = el('input', { name: 'partitions', type: 'number', min: '1', max: '10000', placeholder: 'broker default' });
+  const rf = el('input', { name: 'replication_factor', type: 'number', min: '1', max: '100', placeholder: 'broker default' });
+  const form = el('form', { class: 'browse', id: 'create-topic', 'aria-labelledby': 'create-heading' },
+    el('label', {}, 'Name', name), el('label', {}, 'Partitions', parts),
+    el('label', {}, 'Replication factor', rf), el('button', { type: 'submit', text: 'Create topic…' }));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const args = new URLSearchParams({ name: name.value });
+    if (parts.value) args.set('partitions', parts.value);
+    if (rf.value) args.set('replication_factor', rf.value);
+    const what = 'Create topic "' + name.value + '" with ' + (parts.value || 'the default number of') +
+      ' partitions and replication factor ' + (rf.value || '(default)') + '?';
+    if (!window.confirm(what)) return;
+    clearError();
+    try {
+      await change('POST', '/topics?' + args);
+      say('Created topic ' + name.value + '.');
+      location.href = topicHref(name.value);
+    } catch (e) { showError(e); }
+  });
+  return [el('h2', { id: 'create-heading', text: 'Create a topic' }), form];
+}
+
 async function pageTopics(content) {
   setTitle('Topics');
   const r = await api('/topics');
+  content.append(...createTopicForm());
+  content.append(el('h2', { text: 'All topics' }));
   if (r.topics.length === 0) {
     content.append(el('p', { text: 'No topics yet.' }));
     return;
@@ -194,6 +232,19 @@ async function pageTopic(content, name) {
       p.hosted ? el('a', { href: topicHref(name) + '/partitions/' + p.partition + '/messages',
         'aria-label': 'Browse messages of partition ' + p.partition, text: 'Browse' }) : '–']),
     [1, 2, 6, 7, 8, 9]));
+  content.append(el('h2', { text: 'Delete this topic' }));
+  const del = el('button', { type: 'button', id: 'delete-topic', text: 'Delete topic ' + name + '…' });
+  del.addEventListener('click', async () => {
+    const typed = window.prompt('Deleting "' + name + '" removes all its data on every broker. Type the topic name to confirm:');
+    if (typed !== name) { say(typed === null ? 'Not deleted.' : 'Not deleted: the name did not match.'); return; }
+    clearError();
+    try {
+      await change('DELETE', '/topics/' + encodeURIComponent(name));
+      say('Deleted topic ' + name + '.');
+      location.href = '/topics';
+    } catch (e) { showError(e); }
+  });
+  content.append(el('p', {}, del));
   content.append(el('h2', { text: 'Configuration overrides' }));
   if (r.configs.length === 0) content.append(el('p', { text: 'None: every config has its broker default.' }));
   else content.append(table('Topic configs set on ' + name, ['Name', 'Value'], r.configs.map((c) => [c.name, c.value])));
