@@ -3,9 +3,11 @@
 #   make            build/gregor (release: -O2 -g)
 #   make asan       build-asan/gregor (ASan + UBSan)
 #   make tsan       build-tsan/gregor and unit tests (ThreadSanitizer)
-#   make run        build and start a single-node broker on 127.0.0.1:9092, data in ./data
+#   make run        build and start a single-node broker on 127.0.0.1:9092, data in ./data,
+#                   web console on http://127.0.0.1:9644/
 #   make cluster    build and start three brokers (each a controller voter) on 127.0.0.1:9092,
-#                   9093, 9094, data in ./data/node-1..3, output prefixed [node-N]; Ctrl-C stops all
+#                   9093, 9094, data in ./data/node-1..3, output prefixed [node-N]; Ctrl-C stops all;
+#                   web consoles on http://127.0.0.1:9644-9646/
 #   make check      generated protocol code up to date, C files formatted (scripts/check.sh)
 #   make test       make check, then build everything (release, ASan, TSan) and run every
 #                   test; last line is "N passed, N failed"
@@ -72,6 +74,10 @@ $(1)/tests/%: $(1)/obj/tests/unit/%.o $(1)/libgregor.a
 	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
 endef
 
+# The console's pages are compiled into assets.o (.incbin), which -MMD does not see.
+CONSOLE_ASSETS := $(wildcard src/console/assets/*)
+$(foreach d,$(REL_DIR) $(ASAN_DIR) $(TSAN_DIR),$(eval $(d)/obj/src/console/assets.o: $(CONSOLE_ASSETS)))
+
 $(eval $(call flavour,$(REL_DIR),$(REL_FLAGS)))
 $(eval $(call flavour,$(ASAN_DIR),$(ASAN_FLAGS)))
 $(eval $(call flavour,$(TSAN_DIR),$(TSAN_FLAGS)))
@@ -90,8 +96,9 @@ deps:
 
 run: deps-check $(REL_DIR)/gregor
 	@mkdir -p data
+	@echo "make run: broker on 127.0.0.1:9092, web console on http://127.0.0.1:9644/ (loopback only)"
 	./$(REL_DIR)/gregor serve --override listeners=PLAINTEXT://127.0.0.1:9092 \
-		--override log.dirs=./data
+		--override log.dirs=./data --override console.listener=http://127.0.0.1:9644
 
 # Three nodes, each broker + controller voter: clients on 127.0.0.1:9092-9094, raft on
 # 127.0.0.1:19091-19093, data in ./data/node-1..3; Ctrl-C stops all three (scripts/cluster.sh).

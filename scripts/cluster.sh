@@ -7,7 +7,9 @@
 #
 # Environment: GREGOR_BIN (default ./build/gregor), GREGOR_CLUSTER_DATA (default ./data),
 # GREGOR_CLUSTER_PORT (first client port, default 9092), GREGOR_CLUSTER_RAFT_PORT (first raft
-# port, default 19091). Extra arguments are passed to every node (e.g. --override K=V).
+# port, default 19091), GREGOR_CLUSTER_CONSOLE_PORT (first web console port, default the client
+# port + 552, i.e. 9644 for 9092; 0 = any free port, each node logs its address; "off" = no
+# console). Extra arguments are passed to every node (e.g. --override K=V).
 set -u
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,7 @@ BIN=${GREGOR_BIN:-./build/gregor}
 DATA=${GREGOR_CLUSTER_DATA:-./data}
 PORT=${GREGOR_CLUSTER_PORT:-9092}
 RAFT=${GREGOR_CLUSTER_RAFT_PORT:-19091}
+CONSOLE=${GREGOR_CLUSTER_CONSOLE_PORT:-$((PORT + 552))}
 HOST=127.0.0.1
 NODES=(1 2 3)
 
@@ -57,8 +60,14 @@ stop_all() {
 trap 'echo "[cluster] stopping all nodes" >&2; stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 
+console_port() { # node n's console port (0 stays 0: any free port)
+  if [ "$CONSOLE" -eq 0 ]; then echo 0; else echo $((CONSOLE + $1 - 1)); fi
+}
+
 for n in "${NODES[@]}"; do
   mkdir -p "$DATA/node-$n"
+  CONSOLE_ARGS=()
+  [ "$CONSOLE" != off ] && CONSOLE_ARGS=(--override console.listener="http://$HOST:$(console_port "$n")")
   # The subshell writes its pid, then execs gregor under that pid; sed prefixes each line.
   # Background jobs of a non-interactive shell ignore SIGINT: Ctrl-C reaches only this
   # script, which stops the nodes with SIGTERM, and sed keeps running to print their last
@@ -72,7 +81,7 @@ for n in "${NODES[@]}"; do
       --override controller.listener.names=CONTROLLER \
       --override controller.quorum.voters="$VOTERS" \
       --override log.dirs="$DATA/node-$n" \
-      "$@" 2>&1
+      "${CONSOLE_ARGS[@]}" "$@" 2>&1
   ) | sed -u "s/^/[node-$n] /" &
 done
 
@@ -83,6 +92,13 @@ for _ in $(seq 100); do
 done
 
 echo "[cluster] nodes ${NODES[*]}: bootstrap $HOST:$PORT,$HOST:$((PORT + 1)),$HOST:$((PORT + 2)); Ctrl-C stops all" >&2
+if [ "$CONSOLE" = off ]; then
+  :
+elif [ "$CONSOLE" -eq 0 ]; then
+  echo "[cluster] web consoles on free ports: see each node's '[console] web console on' line" >&2
+else
+  echo "[cluster] web consoles: http://$HOST:$CONSOLE/ http://$HOST:$((CONSOLE + 1))/ http://$HOST:$((CONSOLE + 2))/ (loopback only)" >&2
+fi
 
 # Returns when any node's pipeline ends (or a trapped signal arrives).
 wait -n

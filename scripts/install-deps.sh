@@ -9,6 +9,7 @@ PKGS=(
   zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
   kcat python3 python3-confluent-kafka python3-kafka
   jq strace iproute2 procps
+  chromium  # headless, for the web console's page tests (tests/interop/test_console.py)
 )
 # Node.js may come from outside Debian (then it brings its own npm): only install Debian's
 # packages when the commands are missing.

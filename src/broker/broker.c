@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "broker/broker_internal.h"
 #include "broker/broker_metrics.h"
+#include "broker/console_api.h"
 #include "broker/groups.h"
 #include "broker/dispatch.h"
 #include "broker/gate.h"
@@ -220,6 +221,15 @@ static int broker_start_metrics(struct broker *b, char *err, size_t errlen)
     return metrics_serve(b->metrics, b->cfg.metrics_listener, &src, err, errlen);
 }
 
+/* The web console, with console.listener, once everything it reads exists. */
+static int broker_start_console(struct broker *b, char *err, size_t errlen)
+{
+    if (b->cfg.console_listener[0] == '\0')
+        return 0;
+    struct console_source src = broker_console_source(b);
+    return console_serve(b->cfg.console_listener, &src, &b->console, err, errlen);
+}
+
 int broker_start(const struct broker_config *cfg, struct broker **out, char *err, size_t errlen)
 {
     struct broker *b = calloc(1, sizeof(*b));
@@ -252,6 +262,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
         snprintf(err, errlen, "cannot start the broker lifecycle threads");
     if (rc == 0)
         rc = broker_start_metrics(b, err, errlen);
+    if (rc == 0)
+        rc = broker_start_console(b, err, errlen);
     if (rc != 0) {
         broker_gate_fail(b);
         broker_stop(b);
@@ -282,6 +294,8 @@ void broker_stop(struct broker *b)
     /* Long-polling fetches answer now with what they have, as Kafka does on shutdown. */
     atomic_store(&b->stopping, true);
     waiter_list_notify(&b->parked);
+    console_stop(b->console); /* like scrapes, console requests read everything below */
+    b->console = NULL;
     metrics_stop_serving(b->metrics); /* scrapes read everything below */
     groups_shutdown(b);
     forwarder_stop(b);

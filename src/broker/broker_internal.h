@@ -34,6 +34,7 @@ struct producer_id_pool {
     int64_t next, end;  /* ids [next, end) are free */
 };
 struct metrics;
+struct console;
 struct broker_groups;
 
 struct broker {
@@ -49,6 +50,7 @@ struct broker {
     atomic_bool stopping;              /* set first in broker_stop: parked fetches answer at once */
     struct waiter_list parked;         /* every parked fetch, woken by broker_stop */
     struct metrics *metrics;           /* counters always exist; HTTP only with metrics.listener */
+    struct console *console;           /* web console (console.listener), or NULL */
     struct broker_groups *groups;      /* group coordinator glue (groups.c) */
     struct broker_lifecycle *life;     /* registration and heartbeats (lifecycle.c) */
     struct broker_forwarder *fwd;      /* requests to the active controller (forwarder.c) */

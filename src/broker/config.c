@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cluster/quorum.h"
+#include "console/console.h"
 #include "metrics/metrics.h"
 
 enum config_type { CT_INT32, CT_INT16, CT_INT64, CT_BOOL, CT_STRING, CT_DOUBLE, CT_LISTENERS };
@@ -120,6 +121,7 @@ static const struct config_entry config_table[] = {
     {"leader.imbalance.check.interval.seconds", CT_INT64,
      F(leader_imbalance_check_interval_seconds), 1, 86400, 0},
     {"metrics.listener", CT_STRING, F(metrics_listener), 0, 0, 0},
+    {"console.listener", CT_STRING, F(console_listener), 0, 0, 0},
     {"log.level", CT_STRING, F(log_level), 0, 0, 0},
 };
 
@@ -572,6 +574,23 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
                  "invalid value '%s' for configuration property 'metrics.listener' "
                  "(expected http://HOST:PORT)",
                  c->metrics_listener);
+        return -EINVAL;
+    }
+    if (c->console_listener[0] != '\0' &&
+        console_parse_listener(c->console_listener, NULL, 0, NULL) != 0) {
+        snprintf(err, errlen,
+                 "invalid value '%s' for configuration property 'console.listener' "
+                 "(expected http://HOST:PORT; an empty HOST means 127.0.0.1)",
+                 c->console_listener);
+        return -EINVAL;
+    }
+    int console_port = 0;
+    console_parse_listener(c->console_listener, NULL, 0, &console_port);
+    if (console_port != 0 && strcmp(c->console_listener, c->metrics_listener) == 0) {
+        snprintf(err, errlen,
+                 "configuration property 'console.listener' %s is also metrics.listener: give "
+                 "the console its own port",
+                 c->console_listener);
         return -EINVAL;
     }
     if (strcmp(c->log_message_timestamp_type, "CreateTime") != 0 &&

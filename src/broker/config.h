@@ -109,6 +109,7 @@ struct broker_config {
     int64_t leader_imbalance_check_interval_seconds;
     /* operations */
     char metrics_listener[256];
+    char console_listener[256]; /* Gregor: web console, http://HOST:PORT; "" = off */
     char log_level[16];
 };
 

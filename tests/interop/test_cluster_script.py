@@ -64,7 +64,8 @@ def test_cluster_script_starts_three_and_ctrl_c_stops_all():
     root = tempfile.mkdtemp(prefix="gregor-cluster-sh-")
     data = os.path.join(root, "data")
     env = dict(os.environ, GREGOR_BIN=GREGOR_BIN, GREGOR_CLUSTER_DATA=data,
-               GREGOR_CLUSTER_PORT=str(client), GREGOR_CLUSTER_RAFT_PORT=str(raft))
+               GREGOR_CLUSTER_PORT=str(client), GREGOR_CLUSTER_RAFT_PORT=str(raft),
+               GREGOR_CLUSTER_CONSOLE_PORT="0")
     proc = subprocess.Popen(["bash", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=env, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
