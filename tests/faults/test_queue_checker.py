@@ -48,6 +48,7 @@ class Producers:
         self.c = c
         self.acked = {}  # value -> (partition, offset)
         self.failed = 0
+        self.errors = {}  # delivery error name -> count
         self.sent = 0
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -60,12 +61,17 @@ class Producers:
                 self.acked[msg.value()] = (msg.partition(), msg.offset())
             else:
                 self.failed += 1
+                self.errors[err.name()] = self.errors.get(err.name(), 0) + 1
 
     def _run(self, k):
         from confluent_kafka import Producer
         p = Producer({"bootstrap.servers": self.c.bootstrap, "acks": "all",
                       "enable.idempotence": True, "linger.ms": 5,
-                      "message.timeout.ms": int(20000 * SLOW), "retry.backoff.ms": 50,
+                      # Longer than any fault: a message that times out in librdkafka's queue
+                      # makes it bump the producer epoch and resend what was in flight under
+                      # new sequence numbers, duplicates no broker can detect (librdkafka's
+                      # INTRODUCTION.md, "Message timeout considerations").
+                      "message.timeout.ms": int(120000 * SLOW), "retry.backoff.ms": 50,
                       "reconnect.backoff.max.ms": 300, "topic.metadata.refresh.interval.ms": 500})
         n = 0
         while not self.stop.is_set():
@@ -224,16 +230,22 @@ def check_history(prod, cons, final):
     divergent = [(p, o, v) for _, _, p, o, v in cons.reads if final.get((p, o), v) != v]
     unknown = [(p, o, v) for _, _, p, o, v in cons.reads if (p, o) not in final]
     backwards = 0
+    back_examples = []
     last = {}
     for member, gen, p, o, _ in cons.reads:
         k = (member, gen, p)
         if k in last and o <= last[k]:
             backwards += 1
+            if len(back_examples) < 5:
+                back_examples.append("member %d generation %d partition %d: %d after %d"
+                                     % (member, gen, p, o, last[k]))
         last[k] = o
+    if back_examples:
+        comment("backwards reads: %s" % "; ".join(back_examples))
     unacked = len(final) - len([v for v in prod.acked if v in where])
-    comment("history: %d sent, %d acknowledged, %d failed, %d in the log (%d unacknowledged), "
-            "%d consumer reads" % (prod.sent, len(prod.acked), prod.failed, len(final), unacked,
-                                   len(cons.reads)))
+    comment("history: %d sent, %d acknowledged, %d failed %r, %d in the log (%d unacknowledged), "
+            "%d consumer reads" % (prod.sent, len(prod.acked), prod.failed, prod.errors,
+                                   len(final), unacked, len(cons.reads)))
     comment("checker: lost %d, duplicate %d, moved %d, divergent %d, read-but-absent %d, "
             "backwards %d" % (len(lost), dups, len(moved), len(divergent), len(unknown),
                               backwards))
