@@ -170,6 +170,24 @@ static int16_t fetch_note_follower(struct fetch_state *st, struct fetch_part *fp
     return 0;
 }
 
+/*
+ * The error of a failed read. A consumer's fetch served by a follower (KIP-392) at an offset
+ * the follower does not hold gets NOT_LEADER_OR_FOLLOWER, never OFFSET_OUT_OF_RANGE: only the
+ * leader knows whether the offset is out of range. A client that still takes this follower for
+ * the leader (stale metadata, no KIP-320 epoch: librdkafka before 2.1 sends -1) would otherwise
+ * reset its position to auto.offset.reset and read everything again (seen by the queue
+ * checker after a restarted leader came back as a lagging follower); with NOT_LEADER it
+ * refreshes its metadata and goes to the leader, as a redirected client does.
+ */
+static int16_t fetch_error_of_read(const struct fetch_state *st, const struct fetch_part *fp,
+                                   int rc)
+{
+    if (rc == LOG_ERR_OFFSET_OUT_OF_RANGE && st->replica_id < 0 &&
+        atomic_load(&fp->p->leader) != st->b->cfg.node_id)
+        return KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
+    return partition_error_from_storage(rc);
+}
+
 /* Reads one partition into pd. Returns the bytes of records added. */
 static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *fp,
                                     struct kmsg_fetch_response_partition_data *pd, int64_t budget,
@@ -233,7 +251,7 @@ static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *f
     pd->log_start_offset = log_start_offset(log);
     if (rc != 0 || res->range.length == 0) {
         if (rc != 0)
-            pd->error_code = partition_error_from_storage(rc);
+            pd->error_code = fetch_error_of_read(st, fp, rc);
         fetch_release_read(res);
         return 0;
     }

@@ -8,7 +8,9 @@ What is tried:
   get the records from the leader (preferred_read_replica -1);
 - the rack-b follower serves a consumer's Fetch v11 up to its high watermark (the leader's,
   as its replica fetches brought it), with the leader's log start; an offset past its log
-  end is OFFSET_OUT_OF_RANGE; Fetch v10 there is still NOT_LEADER_OR_FOLLOWER;
+  end is NOT_LEADER_OR_FOLLOWER (only the leader may say OFFSET_OUT_OF_RANGE: a client with
+  stale metadata would otherwise reset its position); Fetch v10 there is still
+  NOT_LEADER_OR_FOLLOWER;
 - records the follower holds but the leader has not committed (a third replica stopped with
   SIGSTOP holds the high watermark back) are not served by the follower until they are;
 - a confluent-kafka consumer with client.rack=rack-b reads everything produced with
@@ -37,7 +39,6 @@ from kafka_records import fetch as fetch_raw  # noqa: E402
 
 RACK_AWARE = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 RACKS = {1: "rack-a", 2: "rack-b", 3: "rack-c"}
-OFFSET_OUT_OF_RANGE = 1
 NOT_LEADER_OR_FOLLOWER = 6
 
 
@@ -163,8 +164,8 @@ def test_rack_b_consumer_is_served_by_the_rack_b_follower_up_to_its_high_waterma
                   "follower at its high watermark: error %d, offsets %r"
                   % (f["error_code"], offsets_of(f)[:3]))
             f = fetch_rack(conn, topic, 0, n + 1000, "rack-b")
-            check(f["error_code"] == OFFSET_OUT_OF_RANGE,
-                  "follower past its log end: error %d, want 1" % f["error_code"])
+            check(f["error_code"] == NOT_LEADER_OR_FOLLOWER,
+                  "follower past its log end: error %d, want 6" % f["error_code"])
             f = fetch_raw(conn, topic, 0, 0, version=10)
             check(f["error_code"] == NOT_LEADER_OR_FOLLOWER,
                   "follower, Fetch v10: error %d, want 6" % f["error_code"])
