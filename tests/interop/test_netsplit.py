@@ -90,11 +90,23 @@ def produce_one(c, via, value, acks, timeout_ms=30000, read_timeout=10.0):
 
 
 def create_topic(c, replicas):
+    """Creates the topic on `replicas`. Retried while the active controller does not list one
+    of them yet (INVALID_REPLICA_ASSIGNMENT right after the cluster formed: the nodes' Metadata
+    agreed before the controller's image had every registration; seen once in CI)."""
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
     a = AdminClient({"bootstrap.servers": c.live_bootstrap()})
-    a.create_topics([NewTopic(TOPIC, num_partitions=1, replica_assignment=[replicas],
-                              config={"min.insync.replicas": "2"})])[TOPIC] \
-        .result(timeout=15 * SLOW)
+    deadline = time.monotonic() + 15 * SLOW
+    while True:
+        try:
+            a.create_topics([NewTopic(TOPIC, num_partitions=1, replica_assignment=[replicas],
+                                      config={"min.insync.replicas": "2"})])[TOPIC] \
+                .result(timeout=15 * SLOW)
+            break
+        except KafkaException as e:
+            if e.args[0].code() != 39 or time.monotonic() > deadline:  # INVALID_REPLICA_ASSIGNMENT
+                raise
+            time.sleep(0.2)
     c.wait_topic(TOPIC, 1)
 
 
