@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/tcp_listen.h"
 #include "console/console.h"
 #include "console/json.h"
 #include "metrics/metrics.h"
@@ -205,47 +206,6 @@ static void console_http_log(void *cls, const char *fmt, va_list ap)
     log_warn("console", "%s", msg);
 }
 
-/* Resolves and binds host:port, listening. Returns the socket or a negative errno, with err. */
-static int console_bind(const char *listener, const char *host, int port, int *family, char *err,
-                        size_t errlen)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char ps[8];
-    snprintf(ps, sizeof(ps), "%d", port);
-    int gai = getaddrinfo(host, ps, &hints, &res);
-    if (gai != 0) {
-        snprintf(err, errlen,
-                 "configuration property 'console.listener' %s: cannot resolve '%s': %s", listener,
-                 host, gai_strerror(gai));
-        return -EINVAL;
-    }
-    int fd = -1, rc = -EADDRNOTAVAIL;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            rc = -errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0) {
-            *family = ai->ai_family;
-            break;
-        }
-        rc = -errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        snprintf(err, errlen, "configuration property 'console.listener' %s: cannot listen: %s",
-                 listener, strerror(-rc));
-    return fd < 0 ? rc : fd;
-}
-
 static int console_bound_port(int fd, int fallback)
 {
     struct sockaddr_storage ss;
@@ -280,7 +240,7 @@ int console_serve(const char *listener, const struct console_source *src, struct
         return -ENOMEM;
     }
     int family = AF_INET;
-    int fd = console_bind(listener, host, port, &family, err, errlen);
+    int fd = tcp_listen("console.listener", listener, host, port, &family, err, errlen);
     if (fd < 0) {
         free(con);
         return fd;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/tcp_listen.h"
 #include "metrics/metrics_internal.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -130,48 +131,6 @@ static void metrics_http_log(void *cls, const char *fmt, va_list ap)
     log_warn("metrics", "%s", msg);
 }
 
-/* Resolves and binds host:port, listening. Returns the socket or a negative errno/EAI code
- * described in err. */
-static int metrics_http_bind(const char *listener, const char *host, int port, int *family,
-                             char *err, size_t errlen)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char ps[8];
-    snprintf(ps, sizeof(ps), "%d", port);
-    int gai = getaddrinfo(host[0] ? host : NULL, ps, &hints, &res);
-    if (gai != 0) {
-        snprintf(err, errlen,
-                 "configuration property 'metrics.listener' %s: cannot resolve '%s': %s", listener,
-                 host, gai_strerror(gai));
-        return -EINVAL;
-    }
-    int fd = -1, rc = -EADDRNOTAVAIL;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            rc = -errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0) {
-            *family = ai->ai_family;
-            break;
-        }
-        rc = -errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        snprintf(err, errlen, "configuration property 'metrics.listener' %s: cannot listen: %s",
-                 listener, strerror(-rc));
-    return fd < 0 ? rc : fd;
-}
-
 int metrics_serve(struct metrics *m, const char *listener, const struct metrics_source *src,
                   char *err, size_t errlen)
 {
@@ -185,7 +144,7 @@ int metrics_serve(struct metrics *m, const char *listener, const struct metrics_
         return -EINVAL;
     }
     int family = AF_INET;
-    int fd = metrics_http_bind(listener, host, port, &family, err, errlen);
+    int fd = tcp_listen("metrics.listener", listener, host, port, &family, err, errlen);
     if (fd < 0)
         return fd;
     m->src = *src;
