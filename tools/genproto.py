@@ -87,7 +87,36 @@ def strip_comments(text):
 
 def load_schema(path):
     with open(path, encoding="utf-8") as f:
-        return json.loads(strip_comments(f.read()))
+        return apply_extensions(json.loads(strip_comments(f.read())))
+
+
+# Gregor's own tagged fields, added to Kafka's schemas. A tagged field a receiver does not know
+# is skipped (KIP-482), so Kafka brokers and clients ignore these; tags far above Kafka's
+# (which counts up from 0) keep clear of fields Kafka adds later.
+#   FetchRequest.Topics[].Partitions[].GregorDurableOffset: a Gregor follower's durable log end
+#   (everything below it fdatasynced). Its leader counts min(FetchOffset, this) towards the high
+#   watermark, so the follower may fetch on while its last append is still being synced.
+EXTENSIONS = {
+    ("FetchRequest", "FetchPartition"): [
+        {"name": "GregorDurableOffset", "type": "int64", "versions": "12+",
+         "taggedVersions": "12+", "tag": 18258, "default": "-1", "ignorable": True,
+         "about": "Gregor extension: the follower's durable log end offset, or -1."},
+    ],
+}
+
+
+def apply_extensions(js):
+    def walk(fields):
+        for f in fields:
+            sub = f.get("fields")
+            if sub is None:
+                continue
+            extra = EXTENSIONS.get((js.get("name"), f["type"].lstrip("[]")))
+            if extra:
+                sub.extend(dict(e) for e in extra)
+            walk(sub)
+    walk(js.get("fields", []))
+    return js
 
 
 def parse_versions(s):

@@ -162,7 +162,8 @@ static bool fetch_check_divergence(struct fetch_state *st, struct fetch_part *fp
 static int16_t fetch_note_follower(struct fetch_state *st, struct fetch_part *fp)
 {
     int rc = replica_set_on_follower_fetch(fp->p, st->replica_id, fp->rp->fetch_offset,
-                                           fp->rp->log_start_offset, clock_mono_ms());
+                                           fp->rp->log_start_offset, fp->rp->gregor_durable_offset,
+                                           clock_mono_ms());
     if (rc < 0)
         return KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
     if (rc > 0)

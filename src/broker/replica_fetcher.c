@@ -1,6 +1,7 @@
 /* Follower fetch threads; see replica_fetcher.h. */
 #include "broker/replica_fetcher.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,9 +18,11 @@
 #include "broker/producer_append.h"
 #include "proto/gen/errors.h"
 #include "proto/gen/fetch.h"
+#include "storage/flusher.h"
 
 #define FETCHER_VERSION 12
 #define FETCHER_ERROR_BACKOFF_MS 100 /* a partition error: wait for the metadata to move on */
+#define FETCHER_SYNC_WAIT_MS 5000    /* bound on waiting for our own flushes */
 
 struct fetcher {
     struct replica_fetchers *all;
@@ -35,6 +38,12 @@ struct fetcher {
      * the first partition error code, with how many partitions had one. */
     int16_t last_error;
     size_t last_errors;
+    /* acks.all.fsync: flushes of appended data asked of the flusher and not completed yet.
+     * The next fetch goes out meanwhile (the leader counts only our synced log end, sent as
+     * GregorDurableOffset, towards its high watermark), so the sync overlaps the transfer. */
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cond;
+    int syncs_pending;
 };
 
 struct replica_fetchers {
@@ -123,12 +132,55 @@ static int fetcher_leader_address(struct fetcher *f, char *host, size_t len, int
     return rc;
 }
 
+/* The flusher's completion of one of our flush requests (flusher thread, or ours at once). */
+static void fetcher_on_synced(void *arg, int err)
+{
+    struct fetcher *f = arg;
+    (void)err; /* a failed flush puts the log offline; its recovery point does not move */
+    pthread_mutex_lock(&f->sync_mu);
+    assert(f->syncs_pending > 0);
+    f->syncs_pending--;
+    pthread_cond_broadcast(&f->sync_cond);
+    pthread_mutex_unlock(&f->sync_mu);
+}
+
+static int fetcher_syncs_pending(struct fetcher *f)
+{
+    pthread_mutex_lock(&f->sync_mu);
+    int n = f->syncs_pending;
+    pthread_mutex_unlock(&f->sync_mu);
+    return n;
+}
+
+/* Waits (bounded) until every flush this fetcher asked for has completed. */
+static void fetcher_wait_synced(struct fetcher *f)
+{
+    struct timespec ts = clock_mono_deadline(FETCHER_SYNC_WAIT_MS);
+    pthread_mutex_lock(&f->sync_mu);
+    while (f->syncs_pending > 0 && pthread_cond_timedwait(&f->sync_cond, &f->sync_mu, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&f->sync_mu);
+}
+
+/* After an append: makes it durable in the background (acks.all.fsync). */
+static void fetcher_request_sync(struct fetcher *f, struct partition *p)
+{
+    pthread_mutex_lock(&f->sync_mu);
+    f->syncs_pending++;
+    pthread_mutex_unlock(&f->sync_mu);
+    if (log_flush_request(p->log, log_end_offset(p->log), fetcher_on_synced, f) != 0) {
+        log_flush(p->log, NULL); /* no memory for the request: sync here */
+        fetcher_on_synced(f, 0);
+    }
+}
+
 static int fetcher_build(struct fetcher *f, struct arena *a, struct kmsg_fetch_request *req)
 {
     const struct broker_config *cfg = &f->all->b->cfg;
     kmsg_fetch_request_init(req);
     req->replica_id = cfg->node_id;
-    req->max_wait_ms = cfg->replica_fetch_wait_max_ms;
+    /* With a sync in flight, do not park at the leader: the next fetch reports it done. */
+    req->max_wait_ms = fetcher_syncs_pending(f) > 0 ? 0 : cfg->replica_fetch_wait_max_ms;
     req->min_bytes = cfg->replica_fetch_min_bytes;
     req->max_bytes = cfg->replica_fetch_response_max_bytes;
     req->session_id = 0;
@@ -148,6 +200,8 @@ static int fetcher_build(struct fetcher *f, struct arena *a, struct kmsg_fetch_r
         pp[i].last_fetched_epoch = log_latest_epoch(p->log);
         pp[i].log_start_offset = log_start_offset(p->log);
         pp[i].partition_max_bytes = cfg->replica_fetch_max_bytes;
+        /* Read after the fetch offset: what is synced is never above what is reported held. */
+        pp[i].gregor_durable_offset = cfg->acks_all_fsync ? log_recovery_point(p->log) : -1;
         t[i].partitions = (struct kmsg_fetch_request_fetch_partition_array){1, &pp[i]};
     }
     req->topics = (struct kmsg_fetch_request_fetch_topic_array){(int32_t)f->n, t};
@@ -307,10 +361,13 @@ static int64_t fetcher_round(struct fetcher *f)
             first_error = tr->partitions.v[0].error_code;
             first_failed = f->parts[t];
         }
-        /* Durable before the next fetch reports the new log end (acks.all.fsync). */
         if (r > 0 && b->cfg.acks_all_fsync)
-            log_flush(f->parts[t]->log, NULL);
+            fetcher_request_sync(f, f->parts[t]);
     }
+    /* Nothing new arrived while a sync is in flight: wait for it rather than spin with
+     * max_wait 0; the next fetch then reports it and parks at the leader as usual. */
+    if (!appended && fetcher_syncs_pending(f) > 0)
+        fetcher_wait_synced(f);
     if (rc == 0) {
         if (errors > 0 && (first_error != f->last_error || errors != f->last_errors))
             log_info("replica", "fetch from leader %d: error %d for %zu partition(s) (%s-%d...)",
@@ -343,6 +400,8 @@ static void *fetcher_thread(void *arg)
         if (wait > 0)
             fetcher_sleep(all, wait);
     }
+    fetcher_wait_synced(f);
+    assert(fetcher_syncs_pending(f) == 0 && "no flush callback may outlive the fetcher");
     fetcher_release(f);
     controller_client_close(&f->client);
     return NULL;
@@ -369,6 +428,15 @@ static bool fetchers_have(struct replica_fetchers *all, int32_t leader)
     return false;
 }
 
+static void fetcher_free(struct fetcher *f)
+{
+    free(f->parts);
+    free(f->epochs);
+    pthread_mutex_destroy(&f->sync_mu);
+    pthread_cond_destroy(&f->sync_cond);
+    free(f);
+}
+
 /* all->mu held: starts num.replica.fetchers threads for `leader`. */
 static void fetchers_start_for(struct replica_fetchers *all, int32_t leader)
 {
@@ -388,9 +456,11 @@ static void fetchers_start_for(struct replica_fetchers *all, int32_t leader)
         f->all = all;
         f->leader = leader;
         f->fetcher_id = id;
-        if (pthread_create(&f->thread, NULL, fetcher_thread, f) != 0) {
+        pthread_mutex_init(&f->sync_mu, NULL);
+        if (clock_cond_init_mono(&f->sync_cond) != 0 ||
+            pthread_create(&f->thread, NULL, fetcher_thread, f) != 0) {
             log_error("replica", "cannot start a fetcher thread for leader %d", leader);
-            free(f);
+            fetcher_free(f);
             return;
         }
         all->list[all->n++] = f;
@@ -447,9 +517,7 @@ void replica_fetchers_stop(struct broker *b)
     /* No thread is added once stop is set. */
     for (size_t i = 0; i < all->n; i++) {
         pthread_join(all->list[i]->thread, NULL);
-        free(all->list[i]->parts);
-        free(all->list[i]->epochs);
-        free(all->list[i]);
+        fetcher_free(all->list[i]);
     }
     all->n = 0;
 }

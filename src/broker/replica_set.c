@@ -72,7 +72,7 @@ static int64_t rs_compute_hw(struct replica_set *rs, struct partition *p)
         if (isr[i] == rs->self)
             continue;
         const struct replica_follower *f = rs_follower(rs, isr[i]);
-        int64_t leo = f ? f->leo : -1;
+        int64_t leo = f ? f->durable : -1;
         if (leo < hw)
             hw = leo;
     }
@@ -123,6 +123,7 @@ static void rs_reset_followers(struct replica_set *rs, int64_t now_ms, int64_t l
         rs->followers[rs->n_followers++] = (struct replica_follower){
             .id = rs->replicas[i],
             .leo = -1,
+            .durable = -1,
             .log_start = -1,
             .last_caught_up_ms = in_isr ? now_ms : 0,
             .last_fetch_ms = 0,
@@ -143,6 +144,7 @@ static void rs_sync_followers(struct replica_set *rs, int64_t leo)
         keep[n++] = f ? *f
                       : (struct replica_follower){.id = rs->replicas[i],
                                                   .leo = -1,
+                                                  .durable = -1,
                                                   .log_start = -1,
                                                   .last_fetch_leader_leo = leo};
     }
@@ -243,7 +245,7 @@ static void rs_update_follower(struct replica_follower *f, int64_t fetch_offset,
 }
 
 int replica_set_on_follower_fetch(struct partition *p, int32_t id, int64_t fetch_offset,
-                                  int64_t log_start, int64_t now_ms)
+                                  int64_t log_start, int64_t durable, int64_t now_ms)
 {
     struct replica_set *rs = &p->rs;
     pthread_mutex_lock(&rs->mu);
@@ -254,6 +256,8 @@ int replica_set_on_follower_fetch(struct partition *p, int32_t id, int64_t fetch
     }
     int64_t leo = log_end_offset(p->log);
     rs_update_follower(f, fetch_offset, leo, now_ms);
+    f->durable = durable >= 0 && durable < fetch_offset ? durable : fetch_offset;
+    assert(f->durable <= f->leo);
     f->log_start = log_start;
     bool moved = false;
     struct hw_waiter *ok = rs_advance(rs, p, &moved);

@@ -48,6 +48,7 @@ struct partition;
 struct replica_follower {
     int32_t id;
     int64_t leo;                   /* fetch offset of its last fetch; -1 unknown */
+    int64_t durable;               /* what of it the follower has synced: counts for the HW */
     int64_t log_start;             /* log start offset its last fetch reported; -1 unknown */
     int64_t last_caught_up_ms;     /* monotonic */
     int64_t last_fetch_ms;         /* monotonic */
@@ -99,13 +100,15 @@ void replica_set_on_append(struct partition *p);
 
 /*
  * A follower fetched at fetch_offset (its log end), reporting log_start (its log start
- * offset, -1 unknown), at now_ms (monotonic). Updates its state and advances the high
- * watermark. Returns -1 when this node does not lead p or `id` is not
- * an assigned replica (Kafka answers NOT_LEADER_OR_FOLLOWER), 1 when the follower now
- * qualifies for the ISR and no change is in flight (kick the ISR sender), else 0.
+ * offset, -1 unknown) and durable (a Gregor follower's synced log end, -1 when not reported:
+ * then all of fetch_offset counts), at now_ms (monotonic). The high watermark counts
+ * min(fetch_offset, durable); being caught up (ISR) counts fetch_offset. Updates its state and
+ * advances the high watermark. Returns -1 when this node does not lead p or `id` is not an assigned
+ * replica (Kafka answers NOT_LEADER_OR_FOLLOWER), 1 when the follower now qualifies for the ISR and
+ * no change is in flight (kick the ISR sender), else 0.
  */
 int replica_set_on_follower_fetch(struct partition *p, int32_t id, int64_t fetch_offset,
-                                  int64_t log_start, int64_t now_ms);
+                                  int64_t log_start, int64_t durable, int64_t now_ms);
 
 /*
  * KIP-392 on the leader (Kafka's ReplicaManager.findPreferredReadReplica with its

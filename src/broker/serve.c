@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -83,6 +84,18 @@ static void serve_block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/*
+ * Request frames (up to socket.request.max.bytes) and fetch responses are allocated per request.
+ * glibc's defaults serve large ones with a fresh mmap, or return freed heap tops to the kernel,
+ * so every produce request's bytes were copied into pages faulted in on the spot (a quarter of
+ * the broker's CPU under 1 KiB produce). Kept in the heap instead, freed frames are reused warm.
+ */
+static void serve_tune_malloc(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 128 << 20);
+}
+
 int broker_serve_main(int argc, char **argv)
 {
     struct properties props;
@@ -116,6 +129,7 @@ int broker_serve_main(int argc, char **argv)
         return 1;
     }
     log_set_level(level);
+    serve_tune_malloc();
 
     sigset_t set;
     serve_block_signals(&set);

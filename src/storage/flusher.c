@@ -1,11 +1,16 @@
 /*
- * Group-commit flusher thread. Requests queue under `lock`; the thread takes the whole queue
- * at once, flushes each distinct log once, and completes the requests. Logs registered with
- * the flusher are also flushed when their flush.ms interval passes. With no requests and no
- * finite interval the thread sleeps on the condition variable (idle = asleep).
+ * Group-commit flusher threads. Requests queue under `lock`; a free thread takes every queued
+ * request of the log at the head of the queue, flushes that log once, and completes them, so
+ * each log's waiters share one fdatasync and different logs sync in parallel (the disk and the
+ * journal batch concurrent syncs; one slow log does not hold the others' acknowledgements).
+ * Two threads may sync the same log one after the other (the second for what arrived during
+ * the first); log_flush() serializes them. Thread 0 also flushes registered logs when their
+ * flush.ms interval passes. With no requests and no finite interval the threads sleep on the
+ * condition variable (idle = asleep).
  */
 #include "storage/flusher.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -24,11 +29,23 @@ struct flush_req {
     struct flush_req *next;
 };
 
-struct log_flusher {
+/* Concurrent fdatasyncs: a few cover what one SSD's queue and the journal's batching gain. */
+#define FLUSHER_THREADS 4
+
+struct flusher_thread {
+    struct log_flusher *f;
     pthread_t thread;
+    bool intervals;      /* this thread runs the flush.ms intervals */
+    struct log *current; /* the log it flushes with the lock dropped, or NULL */
+    bool in_intervals;   /* it flushes due intervals with the lock dropped */
+};
+
+struct log_flusher {
+    struct flusher_thread threads[FLUSHER_THREADS];
+    int nthreads;
     pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t wake, round_done;
-    bool stop, busy;
+    bool stop;
     struct flush_req *head, **tail;
     struct log **logs;
     size_t nlogs, cap;
@@ -61,10 +78,10 @@ static int64_t next_deadline(struct log_flusher *f)
     return best;
 }
 
-static void wait_for_work(struct log_flusher *f)
+static void wait_for_work(struct log_flusher *f, bool intervals)
 {
     while (!f->stop && !f->head) {
-        int64_t deadline = next_deadline(f);
+        int64_t deadline = intervals ? next_deadline(f) : INT64_MAX;
         if (deadline == INT64_MAX) {
             pthread_cond_wait(&f->wake, &f->lock);
             continue;
@@ -99,8 +116,31 @@ static void complete_requests(struct flush_req *list, const struct log_flush_obs
     }
 }
 
-/* Flushes registered logs whose flush.ms passed. Called with the lock held and busy set; the
- * lock is dropped around the fdatasyncs (busy keeps remove() from freeing a log meanwhile). */
+/* Lock held: detaches the queued requests of the log at the head of the queue. */
+static struct flush_req *take_head_log(struct log_flusher *f)
+{
+    if (!f->head)
+        return NULL;
+    struct log *log = f->head->log;
+    struct flush_req *mine = NULL, **mt = &mine, **pp = &f->head;
+    while (*pp) {
+        struct flush_req *r = *pp;
+        if (r->log == log) {
+            *pp = r->next;
+            r->next = NULL;
+            *mt = r;
+            mt = &r->next;
+        } else {
+            pp = &r->next;
+        }
+    }
+    f->tail = pp;
+    return mine;
+}
+
+/* Flushes registered logs whose flush.ms passed. Called with the lock held and in_intervals
+ * set; the lock is dropped around the fdatasyncs (in_intervals keeps remove() from freeing a
+ * log meanwhile). */
 static void flush_intervals(struct log_flusher *f)
 {
     int64_t now = clock_mono_ms();
@@ -128,27 +168,44 @@ static void flush_intervals(struct log_flusher *f)
 
 static void *flusher_main(void *arg)
 {
-    struct log_flusher *f = arg;
+    struct flusher_thread *t = arg;
+    struct log_flusher *f = t->f;
     pthread_mutex_lock(&f->lock);
     for (;;) {
-        wait_for_work(f);
-        struct flush_req *list = f->head;
-        f->head = NULL;
-        f->tail = &f->head;
+        wait_for_work(f, t->intervals);
+        struct flush_req *list = take_head_log(f);
+        if (f->head)
+            pthread_cond_signal(&f->wake); /* another log waits: another thread takes it */
         bool stop = f->stop;
-        f->busy = true;
+        t->current = list ? list->log : NULL;
         struct log_flush_observer obs = f->observer;
         pthread_mutex_unlock(&f->lock);
         complete_requests(list, &obs);
         pthread_mutex_lock(&f->lock);
-        flush_intervals(f);
-        f->busy = false;
+        t->current = NULL;
+        if (t->intervals) {
+            t->in_intervals = true;
+            flush_intervals(f);
+            t->in_intervals = false;
+        }
         pthread_cond_broadcast(&f->round_done);
         if (stop && !f->head)
             break;
     }
     pthread_mutex_unlock(&f->lock);
     return NULL;
+}
+
+/* Stops and joins the running threads (destroy, or a failed create). */
+static void flusher_join(struct log_flusher *f)
+{
+    pthread_mutex_lock(&f->lock);
+    f->stop = true;
+    pthread_cond_broadcast(&f->wake);
+    pthread_mutex_unlock(&f->lock);
+    for (int i = 0; i < f->nthreads; i++)
+        pthread_join(f->threads[i].thread, NULL);
+    f->nthreads = 0;
 }
 
 int log_flusher_create(struct log_flusher **out)
@@ -164,8 +221,14 @@ int log_flusher_create(struct log_flusher **out)
     pthread_mutex_init(&f->lock, NULL);
     pthread_cond_init(&f->round_done, NULL);
     f->tail = &f->head;
-    rc = pthread_create(&f->thread, NULL, flusher_main, f);
+    for (int i = 0; i < FLUSHER_THREADS && rc == 0; i++) {
+        f->threads[i] = (struct flusher_thread){.f = f, .intervals = i == 0};
+        rc = pthread_create(&f->threads[i].thread, NULL, flusher_main, &f->threads[i]);
+        if (rc == 0)
+            f->nthreads++;
+    }
     if (rc != 0) {
+        flusher_join(f);
         pthread_cond_destroy(&f->wake);
         pthread_cond_destroy(&f->round_done);
         pthread_mutex_destroy(&f->lock);
@@ -180,11 +243,7 @@ void log_flusher_destroy(struct log_flusher *f)
 {
     if (!f)
         return;
-    pthread_mutex_lock(&f->lock);
-    f->stop = true;
-    pthread_cond_signal(&f->wake);
-    pthread_mutex_unlock(&f->lock);
-    pthread_join(f->thread, NULL);
+    flusher_join(f);
     pthread_mutex_destroy(&f->lock);
     pthread_cond_destroy(&f->wake);
     pthread_cond_destroy(&f->round_done);
@@ -212,11 +271,20 @@ int log_flusher_add(struct log_flusher *f, struct log *log)
     return 0;
 }
 
+/* Lock held: whether a thread may be flushing `log` with the lock dropped. */
+static bool flusher_uses(const struct log_flusher *f, const struct log *log)
+{
+    for (int i = 0; i < f->nthreads; i++)
+        if (f->threads[i].current == log || f->threads[i].in_intervals)
+            return true;
+    return false;
+}
+
 void log_flusher_remove(struct log_flusher *f, struct log *log)
 {
     struct flush_req *mine = NULL, **mt = &mine;
     pthread_mutex_lock(&f->lock);
-    while (f->busy) /* the thread may be flushing this log right now */
+    while (flusher_uses(f, log)) /* a thread may be flushing this log right now */
         pthread_cond_wait(&f->round_done, &f->lock);
     for (size_t i = 0; i < f->nlogs; i++)
         if (f->logs[i] == log) {

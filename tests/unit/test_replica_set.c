@@ -76,21 +76,40 @@ TEST(test_hw_is_min_over_isr)
     struct partition *p = &fx->p;
     CHECK_EQ_INT(log_end_offset(p->log), 10);
     CHECK_EQ_INT(log_high_watermark(p->log), 0); /* no follower has fetched yet */
-    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 2, 10, 0, 1100), 0);
+    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 2, 10, 0, -1, 1100), 0);
     CHECK_EQ_INT(log_high_watermark(p->log), 0); /* follower 3 still unknown */
-    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 3, 4, 0, 1100), 0);
+    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 3, 4, 0, -1, 1100), 0);
     CHECK_EQ_INT(log_high_watermark(p->log), 4);
     struct fired f = {0, -1};
     struct hw_waiter w = {.offset = 10, .done = on_done, .arg = &f};
     CHECK_EQ_INT(replica_set_wait_hw(p, &w), 0);
     CHECK_EQ_INT(f.calls, 0);
-    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 3, 10, 0, 1200), 0);
+    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 3, 10, 0, -1, 1200), 0);
     CHECK_EQ_INT(log_high_watermark(p->log), 10);
     CHECK_EQ_INT(f.calls, 1);
     CHECK_EQ_INT(f.error, 0);
     struct hw_waiter w2 = {.offset = 5, .done = on_done, .arg = &f};
-    CHECK_EQ_INT(replica_set_wait_hw(p, &w2), 1);                       /* already committed */
-    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 9, 10, 0, 1200), -1); /* not a replica */
+    CHECK_EQ_INT(replica_set_wait_hw(p, &w2), 1);                           /* already committed */
+    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 9, 10, 0, -1, 1200), -1); /* not a replica */
+}
+
+/* A Gregor follower reports its synced log end next to its fetch offset: the high watermark
+ * counts only what it synced, while being caught up counts the fetch offset. A durable offset
+ * above the fetch offset (stale, after a truncation) counts as the fetch offset. */
+TEST(test_hw_counts_only_what_followers_synced)
+{
+    int32_t isr[] = {1, 2};
+    struct fixture *fx = fixture_open(isr, 2, 2);
+    CHECK(fx != NULL);
+    struct partition *p = &fx->p;
+    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 2, 10, 0, 6, 1100), 0);
+    CHECK_EQ_INT(log_high_watermark(p->log), 6);
+    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 3, 10, 0, 0, 1100), 1); /* caught up: joins */
+    CHECK_EQ_INT(log_high_watermark(p->log), 6);
+    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 2, 8, 0, 12, 1200), 0);
+    CHECK_EQ_INT(log_high_watermark(p->log), 8);
+    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 2, 10, 0, 10, 1300), 0);
+    CHECK_EQ_INT(log_high_watermark(p->log), 10);
 }
 
 TEST(test_lagging_follower_leaves_and_rejoins)
@@ -99,8 +118,8 @@ TEST(test_lagging_follower_leaves_and_rejoins)
     struct fixture *fx = fixture_open(isr, 3, 2);
     CHECK(fx != NULL);
     struct partition *p = &fx->p;
-    replica_set_on_follower_fetch(p, 2, 10, 0, 1500);
-    replica_set_on_follower_fetch(p, 3, 3, 0, 1500);
+    replica_set_on_follower_fetch(p, 2, 10, 0, -1, 1500);
+    replica_set_on_follower_fetch(p, 3, 3, 0, -1, 1500);
     int32_t next[REPLICA_MAX];
     uint32_t n = 0;
     int32_t le = -1, pe = -1;
@@ -108,7 +127,7 @@ TEST(test_lagging_follower_leaves_and_rejoins)
     CHECK(!replica_set_next_isr_change(p, 1900, 1000, next, &n, &le, &pe));
     /* Follower 3 has not caught up since the reset at 1000: out after 1000 ms of lag;
      * follower 2 keeps fetching at the log end. */
-    replica_set_on_follower_fetch(p, 2, 10, 0, 2500);
+    replica_set_on_follower_fetch(p, 2, 10, 0, -1, 2500);
     CHECK(replica_set_next_isr_change(p, 2600, 1000, next, &n, &le, &pe));
     CHECK_EQ_INT(n, 2);
     CHECK(next[0] == 1 && next[1] == 2);
@@ -122,7 +141,7 @@ TEST(test_lagging_follower_leaves_and_rejoins)
     CHECK_EQ_INT(log_high_watermark(p->log), 10); /* min over {1, 2} */
     CHECK_EQ_INT(atomic_load(&p->isr_size), 2);
     /* 3 catches up: it qualifies again. */
-    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 3, 10, 0, 2700), 1);
+    CHECK_EQ_INT(replica_set_on_follower_fetch(p, 3, 10, 0, -1, 2700), 1);
     CHECK(replica_set_next_isr_change(p, 2700, 1000, next, &n, &le, &pe));
     CHECK_EQ_INT(n, 3);
     CHECK_EQ_INT(pe, 1);
@@ -220,8 +239,8 @@ TEST(test_preferred_read_replica_is_the_in_sync_follower_in_the_clients_rack)
     char *racks[] = {"rack-a", "rack-b", "rack-c"};
     bool fenced[] = {false, false, false};
     image_with_racks(&img, brokers, racks, fenced);
-    replica_set_on_follower_fetch(p, 2, 10, 0, 1100);
-    replica_set_on_follower_fetch(p, 3, 10, 0, 1100);
+    replica_set_on_follower_fetch(p, 2, 10, 0, -1, 1100);
+    replica_set_on_follower_fetch(p, 3, 10, 0, -1, 1100);
     CHECK_EQ_INT(preferred(p, &img, "rack-b", 5), 2);
     CHECK_EQ_INT(preferred(p, &img, "rack-c", 10), 3);
     CHECK_EQ_INT(preferred(p, &img, "rack-a", 5), -1); /* the leader's rack: the leader */
@@ -230,7 +249,7 @@ TEST(test_preferred_read_replica_is_the_in_sync_follower_in_the_clients_rack)
     CHECK_EQ_INT(preferred(p, &img, "", 5), -1);       /* no client rack */
     /* The follower must hold the fetch offset: not past its log end, not below its start. */
     CHECK_EQ_INT(preferred(p, &img, "rack-b", 11), -1);
-    replica_set_on_follower_fetch(p, 2, 10, 6, 1200);
+    replica_set_on_follower_fetch(p, 2, 10, 6, -1, 1200);
     CHECK_EQ_INT(preferred(p, &img, "rack-b", 5), -1);
     CHECK_EQ_INT(preferred(p, &img, "rack-b", 6), 2);
     /* A fenced broker is not live: not chosen. */
@@ -257,12 +276,12 @@ TEST(test_preferred_read_replica_prefers_the_most_caught_up_and_only_on_the_lead
     char *racks[] = {"rack-a", "rack-b", "rack-b"};
     bool fenced[] = {false, false, false};
     image_with_racks(&img, brokers, racks, fenced);
-    replica_set_on_follower_fetch(p, 2, 10, 0, 1100);
-    replica_set_on_follower_fetch(p, 3, 8, 0, 1100);
+    replica_set_on_follower_fetch(p, 2, 10, 0, -1, 1100);
+    replica_set_on_follower_fetch(p, 3, 8, 0, -1, 1100);
     CHECK_EQ_INT(preferred(p, &img, "rack-b", 5), 2); /* larger log end */
-    replica_set_on_follower_fetch(p, 3, 10, 0, 1300);
+    replica_set_on_follower_fetch(p, 3, 10, 0, -1, 1300);
     CHECK_EQ_INT(preferred(p, &img, "rack-b", 5), 3); /* same end, caught up more recently */
-    replica_set_on_follower_fetch(p, 2, 10, 0, 1300);
+    replica_set_on_follower_fetch(p, 2, 10, 0, -1, 1300);
     CHECK_EQ_INT(preferred(p, &img, "rack-b", 5), 3); /* a tie: the highest id */
     /* The leader in the client's rack is chosen over any follower there. */
     char *racks2[] = {"rack-b", "rack-b", "rack-b"};

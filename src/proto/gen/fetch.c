@@ -37,6 +37,7 @@ void kmsg_fetch_request_fetch_partition_init(struct kmsg_fetch_request_fetch_par
     o->current_leader_epoch = -1;
     o->last_fetched_epoch = -1;
     o->log_start_offset = INT64_C(-1);
+    o->gregor_durable_offset = INT64_C(-1);
 }
 
 void kmsg_fetch_request_fetch_topic_init(struct kmsg_fetch_request_fetch_topic *o)
@@ -114,6 +115,9 @@ static void kmsg_fetch_request_fetch_partition_read(struct kreader *r, int16_t v
                     o->replica_directory_id = kr_uuid(&tv); /* ReplicaDirectoryId */
                 }
                 break;
+            case 18258: /* GregorDurableOffset */
+                o->gregor_durable_offset = kr_int64(&tv); /* GregorDurableOffset */
+                break;
             default: /* unknown tags are skipped */
                 break;
             }
@@ -130,6 +134,16 @@ static void kmsg_fetch_request_fetch_partition_write_replica_directory_id(struct
     const struct kmsg_fetch_request_fetch_partition *o = obj;
     (void)v;
     kw_uuid(w, o->replica_directory_id); /* ReplicaDirectoryId */
+}
+
+/* GregorDurableOffset v12+ tag 18258: Gregor extension: the follower's durable log end offset, or -1. */
+static void kmsg_fetch_request_fetch_partition_write_gregor_durable_offset(struct kwriter *w,
+                                                                           int16_t v,
+                                                                           const void *obj)
+{
+    const struct kmsg_fetch_request_fetch_partition *o = obj;
+    (void)v;
+    kw_int64(w, o->gregor_durable_offset); /* GregorDurableOffset */
 }
 
 static void kmsg_fetch_request_fetch_partition_write(struct kwriter *w, int16_t v,
@@ -150,9 +164,12 @@ static void kmsg_fetch_request_fetch_partition_write(struct kwriter *w, int16_t 
     kw_int32(w, o->partition_max_bytes); /* PartitionMaxBytes */
     if (flex) {
         const bool has_replica_directory_id = v >= 17 && !kproto_uuid_is_zero(o->replica_directory_id);
-        kw_uvarint(w, (uint32_t)has_replica_directory_id);
+        const bool has_gregor_durable_offset = o->gregor_durable_offset != INT64_C(-1);
+        kw_uvarint(w, (uint32_t)has_replica_directory_id + (uint32_t)has_gregor_durable_offset);
         if (has_replica_directory_id)
             kw_tagged(w, 0, kmsg_fetch_request_fetch_partition_write_replica_directory_id, v, o);
+        if (has_gregor_durable_offset)
+            kw_tagged(w, 18258, kmsg_fetch_request_fetch_partition_write_gregor_durable_offset, v, o);
     }
 }
 

@@ -37,6 +37,9 @@ struct kmsg_fetch_request_fetch_partition {
     int32_t partition_max_bytes;
     /* ReplicaDirectoryId v17+ tag 0: The directory id of the follower fetching */
     struct kuuid replica_directory_id;
+    /* GregorDurableOffset v12+ tag 18258: Gregor extension: the follower's durable log end
+     * offset, or -1. */
+    int64_t gregor_durable_offset;
 };
 struct kmsg_fetch_request_fetch_partition_array {
     int32_t n; /* -1 = null */

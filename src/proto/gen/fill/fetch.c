@@ -47,6 +47,9 @@ static void kmsg_fetch_request_fetch_partition_fill(struct kproto_fill *f, int16
     if (v >= 17) {
         o->replica_directory_id = kproto_fill_uuid(f); /* ReplicaDirectoryId */
     }
+    if (v >= 12) {
+        o->gregor_durable_offset = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* GregorDurableOffset */
+    }
 }
 
 static void kmsg_fetch_request_fetch_topic_fill(struct kproto_fill *f, int16_t v,
