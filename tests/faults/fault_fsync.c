@@ -5,6 +5,8 @@
  * creates it after start-up, so the broker's own start-up syncs succeed). Without both
  * variables every call passes through. Each injected failure is counted by appending one line
  * to $GREGOR_FAULT_FSYNC_TRIGGER.log when that variable names a trigger.
+ * With GREGOR_FAULT_FSYNC_DELAY_MS=N the armed calls do not fail: they sleep N ms, then sync
+ * (a slow disk; tests/interop/test_replication.py's follower_sync_holds_the_high_watermark).
  *
  * Build: cc -shared -fPIC -O1 -o fault_fsync.so fault_fsync.c -ldl
  */
@@ -16,9 +18,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef int (*sync_fn)(int);
+
+static long delay_ms(void)
+{
+    const char *d = getenv("GREGOR_FAULT_FSYNC_DELAY_MS");
+    return d ? strtol(d, NULL, 10) : 0;
+}
+
+/* Armed: either fails (returns 1, errno EIO) or sleeps and lets the call through (0). */
+static int inject(void)
+{
+    long ms = delay_ms();
+    if (ms <= 0) {
+        errno = EIO;
+        return 1;
+    }
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
 
 static int armed_for(int fd)
 {
@@ -41,7 +64,8 @@ static int armed_for(int fd)
     int lfd = open(logp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (lfd >= 0) {
         char line[PATH_MAX + 32];
-        int len = snprintf(line, sizeof(line), "EIO fd=%d %s\n", fd, path);
+        int len = snprintf(line, sizeof(line), "%s fd=%d %s\n", delay_ms() > 0 ? "SLOW" : "EIO",
+                           fd, path);
         if (len > 0 && write(lfd, line, (size_t)len) < 0) {
             /* best effort */
         }
@@ -63,10 +87,8 @@ static int call_next(const char *name, int fd)
 int fsync(int fd)
 {
     int saved = errno;
-    if (armed_for(fd)) {
-        errno = EIO;
+    if (armed_for(fd) && inject())
         return -1;
-    }
     errno = saved;
     return call_next("fsync", fd);
 }
@@ -74,10 +96,8 @@ int fsync(int fd)
 int fdatasync(int fd)
 {
     int saved = errno;
-    if (armed_for(fd)) {
-        errno = EIO;
+    if (armed_for(fd) && inject())
         return -1;
-    }
     errno = saved;
     return call_next("fdatasync", fd);
 }

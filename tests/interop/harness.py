@@ -1077,8 +1077,9 @@ class Cluster:
 
     def __init__(self, n=3, props=None, node_props=None, start_timeout=15.0,
                  form_timeout=20.0, wait_formed=True, stop_timeout=15.0, proxied=False,
-                 roles=None):
+                 roles=None, node_env=None):
         check(n >= 1, "a cluster has at least one node")
+        self.node_env = {int(k): dict(v) for k, v in (node_env or {}).items()}
         self.n = n
         self.roles = {int(k): v for k, v in (roles or {}).items()}
         self.props = dict(CLUSTER_TIMINGS)
@@ -1180,7 +1181,8 @@ class Cluster:
             self._assign_ports()
             if not self.nodes:
                 self.nodes = [Broker(self.node_config(i), name="node-%d" % i,
-                                     start_timeout=self.start_timeout, wait=True)
+                                     start_timeout=self.start_timeout, wait=True,
+                                     env=self.node_env.get(i))
                               for i in self.ids]
             else:  # a retry after a port clash: fresh ports, fresh data
                 for b in self.nodes:

@@ -15,7 +15,10 @@ What is tried:
   served: checked by reading the high watermark and the records of each fetch);
 - DeleteRecords on the leader moves the followers' log start too (a new leader keeps it);
 - an old leader whose tail diverged after an unclean election truncates it (the Fetch
-  response's diverging epoch) and ends byte-identical with the new leader.
+  response's diverging epoch) and ends byte-identical with the new leader;
+- a follower's slow fdatasync (an LD_PRELOAD shim delays it 3 s) holds the high watermark and
+  the acks=all acknowledgement back although the follower already holds the bytes: the leader
+  counts only what followers synced (GregorDurableOffset).
 Runs under ASan too: the follower paths (divergence, truncation) are where memory errors hide.
 asan-smoke
 Runs under ThreadSanitizer too (tsan-smoke).
@@ -23,6 +26,7 @@ Runs under ThreadSanitizer too (tsan-smoke).
 import glob
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -155,6 +159,86 @@ def test_page_cache_acks_still_wait_for_the_isr():
         got = read_all(c, "pc", 1, 200)
         check(sorted(v for _, _, v in got) == sorted(b"p-%d" % i for i in range(200)),
               "read back %d records" % len(got))
+
+
+def build_fsync_shim(outdir):
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "faults",
+                       "fault_fsync.c")
+    so = os.path.join(outdir, "fault_fsync.so")
+    p = subprocess.run([os.environ.get("CC", "cc"), "-shared", "-fPIC", "-O1", "-Wall", "-o", so,
+                        src, "-ldl"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    check(p.returncode == 0, "building the fsync shim failed:\n%s" % p.stdout.decode())
+    return so
+
+
+def create_assigned(c, name, assignment, min_isr):
+    """A topic with a manual replica assignment, retried while a just-formed cluster's active
+    controller does not list every registration yet (INVALID_REPLICA_ASSIGNMENT)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    a = AdminClient({"bootstrap.servers": c.live_bootstrap()})
+    deadline = time.monotonic() + 15 * SLOW
+    while True:
+        f = a.create_topics([NewTopic(name, len(assignment), replica_assignment=assignment,
+                                      config={"min.insync.replicas": str(min_isr)})])
+        try:
+            f[name].result(timeout=15 * SLOW)
+            break
+        except Exception as e:  # noqa: BLE001 - KafkaException carries the code
+            if "INVALID_REPLICA_ASSIGNMENT" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+    c.wait_topic(name, len(assignment))
+
+
+@test
+def test_follower_sync_holds_the_high_watermark():
+    """Node 3 follows slow-0 (replicas [1, 3], min.insync.replicas=2) with its fdatasync of
+    that partition delayed 3 s once armed. A record sent with acks=all after arming reaches
+    node 3's segment file within 1.5 s, yet the leader's high watermark stays below it and the
+    producer gets no acknowledgement until node 3's sync is done (>= 2.5 s after sending);
+    then the high watermark passes it. Fails if a follower's fetch offset counted as durable."""
+    from harness import KafkaRaw, _tmp_root
+    from kafka_records import LATEST, list_offset
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="slowsync-", dir=_tmp_root())
+    trigger = os.path.join(tmp, "arm")
+    env = {"LD_PRELOAD": build_fsync_shim(tmp), "GREGOR_FAULT_FSYNC_MATCH": "/slow-0/",
+           "GREGOR_FAULT_FSYNC_TRIGGER": trigger, "GREGOR_FAULT_FSYNC_DELAY_MS": "3000"}
+    if os.environ.get("GREGOR_ASAN"):
+        env["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    with Cluster(3, node_env={3: env}) as c:
+        c.wait_formed()
+        create_assigned(c, "slow", [[1, 3]], 2)
+        wait_isr(c, "slow", [1, 3])
+        p = producer(c)
+        acks = []
+        p.produce("slow", value=b"warm", partition=0,
+                  on_delivery=lambda err, msg: acks.append((err, time.monotonic())))
+        check(p.flush(15 * SLOW) == 0 and acks and acks[0][0] is None, "warm-up: %r" % acks)
+        seg = os.path.join(c.node(3).data_dir, "slow-0", "%020d.log" % 0)
+        size0 = os.path.getsize(seg)
+        open(trigger, "w").close()
+        t0 = time.monotonic()
+        p.produce("slow", value=b"slow-synced", partition=0,
+                  on_delivery=lambda err, msg: acks.append((err, time.monotonic())))
+        poll(lambda: os.path.getsize(seg) > size0 or p.poll(0.05) < 0, 1.5 * SLOW,
+             "the follower's segment holding the record")
+        with KafkaRaw(c.node(1)) as k:
+            hw = list_offset(k, "slow", 0, LATEST)["offset"]
+        held = time.monotonic() - t0
+        check(hw == 1 and len(acks) == 1,
+              "%.2f s after sending, with the bytes on the follower: high watermark %d, acks %r"
+              % (held, hw, acks[1:]))
+        check(p.flush(20 * SLOW) == 0 and len(acks) == 2 and acks[1][0] is None,
+              "acknowledgement: %r" % acks[1:])
+        waited = acks[1][1] - t0
+        check(waited >= 2.5, "acknowledged %.2f s after sending, before the follower's 3 s sync"
+              % waited)
+        with KafkaRaw(c.node(1)) as k:
+            hw = list_offset(k, "slow", 0, LATEST)["offset"]
+        check(hw == 2, "high watermark after the sync: %d" % hw)
+        comment("bytes on the follower after %.2f s, high watermark still 1; acknowledged "
+                "after %.2f s" % (held, waited))
 
 
 @test
