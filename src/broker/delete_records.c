@@ -30,13 +30,18 @@ static int delete_records_partition(struct broker_req *r, const char *topic, con
     }
     int64_t hw = log_high_watermark(p->log);
     int64_t offset = rp->offset == -1 ? hw : rp->offset;
-    if (offset < 0 || offset > hw) {
+    /* Under follow_mu: a partition retired meanwhile (partition_registry.c) is not touched. */
+    pthread_mutex_lock(&p->follow_mu);
+    if (atomic_load(&p->deleted)) {
+        o->error_code = KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
+    } else if (offset < 0 || offset > hw) {
         o->error_code = KAFKA_ERR_OFFSET_OUT_OF_RANGE;
     } else {
         int rc = log_delete_records(p->log, offset, clock_wall_ms());
         o->error_code = rc == 0 ? KAFKA_ERR_NONE : partition_error_from_storage(rc);
         o->low_watermark = log_start_offset(p->log);
     }
+    pthread_mutex_unlock(&p->follow_mu);
     partition_put(p);
     return 0;
 }

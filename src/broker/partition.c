@@ -6,7 +6,6 @@
 #include "broker/partition.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,36 +72,36 @@ struct partition *partition_get_by_id(struct partition_registry *reg, const uint
     return NULL;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-/* Last reference: close the log; a deleted partition's directory goes too. */
 /*
  * Last reference. A hosted partition's log belongs to the log manager, which closes it at
- * shutdown; a deleted partition's log was taken out of the manager and is closed here, and its
- * directory removed.
+ * shutdown; a retired partition's log was taken out of the manager, its flusher and cleaner
+ * (partition_registry.c), and is discarded here, and its renamed directory removed.
  */
 static void partition_free(struct partition *p)
 {
     bool deleted = atomic_load(&p->deleted);
-    char dir[2048] = "";
+    char *dir = NULL;
     if (p->log) {
-        log_flusher_remove(p->reg->flusher, p->log);
-        log_cleaner_remove(p->reg->cleaner, p->log);
+        if (!deleted) {
+            log_flusher_remove(p->reg->flusher, p->log);
+            log_cleaner_remove(p->reg->cleaner, p->log);
+        }
         producer_partition_close(p);
         if (deleted) {
-            snprintf(dir, sizeof(dir), "%s", log_dir_path(p->log));
-            log_close(p->log);
+            dir = p->trash ? p->trash : strdup(log_dir_path(p->log));
+            p->trash = NULL;
+            log_discard(p->log);
         }
     }
-    if (dir[0]) {
-        if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-            log_warn("partition", "cannot remove %s: %s", dir, strerror(errno));
+    if (dir != NULL) {
+        int rc = log_remove_tree(dir);
+        if (rc != 0)
+            log_warn("partition", "cannot remove %s: %s", dir, strerror(-rc));
         else
             log_info("partition", "removed %s", dir);
+        free(dir);
     }
+    free(p->trash);
     replica_set_destroy(&p->rs);
     pthread_mutex_destroy(&p->follow_mu);
     waiter_list_destroy(&p->waiters);

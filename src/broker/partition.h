@@ -72,7 +72,11 @@ struct partition {
     atomic_bool compact;              /* cleanup.policy has compact: records need keys */
     _Atomic int64_t ts_before_max_ms; /* message.timestamp.before.max.ms */
     _Atomic int64_t ts_after_max_ms;  /* message.timestamp.after.max.ms */
+    /* Retired (topic deleted, or no longer a replica here): set under follow_mu, after which no
+     * append or follower write touches the log; `trash` is its renamed directory (NULL: the
+     * rename failed and the original path is removed), deleted with the last reference. */
     atomic_bool deleted;
+    char *trash;
     struct waiter_list waiters; /* fetches waiting for appends */
     /* Idempotent producers (broker/producer_append.h): producer_mu guards `producers` and is
      * held across check + append + update of a producer's batch. */

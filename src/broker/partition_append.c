@@ -19,7 +19,7 @@ int partition_append_batch(struct partition *p, uint8_t *batch, size_t len, bool
      * admitted before this broker lost the leadership could otherwise land after it, stamped
      * with the new leader's epoch, in a log that now follows (a divergence no epoch shows). */
     pthread_mutex_lock(&p->follow_mu);
-    if (atomic_load(&p->leader) != p->rs.self) {
+    if (atomic_load(&p->leader) != p->rs.self || atomic_load(&p->deleted)) {
         pthread_mutex_unlock(&p->follow_mu);
         res->kafka_error = KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
         return 0;

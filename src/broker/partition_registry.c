@@ -178,6 +178,32 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     return p;
 }
 
+/*
+ * Takes partition `index` of topic `id` out of service for good (its topic was deleted, or this
+ * node is no longer one of its replicas): out of the table, the log manager, the flusher and
+ * the cleaner; marked deleted under follow_mu, so no append, truncation or follower write
+ * touches its log afterwards; its directory renamed "...-delete" at once, so that a partition
+ * of the same name created later starts empty (Kafka does the same). The directory itself is
+ * removed with the last reference (partition.c), once fetches reading it are done.
+ */
+static void registry_retire_partition(struct partition_registry *reg, const uint8_t *id,
+                                      int32_t index, const char *why)
+{
+    struct partition *p = registry_table_remove(reg, id, index);
+    if (p == NULL)
+        return;
+    log_flusher_remove(reg->flusher, p->log);
+    log_cleaner_remove(reg->cleaner, p->log);
+    pthread_mutex_lock(&p->follow_mu);
+    atomic_store(&p->deleted, true);
+    p->trash = log_retire_dir(p->log);
+    pthread_mutex_unlock(&p->follow_mu);
+    log_manager_remove(reg->logs, p->topic, p->index); /* the partition discards it */
+    log_info("partition", "%s-%d: %s; its log will be deleted", p->topic, p->index, why);
+    partition_notify_waiters(p);
+    partition_put(p);
+}
+
 static bool registry_hosts(int32_t node, const struct metadata_partition *mp)
 {
     for (uint32_t i = 0; i < mp->n_replicas; i++)
@@ -193,8 +219,12 @@ static void registry_sync_topic(struct partition_registry *reg, const struct met
     int32_t node = reg->b->cfg.node_id;
     for (uint32_t i = 0; i < t->n_partitions; i++) {
         const struct metadata_partition *mp = &t->partitions[i];
-        if (!registry_hosts(node, mp))
+        if (!registry_hosts(node, mp)) {
+            /* Reassigned away (KIP-455 completed or cancelled): the replica goes. */
+            if (changed)
+                registry_retire_partition(reg, t->id, mp->partition, "no longer a replica here");
             continue;
+        }
         struct partition *p = partition_get_by_id(reg, t->id, mp->partition);
         if (p != NULL) {
             if (changed) {
@@ -225,16 +255,8 @@ static void registry_sync_topic(struct partition_registry *reg, const struct met
 
 static void registry_retire_topic(struct partition_registry *reg, const struct metadata_topic *t)
 {
-    for (uint32_t i = 0; i < t->n_partitions; i++) {
-        struct partition *p = registry_table_remove(reg, t->id, t->partitions[i].partition);
-        if (p == NULL)
-            continue;
-        atomic_store(&p->deleted, true);
-        log_manager_remove(reg->logs, p->topic, p->index); /* the partition closes it */
-        log_info("partition", "topic %s partition %d deleted", p->topic, p->index);
-        partition_notify_waiters(p);
-        partition_put(p);
-    }
+    for (uint32_t i = 0; i < t->n_partitions; i++)
+        registry_retire_partition(reg, t->id, t->partitions[i].partition, "topic deleted");
 }
 
 void partition_registry_on_image(void *arg, const struct metadata_image *prev,

@@ -266,7 +266,7 @@ int log_flusher_add(struct log_flusher *f, struct log *log)
     }
     f->logs[f->nlogs++] = log;
     atomic_store(&log->flusher, f);
-    pthread_cond_signal(&f->wake); /* its interval may be the new earliest deadline */
+    pthread_cond_broadcast(&f->wake); /* its interval may be the new earliest deadline */
     pthread_mutex_unlock(&f->lock);
     return 0;
 }
@@ -311,8 +311,10 @@ void log_flusher_remove(struct log_flusher *f, struct log *log)
     complete_requests(mine, NULL);
 }
 
+/* Queues a request and wakes one thread, or all of them (wake_all: a poke, after which thread
+ * 0 must re-read the flush.ms deadlines even if another thread takes the request). */
 static int enqueue(struct log_flusher *f, struct log *log, int64_t offset, log_flush_cb cb,
-                   void *arg)
+                   void *arg, bool wake_all)
 {
     struct flush_req *r = malloc(sizeof(*r));
     if (!r)
@@ -321,7 +323,10 @@ static int enqueue(struct log_flusher *f, struct log *log, int64_t offset, log_f
     pthread_mutex_lock(&f->lock);
     *f->tail = r;
     f->tail = &r->next;
-    pthread_cond_signal(&f->wake);
+    if (wake_all)
+        pthread_cond_broadcast(&f->wake);
+    else
+        pthread_cond_signal(&f->wake);
     pthread_mutex_unlock(&f->lock);
     return 0;
 }
@@ -340,12 +345,12 @@ int log_flush_request(struct log *log, int64_t offset, log_flush_cb cb, void *ar
             cb(arg, rc);
         return 0;
     }
-    return enqueue(f, log, offset, cb, arg);
+    return enqueue(f, log, offset, cb, arg, false);
 }
 
 void log_flusher_poke(struct log_flusher *f, struct log *log)
 {
-    enqueue(f, log, log_end_offset(log), NULL, NULL);
+    enqueue(f, log, log_end_offset(log), NULL, NULL, true);
 }
 
 void log_flusher_set_observer(struct log_flusher *f, const struct log_flush_observer *obs)

@@ -104,11 +104,15 @@ static int make_partition_dir(const char *parent, const char *path)
     return errno == EEXIST ? 0 : -errno;
 }
 
-static void log_free(struct log *log)
+void log_free(struct log *log, bool purge)
 {
     for (size_t i = 0; i < log->nsegs; i++)
         segment_unref(log->segs[i]);
-    log_purge_deleted(log, 0, true);
+    if (purge)
+        log_purge_deleted(log, 0, true);
+    else
+        for (size_t i = 0; i < log->npending; i++)
+            segment_unref(log->pending[i].seg);
     free(log->pending);
     free(log->segs);
     free(log->epochs);
@@ -152,7 +156,7 @@ int log_open(const char *dir, const char *topic, int32_t partition, const struct
         rc = log_load(log, state);
     if (rc < 0) {
         log_error("storage", "cannot open log %s: %s", log->dir, strerror(-rc));
-        log_free(log);
+        log_free(log, true);
         return rc;
     }
     *out = log;
@@ -173,7 +177,7 @@ void log_close(struct log *log)
         if (rc < 0)
             log_warn("storage", "closing %s: %s", log->dir, strerror(-rc));
     }
-    log_free(log);
+    log_free(log, true);
 }
 
 void log_set_config(struct log *log, const struct log_config *cfg)

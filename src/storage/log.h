@@ -83,6 +83,21 @@ int log_open(const char *dir, const char *topic, int32_t partition, const struct
 /* Seals the active segment (trims its indexes), fsyncs, closes. See the contract above. */
 void log_close(struct log *log);
 
+/*
+ * Retiring a log whose partition leaves this broker (its topic was deleted, or the broker is no
+ * longer one of its replicas), Kafka's way: log_retire_dir() renames the partition directory
+ * to "<topic>-<N>.<32 hex digits>-delete" at once, so that a partition of the same name
+ * created later starts from an empty directory, and returns the new path (malloc'ed; NULL when
+ * the rename failed: then the old path is the one to remove). The caller must have stopped
+ * every writer first (appends, truncation, flusher, cleaner). Readers holding segment file
+ * descriptors keep reading. log_discard() frees the log without writing anything (the
+ * directory goes away); log_remove_tree() removes a directory and everything in it.
+ * "-delete" directories left by a crash are removed when the log manager opens the log dir.
+ */
+char *log_retire_dir(struct log *log);
+void log_discard(struct log *log);
+int log_remove_tree(const char *path);
+
 /* Replaces the topic config (AlterConfigs). Any thread. */
 void log_set_config(struct log *log, const struct log_config *cfg);
 struct log_config log_get_config(struct log *log);

@@ -123,4 +123,8 @@ int log_epoch_clear_locked(struct log *log);
 /* Moves the start offset forward (never back) and calls the hook. */
 void log_advance_start_offset(struct log *log, int64_t offset);
 
+/* Frees the log's memory and descriptors (log.c); with purge, first unlinks the segments
+ * awaiting deletion (by path: never for a retired directory). Writes nothing else. */
+void log_free(struct log *log, bool purge);
+
 #endif

@@ -133,6 +133,25 @@ static void *open_worker(void *arg)
     return NULL;
 }
 
+/* "<topic>-<N>.<32 hex>-delete": a retired log (log_retire_dir) whose removal a crash cut off. */
+static bool log_manager_is_trash(const char *name)
+{
+    size_t n = strlen(name), suffix = strlen("-delete");
+    return n > suffix + 33 && strcmp(name + n - suffix, "-delete") == 0 &&
+           name[n - suffix - 33] == '.';
+}
+
+static void log_manager_remove_trash(struct log_manager *m, const char *name)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", m->dir, name);
+    int rc = log_remove_tree(path);
+    if (rc != 0)
+        log_warn("storage", "cannot remove %s: %s", path, strerror(-rc));
+    else
+        log_info("storage", "removed %s (deleted before the last shutdown)", path);
+}
+
 static int list_partitions(struct log_manager *m, struct open_ctx *c)
 {
     DIR *d = opendir(m->dir);
@@ -147,6 +166,10 @@ static int list_partitions(struct log_manager *m, struct open_ctx *c)
         /* Hidden entries and "<topic>-<N>.<uuid>-delete|-future|-stray" never parse. */
         if (e->d_name[0] == '.')
             continue;
+        if (log_manager_is_trash(e->d_name)) {
+            log_manager_remove_trash(m, e->d_name);
+            continue;
+        }
         if (!parse_partition_dir(e->d_name, &topic, &part))
             continue;
         if (c->njobs == cap) {

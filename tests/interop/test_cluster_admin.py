@@ -9,6 +9,10 @@
     replicas completes at once; adding a broker stays listed with adding/removing replicas
     (no data replication yet) until cancelled; bad targets get INVALID_REPLICA_ASSIGNMENT,
     a cancel without one NO_REASSIGNMENT_IN_PROGRESS;
+  * a replica reassigned away is deleted from its old broker (renamed "...-delete", then
+    removed) while its other partitions stay; moved back, it is copied again from the leader
+    and ends byte-identical; a topic deleted and at once re-created starts empty (the old
+    directory was renamed away before the new one was made);
   * `gregor cluster info --json` names the quorum leader and every voter;
   * an idempotent confluent-kafka producer bootstrapped on a non-controller broker (its
     producer id block is allocated through the active controller) delivers in order;
@@ -218,6 +222,79 @@ def test_partition_reassignments_recorded_listed_cancelled():
         wait_until(lambda: c.raw_partitions("ra", via)[0]["replicas"] == [outsider, reps[0]]
                    and ("ra", 0) not in list_reassign(c, via), 20 * SLOW,
                    what="reassignment completed")
+
+
+def partition_dirs(c, node, topic):
+    return sorted(e for e in os.listdir(c.node(node).data_dir) if e.startswith(topic + "-"))
+
+
+def segments(c, node, topic, part):
+    d = os.path.join(c.node(node).data_dir, "%s-%d" % (topic, part))
+    if not os.path.isdir(d):
+        return None
+    return {f: open(os.path.join(d, f), "rb").read() for f in os.listdir(d) if f.endswith(".log")}
+
+
+def produce_n(c, topic, part, prefix, n):
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": c.live_bootstrap(), "acks": "all", "linger.ms": 5})
+    errs = []
+    for i in range(n):
+        p.produce(topic, value=b"%s-%d" % (prefix, i), partition=part,
+                  on_delivery=lambda e, m: errs.append(e))
+    check(p.flush(30 * SLOW) == 0 and len(errs) == n and not any(errs),
+          "produce to %s-%d: %r" % (topic, part, [e for e in errs if e][:3]))
+
+
+@test
+def test_replica_moved_away_is_deleted_and_can_come_back():
+    with Cluster(3) as c:
+        from confluent_kafka.admin import AdminClient, NewTopic
+        c.wait_formed()
+        a = AdminClient({"bootstrap.servers": c.live_bootstrap()})
+        a.create_topics([NewTopic("mv", num_partitions=2, replica_assignment=[[1, 2], [1, 2]])])[
+            "mv"].result(timeout=15 * SLOW)
+        c.wait_topic("mv", 2)
+        for part in (0, 1):
+            produce_n(c, "mv", part, b"a", 100)
+        check(partition_dirs(c, 2, "mv") == ["mv-0", "mv-1"], partition_dirs(c, 2, "mv"))
+        check(alter_reassign(c, 1, "mv", 0, [1, 3]) == 0, "reassign refused")
+        wait_until(lambda: c.raw_partitions("mv", 1)[0]["replicas"] == [1, 3]
+                   and ("mv", 0) not in list_reassign(c, 1), 20 * SLOW,
+                   what="mv-0 moved to [1, 3]")
+        wait_until(lambda: partition_dirs(c, 2, "mv") == ["mv-1"], 10 * SLOW,
+                   what="node 2 deleting mv-0 (dirs: %r)" % partition_dirs(c, 2, "mv"))
+        check(segments(c, 3, "mv", 0) is not None, "node 3 holds mv-0")
+        # Back to node 2: it starts from an empty log and copies everything again.
+        check(alter_reassign(c, 1, "mv", 0, [1, 2]) == 0, "reassign back refused")
+        wait_until(lambda: c.raw_partitions("mv", 1)[0]["replicas"] == [1, 2]
+                   and ("mv", 0) not in list_reassign(c, 1), 20 * SLOW,
+                   what="mv-0 moved back to [1, 2]")
+        produce_n(c, "mv", 0, b"b", 10)
+        wait_until(lambda: segments(c, 2, "mv", 0) and
+                   segments(c, 2, "mv", 0) == segments(c, 1, "mv", 0), 15 * SLOW,
+                   what="node 2's mv-0 byte-identical with the leader's")
+        wait_until(lambda: partition_dirs(c, 3, "mv") == [], 10 * SLOW,
+                   what="node 3 deleting mv-0")
+        # Deleted and re-created at once: the new topic starts empty on every replica.
+        a.delete_topics(["mv"])["mv"].result(timeout=15 * SLOW)
+        deadline = time.monotonic() + 15 * SLOW
+        while True:
+            try:
+                a.create_topics([NewTopic("mv", num_partitions=1,
+                                          replica_assignment=[[1, 2]])])["mv"].result(
+                    timeout=15 * SLOW)
+                break
+            except Exception as e:  # noqa: BLE001 - TOPIC_ALREADY_EXISTS while deleting
+                check(time.monotonic() < deadline, "re-create: %s" % e)
+                time.sleep(0.2)
+        c.wait_topic("mv", 1)
+        produce_n(c, "mv", 0, b"new", 1)
+        for node in (1, 2):
+            wait_until(lambda: segments(c, node, "mv", 0) is not None and
+                       b"a-0" not in b"".join(segments(c, node, "mv", 0).values()) and
+                       b"new-0" in b"".join(segments(c, node, "mv", 0).values()), 10 * SLOW,
+                       what="node %d: re-created mv-0 holds only the new record" % node)
 
 
 def reassign_then_cancel(c, via, reps, outsider):

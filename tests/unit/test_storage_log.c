@@ -275,7 +275,8 @@ TEST(test_segment_lookup_fast_with_10000_segments)
     int64_t per_read_ns = (clock_mono_ns() - t0) / 20000;
     printf("  # %lld ns per read over 10000 segments (includes lazy opens)\n",
            (long long)per_read_ns);
-    CHECK(per_read_ns < 200000);
+    /* No time bound here (speed lives in bench/): the structural check is that random reads
+     * over 10,000 segments keep only a bounded number of them open. */
     CHECK(log_close_idle_segments(log, INT64_MAX) <= 64);
     log_close(log);
 }
