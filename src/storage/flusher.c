@@ -116,12 +116,9 @@ static void complete_requests(struct flush_req *list, const struct log_flush_obs
     }
 }
 
-/* Lock held: detaches the queued requests of the log at the head of the queue. */
-static struct flush_req *take_head_log(struct log_flusher *f)
+/* Lock held: detaches the queued requests of `log` (in order) and repairs the tail. */
+static struct flush_req *take_log_requests(struct log_flusher *f, const struct log *log)
 {
-    if (!f->head)
-        return NULL;
-    struct log *log = f->head->log;
     struct flush_req *mine = NULL, **mt = &mine, **pp = &f->head;
     while (*pp) {
         struct flush_req *r = *pp;
@@ -136,6 +133,12 @@ static struct flush_req *take_head_log(struct log_flusher *f)
     }
     f->tail = pp;
     return mine;
+}
+
+/* Lock held: detaches the queued requests of the log at the head of the queue. */
+static struct flush_req *take_head_log(struct log_flusher *f)
+{
+    return f->head ? take_log_requests(f, f->head->log) : NULL;
 }
 
 /* Flushes registered logs whose flush.ms passed. Called with the lock held and in_intervals
@@ -282,7 +285,6 @@ static bool flusher_uses(const struct log_flusher *f, const struct log *log)
 
 void log_flusher_remove(struct log_flusher *f, struct log *log)
 {
-    struct flush_req *mine = NULL, **mt = &mine;
     pthread_mutex_lock(&f->lock);
     while (flusher_uses(f, log)) /* a thread may be flushing this log right now */
         pthread_cond_wait(&f->round_done, &f->lock);
@@ -291,21 +293,7 @@ void log_flusher_remove(struct log_flusher *f, struct log *log)
             f->logs[i] = f->logs[--f->nlogs];
             break;
         }
-    struct flush_req **pp = &f->head;
-    while (*pp) {
-        struct flush_req *r = *pp;
-        if (r->log == log) {
-            *pp = r->next;
-            r->next = NULL;
-            *mt = r;
-            mt = &r->next;
-        } else {
-            pp = &r->next;
-        }
-    }
-    f->tail = &f->head;
-    while (*f->tail)
-        f->tail = &(*f->tail)->next;
+    struct flush_req *mine = take_log_requests(f, log);
     atomic_store(&log->flusher, NULL);
     pthread_mutex_unlock(&f->lock);
     complete_requests(mine, NULL);
