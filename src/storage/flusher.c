@@ -24,8 +24,9 @@
 struct flush_req {
     struct log *log;
     int64_t offset;
-    log_flush_cb cb; /* NULL: a poke */
+    log_flush_cb cb; /* NULL: a poke or a writeback */
     void *arg;
+    bool writeback; /* only start writeback (log_start_writeback), no sync */
     struct flush_req *next;
 };
 
@@ -95,12 +96,21 @@ static void wait_for_work(struct log_flusher *f, bool intervals)
 }
 
 /* Flushes each distinct log of the list once, then completes its requests. */
+static bool only_writebacks(const struct flush_req *list, const struct log *log)
+{
+    for (const struct flush_req *r = list; r; r = r->next)
+        if (r->log == log && !r->writeback)
+            return false;
+    return true;
+}
+
 static void complete_requests(struct flush_req *list, const struct log_flush_observer *obs)
 {
     while (list) {
         struct log *log = list->log;
         int64_t flushed = 0;
-        int rc = observed_flush(obs, log, &flushed);
+        int rc = only_writebacks(list, log) ? log_start_writeback(log)
+                                            : observed_flush(obs, log, &flushed);
         struct flush_req **pp = &list;
         while (*pp) {
             struct flush_req *r = *pp;
@@ -299,15 +309,15 @@ void log_flusher_remove(struct log_flusher *f, struct log *log)
     complete_requests(mine, NULL);
 }
 
-/* Queues a request and wakes one thread, or all of them (wake_all: a poke, after which thread
- * 0 must re-read the flush.ms deadlines even if another thread takes the request). */
-static int enqueue(struct log_flusher *f, struct log *log, int64_t offset, log_flush_cb cb,
-                   void *arg, bool wake_all)
+/* Queues a copy of `req` and wakes one thread, or all of them (wake_all: a poke, after which
+ * thread 0 must re-read the flush.ms deadlines even if another thread takes the request). */
+static int enqueue(struct log_flusher *f, struct flush_req req, bool wake_all)
 {
     struct flush_req *r = malloc(sizeof(*r));
     if (!r)
         return -ENOMEM;
-    *r = (struct flush_req){log, offset, cb, arg, NULL};
+    *r = req;
+    r->next = NULL;
     pthread_mutex_lock(&f->lock);
     *f->tail = r;
     f->tail = &r->next;
@@ -333,12 +343,19 @@ int log_flush_request(struct log *log, int64_t offset, log_flush_cb cb, void *ar
             cb(arg, rc);
         return 0;
     }
-    return enqueue(f, log, offset, cb, arg, false);
+    return enqueue(f, (struct flush_req){.log = log, .offset = offset, .cb = cb, .arg = arg},
+                   false);
 }
 
 void log_flusher_poke(struct log_flusher *f, struct log *log)
 {
-    enqueue(f, log, log_end_offset(log), NULL, NULL, true);
+    enqueue(f, (struct flush_req){.log = log, .offset = log_end_offset(log)}, true);
+}
+
+void log_flusher_writeback(struct log_flusher *f, struct log *log)
+{
+    /* Dropped without memory: only an optimisation, the next fdatasync writes it all. */
+    enqueue(f, (struct flush_req){.log = log, .writeback = true}, false);
 }
 
 void log_flusher_set_observer(struct log_flusher *f, const struct log_flush_observer *obs)

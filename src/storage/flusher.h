@@ -40,6 +40,10 @@ int log_flush_request(struct log *log, int64_t offset, log_flush_cb cb, void *ar
 /* Wakes the flusher to flush `log` (flush.messages reached). Any thread. */
 void log_flusher_poke(struct log_flusher *f, struct log *log);
 
+/* Asks the flusher to start writeback of `log`'s active segment (log_start_writeback): no
+ * sync, nobody waits. Any thread; dropped when out of memory. */
+void log_flusher_writeback(struct log_flusher *f, struct log *log);
+
 /*
  * Optional observer of flush durations (metrics): fn(arg, ns) runs ON THE FLUSHER THREAD after
  * every log_flush() the thread makes, with its duration in nanoseconds. fn must be cheap and

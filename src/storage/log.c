@@ -367,13 +367,36 @@ static int append_locked(struct log *log, uint8_t *buf, size_t len, int32_t lead
     return rc;
 }
 
-/* After an append of `records` records: counts them for flush.messages, pokes the flusher. */
-static void note_appended(struct log *log, int32_t records, int64_t flush_every)
+/* After an append of `records` records in `bytes`: counts them for flush.messages (pokes the
+ * flusher) and for the writeback ahead. */
+static void note_appended(struct log *log, int32_t records, size_t bytes, int64_t flush_every)
 {
     int64_t unflushed = atomic_fetch_add(&log->unflushed_messages, records) + records;
     struct log_flusher *f = atomic_load(&log->flusher);
-    if (unflushed >= flush_every && f)
+    if (f == NULL)
+        return;
+    if (unflushed >= flush_every)
         log_flusher_poke(f, log);
+    int64_t n = (int64_t)bytes;
+    int64_t unwritten = atomic_fetch_add(&log->unwritten_bytes, n) + n;
+    if (unwritten >= LOG_WRITEBACK_BYTES && unwritten - n < LOG_WRITEBACK_BYTES)
+        log_flusher_writeback(f, log); /* the append that crossed the mark asks, once */
+}
+
+int log_start_writeback(struct log *log)
+{
+    atomic_store(&log->unwritten_bytes, 0);
+    pthread_rwlock_rdlock(&log->segments_lock);
+    struct segment *active = log->segs[log->nsegs - 1];
+    segment_ref(active);
+    pthread_rwlock_unlock(&log->segments_lock);
+    int rc = segment_acquire(active);
+    if (rc >= 0) {
+        rc = segment_start_writeback(active);
+        segment_release(active);
+    }
+    segment_unref(active);
+    return rc < 0 ? rc : 0;
 }
 
 int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epoch, int64_t now_ms,
@@ -384,7 +407,7 @@ int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epo
     int64_t flush_every = log->config.flush_interval_messages;
     pthread_mutex_unlock(&log->append_lock);
     if (rc == 0)
-        note_appended(log, out->record_count, flush_every);
+        note_appended(log, out->record_count, len, flush_every);
     return rc;
 }
 
@@ -517,7 +540,7 @@ int log_append_replica(struct log *log, const uint8_t *batches, size_t len,
     int64_t flush_every = log->config.flush_interval_messages;
     pthread_mutex_unlock(&log->append_lock);
     if (rc == 0)
-        note_appended(log, out->record_count, flush_every);
+        note_appended(log, out->record_count, len, flush_every);
     return rc;
 }
 

@@ -243,6 +243,15 @@ int32_t log_latest_epoch(struct log *log);
  * Called by the flusher thread; safe from any thread. */
 int log_flush(struct log *log, int64_t *flushed);
 
+/*
+ * Writeback ahead: every LOG_WRITEBACK_BYTES appended, the flusher starts the kernel's
+ * writeback of the active segment (sync_file_range, no wait), so dirty pages never pile up
+ * and a later fdatasync - of this log or, through the journal, of another - finds little
+ * left to write. Called by the flusher thread; safe from any thread.
+ */
+#define LOG_WRITEBACK_BYTES (4 << 20)
+int log_start_writeback(struct log *log);
+
 /* Accessors. */
 const char *log_topic(const struct log *log);
 int32_t log_partition(const struct log *log);

@@ -56,8 +56,9 @@ struct log {
     _Atomic int64_t recovery_point;
     _Atomic bool offline;
     _Atomic int64_t unflushed_messages;
-    _Atomic int64_t last_flush_ms; /* monotonic */
-    _Atomic bool dir_dirty;        /* segment files created since the last flush */
+    _Atomic int64_t unwritten_bytes; /* appended since the last writeback was started */
+    _Atomic int64_t last_flush_ms;   /* monotonic */
+    _Atomic bool dir_dirty;          /* segment files created since the last flush */
     _Atomic int lazy_opens;
     _Atomic int64_t flush_interval_ms;
     /* copy of config.flush_interval_ms for the flusher */ /* closed segments opened by reads

@@ -441,6 +441,13 @@ int segment_seal(struct segment *seg)
     return rc;
 }
 
+int segment_start_writeback(struct segment *seg)
+{
+    if (sync_file_range(seg->log_fd, 0, 0, SYNC_FILE_RANGE_WRITE) < 0)
+        return -errno;
+    return 0;
+}
+
 int segment_sync(struct segment *seg)
 {
     if (fdatasync(seg->log_fd) < 0)

@@ -126,6 +126,8 @@ int segment_seal(struct segment *seg);
 /* fdatasync of the .log. Indexes are not synced here: after an unclean stop they are rebuilt
  * from the .log. Segment pinned. */
 int segment_sync(struct segment *seg);
+/* Starts writeback of the .log's dirty pages (sync_file_range WRITE: no wait, no metadata). */
+int segment_start_writeback(struct segment *seg);
 /* fdatasync of both indexes (clean close, so the next start can trust them). */
 int segment_sync_indexes(struct segment *seg);
 
