@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "broker/broker_internal.h"
 #include "broker/listeners.h"
 
@@ -61,6 +62,7 @@ const char *session_principal(const struct net_conn *c)
         if (net_conn_tls_peer_subject(c, subject, sizeof(subject)))
             snprintf(s->principal, sizeof(s->principal), "User:%s", subject);
         s->tls_principal_known = true;
+        log_debug("broker", "connection from %s: TLS principal %s", net_conn_peer(c), s->principal);
     }
     return s->principal;
 }
@@ -69,6 +71,7 @@ void session_authenticated(struct broker_session *s, struct net_conn *c, const c
 {
     s->state = SESSION_AUTHENTICATED;
     snprintf(s->principal, sizeof(s->principal), "User:%s", name);
+    s->tls_principal_known = true; /* SASL_SSL: the SASL user is the principal */
     free(s->scram);
     s->scram = NULL;
     net_conn_set_max_frame(c, 0);

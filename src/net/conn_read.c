@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdint.h>
 #include <sys/uio.h>
 
 #include "base/log.h"
@@ -157,8 +156,8 @@ static void net_conn_consume(struct net_conn *c, size_t n)
 }
 
 /* One readv; returns its result with errno preserved, and the capacity offered. On TLS one
- * decrypted read into the first buffer; the capacity is then unbounded, because a short read
- * does not mean the socket is drained (TLS buffers records): read on until EAGAIN. */
+ * decrypted read into the first buffer (a TLS read returns one record at most, so a short read
+ * does not mean the socket is drained: net_conn_read reads on until EAGAIN). */
 static ssize_t net_conn_readv(struct net_conn *c, size_t *cap)
 {
     struct iovec iov[2];
@@ -172,7 +171,7 @@ static ssize_t net_conn_readv(struct net_conn *c, size_t *cap)
     iov[k].iov_len = c->w->rbuf_cap;
     k++;
     if (c->tls) {
-        *cap = SIZE_MAX;
+        *cap = iov[0].iov_len;
         return net_tls_read(c, iov[0].iov_base, iov[0].iov_len);
     }
     *cap = 0;
@@ -225,7 +224,7 @@ void net_conn_read(struct net_conn *c)
         }
         /* Edge-triggered: a short read drained the socket and new bytes bring a new event; but
          * a FIN that arrived with the data brings no further edge, so then read on to EOF. */
-        if ((size_t)n < cap && !c->peer_hup)
+        if ((size_t)n < cap && !c->peer_hup && c->tls == NULL)
             return;
     }
 }
