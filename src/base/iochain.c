@@ -235,8 +235,8 @@ ssize_t iochain_copy_pending(const struct iochain *c, uint8_t *buf, size_t cap)
             continue;
         }
         for (size_t got = 0; got < k;) {
-            ssize_t r = pread(p->u.file.fd, buf + at + got, k - got,
-                              p->u.file.off + (off_t)(skip + got));
+            ssize_t r =
+                pread(p->u.file.fd, buf + at + got, k - got, p->u.file.off + (off_t)(skip + got));
             if (r < 0 && errno == EINTR)
                 continue;
             if (r < 0)

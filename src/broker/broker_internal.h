@@ -40,7 +40,7 @@ struct broker_groups;
 
 struct broker {
     struct broker_config cfg;
-    char cluster_id[64]; /* from meta.properties, generated on first start */
+    char cluster_id[64];       /* from meta.properties, generated on first start */
     char advertised_host[256]; /* of the listener registered in the metadata log */
     int advertised_port;
     struct broker_listener listeners[NET_MAX_LISTENERS]; /* net listener i = listeners[i] */

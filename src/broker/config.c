@@ -56,7 +56,6 @@ static const struct config_entry config_table[] = {
     {"ssl.keystore.type", CT_STRING, F(ssl_keystore_type), 0, 0, 0},
     {"ssl.keystore.location", CT_STRING, F(ssl_keystore_location), 0, 0, 0},
     {"ssl.key.password", CT_STRING, F(ssl_key_password), 0, 0, 0},
-    {"ssl.keystore.password", CT_STRING, F(ssl_key_password), 0, 0, 0},
     {"ssl.keystore.certificate.chain", CT_STRING, F(ssl_keystore_certificate_chain), 0, 0, 0},
     {"ssl.keystore.key", CT_STRING, F(ssl_keystore_key), 0, 0, 0},
     {"ssl.truststore.type", CT_STRING, F(ssl_truststore_type), 0, 0, 0},
@@ -66,8 +65,8 @@ static const struct config_entry config_table[] = {
     {"ssl.enabled.protocols", CT_STRING, F(ssl_enabled_protocols), 0, 0, 0},
     {"ssl.cipher.suites", CT_STRING, F(ssl_cipher_suites), 0, 0, 0},
     {"ssl.principal.mapping.rules", CT_STRING, F(ssl_principal_mapping_rules), 0, 0, 0},
-    {"ssl.endpoint.identification.algorithm", CT_STRING,
-     F(ssl_endpoint_identification_algorithm), 0, 0, 0},
+    {"ssl.endpoint.identification.algorithm", CT_STRING, F(ssl_endpoint_identification_algorithm),
+     0, 0, 0},
     {"cluster.id", CT_STRING, F(cluster_id), 0, 0, 0},
     {"num.partitions", CT_INT32, F(num_partitions), 1, 1000000, 0},
     {"default.replication.factor", CT_INT16, F(default_replication_factor), 1, INT16_MAX, 0},
@@ -357,7 +356,8 @@ static int config_set_listener_prop(struct broker_config *c, const char *key, co
 {
     const char *rest = key + strlen(CONFIG_LISTENER_PREFIX);
     const char *dot = strchr(rest, '.');
-    if (dot == NULL || dot == rest || dot[1] == '\0' || strlen(key) >= sizeof(c->listener_props[0].key) ||
+    if (dot == NULL || dot == rest || dot[1] == '\0' ||
+        strlen(key) >= sizeof(c->listener_props[0].key) ||
         strlen(value) >= sizeof(c->listener_props[0].value))
         return -EINVAL;
     int i = 0;
@@ -819,8 +819,7 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
 /* Secrets (Kafka's PASSWORD type) are never described: DescribeConfigs leaves them out. */
 static bool config_is_sensitive(const char *name)
 {
-    return strcmp(name, "ssl.key.password") == 0 || strcmp(name, "ssl.keystore.password") == 0 ||
-           strcmp(name, "ssl.keystore.key") == 0;
+    return strcmp(name, "ssl.key.password") == 0 || strcmp(name, "ssl.keystore.key") == 0;
 }
 
 int config_describe(const struct broker_config *c, const char *name, char *buf, size_t len)

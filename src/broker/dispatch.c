@@ -43,7 +43,8 @@ static const struct broker_api broker_api_table[] = {
     {KPROTO_API_SYNC_GROUP, 0, 5, handle_sync_group, API_SCOPE_BROKER},
     {KPROTO_API_DESCRIBE_GROUPS, 0, 5, handle_describe_groups, API_SCOPE_BROKER},
     {KPROTO_API_LIST_GROUPS, 0, 5, handle_list_groups, API_SCOPE_BROKER},
-    {KPROTO_API_SASL_HANDSHAKE, 0, 1, handle_sasl_handshake, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_SASL_HANDSHAKE, 0, 1, handle_sasl_handshake,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_API_VERSIONS, 0, 4, handle_api_versions, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_CREATE_TOPICS, 0, 7, handle_create_topics, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_DELETE_TOPICS, 0, 6, handle_delete_topics, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
@@ -114,7 +115,8 @@ void broker_dispatch(struct broker *b, struct net_request *nr)
         return;
     }
     if (s != NULL && !s->tls_principal_known && s->state == SESSION_AUTHENTICATED)
-        session_principal(nr->conn); /* SSL: the certificate's subject, once the handshake is done */
+        session_principal(
+            nr->conn); /* SSL: the certificate's subject, once the handshake is done */
     struct broker_req *r = arena_calloc(&nr->arena, 1, sizeof(*r));
     if (r == NULL) {
         net_request_close(nr);

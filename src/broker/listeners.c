@@ -30,7 +30,8 @@ static const struct {
 unsigned sasl_mechanism_bit(const char *name, size_t len)
 {
     for (size_t i = 0; i < SASL_MECH_COUNT; i++)
-        if (strlen(sasl_mechanisms[i].name) == len && memcmp(sasl_mechanisms[i].name, name, len) == 0)
+        if (strlen(sasl_mechanisms[i].name) == len &&
+            memcmp(sasl_mechanisms[i].name, name, len) == 0)
             return sasl_mechanisms[i].bit;
     return 0;
 }
@@ -81,15 +82,16 @@ static int listener_open_tls(const struct broker_config *c, struct broker_listen
         .truststore_certificates =
             listener_prop(c, l, "ssl.truststore.certificates", c->ssl_truststore_certificates),
         .client_auth = listener_prop(c, l, "ssl.client.auth", c->ssl_client_auth),
-        .enabled_protocols =
-            listener_prop(c, l, "ssl.enabled.protocols", c->ssl_enabled_protocols),
+        .enabled_protocols = listener_prop(c, l, "ssl.enabled.protocols", c->ssl_enabled_protocols),
         .cipher_suites = listener_prop(c, l, "ssl.cipher.suites", c->ssl_cipher_suites),
     };
     const char *rules =
         listener_prop(c, l, "ssl.principal.mapping.rules", c->ssl_principal_mapping_rules);
     if (rules[0] != '\0' && strcmp(rules, "DEFAULT") != 0) {
-        snprintf(err, errlen, "listener %s: ssl.principal.mapping.rules '%s' is not supported yet "
-                 "(only DEFAULT: the certificate subject as the principal)", l->name, rules);
+        snprintf(err, errlen,
+                 "listener %s: ssl.principal.mapping.rules '%s' is not supported yet "
+                 "(only DEFAULT: the certificate subject as the principal)",
+                 l->name, rules);
         return -EINVAL;
     }
     char why[400];
@@ -103,7 +105,8 @@ static int listener_open_tls(const struct broker_config *c, struct broker_listen
 static int listener_parse_mechanisms(const struct broker_config *c, struct broker_listener *bl,
                                      char *err, size_t errlen)
 {
-    const char *v = listener_prop(c, bl->cfg, "sasl.enabled.mechanisms", c->sasl_enabled_mechanisms);
+    const char *v =
+        listener_prop(c, bl->cfg, "sasl.enabled.mechanisms", c->sasl_enabled_mechanisms);
     bl->mechanisms = 0;
     for (const char *p = v; *p;) {
         while (*p == ',' || *p == ' ')
@@ -128,8 +131,8 @@ static int listener_parse_mechanisms(const struct broker_config *c, struct broke
 }
 
 /* Users: sasl.credentials.file, then listener.name.NAME.MECH.sasl.jaas.config of each mechanism. */
-static int listener_load_users(const struct broker_config *c, struct broker_listener *bl,
-                               char *err, size_t errlen)
+static int listener_load_users(const struct broker_config *c, struct broker_listener *bl, char *err,
+                               size_t errlen)
 {
     char why[300];
     if (c->sasl_credentials_file[0] &&
@@ -156,8 +159,8 @@ static int listener_load_users(const struct broker_config *c, struct broker_list
     return 0;
 }
 
-static int listener_open_one(const struct broker_config *c, struct broker_listener *bl,
-                             char *err, size_t errlen)
+static int listener_open_one(const struct broker_config *c, struct broker_listener *bl, char *err,
+                             size_t errlen)
 {
     bl->protocol = bl->cfg->protocol;
     credential_store_init(&bl->users);
@@ -199,11 +202,11 @@ int broker_listeners_open(struct broker *b, struct net_config *nc, char *err, si
                  bl->adv_host, bl->adv_port);
     }
     if (any_tls)
-        log_info("broker", "%s", tls_ktls_available()
-                                     ? "kTLS is offered by the kernel but not used yet: TLS "
-                                       "fetches are read with pread and encrypted by OpenSSL"
-                                     : "no kTLS in this kernel (tcp_available_ulp lacks tls): "
-                                       "TLS fetches are read with pread and encrypted by OpenSSL");
+        log_info("broker", "%s",
+                 tls_ktls_available() ? "kTLS is offered by the kernel but not used yet: TLS "
+                                        "fetches are read with pread and encrypted by OpenSSL"
+                                      : "no kTLS in this kernel (tcp_available_ulp lacks tls): "
+                                        "TLS fetches are read with pread and encrypted by OpenSSL");
     return 0;
 }
 

@@ -30,8 +30,8 @@ struct broker_listener {
     enum security_protocol protocol;
     char adv_host[256]; /* advertised (advertised.listeners, else the bound address) */
     int adv_port;
-    void *tls;                    /* SSL_CTX * for SSL / SASL_SSL, else NULL */
-    unsigned mechanisms;          /* SASL_MECH_* enabled (SASL listeners) */
+    void *tls;                     /* SSL_CTX * for SSL / SASL_SSL, else NULL */
+    unsigned mechanisms;           /* SASL_MECH_* enabled (SASL listeners) */
     struct credential_store users; /* SASL listeners */
 };
 

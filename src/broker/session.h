@@ -32,12 +32,12 @@ enum session_state {
 
 struct broker_session {
     enum session_state state;
-    unsigned mechanism;               /* SASL_MECH_* chosen by SaslHandshake */
-    bool tls_principal_known;         /* SSL: principal read from the peer certificate */
-    int scram_step;                   /* 0: expect client-first, 1: expect client-final */
-    struct scram_exchange *scram;     /* during a SCRAM exchange */
+    unsigned mechanism;           /* SASL_MECH_* chosen by SaslHandshake */
+    bool tls_principal_known;     /* SSL: principal read from the peer certificate */
+    int scram_step;               /* 0: expect client-first, 1: expect client-final */
+    struct scram_exchange *scram; /* during a SCRAM exchange */
     const struct credential_user *user;
-    char principal[320];              /* "User:NAME", "User:CN=...", "User:ANONYMOUS" */
+    char principal[320]; /* "User:NAME", "User:CN=...", "User:ANONYMOUS" */
 };
 
 /* net_handler callbacks (broker.c installs them). */

@@ -292,8 +292,7 @@ static bool net_conn_handoff(struct net_worker *to, int fd, const struct net_ip_
 }
 
 /* A socket fresh from accept4(): admission, then the owner. Worker thread of w. */
-void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage *sa,
-                     int listener)
+void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage *sa, int listener)
 {
     struct net_server *s = w->srv;
     struct net_ip_key key;

@@ -90,7 +90,7 @@ struct net_worker {
     pthread_t self;      /* written by the worker thread itself, for assertions */
     bool self_known;
 
-    struct net_io wake;            /* eventfd: posts and stop */
+    struct net_io wake;                                   /* eventfd: posts and stop */
     struct net_listen_reg listen_regs[NET_MAX_LISTENERS]; /* the shared listening sockets */
     bool listening;                                       /* listen_regs are in epfd */
     struct net_timer accept_retry; /* re-enables accepting after EMFILE and the like */
@@ -128,11 +128,11 @@ struct net_server {
     struct net_config cfg; /* defaults applied; cfg.host points at host */
     char *host;
     struct net_handler handler;
-    int nlisteners;                     /* listening sockets (cfg.listeners, or host:port) */
-    int listen_fds[NET_MAX_LISTENERS];  /* -1 when closed */
-    int ports[NET_MAX_LISTENERS];       /* bound ports */
-    char *hosts[NET_MAX_LISTENERS];     /* copies of the configured hosts */
-    void *tls[NET_MAX_LISTENERS];       /* SSL_CTX * per listener, NULL = plain TCP */
+    int nlisteners;                    /* listening sockets (cfg.listeners, or host:port) */
+    int listen_fds[NET_MAX_LISTENERS]; /* -1 when closed */
+    int ports[NET_MAX_LISTENERS];      /* bound ports */
+    char *hosts[NET_MAX_LISTENERS];    /* copies of the configured hosts */
+    void *tls[NET_MAX_LISTENERS];      /* SSL_CTX * per listener, NULL = plain TCP */
     int nworkers;
     struct net_worker *workers;
     _Atomic uint64_t next_conn_id;
@@ -213,8 +213,7 @@ void net_timers_run(struct net_worker *w);
 void net_timers_destroy(struct net_worker *w);
 
 /* conn.c */
-void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage *sa,
-                     int listener);
+void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage *sa, int listener);
 void net_conn_ref(struct net_conn *c);
 void net_conn_unref(struct net_conn *c);
 void net_conn_close(struct net_conn *c, const char *why);

@@ -63,8 +63,8 @@ int net_listener_open(struct net_server *s, int index, const char *host, int por
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(host, port, &hints, &res);
     if (gai != 0) {
-        log_error(NET_LOG, "cannot resolve listener address %s:%d: %s", host ? host : "*",
-                  port_num, gai_strerror(gai));
+        log_error(NET_LOG, "cannot resolve listener address %s:%d: %s", host ? host : "*", port_num,
+                  gai_strerror(gai));
         return -EADDRNOTAVAIL;
     }
     int fd = -EADDRNOTAVAIL;
@@ -87,9 +87,8 @@ int net_listener_open(struct net_server *s, int index, const char *host, int por
     s->listen_fds[index] = fd;
     s->ports[index] = p;
     bool v6 = host != NULL && strchr(host, ':') != NULL;
-    log_info(NET_LOG, "listening on %s%s%s:%d%s with %d workers", v6 ? "[" : "",
-             host ? host : "*", v6 ? "]" : "", p, s->tls[index] ? " (TLS)" : "",
-             s->cfg.num_workers);
+    log_info(NET_LOG, "listening on %s%s%s:%d%s with %d workers", v6 ? "[" : "", host ? host : "*",
+             v6 ? "]" : "", p, s->tls[index] ? " (TLS)" : "", s->cfg.num_workers);
     return 0;
 }
 

@@ -58,8 +58,7 @@ int credential_store_add(struct credential_store *s, const char *name, const cha
     }
     int rc = scram_credential_derive(SCRAM_SHA_256, password, SCRAM_DEFAULT_ITERATIONS, &u->sha256);
     if (rc == 0)
-        rc = scram_credential_derive(SCRAM_SHA_512, password, SCRAM_DEFAULT_ITERATIONS,
-                                     &u->sha512);
+        rc = scram_credential_derive(SCRAM_SHA_512, password, SCRAM_DEFAULT_ITERATIONS, &u->sha512);
     return rc;
 }
 

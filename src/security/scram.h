@@ -48,7 +48,7 @@ struct scram_exchange {
     char user[256];                        /* decoded saslname of the client-first message */
     char client_first_bare[SCRAM_MSG_MAX]; /* for AuthMessage */
     char server_first[SCRAM_MSG_MAX];
-    char gs2_header[64]; /* "n,," or "n,a=...," (channel binding is not supported) */
+    char gs2_header[64];           /* "n,," or "n,a=...," (channel binding is not supported) */
     char nonce[SCRAM_MSG_MAX / 2]; /* client nonce + server nonce */
 };
 

@@ -102,7 +102,8 @@ static int tls_load_keystore(SSL_CTX *ctx, const struct tls_settings *s, char *e
         return -EINVAL;
     }
     if (SSL_CTX_check_private_key(ctx) != 1)
-        return tls_error(err, errlen, "ssl.keystore: the private key does not match the certificate");
+        return tls_error(err, errlen,
+                         "ssl.keystore: the private key does not match the certificate");
     return 0;
 }
 
@@ -124,8 +125,7 @@ static int tls_load_inline_trust(SSL_CTX *ctx, const char *pem)
     return n > 0 ? 0 : -1;
 }
 
-static int tls_load_truststore(SSL_CTX *ctx, const struct tls_settings *s, char *err,
-                               size_t errlen)
+static int tls_load_truststore(SSL_CTX *ctx, const struct tls_settings *s, char *err, size_t errlen)
 {
     if (tls_set(s->truststore_type) && strcasecmp(s->truststore_type, "PEM") != 0) {
         snprintf(err, errlen, "ssl.truststore.type '%s' is not supported (only PEM)",
@@ -145,8 +145,7 @@ static int tls_load_truststore(SSL_CTX *ctx, const struct tls_settings *s, char 
     return 0;
 }
 
-static int tls_set_client_auth(SSL_CTX *ctx, const struct tls_settings *s, char *err,
-                               size_t errlen)
+static int tls_set_client_auth(SSL_CTX *ctx, const struct tls_settings *s, char *err, size_t errlen)
 {
     const char *ca = tls_set(s->client_auth) ? s->client_auth : "none";
     int mode;
@@ -164,8 +163,7 @@ static int tls_set_client_auth(SSL_CTX *ctx, const struct tls_settings *s, char 
     }
     if (mode != SSL_VERIFY_NONE && !tls_set(s->truststore_location) &&
         !tls_set(s->truststore_certificates)) {
-        snprintf(err, errlen, "ssl.client.auth=%s needs ssl.truststore.location (PEM CA file)",
-                 ca);
+        snprintf(err, errlen, "ssl.client.auth=%s needs ssl.truststore.location (PEM CA file)", ca);
         return -EINVAL;
     }
     SSL_CTX_set_verify(ctx, mode, NULL);
@@ -173,8 +171,7 @@ static int tls_set_client_auth(SSL_CTX *ctx, const struct tls_settings *s, char 
 }
 
 /* ssl.enabled.protocols as a min..max range of TLSv1.2 and TLSv1.3. */
-static int tls_set_protocols(SSL_CTX *ctx, const struct tls_settings *s, char *err,
-                             size_t errlen)
+static int tls_set_protocols(SSL_CTX *ctx, const struct tls_settings *s, char *err, size_t errlen)
 {
     const char *v = tls_set(s->enabled_protocols) ? s->enabled_protocols : "TLSv1.2,TLSv1.3";
     char buf[128];
@@ -182,12 +179,12 @@ static int tls_set_protocols(SSL_CTX *ctx, const struct tls_settings *s, char *e
     int lo = 0, hi = 0;
     char *save = NULL;
     for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-        int ver = strcmp(t, "TLSv1.2") == 0 ? TLS1_2_VERSION
+        int ver = strcmp(t, "TLSv1.2") == 0   ? TLS1_2_VERSION
                   : strcmp(t, "TLSv1.3") == 0 ? TLS1_3_VERSION
                                               : 0;
         if (ver == 0) {
-            snprintf(err, errlen,
-                     "ssl.enabled.protocols: '%s' is not supported (TLSv1.2, TLSv1.3)", t);
+            snprintf(err, errlen, "ssl.enabled.protocols: '%s' is not supported (TLSv1.2, TLSv1.3)",
+                     t);
             return -EINVAL;
         }
         lo = lo == 0 || ver < lo ? ver : lo;
@@ -209,7 +206,10 @@ int tls_context_create(const struct tls_settings *s, void **out, char *err, size
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL)
         return tls_error(err, errlen, "cannot create a TLS context");
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* A client that closes without close_notify (most Kafka clients) is a plain close, not an
+     * error to log. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
     int rc = tls_set_protocols(ctx, s, err, errlen);
