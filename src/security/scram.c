@@ -71,6 +71,17 @@ int scram_credential_derive(enum scram_hash h, const char *password, int iterati
     return scram_keys(out, password);
 }
 
+int scram_credential_from_salt(enum scram_hash h, const char *password,
+                               const uint8_t salt[SCRAM_SALT_LEN], int iterations,
+                               struct scram_credential *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->hash = h;
+    out->iterations = iterations;
+    memcpy(out->salt, salt, SCRAM_SALT_LEN);
+    return scram_keys(out, password);
+}
+
 bool scram_credential_check_password(const struct scram_credential *cred, const char *password)
 {
     struct scram_credential probe = *cred;

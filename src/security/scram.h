@@ -35,6 +35,11 @@ size_t scram_hash_len(enum scram_hash h);
 int scram_credential_derive(enum scram_hash h, const char *password, int iterations,
                             struct scram_credential *out);
 
+/* The same with a given salt (test vectors). 0 or -EIO. */
+int scram_credential_from_salt(enum scram_hash h, const char *password,
+                               const uint8_t salt[SCRAM_SALT_LEN], int iterations,
+                               struct scram_credential *out);
+
 /* True when password matches cred (PLAIN over a SCRAM credential); constant-time compare. */
 bool scram_credential_check_password(const struct scram_credential *cred, const char *password);
 
