@@ -194,8 +194,16 @@ static int broker_start_network(struct broker *b, char *err, size_t errlen)
                             .ctx = b};
     rc = net_server_start(&nc, &h, &b->net);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot listen on the listeners %s: %s", b->cfg.listeners[0].name,
-                 strerror(-rc));
+        /* net logged which address failed; name every client listener here */
+        char names[512] = "";
+        size_t at = 0;
+        for (int i = 0; i < b->n_listeners && at < sizeof(names); i++) {
+            const struct listener_config *l = b->listeners[i].cfg;
+            at += (size_t)snprintf(names + at, sizeof(names) - at, "%s%s://%s:%d", i ? "," : "",
+                                   l->name, l->host, l->port);
+        }
+        snprintf(err, errlen, "cannot listen on listener%s %s: %s", b->n_listeners > 1 ? "s" : "",
+                 names, strerror(-rc));
         return rc;
     }
     broker_listeners_bound(b);

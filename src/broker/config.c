@@ -494,14 +494,20 @@ static int config_parse_protocol(const char *s, enum security_protocol *out)
 
 /*
  * The protocol of listener `name`: listener.security.protocol.map (NAME:PROTOCOL,...), or, when
- * that is empty, Kafka's default map, where the four protocol names map to themselves.
+ * that is empty, Kafka's default map, where the four protocol names map to themselves. A
+ * controller listener the map does not name is PLAINTEXT (Kafka's KRaft default).
  */
 static int config_listener_protocol(const struct broker_config *c, const char *name,
                                     enum security_protocol *out, char *err, size_t errlen)
 {
+    bool controller = config_is_controller_listener(c, name);
     if (c->listener_security_protocol_map[0] == '\0') {
         if (config_parse_protocol(name, out) == 0)
             return 0;
+        if (controller) { /* as Kafka in KRaft mode without an explicit map */
+            *out = SECURITY_PLAINTEXT;
+            return 0;
+        }
         snprintf(err, errlen,
                  "listener '%s' has no security protocol: name it PLAINTEXT, SSL, "
                  "SASL_PLAINTEXT or SASL_SSL, or map it in listener.security.protocol.map",
@@ -525,6 +531,10 @@ static int config_listener_protocol(const struct broker_config *c, const char *n
         *colon = '\0';
         if (strcmp(t, name) == 0)
             return 0;
+    }
+    if (controller) { /* Gregor's controller listener is libraft's: PLAINTEXT */
+        *out = SECURITY_PLAINTEXT;
+        return 0;
     }
     snprintf(err, errlen, "listener '%s' is not in listener.security.protocol.map", name);
     return -EINVAL;
