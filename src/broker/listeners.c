@@ -229,6 +229,15 @@ void broker_listeners_close(struct broker *b)
     b->n_listeners = 0;
 }
 
+int broker_registered_listener(const struct broker *b)
+{
+    const struct listener_config *l = config_client_listener(&b->cfg);
+    for (int i = 0; i < b->n_listeners; i++)
+        if (b->listeners[i].cfg == l)
+            return i;
+    return 0;
+}
+
 const struct broker_listener *broker_listener_of(const struct broker *b, const struct net_conn *c)
 {
     int i = net_conn_listener(c);

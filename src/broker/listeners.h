@@ -45,6 +45,10 @@ void broker_listeners_bound(struct broker *b);
 /* Frees TLS contexts and user stores. Controlling thread, after the network stopped. */
 void broker_listeners_close(struct broker *b);
 
+/* Index in b->listeners (and the network server) of config_client_listener(): the listener
+ * this node registers and its own tools (the console's admin client) use. */
+int broker_registered_listener(const struct broker *b);
+
 /* The listener that accepted c. */
 const struct broker_listener *broker_listener_of(const struct broker *b, const struct net_conn *c);
 
