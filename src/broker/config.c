@@ -837,8 +837,11 @@ int config_describe(const struct broker_config *c, const char *name, char *buf, 
     const struct config_entry *e = config_find(name);
     if (e == NULL)
         return -ENOENT;
-    if (config_is_sensitive(name))
+    if (config_is_sensitive(name)) {
+        if (len > 0)
+            buf[0] = '\0';
         return -EACCES;
+    }
     const void *field = (const char *)c + e->offset;
     switch (e->type) {
     case CT_INT16:
