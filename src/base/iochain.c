@@ -215,6 +215,41 @@ int iochain_send(struct iochain *c, int sock)
     return 1;
 }
 
+void iochain_mark_sent(struct iochain *c, size_t n)
+{
+    iochain_advance(c, n);
+}
+
+ssize_t iochain_copy_pending(const struct iochain *c, uint8_t *buf, size_t cap)
+{
+    if (c->oom)
+        return -ENOMEM;
+    size_t at = 0;
+    for (int i = c->send_piece; i < c->n && at < cap; i++) {
+        const struct iochain_piece *p = &c->pieces[i];
+        size_t skip = i == c->send_piece ? c->send_off : 0;
+        size_t k = p->len - skip < cap - at ? p->len - skip : cap - at;
+        if (p->kind == IOCHAIN_BYTES) {
+            memcpy(buf + at, p->u.bytes.data + skip, k);
+            at += k;
+            continue;
+        }
+        for (size_t got = 0; got < k;) {
+            ssize_t r =
+                pread(p->u.file.fd, buf + at + got, k - got, p->u.file.off + (off_t)(skip + got));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                return -errno;
+            if (r == 0)
+                return -EIO; /* file shorter than promised */
+            got += (size_t)r;
+        }
+        at += k;
+    }
+    return (ssize_t)at;
+}
+
 int iochain_flatten(const struct iochain *c, uint8_t *buf)
 {
     size_t at = 0;

@@ -78,6 +78,16 @@ int iochain_patch(struct iochain *c, size_t pos, const void *data, size_t len);
  */
 int iochain_send(struct iochain *c, int sock);
 
+/*
+ * Copies up to cap bytes from the send position into buf (file ranges read with pread) without
+ * marking them sent: for transports that must see the bytes (TLS). Returns the count (0 when
+ * everything is sent) or a negative errno; a file that ended early yields -EIO.
+ */
+ssize_t iochain_copy_pending(const struct iochain *c, uint8_t *buf, size_t cap);
+
+/* Marks n more bytes as sent (n <= total - sent), as iochain_send does for what it wrote. */
+void iochain_mark_sent(struct iochain *c, size_t n);
+
 /* Copies the whole chain (file ranges read with pread) into buf of size c->total; for tests. */
 int iochain_flatten(const struct iochain *c, uint8_t *buf);
 

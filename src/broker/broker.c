@@ -33,6 +33,7 @@
 #include "broker/isr_sender.h"
 #include "broker/lifecycle.h"
 #include "broker/replica_fetcher.h"
+#include "broker/session.h"
 #include "broker/partition.h"
 #include "metrics/metrics.h"
 #include "storage/flusher.h"
@@ -176,10 +177,7 @@ static int broker_start_controller(struct broker *b, char *err, size_t errlen)
 
 static int broker_start_network(struct broker *b, char *err, size_t errlen)
 {
-    const struct listener_config *l = config_client_listener(&b->cfg);
     struct net_config nc = {
-        .host = l->host,
-        .port = l->port,
         .num_workers = b->cfg.num_io_threads,
         .max_frame_bytes = b->cfg.socket_request_max_bytes,
         .idle_ms = b->cfg.connections_max_idle_ms,
@@ -187,12 +185,29 @@ static int broker_start_network(struct broker *b, char *err, size_t errlen)
         .max_connections_per_ip =
             b->cfg.max_connections_per_ip == INT32_MAX ? 0 : b->cfg.max_connections_per_ip,
     };
-    struct net_handler h = {.on_request = broker_on_request, .ctx = b};
-    int rc = net_server_start(&nc, &h, &b->net);
+    int rc = broker_listeners_open(b, &nc, err, errlen);
     if (rc != 0)
-        snprintf(err, errlen, "cannot listen on listener %s://%s:%d: %s", l->name, l->host, l->port,
-                 strerror(-rc));
-    return rc;
+        return rc;
+    struct net_handler h = {.on_request = broker_on_request,
+                            .on_open = session_on_open,
+                            .on_close = session_on_close,
+                            .ctx = b};
+    rc = net_server_start(&nc, &h, &b->net);
+    if (rc != 0) {
+        /* net logged which address failed; name every client listener here */
+        char names[512] = "";
+        size_t at = 0;
+        for (int i = 0; i < b->n_listeners && at < sizeof(names); i++) {
+            const struct listener_config *l = b->listeners[i].cfg;
+            at += (size_t)snprintf(names + at, sizeof(names) - at, "%s%s://%s:%d", i ? "," : "",
+                                   l->name, l->host, l->port);
+        }
+        snprintf(err, errlen, "cannot listen on listener%s %s: %s", b->n_listeners > 1 ? "s" : "",
+                 names, strerror(-rc));
+        return rc;
+    }
+    broker_listeners_bound(b);
+    return 0;
 }
 
 /* Counters exist from the start (handlers and the flusher bump them); the HTTP endpoint only
@@ -278,7 +293,7 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     log_info("broker",
              "node %d (process.roles=%s) of cluster %s listening on %s:%d (advertised %s:%d), "
              "data in %s",
-             b->cfg.node_id, b->cfg.process_roles, b->cluster_id, config_client_listener(cfg)->host,
+             b->cfg.node_id, b->cfg.process_roles, b->cluster_id, b->listeners[0].cfg->host,
              net_server_port(b->net), b->advertised_host, b->advertised_port, b->cfg.log_dirs);
     *out = b;
     return 0;
@@ -312,6 +327,7 @@ void broker_stop(struct broker *b)
     /* Last: the controller, the ISR sender and the flusher could post to a worker until now
      * (refused once the network stopped, but into memory that must still be there). */
     net_server_free(b->net);
+    broker_listeners_close(b); /* TLS contexts and users, once no worker uses them */
     pthread_mutex_destroy(&b->pid_pool.mu);
     pthread_mutex_destroy(&b->gate.mu);
     waiter_list_destroy(&b->parked);

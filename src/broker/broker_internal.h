@@ -14,6 +14,7 @@
 
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "broker/listeners.h"
 #include "broker/partition.h"
 #include "cluster/controller.h"
 #include "net/net.h"
@@ -39,9 +40,11 @@ struct broker_groups;
 
 struct broker {
     struct broker_config cfg;
-    char cluster_id[64]; /* from meta.properties, generated on first start */
-    char advertised_host[256];
+    char cluster_id[64];       /* from meta.properties, generated on first start */
+    char advertised_host[256]; /* of the listener registered in the metadata log */
     int advertised_port;
+    struct broker_listener listeners[NET_MAX_LISTENERS]; /* net listener i = listeners[i] */
+    int n_listeners;
     struct controller *ctl;
     struct partition_registry *parts;
     struct net_server *net;

@@ -99,6 +99,10 @@ void handle_describe_cluster(struct broker_req *r)
         o->broker_id = mb->id;
         o->host = broker_kstr(r, mb->host);
         o->port = mb->port;
+        if (mb->id == b->cfg.node_id) { /* this broker: on the client's listener */
+            o->host = broker_advertised_host(r);
+            o->port = broker_advertised_port(r);
+        }
         o->rack = mb->rack ? broker_kstr(r, mb->rack) : KSTR_NULL;
         self_listed |= mb->id == b->cfg.node_id;
     }
@@ -109,8 +113,8 @@ void handle_describe_cluster(struct broker_req *r)
             &resp.brokers.v[resp.brokers.n++];
         kmsg_describe_cluster_response_describe_cluster_broker_init(o);
         o->broker_id = b->cfg.node_id;
-        o->host = (struct kstr){b->advertised_host, (int32_t)strlen(b->advertised_host)};
-        o->port = b->advertised_port;
+        o->host = broker_advertised_host(r);
+        o->port = broker_advertised_port(r);
     }
     broker_reply(r, (kproto_encode_fn)kmsg_describe_cluster_response_encode, &resp);
 }

@@ -48,6 +48,25 @@ static const struct config_entry config_table[] = {
     {"controller.quorum.bootstrap.servers", CT_STRING, F(controller_quorum_bootstrap_servers), 0, 0,
      0},
     {"metadata.observer.listener", CT_STRING, F(metadata_observer_listener), 0, 0, 0},
+    {"listener.security.protocol.map", CT_STRING, F(listener_security_protocol_map), 0, 0, 0},
+    {"inter.broker.listener.name", CT_STRING, F(inter_broker_listener_name), 0, 0, 0},
+    {"sasl.enabled.mechanisms", CT_STRING, F(sasl_enabled_mechanisms), 0, 0, 0},
+    {"sasl.server.max.receive.size", CT_INT32, F(sasl_server_max_receive_size), 1, INT32_MAX, 0},
+    {"sasl.credentials.file", CT_STRING, F(sasl_credentials_file), 0, 0, 0},
+    {"ssl.keystore.type", CT_STRING, F(ssl_keystore_type), 0, 0, 0},
+    {"ssl.keystore.location", CT_STRING, F(ssl_keystore_location), 0, 0, 0},
+    {"ssl.key.password", CT_STRING, F(ssl_key_password), 0, 0, 0},
+    {"ssl.keystore.certificate.chain", CT_STRING, F(ssl_keystore_certificate_chain), 0, 0, 0},
+    {"ssl.keystore.key", CT_STRING, F(ssl_keystore_key), 0, 0, 0},
+    {"ssl.truststore.type", CT_STRING, F(ssl_truststore_type), 0, 0, 0},
+    {"ssl.truststore.location", CT_STRING, F(ssl_truststore_location), 0, 0, 0},
+    {"ssl.truststore.certificates", CT_STRING, F(ssl_truststore_certificates), 0, 0, 0},
+    {"ssl.client.auth", CT_STRING, F(ssl_client_auth), 0, 0, 0},
+    {"ssl.enabled.protocols", CT_STRING, F(ssl_enabled_protocols), 0, 0, 0},
+    {"ssl.cipher.suites", CT_STRING, F(ssl_cipher_suites), 0, 0, 0},
+    {"ssl.principal.mapping.rules", CT_STRING, F(ssl_principal_mapping_rules), 0, 0, 0},
+    {"ssl.endpoint.identification.algorithm", CT_STRING, F(ssl_endpoint_identification_algorithm),
+     0, 0, 0},
     {"cluster.id", CT_STRING, F(cluster_id), 0, 0, 0},
     {"num.partitions", CT_INT32, F(num_partitions), 1, 1000000, 0},
     {"default.replication.factor", CT_INT16, F(default_replication_factor), 1, INT16_MAX, 0},
@@ -189,6 +208,14 @@ void config_defaults(struct broker_config *c)
     c->broker_session_timeout_ms = 9000;
     c->auto_leader_rebalance_enable = true;
     c->leader_imbalance_check_interval_seconds = 300;
+    c->sasl_server_max_receive_size = 524288;
+    snprintf(c->ssl_keystore_type, sizeof(c->ssl_keystore_type), "PEM");
+    snprintf(c->ssl_truststore_type, sizeof(c->ssl_truststore_type), "PEM");
+    snprintf(c->ssl_client_auth, sizeof(c->ssl_client_auth), "none");
+    snprintf(c->ssl_enabled_protocols, sizeof(c->ssl_enabled_protocols), "TLSv1.2,TLSv1.3");
+    snprintf(c->ssl_principal_mapping_rules, sizeof(c->ssl_principal_mapping_rules), "DEFAULT");
+    snprintf(c->ssl_endpoint_identification_algorithm,
+             sizeof(c->ssl_endpoint_identification_algorithm), "https");
     snprintf(c->log_level, sizeof(c->log_level), "info");
 }
 
@@ -322,10 +349,56 @@ static int config_set_one(struct broker_config *c, const struct config_entry *e,
     return -EINVAL;
 }
 
+#define CONFIG_LISTENER_PREFIX "listener.name."
+
+/* Stores a listener.name.NAME.PROP override (a later one replaces an earlier one). */
+static int config_set_listener_prop(struct broker_config *c, const char *key, const char *value)
+{
+    const char *rest = key + strlen(CONFIG_LISTENER_PREFIX);
+    const char *dot = strchr(rest, '.');
+    if (dot == NULL || dot == rest || dot[1] == '\0' ||
+        strlen(key) >= sizeof(c->listener_props[0].key) ||
+        strlen(value) >= sizeof(c->listener_props[0].value))
+        return -EINVAL;
+    int i = 0;
+    while (i < c->num_listener_props && strcasecmp(c->listener_props[i].key, key) != 0)
+        i++;
+    if (i == CONFIG_MAX_LISTENER_PROPS)
+        return -EINVAL;
+    if (i == c->num_listener_props)
+        c->num_listener_props++;
+    snprintf(c->listener_props[i].key, sizeof(c->listener_props[i].key), "%s", key);
+    snprintf(c->listener_props[i].value, sizeof(c->listener_props[i].value), "%s", value);
+    return 0;
+}
+
+const char *config_listener_prop(const struct broker_config *c, const char *listener,
+                                 const char *prop)
+{
+    size_t pl = strlen(CONFIG_LISTENER_PREFIX), nl = strlen(listener);
+    for (int i = 0; i < c->num_listener_props; i++) {
+        const char *k = c->listener_props[i].key;
+        if (strncasecmp(k + pl, listener, nl) == 0 && k[pl + nl] == '.' &&
+            strcasecmp(k + pl + nl + 1, prop) == 0)
+            return c->listener_props[i].value;
+    }
+    return NULL;
+}
+
 int config_apply(struct broker_config *c, const struct properties *props, char *err, size_t errlen)
 {
     for (size_t i = 0; i < props->n; i++) {
         const struct property *p = &props->items[i];
+        if (strncmp(p->key, CONFIG_LISTENER_PREFIX, strlen(CONFIG_LISTENER_PREFIX)) == 0) {
+            if (config_set_listener_prop(c, p->key, p->value) != 0) {
+                snprintf(err, errlen,
+                         "invalid configuration property '%s' (expected "
+                         "listener.name.NAME.PROPERTY, at most %d of them)",
+                         p->key, CONFIG_MAX_LISTENER_PROPS);
+                return -EINVAL;
+            }
+            continue;
+        }
         const struct config_entry *e = config_find(p->key);
         if (e == NULL) {
             snprintf(err, errlen, "unknown configuration property '%s'", p->key);
@@ -340,7 +413,7 @@ int config_apply(struct broker_config *c, const struct properties *props, char *
     return 0;
 }
 
-static bool is_controller_listener(const struct broker_config *c, const char *name)
+bool config_is_controller_listener(const struct broker_config *c, const char *name)
 {
     if (c->controller_listener_names[0] == '\0')
         return strcmp(name, "CONTROLLER") == 0;
@@ -355,27 +428,159 @@ static bool is_controller_listener(const struct broker_config *c, const char *na
 
 const struct listener_config *config_client_listener(const struct broker_config *c)
 {
-    for (int i = 0; i < c->num_listeners; i++)
-        if (!is_controller_listener(c, c->listeners[i].name))
-            return &c->listeners[i];
-    return NULL;
+    const struct listener_config *first = NULL, *plain = NULL;
+    for (int i = 0; i < c->num_listeners; i++) {
+        const struct listener_config *l = &c->listeners[i];
+        if (config_is_controller_listener(c, l->name))
+            continue;
+        if (c->inter_broker_listener_name[0] && strcmp(l->name, c->inter_broker_listener_name) == 0)
+            return l;
+        if (first == NULL)
+            first = l;
+        if (plain == NULL && l->protocol == SECURITY_PLAINTEXT)
+            plain = l;
+    }
+    return plain ? plain : first;
 }
 
 const struct listener_config *config_controller_listener(const struct broker_config *c)
 {
     for (int i = 0; i < c->num_listeners; i++)
-        if (is_controller_listener(c, c->listeners[i].name))
+        if (config_is_controller_listener(c, c->listeners[i].name))
             return &c->listeners[i];
+    return NULL;
+}
+
+const struct listener_config *config_advertised_for(const struct broker_config *c,
+                                                    const struct listener_config *l)
+{
+    for (int i = 0; l && i < c->num_advertised; i++)
+        if (strcmp(c->advertised[i].name, l->name) == 0)
+            return &c->advertised[i];
     return NULL;
 }
 
 const struct listener_config *config_advertised_listener(const struct broker_config *c)
 {
     const struct listener_config *l = config_client_listener(c);
-    for (int i = 0; l && i < c->num_advertised; i++)
-        if (strcmp(c->advertised[i].name, l->name) == 0)
-            return &c->advertised[i];
-    return l;
+    const struct listener_config *adv = config_advertised_for(c, l);
+    return adv ? adv : l;
+}
+
+const char *config_protocol_name(enum security_protocol p)
+{
+    switch (p) {
+    case SECURITY_PLAINTEXT:
+        return "PLAINTEXT";
+    case SECURITY_SSL:
+        return "SSL";
+    case SECURITY_SASL_PLAINTEXT:
+        return "SASL_PLAINTEXT";
+    case SECURITY_SASL_SSL:
+        return "SASL_SSL";
+    }
+    return "?";
+}
+
+static int config_parse_protocol(const char *s, enum security_protocol *out)
+{
+    for (int p = SECURITY_PLAINTEXT; p <= SECURITY_SASL_SSL; p++)
+        if (strcmp(s, config_protocol_name((enum security_protocol)p)) == 0) {
+            *out = (enum security_protocol)p;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+/*
+ * The protocol of listener `name`: listener.security.protocol.map (NAME:PROTOCOL,...), or, when
+ * that is empty, Kafka's default map, where the four protocol names map to themselves. A
+ * controller listener the map does not name is PLAINTEXT (Kafka's KRaft default).
+ */
+static int config_listener_protocol(const struct broker_config *c, const char *name,
+                                    enum security_protocol *out, char *err, size_t errlen)
+{
+    bool controller = config_is_controller_listener(c, name);
+    if (c->listener_security_protocol_map[0] == '\0') {
+        if (config_parse_protocol(name, out) == 0)
+            return 0;
+        if (controller) { /* as Kafka in KRaft mode without an explicit map */
+            *out = SECURITY_PLAINTEXT;
+            return 0;
+        }
+        snprintf(err, errlen,
+                 "listener '%s' has no security protocol: name it PLAINTEXT, SSL, "
+                 "SASL_PLAINTEXT or SASL_SSL, or map it in listener.security.protocol.map",
+                 name);
+        return -EINVAL;
+    }
+    char map[sizeof(c->listener_security_protocol_map)];
+    snprintf(map, sizeof(map), "%s", c->listener_security_protocol_map);
+    char *save = NULL;
+    for (char *t = strtok_r(map, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        char *colon = strchr(t, ':');
+        if (colon == NULL || config_parse_protocol(colon + 1, out) != 0) {
+            snprintf(err, errlen,
+                     "invalid entry '%s' in listener.security.protocol.map (expected "
+                     "NAME:PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)",
+                     t);
+            return -EINVAL;
+        }
+        *colon = '\0';
+        if (strcmp(t, name) == 0)
+            return 0;
+    }
+    if (controller) { /* Gregor's controller listener is libraft's: PLAINTEXT */
+        *out = SECURITY_PLAINTEXT;
+        return 0;
+    }
+    snprintf(err, errlen, "listener '%s' is not in listener.security.protocol.map", name);
+    return -EINVAL;
+}
+
+/* Protocols of every listener, advertised names, and what Gregor does not build yet. */
+static int config_validate_listeners(struct broker_config *c, char *err, size_t errlen)
+{
+    for (int i = 0; i < c->num_listeners; i++) {
+        struct listener_config *l = &c->listeners[i];
+        for (int j = 0; j < i; j++)
+            if (strcmp(c->listeners[j].name, l->name) == 0) {
+                snprintf(err, errlen, "listener name '%s' appears twice in 'listeners'", l->name);
+                return -EINVAL;
+            }
+        int rc = config_listener_protocol(c, l->name, &l->protocol, err, errlen);
+        if (rc != 0)
+            return rc;
+        if (config_is_controller_listener(c, l->name) && l->protocol != SECURITY_PLAINTEXT) {
+            snprintf(err, errlen,
+                     "controller listener '%s' maps to %s: Gregor's controller listener carries "
+                     "the raft transport, which has no TLS or SASL yet (use PLAINTEXT)",
+                     l->name, config_protocol_name(l->protocol));
+            return -EINVAL;
+        }
+    }
+    for (int i = 0; i < c->num_advertised; i++) {
+        int j = 0;
+        while (j < c->num_listeners && strcmp(c->listeners[j].name, c->advertised[i].name) != 0)
+            j++;
+        if (j == c->num_listeners) {
+            snprintf(err, errlen, "advertised.listeners names '%s', which is not in 'listeners'",
+                     c->advertised[i].name);
+            return -EINVAL;
+        }
+        c->advertised[i].protocol = c->listeners[j].protocol;
+    }
+    if (c->inter_broker_listener_name[0]) {
+        const struct listener_config *l = config_client_listener(c);
+        if (l == NULL || strcmp(l->name, c->inter_broker_listener_name) != 0) {
+            snprintf(err, errlen, "inter.broker.listener.name '%s' is not a client listener",
+                     c->inter_broker_listener_name);
+            return -EINVAL;
+        }
+    }
+    return 0;
 }
 
 /* Creates dir (and parents) if needed and checks it is a writable directory. */
@@ -532,6 +737,9 @@ static int config_validate_roles(struct broker_config *c, char *err, size_t errl
 
 int config_validate(struct broker_config *c, char *err, size_t errlen)
 {
+    int rc = config_validate_listeners(c, err, errlen);
+    if (rc != 0)
+        return rc;
     const struct listener_config *l = config_client_listener(c);
     if (l == NULL) {
         snprintf(err, errlen, "configuration property 'listeners' names no client listener%s",
@@ -541,12 +749,17 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
                      : "");
         return -EINVAL;
     }
-    if (strcmp(l->name, "PLAINTEXT") != 0) {
-        snprintf(err, errlen, "listener '%s' in 'listeners' is not supported yet (only PLAINTEXT)",
-                 l->name);
+    rc = config_validate_roles(c, err, errlen);
+    if (rc == 0 && l->protocol != SECURITY_PLAINTEXT &&
+        (strchr(c->controller_quorum_voters, ',') != NULL ||
+         c->roles != (CONFIG_ROLE_BROKER | CONFIG_ROLE_CONTROLLER))) {
+        snprintf(err, errlen,
+                 "listener '%s' (%s) would carry traffic between nodes, which has no TLS or SASL "
+                 "yet: give every node of a cluster a PLAINTEXT listener "
+                 "(inter.broker.listener.name)",
+                 l->name, config_protocol_name(l->protocol));
         return -EINVAL;
     }
-    int rc = config_validate_roles(c, err, errlen);
     if (rc != 0)
         return rc;
     if (c->log_dirs[0] == '\0') {
@@ -613,11 +826,22 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
     return config_validate_replica_selector(c, err, errlen);
 }
 
+/* Secrets (Kafka's PASSWORD type) are never described: DescribeConfigs leaves them out. */
+static bool config_is_sensitive(const char *name)
+{
+    return strcmp(name, "ssl.key.password") == 0 || strcmp(name, "ssl.keystore.key") == 0;
+}
+
 int config_describe(const struct broker_config *c, const char *name, char *buf, size_t len)
 {
     const struct config_entry *e = config_find(name);
     if (e == NULL)
         return -ENOENT;
+    if (config_is_sensitive(name)) {
+        if (len > 0)
+            buf[0] = '\0';
+        return -EACCES;
+    }
     const void *field = (const char *)c + e->offset;
     switch (e->type) {
     case CT_INT16:

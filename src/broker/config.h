@@ -15,16 +15,33 @@
 
 #include "base/properties.h"
 
-#define CONFIG_MAX_LISTENERS 4
+#define CONFIG_MAX_LISTENERS 8
+#define CONFIG_MAX_LISTENER_PROPS 24
 
 /* process.roles as bits (config_validate sets broker_config.roles). */
 #define CONFIG_ROLE_BROKER 1
 #define CONFIG_ROLE_CONTROLLER 2
 
+/* Security protocols (listener.security.protocol.map values). */
+enum security_protocol {
+    SECURITY_PLAINTEXT,
+    SECURITY_SSL,
+    SECURITY_SASL_PLAINTEXT,
+    SECURITY_SASL_SSL,
+};
+
 struct listener_config {
     char name[32];  /* PLAINTEXT, CONTROLLER, ... */
     char host[256]; /* "" = all interfaces */
     int port;
+    enum security_protocol protocol; /* set by config_validate from the protocol map */
+};
+
+/* A listener.name.NAME.PROPERTY override (ssl.*, sasl.enabled.mechanisms, MECH.sasl.jaas.config),
+ * kept as given; looked up with config_listener_prop(). */
+struct config_listener_prop {
+    char key[192]; /* the whole property name */
+    char value[8192];
 };
 
 struct broker_config {
@@ -44,6 +61,27 @@ struct broker_config {
     char controller_quorum_bootstrap_servers[1024];
     /* Gregor: host:port where a broker-only node's libraft standby transport listens. */
     char metadata_observer_listener[300];
+    /* security (listeners.c in the broker turns these into TLS contexts and user stores) */
+    char listener_security_protocol_map[512]; /* "" = Kafka's default: names map to themselves */
+    char inter_broker_listener_name[32];      /* "" = first PLAINTEXT client listener */
+    char sasl_enabled_mechanisms[128];        /* "" = PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 */
+    int32_t sasl_server_max_receive_size;     /* 524288 */
+    char sasl_credentials_file[1024];         /* Gregor: USER=PASSWORD lines */
+    char ssl_keystore_type[16];
+    char ssl_keystore_location[1024];
+    char ssl_key_password[256];
+    char ssl_keystore_certificate_chain[8192];
+    char ssl_keystore_key[8192];
+    char ssl_truststore_type[16];
+    char ssl_truststore_location[1024];
+    char ssl_truststore_certificates[8192];
+    char ssl_client_auth[16];
+    char ssl_enabled_protocols[64];
+    char ssl_cipher_suites[1024];
+    char ssl_principal_mapping_rules[64];           /* only DEFAULT */
+    char ssl_endpoint_identification_algorithm[32]; /* accepted; a server does not check it */
+    struct config_listener_prop listener_props[CONFIG_MAX_LISTENER_PROPS];
+    int num_listener_props;
     char cluster_id[64];
     int32_t num_partitions;
     int16_t default_replication_factor;
@@ -128,8 +166,26 @@ int config_validate(struct broker_config *c, char *err, size_t errlen);
 /* Parses "NAME://host:port[,NAME://host:port...]". Returns count or -EINVAL. */
 int config_parse_listeners(const char *s, struct listener_config *out, int max);
 
-/* The listener clients connect to (first non-controller listener). */
+/*
+ * The listener this node registers in the metadata log and its own tools connect to:
+ * inter.broker.listener.name, else the first PLAINTEXT client listener, else the first client
+ * (non-controller) listener.
+ */
 const struct listener_config *config_client_listener(const struct broker_config *c);
+
+/* True for a controller listener (controller.listener.names, default CONTROLLER). */
+bool config_is_controller_listener(const struct broker_config *c, const char *name);
+
+/* listener.name.LISTENER.PROP (listener name matched case-insensitively), or NULL. */
+const char *config_listener_prop(const struct broker_config *c, const char *listener,
+                                 const char *prop);
+
+/* The advertised.listeners entry named like l, or NULL. */
+const struct listener_config *config_advertised_for(const struct broker_config *c,
+                                                    const struct listener_config *l);
+
+/* "PLAINTEXT", "SSL", "SASL_PLAINTEXT" or "SASL_SSL". */
+const char *config_protocol_name(enum security_protocol p);
 
 /* The controller listener (controller.listener.names, default CONTROLLER), or NULL. */
 const struct listener_config *config_controller_listener(const struct broker_config *c);
@@ -137,7 +193,8 @@ const struct listener_config *config_controller_listener(const struct broker_con
 /* The address advertised to clients for the client listener. */
 const struct listener_config *config_advertised_listener(const struct broker_config *c);
 
-/* Writes the property's current value as text, for DescribeConfigs of the broker. */
+/* Writes the property's current value as text, for DescribeConfigs of the broker; -EACCES for
+ * a secret (ssl.key.password, ssl.keystore.key), which is never shown. */
 int config_describe(const struct broker_config *c, const char *name, char *buf, size_t len);
 
 /* Iterates over known property names; returns NULL past the end. */

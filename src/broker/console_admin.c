@@ -20,7 +20,8 @@ rd_kafka_t *console_admin_client(struct broker *b, char *err, size_t errlen)
     const struct listener_config *l = config_client_listener(&b->cfg);
     const char *host = l->host[0] && strcmp(l->host, "0.0.0.0") != 0 ? l->host : "127.0.0.1";
     char bootstrap[300], port[16];
-    snprintf(bootstrap, sizeof(bootstrap), "%s:%d", host, net_server_port(b->net));
+    snprintf(bootstrap, sizeof(bootstrap), "%s:%d", host,
+             net_server_listener_port(b->net, broker_registered_listener(b)));
     snprintf(port, sizeof(port), "%d", CONSOLE_ADMIN_TIMEOUT_MS);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, errlen) != RD_KAFKA_CONF_OK ||

@@ -8,6 +8,10 @@
  * listener. Outside its roles an API is treated as Kafka's SocketServer treats an API not
  * enabled on a listener: the connection is closed.
  *
+ * Security: on a SASL listener a connection is served only the SASL exchange until it is
+ * authenticated (sasl.c, session.h); after SaslHandshake v0 its frames are bare tokens without
+ * a request header, handed to sasl.c before any header is decoded.
+ *
  * What Kafka does with requests it cannot serve, and so do we: an unknown api key or an
  * unsupported version of any API but ApiVersions closes the connection (the body cannot be
  * parsed); ApiVersions with an unsupported version is answered with a v0 body carrying
@@ -22,6 +26,7 @@
 #include "broker/broker_internal.h"
 #include "broker/gate.h"
 #include "broker/handlers.h"
+#include "broker/session.h"
 
 /* The APIs this broker serves; versions within the generated schema range. */
 static const struct broker_api broker_api_table[] = {
@@ -38,6 +43,8 @@ static const struct broker_api broker_api_table[] = {
     {KPROTO_API_SYNC_GROUP, 0, 5, handle_sync_group, API_SCOPE_BROKER},
     {KPROTO_API_DESCRIBE_GROUPS, 0, 5, handle_describe_groups, API_SCOPE_BROKER},
     {KPROTO_API_LIST_GROUPS, 0, 5, handle_list_groups, API_SCOPE_BROKER},
+    {KPROTO_API_SASL_HANDSHAKE, 0, 1, handle_sasl_handshake,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_API_VERSIONS, 0, 4, handle_api_versions, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_CREATE_TOPICS, 0, 7, handle_create_topics, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_DELETE_TOPICS, 0, 6, handle_delete_topics, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
@@ -48,6 +55,8 @@ static const struct broker_api broker_api_table[] = {
      API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_ALTER_CONFIGS, 0, 2, handle_alter_configs, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_DESCRIBE_LOG_DIRS, 0, 4, handle_describe_log_dirs, API_SCOPE_BROKER},
+    {KPROTO_API_SASL_AUTHENTICATE, 0, 2, handle_sasl_authenticate,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_CREATE_PARTITIONS, 0, 3, handle_create_partitions,
      API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_DELETE_GROUPS, 0, 2, handle_delete_groups, API_SCOPE_BROKER},
@@ -100,6 +109,14 @@ void broker_dispatch(struct broker *b, struct net_request *nr)
 {
     if (broker_gate_hold(b, nr))
         return;
+    struct broker_session *s = session_of(nr->conn);
+    if (s != NULL && s->state == SESSION_RAW_TOKEN) {
+        sasl_handle_raw_token(b, nr); /* no Kafka header: a bare SASL token */
+        return;
+    }
+    if (s != NULL && !s->tls_principal_known && s->state == SESSION_AUTHENTICATED)
+        session_principal(
+            nr->conn); /* SSL: the certificate's subject, once the handshake is done */
     struct broker_req *r = arena_calloc(&nr->arena, 1, sizeof(*r));
     if (r == NULL) {
         net_request_close(nr);
@@ -115,6 +132,8 @@ void broker_dispatch(struct broker *b, struct net_request *nr)
         broker_close(r, "malformed request header");
         return;
     }
+    if (s != NULL && s->state != SESSION_AUTHENTICATED && !sasl_request_allowed(r, s))
+        return;
     const struct broker_api *api = broker_api_lookup(r->hdr.api_key);
     if (api != NULL && !broker_api_in_roles(api, b->cfg.roles)) {
         broker_close(r, "api not enabled for this node's process.roles");

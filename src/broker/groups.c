@@ -346,8 +346,8 @@ static void find_one(struct broker_req *r, const struct metadata_image *img,
         partition_put(p);
         group_coordinator_prepare(b->groups->gc, shard);
         out->node_id = b->cfg.node_id;
-        out->host = (struct kstr){b->advertised_host, (int32_t)strlen(b->advertised_host)};
-        out->port = b->advertised_port;
+        out->host = broker_advertised_host(r); /* on the client's listener */
+        out->port = broker_advertised_port(r);
         out->error = 0;
         return;
     }

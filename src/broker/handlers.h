@@ -58,6 +58,14 @@ void handle_broker_heartbeat(struct broker_req *r);
 void handle_allocate_producer_ids(struct broker_req *r);
 void handle_alter_partition(struct broker_req *r);
 void handle_init_producer_id(struct broker_req *r);
+void handle_sasl_handshake(struct broker_req *r);
+void handle_sasl_authenticate(struct broker_req *r);
+
+struct broker_session;
+/* sasl.c: a bare SASL token frame (after SaslHandshake v0); completes nr. */
+void sasl_handle_raw_token(struct broker *b, struct net_request *nr);
+/* sasl.c: before authentication, true if r may be served now; else closes it (logged). */
+bool sasl_request_allowed(struct broker_req *r, struct broker_session *s);
 void handle_offset_for_leader_epoch(struct broker_req *r);
 void handle_describe_producers(struct broker_req *r);
 void handle_describe_topic_partitions(struct broker_req *r);

@@ -53,8 +53,8 @@ static void metadata_fill_brokers(struct broker_req *r, const struct metadata_im
     struct kmsg_metadata_response_broker *self = &resp->brokers.v[resp->brokers.n++];
     kmsg_metadata_response_broker_init(self);
     self->node_id = b->cfg.node_id;
-    self->host = (struct kstr){b->advertised_host, (int32_t)strlen(b->advertised_host)};
-    self->port = b->advertised_port;
+    self->host = broker_advertised_host(r); /* the listener this client connected to */
+    self->port = broker_advertised_port(r);
     for (size_t i = 0; i < img->n_brokers; i++) {
         const struct metadata_broker *mb = &img->brokers[i];
         /* Kafka lists the alive brokers: a fenced broker is left out until it is back. */

@@ -38,7 +38,10 @@ void broker_reply_version(struct broker_req *r, int16_t version, kproto_encode_f
     uint32_t be = htobe32((uint32_t)(chain.total - 4));
     iochain_patch(&chain, 0, &be, 4);
     broker_req_done(r, false);
-    net_request_reply(r->nr, &chain);
+    if (r->close_after)
+        net_request_reply_close(r->nr, &chain);
+    else
+        net_request_reply(r->nr, &chain);
 }
 
 void broker_reply(struct broker_req *r, kproto_encode_fn enc, const void *msg)

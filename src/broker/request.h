@@ -23,6 +23,7 @@ struct broker_req {
     int64_t start_ns; /* clock_mono_ns() at dispatch, for the latency metric */
     bool failed;      /* set by a handler whose response carries errors (metrics) */
     bool no_forward;  /* forwarding to the controller failed: handle locally */
+    bool close_after; /* close the connection once the response is written (SASL refusals) */
 };
 
 typedef void (*broker_handler_fn)(struct broker_req *r);

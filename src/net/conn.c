@@ -54,6 +54,16 @@ void net_conn_set_user(struct net_conn *c, void *user)
     c->user = user;
 }
 
+int net_conn_listener(const struct net_conn *c)
+{
+    return c->listener;
+}
+
+void net_conn_set_max_frame(struct net_conn *c, int32_t bytes)
+{
+    c->max_frame = bytes > 0 ? bytes : 0;
+}
+
 /* Fills the admission key and the printable "addr:port" of a peer. */
 static void net_conn_describe(const struct sockaddr_storage *sa, struct net_ip_key *key, char *peer,
                               size_t peer_len)
@@ -169,9 +179,15 @@ static void net_conn_on_events(struct net_io *io, uint32_t events)
         return;
     if (events & (EPOLLRDHUP | EPOLLHUP))
         c->peer_hup = true; /* the FIN may sit behind data a short read leaves: read to EOF */
-    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !c->read_paused)
+    bool readable = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+    bool writable = events & (EPOLLOUT | EPOLLERR);
+    /* TLS may need the other direction: a handshake step inside a read can have to write, a
+     * send during a key update can have to read. */
+    bool tls_read = c->tls && writable && net_tls_read_wants_write(c);
+    bool tls_send = c->tls && readable && net_tls_send_wants_read(c);
+    if ((readable || tls_read) && !c->read_paused)
         net_conn_read(c);
-    if ((events & (EPOLLOUT | EPOLLERR)) && !c->closed)
+    if ((writable || tls_send) && !c->closed)
         net_conn_flush(c);
 }
 
@@ -186,7 +202,7 @@ static void net_conn_refuse(struct net_worker *w, int fd, const char *peer, cons
 
 /* Makes an admitted socket a connection of w. Worker thread of w. */
 static void net_conn_open(struct net_worker *w, int fd, const struct net_ip_key *key,
-                          const char *peer)
+                          const char *peer, int listener)
 {
     struct net_server *s = w->srv;
     if (w->stopping) {
@@ -207,12 +223,20 @@ static void net_conn_open(struct net_worker *w, int fd, const struct net_ip_key 
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->id = atomic_fetch_add(&s->next_conn_id, 1) + 1;
     c->refs = 1; /* the open socket */
+    c->listener = listener;
+    if (s->tls[listener] != NULL && net_tls_open(c, s->tls[listener]) != 0) {
+        net_admit_release(&s->admit, key);
+        net_conn_refuse(w, fd, peer, "out of memory for TLS");
+        free(c);
+        return;
+    }
     net_conn_set_options(c, &s->cfg);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                              .data.ptr = &c->io};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         net_admit_release(&s->admit, key);
         net_conn_refuse(w, fd, peer, strerror(errno));
+        net_tls_free(c);
         free(c);
         return;
     }
@@ -232,6 +256,7 @@ static void net_conn_open(struct net_worker *w, int fd, const struct net_ip_key 
 struct net_handoff {
     struct net_worker *to;
     int fd;
+    int listener;
     struct net_ip_key key;
     char peer[64];
 };
@@ -239,7 +264,7 @@ struct net_handoff {
 static void net_conn_handoff_run(void *arg)
 {
     struct net_handoff *h = arg;
-    net_conn_open(h->to, h->fd, &h->key, h->peer);
+    net_conn_open(h->to, h->fd, &h->key, h->peer, h->listener);
     free(h);
 }
 
@@ -249,13 +274,14 @@ static void net_conn_handoff_run(void *arg)
  * handed over with a post. Returns false if the hand-over failed (the caller keeps the socket).
  */
 static bool net_conn_handoff(struct net_worker *to, int fd, const struct net_ip_key *key,
-                             const char *peer)
+                             const char *peer, int listener)
 {
     struct net_handoff *h = malloc(sizeof(*h));
     if (h == NULL)
         return false;
     h->to = to;
     h->fd = fd;
+    h->listener = listener;
     h->key = *key;
     snprintf(h->peer, sizeof(h->peer), "%s", peer);
     if (net_worker_post(to, net_conn_handoff_run, h) != 0) {
@@ -266,7 +292,7 @@ static bool net_conn_handoff(struct net_worker *to, int fd, const struct net_ip_
 }
 
 /* A socket fresh from accept4(): admission, then the owner. Worker thread of w. */
-void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage *sa)
+void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage *sa, int listener)
 {
     struct net_server *s = w->srv;
     struct net_ip_key key;
@@ -286,9 +312,9 @@ void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage
     }
     unsigned i = atomic_fetch_add_explicit(&s->next_worker, 1, memory_order_relaxed);
     struct net_worker *owner = &s->workers[i % (unsigned)s->nworkers];
-    if (owner != w && net_conn_handoff(owner, fd, &key, peer))
+    if (owner != w && net_conn_handoff(owner, fd, &key, peer, listener))
         return;
-    net_conn_open(w, fd, &key, peer);
+    net_conn_open(w, fd, &key, peer, listener);
 }
 
 void net_conn_ref(struct net_conn *c)
@@ -331,6 +357,7 @@ void net_conn_close(struct net_conn *c, const char *why)
         log_debug(NET_LOG, "closing connection %llu from %s: %s", (unsigned long long)c->id,
                   c->peer, why);
     c->closed = true;
+    net_tls_free(c);
     if (close(c->io.fd) < 0)
         log_warn(NET_LOG, "close of connection %llu: %s", (unsigned long long)c->id,
                  strerror(errno));

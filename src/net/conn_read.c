@@ -50,13 +50,13 @@ void net_conn_read_free(struct net_conn *c)
 
 static bool net_frame_size_ok(struct net_conn *c, int32_t size)
 {
-    int32_t max = c->w->srv->cfg.max_frame_bytes;
+    int32_t max = c->max_frame > 0 ? c->max_frame : c->w->srv->cfg.max_frame_bytes;
     if (size > 0 && size <= max)
         return true;
-    log_warn(NET_LOG,
-             "closing connection %llu from %s: frame size %d outside 1..%d "
-             "(socket.request.max.bytes)",
-             (unsigned long long)c->id, c->peer, size, max);
+    log_warn(NET_LOG, "closing connection %llu from %s: frame size %d outside 1..%d (%s)",
+             (unsigned long long)c->id, c->peer, size, max,
+             c->max_frame > 0 ? "the handler's limit for this connection"
+                              : "socket.request.max.bytes");
     net_count(&c->w->counters.bad_frames, 1);
     return false;
 }
@@ -155,7 +155,9 @@ static void net_conn_consume(struct net_conn *c, size_t n)
         net_conn_stash(c, buf + used, in_buf - used);
 }
 
-/* One readv; returns its result with errno preserved, and the capacity offered. */
+/* One readv; returns its result with errno preserved, and the capacity offered. On TLS one
+ * decrypted read into the first buffer (a TLS read returns one record at most, so a short read
+ * does not mean the socket is drained: net_conn_read reads on until EAGAIN). */
 static ssize_t net_conn_readv(struct net_conn *c, size_t *cap)
 {
     struct iovec iov[2];
@@ -168,6 +170,10 @@ static ssize_t net_conn_readv(struct net_conn *c, size_t *cap)
     iov[k].iov_base = c->w->rbuf;
     iov[k].iov_len = c->w->rbuf_cap;
     k++;
+    if (c->tls) {
+        *cap = iov[0].iov_len;
+        return net_tls_read(c, iov[0].iov_base, iov[0].iov_len);
+    }
     *cap = 0;
     for (int i = 0; i < k; i++)
         *cap += iov[i].iov_len;
@@ -218,7 +224,7 @@ void net_conn_read(struct net_conn *c)
         }
         /* Edge-triggered: a short read drained the socket and new bytes bring a new event; but
          * a FIN that arrived with the data brings no further edge, so then read on to EOF. */
-        if ((size_t)n < cap && !c->peer_hup)
+        if ((size_t)n < cap && !c->peer_hup && c->tls == NULL)
             return;
     }
 }

@@ -28,6 +28,13 @@ struct net_io {
     void (*on_events)(struct net_io *io, uint32_t events);
 };
 
+/* A worker's registration of one of the server's listening sockets. */
+struct net_listen_reg {
+    struct net_io io;
+    struct net_worker *w;
+    int index; /* into net_server.listen_fds */
+};
+
 /* An IP address as a hashable key (IPv4 stored as family + 4 bytes). */
 struct net_ip_key {
     uint8_t family;
@@ -83,9 +90,9 @@ struct net_worker {
     pthread_t self;      /* written by the worker thread itself, for assertions */
     bool self_known;
 
-    struct net_io wake;            /* eventfd: posts and stop */
-    struct net_io listen_io;       /* this worker's registration of the shared listening socket */
-    bool listening;                /* listen_io is in epfd */
+    struct net_io wake;                                   /* eventfd: posts and stop */
+    struct net_listen_reg listen_regs[NET_MAX_LISTENERS]; /* the shared listening sockets */
+    bool listening;                                       /* listen_regs are in epfd */
     struct net_timer accept_retry; /* re-enables accepting after EMFILE and the like */
     bool accept_failing;           /* in an accept back-off episode (logged once) */
 
@@ -121,8 +128,11 @@ struct net_server {
     struct net_config cfg; /* defaults applied; cfg.host points at host */
     char *host;
     struct net_handler handler;
-    int listen_fd;
-    int port;
+    int nlisteners;                    /* listening sockets (cfg.listeners, or host:port) */
+    int listen_fds[NET_MAX_LISTENERS]; /* -1 when closed */
+    int ports[NET_MAX_LISTENERS];      /* bound ports */
+    char *hosts[NET_MAX_LISTENERS];    /* copies of the configured hosts */
+    void *tls[NET_MAX_LISTENERS];      /* SSL_CTX * per listener, NULL = plain TCP */
     int nworkers;
     struct net_worker *workers;
     _Atomic uint64_t next_conn_id;
@@ -141,6 +151,9 @@ struct net_conn {
     struct net_ip_key ip;
     void *user;
     int refs;
+    int listener;        /* index of the listening socket that accepted it */
+    int32_t max_frame;   /* net_conn_set_max_frame(); 0 = the server's max_frame_bytes */
+    struct net_tls *tls; /* TLS state on a TLS listener, else NULL (tls.c) */
 
     bool closed; /* socket closed */
     bool opened; /* on_open was called (so on_close is owed) */
@@ -180,7 +193,7 @@ int net_admit_acquire(struct net_admit *a, const struct net_ip_key *k);
 void net_admit_release(struct net_admit *a, const struct net_ip_key *k);
 
 /* listener.c */
-int net_listener_open(struct net_server *s, int nworkers);
+int net_listener_open(struct net_server *s, int index, const char *host, int port);
 int net_listener_attach(struct net_worker *w);
 void net_listener_detach(struct net_worker *w);
 
@@ -200,7 +213,7 @@ void net_timers_run(struct net_worker *w);
 void net_timers_destroy(struct net_worker *w);
 
 /* conn.c */
-void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage *sa);
+void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage *sa, int listener);
 void net_conn_ref(struct net_conn *c);
 void net_conn_unref(struct net_conn *c);
 void net_conn_close(struct net_conn *c, const char *why);
@@ -220,5 +233,22 @@ void net_request_free(struct net_request *req);
 void net_request_dispatch(struct net_request *req);
 void net_conn_flush(struct net_conn *c);
 void net_conn_drop_queue(struct net_conn *c);
+
+/* tls.c: TLS on a connection of a TLS listener (OpenSSL). */
+struct net_tls;
+/* Creates the TLS state of c (server side, handshake not started). 0 or -ENOMEM. */
+int net_tls_open(struct net_conn *c, void *ssl_ctx);
+void net_tls_free(struct net_conn *c);
+/*
+ * Reads decrypted bytes (running the handshake first). Returns > 0, 0 at EOF, or -1 with
+ * errno: EAGAIN (wait for the socket; see net_tls_wants), EPROTO (TLS failure, logged once
+ * with the peer) or the socket's error.
+ */
+ssize_t net_tls_read(struct net_conn *c, void *buf, size_t len);
+/* Encrypts and sends as much of ch as the socket takes; iochain_send's contract. */
+int net_tls_send(struct net_conn *c, struct iochain *ch);
+/* Which socket readiness an interrupted read (EPOLLOUT) or send (EPOLLIN) waits for. */
+bool net_tls_read_wants_write(const struct net_conn *c);
+bool net_tls_send_wants_read(const struct net_conn *c);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * The listening socket. One socket per server, registered in every worker's epoll set with
- * EPOLLEXCLUSIVE so a new connection wakes one worker (not all), and that worker owns it.
+ * The listening sockets. A server has one per configured listener (PLAINTEXT, SASL_SSL, ...),
+ * each registered in every worker's epoll set with EPOLLEXCLUSIVE so a new connection wakes
+ * one worker (not all); a connection remembers the index of the socket that accepted it.
  * The listener is level-triggered: a worker accepts a small batch per wake-up and leaves the
  * rest to the next wake-up, which spreads bursts of connections over the workers.
  */
@@ -49,22 +50,21 @@ static int net_listener_bound_port(int fd)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-/* Resolves cfg.host:cfg.port, binds the first address that works, sets s->listen_fd/port. */
-int net_listener_open(struct net_server *s, int nworkers)
+/* Resolves host:port_num, binds the first address that works, sets listen_fds/ports[index]. */
+int net_listener_open(struct net_server *s, int index, const char *host, int port_num)
 {
-    const char *host = s->cfg.host;
     if (host != NULL && host[0] == '\0')
         host = NULL;
     char port[16];
-    snprintf(port, sizeof(port), "%d", s->cfg.port);
+    snprintf(port, sizeof(port), "%d", port_num);
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(host, port, &hints, &res);
     if (gai != 0) {
-        log_error(NET_LOG, "cannot resolve listener address %s:%d: %s", host ? host : "*",
-                  s->cfg.port, gai_strerror(gai));
+        log_error(NET_LOG, "cannot resolve listener address %s:%d: %s", host ? host : "*", port_num,
+                  gai_strerror(gai));
         return -EADDRNOTAVAIL;
     }
     int fd = -EADDRNOTAVAIL;
@@ -75,7 +75,7 @@ int net_listener_open(struct net_server *s, int nworkers)
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        log_error(NET_LOG, "cannot listen on %s:%d: %s", host ? host : "*", s->cfg.port,
+        log_error(NET_LOG, "cannot listen on %s:%d: %s", host ? host : "*", port_num,
                   strerror(-fd));
         return fd;
     }
@@ -84,11 +84,11 @@ int net_listener_open(struct net_server *s, int nworkers)
         close(fd);
         return p;
     }
-    s->listen_fd = fd;
-    s->port = p;
+    s->listen_fds[index] = fd;
+    s->ports[index] = p;
     bool v6 = host != NULL && strchr(host, ':') != NULL;
-    log_info(NET_LOG, "listening on %s%s%s:%d with %d workers", v6 ? "[" : "", host ? host : "*",
-             v6 ? "]" : "", p, nworkers);
+    log_info(NET_LOG, "listening on %s%s%s:%d%s with %d workers", v6 ? "[" : "", host ? host : "*",
+             v6 ? "]" : "", p, s->tls[index] ? " (TLS)" : "", s->cfg.num_workers);
     return 0;
 }
 
@@ -112,7 +112,8 @@ static void net_listener_back_off(struct net_worker *w, int err)
 
 static void net_listener_on_events(struct net_io *io, uint32_t events)
 {
-    struct net_worker *w = net_container_of(io, struct net_worker, listen_io);
+    struct net_listen_reg *reg = net_container_of(io, struct net_listen_reg, io);
+    struct net_worker *w = reg->w;
     for (int i = 0; i < NET_ACCEPT_BATCH && w->listening; i++) {
         struct sockaddr_storage sa;
         socklen_t len = sizeof(sa);
@@ -122,7 +123,7 @@ static void net_listener_on_events(struct net_io *io, uint32_t events)
                 log_info(NET_LOG, "worker %d: accepting connections again", w->index);
                 w->accept_failing = false;
             }
-            net_conn_accept(w, fd, &sa);
+            net_conn_accept(w, fd, &sa, reg->index);
             continue;
         }
         switch (errno) {
@@ -147,19 +148,33 @@ static void net_listener_on_events(struct net_io *io, uint32_t events)
     }
 }
 
-/* Registers the listening socket in w's epoll set. Worker thread (or before it starts). */
+static void net_listener_unwatch(struct net_worker *w, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_regs[i].io.fd, NULL) < 0)
+            log_error(NET_LOG, "worker %d cannot unwatch listening socket %d: %s", w->index, i,
+                      strerror(errno));
+}
+
+/* Registers every listening socket in w's epoll set. Worker thread (or before it starts). */
 int net_listener_attach(struct net_worker *w)
 {
     if (w->listening)
         return 0;
-    w->listen_io.fd = w->srv->listen_fd;
-    w->listen_io.on_events = net_listener_on_events;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &w->listen_io};
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listen_io.fd, &ev) < 0) {
-        int rc = -errno;
-        log_error(NET_LOG, "worker %d cannot watch the listening socket: %s", w->index,
-                  strerror(errno));
-        return rc;
+    for (int i = 0; i < w->srv->nlisteners; i++) {
+        struct net_listen_reg *reg = &w->listen_regs[i];
+        reg->io.fd = w->srv->listen_fds[i];
+        reg->io.on_events = net_listener_on_events;
+        reg->w = w;
+        reg->index = i;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &reg->io};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, reg->io.fd, &ev) < 0) {
+            int rc = -errno;
+            log_error(NET_LOG, "worker %d cannot watch the listening socket: %s", w->index,
+                      strerror(errno));
+            net_listener_unwatch(w, i);
+            return rc;
+        }
     }
     w->listening = true;
     return 0;
@@ -169,8 +184,6 @@ void net_listener_detach(struct net_worker *w)
 {
     if (!w->listening)
         return;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_io.fd, NULL) < 0)
-        log_error(NET_LOG, "worker %d cannot unwatch the listening socket: %s", w->index,
-                  strerror(errno));
+    net_listener_unwatch(w, w->srv->nlisteners);
     w->listening = false;
 }

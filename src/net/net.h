@@ -29,8 +29,10 @@
 #ifndef GREGOR_NET_NET_H
 #define GREGOR_NET_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "base/arena.h"
 #include "base/iochain.h"
@@ -45,8 +47,25 @@ struct net_conn;
 #define NET_DEFAULT_MAX_PENDING_BYTES (4u << 20) /* per connection */
 #define NET_DEFAULT_MAX_INFLIGHT 32              /* per connection */
 #define NET_DEFAULT_SHUTDOWN_TIMEOUT_MS 10000
+#define NET_MAX_LISTENERS 8
+
+/*
+ * One listening socket of a server. tls is an OpenSSL SSL_CTX * (built by the caller, which
+ * keeps it alive until net_server_free) for a TLS listener, NULL for plain TCP. On a TLS
+ * listener the handshake runs inside the worker's loop before the first frame is read, and
+ * responses are encrypted (file ranges are read with pread instead of sent with sendfile).
+ */
+struct net_listener_config {
+    const char *host; /* as net_config.host */
+    int port;         /* 0 = ephemeral, see net_server_listener_port() */
+    void *tls;        /* SSL_CTX *, or NULL */
+};
 
 struct net_config {
+    /* Listening sockets; with num_listeners == 0, the one given by host and port below.
+     * Every connection knows which of them accepted it (net_conn_listener()). */
+    struct net_listener_config listeners[NET_MAX_LISTENERS];
+    int num_listeners;
     const char *host;                  /* address to bind, numeric or a name; NULL or "" = the
                                           first passive address getaddrinfo returns (all
                                           interfaces); "0.0.0.0" = IPv4 only, "::" = dual stack */
@@ -77,6 +96,7 @@ struct net_request {
     struct net_request *next_in_queue;
     int state;
     int orphan;
+    bool close_after; /* net_request_reply_close(): close once the response is written */
     struct iochain resp;
 };
 
@@ -117,8 +137,9 @@ void net_server_stop(struct net_server *s);
  * more. Controlling thread; NULL is a no-op. */
 void net_server_free(struct net_server *s);
 
-/* The bound port (useful with port 0). Any thread. */
+/* The bound port (useful with port 0) of the first listener, or of listener i. Any thread. */
 int net_server_port(const struct net_server *s);
+int net_server_listener_port(const struct net_server *s, int i);
 
 /* Number of workers and the i-th worker (0 <= i < count), e.g. for posting work. Any thread. */
 int net_server_worker_count(const struct net_server *s);
@@ -148,6 +169,12 @@ void net_server_stats(const struct net_server *s, struct net_stats *out);
  */
 void net_request_reply(struct net_request *req, struct iochain *resp);
 
+/*
+ * Like net_request_reply(), then closes the connection once this response is written; no
+ * further frame of the connection is read (a refused authentication). Owning worker thread.
+ */
+void net_request_reply_close(struct net_request *req, struct iochain *resp);
+
 /* Completes req without a response (Kafka produce with acks=0). Owning worker thread. */
 void net_request_noreply(struct net_request *req);
 
@@ -167,6 +194,16 @@ const char *net_conn_peer(const struct net_conn *c); /* "1.2.3.4:5678" or "[::1]
 struct net_worker *net_conn_worker(const struct net_conn *c);
 int net_conn_is_closed(const struct net_conn *c); /* socket closed: replies are dropped */
 void *net_conn_user(const struct net_conn *c);    /* per-connection state of the handler */
+int net_conn_listener(const struct net_conn *c);  /* index of the listener that accepted it */
+/* Limits the size of this connection's next frames (e.g. before authentication, Kafka's
+ * sasl.server.max.receive.size); 0 restores the server's max_frame_bytes. */
+void net_conn_set_max_frame(struct net_conn *c, int32_t bytes);
+/*
+ * The subject of the certificate a TLS peer presented, RFC 2253 ("CN=client,O=Org"), written
+ * to buf. Returns 1 when there is one, 0 when the connection is not TLS or the peer sent no
+ * certificate (or the handshake has not finished). Owning worker thread.
+ */
+int net_conn_tls_peer_subject(const struct net_conn *c, char *buf, size_t len);
 void net_conn_set_user(struct net_conn *c, void *user);
 
 /*

@@ -103,6 +103,13 @@ void net_request_reply(struct net_request *req, struct iochain *resp)
     net_request_complete(req, NET_REQ_REPLIED);
 }
 
+void net_request_reply_close(struct net_request *req, struct iochain *resp)
+{
+    req->close_after = true;
+    req->conn->close_requested = true;
+    net_request_reply(req, resp);
+}
+
 void net_request_noreply(struct net_request *req)
 {
     net_request_complete(req, NET_REQ_NOREPLY);
@@ -133,7 +140,7 @@ static int net_conn_write_head(struct net_conn *c)
 {
     struct net_request *req = c->q_head;
     size_t before = req->resp.sent;
-    int rc = iochain_send(&req->resp, c->io.fd);
+    int rc = c->tls ? net_tls_send(c, &req->resp) : iochain_send(&req->resp, c->io.fd);
     size_t wrote = req->resp.sent - before;
     if (wrote > 0) {
         net_count(&c->w->counters.bytes_out, (int64_t)wrote);
@@ -200,6 +207,8 @@ static void net_chain_skip(struct iochain *ch, size_t n)
 static bool net_conn_can_gather(const struct net_conn *c)
 {
     const struct net_request *h = c->q_head;
+    if (c->tls != NULL || h->close_after)
+        return false; /* TLS sends each response through its own buffer */
     if (h->state != NET_REQ_REPLIED || !net_chain_bytes_only(&h->resp) ||
         h->resp.n - h->resp.send_piece > NET_GATHER_IOV)
         return false; /* (a head with more pieces than iov slots goes alone) */
@@ -220,7 +229,7 @@ static int net_conn_write_gathered(struct net_conn *c)
     for (struct net_request *r = c->q_head; r != NULL; r = r->next_in_queue) {
         if (r->state == NET_REQ_NOREPLY)
             continue;
-        if (r->state != NET_REQ_REPLIED || !net_chain_bytes_only(&r->resp))
+        if (r->state != NET_REQ_REPLIED || !net_chain_bytes_only(&r->resp) || r->close_after)
             break;
         int before = k;
         if (!net_chain_gather(&r->resp, iov, &k)) {
@@ -292,7 +301,12 @@ void net_conn_flush(struct net_conn *c)
         }
         if (req->state == NET_REQ_REPLIED && net_conn_write_head(c) <= 0)
             return;
+        bool close_after = req->close_after;
         net_conn_pop(c);
+        if (close_after) {
+            net_conn_close(c, "closed after the response (handler's request)");
+            return;
+        }
     }
     if (!c->closed)
         net_conn_maybe_resume(c);

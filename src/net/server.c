@@ -57,9 +57,11 @@ static void net_server_halt(struct net_server *s)
         }
         net_worker_close_posts(w);
     }
-    if (s->listen_fd >= 0 && close(s->listen_fd) < 0)
-        log_warn(NET_LOG, "closing the listening socket: %s", strerror(errno));
-    s->listen_fd = -1;
+    for (int i = 0; i < s->nlisteners; i++) {
+        if (s->listen_fds[i] >= 0 && close(s->listen_fds[i]) < 0)
+            log_warn(NET_LOG, "closing the listening socket: %s", strerror(errno));
+        s->listen_fds[i] = -1;
+    }
 }
 
 void net_server_free(struct net_server *s)
@@ -71,8 +73,33 @@ void net_server_free(struct net_server *s)
         net_worker_destroy(&s->workers[i]);
     free(s->workers);
     net_admit_destroy(&s->admit);
+    for (int i = 0; i < s->nlisteners; i++)
+        free(s->hosts[i]);
     free(s->host);
     free(s);
+}
+
+/* One listening socket per configured listener (or the single host:port of the config). */
+static int net_server_open_listeners(struct net_server *s)
+{
+    const struct net_config *cfg = &s->cfg;
+    int n = cfg->num_listeners > 0 ? cfg->num_listeners : 1;
+    if (n > NET_MAX_LISTENERS)
+        return -EINVAL;
+    for (int i = 0; i < n; i++)
+        s->listen_fds[i] = -1;
+    s->nlisteners = n;
+    for (int i = 0; i < n; i++) {
+        const struct net_listener_config *l = cfg->num_listeners > 0 ? &cfg->listeners[i] : NULL;
+        const char *host = l ? l->host : cfg->host;
+        if (host != NULL && (s->hosts[i] = strdup(host)) == NULL)
+            return -ENOMEM;
+        s->tls[i] = l ? l->tls : NULL;
+        int rc = net_listener_open(s, i, s->hosts[i], l ? l->port : cfg->port);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 int net_server_start(const struct net_config *cfg, const struct net_handler *handler,
@@ -87,7 +114,6 @@ int net_server_start(const struct net_config *cfg, const struct net_handler *han
     s->cfg = *cfg;
     net_config_defaults(&s->cfg);
     s->handler = *handler;
-    s->listen_fd = -1;
     net_admit_init(&s->admit, s->cfg.max_connections, s->cfg.max_connections_per_ip);
     s->nworkers = 0; /* counts workers initialised, for net_server_free */
     if (cfg->host != NULL) {
@@ -103,7 +129,7 @@ int net_server_start(const struct net_config *cfg, const struct net_handler *han
         net_server_free(s);
         return -ENOMEM;
     }
-    int rc = net_listener_open(s, s->cfg.num_workers);
+    int rc = net_server_open_listeners(s);
     if (rc < 0)
         goto err;
     for (int i = 0; i < s->cfg.num_workers; i++) {
@@ -128,13 +154,18 @@ void net_server_stop(struct net_server *s)
 {
     if (s == NULL)
         return;
-    log_info(NET_LOG, "stopping the listener on port %d", s->port);
+    log_info(NET_LOG, "stopping the listener on port %d", s->ports[0]);
     net_server_halt(s);
 }
 
 int net_server_port(const struct net_server *s)
 {
-    return s->port;
+    return s->ports[0];
+}
+
+int net_server_listener_port(const struct net_server *s, int i)
+{
+    return i >= 0 && i < s->nlisteners ? s->ports[i] : -1;
 }
 
 int net_server_worker_count(const struct net_server *s)

@@ -40,7 +40,7 @@ if ! command -v "$CC" >/dev/null; then
 fi
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 CFLAGS="-std=c17 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -Isrc $SAN"
-LIBS="-lraft -luv -lrdkafka -lmicrohttpd -lz -lsnappy -llz4 -lzstd -lpthread -lm"
+LIBS="-lraft -luv -lrdkafka -lmicrohttpd -lssl -lcrypto -lz -lsnappy -llz4 -lzstd -lpthread -lm"
 # Every broker source but main.c, as the Makefile's library: the linker pulls in only what a
 # target references, and dependencies between layers can change without editing this file.
 SRCS=$(find src -name '*.c' ! -path src/main.c | sort)
