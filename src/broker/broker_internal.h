@@ -36,6 +36,8 @@ struct producer_id_pool {
 struct metrics;
 struct console;
 struct broker_groups;
+struct broker_txn;
+struct txn_offsets;
 
 struct broker {
     struct broker_config cfg;
@@ -52,6 +54,8 @@ struct broker {
     struct metrics *metrics;           /* counters always exist; HTTP only with metrics.listener */
     struct console *console;           /* web console (console.listener), or NULL */
     struct broker_groups *groups;      /* group coordinator glue (groups.c) */
+    struct broker_txn *txn;            /* transaction coordinator glue (transactions.c) */
+    struct txn_offsets *txn_offsets;   /* pending transactional offsets (txn_offset_commit.c) */
     struct broker_lifecycle *life;     /* registration and heartbeats (lifecycle.c) */
     struct broker_forwarder *fwd;      /* requests to the active controller (forwarder.c) */
     struct replica_fetchers *fetchers; /* follower fetch threads (replica_fetcher.c) */

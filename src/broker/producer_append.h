@@ -18,11 +18,21 @@
 #include "broker/partition.h"
 #include "record/byteorder.h"
 #include "record/record_batch.h"
+#include "storage/log.h"
 
 /* True when the (validated) batch at data carries a producer id. */
 static inline bool producer_batch_is_idempotent(const uint8_t *data)
 {
     return (int64_t)be64_load(data + RB_OFF_PRODUCER_ID) >= 0;
+}
+
+/* Last stable offset (Kafka's LSO): the high watermark, or the first offset of the oldest open
+ * transaction when that is lower. What read_committed consumers may read. Any thread. */
+static inline int64_t producer_last_stable_offset(struct partition *p)
+{
+    int64_t hw = log_high_watermark(p->log);
+    int64_t first = atomic_load(&p->first_unstable);
+    return first >= 0 && first < hw ? first : hw;
 }
 
 /* Builds p->producers from the log's snapshots and tail. Before p is published. 0 or < 0. */

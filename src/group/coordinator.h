@@ -85,6 +85,9 @@ struct group_call {
     const char *client_host;            /* "/1.2.3.4" as Kafka reports it */
     void (*done)(struct group_call *c); /* on the owner worker; must hand over */
     void *user;
+    /* OffsetCommit only: a committed transaction's offsets (TxnOffsetCommit, checked when they
+     * were sent), stored without the member and generation checks. */
+    bool trusted;
     /* Private to the coordinator. */
     struct group_coordinator *gc;
     int32_t step;

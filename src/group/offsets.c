@@ -165,8 +165,12 @@ static int16_t commit_check(struct shard *s, struct group_call *c, struct group 
     struct kstr instance = c->api_version >= 7 ? req->group_instance_id : KSTR_NULL;
     struct group *g = group_find(s, req->group_id);
     *gp = NULL;
+    if (c->trusted && g != NULL && g->state != GS_DEAD) {
+        *gp = g;
+        return 0;
+    }
     if (g == NULL) {
-        if (gen >= 0)
+        if (gen >= 0 && !c->trusted)
             return KAFKA_ERR_ILLEGAL_GENERATION;
         g = group_create(s, req->group_id);
         if (g == NULL)
