@@ -202,6 +202,9 @@ static int16_t produce_validate(struct broker_req *r, struct partition *p,
         return (int16_t)record_error_to_kafka(n);
     if (n != 1 && r->hdr.api_version >= 3)
         return KAFKA_ERR_INVALID_RECORD;
+    /* Only a transaction coordinator writes markers (Kafka's LogValidator). */
+    if (rec->data[RB_OFF_ATTRIBUTES + 1] & RECORD_ATTR_CONTROL)
+        return KAFKA_ERR_INVALID_RECORD;
     int codec = rec->data[RB_OFF_ATTRIBUTES + 1] & RECORD_ATTR_COMPRESSION_MASK;
     if (codec == RECORD_COMPRESSION_ZSTD && r->hdr.api_version < 7)
         return KAFKA_ERR_UNSUPPORTED_COMPRESSION_TYPE;

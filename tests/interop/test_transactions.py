@@ -81,5 +81,176 @@ def test_commit_visible_to_read_committed_abort_invisible():
               "read_uncommitted saw %r" % ru)
 
 
+@test
+def test_open_transaction_holds_back_read_committed_until_commit():
+    """The last stable offset: while a transaction is open, a read_committed consumer sees
+    nothing from its first record on (not even later non-transactional records) and
+    ListOffsets(read_committed) answers the LSO; the commit releases everything, in order."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    with Broker(PROPS) as b:
+        plain = Producer({"bootstrap.servers": b.bootstrap})
+        plain.produce("t2", b"before")
+        plain.flush(10)
+        p = producer(b, "tx-open")
+        p.begin_transaction()
+        p.produce("t2", b"txn0")
+        p.produce("t2", b"txn1")
+        p.flush(10)
+        plain.produce("t2", b"after")
+        plain.flush(10)
+        rc = consume_all(b, "t2", "read_committed", timeout=4.0)
+        check(rc == ["before"], "read_committed during the transaction saw %r" % rc)
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "lso",
+                      "isolation.level": "read_committed"})
+        lo, hi = c.get_watermark_offsets(TopicPartition("t2", 0), timeout=10, cached=False)
+        c.close()
+        check(hi == 1, "read_committed high offset (LSO) %d, want 1" % hi)
+        ru = consume_all(b, "t2", "read_uncommitted", expect=4)
+        check(ru == ["before", "txn0", "txn1", "after"], "read_uncommitted saw %r" % ru)
+        p.commit_transaction(30 * SLOW)
+        rc = consume_all(b, "t2", "read_committed", expect=4)
+        check(rc == ["before", "txn0", "txn1", "after"], "after commit %r" % rc)
+
+
+@test
+def test_second_producer_fences_the_first():
+    """Zombie fencing: a second producer with the same transactional.id gets a bumped epoch
+    (the first one's open transaction is aborted); the first fails with a fatal fencing
+    error on its next transactional call; the second commits normally."""
+    from confluent_kafka import KafkaException
+    with Broker(PROPS) as b:
+        p1 = producer(b, "tx-zombie")
+        p1.begin_transaction()
+        p1.produce("t3", b"zombie")
+        p1.flush(10)
+        p2 = producer(b, "tx-zombie")
+        p2.begin_transaction()
+        p2.produce("t3", b"fresh")
+        p2.commit_transaction(30 * SLOW)
+        err = None
+        try:
+            p1.produce("t3", b"zombie2")
+            p1.commit_transaction(15 * SLOW)
+        except KafkaException as e:
+            err = e.args[0]
+        check(err is not None, "the fenced producer committed")
+        comment("fenced producer: %s" % err.str())
+        check(err.fatal() or err.name() in ("PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH",
+                                            "_FENCED"), "error %s" % err.name())
+        rc = consume_all(b, "t3", "read_committed", expect=1, timeout=5.0)
+        check(rc == ["fresh"], "read_committed saw %r" % rc)
+
+
+@test
+def test_send_offsets_visible_only_after_commit():
+    """Consume-transform-produce: offsets sent with send_offsets_to_transaction are not the
+    group's committed offsets until the transaction commits; an aborted transaction's offsets
+    never are."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    with Broker(PROPS) as b:
+        src = Producer({"bootstrap.servers": b.bootstrap})
+        for i in range(10):
+            src.produce("in", ("m%d" % i).encode())
+        src.flush(10)
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "ctp",
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                      "isolation.level": "read_committed"})
+        c.subscribe(["in"])
+        msgs = []
+        deadline = time.monotonic() + 15 * SLOW
+        while len(msgs) < 10 and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                msgs.append(m)
+        check(len(msgs) == 10, "consumed %d of 10" % len(msgs))
+        p = producer(b, "tx-ctp")
+
+        def committed():
+            tp = c.committed([TopicPartition("in", 0)], timeout=10)
+            return tp[0].offset
+
+        p.begin_transaction()
+        for m in msgs[:4]:
+            p.produce("out", m.value().upper())
+        p.send_offsets_to_transaction([TopicPartition("in", 0, 4)],
+                                      c.consumer_group_metadata(), 15 * SLOW)
+        p.abort_transaction(30 * SLOW)
+        check(committed() < 0, "aborted offsets committed: %r" % committed())
+        p.begin_transaction()
+        for m in msgs:
+            p.produce("out", m.value().upper())
+        p.send_offsets_to_transaction([TopicPartition("in", 0, 10)],
+                                      c.consumer_group_metadata(), 15 * SLOW)
+        p.flush(10)
+        check(committed() < 0, "offsets visible before the commit: %r" % committed())
+        p.commit_transaction(30 * SLOW)
+        check(committed() == 10, "offsets after the commit: %r" % committed())
+        c.close()
+        out = consume_all(b, "out", "read_committed", expect=10)
+        check(out == ["M%d" % i for i in range(10)], "output %r" % out)
+
+
+@test
+def test_timed_out_transaction_is_aborted():
+    """A transaction left open past transaction.timeout.ms is aborted by the coordinator:
+    the LSO moves on (read_committed readers see later records, never the aborted ones) and
+    the producer's commit fails."""
+    from confluent_kafka import KafkaException, Producer
+    with Broker(PROPS) as b:
+        p = producer(b, "tx-timeout", **{"transaction.timeout.ms": 2000})
+        p.begin_transaction()
+        p.produce("t4", b"expired")
+        p.flush(10)
+        plain = Producer({"bootstrap.servers": b.bootstrap})
+        plain.produce("t4", b"later")
+        plain.flush(10)
+        rc = consume_all(b, "t4", "read_committed", expect=1, timeout=10.0)
+        check(rc == ["later"], "read_committed saw %r" % rc)
+        err = None
+        try:
+            p.commit_transaction(10 * SLOW)
+        except KafkaException as e:
+            err = e.args[0]
+        check(err is not None, "commit of a timed-out transaction succeeded")
+        comment("commit after the timeout: %s" % err.str())
+        check("aborting a transaction open longer than its timeout" in b.log_text(),
+              "no timeout abort in the log")
+
+
+@test
+def test_state_survives_sigkill():
+    """After SIGKILL and restart: committed records stay visible and aborted ones hidden
+    for read_committed (.txnindex, producer snapshot, log replay), an open transaction still
+    holds the LSO until the coordinator (replayed from __transaction_state) aborts it when a
+    new producer with its id initialises, and that producer commits."""
+    with Broker(PROPS) as b:
+        p = producer(b, "tx-crash")
+        p.begin_transaction()
+        p.produce("t5", b"c0")
+        p.commit_transaction(30 * SLOW)
+        p.begin_transaction()
+        p.produce("t5", b"a0")
+        p.flush(10)
+        p.abort_transaction(30 * SLOW)
+        p.begin_transaction()
+        p.produce("t5", b"c1")
+        p.commit_transaction(30 * SLOW)
+        p.begin_transaction()
+        p.produce("t5", b"open")
+        p.flush(10)
+        b.kill()
+        b.start()
+        rc = consume_all(b, "t5", "read_committed", timeout=5.0)
+        check(rc == ["c0", "c1"], "read_committed after restart saw %r" % rc)
+        ru = consume_all(b, "t5", "read_uncommitted", expect=4)
+        check(ru == ["c0", "a0", "c1", "open"], "read_uncommitted saw %r" % ru)
+        q = producer(b, "tx-crash")
+        q.begin_transaction()
+        q.produce("t5", b"c2")
+        q.commit_transaction(30 * SLOW)
+        rc = consume_all(b, "t5", "read_committed", expect=3)
+        check(rc == ["c0", "c1", "c2"], "after the new producer %r" % rc)
+
+
 if __name__ == "__main__":
     run_tests()
