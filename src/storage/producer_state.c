@@ -327,6 +327,7 @@ size_t producer_state_list(const struct producer_state *ps, struct producer_info
             out[k].last_seq = e->n ? entry_batch(e, e->n - 1)->last_seq : -1;
             out[k].last_timestamp = e->last_timestamp;
             out[k].coordinator_epoch = e->coordinator_epoch;
+            out[k].txn_first_offset = e->txn_first_offset;
             k++;
         }
     return k;

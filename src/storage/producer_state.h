@@ -50,6 +50,7 @@ struct producer_info {
     int32_t last_seq;
     int64_t last_timestamp;
     int32_t coordinator_epoch;
+    int64_t txn_first_offset; /* first offset of its open transaction, -1 when none */
 };
 
 enum producer_check {
