@@ -19,6 +19,7 @@
 #include "broker/leadership.h"
 #include "broker/partition.h"
 #include "broker/partition_append.h"
+#include "broker/txn_marker_sender.h"
 #include "broker/txn_offset_commit.h"
 #include "group/offsets_log.h"
 #include "proto/gen/errors.h"
@@ -158,50 +159,15 @@ void txn_markers_apply(struct broker *b, const struct kmsg_write_txn_markers_req
 
 /* ---- the coordinator's markers ---- */
 
-struct markers_send {
-    struct arena arena;
-    struct kmsg_write_txn_markers_request req;
-    struct kmsg_write_txn_markers_response resp;
-    void (*cb)(void *arg, int16_t err);
-    void *arg;
-};
-
-static void markers_sent(void *arg)
+int txn_markers_request_build(struct arena *a, const struct txn_marker_job *job,
+                              struct kmsg_write_txn_markers_request *req)
 {
-    struct markers_send *ms = arg;
-    int16_t err = 0;
-    for (int32_t i = 0; i < ms->resp.markers.n && err == 0; i++)
-        for (int32_t j = 0; j < ms->resp.markers.v[i].topics.n && err == 0; j++) {
-            const struct kmsg_write_txn_markers_response_writable_txn_marker_topic_result *t =
-                &ms->resp.markers.v[i].topics.v[j];
-            for (int32_t k = 0; k < t->partitions.n && err == 0; k++)
-                err = t->partitions.v[k].error_code;
-        }
-    ms->cb(ms->arg, err);
-    arena_free(&ms->arena);
-    free(ms);
-}
-
-int txn_markers_send(struct broker *b, const struct txn_marker_job *job,
-                     void (*cb)(void *arg, int16_t err), void *arg)
-{
-    struct markers_send *ms = calloc(1, sizeof(*ms));
-    if (ms == NULL)
-        return -ENOMEM;
-    arena_init(&ms->arena, 0);
-    ms->cb = cb;
-    ms->arg = arg;
-    kmsg_write_txn_markers_response_init(&ms->resp);
-    kmsg_write_txn_markers_request_init(&ms->req);
-    struct kmsg_write_txn_markers_request_writable_txn_marker *m =
-        arena_calloc(&ms->arena, 1, sizeof(*m));
+    kmsg_write_txn_markers_request_init(req);
+    struct kmsg_write_txn_markers_request_writable_txn_marker *m = arena_calloc(a, 1, sizeof(*m));
     struct kmsg_write_txn_markers_request_writable_txn_marker_topic *ts =
-        arena_calloc(&ms->arena, job->nparts + 1, sizeof(*ts));
-    if (m == NULL || ts == NULL) {
-        arena_free(&ms->arena);
-        free(ms);
+        arena_calloc(a, job->nparts + 1, sizeof(*ts));
+    if (m == NULL || ts == NULL)
         return -ENOMEM;
-    }
     kmsg_write_txn_markers_request_writable_txn_marker_init(m);
     m->producer_id = job->producer_id;
     m->producer_epoch = job->producer_epoch;
@@ -214,10 +180,11 @@ int txn_markers_send(struct broker *b, const struct txn_marker_job *job,
         while (t < nt && strcmp(ts[t].name.ptr, tp->topic) != 0)
             t++;
         if (t == nt) {
-            char *name = arena_strndup(&ms->arena, tp->topic, strlen(tp->topic));
-            int32_t *ids = arena_calloc(&ms->arena, job->nparts, sizeof(int32_t));
+            char *name = arena_strndup(a, tp->topic, strlen(tp->topic));
+            int32_t *ids = arena_calloc(a, job->nparts, sizeof(int32_t));
             if (name == NULL || ids == NULL)
-                continue;
+                return -ENOMEM;
+            kmsg_write_txn_markers_request_writable_txn_marker_topic_init(&ts[nt]);
             ts[nt].name = (struct kstr){name, (int32_t)strlen(name)};
             ts[nt].partition_indexes = (struct karray_int32){0, ids};
             nt++;
@@ -226,8 +193,81 @@ int txn_markers_send(struct broker *b, const struct txn_marker_job *job,
     }
     m->topics.v = ts;
     m->topics.n = nt;
-    ms->req.markers.v = m;
-    ms->req.markers.n = 1;
+    req->markers.v = m;
+    req->markers.n = 1;
+    return 0;
+}
+
+size_t txn_markers_failed(const struct kmsg_write_txn_markers_response *resp, struct arena *a,
+                          struct txn_topic_partition **out)
+{
+    size_t n = 0;
+    for (int32_t i = 0; i < resp->markers.n; i++)
+        for (int32_t j = 0; j < resp->markers.v[i].topics.n; j++)
+            n += (size_t)resp->markers.v[i].topics.v[j].partitions.n;
+    struct txn_topic_partition *v = arena_calloc(a, n + 1, sizeof(*v));
+    size_t k = 0;
+    for (int32_t i = 0; v && i < resp->markers.n; i++)
+        for (int32_t j = 0; j < resp->markers.v[i].topics.n; j++) {
+            const struct kmsg_write_txn_markers_response_writable_txn_marker_topic_result *t =
+                &resp->markers.v[i].topics.v[j];
+            for (int32_t p = 0; p < t->partitions.n; p++) {
+                if (t->partitions.v[p].error_code == 0)
+                    continue;
+                char *name = arena_strndup(a, t->name.ptr, (size_t)t->name.len);
+                if (name != NULL)
+                    v[k++] = (struct txn_topic_partition){name, t->partitions.v[p].partition_index};
+            }
+        }
+    *out = v;
+    return k;
+}
+
+struct markers_send {
+    struct broker *b;
+    struct arena arena;
+    struct txn_marker_job job;
+    struct kmsg_write_txn_markers_request req;
+    struct kmsg_write_txn_markers_response resp;
+    void (*cb)(void *arg, int16_t err);
+    void *arg;
+};
+
+/* The local attempt is over: what it could not write (other leaders, failures) goes to the
+ * marker sender, which retries until written. */
+static void markers_sent(void *arg)
+{
+    struct markers_send *ms = arg;
+    struct txn_topic_partition *left = NULL;
+    size_t n = txn_markers_failed(&ms->resp, &ms->arena, &left);
+    if (n == 0 || left == NULL) {
+        ms->cb(ms->arg, left == NULL ? KAFKA_ERR_UNKNOWN_SERVER_ERROR : 0);
+    } else {
+        ms->job.parts = left;
+        ms->job.nparts = n;
+        txn_marker_sender_submit(ms->b, &ms->job, ms->cb, ms->arg);
+    }
+    arena_free(&ms->arena);
+    free(ms);
+}
+
+int txn_markers_send(struct broker *b, const struct txn_marker_job *job,
+                     void (*cb)(void *arg, int16_t err), void *arg)
+{
+    struct markers_send *ms = calloc(1, sizeof(*ms));
+    if (ms == NULL)
+        return -ENOMEM;
+    arena_init(&ms->arena, 0);
+    ms->b = b;
+    ms->job = *job;
+    ms->cb = cb;
+    ms->arg = arg;
+    kmsg_write_txn_markers_response_init(&ms->resp);
+    if (txn_markers_request_build(&ms->arena, job, &ms->req) != 0) {
+        arena_free(&ms->arena);
+        free(ms);
+        return -ENOMEM;
+    }
     txn_markers_apply(b, &ms->req, &ms->resp, &ms->arena, markers_sent, ms);
     return 0;
 }

@@ -24,11 +24,21 @@ void txn_markers_apply(struct broker *b, const struct kmsg_write_txn_markers_req
                        void (*done)(void *arg), void *arg);
 
 /*
- * The coordinator's markers for one transaction. Partitions led by this broker are written
- * here; sending WriteTxnMarkers to other leaders is not built yet (those partitions answer
- * NOT_LEADER_OR_FOLLOWER). cb(arg, first error or 0) on any thread. 0 or -ENOMEM (no cb).
+ * The coordinator's markers for one transaction: partitions led by this broker are written at
+ * once; the others (and failures) go to the marker sender (txn_marker_sender.h), which sends
+ * WriteTxnMarkers to their leaders and retries. cb(arg, 0) once every partition has its marker,
+ * or an error when abandoned; on any thread. 0 or -ENOMEM (no cb).
  */
 int txn_markers_send(struct broker *b, const struct txn_marker_job *job,
                      void (*cb)(void *arg, int16_t err), void *arg);
+
+/* The WriteTxnMarkers request of job (one marker), arrays in a. 0 or -ENOMEM. */
+int txn_markers_request_build(struct arena *a, const struct txn_marker_job *job,
+                              struct kmsg_write_txn_markers_request *req);
+
+/* The partitions of resp with an error, as a list in a (*out; NULL on ENOMEM). Returns the
+ * count. */
+size_t txn_markers_failed(const struct kmsg_write_txn_markers_response *resp, struct arena *a,
+                          struct txn_topic_partition **out);
 
 #endif

@@ -143,7 +143,8 @@ int txn_index_open(const char *dir, struct txn_index **out)
         txn_index_close(ti);
         return rc;
     }
-    qsort(ti->v, ti->n, sizeof(*ti->v), cmp_last);
+    if (ti->n > 1)
+        qsort(ti->v, ti->n, sizeof(*ti->v), cmp_last);
     *out = ti;
     return 0;
 }

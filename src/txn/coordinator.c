@@ -211,11 +211,14 @@ static void op_finish(struct txn_op *op, int16_t err)
 static void op_markers_done(void *arg, int16_t err)
 {
     struct txn_op *op = arg;
-    if (err != 0)
-        log_warn("txn",
-                 "markers of %s (producer %" PRId64 ") partly failed: error %d; "
-                 "completing anyway",
-                 op->m->id, op->producer_id, err);
+    if (err != 0) {
+        /* Abandoned: this broker stopped coordinating it (or is stopping). The id stays in
+         * Prepare*; whoever loads the shard next writes the markers again. */
+        log_info("txn", "markers of %s (producer %" PRId64 ") abandoned: error %d", op->m->id,
+                 op->producer_id, err);
+        op_finish(op, KAFKA_ERR_NOT_COORDINATOR);
+        return;
+    }
     /* Complete*: the partitions are done. */
     op->kind = OP_COMPLETE;
     op->state = op->state == TXN_PREPARE_COMMIT ? TXN_COMPLETE_COMMIT : TXN_COMPLETE_ABORT;
@@ -230,6 +233,7 @@ static void op_send_markers(struct txn_op *op)
 {
     struct txn_coordinator *tc = op->tc;
     struct txn_marker_job job = {
+        .shard = op->m->shard,
         .producer_id = op->producer_id,
         .producer_epoch = op->producer_epoch,
         .coordinator_epoch = op->coordinator_epoch,

@@ -38,6 +38,7 @@ struct txn_topic_partition {
 
 /* What writing the markers of one transaction needs (the env copies what it keeps). */
 struct txn_marker_job {
+    int32_t shard; /* the transaction's __transaction_state partition */
     int64_t producer_id;
     int16_t producer_epoch;
     int32_t coordinator_epoch;
