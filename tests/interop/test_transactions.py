@@ -8,7 +8,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SLOW, Broker, check, comment, run_tests, test  # noqa: E402
+from harness import SLOW, Broker, Cluster, check, comment, run_tests, test  # noqa: E402
 
 # A quick sweep so the timeout test does not wait 10 s; short group delays.
 PROPS = {
@@ -16,6 +16,15 @@ PROPS = {
     "group.initial.rebalance.delay.ms": "0",
     "num.partitions": "1",
 }
+
+
+def txn_shard(txid, n=50):
+    """Kafka's partitionFor: abs(javaStringHash(id)) % n."""
+    h = 0
+    for ch in txid.encode("utf-16-be").decode("utf-16-be"):
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    h = h - (1 << 32) if h >= (1 << 31) else h
+    return (0 if h == -(1 << 31) else abs(h)) % n
 
 
 def producer(b, txid, **extra):
@@ -250,6 +259,47 @@ def test_state_survives_sigkill():
         q.commit_transaction(30 * SLOW)
         rc = consume_all(b, "t5", "read_committed", expect=3)
         check(rc == ["c0", "c1", "c2"], "after the new producer %r" % rc)
+
+
+@test
+def test_cluster_markers_reach_every_leader_and_the_coordinator_fails_over():
+    """Three brokers: a transaction over partitions led by every broker gets its markers on
+    all of them (WriteTxnMarkers to the other leaders); after SIGKILL of the coordinator's
+    broker, the new leader of its __transaction_state partition replays the state, aborts
+    the transaction left open, and a new producer with the id commits."""
+    with Cluster(3, {"group.initial.rebalance.delay.ms": "0"}) as c:
+        err = c.create_topic("ct", 6, 3)
+        check(err is None, "create ct: %s" % err)
+        leaders = c.wait_topic("ct", 6)
+        check(len(set(leaders.values())) > 1, "one leader for every partition: %r" % leaders)
+        p = producer(c, "tx-cluster")
+        p.begin_transaction()
+        for i in range(6):
+            p.produce("ct", ("c-%d" % i).encode(), partition=i)
+        p.commit_transaction(30 * SLOW)
+        p.begin_transaction()
+        for i in range(6):
+            p.produce("ct", ("a-%d" % i).encode(), partition=i)
+        p.flush(10)
+        p.abort_transaction(30 * SLOW)
+        rc = sorted(consume_all(c, "ct", "read_committed", expect=6))
+        check(rc == ["c-%d" % i for i in range(6)], "read_committed saw %r" % rc)
+        shard = txn_shard("tx-cluster")
+        coord = c.partition_leaders("__transaction_state")[shard]["leader"]
+        comment("coordinator of tx-cluster: broker %d (partition %d)" % (coord, shard))
+        p.begin_transaction()
+        for i in range(6):
+            p.produce("ct", ("o-%d" % i).encode(), partition=i)
+        p.flush(10)
+        c.kill(coord)
+        q = producer(c, "tx-cluster")
+        q.begin_transaction()
+        for i in range(6):
+            q.produce("ct", ("d-%d" % i).encode(), partition=i)
+        q.commit_transaction(60 * SLOW)
+        rc = sorted(consume_all(c, "ct", "read_committed", expect=12, timeout=20.0))
+        check(rc == sorted(["c-%d" % i for i in range(6)] + ["d-%d" % i for i in range(6)]),
+              "read_committed after the failover saw %r" % rc)
 
 
 if __name__ == "__main__":
