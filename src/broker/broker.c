@@ -303,6 +303,7 @@ void broker_stop(struct broker *b)
     metrics_stop_serving(b->metrics); /* scrapes read everything below */
     groups_shutdown(b);
     txn_marker_sender_stop(b); /* abandoned markers answer while the workers run */
+    txn_shutdown(b);           /* no coordinator op in flight once the logs close */
     forwarder_stop(b);
     net_server_stop(b->net);
     isr_sender_stop(b); /* after the workers (they kick it), before the controller */
@@ -313,12 +314,12 @@ void broker_stop(struct broker *b)
     lifecycle_free(b);
     replica_fetchers_free(b); /* after the controller: its image listener calls in */
     groups_stop(b);           /* before the logs close: loader threads read them */
-    txn_stop(b);
     txn_offsets_stop(b);
     partition_registry_close(b->parts);
     /* Last: the controller, the ISR sender and the flusher could post to a worker until now
      * (refused once the network stopped, but into memory that must still be there). */
     net_server_free(b->net);
+    txn_stop(b); /* after the workers' timers are gone (the timeout sweep's is in it) */
     pthread_mutex_destroy(&b->pid_pool.mu);
     pthread_mutex_destroy(&b->gate.mu);
     waiter_list_destroy(&b->parked);

@@ -222,8 +222,12 @@ static void registry_sync_topic(struct partition_registry *reg, const struct met
             continue;
         }
         p = registry_open_partition(reg, img, t, mp);
-        if (p != NULL && registry_table_insert(reg, p) != 0)
+        if (p != NULL && registry_table_insert(reg, p) != 0) {
             partition_put(p);
+            p = NULL;
+        }
+        if (p != NULL && mp->leader == node && strcmp(t->name, TXN_STATE_TOPIC) == 0)
+            txn_on_leader_change(reg->b, mp->partition, false, true);
     }
 }
 

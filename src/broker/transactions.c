@@ -253,7 +253,21 @@ int txn_start(struct broker *b)
         if (net_worker_post(x->sweep_worker, sweep_arm, b) != 0)
             log_warn("txn", "cannot arm the transaction timeout sweep");
     }
+    /* Shards this broker already leads (a restart) load now: their open transactions time
+     * out and their prepared ones complete without waiting for a client. */
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    const struct metadata_topic *t = metadata_image_topic_by_name(img, TXN_STATE_TOPIC);
+    for (uint32_t i = 0; t && i < t->n_partitions; i++)
+        if (t->partitions[i].leader == b->cfg.node_id)
+            txn_on_leader_change(b, (int32_t)i, false, true);
+    metadata_image_release(img);
     return 0;
+}
+
+void txn_shutdown(struct broker *b)
+{
+    if (b->txn != NULL)
+        txn_coordinator_shutdown(b->txn->tc);
 }
 
 void txn_stop(struct broker *b)
@@ -278,11 +292,37 @@ void txn_prepare_shard(struct broker *b, int32_t shard)
         txn_coordinator_prepare(tc, shard);
 }
 
+struct shard_load {
+    struct broker *b;
+    int32_t shard;
+};
+
+/* A worker: load a shard this broker now leads (its open transactions time out, its
+ * prepared ones complete, as on Kafka's onElection). Lazily on first use if it cannot yet. */
+static void shard_load_on_worker(void *arg)
+{
+    struct shard_load *sl = arg;
+    struct txn_coordinator *tc = txn_coordinator_of(sl->b);
+    if (tc != NULL && !atomic_load(&sl->b->stopping))
+        txn_coordinator_prepare(tc, sl->shard);
+    free(sl);
+}
+
 void txn_on_leader_change(struct broker *b, int32_t partition, bool was_leader, bool is_leader)
 {
     struct txn_coordinator *tc = txn_coordinator_of(b);
-    if (tc != NULL && was_leader)
-        txn_coordinator_resign(tc, partition); /* reloads on next use if still leader */
+    if (tc == NULL)
+        return;
+    if (was_leader)
+        txn_coordinator_resign(tc, partition);
+    struct shard_load *sl = is_leader && b->net ? malloc(sizeof(*sl)) : NULL;
+    if (sl == NULL)
+        return;
+    *sl = (struct shard_load){b, partition};
+    int n = net_server_worker_count(b->net);
+    struct net_worker *w = n > 0 ? net_server_worker(b->net, partition % n) : NULL;
+    if (w == NULL || net_worker_post(w, shard_load_on_worker, sl) != 0)
+        free(sl);
 }
 
 static void state_topic_created(void *arg, const struct controller_result *res)

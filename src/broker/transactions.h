@@ -19,7 +19,10 @@ struct txn_coordinator;
 
 /* Creates the coordinator and arms the timeout sweep (after the network started). 0 or < 0. */
 int txn_start(struct broker *b);
-/* Frees it; after net_server_stop(). */
+/* Refuses new coordinator work and waits (bounded) for what is in flight; before the
+ * network stops. */
+void txn_shutdown(struct broker *b);
+/* Frees it; after net_server_free() (the sweep's timer lives in it). */
 void txn_stop(struct broker *b);
 /* The coordinator, or NULL before txn_start. Any thread. */
 struct txn_coordinator *txn_coordinator_of(struct broker *b);

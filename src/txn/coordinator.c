@@ -16,8 +16,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/arena.h"
 #include "base/clock.h"
@@ -59,6 +61,8 @@ struct txn_coordinator {
     struct txn_table table;
     struct txn_shard *shards;
     int32_t nshards;
+    atomic_bool stopping; /* txn_coordinator_shutdown: ops end at their next step */
+    atomic_int ops;       /* txn_ops alive */
 };
 
 enum txn_op_kind {
@@ -170,6 +174,7 @@ static struct txn_op *op_new(struct txn_coordinator *tc, struct txn_meta *m, enu
     struct txn_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
         return NULL;
+    atomic_fetch_add(&tc->ops, 1);
     op->tc = tc;
     op->m = m;
     op->kind = kind;
@@ -206,11 +211,14 @@ static void op_finish(struct txn_op *op, int16_t err)
     answer(op->done, op->arg, err, op->res.producer_id, op->res.producer_epoch);
     parts_free(op->parts, op->nparts);
     free(op);
+    atomic_fetch_sub(&tc->ops, 1);
 }
 
 static void op_markers_done(void *arg, int16_t err)
 {
     struct txn_op *op = arg;
+    if (err == 0 && atomic_load(&op->tc->stopping))
+        err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
     if (err != 0) {
         /* Abandoned: this broker stopped coordinating it (or is stopping). The id stays in
          * Prepare*; whoever loads the shard next writes the markers again. */
@@ -270,6 +278,8 @@ static void op_written(void *arg, int err)
 {
     struct txn_op *op = arg;
     struct txn_coordinator *tc = op->tc;
+    if (err == 0 && atomic_load(&tc->stopping))
+        err = -ESHUTDOWN; /* durable, but nothing more happens here: the next load sees it */
     pthread_mutex_lock(&tc->mu);
     bool orphan = op->m->orphan;
     if (err == 0 && !orphan)
@@ -327,6 +337,8 @@ static void op_write(struct txn_op *op)
     size_t len = 0;
     int rc = txn_state_record_build(op->m->id, &v, clock_wall_ms(), &batch, &len);
     arena_free(&a);
+    if (rc == 0 && atomic_load(&tc->stopping))
+        rc = -ESHUTDOWN;
     if (rc == 0)
         rc = tc->env.append(tc->env.ctx, op->m->shard, batch, len, op_written, op);
     free(batch);
@@ -445,7 +457,7 @@ static void load_install(struct txn_coordinator *tc, struct load_ctx *lc, int32_
     pthread_mutex_lock(&tc->mu);
     if (tc->shards[lc->shard].loaded) {
         pthread_mutex_unlock(&tc->mu);
-        return; /* another call loaded it meanwhile; lc's copy is freed by the caller */
+        return; /* another call loaded it meanwhile (same log): lc's copy is freed */
     }
     tc->shards[lc->shard].loaded = true;
     tc->shards[lc->shard].epoch = epoch;
@@ -483,8 +495,31 @@ static void table_free_all(struct txn_table *t)
         }
 }
 
+/* Mutex held: drops shard's ids (busy ones are orphaned: their op frees them). */
+static void shard_unload_locked(struct txn_coordinator *tc, int32_t shard)
+{
+    if (tc->shards[shard].loaded) {
+        tc->shards[shard].loaded = false;
+        for (size_t b = 0; b < TXN_BUCKETS; b++)
+            for (struct txn_meta **pp = &tc->table.buckets[b]; *pp;) {
+                struct txn_meta *m = *pp;
+                if (m->shard != shard) {
+                    pp = &m->next;
+                    continue;
+                }
+                *pp = m->next;
+                if (m->busy)
+                    m->orphan = true;
+                else
+                    meta_free(m);
+            }
+    }
+}
+
 int16_t txn_coordinator_prepare(struct txn_coordinator *tc, int32_t shard)
 {
+    if (atomic_load(&tc->stopping))
+        return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
     int32_t n = tc->env.partition_count(tc->env.ctx);
     if (n <= 0 || shard < 0 || shard >= n || shard >= tc->nshards)
         return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
@@ -493,10 +528,11 @@ int16_t txn_coordinator_prepare(struct txn_coordinator *tc, int32_t shard)
         return KAFKA_ERR_NOT_COORDINATOR;
     pthread_mutex_lock(&tc->mu);
     bool loaded = tc->shards[shard].loaded && tc->shards[shard].epoch == epoch;
+    if (!loaded)
+        shard_unload_locked(tc, shard); /* an older epoch's table, if any */
     pthread_mutex_unlock(&tc->mu);
     if (loaded)
         return 0;
-    txn_coordinator_resign(tc, shard); /* an older epoch's table, if any */
     /* The replay is short (one compacted partition) and runs on the caller's thread. */
     struct load_ctx lc = {.tc = tc, .shard = shard};
     int rc = tc->env.replay(tc->env.ctx, shard, load_record, &lc);
@@ -514,22 +550,7 @@ void txn_coordinator_resign(struct txn_coordinator *tc, int32_t shard)
     if (shard < 0 || shard >= tc->nshards)
         return;
     pthread_mutex_lock(&tc->mu);
-    if (tc->shards[shard].loaded) {
-        tc->shards[shard].loaded = false;
-        for (size_t b = 0; b < TXN_BUCKETS; b++)
-            for (struct txn_meta **pp = &tc->table.buckets[b]; *pp;) {
-                struct txn_meta *m = *pp;
-                if (m->shard != shard) {
-                    pp = &m->next;
-                    continue;
-                }
-                *pp = m->next;
-                if (m->busy)
-                    m->orphan = true;
-                else
-                    meta_free(m);
-            }
-    }
+    shard_unload_locked(tc, shard);
     pthread_mutex_unlock(&tc->mu);
 }
 
@@ -550,7 +571,21 @@ struct txn_coordinator *txn_coordinator_create(const struct txn_config *cfg,
         return NULL;
     }
     pthread_mutex_init(&tc->mu, NULL);
+    atomic_init(&tc->stopping, false);
+    atomic_init(&tc->ops, 0);
     return tc;
+}
+
+void txn_coordinator_shutdown(struct txn_coordinator *tc)
+{
+    if (tc == NULL)
+        return;
+    atomic_store(&tc->stopping, true);
+    for (int i = 0; i < 500 && atomic_load(&tc->ops) > 0; i++)
+        usleep(10000);
+    if (atomic_load(&tc->ops) > 0)
+        log_warn("txn", "%d coordinator operations still in flight at shutdown",
+                 atomic_load(&tc->ops));
 }
 
 void txn_coordinator_destroy(struct txn_coordinator *tc)
@@ -778,6 +813,8 @@ int txn_coordinator_expire(struct txn_coordinator *tc, int64_t now_ms)
 {
     struct txn_op *todo[64];
     size_t n = 0;
+    if (atomic_load(&tc->stopping))
+        return 0;
     pthread_mutex_lock(&tc->mu);
     for (size_t b = 0; b < TXN_BUCKETS && n < 64; b++)
         for (struct txn_meta *m = tc->table.buckets[b]; m && n < 64; m = m->next) {

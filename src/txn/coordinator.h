@@ -92,6 +92,9 @@ typedef void (*txn_done_fn)(void *arg, const struct txn_result *res);
 
 struct txn_coordinator *txn_coordinator_create(const struct txn_config *cfg,
                                                const struct txn_env *env);
+/* Refuses new calls (COORDINATOR_NOT_AVAILABLE), ends the ops in flight at their next step
+ * and waits (bounded, 5 s) until none is left. Any thread but one the ops need. */
+void txn_coordinator_shutdown(struct txn_coordinator *tc);
 void txn_coordinator_destroy(struct txn_coordinator *tc);
 
 /* Shard of a transactional id given the partition count (0 -> -1). */
