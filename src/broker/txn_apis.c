@@ -53,6 +53,15 @@ static struct txn_req *txn_req_new(struct broker_req *r, void (*reply)(struct tx
     return t;
 }
 
+/* Kafka answers clients that predate PRODUCER_FENCED with INVALID_PRODUCER_EPOCH: EndTxn,
+ * AddPartitionsToTxn and AddOffsetsToTxn before v2, InitProducerId before v4. */
+static int16_t fenced_for_version(const struct txn_req *t, int16_t first_version)
+{
+    if (t->res.error == KAFKA_ERR_PRODUCER_FENCED && t->r->hdr.api_version < first_version)
+        return KAFKA_ERR_INVALID_PRODUCER_EPOCH;
+    return t->res.error;
+}
+
 static char *req_cstr(struct broker_req *r, struct kstr s)
 {
     return s.len >= 0 && s.ptr ? arena_strndup(r->arena, s.ptr, (size_t)s.len) : NULL;
@@ -64,7 +73,7 @@ static void init_reply(struct txn_req *t)
 {
     struct kmsg_init_producer_id_response resp;
     kmsg_init_producer_id_response_init(&resp);
-    resp.error_code = t->res.error;
+    resp.error_code = fenced_for_version(t, 4);
     resp.producer_id = t->res.error ? -1 : t->res.producer_id;
     resp.producer_epoch = t->res.error ? -1 : t->res.producer_epoch;
     broker_reply(t->r, (kproto_encode_fn)kmsg_init_producer_id_response_encode, &resp);
@@ -132,7 +141,7 @@ static void add_parts_fill(struct broker_req *r, struct add_parts *ap, int16_t e
 static void add_parts_reply(struct txn_req *t)
 {
     struct add_parts *ap = t->state;
-    add_parts_fill(t->r, ap, t->res.error);
+    add_parts_fill(t->r, ap, fenced_for_version(t, 2));
     broker_reply(t->r, (kproto_encode_fn)kmsg_add_partitions_to_txn_response_encode, &ap->resp);
 }
 
@@ -196,7 +205,7 @@ static void add_offsets_reply(struct txn_req *t)
 {
     struct kmsg_add_offsets_to_txn_response resp;
     kmsg_add_offsets_to_txn_response_init(&resp);
-    resp.error_code = t->res.error;
+    resp.error_code = fenced_for_version(t, 2);
     broker_reply(t->r, (kproto_encode_fn)kmsg_add_offsets_to_txn_response_encode, &resp);
 }
 
@@ -236,7 +245,7 @@ static void end_reply(struct txn_req *t)
 {
     struct kmsg_end_txn_response resp;
     kmsg_end_txn_response_init(&resp);
-    resp.error_code = t->res.error;
+    resp.error_code = fenced_for_version(t, 2);
     broker_reply(t->r, (kproto_encode_fn)kmsg_end_txn_response_encode, &resp);
 }
 

@@ -8,7 +8,13 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SLOW, Broker, Cluster, check, comment, run_tests, test  # noqa: E402
+from harness import (SLOW, Broker, Cluster, KafkaRaw, Reader, array, boolean, check,  # noqa: E402
+                     comment, i16, i32, i64, run_tests, string, test)
+
+INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, END_TXN = 22, 24, 26
+UNKNOWN_TOPIC_OR_PARTITION, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE = 3, 47, 48
+INVALID_PRODUCER_ID_MAPPING, INVALID_TRANSACTION_TIMEOUT, PRODUCER_FENCED = 49, 50, 90
+OPERATION_NOT_ATTEMPTED = 55
 
 # A quick sweep so the timeout test does not wait 10 s; short group delays.
 PROPS = {
@@ -300,6 +306,63 @@ def test_cluster_markers_reach_every_leader_and_the_coordinator_fails_over():
         rc = sorted(consume_all(c, "ct", "read_committed", expect=12, timeout=20.0))
         check(rc == sorted(["c-%d" % i for i in range(6)] + ["d-%d" % i for i in range(6)]),
               "read_committed after the failover saw %r" % rc)
+
+
+def raw_init(k, txid, timeout_ms=60000):
+    """InitProducerId v1, retried while __transaction_state is being created."""
+    deadline = time.monotonic() + 15 * SLOW
+    while True:
+        r = Reader(k.call(INIT_PRODUCER_ID, 1, string(txid) + i32(timeout_ms)))
+        r.int32()
+        err, pid, epoch = r.int16(), r.int64(), r.int16()
+        if err not in (15, 14, 16, 51) or time.monotonic() > deadline:
+            return err, pid, epoch
+        time.sleep(0.1)
+
+
+def raw_end(k, version, txid, pid, epoch, commit):
+    body = string(txid) + i64(pid) + i16(epoch) + boolean(commit)
+    r = Reader(k.call(END_TXN, version, body))
+    r.int32()
+    return r.int16()
+
+
+def raw_add_partitions(k, txid, pid, epoch, topics):
+    body = string(txid) + i64(pid) + i16(epoch)
+    body += array([string(t) + array([i32(p) for p in ps]) for t, ps in topics])
+    r = Reader(k.call(ADD_PARTITIONS_TO_TXN, 1, body))
+    r.int32()
+    return r.array(lambda r: (r.string(), r.array(lambda r: (r.int32(), r.int16()))))
+
+
+@test
+def test_bad_transactional_requests_get_kafkas_errors():
+    """Kafka's answers to bad input, nothing written: EndTxn for an unknown id
+    (INVALID_PRODUCER_ID_MAPPING), with a wrong epoch (INVALID_PRODUCER_EPOCH before v2,
+    PRODUCER_FENCED after), outside a transaction (INVALID_TXN_STATE); InitProducerId with a
+    timeout above transaction.max.timeout.ms (INVALID_TRANSACTION_TIMEOUT); AddPartitionsToTxn
+    with an unknown topic (UNKNOWN_TOPIC_OR_PARTITION, the rest OPERATION_NOT_ATTEMPTED)."""
+    with Broker(dict(PROPS, **{"auto.create.topics.enable": "false"})) as b, KafkaRaw(b) as k:
+        err, _, _ = raw_init(k, "tx-bad", timeout_ms=900001)
+        check(err == INVALID_TRANSACTION_TIMEOUT, "timeout above the max: %d" % err)
+        err, pid, epoch = raw_init(k, "tx-bad")
+        check(err == 0 and pid >= 0 and epoch == 0, "init: %r" % ((err, pid, epoch),))
+        check(raw_end(k, 1, "tx-nobody", pid, epoch, True) == INVALID_PRODUCER_ID_MAPPING,
+              "unknown id")
+        check(raw_end(k, 1, "tx-bad", pid + 1, epoch, True) == INVALID_PRODUCER_ID_MAPPING,
+              "wrong producer id")
+        check(raw_end(k, 1, "tx-bad", pid, epoch + 1, True) == INVALID_PRODUCER_EPOCH,
+              "wrong epoch, v1")
+        check(raw_end(k, 2, "tx-bad", pid, epoch + 1, True) == PRODUCER_FENCED, "wrong epoch, v2")
+        check(raw_end(k, 1, "tx-bad", pid, epoch, True) == INVALID_TXN_STATE, "no transaction")
+        res = raw_add_partitions(k, "tx-bad", pid, epoch, [("no-such-topic", [0]),
+                                                           ("__transaction_state", [0])])
+        errs = dict((t, [e for _, e in ps]) for t, ps in res)
+        check(errs.get("no-such-topic") == [UNKNOWN_TOPIC_OR_PARTITION], "unknown: %r" % res)
+        check(errs.get("__transaction_state") == [OPERATION_NOT_ATTEMPTED],
+              "the rest: %r" % res)
+        check(raw_end(k, 1, "tx-bad", pid, epoch, False) == INVALID_TXN_STATE,
+              "abort after the refused add")
 
 
 if __name__ == "__main__":
