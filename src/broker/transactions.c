@@ -209,6 +209,7 @@ static void sweep_fire(struct net_timer *t)
     if (atomic_load(&b->stopping))
         return;
     txn_coordinator_expire(x->tc, clock_wall_ms());
+    txn_coordinator_expire_ids(x->tc, clock_wall_ms(), b->cfg.transactional_id_expiration_ms);
     net_timer_start(x->sweep_worker, &x->sweep, b->cfg.transaction_abort_cleanup_interval_ms,
                     sweep_fire, b);
 }

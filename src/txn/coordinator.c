@@ -69,6 +69,7 @@ enum txn_op_kind {
     OP_SIMPLE,   /* record durable -> answer */
     OP_PREPARE,  /* Prepare* durable -> markers -> Complete* */
     OP_COMPLETE, /* Complete* durable -> answer */
+    OP_REMOVE,   /* tombstone durable -> the id is gone (transactional.id.expiration.ms) */
 };
 
 struct txn_op {
@@ -282,9 +283,17 @@ static void op_written(void *arg, int err)
         err = -ESHUTDOWN; /* durable, but nothing more happens here: the next load sees it */
     pthread_mutex_lock(&tc->mu);
     bool orphan = op->m->orphan;
-    if (err == 0 && !orphan)
+    if (err == 0 && !orphan && op->kind == OP_REMOVE) {
+        table_remove(&tc->table, op->m);
+        op->m->orphan = true; /* op_finish frees it */
+    } else if (err == 0 && !orphan) {
         op_apply_locked(op);
+    }
     pthread_mutex_unlock(&tc->mu);
+    if (op->kind == OP_REMOVE && err == 0) {
+        op_finish(op, 0);
+        return;
+    }
     if (err != 0 || orphan) {
         op_finish(op, KAFKA_ERR_NOT_COORDINATOR);
         return;
@@ -335,7 +344,8 @@ static void op_write(struct txn_op *op)
     op_value(op, &a, &v);
     uint8_t *batch = NULL;
     size_t len = 0;
-    int rc = txn_state_record_build(op->m->id, &v, clock_wall_ms(), &batch, &len);
+    int rc = txn_state_record_build(op->m->id, op->kind == OP_REMOVE ? NULL : &v, clock_wall_ms(),
+                                    &batch, &len);
     arena_free(&a);
     if (rc == 0 && atomic_load(&tc->stopping))
         rc = -ESHUTDOWN;
@@ -807,6 +817,34 @@ void txn_end(struct txn_coordinator *tc, const char *id, int64_t producer_id,
         op_write(op);
     else
         answer(done, arg, err, producer_id, producer_epoch);
+}
+
+int txn_coordinator_expire_ids(struct txn_coordinator *tc, int64_t now_ms, int64_t expiration_ms)
+{
+    struct txn_op *todo[64];
+    size_t n = 0;
+    if (atomic_load(&tc->stopping))
+        return 0;
+    pthread_mutex_lock(&tc->mu);
+    for (size_t b = 0; b < TXN_BUCKETS && n < 64; b++)
+        for (struct txn_meta *m = tc->table.buckets[b]; m && n < 64; m = m->next) {
+            bool idle = m->state == TXN_EMPTY || m->state == TXN_COMPLETE_COMMIT ||
+                        m->state == TXN_COMPLETE_ABORT;
+            if (m->busy || !idle || now_ms - m->update_ms < expiration_ms)
+                continue;
+            struct txn_op *op = op_new(tc, m, OP_REMOVE, NULL, NULL);
+            if (op == NULL)
+                continue;
+            m->busy = true;
+            todo[n++] = op;
+        }
+    pthread_mutex_unlock(&tc->mu);
+    for (size_t i = 0; i < n; i++) {
+        log_info("txn", "%s: transactional id expired (unused for %" PRId64 " ms)", todo[i]->m->id,
+                 expiration_ms);
+        op_write(todo[i]);
+    }
+    return (int)n;
 }
 
 int txn_coordinator_expire(struct txn_coordinator *tc, int64_t now_ms)

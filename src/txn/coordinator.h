@@ -120,6 +120,10 @@ void txn_end(struct txn_coordinator *tc, const char *id, int64_t producer_id,
  * Any thread; returns how many aborts it started. */
 int txn_coordinator_expire(struct txn_coordinator *tc, int64_t now_ms);
 
+/* Removes ids (a tombstone in __transaction_state) without an open transaction and unused for
+ * expiration_ms (Kafka's transactional.id.expiration.ms). Returns how many it started. */
+int txn_coordinator_expire_ids(struct txn_coordinator *tc, int64_t now_ms, int64_t expiration_ms);
+
 /* Leadership of partition s moved away or changed epoch: the shard is dropped (reloaded on
  * next use). Any thread. */
 void txn_coordinator_resign(struct txn_coordinator *tc, int32_t shard);

@@ -341,8 +341,11 @@ def test_bad_transactional_requests_get_kafkas_errors():
     (INVALID_PRODUCER_ID_MAPPING), with a wrong epoch (INVALID_PRODUCER_EPOCH before v2,
     PRODUCER_FENCED after), outside a transaction (INVALID_TXN_STATE); InitProducerId with a
     timeout above transaction.max.timeout.ms (INVALID_TRANSACTION_TIMEOUT); AddPartitionsToTxn
-    with an unknown topic (UNKNOWN_TOPIC_OR_PARTITION, the rest OPERATION_NOT_ATTEMPTED)."""
-    with Broker(dict(PROPS, **{"auto.create.topics.enable": "false"})) as b, KafkaRaw(b) as k:
+    with an unknown topic (UNKNOWN_TOPIC_OR_PARTITION, the rest OPERATION_NOT_ATTEMPTED). Then
+    the id, unused for transactional.id.expiration.ms, is removed."""
+    props = dict(PROPS, **{"auto.create.topics.enable": "false",
+                           "transactional.id.expiration.ms": "1500"})
+    with Broker(props) as b, KafkaRaw(b) as k:
         err, _, _ = raw_init(k, "tx-bad", timeout_ms=900001)
         check(err == INVALID_TRANSACTION_TIMEOUT, "timeout above the max: %d" % err)
         err, pid, epoch = raw_init(k, "tx-bad")
@@ -363,6 +366,13 @@ def test_bad_transactional_requests_get_kafkas_errors():
               "the rest: %r" % res)
         check(raw_end(k, 1, "tx-bad", pid, epoch, False) == INVALID_TXN_STATE,
               "abort after the refused add")
+        # transactional.id.expiration.ms: an unused id is forgotten (a tombstone), so the next
+        # InitProducerId gets a new producer id.
+        deadline = time.monotonic() + 10 * SLOW
+        while "transactional id expired" not in b.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        err, pid2, epoch2 = raw_init(k, "tx-bad")
+        check(err == 0 and pid2 != pid and epoch2 == 0, "after expiry: %r" % ((err, pid2, epoch2),))
 
 
 if __name__ == "__main__":
