@@ -69,6 +69,8 @@ static const struct broker_api broker_api_table[] = {
     {KPROTO_API_DESCRIBE_CLUSTER, 0, 1, handle_describe_cluster,
      API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_DESCRIBE_PRODUCERS, 0, 0, handle_describe_producers, API_SCOPE_BROKER},
+    {KPROTO_API_DESCRIBE_TRANSACTIONS, 0, 0, handle_describe_transactions, API_SCOPE_BROKER},
+    {KPROTO_API_LIST_TRANSACTIONS, 0, 1, handle_list_transactions, API_SCOPE_BROKER},
     {KPROTO_API_DESCRIBE_TOPIC_PARTITIONS, 0, 0, handle_describe_topic_partitions,
      API_SCOPE_BROKER},
 };

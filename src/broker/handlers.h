@@ -77,5 +77,7 @@ void handle_add_offsets_to_txn(struct broker_req *r);
 void handle_end_txn(struct broker_req *r);
 void handle_write_txn_markers(struct broker_req *r);
 void handle_txn_offset_commit(struct broker_req *r);
+void handle_describe_transactions(struct broker_req *r);
+void handle_list_transactions(struct broker_req *r);
 
 #endif

@@ -819,6 +819,41 @@ void txn_end(struct txn_coordinator *tc, const char *id, int64_t producer_id,
         answer(done, arg, err, producer_id, producer_epoch);
 }
 
+static struct txn_description meta_description(const struct txn_meta *m)
+{
+    return (struct txn_description){m->id,          m->state,          m->timeout_ms, m->start_ms,
+                                    m->producer_id, m->producer_epoch, m->parts,      m->nparts};
+}
+
+int16_t txn_coordinator_describe(struct txn_coordinator *tc, const char *id,
+                                 void (*fn)(void *arg, const struct txn_description *d), void *arg)
+{
+    int32_t shard;
+    int16_t err = shard_ready(tc, id, &shard);
+    if (err != 0)
+        return err;
+    pthread_mutex_lock(&tc->mu);
+    const struct txn_meta *m = table_find(&tc->table, id);
+    if (m != NULL) {
+        struct txn_description d = meta_description(m);
+        fn(arg, &d);
+    }
+    pthread_mutex_unlock(&tc->mu);
+    return m != NULL ? 0 : KAFKA_ERR_TRANSACTIONAL_ID_NOT_FOUND;
+}
+
+void txn_coordinator_list(struct txn_coordinator *tc,
+                          void (*fn)(void *arg, const struct txn_description *d), void *arg)
+{
+    pthread_mutex_lock(&tc->mu);
+    for (size_t b = 0; b < TXN_BUCKETS; b++)
+        for (const struct txn_meta *m = tc->table.buckets[b]; m; m = m->next) {
+            struct txn_description d = meta_description(m);
+            fn(arg, &d);
+        }
+    pthread_mutex_unlock(&tc->mu);
+}
+
 int txn_coordinator_expire_ids(struct txn_coordinator *tc, int64_t now_ms, int64_t expiration_ms)
 {
     struct txn_op *todo[64];

@@ -116,6 +116,28 @@ void txn_add_partitions(struct txn_coordinator *tc, const char *id, int64_t prod
 void txn_end(struct txn_coordinator *tc, const char *id, int64_t producer_id,
              int16_t producer_epoch, bool commit, txn_done_fn done, void *arg);
 
+/* What DescribeTransactions / ListTransactions report of one id. Strings and the partitions
+ * live in the coordinator: valid only inside the visitor. */
+struct txn_description {
+    const char *id;
+    int8_t state; /* enum txn_status */
+    int32_t timeout_ms;
+    int64_t start_ms; /* -1 when no transaction started */
+    int64_t producer_id;
+    int16_t producer_epoch;
+    const struct txn_topic_partition *parts;
+    size_t nparts;
+};
+
+/* Calls fn(arg, d) for id under the coordinator's lock (fn copies what it keeps and calls
+ * nothing back). 0, NOT_COORDINATOR / COORDINATOR_* when its shard is not served here, or
+ * TRANSACTIONAL_ID_NOT_FOUND. */
+int16_t txn_coordinator_describe(struct txn_coordinator *tc, const char *id,
+                                 void (*fn)(void *arg, const struct txn_description *d), void *arg);
+/* Calls fn for every id of the shards loaded here, under the lock. */
+void txn_coordinator_list(struct txn_coordinator *tc,
+                          void (*fn)(void *arg, const struct txn_description *d), void *arg);
+
 /* Aborts open transactions older than their timeout (Kafka's abortTimedOutTransactions).
  * Any thread; returns how many aborts it started. */
 int txn_coordinator_expire(struct txn_coordinator *tc, int64_t now_ms);

@@ -8,10 +8,12 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, Broker, Cluster, KafkaRaw, Reader, array, boolean, check,  # noqa: E402
-                     comment, i16, i32, i64, run_tests, string, test)
+from harness import (SLOW, TAGS_NONE, Broker, Cluster, KafkaRaw, Reader, array,  # noqa: E402
+                     boolean, carray, check, comment, cstring, i16, i32, i64, is_flexible,
+                     run_tests, string, test)
 
 INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, END_TXN = 22, 24, 26
+DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 65, 66
 UNKNOWN_TOPIC_OR_PARTITION, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE = 3, 47, 48
 INVALID_PRODUCER_ID_MAPPING, INVALID_TRANSACTION_TIMEOUT, PRODUCER_FENCED = 49, 50, 90
 OPERATION_NOT_ATTEMPTED = 55
@@ -31,6 +33,54 @@ def txn_shard(txid, n=50):
         h = (31 * h + ord(ch)) & 0xFFFFFFFF
     h = h - (1 << 32) if h >= (1 << 31) else h
     return (0 if h == -(1 << 31) else abs(h)) % n
+
+
+def flex_reader(body, api_key):
+    """A flexible response body: the harness leaves the response header's tagged fields in
+    place for APIs missing from its FIRST_FLEXIBLE table."""
+    r = Reader(body)
+    if not is_flexible(api_key, 0):
+        r.tagged_fields()
+    return r
+
+
+def describe_transactions(k, ids):
+    """DescribeTransactions v0 -> [(error, id, state, pid, epoch, {topic: [partitions]})]."""
+    r = flex_reader(k.call(DESCRIBE_TRANSACTIONS, 0,
+                           carray([cstring(x) for x in ids]) + TAGS_NONE, flexible=True),
+                    DESCRIBE_TRANSACTIONS)
+    r.int32()
+
+    def topic(r):
+        t = r.cstring()
+        ps = r.carray(lambda r: r.int32())
+        r.tagged_fields()
+        return t, ps
+
+    def one(r):
+        err, txid, state = r.int16(), r.cstring(), r.cstring()
+        r.int32()  # timeout
+        r.int64()  # start
+        pid, epoch = r.int64(), r.int16()
+        topics = dict(r.carray(topic))
+        r.tagged_fields()
+        return err, txid, state, pid, epoch, topics
+    return r.carray(one)
+
+
+def list_transactions(k, states=()):
+    """ListTransactions v0 -> (error, unknown filters, [(id, pid, state)])."""
+    body = carray([cstring(x) for x in states]) + carray([]) + TAGS_NONE
+    r = flex_reader(k.call(LIST_TRANSACTIONS, 0, body, flexible=True), LIST_TRANSACTIONS)
+    r.int32()
+    err = r.int16()
+    unknown = r.carray(lambda r: r.cstring())
+
+    def one(r):
+        out = (r.cstring(), r.int64(), r.cstring())
+        r.tagged_fields()
+        return out
+    return err, unknown, r.carray(one)
 
 
 def producer(b, txid, **extra):
@@ -100,7 +150,8 @@ def test_commit_visible_to_read_committed_abort_invisible():
 def test_open_transaction_holds_back_read_committed_until_commit():
     """The last stable offset: while a transaction is open, a read_committed consumer sees
     nothing from its first record on (not even later non-transactional records) and
-    ListOffsets(read_committed) answers the LSO; the commit releases everything, in order."""
+    ListOffsets(read_committed) answers the LSO; DescribeTransactions and ListTransactions show
+    it Ongoing; the commit releases everything, in order."""
     from confluent_kafka import Consumer, Producer, TopicPartition
     with Broker(PROPS) as b:
         plain = Producer({"bootstrap.servers": b.bootstrap})
@@ -122,6 +173,15 @@ def test_open_transaction_holds_back_read_committed_until_commit():
         check(hi == 1, "read_committed high offset (LSO) %d, want 1" % hi)
         ru = consume_all(b, "t2", "read_uncommitted", expect=4)
         check(ru == ["before", "txn0", "txn1", "after"], "read_uncommitted saw %r" % ru)
+        with KafkaRaw(b) as k:
+            d = describe_transactions(k, ["tx-open", "tx-unknown"])
+            check(d[0][0] == 0 and d[0][2] == "Ongoing" and d[0][5] == {"t2": [0]},
+                  "DescribeTransactions: %r" % (d,))
+            check(d[1][0] == 105, "unknown id: %r" % (d[1],))  # TRANSACTIONAL_ID_NOT_FOUND
+            err, unknown, ts = list_transactions(k, ["Ongoing", "Bogus"])
+            check(err == 0 and unknown == ["Bogus"] and
+                  [(t[0], t[2]) for t in ts] == [("tx-open", "Ongoing")],
+                  "ListTransactions: %r" % ((err, unknown, ts),))
         p.commit_transaction(30 * SLOW)
         rc = consume_all(b, "t2", "read_committed", expect=4)
         check(rc == ["before", "txn0", "txn1", "after"], "after commit %r" % rc)
