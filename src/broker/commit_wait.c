@@ -45,6 +45,46 @@ static void commit_wait_replicated(struct hw_waiter *hw, int16_t error)
     commit_wait_part(hw->arg, error ? -ENOTCONN : 0);
 }
 
+struct deferred {
+    struct broker *b;
+    void (*cb)(void *arg, int err);
+    void *arg;
+    int err;
+};
+
+static void deferred_run(void *arg)
+{
+    struct deferred *d = arg;
+    d->cb(d->arg, d->err);
+    free(d);
+}
+
+static void deferred_fire(void *arg, int err)
+{
+    struct deferred *d = arg;
+    d->err = err;
+    struct net_server *net = d->b->net;
+    int n = net ? net_server_worker_count(net) : 0;
+    /* Any worker will do; spread by the address of the wait. */
+    struct net_worker *w =
+        n > 0 ? net_server_worker(net, (int)(((uintptr_t)d >> 6) % (unsigned)n)) : NULL;
+    if (w == NULL || net_worker_post(w, deferred_run, d) != 0)
+        deferred_run(d);
+}
+
+int partition_wait_committed_async(struct partition *p, int64_t end, void (*cb)(void *arg, int err),
+                                   void *arg)
+{
+    struct deferred *d = malloc(sizeof(*d));
+    if (d == NULL)
+        return -ENOMEM;
+    *d = (struct deferred){p->reg->b, cb, arg, 0};
+    int rc = partition_wait_committed(p, end, deferred_fire, d);
+    if (rc != 0)
+        free(d);
+    return rc;
+}
+
 int partition_wait_committed(struct partition *p, int64_t end, void (*cb)(void *arg, int err),
                              void *arg)
 {

@@ -114,7 +114,7 @@ static int env_append(void *ctx, int32_t shard, uint8_t *batch, size_t len,
         return rc != 0 ? rc : -ENOMEM;
     }
     *w = (struct append_wait){p, cb, arg};
-    if (partition_wait_committed(p, ar.info.last_offset + 1, append_committed, w) != 0) {
+    if (partition_wait_committed_async(p, ar.info.last_offset + 1, append_committed, w) != 0) {
         partition_put(p);
         free(w);
         return -ENOMEM;

@@ -100,7 +100,7 @@ static void marker_write_one(struct broker *b, struct markers_call *mc,
     free(batch);
     if (lerr == 0) {
         atomic_fetch_add(&mc->pending, 1);
-        if (partition_wait_committed(mp->p, ar.info.last_offset + 1, part_committed, mp) == 0)
+        if (partition_wait_committed_async(mp->p, ar.info.last_offset + 1, part_committed, mp) == 0)
             return;
         atomic_fetch_sub(&mc->pending, 1);
         lerr = KAFKA_ERR_UNKNOWN_SERVER_ERROR;

@@ -164,7 +164,7 @@ def test_open_transaction_holds_back_read_committed_until_commit():
         p.flush(10)
         plain.produce("t2", b"after")
         plain.flush(10)
-        rc = consume_all(b, "t2", "read_committed", timeout=4.0)
+        rc = consume_all(b, "t2", "read_committed", timeout=10.0)
         check(rc == ["before"], "read_committed during the transaction saw %r" % rc)
         c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "lso",
                       "isolation.level": "read_committed"})
@@ -212,7 +212,7 @@ def test_second_producer_fences_the_first():
         comment("fenced producer: %s" % err.str())
         check(err.fatal() or err.name() in ("PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH",
                                             "_FENCED"), "error %s" % err.name())
-        rc = consume_all(b, "t3", "read_committed", expect=1, timeout=5.0)
+        rc = consume_all(b, "t3", "read_committed", expect=1, timeout=10.0)
         check(rc == ["fresh"], "read_committed saw %r" % rc)
 
 
@@ -315,7 +315,7 @@ def test_state_survives_sigkill():
         p.flush(10)
         b.kill()
         b.start()
-        rc = consume_all(b, "t5", "read_committed", timeout=5.0)
+        rc = consume_all(b, "t5", "read_committed", expect=2, timeout=15.0)
         check(rc == ["c0", "c1"], "read_committed after restart saw %r" % rc)
         ru = consume_all(b, "t5", "read_uncommitted", expect=4)
         check(ru == ["c0", "a0", "c1", "open"], "read_uncommitted saw %r" % ru)
