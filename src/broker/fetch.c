@@ -9,6 +9,11 @@
  * the fetch's worker, which reads again; a timer answers with whatever is there when
  * max_wait_ms has passed. Nothing polls, nothing sleeps.
  *
+ * Transactions: a consumer's Fetch v4+ with isolation_level=1 (read_committed) reads below the
+ * partition's last stable offset instead of the high watermark and gets the aborted
+ * transactions overlapping what it read (storage/txn_index.h); the client drops their records.
+ * read_uncommitted fetches pay one atomic load for the LSO they report.
+ *
  * Fetch sessions (KIP-227): the broker answers every fetch as a full, sessionless fetch
  * (session id 0), which clients accept: Java clients then keep sending full fetches.
  *

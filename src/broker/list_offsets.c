@@ -111,8 +111,10 @@ void handle_list_offsets(struct broker_req *r)
         return;
     struct kmsg_list_offsets_response resp;
     kmsg_list_offsets_response_init(&resp);
-    r->decoded = &req;
-    if (topic_partitions_answer(r, &list_offsets_shape, &req.topics, &resp.topics) < 0)
+    r->decoded = &req; /* for isolation_committed(); this frame only */
+    int rc = topic_partitions_answer(r, &list_offsets_shape, &req.topics, &resp.topics);
+    r->decoded = NULL;
+    if (rc < 0)
         return;
     broker_reply(r, (kproto_encode_fn)kmsg_list_offsets_response_encode, &resp);
 }

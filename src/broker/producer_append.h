@@ -7,6 +7,11 @@
  * across check + log_append + update, so two copies of one batch can never both be appended
  * and the state always covers every producer batch below the log end while the mutex is held.
  * Batches without a producer id never take it (one atomic load to notice a segment roll).
+ *
+ * Transactions: a transactional batch opens its producer's transaction; a marker (control
+ * batch, written by the transaction coordinator through the same path) ends it and records an
+ * abort in the partition's transaction index (p->txns). p->first_unstable, published after
+ * each transactional append, gives the last stable offset without taking producer_mu.
  * Lock order: producer_mu before the log's append lock.
  */
 #ifndef GREGOR_BROKER_PRODUCER_APPEND_H

@@ -92,14 +92,13 @@ def producer(b, txid, **extra):
     return p
 
 
-def consume_all(b, topic, isolation, expect=None, timeout=10.0, group=None):
-    """Values read from topic (one partition) from the beginning until `expect` values were
-    seen or nothing new came for a while; with expect=None reads until idle."""
-    from confluent_kafka import Consumer
-    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group or "g-" + uuid.uuid4().hex,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "isolation.level": isolation})
-    c.subscribe([topic])
+def consume_all(b, topic, isolation, expect=None, timeout=10.0, partitions=1):
+    """Values read from the topic's partitions (assigned, no group) from the beginning until
+    `expect` values were seen; with expect=None until nothing new came for 2 s."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-" + uuid.uuid4().hex,
+                  "enable.auto.commit": False, "isolation.level": isolation})
+    c.assign([TopicPartition(topic, i, OFFSET_BEGINNING) for i in range(partitions)])
     out = []
     deadline = time.monotonic() + timeout * SLOW
     idle_since = time.monotonic()
@@ -348,7 +347,7 @@ def test_cluster_markers_reach_every_leader_and_the_coordinator_fails_over():
             p.produce("ct", ("a-%d" % i).encode(), partition=i)
         p.flush(10)
         p.abort_transaction(30 * SLOW)
-        rc = sorted(consume_all(c, "ct", "read_committed", expect=6))
+        rc = sorted(consume_all(c, "ct", "read_committed", expect=6, partitions=6))
         check(rc == ["c-%d" % i for i in range(6)], "read_committed saw %r" % rc)
         shard = txn_shard("tx-cluster")
         coord = c.partition_leaders("__transaction_state")[shard]["leader"]
@@ -363,7 +362,8 @@ def test_cluster_markers_reach_every_leader_and_the_coordinator_fails_over():
         for i in range(6):
             q.produce("ct", ("d-%d" % i).encode(), partition=i)
         q.commit_transaction(60 * SLOW)
-        rc = sorted(consume_all(c, "ct", "read_committed", expect=12, timeout=20.0))
+        rc = sorted(consume_all(c, "ct", "read_committed", expect=12, timeout=20.0,
+                                partitions=6))
         check(rc == sorted(["c-%d" % i for i in range(6)] + ["d-%d" % i for i in range(6)]),
               "read_committed after the failover saw %r" % rc)
 
