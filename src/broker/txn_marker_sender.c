@@ -89,11 +89,33 @@ static bool still_coordinator(struct broker *b, const struct marker_job *j)
     return ok;
 }
 
+/*
+ * A local write waited for by the thread, at most SENDER_TIMEOUT_MS: past that (a high
+ * watermark that does not move) the thread gives up this pass and the late answer frees the
+ * state. refs: the thread's and the answer's; the last one frees arena, request, response.
+ */
 struct local_wait {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool done;
+    int refs; /* guarded by mu */
+    struct arena arena;
+    struct kmsg_write_txn_markers_request req;
+    struct kmsg_write_txn_markers_response resp;
 };
+
+static void local_wait_put(struct local_wait *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool last = --w->refs == 0;
+    pthread_mutex_unlock(&w->mu);
+    if (!last)
+        return;
+    arena_free(&w->arena);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
 
 static void local_done(void *arg)
 {
@@ -102,6 +124,42 @@ static void local_done(void *arg)
     w->done = true;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    local_wait_put(w);
+}
+
+/* Writes job part's markers here through txn_markers_apply; true and *w (the caller puts it)
+ * once answered within the timeout, false otherwise. */
+static bool local_write(struct broker *b, const struct txn_marker_job *part,
+                        struct local_wait **out)
+{
+    struct local_wait *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return false;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    arena_init(&w->arena, 0);
+    w->refs = 2;
+    kmsg_write_txn_markers_response_init(&w->resp);
+    if (txn_markers_request_build(&w->arena, part, &w->req) != 0) {
+        w->refs = 1;
+        local_wait_put(w);
+        return false;
+    }
+    txn_markers_apply(b, &w->req, &w->resp, &w->arena, local_done, w);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += SENDER_TIMEOUT_MS / 1000;
+    pthread_mutex_lock(&w->mu);
+    while (!w->done && pthread_cond_timedwait(&w->cv, &w->mu, &ts) == 0)
+        ;
+    bool done = w->done;
+    pthread_mutex_unlock(&w->mu);
+    if (!done) {
+        local_wait_put(w);
+        return false;
+    }
+    *out = w;
+    return true;
 }
 
 /* Marks ok[i] for the job's partitions of `sub` (leader's share) the response answered 0. */
@@ -159,17 +217,11 @@ static void send_to_leader(struct txn_marker_sender *s, struct marker_job *j, in
         return;
     }
     if (leader == b->cfg.node_id) {
-        struct local_wait w = {.done = false};
-        pthread_mutex_init(&w.mu, NULL);
-        pthread_cond_init(&w.cv, NULL);
-        txn_markers_apply(b, &req, &resp, &a, local_done, &w);
-        pthread_mutex_lock(&w.mu);
-        while (!w.done)
-            pthread_cond_wait(&w.cv, &w.mu);
-        pthread_mutex_unlock(&w.mu);
-        pthread_cond_destroy(&w.cv);
-        pthread_mutex_destroy(&w.mu);
-        mark_written(j, &resp, ok);
+        struct local_wait *w = NULL;
+        if (local_write(b, &part, &w)) {
+            mark_written(j, &w->resp, ok);
+            local_wait_put(w);
+        }
         arena_free(&a);
         return;
     }
