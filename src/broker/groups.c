@@ -26,6 +26,7 @@
 #include "broker/partition_registry.h"
 #include "broker/producer_append.h"
 #include "broker/transactions.h"
+#include "broker/txn_offset_commit.h"
 #include "group/coordinator.h"
 #include "group/offsets_log.h"
 #include "txn/state_record.h"
@@ -134,6 +135,14 @@ static bool env_partition_exists(void *ctx, struct kstr topic, int32_t partition
     return ok;
 }
 
+static void env_txn_pending(void *ctx, int32_t shard, int64_t pid, struct kstr group,
+                            struct kstr topic, int32_t partition,
+                            const struct kmsg_offset_commit_value *v)
+{
+    txn_offsets_restore(ctx, shard, pid, group, topic, partition, v->offset, v->leader_epoch,
+                        v->metadata);
+}
+
 int groups_start(struct broker *b)
 {
     struct broker_groups *g = calloc(1, sizeof(*g));
@@ -159,6 +168,7 @@ int groups_start(struct broker *b)
         .wait_committed = env_wait_committed,
         .is_leader = env_is_leader,
         .partition_exists = env_partition_exists,
+        .txn_pending = env_txn_pending,
     };
     g->gc = group_coordinator_create(&cfg, &env);
     if (g->gc == NULL) {

@@ -14,17 +14,21 @@
 #include <string.h>
 
 #include "base/arena.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "broker/broker_internal.h"
 #include "broker/groups.h"
 #include "broker/handlers.h"
 #include "broker/leadership.h"
 #include "broker/partition.h"
+#include "broker/commit_wait.h"
+#include "broker/partition_append.h"
 #include "group/coordinator.h"
 #include "group/offsets_log.h"
 #include "proto/gen/errors.h"
 #include "proto/gen/offset_commit.h"
 #include "proto/gen/txn_offset_commit.h"
+#include "record/record_builder.h"
 
 struct pending_offset {
     struct pending_offset *next;
@@ -135,6 +139,11 @@ static void group_commit_done(struct group_call *c)
     arena_free(&gc->arena);
     free(gc);
     batch_part_done(b, err);
+}
+
+static char *kstr_dup(struct kstr k)
+{
+    return k.len >= 0 && k.ptr ? strndup(k.ptr, (size_t)k.len) : NULL;
 }
 
 static struct kstr arena_kstr(struct arena *a, const char *s)
@@ -253,6 +262,31 @@ void txn_offsets_complete(struct broker *b, int64_t pid, int32_t shard, bool com
 
 /* ---- TxnOffsetCommit ---- */
 
+void txn_offsets_restore(struct broker *b, int32_t shard, int64_t pid, struct kstr group,
+                         struct kstr topic, int32_t partition, int64_t offset, int32_t leader_epoch,
+                         struct kstr metadata)
+{
+    struct txn_offsets *t = b->txn_offsets;
+    struct pending_offset *e = t ? calloc(1, sizeof(*e)) : NULL;
+    if (e == NULL)
+        return;
+    e->pid = pid;
+    e->shard = shard;
+    e->group = strndup(group.ptr, (size_t)(group.len > 0 ? group.len : 0));
+    e->topic = strndup(topic.ptr, (size_t)(topic.len > 0 ? topic.len : 0));
+    e->metadata = metadata.len > 0 ? strndup(metadata.ptr, (size_t)metadata.len) : strdup("");
+    e->partition = partition;
+    e->offset = offset;
+    e->leader_epoch = leader_epoch;
+    if (e->group == NULL || e->topic == NULL || e->metadata == NULL) {
+        pending_free(e);
+        return;
+    }
+    pthread_mutex_lock(&t->mu);
+    pending_put_locked(t, e);
+    pthread_mutex_unlock(&t->mu);
+}
+
 static struct pending_offset *pending_new(int64_t pid, int32_t shard, struct kstr group,
                                           struct kstr topic,
                                           const struct kmsg_txn_offset_commit_request_partition *p,
@@ -278,43 +312,77 @@ static struct pending_offset *pending_new(int64_t pid, int32_t shard, struct kst
     return e;
 }
 
-void handle_txn_offset_commit(struct broker_req *r)
+/*
+ * The transaction's offset commits as one batch in Kafka's format: OffsetCommit records (key
+ * version 1, value version 3) with the producer's id and epoch and the transactional bit; no
+ * sequence (-1), as Kafka's coordinator writes them. *out malloc'ed. 0 or < 0.
+ */
+static int txn_batch_build(const struct kmsg_txn_offset_commit_request *req, int16_t version,
+                           int64_t now_ms, uint8_t **out, size_t *out_len)
 {
+    struct record_builder b;
+    record_builder_init(&b, RECORD_COMPRESSION_NONE);
+    b.attributes = RECORD_ATTR_TRANSACTIONAL;
+    b.producer_id = req->producer_id;
+    b.producer_epoch = req->producer_epoch;
+    b.base_sequence = -1;
+    char *group = kstr_dup(req->group_id);
+    int rc = group ? 0 : -ENOMEM;
+    for (int32_t i = 0; rc == 0 && i < req->topics.n; i++) {
+        char *topic = kstr_dup(req->topics.v[i].name);
+        for (int32_t j = 0; topic && rc == 0 && j < req->topics.v[i].partitions.n; j++) {
+            const struct kmsg_txn_offset_commit_request_partition *p =
+                &req->topics.v[i].partitions.v[j];
+            struct kmsg_offset_commit_value v;
+            kmsg_offset_commit_value_init(&v);
+            v.offset = p->committed_offset;
+            v.leader_epoch = version >= 2 ? p->committed_leader_epoch : -1;
+            v.metadata = p->committed_metadata.len >= 0 ? p->committed_metadata : KSTR_LIT("");
+            v.commit_timestamp = now_ms;
+            struct offsets_kv kv;
+            rc = offsets_encode_commit(&kv, group, topic, p->partition_index, &v);
+            if (rc == 0) {
+                rc = record_builder_add(&b, now_ms, kv.key, kv.key_len, kv.value, kv.value_len,
+                                        NULL, 0);
+                offsets_kv_free(&kv);
+            }
+        }
+        rc = topic ? rc : -ENOMEM;
+        free(topic);
+    }
+    free(group);
+    if (rc == 0 && b.count == 0)
+        rc = -ENODATA;
+    if (rc == 0)
+        rc = record_builder_finish(&b, out, out_len);
+    record_builder_release(&b);
+    return rc;
+}
+
+struct txn_commit_req {
+    struct broker_req *r;
     struct kmsg_txn_offset_commit_request req;
-    if (broker_decode(r, (kproto_decode_fn)kmsg_txn_offset_commit_request_decode, &req) != 0)
-        return;
     struct kmsg_txn_offset_commit_response resp;
-    kmsg_txn_offset_commit_response_init(&resp);
-    struct broker *b = r->b;
-    const struct metadata_image *img = metadata_image_acquire(b->ctl);
-    const struct metadata_topic *ot = metadata_image_topic_by_name(img, OFFSETS_TOPIC);
-    int32_t shard = ot && req.group_id.len > 0
-                        ? offsets_partition_for(req.group_id.ptr, (size_t)req.group_id.len,
-                                                (int32_t)ot->n_partitions)
-                        : -1;
-    int16_t err = shard < 0 ? KAFKA_ERR_COORDINATOR_NOT_AVAILABLE
-                  : ot->partitions[shard].leader != b->cfg.node_id ? KAFKA_ERR_NOT_COORDINATOR
-                                                                   : 0;
-    metadata_image_release(img);
-    int32_t nt = req.topics.n > 0 ? req.topics.n : 0;
-    resp.topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*resp.topics.v));
-    resp.topics.n = resp.topics.v ? nt : 0;
-    struct txn_offsets *t = b->txn_offsets;
-    for (int32_t i = 0; i < resp.topics.n; i++) {
-        const struct kmsg_txn_offset_commit_request_topic *rt = &req.topics.v[i];
-        struct kmsg_txn_offset_commit_response_topic *ot_ = &resp.topics.v[i];
-        kmsg_txn_offset_commit_response_topic_init(ot_);
-        ot_->name = rt->name;
-        int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
-        ot_->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*ot_->partitions.v));
-        ot_->partitions.n = ot_->partitions.v ? np : 0;
-        for (int32_t j = 0; j < ot_->partitions.n; j++) {
-            const struct kmsg_txn_offset_commit_request_partition *p = &rt->partitions.v[j];
-            ot_->partitions.v[j].partition_index = p->partition_index;
-            int16_t perr = err;
-            struct pending_offset *e = perr ? NULL
-                                            : pending_new(req.producer_id, shard, req.group_id,
-                                                          rt->name, p, r->hdr.api_version);
+    int32_t shard;
+    struct partition *p;
+    int16_t err; /* answered for every partition */
+};
+
+/* Fills every partition's error; on success holds the offsets until the marker. */
+static void txn_commit_finish(void *arg)
+{
+    struct txn_commit_req *tr = arg;
+    struct broker_req *r = tr->r;
+    struct txn_offsets *t = r->b->txn_offsets;
+    for (int32_t i = 0; i < tr->resp.topics.n; i++) {
+        const struct kmsg_txn_offset_commit_request_topic *rt = &tr->req.topics.v[i];
+        struct kmsg_txn_offset_commit_response_topic *o = &tr->resp.topics.v[i];
+        for (int32_t j = 0; j < o->partitions.n; j++) {
+            int16_t perr = tr->err;
+            struct pending_offset *e =
+                perr ? NULL
+                     : pending_new(tr->req.producer_id, tr->shard, tr->req.group_id, rt->name,
+                                   &rt->partitions.v[j], r->hdr.api_version);
             if (perr == 0 && e == NULL)
                 perr = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
             if (e != NULL) {
@@ -322,8 +390,94 @@ void handle_txn_offset_commit(struct broker_req *r)
                 pending_put_locked(t, e);
                 pthread_mutex_unlock(&t->mu);
             }
-            ot_->partitions.v[j].error_code = perr;
+            o->partitions.v[j].error_code = perr;
         }
     }
-    broker_reply(r, (kproto_encode_fn)kmsg_txn_offset_commit_response_encode, &resp);
+    broker_reply(r, (kproto_encode_fn)kmsg_txn_offset_commit_response_encode, &tr->resp);
+}
+
+/* A worker, after the commit wait: back to the request's worker. */
+static void txn_commit_durable(void *arg, int err)
+{
+    struct txn_commit_req *tr = arg;
+    partition_put(tr->p);
+    tr->p = NULL;
+    if (err != 0)
+        tr->err = KAFKA_ERR_NOT_COORDINATOR;
+    if (net_worker_post(net_request_worker(tr->r->nr), txn_commit_finish, tr) != 0)
+        log_warn("txn", "dropping a TxnOffsetCommit response during shutdown");
+}
+
+/* Appends the transaction's offsets to the group's partition; 0 when the answer will come
+ * from the commit wait, else the Kafka error to answer now. */
+static int16_t txn_commit_append(struct txn_commit_req *tr)
+{
+    struct broker *b = tr->r->b;
+    tr->p = partition_get(b->parts, OFFSETS_TOPIC, tr->shard);
+    if (tr->p == NULL)
+        return KAFKA_ERR_NOT_COORDINATOR;
+    uint8_t *batch = NULL;
+    size_t len = 0;
+    int rc = txn_batch_build(&tr->req, tr->r->hdr.api_version, clock_wall_ms(), &batch, &len);
+    struct partition_append_result ar = {0};
+    int16_t err = rc == -ENODATA ? 0 : rc != 0 ? KAFKA_ERR_UNKNOWN_SERVER_ERROR : 0;
+    if (rc == 0) {
+        rc = partition_append_batch(tr->p, batch, len, false, clock_wall_ms(), &ar);
+        err = rc != 0 ? partition_error_from_storage(rc)
+              : ar.kafka_error == KAFKA_ERR_NOT_LEADER_OR_FOLLOWER ? KAFKA_ERR_NOT_COORDINATOR
+              : ar.kafka_error == KAFKA_ERR_INVALID_PRODUCER_EPOCH ? KAFKA_ERR_PRODUCER_FENCED
+                                                                   : ar.kafka_error;
+    }
+    free(batch);
+    if (rc == 0 && err == 0 &&
+        partition_wait_committed_async(tr->p, ar.info.last_offset + 1, txn_commit_durable, tr) == 0)
+        return 0;
+    partition_put(tr->p);
+    tr->p = NULL;
+    return err != 0 ? err : rc == -ENODATA ? -1 : KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+}
+
+void handle_txn_offset_commit(struct broker_req *r)
+{
+    struct txn_commit_req *tr = arena_calloc(r->arena, 1, sizeof(*tr));
+    if (tr == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
+    if (broker_decode(r, (kproto_decode_fn)kmsg_txn_offset_commit_request_decode, &tr->req) != 0)
+        return;
+    tr->r = r;
+    kmsg_txn_offset_commit_response_init(&tr->resp);
+    struct broker *b = r->b;
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    const struct metadata_topic *ot = metadata_image_topic_by_name(img, OFFSETS_TOPIC);
+    tr->shard = ot && tr->req.group_id.len > 0
+                    ? offsets_partition_for(tr->req.group_id.ptr, (size_t)tr->req.group_id.len,
+                                            (int32_t)ot->n_partitions)
+                    : -1;
+    tr->err = tr->shard < 0 ? KAFKA_ERR_COORDINATOR_NOT_AVAILABLE
+              : ot->partitions[tr->shard].leader != b->cfg.node_id ? KAFKA_ERR_NOT_COORDINATOR
+                                                                   : 0;
+    metadata_image_release(img);
+    int32_t nt = tr->req.topics.n > 0 ? tr->req.topics.n : 0;
+    tr->resp.topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*tr->resp.topics.v));
+    tr->resp.topics.n = tr->resp.topics.v ? nt : 0;
+    for (int32_t i = 0; i < tr->resp.topics.n; i++) {
+        const struct kmsg_txn_offset_commit_request_topic *rt = &tr->req.topics.v[i];
+        struct kmsg_txn_offset_commit_response_topic *o = &tr->resp.topics.v[i];
+        kmsg_txn_offset_commit_response_topic_init(o);
+        o->name = rt->name;
+        int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
+        o->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
+        o->partitions.n = o->partitions.v ? np : 0;
+        for (int32_t j = 0; j < o->partitions.n; j++)
+            o->partitions.v[j].partition_index = rt->partitions.v[j].partition_index;
+    }
+    if (tr->err == 0) {
+        int16_t err = txn_commit_append(tr);
+        if (err == 0)
+            return; /* answered once durable */
+        tr->err = err < 0 ? 0 : err;
+    }
+    txn_commit_finish(tr);
 }

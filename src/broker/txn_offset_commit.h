@@ -1,10 +1,11 @@
 /*
- * TxnOffsetCommit (key 28) on the group coordinator's broker: a transaction's offsets are held
- * here, per producer id, and become committed offsets of the group only when the transaction
- * commits (the COMMIT marker for the group's __consumer_offsets partition, write_txn_markers.c);
- * an ABORT drops them. Kafka writes them to __consumer_offsets as transactional records at once;
- * here they stay in memory until the commit (a broker crash before the marker loses them,
- * which the transaction's abort would have done anyway, or after a PrepareCommit: see README).
+ * TxnOffsetCommit (key 28) on the group coordinator's broker, as Kafka: a transaction's offsets
+ * are written at once to the group's __consumer_offsets partition as a transactional batch (the
+ * producer's id and epoch), answered once durable, and held here per producer id; they become
+ * the group's committed offsets when the COMMIT marker reaches that partition
+ * (write_txn_markers.c), and an ABORT drops them. The group loader replays them the same way
+ * (group/shard_load.c) and hands back those whose marker has not come yet
+ * (txn_offsets_restore).
  */
 #ifndef GREGOR_BROKER_TXN_OFFSET_COMMIT_H
 #define GREGOR_BROKER_TXN_OFFSET_COMMIT_H
@@ -14,7 +15,15 @@
 
 struct broker;
 
+#include "proto/codec.h"
+
 int txn_offsets_start(struct broker *b);
+
+/* A pending offset found in __consumer_offsets by the group loader (an open transaction's
+ * TxnOffsetCommit record). Any thread. */
+void txn_offsets_restore(struct broker *b, int32_t shard, int64_t pid, struct kstr group,
+                         struct kstr topic, int32_t partition, int64_t offset, int32_t leader_epoch,
+                         struct kstr metadata);
 void txn_offsets_stop(struct broker *b);
 
 /* The marker for producer pid reached partition `shard` of __consumer_offsets: commit (store

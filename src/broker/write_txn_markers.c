@@ -35,6 +35,13 @@ struct marker_part {
     struct markers_call *mc;
     int16_t *err; /* the partition's response slot */
     struct partition *p;
+    /* A group's __consumer_offsets partition: once the marker is committed, the group side
+     * applies or drops the transaction's offsets (txn_offset_commit.h). */
+    bool offsets;
+    struct broker *b;
+    int64_t producer_id;
+    int32_t index;
+    bool commit;
 };
 
 static void call_part_done(struct markers_call *mc)
@@ -45,21 +52,26 @@ static void call_part_done(struct markers_call *mc)
     }
 }
 
+static void offsets_part_done(void *arg, int16_t err)
+{
+    struct marker_part *mp = arg;
+    *mp->err = err;
+    struct markers_call *mc = mp->mc;
+    free(mp);
+    call_part_done(mc);
+}
+
 static void part_committed(void *arg, int err)
 {
     struct marker_part *mp = arg;
     if (err != 0)
         *mp->err = KAFKA_ERR_NOT_ENOUGH_REPLICAS;
     partition_put(mp->p);
-    struct markers_call *mc = mp->mc;
-    free(mp);
-    call_part_done(mc);
-}
-
-static void offsets_part_done(void *arg, int16_t err)
-{
-    struct marker_part *mp = arg;
-    *mp->err = err;
+    mp->p = NULL;
+    if (err == 0 && mp->offsets) {
+        txn_offsets_complete(mp->b, mp->producer_id, mp->index, mp->commit, offsets_part_done, mp);
+        return;
+    }
     struct markers_call *mc = mp->mc;
     free(mp);
     call_part_done(mc);
@@ -77,12 +89,11 @@ static void marker_write_one(struct broker *b, struct markers_call *mc,
     }
     mp->mc = mc;
     mp->err = err;
-    if (strcmp(topic, OFFSETS_TOPIC) == 0) {
-        atomic_fetch_add(&mc->pending, 1);
-        txn_offsets_complete(b, m->producer_id, index, m->transaction_result, offsets_part_done,
-                             mp);
-        return;
-    }
+    mp->offsets = strcmp(topic, OFFSETS_TOPIC) == 0;
+    mp->b = b;
+    mp->producer_id = m->producer_id;
+    mp->index = index;
+    mp->commit = m->transaction_result;
     int16_t lerr = 0;
     mp->p = partition_get_led(b, topic, NULL, index, KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION, &lerr);
     uint8_t *batch = NULL;

@@ -2,8 +2,8 @@
  * Transaction markers on the partition side (Kafka's WriteTxnMarkers, key 27): for each
  * marker, a COMMIT or ABORT control batch appended to every listed partition this broker
  * leads (ending the producer's transaction there, recording aborts in the transaction index),
- * answered once committed (replicated and durable). For __consumer_offsets partitions the
- * group side applies or drops the transaction's pending offsets instead (txn_offset_commit.h).
+ * answered once committed (replicated and durable). On a group's __consumer_offsets partition
+ * the group side then applies or drops the transaction's offsets (txn_offset_commit.h).
  *
  * The coordinator's own markers (txn_markers_send) take the same path as a WriteTxnMarkers
  * request (txn_markers_apply).

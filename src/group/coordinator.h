@@ -35,6 +35,7 @@
 #include "base/arena.h"
 #include "net/net.h"
 #include "proto/codec.h"
+#include "proto/gen/offset_commit_value.h"
 #include "storage/log.h"
 
 struct group_coordinator;
@@ -62,6 +63,10 @@ struct group_env {
     /* True if the cluster has partition `partition` of topic `topic` (OffsetCommit refuses
      * offsets for anything else, as Kafka does). Any worker. */
     bool (*partition_exists)(void *ctx, struct kstr topic, int32_t partition);
+    /* Loading: an offset commit of producer pid's transaction still open at the log end (no
+     * marker yet); the broker holds it until the marker comes (optional). Loader thread. */
+    void (*txn_pending)(void *ctx, int32_t shard, int64_t pid, struct kstr group, struct kstr topic,
+                        int32_t partition, const struct kmsg_offset_commit_value *v);
 };
 
 struct group_config {

@@ -179,8 +179,11 @@ enum producer_check producer_state_check(const struct producer_state *ps,
                                          const struct record_batch_header *h,
                                          struct producer_batch *dup)
 {
-    if (h->attributes & RECORD_ATTR_CONTROL) {
-        /* A transaction marker carries no sequence; only an older epoch is refused. */
+    if ((h->attributes & RECORD_ATTR_CONTROL) ||
+        ((h->attributes & RECORD_ATTR_TRANSACTIONAL) && h->base_sequence < 0)) {
+        /* A transaction marker, or a coordinator's transactional batch (TxnOffsetCommit
+         * records in __consumer_offsets), carries no sequence: only an older epoch is
+         * refused (Kafka's AppendOrigin.COORDINATOR). Clients cannot send these (produce.c). */
         const struct producer_entry *c = find(ps, h->producer_id);
         return c && h->producer_epoch < c->epoch ? PRODUCER_CHECK_FENCED : PRODUCER_CHECK_APPEND;
     }

@@ -16,7 +16,8 @@
  *     since KIP-360 (it no longer answers UNKNOWN_PRODUCER_ID);
  *   - epoch older than the entry's: fenced (INVALID_PRODUCER_EPOCH for produce);
  *   - newer epoch: must start at sequence 0, else out of order;
- *   - same epoch: the first sequence must follow the last one (wrapping INT32_MAX -> 0).
+ *   - same epoch: the first sequence must follow the last one (wrapping INT32_MAX -> 0);
+ *   - a marker or a coordinator's transactional batch without sequence: only the epoch.
  */
 #ifndef GREGOR_STORAGE_PRODUCER_STATE_H
 #define GREGOR_STORAGE_PRODUCER_STATE_H

@@ -293,11 +293,18 @@ def test_timed_out_transaction_is_aborted():
 
 @test
 def test_state_survives_sigkill():
-    """After SIGKILL and restart: committed records stay visible and aborted ones hidden
-    for read_committed (.txnindex, producer snapshot, log replay), an open transaction still
-    holds the LSO until the coordinator (replayed from __transaction_state) aborts it when a
-    new producer with its id initialises, and that producer commits."""
+    """After SIGKILL and restart: committed records stay visible and aborted ones hidden for
+    read_committed (.txnindex, producer snapshot, log replay); the open transaction still holds
+    the LSO, its TxnOffsetCommit records (written to __consumer_offsets before the commit, as
+    Kafka does) are replayed as pending, and the same producer's commit then makes records and
+    offsets visible, also after a second restart."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
     with Broker(PROPS) as b:
+        src = Producer({"bootstrap.servers": b.bootstrap})
+        src.produce("in5", b"input")
+        src.flush(10)
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "ctp5"})
+        meta = c.consumer_group_metadata()
         p = producer(b, "tx-crash")
         p.begin_transaction()
         p.produce("t5", b"c0")
@@ -311,6 +318,7 @@ def test_state_survives_sigkill():
         p.commit_transaction(30 * SLOW)
         p.begin_transaction()
         p.produce("t5", b"open")
+        p.send_offsets_to_transaction([TopicPartition("in5", 0, 1)], meta, 15 * SLOW)
         p.flush(10)
         b.kill()
         b.start()
@@ -318,13 +326,19 @@ def test_state_survives_sigkill():
         check(rc == ["c0", "c1"], "read_committed after restart saw %r" % rc)
         ru = consume_all(b, "t5", "read_uncommitted", expect=4)
         check(ru == ["c0", "a0", "c1", "open"], "read_uncommitted saw %r" % ru)
-        q = producer(b, "tx-crash")
-        q.begin_transaction()
-        q.produce("t5", b"c2")
-        q.commit_transaction(30 * SLOW)
-        rc = consume_all(b, "t5", "read_committed", expect=3)
-        check(rc == ["c0", "c1", "c2"], "after the new producer %r" % rc)
 
+        def committed():
+            return c.committed([TopicPartition("in5", 0)], timeout=15 * SLOW)[0].offset
+
+        check(committed() < 0, "offsets of the open transaction visible: %r" % committed())
+        p.commit_transaction(60 * SLOW)
+        check(committed() == 1, "offsets after the commit: %r" % committed())
+        b.kill()
+        b.start()
+        rc = consume_all(b, "t5", "read_committed", expect=3)
+        check(rc == ["c0", "c1", "open"], "after the commit and a restart %r" % rc)
+        check(committed() == 1, "offsets after a second restart: %r" % committed())
+        c.close()
 
 @test
 def test_cluster_markers_reach_every_leader_and_the_coordinator_fails_over():
