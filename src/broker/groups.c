@@ -143,6 +143,12 @@ static void env_txn_pending(void *ctx, int32_t shard, int64_t pid, struct kstr g
                         v->metadata);
 }
 
+static bool env_txn_offset_pending(void *ctx, struct kstr group, struct kstr topic,
+                                   int32_t partition)
+{
+    return txn_offsets_pending(ctx, group, topic, partition);
+}
+
 int groups_start(struct broker *b)
 {
     struct broker_groups *g = calloc(1, sizeof(*g));
@@ -169,6 +175,7 @@ int groups_start(struct broker *b)
         .is_leader = env_is_leader,
         .partition_exists = env_partition_exists,
         .txn_pending = env_txn_pending,
+        .txn_offset_pending = env_txn_offset_pending,
     };
     g->gc = group_coordinator_create(&cfg, &env);
     if (g->gc == NULL) {

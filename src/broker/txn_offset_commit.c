@@ -260,6 +260,24 @@ void txn_offsets_complete(struct broker *b, int64_t pid, int32_t shard, bool com
     batch_part_done(batch, 0);
 }
 
+static bool kstr_is(struct kstr k, const char *s)
+{
+    return k.len >= 0 && (size_t)k.len == strlen(s) && memcmp(k.ptr, s, (size_t)k.len) == 0;
+}
+
+bool txn_offsets_pending(struct broker *b, struct kstr group, struct kstr topic, int32_t partition)
+{
+    struct txn_offsets *t = b->txn_offsets;
+    bool found = false;
+    if (t == NULL)
+        return false;
+    pthread_mutex_lock(&t->mu);
+    for (struct pending_offset *e = t->head; e && !found; e = e->next)
+        found = e->partition == partition && kstr_is(group, e->group) && kstr_is(topic, e->topic);
+    pthread_mutex_unlock(&t->mu);
+    return found;
+}
+
 /* ---- TxnOffsetCommit ---- */
 
 void txn_offsets_restore(struct broker *b, int32_t shard, int64_t pid, struct kstr group,

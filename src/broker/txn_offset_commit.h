@@ -26,6 +26,9 @@ void txn_offsets_restore(struct broker *b, int32_t shard, int64_t pid, struct ks
                          struct kstr metadata);
 void txn_offsets_stop(struct broker *b);
 
+/* True while an open transaction holds an offset of (group, topic, partition). Any thread. */
+bool txn_offsets_pending(struct broker *b, struct kstr group, struct kstr topic, int32_t partition);
+
 /* The marker for producer pid reached partition `shard` of __consumer_offsets: commit (store
  * in their groups) or drop its pending offsets of groups in that shard. cb(arg, kafka error)
  * once stored, on any thread, maybe at once. */

@@ -67,6 +67,10 @@ struct group_env {
      * marker yet); the broker holds it until the marker comes (optional). Loader thread. */
     void (*txn_pending)(void *ctx, int32_t shard, int64_t pid, struct kstr group, struct kstr topic,
                         int32_t partition, const struct kmsg_offset_commit_value *v);
+    /* True while an open transaction holds an offset for the group's partition (OffsetFetch
+     * with require_stable answers UNSTABLE_OFFSET_COMMIT then, KIP-447). Optional; owner
+     * worker. */
+    bool (*txn_offset_pending)(void *ctx, struct kstr group, struct kstr topic, int32_t partition);
 };
 
 struct group_config {

@@ -218,9 +218,9 @@ def test_second_producer_fences_the_first():
 @test
 def test_send_offsets_visible_only_after_commit():
     """Consume-transform-produce: offsets sent with send_offsets_to_transaction are not the
-    group's committed offsets until the transaction commits; an aborted transaction's offsets
-    never are."""
-    from confluent_kafka import Consumer, Producer, TopicPartition
+    group's committed offsets until the transaction commits (a require_stable OffsetFetch is
+    not answered meanwhile); an aborted transaction's offsets never are."""
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
     with Broker(PROPS) as b:
         src = Producer({"bootstrap.servers": b.bootstrap})
         for i in range(10):
@@ -239,8 +239,12 @@ def test_send_offsets_visible_only_after_commit():
         check(len(msgs) == 10, "consumed %d of 10" % len(msgs))
         p = producer(b, "tx-ctp")
 
+        # OffsetFetch without require_stable (read_uncommitted): the committed offset as is.
+        ru = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "ctp",
+                       "isolation.level": "read_uncommitted"})
+
         def committed():
-            tp = c.committed([TopicPartition("in", 0)], timeout=10)
+            tp = ru.committed([TopicPartition("in", 0)], timeout=10)
             return tp[0].offset
 
         p.begin_transaction()
@@ -257,8 +261,20 @@ def test_send_offsets_visible_only_after_commit():
                                       c.consumer_group_metadata(), 15 * SLOW)
         p.flush(10)
         check(committed() < 0, "offsets visible before the commit: %r" % committed())
+        # A read_committed consumer asks with require_stable (KIP-447): not answered while the
+        # transaction holds an offset (UNSTABLE_OFFSET_COMMIT, retried by librdkafka).
+        err = None
+        try:
+            c.committed([TopicPartition("in", 0)], timeout=1.5)
+        except KafkaException as e:
+            err = e.args[0]
+        check(err is not None, "require_stable fetch answered during the transaction")
+        comment("require_stable during the transaction: %s" % err.name())
         p.commit_transaction(30 * SLOW)
         check(committed() == 10, "offsets after the commit: %r" % committed())
+        check(c.committed([TopicPartition("in", 0)], timeout=10)[0].offset == 10,
+              "require_stable after the commit")
+        ru.close()
         c.close()
         out = consume_all(b, "out", "read_committed", expect=10)
         check(out == ["M%d" % i for i in range(10)], "output %r" % out)
@@ -303,7 +319,8 @@ def test_state_survives_sigkill():
         src = Producer({"bootstrap.servers": b.bootstrap})
         src.produce("in5", b"input")
         src.flush(10)
-        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "ctp5"})
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "ctp5",
+                      "isolation.level": "read_uncommitted"})  # OffsetFetch, not require_stable
         meta = c.consumer_group_metadata()
         p = producer(b, "tx-crash")
         p.begin_transaction()
