@@ -204,8 +204,8 @@ static int load_records(struct shard *s, const uint8_t *p, size_t len,
             continue;
         }
         if (pending_pid >= 0) {
-            const struct group_env *env = &s->gc->env;
-            if (orec.kind == OFFSETS_RECORD_COMMIT && !orec.tombstone && env->txn_pending)
+            const struct group_env *env = s->gc ? &s->gc->env : NULL;
+            if (orec.kind == OFFSETS_RECORD_COMMIT && !orec.tombstone && env && env->txn_pending)
                 env->txn_pending(env->ctx, s->index, pending_pid, orec.group, orec.topic,
                                  orec.partition, &orec.commit);
         } else if (orec.kind == OFFSETS_RECORD_GROUP) {
