@@ -26,6 +26,9 @@
 #include "broker/broker_metrics.h"
 #include "broker/console_api.h"
 #include "broker/groups.h"
+#include "broker/transactions.h"
+#include "broker/txn_marker_sender.h"
+#include "broker/txn_offset_commit.h"
 #include "broker/dispatch.h"
 #include "broker/gate.h"
 #include "broker/forwarder.h"
@@ -270,7 +273,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
         snprintf(err, errlen, "cannot start the replication threads");
     if (rc == 0)
         rc = broker_start_controller(b, err, errlen);
-    if (rc == 0 && (rc = groups_start(b)) != 0)
+    if (rc == 0 && ((rc = groups_start(b)) != 0 || (rc = txn_start(b)) != 0 ||
+                    (rc = txn_offsets_start(b)) != 0 || (rc = txn_marker_sender_start(b)) != 0))
         snprintf(err, errlen, "out of memory");
     if (rc == 0 && ((rc = forwarder_start(b)) != 0 ||
                     (broker_has_broker_role(b) && (rc = lifecycle_start(b)) != 0)))
@@ -313,6 +317,8 @@ void broker_stop(struct broker *b)
     b->console = NULL;
     metrics_stop_serving(b->metrics); /* scrapes read everything below */
     groups_shutdown(b);
+    txn_marker_sender_stop(b); /* abandoned markers answer while the workers run */
+    txn_shutdown(b);           /* no coordinator op in flight once the logs close */
     forwarder_stop(b);
     net_server_stop(b->net);
     isr_sender_stop(b); /* after the workers (they kick it), before the controller */
@@ -323,10 +329,12 @@ void broker_stop(struct broker *b)
     lifecycle_free(b);
     replica_fetchers_free(b); /* after the controller: its image listener calls in */
     groups_stop(b);           /* before the logs close: loader threads read them */
+    txn_offsets_stop(b);
     partition_registry_close(b->parts);
     /* Last: the controller, the ISR sender and the flusher could post to a worker until now
      * (refused once the network stopped, but into memory that must still be there). */
     net_server_free(b->net);
+    txn_stop(b); /* after the workers' timers are gone (the timeout sweep's is in it) */
     broker_listeners_close(b); /* TLS contexts and users, once no worker uses them */
     pthread_mutex_destroy(&b->pid_pool.mu);
     pthread_mutex_destroy(&b->gate.mu);

@@ -37,6 +37,9 @@ struct producer_id_pool {
 struct metrics;
 struct console;
 struct broker_groups;
+struct broker_txn;
+struct txn_offsets;
+struct txn_marker_sender;
 
 struct broker {
     struct broker_config cfg;
@@ -50,15 +53,18 @@ struct broker {
     struct net_server *net;
     struct producer_id_pool pid_pool;
     struct broker_gate gate;
-    atomic_bool stopping;              /* set first in broker_stop: parked fetches answer at once */
-    struct waiter_list parked;         /* every parked fetch, woken by broker_stop */
-    struct metrics *metrics;           /* counters always exist; HTTP only with metrics.listener */
-    struct console *console;           /* web console (console.listener), or NULL */
-    struct broker_groups *groups;      /* group coordinator glue (groups.c) */
-    struct broker_lifecycle *life;     /* registration and heartbeats (lifecycle.c) */
-    struct broker_forwarder *fwd;      /* requests to the active controller (forwarder.c) */
-    struct replica_fetchers *fetchers; /* follower fetch threads (replica_fetcher.c) */
-    struct isr_sender *isr;            /* ISR changes to the controller (isr_sender.c) */
+    atomic_bool stopping;            /* set first in broker_stop: parked fetches answer at once */
+    struct waiter_list parked;       /* every parked fetch, woken by broker_stop */
+    struct metrics *metrics;         /* counters always exist; HTTP only with metrics.listener */
+    struct console *console;         /* web console (console.listener), or NULL */
+    struct broker_groups *groups;    /* group coordinator glue (groups.c) */
+    struct broker_txn *txn;          /* transaction coordinator glue (transactions.c) */
+    struct txn_offsets *txn_offsets; /* pending transactional offsets (txn_offset_commit.c) */
+    struct txn_marker_sender *marker_sender; /* markers for other leaders (txn_marker_sender.c) */
+    struct broker_lifecycle *life;           /* registration and heartbeats (lifecycle.c) */
+    struct broker_forwarder *fwd;            /* requests to the active controller (forwarder.c) */
+    struct replica_fetchers *fetchers;       /* follower fetch threads (replica_fetcher.c) */
+    struct isr_sender *isr;                  /* ISR changes to the controller (isr_sender.c) */
 };
 
 /* True for process.roles=broker or broker,controller: registers, hosts partitions, serves

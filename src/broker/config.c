@@ -119,6 +119,16 @@ static const struct config_entry config_table[] = {
      INT32_MAX, 0},
     {"group.min.session.timeout.ms", CT_INT32, F(group_min_session_timeout_ms), 0, INT32_MAX, 0},
     {"group.max.session.timeout.ms", CT_INT32, F(group_max_session_timeout_ms), 0, INT32_MAX, 0},
+    {"transaction.state.log.num.partitions", CT_INT32, F(transaction_state_log_num_partitions), 1,
+     100000, 0},
+    {"transaction.state.log.replication.factor", CT_INT16,
+     F(transaction_state_log_replication_factor), 1, INT16_MAX, 0},
+    {"transaction.state.log.min.isr", CT_INT32, F(transaction_state_log_min_isr), 1, INT32_MAX, 0},
+    {"transaction.state.log.segment.bytes", CT_INT32, F(transaction_state_log_segment_bytes), 1,
+     INT32_MAX, 0},
+    {"transaction.max.timeout.ms", CT_INT32, F(transaction_max_timeout_ms), 1, INT32_MAX, 0},
+    {"transaction.abort.timed.out.transaction.cleanup.interval.ms", CT_INT32,
+     F(transaction_abort_cleanup_interval_ms), 1, INT32_MAX, 0},
     {"transactional.id.expiration.ms", CT_INT64, F(transactional_id_expiration_ms), 1, INT32_MAX,
      0},
     {"producer.id.expiration.ms", CT_INT64, F(producer_id_expiration_ms), 1, INT32_MAX, 0},
@@ -194,6 +204,12 @@ void config_defaults(struct broker_config *c)
     c->group_min_session_timeout_ms = 6000;
     c->group_max_session_timeout_ms = 1800000;
     c->transactional_id_expiration_ms = 604800000;
+    c->transaction_state_log_num_partitions = 50;
+    c->transaction_state_log_replication_factor = 3;
+    c->transaction_state_log_min_isr = 2;
+    c->transaction_state_log_segment_bytes = 104857600;
+    c->transaction_max_timeout_ms = 900000;
+    c->transaction_abort_cleanup_interval_ms = 10000;
     c->producer_id_expiration_ms = 86400000;
     c->replica_lag_time_max_ms = 30000;
     c->num_replica_fetchers = 1;

@@ -123,6 +123,13 @@ struct broker_config {
     int32_t group_initial_rebalance_delay_ms;
     int32_t group_min_session_timeout_ms;
     int32_t group_max_session_timeout_ms;
+    /* transactions (src/txn/) */
+    int32_t transaction_state_log_num_partitions;     /* 50 */
+    int16_t transaction_state_log_replication_factor; /* 3, capped by live brokers */
+    int32_t transaction_state_log_min_isr;            /* 2, capped by the replication factor */
+    int32_t transaction_state_log_segment_bytes;      /* 104857600 */
+    int32_t transaction_max_timeout_ms;               /* 900000 */
+    int32_t transaction_abort_cleanup_interval_ms;    /* 10000: the timeout sweep */
     /* producers and replication */
     int64_t transactional_id_expiration_ms;
     int64_t producer_id_expiration_ms;

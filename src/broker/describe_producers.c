@@ -52,7 +52,7 @@ static int describe_partition(struct broker_req *r, const char *topic, const voi
         s->last_sequence = info[i].last_seq;
         s->last_timestamp = info[i].last_timestamp;
         s->coordinator_epoch = info[i].coordinator_epoch;
-        s->current_txn_start_offset = -1;
+        s->current_txn_start_offset = info[i].txn_first_offset;
     }
     free(info);
     return 0;

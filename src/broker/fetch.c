@@ -9,6 +9,11 @@
  * the fetch's worker, which reads again; a timer answers with whatever is there when
  * max_wait_ms has passed. Nothing polls, nothing sleeps.
  *
+ * Transactions: a consumer's Fetch v4+ with isolation_level=1 (read_committed) reads below the
+ * partition's last stable offset instead of the high watermark and gets the aborted
+ * transactions overlapping what it read (storage/txn_index.h); the client drops their records.
+ * read_uncommitted fetches pay one atomic load for the LSO they report.
+ *
  * Fetch sessions (KIP-227): the broker answers every fetch as a full, sessionless fetch
  * (session id 0), which clients accept: Java clients then keep sending full fetches.
  *
@@ -45,10 +50,12 @@
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
+#include "broker/producer_append.h"
 #include "metrics/metrics.h"
 #include "proto/gen/errors.h"
 #include "record/legacy.h"
 #include "record/record_batch.h"
+#include "storage/txn_index.h"
 
 struct fetch_state;
 
@@ -189,6 +196,32 @@ static int16_t fetch_error_of_read(const struct fetch_state *st, const struct fe
     return partition_error_from_storage(rc);
 }
 
+/*
+ * read_committed (Fetch v4+, isolation level 1): the aborted transactions that may touch the
+ * records read, [fetch offset, next offset), as Kafka's collectAbortedTxns; the consumer drops
+ * their records itself. An empty list when none.
+ */
+static void fetch_add_aborted(struct fetch_state *st, struct fetch_part *fp,
+                              struct kmsg_fetch_response_partition_data *pd, int64_t upper)
+{
+    struct txn_index *ti = fp->p->txns;
+    struct aborted_txn small[8], *v = small;
+    size_t n = txn_index_collect(ti, fp->rp->fetch_offset, upper, small, 8);
+    if (n > 8) {
+        v = arena_calloc(&st->scratch, n, sizeof(*v));
+        n = v ? txn_index_collect(ti, fp->rp->fetch_offset, upper, v, n) : 0;
+    }
+    pd->aborted_transactions.v =
+        arena_calloc(&st->scratch, n + 1, sizeof(*pd->aborted_transactions.v));
+    if (pd->aborted_transactions.v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        pd->aborted_transactions.v[i].producer_id = v[i].producer_id;
+        pd->aborted_transactions.v[i].first_offset = v[i].first_offset;
+    }
+    pd->aborted_transactions.n = (int32_t)n;
+}
+
 /* Reads one partition into pd. Returns the bytes of records added. */
 static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *fp,
                                     struct kmsg_fetch_response_partition_data *pd, int64_t budget,
@@ -230,9 +263,13 @@ static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *f
         pd->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
         return 0;
     }
-    /* Consumers read below the high watermark, followers up to the log end. */
+    /* Consumers read below the high watermark (read_committed ones below the last stable
+     * offset), followers up to the log end. */
     int64_t hw = log_high_watermark(log);
-    int rc = log_read(log, fp->rp->fetch_offset, max, follower ? INT64_MAX : hw, first, res);
+    bool committed = !follower && st->req.isolation_level == 1 && r->hdr.api_version >= 4;
+    int64_t lso = producer_last_stable_offset(fp->p);
+    int64_t limit = follower ? INT64_MAX : committed ? lso : hw;
+    int rc = log_read(log, fp->rp->fetch_offset, max, limit, first, res);
     if (rc == 0 && res->range.length > 0) {
         int64_t from =
             res->first_offset > fp->rp->fetch_offset ? res->first_offset : fp->rp->fetch_offset;
@@ -248,8 +285,10 @@ static int64_t fetch_read_partition(struct fetch_state *st, struct fetch_part *f
         hw = log_high_watermark(log);
     }
     pd->high_watermark = hw;
-    pd->last_stable_offset = hw;
+    pd->last_stable_offset = lso < hw ? lso : hw;
     pd->log_start_offset = log_start_offset(log);
+    if (committed && rc == 0 && res->range.length > 0)
+        fetch_add_aborted(st, fp, pd, res->next_offset);
     if (rc != 0 || res->range.length == 0) {
         if (rc != 0)
             pd->error_code = fetch_error_of_read(st, fp, rc);

@@ -1,9 +1,10 @@
 /*
- * Group APIs: FindCoordinator (key 10) here; JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
- * OffsetCommit, OffsetFetch, OffsetDelete, DescribeGroups, ListGroups and DeleteGroups are
- * decoded here and handed to the group coordinator (src/group/coordinator.h), which runs them
- * on the worker owning the group's shard and calls back; the reply is then posted to the
- * request's own worker. __consumer_offsets is created on the first FindCoordinator.
+ * Group APIs: FindCoordinator (key 10) here, for groups and (key type 1) transactional ids;
+ * JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, OffsetDelete,
+ * DescribeGroups, ListGroups and DeleteGroups are decoded here and handed to the group coordinator
+ * (src/group/coordinator.h), which runs them on the worker owning the group's shard and calls back;
+ * the reply is then posted to the request's own worker. __consumer_offsets is created on the first
+ * FindCoordinator.
  */
 #include "broker/groups.h"
 
@@ -19,12 +20,16 @@
 #include "broker/broker_internal.h"
 #include "broker/forwarder.h"
 #include "broker/partition_append.h"
+#include "broker/commit_wait.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
 #include "broker/partition_registry.h"
 #include "broker/producer_append.h"
+#include "broker/transactions.h"
+#include "broker/txn_offset_commit.h"
 #include "group/coordinator.h"
 #include "group/offsets_log.h"
+#include "txn/state_record.h"
 #include "proto/gen/delete_groups.h"
 #include "proto/gen/describe_groups.h"
 #include "proto/gen/errors.h"
@@ -110,56 +115,9 @@ static int env_log_append(void *ref, uint8_t *batch, size_t len, struct log_appe
     return rc;
 }
 
-/* The coordinator's commit wait: the partition's high watermark (replicated to the ISR, as
- * Kafka's offsets.commit.required.acks=-1) and, with acks.all.fsync, the flush. */
-struct commit_wait {
-    struct hw_waiter hw;
-    atomic_int pending;
-    atomic_int err;
-    void (*cb)(void *arg, int err);
-    void *arg;
-};
-
-static void commit_wait_part(struct commit_wait *w, int err)
-{
-    int zero = 0;
-    if (err != 0)
-        atomic_compare_exchange_strong(&w->err, &zero, err);
-    if (atomic_fetch_sub(&w->pending, 1) == 1) {
-        w->cb(w->arg, atomic_load(&w->err));
-        free(w);
-    }
-}
-
-static void commit_wait_flushed(void *arg, int err)
-{
-    commit_wait_part(arg, err);
-}
-
-static void commit_wait_replicated(struct hw_waiter *hw, int16_t error)
-{
-    commit_wait_part(hw->arg, error ? -ENOTCONN : 0);
-}
-
 static int env_wait_committed(void *ref, int64_t end, void (*cb)(void *arg, int err), void *arg)
 {
-    struct partition *p = ref;
-    struct commit_wait *w = calloc(1, sizeof(*w));
-    if (w == NULL)
-        return -ENOMEM;
-    w->hw = (struct hw_waiter){.offset = end, .done = commit_wait_replicated, .arg = w};
-    w->cb = cb;
-    w->arg = arg;
-    atomic_init(&w->err, 0);
-    atomic_init(&w->pending, 3); /* the two waits and this function's own hold */
-    int hw = replica_set_wait_hw(p, &w->hw);
-    if (hw != 0)
-        commit_wait_part(w, hw < 0 ? -ENOTCONN : 0);
-    bool fsync = p->reg->b->cfg.acks_all_fsync;
-    if (!fsync || log_flush_request(p->log, end, commit_wait_flushed, w) != 0)
-        commit_wait_part(w, fsync ? -EIO : 0);
-    commit_wait_part(w, 0);
-    return 0;
+    return partition_wait_committed(ref, end, cb, arg);
 }
 
 static bool env_partition_exists(void *ctx, struct kstr topic, int32_t partition)
@@ -175,6 +133,20 @@ static bool env_partition_exists(void *ctx, struct kstr topic, int32_t partition
     bool ok = t && partition >= 0 && (uint32_t)partition < t->n_partitions;
     metadata_image_release(img);
     return ok;
+}
+
+static void env_txn_pending(void *ctx, int32_t shard, int64_t pid, struct kstr group,
+                            struct kstr topic, int32_t partition,
+                            const struct kmsg_offset_commit_value *v)
+{
+    txn_offsets_restore(ctx, shard, pid, group, topic, partition, v->offset, v->leader_epoch,
+                        v->metadata);
+}
+
+static bool env_txn_offset_pending(void *ctx, struct kstr group, struct kstr topic,
+                                   int32_t partition)
+{
+    return txn_offsets_pending(ctx, group, topic, partition);
 }
 
 int groups_start(struct broker *b)
@@ -202,6 +174,8 @@ int groups_start(struct broker *b)
         .wait_committed = env_wait_committed,
         .is_leader = env_is_leader,
         .partition_exists = env_partition_exists,
+        .txn_pending = env_txn_pending,
+        .txn_offset_pending = env_txn_offset_pending,
     };
     g->gc = group_coordinator_create(&cfg, &env);
     if (g->gc == NULL) {
@@ -221,6 +195,11 @@ void groups_on_leader_change(struct broker *b, int32_t partition, bool was_leade
         group_coordinator_resign(g->gc, partition); /* replays afterwards if still leader */
     else if (is_leader)
         group_coordinator_prepare(g->gc, partition);
+}
+
+struct group_coordinator *groups_coordinator(struct broker *b)
+{
+    return b->groups->gc;
 }
 
 void groups_shutdown(struct broker *b)
@@ -303,17 +282,6 @@ struct coordinator_answer {
     int32_t port;
 };
 
-/*
- * Gregor has no transaction coordinator yet. COORDINATOR_NOT_AVAILABLE would be retried until
- * the client's timeout (librdkafka's init_transactions() spins for its whole timeout), so a
- * transactional id is answered as by a Kafka broker whose authorizer denies every
- * transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which librdkafka, the Java client
- * and kafkajs treat as fatal at once; the message says why. InitProducerId answers the same.
- */
-#define NO_TRANSACTIONS_MESSAGE                                                                    \
-    "This broker (Gregor) has no transaction coordinator: transactions are not supported, so "     \
-    "no transactional id can be used"
-
 static void find_one(struct broker_req *r, const struct metadata_image *img,
                      const struct metadata_topic *t, int8_t key_type, struct kstr key,
                      struct coordinator_answer *out)
@@ -324,15 +292,12 @@ static void find_one(struct broker_req *r, const struct metadata_image *img,
     out->node_id = -1;
     out->host = KSTR_LIT("");
     out->port = -1;
-    if (key_type == 1) {
-        out->error = KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
-        out->message = KSTR_LIT(NO_TRANSACTIONS_MESSAGE);
-        return;
-    }
-    if (key_type != 0) {
+    if (key_type != 0 && key_type != 1) {
         out->error = KAFKA_ERR_INVALID_REQUEST;
         return;
     }
+    if (key_type == 1) /* TRANSACTION: the leader of its __transaction_state partition */
+        t = metadata_image_topic_by_name(img, TXN_STATE_TOPIC);
     if (t == NULL || t->n_partitions == 0)
         return;
     int32_t shard = group_shard_of(key.ptr, key.len, (int32_t)t->n_partitions);
@@ -340,11 +305,14 @@ static void find_one(struct broker_req *r, const struct metadata_image *img,
     if (leader < 0)
         return;
     if (leader == b->cfg.node_id) {
-        struct partition *p = partition_get(b->parts, OFFSETS_TOPIC, shard);
+        struct partition *p = partition_get(b->parts, t->name, shard);
         if (p == NULL)
             return; /* not opened yet */
         partition_put(p);
-        group_coordinator_prepare(b->groups->gc, shard);
+        if (key_type == 1)
+            txn_prepare_shard(b, shard);
+        else
+            group_coordinator_prepare(b->groups->gc, shard);
         out->node_id = b->cfg.node_id;
         out->host = broker_advertised_host(r); /* on the client's listener */
         out->port = broker_advertised_port(r);
@@ -372,6 +340,8 @@ void handle_find_coordinator(struct broker_req *r)
     const struct metadata_topic *t = metadata_image_topic_by_name(img, OFFSETS_TOPIC);
     if (t == NULL && req.key_type == 0)
         offsets_topic_create(r->b, img);
+    if (req.key_type == 1)
+        txn_state_topic_ensure(r->b, img);
     /* Replay every partition this broker leads, so that ListGroups and the next groups find
      * their shards loaded (a no-op once they are). */
     for (uint32_t i = 0; t && i < t->n_partitions; i++)

@@ -16,6 +16,8 @@ int groups_start(struct broker *b);
  * image: the coordinator resigns the shard this broker led (and replays it if it still leads)
  * or loads the one it now leads. Controller thread (image listener). */
 void groups_on_leader_change(struct broker *b, int32_t partition, bool was_leader, bool is_leader);
+/* The group coordinator (internal offset commits of transactions). Any thread after start. */
+struct group_coordinator *groups_coordinator(struct broker *b);
 /* Answers parked group requests; before net_server_stop(). */
 void groups_shutdown(struct broker *b);
 /* Frees the coordinator; after net_server_stop(), before the partition registry closes. */

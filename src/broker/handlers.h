@@ -80,5 +80,12 @@ void handle_offset_delete(struct broker_req *r);
 void handle_describe_groups(struct broker_req *r);
 void handle_list_groups(struct broker_req *r);
 void handle_delete_groups(struct broker_req *r);
+void handle_add_partitions_to_txn(struct broker_req *r);
+void handle_add_offsets_to_txn(struct broker_req *r);
+void handle_end_txn(struct broker_req *r);
+void handle_write_txn_markers(struct broker_req *r);
+void handle_txn_offset_commit(struct broker_req *r);
+void handle_describe_transactions(struct broker_req *r);
+void handle_list_transactions(struct broker_req *r);
 
 #endif

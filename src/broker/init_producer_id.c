@@ -16,26 +16,24 @@
  *     id was never handed out by this cluster. (Kafka's coordinator hands a fresh id to
  *     non-transactional producers instead; both are valid answers for clients.)
  *   - only one of id and epoch set: INVALID_REQUEST, as Kafka;
- *   - a transactional id: Gregor has no transaction coordinator. We answer
- *     TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53), as a Kafka broker whose authorizer denies
- *     every transactional id would (FindCoordinator answers the same, with a message saying
- *     why; see groups.c). Clients treat it as fatal at once (librdkafka's init_transactions()
- *     raises a fatal error, the Java client a TransactionalIdAuthorizationException) instead
- *     of retrying until their timeout as on COORDINATOR_NOT_AVAILABLE; librdkafka would also
- *     retry UNSUPPORTED_VERSION here, it is not among its fatal InitProducerId errors.
+ *   - a transactional id: the transaction coordinator answers (broker/transactions.c); it
+ *     takes its producer ids from the same pool (broker_producer_id_next).
  *   - the controller cannot reserve a block (no quorum, not the leader, shutdown):
  *     COORDINATOR_LOAD_IN_PROGRESS, retriable, as Kafka's RPCProducerIdManager answers while
  *     its block is not available.
  */
 #include "proto/gen/init_producer_id.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 
 #include "base/log.h"
 #include "broker/forwarder.h"
 #include "broker/async.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
+#include "broker/transactions.h"
 #include "proto/gen/errors.h"
 
 /* Takes the next id of the broker's cached block, if any is left. */
@@ -89,6 +87,44 @@ static void init_producer_id_allocated(struct broker_async *a)
     reply(a->r, KAFKA_ERR_NONE, pid, 0);
 }
 
+struct pid_wait {
+    struct broker *b;
+    void (*cb)(void *arg, int16_t err, int64_t pid);
+    void *arg;
+};
+
+/* Any thread: the controller's answer to a block request made for the transaction
+ * coordinator. */
+static void pid_block_allocated(void *arg, const struct controller_result *res)
+{
+    struct pid_wait *w = arg;
+    if (res->error_code != 0 || res->producer_id_len <= 0 || res->producer_id_start < 0)
+        w->cb(w->arg, KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS, -1);
+    else
+        w->cb(w->arg, 0,
+              pool_refill(w->b, res->producer_id_start,
+                          res->producer_id_start + res->producer_id_len));
+    free(w);
+}
+
+int broker_producer_id_next(struct broker *b, void (*cb)(void *arg, int16_t err, int64_t pid),
+                            void *arg)
+{
+    int64_t pid;
+    if (pool_take(b, &pid)) {
+        cb(arg, 0, pid);
+        return 0;
+    }
+    struct pid_wait *w = malloc(sizeof(*w));
+    if (w == NULL)
+        return -ENOMEM;
+    *w = (struct pid_wait){b, cb, arg};
+    int rc = broker_allocate_producer_ids(b, pid_block_allocated, w);
+    if (rc != 0)
+        free(w);
+    return rc;
+}
+
 /* True when pid lies below the next block the cluster would hand out. */
 static bool pid_was_issued(struct broker *b, int64_t pid)
 {
@@ -104,7 +140,7 @@ void handle_init_producer_id(struct broker_req *r)
     if (broker_decode(r, (kproto_decode_fn)kmsg_init_producer_id_request_decode, &req) != 0)
         return;
     if (req.transactional_id.len >= 0 && req.transactional_id.ptr != NULL) {
-        reply(r, KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1);
+        txn_handle_init_producer_id(r, &req); /* the transaction coordinator (transactions.c) */
         return;
     }
     if (r->hdr.api_version >= 3 && (req.producer_id >= 0) != (req.producer_epoch >= 0)) {

@@ -13,6 +13,7 @@
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
+#include "broker/producer_append.h"
 #include "broker/topic_partitions.h"
 #include "proto/gen/errors.h"
 
@@ -21,7 +22,7 @@
 #define LIST_OFFSETS_MAX_TIMESTAMP (-3)
 
 static void
-list_offsets_lookup(struct partition *p, int64_t ts,
+list_offsets_lookup(struct partition *p, int64_t ts, bool committed,
                     struct kmsg_list_offsets_response_list_offsets_partition_response *o)
 {
     struct log *log = p->log;
@@ -30,7 +31,8 @@ list_offsets_lookup(struct partition *p, int64_t ts,
     if (ts == LIST_OFFSETS_EARLIEST) {
         o->offset = log_start_offset(log);
     } else if (ts == LIST_OFFSETS_LATEST) {
-        o->offset = log_high_watermark(log);
+        /* read_committed (v2+): the last stable offset, as Kafka. */
+        o->offset = committed ? producer_last_stable_offset(p) : log_high_watermark(log);
     } else if (ts == LIST_OFFSETS_MAX_TIMESTAMP) {
         int64_t off, t;
         if (log_max_timestamp(log, &off, &t) == 0) {
@@ -57,6 +59,12 @@ list_offsets_lookup(struct partition *p, int64_t ts,
     }
 }
 
+static bool isolation_committed(const struct broker_req *r)
+{
+    const struct kmsg_list_offsets_request *req = r->decoded;
+    return r->hdr.api_version >= 2 && req != NULL && req->isolation_level == 1;
+}
+
 static int list_offsets_partition(struct broker_req *r, const char *topic, const void *req_part,
                                   void *resp_part)
 {
@@ -79,7 +87,7 @@ static int list_offsets_partition(struct broker_req *r, const char *topic, const
     else if (rp->current_leader_epoch > epoch)
         o->error_code = KAFKA_ERR_UNKNOWN_LEADER_EPOCH;
     else
-        list_offsets_lookup(p, rp->timestamp, o);
+        list_offsets_lookup(p, rp->timestamp, isolation_committed(r), o);
     if (r->hdr.api_version == 0 && o->error_code == 0 && o->offset >= 0) {
         o->old_style_offsets.v = arena_alloc(r->arena, sizeof(int64_t));
         if (o->old_style_offsets.v) {
@@ -103,7 +111,10 @@ void handle_list_offsets(struct broker_req *r)
         return;
     struct kmsg_list_offsets_response resp;
     kmsg_list_offsets_response_init(&resp);
-    if (topic_partitions_answer(r, &list_offsets_shape, &req.topics, &resp.topics) < 0)
+    r->decoded = &req; /* for isolation_committed(); this frame only */
+    int rc = topic_partitions_answer(r, &list_offsets_shape, &req.topics, &resp.topics);
+    r->decoded = NULL;
+    if (rc < 0)
         return;
     broker_reply(r, (kproto_encode_fn)kmsg_list_offsets_response_encode, &resp);
 }

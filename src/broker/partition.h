@@ -83,6 +83,10 @@ struct partition {
     pthread_mutex_t producer_mu;
     struct producer_state *producers;
     _Atomic int64_t producer_segment_base; /* newest segment appended to, to notice rolls */
+    /* Transactions (written under producer_mu): aborted ones for read_committed fetches, and
+     * the first offset of the oldest open one (-1 none), read atomically for the LSO. */
+    struct txn_index *txns;
+    _Atomic int64_t first_unstable;
     struct replica_set rs; /* replicas, ISR, high watermark (broker/replica_set.h) */
     /* Held by the replica fetcher across its leader/epoch check and the append or truncation
      * it makes, and by the image listener while it changes leader and leader_epoch: a

@@ -17,6 +17,8 @@
 #include "base/log.h"
 #include "broker/broker_internal.h"
 #include "broker/groups.h"
+#include "broker/transactions.h"
+#include "txn/state_record.h"
 #include "broker/partition_append.h"
 #include "broker/partition_registry.h"
 #include "broker/producer_append.h"
@@ -243,13 +245,19 @@ static void registry_sync_topic(struct partition_registry *reg, const struct met
                     partition_notify_waiters(p); /* parked fetches answer; clients move on */
                 if (was_epoch != mp->leader_epoch && strcmp(t->name, OFFSETS_TOPIC) == 0)
                     groups_on_leader_change(reg->b, mp->partition, was == node, mp->leader == node);
+                if (was_epoch != mp->leader_epoch && strcmp(t->name, TXN_STATE_TOPIC) == 0)
+                    txn_on_leader_change(reg->b, mp->partition, was == node, mp->leader == node);
             }
             partition_put(p);
             continue;
         }
         p = registry_open_partition(reg, img, t, mp);
-        if (p != NULL && registry_table_insert(reg, p) != 0)
+        if (p != NULL && registry_table_insert(reg, p) != 0) {
             partition_put(p);
+            p = NULL;
+        }
+        if (p != NULL && mp->leader == node && strcmp(t->name, TXN_STATE_TOPIC) == 0)
+            txn_on_leader_change(reg->b, mp->partition, false, true);
     }
 }
 

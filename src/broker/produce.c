@@ -36,6 +36,7 @@
 #include "broker/producer_append.h"
 #include "proto/gen/errors.h"
 #include "record/legacy.h"
+#include "record/byteorder.h"
 #include "record/record_batch.h"
 #include "storage/flusher.h"
 
@@ -201,6 +202,12 @@ static int16_t produce_validate(struct broker_req *r, struct partition *p,
     if (n < 0)
         return (int16_t)record_error_to_kafka(n);
     if (n != 1 && r->hdr.api_version >= 3)
+        return KAFKA_ERR_INVALID_RECORD;
+    /* Only a transaction coordinator writes markers and transactional batches without a
+     * sequence (Kafka's LogValidator / AppendOrigin.CLIENT). */
+    uint8_t attrs = rec->data[RB_OFF_ATTRIBUTES + 1];
+    if ((attrs & RECORD_ATTR_CONTROL) || ((attrs & RECORD_ATTR_TRANSACTIONAL) &&
+                                          (int32_t)be32_load(rec->data + RB_OFF_BASE_SEQUENCE) < 0))
         return KAFKA_ERR_INVALID_RECORD;
     int codec = rec->data[RB_OFF_ATTRIBUTES + 1] & RECORD_ATTR_COMPRESSION_MASK;
     if (codec == RECORD_COMPRESSION_ZSTD && r->hdr.api_version < 7)

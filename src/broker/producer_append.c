@@ -17,19 +17,30 @@
 #include "base/lock.h"
 #include "base/log.h"
 #include "proto/gen/errors.h"
+#include "record/control_record.h"
 #include "storage/producer_state.h"
+#include "storage/txn_index.h"
 
 int producer_partition_open(struct partition *p, int64_t expiration_ms)
 {
     pthread_mutex_init(&p->producer_mu, NULL);
     atomic_init(&p->producer_segment_base, -1);
+    atomic_init(&p->first_unstable, -1);
     int64_t snap = -1;
-    int rc = producer_state_load(p->log, expiration_ms, clock_wall_ms(), &p->producers, &snap);
+    int rc = txn_index_open(log_dir_path(p->log), &p->txns);
+    if (rc == 0) /* entries of markers lost with a torn tail; the replay finds the rest */
+        txn_index_truncate(p->txns, log_end_offset(p->log));
+    if (rc == 0)
+        rc = producer_state_load(p->log, p->txns, expiration_ms, clock_wall_ms(), &p->producers,
+                                 &snap);
     if (rc != 0) {
         log_error("producer", "%s-%d: cannot load producer state: %d", p->topic, p->index, rc);
+        txn_index_close(p->txns);
+        p->txns = NULL;
         pthread_mutex_destroy(&p->producer_mu);
         return rc;
     }
+    atomic_store(&p->first_unstable, producer_state_first_open_offset(p->producers));
     if (producer_state_count(p->producers) > 0)
         log_info(
             "producer", "%s-%d: %zu producer(s) loaded (snapshot %" PRId64 ", log end %" PRId64 ")",
@@ -45,6 +56,8 @@ void producer_partition_close(struct partition *p)
         producer_state_snapshot(p->producers, log_dir_path(p->log), log_end_offset(p->log), true);
     producer_state_free(p->producers);
     p->producers = NULL;
+    txn_index_close(p->txns);
+    p->txns = NULL;
     pthread_mutex_destroy(&p->producer_mu);
 }
 
@@ -58,6 +71,37 @@ static void maybe_snapshot_locked(struct partition *p, int64_t segment_base)
     atomic_store(&p->producer_segment_base, segment_base);
     if (prev >= 0)
         producer_state_snapshot(p->producers, log_dir_path(p->log), log_end_offset(p->log), false);
+}
+
+/*
+ * producer_mu held: records the appended batch h (its bytes at batch) in the producer state: a
+ * data batch, or a transaction marker that ends its producer's transaction (an abort goes to
+ * the transaction index). Then publishes the first unstable offset.
+ */
+static void record_batch_locked(struct partition *p, const struct record_batch_header *h,
+                                const uint8_t *batch, size_t len, int64_t segment_base,
+                                int64_t now_ms)
+{
+    assert(lock_mutex_held(&p->producer_mu));
+    int rc = 0;
+    if (h->attributes & RECORD_ATTR_CONTROL) {
+        struct control_marker m;
+        struct aborted_txn a;
+        if (len > RECORD_BATCH_HEADER_SIZE &&
+            control_marker_parse(batch + RECORD_BATCH_HEADER_SIZE, len - RECORD_BATCH_HEADER_SIZE,
+                                 &m) == 0) {
+            rc = producer_state_apply_marker(p->producers, h, &m, now_ms, &a);
+            if (rc == 1) /* a failed write is logged; the entry stays in memory */
+                rc = txn_index_append(p->txns, segment_base, &a) > 0;
+        }
+    } else {
+        rc = producer_state_update(p->producers, h, now_ms);
+    }
+    if (rc < 0)
+        log_warn("producer", "%s-%d: out of memory recording producer %" PRId64, p->topic, p->index,
+                 h->producer_id);
+    if (h->attributes & RECORD_ATTR_TRANSACTIONAL)
+        atomic_store(&p->first_unstable, producer_state_first_open_offset(p->producers));
 }
 
 static int16_t check_to_kafka(enum producer_check c)
@@ -105,9 +149,7 @@ int producer_append(struct partition *p, uint8_t *batch, size_t len, int32_t lea
             h.base_offset = info->first_offset;
             if (log_append_time)
                 h.max_timestamp = now_ms;
-            if (producer_state_update(p->producers, &h, now_ms) != 0)
-                log_warn("producer", "%s-%d: out of memory recording producer %" PRId64, p->topic,
-                         p->index, h.producer_id);
+            record_batch_locked(p, &h, batch, len, info->segment_base, now_ms);
             maybe_snapshot_locked(p, info->segment_base);
         }
     }
@@ -134,9 +176,9 @@ int producer_append_replica(struct partition *p, const uint8_t *batches, size_t 
         struct record_batch_header h;
         if (record_batch_header_parse(batches + off, len - off, &h) != 0)
             break; /* the log validated the framing; nothing else to learn */
-        if (h.producer_id >= 0 && producer_state_update(p->producers, &h, now_ms) != 0)
-            log_warn("producer", "%s-%d: out of memory recording producer %" PRId64, p->topic,
-                     p->index, h.producer_id);
+        if (h.producer_id >= 0)
+            record_batch_locked(p, &h, batches + off, record_batch_size(&h), info->segment_base,
+                                now_ms);
         off += (size_t)h.batch_length + RECORD_BATCH_LOG_OVERHEAD;
     }
     if (rc == 0)
@@ -151,15 +193,18 @@ int producer_partition_truncate(struct partition *p, int64_t offset, bool fully,
     pthread_mutex_lock(&p->producer_mu);
     int rc =
         fully ? log_truncate_fully_and_start_at(p->log, offset) : log_truncate_to(p->log, offset);
+    if (rc == 0)
+        txn_index_truncate(p->txns, fully ? INT64_MIN : offset);
     if (rc == 0) {
         /* Snapshots above the new end describe batches that are gone: the load removes them
          * and rebuilds the state from what the log holds now (Kafka's truncateAndReload). */
         struct producer_state *ps = NULL;
         int64_t snap = -1;
-        int lrc = producer_state_load(p->log, expiration_ms, clock_wall_ms(), &ps, &snap);
+        int lrc = producer_state_load(p->log, p->txns, expiration_ms, clock_wall_ms(), &ps, &snap);
         if (lrc == 0) {
             producer_state_free(p->producers);
             p->producers = ps;
+            atomic_store(&p->first_unstable, producer_state_first_open_offset(ps));
         } else {
             log_warn("producer", "%s-%d: cannot reload producer state after truncation: %d",
                      p->topic, p->index, lrc);

@@ -7,6 +7,11 @@
  * across check + log_append + update, so two copies of one batch can never both be appended
  * and the state always covers every producer batch below the log end while the mutex is held.
  * Batches without a producer id never take it (one atomic load to notice a segment roll).
+ *
+ * Transactions: a transactional batch opens its producer's transaction; a marker (control
+ * batch, written by the transaction coordinator through the same path) ends it and records an
+ * abort in the partition's transaction index (p->txns). p->first_unstable, published after
+ * each transactional append, gives the last stable offset without taking producer_mu.
  * Lock order: producer_mu before the log's append lock.
  */
 #ifndef GREGOR_BROKER_PRODUCER_APPEND_H
@@ -18,11 +23,21 @@
 #include "broker/partition.h"
 #include "record/byteorder.h"
 #include "record/record_batch.h"
+#include "storage/log.h"
 
 /* True when the (validated) batch at data carries a producer id. */
 static inline bool producer_batch_is_idempotent(const uint8_t *data)
 {
     return (int64_t)be64_load(data + RB_OFF_PRODUCER_ID) >= 0;
+}
+
+/* Last stable offset (Kafka's LSO): the high watermark, or the first offset of the oldest open
+ * transaction when that is lower. What read_committed consumers may read. Any thread. */
+static inline int64_t producer_last_stable_offset(struct partition *p)
+{
+    int64_t hw = log_high_watermark(p->log);
+    int64_t first = atomic_load(&p->first_unstable);
+    return first >= 0 && first < hw ? first : hw;
 }
 
 /* Builds p->producers from the log's snapshots and tail. Before p is published. 0 or < 0. */

@@ -20,10 +20,11 @@ struct broker_req {
     struct kproto_request_header hdr;
     struct kreader body; /* positioned after the header */
     struct arena *arena;
-    int64_t start_ns; /* clock_mono_ns() at dispatch, for the latency metric */
-    bool failed;      /* set by a handler whose response carries errors (metrics) */
-    bool no_forward;  /* forwarding to the controller failed: handle locally */
-    bool close_after; /* close the connection once the response is written (SASL refusals) */
+    int64_t start_ns;    /* clock_mono_ns() at dispatch, for the latency metric */
+    bool failed;         /* set by a handler whose response carries errors (metrics) */
+    bool no_forward;     /* forwarding to the controller failed: handle locally */
+    bool close_after;    /* close the connection once the response is written (SASL refusals) */
+    const void *decoded; /* the decoded request, for per-partition callbacks (optional) */
 };
 
 typedef void (*broker_handler_fn)(struct broker_req *r);

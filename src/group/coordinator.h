@@ -35,6 +35,7 @@
 #include "base/arena.h"
 #include "net/net.h"
 #include "proto/codec.h"
+#include "proto/gen/offset_commit_value.h"
 #include "storage/log.h"
 
 struct group_coordinator;
@@ -62,6 +63,14 @@ struct group_env {
     /* True if the cluster has partition `partition` of topic `topic` (OffsetCommit refuses
      * offsets for anything else, as Kafka does). Any worker. */
     bool (*partition_exists)(void *ctx, struct kstr topic, int32_t partition);
+    /* Loading: an offset commit of producer pid's transaction still open at the log end (no
+     * marker yet); the broker holds it until the marker comes (optional). Loader thread. */
+    void (*txn_pending)(void *ctx, int32_t shard, int64_t pid, struct kstr group, struct kstr topic,
+                        int32_t partition, const struct kmsg_offset_commit_value *v);
+    /* True while an open transaction holds an offset for the group's partition (OffsetFetch
+     * with require_stable answers UNSTABLE_OFFSET_COMMIT then, KIP-447). Optional; owner
+     * worker. */
+    bool (*txn_offset_pending)(void *ctx, struct kstr group, struct kstr topic, int32_t partition);
 };
 
 struct group_config {
@@ -85,6 +94,9 @@ struct group_call {
     const char *client_host;            /* "/1.2.3.4" as Kafka reports it */
     void (*done)(struct group_call *c); /* on the owner worker; must hand over */
     void *user;
+    /* OffsetCommit only: a committed transaction's offsets (TxnOffsetCommit, checked when they
+     * were sent), stored without the member and generation checks. */
+    bool trusted;
     /* Private to the coordinator. */
     struct group_coordinator *gc;
     int32_t step;

@@ -165,8 +165,12 @@ static int16_t commit_check(struct shard *s, struct group_call *c, struct group 
     struct kstr instance = c->api_version >= 7 ? req->group_instance_id : KSTR_NULL;
     struct group *g = group_find(s, req->group_id);
     *gp = NULL;
+    if (c->trusted && g != NULL && g->state != GS_DEAD) {
+        *gp = g;
+        return 0;
+    }
     if (g == NULL) {
-        if (gen >= 0)
+        if (gen >= 0 && !c->trusted)
             return KAFKA_ERR_ILLEGAL_GENERATION;
         g = group_create(s, req->group_id);
         if (g == NULL)
@@ -347,6 +351,12 @@ static void fetch_one(struct group_call *c, struct group *g, struct kstr topic, 
     o->error = err;
     if (err || g == NULL)
         return;
+    const struct group_env *env = &c->gc->env;
+    if (require_stable && env->txn_offset_pending &&
+        env->txn_offset_pending(env->ctx, gstr_kstr(&g->id), topic, part)) {
+        o->error = KAFKA_ERR_UNSTABLE_OFFSET_COMMIT;
+        return;
+    }
     struct offset_entry *e = group_offset_find(g, topic.ptr ? topic.ptr : "",
                                                topic.len > 0 ? (size_t)topic.len : 0, part, false);
     if (e == NULL)

@@ -9,6 +9,11 @@
  * Replay: the newest group metadata record of a group wins (a tombstone empties it), offset
  * commits apply in log order (a tombstone removes the partition's commit); groups with neither
  * metadata nor offsets at the end are dropped.
+ *
+ * Transactional offset commits (TxnOffsetCommit: batches with the transactional bit and the
+ * producer's id) are held per producer until its marker: COMMIT applies them at the marker's
+ * place in the log, ABORT drops them; those still open at the end go to env->txn_pending (the
+ * broker keeps them for the marker still to come).
  */
 #include "group/group_internal.h"
 
@@ -19,6 +24,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "record/control_record.h"
 #include "record/record_batch.h"
 #include "record/record_iter.h"
 
@@ -111,14 +117,78 @@ static void load_apply_commit(struct shard *s, const struct offsets_record *rec)
     }
 }
 
-static int load_batch(struct shard *s, const uint8_t *p, size_t len)
+/* Transactional batches of __consumer_offsets waiting for their producer's marker. */
+struct load_txn_batch {
+    struct load_txn_batch *next;
+    int64_t producer_id;
+    size_t len;
+    uint8_t bytes[];
+};
+
+static int load_records(struct shard *s, const uint8_t *p, size_t len,
+                        const struct record_batch_header *h, int64_t pending_pid);
+
+static int load_batch(struct shard *s, const uint8_t *p, size_t len, struct load_txn_batch **txns)
 {
     struct record_batch_header h;
     int rc = record_batch_header_parse(p, len, &h);
     if (rc != 0)
         return rc;
-    if (h.attributes & RECORD_ATTR_CONTROL)
+    if (h.attributes & RECORD_ATTR_CONTROL) {
+        struct control_marker m;
+        if (h.producer_id < 0 || len <= RECORD_BATCH_HEADER_SIZE ||
+            control_marker_parse(p + RECORD_BATCH_HEADER_SIZE, len - RECORD_BATCH_HEADER_SIZE,
+                                 &m) != 0)
+            return 0;
+        /* The producer's held batches, oldest first: applied on COMMIT, dropped on ABORT. */
+        struct load_txn_batch *mine = NULL, **tail = &mine;
+        for (struct load_txn_batch **pp = txns; *pp;) {
+            struct load_txn_batch *t = *pp;
+            if (t->producer_id == h.producer_id) {
+                *pp = t->next;
+                t->next = NULL;
+                *tail = t;
+                tail = &t->next;
+            } else {
+                pp = &t->next;
+            }
+        }
+        while (mine) {
+            struct load_txn_batch *t = mine;
+            mine = t->next;
+            struct record_batch_header th;
+            if (m.type == CONTROL_TYPE_COMMIT &&
+                record_batch_header_parse(t->bytes, t->len, &th) == 0)
+                load_records(s, t->bytes, t->len, &th, -1);
+            free(t);
+        }
         return 0;
+    }
+    if ((h.attributes & RECORD_ATTR_TRANSACTIONAL) && h.producer_id >= 0) {
+        struct load_txn_batch *t = malloc(sizeof(*t) + len);
+        if (t == NULL)
+            return -ENOMEM;
+        t->producer_id = h.producer_id;
+        t->len = len;
+        memcpy(t->bytes, p, len);
+        /* Appended at the tail: a producer's batches stay in log order. */
+        struct load_txn_batch **pp = txns;
+        while (*pp)
+            pp = &(*pp)->next;
+        t->next = NULL;
+        *pp = t;
+        return 0;
+    }
+    return load_records(s, p, len, &h, -1);
+}
+
+/* Applies the records of one batch (pending_pid < 0), or hands them to env->txn_pending as
+ * producer pending_pid's open transaction. */
+static int load_records(struct shard *s, const uint8_t *p, size_t len,
+                        const struct record_batch_header *hp, int64_t pending_pid)
+{
+    struct record_batch_header h = *hp;
+    int rc;
     struct record_iter it;
     rc = record_iter_init(&it, p, record_batch_size(&h), (size_t)64 << 20);
     struct arena scratch;
@@ -133,10 +203,16 @@ static int load_batch(struct shard *s, const uint8_t *p, size_t len)
             rc = 0;
             continue;
         }
-        if (orec.kind == OFFSETS_RECORD_GROUP)
+        if (pending_pid >= 0) {
+            const struct group_env *env = s->gc ? &s->gc->env : NULL;
+            if (orec.kind == OFFSETS_RECORD_COMMIT && !orec.tombstone && env && env->txn_pending)
+                env->txn_pending(env->ctx, s->index, pending_pid, orec.group, orec.topic,
+                                 orec.partition, &orec.commit);
+        } else if (orec.kind == OFFSETS_RECORD_GROUP) {
             load_apply_group(s, &orec);
-        else
+        } else {
             load_apply_commit(s, &orec);
+        }
         arena_reset(&scratch);
     }
     arena_free(&scratch);
@@ -154,6 +230,7 @@ int shard_load(struct shard *s, struct log *log)
     uint8_t *buf = NULL;
     size_t cap = 0;
     int rc = 0;
+    struct load_txn_batch *txns = NULL;
     while (off < end && rc == 0) {
         struct log_read_result res;
         rc = log_read(log, off, 1 << 20, end, true, &res);
@@ -185,7 +262,7 @@ int shard_load(struct shard *s, struct log *log)
                 if (record_batch_header_parse(buf + pos, len - pos, &h) != 0 ||
                     record_batch_size(&h) > len - pos)
                     break;
-                rc = load_batch(s, buf + pos, record_batch_size(&h));
+                rc = load_batch(s, buf + pos, record_batch_size(&h), &txns);
                 pos += record_batch_size(&h);
             }
             off = res.next_offset > off ? res.next_offset : end;
@@ -195,6 +272,15 @@ int shard_load(struct shard *s, struct log *log)
         log_read_release(&res);
     }
     free(buf);
+    /* Transactions still open: the broker holds their offsets until the marker. */
+    while (txns) {
+        struct load_txn_batch *t = txns;
+        txns = t->next;
+        struct record_batch_header th;
+        if (rc == 0 && record_batch_header_parse(t->bytes, t->len, &th) == 0)
+            load_records(s, t->bytes, t->len, &th, t->producer_id);
+        free(t);
+    }
     /* Drop groups that have neither metadata nor offsets (tombstoned). */
     for (size_t b = 0; b < s->nbuckets; b++) {
         struct group **pp = &s->buckets[b];

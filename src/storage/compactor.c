@@ -18,6 +18,7 @@
 #include "record/record_builder.h"
 #include "record/record_iter.h"
 #include "storage/log_internal.h"
+#include "storage/txn_index.h"
 
 #define COMPACT_MAX_DECOMPRESSED (256u << 20)
 
@@ -150,11 +151,53 @@ static int count_batch(void *arg, const uint8_t *batch, size_t size,
     return 0;
 }
 
+/* ---- aborted transactions ---- */
+
+/* The partition's aborted transactions (its .txnindex files), read once per pass. */
+struct aborted_set {
+    struct aborted_txn *v;
+    size_t n;
+};
+
+static void aborted_load(const char *dir, struct aborted_set *a)
+{
+    struct txn_index *ti;
+    a->v = NULL;
+    a->n = 0;
+    if (txn_index_open(dir, &ti) != 0)
+        return;
+    size_t n = txn_index_count(ti);
+    a->v = n ? calloc(n, sizeof(*a->v)) : NULL;
+    if (a->v != NULL)
+        a->n = txn_index_collect(ti, INT64_MIN, INT64_MAX, a->v, n);
+    txn_index_close(ti);
+}
+
+/* True for a data batch of an aborted transaction (Kafka's cleaner discards those and keeps
+ * them out of the key map, so they never shadow a committed value). A producer has one open
+ * transaction at a time: its batches between the first offset and the ABORT marker are it. */
+static bool aborted_batch(const struct aborted_set *a, const struct record_batch_header *h)
+{
+    if (!(h->attributes & RECORD_ATTR_TRANSACTIONAL) || (h->attributes & RECORD_ATTR_CONTROL))
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->v[i].producer_id == h->producer_id && a->v[i].first_offset <= h->base_offset &&
+            h->base_offset < a->v[i].last_offset)
+            return true;
+    return false;
+}
+
+struct map_pass {
+    struct keymap *map;
+    const struct aborted_set *aborted;
+};
+
 static int map_batch(void *arg, const uint8_t *batch, size_t size,
                      const struct record_batch_header *h)
 {
-    struct keymap *m = arg;
-    if (h->attributes & RECORD_ATTR_CONTROL)
+    struct map_pass *mp = arg;
+    struct keymap *m = mp->map;
+    if ((h->attributes & RECORD_ATTR_CONTROL) || aborted_batch(mp->aborted, h))
         return 0;
     struct record_iter it;
     struct record rec;
@@ -172,6 +215,7 @@ static int map_batch(void *arg, const uint8_t *batch, size_t size,
 
 struct rewrite {
     const struct keymap *map;
+    const struct aborted_set *aborted;
     int64_t tombstone_horizon; /* tombstones with timestamp below this are dropped */
     uint8_t *out;
     size_t len, cap;
@@ -210,6 +254,10 @@ static int rewrite_batch(void *arg, const uint8_t *batch, size_t size,
     struct rewrite *w = arg;
     if (h->attributes & RECORD_ATTR_CONTROL)
         return rewrite_emit(w, batch, size);
+    if (aborted_batch(w->aborted, h)) {
+        w->removed += h->record_count;
+        return 0;
+    }
     struct record_builder b;
     record_builder_init_like(&b, h, record_batch_compression(h));
     struct record_iter it;
@@ -385,13 +433,18 @@ int log_compact(struct log *log, int64_t now_ms, bool force, struct log_compact_
     for (size_t i = 0; i < n; i++)
         compact_each_batch(segs[i], count_batch, &records);
     struct keymap map;
+    struct aborted_set aborted;
+    aborted_load(log->dir, &aborted);
     rc = keymap_init(&map, records);
+    struct map_pass mp = {&map, &aborted};
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = compact_each_batch(segs[i], map_batch, &map);
-    struct rewrite w = {.map = &map, .tombstone_horizon = now_ms - cfg.delete_retention_ms};
+        rc = compact_each_batch(segs[i], map_batch, &mp);
+    struct rewrite w = {
+        .map = &map, .aborted = &aborted, .tombstone_horizon = now_ms - cfg.delete_retention_ms};
     for (size_t i = 0; rc >= 0 && i < n; i++)
         rc = compact_segment(log, segs[i], &w, &local);
     free(w.out);
+    free(aborted.v);
     keymap_free(&map);
     if (rc >= 0) {
         log->cleaned_offset = segs[n - 1]->base_offset + 1;

@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "record/byteorder.h"
 #include "record/crc32c.h"
+#include "storage/segment.h"
 
 #define SNAPSHOT_HEADER 10 /* version int16 + crc uint32 + count int32 */
 #define SNAPSHOT_ENTRY 46
@@ -39,8 +40,9 @@ struct producer_entry {
     int64_t producer_id;
     int16_t epoch;
     int32_t coordinator_epoch;
-    int64_t last_timestamp; /* max timestamp of the newest batch */
-    int64_t last_seen_ms;   /* broker clock of the last append (or of loading) */
+    int64_t last_timestamp;   /* max timestamp of the newest batch */
+    int64_t last_seen_ms;     /* broker clock of the last append (or of loading) */
+    int64_t txn_first_offset; /* first offset of its open transaction, -1 when none */
     int head, n;
     struct producer_batch batches[PRODUCER_STATE_BATCHES];
 };
@@ -49,6 +51,7 @@ struct producer_state {
     struct producer_entry **buckets;
     size_t nbuckets;
     size_t count;
+    size_t open_txns; /* entries with txn_first_offset >= 0 */
     int64_t expiration_ms;
     int64_t last_expire_ms; /* broker clock of the last expiration sweep */
 };
@@ -145,6 +148,7 @@ static struct producer_entry *find_or_add(struct producer_state *ps, int64_t pid
     e->epoch = -1;
     e->coordinator_epoch = -1;
     e->last_timestamp = -1;
+    e->txn_first_offset = -1;
     if (ps->count >= ps->nbuckets)
         grow(ps);
     size_t h = pid_hash(pid) & (ps->nbuckets - 1);
@@ -175,6 +179,14 @@ enum producer_check producer_state_check(const struct producer_state *ps,
                                          const struct record_batch_header *h,
                                          struct producer_batch *dup)
 {
+    if ((h->attributes & RECORD_ATTR_CONTROL) ||
+        ((h->attributes & RECORD_ATTR_TRANSACTIONAL) && h->base_sequence < 0)) {
+        /* A transaction marker, or a coordinator's transactional batch (TxnOffsetCommit
+         * records in __consumer_offsets), carries no sequence: only an older epoch is
+         * refused (Kafka's AppendOrigin.COORDINATOR). Clients cannot send these (produce.c). */
+        const struct producer_entry *c = find(ps, h->producer_id);
+        return c && h->producer_epoch < c->epoch ? PRODUCER_CHECK_FENCED : PRODUCER_CHECK_APPEND;
+    }
     if (h->base_sequence < 0)
         return PRODUCER_CHECK_INVALID;
     const struct producer_entry *e = find(ps, h->producer_id);
@@ -215,6 +227,10 @@ int producer_state_update(struct producer_state *ps, const struct record_batch_h
         e->n = 0;
         e->head = 0;
     }
+    if ((h->attributes & RECORD_ATTR_TRANSACTIONAL) && e->txn_first_offset < 0) {
+        e->txn_first_offset = h->base_offset;
+        ps->open_txns++;
+    }
     struct producer_batch b = {
         .first_seq = h->base_sequence,
         .last_seq = producer_last_sequence(h->base_sequence, h->last_offset_delta),
@@ -227,8 +243,54 @@ int producer_state_update(struct producer_state *ps, const struct record_batch_h
     return 0;
 }
 
+int64_t producer_state_first_open_offset(const struct producer_state *ps)
+{
+    if (ps->open_txns == 0)
+        return -1;
+    int64_t first = -1;
+    for (size_t i = 0; i < ps->nbuckets; i++)
+        for (const struct producer_entry *e = ps->buckets[i]; e; e = e->next)
+            if (e->txn_first_offset >= 0 && (first < 0 || e->txn_first_offset < first))
+                first = e->txn_first_offset;
+    return first;
+}
+
+int producer_state_apply_marker(struct producer_state *ps, const struct record_batch_header *h,
+                                const struct control_marker *m, int64_t now_ms,
+                                struct aborted_txn *aborted)
+{
+    struct producer_entry *e = find_or_add(ps, h->producer_id);
+    if (e == NULL)
+        return -ENOMEM;
+    if (h->producer_epoch > e->epoch) {
+        e->epoch = h->producer_epoch;
+        e->n = 0;
+        e->head = 0;
+    }
+    e->coordinator_epoch = m->coordinator_epoch;
+    e->last_seen_ms = now_ms;
+    if (e->txn_first_offset < 0)
+        return 0; /* nothing open (a marker written again after a coordinator failover) */
+    int64_t first = e->txn_first_offset;
+    e->txn_first_offset = -1;
+    assert(ps->open_txns > 0);
+    ps->open_txns--;
+    if (m->type != CONTROL_TYPE_ABORT)
+        return 0;
+    int64_t lso = producer_state_first_open_offset(ps);
+    *aborted = (struct aborted_txn){
+        .producer_id = h->producer_id,
+        .first_offset = first,
+        .last_offset = h->base_offset,
+        .last_stable_offset = lso >= 0 ? lso : h->base_offset + 1,
+    };
+    return 1;
+}
+
 static bool expired(const struct producer_state *ps, const struct producer_entry *e, int64_t now_ms)
 {
+    if (e->txn_first_offset >= 0)
+        return false; /* Kafka never expires a producer with an open transaction */
     int64_t last = e->last_timestamp > e->last_seen_ms ? e->last_timestamp : e->last_seen_ms;
     return now_ms - last >= ps->expiration_ms;
 }
@@ -268,6 +330,7 @@ size_t producer_state_list(const struct producer_state *ps, struct producer_info
             out[k].last_seq = e->n ? entry_batch(e, e->n - 1)->last_seq : -1;
             out[k].last_timestamp = e->last_timestamp;
             out[k].coordinator_epoch = e->coordinator_epoch;
+            out[k].txn_first_offset = e->txn_first_offset;
             k++;
         }
     return k;
@@ -294,7 +357,7 @@ size_t producer_state_encode(const struct producer_state *ps, uint8_t *buf, size
             be32_store(p + 22, (uint32_t)(b->last_offset - b->first_offset));
             be64_store(p + 26, (uint64_t)e->last_timestamp);
             be32_store(p + 34, (uint32_t)e->coordinator_epoch);
-            be64_store(p + 38, (uint64_t)-1); /* no transaction in progress */
+            be64_store(p + 38, (uint64_t)e->txn_first_offset);
             p += SNAPSHOT_ENTRY;
         }
     be32_store(buf + 2, crc32c(buf + 6, need - 6));
@@ -335,6 +398,12 @@ int producer_state_decode(struct producer_state *ps, const uint8_t *buf, size_t 
         }
         e->last_timestamp = (int64_t)be64_load(p + 26);
         e->coordinator_epoch = (int32_t)be32_load(p + 34);
+        int64_t txn_first = (int64_t)be64_load(p + 38);
+        if (txn_first >= 0 && e->txn_first_offset < 0)
+            ps->open_txns++;
+        else if (txn_first < 0 && e->txn_first_offset >= 0)
+            ps->open_txns--;
+        e->txn_first_offset = txn_first >= 0 ? txn_first : -1;
         e->last_seen_ms = now_ms;
     }
     return 0;
@@ -482,8 +551,27 @@ static uint8_t *read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* A transaction marker met in the replay: ends its transaction, records an abort in ti. */
+static int replay_marker(struct producer_state *ps, struct txn_index *ti, int fd, int64_t pos,
+                         const struct record_batch_header *h, int64_t segment_base, int64_t now_ms)
+{
+    uint8_t rec[64];
+    size_t want = record_batch_size(h) - RECORD_BATCH_HEADER_SIZE;
+    want = want < sizeof(rec) ? want : sizeof(rec);
+    ssize_t r = pread(fd, rec, want, pos + RECORD_BATCH_HEADER_SIZE);
+    struct control_marker m;
+    if (r <= 0 || control_marker_parse(rec, (size_t)r, &m) != 0)
+        return 0; /* not a transaction marker Gregor knows: ignored, as Kafka does */
+    struct aborted_txn a;
+    int rc = producer_state_apply_marker(ps, h, &m, now_ms, &a);
+    if (rc == 1 && ti != NULL)
+        txn_index_append(ti, segment_base, &a);
+    return rc < 0 ? rc : 0;
+}
+
 /* Replays producer batches in [from, log end) from their headers. */
-static int replay(struct producer_state *ps, struct log *log, int64_t from, int64_t now_ms)
+static int replay(struct producer_state *ps, struct txn_index *ti, struct log *log, int64_t from,
+                  int64_t now_ms)
 {
     int64_t off = from;
     while (off < log_end_offset(log)) {
@@ -506,8 +594,9 @@ static int replay(struct producer_state *ps, struct log *log, int64_t from, int6
                 rc = LOG_ERR_CORRUPT;
                 break;
             }
-            if (h.producer_id >= 0 && h.base_sequence >= 0 && h.base_offset >= off &&
-                !(h.attributes & RECORD_ATTR_CONTROL))
+            if (h.producer_id >= 0 && h.base_offset >= off && (h.attributes & RECORD_ATTR_CONTROL))
+                rc = replay_marker(ps, ti, res.range.fd, pos, &h, res.segment->base_offset, now_ms);
+            else if (h.producer_id >= 0 && h.base_sequence >= 0 && h.base_offset >= off)
                 rc = producer_state_update(ps, &h, now_ms);
             pos += (int64_t)record_batch_size(&h);
         }
@@ -522,8 +611,8 @@ static int replay(struct producer_state *ps, struct log *log, int64_t from, int6
     return 0;
 }
 
-int producer_state_load(struct log *log, int64_t expiration_ms, int64_t now_ms,
-                        struct producer_state **out, int64_t *snapshot_offset)
+int producer_state_load(struct log *log, struct txn_index *ti, int64_t expiration_ms,
+                        int64_t now_ms, struct producer_state **out, int64_t *snapshot_offset)
 {
     const char *dir = log_dir_path(log);
     struct producer_state *ps = producer_state_new(expiration_ms);
@@ -564,7 +653,7 @@ int producer_state_load(struct log *log, int64_t expiration_ms, int64_t now_ms,
     }
     free(offs);
     int64_t from = used > log_start_offset(log) ? used : log_start_offset(log);
-    int rc = replay(ps, log, from, now_ms);
+    int rc = replay(ps, ti, log, from, now_ms);
     if (rc == -ENOMEM) {
         producer_state_free(ps);
         return rc;

@@ -16,7 +16,8 @@
  *     since KIP-360 (it no longer answers UNKNOWN_PRODUCER_ID);
  *   - epoch older than the entry's: fenced (INVALID_PRODUCER_EPOCH for produce);
  *   - newer epoch: must start at sequence 0, else out of order;
- *   - same epoch: the first sequence must follow the last one (wrapping INT32_MAX -> 0).
+ *   - same epoch: the first sequence must follow the last one (wrapping INT32_MAX -> 0);
+ *   - a marker or a coordinator's transactional batch without sequence: only the epoch.
  */
 #ifndef GREGOR_STORAGE_PRODUCER_STATE_H
 #define GREGOR_STORAGE_PRODUCER_STATE_H
@@ -25,8 +26,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "record/control_record.h"
 #include "record/record_batch.h"
 #include "storage/log.h"
+#include "storage/txn_index.h"
 
 #define PRODUCER_STATE_BATCHES 5
 #define PRODUCER_SNAPSHOT_VERSION 1
@@ -48,6 +51,7 @@ struct producer_info {
     int32_t last_seq;
     int64_t last_timestamp;
     int32_t coordinator_epoch;
+    int64_t txn_first_offset; /* first offset of its open transaction, -1 when none */
 };
 
 enum producer_check {
@@ -109,11 +113,27 @@ int producer_state_decode(struct producer_state *ps, const uint8_t *buf, size_t 
 /*
  * Builds the state of an opened log: loads the newest valid snapshot at or below the log end
  * (removing snapshots above it and corrupt ones), then replays the headers of the batches from
- * max(snapshot offset, log start) to the log end. Expired producers are dropped.
+ * max(snapshot offset, log start) to the log end; aborts met on the way go into ti (may be NULL)
+ * unless already there. Expired producers are dropped.
  * *snapshot_offset (may be NULL) receives the offset of the snapshot used, or -1. 0 or a
  * negative error.
  */
-int producer_state_load(struct log *log, int64_t expiration_ms, int64_t now_ms,
-                        struct producer_state **out, int64_t *snapshot_offset);
+int producer_state_load(struct log *log, struct txn_index *ti, int64_t expiration_ms,
+                        int64_t now_ms, struct producer_state **out, int64_t *snapshot_offset);
+
+/*
+ * Transactions (Kafka's ProducerStateEntry.currentTxnFirstOffset): producer_state_update() of a
+ * transactional batch opens the producer's transaction at its first offset (kept in
+ * snapshots); a marker (control batch h with marker m, appended at h->base_offset) ends it.
+ * Returns 1 when it ended an open transaction with ABORT (*aborted describes it for the
+ * transaction index), 0 otherwise, or -ENOMEM. A producer with an open transaction never
+ * expires.
+ */
+int producer_state_apply_marker(struct producer_state *ps, const struct record_batch_header *h,
+                                const struct control_marker *m, int64_t now_ms,
+                                struct aborted_txn *aborted);
+
+/* The first offset of the oldest open transaction (first unstable offset), -1 when none. */
+int64_t producer_state_first_open_offset(const struct producer_state *ps);
 
 #endif

@@ -22,7 +22,7 @@
 #include "record/byteorder.h"
 #include "storage/recovery.h"
 
-static const char *SUFFIXES[3] = {".log", ".index", ".timeindex"};
+static const char *SUFFIXES[4] = {".log", ".index", ".timeindex", ".txnindex"};
 
 void segment_file_name(char *out, size_t cap, const char *dir, int64_t base, const char *suffix)
 {
@@ -470,7 +470,7 @@ void segment_max_timestamp(struct segment *seg, int64_t *ts, int64_t *offset)
 int segment_rename_deleted(struct segment *seg)
 {
     char from[PATH_MAX], to[PATH_MAX + 8];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         file_name(seg, SUFFIXES[i], from);
         snprintf(to, sizeof(to), "%s.deleted", from);
         if (rename(from, to) < 0 && errno != ENOENT)
@@ -483,7 +483,7 @@ int segment_rename_deleted(struct segment *seg)
 void segment_unlink_deleted(struct segment *seg)
 {
     char p[PATH_MAX], d[PATH_MAX + 8];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         file_name(seg, SUFFIXES[i], p);
         snprintf(d, sizeof(d), "%s.deleted", p);
         if (unlink(d) < 0 && errno != ENOENT)
@@ -494,7 +494,7 @@ void segment_unlink_deleted(struct segment *seg)
 void segment_unlink(struct segment *seg)
 {
     char p[PATH_MAX];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         file_name(seg, SUFFIXES[i], p);
         if (unlink(p) < 0 && errno != ENOENT)
             log_warn("storage", "unlink %s: %s", p, strerror(errno));

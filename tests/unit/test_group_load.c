@@ -3,6 +3,8 @@
 #include <stdlib.h>
 
 #include "group/group_internal.h"
+#include "record/control_record.h"
+#include "record/record_builder.h"
 #include "test.h"
 #include "test_storage_util.h"
 
@@ -111,6 +113,83 @@ TEST(test_shard_load_replays_100k_groups)
     CHECK_EQ_INT(wrong, 0);
     CHECK_EQ_INT(kept_dropped, 0);
     CHECK_EQ_INT(ngroups, NGROUPS - NGROUPS / 10);
+}
+
+/* A transactional batch of producer pid with one offset commit (group, topic, partition). */
+static int append_txn_commit(struct log *log, int64_t pid, const char *topic, int32_t part,
+                             int64_t offset)
+{
+    struct kmsg_offset_commit_value v;
+    kmsg_offset_commit_value_init(&v);
+    v.offset = offset;
+    v.leader_epoch = -1;
+    v.metadata = KSTR_LIT("");
+    struct offsets_kv kv;
+    if (offsets_encode_commit(&kv, "g-txn", topic, part, &v) != 0)
+        return -1;
+    struct record_builder b;
+    record_builder_init(&b, 0);
+    b.attributes = RECORD_ATTR_TRANSACTIONAL;
+    b.producer_id = pid;
+    b.producer_epoch = 0;
+    b.base_sequence = -1;
+    record_builder_add(&b, 1700000000000, kv.key, kv.key_len, kv.value, kv.value_len, NULL, 0);
+    offsets_kv_free(&kv);
+    uint8_t *batch;
+    size_t len;
+    int rc = record_builder_finish(&b, &batch, &len);
+    record_builder_release(&b);
+    struct log_append_info info;
+    if (rc == 0) {
+        rc = log_append(log, batch, len, 0, 1700000000000, false, &info);
+        free(batch);
+    }
+    return rc;
+}
+
+static int append_marker(struct log *log, int64_t pid, int16_t type)
+{
+    struct control_marker m = {type, 0};
+    uint8_t *batch;
+    size_t len;
+    int rc = control_marker_build(pid, 0, &m, 1700000000000, &batch, &len);
+    struct log_append_info info;
+    if (rc == 0) {
+        rc = log_append(log, batch, len, 0, 1700000000000, false, &info);
+        free(batch);
+    }
+    return rc;
+}
+
+TEST(test_shard_load_applies_transactional_commits_at_their_commit_marker)
+{
+    char *dir = tmpdir_make();
+    struct log *log = NULL;
+    struct shard s = {.index = 0};
+    CHECK_EQ_INT(log_open(dir, OFFSETS_TOPIC, 0, NULL, NULL, &log), 0);
+    struct offsets_kv kv;
+    struct kmsg_offset_commit_value v;
+    kmsg_offset_commit_value_init(&v);
+    v.offset = 5;
+    v.metadata = KSTR_LIT("");
+    CHECK_EQ_INT(offsets_encode_commit(&kv, "g-txn", "orders", 0, &v), 0);
+    CHECK_EQ_INT(append_kvs(log, &kv, 1), 0);
+    CHECK_EQ_INT(append_txn_commit(log, 9, "orders", 0, 10), 0); /* committed below */
+    CHECK_EQ_INT(append_txn_commit(log, 8, "orders", 1, 20), 0); /* aborted below */
+    CHECK_EQ_INT(append_txn_commit(log, 7, "orders", 2, 30), 0); /* still open */
+    CHECK_EQ_INT(append_marker(log, 8, CONTROL_TYPE_ABORT), 0);
+    CHECK_EQ_INT(append_marker(log, 9, CONTROL_TYPE_COMMIT), 0);
+    CHECK_EQ_INT(shard_load(&s, log), 0);
+    struct group *g = group_find(&s, KSTR_LIT("g-txn"));
+    CHECK(g != NULL);
+    struct offset_entry *e0 = group_offset_find(g, "orders", 6, 0, false);
+    CHECK(e0 != NULL && e0->offset == 10);
+    struct offset_entry *e1 = group_offset_find(g, "orders", 6, 1, false);
+    CHECK(e1 == NULL || !e1->valid);
+    struct offset_entry *e2 = group_offset_find(g, "orders", 6, 2, false);
+    CHECK(e2 == NULL || !e2->valid);
+    shard_free_groups(&s);
+    log_close(log);
 }
 
 TEST_MAIN

@@ -1,0 +1,217 @@
+/* The transaction coordinator's state machine (txn/coordinator.h) on a fake env: one shard,
+ * appends kept in memory (durable at once), markers recorded and answered at once, producer
+ * ids counted up. Replaying the kept records into a second coordinator checks that the state
+ * is rebuilt from them and that a transaction caught in PrepareCommit is completed. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "proto/gen/errors.h"
+#include "record/record_iter.h"
+#include "test.h"
+#include "txn/coordinator.h"
+#include "txn/state_record.h"
+
+#define MAX_BATCHES 64
+
+struct fake {
+    uint8_t *batches[MAX_BATCHES];
+    size_t lens[MAX_BATCHES];
+    int nbatches;
+    int64_t next_pid;
+    int markers, commits;
+    size_t marker_parts;
+    bool fail_markers; /* the sender gives up (this broker lost the shard) */
+};
+
+static int32_t f_count(void *ctx)
+{
+    return 1;
+}
+
+static int32_t f_offsets(void *ctx)
+{
+    return 1;
+}
+
+static bool f_leader(void *ctx, int32_t shard, int32_t *epoch)
+{
+    *epoch = 7;
+    return shard == 0;
+}
+
+static bool f_exists(void *ctx, const char *topic, int32_t partition)
+{
+    return true;
+}
+
+static int f_append(void *ctx, int32_t shard, uint8_t *batch, size_t len,
+                    void (*cb)(void *arg, int err), void *arg)
+{
+    struct fake *f = ctx;
+    if (f->nbatches == MAX_BATCHES)
+        return -1;
+    f->batches[f->nbatches] = malloc(len);
+    memcpy(f->batches[f->nbatches], batch, len);
+    f->lens[f->nbatches++] = len;
+    cb(arg, 0);
+    return 0;
+}
+
+static int f_replay(void *ctx, int32_t shard,
+                    void (*fn)(void *, const uint8_t *, int32_t, const uint8_t *, int32_t),
+                    void *arg)
+{
+    struct fake *f = ctx;
+    for (int i = 0; i < f->nbatches; i++) {
+        struct record_iter it;
+        if (record_iter_init(&it, f->batches[i], f->lens[i], 1 << 20) != 0)
+            return -1;
+        struct record rec;
+        while (record_iter_next(&it, &rec) == 1)
+            fn(arg, rec.key, rec.key_len, rec.value, rec.value_len);
+        record_iter_release(&it);
+    }
+    return 0;
+}
+
+static int f_pid(void *ctx, void (*cb)(void *arg, int16_t err, int64_t pid), void *arg)
+{
+    struct fake *f = ctx;
+    cb(arg, 0, f->next_pid++);
+    return 0;
+}
+
+static int f_markers(void *ctx, const struct txn_marker_job *job,
+                     void (*cb)(void *arg, int16_t err), void *arg)
+{
+    struct fake *f = ctx;
+    f->markers++;
+    f->commits += job->commit;
+    f->marker_parts = job->nparts;
+    cb(arg, f->fail_markers ? KAFKA_ERR_NOT_COORDINATOR : 0);
+    return 0;
+}
+
+static struct txn_coordinator *make(struct fake *f)
+{
+    struct txn_env env = {f,        f_count,  f_offsets, f_leader, f_exists,
+                          f_append, f_replay, f_pid,     f_markers};
+    struct txn_config cfg = {.max_timeout_ms = 900000, .max_shards = 1};
+    return txn_coordinator_create(&cfg, &env);
+}
+
+static void fake_free(struct fake *f)
+{
+    for (int i = 0; i < f->nbatches; i++)
+        free(f->batches[i]);
+}
+
+static void keep(void *arg, const struct txn_result *res)
+{
+    *(struct txn_result *)arg = *res;
+}
+
+static void describe_state(void *arg, const struct txn_description *d)
+{
+    *(int8_t *)arg = d->state;
+}
+
+static int8_t state_of(struct txn_coordinator *tc, const char *id)
+{
+    int8_t s = -1;
+    txn_coordinator_describe(tc, id, describe_state, &s);
+    return s;
+}
+
+TEST(test_txn_coordinator_init_add_commit_and_fencing)
+{
+    struct fake f = {.next_pid = 1000};
+    struct txn_coordinator *tc = make(&f);
+    struct txn_result r;
+    txn_init_producer_id(tc, "tx", 900001, -1, -1, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_TRANSACTION_TIMEOUT);
+    txn_init_producer_id(tc, "tx", 60000, -1, -1, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 1000 && r.producer_epoch == 0);
+    CHECK_EQ_INT(state_of(tc, "tx"), TXN_EMPTY);
+    struct txn_topic_partition parts[2] = {{"a", 0}, {"b", 1}};
+    txn_add_partitions(tc, "tx", 1000, 1, parts, 2, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    txn_add_partitions(tc, "tx", 999, 0, parts, 2, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_PRODUCER_ID_MAPPING);
+    txn_end(tc, "tx", 1000, 0, true, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_TXN_STATE);
+    txn_add_partitions(tc, "tx", 1000, 0, parts, 2, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    CHECK_EQ_INT(state_of(tc, "tx"), TXN_ONGOING);
+    txn_end(tc, "tx", 1000, 0, true, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    CHECK(f.markers == 1 && f.commits == 1 && f.marker_parts == 2);
+    CHECK_EQ_INT(state_of(tc, "tx"), TXN_COMPLETE_COMMIT);
+    txn_end(tc, "tx", 1000, 0, true, keep, &r); /* a retried EndTxn */
+    CHECK_EQ_INT(r.error, 0);
+    /* A new producer with the id while a transaction is open: abort with a bumped epoch. */
+    txn_add_partitions(tc, "tx", 1000, 0, parts, 1, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    txn_init_producer_id(tc, "tx", 60000, -1, -1, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_CONCURRENT_TRANSACTIONS);
+    CHECK(f.markers == 2 && f.commits == 1);
+    CHECK_EQ_INT(state_of(tc, "tx"), TXN_COMPLETE_ABORT);
+    txn_init_producer_id(tc, "tx", 60000, -1, -1, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 1000 && r.producer_epoch == 2);
+    txn_end(tc, "tx", 1000, 1, false, keep, &r); /* the zombie */
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    txn_coordinator_destroy(tc);
+    fake_free(&f);
+}
+
+TEST(test_txn_coordinator_times_out_open_transactions)
+{
+    struct fake f = {.next_pid = 5};
+    struct txn_coordinator *tc = make(&f);
+    struct txn_result r;
+    txn_init_producer_id(tc, "slow", 1000, -1, -1, keep, &r);
+    struct txn_topic_partition p = {"t", 0};
+    txn_add_partitions(tc, "slow", 5, 0, &p, 1, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    CHECK_EQ_INT(txn_coordinator_expire(tc, clock_wall_ms()), 0);
+    CHECK_EQ_INT(txn_coordinator_expire(tc, clock_wall_ms() + 5000), 1);
+    CHECK(f.markers == 1 && f.commits == 0);
+    CHECK_EQ_INT(state_of(tc, "slow"), TXN_COMPLETE_ABORT);
+    txn_end(tc, "slow", 5, 0, true, keep, &r); /* fenced by the abort's epoch bump */
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    /* transactional.id.expiration.ms */
+    CHECK_EQ_INT(txn_coordinator_expire_ids(tc, clock_wall_ms(), 60000), 0);
+    CHECK_EQ_INT(txn_coordinator_expire_ids(tc, clock_wall_ms() + 120000, 60000), 1);
+    CHECK_EQ_INT(state_of(tc, "slow"), -1);
+    txn_coordinator_destroy(tc);
+    fake_free(&f);
+}
+
+TEST(test_txn_coordinator_reload_completes_a_prepared_commit)
+{
+    struct fake f = {.next_pid = 42};
+    struct txn_coordinator *tc = make(&f);
+    struct txn_result r;
+    txn_init_producer_id(tc, "crash", 60000, -1, -1, keep, &r);
+    struct txn_topic_partition parts[3] = {{"a", 0}, {"a", 1}, {"b", 0}};
+    txn_add_partitions(tc, "crash", 42, 0, parts, 3, keep, &r);
+    f.fail_markers = true; /* PrepareCommit is written, the markers are abandoned */
+    txn_end(tc, "crash", 42, 0, true, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_NOT_COORDINATOR);
+    CHECK_EQ_INT(state_of(tc, "crash"), TXN_PREPARE_COMMIT);
+    txn_coordinator_destroy(tc);
+    /* The next coordinator replays the records and writes the markers again. */
+    f.fail_markers = false;
+    f.markers = f.commits = 0;
+    tc = make(&f);
+    CHECK_EQ_INT(txn_coordinator_prepare(tc, 0), 0);
+    CHECK(f.markers == 1 && f.commits == 1 && f.marker_parts == 3);
+    CHECK_EQ_INT(state_of(tc, "crash"), TXN_COMPLETE_COMMIT);
+    txn_init_producer_id(tc, "crash", 60000, 42, 0, keep, &r); /* KIP-360 from the producer */
+    CHECK(r.error == 0 && r.producer_id == 42 && r.producer_epoch == 1);
+    txn_coordinator_destroy(tc);
+    fake_free(&f);
+}
+
+TEST_MAIN
