@@ -12,7 +12,7 @@
 #   make test       make check, then build everything (release, ASan, TSan) and run every
 #                   test; last line is "N passed, N failed"
 #   make bench      benchmarks (on demand, not part of make test)
-#   make fuzz       libFuzzer targets, 60 s each (make test runs them for ~12 s each)
+#   make fuzz       libFuzzer targets, 60 s each (make test runs them for ~8 s each)
 #   make soak       SOAK_MINUTES (10) of mixed load, then data and memory checks
 #   make format     clang-format every hand-written C file (what make check checks)
 #

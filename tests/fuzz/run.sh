@@ -2,7 +2,7 @@
 # Builds and runs Gregor's libFuzzer targets (tests/fuzz/fuzz_*.c) with ASan + UBSan.
 #
 #   bash tests/fuzz/run.sh               every target for FUZZ_SECONDS (default 60 s) each
-#   bash tests/fuzz/run.sh --short       ~12 s each (make test)
+#   bash tests/fuzz/run.sh --short       ~8 s each (make test)
 #   bash tests/fuzz/run.sh --build-only  just build
 #   bash tests/fuzz/run.sh request storage   only these targets
 #
@@ -23,7 +23,7 @@ BUILD_ONLY=0
 TARGETS=()
 for a in "$@"; do
   case "$a" in
-    --short) SECONDS_EACH=${FUZZ_SECONDS:-12} ;;
+    --short) SECONDS_EACH=${FUZZ_SECONDS:-8} ;;
     --build-only) BUILD_ONLY=1 ;;
     -*) echo "unknown option $a" >&2; exit 2 ;;
     *) TARGETS+=("$a") ;;
