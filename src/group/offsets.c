@@ -332,6 +332,15 @@ void group_handle_offset_commit(struct shard *s, struct group_call *c)
  * its single group, whose request and response fetch_legacy converts to and from the v8+
  * layout (the same fields under other struct names). */
 
+/* n zeroed elements of `size` in arena a (n < 0 counts as 0): *count = n, or NULL and 0. */
+static void *fetch_array_new(struct arena *a, int32_t n, size_t size, int32_t *count)
+{
+    size_t k = n > 0 ? (size_t)n : 0;
+    void *v = arena_calloc(a, k + 1, size);
+    *count = v ? (int32_t)k : 0;
+    return v;
+}
+
 /* Answers one partition of topic: its durable commit, -1 when there is none, or `err`. */
 static void fetch_one(struct group_call *c, struct group *g, struct kstr topic, int32_t part,
                       bool require_stable, int16_t err,
@@ -421,16 +430,14 @@ static void fetch_fill_listed(struct group_call *c, struct group *g,
                               bool stable, int16_t err,
                               struct kmsg_offset_fetch_response_topics_array *out)
 {
-    out->v = arena_calloc(c->arena, (size_t)topics->n + 1, sizeof(*out->v));
-    out->n = out->v ? topics->n : 0;
+    out->v = fetch_array_new(c->arena, topics->n, sizeof(*out->v), &out->n);
     for (int32_t i = 0; i < out->n; i++) {
         const struct kmsg_offset_fetch_request_topics *t = &topics->v[i];
         struct kmsg_offset_fetch_response_topics *rt = &out->v[i];
         kmsg_offset_fetch_response_topics_init(rt);
         rt->name = t->name;
-        int32_t np = t->partition_indexes.n > 0 ? t->partition_indexes.n : 0;
-        rt->partitions.v = arena_calloc(c->arena, (size_t)np + 1, sizeof(*rt->partitions.v));
-        rt->partitions.n = rt->partitions.v ? np : 0;
+        rt->partitions.v = fetch_array_new(c->arena, t->partition_indexes.n,
+                                           sizeof(*rt->partitions.v), &rt->partitions.n);
         for (int32_t j = 0; j < rt->partitions.n; j++)
             fetch_one(c, g, t->name, t->partition_indexes.v[j], stable, err, &rt->partitions.v[j]);
     }
@@ -477,16 +484,14 @@ static void fetch_topics_to_legacy(struct arena *a,
                                    const struct kmsg_offset_fetch_response_topics_array *in,
                                    struct kmsg_offset_fetch_response_topic_array *out)
 {
-    out->v = arena_calloc(a, (size_t)(in->n > 0 ? in->n : 0) + 1, sizeof(*out->v));
-    out->n = out->v ? in->n : 0;
+    out->v = fetch_array_new(a, in->n, sizeof(*out->v), &out->n);
     for (int32_t i = 0; i < out->n; i++) {
         const struct kmsg_offset_fetch_response_topics *t = &in->v[i];
         struct kmsg_offset_fetch_response_topic *rt = &out->v[i];
         kmsg_offset_fetch_response_topic_init(rt);
         rt->name = t->name;
-        int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
-        rt->partitions.v = arena_calloc(a, (size_t)np + 1, sizeof(*rt->partitions.v));
-        rt->partitions.n = rt->partitions.v ? np : 0;
+        rt->partitions.v =
+            fetch_array_new(a, t->partitions.n, sizeof(*rt->partitions.v), &rt->partitions.n);
         for (int32_t j = 0; j < rt->partitions.n; j++) {
             const struct kmsg_offset_fetch_response_partitions *p = &t->partitions.v[j];
             struct kmsg_offset_fetch_response_partition *rp = &rt->partitions.v[j];
