@@ -67,15 +67,15 @@ static const struct cli_option common_options[] = {
 };
 
 /* GNU getopt starts afresh at optind 0, so each subcommand parses from a clean state; opterr 0:
- * the one-line message is ours (cli_bad_option). */
-static void cli_getopt_reset(void)
+ * the one-line message is ours (option_unknown). */
+static void options_getopt_reset(void)
 {
     optind = 0;
     opterr = 0;
 }
 
 /* An unknown option or a missing argument, in one line; returns CLI_EXIT_USAGE. */
-static int cli_bad_option(const struct cli_common *c, char *const *argv)
+static int option_unknown(const struct cli_common *c, char *const *argv)
 {
     const char *bad = argv[optind - 1];
     if (optopt && optopt < 0x100)
@@ -185,12 +185,12 @@ int cli_options_parse(const struct cli_command_options *cmd, void *opts, struct 
     size_t n = options_add(cmd->options, opts, slots, longopts, shortopts, 0);
     n = options_add(common_options, c, slots, longopts, shortopts, n);
     longopts[n] = (struct option){NULL, 0, NULL, 0};
-    cli_getopt_reset();
+    options_getopt_reset();
     int val;
     while ((val = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         const struct option_slot *s = options_find(slots, n, val);
         if (s == NULL)
-            return cli_bad_option(c, argv);
+            return option_unknown(c, argv);
         if (s->opt->kind == CLI_OPT_HELP) {
             cli_options_help(cmd, stdout);
             return CLI_EXIT_OK;

@@ -8,6 +8,7 @@
 #ifndef GREGOR_CLI_OPTIONS_H
 #define GREGOR_CLI_OPTIONS_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
