@@ -16,6 +16,16 @@
 #include "proto/gen/offset_delete.h"
 #include "proto/gen/offset_fetch.h"
 
+/* A response array of n zeroed elements of `size` in arena a (n < 0, a null request array,
+ * counts as 0): *count = n, or NULL and 0. */
+static void *response_array_new(struct arena *a, int32_t n, size_t size, int32_t *count)
+{
+    size_t k = n > 0 ? (size_t)n : 0;
+    void *v = arena_calloc(a, k + 1, size);
+    *count = v ? (int32_t)k : 0;
+    return v;
+}
+
 static int entry_cmp(const struct offset_entry *e, const char *topic, size_t tlen, int32_t part)
 {
     size_t el = strlen(e->topic);
@@ -203,22 +213,21 @@ void group_handle_offset_commit(struct shard *s, struct group_call *c)
 {
     const struct kmsg_offset_commit_request *req = c->req;
     struct kmsg_offset_commit_response *resp = c->resp;
-    int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
-    resp->topics.v = arena_calloc(c->arena, (size_t)nt + 1, sizeof(*resp->topics.v));
+    resp->topics.v =
+        response_array_new(c->arena, req->topics.n, sizeof(*resp->topics.v), &resp->topics.n);
     if (resp->topics.v == NULL) {
         call_finish(c); /* the caller closes on an empty response? answer with nothing */
         return;
     }
-    resp->topics.n = nt;
+    int32_t nt = resp->topics.n;
     size_t total = 0;
     for (int32_t i = 0; i < nt; i++) {
         const struct kmsg_offset_commit_request_topic *t = &req->topics.v[i];
         struct kmsg_offset_commit_response_topic *rt = &resp->topics.v[i];
         kmsg_offset_commit_response_topic_init(rt);
         rt->name = t->name;
-        int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
-        rt->partitions.v = arena_calloc(c->arena, (size_t)np + 1, sizeof(*rt->partitions.v));
-        rt->partitions.n = rt->partitions.v ? np : 0;
+        rt->partitions.v = response_array_new(c->arena, t->partitions.n, sizeof(*rt->partitions.v),
+                                              &rt->partitions.n);
         for (int32_t j = 0; j < rt->partitions.n; j++) {
             struct kmsg_offset_commit_response_partition *pr = &rt->partitions.v[j];
             kmsg_offset_commit_response_partition_init(pr);
@@ -332,15 +341,6 @@ void group_handle_offset_commit(struct shard *s, struct group_call *c)
  * its single group, whose request and response fetch_legacy converts to and from the v8+
  * layout (the same fields under other struct names). */
 
-/* n zeroed elements of `size` in arena a (n < 0 counts as 0): *count = n, or NULL and 0. */
-static void *fetch_array_new(struct arena *a, int32_t n, size_t size, int32_t *count)
-{
-    size_t k = n > 0 ? (size_t)n : 0;
-    void *v = arena_calloc(a, k + 1, size);
-    *count = v ? (int32_t)k : 0;
-    return v;
-}
-
 /* Answers one partition of topic: its durable commit, -1 when there is none, or `err`. */
 static void fetch_one(struct group_call *c, struct group *g, struct kstr topic, int32_t part,
                       bool require_stable, int16_t err,
@@ -430,14 +430,14 @@ static void fetch_fill_listed(struct group_call *c, struct group *g,
                               bool stable, int16_t err,
                               struct kmsg_offset_fetch_response_topics_array *out)
 {
-    out->v = fetch_array_new(c->arena, topics->n, sizeof(*out->v), &out->n);
+    out->v = response_array_new(c->arena, topics->n, sizeof(*out->v), &out->n);
     for (int32_t i = 0; i < out->n; i++) {
         const struct kmsg_offset_fetch_request_topics *t = &topics->v[i];
         struct kmsg_offset_fetch_response_topics *rt = &out->v[i];
         kmsg_offset_fetch_response_topics_init(rt);
         rt->name = t->name;
-        rt->partitions.v = fetch_array_new(c->arena, t->partition_indexes.n,
-                                           sizeof(*rt->partitions.v), &rt->partitions.n);
+        rt->partitions.v = response_array_new(c->arena, t->partition_indexes.n,
+                                              sizeof(*rt->partitions.v), &rt->partitions.n);
         for (int32_t j = 0; j < rt->partitions.n; j++)
             fetch_one(c, g, t->name, t->partition_indexes.v[j], stable, err, &rt->partitions.v[j]);
     }
@@ -484,14 +484,14 @@ static void fetch_topics_to_legacy(struct arena *a,
                                    const struct kmsg_offset_fetch_response_topics_array *in,
                                    struct kmsg_offset_fetch_response_topic_array *out)
 {
-    out->v = fetch_array_new(a, in->n, sizeof(*out->v), &out->n);
+    out->v = response_array_new(a, in->n, sizeof(*out->v), &out->n);
     for (int32_t i = 0; i < out->n; i++) {
         const struct kmsg_offset_fetch_response_topics *t = &in->v[i];
         struct kmsg_offset_fetch_response_topic *rt = &out->v[i];
         kmsg_offset_fetch_response_topic_init(rt);
         rt->name = t->name;
         rt->partitions.v =
-            fetch_array_new(a, t->partitions.n, sizeof(*rt->partitions.v), &rt->partitions.n);
+            response_array_new(a, t->partitions.n, sizeof(*rt->partitions.v), &rt->partitions.n);
         for (int32_t j = 0; j < rt->partitions.n; j++) {
             const struct kmsg_offset_fetch_response_partitions *p = &t->partitions.v[j];
             struct kmsg_offset_fetch_response_partition *rp = &rt->partitions.v[j];
@@ -526,8 +526,8 @@ static void fetch_group(struct shard *s, struct group_call *c)
     const struct kmsg_offset_fetch_request *req = c->req;
     struct kmsg_offset_fetch_response *resp = c->resp;
     if (c->step == 0) {
-        resp->groups.v = arena_calloc(c->arena, (size_t)req->groups.n + 1, sizeof(*resp->groups.v));
-        resp->groups.n = resp->groups.v ? req->groups.n : 0;
+        resp->groups.v =
+            response_array_new(c->arena, req->groups.n, sizeof(*resp->groups.v), &resp->groups.n);
         if (resp->groups.n == 0) {
             call_finish(c);
             return;
@@ -632,8 +632,7 @@ void group_handle_offset_delete(struct shard *s, struct group_call *c)
         return;
     }
     int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
-    resp->topics.v = arena_calloc(c->arena, (size_t)nt + 1, sizeof(*resp->topics.v));
-    resp->topics.n = resp->topics.v ? nt : 0;
+    resp->topics.v = response_array_new(c->arena, nt, sizeof(*resp->topics.v), &resp->topics.n);
     size_t total = 0;
     for (int32_t i = 0; i < nt; i++)
         total += req->topics.v[i].partitions.n > 0 ? (size_t)req->topics.v[i].partitions.n : 0;
@@ -657,9 +656,8 @@ void group_handle_offset_delete(struct shard *s, struct group_call *c)
         struct kmsg_offset_delete_response_topic *rt = &resp->topics.v[i];
         kmsg_offset_delete_response_topic_init(rt);
         rt->name = t->name;
-        int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
-        rt->partitions.v = arena_calloc(c->arena, (size_t)np + 1, sizeof(*rt->partitions.v));
-        rt->partitions.n = rt->partitions.v ? np : 0;
+        rt->partitions.v = response_array_new(c->arena, t->partitions.n, sizeof(*rt->partitions.v),
+                                              &rt->partitions.n);
         bool subscribed = group_subscribed(g, t->name, &scratch);
         for (int32_t j = 0; j < rt->partitions.n; j++) {
             struct kmsg_offset_delete_response_partition *p = &rt->partitions.v[j];
