@@ -17,7 +17,9 @@
 #   make format     clang-format every hand-written C file (what make check checks)
 #
 # Every .c file under src/ except src/main.c goes into a static library; tests/unit/test_*.c
-# are one binary each, linked against it. New files are picked up without editing this file.
+# are one binary each, linked against it and against a second library of test-only code:
+# tests/support/ and the generated tests/gen/ (tools/genproto.py's message fillers), which the
+# broker never links. New files are picked up without editing this file.
 
 CC      ?= cc
 CSTD    := -std=c17 -D_GNU_SOURCE
@@ -27,6 +29,7 @@ LIBS    := -lraft -luv -lrdkafka -lmicrohttpd -lssl -lcrypto -lz -lsnappy -llz4 
 
 SRCS      := $(shell find src -name '*.c' ! -path src/main.c | sort)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+TEST_LIB_SRCS := $(shell find tests/support tests/gen -name '*.c' | sort)
 
 # Three flavours share one rule set: release in build/, ASan/UBSan in build-asan/,
 # ThreadSanitizer in build-tsan/.
@@ -38,7 +41,7 @@ ASAN_FLAGS:= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 TSAN_FLAGS:= -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 
 ALL_OBJS  := $(foreach d,$(REL_DIR) $(ASAN_DIR) $(TSAN_DIR),\
-               $(patsubst %.c,$(d)/obj/%.o,src/main.c $(SRCS) $(UNIT_SRCS)))
+               $(patsubst %.c,$(d)/obj/%.o,src/main.c $(SRCS) $(UNIT_SRCS) $(TEST_LIB_SRCS)))
 DEPFILES  := $(ALL_OBJS:.o=.d)
 
 # Object files are kept (not deleted as intermediates) so a second make does nothing.
@@ -62,16 +65,26 @@ $(1)/obj/%.o: %.c $(1)/obj/%.d | $(REL_DIR)/.deps-ok
 	$$(CC) $$(CSTD) $$(WARN) $(2) $$(INCS) -MMD -MP -MF $(1)/obj/$$*.d -c $$< -o $$@
 	@touch $$@
 
-$(1)/libgregor.a: $$(patsubst %.c,$(1)/obj/%.o,$$(SRCS))
+# The archives are rebuilt when this file changes too: a source moved elsewhere (as the fillers
+# moved to tests/gen/) must leave the old archive, whose objects are all older than it.
+$(1)/libgregor.a: $$(patsubst %.c,$(1)/obj/%.o,$$(SRCS)) Makefile
 	@rm -f $$@
-	ar rcs $$@ $$^
+	ar rcs $$@ $$(filter %.o,$$^)
+
+$(1)/libgregor-test.a: $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_LIB_SRCS)) Makefile
+	@rm -f $$@
+	ar rcs $$@ $$(filter %.o,$$^)
 
 $(1)/gregor: $(1)/obj/src/main.o $(1)/libgregor.a
 	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
 
-$(1)/tests/%: $(1)/obj/tests/unit/%.o $(1)/libgregor.a
+# The test library comes first: its fillers use the codecs in libgregor.a.
+$(1)/tests/%: $(1)/obj/tests/unit/%.o $(1)/libgregor-test.a $(1)/libgregor.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
+
+# Test code includes its own headers as "support/..." and "gen/...".
+$(1)/obj/tests/%.o: INCS += -Itests
 endef
 
 # The console's pages are compiled into assets.o (.incbin), which -MMD does not see.
@@ -131,7 +144,7 @@ soak: all
 
 format:
 	clang-format -i $$(find src tests tools -name '*.[ch]' ! -path 'src/proto/gen/*' \
-		! -path tests/unit/test_proto_xcheck.c)
+		! -path 'tests/gen/*' ! -path tests/unit/test_proto_xcheck.c)
 
 clean:
 	rm -rf $(REL_DIR) $(ASAN_DIR) $(TSAN_DIR)

@@ -3,7 +3,7 @@
 
 Usage (from the repository root):
 
-    python3 tools/genproto.py ../shared/kafka-protocol src/proto/gen
+    python3 tools/genproto.py ../shared/kafka-protocol src/proto/gen [tests/gen/fill]
 
 Reads messages/*.json (every request/response pair and the `data` schemas except the two
 headers, which src/proto/header.c handles by hand), group-coordinator/*.json and
@@ -13,7 +13,11 @@ transaction-coordinator/*.json, and writes into the output directory:
     kmsg.h                     includes every <api>.h
     api_table.h / api_table.c  per API key: name, versions, flexible versions, listeners, codecs
     errors.h                   Kafka error codes (from errors.csv) as KAFKA_ERR_* constants
-    fill/<api>.c, fill/fill.h  test support: fill a message with non-default values
+
+and into the fill directory (third argument; default tests/gen/fill of this repository), code
+that only the unit tests link (it is not part of the broker's library):
+
+    <api>.c, fill.h, fill_table.c   fill a message with non-default values
 
 Python 3 standard library only. Output is deterministic; the generated C is committed, so a
 build never needs the JSON. The generator's rules are written next to the code that applies
@@ -24,6 +28,10 @@ import json
 import os
 import re
 import sys
+
+# The test-only fill code's default home: tests/gen/fill of the repository this file is in.
+DEFAULT_FILL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests", "gen", "fill")
 
 VMAX = 0x7FFF  # open upper bound of a "N+" version range
 
@@ -1065,11 +1073,11 @@ def fill_value(f):
     raise SystemExit("cannot fill %s" % f.name)
 
 
-def gen_fill_file(outdir, base, msgs):
+def gen_fill_file(filldir, base, msgs):
     c = Emitter()
     c(HEADER_NOTE % ", ".join(m.fname for m in msgs))
     c("/* Test support: fills messages with deterministic non-default values. */")
-    c('#include "proto/gen/fill/fill.h"')
+    c('#include "gen/fill/fill.h"')
     c('#include "proto/gen/%s.h"' % base)
     c()
     for m in msgs:
@@ -1101,13 +1109,13 @@ def gen_fill_file(outdir, base, msgs):
             c.lines.extend(body.lines)
             c("}")
             c()
-    write_file(os.path.join(outdir, "fill", base + ".c"), c.text())
+    write_file(os.path.join(filldir, base + ".c"), c.text())
 
 
 # ---- tables ---------------------------------------------------------------------------------
 
 
-def gen_tables(outdir, apis, datas, files):
+def gen_tables(outdir, filldir, apis, datas, files):
     h = Emitter()
     h(HEADER_NOTE % "message schemas")
     h("/*")
@@ -1258,10 +1266,10 @@ def gen_tables(outdir, apis, datas, files):
     fh = Emitter()
     fh(HEADER_NOTE % "message schemas")
     fh("/* Test support: deterministic non-default values for every generated message. */")
-    fh("#ifndef GREGOR_PROTO_GEN_FILL_H")
-    fh("#define GREGOR_PROTO_GEN_FILL_H")
+    fh("#ifndef GREGOR_TESTS_GEN_FILL_H")
+    fh("#define GREGOR_TESTS_GEN_FILL_H")
     fh()
-    fh('#include "proto/fill.h"')
+    fh('#include "support/proto_fill.h"')
     fh('#include "proto/gen/api_table.h"')
     fh('#include "proto/gen/kmsg.h"')
     fh()
@@ -1278,11 +1286,11 @@ def gen_tables(outdir, apis, datas, files):
            % (m.root.cname, m.root.cname))
     fh()
     fh("#endif")
-    write_file(os.path.join(outdir, "fill", "fill.h"), fh.text())
+    write_file(os.path.join(filldir, "fill.h"), fh.text())
 
     ft = Emitter()
     ft(HEADER_NOTE % "message schemas")
-    ft('#include "proto/gen/fill/fill.h"')
+    ft('#include "gen/fill/fill.h"')
     ft('#include "proto/gen/kmsg.h"')
     ft()
     for m in allm:
@@ -1303,7 +1311,7 @@ def gen_tables(outdir, apis, datas, files):
     for m in datas:
         ft("%s_fill_any," % m.root.cname, 1)
     ft("};")
-    write_file(os.path.join(outdir, "fill", "fill_table.c"), ft.text())
+    write_file(os.path.join(filldir, "fill_table.c"), ft.text())
 
 
 def gen_errors(outdir, csv_path):
@@ -1367,10 +1375,11 @@ def write_file(path, text):
 
 
 def main(argv):
-    if len(argv) != 3:
-        sys.stderr.write("usage: genproto.py <kafka-protocol dir> <output dir>\n")
+    if len(argv) not in (3, 4):
+        sys.stderr.write("usage: genproto.py <kafka-protocol dir> <output dir> [<fill dir>]\n")
         return 2
     src, outdir = argv[1], argv[2]
+    filldir = argv[3] if len(argv) == 4 else DEFAULT_FILL_DIR
     reqs, resps, datas = {}, {}, []
     for sub in ("messages", "group-coordinator", "transaction-coordinator"):
         d = os.path.join(src, sub)
@@ -1411,16 +1420,16 @@ def main(argv):
     for _, rq, rs in apis:
         base = file_base([rq])
         gen_api_files(outdir, base, [rq, rs])
-        gen_fill_file(outdir, base, [rq, rs])
+        gen_fill_file(filldir, base, [rq, rs])
         files.append(base)
     for m in datas:
         base = file_base([m])
         gen_api_files(outdir, base, [m])
-        gen_fill_file(outdir, base, [m])
+        gen_fill_file(filldir, base, [m])
         files.append(base)
     if len(set(files)) != len(files):
         raise SystemExit("output file name clash")
-    gen_tables(outdir, apis, datas, files)
+    gen_tables(outdir, filldir, apis, datas, files)
     csv_path = os.path.join(src, "errors.csv")
     if os.path.exists(csv_path):
         gen_errors(outdir, csv_path)

@@ -26,70 +26,123 @@ struct bench_opts {
     struct cli_common c;
     const char *mode;
     const char *topic;
-    long num_records; /* -1: mode default */
+    int64_t num_records; /* -1: mode default */
     int record_size;
     const char *acks;
-    long linger_ms, batch_size; /* -1: librdkafka default */
+    int64_t linger_ms, batch_size; /* -1: librdkafka default */
     const char *compression;
     int partitions; /* >0: create the topic with this many partitions */
-    long rate;      /* e2e records/s */
+    int64_t rate;   /* e2e records/s */
     int json;
 };
 
-enum {
-    OPT_TOPIC = CLI_OPT_FIRST_LOCAL,
-    OPT_LINGER,
-    OPT_BATCH,
-    OPT_PARTITIONS,
-    OPT_RATE,
-    OPT_JSON,
+static const struct cli_option bench_options[] = {
+    {.name = "topic",
+     .letter = 't',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_STRING,
+     .target = CLI_FIELD(struct bench_opts, topic, const char *),
+     .arg = "TOPIC",
+     .help = "topic (default gregor-bench)"},
+    {.name = "num-records",
+     .letter = 'n',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT64,
+     .target = CLI_FIELD(struct bench_opts, num_records, int64_t),
+     .min = 1,
+     .max = INT32_MAX,
+     .expects = "a positive number",
+     .arg = "N",
+     .help = "records (default 1000000; e2e 10 s worth at --rate;\n"
+             "consume: what the topic held at start)"},
+    {.name = "record-size",
+     .letter = 's',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT,
+     .target = CLI_FIELD(struct bench_opts, record_size, int),
+     .max = 100 * 1024 * 1024,
+     .expects = "a size in bytes",
+     .arg = "BYTES",
+     .help = "value size (default 100; e2e at least 16)"},
+    {.name = "acks",
+     .letter = 'a',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_STRING,
+     .target = CLI_FIELD(struct bench_opts, acks, const char *),
+     .arg = "ACKS",
+     .help = "0, 1, all (default all)"},
+    {.name = "linger-ms",
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT64,
+     .target = CLI_FIELD(struct bench_opts, linger_ms, int64_t),
+     .max = 900000,
+     .expects = "a number of ms",
+     .arg = "MS",
+     .help = "producer linger.ms (default librdkafka's, 5)"},
+    {.name = "batch-size",
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT64,
+     .target = CLI_FIELD(struct bench_opts, batch_size, int64_t),
+     .min = 1,
+     .max = INT32_MAX,
+     .expects = "a size in bytes",
+     .arg = "BYTES",
+     .help = "producer batch.size (default librdkafka's)"},
+    {.name = "compression",
+     .letter = 'z',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_STRING,
+     .target = CLI_FIELD(struct bench_opts, compression, const char *),
+     .arg = "CODEC",
+     .help = "none, gzip, snappy, lz4, zstd (default none)"},
+    {.name = "partitions",
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT,
+     .target = CLI_FIELD(struct bench_opts, partitions, int),
+     .min = 1,
+     .max = 100000,
+     .expects = "a positive number",
+     .arg = "N",
+     .help = "create the topic with N partitions first (if missing)"},
+    {.name = "rate",
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT64,
+     .target = CLI_FIELD(struct bench_opts, rate, int64_t),
+     .min = 1,
+     .max = 100000000,
+     .expects = "records per second",
+     .arg = "N",
+     .help = "e2e: records per second (default 10000)"},
+    {.name = "json",
+     .has_arg = no_argument,
+     .kind = CLI_OPT_FLAG,
+     .target = CLI_FIELD(struct bench_opts, json, int),
+     .help = "print one JSON object instead of the text summary"},
+    {.name = NULL},
 };
 
-static const char bench_help[] =
-    "usage: gregor bench produce|consume|e2e [options]\n"
-    "\n"
-    "  produce   send records as fast as possible; latency = send to acknowledgement\n"
-    "  consume   read the topic from the beginning; throughput only\n"
-    "  e2e       produce at --rate while consuming; latency = send to receipt\n"
-    "\n"
-    "  -t, --topic TOPIC          topic (default gregor-bench)\n"
-    "  -n, --num-records N        records (default 1000000; e2e 10 s worth at --rate;\n"
-    "                             consume: what the topic held at start)\n"
-    "  -s, --record-size BYTES    value size (default 100; e2e at least 16)\n"
-    "  -a, --acks ACKS            0, 1, all (default all)\n"
-    "      --linger-ms MS         producer linger.ms (default librdkafka's, 5)\n"
-    "      --batch-size BYTES     producer batch.size (default librdkafka's)\n"
-    "  -z, --compression CODEC    none, gzip, snappy, lz4, zstd (default none)\n"
-    "      --partitions N         create the topic with N partitions first (if missing)\n"
-    "      --rate N               e2e: records per second (default 10000)\n"
-    "      --json                 print one JSON object instead of the text summary\n"
-    "\n" CLI_COMMON_HELP "\n"
-    "A progress line is printed once a second when stderr is a terminal. Latency percentiles\n"
-    "are exact (every sample is kept). Records carry incompressible random bytes.\n"
-    "\n"
-    "examples:\n"
-    "  gregor bench produce --partitions 6 --num-records 2000000 --record-size 100 --acks 1\n"
-    "  gregor bench produce -s 1024 -a all -z lz4 -X queue.buffering.max.kbytes=1048576\n"
-    "  gregor bench consume -t gregor-bench --json\n"
-    "  gregor bench e2e --rate 5000 --num-records 50000 --partitions 1\n";
+static const struct cli_command_options bench_command = {
+    .options = bench_options,
+    .usage = "usage: gregor bench produce|consume|e2e [options]\n"
+             "\n"
+             "  produce   send records as fast as possible; latency = send to acknowledgement\n"
+             "  consume   read the topic from the beginning; throughput only\n"
+             "  e2e       produce at --rate while consuming; latency = send to receipt\n"
+             "\n",
+    .epilog =
+        "A progress line is printed once a second when stderr is a terminal. Latency percentiles\n"
+        "are exact (every sample is kept). Records carry incompressible random bytes.\n"
+        "\n"
+        "examples:\n"
+        "  gregor bench produce --partitions 6 --num-records 2000000 --record-size 100 --acks 1\n"
+        "  gregor bench produce -s 1024 -a all -z lz4 -X queue.buffering.max.kbytes=1048576\n"
+        "  gregor bench consume -t gregor-bench --json\n"
+        "  gregor bench e2e --rate 5000 --num-records 50000 --partitions 1\n",
+    .help_column = 29,
+};
 
 static int bench_parse(struct bench_opts *o, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"topic", required_argument, NULL, 't'},
-        {"num-records", required_argument, NULL, 'n'},
-        {"record-size", required_argument, NULL, 's'},
-        {"acks", required_argument, NULL, 'a'},
-        {"linger-ms", required_argument, NULL, OPT_LINGER},
-        {"batch-size", required_argument, NULL, OPT_BATCH},
-        {"compression", required_argument, NULL, 'z'},
-        {"partitions", required_argument, NULL, OPT_PARTITIONS},
-        {"rate", required_argument, NULL, OPT_RATE},
-        {"json", no_argument, NULL, OPT_JSON},
-        CLI_COMMON_LONGOPTS,
-    };
-    int opt;
-    int64_t v;
     o->topic = "gregor-bench";
     o->num_records = -1;
     o->record_size = 100;
@@ -97,62 +150,9 @@ static int bench_parse(struct bench_opts *o, int argc, char **argv)
     o->linger_ms = o->batch_size = -1;
     o->compression = "none";
     o->rate = 10000;
-    cli_getopt_reset();
-    while ((opt = getopt_long(argc, argv, "t:n:s:a:z:" CLI_COMMON_SHORTOPTS, longopts, NULL)) !=
-           -1) {
-        int r = cli_common_option(&o->c, opt, optarg);
-        if (r < 0)
-            return CLI_EXIT_USAGE;
-        if (r > 0)
-            continue;
-        switch (opt) {
-        case 'h':
-            fputs(bench_help, stdout);
-            return CLI_EXIT_OK;
-        case 't':
-            o->topic = optarg;
-            break;
-        case 'n':
-            if (cli_parse_i64(optarg, 1, INT32_MAX, &v) < 0)
-                return cli_usage_error(&o->c, "--num-records expects a positive number");
-            o->num_records = (long)v;
-            break;
-        case 's':
-            if (cli_parse_int(optarg, 0, 100 * 1024 * 1024, &o->record_size) < 0)
-                return cli_usage_error(&o->c, "--record-size expects a size in bytes");
-            break;
-        case 'a':
-            o->acks = optarg;
-            break;
-        case OPT_LINGER:
-            if (cli_parse_i64(optarg, 0, 900000, &v) < 0)
-                return cli_usage_error(&o->c, "--linger-ms expects a number of ms");
-            o->linger_ms = (long)v;
-            break;
-        case OPT_BATCH:
-            if (cli_parse_i64(optarg, 1, INT32_MAX, &v) < 0)
-                return cli_usage_error(&o->c, "--batch-size expects a size in bytes");
-            o->batch_size = (long)v;
-            break;
-        case 'z':
-            o->compression = optarg;
-            break;
-        case OPT_PARTITIONS:
-            if (cli_parse_int(optarg, 1, 100000, &o->partitions) < 0)
-                return cli_usage_error(&o->c, "--partitions expects a positive number");
-            break;
-        case OPT_RATE:
-            if (cli_parse_i64(optarg, 1, 100000000, &v) < 0)
-                return cli_usage_error(&o->c, "--rate expects records per second");
-            o->rate = (long)v;
-            break;
-        case OPT_JSON:
-            o->json = 1;
-            break;
-        default:
-            return cli_bad_option(&o->c, argv);
-        }
-    }
+    int rc = cli_options_parse(&bench_command, o, &o->c, argc, argv);
+    if (rc >= 0)
+        return rc;
     if (optind < argc)
         return cli_usage_error(&o->c, "unexpected argument '%s'", argv[optind]);
     if (strcmp(o->mode, "e2e") == 0 && o->record_size < E2E_HEADER_BYTES)
@@ -609,10 +609,9 @@ int cli_bench_main(int argc, char **argv)
     struct bench_opts o;
     memset(&o, 0, sizeof(o));
     cli_common_init(&o.c, "gregor bench");
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(bench_help, argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-    }
+    int rc = cli_options_want_action(&bench_command, argc, argv);
+    if (rc >= 0)
+        return rc;
     o.mode = argv[1];
     int (*run)(struct bench_opts *) = strcmp(o.mode, "produce") == 0   ? bench_produce
                                       : strcmp(o.mode, "consume") == 0 ? bench_consume
@@ -622,7 +621,7 @@ int cli_bench_main(int argc, char **argv)
         return cli_usage_error(&o.c, "unknown mode '%s' (produce, consume, e2e)", o.mode);
     snprintf(name, sizeof(name), "gregor bench %s", o.mode);
     o.c.name = name;
-    int rc = bench_parse(&o, argc - 1, argv + 1);
+    rc = bench_parse(&o, argc - 1, argv + 1);
     if (rc >= 0)
         return rc;
     return run(&o);

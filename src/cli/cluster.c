@@ -14,20 +14,34 @@
 #include "cluster/controller.h"
 #include "proto/gen/describe_quorum.h"
 
-static const char cluster_help[] =
-    "usage: gregor cluster info [options]\n"
-    "\n"
-    "Prints the cluster id, the active controller, every live broker with the number of\n"
-    "partitions it leads, the metadata quorum (leader, epoch, each voter's log end and lag)\n"
-    "and the topic and partition counts.\n"
-    "\n"
-    "      --json                one JSON object instead of text\n"
-    "\n" CLI_COMMON_HELP "\n"
-    "examples:\n"
-    "  gregor cluster info\n"
-    "  gregor cluster info -b 10.0.0.5:9092 --json\n";
+struct cluster_opts {
+    struct cli_common c;
+    int json;
+};
 
-enum { OPT_JSON = CLI_OPT_FIRST_LOCAL };
+static const struct cli_option cluster_options[] = {
+    {.name = "json",
+     .has_arg = no_argument,
+     .kind = CLI_OPT_FLAG,
+     .target = CLI_FIELD(struct cluster_opts, json, int),
+     .help = "one JSON object instead of text"},
+    {.name = NULL},
+};
+
+static const struct cli_command_options cluster_command = {
+    .options = cluster_options,
+    .usage = "usage: gregor cluster info [options]\n"
+             "\n"
+             "Prints the cluster id, the active controller, every live broker with the number of\n"
+             "partitions it leads, the metadata quorum (leader, epoch, each voter's log end and "
+             "lag)\n"
+             "and the topic and partition counts.\n"
+             "\n",
+    .epilog = "examples:\n"
+              "  gregor cluster info\n"
+              "  gregor cluster info -b 10.0.0.5:9092 --json\n",
+    .help_column = 28,
+};
 
 static int cmp_broker(const void *a, const void *b)
 {
@@ -168,47 +182,30 @@ static void print_info(const struct rd_kafka_metadata *md, const char *cluster_i
 
 int cli_cluster_main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, OPT_JSON},
-        CLI_COMMON_LONGOPTS,
-    };
-    struct cli_common c;
-    int opt, json = 0;
-    cli_common_init(&c, "gregor cluster info");
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(cluster_help, argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-    }
+    struct cluster_opts o;
+    memset(&o, 0, sizeof(o));
+    struct cli_common *c = &o.c;
+    cli_common_init(c, "gregor cluster info");
+    int rc = cli_options_want_action(&cluster_command, argc, argv);
+    if (rc >= 0)
+        return rc;
     if (strcmp(argv[1], "info") != 0)
-        return cli_usage_error(&c, "unknown action '%s' (info)", argv[1]);
-    argc--, argv++;
-    cli_getopt_reset();
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (r < 0)
-            return CLI_EXIT_USAGE;
-        if (r > 0)
-            continue;
-        if (opt == 'h') {
-            fputs(cluster_help, stdout);
-            return CLI_EXIT_OK;
-        }
-        if (opt != OPT_JSON)
-            return cli_bad_option(&c, argv);
-        json = 1;
-    }
-    if (optind < argc)
-        return cli_usage_error(&c, "unexpected argument '%s'", argv[optind]);
-    rd_kafka_t *rk = cli_client_new(&c, RD_KAFKA_PRODUCER, NULL);
+        return cli_usage_error(c, "unknown action '%s' (info)", argv[1]);
+    rc = cli_options_parse(&cluster_command, &o, c, argc - 1, argv + 1);
+    if (rc >= 0)
+        return rc;
+    if (optind < argc - 1)
+        return cli_usage_error(c, "unexpected argument '%s'", argv[1 + optind]);
+    rd_kafka_t *rk = cli_client_new(c, RD_KAFKA_PRODUCER, NULL);
     if (!rk)
         return CLI_EXIT_USAGE;
     const struct rd_kafka_metadata *md;
-    int rc = cli_metadata(&c, rk, 1, &md);
+    rc = cli_metadata(c, rk, 1, &md);
     if (rc == CLI_EXIT_OK) {
         /* both are answered from the metadata just fetched, so a short wait suffices */
         char *cluster_id = rd_kafka_clusterid(rk, 1000);
         struct quorum_view q;
-        fetch_quorum(&c, &q);
+        fetch_quorum(c, &q);
         /* The active controller is the quorum leader; Metadata names a broker that forwards. */
         int32_t controller = q.leader >= 0 ? q.leader : rd_kafka_controllerid(rk, 1000);
         struct rd_kafka_metadata sorted = *md;
@@ -217,7 +214,7 @@ int cli_cluster_main(int argc, char **argv)
         memcpy(brokers, md->brokers, (size_t)md->broker_cnt * sizeof(*brokers));
         qsort(brokers, (size_t)md->broker_cnt, sizeof(*brokers), cmp_broker);
         sorted.brokers = brokers;
-        print_info(&sorted, cluster_id, controller, &q, json);
+        print_info(&sorted, cluster_id, controller, &q, o.json);
         free(brokers);
         if (cluster_id)
             rd_kafka_mem_free(rk, cluster_id);

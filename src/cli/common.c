@@ -69,57 +69,6 @@ int cli_usage_error(const struct cli_common *c, const char *fmt, ...)
     return CLI_EXIT_USAGE;
 }
 
-int cli_common_option(struct cli_common *c, int opt, const char *arg)
-{
-    int64_t v;
-    switch (opt) {
-    case 'b':
-        if (!arg || !*arg) {
-            cli_usage_error(c, "--brokers needs HOST:PORT");
-            return -1;
-        }
-        c->brokers = arg;
-        return 1;
-    case 'X':
-        if (c->nprops == CLI_MAX_PROPS) {
-            cli_usage_error(c, "too many -X properties (at most %d)", CLI_MAX_PROPS);
-            return -1;
-        }
-        if (cli_split_kv(arg, &(size_t){0}, &(const char *){NULL}) < 0) {
-            cli_usage_error(c, "-X expects KEY=VALUE, got '%s'", arg);
-            return -1;
-        }
-        c->props[c->nprops++] = arg;
-        return 1;
-    case CLI_OPT_DEBUG:
-        c->debug = arg ? arg : "generic";
-        return 1;
-    case CLI_OPT_TIMEOUT:
-        if (cli_parse_i64(arg, 1, INT_MAX, &v) < 0) {
-            cli_usage_error(c, "--timeout-ms expects a positive number, got '%s'", arg);
-            return -1;
-        }
-        c->timeout_ms = (int)v;
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-void cli_getopt_reset(void)
-{
-    optind = 0; /* GNU: 0 re-initialises, so each subcommand parses from a clean state */
-    opterr = 0; /* we print our own one-line message */
-}
-
-int cli_bad_option(const struct cli_common *c, char *const *argv)
-{
-    const char *bad = argv[optind - 1];
-    if (optopt && optopt < 0x100)
-        return cli_usage_error(c, "option '-%c' is unknown or needs a value", optopt);
-    return cli_usage_error(c, "option '%s' is unknown or needs a value", bad ? bad : "?");
-}
-
 /* librdkafka calls this from its internal threads; lines are dropped unless --debug. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {

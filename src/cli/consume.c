@@ -20,106 +20,107 @@ struct consume_opts {
     const char *offset;    /* --offset as given */
     const char *timestamp; /* --timestamp as given */
     int32_t partition;     /* -1: all */
-    long count;            /* 0: unlimited */
+    int64_t count;         /* 0: unlimited */
     const char *format;
     int json;
     int idle_exit_ms; /* 0: never */
 };
 
-enum { OPT_FROM_BEGINNING = CLI_OPT_FIRST_LOCAL, OPT_TIMESTAMP, OPT_JSON, OPT_IDLE_EXIT };
+static const struct cli_option consume_options[] = {
+    {.name = "group",
+     .letter = 'g',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_STRING,
+     .target = CLI_FIELD(struct consume_opts, group, const char *),
+     .arg = "GROUP",
+     .help = "consume as a member of GROUP (commits offsets)"},
+    {.name = "from-beginning",
+     .has_arg = no_argument,
+     .kind = CLI_OPT_FLAG,
+     .target = CLI_FIELD(struct consume_opts, from_beginning, int),
+     .help = "start at the earliest offset (with a group: when it has none)"},
+    {.name = "offset",
+     .letter = 'o',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_STRING,
+     .target = CLI_FIELD(struct consume_opts, offset, const char *),
+     .arg = "N",
+     .help = "start at offset N; also 'beginning', 'end', or -N for the\n"
+             "last N records of each partition (no --group)"},
+    {.name = "timestamp",
+     .has_arg = required_argument,
+     .kind = CLI_OPT_STRING,
+     .target = CLI_FIELD(struct consume_opts, timestamp, const char *),
+     .arg = "T",
+     .help = "start at the first record at or after T (epoch ms or\n"
+             "2024-05-01T12:00:00Z) (no --group)"},
+    {.name = "partition",
+     .letter = 'p',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT,
+     .target = CLI_FIELD(struct consume_opts, partition, int32_t),
+     .max = INT32_MAX,
+     .expects = "a partition number",
+     .arg = "N",
+     .help = "only partition N (no --group)"},
+    {.name = "count",
+     .letter = 'c',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT64,
+     .target = CLI_FIELD(struct consume_opts, count, int64_t),
+     .min = 1,
+     .max = INT64_MAX,
+     .expects = "a positive number",
+     .arg = "N",
+     .help = "exit after N records"},
+    {.name = "format",
+     .letter = 'f',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_STRING,
+     .target = CLI_FIELD(struct consume_opts, format, const char *),
+     .arg = "FMT",
+     .help = "output format; %k key, %v value, %p partition, %o offset,\n"
+             "%t timestamp (ms), %h headers (k=v,..), %T topic, %% a '%';\n"
+             "\\n \\t \\\\ are escapes (default '%v\\n')"},
+    {.name = "json",
+     .has_arg = no_argument,
+     .kind = CLI_OPT_FLAG,
+     .target = CLI_FIELD(struct consume_opts, json, int),
+     .help = "one JSON object per record: topic, partition, offset,\n"
+             "timestamp, key, value, headers"},
+    {.name = "idle-exit-ms",
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT,
+     .target = CLI_FIELD(struct consume_opts, idle_exit_ms, int),
+     .min = 1,
+     .max = INT32_MAX,
+     .expects = "a positive number",
+     .arg = "MS",
+     .help = "exit once no record arrived for MS"},
+    {.name = NULL},
+};
 
-static const char consume_help[] =
-    "usage: gregor consume TOPIC [options]\n"
-    "\n"
-    "  -g, --group GROUP         consume as a member of GROUP (commits offsets)\n"
-    "      --from-beginning      start at the earliest offset (with a group: when it has none)\n"
-    "  -o, --offset N            start at offset N; also 'beginning', 'end', or -N for the\n"
-    "                            last N records of each partition (no --group)\n"
-    "      --timestamp T         start at the first record at or after T (epoch ms or\n"
-    "                            2024-05-01T12:00:00Z) (no --group)\n"
-    "  -p, --partition N         only partition N (no --group)\n"
-    "  -c, --count N             exit after N records\n"
-    "  -f, --format FMT          output format; %k key, %v value, %p partition, %o offset,\n"
-    "                            %t timestamp (ms), %h headers (k=v,..), %T topic, %% a '%';\n"
-    "                            \\n \\t \\\\ are escapes (default '%v\\n')\n"
-    "      --json                one JSON object per record: topic, partition, offset,\n"
-    "                            timestamp, key, value, headers\n"
-    "      --idle-exit-ms MS     exit once no record arrived for MS\n"
-    "\n" CLI_COMMON_HELP "\n"
-    "Without --from-beginning/--offset/--timestamp, only new records are printed.\n"
-    "\n"
-    "examples:\n"
-    "  gregor consume greetings --from-beginning --count 10\n"
-    "  gregor consume events -g audit --format '%p/%o %k=%v %h\\n'\n"
-    "  gregor consume events --offset -5 --json --idle-exit-ms 2000\n"
-    "  gregor consume events --timestamp 2024-05-01T00:00:00Z -p 0\n";
+static const struct cli_command_options consume_command = {
+    .options = consume_options,
+    .usage = "usage: gregor consume TOPIC [options]\n"
+             "\n",
+    .epilog = "Without --from-beginning/--offset/--timestamp, only new records are printed.\n"
+              "\n"
+              "examples:\n"
+              "  gregor consume greetings --from-beginning --count 10\n"
+              "  gregor consume events -g audit --format '%p/%o %k=%v %h\\n'\n"
+              "  gregor consume events --offset -5 --json --idle-exit-ms 2000\n"
+              "  gregor consume events --timestamp 2024-05-01T00:00:00Z -p 0\n",
+    .help_column = 28,
+};
 
 static int consume_parse(struct consume_opts *o, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"group", required_argument, NULL, 'g'},
-        {"from-beginning", no_argument, NULL, OPT_FROM_BEGINNING},
-        {"offset", required_argument, NULL, 'o'},
-        {"timestamp", required_argument, NULL, OPT_TIMESTAMP},
-        {"partition", required_argument, NULL, 'p'},
-        {"count", required_argument, NULL, 'c'},
-        {"format", required_argument, NULL, 'f'},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"idle-exit-ms", required_argument, NULL, OPT_IDLE_EXIT},
-        CLI_COMMON_LONGOPTS,
-    };
-    int opt, v;
-    int64_t n;
     o->partition = -1;
     o->format = "%v\\n";
-    cli_getopt_reset();
-    while ((opt = getopt_long(argc, argv, "g:o:p:c:f:" CLI_COMMON_SHORTOPTS, longopts, NULL)) !=
-           -1) {
-        int r = cli_common_option(&o->c, opt, optarg);
-        if (r < 0)
-            return CLI_EXIT_USAGE;
-        if (r > 0)
-            continue;
-        switch (opt) {
-        case 'h':
-            fputs(consume_help, stdout);
-            return CLI_EXIT_OK;
-        case 'g':
-            o->group = optarg;
-            break;
-        case OPT_FROM_BEGINNING:
-            o->from_beginning = 1;
-            break;
-        case 'o':
-            o->offset = optarg;
-            break;
-        case OPT_TIMESTAMP:
-            o->timestamp = optarg;
-            break;
-        case 'p':
-            if (cli_parse_int(optarg, 0, INT32_MAX, &v) < 0)
-                return cli_usage_error(&o->c, "--partition expects a partition number");
-            o->partition = v;
-            break;
-        case 'c':
-            if (cli_parse_i64(optarg, 1, INT64_MAX, &n) < 0)
-                return cli_usage_error(&o->c, "--count expects a positive number");
-            o->count = (long)n;
-            break;
-        case 'f':
-            o->format = optarg;
-            break;
-        case OPT_JSON:
-            o->json = 1;
-            break;
-        case OPT_IDLE_EXIT:
-            if (cli_parse_int(optarg, 1, INT32_MAX, &o->idle_exit_ms) < 0)
-                return cli_usage_error(&o->c, "--idle-exit-ms expects a positive number");
-            break;
-        default:
-            return cli_bad_option(&o->c, argv);
-        }
-    }
+    int rc = cli_options_parse(&consume_command, o, &o->c, argc, argv);
+    if (rc >= 0)
+        return rc;
     if (argc - optind != 1)
         return cli_usage_error(&o->c, "expected exactly one TOPIC");
     o->topic = argv[optind];

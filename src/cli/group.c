@@ -26,118 +26,141 @@ struct group_opts {
     int32_t partition; /* -1: all */
     enum reset_to to;
     int64_t to_value; /* offset or timestamp ms */
-    int dry_run, json;
+    int dry_run;
 };
 
-enum {
-    OPT_TO_EARLIEST = CLI_OPT_FIRST_LOCAL,
-    OPT_TO_LATEST,
-    OPT_TO_OFFSET,
-    OPT_TO_DATETIME,
-    OPT_DRY_RUN,
-    OPT_JSON,
-};
-
-static const char group_help[] =
-    "usage: gregor group list\n"
-    "       gregor group describe GROUP...\n"
-    "       gregor group delete GROUP...\n"
-    "       gregor group reset-offsets GROUP --topic TOPIC [--partition N]\n"
-    "                  (--to-earliest | --to-latest | --to-offset N | --to-datetime T) "
-    "[--dry-run]\n"
-    "\n"
-    "  -g, --group GROUP         the group (instead of the positional GROUP)\n"
-    "  -t, --topic TOPIC         reset this topic's partitions, may repeat (default: every\n"
-    "                            partition the group has committed offsets for)\n"
-    "  -p, --partition N         only partition N of the topic(s)\n"
-    "      --to-earliest         reset to each partition's log start\n"
-    "      --to-latest           reset to each partition's log end\n"
-    "      --to-offset N         reset to N (clamped to the partition's offsets)\n"
-    "      --to-datetime T       reset to the first record at or after T (epoch ms or\n"
-    "                            2024-05-01T12:00:00Z)\n"
-    "      --dry-run             print the new offsets without committing them\n"
-    "\n" CLI_COMMON_HELP "\n"
-    "describe prints, per partition, the committed offset, the log end offset, the lag, and the\n"
-    "member that owns the partition. reset-offsets refuses while the group has members.\n"
-    "\n"
-    "examples:\n"
-    "  gregor group list\n"
-    "  gregor group describe billing\n"
-    "  gregor group reset-offsets billing --topic invoices --to-earliest --dry-run\n"
-    "  gregor group reset-offsets billing -t invoices --to-datetime 2024-05-01T00:00:00Z\n"
-    "  gregor group delete billing\n";
-
+/* --to-earliest, --to-latest, --to-offset N, --to-datetime T: only one of them. */
 static int set_reset(struct group_opts *o, enum reset_to to)
 {
-    if (o->to != RESET_NONE)
-        return cli_usage_error(&o->c, "use only one --to-* option");
+    if (o->to != RESET_NONE) {
+        cli_usage_error(&o->c, "use only one --to-* option");
+        return -1;
+    }
     o->to = to;
     return 0;
 }
 
+static int set_to_earliest(void *opts, struct cli_common *c, const char *arg)
+{
+    return set_reset(opts, RESET_EARLIEST);
+}
+
+static int set_to_latest(void *opts, struct cli_common *c, const char *arg)
+{
+    return set_reset(opts, RESET_LATEST);
+}
+
+static int set_to_offset(void *opts, struct cli_common *c, const char *arg)
+{
+    struct group_opts *o = opts;
+    if (set_reset(o, RESET_OFFSET) < 0)
+        return -1;
+    if (cli_parse_i64(arg, 0, INT64_MAX, &o->to_value) < 0) {
+        cli_usage_error(c, "--to-offset expects an offset >= 0");
+        return -1;
+    }
+    return 0;
+}
+
+static int set_to_datetime(void *opts, struct cli_common *c, const char *arg)
+{
+    struct group_opts *o = opts;
+    if (set_reset(o, RESET_DATETIME) < 0)
+        return -1;
+    if (cli_parse_datetime(arg, &o->to_value) < 0) {
+        cli_usage_error(c, "--to-datetime expects epoch ms or ISO-8601");
+        return -1;
+    }
+    return 0;
+}
+
+static const struct cli_option group_options[] = {
+    {.name = "group",
+     .letter = 'g',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_STRING,
+     .target = CLI_FIELD(struct group_opts, group, const char *),
+     .arg = "GROUP",
+     .help = "the group (instead of the positional GROUP)"},
+    {.name = "topic",
+     .letter = 't',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_LIST,
+     .target = CLI_FIELD(struct group_opts, topics[0], const char *),
+     .count = CLI_FIELD(struct group_opts, ntopics, int),
+     .max = GROUP_MAX_TOPICS,
+     .arg = "TOPIC",
+     .help = "reset this topic's partitions, may repeat (default: every\n"
+             "partition the group has committed offsets for)"},
+    {.name = "partition",
+     .letter = 'p',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT,
+     .target = CLI_FIELD(struct group_opts, partition, int32_t),
+     .max = INT32_MAX,
+     .expects = "a partition number",
+     .arg = "N",
+     .help = "only partition N of the topic(s)"},
+    {.name = "to-earliest",
+     .has_arg = no_argument,
+     .kind = CLI_OPT_CALL,
+     .set = set_to_earliest,
+     .help = "reset to each partition's log start"},
+    {.name = "to-latest",
+     .has_arg = no_argument,
+     .kind = CLI_OPT_CALL,
+     .set = set_to_latest,
+     .help = "reset to each partition's log end"},
+    {.name = "to-offset",
+     .has_arg = required_argument,
+     .kind = CLI_OPT_CALL,
+     .set = set_to_offset,
+     .arg = "N",
+     .help = "reset to N (clamped to the partition's offsets)"},
+    {.name = "to-datetime",
+     .has_arg = required_argument,
+     .kind = CLI_OPT_CALL,
+     .set = set_to_datetime,
+     .arg = "T",
+     .help = "reset to the first record at or after T (epoch ms or\n"
+             "2024-05-01T12:00:00Z)"},
+    {.name = "dry-run",
+     .has_arg = no_argument,
+     .kind = CLI_OPT_FLAG,
+     .target = CLI_FIELD(struct group_opts, dry_run, int),
+     .help = "print the new offsets without committing them"},
+    {.name = NULL},
+};
+
+static const struct cli_command_options group_command = {
+    .options = group_options,
+    .usage = "usage: gregor group list\n"
+             "       gregor group describe GROUP...\n"
+             "       gregor group delete GROUP...\n"
+             "       gregor group reset-offsets GROUP --topic TOPIC [--partition N]\n"
+             "                  (--to-earliest | --to-latest | --to-offset N | --to-datetime T) "
+             "[--dry-run]\n"
+             "\n",
+    .epilog =
+        "describe prints, per partition, the committed offset, the log end offset, the lag, and "
+        "the\n"
+        "member that owns the partition. reset-offsets refuses while the group has members.\n"
+        "\n"
+        "examples:\n"
+        "  gregor group list\n"
+        "  gregor group describe billing\n"
+        "  gregor group reset-offsets billing --topic invoices --to-earliest --dry-run\n"
+        "  gregor group reset-offsets billing -t invoices --to-datetime 2024-05-01T00:00:00Z\n"
+        "  gregor group delete billing\n",
+    .help_column = 28,
+};
+
 static int group_parse(struct group_opts *o, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"group", required_argument, NULL, 'g'},
-        {"topic", required_argument, NULL, 't'},
-        {"partition", required_argument, NULL, 'p'},
-        {"to-earliest", no_argument, NULL, OPT_TO_EARLIEST},
-        {"to-latest", no_argument, NULL, OPT_TO_LATEST},
-        {"to-offset", required_argument, NULL, OPT_TO_OFFSET},
-        {"to-datetime", required_argument, NULL, OPT_TO_DATETIME},
-        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-        CLI_COMMON_LONGOPTS,
-    };
-    int opt, v;
     o->partition = -1;
-    cli_getopt_reset();
-    while ((opt = getopt_long(argc, argv, "g:t:p:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-        int r = cli_common_option(&o->c, opt, optarg);
-        if (r < 0)
-            return CLI_EXIT_USAGE;
-        if (r > 0)
-            continue;
-        switch (opt) {
-        case 'h':
-            fputs(group_help, stdout);
-            return CLI_EXIT_OK;
-        case 'g':
-            o->group = optarg;
-            break;
-        case 't':
-            if (o->ntopics == GROUP_MAX_TOPICS)
-                return cli_usage_error(&o->c, "too many --topic options");
-            o->topics[o->ntopics++] = optarg;
-            break;
-        case 'p':
-            if (cli_parse_int(optarg, 0, INT32_MAX, &v) < 0)
-                return cli_usage_error(&o->c, "--partition expects a partition number");
-            o->partition = v;
-            break;
-        case OPT_TO_EARLIEST:
-        case OPT_TO_LATEST:
-            if (set_reset(o, opt == OPT_TO_EARLIEST ? RESET_EARLIEST : RESET_LATEST))
-                return CLI_EXIT_USAGE;
-            break;
-        case OPT_TO_OFFSET:
-            if (set_reset(o, RESET_OFFSET))
-                return CLI_EXIT_USAGE;
-            if (cli_parse_i64(optarg, 0, INT64_MAX, &o->to_value) < 0)
-                return cli_usage_error(&o->c, "--to-offset expects an offset >= 0");
-            break;
-        case OPT_TO_DATETIME:
-            if (set_reset(o, RESET_DATETIME))
-                return CLI_EXIT_USAGE;
-            if (cli_parse_datetime(optarg, &o->to_value) < 0)
-                return cli_usage_error(&o->c, "--to-datetime expects epoch ms or ISO-8601");
-            break;
-        case OPT_DRY_RUN:
-            o->dry_run = 1;
-            break;
-        default:
-            return cli_bad_option(&o->c, argv);
-        }
-    }
+    int rc = cli_options_parse(&group_command, o, &o->c, argc, argv);
+    if (rc >= 0)
+        return rc;
     o->names = argv + optind;
     o->nnames = argc - optind;
     return -1;
@@ -585,10 +608,9 @@ int cli_group_main(int argc, char **argv)
     struct group_opts o;
     memset(&o, 0, sizeof(o));
     cli_common_init(&o.c, "gregor group");
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(group_help, argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-    }
+    int rc = cli_options_want_action(&group_command, argc, argv);
+    if (rc >= 0)
+        return rc;
     int (*run)(struct group_opts *, rd_kafka_t *) = NULL;
     for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
         if (strcmp(argv[1], actions[i].action) == 0)
@@ -600,7 +622,7 @@ int cli_group_main(int argc, char **argv)
                                argv[1]);
     snprintf(name, sizeof(name), "gregor group %s", argv[1]);
     o.c.name = name;
-    int rc = group_parse(&o, argc - 1, argv + 1);
+    rc = group_parse(&o, argc - 1, argv + 1);
     if (rc >= 0)
         return rc;
     if (run != group_reset && (o.ntopics || o.partition >= 0 || o.to != RESET_NONE || o.dry_run))

@@ -1,7 +1,8 @@
 /*
- * What the CLI's files share: common options (-b, -X, --debug, --timeout-ms, --help),
- * librdkafka client set-up that keeps librdkafka's own logging quiet, error reporting, and
- * small parsing/output helpers. Every function here runs on the main thread unless noted.
+ * What the CLI's files share: the common options' state (-b, -X, --debug, --timeout-ms; parsed
+ * by options.h), librdkafka client set-up that keeps librdkafka's own logging quiet, error
+ * reporting, and small parsing/output helpers. Every function here runs on the main thread unless
+ * noted.
  */
 #ifndef GREGOR_CLI_INTERNAL_H
 #define GREGOR_CLI_INTERNAL_H
@@ -13,6 +14,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "cli/options.h"
+
 enum {
     CLI_EXIT_OK = 0,
     CLI_EXIT_FAIL = 1,
@@ -23,33 +26,6 @@ enum {
 #define CLI_DEFAULT_BROKERS "127.0.0.1:9092"
 #define CLI_DEFAULT_TIMEOUT_MS 5000
 #define CLI_MAX_PROPS 64
-
-/* Long-only option values start here so they never collide with short option characters. */
-enum {
-    CLI_OPT_DEBUG = 0x100,
-    CLI_OPT_TIMEOUT,
-    CLI_OPT_FIRST_LOCAL = 0x200, /* subcommands number their own long-only options from here */
-};
-
-/* The options every subcommand accepts; append to a subcommand's own option table. */
-#define CLI_COMMON_LONGOPTS                                                                        \
-    {"brokers", required_argument, NULL, 'b'}, {"property", required_argument, NULL, 'X'},         \
-        {"debug", optional_argument, NULL, CLI_OPT_DEBUG},                                         \
-        {"timeout-ms", required_argument, NULL, CLI_OPT_TIMEOUT},                                  \
-        {"help", no_argument, NULL, 'h'},                                                          \
-    {                                                                                              \
-        NULL, 0, NULL, 0                                                                           \
-    }
-#define CLI_COMMON_SHORTOPTS "b:X:h"
-
-#define CLI_COMMON_HELP                                                                            \
-    "common options:\n"                                                                            \
-    "  -b, --brokers HOST:PORT[,..]  bootstrap brokers (default $GREGOR_BROKERS or "               \
-    "127.0.0.1:9092)\n"                                                                            \
-    "  -X, --property KEY=VALUE      librdkafka property, may repeat\n"                            \
-    "      --timeout-ms MS           give up on the broker after MS (default 5000)\n"              \
-    "      --debug[=CONTEXTS]        show librdkafka's log (debug contexts, default generic)\n"    \
-    "  -h, --help                    this text\n"
 
 /* State every subcommand carries: its name for messages, the common options, the last error
  * librdkafka reported (written by the error callback, which runs on whichever thread polls). */
@@ -72,14 +48,6 @@ void cli_install_stop_signals(void);
 
 /* Fills defaults: brokers from $GREGOR_BROKERS or 127.0.0.1:9092, 5 s timeout. */
 void cli_common_init(struct cli_common *c, const char *name);
-
-/* Handles a common option returned by getopt_long. Returns 1 if handled, 0 if OPT is not a
- * common option, -1 after printing a usage error. For 'h' the caller prints its help. */
-int cli_common_option(struct cli_common *c, int opt, const char *arg);
-
-/* Resets getopt and reports an unknown option / missing argument in one line; returns 64. */
-void cli_getopt_reset(void);
-int cli_bad_option(const struct cli_common *c, char *const *argv);
 
 /* "NAME: message" on stderr, one line. */
 void cli_error(const struct cli_common *c, const char *fmt, ...)

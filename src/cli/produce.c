@@ -22,7 +22,7 @@ struct produce_opts {
     int32_t partition;
     const char *compression;
     const char *acks;
-    const char *linger_ms;
+    int linger_ms;
     int delivery_timeout_ms;
     const char *headers[PRODUCE_MAX_HEADERS];
     int nheaders;
@@ -35,99 +35,100 @@ struct produce_stats {
     long delivered, failed, reported;
 };
 
-enum { OPT_LINGER = CLI_OPT_FIRST_LOCAL, OPT_DELIVERY_TIMEOUT };
+static const struct cli_option produce_options[] = {
+    {.name = "key-separator",
+     .letter = 'K',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_STRING,
+     .target = CLI_FIELD(struct produce_opts, key_sep, const char *),
+     .min = 1,
+     .expects = "a separator",
+     .arg = "SEP",
+     .help = "split each line at the first SEP into key and value"},
+    {.name = "partition",
+     .letter = 'p',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT,
+     .target = CLI_FIELD(struct produce_opts, partition, int32_t),
+     .max = INT32_MAX,
+     .expects = "a partition number",
+     .arg = "N",
+     .help = "send every record to partition N (default: partitioner)"},
+    {.name = "compression",
+     .letter = 'z',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_STRING,
+     .target = CLI_FIELD(struct produce_opts, compression, const char *),
+     .arg = "CODEC",
+     .help = "none, gzip, snappy, lz4, zstd (default none)"},
+    {.name = "acks",
+     .letter = 'a',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_STRING,
+     .target = CLI_FIELD(struct produce_opts, acks, const char *),
+     .arg = "ACKS",
+     .help = "0, 1, all (default all)"},
+    {.name = "header",
+     .letter = 'H',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_KV_LIST,
+     .target = CLI_FIELD(struct produce_opts, headers[0], const char *),
+     .count = CLI_FIELD(struct produce_opts, nheaders, int),
+     .max = PRODUCE_MAX_HEADERS,
+     .arg = "KEY=VALUE",
+     .help = "header added to every record, may repeat"},
+    {.name = "linger-ms",
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT,
+     .target = CLI_FIELD(struct produce_opts, linger_ms, int),
+     .max = 900000,
+     .expects = "a number of ms",
+     .arg = "MS",
+     .help = "batching delay (default 5)"},
+    {.name = "delivery-timeout-ms",
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT,
+     .target = CLI_FIELD(struct produce_opts, delivery_timeout_ms, int),
+     .min = 1,
+     .max = 900000,
+     .expects = "a number of ms",
+     .arg = "MS",
+     .help = "fail a record not acknowledged within MS (default 30000)"},
+    {.name = "verbose",
+     .letter = 'v',
+     .has_arg = no_argument,
+     .kind = CLI_OPT_FLAG,
+     .target = CLI_FIELD(struct produce_opts, verbose, int),
+     .help = "print the delivered count on stderr at the end"},
+    {.name = NULL},
+};
 
-static const char produce_help[] =
-    "usage: gregor produce TOPIC [options] < lines\n"
-    "\n"
-    "Sends each line of stdin as one record (without the newline).\n"
-    "\n"
-    "  -K, --key-separator SEP     split each line at the first SEP into key and value\n"
-    "  -p, --partition N           send every record to partition N (default: partitioner)\n"
-    "  -z, --compression CODEC     none, gzip, snappy, lz4, zstd (default none)\n"
-    "  -a, --acks ACKS             0, 1, all (default all)\n"
-    "  -H, --header KEY=VALUE      header added to every record, may repeat\n"
-    "      --linger-ms MS          batching delay (default 5)\n"
-    "      --delivery-timeout-ms MS  fail a record not acknowledged within MS (default 30000)\n"
-    "  -v, --verbose               print the delivered count on stderr at the end\n"
-    "\n" CLI_COMMON_HELP "\n"
-    "Exits 1 if any record could not be delivered (each distinct error is printed once).\n"
-    "\n"
-    "examples:\n"
-    "  printf 'hello\\nworld\\n' | gregor produce greetings\n"
-    "  printf 'user1:clicked\\n' | gregor produce events -K : -H source=web -a 1\n"
-    "  seq 1000 | gregor produce numbers -z zstd --partition 0\n";
+static const struct cli_command_options produce_command = {
+    .options = produce_options,
+    .usage = "usage: gregor produce TOPIC [options] < lines\n"
+             "\n"
+             "Sends each line of stdin as one record (without the newline).\n"
+             "\n",
+    .epilog = "Exits 1 if any record could not be delivered (each distinct error is printed "
+              "once).\n"
+              "\n"
+              "examples:\n"
+              "  printf 'hello\\nworld\\n' | gregor produce greetings\n"
+              "  printf 'user1:clicked\\n' | gregor produce events -K : -H source=web -a 1\n"
+              "  seq 1000 | gregor produce numbers -z zstd --partition 0\n",
+    .help_column = 30,
+};
 
 static int produce_parse(struct produce_opts *o, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"key-separator", required_argument, NULL, 'K'},
-        {"partition", required_argument, NULL, 'p'},
-        {"compression", required_argument, NULL, 'z'},
-        {"acks", required_argument, NULL, 'a'},
-        {"header", required_argument, NULL, 'H'},
-        {"linger-ms", required_argument, NULL, OPT_LINGER},
-        {"delivery-timeout-ms", required_argument, NULL, OPT_DELIVERY_TIMEOUT},
-        {"verbose", no_argument, NULL, 'v'},
-        CLI_COMMON_LONGOPTS,
-    };
-    int opt;
     o->partition = RD_KAFKA_PARTITION_UA;
     o->acks = "all";
     o->compression = "none";
-    o->linger_ms = "5";
+    o->linger_ms = 5;
     o->delivery_timeout_ms = 30000;
-    cli_getopt_reset();
-    while ((opt = getopt_long(argc, argv, "K:p:z:a:H:v" CLI_COMMON_SHORTOPTS, longopts, NULL)) !=
-           -1) {
-        int r = cli_common_option(&o->c, opt, optarg), v;
-        if (r < 0)
-            return CLI_EXIT_USAGE;
-        if (r > 0)
-            continue;
-        switch (opt) {
-        case 'h':
-            fputs(produce_help, stdout);
-            return CLI_EXIT_OK;
-        case 'K':
-            if (!*optarg)
-                return cli_usage_error(&o->c, "--key-separator must not be empty");
-            o->key_sep = optarg;
-            break;
-        case 'p':
-            if (cli_parse_int(optarg, 0, INT32_MAX, &v) < 0)
-                return cli_usage_error(&o->c, "--partition expects a partition number");
-            o->partition = v;
-            break;
-        case 'z':
-            o->compression = optarg;
-            break;
-        case 'a':
-            o->acks = optarg;
-            break;
-        case 'H':
-            if (cli_split_kv(optarg, &(size_t){0}, &(const char *){NULL}) < 0)
-                return cli_usage_error(&o->c, "--header expects KEY=VALUE, got '%s'", optarg);
-            if (o->nheaders == PRODUCE_MAX_HEADERS)
-                return cli_usage_error(&o->c, "too many headers");
-            o->headers[o->nheaders++] = optarg;
-            break;
-        case OPT_LINGER:
-            if (cli_parse_int(optarg, 0, 900000, &v) < 0)
-                return cli_usage_error(&o->c, "--linger-ms expects a number of ms");
-            o->linger_ms = optarg;
-            break;
-        case OPT_DELIVERY_TIMEOUT:
-            if (cli_parse_int(optarg, 1, 900000, &o->delivery_timeout_ms) < 0)
-                return cli_usage_error(&o->c, "--delivery-timeout-ms expects a number of ms");
-            break;
-        case 'v':
-            o->verbose = 1;
-            break;
-        default:
-            return cli_bad_option(&o->c, argv);
-        }
-    }
+    int rc = cli_options_parse(&produce_command, o, &o->c, argc, argv);
+    if (rc >= 0)
+        return rc;
     if (argc - optind != 1)
         return cli_usage_error(&o->c, "expected exactly one TOPIC");
     o->topic = argv[optind];
@@ -152,13 +153,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 static rd_kafka_conf_t *produce_conf(struct produce_opts *o)
 {
-    char num[32];
+    char num[32], linger[32];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     snprintf(num, sizeof(num), "%d", o->delivery_timeout_ms);
+    snprintf(linger, sizeof(linger), "%d", o->linger_ms);
     if (cli_conf_set(&o->c, conf, "acks", o->acks) < 0 ||
         cli_conf_set(&o->c, conf, "compression.codec", o->compression) < 0 ||
-        cli_conf_set(&o->c, conf, "linger.ms", o->linger_ms) < 0 ||
+        cli_conf_set(&o->c, conf, "linger.ms", linger) < 0 ||
         cli_conf_set(&o->c, conf, "message.timeout.ms", num) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;

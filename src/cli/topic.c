@@ -26,116 +26,110 @@ struct topic_opts {
     int nset;
     const char *del[TOPIC_MAX_CONFIGS];
     int ndel;
-    int if_exists, if_not_exists, include_internal, show_configs, show_log_dirs;
+    int if_exists, if_not_exists, include_internal, no_configs, show_log_dirs;
     char **names;
     int nnames;
 };
 
-enum {
-    OPT_IF_EXISTS = CLI_OPT_FIRST_LOCAL,
-    OPT_IF_NOT_EXISTS,
-    OPT_DELETE_CONFIG,
-    OPT_NO_CONFIGS,
-    OPT_LOG_DIRS,
+static const struct cli_option topic_options[] = {
+    {.name = "partitions",
+     .letter = 'p',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT,
+     .target = CLI_FIELD(struct topic_opts, partitions, int),
+     .min = 1,
+     .max = 1000000,
+     .expects = "a positive number",
+     .arg = "N",
+     .help = "partition count (create), new total count (alter)"},
+    {.name = "replication-factor",
+     .letter = 'r',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_INT,
+     .target = CLI_FIELD(struct topic_opts, replication_factor, int),
+     .min = 1,
+     .max = 32767,
+     .expects = "a positive number",
+     .arg = "N",
+     .help = "replicas per partition (create)"},
+    {.name = "config",
+     .letter = 'c',
+     .has_arg = required_argument,
+     .kind = CLI_OPT_KV_LIST,
+     .target = CLI_FIELD(struct topic_opts, set[0], const char *),
+     .count = CLI_FIELD(struct topic_opts, nset, int),
+     .max = TOPIC_MAX_CONFIGS,
+     .arg = "KEY=VALUE",
+     .help = "topic config, may repeat"},
+    {.name = "delete-config",
+     .has_arg = required_argument,
+     .kind = CLI_OPT_LIST,
+     .target = CLI_FIELD(struct topic_opts, del[0], const char *),
+     .count = CLI_FIELD(struct topic_opts, ndel, int),
+     .max = TOPIC_MAX_CONFIGS,
+     .arg = "KEY",
+     .help = "revert a topic config to its default (alter)"},
+    {.name = "if-exists",
+     .has_arg = no_argument,
+     .kind = CLI_OPT_FLAG,
+     .target = CLI_FIELD(struct topic_opts, if_exists, int),
+     .help = "delete: succeed quietly when a topic does not exist"},
+    {.name = "if-not-exists",
+     .has_arg = no_argument,
+     .kind = CLI_OPT_FLAG,
+     .target = CLI_FIELD(struct topic_opts, if_not_exists, int),
+     .help = "create: succeed quietly when the topic exists"},
+    {.name = "all",
+     .letter = 'a',
+     .has_arg = no_argument,
+     .kind = CLI_OPT_FLAG,
+     .target = CLI_FIELD(struct topic_opts, include_internal, int),
+     .help = "list: include internal topics (__consumer_offsets)"},
+    {.name = "no-configs",
+     .has_arg = no_argument,
+     .kind = CLI_OPT_FLAG,
+     .target = CLI_FIELD(struct topic_opts, no_configs, int),
+     .help = "describe: skip the configs"},
+    {.name = "log-dirs",
+     .has_arg = no_argument,
+     .kind = CLI_OPT_FLAG,
+     .target = CLI_FIELD(struct topic_opts, show_log_dirs, int),
+     .help = "describe: each broker's log directory (volume size and\n"
+             "free space) and each replica's size and offset lag"},
+    {.name = NULL},
 };
 
-static const char topic_help[] =
-    "usage: gregor topic create TOPIC [--partitions N] [--replication-factor N]\n"
-    "                           [--config KEY=VALUE]... [--if-not-exists]\n"
-    "       gregor topic list [--all]\n"
-    "       gregor topic describe [TOPIC...] [--no-configs] [--log-dirs]\n"
-    "       gregor topic delete TOPIC... [--if-exists]\n"
-    "       gregor topic alter TOPIC [--partitions N] [--config KEY=VALUE]...\n"
-    "                          [--delete-config KEY]...\n"
-    "\n"
-    "  -p, --partitions N            partition count (create), new total count (alter)\n"
-    "  -r, --replication-factor N    replicas per partition (create)\n"
-    "  -c, --config KEY=VALUE        topic config, may repeat\n"
-    "      --delete-config KEY       revert a topic config to its default (alter)\n"
-    "      --if-exists / --if-not-exists   succeed quietly when there is nothing to do\n"
-    "  -a, --all                     list: include internal topics (__consumer_offsets)\n"
-    "      --no-configs              describe: skip the configs\n"
-    "      --log-dirs                describe: each broker's log directory (volume size and\n"
-    "                                free space) and each replica's size and offset lag\n"
-    "\n" CLI_COMMON_HELP "\n"
-    "describe prints partitions with leader, replicas, ISR, log start and end offsets, and the\n"
-    "topic's configs; '*' marks a config set on the topic rather than defaulted.\n"
-    "\n"
-    "examples:\n"
-    "  gregor topic create orders --partitions 6 --config retention.ms=86400000\n"
-    "  gregor topic describe orders\n"
-    "  gregor topic alter orders --partitions 12 --config cleanup.policy=compact\n"
-    "  gregor topic delete orders\n"
-    "  GREGOR_BROKERS=10.0.0.5:9092 gregor topic list\n";
+static const struct cli_command_options topic_command = {
+    .options = topic_options,
+    .usage = "usage: gregor topic create TOPIC [--partitions N] [--replication-factor N]\n"
+             "                           [--config KEY=VALUE]... [--if-not-exists]\n"
+             "       gregor topic list [--all]\n"
+             "       gregor topic describe [TOPIC...] [--no-configs] [--log-dirs]\n"
+             "       gregor topic delete TOPIC... [--if-exists]\n"
+             "       gregor topic alter TOPIC [--partitions N] [--config KEY=VALUE]...\n"
+             "                          [--delete-config KEY]...\n"
+             "\n",
+    .epilog =
+        "describe prints partitions with leader, replicas, ISR, log start and end offsets, and "
+        "the\n"
+        "topic's configs; '*' marks a config set on the topic rather than defaulted.\n"
+        "\n"
+        "examples:\n"
+        "  gregor topic create orders --partitions 6 --config retention.ms=86400000\n"
+        "  gregor topic describe orders\n"
+        "  gregor topic alter orders --partitions 12 --config cleanup.policy=compact\n"
+        "  gregor topic delete orders\n"
+        "  GREGOR_BROKERS=10.0.0.5:9092 gregor topic list\n",
+    .help_column = 32,
+};
 
 static int topic_parse(struct topic_opts *o, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"partitions", required_argument, NULL, 'p'},
-        {"replication-factor", required_argument, NULL, 'r'},
-        {"config", required_argument, NULL, 'c'},
-        {"delete-config", required_argument, NULL, OPT_DELETE_CONFIG},
-        {"if-exists", no_argument, NULL, OPT_IF_EXISTS},
-        {"if-not-exists", no_argument, NULL, OPT_IF_NOT_EXISTS},
-        {"all", no_argument, NULL, 'a'},
-        {"no-configs", no_argument, NULL, OPT_NO_CONFIGS},
-        {"log-dirs", no_argument, NULL, OPT_LOG_DIRS},
-        CLI_COMMON_LONGOPTS,
-    };
-    int opt;
     o->partitions = -1;
     o->replication_factor = -1;
-    o->show_configs = 1;
-    cli_getopt_reset();
-    while ((opt = getopt_long(argc, argv, "p:r:c:a" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-        int r = cli_common_option(&o->c, opt, optarg);
-        if (r < 0)
-            return CLI_EXIT_USAGE;
-        if (r > 0)
-            continue;
-        switch (opt) {
-        case 'h':
-            fputs(topic_help, stdout);
-            return CLI_EXIT_OK;
-        case 'p':
-            if (cli_parse_int(optarg, 1, 1000000, &o->partitions) < 0)
-                return cli_usage_error(&o->c, "--partitions expects a positive number");
-            break;
-        case 'r':
-            if (cli_parse_int(optarg, 1, 32767, &o->replication_factor) < 0)
-                return cli_usage_error(&o->c, "--replication-factor expects a positive number");
-            break;
-        case 'c':
-            if (cli_split_kv(optarg, &(size_t){0}, &(const char *){NULL}) < 0)
-                return cli_usage_error(&o->c, "--config expects KEY=VALUE, got '%s'", optarg);
-            if (o->nset == TOPIC_MAX_CONFIGS)
-                return cli_usage_error(&o->c, "too many --config options");
-            o->set[o->nset++] = optarg;
-            break;
-        case OPT_DELETE_CONFIG:
-            if (o->ndel == TOPIC_MAX_CONFIGS)
-                return cli_usage_error(&o->c, "too many --delete-config options");
-            o->del[o->ndel++] = optarg;
-            break;
-        case OPT_IF_EXISTS:
-            o->if_exists = 1;
-            break;
-        case OPT_IF_NOT_EXISTS:
-            o->if_not_exists = 1;
-            break;
-        case 'a':
-            o->include_internal = 1;
-            break;
-        case OPT_NO_CONFIGS:
-            o->show_configs = 0;
-            break;
-        case OPT_LOG_DIRS:
-            o->show_log_dirs = 1;
-            break;
-        default:
-            return cli_bad_option(&o->c, argv);
-        }
-    }
+    int rc = cli_options_parse(&topic_command, o, &o->c, argc, argv);
+    if (rc >= 0)
+        return rc;
     o->names = argv + optind;
     o->nnames = argc - optind;
     return -1; /* parsed; go on */
@@ -412,7 +406,7 @@ static int describe_topic(struct topic_opts *o, rd_kafka_t *rk, const struct rd_
         rd_kafka_topic_partition_list_destroy(low);
     if (high)
         rd_kafka_topic_partition_list_destroy(high);
-    if (o->show_configs && print_configs(o, rk, t->topic) < 0)
+    if (!o->no_configs && print_configs(o, rk, t->topic) < 0)
         rc = -1;
     if (o->show_log_dirs && cli_print_log_dirs(&o->c, md, t) < 0)
         rc = -1;
@@ -577,10 +571,9 @@ int cli_topic_main(int argc, char **argv)
     struct topic_opts o;
     memset(&o, 0, sizeof(o));
     cli_common_init(&o.c, "gregor topic");
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(topic_help, argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-    }
+    int rc = cli_options_want_action(&topic_command, argc, argv);
+    if (rc >= 0)
+        return rc;
     int (*run)(struct topic_opts *, rd_kafka_t *) = NULL;
     static char name[64];
     for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
@@ -591,7 +584,7 @@ int cli_topic_main(int argc, char **argv)
                                argv[1]);
     snprintf(name, sizeof(name), "gregor topic %s", argv[1]);
     o.c.name = name;
-    int rc = topic_parse(&o, argc - 1, argv + 1);
+    rc = topic_parse(&o, argc - 1, argv + 1);
     if (rc >= 0)
         return rc;
     rd_kafka_t *rk = cli_client_new(&o.c, RD_KAFKA_PRODUCER, NULL);

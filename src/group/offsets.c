@@ -16,6 +16,16 @@
 #include "proto/gen/offset_delete.h"
 #include "proto/gen/offset_fetch.h"
 
+/* A response array of n zeroed elements of `size` in arena a (n < 0, a null request array,
+ * counts as 0): *count = n, or NULL and 0. */
+static void *response_array_new(struct arena *a, int32_t n, size_t size, int32_t *count)
+{
+    size_t k = n > 0 ? (size_t)n : 0;
+    void *v = arena_calloc(a, k + 1, size);
+    *count = v ? (int32_t)k : 0;
+    return v;
+}
+
 static int entry_cmp(const struct offset_entry *e, const char *topic, size_t tlen, int32_t part)
 {
     size_t el = strlen(e->topic);
@@ -207,22 +217,21 @@ void group_handle_offset_commit(struct shard *s, struct group_call *c)
 {
     const struct kmsg_offset_commit_request *req = c->req;
     struct kmsg_offset_commit_response *resp = c->resp;
-    int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
-    resp->topics.v = arena_calloc(c->arena, (size_t)nt + 1, sizeof(*resp->topics.v));
+    resp->topics.v =
+        response_array_new(c->arena, req->topics.n, sizeof(*resp->topics.v), &resp->topics.n);
     if (resp->topics.v == NULL) {
         call_finish(c); /* the caller closes on an empty response? answer with nothing */
         return;
     }
-    resp->topics.n = nt;
+    int32_t nt = resp->topics.n;
     size_t total = 0;
     for (int32_t i = 0; i < nt; i++) {
         const struct kmsg_offset_commit_request_topic *t = &req->topics.v[i];
         struct kmsg_offset_commit_response_topic *rt = &resp->topics.v[i];
         kmsg_offset_commit_response_topic_init(rt);
         rt->name = t->name;
-        int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
-        rt->partitions.v = arena_calloc(c->arena, (size_t)np + 1, sizeof(*rt->partitions.v));
-        rt->partitions.n = rt->partitions.v ? np : 0;
+        rt->partitions.v = response_array_new(c->arena, t->partitions.n, sizeof(*rt->partitions.v),
+                                              &rt->partitions.n);
         for (int32_t j = 0; j < rt->partitions.n; j++) {
             struct kmsg_offset_commit_response_partition *pr = &rt->partitions.v[j];
             kmsg_offset_commit_response_partition_init(pr);
@@ -331,24 +340,22 @@ void group_handle_offset_commit(struct shard *s, struct group_call *c)
     }
 }
 
-/* ---- OffsetFetch ---- */
+/* ---- OffsetFetch ----
+ * Both forms answer through fetch_fill_group: v8+ once per group of its groups array, v0-7 for
+ * its single group, whose request and response fetch_legacy converts to and from the v8+
+ * layout (the same fields under other struct names). */
 
-struct fetch_out {
-    int32_t partition;
-    int64_t offset;
-    int32_t epoch;
-    struct kstr metadata;
-    int16_t error;
-};
-
+/* Answers one partition of topic: its durable commit, -1 when there is none, or `err`. */
 static void fetch_one(struct group_call *c, struct group *g, struct kstr topic, int32_t part,
-                      bool require_stable, int16_t err, struct fetch_out *o)
+                      bool require_stable, int16_t err,
+                      struct kmsg_offset_fetch_response_partitions *p)
 {
-    o->partition = part;
-    o->offset = -1;
-    o->epoch = -1;
-    o->metadata = KSTR_LIT("");
-    o->error = err;
+    kmsg_offset_fetch_response_partitions_init(p);
+    p->partition_index = part;
+    p->committed_offset = -1;
+    p->committed_leader_epoch = -1;
+    p->metadata = KSTR_LIT("");
+    p->error_code = err;
     if (err || g == NULL)
         return;
     const struct group_env *env = &c->gc->env;
@@ -362,19 +369,19 @@ static void fetch_one(struct group_call *c, struct group *g, struct kstr topic, 
     if (e == NULL)
         return;
     if (require_stable && e->pending > 0) {
-        o->error = KAFKA_ERR_UNSTABLE_OFFSET_COMMIT;
+        p->error_code = KAFKA_ERR_UNSTABLE_OFFSET_COMMIT;
         return;
     }
     if (!e->valid)
         return;
-    o->offset = e->offset;
-    o->epoch = e->leader_epoch;
-    o->metadata = arena_kstr(c->arena, &e->metadata);
-    if (o->metadata.len < 0)
-        o->metadata = KSTR_LIT("");
+    p->committed_offset = e->offset;
+    p->committed_leader_epoch = e->leader_epoch;
+    p->metadata = arena_kstr(c->arena, &e->metadata);
+    if (p->metadata.len < 0)
+        p->metadata = KSTR_LIT("");
 }
 
-/* Topics and partitions of g with a durable commit, as (topic index runs). */
+/* Topics of g with a durable commit (runs of one topic name in the sorted offsets). */
 static size_t fetch_count_topics(struct group *g)
 {
     size_t n = 0;
@@ -389,167 +396,156 @@ static size_t fetch_count_topics(struct group *g)
     return n;
 }
 
-/* Fills a v0-7 response for one group. */
+/* Fills rt with the durable commits of g's offsets [from, to), all of one topic. */
+static void fetch_fill_topic_run(struct group_call *c, struct group *g, size_t from, size_t to,
+                                 bool stable, struct kmsg_offset_fetch_response_topics *rt)
+{
+    size_t np = 0;
+    for (size_t k = from; k < to; k++)
+        np += g->offsets[k].valid ? 1 : 0;
+    const char *topic = g->offsets[from].topic;
+    kmsg_offset_fetch_response_topics_init(rt);
+    rt->name = arena_kstr_of(c->arena, (struct kstr){topic, (int32_t)strlen(topic)});
+    rt->partitions.v = arena_calloc(c->arena, np + 1, sizeof(*rt->partitions.v));
+    rt->partitions.n = 0;
+    for (size_t k = from; rt->partitions.v && k < to; k++)
+        if (g->offsets[k].valid)
+            fetch_one(c, g, rt->name, g->offsets[k].partition, stable, 0,
+                      &rt->partitions.v[rt->partitions.n++]);
+}
+
+/* Fills out with every topic and partition of g (may be NULL) that has a durable commit. */
+static void fetch_fill_all(struct group_call *c, struct group *g, bool stable,
+                           struct kmsg_offset_fetch_response_topics_array *out)
+{
+    out->n = 0;
+    out->v = arena_calloc(c->arena, fetch_count_topics(g) + 1, sizeof(*out->v));
+    size_t i = 0;
+    while (out->v && g && i < g->noffsets) {
+        if (!g->offsets[i].valid) {
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < g->noffsets && strcmp(g->offsets[j].topic, g->offsets[i].topic) == 0)
+            j++;
+        fetch_fill_topic_run(c, g, i, j, stable, &out->v[out->n++]);
+        i = j;
+    }
+}
+
+/* Fills out with the partitions `topics` names, in its order, each answered `err` if set. */
+static void fetch_fill_listed(struct group_call *c, struct group *g,
+                              const struct kmsg_offset_fetch_request_topics_array *topics,
+                              bool stable, int16_t err,
+                              struct kmsg_offset_fetch_response_topics_array *out)
+{
+    out->v = response_array_new(c->arena, topics->n, sizeof(*out->v), &out->n);
+    for (int32_t i = 0; i < out->n; i++) {
+        const struct kmsg_offset_fetch_request_topics *t = &topics->v[i];
+        struct kmsg_offset_fetch_response_topics *rt = &out->v[i];
+        kmsg_offset_fetch_response_topics_init(rt);
+        rt->name = t->name;
+        rt->partitions.v = response_array_new(c->arena, t->partition_indexes.n,
+                                              sizeof(*rt->partitions.v), &rt->partitions.n);
+        for (int32_t j = 0; j < rt->partitions.n; j++)
+            fetch_one(c, g, t->name, t->partition_indexes.v[j], stable, err, &rt->partitions.v[j]);
+    }
+}
+
+/* Fills og with group_id's committed offsets for `topics` (n < 0: every topic with one). */
+static void fetch_fill_group(struct shard *s, struct group_call *c, struct kstr group_id,
+                             const struct kmsg_offset_fetch_request_topics_array *topics,
+                             bool stable, struct kmsg_offset_fetch_response_group *og)
+{
+    kmsg_offset_fetch_response_group_init(og);
+    og->group_id = group_id;
+    int16_t err = shard_error(s);
+    og->error_code = err;
+    struct group *g = err ? NULL : group_find(s, group_id);
+    if (topics->n < 0)
+        fetch_fill_all(c, g, stable, &og->topics);
+    else
+        fetch_fill_listed(c, g, topics, stable, err, &og->topics);
+}
+
+/* The v0-7 topic list in the v8+ layout (names and partition arrays shared, not copied). */
+static struct kmsg_offset_fetch_request_topics_array
+fetch_topics_from_legacy(struct arena *a, const struct kmsg_offset_fetch_request_topic_array *in)
+{
+    struct kmsg_offset_fetch_request_topics_array out = {in->n, NULL};
+    if (in->n <= 0)
+        return out;
+    out.v = arena_calloc(a, (size_t)in->n, sizeof(*out.v));
+    if (out.v == NULL) {
+        out.n = 0;
+        return out;
+    }
+    for (int32_t i = 0; i < in->n; i++) {
+        kmsg_offset_fetch_request_topics_init(&out.v[i]);
+        out.v[i].name = in->v[i].name;
+        out.v[i].partition_indexes = in->v[i].partition_indexes;
+    }
+    return out;
+}
+
+/* Copies the v8+ per-topic answer into the v0-7 layout (arrays in arena a). */
+static void fetch_topics_to_legacy(struct arena *a,
+                                   const struct kmsg_offset_fetch_response_topics_array *in,
+                                   struct kmsg_offset_fetch_response_topic_array *out)
+{
+    out->v = response_array_new(a, in->n, sizeof(*out->v), &out->n);
+    for (int32_t i = 0; i < out->n; i++) {
+        const struct kmsg_offset_fetch_response_topics *t = &in->v[i];
+        struct kmsg_offset_fetch_response_topic *rt = &out->v[i];
+        kmsg_offset_fetch_response_topic_init(rt);
+        rt->name = t->name;
+        rt->partitions.v =
+            response_array_new(a, t->partitions.n, sizeof(*rt->partitions.v), &rt->partitions.n);
+        for (int32_t j = 0; j < rt->partitions.n; j++) {
+            const struct kmsg_offset_fetch_response_partitions *p = &t->partitions.v[j];
+            struct kmsg_offset_fetch_response_partition *rp = &rt->partitions.v[j];
+            kmsg_offset_fetch_response_partition_init(rp);
+            rp->partition_index = p->partition_index;
+            rp->committed_offset = p->committed_offset;
+            rp->committed_leader_epoch = p->committed_leader_epoch;
+            rp->metadata = p->metadata;
+            rp->error_code = p->error_code;
+        }
+    }
+}
+
+/* Answers v0-7: the one-group case of the v8+ answer. */
 static void fetch_legacy(struct shard *s, struct group_call *c)
 {
     const struct kmsg_offset_fetch_request *req = c->req;
     struct kmsg_offset_fetch_response *resp = c->resp;
-    int16_t err = shard_error(s);
-    struct group *g = err ? NULL : group_find(s, req->group_id);
-    bool stable = c->api_version >= 7 && req->require_stable;
+    struct kmsg_offset_fetch_request_topics_array topics =
+        fetch_topics_from_legacy(c->arena, &req->topics);
+    struct kmsg_offset_fetch_response_group og;
+    fetch_fill_group(s, c, req->group_id, &topics, c->api_version >= 7 && req->require_stable, &og);
     if (c->api_version >= 2)
-        resp->error_code = err;
-    if (req->topics.n < 0) { /* all topics */
-        resp->topics.n = 0;
-        size_t nt = err ? 0 : fetch_count_topics(g);
-        resp->topics.v = arena_calloc(c->arena, nt + 1, sizeof(*resp->topics.v));
-        if (resp->topics.v == NULL)
-            goto out;
-        size_t i = 0;
-        while (g && i < g->noffsets) {
-            if (!g->offsets[i].valid) {
-                i++;
-                continue;
-            }
-            const char *topic = g->offsets[i].topic;
-            size_t j = i, np = 0;
-            while (j < g->noffsets && strcmp(g->offsets[j].topic, topic) == 0) {
-                if (g->offsets[j].valid)
-                    np++;
-                j++;
-            }
-            struct kmsg_offset_fetch_response_topic *rt = &resp->topics.v[resp->topics.n++];
-            kmsg_offset_fetch_response_topic_init(rt);
-            rt->name = arena_kstr_of(c->arena, (struct kstr){topic, (int32_t)strlen(topic)});
-            rt->partitions.v = arena_calloc(c->arena, np + 1, sizeof(*rt->partitions.v));
-            rt->partitions.n = 0;
-            for (size_t k = i; rt->partitions.v && k < j; k++) {
-                if (!g->offsets[k].valid)
-                    continue;
-                struct fetch_out o;
-                fetch_one(c, g, rt->name, g->offsets[k].partition, stable, 0, &o);
-                struct kmsg_offset_fetch_response_partition *p =
-                    &rt->partitions.v[rt->partitions.n++];
-                kmsg_offset_fetch_response_partition_init(p);
-                p->partition_index = o.partition;
-                p->committed_offset = o.offset;
-                p->committed_leader_epoch = o.epoch;
-                p->metadata = o.metadata;
-                p->error_code = o.error;
-            }
-            i = j;
-        }
-        goto out;
-    }
-    resp->topics.v = arena_calloc(c->arena, (size_t)req->topics.n + 1, sizeof(*resp->topics.v));
-    resp->topics.n = resp->topics.v ? req->topics.n : 0;
-    for (int32_t i = 0; i < resp->topics.n; i++) {
-        const struct kmsg_offset_fetch_request_topic *t = &req->topics.v[i];
-        struct kmsg_offset_fetch_response_topic *rt = &resp->topics.v[i];
-        kmsg_offset_fetch_response_topic_init(rt);
-        rt->name = t->name;
-        int32_t np = t->partition_indexes.n > 0 ? t->partition_indexes.n : 0;
-        rt->partitions.v = arena_calloc(c->arena, (size_t)np + 1, sizeof(*rt->partitions.v));
-        rt->partitions.n = rt->partitions.v ? np : 0;
-        for (int32_t j = 0; j < rt->partitions.n; j++) {
-            struct fetch_out o;
-            fetch_one(c, g, t->name, t->partition_indexes.v[j], stable, err, &o);
-            struct kmsg_offset_fetch_response_partition *p = &rt->partitions.v[j];
-            kmsg_offset_fetch_response_partition_init(p);
-            p->partition_index = o.partition;
-            p->committed_offset = o.offset;
-            p->committed_leader_epoch = o.epoch;
-            p->metadata = o.metadata;
-            p->error_code = o.error;
-        }
-    }
-out:
+        resp->error_code = og.error_code;
+    fetch_topics_to_legacy(c->arena, &og.topics, &resp->topics);
     call_finish(c);
 }
 
-/* Fills group `c->step` of a v8+ response, then moves on. */
+/* Answers group `c->step` of a v8+ request, then moves on to the next group's owner. */
 static void fetch_group(struct shard *s, struct group_call *c)
 {
     const struct kmsg_offset_fetch_request *req = c->req;
     struct kmsg_offset_fetch_response *resp = c->resp;
     if (c->step == 0) {
-        resp->groups.v = arena_calloc(c->arena, (size_t)req->groups.n + 1, sizeof(*resp->groups.v));
-        resp->groups.n = resp->groups.v ? req->groups.n : 0;
+        resp->groups.v =
+            response_array_new(c->arena, req->groups.n, sizeof(*resp->groups.v), &resp->groups.n);
         if (resp->groups.n == 0) {
             call_finish(c);
             return;
         }
     }
     const struct kmsg_offset_fetch_request_group *rg = &req->groups.v[c->step];
-    struct kmsg_offset_fetch_response_group *og = &resp->groups.v[c->step];
-    kmsg_offset_fetch_response_group_init(og);
-    og->group_id = rg->group_id;
-    int16_t err = shard_error(s);
-    og->error_code = err;
-    struct group *g = err ? NULL : group_find(s, rg->group_id);
-    bool stable = req->require_stable;
-    og->topics.n = 0;
-    if (rg->topics.n < 0) {
-        size_t nt = err ? 0 : fetch_count_topics(g);
-        og->topics.v = arena_calloc(c->arena, nt + 1, sizeof(*og->topics.v));
-        size_t i = 0;
-        while (og->topics.v && g && i < g->noffsets) {
-            if (!g->offsets[i].valid) {
-                i++;
-                continue;
-            }
-            const char *topic = g->offsets[i].topic;
-            size_t j = i, np = 0;
-            while (j < g->noffsets && strcmp(g->offsets[j].topic, topic) == 0) {
-                if (g->offsets[j].valid)
-                    np++;
-                j++;
-            }
-            struct kmsg_offset_fetch_response_topics *rt = &og->topics.v[og->topics.n++];
-            kmsg_offset_fetch_response_topics_init(rt);
-            rt->name = arena_kstr_of(c->arena, (struct kstr){topic, (int32_t)strlen(topic)});
-            rt->partitions.v = arena_calloc(c->arena, np + 1, sizeof(*rt->partitions.v));
-            rt->partitions.n = 0;
-            for (size_t k = i; rt->partitions.v && k < j; k++) {
-                if (!g->offsets[k].valid)
-                    continue;
-                struct fetch_out o;
-                fetch_one(c, g, rt->name, g->offsets[k].partition, stable, 0, &o);
-                struct kmsg_offset_fetch_response_partitions *p =
-                    &rt->partitions.v[rt->partitions.n++];
-                kmsg_offset_fetch_response_partitions_init(p);
-                p->partition_index = o.partition;
-                p->committed_offset = o.offset;
-                p->committed_leader_epoch = o.epoch;
-                p->metadata = o.metadata;
-                p->error_code = o.error;
-            }
-            i = j;
-        }
-    } else {
-        og->topics.v = arena_calloc(c->arena, (size_t)rg->topics.n + 1, sizeof(*og->topics.v));
-        og->topics.n = og->topics.v ? rg->topics.n : 0;
-        for (int32_t i = 0; i < og->topics.n; i++) {
-            const struct kmsg_offset_fetch_request_topics *t = &rg->topics.v[i];
-            struct kmsg_offset_fetch_response_topics *rt = &og->topics.v[i];
-            kmsg_offset_fetch_response_topics_init(rt);
-            rt->name = t->name;
-            int32_t np = t->partition_indexes.n > 0 ? t->partition_indexes.n : 0;
-            rt->partitions.v = arena_calloc(c->arena, (size_t)np + 1, sizeof(*rt->partitions.v));
-            rt->partitions.n = rt->partitions.v ? np : 0;
-            for (int32_t j = 0; j < rt->partitions.n; j++) {
-                struct fetch_out o;
-                fetch_one(c, g, t->name, t->partition_indexes.v[j], stable, err, &o);
-                struct kmsg_offset_fetch_response_partitions *p = &rt->partitions.v[j];
-                kmsg_offset_fetch_response_partitions_init(p);
-                p->partition_index = o.partition;
-                p->committed_offset = o.offset;
-                p->committed_leader_epoch = o.epoch;
-                p->metadata = o.metadata;
-                p->error_code = o.error;
-            }
-        }
-    }
+    fetch_fill_group(s, c, rg->group_id, &rg->topics, req->require_stable,
+                     &resp->groups.v[c->step]);
     c->step++;
     call_continue(c);
 }
@@ -646,8 +642,7 @@ void group_handle_offset_delete(struct shard *s, struct group_call *c)
         return;
     }
     int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
-    resp->topics.v = arena_calloc(c->arena, (size_t)nt + 1, sizeof(*resp->topics.v));
-    resp->topics.n = resp->topics.v ? nt : 0;
+    resp->topics.v = response_array_new(c->arena, nt, sizeof(*resp->topics.v), &resp->topics.n);
     size_t total = 0;
     for (int32_t i = 0; i < nt; i++)
         total += req->topics.v[i].partitions.n > 0 ? (size_t)req->topics.v[i].partitions.n : 0;
@@ -671,9 +666,8 @@ void group_handle_offset_delete(struct shard *s, struct group_call *c)
         struct kmsg_offset_delete_response_topic *rt = &resp->topics.v[i];
         kmsg_offset_delete_response_topic_init(rt);
         rt->name = t->name;
-        int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
-        rt->partitions.v = arena_calloc(c->arena, (size_t)np + 1, sizeof(*rt->partitions.v));
-        rt->partitions.n = rt->partitions.v ? np : 0;
+        rt->partitions.v = response_array_new(c->arena, t->partitions.n, sizeof(*rt->partitions.v),
+                                              &rt->partitions.n);
         bool subscribed = group_subscribed(g, t->name, &scratch);
         for (int32_t j = 0; j < rt->partitions.n; j++) {
             struct kmsg_offset_delete_response_partition *p = &rt->partitions.v[j];

@@ -928,6 +928,87 @@ TEST(test_standalone_commits_and_fetch)
     CHECK_EQ_INT(a.generation, 1);
 }
 
+/* OffsetFetch of every topic (topics null) by v7: the response, or NULL when none came. */
+static const struct kmsg_offset_fetch_response *fetch_all_v7(struct fixture *fx, const char *group)
+{
+    struct tcall *t = tcall_new(fx, KPROTO_API_OFFSET_FETCH, 7);
+    kmsg_offset_fetch_request_init(&t->req.fetch);
+    kmsg_offset_fetch_response_init(&t->resp.fetch);
+    t->req.fetch.group_id = tcall_str(t, group);
+    t->req.fetch.topics.n = -1;
+    tcall_submit(t);
+    return tcall_wait(t, WAIT_MS) ? &t->resp.fetch : NULL;
+}
+
+/* OffsetFetch v8 for two groups: `all` with topics null, `listed` for orders-1 and orders-2. */
+static const struct kmsg_offset_fetch_response *
+fetch_two_groups_v8(struct fixture *fx, const char *all, const char *listed)
+{
+    struct tcall *t = tcall_new(fx, KPROTO_API_OFFSET_FETCH, 8);
+    struct kmsg_offset_fetch_request *r = &t->req.fetch;
+    kmsg_offset_fetch_request_init(r);
+    kmsg_offset_fetch_response_init(&t->resp.fetch);
+    r->groups.n = 2;
+    r->groups.v = arena_calloc(&t->arena, 2, sizeof(*r->groups.v));
+    kmsg_offset_fetch_request_group_init(&r->groups.v[0]);
+    r->groups.v[0].group_id = tcall_str(t, all);
+    r->groups.v[0].topics.n = -1;
+    kmsg_offset_fetch_request_group_init(&r->groups.v[1]);
+    r->groups.v[1].group_id = tcall_str(t, listed);
+    r->groups.v[1].topics.n = 1;
+    r->groups.v[1].topics.v = arena_calloc(&t->arena, 1, sizeof(*r->groups.v[1].topics.v));
+    struct kmsg_offset_fetch_request_topics *topic = r->groups.v[1].topics.v;
+    kmsg_offset_fetch_request_topics_init(topic);
+    topic->name = tcall_str(t, "orders");
+    topic->partition_indexes.n = 2;
+    topic->partition_indexes.v = arena_calloc(&t->arena, 2, sizeof(int32_t));
+    topic->partition_indexes.v[0] = 1;
+    topic->partition_indexes.v[1] = 2;
+    tcall_submit(t);
+    return tcall_wait(t, WAIT_MS) ? &t->resp.fetch : NULL;
+}
+
+TEST(test_offset_fetch_v7_all_topics_and_v8_groups_answer_alike)
+{
+    FIXTURE(fx);
+    CHECK_EQ_INT(commit(fx, "solo", "", -1, 0, 100), 0);
+    CHECK_EQ_INT(commit(fx, "solo", "", -1, 3, 300), 0);
+    CHECK_EQ_INT(commit(fx, "other", "", -1, 1, 11), 0);
+    const struct kmsg_offset_fetch_response *v7 = fetch_all_v7(fx, "solo");
+    CHECK(v7 != NULL);
+    CHECK_EQ_INT(v7->error_code, 0);
+    CHECK_EQ_INT(v7->topics.n, 1);
+    CHECK_EQ_INT(v7->topics.v[0].partitions.n, 2);
+    CHECK_EQ_INT(v7->topics.v[0].partitions.v[0].partition_index, 0);
+    CHECK_EQ_INT(v7->topics.v[0].partitions.v[0].committed_offset, 100);
+    CHECK_EQ_INT(v7->topics.v[0].partitions.v[1].partition_index, 3);
+    CHECK_EQ_INT(v7->topics.v[0].partitions.v[1].committed_offset, 300);
+    CHECK_EQ_INT(v7->topics.v[0].partitions.v[1].committed_leader_epoch, 3);
+    const struct kmsg_offset_fetch_response *v8 = fetch_two_groups_v8(fx, "solo", "other");
+    CHECK(v8 != NULL);
+    CHECK_EQ_INT(v8->groups.n, 2);
+    const struct kmsg_offset_fetch_response_group *g0 = &v8->groups.v[0], *g1 = &v8->groups.v[1];
+    /* the all-topics group of the v8 answer is the v7 answer in the v8 layout */
+    CHECK_EQ_INT(g0->error_code, 0);
+    CHECK_EQ_INT(g0->topics.n, 1);
+    CHECK_EQ_INT(g0->topics.v[0].partitions.n, 2);
+    for (int32_t j = 0; j < 2; j++) {
+        const struct kmsg_offset_fetch_response_partition *a = &v7->topics.v[0].partitions.v[j];
+        const struct kmsg_offset_fetch_response_partitions *b = &g0->topics.v[0].partitions.v[j];
+        CHECK_EQ_INT(b->partition_index, a->partition_index);
+        CHECK_EQ_INT(b->committed_offset, a->committed_offset);
+        CHECK_EQ_INT(b->committed_leader_epoch, a->committed_leader_epoch);
+        CHECK_EQ_INT(b->error_code, a->error_code);
+    }
+    CHECK_EQ_INT(g1->error_code, 0);
+    CHECK_EQ_INT(g1->topics.n, 1);
+    CHECK_EQ_INT(g1->topics.v[0].partitions.n, 2);
+    CHECK_EQ_INT(g1->topics.v[0].partitions.v[0].partition_index, 1);
+    CHECK_EQ_INT(g1->topics.v[0].partitions.v[0].committed_offset, 11);
+    CHECK_EQ_INT(g1->topics.v[0].partitions.v[1].partition_index, 2);
+    CHECK_EQ_INT(g1->topics.v[0].partitions.v[1].committed_offset, -1);
+}
+
 TEST(test_shard_reload_keeps_offsets_and_members)
 {
     FIXTURE(fx);

@@ -10,7 +10,7 @@
 
 #include "proto/codec.h"
 #include "proto/gen/api_table.h"
-#include "proto/gen/fill/fill.h"
+#include "gen/fill/fill.h"
 
 /* Encodes msg into a fresh heap buffer; returns its length or -1. */
 static long encode_flat(const struct kproto_codec *c, int16_t v, const void *msg, uint8_t **out)
