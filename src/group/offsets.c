@@ -361,7 +361,7 @@ static void fetch_one(struct group_call *c, struct group *g, struct kstr topic, 
     const struct group_env *env = &c->gc->env;
     if (require_stable && env->txn_offset_pending &&
         env->txn_offset_pending(env->ctx, gstr_kstr(&g->id), topic, part)) {
-        o->error = KAFKA_ERR_UNSTABLE_OFFSET_COMMIT;
+        p->error_code = KAFKA_ERR_UNSTABLE_OFFSET_COMMIT;
         return;
     }
     struct offset_entry *e = group_offset_find(g, topic.ptr ? topic.ptr : "",
