@@ -4,8 +4,8 @@ three brokers and the client share its cores). The client is `gregor bench produ
 librdkafka, idempotent, acks=all), so that the client's own CPU does not decide the ratio.
 Records of 100 B and 1 KiB go to an RF=3 topic (min.insync.replicas=2) and to an RF=1 topic,
 3 partitions each, measured in the same run, alternating RF=1 and RF=3 --rounds times on a
-fresh topic each time, each run after a sync(2) so that none pays for the previous one's
-writeback. Prints every run, then the medians: records/s, MB/s, p50/p99 ack latency,
+fresh topic each time (deleted after its run), each run after a sync(2) so that none pays
+for the previous one's writeback or page cache. Prints every run, then the medians: records/s, MB/s, p50/p99 ack latency,
 the brokers' CPU-seconds per run, and the RF=3/RF=1 ratio of median throughputs.
 
   /usr/bin/python3 bench/replication.py [--records 300000] [--sizes 100,1024] [--rounds 3]
@@ -32,6 +32,20 @@ def cpu_seconds(pids):
             fields = f.read().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def create_topic(a, topic, rf):
+    config = {"min.insync.replicas": "2"} if rf == 3 else {}
+    a.create_topics([NewTopic(topic, 3, rf, config=config)])[topic].result(timeout=30)
+    time.sleep(1.0)
+
+
+def delete_topic(a, topic):
+    """Each run's data goes with its topic, so that the page cache does not fill up over the
+    rounds: with memory full, every later page costs a reclaim, charged to whichever run comes
+    later (seen: the same run's broker CPU doubling by the fifth round)."""
+    a.delete_topics([topic])[topic].result(timeout=30)
+    time.sleep(2.0)
 
 
 def measure(c, topic, size, records, seconds):
@@ -66,22 +80,16 @@ def main():
     try:
         a = c.admin(1)
         sizes = [int(s) for s in args.sizes.split(",")]
-        topics = []
-        for size in sizes:
-            for n in range(args.rounds):
-                topics += [NewTopic("rf3-%d-%d" % (size, n), 3, 3,
-                                    config={"min.insync.replicas": "2"}),
-                           NewTopic("rf1-%d-%d" % (size, n), 3, 1)]
-        for f in a.create_topics(topics).values():
-            f.result(timeout=30)
-        time.sleep(1.0)
         print("%-6s %-4s %12s %8s %9s %9s %8s" % ("size", "rf", "records/s", "MB/s", "p50 ms",
                                                   "p99 ms", "cpu s"))
         for size in sizes:
             res = {"rf1": [], "rf3": []}
             for n in range(args.rounds):
                 for rf in ("rf1", "rf3"):
-                    r = measure(c, "%s-%d-%d" % (rf, size, n), size, args.records, args.seconds)
+                    topic = "%s-%d-%d" % (rf, size, n)
+                    create_topic(a, topic, 3 if rf == "rf3" else 1)
+                    r = measure(c, topic, size, args.records, args.seconds)
+                    delete_topic(a, topic)
                     res[rf].append(r)
                     print("%-6d %-4s %12.0f %8.1f %9.2f %9.2f %8.2f" % (
                         size, rf[2:], r["rate"], r["mb"], r["p50_ms"], r["p99_ms"], r["cpu"]), flush=True)
