@@ -14,7 +14,7 @@
 
 #include "../tests/unit/test.h"
 #include "../tests/unit/test_cluster_util.h"
-#include "base/log.h"
+#include "base/logger.h"
 
 struct test_case test_cases[TEST_MAX];
 int test_count;
@@ -44,9 +44,9 @@ int main(int argc, char **argv)
     snprintf(dir, sizeof(dir), "%s/gregor-cluster-bench-XXXXXX", argc > 3 ? argv[3] : "/tmp");
     if (mkdtemp(dir) == NULL)
         return 1;
-    log_set_level(LOG_LEVEL_WARN);
-    struct controller_config cfg = {.node_id = 1, .data_dir = dir, .election_timeout_ms = 200,
-                                    .heartbeat_timeout_ms = 20};
+    logger_set_level(LOGGER_LEVEL_WARN);
+    struct controller_config cfg = {
+        .node_id = 1, .data_dir = dir, .election_timeout_ms = 200, .heartbeat_timeout_ms = 20};
     struct controller *ctl;
     char err[256];
     if (controller_start(&cfg, &ctl, err, sizeof(err)) != 0 || !cw_wait_active(ctl, 10000)) {
@@ -63,8 +63,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < topics; i++) {
         char name[64];
         snprintf(name, sizeof(name), "bench-topic-%05d", i);
-        struct controller_new_topic t = {.name = name, .num_partitions = parts,
-                                         .replication_factor = 1};
+        struct controller_new_topic t = {
+            .name = name, .num_partitions = parts, .replication_factor = 1};
         controller_create_topics(ctl, &t, 1, false, on_done, NULL);
     }
     while (atomic_load(&remaining) > 0)
@@ -77,8 +77,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < serial; i++) {
         char name[64];
         snprintf(name, sizeof(name), "serial-%05d", i);
-        struct controller_new_topic t = {.name = name, .num_partitions = parts,
-                                         .replication_factor = 1};
+        struct controller_new_topic t = {
+            .name = name, .num_partitions = parts, .replication_factor = 1};
         cw_begin(&r);
         controller_create_topics(ctl, &t, 1, false, cw_done, &r);
         cw_wait(&r);

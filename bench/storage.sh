@@ -11,7 +11,7 @@ trap 'rm -rf "$DIR"' EXIT
 CFLAGS="-std=c17 -D_GNU_SOURCE -O2 -g -Isrc"
 if [ -f build/libgregor.a ] && [ -z "$(find src/record src/storage -newer build/libgregor.a)" ] && cc $CFLAGS bench/storage_bench.c build/libgregor.a -o "$DIR/bench" \
      $(sed -n 's/^LIBS *:= *//p' Makefile) 2>/dev/null; then :; else
-  cc $CFLAGS bench/storage_bench.c src/record/*.c src/storage/*.c src/base/log.c -o "$DIR/bench" \
+  cc $CFLAGS bench/storage_bench.c src/record/*.c src/storage/*.c src/base/logger.c -o "$DIR/bench" \
      -lz -lsnappy -llz4 -lzstd -lpthread -lm
 fi
 # dd baselines: write with a final fdatasync (what a durable append stream costs), read warm.

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 
 struct broker_async *broker_async_new(struct broker_req *r, void (*resume)(struct broker_async *),
                                       void *arg)
@@ -108,7 +108,7 @@ void broker_async_done(void *arg, const struct controller_result *res)
     broker_async_copy(a, res);
     if (net_worker_post(net_request_worker(a->r->nr), broker_async_resume, a) != 0) {
         /* The worker is gone (shutdown): the request dies with it. */
-        log_warn("broker", "dropping a controller completion during shutdown");
+        logger_warn("broker", "dropping a controller completion during shutdown");
         broker_async_free(a);
     }
 }

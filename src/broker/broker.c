@@ -21,7 +21,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/broker_metrics.h"
 #include "broker/console_api.h"
@@ -291,14 +291,14 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     /* Requests wait (bounded) until this broker is registered and unfenced, so a single node
      * never answers its first requests as a cluster without brokers. */
     if (broker_has_broker_role(b) && !lifecycle_wait_unfenced(b, GATE_UNFENCE_WAIT_MS))
-        log_warn("broker", "node %d is not unfenced yet (no active controller?); serving anyway",
-                 b->cfg.node_id);
+        logger_warn("broker", "node %d is not unfenced yet (no active controller?); serving anyway",
+                    b->cfg.node_id);
     broker_gate_open(b);
-    log_info("broker",
-             "node %d (process.roles=%s) of cluster %s listening on %s:%d (advertised %s:%d), "
-             "data in %s",
-             b->cfg.node_id, b->cfg.process_roles, b->cluster_id, b->listeners[0].cfg->host,
-             net_server_port(b->net), b->advertised_host, b->advertised_port, b->cfg.log_dirs);
+    logger_info("broker",
+                "node %d (process.roles=%s) of cluster %s listening on %s:%d (advertised %s:%d), "
+                "data in %s",
+                b->cfg.node_id, b->cfg.process_roles, b->cluster_id, b->listeners[0].cfg->host,
+                net_server_port(b->net), b->advertised_host, b->advertised_port, b->cfg.log_dirs);
     *out = b;
     return 0;
 }

@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/async.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
@@ -44,8 +44,8 @@ void handle_broker_registration(struct broker_req *r)
     }
     char *cluster = broker_name(r, req.cluster_id);
     if (cluster == NULL || strcmp(cluster, b->cluster_id) != 0) {
-        log_warn("controller", "refusing registration of broker %d: cluster id %s is not %s",
-                 req.broker_id, cluster ? cluster : "?", b->cluster_id);
+        logger_warn("controller", "refusing registration of broker %d: cluster id %s is not %s",
+                    req.broker_id, cluster ? cluster : "?", b->cluster_id);
         registration_reply(r, KAFKA_ERR_INCONSISTENT_CLUSTER_ID, -1);
         return;
     }

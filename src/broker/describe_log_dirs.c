@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
@@ -161,7 +161,7 @@ static int16_t log_dirs_volume(struct broker_req *r,
     o->log_dir = copy ? (struct kstr){copy, (int32_t)strlen(copy)} : KSTR_LIT("");
     struct statvfs vfs;
     if (statvfs(dir, &vfs) != 0) {
-        log_warn("broker", "log dir %s: statvfs: %s", dir, strerror(errno));
+        logger_warn("broker", "log dir %s: statvfs: %s", dir, strerror(errno));
         return KAFKA_ERR_KAFKA_STORAGE_ERROR;
     }
     o->total_bytes = (int64_t)((uint64_t)vfs.f_blocks * vfs.f_frsize);

@@ -22,7 +22,7 @@
 #include <stdio.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/gate.h"
 #include "broker/handlers.h"

@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/isr_sender.h"
 #include "broker/leadership.h"
 #include "broker/broker_internal.h"

@@ -16,7 +16,7 @@
 
 #include "base/arena.h"
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/controller_client.h"
 #include "broker/dispatch.h"
@@ -219,7 +219,7 @@ static void relay_done(void *arg, int err, uint8_t *resp, size_t len)
         rl->len = len;
     }
     if (net_worker_post(net_request_worker(rl->r->nr), relay_resume, rl) != 0) {
-        log_warn("forwarder", "dropping a forwarded response during shutdown");
+        logger_warn("forwarder", "dropping a forwarded response during shutdown");
         free(rl->resp);
         free(rl);
     }

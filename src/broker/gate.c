@@ -6,7 +6,7 @@
 
 #include <stdlib.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/dispatch.h"
 
@@ -58,12 +58,12 @@ static void gate_release(struct broker *b, void (*fn)(void *))
     while (e != NULL) {
         struct gate_entry *next = e->next;
         if (net_worker_post(net_request_worker(e->nr), fn, e) != 0)
-            log_warn("broker", "a request held during start-up could not be released");
+            logger_warn("broker", "a request held during start-up could not be released");
         e = next;
         n++;
     }
     if (n > 0)
-        log_debug("broker", "released %d request(s) held during start-up", n);
+        logger_debug("broker", "released %d request(s) held during start-up", n);
 }
 
 void broker_gate_open(struct broker *b)

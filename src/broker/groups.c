@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/forwarder.h"
 #include "broker/partition_append.h"
@@ -226,9 +226,9 @@ static void offsets_topic_created(void *arg, const struct controller_result *res
     if (err == 0 && res->n_topics > 0)
         err = res->topics[0].error_code;
     if (err != 0 && err != KAFKA_ERR_TOPIC_ALREADY_EXISTS)
-        log_warn("group", "cannot create %s: error %d", OFFSETS_TOPIC, err);
+        logger_warn("group", "cannot create %s: error %d", OFFSETS_TOPIC, err);
     else if (err == 0)
-        log_info("group", "created %s", OFFSETS_TOPIC);
+        logger_info("group", "created %s", OFFSETS_TOPIC);
     atomic_store(&b->groups->creating, false);
 }
 
@@ -241,17 +241,17 @@ static void offsets_topic_create(struct broker *b, const struct metadata_image *
     if (rf > live && broker_is_multi_node(b)) {
         /* Kafka's behaviour: no __consumer_offsets until enough brokers are there
          * (FindCoordinator answers COORDINATOR_NOT_AVAILABLE meanwhile). */
-        log_warn("group", "%s needs %d brokers (offsets.topic.replication.factor), %d are up",
-                 OFFSETS_TOPIC, rf, live);
+        logger_warn("group", "%s needs %d brokers (offsets.topic.replication.factor), %d are up",
+                    OFFSETS_TOPIC, rf, live);
         atomic_store(&b->groups->creating, false);
         return;
     }
     live = live > 0 ? live : 1;
     if (rf > live) {
-        log_warn("group",
-                 "offsets.topic.replication.factor=%d but only %d brokers are alive: creating "
-                 "%s with replication factor %d",
-                 rf, live, OFFSETS_TOPIC, live);
+        logger_warn("group",
+                    "offsets.topic.replication.factor=%d but only %d brokers are alive: creating "
+                    "%s with replication factor %d",
+                    rf, live, OFFSETS_TOPIC, live);
         rf = live;
     }
     char segment_bytes[32];
@@ -395,7 +395,7 @@ static void group_req_done(struct group_call *c)
 {
     struct group_req *gr = c->user;
     if (net_worker_post(net_request_worker(gr->r->nr), group_req_reply, gr) != 0)
-        log_warn("group", "dropping a group response during shutdown");
+        logger_warn("group", "dropping a group response during shutdown");
 }
 
 /* "/1.2.3.4" from "1.2.3.4:5678" or "[::1]:5678", as Kafka reports client hosts. */

@@ -28,7 +28,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/forwarder.h"
 #include "broker/async.h"
 #include "broker/broker_internal.h"
@@ -77,8 +77,8 @@ static void reply(struct broker_req *r, int16_t err, int64_t pid, int16_t epoch)
 static void init_producer_id_allocated(struct broker_async *a)
 {
     if (a->error_code != 0 || a->producer_id_len <= 0 || a->producer_id_start < 0) {
-        log_warn("producer", "cannot reserve producer ids: error %d%s%s", a->error_code,
-                 a->error_message ? ": " : "", a->error_message ? a->error_message : "");
+        logger_warn("producer", "cannot reserve producer ids: error %d%s%s", a->error_code,
+                    a->error_message ? ": " : "", a->error_message ? a->error_message : "");
         reply(a->r, KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS, -1, -1);
         return;
     }

@@ -8,7 +8,7 @@
 
 #include "base/arena.h"
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/controller_client.h"
 #include "broker/lifecycle.h"
@@ -67,11 +67,11 @@ static void isr_log_change(const struct isr_change *ch, int16_t err)
     for (uint32_t i = 0; i < ch->n_isr && off < sizeof(buf) - 12; i++)
         off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%d", i ? "," : "", ch->isr[i]);
     if (err == 0)
-        log_info("replica", "%s-%d: ISR -> [%s] (leader epoch %d)", ch->p->topic, ch->p->index, buf,
-                 ch->leader_epoch);
+        logger_info("replica", "%s-%d: ISR -> [%s] (leader epoch %d)", ch->p->topic, ch->p->index,
+                    buf, ch->leader_epoch);
     else
-        log_info("replica", "%s-%d: ISR change to [%s] refused: error %d", ch->p->topic,
-                 ch->p->index, buf, err);
+        logger_info("replica", "%s-%d: ISR change to [%s] refused: error %d", ch->p->topic,
+                    ch->p->index, buf, err);
 }
 
 /* Applies one partition's answer. */
@@ -138,7 +138,8 @@ static void isr_send(struct isr_sender *s)
         rc = controller_client_call(&s->client, host, port, KPROTO_API_ALTER_PARTITION, 2, &req,
                                     &resp, &buf, &arena, ISR_CALL_TIMEOUT_MS);
     if (rc == 0 && resp.error_code != 0) {
-        log_info("replica", "AlterPartition refused by the controller: error %d", resp.error_code);
+        logger_info("replica", "AlterPartition refused by the controller: error %d",
+                    resp.error_code);
         rc = -EAGAIN;
     }
     for (int32_t t = 0; rc == 0 && t < resp.topics.n; t++) {
@@ -154,7 +155,7 @@ static void isr_send(struct isr_sender *s)
         }
     }
     if (rc != 0)
-        log_debug("replica", "AlterPartition not sent: %d", rc);
+        logger_debug("replica", "AlterPartition not sent: %d", rc);
     for (size_t i = 0; i < s->n_changes; i++) {
         struct isr_change *ch = &s->changes[i];
         if (ch->p == NULL)

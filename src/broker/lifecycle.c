@@ -18,7 +18,7 @@
 
 #include "base/arena.h"
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/controller_client.h"
 #include "proto/gen/broker_heartbeat.h"
@@ -322,10 +322,10 @@ static void lc_set_state(struct broker_lifecycle *lc, int64_t epoch, bool unfenc
 {
     pthread_mutex_lock(&lc->mu);
     if (lc->unfenced != unfenced || lc->epoch != epoch)
-        log_info(LOG_SUB, "broker %d epoch %lld %s", lc->b->cfg.node_id, (long long)epoch,
-                 epoch < 0  ? "unregistered"
-                 : unfenced ? "unfenced"
-                            : "fenced");
+        logger_info(LOG_SUB, "broker %d epoch %lld %s", lc->b->cfg.node_id, (long long)epoch,
+                    epoch < 0  ? "unregistered"
+                    : unfenced ? "unfenced"
+                               : "fenced");
     lc->epoch = epoch;
     lc->unfenced = unfenced;
     pthread_cond_broadcast(&lc->cond);
@@ -346,8 +346,8 @@ static int lc_step(struct broker_lifecycle *lc)
         }
         if (rc == 0 && rep.error_code != KAFKA_ERR_NOT_CONTROLLER &&
             rep.error_code != lc->last_refusal)
-            log_error(LOG_SUB, "the active controller refuses to register broker %d: %s",
-                      b->cfg.node_id, lc_refusal_reason(rep.error_code));
+            logger_error(LOG_SUB, "the active controller refuses to register broker %d: %s",
+                         b->cfg.node_id, lc_refusal_reason(rep.error_code));
         if (rc == 0)
             lc->last_refusal = rep.error_code;
         if (rc != 0 || rep.error_code == KAFKA_ERR_NOT_CONTROLLER)
@@ -360,8 +360,8 @@ static int lc_step(struct broker_lifecycle *lc)
         return FAST_RETRY_MS;
     }
     if (rep.error_code == KAFKA_ERR_STALE_BROKER_EPOCH) {
-        log_warn(LOG_SUB, "broker %d epoch %lld is stale: registering again", b->cfg.node_id,
-                 (long long)epoch);
+        logger_warn(LOG_SUB, "broker %d epoch %lld is stale: registering again", b->cfg.node_id,
+                    (long long)epoch);
         lc_set_state(lc, -1, false);
         return 0;
     }
@@ -386,7 +386,7 @@ static void lc_controlled_shutdown(struct broker_lifecycle *lc)
         struct lc_reply rep;
         int rc = lc_heartbeat(lc, epoch, true, &rep);
         if (rc == 0 && rep.error_code == 0 && rep.should_shut_down) {
-            log_info(LOG_SUB, "controlled shutdown of broker %d complete", b->cfg.node_id);
+            logger_info(LOG_SUB, "controlled shutdown of broker %d complete", b->cfg.node_id);
             return;
         }
         if (rc == 0 && rep.error_code == 0)
@@ -396,10 +396,10 @@ static void lc_controlled_shutdown(struct broker_lifecycle *lc)
         struct timespec ts = {0, FAST_RETRY_MS * 1000000L};
         nanosleep(&ts, NULL);
     }
-    log_warn(LOG_SUB,
-             "controlled shutdown of broker %d did not complete (no controller "
-             "answered, or not within %lld ms)",
-             b->cfg.node_id, (long long)wait);
+    logger_warn(LOG_SUB,
+                "controlled shutdown of broker %d did not complete (no controller "
+                "answered, or not within %lld ms)",
+                b->cfg.node_id, (long long)wait);
 }
 
 static void *lc_main(void *arg)

@@ -12,7 +12,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/request.h"
 #include "security/tls_context.h"
@@ -197,16 +197,17 @@ int broker_listeners_open(struct broker *b, struct net_config *nc, char *err, si
         nc->listeners[nc->num_listeners++] =
             (struct net_listener_config){.host = l->host, .port = l->port, .tls = bl->tls};
         any_tls |= bl->tls != NULL;
-        log_info("broker", "listener %s://%s:%d: %s, advertised %s:%d", l->name,
-                 l->host[0] ? l->host : "*", l->port, config_protocol_name(bl->protocol),
-                 bl->adv_host, bl->adv_port);
+        logger_info("broker", "listener %s://%s:%d: %s, advertised %s:%d", l->name,
+                    l->host[0] ? l->host : "*", l->port, config_protocol_name(bl->protocol),
+                    bl->adv_host, bl->adv_port);
     }
     if (any_tls)
-        log_info("broker", "%s",
-                 tls_ktls_available() ? "kTLS is offered by the kernel but not used yet: TLS "
-                                        "fetches are read with pread and encrypted by OpenSSL"
-                                      : "no kTLS in this kernel (tcp_available_ulp lacks tls): "
-                                        "TLS fetches are read with pread and encrypted by OpenSSL");
+        logger_info("broker", "%s",
+                    tls_ktls_available()
+                        ? "kTLS is offered by the kernel but not used yet: TLS "
+                          "fetches are read with pread and encrypted by OpenSSL"
+                        : "no kTLS in this kernel (tcp_available_ulp lacks tls): "
+                          "TLS fetches are read with pread and encrypted by OpenSSL");
     return 0;
 }
 

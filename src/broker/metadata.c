@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/leadership.h"
 #include "broker/forwarder.h"
 #include "broker/async.h"

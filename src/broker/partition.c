@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/partition_registry.h"
 #include "broker/producer_append.h"
@@ -96,9 +96,9 @@ static void partition_free(struct partition *p)
     if (dir != NULL) {
         int rc = log_remove_tree(dir);
         if (rc != 0)
-            log_warn("partition", "cannot remove %s: %s", dir, strerror(-rc));
+            logger_warn("partition", "cannot remove %s: %s", dir, strerror(-rc));
         else
-            log_info("partition", "removed %s", dir);
+            logger_info("partition", "removed %s", dir);
         free(dir);
     }
     free(p->trash);

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/groups.h"
 #include "broker/transactions.h"
@@ -46,8 +46,8 @@ static void *registry_housekeeper(void *arg)
             break;
         pthread_mutex_unlock(&reg->hk_mu);
         if (log_manager_checkpoint(reg->logs) != 0)
-            log_warn("partition", "cannot write the offset checkpoints in %s",
-                     reg->b->cfg.log_dirs);
+            logger_warn("partition", "cannot write the offset checkpoints in %s",
+                        reg->b->cfg.log_dirs);
         pthread_mutex_lock(&reg->hk_mu);
     }
     pthread_mutex_unlock(&reg->hk_mu);
@@ -153,7 +153,7 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     topic_settings_resolve(&b->cfg, img, t, &ts);
     int rc = log_manager_create(reg->logs, t->name, mp->partition, &ts.log, &p->log);
     if (rc != 0) {
-        log_error("partition", "cannot open log %s-%d: %d", t->name, mp->partition, rc);
+        logger_error("partition", "cannot open log %s-%d: %d", t->name, mp->partition, rc);
         replica_set_destroy(&p->rs);
         pthread_mutex_destroy(&p->follow_mu);
         waiter_list_destroy(&p->waiters);
@@ -201,7 +201,7 @@ static void registry_retire_partition(struct partition_registry *reg, const uint
     p->trash = log_retire_dir(p->log);
     pthread_mutex_unlock(&p->follow_mu);
     log_manager_remove(reg->logs, p->topic, p->index); /* the partition discards it */
-    log_info("partition", "%s-%d: %s; its log will be deleted", p->topic, p->index, why);
+    logger_info("partition", "%s-%d: %s; its log will be deleted", p->topic, p->index, why);
     partition_notify_waiters(p);
     partition_put(p);
 }
@@ -236,8 +236,8 @@ static void registry_sync_topic(struct partition_registry *reg, const struct met
                 pthread_mutex_lock(&p->follow_mu);
                 int32_t was = atomic_exchange(&p->leader, mp->leader);
                 if (was != mp->leader)
-                    log_info("partition", "%s-%d: leader %d -> %d (epoch %d)", t->name,
-                             mp->partition, was, mp->leader, mp->leader_epoch);
+                    logger_info("partition", "%s-%d: leader %d -> %d (epoch %d)", t->name,
+                                mp->partition, was, mp->leader, mp->leader_epoch);
                 int32_t was_epoch = atomic_exchange(&p->leader_epoch, mp->leader_epoch);
                 replica_set_on_image(p, mp, atomic_load(&p->min_insync_replicas), clock_mono_ms());
                 pthread_mutex_unlock(&p->follow_mu);

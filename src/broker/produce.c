@@ -24,7 +24,7 @@
 #include <string.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/partition_append.h"
 #include "broker/leadership.h"
 #include "broker/broker_internal.h"
@@ -163,7 +163,7 @@ static void produce_hw_cb(struct hw_waiter *w, int16_t error)
     struct produce_flush *f = w->arg;
     f->hw_error = error;
     if (net_worker_post(f->st->worker, produce_replicated, f) != 0)
-        log_warn("produce", "dropping a replication completion during shutdown");
+        logger_warn("produce", "dropping a replication completion during shutdown");
 }
 
 /* Flusher thread: hand the completion to the request's worker. */
@@ -172,7 +172,7 @@ static void produce_flush_cb(void *arg, int err)
     struct produce_flush *f = arg;
     f->err = err;
     if (net_worker_post(f->st->worker, produce_flushed, f) != 0)
-        log_warn("produce", "dropping a flush completion during shutdown");
+        logger_warn("produce", "dropping a flush completion during shutdown");
 }
 
 static void produce_timed_out(struct net_timer *t)
@@ -358,7 +358,7 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
     }
     if (rc != 0) {
         pr->error_code = partition_error_from_storage(rc);
-        log_warn("produce", "append to %s-%d failed: %d", topic, pd->index, rc);
+        logger_warn("produce", "append to %s-%d failed: %d", topic, pd->index, rc);
         partition_put(p);
         return 0;
     }

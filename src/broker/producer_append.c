@@ -15,7 +15,7 @@
 
 #include "base/clock.h"
 #include "base/lock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "proto/gen/errors.h"
 #include "record/control_record.h"
 #include "storage/producer_state.h"
@@ -34,7 +34,7 @@ int producer_partition_open(struct partition *p, int64_t expiration_ms)
         rc = producer_state_load(p->log, p->txns, expiration_ms, clock_wall_ms(), &p->producers,
                                  &snap);
     if (rc != 0) {
-        log_error("producer", "%s-%d: cannot load producer state: %d", p->topic, p->index, rc);
+        logger_error("producer", "%s-%d: cannot load producer state: %d", p->topic, p->index, rc);
         txn_index_close(p->txns);
         p->txns = NULL;
         pthread_mutex_destroy(&p->producer_mu);
@@ -42,7 +42,7 @@ int producer_partition_open(struct partition *p, int64_t expiration_ms)
     }
     atomic_store(&p->first_unstable, producer_state_first_open_offset(p->producers));
     if (producer_state_count(p->producers) > 0)
-        log_info(
+        logger_info(
             "producer", "%s-%d: %zu producer(s) loaded (snapshot %" PRId64 ", log end %" PRId64 ")",
             p->topic, p->index, producer_state_count(p->producers), snap, log_end_offset(p->log));
     return 0;
@@ -98,8 +98,8 @@ static void record_batch_locked(struct partition *p, const struct record_batch_h
         rc = producer_state_update(p->producers, h, now_ms);
     }
     if (rc < 0)
-        log_warn("producer", "%s-%d: out of memory recording producer %" PRId64, p->topic, p->index,
-                 h->producer_id);
+        logger_warn("producer", "%s-%d: out of memory recording producer %" PRId64, p->topic,
+                    p->index, h->producer_id);
     if (h->attributes & RECORD_ATTR_TRANSACTIONAL)
         atomic_store(&p->first_unstable, producer_state_first_open_offset(p->producers));
 }
@@ -206,8 +206,8 @@ int producer_partition_truncate(struct partition *p, int64_t offset, bool fully,
             p->producers = ps;
             atomic_store(&p->first_unstable, producer_state_first_open_offset(ps));
         } else {
-            log_warn("producer", "%s-%d: cannot reload producer state after truncation: %d",
-                     p->topic, p->index, lrc);
+            logger_warn("producer", "%s-%d: cannot reload producer state after truncation: %d",
+                        p->topic, p->index, lrc);
         }
         atomic_store(&p->producer_segment_base, -1);
     }

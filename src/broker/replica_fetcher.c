@@ -10,7 +10,7 @@
 
 #include "base/arena.h"
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/controller_client.h"
 #include "broker/partition.h"
@@ -224,10 +224,10 @@ static void fetcher_truncate_diverging(struct partition *p,
     if (target >= leo)
         return;
     int rc = producer_partition_truncate(p, target, false, expiration_ms);
-    log_info("replica",
-             "%s-%d: truncated from %" PRId64 " to %" PRId64 " (diverging epoch %d ends at %" PRId64
-             " on the leader): %d",
-             p->topic, p->index, leo, target, d->epoch, d->end_offset, rc);
+    logger_info("replica",
+                "%s-%d: truncated from %" PRId64 " to %" PRId64
+                " (diverging epoch %d ends at %" PRId64 " on the leader): %d",
+                p->topic, p->index, leo, target, d->epoch, d->end_offset, rc);
 }
 
 /* follow_mu held: the leader does not have our fetch offset. */
@@ -239,15 +239,15 @@ static void fetcher_out_of_range(struct partition *p,
     int rc = 0;
     if (pd->log_start_offset >= 0 && leo < pd->log_start_offset) {
         rc = producer_partition_truncate(p, pd->log_start_offset, true, expiration_ms);
-        log_info("replica", "%s-%d: behind the leader's log start: restarted at %" PRId64 ": %d",
-                 p->topic, p->index, pd->log_start_offset, rc);
+        logger_info("replica", "%s-%d: behind the leader's log start: restarted at %" PRId64 ": %d",
+                    p->topic, p->index, pd->log_start_offset, rc);
     } else if (pd->high_watermark >= 0 && pd->high_watermark < leo) {
         /* Ahead of the leader (it was elected uncleanly, or lost an unflushed tail): what is
          * above its high watermark here was never committed. */
         rc = producer_partition_truncate(p, pd->high_watermark, false, expiration_ms);
-        log_warn("replica",
-                 "%s-%d: ahead of the leader: truncated from %" PRId64 " to %" PRId64 ": %d",
-                 p->topic, p->index, leo, pd->high_watermark, rc);
+        logger_warn("replica",
+                    "%s-%d: ahead of the leader: truncated from %" PRId64 " to %" PRId64 ": %d",
+                    p->topic, p->index, leo, pd->high_watermark, rc);
     }
 }
 
@@ -259,8 +259,8 @@ static bool fetcher_append(struct partition *p, const struct kmsg_fetch_response
     struct log_append_info info;
     int rc = producer_append_replica(p, pd->records.data, (size_t)pd->records.len, &info);
     if (rc != 0) {
-        log_warn("replica", "%s-%d: cannot append %d bytes at %" PRId64 ": %d", p->topic, p->index,
-                 pd->records.len, log_end_offset(p->log), rc);
+        logger_warn("replica", "%s-%d: cannot append %d bytes at %" PRId64 ": %d", p->topic,
+                    p->index, pd->records.len, log_end_offset(p->log), rc);
         return false;
     }
     return true;
@@ -277,8 +277,8 @@ static void fetcher_follow_log_start(struct partition *p, int64_t leader_start)
         return;
     int rc = log_delete_records(p->log, target, clock_wall_ms());
     if (rc != 0)
-        log_warn("replica", "%s-%d: cannot move the log start to the leader's %" PRId64 ": %d",
-                 p->topic, p->index, target, rc);
+        logger_warn("replica", "%s-%d: cannot move the log start to the leader's %" PRId64 ": %d",
+                    p->topic, p->index, target, rc);
 }
 
 /* One partition's answer. Returns 1 when data was appended, -1 on a partition error. */
@@ -342,8 +342,8 @@ static int64_t fetcher_round(struct fetcher *f)
         rc = -EPROTO;
     if (rc != 0) {
         if (f->last_error != -1)
-            log_info("replica", "fetch from leader %d at %s:%d failed: %d", f->leader, host, port,
-                     rc);
+            logger_info("replica", "fetch from leader %d at %s:%d failed: %d", f->leader, host,
+                        port, rc);
         f->last_error = -1;
         wait = b->cfg.replica_fetch_backoff_ms;
     }
@@ -370,8 +370,8 @@ static int64_t fetcher_round(struct fetcher *f)
         fetcher_wait_synced(f);
     if (rc == 0) {
         if (errors > 0 && (first_error != f->last_error || errors != f->last_errors))
-            log_info("replica", "fetch from leader %d: error %d for %zu partition(s) (%s-%d...)",
-                     f->leader, first_error, errors, first_failed->topic, first_failed->index);
+            logger_info("replica", "fetch from leader %d: error %d for %zu partition(s) (%s-%d...)",
+                        f->leader, first_error, errors, first_failed->topic, first_failed->index);
         f->last_error = first_error;
         f->last_errors = errors;
         if (errors > 0 && !appended)
@@ -459,12 +459,12 @@ static void fetchers_start_for(struct replica_fetchers *all, int32_t leader)
         pthread_mutex_init(&f->sync_mu, NULL);
         if (clock_cond_init_mono(&f->sync_cond) != 0 ||
             pthread_create(&f->thread, NULL, fetcher_thread, f) != 0) {
-            log_error("replica", "cannot start a fetcher thread for leader %d", leader);
+            logger_error("replica", "cannot start a fetcher thread for leader %d", leader);
             fetcher_free(f);
             return;
         }
         all->list[all->n++] = f;
-        log_info("replica", "fetcher %d for leader %d started", id, leader);
+        logger_info("replica", "fetcher %d for leader %d started", id, leader);
     }
 }
 

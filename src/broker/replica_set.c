@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "base/lock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/partition.h"
 #include "proto/gen/errors.h"
 
@@ -157,10 +157,10 @@ static uint32_t copy_ids(struct replica_set *rs, int32_t *dst, const int32_t *sr
 {
     if (n > REPLICA_MAX) {
         if (!rs->oversize)
-            log_error("replica",
-                      "%u replicas: more than %d are not tracked; the high watermark "
-                      "of this partition will not move",
-                      n, REPLICA_MAX);
+            logger_error("replica",
+                         "%u replicas: more than %d are not tracked; the high watermark "
+                         "of this partition will not move",
+                         n, REPLICA_MAX);
         rs->oversize = true;
         n = REPLICA_MAX;
     }

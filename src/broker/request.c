@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "metrics/metrics.h"
 
@@ -28,8 +28,8 @@ void broker_reply_version(struct broker_req *r, int16_t version, kproto_encode_f
     kproto_response_header_encode(&w, hv, r->hdr.correlation_id);
     int rc = size ? enc(&w, version, msg) : -ENOMEM;
     if (rc != 0 || w.err != 0) {
-        log_error("broker", "cannot encode response to api %d v%d from %s: %d", r->hdr.api_key,
-                  version, net_conn_peer(r->nr->conn), rc ? rc : w.err);
+        logger_error("broker", "cannot encode response to api %d v%d from %s: %d", r->hdr.api_key,
+                     version, net_conn_peer(r->nr->conn), rc ? rc : w.err);
         iochain_free(&chain);
         broker_req_done(r, true);
         net_request_close(r->nr);
@@ -72,9 +72,9 @@ void broker_reply_none(struct broker_req *r)
 
 void broker_close(struct broker_req *r, const char *why)
 {
-    log_warn("broker", "closing connection %s: %s (api %d v%d, correlation %d)",
-             net_conn_peer(r->nr->conn), why, r->hdr.api_key, r->hdr.api_version,
-             r->hdr.correlation_id);
+    logger_warn("broker", "closing connection %s: %s (api %d v%d, correlation %d)",
+                net_conn_peer(r->nr->conn), why, r->hdr.api_key, r->hdr.api_version,
+                r->hdr.correlation_id);
     broker_req_done(r, true);
     net_request_close(r->nr);
 }

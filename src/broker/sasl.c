@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/listeners.h"
@@ -122,14 +122,14 @@ static enum sasl_step_result sasl_step(struct broker *b, struct net_conn *c,
                                     : sasl_scram(l, s, in, len, out, outlen, &why);
     if (res == SASL_FAILED) {
         const char *user = s->user ? s->user->name : (s->scram ? s->scram->user : "?");
-        log_warn(SASL_LOG,
-                 "authentication of connection from %s on listener %s failed: %s (%s, "
-                 "user '%s')",
-                 net_conn_peer(c), l->cfg->name, why, sasl_mechanism_name(s->mechanism), user);
+        logger_warn(SASL_LOG,
+                    "authentication of connection from %s on listener %s failed: %s (%s, "
+                    "user '%s')",
+                    net_conn_peer(c), l->cfg->name, why, sasl_mechanism_name(s->mechanism), user);
     } else if (res == SASL_DONE) {
         session_authenticated(s, c, s->user->name);
-        log_debug(SASL_LOG, "connection from %s authenticated as %s (%s)", net_conn_peer(c),
-                  s->principal, sasl_mechanism_name(s->mechanism));
+        logger_debug(SASL_LOG, "connection from %s authenticated as %s (%s)", net_conn_peer(c),
+                     s->principal, sasl_mechanism_name(s->mechanism));
     }
     return res;
 }
@@ -164,10 +164,10 @@ void handle_sasl_handshake(struct broker_req *r)
         resp.error_code = KAFKA_ERR_ILLEGAL_SASL_STATE;
         r->close_after = s != NULL && s->state != SESSION_AUTHENTICATED;
         if (r->close_after)
-            log_warn(SASL_LOG,
-                     "closing connection from %s: ILLEGAL_SASL_STATE (a second "
-                     "SaslHandshake)",
-                     net_conn_peer(r->nr->conn));
+            logger_warn(SASL_LOG,
+                        "closing connection from %s: ILLEGAL_SASL_STATE (a second "
+                        "SaslHandshake)",
+                        net_conn_peer(r->nr->conn));
         broker_reply(r, (kproto_encode_fn)kmsg_sasl_handshake_response_encode, &resp);
         return;
     }
@@ -175,11 +175,11 @@ void handle_sasl_handshake(struct broker_req *r)
                        ? sasl_mechanism_bit(req.mechanism.ptr, (size_t)req.mechanism.len)
                        : 0;
     if (bit == 0 || (l->mechanisms & bit) == 0) {
-        log_warn(SASL_LOG,
-                 "closing connection from %s: SASL mechanism '%.*s' is not enabled on "
-                 "listener %s",
-                 net_conn_peer(r->nr->conn), req.mechanism.len > 0 ? (int)req.mechanism.len : 0,
-                 req.mechanism.len > 0 ? req.mechanism.ptr : "", l->cfg->name);
+        logger_warn(SASL_LOG,
+                    "closing connection from %s: SASL mechanism '%.*s' is not enabled on "
+                    "listener %s",
+                    net_conn_peer(r->nr->conn), req.mechanism.len > 0 ? (int)req.mechanism.len : 0,
+                    req.mechanism.len > 0 ? req.mechanism.ptr : "", l->cfg->name);
         resp.error_code = KAFKA_ERR_UNSUPPORTED_SASL_MECHANISM;
         r->close_after = true;
         broker_reply(r, (kproto_encode_fn)kmsg_sasl_handshake_response_encode, &resp);
@@ -217,10 +217,10 @@ void handle_sasl_authenticate(struct broker_req *r)
         return;
     }
     if (s->state != SESSION_AUTHENTICATE) {
-        log_warn(SASL_LOG,
-                 "closing connection from %s: ILLEGAL_SASL_STATE (SaslAuthenticate "
-                 "before SaslHandshake)",
-                 net_conn_peer(r->nr->conn));
+        logger_warn(SASL_LOG,
+                    "closing connection from %s: ILLEGAL_SASL_STATE (SaslAuthenticate "
+                    "before SaslHandshake)",
+                    net_conn_peer(r->nr->conn));
         sasl_authenticate_refuse(r, KAFKA_ERR_ILLEGAL_SASL_STATE,
                                  "Unexpected Kafka request of type SASL_AUTHENTICATE during SASL "
                                  "handshake.",

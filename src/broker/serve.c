@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "base/properties.h"
 #include "broker/broker.h"
 #include "broker/config.h"
@@ -122,13 +122,13 @@ int broker_serve_main(int argc, char **argv)
         fprintf(stderr, "gregor serve: %s\n", err);
         return 1;
     }
-    enum log_level level;
-    if (log_parse_level(cfg.log_level, &level) != 0) {
+    enum logger_level level;
+    if (logger_parse_level(cfg.log_level, &level) != 0) {
         fprintf(stderr, "gregor serve: invalid value '%s' for configuration property 'log.level'\n",
                 cfg.log_level);
         return 1;
     }
-    log_set_level(level);
+    logger_set_level(level);
     serve_tune_malloc();
 
     sigset_t set;
@@ -141,8 +141,8 @@ int broker_serve_main(int argc, char **argv)
     }
     int sig = 0;
     sigwait(&set, &sig);
-    log_info("broker", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    logger_info("broker", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     broker_stop(b);
-    log_info("broker", "stopped");
+    logger_info("broker", "stopped");
     return 0;
 }

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/listeners.h"
 
@@ -62,7 +62,8 @@ const char *session_principal(const struct net_conn *c)
         if (net_conn_tls_peer_subject(c, subject, sizeof(subject)))
             snprintf(s->principal, sizeof(s->principal), "User:%s", subject);
         s->tls_principal_known = true;
-        log_debug("broker", "connection from %s: TLS principal %s", net_conn_peer(c), s->principal);
+        logger_debug("broker", "connection from %s: TLS principal %s", net_conn_peer(c),
+                     s->principal);
     }
     return s->principal;
 }

@@ -14,7 +14,7 @@
 
 #include "base/arena.h"
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/commit_wait.h"
 #include "broker/forwarder.h"
@@ -252,7 +252,7 @@ int txn_start(struct broker *b)
     if (b->net != NULL && net_server_worker_count(b->net) > 0) {
         x->sweep_worker = net_server_worker(b->net, 0);
         if (net_worker_post(x->sweep_worker, sweep_arm, b) != 0)
-            log_warn("txn", "cannot arm the transaction timeout sweep");
+            logger_warn("txn", "cannot arm the transaction timeout sweep");
     }
     /* Shards this broker already leads (a restart) load now: their open transactions time
      * out and their prepared ones complete without waiting for a client. */
@@ -333,9 +333,9 @@ static void state_topic_created(void *arg, const struct controller_result *res)
     if (err == 0 && res->n_topics > 0)
         err = res->topics[0].error_code;
     if (err != 0 && err != KAFKA_ERR_TOPIC_ALREADY_EXISTS)
-        log_warn("txn", "cannot create %s: error %d", TXN_STATE_TOPIC, err);
+        logger_warn("txn", "cannot create %s: error %d", TXN_STATE_TOPIC, err);
     else if (err == 0)
-        log_info("txn", "created %s", TXN_STATE_TOPIC);
+        logger_info("txn", "created %s", TXN_STATE_TOPIC);
     atomic_store(&b->txn->creating, false);
 }
 
@@ -348,10 +348,10 @@ void txn_state_topic_ensure(struct broker *b, const struct metadata_image *img)
     int16_t live = (int16_t)metadata_image_usable_brokers(img);
     live = live > 0 ? live : 1;
     if (rf > live) {
-        log_warn("txn",
-                 "transaction.state.log.replication.factor=%d but only %d brokers are alive: "
-                 "creating %s with replication factor %d",
-                 rf, live, TXN_STATE_TOPIC, live);
+        logger_warn("txn",
+                    "transaction.state.log.replication.factor=%d but only %d brokers are alive: "
+                    "creating %s with replication factor %d",
+                    rf, live, TXN_STATE_TOPIC, live);
         rf = live;
     }
     int32_t min_isr = b->cfg.transaction_state_log_min_isr;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/transactions.h"
@@ -38,7 +38,7 @@ static void txn_req_done(void *arg, const struct txn_result *res)
     struct txn_req *t = arg;
     t->res = *res;
     if (net_worker_post(net_request_worker(t->r->nr), txn_req_reply, t) != 0)
-        log_warn("txn", "dropping a transaction response during shutdown");
+        logger_warn("txn", "dropping a transaction response during shutdown");
 }
 
 static struct txn_req *txn_req_new(struct broker_req *r, void (*reply)(struct txn_req *))

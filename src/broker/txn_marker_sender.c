@@ -17,7 +17,7 @@
 
 #include "base/arena.h"
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/controller_client.h"
 #include "broker/write_txn_markers.h"
@@ -242,8 +242,8 @@ static void send_to_leader(struct txn_marker_sender *s, struct marker_job *j, in
     if (rc == 0)
         mark_written(j, &resp, ok);
     else if (j->attempts % 25 == 1)
-        log_warn("txn", "WriteTxnMarkers to broker %d failed: %s (retrying)", leader,
-                 strerror(-rc));
+        logger_warn("txn", "WriteTxnMarkers to broker %d failed: %s (retrying)", leader,
+                    strerror(-rc));
     free(buf);
     arena_free(&a);
 }

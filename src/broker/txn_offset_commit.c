@@ -15,7 +15,7 @@
 
 #include "base/arena.h"
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/groups.h"
 #include "broker/handlers.h"
@@ -133,8 +133,8 @@ static void group_commit_done(struct group_call *c)
         for (int32_t j = 0; j < gc->resp.topics.v[i].partitions.n && err == 0; j++)
             err = gc->resp.topics.v[i].partitions.v[j].error_code;
     if (err != 0)
-        log_warn("txn", "committing transactional offsets of group %.*s: error %d",
-                 gc->req.group_id.len, gc->req.group_id.ptr, err);
+        logger_warn("txn", "committing transactional offsets of group %.*s: error %d",
+                    gc->req.group_id.len, gc->req.group_id.ptr, err);
     struct commit_batch *b = gc->batch;
     arena_free(&gc->arena);
     free(gc);
@@ -423,7 +423,7 @@ static void txn_commit_durable(void *arg, int err)
     if (err != 0)
         tr->err = KAFKA_ERR_NOT_COORDINATOR;
     if (net_worker_post(net_request_worker(tr->r->nr), txn_commit_finish, tr) != 0)
-        log_warn("txn", "dropping a TxnOffsetCommit response during shutdown");
+        logger_warn("txn", "dropping a TxnOffsetCommit response during shutdown");
 }
 
 /* Appends the transaction's offsets to the group's partition; 0 when the answer will come

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/commit_wait.h"
 #include "broker/handlers.h"
@@ -301,7 +301,7 @@ static void markers_req_done(void *arg)
 {
     struct markers_req *mr = arg;
     if (net_worker_post(net_request_worker(mr->r->nr), markers_req_reply, mr) != 0)
-        log_warn("txn", "dropping a WriteTxnMarkers response during shutdown");
+        logger_warn("txn", "dropping a WriteTxnMarkers response during shutdown");
 }
 
 void handle_write_txn_markers(struct broker_req *r)

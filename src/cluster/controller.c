@@ -49,7 +49,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "cluster/commands.h"
 #include "cluster/image_cell.h"
 #include "cluster/liveness.h"
@@ -174,21 +174,21 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     struct metadata_batch batch;
     int rc = metadata_batch_decode_padded(buf->base, buf->len, &batch);
     if (rc == -EBADMSG) {
-        log_error(LOG_SUB, "skipping undecodable metadata entry %llu (%zu bytes)",
-                  raft_last_applied(&ctl->raft) + 1, buf->len);
+        logger_error(LOG_SUB, "skipping undecodable metadata entry %llu (%zu bytes)",
+                     raft_last_applied(&ctl->raft) + 1, buf->len);
         return 0;
     }
     struct metadata_image *next = rc == 0 ? image_clone(ctl->image) : NULL;
     for (size_t i = 0; next && i < batch.n_records; i++) {
         rc = image_apply(next, &batch.records[i]);
         if (rc > 0)
-            log_warn(LOG_SUB, "skipped %s record that does not fit the image",
-                     metadata_record_type_name(batch.records[i].type));
+            logger_warn(LOG_SUB, "skipped %s record that does not fit the image",
+                        metadata_record_type_name(batch.records[i].type));
         if (rc < 0)
             break;
     }
     if (next == NULL || rc < 0) {
-        log_error(LOG_SUB, "out of memory applying metadata entry; stopping");
+        logger_error(LOG_SUB, "out of memory applying metadata entry; stopping");
         abort();
     }
     metadata_batch_free(&batch);
@@ -219,8 +219,8 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     metadata_buf_free(&out);
     *bufs = b;
     *n_bufs = 1;
-    log_info(LOG_SUB, "snapshot of image version %llu: %zu bytes, %zu topics",
-             (unsigned long long)ctl->image->version, b->len, ctl->image->n_topics);
+    logger_info(LOG_SUB, "snapshot of image version %llu: %zu bytes, %zu topics",
+                (unsigned long long)ctl->image->version, b->len, ctl->image->n_topics);
     return 0;
 }
 
@@ -242,13 +242,13 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     int err = 0;
     struct metadata_image *img = image_decode(buf->base, buf->len, &err);
     if (img == NULL) {
-        log_error(LOG_SUB, "cannot restore metadata snapshot (%zu bytes): %s", buf->len,
-                  strerror(-err));
+        logger_error(LOG_SUB, "cannot restore metadata snapshot (%zu bytes): %s", buf->len,
+                     strerror(-err));
         return err == -ENOMEM ? RAFT_NOMEM : RAFT_CORRUPT;
     }
     raft_free(buf->base);
-    log_info(LOG_SUB, "restored snapshot: image version %llu, %zu topics",
-             (unsigned long long)img->version, img->n_topics);
+    logger_info(LOG_SUB, "restored snapshot: image version %llu, %zu topics",
+                (unsigned long long)img->version, img->n_topics);
     publish(ctl, img);
     return 0;
 }
@@ -296,7 +296,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     ctl->in_flight--;
     if (status != 0) {
         if (!ctl->closing)
-            log_warn(LOG_SUB, "proposal failed: %s", raft_strerror(status));
+            logger_warn(LOG_SUB, "proposal failed: %s", raft_strerror(status));
         command_fail(cmd, KAFKA_ERR_NOT_CONTROLLER, raft_strerror(status));
     } else {
         cmd->result.image_version = ctl->image->version;
@@ -391,8 +391,8 @@ static void barrier_cb(struct raft_barrier *req, int status)
         atomic_store(&ctl->active, true);
         start_sessions(ctl);
         register_endpoint(ctl);
-        log_info(LOG_SUB, "node %d is the active controller (term %llu, image version %llu)",
-                 ctl->node_id, ctl->active_term, (unsigned long long)ctl->image->version);
+        logger_info(LOG_SUB, "node %d is the active controller (term %llu, image version %llu)",
+                    ctl->node_id, ctl->active_term, (unsigned long long)ctl->image->version);
     }
     if (status == 0) /* as in apply_cb: not from inside libraft's leader teardown */
         pump(ctl);
@@ -472,7 +472,7 @@ static void io_closed_once(struct raft_io *io)
     struct raft *raft = io->data;
     struct controller *ctl = raft->data;
     if (ctl->io_closed) {
-        log_warn(LOG_SUB, "libraft reported its I/O closed twice; ignoring the second");
+        logger_warn(LOG_SUB, "libraft reported its I/O closed twice; ignoring the second");
         return;
     }
     ctl->io_closed = true;
@@ -519,7 +519,7 @@ static void close_raft(struct controller *ctl)
         return;
     ctl->raft_closing = true;
     if (!raft_idle(ctl))
-        log_warn(LOG_SUB, "closing raft while busy (%u proposal(s) in flight)", ctl->in_flight);
+        logger_warn(LOG_SUB, "closing raft while busy (%u proposal(s) in flight)", ctl->in_flight);
     uv_timer_stop(&ctl->timer);
     raft_close(&ctl->raft, close_handles_cb);
 }
@@ -565,8 +565,8 @@ static void internal_done(void *arg, const struct controller_result *res)
     struct controller *ctl = arg;
     ctl->internal_busy = false;
     if (res->error_code != 0 && res->error_code != KAFKA_ERR_ELECTION_NOT_NEEDED && !ctl->closing)
-        log_warn(LOG_SUB, "internal command failed: %d %s", res->error_code,
-                 res->error_message ? res->error_message : "");
+        logger_warn(LOG_SUB, "internal command failed: %d %s", res->error_code,
+                    res->error_message ? res->error_message : "");
 }
 
 /* Queues an internal command (controller thread); it runs in order with client commands. */
@@ -600,8 +600,8 @@ static void housekeeping(struct controller *ctl)
         const struct metadata_broker *b = &ctl->image->brokers[i];
         if (b->state == METADATA_BROKER_FENCED || liveness_alive(&ctl->live, b->id, now))
             continue;
-        log_warn(LOG_SUB, "broker %d missed its heartbeats for %llu ms: fencing it", b->id,
-                 (unsigned long long)ctl->live.session_timeout_ms);
+        logger_warn(LOG_SUB, "broker %d missed its heartbeats for %llu ms: fencing it", b->id,
+                    (unsigned long long)ctl->live.session_timeout_ms);
         enqueue_internal(ctl, command_new_fence_broker(b->id));
         return;
     }
@@ -616,7 +616,7 @@ static void change_cb(struct raft_change *req, int status)
     struct controller *ctl = req->data;
     ctl->change_in_flight = false;
     if (status != 0 && !ctl->closing)
-        log_warn(LOG_SUB, "raft configuration change failed: %s", raft_strerror(status));
+        logger_warn(LOG_SUB, "raft configuration change failed: %s", raft_strerror(status));
 }
 
 static const struct raft_server *raft_member(struct controller *ctl, int32_t id)
@@ -659,11 +659,11 @@ static void reconcile_standbys(struct controller *ctl)
         }
         if (rv == 0) {
             ctl->change_in_flight = true;
-            log_info(LOG_SUB, "metadata quorum: %s broker-only node %d at %s", what, o->id,
-                     address);
+            logger_info(LOG_SUB, "metadata quorum: %s broker-only node %d at %s", what, o->id,
+                        address);
         } else if (rv != RAFT_CANTCHANGE) {
-            log_warn(LOG_SUB, "metadata quorum: %s node %d failed: %s", what, o->id,
-                     raft_strerror(rv));
+            logger_warn(LOG_SUB, "metadata quorum: %s node %d failed: %s", what, o->id,
+                        raft_strerror(rv));
         }
         return;
     }
@@ -751,7 +751,7 @@ static int bootstrap(struct controller *ctl)
         if (rv == RAFT_CANTBOOTSTRAP)
             rv = 0; /* already has state on disk */
         else if (rv == 0)
-            log_info(LOG_SUB, "bootstrapped metadata quorum with %u voter(s)", conf.n);
+            logger_info(LOG_SUB, "bootstrapped metadata quorum with %u voter(s)", conf.n);
     }
     raft_configuration_close(&conf);
     return rv;
@@ -839,7 +839,7 @@ static void *controller_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     int rv = raft_setup(ctl);
     if (rv != 0) {
-        log_error(LOG_SUB, "%s", ctl->start_err);
+        logger_error(LOG_SUB, "%s", ctl->start_err);
         if (ctl->raft_initialized) {
             ctl->closing = ctl->raft_closing = true;
             raft_close(&ctl->raft, close_handles_cb);
@@ -855,13 +855,13 @@ static void *controller_main(void *arg)
         return NULL;
     }
     uv_timer_start(&ctl->timer, timer_cb, ctl->heartbeat_timeout_ms, ctl->heartbeat_timeout_ms);
-    log_info(LOG_SUB, "node %d controller started at %s (data in %s)", ctl->node_id, ctl->address,
-             ctl->dir);
+    logger_info(LOG_SUB, "node %d controller started at %s (data in %s)", ctl->node_id,
+                ctl->address, ctl->dir);
     report_start(ctl, 1);
     uv_run(&ctl->loop, UV_RUN_DEFAULT);
     free_raft_io(ctl);
     if (uv_loop_close(&ctl->loop) != 0)
-        log_error(LOG_SUB, "controller loop closed with live handles");
+        logger_error(LOG_SUB, "controller loop closed with live handles");
     return NULL;
 }
 

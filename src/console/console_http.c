@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "base/tcp_listen.h"
 #include "console/console.h"
 #include "console/json.h"
@@ -203,7 +203,7 @@ static void console_http_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n > 0 && msg[n - 1] == '\n')
         msg[--n] = '\0';
-    log_warn("console", "%s", msg);
+    logger_warn("console", "%s", msg);
 }
 
 static int console_bound_port(int fd, int fallback)
@@ -263,10 +263,10 @@ int console_serve(const char *listener, const struct console_source *src, struct
                  listener);
         return -EIO;
     }
-    log_info("console", "web console on http://%s%s%s:%d/%s", family == AF_INET6 ? "[" : "", host,
-             family == AF_INET6 ? "]" : "", con->port,
-             console_is_loopback(host) ? " (loopback only; no authentication)"
-                                       : " (no authentication: reachable from the network)");
+    logger_info("console", "web console on http://%s%s%s:%d/%s", family == AF_INET6 ? "[" : "",
+                host, family == AF_INET6 ? "]" : "", con->port,
+                console_is_loopback(host) ? " (loopback only; no authentication)"
+                                          : " (no authentication: reachable from the network)");
     *out = con;
     return 0;
 }

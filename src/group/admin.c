@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "group/group_internal.h"
 #include "proto/acl_operations.h"
 #include "proto/gen/delete_groups.h"
@@ -172,7 +172,7 @@ static void group_delete_durable(void *arg, int err)
         struct group *g = group_find(st->s, (struct kstr){st->group, (int32_t)strlen(st->group)});
         if (g != NULL && g->nmembers == 0)
             group_remove(g);
-        log_info("group", "group %s deleted", st->group);
+        logger_info("group", "group %s deleted", st->group);
     }
     free(st->group);
     free(st);

@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "proto/gen/api_table.h"
 #include "proto/gen/delete_groups.h"
 #include "proto/gen/describe_groups.h"
@@ -255,7 +255,7 @@ static void append_flushed(void *arg, int err)
     w->err = err;
     pthread_mutex_lock(&gc->appends_mu);
     if (gc->closed || net_worker_post(w->s->worker, append_done_on_owner, w) != 0) {
-        log_warn("group", "dropping a commit completion during shutdown");
+        logger_warn("group", "dropping a commit completion during shutdown");
         free(w);
     }
     gc->appends_outstanding--;
@@ -305,7 +305,7 @@ int shard_append(struct shard *s, const struct offsets_kv *kvs, size_t n,
             }
         }
     } else {
-        log_warn("group", "append to %s-%d failed: %d", OFFSETS_TOPIC, s->index, rc);
+        logger_warn("group", "append to %s-%d failed: %d", OFFSETS_TOPIC, s->index, rc);
     }
     gc->env.log_put(ref);
     return rc;
@@ -588,7 +588,8 @@ void group_coordinator_destroy(struct group_coordinator *gc)
     int left = gc->appends_outstanding;
     pthread_mutex_unlock(&gc->appends_mu);
     if (left > 0) {
-        log_error("group", "%d appends still waiting for the flusher at shutdown; leaking", left);
+        logger_error("group", "%d appends still waiting for the flusher at shutdown; leaking",
+                     left);
         return;
     }
     for (int32_t i = 0; i < gc->nshards; i++) {

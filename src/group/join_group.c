@@ -15,7 +15,7 @@
 #include <sys/random.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "group/group_internal.h"
 #include "proto/gen/errors.h"
 #include "proto/gen/join_group.h"
@@ -165,8 +165,8 @@ static void static_rejoin_persisted(void *arg, int err)
     struct group_call *c = m->join_call;
     m->join_call = NULL;
     if (err != 0) {
-        log_warn("group", "group %s: cannot persist static member %s: %d", g->id.p, sr->instance,
-                 err);
+        logger_warn("group", "group %s: cannot persist static member %s: %d", g->id.p, sr->instance,
+                    err);
         static_member_set_id(g, m, sr->old_id);
         member_schedule(m);
         join_reply_error(c, KAFKA_ERR_COORDINATOR_NOT_AVAILABLE, KSTR_LIT(""));
@@ -274,8 +274,8 @@ static void static_member_rejoin(struct group *g, struct member *m, struct group
     struct gstr old_leader = {NULL, -1};
     gstr_set(&old_leader, g->leader.p, g->leader.len);
     static_member_set_id(g, m, new_id);
-    log_info("group", "group %s (%s): static member %s rejoined as %s", g->id.p,
-             group_state_name(g->state), m->instance_id.p, new_id);
+    logger_info("group", "group %s (%s): static member %s rejoined as %s", g->id.p,
+                group_state_name(g->state), m->instance_id.p, new_id);
     if (g->state == GS_STABLE && old_id != NULL)
         static_member_rejoin_stable(g, m, c, old_id, &old_leader);
     else

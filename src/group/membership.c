@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "group/group_internal.h"
 #include "proto/gen/errors.h"
 #include "proto/gen/heartbeat.h"
@@ -143,8 +143,8 @@ static void member_session_expired(struct net_timer *t)
 {
     struct member *m = t->arg;
     struct group *g = m->g;
-    log_info("group", "member %s of group %s: session timeout (%d ms) expired", m->id.p, g->id.p,
-             m->session_timeout);
+    logger_info("group", "member %s of group %s: session timeout (%d ms) expired", m->id.p, g->id.p,
+                m->session_timeout);
     group_remove_member_and_update(g, m);
 }
 
@@ -185,7 +185,7 @@ static void group_persist_done(void *arg, int err)
 {
     (void)arg;
     if (err != 0)
-        log_warn("group", "cannot persist group metadata: %d", err);
+        logger_warn("group", "cannot persist group metadata: %d", err);
 }
 
 /* Writes the group's metadata record without waiting for anyone. */
@@ -195,7 +195,7 @@ static void group_persist(struct group *g)
     if (group_encode_metadata(&kv, g, g->id.p) != 0)
         return;
     if (shard_append(g->s, &kv, 1, group_persist_done, NULL) != 0)
-        log_warn("group", "cannot persist metadata of group %s", g->id.p);
+        logger_warn("group", "cannot persist metadata of group %s", g->id.p);
     offsets_kv_free(&kv);
 }
 
@@ -294,7 +294,7 @@ static void group_complete_join(struct group *g)
     for (struct member *m = g->members, *next; m; m = next) {
         next = m->next;
         if (m->join_call == NULL) {
-            log_info("group", "member %s of group %s did not rejoin in time", m->id.p, g->id.p);
+            logger_info("group", "member %s of group %s did not rejoin in time", m->id.p, g->id.p);
             member_unlink(g, m);
             member_free(m);
         }
@@ -315,9 +315,9 @@ static void group_complete_join(struct group *g)
     if (g->leader.len < 0 || group_find_member(g, gstr_kstr(&g->leader)) == NULL)
         gstr_set(&g->leader, g->members->id.p, g->members->id.len);
     group_set_state(g, GS_COMPLETING);
-    log_info("group", "group %s: generation %d with %d members, protocol %s, leader %s", g->id.p,
-             g->generation, g->nmembers, g->protocol_name.p ? g->protocol_name.p : "-",
-             g->leader.p);
+    logger_info("group", "group %s: generation %d with %d members, protocol %s, leader %s", g->id.p,
+                g->generation, g->nmembers, g->protocol_name.p ? g->protocol_name.p : "-",
+                g->leader.p);
     for (struct member *m = g->members; m; m = m->next) {
         gstr_free(&m->assignment);
         struct group_call *c = m->join_call;
@@ -394,8 +394,8 @@ static void group_prepare_rebalance(struct group *g)
         net_timer_start(s->worker, &g->join_timer, rt, group_join_timer_fired, g);
     }
     group_set_state(g, GS_PREPARING);
-    log_info("group", "group %s: preparing rebalance (generation %d, %d members)", g->id.p,
-             g->generation, g->nmembers);
+    logger_info("group", "group %s: preparing rebalance (generation %d, %d members)", g->id.p,
+                g->generation, g->nmembers);
     group_try_complete_join(g);
 }
 
@@ -428,7 +428,7 @@ static void group_sync_persisted(void *arg, int err)
     struct group *g = group_find(sp->s, (struct kstr){sp->group, (int32_t)strlen(sp->group)});
     if (g != NULL && g->state == GS_COMPLETING && g->generation == sp->generation) {
         if (err != 0) {
-            log_warn("group", "group %s: cannot persist the assignment: %d", sp->group, err);
+            logger_warn("group", "group %s: cannot persist the assignment: %d", sp->group, err);
             group_reset_and_propagate(g, KAFKA_ERR_COORDINATOR_NOT_AVAILABLE);
             group_prepare_rebalance(g);
         } else {
@@ -522,7 +522,7 @@ void group_handle_sync(struct shard *s, struct group_call *c)
         if (sp)
             free(sp->group);
         free(sp);
-        log_warn("group", "group %s: cannot append the assignment: %d", g->id.p, rc);
+        logger_warn("group", "group %s: cannot append the assignment: %d", g->id.p, rc);
         group_reset_and_propagate(g, KAFKA_ERR_COORDINATOR_NOT_AVAILABLE);
         group_prepare_rebalance(g);
     }
@@ -588,7 +588,7 @@ static int16_t group_leave_one(struct group *g, struct kstr member_id, struct ks
         if (m == NULL)
             return KAFKA_ERR_UNKNOWN_MEMBER_ID;
     }
-    log_info("group", "member %s left group %s", m->id.p, g->id.p);
+    logger_info("group", "member %s left group %s", m->id.p, g->id.p);
     group_remove_member_and_update(g, m);
     return 0;
 }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "group/group_internal.h"
 #include "proto/gen/consumer_protocol_subscription.h"
 #include "proto/gen/errors.h"
@@ -152,7 +152,7 @@ static void commit_durable(void *arg, int err)
         e->valid = true;
     }
     if (err != 0)
-        log_warn("group", "offset commit for group %s failed: %d", st->group, err);
+        logger_warn("group", "offset commit for group %s failed: %d", st->group, err);
     struct group_call *c = st->c;
     commit_state_free(st);
     call_finish(c);
@@ -706,7 +706,7 @@ static void expire_noop(void *arg, int err)
 {
     (void)arg;
     if (err)
-        log_warn("group", "writing offset expiry tombstones failed: %d", err);
+        logger_warn("group", "writing offset expiry tombstones failed: %d", err);
 }
 
 /* offsets.retention.minutes: offsets of a group without members expire `retention` after the
@@ -742,8 +742,8 @@ void shard_expire_offsets(struct shard *s)
             if (drop && group_encode_metadata(&kvs[n], NULL, g->id.p) == 0)
                 n++;
             if (n > 0) {
-                log_info("group", "group %s: expired %zu offsets%s", g->id.p, n - (drop ? 1 : 0),
-                         drop ? " and the group" : "");
+                logger_info("group", "group %s: expired %zu offsets%s", g->id.p, n - (drop ? 1 : 0),
+                            drop ? " and the group" : "");
                 shard_append(s, kvs, n, expire_noop, NULL);
             }
             for (size_t i = 0; i < n; i++)

@@ -8,7 +8,7 @@
  */
 #include <assert.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "group/coordinator.h"
 #include "group/group_internal.h"
 #include "group/offsets_log.h"
@@ -24,8 +24,8 @@ static void shard_unload_finish(struct shard *s)
     pthread_mutex_lock(&s->gc->load_mu);
     atomic_store(&s->state, SHARD_UNLOADED);
     pthread_mutex_unlock(&s->gc->load_mu);
-    log_info("group", "unloaded %zu groups of %s-%d: its leadership moved", n, OFFSETS_TOPIC,
-             s->index);
+    logger_info("group", "unloaded %zu groups of %s-%d: its leadership moved", n, OFFSETS_TOPIC,
+                s->index);
     /* Leading it again already (a new leader epoch on this broker): replay it afresh. */
     group_coordinator_prepare(s->gc, s->index);
 }
@@ -61,5 +61,5 @@ void group_coordinator_resign(struct group_coordinator *gc, int32_t shard)
     pthread_mutex_unlock(&gc->load_mu);
     /* A shard still LOADING checks the leadership itself when its replay is done. */
     if (st == SHARD_LOADED && w != NULL && net_worker_post(w, shard_resign_on_owner, s) != 0)
-        log_warn("group", "cannot unload %s-%d (shutting down)", OFFSETS_TOPIC, shard);
+        logger_warn("group", "cannot unload %s-%d (shutting down)", OFFSETS_TOPIC, shard);
 }

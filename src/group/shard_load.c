@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "record/control_record.h"
 #include "record/record_batch.h"
 #include "record/record_iter.h"
@@ -198,8 +198,8 @@ static int load_records(struct shard *s, const uint8_t *p, size_t len,
         struct offsets_record orec;
         rc = offsets_decode_record(rec.key, rec.key_len, rec.value, rec.value_len, &scratch, &orec);
         if (rc != 0) {
-            log_warn("group", "%s-%d: skipping an undecodable record at offset %lld", OFFSETS_TOPIC,
-                     s->index, (long long)rec.offset);
+            logger_warn("group", "%s-%d: skipping an undecodable record at offset %lld",
+                        OFFSETS_TOPIC, s->index, (long long)rec.offset);
             rc = 0;
             continue;
         }
@@ -322,7 +322,7 @@ static void load_finished(void *arg)
     struct load_job *j = arg;
     struct shard *s = j->s;
     if (j->rc != 0) {
-        log_error("group", "loading %s-%d failed: %d", OFFSETS_TOPIC, s->index, j->rc);
+        logger_error("group", "loading %s-%d failed: %d", OFFSETS_TOPIC, s->index, j->rc);
         atomic_store(&s->state, SHARD_FAILED);
     } else {
         for (size_t b = 0; b < s->nbuckets; b++)
@@ -331,8 +331,8 @@ static void load_finished(void *arg)
         atomic_store(&s->state, SHARD_LOADED);
         int64_t iv = s->gc->cfg.retention_check_interval_ms;
         net_timer_start(s->worker, &s->expiry_timer, iv, shard_expiry_fired, s);
-        log_info("group", "loaded %zu groups from %s-%d in %lld ms", s->ngroups, OFFSETS_TOPIC,
-                 s->index, (long long)(clock_mono_ms() - j->start_ms));
+        logger_info("group", "loaded %zu groups from %s-%d in %lld ms", s->ngroups, OFFSETS_TOPIC,
+                    s->index, (long long)(clock_mono_ms() - j->start_ms));
         /* Leadership may have moved while the loader read: what it read may be stale. */
         if (s->gc->env.is_leader && !s->gc->env.is_leader(s->gc->env.ctx, s->index))
             shard_unload_begin(s);

@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "base/tcp_listen.h"
 #include "metrics/metrics_internal.h"
 
@@ -128,7 +128,7 @@ static void metrics_http_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n > 0 && msg[n - 1] == '\n')
         msg[--n] = '\0';
-    log_warn("metrics", "%s", msg);
+    logger_warn("metrics", "%s", msg);
 }
 
 int metrics_serve(struct metrics *m, const char *listener, const struct metrics_source *src,
@@ -168,8 +168,8 @@ int metrics_serve(struct metrics *m, const char *listener, const struct metrics_
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
         m->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                  : ((struct sockaddr_in *)&ss)->sin_port);
-    log_info("metrics", "serving /metrics and /health on http://%s:%d", host[0] ? host : "0.0.0.0",
-             m->port);
+    logger_info("metrics", "serving /metrics and /health on http://%s:%d",
+                host[0] ? host : "0.0.0.0", m->port);
     return 0;
 }
 

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "net/internal.h"
 
 uint64_t net_conn_id(const struct net_conn *c)
@@ -103,12 +103,12 @@ static void net_conn_set_options(struct net_conn *c, const struct net_config *cf
 {
     int one = 1;
     if (setsockopt(c->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-        log_warn(NET_LOG, "%s: TCP_NODELAY: %s", c->peer, strerror(errno));
+        logger_warn(NET_LOG, "%s: TCP_NODELAY: %s", c->peer, strerror(errno));
     int snd = cfg->socket_send_buffer_bytes, rcv = cfg->socket_receive_buffer_bytes;
     if (snd > 0 && setsockopt(c->io.fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd)) < 0)
-        log_warn(NET_LOG, "%s: SO_SNDBUF: %s", c->peer, strerror(errno));
+        logger_warn(NET_LOG, "%s: SO_SNDBUF: %s", c->peer, strerror(errno));
     if (rcv > 0 && setsockopt(c->io.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)) < 0)
-        log_warn(NET_LOG, "%s: SO_RCVBUF: %s", c->peer, strerror(errno));
+        logger_warn(NET_LOG, "%s: SO_RCVBUF: %s", c->peer, strerror(errno));
 }
 
 static void net_idle_unlink(struct net_worker *w, struct net_conn *c)
@@ -165,8 +165,8 @@ void net_conn_idle_check(struct net_timer *t)
             net_conn_touch(c); /* busy, not idle: the handler still owes it responses */
             continue;
         }
-        log_debug(NET_LOG, "closing connection %llu from %s: idle for %lld ms",
-                  (unsigned long long)c->id, c->peer, (long long)(now - c->last_active));
+        logger_debug(NET_LOG, "closing connection %llu from %s: idle for %lld ms",
+                     (unsigned long long)c->id, c->peer, (long long)(now - c->last_active));
         net_conn_close(c, NULL);
     }
     net_idle_arm(w);
@@ -194,10 +194,10 @@ static void net_conn_on_events(struct net_io *io, uint32_t events)
 /* Admission failed or resources are missing: drop the new socket. */
 static void net_conn_refuse(struct net_worker *w, int fd, const char *peer, const char *why)
 {
-    log_warn(NET_LOG, "rejecting connection from %s: %s", peer, why);
+    logger_warn(NET_LOG, "rejecting connection from %s: %s", peer, why);
     net_count(&w->counters.rejected, 1);
     if (close(fd) < 0)
-        log_warn(NET_LOG, "close of rejected connection from %s: %s", peer, strerror(errno));
+        logger_warn(NET_LOG, "close of rejected connection from %s: %s", peer, strerror(errno));
 }
 
 /* Makes an admitted socket a connection of w. Worker thread of w. */
@@ -245,8 +245,8 @@ static void net_conn_open(struct net_worker *w, int fd, const struct net_ip_key 
     c->last_active = clock_mono_ms();
     net_idle_append(w, c);
     net_idle_arm(w);
-    log_debug(NET_LOG, "accepted connection %llu from %s on worker %d", (unsigned long long)c->id,
-              c->peer, w->index);
+    logger_debug(NET_LOG, "accepted connection %llu from %s on worker %d",
+                 (unsigned long long)c->id, c->peer, w->index);
     c->opened = true;
     if (s->handler.on_open && s->handler.on_open(s->handler.ctx, c) != 0)
         net_conn_close(c, "refused by the handler");
@@ -354,13 +354,13 @@ void net_conn_close(struct net_conn *c, const char *why)
         return;
     struct net_worker *w = c->w;
     if (why)
-        log_debug(NET_LOG, "closing connection %llu from %s: %s", (unsigned long long)c->id,
-                  c->peer, why);
+        logger_debug(NET_LOG, "closing connection %llu from %s: %s", (unsigned long long)c->id,
+                     c->peer, why);
     c->closed = true;
     net_tls_free(c);
     if (close(c->io.fd) < 0)
-        log_warn(NET_LOG, "close of connection %llu: %s", (unsigned long long)c->id,
-                 strerror(errno));
+        logger_warn(NET_LOG, "close of connection %llu: %s", (unsigned long long)c->id,
+                    strerror(errno));
     c->io.fd = -1;
     net_admit_release(&w->srv->admit, &c->ip);
     net_idle_unlink(w, c);

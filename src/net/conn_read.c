@@ -23,7 +23,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "net/internal.h"
 
 #define NET_READ_BUDGET (4u << 20)
@@ -53,10 +53,10 @@ static bool net_frame_size_ok(struct net_conn *c, int32_t size)
     int32_t max = c->max_frame > 0 ? c->max_frame : c->w->srv->cfg.max_frame_bytes;
     if (size > 0 && size <= max)
         return true;
-    log_warn(NET_LOG, "closing connection %llu from %s: frame size %d outside 1..%d (%s)",
-             (unsigned long long)c->id, c->peer, size, max,
-             c->max_frame > 0 ? "the handler's limit for this connection"
-                              : "socket.request.max.bytes");
+    logger_warn(NET_LOG, "closing connection %llu from %s: frame size %d outside 1..%d (%s)",
+                (unsigned long long)c->id, c->peer, size, max,
+                c->max_frame > 0 ? "the handler's limit for this connection"
+                                 : "socket.request.max.bytes");
     net_count(&c->w->counters.bad_frames, 1);
     return false;
 }
@@ -87,8 +87,8 @@ static size_t net_conn_parse(struct net_conn *c, const uint8_t *buf, size_t len)
         }
         struct net_request *req = net_request_new(c, (size_t)size);
         if (req == NULL) {
-            log_error(NET_LOG, "closing connection %llu from %s: no memory for a %d-byte frame",
-                      (unsigned long long)c->id, c->peer, size);
+            logger_error(NET_LOG, "closing connection %llu from %s: no memory for a %d-byte frame",
+                         (unsigned long long)c->id, c->peer, size);
             net_conn_close(c, NULL);
             return len;
         }
@@ -110,8 +110,8 @@ static bool net_conn_stash(struct net_conn *c, const uint8_t *buf, size_t len)
 {
     c->stash = malloc(len);
     if (c->stash == NULL) {
-        log_error(NET_LOG, "closing connection %llu from %s: out of memory",
-                  (unsigned long long)c->id, c->peer);
+        logger_error(NET_LOG, "closing connection %llu from %s: out of memory",
+                     (unsigned long long)c->id, c->peer);
         net_conn_close(c, NULL);
         return false;
     }

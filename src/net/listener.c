@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "net/internal.h"
 
 #define NET_ACCEPT_BATCH 8
@@ -63,8 +63,8 @@ int net_listener_open(struct net_server *s, int index, const char *host, int por
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(host, port, &hints, &res);
     if (gai != 0) {
-        log_error(NET_LOG, "cannot resolve listener address %s:%d: %s", host ? host : "*", port_num,
-                  gai_strerror(gai));
+        logger_error(NET_LOG, "cannot resolve listener address %s:%d: %s", host ? host : "*",
+                     port_num, gai_strerror(gai));
         return -EADDRNOTAVAIL;
     }
     int fd = -EADDRNOTAVAIL;
@@ -75,8 +75,8 @@ int net_listener_open(struct net_server *s, int index, const char *host, int por
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        log_error(NET_LOG, "cannot listen on %s:%d: %s", host ? host : "*", port_num,
-                  strerror(-fd));
+        logger_error(NET_LOG, "cannot listen on %s:%d: %s", host ? host : "*", port_num,
+                     strerror(-fd));
         return fd;
     }
     int p = net_listener_bound_port(fd);
@@ -87,8 +87,9 @@ int net_listener_open(struct net_server *s, int index, const char *host, int por
     s->listen_fds[index] = fd;
     s->ports[index] = p;
     bool v6 = host != NULL && strchr(host, ':') != NULL;
-    log_info(NET_LOG, "listening on %s%s%s:%d%s with %d workers", v6 ? "[" : "", host ? host : "*",
-             v6 ? "]" : "", p, s->tls[index] ? " (TLS)" : "", s->cfg.num_workers);
+    logger_info(NET_LOG, "listening on %s%s%s:%d%s with %d workers", v6 ? "[" : "",
+                host ? host : "*", v6 ? "]" : "", p, s->tls[index] ? " (TLS)" : "",
+                s->cfg.num_workers);
     return 0;
 }
 
@@ -103,8 +104,8 @@ static void net_listener_retry(struct net_timer *t)
 static void net_listener_back_off(struct net_worker *w, int err)
 {
     if (!w->accept_failing)
-        log_warn(NET_LOG, "worker %d: accept failed: %s; retrying every %d ms", w->index,
-                 strerror(err), NET_ACCEPT_RETRY_MS);
+        logger_warn(NET_LOG, "worker %d: accept failed: %s; retrying every %d ms", w->index,
+                    strerror(err), NET_ACCEPT_RETRY_MS);
     w->accept_failing = true;
     net_listener_detach(w);
     net_timer_start(w, &w->accept_retry, NET_ACCEPT_RETRY_MS, net_listener_retry, w);
@@ -120,7 +121,7 @@ static void net_listener_on_events(struct net_io *io, uint32_t events)
         int fd = accept4(io->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             if (w->accept_failing) {
-                log_info(NET_LOG, "worker %d: accepting connections again", w->index);
+                logger_info(NET_LOG, "worker %d: accepting connections again", w->index);
                 w->accept_failing = false;
             }
             net_conn_accept(w, fd, &sa, reg->index);
@@ -141,7 +142,7 @@ static void net_listener_on_events(struct net_io *io, uint32_t events)
             net_listener_back_off(w, errno);
             return;
         default:
-            log_error(NET_LOG, "accept failed: %s", strerror(errno));
+            logger_error(NET_LOG, "accept failed: %s", strerror(errno));
             net_listener_back_off(w, errno);
             return;
         }
@@ -152,8 +153,8 @@ static void net_listener_unwatch(struct net_worker *w, int n)
 {
     for (int i = 0; i < n; i++)
         if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_regs[i].io.fd, NULL) < 0)
-            log_error(NET_LOG, "worker %d cannot unwatch listening socket %d: %s", w->index, i,
-                      strerror(errno));
+            logger_error(NET_LOG, "worker %d cannot unwatch listening socket %d: %s", w->index, i,
+                         strerror(errno));
 }
 
 /* Registers every listening socket in w's epoll set. Worker thread (or before it starts). */
@@ -170,8 +171,8 @@ int net_listener_attach(struct net_worker *w)
         struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &reg->io};
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, reg->io.fd, &ev) < 0) {
             int rc = -errno;
-            log_error(NET_LOG, "worker %d cannot watch the listening socket: %s", w->index,
-                      strerror(errno));
+            logger_error(NET_LOG, "worker %d cannot watch the listening socket: %s", w->index,
+                         strerror(errno));
             net_listener_unwatch(w, i);
             return rc;
         }

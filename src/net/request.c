@@ -25,7 +25,7 @@
 #include <sys/uio.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "net/internal.h"
 
 struct net_request *net_request_new(struct net_conn *c, size_t size)
@@ -147,8 +147,8 @@ static int net_conn_write_head(struct net_conn *c)
         net_conn_touch(c);
     }
     if (rc < 0) {
-        log_debug(NET_LOG, "closing connection %llu from %s: write: %s", (unsigned long long)c->id,
-                  c->peer, strerror(-rc));
+        logger_debug(NET_LOG, "closing connection %llu from %s: write: %s",
+                     (unsigned long long)c->id, c->peer, strerror(-rc));
         net_conn_close(c, NULL);
         return -1;
     }
@@ -243,8 +243,8 @@ static int net_conn_write_gathered(struct net_conn *c)
     if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return 0;
-        log_debug(NET_LOG, "closing connection %llu from %s: write: %s", (unsigned long long)c->id,
-                  c->peer, strerror(errno));
+        logger_debug(NET_LOG, "closing connection %llu from %s: write: %s",
+                     (unsigned long long)c->id, c->peer, strerror(errno));
         net_conn_close(c, NULL);
         return -1;
     }
@@ -289,8 +289,8 @@ void net_conn_flush(struct net_conn *c)
     while (!c->closed && c->q_head && c->q_head->state != NET_REQ_PENDING) {
         struct net_request *req = c->q_head;
         if (req->state == NET_REQ_CLOSE) {
-            log_debug(NET_LOG, "closing connection %llu from %s: requested by the handler",
-                      (unsigned long long)c->id, c->peer);
+            logger_debug(NET_LOG, "closing connection %llu from %s: requested by the handler",
+                         (unsigned long long)c->id, c->peer);
             net_conn_close(c, NULL);
             return;
         }

@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "net/internal.h"
 
 static void net_config_defaults(struct net_config *c)
@@ -52,14 +52,14 @@ static void net_server_halt(struct net_server *s)
         if (w->thread_started) {
             int rc = pthread_join(w->thread, NULL);
             if (rc != 0)
-                log_error(NET_LOG, "joining worker %d: %s", i, strerror(rc));
+                logger_error(NET_LOG, "joining worker %d: %s", i, strerror(rc));
             w->thread_started = false;
         }
         net_worker_close_posts(w);
     }
     for (int i = 0; i < s->nlisteners; i++) {
         if (s->listen_fds[i] >= 0 && close(s->listen_fds[i]) < 0)
-            log_warn(NET_LOG, "closing the listening socket: %s", strerror(errno));
+            logger_warn(NET_LOG, "closing the listening socket: %s", strerror(errno));
         s->listen_fds[i] = -1;
     }
 }
@@ -154,7 +154,7 @@ void net_server_stop(struct net_server *s)
 {
     if (s == NULL)
         return;
-    log_info(NET_LOG, "stopping the listener on port %d", s->ports[0]);
+    logger_info(NET_LOG, "stopping the listener on port %d", s->ports[0]);
     net_server_halt(s);
 }
 

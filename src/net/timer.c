@@ -11,7 +11,7 @@
 #include <stdlib.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "net/internal.h"
 
 static bool net_timer_before(const struct net_timer *a, const struct net_timer *b)
@@ -79,7 +79,7 @@ static void net_heap_reserve(struct net_worker *w)
     int ncap = w->heap_cap ? w->heap_cap * 2 : 64;
     struct net_timer **nh = realloc(w->heap, (size_t)ncap * sizeof(*nh));
     if (nh == NULL) {
-        log_error(NET_LOG, "out of memory growing the timer heap to %d entries", ncap);
+        logger_error(NET_LOG, "out of memory growing the timer heap to %d entries", ncap);
         abort();
     }
     w->heap = nh;

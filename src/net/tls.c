@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "net/internal.h"
 
 #define NET_TLS_BUF (64u << 10)
@@ -94,9 +94,9 @@ static ssize_t net_tls_fail(struct net_conn *c, const char *during, int ssl_err)
         snprintf(why, sizeof(why), "SSL error %d", ssl_err);
     ERR_clear_error();
     if (!t->failed)
-        log_warn(NET_LOG, "TLS %s with connection %llu from %s failed: %s",
-                 SSL_is_init_finished(t->ssl) ? during : "handshake", (unsigned long long)c->id,
-                 c->peer, why);
+        logger_warn(NET_LOG, "TLS %s with connection %llu from %s failed: %s",
+                    SSL_is_init_finished(t->ssl) ? during : "handshake", (unsigned long long)c->id,
+                    c->peer, why);
     t->failed = true;
     errno = EPROTO;
     return -1;

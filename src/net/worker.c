@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "net/internal.h"
 
 #define NET_EVENTS_PER_WAIT 256
@@ -51,7 +51,7 @@ void net_worker_wake(struct net_worker *w)
     } while (n < 0 && errno == EINTR);
     /* EAGAIN means the counter is already huge, i.e. a wake-up is pending anyway. */
     if (n < 0 && errno != EAGAIN)
-        log_error(NET_LOG, "worker %d: eventfd write failed: %s", w->index, strerror(errno));
+        logger_error(NET_LOG, "worker %d: eventfd write failed: %s", w->index, strerror(errno));
 }
 
 void net_worker_todo(struct net_worker *w, struct net_conn *c)
@@ -121,7 +121,7 @@ static void net_worker_on_wake(struct net_io *io, uint32_t events)
     struct net_worker *w = net_container_of(io, struct net_worker, wake);
     uint64_t v;
     if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN && errno != EINTR)
-        log_error(NET_LOG, "worker %d: eventfd read failed: %s", w->index, strerror(errno));
+        logger_error(NET_LOG, "worker %d: eventfd read failed: %s", w->index, strerror(errno));
     net_worker_run_posts(w);
     if (!w->stopping && atomic_load(&w->srv->stopping))
         net_worker_begin_stop(w);
@@ -187,10 +187,10 @@ static int net_worker_timeout(struct net_worker *w)
 
 static void net_worker_give_up(struct net_worker *w)
 {
-    log_error(NET_LOG,
-              "worker %d: %d connection(s) still have requests the handler did not complete "
-              "within %lld ms of shutdown; leaking them",
-              w->index, w->conns_alive, (long long)w->srv->cfg.shutdown_timeout_ms);
+    logger_error(NET_LOG,
+                 "worker %d: %d connection(s) still have requests the handler did not complete "
+                 "within %lld ms of shutdown; leaking them",
+                 w->index, w->conns_alive, (long long)w->srv->cfg.shutdown_timeout_ms);
     pthread_mutex_lock(&w->post_lock);
     w->post_closed = true;
     pthread_mutex_unlock(&w->post_lock);
@@ -215,7 +215,7 @@ static void *net_worker_main(void *arg)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            log_error(NET_LOG, "worker %d: epoll_wait failed: %s", w->index, strerror(errno));
+            logger_error(NET_LOG, "worker %d: epoll_wait failed: %s", w->index, strerror(errno));
             abort();
         }
         for (int i = 0; i < n; i++) {
@@ -259,7 +259,7 @@ int net_worker_init(struct net_worker *w, struct net_server *s, int index)
     return 0;
 err:
     rc = -errno;
-    log_error(NET_LOG, "cannot set up worker %d: %s", index, strerror(errno));
+    logger_error(NET_LOG, "cannot set up worker %d: %s", index, strerror(errno));
     return rc;
 }
 
@@ -273,7 +273,7 @@ int net_worker_start(struct net_worker *w)
     int rc = pthread_create(&w->thread, NULL, net_worker_main, w);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        log_error(NET_LOG, "cannot start worker %d: %s", w->index, strerror(rc));
+        logger_error(NET_LOG, "cannot start worker %d: %s", w->index, strerror(rc));
         return -rc;
     }
     w->thread_started = true;
@@ -292,7 +292,7 @@ void net_worker_destroy(struct net_worker *w)
 {
     struct net_post *p = w->posts;
     if (p)
-        log_error(NET_LOG, "worker %d: dropping posted work at shutdown", w->index);
+        logger_error(NET_LOG, "worker %d: dropping posted work at shutdown", w->index);
     while (p) {
         struct net_post *next = p->next;
         free(p);

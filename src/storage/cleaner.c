@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "storage/log.h"
 
 struct log_cleaner {
@@ -42,7 +42,7 @@ static int pass_over(struct log_cleaner *c, struct log **logs, size_t n, int64_t
         struct log_config cfg = log_get_config(log);
         if (cfg.compact && c->cfg.compact &&
             (rc = c->cfg.compact(log, now, c->cfg.compact_arg)) < 0)
-            log_warn("storage", "compaction of %s failed: %d", log_dir_path(log), rc);
+            logger_warn("storage", "compaction of %s failed: %d", log_dir_path(log), rc);
         log_purge_deleted(log, now, false);
         log_close_idle_segments(log, clock_mono_ms());
     }

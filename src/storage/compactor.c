@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "record/record_builder.h"
 #include "record/record_iter.h"
 #include "storage/log_internal.h"
@@ -450,11 +450,11 @@ int log_compact(struct log *log, int64_t now_ms, bool force, struct log_compact_
         log->cleaned_offset = segs[n - 1]->base_offset + 1;
         rc = 0;
         if (local.segments_cleaned)
-            log_info("cleaner",
-                     "%s: compacted %d segment(s), %lld -> %lld bytes, %lld records "
-                     "removed",
-                     log->dir, local.segments_cleaned, (long long)local.bytes_before,
-                     (long long)local.bytes_after, (long long)local.records_removed);
+            logger_info("cleaner",
+                        "%s: compacted %d segment(s), %lld -> %lld bytes, %lld records "
+                        "removed",
+                        log->dir, local.segments_cleaned, (long long)local.bytes_before,
+                        (long long)local.bytes_after, (long long)local.records_removed);
     }
 out:
     for (size_t i = 0; i < pinned; i++)

@@ -21,7 +21,7 @@
 
 #include "base/clock.h"
 #include "base/lock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "record/record_batch.h"
 #include "storage/flusher.h"
 
@@ -50,8 +50,8 @@ struct log_config log_config_defaults(void)
 void log_mark_offline(struct log *log, const char *what, int err)
 {
     if (!atomic_exchange(&log->offline, true))
-        log_error("storage", "%s-%d goes offline: %s failed: %s", log->topic, log->partition, what,
-                  strerror(err < 0 ? -err : err));
+        logger_error("storage", "%s-%d goes offline: %s failed: %s", log->topic, log->partition,
+                     what, strerror(err < 0 ? -err : err));
 }
 
 size_t log_segment_index_locked(const struct log *log, int64_t offset)
@@ -155,7 +155,7 @@ int log_open(const char *dir, const char *topic, int32_t partition, const struct
     if (rc == 0)
         rc = log_load(log, state);
     if (rc < 0) {
-        log_error("storage", "cannot open log %s: %s", log->dir, strerror(-rc));
+        logger_error("storage", "cannot open log %s: %s", log->dir, strerror(-rc));
         log_free(log, true);
         return rc;
     }
@@ -175,7 +175,7 @@ void log_close(struct log *log)
         if (rc == 0)
             rc = segment_sync_indexes(active);
         if (rc < 0)
-            log_warn("storage", "closing %s: %s", log->dir, strerror(-rc));
+            logger_warn("storage", "closing %s: %s", log->dir, strerror(-rc));
     }
     log_free(log, true);
 }
@@ -265,7 +265,7 @@ static int log_roll_locked(struct log *log, int64_t base, int64_t now_ms)
     }
     atomic_store(&log->dir_dirty, true);
     if ((rc = segment_seal(old)) < 0)
-        log_warn("storage", "%s: trimming indexes on roll: %s", old->path, strerror(-rc));
+        logger_warn("storage", "%s: trimming indexes on roll: %s", old->path, strerror(-rc));
     /* Closed segments hold no fds until read again (lazy open): thousands of partitions
      * with many segments would otherwise run out of descriptors. */
     segment_close_idle(old, INT64_MAX, 0);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "base/lock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "storage/log_internal.h"
 
 static int epochs_write(struct log *log)
@@ -41,7 +41,7 @@ int log_epoch_load(struct log *log)
     if (rc == -EBADMSG) {
         /* Kafka fails the log dir here; the cache is only an optimisation for truncation, so
          * start empty and say so rather than refuse to serve the partition. */
-        log_warn("storage", "%s: malformed, ignored", path);
+        logger_warn("storage", "%s: malformed, ignored", path);
         return 0;
     }
     if (rc < 0)
@@ -50,7 +50,7 @@ int log_epoch_load(struct log *log)
     log->nepochs = log->epochs_cap = n;
     for (size_t i = 1; i < n; i++) /* breaks the cache's invariant: a damaged file */
         if (e[i - 1].epoch >= e[i].epoch || e[i - 1].start_offset >= e[i].start_offset) {
-            log_warn("storage", "%s: epochs not increasing, ignored", path);
+            logger_warn("storage", "%s: epochs not increasing, ignored", path);
             log->nepochs = 0;
             break;
         }

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "storage/log_internal.h"
 #include "storage/recovery.h"
 
@@ -64,7 +64,7 @@ static int list_segments(struct log *log, int64_t **out, size_t *n)
             has_suffix(e->d_name, ".swap") || has_suffix(e->d_name, ".tmp")) {
             snprintf(p, sizeof(p), "%s/%s", log->dir, e->d_name);
             if (unlink(p) < 0 && errno != ENOENT)
-                log_warn("storage", "unlink %s: %s", p, strerror(errno));
+                logger_warn("storage", "unlink %s: %s", p, strerror(errno));
             continue;
         }
         int64_t base = parse_segment_name(e->d_name);
@@ -117,7 +117,8 @@ static int init_segments(struct log *log, const int64_t *bases, size_t n)
 static void drop_segments_from(struct log *log, size_t from)
 {
     for (size_t i = from; i < log->nsegs; i++) {
-        log_warn("storage", "%s.log: removed, it follows a truncated segment", log->segs[i]->path);
+        logger_warn("storage", "%s.log: removed, it follows a truncated segment",
+                    log->segs[i]->path);
         segment_unlink(log->segs[i]);
         segment_unref(log->segs[i]);
     }
@@ -143,8 +144,8 @@ static int recover_one(struct log *log, struct segment *seg, bool last,
     if ((rc = segment_recover(seg, r)) < 0)
         return rc;
     if (r->truncated_bytes > 0)
-        log_warn("storage", "%s.log: recovery truncated %lld invalid bytes at position %lld",
-                 seg->path, (long long)r->truncated_bytes, (long long)r->valid_bytes);
+        logger_warn("storage", "%s.log: recovery truncated %lld invalid bytes at position %lld",
+                    seg->path, (long long)r->truncated_bytes, (long long)r->valid_bytes);
     /* What recovery read may have come from the page cache of a killed process: make it
      * durable before the recovery point moves past it. */
     if ((rc = segment_sync(seg)) < 0)
@@ -195,7 +196,7 @@ static int open_active_clean(struct log *log)
     if (rc == 0)
         rc = segment_scan_next_offset(seg, &seg->next_offset);
     if (rc == -EBADMSG) {
-        log_warn("storage", "%s: clean shutdown marker but bad tail; recovering", seg->path);
+        logger_warn("storage", "%s: clean shutdown marker but bad tail; recovering", seg->path);
         return recover_from(log, seg->base_offset);
     }
     if (rc == 0)

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "base/lock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "storage/checkpoint.h"
 
 struct log_manager {
@@ -82,7 +82,7 @@ static void start_offset_changed(struct log *log, void *arg)
 {
     int rc = log_manager_checkpoint(arg);
     if (rc < 0)
-        log_error("storage", "writing checkpoints for %s: %s", log_dir_path(log), strerror(-rc));
+        logger_error("storage", "writing checkpoints for %s: %s", log_dir_path(log), strerror(-rc));
 }
 
 /* "<topic>-<N>" -> topic (malloc'ed) and N; false for anything else (incl. -delete dirs). */
@@ -147,9 +147,9 @@ static void log_manager_remove_trash(struct log_manager *m, const char *name)
     snprintf(path, sizeof(path), "%s/%s", m->dir, name);
     int rc = log_remove_tree(path);
     if (rc != 0)
-        log_warn("storage", "cannot remove %s: %s", path, strerror(-rc));
+        logger_warn("storage", "cannot remove %s: %s", path, strerror(-rc));
     else
-        log_info("storage", "removed %s (deleted before the last shutdown)", path);
+        logger_info("storage", "removed %s (deleted before the last shutdown)", path);
 }
 
 static int list_partitions(struct log_manager *m, struct open_ctx *c)
@@ -198,7 +198,7 @@ static int read_ckpt(struct log_manager *m, const char *name, struct checkpoint_
     *n = 0;
     int rc = checkpoint_read_offsets(p, e, n);
     if (rc == -EBADMSG)
-        log_warn("storage", "%s is malformed; ignoring it (full recovery)", p);
+        logger_warn("storage", "%s is malformed; ignoring it (full recovery)", p);
     return rc == -ENOENT || rc == -EBADMSG ? 0 : rc;
 }
 
@@ -271,7 +271,7 @@ int log_manager_open(const char *dir, const struct log_config *defaults, int rec
     if (rc == 0)
         rc = open_all(m, recovery_threads);
     if (rc < 0) {
-        log_error("storage", "log dir %s: %s", dir, strerror(rc < -1000 ? EIO : -rc));
+        logger_error("storage", "log dir %s: %s", dir, strerror(rc < -1000 ? EIO : -rc));
         for (size_t i = 0; i < m->n; i++)
             log_close(m->logs[i]);
         m->n = 0;
@@ -384,7 +384,7 @@ void log_manager_close(struct log_manager *m)
         static const char body[] = "{\"version\":0,\"brokerEpoch\":-1}";
         rc = checkpoint_write_file_atomic(marker, body, sizeof(body) - 1);
         if (rc < 0)
-            log_error("storage", "writing %s: %s", marker, strerror(-rc));
+            logger_error("storage", "writing %s: %s", marker, strerror(-rc));
     }
     pthread_rwlock_destroy(&m->lock);
     pthread_mutex_destroy(&m->checkpoint_lock);

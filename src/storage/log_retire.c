@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "storage/log_internal.h"
 
 char *log_retire_dir(struct log *log)
@@ -23,7 +23,7 @@ char *log_retire_dir(struct log *log)
         k += snprintf(trash + k, n - (size_t)k, "%02x", id[i]);
     snprintf(trash + k, n - (size_t)k, "-delete");
     if (rename(log->dir, trash) != 0) {
-        log_warn("storage", "cannot rename %s for deletion: %s", log->dir, strerror(errno));
+        logger_warn("storage", "cannot rename %s for deletion: %s", log->dir, strerror(errno));
         free(trash);
         return NULL;
     }

@@ -25,7 +25,7 @@
 
 #include "base/clock.h"
 #include "base/lock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "record/byteorder.h"
 #include "storage/log_internal.h"
 

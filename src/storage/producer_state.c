@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "record/byteorder.h"
 #include "record/crc32c.h"
 #include "storage/segment.h"
@@ -521,8 +521,8 @@ int producer_state_snapshot(const struct producer_state *ps, const char *dir, in
 out:
     free(buf);
     if (rc != 0)
-        log_warn("producer", "%s: cannot write producer snapshot at %" PRId64 ": %s", dir, offset,
-                 strerror(-rc));
+        logger_warn("producer", "%s: cannot write producer snapshot at %" PRId64 ": %s", dir,
+                    offset, strerror(-rc));
     return rc;
 }
 
@@ -626,7 +626,7 @@ int producer_state_load(struct log *log, struct txn_index *ti, int64_t expiratio
         snapshot_path(path, sizeof(path), dir, offs[i], "");
         if (offs[i] > end) {
             /* State of offsets the log no longer has (lost with an unflushed tail). */
-            log_info("producer", "%s: removing snapshot above the log end %" PRId64, path, end);
+            logger_info("producer", "%s: removing snapshot above the log end %" PRId64, path, end);
             unlink(path);
             continue;
         }
@@ -643,7 +643,7 @@ int producer_state_load(struct log *log, struct txn_index *ti, int64_t expiratio
             used = offs[i];
             break;
         }
-        log_warn("producer", "%s: corrupt producer snapshot removed", path);
+        logger_warn("producer", "%s: corrupt producer snapshot removed", path);
         unlink(path);
         producer_state_free(ps);
         if ((ps = producer_state_new(expiration_ms)) == NULL) {
@@ -659,8 +659,8 @@ int producer_state_load(struct log *log, struct txn_index *ti, int64_t expiratio
         return rc;
     }
     if (rc != 0) /* serve the partition anyway; dedup covers what could be read */
-        log_warn("producer", "%s: cannot replay producer batches from %" PRId64 ": %d", dir, from,
-                 rc);
+        logger_warn("producer", "%s: cannot replay producer batches from %" PRId64 ": %d", dir,
+                    from, rc);
     producer_state_expire(ps, now_ms);
     if (snapshot_offset)
         *snapshot_offset = used;

@@ -18,7 +18,7 @@
 
 #include "base/clock.h"
 #include "base/lock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "storage/log_internal.h"
 
 static int64_t segment_mtime_ms(const struct segment *seg)

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "record/byteorder.h"
 #include "storage/recovery.h"
 
@@ -226,8 +226,8 @@ static int rebuild_closed(struct segment *seg)
     if ((rc = segment_recover(seg, &r)) < 0)
         return rc;
     if (r.truncated_bytes > 0)
-        log_warn("storage", "%s.log: truncated %lld invalid bytes while rebuilding its index",
-                 seg->path, (long long)r.truncated_bytes);
+        logger_warn("storage", "%s.log: truncated %lld invalid bytes while rebuilding its index",
+                    seg->path, (long long)r.truncated_bytes);
     index_file_trim(&seg->offset_index);
     index_file_trim(&seg->time_index);
     return 0;
@@ -241,7 +241,7 @@ static int open_closed(struct segment *seg)
         return rc;
     rc = open_indexes(seg, false);
     if (rc == -EBADMSG || (rc == 0 && !seg->verified && !indexes_look_valid(seg))) {
-        log_warn("storage", "%s: index missing or corrupt, rebuilding from the log", seg->path);
+        logger_warn("storage", "%s: index missing or corrupt, rebuilding from the log", seg->path);
         rc = rebuild_closed(seg);
     } else if (rc == -ENOENT) {
         rc = rebuild_closed(seg);
@@ -487,7 +487,7 @@ void segment_unlink_deleted(struct segment *seg)
         file_name(seg, SUFFIXES[i], p);
         snprintf(d, sizeof(d), "%s.deleted", p);
         if (unlink(d) < 0 && errno != ENOENT)
-            log_warn("storage", "unlink %s: %s", d, strerror(errno));
+            logger_warn("storage", "unlink %s: %s", d, strerror(errno));
     }
 }
 
@@ -497,7 +497,7 @@ void segment_unlink(struct segment *seg)
     for (int i = 0; i < 4; i++) {
         file_name(seg, SUFFIXES[i], p);
         if (unlink(p) < 0 && errno != ENOENT)
-            log_warn("storage", "unlink %s: %s", p, strerror(errno));
+            logger_warn("storage", "unlink %s: %s", p, strerror(errno));
     }
 }
 

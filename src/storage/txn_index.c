@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "record/byteorder.h"
 
 struct txn_entry {
@@ -105,7 +105,7 @@ static int load_file(struct txn_index *ti, int64_t base)
             break;
         struct aborted_txn a;
         if (txn_index_entry_decode(buf, &a) != 0) {
-            log_warn("storage", "%s: corrupt entry at %lld, rest ignored", path, (long long)pos);
+            logger_warn("storage", "%s: corrupt entry at %lld, rest ignored", path, (long long)pos);
             break;
         }
         if ((rc = push(ti, &a, base)) != 0)
@@ -191,8 +191,8 @@ int txn_index_append(struct txn_index *ti, int64_t segment_base, const struct ab
         if (fd >= 0)
             close(fd);
         if (rc != 0)
-            log_warn("storage", "%s: cannot record an aborted transaction: %s", path,
-                     strerror(-rc));
+            logger_warn("storage", "%s: cannot record an aborted transaction: %s", path,
+                        strerror(-rc));
     }
     pthread_mutex_unlock(&ti->mu);
     return rc;

@@ -14,7 +14,7 @@
 
 #include "base/arena.h"
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "group/offsets_log.h"
 #include "proto/gen/errors.h"
 #include "txn/state_record.h"
@@ -50,8 +50,8 @@ void txn_coordinator_shutdown(struct txn_coordinator *tc)
     for (int i = 0; i < 500 && atomic_load(&tc->ops) > 0; i++)
         usleep(10000);
     if (atomic_load(&tc->ops) > 0)
-        log_warn("txn", "%d coordinator operations still in flight at shutdown",
-                 atomic_load(&tc->ops));
+        logger_warn("txn", "%d coordinator operations still in flight at shutdown",
+                    atomic_load(&tc->ops));
 }
 
 void txn_coordinator_destroy(struct txn_coordinator *tc)
@@ -184,10 +184,10 @@ void txn_init_producer_id(struct txn_coordinator *tc, const char *id, int32_t ti
     }
     pthread_mutex_unlock(&tc->mu);
     if (fencing) {
-        log_info("txn",
-                 "%s: aborting the open transaction of producer %" PRId64
-                 " (a new producer initialised)",
-                 id, m->producer_id);
+        logger_info("txn",
+                    "%s: aborting the open transaction of producer %" PRId64
+                    " (a new producer initialised)",
+                    id, m->producer_id);
         txn_answer(done, arg, err, -1, -1);
         txn_op_write(op);
     } else if (op != NULL) {
@@ -332,8 +332,8 @@ int txn_coordinator_expire_ids(struct txn_coordinator *tc, int64_t now_ms, int64
         }
     pthread_mutex_unlock(&tc->mu);
     for (size_t i = 0; i < n; i++) {
-        log_info("txn", "%s: transactional id expired (unused for %" PRId64 " ms)", todo[i]->m->id,
-                 expiration_ms);
+        logger_info("txn", "%s: transactional id expired (unused for %" PRId64 " ms)",
+                    todo[i]->m->id, expiration_ms);
         txn_op_write(todo[i]);
     }
     return (int)n;
@@ -357,8 +357,8 @@ int txn_coordinator_expire(struct txn_coordinator *tc, int64_t now_ms)
         }
     pthread_mutex_unlock(&tc->mu);
     for (size_t i = 0; i < n; i++) {
-        log_info("txn", "%s: aborting a transaction open longer than its timeout (%d ms)",
-                 todo[i]->m->id, todo[i]->timeout_ms);
+        logger_info("txn", "%s: aborting a transaction open longer than its timeout (%d ms)",
+                    todo[i]->m->id, todo[i]->timeout_ms);
         txn_op_write(todo[i]);
     }
     return (int)n;

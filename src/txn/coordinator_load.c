@@ -15,7 +15,7 @@
 
 #include "base/arena.h"
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "group/offsets_log.h"
 #include "proto/gen/errors.h"
 #include "txn/state_record.h"
@@ -121,8 +121,8 @@ static void load_install(struct txn_coordinator *tc, struct load_ctx *lc, int32_
         }
     }
     pthread_mutex_unlock(&tc->mu);
-    log_info("txn", "loaded %zu transactional ids of %s-%d (coordinator epoch %d)", n,
-             TXN_STATE_TOPIC, lc->shard, epoch);
+    logger_info("txn", "loaded %zu transactional ids of %s-%d (coordinator epoch %d)", n,
+                TXN_STATE_TOPIC, lc->shard, epoch);
     for (size_t i = 0; i < ntodo; i++)
         txn_op_send_markers(todo[i]);
 }

@@ -16,7 +16,7 @@
 
 #include "base/arena.h"
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "group/offsets_log.h"
 #include "proto/gen/errors.h"
 #include "txn/state_record.h"
@@ -78,8 +78,8 @@ static void op_markers_done(void *arg, int16_t err)
     if (err != 0) {
         /* Abandoned: this broker stopped coordinating it (or is stopping). The id stays in
          * Prepare*; whoever loads the shard next writes the markers again. */
-        log_info("txn", "markers of %s (producer %" PRId64 ") abandoned: error %d", op->m->id,
-                 op->producer_id, err);
+        logger_info("txn", "markers of %s (producer %" PRId64 ") abandoned: error %d", op->m->id,
+                    op->producer_id, err);
         op_finish(op, KAFKA_ERR_NOT_COORDINATOR);
         return;
     }

@@ -10,7 +10,7 @@
 
 #include "base/arena.h"
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "group/offsets_log.h"
 #include "proto/gen/errors.h"
 #include "txn/state_record.h"

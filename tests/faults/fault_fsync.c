@@ -64,8 +64,8 @@ static int armed_for(int fd)
     int lfd = open(logp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (lfd >= 0) {
         char line[PATH_MAX + 32];
-        int len = snprintf(line, sizeof(line), "%s fd=%d %s\n", delay_ms() > 0 ? "SLOW" : "EIO",
-                           fd, path);
+        int len = snprintf(line, sizeof(line), "%s fd=%d %s\n", delay_ms() > 0 ? "SLOW" : "EIO", fd,
+                           path);
         if (len > 0 && write(lfd, line, (size_t)len) < 0) {
             /* best effort */
         }

@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "base/log.h"
+#include "base/logger.h"
 #include "fuzz_common.h"
 #include "record/record_batch.h"
 #include "record/record_builder.h"
@@ -58,7 +58,7 @@ static void write_file(const char *path, const uint8_t *p, size_t n)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    log_set_level(LOG_LEVEL_OFF);
+    logger_set_level(LOGGER_LEVEL_OFF);
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     snprintf(root, sizeof(root), "%s/gregor-fuzz-storage.XXXXXX", base);
     if (mkdtemp(root) == NULL)
@@ -111,7 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (len < 4 || segs == 8)
                 continue;
             int64_t b = (int64_t)((((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-                                   ((uint32_t)p[2] << 8) | p[3]) & 0x7fffffffu);
+                                   ((uint32_t)p[2] << 8) | p[3]) &
+                                  0x7fffffffu);
             bool dup = false;
             for (int i = 0; i < segs; i++)
                 dup |= bases[i] == b;
@@ -136,8 +137,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.segment_index_bytes = 4096;
     cfg.index_interval_bytes = 128;
     cfg.segment_bytes = 1 << 20;
-    struct log_open_state st = {.recovery_point = 0, .log_start_offset = -1,
-                                .high_watermark = 0, .clean_shutdown = clean};
+    struct log_open_state st = {
+        .recovery_point = 0, .log_start_offset = -1, .high_watermark = 0, .clean_shutdown = clean};
     struct log *log = NULL;
     if (log_open(root, "t", 0, &cfg, &st, &log) != 0)
         return 0;
@@ -155,8 +156,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint8_t *buf = malloc((size_t)r.range.length);
             ssize_t got = pread(r.range.fd, buf, (size_t)r.range.length, r.range.position);
             FUZZ_CHECK(got == r.range.length, "short pread of served range");
-            int nb = record_batches_validate(buf, (size_t)r.range.length,
-                                             RECORD_VALIDATE_STORED, 0);
+            int nb =
+                record_batches_validate(buf, (size_t)r.range.length, RECORD_VALIDATE_STORED, 0);
             FUZZ_CHECK(nb > 0, "recovered log serves an invalid batch at offset %lld (%d)",
                        (long long)off, nb);
             struct record_batch_header h;
@@ -165,8 +166,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        (long long)h.base_offset, (long long)prev_last);
             free(buf);
         }
-        FUZZ_CHECK(r.next_offset > off, "read at %lld did not advance (next %lld)",
-                   (long long)off, (long long)r.next_offset);
+        FUZZ_CHECK(r.next_offset > off, "read at %lld did not advance (next %lld)", (long long)off,
+                   (long long)r.next_offset);
         prev_last = r.next_offset - 1;
         off = r.next_offset;
         log_read_release(&r);

@@ -2,7 +2,7 @@
  * Logging to stderr. The only process-wide mutable setting is the level, written once at
  * start-up before any thread exists and read-only afterwards.
  */
-#include "base/log.h"
+#include "base/logger.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,27 +10,27 @@
 #include <strings.h>
 #include <time.h>
 
-static enum log_level log_threshold = LOG_LEVEL_INFO;
+static enum logger_level log_threshold = LOGGER_LEVEL_INFO;
 
-void log_set_level(enum log_level level)
+void logger_set_level(enum logger_level level)
 {
     log_threshold = level;
 }
 
-enum log_level log_get_level(void)
+enum logger_level logger_get_level(void)
 {
     return log_threshold;
 }
 
-int log_parse_level(const char *s, enum log_level *out)
+int logger_parse_level(const char *s, enum logger_level *out)
 {
     static const struct {
         const char *name;
-        enum log_level level;
-    } names[] = {{"trace", LOG_LEVEL_DEBUG},  {"debug", LOG_LEVEL_DEBUG},
-                 {"info", LOG_LEVEL_INFO},    {"warn", LOG_LEVEL_WARN},
-                 {"warning", LOG_LEVEL_WARN}, {"error", LOG_LEVEL_ERROR},
-                 {"fatal", LOG_LEVEL_ERROR},  {"off", LOG_LEVEL_OFF}};
+        enum logger_level level;
+    } names[] = {{"trace", LOGGER_LEVEL_DEBUG},  {"debug", LOGGER_LEVEL_DEBUG},
+                 {"info", LOGGER_LEVEL_INFO},    {"warn", LOGGER_LEVEL_WARN},
+                 {"warning", LOGGER_LEVEL_WARN}, {"error", LOGGER_LEVEL_ERROR},
+                 {"fatal", LOGGER_LEVEL_ERROR},  {"off", LOGGER_LEVEL_OFF}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcasecmp(s, names[i].name) == 0) {
             *out = names[i].level;
@@ -40,7 +40,7 @@ int log_parse_level(const char *s, enum log_level *out)
     return -1;
 }
 
-void log_write(enum log_level level, const char *subsystem, const char *fmt, ...)
+void logger_write(enum logger_level level, const char *subsystem, const char *fmt, ...)
 {
     static const char *tags[] = {"DEBUG", "INFO", "WARN", "ERROR", "OFF"};
     if (level < log_threshold)
