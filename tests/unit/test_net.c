@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
-#include "base/log.h"
+#include "base/logger.h"
 #include "net/net.h"
 #include "test.h"
 
