@@ -28,6 +28,7 @@
 #include "broker/groups.h"
 #include "broker/transactions.h"
 #include "broker/txn_marker_sender.h"
+#include "broker/txn_verifier.h"
 #include "broker/txn_offset_commit.h"
 #include "broker/dispatch.h"
 #include "broker/gate.h"
@@ -274,7 +275,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     if (rc == 0)
         rc = broker_start_controller(b, err, errlen);
     if (rc == 0 && ((rc = groups_start(b)) != 0 || (rc = txn_start(b)) != 0 ||
-                    (rc = txn_offsets_start(b)) != 0 || (rc = txn_marker_sender_start(b)) != 0))
+                    (rc = txn_offsets_start(b)) != 0 || (rc = txn_marker_sender_start(b)) != 0 ||
+                    (rc = txn_verifier_start(b)) != 0))
         snprintf(err, errlen, "out of memory");
     if (rc == 0 && ((rc = forwarder_start(b)) != 0 ||
                     (broker_has_broker_role(b) && (rc = lifecycle_start(b)) != 0)))
@@ -318,6 +320,7 @@ void broker_stop(struct broker *b)
     metrics_stop_serving(b->metrics); /* scrapes read everything below */
     groups_shutdown(b);
     txn_marker_sender_stop(b); /* abandoned markers answer while the workers run */
+    txn_verifier_stop(b);      /* so do waiting verifications */
     txn_shutdown(b);           /* no coordinator op in flight once the logs close */
     forwarder_stop(b);
     net_server_stop(b->net);

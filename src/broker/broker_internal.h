@@ -40,6 +40,7 @@ struct broker_groups;
 struct broker_txn;
 struct txn_offsets;
 struct txn_marker_sender;
+struct txn_verifier;
 
 struct broker {
     struct broker_config cfg;
@@ -61,10 +62,11 @@ struct broker {
     struct broker_txn *txn;          /* transaction coordinator glue (transactions.c) */
     struct txn_offsets *txn_offsets; /* pending transactional offsets (txn_offset_commit.c) */
     struct txn_marker_sender *marker_sender; /* markers for other leaders (txn_marker_sender.c) */
-    struct broker_lifecycle *life;           /* registration and heartbeats (lifecycle.c) */
-    struct broker_forwarder *fwd;            /* requests to the active controller (forwarder.c) */
-    struct replica_fetchers *fetchers;       /* follower fetch threads (replica_fetcher.c) */
-    struct isr_sender *isr;                  /* ISR changes to the controller (isr_sender.c) */
+    struct txn_verifier *txn_verifier; /* KIP-890 checks with other coordinators (txn_verifier.c) */
+    struct broker_lifecycle *life;     /* registration and heartbeats (lifecycle.c) */
+    struct broker_forwarder *fwd;      /* requests to the active controller (forwarder.c) */
+    struct replica_fetchers *fetchers; /* follower fetch threads (replica_fetcher.c) */
+    struct isr_sender *isr;            /* ISR changes to the controller (isr_sender.c) */
 };
 
 /* True for process.roles=broker or broker,controller: registers, hosts partitions, serves

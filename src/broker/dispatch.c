@@ -51,7 +51,7 @@ static const struct broker_api broker_api_table[] = {
     {KPROTO_API_DELETE_RECORDS, 0, 2, handle_delete_records, API_SCOPE_BROKER},
     {KPROTO_API_INIT_PRODUCER_ID, 0, 5, handle_init_producer_id, API_SCOPE_BROKER},
     {KPROTO_API_OFFSET_FOR_LEADER_EPOCH, 0, 4, handle_offset_for_leader_epoch, API_SCOPE_BROKER},
-    {KPROTO_API_ADD_PARTITIONS_TO_TXN, 0, 3, handle_add_partitions_to_txn, API_SCOPE_BROKER},
+    {KPROTO_API_ADD_PARTITIONS_TO_TXN, 0, 5, handle_add_partitions_to_txn, API_SCOPE_BROKER},
     {KPROTO_API_ADD_OFFSETS_TO_TXN, 0, 3, handle_add_offsets_to_txn, API_SCOPE_BROKER},
     {KPROTO_API_END_TXN, 0, 3, handle_end_txn, API_SCOPE_BROKER},
     {KPROTO_API_WRITE_TXN_MARKERS, 0, 1, handle_write_txn_markers, API_SCOPE_BROKER},

@@ -106,7 +106,7 @@ static int env_log_append(void *ref, uint8_t *batch, size_t len, struct log_appe
 {
     struct partition *p = ref;
     struct partition_append_result ar;
-    int rc = partition_append_batch(p, batch, len, false, clock_wall_ms(), &ar);
+    int rc = partition_append_batch(p, batch, len, false, clock_wall_ms(), NULL, &ar);
     *info = ar.info;
     if (rc == 0 && ar.kafka_error == KAFKA_ERR_NOT_LEADER_OR_FOLLOWER)
         return -ENOENT; /* the leadership moved since log_get: NOT_COORDINATOR */

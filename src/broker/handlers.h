@@ -81,6 +81,8 @@ void handle_describe_groups(struct broker_req *r);
 void handle_list_groups(struct broker_req *r);
 void handle_delete_groups(struct broker_req *r);
 void handle_add_partitions_to_txn(struct broker_req *r);
+/* v4-5, the brokers' batched form (add_partitions_batched.c). */
+void handle_add_partitions_to_txn_batched(struct broker_req *r);
 void handle_add_offsets_to_txn(struct broker_req *r);
 void handle_end_txn(struct broker_req *r);
 void handle_write_txn_markers(struct broker_req *r);

@@ -87,6 +87,9 @@ struct partition {
      * the first offset of the oldest open one (-1 none), read atomically for the LSO. */
     struct txn_index *txns;
     _Atomic int64_t first_unstable;
+    /* Markers recorded here (under producer_mu): a KIP-890 verification holds while it has
+     * not moved (partition_append.h). */
+    uint64_t txn_markers;
     struct replica_set rs; /* replicas, ISR, high watermark (broker/replica_set.h) */
     /* Held by the replica fetcher across its leader/epoch check and the append or truncation
      * it makes, and by the image listener while it changes leader and leader_epoch: a

@@ -22,6 +22,8 @@
 #include "broker/partition.h"
 #include "storage/log.h"
 
+struct producer_txn_check;
+
 struct partition_append_result {
     struct log_append_info info; /* offsets (the original ones for a duplicate) */
     bool duplicate;              /* an idempotent retry: nothing was appended */
@@ -32,9 +34,12 @@ struct partition_append_result {
 
 /*
  * Appends the validated batch bytes (offsets and, with log_append_time, timestamps are written
- * in place). Returns 0 (see *res for a refusal or a duplicate) or a negative storage error.
+ * in place). chk: a client's Produce asks for the KIP-890 transaction check
+ * (broker/producer_append.h), NULL otherwise. Returns 0 (see *res for a refusal or a
+ * duplicate; chk->needed: nothing appended) or a negative storage error.
  */
 int partition_append_batch(struct partition *p, uint8_t *batch, size_t len, bool log_append_time,
-                           int64_t now_ms, struct partition_append_result *res);
+                           int64_t now_ms, struct producer_txn_check *chk,
+                           struct partition_append_result *res);
 
 #endif

@@ -34,6 +34,7 @@
 #include "broker/replica_set.h"
 #include "metrics/metrics.h"
 #include "broker/producer_append.h"
+#include "broker/txn_verifier.h"
 #include "proto/gen/errors.h"
 #include "record/legacy.h"
 #include "record/byteorder.h"
@@ -49,6 +50,9 @@ struct produce_state {
     int outstanding;               /* flush and high-watermark callbacks not yet back */
     struct produce_flush *waiting; /* those callbacks, to time them out */
     struct net_timer timer;
+    struct produce_verify *verifying; /* partitions waiting for their KIP-890 check */
+    const char *txid;                 /* the request's transactional id, NULL if none */
+    int16_t acks;
     int16_t acks_error; /* INVALID_REQUIRED_ACKS for every partition, or 0 */
     bool parked;        /* counted in the produce purgatory metric */
     bool building;      /* handle_produce is still appending: it replies itself */
@@ -64,6 +68,24 @@ struct produce_flush {
     int16_t hw_error;    /* the high-watermark wait's Kafka error */
     struct hw_waiter hw; /* registered with the partition's replica set */
 };
+
+/*
+ * A transactional batch waiting for the coordinator to confirm its partition is in the
+ * transaction (KIP-890 part 1, broker/txn_verifier.h). It counts once in st->outstanding. The
+ * batch bytes live in the request: after a timed-out reply (pr NULL) they are not touched.
+ */
+struct produce_verify {
+    struct produce_state *st;
+    struct produce_verify *next, *prev;
+    struct kmsg_produce_response_partition_produce_response *pr; /* NULL after the reply */
+    struct partition *p;                                         /* a reference held */
+    struct krecords rec;
+    uint8_t *owned; /* the buffer rec points into when a policy rewrote it, else NULL */
+    struct producer_txn_check chk;
+    int16_t err; /* the coordinator's answer */
+};
+
+#define PRODUCE_VERIFY_ATTEMPTS 3
 
 static void produce_unlink(struct produce_flush *f)
 {
@@ -117,6 +139,8 @@ static void produce_abandon(struct produce_state *st)
 {
     for (struct produce_flush *f = st->waiting; f; f = f->next)
         f->pr = NULL;
+    for (struct produce_verify *v = st->verifying; v; v = v->next)
+        v->pr = NULL;
     st->r = NULL;
     produce_state_maybe_free(st);
 }
@@ -183,6 +207,11 @@ static void produce_timed_out(struct net_timer *t)
         f->pr->error_code = KAFKA_ERR_REQUEST_TIMED_OUT;
         f->pr->base_offset = -1;
         f->pr = NULL; /* the response dies with the reply */
+    }
+    for (struct produce_verify *v = st->verifying; v; v = v->next) {
+        v->pr->error_code = KAFKA_ERR_REQUEST_TIMED_OUT;
+        v->pr->base_offset = -1;
+        v->pr = NULL;
     }
     produce_reply(st);
     produce_state_maybe_free(st);
@@ -305,6 +334,153 @@ static int produce_wait_committed(struct produce_state *st, struct partition *p,
     return 1;
 }
 
+static int produce_verify_start(struct produce_state *st, struct partition *p,
+                                struct kmsg_produce_response_partition_produce_response *pr,
+                                const struct krecords *rec, uint8_t *owned,
+                                struct producer_txn_check *chk);
+
+/*
+ * Appends the validated batch rec to p (its reference is the caller's, handed over: put here,
+ * or kept by a verification, as is `owned`, the malloc'ed buffer rec points into or NULL) and
+ * fills pr, or waits per acks. chk: the KIP-890 check (NULL: none). Returns 1 when a wait or
+ * a verification is pending, else 0 (pr final).
+ */
+static int produce_append_step(struct produce_state *st, struct partition *p,
+                               struct kmsg_produce_response_partition_produce_response *pr,
+                               const struct krecords *rec, uint8_t *owned,
+                               struct producer_txn_check *chk)
+{
+    struct partition_append_result ar;
+    int rc = partition_append_batch(p, (uint8_t *)rec->data, (size_t)rec->len,
+                                    atomic_load(&p->log_append_time), clock_wall_ms(), chk, &ar);
+    if (rc == 0 && chk != NULL && chk->needed)
+        return produce_verify_start(st, p, pr, rec, owned, chk);
+    free(owned); /* the log has its own copy now */
+    const struct log_append_info info = ar.info;
+    int16_t err = ar.kafka_error;
+    if (rc == 0 && err != KAFKA_ERR_NONE) {
+        pr->error_code = err;
+        partition_put(p);
+        return 0;
+    }
+    if (rc != 0) {
+        pr->error_code = partition_error_from_storage(rc);
+        logger_warn("produce", "append to %s-%d failed: %d", p->topic, p->index, rc);
+        partition_put(p);
+        return 0;
+    }
+    pr->base_offset = info.first_offset;
+    pr->log_append_time_ms = info.log_append_time;
+    pr->log_start_offset = info.log_start_offset;
+    int pending = 0;
+    atomic_fetch_add_explicit(&p->bytes_in, rec->len, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->records_in, info.last_offset - info.first_offset + 1,
+                              memory_order_relaxed);
+    if (st->acks == -1)
+        pending = produce_wait_committed(st, p, pr, info.last_offset + 1);
+    partition_put(p);
+    return pending;
+}
+
+/* The Kafka error a partition leader answers the producer for the coordinator's `err`
+ * (Kafka's AddPartitionsToTxnManager and ReplicaManager). */
+static int16_t produce_verify_error(int16_t err, int16_t version)
+{
+    switch (err) {
+    case KAFKA_ERR_PRODUCER_FENCED:
+        return KAFKA_ERR_INVALID_PRODUCER_EPOCH;
+    case KAFKA_ERR_TRANSACTION_ABORTABLE: /* Produce v11 introduced it */
+        return version >= 11 ? KAFKA_ERR_TRANSACTION_ABORTABLE : KAFKA_ERR_INVALID_TXN_STATE;
+    case KAFKA_ERR_CONCURRENT_TRANSACTIONS:
+    case KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case KAFKA_ERR_COORDINATOR_NOT_AVAILABLE:
+    case KAFKA_ERR_NOT_COORDINATOR:
+        return KAFKA_ERR_NOT_ENOUGH_REPLICAS; /* retriable: the client sends it again */
+    default:
+        return err;
+    }
+}
+
+/* Worker thread: the coordinator answered v's check. */
+static void produce_verified(void *arg)
+{
+    struct produce_verify *v = arg;
+    struct produce_state *st = v->st;
+    assert(st->outstanding > 0);
+    if (v->prev)
+        v->prev->next = v->next;
+    else
+        st->verifying = v->next;
+    if (v->next)
+        v->next->prev = v->prev;
+    if (st->r == NULL || v->pr == NULL) {
+        partition_put(v->p); /* replied (timeout) or abandoned: the batch is gone */
+        free(v->owned);
+    } else if (v->err != 0) {
+        v->pr->error_code = produce_verify_error(v->err, st->r->hdr.api_version);
+        partition_put(v->p);
+        free(v->owned);
+    } else if (v->chk.attempts >= PRODUCE_VERIFY_ATTEMPTS) {
+        v->pr->error_code = KAFKA_ERR_NOT_ENOUGH_REPLICAS; /* markers kept racing it */
+        partition_put(v->p);
+        free(v->owned);
+    } else {
+        v->chk.verified = true;
+        v->chk.needed = false;
+        /* May start the next attempt (a marker came in between) or a wait: both count in
+         * outstanding while this one still does, so the reply cannot go out underneath. */
+        produce_append_step(st, v->p, v->pr, &v->rec, v->owned, &v->chk);
+    }
+    free(v);
+    st->outstanding--;
+    if (st->r != NULL && st->outstanding == 0)
+        produce_reply(st);
+    produce_state_maybe_free(st);
+}
+
+/* Any thread: the verifier's answer goes to the request's worker. */
+static void produce_verify_cb(void *arg, int16_t err)
+{
+    struct produce_verify *v = arg;
+    v->err = err;
+    if (net_worker_post(v->st->worker, produce_verified, v) != 0)
+        logger_warn("produce", "dropping a transaction verification during shutdown");
+}
+
+/* Starts (again) the check of rec's transaction with the coordinator; takes p's reference.
+ * Returns 1 (pending) or 0 (pr final). */
+static int produce_verify_start(struct produce_state *st, struct partition *p,
+                                struct kmsg_produce_response_partition_produce_response *pr,
+                                const struct krecords *rec, uint8_t *owned,
+                                struct producer_txn_check *chk)
+{
+    struct produce_verify *v = calloc(1, sizeof(*v));
+    if (v == NULL || st->acks == 0) { /* acks=0: nobody to wait for (a transactional producer
+                                       * always uses acks=all) */
+        free(v);
+        free(owned);
+        pr->error_code = KAFKA_ERR_INVALID_TXN_STATE;
+        partition_put(p);
+        return 0;
+    }
+    v->st = st;
+    v->pr = pr;
+    v->p = p;
+    v->rec = *rec;
+    v->owned = owned;
+    v->chk = *chk;
+    v->chk.attempts++;
+    v->next = st->verifying;
+    if (st->verifying)
+        st->verifying->prev = v;
+    st->verifying = v;
+    st->outstanding++;
+    int64_t pid = (int64_t)be64_load(rec->data + RB_OFF_PRODUCER_ID);
+    int16_t epoch = (int16_t)be16_load(rec->data + RB_OFF_PRODUCER_EPOCH);
+    txn_verifier_check(st->r->b, st->txid, pid, epoch, p->topic, p->index, produce_verify_cb, v);
+    return 1;
+}
+
 /* Appends one partition's batch; fills pr. Returns 1 when a wait is pending for acks=-1. */
 static int produce_partition(struct produce_state *st, struct broker_req *r, int16_t acks,
                              const char *topic,
@@ -345,34 +521,9 @@ static int produce_partition(struct produce_state *st, struct broker_req *r, int
         partition_put(p);
         return 0;
     }
-    struct partition_append_result ar;
-    int rc = partition_append_batch(p, (uint8_t *)rec.data, (size_t)rec.len,
-                                    atomic_load(&p->log_append_time), clock_wall_ms(), &ar);
-    const struct log_append_info info = ar.info;
-    err = ar.kafka_error;
-    free(converted);
-    if (rc == 0 && err != KAFKA_ERR_NONE) {
-        pr->error_code = err;
-        partition_put(p);
-        return 0;
-    }
-    if (rc != 0) {
-        pr->error_code = partition_error_from_storage(rc);
-        logger_warn("produce", "append to %s-%d failed: %d", topic, pd->index, rc);
-        partition_put(p);
-        return 0;
-    }
-    pr->base_offset = info.first_offset;
-    pr->log_append_time_ms = info.log_append_time;
-    pr->log_start_offset = info.log_start_offset;
-    int pending = 0;
-    atomic_fetch_add_explicit(&p->bytes_in, pd->records.len, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->records_in, info.last_offset - info.first_offset + 1,
-                              memory_order_relaxed);
-    if (acks == -1)
-        pending = produce_wait_committed(st, p, pr, info.last_offset + 1);
-    partition_put(p);
-    return pending;
+    bool check = st->txid != NULL && r->b->cfg.txn_partition_verification;
+    struct producer_txn_check chk = {0};
+    return produce_append_step(st, p, pr, &rec, converted, check ? &chk : NULL);
 }
 
 static bool produce_has_error(const struct kmsg_produce_response *resp)
@@ -433,6 +584,11 @@ void handle_produce(struct broker_req *r)
         req.acks = 1;
     }
     st->r = r;
+    st->acks = req.acks;
+    st->txid =
+        req.transactional_id.len > 0 && req.transactional_id.ptr
+            ? arena_strndup(r->arena, req.transactional_id.ptr, (size_t)req.transactional_id.len)
+            : NULL;
     st->worker = net_request_worker(r->nr);
     kmsg_produce_response_init(&st->resp);
     st->building = true;

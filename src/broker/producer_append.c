@@ -90,6 +90,7 @@ static void record_batch_locked(struct partition *p, const struct record_batch_h
         if (len > RECORD_BATCH_HEADER_SIZE &&
             control_marker_parse(batch + RECORD_BATCH_HEADER_SIZE, len - RECORD_BATCH_HEADER_SIZE,
                                  &m) == 0) {
+            p->txn_markers++;
             rc = producer_state_apply_marker(p->producers, h, &m, now_ms, &a);
             if (rc == 1) /* a failed write is logged; the entry stays in memory */
                 rc = txn_index_append(p->txns, segment_base, &a) > 0;
@@ -120,7 +121,7 @@ static int16_t check_to_kafka(enum producer_check c)
 
 int producer_append(struct partition *p, uint8_t *batch, size_t len, int32_t leader_epoch,
                     int64_t now_ms, bool log_append_time, struct log_append_info *info,
-                    int16_t *kafka_err, bool *duplicate)
+                    int16_t *kafka_err, bool *duplicate, struct producer_txn_check *chk)
 {
     struct record_batch_header h;
     *kafka_err = 0;
@@ -131,6 +132,15 @@ int producer_append(struct partition *p, uint8_t *batch, size_t len, int32_t lea
         return 0;
     }
     pthread_mutex_lock(&p->producer_mu);
+    if (chk != NULL && (h.attributes & RECORD_ATTR_TRANSACTIONAL) &&
+        !(h.attributes & RECORD_ATTR_CONTROL) &&
+        !producer_state_in_txn(p->producers, h.producer_id, h.producer_epoch) &&
+        !(chk->verified && chk->ticket == p->txn_markers)) {
+        chk->needed = true;
+        chk->ticket = p->txn_markers;
+        pthread_mutex_unlock(&p->producer_mu);
+        return 0;
+    }
     struct producer_batch dup;
     enum producer_check c = producer_state_check(p->producers, &h, &dup);
     if (c == PRODUCER_CHECK_DUPLICATE) {

@@ -48,14 +48,29 @@ int producer_partition_open(struct partition *p, int64_t expiration_ms);
 void producer_partition_close(struct partition *p);
 
 /*
+ * KIP-890 part 1, for a client's Produce (Kafka's verification guard): a transactional batch
+ * whose producer has no open transaction in this partition is appended only once the
+ * coordinator confirmed the partition is in the producer's transaction, and only if no marker
+ * reached the partition since the verification started (a marker in between may have ended
+ * that transaction: appending would open a transaction nobody will ever end).
+ */
+struct producer_txn_check {
+    bool verified;   /* in: the coordinator confirmed it, asked at marker count `ticket` */
+    uint64_t ticket; /* in with verified; out with needed: the marker count to ask at */
+    bool needed;     /* out: nothing was appended, verify (again) first */
+    int attempts;    /* the caller's count of verifications made */
+};
+
+/*
  * Appends one producer batch (validated, producer id >= 0) like log_append, after checking it
  * against the producer state. Returns 0 or a log error (as log_append). With *kafka_err != 0
  * nothing was appended (sequence or epoch error). With *duplicate the batch was already in the
- * log: info->first_offset/last_offset are the original's and nothing was appended. Any thread.
+ * log: info->first_offset/last_offset are the original's and nothing was appended. chk: NULL
+ * (no transaction check) or see struct producer_txn_check. Any thread.
  */
 int producer_append(struct partition *p, uint8_t *batch, size_t len, int32_t leader_epoch,
                     int64_t now_ms, bool log_append_time, struct log_append_info *info,
-                    int16_t *kafka_err, bool *duplicate);
+                    int16_t *kafka_err, bool *duplicate, struct producer_txn_check *chk);
 
 /*
  * A follower's append (the replica fetcher): log_append_replica of the leader's batches,

@@ -105,7 +105,7 @@ static int env_append(void *ctx, int32_t shard, uint8_t *batch, size_t len,
     if (p == NULL)
         return -ENOENT;
     struct partition_append_result ar;
-    int rc = partition_append_batch(p, batch, len, false, clock_wall_ms(), &ar);
+    int rc = partition_append_batch(p, batch, len, false, clock_wall_ms(), NULL, &ar);
     if (rc == 0 && ar.kafka_error != 0)
         rc = -ENOENT; /* not the leader any more: NOT_COORDINATOR */
     struct append_wait *w = rc == 0 ? malloc(sizeof(*w)) : NULL;

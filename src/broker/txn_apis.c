@@ -1,6 +1,7 @@
 /*
  * The transactional client APIs the coordinator answers: InitProducerId with a transactional
- * id (handed over by init_producer_id.c), AddPartitionsToTxn (key 24, v0-3), AddOffsetsToTxn
+ * id (handed over by init_producer_id.c), AddPartitionsToTxn (key 24, v0-3; v4-5 in
+ * add_partitions_batched.c), AddOffsetsToTxn
  * (key 25) and EndTxn (key 26). Each decodes, calls the coordinator (txn/coordinator.h) and
  * replies on the request's worker when it answers.
  */
@@ -147,6 +148,10 @@ static void add_parts_reply(struct txn_req *t)
 
 void handle_add_partitions_to_txn(struct broker_req *r)
 {
+    if (r->hdr.api_version >= 4) {
+        handle_add_partitions_to_txn_batched(r);
+        return;
+    }
     struct txn_req *t = txn_req_new(r, add_parts_reply);
     struct add_parts *ap = arena_calloc(r->arena, 1, sizeof(*ap));
     if (t == NULL || ap == NULL)

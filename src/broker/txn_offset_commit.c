@@ -440,7 +440,7 @@ static int16_t txn_commit_append(struct txn_commit_req *tr)
     struct partition_append_result ar = {0};
     int16_t err = rc == -ENODATA ? 0 : rc != 0 ? KAFKA_ERR_UNKNOWN_SERVER_ERROR : 0;
     if (rc == 0) {
-        rc = partition_append_batch(tr->p, batch, len, false, clock_wall_ms(), &ar);
+        rc = partition_append_batch(tr->p, batch, len, false, clock_wall_ms(), NULL, &ar);
         err = rc != 0 ? partition_error_from_storage(rc)
               : ar.kafka_error == KAFKA_ERR_NOT_LEADER_OR_FOLLOWER ? KAFKA_ERR_NOT_COORDINATOR
               : ar.kafka_error == KAFKA_ERR_INVALID_PRODUCER_EPOCH ? KAFKA_ERR_PRODUCER_FENCED

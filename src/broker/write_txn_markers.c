@@ -105,7 +105,7 @@ static void marker_write_one(struct broker *b, struct markers_call *mc,
         lerr = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
     struct partition_append_result ar = {0};
     if (mp->p != NULL && lerr == 0) {
-        int rc = partition_append_batch(mp->p, batch, len, false, clock_wall_ms(), &ar);
+        int rc = partition_append_batch(mp->p, batch, len, false, clock_wall_ms(), NULL, &ar);
         lerr = rc != 0 ? partition_error_from_storage(rc) : ar.kafka_error;
     }
     free(batch);

@@ -115,6 +115,12 @@ static struct producer_entry *find(const struct producer_state *ps, int64_t pid)
     return NULL;
 }
 
+bool producer_state_in_txn(const struct producer_state *ps, int64_t pid, int16_t epoch)
+{
+    const struct producer_entry *e = find(ps, pid);
+    return e != NULL && e->epoch == epoch && e->txn_first_offset >= 0;
+}
+
 static void grow(struct producer_state *ps)
 {
     size_t nb = ps->nbuckets * 2;

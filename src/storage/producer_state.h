@@ -136,4 +136,8 @@ int producer_state_apply_marker(struct producer_state *ps, const struct record_b
 /* The first offset of the oldest open transaction (first unstable offset), -1 when none. */
 int64_t producer_state_first_open_offset(const struct producer_state *ps);
 
+/* True when producer pid has an open transaction here at exactly this epoch (KIP-890: its
+ * later batches need no verification with the coordinator). */
+bool producer_state_in_txn(const struct producer_state *ps, int64_t pid, int16_t epoch);
+
 #endif

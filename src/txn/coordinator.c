@@ -238,6 +238,33 @@ void txn_add_partitions(struct txn_coordinator *tc, const char *id, int64_t prod
         txn_answer(done, arg, err, producer_id, producer_epoch);
 }
 
+void txn_verify_partitions(struct txn_coordinator *tc, const char *id, int64_t producer_id,
+                           int16_t producer_epoch, const struct txn_topic_partition *parts,
+                           size_t nparts, int16_t *errs)
+{
+    int32_t shard;
+    int16_t err = id[0] == '\0' ? KAFKA_ERR_INVALID_REQUEST : shard_ready(tc, id, &shard);
+    pthread_mutex_lock(&tc->mu);
+    const struct txn_meta *m = err == 0 ? txn_table_find(&tc->table, id) : NULL;
+    if (err == 0 && (m == NULL || m->producer_id != producer_id))
+        err = KAFKA_ERR_INVALID_PRODUCER_ID_MAPPING;
+    else if (err == 0 && m->producer_epoch != producer_epoch)
+        err = KAFKA_ERR_PRODUCER_FENCED;
+    else if (err == 0 && (m->state == TXN_PREPARE_COMMIT || m->state == TXN_PREPARE_ABORT))
+        err = KAFKA_ERR_CONCURRENT_TRANSACTIONS;
+    for (size_t i = 0; i < nparts; i++) {
+        errs[i] = err;
+        if (err != 0)
+            continue;
+        bool in = false;
+        for (size_t j = 0; j < m->nparts && m->state == TXN_ONGOING && !in; j++)
+            in = m->parts[j].partition == parts[i].partition &&
+                 strcmp(m->parts[j].topic, parts[i].topic) == 0;
+        errs[i] = in ? 0 : KAFKA_ERR_TRANSACTION_ABORTABLE;
+    }
+    pthread_mutex_unlock(&tc->mu);
+}
+
 void txn_end(struct txn_coordinator *tc, const char *id, int64_t producer_id,
              int16_t producer_epoch, bool commit, txn_done_fn done, void *arg)
 {

@@ -112,6 +112,17 @@ void txn_add_partitions(struct txn_coordinator *tc, const char *id, int64_t prod
                         int16_t producer_epoch, const struct txn_topic_partition *parts,
                         size_t nparts, txn_done_fn done, void *arg);
 
+/*
+ * AddPartitionsToTxn v4+ with verify_only (KIP-890 part 1, Kafka's
+ * handleVerifyPartitionsInTransaction): errs[i] = 0 when parts[i] is in id's ongoing
+ * transaction of producer_id/epoch, TRANSACTION_ABORTABLE when it is not; one error for every
+ * partition when the id does not match (INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED), ends a
+ * transaction (CONCURRENT_TRANSACTIONS) or is not served here. Answers at once; any thread.
+ */
+void txn_verify_partitions(struct txn_coordinator *tc, const char *id, int64_t producer_id,
+                           int16_t producer_epoch, const struct txn_topic_partition *parts,
+                           size_t nparts, int16_t *errs);
+
 /* EndTxn: answers once the markers are written and the Complete state is durable. */
 void txn_end(struct txn_coordinator *tc, const char *id, int64_t producer_id,
              int16_t producer_epoch, bool commit, txn_done_fn done, void *arg);

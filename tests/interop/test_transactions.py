@@ -9,14 +9,18 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (SLOW, TAGS_NONE, Broker, Cluster, KafkaRaw, Reader, array,  # noqa: E402
-                     boolean, carray, check, comment, cstring, i16, i32, i64, is_flexible,
-                     run_tests, string, test)
+                     boolean, carray, cbytes, check, comment, cstring, i16, i32, i64,
+                     is_flexible, run_tests, string, test)
+from kafka_records import (LIST_OFFSETS, ensure_topic, list_offsets_body,  # noqa: E402
+                           parse_list_offsets, parse_produce, produce_body, record_batch)
 
 INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, END_TXN = 22, 24, 26
 DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 65, 66
 UNKNOWN_TOPIC_OR_PARTITION, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE = 3, 47, 48
 INVALID_PRODUCER_ID_MAPPING, INVALID_TRANSACTION_TIMEOUT, PRODUCER_FENCED = 49, 50, 90
 OPERATION_NOT_ATTEMPTED = 55
+PRODUCE, NOT_ENOUGH_REPLICAS, TRANSACTION_ABORTABLE = 0, 19, 120
+ATTR_TRANSACTIONAL = 0x10
 
 # A quick sweep so the timeout test does not wait 10 s; short group delays.
 PROPS = {
@@ -397,6 +401,24 @@ def test_cluster_markers_reach_every_leader_and_the_coordinator_fails_over():
                                 partitions=6))
         check(rc == sorted(["c-%d" % i for i in range(6)] + ["d-%d" % i for i in range(6)]),
               "read_committed after the failover saw %r" % rc)
+        # KIP-890 across brokers: a leader that does not coordinate the id asks the
+        # coordinator's broker (AddPartitionsToTxn v4 verify-only) before a first batch.
+        live = c.live_ids()
+        coord = c.partition_leaders("__transaction_state")[txn_shard("tx-stray")]["leader"]
+        leaders = c.partition_leaders("ct")
+        part = [i for i in range(6) if leaders[i]["leader"] not in (coord, -1)]
+        check(coord in live and part, "a partition led away from the coordinator: %r" % leaders)
+        with c.raw(coord) as kc, c.raw(leaders[part[0]]["leader"]) as kl:
+            err, pid, epoch = raw_init(kc, "tx-stray")
+            check(err == 0, "init on the coordinator: %d" % err)
+            stray = txn_batch(pid, epoch, 0, b"stray")
+            err, _ = raw_produce_to(kl, 8, "tx-stray", "ct", part[0], stray)
+            check(err == INVALID_TXN_STATE, "stray batch on a remote leader: %d" % err)
+            res = raw_add_partitions(kc, "tx-stray", pid, epoch, [("ct", [part[0]])])
+            check(res == [("ct", [(part[0], 0)])], "added: %r" % res)
+            err, _ = raw_produce_to(kl, 8, "tx-stray", "ct", part[0], stray)
+            check(err == 0, "after the add, on the remote leader: %d" % err)
+            check(raw_end(kc, 1, "tx-stray", pid, epoch, True) == 0, "commit")
 
 
 def raw_init(k, txid, timeout_ms=60000):
@@ -424,6 +446,109 @@ def raw_add_partitions(k, txid, pid, epoch, topics):
     r = Reader(k.call(ADD_PARTITIONS_TO_TXN, 1, body))
     r.int32()
     return r.array(lambda r: (r.string(), r.array(lambda r: (r.int32(), r.int16()))))
+
+
+def log_end(k, topic, committed=False):
+    """ListOffsets v5 latest of partition 0: the log end, or the LSO with read_committed."""
+    body = list_offsets_body({topic: {0: -1}}, 5, isolation_level=1 if committed else 0)
+    return parse_list_offsets(k.call(LIST_OFFSETS, 5, body), 5)[(topic, 0)]["offset"]
+
+
+def txn_batch(pid, epoch, seq, value):
+    return record_batch([(None, value)], attributes=ATTR_TRANSACTIONAL, producer_id=pid,
+                        producer_epoch=epoch, base_sequence=seq)
+
+
+def raw_produce(k, version, txid, topic, batch):
+    return raw_produce_to(k, version, txid, topic, 0, batch)
+
+
+def raw_produce_to(k, version, txid, topic, partition, batch):
+    """Produce acks=-1 of one transactional batch -> (error code, base offset). v8 or v11."""
+    if version <= 8:
+        body = produce_body({topic: {partition: batch}}, acks=-1, version=version,
+                            transactional_id=txid)
+        res, _ = parse_produce(k.call(PRODUCE, version, body), version)
+        return res[(topic, partition)]["error_code"], res[(topic, partition)]["base_offset"]
+    part = i32(partition) + cbytes(batch) + TAGS_NONE
+    body = (cstring(txid) + i16(-1) + i32(30000) +
+            carray([cstring(topic) + carray([part]) + TAGS_NONE]) + TAGS_NONE)
+    r = Reader(k.call(PRODUCE, version, body))
+    r.uvarint()  # responses (one topic)
+    r.cstring()
+    r.uvarint()  # partitions (one)
+    r.int32()
+    return r.int16(), r.int64()
+
+
+def raw_verify(k, txid, pid, epoch, topic, partitions):
+    """AddPartitionsToTxn v4 verify-only (the brokers' form) -> {partition: error}."""
+    t = (cstring(txid) + i64(pid) + i16(epoch) + boolean(True) +
+         carray([cstring(topic) + carray([i32(p) for p in partitions]) + TAGS_NONE]) + TAGS_NONE)
+    r = flex_reader(k.call(ADD_PARTITIONS_TO_TXN, 4, carray([t]) + TAGS_NONE, flexible=True),
+                    ADD_PARTITIONS_TO_TXN)
+    r.int32()
+    top = r.int16()
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        r.cstring()
+        for _ in range(r.uvarint() - 1):
+            r.cstring()
+            for _ in range(r.uvarint() - 1):
+                p, e = r.int32(), r.int16()
+                r.tagged_fields()
+                out[p] = e if top == 0 else top
+            r.tagged_fields()
+        r.tagged_fields()
+    return out
+
+
+@test
+def test_produce_outside_the_transaction_is_refused():
+    """KIP-890 part 1: a transactional batch for a partition the producer never added to its
+    transaction (or sent after the transaction ended) is not appended: INVALID_TXN_STATE for
+    Produce up to v10, TRANSACTION_ABORTABLE for v11, and the log end does not move, so no
+    transaction is left open that nobody ends (read_committed would stop there for good).
+    AddPartitionsToTxn v4 verify-only (what a leader asks a remote coordinator) answers the
+    same from the coordinator. With transaction.partition.verification.enable=false the stray
+    batch is appended, as Kafka without verification does."""
+    for verify in (True, False):
+        props = dict(PROPS, **{"transaction.partition.verification.enable": str(verify).lower(),
+                               "num.partitions": "2"})
+        with Broker(props) as b, KafkaRaw(b) as k:
+            ensure_topic(k, "v", 2)
+            err, pid, epoch = raw_init(k, "tx-v")
+            check(err == 0, "init: %d" % err)
+            end0 = log_end(k, "v")
+            err, _ = raw_produce(k, 8, "tx-v", "v", txn_batch(pid, epoch, 0, b"stray"))
+            if not verify:
+                check(err == 0, "without verification the stray batch is appended: %d" % err)
+                check(log_end(k, "v") == end0 + 1, "appended")
+                continue
+            check(err == INVALID_TXN_STATE, "v8, partition not in the transaction: %d" % err)
+            err, _ = raw_produce(k, 11, "tx-v", "v", txn_batch(pid, epoch, 0, b"stray"))
+            check(err == TRANSACTION_ABORTABLE, "v11, partition not in the transaction: %d" % err)
+            check(log_end(k, "v") == end0, "nothing appended")
+            res = raw_add_partitions(k, "tx-v", pid, epoch, [("v", [0])])
+            check(res == [("v", [(0, 0)])], "added: %r" % res)
+            check(raw_verify(k, "tx-v", pid, epoch, "v", [0, 1]) ==
+                  {0: 0, 1: TRANSACTION_ABORTABLE}, "verify-only after the add")
+            check(raw_verify(k, "tx-v", pid, epoch + 1, "v", [0]) == {0: PRODUCER_FENCED},
+                  "verify-only, wrong epoch")
+            check(raw_verify(k, "tx-v", pid + 1, epoch, "v", [0]) ==
+                  {0: INVALID_PRODUCER_ID_MAPPING}, "verify-only, wrong producer id")
+            err, off = raw_produce(k, 8, "tx-v", "v", txn_batch(pid, epoch, 0, b"in"))
+            check(err == 0 and off == end0, "in the transaction: %d at %d" % (err, off))
+            err, _ = raw_produce(k, 11, "tx-v", "v", txn_batch(pid, epoch, 1, b"in2"))
+            check(err == 0, "a later batch of the same transaction: %d" % err)
+            check(raw_end(k, 1, "tx-v", pid, epoch, False) == 0, "abort")
+            end1 = log_end(k, "v")
+            # A batch that arrives after its transaction ended (a late retry) opens nothing.
+            err, _ = raw_produce(k, 8, "tx-v", "v", txn_batch(pid, epoch, 2, b"late"))
+            check(err == INVALID_TXN_STATE, "after the abort: %d" % err)
+            check(log_end(k, "v") == end1, "the late batch was not appended")
+            lso = log_end(k, "v", committed=True)
+            check(lso == end1, "the last stable offset is the log end: %d vs %d" % (lso, end1))
 
 
 @test
