@@ -267,6 +267,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     if (rc == 0)
         rc = broker_load_identity(b, err, errlen);
     if (rc == 0)
+        rc = interbroker_security_init(&b->interbroker, &b->cfg, err, errlen);
+    if (rc == 0)
         rc = broker_start_network(b, err, errlen);
     if (rc == 0)
         rc = partition_registry_open(b, &b->parts, err, errlen);
@@ -339,6 +341,7 @@ void broker_stop(struct broker *b)
     net_server_free(b->net);
     txn_stop(b); /* after the workers' timers are gone (the timeout sweep's is in it) */
     broker_listeners_close(b); /* TLS contexts and users, once no worker uses them */
+    interbroker_security_free(&b->interbroker); /* every client thread has stopped */
     pthread_mutex_destroy(&b->pid_pool.mu);
     pthread_mutex_destroy(&b->gate.mu);
     waiter_list_destroy(&b->parked);

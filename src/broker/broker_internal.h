@@ -14,6 +14,7 @@
 
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "broker/interbroker.h"
 #include "broker/listeners.h"
 #include "broker/partition.h"
 #include "cluster/controller.h"
@@ -63,10 +64,11 @@ struct broker {
     struct txn_offsets *txn_offsets; /* pending transactional offsets (txn_offset_commit.c) */
     struct txn_marker_sender *marker_sender; /* markers for other leaders (txn_marker_sender.c) */
     struct txn_verifier *txn_verifier; /* KIP-890 checks with other coordinators (txn_verifier.c) */
-    struct broker_lifecycle *life;     /* registration and heartbeats (lifecycle.c) */
-    struct broker_forwarder *fwd;      /* requests to the active controller (forwarder.c) */
-    struct replica_fetchers *fetchers; /* follower fetch threads (replica_fetcher.c) */
-    struct isr_sender *isr;            /* ISR changes to the controller (isr_sender.c) */
+    struct interbroker_security interbroker; /* how this broker reaches the others (TLS, SASL) */
+    struct broker_lifecycle *life;           /* registration and heartbeats (lifecycle.c) */
+    struct broker_forwarder *fwd;            /* requests to the active controller (forwarder.c) */
+    struct replica_fetchers *fetchers;       /* follower fetch threads (replica_fetcher.c) */
+    struct isr_sender *isr;                  /* ISR changes to the controller (isr_sender.c) */
 };
 
 /* True for process.roles=broker or broker,controller: registers, hosts partitions, serves

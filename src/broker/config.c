@@ -51,6 +51,7 @@ static const struct config_entry config_table[] = {
     {"listener.security.protocol.map", CT_STRING, F(listener_security_protocol_map), 0, 0, 0},
     {"inter.broker.listener.name", CT_STRING, F(inter_broker_listener_name), 0, 0, 0},
     {"sasl.enabled.mechanisms", CT_STRING, F(sasl_enabled_mechanisms), 0, 0, 0},
+    {"sasl.mechanism.inter.broker.protocol", CT_STRING, F(sasl_mechanism_inter_broker), 0, 0, 0},
     {"sasl.server.max.receive.size", CT_INT32, F(sasl_server_max_receive_size), 1, INT32_MAX, 0},
     {"sasl.credentials.file", CT_STRING, F(sasl_credentials_file), 0, 0, 0},
     {"ssl.keystore.type", CT_STRING, F(ssl_keystore_type), 0, 0, 0},
@@ -768,16 +769,6 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
         return -EINVAL;
     }
     rc = config_validate_roles(c, err, errlen);
-    if (rc == 0 && l->protocol != SECURITY_PLAINTEXT &&
-        (strchr(c->controller_quorum_voters, ',') != NULL ||
-         c->roles != (CONFIG_ROLE_BROKER | CONFIG_ROLE_CONTROLLER))) {
-        snprintf(err, errlen,
-                 "listener '%s' (%s) would carry traffic between nodes, which has no TLS or SASL "
-                 "yet: give every node of a cluster a PLAINTEXT listener "
-                 "(inter.broker.listener.name)",
-                 l->name, config_protocol_name(l->protocol));
-        return -EINVAL;
-    }
     if (rc != 0)
         return rc;
     if (c->log_dirs[0] == '\0') {

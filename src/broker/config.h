@@ -65,6 +65,7 @@ struct broker_config {
     char listener_security_protocol_map[512]; /* "" = Kafka's default: names map to themselves */
     char inter_broker_listener_name[32];      /* "" = first PLAINTEXT client listener */
     char sasl_enabled_mechanisms[128];        /* "" = PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 */
+    char sasl_mechanism_inter_broker[32];     /* "" = PLAIN (Kafka's GSSAPI is not offered) */
     int32_t sasl_server_max_receive_size;     /* 524288 */
     char sasl_credentials_file[1024];         /* Gregor: USER=PASSWORD lines */
     char ssl_keystore_type[16];

@@ -13,15 +13,22 @@
 
 #include "proto/gen/api_table.h"
 
+struct interbroker_security;
+
 struct controller_client {
-    int fd; /* -1 when not connected */
+    int fd;    /* -1 when not connected */
+    void *ssl; /* SSL * over fd with a TLS inter-broker listener, else NULL */
+    const struct interbroker_security *sec; /* NULL: plaintext, no SASL (the CLI) */
     char host[256];
     int port;
     int32_t next_correlation_id;
     char client_id[64];
 };
 
-void controller_client_init(struct controller_client *c, int32_t node_id);
+/* sec: how to reach other brokers (TLS, SASL; broker/interbroker.h), NULL for plaintext;
+ * it must outlive c. */
+void controller_client_init(struct controller_client *c, int32_t node_id,
+                            const struct interbroker_security *sec);
 void controller_client_close(struct controller_client *c);
 
 /*

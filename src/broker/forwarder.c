@@ -154,7 +154,7 @@ int forwarder_start(struct broker *b)
     f->b = b;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cond, NULL);
-    controller_client_init(&f->client, b->cfg.node_id);
+    controller_client_init(&f->client, b->cfg.node_id, &b->interbroker);
     b->fwd = f;
     if (pthread_create(&f->thread, NULL, fwd_main, f) != 0)
         return -EAGAIN;

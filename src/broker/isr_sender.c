@@ -210,7 +210,7 @@ int isr_sender_start(struct broker *b)
     }
     s->b = b;
     pthread_mutex_init(&s->mu, NULL);
-    controller_client_init(&s->client, b->cfg.node_id);
+    controller_client_init(&s->client, b->cfg.node_id, &b->interbroker);
     b->isr = s;
     if (pthread_create(&s->thread, NULL, isr_thread, s) != 0) {
         isr_sender_stop(b);

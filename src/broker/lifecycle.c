@@ -427,7 +427,7 @@ int lifecycle_start(struct broker *b)
         return -rc;
     }
     pthread_mutex_init(&lc->mu, NULL);
-    controller_client_init(&lc->client, b->cfg.node_id);
+    controller_client_init(&lc->client, b->cfg.node_id, &b->interbroker);
     if (getrandom(lc->incarnation, sizeof(lc->incarnation), 0) != (ssize_t)sizeof(lc->incarnation))
         memset(lc->incarnation, 0x42, sizeof(lc->incarnation));
     b->life = lc;

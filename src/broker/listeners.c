@@ -65,11 +65,10 @@ static void listener_set_advertised(const struct broker_config *c, struct broker
     bl->adv_port = src->port;
 }
 
-static int listener_open_tls(const struct broker_config *c, struct broker_listener *bl, char *err,
-                             size_t errlen)
+void broker_listener_tls_settings(const struct broker_config *c, const struct listener_config *l,
+                                  struct tls_settings *ts)
 {
-    const struct listener_config *l = bl->cfg;
-    struct tls_settings ts = {
+    *ts = (struct tls_settings){
         .keystore_type = listener_prop(c, l, "ssl.keystore.type", c->ssl_keystore_type),
         .keystore_location = listener_prop(c, l, "ssl.keystore.location", c->ssl_keystore_location),
         .key_password = listener_prop(c, l, "ssl.key.password", c->ssl_key_password),
@@ -85,6 +84,14 @@ static int listener_open_tls(const struct broker_config *c, struct broker_listen
         .enabled_protocols = listener_prop(c, l, "ssl.enabled.protocols", c->ssl_enabled_protocols),
         .cipher_suites = listener_prop(c, l, "ssl.cipher.suites", c->ssl_cipher_suites),
     };
+}
+
+static int listener_open_tls(const struct broker_config *c, struct broker_listener *bl, char *err,
+                             size_t errlen)
+{
+    const struct listener_config *l = bl->cfg;
+    struct tls_settings ts;
+    broker_listener_tls_settings(c, l, &ts);
     const char *rules =
         listener_prop(c, l, "ssl.principal.mapping.rules", c->ssl_principal_mapping_rules);
     if (rules[0] != '\0' && strcmp(rules, "DEFAULT") != 0) {

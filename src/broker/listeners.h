@@ -16,6 +16,7 @@
 #include "net/net.h"
 #include "proto/codec.h"
 #include "security/credentials.h"
+#include "security/tls_context.h"
 
 struct broker;
 struct broker_req;
@@ -66,5 +67,10 @@ int32_t broker_advertised_port(const struct broker_req *r);
 unsigned sasl_mechanism_bit(const char *name, size_t len);
 /* The name of one mechanism bit. */
 const char *sasl_mechanism_name(unsigned bit);
+
+/* The ssl.* settings of listener l (listener.name.NAME.ssl.* over the plain properties); the
+ * strings are c's. */
+void broker_listener_tls_settings(const struct broker_config *c, const struct listener_config *l,
+                                  struct tls_settings *ts);
 
 #endif

@@ -386,7 +386,7 @@ static void *fetcher_thread(void *arg)
 {
     struct fetcher *f = arg;
     struct replica_fetchers *all = f->all;
-    controller_client_init(&f->client, all->b->cfg.node_id);
+    controller_client_init(&f->client, all->b->cfg.node_id, &all->b->interbroker);
     while (!fetcher_stopping(all)) {
         f->n = 0;
         partition_registry_each(all->b->parts, fetcher_collect_one, f);

@@ -363,7 +363,7 @@ int txn_marker_sender_start(struct broker *b)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     for (int i = 0; i < SENDER_CLIENTS; i++) {
-        controller_client_init(&s->clients[i], b->cfg.node_id);
+        controller_client_init(&s->clients[i], b->cfg.node_id, &b->interbroker);
         s->client_node[i] = -1;
     }
     if (pthread_create(&s->thread, NULL, sender_main, s) != 0) {

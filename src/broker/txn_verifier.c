@@ -249,7 +249,7 @@ int txn_verifier_start(struct broker *b)
     pthread_mutex_init(&v->mu, NULL);
     pthread_cond_init(&v->cv, NULL);
     for (int i = 0; i < VERIFIER_CLIENTS; i++) {
-        controller_client_init(&v->clients[i], b->cfg.node_id);
+        controller_client_init(&v->clients[i], b->cfg.node_id, &b->interbroker);
         v->client_node[i] = -1;
     }
     if (pthread_create(&v->thread, NULL, verifier_main, v) != 0) {

@@ -70,7 +70,7 @@ static void fetch_quorum(struct cli_common *c, struct quorum_view *q)
     if (colon)
         *colon = '\0';
     struct controller_client cc;
-    controller_client_init(&cc, -1);
+    controller_client_init(&cc, -1, NULL);
     snprintf(cc.client_id, sizeof(cc.client_id), "gregor-cli");
     struct kmsg_describe_quorum_request_partition_data part = {0};
     struct kmsg_describe_quorum_request_topic_data topic = {KSTR_LIT("__cluster_metadata"),

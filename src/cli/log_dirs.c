@@ -80,7 +80,7 @@ static int log_dirs_ask_broker(struct cli_common *c, const struct rd_kafka_metad
     struct kmsg_describe_log_dirs_response resp;
     kmsg_describe_log_dirs_response_init(&resp);
     struct controller_client client;
-    controller_client_init(&client, -1);
+    controller_client_init(&client, -1, NULL);
     snprintf(client.client_id, sizeof(client.client_id), "gregor-cli");
     struct arena arena;
     arena_init(&arena, 0);

@@ -136,6 +136,25 @@ int credential_store_add_jaas(struct credential_store *s, const char *jaas, char
     return 0;
 }
 
+int credential_jaas_option(const char *jaas, const char *name, char *out, size_t cap)
+{
+    char module[256], flag[32], key[300];
+    const char *p = jaas_token(jaas_skip_space(jaas), module, sizeof(module));
+    if (p != NULL)
+        p = jaas_token(jaas_skip_space(p), flag, sizeof(flag));
+    for (p = p ? jaas_skip_space(p) : NULL; p && *p && *p != ';'; p = jaas_skip_space(p)) {
+        p = jaas_token(p, key, sizeof(key));
+        if (p == NULL || *(p = jaas_skip_space(p)) != '=' ||
+            (p = jaas_value(jaas_skip_space(p + 1), out, cap)) == NULL)
+            break;
+        if (strcmp(key, name) == 0)
+            return 0;
+    }
+    if (cap > 0)
+        OPENSSL_cleanse(out, cap);
+    return -ENOENT;
+}
+
 int credential_store_add_file(struct credential_store *s, const char *path, char *err,
                               size_t errlen)
 {

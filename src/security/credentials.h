@@ -45,6 +45,11 @@ const struct credential_user *credential_store_find(const struct credential_stor
 int credential_store_add_jaas(struct credential_store *s, const char *jaas, char *err,
                               size_t errlen);
 
+/* The value of option `name` (e.g. username, password: the broker's own identity towards
+ * other brokers) of a JAAS configuration text, into out. 0, or -ENOENT (absent, malformed or
+ * longer than cap). */
+int credential_jaas_option(const char *jaas, const char *name, char *out, size_t cap);
+
 /* Adds every USER=PASSWORD line of a properties file. Same error contract, -errno on I/O. */
 int credential_store_add_file(struct credential_store *s, const char *path, char *err,
                               size_t errlen);

@@ -227,6 +227,34 @@ int tls_context_create(const struct tls_settings *s, void **out, char *err, size
     return 0;
 }
 
+int tls_client_context_create(const struct tls_settings *s, void **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        return tls_error(err, errlen, "cannot create a TLS client context");
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    int rc = tls_set_protocols(ctx, s, err, errlen);
+    if (rc == 0 && (tls_set(s->keystore_location) ||
+                    (tls_set(s->keystore_certificate_chain) && tls_set(s->keystore_key))))
+        rc = tls_load_keystore(ctx, s, err, errlen); /* presented when the peer asks (mTLS) */
+    if (rc == 0 && !tls_set(s->truststore_location) && !tls_set(s->truststore_certificates)) {
+        snprintf(err, errlen,
+                 "brokers connecting to each other over TLS need ssl.truststore.location (the "
+                 "CA that signed the brokers' certificates)");
+        rc = -EINVAL;
+    }
+    if (rc == 0)
+        rc = tls_load_truststore(ctx, s, err, errlen);
+    if (rc != 0) {
+        SSL_CTX_free(ctx);
+        return rc;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    *out = ctx;
+    return 0;
+}
+
 void tls_context_free(void *ctx)
 {
     SSL_CTX_free(ctx);

@@ -35,6 +35,12 @@ struct tls_settings {
  * line naming the property and OpenSSL's reason to err and returns -EINVAL.
  */
 int tls_context_create(const struct tls_settings *s, void **out, char *err, size_t errlen);
+/*
+ * The client context a broker uses towards other brokers' TLS listeners: the same protocols
+ * and ciphers, the truststore (required: the peer's certificate is verified), and the keystore
+ * as client certificate when one is set. Same error contract.
+ */
+int tls_client_context_create(const struct tls_settings *s, void **out, char *err, size_t errlen);
 void tls_context_free(void *ctx);
 
 /* True when the kernel offers kTLS (TCP_ULP "tls" in tcp_available_ulp). */
