@@ -5,7 +5,7 @@
  * Invariants: a sensor, once in the table, is never freed before the manager, so a connection
  * cache may keep pointers to sensors across quota changes; a sensor's rate is touched only
  * under its lock; the table's chains only under the manager's lock. A connection cache is
- * valid for its `version` (the image's quotas_version) and its client id only.
+ * valid for its `version` (the image's quotas_version), its client id and its user only.
  */
 #include "broker/quota.h"
 
@@ -22,6 +22,7 @@
 
 #define QUOTA_BUCKETS 256
 #define QUOTA_CLIENT_ID_MAX 256
+#define QUOTA_USER_MAX 320
 /* The keys enforced (controller_mutation_rate is stored but not enforced). */
 #define QUOTA_ENFORCED 3
 
@@ -49,6 +50,7 @@ struct quota_conn {
     uint64_t version; /* 0: not resolved */
     int32_t client_id_len;
     char client_id[QUOTA_CLIENT_ID_MAX];
+    char user[QUOTA_USER_MAX];                   /* the principal's name it was resolved for */
     struct quota_sensor *sensor[QUOTA_ENFORCED]; /* NULL: no quota for the key */
     double bound[QUOTA_ENFORCED];
 };
@@ -186,9 +188,9 @@ static const char *quota_user(struct broker_req *r)
     return strncmp(p, "User:", 5) == 0 ? p + 5 : p;
 }
 
-static void quota_conn_resolve(struct quota_conn *qc, struct broker_req *r, const char *client_id)
+static void quota_conn_resolve(struct quota_conn *qc, struct broker_req *r, const char *user,
+                               const char *client_id)
 {
-    const char *user = quota_user(r);
     const struct metadata_image *img = metadata_image_acquire(r->b->ctl);
     for (int k = 0; k < QUOTA_ENFORCED; k++) {
         double bound;
@@ -217,17 +219,19 @@ static struct quota_conn *quota_conn_get(struct broker_req *r)
     }
     struct kstr id = r->hdr.client_id;
     int32_t len = id.len > 0 ? id.len : 0;
+    const char *user = quota_user(r);
     uint64_t version = atomic_load_explicit(&qc->qm->version, memory_order_acquire);
     if (qc->version != 0 && qc->version == version && len == qc->client_id_len &&
-        memcmp(qc->client_id, id.ptr, (size_t)len) == 0)
+        memcmp(qc->client_id, id.ptr, (size_t)len) == 0 && strcmp(qc->user, user) == 0)
         return qc;
     const char *client_id = broker_name(r, id);
     if (client_id == NULL)
         return NULL;
-    quota_conn_resolve(qc, r, client_id);
-    if (len < QUOTA_CLIENT_ID_MAX) {
+    quota_conn_resolve(qc, r, user, client_id);
+    if (len < QUOTA_CLIENT_ID_MAX && strlen(user) < QUOTA_USER_MAX) {
         memcpy(qc->client_id, client_id, (size_t)len);
         qc->client_id_len = len;
+        strcpy(qc->user, user);
     } else {
         qc->version = 0; /* too long to cache: resolved for every request */
     }
@@ -237,6 +241,10 @@ static struct quota_conn *quota_conn_get(struct broker_req *r)
 struct quota_conn *quota_before_handler(struct broker_req *r)
 {
     if (!quota_active(r->b->quotas))
+        return NULL;
+    /* The SASL exchange is not subject to quotas (Kafka handles it before KafkaApis). */
+    const struct broker_session *sess = session_of(r->nr->conn);
+    if (sess != NULL && sess->state != SESSION_AUTHENTICATED)
         return NULL;
     struct quota_conn *qc = quota_conn_get(r);
     if (qc == NULL)

@@ -29,11 +29,16 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (GREGOR_BIN, Broker, KafkaRaw, Reader, array, boolean, check,  # noqa: E402
-                     comment, i8, run_tests, string, test)
+from harness import (GREGOR_BIN, HOST, Broker, KafkaRaw, Reader, array, boolean,  # noqa: E402
+                     check, comment, free_port, i8, run_tests, string, test)
+from harness import nbytes as nbytes_  # noqa: E402
 from kafka_records import ensure_topic, parse_produce, produce_body, record_batch  # noqa: E402
 
 DESCRIBE_CLIENT_QUOTAS, ALTER_CLIENT_QUOTAS, PRODUCE = 48, 49, 0
+SASL_HANDSHAKE, SASL_AUTHENTICATE, METADATA = 17, 36, 3
+PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+              'username="admin" password="admin-secret" user_alice="alice-secret" '
+              'user_bob="bob-secret";')
 INVALID_REQUEST = 42
 MB = 1000 * 1000
 
@@ -196,11 +201,17 @@ def test_consumer_byte_rate_limits_fetched_bytes():
         check(got >= 0.9 * 4 * MB, "consumer read only %.2f MB in 5 s" % (got / MB))
 
 
-def produce_throttle(broker, client_id, nbytes):
-    """One raw Produce v8 of nbytes of values from client_id -> its throttle_time_ms."""
+def produce_throttle(broker, client_id, nbytes, port=None, user=None):
+    """One raw Produce v8 of nbytes of values from client_id -> its throttle_time_ms; with
+    user, over the SASL_PLAINTEXT port after SASL PLAIN as that user."""
     recs = [(None, b"z" * 1000) for _ in range(nbytes // 1000)]
     body = produce_body({"quota-raw": {0: record_batch(recs)}})
-    with KafkaRaw(broker, client_id=client_id) as k:
+    with KafkaRaw(HOST, port or broker.port, client_id=client_id) as k:
+        if user:
+            check(Reader(k.call(SASL_HANDSHAKE, 1, string("PLAIN"))).int16() == 0, "handshake")
+            token = ("\0%s\0%s-secret" % (user, user)).encode()
+            check(Reader(k.call(SASL_AUTHENTICATE, 1, nbytes_(token))).int16() == 0,
+                  "PLAIN %s" % user)
         res, throttle = parse_produce(k.call(PRODUCE, 8, body))
     check(res[("quota-raw", 0)]["error_code"] == 0, "produce failed: %r" % res)
     return throttle
@@ -220,6 +231,47 @@ def test_throttle_time_follows_kafkas_precedence_order():
         # 200 kB over the 10 s minimum window at 1000 B/s: (20000 - 1000) / 1000 * 10 s.
         check(t_other > 100000, "the /clients/<default> quota did not throttle: %d" % t_other)
         check(t_fast == 0, "/users/ANONYMOUS/clients/fast should win: throttled %d" % t_fast)
+
+
+@test
+def test_user_quotas_apply_to_the_sasl_principal():
+    plain, sasl = free_port(), free_port()
+    props = {"listeners": "PLAINTEXT://%s:%d,SASL_PLAINTEXT://%s:%d" % (HOST, plain, HOST, sasl),
+             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+             "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
+             "num.partitions": 1}
+    with Broker(props) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "quota-raw")
+        set_quota(b, [("user", "alice")], producer_byte_rate=1000)
+        t_alice = produce_throttle(b, "app", 100000, sasl, "alice")
+        t_bob = produce_throttle(b, "app", 100000, sasl, "bob")
+        t_anonymous = produce_throttle(b, "app", 100000)
+        comment("throttle: alice %d ms, bob %d ms, ANONYMOUS %d ms" % (t_alice, t_bob,
+                                                                       t_anonymous))
+        check(t_alice > 10000, "alice's /users/alice quota did not throttle: %d" % t_alice)
+        check(t_bob == 0 and t_anonymous == 0, "others throttled: bob %d, ANONYMOUS %d"
+              % (t_bob, t_anonymous))
+
+
+@test
+def test_request_percentage_mutes_a_busy_client():
+    """request_percentage: a client over it gets its connection muted (bounded by one window,
+    1 s), so back-to-back requests slow down; another client id does not."""
+    with Broker() as b:
+        set_quota(b, [("client-id", "busy")], request_percentage=1e-9)
+
+        def three_requests(client_id):
+            with KafkaRaw(b, client_id=client_id) as k:
+                t0 = time.monotonic()
+                for _ in range(3):
+                    k.call(METADATA, 1, array([]))
+                return time.monotonic() - t0
+        busy, idle = three_requests("busy"), three_requests("idle")
+        comment("three Metadata requests: busy %.2f s, idle %.2f s" % (busy, idle))
+        check(busy >= 1.8, "the busy client was not muted: %.2f s" % busy)
+        check(busy <= 4.0, "muted longer than one window per request: %.2f s" % busy)
+        check(idle < 0.5, "the idle client was slowed down: %.2f s" % idle)
 
 
 @test
