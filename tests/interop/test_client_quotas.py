@@ -16,7 +16,10 @@ What is tried:
   entity type, an empty name; validate_only stores nothing; remove deletes;
 - DescribeClientQuotas filters (exact, default, any specified, strict) as Kafka's
   ClientQuotasImage does and refuses a bad filter;
-- quotas live in the metadata log: they survive SIGKILL and restart;
+- quotas live in the metadata log: they survive SIGKILL and restart, and one set through a
+  node that is not the active controller (forwarded) is described by every node;
+- a user quota applies to the SASL principal (PLAIN alice), not to other users or ANONYMOUS;
+- request_percentage mutes a client over it (one window per request), not another client;
 - telemetry (KIP-714, GetTelemetrySubscriptions 71 / PushTelemetry 72) is not advertised, so
   clients that probe for it do without.
 """
@@ -29,8 +32,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (GREGOR_BIN, HOST, Broker, KafkaRaw, Reader, array, boolean,  # noqa: E402
-                     check, comment, free_port, i8, run_tests, string, test)
+from harness import (GREGOR_BIN, HOST, Broker, Cluster, KafkaRaw, Reader, array,  # noqa: E402
+                     boolean, check, comment, free_port, i8, run_tests, string, test,
+                     wait_until)
 from harness import nbytes as nbytes_  # noqa: E402
 from kafka_records import ensure_topic, parse_produce, produce_body, record_batch  # noqa: E402
 
@@ -360,6 +364,18 @@ def test_quotas_survive_sigkill_and_restart():
         after = describe(b)
         check(after == before and len(after[1]) == 2, "after restart: %r, before %r"
               % (after, before))
+
+
+@test
+def test_a_quota_set_through_a_follower_reaches_every_node():
+    with Cluster(3) as c:
+        ctl = c.wait_controller()
+        via = next(i for i in (1, 2, 3) if i != ctl)
+        set_quota(c.node(via), [("client-id", "everywhere")], producer_byte_rate=4096)
+        want = {(("client-id", "everywhere"),): {"producer_byte_rate": 4096.0}}
+        for i in (1, 2, 3):
+            wait_until(lambda: describe(c.node(i)) == (0, want), 10,
+                       what="node %d to describe the quota set through node %d" % (i, via))
 
 
 @test
