@@ -238,13 +238,36 @@ static struct quota_conn *quota_conn_get(struct broker_req *r)
     return qc;
 }
 
+/*
+ * Requests between brokers are not throttled (Kafka exempts ClusterAction requests): the
+ * broker-to-controller APIs, transaction markers and follower fetches (a replica id >= 0,
+ * the first field of Fetch before v15; Gregor's followers send v12).
+ */
+static bool quota_exempt(const struct broker_req *r)
+{
+    switch (r->hdr.api_key) {
+    case KPROTO_API_BROKER_REGISTRATION:
+    case KPROTO_API_BROKER_HEARTBEAT:
+    case KPROTO_API_ALLOCATE_PRODUCER_IDS:
+    case KPROTO_API_ALTER_PARTITION:
+    case KPROTO_API_WRITE_TXN_MARKERS:
+        return true;
+    case KPROTO_API_FETCH:
+        if (r->hdr.api_version < 15 && r->body.end - r->body.p >= 4)
+            return (r->body.p[0] & 0x80) == 0; /* replica_id >= 0 */
+        return false;
+    default:
+        return false;
+    }
+}
+
 struct quota_conn *quota_before_handler(struct broker_req *r)
 {
     if (!quota_active(r->b->quotas))
         return NULL;
     /* The SASL exchange is not subject to quotas (Kafka handles it before KafkaApis). */
     const struct broker_session *sess = session_of(r->nr->conn);
-    if (sess != NULL && sess->state != SESSION_AUTHENTICATED)
+    if ((sess != NULL && sess->state != SESSION_AUTHENTICATED) || quota_exempt(r))
         return NULL;
     struct quota_conn *qc = quota_conn_get(r);
     if (qc == NULL)

@@ -23,6 +23,9 @@
  * connection, net_conn_cache), re-resolved only when the image's quotas_version or the client
  * id changes; a request then takes its sensor's lock once.
  *
+ * Requests between brokers (broker-to-controller APIs, transaction markers, follower fetches)
+ * are exempt, as Kafka exempts ClusterAction requests.
+ *
  * Sensors live until the broker stops (Kafka expires a sensor after an hour without use; Gregor
  * does not yet).
  *
