@@ -123,7 +123,7 @@ static const struct cli_command_options quota_command = {
               "  gregor quota set --default-user --consumer-byte-rate 10485760\n"
               "  gregor quota list\n"
               "  gregor quota remove --client-id loader\n",
-    .help_column = 30,
+    .help_column = 34,
 };
 
 /* The first bootstrap broker as host and port. */

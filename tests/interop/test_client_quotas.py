@@ -379,6 +379,24 @@ def test_a_quota_set_through_a_follower_reaches_every_node():
 
 
 @test
+def test_quota_cli_help_and_errors():
+    p = subprocess.run([GREGOR_BIN, "quota", "--help"], capture_output=True, text=True)
+    check(p.returncode == 0 and "examples:" in p.stdout and "--producer-byte-rate" in p.stdout,
+          "quota --help: %d %r" % (p.returncode, p.stdout))
+    addr = "127.0.0.1:%d" % free_port()
+    for args in (["list"], ["set", "--client-id", "x", "--producer-byte-rate", "5"]):
+        p = subprocess.run([GREGOR_BIN, "quota"] + args + ["-b", addr], capture_output=True,
+                           text=True, timeout=30)
+        check(p.returncode == 69 and p.stderr.count("\n") == 1 and addr in p.stderr,
+              "%r without a broker: %d %r" % (args, p.returncode, p.stderr))
+    for args in (["set"], ["set", "--client-id", "x"], ["frob"],
+                 ["set", "--user", "u", "--default-user", "--producer-byte-rate", "1"]):
+        p = subprocess.run([GREGOR_BIN, "quota"] + args + ["-b", addr], capture_output=True,
+                           text=True, timeout=30)
+        check(p.returncode == 64, "%r: exit %d, wanted 64" % (args, p.returncode))
+
+
+@test
 def test_telemetry_apis_are_not_advertised():
     with Broker() as b, KafkaRaw(b) as k:
         keys = k.api_versions(3)["api_keys"]
