@@ -122,8 +122,9 @@ struct metadata_image {
     struct metadata_broker_configs *broker_configs; /* sorted by broker id, none empty */
     size_t n_client_quotas;
     struct metadata_client_quota *client_quotas; /* sorted by entity (quota_entity_cmp) */
-    /* Image version (+1) at which the client quotas last changed; 0 when they never did. Grows
-     * monotonically, so a reader's cache keyed on it is invalidated by any change. */
+    /* One more than the image version the client quotas last changed at (0: no quota record
+     * applied since the image was built or restored). Every change sets it above any earlier
+     * value, so a reader's cache keyed on it is invalidated by any change. */
     uint64_t quotas_version;
 };
 
