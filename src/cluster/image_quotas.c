@@ -171,6 +171,23 @@ static bool quota_entity_ok(const struct metadata_rec_client_quota *r)
     return true;
 }
 
+/* The file's invariants, checked after every change. */
+static bool quotas_well_formed(const struct metadata_image *img)
+{
+    for (size_t i = 0; i < img->n_client_quotas; i++) {
+        const struct metadata_client_quota *q = &img->client_quotas[i];
+        if (q->set == 0 || (q->entity & 3u) == 0 ||
+            (q->user && !(q->entity & METADATA_QUOTA_USER)) ||
+            (q->client_id && !(q->entity & METADATA_QUOTA_CLIENT_ID)))
+            return false;
+        const struct metadata_client_quota *p = i ? &img->client_quotas[i - 1] : NULL;
+        if (p && quota_entity_cmp(p->entity, p->user, p->client_id, q->entity, q->user,
+                                  q->client_id) >= 0)
+            return false;
+    }
+    return true;
+}
+
 int image_apply_client_quota(struct metadata_image *img, const struct metadata_rec_client_quota *r)
 {
     int k = metadata_quota_key_lookup(r->key);
@@ -192,6 +209,7 @@ int image_apply_client_quota(struct metadata_image *img, const struct metadata_r
         q->values[k] = r->value;
     }
     img->quotas_version = img->version + 1;
+    assert(quotas_well_formed(img));
     return 0;
 }
 
