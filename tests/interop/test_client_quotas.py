@@ -22,6 +22,7 @@ What is tried:
 - request_percentage mutes a client over it (one window per request), not another client;
 - telemetry (KIP-714, GetTelemetrySubscriptions 71 / PushTelemetry 72) is not advertised, so
   clients that probe for it do without.
+asan-smoke
 """
 import json
 import os
