@@ -7,6 +7,7 @@
 
 #include "broker/quota.h"
 #include "broker/quota_rate.h"
+#include "cluster/commands.h"
 #include "cluster/image.h"
 #include "cluster/records.h"
 #include "test.h"
@@ -201,6 +202,66 @@ TEST(test_quota_rate_allows_the_first_windows_then_measures_elapsed_time)
     double rate = quota_rate_measure(&r, 14999);
     CHECK(rate > 950 && rate < 1050);
     CHECK(quota_rate_window_ms(&r, 14999) >= 10000 && quota_rate_window_ms(&r, 14999) <= 11000);
+}
+
+static void command_put(void *cmd)
+{
+    command_free(cmd);
+}
+
+static void buf_put(void *b)
+{
+    metadata_buf_free(b);
+}
+
+/* Controller-side validation (quota_commands.c): per entry, Kafka's INVALID_REQUEST cases; a
+ * valid entry becomes one record per changed key, nothing for an unchanged value. */
+TEST(test_quota_command_validates_each_entry)
+{
+    struct controller_quota_component client_c = {"client-id", "c"}, bad_type = {"group", "g"},
+                                      empty_name = {"user", ""};
+    struct controller_quota_component two_users[2] = {{"user", "a"}, {"user", "b"}};
+    struct controller_quota_op set_p = {"producer_byte_rate", 1000, false},
+                               frac = {"producer_byte_rate", 1.5, false},
+                               neg = {"consumer_byte_rate", -1, false},
+                               unknown = {"nope", 1, false},
+                               set_r = {"request_percentage", 12.5, false};
+    struct controller_quota_op dup[2] = {set_p, set_p};
+    struct controller_quota_alter entries[] = {
+        {1, &client_c, 1, &set_p}, /* ok: one record */
+        {1, &bad_type, 1, &set_p},   {1, &empty_name, 1, &set_p}, {2, two_users, 1, &set_p},
+        {0, NULL, 1, &set_p},        {1, &client_c, 1, &frac},    {1, &client_c, 1, &neg},
+        {1, &client_c, 1, &unknown}, {1, &client_c, 2, dup},
+    };
+    size_t n = sizeof(entries) / sizeof(entries[0]);
+    struct command *cmd = command_new_alter_client_quotas(entries, n, false);
+    CHECK(cmd != NULL);
+    test_defer(command_put, cmd);
+    struct metadata_image *scratch = image_with(failed_);
+    CHECK(scratch != NULL);
+    struct command_defaults d = {0};
+    static struct metadata_buf out; /* static: its cleanup runs after this function returns */
+    memset(&out, 0, sizeof(out));
+    test_defer(buf_put, &out);
+    metadata_batch_begin(&out);
+    CHECK_EQ_INT(command_validate(cmd, scratch, &d, &out), 1);
+    CHECK_EQ_INT(cmd->results[0].error_code, 0);
+    for (size_t i = 1; i < n; i++)
+        CHECK_EQ_INT(cmd->results[i].error_code, 42); /* INVALID_REQUEST */
+    CHECK(metadata_image_client_quota(scratch, C, NULL, "c") != NULL);
+
+    /* the same value again writes nothing; validate_only writes nothing */
+    struct controller_quota_alter again[2] = {{1, &client_c, 1, &set_p}, {1, &client_c, 1, &set_r}};
+    struct command *c2 = command_new_alter_client_quotas(again, 1, false);
+    CHECK(c2 != NULL);
+    test_defer(command_put, c2);
+    CHECK_EQ_INT(command_validate(c2, scratch, &d, &out), 0);
+    struct command *c3 = command_new_alter_client_quotas(again + 1, 1, true);
+    CHECK(c3 != NULL);
+    test_defer(command_put, c3);
+    CHECK_EQ_INT(command_validate(c3, scratch, &d, &out), 0);
+    CHECK_EQ_INT(c3->results[0].error_code, 0);
+    CHECK(metadata_image_client_quota(scratch, C, NULL, "c")->set == 1);
 }
 
 TEST_MAIN
