@@ -86,6 +86,8 @@ void quota_manager_free(struct quota_manager *qm)
 
 void quota_on_image(struct quota_manager *qm, const struct metadata_image *next)
 {
+    if (qm == NULL)
+        return;
     atomic_store_explicit(&qm->version, next->quotas_version, memory_order_release);
     atomic_store_explicit(&qm->active, next->n_client_quotas > 0, memory_order_release);
 }
