@@ -33,6 +33,7 @@
 #include "broker/dispatch.h"
 #include "broker/gate.h"
 #include "broker/forwarder.h"
+#include "broker/quota.h"
 #include "broker/handlers.h"
 #include "broker/isr_sender.h"
 #include "broker/lifecycle.h"
@@ -149,6 +150,15 @@ static void broker_set_advertised(struct broker *b)
     b->advertised_port = adv->port;
 }
 
+/* Controller thread, after each publish: the partition registry, then the client quotas. */
+static void broker_on_image(void *arg, const struct metadata_image *prev,
+                            const struct metadata_image *next)
+{
+    struct broker *b = arg;
+    partition_registry_on_image(b->parts, prev, next);
+    quota_on_image(b->quotas, next);
+}
+
 static int broker_start_controller(struct broker *b, char *err, size_t errlen)
 {
     const struct listener_config *cl = config_controller_listener(&b->cfg);
@@ -173,8 +183,8 @@ static int broker_start_controller(struct broker *b, char *err, size_t errlen)
         .quorum_voters = b->cfg.controller_quorum_voters,
         .default_num_partitions = b->cfg.num_partitions,
         .default_replication_factor = b->cfg.default_replication_factor,
-        .on_image = partition_registry_on_image,
-        .on_image_arg = b->parts,
+        .on_image = broker_on_image,
+        .on_image_arg = b,
     };
     return controller_start(&cc, &b->ctl, err, errlen);
 }
@@ -263,7 +273,11 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     waiter_list_init(&b->parked);
     /* Listen first (requests are held by the gate) so clients can connect at once, then
      * recover the logs and load the metadata log. */
-    int rc = broker_create_metrics(b, err, errlen);
+    b->quotas =
+        quota_manager_new(cfg->quota_window_num, (int64_t)cfg->quota_window_size_seconds * 1000);
+    int rc = b->quotas ? broker_create_metrics(b, err, errlen) : -ENOMEM;
+    if (b->quotas == NULL)
+        snprintf(err, errlen, "out of memory");
     if (rc == 0)
         rc = broker_load_identity(b, err, errlen);
     if (rc == 0)
@@ -345,6 +359,7 @@ void broker_stop(struct broker *b)
     pthread_mutex_destroy(&b->pid_pool.mu);
     pthread_mutex_destroy(&b->gate.mu);
     waiter_list_destroy(&b->parked);
-    metrics_free(b->metrics); /* after the flusher (its observer) and the workers stopped */
+    metrics_free(b->metrics);      /* after the flusher (its observer) and the workers stopped */
+    quota_manager_free(b->quotas); /* after the workers and the controller */
     free(b);
 }

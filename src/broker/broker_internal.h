@@ -69,6 +69,7 @@ struct broker {
     struct broker_forwarder *fwd;            /* requests to the active controller (forwarder.c) */
     struct replica_fetchers *fetchers;       /* follower fetch threads (replica_fetcher.c) */
     struct isr_sender *isr;                  /* ISR changes to the controller (isr_sender.c) */
+    struct quota_manager *quotas;            /* client quota sensors (quota.c) */
 };
 
 /* True for process.roles=broker or broker,controller: registers, hosts partitions, serves

@@ -151,6 +151,8 @@ static const struct config_entry config_table[] = {
     {"auto.leader.rebalance.enable", CT_BOOL, F(auto_leader_rebalance_enable), 0, 0, 0},
     {"leader.imbalance.check.interval.seconds", CT_INT64,
      F(leader_imbalance_check_interval_seconds), 1, 86400, 0},
+    {"quota.window.num", CT_INT32, F(quota_window_num), 2, 64, 0},
+    {"quota.window.size.seconds", CT_INT32, F(quota_window_size_seconds), 1, 3600, 0},
     {"metrics.listener", CT_STRING, F(metrics_listener), 0, 0, 0},
     {"console.listener", CT_STRING, F(console_listener), 0, 0, 0},
     {"log.level", CT_STRING, F(log_level), 0, 0, 0},
@@ -227,6 +229,8 @@ void config_defaults(struct broker_config *c)
     c->broker_session_timeout_ms = 9000;
     c->auto_leader_rebalance_enable = true;
     c->leader_imbalance_check_interval_seconds = 300;
+    c->quota_window_num = 11;
+    c->quota_window_size_seconds = 1;
     c->sasl_server_max_receive_size = 524288;
     snprintf(c->ssl_keystore_type, sizeof(c->ssl_keystore_type), "PEM");
     snprintf(c->ssl_truststore_type, sizeof(c->ssl_truststore_type), "PEM");

@@ -155,6 +155,9 @@ struct broker_config {
     int64_t broker_session_timeout_ms;
     bool auto_leader_rebalance_enable;
     int64_t leader_imbalance_check_interval_seconds;
+    /* client quotas (KIP-546): samples of the measured rates and their length */
+    int32_t quota_window_num;          /* quota.window.num, 11 (Kafka's range is >= 1) */
+    int32_t quota_window_size_seconds; /* quota.window.size.seconds, 1 */
     /* operations */
     char metrics_listener[256];
     char console_listener[256]; /* Gregor: web console, http://HOST:PORT; "" = off */

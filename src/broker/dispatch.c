@@ -26,6 +26,7 @@
 #include "broker/broker_internal.h"
 #include "broker/gate.h"
 #include "broker/handlers.h"
+#include "broker/quota.h"
 #include "broker/session.h"
 
 /* The APIs this broker serves; versions within the generated schema range. */
@@ -82,6 +83,10 @@ static const struct broker_api broker_api_table[] = {
     {KPROTO_API_LIST_TRANSACTIONS, 0, 1, handle_list_transactions, API_SCOPE_BROKER},
     {KPROTO_API_DESCRIBE_TOPIC_PARTITIONS, 0, 0, handle_describe_topic_partitions,
      API_SCOPE_BROKER},
+    {KPROTO_API_DESCRIBE_CLIENT_QUOTAS, 0, 1, handle_describe_client_quotas,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_ALTER_CLIENT_QUOTAS, 0, 1, handle_alter_client_quotas,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
 };
 
 /* Broker-to-controller APIs: served by the active controller, not advertised in ApiVersions. */
@@ -158,5 +163,12 @@ void broker_dispatch(struct broker *b, struct net_request *nr)
         broker_close(r, "unsupported api version");
         return;
     }
+    /* Quotas: r may be gone once the handler returns; the connection (and its quota cache)
+     * stays allocated until the end of the worker's turn. */
+    struct net_conn *conn = nr->conn;
+    struct quota_conn *qc = quota_before_handler(r);
+    int64_t start_ns = r->start_ns;
     api->handle(r);
+    if (qc != NULL)
+        quota_after_handler(qc, conn, start_ns);
 }

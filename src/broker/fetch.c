@@ -50,6 +50,7 @@
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
+#include "broker/quota.h"
 #include "broker/producer_append.h"
 #include "metrics/metrics.h"
 #include "proto/gen/errors.h"
@@ -404,8 +405,25 @@ static void fetch_count_sent(struct fetch_state *st, const struct kmsg_fetch_res
     }
 }
 
-static void fetch_reply(struct fetch_state *st, struct kmsg_fetch_response *resp)
+/*
+ * consumer_byte_rate (quota.c): a client fetch over its quota is answered, as Kafka answers
+ * it, with throttle_time_ms and no partitions, and its bytes are not counted.
+ */
+static void fetch_apply_quota(struct fetch_state *st, struct kmsg_fetch_response *resp,
+                              int64_t total)
 {
+    if (st->replica_id >= 0)
+        return;
+    resp->throttle_time_ms = quota_record_fetch(st->r, total);
+    if (resp->throttle_time_ms > 0) {
+        fetch_release_response(resp);
+        resp->responses.n = 0;
+    }
+}
+
+static void fetch_reply(struct fetch_state *st, struct kmsg_fetch_response *resp, int64_t total)
+{
+    fetch_apply_quota(st, resp, total);
     fetch_unpark(st);
     fetch_count_sent(st, resp);
     for (int i = 0; i < st->nparts; i++)
@@ -435,7 +453,7 @@ static void fetch_attempt(struct fetch_state *st, bool force)
     }
     int32_t min_bytes = st->req.min_bytes > 0 ? st->req.min_bytes : 1;
     if (force || at_once || total >= min_bytes || st->req.max_wait_ms <= 0) {
-        fetch_reply(st, &resp);
+        fetch_reply(st, &resp, total);
         return;
     }
     fetch_release_response(&resp);

@@ -48,6 +48,9 @@ void handle_describe_configs(struct broker_req *r);
 void handle_alter_configs(struct broker_req *r);
 void handle_describe_log_dirs(struct broker_req *r);
 void handle_incremental_alter_configs(struct broker_req *r);
+/* client_quotas.c */
+void handle_describe_client_quotas(struct broker_req *r);
+void handle_alter_client_quotas(struct broker_req *r);
 void handle_describe_cluster(struct broker_req *r);
 void handle_describe_quorum(struct broker_req *r);
 void handle_elect_leaders(struct broker_req *r);

@@ -120,6 +120,7 @@ static void produce_reply(struct produce_state *st)
     if (st->parked)
         metrics_purgatory_add(r->b->metrics, METRICS_PURGATORY_PRODUCE, -1);
     produce_count_errors(r, &st->resp);
+    st->resp.throttle_time_ms = r->throttle_ms;
     broker_reply(r, (kproto_encode_fn)kmsg_produce_response_encode, &st->resp);
 }
 

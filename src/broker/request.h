@@ -24,6 +24,7 @@ struct broker_req {
     bool failed;         /* set by a handler whose response carries errors (metrics) */
     bool no_forward;     /* forwarding to the controller failed: handle locally */
     bool close_after;    /* close the connection once the response is written (SASL refusals) */
+    int32_t throttle_ms; /* quota throttle time for the response's throttle_time_ms (quota.c) */
     const void *decoded; /* the decoded request, for per-partition callbacks (optional) */
 };
 

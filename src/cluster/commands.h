@@ -31,6 +31,7 @@ enum command_type {
     COMMAND_REASSIGN,            /* AlterPartitionReassignments */
     COMMAND_ALTER_PARTITION,     /* AlterPartition (a leader's ISR change) */
     COMMAND_REGISTER_CONTROLLER, /* internal: the active controller's own endpoint */
+    COMMAND_ALTER_CLIENT_QUOTAS, /* AlterClientQuotas (quota_commands.c) */
 };
 
 struct liveness;
@@ -83,6 +84,7 @@ struct command {
         struct controller_reassignment *reassign;
         struct controller_alter_partition alter_partition;
         struct metadata_rec_endpoint controller;
+        struct controller_quota_alter *quotas;
     };
     struct metadata_rec_endpoint observer; /* register_broker: host NULL unless broker-only */
     struct controller_topic_result *results;
@@ -111,7 +113,11 @@ struct command *command_new_elect_leaders(int8_t type, const struct controller_p
 struct command *command_new_allocate_producer_ids(int32_t broker_id);
 struct command *command_new_alter_partition(const struct controller_alter_partition *req);
 struct command *command_new_register_controller(int32_t id, const char *host, int32_t port);
+struct command *command_new_alter_client_quotas(const struct controller_quota_alter *e, size_t n,
+                                                bool validate_only);
 void command_free(struct command *cmd);
+/* An empty command of `type` with n results; NULL on allocation failure. */
+struct command *command_alloc(enum command_type type, size_t n);
 
 /*
  * Validates the command against `scratch`, fills its results, and for what is valid (and not
@@ -162,6 +168,9 @@ int command_validate_elect_leaders(struct command *cmd, struct metadata_image *s
                                    struct metadata_buf *out);
 int command_validate_reassign(struct command *cmd, struct metadata_image *scratch,
                               const struct command_defaults *d, struct metadata_buf *out);
+/* AlterClientQuotas (quota_commands.c). Returns as command_validate. */
+int command_validate_alter_client_quotas(struct command *cmd, struct metadata_image *scratch,
+                                         struct metadata_buf *out);
 /* AlterPartition (isr_commands.c). Returns as command_validate. */
 int command_validate_alter_partition(struct command *cmd, struct metadata_image *scratch,
                                      struct metadata_buf *out);

@@ -1071,6 +1071,13 @@ int controller_alter_configs(struct controller *ctl, const struct controller_con
     return submit(ctl, command_new_alter_configs(topics, n, incremental, validate_only), done, arg);
 }
 
+int controller_alter_client_quotas(struct controller *ctl,
+                                   const struct controller_quota_alter *entries, size_t n,
+                                   bool validate_only, controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_alter_client_quotas(entries, n, validate_only), done, arg);
+}
+
 int controller_register_broker(struct controller *ctl,
                                const struct controller_broker_registration *reg,
                                controller_done_fn done, void *arg)

@@ -226,6 +226,26 @@ int controller_create_partitions(struct controller *ctl,
 int controller_alter_configs(struct controller *ctl, const struct controller_config_alter *topics,
                              size_t n, bool incremental, bool validate_only,
                              controller_done_fn done, void *arg);
+/* One AlterClientQuotas entry (KIP-546): an entity and the quota keys to set or remove. */
+struct controller_quota_component {
+    const char *type; /* "user", "client-id" (anything else is refused) */
+    const char *name; /* NULL: the default entity */
+};
+struct controller_quota_op {
+    const char *key;
+    double value;
+    bool remove;
+};
+struct controller_quota_alter {
+    uint32_t n_entity;
+    const struct controller_quota_component *entity;
+    uint32_t n_ops;
+    const struct controller_quota_op *ops;
+};
+/* Results: one per entry (controller_topic_result error_code / error_message). */
+int controller_alter_client_quotas(struct controller *ctl,
+                                   const struct controller_quota_alter *entries, size_t n,
+                                   bool validate_only, controller_done_fn done, void *arg);
 /*
  * Broker lifecycle (Kafka's BrokerRegistration / BrokerHeartbeat semantics). A registration
  * starts fenced and yields a new broker epoch; a heartbeat with the current epoch keeps the

@@ -270,6 +270,7 @@ static void image_free(struct metadata_image *img)
     for (size_t i = 0; i < img->n_broker_configs; i++)
         broker_configs_free_entries(&img->broker_configs[i]);
     free(img->broker_configs);
+    image_quotas_free(img);
     free(img);
 }
 
@@ -346,7 +347,7 @@ struct metadata_image *image_clone(const struct metadata_image *src)
     img->topics_by_name = malloc((n ? n : 1) * sizeof(*img->topics_by_name));
     img->topics_by_id = malloc((n ? n : 1) * sizeof(*img->topics_by_id));
     if (img->topics_by_name == NULL || img->topics_by_id == NULL || brokers_copy(img, src) != 0 ||
-        broker_configs_copy(img, src) != 0 ||
+        broker_configs_copy(img, src) != 0 || image_quotas_copy(img, src) != 0 ||
         endpoints_copy(&img->controllers, &img->n_controllers, src->controllers,
                        src->n_controllers) != 0 ||
         endpoints_copy(&img->observers, &img->n_observers, src->observers, src->n_observers) != 0)
@@ -791,6 +792,8 @@ int image_apply(struct metadata_image *img, const struct metadata_record *rec)
     case METADATA_REC_IMAGE_HEADER:
         img->version = rec->image_header.version;
         return 0;
+    case METADATA_REC_CLIENT_QUOTA:
+        return image_apply_client_quota(img, &rec->client_quota);
     }
     return 1;
 }
@@ -874,6 +877,8 @@ int image_encode(const struct metadata_image *img, struct metadata_buf *out)
             (struct metadata_rec_broker_config){bc->broker_id, bc->n_configs, bc->configs};
         rc = metadata_batch_append(out, &cr);
     }
+    if (rc == 0)
+        rc = image_quotas_encode(img, out);
     return rc ? rc : metadata_batch_finish(out);
 }
 

@@ -86,6 +86,24 @@ struct metadata_broker_configs {
     struct metadata_config_entry *configs; /* sorted by name, values non-NULL */
 };
 
+/* The client quota keys Gregor knows (Kafka's QuotaConfig user and client-id configs). */
+enum metadata_quota_key {
+    METADATA_QUOTA_PRODUCER_BYTE_RATE,       /* producer_byte_rate, bytes/s (a LONG) */
+    METADATA_QUOTA_CONSUMER_BYTE_RATE,       /* consumer_byte_rate, bytes/s (a LONG) */
+    METADATA_QUOTA_REQUEST_PERCENTAGE,       /* request_percentage, % of one thread (a DOUBLE) */
+    METADATA_QUOTA_CONTROLLER_MUTATION_RATE, /* controller_mutation_rate (stored, not enforced) */
+    METADATA_QUOTA_KEYS,
+};
+
+/* The quota values of one entity (image_quotas.c). Entities with no value are not kept. */
+struct metadata_client_quota {
+    uint8_t entity;  /* METADATA_QUOTA_USER | METADATA_QUOTA_CLIENT_ID bits, at least one */
+    char *user;      /* NULL: the default user (or no user type, see entity) */
+    char *client_id; /* NULL: the default client-id (or no client-id type) */
+    uint8_t set;     /* bit k: values[k] is set */
+    double values[METADATA_QUOTA_KEYS];
+};
+
 struct metadata_image {
     atomic_uint refcount;
     /* Raft index of the last command applied; grows monotonically, equal on every node. */
@@ -102,6 +120,12 @@ struct metadata_image {
     struct metadata_topic **topics_by_id;   /* same topics, sorted by id bytes */
     size_t n_broker_configs;
     struct metadata_broker_configs *broker_configs; /* sorted by broker id, none empty */
+    size_t n_client_quotas;
+    struct metadata_client_quota *client_quotas; /* sorted by entity (quota_entity_cmp) */
+    /* One more than the image version the client quotas last changed at (0: no quota record
+     * applied since the image was built or restored). Every change sets it above any earlier
+     * value, so a reader's cache keyed on it is invalidated by any change. */
+    uint64_t quotas_version;
 };
 
 /* ---- reading (any thread holding a reference) ---- */
@@ -131,12 +155,27 @@ bool metadata_image_broker_configs_equal(const struct metadata_image *a,
 const char *metadata_image_broker_config(const struct metadata_image *img, int32_t broker_id,
                                          const char *name);
 
+/* Kafka's name of a quota key ("producer_byte_rate"), and back (-1 when unknown). */
+const char *metadata_quota_key_name(enum metadata_quota_key k);
+int metadata_quota_key_lookup(const char *name);
+/* The quota values of exactly this entity (names NULL = default), or NULL. */
+const struct metadata_client_quota *metadata_image_client_quota(const struct metadata_image *img,
+                                                                uint8_t entity, const char *user,
+                                                                const char *client_id);
+
 /* Takes another reference on an image the caller already holds. */
 const struct metadata_image *metadata_image_ref(const struct metadata_image *img);
 /* Drops a reference; the last one frees the image and any topics only it held. */
 void metadata_image_release(const struct metadata_image *img);
 
 /* ---- building (controller thread) ---- */
+
+/* Client quotas (image_quotas.c): deep copy, free, apply a ClientQuota record, and the
+ * records that recreate them in a snapshot. Return 0 / -ENOMEM (apply: 1 when skipped). */
+int image_quotas_copy(struct metadata_image *dst, const struct metadata_image *src);
+void image_quotas_free(struct metadata_image *img);
+int image_apply_client_quota(struct metadata_image *img, const struct metadata_rec_client_quota *r);
+int image_quotas_encode(const struct metadata_image *img, struct metadata_buf *out);
 
 /* A new empty image with refcount 1; NULL on allocation failure. */
 struct metadata_image *image_new(void);

@@ -118,6 +118,19 @@ static void encode_configs(struct metadata_buf *b, const struct metadata_config_
     }
 }
 
+static void encode_client_quota(struct metadata_buf *b, const struct metadata_rec_client_quota *q)
+{
+    put_u8(b, (uint8_t)((q->entity & 3u) | (q->remove ? 4u : 0u)));
+    if (q->entity & METADATA_QUOTA_USER)
+        put_opt_string(b, q->user);
+    if (q->entity & METADATA_QUOTA_CLIENT_ID)
+        put_opt_string(b, q->client_id);
+    put_string(b, q->key);
+    uint64_t bits;
+    memcpy(&bits, &q->value, sizeof(bits));
+    put_be(b, bits, 8);
+}
+
 static int encode_body(struct metadata_buf *b, const struct metadata_record *r)
 {
     switch (r->type) {
@@ -199,6 +212,9 @@ static int encode_body(struct metadata_buf *b, const struct metadata_record *r)
         return 0;
     case METADATA_REC_IMAGE_HEADER:
         put_be(b, r->image_header.version, 8);
+        return 0;
+    case METADATA_REC_CLIENT_QUOTA:
+        encode_client_quota(b, &r->client_quota);
         return 0;
     }
     return -EINVAL;
@@ -411,6 +427,26 @@ static void decode_partition_change(struct reader *r, struct metadata_rec_partit
         c->replicas = get_int_array(r, &c->n_replicas);
 }
 
+/* Rejects unknown flag bits, an entity naming no type, and an empty key. */
+static void decode_client_quota(struct reader *r, struct metadata_rec_client_quota *q)
+{
+    uint8_t flags = 0;
+    take(r, &flags, 1);
+    if (!r->err && ((flags & ~7u) || (flags & 3u) == 0))
+        r->err = -EBADMSG;
+    q->entity = flags & 3u;
+    q->remove = (flags >> 2) & 1u;
+    if (q->entity & METADATA_QUOTA_USER)
+        q->user = get_opt_string(r);
+    if (q->entity & METADATA_QUOTA_CLIENT_ID)
+        q->client_id = get_opt_string(r);
+    q->key = get_string(r);
+    uint64_t bits = get_be(r, 8);
+    memcpy(&q->value, &bits, sizeof(bits));
+    if (!r->err && q->key[0] == 0)
+        r->err = -EBADMSG;
+}
+
 static void decode_body(struct reader *r, struct metadata_record *rec)
 {
     switch (rec->type) {
@@ -489,6 +525,9 @@ static void decode_body(struct reader *r, struct metadata_record *rec)
         return;
     case METADATA_REC_IMAGE_HEADER:
         rec->image_header.version = get_be(r, 8);
+        return;
+    case METADATA_REC_CLIENT_QUOTA:
+        decode_client_quota(r, &rec->client_quota);
         return;
     }
     r->err = -EBADMSG;
@@ -603,6 +642,8 @@ const char *metadata_record_type_name(enum metadata_record_type type)
         return "ControllerRegistration";
     case METADATA_REC_OBSERVER_REGISTRATION:
         return "ObserverRegistration";
+    case METADATA_REC_CLIENT_QUOTA:
+        return "ClientQuota";
     }
     return "Unknown";
 }

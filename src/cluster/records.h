@@ -52,7 +52,9 @@ enum metadata_record_type {
     METADATA_REC_CONTROLLER_REGISTRATION = 13,
     /* Where a broker-only node receives the metadata log (its libraft standby address). */
     METADATA_REC_OBSERVER_REGISTRATION = 14,
-    METADATA_REC_TYPE_MAX = 14,
+    /* One client quota value of a user / client-id entity (Kafka's ClientQuotaRecord, KIP-546). */
+    METADATA_REC_CLIENT_QUOTA = 17,
+    METADATA_REC_TYPE_MAX = 17,
 };
 
 /* A config key and value; value NULL means "delete the key" in a config change. */
@@ -172,6 +174,25 @@ struct metadata_rec_producer_ids {
     int64_t next_block_start; /* first producer id not yet handed out after this block */
 };
 
+/* Which entity types a client quota entity names (Kafka's ClientQuotaEntity). */
+#define METADATA_QUOTA_USER 1u
+#define METADATA_QUOTA_CLIENT_ID 2u
+
+/*
+ * Sets (remove == 0) or removes one quota key of a client quota entity. `entity` holds the
+ * METADATA_QUOTA_* types present (at least one); a present type's name NULL is its default
+ * entity (Kafka's <default>). Encoded as flags:u8 (user, client-id, remove bits), the present
+ * names as optional strings, key, value as the IEEE-754 bits of a double (u64).
+ */
+struct metadata_rec_client_quota {
+    uint8_t entity;
+    char *user;      /* when entity has METADATA_QUOTA_USER; NULL = default user */
+    char *client_id; /* when entity has METADATA_QUOTA_CLIENT_ID; NULL = default client */
+    char *key;
+    double value; /* ignored when remove */
+    uint8_t remove;
+};
+
 struct metadata_rec_image_header {
     uint64_t version;
 };
@@ -191,6 +212,7 @@ struct metadata_record {
         struct metadata_rec_broker_fence broker_fence;
         struct metadata_rec_reassignment reassignment;
         struct metadata_rec_endpoint endpoint; /* CONTROLLER_ / OBSERVER_REGISTRATION */
+        struct metadata_rec_client_quota client_quota;
     };
 };
 

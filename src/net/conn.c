@@ -340,6 +340,7 @@ void net_conn_reap(struct net_worker *w)
         if (c->opened && s->handler.on_close)
             s->handler.on_close(s->handler.ctx, c);
         w->conns_alive--;
+        free(c->cache);
         free(c);
     }
 }
@@ -363,6 +364,8 @@ void net_conn_close(struct net_conn *c, const char *why)
                     strerror(errno));
     c->io.fd = -1;
     net_admit_release(&w->srv->admit, &c->ip);
+    net_timer_cancel(w, &c->mute_timer);
+    c->muted = false;
     net_idle_unlink(w, c);
     net_count(&w->counters.closed, 1);
     if (c->read_paused) {
@@ -383,6 +386,6 @@ void net_conn_close_all(struct net_worker *w)
 bool net_conn_over_limits(const struct net_conn *c)
 {
     const struct net_config *cfg = &c->w->srv->cfg;
-    return c->inflight >= cfg->max_inflight_per_conn ||
+    return c->muted || c->inflight >= cfg->max_inflight_per_conn ||
            c->queued_bytes > cfg->max_pending_bytes_per_conn;
 }

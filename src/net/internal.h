@@ -163,6 +163,9 @@ struct net_conn {
     bool want_flush;      /* write when processing the to-do list */
     bool read_paused;     /* backpressure: not reading until the queue drains */
     bool close_requested; /* net_request_close() seen: read no more frames */
+    bool muted;           /* net_conn_mute(): not reading until mute_timer fires */
+    struct net_timer mute_timer;
+    void *cache;                /* net_conn_set_cache(), freed with the connection */
     struct net_conn *todo_next; /* on the to-do list, or (refs == 0) on the reap list */
 
     int64_t last_active; /* clock_mono_ms() of the last byte in or out */
@@ -184,6 +187,9 @@ struct net_conn {
     int inflight;        /* requests in the queue */
     size_t queued_bytes; /* bytes of replied responses in the queue not yet written */
 };
+
+/* request.c: resumes reading a paused connection that is back under its limits. */
+void net_conn_maybe_resume(struct net_conn *c);
 
 /* admit.c */
 void net_admit_init(struct net_admit *a, int max_total, int max_per_ip);

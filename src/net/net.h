@@ -207,6 +207,17 @@ int net_conn_tls_peer_subject(const struct net_conn *c, char *buf, size_t len);
 void net_conn_set_user(struct net_conn *c, void *user);
 
 /*
+ * Mutes c for ms milliseconds: no further frame of it is read or parsed until then (Kafka's
+ * channel muting for quota throttling, KIP-219); responses are still written. A later call
+ * keeps the later deadline. No-op on a closed connection or for ms <= 0. Owning worker thread.
+ */
+void net_conn_mute(struct net_conn *c, int64_t ms);
+/* A second per-connection pointer for a handler's cache, released with free() when the
+ * connection is freed (after on_close). Owning worker thread. */
+void *net_conn_cache(const struct net_conn *c);
+void net_conn_set_cache(struct net_conn *c, void *cache);
+
+/*
  * Runs fn(arg) on worker w's thread soon (FIFO per worker). Any thread. Returns 0, -ENOMEM, or
  * -ESHUTDOWN once the worker has exited (fn will then never run; the caller keeps arg).
  */

@@ -270,7 +270,7 @@ static int net_conn_write_gathered(struct net_conn *c)
     return 1;
 }
 
-static void net_conn_maybe_resume(struct net_conn *c)
+void net_conn_maybe_resume(struct net_conn *c)
 {
     if (!c->read_paused || net_conn_over_limits(c))
         return;
