@@ -145,7 +145,7 @@ static int quota_call(struct quota_opts *o, int16_t api_key, const void *req, vo
     int port;
     quota_bootstrap(&o->c, host, sizeof(host), &port);
     struct controller_client cc;
-    controller_client_init(&cc, -1);
+    controller_client_init(&cc, -1, NULL);
     snprintf(cc.client_id, sizeof(cc.client_id), "gregor-cli");
     int rc = controller_client_call(&cc, host, port, api_key, QUOTA_API_VERSION, req, resp, buf,
                                     arena, o->c.timeout_ms > 0 ? o->c.timeout_ms : 5000);
