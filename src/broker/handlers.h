@@ -51,6 +51,8 @@ void handle_incremental_alter_configs(struct broker_req *r);
 void handle_describe_cluster(struct broker_req *r);
 void handle_describe_quorum(struct broker_req *r);
 void handle_elect_leaders(struct broker_req *r);
+void handle_describe_user_scram_credentials(struct broker_req *r);
+void handle_alter_user_scram_credentials(struct broker_req *r);
 void handle_alter_partition_reassignments(struct broker_req *r);
 void handle_list_partition_reassignments(struct broker_req *r);
 void handle_broker_registration(struct broker_req *r);

@@ -1,8 +1,13 @@
 /*
  * SASL on SASL_PLAINTEXT and SASL_SSL listeners (KIP-43, KIP-152): SaslHandshake v0-1
  * (keys 17), SaslAuthenticate v0-2 (key 36), and the bare-token frames a client sends after a
- * v0 handshake. Mechanisms PLAIN (RFC 4616) and SCRAM-SHA-256/512 (security/scram.c), users
- * from the listener's credential store (listeners.c).
+ * v0 handshake. Mechanisms PLAIN (RFC 4616) and SCRAM-SHA-256/512 (security/scram.c).
+ *
+ * Where users come from: SCRAM credentials in the metadata log (KIP-554, AlterUserScramCredentials
+ * and `gregor user`; the only source Kafka has) win; the listener's static users (JAAS
+ * user_NAME options, sasl.credentials.file; listeners.c) are the fallback for SCRAM and the
+ * only source for PLAIN, as in Kafka, where PLAIN never reads the metadata log. A SCRAM
+ * exchange copies the credential at its first step, so a change in between does not matter.
  *
  * What Kafka does, and so do we: until a connection is authenticated only ApiVersions,
  * SaslHandshake and SaslAuthenticate are served, each in its state (session.h); anything else
@@ -22,6 +27,7 @@
 #include "broker/handlers.h"
 #include "broker/listeners.h"
 #include "broker/session.h"
+#include "cluster/image_scram.h"
 #include "proto/gen/errors.h"
 #include "proto/gen/sasl_authenticate.h"
 #include "proto/gen/sasl_handshake.h"
@@ -70,10 +76,40 @@ static const struct scram_credential *sasl_scram_credential(const struct credent
     return mech == SASL_MECH_SCRAM_SHA_512 ? &u->sha512 : &u->sha256;
 }
 
+/*
+ * The SCRAM credential of `user` for mechanism `mech` into out: the metadata log's first, then
+ * the listener's static user (*static_user set). False when neither has one.
+ */
+static bool sasl_scram_lookup(struct broker *b, const struct broker_listener *l, const char *user,
+                              unsigned mech, struct scram_credential *out,
+                              const struct credential_user **static_user)
+{
+    uint8_t m = mech == SASL_MECH_SCRAM_SHA_512 ? METADATA_SCRAM_SHA_512 : METADATA_SCRAM_SHA_256;
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    const struct metadata_scram_credential *c = metadata_image_scram(img, user, m);
+    if (c != NULL) {
+        memset(out, 0, sizeof(*out));
+        out->hash = m == METADATA_SCRAM_SHA_512 ? SCRAM_SHA_512 : SCRAM_SHA_256;
+        out->iterations = c->iterations;
+        out->salt_len = c->salt_len;
+        memcpy(out->salt, c->salt, c->salt_len);
+        memcpy(out->stored_key, c->stored_key, c->key_len);
+        memcpy(out->server_key, c->server_key, c->key_len);
+    }
+    metadata_image_release(img);
+    *static_user = NULL;
+    if (c != NULL)
+        return true;
+    *static_user = credential_store_find(&l->users, user);
+    if (*static_user != NULL)
+        *out = *sasl_scram_credential(*static_user, mech);
+    return *static_user != NULL;
+}
+
 /* SCRAM: client-first -> server-first (out), client-final -> server-final (out). */
-static enum sasl_step_result sasl_scram(const struct broker_listener *l, struct broker_session *s,
-                                        const uint8_t *in, size_t len, char *out, size_t *outlen,
-                                        const char **why)
+static enum sasl_step_result sasl_scram(struct broker *b, const struct broker_listener *l,
+                                        struct broker_session *s, const uint8_t *in, size_t len,
+                                        char *out, size_t *outlen, const char **why)
 {
     enum scram_hash h = s->mechanism == SASL_MECH_SCRAM_SHA_512 ? SCRAM_SHA_512 : SCRAM_SHA_256;
     if (s->scram_step == 0) {
@@ -85,12 +121,11 @@ static enum sasl_step_result sasl_scram(const struct broker_listener *l, struct 
             *why = "malformed or unsupported SCRAM client-first message";
             return SASL_FAILED;
         }
-        s->user = credential_store_find(&l->users, s->scram->user);
-        if (s->user == NULL) {
+        if (!sasl_scram_lookup(b, l, s->scram->user, s->mechanism, &s->scram->cred, &s->user)) {
             *why = "unknown user";
             return SASL_FAILED;
         }
-        if (scram_server_first(s->scram, sasl_scram_credential(s->user, s->mechanism)) != 0) {
+        if (scram_server_first(s->scram, &s->scram->cred) != 0) {
             *why = "cannot build the SCRAM server-first message";
             return SASL_FAILED;
         }
@@ -99,8 +134,7 @@ static enum sasl_step_result sasl_scram(const struct broker_listener *l, struct 
         s->scram_step = 1;
         return SASL_CONTINUE;
     }
-    int rc = scram_server_final(s->scram, sasl_scram_credential(s->user, s->mechanism), in, len,
-                                out, SASL_OUT_MAX);
+    int rc = scram_server_final(s->scram, &s->scram->cred, in, len, out, SASL_OUT_MAX);
     if (rc != 0) {
         *why = rc == -EACCES ? "wrong password" : "malformed SCRAM client-final message";
         return SASL_FAILED;
@@ -119,7 +153,7 @@ static enum sasl_step_result sasl_step(struct broker *b, struct net_conn *c,
     *outlen = 0;
     enum sasl_step_result res = s->mechanism == SASL_MECH_PLAIN
                                     ? sasl_plain(l, s, in, len, &why)
-                                    : sasl_scram(l, s, in, len, out, outlen, &why);
+                                    : sasl_scram(b, l, s, in, len, out, outlen, &why);
     if (res == SASL_FAILED) {
         const char *user = s->user ? s->user->name : (s->scram ? s->scram->user : "?");
         logger_warn(SASL_LOG,
@@ -127,7 +161,7 @@ static enum sasl_step_result sasl_step(struct broker *b, struct net_conn *c,
                     "user '%s')",
                     net_conn_peer(c), l->cfg->name, why, sasl_mechanism_name(s->mechanism), user);
     } else if (res == SASL_DONE) {
-        session_authenticated(s, c, s->user->name);
+        session_authenticated(s, c, s->user ? s->user->name : s->scram->user);
         logger_debug(SASL_LOG, "connection from %s authenticated as %s (%s)", net_conn_peer(c),
                      s->principal, sasl_mechanism_name(s->mechanism));
     }

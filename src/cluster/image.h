@@ -102,6 +102,7 @@ struct metadata_image {
     struct metadata_topic **topics_by_id;   /* same topics, sorted by id bytes */
     size_t n_broker_configs;
     struct metadata_broker_configs *broker_configs; /* sorted by broker id, none empty */
+    struct metadata_scram_set *scram; /* SCRAM credentials (image_scram.h); NULL when none */
 };
 
 /* ---- reading (any thread holding a reference) ---- */
