@@ -66,6 +66,7 @@ struct broker_config {
     char inter_broker_listener_name[32];      /* "" = first PLAINTEXT client listener */
     char sasl_enabled_mechanisms[128];        /* "" = PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 */
     int32_t sasl_server_max_receive_size;     /* 524288 */
+    int64_t connections_max_reauth_ms;        /* 0: sessions never expire (KIP-368) */
     char sasl_credentials_file[1024];         /* Gregor: USER=PASSWORD lines */
     char ssl_keystore_type[16];
     char ssl_keystore_location[1024];

@@ -145,6 +145,9 @@ void broker_dispatch(struct broker *b, struct net_request *nr)
     }
     if (s != NULL && s->state != SESSION_AUTHENTICATED && !sasl_request_allowed(r, s))
         return;
+    if (s != NULL && s->state == SESSION_AUTHENTICATED && s->expires_ms != 0 &&
+        !sasl_session_live(r, s))
+        return;
     const struct broker_api *api = broker_api_lookup(r->hdr.api_key);
     if (api != NULL && !broker_api_in_roles(api, b->cfg.roles)) {
         broker_close(r, "api not enabled for this node's process.roles");

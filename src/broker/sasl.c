@@ -9,6 +9,15 @@
  * only source for PLAIN, as in Kafka, where PLAIN never reads the metadata log. A SCRAM
  * exchange copies the credential at its first step, so a change in between does not matter.
  *
+ * Re-authentication (KIP-368): with connections.max.reauth.ms > 0 a successful
+ * SaslAuthenticate (v1+) tells the client its session_lifetime_ms, and every SASL session
+ * (whatever the client's versions) expires that long after authentication. An expired
+ * session is closed at its next request unless that is a SaslHandshake v1, which starts a
+ * re-authentication on the same connection: same mechanism, and the same user, or the
+ * connection is closed (Kafka's rules). Kafka always accepts a re-authentication; Gregor
+ * only with connections.max.reauth.ms > 0 (otherwise a second SaslHandshake is
+ * ILLEGAL_SASL_STATE, as before).
+ *
  * What Kafka does, and so do we: until a connection is authenticated only ApiVersions,
  * SaslHandshake and SaslAuthenticate are served, each in its state (session.h); anything else
  * is ILLEGAL_SASL_STATE and the connection is closed. A mechanism that is not enabled is
@@ -18,10 +27,12 @@
  * peer. On a listener without SASL, or after authentication, both APIs answer
  * ILLEGAL_SASL_STATE and the connection stays open (Kafka's KafkaApis does the same).
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
@@ -143,6 +154,12 @@ static enum sasl_step_result sasl_scram(struct broker *b, const struct broker_li
     return SASL_DONE;
 }
 
+/* True when "User:name" is the session's principal (re-authentication keeps the user). */
+static bool sasl_same_principal(const struct broker_session *s, const char *name)
+{
+    return strncmp(s->principal, "User:", 5) == 0 && strcmp(s->principal + 5, name) == 0;
+}
+
 /* One authentication step with the mechanism chosen by the handshake. */
 static enum sasl_step_result sasl_step(struct broker *b, struct net_conn *c,
                                        struct broker_session *s, const uint8_t *in, size_t len,
@@ -161,7 +178,21 @@ static enum sasl_step_result sasl_step(struct broker *b, struct net_conn *c,
                     "user '%s')",
                     net_conn_peer(c), l->cfg->name, why, sasl_mechanism_name(s->mechanism), user);
     } else if (res == SASL_DONE) {
-        session_authenticated(s, c, s->user ? s->user->name : s->scram->user);
+        const char *name = s->user ? s->user->name : s->scram->user;
+        if (s->reauthenticating && !sasl_same_principal(s, name)) {
+            logger_warn(SASL_LOG,
+                        "re-authentication of connection from %s failed: user '%s' is not the "
+                        "session's %s",
+                        net_conn_peer(c), name, s->principal);
+            return SASL_FAILED;
+        }
+        if (s->reauthenticating)
+            logger_debug(SASL_LOG, "connection from %s re-authenticated as %s", net_conn_peer(c),
+                         s->principal);
+        session_authenticated(s, c, name);
+        s->reauthenticating = false;
+        int64_t life = b->cfg.connections_max_reauth_ms;
+        s->expires_ms = life > 0 ? clock_mono_ms() + life : 0;
         logger_debug(SASL_LOG, "connection from %s authenticated as %s (%s)", net_conn_peer(c),
                      s->principal, sasl_mechanism_name(s->mechanism));
     }
@@ -194,7 +225,9 @@ void handle_sasl_handshake(struct broker_req *r)
     resp.mechanisms = sasl_enabled_list(r);
     struct broker_session *s = session_of(r->nr->conn);
     const struct broker_listener *l = broker_listener_of(r->b, r->nr->conn);
-    if (s == NULL || !broker_listener_is_sasl(l) || s->state != SESSION_HANDSHAKE) {
+    bool reauth = s != NULL && s->state == SESSION_AUTHENTICATED && s->mechanism != 0 &&
+                  r->b->cfg.connections_max_reauth_ms > 0 && r->hdr.api_version >= 1;
+    if (s == NULL || !broker_listener_is_sasl(l) || (s->state != SESSION_HANDSHAKE && !reauth)) {
         resp.error_code = KAFKA_ERR_ILLEGAL_SASL_STATE;
         r->close_after = s != NULL && s->state != SESSION_AUTHENTICATED;
         if (r->close_after)
@@ -208,12 +241,13 @@ void handle_sasl_handshake(struct broker_req *r)
     unsigned bit = req.mechanism.len > 0
                        ? sasl_mechanism_bit(req.mechanism.ptr, (size_t)req.mechanism.len)
                        : 0;
-    if (bit == 0 || (l->mechanisms & bit) == 0) {
+    if (bit == 0 || (l->mechanisms & bit) == 0 || (reauth && bit != s->mechanism)) {
         logger_warn(SASL_LOG,
                     "closing connection from %s: SASL mechanism '%.*s' is not enabled on "
-                    "listener %s",
+                    "listener %s%s",
                     net_conn_peer(r->nr->conn), req.mechanism.len > 0 ? (int)req.mechanism.len : 0,
-                    req.mechanism.len > 0 ? req.mechanism.ptr : "", l->cfg->name);
+                    req.mechanism.len > 0 ? req.mechanism.ptr : "", l->cfg->name,
+                    reauth ? " or not the mechanism of the session being re-authenticated" : "");
         resp.error_code = KAFKA_ERR_UNSUPPORTED_SASL_MECHANISM;
         r->close_after = true;
         broker_reply(r, (kproto_encode_fn)kmsg_sasl_handshake_response_encode, &resp);
@@ -221,6 +255,8 @@ void handle_sasl_handshake(struct broker_req *r)
     }
     s->mechanism = bit;
     s->state = r->hdr.api_version == 0 ? SESSION_RAW_TOKEN : SESSION_AUTHENTICATE;
+    s->scram_step = 0;
+    s->reauthenticating = reauth;
     broker_reply(r, (kproto_encode_fn)kmsg_sasl_handshake_response_encode, &resp);
 }
 
@@ -284,7 +320,8 @@ void handle_sasl_authenticate(struct broker_req *r)
     }
     memcpy(copy, out, outlen);
     resp.auth_bytes = (struct kbytes){copy, (int32_t)outlen};
-    resp.session_lifetime_ms = 0; /* no re-authentication (KIP-368) yet */
+    resp.session_lifetime_ms =
+        r->b->cfg.connections_max_reauth_ms > 0 ? r->b->cfg.connections_max_reauth_ms : 0;
     broker_reply(r, (kproto_encode_fn)kmsg_sasl_authenticate_response_encode, &resp);
 }
 
@@ -328,6 +365,20 @@ bool sasl_request_allowed(struct broker_req *r, struct broker_session *s)
              "ILLEGAL_SASL_STATE: unexpected Kafka request of type %s during SASL %s",
              api ? api->name : "unknown",
              s->state == SESSION_HANDSHAKE ? "handshake" : "authentication");
+    broker_close(r, why);
+    return false;
+}
+
+bool sasl_session_live(struct broker_req *r, struct broker_session *s)
+{
+    assert(s->state == SESSION_AUTHENTICATED && s->expires_ms != 0);
+    if (r->hdr.api_key == KPROTO_API_SASL_HANDSHAKE || clock_mono_ms() < s->expires_ms)
+        return true;
+    const struct kproto_api *api = kproto_api_lookup(r->hdr.api_key);
+    char why[512];
+    snprintf(why, sizeof(why),
+             "SASL session of %s expired (connections.max.reauth.ms) before a %s request",
+             s->principal, api ? api->name : "unknown");
     broker_close(r, why);
     return false;
 }

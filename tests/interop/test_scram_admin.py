@@ -213,6 +213,60 @@ def test_created_user_authenticates_and_survives_sigkill():
               "carol still logs in after delete")
 
 
+REAUTH_MS = 1500
+
+
+@test
+def test_reauthentication_on_the_same_connection_and_expiry():
+    props = broker_props({"connections.max.reauth.ms": str(REAUTH_MS), "log.level": "debug"})
+    with Broker(props, name="scram-reauth") as b:
+        port = sasl_port(b)
+        with KafkaRaw(b) as c:
+            res, _ = alter(c, upsertions=[upsertion("gina", "gina-pw", SHA512),
+                                          upsertion("hal", "hal-pw", SHA512)])
+            check(res == {"gina": (NONE, None), "hal": (NONE, None)}, "upsert: %r" % res)
+        with KafkaRaw(HOST, port) as c:
+            err, life = scram_exchange(c, SHA512, "gina", "gina-pw")
+            check(err == NONE and life == REAUTH_MS, "first login: %d, lifetime %d" % (err, life))
+            check(c.metadata(1, topics=None) is not None, "Metadata after login")
+            time.sleep(REAUTH_MS / 1000 + 0.2)
+            # Expired: a SaslHandshake re-authenticates on the same connection.
+            err, life = scram_exchange(c, SHA512, "gina", "gina-pw")
+            check(err == NONE and life == REAUTH_MS, "re-auth: %d, lifetime %d" % (err, life))
+            check(c.metadata(1, topics=None) is not None, "Metadata after re-authentication")
+            # Before expiry a re-authentication is accepted too (KIP-368 clients start early).
+            err, _ = scram_exchange(c, SHA512, "gina", "gina-pw")
+            check(err == NONE, "early re-auth: %d" % err)
+            time.sleep(REAUTH_MS / 1000 + 0.2)
+            c.send_request(3, 1, b"\xff\xff\xff\xff")  # Metadata v1, all topics
+            check(c.wait_closed(5 * SLOW), "an expired session was served a Metadata request")
+        # Another user cannot take over the session; the connection is closed.
+        with KafkaRaw(HOST, port) as c:
+            check(scram_exchange(c, SHA512, "gina", "gina-pw")[0] == NONE, "login")
+            err, _ = scram_exchange(c, SHA512, "hal", "hal-pw")
+            check(err == SASL_AUTHENTICATION_FAILED, "re-auth as another user: %d" % err)
+            check(c.wait_closed(5 * SLOW), "connection open after a refused re-authentication")
+        # Nor change mechanism (gina has no SHA-256 credential; the handshake already refuses).
+        with KafkaRaw(HOST, port) as c:
+            check(scram_exchange(c, SHA512, "gina", "gina-pw")[0] == NONE, "login")
+            err, _ = scram_exchange(c, SHA256, "gina", "gina-pw")
+            check(err == UNSUPPORTED_SASL_MECHANISM, "re-auth with another mechanism: %d" % err)
+        log = b.log_text()
+        check(log.count("re-authenticated as User:gina") >= 2, "re-authentications not logged")
+        check("expired (connections.max.reauth.ms)" in log, "the expiry close was not logged")
+        # librdkafka 2.0.2 has no KIP-368: its connection is closed at expiry and it reconnects,
+        # so a producer keeps delivering across several session lifetimes.
+        p = Producer({"bootstrap.servers": "%s:%d" % (HOST, port),
+                      "security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-512",
+                      "sasl.username": "gina", "sasl.password": "gina-pw"})
+        delivered = []
+        for i in range(4):
+            p.produce("reauth-t", b"%d" % i, on_delivery=lambda err, m: delivered.append(err))
+            p.flush(10 * SLOW)
+            time.sleep(REAUTH_MS / 1000 * 0.8)
+        check(delivered == [None] * 4, "deliveries across session expiry: %r" % delivered)
+
+
 def gregor_user(b, *args, stdin=None):
     p = subprocess.run([GREGOR_BIN, "user"] + list(args) + ["-b", b.bootstrap], input=stdin,
                        capture_output=True, text=True, timeout=30 * SLOW)
