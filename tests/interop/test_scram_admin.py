@@ -11,7 +11,6 @@ import base64
 import hashlib
 import hmac
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -77,7 +76,8 @@ def describe(c, users=None):
         return (m, it)
 
     def result(rr):
-        user, code, _msg = rr.cstring(), rr.int16(), rr.cstring()
+        user, code = rr.cstring(), rr.int16()
+        rr.cstring()  # error message
         infos = rr.carray(info)
         rr.tagged_fields()
         return (user, code, sorted(infos))
@@ -133,7 +133,10 @@ def scram_exchange(c, mech, user, password):
     nonce = base64.b64encode(os.urandom(18)).decode()
     first_bare = "n=%s,r=%s" % (user, nonce)
     r = Reader(c.call(SASL_AUTHENTICATE, 1, nbytes(("n,," + first_bare).encode())))
-    err, _msg, server_first, _life = r.int16(), r.string(), r.bytes_(), r.int64()
+    err = r.int16()
+    r.string()  # error message
+    server_first = r.bytes_()
+    r.int64()  # session lifetime
     if err:
         return err, 0
     attrs = dict(kv.split("=", 1) for kv in server_first.decode().split(","))
@@ -146,7 +149,10 @@ def scram_exchange(c, mech, user, password):
     proof = bytes(a ^ b for a, b in zip(client_key, hmac.new(stored, auth, hname).digest()))
     final = (without_proof + ",p=" + base64.b64encode(proof).decode()).encode()
     r = Reader(c.call(SASL_AUTHENTICATE, 1, nbytes(final)))
-    err, _msg, _server_final, life = r.int16(), r.string(), r.bytes_(), r.int64()
+    err = r.int16()
+    r.string()
+    r.bytes_()  # server-final (its signature is checked by real clients)
+    life = r.int64()
     return err, life
 
 
