@@ -9,6 +9,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,15 @@ static int image_scram_private(struct metadata_image *img)
     return 0;
 }
 
+/* The set's order invariant (checked by assert after every change). */
+static bool scram_set_sorted(const struct metadata_scram_set *s)
+{
+    for (size_t i = 1; i < s->n; i++)
+        if (scram_cmp(&s->v[i - 1], s->v[i].name, s->v[i].mechanism) >= 0)
+            return false;
+    return true;
+}
+
 static void scram_fill(struct metadata_scram_credential *c,
                        const struct metadata_rec_scram_credential *r)
 {
@@ -143,6 +153,7 @@ int image_scram_apply(struct metadata_image *img, const struct metadata_rec_scra
         OPENSSL_cleanse(&s->v[i], sizeof(s->v[i]));
         memmove(&s->v[i], &s->v[i + 1], (s->n - i - 1) * sizeof(s->v[0]));
         s->n--;
+        assert(scram_set_sorted(s));
         return 0;
     }
     if (cur == NULL) {
@@ -155,6 +166,7 @@ int image_scram_apply(struct metadata_image *img, const struct metadata_rec_scra
         s->n++;
     }
     scram_fill(&s->v[i], r);
+    assert(scram_set_sorted(s));
     return 0;
 }
 

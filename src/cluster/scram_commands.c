@@ -81,11 +81,10 @@ err:
 }
 
 /* Kafka's validateScramUsernameAndMechanism, then the change's own checks. 0 or an error. */
-static int16_t scram_check(struct command *cmd, const struct command_scram *cs,
-                           const struct metadata_image *scratch, const char **msg)
+static int16_t scram_check(const struct command_scram *cs, const struct metadata_image *scratch,
+                           const char **msg)
 {
     const struct metadata_rec_scram_credential *r = &cs->rec;
-    (void)cmd;
     if (r->name[0] == '\0') {
         *msg = "Username must not be empty";
         return KAFKA_ERR_UNACCEPTABLE_CREDENTIAL;
@@ -152,7 +151,7 @@ int command_validate_alter_scram(struct command *cmd, struct metadata_image *scr
             struct controller_topic_result *res =
                 scram_result_of(cmd, cs->rec.name, &n_users, first_change, i, &dup);
             const char *msg = NULL;
-            int16_t code = dup ? KAFKA_ERR_DUPLICATE_RESOURCE : scram_check(cmd, cs, scratch, &msg);
+            int16_t code = dup ? KAFKA_ERR_DUPLICATE_RESOURCE : scram_check(cs, scratch, &msg);
             if (dup && res->error_code == 0)
                 msg = "A user credential cannot be altered twice in the same request";
             if (code != 0 && res->error_code == 0)
