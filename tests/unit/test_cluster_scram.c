@@ -10,7 +10,9 @@
 #include "proto/gen/errors.h"
 #include "security/scram.h"
 #include "test.h"
+#include "test_cluster_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <string.h>
 
@@ -216,6 +218,104 @@ TEST(test_scram_alter_validation_uses_kafkas_codes_and_stores_derived_keys)
     CHECK(metadata_image_scram(scratch, "alice", 2) == NULL);
     command_free(cmd);
     metadata_image_release(scratch);
+}
+
+static struct controller *scram_start_controller(const char *dir)
+{
+    struct controller_config cfg = {
+        .node_id = 1,
+        .data_dir = dir,
+        .election_timeout_ms = 200,
+        .heartbeat_timeout_ms = 20,
+        .snapshot_threshold = 8,
+        .snapshot_trailing = 2,
+    };
+    struct controller *ctl = NULL;
+    char err[256];
+    if (controller_start(&cfg, &ctl, err, sizeof(err)) != 0)
+        return NULL;
+    if (!cw_wait_active(ctl, 10000)) {
+        controller_stop(ctl);
+        return NULL;
+    }
+    return ctl;
+}
+
+/* One AlterUserScramCredentials upsertion of user NAME (password "pw-NAME"); its error. */
+static int scram_add_user(struct controller *ctl, const char *name, int iterations)
+{
+    char password[64];
+    snprintf(password, sizeof(password), "pw-%s", name);
+    uint8_t salted[32];
+    if (scram_salted_password(SCRAM_SHA_256, password, SALT, sizeof(SALT), iterations, salted))
+        return -1;
+    struct controller_scram_change c = {.name = name,
+                                        .mechanism = METADATA_SCRAM_SHA_256,
+                                        .upsert = true,
+                                        .iterations = iterations,
+                                        .salt = SALT,
+                                        .salt_len = sizeof(SALT),
+                                        .salted_password = salted,
+                                        .salted_len = sizeof(salted)};
+    struct cw_result r;
+    cw_begin(&r);
+    if (controller_alter_scram(ctl, &c, 1, cw_done, &r) != 0)
+        return -1;
+    cw_wait(&r);
+    return r.n_topics == 1 ? r.topics[0].error_code : -1;
+}
+
+/* True when the image holds name's SHA-256 credential for password "pw-NAME". */
+static bool scram_user_checks(const struct metadata_image *img, const char *name)
+{
+    const struct metadata_scram_credential *c = metadata_image_scram(img, name, 1);
+    if (c == NULL)
+        return false;
+    struct scram_credential cred = {.hash = SCRAM_SHA_256, .iterations = c->iterations};
+    cred.salt_len = c->salt_len;
+    memcpy(cred.salt, c->salt, c->salt_len);
+    memcpy(cred.stored_key, c->stored_key, 32);
+    memcpy(cred.server_key, c->server_key, 32);
+    char password[64];
+    snprintf(password, sizeof(password), "pw-%s", name);
+    return scram_credential_check_password(&cred, password);
+}
+
+TEST(test_scram_users_survive_a_controller_restart_from_a_snapshot)
+{
+    char dir[256];
+    CHECK(cw_tempdir(dir, sizeof(dir)) == 0);
+    struct controller *ctl = scram_start_controller(dir);
+    CHECK(ctl != NULL);
+    int failed = 0;
+    for (int i = 0; i < 24; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "user%02d", i);
+        failed += scram_add_user(ctl, name, 4096 + i) != 0;
+    }
+    controller_stop(ctl);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/__cluster_metadata", dir);
+    int snapshots = 0;
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        snapshots += strncmp(e->d_name, "snapshot-", 9) == 0 && !strstr(e->d_name, ".meta");
+    if (d)
+        closedir(d);
+    CHECK(snapshots >= 1);
+    ctl = scram_start_controller(dir);
+    CHECK(ctl != NULL);
+    const struct metadata_image *img = metadata_image_acquire(ctl);
+    size_t n = metadata_image_scram_count(img);
+    bool first = scram_user_checks(img, "user00"), last = scram_user_checks(img, "user23");
+    const struct metadata_scram_credential *c = metadata_image_scram(img, "user23", 1);
+    int32_t iterations = c ? c->iterations : 0;
+    metadata_image_release(img);
+    controller_stop(ctl);
+    CHECK_EQ_INT(failed, 0);
+    CHECK_EQ_INT(n, 24);
+    CHECK(first && last);
+    CHECK_EQ_INT(iterations, 4096 + 23);
 }
 
 TEST_MAIN
