@@ -257,6 +257,8 @@ void handle_sasl_handshake(struct broker_req *r)
     s->state = r->hdr.api_version == 0 ? SESSION_RAW_TOKEN : SESSION_AUTHENTICATE;
     s->scram_step = 0;
     s->reauthenticating = reauth;
+    if (reauth) /* the exchange is unauthenticated input again, bounded as the first one was */
+        net_conn_set_max_frame(r->nr->conn, r->b->cfg.sasl_server_max_receive_size);
     broker_reply(r, (kproto_encode_fn)kmsg_sasl_handshake_response_encode, &resp);
 }
 

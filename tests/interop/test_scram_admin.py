@@ -252,6 +252,14 @@ def test_reauthentication_on_the_same_connection_and_expiry():
             err, _ = scram_exchange(c, SHA512, "hal", "hal-pw")
             check(err == SASL_AUTHENTICATION_FAILED, "re-auth as another user: %d" % err)
             check(c.wait_closed(5 * SLOW), "connection open after a refused re-authentication")
+        # During a re-authentication frames are bounded by sasl.server.max.receive.size again.
+        with KafkaRaw(HOST, port) as c:
+            check(scram_exchange(c, SHA512, "gina", "gina-pw")[0] == NONE, "login")
+            check(c.metadata(1, topics=None) is not None, "Metadata after login")
+            body = c.call(SASL_HANDSHAKE, 1, string("SCRAM-SHA-512"))
+            check(Reader(body).int16() == NONE, "re-auth handshake")
+            c.send_raw(b"\x00\x10\x00\x00" + b"\0" * 64)  # 1 MiB > 524288 announced
+            check(c.wait_closed(5 * SLOW), "an oversized frame during re-authentication was read")
         # Nor change mechanism (gina has no SHA-256 credential; the handshake already refuses).
         with KafkaRaw(HOST, port) as c:
             check(scram_exchange(c, SHA512, "gina", "gina-pw")[0] == NONE, "login")
