@@ -8,6 +8,7 @@
 // wrong password refused.
 const { spawnSync } = require('child_process')
 const fs = require('fs')
+const net = require('net')
 const os = require('os')
 const path = require('path')
 const { Broker, GREGOR_BIN, HOST, SLOW, check, comment, freePort, kafkajs, recordingLogCreator, runTests, sleep, test } =
@@ -34,6 +35,21 @@ function makeCerts () {
   return { dir, ca: p('ca.crt'), keystore: p('keystore.pem') }
 }
 
+// Broker.start() waits for the first (PLAINTEXT) listener only.
+async function waitPort (port) {
+  const deadline = Date.now() + 10000 * SLOW
+  for (;;) {
+    const ok = await new Promise(resolve => {
+      const sock = net.connect({ host: HOST, port })
+      sock.on('connect', () => { sock.destroy(); resolve(true) })
+      sock.on('error', () => resolve(false))
+    })
+    if (ok) return
+    check(Date.now() < deadline, `port ${port} not accepting`)
+    await sleep(20)
+  }
+}
+
 function gregorUser (b, args) {
   const r = spawnSync(GREGOR_BIN, ['user', ...args, '-b', b.bootstrap], { encoding: 'utf8', timeout: 30000 * SLOW })
   check(r.status === 0, `gregor user ${args.join(' ')}: ${r.status} ${r.stderr}`)
@@ -53,6 +69,7 @@ test('kafkajs_reauthenticates_a_metadata_log_scram_user', async () => {
   b.props['listener.security.protocol.map'] = 'PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT'
   await b.start()
   try {
+    await waitPort(saslPort)
     const add = spawnSync(GREGOR_BIN, ['user', 'add', 'ivy', '--password', 'ivy-pw', '-b', b.bootstrap],
       { encoding: 'utf8', timeout: 30000 * SLOW })
     check(add.status === 0, `gregor user add: ${add.status} ${add.stderr}`)
@@ -108,6 +125,7 @@ test('kafkajs_scram_sha_256_over_sasl_ssl', async () => {
   b.props['listener.security.protocol.map'] = 'PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL'
   await b.start()
   try {
+    await waitPort(sslPort)
     gregorUser(b, ['add', 'jo', '--password', 'jo-pw', '--mechanism', 'SCRAM-SHA-256', '--iterations', '8192'])
     const { Kafka, logLevel } = kafkajs()
     const connect = async password => {

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -117,6 +118,16 @@ def can_produce(port, mech, user, password, topic="scram-t"):
     return delivered == [None]
 
 
+def wait_accepting(port):
+    def accepts():
+        try:
+            socket.create_connection((HOST, port), timeout=1.0).close()
+            return True
+        except OSError:
+            return False
+    wait_until(accepts, 10 * SLOW, what="port %d accepting" % port)
+
+
 def scram_login(port, mech, user, password):
     """Raw SCRAM exchange over SaslHandshake v1 + SaslAuthenticate v1; returns error code."""
     with KafkaRaw(HOST, port) as c:
@@ -199,6 +210,7 @@ def test_created_user_authenticates_and_survives_sigkill():
     with Broker(broker_props({"listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS}),
                 name="scram-auth") as b:
         port = sasl_port(b)
+        wait_accepting(port)
         with KafkaRaw(b) as c:
             res, _ = alter(c, upsertions=[upsertion("carol", "carol-pw", SHA512)])
             check(res == {"carol": (NONE, None)}, "upsert: %r" % res)
@@ -210,6 +222,7 @@ def test_created_user_authenticates_and_survives_sigkill():
               "a mechanism without a credential accepted")
         b.kill()
         b.start()
+        wait_accepting(port)  # start() waited for the first (PLAINTEXT) listener only
         check(scram_login(port, SHA512, "carol", "carol-pw") == NONE,
               "carol lost after SIGKILL")
         with KafkaRaw(b) as c:
@@ -227,6 +240,7 @@ def test_reauthentication_on_the_same_connection_and_expiry():
     props = broker_props({"connections.max.reauth.ms": str(REAUTH_MS), "log.level": "debug"})
     with Broker(props, name="scram-reauth") as b:
         port = sasl_port(b)
+        wait_accepting(port)
         with KafkaRaw(b) as c:
             res, _ = alter(c, upsertions=[upsertion("gina", "gina-pw", SHA512),
                                           upsertion("hal", "hal-pw", SHA512)])
@@ -291,6 +305,7 @@ def gregor_user(b, *args, stdin=None):
 def test_gregor_user_cli_adds_lists_and_deletes():
     with Broker(broker_props(), name="scram-cli") as b:
         port = sasl_port(b)
+        wait_accepting(port)
         rc, out, err = gregor_user(b, "add", "dave", "--password", "dave-pw", "--iterations", "5000")
         check(rc == 0 and "dave" in out, "add: rc %d %r %r" % (rc, out, err))
         rc, out, err = gregor_user(b, "add", "dave", "--mechanism", "SCRAM-SHA-256", stdin="pw2\n")
