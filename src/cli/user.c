@@ -7,14 +7,17 @@
  * iterations) itself, so the password never leaves this process; the broker derives and stores
  * StoredKey and ServerKey. librdkafka 2.0.2 has no call for these APIs, so the requests go with
  * Gregor's own codec and blocking client to the first bootstrap broker, which forwards
- * AlterUserScramCredentials to the active controller. That client speaks PLAINTEXT only: point
- * -b at a PLAINTEXT listener.
+ * AlterUserScramCredentials to the active controller. That client speaks PLAINTEXT, and
+ * SASL_PLAINTEXT with the librdkafka-style properties -X security.protocol=SASL_PLAINTEXT
+ * -X sasl.mechanisms=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 -X sasl.username=... -X
+ * sasl.password=... (it verifies a SCRAM server's signature); not TLS.
  */
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/arena.h"
 #include "broker/controller_client.h"
@@ -22,7 +25,10 @@
 #include "proto/gen/alter_user_scram_credentials.h"
 #include "proto/gen/describe_user_scram_credentials.h"
 #include "proto/gen/errors.h"
+#include "proto/gen/sasl_authenticate.h"
+#include "proto/gen/sasl_handshake.h"
 #include "security/scram.h"
+#include "security/scram_client.h"
 
 #define USER_SALT_LEN 32
 #define USER_MECH_SHA256 1 /* Kafka's ScramMechanism type codes */
@@ -30,6 +36,10 @@
 
 struct user_opts {
     struct cli_common c;
+    struct controller_client cc; /* one connection for the whole command */
+    char host[256];
+    int port;
+    int connected; /* the connection is open and (SASL) authenticated */
     const char *password;
     const char *mechanism;
     int iterations;
@@ -71,15 +81,18 @@ static const struct cli_option user_options[] = {
 
 static const struct cli_command_options user_command = {
     .options = user_options,
-    .usage = "usage: gregor user add NAME [--password PASSWORD] [--mechanism MECH] "
-             "[--iterations N]\n"
-             "       gregor user list [NAME...]\n"
-             "       gregor user delete NAME [--mechanism MECH]\n"
-             "\n"
-             "SCRAM users stored in the cluster's metadata log: every broker accepts them on "
-             "its\n"
-             "SCRAM-SHA-256/512 SASL listeners. -b must name a PLAINTEXT listener.\n"
-             "\n",
+    .usage =
+        "usage: gregor user add NAME [--password PASSWORD] [--mechanism MECH] "
+        "[--iterations N]\n"
+        "       gregor user list [NAME...]\n"
+        "       gregor user delete NAME [--mechanism MECH]\n"
+        "\n"
+        "SCRAM users stored in the cluster's metadata log: every broker accepts them on "
+        "its\n"
+        "SCRAM-SHA-256/512 SASL listeners. -b names a PLAINTEXT listener, or a SASL_PLAINTEXT\n"
+        "one with -X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=MECH\n"
+        "-X sasl.username=USER -X sasl.password=PASSWORD.\n"
+        "\n",
     .epilog = "examples:\n"
               "  gregor user add alice --password s3cret --mechanism SCRAM-SHA-256\n"
               "  gregor user list\n"
@@ -102,26 +115,145 @@ static int8_t user_mech_of(const char *name)
     return 0;
 }
 
+/* The value of -X KEY=VALUE, or NULL. */
+static const char *user_prop(const struct user_opts *o, const char *key)
+{
+    const char *v = NULL;
+    for (int i = 0; i < o->c.nprops; i++) {
+        size_t kl;
+        const char *val;
+        if (cli_split_kv(o->c.props[i], &kl, &val) == 0 && strlen(key) == kl &&
+            strncmp(o->c.props[i], key, kl) == 0)
+            v = val;
+    }
+    return v;
+}
+
+/* One raw request on o's connection. 0 or a negative errno. */
+static int user_raw(struct user_opts *o, int16_t api_key, int16_t version, const void *req,
+                    void *resp, uint8_t **buf, struct arena *arena)
+{
+    return controller_client_call(&o->cc, o->host, o->port, api_key, version, req, resp, buf, arena,
+                                  o->c.timeout_ms > 0 ? o->c.timeout_ms : 5000);
+}
+
+/* One SaslAuthenticate v1 round: token in, the server's token copied to out. 0 or -1. */
+static int user_sasl_round(struct user_opts *o, const void *token, size_t len, char *out,
+                           size_t outlen, size_t *n_out)
+{
+    struct kmsg_sasl_authenticate_request req = {{token, (int32_t)len}};
+    struct kmsg_sasl_authenticate_response resp;
+    kmsg_sasl_authenticate_response_init(&resp);
+    struct arena arena;
+    arena_init(&arena, 0);
+    uint8_t *buf = NULL;
+    int rc = user_raw(o, KPROTO_API_SASL_AUTHENTICATE, 1, &req, &resp, &buf, &arena);
+    if (rc == 0 && resp.error_code == 0 && resp.auth_bytes.len >= 0 &&
+        (size_t)resp.auth_bytes.len < outlen) {
+        memcpy(out, resp.auth_bytes.ptr, (size_t)resp.auth_bytes.len);
+        *n_out = (size_t)resp.auth_bytes.len;
+    } else if (rc == 0) {
+        cli_error(&o->c, "SASL authentication failed: %s%s%.*s", kafka_error_name(resp.error_code),
+                  resp.error_message.len > 0 ? ": " : "",
+                  resp.error_message.len > 0 ? resp.error_message.len : 0,
+                  resp.error_message.len > 0 ? resp.error_message.ptr : "");
+        rc = -1;
+    } else {
+        cli_error(&o->c, "SASL authentication: %s", strerror(-rc));
+    }
+    free(buf);
+    arena_free(&arena);
+    return rc == 0 ? 0 : -1;
+}
+
+/* SaslHandshake v1 then PLAIN or SCRAM over SaslAuthenticate v1. 0 or -1 after printing why. */
+static int user_sasl(struct user_opts *o, const char *mech, const char *user, const char *pass)
+{
+    struct kmsg_sasl_handshake_request hreq = {{mech, (int32_t)strlen(mech)}};
+    struct kmsg_sasl_handshake_response hresp;
+    kmsg_sasl_handshake_response_init(&hresp);
+    struct arena arena;
+    arena_init(&arena, 0);
+    uint8_t *buf = NULL;
+    int rc = user_raw(o, KPROTO_API_SASL_HANDSHAKE, 1, &hreq, &hresp, &buf, &arena);
+    int16_t err = rc == 0 ? hresp.error_code : 0;
+    free(buf);
+    arena_free(&arena);
+    if (rc != 0 || err != 0) {
+        cli_error(&o->c, "SaslHandshake %s: %s", mech, rc ? strerror(-rc) : kafka_error_name(err));
+        return -1;
+    }
+    char out[SCRAM_MSG_MAX], in[SCRAM_MSG_MAX];
+    size_t n = 0;
+    if (strcmp(mech, "PLAIN") == 0) {
+        int len = snprintf(out, sizeof(out), "%c%s%c%s", 0, user, 0, pass);
+        rc = len > 0 && (size_t)len < sizeof(out)
+                 ? user_sasl_round(o, out, (size_t)len, in, sizeof(in), &n)
+                 : -1;
+        OPENSSL_cleanse(out, sizeof(out));
+        return rc;
+    }
+    struct scram_client x;
+    enum scram_hash h = strcmp(mech, "SCRAM-SHA-512") == 0 ? SCRAM_SHA_512 : SCRAM_SHA_256;
+    if (scram_client_first(&x, h, user, out, sizeof(out)) != 0 ||
+        user_sasl_round(o, out, strlen(out), in, sizeof(in), &n) != 0)
+        return -1;
+    if (scram_client_final(&x, pass, (const uint8_t *)in, n, out, sizeof(out)) != 0) {
+        cli_error(&o->c, "SCRAM: the server's first message is malformed");
+        return -1;
+    }
+    if (user_sasl_round(o, out, strlen(out), in, sizeof(in), &n) != 0)
+        return -1;
+    if (scram_client_verify(&x, (const uint8_t *)in, n) != 0) {
+        cli_error(&o->c, "SCRAM: the server's signature is wrong (it does not know the user)");
+        return -1;
+    }
+    return 0;
+}
+
+/* Connects to the first bootstrap broker and authenticates when -X asks for SASL. 0 or -1. */
+static int user_connect(struct user_opts *o)
+{
+    snprintf(o->host, sizeof(o->host), "%s", o->c.brokers ? o->c.brokers : CLI_DEFAULT_BROKERS);
+    o->host[strcspn(o->host, ",")] = '\0';
+    char *colon = strrchr(o->host, ':');
+    o->port = colon ? atoi(colon + 1) : 9092;
+    if (colon)
+        *colon = '\0';
+    controller_client_init(&o->cc, -1);
+    snprintf(o->cc.client_id, sizeof(o->cc.client_id), "gregor-cli");
+    const char *proto = user_prop(o, "security.protocol");
+    if (proto == NULL || strcasecmp(proto, "PLAINTEXT") == 0)
+        return 0;
+    if (strcasecmp(proto, "SASL_PLAINTEXT") != 0) {
+        cli_error(&o->c, "security.protocol %s: gregor user speaks PLAINTEXT and SASL_PLAINTEXT",
+                  proto);
+        return -1;
+    }
+    const char *mech = user_prop(o, "sasl.mechanisms");
+    mech = mech ? mech : user_prop(o, "sasl.mechanism");
+    const char *user = user_prop(o, "sasl.username"), *pass = user_prop(o, "sasl.password");
+    if (mech == NULL || user == NULL || pass == NULL ||
+        (strcmp(mech, "PLAIN") != 0 && user_mech_of(mech) == 0)) {
+        cli_error(&o->c, "SASL_PLAINTEXT needs -X sasl.mechanisms=PLAIN|SCRAM-SHA-256|"
+                         "SCRAM-SHA-512, -X sasl.username and -X sasl.password");
+        return -1;
+    }
+    return user_sasl(o, mech, user, pass);
+}
+
 /* One request to the first bootstrap broker. 0, or -1 after printing why. */
 static int user_call(struct user_opts *o, int16_t api_key, const void *req, void *resp,
                      uint8_t **buf, struct arena *arena)
 {
-    char host[256];
-    snprintf(host, sizeof(host), "%s", o->c.brokers ? o->c.brokers : CLI_DEFAULT_BROKERS);
-    host[strcspn(host, ",")] = '\0';
-    char *colon = strrchr(host, ':');
-    int port = colon ? atoi(colon + 1) : 9092;
-    if (colon)
-        *colon = '\0';
-    struct controller_client cc;
-    controller_client_init(&cc, -1);
-    snprintf(cc.client_id, sizeof(cc.client_id), "gregor-cli");
-    int rc = controller_client_call(&cc, host, port, api_key, 0, req, resp, buf, arena,
-                                    o->c.timeout_ms > 0 ? o->c.timeout_ms : 5000);
-    controller_client_close(&cc);
+    if (!o->connected) {
+        if (user_connect(o) != 0)
+            return -1;
+        o->connected = 1;
+    }
+    int rc = user_raw(o, api_key, 0, req, resp, buf, arena);
     if (rc != 0) {
-        cli_error(&o->c, "no answer from %s:%d: %s (gregor user needs a PLAINTEXT listener)", host,
-                  port, strerror(-rc));
+        cli_error(&o->c, "no answer from %s:%d: %s", o->host, o->port, strerror(-rc));
         return -1;
     }
     return 0;
@@ -338,5 +470,8 @@ int cli_user_main(int argc, char **argv)
         return rc;
     o.names = argv + 1 + optind;
     o.nnames = argc - 1 - optind;
-    return run(&o);
+    rc = run(&o);
+    if (o.connected)
+        controller_client_close(&o.cc);
+    return rc;
 }

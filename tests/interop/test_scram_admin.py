@@ -295,9 +295,9 @@ def test_reauthentication_on_the_same_connection_and_expiry():
         check(delivered == [None] * 4, "deliveries across session expiry: %r" % delivered)
 
 
-def gregor_user(b, *args, stdin=None):
-    p = subprocess.run([GREGOR_BIN, "user"] + list(args) + ["-b", b.bootstrap], input=stdin,
-                       capture_output=True, text=True, timeout=30 * SLOW)
+def gregor_user(b, *args, stdin=None, bootstrap=None):
+    p = subprocess.run([GREGOR_BIN, "user"] + list(args) + ["-b", bootstrap or b.bootstrap],
+                       input=stdin, capture_output=True, text=True, timeout=30 * SLOW)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -332,6 +332,19 @@ def test_gregor_user_cli_adds_lists_and_deletes():
         check(rc == 1 and "no such user" in err, "second delete: rc %d %r" % (rc, err))
         check(scram_login(port, SHA512, "dave", "dave-pw") == SASL_AUTHENTICATION_FAILED,
               "deleted user still accepted")
+        # Over the SASL listener, authenticated as a metadata-log user (SCRAM client side).
+        rc, out, err = gregor_user(b, "add", "root", "--password", "root-pw")
+        check(rc == 0, "add root: %r" % err)
+        sasl = ["-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=SCRAM-SHA-512",
+                "-X", "sasl.username=root"]
+        rc, out, err = gregor_user(b, "add", "zed", "--password", "zed-pw",
+                                   *(sasl + ["-X", "sasl.password=root-pw"]),
+                                   bootstrap="%s:%d" % (HOST, port))
+        check(rc == 0, "add over SASL_PLAINTEXT: rc %d %r" % (rc, err))
+        check(scram_login(port, SHA512, "zed", "zed-pw") == NONE, "zed cannot log in")
+        rc, out, err = gregor_user(b, "list", *(sasl + ["-X", "sasl.password=nope"]),
+                                   bootstrap="%s:%d" % (HOST, port))
+        check(rc != 0 and "SASL_AUTHENTICATION_FAILED" in err, "wrong password: rc %d %r" % (rc, err))
 
 
 class SaslCluster(Cluster):
