@@ -53,6 +53,7 @@ static const struct config_entry config_table[] = {
     {"sasl.enabled.mechanisms", CT_STRING, F(sasl_enabled_mechanisms), 0, 0, 0},
     {"sasl.mechanism.inter.broker.protocol", CT_STRING, F(sasl_mechanism_inter_broker), 0, 0, 0},
     {"sasl.server.max.receive.size", CT_INT32, F(sasl_server_max_receive_size), 1, INT32_MAX, 0},
+    {"connections.max.reauth.ms", CT_INT64, F(connections_max_reauth_ms), 0, INT64_MAX, 0},
     {"sasl.credentials.file", CT_STRING, F(sasl_credentials_file), 0, 0, 0},
     {"ssl.keystore.type", CT_STRING, F(ssl_keystore_type), 0, 0, 0},
     {"ssl.keystore.location", CT_STRING, F(ssl_keystore_location), 0, 0, 0},

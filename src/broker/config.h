@@ -67,6 +67,7 @@ struct broker_config {
     char sasl_enabled_mechanisms[128];        /* "" = PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 */
     char sasl_mechanism_inter_broker[32];     /* "" = PLAIN (Kafka's GSSAPI is not offered) */
     int32_t sasl_server_max_receive_size;     /* 524288 */
+    int64_t connections_max_reauth_ms;        /* 0: sessions never expire (KIP-368) */
     char sasl_credentials_file[1024];         /* Gregor: USER=PASSWORD lines */
     char ssl_keystore_type[16];
     char ssl_keystore_location[1024];

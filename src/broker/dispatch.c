@@ -74,6 +74,10 @@ static const struct broker_api broker_api_table[] = {
     {KPROTO_API_LIST_PARTITION_REASSIGNMENTS, 0, 0, handle_list_partition_reassignments,
      API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_OFFSET_DELETE, 0, 0, handle_offset_delete, API_SCOPE_BROKER},
+    {KPROTO_API_DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0, handle_describe_user_scram_credentials,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_ALTER_USER_SCRAM_CREDENTIALS, 0, 0, handle_alter_user_scram_credentials,
+     API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_DESCRIBE_QUORUM, 0, 1, handle_describe_quorum,
      API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_DESCRIBE_CLUSTER, 0, 1, handle_describe_cluster,
@@ -145,6 +149,9 @@ void broker_dispatch(struct broker *b, struct net_request *nr)
         return;
     }
     if (s != NULL && s->state != SESSION_AUTHENTICATED && !sasl_request_allowed(r, s))
+        return;
+    if (s != NULL && s->state == SESSION_AUTHENTICATED && s->expires_ms != 0 &&
+        !sasl_session_live(r, s))
         return;
     const struct broker_api *api = broker_api_lookup(r->hdr.api_key);
     if (api != NULL && !broker_api_in_roles(api, b->cfg.roles)) {

@@ -54,6 +54,8 @@ void handle_alter_client_quotas(struct broker_req *r);
 void handle_describe_cluster(struct broker_req *r);
 void handle_describe_quorum(struct broker_req *r);
 void handle_elect_leaders(struct broker_req *r);
+void handle_describe_user_scram_credentials(struct broker_req *r);
+void handle_alter_user_scram_credentials(struct broker_req *r);
 void handle_alter_partition_reassignments(struct broker_req *r);
 void handle_list_partition_reassignments(struct broker_req *r);
 void handle_broker_registration(struct broker_req *r);
@@ -69,6 +71,11 @@ struct broker_session;
 void sasl_handle_raw_token(struct broker *b, struct net_request *nr);
 /* sasl.c: before authentication, true if r may be served now; else closes it (logged). */
 bool sasl_request_allowed(struct broker_req *r, struct broker_session *s);
+/*
+ * After authentication: false (and the connection closed) when the session expired
+ * (connections.max.reauth.ms, KIP-368) and r is not the SaslHandshake that re-authenticates.
+ */
+bool sasl_session_live(struct broker_req *r, struct broker_session *s);
 void handle_offset_for_leader_epoch(struct broker_req *r);
 void handle_describe_producers(struct broker_req *r);
 void handle_describe_topic_partitions(struct broker_req *r);

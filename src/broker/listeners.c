@@ -156,10 +156,12 @@ static int listener_load_users(const struct broker_config *c, struct broker_list
             return -EINVAL;
         }
     }
-    if (bl->users.n == 0) {
+    /* PLAIN reads only static users; SCRAM also those of the metadata log (gregor user add). */
+    if (bl->users.n == 0 && (bl->mechanisms & SASL_MECH_PLAIN)) {
         snprintf(err, errlen,
                  "listener %s (%s) has no SASL users: set sasl.credentials.file or "
-                 "listener.name.%s.plain.sasl.jaas.config with user_NAME=\"PASSWORD\" options",
+                 "listener.name.%s.plain.sasl.jaas.config with user_NAME=\"PASSWORD\" options "
+                 "(or enable only SCRAM mechanisms and add users with 'gregor user add')",
                  bl->cfg->name, config_protocol_name(bl->protocol), bl->cfg->name);
         return -EINVAL;
     }

@@ -1,8 +1,22 @@
 /*
  * SASL on SASL_PLAINTEXT and SASL_SSL listeners (KIP-43, KIP-152): SaslHandshake v0-1
  * (keys 17), SaslAuthenticate v0-2 (key 36), and the bare-token frames a client sends after a
- * v0 handshake. Mechanisms PLAIN (RFC 4616) and SCRAM-SHA-256/512 (security/scram.c), users
- * from the listener's credential store (listeners.c).
+ * v0 handshake. Mechanisms PLAIN (RFC 4616) and SCRAM-SHA-256/512 (security/scram.c).
+ *
+ * Where users come from: SCRAM credentials in the metadata log (KIP-554, AlterUserScramCredentials
+ * and `gregor user`; the only source Kafka has) win; the listener's static users (JAAS
+ * user_NAME options, sasl.credentials.file; listeners.c) are the fallback for SCRAM and the
+ * only source for PLAIN, as in Kafka, where PLAIN never reads the metadata log. A SCRAM
+ * exchange copies the credential at its first step, so a change in between does not matter.
+ *
+ * Re-authentication (KIP-368): with connections.max.reauth.ms > 0 a successful
+ * SaslAuthenticate (v1+) tells the client its session_lifetime_ms, and every SASL session
+ * (whatever the client's versions) expires that long after authentication. An expired
+ * session is closed at its next request unless that is a SaslHandshake v1, which starts a
+ * re-authentication on the same connection: same mechanism, and the same user, or the
+ * connection is closed (Kafka's rules). Kafka always accepts a re-authentication; Gregor
+ * only with connections.max.reauth.ms > 0 (otherwise a second SaslHandshake is
+ * ILLEGAL_SASL_STATE, as before).
  *
  * What Kafka does, and so do we: until a connection is authenticated only ApiVersions,
  * SaslHandshake and SaslAuthenticate are served, each in its state (session.h); anything else
@@ -13,15 +27,18 @@
  * peer. On a listener without SASL, or after authentication, both APIs answer
  * ILLEGAL_SASL_STATE and the connection stays open (Kafka's KafkaApis does the same).
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/listeners.h"
 #include "broker/session.h"
+#include "cluster/image_scram.h"
 #include "proto/gen/errors.h"
 #include "proto/gen/sasl_authenticate.h"
 #include "proto/gen/sasl_handshake.h"
@@ -70,10 +87,40 @@ static const struct scram_credential *sasl_scram_credential(const struct credent
     return mech == SASL_MECH_SCRAM_SHA_512 ? &u->sha512 : &u->sha256;
 }
 
+/*
+ * The SCRAM credential of `user` for mechanism `mech` into out: the metadata log's first, then
+ * the listener's static user (*static_user set). False when neither has one.
+ */
+static bool sasl_scram_lookup(struct broker *b, const struct broker_listener *l, const char *user,
+                              unsigned mech, struct scram_credential *out,
+                              const struct credential_user **static_user)
+{
+    uint8_t m = mech == SASL_MECH_SCRAM_SHA_512 ? METADATA_SCRAM_SHA_512 : METADATA_SCRAM_SHA_256;
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    const struct metadata_scram_credential *c = metadata_image_scram(img, user, m);
+    if (c != NULL) {
+        memset(out, 0, sizeof(*out));
+        out->hash = m == METADATA_SCRAM_SHA_512 ? SCRAM_SHA_512 : SCRAM_SHA_256;
+        out->iterations = c->iterations;
+        out->salt_len = c->salt_len;
+        memcpy(out->salt, c->salt, c->salt_len);
+        memcpy(out->stored_key, c->stored_key, c->key_len);
+        memcpy(out->server_key, c->server_key, c->key_len);
+    }
+    metadata_image_release(img);
+    *static_user = NULL;
+    if (c != NULL)
+        return true;
+    *static_user = credential_store_find(&l->users, user);
+    if (*static_user != NULL)
+        *out = *sasl_scram_credential(*static_user, mech);
+    return *static_user != NULL;
+}
+
 /* SCRAM: client-first -> server-first (out), client-final -> server-final (out). */
-static enum sasl_step_result sasl_scram(const struct broker_listener *l, struct broker_session *s,
-                                        const uint8_t *in, size_t len, char *out, size_t *outlen,
-                                        const char **why)
+static enum sasl_step_result sasl_scram(struct broker *b, const struct broker_listener *l,
+                                        struct broker_session *s, const uint8_t *in, size_t len,
+                                        char *out, size_t *outlen, const char **why)
 {
     enum scram_hash h = s->mechanism == SASL_MECH_SCRAM_SHA_512 ? SCRAM_SHA_512 : SCRAM_SHA_256;
     if (s->scram_step == 0) {
@@ -85,12 +132,11 @@ static enum sasl_step_result sasl_scram(const struct broker_listener *l, struct 
             *why = "malformed or unsupported SCRAM client-first message";
             return SASL_FAILED;
         }
-        s->user = credential_store_find(&l->users, s->scram->user);
-        if (s->user == NULL) {
+        if (!sasl_scram_lookup(b, l, s->scram->user, s->mechanism, &s->scram->cred, &s->user)) {
             *why = "unknown user";
             return SASL_FAILED;
         }
-        if (scram_server_first(s->scram, sasl_scram_credential(s->user, s->mechanism)) != 0) {
+        if (scram_server_first(s->scram, &s->scram->cred) != 0) {
             *why = "cannot build the SCRAM server-first message";
             return SASL_FAILED;
         }
@@ -99,14 +145,19 @@ static enum sasl_step_result sasl_scram(const struct broker_listener *l, struct 
         s->scram_step = 1;
         return SASL_CONTINUE;
     }
-    int rc = scram_server_final(s->scram, sasl_scram_credential(s->user, s->mechanism), in, len,
-                                out, SASL_OUT_MAX);
+    int rc = scram_server_final(s->scram, &s->scram->cred, in, len, out, SASL_OUT_MAX);
     if (rc != 0) {
         *why = rc == -EACCES ? "wrong password" : "malformed SCRAM client-final message";
         return SASL_FAILED;
     }
     *outlen = strlen(out);
     return SASL_DONE;
+}
+
+/* True when "User:name" is the session's principal (re-authentication keeps the user). */
+static bool sasl_same_principal(const struct broker_session *s, const char *name)
+{
+    return strncmp(s->principal, "User:", 5) == 0 && strcmp(s->principal + 5, name) == 0;
 }
 
 /* One authentication step with the mechanism chosen by the handshake. */
@@ -119,7 +170,7 @@ static enum sasl_step_result sasl_step(struct broker *b, struct net_conn *c,
     *outlen = 0;
     enum sasl_step_result res = s->mechanism == SASL_MECH_PLAIN
                                     ? sasl_plain(l, s, in, len, &why)
-                                    : sasl_scram(l, s, in, len, out, outlen, &why);
+                                    : sasl_scram(b, l, s, in, len, out, outlen, &why);
     if (res == SASL_FAILED) {
         const char *user = s->user ? s->user->name : (s->scram ? s->scram->user : "?");
         logger_warn(SASL_LOG,
@@ -127,7 +178,21 @@ static enum sasl_step_result sasl_step(struct broker *b, struct net_conn *c,
                     "user '%s')",
                     net_conn_peer(c), l->cfg->name, why, sasl_mechanism_name(s->mechanism), user);
     } else if (res == SASL_DONE) {
-        session_authenticated(s, c, s->user->name);
+        const char *name = s->user ? s->user->name : s->scram->user;
+        if (s->reauthenticating && !sasl_same_principal(s, name)) {
+            logger_warn(SASL_LOG,
+                        "re-authentication of connection from %s failed: user '%s' is not the "
+                        "session's %s",
+                        net_conn_peer(c), name, s->principal);
+            return SASL_FAILED;
+        }
+        if (s->reauthenticating)
+            logger_debug(SASL_LOG, "connection from %s re-authenticated as %s", net_conn_peer(c),
+                         s->principal);
+        session_authenticated(s, c, name);
+        s->reauthenticating = false;
+        int64_t life = b->cfg.connections_max_reauth_ms;
+        s->expires_ms = life > 0 ? clock_mono_ms() + life : 0;
         logger_debug(SASL_LOG, "connection from %s authenticated as %s (%s)", net_conn_peer(c),
                      s->principal, sasl_mechanism_name(s->mechanism));
     }
@@ -160,7 +225,9 @@ void handle_sasl_handshake(struct broker_req *r)
     resp.mechanisms = sasl_enabled_list(r);
     struct broker_session *s = session_of(r->nr->conn);
     const struct broker_listener *l = broker_listener_of(r->b, r->nr->conn);
-    if (s == NULL || !broker_listener_is_sasl(l) || s->state != SESSION_HANDSHAKE) {
+    bool reauth = s != NULL && s->state == SESSION_AUTHENTICATED && s->mechanism != 0 &&
+                  r->b->cfg.connections_max_reauth_ms > 0 && r->hdr.api_version >= 1;
+    if (s == NULL || !broker_listener_is_sasl(l) || (s->state != SESSION_HANDSHAKE && !reauth)) {
         resp.error_code = KAFKA_ERR_ILLEGAL_SASL_STATE;
         r->close_after = s != NULL && s->state != SESSION_AUTHENTICATED;
         if (r->close_after)
@@ -174,12 +241,13 @@ void handle_sasl_handshake(struct broker_req *r)
     unsigned bit = req.mechanism.len > 0
                        ? sasl_mechanism_bit(req.mechanism.ptr, (size_t)req.mechanism.len)
                        : 0;
-    if (bit == 0 || (l->mechanisms & bit) == 0) {
+    if (bit == 0 || (l->mechanisms & bit) == 0 || (reauth && bit != s->mechanism)) {
         logger_warn(SASL_LOG,
                     "closing connection from %s: SASL mechanism '%.*s' is not enabled on "
-                    "listener %s",
+                    "listener %s%s",
                     net_conn_peer(r->nr->conn), req.mechanism.len > 0 ? (int)req.mechanism.len : 0,
-                    req.mechanism.len > 0 ? req.mechanism.ptr : "", l->cfg->name);
+                    req.mechanism.len > 0 ? req.mechanism.ptr : "", l->cfg->name,
+                    reauth ? " or not the mechanism of the session being re-authenticated" : "");
         resp.error_code = KAFKA_ERR_UNSUPPORTED_SASL_MECHANISM;
         r->close_after = true;
         broker_reply(r, (kproto_encode_fn)kmsg_sasl_handshake_response_encode, &resp);
@@ -187,6 +255,10 @@ void handle_sasl_handshake(struct broker_req *r)
     }
     s->mechanism = bit;
     s->state = r->hdr.api_version == 0 ? SESSION_RAW_TOKEN : SESSION_AUTHENTICATE;
+    s->scram_step = 0;
+    s->reauthenticating = reauth;
+    if (reauth) /* the exchange is unauthenticated input again, bounded as the first one was */
+        net_conn_set_max_frame(r->nr->conn, r->b->cfg.sasl_server_max_receive_size);
     broker_reply(r, (kproto_encode_fn)kmsg_sasl_handshake_response_encode, &resp);
 }
 
@@ -250,7 +322,8 @@ void handle_sasl_authenticate(struct broker_req *r)
     }
     memcpy(copy, out, outlen);
     resp.auth_bytes = (struct kbytes){copy, (int32_t)outlen};
-    resp.session_lifetime_ms = 0; /* no re-authentication (KIP-368) yet */
+    resp.session_lifetime_ms =
+        r->b->cfg.connections_max_reauth_ms > 0 ? r->b->cfg.connections_max_reauth_ms : 0;
     broker_reply(r, (kproto_encode_fn)kmsg_sasl_authenticate_response_encode, &resp);
 }
 
@@ -294,6 +367,20 @@ bool sasl_request_allowed(struct broker_req *r, struct broker_session *s)
              "ILLEGAL_SASL_STATE: unexpected Kafka request of type %s during SASL %s",
              api ? api->name : "unknown",
              s->state == SESSION_HANDSHAKE ? "handshake" : "authentication");
+    broker_close(r, why);
+    return false;
+}
+
+bool sasl_session_live(struct broker_req *r, struct broker_session *s)
+{
+    assert(s->state == SESSION_AUTHENTICATED && s->expires_ms != 0);
+    if (r->hdr.api_key == KPROTO_API_SASL_HANDSHAKE || clock_mono_ms() < s->expires_ms)
+        return true;
+    const struct kproto_api *api = kproto_api_lookup(r->hdr.api_key);
+    char why[512];
+    snprintf(why, sizeof(why),
+             "SASL session of %s expired (connections.max.reauth.ms) before a %s request",
+             s->principal, api ? api->name : "unknown");
     broker_close(r, why);
     return false;
 }

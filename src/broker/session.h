@@ -37,7 +37,11 @@ struct broker_session {
     int scram_step;               /* 0: expect client-first, 1: expect client-final */
     struct scram_exchange *scram; /* during a SCRAM exchange */
     const struct credential_user *user;
-    char principal[320]; /* "User:NAME", "User:CN=...", "User:ANONYMOUS" */
+    /* KIP-368: monotonic ms at which the authenticated session expires (0: never); after it
+     * only a SaslHandshake, re-authenticating with the same mechanism and user, is served. */
+    int64_t expires_ms;
+    bool reauthenticating; /* a re-authentication of an authenticated session is under way */
+    char principal[320];   /* "User:NAME", "User:CN=...", "User:ANONYMOUS" */
 };
 
 /* net_handler callbacks (broker.c installs them). */

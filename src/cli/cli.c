@@ -23,6 +23,7 @@ static const struct cli_command commands[] = {
     {"bench", cli_bench_main, "produce|consume|e2e throughput and latency benchmark"},
     {"cluster", cli_cluster_main, "info: brokers, controller, topic and partition counts"},
     {"quota", cli_quota_main, "set|remove|list client quotas (KIP-546)"},
+    {"user", cli_user_main, "add|list|delete SCRAM users (stored in the metadata log)"},
     {"version", cli_version_main, "print gregor's and librdkafka's versions"},
     {"help", help_main, "this list, or 'help COMMAND' for a command's options"},
 };

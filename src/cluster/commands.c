@@ -480,6 +480,8 @@ int command_validate(struct command *cmd, struct metadata_image *scratch,
         return command_validate_register_controller(cmd, scratch, out);
     case COMMAND_ALTER_CLIENT_QUOTAS:
         return command_validate_alter_client_quotas(cmd, scratch, out);
+    case COMMAND_ALTER_SCRAM:
+        return command_validate_alter_scram(cmd, scratch, out);
     }
     return 0;
 }

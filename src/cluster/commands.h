@@ -32,6 +32,7 @@ enum command_type {
     COMMAND_ALTER_PARTITION,     /* AlterPartition (a leader's ISR change) */
     COMMAND_REGISTER_CONTROLLER, /* internal: the active controller's own endpoint */
     COMMAND_ALTER_CLIENT_QUOTAS, /* AlterClientQuotas (quota_commands.c) */
+    COMMAND_ALTER_SCRAM,         /* AlterUserScramCredentials (scram_commands.c) */
 };
 
 struct liveness;
@@ -85,6 +86,7 @@ struct command {
         struct controller_alter_partition alter_partition;
         struct metadata_rec_endpoint controller;
         struct controller_quota_alter *quotas;
+        struct command_scram *scram; /* n entries */
     };
     struct metadata_rec_endpoint observer; /* register_broker: host NULL unless broker-only */
     struct controller_topic_result *results;
@@ -93,6 +95,12 @@ struct command {
     controller_done_fn done;
     void *done_arg;
     struct raft_apply apply;
+};
+
+/* One AlterUserScramCredentials change, keys already derived (scram_commands.c). */
+struct command_scram {
+    struct metadata_rec_scram_credential rec; /* remove = !upsert */
+    bool derived; /* upsert: stored/server keys could be derived (mechanism known) */
 };
 
 /* Constructors copy the request; NULL on allocation failure. */
@@ -115,6 +123,7 @@ struct command *command_new_alter_partition(const struct controller_alter_partit
 struct command *command_new_register_controller(int32_t id, const char *host, int32_t port);
 struct command *command_new_alter_client_quotas(const struct controller_quota_alter *e, size_t n,
                                                 bool validate_only);
+struct command *command_new_alter_scram(const struct controller_scram_change *c, size_t n);
 void command_free(struct command *cmd);
 /* An empty command of `type` with n results; NULL on allocation failure. */
 struct command *command_alloc(enum command_type type, size_t n);
@@ -171,6 +180,9 @@ int command_validate_reassign(struct command *cmd, struct metadata_image *scratc
 /* AlterClientQuotas (quota_commands.c). Returns as command_validate. */
 int command_validate_alter_client_quotas(struct command *cmd, struct metadata_image *scratch,
                                          struct metadata_buf *out);
+/* AlterUserScramCredentials (scram_commands.c). Returns as command_validate. */
+int command_validate_alter_scram(struct command *cmd, struct metadata_image *scratch,
+                                 struct metadata_buf *out);
 /* AlterPartition (isr_commands.c). Returns as command_validate. */
 int command_validate_alter_partition(struct command *cmd, struct metadata_image *scratch,
                                      struct metadata_buf *out);

@@ -1107,6 +1107,12 @@ int controller_elect_leaders(struct controller *ctl, int8_t type,
     return submit(ctl, command_new_elect_leaders(type, parts, n, all), done, arg);
 }
 
+int controller_alter_scram(struct controller *ctl, const struct controller_scram_change *changes,
+                           size_t n, controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_alter_scram(changes, n), done, arg);
+}
+
 int controller_alter_reassignments(struct controller *ctl,
                                    const struct controller_reassignment *items, size_t n,
                                    controller_done_fn done, void *arg)

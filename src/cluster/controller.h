@@ -273,6 +273,29 @@ int controller_elect_leaders(struct controller *ctl, int8_t type,
                              const struct controller_partition_ref *parts, size_t n, bool all,
                              controller_done_fn done, void *arg);
 
+/* AlterUserScramCredentials (KIP-554): one deletion or upsertion. */
+struct controller_scram_change {
+    const char *name;
+    int8_t mechanism; /* METADATA_SCRAM_SHA_256 / _512; anything else is refused */
+    bool upsert;      /* false: delete name's credential for mechanism */
+    int32_t iterations;
+    const uint8_t *salt;
+    size_t salt_len;
+    const uint8_t *salted_password; /* Hi(password, salt, iterations), from the client */
+    size_t salted_len;
+};
+
+/*
+ * AlterUserScramCredentials with Kafka's ScramControlManager rules: a user named twice is
+ * DUPLICATE_RESOURCE, an empty name or iterations outside 4096..16384 UNACCEPTABLE_CREDENTIAL,
+ * an unknown mechanism UNSUPPORTED_SASL_MECHANISM, deleting a missing credential
+ * RESOURCE_NOT_FOUND. The salted password is turned into StoredKey and ServerKey on the
+ * caller's thread and not kept. One result per distinct user (name = user), deletions' users
+ * first, each group in request order.
+ */
+int controller_alter_scram(struct controller *ctl, const struct controller_scram_change *changes,
+                           size_t n, controller_done_fn done, void *arg);
+
 /* One AlterPartitionReassignments item; replicas NULL cancels the ongoing reassignment. */
 struct controller_reassignment {
     const char *topic;

@@ -13,6 +13,8 @@
  */
 #include "cluster/image.h"
 
+#include "cluster/image_scram.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +273,7 @@ static void image_free(struct metadata_image *img)
         broker_configs_free_entries(&img->broker_configs[i]);
     free(img->broker_configs);
     image_quotas_free(img);
+    image_scram_release(img);
     free(img);
 }
 
@@ -343,6 +346,7 @@ struct metadata_image *image_clone(const struct metadata_image *src)
         return NULL;
     img->version = src->version;
     img->next_producer_id = src->next_producer_id;
+    image_scram_share(img, src);
     size_t n = src->n_topics;
     img->topics_by_name = malloc((n ? n : 1) * sizeof(*img->topics_by_name));
     img->topics_by_id = malloc((n ? n : 1) * sizeof(*img->topics_by_id));
@@ -794,6 +798,8 @@ int image_apply(struct metadata_image *img, const struct metadata_record *rec)
         return 0;
     case METADATA_REC_CLIENT_QUOTA:
         return image_apply_client_quota(img, &rec->client_quota);
+    case METADATA_REC_SCRAM_CREDENTIAL:
+        return image_scram_apply(img, &rec->scram);
     }
     return 1;
 }
@@ -879,6 +885,8 @@ int image_encode(const struct metadata_image *img, struct metadata_buf *out)
     }
     if (rc == 0)
         rc = image_quotas_encode(img, out);
+    if (rc == 0)
+        rc = image_scram_encode(img, out);
     return rc ? rc : metadata_batch_finish(out);
 }
 

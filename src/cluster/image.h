@@ -126,6 +126,7 @@ struct metadata_image {
      * applied since the image was built or restored). Every change sets it above any earlier
      * value, so a reader's cache keyed on it is invalidated by any change. */
     uint64_t quotas_version;
+    struct metadata_scram_set *scram; /* SCRAM credentials (image_scram.h); NULL when none */
 };
 
 /* ---- reading (any thread holding a reference) ---- */

@@ -100,6 +100,12 @@ static void put_int_array(struct metadata_buf *b, const int32_t *v, uint32_t n)
         put_be(b, (uint32_t)v[i], 4);
 }
 
+static void put_blob(struct metadata_buf *b, const uint8_t *v, uint32_t n)
+{
+    put_uvarint(b, n);
+    put_bytes(b, v, n);
+}
+
 void metadata_buf_free(struct metadata_buf *b)
 {
     free(b->data);
@@ -129,6 +135,19 @@ static void encode_client_quota(struct metadata_buf *b, const struct metadata_re
     uint64_t bits;
     memcpy(&bits, &q->value, sizeof(bits));
     put_be(b, bits, 8);
+}
+
+static void encode_scram(struct metadata_buf *b, const struct metadata_rec_scram_credential *c)
+{
+    put_string(b, c->name);
+    put_u8(b, c->mechanism);
+    put_u8(b, c->remove);
+    if (c->remove)
+        return;
+    put_be(b, (uint32_t)c->iterations, 4);
+    put_blob(b, c->salt, c->salt_len);
+    put_blob(b, c->stored_key, c->key_len);
+    put_blob(b, c->server_key, c->key_len);
 }
 
 static int encode_body(struct metadata_buf *b, const struct metadata_record *r)
@@ -215,6 +234,9 @@ static int encode_body(struct metadata_buf *b, const struct metadata_record *r)
         return 0;
     case METADATA_REC_CLIENT_QUOTA:
         encode_client_quota(b, &r->client_quota);
+        return 0;
+    case METADATA_REC_SCRAM_CREDENTIAL:
+        encode_scram(b, &r->scram);
         return 0;
     }
     return -EINVAL;
@@ -447,6 +469,41 @@ static void decode_client_quota(struct reader *r, struct metadata_rec_client_quo
         r->err = -EBADMSG;
 }
 
+/* A uvarint-prefixed byte string of at most max bytes; *n_out its length. */
+static uint8_t *get_blob(struct reader *r, uint32_t *n_out, size_t max)
+{
+    uint64_t n = get_uvarint(r);
+    *n_out = 0;
+    if (!r->err && (n > max || n > r->left))
+        r->err = -EBADMSG;
+    uint8_t *v = reader_alloc(r, (size_t)n);
+    if (v == NULL || !take(r, v, (size_t)n))
+        return NULL;
+    *n_out = (uint32_t)n;
+    return v;
+}
+
+/* Rejects what no validator writes: unknown mechanism, empty name or salt, wrong key size. */
+static void decode_scram(struct reader *r, struct metadata_rec_scram_credential *c)
+{
+    c->name = get_string(r);
+    take(r, &c->mechanism, 1);
+    take(r, &c->remove, 1);
+    if (!r->err && (c->name[0] == 0 || c->remove > 1 || c->mechanism < METADATA_SCRAM_SHA_256 ||
+                    c->mechanism > METADATA_SCRAM_SHA_512))
+        r->err = -EBADMSG;
+    if (r->err || c->remove)
+        return;
+    c->iterations = get_i32(r);
+    c->salt = get_blob(r, &c->salt_len, METADATA_SCRAM_SALT_MAX);
+    uint32_t want = c->mechanism == METADATA_SCRAM_SHA_512 ? 64 : 32, server_len = 0;
+    c->stored_key = get_blob(r, &c->key_len, METADATA_SCRAM_KEY_MAX);
+    c->server_key = get_blob(r, &server_len, METADATA_SCRAM_KEY_MAX);
+    if (!r->err &&
+        (c->iterations <= 0 || c->salt_len == 0 || c->key_len != want || server_len != want))
+        r->err = -EBADMSG;
+}
+
 static void decode_body(struct reader *r, struct metadata_record *rec)
 {
     switch (rec->type) {
@@ -528,6 +585,9 @@ static void decode_body(struct reader *r, struct metadata_record *rec)
         return;
     case METADATA_REC_CLIENT_QUOTA:
         decode_client_quota(r, &rec->client_quota);
+        return;
+    case METADATA_REC_SCRAM_CREDENTIAL:
+        decode_scram(r, &rec->scram);
         return;
     }
     r->err = -EBADMSG;
@@ -644,6 +704,8 @@ const char *metadata_record_type_name(enum metadata_record_type type)
         return "ObserverRegistration";
     case METADATA_REC_CLIENT_QUOTA:
         return "ClientQuota";
+    case METADATA_REC_SCRAM_CREDENTIAL:
+        return "UserScramCredential";
     }
     return "Unknown";
 }

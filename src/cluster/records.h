@@ -53,6 +53,11 @@ enum metadata_record_type {
     /* Where a broker-only node receives the metadata log (its libraft standby address). */
     METADATA_REC_OBSERVER_REGISTRATION = 14,
     /* One client quota value of a user / client-id entity (Kafka's ClientQuotaRecord, KIP-546). */
+    /*
+     * A user's SCRAM credential for one mechanism, or its removal (Kafka's
+     * UserScramCredentialRecord and RemoveUserScramCredentialRecord, KIP-554).
+     */
+    METADATA_REC_SCRAM_CREDENTIAL = 16,
     METADATA_REC_CLIENT_QUOTA = 17,
     METADATA_REC_TYPE_MAX = 17,
 };
@@ -193,6 +198,29 @@ struct metadata_rec_client_quota {
     uint8_t remove;
 };
 
+#define METADATA_SCRAM_SHA_256 1 /* Kafka's ScramMechanism type codes */
+#define METADATA_SCRAM_SHA_512 2
+#define METADATA_SCRAM_SALT_MAX 128
+#define METADATA_SCRAM_KEY_MAX 64
+
+/*
+ * Set (remove == 0) or delete (remove == 1) the credential of user `name` for `mechanism`.
+ * Stored as RFC 5802 keeps it: salt, iterations, StoredKey and ServerKey, never a password or
+ * SaltedPassword. A removal carries only name and mechanism (the other fields are zero/NULL).
+ * key_len is the mechanism's digest length (32 or 64); salt_len is 1..METADATA_SCRAM_SALT_MAX.
+ */
+struct metadata_rec_scram_credential {
+    char *name;
+    uint8_t mechanism; /* METADATA_SCRAM_SHA_256 or _512 */
+    uint8_t remove;
+    int32_t iterations;
+    uint32_t salt_len;
+    uint32_t key_len;
+    uint8_t *salt;
+    uint8_t *stored_key;
+    uint8_t *server_key;
+};
+
 struct metadata_rec_image_header {
     uint64_t version;
 };
@@ -213,6 +241,7 @@ struct metadata_record {
         struct metadata_rec_reassignment reassignment;
         struct metadata_rec_endpoint endpoint; /* CONTROLLER_ / OBSERVER_REGISTRATION */
         struct metadata_rec_client_quota client_quota;
+        struct metadata_rec_scram_credential scram;
     };
 };
 

@@ -39,25 +39,56 @@ static int scram_digest(enum scram_hash h, const uint8_t *data, size_t len, uint
     return EVP_Digest(data, len, out, NULL, scram_md(h), NULL) == 1 ? 0 : -EIO;
 }
 
-/* SaltedPassword, then the stored and server keys of cred (salt and iterations set). */
-static int scram_keys(struct scram_credential *cred, const char *password)
+int scram_salted_password(enum scram_hash h, const char *password, const uint8_t *salt,
+                          size_t salt_len, int iterations, uint8_t *out)
+{
+    return PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, (int)salt_len, iterations,
+                             scram_md(h), (int)scram_hash_len(h), out) == 1
+               ? 0
+               : -EIO;
+}
+
+/* The stored and server keys of cred from a SaltedPassword of salted_len bytes. */
+static int scram_keys_from_salted(struct scram_credential *cred, const uint8_t *salted,
+                                  size_t salted_len)
 {
     enum scram_hash h = cred->hash;
     size_t hl = scram_hash_len(h);
-    uint8_t salted[SCRAM_MAX_HASH], client_key[SCRAM_MAX_HASH];
+    uint8_t client_key[SCRAM_MAX_HASH];
     int rc = -EIO;
-    if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), cred->salt, SCRAM_SALT_LEN,
-                          cred->iterations, scram_md(h), (int)hl, salted) != 1)
-        goto out;
-    if (scram_hmac(h, salted, hl, "Client Key", 10, client_key) != 0 ||
-        scram_digest(h, client_key, hl, cred->stored_key) != 0 ||
-        scram_hmac(h, salted, hl, "Server Key", 10, cred->server_key) != 0)
-        goto out;
-    rc = 0;
-out:
-    OPENSSL_cleanse(salted, sizeof(salted));
+    if (scram_hmac(h, salted, salted_len, "Client Key", 10, client_key) == 0 &&
+        scram_digest(h, client_key, hl, cred->stored_key) == 0 &&
+        scram_hmac(h, salted, salted_len, "Server Key", 10, cred->server_key) == 0)
+        rc = 0;
     OPENSSL_cleanse(client_key, sizeof(client_key));
     return rc;
+}
+
+/* SaltedPassword, then the stored and server keys of cred (salt and iterations set). */
+static int scram_keys(struct scram_credential *cred, const char *password)
+{
+    uint8_t salted[SCRAM_MAX_HASH];
+    int rc = scram_salted_password(cred->hash, password, cred->salt, cred->salt_len,
+                                   cred->iterations, salted);
+    if (rc == 0)
+        rc = scram_keys_from_salted(cred, salted, scram_hash_len(cred->hash));
+    OPENSSL_cleanse(salted, sizeof(salted));
+    return rc;
+}
+
+int scram_credential_from_salted_password(enum scram_hash h, const uint8_t *salted_password,
+                                          size_t salted_len, const uint8_t *salt, size_t salt_len,
+                                          int iterations, struct scram_credential *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (salt_len > SCRAM_SALT_MAX)
+        return -EINVAL;
+    out->hash = h;
+    out->iterations = iterations;
+    out->salt_len = salt_len;
+    if (salt_len)
+        memcpy(out->salt, salt, salt_len);
+    return scram_keys_from_salted(out, salted_password, salted_len);
 }
 
 int scram_credential_derive(enum scram_hash h, const char *password, int iterations,
@@ -66,6 +97,7 @@ int scram_credential_derive(enum scram_hash h, const char *password, int iterati
     memset(out, 0, sizeof(*out));
     out->hash = h;
     out->iterations = iterations;
+    out->salt_len = SCRAM_SALT_LEN;
     if (RAND_bytes(out->salt, SCRAM_SALT_LEN) != 1)
         return -EIO;
     return scram_keys(out, password);
@@ -78,6 +110,7 @@ int scram_credential_from_salt(enum scram_hash h, const char *password,
     memset(out, 0, sizeof(*out));
     out->hash = h;
     out->iterations = iterations;
+    out->salt_len = SCRAM_SALT_LEN;
     memcpy(out->salt, salt, SCRAM_SALT_LEN);
     return scram_keys(out, password);
 }
@@ -216,8 +249,8 @@ int scram_server_first(struct scram_exchange *x, const struct scram_credential *
     scram_b64(rnd, sizeof(rnd), snonce);
     size_t cl = strlen(x->nonce);
     memcpy(x->nonce + cl, snonce, SCRAM_NONCE_LEN + 1);
-    char salt[SCRAM_SALT_LEN * 2];
-    scram_b64(cred->salt, SCRAM_SALT_LEN, salt);
+    char salt[(SCRAM_SALT_MAX + 2) / 3 * 4 + 1];
+    scram_b64(cred->salt, cred->salt_len, salt);
     int n = snprintf(x->server_first, sizeof(x->server_first), "r=%s,s=%s,i=%d", x->nonce, salt,
                      cred->iterations);
     return n > 0 && (size_t)n < sizeof(x->server_first) ? 0 : -EINVAL;

@@ -12,8 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SCRAM_MAX_HASH 64 /* SHA-512 */
-#define SCRAM_SALT_LEN 16
+#define SCRAM_MAX_HASH 64             /* SHA-512 */
+#define SCRAM_SALT_LEN 16             /* salts Gregor generates */
+#define SCRAM_SALT_MAX 128            /* longest salt accepted from AlterUserScramCredentials */
+#define SCRAM_MIN_ITERATIONS 4096     /* Kafka's ScramMechanism.minIterations */
+#define SCRAM_MAX_ITERATIONS 16384    /* Kafka's ScramControlManager.MAX_ITERATIONS */
 #define SCRAM_DEFAULT_ITERATIONS 4096 /* Kafka's default */
 #define SCRAM_NONCE_LEN 24            /* random bytes, sent base64url-free as printable chars */
 
@@ -23,7 +26,8 @@ enum scram_hash { SCRAM_SHA_256, SCRAM_SHA_512 };
 struct scram_credential {
     enum scram_hash hash;
     int iterations;
-    uint8_t salt[SCRAM_SALT_LEN];
+    size_t salt_len; /* <= SCRAM_SALT_MAX */
+    uint8_t salt[SCRAM_SALT_MAX];
     uint8_t stored_key[SCRAM_MAX_HASH]; /* H(HMAC(SaltedPassword, "Client Key")) */
     uint8_t server_key[SCRAM_MAX_HASH]; /* HMAC(SaltedPassword, "Server Key") */
 };
@@ -40,6 +44,20 @@ int scram_credential_from_salt(enum scram_hash h, const char *password,
                                const uint8_t salt[SCRAM_SALT_LEN], int iterations,
                                struct scram_credential *out);
 
+/*
+ * The credential for a SaltedPassword computed by a client (KIP-554: AlterUserScramCredentials
+ * carries Hi(password, salt, iterations), never the password): derives StoredKey and ServerKey.
+ * 0, -EINVAL (salt longer than SCRAM_SALT_MAX) or -EIO.
+ */
+int scram_credential_from_salted_password(enum scram_hash h, const uint8_t *salted_password,
+                                          size_t salted_len, const uint8_t *salt, size_t salt_len,
+                                          int iterations, struct scram_credential *out);
+
+/* SaltedPassword = Hi(password, salt, iterations) into out (scram_hash_len(h) bytes): the
+ * client side of KIP-554 (gregor user add). 0 or -EIO. */
+int scram_salted_password(enum scram_hash h, const char *password, const uint8_t *salt,
+                          size_t salt_len, int iterations, uint8_t *out);
+
 /* True when password matches cred (PLAIN over a SCRAM credential); constant-time compare. */
 bool scram_credential_check_password(const struct scram_credential *cred, const char *password);
 
@@ -55,6 +73,7 @@ struct scram_exchange {
     char server_first[SCRAM_MSG_MAX];
     char gs2_header[64];           /* "n,," or "n,a=...," (channel binding is not supported) */
     char nonce[SCRAM_MSG_MAX / 2]; /* client nonce + server nonce */
+    struct scram_credential cred;  /* the user's, copied when the exchange starts */
 };
 
 /*
