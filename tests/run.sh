@@ -20,20 +20,41 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
 export TSAN_OPTIONS="suppressions=$ROOT/tests/tsan.supp:exitcode=66"
 PY=/usr/bin/python3
 
-# run_one LABEL TIMEOUT CMD...: runs CMD, tallies its ok/not ok lines.
+# Test programs run GREGOR_TEST_JOBS (2) at a time: each starts its own brokers on free ports
+# in its own temporary directories, and most of a program's time is spent waiting (cluster
+# formation, session timeouts, fault windows), so two share this machine's cores well. The
+# results are reported in the order the programs were started. GREGOR_TEST_JOBS=1 runs them
+# one by one.
+JOBS=${GREGOR_TEST_JOBS:-2}
+LABELS=()
+
+# run_one LABEL TIMEOUT CMD...: starts CMD in the background (at most JOBS at once); its log
+# and a result line (ok count, not-ok count, exit status, seconds) go to LOGDIR.
 run_one() {
   local label=$1 tmo=$2; shift 2
   local log="$LOGDIR/$(echo "$label" | tr '/ ' '__').log"
-  local start=$(date +%s)
-  timeout -k 10 "$tmo" "$@" >"$log" 2>&1
-  local rc=$?
-  local ok nok
-  ok=$(grep -c '^ok ' "$log")
-  nok=$(grep -c '^not ok ' "$log")
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+  LABELS+=("$label")
+  (
+    start=$(date +%s)
+    timeout -k 10 "$tmo" "$@" >"$log" 2>&1
+    rc=$?
+    res="$(grep -c '^ok ' "$log") $(grep -c '^not ok ' "$log") $rc $(( $(date +%s) - start ))"
+    echo "$res" >"$log.res"
+    echo "finished: $label (ok, failed, exit, seconds: $res)"
+  ) &
+}
+
+# report LABEL: tallies a finished program's ok/not ok lines.
+report() {
+  local label=$1
+  local log="$LOGDIR/$(echo "$label" | tr '/ ' '__').log"
+  local ok nok rc secs
+  read -r ok nok rc secs <"$log.res" || { ok=0; nok=0; rc=255; secs=0; }
   if [ "$ok" -eq 0 ] && [ "$nok" -eq 0 ]; then nok=1; echo "not ok $label: reported nothing (exit $rc)" >>"$log"; fi
   if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then nok=1; echo "not ok $label: exit status $rc" >>"$log"; fi
   PASS=$((PASS + ok)); FAIL=$((FAIL + nok))
-  printf '%-60s %4d ok %3d failed  %3ss\n' "$label" "$ok" "$nok" "$(( $(date +%s) - start ))"
+  printf '%-60s %4d ok %3d failed  %3ss\n' "$label" "$ok" "$nok" "$secs"
   if [ "$nok" -gt 0 ]; then
     grep '^not ok ' "$log" | sed 's/^/    /'
     FAILED_NAMES+=("$label")
@@ -41,6 +62,7 @@ run_one() {
   fi
 }
 
+echo "running test programs $JOBS at a time; logs in $LOGDIR"
 for flavour in build build-asan build-tsan; do
   for t in "$flavour"/tests/test_*; do
     [ -x "$t" ] || continue
@@ -72,6 +94,10 @@ done
 if [ -d tests/fuzz ] && [ -f tests/fuzz/run.sh ]; then
   run_one "fuzz (short)" 600 bash tests/fuzz/run.sh --short
 fi
+
+wait
+echo "--- results, in the order the programs started ---"
+for label in "${LABELS[@]}"; do report "$label"; done
 
 echo "logs: $LOGDIR"
 [ ${#FAILED_NAMES[@]} -gt 0 ] && echo "failed programs: ${FAILED_NAMES[*]}"
