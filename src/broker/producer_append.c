@@ -21,6 +21,15 @@
 #include "storage/producer_state.h"
 #include "storage/txn_index.h"
 
+/* The last stable offset's input, for the fetch path (p->first_unstable) and for the cleaner,
+ * which must not compact an open transaction (the log's copy). producer_mu held or p not yet
+ * published. */
+static void publish_first_unstable(struct partition *p, int64_t first)
+{
+    atomic_store(&p->first_unstable, first);
+    log_set_first_unstable_offset(p->log, first);
+}
+
 int producer_partition_open(struct partition *p, int64_t expiration_ms)
 {
     pthread_mutex_init(&p->producer_mu, NULL);
@@ -40,7 +49,7 @@ int producer_partition_open(struct partition *p, int64_t expiration_ms)
         pthread_mutex_destroy(&p->producer_mu);
         return rc;
     }
-    atomic_store(&p->first_unstable, producer_state_first_open_offset(p->producers));
+    publish_first_unstable(p, producer_state_first_open_offset(p->producers));
     if (producer_state_count(p->producers) > 0)
         logger_info(
             "producer", "%s-%d: %zu producer(s) loaded (snapshot %" PRId64 ", log end %" PRId64 ")",
@@ -101,7 +110,7 @@ static void record_batch_locked(struct partition *p, const struct record_batch_h
         logger_warn("producer", "%s-%d: out of memory recording producer %" PRId64, p->topic,
                     p->index, h->producer_id);
     if (h->attributes & RECORD_ATTR_TRANSACTIONAL)
-        atomic_store(&p->first_unstable, producer_state_first_open_offset(p->producers));
+        publish_first_unstable(p, producer_state_first_open_offset(p->producers));
 }
 
 static int16_t check_to_kafka(enum producer_check c)
@@ -204,7 +213,7 @@ int producer_partition_truncate(struct partition *p, int64_t offset, bool fully,
         if (lrc == 0) {
             producer_state_free(p->producers);
             p->producers = ps;
-            atomic_store(&p->first_unstable, producer_state_first_open_offset(ps));
+            publish_first_unstable(p, producer_state_first_open_offset(ps));
         } else {
             logger_warn("producer", "%s-%d: cannot reload producer state after truncation: %d",
                         p->topic, p->index, lrc);
