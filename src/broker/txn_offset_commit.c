@@ -383,7 +383,9 @@ struct txn_commit_req {
     struct kmsg_txn_offset_commit_response resp;
     int32_t shard;
     struct partition *p;
-    int16_t err; /* answered for every partition */
+    int16_t err;             /* answered for every partition */
+    struct group_call check; /* KIP-447's member check, before the append */
+    int16_t check_err;
 };
 
 /* Fills every partition's error; on success holds the offsets until the marker. */
@@ -455,6 +457,59 @@ static int16_t txn_commit_append(struct txn_commit_req *tr)
     return err != 0 ? err : rc == -ENODATA ? -1 : KAFKA_ERR_UNKNOWN_SERVER_ERROR;
 }
 
+/* Appends, or answers the error now. The request's worker. */
+static void txn_commit_proceed(struct txn_commit_req *tr)
+{
+    if (tr->err == 0) {
+        int16_t err = txn_commit_append(tr);
+        if (err == 0)
+            return; /* answered once durable */
+        tr->err = err < 0 ? 0 : err;
+    }
+    txn_commit_finish(tr);
+}
+
+static void txn_commit_checked(void *arg)
+{
+    struct txn_commit_req *tr = arg;
+    tr->err = tr->check_err;
+    txn_commit_proceed(tr);
+}
+
+/* The group's owner worker: back to the request's worker with the check's answer. */
+static void txn_commit_check_done(struct group_call *c)
+{
+    struct txn_commit_req *tr = c->user;
+    if (net_worker_post(net_request_worker(tr->r->nr), txn_commit_checked, tr) != 0)
+        logger_warn("txn", "dropping a TxnOffsetCommit response during shutdown");
+}
+
+/* v3+ (KIP-447): a request naming a generation, member or static instance is checked against
+ * the group like an OffsetCommit (Kafka's validateOffsetCommit, transactional) before anything
+ * is written; older clients name none and are not checked. The group may move on between the
+ * check and the append; its next rebalance fences the member's later commits. */
+static bool txn_commit_needs_check(const struct txn_commit_req *tr)
+{
+    const struct kmsg_txn_offset_commit_request *q = &tr->req;
+    return tr->r->hdr.api_version >= 3 &&
+           (q->generation_id >= 0 || q->member_id.len > 0 || q->group_instance_id.len >= 0);
+}
+
+static void txn_commit_check_submit(struct txn_commit_req *tr)
+{
+    struct group_call *c = &tr->check;
+    c->api_key = KPROTO_API_TXN_OFFSET_COMMIT;
+    c->api_version = tr->r->hdr.api_version;
+    c->req = &tr->req;
+    c->resp = &tr->check_err;
+    c->arena = tr->r->arena;
+    c->client_id = KSTR_LIT("gregor-txn");
+    c->client_host = "/127.0.0.1";
+    c->done = txn_commit_check_done;
+    c->user = tr;
+    group_coordinator_submit(groups_coordinator(tr->r->b), c);
+}
+
 void handle_txn_offset_commit(struct broker_req *r)
 {
     struct txn_commit_req *tr = arena_calloc(r->arena, 1, sizeof(*tr));
@@ -491,11 +546,9 @@ void handle_txn_offset_commit(struct broker_req *r)
         for (int32_t j = 0; j < o->partitions.n; j++)
             o->partitions.v[j].partition_index = rt->partitions.v[j].partition_index;
     }
-    if (tr->err == 0) {
-        int16_t err = txn_commit_append(tr);
-        if (err == 0)
-            return; /* answered once durable */
-        tr->err = err < 0 ? 0 : err;
+    if (tr->err == 0 && txn_commit_needs_check(tr)) {
+        txn_commit_check_submit(tr);
+        return;
     }
-    txn_commit_finish(tr);
+    txn_commit_proceed(tr);
 }

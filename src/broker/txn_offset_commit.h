@@ -1,5 +1,7 @@
 /*
- * TxnOffsetCommit (key 28) on the group coordinator's broker, as Kafka: a transaction's offsets
+ * TxnOffsetCommit (key 28) on the group coordinator's broker, as Kafka: a v3+ request naming a
+ * generation, member or static instance is first checked against the group (KIP-447,
+ * group/txn_commit_check.c); then the transaction's offsets
  * are written at once to the group's __consumer_offsets partition as a transactional batch (the
  * producer's id and epoch), answered once durable, and held here per producer id; they become
  * the group's committed offsets when the COMMIT marker reaches that partition

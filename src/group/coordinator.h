@@ -83,7 +83,9 @@ struct group_config {
     int32_t max_shards;                  /* offsets.topic.num.partitions (table size) */
 };
 
-/* One request handed to the coordinator. The caller fills the public part. */
+/* One request handed to the coordinator. The caller fills the public part. A
+ * KPROTO_API_TXN_OFFSET_COMMIT call only checks the sender's membership (KIP-447): resp is an
+ * int16_t that receives 0 or the Kafka error; the caller writes the offsets. */
 struct group_call {
     int16_t api_key;
     int16_t api_version;

@@ -23,7 +23,9 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SLOW, Broker, Cluster, check, comment, run_tests, test  # noqa: E402
+from harness import (SLOW, TAGS_NONE, Broker, Cluster, KafkaRaw, Reader, array,  # noqa: E402
+                     carray, check, comment, cstring, i8, i16, i32, i64, nbytes, run_tests, string,
+                     test)
 
 RECORDS = int(os.environ.get("GREGOR_EOS_RECORDS", "3000"))
 CYCLES = os.environ.get("GREGOR_EOS_CYCLES")
@@ -153,6 +155,7 @@ class Worker:
     def __init__(self, bootstrap_fn, txid, group, total):
         self.bootstrap_fn, self.txid, self.group, self.total = bootstrap_fn, txid, group, total
         self.progress = 0
+        self.last_events = collections.deque(maxlen=12)  # for the failure report
         self.offsets_sent = 0  # transactions that got as far as their offsets
         self.errors = collections.Counter()
         self.starts = 0
@@ -179,6 +182,7 @@ class Worker:
                     comment("worker: " + line.decode(errors="replace").rstrip())
                     continue
                 with self.lock:
+                    self.last_events.append((round(time.monotonic(), 1), ev))
                     if "offsets_sent" in ev:
                         self.offsets_sent += 1
                     if "error" in ev:
@@ -229,6 +233,8 @@ class Worker:
 
     def wait_done(self, timeout):
         self.thread.join(timeout * SLOW)
+        if not self.done:
+            comment("the worker's last events: %r" % list(self.last_events))
         check(self.done, "the worker did not finish within %.0fs (progress %d of %d, errors %r)"
               % (timeout * SLOW, self.progress, self.total, dict(self.errors)))
 
@@ -375,6 +381,121 @@ def test_exactly_once_through_coordinator_and_leader_sigkills():
         comment("worker starts %d, errors %r" % (w.starts, dict(w.errors)))
         check(killed, "no node was killed (the loop finished first)")
         check_exactly_once(c.bootstrap, RECORDS)
+
+
+# -- KIP-447: TxnOffsetCommit checks the member ------------------------------------------------
+
+FIND_COORDINATOR, JOIN_GROUP, INIT_PRODUCER_ID, ADD_OFFSETS_TO_TXN, END_TXN, TXN_OFFSET_COMMIT = 10, 11, 22, 25, 26, 28
+ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, MEMBER_ID_REQUIRED, FENCED_INSTANCE_ID = 22, 25, 79, 82
+RETRIABLE = (14, 15, 16)  # load in progress, coordinator not available, not coordinator
+
+
+def retried(fn, what):
+    deadline = time.monotonic() + 15 * SLOW
+    while True:
+        out = fn()
+        if out[0] not in RETRIABLE or time.monotonic() > deadline:
+            check(out[0] == 0, "%s: error %d" % (what, out[0]))
+            return out
+        time.sleep(0.1)
+
+
+def raw_find_coordinator(k, key, key_type=0):
+    """FindCoordinator v1 (creates __consumer_offsets / __transaction_state) -> (error,)."""
+    r = Reader(k.call(FIND_COORDINATOR, 1, string(key) + i8(key_type)))
+    r.int32()
+    return (r.int16(),)
+
+
+def raw_join(k, group, instance=None, member=""):
+    """JoinGroup v5 (a static member when instance is given) -> (error, generation, member);
+    MEMBER_ID_REQUIRED is answered by joining again with the id given."""
+    body = string(group) + i32(10000) + i32(10000) + string(member) + string(instance)
+    body += string("consumer") + array([string("range") + nbytes(b"")])
+    r = Reader(k.call(JOIN_GROUP, 5, body))
+    r.int32()
+    err, gen = r.int16(), r.int32()
+    r.string()
+    r.string()
+    member = r.string()
+    if err == MEMBER_ID_REQUIRED:
+        return raw_join(k, group, instance, member)
+    return err, gen, member
+
+
+def raw_txn_offset_commit(k, txid, group, pid, epoch, gen, member, instance, version=3):
+    """TxnOffsetCommit of kip447-0 at offset 1 -> the partition's error code."""
+    if version >= 3:
+        part = i32(0) + i64(1) + i32(-1) + cstring("") + TAGS_NONE
+        body = cstring(txid) + cstring(group) + i64(pid) + i16(epoch) + i32(gen)
+        body += cstring(member) + cstring(instance)
+        body += carray([cstring("kip447") + carray([part]) + TAGS_NONE]) + TAGS_NONE
+        r = Reader(k.call(TXN_OFFSET_COMMIT, version, body, flexible=True))
+        r.tagged_fields()  # the response header's (the harness leaves them for this API)
+        r.int32()
+        topics = r.carray(lambda r: (r.cstring(), r.carray(lambda r: (r.int32(), r.int16(),
+                                                                       r.tagged_fields())[1])))
+    else:
+        body = string(txid) + string(group) + i64(pid) + i16(epoch)
+        body += array([string("kip447") + array([i32(0) + i64(1) + i32(-1) + string("")])])
+        r = Reader(k.call(TXN_OFFSET_COMMIT, version, body))
+        r.int32()
+        topics = r.array(lambda r: (r.string(), r.array(lambda r: (r.int32(), r.int16())[1])))
+    check(len(topics) == 1 and len(topics[0][1]) == 1, "TxnOffsetCommit answer %r" % topics)
+    return topics[0][1][0]
+
+
+@test
+def test_txn_offset_commit_checks_member_and_generation():
+    """KIP-447: a TxnOffsetCommit (v3+) naming a generation, member or static instance is
+    checked like an OffsetCommit: a stale generation gets ILLEGAL_GENERATION, an unknown member
+    UNKNOWN_MEMBER_ID, a static instance held by another member FENCED_INSTANCE_ID; the current
+    member and generation, or none named (older clients, v2), commit."""
+    from confluent_kafka import Producer
+    with Broker(dict(PROPS, **{"num.partitions": "1"})) as b, KafkaRaw(b) as k:
+        p = Producer({"bootstrap.servers": b.bootstrap})
+        p.produce("kip447", b"x")
+        check(p.flush(10 * SLOW) == 0, "produce kip447")
+        for g in ("kip447-g", "kip447-s"):
+            retried(lambda: raw_find_coordinator(k, g), "FindCoordinator")
+        retried(lambda: raw_find_coordinator(k, "kip447-tx", 1), "FindCoordinator (txn)")
+        _, gen, member = retried(lambda: raw_join(k, "kip447-g"), "JoinGroup")
+        _, sgen, smember = retried(lambda: raw_join(k, "kip447-s", "inst-1"), "static JoinGroup")
+        comment("member %s generation %d; static member %s generation %d"
+                % (member, gen, smember, sgen))
+
+        def init():
+            r = Reader(k.call(INIT_PRODUCER_ID, 1, string("kip447-tx") + i32(60000)))
+            r.int32()
+            return r.int16(), r.int64(), r.int16()
+        _, pid, epoch = retried(init, "InitProducerId")
+
+        def add_offsets(group):
+            r = Reader(k.call(ADD_OFFSETS_TO_TXN, 1, string("kip447-tx") + i64(pid) + i16(epoch)
+                              + string(group)))
+            r.int32()
+            return (r.int16(),)
+        retried(lambda: add_offsets("kip447-g"), "AddOffsetsToTxn")
+        retried(lambda: add_offsets("kip447-s"), "AddOffsetsToTxn (static group)")
+
+        def commit(group, gen, member, instance=None, version=3):
+            return raw_txn_offset_commit(k, "kip447-tx", group, pid, epoch, gen, member,
+                                         instance, version)
+        check(commit("kip447-g", gen + 1, member) == ILLEGAL_GENERATION, "stale generation")
+        check(commit("kip447-g", gen, "nobody") == UNKNOWN_MEMBER_ID, "unknown member")
+        check(commit("kip447-g", -1, "nobody") == UNKNOWN_MEMBER_ID, "unknown member, no gen")
+        check(commit("kip447-s", sgen, "other", "inst-1") == FENCED_INSTANCE_ID,
+              "static instance held by another member")
+        check(commit("kip447-s", sgen, smember, "inst-2") == UNKNOWN_MEMBER_ID,
+              "unknown static instance")
+        check(commit("kip447-nogroup", 3, "m") == ILLEGAL_GENERATION, "no such group")
+        check(commit("kip447-g", gen, member) == 0, "current member and generation")
+        check(commit("kip447-s", sgen, smember, "inst-1") == 0, "current static member")
+        check(commit("kip447-g", -1, "") == 0, "nobody named (pre-KIP-447 v3)")
+        check(commit("kip447-g", -1, "", version=2) == 0, "v2")
+        r = Reader(k.call(END_TXN, 1, string("kip447-tx") + i64(pid) + i16(epoch) + b"\x00"))
+        r.int32()
+        check(r.int16() == 0, "abort")
 
 
 if __name__ == "__main__":
