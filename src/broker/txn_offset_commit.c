@@ -112,6 +112,8 @@ struct group_commit {
     struct kmsg_offset_commit_request req;
     struct kmsg_offset_commit_response resp;
     struct commit_batch *batch;
+    struct txn_offsets *t;
+    struct pending_offset *entries; /* owned: back to pending if the group refused them */
 };
 
 static void batch_part_done(struct commit_batch *cb, int16_t err)
@@ -132,9 +134,25 @@ static void group_commit_done(struct group_call *c)
     for (int32_t i = 0; i < gc->resp.topics.n && err == 0; i++)
         for (int32_t j = 0; j < gc->resp.topics.v[i].partitions.n && err == 0; j++)
             err = gc->resp.topics.v[i].partitions.v[j].error_code;
+    /* The shard started a replay since the completion looked (it reads the marker, already
+     * in the log, or not: keep them pending so the marker's retry completes them). Any other
+     * refusal means the shard moved or is moving: its next owner replays the log, marker
+     * included, as Kafka's new group owner does. */
+    bool keep = err == KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS;
     if (err != 0)
-        logger_warn("txn", "committing transactional offsets of group %.*s: error %d",
-                    gc->req.group_id.len, gc->req.group_id.ptr, err);
+        logger_warn("txn", "committing transactional offsets of group %.*s: error %d%s",
+                    gc->req.group_id.len, gc->req.group_id.ptr, err,
+                    keep ? " (kept pending for the marker's retry)" : "");
+    pthread_mutex_lock(&gc->t->mu);
+    while (gc->entries) {
+        struct pending_offset *e = gc->entries;
+        gc->entries = e->next;
+        if (keep)
+            pending_put_locked(gc->t, e);
+        else
+            pending_free(e);
+    }
+    pthread_mutex_unlock(&gc->t->mu);
     struct commit_batch *b = gc->batch;
     arena_free(&gc->arena);
     free(gc);
@@ -152,17 +170,26 @@ static struct kstr arena_kstr(struct arena *a, const char *s)
     return p ? (struct kstr){p, (int32_t)strlen(p)} : KSTR_NULL;
 }
 
-/* Builds and submits the OffsetCommit of `list`'s entries (all of one group). */
+/* Builds and submits the OffsetCommit of `list`'s entries (all of one group); takes them. */
 static void group_commit_submit(struct broker *b, struct commit_batch *batch,
                                 struct pending_offset *list)
 {
     struct group_commit *gc = calloc(1, sizeof(*gc));
-    if (gc == NULL) {
+    if (gc == NULL) { /* kept pending: the marker is written again after this error */
+        pthread_mutex_lock(&b->txn_offsets->mu);
+        while (list) {
+            struct pending_offset *e = list;
+            list = e->next;
+            pending_put_locked(b->txn_offsets, e);
+        }
+        pthread_mutex_unlock(&b->txn_offsets->mu);
         batch_part_done(batch, KAFKA_ERR_UNKNOWN_SERVER_ERROR);
         return;
     }
     arena_init(&gc->arena, 0);
     gc->batch = batch;
+    gc->t = b->txn_offsets;
+    gc->entries = list;
     kmsg_offset_commit_request_init(&gc->req);
     kmsg_offset_commit_response_init(&gc->resp);
     gc->req.group_id = arena_kstr(&gc->arena, list->group);
@@ -209,6 +236,12 @@ void txn_offsets_complete(struct broker *b, int64_t pid, int32_t shard, bool com
 {
     struct txn_offsets *t = b->txn_offsets;
     struct pending_offset *mine = NULL;
+    if (group_coordinator_shard_loading(groups_coordinator(b), shard)) {
+        /* The replay may not read this marker and then restore the offsets as pending: try
+         * again once it is done (an error makes the coordinator write the marker again). */
+        cb(arg, KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS);
+        return;
+    }
     pthread_mutex_lock(&t->mu);
     for (struct pending_offset **pp = &t->head; *pp;) {
         struct pending_offset *e = *pp;
@@ -251,11 +284,6 @@ void txn_offsets_complete(struct broker *b, int64_t pid, int32_t shard, bool com
         }
         atomic_fetch_add(&batch->pending, 1);
         group_commit_submit(b, batch, list);
-        while (list) {
-            struct pending_offset *e = list;
-            list = e->next;
-            pending_free(e);
-        }
     }
     batch_part_done(batch, 0);
 }

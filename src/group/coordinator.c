@@ -611,6 +611,14 @@ void group_coordinator_destroy(struct group_coordinator *gc)
     free(gc);
 }
 
+bool group_coordinator_shard_loading(struct group_coordinator *gc, int32_t shard)
+{
+    if (shard < 0 || shard >= gc->nshards)
+        return false;
+    int st = atomic_load(&gc->shards[shard].state);
+    return st == SHARD_LOADING || st == SHARD_UNLOADING;
+}
+
 int16_t shard_error(struct shard *s)
 {
     if (s == NULL || atomic_load(&s->gc->stopping))

@@ -129,6 +129,12 @@ void group_coordinator_prepare(struct group_coordinator *gc, int32_t shard);
  * thread. */
 void group_coordinator_resign(struct group_coordinator *gc, int32_t shard);
 
+/* True while shard s is being replayed from its log (or unloading). A transaction marker
+ * that reached its partition meanwhile may be past what the replay reads, so the replay may
+ * still hand back that transaction's offsets as pending: the caller retries the completion
+ * once the shard is loaded. Any thread. */
+bool group_coordinator_shard_loading(struct group_coordinator *gc, int32_t shard);
+
 /* Shard of a group id, given the partition count. */
 int32_t group_shard_of(const char *group, int32_t len, int32_t n);
 
