@@ -127,6 +127,19 @@ static int16_t check_to_kafka(enum producer_check c)
     }
 }
 
+/* producer_mu held: a marker batch from an older transaction coordinator epoch than the last
+ * marker of its producer (Kafka's TRANSACTION_COORDINATOR_FENCED). */
+static bool marker_fenced_locked(struct partition *p, const struct record_batch_header *h,
+                                 const uint8_t *batch, size_t len)
+{
+    assert(lock_mutex_held(&p->producer_mu));
+    struct control_marker m;
+    return (h->attributes & RECORD_ATTR_CONTROL) && len > RECORD_BATCH_HEADER_SIZE &&
+           control_marker_parse(batch + RECORD_BATCH_HEADER_SIZE, len - RECORD_BATCH_HEADER_SIZE,
+                                &m) == 0 &&
+           producer_state_marker_fenced(p->producers, h->producer_id, m.coordinator_epoch);
+}
+
 int producer_append(struct partition *p, uint8_t *batch, size_t len, int32_t leader_epoch,
                     int64_t now_ms, bool log_append_time, struct log_append_info *info,
                     int16_t *kafka_err, bool *duplicate)
@@ -142,7 +155,9 @@ int producer_append(struct partition *p, uint8_t *batch, size_t len, int32_t lea
     pthread_mutex_lock(&p->producer_mu);
     struct producer_batch dup;
     enum producer_check c = producer_state_check(p->producers, &h, &dup);
-    if (c == PRODUCER_CHECK_DUPLICATE) {
+    if (c == PRODUCER_CHECK_APPEND && marker_fenced_locked(p, &h, batch, len)) {
+        *kafka_err = KAFKA_ERR_TRANSACTION_COORDINATOR_FENCED;
+    } else if (c == PRODUCER_CHECK_DUPLICATE) {
         info->first_offset = dup.first_offset;
         info->last_offset = dup.last_offset;
         info->log_append_time = -1;
