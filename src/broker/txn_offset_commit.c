@@ -112,8 +112,7 @@ struct group_commit {
     struct kmsg_offset_commit_request req;
     struct kmsg_offset_commit_response resp;
     struct commit_batch *batch;
-    struct txn_offsets *t;
-    struct pending_offset *entries; /* owned: back to pending if the group refused them */
+    struct pending_offset *entries; /* owned, freed once the group answered */
 };
 
 static void batch_part_done(struct commit_batch *cb, int16_t err)
@@ -134,25 +133,18 @@ static void group_commit_done(struct group_call *c)
     for (int32_t i = 0; i < gc->resp.topics.n && err == 0; i++)
         for (int32_t j = 0; j < gc->resp.topics.v[i].partitions.n && err == 0; j++)
             err = gc->resp.topics.v[i].partitions.v[j].error_code;
-    /* The shard started a replay since the completion looked (it reads the marker, already
-     * in the log, or not: keep them pending so the marker's retry completes them). Any other
-     * refusal means the shard moved or is moving: its next owner replays the log, marker
-     * included, as Kafka's new group owner does. */
-    bool keep = err == KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS;
+    /* Refused (the shard moved or started a replay since the completion looked): the marker
+     * is in the log before any later replay starts, so that replay applies these offsets. */
     if (err != 0)
-        logger_warn("txn", "committing transactional offsets of group %.*s: error %d%s",
-                    gc->req.group_id.len, gc->req.group_id.ptr, err,
-                    keep ? " (kept pending for the marker's retry)" : "");
-    pthread_mutex_lock(&gc->t->mu);
+        logger_warn("txn",
+                    "committing transactional offsets of group %.*s: error %d (the "
+                    "next replay of the shard applies them)",
+                    gc->req.group_id.len, gc->req.group_id.ptr, err);
     while (gc->entries) {
         struct pending_offset *e = gc->entries;
         gc->entries = e->next;
-        if (keep)
-            pending_put_locked(gc->t, e);
-        else
-            pending_free(e);
+        pending_free(e);
     }
-    pthread_mutex_unlock(&gc->t->mu);
     struct commit_batch *b = gc->batch;
     arena_free(&gc->arena);
     free(gc);
@@ -188,7 +180,6 @@ static void group_commit_submit(struct broker *b, struct commit_batch *batch,
     }
     arena_init(&gc->arena, 0);
     gc->batch = batch;
-    gc->t = b->txn_offsets;
     gc->entries = list;
     kmsg_offset_commit_request_init(&gc->req);
     kmsg_offset_commit_response_init(&gc->resp);
@@ -236,12 +227,17 @@ void txn_offsets_complete(struct broker *b, int64_t pid, int32_t shard, bool com
 {
     struct txn_offsets *t = b->txn_offsets;
     struct pending_offset *mine = NULL;
-    if (group_coordinator_shard_loading(groups_coordinator(b), shard)) {
+    struct group_coordinator *gcoord = groups_coordinator(b);
+    if (group_coordinator_shard_loading(gcoord, shard)) {
         /* The replay may not read this marker and then restore the offsets as pending: try
          * again once it is done (an error makes the coordinator write the marker again). */
         cb(arg, KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS);
         return;
     }
+    /* Not loaded: the next replay reads this marker from the log; what is held here is
+     * dropped below, never committed from memory. */
+    if (!group_coordinator_shard_loaded(gcoord, shard))
+        commit = false;
     pthread_mutex_lock(&t->mu);
     for (struct pending_offset **pp = &t->head; *pp;) {
         struct pending_offset *e = *pp;
@@ -291,6 +287,24 @@ void txn_offsets_complete(struct broker *b, int64_t pid, int32_t shard, bool com
 static bool kstr_is(struct kstr k, const char *s)
 {
     return k.len >= 0 && (size_t)k.len == strlen(s) && memcmp(k.ptr, s, (size_t)k.len) == 0;
+}
+
+void txn_offsets_forget_shard(struct broker *b, int32_t shard)
+{
+    struct txn_offsets *t = b->txn_offsets;
+    if (t == NULL)
+        return;
+    pthread_mutex_lock(&t->mu);
+    for (struct pending_offset **pp = &t->head; *pp;) {
+        struct pending_offset *e = *pp;
+        if (e->shard == shard) {
+            *pp = e->next;
+            pending_free(e);
+        } else {
+            pp = &e->next;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
 }
 
 bool txn_offsets_pending(struct broker *b, struct kstr group, struct kstr topic, int32_t partition)

@@ -28,6 +28,10 @@ void txn_offsets_restore(struct broker *b, int32_t shard, int64_t pid, struct ks
                          struct kstr metadata);
 void txn_offsets_stop(struct broker *b);
 
+/* The group loader is about to replay partition `shard` of __consumer_offsets: drops the
+ * pending offsets held for it (the replay restores those still open). Any thread. */
+void txn_offsets_forget_shard(struct broker *b, int32_t shard);
+
 /* True while an open transaction holds an offset of (group, topic, partition). Any thread. */
 bool txn_offsets_pending(struct broker *b, struct kstr group, struct kstr topic, int32_t partition);
 

@@ -619,6 +619,12 @@ bool group_coordinator_shard_loading(struct group_coordinator *gc, int32_t shard
     return st == SHARD_LOADING || st == SHARD_UNLOADING;
 }
 
+bool group_coordinator_shard_loaded(struct group_coordinator *gc, int32_t shard)
+{
+    return shard >= 0 && shard < gc->nshards &&
+           atomic_load(&gc->shards[shard].state) == SHARD_LOADED;
+}
+
 int16_t shard_error(struct shard *s)
 {
     if (s == NULL || atomic_load(&s->gc->stopping))
