@@ -11,7 +11,10 @@ leader (3 nodes), and restarts it. At the end a read_committed reader of B sees 
 exactly once.
 
 GREGOR_EOS_CYCLES sets the number of kills per case (default 3);
-GREGOR_EOS_RECORDS the input size (default 3000).
+GREGOR_EOS_RECORDS the input size (default 3000). The long version (GREGOR_EOS_CYCLES=8) is the
+one that found stale pending transactional offsets being committed over newer ones after
+coordinator moves (the worker then never sees its group's committed offsets reach the input's
+end): run it after changing the transaction or group coordinators.
 """
 import collections
 import json
