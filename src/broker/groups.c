@@ -143,6 +143,11 @@ static void env_txn_pending(void *ctx, int32_t shard, int64_t pid, struct kstr g
                         v->metadata);
 }
 
+static void env_txn_pending_clear(void *ctx, int32_t shard)
+{
+    txn_offsets_forget_shard(ctx, shard);
+}
+
 static bool env_txn_offset_pending(void *ctx, struct kstr group, struct kstr topic,
                                    int32_t partition)
 {
@@ -175,6 +180,7 @@ int groups_start(struct broker *b)
         .is_leader = env_is_leader,
         .partition_exists = env_partition_exists,
         .txn_pending = env_txn_pending,
+        .txn_pending_clear = env_txn_pending_clear,
         .txn_offset_pending = env_txn_offset_pending,
     };
     g->gc = group_coordinator_create(&cfg, &env);

@@ -21,6 +21,15 @@
 #include "storage/producer_state.h"
 #include "storage/txn_index.h"
 
+/* The last stable offset's input, for the fetch path (p->first_unstable) and for the cleaner,
+ * which must not compact an open transaction (the log's copy). producer_mu held or p not yet
+ * published. */
+static void publish_first_unstable(struct partition *p, int64_t first)
+{
+    atomic_store(&p->first_unstable, first);
+    log_set_first_unstable_offset(p->log, first);
+}
+
 int producer_partition_open(struct partition *p, int64_t expiration_ms)
 {
     pthread_mutex_init(&p->producer_mu, NULL);
@@ -40,7 +49,7 @@ int producer_partition_open(struct partition *p, int64_t expiration_ms)
         pthread_mutex_destroy(&p->producer_mu);
         return rc;
     }
-    atomic_store(&p->first_unstable, producer_state_first_open_offset(p->producers));
+    publish_first_unstable(p, producer_state_first_open_offset(p->producers));
     if (producer_state_count(p->producers) > 0)
         logger_info(
             "producer", "%s-%d: %zu producer(s) loaded (snapshot %" PRId64 ", log end %" PRId64 ")",
@@ -102,7 +111,7 @@ static void record_batch_locked(struct partition *p, const struct record_batch_h
         logger_warn("producer", "%s-%d: out of memory recording producer %" PRId64, p->topic,
                     p->index, h->producer_id);
     if (h->attributes & RECORD_ATTR_TRANSACTIONAL)
-        atomic_store(&p->first_unstable, producer_state_first_open_offset(p->producers));
+        publish_first_unstable(p, producer_state_first_open_offset(p->producers));
 }
 
 static int16_t check_to_kafka(enum producer_check c)
@@ -117,6 +126,19 @@ static int16_t check_to_kafka(enum producer_check c)
     default:
         return KAFKA_ERR_NONE;
     }
+}
+
+/* producer_mu held: a marker batch from an older transaction coordinator epoch than the last
+ * marker of its producer (Kafka's TRANSACTION_COORDINATOR_FENCED). */
+static bool marker_fenced_locked(struct partition *p, const struct record_batch_header *h,
+                                 const uint8_t *batch, size_t len)
+{
+    assert(lock_mutex_held(&p->producer_mu));
+    struct control_marker m;
+    return (h->attributes & RECORD_ATTR_CONTROL) && len > RECORD_BATCH_HEADER_SIZE &&
+           control_marker_parse(batch + RECORD_BATCH_HEADER_SIZE, len - RECORD_BATCH_HEADER_SIZE,
+                                &m) == 0 &&
+           producer_state_marker_fenced(p->producers, h->producer_id, m.coordinator_epoch);
 }
 
 int producer_append(struct partition *p, uint8_t *batch, size_t len, int32_t leader_epoch,
@@ -143,7 +165,9 @@ int producer_append(struct partition *p, uint8_t *batch, size_t len, int32_t lea
     }
     struct producer_batch dup;
     enum producer_check c = producer_state_check(p->producers, &h, &dup);
-    if (c == PRODUCER_CHECK_DUPLICATE) {
+    if (c == PRODUCER_CHECK_APPEND && marker_fenced_locked(p, &h, batch, len)) {
+        *kafka_err = KAFKA_ERR_TRANSACTION_COORDINATOR_FENCED;
+    } else if (c == PRODUCER_CHECK_DUPLICATE) {
         info->first_offset = dup.first_offset;
         info->last_offset = dup.last_offset;
         info->log_append_time = -1;
@@ -214,7 +238,7 @@ int producer_partition_truncate(struct partition *p, int64_t offset, bool fully,
         if (lrc == 0) {
             producer_state_free(p->producers);
             p->producers = ps;
-            atomic_store(&p->first_unstable, producer_state_first_open_offset(ps));
+            publish_first_unstable(p, producer_state_first_open_offset(ps));
         } else {
             logger_warn("producer", "%s-%d: cannot reload producer state after truncation: %d",
                         p->topic, p->index, lrc);

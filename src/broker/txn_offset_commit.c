@@ -112,6 +112,7 @@ struct group_commit {
     struct kmsg_offset_commit_request req;
     struct kmsg_offset_commit_response resp;
     struct commit_batch *batch;
+    struct pending_offset *entries; /* owned, freed once the group answered */
 };
 
 static void batch_part_done(struct commit_batch *cb, int16_t err)
@@ -132,9 +133,18 @@ static void group_commit_done(struct group_call *c)
     for (int32_t i = 0; i < gc->resp.topics.n && err == 0; i++)
         for (int32_t j = 0; j < gc->resp.topics.v[i].partitions.n && err == 0; j++)
             err = gc->resp.topics.v[i].partitions.v[j].error_code;
+    /* Refused (the shard moved or started a replay since the completion looked): the marker
+     * is in the log before any later replay starts, so that replay applies these offsets. */
     if (err != 0)
-        logger_warn("txn", "committing transactional offsets of group %.*s: error %d",
+        logger_warn("txn",
+                    "committing transactional offsets of group %.*s: error %d (the "
+                    "next replay of the shard applies them)",
                     gc->req.group_id.len, gc->req.group_id.ptr, err);
+    while (gc->entries) {
+        struct pending_offset *e = gc->entries;
+        gc->entries = e->next;
+        pending_free(e);
+    }
     struct commit_batch *b = gc->batch;
     arena_free(&gc->arena);
     free(gc);
@@ -152,17 +162,25 @@ static struct kstr arena_kstr(struct arena *a, const char *s)
     return p ? (struct kstr){p, (int32_t)strlen(p)} : KSTR_NULL;
 }
 
-/* Builds and submits the OffsetCommit of `list`'s entries (all of one group). */
+/* Builds and submits the OffsetCommit of `list`'s entries (all of one group); takes them. */
 static void group_commit_submit(struct broker *b, struct commit_batch *batch,
                                 struct pending_offset *list)
 {
     struct group_commit *gc = calloc(1, sizeof(*gc));
-    if (gc == NULL) {
+    if (gc == NULL) { /* kept pending: the marker is written again after this error */
+        pthread_mutex_lock(&b->txn_offsets->mu);
+        while (list) {
+            struct pending_offset *e = list;
+            list = e->next;
+            pending_put_locked(b->txn_offsets, e);
+        }
+        pthread_mutex_unlock(&b->txn_offsets->mu);
         batch_part_done(batch, KAFKA_ERR_UNKNOWN_SERVER_ERROR);
         return;
     }
     arena_init(&gc->arena, 0);
     gc->batch = batch;
+    gc->entries = list;
     kmsg_offset_commit_request_init(&gc->req);
     kmsg_offset_commit_response_init(&gc->resp);
     gc->req.group_id = arena_kstr(&gc->arena, list->group);
@@ -209,6 +227,17 @@ void txn_offsets_complete(struct broker *b, int64_t pid, int32_t shard, bool com
 {
     struct txn_offsets *t = b->txn_offsets;
     struct pending_offset *mine = NULL;
+    struct group_coordinator *gcoord = groups_coordinator(b);
+    if (group_coordinator_shard_loading(gcoord, shard)) {
+        /* The replay may not read this marker and then restore the offsets as pending: try
+         * again once it is done (an error makes the coordinator write the marker again). */
+        cb(arg, KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS);
+        return;
+    }
+    /* Not loaded: the next replay reads this marker from the log; what is held here is
+     * dropped below, never committed from memory. */
+    if (!group_coordinator_shard_loaded(gcoord, shard))
+        commit = false;
     pthread_mutex_lock(&t->mu);
     for (struct pending_offset **pp = &t->head; *pp;) {
         struct pending_offset *e = *pp;
@@ -251,11 +280,6 @@ void txn_offsets_complete(struct broker *b, int64_t pid, int32_t shard, bool com
         }
         atomic_fetch_add(&batch->pending, 1);
         group_commit_submit(b, batch, list);
-        while (list) {
-            struct pending_offset *e = list;
-            list = e->next;
-            pending_free(e);
-        }
     }
     batch_part_done(batch, 0);
 }
@@ -263,6 +287,24 @@ void txn_offsets_complete(struct broker *b, int64_t pid, int32_t shard, bool com
 static bool kstr_is(struct kstr k, const char *s)
 {
     return k.len >= 0 && (size_t)k.len == strlen(s) && memcmp(k.ptr, s, (size_t)k.len) == 0;
+}
+
+void txn_offsets_forget_shard(struct broker *b, int32_t shard)
+{
+    struct txn_offsets *t = b->txn_offsets;
+    if (t == NULL)
+        return;
+    pthread_mutex_lock(&t->mu);
+    for (struct pending_offset **pp = &t->head; *pp;) {
+        struct pending_offset *e = *pp;
+        if (e->shard == shard) {
+            *pp = e->next;
+            pending_free(e);
+        } else {
+            pp = &e->next;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
 }
 
 bool txn_offsets_pending(struct broker *b, struct kstr group, struct kstr topic, int32_t partition)
@@ -383,7 +425,9 @@ struct txn_commit_req {
     struct kmsg_txn_offset_commit_response resp;
     int32_t shard;
     struct partition *p;
-    int16_t err; /* answered for every partition */
+    int16_t err;             /* answered for every partition */
+    struct group_call check; /* KIP-447's member check, before the append */
+    int16_t check_err;
 };
 
 /* Fills every partition's error; on success holds the offsets until the marker. */
@@ -455,6 +499,59 @@ static int16_t txn_commit_append(struct txn_commit_req *tr)
     return err != 0 ? err : rc == -ENODATA ? -1 : KAFKA_ERR_UNKNOWN_SERVER_ERROR;
 }
 
+/* Appends, or answers the error now. The request's worker. */
+static void txn_commit_proceed(struct txn_commit_req *tr)
+{
+    if (tr->err == 0) {
+        int16_t err = txn_commit_append(tr);
+        if (err == 0)
+            return; /* answered once durable */
+        tr->err = err < 0 ? 0 : err;
+    }
+    txn_commit_finish(tr);
+}
+
+static void txn_commit_checked(void *arg)
+{
+    struct txn_commit_req *tr = arg;
+    tr->err = tr->check_err;
+    txn_commit_proceed(tr);
+}
+
+/* The group's owner worker: back to the request's worker with the check's answer. */
+static void txn_commit_check_done(struct group_call *c)
+{
+    struct txn_commit_req *tr = c->user;
+    if (net_worker_post(net_request_worker(tr->r->nr), txn_commit_checked, tr) != 0)
+        logger_warn("txn", "dropping a TxnOffsetCommit response during shutdown");
+}
+
+/* v3+ (KIP-447): a request naming a generation, member or static instance is checked against
+ * the group like an OffsetCommit (Kafka's validateOffsetCommit, transactional) before anything
+ * is written; older clients name none and are not checked. The group may move on between the
+ * check and the append; its next rebalance fences the member's later commits. */
+static bool txn_commit_needs_check(const struct txn_commit_req *tr)
+{
+    const struct kmsg_txn_offset_commit_request *q = &tr->req;
+    return tr->r->hdr.api_version >= 3 &&
+           (q->generation_id >= 0 || q->member_id.len > 0 || q->group_instance_id.len >= 0);
+}
+
+static void txn_commit_check_submit(struct txn_commit_req *tr)
+{
+    struct group_call *c = &tr->check;
+    c->api_key = KPROTO_API_TXN_OFFSET_COMMIT;
+    c->api_version = tr->r->hdr.api_version;
+    c->req = &tr->req;
+    c->resp = &tr->check_err;
+    c->arena = tr->r->arena;
+    c->client_id = KSTR_LIT("gregor-txn");
+    c->client_host = "/127.0.0.1";
+    c->done = txn_commit_check_done;
+    c->user = tr;
+    group_coordinator_submit(groups_coordinator(tr->r->b), c);
+}
+
 void handle_txn_offset_commit(struct broker_req *r)
 {
     struct txn_commit_req *tr = arena_calloc(r->arena, 1, sizeof(*tr));
@@ -491,11 +588,9 @@ void handle_txn_offset_commit(struct broker_req *r)
         for (int32_t j = 0; j < o->partitions.n; j++)
             o->partitions.v[j].partition_index = rt->partitions.v[j].partition_index;
     }
-    if (tr->err == 0) {
-        int16_t err = txn_commit_append(tr);
-        if (err == 0)
-            return; /* answered once durable */
-        tr->err = err < 0 ? 0 : err;
+    if (tr->err == 0 && txn_commit_needs_check(tr)) {
+        txn_commit_check_submit(tr);
+        return;
     }
-    txn_commit_finish(tr);
+    txn_commit_proceed(tr);
 }

@@ -1,5 +1,7 @@
 /*
- * TxnOffsetCommit (key 28) on the group coordinator's broker, as Kafka: a transaction's offsets
+ * TxnOffsetCommit (key 28) on the group coordinator's broker, as Kafka: a v3+ request naming a
+ * generation, member or static instance is first checked against the group (KIP-447,
+ * group/txn_commit_check.c); then the transaction's offsets
  * are written at once to the group's __consumer_offsets partition as a transactional batch (the
  * producer's id and epoch), answered once durable, and held here per producer id; they become
  * the group's committed offsets when the COMMIT marker reaches that partition
@@ -25,6 +27,10 @@ void txn_offsets_restore(struct broker *b, int32_t shard, int64_t pid, struct ks
                          struct kstr topic, int32_t partition, int64_t offset, int32_t leader_epoch,
                          struct kstr metadata);
 void txn_offsets_stop(struct broker *b);
+
+/* The group loader is about to replay partition `shard` of __consumer_offsets: drops the
+ * pending offsets held for it (the replay restores those still open). Any thread. */
+void txn_offsets_forget_shard(struct broker *b, int32_t shard);
 
 /* True while an open transaction holds an offset of (group, topic, partition). Any thread. */
 bool txn_offsets_pending(struct broker *b, struct kstr group, struct kstr topic, int32_t partition);

@@ -28,6 +28,7 @@
 #include "proto/gen/offset_delete.h"
 #include "proto/gen/offset_fetch.h"
 #include "proto/gen/sync_group.h"
+#include "proto/gen/txn_offset_commit.h"
 #include "storage/flusher.h"
 
 int64_t group_now_ms(void)
@@ -335,6 +336,8 @@ static struct kstr call_group_at(struct group_call *c, int32_t step, bool *multi
         return ((const struct kmsg_offset_commit_request *)c->req)->group_id;
     case KPROTO_API_OFFSET_DELETE:
         return ((const struct kmsg_offset_delete_request *)c->req)->group_id;
+    case KPROTO_API_TXN_OFFSET_COMMIT:
+        return ((const struct kmsg_txn_offset_commit_request *)c->req)->group_id;
     case KPROTO_API_OFFSET_FETCH: {
         const struct kmsg_offset_fetch_request *r = c->req;
         if (c->api_version < 8)
@@ -402,6 +405,9 @@ static void call_run(void *arg)
         break;
     case KPROTO_API_OFFSET_DELETE:
         group_handle_offset_delete(s, c);
+        break;
+    case KPROTO_API_TXN_OFFSET_COMMIT:
+        group_handle_txn_commit_check(s, c);
         break;
     case KPROTO_API_DESCRIBE_GROUPS:
         group_handle_describe(s, c);
@@ -603,6 +609,20 @@ void group_coordinator_destroy(struct group_coordinator *gc)
     pthread_cond_destroy(&gc->appends_cond);
     free(gc->shards);
     free(gc);
+}
+
+bool group_coordinator_shard_loading(struct group_coordinator *gc, int32_t shard)
+{
+    if (shard < 0 || shard >= gc->nshards)
+        return false;
+    int st = atomic_load(&gc->shards[shard].state);
+    return st == SHARD_LOADING || st == SHARD_UNLOADING;
+}
+
+bool group_coordinator_shard_loaded(struct group_coordinator *gc, int32_t shard)
+{
+    return shard >= 0 && shard < gc->nshards &&
+           atomic_load(&gc->shards[shard].state) == SHARD_LOADED;
 }
 
 int16_t shard_error(struct shard *s)

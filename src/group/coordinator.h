@@ -67,6 +67,10 @@ struct group_env {
      * marker yet); the broker holds it until the marker comes (optional). Loader thread. */
     void (*txn_pending)(void *ctx, int32_t shard, int64_t pid, struct kstr group, struct kstr topic,
                         int32_t partition, const struct kmsg_offset_commit_value *v);
+    /* Loading, before the replay: forget what the broker holds for shard s from an earlier
+     * load (the replay hands back what is still open; a stale entry would later be committed
+     * over newer offsets). Optional. Loader thread. */
+    void (*txn_pending_clear)(void *ctx, int32_t shard);
     /* True while an open transaction holds an offset for the group's partition (OffsetFetch
      * with require_stable answers UNSTABLE_OFFSET_COMMIT then, KIP-447). Optional; owner
      * worker. */
@@ -83,7 +87,9 @@ struct group_config {
     int32_t max_shards;                  /* offsets.topic.num.partitions (table size) */
 };
 
-/* One request handed to the coordinator. The caller fills the public part. */
+/* One request handed to the coordinator. The caller fills the public part. A
+ * KPROTO_API_TXN_OFFSET_COMMIT call only checks the sender's membership (KIP-447): resp is an
+ * int16_t that receives 0 or the Kafka error; the caller writes the offsets. */
 struct group_call {
     int16_t api_key;
     int16_t api_version;
@@ -126,6 +132,14 @@ void group_coordinator_prepare(struct group_coordinator *gc, int32_t shard);
  * epoch: the shard unloads (NOT_COORDINATOR meanwhile), then replays if it leads again. Any
  * thread. */
 void group_coordinator_resign(struct group_coordinator *gc, int32_t shard);
+
+/* True while shard s is being replayed from its log (or unloading). A transaction marker
+ * that reached its partition meanwhile may be past what the replay reads, so the replay may
+ * still hand back that transaction's offsets as pending: the caller retries the completion
+ * once the shard is loaded. Any thread. */
+bool group_coordinator_shard_loading(struct group_coordinator *gc, int32_t shard);
+/* True while shard s is loaded (its groups in memory). Any thread. */
+bool group_coordinator_shard_loaded(struct group_coordinator *gc, int32_t shard);
 
 /* Shard of a group id, given the partition count. */
 int32_t group_shard_of(const char *group, int32_t len, int32_t n);

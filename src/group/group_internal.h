@@ -212,6 +212,11 @@ struct offset_entry *group_offset_find(struct group *g, const char *topic, size_
 void group_offset_remove(struct group *g, struct offset_entry *e);
 void shard_expire_offsets(struct shard *s);
 
+/* ---- txn_commit_check.c ---- */
+/* TxnOffsetCommit v3+ (c->req a kmsg_txn_offset_commit_request, c->resp an int16_t): the
+ * member check only; *resp is 0 or the Kafka error. */
+void group_handle_txn_commit_check(struct shard *s, struct group_call *c);
+
 /* ---- admin.c ---- */
 void group_handle_describe(struct shard *s, struct group_call *c);
 void group_handle_list(struct shard *s, struct group_call *c);

@@ -222,6 +222,9 @@ static int load_records(struct shard *s, const uint8_t *p, size_t len,
 
 int shard_load(struct shard *s, struct log *log)
 {
+    const struct group_env *env = s->gc ? &s->gc->env : NULL;
+    if (env && env->txn_pending_clear) /* before the end is read: the replay restores them */
+        env->txn_pending_clear(env->ctx, s->index);
     int64_t off = log_start_offset(log);
     /* To the log end, as Kafka's GroupMetadataManager (FetchLogEnd): a new leader's high
      * watermark can lag what it holds (it learns the HW on its fetches), and as the leader

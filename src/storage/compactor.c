@@ -1,12 +1,15 @@
 /*
- * Log compaction; see compactor.h. Two passes over the closed segments: the first builds the
+ * Log compaction; see compactor.h. Two passes over the cleanable segments: the first builds the
  * key map (128-bit fingerprint of each key -> its newest offset), the second rewrites each
- * segment that has something to drop. Invariant: offsets of surviving records never change,
- * and a segment is replaced only while it is still in the log (checked under the segment
- * list's write lock, so retention or DeleteRecords cannot race with the swap).
+ * segment that has something to drop. Invariants: offsets of surviving records never change;
+ * a segment is replaced only while it is still in the log (checked under the segment list's
+ * write lock, so retention or DeleteRecords cannot race with the swap); every cleaned segment
+ * lies wholly below the last stable offset read at the start of the pass, so an open
+ * transaction's records neither enter the key map nor lose anything to it.
  */
 #include "storage/compactor.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -384,11 +387,19 @@ static int compact_segment(struct log *log, struct segment *seg, struct rewrite 
     return rc;
 }
 
-/* Pins the closed segments (all but the active one). Returns the count; *out is malloc'ed. */
-static size_t compact_snapshot(struct log *log, struct segment ***out)
+/*
+ * Pins the cleanable segments: the closed ones whose records all lie below `bound`, the last
+ * stable offset (Kafka's firstUncleanableDirtyOffset: an open transaction's records, and
+ * everything after its first one, wait until it is decided; nothing above the high watermark
+ * is touched either). Returns the count; *out is malloc'ed.
+ */
+static size_t compact_snapshot(struct log *log, int64_t bound, struct segment ***out)
 {
     pthread_rwlock_rdlock(&log->segments_lock);
-    size_t n = log->nsegs > 0 ? log->nsegs - 1 : 0;
+    size_t n = 0;
+    while (n + 1 < log->nsegs && log->segs[n + 1]->base_offset <= bound)
+        n++;
+    assert(n == 0 || log->segs[n]->base_offset <= bound);
     struct segment **segs = calloc(n + 1, sizeof(*segs));
     for (size_t i = 0; segs && i < n; i++) {
         segs[i] = log->segs[i];
@@ -418,7 +429,8 @@ int log_compact(struct log *log, int64_t now_ms, bool force, struct log_compact_
     /* The pass reads segment bytes through their mappings: a reader in flight, so a follower's
      * truncation waits for it rather than cut a file under it. */
     uint32_t phase = log_reader_enter(log);
-    size_t n = compact_snapshot(log, &segs);
+    /* Read before the snapshot: a transaction opened later starts above the bound. */
+    size_t n = compact_snapshot(log, log_last_stable_offset(log), &segs);
     int rc = 0;
     size_t pinned = 0;
     while (pinned < n && rc >= 0) {

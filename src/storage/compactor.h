@@ -1,7 +1,11 @@
 /*
  * Log compaction for topics with cleanup.policy=compact (Kafka's LogCleaner, simplified):
- * keeps, among the closed segments, only the newest record of every key, drops keyless
- * records and tombstones older than delete.retention.ms, and never touches the active segment.
+ * keeps, among the closed segments below the last stable offset (log_last_stable_offset), only
+ * the newest record of every key, drops keyless records, aborted transactions' records and
+ * tombstones older than delete.retention.ms, and never touches the active segment nor any
+ * segment holding offsets at or above the last stable offset (an open transaction's records
+ * and everything after its first one stay as written until it is decided, as in Kafka's
+ * LogCleaner). Transaction markers are always kept.
  *
  * A pass runs when the closed segments not yet cleaned hold at least min.cleanable.dirty.ratio
  * of the closed bytes. Offsets never change: surviving records keep their offsets, batches

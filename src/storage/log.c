@@ -610,6 +610,24 @@ void log_set_high_watermark(struct log *log, int64_t hw)
     atomic_store_explicit(&log->high_watermark, hw, memory_order_release);
 }
 
+void log_set_first_unstable_offset(struct log *log, int64_t offset)
+{
+    assert(offset >= -1);
+    atomic_store_explicit(&log->first_unstable, offset, memory_order_release);
+}
+
+int64_t log_first_unstable_offset(const struct log *log)
+{
+    return atomic_load_explicit(&log->first_unstable, memory_order_acquire);
+}
+
+int64_t log_last_stable_offset(const struct log *log)
+{
+    int64_t hw = log_high_watermark(log);
+    int64_t first = log_first_unstable_offset(log);
+    return first >= 0 && first < hw ? first : hw;
+}
+
 void log_advance_start_offset(struct log *log, int64_t offset)
 {
     /* Retention and DeleteRecords stay at or below the high watermark; a follower restarting

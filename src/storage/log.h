@@ -210,6 +210,16 @@ int64_t log_recovery_point(const struct log *log);
 bool log_is_offline(const struct log *log);
 /* Sets the high watermark (clamped to [log start, log end]); any thread. */
 void log_set_high_watermark(struct log *log, int64_t hw);
+/*
+ * The first offset of the oldest open transaction, -1 when none is open, as the partition's
+ * producer state knows it (Kafka's firstUnstableOffset). The log does not read it except to
+ * bound compaction: the cleaner never cleans at or above the last stable offset
+ * (log_last_stable_offset). Any thread.
+ */
+void log_set_first_unstable_offset(struct log *log, int64_t offset);
+int64_t log_first_unstable_offset(const struct log *log);
+/* min(high watermark, first unstable offset when one is set). Any thread. */
+int64_t log_last_stable_offset(const struct log *log);
 
 /*
  * ListOffsets by timestamp: the first offset whose record timestamp >= ts, with that record's

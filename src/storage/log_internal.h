@@ -52,6 +52,7 @@ struct log {
 
     _Atomic int64_t end_offset;
     _Atomic int64_t high_watermark;
+    _Atomic int64_t first_unstable; /* oldest open transaction's first offset, -1: none */
     _Atomic int64_t start_offset;
     _Atomic int64_t recovery_point;
     _Atomic bool offline;

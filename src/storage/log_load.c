@@ -252,6 +252,7 @@ int log_load(struct log *log, const struct log_open_state *state)
     atomic_store(&log->end_offset, end);
     atomic_store(&log->start_offset, start);
     atomic_store(&log->high_watermark, hw);
+    atomic_store(&log->first_unstable, -1);  /* the partition's producer state publishes it */
     atomic_store(&log->recovery_point, end); /* clean, or everything recovered was synced */
     pthread_mutex_lock(&log->append_lock);   /* uncontended: for the _locked contract */
     rc = log_epoch_truncate_from_locked(log, end + 1); /* keeps an epoch starting at the end */

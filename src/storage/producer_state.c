@@ -261,6 +261,13 @@ int64_t producer_state_first_open_offset(const struct producer_state *ps)
     return first;
 }
 
+bool producer_state_marker_fenced(const struct producer_state *ps, int64_t pid,
+                                  int32_t coordinator_epoch)
+{
+    const struct producer_entry *e = find(ps, pid);
+    return e != NULL && coordinator_epoch < e->coordinator_epoch;
+}
+
 int producer_state_apply_marker(struct producer_state *ps, const struct record_batch_header *h,
                                 const struct control_marker *m, int64_t now_ms,
                                 struct aborted_txn *aborted)

@@ -133,6 +133,13 @@ int producer_state_apply_marker(struct producer_state *ps, const struct record_b
                                 const struct control_marker *m, int64_t now_ms,
                                 struct aborted_txn *aborted);
 
+/* Kafka's checkCoordinatorEpoch: true when a marker written by transaction coordinator epoch
+ * `coordinator_epoch` for producer pid must be refused (TRANSACTION_COORDINATOR_FENCED): a
+ * newer coordinator already wrote one for it, so this one comes from a coordinator that lost
+ * its shard (a stale marker must not end the producer's current transaction). */
+bool producer_state_marker_fenced(const struct producer_state *ps, int64_t pid,
+                                  int32_t coordinator_epoch);
+
 /* The first offset of the oldest open transaction (first unstable offset), -1 when none. */
 int64_t producer_state_first_open_offset(const struct producer_state *ps);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "record/byteorder.h"
+#include "record/control_record.h"
 #include "record/crc32c.h"
 #include "storage/producer_state.h"
 #include "test.h"
@@ -136,6 +137,32 @@ TEST(test_producer_snapshot_round_trip_in_kafka_format)
     CHECK_EQ_INT(producer_state_decode(bad, buf, 5, 1000), -EINVAL);
     producer_state_free(bad);
     producer_state_free(back);
+    producer_state_free(ps);
+}
+
+TEST(test_producer_marker_from_older_coordinator_epoch_is_fenced)
+{
+    struct producer_state *ps = producer_state_new(86400000);
+    int64_t off = 0;
+    struct producer_batch dup;
+    CHECK(!producer_state_marker_fenced(ps, 9, 0)); /* unknown producer */
+    struct record_batch_header h = hdr(9, 0, 0, 1, off);
+    h.attributes = RECORD_ATTR_TRANSACTIONAL;
+    CHECK_EQ_INT(producer_state_check(ps, &h, &dup), PRODUCER_CHECK_APPEND);
+    CHECK_EQ_INT(producer_state_update(ps, &h, 1000), 0);
+    CHECK_EQ_INT(producer_state_first_open_offset(ps), 0);
+    struct record_batch_header mh = hdr(9, 0, -1, 1, 1);
+    mh.attributes = RECORD_ATTR_TRANSACTIONAL | RECORD_ATTR_CONTROL;
+    struct control_marker m = {CONTROL_TYPE_COMMIT, 5};
+    struct aborted_txn a;
+    CHECK(!producer_state_marker_fenced(ps, 9, 5));
+    CHECK_EQ_INT(producer_state_apply_marker(ps, &mh, &m, 1000, &a), 0);
+    CHECK_EQ_INT(producer_state_first_open_offset(ps), -1);
+    /* the coordinator of epoch 5 wrote it: a marker of epoch 4 comes from a deposed one */
+    CHECK(producer_state_marker_fenced(ps, 9, 4));
+    CHECK(!producer_state_marker_fenced(ps, 9, 5));
+    CHECK(!producer_state_marker_fenced(ps, 9, 6));
+    CHECK(!producer_state_marker_fenced(ps, 10, 0));
     producer_state_free(ps);
 }
 

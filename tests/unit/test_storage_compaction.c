@@ -43,11 +43,11 @@ struct seen {
     int keyless;
 };
 
-/* Reads the whole log and records, per key, the last value and offset seen. */
-static int read_all(struct log *log, struct seen *s)
+/* Reads the log from offset `from` and records, per key, the last value and offset seen. */
+static int read_from(struct log *log, int64_t from, struct seen *s)
 {
     memset(s, 0, sizeof(*s));
-    int64_t off = log_start_offset(log);
+    int64_t off = from;
     while (off < log_end_offset(log)) {
         struct log_read_result res;
         int rc = log_read(log, off, 1 << 20, INT64_MAX, true, &res);
@@ -93,6 +93,18 @@ static int read_all(struct log *log, struct seen *s)
     return 0;
 }
 
+static int read_all(struct log *log, struct seen *s)
+{
+    return read_from(log, log_start_offset(log), s);
+}
+
+/* A forced pass with everything replicated (the cleaner stops at the high watermark). */
+static int compact_all(struct log *log, int64_t now, struct log_compact_stats *st)
+{
+    log_set_high_watermark(log, log_end_offset(log));
+    return log_compact(log, now, true, st);
+}
+
 static struct log *open_small(const char *dir)
 {
     struct log_config cfg = log_config_defaults();
@@ -128,7 +140,7 @@ TEST(test_compaction_keeps_newest_value_of_every_key)
     size_t before_segments = log_segment_count(log);
     int64_t before_bytes = log_size_bytes(log);
     struct log_compact_stats st;
-    CHECK_EQ_INT(log_compact(log, now, true, &st), 0);
+    CHECK_EQ_INT(compact_all(log, now, &st), 0);
     CHECK(st.segments_cleaned > 0);
     CHECK(log_size_bytes(log) < before_bytes / 4);
     CHECK_EQ_INT(log_end_offset(log), end);
@@ -174,12 +186,12 @@ TEST(test_compaction_skips_clean_log_and_never_touches_active_segment)
     for (int k = 0; k < KEYS; k++)
         CHECK(append_kv(log, k, "only-version", 1700000000000LL) >= 0);
     struct log_compact_stats st;
-    CHECK_EQ_INT(log_compact(log, 1700000000000LL, true, &st), 0);
+    CHECK_EQ_INT(compact_all(log, 1700000000000LL, &st), 0);
     CHECK_EQ_INT(st.segments_cleaned, 0); /* nothing to drop: no rewrite */
     /* Updates only in the active segment are not compacted yet. */
     int64_t a = append_kv(log, 0, "v2", 1700000000000LL);
     CHECK(a >= 0);
-    CHECK_EQ_INT(log_compact(log, 1700000000000LL, true, &st), 0);
+    CHECK_EQ_INT(compact_all(log, 1700000000000LL, &st), 0);
     struct seen s;
     CHECK_EQ_INT(read_all(log, &s), 0);
     CHECK(strcmp(s.value[0], "v2") == 0);
@@ -200,7 +212,7 @@ TEST(test_compaction_reader_pinned_before_swap_keeps_old_bytes)
     uint8_t *before = malloc((size_t)res.range.length);
     CHECK(pread(res.range.fd, before, (size_t)res.range.length, res.range.position) ==
           res.range.length);
-    CHECK_EQ_INT(log_compact(log, 1700000000000LL, true, NULL), 0);
+    CHECK_EQ_INT(compact_all(log, 1700000000000LL, NULL), 0);
     uint8_t *after = malloc((size_t)res.range.length);
     CHECK(pread(res.range.fd, after, (size_t)res.range.length, res.range.position) ==
           res.range.length);
@@ -253,10 +265,56 @@ TEST(test_compaction_drops_aborted_transactions_and_keeps_committed_values)
     for (int i = 0; i < 40; i++) /* roll, so the records above are in closed segments */
         CHECK(append_kv(log, 20, "filler-filler-filler-filler-filler-filler", now) >= 0);
     struct log_compact_stats st;
-    CHECK_EQ_INT(log_compact(log, now, true, &st), 0);
+    CHECK_EQ_INT(compact_all(log, now, &st), 0);
     struct seen s;
     CHECK_EQ_INT(read_all(log, &s), 0);
     CHECK(s.present[1] == 1 && strcmp(s.value[1], "committed") == 0);
+    log_close(log);
+}
+
+TEST(test_compaction_stops_at_the_first_unstable_offset)
+{
+    char *dir = tmpdir_make();
+    struct log *log = open_small(dir);
+    CHECK(log != NULL);
+    int64_t now = 1700000000000LL;
+    for (int r = 0; r < 3; r++) /* several closed segments of updates before the transaction */
+        for (int k = 0; k < 10; k++)
+            CHECK(append_kv(log, k, r == 2 ? "before-txn" : "old-value-old-value", now) >= 0);
+    int64_t first = append_txn_kv(log, 88, 1, "open-txn", now);
+    CHECK(first >= 0);
+    log_set_first_unstable_offset(log, first);
+    for (int r = 0; r < 3; r++) /* more updates of the same keys, past the open transaction */
+        for (int k = 0; k < 10; k++)
+            CHECK(append_kv(log, k, "after-txn-after-txn", now) >= 0);
+    for (int i = 0; i < 40; i++) /* roll, so every record above is in a closed segment */
+        CHECK(append_kv(log, 20, "filler-filler-filler-filler-filler-filler", now) >= 0);
+    struct seen above;
+    CHECK_EQ_INT(read_from(log, first, &above), 0);
+    int64_t end = log_end_offset(log);
+    struct log_compact_stats st;
+    CHECK_EQ_INT(compact_all(log, now, &st), 0);
+    CHECK(st.segments_cleaned > 0); /* the updates below the transaction were compacted */
+    CHECK_EQ_INT(log_last_stable_offset(log), first);
+    /* The open transaction's record and everything after its first offset: untouched. */
+    struct seen after;
+    CHECK_EQ_INT(read_from(log, first, &after), 0);
+    CHECK_EQ_INT(after.total, above.total);
+    CHECK(memcmp(after.offset, above.offset, sizeof(after.offset)) == 0);
+    /* Below it (whole segments: the one holding the bound stays as written), each key's newest
+     * value below the bound survived, the later updates not being in the key map; most older
+     * rounds went. */
+    struct seen all;
+    CHECK_EQ_INT(read_all(log, &all), 0);
+    CHECK(all.total - above.total >= 10 && all.total - above.total < 30);
+    CHECK_EQ_INT(log_end_offset(log), end);
+    /* Once decided (committed: no open transaction), the rest is cleanable. */
+    log_set_first_unstable_offset(log, -1);
+    CHECK_EQ_INT(compact_all(log, now, &st), 0);
+    CHECK(st.segments_cleaned > 0);
+    CHECK_EQ_INT(read_all(log, &all), 0);
+    CHECK(all.total < above.total);
+    CHECK(all.present[1] == 1 && strcmp(all.value[1], "after-txn-after-txn") == 0);
     log_close(log);
 }
 
