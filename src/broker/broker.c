@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/logger.h"
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
 #include "broker/broker_metrics.h"
 #include "broker/console_api.h"
@@ -264,6 +265,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
      * recover the logs and load the metadata log. */
     int rc = broker_create_metrics(b, err, errlen);
     if (rc == 0)
+        rc = broker_authorizer_start(b, err, errlen);
+    if (rc == 0)
         rc = broker_load_identity(b, err, errlen);
     if (rc == 0)
         rc = broker_start_network(b, err, errlen);
@@ -336,6 +339,7 @@ void broker_stop(struct broker *b)
     net_server_free(b->net);
     txn_stop(b); /* after the workers' timers are gone (the timeout sweep's is in it) */
     broker_listeners_close(b); /* TLS contexts and users, once no worker uses them */
+    broker_authorizer_stop(b);
     pthread_mutex_destroy(&b->pid_pool.mu);
     pthread_mutex_destroy(&b->gate.mu);
     waiter_list_destroy(&b->parked);

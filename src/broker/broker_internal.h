@@ -40,6 +40,7 @@ struct broker_groups;
 struct broker_txn;
 struct txn_offsets;
 struct txn_marker_sender;
+struct broker_authorizer;
 
 struct broker {
     struct broker_config cfg;
@@ -65,6 +66,7 @@ struct broker {
     struct broker_forwarder *fwd;            /* requests to the active controller (forwarder.c) */
     struct replica_fetchers *fetchers;       /* follower fetch threads (replica_fetcher.c) */
     struct isr_sender *isr;                  /* ISR changes to the controller (isr_sender.c) */
+    struct broker_authorizer *authz;         /* ACLs (authorizer.c); NULL: no authorizer */
 };
 
 /* True for process.roles=broker or broker,controller: registers, hosts partitions, serves

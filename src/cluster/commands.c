@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct command *command_alloc(enum command_type type, size_t n)
+struct command *command_alloc(enum command_type type, size_t n)
 {
     struct command *cmd = calloc(1, sizeof(*cmd));
     if (cmd == NULL)
@@ -478,6 +478,8 @@ int command_validate(struct command *cmd, struct metadata_image *scratch,
         return command_validate_alter_partition(cmd, scratch, out);
     case COMMAND_REGISTER_CONTROLLER:
         return command_validate_register_controller(cmd, scratch, out);
+    case COMMAND_ALTER_ACLS:
+        return command_validate_alter_acls(cmd, scratch, out);
     }
     return 0;
 }

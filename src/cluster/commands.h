@@ -31,6 +31,7 @@ enum command_type {
     COMMAND_REASSIGN,            /* AlterPartitionReassignments */
     COMMAND_ALTER_PARTITION,     /* AlterPartition (a leader's ISR change) */
     COMMAND_REGISTER_CONTROLLER, /* internal: the active controller's own endpoint */
+    COMMAND_ALTER_ACLS,          /* CreateAcls / DeleteAcls (acl_commands.c) */
 };
 
 struct liveness;
@@ -83,6 +84,7 @@ struct command {
         struct controller_reassignment *reassign;
         struct controller_alter_partition alter_partition;
         struct metadata_rec_endpoint controller;
+        struct controller_acl_change *acls;
     };
     struct metadata_rec_endpoint observer; /* register_broker: host NULL unless broker-only */
     struct controller_topic_result *results;
@@ -92,6 +94,9 @@ struct command {
     void *done_arg;
     struct raft_apply apply;
 };
+
+/* An empty command of `type` with n zeroed results; NULL on allocation failure. */
+struct command *command_alloc(enum command_type type, size_t n);
 
 /* Constructors copy the request; NULL on allocation failure. */
 struct command *command_new_create_topics(const struct controller_new_topic *t, size_t n,
@@ -111,6 +116,7 @@ struct command *command_new_elect_leaders(int8_t type, const struct controller_p
 struct command *command_new_allocate_producer_ids(int32_t broker_id);
 struct command *command_new_alter_partition(const struct controller_alter_partition *req);
 struct command *command_new_register_controller(int32_t id, const char *host, int32_t port);
+struct command *command_new_alter_acls(const struct controller_acl_change *changes, size_t n);
 void command_free(struct command *cmd);
 
 /*
@@ -162,6 +168,9 @@ int command_validate_elect_leaders(struct command *cmd, struct metadata_image *s
                                    struct metadata_buf *out);
 int command_validate_reassign(struct command *cmd, struct metadata_image *scratch,
                               const struct command_defaults *d, struct metadata_buf *out);
+/* CreateAcls / DeleteAcls (acl_commands.c). Returns as command_validate. */
+int command_validate_alter_acls(struct command *cmd, struct metadata_image *scratch,
+                                struct metadata_buf *out);
 /* AlterPartition (isr_commands.c). Returns as command_validate. */
 int command_validate_alter_partition(struct command *cmd, struct metadata_image *scratch,
                                      struct metadata_buf *out);

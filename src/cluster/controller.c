@@ -1071,6 +1071,12 @@ int controller_alter_configs(struct controller *ctl, const struct controller_con
     return submit(ctl, command_new_alter_configs(topics, n, incremental, validate_only), done, arg);
 }
 
+int controller_alter_acls(struct controller *ctl, const struct controller_acl_change *changes,
+                          size_t n, controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_alter_acls(changes, n), done, arg);
+}
+
 int controller_register_broker(struct controller *ctl,
                                const struct controller_broker_registration *reg,
                                controller_done_fn done, void *arg)

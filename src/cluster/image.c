@@ -270,6 +270,7 @@ static void image_free(struct metadata_image *img)
     for (size_t i = 0; i < img->n_broker_configs; i++)
         broker_configs_free_entries(&img->broker_configs[i]);
     free(img->broker_configs);
+    image_acls_release(img->acls);
     free(img);
 }
 
@@ -342,6 +343,7 @@ struct metadata_image *image_clone(const struct metadata_image *src)
         return NULL;
     img->version = src->version;
     img->next_producer_id = src->next_producer_id;
+    image_acls_share(img, src);
     size_t n = src->n_topics;
     img->topics_by_name = malloc((n ? n : 1) * sizeof(*img->topics_by_name));
     img->topics_by_id = malloc((n ? n : 1) * sizeof(*img->topics_by_id));
@@ -791,6 +793,8 @@ int image_apply(struct metadata_image *img, const struct metadata_record *rec)
     case METADATA_REC_IMAGE_HEADER:
         img->version = rec->image_header.version;
         return 0;
+    case METADATA_REC_ACL:
+        return image_acls_apply(img, &rec->acl);
     }
     return 1;
 }
@@ -874,6 +878,8 @@ int image_encode(const struct metadata_image *img, struct metadata_buf *out)
             (struct metadata_rec_broker_config){bc->broker_id, bc->n_configs, bc->configs};
         rc = metadata_batch_append(out, &cr);
     }
+    if (rc == 0)
+        rc = image_acls_encode(img, out);
     return rc ? rc : metadata_batch_finish(out);
 }
 

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "security/acl.h"
+
 struct arena;
 
 #define METADATA_BATCH_MAGIC 0x47
@@ -52,7 +54,9 @@ enum metadata_record_type {
     METADATA_REC_CONTROLLER_REGISTRATION = 13,
     /* Where a broker-only node receives the metadata log (its libraft standby address). */
     METADATA_REC_OBSERVER_REGISTRATION = 14,
-    METADATA_REC_TYPE_MAX = 14,
+    /* An ACL added or removed by id (Kafka's AccessControlEntry / RemoveAccessControlEntry). */
+    METADATA_REC_ACL = 15,
+    METADATA_REC_TYPE_MAX = 15,
 };
 
 /* A config key and value; value NULL means "delete the key" in a config change. */
@@ -172,6 +176,16 @@ struct metadata_rec_producer_ids {
     int64_t next_block_start; /* first producer id not yet handed out after this block */
 };
 
+/*
+ * An ACL binding added under a fresh id, or (remove = 1) the binding with that id removed; a
+ * removal carries no binding. Strings as security/acl.h's struct acl_binding.
+ */
+struct metadata_rec_acl {
+    uint8_t id[METADATA_UUID_LEN];
+    uint8_t remove;
+    struct acl_binding binding;
+};
+
 struct metadata_rec_image_header {
     uint64_t version;
 };
@@ -191,6 +205,7 @@ struct metadata_record {
         struct metadata_rec_broker_fence broker_fence;
         struct metadata_rec_reassignment reassignment;
         struct metadata_rec_endpoint endpoint; /* CONTROLLER_ / OBSERVER_REGISTRATION */
+        struct metadata_rec_acl acl;
     };
 };
 
