@@ -15,7 +15,8 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import HOST, SLOW, Broker, check, fail, free_port, run_tests, test  # noqa: E402
+from harness import (HOST, SLOW, Broker, Cluster, check, fail, free_port, run_tests,  # noqa: E402
+                     test)
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer  # noqa: E402
 from kafka.errors import KafkaError as KafkaPyError  # noqa: E402
@@ -280,6 +281,43 @@ def test_acl_apis_need_cluster_rights_and_an_authorizer():
                 check(e.errno == 54, "DescribeAcls without authorizer: %r" % e)
         finally:
             a.close()
+
+
+@test
+def test_cluster_with_authorizer_replicates_and_forwards_acls():
+    """Inter-broker traffic (registration, heartbeats, follower fetches, ISR changes, forwarded
+    admin requests) is authorized like a client's: the broker principal on the PLAINTEXT
+    inter-broker listener, User:ANONYMOUS, is a super user, as Kafka requires."""
+    with Cluster(3, {"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+                     "super.users": "User:ANONYMOUS"}) as c:
+        ctl = c.wait_controller()
+        other = [i for i in c.ids if i != ctl][0]
+        a = KafkaAdminClient(bootstrap_servers=c.node(other).bootstrap, api_version=(2, 5, 0),
+                             request_timeout_ms=int(15000 * SLOW))
+        try:
+            a.create_topics([NewTopic("replicated", 1, 3)])
+            res = a.create_acls([acl(ResourceType.TOPIC, "replicated", LIT, "User:carol",
+                                     ACLOperation.READ)])
+            check(len(res["succeeded"]) == 1, "CreateAcls through node %d: %r" % (other, res))
+        finally:
+            a.close()
+        # acks=all needs both followers fetching (CLUSTER_ACTION) and in the ISR
+        errs = produce({"bootstrap.servers": c.bootstrap, "acks": "all"}, "replicated", 3)
+        check(all(e is None for e in errs), "acks=all produce: %r" % errs)
+        for i in c.ids:
+            a = KafkaAdminClient(bootstrap_servers=c.node(i).bootstrap, api_version=(2, 5, 0))
+            try:
+                deadline = time.monotonic() + 10 * SLOW
+                while True:
+                    acls, _ = a.describe_acls(ANY_FILTER)
+                    if len(acls) == 1 or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
+            finally:
+                a.close()
+            check([key(x) for x in acls] == [(ResourceType.TOPIC, "replicated", LIT, "User:carol",
+                                               "*", ACLOperation.READ, ALLOW)],
+                  "node %d ACLs: %r" % (i, acls))
 
 
 if __name__ == "__main__":
