@@ -22,6 +22,7 @@ static const struct cli_command commands[] = {
     {"group", cli_group_main, "list|describe|delete|reset-offsets consumer groups"},
     {"bench", cli_bench_main, "produce|consume|e2e throughput and latency benchmark"},
     {"cluster", cli_cluster_main, "info: brokers, controller, topic and partition counts"},
+    {"acl", cli_acl_main, "add|list|remove ACLs (authorizer.class.name)"},
     {"version", cli_version_main, "print gregor's and librdkafka's versions"},
     {"help", help_main, "this list, or 'help COMMAND' for a command's options"},
 };
