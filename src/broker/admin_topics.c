@@ -303,19 +303,37 @@ void handle_delete_topics(struct broker_req *r)
 
 struct create_partitions_state {
     struct kmsg_create_partitions_response resp;
+    bool *denied; /* as in create_topics_state */
 };
+
+static struct kstr create_partitions_name(const void *req, int32_t i, int16_t v)
+{
+    (void)v;
+    return ((const struct kmsg_create_partitions_request *)req)->topics.v[i].name;
+}
+
+static int32_t create_partitions_count(const void *req, int16_t v)
+{
+    (void)v;
+    int32_t n = ((const struct kmsg_create_partitions_request *)req)->topics.n;
+    return n > 0 ? n : 0;
+}
 
 static void create_partitions_done(struct broker_async *a)
 {
     struct create_partitions_state *st = a->arg;
+    size_t k = 0;
     for (int32_t i = 0; i < st->resp.results.n; i++) {
         struct kmsg_create_partitions_response_create_partitions_topic_result *o =
             &st->resp.results.v[i];
+        if (st->denied && st->denied[i])
+            continue;
         if (a->error_code != 0) {
             o->error_code = a->error_code;
-        } else if ((size_t)i < a->n_topics) {
-            o->error_code = a->topics[i].error_code;
-            o->error_message = broker_kstr(a->r, a->topics[i].error_message);
+        } else if (k < a->n_topics) {
+            o->error_code = a->topics[k].error_code;
+            o->error_message = broker_kstr(a->r, a->topics[k].error_message);
+            k++;
         }
     }
     broker_reply(a->r, (kproto_encode_fn)kmsg_create_partitions_response_encode, &st->resp);
@@ -323,14 +341,18 @@ static void create_partitions_done(struct broker_async *a)
 
 void handle_create_partitions(struct broker_req *r)
 {
-    if (forwarder_relay(r))
-        return;
     struct kmsg_create_partitions_request req;
     struct create_partitions_state *st = arena_calloc(r->arena, 1, sizeof(*st));
     if (st == NULL) {
         broker_close(r, "out of memory");
         return;
     }
+    /* Kafka: ALTER on the topic. */
+    st->denied =
+        admin_topics_denied(r, (kproto_decode_fn)kmsg_create_partitions_request_decode, &req,
+                            create_partitions_name, create_partitions_count, ACL_OPERATION_ALTER);
+    if (st->denied == NULL && forwarder_relay(r))
+        return;
     if (broker_decode(r, (kproto_decode_fn)kmsg_create_partitions_request_decode, &req) != 0)
         return;
     kmsg_create_partitions_response_init(&st->resp);
@@ -342,12 +364,18 @@ void handle_create_partitions(struct broker_req *r)
         return;
     }
     st->resp.results.n = n;
+    size_t nk = 0; /* topics submitted */
     for (int32_t i = 0; i < n; i++) {
         const struct kmsg_create_partitions_request_create_partitions_topic *t = &req.topics.v[i];
         kmsg_create_partitions_response_create_partitions_topic_result_init(&st->resp.results.v[i]);
         st->resp.results.v[i].name = t->name;
-        inc[i].name = broker_str(r, t->name);
-        inc[i].count = t->count;
+        if (st->denied && st->denied[i]) {
+            st->resp.results.v[i].error_code = KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+            continue;
+        }
+        int32_t k = (int32_t)nk++;
+        inc[k].name = broker_str(r, t->name);
+        inc[k].count = t->count;
         if (t->assignments.n > 0) {
             struct controller_replica_list *a =
                 arena_calloc(r->arena, (size_t)t->assignments.n, sizeof(*a));
@@ -362,16 +390,17 @@ void handle_create_partitions(struct broker_req *r)
                                                  : 0);
                 a[j].replicas = t->assignments.v[j].broker_ids.v;
             }
-            inc[i].assignments = a;
-            inc[i].n_assignments = (uint32_t)t->assignments.n;
+            inc[k].assignments = a;
+            inc[k].n_assignments = (uint32_t)t->assignments.n;
         }
     }
-    struct broker_async *a = n ? broker_async_new(r, create_partitions_done, st) : NULL;
-    if (a == NULL || controller_create_partitions(r->b->ctl, inc, (size_t)n, req.validate_only,
+    struct broker_async *a = nk ? broker_async_new(r, create_partitions_done, st) : NULL;
+    if (a == NULL || controller_create_partitions(r->b->ctl, inc, nk, req.validate_only,
                                                   broker_async_done, a) != 0) {
         broker_async_free(a);
-        for (int32_t i = 0; i < n; i++)
-            st->resp.results.v[i].error_code = n ? KAFKA_ERR_NOT_CONTROLLER : 0;
+        for (int32_t i = 0; nk && i < n; i++)
+            if (st->denied == NULL || !st->denied[i])
+                st->resp.results.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
         broker_reply(r, (kproto_encode_fn)kmsg_create_partitions_response_encode, &st->resp);
     }
 }

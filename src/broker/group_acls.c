@@ -5,7 +5,11 @@
 
 #include "broker/authorizer.h"
 #include "broker/broker_internal.h"
+#include "proto/gen/delete_groups.h"
+#include "proto/gen/describe_groups.h"
 #include "proto/gen/errors.h"
+#include "proto/gen/list_groups.h"
+#include "proto/gen/offset_delete.h"
 #include "proto/gen/heartbeat.h"
 #include "proto/gen/join_group.h"
 #include "proto/gen/leave_group.h"
@@ -170,6 +174,142 @@ static void fetch_after(struct broker_req *r, const struct kmsg_offset_fetch_req
     }
 }
 
+/* ---- DescribeGroups, ListGroups, DeleteGroups, OffsetDelete ---- */
+
+static void describe_after(struct broker_req *r, const struct kmsg_describe_groups_request *req,
+                           struct kmsg_describe_groups_response *resp)
+{
+    for (int32_t i = 0; i < resp->groups.n; i++) {
+        struct kmsg_describe_groups_response_described_group *g = &resp->groups.v[i];
+        char *name = broker_name(r, g->group_id);
+        if (name == NULL ||
+            !broker_authorize(r, NULL, ACL_RESOURCE_GROUP, name, ACL_OPERATION_DESCRIBE)) {
+            struct kstr id = g->group_id;
+            kmsg_describe_groups_response_described_group_init(g);
+            g->group_id = id;
+            g->error_code = KAFKA_ERR_GROUP_AUTHORIZATION_FAILED;
+            g->members.n = 0;
+            continue;
+        }
+        if (req->include_authorized_operations)
+            g->authorized_operations = broker_authorized_operations(r, NULL, ACL_RESOURCE_GROUP,
+                                                                    name, ACL_OPERATIONS_GROUP);
+    }
+}
+
+/* Kafka: DESCRIBE on the cluster lists every group, else only those the principal may
+ * DESCRIBE. */
+static void list_after(struct broker_req *r, struct kmsg_list_groups_response *resp)
+{
+    if (broker_authorize_cluster(r, ACL_OPERATION_DESCRIBE))
+        return;
+    int32_t kept = 0;
+    for (int32_t i = 0; i < resp->groups.n; i++)
+        if (group_allowed(r, resp->groups.v[i].group_id, ACL_OPERATION_DESCRIBE))
+            resp->groups.v[kept++] = resp->groups.v[i];
+    if (resp->groups.n > 0)
+        resp->groups.n = kept;
+}
+
+static bool delete_before(struct broker_req *r, struct kmsg_delete_groups_request *req,
+                          struct group_acl_state *st)
+{
+    int32_t n = req->groups_names.n > 0 ? req->groups_names.n : 0;
+    struct kstr *denied = arena_calloc(r->arena, (size_t)n + 1, sizeof(*denied));
+    if (denied == NULL)
+        return false;
+    int32_t kept = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (group_allowed(r, req->groups_names.v[i], ACL_OPERATION_DELETE))
+            req->groups_names.v[kept++] = req->groups_names.v[i];
+        else
+            denied[st->n_denied++] = req->groups_names.v[i];
+    }
+    req->groups_names.n = n ? kept : req->groups_names.n;
+    st->denied = denied;
+    return false;
+}
+
+static void delete_after(struct broker_req *r, struct kmsg_delete_groups_response *resp,
+                         struct group_acl_state *st)
+{
+    if (st->n_denied == 0)
+        return;
+    int32_t n = resp->results.n > 0 ? resp->results.n : 0;
+    struct kmsg_delete_groups_response_deletable_group_result *v =
+        arena_calloc(r->arena, (size_t)(n + st->n_denied), sizeof(*v));
+    if (v == NULL)
+        return;
+    if (n)
+        memcpy(v, resp->results.v, (size_t)n * sizeof(*v));
+    const struct kstr *denied = st->denied;
+    for (int32_t i = 0; i < st->n_denied; i++) {
+        kmsg_delete_groups_response_deletable_group_result_init(&v[n + i]);
+        v[n + i].group_id = denied[i];
+        v[n + i].error_code = KAFKA_ERR_GROUP_AUTHORIZATION_FAILED;
+    }
+    resp->results.v = v;
+    resp->results.n = n + st->n_denied;
+}
+
+/* OffsetDelete: DELETE on the group (a top-level error), READ on each topic (topics the
+ * principal may not read are answered TOPIC_AUTHORIZATION_FAILED without being touched). */
+static bool offset_delete_before(struct broker_req *r, struct kmsg_offset_delete_request *req,
+                                 struct kmsg_offset_delete_response *resp,
+                                 struct group_acl_state *st)
+{
+    if (!group_allowed(r, req->group_id, ACL_OPERATION_DELETE)) {
+        resp->error_code = KAFKA_ERR_GROUP_AUTHORIZATION_FAILED;
+        resp->topics.n = 0;
+        return true;
+    }
+    int32_t n = req->topics.n > 0 ? req->topics.n : 0;
+    struct kmsg_offset_delete_request_topic *denied =
+        arena_calloc(r->arena, (size_t)n + 1, sizeof(*denied));
+    if (denied == NULL)
+        return false;
+    int32_t kept = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (topic_allowed(r, req->topics.v[i].name, ACL_OPERATION_READ))
+            req->topics.v[kept++] = req->topics.v[i];
+        else
+            denied[st->n_denied++] = req->topics.v[i];
+    }
+    req->topics.n = n ? kept : req->topics.n;
+    st->denied = denied;
+    return false;
+}
+
+static void offset_delete_after(struct broker_req *r, struct kmsg_offset_delete_response *resp,
+                                struct group_acl_state *st)
+{
+    if (st->n_denied == 0 || resp->error_code != 0)
+        return;
+    int32_t n = resp->topics.n > 0 ? resp->topics.n : 0;
+    struct kmsg_offset_delete_response_topic *v =
+        arena_calloc(r->arena, (size_t)(n + st->n_denied), sizeof(*v));
+    if (v == NULL)
+        return;
+    if (n)
+        memcpy(v, resp->topics.v, (size_t)n * sizeof(*v));
+    const struct kmsg_offset_delete_request_topic *denied = st->denied;
+    for (int32_t i = 0; i < st->n_denied; i++) {
+        struct kmsg_offset_delete_response_topic *o = &v[n + i];
+        kmsg_offset_delete_response_topic_init(o);
+        o->name = denied[i].name;
+        int32_t np = denied[i].partitions.n > 0 ? denied[i].partitions.n : 0;
+        o->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
+        o->partitions.n = o->partitions.v ? np : 0;
+        for (int32_t j = 0; j < o->partitions.n; j++) {
+            kmsg_offset_delete_response_partition_init(&o->partitions.v[j]);
+            o->partitions.v[j].partition_index = denied[i].partitions.v[j].partition_index;
+            o->partitions.v[j].error_code = KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+        }
+    }
+    resp->topics.v = v;
+    resp->topics.n = n + st->n_denied;
+}
+
 /* ---- dispatch ---- */
 
 bool group_acl_before(struct broker_req *r, void *req, void *resp, struct group_acl_state *st)
@@ -209,6 +349,10 @@ bool group_acl_before(struct broker_req *r, void *req, void *resp, struct group_
         return commit_before(r, req, resp, st);
     case KPROTO_API_OFFSET_FETCH:
         return fetch_before(r, req, resp);
+    case KPROTO_API_DELETE_GROUPS:
+        return delete_before(r, req, st);
+    case KPROTO_API_OFFSET_DELETE:
+        return offset_delete_before(r, req, resp, st);
     }
     return false;
 }
@@ -221,6 +365,18 @@ void group_acl_after(struct broker_req *r, const void *req, void *resp, struct g
         return;
     case KPROTO_API_OFFSET_FETCH:
         fetch_after(r, req, resp);
+        return;
+    case KPROTO_API_DESCRIBE_GROUPS:
+        describe_after(r, req, resp);
+        return;
+    case KPROTO_API_LIST_GROUPS:
+        list_after(r, resp);
+        return;
+    case KPROTO_API_DELETE_GROUPS:
+        delete_after(r, resp, st);
+        return;
+    case KPROTO_API_OFFSET_DELETE:
+        offset_delete_after(r, resp, st);
         return;
     }
 }
