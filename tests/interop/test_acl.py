@@ -21,8 +21,9 @@ from harness import (GREGOR_BIN, HOST, SLOW, Broker, Cluster, check, fail, free_
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer  # noqa: E402
 from kafka.errors import KafkaError as KafkaPyError  # noqa: E402
 from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType,  # noqa: E402
-                         ACLResourcePatternType, KafkaAdminClient, NewTopic, ResourcePattern,
-                         ResourcePatternFilter, ResourceType)
+                         ACLResourcePatternType, ConfigResource, ConfigResourceType,
+                         KafkaAdminClient, NewTopic, ResourcePattern, ResourcePatternFilter,
+                         ResourceType)
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
         'username="admin" password="admin-secret" user_admin="admin-secret" '
@@ -136,8 +137,10 @@ def test_create_describe_delete_acls_round_trip():
 
 def produce(conf, topic, n=5):
     """Produces n records; returns the delivery errors (None for success)."""
-    p = Producer(dict(conf, **{"linger.ms": 1, "message.timeout.ms": int(8000 * SLOW),
-                               "retries": 0}))
+    extra = {"linger.ms": 1, "message.timeout.ms": int(8000 * SLOW)}
+    if not conf.get("enable.idempotence"):
+        extra["retries"] = 0
+    p = Producer(dict(conf, **extra))
     errs = []
     for i in range(n):
         p.produce(topic, value=b"v%d" % i, on_delivery=lambda e, m: errs.append(e))
@@ -360,6 +363,62 @@ def test_cli_acl_add_list_remove():
         rc, out, err = cli(b, "add", "--topic", "t", "--principal", "User:x", "--operation",
                            "FLY")
         check(rc == 64, "unknown operation: %d %r" % (rc, err))
+
+
+@test
+def test_admin_and_producer_id_checks():
+    """CreateTopics needs CREATE, DescribeConfigs DESCRIBE_CONFIGS (implied by ALTER_CONFIGS);
+    an idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic; a
+    transactional one WRITE on its transactional id."""
+    with AclBroker() as b:
+        create_topics(b, ["orders-a"])
+        add_acls(b, [acl(ResourceType.TOPIC, "orders-", PRE, "User:alice", ACLOperation.READ),
+                     acl(ResourceType.TOPIC, "orders-", PRE, "User:bob", ACLOperation.WRITE),
+                     acl(ResourceType.TRANSACTIONAL_ID, "tx-bob", LIT, "User:bob",
+                         ACLOperation.WRITE)])
+        a = b.admin("alice")
+        try:
+            try:
+                a.create_topics([NewTopic("orders-new", 1, 1)])
+                fail("CreateTopics without CREATE succeeded")
+            except KafkaPyError as e:
+                check(e.errno == 29, "CreateTopics by alice: %r" % e)
+            res = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "orders-a")])
+            check(res[0].resources[0][0] == 29 and not res[0].resources[0][4],
+                  "DescribeConfigs without DESCRIBE_CONFIGS: %r" % (res,))
+            add_acls(b, [acl(ResourceType.TOPIC, "orders-a", LIT, "User:alice",
+                             ACLOperation.ALTER_CONFIGS)])
+            res = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "orders-a")])
+            check(res[0].resources[0][0] == 0 and len(res[0].resources[0][4]) > 0,
+                  "DescribeConfigs with ALTER_CONFIGS: %r" % (res,))
+        finally:
+            a.close()
+        check("orders-new" not in topics_seen(b.conf("admin")), "alice created orders-new")
+        # idempotence: alice has READ only, bob WRITE on a prefix
+        p = Producer(b.conf("alice", **{"enable.idempotence": True,
+                                        "message.timeout.ms": int(8000 * SLOW)}))
+        errs = []
+        try:
+            p.produce("orders-a", value=b"x", on_delivery=lambda e, m: errs.append(e))
+            p.flush(10 * SLOW)
+        except KafkaException as e:
+            errs.append(e.args[0])
+        check(errs and errs[0] is not None and
+              errs[0].code() in (KafkaError.CLUSTER_AUTHORIZATION_FAILED, KafkaError._FATAL),
+              "alice's idempotent producer: %r" % errs)
+        del p
+        errs = produce(b.conf("bob", **{"enable.idempotence": True}), "orders-a", 2)
+        check(all(e is None for e in errs), "bob's idempotent producer: %r" % errs)
+        for txn_id, ok in (("tx-bob", True), ("tx-other", False)):
+            p = Producer(b.conf("bob", **{"transactional.id": txn_id}))
+            try:
+                p.init_transactions(10 * SLOW)
+                got = None
+            except KafkaException as e:
+                got = e.args[0].code()
+            check((got is None) == ok and (ok or got ==
+                                           KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+                  "init_transactions(%s): %r" % (txn_id, got))
 
 
 if __name__ == "__main__":
