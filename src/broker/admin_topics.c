@@ -25,15 +25,28 @@ struct create_topics_state {
     bool *denied; /* per topic, answered TOPIC_AUTHORIZATION_FAILED and not submitted; or NULL */
 };
 
+/* A topic named by id only (DeleteTopics v6): its name in the current image, or "". */
+static const char *admin_topic_name_of_id(struct broker_req *r, const uint8_t *id)
+{
+    const struct metadata_image *img = metadata_image_acquire(r->b->ctl);
+    const struct metadata_topic *t = metadata_image_topic_by_id(img, id);
+    char *name = t ? arena_strndup(r->arena, t->name, strlen(t->name)) : NULL;
+    metadata_image_release(img);
+    return name ? name : "";
+}
+
 /*
  * With an authorizer: which topics of a request r's principal may not `op` (CreateTopics:
- * CREATE on the cluster or the topic; DeleteTopics: DELETE on the topic), decoded from a copy
+ * CREATE on the cluster or the topic; DeleteTopics: DELETE on the topic, which id_of names
+ * when the request gives no name; CreatePartitions: ALTER), decoded from a copy
  * of the body so that r can still be relayed. NULL when every topic is allowed (or the body
  * does not decode: the handler's own decode answers that).
  */
-static bool *admin_topics_denied(struct broker_req *r, kproto_decode_fn dec, void *req,
-                                 struct kstr (*name_of)(const void *req, int32_t i, int16_t v),
-                                 int32_t (*count_of)(const void *req, int16_t v), int op)
+static bool *
+admin_topics_denied_by_id(struct broker_req *r, kproto_decode_fn dec, void *req,
+                          struct kstr (*name_of)(const void *req, int32_t i, int16_t v),
+                          const uint8_t *(*id_of)(const void *req, int32_t i, int16_t v),
+                          int32_t (*count_of)(const void *req, int16_t v), int op)
 {
     if (!broker_authorizer_on(r->b))
         return NULL;
@@ -45,11 +58,21 @@ static bool *admin_topics_denied(struct broker_req *r, kproto_decode_fn dec, voi
     bool *denied = arena_calloc(r->arena, (size_t)n + 1, sizeof(*denied));
     bool any = false;
     for (int32_t i = 0; denied && !cluster && i < n; i++) {
-        char *name = broker_name(r, name_of(req, i, r->hdr.api_version));
+        const char *name = broker_name(r, name_of(req, i, r->hdr.api_version));
+        if (name != NULL && name[0] == 0 && id_of != NULL)
+            name = admin_topic_name_of_id(r, id_of(req, i, r->hdr.api_version));
         denied[i] = name == NULL || !broker_authorize(r, NULL, ACL_RESOURCE_TOPIC, name, op);
         any |= denied[i];
     }
     return any ? denied : NULL;
+}
+
+/* admin_topics_denied_by_id for requests that name every topic. */
+static bool *admin_topics_denied(struct broker_req *r, kproto_decode_fn dec, void *req,
+                                 struct kstr (*name_of)(const void *req, int32_t i, int16_t v),
+                                 int32_t (*count_of)(const void *req, int16_t v), int op)
+{
+    return admin_topics_denied_by_id(r, dec, req, name_of, NULL, count_of, op);
 }
 
 static struct kstr create_topics_name(const void *req, int32_t i, int16_t v)
@@ -212,6 +235,13 @@ static struct kstr delete_topics_name(const void *req, int32_t i, int16_t v)
     return v >= 6 ? q->topics.v[i].name : q->topic_names.v[i];
 }
 
+static const uint8_t *delete_topics_id(const void *req, int32_t i, int16_t v)
+{
+    const struct kmsg_delete_topics_request *q = req;
+    static const uint8_t none[16];
+    return v >= 6 ? q->topics.v[i].topic_id.b : none;
+}
+
 static int32_t delete_topics_count(const void *req, int16_t v)
 {
     const struct kmsg_delete_topics_request *q = req;
@@ -248,8 +278,9 @@ void handle_delete_topics(struct broker_req *r)
         broker_close(r, "out of memory");
         return;
     }
-    st->denied = admin_topics_denied(r, (kproto_decode_fn)kmsg_delete_topics_request_decode, &req,
-                                     delete_topics_name, delete_topics_count, ACL_OPERATION_DELETE);
+    st->denied = admin_topics_denied_by_id(r, (kproto_decode_fn)kmsg_delete_topics_request_decode,
+                                           &req, delete_topics_name, delete_topics_id,
+                                           delete_topics_count, ACL_OPERATION_DELETE);
     if (st->denied == NULL && forwarder_relay(r))
         return;
     if (broker_decode(r, (kproto_decode_fn)kmsg_delete_topics_request_decode, &req) != 0)

@@ -201,6 +201,14 @@ def test_read_on_prefix_consumes_but_cannot_produce_or_see_other_topics():
         got, err = consume(alice, "orders-a", "g-no", 1, timeout=8)
         check(err == KafkaError.GROUP_AUTHORIZATION_FAILED and not got,
               "alice joining g-no: %r, %r" % (got, err))
+        # ListGroups without DESCRIBE on the cluster: only the groups alice may DESCRIBE
+        got, err = consume(b.conf("admin"), "orders-a", "g-admin", 5)
+        check(err is None and len(got) == 5, "admin consuming: %r" % err)
+        from confluent_kafka.admin import AdminClient as CAdmin
+        groups = lambda user: sorted(g.id for g in CAdmin(b.conf(user)).list_groups(
+            timeout=10 * SLOW))
+        check(groups("admin") == ["g-admin", "g-ok"], "admin's groups: %r" % groups("admin"))
+        check(groups("alice") == ["g-ok"], "alice's groups: %r" % groups("alice"))
         # bob has no ACL at all: allow.everyone.if.no.acl.found is false
         check(topics_seen(b.conf("bob")) == {}, "bob sees %r" % topics_seen(b.conf("bob")))
 
