@@ -5,6 +5,7 @@
  * Invariants: ids are unique within a set; every stored binding passed acl_binding_check (the
  * record decoder checks it), so readers never see an ANY or UNKNOWN code.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,8 @@ static struct metadata_acls *acls_rebuild(const struct metadata_acls *old, long 
             goto err;
     }
     if (add != NULL) {
+        char msg[8];
+        assert(acl_binding_check(add, msg, sizeof(msg)) == 0);
         memcpy(a->ids[a->n], add_id, METADATA_UUID_LEN);
         if (binding_copy(&a->bindings[a->n++], add) != 0)
             goto err;
@@ -105,8 +108,11 @@ int image_acls_apply(struct metadata_image *img, const struct metadata_rec_acl *
         if (next == NULL)
             return -ENOMEM;
     }
+    size_t before = img->acls ? img->acls->n : 0;
+    assert(next == NULL || (rec->remove ? next->n + 1 == before : next->n == before + 1));
     image_acls_release(img->acls);
     img->acls = next;
+    assert(metadata_image_acl_index(img, rec->id) < 0 || !rec->remove); /* ids stay unique */
     return 0;
 }
 
