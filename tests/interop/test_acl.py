@@ -15,8 +15,9 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (GREGOR_BIN, HOST, SLOW, Broker, Cluster, check, fail, free_port,  # noqa: E402
-                     run_tests, test)
+from harness import (GREGOR_BIN, HOST, SLOW, Broker, Cluster, KafkaRaw, Reader,  # noqa: E402
+                     check, fail, free_port, metadata_body, nbytes, parse_metadata, run_tests,
+                     string, test)
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer  # noqa: E402
 from kafka.errors import KafkaError as KafkaPyError  # noqa: E402
@@ -427,6 +428,47 @@ def test_admin_and_producer_id_checks():
             check((got is None) == ok and (ok or got ==
                                            KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
                   "init_transactions(%s): %r" % (txn_id, got))
+
+
+def raw_login(b, user):
+    """A raw connection to the SASL listener, authenticated with PLAIN as user."""
+    c = KafkaRaw(HOST, b.ports["SASL_PLAINTEXT"])
+    r = Reader(c.call(17, 1, string("PLAIN")))  # SaslHandshake v1
+    check(r.int16() == 0, "SaslHandshake failed")
+    token = b"\0" + user.encode() + b"\0" + (user + "-secret").encode()
+    r = Reader(c.call(36, 0, nbytes(token)))  # SaslAuthenticate v0
+    check(r.int16() == 0, "SaslAuthenticate as %s failed" % user)
+    return c
+
+
+@test
+def test_raw_metadata_errors_and_authorized_operations():
+    """Metadata v8 by name: a topic without DESCRIBE is TOPIC_AUTHORIZATION_FAILED (29), a
+    missing topic the principal may not CREATE is too (no auto-creation), and KIP-430's
+    fields hold what the principal may do: READ implies DESCRIBE, nothing on the cluster."""
+    with AclBroker() as b:
+        create_topics(b, ["orders-a", "secret"])
+        add_acls(b, [acl(ResourceType.TOPIC, "orders-", PRE, "User:alice", ACLOperation.READ)])
+        with raw_login(b, "alice") as c:
+            md = parse_metadata(c.call(3, 8, metadata_body(
+                8, ["orders-a", "secret", "orders-new"], allow_auto_create=True,
+                cluster_ops=True, topic_ops=True)), 8)
+        by_name = {t["name"]: t for t in md["topics"]}
+        read_describe = (1 << 3) | (1 << 8)
+        check(by_name["orders-a"]["error_code"] == 0 and
+              by_name["orders-a"]["authorized_ops"] == read_describe,
+              "orders-a: %r" % by_name["orders-a"])
+        check(by_name["secret"]["error_code"] == 29 and not by_name["secret"]["partitions"],
+              "secret: %r" % by_name["secret"])
+        check(by_name["orders-new"]["error_code"] == 29, "orders-new: %r" % by_name["orders-new"])
+        check(md["cluster_authorized_ops"] == 0, "cluster ops: %r" % md["cluster_authorized_ops"])
+        check("orders-new" not in topics_seen(b.conf("admin")), "orders-new was auto-created")
+        with raw_login(b, "admin") as c:
+            md = parse_metadata(c.call(3, 8, metadata_body(8, None, cluster_ops=True,
+                                                           topic_ops=True)), 8)
+        check(md["cluster_authorized_ops"] == 8096 and
+              {t["name"]: t["authorized_ops"] for t in md["topics"]}.get("secret") == 3576,
+              "super user's operations: %r" % md)
 
 
 if __name__ == "__main__":
