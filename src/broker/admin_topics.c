@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "broker/async.h"
+#include "broker/authorizer.h"
 #include "broker/forwarder.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
@@ -21,22 +22,89 @@
 struct create_topics_state {
     struct kmsg_create_topics_request req;
     struct kmsg_create_topics_response resp;
+    bool *denied; /* per topic, answered TOPIC_AUTHORIZATION_FAILED and not submitted; or NULL */
 };
+
+/* A topic named by id only (DeleteTopics v6): its name in the current image, or "". */
+static const char *admin_topic_name_of_id(struct broker_req *r, const uint8_t *id)
+{
+    const struct metadata_image *img = metadata_image_acquire(r->b->ctl);
+    const struct metadata_topic *t = metadata_image_topic_by_id(img, id);
+    char *name = t ? arena_strndup(r->arena, t->name, strlen(t->name)) : NULL;
+    metadata_image_release(img);
+    return name ? name : "";
+}
+
+/*
+ * With an authorizer: which topics of a request r's principal may not `op` (CreateTopics:
+ * CREATE on the cluster or the topic; DeleteTopics: DELETE on the topic, which id_of names
+ * when the request gives no name; CreatePartitions: ALTER), decoded from a copy
+ * of the body so that r can still be relayed. NULL when every topic is allowed (or the body
+ * does not decode: the handler's own decode answers that).
+ */
+static bool *
+admin_topics_denied_by_id(struct broker_req *r, kproto_decode_fn dec, void *req,
+                          struct kstr (*name_of)(const void *req, int32_t i, int16_t v),
+                          const uint8_t *(*id_of)(const void *req, int32_t i, int16_t v),
+                          int32_t (*count_of)(const void *req, int16_t v), int op)
+{
+    if (!broker_authorizer_on(r->b))
+        return NULL;
+    struct kreader copy = r->body;
+    if (dec(&copy, r->hdr.api_version, req) != 0)
+        return NULL;
+    bool cluster = op == ACL_OPERATION_CREATE && broker_authorize_cluster(r, op);
+    int32_t n = count_of(req, r->hdr.api_version);
+    bool *denied = arena_calloc(r->arena, (size_t)n + 1, sizeof(*denied));
+    bool any = false;
+    for (int32_t i = 0; denied && !cluster && i < n; i++) {
+        const char *name = broker_name(r, name_of(req, i, r->hdr.api_version));
+        if (name != NULL && name[0] == 0 && id_of != NULL)
+            name = admin_topic_name_of_id(r, id_of(req, i, r->hdr.api_version));
+        denied[i] = name == NULL || !broker_authorize(r, NULL, ACL_RESOURCE_TOPIC, name, op);
+        any |= denied[i];
+    }
+    return any ? denied : NULL;
+}
+
+/* admin_topics_denied_by_id for requests that name every topic. */
+static bool *admin_topics_denied(struct broker_req *r, kproto_decode_fn dec, void *req,
+                                 struct kstr (*name_of)(const void *req, int32_t i, int16_t v),
+                                 int32_t (*count_of)(const void *req, int16_t v), int op)
+{
+    return admin_topics_denied_by_id(r, dec, req, name_of, NULL, count_of, op);
+}
+
+static struct kstr create_topics_name(const void *req, int32_t i, int16_t v)
+{
+    (void)v;
+    return ((const struct kmsg_create_topics_request *)req)->topics.v[i].name;
+}
+
+static int32_t create_topics_count(const void *req, int16_t v)
+{
+    (void)v;
+    int32_t n = ((const struct kmsg_create_topics_request *)req)->topics.n;
+    return n > 0 ? n : 0;
+}
 
 static void create_topics_done(struct broker_async *a)
 {
     struct broker_req *r = a->r;
     struct create_topics_state *st = a->arg;
+    size_t k = 0; /* result index: denied topics were not submitted */
     for (int32_t i = 0; i < st->resp.topics.n; i++) {
         struct kmsg_create_topics_response_creatable_topic_result *o = &st->resp.topics.v[i];
+        if (st->denied && st->denied[i])
+            continue;
         if (a->error_code != 0) {
             o->error_code = a->error_code;
             o->error_message = broker_kstr(r, a->error_message);
             continue;
         }
-        if ((size_t)i >= a->n_topics)
+        if (k >= a->n_topics)
             continue;
-        const struct broker_async_topic *t = &a->topics[i];
+        const struct broker_async_topic *t = &a->topics[k++];
         o->error_code = t->error_code;
         o->error_message = broker_kstr(r, t->error_message);
         if (t->error_code == 0) {
@@ -100,13 +168,16 @@ static int create_topics_convert(struct broker_req *r,
 
 void handle_create_topics(struct broker_req *r)
 {
-    if (forwarder_relay(r))
-        return;
     struct create_topics_state *st = arena_calloc(r->arena, 1, sizeof(*st));
     if (st == NULL) {
         broker_close(r, "out of memory");
         return;
     }
+    st->denied =
+        admin_topics_denied(r, (kproto_decode_fn)kmsg_create_topics_request_decode, &st->req,
+                            create_topics_name, create_topics_count, ACL_OPERATION_CREATE);
+    if (st->denied == NULL && forwarder_relay(r))
+        return;
     if (broker_decode(r, (kproto_decode_fn)kmsg_create_topics_request_decode, &st->req) != 0)
         return;
     kmsg_create_topics_response_init(&st->resp);
@@ -118,6 +189,7 @@ void handle_create_topics(struct broker_req *r)
         return;
     }
     st->resp.topics.n = n;
+    size_t k = 0;
     for (int32_t i = 0; i < n; i++) {
         struct kmsg_create_topics_response_creatable_topic_result *o = &st->resp.topics.v[i];
         kmsg_create_topics_response_creatable_topic_result_init(o);
@@ -125,21 +197,27 @@ void handle_create_topics(struct broker_req *r)
         o->num_partitions = -1;
         o->replication_factor = -1;
         o->configs.n = -1; /* not reported */
-        if (create_topics_convert(r, &st->req.topics.v[i], &nt[i]) != 0) {
+        if (st->denied && st->denied[i]) {
+            o->error_code = KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+            o->error_message = broker_kstr(r, "Authorization failed.");
+            continue;
+        }
+        if (create_topics_convert(r, &st->req.topics.v[i], &nt[k++]) != 0) {
             broker_close(r, "out of memory");
             return;
         }
     }
-    if (n == 0) {
+    if (k == 0) {
         broker_reply(r, (kproto_encode_fn)kmsg_create_topics_response_encode, &st->resp);
         return;
     }
     struct broker_async *a = broker_async_new(r, create_topics_done, st);
-    if (a == NULL || controller_create_topics(r->b->ctl, nt, (size_t)n, st->req.validate_only,
+    if (a == NULL || controller_create_topics(r->b->ctl, nt, k, st->req.validate_only,
                                               broker_async_done, a) != 0) {
         broker_async_free(a);
         for (int32_t i = 0; i < n; i++)
-            st->resp.topics.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
+            if (st->denied == NULL || !st->denied[i])
+                st->resp.topics.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
         broker_reply(r, (kproto_encode_fn)kmsg_create_topics_response_encode, &st->resp);
     }
 }
@@ -148,20 +226,45 @@ void handle_create_topics(struct broker_req *r)
 
 struct delete_topics_state {
     struct kmsg_delete_topics_response resp;
+    bool *denied; /* as in create_topics_state */
 };
+
+static struct kstr delete_topics_name(const void *req, int32_t i, int16_t v)
+{
+    const struct kmsg_delete_topics_request *q = req;
+    return v >= 6 ? q->topics.v[i].name : q->topic_names.v[i];
+}
+
+static const uint8_t *delete_topics_id(const void *req, int32_t i, int16_t v)
+{
+    const struct kmsg_delete_topics_request *q = req;
+    static const uint8_t none[16];
+    return v >= 6 ? q->topics.v[i].topic_id.b : none;
+}
+
+static int32_t delete_topics_count(const void *req, int16_t v)
+{
+    const struct kmsg_delete_topics_request *q = req;
+    int32_t n = v >= 6 ? q->topics.n : q->topic_names.n;
+    return n > 0 ? n : 0;
+}
 
 static void delete_topics_done(struct broker_async *a)
 {
     struct delete_topics_state *st = a->arg;
+    size_t k = 0;
     for (int32_t i = 0; i < st->resp.responses.n; i++) {
         struct kmsg_delete_topics_response_deletable_topic_result *o = &st->resp.responses.v[i];
+        if (st->denied && st->denied[i])
+            continue;
         if (a->error_code != 0) {
             o->error_code = a->error_code;
-        } else if ((size_t)i < a->n_topics) {
-            o->error_code = a->topics[i].error_code;
-            o->error_message = broker_kstr(a->r, a->topics[i].error_message);
-            if (a->topics[i].error_code == 0)
-                memcpy(o->topic_id.b, a->topics[i].topic_id, 16);
+        } else if (k < a->n_topics) {
+            o->error_code = a->topics[k].error_code;
+            o->error_message = broker_kstr(a->r, a->topics[k].error_message);
+            if (a->topics[k].error_code == 0)
+                memcpy(o->topic_id.b, a->topics[k].topic_id, 16);
+            k++;
         }
     }
     broker_reply(a->r, (kproto_encode_fn)kmsg_delete_topics_response_encode, &st->resp);
@@ -169,14 +272,17 @@ static void delete_topics_done(struct broker_async *a)
 
 void handle_delete_topics(struct broker_req *r)
 {
-    if (forwarder_relay(r))
-        return;
     struct kmsg_delete_topics_request req;
     struct delete_topics_state *st = arena_calloc(r->arena, 1, sizeof(*st));
     if (st == NULL) {
         broker_close(r, "out of memory");
         return;
     }
+    st->denied = admin_topics_denied_by_id(r, (kproto_decode_fn)kmsg_delete_topics_request_decode,
+                                           &req, delete_topics_name, delete_topics_id,
+                                           delete_topics_count, ACL_OPERATION_DELETE);
+    if (st->denied == NULL && forwarder_relay(r))
+        return;
     if (broker_decode(r, (kproto_decode_fn)kmsg_delete_topics_request_decode, &req) != 0)
         return;
     kmsg_delete_topics_response_init(&st->resp);
@@ -191,16 +297,22 @@ void handle_delete_topics(struct broker_req *r)
         return;
     }
     st->resp.responses.n = n;
+    size_t k = 0;
     for (int32_t i = 0; i < n; i++) {
         struct kmsg_delete_topics_response_deletable_topic_result *o = &st->resp.responses.v[i];
         kmsg_delete_topics_response_deletable_topic_result_init(o);
         struct kstr name = v6 ? req.topics.v[i].name : req.topic_names.v[i];
         o->name = name;
-        refs[i].name = broker_str(r, name);
-        if (v6) {
+        if (v6)
             o->topic_id = req.topics.v[i].topic_id;
-            refs[i].topic_id = req.topics.v[i].topic_id.b;
+        if (st->denied && st->denied[i]) {
+            o->error_code = KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+            continue;
         }
+        refs[k].name = broker_str(r, name);
+        if (v6)
+            refs[k].topic_id = req.topics.v[i].topic_id.b;
+        k++;
     }
     if (!r->b->cfg.delete_topic_enable) {
         for (int32_t i = 0; i < n; i++)
@@ -208,12 +320,12 @@ void handle_delete_topics(struct broker_req *r)
         broker_reply(r, (kproto_encode_fn)kmsg_delete_topics_response_encode, &st->resp);
         return;
     }
-    struct broker_async *a = n ? broker_async_new(r, delete_topics_done, st) : NULL;
-    if (a == NULL ||
-        controller_delete_topics(r->b->ctl, refs, (size_t)n, broker_async_done, a) != 0) {
+    struct broker_async *a = k ? broker_async_new(r, delete_topics_done, st) : NULL;
+    if (a == NULL || controller_delete_topics(r->b->ctl, refs, k, broker_async_done, a) != 0) {
         broker_async_free(a);
-        for (int32_t i = 0; i < n; i++)
-            st->resp.responses.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
+        for (int32_t i = 0; k && i < n; i++)
+            if (st->denied == NULL || !st->denied[i])
+                st->resp.responses.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
         broker_reply(r, (kproto_encode_fn)kmsg_delete_topics_response_encode, &st->resp);
     }
 }
@@ -222,19 +334,37 @@ void handle_delete_topics(struct broker_req *r)
 
 struct create_partitions_state {
     struct kmsg_create_partitions_response resp;
+    bool *denied; /* as in create_topics_state */
 };
+
+static struct kstr create_partitions_name(const void *req, int32_t i, int16_t v)
+{
+    (void)v;
+    return ((const struct kmsg_create_partitions_request *)req)->topics.v[i].name;
+}
+
+static int32_t create_partitions_count(const void *req, int16_t v)
+{
+    (void)v;
+    int32_t n = ((const struct kmsg_create_partitions_request *)req)->topics.n;
+    return n > 0 ? n : 0;
+}
 
 static void create_partitions_done(struct broker_async *a)
 {
     struct create_partitions_state *st = a->arg;
+    size_t k = 0;
     for (int32_t i = 0; i < st->resp.results.n; i++) {
         struct kmsg_create_partitions_response_create_partitions_topic_result *o =
             &st->resp.results.v[i];
+        if (st->denied && st->denied[i])
+            continue;
         if (a->error_code != 0) {
             o->error_code = a->error_code;
-        } else if ((size_t)i < a->n_topics) {
-            o->error_code = a->topics[i].error_code;
-            o->error_message = broker_kstr(a->r, a->topics[i].error_message);
+        } else if (k < a->n_topics) {
+            o->error_code = a->topics[k].error_code;
+            o->error_message = broker_kstr(a->r, a->topics[k].error_message);
+            k++;
         }
     }
     broker_reply(a->r, (kproto_encode_fn)kmsg_create_partitions_response_encode, &st->resp);
@@ -242,14 +372,18 @@ static void create_partitions_done(struct broker_async *a)
 
 void handle_create_partitions(struct broker_req *r)
 {
-    if (forwarder_relay(r))
-        return;
     struct kmsg_create_partitions_request req;
     struct create_partitions_state *st = arena_calloc(r->arena, 1, sizeof(*st));
     if (st == NULL) {
         broker_close(r, "out of memory");
         return;
     }
+    /* Kafka: ALTER on the topic. */
+    st->denied =
+        admin_topics_denied(r, (kproto_decode_fn)kmsg_create_partitions_request_decode, &req,
+                            create_partitions_name, create_partitions_count, ACL_OPERATION_ALTER);
+    if (st->denied == NULL && forwarder_relay(r))
+        return;
     if (broker_decode(r, (kproto_decode_fn)kmsg_create_partitions_request_decode, &req) != 0)
         return;
     kmsg_create_partitions_response_init(&st->resp);
@@ -261,12 +395,18 @@ void handle_create_partitions(struct broker_req *r)
         return;
     }
     st->resp.results.n = n;
+    size_t nk = 0; /* topics submitted */
     for (int32_t i = 0; i < n; i++) {
         const struct kmsg_create_partitions_request_create_partitions_topic *t = &req.topics.v[i];
         kmsg_create_partitions_response_create_partitions_topic_result_init(&st->resp.results.v[i]);
         st->resp.results.v[i].name = t->name;
-        inc[i].name = broker_str(r, t->name);
-        inc[i].count = t->count;
+        if (st->denied && st->denied[i]) {
+            st->resp.results.v[i].error_code = KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+            continue;
+        }
+        int32_t k = (int32_t)nk++;
+        inc[k].name = broker_str(r, t->name);
+        inc[k].count = t->count;
         if (t->assignments.n > 0) {
             struct controller_replica_list *a =
                 arena_calloc(r->arena, (size_t)t->assignments.n, sizeof(*a));
@@ -281,16 +421,17 @@ void handle_create_partitions(struct broker_req *r)
                                                  : 0);
                 a[j].replicas = t->assignments.v[j].broker_ids.v;
             }
-            inc[i].assignments = a;
-            inc[i].n_assignments = (uint32_t)t->assignments.n;
+            inc[k].assignments = a;
+            inc[k].n_assignments = (uint32_t)t->assignments.n;
         }
     }
-    struct broker_async *a = n ? broker_async_new(r, create_partitions_done, st) : NULL;
-    if (a == NULL || controller_create_partitions(r->b->ctl, inc, (size_t)n, req.validate_only,
+    struct broker_async *a = nk ? broker_async_new(r, create_partitions_done, st) : NULL;
+    if (a == NULL || controller_create_partitions(r->b->ctl, inc, nk, req.validate_only,
                                                   broker_async_done, a) != 0) {
         broker_async_free(a);
-        for (int32_t i = 0; i < n; i++)
-            st->resp.results.v[i].error_code = n ? KAFKA_ERR_NOT_CONTROLLER : 0;
+        for (int32_t i = 0; nk && i < n; i++)
+            if (st->denied == NULL || !st->denied[i])
+                st->resp.results.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
         broker_reply(r, (kproto_encode_fn)kmsg_create_partitions_response_encode, &st->resp);
     }
 }

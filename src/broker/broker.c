@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/logger.h"
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
 #include "broker/broker_metrics.h"
 #include "broker/console_api.h"
@@ -279,6 +280,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     if (b->quotas == NULL)
         snprintf(err, errlen, "out of memory");
     if (rc == 0)
+        rc = broker_authorizer_start(b, err, errlen);
+    if (rc == 0)
         rc = broker_load_identity(b, err, errlen);
     if (rc == 0)
         rc = interbroker_security_init(&b->interbroker, &b->cfg, err, errlen);
@@ -356,6 +359,7 @@ void broker_stop(struct broker *b)
     txn_stop(b); /* after the workers' timers are gone (the timeout sweep's is in it) */
     broker_listeners_close(b); /* TLS contexts and users, once no worker uses them */
     interbroker_security_free(&b->interbroker); /* every client thread has stopped */
+    broker_authorizer_stop(b);
     pthread_mutex_destroy(&b->pid_pool.mu);
     pthread_mutex_destroy(&b->gate.mu);
     waiter_list_destroy(&b->parked);

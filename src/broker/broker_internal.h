@@ -42,6 +42,7 @@ struct broker_txn;
 struct txn_offsets;
 struct txn_marker_sender;
 struct txn_verifier;
+struct broker_authorizer;
 
 struct broker {
     struct broker_config cfg;
@@ -70,6 +71,7 @@ struct broker {
     struct replica_fetchers *fetchers;       /* follower fetch threads (replica_fetcher.c) */
     struct isr_sender *isr;                  /* ISR changes to the controller (isr_sender.c) */
     struct quota_manager *quotas;            /* client quota sensors (quota.c) */
+    struct broker_authorizer *authz;         /* ACLs (authorizer.c); NULL: no authorizer */
 };
 
 /* True for process.roles=broker or broker,controller: registers, hosts partitions, serves

@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "proto/acl_operations.h"
@@ -77,10 +78,12 @@ void handle_describe_cluster(struct broker_req *r)
     resp.cluster_id = (struct kstr){b->cluster_id, (int32_t)strlen(b->cluster_id)};
     /* A live broker that forwards to the active controller, as Kafka brokers answer. */
     resp.controller_id = b->cfg.node_id;
-    /* KIP-430: every cluster operation when asked, as Kafka without an authorizer. */
-    resp.cluster_authorized_operations = req.include_cluster_authorized_operations
-                                             ? ACL_OPERATIONS_CLUSTER
-                                             : ACL_OPERATIONS_NOT_REQUESTED;
+    /* KIP-430: the cluster operations the principal may do (all without an authorizer). */
+    resp.cluster_authorized_operations =
+        req.include_cluster_authorized_operations
+            ? broker_authorized_operations(r, NULL, ACL_RESOURCE_CLUSTER, ACL_CLUSTER_NAME,
+                                           ACL_OPERATIONS_CLUSTER)
+            : ACL_OPERATIONS_NOT_REQUESTED;
     if (describe_cluster_endpoint_error(r, &req, &resp) || resp.endpoint_type == 2) {
         broker_reply(r, (kproto_encode_fn)kmsg_describe_cluster_response_encode, &resp);
         return;

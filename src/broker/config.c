@@ -67,6 +67,9 @@ static const struct config_entry config_table[] = {
     {"ssl.enabled.protocols", CT_STRING, F(ssl_enabled_protocols), 0, 0, 0},
     {"ssl.cipher.suites", CT_STRING, F(ssl_cipher_suites), 0, 0, 0},
     {"ssl.principal.mapping.rules", CT_STRING, F(ssl_principal_mapping_rules), 0, 0, 0},
+    {"authorizer.class.name", CT_STRING, F(authorizer_class_name), 0, 0, 0},
+    {"super.users", CT_STRING, F(super_users), 0, 0, 0},
+    {"allow.everyone.if.no.acl.found", CT_BOOL, F(allow_everyone_if_no_acl_found), 0, 0, 0},
     {"ssl.endpoint.identification.algorithm", CT_STRING, F(ssl_endpoint_identification_algorithm),
      0, 0, 0},
     {"cluster.id", CT_STRING, F(cluster_id), 0, 0, 0},
@@ -759,6 +762,14 @@ static int config_validate_roles(struct broker_config *c, char *err, size_t errl
     return 0;
 }
 
+/* "" (no authorizer) or one of Kafka's ACL authorizers, all served by broker/authorizer.c. */
+static bool config_authorizer_known(const char *name)
+{
+    return name[0] == 0 ||
+           strcmp(name, "org.apache.kafka.metadata.authorizer.StandardAuthorizer") == 0 ||
+           strcmp(name, "kafka.security.authorizer.AclAuthorizer") == 0;
+}
+
 int config_validate(struct broker_config *c, char *err, size_t errlen)
 {
     int rc = config_validate_listeners(c, err, errlen);
@@ -774,6 +785,14 @@ int config_validate(struct broker_config *c, char *err, size_t errlen)
         return -EINVAL;
     }
     rc = config_validate_roles(c, err, errlen);
+    if (rc == 0 && !config_authorizer_known(c->authorizer_class_name)) {
+        snprintf(err, errlen,
+                 "configuration property 'authorizer.class.name': unknown authorizer '%s' (Gregor "
+                 "implements org.apache.kafka.metadata.authorizer.StandardAuthorizer and accepts "
+                 "kafka.security.authorizer.AclAuthorizer for it)",
+                 c->authorizer_class_name);
+        return -EINVAL;
+    }
     if (rc != 0)
         return rc;
     if (c->log_dirs[0] == '\0') {

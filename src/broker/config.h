@@ -80,7 +80,11 @@ struct broker_config {
     char ssl_client_auth[16];
     char ssl_enabled_protocols[64];
     char ssl_cipher_suites[1024];
-    char ssl_principal_mapping_rules[64];           /* only DEFAULT */
+    char ssl_principal_mapping_rules[64]; /* only DEFAULT */
+    /* ACLs (broker/authorizer.c): "" = no authorizer, every request allowed */
+    char authorizer_class_name[128];
+    char super_users[2048]; /* "User:a;User:b" */
+    bool allow_everyone_if_no_acl_found;
     char ssl_endpoint_identification_algorithm[32]; /* accepted; a server does not check it */
     struct config_listener_prop listener_props[CONFIG_MAX_LISTENER_PROPS];
     int num_listener_props;

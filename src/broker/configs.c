@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/async.h"
 #include "broker/forwarder.h"
 #include "broker/broker_internal.h"
@@ -207,6 +208,24 @@ describe_broker(struct broker_req *r, const struct metadata_image *img,
                                  res);
 }
 
+/*
+ * Kafka's checks: `op` (DESCRIBE_CONFIGS, ALTER_CONFIGS) on the topic, or on the cluster for a
+ * BROKER resource. Returns the resource's error, 0 when allowed (or not a topic or broker).
+ */
+static int16_t config_resource_denied(struct broker_req *r, int8_t type, struct kstr name, int op)
+{
+    if (!broker_authorizer_on(r->b))
+        return 0;
+    if (type == RESOURCE_BROKER)
+        return broker_authorize_cluster(r, op) ? 0 : KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED;
+    if (type != RESOURCE_TOPIC)
+        return 0;
+    char *topic = broker_name(r, name);
+    return topic && broker_authorize(r, NULL, ACL_RESOURCE_TOPIC, topic, op)
+               ? 0
+               : KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+}
+
 void handle_describe_configs(struct broker_req *r)
 {
     struct kmsg_describe_configs_request req;
@@ -229,6 +248,12 @@ void handle_describe_configs(struct broker_req *r)
         kmsg_describe_configs_response_describe_configs_result_init(res);
         res->resource_type = rs->resource_type;
         res->resource_name = rs->resource_name;
+        res->error_code = config_resource_denied(r, rs->resource_type, rs->resource_name,
+                                                 ACL_OPERATION_DESCRIBE_CONFIGS);
+        if (res->error_code != 0) {
+            res->configs.n = 0;
+            continue;
+        }
         if (rs->resource_type == RESOURCE_TOPIC) {
             describe_topic(r, img, rs, req.include_synonyms, res);
         } else if (rs->resource_type == RESOURCE_BROKER) {
@@ -306,9 +331,36 @@ static void alter_submit(struct broker_req *r, struct alter_state *st,
     }
 }
 
+/* True when the principal may not alter some resource of r (decoded from a copy of the body,
+ * so that r can still be relayed when every resource is allowed). */
+static bool alter_any_denied(struct broker_req *r, bool incremental)
+{
+    if (!broker_authorizer_on(r->b))
+        return false;
+    struct kreader copy = r->body;
+    if (incremental) {
+        struct kmsg_incremental_alter_configs_request q;
+        if (kmsg_incremental_alter_configs_request_decode(&copy, r->hdr.api_version, &q) != 0)
+            return false;
+        for (int32_t i = 0; i < q.resources.n; i++)
+            if (config_resource_denied(r, q.resources.v[i].resource_type,
+                                       q.resources.v[i].resource_name, ACL_OPERATION_ALTER_CONFIGS))
+                return true;
+        return false;
+    }
+    struct kmsg_alter_configs_request q;
+    if (kmsg_alter_configs_request_decode(&copy, r->hdr.api_version, &q) != 0)
+        return false;
+    for (int32_t i = 0; i < q.resources.n; i++)
+        if (config_resource_denied(r, q.resources.v[i].resource_type,
+                                   q.resources.v[i].resource_name, ACL_OPERATION_ALTER_CONFIGS))
+            return true;
+    return false;
+}
+
 void handle_alter_configs(struct broker_req *r)
 {
-    if (forwarder_relay(r))
+    if (!alter_any_denied(r, false) && forwarder_relay(r))
         return;
     struct kmsg_alter_configs_request req;
     if (broker_decode(r, (kproto_decode_fn)kmsg_alter_configs_request_decode, &req) != 0)
@@ -340,6 +392,12 @@ void handle_alter_configs(struct broker_req *r)
                              "only topic and broker configs can be altered");
             continue;
         }
+        int16_t denied = config_resource_denied(r, rs->resource_type, rs->resource_name,
+                                                ACL_OPERATION_ALTER_CONFIGS);
+        if (denied != 0) {
+            alter_set_result(r, st, i, denied, NULL);
+            continue;
+        }
         int32_t nc = rs->configs.n > 0 ? rs->configs.n : 0;
         struct controller_config_change *ch = arena_calloc(r->arena, (size_t)nc + 1, sizeof(*ch));
         if (ch == NULL) {
@@ -361,7 +419,7 @@ void handle_alter_configs(struct broker_req *r)
 
 void handle_incremental_alter_configs(struct broker_req *r)
 {
-    if (forwarder_relay(r))
+    if (!alter_any_denied(r, true) && forwarder_relay(r))
         return;
     struct kmsg_incremental_alter_configs_request req;
     if (broker_decode(r, (kproto_decode_fn)kmsg_incremental_alter_configs_request_decode, &req))
@@ -393,6 +451,12 @@ void handle_incremental_alter_configs(struct broker_req *r)
         if (rs->resource_type != RESOURCE_TOPIC && rs->resource_type != RESOURCE_BROKER) {
             alter_set_result(r, st, i, KAFKA_ERR_INVALID_REQUEST,
                              "only topic and broker configs can be altered");
+            continue;
+        }
+        int16_t denied = config_resource_denied(r, rs->resource_type, rs->resource_name,
+                                                ACL_OPERATION_ALTER_CONFIGS);
+        if (denied != 0) {
+            alter_set_result(r, st, i, denied, NULL);
             continue;
         }
         int32_t nc = rs->configs.n > 0 ? rs->configs.n : 0;

@@ -4,11 +4,13 @@
  * the active controller.
  * They are not advertised in ApiVersions (clients never send them). A node that is not the
  * active controller answers NOT_CONTROLLER, and the sender retries against the new one.
+ * With an authorizer each needs CLUSTER_ACTION on the cluster (Kafka's inter-broker rule).
  */
 #include <string.h>
 
 #include "base/logger.h"
 #include "broker/async.h"
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/lifecycle.h"
@@ -38,6 +40,10 @@ void handle_broker_registration(struct broker_req *r)
     if (broker_decode(r, (kproto_decode_fn)kmsg_broker_registration_request_decode, &req) != 0)
         return;
     struct broker *b = r->b;
+    if (!broker_authorize_cluster(r, ACL_OPERATION_CLUSTER_ACTION)) {
+        registration_reply(r, KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED, -1);
+        return;
+    }
     if (!controller_is_active(b->ctl)) {
         registration_reply(r, KAFKA_ERR_NOT_CONTROLLER, -1);
         return;
@@ -102,6 +108,10 @@ void handle_broker_heartbeat(struct broker_req *r)
     if (broker_decode(r, (kproto_decode_fn)kmsg_broker_heartbeat_request_decode, &req) != 0)
         return;
     struct broker *b = r->b;
+    if (!broker_authorize_cluster(r, ACL_OPERATION_CLUSTER_ACTION)) {
+        heartbeat_reply(r, NULL, KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED);
+        return;
+    }
     if (!controller_is_active(b->ctl)) {
         heartbeat_reply(r, NULL, KAFKA_ERR_NOT_CONTROLLER);
         return;
@@ -136,6 +146,10 @@ void handle_allocate_producer_ids(struct broker_req *r)
     if (broker_decode(r, (kproto_decode_fn)kmsg_allocate_producer_ids_request_decode, &req) != 0)
         return;
     struct broker *b = r->b;
+    if (!broker_authorize_cluster(r, ACL_OPERATION_CLUSTER_ACTION)) {
+        producer_ids_reply(r, KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED, -1, 0);
+        return;
+    }
     if (!controller_is_active(b->ctl)) {
         producer_ids_reply(r, KAFKA_ERR_NOT_CONTROLLER, -1, 0);
         return;
@@ -279,6 +293,10 @@ void handle_alter_partition(struct broker_req *r)
     if (broker_decode(r, (kproto_decode_fn)kmsg_alter_partition_request_decode, req) != 0)
         return;
     struct broker *b = r->b;
+    if (!broker_authorize_cluster(r, ACL_OPERATION_CLUSTER_ACTION)) {
+        alter_partition_reply_error(r, KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED);
+        return;
+    }
     if (!controller_is_active(b->ctl)) {
         alter_partition_reply_error(r, KAFKA_ERR_NOT_CONTROLLER);
         return;

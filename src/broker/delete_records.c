@@ -6,6 +6,7 @@
 #include "proto/gen/delete_records.h"
 
 #include "base/clock.h"
+#include "broker/authorizer.h"
 #include "broker/leadership.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
@@ -21,6 +22,10 @@ static int delete_records_partition(struct broker_req *r, const char *topic, con
     kmsg_delete_records_response_delete_records_partition_result_init(o);
     o->partition_index = rp->partition_index;
     o->low_watermark = -1;
+    if (!broker_authorize(r, NULL, ACL_RESOURCE_TOPIC, topic, ACL_OPERATION_DELETE)) {
+        o->error_code = KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED; /* Kafka: DELETE on the topic */
+        return 0;
+    }
     int16_t lerr;
     struct partition *p = partition_get_led(r->b, topic, NULL, rp->partition_index,
                                             KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION, &lerr);

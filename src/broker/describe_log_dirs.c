@@ -19,6 +19,7 @@
 #include <sys/statvfs.h>
 
 #include "base/logger.h"
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
@@ -176,6 +177,13 @@ void handle_describe_log_dirs(struct broker_req *r)
         return;
     struct kmsg_describe_log_dirs_response resp;
     kmsg_describe_log_dirs_response_init(&resp);
+    if (!broker_authorize_cluster(r, ACL_OPERATION_DESCRIBE)) {
+        /* Kafka: DESCRIBE on the cluster; v3+ carries the error, older versions no dirs */
+        resp.error_code = KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED;
+        resp.results.n = 0;
+        broker_reply(r, (kproto_encode_fn)kmsg_describe_log_dirs_response_encode, &resp);
+        return;
+    }
     resp.results.v = arena_calloc(r->arena, 1, sizeof(*resp.results.v));
     if (resp.results.v == NULL) {
         broker_close(r, "out of memory");

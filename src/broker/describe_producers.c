@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
@@ -24,6 +25,10 @@ static int describe_partition(struct broker_req *r, const char *topic, const voi
     kmsg_describe_producers_response_partition_response_init(o);
     o->partition_index = index;
     o->active_producers.n = 0;
+    if (!broker_authorize(r, NULL, ACL_RESOURCE_TOPIC, topic, ACL_OPERATION_READ)) {
+        o->error_code = KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED; /* Kafka: READ on the topic */
+        return 0;
+    }
     struct partition *p = partition_get(r->b->parts, topic, index);
     if (p == NULL) {
         o->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;

@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
 #include "broker/forwarder.h"
 #include "broker/handlers.h"
@@ -43,6 +44,16 @@ static void quorum_fill_partition(struct broker_req *r,
 
 void handle_describe_quorum(struct broker_req *r)
 {
+    /* Kafka: DESCRIBE on the cluster, checked here as the relayed request is the broker's */
+    if (!broker_authorize_cluster(r, ACL_OPERATION_DESCRIBE)) {
+        struct kmsg_describe_quorum_response resp;
+        kmsg_describe_quorum_response_init(&resp);
+        resp.error_code = KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED;
+        resp.topics.n = 0;
+        resp.nodes.n = 0;
+        broker_reply(r, (kproto_encode_fn)kmsg_describe_quorum_response_encode, &resp);
+        return;
+    }
     if (forwarder_relay(r))
         return;
     struct kmsg_describe_quorum_request req;

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/leadership.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
@@ -178,10 +179,22 @@ static void dtp_fill_page(struct dtp_page *pg, char **names, size_t n)
         const struct metadata_topic *t = metadata_image_topic_by_name(pg->img, names[i]);
         if (t == NULL && pg->all_topics)
             continue;
+        /* Kafka: DESCRIBE on the topic; a listing leaves the others out */
+        bool visible =
+            broker_authorize(pg->r, pg->img, ACL_RESOURCE_TOPIC, names[i], ACL_OPERATION_DESCRIBE);
+        if (!visible && pg->all_topics)
+            continue;
         struct kmsg_describe_topic_partitions_response_topic *o =
             &pg->resp.topics.v[pg->resp.topics.n++];
         kmsg_describe_topic_partitions_response_topic_init(o);
-        o->topic_authorized_operations = ACL_OPERATIONS_TOPIC;
+        o->topic_authorized_operations = broker_authorized_operations(
+            pg->r, pg->img, ACL_RESOURCE_TOPIC, names[i], ACL_OPERATIONS_TOPIC);
+        if (!visible) {
+            o->error_code = KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+            o->name = (struct kstr){names[i], (int32_t)strlen(names[i])};
+            o->partitions.n = 0;
+            continue;
+        }
         if (t == NULL) {
             dtp_add_missing(names[i], o);
             continue;

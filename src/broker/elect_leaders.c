@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/async.h"
 #include "broker/broker_internal.h"
 #include "broker/forwarder.h"
@@ -65,6 +66,11 @@ static void elect_resume(struct broker_async *a)
 
 void handle_elect_leaders(struct broker_req *r)
 {
+    /* Kafka: ALTER on the cluster, checked here as the relayed request is the broker's */
+    if (!broker_authorize_cluster(r, ACL_OPERATION_ALTER)) {
+        elect_reply_error(r, KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED);
+        return;
+    }
     if (forwarder_relay(r))
         return;
     struct kmsg_elect_leaders_request req;

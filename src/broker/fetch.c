@@ -47,6 +47,7 @@
 #include "base/logger.h"
 #include "broker/isr_sender.h"
 #include "broker/leadership.h"
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
@@ -549,6 +550,31 @@ static void fetch_select_replicas(struct fetch_state *st)
     metadata_image_release(img);
 }
 
+/*
+ * Kafka's checks: a follower's fetch needs CLUSTER_ACTION on the cluster, a consumer's READ on
+ * each topic (looked up by name, or from v13 by id in the image). 0 when allowed.
+ */
+static int16_t fetch_authorize(struct fetch_state *st, struct broker_req *r, const char *name,
+                               const uint8_t *topic_id)
+{
+    if (!broker_authorizer_on(r->b))
+        return 0;
+    if (st->replica_id >= 0)
+        return broker_authorize_cluster(r, ACL_OPERATION_CLUSTER_ACTION)
+                   ? 0
+                   : KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+    const struct metadata_image *img = metadata_image_acquire(r->b->ctl);
+    if (name == NULL) {
+        const struct metadata_topic *t = metadata_image_topic_by_id(img, topic_id);
+        name = t ? t->name : NULL;
+    }
+    /* An unknown id stays UNKNOWN_TOPIC_ID: there is no name to authorize. */
+    bool ok =
+        name == NULL || broker_authorize(r, img, ACL_RESOURCE_TOPIC, name, ACL_OPERATION_READ);
+    metadata_image_release(img);
+    return ok ? 0 : KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+}
+
 /* Resolves every requested partition (reference held until the reply). */
 static int fetch_resolve(struct fetch_state *st, struct broker_req *r)
 {
@@ -566,11 +592,16 @@ static int fetch_resolve(struct fetch_state *st, struct broker_req *r)
     for (int32_t i = 0; i < req->topics.n; i++) {
         const struct kmsg_fetch_request_fetch_topic *rt = &req->topics.v[i];
         char *name = by_id ? NULL : broker_name(r, rt->topic);
+        int16_t denied = by_id || name ? fetch_authorize(st, r, name, rt->topic_id.b) : 0;
         for (int32_t j = 0; j < rt->partitions.n; j++, k++) {
             struct fetch_part *fp = &st->parts[k];
             fp->st = st;
             fp->rp = &rt->partitions.v[j];
             fp->preferred = -1;
+            if (denied) {
+                fp->error = denied;
+                continue;
+            }
             int16_t lerr =
                 by_id ? KAFKA_ERR_UNKNOWN_TOPIC_ID : KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
             if (!by_id && name == NULL)

@@ -17,7 +17,9 @@
 
 #include "base/clock.h"
 #include "base/logger.h"
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
+#include "broker/group_acls.h"
 #include "broker/forwarder.h"
 #include "broker/partition_append.h"
 #include "broker/commit_wait.h"
@@ -302,6 +304,15 @@ static void find_one(struct broker_req *r, const struct metadata_image *img,
         out->error = KAFKA_ERR_INVALID_REQUEST;
         return;
     }
+    /* Kafka: DESCRIBE on the group or the transactional id. */
+    char *name = broker_authorizer_on(b) ? broker_name(r, key) : NULL;
+    if (name != NULL &&
+        !broker_authorize(r, img, key_type ? ACL_RESOURCE_TRANSACTIONAL_ID : ACL_RESOURCE_GROUP,
+                          name, ACL_OPERATION_DESCRIBE)) {
+        out->error = key_type ? KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                              : KAFKA_ERR_GROUP_AUTHORIZATION_FAILED;
+        return;
+    }
     if (key_type == 1) /* TRANSACTION: the leader of its __transaction_state partition */
         t = metadata_image_topic_by_name(img, TXN_STATE_TOPIC);
     if (t == NULL || t->n_partitions == 0)
@@ -388,11 +399,14 @@ struct group_req {
     struct group_call call;
     struct broker_req *r;
     kproto_encode_fn enc;
+    struct group_acl_state acl; /* what the ACL checks took out of the request */
 };
 
 static void group_req_reply(void *arg)
 {
     struct group_req *gr = arg;
+    if (broker_authorizer_on(gr->r->b))
+        group_acl_after(gr->r, gr->call.req, gr->call.resp, &gr->acl);
     broker_reply(gr->r, gr->enc, gr->call.resp);
 }
 
@@ -436,6 +450,10 @@ static void group_submit(struct broker_req *r, kproto_decode_fn dec, size_t req_
     }
     if (broker_decode(r, dec, req) != 0)
         return;
+    if (broker_authorizer_on(r->b) && group_acl_before(r, req, resp, &gr->acl)) {
+        broker_reply(r, enc, resp);
+        return;
+    }
     gr->r = r;
     gr->enc = enc;
     gr->call.api_key = r->hdr.api_key;

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 
 #include "base/logger.h"
+#include "broker/authorizer.h"
 #include "broker/forwarder.h"
 #include "broker/async.h"
 #include "broker/broker_internal.h"
@@ -140,7 +141,20 @@ void handle_init_producer_id(struct broker_req *r)
     if (broker_decode(r, (kproto_decode_fn)kmsg_init_producer_id_request_decode, &req) != 0)
         return;
     if (req.transactional_id.len >= 0 && req.transactional_id.ptr != NULL) {
+        /* Kafka: WRITE on the transactional id. */
+        char *txn = broker_name(r, req.transactional_id);
+        if (txn == NULL ||
+            !broker_authorize(r, NULL, ACL_RESOURCE_TRANSACTIONAL_ID, txn, ACL_OPERATION_WRITE)) {
+            reply(r, KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1);
+            return;
+        }
         txn_handle_init_producer_id(r, &req); /* the transaction coordinator (transactions.c) */
+        return;
+    }
+    /* Kafka: an idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on a topic. */
+    if (!broker_authorize_cluster(r, ACL_OPERATION_IDEMPOTENT_WRITE) &&
+        !broker_authorize_any(r, ACL_RESOURCE_TOPIC, ACL_OPERATION_WRITE)) {
+        reply(r, KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED, -1, -1);
         return;
     }
     if (r->hdr.api_version >= 3 && (req.producer_id >= 0) != (req.producer_epoch >= 0)) {

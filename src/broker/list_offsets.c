@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/leadership.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
@@ -74,6 +75,10 @@ static int list_offsets_partition(struct broker_req *r, const char *topic, const
     o->partition_index = rp->partition_index;
     o->offset = -1;
     o->timestamp = -1;
+    if (!broker_authorize(r, NULL, ACL_RESOURCE_TOPIC, topic, ACL_OPERATION_DESCRIBE)) {
+        o->error_code = KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+        return 0;
+    }
     int16_t lerr;
     struct partition *p = partition_get_led(r->b, topic, NULL, rp->partition_index,
                                             KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION, &lerr);

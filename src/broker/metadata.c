@@ -14,6 +14,7 @@
 #include "broker/leadership.h"
 #include "broker/forwarder.h"
 #include "broker/async.h"
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "cluster/controller.h"
@@ -24,6 +25,7 @@ struct metadata_state {
     struct kmsg_metadata_request req;
     char **names;           /* requested names, NUL-terminated; NULL entry for by-id lookups */
     int16_t *create_errors; /* per requested topic, from auto-creation */
+    bool *denied;           /* per requested topic: TOPIC_AUTHORIZATION_FAILED (authorizer.h) */
     int all_topics;
     struct broker_req *r;
     struct net_timer wait_timer; /* waiting for a concurrent creation to be published */
@@ -70,11 +72,14 @@ static void metadata_fill_brokers(struct broker_req *r, const struct metadata_im
     }
 }
 
-/* KIP-430: every topic operation when asked (v8+), as Kafka without an authorizer. */
-static int32_t metadata_topic_operations(const struct metadata_state *st)
+/* KIP-430: the topic operations the principal may do, when asked (v8+). */
+static int32_t metadata_topic_operations(struct metadata_state *st,
+                                         const struct metadata_image *img, const char *name)
 {
-    return st->req.include_topic_authorized_operations ? ACL_OPERATIONS_TOPIC
-                                                       : ACL_OPERATIONS_NOT_REQUESTED;
+    if (!st->req.include_topic_authorized_operations)
+        return ACL_OPERATIONS_NOT_REQUESTED;
+    return broker_authorized_operations(st->r, img, ACL_RESOURCE_TOPIC, name ? name : "",
+                                        ACL_OPERATIONS_TOPIC);
 }
 
 static void metadata_fill_topic(struct broker_req *r, const struct metadata_image *img,
@@ -127,24 +132,42 @@ static void metadata_respond(struct broker_req *r, struct metadata_state *st)
      * dead controller it learnt about earlier. */
     resp.controller_id = b->cfg.node_id;
     /* Kafka answers the cluster's operations only in v8-10 (the field's versions). */
-    resp.cluster_authorized_operations = st->req.include_cluster_authorized_operations
-                                             ? ACL_OPERATIONS_CLUSTER
-                                             : ACL_OPERATIONS_NOT_REQUESTED;
+    resp.cluster_authorized_operations =
+        st->req.include_cluster_authorized_operations
+            ? broker_authorized_operations(r, img, ACL_RESOURCE_CLUSTER, ACL_CLUSTER_NAME,
+                                           ACL_OPERATIONS_CLUSTER)
+            : ACL_OPERATIONS_NOT_REQUESTED;
     size_t n = st->all_topics ? img->n_topics : (size_t)st->req.topics.n;
     resp.topics.v = arena_calloc(r->arena, n ? n : 1, sizeof(*resp.topics.v));
     resp.topics.n = 0;
     for (size_t i = 0; resp.topics.v && i < n; i++) {
-        struct kmsg_metadata_response_topic *o = &resp.topics.v[resp.topics.n++];
-        kmsg_metadata_response_topic_init(o);
         if (st->all_topics) {
-            metadata_fill_topic(r, img, img->topics_by_name[i], o);
-            o->topic_authorized_operations = metadata_topic_operations(st);
+            /* As Kafka: a topic the principal may not DESCRIBE is left out of the listing. */
+            const struct metadata_topic *t = img->topics_by_name[i];
+            if (!broker_authorize(r, img, ACL_RESOURCE_TOPIC, t->name, ACL_OPERATION_DESCRIBE))
+                continue;
+            struct kmsg_metadata_response_topic *o = &resp.topics.v[resp.topics.n++];
+            kmsg_metadata_response_topic_init(o);
+            metadata_fill_topic(r, img, t, o);
+            o->topic_authorized_operations = metadata_topic_operations(st, img, t->name);
             continue;
         }
+        struct kmsg_metadata_response_topic *o = &resp.topics.v[resp.topics.n++];
+        kmsg_metadata_response_topic_init(o);
         const struct kmsg_metadata_request_topic *rt = &st->req.topics.v[i];
         const struct metadata_topic *t = st->names[i]
                                              ? metadata_image_topic_by_name(img, st->names[i])
                                              : metadata_image_topic_by_id(img, rt->topic_id.b);
+        if (t != NULL && st->names[i] == NULL &&
+            !broker_authorize(r, img, ACL_RESOURCE_TOPIC, t->name, ACL_OPERATION_DESCRIBE)) {
+            metadata_fill_missing(o, KSTR_NULL, rt->topic_id, KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED);
+            continue;
+        }
+        if (st->denied[i]) {
+            metadata_fill_missing(o, rt->name, rt->topic_id, KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED);
+            o->topic_authorized_operations = metadata_topic_operations(st, img, st->names[i]);
+            continue;
+        }
         if (t != NULL)
             metadata_fill_topic(r, img, t, o);
         else
@@ -153,7 +176,8 @@ static void metadata_respond(struct broker_req *r, struct metadata_state *st)
                                                        : KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION);
         /* As Kafka: topics asked for by name get them even when missing; unknown ids not. */
         if (t != NULL || st->names[i] != NULL)
-            o->topic_authorized_operations = metadata_topic_operations(st);
+            o->topic_authorized_operations =
+                metadata_topic_operations(st, img, t ? t->name : st->names[i]);
     }
     broker_reply(r, (kproto_encode_fn)kmsg_metadata_response_encode, &resp);
     metadata_image_release(img);
@@ -221,6 +245,12 @@ static int metadata_auto_create(struct broker_req *r, struct metadata_state *st)
     for (int32_t i = 0; nt && i < st->req.topics.n; i++) {
         if (st->names[i] == NULL || metadata_image_topic_by_name(img, st->names[i]) != NULL)
             continue;
+        /* Kafka: auto-creation needs CREATE on the cluster or the topic. */
+        if (!st->denied[i] && !broker_authorize_cluster(r, ACL_OPERATION_CREATE) &&
+            !broker_authorize(r, img, ACL_RESOURCE_TOPIC, st->names[i], ACL_OPERATION_CREATE))
+            st->denied[i] = true;
+        if (st->denied[i])
+            continue;
         nt[n].name = st->names[i];
         nt[n].num_partitions = -1;
         nt[n].replication_factor = -1;
@@ -257,7 +287,8 @@ void handle_metadata(struct broker_req *r)
         size_t n = (size_t)st->req.topics.n;
         st->names = arena_calloc(r->arena, n + 1, sizeof(char *));
         st->create_errors = arena_calloc(r->arena, n + 1, sizeof(int16_t));
-        if (st->names == NULL || st->create_errors == NULL) {
+        st->denied = arena_calloc(r->arena, n + 1, sizeof(bool));
+        if (st->names == NULL || st->create_errors == NULL || st->denied == NULL) {
             broker_close(r, "out of memory");
             return;
         }
@@ -265,6 +296,9 @@ void handle_metadata(struct broker_req *r)
             struct kstr name = st->req.topics.v[i].name;
             if (name.len >= 0)
                 st->names[i] = arena_strndup(r->arena, name.ptr, (size_t)name.len);
+            st->denied[i] =
+                st->names[i] != NULL && !broker_authorize(r, NULL, ACL_RESOURCE_TOPIC, st->names[i],
+                                                          ACL_OPERATION_DESCRIBE);
         }
     }
     if (metadata_auto_create(r, st))

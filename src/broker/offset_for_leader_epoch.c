@@ -11,6 +11,7 @@
 
 #include <errno.h>
 
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/leadership.h"
@@ -27,6 +28,15 @@ static int epoch_end_partition(struct broker_req *r, const char *topic, const vo
     o->partition = rp->partition;
     o->leader_epoch = -1;
     o->end_offset = -1;
+    /* Kafka: a follower (replica_id >= 0, v3+) needs CLUSTER_ACTION, a client DESCRIBE. */
+    const struct kmsg_offset_for_leader_epoch_request *req = r->decoded;
+    bool ok = req != NULL && req->replica_id >= 0
+                  ? broker_authorize_cluster(r, ACL_OPERATION_CLUSTER_ACTION)
+                  : broker_authorize(r, NULL, ACL_RESOURCE_TOPIC, topic, ACL_OPERATION_DESCRIBE);
+    if (!ok) {
+        o->error_code = KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+        return 0;
+    }
     int16_t lerr;
     struct partition *p = partition_get_led(r->b, topic, NULL, rp->partition,
                                             KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION, &lerr);
@@ -63,7 +73,12 @@ void handle_offset_for_leader_epoch(struct broker_req *r)
         return;
     struct kmsg_offset_for_leader_epoch_response resp;
     kmsg_offset_for_leader_epoch_response_init(&resp);
-    if (topic_partitions_answer(r, &epoch_end_shape, &req.topics, &resp.topics) < 0)
+    if (r->hdr.api_version < 3)
+        req.replica_id = -1; /* a consumer's request before the field existed */
+    r->decoded = &req;       /* for epoch_end_partition's checks; this frame only */
+    int rc = topic_partitions_answer(r, &epoch_end_shape, &req.topics, &resp.topics);
+    r->decoded = NULL;
+    if (rc < 0)
         return;
     broker_reply(r, (kproto_encode_fn)kmsg_offset_for_leader_epoch_response_encode, &resp);
 }

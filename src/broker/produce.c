@@ -27,6 +27,7 @@
 #include "base/logger.h"
 #include "broker/partition_append.h"
 #include "broker/leadership.h"
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/partition.h"
@@ -536,6 +537,34 @@ static bool produce_has_error(const struct kmsg_produce_response *resp)
     return false;
 }
 
+/* Kafka's checks: WRITE on the transactional id (every partition fails without it), then
+ * WRITE on each topic. Returns the error for topic `topic`, 0 when allowed. */
+static int16_t produce_authorize(struct broker_req *r, const struct kmsg_produce_request *req,
+                                 const char *topic)
+{
+    if (req->transactional_id.len >= 0) {
+        char *txn = broker_name(r, req->transactional_id);
+        if (txn == NULL ||
+            !broker_authorize(r, NULL, ACL_RESOURCE_TRANSACTIONAL_ID, txn, ACL_OPERATION_WRITE))
+            return KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    }
+    return broker_authorize(r, NULL, ACL_RESOURCE_TOPIC, topic, ACL_OPERATION_WRITE)
+               ? 0
+               : KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+}
+
+static void produce_partition_denied(const struct kmsg_produce_request_partition_produce_data *pd,
+                                     struct kmsg_produce_response_partition_produce_response *pr,
+                                     int16_t error)
+{
+    kmsg_produce_response_partition_produce_response_init(pr);
+    pr->index = pd->index;
+    pr->base_offset = -1;
+    pr->log_append_time_ms = -1;
+    pr->log_start_offset = -1;
+    pr->error_code = error;
+}
+
 static int produce_all(struct produce_state *st, struct broker_req *r,
                        const struct kmsg_produce_request *req)
 {
@@ -560,10 +589,14 @@ static int produce_all(struct produce_state *st, struct broker_req *r,
         char *topic = broker_name(r, td->name);
         if (topic == NULL)
             return -ENOMEM;
+        int16_t denied = broker_authorizer_on(r->b) ? produce_authorize(r, req, topic) : 0;
         for (int32_t j = 0; j < np; j++) {
             struct kmsg_produce_response_partition_produce_response *pr =
                 &tr->partition_responses.v[j];
-            waiting += produce_partition(st, r, req->acks, topic, &td->partition_data.v[j], pr);
+            if (denied)
+                produce_partition_denied(&td->partition_data.v[j], pr, denied);
+            else
+                waiting += produce_partition(st, r, req->acks, topic, &td->partition_data.v[j], pr);
         }
     }
     return waiting;

@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "broker/authorizer.h"
 #include "broker/leadership.h"
 #include "broker/async.h"
 #include "broker/broker_internal.h"
@@ -60,6 +61,16 @@ static void alter_resume(struct broker_async *a)
 
 void handle_alter_partition_reassignments(struct broker_req *r)
 {
+    /* Kafka: ALTER on the cluster, checked here as the relayed request is the broker's */
+    if (!broker_authorize_cluster(r, ACL_OPERATION_ALTER)) {
+        struct kmsg_alter_partition_reassignments_response resp;
+        kmsg_alter_partition_reassignments_response_init(&resp);
+        resp.error_code = KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED;
+        resp.responses.n = 0;
+        broker_reply(r, (kproto_encode_fn)kmsg_alter_partition_reassignments_response_encode,
+                     &resp);
+        return;
+    }
     if (forwarder_relay(r))
         return;
     struct alter_state *st = arena_calloc(r->arena, 1, sizeof(*st));
@@ -123,6 +134,12 @@ void handle_list_partition_reassignments(struct broker_req *r)
         return;
     struct kmsg_list_partition_reassignments_response resp;
     kmsg_list_partition_reassignments_response_init(&resp);
+    if (!broker_authorize_cluster(r, ACL_OPERATION_DESCRIBE)) { /* Kafka: DESCRIBE on the cluster */
+        resp.error_code = KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED;
+        resp.topics.n = 0;
+        broker_reply(r, (kproto_encode_fn)kmsg_list_partition_reassignments_response_encode, &resp);
+        return;
+    }
     const struct metadata_image *img = metadata_image_acquire(r->b->ctl);
     resp.topics.v = arena_calloc(r->arena, img->n_topics + 1, sizeof(*resp.topics.v));
     resp.topics.n = 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/transactions.h"
@@ -81,6 +82,12 @@ void handle_describe_transactions(struct broker_req *r)
         o->topics.n = 0;
         char *id = kid.len >= 0 ? arena_strndup(r->arena, kid.ptr, (size_t)kid.len) : NULL;
         struct describe_ctx dc = {r->arena, o};
+        /* Kafka: DESCRIBE on the transactional id */
+        if (id != NULL &&
+            !broker_authorize(r, NULL, ACL_RESOURCE_TRANSACTIONAL_ID, id, ACL_OPERATION_DESCRIBE)) {
+            o->error_code = KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+            continue;
+        }
         o->error_code = id == NULL ? KAFKA_ERR_INVALID_REQUEST
                                    : txn_coordinator_describe(tc, id, describe_one, &dc);
     }
@@ -117,7 +124,9 @@ static bool list_matches(const struct list_ctx *lc, const struct txn_description
 static void list_one(void *arg, const struct txn_description *d)
 {
     struct list_ctx *lc = arg;
-    if (!list_matches(lc, d))
+    /* Kafka lists the transactional ids the principal may DESCRIBE */
+    if (!list_matches(lc, d) || !broker_authorize(lc->r, NULL, ACL_RESOURCE_TRANSACTIONAL_ID, d->id,
+                                                  ACL_OPERATION_DESCRIBE))
         return;
     if (lc->n == lc->cap) {
         int32_t cap = lc->cap ? lc->cap * 2 : 16;

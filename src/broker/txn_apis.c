@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/logger.h"
+#include "broker/authorizer.h"
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/transactions.h"
@@ -101,6 +102,13 @@ void txn_handle_init_producer_id(struct broker_req *r,
                          txn_req_done, t);
 }
 
+/* Kafka: the transactional APIs need WRITE on the transactional id. */
+static bool txn_id_allowed(struct broker_req *r, const char *id)
+{
+    return id == NULL ||
+           broker_authorize(r, NULL, ACL_RESOURCE_TRANSACTIONAL_ID, id, ACL_OPERATION_WRITE);
+}
+
 /* ---- AddPartitionsToTxn (v0-3) ---- */
 
 struct add_parts {
@@ -174,6 +182,11 @@ void handle_add_partitions_to_txn(struct broker_req *r)
         add_parts_reply(t);
         return;
     }
+    if (!txn_id_allowed(r, id)) {
+        t->res.error = KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        add_parts_reply(t);
+        return;
+    }
     /* Kafka: an unknown topic fails it (UNKNOWN_TOPIC_OR_PARTITION) and the other partitions
      * are not attempted (OPERATION_NOT_ATTEMPTED). */
     bool unknown = false;
@@ -182,8 +195,18 @@ void handle_add_partitions_to_txn(struct broker_req *r)
     for (int32_t i = 0; i < ts->n; i++) {
         char *name = req_cstr(r, ts->v[i].name);
         const struct metadata_topic *mt = name ? metadata_image_topic_by_name(img, name) : NULL;
+        /* Kafka: WRITE on each topic, checked before whether it exists */
+        bool denied =
+            name && !broker_authorize(r, img, ACL_RESOURCE_TOPIC, name, ACL_OPERATION_WRITE);
         for (int32_t j = 0; j < ts->v[i].partitions.n; j++) {
             int32_t idx = ts->v[i].partitions.v[j];
+            if (denied) {
+                ap->resp.results_by_topic_v3_and_below.v[i]
+                    .results_by_partition.v[j]
+                    .partition_error_code = KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+                unknown = true;
+                continue;
+            }
             if (mt == NULL || idx < 0 || (uint32_t)idx >= mt->n_partitions) {
                 ap->resp.results_by_topic_v3_and_below.v[i]
                     .results_by_partition.v[j]
@@ -232,6 +255,14 @@ void handle_add_offsets_to_txn(struct broker_req *r)
         add_offsets_reply(t);
         return;
     }
+    char *group = req_cstr(r, req.group_id);
+    if (!txn_id_allowed(r, id) ||
+        !broker_authorize(r, NULL, ACL_RESOURCE_GROUP, group ? group : "", ACL_OPERATION_READ)) {
+        t->res.error = txn_id_allowed(r, id) ? KAFKA_ERR_GROUP_AUTHORIZATION_FAILED
+                                             : KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        add_offsets_reply(t);
+        return;
+    }
     /* The group's __consumer_offsets partition joins the transaction. */
     struct txn_topic_partition *tp = arena_calloc(r->arena, 1, sizeof(*tp));
     if (tp == NULL) {
@@ -261,8 +292,9 @@ void handle_end_txn(struct broker_req *r)
     if (t == NULL || broker_decode(r, (kproto_decode_fn)kmsg_end_txn_request_decode, &req) != 0)
         return;
     char *id = req_cstr(r, req.transactional_id);
-    if (id == NULL) {
-        t->res.error = KAFKA_ERR_INVALID_REQUEST;
+    if (id == NULL || !txn_id_allowed(r, id)) {
+        t->res.error = id == NULL ? KAFKA_ERR_INVALID_REQUEST
+                                  : KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
         end_reply(t);
         return;
     }

@@ -5,6 +5,7 @@
  * A commit hands each group's entries to the group coordinator as one trusted OffsetCommit
  * (group_call.trusted) and answers once every group stored them durably.
  */
+#include "broker/authorizer.h"
 #include "broker/txn_offset_commit.h"
 
 #include <errno.h>
@@ -552,6 +553,32 @@ static void txn_commit_check_submit(struct txn_commit_req *tr)
     group_coordinator_submit(groups_coordinator(tr->r->b), c);
 }
 
+/*
+ * Kafka's checks: WRITE on the transactional id, READ on the group, READ on each topic. Gregor
+ * answers a request with a topic the principal may not read with TOPIC_AUTHORIZATION_FAILED
+ * for every partition (Kafka commits the others).
+ */
+static int16_t txn_commit_authorize(struct broker_req *r,
+                                    const struct kmsg_txn_offset_commit_request *q)
+{
+    if (!broker_authorizer_on(r->b))
+        return 0;
+    char *id = broker_name(r, q->transactional_id);
+    if (id == NULL ||
+        !broker_authorize(r, NULL, ACL_RESOURCE_TRANSACTIONAL_ID, id, ACL_OPERATION_WRITE))
+        return KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    char *group = broker_name(r, q->group_id);
+    if (group == NULL || !broker_authorize(r, NULL, ACL_RESOURCE_GROUP, group, ACL_OPERATION_READ))
+        return KAFKA_ERR_GROUP_AUTHORIZATION_FAILED;
+    for (int32_t i = 0; i < q->topics.n; i++) {
+        char *topic = broker_name(r, q->topics.v[i].name);
+        if (topic == NULL ||
+            !broker_authorize(r, NULL, ACL_RESOURCE_TOPIC, topic, ACL_OPERATION_READ))
+            return KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+    }
+    return 0;
+}
+
 void handle_txn_offset_commit(struct broker_req *r)
 {
     struct txn_commit_req *tr = arena_calloc(r->arena, 1, sizeof(*tr));
@@ -574,6 +601,8 @@ void handle_txn_offset_commit(struct broker_req *r)
               : ot->partitions[tr->shard].leader != b->cfg.node_id ? KAFKA_ERR_NOT_COORDINATOR
                                                                    : 0;
     metadata_image_release(img);
+    if (tr->err == 0)
+        tr->err = txn_commit_authorize(r, &tr->req);
     int32_t nt = tr->req.topics.n > 0 ? tr->req.topics.n : 0;
     tr->resp.topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*tr->resp.topics.v));
     tr->resp.topics.n = tr->resp.topics.v ? nt : 0;

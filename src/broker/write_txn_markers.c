@@ -4,6 +4,7 @@
  * One call counts its outstanding partitions (pending, one extra held while it is set up);
  * each partition's answer lands in its response slot, and the last one calls done.
  */
+#include "broker/authorizer.h"
 #include "broker/write_txn_markers.h"
 
 #include <errno.h>
@@ -304,6 +305,40 @@ static void markers_req_done(void *arg)
         logger_warn("txn", "dropping a WriteTxnMarkers response during shutdown");
 }
 
+/* Kafka without CLUSTER_ACTION: every partition answers CLUSTER_AUTHORIZATION_FAILED. */
+static void markers_reply_denied(struct broker_req *r,
+                                 const struct kmsg_write_txn_markers_request *q,
+                                 struct kmsg_write_txn_markers_response *resp)
+{
+    int32_t n = q->markers.n > 0 ? q->markers.n : 0;
+    resp->markers.v = arena_calloc(r->arena, (size_t)n + 1, sizeof(*resp->markers.v));
+    resp->markers.n = resp->markers.v ? n : 0;
+    for (int32_t i = 0; i < resp->markers.n; i++) {
+        const struct kmsg_write_txn_markers_request_writable_txn_marker *m = &q->markers.v[i];
+        struct kmsg_write_txn_markers_response_writable_txn_marker_result *o = &resp->markers.v[i];
+        kmsg_write_txn_markers_response_writable_txn_marker_result_init(o);
+        o->producer_id = m->producer_id;
+        int32_t nt = m->topics.n > 0 ? m->topics.n : 0;
+        o->topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*o->topics.v));
+        o->topics.n = o->topics.v ? nt : 0;
+        for (int32_t j = 0; j < o->topics.n; j++) {
+            struct kmsg_write_txn_markers_response_writable_txn_marker_topic_result *t =
+                &o->topics.v[j];
+            kmsg_write_txn_markers_response_writable_txn_marker_topic_result_init(t);
+            t->name = m->topics.v[j].name;
+            int32_t np = m->topics.v[j].partition_indexes.n;
+            np = np > 0 ? np : 0;
+            t->partitions.v = arena_calloc(r->arena, (size_t)np + 1, sizeof(*t->partitions.v));
+            t->partitions.n = t->partitions.v ? np : 0;
+            for (int32_t k = 0; k < t->partitions.n; k++) {
+                t->partitions.v[k].partition_index = m->topics.v[j].partition_indexes.v[k];
+                t->partitions.v[k].error_code = KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED;
+            }
+        }
+    }
+    broker_reply(r, (kproto_encode_fn)kmsg_write_txn_markers_response_encode, resp);
+}
+
 void handle_write_txn_markers(struct broker_req *r)
 {
     struct markers_req *mr = arena_calloc(r->arena, 1, sizeof(*mr));
@@ -315,5 +350,9 @@ void handle_write_txn_markers(struct broker_req *r)
         return;
     mr->r = r;
     kmsg_write_txn_markers_response_init(&mr->resp);
+    if (!broker_authorize_cluster(r, ACL_OPERATION_CLUSTER_ACTION)) {
+        markers_reply_denied(r, &mr->req, &mr->resp);
+        return;
+    }
     txn_markers_apply(r->b, &mr->req, &mr->resp, r->arena, markers_req_done, mr);
 }

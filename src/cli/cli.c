@@ -24,6 +24,7 @@ static const struct cli_command commands[] = {
     {"cluster", cli_cluster_main, "info: brokers, controller, topic and partition counts"},
     {"quota", cli_quota_main, "set|remove|list client quotas (KIP-546)"},
     {"user", cli_user_main, "add|list|delete SCRAM users (stored in the metadata log)"},
+    {"acl", cli_acl_main, "add|list|remove ACLs (authorizer.class.name)"},
     {"version", cli_version_main, "print gregor's and librdkafka's versions"},
     {"help", help_main, "this list, or 'help COMMAND' for a command's options"},
 };

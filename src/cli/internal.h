@@ -136,6 +136,7 @@ int cli_bench_main(int argc, char **argv);
 int cli_cluster_main(int argc, char **argv);
 int cli_quota_main(int argc, char **argv);
 int cli_user_main(int argc, char **argv);
+int cli_acl_main(int argc, char **argv);
 int cli_version_main(int argc, char **argv);
 
 /* `topic describe --log-dirs`: asks every broker in MD with DescribeLogDirs for T's

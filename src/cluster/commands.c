@@ -482,6 +482,8 @@ int command_validate(struct command *cmd, struct metadata_image *scratch,
         return command_validate_alter_client_quotas(cmd, scratch, out);
     case COMMAND_ALTER_SCRAM:
         return command_validate_alter_scram(cmd, scratch, out);
+    case COMMAND_ALTER_ACLS:
+        return command_validate_alter_acls(cmd, scratch, out);
     }
     return 0;
 }

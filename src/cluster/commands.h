@@ -33,6 +33,7 @@ enum command_type {
     COMMAND_REGISTER_CONTROLLER, /* internal: the active controller's own endpoint */
     COMMAND_ALTER_CLIENT_QUOTAS, /* AlterClientQuotas (quota_commands.c) */
     COMMAND_ALTER_SCRAM,         /* AlterUserScramCredentials (scram_commands.c) */
+    COMMAND_ALTER_ACLS,          /* CreateAcls / DeleteAcls (acl_commands.c) */
 };
 
 struct liveness;
@@ -87,6 +88,7 @@ struct command {
         struct metadata_rec_endpoint controller;
         struct controller_quota_alter *quotas;
         struct command_scram *scram; /* n entries */
+        struct controller_acl_change *acls;
     };
     struct metadata_rec_endpoint observer; /* register_broker: host NULL unless broker-only */
     struct controller_topic_result *results;
@@ -124,6 +126,7 @@ struct command *command_new_register_controller(int32_t id, const char *host, in
 struct command *command_new_alter_client_quotas(const struct controller_quota_alter *e, size_t n,
                                                 bool validate_only);
 struct command *command_new_alter_scram(const struct controller_scram_change *c, size_t n);
+struct command *command_new_alter_acls(const struct controller_acl_change *changes, size_t n);
 void command_free(struct command *cmd);
 /* An empty command of `type` with n results; NULL on allocation failure. */
 struct command *command_alloc(enum command_type type, size_t n);
@@ -183,6 +186,9 @@ int command_validate_alter_client_quotas(struct command *cmd, struct metadata_im
 /* AlterUserScramCredentials (scram_commands.c). Returns as command_validate. */
 int command_validate_alter_scram(struct command *cmd, struct metadata_image *scratch,
                                  struct metadata_buf *out);
+/* CreateAcls / DeleteAcls (acl_commands.c). Returns as command_validate. */
+int command_validate_alter_acls(struct command *cmd, struct metadata_image *scratch,
+                                struct metadata_buf *out);
 /* AlterPartition (isr_commands.c). Returns as command_validate. */
 int command_validate_alter_partition(struct command *cmd, struct metadata_image *scratch,
                                      struct metadata_buf *out);

@@ -1078,6 +1078,12 @@ int controller_alter_client_quotas(struct controller *ctl,
     return submit(ctl, command_new_alter_client_quotas(entries, n, validate_only), done, arg);
 }
 
+int controller_alter_acls(struct controller *ctl, const struct controller_acl_change *changes,
+                          size_t n, controller_done_fn done, void *arg)
+{
+    return submit(ctl, command_new_alter_acls(changes, n), done, arg);
+}
+
 int controller_register_broker(struct controller *ctl,
                                const struct controller_broker_registration *reg,
                                controller_done_fn done, void *arg)

@@ -189,6 +189,13 @@ struct controller_config_alter {
     const struct controller_config_change *changes;
 };
 
+/* One ACL change: a binding added under a new id, or the binding with `id` removed. */
+struct controller_acl_change {
+    uint8_t id[METADATA_UUID_LEN];
+    bool remove;
+    struct acl_binding binding; /* when !remove */
+};
+
 /*
  * Starts the controller thread and libraft, bootstrapping the voter configuration on first
  * start. Returns 0 and *out, or a negative errno with a reason in err. Blocks until raft has
@@ -246,6 +253,13 @@ struct controller_quota_alter {
 int controller_alter_client_quotas(struct controller *ctl,
                                    const struct controller_quota_alter *entries, size_t n,
                                    bool validate_only, controller_done_fn done, void *arg);
+/*
+ * CreateAcls / DeleteAcls: applies the changes in one metadata-log entry. Adding a binding
+ * equal to an existing one and removing an id no longer present are no-ops (Kafka's
+ * AclControlManager); result.topics[i] is change i's outcome.
+ */
+int controller_alter_acls(struct controller *ctl, const struct controller_acl_change *changes,
+                          size_t n, controller_done_fn done, void *arg);
 /*
  * Broker lifecycle (Kafka's BrokerRegistration / BrokerHeartbeat semantics). A registration
  * starts fenced and yields a new broker epoch; a heartbeat with the current epoch keeps the

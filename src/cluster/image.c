@@ -274,6 +274,7 @@ static void image_free(struct metadata_image *img)
     free(img->broker_configs);
     image_quotas_free(img);
     image_scram_release(img);
+    image_acls_release(img->acls);
     free(img);
 }
 
@@ -347,6 +348,7 @@ struct metadata_image *image_clone(const struct metadata_image *src)
     img->version = src->version;
     img->next_producer_id = src->next_producer_id;
     image_scram_share(img, src);
+    image_acls_share(img, src);
     size_t n = src->n_topics;
     img->topics_by_name = malloc((n ? n : 1) * sizeof(*img->topics_by_name));
     img->topics_by_id = malloc((n ? n : 1) * sizeof(*img->topics_by_id));
@@ -800,6 +802,8 @@ int image_apply(struct metadata_image *img, const struct metadata_record *rec)
         return image_apply_client_quota(img, &rec->client_quota);
     case METADATA_REC_SCRAM_CREDENTIAL:
         return image_scram_apply(img, &rec->scram);
+    case METADATA_REC_ACL:
+        return image_acls_apply(img, &rec->acl);
     }
     return 1;
 }
@@ -887,6 +891,8 @@ int image_encode(const struct metadata_image *img, struct metadata_buf *out)
         rc = image_quotas_encode(img, out);
     if (rc == 0)
         rc = image_scram_encode(img, out);
+    if (rc == 0)
+        rc = image_acls_encode(img, out);
     return rc ? rc : metadata_batch_finish(out);
 }
 

@@ -104,6 +104,19 @@ struct metadata_client_quota {
     double values[METADATA_QUOTA_KEYS];
 };
 
+/*
+ * The ACLs of the cluster, immutable once published and shared by every image until an ACL
+ * record changes them (the change builds a new set). bindings[i] has id ids[i]; the strings
+ * belong to the set. A new set means a new pointer, so a reader may cache a decision keyed by
+ * the set's address while it holds the image.
+ */
+struct metadata_acls {
+    atomic_uint refcount;
+    size_t n;
+    uint8_t (*ids)[METADATA_UUID_LEN];
+    struct acl_binding *bindings;
+};
+
 struct metadata_image {
     atomic_uint refcount;
     /* Raft index of the last command applied; grows monotonically, equal on every node. */
@@ -127,6 +140,7 @@ struct metadata_image {
      * value, so a reader's cache keyed on it is invalidated by any change. */
     uint64_t quotas_version;
     struct metadata_scram_set *scram; /* SCRAM credentials (image_scram.h); NULL when none */
+    struct metadata_acls *acls;       /* NULL when there are none */
 };
 
 /* ---- reading (any thread holding a reference) ---- */
@@ -163,6 +177,10 @@ int metadata_quota_key_lookup(const char *name);
 const struct metadata_client_quota *metadata_image_client_quota(const struct metadata_image *img,
                                                                 uint8_t entity, const char *user,
                                                                 const char *client_id);
+/* The ACL bindings of the image (none: *n = 0) and the index of the binding with `id` (-1). */
+const struct acl_binding *metadata_image_acls(const struct metadata_image *img, size_t *n);
+long metadata_image_acl_index(const struct metadata_image *img,
+                              const uint8_t id[METADATA_UUID_LEN]);
 
 /* Takes another reference on an image the caller already holds. */
 const struct metadata_image *metadata_image_ref(const struct metadata_image *img);
@@ -199,6 +217,13 @@ int image_encode(const struct metadata_image *img, struct metadata_buf *out);
 
 /* Builds an image from a batch made by image_encode. NULL + *err (-EBADMSG/-ENOMEM). */
 struct metadata_image *image_decode(const uint8_t *data, size_t len, int *err);
+
+/* ACLs of an image (image_acls.c): the clone shares the set; apply adds (a new id) or removes
+ * (a known id), else returns 1 (skipped); encode appends one record per ACL. */
+void image_acls_share(struct metadata_image *dst, const struct metadata_image *src);
+void image_acls_release(struct metadata_acls *acls);
+int image_acls_apply(struct metadata_image *img, const struct metadata_rec_acl *rec);
+int image_acls_encode(const struct metadata_image *img, struct metadata_buf *out);
 
 /* Generates a random non-zero topic id (getrandom); returns 0 or -errno. */
 int image_generate_topic_id(uint8_t id[METADATA_UUID_LEN]);

@@ -150,6 +150,21 @@ static void encode_scram(struct metadata_buf *b, const struct metadata_rec_scram
     put_blob(b, c->server_key, c->key_len);
 }
 
+static void encode_acl(struct metadata_buf *b, const struct metadata_rec_acl *a)
+{
+    put_bytes(b, a->id, METADATA_UUID_LEN);
+    put_u8(b, a->remove);
+    if (a->remove)
+        return;
+    put_u8(b, (uint8_t)a->binding.resource_type);
+    put_u8(b, (uint8_t)a->binding.pattern_type);
+    put_u8(b, (uint8_t)a->binding.operation);
+    put_u8(b, (uint8_t)a->binding.permission);
+    put_string(b, a->binding.resource_name);
+    put_string(b, a->binding.principal);
+    put_string(b, a->binding.host);
+}
+
 static int encode_body(struct metadata_buf *b, const struct metadata_record *r)
 {
     switch (r->type) {
@@ -237,6 +252,9 @@ static int encode_body(struct metadata_buf *b, const struct metadata_record *r)
         return 0;
     case METADATA_REC_SCRAM_CREDENTIAL:
         encode_scram(b, &r->scram);
+        return 0;
+    case METADATA_REC_ACL:
+        encode_acl(b, &r->acl);
         return 0;
     }
     return -EINVAL;
@@ -504,6 +522,31 @@ static void decode_scram(struct reader *r, struct metadata_rec_scram_credential 
         r->err = -EBADMSG;
 }
 
+/* A stored binding is always complete: a removal carries only the id. */
+static void decode_acl(struct reader *r, struct metadata_rec_acl *a)
+{
+    take(r, a->id, METADATA_UUID_LEN);
+    take(r, &a->remove, 1);
+    if (r->err || a->remove > 1) {
+        r->err = r->err ? r->err : -EBADMSG;
+        return;
+    }
+    if (a->remove)
+        return;
+    int8_t codes[4] = {0};
+    take(r, codes, 4);
+    a->binding.resource_type = codes[0];
+    a->binding.pattern_type = codes[1];
+    a->binding.operation = codes[2];
+    a->binding.permission = codes[3];
+    a->binding.resource_name = get_string(r);
+    a->binding.principal = get_string(r);
+    a->binding.host = get_string(r);
+    char msg[64];
+    if (!r->err && acl_binding_check(&a->binding, msg, sizeof(msg)) != 0)
+        r->err = -EBADMSG;
+}
+
 static void decode_body(struct reader *r, struct metadata_record *rec)
 {
     switch (rec->type) {
@@ -588,6 +631,9 @@ static void decode_body(struct reader *r, struct metadata_record *rec)
         return;
     case METADATA_REC_SCRAM_CREDENTIAL:
         decode_scram(r, &rec->scram);
+        return;
+    case METADATA_REC_ACL:
+        decode_acl(r, &rec->acl);
         return;
     }
     r->err = -EBADMSG;
@@ -706,6 +752,8 @@ const char *metadata_record_type_name(enum metadata_record_type type)
         return "ClientQuota";
     case METADATA_REC_SCRAM_CREDENTIAL:
         return "UserScramCredential";
+    case METADATA_REC_ACL:
+        return "AccessControlEntry";
     }
     return "Unknown";
 }

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "security/acl.h"
+
 struct arena;
 
 #define METADATA_BATCH_MAGIC 0x47
@@ -52,12 +54,14 @@ enum metadata_record_type {
     METADATA_REC_CONTROLLER_REGISTRATION = 13,
     /* Where a broker-only node receives the metadata log (its libraft standby address). */
     METADATA_REC_OBSERVER_REGISTRATION = 14,
-    /* One client quota value of a user / client-id entity (Kafka's ClientQuotaRecord, KIP-546). */
+    /* An ACL added or removed by id (Kafka's AccessControlEntry / RemoveAccessControlEntry). */
+    METADATA_REC_ACL = 15,
     /*
      * A user's SCRAM credential for one mechanism, or its removal (Kafka's
      * UserScramCredentialRecord and RemoveUserScramCredentialRecord, KIP-554).
      */
     METADATA_REC_SCRAM_CREDENTIAL = 16,
+    /* One client quota value of a user / client-id entity (Kafka's ClientQuotaRecord, KIP-546). */
     METADATA_REC_CLIENT_QUOTA = 17,
     METADATA_REC_TYPE_MAX = 17,
 };
@@ -221,6 +225,16 @@ struct metadata_rec_scram_credential {
     uint8_t *server_key;
 };
 
+/*
+ * An ACL binding added under a fresh id, or (remove = 1) the binding with that id removed; a
+ * removal carries no binding. Strings as security/acl.h's struct acl_binding.
+ */
+struct metadata_rec_acl {
+    uint8_t id[METADATA_UUID_LEN];
+    uint8_t remove;
+    struct acl_binding binding;
+};
+
 struct metadata_rec_image_header {
     uint64_t version;
 };
@@ -242,6 +256,7 @@ struct metadata_record {
         struct metadata_rec_endpoint endpoint; /* CONTROLLER_ / OBSERVER_REGISTRATION */
         struct metadata_rec_client_quota client_quota;
         struct metadata_rec_scram_credential scram;
+        struct metadata_rec_acl acl;
     };
 };
 

@@ -53,9 +53,17 @@ class SecureCluster(Cluster):
     """Cluster whose nodes reach each other on an INTERNAL SASL_SSL listener."""
 
     def __init__(self, n, ca, keystore, **kw):
-        self.internal_ports = distinct_free_ports(n)
+        self.internal_ports = []
         self.ca, self.keystore = ca, keystore
         Cluster.__init__(self, n, **kw)
+
+    def _assign_ports(self):
+        """The INTERNAL ports are picked with the others, distinct from them, each time the
+        cluster (re)assigns ports (a start retried after a port was taken meanwhile)."""
+        Cluster._assign_ports(self)
+        taken = set(self.client_ports) | set(self.raft_ports)
+        self.internal_ports = [p for p in distinct_free_ports(3 * self.n) if p not in taken][
+            :self.n]
 
     def node_config(self, node_id):
         p = Cluster.node_config(self, node_id)
