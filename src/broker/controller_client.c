@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,7 @@
 #define MAX_RESPONSE_BYTES (64u << 20)
 
 void controller_client_init(struct controller_client *c, int32_t node_id,
-                            const struct interbroker_security *sec)
+                            struct interbroker_security *sec)
 {
     memset(c, 0, sizeof(*c));
     c->fd = -1;
@@ -241,7 +242,10 @@ static int client_tls_handshake(struct controller_client *c, const char *host, i
     }
     for (;;) {
         short wait = 0;
-        ssize_t r = tls_io_result(c->ssl, SSL_connect(c->ssl), &wait);
+        pthread_mutex_lock(&c->sec->handshake_mu);
+        int step = SSL_connect(c->ssl);
+        ssize_t r = tls_io_result(c->ssl, step, &wait);
+        pthread_mutex_unlock(&c->sec->handshake_mu);
         if (r > 0)
             return 0;
         if (r < 0)

@@ -18,7 +18,7 @@ struct interbroker_security;
 struct controller_client {
     int fd;    /* -1 when not connected */
     void *ssl; /* SSL * over fd with a TLS inter-broker listener, else NULL */
-    const struct interbroker_security *sec; /* NULL: plaintext, no SASL (the CLI) */
+    struct interbroker_security *sec; /* NULL: plaintext, no SASL (the CLI) */
     char host[256];
     int port;
     int32_t next_correlation_id;
@@ -28,7 +28,7 @@ struct controller_client {
 /* sec: how to reach other brokers (TLS, SASL; broker/interbroker.h), NULL for plaintext;
  * it must outlive c. */
 void controller_client_init(struct controller_client *c, int32_t node_id,
-                            const struct interbroker_security *sec);
+                            struct interbroker_security *sec);
 void controller_client_close(struct controller_client *c);
 
 /*

@@ -56,6 +56,7 @@ int interbroker_security_init(struct interbroker_security *s, const struct broke
                               char *err, size_t errlen)
 {
     memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->handshake_mu, NULL);
     const struct listener_config *l = config_client_listener(c);
     if (l == NULL)
         return 0;
@@ -91,5 +92,6 @@ void interbroker_security_free(struct interbroker_security *s)
     if (s->tls != NULL)
         tls_context_free(s->tls);
     OPENSSL_cleanse(s->password, sizeof(s->password));
+    pthread_mutex_destroy(&s->handshake_mu);
     memset(s, 0, sizeof(*s));
 }

@@ -12,6 +12,7 @@
 #ifndef GREGOR_BROKER_INTERBROKER_H
 #define GREGOR_BROKER_INTERBROKER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -19,8 +20,12 @@ struct broker_config;
 
 struct interbroker_security {
     bool sasl;
-    void *tls;          /* SSL_CTX * client context, NULL without TLS */
-    bool verify_host;   /* ssl.endpoint.identification.algorithm=https */
+    void *tls;        /* SSL_CTX * client context, NULL without TLS */
+    bool verify_host; /* ssl.endpoint.identification.algorithm=https */
+    /* Held across each SSL_connect step (never across a wait): OpenSSL 3's verification
+     * caches in the shared context are not safe for concurrent handshakes (ThreadSanitizer
+     * saw two fetchers race in the certificate store). Handshakes are rare. */
+    pthread_mutex_t handshake_mu;
     char mechanism[32]; /* PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 */
     char username[256];
     char password[256];

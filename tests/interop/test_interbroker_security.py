@@ -7,7 +7,7 @@ with the openssl CLI (a CA and a server certificate for 127.0.0.1). What is trie
 and acks=all across the secured links; then one node restarted with a wrong inter-broker
 password: the others refuse it (logged) and it drops out of the ISR, while the rest keep
 serving. The controller quorum's own transport (libraft) stays plaintext.
-asan-smoke
+asan-smoke tsan-smoke
 """
 import os
 import shutil
