@@ -16,6 +16,7 @@
 #include "broker/async.h"
 #include "broker/broker_internal.h"
 #include "broker/forwarder.h"
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "cluster/kafka_errors.h"
 #include "proto/gen/alter_client_quotas.h"
@@ -134,6 +135,11 @@ void handle_describe_client_quotas(struct broker_req *r)
     struct quota_filter f;
     const char *why = NULL;
     resp.error_code = quota_filter_parse(r, &req, &f, &why);
+    if (resp.error_code == 0 && broker_authorizer_on(r->b) &&
+        !broker_authorize_cluster(r, ACL_OPERATION_DESCRIBE_CONFIGS)) {
+        resp.error_code = KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED; /* Kafka: DESCRIBE_CONFIGS */
+        why = "Cluster authorization failed.";
+    }
     if (resp.error_code != 0) {
         resp.error_message = broker_kstr(r, why);
         resp.entries = (struct kmsg_describe_client_quotas_response_entry_data_array){-1, NULL};
@@ -225,14 +231,30 @@ alter_entries(struct broker_req *r, const struct kmsg_alter_client_quotas_reques
     return v;
 }
 
+/* Every entry of resp gets code; the reply goes now. */
+static void alter_quotas_refuse(struct broker_req *r,
+                                struct kmsg_alter_client_quotas_response *resp, int16_t code)
+{
+    for (int32_t i = 0; i < resp->entries.n; i++) {
+        resp->entries.v[i].error_code = code;
+        r->failed = true;
+    }
+    broker_reply(r, (kproto_encode_fn)kmsg_alter_client_quotas_response_encode, resp);
+}
+
 void handle_alter_client_quotas(struct broker_req *r)
 {
-    if (forwarder_relay(r))
-        return;
     struct kmsg_alter_client_quotas_request req;
     if (broker_decode(r, (kproto_decode_fn)kmsg_alter_client_quotas_request_decode, &req))
         return;
     struct kmsg_alter_client_quotas_response *resp = alter_response_new(r, &req);
+    if (resp != NULL && broker_authorizer_on(r->b) &&
+        !broker_authorize_cluster(r, ACL_OPERATION_ALTER_CONFIGS)) {
+        alter_quotas_refuse(r, resp, KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED); /* Kafka's check */
+        return;
+    }
+    if (forwarder_relay(r)) /* checked here: the controller sees this broker's principal */
+        return;
     struct controller_quota_alter *entries = resp ? alter_entries(r, &req) : NULL;
     if (entries == NULL) {
         broker_close(r, "out of memory");
@@ -243,10 +265,6 @@ void handle_alter_client_quotas(struct broker_req *r)
     if (a == NULL || controller_alter_client_quotas(r->b->ctl, entries, n, req.validate_only,
                                                     broker_async_done, a) != 0) {
         broker_async_free(a);
-        for (size_t i = 0; i < n; i++) {
-            resp->entries.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
-            r->failed = true;
-        }
-        broker_reply(r, (kproto_encode_fn)kmsg_alter_client_quotas_response_encode, resp);
+        alter_quotas_refuse(r, resp, KAFKA_ERR_NOT_CONTROLLER);
     }
 }

@@ -15,6 +15,7 @@
 #include "broker/async.h"
 #include "broker/broker_internal.h"
 #include "broker/forwarder.h"
+#include "broker/authorizer.h"
 #include "broker/handlers.h"
 #include "cluster/image_scram.h"
 #include "proto/gen/alter_user_scram_credentials.h"
@@ -124,6 +125,13 @@ void handle_describe_user_scram_credentials(struct broker_req *r)
         return;
     struct kmsg_describe_user_scram_credentials_response resp;
     kmsg_describe_user_scram_credentials_response_init(&resp);
+    if (broker_authorizer_on(r->b) && !broker_authorize_cluster(r, ACL_OPERATION_DESCRIBE)) {
+        resp.error_code = KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED; /* Kafka: DESCRIBE on CLUSTER */
+        r->failed = true;
+        broker_reply(r, (kproto_encode_fn)kmsg_describe_user_scram_credentials_response_encode,
+                     &resp);
+        return;
+    }
     const struct metadata_image *img = metadata_image_acquire(r->b->ctl);
     int rc = req.users.n > 0 ? scram_describe_some(r, img, &req, &resp.results.v, &resp.results.n)
                              : scram_describe_all(r, img, &resp.results.v, &resp.results.n);
@@ -186,8 +194,6 @@ static void scram_alter_refuse(struct broker_req *r, const struct controller_scr
 
 void handle_alter_user_scram_credentials(struct broker_req *r)
 {
-    if (forwarder_relay(r))
-        return;
     struct kmsg_alter_user_scram_credentials_request req;
     if (broker_decode(r, (kproto_decode_fn)kmsg_alter_user_scram_credentials_request_decode,
                       &req) != 0)
@@ -220,6 +226,12 @@ void handle_alter_user_scram_credentials(struct broker_req *r)
             broker_close(r, "out of memory");
             return;
         }
+    if (broker_authorizer_on(r->b) && !broker_authorize_cluster(r, ACL_OPERATION_ALTER)) {
+        scram_alter_refuse(r, c, nd + nu, KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED);
+        return;
+    }
+    if (forwarder_relay(r)) /* checked here: the controller sees this broker's principal */
+        return;
     struct broker_async *a = broker_async_new(r, scram_alter_resume, NULL);
     if (a == NULL || controller_alter_scram(r->b->ctl, c, nd + nu, broker_async_done, a) != 0) {
         broker_async_free(a);

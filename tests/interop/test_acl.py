@@ -9,15 +9,16 @@ admin is a super user. The PLAINTEXT listener is the inter-broker one, whose pri
 User:ANONYMOUS is a super user as Kafka requires of the broker principal.
 """
 import os
+import struct
 import subprocess
 import sys
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (GREGOR_BIN, HOST, SLOW, Broker, Cluster, KafkaRaw, Reader,  # noqa: E402
-                     check, fail, free_port, i32, i64, metadata_body, nbytes, parse_metadata,
-                     run_tests, string, test)
+from harness import (GREGOR_BIN, HOST, SLOW, TAGS_NONE, Broker, Cluster, KafkaRaw,  # noqa: E402
+                     Reader, boolean, carray, cbytes, check, cstring, fail, free_port, i32, i64,
+                     metadata_body, nbytes, parse_metadata, run_tests, string, test)
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer  # noqa: E402
 from kafka.errors import KafkaError as KafkaPyError  # noqa: E402
@@ -477,6 +478,41 @@ def test_raw_metadata_errors_and_authorized_operations():
         check(md["cluster_authorized_ops"] == 8096 and
               {t["name"]: t["authorized_ops"] for t in md["topics"]}.get("secret") == 3576,
               "super user's operations: %r" % md)
+
+
+@test
+def test_quota_and_scram_admin_need_cluster_rights():
+    """Kafka's checks on the quota and SCRAM admin APIs: DescribeClientQuotas needs
+    DESCRIBE_CONFIGS and AlterClientQuotas ALTER_CONFIGS on the cluster,
+    DescribeUserScramCredentials DESCRIBE and AlterUserScramCredentials ALTER; without them
+    the answer is CLUSTER_AUTHORIZATION_FAILED (31) and nothing is stored. A super user passes.
+    Raw frames: neither Debian client has these calls."""
+    describe_quotas = carray([]) + boolean(False) + TAGS_NONE  # DescribeClientQuotas v1
+    entity = carray([cstring("client-id") + cstring("c1") + TAGS_NONE])
+    op = cstring("producer_byte_rate") + struct.pack(">d", 1000.0) + boolean(False) + TAGS_NONE
+    alter_quotas = carray([entity + carray([op]) + TAGS_NONE]) + boolean(False) + TAGS_NONE
+    describe_users = carray([]) + TAGS_NONE  # DescribeUserScramCredentials v0 (null = all)
+    upsert = (cstring("carol") + bytes([2]) + i32(4096) + cbytes(b"s" * 16) + cbytes(b"p" * 64) +
+              TAGS_NONE)
+    alter_users = carray([]) + carray([upsert]) + TAGS_NONE
+    with AclBroker() as b:
+        for user, want in (("alice", 31), ("admin", 0)):
+            with raw_login(b, user) as c:
+                r = Reader(c.call(48, 1, describe_quotas, flexible=True))
+                r.int32()
+                check(r.int16() == want, "DescribeClientQuotas by %s" % user)
+                r = Reader(c.call(49, 1, alter_quotas, flexible=True))
+                r.int32()
+                r.uvarint()
+                check(r.int16() == want, "AlterClientQuotas by %s" % user)
+                r = Reader(c.call(50, 0, describe_users, flexible=True))
+                r.int32()
+                check(r.int16() == want, "DescribeUserScramCredentials by %s" % user)
+                r = Reader(c.call(51, 0, alter_users, flexible=True))
+                r.int32()
+                r.uvarint()
+                r.cstring()
+                check(r.int16() == want, "AlterUserScramCredentials by %s" % user)
 
 
 if __name__ == "__main__":
