@@ -156,7 +156,8 @@ struct broker_config {
     int64_t leader_imbalance_check_interval_seconds;
     /* operations */
     char metrics_listener[256];
-    char console_listener[256]; /* Gregor: web console, http://HOST:PORT; "" = off */
+    char console_listener[256];         /* Gregor: web console, http://HOST:PORT; "" = off */
+    int32_t console_sample_interval_ms; /* Gregor: the console's lag and traffic samples */
     char log_level[16];
 };
 
