@@ -93,8 +93,8 @@ GROUP = "console-group"
 
 
 def console_broker():
-    return Broker({"console.listener": "http://:0", "group.initial.rebalance.delay.ms": 0},
-                  name="console")
+    return Broker({"console.listener": "http://:0", "group.initial.rebalance.delay.ms": 0,
+                   "console.sample.interval.ms": 500}, name="console")
 
 
 def join_group(bootstrap):
@@ -507,11 +507,14 @@ def test_console_pages_in_headless_chromium():
 
         page = browse(base + "/topics", os.path.join(shots, "topics.png"), b.dir)
         check(any(r[:3] == [TOPIC, "3", "1"] for r in page.rows), "topics rows %r" % page.rows)
+        check(any(r[0] == TOPIC and r[7].endswith("/s") for r in page.rows)
+              and 'class="spark"' in page.dom, "bytes-in sparkline of %s: %r" % (TOPIC, page.rows))
         check('id="create-topic"' in page.dom and "Create topic" in page.dom,
               "topics page has the create form")
 
         page = browse(base + "/topics/" + TOPIC, os.path.join(shots, "topic.png"), b.dir)
         check('id="delete-topic"' in page.dom, "topic page has the delete button")
+        check('id="config-topic"' in page.dom, "topic page has the config form")
         parts = {r[0]: r for r in page.rows if r and r[0] in ("0", "1", "2")}
         ends = [parts.get(p, [None] * 8)[7] for p in ("0", "1", "2")]
         check(ends == [str(len(TEXT_RECORDS)), "2", str(LZ4_RECORDS)],
@@ -525,7 +528,7 @@ def test_console_pages_in_headless_chromium():
               and "trace: abc" in recs[0][4], "binary record row %r" % recs[:1])
         check('"order": 7' in recs[1][3] and "JSON" in recs[1][3], "json row %r" % recs[1:])
 
-        page = browse(base + "/topics/%s/partitions/0/messages?offset=0&limit=2" % TOPIC,
+        page = browse(base + "/topics/%s/partitions/0/messages?timestamp=0&limit=2" % TOPIC,
                       os.path.join(shots, "messages-page.png"), b.dir)
         recs = [r for r in page.rows if r and r[0].isdigit()]
         check([r[3] for r in recs] == ["hello 0", "hello 1"], "paged rows %r" % recs)
@@ -538,6 +541,10 @@ def test_console_pages_in_headless_chromium():
         lags = [r for r in page.rows if r and r[0] == TOPIC]
         check([r[1:] for r in lags] == [["0", "3", "5", "2"], ["2", "100", "150", "50"]],
               "group page offset rows %r" % page.rows)
+        check(re.search(r'<form[^>]*id="reset-offsets"', page.dom),
+              "the empty group's page has the reset form")
+        check(re.search(r'id="lag-chart"><svg[^>]*><polyline', page.dom),
+              "group page draws the lag chart")
 
         page = browse(base + "/topics/no-such-topic", os.path.join(shots, "unknown.png"), b.dir)
         text = "".join(page.text)
