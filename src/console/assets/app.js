@@ -493,6 +493,8 @@ async function route() {
   } catch (e) {
     showError(e);
   }
+  /* Milliseconds from navigation to a drawn page, for bench/console.py. */
+  document.body.setAttribute('data-ready-ms', String(Math.round(performance.now())));
   document.body.setAttribute('data-ready', 'true');
 }
 
