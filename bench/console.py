@@ -178,14 +178,21 @@ def main():
         print("GET /api/topics with %d topics: median %.1f ms, best %.1f ms, %d bytes"
               % (a.topics, med * 1000, best * 1000, size))
         if os.path.exists(CHROMIUM):
-            runs, small = time_pages(base, a.topics, a.rounds)
+            try:
+                runs, small = time_pages(base, a.topics, a.rounds)
+            except RuntimeError as e:
+                # Seen on this machine under load: Chromium loads app.js but never runs it
+                # with 1,000 topics (not understood yet); the API numbers above still hold.
+                print("headless Chromium timing failed: %s" % e)
+                runs = None
+        if os.path.exists(CHROMIUM) and runs:
             print("headless Chromium /topics with %d topics, navigation to drawn table: median "
                   "%.0f ms wall (page's own performance.now: %s ms); /groups (no groups) for "
                   "comparison: median %.0f ms" % (
                       a.topics, statistics.median(t for t, _ in runs) * 1000,
                       "/".join(str(m) for _, m in runs),
                       statistics.median(t for t, _ in small) * 1000))
-        else:
+        elif not os.path.exists(CHROMIUM):
             print("no %s: the browser timing is skipped" % CHROMIUM)
         print("RSS of the console broker after serving the list: %d KiB" % rss_kib(b.pid))
     finally:

@@ -7,7 +7,12 @@ right end offsets, and the records (the binary value in hex, compressed batches 
 pages capped at 100); a consumer group's members, committed offsets and lag; topic creation
 and deletion only with the console's header and origin. Bad input (unknown topic or partition, negative/huge/non-numeric offset
 or limit, offset past the end, unknown path, POST) gets a 4xx with a JSON message, never a 500
-or a hang. Then, when /usr/bin/chromium exists, headless Chromium loads each page, and its DOM
+or a hang. A second broker (samples every 500 ms) checks the changes added for issue 21: a
+topic config set and removed through the API is what AdminClient.describe_configs reports (bad
+values 400); browsing by timestamp starts at the first record at or after it; a group's
+offsets reset to earliest/latest/an offset/a timestamp only while the group is empty (409
+otherwise), after which its consumer re-reads from the start; the lag history and the topic's
+bytes-in rates show the samples. Then, when /usr/bin/chromium exists, headless Chromium loads each page, and its DOM
 must show the brokers, partitions and records; a screenshot of each page (1280x800) is saved
 in the test's temporary folder (copied to $GREGOR_CONSOLE_SCREENSHOTS when set). Without
 Chromium the browser part is skipped and says so.
