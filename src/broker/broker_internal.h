@@ -55,13 +55,12 @@ struct broker {
     struct net_server *net;
     struct producer_id_pool pid_pool;
     struct broker_gate gate;
-    atomic_bool stopping;      /* set first in broker_stop: parked fetches answer at once */
-    struct waiter_list parked; /* every parked fetch, woken by broker_stop */
-    struct metrics *metrics;   /* counters always exist; HTTP only with metrics.listener */
-    struct console *console;   /* web console (console.listener), or NULL */
-    struct console_history *console_history; /* its lag/traffic samples, with the console */
-    struct broker_groups *groups;            /* group coordinator glue (groups.c) */
-    struct broker_txn *txn;                  /* transaction coordinator glue (transactions.c) */
+    atomic_bool stopping;            /* set first in broker_stop: parked fetches answer at once */
+    struct waiter_list parked;       /* every parked fetch, woken by broker_stop */
+    struct metrics *metrics;         /* counters always exist; HTTP only with metrics.listener */
+    struct console *console;         /* web console (console.listener), or NULL */
+    struct broker_groups *groups;    /* group coordinator glue (groups.c) */
+    struct broker_txn *txn;          /* transaction coordinator glue (transactions.c) */
     struct txn_offsets *txn_offsets; /* pending transactional offsets (txn_offset_commit.c) */
     struct txn_marker_sender *marker_sender; /* markers for other leaders (txn_marker_sender.c) */
     struct txn_verifier *txn_verifier; /* KIP-890 checks with other coordinators (txn_verifier.c) */
@@ -69,6 +68,7 @@ struct broker {
     struct broker_forwarder *fwd;      /* requests to the active controller (forwarder.c) */
     struct replica_fetchers *fetchers; /* follower fetch threads (replica_fetcher.c) */
     struct isr_sender *isr;            /* ISR changes to the controller (isr_sender.c) */
+    struct console_history *console_history; /* the console's samples (console_history.c) */
 };
 
 /* True for process.roles=broker or broker,controller: registers, hosts partitions, serves

@@ -156,8 +156,9 @@ struct broker_config {
     int64_t leader_imbalance_check_interval_seconds;
     /* operations */
     char metrics_listener[256];
-    char console_listener[256];         /* Gregor: web console, http://HOST:PORT; "" = off */
-    int32_t console_sample_interval_ms; /* Gregor: the console's lag and traffic samples */
+    char console_listener[256]; /* Gregor: web console, http://HOST:PORT; "" = off */
+    /* Gregor: how often the console samples group lag and topic traffic */
+    int32_t console_sample_interval_ms;
     char log_level[16];
 };
 
