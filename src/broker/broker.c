@@ -26,6 +26,7 @@
 #include "broker/broker_internal.h"
 #include "broker/broker_metrics.h"
 #include "broker/console_api.h"
+#include "broker/console_history.h"
 #include "broker/groups.h"
 #include "broker/transactions.h"
 #include "broker/txn_marker_sender.h"
@@ -256,6 +257,11 @@ static int broker_start_console(struct broker *b, char *err, size_t errlen)
 {
     if (b->cfg.console_listener[0] == '\0')
         return 0;
+    b->console_history = console_history_start(b, b->cfg.console_sample_interval_ms);
+    if (b->console_history == NULL) {
+        snprintf(err, errlen, "cannot start the console's sampling thread");
+        return -ENOMEM;
+    }
     struct console_source src = broker_console_source(b);
     return console_serve(b->cfg.console_listener, &src, &b->console, err, errlen);
 }
@@ -336,6 +342,8 @@ void broker_stop(struct broker *b)
     waiter_list_notify(&b->parked);
     console_stop(b->console); /* like scrapes, console requests read everything below */
     b->console = NULL;
+    console_history_stop(b->console_history); /* before the network its admin client uses */
+    b->console_history = NULL;
     metrics_stop_serving(b->metrics); /* scrapes read everything below */
     groups_shutdown(b);
     txn_marker_sender_stop(b); /* abandoned markers answer while the workers run */

@@ -37,6 +37,7 @@ struct producer_id_pool {
 };
 struct metrics;
 struct console;
+struct console_history;
 struct broker_groups;
 struct broker_txn;
 struct txn_offsets;
@@ -72,6 +73,7 @@ struct broker {
     struct isr_sender *isr;                  /* ISR changes to the controller (isr_sender.c) */
     struct quota_manager *quotas;            /* client quota sensors (quota.c) */
     struct broker_authorizer *authz;         /* ACLs (authorizer.c); NULL: no authorizer */
+    struct console_history *console_history; /* the console's samples (console_history.c) */
 };
 
 /* True for process.roles=broker or broker,controller: registers, hosts partitions, serves

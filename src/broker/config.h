@@ -166,6 +166,8 @@ struct broker_config {
     /* operations */
     char metrics_listener[256];
     char console_listener[256]; /* Gregor: web console, http://HOST:PORT; "" = off */
+    /* Gregor: how often the console samples group lag and topic traffic */
+    int32_t console_sample_interval_ms;
     char log_level[16];
 };
 

@@ -8,7 +8,10 @@
  *                                 log offsets and size where this broker hosts it; configs
  *   /api/topics/<t>/partitions/<p>/messages   console_messages.c
  *   /api/groups, /api/groups/<g>  console_groups.c
+ *   /api/groups/<g>/lag           the group's lag samples (console_history.c)
  *   POST /api/topics, DELETE /api/topics/<t>   console_actions.c
+ *   POST, DELETE /api/topics/<t>/configs       console_configs.c
+ *   POST /api/groups/<g>/offsets               console_reset.c
  *
  * Every answer reads one metadata image reference, so it is consistent within itself. Work per
  * request is bounded by the cluster's size (topics x partitions), never by the data.
@@ -20,6 +23,7 @@
 #include <string.h>
 
 #include "broker/broker_internal.h"
+#include "broker/console_history.h"
 #include "broker/partition.h"
 #include "cluster/controller.h"
 #include "cluster/records.h"
@@ -182,9 +186,11 @@ static void console_write_topic_summary(struct broker *b, const struct metadata_
                 t->n_partitions, rf, under, offline);
     json_string(e, ret);
     if (size < 0)
-        expo_printf(e, ",\"local_size\":null}");
+        expo_printf(e, ",\"local_size\":null,");
     else
-        expo_printf(e, ",\"local_size\":%lld}", (long long)size);
+        expo_printf(e, ",\"local_size\":%lld,", (long long)size);
+    console_history_write_rates(b->console_history, t->name, e);
+    expo_printf(e, "}");
 }
 
 static int console_api_topics(struct broker *b, struct expo *e)
@@ -310,19 +316,46 @@ static int console_api_partition_route(struct broker *b, const char *topic, cons
     return console_api_messages(b, topic, (int32_t)p, req, e);
 }
 
-/* POST and DELETE: the two changes the console makes. */
+/* "/groups/<g><tail>" → g copied into group[]; false for any other path. */
+static bool console_split_group_tail(const char *path, const char *tail, char *group, size_t cap)
+{
+    if (strncmp(path, "/groups/", 8) != 0)
+        return false;
+    const char *g = path + strlen("/groups/");
+    const char *slash = strchr(g, '/');
+    if (slash == NULL || strcmp(slash, tail) != 0)
+        return false;
+    size_t n = (size_t)(slash - g);
+    if (n == 0 || n >= cap)
+        return false;
+    memcpy(group, g, n);
+    group[n] = '\0';
+    return true;
+}
+
+/* POST and DELETE: the changes the console makes. */
 static int console_api_route_change(struct broker *b, const struct console_request *req,
                                     struct expo *e)
 {
     const char *path = req->path;
     bool post = strcmp(req->method, "POST") == 0;
+    char name[CONSOLE_GROUP_ID_MAX + 1];
     if (post && strcmp(path, "/topics") == 0)
         return console_api_create_topic(b, req, e);
     if (!post && strncmp(path, "/topics/", 8) == 0 && strchr(path + 8, '/') == NULL)
         return console_api_delete_topic(b, path + 8, e);
+    if (strncmp(path, "/topics/", 8) == 0) {
+        const char *rest = console_split_topic(path, name, CONSOLE_TOPIC_NAME_MAX + 1);
+        if (rest != NULL && strcmp(rest, "/configs") == 0)
+            return console_api_change_config(b, name, req, e);
+    }
+    if (post && console_split_group_tail(path, "/offsets", name, sizeof(name)))
+        return console_api_reset_offsets(b, name, req, e);
     return json_error(e, 405,
                       "%s %.200s is not a change the console makes: POST /api/topics?name=... "
-                      "creates a topic, DELETE /api/topics/NAME deletes one",
+                      "creates a topic, DELETE /api/topics/NAME deletes one, POST or DELETE "
+                      "/api/topics/NAME/configs?name=... changes a config, POST "
+                      "/api/groups/GROUP/offsets?topic=...&to=... resets offsets",
                       req->method, path);
 }
 
@@ -348,6 +381,9 @@ static int console_api_route(void *ctx, const struct console_request *req, struc
     }
     if (strcmp(path, "/groups") == 0 || strcmp(path, "/groups/") == 0)
         return console_api_groups(b, e);
+    char group[CONSOLE_GROUP_ID_MAX + 1];
+    if (console_split_group_tail(path, "/lag", group, sizeof(group)))
+        return console_history_write_lag(b->console_history, group, e);
     if (strncmp(path, "/groups/", 8) == 0) {
         const char *g = path + 8;
         if (strlen(g) > CONSOLE_GROUP_ID_MAX || strchr(g, '/') != NULL)

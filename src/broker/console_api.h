@@ -34,6 +34,15 @@ int console_api_group(struct broker *b, const char *group, struct expo *out);
 int console_api_create_topic(struct broker *b, const struct console_request *req, struct expo *out);
 int console_api_delete_topic(struct broker *b, const char *name, struct expo *out);
 
+/* POST (set) and DELETE (remove) /api/topics/T/configs?name=N[&value=V] (console_configs.c). */
+int console_api_change_config(struct broker *b, const char *topic,
+                              const struct console_request *req, struct expo *out);
+
+/* POST /api/groups/G/offsets?topic=T&to=earliest|latest|offset|timestamp[&value=N]
+ * [&partition=P] (console_reset.c): 409 unless the group is empty. */
+int console_api_reset_offsets(struct broker *b, const char *group,
+                              const struct console_request *req, struct expo *out);
+
 /* Parses a non-negative decimal integer (at most 18 digits); -1 when s is not one. */
 int64_t console_api_parse_count(const char *s);
 

@@ -1,8 +1,9 @@
 /*
  * The console's message browser: GET /api/topics/<t>/partitions/<p>/messages?offset=N&limit=M
- * reads a page of records from this broker's copy of the partition, below the high watermark
- * (what a consumer could see), and renders keys, values and headers as text when they are
- * valid UTF-8, else hex.
+ * (or ?timestamp=MS: from the first record at or after that time, found with the time index
+ * as ListOffsets does) reads a page of records from this broker's copy of the partition, below the
+ * high watermark (what a consumer could see), and renders keys, values and headers as text when
+ * they are valid UTF-8, else hex.
  *
  * Bounds, so no request can make the broker work or allocate without limit: at most
  * CONSOLE_MESSAGES_MAX records, CONSOLE_READS_MAX log reads of CONSOLE_READ_BYTES (a single
@@ -178,16 +179,23 @@ static int console_page_step(struct console_page *pg, struct expo *e)
     return pg->next > before && pg->count < pg->limit && pg->next < pg->hw ? 1 : 0;
 }
 
-/* Parses offset (default: log start) and limit (default 20, at most 100). 0 or an HTTP 400. */
-static int console_page_args(const struct console_request *req, int64_t *offset, int *limit,
-                             struct expo *e)
+/* Parses offset (default: log start) or timestamp (ms; -1 when absent), and limit (default 20,
+ * at most 100). 0 or an HTTP 400. */
+static int console_page_args(const struct console_request *req, int64_t *offset, int64_t *ts,
+                             int *limit, struct expo *e)
 {
     const char *o = req->arg(req, "offset");
+    const char *t = req->arg(req, "timestamp");
     const char *l = req->arg(req, "limit");
     *offset = -1;
+    *ts = -1;
     *limit = CONSOLE_MESSAGES_DEFAULT;
+    if (o != NULL && t != NULL)
+        return json_error(e, 400, "give an offset or a timestamp, not both");
     if (o != NULL && (*offset = console_api_parse_count(o)) < 0)
         return json_error(e, 400, "offset '%.40s' is not a non-negative integer", o);
+    if (t != NULL && (*ts = console_api_parse_count(t)) < 0)
+        return json_error(e, 400, "timestamp '%.40s' is not a non-negative time in ms", t);
     if (l != NULL) {
         int64_t v = console_api_parse_count(l);
         if (v < 1)
@@ -234,11 +242,30 @@ static void console_page_open(struct expo *e, const char *topic, int32_t partiti
                 (long long)pg->offset, pg->limit);
 }
 
+/*
+ * The first offset whose timestamp is >= ts, by the time index as ListOffsets finds it; the
+ * high watermark (an empty page) when every visible record is older. 0 or -1 on a read error.
+ */
+static int console_page_seek_time(struct console_page *pg, int64_t ts)
+{
+    int64_t off, found;
+    int rc = log_offset_for_timestamp(pg->log, ts, &off, &found);
+    if (rc == -ENOENT || (rc == 0 && off >= pg->hw)) {
+        pg->offset = pg->hw;
+        return 0;
+    }
+    if (rc != 0)
+        return -1;
+    pg->offset = off;
+    return 0;
+}
+
 int console_api_messages(struct broker *b, const char *topic, int32_t partition,
                          const struct console_request *req, struct expo *out)
 {
     struct console_page pg = {0};
-    int rc = console_page_args(req, &pg.offset, &pg.limit, out);
+    int64_t ts;
+    int rc = console_page_args(req, &pg.offset, &ts, &pg.limit, out);
     if (rc != 0)
         return rc;
     struct partition *p = partition_get(b->parts, topic, partition);
@@ -247,6 +274,10 @@ int console_api_messages(struct broker *b, const char *topic, int32_t partition,
     pg.log = p->log;
     int64_t start = log_start_offset(p->log), end = log_end_offset(p->log);
     pg.hw = log_high_watermark(p->log);
+    if (ts >= 0 && console_page_seek_time(&pg, ts) != 0) {
+        partition_put(p);
+        return json_error(out, 503, "cannot search the partition's time index");
+    }
     if (pg.offset > end) {
         partition_put(p);
         return json_error(out, 400, "offset %lld is past the log end offset %lld",

@@ -247,7 +247,10 @@ int console_serve(const char *listener, const struct console_source *src, struct
     }
     con->src = *src;
     con->port = console_bound_port(fd, port);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* epoll, not MHD's default select(): a broker with many partitions has thousands of
+     * descriptors open, and select() cannot watch one numbered FD_SETSIZE (1024) or more, so
+     * the browser's connections would be dropped. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* The logger first, so MHD prints nothing of its own. */

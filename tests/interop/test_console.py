@@ -7,7 +7,12 @@ right end offsets, and the records (the binary value in hex, compressed batches 
 pages capped at 100); a consumer group's members, committed offsets and lag; topic creation
 and deletion only with the console's header and origin. Bad input (unknown topic or partition, negative/huge/non-numeric offset
 or limit, offset past the end, unknown path, POST) gets a 4xx with a JSON message, never a 500
-or a hang. Then, when /usr/bin/chromium exists, headless Chromium loads each page, and its DOM
+or a hang. A second broker (samples every 500 ms) checks the changes added for issue 21: a
+topic config set and removed through the API is what AdminClient.describe_configs reports (bad
+values 400); browsing by timestamp starts at the first record at or after it; a group's
+offsets reset to earliest/latest/an offset/a timestamp only while the group is empty (409
+otherwise), after which its consumer re-reads from the start; the lag history and the topic's
+bytes-in rates show the samples. Then, when /usr/bin/chromium exists, headless Chromium loads each page, and its DOM
 must show the brokers, partitions and records; a screenshot of each page (1280x800) is saved
 in the test's temporary folder (copied to $GREGOR_CONSOLE_SCREENSHOTS when set). Without
 Chromium the browser part is skipped and says so.
@@ -29,7 +34,7 @@ from harness import (HOST, SLOW, Broker, check, comment, fail, run_tests,  # noq
                      start_expect_exit, test, wait_until)
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 TOPIC = "console-demo"
@@ -93,8 +98,8 @@ GROUP = "console-group"
 
 
 def console_broker():
-    return Broker({"console.listener": "http://:0", "group.initial.rebalance.delay.ms": 0},
-                  name="console")
+    return Broker({"console.listener": "http://:0", "group.initial.rebalance.delay.ms": 0,
+                   "console.sample.interval.ms": 500}, name="console")
 
 
 def join_group(bootstrap):
@@ -271,6 +276,166 @@ def test_console_json_api_shows_cluster_topics_and_records():
         check_topic_actions(base)
 
 
+MARK = {"X-Gregor-Console": "1"}
+CFG_TOPIC = "console-cfg"
+RESET_TOPIC = "console-reset"
+RESET_GROUP = "console-reset-group"
+T0 = 1700000000000
+T1 = T0 + 10000
+
+
+def described(admin, topic):
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = admin.describe_configs([res])[res].result(timeout=10 * SLOW)
+    return {k: (v.value, v.source) for k, v in entries.items()}
+
+
+def check_config_change(base, admin):
+    for f in admin.create_topics([NewTopic(CFG_TOPIC, 1, 1)]).values():
+        f.result(timeout=10 * SLOW)
+    url = base + "/api/topics/%s/configs?name=%%s&value=%%s" % CFG_TOPIC
+    status, _, body = http(url % ("retention.ms", "3600000"), "POST")
+    check(status == 403, "config change without the console header: %d" % status)
+    for name, value in (("retention.ms", "3600000"), ("cleanup.policy", "compact")):
+        status, _, body = http(url % (name, value), "POST", MARK)
+        check(status == 200 and json.loads(body)["changed"], "set %s: %d %r" % (name, status, body))
+    # AlterConfigs replaces the overrides: the first change must survive the second.
+    wait_until(lambda: described(admin, CFG_TOPIC)["cleanup.policy"][0] == "compact", 5 * SLOW,
+               what="cleanup.policy=compact in DescribeConfigs")
+    d = described(admin, CFG_TOPIC)
+    check(d["retention.ms"][0] == "3600000", "retention.ms after two changes: %r" % (d["retention.ms"],))
+    for bad, want, text in ((url % ("retention.ms", "soon"), 400, "retention.ms"),
+                            (url % ("no.such.config", "1"), 400, "no.such.config"),
+                            (base + "/api/topics/%s/configs?name=retention.ms" % CFG_TOPIC, 400,
+                             "value"),
+                            (base + "/api/topics/no-such-topic/configs?name=retention.ms&value=1",
+                             404, "unknown topic")):
+        status, _, body = http(bad, "POST", MARK)
+        check(status == want and text in json.loads(body)["error"],
+              "POST %s: %d (want %d) %r" % (bad, status, want, body[:300]))
+    check(described(admin, CFG_TOPIC)["retention.ms"][0] == "3600000", "bad values changed nothing")
+    status, _, body = http(base + "/api/topics/%s/configs?name=cleanup.policy" % CFG_TOPIC,
+                           "DELETE", MARK)
+    check(status == 200, "remove an override: %d %r" % (status, body[:300]))
+    wait_until(lambda: described(admin, CFG_TOPIC)["cleanup.policy"][0] == "delete", 5 * SLOW,
+               what="cleanup.policy back to its default")
+    check(described(admin, CFG_TOPIC)["retention.ms"][0] == "3600000", "other override kept")
+
+
+def produce_timed(bootstrap):
+    """Ten records on RESET_TOPIC: offsets 0-4 at T0, 5-9 at T1."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i in range(10):
+        p.produce(RESET_TOPIC, value=b"r%d" % i, partition=0, timestamp=T0 if i < 5 else T1)
+        p.flush(10 * SLOW)
+    check(p.flush(10 * SLOW) == 0, "timed records not delivered")
+
+
+def check_timestamp_browsing(base):
+    path = "/topics/%s/partitions/0/messages?timestamp=%%d" % RESET_TOPIC
+    for ts, first in ((0, 0), (T0, 0), (T0 + 1, 5), (T1, 5)):
+        m = api(base, path % ts)
+        check(m["records"] and m["records"][0]["offset"] == first
+              and m["records"][0]["timestamp"] >= ts, "timestamp %d: %r" % (ts, m["records"][:1]))
+    m = api(base, path % (T1 + 1))
+    check(m["count"] == 0, "timestamp after every record: %r" % m)
+    status, _, body = http(base + "/api" + path % T0 + "&offset=1")
+    check(status == 400, "offset and timestamp together: %d" % status)
+    status, _, body = http(base + "/api/topics/%s/partitions/0/messages?timestamp=x" % RESET_TOPIC)
+    check(status == 400 and b"timestamp" in body, "bad timestamp: %d %r" % (status, body))
+
+
+def group_consumer(bootstrap):
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": RESET_GROUP,
+                     "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+
+
+def first_offset_read(c):
+    deadline = time.monotonic() + 20 * SLOW
+    while time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is not None and m.error() is None:
+            return m.offset()
+    fail("the consumer read nothing")
+
+
+def reset(base, args):
+    status, _, body = http(base + "/api/groups/%s/offsets?%s" % (RESET_GROUP, args), "POST", MARK)
+    return status, json.loads(body)
+
+
+def lag_now(base):
+    status, _, body = http(base + "/api/groups/%s/lag" % RESET_GROUP)
+    if status != 200:
+        return None
+    pts = json.loads(body)["points"]
+    return pts[-1]["lag"] if pts else None
+
+
+def check_offset_reset(base, bootstrap):
+    c = group_consumer(bootstrap)
+    c.subscribe([RESET_TOPIC])
+    check(first_offset_read(c) == 0, "first read")
+    c.commit(offsets=[TopicPartition(RESET_TOPIC, 0, 10)], asynchronous=False)
+    status, body = reset(base, "topic=%s&to=earliest" % RESET_TOPIC)
+    check(status == 409 and "empty" in body["error"], "reset of an active group: %d %r"
+          % (status, body))
+    wait_until(lambda: lag_now(base) == 0, 10 * SLOW, what="lag 0 in the lag history")
+    c.close()
+    for args, want in (("topic=%s&to=timestamp&value=%d" % (RESET_TOPIC, T1), 5),
+                       ("topic=%s&to=offset&value=999" % RESET_TOPIC, 10),
+                       ("topic=%s&to=latest" % RESET_TOPIC, 10),
+                       ("topic=%s&to=earliest&partition=0" % RESET_TOPIC, 0)):
+        status, body = reset(base, args)
+        check(status == 200 and body["offsets"] == [{"partition": 0, "offset": want}],
+              "reset %s: %d %r" % (args, status, body))
+    for args, want in (("topic=no-such-topic&to=earliest", 404), ("topic=%s&to=nowhere"
+                       % RESET_TOPIC, 400), ("topic=%s&to=offset" % RESET_TOPIC, 400),
+                       ("topic=%s&to=earliest&partition=3" % RESET_TOPIC, 404)):
+        status, body = reset(base, args)
+        check(status == want and body["error"], "reset %s: %d (want %d) %r"
+              % (args, status, want, body))
+    g = api(base, "/groups/" + RESET_GROUP)
+    check([(o["partition"], o["committed"]) for o in g["offsets"]] == [(0, 0)],
+          "committed after the reset: %r" % g["offsets"])
+    wait_until(lambda: lag_now(base) == 10, 10 * SLOW, what="lag 10 in the lag history")
+    c = group_consumer(bootstrap)
+    try:
+        c.subscribe([RESET_TOPIC])
+        check(first_offset_read(c) == 0, "the group re-reads from the start after the reset")
+    finally:
+        c.close()
+    h = api(base, "/groups/%s/lag" % RESET_GROUP)
+    check(h["interval_ms"] == 500 and len(h["points"]) >= 2
+          and all(p["time"] > T0 for p in h["points"]), "lag history %r" % h)
+    status, _, _ = http(base + "/api/groups/never-seen-group/lag")
+    check(status == 404, "lag of an unknown group: %d" % status)
+
+
+def check_topic_rates(base):
+    def rates():
+        t = [t for t in api(base, "/topics")["topics"] if t["name"] == RESET_TOPIC]
+        return t[0]["bytes_in_rate"] if t else []
+    wait_until(lambda: any(r for r in rates() if r), 10 * SLOW,
+               what="a positive bytes-in rate of %s" % RESET_TOPIC)
+    check(len(rates()) <= 30, "at most 30 rates: %r" % rates())
+
+
+@test
+def test_console_config_change_offset_reset_timestamps_and_lag_history():
+    with Broker({"console.listener": "http://:0", "group.initial.rebalance.delay.ms": 0,
+                 "console.sample.interval.ms": 500}, name="console-actions") as b:
+        base = console_url(b)
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        check_config_change(base, admin)
+        for f in admin.create_topics([NewTopic(RESET_TOPIC, 1, 1)]).values():
+            f.result(timeout=10 * SLOW)
+        produce_timed(b.bootstrap)
+        check_timestamp_browsing(base)
+        check_topic_rates(base)
+        check_offset_reset(base, b.bootstrap)
+
+
 @test
 def test_console_off_by_default_and_bad_listener_refused():
     with Broker(name="noconsole") as b:
@@ -347,11 +512,14 @@ def test_console_pages_in_headless_chromium():
 
         page = browse(base + "/topics", os.path.join(shots, "topics.png"), b.dir)
         check(any(r[:3] == [TOPIC, "3", "1"] for r in page.rows), "topics rows %r" % page.rows)
+        check(any(r[0] == TOPIC and r[7].endswith("/s") for r in page.rows)
+              and 'class="spark"' in page.dom, "bytes-in sparkline of %s: %r" % (TOPIC, page.rows))
         check('id="create-topic"' in page.dom and "Create topic" in page.dom,
               "topics page has the create form")
 
         page = browse(base + "/topics/" + TOPIC, os.path.join(shots, "topic.png"), b.dir)
         check('id="delete-topic"' in page.dom, "topic page has the delete button")
+        check('id="config-topic"' in page.dom, "topic page has the config form")
         parts = {r[0]: r for r in page.rows if r and r[0] in ("0", "1", "2")}
         ends = [parts.get(p, [None] * 8)[7] for p in ("0", "1", "2")]
         check(ends == [str(len(TEXT_RECORDS)), "2", str(LZ4_RECORDS)],
@@ -365,7 +533,7 @@ def test_console_pages_in_headless_chromium():
               and "trace: abc" in recs[0][4], "binary record row %r" % recs[:1])
         check('"order": 7' in recs[1][3] and "JSON" in recs[1][3], "json row %r" % recs[1:])
 
-        page = browse(base + "/topics/%s/partitions/0/messages?offset=0&limit=2" % TOPIC,
+        page = browse(base + "/topics/%s/partitions/0/messages?timestamp=0&limit=2" % TOPIC,
                       os.path.join(shots, "messages-page.png"), b.dir)
         recs = [r for r in page.rows if r and r[0].isdigit()]
         check([r[3] for r in recs] == ["hello 0", "hello 1"], "paged rows %r" % recs)
@@ -378,6 +546,10 @@ def test_console_pages_in_headless_chromium():
         lags = [r for r in page.rows if r and r[0] == TOPIC]
         check([r[1:] for r in lags] == [["0", "3", "5", "2"], ["2", "100", "150", "50"]],
               "group page offset rows %r" % page.rows)
+        check(re.search(r'<form[^>]*id="reset-offsets"', page.dom),
+              "the empty group's page has the reset form")
+        check(re.search(r'id="lag-chart"><svg[^>]*><polyline', page.dom),
+              "group page draws the lag chart")
 
         page = browse(base + "/topics/no-such-topic", os.path.join(shots, "unknown.png"), b.dir)
         text = "".join(page.text)

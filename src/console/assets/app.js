@@ -3,7 +3,7 @@
  *   /                                            overview
  *   /topics                                      topic list
  *   /topics/<name>                               one topic's partitions and configs
- *   /topics/<name>/partitions/<p>/messages       message browser (?offset=&limit=)
+ *   /topics/<name>/partitions/<p>/messages       message browser (?offset= or ?timestamp=, &limit=)
  *   /groups                                      consumer groups
  *   /groups/<id>                                 one group's members, offsets and lag
  * Every page is drawn from the JSON under /api/. Data is inserted as text (textContent), never
@@ -128,6 +128,38 @@ function drawChart(svg, samples) {
   }
 }
 
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/* An inline SVG line of values (null = gap) scaled to its own maximum; no library. */
+function svgLine(values, w, h, cls, label) {
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  svg.setAttribute('class', cls);
+  svg.setAttribute('viewBox', '0 0 ' + w + ' ' + h);
+  svg.setAttribute('preserveAspectRatio', 'none');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', label);
+  const max = Math.max(1, ...values.filter((v) => v !== null));
+  let run = [];
+  const flush = () => {
+    if (run.length > 1) {
+      const line = document.createElementNS(SVG_NS, 'polyline');
+      line.setAttribute('points', run.join(' '));
+      line.setAttribute('fill', 'none');
+      line.setAttribute('stroke', '#0a58ca');
+      line.setAttribute('stroke-width', '1.5');
+      line.setAttribute('vector-effect', 'non-scaling-stroke');
+      svg.append(line);
+    }
+    run = [];
+  };
+  values.forEach((v, i) => {
+    if (v === null) { flush(); return; }
+    run.push((i * w / Math.max(1, values.length - 1)).toFixed(1) + ',' + (h - 1 - v * (h - 2) / max).toFixed(1));
+  });
+  flush();
+  return svg;
+}
+
 async function pageOverview(content) {
   setTitle('Cluster overview');
   const o = await api('/overview');
@@ -201,6 +233,16 @@ function createTopicForm() {
   return [el('h2', { id: 'create-heading', text: 'Create a topic' }), form];
 }
 
+/* The topic's bytes in per second over the last samples, or '–' when it had no traffic. */
+function sparkline(rates) {
+  const known = (rates || []).filter((v) => v !== null);
+  if (known.length === 0) return '–';
+  const last = known[known.length - 1];
+  return el('span', { class: 'spark-cell' },
+    svgLine(rates, 100, 20, 'spark', 'Bytes in per second, last ' + rates.length + ' samples'),
+    ' ' + fmtBytes(last) + '/s');
+}
+
 async function pageTopics(content) {
   setTitle('Topics');
   const r = await api('/topics');
@@ -210,10 +252,10 @@ async function pageTopics(content) {
     content.append(el('p', { text: 'No topics yet.' }));
     return;
   }
-  content.append(table(r.topics.length + ' topics', ['Topic', 'Partitions', 'Replication', 'Under-replicated', 'Offline', 'Retention', 'Size here'],
+  content.append(table(r.topics.length + ' topics', ['Topic', 'Partitions', 'Replication', 'Under-replicated', 'Offline', 'Retention', 'Size here', 'Bytes in (last minutes)'],
     r.topics.map((t) => [el('a', { href: topicHref(t.name), text: t.name }), t.partitions,
       t.replication_factor, t.under_replicated, t.offline, fmtMs(t.retention_ms),
-      t.local_size === null ? 'not hosted' : fmtBytes(t.local_size)]), [1, 2, 3, 4]));
+      t.local_size === null ? 'not hosted' : fmtBytes(t.local_size), sparkline(t.bytes_in_rate)]), [1, 2, 3, 4]));
 }
 
 async function pageTopic(content, name) {
@@ -248,6 +290,32 @@ async function pageTopic(content, name) {
   content.append(el('h2', { text: 'Configuration overrides' }));
   if (r.configs.length === 0) content.append(el('p', { text: 'None: every config has its broker default.' }));
   else content.append(table('Topic configs set on ' + name, ['Name', 'Value'], r.configs.map((c) => [c.name, c.value])));
+  content.append(configForm(name));
+}
+
+/* Sets or removes one config override (AlterConfigs through the broker), after a confirmation. */
+function configForm(topic) {
+  const cname = el('input', { name: 'name', required: true, autocomplete: 'off', placeholder: 'retention.ms' });
+  const cvalue = el('input', { name: 'value', autocomplete: 'off', placeholder: 'empty to remove' });
+  const form = el('form', { class: 'browse', id: 'config-topic', 'aria-label': 'Change a config' },
+    el('label', {}, 'Config', cname), el('label', {}, 'Value', cvalue),
+    el('button', { type: 'submit', text: 'Change config…' }));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const remove = cvalue.value === '';
+    const what = remove ? 'Remove the override of ' + cname.value + ' on topic "' + topic + '" (back to the broker default)?'
+      : 'Set ' + cname.value + '=' + cvalue.value + ' on topic "' + topic + '"?';
+    if (!window.confirm(what)) return;
+    clearError();
+    const args = new URLSearchParams({ name: cname.value });
+    if (!remove) args.set('value', cvalue.value);
+    try {
+      await change(remove ? 'DELETE' : 'POST', '/topics/' + encodeURIComponent(topic) + '/configs?' + args);
+      say((remove ? 'Removed ' : 'Set ') + cname.value + '.');
+      location.reload();
+    } catch (e) { showError(e); }
+  });
+  return el('div', {}, el('h3', { text: 'Change a config' }), form);
 }
 
 /* ---- messages ---- */
@@ -282,14 +350,25 @@ async function pageMessages(content, name, partition) {
   setTitle('Messages of ' + name + ' partition ' + partition);
   const q = new URLSearchParams(location.search);
   const offset = q.get('offset');
+  const time = q.get('timestamp');
   const limit = q.get('limit') || '20';
   const form = el('form', { class: 'browse', method: 'get', 'aria-label': 'Choose messages' },
     el('label', {}, 'Start offset', el('input', { name: 'offset', type: 'number', min: '0', inputmode: 'numeric', value: offset || '' })),
+    el('label', {}, 'or from time (ms or ISO date)', el('input', { name: 'timestamp', autocomplete: 'off', value: time || '', placeholder: '2026-01-31T12:00Z' })),
     el('label', {}, 'Records per page (1–100)', el('input', { name: 'limit', type: 'number', min: '1', max: '100', value: limit })),
     el('button', { type: 'submit', text: 'Show' }));
+  /* Empty fields are left out of the address: the API refuses an offset and a time together. */
+  form.addEventListener('submit', () => {
+    for (const i of form.querySelectorAll('input')) if (i.value === '') i.disabled = true;
+  });
   content.append(el('p', {}, el('a', { href: topicHref(name), text: '← Topic ' + name })), form);
   const args = new URLSearchParams();
   if (offset !== null && offset !== '') args.set('offset', offset);
+  else if (time !== null && time !== '') {
+    const ms = /^\d+$/.test(time) ? time : String(Date.parse(time));
+    if (ms === 'NaN') throw new ApiError(400, 'cannot read "' + time + '" as a time: give ms since 1970 or an ISO date');
+    args.set('timestamp', ms);
+  }
   args.set('limit', limit);
   const r = await api('/topics/' + encodeURIComponent(name) + '/partitions/' + encodeURIComponent(partition) + '/messages?' + args);
   content.append(cards('Partition', [['Log start', r.log_start_offset], ['High watermark', r.high_watermark], ['Log end', r.log_end_offset], ['Shown', r.count]]));
@@ -339,6 +418,58 @@ async function pageGroup(content, id) {
     ['Topic', 'Partition', 'Committed', 'High watermark', 'Lag'],
     g.offsets.map((o) => [el('a', { href: topicHref(o.topic), text: o.topic }), o.partition, o.committed,
       o.high_watermark === null ? 'not here' : o.high_watermark, o.lag === null ? '–' : o.lag]), [1, 2, 3, 4]));
+  content.append(el('h2', { text: 'Total lag, last hour' }));
+  content.append(await lagChart(id));
+  content.append(el('h2', { text: 'Reset offsets' }));
+  content.append(resetForm(id, g));
+}
+
+async function lagChart(id) {
+  let h;
+  try { h = await api('/groups/' + encodeURIComponent(id) + '/lag'); } catch (e) {
+    return el('p', { id: 'lag-chart', text: e.status === 404 ? 'No samples yet (one every few seconds).' : 'Cannot read the lag history: ' + e.message });
+  }
+  const vals = h.points.map((p) => p.lag);
+  const known = vals.filter((v) => v !== null);
+  const wrap = el('div', { id: 'lag-chart' });
+  wrap.append(svgLine(vals, 400, 100, 'chart', 'Total lag of ' + id + ', ' + vals.length + ' samples every ' + h.interval_ms / 1000 + ' s'));
+  wrap.append(el('p', { class: 'chart-legend', text: known.length ? 'now ' + known[known.length - 1] + ', max ' + Math.max(...known) +
+    ' (' + vals.length + ' samples, one every ' + h.interval_ms / 1000 + ' s; lag summed over partitions this broker hosts)' : 'No lag known in these samples.' }));
+  return wrap;
+}
+
+/* Resets a topic's committed offsets while the group is empty, after a confirmation. */
+function resetForm(id, g) {
+  if (g.state !== 'Empty' && g.state !== 'Dead')
+    return el('p', { id: 'reset-offsets', text: 'Offsets can be reset only while the group is empty: it is ' + g.state + ' with ' + g.members.length + ' member(s).' });
+  const topics = [...new Set(g.offsets.map((o) => o.topic))];
+  const topic = el('input', { name: 'topic', required: true, autocomplete: 'off', value: topics[0] || '', list: 'reset-topics' });
+  const dl = el('datalist', { id: 'reset-topics' }, ...topics.map((t) => el('option', { value: t })));
+  const to = el('select', { name: 'to' }, ...['earliest', 'latest', 'offset', 'timestamp'].map((v) => el('option', { value: v, text: v })));
+  const value = el('input', { name: 'value', autocomplete: 'off', placeholder: 'offset, or ms / ISO date' });
+  const part = el('input', { name: 'partition', type: 'number', min: '0', placeholder: 'all' });
+  const form = el('form', { class: 'browse', id: 'reset-offsets', 'aria-label': 'Reset offsets' },
+    el('label', {}, 'Topic', topic, dl), el('label', {}, 'To', to), el('label', {}, 'Offset or time', value),
+    el('label', {}, 'Partition', part), el('button', { type: 'submit', text: 'Reset offsets…' }));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const args = new URLSearchParams({ topic: topic.value, to: to.value });
+    if (to.value === 'offset' || to.value === 'timestamp') {
+      const v = to.value === 'timestamp' && !/^\d+$/.test(value.value) ? String(Date.parse(value.value)) : value.value;
+      args.set('value', v);
+    }
+    if (part.value) args.set('partition', part.value);
+    const where = to.value + (args.has('value') ? ' ' + args.get('value') : '');
+    if (!window.confirm('Reset the committed offsets of group "' + id + '" on ' + topic.value +
+      (part.value ? ' partition ' + part.value : ' (every partition)') + ' to ' + where + '?')) return;
+    clearError();
+    try {
+      const r = await change('POST', '/groups/' + encodeURIComponent(id) + '/offsets?' + args);
+      say('Reset: ' + r.offsets.map((o) => 'partition ' + o.partition + ' → ' + o.offset).join(', ') + '.');
+      location.reload();
+    } catch (e) { showError(e); }
+  });
+  return form;
 }
 
 /* ---- routing ---- */
@@ -362,6 +493,8 @@ async function route() {
   } catch (e) {
     showError(e);
   }
+  /* Milliseconds from navigation to a drawn page, for bench/console.py. */
+  document.body.setAttribute('data-ready-ms', String(Math.round(performance.now())));
   document.body.setAttribute('data-ready', 'true');
 }
 
