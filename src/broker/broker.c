@@ -152,13 +152,38 @@ static void broker_set_advertised(struct broker *b)
     b->advertised_port = adv->port;
 }
 
-/* Controller thread, after each publish: the partition registry, then the client quotas. */
+/* A connection limit: this broker's dynamic value, else the cluster default's, else the
+ * static property; 0 = unlimited (Kafka's default is Int.MaxValue). */
+static int broker_connection_limit(const struct broker *b, const struct metadata_image *img,
+                                   const char *name, int32_t static_value)
+{
+    const char *v = metadata_image_broker_config(img, b->cfg.node_id, name);
+    if (v == NULL)
+        v = metadata_image_broker_config(img, -1, name);
+    long long x = v ? strtoll(v, NULL, 10) : static_value;
+    return x <= 0 || x >= INT32_MAX ? 0 : (int)x;
+}
+
+/* Dynamic max.connections / max.connections.per.ip (KIP-226's DynamicConnectionQuota). */
+static void broker_apply_connection_limits(struct broker *b, const struct metadata_image *prev,
+                                           const struct metadata_image *next)
+{
+    if (prev != NULL && metadata_image_broker_configs_equal(prev, next))
+        return;
+    net_server_set_connection_limits(
+        b->net, broker_connection_limit(b, next, "max.connections", b->cfg.max_connections),
+        broker_connection_limit(b, next, "max.connections.per.ip", b->cfg.max_connections_per_ip));
+}
+
+/* Controller thread, after each publish: the partition registry, the client quotas and the
+ * connection limits. */
 static void broker_on_image(void *arg, const struct metadata_image *prev,
                             const struct metadata_image *next)
 {
     struct broker *b = arg;
     partition_registry_on_image(b->parts, prev, next);
     quota_on_image(b->quotas, next);
+    broker_apply_connection_limits(b, prev, next);
 }
 
 static int broker_start_controller(struct broker *b, char *err, size_t errlen)

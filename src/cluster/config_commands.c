@@ -115,9 +115,23 @@ static const char *base_find(const struct override_base *b, const char *name)
     return NULL;
 }
 
-/* The topic config a dynamic broker config stands for (its broker synonym), or NULL. */
+/* Dynamic broker configs that are not a topic config's synonym (Kafka's
+ * DynamicConnectionQuota): applied by every broker to its listeners (broker/broker.c). */
+static const struct topic_config_def broker_only_dynamic_defs[] = {
+    {"max.connections", TOPIC_CONFIG_INT, "2147483647", 0, 2147483647.0, NULL, NULL,
+     "The maximum number of connections the broker allows at any time."},
+    {"max.connections.per.ip", TOPIC_CONFIG_INT, "2147483647", 0, 2147483647.0, NULL, NULL,
+     "The maximum number of connections allowed from each ip address."},
+};
+
+/* The definition a dynamic broker config is validated with: a topic config it stands for
+ * (its broker synonym) or one of the broker-only ones; NULL if it cannot change at run time. */
 static const struct topic_config_def *broker_dynamic_def(const char *name)
 {
+    for (size_t i = 0; i < sizeof(broker_only_dynamic_defs) / sizeof(broker_only_dynamic_defs[0]);
+         i++)
+        if (strcmp(broker_only_dynamic_defs[i].name, name) == 0)
+            return &broker_only_dynamic_defs[i];
     for (size_t i = 0; i < topic_config_count(); i++) {
         const struct topic_config_def *def = topic_config_at(i);
         if (def->broker_synonym && strcmp(def->broker_synonym, name) == 0)
@@ -218,8 +232,8 @@ static bool build_ops(struct command *cmd, struct controller_topic_result *r,
             continue;
         const struct topic_config_def *def =
             b->broker ? broker_dynamic_def(s->e[i].name) : topic_config_find(s->e[i].name);
-        int code =
-            topic_config_validate(def ? def->name : s->e[i].name, s->e[i].value, msg, sizeof(msg));
+        int code = def ? topic_config_validate_def(def, s->e[i].value, msg, sizeof(msg))
+                       : topic_config_validate(s->e[i].name, s->e[i].value, msg, sizeof(msg));
         if (code) {
             command_set_error(cmd, r, (int16_t)code, "%s", msg);
             return false;

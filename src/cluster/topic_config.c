@@ -232,8 +232,14 @@ int topic_config_validate(const char *name, const char *value, char *msg, size_t
         snprintf(msg, msglen, "Unknown topic config name: %s", name);
         return KAFKA_ERR_INVALID_CONFIG;
     }
+    return topic_config_validate_def(d, value, msg, msglen);
+}
+
+int topic_config_validate_def(const struct topic_config_def *d, const char *value, char *msg,
+                              size_t msglen)
+{
     if (value == NULL) {
-        snprintf(msg, msglen, "Null value not supported for topic config %s", name);
+        snprintf(msg, msglen, "Null value not supported for topic config %s", d->name);
         return KAFKA_ERR_INVALID_CONFIG;
     }
     switch (d->type) {

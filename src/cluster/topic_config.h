@@ -57,6 +57,9 @@ const struct topic_config_def *topic_config_at(size_t i);
  * configuration retention.ms: Not a number of type LONG").
  */
 int topic_config_validate(const char *name, const char *value, char *msg, size_t msglen);
+/* The same check against a definition (also the broker-only dynamic configs'). */
+int topic_config_validate_def(const struct topic_config_def *d, const char *value, char *msg,
+                              size_t msglen);
 
 /* The broker's value of a property from one source (TOPIC_CONFIG_SOURCE_DYNAMIC_BROKER,
  * _DYNAMIC_DEFAULT_BROKER or _STATIC_BROKER) if it is set there, else NULL. */

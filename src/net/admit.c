@@ -3,9 +3,13 @@
  * max.connections.per.ip. Workers accept concurrently, so the counts live behind one mutex;
  * it is taken twice per connection (accept and close), never on the data path.
  *
+ * Every connection is counted per address whatever the limits, so that a limit set at run time
+ * (dynamic max.connections.per.ip) sees the connections already open.
+ *
  * Invariant: every entry in the table has count > 0; an entry is freed when its count drops to
  * zero, so the table holds only addresses that currently have connections.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,23 +61,26 @@ int net_admit_acquire(struct net_admit *a, const struct net_ip_key *k)
         rc = -ENFILE;
         goto out;
     }
-    if (a->max_per_ip > 0) {
-        struct net_admit_entry **pp = net_admit_find(a, k);
-        if (*pp == NULL) {
-            struct net_admit_entry *e = calloc(1, sizeof(*e));
-            if (e == NULL) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            e->key = *k;
-            *pp = e;
-        }
-        if ((*pp)->count >= a->max_per_ip) {
-            rc = -EMFILE;
+    struct net_admit_entry **pp = net_admit_find(a, k);
+    if (*pp == NULL) {
+        struct net_admit_entry *e = calloc(1, sizeof(*e));
+        if (e == NULL) {
+            rc = -ENOMEM;
             goto out;
         }
-        (*pp)->count++;
+        e->key = *k;
+        *pp = e;
     }
+    if (a->max_per_ip > 0 && (*pp)->count >= a->max_per_ip) {
+        if ((*pp)->count == 0) { /* just added: keep the invariant */
+            struct net_admit_entry *e = *pp;
+            *pp = e->next;
+            free(e);
+        }
+        rc = -EMFILE;
+        goto out;
+    }
+    (*pp)->count++;
     a->open++;
 out:
     pthread_mutex_unlock(&a->lock);
@@ -84,13 +91,20 @@ void net_admit_release(struct net_admit *a, const struct net_ip_key *k)
 {
     pthread_mutex_lock(&a->lock);
     a->open--;
-    if (a->max_per_ip > 0) {
-        struct net_admit_entry **pp = net_admit_find(a, k);
-        if (*pp != NULL && --(*pp)->count == 0) {
-            struct net_admit_entry *e = *pp;
-            *pp = e->next;
-            free(e);
-        }
+    struct net_admit_entry **pp = net_admit_find(a, k);
+    assert(*pp != NULL && (*pp)->count > 0); /* acquired, so counted */
+    if (--(*pp)->count == 0) {
+        struct net_admit_entry *e = *pp;
+        *pp = e->next;
+        free(e);
     }
+    pthread_mutex_unlock(&a->lock);
+}
+
+void net_admit_set_limits(struct net_admit *a, int max_total, int max_per_ip)
+{
+    pthread_mutex_lock(&a->lock);
+    a->max_total = max_total;
+    a->max_per_ip = max_per_ip;
     pthread_mutex_unlock(&a->lock);
 }

@@ -197,6 +197,8 @@ void net_admit_destroy(struct net_admit *a);
 /* 0, -ENFILE (max.connections reached) or -EMFILE (max.connections.per.ip reached). */
 int net_admit_acquire(struct net_admit *a, const struct net_ip_key *k);
 void net_admit_release(struct net_admit *a, const struct net_ip_key *k);
+/* New limits (0 = unlimited) for the next connections; open ones stay. Any thread. */
+void net_admit_set_limits(struct net_admit *a, int max_total, int max_per_ip);
 
 /* listener.c */
 int net_listener_open(struct net_server *s, int index, const char *host, int port);

@@ -161,6 +161,10 @@ struct net_stats {
 };
 void net_server_stats(const struct net_server *s, struct net_stats *out);
 
+/* max.connections and max.connections.per.ip changed at run time (0 = unlimited): new
+ * connections are admitted against them, open ones are kept (as Kafka does). Any thread. */
+void net_server_set_connection_limits(struct net_server *s, int max_total, int max_per_ip);
+
 /*
  * Completes req with a response. *resp must be the complete frame, 4-byte size prefix
  * included; its contents move to net and *resp is left empty (iochain_init'ed), so the caller

@@ -201,3 +201,8 @@ void net_server_stats(const struct net_server *s, struct net_stats *out)
     }
     out->connections_open = out->connections_accepted - out->connections_closed;
 }
+
+void net_server_set_connection_limits(struct net_server *s, int max_total, int max_per_ip)
+{
+    net_admit_set_limits(&s->admit, max_total > 0 ? max_total : 0, max_per_ip > 0 ? max_per_ip : 0);
+}

@@ -10,14 +10,17 @@ What is tried:
   MSG_SIZE_TOO_LARGE; removing it again lets the record through (the settings really apply);
 - refused: a key that cannot change at run time (log.dirs), a bad value, a broker name that is
   no id, and describing another broker's id (INVALID_REQUEST, as Kafka);
-- a restarted node still has the dynamic configs (they live in the metadata log).
+- a restarted node still has the dynamic configs (they live in the metadata log);
+- max.connections.per.ip and max.connections (not topic configs: Kafka's
+  DynamicConnectionQuota) set on "" limit the next connections of a running broker, keep the
+  open ones, refuse bad values, and lift when removed.
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, Cluster, Reader, array, boolean, check, comment, i8,  # noqa: E402
-                     poll, run_tests, string, test)
+from harness import (SLOW, Broker, Cluster, ConnectionClosed, KafkaRaw, Reader,  # noqa: E402
+                     array, boolean, check, comment, i8, poll, run_tests, string, test)
 
 ALTER_CONFIGS, DESCRIBE_CONFIGS, BROKER_TYPE = 33, 32, 4
 
@@ -43,10 +46,10 @@ class RawError:
 
 def alter_default(c, configs, via=1):
     """AlterConfigs v0 of the cluster-default BROKER resource "" (the Python client refuses an
-    empty resource name) -> None or a RawError."""
+    empty resource name) -> None or a RawError. c: a Cluster, or a Broker (via unused)."""
     body = array([i8(BROKER_TYPE) + string("") + array(
         [string(k) + string(v) for k, v in configs.items()])]) + boolean(False)
-    with c.raw(via) as k:
+    with (KafkaRaw(c) if isinstance(c, Broker) else c.raw(via)) as k:
         r = Reader(k.call(ALTER_CONFIGS, 0, body))
     r.int32()
     (err, msg, _, _), = r.array(lambda r: (r.int16(), r.string(), r.int8(), r.string()))
@@ -57,7 +60,7 @@ def describe_default(c, via=1, name=""):
     """DescribeConfigs v1 of a BROKER resource (default: "") -> {name: (value, source)}, or
     the RawError."""
     body = array([i8(BROKER_TYPE) + string(name) + (b"\xff\xff\xff\xff")]) + boolean(False)
-    with c.raw(via) as k:
+    with (KafkaRaw(c) if isinstance(c, Broker) else c.raw(via)) as k:
         r = Reader(k.call(DESCRIBE_CONFIGS, 1, body))
     r.int32()
 
@@ -168,6 +171,68 @@ def test_dynamic_broker_configs_apply_everywhere_and_persist():
               ("3600000", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value) and
               "message.max.bytes" not in got, "after a restart: %r" % (got,))
 
+
+def admitted(b):
+    """A new connection that got an ApiVersions answer, or None when it was closed."""
+    k = KafkaRaw(b, timeout=5.0)
+    try:
+        k.api_versions()
+        return k
+    except (ConnectionClosed, ConnectionError, OSError):
+        k.close()
+        return None
+
+
+def serves(b):
+    k = admitted(b)
+    if k is not None:
+        k.close()
+    return k is not None
+
+
+def retried(fn):
+    """fn() once a connection for it is admitted: the broker frees a closed connection's slot
+    when its worker sees the close, a moment after the client's close()."""
+    def attempt():
+        try:
+            return (fn(),)
+        except (ConnectionClosed, ConnectionError, OSError):
+            return None
+    return poll(attempt, 10 * SLOW, "a connection admitted")[0]
+
+
+@test
+def test_connection_limits_change_at_run_time():
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import ConfigSource
+    with Broker({"num.partitions": "1"}) as b:
+        held = [admitted(b) for _ in range(2)]
+        check(None not in held, "two connections")
+        check(retried(lambda: alter_default(b, {"max.connections.per.ip": "3"})) is None,
+              "set the per-ip limit")
+        got = retried(lambda: describe_default(b))
+        check(got.get("max.connections.per.ip") ==
+              ("3", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value), "described: %r" % (got,))
+        held.append(poll(lambda: admitted(b), 10 * SLOW, "a third connection"))
+        check(poll(lambda: not serves(b), 10 * SLOW, "a fourth connection refused"),
+              "over the per-ip limit")
+        for k in held:
+            k.api_versions()  # the open ones still work
+        held.pop().close()  # a slot for the admin requests below
+        for bad in ("-1", "abc"):
+            e = retried(lambda: alter_default(b, {"max.connections.per.ip": bad}))
+            check(e is not None and e.code() == KafkaError.INVALID_CONFIG,
+                  "max.connections.per.ip=%s: %r" % (bad, e))
+        check(retried(lambda: alter_default(b, {"max.connections": "2"})) is None,
+              "a total limit instead of the per-ip one")
+        check(poll(lambda: not serves(b), 10 * SLOW, "the total limit applies"), "max.connections")
+        for k in held:
+            k.close()
+        check(retried(lambda: alter_default(b, {})) is None, "both removed")
+        more = [poll(lambda: admitted(b), 10 * SLOW, "connection %d" % i) for i in range(4)]
+        comment("%d connections served after the limits were removed" % len(more))
+        for k in more:
+            k.close()
 
 if __name__ == "__main__":
     run_tests()
