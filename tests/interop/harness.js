@@ -41,7 +41,38 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
-function freePort () {
+// Ports picked here are reserved against the other test programs running beside this one,
+// with the lock files harness.py uses (PORT_LOCK_DIR: one file per port, the owner's pid).
+const PORT_LOCK_DIR = '/tmp/gregor-test-ports'
+const reservedPorts = []
+
+function pidAlive (pid) {
+  try { process.kill(pid, 0); return true } catch (e) { return e.code === 'EPERM' }
+}
+
+function reservePort (port) {
+  fs.mkdirSync(PORT_LOCK_DIR, { recursive: true })
+  const file = path.join(PORT_LOCK_DIR, String(port))
+  for (let i = 0; i < 2; i++) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx' })
+      if (reservedPorts.length === 0) {
+        process.on('exit', () => { for (const f of reservedPorts) { try { fs.unlinkSync(f) } catch (e) {} } })
+      }
+      reservedPorts.push(file)
+      return true
+    } catch (e) {
+      let owner = 0
+      try { owner = parseInt(fs.readFileSync(file, 'utf8'), 10) || 0 } catch (e2) {}
+      if (owner === process.pid) return true
+      if (owner && pidAlive(owner)) return false
+      try { fs.unlinkSync(file) } catch (e3) {}
+    }
+  }
+  return false
+}
+
+function pickPort () {
   return new Promise((resolve, reject) => {
     const srv = net.createServer()
     srv.on('error', reject)
@@ -50,6 +81,14 @@ function freePort () {
       srv.close(() => resolve(port))
     })
   })
+}
+
+async function freePort () {
+  for (let i = 0; i < 100; i++) {
+    const port = await pickPort()
+    if (reservePort(port)) return port
+  }
+  throw new Error('no free loopback port could be reserved')
 }
 
 function canConnect (port) {

@@ -66,14 +66,78 @@ def wait_until(pred, timeout, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
-def free_port():
-    """A loopback port that was free a moment ago (bind to port 0, read it, close)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+# Test programs run side by side (tests/run.sh), and a port picked here stays unbound until
+# the broker binds it: another program could be handed the same port meanwhile. So every port
+# picked is also reserved for this process with a lock file (its pid inside), which other
+# test processes skip; a file whose process is gone is taken over. Removed at exit.
+PORT_LOCK_DIR = "/tmp/gregor-test-ports"
+_RESERVED = []
+
+
+def _pid_alive(pid):
     try:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _reserve_port(port):
+    """True when port is now reserved by this process (or already was)."""
+    os.makedirs(PORT_LOCK_DIR, exist_ok=True)
+    path = os.path.join(PORT_LOCK_DIR, str(port))
+    if path in _RESERVED:
+        return True
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    owner = int(f.read().strip() or "0")
+            except (OSError, ValueError):
+                owner = 0
+            if owner == os.getpid():
+                return True
+            if owner and _pid_alive(owner):
+                return False
+            try:
+                os.unlink(path)  # a finished program's: take it over
+            except OSError:
+                pass
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        if not _RESERVED:
+            atexit.register(_release_ports)
+        _RESERVED.append(path)
+        return True
+    return False
+
+
+def _release_ports():
+    for path in _RESERVED:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def free_port():
+    """A loopback port that was free a moment ago (bind to port 0, read it, close), reserved
+    for this process against the other test programs."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if _reserve_port(port):
+            return port
+    fail("no free loopback port could be reserved")
 
 
 def rss_kb(pid):
@@ -1010,14 +1074,19 @@ def parse_describe_cluster(body, version=0):
 
 def distinct_free_ports(n):
     """n different loopback ports that were free a moment ago (all bound at once, so no
-    two are the same)."""
-    socks = []
+    two are the same), reserved like free_port's."""
+    socks, ports = [], []
     try:
-        for _ in range(n):
+        for _ in range(100 * n):
+            if len(ports) == n:
+                break
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind((HOST, 0))
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            if _reserve_port(s.getsockname()[1]):
+                ports.append(s.getsockname()[1])
+        check(len(ports) == n, "no %d free loopback ports could be reserved" % n)
+        return ports
     finally:
         for s in socks:
             s.close()
