@@ -87,20 +87,40 @@ static void authorizer_host(const struct broker_req *r, char *out, size_t len)
     out[n] = 0;
 }
 
+/* What one check needs: the principal and host of r's connection and the ACLs of img (or of
+ * the current image, held until authz_check_end). */
+struct authz_check {
+    char host[64];
+    struct acl_subject subject;
+    const struct metadata_image *own;
+    const struct acl_binding *acls;
+    size_t n;
+};
+
+static void authz_check_begin(struct broker_req *r, const struct metadata_image *img,
+                              struct authz_check *c)
+{
+    authorizer_host(r, c->host, sizeof(c->host));
+    c->subject = (struct acl_subject){session_principal(r->nr->conn), c->host};
+    c->own = img ? NULL : metadata_image_acquire(r->b->ctl);
+    c->acls = metadata_image_acls(img ? img : c->own, &c->n);
+}
+
+static void authz_check_end(struct authz_check *c)
+{
+    metadata_image_release(c->own);
+}
+
 bool broker_authorize(struct broker_req *r, const struct metadata_image *img, int resource_type,
                       const char *name, int op)
 {
     const struct broker_authorizer *a = r->b->authz;
     if (a == NULL)
         return true;
-    char host[64];
-    authorizer_host(r, host, sizeof(host));
-    struct acl_subject s = {session_principal(r->nr->conn), host};
-    const struct metadata_image *own = img ? NULL : metadata_image_acquire(r->b->ctl);
-    size_t n;
-    const struct acl_binding *acls = metadata_image_acls(img ? img : own, &n);
-    bool ok = acl_authorize(&a->policy, acls, n, &s, resource_type, name, op);
-    metadata_image_release(own);
+    struct authz_check c;
+    authz_check_begin(r, img, &c);
+    bool ok = acl_authorize(&a->policy, c.acls, c.n, &c.subject, resource_type, name, op);
+    authz_check_end(&c);
     return ok;
 }
 
@@ -114,14 +134,10 @@ bool broker_authorize_any(struct broker_req *r, int resource_type, int op)
     const struct broker_authorizer *a = r->b->authz;
     if (a == NULL)
         return true;
-    char host[64];
-    authorizer_host(r, host, sizeof(host));
-    struct acl_subject s = {session_principal(r->nr->conn), host};
-    const struct metadata_image *img = metadata_image_acquire(r->b->ctl);
-    size_t n;
-    const struct acl_binding *acls = metadata_image_acls(img, &n);
-    bool ok = acl_authorize_any(&a->policy, acls, n, &s, resource_type, op);
-    metadata_image_release(img);
+    struct authz_check c;
+    authz_check_begin(r, NULL, &c);
+    bool ok = acl_authorize_any(&a->policy, c.acls, c.n, &c.subject, resource_type, op);
+    authz_check_end(&c);
     return ok;
 }
 
@@ -131,14 +147,10 @@ int32_t broker_authorized_operations(struct broker_req *r, const struct metadata
     const struct broker_authorizer *a = r->b->authz;
     if (a == NULL)
         return supported;
-    char host[64];
-    authorizer_host(r, host, sizeof(host));
-    struct acl_subject s = {session_principal(r->nr->conn), host};
-    const struct metadata_image *own = img ? NULL : metadata_image_acquire(r->b->ctl);
-    size_t n;
-    const struct acl_binding *acls = metadata_image_acls(img ? img : own, &n);
-    int32_t ops =
-        acl_authorized_operations(&a->policy, acls, n, &s, resource_type, name, supported);
-    metadata_image_release(own);
+    struct authz_check c;
+    authz_check_begin(r, img, &c);
+    int32_t ops = acl_authorized_operations(&a->policy, c.acls, c.n, &c.subject, resource_type,
+                                            name, supported);
+    authz_check_end(&c);
     return ops;
 }

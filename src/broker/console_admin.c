@@ -60,3 +60,14 @@ rd_kafka_event_t *console_admin_wait(rd_kafka_queue_t *q, char *err, size_t errl
     }
     return ev;
 }
+
+rd_kafka_event_t *console_admin_describe_group(rd_kafka_t *rk, rd_kafka_queue_t *q,
+                                               const char *group, char *err, size_t errlen)
+{
+    const char *groups[1] = {group};
+    rd_kafka_AdminOptions_t *ao =
+        console_admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
+    rd_kafka_DescribeConsumerGroups(rk, groups, 1, ao, q);
+    rd_kafka_AdminOptions_destroy(ao);
+    return console_admin_wait(q, err, errlen);
+}

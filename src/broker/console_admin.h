@@ -21,4 +21,8 @@ rd_kafka_AdminOptions_t *console_admin_options(rd_kafka_t *rk, rd_kafka_admin_op
 /* The next result event on q (caller destroys), or NULL with err on timeout or error. */
 rd_kafka_event_t *console_admin_wait(rd_kafka_queue_t *q, char *err, size_t errlen);
 
+/* DescribeConsumerGroups of one group: its result event (caller destroys), or NULL with err. */
+rd_kafka_event_t *console_admin_describe_group(rd_kafka_t *rk, rd_kafka_queue_t *q,
+                                               const char *group, char *err, size_t errlen);
+
 #endif

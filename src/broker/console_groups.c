@@ -144,19 +144,15 @@ static int console_groups_describe(struct broker *b, rd_kafka_t *rk, rd_kafka_qu
                                    const char *group, struct expo *e)
 {
     char err[512];
-    const char *groups[1] = {group};
-    rd_kafka_AdminOptions_t *ao =
-        console_admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
-    rd_kafka_DescribeConsumerGroups(rk, groups, 1, ao, q);
-    rd_kafka_AdminOptions_destroy(ao);
-    rd_kafka_event_t *dev = console_admin_wait(q, err, sizeof(err));
+    rd_kafka_event_t *dev = console_admin_describe_group(rk, q, group, err, sizeof(err));
     if (dev == NULL)
         return json_error(e, 503, "cannot describe group '%.249s': %s", group, err);
     size_t n;
     const rd_kafka_ConsumerGroupDescription_t **d = rd_kafka_DescribeConsumerGroups_result_groups(
         rd_kafka_event_DescribeConsumerGroups_result(dev), &n);
     rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, NULL);
-    ao = console_admin_options(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+    rd_kafka_AdminOptions_t *ao =
+        console_admin_options(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
     rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, ao, q);
     rd_kafka_AdminOptions_destroy(ao);
     rd_kafka_ListConsumerGroupOffsets_destroy(req);

@@ -94,12 +94,7 @@ static int console_reset_check_empty(rd_kafka_t *rk, rd_kafka_queue_t *q, const 
                                      struct expo *e)
 {
     char err[512];
-    const char *groups[1] = {group};
-    rd_kafka_AdminOptions_t *ao =
-        console_admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
-    rd_kafka_DescribeConsumerGroups(rk, groups, 1, ao, q);
-    rd_kafka_AdminOptions_destroy(ao);
-    rd_kafka_event_t *ev = console_admin_wait(q, err, sizeof(err));
+    rd_kafka_event_t *ev = console_admin_describe_group(rk, q, group, err, sizeof(err));
     if (ev == NULL)
         return json_error(e, 503, "cannot describe group '%.249s': %s", group, err);
     size_t n = 0;
