@@ -13,6 +13,7 @@
  */
 #include "broker/broker.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/logger.h"
 #include "broker/authorizer.h"
 #include "broker/broker_internal.h"
@@ -41,6 +43,7 @@
 #include "broker/lifecycle.h"
 #include "broker/replica_fetcher.h"
 #include "broker/session.h"
+#include "broker/stray_logs.h"
 #include "broker/partition.h"
 #include "metrics/metrics.h"
 #include "storage/flusher.h"
@@ -175,13 +178,52 @@ static void broker_apply_connection_limits(struct broker *b, const struct metada
         broker_connection_limit(b, next, "max.connections.per.ip", b->cfg.max_connections_per_ip));
 }
 
-/* Controller thread, after each publish: the partition registry, the client quotas and the
- * connection limits. */
+/*
+ * A new incarnation id for this process start: random, or (getrandom failing) the clocks and
+ * the pid, which still differ from every earlier start of this node.
+ */
+static void broker_new_incarnation(struct broker *b)
+{
+    if (getrandom(b->incarnation, sizeof(b->incarnation), 0) == (ssize_t)sizeof(b->incarnation))
+        return;
+    uint64_t parts[2] = {(uint64_t)clock_wall_ms() << 20 ^ (uint64_t)getpid(), clock_mono_ns()};
+    static_assert(sizeof(parts) == sizeof(b->incarnation), "incarnation is 16 bytes");
+    memcpy(b->incarnation, parts, sizeof(parts));
+}
+
+/*
+ * Whether IMG holds this process's own broker registration. A restarting node replays its
+ * metadata log from disk and receives what it missed from the leader; until its registration
+ * of this start is applied, the images it sees are older than the cluster's present (it may be
+ * named leader of partitions that moved away while it was down). Kafka's broker likewise
+ * publishes metadata only once it has caught up to its registration. A controller-only node
+ * hosts no partitions and follows at once.
+ */
+static bool broker_image_caught_up(const struct broker *b, const struct metadata_image *img)
+{
+    if (!broker_has_broker_role(b))
+        return true;
+    const struct metadata_broker *mb = metadata_image_broker(img, b->cfg.node_id);
+    return mb != NULL && memcmp(mb->incarnation, b->incarnation, sizeof(b->incarnation)) == 0;
+}
+
+/* Controller thread, after each publish: the partition registry (once caught up, see above),
+ * the client quotas and the connection limits. */
 static void broker_on_image(void *arg, const struct metadata_image *prev,
                             const struct metadata_image *next)
 {
     struct broker *b = arg;
-    partition_registry_on_image(b->parts, prev, next);
+    if (!b->image_followed && broker_image_caught_up(b, next)) {
+        b->image_followed = true;
+        logger_info("broker",
+                    "node %d caught up with the metadata log at version %llu; its "
+                    "partitions follow the metadata from here",
+                    b->cfg.node_id, (unsigned long long)next->version);
+        stray_logs_sweep(b->parts, next);
+        partition_registry_on_image(b->parts, NULL, next); /* the first image it sees */
+    } else if (b->image_followed) {
+        partition_registry_on_image(b->parts, prev, next);
+    }
     quota_on_image(b->quotas, next);
     broker_apply_connection_limits(b, prev, next);
 }
@@ -322,8 +364,10 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
         rc = partition_registry_open(b, &b->parts, err, errlen);
     if (rc == 0 && ((rc = replica_fetchers_create(b)) != 0 || (rc = isr_sender_start(b)) != 0))
         snprintf(err, errlen, "cannot start the replication threads");
-    if (rc == 0)
+    if (rc == 0) {
+        broker_new_incarnation(b);
         rc = broker_start_controller(b, err, errlen);
+    }
     if (rc == 0 && ((rc = groups_start(b)) != 0 || (rc = txn_start(b)) != 0 ||
                     (rc = txn_offsets_start(b)) != 0 || (rc = txn_marker_sender_start(b)) != 0 ||
                     (rc = txn_verifier_start(b)) != 0))

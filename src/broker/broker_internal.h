@@ -74,6 +74,10 @@ struct broker {
     struct quota_manager *quotas;            /* client quota sensors (quota.c) */
     struct broker_authorizer *authz;         /* ACLs (authorizer.c); NULL: no authorizer */
     struct console_history *console_history; /* the console's samples (console_history.c) */
+    uint8_t incarnation[16]; /* random per process start; sent with every BrokerRegistration */
+    /* Controller thread only: the partition registry follows the metadata image (set once the
+     * image holds this process's own registration; see broker_on_image). */
+    bool image_followed;
 };
 
 /* True for process.roles=broker or broker,controller: registers, hosts partitions, serves

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "base/arena.h"
@@ -47,8 +46,7 @@ struct broker_lifecycle {
     bool stopping;
     bool unfenced;
     int64_t epoch; /* -1: not registered */
-    uint8_t incarnation[16];
-    uint64_t seq; /* of the current local call */
+    uint64_t seq;  /* of the current local call */
     bool reply_ready;
     struct lc_reply reply;
     struct controller_client client; /* lifecycle thread only */
@@ -207,7 +205,7 @@ static int lc_register_remote(struct broker_lifecycle *lc, struct lc_reply *out)
     kmsg_broker_registration_request_init(&req);
     req.broker_id = b->cfg.node_id;
     req.cluster_id = (struct kstr){b->cluster_id, (int32_t)strlen(b->cluster_id)};
-    memcpy(req.incarnation_id.b, lc->incarnation, 16);
+    memcpy(req.incarnation_id.b, b->incarnation, 16);
     struct kmsg_broker_registration_request_listener l[2] = {
         {KSTR_LIT("PLAINTEXT"),
          {b->advertised_host, (int32_t)strlen(b->advertised_host)},
@@ -245,7 +243,7 @@ static int lc_register(struct broker_lifecycle *lc, struct lc_reply *out)
                                                  {0},
                                                  NULL,
                                                  0};
-    memcpy(reg.incarnation, lc->incarnation, 16);
+    memcpy(reg.incarnation, b->incarnation, 16);
     struct lc_token *t = lc_token_new(lc);
     if (t == NULL)
         return -ENOMEM;
@@ -428,8 +426,6 @@ int lifecycle_start(struct broker *b)
     }
     pthread_mutex_init(&lc->mu, NULL);
     controller_client_init(&lc->client, b->cfg.node_id, &b->interbroker);
-    if (getrandom(lc->incarnation, sizeof(lc->incarnation), 0) != (ssize_t)sizeof(lc->incarnation))
-        memset(lc->incarnation, 0x42, sizeof(lc->incarnation));
     b->life = lc;
     if (pthread_create(&lc->thread, NULL, lc_main, lc) != 0)
         return -EAGAIN;

@@ -23,12 +23,14 @@
 #include "broker/partition_registry.h"
 #include "broker/producer_append.h"
 #include "broker/replica_fetcher.h"
+#include "broker/stray_logs.h"
 #include "broker/topic_settings.h"
 #include "group/offsets_log.h"
 #include "storage/cleaner.h"
 #include "storage/compactor.h"
 #include "storage/flusher.h"
 #include "storage/log_manager.h"
+#include "storage/partition_metadata.h"
 
 #define REGISTRY_BUCKETS 4096
 #define CHECKPOINT_INTERVAL_MS 30000
@@ -128,6 +130,20 @@ static void partition_apply_settings(struct partition *p, const struct broker_co
         log_set_config(p->log, &ts.log);
 }
 
+/* Writes the partition.metadata naming t's id where it is missing (a log created now, or by a
+ * Gregor before the file existed) or names another topic (set aside just before). */
+static void registry_record_topic_id(struct log *log, const struct metadata_topic *t)
+{
+    uint8_t id[PARTITION_METADATA_ID_LEN];
+    if (partition_metadata_read(log_dir_path(log), id) == 0 &&
+        memcmp(id, t->id, PARTITION_METADATA_ID_LEN) == 0)
+        return;
+    int rc = partition_metadata_write(log_dir_path(log), t->id);
+    if (rc != 0)
+        logger_warn("partition", "%s-%d: cannot write %s: %s", t->name, log_partition(log),
+                    PARTITION_METADATA_FILE, strerror(-rc));
+}
+
 static struct partition *registry_open_partition(struct partition_registry *reg,
                                                  const struct metadata_image *img,
                                                  const struct metadata_topic *t,
@@ -151,6 +167,10 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
     waiter_list_init(&p->waiters);
     struct topic_settings ts;
     topic_settings_resolve(&b->cfg, img, t, &ts);
+    struct log *old = log_manager_get(reg->logs, t->name, mp->partition);
+    if (old != NULL && stray_log_is_other_topic(old, t))
+        stray_log_set_aside(reg, t->name, mp->partition,
+                            "it belongs to an older topic of the same name");
     int rc = log_manager_create(reg->logs, t->name, mp->partition, &ts.log, &p->log);
     if (rc != 0) {
         logger_error("partition", "cannot open log %s-%d: %d", t->name, mp->partition, rc);
@@ -162,6 +182,7 @@ static struct partition *registry_open_partition(struct partition_registry *reg,
         return NULL;
     }
     log_set_config(p->log, &ts.log); /* opened at start with the defaults */
+    registry_record_topic_id(p->log, t);
     if (producer_partition_open(p, b->cfg.producer_id_expiration_ms) != 0) {
         log_close(log_manager_remove(reg->logs, t->name, mp->partition));
         replica_set_destroy(&p->rs);

@@ -95,6 +95,10 @@ void log_close(struct log *log);
  * "-delete" directories left by a crash are removed when the log manager opens the log dir.
  */
 char *log_retire_dir(struct log *log);
+/* A closed log's directory DIR that this node should not hold (Kafka's stray replica): renamed
+ * "<topic>-<N>.<32 hex digits>-stray", which the log manager never loads or removes; kept for
+ * the operator, as Kafka keeps it. The new path (malloc'ed), or NULL when the rename failed. */
+char *log_dir_mark_stray(const char *dir);
 void log_discard(struct log *log);
 int log_remove_tree(const char *path);
 

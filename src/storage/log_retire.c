@@ -9,25 +9,36 @@
 #include "base/logger.h"
 #include "storage/log_internal.h"
 
-char *log_retire_dir(struct log *log)
+/* Renames DIR to "DIR.<32 hex digits>SUFFIX"; the new path (malloc'ed) or NULL. */
+static char *rename_with_suffix(const char *dir, const char *suffix)
 {
     uint8_t id[16];
     if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id))
         return NULL;
-    size_t n = strlen(log->dir) + 1 + 2 * sizeof(id) + sizeof("-delete");
-    char *trash = malloc(n);
-    if (trash == NULL)
+    size_t n = strlen(dir) + 1 + 2 * sizeof(id) + strlen(suffix) + 1;
+    char *to = malloc(n);
+    if (to == NULL)
         return NULL;
-    int k = snprintf(trash, n, "%s.", log->dir);
+    int k = snprintf(to, n, "%s.", dir);
     for (size_t i = 0; i < sizeof(id); i++)
-        k += snprintf(trash + k, n - (size_t)k, "%02x", id[i]);
-    snprintf(trash + k, n - (size_t)k, "-delete");
-    if (rename(log->dir, trash) != 0) {
-        logger_warn("storage", "cannot rename %s for deletion: %s", log->dir, strerror(errno));
-        free(trash);
+        k += snprintf(to + k, n - (size_t)k, "%02x", id[i]);
+    snprintf(to + k, n - (size_t)k, "%s", suffix);
+    if (rename(dir, to) != 0) {
+        logger_warn("storage", "cannot rename %s to %s: %s", dir, to, strerror(errno));
+        free(to);
         return NULL;
     }
-    return trash;
+    return to;
+}
+
+char *log_retire_dir(struct log *log)
+{
+    return rename_with_suffix(log->dir, "-delete");
+}
+
+char *log_dir_mark_stray(const char *dir)
+{
+    return rename_with_suffix(dir, "-stray");
 }
 
 void log_discard(struct log *log)
