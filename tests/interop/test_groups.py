@@ -276,7 +276,8 @@ def test_raw_error_codes():
             check(fetch_v1(k, "g-raw", "raw", 1) == (-1, 0), "fetch uncommitted")
             check(commit_v2(k, "g-none", 3, "x", "raw", 0, 5) == 22,
                   "commit to a missing group with a generation")
-            check(commit_v2(k, "g-standalone", -1, "", "raw", 2, 11) == 0, "standalone commit")
+            rc = commit_v2(k, "g-standalone", -1, "", "raw", 2, 11)
+            check(rc == 0, "standalone commit: error %d" % rc)
             check(fetch_v1(k, "g-standalone", "raw", 2) == (11, 0), "standalone fetch")
             r = Reader(k.call(LEAVE_GROUP, 0, string("g-raw") + string(member)))
             check(r.int16() == 0, "leave")
