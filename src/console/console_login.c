@@ -129,7 +129,6 @@ static enum MHD_Result console_login_render(struct console *con, struct MHD_Conn
     console_html(&e, next != NULL && console_next_ok(next) ? next : "/");
     expo_printf(&e, "\">\n<button type=\"submit\" id=\"sign-in\">Sign in</button>\n</form>\n"
                     "</main>\n</body>\n</html>\n");
-    (void)con;
     return console_send_expo(c, status, &e, "text/html; charset=utf-8", hname, hvalue);
 }
 

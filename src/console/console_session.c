@@ -94,6 +94,7 @@ const struct console_session *console_session_open(struct console_sessions *t, c
     console_hex(csrf, sizeof(csrf), s->csrf);
     memcpy(s->user, user, n + 1);
     s->expires_ms = now_ms + t->lifetime_ms;
+    assert(s->user[0] != '\0' && s->expires_ms > now_ms);
     console_hex(s->id, sizeof(s->id), cookie);
     return s;
 }
