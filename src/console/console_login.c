@@ -111,10 +111,11 @@ static enum MHD_Result console_login_render(struct console *con, struct MHD_Conn
                     "<p>Security is on for this broker: sign in as one of its SASL users (PLAIN "
                     "or SCRAM). You see and change what the broker's ACLs allow "
                     "<code>User:</code><i>name</i> on the Kafka API.</p>\n");
-    if (msg != NULL) {
-        expo_printf(&e, "<div id=\"error\" role=\"alert\">");
+    if (msg != NULL) { /* an answer of 200 carries news (signed out), any other an error */
+        expo_printf(&e, status == MHD_HTTP_OK ? "<p id=\"notice\" role=\"status\">"
+                                              : "<div id=\"error\" role=\"alert\">");
         console_html(&e, msg);
-        expo_printf(&e, "</div>\n");
+        expo_printf(&e, status == MHD_HTTP_OK ? "</p>\n" : "</div>\n");
     }
     expo_printf(&e,
                 "<form id=\"login-form\" class=\"login\" method=\"post\" action=\"/login\">\n"
