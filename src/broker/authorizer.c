@@ -124,6 +124,22 @@ bool broker_authorize(struct broker_req *r, const struct metadata_image *img, in
     return ok;
 }
 
+bool broker_authorize_subject(struct broker *b, const char *principal, const char *host,
+                              const struct metadata_image *img, int resource_type, const char *name,
+                              int op)
+{
+    const struct broker_authorizer *a = b->authz;
+    if (a == NULL)
+        return true;
+    const struct metadata_image *own = img ? NULL : metadata_image_acquire(b->ctl);
+    size_t n;
+    const struct acl_binding *acls = metadata_image_acls(img ? img : own, &n);
+    struct acl_subject subject = {principal, host};
+    bool ok = acl_authorize(&a->policy, acls, n, &subject, resource_type, name, op);
+    metadata_image_release(own);
+    return ok;
+}
+
 bool broker_authorize_cluster(struct broker_req *r, int op)
 {
     return broker_authorize(r, NULL, ACL_RESOURCE_CLUSTER, ACL_CLUSTER_NAME, op);

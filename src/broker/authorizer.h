@@ -40,6 +40,12 @@ bool broker_authorizer_on(const struct broker *b);
 bool broker_authorize(struct broker_req *r, const struct metadata_image *img, int resource_type,
                       const char *name, int op);
 
+/* The same for a principal ("User:NAME") and host given by the caller rather than a Kafka
+ * connection: the web console's signed-in user. Any thread. */
+bool broker_authorize_subject(struct broker *b, const char *principal, const char *host,
+                              const struct metadata_image *img, int resource_type, const char *name,
+                              int op);
+
 /* The same on the cluster resource ("kafka-cluster"). */
 bool broker_authorize_cluster(struct broker_req *r, int op);
 

@@ -29,6 +29,7 @@
 #include "broker/broker_metrics.h"
 #include "broker/console_api.h"
 #include "broker/console_history.h"
+#include "broker/console_security.h"
 #include "broker/groups.h"
 #include "broker/transactions.h"
 #include "broker/txn_marker_sender.h"
@@ -330,6 +331,10 @@ static int broker_start_console(struct broker *b, char *err, size_t errlen)
         return -ENOMEM;
     }
     struct console_source src = broker_console_source(b);
+    if (src.login != NULL && !console_security_has_users(b))
+        logger_warn("console",
+                    "security is on (a SASL listener or an authorizer) but no SASL listener has "
+                    "users: nobody can sign in to the console");
     return console_serve(b->cfg.console_listener, &src, &b->console, err, errlen);
 }
 

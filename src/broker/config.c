@@ -160,6 +160,7 @@ static const struct config_entry config_table[] = {
     {"metrics.listener", CT_STRING, F(metrics_listener), 0, 0, 0},
     {"console.listener", CT_STRING, F(console_listener), 0, 0, 0},
     {"console.sample.interval.ms", CT_INT32, F(console_sample_interval_ms), 100, 3600000, 0},
+    {"console.session.timeout.ms", CT_INT64, F(console_session_timeout_ms), 1000, 604800000, 0},
     {"log.level", CT_STRING, F(log_level), 0, 0, 0},
 };
 
@@ -211,6 +212,7 @@ void config_defaults(struct broker_config *c)
     c->offsets_retention_minutes = 10080;
     c->group_initial_rebalance_delay_ms = 3000;
     c->console_sample_interval_ms = 10000;
+    c->console_session_timeout_ms = 3600000;
     c->group_min_session_timeout_ms = 6000;
     c->group_max_session_timeout_ms = 1800000;
     c->transactional_id_expiration_ms = 604800000;

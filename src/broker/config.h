@@ -168,6 +168,8 @@ struct broker_config {
     char console_listener[256]; /* Gregor: web console, http://HOST:PORT; "" = off */
     /* Gregor: how often the console samples group lag and topic traffic */
     int32_t console_sample_interval_ms;
+    /* Gregor: how long a console login lasts (security on) */
+    int64_t console_session_timeout_ms;
     char log_level[16];
 };
 

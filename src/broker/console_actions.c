@@ -4,8 +4,11 @@
  * DeleteTopics on this broker's listener, console_admin.c), so they get every check, policy
  * and the forwarding to the active controller that any admin client gets. The HTTP layer lets
  * them through only from the console's own pages (console_http.c); the pages ask for a
- * confirmation first. Answers: 201 created, 200 deleted, 400 bad arguments, 404 unknown topic,
- * 409 already exists, 503 when the cluster cannot answer.
+ * confirmation first. With security on the signed-in user needs what CreateTopics and
+ * DeleteTopics need (CREATE on the cluster or the topic; DELETE on the topic), checked here
+ * because the admin client itself connects as the broker. Answers: 201 created, 200 deleted,
+ * 400 bad arguments, 403 not allowed, 404 unknown topic, 409 already exists, 503 when the
+ * cluster cannot answer.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 #include "broker/broker_internal.h"
 #include "broker/console_admin.h"
 #include "broker/console_api.h"
+#include "broker/console_security.h"
 #include "console/json.h"
 
 #define CONSOLE_PARTITIONS_MAX 10000
@@ -104,6 +108,11 @@ int console_api_create_topic(struct broker *b, const struct console_request *req
     if (name == NULL || !console_topic_name_legal(name))
         return json_error(e, 400,
                           "name must be 1 to 249 characters of a-z, A-Z, 0-9, '.', '_', '-'");
+    /* CreateTopics' rule: CREATE on the cluster, else on the topic. */
+    if (!console_allowed(b, req, NULL, ACL_RESOURCE_CLUSTER, ACL_CLUSTER_NAME,
+                         ACL_OPERATION_CREATE) &&
+        !console_allowed(b, req, NULL, ACL_RESOURCE_TOPIC, name, ACL_OPERATION_CREATE))
+        return console_denied(e, req, "CREATE", "topic", name);
     int partitions, rf, rc;
     if ((rc = console_action_count(req, "partitions", CONSOLE_PARTITIONS_MAX, &partitions, e)) ||
         (rc = console_action_count(req, "replication_factor", CONSOLE_REPLICATION_MAX, &rf, e)))
@@ -128,10 +137,13 @@ int console_api_create_topic(struct broker *b, const struct console_request *req
     return status;
 }
 
-int console_api_delete_topic(struct broker *b, const char *name, struct expo *e)
+int console_api_delete_topic(struct broker *b, const struct console_request *req, const char *name,
+                             struct expo *e)
 {
     if (!console_topic_name_legal(name))
         return json_error(e, 400, "'%.249s' is not a legal topic name", name);
+    if (!console_allowed(b, req, NULL, ACL_RESOURCE_TOPIC, name, ACL_OPERATION_DELETE))
+        return console_denied(e, req, "DELETE", "topic", name);
     char err[512];
     rd_kafka_t *rk = console_admin_client(b, err, sizeof(err));
     if (rk == NULL)

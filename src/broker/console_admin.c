@@ -4,7 +4,9 @@
  * go through the active controller with every check CreateTopics/DeleteTopics make) goes
  * through the Kafka protocol on this broker's own client listener, as any admin tool would.
  * One short-lived client per HTTP request; every call waits at most CONSOLE_ADMIN_TIMEOUT_MS
- * (+1 s), so a request never hangs. HTTP thread only.
+ * (+1 s), so a request never hangs. The client connects as the broker itself (PLAINTEXT, or
+ * SASL_PLAINTEXT with the inter-broker identity), so with security on the console checks the
+ * signed-in user's ACLs before it asks (console_security.h). HTTP thread only.
  */
 #include "broker/console_admin.h"
 
@@ -28,6 +30,19 @@ rd_kafka_t *console_admin_client(struct broker *b, char *err, size_t errlen)
         rd_kafka_conf_set(conf, "client.id", "gregor-console", err, errlen) != RD_KAFKA_CONF_OK ||
         rd_kafka_conf_set(conf, "log_level", "0", err, errlen) != RD_KAFKA_CONF_OK ||
         rd_kafka_conf_set(conf, "socket.timeout.ms", port, err, errlen) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    /* On a SASL_PLAINTEXT registered listener the client signs in as this broker does
+     * towards the others; the signed-in console user's rights were checked before. */
+    const struct interbroker_security *ib = &b->interbroker;
+    if (l->protocol == SECURITY_SASL_PLAINTEXT && ib->sasl && ib->username[0] != '\0' &&
+        (rd_kafka_conf_set(conf, "security.protocol", "SASL_PLAINTEXT", err, errlen) !=
+             RD_KAFKA_CONF_OK ||
+         rd_kafka_conf_set(conf, "sasl.mechanisms", ib->mechanism, err, errlen) !=
+             RD_KAFKA_CONF_OK ||
+         rd_kafka_conf_set(conf, "sasl.username", ib->username, err, errlen) != RD_KAFKA_CONF_OK ||
+         rd_kafka_conf_set(conf, "sasl.password", ib->password, err, errlen) != RD_KAFKA_CONF_OK)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

@@ -15,6 +15,12 @@
  *
  * Every answer reads one metadata image reference, so it is consistent within itself. Work per
  * request is bounded by the cluster's size (topics x partitions), never by the data.
+ *
+ * With security on (console_security.h) each read is checked as the Kafka API checks it, for
+ * the signed-in user: topics without DESCRIBE are left out of lists and counts (403 when
+ * named), messages need READ on the topic, groups without DESCRIBE are left out (403 when
+ * named), and a group's offsets show only topics with DESCRIBE. Changes are checked in their
+ * own files.
  */
 #include "broker/console_api.h"
 
@@ -24,6 +30,7 @@
 
 #include "broker/broker_internal.h"
 #include "broker/console_history.h"
+#include "broker/console_security.h"
 #include "broker/partition.h"
 #include "cluster/controller.h"
 #include "cluster/records.h"
@@ -62,12 +69,18 @@ static const char *console_broker_state(uint8_t state)
 struct console_traffic {
     int64_t bytes_in, bytes_out, records_in, records_out, size;
     int64_t hosted;
+    struct broker *b;
+    const struct console_request *req;
+    const struct metadata_image *img;
 };
 
-/* Registry read lock held: atomic loads only. */
+/* Registry read lock held: atomic loads only (and the ACL check, which reads the image). */
 static void console_sum_traffic(struct partition *p, void *arg)
 {
     struct console_traffic *t = arg;
+    if (!console_allowed(t->b, t->req, t->img, ACL_RESOURCE_TOPIC, p->topic,
+                         ACL_OPERATION_DESCRIBE))
+        return;
     t->bytes_in += atomic_load_explicit(&p->bytes_in, memory_order_relaxed);
     t->bytes_out += atomic_load_explicit(&p->bytes_out, memory_order_relaxed);
     t->records_in += atomic_load_explicit(&p->records_in, memory_order_relaxed);
@@ -104,14 +117,18 @@ static void console_write_brokers(struct broker *b, const struct metadata_image 
     expo_printf(e, "]");
 }
 
-static int console_api_overview(struct broker *b, struct expo *e)
+static int console_api_overview(struct broker *b, const struct console_request *req, struct expo *e)
 {
     const struct metadata_image *img = metadata_image_acquire(b->ctl);
     if (img == NULL)
         return json_error(e, 503, "the metadata image is not loaded yet");
     int64_t partitions = 0, under = 0, offline = 0;
+    size_t topics = 0;
     for (size_t i = 0; i < img->n_topics; i++) {
         const struct metadata_topic *t = img->topics_by_name[i];
+        if (!console_allowed(b, req, img, ACL_RESOURCE_TOPIC, t->name, ACL_OPERATION_DESCRIBE))
+            continue;
+        topics++;
         for (uint32_t j = 0; j < t->n_partitions; j++) {
             const struct metadata_partition *mp = &t->partitions[j];
             partitions++;
@@ -121,7 +138,7 @@ static int console_api_overview(struct broker *b, struct expo *e)
                 under++;
         }
     }
-    struct console_traffic tr = {0};
+    struct console_traffic tr = {.b = b, .req = req, .img = img};
     partition_registry_each(b->parts, console_sum_traffic, &tr);
     expo_printf(e, "{\"cluster_id\":");
     json_string(e, b->cluster_id);
@@ -132,7 +149,7 @@ static int console_api_overview(struct broker *b, struct expo *e)
                 ",\"topics\":%zu,\"partitions\":%lld,\"under_replicated_partitions\":%lld,"
                 "\"offline_partitions\":%lld,\"local\":{\"partitions\":%lld,\"bytes_in\":%lld,"
                 "\"bytes_out\":%lld,\"records_in\":%lld,\"records_out\":%lld}}",
-                img->n_topics, (long long)partitions, (long long)under, (long long)offline,
+                topics, (long long)partitions, (long long)under, (long long)offline,
                 (long long)tr.hosted, (long long)tr.bytes_in, (long long)tr.bytes_out,
                 (long long)tr.records_in, (long long)tr.records_out);
     metadata_image_release(img);
@@ -193,16 +210,20 @@ static void console_write_topic_summary(struct broker *b, const struct metadata_
     expo_printf(e, "}");
 }
 
-static int console_api_topics(struct broker *b, struct expo *e)
+static int console_api_topics(struct broker *b, const struct console_request *req, struct expo *e)
 {
     const struct metadata_image *img = metadata_image_acquire(b->ctl);
     if (img == NULL)
         return json_error(e, 503, "the metadata image is not loaded yet");
     expo_printf(e, "{\"topics\":[");
+    size_t n = 0;
     for (size_t i = 0; i < img->n_topics; i++) {
-        if (i)
+        const struct metadata_topic *t = img->topics_by_name[i];
+        if (!console_allowed(b, req, img, ACL_RESOURCE_TOPIC, t->name, ACL_OPERATION_DESCRIBE))
+            continue;
+        if (n++)
             expo_printf(e, ",");
-        console_write_topic_summary(b, img->topics_by_name[i], e);
+        console_write_topic_summary(b, t, e);
     }
     expo_printf(e, "]}");
     metadata_image_release(img);
@@ -257,8 +278,13 @@ static void console_write_configs(const struct metadata_topic *t, struct expo *e
     expo_printf(e, "]");
 }
 
-static int console_api_topic(struct broker *b, const char *name, struct expo *e)
+static int console_api_topic(struct broker *b, const struct console_request *req, const char *name,
+                             struct expo *e)
 {
+    /* Before the lookup, as Kafka: a user without DESCRIBE learns nothing, not even whether
+     * the topic exists. */
+    if (!console_allowed(b, req, NULL, ACL_RESOURCE_TOPIC, name, ACL_OPERATION_DESCRIBE))
+        return console_denied(e, req, "DESCRIBE", "topic", name);
     const struct metadata_image *img = metadata_image_acquire(b->ctl);
     if (img == NULL)
         return json_error(e, 503, "the metadata image is not loaded yet");
@@ -276,7 +302,10 @@ static int console_api_topic(struct broker *b, const char *name, struct expo *e)
         console_write_partition(b, t, &t->partitions[j], e);
     }
     expo_printf(e, "],");
-    console_write_configs(t, e);
+    if (console_allowed(b, req, img, ACL_RESOURCE_TOPIC, name, ACL_OPERATION_DESCRIBE_CONFIGS))
+        console_write_configs(t, e);
+    else
+        expo_printf(e, "\"configs\":null");
     expo_printf(e, "}");
     metadata_image_release(img);
     return 200;
@@ -313,6 +342,8 @@ static int console_api_partition_route(struct broker *b, const char *topic, cons
     int64_t p = console_api_parse_count(num);
     if (p < 0 || p > INT32_MAX)
         return json_error(e, 400, "partition '%s' is not a number from 0 to 2147483647", num);
+    if (!console_allowed(b, req, NULL, ACL_RESOURCE_TOPIC, topic, ACL_OPERATION_READ))
+        return console_denied(e, req, "READ", "topic", topic);
     return console_api_messages(b, topic, (int32_t)p, req, e);
 }
 
@@ -343,7 +374,7 @@ static int console_api_route_change(struct broker *b, const struct console_reque
     if (post && strcmp(path, "/topics") == 0)
         return console_api_create_topic(b, req, e);
     if (!post && strncmp(path, "/topics/", 8) == 0 && strchr(path + 8, '/') == NULL)
-        return console_api_delete_topic(b, path + 8, e);
+        return console_api_delete_topic(b, req, path + 8, e);
     if (strncmp(path, "/topics/", 8) == 0) {
         const char *rest = console_split_topic(path, name, CONSOLE_TOPIC_NAME_MAX + 1);
         if (rest != NULL && strcmp(rest, "/configs") == 0)
@@ -366,30 +397,35 @@ static int console_api_route(void *ctx, const struct console_request *req, struc
     if (strcmp(req->method, "GET") != 0)
         return console_api_route_change(b, req, e);
     if (strcmp(path, "/overview") == 0)
-        return console_api_overview(b, e);
+        return console_api_overview(b, req, e);
     if (strcmp(path, "/topics") == 0 || strcmp(path, "/topics/") == 0)
-        return console_api_topics(b, e);
+        return console_api_topics(b, req, e);
     if (strncmp(path, "/topics/", 8) == 0) {
         char name[CONSOLE_TOPIC_NAME_MAX + 1];
         const char *rest = console_split_topic(path, name, sizeof(name));
         if (rest == NULL)
             return json_error(e, 400, "a topic name has 1 to 249 characters");
         if (rest[0] == '\0' || strcmp(rest, "/") == 0)
-            return console_api_topic(b, name, e);
+            return console_api_topic(b, req, name, e);
         if (strncmp(rest, "/partitions/", 12) == 0)
             return console_api_partition_route(b, name, rest, req, e);
     }
     if (strcmp(path, "/groups") == 0 || strcmp(path, "/groups/") == 0)
-        return console_api_groups(b, e);
+        return console_api_groups(b, req, e);
     char group[CONSOLE_GROUP_ID_MAX + 1];
-    if (console_split_group_tail(path, "/lag", group, sizeof(group)))
+    if (console_split_group_tail(path, "/lag", group, sizeof(group))) {
+        if (!console_allowed(b, req, NULL, ACL_RESOURCE_GROUP, group, ACL_OPERATION_DESCRIBE))
+            return console_denied(e, req, "DESCRIBE", "group", group);
         return console_history_write_lag(b->console_history, group, e);
+    }
     if (strncmp(path, "/groups/", 8) == 0) {
         const char *g = path + 8;
         if (strlen(g) > CONSOLE_GROUP_ID_MAX || strchr(g, '/') != NULL)
             return json_error(e, 400, "a group id here has 1 to %d characters and no '/'",
                               CONSOLE_GROUP_ID_MAX);
-        return console_api_group(b, g, e);
+        if (!console_allowed(b, req, NULL, ACL_RESOURCE_GROUP, g, ACL_OPERATION_DESCRIBE))
+            return console_denied(e, req, "DESCRIBE", "group", g);
+        return console_api_group(b, req, g, e);
     }
     return json_error(e, 404,
                       "no such API path '%.200s': try /api/overview, /api/topics, "
@@ -400,5 +436,10 @@ static int console_api_route(void *ctx, const struct console_request *req, struc
 
 struct console_source broker_console_source(struct broker *b)
 {
-    return (struct console_source){.handle = console_api_route, .ctx = b};
+    struct console_source src = {.handle = console_api_route, .ctx = b};
+    if (console_security_on(b)) {
+        src.login = console_security_login;
+        src.session_ms = b->cfg.console_session_timeout_ms;
+    }
+    return src;
 }

@@ -26,13 +26,15 @@ int console_api_messages(struct broker *b, const char *topic, int32_t partition,
 
 /* GET /api/groups and /api/groups/<group> (console_groups.c): through a Kafka admin client on
  * this broker's own listener, since a group's coordinator may be another broker. */
-int console_api_groups(struct broker *b, struct expo *out);
-int console_api_group(struct broker *b, const char *group, struct expo *out);
+int console_api_groups(struct broker *b, const struct console_request *req, struct expo *out);
+int console_api_group(struct broker *b, const struct console_request *req, const char *group,
+                      struct expo *out);
 
 /* POST /api/topics?name=&partitions=&replication_factor= and DELETE /api/topics/<name>
  * (console_actions.c). */
 int console_api_create_topic(struct broker *b, const struct console_request *req, struct expo *out);
-int console_api_delete_topic(struct broker *b, const char *name, struct expo *out);
+int console_api_delete_topic(struct broker *b, const struct console_request *req, const char *name,
+                             struct expo *out);
 
 /* POST (set) and DELETE (remove) /api/topics/T/configs?name=N[&value=V] (console_configs.c). */
 int console_api_change_config(struct broker *b, const char *topic,

@@ -17,6 +17,7 @@
 #include "broker/broker_internal.h"
 #include "broker/console_admin.h"
 #include "broker/console_api.h"
+#include "broker/console_security.h"
 #include "cluster/controller.h"
 #include "console/json.h"
 
@@ -131,6 +132,10 @@ int console_api_change_config(struct broker *b, const char *topic,
                     !console_configs_printable(value, true)))
         return json_error(e, 400, "value must be given (at most %d printable characters)",
                           CONSOLE_CONFIG_VALUE_MAX);
+    /* IncrementalAlterConfigs' and AlterConfigs' right, checked before the topic is looked up
+     * (as Kafka: no answer tells a user without it whether the topic exists). */
+    if (!console_allowed(b, req, NULL, ACL_RESOURCE_TOPIC, topic, ACL_OPERATION_ALTER_CONFIGS))
+        return console_denied(e, req, "ALTER_CONFIGS", "topic", topic);
     const struct metadata_image *img = metadata_image_acquire(b->ctl);
     if (img == NULL)
         return json_error(e, 503, "the metadata image is not loaded yet");

@@ -16,6 +16,7 @@
 #include "broker/broker_internal.h"
 #include "broker/console_admin.h"
 #include "broker/console_api.h"
+#include "broker/console_security.h"
 #include "broker/partition.h"
 #include "console/json.h"
 #include "net/net.h"
@@ -26,7 +27,9 @@ static int console_groups_cmp(const void *a, const void *b)
                   rd_kafka_ConsumerGroupListing_group_id(*(const void *const *)b));
 }
 
-static void console_groups_write_list(const rd_kafka_ListConsumerGroups_result_t *res,
+/* The groups, sorted, leaving out those the user may not DESCRIBE. */
+static void console_groups_write_list(struct broker *b, const struct console_request *req,
+                                      const rd_kafka_ListConsumerGroups_result_t *res,
                                       struct expo *e)
 {
     size_t n;
@@ -41,8 +44,12 @@ static void console_groups_write_list(const rd_kafka_ListConsumerGroups_result_t
         qsort(gs, n, sizeof(*gs), console_groups_cmp);
     }
     expo_printf(e, "{\"groups\":[");
+    size_t shown = 0;
     for (size_t i = 0; i < n; i++) {
-        expo_printf(e, "%s{\"group_id\":", i ? "," : "");
+        if (!console_allowed(b, req, NULL, ACL_RESOURCE_GROUP,
+                             rd_kafka_ConsumerGroupListing_group_id(gs[i]), ACL_OPERATION_DESCRIBE))
+            continue;
+        expo_printf(e, "%s{\"group_id\":", shown++ ? "," : "");
         json_string(e, rd_kafka_ConsumerGroupListing_group_id(gs[i]));
         expo_printf(e, ",\"state\":");
         json_string(e,
@@ -55,7 +62,7 @@ static void console_groups_write_list(const rd_kafka_ListConsumerGroups_result_t
     free(gs);
 }
 
-int console_api_groups(struct broker *b, struct expo *e)
+int console_api_groups(struct broker *b, const struct console_request *req, struct expo *e)
 {
     char err[512];
     rd_kafka_t *rk = console_admin_client(b, err, sizeof(err));
@@ -69,7 +76,7 @@ int console_api_groups(struct broker *b, struct expo *e)
     if (ev == NULL)
         status = json_error(e, 503, "cannot list the groups: %s", err);
     else
-        console_groups_write_list(rd_kafka_event_ListConsumerGroups_result(ev), e);
+        console_groups_write_list(b, req, rd_kafka_event_ListConsumerGroups_result(ev), e);
     if (ev)
         rd_kafka_event_destroy(ev);
     rd_kafka_AdminOptions_destroy(ao);
@@ -111,16 +118,18 @@ static int console_groups_tp_cmp(const void *a, const void *b)
     return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
 }
 
-/* Committed offsets with the high watermark and lag where this broker hosts the partition. */
-static void console_groups_write_offsets(struct broker *b, rd_kafka_topic_partition_list_t *parts,
-                                         struct expo *e)
+/* Committed offsets with the high watermark and lag where this broker hosts the partition;
+ * as OffsetFetch, only of topics the user may DESCRIBE. */
+static void console_groups_write_offsets(struct broker *b, const struct console_request *req,
+                                         rd_kafka_topic_partition_list_t *parts, struct expo *e)
 {
     qsort(parts->elems, (size_t)parts->cnt, sizeof(*parts->elems), console_groups_tp_cmp);
     expo_printf(e, "\"offsets\":[");
     int n = 0;
     for (int i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &parts->elems[i];
-        if (tp->offset < 0)
+        if (tp->offset < 0 ||
+            !console_allowed(b, req, NULL, ACL_RESOURCE_TOPIC, tp->topic, ACL_OPERATION_DESCRIBE))
             continue;
         expo_printf(e, "%s{\"topic\":", n++ ? "," : "");
         json_string(e, tp->topic);
@@ -140,8 +149,9 @@ static void console_groups_write_offsets(struct broker *b, rd_kafka_topic_partit
 }
 
 /* DescribeConsumerGroups + ListConsumerGroupOffsets of one group into e. HTTP status. */
-static int console_groups_describe(struct broker *b, rd_kafka_t *rk, rd_kafka_queue_t *q,
-                                   const char *group, struct expo *e)
+static int console_groups_describe(struct broker *b, const struct console_request *req,
+                                   rd_kafka_t *rk, rd_kafka_queue_t *q, const char *group,
+                                   struct expo *e)
 {
     char err[512];
     rd_kafka_event_t *dev = console_admin_describe_group(rk, q, group, err, sizeof(err));
@@ -150,12 +160,12 @@ static int console_groups_describe(struct broker *b, rd_kafka_t *rk, rd_kafka_qu
     size_t n;
     const rd_kafka_ConsumerGroupDescription_t **d = rd_kafka_DescribeConsumerGroups_result_groups(
         rd_kafka_event_DescribeConsumerGroups_result(dev), &n);
-    rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, NULL);
+    rd_kafka_ListConsumerGroupOffsets_t *lo = rd_kafka_ListConsumerGroupOffsets_new(group, NULL);
     rd_kafka_AdminOptions_t *ao =
         console_admin_options(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
-    rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, ao, q);
+    rd_kafka_ListConsumerGroupOffsets(rk, &lo, 1, ao, q);
     rd_kafka_AdminOptions_destroy(ao);
-    rd_kafka_ListConsumerGroupOffsets_destroy(req);
+    rd_kafka_ListConsumerGroupOffsets_destroy(lo);
     rd_kafka_event_t *oev = console_admin_wait(q, err, sizeof(err));
     size_t no = 0;
     const rd_kafka_group_result_t **res =
@@ -191,7 +201,7 @@ static int console_groups_describe(struct broker *b, rd_kafka_t *rk, rd_kafka_qu
         rd_kafka_topic_partition_list_t *parts = committed
                                                      ? rd_kafka_topic_partition_list_copy(committed)
                                                      : rd_kafka_topic_partition_list_new(0);
-        console_groups_write_offsets(b, parts, e);
+        console_groups_write_offsets(b, req, parts, e);
         rd_kafka_topic_partition_list_destroy(parts);
         expo_printf(e, "}");
     }
@@ -201,14 +211,15 @@ static int console_groups_describe(struct broker *b, rd_kafka_t *rk, rd_kafka_qu
     return status;
 }
 
-int console_api_group(struct broker *b, const char *group, struct expo *e)
+int console_api_group(struct broker *b, const struct console_request *req, const char *group,
+                      struct expo *e)
 {
     char err[512];
     rd_kafka_t *rk = console_admin_client(b, err, sizeof(err));
     if (rk == NULL)
         return json_error(e, 503, "cannot ask for the group: %s", err);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    int status = console_groups_describe(b, rk, q, group, e);
+    int status = console_groups_describe(b, req, rk, q, group, e);
     rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     return status;

@@ -20,6 +20,7 @@
 #include "broker/broker_internal.h"
 #include "broker/console_admin.h"
 #include "broker/console_api.h"
+#include "broker/console_security.h"
 #include "cluster/controller.h"
 #include "console/json.h"
 
@@ -251,6 +252,11 @@ int console_api_reset_offsets(struct broker *b, const char *group,
 {
     struct console_reset r = {.group = group};
     int rc = console_reset_args(req, &r, e);
+    /* OffsetCommit's rights: READ on the group and on the topic. */
+    if (rc == 0 && !console_allowed(b, req, NULL, ACL_RESOURCE_GROUP, group, ACL_OPERATION_READ))
+        rc = console_denied(e, req, "READ", "group", group);
+    if (rc == 0 && !console_allowed(b, req, NULL, ACL_RESOURCE_TOPIC, r.topic, ACL_OPERATION_READ))
+        rc = console_denied(e, req, "READ", "topic", r.topic);
     if (rc == 0)
         rc = console_reset_topic(b, &r, e);
     if (rc != 0)

@@ -1,5 +1,5 @@
 /*
- * The HTTP endpoint: libmicrohttpd with one internal polling thread, on a socket we bind
+ * The HTTP endpoint: libmicrohttpd with one internal epoll thread, on a socket we bind
  * ourselves (so a bind failure is reported with its errno and the property name). Serves
  * GET/HEAD /metrics (Prometheus text 0.0.4) and /health; anything else is 404 or 405.
  */
@@ -148,13 +148,17 @@ int metrics_serve(struct metrics *m, const char *listener, const struct metrics_
     if (fd < 0)
         return fd;
     m->src = *src;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* epoll, not MHD's default select(): a broker with many partitions or connections holds
+     * more than FD_SETSIZE (1024) descriptors, and select() cannot watch a scrape's connection
+     * numbered above that (MHD refused it with a reset). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* The logger first, so MHD prints nothing of its own. */
     m->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, metrics_http_handle, m, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-        MHD_OPTION_EXTERNAL_LOGGER, metrics_http_log, NULL, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+        flags, 0, NULL, NULL, metrics_http_handle, m, MHD_OPTION_EXTERNAL_LOGGER, metrics_http_log,
+        NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
     if (m->daemon == NULL) {
         close(fd);
         snprintf(err, errlen,

@@ -268,7 +268,13 @@ def check_topic_actions(base):
 def test_console_json_api_shows_cluster_topics_and_records():
     with console_broker() as b:
         base = console_url(b)
-        check("loopback only" in open(b.log_path).read(), "start-up line says loopback only")
+        log = open(b.log_path).read()
+        check("loopback only; no security: console open to anyone on this host" in log,
+              "start-up line says loopback only and no security")
+        s = api(base, "/session")
+        check(s == {"security": False, "loopback": True,
+                    "notice": "no security: console open to anyone on this host"},
+              "/api/session without security: %r" % s)
         produce_all(b.bootstrap)
         check_json_api(b, base)
         check_groups_api(base, b.bootstrap)
@@ -506,6 +512,8 @@ def test_console_pages_in_headless_chromium():
         os.makedirs(shots)
 
         page = browse(base + "/", os.path.join(shots, "overview.png"), b.dir)
+        check("no security: console open to anyone on this host" in "".join(page.text),
+              "the header says the console is open: %r" % "".join(page.text)[:300])
         brokers = [r for r in page.rows if r and r[0].startswith("1")]
         check(brokers and brokers[0][1:5] == [HOST, str(b.port), "–", "alive"],
               "overview broker row: %r" % page.rows)

@@ -5,7 +5,8 @@ GET /health. Every scrape is parsed strictly: each line is a HELP/TYPE comment o
 parses, every sample belongs to a family with one TYPE line (families contiguous, no duplicate
 series), counters end in _total, histogram buckets are cumulative and non-decreasing in le
 order with le="+Inf" equal to _count. Traffic from real clients (confluent-kafka producing,
-kafka-python fetching) must show in the per-topic and per-API counters.
+kafka-python fetching) must show in the per-topic and per-API counters. With more than 1,024
+descriptors open in the broker (1,100 idle Kafka connections) scrapes still answer (epoll).
 asan-smoke
 """
 import math
@@ -315,6 +316,54 @@ def test_metrics_health_and_http_errors():
         check(http_get(mport, "/metrics", method="POST")[0] == 405, "POST not 405")
         check(any("serving /metrics" in l and str(mport) in l
                   for l in b.log_text().splitlines()), "no start-up line naming the endpoint")
+
+
+def raise_fd_limit(want):
+    """Raises this process's soft RLIMIT_NOFILE (the broker inherits it) to at least want;
+    False when the hard limit is lower."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < want:
+        return False
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return True
+
+
+def broker_fd_count(b):
+    return len(os.listdir("/proc/%d/fd" % b.proc.pid))
+
+
+@test
+def test_metrics_scrape_with_more_than_1024_descriptors_open():
+    """1,100 idle Kafka connections push the broker's descriptors past FD_SETSIZE (1024), so
+    the scrape's connection gets a descriptor numbered above 1024, which a select()-based
+    server cannot watch (it refused such connections: the scrape hung or was reset). Bad input
+    tried: none; the load is the descriptor count. Every scrape must answer and parse."""
+    n = 1100
+    if not raise_fd_limit(n + 1024):
+        comment("SKIPPED: the hard descriptor limit is below %d" % (n + 1024))
+        return
+    b, mport = metrics_broker({"max.connections": "100000"})
+    with b:
+        wait_healthy(mport)
+        socks = []
+        try:
+            for _ in range(n):
+                socks.append(socket.create_connection((HOST, b.port), timeout=10 * SLOW))
+            wait_until(lambda: broker_fd_count(b) > 1024 + 50, 20 * SLOW, interval=0.2,
+                       what="the broker holding more than 1,074 descriptors")
+            comment("broker descriptors open: %d" % broker_fd_count(b))
+            for _ in range(3):
+                t0 = time.monotonic()
+                fams = scrape(mport)
+                check(time.monotonic() - t0 < 5 * SLOW, "scrape took too long")
+                check(any(f.startswith("gregor_") for f in fams["types"]), "scrape has no gregor_ family")
+            status, _, body = http_get(mport, "/health")
+            check(status == 200 and body.startswith("ok"), "/health: %d %r" % (status, body))
+        finally:
+            for s in socks:
+                s.close()
 
 
 def expect_one_line_error(props, needle, what):

@@ -7,7 +7,9 @@
  *   /groups                                      consumer groups
  *   /groups/<id>                                 one group's members, offsets and lag
  * Every page is drawn from the JSON under /api/. Data is inserted as text (textContent), never
- * as HTML.
+ * as HTML. GET /api/session says whether security is on: then the header shows the user and a
+ * sign-out form, changes carry the session's CSRF token, and a 401 (no or expired session)
+ * goes to /login; without security the header says the console is open.
  */
 'use strict';
 
@@ -51,8 +53,15 @@ class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+let SESSION = null;
+
+function toLogin() {
+  location.href = '/login?next=' + encodeURIComponent(location.pathname);
+}
+
 async function api(path) {
   const r = await fetch('/api' + path, { headers: { Accept: 'application/json' } });
+  if (r.status === 401) toLogin();
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
   if (!r.ok) throw new ApiError(r.status, (body && body.error) || ('HTTP ' + r.status));
@@ -61,7 +70,10 @@ async function api(path) {
 
 /* A change (POST/DELETE): the header tells the server the console's own page sends it. */
 async function change(method, path) {
-  const r = await fetch('/api' + path, { method, headers: { Accept: 'application/json', 'X-Gregor-Console': '1' } });
+  const headers = { Accept: 'application/json', 'X-Gregor-Console': '1' };
+  if (SESSION && SESSION.csrf) headers['X-Gregor-CSRF'] = SESSION.csrf;
+  const r = await fetch('/api' + path, { method, headers });
+  if (r.status === 401) toLogin();
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
   if (!r.ok) throw new ApiError(r.status, (body && body.error) || ('HTTP ' + r.status));
@@ -472,6 +484,23 @@ function resetForm(id, g) {
   return form;
 }
 
+/* ---- session ---- */
+
+/* Who is signed in (a sign-out form) or, without security, that the console is open. */
+async function drawSession() {
+  SESSION = await api('/session');
+  const box = el('div', { id: 'session', class: 'session' });
+  if (SESSION.security) {
+    box.append(el('span', { id: 'session-user', text: 'Signed in as ' + SESSION.user }),
+      el('form', { id: 'logout-form', method: 'post', action: '/logout' },
+        el('input', { type: 'hidden', name: 'csrf', value: SESSION.csrf }),
+        el('button', { type: 'submit', id: 'logout', text: 'Sign out' })));
+  } else {
+    box.append(el('span', { id: 'open-notice', class: 'open-notice', text: SESSION.notice }));
+  }
+  document.querySelector('header').append(box);
+}
+
 /* ---- routing ---- */
 
 async function route() {
@@ -482,6 +511,7 @@ async function route() {
   const nav = { topics: 'nav-topics', groups: 'nav-groups' }[parts[0]] || 'nav-overview';
   $(nav).setAttribute('aria-current', 'page');
   try {
+    await drawSession();
     if (parts.length === 0) await pageOverview(content);
     else if (parts.length === 1 && parts[0] === 'topics') await pageTopics(content);
     else if (parts.length === 2 && parts[0] === 'topics') await pageTopic(content, parts[1]);
