@@ -188,6 +188,10 @@ static void collect_network(struct broker *b, struct expo *e)
              "Response bytes accepted but not yet written.", ns.queued_response_bytes);
     emit_one(e, "gregor_network_paused_connections", "gauge",
              "Connections not being read because of backpressure.", ns.paused_connections);
+    emit_one(e, "gregor_io_workers", "gauge",
+             "I/O workers serving connections (num.io.threads, resizable at run time).",
+             ns.io_workers);
+    emit_one(e, "gregor_io_worker_threads", "gauge", "I/O worker threads running.", ns.io_threads);
 }
 
 static void broker_metrics_collect(void *ctx, struct expo *e)
