@@ -32,6 +32,7 @@
 #include "broker/txn_marker_sender.h"
 #include "broker/txn_verifier.h"
 #include "broker/txn_offset_commit.h"
+#include "broker/cleaner_settings.h"
 #include "broker/dispatch.h"
 #include "broker/dynamic_threads.h"
 #include "broker/gate.h"
@@ -185,8 +186,10 @@ static void broker_on_image(void *arg, const struct metadata_image *prev,
     partition_registry_on_image(b->parts, prev, next);
     quota_on_image(b->quotas, next);
     broker_apply_connection_limits(b, prev, next);
-    if (prev == NULL || !metadata_image_broker_configs_equal(prev, next))
+    if (prev == NULL || !metadata_image_broker_configs_equal(prev, next)) {
         dynamic_threads_apply(b, next);
+        cleaner_settings_apply(b, next);
+    }
 }
 
 static int broker_start_controller(struct broker *b, char *err, size_t errlen)

@@ -115,6 +115,14 @@ static const struct config_entry config_table[] = {
     {"log.cleaner.delete.retention.ms", CT_INT64, F(log_cleaner_delete_retention_ms), 0, INT64_MAX,
      0},
     {"log.cleaner.min.cleanable.ratio", CT_DOUBLE, F(log_cleaner_min_cleanable_ratio), 0, 1, 0},
+    {"log.cleaner.threads", CT_INT32, F(log_cleaner_threads), 0, INT32_MAX, 0},
+    {"log.cleaner.io.max.bytes.per.second", CT_DOUBLE, F(log_cleaner_io_max_bytes_per_second),
+     NOLIM, 0},
+    {"log.cleaner.dedupe.buffer.size", CT_INT64, F(log_cleaner_dedupe_buffer_size), NOLIM, 0},
+    {"log.cleaner.io.buffer.size", CT_INT32, F(log_cleaner_io_buffer_size), 0, INT32_MAX, 0},
+    {"log.cleaner.io.buffer.load.factor", CT_DOUBLE, F(log_cleaner_io_buffer_load_factor), NOLIM,
+     0},
+    {"log.cleaner.backoff.ms", CT_INT64, F(log_cleaner_backoff_ms), 0, INT64_MAX, 0},
     {"offsets.topic.num.partitions", CT_INT32, F(offsets_topic_num_partitions), 1, 100000, 0},
     {"offsets.topic.replication.factor", CT_INT16, F(offsets_topic_replication_factor), 1,
      INT16_MAX, 0},
@@ -205,6 +213,12 @@ void config_defaults(struct broker_config *c)
     c->log_cleaner_enable = true;
     c->log_cleaner_delete_retention_ms = 86400000;
     c->log_cleaner_min_cleanable_ratio = 0.5;
+    c->log_cleaner_threads = 1;
+    c->log_cleaner_io_max_bytes_per_second = 1.7976931348623157e308; /* Double.MaxValue */
+    c->log_cleaner_dedupe_buffer_size = 128 << 20;
+    c->log_cleaner_io_buffer_size = 512 << 10;
+    c->log_cleaner_io_buffer_load_factor = 0.9;
+    c->log_cleaner_backoff_ms = 15000;
     c->offsets_topic_num_partitions = 50;
     c->offsets_topic_replication_factor = 3;
     c->offsets_topic_segment_bytes = 104857600;

@@ -48,7 +48,7 @@ int dynamic_threads_current(struct broker *b, const char *name)
         return (int)n;
     if (strcmp(name, "num.network.threads") == 0)
         return b->cfg.num_network_threads;
-    return 1;
+    return b->cfg.log_cleaner_threads;
 }
 
 bool dynamic_threads_refuse(struct broker *b, const char *name, const char *value, char *msg,

@@ -3,6 +3,7 @@
  */
 #include "cluster/broker_dynamic.h"
 
+#include <float.h>
 #include <string.h>
 
 static const struct topic_config_def broker_dynamic_defs[] = {
@@ -17,6 +18,25 @@ static const struct topic_config_def broker_dynamic_defs[] = {
      * network work too), so the value is stored and described but sizes nothing. */
     {"num.network.threads", TOPIC_CONFIG_INT, "3", 1, 256, NULL, NULL,
      "The number of threads that the server uses for network requests."},
+    /* Kafka's LogCleaner.ReconfigurableConfigs (the topic-config synonyms among log.cleaner.*
+     * are dynamic as topic defaults). Gregor's cleaner applies backoff.ms and
+     * io.max.bytes.per.second; it runs one thread and sizes its own buffers, so threads and
+     * the buffer settings are validated, stored and described only. */
+    {"log.cleaner.threads", TOPIC_CONFIG_INT, "1", 0, 2147483647.0, NULL, NULL,
+     "The number of background threads to use for log cleaning"},
+    {"log.cleaner.io.max.bytes.per.second", TOPIC_CONFIG_DOUBLE, "1.7976931348623157E308", -DBL_MAX,
+     DBL_MAX, NULL, NULL,
+     "The log cleaner will be throttled so that the sum of its read and write i/o will be less "
+     "than this value on average"},
+    {"log.cleaner.dedupe.buffer.size", TOPIC_CONFIG_LONG, "134217728", -9223372036854775807.0,
+     9223372036854775807.0, NULL, NULL,
+     "The total memory used for log deduplication across all cleaner threads"},
+    {"log.cleaner.io.buffer.size", TOPIC_CONFIG_INT, "524288", 0, 2147483647.0, NULL, NULL,
+     "The total memory used for log cleaner I/O buffers across all cleaner threads"},
+    {"log.cleaner.io.buffer.load.factor", TOPIC_CONFIG_DOUBLE, "0.9", -DBL_MAX, DBL_MAX, NULL, NULL,
+     "Log cleaner dedupe buffer load factor."},
+    {"log.cleaner.backoff.ms", TOPIC_CONFIG_LONG, "15000", 0, 9223372036854775807.0, NULL, NULL,
+     "The amount of time to sleep when there are no logs to clean"},
 };
 
 #define N_DEFS (sizeof(broker_dynamic_defs) / sizeof(broker_dynamic_defs[0]))

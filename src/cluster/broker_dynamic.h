@@ -1,7 +1,8 @@
 /*
  * The dynamic broker configs (KIP-226) that are not a topic config's broker synonym: Kafka's
- * DynamicConnectionQuota (max.connections*), DynamicThreadPool (num.io.threads) and the
- * listener's num.network.threads. The controller validates them with these definitions; every
+ * DynamicConnectionQuota (max.connections*), DynamicThreadPool (num.io.threads), the
+ * listener's num.network.threads and LogCleaner's log.cleaner.* (threads, backoff, buffers,
+ * I/O throttle). The controller validates them with these definitions; every
  * broker applies them (broker/broker.c). Constant data; pure functions, any thread.
  */
 #ifndef GREGOR_CLUSTER_BROKER_DYNAMIC_H
