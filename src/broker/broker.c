@@ -312,7 +312,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     /* Listen first (requests are held by the gate) so clients can connect at once, then
      * recover the logs and load the metadata log. */
     b->quotas =
-        quota_manager_new(cfg->quota_window_num, (int64_t)cfg->quota_window_size_seconds * 1000);
+        quota_manager_new(cfg->quota_window_num, (int64_t)cfg->quota_window_size_seconds * 1000,
+                          cfg->quota_inactive_sensor_expiration_ms);
     int rc = b->quotas ? broker_create_metrics(b, err, errlen) : -ENOMEM;
     if (b->quotas == NULL)
         snprintf(err, errlen, "out of memory");

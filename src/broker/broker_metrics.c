@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "broker/broker_internal.h"
+#include "broker/quota.h"
 #include "storage/cleaner.h"
 #include "broker/partition_registry.h"
 #include "broker/partition.h"
@@ -197,6 +198,9 @@ static void collect_network(struct broker *b, struct expo *e)
     int64_t io = 0, throttled = 0;
     if (b->parts != NULL && b->parts->cleaner != NULL)
         log_cleaner_stats(b->parts->cleaner, &io, &throttled);
+    emit_one(e, "gregor_quota_sensors", "gauge",
+             "Client quota rate trackers (per user / client-id in use; idle ones expire).",
+             quota_sensor_count(b->quotas));
     emit_one(e, "gregor_log_cleaner_io_bytes_total", "counter",
              "Bytes the log cleaner read and wrote compacting.", io);
     emit_one(e, "gregor_log_cleaner_throttled_ms_total", "counter",

@@ -165,6 +165,8 @@ static const struct config_entry config_table[] = {
      F(leader_imbalance_check_interval_seconds), 1, 86400, 0},
     {"quota.window.num", CT_INT32, F(quota_window_num), 2, 64, 0},
     {"quota.window.size.seconds", CT_INT32, F(quota_window_size_seconds), 1, 3600, 0},
+    {"quota.inactive.sensor.expiration.ms", CT_INT64, F(quota_inactive_sensor_expiration_ms), 1,
+     INT64_MAX, 0},
     {"metrics.listener", CT_STRING, F(metrics_listener), 0, 0, 0},
     {"console.listener", CT_STRING, F(console_listener), 0, 0, 0},
     {"console.sample.interval.ms", CT_INT32, F(console_sample_interval_ms), 100, 3600000, 0},
@@ -251,6 +253,7 @@ void config_defaults(struct broker_config *c)
     c->leader_imbalance_check_interval_seconds = 300;
     c->quota_window_num = 11;
     c->quota_window_size_seconds = 1;
+    c->quota_inactive_sensor_expiration_ms = 3600000;
     c->sasl_server_max_receive_size = 524288;
     snprintf(c->ssl_keystore_type, sizeof(c->ssl_keystore_type), "PEM");
     snprintf(c->ssl_truststore_type, sizeof(c->ssl_truststore_type), "PEM");

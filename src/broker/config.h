@@ -169,6 +169,8 @@ struct broker_config {
     /* client quotas (KIP-546): samples of the measured rates and their length */
     int32_t quota_window_num;          /* quota.window.num, 11 (Kafka's range is >= 1) */
     int32_t quota_window_size_seconds; /* quota.window.size.seconds, 1 */
+    /* Gregor's quota.inactive.sensor.expiration.ms (Kafka: a fixed hour), 3600000 */
+    int64_t quota_inactive_sensor_expiration_ms;
     /* operations */
     char metrics_listener[256];
     char console_listener[256]; /* Gregor: web console, http://HOST:PORT; "" = off */

@@ -1,9 +1,10 @@
 """Raw-protocol helpers for the dynamic broker config tests (test_dynamic_threads.py,
-test_dynamic_cleaner.py): AlterConfigs/DescribeConfigs of a BROKER resource and one /metrics
-sample."""
+test_dynamic_cleaner.py, test_quota_limits.py): AlterConfigs/DescribeConfigs of a BROKER
+resource, AlterClientQuotas, and one /metrics sample."""
+import struct
 import urllib.request
 
-from harness import HOST, SLOW, KafkaRaw, Reader, array, boolean, i8, string
+from harness import HOST, SLOW, KafkaRaw, Reader, array, boolean, check, i8, string
 
 INVALID_REQUEST, INVALID_CONFIG = 42, 40
 ALTER_CONFIGS, DESCRIBE_CONFIGS, BROKER_TYPE = 33, 32, 4
@@ -56,3 +57,16 @@ def metric(mport, name):
             if line.startswith(name + " "):
                 return float(line.split()[1])
     return None
+
+
+def set_quota(broker, entity, **values):
+    """AlterClientQuotas v0 of one entity ([(type, name or None)]), each key set; checked."""
+    body = array([array([string(t) + string(n) for t, n in entity]) +
+                  array([string(k) + struct.pack(">d", v) + boolean(False)
+                         for k, v in values.items()])]) + boolean(False)
+    with KafkaRaw(broker) as k:
+        r = Reader(k.call(49, 0, body))
+    r.int32()
+    out = r.array(lambda r: (r.int16(), r.string(), r.array(lambda r: (r.string(), r.string()))))
+    check([(c, m) for c, m, _ in out] == [(0, None)],
+          "AlterClientQuotas %r %r: %r" % (entity, values, out))
