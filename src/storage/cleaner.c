@@ -84,7 +84,8 @@ static struct log **begin_pass(struct log_cleaner *c, size_t *n)
     *n = 0;
     if (!v)
         return NULL;
-    memcpy(v, c->logs, c->nlogs * sizeof(*v));
+    if (c->nlogs > 0)
+        memcpy(v, c->logs, c->nlogs * sizeof(*v));
     *n = c->nlogs;
     c->busy = true;
     return v;
