@@ -16,6 +16,7 @@ What is tried:
   is accepted but throttled (throttle_time_ms > 0); confluent-kafka's AdminClient (its
   CreateTopics v4) creates topics while throttled; after the debt is paid back a strict
   request passes again; a client id without the quota is never throttled.
+asan-smoke tsan-smoke
 """
 import os
 import sys
