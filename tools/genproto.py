@@ -1215,6 +1215,9 @@ def gen_tables(outdir, filldir, apis, datas, files):
     h("int16_t deprecated_max;        /* versions <= this are deprecated; -1: none */", 1)
     h("bool latest_version_unstable;  /* max_version is not advertised by default */", 1)
     h("uint8_t listeners;             /* KPROTO_LISTENER_* */", 1)
+    h("/* First version whose response body starts with ThrottleTimeMs (an int32 right after", 1)
+    h(" * the response header); -1: none does. */", 1)
+    h("int16_t throttle_first_from;", 1)
     h("struct kproto_codec request;", 1)
     h("struct kproto_codec response;", 1)
     h("};")
@@ -1280,6 +1283,10 @@ def gen_tables(outdir, filldir, apis, datas, files):
         c(".deprecated_max = %d," % (req.deprecated[1] if req.deprecated else -1), 2)
         c(".latest_version_unstable = %s," % ("true" if req.unstable else "false"), 2)
         c(".listeners = %s," % ls, 2)
+        f0 = resp.root.fields[0] if resp.root.fields else None
+        tf = f0.versions[0] if f0 is not None and f0.name == "ThrottleTimeMs" and \
+            f0.base == "int32" and f0.tag is None else -1
+        c(".throttle_first_from = %d," % tf, 2)
         c(".request = KPROTO_CODEC_REF(\"%s\", %s)," % (req.name, req.root.cname), 2)
         c(".response = KPROTO_CODEC_REF(\"%s\", %s)," % (resp.name, resp.root.cname), 2)
         c("},", 1)

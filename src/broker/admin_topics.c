@@ -168,6 +168,8 @@ static int create_topics_convert(struct broker_req *r,
 
 void handle_create_topics(struct broker_req *r)
 {
+    if (!r->no_forward && mutation_quota_create_topics(r))
+        return;
     struct create_topics_state *st = arena_calloc(r->arena, 1, sizeof(*st));
     if (st == NULL) {
         broker_close(r, "out of memory");
@@ -272,6 +274,8 @@ static void delete_topics_done(struct broker_async *a)
 
 void handle_delete_topics(struct broker_req *r)
 {
+    if (!r->no_forward && mutation_quota_delete_topics(r))
+        return;
     struct kmsg_delete_topics_request req;
     struct delete_topics_state *st = arena_calloc(r->arena, 1, sizeof(*st));
     if (st == NULL) {
@@ -372,6 +376,8 @@ static void create_partitions_done(struct broker_async *a)
 
 void handle_create_partitions(struct broker_req *r)
 {
+    if (!r->no_forward && mutation_quota_create_partitions(r))
+        return;
     struct kmsg_create_partitions_request req;
     struct create_partitions_state *st = arena_calloc(r->arena, 1, sizeof(*st));
     if (st == NULL) {

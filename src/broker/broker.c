@@ -35,7 +35,9 @@
 #include "broker/txn_marker_sender.h"
 #include "broker/txn_verifier.h"
 #include "broker/txn_offset_commit.h"
+#include "broker/cleaner_settings.h"
 #include "broker/dispatch.h"
+#include "broker/dynamic_threads.h"
 #include "broker/gate.h"
 #include "broker/forwarder.h"
 #include "broker/quota.h"
@@ -227,6 +229,10 @@ static void broker_on_image(void *arg, const struct metadata_image *prev,
     }
     quota_on_image(b->quotas, next);
     broker_apply_connection_limits(b, prev, next);
+    if (prev == NULL || !metadata_image_broker_configs_equal(prev, next)) {
+        dynamic_threads_apply(b, next);
+        cleaner_settings_apply(b, next);
+    }
 }
 
 static int broker_start_controller(struct broker *b, char *err, size_t errlen)
@@ -353,7 +359,8 @@ int broker_start(const struct broker_config *cfg, struct broker **out, char *err
     /* Listen first (requests are held by the gate) so clients can connect at once, then
      * recover the logs and load the metadata log. */
     b->quotas =
-        quota_manager_new(cfg->quota_window_num, (int64_t)cfg->quota_window_size_seconds * 1000);
+        quota_manager_new(cfg->quota_window_num, (int64_t)cfg->quota_window_size_seconds * 1000,
+                          cfg->quota_inactive_sensor_expiration_ms);
     int rc = b->quotas ? broker_create_metrics(b, err, errlen) : -ENOMEM;
     if (b->quotas == NULL)
         snprintf(err, errlen, "out of memory");

@@ -15,6 +15,9 @@
 #include <string.h>
 
 #include "broker/broker_internal.h"
+#include "broker/quota.h"
+#include "storage/cleaner.h"
+#include "broker/partition_registry.h"
 #include "broker/partition.h"
 #include "cluster/controller.h"
 #include "net/net.h"
@@ -188,6 +191,20 @@ static void collect_network(struct broker *b, struct expo *e)
              "Response bytes accepted but not yet written.", ns.queued_response_bytes);
     emit_one(e, "gregor_network_paused_connections", "gauge",
              "Connections not being read because of backpressure.", ns.paused_connections);
+    emit_one(e, "gregor_io_workers", "gauge",
+             "I/O workers serving connections (num.io.threads, resizable at run time).",
+             ns.io_workers);
+    emit_one(e, "gregor_io_worker_threads", "gauge", "I/O worker threads running.", ns.io_threads);
+    int64_t io = 0, throttled = 0;
+    if (b->parts != NULL && b->parts->cleaner != NULL)
+        log_cleaner_stats(b->parts->cleaner, &io, &throttled);
+    emit_one(e, "gregor_quota_sensors", "gauge",
+             "Client quota rate trackers (per user / client-id in use; idle ones expire).",
+             quota_sensor_count(b->quotas));
+    emit_one(e, "gregor_log_cleaner_io_bytes_total", "counter",
+             "Bytes the log cleaner read and wrote compacting.", io);
+    emit_one(e, "gregor_log_cleaner_throttled_ms_total", "counter",
+             "Time the log cleaner paused for log.cleaner.io.max.bytes.per.second.", throttled);
 }
 
 static void broker_metrics_collect(void *ctx, struct expo *e)

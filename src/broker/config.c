@@ -115,6 +115,14 @@ static const struct config_entry config_table[] = {
     {"log.cleaner.delete.retention.ms", CT_INT64, F(log_cleaner_delete_retention_ms), 0, INT64_MAX,
      0},
     {"log.cleaner.min.cleanable.ratio", CT_DOUBLE, F(log_cleaner_min_cleanable_ratio), 0, 1, 0},
+    {"log.cleaner.threads", CT_INT32, F(log_cleaner_threads), 0, INT32_MAX, 0},
+    {"log.cleaner.io.max.bytes.per.second", CT_DOUBLE, F(log_cleaner_io_max_bytes_per_second),
+     NOLIM, 0},
+    {"log.cleaner.dedupe.buffer.size", CT_INT64, F(log_cleaner_dedupe_buffer_size), NOLIM, 0},
+    {"log.cleaner.io.buffer.size", CT_INT32, F(log_cleaner_io_buffer_size), 0, INT32_MAX, 0},
+    {"log.cleaner.io.buffer.load.factor", CT_DOUBLE, F(log_cleaner_io_buffer_load_factor), NOLIM,
+     0},
+    {"log.cleaner.backoff.ms", CT_INT64, F(log_cleaner_backoff_ms), 0, INT64_MAX, 0},
     {"offsets.topic.num.partitions", CT_INT32, F(offsets_topic_num_partitions), 1, 100000, 0},
     {"offsets.topic.replication.factor", CT_INT16, F(offsets_topic_replication_factor), 1,
      INT16_MAX, 0},
@@ -157,6 +165,8 @@ static const struct config_entry config_table[] = {
      F(leader_imbalance_check_interval_seconds), 1, 86400, 0},
     {"quota.window.num", CT_INT32, F(quota_window_num), 2, 64, 0},
     {"quota.window.size.seconds", CT_INT32, F(quota_window_size_seconds), 1, 3600, 0},
+    {"quota.inactive.sensor.expiration.ms", CT_INT64, F(quota_inactive_sensor_expiration_ms), 1,
+     INT64_MAX, 0},
     {"metrics.listener", CT_STRING, F(metrics_listener), 0, 0, 0},
     {"console.listener", CT_STRING, F(console_listener), 0, 0, 0},
     {"console.sample.interval.ms", CT_INT32, F(console_sample_interval_ms), 100, 3600000, 0},
@@ -206,6 +216,12 @@ void config_defaults(struct broker_config *c)
     c->log_cleaner_enable = true;
     c->log_cleaner_delete_retention_ms = 86400000;
     c->log_cleaner_min_cleanable_ratio = 0.5;
+    c->log_cleaner_threads = 1;
+    c->log_cleaner_io_max_bytes_per_second = 1.7976931348623157e308; /* Double.MaxValue */
+    c->log_cleaner_dedupe_buffer_size = 128 << 20;
+    c->log_cleaner_io_buffer_size = 512 << 10;
+    c->log_cleaner_io_buffer_load_factor = 0.9;
+    c->log_cleaner_backoff_ms = 15000;
     c->offsets_topic_num_partitions = 50;
     c->offsets_topic_replication_factor = 3;
     c->offsets_topic_segment_bytes = 104857600;
@@ -239,6 +255,7 @@ void config_defaults(struct broker_config *c)
     c->leader_imbalance_check_interval_seconds = 300;
     c->quota_window_num = 11;
     c->quota_window_size_seconds = 1;
+    c->quota_inactive_sensor_expiration_ms = 3600000;
     c->sasl_server_max_receive_size = 524288;
     snprintf(c->ssl_keystore_type, sizeof(c->ssl_keystore_type), "PEM");
     snprintf(c->ssl_truststore_type, sizeof(c->ssl_truststore_type), "PEM");

@@ -121,6 +121,12 @@ struct broker_config {
     bool log_cleaner_enable;
     int64_t log_cleaner_delete_retention_ms;
     double log_cleaner_min_cleanable_ratio;
+    int32_t log_cleaner_threads;                /* accepted; Gregor runs one cleaner thread */
+    double log_cleaner_io_max_bytes_per_second; /* compaction I/O throttle */
+    int64_t log_cleaner_dedupe_buffer_size;     /* accepted (no fixed-size dedupe map) */
+    int32_t log_cleaner_io_buffer_size;         /* accepted */
+    double log_cleaner_io_buffer_load_factor;   /* accepted */
+    int64_t log_cleaner_backoff_ms;             /* how often the cleaner looks for work */
     /* groups and offsets */
     int32_t offsets_topic_num_partitions;
     int16_t offsets_topic_replication_factor;
@@ -163,6 +169,8 @@ struct broker_config {
     /* client quotas (KIP-546): samples of the measured rates and their length */
     int32_t quota_window_num;          /* quota.window.num, 11 (Kafka's range is >= 1) */
     int32_t quota_window_size_seconds; /* quota.window.size.seconds, 1 */
+    /* Gregor's quota.inactive.sensor.expiration.ms (Kafka: a fixed hour), 3600000 */
+    int64_t quota_inactive_sensor_expiration_ms;
     /* operations */
     char metrics_listener[256];
     char console_listener[256]; /* Gregor: web console, http://HOST:PORT; "" = off */

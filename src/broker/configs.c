@@ -15,7 +15,9 @@
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
 #include "broker/topic_settings.h"
+#include "cluster/broker_dynamic.h"
 #include "cluster/topic_config.h"
+#include "broker/dynamic_threads.h"
 #include "proto/gen/alter_configs.h"
 #include "proto/gen/describe_configs.h"
 #include "proto/gen/errors.h"
@@ -107,6 +109,8 @@ describe_broker_entry(struct broker_req *r, const char *name, const char *value,
  * defaults from (Kafka's DynamicLogConfig). */
 static bool broker_config_is_dynamic(const char *name)
 {
+    if (broker_dynamic_def(name) != NULL)
+        return true;
     for (size_t i = 0; i < topic_config_count(); i++) {
         const char *syn = topic_config_at(i)->broker_synonym;
         if (syn && strcmp(syn, name) == 0)
@@ -358,9 +362,63 @@ static bool alter_any_denied(struct broker_req *r, bool incremental)
     return false;
 }
 
+/* Kafka's half/double rule on the thread counts set in one BROKER resource (checked here, on
+ * the broker that received the change, against its own counts). */
+static bool alter_threads_refused(struct broker_req *r, const struct controller_config_change *ch,
+                                  int32_t n, char *why, size_t len)
+{
+    for (int32_t j = 0; j < n; j++)
+        if (ch[j].op == CONTROLLER_CONFIG_SET && ch[j].name != NULL &&
+            dynamic_threads_refuse(r->b, ch[j].name, ch[j].value, why, len))
+            return true;
+    return false;
+}
+
+static bool threads_refused(struct broker_req *r, struct kstr name, struct kstr value, bool set)
+{
+    char why[256];
+    if (!set || name.len < 0 || !broker_dynamic_is_thread_count(broker_str(r, name)))
+        return false;
+    return dynamic_threads_refuse(r->b, broker_str(r, name), broker_str(r, value), why,
+                                  sizeof(why));
+}
+
+/* True when some BROKER resource of r breaks the thread-count rule: then r is answered here
+ * (that resource refused) instead of being relayed to the controller as it is. */
+static bool alter_any_threads_refused(struct broker_req *r, bool incremental)
+{
+    struct kreader copy = r->body;
+    if (incremental) {
+        struct kmsg_incremental_alter_configs_request q;
+        if (kmsg_incremental_alter_configs_request_decode(&copy, r->hdr.api_version, &q) != 0)
+            return false;
+        for (int32_t i = 0; i < q.resources.n; i++)
+            for (int32_t j = 0; q.resources.v[i].resource_type == RESOURCE_BROKER &&
+                                j < q.resources.v[i].configs.n;
+                 j++)
+                if (threads_refused(
+                        r, q.resources.v[i].configs.v[j].name, q.resources.v[i].configs.v[j].value,
+                        q.resources.v[i].configs.v[j].config_operation == CONTROLLER_CONFIG_SET))
+                    return true;
+        return false;
+    }
+    struct kmsg_alter_configs_request q;
+    if (kmsg_alter_configs_request_decode(&copy, r->hdr.api_version, &q) != 0)
+        return false;
+    for (int32_t i = 0; i < q.resources.n; i++)
+        for (int32_t j = 0;
+             q.resources.v[i].resource_type == RESOURCE_BROKER && j < q.resources.v[i].configs.n;
+             j++)
+            if (threads_refused(r, q.resources.v[i].configs.v[j].name,
+                                q.resources.v[i].configs.v[j].value,
+                                q.resources.v[i].configs.v[j].value.len >= 0))
+                return true;
+    return false;
+}
+
 void handle_alter_configs(struct broker_req *r)
 {
-    if (!alter_any_denied(r, false) && forwarder_relay(r))
+    if (!alter_any_denied(r, false) && !alter_any_threads_refused(r, false) && forwarder_relay(r))
         return;
     struct kmsg_alter_configs_request req;
     if (broker_decode(r, (kproto_decode_fn)kmsg_alter_configs_request_decode, &req) != 0)
@@ -409,6 +467,12 @@ void handle_alter_configs(struct broker_req *r)
             ch[j].value = broker_str(r, rs->configs.v[j].value);
             ch[j].op = ch[j].value ? CONTROLLER_CONFIG_SET : CONTROLLER_CONFIG_DELETE;
         }
+        char why[256];
+        if (rs->resource_type == RESOURCE_BROKER &&
+            alter_threads_refused(r, ch, nc, why, sizeof(why))) {
+            alter_set_result(r, st, i, KAFKA_ERR_INVALID_REQUEST, why);
+            continue;
+        }
         alters[nt] = (struct controller_config_alter){broker_str(r, rs->resource_name),
                                                       rs->resource_type == RESOURCE_BROKER,
                                                       (uint32_t)nc, ch};
@@ -419,7 +483,7 @@ void handle_alter_configs(struct broker_req *r)
 
 void handle_incremental_alter_configs(struct broker_req *r)
 {
-    if (!alter_any_denied(r, true) && forwarder_relay(r))
+    if (!alter_any_denied(r, true) && !alter_any_threads_refused(r, true) && forwarder_relay(r))
         return;
     struct kmsg_incremental_alter_configs_request req;
     if (broker_decode(r, (kproto_decode_fn)kmsg_incremental_alter_configs_request_decode, &req))
@@ -469,6 +533,12 @@ void handle_incremental_alter_configs(struct broker_req *r)
             ch[j].name = broker_str(r, rs->configs.v[j].name);
             ch[j].value = broker_str(r, rs->configs.v[j].value);
             ch[j].op = rs->configs.v[j].config_operation;
+        }
+        char why[256];
+        if (rs->resource_type == RESOURCE_BROKER &&
+            alter_threads_refused(r, ch, nc, why, sizeof(why))) {
+            alter_set_result(r, st, i, KAFKA_ERR_INVALID_REQUEST, why);
+            continue;
         }
         alters[nt] = (struct controller_config_alter){broker_str(r, rs->resource_name),
                                                       rs->resource_type == RESOURCE_BROKER,

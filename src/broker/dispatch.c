@@ -173,12 +173,16 @@ void broker_dispatch(struct broker *b, struct net_request *nr)
         broker_close(r, "unsupported api version");
         return;
     }
-    /* Quotas: r may be gone once the handler returns; the connection (and its quota cache)
-     * stays allocated until the end of the worker's turn. */
-    struct net_conn *conn = nr->conn;
-    struct quota_conn *qc = quota_before_handler(r);
-    int64_t start_ns = r->start_ns;
+    /* Quotas: the handler's time is charged to request_percentage when it answers (so the
+     * response carries the throttle), or when it returns with r still pending (r may be gone
+     * once the handler returns: completing r clears `pending`). */
+    bool pending = true;
+    r->quota = quota_before_handler(r);
+    r->handler_pending = &pending;
     api->handle(r);
-    if (qc != NULL)
-        quota_after_handler(qc, conn, start_ns);
+    if (pending) {
+        r->handler_pending = NULL;
+        if (r->quota != NULL)
+            quota_charge_request(r);
+    }
 }

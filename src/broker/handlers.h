@@ -46,6 +46,12 @@ void handle_describe_acls(struct broker_req *r);
 void handle_create_acls(struct broker_req *r);
 void handle_delete_acls(struct broker_req *r);
 void handle_create_partitions(struct broker_req *r);
+
+/* controller_mutation_rate for the three (mutation_quota.c): records the request's partition
+ * mutations, or answers r (THROTTLING_QUOTA_EXCEEDED) and returns true when it is refused. */
+bool mutation_quota_create_topics(struct broker_req *r);
+bool mutation_quota_delete_topics(struct broker_req *r);
+bool mutation_quota_create_partitions(struct broker_req *r);
 void handle_delete_records(struct broker_req *r);
 void handle_describe_configs(struct broker_req *r);
 void handle_alter_configs(struct broker_req *r);

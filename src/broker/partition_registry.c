@@ -21,6 +21,7 @@
 #include "txn/state_record.h"
 #include "broker/partition_append.h"
 #include "broker/partition_registry.h"
+#include "broker/cleaner_settings.h"
 #include "broker/producer_append.h"
 #include "broker/replica_fetcher.h"
 #include "broker/stray_logs.h"
@@ -84,7 +85,8 @@ int partition_registry_open(struct broker *b, struct partition_registry **out, c
     }
     struct log_cleaner_config cc = log_cleaner_config_defaults();
     cc.check_interval_ms = b->cfg.log_retention_check_interval_ms;
-    cc.compact = b->cfg.log_cleaner_enable ? log_compact_hook : NULL;
+    cc.compact = b->cfg.log_cleaner_enable ? cleaner_settings_compact : NULL;
+    cc.tuning = cleaner_settings_static(&b->cfg);
     rc = log_cleaner_create(&cc, &reg->cleaner);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the log cleaner: %s", strerror(-rc));

@@ -2,14 +2,18 @@
  * Client quota enforcement (see quota.h): entity resolution, the sensor table, the
  * per-connection cache and the throttle decision.
  *
- * Invariants: a sensor, once in the table, is never freed before the manager, so a connection
- * cache may keep pointers to sensors across quota changes; a sensor's rate is touched only
- * under its lock; the table's chains only under the manager's lock. A connection cache is
+ * Invariants: a connection cache holds a reference on every sensor it points to (taken under the
+ * manager's lock by sensor_get, dropped on re-resolving and on close); a sensor is freed only
+ * with no reference left and unused for expire_ms (Kafka drops a quota sensor after an hour
+ * without use), by a sweep under the manager's lock, so no thread can be using it. A sensor's
+ * rate and token bucket are touched only under its lock; the table's chains and the
+ * references only under the manager's lock. A connection cache is
  * valid for its `version` (the image's quotas_version), its client id and its user only.
  */
 #include "broker/quota.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,16 +27,21 @@
 #define QUOTA_BUCKETS 256
 #define QUOTA_CLIENT_ID_MAX 256
 #define QUOTA_USER_MAX 320
-/* The keys enforced (controller_mutation_rate is stored but not enforced). */
-#define QUOTA_ENFORCED 3
+/* The keys enforced: every key (controller_mutation_rate by the admin topic handlers). */
+#define QUOTA_ENFORCED 4
+#define QUOTA_SWEEP_EVERY_MS 30000
 
 struct quota_sensor {
     struct quota_sensor *next; /* hash chain */
     uint8_t key;
-    char *user;           /* "" when the matched entity has no user type */
-    char *client_id;      /* "" when it has no client-id type */
-    pthread_mutex_t lock; /* guards rate */
-    struct quota_rate rate;
+    char *user;              /* "" when the matched entity has no user type */
+    char *client_id;         /* "" when it has no client-id type */
+    int refs;                /* connection caches pointing here; guarded by the manager */
+    _Atomic int64_t last_ms; /* clock_mono_ms() of the last record */
+    pthread_mutex_t lock;    /* guards rate, tokens, tokens_ms */
+    struct quota_rate rate;  /* byte rates and request_percentage */
+    double tokens;           /* controller_mutation_rate: Kafka's TokenBucket credits */
+    int64_t tokens_ms;       /* when tokens were last refilled; 0 = full bucket */
 };
 
 struct quota_manager {
@@ -40,7 +49,10 @@ struct quota_manager {
     _Atomic uint64_t version;
     int samples;
     int64_t window_ms;
-    pthread_mutex_t lock; /* guards buckets */
+    int64_t expire_ms;    /* an unreferenced sensor unused this long is dropped */
+    pthread_mutex_t lock; /* guards buckets, nsensors, last_sweep_ms and the sensors' refs */
+    int64_t nsensors;
+    int64_t last_sweep_ms;
     struct quota_sensor *buckets[QUOTA_BUCKETS];
 };
 
@@ -55,15 +67,25 @@ struct quota_conn {
     double bound[QUOTA_ENFORCED];
 };
 
-struct quota_manager *quota_manager_new(int samples, int64_t window_ms)
+struct quota_manager *quota_manager_new(int samples, int64_t window_ms, int64_t expire_ms)
 {
     struct quota_manager *qm = calloc(1, sizeof(*qm));
     if (qm == NULL)
         return NULL;
     qm->samples = samples;
     qm->window_ms = window_ms;
+    qm->expire_ms = expire_ms > 0 ? expire_ms : 3600000;
+    qm->last_sweep_ms = clock_mono_ms();
     pthread_mutex_init(&qm->lock, NULL);
     return qm;
+}
+
+static void sensor_free(struct quota_sensor *s)
+{
+    pthread_mutex_destroy(&s->lock);
+    free(s->user);
+    free(s->client_id);
+    free(s);
 }
 
 void quota_manager_free(struct quota_manager *qm)
@@ -74,10 +96,7 @@ void quota_manager_free(struct quota_manager *qm)
         while (qm->buckets[i]) {
             struct quota_sensor *s = qm->buckets[i];
             qm->buckets[i] = s->next;
-            pthread_mutex_destroy(&s->lock);
-            free(s->user);
-            free(s->client_id);
-            free(s);
+            sensor_free(s);
         }
     }
     pthread_mutex_destroy(&qm->lock);
@@ -134,12 +153,63 @@ static uint32_t sensor_hash(uint8_t key, const char *user, const char *client_id
     return h % QUOTA_BUCKETS;
 }
 
-/* The sensor for (key, user tag, client-id tag), created on first use; NULL on ENOMEM. */
+/* Drops the sensors no connection points at that were unused for expire_ms (lock held). */
+static void sensor_sweep(struct quota_manager *qm, int64_t now)
+{
+    qm->last_sweep_ms = now;
+    for (int i = 0; i < QUOTA_BUCKETS; i++) {
+        struct quota_sensor **pp = &qm->buckets[i];
+        while (*pp) {
+            struct quota_sensor *s = *pp;
+            int64_t last = atomic_load_explicit(&s->last_ms, memory_order_relaxed);
+            if (s->refs == 0 && now - last >= qm->expire_ms) {
+                *pp = s->next;
+                sensor_free(s);
+                qm->nsensors--;
+                continue;
+            }
+            pp = &s->next;
+        }
+    }
+}
+
+/* Sweeps when due: every QUOTA_SWEEP_EVERY_MS (or expire_ms if shorter). Lock held. */
+static void sensor_maybe_sweep(struct quota_manager *qm, int64_t now)
+{
+    int64_t every = qm->expire_ms < QUOTA_SWEEP_EVERY_MS ? qm->expire_ms : QUOTA_SWEEP_EVERY_MS;
+    if (now - qm->last_sweep_ms >= every)
+        sensor_sweep(qm, now);
+}
+
+int64_t quota_sensor_count(struct quota_manager *qm)
+{
+    if (qm == NULL)
+        return 0;
+    pthread_mutex_lock(&qm->lock);
+    sensor_maybe_sweep(qm, clock_mono_ms());
+    int64_t n = qm->nsensors;
+    pthread_mutex_unlock(&qm->lock);
+    return n;
+}
+
+/* Drops a connection cache's reference. */
+static void sensor_put(struct quota_manager *qm, struct quota_sensor *s)
+{
+    pthread_mutex_lock(&qm->lock);
+    assert(s->refs > 0);
+    s->refs--;
+    pthread_mutex_unlock(&qm->lock);
+}
+
+/* The sensor for (key, user tag, client-id tag), created on first use, with a reference for
+ * the caller; NULL on ENOMEM. */
 static struct quota_sensor *sensor_get(struct quota_manager *qm, uint8_t key, const char *user,
                                        const char *client_id)
 {
     uint32_t h = sensor_hash(key, user, client_id);
+    int64_t now = clock_mono_ms();
     pthread_mutex_lock(&qm->lock);
+    sensor_maybe_sweep(qm, now);
     struct quota_sensor *s = qm->buckets[h];
     while (s && (s->key != key || strcmp(s->user, user) || strcmp(s->client_id, client_id)))
         s = s->next;
@@ -155,10 +225,14 @@ static struct quota_sensor *sensor_get(struct quota_manager *qm, uint8_t key, co
         } else {
             pthread_mutex_init(&s->lock, NULL);
             quota_rate_init(&s->rate, qm->samples, qm->window_ms);
+            atomic_store_explicit(&s->last_ms, now, memory_order_relaxed);
             s->next = qm->buckets[h];
             qm->buckets[h] = s;
+            qm->nsensors++;
         }
     }
+    if (s != NULL)
+        s->refs++;
     pthread_mutex_unlock(&qm->lock);
     return s;
 }
@@ -168,6 +242,7 @@ static int64_t sensor_record(struct quota_sensor *s, double v, double bound, int
 {
     pthread_mutex_lock(&s->lock);
     int64_t now = clock_mono_ms();
+    atomic_store_explicit(&s->last_ms, now, memory_order_relaxed);
     quota_rate_record(&s->rate, v, now);
     double rate = quota_rate_measure(&s->rate, now);
     int64_t window = quota_rate_window_ms(&s->rate, now);
@@ -197,6 +272,8 @@ static void quota_conn_resolve(struct quota_conn *qc, struct broker_req *r, cons
     for (int k = 0; k < QUOTA_ENFORCED; k++) {
         double bound;
         uint8_t entity;
+        if (qc->sensor[k] != NULL)
+            sensor_put(qc->qm, qc->sensor[k]);
         qc->sensor[k] = NULL;
         if (!quota_resolve(img, (enum metadata_quota_key)k, user, client_id, &bound, &entity))
             continue;
@@ -284,17 +361,23 @@ struct quota_conn *quota_before_handler(struct broker_req *r)
     return qc;
 }
 
-void quota_after_handler(struct quota_conn *qc, struct net_conn *conn, int64_t start_ns)
+void quota_charge_request(struct broker_req *r)
 {
-    struct quota_sensor *s = qc->sensor[METADATA_QUOTA_REQUEST_PERCENTAGE];
+    struct quota_conn *qc = r->quota;
+    r->quota = NULL;
+    struct quota_sensor *s = qc ? qc->sensor[METADATA_QUOTA_REQUEST_PERCENTAGE] : NULL;
     if (s == NULL)
         return;
-    int64_t ns = clock_mono_ns() - start_ns;
+    int64_t ns = clock_mono_ns() - r->start_ns;
     /* Kafka's nanosToPercentage: 100% is one thread busy for the whole second. */
     double percent = (double)ns * 100.0 / 1e9;
     int64_t t =
         sensor_record(s, percent, qc->bound[METADATA_QUOTA_REQUEST_PERCENTAGE], qc->qm->window_ms);
-    net_conn_mute(conn, t);
+    if (t <= 0)
+        return;
+    net_conn_mute(r->nr->conn, t);
+    if (t > r->throttle_ms)
+        r->throttle_ms = t > INT32_MAX ? INT32_MAX : (int32_t)t;
 }
 
 int32_t quota_record_fetch(struct broker_req *r, int64_t bytes)
@@ -310,5 +393,92 @@ int32_t quota_record_fetch(struct broker_req *r, int64_t bytes)
         return 0;
     sensor_unrecord(s, (double)bytes);
     net_conn_mute(r->nr->conn, t);
-    return t > INT32_MAX ? INT32_MAX : (int32_t)t;
+    int32_t t32 = t > INT32_MAX ? INT32_MAX : (int32_t)t;
+    if (t32 > r->throttle_ms)
+        r->throttle_ms = t32;
+    return t32;
+}
+
+void quota_conn_close(struct quota_conn *qc)
+{
+    if (qc == NULL)
+        return;
+    for (int k = 0; k < QUOTA_ENFORCED; k++)
+        if (qc->sensor[k] != NULL) {
+            sensor_put(qc->qm, qc->sensor[k]);
+            qc->sensor[k] = NULL;
+        }
+    qc->version = 0;
+}
+
+/* ---- controller_mutation_rate (KIP-599): Kafka's TokenBucket ---- */
+
+/* Refills s's bucket (lock held): quota credits per second up to the burst of
+ * samples * window * quota; a new bucket starts full. */
+static void bucket_refill(struct quota_sensor *s, double quota, int samples, int64_t window_ms,
+                          int64_t now)
+{
+    double burst = quota * samples * (double)window_ms / 1000.0;
+    if (s->tokens_ms == 0)
+        s->tokens = burst;
+    else
+        s->tokens += quota * (double)(now - s->tokens_ms) / 1000.0;
+    if (s->tokens > burst)
+        s->tokens = burst;
+    s->tokens_ms = now;
+}
+
+/* Time until the bucket is back to zero credits, Kafka's throttle time for it (lock held). */
+static int64_t bucket_throttle_ms(const struct quota_sensor *s, double quota)
+{
+    if (s->tokens >= 0 || quota <= 0)
+        return 0;
+    double ms = -s->tokens / quota * 1000.0;
+    return ms > INT32_MAX ? INT32_MAX : (int64_t)(ms + 0.5);
+}
+
+static struct quota_sensor *mutation_sensor(struct broker_req *r, double *quota)
+{
+    if (!quota_active(r->b->quotas))
+        return NULL;
+    struct quota_conn *qc = quota_conn_get(r);
+    if (qc == NULL || qc->sensor[METADATA_QUOTA_CONTROLLER_MUTATION_RATE] == NULL)
+        return NULL;
+    *quota = qc->bound[METADATA_QUOTA_CONTROLLER_MUTATION_RATE];
+    return qc->sensor[METADATA_QUOTA_CONTROLLER_MUTATION_RATE];
+}
+
+int32_t quota_mutation_throttle(struct broker_req *r)
+{
+    double quota;
+    struct quota_sensor *s = mutation_sensor(r, &quota);
+    if (s == NULL)
+        return 0;
+    struct quota_manager *qm = r->b->quotas;
+    pthread_mutex_lock(&s->lock);
+    bucket_refill(s, quota, qm->samples, qm->window_ms, clock_mono_ms());
+    int64_t t = bucket_throttle_ms(s, quota);
+    pthread_mutex_unlock(&s->lock);
+    return (int32_t)t;
+}
+
+void quota_mutation_record(struct broker_req *r, double mutations)
+{
+    double quota;
+    struct quota_sensor *s = mutation_sensor(r, &quota);
+    if (s == NULL || mutations <= 0)
+        return;
+    struct quota_manager *qm = r->b->quotas;
+    pthread_mutex_lock(&s->lock);
+    int64_t now = clock_mono_ms();
+    atomic_store_explicit(&s->last_ms, now, memory_order_relaxed);
+    bucket_refill(s, quota, qm->samples, qm->window_ms, now);
+    s->tokens -= mutations;
+    int64_t t = bucket_throttle_ms(s, quota);
+    pthread_mutex_unlock(&s->lock);
+    if (t <= 0)
+        return;
+    net_conn_mute(r->nr->conn, t);
+    if (t > r->throttle_ms)
+        r->throttle_ms = (int32_t)t;
 }

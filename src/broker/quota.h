@@ -15,8 +15,9 @@
  * answered without records, Kafka's throttled fetch); request_percentage the time a worker
  * thread spends in a request's handler (dispatch to the handler's return, so waiting in
  * purgatory is not counted), as a percentage of one thread per second. A throttled request's
- * response carries throttle_time_ms (byte-rate quotas) and its connection is muted for that
- * long (net_conn_mute); request quota throttles are bounded by one window, as in Kafka.
+ * response carries throttle_time_ms (byte-rate and request quotas, the largest) and its
+ * connection is muted for that long (net_conn_mute); request quota throttles are bounded by one
+ * window, as in Kafka.
  *
  * Cost: with no quota in the image, quota_active() is one relaxed atomic load and nothing else
  * runs. With quotas, each connection caches its resolved quotas (one allocation per
@@ -26,8 +27,14 @@
  * Requests between brokers (broker-to-controller APIs, transaction markers, follower fetches)
  * are exempt, as Kafka exempts ClusterAction requests.
  *
- * Sensors live until the broker stops (Kafka expires a sensor after an hour without use; Gregor
- * does not yet).
+ * Sensors expire: one that no open connection uses and that recorded nothing for
+ * quota.inactive.sensor.expiration.ms (Kafka's fixed hour) is dropped, so many short-lived
+ * client ids do not grow memory without bound (quota_sensor_count, a /metrics gauge).
+ *
+ * controller_mutation_rate (KIP-599) is a token bucket (Kafka's TokenBucket: credits refill at
+ * the quota per second up to quota.window.num * quota.window.size.seconds * quota): CreateTopics,
+ * CreatePartitions and DeleteTopics record the partitions they create or delete
+ * (mutation_quota.c).
  *
  * Threads: quota_on_image on the controller thread; the rest on the connection's worker.
  */
@@ -46,7 +53,9 @@ struct net_conn;
 struct quota_manager;
 struct quota_conn;
 
-struct quota_manager *quota_manager_new(int samples, int64_t window_ms);
+/* expire_ms: an unused sensor no connection points at is dropped after this long (Kafka's
+ * InactiveSensorExpirationTimeSeconds, 3600 s). */
+struct quota_manager *quota_manager_new(int samples, int64_t window_ms, int64_t expire_ms);
 void quota_manager_free(struct quota_manager *qm);
 
 /* Controller thread, after each publish: notes whether any quota exists and its version. */
@@ -72,10 +81,12 @@ bool quota_resolve(const struct metadata_image *img, enum metadata_quota_key key
 struct quota_conn *quota_before_handler(struct broker_req *r);
 
 /*
- * Worker thread, after r's handler returned (r may be gone): records the handler time since
- * start_ns against request_percentage and mutes conn when over it.
+ * Worker thread, once per request with r->quota set (then cleared): records r's handler time
+ * so far (since dispatch) against request_percentage; over the quota, mutes the connection and
+ * raises r->throttle_ms (the response's throttle_time_ms, bounded by one window as in Kafka's
+ * ClientRequestQuotaManager).
  */
-void quota_after_handler(struct quota_conn *qc, struct net_conn *conn, int64_t start_ns);
+void quota_charge_request(struct broker_req *r);
 
 /*
  * Worker thread: records `bytes` of a client fetch response against consumer_byte_rate.
@@ -83,5 +94,19 @@ void quota_after_handler(struct quota_conn *qc, struct net_conn *conn, int64_t s
  * Kafka does, the caller answers without records and the bytes are not counted.
  */
 int32_t quota_record_fetch(struct broker_req *r, int64_t bytes);
+
+/* Worker thread: the connection is closing; its cache drops its sensor references (the cache
+ * memory itself is freed by net). NULL is a no-op. */
+void quota_conn_close(struct quota_conn *qc);
+
+/* Sensors in the table (drops expired ones first). Any thread. */
+int64_t quota_sensor_count(struct quota_manager *qm);
+
+/* Worker thread: the controller_mutation_rate throttle time of r's client now (0: under its
+ * quota or none applies). */
+int32_t quota_mutation_throttle(struct broker_req *r);
+/* Worker thread: records `mutations` partitions created or deleted by r; over the quota, mutes
+ * the connection and raises r->throttle_ms. */
+void quota_mutation_record(struct broker_req *r, double mutations);
 
 #endif

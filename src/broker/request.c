@@ -7,13 +7,37 @@
 #include "base/clock.h"
 #include "base/logger.h"
 #include "broker/broker_internal.h"
+#include "broker/quota.h"
 #include "metrics/metrics.h"
 
 /* Counts r as completed (before the net call that may free it). */
 static void broker_req_done(struct broker_req *r, bool failed)
 {
+    if (r->quota != NULL)
+        quota_charge_request(r);
+    if (r->handler_pending != NULL)
+        *r->handler_pending = false;
     metrics_count_request(r->b->metrics, net_worker_index(net_request_worker(r->nr)),
                           r->hdr.api_key, clock_mono_ns() - r->start_ns, failed || r->failed);
+}
+
+/*
+ * A quota throttle (r->throttle_ms, the largest of the request's throttles) written into the
+ * response's throttle_time_ms when that is the body's first field, as for most APIs: handlers
+ * need not know about request quotas. Produce (whose field comes later) sets its own.
+ */
+static void broker_patch_throttle(struct broker_req *r, int16_t version, int hv,
+                                  struct iochain *chain)
+{
+    if (r->throttle_ms <= 0)
+        return;
+    const struct kproto_api *api = kproto_api_lookup(r->hdr.api_key);
+    if (api == NULL || api->throttle_first_from < 0 || version < api->throttle_first_from)
+        return;
+    size_t pos = 4 + 4 + (hv >= 1 ? 1 : 0);
+    uint32_t be = htobe32((uint32_t)r->throttle_ms);
+    if (chain->total >= pos + 4)
+        iochain_patch(chain, pos, &be, 4);
 }
 
 void broker_reply_version(struct broker_req *r, int16_t version, kproto_encode_fn enc,
@@ -26,6 +50,8 @@ void broker_reply_version(struct broker_req *r, int16_t version, kproto_encode_f
     uint8_t *size = iochain_reserve(&chain, 4);
     int hv = kproto_response_header_version(r->hdr.api_key, version);
     kproto_response_header_encode(&w, hv, r->hdr.correlation_id);
+    if (r->quota != NULL)
+        quota_charge_request(r); /* before the body: its throttle time goes in */
     int rc = size ? enc(&w, version, msg) : -ENOMEM;
     if (rc != 0 || w.err != 0) {
         logger_error("broker", "cannot encode response to api %d v%d from %s: %d", r->hdr.api_key,
@@ -37,6 +63,7 @@ void broker_reply_version(struct broker_req *r, int16_t version, kproto_encode_f
     }
     uint32_t be = htobe32((uint32_t)(chain.total - 4));
     iochain_patch(&chain, 0, &be, 4);
+    broker_patch_throttle(r, version, hv, &chain);
     broker_req_done(r, false);
     if (r->close_after)
         net_request_reply_close(r->nr, &chain);
@@ -60,6 +87,12 @@ void broker_reply_raw(struct broker_req *r, const uint8_t *resp, size_t len)
         net_request_close(r->nr);
         return;
     }
+    /* A relayed answer: this broker's throttle (recorded before relaying) goes in. */
+    if (r->quota != NULL)
+        quota_charge_request(r);
+    broker_patch_throttle(r, r->hdr.api_version,
+                          kproto_response_header_version(r->hdr.api_key, r->hdr.api_version),
+                          &chain);
     broker_req_done(r, false);
     net_request_reply(r->nr, &chain);
 }

@@ -25,6 +25,11 @@ struct broker_req {
     bool no_forward;     /* forwarding to the controller failed: handle locally */
     bool close_after;    /* close the connection once the response is written (SASL refusals) */
     int32_t throttle_ms; /* quota throttle time for the response's throttle_time_ms (quota.c) */
+    /* request_percentage: the connection's quotas while the request's handler time is not yet
+     * charged (quota_charge_request), and, while the handler runs, a flag of the dispatcher's
+     * that completing r clears (r may not be touched after its handler if it completed). */
+    struct quota_conn *quota;
+    bool *handler_pending;
     const void *decoded; /* the decoded request, for per-partition callbacks (optional) */
 };
 

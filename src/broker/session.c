@@ -6,12 +6,15 @@
  */
 #include "broker/session.h"
 
+#include "broker/quota.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/logger.h"
 #include "broker/broker_internal.h"
+#include "broker/quota.h"
 #include "broker/listeners.h"
 
 #define SESSION_ANONYMOUS "User:ANONYMOUS"
@@ -38,6 +41,7 @@ int session_on_open(void *ctx, struct net_conn *c)
 
 void session_on_close(void *ctx, struct net_conn *c)
 {
+    quota_conn_close(net_conn_cache(c));
     struct broker_session *s = net_conn_user(c);
     if (s == NULL)
         return;

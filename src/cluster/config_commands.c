@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/broker_dynamic.h"
 #include "cluster/commands.h"
 #include "cluster/topic_config.h"
 
@@ -115,23 +116,13 @@ static const char *base_find(const struct override_base *b, const char *name)
     return NULL;
 }
 
-/* Dynamic broker configs that are not a topic config's synonym (Kafka's
- * DynamicConnectionQuota): applied by every broker to its listeners (broker/broker.c). */
-static const struct topic_config_def broker_only_dynamic_defs[] = {
-    {"max.connections", TOPIC_CONFIG_INT, "2147483647", 0, 2147483647.0, NULL, NULL,
-     "The maximum number of connections the broker allows at any time."},
-    {"max.connections.per.ip", TOPIC_CONFIG_INT, "2147483647", 0, 2147483647.0, NULL, NULL,
-     "The maximum number of connections allowed from each ip address."},
-};
-
 /* The definition a dynamic broker config is validated with: a topic config it stands for
  * (its broker synonym) or one of the broker-only ones; NULL if it cannot change at run time. */
-static const struct topic_config_def *broker_dynamic_def(const char *name)
+static const struct topic_config_def *broker_dynamic_config_def(const char *name)
 {
-    for (size_t i = 0; i < sizeof(broker_only_dynamic_defs) / sizeof(broker_only_dynamic_defs[0]);
-         i++)
-        if (strcmp(broker_only_dynamic_defs[i].name, name) == 0)
-            return &broker_only_dynamic_defs[i];
+    const struct topic_config_def *d = broker_dynamic_def(name);
+    if (d != NULL)
+        return d;
     for (size_t i = 0; i < topic_config_count(); i++) {
         const struct topic_config_def *def = topic_config_at(i);
         if (def->broker_synonym && strcmp(def->broker_synonym, name) == 0)
@@ -146,7 +137,7 @@ static const struct topic_config_def *override_def(struct command *cmd,
                                                    const struct override_base *b, const char *name)
 {
     const struct topic_config_def *def =
-        b->broker ? broker_dynamic_def(name) : topic_config_find(name);
+        b->broker ? broker_dynamic_config_def(name) : topic_config_find(name);
     if (def == NULL && b->broker)
         command_set_error(cmd, r, KAFKA_ERR_INVALID_CONFIG,
                           "Cannot update these configs dynamically: Set(%s)", name);
@@ -231,7 +222,7 @@ static bool build_ops(struct command *cmd, struct controller_topic_result *r,
         if (s->e[i].value == NULL)
             continue;
         const struct topic_config_def *def =
-            b->broker ? broker_dynamic_def(s->e[i].name) : topic_config_find(s->e[i].name);
+            b->broker ? broker_dynamic_config_def(s->e[i].name) : topic_config_find(s->e[i].name);
         int code = def ? topic_config_validate_def(def, s->e[i].value, msg, sizeof(msg))
                        : topic_config_validate(s->e[i].name, s->e[i].value, msg, sizeof(msg));
         if (code) {

@@ -200,14 +200,21 @@ static void net_conn_refuse(struct net_worker *w, int fd, const char *peer, cons
         logger_warn(NET_LOG, "close of rejected connection from %s: %s", peer, strerror(errno));
 }
 
+static bool net_conn_handoff(struct net_worker *to, int fd, const struct net_ip_key *key,
+                             const char *peer, int listener);
+
 /* Makes an admitted socket a connection of w. Worker thread of w. */
 static void net_conn_open(struct net_worker *w, int fd, const struct net_ip_key *key,
                           const char *peer, int listener)
 {
     struct net_server *s = w->srv;
-    if (w->stopping) {
+    if (!w->serving) {
+        /* Shrunk away between the pick and the hand-over: worker 0 always serves. */
+        if (w->index != 0 && !atomic_load(&s->stopping) &&
+            net_conn_handoff(&s->workers[0], fd, key, peer, listener))
+            return;
         net_admit_release(&s->admit, key);
-        net_conn_refuse(w, fd, peer, "server stopping");
+        net_conn_refuse(w, fd, peer, w->stopping ? "server stopping" : "worker left the pool");
         return;
     }
     struct net_conn *c = calloc(1, sizeof(*c));
@@ -311,7 +318,7 @@ void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr_storage
         return;
     }
     unsigned i = atomic_fetch_add_explicit(&s->next_worker, 1, memory_order_relaxed);
-    struct net_worker *owner = &s->workers[i % (unsigned)s->nworkers];
+    struct net_worker *owner = &s->workers[i % (unsigned)atomic_load(&s->nactive)];
     if (owner != w && net_conn_handoff(owner, fd, &key, peer, listener))
         return;
     net_conn_open(w, fd, &key, peer, listener);
@@ -377,10 +384,28 @@ void net_conn_close(struct net_conn *c, const char *why)
     net_conn_unref(c);
 }
 
-void net_conn_close_all(struct net_worker *w)
+void net_conn_close_all(struct net_worker *w, const char *why)
 {
     while (w->idle_head)
-        net_conn_close(w->idle_head, "server stopping");
+        net_conn_close(w->idle_head, why);
+}
+
+/* Every connection of w stops reading; each closes once the responses it owes are written
+ * (at once when it owes none). */
+void net_conn_drain_all(struct net_worker *w)
+{
+    struct net_conn *c = w->idle_head;
+    while (c) {
+        struct net_conn *next = c->idle_next;
+        if (c->q_head == NULL) {
+            net_conn_close(c, "I/O worker pool shrunk");
+        } else {
+            c->close_requested = c->drain_close = true;
+            c->want_flush = true;
+            net_worker_todo(w, c);
+        }
+        c = next;
+    }
 }
 
 bool net_conn_over_limits(const struct net_conn *c)

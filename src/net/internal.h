@@ -120,9 +120,15 @@ struct net_worker {
 
     bool stopping;
     int64_t stop_deadline;
+    bool serving;  /* accepting and owning connections (index < the server's nactive) */
+    bool retiring; /* above the start-up count and shrunk away: the thread exits once idle */
 
+    /* Last: a slot re-used after a shrink and a grow keeps its counters (net_worker_reset). */
     struct net_counters counters;
 };
+
+/* Most I/O workers a server can have (num.io.threads' upper bound). */
+#define NET_MAX_WORKERS 256
 
 struct net_server {
     struct net_config cfg; /* defaults applied; cfg.host points at host */
@@ -133,7 +139,20 @@ struct net_server {
     int ports[NET_MAX_LISTENERS];      /* bound ports */
     char *hosts[NET_MAX_LISTENERS];    /* copies of the configured hosts */
     void *tls[NET_MAX_LISTENERS];      /* SSL_CTX * per listener, NULL = plain TCP */
-    int nworkers;
+    /*
+     * The worker pool (num.io.threads, resizable at run time). workers has NET_MAX_WORKERS
+     * slots; slots [0, nworkers) were initialised and keep their epoll set, eventfd, buffers
+     * and counters until net_server_free. Workers [0, nactive) serve connections. The first
+     * `home` (the start-up count) always keep their thread, because other layers pin work to
+     * them (net_server_worker()); a home worker above nactive only runs timers and posts. A
+     * worker at or above both stops its thread once its connections are gone; growing again
+     * joins and restarts it. Invariant: 1 <= nactive <= nworkers <= NET_MAX_WORKERS.
+     */
+    _Atomic int nworkers;
+    _Atomic int nactive;
+    _Atomic int threads_running;
+    int home;
+    pthread_mutex_t resize_lock; /* serialises net_server_resize and the halt */
     struct net_worker *workers;
     _Atomic uint64_t next_conn_id;
     _Atomic unsigned next_worker; /* round-robin owner of the next accepted connection */
@@ -163,6 +182,7 @@ struct net_conn {
     bool want_flush;      /* write when processing the to-do list */
     bool read_paused;     /* backpressure: not reading until the queue drains */
     bool close_requested; /* net_request_close() seen: read no more frames */
+    bool drain_close;     /* its worker left the pool: close once the queue is empty */
     bool muted;           /* net_conn_mute(): not reading until mute_timer fires */
     struct net_timer mute_timer;
     void *cache;                /* net_conn_set_cache(), freed with the connection */
@@ -188,6 +208,11 @@ struct net_conn {
     size_t queued_bytes; /* bytes of replied responses in the queue not yet written */
 };
 
+/* worker.c: after a resize, a worker starts or stops serving connections. Worker thread. */
+void net_worker_follow_pool(struct net_worker *w);
+/* worker.c: a slot whose thread exited, made ready to start again. Controlling thread. */
+int net_worker_reset(struct net_worker *w);
+
 /* request.c: resumes reading a paused connection that is back under its limits. */
 void net_conn_maybe_resume(struct net_conn *c);
 
@@ -204,6 +229,8 @@ void net_admit_set_limits(struct net_admit *a, int max_total, int max_per_ip);
 int net_listener_open(struct net_server *s, int index, const char *host, int port);
 int net_listener_attach(struct net_worker *w);
 void net_listener_detach(struct net_worker *w);
+/* Timer callback: watch the listening sockets again after a failure (arg: the worker). */
+void net_listener_retry(struct net_timer *t);
 
 /* worker.c */
 int net_worker_init(struct net_worker *w, struct net_server *s, int index);
@@ -228,7 +255,9 @@ void net_conn_close(struct net_conn *c, const char *why);
 void net_conn_touch(struct net_conn *c);
 bool net_conn_over_limits(const struct net_conn *c);
 void net_conn_idle_check(struct net_timer *t);
-void net_conn_close_all(struct net_worker *w);
+void net_conn_close_all(struct net_worker *w, const char *why);
+/* The worker left the pool: each connection closes once it answered what it read. */
+void net_conn_drain_all(struct net_worker *w);
 void net_conn_reap(struct net_worker *w);
 
 /* conn_read.c */

@@ -93,10 +93,10 @@ int net_listener_open(struct net_server *s, int index, const char *host, int por
     return 0;
 }
 
-static void net_listener_retry(struct net_timer *t)
+void net_listener_retry(struct net_timer *t)
 {
     struct net_worker *w = t->arg;
-    if (!w->stopping && net_listener_attach(w) < 0)
+    if (!w->stopping && w->serving && net_listener_attach(w) < 0)
         net_timer_start(w, &w->accept_retry, NET_ACCEPT_RETRY_MS, net_listener_retry, w);
 }
 

@@ -141,7 +141,9 @@ void net_server_free(struct net_server *s);
 int net_server_port(const struct net_server *s);
 int net_server_listener_port(const struct net_server *s, int i);
 
-/* Number of workers and the i-th worker (0 <= i < count), e.g. for posting work. Any thread. */
+/* Number of workers started with the server and the i-th of them (0 <= i < count), e.g. for
+ * pinning work to a worker: these keep their thread whatever the pool's size (see
+ * net_server_resize). Any thread. */
 int net_server_worker_count(const struct net_server *s);
 struct net_worker *net_server_worker(struct net_server *s, int i);
 
@@ -158,8 +160,24 @@ struct net_stats {
     int64_t bad_frames;            /* size prefix <= 0 or > max_frame_bytes */
     int64_t queued_response_bytes; /* gauge: response bytes accepted but not yet written */
     int64_t paused_connections;    /* gauge: connections not read because of backpressure */
+    int64_t io_workers;            /* gauge: workers serving connections (the pool's size) */
+    int64_t io_threads;            /* gauge: worker threads running */
 };
 void net_server_stats(const struct net_server *s, struct net_stats *out);
+
+/*
+ * Resizes the I/O worker pool to n (1..256; num.io.threads at run time). Growing starts
+ * workers that accept at once. Shrinking makes the workers above n stop accepting and close
+ * their connections (clients reconnect to the others, as Kafka does when it removes network
+ * processors); their threads exit once their last requests are answered, except the workers
+ * counted by net_server_worker_count(), which keep their thread (idle) for the work pinned to
+ * them. Any thread but a worker (it may wait for a shrunk worker's thread to exit). Returns 0,
+ * -EINVAL, -ESHUTDOWN, or a negative errno when no worker could be added (then the pool keeps
+ * the workers that could be).
+ */
+int net_server_resize(struct net_server *s, int n);
+/* The pool's size (workers serving connections). Any thread. */
+int net_server_pool_size(const struct net_server *s);
 
 /* max.connections and max.connections.per.ip changed at run time (0 = unlimited): new
  * connections are admitted against them, open ones are kept (as Kafka does). Any thread. */

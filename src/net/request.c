@@ -308,6 +308,10 @@ void net_conn_flush(struct net_conn *c)
             return;
         }
     }
+    if (!c->closed && c->drain_close && c->q_head == NULL) {
+        net_conn_close(c, "I/O worker pool shrunk");
+        return;
+    }
     if (!c->closed)
         net_conn_maybe_resume(c);
 }

@@ -3,6 +3,7 @@
  * and statistics. Start and stop run on the controlling thread; everything else a server does
  * happens on its workers.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@ static void net_config_defaults(struct net_config *c)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c->num_workers = n > 0 ? (int)n : 1;
     }
+    if (c->num_workers > NET_MAX_WORKERS)
+        c->num_workers = NET_MAX_WORKERS;
     if (c->max_frame_bytes <= 0)
         c->max_frame_bytes = NET_DEFAULT_MAX_FRAME_BYTES;
     if (c->idle_ms == 0)
@@ -43,6 +46,7 @@ static void net_config_defaults(struct net_config *c)
  */
 static void net_server_halt(struct net_server *s)
 {
+    pthread_mutex_lock(&s->resize_lock);
     atomic_store(&s->stopping, 1);
     for (int i = 0; i < s->nworkers; i++)
         if (s->workers[i].thread_started)
@@ -62,6 +66,7 @@ static void net_server_halt(struct net_server *s)
             logger_warn(NET_LOG, "closing the listening socket: %s", strerror(errno));
         s->listen_fds[i] = -1;
     }
+    pthread_mutex_unlock(&s->resize_lock);
 }
 
 void net_server_free(struct net_server *s)
@@ -73,6 +78,7 @@ void net_server_free(struct net_server *s)
         net_worker_destroy(&s->workers[i]);
     free(s->workers);
     net_admit_destroy(&s->admit);
+    pthread_mutex_destroy(&s->resize_lock);
     for (int i = 0; i < s->nlisteners; i++)
         free(s->hosts[i]);
     free(s->host);
@@ -115,7 +121,10 @@ int net_server_start(const struct net_config *cfg, const struct net_handler *han
     net_config_defaults(&s->cfg);
     s->handler = *handler;
     net_admit_init(&s->admit, s->cfg.max_connections, s->cfg.max_connections_per_ip);
+    pthread_mutex_init(&s->resize_lock, NULL);
     s->nworkers = 0; /* counts workers initialised, for net_server_free */
+    s->home = s->cfg.num_workers;
+    s->nactive = s->cfg.num_workers;
     if (cfg->host != NULL) {
         s->host = strdup(cfg->host);
         if (s->host == NULL) {
@@ -124,7 +133,7 @@ int net_server_start(const struct net_config *cfg, const struct net_handler *han
         }
     }
     s->cfg.host = s->host;
-    s->workers = calloc((size_t)s->cfg.num_workers, sizeof(*s->workers));
+    s->workers = calloc(NET_MAX_WORKERS, sizeof(*s->workers));
     if (s->workers == NULL) {
         net_server_free(s);
         return -ENOMEM;
@@ -170,12 +179,12 @@ int net_server_listener_port(const struct net_server *s, int i)
 
 int net_server_worker_count(const struct net_server *s)
 {
-    return s->nworkers;
+    return s->home;
 }
 
 struct net_worker *net_server_worker(struct net_server *s, int i)
 {
-    return i >= 0 && i < s->nworkers ? &s->workers[i] : NULL;
+    return i >= 0 && i < s->home ? &s->workers[i] : NULL;
 }
 
 static int64_t net_load(_Atomic int64_t *v)
@@ -186,7 +195,10 @@ static int64_t net_load(_Atomic int64_t *v)
 void net_server_stats(const struct net_server *s, struct net_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    for (int i = 0; i < s->nworkers; i++) {
+    int n = atomic_load(&s->nworkers);
+    out->io_workers = atomic_load(&s->nactive);
+    out->io_threads = atomic_load(&s->threads_running);
+    for (int i = 0; i < n; i++) {
         struct net_counters *c = &s->workers[i].counters;
         out->connections_accepted += net_load(&c->accepted);
         out->connections_rejected += net_load(&c->rejected);
@@ -205,4 +217,71 @@ void net_server_stats(const struct net_server *s, struct net_stats *out)
 void net_server_set_connection_limits(struct net_server *s, int max_total, int max_per_ip)
 {
     net_admit_set_limits(&s->admit, max_total > 0 ? max_total : 0, max_per_ip > 0 ? max_per_ip : 0);
+}
+
+/* Slot i ready to run again: a fresh slot initialised, or an exited one joined and reset. */
+static int net_server_prepare_slot(struct net_server *s, int i)
+{
+    struct net_worker *w = &s->workers[i];
+    if (i >= s->nworkers) {
+        int rc = net_worker_init(w, s, i);
+        if (rc < 0) {
+            net_worker_destroy(w);
+            return rc;
+        }
+        atomic_store(&s->nworkers, i + 1);
+        return 0;
+    }
+    if (i < s->home)
+        return 0; /* its thread never left; it rejoins when woken */
+    if (w->thread_started) {
+        /* Still draining its connections after the shrink; they were closed, so this is the
+         * time its last requests take. */
+        int rc = pthread_join(w->thread, NULL);
+        if (rc != 0)
+            return -rc;
+        w->thread_started = false;
+    }
+    return net_worker_reset(w);
+}
+
+int net_server_resize(struct net_server *s, int n)
+{
+    if (n < 1 || n > NET_MAX_WORKERS)
+        return -EINVAL;
+    pthread_mutex_lock(&s->resize_lock);
+    int rc = 0;
+    int old = atomic_load(&s->nactive);
+    if (atomic_load(&s->stopping)) {
+        rc = -ESHUTDOWN;
+        goto out;
+    }
+    int ready = old;
+    for (; ready < n; ready++)
+        if ((rc = net_server_prepare_slot(s, ready)) < 0)
+            break;
+    if (ready == old && n > old)
+        goto out;
+    int target = n > old ? ready : n;
+    atomic_store(&s->nactive, target);
+    for (int i = old; i < target; i++)
+        if (i >= s->home && (rc = net_worker_start(&s->workers[i])) < 0) {
+            /* Not started: out of the pool again (its slot stays initialised). */
+            atomic_store(&s->nactive, i);
+            target = i;
+            break;
+        }
+    int lo = old < target ? old : target, hi = old < target ? target : old;
+    for (int i = lo; i < hi; i++)
+        net_worker_wake(&s->workers[i]);
+    logger_info(NET_LOG, "I/O worker pool resized from %d to %d", old, target);
+    assert(1 <= atomic_load(&s->nactive) && atomic_load(&s->nactive) <= s->nworkers);
+out:
+    pthread_mutex_unlock(&s->resize_lock);
+    return rc;
+}
+
+int net_server_pool_size(const struct net_server *s)
+{
+    return atomic_load(&s->nactive);
 }

@@ -109,11 +109,43 @@ static void net_worker_run_posts(struct net_worker *w)
 static void net_worker_begin_stop(struct net_worker *w)
 {
     w->stopping = true;
+    w->retiring = false;
+    w->serving = false;
     w->stop_deadline = clock_mono_ms() + w->srv->cfg.shutdown_timeout_ms;
     net_listener_detach(w);
     net_timer_cancel(w, &w->accept_retry);
     net_timer_cancel(w, &w->idle_timer);
-    net_conn_close_all(w);
+    net_conn_close_all(w, "server stopping");
+}
+
+/*
+ * Follows the pool's target size (net_server_resize): a worker shrunk away stops accepting and
+ * closes its connections (clients reconnect to the others, as Kafka's removed processors do);
+ * one above the start-up count also lets its thread exit once its requests are done. A worker
+ * grown back starts accepting again.
+ */
+void net_worker_follow_pool(struct net_worker *w)
+{
+    struct net_server *s = w->srv;
+    if (w->stopping)
+        return;
+    int target = atomic_load(&s->nactive);
+    if (w->index >= target && w->serving) {
+        w->serving = false;
+        net_listener_detach(w);
+        net_timer_cancel(w, &w->accept_retry);
+        logger_info(NET_LOG, "worker %d leaves the pool (%d I/O workers)", w->index, target);
+        net_conn_drain_all(w);
+        if (w->index >= s->home) {
+            w->stopping = w->retiring = true;
+            w->stop_deadline = INT64_MAX;
+        }
+    } else if (w->index < target && !w->serving) {
+        w->serving = true;
+        if (net_listener_attach(w) < 0)
+            net_timer_start(w, &w->accept_retry, 100, net_listener_retry, w);
+        logger_info(NET_LOG, "worker %d rejoins the pool (%d I/O workers)", w->index, target);
+    }
 }
 
 static void net_worker_on_wake(struct net_io *io, uint32_t events)
@@ -123,8 +155,10 @@ static void net_worker_on_wake(struct net_io *io, uint32_t events)
     if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN && errno != EINTR)
         logger_error(NET_LOG, "worker %d: eventfd read failed: %s", w->index, strerror(errno));
     net_worker_run_posts(w);
-    if (!w->stopping && atomic_load(&w->srv->stopping))
+    if ((!w->stopping || w->retiring) && atomic_load(&w->srv->stopping))
         net_worker_begin_stop(w);
+    else
+        net_worker_follow_pool(w);
 }
 
 static void net_worker_run_todo(struct net_worker *w)
@@ -201,6 +235,7 @@ static void *net_worker_main(void *arg)
     struct net_worker *w = arg;
     w->self = pthread_self();
     w->self_known = true;
+    atomic_fetch_add(&w->srv->threads_running, 1);
     struct epoll_event evs[NET_EVENTS_PER_WAIT];
     for (;;) {
         if (w->stopping) {
@@ -226,12 +261,16 @@ static void *net_worker_main(void *arg)
         net_worker_run_todo(w);
         net_conn_reap(w);
     }
+    if (w->retiring)
+        logger_info(NET_LOG, "worker %d: thread exits (pool shrunk)", w->index);
+    atomic_fetch_sub(&w->srv->threads_running, 1);
     return NULL;
 }
 
 int net_worker_init(struct net_worker *w, struct net_server *s, int index)
 {
-    memset(w, 0, sizeof(*w));
+    memset(w, 0, offsetof(struct net_worker, counters));
+    w->serving = true;
     w->srv = s;
     w->index = index;
     w->wake.fd = -1;
@@ -278,6 +317,23 @@ int net_worker_start(struct net_worker *w)
     }
     w->thread_started = true;
     return 0;
+}
+
+/*
+ * A slot whose thread exited after a shrink (joined by the caller), made ready to start
+ * again: its epoll set, eventfd, read buffer, timer heap and counters stay; the per-run state
+ * is cleared and the listening sockets are watched again.
+ */
+int net_worker_reset(struct net_worker *w)
+{
+    assert(!w->thread_started && w->conns_alive == 0 && w->posts == NULL);
+    w->stopping = w->retiring = false;
+    w->self_known = false;
+    w->accept_failing = false;
+    w->post_closed = w->post_woken = false;
+    w->todo = w->reap = NULL;
+    w->serving = true;
+    return net_listener_attach(w);
 }
 
 void net_worker_close_posts(struct net_worker *w)

@@ -130,6 +130,9 @@ struct kproto_api {
     int16_t deprecated_max;        /* versions <= this are deprecated; -1: none */
     bool latest_version_unstable;  /* max_version is not advertised by default */
     uint8_t listeners;             /* KPROTO_LISTENER_* */
+    /* First version whose response body starts with ThrottleTimeMs (an int32 right after
+     * the response header); -1: none does. */
+    int16_t throttle_first_from;
     struct kproto_codec request;
     struct kproto_codec response;
 };
