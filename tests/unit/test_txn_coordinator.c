@@ -139,16 +139,16 @@ TEST(test_txn_coordinator_init_add_commit_and_fencing)
     CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
     txn_add_partitions(tc, "tx", 999, 0, parts, 2, keep, &r);
     CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_PRODUCER_ID_MAPPING);
-    txn_end(tc, "tx", 1000, 0, true, keep, &r);
+    txn_end(tc, "tx", 1000, 0, true, false, keep, &r);
     CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_TXN_STATE);
     txn_add_partitions(tc, "tx", 1000, 0, parts, 2, keep, &r);
     CHECK_EQ_INT(r.error, 0);
     CHECK_EQ_INT(state_of(tc, "tx"), TXN_ONGOING);
-    txn_end(tc, "tx", 1000, 0, true, keep, &r);
+    txn_end(tc, "tx", 1000, 0, true, false, keep, &r);
     CHECK_EQ_INT(r.error, 0);
     CHECK(f.markers == 1 && f.commits == 1 && f.marker_parts == 2);
     CHECK_EQ_INT(state_of(tc, "tx"), TXN_COMPLETE_COMMIT);
-    txn_end(tc, "tx", 1000, 0, true, keep, &r); /* a retried EndTxn */
+    txn_end(tc, "tx", 1000, 0, true, false, keep, &r); /* a retried EndTxn */
     CHECK_EQ_INT(r.error, 0);
     /* A new producer with the id while a transaction is open: abort with a bumped epoch. */
     txn_add_partitions(tc, "tx", 1000, 0, parts, 1, keep, &r);
@@ -159,7 +159,7 @@ TEST(test_txn_coordinator_init_add_commit_and_fencing)
     CHECK_EQ_INT(state_of(tc, "tx"), TXN_COMPLETE_ABORT);
     txn_init_producer_id(tc, "tx", 60000, -1, -1, keep, &r);
     CHECK(r.error == 0 && r.producer_id == 1000 && r.producer_epoch == 2);
-    txn_end(tc, "tx", 1000, 1, false, keep, &r); /* the zombie */
+    txn_end(tc, "tx", 1000, 1, false, false, keep, &r); /* the zombie */
     CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
     txn_coordinator_destroy(tc);
     fake_free(&f);
@@ -178,7 +178,7 @@ TEST(test_txn_coordinator_times_out_open_transactions)
     CHECK_EQ_INT(txn_coordinator_expire(tc, clock_wall_ms() + 5000), 1);
     CHECK(f.markers == 1 && f.commits == 0);
     CHECK_EQ_INT(state_of(tc, "slow"), TXN_COMPLETE_ABORT);
-    txn_end(tc, "slow", 5, 0, true, keep, &r); /* fenced by the abort's epoch bump */
+    txn_end(tc, "slow", 5, 0, true, false, keep, &r); /* fenced by the abort's epoch bump */
     CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
     /* transactional.id.expiration.ms */
     CHECK_EQ_INT(txn_coordinator_expire_ids(tc, clock_wall_ms(), 60000), 0);
@@ -197,7 +197,7 @@ TEST(test_txn_coordinator_reload_completes_a_prepared_commit)
     struct txn_topic_partition parts[3] = {{"a", 0}, {"a", 1}, {"b", 0}};
     txn_add_partitions(tc, "crash", 42, 0, parts, 3, keep, &r);
     f.fail_markers = true; /* PrepareCommit is written, the markers are abandoned */
-    txn_end(tc, "crash", 42, 0, true, keep, &r);
+    txn_end(tc, "crash", 42, 0, true, false, keep, &r);
     CHECK_EQ_INT(r.error, KAFKA_ERR_NOT_COORDINATOR);
     CHECK_EQ_INT(state_of(tc, "crash"), TXN_PREPARE_COMMIT);
     txn_coordinator_destroy(tc);
