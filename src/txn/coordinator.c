@@ -288,9 +288,7 @@ static int16_t txn_end_v2_retry_locked(const struct txn_meta *m, int16_t epoch, 
         return same ? KAFKA_ERR_CONCURRENT_TRANSACTIONS : KAFKA_ERR_INVALID_TXN_STATE;
     case TXN_COMPLETE_COMMIT:
     case TXN_COMPLETE_ABORT:
-        if (epoch == m->producer_epoch)
-            return KAFKA_ERR_INVALID_TXN_STATE; /* the next transaction has not begun */
-        if (!bumped)
+        if (!bumped) /* Kafka: even the current epoch, when no transaction is open */
             return KAFKA_ERR_PRODUCER_FENCED;
         return same ? 0 : KAFKA_ERR_INVALID_TXN_STATE;
     default:

@@ -21,6 +21,7 @@ struct fake {
     int64_t next_pid;
     int markers, commits;
     size_t marker_parts;
+    int16_t marker_epoch;
     bool fail_markers; /* the sender gives up (this broker lost the shard) */
 };
 
@@ -89,6 +90,7 @@ static int f_markers(void *ctx, const struct txn_marker_job *job,
     f->markers++;
     f->commits += job->commit;
     f->marker_parts = job->nparts;
+    f->marker_epoch = job->producer_epoch;
     cb(arg, f->fail_markers ? KAFKA_ERR_NOT_COORDINATOR : 0);
     return 0;
 }
@@ -161,6 +163,47 @@ TEST(test_txn_coordinator_init_add_commit_and_fencing)
     CHECK(r.error == 0 && r.producer_id == 1000 && r.producer_epoch == 2);
     txn_end(tc, "tx", 1000, 1, false, false, keep, &r); /* the zombie */
     CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    txn_coordinator_destroy(tc);
+    fake_free(&f);
+}
+
+/* KIP-890 part 2: EndTxn with bump_epoch (v5). Tried: a retry at the old epoch (same answer),
+ * the other outcome at the old epoch, an old-epoch EndTxn and AddPartitionsToTxn in the next
+ * transaction, a v4-style EndTxn (no bump) after a v5 one. */
+TEST(test_txn_coordinator_end_v2_bumps_the_epoch_per_transaction)
+{
+    struct fake f = {.next_pid = 300};
+    struct txn_coordinator *tc = make(&f);
+    struct txn_result r;
+    txn_init_producer_id(tc, "v2", 60000, -1, -1, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 300 && r.producer_epoch == 0);
+    struct txn_topic_partition part = {"a", 0};
+    txn_add_partitions(tc, "v2", 300, 0, &part, 1, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    txn_end(tc, "v2", 300, 0, true, true, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 300 && r.producer_epoch == 1);
+    CHECK(f.markers == 1 && f.marker_epoch == 1); /* the markers fence epoch 0 */
+    CHECK_EQ_INT(state_of(tc, "v2"), TXN_COMPLETE_COMMIT);
+    txn_end(tc, "v2", 300, 0, true, true, keep, &r); /* retry: same answer */
+    CHECK(r.error == 0 && r.producer_epoch == 1);
+    CHECK_EQ_INT(f.markers, 1);
+    txn_end(tc, "v2", 300, 0, false, true, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_TXN_STATE);
+    txn_end(tc, "v2", 300, 1, true, true, keep, &r);  /* no transaction at epoch 1 yet */
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED); /* as Kafka's TV2 check answers */
+    txn_add_partitions(tc, "v2", 300, 0, &part, 1, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    txn_add_partitions(tc, "v2", 300, 1, &part, 1, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    txn_end(tc, "v2", 300, 0, false, true, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    txn_end(tc, "v2", 300, 1, false, true, keep, &r);
+    CHECK(r.error == 0 && r.producer_epoch == 2 && f.marker_epoch == 2);
+    /* An older client's EndTxn (v4) keeps the epoch. */
+    txn_add_partitions(tc, "v2", 300, 2, &part, 1, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    txn_end(tc, "v2", 300, 2, true, false, keep, &r);
+    CHECK(r.error == 0 && r.producer_epoch == 2 && f.marker_epoch == 2);
     txn_coordinator_destroy(tc);
     fake_free(&f);
 }
