@@ -1,9 +1,9 @@
 """Compaction of a transactional topic (issue 16; Kafka's LogCleaner with transactions).
 
-confluent-kafka's transactional producer writes four transactions to a compacted topic with
-tiny segments (segment.ms 100): commit, abort, commit, abort, over ten keys, while a plain
-producer keeps appending filler so segments close and the cleaner (every 300 ms) keeps
-running. The test reads the partition's files itself as the cleaner works on them and checks:
+confluent-kafka's transactional producer writes four transactions to a compacted topic:
+commit, abort, commit, abort, over ten keys. Then segment.ms drops to 100 (AlterConfigs) while
+a plain producer keeps appending filler, so segments close and the cleaner (every 300 ms)
+keeps running. The test reads the partition's files itself as the cleaner works on them and checks:
 - the aborted values leave the .log files, and at that moment the ABORT markers are still
   there (a marker never goes before its transaction's data);
 - the ABORT markers and the .txnindex entries go afterwards, the markers only once
@@ -36,6 +36,9 @@ PROPS = {"log.retention.check.interval.ms": "300", "num.partitions": "1",
          "transaction.state.log.replication.factor": "1"}
 TOPIC_CFG = {"cleanup.policy": "compact", "segment.ms": "100", "segment.bytes": "16384",
              "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": str(RETENTION_MS)}
+# While the transactions are written everything stays in the active segment (never cleaned),
+# so the test sees the log as written before the cleaner starts on it.
+TOPIC_CFG_HOLD = dict(TOPIC_CFG, **{"segment.ms": "3600000"})
 
 
 def scan_partition(pdir):
@@ -134,10 +137,10 @@ def expect_clean(bootstrap, want):
 @test
 def test_cleaner_removes_aborted_data_then_markers_after_delete_retention():
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
     with Broker(PROPS) as b:
         a = AdminClient({"bootstrap.servers": b.bootstrap})
-        for f in a.create_topics([NewTopic(TOPIC, 1, 1, config=TOPIC_CFG)]).values():
+        for f in a.create_topics([NewTopic(TOPIC, 1, 1, config=TOPIC_CFG_HOLD)]).values():
             f.result(timeout=15 * SLOW)
         pdir = os.path.join(b.data_dir, TOPIC + "-0")
         p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": "tx-compact",
@@ -157,7 +160,6 @@ def test_cleaner_removes_aborted_data_then_markers_after_delete_retention():
                 p.commit_transaction(30 * SLOW)
             else:
                 p.abort_transaction(30 * SLOW)
-            time.sleep(0.15)  # the next transaction starts in another segment
 
         txn(b"COMMITTED1", range(KEYS), True)
         txn(b"ABORTED2", range(KEYS), False)
@@ -166,6 +168,9 @@ def test_cleaner_removes_aborted_data_then_markers_after_delete_retention():
         markers, data, entries = scan_partition(pdir)
         check(markers == {"abort": 2, "commit": 2} and entries == 2 and b"ABORTED" in data,
               "before cleaning: markers %r, %d index entries" % (markers, entries))
+        res = ConfigResource("topic", TOPIC, set_config=TOPIC_CFG)
+        for f in a.alter_configs([res]).values():
+            f.result(timeout=15 * SLOW)
         filler = Filler(b.bootstrap)
         try:
             # 1. The aborted data goes first; its markers are still there at that moment.

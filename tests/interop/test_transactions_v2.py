@@ -22,7 +22,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SLOW, TAGS_NONE, Broker, KafkaRaw, Reader, boolean, carray,  # noqa: E402
+from harness import (SLOW, TAGS_NONE, Broker, Cluster, KafkaRaw, Reader, boolean, carray,  # noqa: E402
                      cbytes, check, comment, cstring, i16, i32, i64, is_flexible, run_tests, string,
                      test)
 from kafka_records import (LIST_OFFSETS, ensure_topic, list_offsets_body,  # noqa: E402
@@ -68,11 +68,11 @@ def end_txn_v5(k, txid, pid, epoch, commit):
     return out
 
 
-def produce(k, version, txid, topic, pid, epoch, seq, value):
+def produce(k, version, txid, topic, pid, epoch, seq, value, partition=0):
     """Produce (v11/v12, acks=-1) of one transactional batch -> error code."""
     batch = record_batch([(None, value)], attributes=ATTR_TRANSACTIONAL, producer_id=pid,
                          producer_epoch=epoch, base_sequence=seq)
-    part = i32(0) + cbytes(batch) + TAGS_NONE
+    part = i32(partition) + cbytes(batch) + TAGS_NONE
     body = (cstring(txid) + i16(-1) + i32(30000) +
             carray([cstring(topic) + carray([part]) + TAGS_NONE]) + TAGS_NONE)
     r = flex_call(k, PRODUCE, version, body)
@@ -249,6 +249,52 @@ def test_tv2_txn_offset_commit_v5_adds_the_offsets_partition():
             time.sleep(0.2)
         c.close()
         check(got == 7, "offset after the commit: %r" % got)
+
+
+def java_string_hash(s):
+    h = 0
+    for ch in s.encode("utf-16-be").decode("utf-16-be"):
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+@test
+def test_tv2_produce_v12_on_a_leader_away_from_the_coordinator():
+    """Across brokers: the partition's leader is not the coordinator, so it adds the partition
+    with AddPartitionsToTxn (verify_only false) to the coordinator's broker; the commit's
+    markers then reach that partition at the bumped epoch."""
+    with Cluster(3, {"group.initial.rebalance.delay.ms": "0"}) as c:
+        check(c.create_topic("cv2", 6, 3) is None, "create cv2")
+        c.wait_topic("cv2", 6)
+        with c.raw(c.live_ids()[0]) as k0:
+            raw_init(k0, "tx-warmup")  # creates __transaction_state
+        c.wait_topic("__transaction_state", 50)
+        shard = abs(java_string_hash("tx-v2c")) % 50
+        coord = c.partition_leaders("__transaction_state")[shard]["leader"]
+        leaders = c.partition_leaders("cv2")
+        part = [i for i in range(6) if leaders[i]["leader"] not in (coord, -1)]
+        check(part, "a partition led away from the coordinator: %r" % leaders)
+        with c.raw(coord) as kc, c.raw(leaders[part[0]]["leader"]) as kl:
+            err, pid, e0 = raw_init(kc, "tx-v2c")
+            check(err == 0, "init: %d" % err)
+            err = produce(kl, 12, "tx-v2c", "cv2", pid, e0, 0, b"remote-1", part[0])
+            check(err == 0, "Produce v12 on a remote leader: %d" % err)
+            err, _, e1 = end_txn_v5(kc, "tx-v2c", pid, e0, True)
+            check(err == 0 and e1 == e0 + 1, "EndTxn v5: %d epoch %d" % (err, e1))
+            err = produce(kl, 12, "tx-v2c", "cv2", pid, e0, 1, b"zombie", part[0])
+            check(err in (INVALID_PRODUCER_EPOCH, PRODUCER_FENCED), "old epoch there: %d" % err)
+            err = produce(kl, 12, "tx-v2c", "cv2", pid, e1, 0, b"remote-2", part[0])
+            check(err == 0, "next transaction on the remote leader: %d" % err)
+            err, _, e2 = end_txn_v5(kc, "tx-v2c", pid, e1, True)
+            check(err == 0 and e2 == e1 + 1, "second EndTxn v5: %d epoch %d" % (err, e2))
+            body = list_offsets_body({"cv2": {part[0]: -1}}, 5, isolation_level=1)
+            deadline = time.monotonic() + 10 * SLOW
+            while True:  # the last marker reaches the followers, then the high watermark
+                lso = parse_list_offsets(kl.call(LIST_OFFSETS, 5, body), 5)[("cv2", part[0])]
+                if lso["offset"] == 4 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            check(lso["offset"] == 4, "LSO after two committed transactions: %r" % lso)
 
 
 if __name__ == "__main__":
