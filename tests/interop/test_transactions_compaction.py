@@ -15,7 +15,7 @@ keeps running. The test reads the partition's files itself as the cleaner works 
 - a restart on the same data directory brings nothing back (no aborted value, no marker).
 Bad input tried: aborted values that would shadow committed ones if the cleaner kept them in
 its key map, and readers of both isolation levels racing the cleaner.
-asan-smoke
+asan-smoke tsan-smoke
 """
 import os
 import struct
