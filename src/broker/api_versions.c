@@ -4,6 +4,12 @@
  * version we do not serve is answered as Kafka does (KIP-511): a v0-encoded body with
  * UNSUPPORTED_VERSION and our range for ApiVersions only, so the client can retry with it.
  * The header of every ApiVersions response is v0 (proto/header.c knows the exception).
+ *
+ * Features (KIP-584): Gregor finalizes "transaction.version" at 2, as a Kafka 4.0 cluster
+ * formatted today does; clients (Kafka's Java client from 4.0) then use KIP-890 part 2: EndTxn
+ * v5 with an epoch bump per transaction, Produce v12 and TxnOffsetCommit v5 without
+ * AddPartitionsToTxn / AddOffsetsToTxn. Older clients ignore it. Like Kafka (KIP-1022), the
+ * supported range (min 0) is listed only from ApiVersions v4 on.
  */
 #include "proto/gen/api_versions.h"
 
@@ -35,6 +41,34 @@ static void api_versions_fill(struct broker_req *r, struct kmsg_api_versions_res
     }
 }
 
+#define TRANSACTION_VERSION_FEATURE "transaction.version"
+#define TRANSACTION_VERSION_MAX 2
+/* The finalized features never change here: one epoch (>= 0: a client ignores -1). */
+#define FINALIZED_FEATURES_EPOCH 1
+
+static void api_versions_fill_features(struct broker_req *r,
+                                       struct kmsg_api_versions_response *resp)
+{
+    struct kmsg_api_versions_response_supported_feature_key *sup =
+        arena_calloc(r->arena, 1, sizeof(*sup));
+    struct kmsg_api_versions_response_finalized_feature_key *fin =
+        arena_calloc(r->arena, 1, sizeof(*fin));
+    if (sup == NULL || fin == NULL)
+        return;
+    struct kstr name = KSTR_LIT(TRANSACTION_VERSION_FEATURE);
+    *sup =
+        (struct kmsg_api_versions_response_supported_feature_key){name, 0, TRANSACTION_VERSION_MAX};
+    *fin = (struct kmsg_api_versions_response_finalized_feature_key){name, TRANSACTION_VERSION_MAX,
+                                                                     TRANSACTION_VERSION_MAX};
+    if (r->hdr.api_version >= 4) {
+        resp->supported_features.v = sup;
+        resp->supported_features.n = 1;
+    }
+    resp->finalized_features.v = fin;
+    resp->finalized_features.n = 1;
+    resp->finalized_features_epoch = FINALIZED_FEATURES_EPOCH;
+}
+
 void handle_api_versions(struct broker_req *r)
 {
     const struct broker_api *self = broker_api_lookup(KPROTO_API_API_VERSIONS);
@@ -50,7 +84,7 @@ void handle_api_versions(struct broker_req *r)
     if (broker_decode(r, (kproto_decode_fn)kmsg_api_versions_request_decode, &req) != 0)
         return;
     api_versions_fill(r, &resp, 0);
-    resp.finalized_features_epoch = -1;
+    api_versions_fill_features(r, &resp);
     broker_reply(r, (kproto_encode_fn)kmsg_api_versions_response_encode, &resp);
 }
 

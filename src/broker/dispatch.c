@@ -31,7 +31,7 @@
 
 /* The APIs this broker serves; versions within the generated schema range. */
 static const struct broker_api broker_api_table[] = {
-    {KPROTO_API_PRODUCE, 0, 11, handle_produce, API_SCOPE_BROKER},
+    {KPROTO_API_PRODUCE, 0, 12, handle_produce, API_SCOPE_BROKER},
     {KPROTO_API_FETCH, 0, 16, handle_fetch, API_SCOPE_BROKER},
     {KPROTO_API_LIST_OFFSETS, 0, 9, handle_list_offsets, API_SCOPE_BROKER},
     {KPROTO_API_METADATA, 0, 12, handle_metadata, API_SCOPE_BROKER},
@@ -54,9 +54,9 @@ static const struct broker_api broker_api_table[] = {
     {KPROTO_API_OFFSET_FOR_LEADER_EPOCH, 0, 4, handle_offset_for_leader_epoch, API_SCOPE_BROKER},
     {KPROTO_API_ADD_PARTITIONS_TO_TXN, 0, 5, handle_add_partitions_to_txn, API_SCOPE_BROKER},
     {KPROTO_API_ADD_OFFSETS_TO_TXN, 0, 4, handle_add_offsets_to_txn, API_SCOPE_BROKER},
-    {KPROTO_API_END_TXN, 0, 4, handle_end_txn, API_SCOPE_BROKER},
+    {KPROTO_API_END_TXN, 0, 5, handle_end_txn, API_SCOPE_BROKER},
     {KPROTO_API_WRITE_TXN_MARKERS, 0, 1, handle_write_txn_markers, API_SCOPE_BROKER},
-    {KPROTO_API_TXN_OFFSET_COMMIT, 0, 4, handle_txn_offset_commit, API_SCOPE_BROKER},
+    {KPROTO_API_TXN_OFFSET_COMMIT, 0, 5, handle_txn_offset_commit, API_SCOPE_BROKER},
     {KPROTO_API_DESCRIBE_CONFIGS, 0, 4, handle_describe_configs,
      API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_ALTER_CONFIGS, 0, 2, handle_alter_configs, API_SCOPE_BROKER | API_SCOPE_CONTROLLER},

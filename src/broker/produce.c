@@ -479,7 +479,9 @@ static int produce_verify_start(struct produce_state *st, struct partition *p,
     st->outstanding++;
     int64_t pid = (int64_t)be64_load(rec->data + RB_OFF_PRODUCER_ID);
     int16_t epoch = (int16_t)be16_load(rec->data + RB_OFF_PRODUCER_EPOCH);
-    txn_verifier_check(st->r->b, st->txid, pid, epoch, p->topic, p->index, produce_verify_cb, v);
+    /* v12 (TV2): the client sent no AddPartitionsToTxn; the leader adds the partition. */
+    txn_verifier_check(st->r->b, st->txid, pid, epoch, p->topic, p->index,
+                       st->r->hdr.api_version >= 12, produce_verify_cb, v);
     return 1;
 }
 

@@ -50,6 +50,7 @@ int producer_partition_open(struct partition *p, int64_t expiration_ms)
         return rc;
     }
     publish_first_unstable(p, producer_state_first_open_offset(p->producers));
+    log_set_txn_index(p->log, p->txns); /* the cleaner drops entries of data it removed */
     if (producer_state_count(p->producers) > 0)
         logger_info(
             "producer", "%s-%d: %zu producer(s) loaded (snapshot %" PRId64 ", log end %" PRId64 ")",
@@ -65,6 +66,7 @@ void producer_partition_close(struct partition *p)
         producer_state_snapshot(p->producers, log_dir_path(p->log), log_end_offset(p->log), true);
     producer_state_free(p->producers);
     p->producers = NULL;
+    log_set_txn_index(p->log, NULL); /* out of the cleaner already (partition.c) */
     txn_index_close(p->txns);
     p->txns = NULL;
     pthread_mutex_destroy(&p->producer_mu);

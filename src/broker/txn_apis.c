@@ -282,6 +282,9 @@ static void end_reply(struct txn_req *t)
     struct kmsg_end_txn_response resp;
     kmsg_end_txn_response_init(&resp);
     resp.error_code = fenced_for_version(t, 2);
+    /* v5 (KIP-890 part 2): the id and the epoch bumped for the next transaction. */
+    resp.producer_id = resp.error_code == 0 ? t->res.producer_id : -1;
+    resp.producer_epoch = resp.error_code == 0 ? t->res.producer_epoch : -1;
     broker_reply(t->r, (kproto_encode_fn)kmsg_end_txn_response_encode, &resp);
 }
 
@@ -299,5 +302,5 @@ void handle_end_txn(struct broker_req *r)
         return;
     }
     txn_end(txn_coordinator_of(r->b), id, req.producer_id, req.producer_epoch, req.committed,
-            txn_req_done, t);
+            r->hdr.api_version >= 5, txn_req_done, t);
 }

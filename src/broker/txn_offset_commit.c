@@ -7,6 +7,7 @@
  */
 #include "broker/authorizer.h"
 #include "broker/txn_offset_commit.h"
+#include "broker/txn_verifier.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -429,6 +430,8 @@ struct txn_commit_req {
     int16_t err;             /* answered for every partition */
     struct group_call check; /* KIP-447's member check, before the append */
     int16_t check_err;
+    bool added;      /* v5: the offsets partition was added to the transaction */
+    int16_t add_err; /* the coordinator's answer to that */
 };
 
 /* Fills every partition's error; on success holds the offsets until the marker. */
@@ -512,11 +515,63 @@ static void txn_commit_proceed(struct txn_commit_req *tr)
     txn_commit_finish(tr);
 }
 
+static void txn_commit_continue(struct txn_commit_req *tr);
+
+/* The request's worker: the coordinator answered the v5 addition. */
+static void txn_commit_added(void *arg)
+{
+    struct txn_commit_req *tr = arg;
+    switch (tr->add_err) {
+    case 0:
+        break;
+    case KAFKA_ERR_PRODUCER_FENCED: /* Kafka's TxnOffsetCommit answers these as they come */
+    case KAFKA_ERR_INVALID_PRODUCER_ID_MAPPING:
+    case KAFKA_ERR_TRANSACTION_ABORTABLE:
+    case KAFKA_ERR_CONCURRENT_TRANSACTIONS:
+    case KAFKA_ERR_INVALID_TXN_STATE:
+        tr->err = tr->add_err;
+        break;
+    default: /* coordinator moving or unreachable: retriable for the client */
+        tr->err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+        break;
+    }
+    txn_commit_continue(tr);
+}
+
+static void txn_commit_add_cb(void *arg, int16_t err)
+{
+    struct txn_commit_req *tr = arg;
+    tr->add_err = err;
+    if (net_worker_post(net_request_worker(tr->r->nr), txn_commit_added, tr) != 0)
+        logger_warn("txn", "dropping a TxnOffsetCommit response during shutdown");
+}
+
+/*
+ * v5 (KIP-890 part 2, TV2): the client sent no AddOffsetsToTxn; the group's offsets partition
+ * joins the transaction here, through the coordinator (Kafka's addPartition operation), before
+ * anything is written. Older versions go straight on.
+ */
+static void txn_commit_continue(struct txn_commit_req *tr)
+{
+    if (tr->err == 0 && !tr->added && tr->r->hdr.api_version >= 5) {
+        tr->added = true;
+        char *id = broker_name(tr->r, tr->req.transactional_id);
+        if (id == NULL) {
+            tr->err = KAFKA_ERR_INVALID_REQUEST;
+        } else {
+            txn_verifier_check(tr->r->b, id, tr->req.producer_id, tr->req.producer_epoch,
+                               OFFSETS_TOPIC, tr->shard, true, txn_commit_add_cb, tr);
+            return;
+        }
+    }
+    txn_commit_proceed(tr);
+}
+
 static void txn_commit_checked(void *arg)
 {
     struct txn_commit_req *tr = arg;
     tr->err = tr->check_err;
-    txn_commit_proceed(tr);
+    txn_commit_continue(tr);
 }
 
 /* The group's owner worker: back to the request's worker with the check's answer. */
@@ -621,5 +676,5 @@ void handle_txn_offset_commit(struct broker_req *r)
         txn_commit_check_submit(tr);
         return;
     }
-    txn_commit_proceed(tr);
+    txn_commit_continue(tr);
 }

@@ -34,6 +34,7 @@ struct verify_job {
     int64_t producer_id;
     int16_t producer_epoch;
     int32_t partition;
+    bool add;     /* add the partition to the transaction (TV2), not only verify */
     int32_t node; /* the coordinator's broker, resolved by the thread */
     void (*cb)(void *arg, int16_t err);
     void *arg;
@@ -69,11 +70,20 @@ static int32_t coordinator_node(struct broker *b, const char *txid)
     return node;
 }
 
+static void add_done(void *arg, const struct txn_result *res)
+{
+    job_answer(arg, res->error);
+}
+
 static void verify_locally(struct broker *b, struct verify_job *j)
 {
     struct txn_topic_partition tp = {j->topic, j->partition};
     int16_t err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
     struct txn_coordinator *tc = txn_coordinator_of(b);
+    if (tc != NULL && j->add) { /* the coordinator copies tp; j lives until add_done */
+        txn_add_partitions(tc, j->txid, j->producer_id, j->producer_epoch, &tp, 1, add_done, j);
+        return;
+    }
     if (tc != NULL)
         txn_verify_partitions(tc, j->txid, j->producer_id, j->producer_epoch, &tp, 1, &err);
     job_answer(j, err);
@@ -127,8 +137,8 @@ static int16_t response_error(const struct kmsg_add_partitions_to_txn_response *
     return -1;
 }
 
-/* One AddPartitionsToTxn v4 to `node` for the n checks of batch (distinct transactional ids);
- * answers each. */
+/* One AddPartitionsToTxn v4 to `node` for the n checks of batch (distinct transactional ids;
+ * verify_only for the checks, not for the additions of TV2); answers each. */
 static void send_batch(struct txn_verifier *v, int32_t node, struct verify_job **batch, size_t n)
 {
     struct broker *b = v->b;
@@ -149,7 +159,7 @@ static void send_batch(struct txn_verifier *v, int32_t node, struct verify_job *
         ts[i].transactional_id = kstr_of(batch[i]->txid);
         ts[i].producer_id = batch[i]->producer_id;
         ts[i].producer_epoch = batch[i]->producer_epoch;
-        ts[i].verify_only = true;
+        ts[i].verify_only = !batch[i]->add;
         tops[i].name = kstr_of(batch[i]->topic);
         tops[i].partitions = (struct karray_int32){1, &batch[i]->partition};
         ts[i].topics.v = &tops[i];
@@ -208,7 +218,7 @@ static void verifier_pass(struct txn_verifier *v, struct verify_job *list)
             struct verify_job *j = *pp;
             bool dup = false;
             for (size_t k = 0; k < n && !dup; k++)
-                dup = strcmp(batch[k]->txid, j->txid) == 0;
+                dup = strcmp(batch[k]->txid, j->txid) == 0 || batch[k]->add != j->add;
             if (j->node != node || dup) {
                 pp = &j->next;
                 continue;
@@ -286,7 +296,7 @@ void txn_verifier_stop(struct broker *b)
 }
 
 void txn_verifier_check(struct broker *b, const char *txid, int64_t producer_id,
-                        int16_t producer_epoch, const char *topic, int32_t partition,
+                        int16_t producer_epoch, const char *topic, int32_t partition, bool add,
                         void (*cb)(void *arg, int16_t err), void *arg)
 {
     struct verify_job *j = calloc(1, sizeof(*j));
@@ -299,6 +309,7 @@ void txn_verifier_check(struct broker *b, const char *txid, int64_t producer_id,
     j->producer_id = producer_id;
     j->producer_epoch = producer_epoch;
     j->partition = partition;
+    j->add = add;
     j->cb = cb;
     j->arg = arg;
     if (j->txid == NULL || j->topic == NULL) {

@@ -53,7 +53,7 @@ int record_builder_add_delta(struct record_builder *b, int32_t offset_delta, int
                              const void *key, int32_t key_len, const void *value, int32_t value_len,
                              const struct record_header *headers, int32_t nheaders)
 {
-    if (b->count == 0)
+    if (b->count == 0 && !b->fixed_base_timestamp)
         b->base_timestamp = timestamp;
     size_t body_max =
         1 + 10 + 5 + 5 + (key ? (size_t)key_len : 0) + 5 + (value ? (size_t)value_len : 0) + 5;
@@ -169,4 +169,13 @@ void record_builder_init_like(struct record_builder *b, const struct record_batc
     b->base_sequence = h->base_sequence;
     b->partition_leader_epoch = h->partition_leader_epoch;
     b->base_offset = h->base_offset;
+    if (h->attributes & RECORD_ATTR_DELETE_HORIZON)
+        record_builder_set_delete_horizon(b, h->base_timestamp);
+}
+
+void record_builder_set_delete_horizon(struct record_builder *b, int64_t horizon_ms)
+{
+    b->attributes |= RECORD_ATTR_DELETE_HORIZON;
+    b->base_timestamp = horizon_ms;
+    b->fixed_base_timestamp = true;
 }

@@ -7,6 +7,7 @@
 #ifndef GREGOR_RECORD_RECORD_BUILDER_H
 #define GREGOR_RECORD_RECORD_BUILDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,7 @@ struct record_builder {
     int32_t base_sequence;
     int32_t partition_leader_epoch;
     int64_t base_offset;
+    bool fixed_base_timestamp; /* base_timestamp holds a delete horizon, not the first record's */
 };
 
 /* Defaults: base offset 0, no producer id (-1), leader epoch -1, CreateTime. */
@@ -48,6 +50,11 @@ int record_builder_copy_record(struct record_builder *b, const struct record_bat
  * producer id/epoch/base sequence, leader epoch and attribute bits other than compression. */
 void record_builder_init_like(struct record_builder *b, const struct record_batch_header *h,
                               int codec);
+
+/* KIP-534: marks the batch with a delete horizon (attribute bit 6); its base timestamp then
+ * holds horizon_ms and record timestamps are deltas from it. Call before adding records.
+ * record_builder_init_like keeps the horizon of a batch that has one. */
+void record_builder_set_delete_horizon(struct record_builder *b, int64_t horizon_ms);
 
 /* Produces the batch in a malloc'ed buffer (*out, caller frees). The builder may be reused
  * only after record_builder_release. 0 or a record_error. */

@@ -20,6 +20,8 @@
 #include "base/logger.h"
 #include "record/record_builder.h"
 #include "record/record_iter.h"
+#include "record/control_record.h"
+#include "storage/cleaned_txns.h"
 #include "storage/log_internal.h"
 #include "storage/txn_index.h"
 
@@ -154,45 +156,45 @@ static int count_batch(void *arg, const uint8_t *batch, size_t size,
     return 0;
 }
 
-/* ---- aborted transactions ---- */
+/* ---- transactions ---- */
 
-/* The partition's aborted transactions (its .txnindex files), read once per pass. */
+/* The partition's aborted transactions, read once per pass from its transaction index. */
 struct aborted_set {
     struct aborted_txn *v;
     size_t n;
 };
 
-static void aborted_load(const char *dir, struct aborted_set *a)
+static void aborted_load(struct txn_index *ti, struct aborted_set *a)
 {
-    struct txn_index *ti;
     a->v = NULL;
     a->n = 0;
-    if (txn_index_open(dir, &ti) != 0)
-        return;
     size_t n = txn_index_count(ti);
     a->v = n ? calloc(n, sizeof(*a->v)) : NULL;
     if (a->v != NULL)
         a->n = txn_index_collect(ti, INT64_MIN, INT64_MAX, a->v, n);
-    txn_index_close(ti);
+    if (a->n > n)
+        a->n = n; /* an append meanwhile (above the cleaned range: irrelevant) */
 }
 
-/* True for a data batch of an aborted transaction (Kafka's cleaner discards those and keeps
- * them out of the key map, so they never shadow a committed value). A producer has one open
- * transaction at a time: its batches between the first offset and the ABORT marker are it. */
-static bool aborted_batch(const struct aborted_set *a, const struct record_batch_header *h)
+#define MARKER_TYPE_UNKNOWN 0x7fff
+
+/* The control type of a marker batch: CONTROL_TYPE_*, -1 when it holds no record, or
+ * MARKER_TYPE_UNKNOWN when it cannot be read (kept as written). */
+static int marker_type(const uint8_t *batch, size_t size, const struct record_batch_header *h)
 {
-    if (!(h->attributes & RECORD_ATTR_TRANSACTIONAL) || (h->attributes & RECORD_ATTR_CONTROL))
-        return false;
-    for (size_t i = 0; i < a->n; i++)
-        if (a->v[i].producer_id == h->producer_id && a->v[i].first_offset <= h->base_offset &&
-            h->base_offset < a->v[i].last_offset)
-            return true;
-    return false;
+    struct control_marker m;
+    if (h->record_count == 0)
+        return -1;
+    if (record_batch_compression(h) != RECORD_COMPRESSION_NONE ||
+        control_marker_parse(batch + RECORD_BATCH_HEADER_SIZE, size - RECORD_BATCH_HEADER_SIZE,
+                             &m) != 0)
+        return MARKER_TYPE_UNKNOWN;
+    return m.type;
 }
 
 struct map_pass {
     struct keymap *map;
-    const struct aborted_set *aborted;
+    struct cleaned_txns txns;
 };
 
 static int map_batch(void *arg, const uint8_t *batch, size_t size,
@@ -200,7 +202,13 @@ static int map_batch(void *arg, const uint8_t *batch, size_t size,
 {
     struct map_pass *mp = arg;
     struct keymap *m = mp->map;
-    if ((h->attributes & RECORD_ATTR_CONTROL) || aborted_batch(mp->aborted, h))
+    if (h->attributes & RECORD_ATTR_CONTROL) {
+        struct aborted_txn unused;
+        cleaned_txns_on_marker(&mp->txns, h, marker_type(batch, size, h), &unused);
+        return 0;
+    }
+    /* Aborted data stays out of the map: it never shadows a committed value. */
+    if (cleaned_txns_on_batch(&mp->txns, h))
         return 0;
     struct record_iter it;
     struct record rec;
@@ -218,11 +226,16 @@ static int map_batch(void *arg, const uint8_t *batch, size_t size,
 
 struct rewrite {
     const struct keymap *map;
-    const struct aborted_set *aborted;
-    int64_t tombstone_horizon; /* tombstones with timestamp below this are dropped */
+    struct cleaned_txns txns; /* carried from segment to segment */
+    int64_t now_ms;
+    int64_t delete_retention_ms;
+    int64_t next_horizon_ms; /* earliest delete horizon still ahead, INT64_MAX: none */
     uint8_t *out;
     size_t len, cap;
     int64_t removed;
+    bool changed;  /* the segment's bytes differ from what was read */
+    int64_t *keep; /* marker offsets of the segment's .txnindex entries that stay */
+    size_t nkeep, keep_cap;
 };
 
 static int rewrite_emit(struct rewrite *w, const uint8_t *bytes, size_t n)
@@ -242,13 +255,102 @@ static int rewrite_emit(struct rewrite *w, const uint8_t *bytes, size_t n)
     return 0;
 }
 
-static bool rewrite_keep(const struct rewrite *w, const struct record *rec)
+static int rewrite_keep_entry(struct rewrite *w, int64_t last_offset)
+{
+    if (w->nkeep == w->keep_cap) {
+        size_t cap = w->keep_cap ? w->keep_cap * 2 : 16;
+        int64_t *v = realloc(w->keep, cap * sizeof(*v));
+        if (v == NULL)
+            return -ENOMEM;
+        w->keep = v;
+        w->keep_cap = cap;
+    }
+    w->keep[w->nkeep++] = last_offset;
+    return 0;
+}
+
+static void rewrite_note_horizon(struct rewrite *w, int64_t horizon_ms)
+{
+    if (horizon_ms < w->next_horizon_ms)
+        w->next_horizon_ms = horizon_ms;
+}
+
+/* True when a tombstone of a batch with (has_horizon, horizon) must stay: KIP-534, a tombstone
+ * stays until the horizon stamped on its batch by an earlier pass has passed. */
+static bool rewrite_keep_tombstone(const struct rewrite *w, bool has_horizon, int64_t horizon)
+{
+    return !has_horizon || w->now_ms < horizon;
+}
+
+static bool rewrite_keep(const struct rewrite *w, const struct record *rec, bool has_horizon,
+                         int64_t horizon)
 {
     if (rec->key == NULL)
         return false; /* a compacted topic's records need keys; Kafka drops these too */
     if (keymap_get(w->map, rec->key, rec->key_len) != rec->offset)
         return false;
-    return rec->value != NULL || rec->timestamp >= w->tombstone_horizon;
+    return rec->value != NULL || rewrite_keep_tombstone(w, has_horizon, horizon);
+}
+
+/* Re-encodes the batch with the records rewrite_keep keeps (all of a control batch), stamping
+ * the delete horizon now + delete.retention.ms when stamp is set. */
+static int rewrite_reencode(struct rewrite *w, const uint8_t *batch, size_t size,
+                            const struct record_batch_header *h, bool stamp)
+{
+    bool control = h->attributes & RECORD_ATTR_CONTROL;
+    bool has_horizon = h->attributes & RECORD_ATTR_DELETE_HORIZON;
+    struct record_builder b;
+    record_builder_init_like(&b, h, record_batch_compression(h));
+    if (stamp)
+        record_builder_set_delete_horizon(&b, w->now_ms + w->delete_retention_ms);
+    struct record_iter it;
+    struct record rec;
+    int rc = record_iter_init(&it, batch, size, COMPACT_MAX_DECOMPRESSED);
+    while (rc == 0 && (rc = record_iter_next(&it, &rec)) == 1) {
+        rc = 0;
+        if (control || rewrite_keep(w, &rec, has_horizon, h->base_timestamp))
+            rc = record_builder_copy_record(&b, h, &rec);
+    }
+    record_iter_release(&it);
+    uint8_t *nb = NULL;
+    size_t nlen = 0;
+    if (rc == 0)
+        rc = record_builder_finish(&b, &nb, &nlen);
+    record_builder_release(&b);
+    if (rc < 0)
+        return rc == RECORD_ERR_NOMEM ? -ENOMEM : LOG_ERR_CORRUPT;
+    rc = rewrite_emit(w, nb, nlen);
+    free(nb);
+    w->changed = true;
+    return rc;
+}
+
+/*
+ * A transaction marker (Kafka's cleanInto for control batches): it stays while its transaction
+ * still has data in the log; once it guards nothing, the first pass stamps it with a delete
+ * horizon (like a tombstone) and a pass after the horizon removes it, so a consumer that was
+ * reading the transaction when its data went still sees the marker.
+ */
+static int rewrite_marker(struct rewrite *w, const uint8_t *batch, size_t size,
+                          const struct record_batch_header *h)
+{
+    struct aborted_txn keep;
+    bool discardable = cleaned_txns_on_marker(&w->txns, h, marker_type(batch, size, h), &keep);
+    if (keep.last_offset >= 0 && rewrite_keep_entry(w, keep.last_offset) != 0)
+        return -ENOMEM;
+    bool has_horizon = h->attributes & RECORD_ATTR_DELETE_HORIZON;
+    if (discardable && has_horizon && h->base_timestamp <= w->now_ms) {
+        w->removed += h->record_count;
+        w->changed = true;
+        return 0;
+    }
+    if (discardable && !has_horizon) {
+        rewrite_note_horizon(w, w->now_ms + w->delete_retention_ms);
+        return rewrite_reencode(w, batch, size, h, true);
+    }
+    if (discardable)
+        rewrite_note_horizon(w, h->base_timestamp);
+    return rewrite_emit(w, batch, size);
 }
 
 static int rewrite_batch(void *arg, const uint8_t *batch, size_t size,
@@ -256,44 +358,40 @@ static int rewrite_batch(void *arg, const uint8_t *batch, size_t size,
 {
     struct rewrite *w = arg;
     if (h->attributes & RECORD_ATTR_CONTROL)
-        return rewrite_emit(w, batch, size);
-    if (aborted_batch(w->aborted, h)) {
+        return rewrite_marker(w, batch, size, h);
+    if (cleaned_txns_on_batch(&w->txns, h)) { /* an aborted transaction's data */
         w->removed += h->record_count;
+        w->changed = true;
         return 0;
     }
-    struct record_builder b;
-    record_builder_init_like(&b, h, record_batch_compression(h));
+    bool has_horizon = h->attributes & RECORD_ATTR_DELETE_HORIZON;
     struct record_iter it;
     struct record rec;
-    int32_t total = 0, kept = 0;
+    int32_t total = 0, kept = 0, tombstones = 0;
     int rc = record_iter_init(&it, batch, size, COMPACT_MAX_DECOMPRESSED);
     while (rc == 0 && (rc = record_iter_next(&it, &rec)) == 1) {
         rc = 0;
         total++;
-        if (rewrite_keep(w, &rec)) {
+        if (rewrite_keep(w, &rec, has_horizon, h->base_timestamp)) {
             kept++;
-            rc = record_builder_copy_record(&b, h, &rec);
+            tombstones += rec.value == NULL;
         }
     }
     record_iter_release(&it);
-    if (rc < 0) {
-        record_builder_release(&b);
-        return rc == -ENOMEM ? rc : LOG_ERR_CORRUPT;
-    }
+    if (rc < 0)
+        return rc == RECORD_ERR_NOMEM ? -ENOMEM : LOG_ERR_CORRUPT;
     w->removed += total - kept;
-    if (kept == total) {
-        rc = rewrite_emit(w, batch, size);
-    } else if (kept > 0) {
-        uint8_t *nb;
-        size_t nlen;
-        rc = record_builder_finish(&b, &nb, &nlen);
-        if (rc == 0) {
-            rc = rewrite_emit(w, nb, nlen);
-            free(nb);
-        }
+    bool stamp = tombstones > 0 && !has_horizon;
+    if (tombstones > 0)
+        rewrite_note_horizon(w,
+                             has_horizon ? h->base_timestamp : w->now_ms + w->delete_retention_ms);
+    if (kept == total && !stamp)
+        return rewrite_emit(w, batch, size);
+    if (kept == 0) {
+        w->changed = true;
+        return 0;
     }
-    record_builder_release(&b);
-    return rc;
+    return rewrite_reencode(w, batch, size, h, stamp);
 }
 
 /* Writes buf to path durably. */
@@ -323,7 +421,8 @@ static int write_file(const char *path, const uint8_t *buf, size_t len)
     return rc;
 }
 
-/* Replaces seg (still at index i of the log) with the cleaned file. */
+/* Replaces seg (still at index i of the log) with the cleaned file: 1, 2 when seg left the
+ * log meanwhile (the result is dropped), or an error. */
 static int compact_swap(struct log *log, struct segment *seg, const char *cleaned, int64_t size)
 {
     char path[4096];
@@ -340,7 +439,7 @@ static int compact_swap(struct log *log, struct segment *seg, const char *cleane
         pthread_rwlock_unlock(&log->segments_lock);
         segment_unref(ns);
         unlink(cleaned);
-        return 0;
+        return 2;
     }
     segment_file_name(path, sizeof(path), log->dir, seg->base_offset, ".index");
     unlink(path);
@@ -362,27 +461,39 @@ static int compact_swap(struct log *log, struct segment *seg, const char *cleane
     return 1;
 }
 
-/* Cleans one pinned segment; returns 1 if replaced, 0 if nothing to drop, or an error. */
-static int compact_segment(struct log *log, struct segment *seg, struct rewrite *w,
-                           struct log_compact_stats *st)
+/*
+ * Cleans one pinned segment and then its .txnindex (after the .log swap: a crash between the
+ * two leaves entries whose data is gone, which readers ignore, never data without its entry).
+ * Returns 1 if replaced, 0 if unchanged or dropped, or an error.
+ */
+static int compact_segment(struct log *log, struct segment *seg, struct txn_index *ti,
+                           struct rewrite *w, struct log_compact_stats *st)
 {
     w->len = 0;
     w->removed = 0;
+    w->changed = false;
+    w->nkeep = 0;
     int rc = compact_each_batch(seg, rewrite_batch, w);
-    if (rc != 0 || w->removed == 0)
-        return rc;
-    char cleaned[4096];
-    segment_file_name(cleaned, sizeof(cleaned), log->dir, seg->base_offset, ".log.cleaned");
-    rc = write_file(cleaned, w->out, w->len);
-    if (rc != 0)
-        return rc;
-    int64_t before = segment_size(seg);
-    rc = compact_swap(log, seg, cleaned, (int64_t)w->len);
-    if (rc == 1) {
-        st->segments_cleaned++;
-        st->bytes_before += before;
-        st->bytes_after += (int64_t)w->len;
-        st->records_removed += w->removed;
+    if (rc == 0 && w->changed) {
+        char cleaned[4096];
+        segment_file_name(cleaned, sizeof(cleaned), log->dir, seg->base_offset, ".log.cleaned");
+        rc = write_file(cleaned, w->out, w->len);
+        int64_t before = segment_size(seg);
+        if (rc == 0)
+            rc = compact_swap(log, seg, cleaned, (int64_t)w->len);
+        if (rc == 2)
+            return 0;
+        if (rc == 1) {
+            st->segments_cleaned++;
+            st->bytes_before += before;
+            st->bytes_after += (int64_t)w->len;
+            st->records_removed += w->removed;
+        }
+    }
+    if (rc >= 0 && ti != NULL) {
+        int dropped = txn_index_retain_segment(ti, seg->base_offset, w->keep, w->nkeep);
+        if (dropped > 0)
+            st->txn_entries_removed += dropped;
     }
     return rc;
 }
@@ -438,26 +549,46 @@ int log_compact(struct log *log, int64_t now_ms, bool force, struct log_compact_
         if (rc >= 0)
             pinned++;
     }
+    /* A horizon stamped by an earlier pass has passed: its tombstones and markers may go. */
+    bool horizon_due = log->next_horizon_ms > 0 && now_ms >= log->next_horizon_ms;
     if (rc < 0 || n == 0 ||
-        (!force && !compact_dirty_enough(log, segs, n, cfg.min_cleanable_dirty_ratio)))
+        (!force && !horizon_due &&
+         !compact_dirty_enough(log, segs, n, cfg.min_cleanable_dirty_ratio)))
         goto out;
     size_t records = 0;
     for (size_t i = 0; i < n; i++)
         compact_each_batch(segs[i], count_batch, &records);
+    struct txn_index *ti = atomic_load_explicit(&log->txns, memory_order_acquire);
+    struct txn_index *own = NULL;
+    if (ti == NULL && txn_index_open(log->dir, &own) == 0)
+        ti = own;
+    struct aborted_set aborted = {0};
+    if (ti != NULL)
+        aborted_load(ti, &aborted);
     struct keymap map;
-    struct aborted_set aborted;
-    aborted_load(log->dir, &aborted);
+    struct map_pass mp = {.map = &map};
+    struct rewrite w = {.map = &map,
+                        .now_ms = now_ms,
+                        .delete_retention_ms = cfg.delete_retention_ms,
+                        .next_horizon_ms = INT64_MAX};
     rc = keymap_init(&map, records);
-    struct map_pass mp = {&map, &aborted};
+    if (rc == 0)
+        rc = cleaned_txns_init(&mp.txns, aborted.v, aborted.n);
+    if (rc == 0)
+        rc = cleaned_txns_init(&w.txns, aborted.v, aborted.n);
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = compact_each_batch(segs[i], map_batch, &mp);
-    struct rewrite w = {
-        .map = &map, .aborted = &aborted, .tombstone_horizon = now_ms - cfg.delete_retention_ms};
     for (size_t i = 0; rc >= 0 && i < n; i++)
-        rc = compact_segment(log, segs[i], &w, &local);
+        rc = compact_segment(log, segs[i], ti, &w, &local);
     free(w.out);
+    free(w.keep);
+    cleaned_txns_free(&w.txns);
+    cleaned_txns_free(&mp.txns);
     free(aborted.v);
     keymap_free(&map);
+    txn_index_close(own);
+    if (rc >= 0)
+        log->next_horizon_ms = w.next_horizon_ms == INT64_MAX ? 0 : w.next_horizon_ms;
     if (rc >= 0) {
         log->cleaned_offset = segs[n - 1]->base_offset + 1;
         rc = 0;

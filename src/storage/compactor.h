@@ -1,11 +1,17 @@
 /*
  * Log compaction for topics with cleanup.policy=compact (Kafka's LogCleaner, simplified):
  * keeps, among the closed segments below the last stable offset (log_last_stable_offset), only
- * the newest record of every key, drops keyless records, aborted transactions' records and
- * tombstones older than delete.retention.ms, and never touches the active segment nor any
- * segment holding offsets at or above the last stable offset (an open transaction's records
- * and everything after its first one stay as written until it is decided, as in Kafka's
- * LogCleaner). Transaction markers are always kept.
+ * the newest record of every key, drops keyless records and aborted transactions' data, and
+ * never touches the active segment nor any segment holding offsets at or above the last stable
+ * offset (an open transaction's records and everything after its first one stay as written
+ * until it is decided, as in Kafka's LogCleaner).
+ *
+ * Tombstones and transaction markers go in two passes (KIP-534): a tombstone that is its key's
+ * newest record, and a marker whose transaction has no data left in the log (cleaned_txns.h),
+ * get a delete horizon (now + delete.retention.ms) stamped on their batch by the first pass
+ * that keeps them; a pass after that horizon removes them. The .txnindex entry of an aborted
+ * transaction goes in the pass that finds none of its data left (before its marker can go).
+ * A pass also runs, dirty or not, once the earliest horizon stamped has passed.
  *
  * A pass runs when the closed segments not yet cleaned hold at least min.cleanable.dirty.ratio
  * of the closed bytes. Offsets never change: surviving records keep their offsets, batches
@@ -32,7 +38,8 @@ struct log_compact_stats {
     int segments_cleaned;
     int64_t bytes_before;
     int64_t bytes_after;
-    int64_t records_removed;
+    int64_t records_removed;     /* data records and transaction markers */
+    int64_t txn_entries_removed; /* .txnindex entries of aborted data no longer in the log */
 };
 
 /* One compaction pass over log (if dirty enough, or always when force). 0 or negative error. */

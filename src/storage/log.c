@@ -628,6 +628,11 @@ int64_t log_last_stable_offset(const struct log *log)
     return first >= 0 && first < hw ? first : hw;
 }
 
+void log_set_txn_index(struct log *log, struct txn_index *ti)
+{
+    atomic_store_explicit(&log->txns, ti, memory_order_release);
+}
+
 void log_advance_start_offset(struct log *log, int64_t offset)
 {
     /* Retention and DeleteRecords stay at or below the high watermark; a follower restarting

@@ -69,6 +69,7 @@ struct log_open_state {
 };
 
 struct log;
+struct txn_index;
 
 /*
  * Opens (creating it if needed) the partition directory dir/topic-partition and loads its
@@ -224,6 +225,13 @@ void log_set_first_unstable_offset(struct log *log, int64_t offset);
 int64_t log_first_unstable_offset(const struct log *log);
 /* min(high watermark, first unstable offset when one is set). Any thread. */
 int64_t log_last_stable_offset(const struct log *log);
+/*
+ * The partition's aborted-transaction index (owned by the caller, which keeps it alive until
+ * the log is out of the cleaner, then sets NULL). Compaction reads it and drops the entries
+ * of transactions whose data it removed, in memory and in the .txnindex files, so fetches
+ * never list an aborted transaction whose marker may go. Unset: compaction uses the files.
+ */
+void log_set_txn_index(struct log *log, struct txn_index *ti);
 
 /*
  * ListOffsets by timestamp: the first offset whose record timestamp >= ts, with that record's

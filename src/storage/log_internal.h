@@ -79,6 +79,12 @@ struct log {
     /* Compaction: every closed segment below this offset has been cleaned (in memory; a
      * restart cleans again from the start, which is correct, only slower). Cleaner thread. */
     int64_t cleaned_offset;
+    /* Earliest delete horizon (KIP-534) stamped on a tombstone or marker batch the last pass
+     * kept. Once it passes, a pass runs even if the log is not dirty enough,
+     * so expired tombstones and markers go without waiting for new writes. 0: none. Cleaner
+     * thread. */
+    int64_t next_horizon_ms;
+    _Atomic(struct txn_index *) txns; /* log_set_txn_index; NULL: none */
 
     log_start_offset_hook start_hook;
     void *start_hook_arg;

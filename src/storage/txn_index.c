@@ -251,6 +251,34 @@ int txn_index_truncate(struct txn_index *ti, int64_t offset)
     return rc;
 }
 
+static bool offset_in(int64_t v, const int64_t *set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (set[i] == v)
+            return true;
+    return false;
+}
+
+int txn_index_retain_segment(struct txn_index *ti, int64_t segment_base, const int64_t *keep,
+                             size_t nkeep)
+{
+    pthread_mutex_lock(&ti->mu);
+    size_t k = 0;
+    for (size_t i = 0; i < ti->n; i++) {
+        const struct txn_entry *e = &ti->v[i];
+        if (e->segment_base != segment_base || offset_in(e->a.last_offset, keep, nkeep))
+            ti->v[k++] = *e;
+    }
+    int dropped = (int)(ti->n - k);
+    ti->n = k; /* a subsequence of a sorted array stays sorted */
+    int rc = dropped > 0 ? rewrite_file(ti, segment_base) : 0;
+    pthread_mutex_unlock(&ti->mu);
+    if (rc != 0)
+        logger_warn("storage", "%s: cannot rewrite the transaction index of %lld: %s", ti->dir,
+                    (long long)segment_base, strerror(-rc));
+    return rc != 0 ? rc : dropped;
+}
+
 size_t txn_index_collect(struct txn_index *ti, int64_t fetch_offset, int64_t upper,
                          struct aborted_txn *out, size_t max)
 {

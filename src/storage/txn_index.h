@@ -42,6 +42,15 @@ int txn_index_append(struct txn_index *ti, int64_t segment_base, const struct ab
 int txn_index_truncate(struct txn_index *ti, int64_t offset);
 
 /*
+ * The cleaner rewrote the segment at segment_base: of the entries recorded for it, keeps only
+ * those whose marker offset (last_offset) is one of keep[0..nkeep) and rewrites that segment's
+ * file when any went (Kafka's cleaned segment gets a fresh index with the retained entries).
+ * Returns how many went, or a negative errno (memory is updated either way).
+ */
+int txn_index_retain_segment(struct txn_index *ti, int64_t segment_base, const int64_t *keep,
+                             size_t nkeep);
+
+/*
  * Kafka's collectAbortedTxns: copies into out (up to max) the aborted transactions that may
  * touch [fetch_offset, upper): last offset >= fetch_offset and first offset < upper. Returns
  * how many matched (may exceed max: call again with more room).

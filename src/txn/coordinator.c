@@ -265,8 +265,39 @@ void txn_verify_partitions(struct txn_coordinator *tc, const char *id, int64_t p
     pthread_mutex_unlock(&tc->mu);
 }
 
+/*
+ * KIP-890 part 2 (Kafka's endTransaction with TransactionVersion 2): is (epoch, commit) a
+ * retry of the EndTxn v5 that bumped m's epoch? Mutex held. Returns 0 (answer success with the
+ * current id and epoch), CONCURRENT_TRANSACTIONS (its markers are still being written),
+ * INVALID_TXN_STATE (the other outcome), PRODUCER_FENCED (not a retry), or -1 when m's state
+ * is one a new EndTxn may start from (Ongoing).
+ */
+static int16_t txn_end_v2_retry_locked(const struct txn_meta *m, int16_t epoch, bool commit)
+{
+    bool bumped = m->bumped_by_end && epoch >= 0 && m->producer_epoch == epoch + 1;
+    bool same = m->state == (commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT) ||
+                m->state == (commit ? TXN_COMPLETE_COMMIT : TXN_COMPLETE_ABORT);
+    switch (m->state) {
+    case TXN_ONGOING:
+    case TXN_EMPTY:
+        return epoch == m->producer_epoch ? -1 : KAFKA_ERR_PRODUCER_FENCED;
+    case TXN_PREPARE_COMMIT:
+    case TXN_PREPARE_ABORT:
+        if (!bumped)
+            return KAFKA_ERR_PRODUCER_FENCED;
+        return same ? KAFKA_ERR_CONCURRENT_TRANSACTIONS : KAFKA_ERR_INVALID_TXN_STATE;
+    case TXN_COMPLETE_COMMIT:
+    case TXN_COMPLETE_ABORT:
+        if (!bumped) /* Kafka: even the current epoch, when no transaction is open */
+            return KAFKA_ERR_PRODUCER_FENCED;
+        return same ? 0 : KAFKA_ERR_INVALID_TXN_STATE;
+    default:
+        return KAFKA_ERR_PRODUCER_FENCED;
+    }
+}
+
 void txn_end(struct txn_coordinator *tc, const char *id, int64_t producer_id,
-             int16_t producer_epoch, bool commit, txn_done_fn done, void *arg)
+             int16_t producer_epoch, bool commit, bool bump_epoch, txn_done_fn done, void *arg)
 {
     int32_t shard;
     int16_t err = shard_ready(tc, id, &shard);
@@ -276,8 +307,18 @@ void txn_end(struct txn_coordinator *tc, const char *id, int64_t producer_id,
     }
     pthread_mutex_lock(&tc->mu);
     struct txn_meta *m = txn_table_find(&tc->table, id);
-    err = txn_check_producer_locked(m, producer_id, producer_epoch);
     struct txn_op *op = NULL;
+    if (bump_epoch && m != NULL && m->producer_id == producer_id) {
+        err = txn_end_v2_retry_locked(m, producer_epoch, commit);
+        if (err >= 0) { /* answered as Kafka answers a retry, with the current epoch */
+            pthread_mutex_unlock(&tc->mu);
+            txn_answer(done, arg, err, m->producer_id, m->producer_epoch);
+            return;
+        }
+        err = m->busy ? KAFKA_ERR_CONCURRENT_TRANSACTIONS : 0;
+    } else {
+        err = txn_check_producer_locked(m, producer_id, producer_epoch);
+    }
     if (err == 0) {
         if ((m->state == TXN_COMPLETE_COMMIT && commit) ||
             (m->state == TXN_COMPLETE_ABORT && !commit)) {
@@ -294,6 +335,14 @@ void txn_end(struct txn_coordinator *tc, const char *id, int64_t producer_id,
         } else {
             m->busy = true;
             op->state = commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT;
+            /* TV2: every transaction ends with the epoch bumped; the markers carry the new
+             * epoch, which fences the old one on every partition, and the answer hands it to
+             * the producer. At the last usable epoch Kafka moves to a new producer id; Gregor
+             * keeps the epoch there (the producer goes on, without the per-transaction fence). */
+            op->bumped_by_end = bump_epoch && op->producer_epoch < INT16_MAX - 1;
+            if (op->bumped_by_end)
+                op->producer_epoch++;
+            op->res.producer_epoch = op->producer_epoch;
         }
     }
     pthread_mutex_unlock(&tc->mu);

@@ -123,9 +123,15 @@ void txn_verify_partitions(struct txn_coordinator *tc, const char *id, int64_t p
                            int16_t producer_epoch, const struct txn_topic_partition *parts,
                            size_t nparts, int16_t *errs);
 
-/* EndTxn: answers once the markers are written and the Complete state is durable. */
+/*
+ * EndTxn: answers once the markers are written and the Complete state is durable. With
+ * bump_epoch (EndTxn v5, KIP-890 part 2 / TransactionVersion 2) the transaction ends with the
+ * producer's epoch bumped: the markers carry epoch + 1, the answer gives it to the producer for
+ * its next transaction, and a retry with the old epoch is recognised (Kafka's
+ * endTxnEpochBumped) and answered with the new one.
+ */
 void txn_end(struct txn_coordinator *tc, const char *id, int64_t producer_id,
-             int16_t producer_epoch, bool commit, txn_done_fn done, void *arg);
+             int16_t producer_epoch, bool commit, bool bump_epoch, txn_done_fn done, void *arg);
 
 /* What DescribeTransactions / ListTransactions report of one id. Strings and the partitions
  * live in the coordinator: valid only inside the visitor. */

@@ -32,6 +32,10 @@ struct txn_meta {
     int64_t start_ms, update_ms;
     bool busy;
     bool orphan; /* removed from the table while busy: its op frees it */
+    /* The last EndTxn bumped the epoch (TV2): producer_epoch - 1 may retry it. In memory
+     * only (the shared TransactionLogValue schema has no ClientTransactionVersion field): after
+     * a reload such a retry is fenced, and the client re-initialises. */
+    bool bumped_by_end;
 };
 
 struct txn_table {
@@ -74,7 +78,8 @@ struct txn_op {
     size_t nparts;
     int64_t start_ms;
     int32_t coordinator_epoch;
-    txn_done_fn done; /* NULL: nobody waits (timeouts, fencing, load) */
+    bool bumped_by_end; /* EndTxn v5 bumped producer_epoch (see txn_meta) */
+    txn_done_fn done;   /* NULL: nobody waits (timeouts, fencing, load) */
     void *arg;
     struct txn_result res;
 };

@@ -114,6 +114,8 @@ static void op_apply_locked(struct txn_op *op)
 {
     struct txn_meta *m = op->m;
     m->producer_id = op->producer_id;
+    if (op->producer_epoch != m->producer_epoch || op->producer_id != m->producer_id)
+        m->bumped_by_end = op->bumped_by_end; /* a new epoch: from EndTxn v5 or elsewhere */
     m->producer_epoch = op->producer_epoch;
     m->timeout_ms = op->timeout_ms;
     m->state = op->state;

@@ -21,6 +21,7 @@ struct fake {
     int64_t next_pid;
     int markers, commits;
     size_t marker_parts;
+    int16_t marker_epoch;
     bool fail_markers; /* the sender gives up (this broker lost the shard) */
 };
 
@@ -89,6 +90,7 @@ static int f_markers(void *ctx, const struct txn_marker_job *job,
     f->markers++;
     f->commits += job->commit;
     f->marker_parts = job->nparts;
+    f->marker_epoch = job->producer_epoch;
     cb(arg, f->fail_markers ? KAFKA_ERR_NOT_COORDINATOR : 0);
     return 0;
 }
@@ -139,16 +141,16 @@ TEST(test_txn_coordinator_init_add_commit_and_fencing)
     CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
     txn_add_partitions(tc, "tx", 999, 0, parts, 2, keep, &r);
     CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_PRODUCER_ID_MAPPING);
-    txn_end(tc, "tx", 1000, 0, true, keep, &r);
+    txn_end(tc, "tx", 1000, 0, true, false, keep, &r);
     CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_TXN_STATE);
     txn_add_partitions(tc, "tx", 1000, 0, parts, 2, keep, &r);
     CHECK_EQ_INT(r.error, 0);
     CHECK_EQ_INT(state_of(tc, "tx"), TXN_ONGOING);
-    txn_end(tc, "tx", 1000, 0, true, keep, &r);
+    txn_end(tc, "tx", 1000, 0, true, false, keep, &r);
     CHECK_EQ_INT(r.error, 0);
     CHECK(f.markers == 1 && f.commits == 1 && f.marker_parts == 2);
     CHECK_EQ_INT(state_of(tc, "tx"), TXN_COMPLETE_COMMIT);
-    txn_end(tc, "tx", 1000, 0, true, keep, &r); /* a retried EndTxn */
+    txn_end(tc, "tx", 1000, 0, true, false, keep, &r); /* a retried EndTxn */
     CHECK_EQ_INT(r.error, 0);
     /* A new producer with the id while a transaction is open: abort with a bumped epoch. */
     txn_add_partitions(tc, "tx", 1000, 0, parts, 1, keep, &r);
@@ -159,8 +161,49 @@ TEST(test_txn_coordinator_init_add_commit_and_fencing)
     CHECK_EQ_INT(state_of(tc, "tx"), TXN_COMPLETE_ABORT);
     txn_init_producer_id(tc, "tx", 60000, -1, -1, keep, &r);
     CHECK(r.error == 0 && r.producer_id == 1000 && r.producer_epoch == 2);
-    txn_end(tc, "tx", 1000, 1, false, keep, &r); /* the zombie */
+    txn_end(tc, "tx", 1000, 1, false, false, keep, &r); /* the zombie */
     CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    txn_coordinator_destroy(tc);
+    fake_free(&f);
+}
+
+/* KIP-890 part 2: EndTxn with bump_epoch (v5). Tried: a retry at the old epoch (same answer),
+ * the other outcome at the old epoch, an old-epoch EndTxn and AddPartitionsToTxn in the next
+ * transaction, a v4-style EndTxn (no bump) after a v5 one. */
+TEST(test_txn_coordinator_end_v2_bumps_the_epoch_per_transaction)
+{
+    struct fake f = {.next_pid = 300};
+    struct txn_coordinator *tc = make(&f);
+    struct txn_result r;
+    txn_init_producer_id(tc, "v2", 60000, -1, -1, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 300 && r.producer_epoch == 0);
+    struct txn_topic_partition part = {"a", 0};
+    txn_add_partitions(tc, "v2", 300, 0, &part, 1, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    txn_end(tc, "v2", 300, 0, true, true, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 300 && r.producer_epoch == 1);
+    CHECK(f.markers == 1 && f.marker_epoch == 1); /* the markers fence epoch 0 */
+    CHECK_EQ_INT(state_of(tc, "v2"), TXN_COMPLETE_COMMIT);
+    txn_end(tc, "v2", 300, 0, true, true, keep, &r); /* retry: same answer */
+    CHECK(r.error == 0 && r.producer_epoch == 1);
+    CHECK_EQ_INT(f.markers, 1);
+    txn_end(tc, "v2", 300, 0, false, true, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_TXN_STATE);
+    txn_end(tc, "v2", 300, 1, true, true, keep, &r);  /* no transaction at epoch 1 yet */
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED); /* as Kafka's TV2 check answers */
+    txn_add_partitions(tc, "v2", 300, 0, &part, 1, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    txn_add_partitions(tc, "v2", 300, 1, &part, 1, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    txn_end(tc, "v2", 300, 0, false, true, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    txn_end(tc, "v2", 300, 1, false, true, keep, &r);
+    CHECK(r.error == 0 && r.producer_epoch == 2 && f.marker_epoch == 2);
+    /* An older client's EndTxn (v4) keeps the epoch. */
+    txn_add_partitions(tc, "v2", 300, 2, &part, 1, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    txn_end(tc, "v2", 300, 2, true, false, keep, &r);
+    CHECK(r.error == 0 && r.producer_epoch == 2 && f.marker_epoch == 2);
     txn_coordinator_destroy(tc);
     fake_free(&f);
 }
@@ -178,7 +221,7 @@ TEST(test_txn_coordinator_times_out_open_transactions)
     CHECK_EQ_INT(txn_coordinator_expire(tc, clock_wall_ms() + 5000), 1);
     CHECK(f.markers == 1 && f.commits == 0);
     CHECK_EQ_INT(state_of(tc, "slow"), TXN_COMPLETE_ABORT);
-    txn_end(tc, "slow", 5, 0, true, keep, &r); /* fenced by the abort's epoch bump */
+    txn_end(tc, "slow", 5, 0, true, false, keep, &r); /* fenced by the abort's epoch bump */
     CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
     /* transactional.id.expiration.ms */
     CHECK_EQ_INT(txn_coordinator_expire_ids(tc, clock_wall_ms(), 60000), 0);
@@ -197,7 +240,7 @@ TEST(test_txn_coordinator_reload_completes_a_prepared_commit)
     struct txn_topic_partition parts[3] = {{"a", 0}, {"a", 1}, {"b", 0}};
     txn_add_partitions(tc, "crash", 42, 0, parts, 3, keep, &r);
     f.fail_markers = true; /* PrepareCommit is written, the markers are abandoned */
-    txn_end(tc, "crash", 42, 0, true, keep, &r);
+    txn_end(tc, "crash", 42, 0, true, false, keep, &r);
     CHECK_EQ_INT(r.error, KAFKA_ERR_NOT_COORDINATOR);
     CHECK_EQ_INT(state_of(tc, "crash"), TXN_PREPARE_COMMIT);
     txn_coordinator_destroy(tc);
