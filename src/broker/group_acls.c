@@ -5,6 +5,7 @@
 
 #include "broker/authorizer.h"
 #include "broker/broker_internal.h"
+#include "proto/gen/consumer_group_heartbeat.h"
 #include "proto/gen/delete_groups.h"
 #include "proto/gen/describe_groups.h"
 #include "proto/gen/errors.h"
@@ -340,6 +341,14 @@ bool group_acl_before(struct broker_req *r, void *req, void *resp, struct group_
     case KPROTO_API_LEAVE_GROUP: {
         struct kmsg_leave_group_response *o = resp;
         if (group_allowed(r, ((struct kmsg_leave_group_request *)req)->group_id,
+                          ACL_OPERATION_READ))
+            return false;
+        o->error_code = KAFKA_ERR_GROUP_AUTHORIZATION_FAILED;
+        return true;
+    }
+    case KPROTO_API_CONSUMER_GROUP_HEARTBEAT: {
+        struct kmsg_consumer_group_heartbeat_response *o = resp;
+        if (group_allowed(r, ((struct kmsg_consumer_group_heartbeat_request *)req)->group_id,
                           ACL_OPERATION_READ))
             return false;
         o->error_code = KAFKA_ERR_GROUP_AUTHORIZATION_FAILED;
