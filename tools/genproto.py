@@ -113,7 +113,62 @@ EXTENSIONS = {
 }
 
 
+# Facts from Kafka releases newer than the schemas in ../shared/kafka-protocol, which stop before
+# Kafka 4.0: the later versions of a few messages, as Kafka 4.0's schemas define them. Per
+# message: the new "validVersions", and new top-level fields, each placed after a named field.
+#   EndTxn v5 (KIP-890 part 2): the response carries the producer id and epoch, as the epoch is
+#     bumped on every transaction; the request is unchanged.
+#   Produce v12, TxnOffsetCommit v5 (KIP-890 part 2): same layout as v11 / v4; the version
+#     tells the broker the client runs transactions version 2.
+#   ConsumerGroupHeartbeat v1 (KIP-848): the request adds SubscribedTopicRegex; the response
+#     is unchanged (it may carry INVALID_REGULAR_EXPRESSION).
+LATER_VERSIONS = {
+    "EndTxnRequest": {"validVersions": "0-5"},
+    "EndTxnResponse": {"validVersions": "0-5", "fields": [
+        ("ErrorCode", {"name": "ProducerId", "type": "int64", "versions": "5+",
+                       "entityType": "producerId", "default": "-1", "ignorable": True,
+                       "about": "The producer ID."}),
+        ("ProducerId", {"name": "ProducerEpoch", "type": "int16", "versions": "5+",
+                        "default": "-1", "ignorable": True,
+                        "about": "The current epoch associated with the producer."}),
+    ]},
+    "ProduceRequest": {"validVersions": "0-12"},
+    "ProduceResponse": {"validVersions": "0-12"},
+    "TxnOffsetCommitRequest": {"validVersions": "0-5"},
+    "TxnOffsetCommitResponse": {"validVersions": "0-5"},
+    "ConsumerGroupHeartbeatRequest": {"validVersions": "0-1", "fields": [
+        ("SubscribedTopicNames", {"name": "SubscribedTopicRegex", "type": "string",
+                                  "versions": "1+", "nullableVersions": "1+",
+                                  "default": "null",
+                                  "about": "null if it didn't change since the last "
+                                           "heartbeat; the subscribed topic regex otherwise"}),
+    ]},
+    "ConsumerGroupHeartbeatResponse": {"validVersions": "0-1"},
+}
+
+# Error codes Kafka added after errors.csv was written: (code, name, retriable).
+LATER_ERRORS = [
+    (128, "INVALID_REGULAR_EXPRESSION", "false"),
+]
+
+
+def apply_later_versions(js):
+    later = LATER_VERSIONS.get(js.get("name"))
+    if not later:
+        return
+    js["validVersions"] = later["validVersions"]
+    fields = js["fields"]
+    for after, field in later.get("fields", []):
+        names = [f["name"] for f in fields]
+        if field["name"] in names:
+            raise SystemExit("%s already has %s: drop it from LATER_VERSIONS"
+                             % (js["name"], field["name"]))
+        fields.insert(names.index(after) + 1, dict(field))
+
+
 def apply_extensions(js):
+    apply_later_versions(js)
+
     def walk(fields):
         for f in fields:
             sub = f.get("fields")
@@ -1328,6 +1383,9 @@ def gen_errors(outdir, csv_path):
             if len(parts) < 2 or not re.match(r"^-?\d+$", parts[0].strip()):
                 continue
             rows.append((int(parts[0]), parts[1].strip(), parts[2].strip() if len(parts) > 2 else ""))
+    known = set(code for code, _, _ in rows)
+    rows.extend(row for row in LATER_ERRORS if row[0] not in known)
+    rows.sort(key=lambda row: row[0])
     # guarded macros, so other headers that define a few of these with the same values coexist
     for code, name, retr in rows:
         e("#ifndef KAFKA_ERR_%s" % name)

@@ -28,6 +28,7 @@ void kmsg_consumer_group_heartbeat_request_init(struct kmsg_consumer_group_heart
     o->rack_id = KSTR_NULL;
     o->rebalance_timeout_ms = -1;
     o->subscribed_topic_names.n = -1;
+    o->subscribed_topic_regex = KSTR_NULL;
     o->server_assignor = KSTR_NULL;
     o->topic_partitions.n = -1;
 }
@@ -63,6 +64,9 @@ static void kmsg_consumer_group_heartbeat_request_read(struct kreader *r, int16_
     o->rack_id = kr_string(r, true, true); /* RackId */
     o->rebalance_timeout_ms = kr_int32(r); /* RebalanceTimeoutMs */
     kr_array_str(r, true, true, &o->subscribed_topic_names); /* SubscribedTopicNames */
+    if (v >= 1) {
+        o->subscribed_topic_regex = kr_string(r, true, true); /* SubscribedTopicRegex */
+    }
     o->server_assignor = kr_string(r, true, true); /* ServerAssignor */
     o->topic_partitions.n = kr_array_len(r, true, true, 18); /* TopicPartitions */
     o->topic_partitions.v = kr_alloc_array(r, o->topic_partitions.n, sizeof(*o->topic_partitions.v));
@@ -81,6 +85,9 @@ static void kmsg_consumer_group_heartbeat_request_write(struct kwriter *w, int16
     kw_string(w, o->rack_id, true, true); /* RackId */
     kw_int32(w, o->rebalance_timeout_ms); /* RebalanceTimeoutMs */
     kw_array_str(w, &o->subscribed_topic_names, true, true); /* SubscribedTopicNames */
+    if (v >= 1) {
+        kw_string(w, o->subscribed_topic_regex, true, true); /* SubscribedTopicRegex */
+    }
     kw_string(w, o->server_assignor, true, true); /* ServerAssignor */
     kw_array_len(w, o->topic_partitions.n, true, true); /* TopicPartitions */
     for (int32_t i = 0; i < o->topic_partitions.n; i++)
@@ -91,7 +98,7 @@ static void kmsg_consumer_group_heartbeat_request_write(struct kwriter *w, int16
 int kmsg_consumer_group_heartbeat_request_decode(struct kreader *r, int16_t version,
                                                  struct kmsg_consumer_group_heartbeat_request *out)
 {
-    if (version < 0 || version > 0) {
+    if (version < 0 || version > 1) {
         kmsg_consumer_group_heartbeat_request_init(out);
         kr_fail(r, -ENOTSUP);
         return r->err;
@@ -103,7 +110,7 @@ int kmsg_consumer_group_heartbeat_request_decode(struct kreader *r, int16_t vers
 int kmsg_consumer_group_heartbeat_request_encode(struct kwriter *w, int16_t version,
                                                  const struct kmsg_consumer_group_heartbeat_request *in)
 {
-    if (version < 0 || version > 0)
+    if (version < 0 || version > 1)
         kw_fail(w, -ENOTSUP); /* still walked so that file ranges get released */
     kmsg_consumer_group_heartbeat_request_write(w, version, in);
     return w->err;
@@ -221,7 +228,7 @@ static void kmsg_consumer_group_heartbeat_response_write(struct kwriter *w, int1
 int kmsg_consumer_group_heartbeat_response_decode(struct kreader *r, int16_t version,
                                                   struct kmsg_consumer_group_heartbeat_response *out)
 {
-    if (version < 0 || version > 0) {
+    if (version < 0 || version > 1) {
         kmsg_consumer_group_heartbeat_response_init(out);
         kr_fail(r, -ENOTSUP);
         return r->err;
@@ -233,7 +240,7 @@ int kmsg_consumer_group_heartbeat_response_decode(struct kreader *r, int16_t ver
 int kmsg_consumer_group_heartbeat_response_encode(struct kwriter *w, int16_t version,
                                                   const struct kmsg_consumer_group_heartbeat_response *in)
 {
-    if (version < 0 || version > 0)
+    if (version < 0 || version > 1)
         kw_fail(w, -ENOTSUP); /* still walked so that file ranges get released */
     kmsg_consumer_group_heartbeat_response_write(w, version, in);
     return w->err;

@@ -43,7 +43,7 @@ static void kmsg_end_txn_request_write(struct kwriter *w, int16_t v,
 int kmsg_end_txn_request_decode(struct kreader *r, int16_t version,
                                 struct kmsg_end_txn_request *out)
 {
-    if (version < 0 || version > 4) {
+    if (version < 0 || version > 5) {
         kmsg_end_txn_request_init(out);
         kr_fail(r, -ENOTSUP);
         return r->err;
@@ -55,7 +55,7 @@ int kmsg_end_txn_request_decode(struct kreader *r, int16_t version,
 int kmsg_end_txn_request_encode(struct kwriter *w, int16_t version,
                                 const struct kmsg_end_txn_request *in)
 {
-    if (version < 0 || version > 4)
+    if (version < 0 || version > 5)
         kw_fail(w, -ENOTSUP); /* still walked so that file ranges get released */
     kmsg_end_txn_request_write(w, version, in);
     return w->err;
@@ -69,6 +69,8 @@ static void kmsg_end_txn_response_write(struct kwriter *w, int16_t v,
 void kmsg_end_txn_response_init(struct kmsg_end_txn_response *o)
 {
     memset(o, 0, sizeof(*o));
+    o->producer_id = INT64_C(-1);
+    o->producer_epoch = -1;
 }
 
 static void kmsg_end_txn_response_read(struct kreader *r, int16_t v,
@@ -78,6 +80,10 @@ static void kmsg_end_txn_response_read(struct kreader *r, int16_t v,
     kmsg_end_txn_response_init(o);
     o->throttle_time_ms = kr_int32(r); /* ThrottleTimeMs */
     o->error_code = kr_int16(r); /* ErrorCode */
+    if (v >= 5) {
+        o->producer_id = kr_int64(r); /* ProducerId */
+        o->producer_epoch = kr_int16(r); /* ProducerEpoch */
+    }
     if (flex) {
         kr_skip_tags(r);
     }
@@ -89,6 +95,10 @@ static void kmsg_end_txn_response_write(struct kwriter *w, int16_t v,
     const bool flex = v >= 3;
     kw_int32(w, o->throttle_time_ms); /* ThrottleTimeMs */
     kw_int16(w, o->error_code); /* ErrorCode */
+    if (v >= 5) {
+        kw_int64(w, o->producer_id); /* ProducerId */
+        kw_int16(w, o->producer_epoch); /* ProducerEpoch */
+    }
     if (flex) {
         kw_uvarint(w, 0); /* no tagged fields */
     }
@@ -97,7 +107,7 @@ static void kmsg_end_txn_response_write(struct kwriter *w, int16_t v,
 int kmsg_end_txn_response_decode(struct kreader *r, int16_t version,
                                  struct kmsg_end_txn_response *out)
 {
-    if (version < 0 || version > 4) {
+    if (version < 0 || version > 5) {
         kmsg_end_txn_response_init(out);
         kr_fail(r, -ENOTSUP);
         return r->err;
@@ -109,7 +119,7 @@ int kmsg_end_txn_response_decode(struct kreader *r, int16_t version,
 int kmsg_end_txn_response_encode(struct kwriter *w, int16_t version,
                                  const struct kmsg_end_txn_response *in)
 {
-    if (version < 0 || version > 4)
+    if (version < 0 || version > 5)
         kw_fail(w, -ENOTSUP); /* still walked so that file ranges get released */
     kmsg_end_txn_response_write(w, version, in);
     return w->err;

@@ -7,7 +7,7 @@
 
 #include "proto/codec.h"
 
-/* EndTxnRequest (versions 0-4) */
+/* EndTxnRequest (versions 0-5) */
 struct kmsg_end_txn_request {
     struct kstr transactional_id; /* TransactionalId v0+: The ID of the transaction to end. */
     int64_t producer_id; /* ProducerId v0+: The producer ID. */
@@ -23,11 +23,11 @@ struct kmsg_end_txn_request_array {
 void kmsg_end_txn_request_init(struct kmsg_end_txn_request *o);
 
 #define KMSG_END_TXN_REQUEST_MIN_VERSION 0
-#define KMSG_END_TXN_REQUEST_MAX_VERSION 4
+#define KMSG_END_TXN_REQUEST_MAX_VERSION 5
 #define KMSG_END_TXN_REQUEST_FIRST_FLEXIBLE 3
 /*
  * Decodes version `version` into *out (slices of r's buffer, arrays in r->arena).
- * Returns 0 or r->err (negative errno); -ENOTSUP for a version outside 0-4.
+ * Returns 0 or r->err (negative errno); -ENOTSUP for a version outside 0-5.
  */
 int kmsg_end_txn_request_decode(struct kreader *r, int16_t version,
                                 struct kmsg_end_txn_request *out);
@@ -35,12 +35,14 @@ int kmsg_end_txn_request_decode(struct kreader *r, int16_t version,
 int kmsg_end_txn_request_encode(struct kwriter *w, int16_t version,
                                 const struct kmsg_end_txn_request *in);
 
-/* EndTxnResponse (versions 0-4) */
+/* EndTxnResponse (versions 0-5) */
 struct kmsg_end_txn_response {
     /* ThrottleTimeMs v0+: The duration in milliseconds for which the request was throttled due
      * to a quota violation, or zero if the request did not violate any quota. */
     int32_t throttle_time_ms;
     int16_t error_code; /* ErrorCode v0+: The error code, or 0 if there was no error. */
+    int64_t producer_id; /* ProducerId v5+: The producer ID. */
+    int16_t producer_epoch; /* ProducerEpoch v5+: The current epoch associated with the producer. */
 };
 struct kmsg_end_txn_response_array {
     int32_t n; /* -1 = null */
@@ -50,11 +52,11 @@ struct kmsg_end_txn_response_array {
 void kmsg_end_txn_response_init(struct kmsg_end_txn_response *o);
 
 #define KMSG_END_TXN_RESPONSE_MIN_VERSION 0
-#define KMSG_END_TXN_RESPONSE_MAX_VERSION 4
+#define KMSG_END_TXN_RESPONSE_MAX_VERSION 5
 #define KMSG_END_TXN_RESPONSE_FIRST_FLEXIBLE 3
 /*
  * Decodes version `version` into *out (slices of r's buffer, arrays in r->arena).
- * Returns 0 or r->err (negative errno); -ENOTSUP for a version outside 0-4.
+ * Returns 0 or r->err (negative errno); -ENOTSUP for a version outside 0-5.
  */
 int kmsg_end_txn_response_decode(struct kreader *r, int16_t version,
                                  struct kmsg_end_txn_response *out);

@@ -390,6 +390,9 @@
 #ifndef KAFKA_ERR_VOTER_NOT_FOUND
 #define KAFKA_ERR_VOTER_NOT_FOUND (127)
 #endif
+#ifndef KAFKA_ERR_INVALID_REGULAR_EXPRESSION
+#define KAFKA_ERR_INVALID_REGULAR_EXPRESSION (128)
+#endif
 
 /* Kafka's name for an error code ("NONE", "UNKNOWN_SERVER_ERROR", ...), or NULL. */
 static inline const char *kafka_error_name(int code)
@@ -523,6 +526,7 @@ static inline const char *kafka_error_name(int code)
     case 125: return "INVALID_VOTER_KEY";
     case 126: return "DUPLICATE_VOTER";
     case 127: return "VOTER_NOT_FOUND";
+    case 128: return "INVALID_REGULAR_EXPRESSION";
     default: return NULL;
     }
 }

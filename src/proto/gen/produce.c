@@ -123,7 +123,7 @@ static void kmsg_produce_request_write(struct kwriter *w, int16_t v,
 int kmsg_produce_request_decode(struct kreader *r, int16_t version,
                                 struct kmsg_produce_request *out)
 {
-    if (version < 0 || version > 11) {
+    if (version < 0 || version > 12) {
         kmsg_produce_request_init(out);
         kr_fail(r, -ENOTSUP);
         return r->err;
@@ -135,7 +135,7 @@ int kmsg_produce_request_decode(struct kreader *r, int16_t version,
 int kmsg_produce_request_encode(struct kwriter *w, int16_t version,
                                 const struct kmsg_produce_request *in)
 {
-    if (version < 0 || version > 11)
+    if (version < 0 || version > 12)
         kw_fail(w, -ENOTSUP); /* still walked so that file ranges get released */
     kmsg_produce_request_write(w, version, in);
     return w->err;
@@ -444,7 +444,7 @@ static void kmsg_produce_response_write(struct kwriter *w, int16_t v,
 int kmsg_produce_response_decode(struct kreader *r, int16_t version,
                                  struct kmsg_produce_response *out)
 {
-    if (version < 0 || version > 11) {
+    if (version < 0 || version > 12) {
         kmsg_produce_response_init(out);
         kr_fail(r, -ENOTSUP);
         return r->err;
@@ -456,7 +456,7 @@ int kmsg_produce_response_decode(struct kreader *r, int16_t version,
 int kmsg_produce_response_encode(struct kwriter *w, int16_t version,
                                  const struct kmsg_produce_response *in)
 {
-    if (version < 0 || version > 11)
+    if (version < 0 || version > 12)
         kw_fail(w, -ENOTSUP); /* still walked so that file ranges get released */
     kmsg_produce_response_write(w, version, in);
     return w->err;

@@ -7,7 +7,7 @@
 
 #include "proto/codec.h"
 
-/* PartitionProduceData (versions 0-11) */
+/* PartitionProduceData (versions 0-12) */
 struct kmsg_produce_request_partition_produce_data {
     int32_t index; /* Index v0+: The partition index. */
     struct krecords records; /* Records v0+ nullable 0+: The record data to be produced. */
@@ -19,7 +19,7 @@ struct kmsg_produce_request_partition_produce_data_array {
 /* Sets every field to its schema default. */
 void kmsg_produce_request_partition_produce_data_init(struct kmsg_produce_request_partition_produce_data *o);
 
-/* TopicProduceData (versions 0-11) */
+/* TopicProduceData (versions 0-12) */
 struct kmsg_produce_request_topic_produce_data {
     struct kstr name; /* Name v0+: The topic name. */
     /* PartitionData v0+: Each partition to produce to. */
@@ -32,7 +32,7 @@ struct kmsg_produce_request_topic_produce_data_array {
 /* Sets every field to its schema default. */
 void kmsg_produce_request_topic_produce_data_init(struct kmsg_produce_request_topic_produce_data *o);
 
-/* ProduceRequest (versions 0-11) */
+/* ProduceRequest (versions 0-12) */
 struct kmsg_produce_request {
     /* TransactionalId v3+ nullable 3+: The transactional ID, or null if the producer is not
      * transactional. */
@@ -53,11 +53,11 @@ struct kmsg_produce_request_array {
 void kmsg_produce_request_init(struct kmsg_produce_request *o);
 
 #define KMSG_PRODUCE_REQUEST_MIN_VERSION 0
-#define KMSG_PRODUCE_REQUEST_MAX_VERSION 11
+#define KMSG_PRODUCE_REQUEST_MAX_VERSION 12
 #define KMSG_PRODUCE_REQUEST_FIRST_FLEXIBLE 9
 /*
  * Decodes version `version` into *out (slices of r's buffer, arrays in r->arena).
- * Returns 0 or r->err (negative errno); -ENOTSUP for a version outside 0-11.
+ * Returns 0 or r->err (negative errno); -ENOTSUP for a version outside 0-12.
  */
 int kmsg_produce_request_decode(struct kreader *r, int16_t version,
                                 struct kmsg_produce_request *out);
@@ -65,7 +65,7 @@ int kmsg_produce_request_decode(struct kreader *r, int16_t version,
 int kmsg_produce_request_encode(struct kwriter *w, int16_t version,
                                 const struct kmsg_produce_request *in);
 
-/* BatchIndexAndErrorMessage (versions 8-11) */
+/* BatchIndexAndErrorMessage (versions 8-12) */
 struct kmsg_produce_response_batch_index_and_error_message {
     /* BatchIndex v8+: The batch index of the record that cause the batch to be dropped */
     int32_t batch_index;
@@ -80,7 +80,7 @@ struct kmsg_produce_response_batch_index_and_error_message_array {
 /* Sets every field to its schema default. */
 void kmsg_produce_response_batch_index_and_error_message_init(struct kmsg_produce_response_batch_index_and_error_message *o);
 
-/* LeaderIdAndEpoch (versions 10-11) */
+/* LeaderIdAndEpoch (versions 10-12) */
 struct kmsg_produce_response_leader_id_and_epoch {
     /* LeaderId v10+: The ID of the current leader or -1 if the leader is unknown. */
     int32_t leader_id;
@@ -93,7 +93,7 @@ struct kmsg_produce_response_leader_id_and_epoch_array {
 /* Sets every field to its schema default. */
 void kmsg_produce_response_leader_id_and_epoch_init(struct kmsg_produce_response_leader_id_and_epoch *o);
 
-/* PartitionProduceResponse (versions 0-11) */
+/* PartitionProduceResponse (versions 0-12) */
 struct kmsg_produce_response_partition_produce_response {
     int32_t index; /* Index v0+: The partition index. */
     int16_t error_code; /* ErrorCode v0+: The error code, or 0 if there was no error. */
@@ -117,7 +117,7 @@ struct kmsg_produce_response_partition_produce_response_array {
 /* Sets every field to its schema default. */
 void kmsg_produce_response_partition_produce_response_init(struct kmsg_produce_response_partition_produce_response *o);
 
-/* TopicProduceResponse (versions 0-11) */
+/* TopicProduceResponse (versions 0-12) */
 struct kmsg_produce_response_topic_produce_response {
     struct kstr name; /* Name v0+: The topic name */
     /* PartitionResponses v0+: Each partition that we produced to within the topic. */
@@ -130,7 +130,7 @@ struct kmsg_produce_response_topic_produce_response_array {
 /* Sets every field to its schema default. */
 void kmsg_produce_response_topic_produce_response_init(struct kmsg_produce_response_topic_produce_response *o);
 
-/* NodeEndpoint (versions 10-11) */
+/* NodeEndpoint (versions 10-12) */
 struct kmsg_produce_response_node_endpoint {
     int32_t node_id; /* NodeId v10+: The ID of the associated node. */
     struct kstr host; /* Host v10+: The node's hostname. */
@@ -146,7 +146,7 @@ struct kmsg_produce_response_node_endpoint_array {
 /* Sets every field to its schema default. */
 void kmsg_produce_response_node_endpoint_init(struct kmsg_produce_response_node_endpoint *o);
 
-/* ProduceResponse (versions 0-11) */
+/* ProduceResponse (versions 0-12) */
 struct kmsg_produce_response {
     /* Responses v0+: Each produce response */
     struct kmsg_produce_response_topic_produce_response_array responses;
@@ -165,11 +165,11 @@ struct kmsg_produce_response_array {
 void kmsg_produce_response_init(struct kmsg_produce_response *o);
 
 #define KMSG_PRODUCE_RESPONSE_MIN_VERSION 0
-#define KMSG_PRODUCE_RESPONSE_MAX_VERSION 11
+#define KMSG_PRODUCE_RESPONSE_MAX_VERSION 12
 #define KMSG_PRODUCE_RESPONSE_FIRST_FLEXIBLE 9
 /*
  * Decodes version `version` into *out (slices of r's buffer, arrays in r->arena).
- * Returns 0 or r->err (negative errno); -ENOTSUP for a version outside 0-11.
+ * Returns 0 or r->err (negative errno); -ENOTSUP for a version outside 0-12.
  */
 int kmsg_produce_response_decode(struct kreader *r, int16_t version,
                                  struct kmsg_produce_response *out);

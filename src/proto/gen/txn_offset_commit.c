@@ -146,7 +146,7 @@ static void kmsg_txn_offset_commit_request_write(struct kwriter *w, int16_t v,
 int kmsg_txn_offset_commit_request_decode(struct kreader *r, int16_t version,
                                           struct kmsg_txn_offset_commit_request *out)
 {
-    if (version < 0 || version > 4) {
+    if (version < 0 || version > 5) {
         kmsg_txn_offset_commit_request_init(out);
         kr_fail(r, -ENOTSUP);
         return r->err;
@@ -158,7 +158,7 @@ int kmsg_txn_offset_commit_request_decode(struct kreader *r, int16_t version,
 int kmsg_txn_offset_commit_request_encode(struct kwriter *w, int16_t version,
                                           const struct kmsg_txn_offset_commit_request *in)
 {
-    if (version < 0 || version > 4)
+    if (version < 0 || version > 5)
         kw_fail(w, -ENOTSUP); /* still walked so that file ranges get released */
     kmsg_txn_offset_commit_request_write(w, version, in);
     return w->err;
@@ -275,7 +275,7 @@ static void kmsg_txn_offset_commit_response_write(struct kwriter *w, int16_t v,
 int kmsg_txn_offset_commit_response_decode(struct kreader *r, int16_t version,
                                            struct kmsg_txn_offset_commit_response *out)
 {
-    if (version < 0 || version > 4) {
+    if (version < 0 || version > 5) {
         kmsg_txn_offset_commit_response_init(out);
         kr_fail(r, -ENOTSUP);
         return r->err;
@@ -287,7 +287,7 @@ int kmsg_txn_offset_commit_response_decode(struct kreader *r, int16_t version,
 int kmsg_txn_offset_commit_response_encode(struct kwriter *w, int16_t version,
                                            const struct kmsg_txn_offset_commit_response *in)
 {
-    if (version < 0 || version > 4)
+    if (version < 0 || version > 5)
         kw_fail(w, -ENOTSUP); /* still walked so that file ranges get released */
     kmsg_txn_offset_commit_response_write(w, version, in);
     return w->err;

@@ -7,7 +7,7 @@
 
 #include "proto/codec.h"
 
-/* TxnOffsetCommitRequestPartition (versions 0-4) */
+/* TxnOffsetCommitRequestPartition (versions 0-5) */
 struct kmsg_txn_offset_commit_request_partition {
     int32_t partition_index; /* PartitionIndex v0+: The index of the partition within the topic. */
     int64_t committed_offset; /* CommittedOffset v0+: The message offset to be committed. */
@@ -23,7 +23,7 @@ struct kmsg_txn_offset_commit_request_partition_array {
 /* Sets every field to its schema default. */
 void kmsg_txn_offset_commit_request_partition_init(struct kmsg_txn_offset_commit_request_partition *o);
 
-/* TxnOffsetCommitRequestTopic (versions 0-4) */
+/* TxnOffsetCommitRequestTopic (versions 0-5) */
 struct kmsg_txn_offset_commit_request_topic {
     struct kstr name; /* Name v0+: The topic name. */
     /* Partitions v0+: The partitions inside the topic that we want to commit offsets for. */
@@ -36,7 +36,7 @@ struct kmsg_txn_offset_commit_request_topic_array {
 /* Sets every field to its schema default. */
 void kmsg_txn_offset_commit_request_topic_init(struct kmsg_txn_offset_commit_request_topic *o);
 
-/* TxnOffsetCommitRequest (versions 0-4) */
+/* TxnOffsetCommitRequest (versions 0-5) */
 struct kmsg_txn_offset_commit_request {
     struct kstr transactional_id; /* TransactionalId v0+: The ID of the transaction. */
     struct kstr group_id; /* GroupId v0+: The ID of the group. */
@@ -60,11 +60,11 @@ struct kmsg_txn_offset_commit_request_array {
 void kmsg_txn_offset_commit_request_init(struct kmsg_txn_offset_commit_request *o);
 
 #define KMSG_TXN_OFFSET_COMMIT_REQUEST_MIN_VERSION 0
-#define KMSG_TXN_OFFSET_COMMIT_REQUEST_MAX_VERSION 4
+#define KMSG_TXN_OFFSET_COMMIT_REQUEST_MAX_VERSION 5
 #define KMSG_TXN_OFFSET_COMMIT_REQUEST_FIRST_FLEXIBLE 3
 /*
  * Decodes version `version` into *out (slices of r's buffer, arrays in r->arena).
- * Returns 0 or r->err (negative errno); -ENOTSUP for a version outside 0-4.
+ * Returns 0 or r->err (negative errno); -ENOTSUP for a version outside 0-5.
  */
 int kmsg_txn_offset_commit_request_decode(struct kreader *r, int16_t version,
                                           struct kmsg_txn_offset_commit_request *out);
@@ -72,7 +72,7 @@ int kmsg_txn_offset_commit_request_decode(struct kreader *r, int16_t version,
 int kmsg_txn_offset_commit_request_encode(struct kwriter *w, int16_t version,
                                           const struct kmsg_txn_offset_commit_request *in);
 
-/* TxnOffsetCommitResponsePartition (versions 0-4) */
+/* TxnOffsetCommitResponsePartition (versions 0-5) */
 struct kmsg_txn_offset_commit_response_partition {
     int32_t partition_index; /* PartitionIndex v0+: The partition index. */
     int16_t error_code; /* ErrorCode v0+: The error code, or 0 if there was no error. */
@@ -84,7 +84,7 @@ struct kmsg_txn_offset_commit_response_partition_array {
 /* Sets every field to its schema default. */
 void kmsg_txn_offset_commit_response_partition_init(struct kmsg_txn_offset_commit_response_partition *o);
 
-/* TxnOffsetCommitResponseTopic (versions 0-4) */
+/* TxnOffsetCommitResponseTopic (versions 0-5) */
 struct kmsg_txn_offset_commit_response_topic {
     struct kstr name; /* Name v0+: The topic name. */
     /* Partitions v0+: The responses for each partition in the topic. */
@@ -97,7 +97,7 @@ struct kmsg_txn_offset_commit_response_topic_array {
 /* Sets every field to its schema default. */
 void kmsg_txn_offset_commit_response_topic_init(struct kmsg_txn_offset_commit_response_topic *o);
 
-/* TxnOffsetCommitResponse (versions 0-4) */
+/* TxnOffsetCommitResponse (versions 0-5) */
 struct kmsg_txn_offset_commit_response {
     /* ThrottleTimeMs v0+: The duration in milliseconds for which the request was throttled due
      * to a quota violation, or zero if the request did not violate any quota. */
@@ -113,11 +113,11 @@ struct kmsg_txn_offset_commit_response_array {
 void kmsg_txn_offset_commit_response_init(struct kmsg_txn_offset_commit_response *o);
 
 #define KMSG_TXN_OFFSET_COMMIT_RESPONSE_MIN_VERSION 0
-#define KMSG_TXN_OFFSET_COMMIT_RESPONSE_MAX_VERSION 4
+#define KMSG_TXN_OFFSET_COMMIT_RESPONSE_MAX_VERSION 5
 #define KMSG_TXN_OFFSET_COMMIT_RESPONSE_FIRST_FLEXIBLE 3
 /*
  * Decodes version `version` into *out (slices of r's buffer, arrays in r->arena).
- * Returns 0 or r->err (negative errno); -ENOTSUP for a version outside 0-4.
+ * Returns 0 or r->err (negative errno); -ENOTSUP for a version outside 0-5.
  */
 int kmsg_txn_offset_commit_response_decode(struct kreader *r, int16_t version,
                                            struct kmsg_txn_offset_commit_response *out);

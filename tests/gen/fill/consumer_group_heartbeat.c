@@ -56,6 +56,12 @@ void kmsg_consumer_group_heartbeat_request_fill(struct kproto_fill *f, int16_t v
     } else {
         o->subscribed_topic_names.n = -1;
     }
+    if (v >= 1) {
+        if (kproto_fill_null(f)) /* SubscribedTopicRegex */
+            o->subscribed_topic_regex = KSTR_NULL;
+        else
+            o->subscribed_topic_regex = kproto_fill_str(f);
+    }
     if (kproto_fill_null(f)) /* ServerAssignor */
         o->server_assignor = KSTR_NULL;
     else

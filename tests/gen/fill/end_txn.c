@@ -22,11 +22,14 @@ void kmsg_end_txn_request_fill(struct kproto_fill *f, int16_t v, struct kmsg_end
 
 void kmsg_end_txn_response_fill(struct kproto_fill *f, int16_t v, struct kmsg_end_txn_response *o)
 {
-    (void)v;
     kmsg_end_txn_response_init(o);
     if (kproto_fill_keep_defaults(f))
         return;
     o->throttle_time_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* ThrottleTimeMs */
     o->error_code = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ErrorCode */
+    if (v >= 5) {
+        o->producer_id = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* ProducerId */
+        o->producer_epoch = (int16_t)kproto_fill_int(f, INT64_C(-1), INT64_C(-32768), INT64_C(32767)); /* ProducerEpoch */
+    }
 }
 
