@@ -173,6 +173,18 @@ static int32_t env_topic_lookup(void *ctx, const char *name, uint8_t id[16])
     return n;
 }
 
+static void env_topic_each(void *ctx, void (*cb)(void *arg, const char *name), void *arg)
+{
+    struct broker *b = ctx;
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    for (size_t i = 0; i < img->n_topics; i++) {
+        const char *name = img->topics_by_name[i]->name;
+        if (strcmp(name, OFFSETS_TOPIC) != 0 && strcmp(name, TXN_STATE_TOPIC) != 0)
+            cb(arg, name);
+    }
+    metadata_image_release(img);
+}
+
 int groups_start(struct broker *b)
 {
     struct broker_groups *g = calloc(1, sizeof(*g));
@@ -209,6 +221,7 @@ int groups_start(struct broker *b)
         .txn_pending_clear = env_txn_pending_clear,
         .txn_offset_pending = env_txn_offset_pending,
         .topic_lookup = env_topic_lookup,
+        .topic_each = env_topic_each,
     };
     g->gc = group_coordinator_create(&cfg, &env);
     if (g->gc == NULL) {

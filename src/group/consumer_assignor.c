@@ -73,8 +73,8 @@ static void assignor_select(const struct cgroup *cg, const struct group_config *
 
 static bool member_subscribes(const struct cg_member *m, const char *topic)
 {
-    for (int32_t i = 0; i < m->ntopics; i++)
-        if (strcmp(m->topics[i], topic) == 0)
+    for (int32_t i = 0; i < m->nsubs; i++)
+        if (strcmp(m->subs[i], topic) == 0)
             return true;
     return false;
 }

@@ -67,7 +67,7 @@ static void describe_member(struct group_call *c, const struct cgroup *cg,
     for (int32_t i = 0; i < dm->subscribed_topic_names.n; i++)
         dm->subscribed_topic_names.v[i] =
             arena_kstr_of(c->arena, (struct kstr){m->topics[i], (int32_t)strlen(m->topics[i])});
-    dm->subscribed_topic_regex = KSTR_NULL;
+    dm->subscribed_topic_regex = m->regex.len > 0 ? arena_kstr(c->arena, &m->regex) : KSTR_NULL;
     describe_set(c, cg, &m->assigned, &dm->assignment);
     describe_set(c, cg, &m->target, &dm->target_assignment);
 }

@@ -23,6 +23,8 @@
 #ifndef GREGOR_GROUP_CONSUMER_GROUP_H
 #define GREGOR_GROUP_CONSUMER_GROUP_H
 
+#include <regex.h>
+
 #include "group/group_internal.h"
 
 #define CG_LEAVE_EPOCH (-1)
@@ -55,8 +57,15 @@ struct cg_member {
     int32_t epoch, previous_epoch;
     int32_t rebalance_timeout_ms;
     enum cg_member_state state;
-    char **topics; /* subscribed topic names, sorted */
+    char **topics; /* subscribed topic names (SubscribedTopicNames), sorted */
     int32_t ntopics;
+    /* SubscribedTopicRegex (v1): the pattern as sent, and compiled as POSIX ERE anchored at
+     * both ends (Kafka matches whole names with RE2/J syntax; the common subset agrees). */
+    struct gstr regex;
+    regex_t re;
+    bool re_valid;
+    char **subs; /* effective subscription: topics plus the regex's matches, sorted */
+    int32_t nsubs;
     struct cg_tpset assigned; /* owned now (or being handed over to it) */
     struct cg_tpset revoking; /* to give up; still owned until its heartbeat drops them */
     struct cg_tpset target;   /* target assignment at cg->assignment_epoch */

@@ -46,6 +46,12 @@ static void cg_member_free(struct cg_member *m)
     for (int32_t i = 0; i < m->ntopics; i++)
         free(m->topics[i]);
     free(m->topics);
+    for (int32_t i = 0; i < m->nsubs; i++)
+        free(m->subs[i]);
+    free(m->subs);
+    gstr_free(&m->regex);
+    if (m->re_valid)
+        regfree(&m->re);
     cg_tpset_free(&m->assigned);
     cg_tpset_free(&m->revoking);
     cg_tpset_free(&m->target);
@@ -157,12 +163,35 @@ static bool kstr_empty(struct kstr k)
     return k.len == 0;
 }
 
-/* Kafka's throwIfConsumerGroupHeartbeatRequestIsInvalid; 0, INVALID_REQUEST or
+/* Compiles a SubscribedTopicRegex as Kafka matches it: the whole topic name. 0 or regcomp's
+ * error. */
+static int regex_compile(regex_t *re, struct kstr pattern)
+{
+    char *buf = malloc((size_t)pattern.len + 5);
+    if (buf == NULL)
+        return REG_ESPACE;
+    snprintf(buf, (size_t)pattern.len + 5, "^(%.*s)$", (int)pattern.len, pattern.ptr);
+    int rc = regcomp(re, buf, REG_EXTENDED | REG_NOSUB);
+    free(buf);
+    return rc;
+}
+
+/* Kafka's throwIfConsumerGroupHeartbeatRequestIsInvalid (4.0, with v1's client-generated
+ * member ids and regexes); 0, INVALID_REQUEST, INVALID_REGULAR_EXPRESSION or
  * UNSUPPORTED_ASSIGNOR, with the message in *msg. */
-static int16_t hb_validate(const struct group_config *cfg,
+static int16_t hb_validate(const struct group_config *cfg, int16_t version,
                            const struct kmsg_consumer_group_heartbeat_request *req,
                            const char **msg)
 {
+    if (version >= 1 && req->member_id.len <= 0)
+        return *msg = "MemberId can't be empty.", KAFKA_ERR_INVALID_REQUEST;
+    if (req->subscribed_topic_regex.len > 0) {
+        regex_t re;
+        if (regex_compile(&re, req->subscribed_topic_regex) != 0)
+            return *msg = "SubscribedTopicRegex is not a valid regular expression.",
+                   KAFKA_ERR_INVALID_REGULAR_EXPRESSION;
+        regfree(&re);
+    }
     *msg = NULL;
     if (req->group_id.len <= 0)
         return *msg = "GroupId can't be empty.", KAFKA_ERR_INVALID_REQUEST;
@@ -181,8 +210,8 @@ static int16_t hb_validate(const struct group_config *cfg,
         if (req->topic_partitions.n != 0)
             return *msg = "TopicPartitions must be empty when (re-)joining.",
                    KAFKA_ERR_INVALID_REQUEST;
-        if (req->subscribed_topic_names.n <= 0)
-            return *msg = "SubscribedTopicNames must be set in first request.",
+        if (req->subscribed_topic_names.n <= 0 && req->subscribed_topic_regex.len <= 0)
+            return *msg = "Subscription must be set in first request.",
                    KAFKA_ERR_INVALID_REQUEST;
     } else if (e == CG_LEAVE_STATIC_EPOCH) {
         if (req->member_id.len <= 0)
@@ -290,20 +319,105 @@ static int member_set_topics(struct cg_member *m, const struct karray_str *names
  * epoch: a topic created, deleted or grown reaches the assignment this way. O(members x
  * subscribed topics) per heartbeat, bounded by group.consumer.max.size.
  */
+struct regex_matches {
+    const regex_t *re;
+    char **v;
+    int32_t n, cap;
+    int err;
+};
+
+static void regex_match_one(void *arg, const char *name)
+{
+    struct regex_matches *mt = arg;
+    if (mt->err || regexec(mt->re, name, 0, NULL, 0) != 0)
+        return;
+    if (mt->n == mt->cap) {
+        int32_t ncap = mt->cap ? mt->cap * 2 : 16;
+        char **nv = realloc(mt->v, (size_t)ncap * sizeof(*nv));
+        if (nv == NULL) {
+            mt->err = -ENOMEM;
+            return;
+        }
+        mt->v = nv;
+        mt->cap = ncap;
+    }
+    if ((mt->v[mt->n] = strdup(name)) == NULL)
+        mt->err = -ENOMEM;
+    else
+        mt->n++;
+}
+
+/* m's effective subscription: its names and the topics its regex matches now (every topic of
+ * the cluster is tried: a created or deleted topic is seen on the next heartbeat). 1 if it
+ * changed, 0, or -ENOMEM. */
+static int member_refresh_subs(const struct group_env *env, struct cg_member *m)
+{
+    struct regex_matches mt = {.re = &m->re};
+    if (m->re_valid && env->topic_each)
+        env->topic_each(env->ctx, regex_match_one, &mt);
+    for (int32_t i = 0; i < m->ntopics && mt.err == 0; i++) {
+        mt.re = NULL;
+        if (mt.n == mt.cap) {
+            int32_t ncap = mt.cap ? mt.cap * 2 : 16;
+            char **nv = realloc(mt.v, (size_t)ncap * sizeof(*nv));
+            if (nv == NULL) {
+                mt.err = -ENOMEM;
+                break;
+            }
+            mt.v = nv;
+            mt.cap = ncap;
+        }
+        if ((mt.v[mt.n] = strdup(m->topics[i])) == NULL)
+            mt.err = -ENOMEM;
+        else
+            mt.n++;
+    }
+    if (mt.n > 0)
+        qsort(mt.v, (size_t)mt.n, sizeof(*mt.v), cmp_str);
+    int32_t u = 0;
+    for (int32_t i = 0; i < mt.n; i++) {
+        if (u > 0 && strcmp(mt.v[u - 1], mt.v[i]) == 0)
+            free(mt.v[i]);
+        else
+            mt.v[u++] = mt.v[i];
+    }
+    bool same = mt.err == 0 && u == m->nsubs;
+    for (int32_t i = 0; same && i < u; i++)
+        same = strcmp(mt.v[i], m->subs[i]) == 0;
+    if (same || mt.err) {
+        for (int32_t i = 0; i < u; i++)
+            free(mt.v[i]);
+        free(mt.v);
+        return mt.err;
+    }
+    for (int32_t i = 0; i < m->nsubs; i++)
+        free(m->subs[i]);
+    free(m->subs);
+    m->subs = mt.v;
+    m->nsubs = u;
+    return 1;
+}
+
 static int cg_refresh_topics(struct group *g)
 {
     struct cgroup *cg = g->cg;
     const struct group_env *env = &g->s->gc->env;
     int32_t cap = 0;
-    for (struct cg_member *m = cg->members; m; m = m->next)
-        cap += m->ntopics;
+    int subs_changed = 0;
+    for (struct cg_member *m = cg->members; m; m = m->next) {
+        int rc = member_refresh_subs(env, m);
+        if (rc < 0)
+            return rc;
+        subs_changed |= rc;
+        cap += m->nsubs;
+    }
     char **names = calloc((size_t)cap + 1, sizeof(*names));
     if (names == NULL)
         return -ENOMEM;
     int32_t n = 0;
     for (struct cg_member *m = cg->members; m; m = m->next)
-        for (int32_t i = 0; i < m->ntopics; i++)
-            names[n++] = m->topics[i];
+        for (int32_t i = 0; i < m->nsubs; i++)
+            names[n++] = m->subs[i];
     qsort(names, (size_t)n, sizeof(*names), cmp_str);
     struct cg_topic *t = calloc((size_t)n + 1, sizeof(*t));
     if (t == NULL) {
@@ -329,7 +443,7 @@ static int cg_refresh_topics(struct group *g)
                memcmp(t[i].id, cg->topics[i].id, 16) == 0;
     if (same) {
         cg_topics_free(t, u);
-        return 0;
+        return subs_changed;
     }
     cg_topics_free(cg->topics, cg->ntopics);
     cg->topics = t;
@@ -518,7 +632,7 @@ static struct cg_member *cg_member_new(struct group *g, struct kstr id)
         return NULL;
     m->g = g;
     m->id.len = m->instance_id.len = m->rack_id.len = m->client_id.len = m->client_host.len =
-        m->assignor.len = -1;
+        m->assignor.len = m->regex.len = -1;
     char gen[23];
     if (id.len <= 0) {
         cg_new_member_id(gen);
@@ -552,6 +666,14 @@ static struct cg_member *static_replace(struct group *g, struct cg_member *old, 
     int32_t nt = m->ntopics;
     m->topics = old->topics, m->ntopics = old->ntopics;
     old->topics = topics, old->ntopics = nt;
+    char **subs = m->subs;
+    int32_t ns = m->nsubs;
+    m->subs = old->subs, m->nsubs = old->nsubs;
+    old->subs = subs, old->nsubs = ns;
+    if (old->regex.len > 0) {
+        gstr_set(&m->regex, old->regex.p, old->regex.len);
+        m->re_valid = regex_compile(&m->re, gstr_kstr(&m->regex)) == 0;
+    }
     gstr_set(&m->instance_id, old->instance_id.p, old->instance_id.len);
     gstr_set(&m->assignor, old->assignor.p, old->assignor.len);
     m->rebalance_timeout_ms = old->rebalance_timeout_ms;
@@ -649,6 +771,16 @@ static int hb_update_member(struct group_call *c, struct cg_member *m)
             return rc;
         changed |= rc;
     }
+    if (req->subscribed_topic_regex.len >= 0 && !gstr_eq(&m->regex, req->subscribed_topic_regex)) {
+        if (m->re_valid)
+            regfree(&m->re);
+        m->re_valid = false;
+        gstr_from_kstr(&m->regex, req->subscribed_topic_regex);
+        /* validated: compiles (an empty pattern clears the regex) */
+        if (m->regex.len > 0)
+            m->re_valid = regex_compile(&m->re, req->subscribed_topic_regex) == 0;
+        changed = 1;
+    }
     if (!gstr_eq(&m->client_id, c->client_id))
         gstr_from_kstr(&m->client_id, c->client_id);
     struct kstr host = {c->client_host, (int32_t)strlen(c->client_host)};
@@ -696,7 +828,7 @@ void group_handle_consumer_heartbeat(struct shard *s, struct group_call *c)
     if (err == 0 && !cfg->consumer_protocol_enabled)
         err = KAFKA_ERR_UNSUPPORTED_VERSION;
     if (err == 0)
-        err = hb_validate(cfg, req, &msg);
+        err = hb_validate(cfg, c->api_version, req, &msg);
     struct group *g = err ? NULL : hb_find_group(s, c, &err, &msg);
     if (g == NULL) {
         hb_reply_error(c, err, msg);

@@ -78,6 +78,9 @@ struct group_env {
     /* Consumer groups: the partition count of topic `name` and its id (into id), or -1 when
      * the cluster has no such topic. Any worker. */
     int32_t (*topic_lookup)(void *ctx, const char *name, uint8_t id[16]);
+    /* Consumer groups: calls cb(arg, name) for every topic of the cluster but the internal
+     * ones, for regex subscriptions. Any worker. */
+    void (*topic_each)(void *ctx, void (*cb)(void *arg, const char *name), void *arg);
 };
 
 struct group_config {
