@@ -25,11 +25,14 @@ async function main () {
     cfg['partition.assignment.strategy'] = protocol === 'cooperative' ? 'cooperative-sticky' : 'range'
   }
   if (instanceId && instanceId !== '-') cfg['group.instance.id'] = instanceId
-  const client = new KafkaClient({ brokers: bootstrap, clientId: `kip848-${process.pid}`, logLevel: 'error' })
+  if (autoCommit === '1') cfg['auto.commit.interval.ms'] = '200'
+  const client = new KafkaClient({ brokers: bootstrap, clientId: `kip848-${process.pid}`, logLevel: process.env.KIP848_DEBUG ? 'debug' : 'error' })
   const consumer = client.createConsumer({ groupId: group, enableAutoCommit: autoCommit === '1', configuration: cfg })
   let last = ''
   const report = () => {
-    const parts = consumer.assignment().map(tp => `${tp.topic}:${tp.partition}`).sort()
+    const parts = []
+    for (const tp of consumer.assignment()) for (const po of tp.partitionOffset) parts.push(`${tp.topic}:${po.partition}`)
+    parts.sort()
     const key = parts.join(',')
     if (key !== last) { last = key; out({ ev: 'assign', t: Date.now(), parts }) }
   }
@@ -39,17 +42,31 @@ async function main () {
   let stopping = false
   process.on('SIGTERM', async () => {
     stopping = true
+    // kafka-crab-js's disconnect() drops the consumer without librdkafka's leave; unsubscribe()
+    // leaves the group (a heartbeat with epoch -1, or LeaveGroup), then we disconnect.
+    try { consumer.unsubscribe() } catch (e) {}
+    await new Promise(resolve => setTimeout(resolve, 500))
     try { await consumer.disconnect() } catch (e) {}
     out({ ev: 'left', t: Date.now() })
     process.exit(0)
   })
   const timer = setInterval(report, 100)
   while (!stopping) {
-    const batch = await consumer.recvBatch(100, 200)
+    let batch
+    try {
+      batch = await consumer.recvBatch(100, 10)
+    } catch (e) {
+      if (stopping) break // disconnect() in progress: it leaves the group, then exits
+      throw e
+    }
     report()
     for (const m of batch || []) out({ ev: 'msg', t: Date.now(), topic: m.topic, p: m.partition, off: m.offset })
     if (autoCommit !== '1' && batch && batch.length) {
-      for (const m of batch) await consumer.commitMessage(m, 'Sync')
+      // A commit racing an epoch bump gets STALE_MEMBER_EPOCH (as from Kafka); the next
+      // message's commit covers it.
+      for (const m of batch) {
+        try { await consumer.commitMessage(m, 'Sync') } catch (e) { out({ ev: 'commit_error', msg: String(e.message || e) }) }
+      }
     }
   }
   clearInterval(timer)
