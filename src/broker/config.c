@@ -822,8 +822,9 @@ static int config_validate_consumer_groups(struct broker_config *c, char *err, s
         return -EINVAL;
     }
     if (c->group_consumer_heartbeat_interval_ms >= c->group_consumer_session_timeout_ms) {
-        snprintf(err, errlen, "group.consumer.heartbeat.interval.ms must be less than "
-                              "group.consumer.session.timeout.ms");
+        snprintf(err, errlen,
+                 "group.consumer.heartbeat.interval.ms must be less than "
+                 "group.consumer.session.timeout.ms");
         return -EINVAL;
     }
     for (const char *a = c->group_consumer_assignors; *a;) {

@@ -11,12 +11,13 @@
 #include "proto/gen/consumer_group_describe.h"
 #include "proto/gen/errors.h"
 
-static struct kstr topic_name_of(struct group_call *c, const struct cgroup *cg, const uint8_t id[16])
+static struct kstr topic_name_of(struct group_call *c, const struct cgroup *cg,
+                                 const uint8_t id[16])
 {
     for (int32_t t = 0; t < cg->ntopics; t++)
         if (cg->topics[t].nparts >= 0 && memcmp(cg->topics[t].id, id, 16) == 0)
-            return arena_kstr_of(c->arena, (struct kstr){cg->topics[t].name,
-                                                         (int32_t)strlen(cg->topics[t].name)});
+            return arena_kstr_of(
+                c->arena, (struct kstr){cg->topics[t].name, (int32_t)strlen(cg->topics[t].name)});
     return KSTR_LIT("");
 }
 
@@ -27,7 +28,8 @@ static void describe_set(struct group_call *c, const struct cgroup *cg, const st
     int32_t ntopics = 0;
     for (int32_t i = 0; i < set->n; i++)
         ntopics += i == 0 || memcmp(set->v[i].topic_id, set->v[i - 1].topic_id, 16);
-    a->topic_partitions.v = arena_calloc(c->arena, (size_t)ntopics + 1, sizeof(*a->topic_partitions.v));
+    a->topic_partitions.v =
+        arena_calloc(c->arena, (size_t)ntopics + 1, sizeof(*a->topic_partitions.v));
     int32_t *parts = arena_calloc(c->arena, (size_t)set->n + 1, sizeof(*parts));
     a->topic_partitions.n = 0;
     if (a->topic_partitions.v == NULL || parts == NULL)
@@ -60,9 +62,10 @@ static void describe_member(struct group_call *c, const struct cgroup *cg,
     dm->rack_id = arena_kstr(c->arena, &m->rack_id);
     dm->member_epoch = m->epoch;
     dm->client_id = m->client_id.len >= 0 ? arena_kstr(c->arena, &m->client_id) : KSTR_LIT("");
-    dm->client_host = m->client_host.len >= 0 ? arena_kstr(c->arena, &m->client_host) : KSTR_LIT("");
-    dm->subscribed_topic_names.v = arena_calloc(c->arena, (size_t)m->ntopics + 1,
-                                                sizeof(*dm->subscribed_topic_names.v));
+    dm->client_host =
+        m->client_host.len >= 0 ? arena_kstr(c->arena, &m->client_host) : KSTR_LIT("");
+    dm->subscribed_topic_names.v =
+        arena_calloc(c->arena, (size_t)m->ntopics + 1, sizeof(*dm->subscribed_topic_names.v));
     dm->subscribed_topic_names.n = dm->subscribed_topic_names.v ? m->ntopics : 0;
     for (int32_t i = 0; i < dm->subscribed_topic_names.n; i++)
         dm->subscribed_topic_names.v[i] =
@@ -77,7 +80,8 @@ void group_handle_consumer_describe(struct shard *s, struct group_call *c)
     const struct kmsg_consumer_group_describe_request *req = c->req;
     struct kmsg_consumer_group_describe_response *resp = c->resp;
     if (c->step == 0) {
-        resp->groups.v = arena_calloc(c->arena, (size_t)req->group_ids.n + 1, sizeof(*resp->groups.v));
+        resp->groups.v =
+            arena_calloc(c->arena, (size_t)req->group_ids.n + 1, sizeof(*resp->groups.v));
         resp->groups.n = resp->groups.v ? req->group_ids.n : 0;
         if (resp->groups.n <= 0) {
             resp->groups.n = 0;
@@ -95,8 +99,8 @@ void group_handle_consumer_describe(struct shard *s, struct group_call *c)
     struct group *g = err ? NULL : group_find(s, d->group_id);
     if (err == 0 && (g == NULL || g->cg == NULL || g->state == GS_DEAD)) {
         err = KAFKA_ERR_GROUP_ID_NOT_FOUND;
-        d->error_message = g == NULL ? KSTR_LIT("Group not found.")
-                                     : KSTR_LIT("Group is not a consumer group.");
+        d->error_message =
+            g == NULL ? KSTR_LIT("Group not found.") : KSTR_LIT("Group is not a consumer group.");
     }
     if (err == KAFKA_ERR_COORDINATOR_NOT_AVAILABLE && s == NULL &&
         c->gc->env.partition_count(c->gc->env.ctx) == 0) {
@@ -110,8 +114,8 @@ void group_handle_consumer_describe(struct shard *s, struct group_call *c)
         d->group_state = (struct kstr){st, (int32_t)strlen(st)};
         d->group_epoch = cg->group_epoch;
         d->assignment_epoch = cg->assignment_epoch;
-        d->assignor_name = arena_kstr_of(c->arena, (struct kstr){cg->assignor,
-                                                                 (int32_t)strlen(cg->assignor)});
+        d->assignor_name =
+            arena_kstr_of(c->arena, (struct kstr){cg->assignor, (int32_t)strlen(cg->assignor)});
         if (req->include_authorized_operations)
             d->authorized_operations = ACL_OPERATIONS_GROUP;
         d->members.v = arena_calloc(c->arena, (size_t)cg->nmembers + 1, sizeof(*d->members.v));

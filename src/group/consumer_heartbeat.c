@@ -211,8 +211,7 @@ static int16_t hb_validate(const struct group_config *cfg, int16_t version,
             return *msg = "TopicPartitions must be empty when (re-)joining.",
                    KAFKA_ERR_INVALID_REQUEST;
         if (req->subscribed_topic_names.n <= 0 && req->subscribed_topic_regex.len <= 0)
-            return *msg = "Subscription must be set in first request.",
-                   KAFKA_ERR_INVALID_REQUEST;
+            return *msg = "Subscription must be set in first request.", KAFKA_ERR_INVALID_REQUEST;
     } else if (e == CG_LEAVE_STATIC_EPOCH) {
         if (req->member_id.len <= 0)
             return *msg = "MemberId can't be empty.", KAFKA_ERR_INVALID_REQUEST;
@@ -227,8 +226,9 @@ static int16_t hb_validate(const struct group_config *cfg, int16_t version,
 }
 
 /* True if every partition the member reports owning is in set (Kafka's isSubset). */
-static bool owned_subset(const struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *o,
-                         const struct cg_tpset *set)
+static bool
+owned_subset(const struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *o,
+             const struct cg_tpset *set)
 {
     if (o->n < 0)
         return false;
@@ -452,7 +452,8 @@ static int cg_refresh_topics(struct group *g)
 }
 
 /* True if another member than m holds the partition (assigned or still revoking it). */
-static bool owned_by_other(const struct cgroup *cg, const struct cg_member *m, const struct cg_tp *tp)
+static bool owned_by_other(const struct cgroup *cg, const struct cg_member *m,
+                           const struct cg_tp *tp)
 {
     for (const struct cg_member *o = cg->members; o; o = o->next)
         if (o != m && (cg_tpset_has(&o->assigned, tp->topic_id, tp->partition) ||
@@ -469,8 +470,9 @@ static void member_set_epoch(struct cg_member *m, int32_t epoch)
 }
 
 /* CurrentAssignmentBuilder.computeNextAssignment: moves m towards its target. */
-static int member_next_assignment(struct group *g, struct cg_member *m, int32_t epoch,
-                                  const struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *owned)
+static int member_next_assignment(
+    struct group *g, struct cg_member *m, int32_t epoch,
+    const struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *owned)
 {
     struct cgroup *cg = g->cg;
     struct cg_tpset keep = {0}, revoke = {0}, pending = {0};
@@ -522,8 +524,9 @@ out:
 }
 
 /* CurrentAssignmentBuilder.build. */
-static int member_reconcile(struct group *g, struct cg_member *m,
-                            const struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *owned)
+static int
+member_reconcile(struct group *g, struct cg_member *m,
+                 const struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *owned)
 {
     switch (m->state) {
     case CGM_STABLE:
@@ -554,7 +557,8 @@ static int reply_assignment(struct group_call *c, const struct cg_member *m,
     int32_t ntopics = 0;
     for (int32_t i = 0; i < m->assigned.n; i++)
         ntopics += i == 0 || memcmp(m->assigned.v[i].topic_id, m->assigned.v[i - 1].topic_id, 16);
-    a->topic_partitions.v = arena_calloc(c->arena, (size_t)ntopics + 1, sizeof(*a->topic_partitions.v));
+    a->topic_partitions.v =
+        arena_calloc(c->arena, (size_t)ntopics + 1, sizeof(*a->topic_partitions.v));
     int32_t *parts = arena_calloc(c->arena, (size_t)m->assigned.n + 1, sizeof(*parts));
     if (a->topic_partitions.v == NULL || parts == NULL)
         return -ENOMEM;
@@ -599,8 +603,8 @@ static struct group *hb_find_group(struct shard *s, struct group_call *c, int16_
      * restart or a coordinator move a member's group is gone or only its offsets are back (an
      * empty group without protocol): UNKNOWN_MEMBER_ID makes the member rejoin with epoch 0,
      * where GROUP_ID_NOT_FOUND would leave librdkafka retrying the same heartbeat forever. */
-    bool offsets_only = g != NULL && g->cg == NULL && g->nmembers == 0 &&
-                        g->state == GS_EMPTY && g->protocol_type.len < 0;
+    bool offsets_only = g != NULL && g->cg == NULL && g->nmembers == 0 && g->state == GS_EMPTY &&
+                        g->protocol_type.len < 0;
     if ((g == NULL || offsets_only) && !create) {
         *err = KAFKA_ERR_UNKNOWN_MEMBER_ID, *msg = "Consumer group not found.";
         return NULL;

@@ -1,5 +1,6 @@
 /*
- * The group coordinator (classic and KIP-848 consumer group protocols) and the committed offsets of consumer groups.
+ * The group coordinator (classic and KIP-848 consumer group protocols) and the committed offsets of
+ * consumer groups.
  *
  * Group G lives in shard abs(javaStringHash(G)) % N, N = partition count of __consumer_offsets;
  * shard s is partition s of that topic. Group metadata and offset commits are records of that
