@@ -29,8 +29,8 @@ static struct cg_member *add_member(struct group *g, const char *id, const char 
 {
     struct cg_member *m = calloc(1, sizeof(*m));
     m->g = g;
-    m->instance_id.len = m->rack_id.len = m->client_id.len = m->client_host.len =
-        m->assignor.len = m->regex.len = -1;
+    m->instance_id.len = m->rack_id.len = m->client_id.len = m->client_host.len = m->assignor.len =
+        m->regex.len = -1;
     gstr_set(&m->id, id, (int32_t)strlen(id));
     char *copy = strdup(topics), *save = NULL;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
