@@ -7,7 +7,10 @@ unknown server assignor (UNSUPPORTED_ASSIGNOR), a first heartbeat without subscr
 (GROUP_ID_NOT_FOUND) and the reverse (JoinGroup into a consumer group: INCONSISTENT_GROUP_PROTOCOL),
 OffsetCommit v9 with a stale epoch (STALE_MEMBER_EPOCH). Also reconciliation: a partition moves
 to a new member only after its old owner stops reporting it; ListGroups v5 group types;
-DescribeGroups answers Dead for a consumer group (Kafka before v6).
+DescribeGroups answers Dead for a consumer group (Kafka before v6); session expiry; static
+members (-2, UNRELEASED_INSTANCE_ID, FENCED_INSTANCE_ID); grown partition counts reaching the
+assignment; group.consumer.max.size (GROUP_MAX_SIZE_REACHED); the consumer protocol switched
+off (not advertised, UNSUPPORTED_VERSION); bad settings refused at start-up.
 asan-smoke
 """
 import os
@@ -304,6 +307,63 @@ def test_raw_static_member_leave_and_rejoin():
                   "the new instance takes over the assignment: %r" % r)
             check(heartbeat(k, "cg4", "a1", 1, instance="inst-a")["err"] == 82,
                   "the old member id is fenced: FENCED_INSTANCE_ID")
+
+
+@test
+def test_raw_partition_count_change_reaches_the_assignment():
+    from confluent_kafka.admin import AdminClient, NewPartitions
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-grow", 6)
+            coordinator_ready(k, "cg5")
+            a = join(k, "cg5", "a", ["cg-grow"])
+            check(count(a["assignment"]) == 6, "a owns 6")
+            admin = AdminClient({"bootstrap.servers": b.bootstrap})
+            fs = admin.create_partitions([NewPartitions("cg-grow", 8)])
+            for f in fs.values():
+                f.result(timeout=15 * SLOW)
+            owned, epoch = owned_of(a["assignment"]), a["epoch"]
+            deadline = time.monotonic() + 15 * SLOW
+            while count(owned) != 8:
+                check(time.monotonic() < deadline, "the 2 new partitions never reached the member")
+                r = heartbeat(k, "cg5", "a", epoch, owned=owned)
+                check(r["err"] == NONE, "heartbeat: %r" % r)
+                epoch = r["epoch"]
+                if r["assignment"] is not None:
+                    owned = owned_of(r["assignment"])
+                time.sleep(0.1)
+            check(epoch == 2, "one group epoch bump for the new partitions: %d" % epoch)
+
+
+@test
+def test_raw_group_max_size_and_protocol_disabled():
+    with Broker(dict(PROPS, **{"group.consumer.max.size": 1})) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-max", 6)
+            coordinator_ready(k, "cg6")
+            check(join(k, "cg6", "a", ["cg-max"])["err"] == NONE, "first member")
+            r = join(k, "cg6", "b", ["cg-max"])
+            check(r["err"] == 81, "second member over group.consumer.max.size: %r" % r)
+    with Broker(dict(PROPS, **{"group.coordinator.rebalance.protocols": "classic"})) as b:
+        with KafkaRaw(b) as k:
+            keys = k.api_versions()["api_keys"]
+            check(CG_HEARTBEAT not in keys and CG_DESCRIBE not in keys,
+                  "KIP-848 APIs advertised with the consumer protocol disabled")
+            ensure_topic(k, "cg-off", 6)
+            coordinator_ready(k, "cg7")
+            r = join(k, "cg7", "a", ["cg-off"])
+            check(r["err"] == 35, "heartbeat with the consumer protocol disabled: %r" % r)
+
+
+@test
+def test_config_refuses_bad_consumer_group_settings():
+    from harness import start_expect_exit
+    for props, word in [({"group.consumer.assignors": "uniform,sticky"}, "sticky"),
+                        ({"group.consumer.heartbeat.interval.ms": 50000}, "heartbeat"),
+                        ({"group.consumer.session.timeout.ms": 1000}, "session"),
+                        ({"group.coordinator.rebalance.protocols": "consumer"}, "classic")]:
+        rc, err, out = start_expect_exit(props)
+        check(rc != 0 and word in (err + out), "%r: exit %d, %s" % (props, rc, (err + out)[-300:]))
 
 
 if __name__ == "__main__":
