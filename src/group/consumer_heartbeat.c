@@ -883,8 +883,11 @@ void group_handle_consumer_heartbeat(struct shard *s, struct group_call *c)
     resp->member_id = arena_kstr(c->arena, &m->id);
     resp->member_epoch = m->epoch;
     resp->heartbeat_interval_ms = cfg->consumer_heartbeat_interval_ms;
+    /* Kafka's isFullRequest: a (re)join, or every non-optional field set (a client resends
+     * everything after an error); then the assignment is sent even if unchanged. */
     bool full = req->member_epoch == 0 ||
-                (req->rebalance_timeout_ms != -1 && req->subscribed_topic_names.n >= 0 &&
+                (req->rebalance_timeout_ms != -1 &&
+                 (req->subscribed_topic_names.n >= 0 || req->subscribed_topic_regex.len >= 0) &&
                  req->topic_partitions.n >= 0);
     if ((full || !cg_tpset_eq(&before, &m->assigned)) && reply_assignment(c, m, resp) != 0)
         resp->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
