@@ -31,6 +31,7 @@ PROPS = {"num.partitions": 6, "group.initial.rebalance.delay.ms": 0,
          "group.consumer.min.session.timeout.ms": 1000}
 
 FIND_COORDINATOR, JOIN_GROUP, OFFSET_COMMIT, LIST_GROUPS, DESCRIBE_GROUPS = 10, 11, 8, 16, 15
+OFFSET_FETCH = 9
 CG_HEARTBEAT, CG_DESCRIBE = 68, 69
 
 NONE, INVALID_REQUEST, UNKNOWN_MEMBER_ID, GROUP_ID_NOT_FOUND = 0, 42, 25, 69
@@ -353,6 +354,48 @@ def test_raw_group_max_size_and_protocol_disabled():
             coordinator_ready(k, "cg7")
             r = join(k, "cg7", "a", ["cg-off"])
             check(r["err"] == 35, "heartbeat with the consumer protocol disabled: %r" % r)
+
+
+@test
+def test_raw_broker_sigkill_members_rejoin_offsets_kept():
+    """Consumer groups are not persisted yet: after a SIGKILL and restart the member's heartbeat
+    is UNKNOWN_MEMBER_ID (it rejoins with epoch 0 and gets its partitions back) while the offsets
+    it committed with OffsetCommit v9 are replayed from __consumer_offsets."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-restart", 6)
+            coordinator_ready(k, "cg8")
+            a = join(k, "cg8", "a", ["cg-restart"])
+            check(a["epoch"] == 1 and count(a["assignment"]) == 6, "join: %r" % a)
+            body = (cstring("cg8") + i32(1) + cstring("a") + cstring(None) +
+                    carray([cstring("cg-restart") + carray([i32(2) + i64(42) + i32(-1) +
+                                                            cstring("") + TAGS_NONE]) +
+                            TAGS_NONE]) + TAGS_NONE)
+            r = Reader(k.call(OFFSET_COMMIT, 9, body))
+            r.int32()
+            err = r.carray(lambda r: (r.cstring(), r.carray(
+                lambda r: (r.int32(), r.int16(), r.uvarint())), r.uvarint()))[0][1][0][1]
+            check(err == NONE, "commit: %d" % err)
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cg8")
+            r = heartbeat(k, "cg8", "a", 1, owned=owned_of(a["assignment"]))
+            check(r["err"] == UNKNOWN_MEMBER_ID, "old membership after the restart: %r" % r)
+            r = join(k, "cg8", "a", ["cg-restart"])
+            check(r["err"] == NONE and count(r["assignment"]) == 6, "rejoin: %r" % r)
+            body = (carray([cstring("cg8") + cstring("a") + i32(r["epoch"]) +
+                            carray([cstring("cg-restart") + carray([i32(2)]) + TAGS_NONE]) +
+                            TAGS_NONE]) + i8(0) + TAGS_NONE)
+            f = Reader(k.call(OFFSET_FETCH, 9, body))
+            f.int32()
+            groups = f.carray(lambda r: (r.cstring(), r.carray(lambda r: (
+                r.cstring(), r.carray(lambda r: (r.int32(), r.int64(), r.int32(), r.cstring(),
+                                                 r.int16(), r.uvarint())), r.uvarint())),
+                r.int16(), r.uvarint()))
+            part = groups[0][1][0][1][0]
+            check(groups[0][2] == NONE and part[1] == 42, "offset after the restart: %r"
+                  % (groups,))
 
 
 @test
