@@ -47,8 +47,14 @@ if [ "${1:-}" = "--test" ]; then
   done
 fi
 
-# kafkajs for the interop tests, from package-lock.json.
+# The Node.js clients of the interop tests (kafkajs, kafka-crab-js with its native binary
+# kafka-crab-js-linux-x64-gnu, @platformatic/kafka), from package-lock.json; again whenever
+# one of them is missing (a node_modules from before a client was added).
 here=$(cd "$(dirname "$0")/.." && pwd)
-if [ -f "$here/package-lock.json" ] && [ ! -d "$here/node_modules/kafkajs" ]; then
+missing=0
+for m in kafkajs kafka-crab-js kafka-crab-js-linux-x64-gnu @platformatic/kafka; do
+  [ -d "$here/node_modules/$m" ] || missing=1
+done
+if [ -f "$here/package-lock.json" ] && [ "$missing" = 1 ]; then
   (cd "$here" && npm ci --no-audit --no-fund --silent) >&2
 fi

@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "broker/broker_internal.h"
 #include "broker/handlers.h"
@@ -33,6 +34,11 @@ static void api_versions_fill(struct broker_req *r, struct kmsg_api_versions_res
         if (only_self && apis[i].key != KPROTO_API_API_VERSIONS)
             continue;
         if (!broker_api_in_roles(&apis[i], r->b->cfg.roles))
+            continue;
+        /* Kafka exposes the KIP-848 APIs only with the consumer protocol enabled. */
+        if ((apis[i].key == KPROTO_API_CONSUMER_GROUP_HEARTBEAT ||
+             apis[i].key == KPROTO_API_CONSUMER_GROUP_DESCRIBE) &&
+            strstr(r->b->cfg.group_coordinator_rebalance_protocols, "consumer") == NULL)
             continue;
         struct kmsg_api_versions_response_api_version *v = &resp->api_keys.v[resp->api_keys.n++];
         v->api_key = apis[i].key;

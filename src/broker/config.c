@@ -132,6 +132,22 @@ static const struct config_entry config_table[] = {
      INT32_MAX, 0},
     {"group.min.session.timeout.ms", CT_INT32, F(group_min_session_timeout_ms), 0, INT32_MAX, 0},
     {"group.max.session.timeout.ms", CT_INT32, F(group_max_session_timeout_ms), 0, INT32_MAX, 0},
+    {"group.coordinator.rebalance.protocols", CT_STRING, F(group_coordinator_rebalance_protocols),
+     0, 0, 0},
+    {"group.consumer.heartbeat.interval.ms", CT_INT32, F(group_consumer_heartbeat_interval_ms), 1,
+     INT32_MAX, 0},
+    {"group.consumer.min.heartbeat.interval.ms", CT_INT32,
+     F(group_consumer_min_heartbeat_interval_ms), 1, INT32_MAX, 0},
+    {"group.consumer.max.heartbeat.interval.ms", CT_INT32,
+     F(group_consumer_max_heartbeat_interval_ms), 1, INT32_MAX, 0},
+    {"group.consumer.session.timeout.ms", CT_INT32, F(group_consumer_session_timeout_ms), 1,
+     INT32_MAX, 0},
+    {"group.consumer.min.session.timeout.ms", CT_INT32, F(group_consumer_min_session_timeout_ms), 1,
+     INT32_MAX, 0},
+    {"group.consumer.max.session.timeout.ms", CT_INT32, F(group_consumer_max_session_timeout_ms), 1,
+     INT32_MAX, 0},
+    {"group.consumer.max.size", CT_INT32, F(group_consumer_max_size), 1, INT32_MAX, 0},
+    {"group.consumer.assignors", CT_STRING, F(group_consumer_assignors), 0, 0, 0},
     {"transaction.state.log.num.partitions", CT_INT32, F(transaction_state_log_num_partitions), 1,
      100000, 0},
     {"transaction.state.log.replication.factor", CT_INT16,
@@ -231,6 +247,16 @@ void config_defaults(struct broker_config *c)
     c->console_session_timeout_ms = 3600000;
     c->group_min_session_timeout_ms = 6000;
     c->group_max_session_timeout_ms = 1800000;
+    snprintf(c->group_coordinator_rebalance_protocols,
+             sizeof(c->group_coordinator_rebalance_protocols), "classic,consumer");
+    c->group_consumer_heartbeat_interval_ms = 5000;
+    c->group_consumer_min_heartbeat_interval_ms = 5000;
+    c->group_consumer_max_heartbeat_interval_ms = 15000;
+    c->group_consumer_session_timeout_ms = 45000;
+    c->group_consumer_min_session_timeout_ms = 45000;
+    c->group_consumer_max_session_timeout_ms = 60000;
+    c->group_consumer_max_size = INT32_MAX;
+    snprintf(c->group_consumer_assignors, sizeof(c->group_consumer_assignors), "uniform,range");
     c->transactional_id_expiration_ms = 604800000;
     c->transaction_state_log_num_partitions = 50;
     c->transaction_state_log_replication_factor = 3;
@@ -791,9 +817,56 @@ static bool config_authorizer_known(const char *name)
            strcmp(name, "kafka.security.authorizer.AclAuthorizer") == 0;
 }
 
+/* Kafka's GroupCoordinatorConfig checks of the KIP-848 properties. */
+static int config_validate_consumer_groups(struct broker_config *c, char *err, size_t errlen)
+{
+    const char *p = c->group_coordinator_rebalance_protocols;
+    if (strstr(p, "classic") == NULL) {
+        snprintf(err, errlen, "group.coordinator.rebalance.protocols must contain classic");
+        return -EINVAL;
+    }
+    if (c->group_consumer_min_heartbeat_interval_ms > c->group_consumer_heartbeat_interval_ms ||
+        c->group_consumer_heartbeat_interval_ms > c->group_consumer_max_heartbeat_interval_ms) {
+        snprintf(err, errlen,
+                 "group.consumer.heartbeat.interval.ms must be between "
+                 "group.consumer.min.heartbeat.interval.ms and "
+                 "group.consumer.max.heartbeat.interval.ms");
+        return -EINVAL;
+    }
+    if (c->group_consumer_min_session_timeout_ms > c->group_consumer_session_timeout_ms ||
+        c->group_consumer_session_timeout_ms > c->group_consumer_max_session_timeout_ms) {
+        snprintf(err, errlen,
+                 "group.consumer.session.timeout.ms must be between "
+                 "group.consumer.min.session.timeout.ms and group.consumer.max.session.timeout.ms");
+        return -EINVAL;
+    }
+    if (c->group_consumer_heartbeat_interval_ms >= c->group_consumer_session_timeout_ms) {
+        snprintf(err, errlen,
+                 "group.consumer.heartbeat.interval.ms must be less than "
+                 "group.consumer.session.timeout.ms");
+        return -EINVAL;
+    }
+    for (const char *a = c->group_consumer_assignors; *a;) {
+        size_t n = strcspn(a, ", ");
+        if (n > 0 && !(n == 7 && strncmp(a, "uniform", 7) == 0) &&
+            !(n == 5 && strncmp(a, "range", 5) == 0)) {
+            snprintf(err, errlen,
+                     "group.consumer.assignors: unknown assignor '%.*s' (uniform and range are "
+                     "built in)",
+                     (int)n, a);
+            return -EINVAL;
+        }
+        a += n + (a[n] != '\0');
+    }
+    return 0;
+}
+
 int config_validate(struct broker_config *c, char *err, size_t errlen)
 {
-    int rc = config_validate_listeners(c, err, errlen);
+    int rc = config_validate_consumer_groups(c, err, errlen);
+    if (rc != 0)
+        return rc;
+    rc = config_validate_listeners(c, err, errlen);
     if (rc != 0)
         return rc;
     const struct listener_config *l = config_client_listener(c);

@@ -135,6 +135,15 @@ struct broker_config {
     int32_t group_initial_rebalance_delay_ms;
     int32_t group_min_session_timeout_ms;
     int32_t group_max_session_timeout_ms;
+    char group_coordinator_rebalance_protocols[64];   /* "classic,consumer" */
+    int32_t group_consumer_heartbeat_interval_ms;     /* 5000 (KIP-848) */
+    int32_t group_consumer_min_heartbeat_interval_ms; /* 5000 */
+    int32_t group_consumer_max_heartbeat_interval_ms; /* 15000 */
+    int32_t group_consumer_session_timeout_ms;        /* 45000 */
+    int32_t group_consumer_min_session_timeout_ms;    /* 45000 */
+    int32_t group_consumer_max_session_timeout_ms;    /* 60000 */
+    int32_t group_consumer_max_size;                  /* INT32_MAX */
+    char group_consumer_assignors[64];                /* "uniform,range" */
     /* transactions (src/txn/) */
     int32_t transaction_state_log_num_partitions;     /* 50 */
     int16_t transaction_state_log_replication_factor; /* 3, capped by live brokers */

@@ -94,6 +94,8 @@ static const struct broker_api broker_api_table[] = {
      API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
     {KPROTO_API_ALTER_CLIENT_QUOTAS, 0, 1, handle_alter_client_quotas,
      API_SCOPE_BROKER | API_SCOPE_CONTROLLER},
+    {KPROTO_API_CONSUMER_GROUP_HEARTBEAT, 0, 1, handle_consumer_group_heartbeat, API_SCOPE_BROKER},
+    {KPROTO_API_CONSUMER_GROUP_DESCRIBE, 0, 0, handle_consumer_group_describe, API_SCOPE_BROKER},
 };
 
 /* Broker-to-controller APIs: served by the active controller, not advertised in ApiVersions. */

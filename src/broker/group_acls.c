@@ -5,6 +5,8 @@
 
 #include "broker/authorizer.h"
 #include "broker/broker_internal.h"
+#include "proto/gen/consumer_group_describe.h"
+#include "proto/gen/consumer_group_heartbeat.h"
 #include "proto/gen/delete_groups.h"
 #include "proto/gen/describe_groups.h"
 #include "proto/gen/errors.h"
@@ -197,6 +199,31 @@ static void describe_after(struct broker_req *r, const struct kmsg_describe_grou
     }
 }
 
+/* ConsumerGroupDescribe: DESCRIBE on each group, as DescribeGroups. */
+static void consumer_describe_after(struct broker_req *r,
+                                    const struct kmsg_consumer_group_describe_request *req,
+                                    struct kmsg_consumer_group_describe_response *resp)
+{
+    for (int32_t i = 0; i < resp->groups.n; i++) {
+        struct kmsg_consumer_group_describe_response_described_group *g = &resp->groups.v[i];
+        char *name = broker_name(r, g->group_id);
+        if (name == NULL ||
+            !broker_authorize(r, NULL, ACL_RESOURCE_GROUP, name, ACL_OPERATION_DESCRIBE)) {
+            struct kstr id = g->group_id;
+            kmsg_consumer_group_describe_response_described_group_init(g);
+            g->group_id = id;
+            g->group_state = KSTR_LIT("");
+            g->assignor_name = KSTR_LIT("");
+            g->error_code = KAFKA_ERR_GROUP_AUTHORIZATION_FAILED;
+            g->members.n = 0;
+            continue;
+        }
+        if (req->include_authorized_operations)
+            g->authorized_operations = broker_authorized_operations(r, NULL, ACL_RESOURCE_GROUP,
+                                                                    name, ACL_OPERATIONS_GROUP);
+    }
+}
+
 /* Kafka: DESCRIBE on the cluster lists every group, else only those the principal may
  * DESCRIBE. */
 static void list_after(struct broker_req *r, struct kmsg_list_groups_response *resp)
@@ -345,6 +372,14 @@ bool group_acl_before(struct broker_req *r, void *req, void *resp, struct group_
         o->error_code = KAFKA_ERR_GROUP_AUTHORIZATION_FAILED;
         return true;
     }
+    case KPROTO_API_CONSUMER_GROUP_HEARTBEAT: {
+        struct kmsg_consumer_group_heartbeat_response *o = resp;
+        if (group_allowed(r, ((struct kmsg_consumer_group_heartbeat_request *)req)->group_id,
+                          ACL_OPERATION_READ))
+            return false;
+        o->error_code = KAFKA_ERR_GROUP_AUTHORIZATION_FAILED;
+        return true;
+    }
     case KPROTO_API_OFFSET_COMMIT:
         return commit_before(r, req, resp, st);
     case KPROTO_API_OFFSET_FETCH:
@@ -368,6 +403,9 @@ void group_acl_after(struct broker_req *r, const void *req, void *resp, struct g
         return;
     case KPROTO_API_DESCRIBE_GROUPS:
         describe_after(r, req, resp);
+        return;
+    case KPROTO_API_CONSUMER_GROUP_DESCRIBE:
+        consumer_describe_after(r, req, resp);
         return;
     case KPROTO_API_LIST_GROUPS:
         list_after(r, resp);

@@ -1,7 +1,8 @@
 /*
  * Group APIs: FindCoordinator (key 10) here, for groups and (key type 1) transactional ids;
  * JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, OffsetDelete,
- * DescribeGroups, ListGroups and DeleteGroups are decoded here and handed to the group coordinator
+ * DescribeGroups, ListGroups, DeleteGroups, ConsumerGroupHeartbeat and ConsumerGroupDescribe
+ * (KIP-848) are decoded here and handed to the group coordinator
  * (src/group/coordinator.h), which runs them on the worker owning the group's shard and calls back;
  * the reply is then posted to the request's own worker. __consumer_offsets is created on the first
  * FindCoordinator.
@@ -32,6 +33,8 @@
 #include "group/coordinator.h"
 #include "group/offsets_log.h"
 #include "txn/state_record.h"
+#include "proto/gen/consumer_group_describe.h"
+#include "proto/gen/consumer_group_heartbeat.h"
 #include "proto/gen/delete_groups.h"
 #include "proto/gen/describe_groups.h"
 #include "proto/gen/errors.h"
@@ -156,6 +159,32 @@ static bool env_txn_offset_pending(void *ctx, struct kstr group, struct kstr top
     return txn_offsets_pending(ctx, group, topic, partition);
 }
 
+static int32_t env_topic_lookup(void *ctx, const char *name, uint8_t id[16])
+{
+    struct broker *b = ctx;
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    const struct metadata_topic *t = metadata_image_topic_by_name(img, name);
+    int32_t n = -1;
+    if (t != NULL) {
+        memcpy(id, t->id, 16);
+        n = (int32_t)t->n_partitions;
+    }
+    metadata_image_release(img);
+    return n;
+}
+
+static void env_topic_each(void *ctx, void (*cb)(void *arg, const char *name), void *arg)
+{
+    struct broker *b = ctx;
+    const struct metadata_image *img = metadata_image_acquire(b->ctl);
+    for (size_t i = 0; i < img->n_topics; i++) {
+        const char *name = img->topics_by_name[i]->name;
+        if (strcmp(name, OFFSETS_TOPIC) != 0 && strcmp(name, TXN_STATE_TOPIC) != 0)
+            cb(arg, name);
+    }
+    metadata_image_release(img);
+}
+
 int groups_start(struct broker *b)
 {
     struct broker_groups *g = calloc(1, sizeof(*g));
@@ -170,7 +199,14 @@ int groups_start(struct broker *b)
         .max_metadata_bytes = 4096,
         .max_shards =
             b->cfg.offsets_topic_num_partitions > 1000 ? b->cfg.offsets_topic_num_partitions : 1000,
+        .consumer_protocol_enabled =
+            strstr(b->cfg.group_coordinator_rebalance_protocols, "consumer") != NULL,
+        .consumer_heartbeat_interval_ms = b->cfg.group_consumer_heartbeat_interval_ms,
+        .consumer_session_timeout_ms = b->cfg.group_consumer_session_timeout_ms,
+        .consumer_max_size = b->cfg.group_consumer_max_size,
     };
+    snprintf(cfg.consumer_assignors, sizeof(cfg.consumer_assignors), "%s",
+             b->cfg.group_consumer_assignors);
     struct group_env env = {
         .ctx = b,
         .worker_for = env_worker_for,
@@ -184,6 +220,8 @@ int groups_start(struct broker *b)
         .txn_pending = env_txn_pending,
         .txn_pending_clear = env_txn_pending_clear,
         .txn_offset_pending = env_txn_offset_pending,
+        .topic_lookup = env_topic_lookup,
+        .topic_each = env_topic_each,
     };
     g->gc = group_coordinator_create(&cfg, &env);
     if (g->gc == NULL) {
@@ -489,3 +527,5 @@ GROUP_HANDLER(handle_offset_delete, offset_delete)
 GROUP_HANDLER(handle_describe_groups, describe_groups)
 GROUP_HANDLER(handle_list_groups, list_groups)
 GROUP_HANDLER(handle_delete_groups, delete_groups)
+GROUP_HANDLER(handle_consumer_group_heartbeat, consumer_group_heartbeat)
+GROUP_HANDLER(handle_consumer_group_describe, consumer_group_describe)

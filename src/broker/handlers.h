@@ -99,6 +99,8 @@ void handle_offset_delete(struct broker_req *r);
 void handle_describe_groups(struct broker_req *r);
 void handle_list_groups(struct broker_req *r);
 void handle_delete_groups(struct broker_req *r);
+void handle_consumer_group_heartbeat(struct broker_req *r);
+void handle_consumer_group_describe(struct broker_req *r);
 void handle_add_partitions_to_txn(struct broker_req *r);
 /* v4-5, the brokers' batched form (add_partitions_batched.c). */
 void handle_add_partitions_to_txn_batched(struct broker_req *r);

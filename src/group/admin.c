@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "base/logger.h"
+#include "group/consumer_group.h"
 #include "group/group_internal.h"
 #include "proto/acl_operations.h"
 #include "proto/gen/delete_groups.h"
@@ -46,6 +47,10 @@ void group_handle_describe(struct shard *s, struct group_call *c)
     if (err == 0 && c->api_version >= 3 && req->include_authorized_operations)
         d->authorized_operations = ACL_OPERATIONS_GROUP;
     struct group *g = err ? NULL : group_find(s, d->group_id);
+    /* A consumer group (KIP-848) is not a classic group: Kafka's describeGroups answers it as
+     * Dead without error up to v5 (v6 adds GROUP_ID_NOT_FOUND with a message). */
+    if (g != NULL && g->cg != NULL)
+        g = NULL;
     if (g != NULL) {
         d->group_state = KSTR_LIT("");
         const char *st = group_state_name(g->state);
@@ -85,8 +90,9 @@ void group_handle_describe(struct shard *s, struct group_call *c)
 static bool list_wanted(struct group_call *c, const struct group *g)
 {
     const struct kmsg_list_groups_request *req = c->req;
+    const char *type = g->cg ? "consumer" : "classic";
     if (c->api_version >= 4 && req->states_filter.n > 0) {
-        const char *st = group_state_name(g->state);
+        const char *st = g->cg ? cg_state_name(g->cg) : group_state_name(g->state);
         bool ok = false;
         for (int32_t i = 0; i < req->states_filter.n && !ok; i++)
             ok = req->states_filter.v[i].len == (int32_t)strlen(st) &&
@@ -97,8 +103,8 @@ static bool list_wanted(struct group_call *c, const struct group *g)
     if (c->api_version >= 5 && req->types_filter.n > 0) {
         bool ok = false;
         for (int32_t i = 0; i < req->types_filter.n && !ok; i++)
-            ok = req->types_filter.v[i].len == 7 &&
-                 strncasecmp(req->types_filter.v[i].ptr, "classic", 7) == 0;
+            ok = req->types_filter.v[i].len == (int32_t)strlen(type) &&
+                 strncasecmp(req->types_filter.v[i].ptr, type, strlen(type)) == 0;
         if (!ok)
             return false;
     }
@@ -140,9 +146,9 @@ void group_handle_list(struct shard *s, struct group_call *c)
                 lg->protocol_type = g->protocol_type.len >= 0
                                         ? arena_kstr(c->arena, &g->protocol_type)
                                         : KSTR_LIT("");
-                const char *st = group_state_name(g->state);
+                const char *st = g->cg ? cg_state_name(g->cg) : group_state_name(g->state);
                 lg->group_state = (struct kstr){st, (int32_t)strlen(st)};
-                lg->group_type = KSTR_LIT("classic");
+                lg->group_type = g->cg ? KSTR_LIT("consumer") : KSTR_LIT("classic");
             }
         }
         c->state = (void *)(uintptr_t)cap;
@@ -170,7 +176,7 @@ static void group_delete_durable(void *arg, int err)
         resp->results.v[c->step].error_code = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
     } else {
         struct group *g = group_find(st->s, (struct kstr){st->group, (int32_t)strlen(st->group)});
-        if (g != NULL && g->nmembers == 0)
+        if (g != NULL && g->nmembers == 0 && group_consumer_members(g) == 0)
             group_remove(g);
         logger_info("group", "group %s deleted", st->group);
     }
@@ -200,7 +206,7 @@ void group_handle_delete(struct shard *s, struct group_call *c)
     struct group *g = err ? NULL : group_find(s, res->group_id);
     if (err == 0 && (g == NULL || g->state == GS_DEAD))
         err = KAFKA_ERR_GROUP_ID_NOT_FOUND;
-    if (err == 0 && g->nmembers > 0)
+    if (err == 0 && (g->nmembers > 0 || group_consumer_members(g) > 0))
         err = KAFKA_ERR_NON_EMPTY_GROUP;
     res->error_code = err;
     if (err == 0) {

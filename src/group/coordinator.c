@@ -8,6 +8,7 @@
  * thread model.
  */
 #include "group/group_internal.h"
+#include "group/consumer_group.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -18,6 +19,8 @@
 #include "base/clock.h"
 #include "base/logger.h"
 #include "proto/gen/api_table.h"
+#include "proto/gen/consumer_group_describe.h"
+#include "proto/gen/consumer_group_heartbeat.h"
 #include "proto/gen/delete_groups.h"
 #include "proto/gen/describe_groups.h"
 #include "proto/gen/errors.h"
@@ -135,6 +138,7 @@ void group_free(struct group *g, bool on_owner)
         gstr_free(&g->offsets[i].metadata);
     }
     free(g->offsets);
+    cg_free(g, on_owner);
     gstr_free(&g->id);
     gstr_free(&g->protocol_type);
     gstr_free(&g->protocol_name);
@@ -338,6 +342,17 @@ static struct kstr call_group_at(struct group_call *c, int32_t step, bool *multi
         return ((const struct kmsg_offset_delete_request *)c->req)->group_id;
     case KPROTO_API_TXN_OFFSET_COMMIT:
         return ((const struct kmsg_txn_offset_commit_request *)c->req)->group_id;
+    case KPROTO_API_CONSUMER_GROUP_HEARTBEAT:
+        return ((const struct kmsg_consumer_group_heartbeat_request *)c->req)->group_id;
+    case KPROTO_API_CONSUMER_GROUP_DESCRIBE: {
+        const struct kmsg_consumer_group_describe_request *r = c->req;
+        *multi = true;
+        if (step >= r->group_ids.n) {
+            *end = true;
+            return KSTR_NULL;
+        }
+        return r->group_ids.v[step];
+    }
     case KPROTO_API_OFFSET_FETCH: {
         const struct kmsg_offset_fetch_request *r = c->req;
         if (c->api_version < 8)
@@ -417,6 +432,12 @@ static void call_run(void *arg)
         break;
     case KPROTO_API_DELETE_GROUPS:
         group_handle_delete(s, c);
+        break;
+    case KPROTO_API_CONSUMER_GROUP_HEARTBEAT:
+        group_handle_consumer_heartbeat(s, c);
+        break;
+    case KPROTO_API_CONSUMER_GROUP_DESCRIBE:
+        group_handle_consumer_describe(s, c);
         break;
     default:
         call_finish(c);
@@ -513,6 +534,7 @@ void shard_quiesce(struct shard *s, int16_t err)
             net_timer_cancel(s->worker, &g->join_timer);
             for (struct member *m = g->members; m; m = m->next)
                 net_timer_cancel(s->worker, &m->session_timer);
+            cg_cancel_timers(g);
         }
 }
 

@@ -1,5 +1,6 @@
 /*
- * The group coordinator (classic group protocol) and the committed offsets of consumer groups.
+ * The group coordinator (classic and KIP-848 consumer group protocols) and the committed offsets of
+ * consumer groups.
  *
  * Group G lives in shard abs(javaStringHash(G)) % N, N = partition count of __consumer_offsets;
  * shard s is partition s of that topic. Group metadata and offset commits are records of that
@@ -75,6 +76,12 @@ struct group_env {
      * with require_stable answers UNSTABLE_OFFSET_COMMIT then, KIP-447). Optional; owner
      * worker. */
     bool (*txn_offset_pending)(void *ctx, struct kstr group, struct kstr topic, int32_t partition);
+    /* Consumer groups: the partition count of topic `name` and its id (into id), or -1 when
+     * the cluster has no such topic. Any worker. */
+    int32_t (*topic_lookup)(void *ctx, const char *name, uint8_t id[16]);
+    /* Consumer groups: calls cb(arg, name) for every topic of the cluster but the internal
+     * ones, for regex subscriptions. Any worker. */
+    void (*topic_each)(void *ctx, void (*cb)(void *arg, const char *name), void *arg);
 };
 
 struct group_config {
@@ -85,6 +92,12 @@ struct group_config {
     int64_t retention_check_interval_ms; /* offsets.retention.check.interval.ms */
     int32_t max_metadata_bytes;          /* offset.metadata.max.bytes */
     int32_t max_shards;                  /* offsets.topic.num.partitions (table size) */
+    /* KIP-848 consumer groups */
+    bool consumer_protocol_enabled;         /* group.coordinator.rebalance.protocols has it */
+    int32_t consumer_heartbeat_interval_ms; /* group.consumer.heartbeat.interval.ms */
+    int32_t consumer_session_timeout_ms;    /* group.consumer.session.timeout.ms */
+    int32_t consumer_max_size;              /* group.consumer.max.size */
+    char consumer_assignors[64];            /* group.consumer.assignors, in preference order */
 };
 
 /* One request handed to the coordinator. The caller fills the public part. A

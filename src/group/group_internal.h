@@ -75,6 +75,9 @@ struct group {
     struct offset_entry *offsets; /* sorted by (topic, partition) */
     size_t noffsets, offsets_cap;
     bool load_meta; /* loading only: the newest group metadata record is not a tombstone */
+    /* A consumer group (KIP-848, consumer_group.h); NULL for a classic group. A consumer group
+     * has no classic members and stays in the classic state Empty. */
+    struct cgroup *cg;
 };
 
 #define SHARD_MIN_BUCKETS 64
@@ -216,6 +219,12 @@ void shard_expire_offsets(struct shard *s);
 /* TxnOffsetCommit v3+ (c->req a kmsg_txn_offset_commit_request, c->resp an int16_t): the
  * member check only; *resp is 0 or the Kafka error. */
 void group_handle_txn_commit_check(struct shard *s, struct group_call *c);
+
+/* ---- consumer groups (consumer_heartbeat.c; the rest in consumer_group.h) ---- */
+void cg_free(struct group *g, bool on_owner);
+void cg_cancel_timers(struct group *g);
+/* Members of a consumer group; 0 for a classic group. */
+int32_t group_consumer_members(const struct group *g);
 
 /* ---- admin.c ---- */
 void group_handle_describe(struct shard *s, struct group_call *c);

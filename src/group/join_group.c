@@ -410,6 +410,16 @@ static struct group *join_find_group(struct shard *s, const struct group_call *c
         *err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
         return NULL;
     }
+    /* A consumer group (KIP-848) with members does not take classic members here (Kafka would
+     * run them inside it, an upgrade path not built); an empty one becomes classic again. */
+    if (g->cg != NULL && group_consumer_members(g) > 0) {
+        *err = KAFKA_ERR_INCONSISTENT_GROUP_PROTOCOL;
+        return NULL;
+    }
+    if (g->cg != NULL) {
+        cg_free(g, true);
+        gstr_free(&g->protocol_type);
+    }
     if (!group_supports(g, req)) {
         *err = KAFKA_ERR_INCONSISTENT_GROUP_PROTOCOL;
         return NULL;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/logger.h"
+#include "group/consumer_group.h"
 #include "group/group_internal.h"
 #include "proto/gen/consumer_protocol_subscription.h"
 #include "proto/gen/errors.h"
@@ -190,6 +191,11 @@ static int16_t commit_check(struct shard *s, struct group_call *c, struct group 
     }
     if (g->state == GS_DEAD)
         return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (g->cg != NULL) { /* a consumer group (KIP-848): member epochs */
+        int16_t err = cg_check_commit(g, member, gen, false, c->api_version);
+        *gp = err ? NULL : g;
+        return err;
+    }
     if (instance.len >= 0) {
         struct member *bi = group_member_by_instance(g, instance);
         if (bi == NULL)
@@ -456,13 +462,18 @@ static void fetch_fill_listed(struct group_call *c, struct group *g,
 /* Fills og with group_id's committed offsets for `topics` (n < 0: every topic with one). */
 static void fetch_fill_group(struct shard *s, struct group_call *c, struct kstr group_id,
                              const struct kmsg_offset_fetch_request_topics_array *topics,
-                             bool stable, struct kmsg_offset_fetch_response_group *og)
+                             bool stable, const struct kmsg_offset_fetch_request_group *rg,
+                             struct kmsg_offset_fetch_response_group *og)
 {
     kmsg_offset_fetch_response_group_init(og);
     og->group_id = group_id;
     int16_t err = shard_error(s);
-    og->error_code = err;
     struct group *g = err ? NULL : group_find(s, group_id);
+    /* v9+ from a consumer group member (KIP-848): its member id and epoch are checked. */
+    if (g != NULL && g->cg != NULL && rg != NULL && c->api_version >= 9 &&
+        (err = cg_check_fetch(g, rg->member_id, rg->member_epoch)) != 0)
+        g = NULL;
+    og->error_code = err;
     if (topics->n < 0)
         fetch_fill_all(c, g, stable, &og->topics);
     else
@@ -523,7 +534,8 @@ static void fetch_legacy(struct shard *s, struct group_call *c)
     struct kmsg_offset_fetch_request_topics_array topics =
         fetch_topics_from_legacy(c->arena, &req->topics);
     struct kmsg_offset_fetch_response_group og;
-    fetch_fill_group(s, c, req->group_id, &topics, c->api_version >= 7 && req->require_stable, &og);
+    fetch_fill_group(s, c, req->group_id, &topics, c->api_version >= 7 && req->require_stable, NULL,
+                     &og);
     if (c->api_version >= 2)
         resp->error_code = og.error_code;
     fetch_topics_to_legacy(c->arena, &og.topics, &resp->topics);
@@ -544,7 +556,7 @@ static void fetch_group(struct shard *s, struct group_call *c)
         }
     }
     const struct kmsg_offset_fetch_request_group *rg = &req->groups.v[c->step];
-    fetch_fill_group(s, c, rg->group_id, &rg->topics, req->require_stable,
+    fetch_fill_group(s, c, rg->group_id, &rg->topics, req->require_stable, rg,
                      &resp->groups.v[c->step]);
     c->step++;
     call_continue(c);
@@ -719,7 +731,7 @@ void shard_expire_offsets(struct shard *s)
     for (size_t b = 0; b < s->nbuckets; b++) {
         for (struct group *g = s->buckets[b], *next; g; g = next) {
             next = g->next;
-            if (g->state != GS_EMPTY)
+            if (g->state != GS_EMPTY || group_consumer_members(g) > 0)
                 continue;
             size_t n = 0;
             struct offsets_kv *kvs = calloc(g->noffsets + 1, sizeof(*kvs));

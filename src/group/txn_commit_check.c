@@ -5,8 +5,10 @@
  * generation (UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, ILLEGAL_GENERATION); one that names none of
  * them (what clients before KIP-447 send) is accepted even while the group has members. Only
  * the check runs here: txn_offset_commit.c writes the offsets once it passed. As in Kafka's
- * new coordinator, a group that does not exist accepts generation -1 only.
+ * new coordinator, a group that does not exist accepts generation -1 only. A consumer group
+ * (KIP-848) checks the member epoch instead (STALE_MEMBER_EPOCH).
  */
+#include "group/consumer_group.h"
 #include "group/group_internal.h"
 #include "proto/gen/errors.h"
 #include "proto/gen/txn_offset_commit.h"
@@ -35,6 +37,8 @@ static int16_t txn_check(struct shard *s, const struct kmsg_txn_offset_commit_re
         return gen >= 0 ? KAFKA_ERR_ILLEGAL_GENERATION : 0;
     if (g->state == GS_DEAD)
         return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (g->cg != NULL) /* a consumer group (KIP-848): ConsumerGroup.validateOffsetCommit */
+        return cg_check_commit(g, member, gen, true, 5);
     if (gen < 0 && g->state == GS_EMPTY)
         return 0;
     if (gen < 0 && member.len == 0 && instance.len < 0)

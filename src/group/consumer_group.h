@@ -1,0 +1,117 @@
+/*
+ * Consumer groups of the next-generation protocol (KIP-848), internal to src/group/.
+ *
+ * A group of type "consumer" hangs a struct cgroup off its struct group (g->cg); its classic
+ * fields stay empty (no classic members, state Empty). Members heartbeat with
+ * ConsumerGroupHeartbeat; the coordinator assigns partitions itself (consumer_assignor.c).
+ *
+ * EPOCHS. group_epoch grows whenever membership, a subscription or the subscribed topics'
+ * metadata change. assignment_epoch is the group epoch the target assignment (each member's
+ * `target`) was computed for; it is recomputed lazily on the next heartbeat when
+ * group_epoch > assignment_epoch. A member's epoch reaches assignment_epoch through
+ * reconciliation: partitions it must give up are first reported as revoked (state UNREVOKED,
+ * epoch unchanged); only when its heartbeats stop listing them among the owned partitions does
+ * it move on. A partition goes to its new owner only while no other member holds it in
+ * `assigned` or `revoking` (state UNRELEASED while waiting).
+ *
+ * INVARIANTS. Each tpset is sorted by (topic id, partition) without duplicates. A partition is
+ * in at most one member's `assigned` or `revoking` (asserted by cg_check_owners in debug
+ * builds). member->epoch <= cg->assignment_epoch <= cg->group_epoch.
+ *
+ * THREADS. Owner worker of the shard only, like the rest of the group (coordinator.h).
+ */
+#ifndef GREGOR_GROUP_CONSUMER_GROUP_H
+#define GREGOR_GROUP_CONSUMER_GROUP_H
+
+#include <regex.h>
+
+#include "group/group_internal.h"
+
+#define CG_LEAVE_EPOCH (-1)
+#define CG_LEAVE_STATIC_EPOCH (-2)
+
+struct cg_tp {
+    uint8_t topic_id[16];
+    int32_t partition;
+};
+
+/* A set of topic partitions, sorted; v malloc'ed. */
+struct cg_tpset {
+    struct cg_tp *v;
+    int32_t n, cap;
+};
+
+/* One subscribed topic as the cluster has it: the group's subscription metadata. */
+struct cg_topic {
+    char *name;
+    uint8_t id[16];
+    int32_t nparts; /* -1: the topic does not exist */
+};
+
+enum cg_member_state { CGM_STABLE, CGM_UNREVOKED, CGM_UNRELEASED };
+
+struct cg_member {
+    struct cg_member *next;
+    struct group *g;
+    struct gstr id, instance_id, rack_id, client_id, client_host, assignor;
+    int32_t epoch, previous_epoch;
+    int32_t rebalance_timeout_ms;
+    enum cg_member_state state;
+    char **topics; /* subscribed topic names (SubscribedTopicNames), sorted */
+    int32_t ntopics;
+    /* SubscribedTopicRegex (v1): the pattern as sent, and compiled as POSIX ERE anchored at
+     * both ends (Kafka matches whole names with RE2/J syntax; the common subset agrees). */
+    struct gstr regex;
+    regex_t re;
+    bool re_valid;
+    char **subs; /* effective subscription: topics plus the regex's matches, sorted */
+    int32_t nsubs;
+    struct cg_tpset assigned; /* owned now (or being handed over to it) */
+    struct cg_tpset revoking; /* to give up; still owned until its heartbeat drops them */
+    struct cg_tpset target;   /* target assignment at cg->assignment_epoch */
+    struct net_timer session_timer;
+    struct net_timer revoke_timer; /* rebalance timeout while UNREVOKED */
+};
+
+struct cgroup {
+    int32_t group_epoch;
+    int32_t assignment_epoch;
+    struct cg_member *members;
+    int32_t nmembers;
+    struct cg_topic *topics; /* subscription metadata, sorted by name */
+    int32_t ntopics;
+    char assignor[32]; /* the assignor of the last target assignment */
+};
+
+/* ---- sets (consumer_tpset.c) ---- */
+int cg_tpset_add(struct cg_tpset *s, const uint8_t id[16], int32_t partition);
+bool cg_tpset_has(const struct cg_tpset *s, const uint8_t id[16], int32_t partition);
+void cg_tpset_clear(struct cg_tpset *s);
+void cg_tpset_free(struct cg_tpset *s);
+int cg_tpset_copy(struct cg_tpset *dst, const struct cg_tpset *src);
+bool cg_tpset_eq(const struct cg_tpset *a, const struct cg_tpset *b);
+int cg_tp_cmp(const struct cg_tp *a, const struct cg_tp *b);
+
+/* ---- assignors (consumer_assignor.c) ---- */
+/* True if `name` is one of the assignors this broker runs (group.consumer.assignors). */
+bool cg_assignor_known(const struct group_config *cfg, struct kstr name);
+/* Recomputes every member's target for the group's subscription metadata with the assignor
+ * most members name (else the first configured one). 0 or -ENOMEM (targets unchanged). */
+int cg_assign(struct cgroup *cg, const struct group_config *cfg);
+
+/* ---- the group (consumer_heartbeat.c) ---- */
+struct cgroup *cg_create(void);
+/* Frees the consumer state; on_owner: cancel timers first. */
+void cg_free(struct group *g, bool on_owner);
+const char *cg_state_name(const struct cgroup *cg);
+struct cg_member *cg_find_member(struct cgroup *cg, struct kstr id);
+void group_handle_consumer_heartbeat(struct shard *s, struct group_call *c);
+/* OffsetCommit (v9+ semantics) / OffsetFetch member checks: 0 or a Kafka error. */
+int16_t cg_check_commit(struct group *g, struct kstr member_id, int32_t epoch, bool trusted,
+                        int16_t api_version);
+int16_t cg_check_fetch(struct group *g, struct kstr member_id, int32_t epoch);
+
+/* ---- ConsumerGroupDescribe (consumer_describe.c) ---- */
+void group_handle_consumer_describe(struct shard *s, struct group_call *c);
+
+#endif

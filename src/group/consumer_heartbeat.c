@@ -1,0 +1,931 @@
+/*
+ * ConsumerGroupHeartbeat (key 68): joining, heartbeating, reconciling and leaving a consumer
+ * group of the KIP-848 protocol, following Kafka's GroupMetadataManager.consumerGroupHeartbeat
+ * and CurrentAssignmentBuilder. See consumer_group.h for the epochs and invariants. Owner worker
+ * only.
+ *
+ * Not persisted yet: a consumer group lives in memory only (its committed offsets are records
+ * like any group's); after a restart or a coordinator move its members rejoin (UNKNOWN_MEMBER_ID
+ * makes a KIP-848 client rejoin with epoch 0).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "base/clock.h"
+#include "base/logger.h"
+#include "group/consumer_group.h"
+#include "proto/gen/consumer_group_heartbeat.h"
+#include "proto/gen/errors.h"
+
+/* ---- the group ---- */
+
+struct cgroup *cg_create(void)
+{
+    return calloc(1, sizeof(struct cgroup));
+}
+
+static void cg_topics_free(struct cg_topic *t, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        free(t[i].name);
+    free(t);
+}
+
+static void cg_member_free(struct cg_member *m)
+{
+    gstr_free(&m->id);
+    gstr_free(&m->instance_id);
+    gstr_free(&m->rack_id);
+    gstr_free(&m->client_id);
+    gstr_free(&m->client_host);
+    gstr_free(&m->assignor);
+    for (int32_t i = 0; i < m->ntopics; i++)
+        free(m->topics[i]);
+    free(m->topics);
+    for (int32_t i = 0; i < m->nsubs; i++)
+        free(m->subs[i]);
+    free(m->subs);
+    gstr_free(&m->regex);
+    if (m->re_valid)
+        regfree(&m->re);
+    cg_tpset_free(&m->assigned);
+    cg_tpset_free(&m->revoking);
+    cg_tpset_free(&m->target);
+    free(m);
+}
+
+static void cg_member_cancel_timers(struct cg_member *m)
+{
+    struct net_worker *w = m->g->s->worker;
+    if (w == NULL)
+        return;
+    net_timer_cancel(w, &m->session_timer);
+    net_timer_cancel(w, &m->revoke_timer);
+}
+
+void cg_free(struct group *g, bool on_owner)
+{
+    struct cgroup *cg = g->cg;
+    if (cg == NULL)
+        return;
+    while (cg->members) {
+        struct cg_member *m = cg->members;
+        cg->members = m->next;
+        if (on_owner)
+            cg_member_cancel_timers(m);
+        assert(on_owner || !net_timer_armed(&m->session_timer));
+        cg_member_free(m);
+    }
+    cg_topics_free(cg->topics, cg->ntopics);
+    free(cg);
+    g->cg = NULL;
+}
+
+void cg_cancel_timers(struct group *g)
+{
+    for (struct cg_member *m = g->cg ? g->cg->members : NULL; m; m = m->next)
+        cg_member_cancel_timers(m);
+}
+
+const char *cg_state_name(const struct cgroup *cg)
+{
+    if (cg->nmembers == 0)
+        return "Empty";
+    if (cg->group_epoch > cg->assignment_epoch)
+        return "Assigning";
+    for (const struct cg_member *m = cg->members; m; m = m->next)
+        if (m->epoch != cg->assignment_epoch || m->state != CGM_STABLE)
+            return "Reconciling";
+    return "Stable";
+}
+
+struct cg_member *cg_find_member(struct cgroup *cg, struct kstr id)
+{
+    for (struct cg_member *m = cg->members; m; m = m->next)
+        if (gstr_eq(&m->id, id))
+            return m;
+    return NULL;
+}
+
+static struct cg_member *cg_find_static(struct cgroup *cg, struct kstr instance_id)
+{
+    if (instance_id.len < 0)
+        return NULL;
+    for (struct cg_member *m = cg->members; m; m = m->next)
+        if (gstr_eq(&m->instance_id, instance_id))
+            return m;
+    return NULL;
+}
+
+/* Unlinks and frees m; bump: the membership changed (a new target assignment is due). */
+static void cg_remove_member(struct group *g, struct cg_member *m, bool bump, const char *why)
+{
+    struct cgroup *cg = g->cg;
+    struct cg_member **pp = &cg->members;
+    while (*pp && *pp != m)
+        pp = &(*pp)->next;
+    assert(*pp == m); /* every member is in its group's list */
+    *pp = m->next;
+    cg->nmembers--;
+    logger_info("group", "consumer group %s: member %s %s", g->id.p, m->id.p, why);
+    cg_member_cancel_timers(m);
+    cg_member_free(m);
+    if (bump)
+        cg->group_epoch++;
+}
+
+static void member_session_expired(struct net_timer *t)
+{
+    struct cg_member *m = t->arg;
+    cg_remove_member(m->g, m, true, "expired (session timeout)");
+}
+
+static void member_revoke_expired(struct net_timer *t)
+{
+    struct cg_member *m = t->arg;
+    cg_remove_member(m->g, m, true, "fenced (did not revoke within its rebalance timeout)");
+}
+
+static void member_schedule_session(struct group *g, struct cg_member *m)
+{
+    net_timer_start(g->s->worker, &m->session_timer, g->s->gc->cfg.consumer_session_timeout_ms,
+                    member_session_expired, m);
+}
+
+/* ---- the request ---- */
+
+static bool kstr_empty(struct kstr k)
+{
+    return k.len == 0;
+}
+
+/* Compiles a SubscribedTopicRegex as Kafka matches it: the whole topic name. 0 or regcomp's
+ * error. */
+static int regex_compile(regex_t *re, struct kstr pattern)
+{
+    char *buf = malloc((size_t)pattern.len + 5);
+    if (buf == NULL)
+        return REG_ESPACE;
+    snprintf(buf, (size_t)pattern.len + 5, "^(%.*s)$", (int)pattern.len, pattern.ptr);
+    int rc = regcomp(re, buf, REG_EXTENDED | REG_NOSUB);
+    free(buf);
+    return rc;
+}
+
+/* Kafka's throwIfConsumerGroupHeartbeatRequestIsInvalid (4.0, with v1's client-generated
+ * member ids and regexes); 0, INVALID_REQUEST, INVALID_REGULAR_EXPRESSION or
+ * UNSUPPORTED_ASSIGNOR, with the message in *msg. */
+static int16_t hb_validate(const struct group_config *cfg, int16_t version,
+                           const struct kmsg_consumer_group_heartbeat_request *req,
+                           const char **msg)
+{
+    if (version >= 1 && req->member_id.len <= 0)
+        return *msg = "MemberId can't be empty.", KAFKA_ERR_INVALID_REQUEST;
+    if (req->subscribed_topic_regex.len > 0) {
+        regex_t re;
+        if (regex_compile(&re, req->subscribed_topic_regex) != 0)
+            return *msg = "SubscribedTopicRegex is not a valid regular expression.",
+                   KAFKA_ERR_INVALID_REGULAR_EXPRESSION;
+        regfree(&re);
+    }
+    *msg = NULL;
+    if (req->group_id.len <= 0)
+        return *msg = "GroupId can't be empty.", KAFKA_ERR_INVALID_REQUEST;
+    if (kstr_empty(req->instance_id))
+        return *msg = "InstanceId can't be empty.", KAFKA_ERR_INVALID_REQUEST;
+    if (kstr_empty(req->rack_id))
+        return *msg = "RackId can't be empty.", KAFKA_ERR_INVALID_REQUEST;
+    int32_t e = req->member_epoch;
+    if (e > 0 || e == CG_LEAVE_EPOCH) {
+        if (req->member_id.len <= 0)
+            return *msg = "MemberId can't be empty.", KAFKA_ERR_INVALID_REQUEST;
+    } else if (e == 0) {
+        if (req->rebalance_timeout_ms == -1)
+            return *msg = "RebalanceTimeoutMs must be provided in first request.",
+                   KAFKA_ERR_INVALID_REQUEST;
+        if (req->topic_partitions.n != 0)
+            return *msg = "TopicPartitions must be empty when (re-)joining.",
+                   KAFKA_ERR_INVALID_REQUEST;
+        if (req->subscribed_topic_names.n <= 0 && req->subscribed_topic_regex.len <= 0)
+            return *msg = "Subscription must be set in first request.", KAFKA_ERR_INVALID_REQUEST;
+    } else if (e == CG_LEAVE_STATIC_EPOCH) {
+        if (req->member_id.len <= 0)
+            return *msg = "MemberId can't be empty.", KAFKA_ERR_INVALID_REQUEST;
+        if (req->instance_id.len < 0)
+            return *msg = "InstanceId can't be null.", KAFKA_ERR_INVALID_REQUEST;
+    } else {
+        return *msg = "MemberEpoch is invalid.", KAFKA_ERR_INVALID_REQUEST;
+    }
+    if (req->server_assignor.len >= 0 && !cg_assignor_known(cfg, req->server_assignor))
+        return *msg = "ServerAssignor is not supported.", KAFKA_ERR_UNSUPPORTED_ASSIGNOR;
+    return 0;
+}
+
+/* True if every partition the member reports owning is in set (Kafka's isSubset). */
+static bool
+owned_subset(const struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *o,
+             const struct cg_tpset *set)
+{
+    if (o->n < 0)
+        return false;
+    for (int32_t i = 0; i < o->n; i++)
+        for (int32_t j = 0; j < o->v[i].partitions.n; j++)
+            if (!cg_tpset_has(set, o->v[i].topic_id.b, o->v[i].partitions.v[j]))
+                return false;
+    return true;
+}
+
+/* True if the member may still own a partition of set (unknown when it did not say). */
+static bool owns_any(const struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *o,
+                     const struct cg_tpset *set)
+{
+    if (o->n < 0)
+        return true;
+    for (int32_t i = 0; i < o->n; i++)
+        for (int32_t j = 0; j < o->v[i].partitions.n; j++)
+            if (cg_tpset_has(set, o->v[i].topic_id.b, o->v[i].partitions.v[j]))
+                return true;
+    return false;
+}
+
+/* Kafka's Uuid.randomUuid().toString(): 16 random bytes in URL-safe base64, unpadded. */
+static void cg_new_member_id(char out[23])
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t r[18] = {0};
+    if (getrandom(r, 16, 0) != 16) {
+        int64_t t = clock_mono_ns();
+        for (int i = 0; i < 16; i++)
+            r[i] = (uint8_t)(t >> ((i % 8) * 8)) ^ (uint8_t)(i * 37);
+    }
+    int o = 0;
+    for (int i = 0; i < 18 && o < 22; i += 3) {
+        uint32_t v = ((uint32_t)r[i] << 16) | ((uint32_t)r[i + 1] << 8) | r[i + 2];
+        for (int k = 3; k >= 0 && o < 22; k--)
+            out[o++] = b64[(v >> (k * 6)) & 63];
+    }
+    out[22] = '\0';
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sets m's subscription from the request's names (sorted, deduplicated); true if it changed.
+ * -ENOMEM leaves m unchanged. */
+static int member_set_topics(struct cg_member *m, const struct karray_str *names)
+{
+    int32_t n = names->n > 0 ? names->n : 0;
+    char **v = calloc((size_t)n + 1, sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++)
+        if ((v[k] = kstr_strdup(names->v[i])) != NULL)
+            k++;
+    qsort(v, (size_t)k, sizeof(*v), cmp_str);
+    int32_t u = 0;
+    for (int32_t i = 0; i < k; i++) {
+        if (u > 0 && strcmp(v[u - 1], v[i]) == 0)
+            free(v[i]);
+        else
+            v[u++] = v[i];
+    }
+    bool same = u == m->ntopics;
+    for (int32_t i = 0; same && i < u; i++)
+        same = strcmp(v[i], m->topics[i]) == 0;
+    if (same) {
+        for (int32_t i = 0; i < u; i++)
+            free(v[i]);
+        free(v);
+        return 0;
+    }
+    for (int32_t i = 0; i < m->ntopics; i++)
+        free(m->topics[i]);
+    free(m->topics);
+    m->topics = v;
+    m->ntopics = u;
+    return 1;
+}
+
+/*
+ * Recomputes the subscription metadata (every topic some member subscribes to, with its id
+ * and partition count as the cluster has them now); true if it changed, which bumps the group
+ * epoch: a topic created, deleted or grown reaches the assignment this way. O(members x
+ * subscribed topics) per heartbeat, bounded by group.consumer.max.size.
+ */
+struct regex_matches {
+    const regex_t *re;
+    char **v;
+    int32_t n, cap;
+    int err;
+};
+
+static void regex_match_one(void *arg, const char *name)
+{
+    struct regex_matches *mt = arg;
+    if (mt->err || regexec(mt->re, name, 0, NULL, 0) != 0)
+        return;
+    if (mt->n == mt->cap) {
+        int32_t ncap = mt->cap ? mt->cap * 2 : 16;
+        char **nv = realloc(mt->v, (size_t)ncap * sizeof(*nv));
+        if (nv == NULL) {
+            mt->err = -ENOMEM;
+            return;
+        }
+        mt->v = nv;
+        mt->cap = ncap;
+    }
+    if ((mt->v[mt->n] = strdup(name)) == NULL)
+        mt->err = -ENOMEM;
+    else
+        mt->n++;
+}
+
+/* m's effective subscription: its names and the topics its regex matches now (every topic of
+ * the cluster is tried: a created or deleted topic is seen on the next heartbeat). 1 if it
+ * changed, 0, or -ENOMEM. */
+static int member_refresh_subs(const struct group_env *env, struct cg_member *m)
+{
+    struct regex_matches mt = {.re = &m->re};
+    if (m->re_valid && env->topic_each)
+        env->topic_each(env->ctx, regex_match_one, &mt);
+    for (int32_t i = 0; i < m->ntopics && mt.err == 0; i++) {
+        mt.re = NULL;
+        if (mt.n == mt.cap) {
+            int32_t ncap = mt.cap ? mt.cap * 2 : 16;
+            char **nv = realloc(mt.v, (size_t)ncap * sizeof(*nv));
+            if (nv == NULL) {
+                mt.err = -ENOMEM;
+                break;
+            }
+            mt.v = nv;
+            mt.cap = ncap;
+        }
+        if ((mt.v[mt.n] = strdup(m->topics[i])) == NULL)
+            mt.err = -ENOMEM;
+        else
+            mt.n++;
+    }
+    if (mt.n > 0)
+        qsort(mt.v, (size_t)mt.n, sizeof(*mt.v), cmp_str);
+    int32_t u = 0;
+    for (int32_t i = 0; i < mt.n; i++) {
+        if (u > 0 && strcmp(mt.v[u - 1], mt.v[i]) == 0)
+            free(mt.v[i]);
+        else
+            mt.v[u++] = mt.v[i];
+    }
+    bool same = mt.err == 0 && u == m->nsubs;
+    for (int32_t i = 0; same && i < u; i++)
+        same = strcmp(mt.v[i], m->subs[i]) == 0;
+    if (same || mt.err) {
+        for (int32_t i = 0; i < u; i++)
+            free(mt.v[i]);
+        free(mt.v);
+        return mt.err;
+    }
+    for (int32_t i = 0; i < m->nsubs; i++)
+        free(m->subs[i]);
+    free(m->subs);
+    m->subs = mt.v;
+    m->nsubs = u;
+    return 1;
+}
+
+static int cg_refresh_topics(struct group *g)
+{
+    struct cgroup *cg = g->cg;
+    const struct group_env *env = &g->s->gc->env;
+    int32_t cap = 0;
+    int subs_changed = 0;
+    for (struct cg_member *m = cg->members; m; m = m->next) {
+        int rc = member_refresh_subs(env, m);
+        if (rc < 0)
+            return rc;
+        subs_changed |= rc;
+        cap += m->nsubs;
+    }
+    char **names = calloc((size_t)cap + 1, sizeof(*names));
+    if (names == NULL)
+        return -ENOMEM;
+    int32_t n = 0;
+    for (struct cg_member *m = cg->members; m; m = m->next)
+        for (int32_t i = 0; i < m->nsubs; i++)
+            names[n++] = m->subs[i];
+    qsort(names, (size_t)n, sizeof(*names), cmp_str);
+    struct cg_topic *t = calloc((size_t)n + 1, sizeof(*t));
+    if (t == NULL) {
+        free(names);
+        return -ENOMEM;
+    }
+    int32_t u = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (u > 0 && strcmp(t[u - 1].name, names[i]) == 0)
+            continue;
+        t[u].name = strdup(names[i]);
+        if (t[u].name == NULL)
+            continue;
+        t[u].nparts = env->topic_lookup ? env->topic_lookup(env->ctx, t[u].name, t[u].id) : -1;
+        if (t[u].nparts < 0)
+            memset(t[u].id, 0, 16);
+        u++;
+    }
+    free(names);
+    bool same = u == cg->ntopics;
+    for (int32_t i = 0; same && i < u; i++)
+        same = strcmp(t[i].name, cg->topics[i].name) == 0 && t[i].nparts == cg->topics[i].nparts &&
+               memcmp(t[i].id, cg->topics[i].id, 16) == 0;
+    if (same) {
+        cg_topics_free(t, u);
+        return subs_changed;
+    }
+    cg_topics_free(cg->topics, cg->ntopics);
+    cg->topics = t;
+    cg->ntopics = u;
+    return 1;
+}
+
+/* True if another member than m holds the partition (assigned or still revoking it). */
+static bool owned_by_other(const struct cgroup *cg, const struct cg_member *m,
+                           const struct cg_tp *tp)
+{
+    for (const struct cg_member *o = cg->members; o; o = o->next)
+        if (o != m && (cg_tpset_has(&o->assigned, tp->topic_id, tp->partition) ||
+                       cg_tpset_has(&o->revoking, tp->topic_id, tp->partition)))
+            return true;
+    return false;
+}
+
+/* Kafka's Builder.updateMemberEpoch. */
+static void member_set_epoch(struct cg_member *m, int32_t epoch)
+{
+    m->previous_epoch = m->epoch;
+    m->epoch = epoch;
+}
+
+/* CurrentAssignmentBuilder.computeNextAssignment: moves m towards its target. */
+static int member_next_assignment(
+    struct group *g, struct cg_member *m, int32_t epoch,
+    const struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *owned)
+{
+    struct cgroup *cg = g->cg;
+    struct cg_tpset keep = {0}, revoke = {0}, pending = {0};
+    bool unreleased = false;
+    int rc = 0;
+    for (int32_t i = 0; i < m->assigned.n && rc == 0; i++) {
+        const struct cg_tp *tp = &m->assigned.v[i];
+        rc = cg_tpset_add(cg_tpset_has(&m->target, tp->topic_id, tp->partition) ? &keep : &revoke,
+                          tp->topic_id, tp->partition);
+    }
+    for (int32_t i = 0; i < m->target.n && rc == 0; i++) {
+        const struct cg_tp *tp = &m->target.v[i];
+        if (cg_tpset_has(&keep, tp->topic_id, tp->partition))
+            continue;
+        if (owned_by_other(cg, m, tp))
+            unreleased = true;
+        else
+            rc = cg_tpset_add(&pending, tp->topic_id, tp->partition);
+    }
+    if (rc != 0)
+        goto out;
+    if (revoke.n > 0 && owns_any(owned, &revoke)) {
+        m->state = CGM_UNREVOKED;
+        member_set_epoch(m, epoch);
+        struct cg_tpset t = m->assigned;
+        m->assigned = keep, keep = t;
+        t = m->revoking;
+        m->revoking = revoke, revoke = t;
+        if (!net_timer_armed(&m->revoke_timer))
+            net_timer_start(g->s->worker, &m->revoke_timer, m->rebalance_timeout_ms,
+                            member_revoke_expired, m);
+        goto out;
+    }
+    for (int32_t i = 0; i < pending.n && rc == 0; i++)
+        rc = cg_tpset_add(&keep, pending.v[i].topic_id, pending.v[i].partition);
+    if (rc != 0)
+        goto out;
+    m->state = unreleased ? CGM_UNRELEASED : CGM_STABLE;
+    member_set_epoch(m, cg->assignment_epoch);
+    struct cg_tpset t = m->assigned;
+    m->assigned = keep, keep = t;
+    cg_tpset_clear(&m->revoking);
+    net_timer_cancel(g->s->worker, &m->revoke_timer);
+out:
+    cg_tpset_free(&keep);
+    cg_tpset_free(&revoke);
+    cg_tpset_free(&pending);
+    return rc;
+}
+
+/* CurrentAssignmentBuilder.build. */
+static int
+member_reconcile(struct group *g, struct cg_member *m,
+                 const struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *owned)
+{
+    switch (m->state) {
+    case CGM_STABLE:
+        if (m->epoch == g->cg->assignment_epoch)
+            return 0;
+        return member_next_assignment(g, m, m->epoch, owned);
+    case CGM_UNREVOKED:
+        if (owns_any(owned, &m->revoking))
+            return 0;
+        /* Revoked: the partitions are free for their new owners from now on. */
+        cg_tpset_clear(&m->revoking);
+        return member_next_assignment(g, m, m->epoch + 1, owned);
+    case CGM_UNRELEASED:
+        return member_next_assignment(g, m, m->epoch, owned);
+    }
+    return 0;
+}
+
+/* The member's assigned partitions, grouped by topic, into the response (arena). */
+static int reply_assignment(struct group_call *c, const struct cg_member *m,
+                            struct kmsg_consumer_group_heartbeat_response *resp)
+{
+    struct kmsg_consumer_group_heartbeat_response_assignment *a =
+        arena_calloc(c->arena, 1, sizeof(*a));
+    if (a == NULL)
+        return -ENOMEM;
+    kmsg_consumer_group_heartbeat_response_assignment_init(a);
+    int32_t ntopics = 0;
+    for (int32_t i = 0; i < m->assigned.n; i++)
+        ntopics += i == 0 || memcmp(m->assigned.v[i].topic_id, m->assigned.v[i - 1].topic_id, 16);
+    a->topic_partitions.v =
+        arena_calloc(c->arena, (size_t)ntopics + 1, sizeof(*a->topic_partitions.v));
+    int32_t *parts = arena_calloc(c->arena, (size_t)m->assigned.n + 1, sizeof(*parts));
+    if (a->topic_partitions.v == NULL || parts == NULL)
+        return -ENOMEM;
+    int32_t t = -1;
+    for (int32_t i = 0; i < m->assigned.n; i++) {
+        const struct cg_tp *tp = &m->assigned.v[i];
+        if (i == 0 || memcmp(tp->topic_id, m->assigned.v[i - 1].topic_id, 16) != 0) {
+            t++;
+            memcpy(a->topic_partitions.v[t].topic_id.b, tp->topic_id, 16);
+            a->topic_partitions.v[t].partitions.v = &parts[i];
+            a->topic_partitions.v[t].partitions.n = 0;
+        }
+        parts[i] = tp->partition;
+        a->topic_partitions.v[t].partitions.n++;
+    }
+    a->topic_partitions.n = ntopics;
+    assert(t + 1 == ntopics);
+    resp->assignment = a;
+    return 0;
+}
+
+static void hb_reply_error(struct group_call *c, int16_t err, const char *msg)
+{
+    struct kmsg_consumer_group_heartbeat_response *resp = c->resp;
+    resp->error_code = err;
+    resp->error_message = msg ? (struct kstr){msg, (int32_t)strlen(msg)} : KSTR_NULL;
+    resp->member_id = KSTR_NULL;
+    resp->member_epoch = 0;
+    resp->heartbeat_interval_ms = 0;
+    call_finish(c);
+}
+
+/* The consumer group of the request, created (or an empty classic group taken over, as
+ * Kafka's maybeDeleteEmptyClassicGroup does) when a member joins with epoch 0. */
+static struct group *hb_find_group(struct shard *s, struct group_call *c, int16_t *err,
+                                   const char **msg)
+{
+    const struct kmsg_consumer_group_heartbeat_request *req = c->req;
+    struct group *g = group_find(s, req->group_id);
+    bool create = req->member_epoch == 0;
+    /* Kafka answers GROUP_ID_NOT_FOUND here. Consumer groups are not persisted yet, so after a
+     * restart or a coordinator move a member's group is gone or only its offsets are back (an
+     * empty group without protocol): UNKNOWN_MEMBER_ID makes the member rejoin with epoch 0,
+     * where GROUP_ID_NOT_FOUND would leave librdkafka retrying the same heartbeat forever. */
+    bool offsets_only = g != NULL && g->cg == NULL && g->nmembers == 0 && g->state == GS_EMPTY &&
+                        g->protocol_type.len < 0;
+    if ((g == NULL || offsets_only) && !create) {
+        *err = KAFKA_ERR_UNKNOWN_MEMBER_ID, *msg = "Consumer group not found.";
+        return NULL;
+    }
+    if (g != NULL && g->state == GS_DEAD) {
+        *err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+        return NULL;
+    }
+    if (g == NULL && (g = group_create(s, req->group_id)) == NULL) {
+        *err = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+        return NULL;
+    }
+    if (g->cg == NULL) {
+        if (!create || g->nmembers > 0 || g->state != GS_EMPTY) {
+            *err = KAFKA_ERR_GROUP_ID_NOT_FOUND, *msg = "Group is not a consumer group.";
+            return NULL;
+        }
+        if ((g->cg = cg_create()) == NULL) {
+            *err = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+            return NULL;
+        }
+        gstr_free(&g->protocol_type);
+        gstr_free(&g->protocol_name);
+        gstr_set(&g->protocol_type, "consumer", 8);
+        g->generation = 0;
+        logger_info("group", "consumer group %s created", g->id.p);
+    }
+    return g;
+}
+
+static struct cg_member *cg_member_new(struct group *g, struct kstr id)
+{
+    struct cg_member *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->g = g;
+    m->id.len = m->instance_id.len = m->rack_id.len = m->client_id.len = m->client_host.len =
+        m->assignor.len = m->regex.len = -1;
+    char gen[23];
+    if (id.len <= 0) {
+        cg_new_member_id(gen);
+        id = (struct kstr){gen, 22};
+    }
+    gstr_from_kstr(&m->id, id);
+    if (m->id.p == NULL) {
+        free(m);
+        return NULL;
+    }
+    m->rebalance_timeout_ms = 300000;
+    m->next = g->cg->members;
+    g->cg->members = m;
+    g->cg->nmembers++;
+    return m;
+}
+
+/* A static member rejoins under a new member id: it takes over the old member's assignment. */
+static struct cg_member *static_replace(struct group *g, struct cg_member *old, struct kstr id)
+{
+    struct cg_member *m = cg_member_new(g, id);
+    if (m == NULL)
+        return NULL;
+    struct cg_tpset t = m->assigned;
+    m->assigned = old->assigned, old->assigned = t;
+    t = m->revoking;
+    m->revoking = old->revoking, old->revoking = t;
+    t = m->target;
+    m->target = old->target, old->target = t;
+    char **topics = m->topics;
+    int32_t nt = m->ntopics;
+    m->topics = old->topics, m->ntopics = old->ntopics;
+    old->topics = topics, old->ntopics = nt;
+    char **subs = m->subs;
+    int32_t ns = m->nsubs;
+    m->subs = old->subs, m->nsubs = old->nsubs;
+    old->subs = subs, old->nsubs = ns;
+    if (old->regex.len > 0) {
+        gstr_set(&m->regex, old->regex.p, old->regex.len);
+        m->re_valid = regex_compile(&m->re, gstr_kstr(&m->regex)) == 0;
+    }
+    gstr_set(&m->instance_id, old->instance_id.p, old->instance_id.len);
+    gstr_set(&m->assignor, old->assignor.p, old->assignor.len);
+    m->rebalance_timeout_ms = old->rebalance_timeout_ms;
+    m->state = old->state;
+    cg_remove_member(g, old, false, "replaced by a rejoining static member");
+    return m;
+}
+
+/* The member of a joining/heartbeating request (Kafka's getOrMaybeSubscribe*Member). */
+static struct cg_member *hb_member(struct group *g, struct group_call *c, bool *created,
+                                   int16_t *err)
+{
+    const struct kmsg_consumer_group_heartbeat_request *req = c->req;
+    struct cgroup *cg = g->cg;
+    int32_t epoch = req->member_epoch;
+    *created = false;
+    struct cg_member *m;
+    if (req->instance_id.len < 0) {
+        m = cg_find_member(cg, req->member_id);
+    } else {
+        m = cg_find_static(cg, req->instance_id);
+        if (epoch == 0 && m != NULL) {
+            if (m->epoch != CG_LEAVE_STATIC_EPOCH && !gstr_eq(&m->id, req->member_id)) {
+                *err = KAFKA_ERR_UNRELEASED_INSTANCE_ID;
+                return NULL;
+            }
+            if (!gstr_eq(&m->id, req->member_id)) {
+                m = static_replace(g, m, req->member_id);
+                *err = m ? 0 : KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+                return m;
+            }
+        } else if (epoch != 0) {
+            if (m == NULL) {
+                *err = KAFKA_ERR_UNKNOWN_MEMBER_ID;
+                return NULL;
+            }
+            if (!gstr_eq(&m->id, req->member_id)) {
+                *err = KAFKA_ERR_FENCED_INSTANCE_ID;
+                return NULL;
+            }
+        }
+    }
+    if (m == NULL) {
+        if (epoch != 0) {
+            *err = KAFKA_ERR_UNKNOWN_MEMBER_ID;
+            return NULL;
+        }
+        if (cg->nmembers >= g->s->gc->cfg.consumer_max_size) {
+            *err = KAFKA_ERR_GROUP_MAX_SIZE_REACHED;
+            return NULL;
+        }
+        m = cg_member_new(g, req->member_id);
+        *err = m ? 0 : KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+        *created = m != NULL;
+        return m;
+    }
+    if (epoch == 0) {
+        /* A known member (re)joins with nothing (validated: no owned partitions), e.g. after
+         * FENCED_MEMBER_EPOCH or a lost first answer: it starts over from its target. */
+        cg_tpset_clear(&m->assigned);
+        cg_tpset_clear(&m->revoking);
+        m->epoch = m->previous_epoch = 0;
+        m->state = CGM_STABLE;
+        net_timer_cancel(g->s->worker, &m->revoke_timer);
+        return m;
+    }
+    /* Kafka's throwIfConsumerGroupMemberEpochIsInvalid. */
+    if (epoch > m->epoch ||
+        (epoch < m->epoch &&
+         (epoch != m->previous_epoch || !owned_subset(&req->topic_partitions, &m->assigned)))) {
+        *err = KAFKA_ERR_FENCED_MEMBER_EPOCH;
+        return NULL;
+    }
+    return m;
+}
+
+/* Applies what the request changed; 1 if the subscription (topics or assignor) changed. */
+static int hb_update_member(struct group_call *c, struct cg_member *m)
+{
+    const struct kmsg_consumer_group_heartbeat_request *req = c->req;
+    int changed = 0;
+    if (req->instance_id.len >= 0 && !gstr_eq(&m->instance_id, req->instance_id))
+        gstr_from_kstr(&m->instance_id, req->instance_id);
+    if (req->rack_id.len >= 0 && !gstr_eq(&m->rack_id, req->rack_id))
+        gstr_from_kstr(&m->rack_id, req->rack_id);
+    if (req->rebalance_timeout_ms != -1)
+        m->rebalance_timeout_ms = req->rebalance_timeout_ms;
+    if (req->server_assignor.len >= 0 && !gstr_eq(&m->assignor, req->server_assignor)) {
+        gstr_from_kstr(&m->assignor, req->server_assignor);
+        changed = 1;
+    }
+    if (req->subscribed_topic_names.n >= 0) {
+        int rc = member_set_topics(m, &req->subscribed_topic_names);
+        if (rc < 0)
+            return rc;
+        changed |= rc;
+    }
+    if (req->subscribed_topic_regex.len >= 0 && !gstr_eq(&m->regex, req->subscribed_topic_regex)) {
+        if (m->re_valid)
+            regfree(&m->re);
+        m->re_valid = false;
+        gstr_from_kstr(&m->regex, req->subscribed_topic_regex);
+        /* validated: compiles (an empty pattern clears the regex) */
+        if (m->regex.len > 0)
+            m->re_valid = regex_compile(&m->re, req->subscribed_topic_regex) == 0;
+        changed = 1;
+    }
+    if (!gstr_eq(&m->client_id, c->client_id))
+        gstr_from_kstr(&m->client_id, c->client_id);
+    struct kstr host = {c->client_host, (int32_t)strlen(c->client_host)};
+    if (!gstr_eq(&m->client_host, host))
+        gstr_from_kstr(&m->client_host, host);
+    return changed;
+}
+
+static void hb_leave(struct group *g, struct group_call *c)
+{
+    const struct kmsg_consumer_group_heartbeat_request *req = c->req;
+    struct kmsg_consumer_group_heartbeat_response *resp = c->resp;
+    struct cgroup *cg = g->cg;
+    struct cg_member *m = req->instance_id.len >= 0 ? cg_find_static(cg, req->instance_id)
+                                                    : cg_find_member(cg, req->member_id);
+    if (m == NULL) {
+        hb_reply_error(c, KAFKA_ERR_UNKNOWN_MEMBER_ID, NULL);
+        return;
+    }
+    if (!gstr_eq(&m->id, req->member_id)) {
+        hb_reply_error(c, KAFKA_ERR_FENCED_INSTANCE_ID, NULL);
+        return;
+    }
+    resp->member_id = arena_kstr(c->arena, &m->id);
+    resp->member_epoch = req->member_epoch;
+    if (req->member_epoch == CG_LEAVE_STATIC_EPOCH) {
+        /* It will be back: its partitions stay reserved until its session times out. */
+        m->epoch = CG_LEAVE_STATIC_EPOCH;
+        member_schedule_session(g, m);
+        logger_info("group", "consumer group %s: static member %s left temporarily", g->id.p,
+                    m->id.p);
+    } else {
+        cg_remove_member(g, m, true, "left");
+    }
+    call_finish(c);
+}
+
+void group_handle_consumer_heartbeat(struct shard *s, struct group_call *c)
+{
+    const struct kmsg_consumer_group_heartbeat_request *req = c->req;
+    struct kmsg_consumer_group_heartbeat_response *resp = c->resp;
+    const struct group_config *cfg = s ? &s->gc->cfg : NULL;
+    const char *msg = NULL;
+    int16_t err = shard_error(s);
+    if (err == 0 && !cfg->consumer_protocol_enabled)
+        err = KAFKA_ERR_UNSUPPORTED_VERSION;
+    if (err == 0)
+        err = hb_validate(cfg, c->api_version, req, &msg);
+    struct group *g = err ? NULL : hb_find_group(s, c, &err, &msg);
+    if (g == NULL) {
+        hb_reply_error(c, err, msg);
+        return;
+    }
+    if (req->member_epoch < 0) {
+        hb_leave(g, c);
+        return;
+    }
+    bool created;
+    struct cg_member *m = hb_member(g, c, &created, &err);
+    if (m == NULL) {
+        hb_reply_error(c, err, NULL);
+        return;
+    }
+    struct cgroup *cg = g->cg;
+    int changed = hb_update_member(c, m);
+    int refreshed = changed >= 0 ? cg_refresh_topics(g) : changed;
+    if (changed < 0 || refreshed < 0) {
+        hb_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, NULL);
+        return;
+    }
+    if (created || changed || refreshed)
+        cg->group_epoch++;
+    if (cg->group_epoch > cg->assignment_epoch) {
+        if (cg_assign(cg, cfg) != 0) {
+            hb_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, NULL);
+            return;
+        }
+        cg->assignment_epoch = cg->group_epoch;
+        logger_info("group", "consumer group %s: epoch %d, new target assignment (%s)", g->id.p,
+                    cg->group_epoch, cg->assignor);
+    }
+    struct cg_tpset before = {0};
+    if (cg_tpset_copy(&before, &m->assigned) != 0 ||
+        member_reconcile(g, m, &req->topic_partitions) != 0) {
+        cg_tpset_free(&before);
+        hb_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, NULL);
+        return;
+    }
+    member_schedule_session(g, m);
+    resp->member_id = arena_kstr(c->arena, &m->id);
+    resp->member_epoch = m->epoch;
+    resp->heartbeat_interval_ms = cfg->consumer_heartbeat_interval_ms;
+    /* Kafka's isFullRequest: a (re)join, or every non-optional field set (a client resends
+     * everything after an error); then the assignment is sent even if unchanged. */
+    bool full = req->member_epoch == 0 ||
+                (req->rebalance_timeout_ms != -1 &&
+                 (req->subscribed_topic_names.n >= 0 || req->subscribed_topic_regex.len >= 0) &&
+                 req->topic_partitions.n >= 0);
+    if ((full || !cg_tpset_eq(&before, &m->assigned)) && reply_assignment(c, m, resp) != 0)
+        resp->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+    cg_tpset_free(&before);
+    call_finish(c);
+}
+
+/* ---- offsets ---- */
+
+int16_t cg_check_commit(struct group *g, struct kstr member_id, int32_t epoch, bool trusted,
+                        int16_t api_version)
+{
+    struct cgroup *cg = g->cg;
+    if (epoch < 0 && cg->nmembers == 0)
+        return 0;
+    struct cg_member *m = cg_find_member(cg, member_id);
+    if (m == NULL)
+        return KAFKA_ERR_UNKNOWN_MEMBER_ID;
+    if (!trusted && api_version < 9)
+        return KAFKA_ERR_UNSUPPORTED_VERSION;
+    if (epoch != m->epoch)
+        return KAFKA_ERR_STALE_MEMBER_EPOCH;
+    return 0;
+}
+
+int16_t cg_check_fetch(struct group *g, struct kstr member_id, int32_t epoch)
+{
+    if (member_id.len < 0 && epoch < 0)
+        return 0;
+    struct cg_member *m = cg_find_member(g->cg, member_id);
+    if (m == NULL)
+        return KAFKA_ERR_UNKNOWN_MEMBER_ID;
+    if (epoch != m->epoch)
+        return KAFKA_ERR_STALE_MEMBER_EPOCH;
+    return 0;
+}
+
+int32_t group_consumer_members(const struct group *g)
+{
+    return g->cg ? g->cg->nmembers : 0;
+}

@@ -1,0 +1,413 @@
+#!/usr/bin/env python3
+"""KIP-848 consumer groups over the raw protocol: ConsumerGroupHeartbeat (key 68) and
+ConsumerGroupDescribe (key 69) against a real gregor, checking Kafka's error codes for bad input:
+a stale/ahead member epoch (FENCED_MEMBER_EPOCH), an unknown member (UNKNOWN_MEMBER_ID), an
+unknown server assignor (UNSUPPORTED_ASSIGNOR), a first heartbeat without subscription
+(INVALID_REQUEST), a bad regex (INVALID_REGULAR_EXPRESSION), a group id held by a classic group
+(GROUP_ID_NOT_FOUND) and the reverse (JoinGroup into a consumer group: INCONSISTENT_GROUP_PROTOCOL),
+OffsetCommit v9 with a stale epoch (STALE_MEMBER_EPOCH). Also reconciliation: a partition moves
+to a new member only after its old owner stops reporting it; ListGroups v5 group types;
+DescribeGroups answers Dead for a consumer group (Kafka before v6); session expiry; static
+members (-2, UNRELEASED_INSTANCE_ID, FENCED_INSTANCE_ID); grown partition counts reaching the
+assignment; group.consumer.max.size (GROUP_MAX_SIZE_REACHED); the consumer protocol switched
+off (not advertised, UNSUPPORTED_VERSION); bad settings refused at start-up.
+asan-smoke
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (SLOW, Broker, KafkaRaw, Reader, TAGS_NONE, array, carray,  # noqa: E402
+                     check, comment, cstring, fail, i8, i16, i32, i64, nbytes, run_tests,
+                     string, test)
+from kafka_records import ensure_topic  # noqa: E402
+
+PROPS = {"num.partitions": 6, "group.initial.rebalance.delay.ms": 0,
+         "offsets.topic.num.partitions": 10,
+         "group.consumer.heartbeat.interval.ms": 500,
+         "group.consumer.min.heartbeat.interval.ms": 100,
+         "group.consumer.session.timeout.ms": 4000,
+         "group.consumer.min.session.timeout.ms": 1000}
+
+FIND_COORDINATOR, JOIN_GROUP, OFFSET_COMMIT, LIST_GROUPS, DESCRIBE_GROUPS = 10, 11, 8, 16, 15
+OFFSET_FETCH = 9
+CG_HEARTBEAT, CG_DESCRIBE = 68, 69
+
+NONE, INVALID_REQUEST, UNKNOWN_MEMBER_ID, GROUP_ID_NOT_FOUND = 0, 42, 25, 69
+INCONSISTENT_GROUP_PROTOCOL, FENCED_MEMBER_EPOCH, UNSUPPORTED_ASSIGNOR = 23, 110, 112
+STALE_MEMBER_EPOCH, INVALID_REGULAR_EXPRESSION, LOAD_IN_PROGRESS = 113, 128, 14
+
+
+def coordinator_ready(k, group):
+    deadline = time.monotonic() + 15 * SLOW
+    while True:
+        r = Reader(k.call(FIND_COORDINATOR, 0, string(group)))
+        if r.int16() == 0:
+            return
+        if time.monotonic() > deadline:
+            fail("no coordinator for %s" % group)
+        time.sleep(0.1)
+
+
+def owned_enc(owned):
+    if owned is None:
+        return carray(None)
+    return carray([tid + carray([i32(p) for p in parts]) + TAGS_NONE
+                   for tid, parts in sorted(owned.items())])
+
+
+def heartbeat(k, group, member, epoch, topics=None, owned=None, assignor=None, instance=None,
+              rebalance_ms=-1, regex=None, version=1):
+    body = (cstring(group) + cstring(member) + i32(epoch) + cstring(instance) + cstring(None) +
+            i32(rebalance_ms) +
+            (carray(None) if topics is None else carray([cstring(t) for t in topics])))
+    if version >= 1:
+        body += cstring(regex)
+    body += cstring(assignor) + owned_enc(owned) + TAGS_NONE
+    deadline = time.monotonic() + 10 * SLOW
+    while True:
+        r = Reader(k.call(CG_HEARTBEAT, version, body, flexible=True))
+        r.int32()
+        err, msg, mid, mepoch, interval = r.int16(), r.cstring(), r.cstring(), r.int32(), r.int32()
+        assignment = None
+        if r.int8() >= 0:
+            assignment = {}
+            for tid, parts in r.carray(lambda r: (r.uuid(), r.carray(lambda r: r.int32()),
+                                                   r.uvarint())[:2]):
+                assignment[tid] = sorted(parts)
+            r.uvarint()
+        if err != LOAD_IN_PROGRESS or time.monotonic() > deadline:
+            return {"err": err, "msg": msg, "member": mid, "epoch": mepoch,
+                    "interval": interval, "assignment": assignment}
+        time.sleep(0.05)
+
+
+def join(k, group, member, topics, **kw):
+    return heartbeat(k, group, member, 0, topics=topics, owned={}, rebalance_ms=30000, **kw)
+
+
+def count(assignment):
+    return sum(len(p) for p in (assignment or {}).values())
+
+
+def uuid_bytes(u):
+    """Reader.uuid's value back to the 16 wire bytes."""
+    if isinstance(u, bytes):
+        return u
+    import uuid as _uuid
+    return _uuid.UUID(str(u)).bytes
+
+
+def owned_of(assignment):
+    return {uuid_bytes(t): p for t, p in (assignment or {}).items()}
+
+
+@test
+def test_raw_join_reconcile_and_fence():
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-raw", 6)
+            coordinator_ready(k, "cg1")
+            a = join(k, "cg1", "member-a", ["cg-raw"])
+            check(a["err"] == NONE and a["epoch"] == 1, "first join: %r" % a)
+            check(a["interval"] == 500, "heartbeat interval %r" % a["interval"])
+            check(count(a["assignment"]) == 6, "a alone owns all 6: %r" % a["assignment"])
+            owned_a = owned_of(a["assignment"])
+            # b joins: epoch 2; a must give up 3 partitions before b gets them.
+            bb = join(k, "cg1", "member-b", ["cg-raw"])
+            check(bb["err"] == NONE and bb["epoch"] == 2, "b joins: %r" % bb)
+            check(count(bb["assignment"]) == 0, "b gets nothing while a owns everything: %r" % bb)
+            a2 = heartbeat(k, "cg1", "member-a", 1, owned=owned_a)
+            check(a2["err"] == NONE and a2["epoch"] == 1 and count(a2["assignment"]) == 3,
+                  "a is asked to revoke (keeps 3, epoch stays 1): %r" % a2)
+            b2 = heartbeat(k, "cg1", "member-b", 2, owned={})
+            check(b2["err"] == NONE and count(b2["assignment"]) == 0,
+                  "b still waits while a has not revoked: %r" % b2)
+            # a acknowledges: reports only its 3.
+            a3 = heartbeat(k, "cg1", "member-a", 1, owned=owned_of(a2["assignment"]))
+            check(a3["err"] == NONE and a3["epoch"] == 2, "a reaches epoch 2: %r" % a3)
+            b3 = heartbeat(k, "cg1", "member-b", 2, owned={})
+            check(b3["err"] == NONE and count(b3["assignment"]) == 3, "b gets 3: %r" % b3)
+            mine = set((t, p) for t, ps in owned_of(a2["assignment"]).items() for p in ps)
+            theirs = set((t, p) for t, ps in owned_of(b3["assignment"]).items() for p in ps)
+            check(not (mine & theirs), "a partition owned twice")
+            # Bad epochs.
+            check(heartbeat(k, "cg1", "member-a", 7)["err"] == FENCED_MEMBER_EPOCH,
+                  "epoch ahead: FENCED_MEMBER_EPOCH")
+            check(heartbeat(k, "cg1", "member-b", 1, owned=owned_of(b3["assignment"]))["err"]
+                  == FENCED_MEMBER_EPOCH, "stale epoch not matching: FENCED_MEMBER_EPOCH")
+            check(heartbeat(k, "cg1", "nobody", 2)["err"] == UNKNOWN_MEMBER_ID, "unknown member")
+            # Kafka: GROUP_ID_NOT_FOUND; consumer groups are not persisted yet, so an unknown
+            # group is what a member sees after a restart: it must rejoin.
+            check(heartbeat(k, "nogroup", "x", 3)["err"] == UNKNOWN_MEMBER_ID, "unknown group")
+            # OffsetCommit v9: member epoch checks.
+            def commit(epoch, member="member-a"):
+                body = (cstring("cg1") + i32(epoch) + cstring(member) + cstring(None) +
+                        carray([cstring("cg-raw") + carray([i32(0) + i64(5) + i32(-1) +
+                                                            cstring("") + TAGS_NONE]) +
+                                TAGS_NONE]) + TAGS_NONE)
+                r = Reader(k.call(OFFSET_COMMIT, 9, body))
+                r.int32()
+                return r.carray(lambda r: (r.cstring(), r.carray(
+                    lambda r: (r.int32(), r.int16(), r.uvarint())), r.uvarint()))[0][1][0][1]
+            check(commit(2) == NONE, "commit with the current epoch")
+            check(commit(1) == STALE_MEMBER_EPOCH, "commit with an old epoch: STALE_MEMBER_EPOCH")
+            check(commit(2, "nobody") == UNKNOWN_MEMBER_ID, "commit from an unknown member")
+            # Describe.
+            body = carray([cstring("cg1"), cstring("nogroup")]) + i8(0) + TAGS_NONE
+            r = Reader(k.call(CG_DESCRIBE, 0, body, flexible=True))
+            r.int32()
+
+            def member(r):
+                mid, inst, rack, ep = r.cstring(), r.cstring(), r.cstring(), r.int32()
+                r.cstring(), r.cstring()
+                subs = r.carray(lambda r: r.cstring())
+                r.cstring()
+
+                def assignment(r):
+                    tps = r.carray(lambda r: (r.uuid(), r.cstring(),
+                                              r.carray(lambda r: r.int32()), r.uvarint()))
+                    r.uvarint()
+                    return tps
+                cur, tgt = assignment(r), assignment(r)
+                r.uvarint()
+                return mid, ep, subs, cur, tgt
+
+            def group(r):
+                err, msg, gid, st, gep, aep, asg = (r.int16(), r.cstring(), r.cstring(),
+                                                    r.cstring(), r.int32(), r.int32(), r.cstring())
+                ms = r.carray(member)
+                r.int32()
+                r.uvarint()
+                return err, gid, st, gep, aep, asg, ms
+            groups = r.carray(group)
+            comment("describe: %r" % (groups[0][:6],))
+            err, gid, st, gep, aep, asg, ms = groups[0]
+            check(err == 0 and st == "Stable" and gep == 2 and aep == 2 and asg == "uniform",
+                  "described group: %r" % (groups[0][:6],))
+            check(sorted(m[0] for m in ms) == ["member-a", "member-b"], "members")
+            for m in ms:
+                check(m[2] == ["cg-raw"] and sum(len(t[2]) for t in m[3]) == 3 and
+                      m[3][0][1] == "cg-raw", "member %r" % (m,))
+            check(groups[1][0] == GROUP_ID_NOT_FOUND, "unknown group: %r" % (groups[1],))
+            # Leave: -1; the remaining member gets everything.
+            lv = heartbeat(k, "cg1", "member-b", -1)
+            check(lv["err"] == NONE and lv["epoch"] == -1, "leave: %r" % lv)
+            a4 = heartbeat(k, "cg1", "member-a", 2, owned=owned_of(a2["assignment"]))
+            check(a4["epoch"] == 3 and count(a4["assignment"]) == 6, "a takes all: %r" % a4)
+
+
+@test
+def test_raw_bad_input_error_codes():
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-bad", 6)
+            coordinator_ready(k, "cg2")
+            r = join(k, "cg2", "m1", ["cg-bad"], assignor="nosuch")
+            check(r["err"] == UNSUPPORTED_ASSIGNOR, "unknown assignor: %r" % r)
+            r = join(k, "cg2", "m1", ["cg-bad"], assignor="range")
+            check(r["err"] == NONE and count(r["assignment"]) == 6, "range assignor: %r" % r)
+            r = heartbeat(k, "cg2", "m2", 0, topics=None, owned={}, rebalance_ms=30000)
+            check(r["err"] == INVALID_REQUEST, "first heartbeat without subscription: %r" % r)
+            r = heartbeat(k, "cg2", "", 0, topics=["cg-bad"], owned={}, rebalance_ms=30000)
+            check(r["err"] == INVALID_REQUEST, "v1 with an empty member id: %r" % r)
+            r = heartbeat(k, "cg2", "m3", 0, topics=["cg-bad"], owned={}, rebalance_ms=-1)
+            check(r["err"] == INVALID_REQUEST, "join without rebalance timeout: %r" % r)
+            r = heartbeat(k, "cg2", "m3", 0, topics=None, owned={}, rebalance_ms=30000,
+                          regex="(unclosed")
+            check(r["err"] == INVALID_REGULAR_EXPRESSION, "bad regex: %r" % r)
+            r = heartbeat(k, "cg2", "m3", -3)
+            check(r["err"] == INVALID_REQUEST, "member epoch -3: %r" % r)
+            r = heartbeat(k, "cg2", "", 0, topics=["cg-bad"], owned={}, rebalance_ms=30000,
+                          version=0)
+            check(r["err"] == NONE and r["member"] and len(r["member"]) == 22,
+                  "v0: the coordinator makes the member id: %r" % r)
+            # A classic group holds "classic-g": a consumer-protocol join is refused.
+            body = (string("classic-g") + i32(6000) + string("") + string("consumer") +
+                    array([string("range") + nbytes(b"\x00\x00\x00\x00\x00\x00\x00\x00")]))
+            jr = Reader(k.call(JOIN_GROUP, 0, body, timeout=20))
+            check(jr.int16() == 0, "classic join")
+            r = join(k, "classic-g", "m1", ["cg-bad"])
+            check(r["err"] == GROUP_ID_NOT_FOUND, "consumer join into a classic group: %r" % r)
+            # And a classic join into the (non-empty) consumer group cg2.
+            body = (string("cg2") + i32(6000) + string("") + string("consumer") +
+                    array([string("range") + nbytes(b"\x00\x00\x00\x00\x00\x00\x00\x00")]))
+            jr = Reader(k.call(JOIN_GROUP, 0, body, timeout=20))
+            check(jr.int16() == INCONSISTENT_GROUP_PROTOCOL, "classic join into a consumer group")
+            # ListGroups v5: types and type filter.
+            def list_groups(types):
+                body = carray([]) + carray([cstring(t) for t in types]) + TAGS_NONE
+                r = Reader(k.call(LIST_GROUPS, 5, body))
+                r.int32()
+                r.int16()
+                return dict((g[0], (g[2], g[3])) for g in r.carray(
+                    lambda r: (r.cstring(), r.cstring(), r.cstring(), r.cstring(), r.uvarint())))
+            every = list_groups([])
+            comment("ListGroups v5: %r" % every)
+            check(every.get("cg2", (None, None))[1] == "consumer" and
+                  every.get("classic-g", (None, None))[1] == "classic", "group types")
+            check(set(list_groups(["consumer"])) == {"cg2"}, "type filter consumer")
+            check("cg2" not in list_groups(["classic"]), "type filter classic")
+            # DescribeGroups (v5) on a consumer group: Dead, as Kafka before v6.
+            r = Reader(k.call(DESCRIBE_GROUPS, 0, array([string("cg2")])))
+            gs = r.array(lambda r: (r.int16(), r.string(), r.string()))
+            check(gs[0][0] == 0 and gs[0][2] == "Dead", "DescribeGroups on a consumer group: %r"
+                  % (gs,))
+
+
+@test
+def test_raw_session_timeout_moves_partitions():
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-st", 6)
+            coordinator_ready(k, "cg3")
+            a = join(k, "cg3", "a", ["cg-st"])
+            check(count(a["assignment"]) == 6, "a owns 6")
+            b1 = join(k, "cg3", "b", ["cg-st"])
+            a2 = heartbeat(k, "cg3", "a", 1, owned=owned_of(a["assignment"]))
+            a3 = heartbeat(k, "cg3", "a", 1, owned=owned_of(a2["assignment"]))
+            b2 = heartbeat(k, "cg3", "b", b1["epoch"], owned={})
+            check(count(b2["assignment"]) == 3 and a3["epoch"] == 2, "3/3: %r %r" % (a3, b2))
+            # b goes silent; a keeps heartbeating and gets b's partitions after the session
+            # timeout (4 s) and not before.
+            t0 = time.monotonic()
+            owned = owned_of(a2["assignment"])
+            epoch = a3["epoch"]
+            while True:
+                r = heartbeat(k, "cg3", "a", epoch, owned=owned)
+                check(r["err"] == NONE, "heartbeat: %r" % r)
+                epoch = r["epoch"]
+                if r["assignment"] is not None:
+                    owned = owned_of(r["assignment"])
+                if count(owned) == 6:
+                    break
+                check(time.monotonic() - t0 < 15 * SLOW, "b's partitions never moved")
+                time.sleep(0.2)
+            took = time.monotonic() - t0
+            comment("b's partitions moved after %.1fs" % took)
+            check(took >= 3.0, "moved after %.1fs, before the 4 s session timeout" % took)
+            check(heartbeat(k, "cg3", "b", b2["epoch"])["err"] == UNKNOWN_MEMBER_ID,
+                  "the expired member is unknown")
+
+
+@test
+def test_raw_static_member_leave_and_rejoin():
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-static", 6)
+            coordinator_ready(k, "cg4")
+            a = join(k, "cg4", "a1", ["cg-static"], instance="inst-a")
+            check(a["err"] == NONE and count(a["assignment"]) == 6, "static join: %r" % a)
+            r = join(k, "cg4", "a2", ["cg-static"], instance="inst-a")
+            check(r["err"] == 111, "instance still in use: UNRELEASED_INSTANCE_ID: %r" % r)
+            lv = heartbeat(k, "cg4", "a1", -2, instance="inst-a")
+            check(lv["err"] == NONE and lv["epoch"] == -2, "static leave: %r" % lv)
+            r = join(k, "cg4", "a2", ["cg-static"], instance="inst-a")
+            check(r["err"] == NONE and count(r["assignment"]) == 6,
+                  "the new instance takes over the assignment: %r" % r)
+            check(heartbeat(k, "cg4", "a1", 1, instance="inst-a")["err"] == 82,
+                  "the old member id is fenced: FENCED_INSTANCE_ID")
+
+
+@test
+def test_raw_partition_count_change_reaches_the_assignment():
+    from confluent_kafka.admin import AdminClient, NewPartitions
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-grow", 6)
+            coordinator_ready(k, "cg5")
+            a = join(k, "cg5", "a", ["cg-grow"])
+            check(count(a["assignment"]) == 6, "a owns 6")
+            admin = AdminClient({"bootstrap.servers": b.bootstrap})
+            fs = admin.create_partitions([NewPartitions("cg-grow", 8)])
+            for f in fs.values():
+                f.result(timeout=15 * SLOW)
+            owned, epoch = owned_of(a["assignment"]), a["epoch"]
+            deadline = time.monotonic() + 15 * SLOW
+            while count(owned) != 8:
+                check(time.monotonic() < deadline, "the 2 new partitions never reached the member")
+                r = heartbeat(k, "cg5", "a", epoch, owned=owned)
+                check(r["err"] == NONE, "heartbeat: %r" % r)
+                epoch = r["epoch"]
+                if r["assignment"] is not None:
+                    owned = owned_of(r["assignment"])
+                time.sleep(0.1)
+            check(epoch == 2, "one group epoch bump for the new partitions: %d" % epoch)
+
+
+@test
+def test_raw_group_max_size_and_protocol_disabled():
+    with Broker(dict(PROPS, **{"group.consumer.max.size": 1})) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-max", 6)
+            coordinator_ready(k, "cg6")
+            check(join(k, "cg6", "a", ["cg-max"])["err"] == NONE, "first member")
+            r = join(k, "cg6", "b", ["cg-max"])
+            check(r["err"] == 81, "second member over group.consumer.max.size: %r" % r)
+    with Broker(dict(PROPS, **{"group.coordinator.rebalance.protocols": "classic"})) as b:
+        with KafkaRaw(b) as k:
+            keys = k.api_versions()["api_keys"]
+            check(CG_HEARTBEAT not in keys and CG_DESCRIBE not in keys,
+                  "KIP-848 APIs advertised with the consumer protocol disabled")
+            ensure_topic(k, "cg-off", 6)
+            coordinator_ready(k, "cg7")
+            r = join(k, "cg7", "a", ["cg-off"])
+            check(r["err"] == 35, "heartbeat with the consumer protocol disabled: %r" % r)
+
+
+@test
+def test_raw_broker_sigkill_members_rejoin_offsets_kept():
+    """Consumer groups are not persisted yet: after a SIGKILL and restart the member's heartbeat
+    is UNKNOWN_MEMBER_ID (it rejoins with epoch 0 and gets its partitions back) while the offsets
+    it committed with OffsetCommit v9 are replayed from __consumer_offsets."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-restart", 6)
+            coordinator_ready(k, "cg8")
+            a = join(k, "cg8", "a", ["cg-restart"])
+            check(a["epoch"] == 1 and count(a["assignment"]) == 6, "join: %r" % a)
+            body = (cstring("cg8") + i32(1) + cstring("a") + cstring(None) +
+                    carray([cstring("cg-restart") + carray([i32(2) + i64(42) + i32(-1) +
+                                                            cstring("") + TAGS_NONE]) +
+                            TAGS_NONE]) + TAGS_NONE)
+            r = Reader(k.call(OFFSET_COMMIT, 9, body))
+            r.int32()
+            err = r.carray(lambda r: (r.cstring(), r.carray(
+                lambda r: (r.int32(), r.int16(), r.uvarint())), r.uvarint()))[0][1][0][1]
+            check(err == NONE, "commit: %d" % err)
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cg8")
+            r = heartbeat(k, "cg8", "a", 1, owned=owned_of(a["assignment"]))
+            check(r["err"] == UNKNOWN_MEMBER_ID, "old membership after the restart: %r" % r)
+            r = join(k, "cg8", "a", ["cg-restart"])
+            check(r["err"] == NONE and count(r["assignment"]) == 6, "rejoin: %r" % r)
+            body = (carray([cstring("cg8") + cstring("a") + i32(r["epoch"]) +
+                            carray([cstring("cg-restart") + carray([i32(2)]) + TAGS_NONE]) +
+                            TAGS_NONE]) + i8(0) + TAGS_NONE)
+            f = Reader(k.call(OFFSET_FETCH, 9, body))
+            f.int32()
+            groups = f.carray(lambda r: (r.cstring(), r.carray(lambda r: (
+                r.cstring(), r.carray(lambda r: (r.int32(), r.int64(), r.int32(), r.cstring(),
+                                                 r.int16(), r.uvarint())), r.uvarint())),
+                r.int16(), r.uvarint()))
+            part = groups[0][1][0][1][0]
+            check(groups[0][2] == NONE and part[1] == 42, "offset after the restart: %r"
+                  % (groups,))
+
+
+@test
+def test_config_refuses_bad_consumer_group_settings():
+    from harness import start_expect_exit
+    for props, word in [({"group.consumer.assignors": "uniform,sticky"}, "sticky"),
+                        ({"group.consumer.heartbeat.interval.ms": 50000}, "heartbeat"),
+                        ({"group.consumer.session.timeout.ms": 1000}, "session"),
+                        ({"group.coordinator.rebalance.protocols": "consumer"}, "classic")]:
+        rc, err, out = start_expect_exit(props)
+        check(rc != 0 and word in (err + out), "%r: exit %d, %s" % (props, rc, (err + out)[-300:]))
+
+
+if __name__ == "__main__":
+    run_tests()
