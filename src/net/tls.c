@@ -184,24 +184,10 @@ int net_tls_send(struct net_conn *c, struct iochain *ch)
     return 1;
 }
 
-int net_conn_tls_peer_subject(const struct net_conn *c, char *buf, size_t len)
+const void *net_conn_tls_peer_name(const struct net_conn *c)
 {
-    if (len > 0)
-        buf[0] = '\0';
     if (c->tls == NULL || !SSL_is_init_finished(c->tls->ssl))
-        return 0;
+        return NULL;
     X509 *cert = SSL_get0_peer_certificate(c->tls->ssl);
-    if (cert == NULL)
-        return 0;
-    BIO *bio = BIO_new(BIO_s_mem());
-    if (bio == NULL)
-        return 0;
-    X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
-    int n = BIO_read(bio, buf, len > 1 ? (int)len - 1 : 0);
-    BIO_free(bio);
-    if (n < 0)
-        n = 0;
-    if (len > 0)
-        buf[n] = '\0';
-    return 1;
+    return cert != NULL ? X509_get_subject_name(cert) : NULL;
 }
