@@ -222,7 +222,7 @@ def test_subject_no_rule_maps_is_closed_and_others_go_on():
         except KafkaException:
             pass
         wait_until(lambda: "No rules apply to CN=mallory,O=Elsewhere" in b.log_text(),
-                   10 * SLOW, "the refusal was not logged")
+                   10 * SLOW, what="the refusal was not logged")
         log = b.log_text()
         check("failed to map name for 'CN=mallory,O=Elsewhere'" in log,
               "the log does not name the subject")
@@ -237,7 +237,7 @@ def test_default_rule_keeps_the_subject_and_bad_rules_stop_start_up():
     with MappingBroker(rules="RULE:^CN=nobody$/x/, DEFAULT") as b:
         Producer(b.mtls("bob")).list_topics(timeout=10 * SLOW)
         wait_until(lambda: "TLS principal User:CN=bob,OU=Humans,O=acme" in b.log_text(),
-                   10 * SLOW, "DEFAULT did not keep the RFC 2253 subject")
+                   10 * SLOW, what="DEFAULT did not keep the RFC 2253 subject")
     c = certs()
     for rules, want in (("RULE:^CN=(.*?)$/$1/X", "unmatched substring: `X`"),
                         ("DEFAULT/L", "Invalid rule"),
