@@ -188,6 +188,12 @@ static void collect_network(struct broker *b, struct expo *e)
              "Response bytes accepted but not yet written.", ns.queued_response_bytes);
     emit_one(e, "gregor_network_paused_connections", "gauge",
              "Connections not being read because of backpressure.", ns.paused_connections);
+    expo_family(e, "gregor_tls_connections_total", "counter",
+                "TLS connections by how responses are sent once the handshake is done: ktls "
+                "(kernel TLS, file ranges with SSL_sendfile) or userspace (pread + SSL_write).");
+    expo_int(e, "gregor_tls_connections_total", "send_path=\"ktls\"", ns.tls_ktls_connections);
+    expo_int(e, "gregor_tls_connections_total", "send_path=\"userspace\"",
+             ns.tls_userspace_connections);
 }
 
 static void broker_metrics_collect(void *ctx, struct expo *e)

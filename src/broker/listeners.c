@@ -214,10 +214,11 @@ int broker_listeners_open(struct broker *b, struct net_config *nc, char *err, si
     if (any_tls)
         logger_info("broker", "%s",
                     tls_ktls_available()
-                        ? "kTLS is offered by the kernel but not used yet: TLS "
-                          "fetches are read with pread and encrypted by OpenSSL"
-                        : "no kTLS in this kernel (tcp_available_ulp lacks tls): "
-                          "TLS fetches are read with pread and encrypted by OpenSSL");
+                        ? "the kernel offers kTLS: TLS connections whose cipher it supports send "
+                          "fetched file ranges with SSL_sendfile (gregor_tls_connections_total "
+                          "counts each send path)"
+                        : "no kTLS in this kernel (tcp_available_ulp lacks tls): TLS fetches are "
+                          "read with pread and encrypted by OpenSSL");
     return 0;
 }
 
