@@ -136,7 +136,6 @@ static int mapper_parse_rule(const pcre2_code *parser, pcre2_match_data *md, con
         snprintf(err, errlen, "Invalid rule: `%s`, unmatched substring: `%s`", rule, rule + ov[1]);
         return -EINVAL;
     }
-    *r = (struct mapping_rule){0};
     if (ov_set(ov, 1)) {
         r->is_default = true;
         return 1;
@@ -185,12 +184,15 @@ static int mapper_parse_all(struct principal_mapper *m, const char *text, size_t
             break;
         }
         m->rules = grown;
+        m->rules[m->n] = (struct mapping_rule){0};
         int prc = mapper_parse_rule(parser, pmd, piece, &m->rules[m->n], err, errlen);
         free(piece);
-        if (prc > 0)
+        if (prc > 0) {
             m->n++;
-        else if (prc < 0)
+        } else if (prc < 0) {
+            mapper_rule_free(&m->rules[m->n]); /* what it had built before failing */
             rc = prc;
+        }
     }
     pcre2_match_data_free(md);
     pcre2_match_data_free(pmd);
