@@ -214,6 +214,10 @@ static int net_tls_send_ktls(struct net_conn *c, struct iochain *ch)
     while (ch->sent < ch->total) {
         const struct iochain_piece *p = &ch->pieces[ch->send_piece];
         size_t left = p->len - ch->send_off;
+        if (left == 0) { /* an empty piece: OpenSSL refuses 0-byte writes */
+            iochain_mark_sent(ch, 0);
+            continue;
+        }
         size_t wrote = 0;
         ERR_clear_error();
         errno = 0;
