@@ -11,8 +11,11 @@ connections per second that complete TCP + TLS (+ SASL) and get an ApiVersions a
 GREGOR_BIN selects the broker binary (default build/gregor). The client shares the machine's
 cores with the broker, so the numbers are relative to this machine, not absolute; each
 throughput is the best of --repeat runs (the consume runs read the whole topic, which the
-repeated produce runs made --repeat times larger). Also `openssl s_time -new` against the SSL
-listener: TLS handshakes per second with a C client.
+repeated produce runs made --repeat times larger). Also the TLS handshake rate against the
+SSL listener: new connections per second, each a full handshake (the broker keeps no session
+cache and issues no tickets; `openssl s_time -new` never resumes), for TLSv1.3 and TLSv1.2,
+from --tls-procs `openssl s_time` processes side by side (C clients, summed). The load average
+is printed before and after: the numbers are only comparable within one run.
 """
 import argparse
 import base64
@@ -134,6 +137,29 @@ def s_time_rate(port, ca, seconds):
     return float("nan")
 
 
+def s_time_parallel(port, ca, seconds, version, procs):
+    """Full TLS handshakes per second from procs `openssl s_time -new -<version>` at once."""
+    argv = ["openssl", "s_time", "-connect", "%s:%d" % (HOST, port), "-new", "-" + version,
+            "-time", str(int(max(1, seconds))), "-CAfile", ca]
+    ps = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+          for _ in range(procs)]
+    total = 0.0
+    for p in ps:
+        out, _ = p.communicate(timeout=seconds + 30)
+        for line in out.decode("utf-8", "replace").splitlines():
+            words = line.split()
+            if "real" in words and "connections" in words:
+                total += int(words[0]) / float(words[3])
+                break
+        else:
+            return float("nan")
+    return total
+
+
+def loadavg():
+    return "load average %.2f %.2f %.2f on %d cores" % (os.getloadavg() + (os.cpu_count(),))
+
+
 def best_of(n, fn):
     """The run with the most bytes per second of n (a shared machine is noisy)."""
     runs = [fn() for _ in range(n)]
@@ -147,6 +173,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=5.0, help="per handshake measurement")
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement, best kept")
+    ap.add_argument("--tls-procs", type=int, default=2,
+                    help="openssl s_time processes at once for the handshake rate")
     a = ap.parse_args()
     certs = Certs()
     ports = {"PLAINTEXT": free_port(), "SASL_SSL": free_port(), "SSL": free_port()}
@@ -168,6 +196,7 @@ def main():
         with Broker(props, name="bench-security", port=ports["PLAINTEXT"]):
             print("gregor %s, %d records per measurement, acks=1, 1 partition"
                   % (GREGOR_BIN, a.records))
+            print("before: " + loadavg())
             print("%-8s %-6s %14s %14s %8s" % ("size", "what", "PLAINTEXT MB/s", "SASL_SSL MB/s",
                                                "ratio"))
             for size in [int(x) for x in a.sizes.split(",")]:
@@ -193,6 +222,12 @@ def main():
                   % (a.clients, plain, tls, sasl))
             print("TLS handshakes/s (openssl s_time -new, one C client): %.0f"
                   % s_time_rate(ports["SSL"], certs.ca, a.seconds))
+            for version in ("tls1_3", "tls1_2"):
+                print("full TLS handshakes/s, %s (%d openssl s_time -new at once): %.0f"
+                      % (version, a.tls_procs,
+                         s_time_parallel(ports["SSL"], certs.ca, a.seconds, version,
+                                         a.tls_procs)))
+            print("after: " + loadavg())
     finally:
         certs.cleanup()
 

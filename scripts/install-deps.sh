@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential clang clang-format libclang-rt-14-dev pkg-config
   libraft-dev libuv1-dev librdkafka-dev libmicrohttpd-dev
-  zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev libssl-dev openssl
+  zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev libssl-dev openssl libpcre2-dev
   kcat python3 python3-confluent-kafka python3-kafka
   jq strace iproute2 procps
 )

@@ -5,6 +5,7 @@
  * (broker_async) and answers with the per-topic outcome. Data directories of deleted topics
  * are removed asynchronously, once the last reader lets go (partition.c).
  */
+#include <assert.h>
 #include <string.h>
 
 #include "broker/async.h"
@@ -121,6 +122,44 @@ static void create_topics_done(struct broker_async *a)
     broker_reply(r, (kproto_encode_fn)kmsg_create_topics_response_encode, &st->resp);
 }
 
+/* The controller's results for the allowed topics, merged in request order with the denied. */
+static void create_topics_subset_done(struct broker_req *r, void *arg, int err,
+                                      struct kreader *body)
+{
+    struct create_topics_state *st = arg;
+    struct kmsg_create_topics_response cr;
+    if (err == 0 && kmsg_create_topics_response_decode(body, r->hdr.api_version, &cr) != 0)
+        err = -EBADMSG;
+    int32_t k = 0;
+    for (int32_t i = 0; i < st->resp.topics.n; i++) {
+        if (st->denied[i])
+            continue;
+        if (err == 0 && k < cr.topics.n)
+            st->resp.topics.v[i] = cr.topics.v[k++];
+        else
+            st->resp.topics.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
+    }
+    if (err == 0)
+        st->resp.throttle_time_ms = cr.throttle_time_ms;
+    broker_reply(r, (kproto_encode_fn)kmsg_create_topics_response_encode, &st->resp);
+}
+
+/* Some topics denied, the others for the active controller elsewhere: relays those. */
+static bool create_topics_relay_allowed(struct broker_req *r, struct create_topics_state *st,
+                                        size_t k)
+{
+    struct kmsg_create_topics_request q = st->req;
+    q.topics.v = arena_calloc(r->arena, k, sizeof(*q.topics.v));
+    if (q.topics.v == NULL)
+        return false;
+    q.topics.n = 0;
+    for (int32_t i = 0; i < st->req.topics.n; i++)
+        if (!st->denied[i])
+            q.topics.v[q.topics.n++] = st->req.topics.v[i];
+    assert((size_t)q.topics.n == k);
+    return forwarder_relay_subset(r, &q, create_topics_subset_done, st);
+}
+
 /* Converts one requested topic; returns 0 or -ENOMEM. */
 static int create_topics_convert(struct broker_req *r,
                                  const struct kmsg_create_topics_request_creatable_topic *rt,
@@ -213,6 +252,8 @@ void handle_create_topics(struct broker_req *r)
         broker_reply(r, (kproto_encode_fn)kmsg_create_topics_response_encode, &st->resp);
         return;
     }
+    if (st->denied != NULL && create_topics_relay_allowed(r, st, k))
+        return;
     struct broker_async *a = broker_async_new(r, create_topics_done, st);
     if (a == NULL || controller_create_topics(r->b->ctl, nt, k, st->req.validate_only,
                                               broker_async_done, a) != 0) {
@@ -227,6 +268,7 @@ void handle_create_topics(struct broker_req *r)
 /* ---- DeleteTopics ---- */
 
 struct delete_topics_state {
+    struct kmsg_delete_topics_request req;
     struct kmsg_delete_topics_response resp;
     bool *denied; /* as in create_topics_state */
 };
@@ -272,23 +314,69 @@ static void delete_topics_done(struct broker_async *a)
     broker_reply(a->r, (kproto_encode_fn)kmsg_delete_topics_response_encode, &st->resp);
 }
 
+static void delete_topics_subset_done(struct broker_req *r, void *arg, int err,
+                                      struct kreader *body)
+{
+    struct delete_topics_state *st = arg;
+    struct kmsg_delete_topics_response cr;
+    if (err == 0 && kmsg_delete_topics_response_decode(body, r->hdr.api_version, &cr) != 0)
+        err = -EBADMSG;
+    int32_t k = 0;
+    for (int32_t i = 0; i < st->resp.responses.n; i++) {
+        if (st->denied[i])
+            continue;
+        if (err == 0 && k < cr.responses.n)
+            st->resp.responses.v[i] = cr.responses.v[k++];
+        else
+            st->resp.responses.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
+    }
+    if (err == 0)
+        st->resp.throttle_time_ms = cr.throttle_time_ms;
+    broker_reply(r, (kproto_encode_fn)kmsg_delete_topics_response_encode, &st->resp);
+}
+
+static bool delete_topics_relay_allowed(struct broker_req *r, struct delete_topics_state *st,
+                                        size_t k)
+{
+    struct kmsg_delete_topics_request q = st->req;
+    bool v6 = r->hdr.api_version >= 6;
+    if (v6) {
+        q.topics.v = arena_calloc(r->arena, k, sizeof(*q.topics.v));
+        if (q.topics.v == NULL)
+            return false;
+        q.topics.n = 0;
+        for (int32_t i = 0; i < st->req.topics.n; i++)
+            if (!st->denied[i])
+                q.topics.v[q.topics.n++] = st->req.topics.v[i];
+    } else {
+        q.topic_names.v = arena_calloc(r->arena, k, sizeof(*q.topic_names.v));
+        if (q.topic_names.v == NULL)
+            return false;
+        q.topic_names.n = 0;
+        for (int32_t i = 0; i < st->req.topic_names.n; i++)
+            if (!st->denied[i])
+                q.topic_names.v[q.topic_names.n++] = st->req.topic_names.v[i];
+    }
+    return forwarder_relay_subset(r, &q, delete_topics_subset_done, st);
+}
+
 void handle_delete_topics(struct broker_req *r)
 {
     if (!r->no_forward && mutation_quota_delete_topics(r))
         return;
-    struct kmsg_delete_topics_request req;
     struct delete_topics_state *st = arena_calloc(r->arena, 1, sizeof(*st));
     if (st == NULL) {
         broker_close(r, "out of memory");
         return;
     }
     st->denied = admin_topics_denied_by_id(r, (kproto_decode_fn)kmsg_delete_topics_request_decode,
-                                           &req, delete_topics_name, delete_topics_id,
+                                           &st->req, delete_topics_name, delete_topics_id,
                                            delete_topics_count, ACL_OPERATION_DELETE);
     if (st->denied == NULL && forwarder_relay(r))
         return;
-    if (broker_decode(r, (kproto_decode_fn)kmsg_delete_topics_request_decode, &req) != 0)
+    if (broker_decode(r, (kproto_decode_fn)kmsg_delete_topics_request_decode, &st->req) != 0)
         return;
+    const struct kmsg_delete_topics_request req = st->req;
     kmsg_delete_topics_response_init(&st->resp);
     bool v6 = r->hdr.api_version >= 6;
     int32_t n = v6 ? req.topics.n : req.topic_names.n;
@@ -324,6 +412,8 @@ void handle_delete_topics(struct broker_req *r)
         broker_reply(r, (kproto_encode_fn)kmsg_delete_topics_response_encode, &st->resp);
         return;
     }
+    if (k > 0 && st->denied != NULL && delete_topics_relay_allowed(r, st, k))
+        return;
     struct broker_async *a = k ? broker_async_new(r, delete_topics_done, st) : NULL;
     if (a == NULL || controller_delete_topics(r->b->ctl, refs, k, broker_async_done, a) != 0) {
         broker_async_free(a);
@@ -337,6 +427,7 @@ void handle_delete_topics(struct broker_req *r)
 /* ---- CreatePartitions ---- */
 
 struct create_partitions_state {
+    struct kmsg_create_partitions_request req;
     struct kmsg_create_partitions_response resp;
     bool *denied; /* as in create_topics_state */
 };
@@ -374,11 +465,45 @@ static void create_partitions_done(struct broker_async *a)
     broker_reply(a->r, (kproto_encode_fn)kmsg_create_partitions_response_encode, &st->resp);
 }
 
+static void create_partitions_subset_done(struct broker_req *r, void *arg, int err,
+                                          struct kreader *body)
+{
+    struct create_partitions_state *st = arg;
+    struct kmsg_create_partitions_response cr;
+    if (err == 0 && kmsg_create_partitions_response_decode(body, r->hdr.api_version, &cr) != 0)
+        err = -EBADMSG;
+    int32_t k = 0;
+    for (int32_t i = 0; i < st->resp.results.n; i++) {
+        if (st->denied[i])
+            continue;
+        if (err == 0 && k < cr.results.n)
+            st->resp.results.v[i] = cr.results.v[k++];
+        else
+            st->resp.results.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
+    }
+    if (err == 0)
+        st->resp.throttle_time_ms = cr.throttle_time_ms;
+    broker_reply(r, (kproto_encode_fn)kmsg_create_partitions_response_encode, &st->resp);
+}
+
+static bool create_partitions_relay_allowed(struct broker_req *r,
+                                            struct create_partitions_state *st, size_t k)
+{
+    struct kmsg_create_partitions_request q = st->req;
+    q.topics.v = arena_calloc(r->arena, k, sizeof(*q.topics.v));
+    if (q.topics.v == NULL)
+        return false;
+    q.topics.n = 0;
+    for (int32_t i = 0; i < st->req.topics.n; i++)
+        if (!st->denied[i])
+            q.topics.v[q.topics.n++] = st->req.topics.v[i];
+    return forwarder_relay_subset(r, &q, create_partitions_subset_done, st);
+}
+
 void handle_create_partitions(struct broker_req *r)
 {
     if (!r->no_forward && mutation_quota_create_partitions(r))
         return;
-    struct kmsg_create_partitions_request req;
     struct create_partitions_state *st = arena_calloc(r->arena, 1, sizeof(*st));
     if (st == NULL) {
         broker_close(r, "out of memory");
@@ -386,12 +511,13 @@ void handle_create_partitions(struct broker_req *r)
     }
     /* Kafka: ALTER on the topic. */
     st->denied =
-        admin_topics_denied(r, (kproto_decode_fn)kmsg_create_partitions_request_decode, &req,
+        admin_topics_denied(r, (kproto_decode_fn)kmsg_create_partitions_request_decode, &st->req,
                             create_partitions_name, create_partitions_count, ACL_OPERATION_ALTER);
     if (st->denied == NULL && forwarder_relay(r))
         return;
-    if (broker_decode(r, (kproto_decode_fn)kmsg_create_partitions_request_decode, &req) != 0)
+    if (broker_decode(r, (kproto_decode_fn)kmsg_create_partitions_request_decode, &st->req) != 0)
         return;
+    const struct kmsg_create_partitions_request req = st->req;
     kmsg_create_partitions_response_init(&st->resp);
     int32_t n = req.topics.n > 0 ? req.topics.n : 0;
     st->resp.results.v = arena_calloc(r->arena, (size_t)n + 1, sizeof(*st->resp.results.v));
@@ -431,6 +557,8 @@ void handle_create_partitions(struct broker_req *r)
             inc[k].n_assignments = (uint32_t)t->assignments.n;
         }
     }
+    if (nk > 0 && st->denied != NULL && create_partitions_relay_allowed(r, st, nk))
+        return;
     struct broker_async *a = nk ? broker_async_new(r, create_partitions_done, st) : NULL;
     if (a == NULL || controller_create_partitions(r->b->ctl, inc, nk, req.validate_only,
                                                   broker_async_done, a) != 0) {

@@ -205,6 +205,12 @@ static void collect_network(struct broker *b, struct expo *e)
              "Bytes the log cleaner read and wrote compacting.", io);
     emit_one(e, "gregor_log_cleaner_throttled_ms_total", "counter",
              "Time the log cleaner paused for log.cleaner.io.max.bytes.per.second.", throttled);
+    expo_family(e, "gregor_tls_connections_total", "counter",
+                "TLS connections by how responses are sent once the handshake is done: ktls "
+                "(kernel TLS, file ranges with SSL_sendfile) or userspace (pread + SSL_write).");
+    expo_int(e, "gregor_tls_connections_total", "send_path=\"ktls\"", ns.tls_ktls_connections);
+    expo_int(e, "gregor_tls_connections_total", "send_path=\"userspace\"",
+             ns.tls_userspace_connections);
 }
 
 static void broker_metrics_collect(void *ctx, struct expo *e)

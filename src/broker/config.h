@@ -80,7 +80,7 @@ struct broker_config {
     char ssl_client_auth[16];
     char ssl_enabled_protocols[64];
     char ssl_cipher_suites[1024];
-    char ssl_principal_mapping_rules[64]; /* only DEFAULT */
+    char ssl_principal_mapping_rules[2048]; /* security/principal_mapper.h */
     /* ACLs (broker/authorizer.c): "" = no authorizer, every request allowed */
     char authorizer_class_name[128];
     char super_users[2048]; /* "User:a;User:b" */

@@ -335,6 +335,68 @@ static void alter_submit(struct broker_req *r, struct alter_state *st,
     }
 }
 
+/* The controller's results for the resources relayed by alter_relay_allowed, merged with the
+ * ones answered here (denied, invalid). */
+static void alter_subset_done(struct broker_req *r, void *arg, int err, struct kreader *body)
+{
+    struct alter_state *st = arg;
+    struct kmsg_alter_configs_response pc;
+    struct kmsg_incremental_alter_configs_response ic;
+    int32_t m = 0;
+    if (err == 0 && st->incremental)
+        err = kmsg_incremental_alter_configs_response_decode(body, r->hdr.api_version, &ic);
+    else if (err == 0)
+        err = kmsg_alter_configs_response_decode(body, r->hdr.api_version, &pc);
+    if (err == 0)
+        m = st->incremental ? ic.responses.n : pc.responses.n;
+    for (int32_t i = 0; i < st->n; i++) {
+        int32_t k = st->topic_index[i];
+        if (k < 0)
+            continue;
+        if (err != 0 || k >= m) {
+            alter_set_result(r, st, i, KAFKA_ERR_NOT_CONTROLLER, NULL);
+        } else if (st->incremental) {
+            st->inc.responses.v[i].error_code = ic.responses.v[k].error_code;
+            st->inc.responses.v[i].error_message = ic.responses.v[k].error_message;
+        } else {
+            st->plain.responses.v[i].error_code = pc.responses.v[k].error_code;
+            st->plain.responses.v[i].error_message = pc.responses.v[k].error_message;
+        }
+    }
+    alter_reply(r, st);
+}
+
+/* Some resources were answered here (denied): the nt others go to the active controller when
+ * it is elsewhere. req is the decoded AlterConfigs or IncrementalAlterConfigs request. */
+static bool alter_relay_allowed(struct broker_req *r, struct alter_state *st, const void *req,
+                                size_t nt)
+{
+    if (st->incremental) {
+        struct kmsg_incremental_alter_configs_request q =
+            *(const struct kmsg_incremental_alter_configs_request *)req;
+        const struct kmsg_incremental_alter_configs_request_alter_configs_resource *all =
+            q.resources.v;
+        q.resources.v = arena_calloc(r->arena, nt, sizeof(*q.resources.v));
+        if (q.resources.v == NULL)
+            return false;
+        q.resources.n = 0;
+        for (int32_t i = 0; i < st->n; i++)
+            if (st->topic_index[i] >= 0)
+                q.resources.v[q.resources.n++] = all[i];
+        return forwarder_relay_subset(r, &q, alter_subset_done, st);
+    }
+    struct kmsg_alter_configs_request q = *(const struct kmsg_alter_configs_request *)req;
+    const struct kmsg_alter_configs_request_alter_configs_resource *all = q.resources.v;
+    q.resources.v = arena_calloc(r->arena, nt, sizeof(*q.resources.v));
+    if (q.resources.v == NULL)
+        return false;
+    q.resources.n = 0;
+    for (int32_t i = 0; i < st->n; i++)
+        if (st->topic_index[i] >= 0)
+            q.resources.v[q.resources.n++] = all[i];
+    return forwarder_relay_subset(r, &q, alter_subset_done, st);
+}
+
 /* True when the principal may not alter some resource of r (decoded from a copy of the body,
  * so that r can still be relayed when every resource is allowed). */
 static bool alter_any_denied(struct broker_req *r, bool incremental)
@@ -478,6 +540,8 @@ void handle_alter_configs(struct broker_req *r)
                                                       (uint32_t)nc, ch};
         st->topic_index[i] = (int32_t)nt++;
     }
+    if (nt > 0 && nt < (size_t)n && alter_relay_allowed(r, st, &req, nt))
+        return;
     alter_submit(r, st, alters, nt, req.validate_only);
 }
 
@@ -545,5 +609,7 @@ void handle_incremental_alter_configs(struct broker_req *r)
                                                       (uint32_t)nc, ch};
         st->topic_index[i] = (int32_t)nt++;
     }
+    if (nt > 0 && nt < (size_t)n && alter_relay_allowed(r, st, &req, nt))
+        return;
     alter_submit(r, st, alters, nt, req.validate_only);
 }

@@ -135,9 +135,11 @@ void broker_dispatch(struct broker *b, struct net_request *nr)
         sasl_handle_raw_token(b, nr); /* no Kafka header: a bare SASL token */
         return;
     }
-    if (s != NULL && !s->tls_principal_known && s->state == SESSION_AUTHENTICATED)
-        session_principal(
-            nr->conn); /* SSL: the certificate's subject, once the handshake is done */
+    if (s != NULL && !s->tls_principal_known && s->state == SESSION_AUTHENTICATED &&
+        session_resolve_tls_principal(b, nr->conn) != 0) {
+        net_request_close(nr); /* SSL: no mapping rule applies to the certificate's subject */
+        return;
+    }
     struct broker_req *r = arena_calloc(&nr->arena, 1, sizeof(*r));
     if (r == NULL) {
         net_request_close(nr);

@@ -249,6 +249,87 @@ bool forwarder_relay(struct broker_req *r)
     return true;
 }
 
+/* ---------- relaying the allowed part of a client request ---------- */
+
+struct relay_subset {
+    struct broker_req *r;
+    forwarder_subset_fn done;
+    void *arg;
+    int err;
+    uint8_t *resp;
+    size_t len;
+};
+
+/* Worker thread: the answer into r's arena, its header skipped, then the handler's merge. */
+static void relay_subset_resume(void *arg)
+{
+    struct relay_subset *rs = arg;
+    struct broker_req *r = rs->r;
+    struct kreader body = {0};
+    int err = rs->err;
+    uint8_t *copy = err == 0 ? arena_alloc(r->arena, rs->len + 1) : NULL;
+    if (err == 0 && copy == NULL)
+        err = -ENOMEM;
+    if (err == 0) {
+        memcpy(copy, rs->resp, rs->len);
+        kr_init(&body, copy, rs->len, r->arena);
+        int32_t corr;
+        if (kproto_response_header_decode(
+                &body, kproto_response_header_version(r->hdr.api_key, r->hdr.api_version), &corr) !=
+            0)
+            err = -EBADMSG;
+    }
+    free(rs->resp);
+    forwarder_subset_fn done = rs->done;
+    void *darg = rs->arg;
+    free(rs);
+    done(r, darg, err, &body);
+}
+
+static void relay_subset_done(void *arg, int err, uint8_t *resp, size_t len)
+{
+    struct relay_subset *rs = arg;
+    rs->err = err;
+    if (err == 0) {
+        rs->resp = malloc(len + 1);
+        if (rs->resp == NULL)
+            rs->err = -ENOMEM;
+        else
+            memcpy(rs->resp, resp, len);
+        rs->len = len;
+    }
+    if (net_worker_post(net_request_worker(rs->r->nr), relay_subset_resume, rs) != 0) {
+        logger_warn("forwarder", "dropping a forwarded response during shutdown");
+        free(rs->resp);
+        free(rs);
+    }
+}
+
+static uint8_t *frame_encode(const struct kproto_request_header *h, const void *msg, size_t *len);
+
+bool forwarder_relay_subset(struct broker_req *r, const void *msg, forwarder_subset_fn done,
+                            void *arg)
+{
+    struct broker *b = r->b;
+    if (r->no_forward || b->fwd == NULL || controller_is_active(b->ctl) ||
+        controller_leader_id(b->ctl) == b->cfg.node_id)
+        return false;
+    struct relay_subset *rs = calloc(1, sizeof(*rs));
+    size_t len = 0;
+    uint8_t *frame = rs ? frame_encode(&r->hdr, msg, &len) : NULL;
+    if (frame == NULL) {
+        free(rs);
+        return false;
+    }
+    *rs = (struct relay_subset){.r = r, .done = done, .arg = arg};
+    if (fwd_submit(b, frame, len, relay_subset_done, rs) != 0) {
+        free(frame);
+        free(rs);
+        return false;
+    }
+    return true;
+}
+
 /* ---------- the broker's own requests ---------- */
 
 struct own_call {
@@ -258,15 +339,29 @@ struct own_call {
     void *arg;
 };
 
-/* Encodes header + msg into a malloc'd frame. */
-static uint8_t *own_frame(struct broker *b, int16_t api_key, int16_t version, const void *msg,
-                          size_t *len)
+/* Encodes h + msg (a request of h's API and version) into a malloc'd frame. */
+static uint8_t *frame_encode(const struct kproto_request_header *h, const void *msg, size_t *len)
 {
-    const struct kproto_api *api = kproto_api_lookup(api_key);
+    const struct kproto_api *api = kproto_api_lookup(h->api_key);
     struct iochain chain;
     iochain_init(&chain);
     struct kwriter w;
     kw_init(&w, &chain);
+    int rc = kproto_request_header_encode(&w, h);
+    if (rc == 0)
+        rc = api->request.encode(&w, h->api_version, msg);
+    uint8_t *frame = rc == 0 && !chain.oom ? malloc(chain.total) : NULL;
+    if (frame)
+        iochain_flatten(&chain, frame);
+    *len = chain.total;
+    iochain_free(&chain);
+    return frame;
+}
+
+/* The broker's own request: header with client id gregor-broker-N. */
+static uint8_t *own_frame(struct broker *b, int16_t api_key, int16_t version, const void *msg,
+                          size_t *len)
+{
     char client_id[32];
     snprintf(client_id, sizeof(client_id), "gregor-broker-%d", b->cfg.node_id);
     struct kproto_request_header h = {api_key,
@@ -274,15 +369,7 @@ static uint8_t *own_frame(struct broker *b, int16_t api_key, int16_t version, co
                                       0,
                                       {client_id, (int32_t)strlen(client_id)},
                                       (int16_t)kproto_request_header_version(api_key, version)};
-    int rc = kproto_request_header_encode(&w, &h);
-    if (rc == 0)
-        rc = api->request.encode(&w, version, msg);
-    uint8_t *frame = rc == 0 && !chain.oom ? malloc(chain.total) : NULL;
-    if (frame)
-        iochain_flatten(&chain, frame);
-    *len = chain.total;
-    iochain_free(&chain);
-    return frame;
+    return frame_encode(&h, msg, len);
 }
 
 /* Encodes msg and queues it for the active controller; on_response completes `done`. */

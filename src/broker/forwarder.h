@@ -34,6 +34,24 @@ void forwarder_stop(struct broker *b);
  */
 bool forwarder_relay(struct broker_req *r);
 
+/*
+ * The controller's answer to a relayed subset, on r's worker: err 0 and body positioned after
+ * the response header (its bytes live in r's arena), or err < 0 when no controller answered or
+ * the answer did not decode.
+ */
+typedef void (*forwarder_subset_fn)(struct broker_req *r, void *arg, int err, struct kreader *body);
+
+/*
+ * Worker thread, for an admin request of which the authorizer denied a part here: relays `msg`
+ * (a request of r's API and version holding only the allowed part) to the active controller
+ * under r's header, and calls done with the controller's answer, which the handler merges with
+ * its *_AUTHORIZATION_FAILED results (Kafka authorizes per resource and forwards the rest).
+ * Returns false, without calling done, when this node should handle r itself (it is the
+ * active controller, none is known, or a relay of r already failed).
+ */
+bool forwarder_relay_subset(struct broker_req *r, const void *msg, forwarder_subset_fn done,
+                            void *arg);
+
 /* Any thread: CreateTopics through the active controller, local or remote. */
 int broker_create_topics(struct broker *b, const struct controller_new_topic *topics, size_t n,
                          bool validate_only, controller_done_fn done, void *arg);

@@ -15,6 +15,7 @@
 #include "base/logger.h"
 #include "broker/broker_internal.h"
 #include "broker/request.h"
+#include "security/principal_mapper.h"
 #include "security/tls_context.h"
 
 static const struct {
@@ -94,14 +95,14 @@ static int listener_open_tls(const struct broker_config *c, struct broker_listen
     broker_listener_tls_settings(c, l, &ts);
     const char *rules =
         listener_prop(c, l, "ssl.principal.mapping.rules", c->ssl_principal_mapping_rules);
-    if (rules[0] != '\0' && strcmp(rules, "DEFAULT") != 0) {
-        snprintf(err, errlen,
-                 "listener %s: ssl.principal.mapping.rules '%s' is not supported yet "
-                 "(only DEFAULT: the certificate subject as the principal)",
-                 l->name, rules);
+    char why[400];
+    if (principal_mapper_parse(rules, &bl->mapper, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "listener %s: ssl.principal.mapping.rules: %s", l->name, why);
         return -EINVAL;
     }
-    char why[400];
+    char desc[300];
+    principal_mapper_describe(bl->mapper, desc, sizeof(desc));
+    logger_info("broker", "listener %s: SSL principal mapping rules %s", l->name, desc);
     int rc = tls_context_create(&ts, &bl->tls, why, sizeof(why));
     if (rc != 0)
         snprintf(err, errlen, "listener %s: %s", l->name, why);
@@ -213,10 +214,11 @@ int broker_listeners_open(struct broker *b, struct net_config *nc, char *err, si
     if (any_tls)
         logger_info("broker", "%s",
                     tls_ktls_available()
-                        ? "kTLS is offered by the kernel but not used yet: TLS "
-                          "fetches are read with pread and encrypted by OpenSSL"
-                        : "no kTLS in this kernel (tcp_available_ulp lacks tls): "
-                          "TLS fetches are read with pread and encrypted by OpenSSL");
+                        ? "the kernel offers kTLS: TLS connections whose cipher it supports send "
+                          "fetched file ranges with SSL_sendfile (gregor_tls_connections_total "
+                          "counts each send path)"
+                        : "no kTLS in this kernel (tcp_available_ulp lacks tls): TLS fetches are "
+                          "read with pread and encrypted by OpenSSL");
     return 0;
 }
 
@@ -234,6 +236,8 @@ void broker_listeners_close(struct broker *b)
     for (int i = 0; i < b->n_listeners; i++) {
         tls_context_free(b->listeners[i].tls);
         b->listeners[i].tls = NULL;
+        principal_mapper_free(b->listeners[i].mapper);
+        b->listeners[i].mapper = NULL;
         credential_store_free(&b->listeners[i].users);
     }
     b->n_listeners = 0;

@@ -19,6 +19,7 @@
 #include "security/tls_context.h"
 
 struct broker;
+struct principal_mapper;
 struct broker_req;
 
 /* SASL mechanisms as bits. */
@@ -31,9 +32,10 @@ struct broker_listener {
     enum security_protocol protocol;
     char adv_host[256]; /* advertised (advertised.listeners, else the bound address) */
     int adv_port;
-    void *tls;                     /* SSL_CTX * for SSL / SASL_SSL, else NULL */
-    unsigned mechanisms;           /* SASL_MECH_* enabled (SASL listeners) */
-    struct credential_store users; /* SASL listeners */
+    void *tls;                       /* SSL_CTX * for SSL / SASL_SSL, else NULL */
+    struct principal_mapper *mapper; /* ssl.principal.mapping.rules (SSL / SASL_SSL) */
+    unsigned mechanisms;             /* SASL_MECH_* enabled (SASL listeners) */
+    struct credential_store users;   /* SASL listeners */
 };
 
 /* Fills b->listeners from the configuration and nc->listeners to match. Logs and writes to err

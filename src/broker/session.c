@@ -6,8 +6,7 @@
  */
 #include "broker/session.h"
 
-#include "broker/quota.h"
-
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,8 @@
 #include "broker/broker_internal.h"
 #include "broker/quota.h"
 #include "broker/listeners.h"
+#include "security/principal_mapper.h"
+#include "security/x509_name.h"
 
 #define SESSION_ANONYMOUS "User:ANONYMOUS"
 
@@ -58,18 +59,36 @@ struct broker_session *session_of(const struct net_conn *c)
 const char *session_principal(const struct net_conn *c)
 {
     struct broker_session *s = net_conn_user(c);
-    if (s == NULL)
-        return SESSION_ANONYMOUS;
-    if (!s->tls_principal_known && s->state == SESSION_AUTHENTICATED && s->user == NULL) {
-        /* SSL: Kafka's default principal is the certificate subject (RFC 2253). */
-        char subject[300];
-        if (net_conn_tls_peer_subject(c, subject, sizeof(subject)))
-            snprintf(s->principal, sizeof(s->principal), "User:%s", subject);
-        s->tls_principal_known = true;
-        logger_debug("broker", "connection from %s: TLS principal %s", net_conn_peer(c),
-                     s->principal);
+    return s != NULL ? s->principal : SESSION_ANONYMOUS;
+}
+
+int session_resolve_tls_principal(struct broker *b, struct net_conn *c)
+{
+    struct broker_session *s = net_conn_user(c);
+    assert(s != NULL && s->state == SESSION_AUTHENTICATED && !s->tls_principal_known);
+    s->tls_principal_known = true;
+    const void *name = net_conn_tls_peer_name(c);
+    if (s->user != NULL || name == NULL)
+        return 0; /* no client certificate: User:ANONYMOUS, as Kafka */
+    char dn[1024], mapped[sizeof(s->principal) - 5], why[700];
+    int rc = x509_name_rfc2253(name, dn, sizeof(dn));
+    if (rc == 0) {
+        const struct broker_listener *l = broker_listener_of(b, c);
+        rc = principal_mapper_map(l->mapper, dn, mapped, sizeof(mapped), why, sizeof(why));
+    } else {
+        snprintf(why, sizeof(why), "the subject is longer than %zu bytes", sizeof(dn) - 1);
     }
-    return s->principal;
+    if (rc != 0) {
+        logger_warn("broker",
+                    "connection from %s closed: failed to map name for '%s' based on SSL "
+                    "principal mapping rules: %s",
+                    net_conn_peer(c), dn, why);
+        return -1;
+    }
+    snprintf(s->principal, sizeof(s->principal), "User:%s", mapped);
+    logger_debug("broker", "connection from %s: TLS principal %s (subject '%s')", net_conn_peer(c),
+                 s->principal, dn);
+    return 0;
 }
 
 void session_authenticated(struct broker_session *s, struct net_conn *c, const char *name)

@@ -54,6 +54,13 @@ struct broker_session *session_of(const struct net_conn *c);
 /* The connection's principal ("User:ANONYMOUS" when there is nothing else). Owning worker. */
 const char *session_principal(const struct net_conn *c);
 
+/* SSL: sets the principal of c's authenticated session from the peer certificate's subject
+ * (RFC 2253, as Java prints it) through the listener's ssl.principal.mapping.rules; no
+ * certificate leaves User:ANONYMOUS. Called once, before the first request is handled. Returns
+ * -1 (logged) when no rule applies or a rule fails: the caller closes the connection, as Kafka
+ * does. Owning worker. */
+int session_resolve_tls_principal(struct broker *b, struct net_conn *c);
+
 /* Marks s authenticated as user `name` (principal User:NAME) and lifts the frame limit. */
 void session_authenticated(struct broker_session *s, struct net_conn *c, const char *name);
 

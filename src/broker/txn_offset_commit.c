@@ -424,6 +424,8 @@ static int txn_batch_build(const struct kmsg_txn_offset_commit_request *req, int
 struct txn_commit_req {
     struct broker_req *r;
     struct kmsg_txn_offset_commit_request req;
+    struct kmsg_txn_offset_commit_request allowed; /* req without the topics denied READ */
+    int16_t *topic_err; /* per topic of req: TOPIC_AUTHORIZATION_FAILED, else 0 */
     struct kmsg_txn_offset_commit_response resp;
     int32_t shard;
     struct partition *p;
@@ -444,7 +446,7 @@ static void txn_commit_finish(void *arg)
         const struct kmsg_txn_offset_commit_request_topic *rt = &tr->req.topics.v[i];
         struct kmsg_txn_offset_commit_response_topic *o = &tr->resp.topics.v[i];
         for (int32_t j = 0; j < o->partitions.n; j++) {
-            int16_t perr = tr->err;
+            int16_t perr = tr->topic_err[i] != 0 ? tr->topic_err[i] : tr->err;
             struct pending_offset *e =
                 perr ? NULL
                      : pending_new(tr->req.producer_id, tr->shard, tr->req.group_id, rt->name,
@@ -484,7 +486,7 @@ static int16_t txn_commit_append(struct txn_commit_req *tr)
         return KAFKA_ERR_NOT_COORDINATOR;
     uint8_t *batch = NULL;
     size_t len = 0;
-    int rc = txn_batch_build(&tr->req, tr->r->hdr.api_version, clock_wall_ms(), &batch, &len);
+    int rc = txn_batch_build(&tr->allowed, tr->r->hdr.api_version, clock_wall_ms(), &batch, &len);
     struct partition_append_result ar = {0};
     int16_t err = rc == -ENODATA ? 0 : rc != 0 ? KAFKA_ERR_UNKNOWN_SERVER_ERROR : 0;
     if (rc == 0) {
@@ -609,13 +611,20 @@ static void txn_commit_check_submit(struct txn_commit_req *tr)
 }
 
 /*
- * Kafka's checks: WRITE on the transactional id, READ on the group, READ on each topic. Gregor
- * answers a request with a topic the principal may not read with TOPIC_AUTHORIZATION_FAILED
- * for every partition (Kafka commits the others).
+ * Kafka's checks: WRITE on the transactional id and READ on the group (failing, every partition
+ * gets the error), then READ on each topic: as in Kafka only the partitions of a topic the
+ * principal may not read get TOPIC_AUTHORIZATION_FAILED (tr->topic_err); the others are
+ * committed (tr->allowed holds them).
  */
-static int16_t txn_commit_authorize(struct broker_req *r,
-                                    const struct kmsg_txn_offset_commit_request *q)
+static int16_t txn_commit_authorize(struct txn_commit_req *tr)
 {
+    struct broker_req *r = tr->r;
+    const struct kmsg_txn_offset_commit_request *q = &tr->req;
+    int32_t n = q->topics.n > 0 ? q->topics.n : 0;
+    tr->allowed = *q;
+    tr->topic_err = arena_calloc(r->arena, (size_t)n + 1, sizeof(*tr->topic_err));
+    if (tr->topic_err == NULL)
+        return KAFKA_ERR_UNKNOWN_SERVER_ERROR;
     if (!broker_authorizer_on(r->b))
         return 0;
     char *id = broker_name(r, q->transactional_id);
@@ -625,11 +634,17 @@ static int16_t txn_commit_authorize(struct broker_req *r,
     char *group = broker_name(r, q->group_id);
     if (group == NULL || !broker_authorize(r, NULL, ACL_RESOURCE_GROUP, group, ACL_OPERATION_READ))
         return KAFKA_ERR_GROUP_AUTHORIZATION_FAILED;
-    for (int32_t i = 0; i < q->topics.n; i++) {
+    tr->allowed.topics.v = arena_calloc(r->arena, (size_t)n + 1, sizeof(*q->topics.v));
+    if (tr->allowed.topics.v == NULL)
+        return KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+    tr->allowed.topics.n = 0;
+    for (int32_t i = 0; i < n; i++) {
         char *topic = broker_name(r, q->topics.v[i].name);
         if (topic == NULL ||
             !broker_authorize(r, NULL, ACL_RESOURCE_TOPIC, topic, ACL_OPERATION_READ))
-            return KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+            tr->topic_err[i] = KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+        else
+            tr->allowed.topics.v[tr->allowed.topics.n++] = q->topics.v[i];
     }
     return 0;
 }
@@ -646,18 +661,22 @@ void handle_txn_offset_commit(struct broker_req *r)
     tr->r = r;
     kmsg_txn_offset_commit_response_init(&tr->resp);
     struct broker *b = r->b;
+    tr->err = txn_commit_authorize(tr); /* before the coordinator check, as Kafka */
+    if (tr->topic_err == NULL) {
+        broker_close(r, "out of memory");
+        return;
+    }
     const struct metadata_image *img = metadata_image_acquire(b->ctl);
     const struct metadata_topic *ot = metadata_image_topic_by_name(img, OFFSETS_TOPIC);
     tr->shard = ot && tr->req.group_id.len > 0
                     ? offsets_partition_for(tr->req.group_id.ptr, (size_t)tr->req.group_id.len,
                                             (int32_t)ot->n_partitions)
                     : -1;
-    tr->err = tr->shard < 0 ? KAFKA_ERR_COORDINATOR_NOT_AVAILABLE
-              : ot->partitions[tr->shard].leader != b->cfg.node_id ? KAFKA_ERR_NOT_COORDINATOR
-                                                                   : 0;
-    metadata_image_release(img);
     if (tr->err == 0)
-        tr->err = txn_commit_authorize(r, &tr->req);
+        tr->err = tr->shard < 0 ? KAFKA_ERR_COORDINATOR_NOT_AVAILABLE
+                  : ot->partitions[tr->shard].leader != b->cfg.node_id ? KAFKA_ERR_NOT_COORDINATOR
+                                                                       : 0;
+    metadata_image_release(img);
     int32_t nt = tr->req.topics.n > 0 ? tr->req.topics.n : 0;
     tr->resp.topics.v = arena_calloc(r->arena, (size_t)nt + 1, sizeof(*tr->resp.topics.v));
     tr->resp.topics.n = tr->resp.topics.v ? nt : 0;

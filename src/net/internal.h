@@ -68,6 +68,8 @@ struct net_counters {
     _Atomic int64_t bad_frames;
     _Atomic int64_t queued_bytes;
     _Atomic int64_t paused;
+    _Atomic int64_t tls_ktls;      /* TLS handshakes done whose sends go through kTLS */
+    _Atomic int64_t tls_userspace; /* TLS handshakes done encrypting in user space */
 };
 
 static inline void net_count(_Atomic int64_t *c, int64_t n)
@@ -158,6 +160,7 @@ struct net_server {
     _Atomic unsigned next_worker; /* round-robin owner of the next accepted connection */
     _Atomic int stopping;
     struct net_admit admit;
+    _Atomic bool tls_path_logged; /* the first TLS connection logged its send path */
 };
 
 enum net_req_state { NET_REQ_PENDING, NET_REQ_REPLIED, NET_REQ_NOREPLY, NET_REQ_CLOSE };

@@ -162,6 +162,8 @@ struct net_stats {
     int64_t paused_connections;    /* gauge: connections not read because of backpressure */
     int64_t io_workers;            /* gauge: workers serving connections (the pool's size) */
     int64_t io_threads;            /* gauge: worker threads running */
+    int64_t tls_ktls_connections;      /* TLS connections sending through kTLS (SSL_sendfile) */
+    int64_t tls_userspace_connections; /* TLS connections encrypting in user space */
 };
 void net_server_stats(const struct net_server *s, struct net_stats *out);
 
@@ -221,11 +223,11 @@ int net_conn_listener(const struct net_conn *c);  /* index of the listener that 
  * sasl.server.max.receive.size); 0 restores the server's max_frame_bytes. */
 void net_conn_set_max_frame(struct net_conn *c, int32_t bytes);
 /*
- * The subject of the certificate a TLS peer presented, RFC 2253 ("CN=client,O=Org"), written
- * to buf. Returns 1 when there is one, 0 when the connection is not TLS or the peer sent no
- * certificate (or the handshake has not finished). Owning worker thread.
+ * The subject name (an X509_NAME *, owned by the connection) of the certificate the TLS peer
+ * of c presented, or NULL when the connection is not TLS, the peer sent no certificate or the
+ * handshake has not finished. Owning worker thread.
  */
-int net_conn_tls_peer_subject(const struct net_conn *c, char *buf, size_t len);
+const void *net_conn_tls_peer_name(const struct net_conn *c);
 void net_conn_set_user(struct net_conn *c, void *user);
 
 /*

@@ -210,6 +210,8 @@ void net_server_stats(const struct net_server *s, struct net_stats *out)
         out->bad_frames += net_load(&c->bad_frames);
         out->queued_response_bytes += net_load(&c->queued_bytes);
         out->paused_connections += net_load(&c->paused);
+        out->tls_ktls_connections += net_load(&c->tls_ktls);
+        out->tls_userspace_connections += net_load(&c->tls_userspace);
     }
     out->connections_open = out->connections_accepted - out->connections_closed;
 }

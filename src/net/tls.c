@@ -14,11 +14,18 @@
  * advanced only by what SSL_write accepted, and the buffer is refilled only when empty (an
  * interrupted SSL_write must be retried with the same bytes).
  *
- * kTLS (the kernel encrypting sendfile data) is not used: this needs TCP_ULP "tls" in the
- * kernel and it is absent on the machines Gregor is tested on (tls_ktls_available() in the
- * security layer reports it at start-up).
+ * kTLS: where the kernel offers TCP_ULP "tls", the listener's context asks OpenSSL for it
+ * (SSL_OP_ENABLE_KTLS, security/tls_context.c) and OpenSSL moves the connection's send side into
+ * the kernel after the handshake when the cipher allows. Once the handshake is done the
+ * connection settles its send path (net_tls_settle, counted in the worker's counters and logged
+ * for the first connection of the process): with kTLS send, byte pieces go out with SSL_write
+ * straight from the chain and file ranges with SSL_sendfile (page cache to socket, encrypted
+ * by the kernel: no pread, no staging copy); without it, the staging path above. The machines
+ * Gregor is tested on have no TCP_ULP "tls", so only the fallback is exercised there.
  */
+#include <assert.h>
 #include <errno.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -36,7 +43,9 @@ struct net_tls {
     size_t len, off;
     bool read_wants_write;
     bool send_wants_read;
-    bool failed; /* a TLS error was logged: later ones are not */
+    bool failed;    /* a TLS error was logged: later ones are not */
+    bool settled;   /* the send path below is decided (the handshake is done) */
+    bool ktls_send; /* OpenSSL put the send side into kernel TLS */
 };
 
 int net_tls_open(struct net_conn *c, void *ssl_ctx)
@@ -102,6 +111,34 @@ static ssize_t net_tls_fail(struct net_conn *c, const char *during, int ssl_err)
     return -1;
 }
 
+/* After the handshake: which way this connection's responses go, counted; the first TLS
+ * connection of the process says it in the log (once, not per connection). */
+static void net_tls_settle(struct net_conn *c)
+{
+    struct net_tls *t = c->tls;
+    assert(!t->settled && SSL_is_init_finished(t->ssl) && t->off == t->len);
+    t->settled = true;
+    t->ktls_send = BIO_get_ktls_send(SSL_get_wbio(t->ssl)) != 0;
+    net_count(t->ktls_send ? &c->w->counters.tls_ktls : &c->w->counters.tls_userspace, 1);
+    if (atomic_exchange(&c->w->srv->tls_path_logged, true))
+        return;
+    const char *cipher = SSL_get_cipher_name(t->ssl);
+    if (t->ktls_send)
+        logger_info(NET_LOG,
+                    "TLS connection %llu from %s (%s, %s): kTLS send is on: fetched file ranges "
+                    "go out with SSL_sendfile (logged for the first connection only)",
+                    (unsigned long long)c->id, c->peer, SSL_get_version(t->ssl), cipher);
+    else
+        logger_info(NET_LOG,
+                    "TLS connection %llu from %s (%s, %s): no kTLS (%s): responses are encrypted "
+                    "in user space, file ranges read with pread (logged for the first connection "
+                    "only; gregor_tls_connections_total counts each path)",
+                    (unsigned long long)c->id, c->peer, SSL_get_version(t->ssl), cipher,
+                    (SSL_get_options(t->ssl) & SSL_OP_ENABLE_KTLS)
+                        ? "OpenSSL did not enable it for this protocol and cipher"
+                        : "the kernel offers no TCP_ULP \"tls\"");
+}
+
 ssize_t net_tls_read(struct net_conn *c, void *buf, size_t len)
 {
     struct net_tls *t = c->tls;
@@ -110,8 +147,11 @@ ssize_t net_tls_read(struct net_conn *c, void *buf, size_t len)
     errno = 0;
     size_t got = 0;
     int ok = SSL_read_ex(t->ssl, buf, len, &got);
-    if (ok == 1)
+    if (ok == 1) {
+        if (!t->settled)
+            net_tls_settle(c);
         return (ssize_t)got;
+    }
     int err = SSL_get_error(t->ssl, ok);
     switch (err) {
     case SSL_ERROR_WANT_READ:
@@ -149,10 +189,62 @@ static ssize_t net_tls_stage(struct net_tls *t, const struct iochain *ch)
     return n;
 }
 
+/* An SSL_write / SSL_sendfile that did not complete: 0 to wait for the socket, else < 0. */
+static int net_tls_write_failed(struct net_conn *c, int ok)
+{
+    struct net_tls *t = c->tls;
+    int err = SSL_get_error(t->ssl, ok);
+    if (err == SSL_ERROR_WANT_WRITE)
+        return 0;
+    if (err == SSL_ERROR_WANT_READ) {
+        t->send_wants_read = true;
+        return 0;
+    }
+    if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno != 0)
+        return -errno;
+    net_tls_fail(c, "write", err);
+    return -EPROTO;
+}
+
+/* kTLS send: byte pieces written from the chain, file ranges with SSL_sendfile (no copy into
+ * user space). A partial write resumes where the chain says. */
+static int net_tls_send_ktls(struct net_conn *c, struct iochain *ch)
+{
+    struct net_tls *t = c->tls;
+    while (ch->sent < ch->total) {
+        const struct iochain_piece *p = &ch->pieces[ch->send_piece];
+        size_t left = p->len - ch->send_off;
+        if (left == 0) { /* an empty piece: OpenSSL refuses 0-byte writes */
+            iochain_mark_sent(ch, 0);
+            continue;
+        }
+        size_t wrote = 0;
+        ERR_clear_error();
+        errno = 0;
+        int ok;
+        if (p->kind == IOCHAIN_FILE) {
+            ossl_ssize_t n =
+                SSL_sendfile(t->ssl, p->u.file.fd, p->u.file.off + (off_t)ch->send_off, left, 0);
+            ok = n >= 0 ? 1 : (int)n;
+            wrote = n > 0 ? (size_t)n : 0;
+        } else {
+            ok = SSL_write_ex(t->ssl, p->u.bytes.data + ch->send_off, left, &wrote);
+        }
+        if (ok != 1)
+            return net_tls_write_failed(c, ok);
+        iochain_mark_sent(ch, wrote);
+    }
+    return ch->oom ? -ENOMEM : 1;
+}
+
 int net_tls_send(struct net_conn *c, struct iochain *ch)
 {
     struct net_tls *t = c->tls;
     t->send_wants_read = false;
+    if (!t->settled && SSL_is_init_finished(t->ssl))
+        net_tls_settle(c);
+    if (t->ktls_send && !ch->oom)
+        return net_tls_send_ktls(c, ch);
     while (ch->sent < ch->total) {
         ssize_t n = net_tls_stage(t, ch);
         if (n < 0)
@@ -163,19 +255,8 @@ int net_tls_send(struct net_conn *c, struct iochain *ch)
         errno = 0;
         size_t wrote = 0;
         int ok = SSL_write_ex(t->ssl, t->buf + t->off, t->len - t->off, &wrote);
-        if (ok != 1) {
-            int err = SSL_get_error(t->ssl, ok);
-            if (err == SSL_ERROR_WANT_WRITE)
-                return 0;
-            if (err == SSL_ERROR_WANT_READ) {
-                t->send_wants_read = true;
-                return 0;
-            }
-            if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno != 0)
-                return -errno;
-            net_tls_fail(c, "write", err);
-            return -EPROTO;
-        }
+        if (ok != 1)
+            return net_tls_write_failed(c, ok);
         t->off += wrote;
         iochain_mark_sent(ch, wrote);
     }
@@ -184,24 +265,10 @@ int net_tls_send(struct net_conn *c, struct iochain *ch)
     return 1;
 }
 
-int net_conn_tls_peer_subject(const struct net_conn *c, char *buf, size_t len)
+const void *net_conn_tls_peer_name(const struct net_conn *c)
 {
-    if (len > 0)
-        buf[0] = '\0';
     if (c->tls == NULL || !SSL_is_init_finished(c->tls->ssl))
-        return 0;
+        return NULL;
     X509 *cert = SSL_get0_peer_certificate(c->tls->ssl);
-    if (cert == NULL)
-        return 0;
-    BIO *bio = BIO_new(BIO_s_mem());
-    if (bio == NULL)
-        return 0;
-    X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
-    int n = BIO_read(bio, buf, len > 1 ? (int)len - 1 : 0);
-    BIO_free(bio);
-    if (n < 0)
-        n = 0;
-    if (len > 0)
-        buf[n] = '\0';
-    return 1;
+    return cert != NULL ? X509_get_subject_name(cert) : NULL;
 }

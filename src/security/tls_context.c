@@ -212,6 +212,11 @@ int tls_context_create(const struct tls_settings *s, void **out, char *err, size
                                  SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
+    /* kTLS where the kernel has it (OpenSSL then moves each connection's send side into the
+     * kernel after the handshake, cipher permitting; net/tls.c checks which way it went). Not
+     * asked for otherwise: OpenSSL would try TCP_ULP on every connection in vain. */
+    if (tls_ktls_available())
+        SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
     int rc = tls_set_protocols(ctx, s, err, errlen);
     if (rc == 0)
         rc = tls_load_keystore(ctx, s, err, errlen);

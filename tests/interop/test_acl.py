@@ -17,8 +17,9 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (GREGOR_BIN, HOST, SLOW, TAGS_NONE, Broker, Cluster, KafkaRaw,  # noqa: E402
-                     Reader, boolean, carray, cbytes, check, cstring, fail, free_port, i32, i64,
-                     metadata_body, nbytes, parse_metadata, run_tests, string, test)
+                     Reader, array, boolean, carray, cbytes, check, cstring, fail, free_port,
+                     i32, i64, metadata_body, nbytes, parse_metadata, run_tests, string, test,
+                     wait_until)
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer  # noqa: E402
 from kafka.errors import KafkaError as KafkaPyError  # noqa: E402
@@ -440,6 +441,87 @@ def raw_login(b, user):
     r = Reader(c.call(36, 0, nbytes(token)))  # SaslAuthenticate v0
     check(r.int16() == 0, "SaslAuthenticate as %s failed" % user)
     return c
+
+
+def raw_retried(call, what, retriable=(14, 15, 16)):
+    """call() -> (error, ...), retried while the coordinator loads or moves."""
+    deadline = time.monotonic() + 15 * SLOW
+    while True:
+        out = call()
+        if out[0] not in retriable or time.monotonic() > deadline:
+            check(out[0] == 0, "%s: error %d" % (what, out[0]))
+            return out
+        time.sleep(0.1)
+
+
+def raw_offset_fetch(k, group, topics):
+    """OffsetFetch v1 -> {(topic, partition): (offset, error)}."""
+    r = Reader(k.call(9, 1, string(group) + array([string(t) + array([i32(0)]) for t in topics])))
+    rows = r.array(lambda x: (x.string(), x.array(
+        lambda y: (y.int32(), y.int64(), y.string(), y.int16()))))
+    r.end()
+    return {(t, p): (off, err) for t, parts in rows for p, off, _, err in parts}
+
+
+@test
+def test_txn_offset_commit_fails_only_the_topics_it_may_not_read():
+    """TxnOffsetCommit is authorized per topic as in Kafka: the partitions of a topic the
+    principal may not READ get TOPIC_AUTHORIZATION_FAILED and the others are committed with
+    the transaction. Bad input: a topic without READ in the same request as one with READ."""
+    with AclBroker() as b:
+        create_topics(b, ["tco-ok", "tco-no"])
+        add_acls(b, [acl(ResourceType.TRANSACTIONAL_ID, "tco-tx", LIT, "User:bob",
+                         ACLOperation.WRITE),
+                     acl(ResourceType.GROUP, "tco-g", LIT, "User:bob", ACLOperation.READ),
+                     acl(ResourceType.TOPIC, "tco-ok", LIT, "User:bob", ACLOperation.READ)])
+        k = raw_login(b, "bob")
+        try:
+            for key, ktype in (("tco-g", 0), ("tco-tx", 1)):
+                def find():
+                    r = Reader(k.call(10, 1, string(key) + bytes([ktype])))
+                    r.int32()
+                    return (r.int16(),)
+                raw_retried(find, "FindCoordinator %s" % key)
+
+            def init():
+                r = Reader(k.call(22, 1, string("tco-tx") + i32(60000)))
+                r.int32()
+                return r.int16(), r.int64(), r.int16()
+            _, pid, epoch = raw_retried(init, "InitProducerId")
+
+            def add_offsets():
+                r = Reader(k.call(25, 1, string("tco-tx") + i64(pid) + struct.pack(">h", epoch)
+                                  + string("tco-g")))
+                r.int32()
+                return (r.int16(),)
+            raw_retried(add_offsets, "AddOffsetsToTxn")
+            # TxnOffsetCommit v2: tco-ok partition 0 -> 5, tco-no partition 0 -> 7
+            body = string("tco-tx") + string("tco-g") + i64(pid) + struct.pack(">h", epoch)
+            body += array([string(t) + array([i32(0) + i64(off) + i32(-1) + string("")])
+                           for t, off in (("tco-ok", 5), ("tco-no", 7))])
+            r = Reader(k.call(28, 2, body))
+            r.int32()
+            got = {t: errs for t, errs in
+                   r.array(lambda x: (x.string(), x.array(lambda y: (y.int32(), y.int16())[1])))}
+            r.end()
+            check(got == {"tco-ok": [0], "tco-no": [29]},
+                  "TxnOffsetCommit with one unreadable topic: %r (Kafka fails only that "
+                  "topic's partitions)" % got)
+            r = Reader(k.call(26, 1, string("tco-tx") + i64(pid) + struct.pack(">h", epoch)
+                              + b"\x01"))
+            r.int32()
+            check(r.int16() == 0, "EndTxn(commit)")
+        finally:
+            k.close()
+        a = raw_login(b, "admin")
+        try:
+            offsets = wait_until(lambda: (lambda o: o if o[("tco-ok", 0)][0] == 5 else None)(
+                raw_offset_fetch(a, "tco-g", ["tco-ok", "tco-no"])), 10 * SLOW,
+                what="tco-ok's offset committed by the transaction")
+            check(offsets[("tco-no", 0)][0] == -1,
+                  "tco-no's offset was committed: %r" % (offsets,))
+        finally:
+            a.close()
 
 
 @test
