@@ -96,6 +96,7 @@ struct net_request {
     struct net_request *next_in_queue;
     int state;
     int orphan;
+    bool pooled;      /* frame is a buffer of the worker's pool (else in the same malloc) */
     bool close_after; /* net_request_reply_close(): close once the response is written */
     struct iochain resp;
 };
@@ -158,6 +159,7 @@ struct net_stats {
     int64_t bad_frames;            /* size prefix <= 0 or > max_frame_bytes */
     int64_t queued_response_bytes; /* gauge: response bytes accepted but not yet written */
     int64_t paused_connections;    /* gauge: connections not read because of backpressure */
+    int64_t receive_buffer_bytes;  /* gauge: bytes mapped by the workers' large-frame pools */
 };
 void net_server_stats(const struct net_server *s, struct net_stats *out);
 

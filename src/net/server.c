@@ -198,6 +198,7 @@ void net_server_stats(const struct net_server *s, struct net_stats *out)
         out->bad_frames += net_load(&c->bad_frames);
         out->queued_response_bytes += net_load(&c->queued_bytes);
         out->paused_connections += net_load(&c->paused);
+        out->receive_buffer_bytes += net_load(&c->pool_bytes);
     }
     out->connections_open = out->connections_accepted - out->connections_closed;
 }

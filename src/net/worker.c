@@ -247,6 +247,7 @@ int net_worker_init(struct net_worker *w, struct net_server *s, int index)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->wake};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake.fd, &ev) < 0)
         goto err;
+    net_bufpool_init(&w->pool, w);
     w->rbuf_cap = NET_READ_BUFFER;
     w->rbuf = malloc(w->rbuf_cap);
     if (w->rbuf == NULL) {
@@ -300,6 +301,7 @@ void net_worker_destroy(struct net_worker *w)
     }
     w->posts = w->posts_tail = NULL;
     net_timers_destroy(w);
+    net_bufpool_destroy(&w->pool);
     if (w->wake.fd >= 0)
         close(w->wake.fd);
     if (w->epfd >= 0)
