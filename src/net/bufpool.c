@@ -3,9 +3,11 @@
  *
  * Why: a produce request carries up to a megabyte or more of record data. Fresh memory for each
  * one costs a page fault per 4 KiB while readv fills it (and, on a virtual machine that returns
- * freed guest pages to its host, a host fault too). Buffers here are mmap'ed once with
- * MAP_POPULATE, used for one frame, returned to their size class when the request is freed and
- * handed out again warm.
+ * freed guest pages to its host, a host fault too). Buffers here are mmap'ed once, used for one
+ * frame, returned to their size class when the request is freed and handed out again warm: a
+ * page is faulted in the first time a frame reaches it and never again while the buffer is
+ * pooled. (Not MAP_POPULATE: a peer announcing a large frame and sending little of it must
+ * cost only what it sent, as malloc'ed frames did.)
  *
  * Classes are powers of two from 2^NET_POOL_MIN_SHIFT to 2^NET_POOL_MAX_SHIFT bytes of mapping;
  * each buffer starts with a small header (its class and a magic number) and its data follows.
@@ -38,8 +40,8 @@
 #define NET_POOL_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-#define NET_POOL_MAGIC 0x6e62756675u /* "nbufu" */
-#define NET_POOL_KEEP_BYTES (64u << 20)
+#define NET_POOL_MAGIC 0x6e62756675u    /* "nbufu" */
+#define NET_POOL_KEEP_BYTES (16u << 20) /* per worker: a dozen 1 MiB produce requests */
 #define NET_POOL_IDLE_MS 2000
 
 struct net_buf {
@@ -113,7 +115,7 @@ uint8_t *net_bufpool_get(struct net_bufpool *p, size_t size)
         p->free_bytes -= net_pool_class_bytes(cls);
     } else {
         void *m = mmap(NULL, net_pool_class_bytes(cls), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED)
             return NULL;
         net_count(&p->w->counters.pool_bytes, (int64_t)net_pool_class_bytes(cls));

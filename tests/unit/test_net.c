@@ -605,28 +605,32 @@ TEST(test_large_and_small_frames_split_anywhere_echo_byte_exact_and_pool_release
     CHECK_EQ_INT(srv_start(&t, &cfg), 0);
     int fd = cli_connect(t.port);
     CHECK(fd >= 0);
+    struct timeval tv = {60, 0}; /* 70 MiB each way on a loaded machine: not the 5 s default */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     struct mixed_writer mw = {.fd = fd};
     pthread_t th;
     CHECK_EQ_INT(pthread_create(&th, NULL, mixed_write, &mw), 0);
     uint8_t *in = malloc(5 + (34u << 20));
     CHECK(in != NULL);
-    int bad = -1;
-    for (size_t f = 0; f < MIXED_N && bad < 0; f++) {
+    int short_resp = -1, bad_byte = -1;
+    for (size_t f = 0; f < MIXED_N && short_resp < 0 && bad_byte < 0; f++) {
         size_t n = mixed_sizes[f];
         if (recv_resp(fd, in, 5 + (34u << 20)) != (ssize_t)(5 + n)) {
-            bad = (int)f;
+            short_resp = (int)f;
             break;
         }
         for (size_t i = 0; i < n; i++)
             if (in[5 + i] != mixed_byte(f, i)) {
-                bad = (int)f;
+                bad_byte = (int)f;
                 break;
             }
     }
     pthread_join(th, NULL);
     free(in);
     CHECK_EQ_INT(mw.rc, 0);
-    CHECK_EQ_INT(bad, -1);
+    CHECK_EQ_INT(short_resp, -1);
+    CHECK_EQ_INT(bad_byte, -1);
     CHECK(stats(&t).receive_buffer_bytes > 0); /* the large frames went through the pool */
     CHECK(wait_until(pool_released, &t, 10000));
     close(fd);
