@@ -85,10 +85,11 @@ static void serve_block_signals(sigset_t *set)
 }
 
 /*
- * Request frames (up to socket.request.max.bytes) and fetch responses are allocated per request.
+ * Buffers allocated per request (frames under 64 KiB, response chains, frames over the network
+ * layer's largest pooled size: large frames come from the workers' pools, net/bufpool.c).
  * glibc's defaults serve large ones with a fresh mmap, or return freed heap tops to the kernel,
- * so every produce request's bytes were copied into pages faulted in on the spot (a quarter of
- * the broker's CPU under 1 KiB produce). Kept in the heap instead, freed frames are reused warm.
+ * so their bytes were copied into pages faulted in on the spot. Kept in the heap instead, freed
+ * buffers are reused warm.
  */
 static void serve_tune_malloc(void)
 {

@@ -1,11 +1,19 @@
 /*
  * Reading and framing: turns the byte stream of a connection into requests.
  *
- * Bytes are read into the worker's shared read buffer, so an idle connection costs no buffer.
- * Complete frames found there are copied into their request (one allocation holds the request
- * and its frame). A frame that is not complete yet gets its request allocated as soon as its
- * size is known and valid; later reads use readv to put the frame's remaining bytes straight
- * into it and whatever follows into the shared buffer, so large frames are not copied at all.
+ * Two ways of reading, picked per connection from the size of the last frame it sent:
+ * - small frames (the last one under NET_POOL_MIN bytes): bytes are read into the worker's
+ *   shared read buffer, so an idle connection costs no buffer, and complete frames found there
+ *   are copied into their request (one allocation holds the request and its frame); many
+ *   pipelined small requests cost one read.
+ * - large frames (the last one NET_POOL_MIN bytes or more: produce requests of batching
+ *   clients): the 4-byte size prefix is read alone into the connection's header, then the
+ *   request (with a warm buffer of the worker's pool, bufpool.c) is allocated for exactly that
+ *   size and readv puts the frame's bytes straight into it and the next size prefix into the
+ *   header. Record data is never copied in user space; the price is a 4-byte read (one more
+ *   syscall) per frame whose prefix did not come with the previous frame's last bytes.
+ * A frame not complete after a read in either way becomes the connection's partial request
+ * and later reads go straight into it.
  *
  * The size prefix is checked before anything is allocated: size <= 0 or > max_frame_bytes
  * closes the connection with a log line.
@@ -18,6 +26,7 @@
  * Fairness: one call reads at most NET_READ_BUDGET bytes, then leaves the connection on the
  * to-do list so other connections of the worker get their turn.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +71,30 @@ static bool net_frame_size_ok(struct net_conn *c, int32_t size)
 }
 
 /*
+ * The size prefix in c->hdr is complete: checks it and allocates the frame's request, which
+ * the caller fills (and dispatches once full). NULL when the connection was closed for it.
+ */
+static struct net_request *net_conn_begin_frame(struct net_conn *c)
+{
+    assert(c->hdr_len == 4 && c->partial == NULL);
+    int32_t size = (int32_t)((uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 |
+                             (uint32_t)c->hdr[2] << 8 | (uint32_t)c->hdr[3]);
+    c->hdr_len = 0;
+    if (!net_frame_size_ok(c, size)) {
+        net_conn_close(c, NULL);
+        return NULL;
+    }
+    c->last_frame = size;
+    struct net_request *req = net_request_new(c, (size_t)size);
+    if (req == NULL) {
+        logger_error(NET_LOG, "closing connection %llu from %s: no memory for a %d-byte frame",
+                     (unsigned long long)c->id, c->peer, size);
+        net_conn_close(c, NULL);
+    }
+    return req;
+}
+
+/*
  * Frames requests out of buf[0..len). Returns how many bytes were consumed: all of them unless
  * the connection went over its limits (the rest must be kept) or was closed (the rest is
  * meaningless; len is returned).
@@ -78,24 +111,14 @@ static size_t net_conn_parse(struct net_conn *c, const uint8_t *buf, size_t len)
             c->hdr[c->hdr_len++] = buf[off++];
         if (c->hdr_len < 4)
             break;
-        int32_t size = (int32_t)((uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 |
-                                 (uint32_t)c->hdr[2] << 8 | (uint32_t)c->hdr[3]);
-        c->hdr_len = 0;
-        if (!net_frame_size_ok(c, size)) {
-            net_conn_close(c, NULL);
+        struct net_request *req = net_conn_begin_frame(c);
+        if (req == NULL)
             return len;
-        }
-        struct net_request *req = net_request_new(c, (size_t)size);
-        if (req == NULL) {
-            logger_error(NET_LOG, "closing connection %llu from %s: no memory for a %d-byte frame",
-                         (unsigned long long)c->id, c->peer, size);
-            net_conn_close(c, NULL);
-            return len;
-        }
-        size_t k = len - off < (size_t)size ? len - off : (size_t)size;
+        size_t size = req->size;
+        size_t k = len - off < size ? len - off : size;
         memcpy(req->frame, buf + off, k);
         off += k;
-        if (k == (size_t)size) {
+        if (k == size) {
             net_request_dispatch(req);
         } else {
             c->partial = req;
@@ -134,8 +157,15 @@ static void net_conn_parse_stash(struct net_conn *c)
     }
 }
 
-/* Accounts n freshly read bytes: first the rest of the partial frame, then the buffer. */
-static void net_conn_consume(struct net_conn *c, size_t n)
+/* True when the connection reads its frames straight into their requests (large frames). */
+static bool net_conn_reads_direct(const struct net_conn *c)
+{
+    return c->tls == NULL && (size_t)c->last_frame >= NET_POOL_MIN;
+}
+
+/* Accounts n freshly read bytes: first the rest of the partial frame, then the header (direct
+ * reads) or the shared buffer. */
+static void net_conn_consume(struct net_conn *c, size_t n, bool direct)
 {
     size_t in_buf = n;
     if (c->partial) {
@@ -149,26 +179,48 @@ static void net_conn_consume(struct net_conn *c, size_t n)
             net_request_dispatch(req);
         }
     }
+    if (direct) {
+        /* The kernel put the rest into c->hdr, from hdr_len on. */
+        assert(in_buf <= (size_t)(4 - c->hdr_len));
+        c->hdr_len += (int)in_buf;
+        if (c->hdr_len < 4 || c->closed || c->close_requested)
+            return;
+        struct net_request *req = net_conn_begin_frame(c);
+        if (req != NULL) {
+            c->partial = req;
+            c->partial_got = 0;
+        }
+        return;
+    }
     const uint8_t *buf = c->w->rbuf;
     size_t used = net_conn_parse(c, buf, in_buf);
     if (used < in_buf && !c->closed && !c->close_requested)
         net_conn_stash(c, buf + used, in_buf - used);
 }
 
-/* One readv; returns its result with errno preserved, and the capacity offered. On TLS one
- * decrypted read into the first buffer (a TLS read returns one record at most, so a short read
- * does not mean the socket is drained: net_conn_read reads on until EAGAIN). */
-static ssize_t net_conn_readv(struct net_conn *c, size_t *cap)
+/* One readv; returns its result with errno preserved, and the capacity offered. *direct: the
+ * bytes after the partial frame go to the header (large frames), not the shared buffer. On TLS
+ * one decrypted read into the first buffer (a TLS read returns one record at most, so a short
+ * read does not mean the socket is drained: net_conn_read reads on until EAGAIN). */
+static ssize_t net_conn_readv(struct net_conn *c, size_t *cap, bool *direct)
 {
     struct iovec iov[2];
     int k = 0;
     if (c->partial) {
+        assert(c->hdr_len == 0);
         iov[k].iov_base = c->partial->frame + c->partial_got;
         iov[k].iov_len = c->partial->size - c->partial_got;
         k++;
     }
-    iov[k].iov_base = c->w->rbuf;
-    iov[k].iov_len = c->w->rbuf_cap;
+    *direct = net_conn_reads_direct(c);
+    if (*direct) {
+        assert(c->hdr_len < 4);
+        iov[k].iov_base = c->hdr + c->hdr_len;
+        iov[k].iov_len = (size_t)(4 - c->hdr_len);
+    } else {
+        iov[k].iov_base = c->w->rbuf;
+        iov[k].iov_len = c->w->rbuf_cap;
+    }
     k++;
     if (c->tls) {
         *cap = iov[0].iov_len;
@@ -200,7 +252,8 @@ void net_conn_read(struct net_conn *c)
             return;
         }
         size_t cap;
-        ssize_t n = net_conn_readv(c, &cap);
+        bool direct;
+        ssize_t n = net_conn_readv(c, &cap, &direct);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -215,7 +268,7 @@ void net_conn_read(struct net_conn *c)
         net_count(&c->w->counters.bytes_in, n);
         net_conn_touch(c);
         budget -= (size_t)n < budget ? (size_t)n : budget;
-        net_conn_consume(c, (size_t)n);
+        net_conn_consume(c, (size_t)n, direct);
         if (c->closed)
             return;
         if (net_conn_over_limits(c)) {

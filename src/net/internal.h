@@ -70,6 +70,7 @@ struct net_counters {
     _Atomic int64_t paused;
     _Atomic int64_t tls_ktls;      /* TLS handshakes done whose sends go through kTLS */
     _Atomic int64_t tls_userspace; /* TLS handshakes done encrypting in user space */
+    _Atomic int64_t pool_bytes; /* mapped by the worker's buffer pool (free and out) */
 };
 
 static inline void net_count(_Atomic int64_t *c, int64_t n)
@@ -81,6 +82,22 @@ struct net_post {
     struct net_post *next;
     void (*fn)(void *arg);
     void *arg;
+};
+
+/* bufpool.c: a worker's warm receive buffers for large frames (see that file). */
+#define NET_POOL_MIN_SHIFT 16 /* 64 KiB: smaller frames are copied out of the read buffer */
+#define NET_POOL_CLASSES 10   /* up to 32 MiB mappings */
+#define NET_POOL_HEADER 64    /* bytes of each mapping before its data */
+/* Frames of at least this many bytes get a pooled buffer and are read straight into it. */
+#define NET_POOL_MIN ((size_t)(1u << NET_POOL_MIN_SHIFT) - NET_POOL_HEADER)
+struct net_buf;
+struct net_bufpool {
+    struct net_worker *w;
+    struct net_buf *free[NET_POOL_CLASSES]; /* free buffers per class */
+    size_t free_bytes;                      /* mapped bytes on the free lists */
+    int64_t out;                            /* buffers handed out, not yet back */
+    bool taken_since_check;                 /* a get since the release timer last looked */
+    struct net_timer timer;                 /* unmaps the free buffers after an idle spell */
 };
 
 struct net_worker {
@@ -100,6 +117,7 @@ struct net_worker {
 
     uint8_t *rbuf; /* read buffer shared by this worker's connections */
     size_t rbuf_cap;
+    struct net_bufpool pool; /* buffers of large frames */
 
     struct net_timer **heap; /* timers, min-heap on (deadline_ms, seq) */
     int heap_len;
@@ -198,6 +216,7 @@ struct net_conn {
     /* Framing state. */
     uint8_t hdr[4];
     int hdr_len;
+    int32_t last_frame;          /* size of the last frame begun: picks how to read the next */
     struct net_request *partial; /* frame whose bytes are still arriving */
     size_t partial_got;
     uint8_t *stash; /* bytes read but not parsed because of backpressure */
@@ -266,6 +285,15 @@ void net_conn_reap(struct net_worker *w);
 /* conn_read.c */
 void net_conn_read(struct net_conn *c);
 void net_conn_read_free(struct net_conn *c);
+
+/* bufpool.c; owning worker thread. */
+void net_bufpool_init(struct net_bufpool *p, struct net_worker *w);
+/* Unmaps the free buffers; buffers still out are not touched. After the worker exited. */
+void net_bufpool_destroy(struct net_bufpool *p);
+/* A warm buffer of at least `size` bytes, owned by the caller until net_bufpool_put; NULL if
+ * size exceeds the largest class or memory is short. */
+uint8_t *net_bufpool_get(struct net_bufpool *p, size_t size);
+void net_bufpool_put(struct net_bufpool *p, uint8_t *data);
 
 /* request.c */
 struct net_request *net_request_new(struct net_conn *c, size_t size);

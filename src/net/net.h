@@ -96,6 +96,7 @@ struct net_request {
     struct net_request *next_in_queue;
     int state;
     int orphan;
+    bool pooled;      /* frame is a buffer of the worker's pool (else in the same malloc) */
     bool close_after; /* net_request_reply_close(): close once the response is written */
     struct iochain resp;
 };
@@ -164,6 +165,7 @@ struct net_stats {
     int64_t io_threads;            /* gauge: worker threads running */
     int64_t tls_ktls_connections;      /* TLS connections sending through kTLS (SSL_sendfile) */
     int64_t tls_userspace_connections; /* TLS connections encrypting in user space */
+    int64_t receive_buffer_bytes;  /* gauge: bytes mapped by the workers' large-frame pools */
 };
 void net_server_stats(const struct net_server *s, struct net_stats *out);
 

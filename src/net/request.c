@@ -15,8 +15,10 @@
  * small responses would otherwise cost a syscall each); anything with a file range goes
  * through iochain_send, which uses sendfile.
  *
- * Memory: one malloc holds the request and its frame; the arena and the response chain are
- * freed with it.
+ * Memory: a frame of NET_POOL_MIN bytes or more lives in a buffer of the worker's pool (warm,
+ * no page faults while it fills), owned by the request until net_request_free gives it back;
+ * a smaller one shares the request's malloc. The arena and the response chain are freed with
+ * the request. Requests are created and freed on their connection's worker thread.
  */
 #include <assert.h>
 #include <errno.h>
@@ -30,12 +32,17 @@
 
 struct net_request *net_request_new(struct net_conn *c, size_t size)
 {
-    struct net_request *req = malloc(sizeof(*req) + size);
-    if (req == NULL)
+    uint8_t *pooled = size >= NET_POOL_MIN ? net_bufpool_get(&c->w->pool, size) : NULL;
+    struct net_request *req = malloc(sizeof(*req) + (pooled ? 0 : size));
+    if (req == NULL) {
+        if (pooled)
+            net_bufpool_put(&c->w->pool, pooled);
         return NULL;
+    }
     memset(req, 0, sizeof(*req));
     req->conn = c;
-    req->frame = (uint8_t *)(req + 1);
+    req->pooled = pooled != NULL;
+    req->frame = pooled ? pooled : (uint8_t *)(req + 1);
     req->size = size;
     arena_init(&req->arena, 0);
     iochain_init(&req->resp);
@@ -47,8 +54,11 @@ struct net_request *net_request_new(struct net_conn *c, size_t size)
 void net_request_free(struct net_request *req)
 {
     struct net_conn *c = req->conn;
+    assert(net_worker_on_thread(c->w));
     arena_free(&req->arena);
     iochain_free(&req->resp);
+    if (req->pooled)
+        net_bufpool_put(&c->w->pool, req->frame);
     free(req);
     net_conn_unref(c);
 }

@@ -261,8 +261,11 @@ static void *net_worker_main(void *arg)
         net_worker_run_todo(w);
         net_conn_reap(w);
     }
-    if (w->retiring)
+    if (w->retiring) {
+        /* A retired slot keeps no idle receive buffers mapped while it sleeps. */
+        net_bufpool_destroy(&w->pool);
         logger_info(NET_LOG, "worker %d: thread exits (pool shrunk)", w->index);
+    }
     atomic_fetch_sub(&w->srv->threads_running, 1);
     return NULL;
 }
@@ -286,6 +289,7 @@ int net_worker_init(struct net_worker *w, struct net_server *s, int index)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->wake};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake.fd, &ev) < 0)
         goto err;
+    net_bufpool_init(&w->pool, w);
     w->rbuf_cap = NET_READ_BUFFER;
     w->rbuf = malloc(w->rbuf_cap);
     if (w->rbuf == NULL) {
@@ -356,6 +360,7 @@ void net_worker_destroy(struct net_worker *w)
     }
     w->posts = w->posts_tail = NULL;
     net_timers_destroy(w);
+    net_bufpool_destroy(&w->pool);
     if (w->wake.fd >= 0)
         close(w->wake.fd);
     if (w->epfd >= 0)

@@ -7,6 +7,7 @@
 #include "record/record_batch.h"
 
 #include <assert.h>
+#include <stdbool.h>
 
 #include "record/byteorder.h"
 #include "record/crc32c.h"
@@ -16,6 +17,10 @@
  * batchLength(4). */
 static_assert(RECORD_BATCH_HEADER_SIZE == RB_OFF_RECORD_COUNT + 4, "record batch header size");
 static_assert(RECORD_BATCH_LOG_OVERHEAD == 8 + 4, "record batch log overhead");
+
+/* Bytes checksummed before the records in them are validated: inside a 32 KiB L1 data cache,
+ * and one round of crc32c.c's three 8 KiB streams. */
+#define RECORD_CRC_CHUNK ((size_t)24 << 10)
 
 int record_error_to_kafka(int err)
 {
@@ -137,29 +142,57 @@ static int record_body_validate(const uint8_t *p, const uint8_t *end, int32_t *d
     return p == end ? 0 : RECORD_ERR_CORRUPT;
 }
 
+/* A walk over the records of a batch, resumable so it can trail the CRC chunk by chunk. */
+struct region_walk {
+    const uint8_t *p, *end;
+    int32_t i, count, last_offset_delta;
+    int64_t prev_delta;
+    bool sequential;
+};
+
+/* Validates the records of w that start before `limit` (all of them when limit is w->end). */
+static int region_walk_until(struct region_walk *w, const uint8_t *limit)
+{
+    while (w->i < w->count && w->p < limit) {
+        int32_t rec_len, delta;
+        size_t n = varint_read(w->p, w->end, &rec_len);
+        if (n == 0 || rec_len < 0 || (size_t)(w->end - w->p - n) < (size_t)rec_len)
+            return RECORD_ERR_CORRUPT;
+        w->p += n;
+        int rc = record_body_validate(w->p, w->p + rec_len, &delta);
+        if (rc < 0)
+            return rc;
+        if (delta <= w->prev_delta || delta > w->last_offset_delta)
+            return RECORD_ERR_INVALID;
+        if (w->sequential && delta != w->i)
+            return RECORD_ERR_INVALID;
+        w->prev_delta = delta;
+        w->p += rec_len;
+        w->i++;
+    }
+    return 0;
+}
+
+static int region_walk_finish(struct region_walk *w)
+{
+    int rc = region_walk_until(w, w->end);
+    if (rc < 0)
+        return rc;
+    if (w->i < w->count)
+        return RECORD_ERR_CORRUPT; /* (only reached when p == end: the records ran out) */
+    return w->p == w->end ? 0 : RECORD_ERR_CORRUPT;
+}
+
 int record_region_validate(const uint8_t *p, size_t len, int32_t count, int32_t last_offset_delta,
                            bool sequential)
 {
-    const uint8_t *end = p + len;
-    int64_t prev_delta = -1;
-
-    for (int32_t i = 0; i < count; i++) {
-        int32_t rec_len, delta;
-        size_t n = varint_read(p, end, &rec_len);
-        if (n == 0 || rec_len < 0 || (size_t)(end - p - n) < (size_t)rec_len)
-            return RECORD_ERR_CORRUPT;
-        p += n;
-        int rc = record_body_validate(p, p + rec_len, &delta);
-        if (rc < 0)
-            return rc;
-        if (delta <= prev_delta || delta > last_offset_delta)
-            return RECORD_ERR_INVALID;
-        if (sequential && delta != i)
-            return RECORD_ERR_INVALID;
-        prev_delta = delta;
-        p += rec_len;
-    }
-    return p == end ? 0 : RECORD_ERR_CORRUPT;
+    struct region_walk w = {.p = p,
+                            .end = p + len,
+                            .count = count,
+                            .last_offset_delta = last_offset_delta,
+                            .prev_delta = -1,
+                            .sequential = sequential};
+    return region_walk_finish(&w);
 }
 
 static int header_counts_validate(const struct record_batch_header *h,
@@ -188,20 +221,35 @@ int record_batch_validate(const uint8_t *p, size_t len, enum record_validate_mod
         return RECORD_ERR_TRUNCATED;
     if (max_batch_bytes && size > max_batch_bytes)
         return RECORD_ERR_TOO_LARGE;
-    if (crc32c(p + RB_OFF_ATTRIBUTES, size - RB_OFF_ATTRIBUTES) != h.crc)
-        return RECORD_ERR_CRC;
-    if ((rc = header_counts_validate(&h, mode)) < 0)
-        return rc;
+    int counts_rc = header_counts_validate(&h, mode);
     int codec = record_batch_compression(&h);
+    /* Uncompressed records are walked right behind the CRC, a chunk at a time, while the
+     * chunk is still in the L1 cache (one pass over the batch instead of two). The errors keep
+     * their order: CRC, counts, codec, then the records. */
+    struct region_walk w = {.p = p + RECORD_BATCH_HEADER_SIZE,
+                            .end = p + size,
+                            .count = h.record_count,
+                            .last_offset_delta = h.last_offset_delta,
+                            .prev_delta = -1,
+                            .sequential = mode == RECORD_VALIDATE_PRODUCE};
+    bool walk = counts_rc == 0 && codec == RECORD_COMPRESSION_NONE;
+    int walk_rc = 0;
+    uint32_t crc = 0;
+    for (const uint8_t *c = p + RB_OFF_ATTRIBUTES, *end = p + size; c < end;) {
+        size_t k = (size_t)(end - c) < RECORD_CRC_CHUNK ? (size_t)(end - c) : RECORD_CRC_CHUNK;
+        crc = crc32c_update(crc, c, k);
+        c += k;
+        if (walk && walk_rc == 0)
+            walk_rc = region_walk_until(&w, c);
+    }
+    if (crc != h.crc)
+        return RECORD_ERR_CRC;
+    if (counts_rc < 0)
+        return counts_rc;
     if (codec > RECORD_COMPRESSION_ZSTD)
         return RECORD_ERR_UNSUPPORTED_CODEC;
-    if (codec == RECORD_COMPRESSION_NONE) {
-        rc = record_region_validate(p + RECORD_BATCH_HEADER_SIZE, size - RECORD_BATCH_HEADER_SIZE,
-                                    h.record_count, h.last_offset_delta,
-                                    mode == RECORD_VALIDATE_PRODUCE);
-        if (rc < 0)
-            return rc;
-    }
+    if (walk && (rc = walk_rc < 0 ? walk_rc : region_walk_finish(&w)) < 0)
+        return rc;
     if (out)
         *out = h;
     return 0;

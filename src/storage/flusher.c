@@ -1,12 +1,13 @@
 /*
  * Group-commit flusher threads. Requests queue under `lock`; a free thread takes every queued
- * request of the log at the head of the queue, flushes that log once, and completes them, so
- * each log's waiters share one fdatasync and different logs sync in parallel (the disk and the
- * journal batch concurrent syncs; one slow log does not hold the others' acknowledgements).
- * Two threads may sync the same log one after the other (the second for what arrived during
- * the first); log_flush() serializes them. Thread 0 also flushes registered logs when their
- * flush.ms interval passes. With no requests and no finite interval the threads sleep on the
- * condition variable (idle = asleep).
+ * request of the first queued log that no other thread is flushing, flushes that log once, and
+ * completes them, so each log's waiters share one fdatasync and different logs sync in parallel
+ * (the disk and the journal batch concurrent syncs). Requests of a log arriving while it is
+ * being flushed wait for the next round of that log (one fdatasync for all of them): a slow log
+ * (a large backlog, a slow device) occupies one thread at most, and the others serve every other
+ * log, so it never holds their acknowledgements. Thread 0 also flushes registered logs when
+ * their flush.ms interval passes. With no requests and no finite interval the threads sleep on
+ * the condition variable (idle = asleep).
  */
 #include "storage/flusher.h"
 
@@ -79,9 +80,29 @@ static int64_t next_deadline(struct log_flusher *f)
     return best;
 }
 
+/* Lock held: whether a thread is flushing `log` (or writing it back) with the lock dropped. */
+static bool flusher_busy_with(const struct log_flusher *f, const struct log *log)
+{
+    for (int i = 0; i < f->nthreads; i++)
+        if (f->threads[i].current == log)
+            return true;
+    return false;
+}
+
+/* Lock held: the first queued request whose log no thread is flushing, or NULL. */
+static struct flush_req *first_free_request(const struct log_flusher *f)
+{
+    for (struct flush_req *r = f->head; r; r = r->next)
+        if (!flusher_busy_with(f, r->log))
+            return r;
+    return NULL;
+}
+
+/* Lock held: waits until a request can be taken, a flush.ms deadline passes (intervals), or
+ * the flusher stops with nothing queued. */
 static void wait_for_work(struct log_flusher *f, bool intervals)
 {
-    while (!f->stop && !f->head) {
+    while (!(f->stop && !f->head) && !first_free_request(f)) {
         int64_t deadline = intervals ? next_deadline(f) : INT64_MAX;
         if (deadline == INT64_MAX) {
             pthread_cond_wait(&f->wake, &f->lock);
@@ -145,10 +166,11 @@ static struct flush_req *take_log_requests(struct log_flusher *f, const struct l
     return mine;
 }
 
-/* Lock held: detaches the queued requests of the log at the head of the queue. */
-static struct flush_req *take_head_log(struct log_flusher *f)
+/* Lock held: detaches the queued requests of the first log no other thread is flushing. */
+static struct flush_req *take_free_log(struct log_flusher *f)
 {
-    return f->head ? take_log_requests(f, f->head->log) : NULL;
+    struct flush_req *r = first_free_request(f);
+    return r ? take_log_requests(f, r->log) : NULL;
 }
 
 /* Flushes registered logs whose flush.ms passed. Called with the lock held and in_intervals
@@ -186,15 +208,18 @@ static void *flusher_main(void *arg)
     pthread_mutex_lock(&f->lock);
     for (;;) {
         wait_for_work(f, t->intervals);
-        struct flush_req *list = take_head_log(f);
-        if (f->head)
+        struct flush_req *list = take_free_log(f);
+        assert(list == NULL || !flusher_busy_with(f, list->log));
+        t->current = list ? list->log : NULL;
+        if (first_free_request(f))
             pthread_cond_signal(&f->wake); /* another log waits: another thread takes it */
         bool stop = f->stop;
-        t->current = list ? list->log : NULL;
         struct log_flush_observer obs = f->observer;
         pthread_mutex_unlock(&f->lock);
         complete_requests(list, &obs);
         pthread_mutex_lock(&f->lock);
+        if (t->current != NULL && f->head)
+            pthread_cond_broadcast(&f->wake); /* requests of this log may have waited for it */
         t->current = NULL;
         if (t->intervals) {
             t->in_intervals = true;

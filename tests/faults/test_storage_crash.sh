@@ -18,7 +18,7 @@ if [ -f build/libgregor.a ] && [ -z "$(find src/record src/storage -newer build/
    cc $CFLAGS tests/faults/storage_crash_writer.c build/libgregor.a -o "$TMP/writer" $LIBS \
      2>"$TMP/cc.log"; then
   :
-elif cc $CFLAGS tests/faults/storage_crash_writer.c src/record/*.c src/storage/*.c src/base/log.c \
+elif cc $CFLAGS tests/faults/storage_crash_writer.c src/record/*.c src/storage/*.c src/base/logger.c \
      -o "$TMP/writer" -lz -lsnappy -llz4 -lzstd -lpthread -lm 2>>"$TMP/cc.log"; then
   :
 else

@@ -545,6 +545,98 @@ TEST(test_large_frame_round_trip)
     srv_stop(&t);
 }
 
+/* Frames of every size around the large-frame threshold (64 KiB less the pool's header: read
+ * straight into a pooled buffer), small ones between them (copied out of the shared buffer), one
+ * over the largest pool class (plain malloc), written in chunks of random length so size
+ * prefixes and frames are split everywhere: every echo must come back byte-exact and in order.
+ * Then, idle, the pool must give its buffers back (the receive-buffer gauge falls to 0). */
+static const size_t mixed_sizes[] = {70000,   10,       65472,     65471, 65473,  1u << 20,
+                                     20,      3u << 20, 33u << 20, 100,   200000, 5,
+                                     1000100, 1000100,  1000100,   64,    65536};
+#define MIXED_N (sizeof(mixed_sizes) / sizeof(mixed_sizes[0]))
+
+static uint8_t mixed_byte(size_t frame, size_t i)
+{
+    return (uint8_t)(frame * 31 + i * 7 + (i >> 9));
+}
+
+struct mixed_writer {
+    int fd;
+    int rc;
+};
+
+static void *mixed_write(void *arg)
+{
+    struct mixed_writer *mw = arg;
+    unsigned seed = 12345;
+    mw->rc = 0;
+    for (size_t f = 0; f < MIXED_N && mw->rc == 0; f++) {
+        size_t n = mixed_sizes[f]; /* data bytes after the 5-byte command */
+        uint8_t *buf = malloc(9 + n);
+        if (buf == NULL) {
+            mw->rc = -1;
+            break;
+        }
+        build_req(buf, 'E', 0, NULL, 0);
+        put_be32(buf, (uint32_t)(5 + n));
+        for (size_t i = 0; i < n; i++)
+            buf[9 + i] = mixed_byte(f, i);
+        for (size_t off = 0; off < 9 + n && mw->rc == 0;) {
+            size_t chunk = 1 + (size_t)rand_r(&seed) % (seed % 4 == 0 ? 3 : 150000);
+            if (chunk > 9 + n - off)
+                chunk = 9 + n - off;
+            mw->rc = write_all(mw->fd, buf + off, chunk);
+            off += chunk;
+        }
+        free(buf);
+    }
+    return NULL;
+}
+
+static int pool_released(struct test_srv *t)
+{
+    return stats(t).receive_buffer_bytes == 0;
+}
+
+TEST(test_large_and_small_frames_split_anywhere_echo_byte_exact_and_pool_releases_when_idle)
+{
+    struct test_srv t;
+    struct net_config cfg = {.max_inflight_per_conn = 64};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    struct timeval tv = {60, 0}; /* 70 MiB each way on a loaded machine: not the 5 s default */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    struct mixed_writer mw = {.fd = fd};
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, mixed_write, &mw), 0);
+    uint8_t *in = malloc(5 + (34u << 20));
+    CHECK(in != NULL);
+    int short_resp = -1, bad_byte = -1;
+    for (size_t f = 0; f < MIXED_N && short_resp < 0 && bad_byte < 0; f++) {
+        size_t n = mixed_sizes[f];
+        if (recv_resp(fd, in, 5 + (34u << 20)) != (ssize_t)(5 + n)) {
+            short_resp = (int)f;
+            break;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (in[5 + i] != mixed_byte(f, i)) {
+                bad_byte = (int)f;
+                break;
+            }
+    }
+    pthread_join(th, NULL);
+    free(in);
+    CHECK_EQ_INT(mw.rc, 0);
+    CHECK_EQ_INT(short_resp, -1);
+    CHECK_EQ_INT(bad_byte, -1);
+    CHECK(stats(&t).receive_buffer_bytes > 0); /* the large frames went through the pool */
+    CHECK(wait_until(pool_released, &t, 10000));
+    close(fd);
+    srv_stop(&t);
+}
+
 TEST(test_mixed_sync_async_and_noreply_requests_answer_in_order)
 {
     struct test_srv t;

@@ -189,6 +189,47 @@ TEST(test_validate_rejects_huge_lengths_and_bad_counts)
     free(p);
 }
 
+/* A batch spanning many CRC chunks (the records are validated right behind the CRC, chunk by
+ * chunk): bad input deep inside it still gets the error it got when the CRC and the record walk
+ * were two passes - a CRC mismatch first, then a broken record, then records that run out. */
+TEST(test_validate_batch_over_many_crc_chunks_reports_errors_in_order)
+{
+    size_t len;
+    uint8_t *p = make_batch(0, 3000, &len);
+    CHECK(p && len > 100000);
+    CHECK_EQ_INT(record_batch_validate(p, len, RECORD_VALIDATE_PRODUCE, 0, NULL), 0);
+    /* Find record 2000 (past several 24 KiB chunks) by its length varints. */
+    const uint8_t *r = p + RECORD_BATCH_HEADER_SIZE, *end = p + len;
+    for (int i = 0; i < 2000; i++) {
+        int32_t rl;
+        size_t n = varint_read(r, end, &rl);
+        CHECK(n > 0 && rl > 0);
+        r += n + (size_t)rl;
+    }
+    CHECK(r - p > 3 * 24 * 1024);
+    uint8_t *rec = (uint8_t *)r;
+    uint8_t saved = rec[0];
+    rec[0] = (uint8_t)(saved + 2); /* zig-zag length one more: the record overruns */
+    CHECK_EQ_INT(record_batch_validate(p, len, RECORD_VALIDATE_PRODUCE, 0, NULL), RECORD_ERR_CRC);
+    record_batch_update_crc(p);
+    int fused = record_batch_validate(p, len, RECORD_VALIDATE_PRODUCE, 0, NULL);
+    CHECK(fused == RECORD_ERR_CORRUPT || fused == RECORD_ERR_INVALID);
+    CHECK_EQ_INT(fused, record_region_validate(p + RECORD_BATCH_HEADER_SIZE,
+                                               len - RECORD_BATCH_HEADER_SIZE, 3000, 2999, true));
+    rec[0] = saved;
+    /* One record more announced than present: the walk runs out of bytes at the very end. */
+    be32_store(p + RB_OFF_RECORD_COUNT, 3001);
+    be32_store(p + RB_OFF_LAST_OFFSET_DELTA, 3000);
+    record_batch_update_crc(p);
+    CHECK_EQ_INT(record_batch_validate(p, len, RECORD_VALIDATE_PRODUCE, 0, NULL),
+                 RECORD_ERR_CORRUPT);
+    be32_store(p + RB_OFF_RECORD_COUNT, 3000);
+    be32_store(p + RB_OFF_LAST_OFFSET_DELTA, 2999);
+    record_batch_update_crc(p);
+    CHECK_EQ_INT(record_batch_validate(p, len, RECORD_VALIDATE_PRODUCE, 0, NULL), 0);
+    free(p);
+}
+
 TEST(test_set_offset_epoch_keep_crc_and_log_append_time_recomputes)
 {
     size_t len;

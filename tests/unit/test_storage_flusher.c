@@ -1,6 +1,7 @@
 /* Group-commit flusher: request callbacks, interval flushing, recovery point. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -203,6 +204,89 @@ TEST(test_flusher_add_remove_races_with_appends)
     log_flusher_destroy(f); /* completes pokes queued after the last remove */
     CHECK_EQ_INT(log_end_offset(log), N);
     log_close(log);
+}
+
+/* The observer runs on the flushing thread right after each fdatasync: closing its gate makes
+ * every flush "slow" and keeps its thread (and the log's busy mark) until the gate opens. */
+struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool closed;
+    int inside; /* threads held in the observer */
+};
+
+static void gate_observer(void *arg, int64_t ns)
+{
+    struct gate *g = arg;
+    pthread_mutex_lock(&g->mu);
+    g->inside++;
+    while (g->closed)
+        pthread_cond_wait(&g->cv, &g->mu);
+    g->inside--;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static int gate_inside(struct gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    int n = g->inside;
+    pthread_mutex_unlock(&g->mu);
+    return n;
+}
+
+/* Bad case tried: log A's flush is slow and its producers keep asking (a request per append
+ * while its first fdatasync has not returned). A takes one flusher thread, not all of them: a
+ * request of log B is flushed meanwhile (two threads in the observer, not four), and every
+ * request of both completes once A is fast again, A's late ones in one more round. */
+TEST(test_slow_log_occupies_one_flusher_thread_and_others_keep_flushing)
+{
+    char *dir_a = tmpdir_make(), *dir_b = tmpdir_make();
+    struct log *a, *b;
+    struct log_flusher *f;
+    CHECK(log_open(dir_a, "a", 0, NULL, NULL, &a) == 0);
+    CHECK(log_open(dir_b, "b", 0, NULL, NULL, &b) == 0);
+    CHECK(log_flusher_create(&f) == 0);
+    CHECK(log_flusher_add(f, a) == 0);
+    CHECK(log_flusher_add(f, b) == 0);
+    struct gate g = {.closed = true};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    log_flusher_set_observer(f, &(struct log_flush_observer){gate_observer, &g});
+    struct waiter wa = {.main_thread = pthread_self(), .log = a};
+    struct waiter wb = {.main_thread = pthread_self(), .log = b};
+    enum { NA = 6 };
+    static struct req ra[NA], rb;
+    for (int i = 0; i < NA; i++) {
+        int64_t first = test_append(a, 1, 100, 1000);
+        ra[i] = (struct req){&wa, first + 1};
+        CHECK(log_flush_request(a, first + 1, on_flushed, &ra[i]) == 0);
+        for (int k = 0; k < 200 && i == 0 && gate_inside(&g) < 1; k++)
+            sleep_ms(1); /* the first flush of A is under way before the others come */
+    }
+    int64_t first = test_append(b, 1, 100, 1000);
+    rb = (struct req){&wb, first + 1};
+    CHECK(log_flush_request(b, first + 1, on_flushed, &rb) == 0);
+    for (int k = 0; k < 2000 && gate_inside(&g) < 2; k++)
+        sleep_ms(1);
+    sleep_ms(100);                    /* time for wrongly scheduled threads to pile onto A */
+    CHECK_EQ_INT(gate_inside(&g), 2); /* A's first flush and B's: no second thread on A */
+    CHECK_EQ_INT(atomic_load(&wa.done), 0);
+    pthread_mutex_lock(&g.mu);
+    g.closed = false;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    for (int i = 0; i < 5000 && (atomic_load(&wa.done) < NA || atomic_load(&wb.done) < 1); i++)
+        sleep_ms(1);
+    CHECK_EQ_INT(atomic_load(&wa.done), NA);
+    CHECK_EQ_INT(atomic_load(&wb.done), 1);
+    CHECK_EQ_INT(atomic_load(&wa.errors) + atomic_load(&wb.errors), 0);
+    log_flusher_remove(f, a);
+    log_flusher_remove(f, b);
+    log_flusher_destroy(f);
+    log_close(a);
+    log_close(b);
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
 }
 
 TEST_MAIN
