@@ -70,7 +70,7 @@ struct net_counters {
     _Atomic int64_t paused;
     _Atomic int64_t tls_ktls;      /* TLS handshakes done whose sends go through kTLS */
     _Atomic int64_t tls_userspace; /* TLS handshakes done encrypting in user space */
-    _Atomic int64_t pool_bytes; /* mapped by the worker's buffer pool (free and out) */
+    _Atomic int64_t pool_bytes;    /* mapped by the worker's buffer pool (free and out) */
 };
 
 static inline void net_count(_Atomic int64_t *c, int64_t n)

@@ -156,16 +156,16 @@ struct net_stats {
     int64_t connections_closed;
     int64_t bytes_in;
     int64_t bytes_out;
-    int64_t requests;              /* frames handed to on_request */
-    int64_t responses;             /* responses completely written */
-    int64_t bad_frames;            /* size prefix <= 0 or > max_frame_bytes */
-    int64_t queued_response_bytes; /* gauge: response bytes accepted but not yet written */
-    int64_t paused_connections;    /* gauge: connections not read because of backpressure */
-    int64_t io_workers;            /* gauge: workers serving connections (the pool's size) */
-    int64_t io_threads;            /* gauge: worker threads running */
+    int64_t requests;                  /* frames handed to on_request */
+    int64_t responses;                 /* responses completely written */
+    int64_t bad_frames;                /* size prefix <= 0 or > max_frame_bytes */
+    int64_t queued_response_bytes;     /* gauge: response bytes accepted but not yet written */
+    int64_t paused_connections;        /* gauge: connections not read because of backpressure */
+    int64_t io_workers;                /* gauge: workers serving connections (the pool's size) */
+    int64_t io_threads;                /* gauge: worker threads running */
     int64_t tls_ktls_connections;      /* TLS connections sending through kTLS (SSL_sendfile) */
     int64_t tls_userspace_connections; /* TLS connections encrypting in user space */
-    int64_t receive_buffer_bytes;  /* gauge: bytes mapped by the workers' large-frame pools */
+    int64_t receive_buffer_bytes;      /* gauge: bytes mapped by the workers' large-frame pools */
 };
 void net_server_stats(const struct net_server *s, struct net_stats *out);
 
