@@ -122,6 +122,11 @@ EXTENSIONS = {
 #     tells the broker the client runs transactions version 2.
 #   ConsumerGroupHeartbeat v1 (KIP-848): the request adds SubscribedTopicRegex; the response
 #     is unchanged (it may carry INVALID_REGULAR_EXPRESSION).
+#   TransactionLogValue (KIP-890 part 2): three tagged fields of the flexible version 1, so a
+#     coordinator that takes over knows how the last transaction ended: PreviousProducerId
+#     (tag 0), NextProducerId (tag 1; the id a producer whose epoch ran out moves to) and
+#     ClientTransactionVersion (tag 2). Kafka's file gives no "versions" for the first two:
+#     its generator takes their taggedVersions.
 LATER_VERSIONS = {
     "EndTxnRequest": {"validVersions": "0-5"},
     "EndTxnResponse": {"validVersions": "0-5", "fields": [
@@ -144,6 +149,19 @@ LATER_VERSIONS = {
                                            "heartbeat; the subscribed topic regex otherwise"}),
     ]},
     "ConsumerGroupHeartbeatResponse": {"validVersions": "0-1"},
+    "TransactionLogValue": {"validVersions": "0-1", "fields": [
+        ("ProducerId", {"name": "PreviousProducerId", "type": "int64", "versions": "1+",
+                        "taggedVersions": "1+", "tag": 0, "default": "-1",
+                        "about": "Producer id used by the last committed transaction"}),
+        ("PreviousProducerId", {"name": "NextProducerId", "type": "int64", "versions": "1+",
+                                "taggedVersions": "1+", "tag": 1, "default": "-1",
+                                "about": "Latest producer ID sent to the producer for the "
+                                         "given transactional ID"}),
+        ("TransactionStartTimestampMs", {"name": "ClientTransactionVersion", "type": "int16",
+                                         "versions": "1+", "taggedVersions": "1+", "tag": 2,
+                                         "default": "0",
+                                         "about": "The transaction version used by the client"}),
+    ]},
 }
 
 # Error codes Kafka added after errors.csv was written: (code, name, retriable).

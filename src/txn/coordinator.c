@@ -105,10 +105,14 @@ static void init_pid_allocated(void *arg, int16_t err, int64_t pid)
         m->producer_epoch = -1;
         m->state = TXN_EMPTY;
         m->start_ms = -1;
+        m->prev_producer_id = m->next_producer_id = -1;
         txn_table_insert(&tc->table, m);
     }
     if (m != NULL && !m->busy && (op = txn_op_new(tc, m, OP_SIMPLE, in->done, in->arg)) != NULL) {
         m->busy = true;
+        op->client_tv = 0;
+        op->prev_producer_id = m->producer_epoch >= 0 ? m->producer_id : pid;
+        op->next_producer_id = -1;
         op->producer_id = pid;
         op->producer_epoch = 0;
         op->timeout_ms = in->timeout_ms;
@@ -176,6 +180,9 @@ void txn_init_producer_id(struct txn_coordinator *tc, const char *id, int32_t ti
         err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
     } else {
         m->busy = true;
+        op->client_tv = 0;
+        op->prev_producer_id = m->producer_id;
+        op->next_producer_id = -1;
         op->producer_epoch = (int16_t)(m->producer_epoch + 1);
         op->timeout_ms = timeout_ms;
         op->state = TXN_EMPTY;
@@ -225,6 +232,7 @@ void txn_add_partitions(struct txn_coordinator *tc, const char *id, int64_t prod
             err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
         } else {
             m->busy = true;
+            op->client_tv = 0;
             op->parts = u;
             op->nparts = n;
             op->state = TXN_ONGOING;
@@ -266,34 +274,73 @@ void txn_verify_partitions(struct txn_coordinator *tc, const char *id, int64_t p
 }
 
 /*
- * KIP-890 part 2 (Kafka's endTransaction with TransactionVersion 2): is (epoch, commit) a
- * retry of the EndTxn v5 that bumped m's epoch? Mutex held. Returns 0 (answer success with the
- * current id and epoch), CONCURRENT_TRANSACTIONS (its markers are still being written),
- * INVALID_TXN_STATE (the other outcome), PRODUCER_FENCED (not a retry), or -1 when m's state
- * is one a new EndTxn may start from (Ongoing).
+ * Kafka's endTransaction checks before a new EndTxn starts, mutex held. Under TV2 (the id's
+ * last state came from an EndTxn v5: m->client_tv) the same epoch in Prepare* or Complete* is no
+ * retry (it would be the next transaction's EndTxn); a retry comes with the epoch before the
+ * bump, or, when the epoch ran out, with the previous producer id and the last usable epoch.
+ * Returns -1 (Ongoing and valid: start it), 0 (a retry of the EndTxn that completed it: answer
+ * with the current id and epoch), or the Kafka error: INVALID_PRODUCER_ID_MAPPING,
+ * PRODUCER_FENCED, CONCURRENT_TRANSACTIONS (the markers of the same outcome are still being
+ * written, or another change is), INVALID_TXN_STATE (the other outcome, or no transaction).
  */
-static int16_t txn_end_v2_retry_locked(const struct txn_meta *m, int16_t epoch, bool commit)
+static int16_t txn_end_check_locked(const struct txn_meta *m, int64_t pid, int16_t epoch,
+                                    bool commit)
 {
-    bool bumped = m->bumped_by_end && epoch >= 0 && m->producer_epoch == epoch + 1;
+    if (m == NULL)
+        return KAFKA_ERR_INVALID_PRODUCER_ID_MAPPING;
+    bool tv2 = m->client_tv >= 2;
+    bool retry_bump = tv2 && epoch >= 0 && m->producer_id == pid && m->producer_epoch == epoch + 1;
+    bool retry_overflow = tv2 && m->prev_producer_id == pid && m->producer_id != pid &&
+                          epoch == INT16_MAX - 1 && m->producer_epoch == 0;
+    bool prepare = m->state == TXN_PREPARE_COMMIT || m->state == TXN_PREPARE_ABORT;
+    bool complete = m->state == TXN_COMPLETE_COMMIT || m->state == TXN_COMPLETE_ABORT;
     bool same = m->state == (commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT) ||
                 m->state == (commit ? TXN_COMPLETE_COMMIT : TXN_COMPLETE_ABORT);
-    switch (m->state) {
-    case TXN_ONGOING:
-    case TXN_EMPTY:
-        return epoch == m->producer_epoch ? -1 : KAFKA_ERR_PRODUCER_FENCED;
-    case TXN_PREPARE_COMMIT:
-    case TXN_PREPARE_ABORT:
-        if (!bumped)
-            return KAFKA_ERR_PRODUCER_FENCED;
-        return same ? KAFKA_ERR_CONCURRENT_TRANSACTIONS : KAFKA_ERR_INVALID_TXN_STATE;
-    case TXN_COMPLETE_COMMIT:
-    case TXN_COMPLETE_ABORT:
-        if (!bumped) /* Kafka: even the current epoch, when no transaction is open */
-            return KAFKA_ERR_PRODUCER_FENCED;
-        return same ? 0 : KAFKA_ERR_INVALID_TXN_STATE;
-    default:
+    bool valid = !tv2       ? epoch == m->producer_epoch
+                 : prepare  ? retry_bump
+                 : complete ? retry_bump || retry_overflow
+                            : epoch == m->producer_epoch;
+    if (m->producer_id != pid && !retry_overflow)
+        return KAFKA_ERR_INVALID_PRODUCER_ID_MAPPING;
+    if (!valid)
         return KAFKA_ERR_PRODUCER_FENCED;
+    if (prepare) /* its markers are being written (busy) or will be once it is loaded */
+        return same ? KAFKA_ERR_CONCURRENT_TRANSACTIONS : KAFKA_ERR_INVALID_TXN_STATE;
+    if (m->busy || m->state == TXN_PREPARE_EPOCH_FENCE)
+        return KAFKA_ERR_CONCURRENT_TRANSACTIONS;
+    if (complete)
+        return same ? 0 : KAFKA_ERR_INVALID_TXN_STATE;
+    return m->state == TXN_ONGOING ? -1 : KAFKA_ERR_INVALID_TXN_STATE;
+}
+
+/* Mutex held: the op that ends m's open transaction (Prepare*), or NULL on ENOMEM. TV2
+ * (bump_epoch: EndTxn v5) bumps the epoch: the markers carry the new one, which fences the old
+ * one on every partition, and the answer hands it to the producer. When the epoch has run out
+ * (Kafka's isProducerEpochExhausted) the bump reaches INT16_MAX, the markers go out with it
+ * and the old id, and the producer moves to a new id (*need_pid: allocate it first). */
+static struct txn_op *txn_end_start_locked(struct txn_coordinator *tc, struct txn_meta *m,
+                                           bool commit, bool bump_epoch, txn_done_fn done,
+                                           void *arg, bool *need_pid)
+{
+    struct txn_op *op = txn_op_new(tc, m, OP_PREPARE, done, arg);
+    if (op == NULL)
+        return NULL;
+    op->parts = txn_parts_union(m->parts, m->nparts, NULL, 0, &op->nparts);
+    if (op->parts == NULL && m->nparts > 0) {
+        free(op);
+        atomic_fetch_sub(&tc->ops, 1);
+        return NULL;
     }
+    m->busy = true;
+    op->state = commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT;
+    op->client_tv = bump_epoch ? 2 : 0;
+    op->next_producer_id = -1;
+    *need_pid = bump_epoch && op->producer_epoch >= INT16_MAX - 1;
+    assert(op->producer_epoch >= 0);
+    if (bump_epoch && op->producer_epoch < INT16_MAX)
+        op->producer_epoch++;
+    op->res.producer_epoch = op->producer_epoch;
+    return op;
 }
 
 void txn_end(struct txn_coordinator *tc, const char *id, int64_t producer_id,
@@ -308,48 +355,23 @@ void txn_end(struct txn_coordinator *tc, const char *id, int64_t producer_id,
     pthread_mutex_lock(&tc->mu);
     struct txn_meta *m = txn_table_find(&tc->table, id);
     struct txn_op *op = NULL;
-    if (bump_epoch && m != NULL && m->producer_id == producer_id) {
-        err = txn_end_v2_retry_locked(m, producer_epoch, commit);
-        if (err >= 0) { /* answered as Kafka answers a retry, with the current epoch */
-            pthread_mutex_unlock(&tc->mu);
-            txn_answer(done, arg, err, m->producer_id, m->producer_epoch);
-            return;
-        }
-        err = m->busy ? KAFKA_ERR_CONCURRENT_TRANSACTIONS : 0;
-    } else {
-        err = txn_check_producer_locked(m, producer_id, producer_epoch);
+    bool need_pid = false;
+    err = txn_end_check_locked(m, producer_id, producer_epoch, commit);
+    if (err >= 0) { /* answered as Kafka answers a retry, with the current id and epoch */
+        int64_t pid = err == 0 ? m->producer_id : -1;
+        int16_t epoch = err == 0 ? m->producer_epoch : -1;
+        pthread_mutex_unlock(&tc->mu);
+        txn_answer(done, arg, err, pid, epoch);
+        return;
     }
-    if (err == 0) {
-        if ((m->state == TXN_COMPLETE_COMMIT && commit) ||
-            (m->state == TXN_COMPLETE_ABORT && !commit)) {
-            err = 0; /* a retry of the EndTxn that completed it */
-        } else if (m->state != TXN_ONGOING) {
-            err = KAFKA_ERR_INVALID_TXN_STATE;
-        } else if ((op = txn_op_new(tc, m, OP_PREPARE, done, arg)) == NULL ||
-                   ((op->parts = txn_parts_union(m->parts, m->nparts, NULL, 0, &op->nparts)) ==
-                        NULL &&
-                    m->nparts > 0)) {
-            free(op);
-            op = NULL;
-            err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
-        } else {
-            m->busy = true;
-            op->state = commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT;
-            /* TV2: every transaction ends with the epoch bumped; the markers carry the new
-             * epoch, which fences the old one on every partition, and the answer hands it to
-             * the producer. At the last usable epoch Kafka moves to a new producer id; Gregor
-             * keeps the epoch there (the producer goes on, without the per-transaction fence). */
-            op->bumped_by_end = bump_epoch && op->producer_epoch < INT16_MAX - 1;
-            if (op->bumped_by_end)
-                op->producer_epoch++;
-            op->res.producer_epoch = op->producer_epoch;
-        }
-    }
+    op = txn_end_start_locked(tc, m, commit, bump_epoch, done, arg, &need_pid);
     pthread_mutex_unlock(&tc->mu);
-    if (op != NULL)
-        txn_op_write(op);
+    if (op == NULL)
+        txn_answer(done, arg, KAFKA_ERR_COORDINATOR_NOT_AVAILABLE, -1, -1);
+    else if (need_pid)
+        txn_op_write_next_pid(op);
     else
-        txn_answer(done, arg, err, producer_id, producer_epoch);
+        txn_op_write(op);
 }
 
 static struct txn_description meta_description(const struct txn_meta *m)

@@ -63,6 +63,9 @@ static void load_record(void *arg, const uint8_t *key, int32_t key_len, const ui
     if (m != NULL) {
         m->producer_id = v.producer_id;
         m->producer_epoch = v.producer_epoch;
+        m->client_tv = v.client_transaction_version;
+        m->prev_producer_id = v.previous_producer_id;
+        m->next_producer_id = v.next_producer_id;
         m->timeout_ms = v.transaction_timeout_ms;
         m->state = v.transaction_status;
         m->start_ms = v.transaction_start_timestamp_ms;

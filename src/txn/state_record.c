@@ -43,6 +43,14 @@ static int encode_versioned(int16_t version, kproto_encode_fn enc, const void *m
     return rc;
 }
 
+int16_t txn_state_value_version(const struct kmsg_transaction_log_value *v)
+{
+    return v->previous_producer_id != -1 || v->next_producer_id != -1 ||
+                   v->client_transaction_version != 0
+               ? 1
+               : 0;
+}
+
 int txn_state_record_build(const char *id, const struct kmsg_transaction_log_value *v,
                            int64_t now_ms, uint8_t **out, size_t *out_len)
 {
@@ -52,7 +60,8 @@ int txn_state_record_build(const char *id, const struct kmsg_transaction_log_val
     int rc =
         encode_versioned(0, (kproto_encode_fn)kmsg_transaction_log_key_encode, &k, &key, &key_len);
     if (rc == 0 && v != NULL)
-        rc = encode_versioned(0, (kproto_encode_fn)kmsg_transaction_log_value_encode, v, &value,
+        rc = encode_versioned(txn_state_value_version(v),
+                              (kproto_encode_fn)kmsg_transaction_log_value_encode, v, &value,
                               &value_len);
     if (rc == 0) {
         struct record_builder b;

@@ -1,7 +1,9 @@
 /*
  * The records of __transaction_state in Kafka's format (TransactionLog): key = int16 version (0)
- * + TransactionLogKey { transactional id }, value = int16 version (0) + TransactionLogValue
- * (producer id and epoch, timeout, status, partitions, timestamps); a null value is a tombstone.
+ * + TransactionLogKey { transactional id }, value = int16 version (0 or 1) + TransactionLogValue
+ * (producer id and epoch, timeout, status, partitions, timestamps; in version 1 also the
+ * tagged previous/next producer id and client transaction version); a null value is a
+ * tombstone.
  *
  * Pure functions, any thread. Encoded buffers are malloc'ed and owned by the caller.
  */
@@ -30,6 +32,11 @@ enum txn_status {
 };
 
 const char *txn_status_name(int status);
+
+/* The value's version: 1 (flexible, Kafka 4.0's tagged PreviousProducerId, NextProducerId and
+ * ClientTransactionVersion of KIP-890 part 2) when one of them is set, else 0, which every
+ * Kafka reads; a record without them decodes to their defaults either way. */
+int16_t txn_state_value_version(const struct kmsg_transaction_log_value *v);
 
 /*
  * Builds one uncompressed batch with the record of transactional id `id` (value v, or a

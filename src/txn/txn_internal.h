@@ -32,10 +32,15 @@ struct txn_meta {
     int64_t start_ms, update_ms;
     bool busy;
     bool orphan; /* removed from the table while busy: its op frees it */
-    /* The last EndTxn bumped the epoch (TV2): producer_epoch - 1 may retry it. In memory
-     * only (the shared TransactionLogValue schema has no ClientTransactionVersion field): after
-     * a reload such a retry is fenced, and the client re-initialises. */
-    bool bumped_by_end;
+    /* KIP-890 part 2, kept as Kafka keeps them and written in TransactionLogValue v1's tagged
+     * fields, so they survive a reload. client_tv: the transaction version of the request that
+     * made the current state (2: an EndTxn v5, which bumped the epoch, so in Prepare* or Complete*
+     * producer_epoch - 1 may retry it; 0 otherwise, also for the coordinator's own aborts).
+     * next_producer_id: the id a TV2 producer whose epoch ran out moves to once the markers of
+     * its transaction (old id, last epoch) are written, -1 otherwise. prev_producer_id: the id
+     * before that move, so the EndTxn may be retried with it (-1: none). */
+    int16_t client_tv;
+    int64_t prev_producer_id, next_producer_id;
 };
 
 struct txn_table {
@@ -78,8 +83,9 @@ struct txn_op {
     size_t nparts;
     int64_t start_ms;
     int32_t coordinator_epoch;
-    bool bumped_by_end; /* EndTxn v5 bumped producer_epoch (see txn_meta) */
-    txn_done_fn done;   /* NULL: nobody waits (timeouts, fencing, load) */
+    int16_t client_tv; /* see txn_meta */
+    int64_t prev_producer_id, next_producer_id;
+    txn_done_fn done; /* NULL: nobody waits (timeouts, fencing, load) */
     void *arg;
     struct txn_result res;
 };
@@ -102,6 +108,9 @@ struct txn_op *txn_op_new(struct txn_coordinator *tc, struct txn_meta *m, enum t
                           txn_done_fn done, void *arg);
 /* Without the mutex: writes op's state record, then goes on by op->kind. */
 void txn_op_write(struct txn_op *op);
+/* Without the mutex: allocates op's next_producer_id (a TV2 producer whose epoch ran out),
+ * then txn_op_write; an allocation error ends op with it. */
+void txn_op_write_next_pid(struct txn_op *op);
 /* Without the mutex: markers for op's Prepare* state, then Complete*. */
 void txn_op_send_markers(struct txn_op *op);
 void txn_answer(txn_done_fn done, void *arg, int16_t err, int64_t pid, int16_t epoch);

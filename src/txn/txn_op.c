@@ -39,6 +39,9 @@ struct txn_op *txn_op_new(struct txn_coordinator *tc, struct txn_meta *m, enum t
     op->timeout_ms = m->timeout_ms;
     op->state = m->state;
     op->start_ms = m->start_ms;
+    op->client_tv = m->client_tv;
+    op->prev_producer_id = m->prev_producer_id;
+    op->next_producer_id = m->next_producer_id;
     op->coordinator_epoch = tc->shards[m->shard].epoch;
     op->done = done;
     op->arg = arg;
@@ -83,8 +86,18 @@ static void op_markers_done(void *arg, int16_t err)
         op_finish(op, KAFKA_ERR_NOT_COORDINATOR);
         return;
     }
-    /* Complete*: the partitions are done. */
+    /* Complete*: the partitions are done. TV2 (Kafka's prepareComplete): a producer whose
+     * epoch ran out moves to its next id with epoch 0, and the answer hands it over. */
     op->kind = OP_COMPLETE;
+    if (op->client_tv >= 2) {
+        op->prev_producer_id = op->producer_id;
+        if (op->next_producer_id >= 0) {
+            op->producer_id = op->next_producer_id;
+            op->producer_epoch = 0;
+        }
+        op->next_producer_id = -1;
+        op->res = (struct txn_result){0, op->producer_id, op->producer_epoch};
+    }
     op->state = op->state == TXN_PREPARE_COMMIT ? TXN_COMPLETE_COMMIT : TXN_COMPLETE_ABORT;
     txn_parts_free(op->parts, op->nparts);
     op->parts = NULL;
@@ -114,8 +127,9 @@ static void op_apply_locked(struct txn_op *op)
 {
     struct txn_meta *m = op->m;
     m->producer_id = op->producer_id;
-    if (op->producer_epoch != m->producer_epoch || op->producer_id != m->producer_id)
-        m->bumped_by_end = op->bumped_by_end; /* a new epoch: from EndTxn v5 or elsewhere */
+    m->client_tv = op->client_tv;
+    m->prev_producer_id = op->prev_producer_id;
+    m->next_producer_id = op->next_producer_id;
     m->producer_epoch = op->producer_epoch;
     m->timeout_ms = op->timeout_ms;
     m->state = op->state;
@@ -171,6 +185,11 @@ static void op_value(struct txn_op *op, struct arena *a, struct kmsg_transaction
     v->transaction_status = op->state;
     v->transaction_last_update_timestamp_ms = clock_wall_ms();
     v->transaction_start_timestamp_ms = op->start_ms;
+    if (op->client_tv >= 2) { /* TV2 only: other records stay version 0, as Kafka's TV0/1 */
+        v->client_transaction_version = op->client_tv;
+        v->previous_producer_id = op->prev_producer_id;
+        v->next_producer_id = op->next_producer_id;
+    }
     struct kmsg_transaction_log_value_partitions_schema *ts =
         arena_calloc(a, op->nparts + 1, sizeof(*ts));
     int32_t nt = 0;
@@ -213,6 +232,25 @@ void txn_op_write(struct txn_op *op)
         op_written(op, rc);
 }
 
+static void op_next_pid(void *arg, int16_t err, int64_t pid)
+{
+    struct txn_op *op = arg;
+    if (err != 0) {
+        op_finish(op, err);
+        return;
+    }
+    assert(pid >= 0 && pid != op->producer_id);
+    op->next_producer_id = pid;
+    txn_op_write(op);
+}
+
+void txn_op_write_next_pid(struct txn_op *op)
+{
+    struct txn_coordinator *tc = op->tc;
+    if (atomic_load(&tc->stopping) || tc->env.allocate_pid(tc->env.ctx, op_next_pid, op) != 0)
+        op_next_pid(op, KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS, -1);
+}
+
 /* Mutex held: the id is valid for (pid, epoch), or the Kafka error to answer. */
 int16_t txn_check_producer_locked(const struct txn_meta *m, int64_t pid, int16_t epoch)
 {
@@ -237,11 +275,14 @@ struct txn_op *txn_abort_start_locked(struct txn_coordinator *tc, struct txn_met
     op->parts = txn_parts_union(m->parts, m->nparts, NULL, 0, &op->nparts);
     if (op->parts == NULL && m->nparts > 0) {
         free(op);
+        atomic_fetch_sub(&tc->ops, 1);
         return NULL;
     }
     if (op->producer_epoch < INT16_MAX - 1)
         op->producer_epoch++;
     op->state = TXN_PREPARE_ABORT;
+    op->client_tv = 0; /* not a client's EndTxn: its old epoch is no retry (fenced) */
+    op->next_producer_id = -1;
     m->busy = true;
     return op;
 }

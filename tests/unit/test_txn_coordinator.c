@@ -22,7 +22,9 @@ struct fake {
     int markers, commits;
     size_t marker_parts;
     int16_t marker_epoch;
+    int64_t marker_pid;
     bool fail_markers; /* the sender gives up (this broker lost the shard) */
+    bool fail_pid;     /* no producer id can be allocated */
 };
 
 static int32_t f_count(void *ctx)
@@ -79,6 +81,8 @@ static int f_replay(void *ctx, int32_t shard,
 static int f_pid(void *ctx, void (*cb)(void *arg, int16_t err, int64_t pid), void *arg)
 {
     struct fake *f = ctx;
+    if (f->fail_pid)
+        return -1;
     cb(arg, 0, f->next_pid++);
     return 0;
 }
@@ -91,6 +95,7 @@ static int f_markers(void *ctx, const struct txn_marker_job *job,
     f->commits += job->commit;
     f->marker_parts = job->nparts;
     f->marker_epoch = job->producer_epoch;
+    f->marker_pid = job->producer_id;
     cb(arg, f->fail_markers ? KAFKA_ERR_NOT_COORDINATOR : 0);
     return 0;
 }
@@ -204,6 +209,129 @@ TEST(test_txn_coordinator_end_v2_bumps_the_epoch_per_transaction)
     CHECK_EQ_INT(r.error, 0);
     txn_end(tc, "v2", 300, 2, true, false, keep, &r);
     CHECK(r.error == 0 && r.producer_epoch == 2 && f.marker_epoch == 2);
+    txn_coordinator_destroy(tc);
+    fake_free(&f);
+}
+
+/* KIP-890 part 2 across a reload: the records carry ClientTransactionVersion, so a new
+ * coordinator still takes an EndTxn v5 at the epoch before the bump as a retry. Tried: the
+ * retry after a reload (complete and caught in PrepareAbort), the other outcome, the bumped
+ * epoch itself (no transaction open), the records' value version. */
+TEST(test_txn_coordinator_end_v2_retry_survives_a_reload)
+{
+    struct fake f = {.next_pid = 500};
+    struct txn_coordinator *tc = make(&f);
+    struct txn_result r;
+    txn_init_producer_id(tc, "re", 60000, -1, -1, keep, &r);
+    struct txn_topic_partition part = {"a", 0};
+    txn_add_partitions(tc, "re", 500, 0, &part, 1, keep, &r);
+    txn_end(tc, "re", 500, 0, true, true, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 500 && r.producer_epoch == 1);
+    /* The Complete record is version 1 with ClientTransactionVersion 2; the Empty one is 0. */
+    struct arena a;
+    arena_init(&a, 0);
+    int versions[2] = {0, 0};
+    for (int i = 0; i < f.nbatches; i++) {
+        struct record_iter it;
+        CHECK_EQ_INT(record_iter_init(&it, f.batches[i], f.lens[i], 1 << 20), 0);
+        struct record rec;
+        while (record_iter_next(&it, &rec) == 1) {
+            struct kstr id;
+            struct kmsg_transaction_log_value v;
+            bool tomb;
+            CHECK_EQ_INT(txn_state_record_decode(rec.key, rec.key_len, rec.value, rec.value_len, &a,
+                                                 &id, &v, &tomb),
+                         0);
+            versions[(rec.value[0] << 8 | rec.value[1]) == 1]++;
+            if (v.transaction_status == TXN_COMPLETE_COMMIT)
+                CHECK(v.client_transaction_version == 2 && v.producer_epoch == 1 &&
+                      v.previous_producer_id == 500 && v.next_producer_id == -1);
+        }
+        record_iter_release(&it);
+    }
+    arena_free(&a);
+    CHECK(versions[0] == 2 && versions[1] == 2); /* Empty, Ongoing; PrepareCommit, Complete */
+    txn_coordinator_destroy(tc);
+    tc = make(&f); /* the failover: a new coordinator replays the records */
+    txn_end(tc, "re", 500, 0, true, true, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 500 && r.producer_epoch == 1);
+    CHECK_EQ_INT(f.markers, 1);
+    txn_end(tc, "re", 500, 0, false, true, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_TXN_STATE);
+    txn_end(tc, "re", 500, 1, true, true, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    /* Caught in PrepareAbort: the retry waits for the markers the reload writes again. */
+    txn_add_partitions(tc, "re", 500, 1, &part, 1, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    f.fail_markers = true;
+    txn_end(tc, "re", 500, 1, false, true, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_NOT_COORDINATOR);
+    txn_end(tc, "re", 500, 1, false, true, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_CONCURRENT_TRANSACTIONS);
+    txn_end(tc, "re", 500, 1, true, true, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_TXN_STATE);
+    txn_coordinator_destroy(tc);
+    f.fail_markers = false;
+    tc = make(&f);
+    CHECK_EQ_INT(txn_coordinator_prepare(tc, 0), 0);
+    CHECK(f.markers == 3 && f.marker_epoch == 2);
+    txn_end(tc, "re", 500, 1, false, true, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 500 && r.producer_epoch == 2);
+    txn_coordinator_destroy(tc);
+    fake_free(&f);
+}
+
+/* KIP-890 part 2 at the last usable epoch (Kafka's isProducerEpochExhausted: >= INT16_MAX - 1):
+ * EndTxn v5 writes the markers with the old id at INT16_MAX and answers with a new producer id,
+ * epoch 0. Tried: the retry with the old id and epoch (before and after a reload), the other
+ * outcome, the old id in the next transaction, an allocation that fails. */
+TEST(test_txn_coordinator_end_v2_moves_to_a_new_id_when_the_epoch_runs_out)
+{
+    struct fake f = {.next_pid = 900};
+    struct kmsg_transaction_log_value v;
+    kmsg_transaction_log_value_init(&v);
+    v.producer_id = 77;
+    v.producer_epoch = INT16_MAX - 2; /* a producer near the end of its epochs */
+    v.transaction_timeout_ms = 60000;
+    v.transaction_status = TXN_EMPTY;
+    v.transaction_start_timestamp_ms = -1;
+    CHECK_EQ_INT(txn_state_record_build("ov", &v, clock_wall_ms(), &f.batches[0], &f.lens[0]), 0);
+    f.nbatches = 1;
+    struct txn_coordinator *tc = make(&f);
+    struct txn_result r;
+    struct txn_topic_partition part = {"a", 0};
+    txn_add_partitions(tc, "ov", 77, INT16_MAX - 2, &part, 1, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    txn_end(tc, "ov", 77, INT16_MAX - 2, true, true, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 77 && r.producer_epoch == INT16_MAX - 1);
+    txn_add_partitions(tc, "ov", 77, INT16_MAX - 1, &part, 1, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    f.fail_pid = true; /* nothing written, the transaction stays open */
+    txn_end(tc, "ov", 77, INT16_MAX - 1, true, true, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS);
+    CHECK_EQ_INT(state_of(tc, "ov"), TXN_ONGOING);
+    f.fail_pid = false;
+    txn_end(tc, "ov", 77, INT16_MAX - 1, true, true, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 900 && r.producer_epoch == 0);
+    CHECK(f.marker_pid == 77 && f.marker_epoch == INT16_MAX && f.commits == 2);
+    for (int round = 0; round < 2; round++) { /* before and after a reload */
+        txn_end(tc, "ov", 77, INT16_MAX - 1, true, true, keep, &r);
+        CHECK(r.error == 0 && r.producer_id == 900 && r.producer_epoch == 0);
+        txn_end(tc, "ov", 77, INT16_MAX - 1, false, true, keep, &r);
+        CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_TXN_STATE);
+        txn_end(tc, "ov", 77, INT16_MAX - 2, true, true, keep, &r);
+        CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_PRODUCER_ID_MAPPING);
+        txn_coordinator_destroy(tc);
+        tc = make(&f);
+    }
+    CHECK_EQ_INT(f.markers, 2);
+    txn_add_partitions(tc, "ov", 77, INT16_MAX - 1, &part, 1, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_INVALID_PRODUCER_ID_MAPPING);
+    txn_add_partitions(tc, "ov", 900, 0, &part, 1, keep, &r);
+    CHECK_EQ_INT(r.error, 0);
+    txn_end(tc, "ov", 900, 0, false, true, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 900 && r.producer_epoch == 1);
+    CHECK(f.marker_pid == 900 && f.marker_epoch == 1);
     txn_coordinator_destroy(tc);
     fake_free(&f);
 }

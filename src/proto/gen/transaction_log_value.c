@@ -22,6 +22,8 @@ void kmsg_transaction_log_value_partitions_schema_init(struct kmsg_transaction_l
 void kmsg_transaction_log_value_init(struct kmsg_transaction_log_value *o)
 {
     memset(o, 0, sizeof(*o));
+    o->previous_producer_id = INT64_C(-1);
+    o->next_producer_id = INT64_C(-1);
 }
 
 static void kmsg_transaction_log_value_partitions_schema_read(struct kreader *r, int16_t v,
@@ -63,8 +65,52 @@ static void kmsg_transaction_log_value_read(struct kreader *r, int16_t v,
     o->transaction_last_update_timestamp_ms = kr_int64(r); /* TransactionLastUpdateTimestampMs */
     o->transaction_start_timestamp_ms = kr_int64(r); /* TransactionStartTimestampMs */
     if (flex) {
-        kr_skip_tags(r);
+        uint32_t ntags = kr_uvarint(r);
+        for (uint32_t t = 0; t < ntags && !r->err; t++) {
+            struct kreader tv;
+            switch (kr_tag_begin(r, &tv)) {
+            case 0: /* PreviousProducerId */
+                o->previous_producer_id = kr_int64(&tv); /* PreviousProducerId */
+                break;
+            case 1: /* NextProducerId */
+                o->next_producer_id = kr_int64(&tv); /* NextProducerId */
+                break;
+            case 2: /* ClientTransactionVersion */
+                o->client_transaction_version = kr_int16(&tv); /* ClientTransactionVersion */
+                break;
+            default: /* unknown tags are skipped */
+                break;
+            }
+            kr_tag_end(r, &tv);
+        }
     }
+}
+
+/* PreviousProducerId v1+ tag 0: Producer id used by the last committed transaction */
+static void kmsg_transaction_log_value_write_previous_producer_id(struct kwriter *w, int16_t v,
+                                                                  const void *obj)
+{
+    const struct kmsg_transaction_log_value *o = obj;
+    (void)v;
+    kw_int64(w, o->previous_producer_id); /* PreviousProducerId */
+}
+
+/* NextProducerId v1+ tag 1: Latest producer ID sent to the producer for the given transactional ID */
+static void kmsg_transaction_log_value_write_next_producer_id(struct kwriter *w, int16_t v,
+                                                              const void *obj)
+{
+    const struct kmsg_transaction_log_value *o = obj;
+    (void)v;
+    kw_int64(w, o->next_producer_id); /* NextProducerId */
+}
+
+/* ClientTransactionVersion v1+ tag 2: The transaction version used by the client */
+static void kmsg_transaction_log_value_write_client_transaction_version(struct kwriter *w, int16_t v,
+                                                                        const void *obj)
+{
+    const struct kmsg_transaction_log_value *o = obj;
+    (void)v;
+    kw_int16(w, o->client_transaction_version); /* ClientTransactionVersion */
 }
 
 static void kmsg_transaction_log_value_write(struct kwriter *w, int16_t v,
@@ -81,7 +127,16 @@ static void kmsg_transaction_log_value_write(struct kwriter *w, int16_t v,
     kw_int64(w, o->transaction_last_update_timestamp_ms); /* TransactionLastUpdateTimestampMs */
     kw_int64(w, o->transaction_start_timestamp_ms); /* TransactionStartTimestampMs */
     if (flex) {
-        kw_uvarint(w, 0); /* no tagged fields */
+        const bool has_previous_producer_id = o->previous_producer_id != INT64_C(-1);
+        const bool has_next_producer_id = o->next_producer_id != INT64_C(-1);
+        const bool has_client_transaction_version = o->client_transaction_version != 0;
+        kw_uvarint(w, (uint32_t)has_previous_producer_id + (uint32_t)has_next_producer_id + (uint32_t)has_client_transaction_version);
+        if (has_previous_producer_id)
+            kw_tagged(w, 0, kmsg_transaction_log_value_write_previous_producer_id, v, o);
+        if (has_next_producer_id)
+            kw_tagged(w, 1, kmsg_transaction_log_value_write_next_producer_id, v, o);
+        if (has_client_transaction_version)
+            kw_tagged(w, 2, kmsg_transaction_log_value_write_client_transaction_version, v, o);
     }
 }
 

@@ -22,6 +22,11 @@ void kmsg_transaction_log_value_partitions_schema_init(struct kmsg_transaction_l
 /* TransactionLogValue (versions 0-1) */
 struct kmsg_transaction_log_value {
     int64_t producer_id; /* ProducerId v0+: Producer id in use by the transactional id */
+    /* PreviousProducerId v1+ tag 0: Producer id used by the last committed transaction */
+    int64_t previous_producer_id;
+    /* NextProducerId v1+ tag 1: Latest producer ID sent to the producer for the given
+     * transactional ID */
+    int64_t next_producer_id;
     int16_t producer_epoch; /* ProducerEpoch v0+: Epoch associated with the producer id */
     /* TransactionTimeoutMs v0+: Transaction timeout in milliseconds */
     int32_t transaction_timeout_ms;
@@ -32,6 +37,8 @@ struct kmsg_transaction_log_value {
     int64_t transaction_last_update_timestamp_ms;
     /* TransactionStartTimestampMs v0+: Time the transaction was started */
     int64_t transaction_start_timestamp_ms;
+    /* ClientTransactionVersion v1+ tag 2: The transaction version used by the client */
+    int16_t client_transaction_version;
 };
 struct kmsg_transaction_log_value_array {
     int32_t n; /* -1 = null */

@@ -33,6 +33,10 @@ void kmsg_transaction_log_value_fill(struct kproto_fill *f, int16_t v,
     if (kproto_fill_keep_defaults(f))
         return;
     o->producer_id = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* ProducerId */
+    if (v >= 1) {
+        o->previous_producer_id = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* PreviousProducerId */
+        o->next_producer_id = (int64_t)kproto_fill_int(f, INT64_C(-1), INT64_MIN, INT64_C(9223372036854775807)); /* NextProducerId */
+    }
     o->producer_epoch = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ProducerEpoch */
     o->transaction_timeout_ms = (int32_t)kproto_fill_int(f, INT64_C(0), INT64_C(-2147483648), INT64_C(2147483647)); /* TransactionTimeoutMs */
     o->transaction_status = (int8_t)kproto_fill_int(f, INT64_C(0), INT64_C(-128), INT64_C(127)); /* TransactionStatus */
@@ -48,5 +52,8 @@ void kmsg_transaction_log_value_fill(struct kproto_fill *f, int16_t v,
     }
     o->transaction_last_update_timestamp_ms = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* TransactionLastUpdateTimestampMs */
     o->transaction_start_timestamp_ms = (int64_t)kproto_fill_int(f, INT64_C(0), INT64_MIN, INT64_C(9223372036854775807)); /* TransactionStartTimestampMs */
+    if (v >= 1) {
+        o->client_transaction_version = (int16_t)kproto_fill_int(f, INT64_C(0), INT64_C(-32768), INT64_C(32767)); /* ClientTransactionVersion */
+    }
 }
 
