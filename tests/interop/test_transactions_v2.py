@@ -11,8 +11,12 @@ Kafka's Java client 4.x drives a TV2 transaction.
   are fenced; an abort bumps again; read_committed readers see the commit, not the abort.
 - TxnOffsetCommit v5 without AddOffsetsToTxn: the offsets partition joins the transaction and
   the offsets become visible at the commit.
+- An EndTxn v5 whose answer is lost, retried at the old epoch after the coordinator restarted
+  (one broker) or moved (SIGKILL of its broker in a 3-node cluster): the new coordinator
+  rebuilt the TV2 state from __transaction_state and answers as Kafka does, with the bumped
+  epoch (before, it answered PRODUCER_FENCED).
 Bad input tried: old epochs after the bump (produce, EndTxn), an EndTxn retry of the other
-outcome, a v11 produce skipping AddPartitionsToTxn.
+outcome (also after the failover), a v11 produce skipping AddPartitionsToTxn.
 asan-smoke tsan-smoke
 """
 import os
@@ -295,6 +299,76 @@ def test_tv2_produce_v12_on_a_leader_away_from_the_coordinator():
                     break
                 time.sleep(0.1)
             check(lso["offset"] == 4, "LSO after two committed transactions: %r" % lso)
+
+
+def end_txn_v5_retrying(k, txid, pid, epoch, commit):
+    """EndTxn v5, retried while the coordinator is (re)loading or not there yet."""
+    deadline = time.monotonic() + 20 * SLOW
+    while True:
+        out = end_txn_v5(k, txid, pid, epoch, commit)
+        if out[0] not in (14, 15, 16) or time.monotonic() > deadline:
+            return out
+        time.sleep(0.1)
+
+
+@test
+def test_tv2_end_txn_retry_after_a_coordinator_restart():
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "tv2r", 1)
+            err, pid, e0 = raw_init(k, "tx-v2r")
+            check(err == 0, "InitProducerId: %d" % err)
+            check(produce(k, 12, "tx-v2r", "tv2r", pid, e0, 0, b"kept") == 0, "produce")
+            err, rpid, e1 = end_txn_v5(k, "tx-v2r", pid, e0, True)  # its answer is "lost"
+            check((err, rpid, e1) == (0, pid, e0 + 1), "EndTxn v5: %r" % ((err, rpid, e1),))
+        b.restart()
+        with KafkaRaw(b) as k:
+            retry = end_txn_v5_retrying(k, "tx-v2r", pid, e0, True)
+            check(retry == (0, pid, e1), "EndTxn v5 retry after a restart: %r" % (retry,))
+            other = end_txn_v5(k, "tx-v2r", pid, e0, False)
+            check(other[0] == INVALID_TXN_STATE, "abort at the old epoch: %r" % (other,))
+            stale = end_txn_v5(k, "tx-v2r", pid, e1, True)  # no transaction at e1 yet
+            check(stale[0] == PRODUCER_FENCED, "EndTxn at the bumped epoch: %r" % (stale,))
+            check(produce(k, 12, "tx-v2r", "tv2r", pid, e1, 0, b"next") == 0, "next produce")
+            nxt = end_txn_v5(k, "tx-v2r", pid, e1, True)
+            check(nxt == (0, pid, e1 + 1), "next EndTxn v5: %r" % (nxt,))
+            comment("retry at epoch %d after the restart answered epoch %d" % (e0, e1))
+        check(read_values(b, "tv2r", "read_committed") == [b"kept", b"next"], "committed data")
+
+
+@test
+def test_tv2_end_txn_retry_after_the_coordinator_moves():
+    with Cluster(3, {"group.initial.rebalance.delay.ms": "0"}) as c:
+        check(c.create_topic("mv2", 1, 3) is None, "create mv2")
+        c.wait_topic("mv2", 1)
+        with c.raw(c.live_ids()[0]) as k0:
+            raw_init(k0, "tx-warmup")  # creates __transaction_state
+        c.wait_topic("__transaction_state", 50)
+        txid = "tx-v2m"
+        shard = abs(java_string_hash(txid)) % 50
+        coord = c.partition_leaders("__transaction_state")[shard]["leader"]
+        leader = c.partition_leaders("mv2")[0]["leader"]
+        with c.raw(coord) as kc, c.raw(leader) as kl:
+            err, pid, e0 = raw_init(kc, txid)
+            check(err == 0, "init: %d" % err)
+            check(produce(kl, 12, txid, "mv2", pid, e0, 0, b"moved") == 0, "produce")
+            err, _, e1 = end_txn_v5(kc, txid, pid, e0, True)  # its answer is "lost"
+            check(err == 0 and e1 == e0 + 1, "EndTxn v5: %d epoch %d" % (err, e1))
+        c.kill(coord)
+        deadline = time.monotonic() + 30 * SLOW
+        new = -1
+        while time.monotonic() < deadline:
+            new = c.partition_leaders("__transaction_state", via=c.live_ids()[0])[shard]["leader"]
+            if new not in (coord, -1):
+                break
+            time.sleep(0.2)
+        check(new not in (coord, -1), "a new coordinator for shard %d: %d" % (shard, new))
+        with c.raw(new) as kn:
+            retry = end_txn_v5_retrying(kn, txid, pid, e0, True)
+            check(retry == (0, pid, e1), "EndTxn v5 retry at the new coordinator: %r" % (retry,))
+            other = end_txn_v5(kn, txid, pid, e0, False)
+            check(other[0] == INVALID_TXN_STATE, "abort at the old epoch: %r" % (other,))
+        comment("coordinator %d -> %d; retry at epoch %d answered epoch %d" % (coord, new, e0, e1))
 
 
 if __name__ == "__main__":
