@@ -79,6 +79,7 @@ struct init_new {
     char *id;
     int32_t shard;
     int32_t timeout_ms;
+    int16_t last_epoch; /* for an id whose epoch ran out */
     txn_done_fn done;
     void *arg;
 };
@@ -106,6 +107,7 @@ static void init_pid_allocated(void *arg, int16_t err, int64_t pid)
         m->state = TXN_EMPTY;
         m->start_ms = -1;
         m->prev_producer_id = m->next_producer_id = -1;
+        m->last_epoch = -1;
         txn_table_insert(&tc->table, m);
     }
     if (m != NULL && !m->busy && (op = txn_op_new(tc, m, OP_SIMPLE, in->done, in->arg)) != NULL) {
@@ -113,6 +115,7 @@ static void init_pid_allocated(void *arg, int16_t err, int64_t pid)
         op->client_tv = 0;
         op->prev_producer_id = m->producer_epoch >= 0 ? m->producer_id : pid;
         op->next_producer_id = -1;
+        op->last_epoch = in->last_epoch;
         op->producer_id = pid;
         op->producer_epoch = 0;
         op->timeout_ms = in->timeout_ms;
@@ -130,7 +133,7 @@ static void init_pid_allocated(void *arg, int16_t err, int64_t pid)
 }
 
 static void init_new_pid(struct txn_coordinator *tc, const char *id, int32_t shard,
-                         int32_t timeout_ms, txn_done_fn done, void *arg)
+                         int32_t timeout_ms, int16_t last_epoch, txn_done_fn done, void *arg)
 {
     struct init_new *in = calloc(1, sizeof(*in));
     if (in == NULL || (in->id = strdup(id)) == NULL) {
@@ -138,7 +141,7 @@ static void init_new_pid(struct txn_coordinator *tc, const char *id, int32_t sha
         txn_answer(done, arg, KAFKA_ERR_COORDINATOR_NOT_AVAILABLE, -1, -1);
         return;
     }
-    *in = (struct init_new){tc, in->id, shard, timeout_ms, done, arg};
+    *in = (struct init_new){tc, in->id, shard, timeout_ms, last_epoch, done, arg};
     if (tc->env.allocate_pid(tc->env.ctx, init_pid_allocated, in) != 0)
         init_pid_allocated(in, KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS, -1);
 }
@@ -160,13 +163,24 @@ void txn_init_producer_id(struct txn_coordinator *tc, const char *id, int32_t ti
     struct txn_meta *m = txn_table_find(&tc->table, id);
     struct txn_op *op = NULL;
     bool fencing = false, new_pid = m == NULL;
+    /* KIP-360 (Kafka's prepareInitProducerIdTransit): a producer naming its id and epoch is
+     * the current one, or retries an InitProducerId whose answer it lost (its epoch is
+     * last_epoch), or moved to a new id when its epoch ran out (the previous id, last epoch). */
+    bool expected = producer_id >= 0;
+    bool retry = expected && m != NULL && m->last_epoch >= 0 && producer_epoch == m->last_epoch &&
+                 producer_epoch != m->producer_epoch;
+    bool known =
+        !expected ||
+        (m != NULL && (producer_id == m->producer_id ||
+                       (producer_id == m->prev_producer_id && producer_epoch >= INT16_MAX - 1)));
+    int16_t last_epoch = expected && m != NULL ? m->producer_epoch : -1;
     if (m == NULL) {
         err = 0;
     } else if (m->busy || m->state == TXN_PREPARE_COMMIT || m->state == TXN_PREPARE_ABORT ||
                m->state == TXN_PREPARE_EPOCH_FENCE) {
         err = KAFKA_ERR_CONCURRENT_TRANSACTIONS;
-    } else if (producer_id >= 0 &&
-               (producer_id != m->producer_id || producer_epoch != m->producer_epoch)) {
+    } else if (!known || (expected && m->producer_epoch >= 0 &&
+                          producer_epoch != m->producer_epoch && !retry)) {
         err = KAFKA_ERR_PRODUCER_FENCED; /* KIP-360: not the current producer */
     } else if (m->state == TXN_ONGOING) {
         /* Kafka's answer: abort the open transaction with a bumped epoch and let the client
@@ -174,7 +188,7 @@ void txn_init_producer_id(struct txn_coordinator *tc, const char *id, int32_t ti
         op = txn_abort_start_locked(tc, m);
         err = op ? KAFKA_ERR_CONCURRENT_TRANSACTIONS : KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
         fencing = op != NULL;
-    } else if (m->producer_epoch >= INT16_MAX - 1) {
+    } else if (!retry && m->producer_epoch >= INT16_MAX - 1) {
         new_pid = true; /* the epoch ran out: a new producer id, epoch 0 */
     } else if ((op = txn_op_new(tc, m, OP_SIMPLE, done, arg)) == NULL) {
         err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
@@ -183,7 +197,9 @@ void txn_init_producer_id(struct txn_coordinator *tc, const char *id, int32_t ti
         op->client_tv = 0;
         op->prev_producer_id = m->producer_id;
         op->next_producer_id = -1;
-        op->producer_epoch = (int16_t)(m->producer_epoch + 1);
+        /* A retry keeps the epoch it was given and the one before; otherwise a bump. */
+        op->last_epoch = retry ? m->last_epoch : last_epoch;
+        op->producer_epoch = retry ? m->producer_epoch : (int16_t)(m->producer_epoch + 1);
         op->timeout_ms = timeout_ms;
         op->state = TXN_EMPTY;
         op->start_ms = -1;
@@ -202,7 +218,7 @@ void txn_init_producer_id(struct txn_coordinator *tc, const char *id, int32_t ti
     } else if (err != 0) {
         txn_answer(done, arg, err, -1, -1);
     } else if (new_pid) {
-        init_new_pid(tc, id, shard, timeout_ms, done, arg);
+        init_new_pid(tc, id, shard, timeout_ms, last_epoch, done, arg);
     }
 }
 
@@ -335,6 +351,8 @@ static struct txn_op *txn_end_start_locked(struct txn_coordinator *tc, struct tx
     op->state = commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT;
     op->client_tv = bump_epoch ? 2 : 0;
     op->next_producer_id = -1;
+    if (bump_epoch)
+        op->last_epoch = op->producer_epoch;
     *need_pid = bump_epoch && op->producer_epoch >= INT16_MAX - 1;
     assert(op->producer_epoch >= 0);
     if (bump_epoch && op->producer_epoch < INT16_MAX)

@@ -57,6 +57,7 @@ static void load_record(void *arg, const uint8_t *key, int32_t key_len, const ui
         m->id = id;
         id = NULL;
         m->shard = lc->shard;
+        m->last_epoch = -1; /* not in the records (Kafka's neither) */
         txn_table_insert(&lc->t, m);
     }
     free(id);

@@ -41,6 +41,10 @@ struct txn_meta {
      * before that move, so the EndTxn may be retried with it (-1: none). */
     int16_t client_tv;
     int64_t prev_producer_id, next_producer_id;
+    /* Kafka's lastProducerEpoch, in memory only as in Kafka (-1 after a load): the epoch a
+     * producer had before the last InitProducerId that named it (KIP-360), or before a TV2
+     * EndTxn, so a retried InitProducerId with it gets the current epoch; -1 after a fence. */
+    int16_t last_epoch;
 };
 
 struct txn_table {
@@ -85,6 +89,7 @@ struct txn_op {
     int32_t coordinator_epoch;
     int16_t client_tv; /* see txn_meta */
     int64_t prev_producer_id, next_producer_id;
+    int16_t last_epoch;
     txn_done_fn done; /* NULL: nobody waits (timeouts, fencing, load) */
     void *arg;
     struct txn_result res;

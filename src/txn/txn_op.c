@@ -42,6 +42,7 @@ struct txn_op *txn_op_new(struct txn_coordinator *tc, struct txn_meta *m, enum t
     op->client_tv = m->client_tv;
     op->prev_producer_id = m->prev_producer_id;
     op->next_producer_id = m->next_producer_id;
+    op->last_epoch = m->last_epoch;
     op->coordinator_epoch = tc->shards[m->shard].epoch;
     op->done = done;
     op->arg = arg;
@@ -90,6 +91,7 @@ static void op_markers_done(void *arg, int16_t err)
      * epoch ran out moves to its next id with epoch 0, and the answer hands it over. */
     op->kind = OP_COMPLETE;
     if (op->client_tv >= 2) {
+        op->last_epoch = op->producer_epoch;
         op->prev_producer_id = op->producer_id;
         if (op->next_producer_id >= 0) {
             op->producer_id = op->next_producer_id;
@@ -130,6 +132,7 @@ static void op_apply_locked(struct txn_op *op)
     m->client_tv = op->client_tv;
     m->prev_producer_id = op->prev_producer_id;
     m->next_producer_id = op->next_producer_id;
+    m->last_epoch = op->last_epoch;
     m->producer_epoch = op->producer_epoch;
     m->timeout_ms = op->timeout_ms;
     m->state = op->state;
@@ -283,6 +286,7 @@ struct txn_op *txn_abort_start_locked(struct txn_coordinator *tc, struct txn_met
     op->state = TXN_PREPARE_ABORT;
     op->client_tv = 0; /* not a client's EndTxn: its old epoch is no retry (fenced) */
     op->next_producer_id = -1;
+    op->last_epoch = -1; /* nor may it re-initialise with it (Kafka's fence) */
     m->busy = true;
     return op;
 }

@@ -332,6 +332,58 @@ TEST(test_txn_coordinator_end_v2_moves_to_a_new_id_when_the_epoch_runs_out)
     txn_end(tc, "ov", 900, 0, false, true, keep, &r);
     CHECK(r.error == 0 && r.producer_id == 900 && r.producer_epoch == 1);
     CHECK(f.marker_pid == 900 && f.marker_epoch == 1);
+    /* KIP-360 with the previous id: only the epoch the markers carried (Kafka's in-memory
+     * lastProducerEpoch) is a retry, and it gets the new id without a bump; not after a
+     * reload, nor once the new id has ended a transaction (as here). */
+    txn_init_producer_id(tc, "ov", 60000, 77, INT16_MAX, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    v.producer_id = 78;
+    CHECK_EQ_INT(txn_state_record_build("ov2", &v, clock_wall_ms(), &f.batches[f.nbatches],
+                                        &f.lens[f.nbatches]),
+                 0);
+    f.nbatches++;
+    txn_coordinator_destroy(tc);
+    tc = make(&f);
+    txn_init_producer_id(tc, "ov2", 60000, 78, INT16_MAX - 2, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 78 && r.producer_epoch == INT16_MAX - 1);
+    txn_add_partitions(tc, "ov2", 78, INT16_MAX - 1, &part, 1, keep, &r);
+    txn_end(tc, "ov2", 78, INT16_MAX - 1, false, true, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 901 && r.producer_epoch == 0);
+    txn_init_producer_id(tc, "ov2", 60000, 78, INT16_MAX - 1, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    txn_init_producer_id(tc, "ov2", 60000, 78, INT16_MAX, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 901 && r.producer_epoch == 0);
+    txn_coordinator_destroy(tc);
+    fake_free(&f);
+}
+
+/* KIP-360: InitProducerId naming the producer's id and epoch bumps it; a retry whose answer
+ * was lost (the epoch before that bump) gets the current epoch again, without a bump, until a
+ * reload (Kafka keeps lastProducerEpoch in memory only). Tried: an epoch older than that, the
+ * retry after a reload, another producer id. */
+TEST(test_txn_coordinator_init_producer_id_retry_gets_the_same_epoch)
+{
+    struct fake f = {.next_pid = 60};
+    struct txn_coordinator *tc = make(&f);
+    struct txn_result r;
+    txn_init_producer_id(tc, "ri", 60000, -1, -1, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 60 && r.producer_epoch == 0);
+    txn_init_producer_id(tc, "ri", 60000, 60, 0, keep, &r);
+    CHECK(r.error == 0 && r.producer_id == 60 && r.producer_epoch == 1);
+    txn_init_producer_id(tc, "ri", 60000, 60, 0, keep, &r); /* the retry */
+    CHECK(r.error == 0 && r.producer_id == 60 && r.producer_epoch == 1);
+    txn_init_producer_id(tc, "ri", 60000, 60, 1, keep, &r);
+    CHECK(r.error == 0 && r.producer_epoch == 2);
+    txn_init_producer_id(tc, "ri", 60000, 60, 0, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    txn_init_producer_id(tc, "ri", 60000, 61, 2, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    txn_coordinator_destroy(tc);
+    tc = make(&f);
+    txn_init_producer_id(tc, "ri", 60000, 60, 1, keep, &r);
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    txn_init_producer_id(tc, "ri", 60000, 60, 2, keep, &r);
+    CHECK(r.error == 0 && r.producer_epoch == 3);
     txn_coordinator_destroy(tc);
     fake_free(&f);
 }
@@ -350,6 +402,10 @@ TEST(test_txn_coordinator_times_out_open_transactions)
     CHECK(f.markers == 1 && f.commits == 0);
     CHECK_EQ_INT(state_of(tc, "slow"), TXN_COMPLETE_ABORT);
     txn_end(tc, "slow", 5, 0, true, false, keep, &r); /* fenced by the abort's epoch bump */
+    CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
+    /* Nor may it re-initialise with its id and epoch (KIP-360): Kafka's fence forgets the
+     * previous epoch (prepareFenceProducerEpoch: lastProducerEpoch = -1). */
+    txn_init_producer_id(tc, "slow", 1000, 5, 0, keep, &r);
     CHECK_EQ_INT(r.error, KAFKA_ERR_PRODUCER_FENCED);
     /* transactional.id.expiration.ms */
     CHECK_EQ_INT(txn_coordinator_expire_ids(tc, clock_wall_ms(), 60000), 0);
