@@ -15,8 +15,11 @@ Kafka's Java client 4.x drives a TV2 transaction.
   (one broker) or moved (SIGKILL of its broker in a 3-node cluster): the new coordinator
   rebuilt the TV2 state from __transaction_state and answers as Kafka does, with the bumped
   epoch (before, it answered PRODUCER_FENCED).
+- KIP-360: InitProducerId v3 naming the producer's id and epoch bumps the epoch; the same
+  request retried (its answer lost) gets the same epoch, not a second bump.
 Bad input tried: old epochs after the bump (produce, EndTxn), an EndTxn retry of the other
-outcome (also after the failover), a v11 produce skipping AddPartitionsToTxn.
+outcome (also after the failover), a v11 produce skipping AddPartitionsToTxn, InitProducerId
+with an epoch older than the last two.
 asan-smoke tsan-smoke
 """
 import os
@@ -369,6 +372,35 @@ def test_tv2_end_txn_retry_after_the_coordinator_moves():
             other = end_txn_v5(kn, txid, pid, e0, False)
             check(other[0] == INVALID_TXN_STATE, "abort at the old epoch: %r" % (other,))
         comment("coordinator %d -> %d; retry at epoch %d answered epoch %d" % (coord, new, e0, e1))
+
+
+def init_v3(k, txid, pid, epoch):
+    """InitProducerId v3 (KIP-360: the producer's id and epoch) -> (error, id, epoch)."""
+    body = cstring(txid) + i32(60000) + i64(pid) + i16(epoch) + TAGS_NONE
+    r = flex_call(k, INIT_PRODUCER_ID, 3, body)
+    r.int32()
+    out = (r.int16(), r.int64(), r.int16())
+    r.tagged_fields()
+    r.end()
+    return out
+
+
+@test
+def test_kip360_init_producer_id_retry_gets_the_same_epoch():
+    with Broker(PROPS) as b, KafkaRaw(b) as k:
+        err, pid, e0 = raw_init(k, "tx-360")
+        check(err == 0, "InitProducerId: %d" % err)
+        first = init_v3(k, "tx-360", pid, e0)
+        check(first == (0, pid, e0 + 1), "InitProducerId v3 with the id and epoch: %r" % (first,))
+        retry = init_v3(k, "tx-360", pid, e0)
+        check(retry == first, "the same request retried: %r" % (retry,))
+        second = init_v3(k, "tx-360", pid, e0 + 1)
+        check(second == (0, pid, e0 + 2), "the next one: %r" % (second,))
+        stale = init_v3(k, "tx-360", pid, e0)
+        # PRODUCER_FENCED, which InitProducerId below v4 carries as INVALID_PRODUCER_EPOCH.
+        check(stale[0] == INVALID_PRODUCER_EPOCH, "an epoch older than the last two: %r"
+              % (stale,))
+        comment("epochs %d -> %d (retried) -> %d" % (e0, e0 + 1, e0 + 2))
 
 
 if __name__ == "__main__":
