@@ -354,7 +354,6 @@ static struct txn_op *txn_end_start_locked(struct txn_coordinator *tc, struct tx
     if (bump_epoch)
         op->last_epoch = op->producer_epoch;
     *need_pid = bump_epoch && op->producer_epoch >= INT16_MAX - 1;
-    assert(op->producer_epoch >= 0);
     if (bump_epoch && op->producer_epoch < INT16_MAX)
         op->producer_epoch++;
     op->res.producer_epoch = op->producer_epoch;

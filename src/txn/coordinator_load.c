@@ -66,7 +66,11 @@ static void load_record(void *arg, const uint8_t *key, int32_t key_len, const ui
         m->producer_epoch = v.producer_epoch;
         m->client_tv = v.client_transaction_version;
         m->prev_producer_id = v.previous_producer_id;
-        m->next_producer_id = v.next_producer_id;
+        /* Only a Prepare* state has a next id (Kafka writes -1 elsewhere); a record saying
+         * otherwise is not followed. */
+        bool prepared =
+            v.transaction_status == TXN_PREPARE_COMMIT || v.transaction_status == TXN_PREPARE_ABORT;
+        m->next_producer_id = prepared && v.next_producer_id >= 0 ? v.next_producer_id : -1;
         m->timeout_ms = v.transaction_timeout_ms;
         m->state = v.transaction_status;
         m->start_ms = v.transaction_start_timestamp_ms;

@@ -97,9 +97,9 @@ static void op_markers_done(void *arg, int16_t err)
             op->producer_id = op->next_producer_id;
             op->producer_epoch = 0;
         }
-        op->next_producer_id = -1;
         op->res = (struct txn_result){0, op->producer_id, op->producer_epoch};
     }
+    op->next_producer_id = -1;
     op->state = op->state == TXN_PREPARE_COMMIT ? TXN_COMPLETE_COMMIT : TXN_COMPLETE_ABORT;
     txn_parts_free(op->parts, op->nparts);
     op->parts = NULL;
@@ -128,6 +128,8 @@ void txn_op_send_markers(struct txn_op *op)
 static void op_apply_locked(struct txn_op *op)
 {
     struct txn_meta *m = op->m;
+    assert(op->next_producer_id < 0 || op->state == TXN_PREPARE_COMMIT ||
+           op->state == TXN_PREPARE_ABORT);
     m->producer_id = op->producer_id;
     m->client_tv = op->client_tv;
     m->prev_producer_id = op->prev_producer_id;
