@@ -15,6 +15,12 @@ Kafka's Java client 4.x drives a TV2 transaction.
   (one broker) or moved (SIGKILL of its broker in a 3-node cluster): the new coordinator
   rebuilt the TV2 state from __transaction_state and answers as Kafka does, with the bumped
   epoch (before, it answered PRODUCER_FENCED).
+- The last usable epoch: an id's __transaction_state record at epoch 32765 (written as Kafka's
+  admin client may, with client id "__admin_client", then loaded by a restart); the next
+  EndTxn v5 bumps to 32766, the one after moves the producer to a new producer id at epoch 0
+  (markers with the old id at 32767), its retry with the old id and epoch gets the same answer,
+  the new id runs the next transaction, the old id is fenced on the partition, and
+  read_committed readers see the three commits.
 - KIP-360: InitProducerId v3 naming the producer's id and epoch bumps the epoch; the same
   request retried (its answer lost) gets the same epoch, not a second bump.
 Bad input tried: old epochs after the bump (produce, EndTxn), an EndTxn retry of the other
@@ -372,6 +378,72 @@ def test_tv2_end_txn_retry_after_the_coordinator_moves():
             other = end_txn_v5(kn, txid, pid, e0, False)
             check(other[0] == INVALID_TXN_STATE, "abort at the old epoch: %r" % (other,))
         comment("coordinator %d -> %d; retry at epoch %d answered epoch %d" % (coord, new, e0, e1))
+
+
+def produce_plain(k, topic, partition, batch, acks=1):
+    """Produce v9 of one batch without a transactional id -> error code."""
+    part = i32(partition) + cbytes(batch) + TAGS_NONE
+    body = (cstring(None) + i16(acks) + i32(30000) +
+            carray([cstring(topic) + carray([part]) + TAGS_NONE]) + TAGS_NONE)
+    r = Reader(k.call(PRODUCE, 9, body, flexible=True))
+    r.uvarint()
+    r.cstring()
+    r.uvarint()
+    r.int32()
+    return r.int16()
+
+
+def txn_state_record(txid, pid, epoch, timeout_ms=60000):
+    """Kafka's TransactionLog record (key v0, value v0) of an Empty id."""
+    key = i16(0) + string(txid)
+    value = (i16(0) + i64(pid) + i16(epoch) + i32(timeout_ms) + b"\x00" + i32(-1) +
+             i64(int(time.time() * 1000)) + i64(-1))
+    return record_batch([(key, value)])
+
+
+@test
+def test_tv2_end_txn_at_the_last_epoch_moves_to_a_new_producer_id():
+    txid, last = "tx-v2ov", 32766
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "tv2ov", 1)
+            err, pid, _ = raw_init(k, txid)
+            check(err == 0, "InitProducerId: %d" % err)
+        with KafkaRaw(b, client_id="__admin_client") as k:
+            shard = abs(java_string_hash(txid)) % 50
+            err = produce_plain(k, "__transaction_state", shard,
+                                txn_state_record(txid, pid, last - 1))
+            check(err == 0, "writing the id's record at epoch %d: %d" % (last - 1, err))
+        b.restart()
+        with KafkaRaw(b) as k:
+            deadline = time.monotonic() + 20 * SLOW
+            while True:  # the coordinator loads the shard on first use
+                err = produce(k, 12, txid, "tv2ov", pid, last - 1, 0, b"one")
+                if err not in (14, 15, 16) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            check(err == 0, "produce at epoch %d: %d" % (last - 1, err))
+            first = end_txn_v5(k, txid, pid, last - 1, True)
+            check(first == (0, pid, last), "EndTxn v5 to the last epoch: %r" % (first,))
+            check(produce(k, 12, txid, "tv2ov", pid, last, 0, b"two") == 0, "produce at 32766")
+            err, pid2, e = end_txn_v5(k, txid, pid, last, True)
+            check(err == 0 and pid2 != pid and e == 0,
+                  "EndTxn v5 at the last epoch: %r (old id %d)" % ((err, pid2, e), pid))
+            retry = end_txn_v5(k, txid, pid, last, True)
+            check(retry == (0, pid2, 0), "its retry with the old id: %r" % (retry,))
+            other = end_txn_v5(k, txid, pid, last, False)
+            check(other[0] == INVALID_TXN_STATE, "the other outcome: %r" % (other,))
+            err = produce(k, 12, txid, "tv2ov", pid, last, 1, b"zombie")
+            # The coordinator knows the id no more (INVALID_PRODUCER_ID_MAPPING, 49); the
+            # partition has the old id's epoch 32767 marker.
+            check(err in (49, INVALID_PRODUCER_EPOCH, PRODUCER_FENCED),
+                  "the old id after the move: %d" % err)
+            check(produce(k, 12, txid, "tv2ov", pid2, 0, 0, b"three") == 0, "the new id")
+            nxt = end_txn_v5(k, txid, pid2, 0, True)
+            check(nxt == (0, pid2, 1), "the new id's EndTxn v5: %r" % (nxt,))
+            comment("producer %d epoch %d -> producer %d epoch 0" % (pid, last, pid2))
+        got = read_values(b, "tv2ov", "read_committed")
+        check(got == [b"one", b"two", b"three"], "read_committed saw %r" % got)
 
 
 def init_v3(k, txid, pid, epoch):
