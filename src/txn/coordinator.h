@@ -103,7 +103,8 @@ int32_t txn_shard_of(const char *id, size_t len, int32_t n);
 /* Is shard s served here (leader, loaded or loadable)? Loads it if needed. Kafka error. */
 int16_t txn_coordinator_prepare(struct txn_coordinator *tc, int32_t shard);
 
-/* InitProducerId with a transactional id. producer_id/epoch: -1 or the client's (KIP-360). */
+/* InitProducerId with a transactional id. producer_id/epoch: -1 or the client's (KIP-360:
+ * its current epoch is bumped; the epoch before the last bump, a retry, gets the current one). */
 void txn_init_producer_id(struct txn_coordinator *tc, const char *id, int32_t timeout_ms,
                           int64_t producer_id, int16_t producer_epoch, txn_done_fn done, void *arg);
 
@@ -128,7 +129,9 @@ void txn_verify_partitions(struct txn_coordinator *tc, const char *id, int64_t p
  * bump_epoch (EndTxn v5, KIP-890 part 2 / TransactionVersion 2) the transaction ends with the
  * producer's epoch bumped: the markers carry epoch + 1, the answer gives it to the producer for
  * its next transaction, and a retry with the old epoch is recognised (Kafka's
- * endTxnEpochBumped) and answered with the new one.
+ * endTxnEpochBumped) and answered with the new one, also after a reload. At the last usable
+ * epoch (INT16_MAX - 1) the markers carry INT16_MAX and the answer a new producer id, epoch 0
+ * (a retry with the old id and epoch gets it too).
  */
 void txn_end(struct txn_coordinator *tc, const char *id, int64_t producer_id,
              int16_t producer_epoch, bool commit, bool bump_epoch, txn_done_fn done, void *arg);
