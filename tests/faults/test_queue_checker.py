@@ -251,7 +251,9 @@ def check_history(prod, cons, final):
                               backwards))
     check(not lost, "lost acknowledged records: %r" % lost[:10])
     check(dups == 0, "%d duplicates in the log" % dups)
-    check(not moved, "acknowledged at one offset, in the log at another: %r" % moved[:10])
+    check(not moved, "acknowledged at one offset, in the log at another: %s" % "; ".join(
+        "%r acked at %r, in the log at %r (the log holds %r there)"
+        % (v, prod.acked[v], where[v], final.get(prod.acked[v])) for v in moved[:5]))
     check(not divergent, "offsets read with another value than the log's: %r" % divergent[:10])
     check(not unknown, "offsets read that the final log does not have: %r" % unknown[:10])
     check(backwards == 0, "%d reads went backwards within a generation" % backwards)
