@@ -356,46 +356,174 @@ def test_raw_group_max_size_and_protocol_disabled():
             check(r["err"] == 35, "heartbeat with the consumer protocol disabled: %r" % r)
 
 
+def describe_group(k, group):
+    """ConsumerGroupDescribe v0 of one group -> (err, state, group epoch, assignment epoch,
+    assignor, {member id: (epoch, subscribed topics, {topic: partitions})})."""
+    body = carray([cstring(group)]) + i8(0) + TAGS_NONE
+    r = Reader(k.call(CG_DESCRIBE, 0, body, flexible=True))
+    r.int32()
+
+    def member(r):
+        mid, inst, rack, ep = r.cstring(), r.cstring(), r.cstring(), r.int32()
+        r.cstring(), r.cstring()
+        subs = r.carray(lambda r: r.cstring())
+        r.cstring()
+
+        def assignment(r):
+            tps = r.carray(lambda r: (r.uuid(), r.cstring(), r.carray(lambda r: r.int32()),
+                                      r.uvarint()))
+            r.uvarint()
+            return {t[1]: sorted(t[2]) for t in tps}
+        cur = assignment(r)
+        assignment(r)
+        r.uvarint()
+        return mid, (ep, subs, cur)
+
+    def grp(r):
+        err, _msg, _gid, st, gep, aep, asg = (r.int16(), r.cstring(), r.cstring(), r.cstring(),
+                                              r.int32(), r.int32(), r.cstring())
+        ms = dict(r.carray(member))
+        r.int32()
+        r.uvarint()
+        return err, st, gep, aep, asg, ms
+    return r.carray(grp)[0]
+
+
+def java_hash(s):
+    h = 0
+    for ch in s:
+        h = (h * 31 + ord(ch)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def offsets_records(k, group, nparts=10):
+    """Every record of the group's __consumer_offsets partition whose key names the group:
+    [(key type, member id or None, value or None)] in log order."""
+    from kafka_records import fetch_all
+    h = java_hash(group)
+    part = (0 if h == -(1 << 31) else abs(h)) % nparts
+    batches, _ = fetch_all(k, "__consumer_offsets", part)
+    out = []
+    for b in batches:
+        if b["attributes"] & 0x20:  # control batch
+            continue
+        for rec in b["records"]:
+            r = Reader(rec["key"])
+            kt = r.int16()
+            if kt not in (3, 4, 5, 6, 7, 8):
+                continue
+            g = r.string()
+            mid = r.string() if kt in (5, 7, 8) else None
+            check(r.remaining() == 0, "key type %d: bytes after the key" % kt)
+            if g == group:
+                out.append((kt, mid, rec["value"]))
+    return out
+
+
+def commit_v9(k, group, member, epoch, topic, partition, offset):
+    body = (cstring(group) + i32(epoch) + cstring(member) + cstring(None) +
+            carray([cstring(topic) + carray([i32(partition) + i64(offset) + i32(-1) +
+                                            cstring("") + TAGS_NONE]) + TAGS_NONE]) + TAGS_NONE)
+    r = Reader(k.call(OFFSET_COMMIT, 9, body))
+    r.int32()
+    return r.carray(lambda r: (r.cstring(), r.carray(
+        lambda r: (r.int32(), r.int16(), r.uvarint())), r.uvarint()))[0][1][0][1]
+
+
+def fetch_v9(k, group, member, epoch, topic, partition):
+    body = (carray([cstring(group) + cstring(member) + i32(epoch) +
+                    carray([cstring(topic) + carray([i32(partition)]) + TAGS_NONE]) +
+                    TAGS_NONE]) + i8(0) + TAGS_NONE)
+    f = Reader(k.call(OFFSET_FETCH, 9, body))
+    f.int32()
+    groups = f.carray(lambda r: (r.cstring(), r.carray(lambda r: (
+        r.cstring(), r.carray(lambda r: (r.int32(), r.int64(), r.int32(), r.cstring(),
+                                         r.int16(), r.uvarint())), r.uvarint())),
+        r.int16(), r.uvarint()))
+    return groups[0][2], groups[0][1][0][1][0][1]
+
+
+def two_members_reconciled(k, group, topic):
+    """a joins alone, b joins, a revokes: both at epoch 2 with 3 partitions each."""
+    a = join(k, group, "a", [topic])
+    check(a["epoch"] == 1 and count(a["assignment"]) == 6, "a joins: %r" % a)
+    b = join(k, group, "b", [topic])
+    check(b["epoch"] == 2, "b joins: %r" % b)
+    a2 = heartbeat(k, group, "a", 1, owned=owned_of(a["assignment"]))
+    a3 = heartbeat(k, group, "a", 1, owned=owned_of(a2["assignment"]))
+    check(a3["epoch"] == 2, "a reaches epoch 2: %r" % a3)
+    b3 = heartbeat(k, group, "b", 2, owned={})
+    check(count(b3["assignment"]) == 3, "b gets 3: %r" % b3)
+    return owned_of(a2["assignment"]), owned_of(b3["assignment"])
+
+
+def full_heartbeat(k, group, member, epoch, topic, owned):
+    """Every field set (Kafka's full request): the answer carries the assignment."""
+    return heartbeat(k, group, member, epoch, topics=[topic], owned=owned, rebalance_ms=30000)
+
+
 @test
-def test_raw_broker_sigkill_members_rejoin_offsets_kept():
-    """Consumer groups are not persisted yet: after a SIGKILL and restart the member's heartbeat
-    is UNKNOWN_MEMBER_ID (it rejoins with epoch 0 and gets its partitions back) while the offsets
-    it committed with OffsetCommit v9 are replayed from __consumer_offsets."""
+def test_raw_group_survives_coordinator_sigkill():
+    """The consumer group's records in __consumer_offsets (types 3-8, Kafka's key versions) are
+    replayed after a SIGKILL and restart: members go on with their member id, epoch and
+    assignment (no new epoch, no rebalance), the group and assignment epochs are the same, an
+    epoch from before the crash that is not current is still fenced, OffsetCommit v9 checks
+    the replayed epochs. A member that leaves writes tombstones (current assignment, target,
+    subscription) and stays gone after another restart."""
     with Broker(PROPS) as b:
         with KafkaRaw(b) as k:
             ensure_topic(k, "cg-restart", 6)
             coordinator_ready(k, "cg8")
-            a = join(k, "cg8", "a", ["cg-restart"])
-            check(a["epoch"] == 1 and count(a["assignment"]) == 6, "join: %r" % a)
-            body = (cstring("cg8") + i32(1) + cstring("a") + cstring(None) +
-                    carray([cstring("cg-restart") + carray([i32(2) + i64(42) + i32(-1) +
-                                                            cstring("") + TAGS_NONE]) +
-                            TAGS_NONE]) + TAGS_NONE)
-            r = Reader(k.call(OFFSET_COMMIT, 9, body))
-            r.int32()
-            err = r.carray(lambda r: (r.cstring(), r.carray(
-                lambda r: (r.int32(), r.int16(), r.uvarint())), r.uvarint()))[0][1][0][1]
-            check(err == NONE, "commit: %d" % err)
+            owned_a, owned_b = two_members_reconciled(k, "cg8", "cg-restart")
+            check(commit_v9(k, "cg8", "a", 2, "cg-restart", 2, 42) == NONE, "commit")
+            before = describe_group(k, "cg8")
+            check(before[0] == NONE and before[2] == 2 and before[3] == 2, "before: %r"
+                  % (before,))
+            types = [r[0] for r in offsets_records(k, "cg8")]
+            check(all(t in types for t in (3, 4, 5, 6, 7, 8)), "record types written: %r"
+                  % types)
         b.kill()
         b.start()
         with KafkaRaw(b) as k:
             coordinator_ready(k, "cg8")
-            r = heartbeat(k, "cg8", "a", 1, owned=owned_of(a["assignment"]))
-            check(r["err"] == UNKNOWN_MEMBER_ID, "old membership after the restart: %r" % r)
-            r = join(k, "cg8", "a", ["cg-restart"])
-            check(r["err"] == NONE and count(r["assignment"]) == 6, "rejoin: %r" % r)
-            body = (carray([cstring("cg8") + cstring("a") + i32(r["epoch"]) +
-                            carray([cstring("cg-restart") + carray([i32(2)]) + TAGS_NONE]) +
-                            TAGS_NONE]) + i8(0) + TAGS_NONE)
-            f = Reader(k.call(OFFSET_FETCH, 9, body))
-            f.int32()
-            groups = f.carray(lambda r: (r.cstring(), r.carray(lambda r: (
-                r.cstring(), r.carray(lambda r: (r.int32(), r.int64(), r.int32(), r.cstring(),
-                                                 r.int16(), r.uvarint())), r.uvarint())),
-                r.int16(), r.uvarint()))
-            part = groups[0][1][0][1][0]
-            check(groups[0][2] == NONE and part[1] == 42, "offset after the restart: %r"
-                  % (groups,))
+            after = describe_group(k, "cg8")
+            comment("after the restart: %r" % (after,))
+            check(after[0] == NONE and after[1:5] == before[1:5], "group replayed: %r vs %r"
+                  % (after[:5], before[:5]))
+            check(after[5] == before[5], "members replayed: %r vs %r" % (after[5], before[5]))
+            ra = full_heartbeat(k, "cg8", "a", 2, "cg-restart", owned_a)
+            check(ra["err"] == NONE and ra["epoch"] == 2 and owned_of(ra["assignment"]) ==
+                  owned_a, "a goes on at epoch 2 with its partitions: %r" % ra)
+            rb = heartbeat(k, "cg8", "b", 2, owned=owned_b)
+            check(rb["err"] == NONE and rb["epoch"] == 2 and rb["assignment"] is None,
+                  "b goes on at epoch 2, nothing to change: %r" % rb)
+            check(heartbeat(k, "cg8", "b", 1, owned=owned_b)["err"] == FENCED_MEMBER_EPOCH,
+                  "an older epoch than the replayed one is fenced")
+            check(commit_v9(k, "cg8", "a", 1, "cg-restart", 2, 43) == STALE_MEMBER_EPOCH,
+                  "commit with an old epoch after the restart")
+            err, off = fetch_v9(k, "cg8", "a", 2, "cg-restart", 2)
+            check(err == NONE and off == 42, "offset after the restart: %d %d" % (err, off))
+            check(describe_group(k, "cg8")[2] == 2, "no new group epoch")
+            # a leaves: its tombstones follow in the log; b gets everything at epoch 3.
+            lv = heartbeat(k, "cg8", "a", -1)
+            check(lv["err"] == NONE, "leave: %r" % lv)
+            recs = offsets_records(k, "cg8")
+            tail = [(t, m, v is None) for t, m, v in recs[-4:]]
+            check(tail == [(8, "a", True), (7, "a", True), (5, "a", True), (3, None, False)],
+                  "tombstones of a, then the group epoch: %r" % tail)
+            rb = heartbeat(k, "cg8", "b", 2, owned=owned_b)
+            check(rb["epoch"] == 3 and count(rb["assignment"]) == 6, "b takes all: %r" % rb)
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cg8")
+            d = describe_group(k, "cg8")
+            check(sorted(d[5]) == ["b"] and d[5]["b"][0] == 3 and d[2] == 3,
+                  "after the second restart only b, at epoch 3: %r" % (d,))
+            check(heartbeat(k, "cg8", "a", 2, owned=owned_a)["err"] == UNKNOWN_MEMBER_ID,
+                  "the member that left is gone")
+            rb = heartbeat(k, "cg8", "b", 3, owned=owned_of(rb["assignment"]))
+            check(rb["err"] == NONE and rb["epoch"] == 3, "b goes on: %r" % rb)
 
 
 @test
