@@ -527,6 +527,46 @@ def test_raw_group_survives_coordinator_sigkill():
 
 
 @test
+def test_cli_group_describe_consumer_group():
+    """gregor group describe on a consumer-protocol group (DescribeGroups says Dead; the CLI
+    asks ConsumerGroupDescribe raw): protocol, state, group and assignment epochs, assignor,
+    each member's id, client, epoch, subscription and assigned partitions, and the lag table
+    naming the owners. An unknown group still fails; a classic group says protocol classic."""
+    import subprocess
+    from harness import GREGOR_BIN
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-cli", 6)
+            coordinator_ready(k, "cg9")
+            owned_a, owned_b = two_members_reconciled(k, "cg9", "cg-cli")
+            check(commit_v9(k, "cg9", "a", 2, "cg-cli", 1, 7) == NONE, "commit")
+            p = subprocess.run([GREGOR_BIN, "group", "describe", "cg9", "-b", b.bootstrap],
+                               capture_output=True, text=True, timeout=60 * SLOW)
+            comment(p.stdout)
+            check(p.returncode == 0, "describe: exit %d: %s" % (p.returncode, p.stderr))
+            lines = p.stdout.splitlines()
+            check(lines[0].startswith("Group cg9: protocol consumer, state Stable, 2 member(s)")
+                  and "group epoch 2, assignment epoch 2, assignor uniform" in lines[0],
+                  "header: %r" % lines[0])
+            members = {ln.split()[1]: ln for ln in lines if ln.startswith("  Member ")}
+            check(sorted(members) == ["a", "b"], "member lines: %r" % members)
+            for mid, owned in (("a", owned_a), ("b", owned_b)):
+                parts = ",".join(str(x) for x in sorted(next(iter(owned.values()))))
+                check("epoch=2 subscription=cg-cli assigned=cg-cli[%s] target=cg-cli[%s]"
+                      % (parts, parts) in members[mid] and "client=gregor-test" in members[mid],
+                      "member %s: %r" % (mid, members[mid]))
+            row = [ln.split() for ln in lines if ln.startswith("cg9 ")]
+            check(len(row) == 1 and row[0][1:4] == ["cg-cli", "1", "7"],
+                  "lag row of the committed partition: %r" % row)
+            owner = "a" if 1 in next(iter(owned_a.values())) else "b"
+            check(row[0][6] == owner, "owner of cg-cli/1: %r (expected %s)" % (row[0], owner))
+            p = subprocess.run([GREGOR_BIN, "group", "describe", "nosuchgroup", "-b",
+                                b.bootstrap], capture_output=True, text=True, timeout=60 * SLOW)
+            check(p.returncode != 0 and "does not exist" in p.stderr,
+                  "unknown group: exit %d %r" % (p.returncode, p.stderr))
+
+
+@test
 def test_config_refuses_bad_consumer_group_settings():
     from harness import start_expect_exit
     for props, word in [({"group.consumer.assignors": "uniform,sticky"}, "sticky"),
