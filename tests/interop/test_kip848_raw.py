@@ -360,8 +360,6 @@ def describe_group(k, group):
     """ConsumerGroupDescribe v0 of one group -> (err, state, group epoch, assignment epoch,
     assignor, {member id: (epoch, subscribed topics, {topic: partitions})})."""
     body = carray([cstring(group)]) + i8(0) + TAGS_NONE
-    r = Reader(k.call(CG_DESCRIBE, 0, body, flexible=True))
-    r.int32()
 
     def member(r):
         mid, inst, rack, ep = r.cstring(), r.cstring(), r.cstring(), r.int32()
@@ -386,7 +384,14 @@ def describe_group(k, group):
         r.int32()
         r.uvarint()
         return err, st, gep, aep, asg, ms
-    return r.carray(grp)[0]
+    deadline = time.monotonic() + 10 * SLOW
+    while True:
+        r = Reader(k.call(CG_DESCRIBE, 0, body, flexible=True))
+        r.int32()
+        g = r.carray(grp)[0]
+        if g[0] != LOAD_IN_PROGRESS or time.monotonic() > deadline:
+            return g
+        time.sleep(0.05)
 
 
 def java_hash(s):
