@@ -531,6 +531,63 @@ def test_raw_group_survives_coordinator_sigkill():
             check(rb["err"] == NONE and rb["epoch"] == 3, "b goes on: %r" % rb)
 
 
+def find_coordinator(k, group):
+    """FindCoordinator v0 -> (error, node id)."""
+    r = Reader(k.call(FIND_COORDINATOR, 0, string(group)))
+    err, node = r.int16(), r.int32()
+    return err, node
+
+
+@test
+def test_raw_group_follows_its_coordinator_to_another_node():
+    """Three nodes, __consumer_offsets replicated 3 ways: the coordinator of a consumer group
+    is SIGKILLed; the new leader of the group's __consumer_offsets partition replays the
+    group, and the members heartbeat there with their member id and epoch and keep their
+    assignment (no new group epoch)."""
+    from harness import Cluster
+    props = dict(PROPS)
+    props["offsets.topic.replication.factor"] = 3
+    with Cluster(3, props=props) as c:
+        with KafkaRaw(c.node(1)) as k:
+            ensure_topic(k, "cg-move", 6)
+            deadline = time.monotonic() + 30 * SLOW
+            while True:
+                err, coord = find_coordinator(k, "cgm")
+                if err == NONE or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            check(err == NONE, "FindCoordinator: %d" % err)
+        comment("coordinator of cgm: node %d" % coord)
+        with KafkaRaw(c.node(coord)) as k:
+            owned_a, owned_b = two_members_reconciled(k, "cgm", "cg-move")
+            before = describe_group(k, "cgm")
+        c.kill(coord)
+        other = [i for i in c.live_ids()][0]
+        deadline = time.monotonic() + 60 * SLOW
+        moved = None
+        while moved is None:
+            check(time.monotonic() < deadline, "the group found no new coordinator")
+            try:
+                with KafkaRaw(c.node(other)) as k:
+                    err, node = find_coordinator(k, "cgm")
+                if err == NONE and node != coord and node in c.live_ids():
+                    with KafkaRaw(c.node(node)) as k:
+                        ra = full_heartbeat(k, "cgm", "a", 2, "cg-move", owned_a)
+                        if ra["err"] in (14, 15, 16):  # loading / not available / not coordinator
+                            raise OSError("coordinator not ready: %d" % ra["err"])
+                        rb = heartbeat(k, "cgm", "b", 2, owned=owned_b)
+                        after = describe_group(k, "cgm")
+                        moved = node
+            except (OSError, ConnectionError):
+                time.sleep(0.2)
+        comment("new coordinator: node %d" % moved)
+        check(ra["err"] == NONE and ra["epoch"] == 2 and owned_of(ra["assignment"]) == owned_a,
+              "a goes on at the new coordinator: %r" % ra)
+        check(rb["err"] == NONE and rb["epoch"] == 2, "b goes on: %r" % rb)
+        check(after[:5] == before[:5] and after[5] == before[5],
+              "the same group at the new coordinator: %r vs %r" % (after, before))
+
+
 @test
 def test_cli_group_describe_consumer_group():
     """gregor group describe on a consumer-protocol group (DescribeGroups says Dead; the CLI
