@@ -611,10 +611,11 @@ static struct group *hb_find_group(struct shard *s, struct group_call *c, int16_
     const struct kmsg_consumer_group_heartbeat_request *req = c->req;
     struct group *g = group_find(s, req->group_id);
     bool create = req->member_epoch == 0;
-    /* Kafka answers GROUP_ID_NOT_FOUND here. Consumer groups are not persisted yet, so after a
-     * restart or a coordinator move a member's group is gone or only its offsets are back (an
-     * empty group without protocol): UNKNOWN_MEMBER_ID makes the member rejoin with epoch 0,
-     * where GROUP_ID_NOT_FOUND would leave librdkafka retrying the same heartbeat forever. */
+    /* Kafka answers GROUP_ID_NOT_FOUND here. The group is replayed from __consumer_offsets,
+     * so this is a group that was deleted or expired (or written before the records existed:
+     * only its offsets are back, an empty group without protocol): UNKNOWN_MEMBER_ID makes the
+     * member rejoin with epoch 0, where GROUP_ID_NOT_FOUND leaves librdkafka retrying the same
+     * heartbeat forever. */
     bool offsets_only = g != NULL && g->cg == NULL && g->nmembers == 0 && g->state == GS_EMPTY &&
                         g->protocol_type.len < 0;
     if ((g == NULL || offsets_only) && !create) {

@@ -531,6 +531,41 @@ def test_raw_group_survives_coordinator_sigkill():
             check(rb["err"] == NONE and rb["epoch"] == 3, "b goes on: %r" % rb)
 
 
+def delete_groups(k, groups):
+    """DeleteGroups v2 -> {group: error}."""
+    r = Reader(k.call(42, 2, carray([cstring(g) for g in groups]) + TAGS_NONE, flexible=True))
+    r.int32()
+    return dict(r.carray(lambda r: (r.cstring(), r.int16(), r.uvarint())[:2]))
+
+
+@test
+def test_raw_delete_group_writes_its_tombstones():
+    """DeleteGroups of a consumer group writes Kafka's createGroupTombstoneRecords (target
+    assignment epoch, subscription metadata, group epoch; the members' records were tombstoned
+    when they left) after its offsets' tombstones; after a restart the group is gone. Bad
+    input: deleting it while a member is in it is NON_EMPTY_GROUP."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-del", 6)
+            coordinator_ready(k, "cgd")
+            a = join(k, "cgd", "a", ["cg-del"])
+            check(a["err"] == NONE and a["epoch"] == 1, "join: %r" % a)
+            check(commit_v9(k, "cgd", "a", 1, "cg-del", 0, 5) == NONE, "commit")
+            check(delete_groups(k, ["cgd"]) == {"cgd": 68}, "delete with a member: NON_EMPTY_GROUP")
+            check(heartbeat(k, "cgd", "a", -1)["err"] == NONE, "leave")
+            check(delete_groups(k, ["cgd"]) == {"cgd": NONE}, "delete")
+            tail = [(t, m, v is None) for t, m, v in offsets_records(k, "cgd")[-6:]]
+            check(tail[-3:] == [(6, None, True), (4, None, True), (3, None, True)],
+                  "group tombstones at the end: %r" % tail)
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cgd")
+            d = describe_group(k, "cgd")
+            check(d[0] == GROUP_ID_NOT_FOUND, "deleted group after the restart: %r" % (d,))
+            check(heartbeat(k, "cgd", "a", 1)["err"] == UNKNOWN_MEMBER_ID, "its member is gone")
+
+
 def find_coordinator(k, group):
     """FindCoordinator v0 -> (error, node id)."""
     r = Reader(k.call(FIND_COORDINATOR, 0, string(group)))
