@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (SLOW, Broker, KafkaRaw, Reader, TAGS_NONE, array, carray,  # noqa: E402
                      check, comment, cstring, fail, i8, i16, i32, i64, nbytes, run_tests,
-                     string, test)
+                     string, test, wait_until)
 from kafka_records import ensure_topic  # noqa: E402
 
 PROPS = {"num.partitions": 6, "group.initial.rebalance.delay.ms": 0,
@@ -564,6 +564,61 @@ def test_raw_delete_group_writes_its_tombstones():
             d = describe_group(k, "cgd")
             check(d[0] == GROUP_ID_NOT_FOUND, "deleted group after the restart: %r" % (d,))
             check(heartbeat(k, "cgd", "a", 1)["err"] == UNKNOWN_MEMBER_ID, "its member is gone")
+
+
+@test
+def test_raw_compaction_removes_members_that_left():
+    """Sixty members join and leave a consumer group beside one that stays, with small
+    __consumer_offsets segments, a short cleaner interval and tombstones kept 0 ms: once
+    offset commits have rolled the segments, compaction leaves no record of the members that
+    left (their tombstones removed them, then went themselves), the partition stays small, and
+    after a restart the replayed group holds only the member that stayed, at its epoch."""
+    props = dict(PROPS)
+    props.update({"offsets.topic.num.partitions": 1, "offsets.topic.segment.bytes": 2048,
+                  "log.retention.check.interval.ms": 500,
+                  "log.cleaner.delete.retention.ms": 0})
+    with Broker(props) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-cmp", 6)
+            coordinator_ready(k, "cgc")
+            keep = join(k, "cgc", "keep", ["cg-cmp"])
+            check(keep["err"] == NONE, "join: %r" % keep)
+            owned = owned_of(keep["assignment"])
+            epoch = keep["epoch"]
+            for i in range(60):
+                m = join(k, "cgc", "m%d" % i, ["cg-cmp"])
+                check(m["err"] == NONE, "join m%d: %r" % (i, m))
+                r = heartbeat(k, "cgc", "keep", epoch, owned=owned)
+                check(r["err"] == NONE, "keep: %r" % r)
+                if r["assignment"] is not None:
+                    owned = owned_of(r["assignment"])
+                check(heartbeat(k, "cgc", "m%d" % i, -1)["err"] == NONE, "m%d leaves" % i)
+                r = heartbeat(k, "cgc", "keep", r["epoch"], owned=owned)
+                if r["assignment"] is not None:
+                    owned = owned_of(r["assignment"])
+                epoch = r["epoch"]
+            # Roll the segments holding the members' records with offset commits.
+            for n in range(60):
+                check(commit_v9(k, "cgc", "keep", epoch, "cg-cmp", 0, n) == NONE, "commit")
+            written = len(offsets_records(k, "cgc", nparts=1))
+            comment("%d consumer group records written" % written)
+
+            def left_gone():
+                recs = offsets_records(k, "cgc", nparts=1)
+                return not any(m and m.startswith("m") for _, m, _ in recs) and recs
+            recs = wait_until(left_gone, 30 * SLOW, interval=0.5,
+                              what="the records of the members that left compacted away")
+            comment("after compaction: %d records: %r" % (len(recs), [r[:2] for r in recs]))
+            check(len(recs) < written / 4, "compacted: %d of %d" % (len(recs), written))
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cgc")
+            d = describe_group(k, "cgc")
+            check(d[0] == NONE and sorted(d[5]) == ["keep"] and d[5]["keep"][0] == epoch,
+                  "replayed after compaction: %r" % (d,))
+            r = heartbeat(k, "cgc", "keep", epoch, owned=owned)
+            check(r["err"] == NONE and r["epoch"] == epoch, "keep goes on: %r" % r)
 
 
 def find_coordinator(k, group):
