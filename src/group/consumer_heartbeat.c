@@ -639,6 +639,15 @@ static struct group *hb_find_group(struct shard *s, struct group_call *c, int16_
             *err = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
             return NULL;
         }
+        if (g->protocol_type.len >= 0) {
+            /* Kafka's maybeDeleteEmptyClassicGroup: the classic group's metadata tombstone,
+             * so a replay does not bring the classic group back. */
+            struct cg_records r = {0};
+            struct offsets_kv kv;
+            if (group_encode_metadata(&kv, NULL, g->id.p) == 0)
+                cg_records_push(&r, &kv);
+            cg_records_persist(g, &r);
+        }
         gstr_free(&g->protocol_type);
         gstr_free(&g->protocol_name);
         gstr_set(&g->protocol_type, "consumer", 8);

@@ -621,6 +621,55 @@ def test_raw_compaction_removes_members_that_left():
             check(r["err"] == NONE and r["epoch"] == epoch, "keep goes on: %r" % r)
 
 
+def classic_join(k, group):
+    """JoinGroup v0 of a classic member (alone: the generation completes at once) -> (error,
+    member id)."""
+    body = (string(group) + i32(6000) + string("") + string("consumer") +
+            array([string("range") + nbytes(b"\x00\x00\x00\x00\x00\x00\x00\x00")]))
+    jr = Reader(k.call(JOIN_GROUP, 0, body, timeout=20))
+    err, _gen, _proto, _leader, member = (jr.int16(), jr.int32(), jr.string(), jr.string(),
+                                          jr.string())
+    return err, member
+
+
+@test
+def test_raw_group_changes_protocol_when_empty_and_stays_changed_after_restart():
+    """An empty classic group taken over by a consumer-protocol member leaves a tombstone of its
+    classic metadata, an empty consumer group taken back by a classic member leaves the
+    consumer group's tombstones (Kafka's maybeDeleteEmptyClassicGroup /
+    maybeDeleteEmptyConsumerGroup): after a restart neither comes back as the other type."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-conv", 6)
+            coordinator_ready(k, "cgv")
+            err, member = classic_join(k, "cgv")
+            check(err == NONE, "classic join: %d" % err)
+            lr = Reader(k.call(13, 0, string("cgv") + string(member)))
+            check(lr.int16() == NONE, "classic leave")
+            a = join(k, "cgv", "a", ["cg-conv"])
+            check(a["err"] == NONE and a["epoch"] == 1, "consumer join into the empty classic "
+                  "group: %r" % a)
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cgv")
+            d = describe_group(k, "cgv")
+            check(d[0] == NONE and sorted(d[5]) == ["a"], "a consumer group after the restart: %r"
+                  % (d,))
+            r = Reader(k.call(DESCRIBE_GROUPS, 0, array([string("cgv")])))
+            gs = r.array(lambda r: (r.int16(), r.string(), r.string()))
+            check(gs[0][2] == "Dead", "DescribeGroups: not a classic group: %r" % (gs,))
+            check(heartbeat(k, "cgv", "a", -1)["err"] == NONE, "leave")
+            err, member = classic_join(k, "cgv")
+            check(err == NONE, "classic join into the empty consumer group: %d" % err)
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cgv")
+            d = describe_group(k, "cgv")
+            check(d[0] == GROUP_ID_NOT_FOUND, "the consumer group stays gone: %r" % (d,))
+
+
 def find_coordinator(k, group):
     """FindCoordinator v0 -> (error, node id)."""
     r = Reader(k.call(FIND_COORDINATOR, 0, string(group)))
