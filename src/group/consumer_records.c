@@ -337,18 +337,13 @@ void cg_records_group_tombstones(struct cg_records *r, const struct group *g)
 
 /* ---- replay (loader thread) ---- */
 
-static int tpset_from(struct cg_tpset *s, const struct kuuid *ids, const struct karray_int32 *parts,
-                      size_t stride, int32_t n)
+/* Adds one topic's partitions to s. */
+static int tpset_add_topic(struct cg_tpset *s, const struct kuuid *id,
+                           const struct karray_int32 *parts)
 {
-    cg_tpset_clear(s);
-    for (int32_t i = 0; i < n; i++) {
-        const struct kuuid *id = (const struct kuuid *)((const uint8_t *)ids + (size_t)i * stride);
-        const struct karray_int32 *p =
-            (const struct karray_int32 *)((const uint8_t *)parts + (size_t)i * stride);
-        for (int32_t j = 0; j < p->n; j++)
-            if (cg_tpset_add(s, id->b, p->v[j]) != 0)
-                return -ENOMEM;
-    }
+    for (int32_t j = 0; j < parts->n; j++)
+        if (cg_tpset_add(s, id->b, parts->v[j]) != 0)
+            return -ENOMEM;
     return 0;
 }
 
@@ -431,14 +426,14 @@ static void replay_current(struct cg_member *m,
     m->state = v->state == CGR_STATE_UNREVOKED    ? CGM_UNREVOKED
                : v->state == CGR_STATE_UNRELEASED ? CGM_UNRELEASED
                                                   : CGM_STABLE;
-    const struct kmsg_consumer_group_current_member_assignment_value_topic_partitions *a =
-        v->assigned_partitions.v;
-    const struct kmsg_consumer_group_current_member_assignment_value_topic_partitions *p =
-        v->partitions_pending_revocation.v;
-    tpset_from(&m->assigned, a ? &a->topic_id : NULL, a ? &a->partitions : NULL, sizeof(*a),
-               v->assigned_partitions.n);
-    tpset_from(&m->revoking, p ? &p->topic_id : NULL, p ? &p->partitions : NULL, sizeof(*p),
-               v->partitions_pending_revocation.n);
+    cg_tpset_clear(&m->assigned);
+    cg_tpset_clear(&m->revoking);
+    for (int32_t i = 0; i < v->assigned_partitions.n; i++)
+        tpset_add_topic(&m->assigned, &v->assigned_partitions.v[i].topic_id,
+                        &v->assigned_partitions.v[i].partitions);
+    for (int32_t i = 0; i < v->partitions_pending_revocation.n; i++)
+        tpset_add_topic(&m->revoking, &v->partitions_pending_revocation.v[i].topic_id,
+                        &v->partitions_pending_revocation.v[i].partitions);
 }
 
 /* Unlinks and frees the member (no timers are armed while loading). */
@@ -544,10 +539,10 @@ void cg_replay(struct shard *s, const struct offsets_record *rec, struct arena *
                        rec, arena,
                        (replay_dec_fn)kmsg_consumer_group_target_assignment_member_value_decode,
                        &v)) {
-            const struct kmsg_consumer_group_target_assignment_member_value_topic_partition *t =
-                v.topic_partitions.v;
-            tpset_from(&m->target, t ? &t->topic_id : NULL, t ? &t->partitions : NULL, sizeof(*t),
-                       v.topic_partitions.n);
+            cg_tpset_clear(&m->target);
+            for (int32_t i = 0; i < v.topic_partitions.n; i++)
+                tpset_add_topic(&m->target, &v.topic_partitions.v[i].topic_id,
+                                &v.topic_partitions.v[i].partitions);
         }
         return;
     }
