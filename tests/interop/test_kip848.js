@@ -9,7 +9,8 @@
 //  - a SIGKILLed member's partitions move after group.consumer.session.timeout.ms, not before;
 //  - offsets commit (OffsetCommit v9 with member epochs) and a new member resumes after them;
 //  - a regex subscription picks up a topic created later;
-//  - a classic consumer group and a consumer-protocol group read the same topic side by side.
+//  - a classic consumer group and a consumer-protocol group read the same topic side by side;
+//  - the group survives a broker SIGKILL and restart: same member ids, epochs, assignments.
 // Bad input over the raw protocol is in test_kip848_raw.py.
 const { spawn } = require('child_process')
 const { SLOW, check, comment, runTests, sleep, test, withBroker } = require('./harness.js')

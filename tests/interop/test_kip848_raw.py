@@ -10,7 +10,12 @@ to a new member only after its old owner stops reporting it; ListGroups v5 group
 DescribeGroups answers Dead for a consumer group (Kafka before v6); session expiry; static
 members (-2, UNRELEASED_INSTANCE_ID, FENCED_INSTANCE_ID); grown partition counts reaching the
 assignment; group.consumer.max.size (GROUP_MAX_SIZE_REACHED); the consumer protocol switched
-off (not advertised, UNSUPPORTED_VERSION); bad settings refused at start-up.
+off (not advertised, UNSUPPORTED_VERSION); bad settings refused at start-up. Persistence in
+__consumer_offsets (Kafka's record types 3-8 read back from the partition): the group survives a
+SIGKILL and restart and a coordinator move in a 3-node cluster with its members' ids, epochs and
+assignments; a member that leaves writes its tombstones, a deleted group the group's, and
+compaction removes a left member's records; a group changing protocol while empty does not
+come back as the old type. `gregor group describe` of a consumer group.
 asan-smoke
 """
 import os
