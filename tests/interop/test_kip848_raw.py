@@ -316,6 +316,46 @@ def test_raw_static_member_leave_and_rejoin():
 
 
 @test
+def test_raw_static_member_left_temporarily_survives_a_restart():
+    """A static member that left with epoch -2 keeps its partitions reserved across a SIGKILL
+    and restart (its current assignment record says epoch -2): the new instance under a new
+    member id takes over the same partitions, the other member's are untouched, and the old
+    member id's records are tombstoned."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-st2", 6)
+            coordinator_ready(k, "cg4r")
+            a = join(k, "cg4r", "a1", ["cg-st2"], instance="inst-a")
+            bb = join(k, "cg4r", "b1", ["cg-st2"])
+            a2 = heartbeat(k, "cg4r", "a1", a["epoch"], owned=owned_of(a["assignment"]),
+                           instance="inst-a")
+            a3 = heartbeat(k, "cg4r", "a1", a2["epoch"], owned=owned_of(a2["assignment"]),
+                           instance="inst-a")
+            b3 = heartbeat(k, "cg4r", "b1", bb["epoch"], owned={})
+            check(count(a3["assignment"] or a2["assignment"]) == 3 and
+                  count(b3["assignment"]) == 3, "3/3: %r %r" % (a3, b3))
+            mine = owned_of(a3["assignment"] or a2["assignment"])
+            lv = heartbeat(k, "cg4r", "a1", -2, instance="inst-a")
+            check(lv["err"] == NONE and lv["epoch"] == -2, "static leave: %r" % lv)
+            before = describe_group(k, "cg4r")
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cg4r")
+            d = describe_group(k, "cg4r")
+            check(d[5].get("a1", (None,))[0] == -2 and d[2] == before[2],
+                  "a1 replayed as left temporarily, same group epoch: %r" % (d,))
+            r = join(k, "cg4r", "a2", ["cg-st2"], instance="inst-a")
+            check(r["err"] == NONE and owned_of(r["assignment"]) == mine,
+                  "the new instance takes over a1's partitions: %r" % r)
+            rb = heartbeat(k, "cg4r", "b1", b3["epoch"], owned=owned_of(b3["assignment"]))
+            check(rb["err"] == NONE and rb["assignment"] is None, "b1 untouched: %r" % rb)
+            tail = [(t, m, v is None) for t, m, v in offsets_records(k, "cg4r")]
+            check((8, "a1", True) in tail and (5, "a1", True) in tail,
+                  "the old member id tombstoned: %r" % tail[-8:])
+
+
+@test
 def test_raw_partition_count_change_reaches_the_assignment():
     from confluent_kafka.admin import AdminClient, NewPartitions
     with Broker(PROPS) as b:
