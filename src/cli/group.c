@@ -14,6 +14,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/arena.h"
 #include "broker/controller_client.h"
@@ -427,11 +428,19 @@ static int cg_describe(struct group_opts *o, const rd_kafka_Node_t *coord, const
     struct kstr id = {group, (int32_t)strlen(group)};
     struct kmsg_consumer_group_describe_request req = {{1, &id}, false};
     struct kmsg_consumer_group_describe_response *resp = arena_calloc(arena, 1, sizeof(*resp));
-    int rc = resp
-                 ? controller_client_call(&cc, rd_kafka_Node_host(coord), rd_kafka_Node_port(coord),
-                                          KPROTO_API_CONSUMER_GROUP_DESCRIBE, 0, &req, resp, buf,
-                                          arena, o->c.timeout_ms > 0 ? o->c.timeout_ms : 5000)
-                 : -1;
+    int rc = -1;
+    /* A coordinator still loading its partition answers COORDINATOR_LOAD_IN_PROGRESS (14):
+     * asked again for up to 5 s. */
+    for (int attempt = 0; resp && attempt < 50; attempt++) {
+        free(*buf);
+        *buf = NULL;
+        rc = controller_client_call(&cc, rd_kafka_Node_host(coord), rd_kafka_Node_port(coord),
+                                    KPROTO_API_CONSUMER_GROUP_DESCRIBE, 0, &req, resp, buf, arena,
+                                    o->c.timeout_ms > 0 ? o->c.timeout_ms : 5000);
+        if (rc != 0 || resp->groups.n != 1 || resp->groups.v[0].error_code != 14)
+            break;
+        usleep(100000);
+    }
     controller_client_close(&cc);
     if (rc != 0 || resp->groups.n != 1) {
         cli_error(&o->c, "group %s: ConsumerGroupDescribe failed (%d)", group, rc);
@@ -499,6 +508,27 @@ static void print_cg_group(const char *group, int32_t coord,
     }
 }
 
+/* Adds the partitions a consumer group's members own but never committed (offset -1001),
+ * keeping parts sorted. */
+static void cg_add_assigned(const struct kmsg_consumer_group_describe_response_described_group *g,
+                            rd_kafka_topic_partition_list_t *parts)
+{
+    for (int32_t i = 0; g && i < g->members.n; i++) {
+        const struct kmsg_consumer_group_describe_response_topic_partitions_array *tp =
+            &g->members.v[i].assignment.topic_partitions;
+        for (int32_t t = 0; t < tp->n; t++) {
+            char topic[256];
+            snprintf(topic, sizeof(topic), "%.*s", (int)tp->v[t].topic_name.len,
+                     tp->v[t].topic_name.ptr);
+            for (int32_t j = 0; j < tp->v[t].partitions.n; j++)
+                if (!rd_kafka_topic_partition_list_find(parts, topic, tp->v[t].partitions.v[j]))
+                    rd_kafka_topic_partition_list_add(parts, topic, tp->v[t].partitions.v[j])
+                        ->offset = RD_KAFKA_OFFSET_INVALID;
+        }
+    }
+    qsort(parts->elems, (size_t)parts->cnt, sizeof(*parts->elems), cmp_tp);
+}
+
 static int describe_one(struct group_opts *o, rd_kafka_t *rk, const char *group)
 {
     const rd_kafka_ConsumerGroupDescription_t *d;
@@ -529,6 +559,7 @@ static int describe_one(struct group_opts *o, rd_kafka_t *rk, const char *group)
     rd_kafka_topic_partition_list_t *committed = committed_offsets(o, rk, group);
     if (committed) {
         rd_kafka_topic_partition_list_t *parts = lag_partitions(d, committed);
+        cg_add_assigned(cg, parts);
         rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_copy(parts);
         rc = 0;
         if (ends->cnt && cli_list_offsets(&o->c, rk, ends, CLI_OFFSETS_LATEST) < 0) {

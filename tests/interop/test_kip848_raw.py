@@ -801,11 +801,13 @@ def test_cli_group_describe_consumer_group():
                 check("epoch=2 subscription=cg-cli assigned=cg-cli[%s] target=cg-cli[%s]"
                       % (parts, parts) in members[mid] and "client=gregor-test" in members[mid],
                       "member %s: %r" % (mid, members[mid]))
-            row = [ln.split() for ln in lines if ln.startswith("cg9 ")]
-            check(len(row) == 1 and row[0][1:4] == ["cg-cli", "1", "7"],
-                  "lag row of the committed partition: %r" % row)
-            owner = "a" if 1 in next(iter(owned_a.values())) else "b"
-            check(row[0][6] == owner, "owner of cg-cli/1: %r (expected %s)" % (row[0], owner))
+            rows = {int(f[2]): f for f in (ln.split() for ln in lines if ln.startswith("cg9 "))}
+            check(sorted(rows) == list(range(6)), "a row per assigned partition: %r" % rows)
+            check(rows[1][3] == "7" and all(rows[q][3] == "-" for q in rows if q != 1),
+                  "committed offsets: %r" % rows)
+            parts_a = next(iter(owned_a.values()))
+            for q, f in rows.items():
+                check(f[6] == ("a" if q in parts_a else "b"), "owner of cg-cli/%d: %r" % (q, f))
             p = subprocess.run([GREGOR_BIN, "group", "describe", "nosuchgroup", "-b",
                                 b.bootstrap], capture_output=True, text=True, timeout=60 * SLOW)
             check(p.returncode != 0 and "does not exist" in p.stderr,
