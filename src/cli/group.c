@@ -6,11 +6,21 @@
  * reset-offsets computes new offsets from ListOffsets and commits them with OffsetCommit
  * (AlterConsumerGroupOffsets); like Kafka it refuses while the group has live members, since
  * their next commit would overwrite the reset.
+ *
+ * A group of the consumer protocol (KIP-848) is Dead to DescribeGroups; describe then asks its
+ * coordinator with ConsumerGroupDescribe, sent raw (librdkafka 2.0.2 has no call for it), and
+ * prints the group and assignment epochs, the assignor and each member's epoch, subscription
+ * and assignment.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "base/arena.h"
+#include "broker/controller_client.h"
 #include "cli/internal.h"
+#include "proto/gen/api_table.h"
+#include "proto/gen/consumer_group_describe.h"
 
 #define GROUP_MAX_TOPICS 64
 
@@ -340,8 +350,39 @@ lag_partitions(const rd_kafka_ConsumerGroupDescription_t *d,
     return all;
 }
 
+/* A partition's owner as the lag table shows it. */
+struct owner {
+    const char *id, *host, *client;
+};
+
+/* The owner from a consumer-protocol description (NULL if none): strings in the arena. */
+static bool cg_owner_of(const struct kmsg_consumer_group_describe_response_described_group *g,
+                        struct arena *a, const char *topic, int32_t partition, struct owner *out)
+{
+    for (int32_t i = 0; g && i < g->members.n; i++) {
+        const struct kmsg_consumer_group_describe_response_member *m = &g->members.v[i];
+        const struct kmsg_consumer_group_describe_response_topic_partitions_array *tp =
+            &m->assignment.topic_partitions;
+        for (int32_t t = 0; t < tp->n; t++) {
+            if ((int32_t)strlen(topic) != tp->v[t].topic_name.len ||
+                memcmp(topic, tp->v[t].topic_name.ptr, (size_t)tp->v[t].topic_name.len) != 0)
+                continue;
+            for (int32_t j = 0; j < tp->v[t].partitions.n; j++) {
+                if (tp->v[t].partitions.v[j] != partition)
+                    continue;
+                out->id = arena_strndup(a, m->member_id.ptr, (size_t)m->member_id.len);
+                out->host = arena_strndup(a, m->client_host.ptr, (size_t)m->client_host.len);
+                out->client = arena_strndup(a, m->client_id.ptr, (size_t)m->client_id.len);
+                return out->id && out->host && out->client;
+            }
+        }
+    }
+    return false;
+}
+
 static void print_lag_table(const char *group, const rd_kafka_ConsumerGroupDescription_t *d,
-                            const rd_kafka_topic_partition_list_t *parts,
+                            const struct kmsg_consumer_group_describe_response_described_group *cg,
+                            struct arena *a, const rd_kafka_topic_partition_list_t *parts,
                             const rd_kafka_topic_partition_list_t *ends)
 {
     printf("%-24s %-24s %-9s %-14s %-14s %-8s %-30s %-16s %s\n", "GROUP", "TOPIC", "PARTITION",
@@ -358,12 +399,134 @@ static void print_lag_table(const char *group, const rd_kafka_ConsumerGroupDescr
             snprintf(endbuf, sizeof(endbuf), "%lld", (long long)end);
         if (end >= 0 && p->offset >= 0)
             snprintf(lag, sizeof(lag), "%lld", (long long)(end - p->offset));
-        const rd_kafka_MemberDescription_t *m = owner_of(d, p->topic, p->partition);
+        const rd_kafka_MemberDescription_t *m = cg ? NULL : owner_of(d, p->topic, p->partition);
+        struct owner ow = {"-", "-", "-"};
+        if (m)
+            ow = (struct owner){rd_kafka_MemberDescription_consumer_id(m),
+                                rd_kafka_MemberDescription_host(m),
+                                rd_kafka_MemberDescription_client_id(m)};
+        else if (cg && !cg_owner_of(cg, a, p->topic, p->partition, &ow))
+            ow = (struct owner){"-", "-", "-"};
         printf("%-24s %-24s %-9d %-14s %-14s %-8s %-30s %-16s %s\n", group, p->topic, p->partition,
-               cur, endbuf, lag, m ? rd_kafka_MemberDescription_consumer_id(m) : "-",
-               m ? rd_kafka_MemberDescription_host(m) : "-",
-               m ? rd_kafka_MemberDescription_client_id(m) : "-");
+               cur, endbuf, lag, ow.id, ow.host, ow.client);
     }
+}
+
+/* ConsumerGroupDescribe v0 of GROUP at its coordinator: 0 and *out (slices into *buf and
+ * arena), or -1 after reporting. */
+static int cg_describe(struct group_opts *o, const rd_kafka_Node_t *coord, const char *group,
+                       uint8_t **buf, struct arena *arena,
+                       const struct kmsg_consumer_group_describe_response_described_group **out)
+{
+    if (coord == NULL || rd_kafka_Node_host(coord) == NULL) {
+        cli_error(&o->c, "group %s: no coordinator to ask", group);
+        return -1;
+    }
+    struct controller_client cc;
+    controller_client_init(&cc, -1, NULL);
+    snprintf(cc.client_id, sizeof(cc.client_id), "gregor-cli");
+    struct kstr id = {group, (int32_t)strlen(group)};
+    struct kmsg_consumer_group_describe_request req = {{1, &id}, false};
+    struct kmsg_consumer_group_describe_response *resp = arena_calloc(arena, 1, sizeof(*resp));
+    int rc = -1;
+    /* A coordinator still loading its partition answers COORDINATOR_LOAD_IN_PROGRESS (14):
+     * asked again for up to 5 s. */
+    for (int attempt = 0; resp && attempt < 50; attempt++) {
+        free(*buf);
+        *buf = NULL;
+        rc = controller_client_call(&cc, rd_kafka_Node_host(coord), rd_kafka_Node_port(coord),
+                                    KPROTO_API_CONSUMER_GROUP_DESCRIBE, 0, &req, resp, buf, arena,
+                                    o->c.timeout_ms > 0 ? o->c.timeout_ms : 5000);
+        if (rc != 0 || resp->groups.n != 1 || resp->groups.v[0].error_code != 14)
+            break;
+        usleep(100000);
+    }
+    controller_client_close(&cc);
+    if (rc != 0 || resp->groups.n != 1) {
+        cli_error(&o->c, "group %s: ConsumerGroupDescribe failed (%d)", group, rc);
+        return -1;
+    }
+    const struct kmsg_consumer_group_describe_response_described_group *g = &resp->groups.v[0];
+    if (g->error_code == 69 /* GROUP_ID_NOT_FOUND */) {
+        cli_error(&o->c, "group %s does not exist", group);
+        return -1;
+    }
+    if (g->error_code != 0) {
+        cli_error(&o->c, "group %s: ConsumerGroupDescribe error %d%s%.*s", group, g->error_code,
+                  g->error_message.len > 0 ? ": " : "",
+                  g->error_message.len > 0 ? (int)g->error_message.len : 0,
+                  g->error_message.len > 0 ? g->error_message.ptr : "");
+        return -1;
+    }
+    *out = g;
+    return 0;
+}
+
+/* topic[p,p,...] per topic of an assignment, space-separated; "-" when empty. */
+static void print_cg_assignment(const struct kmsg_consumer_group_describe_response_assignment *a)
+{
+    if (a->topic_partitions.n <= 0) {
+        printf("-");
+        return;
+    }
+    for (int32_t t = 0; t < a->topic_partitions.n; t++) {
+        const struct kmsg_consumer_group_describe_response_topic_partitions *tp =
+            &a->topic_partitions.v[t];
+        printf("%s%.*s[", t ? " " : "", (int)tp->topic_name.len, tp->topic_name.ptr);
+        for (int32_t j = 0; j < tp->partitions.n; j++)
+            printf("%s%d", j ? "," : "", tp->partitions.v[j]);
+        printf("]");
+    }
+}
+
+static void print_cg_group(const char *group, int32_t coord,
+                           const struct kmsg_consumer_group_describe_response_described_group *g)
+{
+    printf("Group %s: protocol consumer, state %.*s, %d member(s), coordinator %d, "
+           "group epoch %d, assignment epoch %d, assignor %.*s\n",
+           group, (int)g->group_state.len, g->group_state.ptr, g->members.n, coord, g->group_epoch,
+           g->assignment_epoch, g->assignor_name.len > 0 ? (int)g->assignor_name.len : 1,
+           g->assignor_name.len > 0 ? g->assignor_name.ptr : "-");
+    for (int32_t i = 0; i < g->members.n; i++) {
+        const struct kmsg_consumer_group_describe_response_member *m = &g->members.v[i];
+        printf("  Member %.*s instance=%.*s client=%.*s host=%.*s epoch=%d subscription=",
+               (int)m->member_id.len, m->member_id.ptr,
+               m->instance_id.len > 0 ? (int)m->instance_id.len : 1,
+               m->instance_id.len > 0 ? m->instance_id.ptr : "-", (int)m->client_id.len,
+               m->client_id.ptr, (int)m->client_host.len, m->client_host.ptr, m->member_epoch);
+        for (int32_t j = 0; j < m->subscribed_topic_names.n; j++)
+            printf("%s%.*s", j ? "," : "", (int)m->subscribed_topic_names.v[j].len,
+                   m->subscribed_topic_names.v[j].ptr);
+        if (m->subscribed_topic_regex.len > 0)
+            printf("%s/%.*s/", m->subscribed_topic_names.n > 0 ? "," : "",
+                   (int)m->subscribed_topic_regex.len, m->subscribed_topic_regex.ptr);
+        printf(" assigned=");
+        print_cg_assignment(&m->assignment);
+        printf(" target=");
+        print_cg_assignment(&m->target_assignment);
+        printf("\n");
+    }
+}
+
+/* Adds the partitions a consumer group's members own but never committed (offset -1001),
+ * keeping parts sorted. */
+static void cg_add_assigned(const struct kmsg_consumer_group_describe_response_described_group *g,
+                            rd_kafka_topic_partition_list_t *parts)
+{
+    for (int32_t i = 0; g && i < g->members.n; i++) {
+        const struct kmsg_consumer_group_describe_response_topic_partitions_array *tp =
+            &g->members.v[i].assignment.topic_partitions;
+        for (int32_t t = 0; t < tp->n; t++) {
+            char topic[256];
+            snprintf(topic, sizeof(topic), "%.*s", (int)tp->v[t].topic_name.len,
+                     tp->v[t].topic_name.ptr);
+            for (int32_t j = 0; j < tp->v[t].partitions.n; j++)
+                if (!rd_kafka_topic_partition_list_find(parts, topic, tp->v[t].partitions.v[j]))
+                    rd_kafka_topic_partition_list_add(parts, topic, tp->v[t].partitions.v[j])
+                        ->offset = RD_KAFKA_OFFSET_INVALID;
+        }
+    }
+    qsort(parts->elems, (size_t)parts->cnt, sizeof(*parts->elems), cmp_tp);
 }
 
 static int describe_one(struct group_opts *o, rd_kafka_t *rk, const char *group)
@@ -375,20 +538,28 @@ static int describe_one(struct group_opts *o, rd_kafka_t *rk, const char *group)
     rd_kafka_consumer_group_state_t state = rd_kafka_ConsumerGroupDescription_state(d);
     const rd_kafka_Node_t *coord = rd_kafka_ConsumerGroupDescription_coordinator(d);
     size_t members = rd_kafka_ConsumerGroupDescription_member_count(d);
-    if (state == RD_KAFKA_CONSUMER_GROUP_STATE_DEAD) {
-        cli_error(&o->c, "group %s does not exist", group);
-        rd_kafka_event_destroy(ev);
-        return -1;
-    }
-    printf("Group %s: state %s, %zu member(s), coordinator %d, assignor %s\n", group,
-           rd_kafka_consumer_group_state_name(state), members, coord ? rd_kafka_Node_id(coord) : -1,
-           rd_kafka_ConsumerGroupDescription_partition_assignor(d)
-               ? rd_kafka_ConsumerGroupDescription_partition_assignor(d)
-               : "-");
+    struct arena arena;
+    arena_init(&arena, 0);
+    uint8_t *buf = NULL;
+    const struct kmsg_consumer_group_describe_response_described_group *cg = NULL;
     int rc = -1;
+    if (state == RD_KAFKA_CONSUMER_GROUP_STATE_DEAD) {
+        /* Dead to DescribeGroups: unknown, or a group of the consumer protocol. */
+        if (cg_describe(o, coord, group, &buf, &arena, &cg) != 0)
+            goto out;
+        print_cg_group(group, coord ? rd_kafka_Node_id(coord) : -1, cg);
+    } else {
+        printf("Group %s: protocol classic, state %s, %zu member(s), coordinator %d, assignor %s\n",
+               group, rd_kafka_consumer_group_state_name(state), members,
+               coord ? rd_kafka_Node_id(coord) : -1,
+               rd_kafka_ConsumerGroupDescription_partition_assignor(d)
+                   ? rd_kafka_ConsumerGroupDescription_partition_assignor(d)
+                   : "-");
+    }
     rd_kafka_topic_partition_list_t *committed = committed_offsets(o, rk, group);
     if (committed) {
         rd_kafka_topic_partition_list_t *parts = lag_partitions(d, committed);
+        cg_add_assigned(cg, parts);
         rd_kafka_topic_partition_list_t *ends = rd_kafka_topic_partition_list_copy(parts);
         rc = 0;
         if (ends->cnt && cli_list_offsets(&o->c, rk, ends, CLI_OFFSETS_LATEST) < 0) {
@@ -396,12 +567,15 @@ static int describe_one(struct group_opts *o, rd_kafka_t *rk, const char *group)
             ends = NULL;
             rc = -1;
         }
-        print_lag_table(group, d, parts, ends);
+        print_lag_table(group, d, cg, &arena, parts, ends);
         if (ends)
             rd_kafka_topic_partition_list_destroy(ends);
         rd_kafka_topic_partition_list_destroy(parts);
         rd_kafka_topic_partition_list_destroy(committed);
     }
+out:
+    free(buf);
+    arena_free(&arena);
     rd_kafka_event_destroy(ev);
     return rc;
 }

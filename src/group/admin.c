@@ -210,25 +210,28 @@ void group_handle_delete(struct shard *s, struct group_call *c)
         err = KAFKA_ERR_NON_EMPTY_GROUP;
     res->error_code = err;
     if (err == 0) {
-        /* Tombstones for every offset and for the group itself. */
-        struct offsets_kv *kvs = calloc(g->noffsets + 1, sizeof(*kvs));
+        /* Tombstones for every offset and for the group itself (a consumer group's records
+         * as Kafka's createGroupTombstoneRecords). */
+        struct cg_records r = {0};
         struct group_delete_state *st = calloc(1, sizeof(*st));
-        size_t n = 0;
         int rc = -ENOMEM;
-        if (kvs && st && (st->group = strdup(g->id.p)) != NULL) {
-            for (size_t i = 0; i < g->noffsets; i++)
-                if (offsets_encode_commit(&kvs[n], g->id.p, g->offsets[i].topic,
+        if (st && (st->group = strdup(g->id.p)) != NULL) {
+            for (size_t i = 0; i < g->noffsets; i++) {
+                struct offsets_kv kv;
+                if (offsets_encode_commit(&kv, g->id.p, g->offsets[i].topic,
                                           g->offsets[i].partition, NULL) == 0)
-                    n++;
-            if (group_encode_metadata(&kvs[n], NULL, g->id.p) == 0)
-                n++;
+                    cg_records_push(&r, &kv);
+            }
+            struct offsets_kv kv;
+            if (g->cg != NULL)
+                cg_records_group_tombstones(&r, g);
+            else if (group_encode_metadata(&kv, NULL, g->id.p) == 0)
+                cg_records_push(&r, &kv);
             st->c = c;
             st->s = s;
-            rc = shard_append(s, kvs, n, group_delete_durable, st);
+            rc = r.err ? r.err : shard_append(s, r.v, r.n, group_delete_durable, st);
         }
-        for (size_t i = 0; i < n; i++)
-            offsets_kv_free(&kvs[i]);
-        free(kvs);
+        cg_records_free(&r);
         if (rc == 0)
             return;
         if (st)

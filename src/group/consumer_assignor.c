@@ -44,8 +44,8 @@ bool cg_assignor_known(const struct group_config *cfg, struct kstr name)
 }
 
 /* The assignor most members asked for, else the first configured one. */
-static void assignor_select(const struct cgroup *cg, const struct group_config *cfg, char *out,
-                            size_t cap)
+void cg_assignor_select(const struct cgroup *cg, const struct group_config *cfg, char *out,
+                        size_t cap)
 {
     const char *best = NULL;
     int32_t best_votes = 0;
@@ -178,7 +178,7 @@ static int assign_uniform(struct cgroup *cg, struct cg_member **ms, int32_t m, s
 
 int cg_assign(struct cgroup *cg, const struct group_config *cfg)
 {
-    assignor_select(cg, cfg, cg->assignor, sizeof(cg->assignor));
+    cg_assignor_select(cg, cfg, cg->assignor, sizeof(cg->assignor));
     int32_t m = cg->nmembers;
     if (m == 0)
         return 0;

@@ -71,6 +71,7 @@ struct cg_member {
     struct cg_tpset target;   /* target assignment at cg->assignment_epoch */
     struct net_timer session_timer;
     struct net_timer revoke_timer; /* rebalance timeout while UNREVOKED */
+    bool loaded_subscription;      /* loading only: its ConsumerGroupMemberMetadata was read */
 };
 
 struct cgroup {
@@ -95,6 +96,9 @@ int cg_tp_cmp(const struct cg_tp *a, const struct cg_tp *b);
 /* ---- assignors (consumer_assignor.c) ---- */
 /* True if `name` is one of the assignors this broker runs (group.consumer.assignors). */
 bool cg_assignor_known(const struct group_config *cfg, struct kstr name);
+/* The assignor most members name, else the first configured one, into out. */
+void cg_assignor_select(const struct cgroup *cg, const struct group_config *cfg, char *out,
+                        size_t cap);
 /* Recomputes every member's target for the group's subscription metadata with the assignor
  * most members name (else the first configured one). 0 or -ENOMEM (targets unchanged). */
 int cg_assign(struct cgroup *cg, const struct group_config *cfg);
@@ -110,6 +114,46 @@ void group_handle_consumer_heartbeat(struct shard *s, struct group_call *c);
 int16_t cg_check_commit(struct group *g, struct kstr member_id, int32_t epoch, bool trusted,
                         int16_t api_version);
 int16_t cg_check_fetch(struct group *g, struct kstr member_id, int32_t epoch);
+
+/* A new member with id (a generated one when empty), linked first in the group. */
+struct cg_member *cg_member_new(struct group *g, struct kstr id);
+/* Frees m, unlinked, its timers not armed. */
+void cg_member_free(struct cg_member *m);
+/* Owner worker, once the group was replayed: effective subscriptions from the cluster's
+ * topics, session timers (and rebalance timers of members revoking), as Kafka's onLoaded. */
+void cg_after_load(struct group *g);
+
+/* ---- records in __consumer_offsets (consumer_records.c) ----
+ * Kafka's GroupCoordinatorRecordHelpers: key types 3 ConsumerGroupMetadata (the group epoch),
+ * 4 ConsumerGroupPartitionMetadata (the subscription metadata), 5 ConsumerGroupMemberMetadata
+ * (a member's subscription), 6 ConsumerGroupTargetAssignmentMetadata (the assignment epoch),
+ * 7 ConsumerGroupTargetAssignmentMember, 8 ConsumerGroupCurrentMemberAssignment; values at
+ * version 0; a removed member or group leaves tombstones so compaction drops its records. */
+struct cg_records {
+    struct offsets_kv *v;
+    size_t n, cap;
+    int err; /* the first encoding failure; the batch must not be written then */
+};
+void cg_records_push(struct cg_records *r, struct offsets_kv *kv); /* takes kv's buffers */
+void cg_records_epoch(struct cg_records *r, const struct group *g);
+void cg_records_partition_metadata(struct cg_records *r, const struct group *g);
+void cg_records_subscription(struct cg_records *r, const struct group *g,
+                             const struct cg_member *m);
+void cg_records_target_epoch(struct cg_records *r, const struct group *g);
+void cg_records_target(struct cg_records *r, const struct group *g, const struct cg_member *m);
+void cg_records_current(struct cg_records *r, const struct group *g, const struct cg_member *m);
+/* Kafka's removeMember: tombstones of the member's current assignment, target, subscription. */
+void cg_records_member_tombstones(struct cg_records *r, const struct group *g,
+                                  const struct gstr *member_id);
+/* Kafka's ConsumerGroup.createGroupTombstoneRecords. */
+void cg_records_group_tombstones(struct cg_records *r, const struct group *g);
+void cg_records_free(struct cg_records *r);
+/* Writes the records without waiting (timers); frees them. */
+void cg_records_persist(struct group *g, struct cg_records *r);
+/* Loader thread: applies one consumer group record (kind OFFSETS_RECORD_CONSUMER). */
+void cg_replay(struct shard *s, const struct offsets_record *rec, struct arena *arena);
+/* Loader thread, after the replay: drops members whose subscription record is missing. */
+void cg_replay_finish(struct group *g);
 
 /* ---- ConsumerGroupDescribe (consumer_describe.c) ---- */
 void group_handle_consumer_describe(struct shard *s, struct group_call *c);

@@ -4,9 +4,10 @@
  * and CurrentAssignmentBuilder. See consumer_group.h for the epochs and invariants. Owner worker
  * only.
  *
- * Not persisted yet: a consumer group lives in memory only (its committed offsets are records
- * like any group's); after a restart or a coordinator move its members rejoin (UNKNOWN_MEMBER_ID
- * makes a KIP-848 client rejoin with epoch 0).
+ * Every change is written to __consumer_offsets as Kafka's records (consumer_records.c) and a
+ * heartbeat is answered once they are durable, as Kafka answers after its write; a loaded shard
+ * replays them, so after a restart or a coordinator move members go on with their member id,
+ * epoch and assignment. Timers (session, rebalance) write without waiting.
  */
 #include <assert.h>
 #include <errno.h>
@@ -35,7 +36,7 @@ static void cg_topics_free(struct cg_topic *t, int32_t n)
     free(t);
 }
 
-static void cg_member_free(struct cg_member *m)
+void cg_member_free(struct cg_member *m)
 {
     gstr_free(&m->id);
     gstr_free(&m->instance_id);
@@ -121,8 +122,10 @@ static struct cg_member *cg_find_static(struct cgroup *cg, struct kstr instance_
     return NULL;
 }
 
-/* Unlinks and frees m; bump: the membership changed (a new target assignment is due). */
-static void cg_remove_member(struct group *g, struct cg_member *m, bool bump, const char *why)
+/* Unlinks and frees m; bump: the membership changed (a new target assignment is due). The
+ * member's tombstones (and the bumped epoch) go to r. */
+static void cg_remove_member(struct group *g, struct cg_member *m, bool bump, const char *why,
+                             struct cg_records *r)
 {
     struct cgroup *cg = g->cg;
     struct cg_member **pp = &cg->members;
@@ -132,22 +135,31 @@ static void cg_remove_member(struct group *g, struct cg_member *m, bool bump, co
     *pp = m->next;
     cg->nmembers--;
     logger_info("group", "consumer group %s: member %s %s", g->id.p, m->id.p, why);
+    cg_records_member_tombstones(r, g, &m->id);
     cg_member_cancel_timers(m);
     cg_member_free(m);
-    if (bump)
+    if (bump) {
         cg->group_epoch++;
+        cg_records_epoch(r, g);
+    }
 }
 
 static void member_session_expired(struct net_timer *t)
 {
     struct cg_member *m = t->arg;
-    cg_remove_member(m->g, m, true, "expired (session timeout)");
+    struct group *g = m->g;
+    struct cg_records r = {0};
+    cg_remove_member(g, m, true, "expired (session timeout)", &r);
+    cg_records_persist(g, &r);
 }
 
 static void member_revoke_expired(struct net_timer *t)
 {
     struct cg_member *m = t->arg;
-    cg_remove_member(m->g, m, true, "fenced (did not revoke within its rebalance timeout)");
+    struct group *g = m->g;
+    struct cg_records r = {0};
+    cg_remove_member(g, m, true, "fenced (did not revoke within its rebalance timeout)", &r);
+    cg_records_persist(g, &r);
 }
 
 static void member_schedule_session(struct group *g, struct cg_member *m)
@@ -599,10 +611,11 @@ static struct group *hb_find_group(struct shard *s, struct group_call *c, int16_
     const struct kmsg_consumer_group_heartbeat_request *req = c->req;
     struct group *g = group_find(s, req->group_id);
     bool create = req->member_epoch == 0;
-    /* Kafka answers GROUP_ID_NOT_FOUND here. Consumer groups are not persisted yet, so after a
-     * restart or a coordinator move a member's group is gone or only its offsets are back (an
-     * empty group without protocol): UNKNOWN_MEMBER_ID makes the member rejoin with epoch 0,
-     * where GROUP_ID_NOT_FOUND would leave librdkafka retrying the same heartbeat forever. */
+    /* Kafka answers GROUP_ID_NOT_FOUND here. The group is replayed from __consumer_offsets,
+     * so this is a group that was deleted or expired (or written before the records existed:
+     * only its offsets are back, an empty group without protocol): UNKNOWN_MEMBER_ID makes the
+     * member rejoin with epoch 0, where GROUP_ID_NOT_FOUND leaves librdkafka retrying the same
+     * heartbeat forever. */
     bool offsets_only = g != NULL && g->cg == NULL && g->nmembers == 0 && g->state == GS_EMPTY &&
                         g->protocol_type.len < 0;
     if ((g == NULL || offsets_only) && !create) {
@@ -626,6 +639,15 @@ static struct group *hb_find_group(struct shard *s, struct group_call *c, int16_
             *err = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
             return NULL;
         }
+        if (g->protocol_type.len >= 0) {
+            /* Kafka's maybeDeleteEmptyClassicGroup: the classic group's metadata tombstone,
+             * so a replay does not bring the classic group back. */
+            struct cg_records r = {0};
+            struct offsets_kv kv;
+            if (group_encode_metadata(&kv, NULL, g->id.p) == 0)
+                cg_records_push(&r, &kv);
+            cg_records_persist(g, &r);
+        }
         gstr_free(&g->protocol_type);
         gstr_free(&g->protocol_name);
         gstr_set(&g->protocol_type, "consumer", 8);
@@ -635,7 +657,7 @@ static struct group *hb_find_group(struct shard *s, struct group_call *c, int16_
     return g;
 }
 
-static struct cg_member *cg_member_new(struct group *g, struct kstr id)
+struct cg_member *cg_member_new(struct group *g, struct kstr id)
 {
     struct cg_member *m = calloc(1, sizeof(*m));
     if (m == NULL)
@@ -660,8 +682,10 @@ static struct cg_member *cg_member_new(struct group *g, struct kstr id)
     return m;
 }
 
-/* A static member rejoins under a new member id: it takes over the old member's assignment. */
-static struct cg_member *static_replace(struct group *g, struct cg_member *old, struct kstr id)
+/* A static member rejoins under a new member id: it takes over the old member's assignment
+ * (the old id's tombstones go to r). */
+static struct cg_member *static_replace(struct group *g, struct cg_member *old, struct kstr id,
+                                        struct cg_records *r)
 {
     struct cg_member *m = cg_member_new(g, id);
     if (m == NULL)
@@ -688,13 +712,13 @@ static struct cg_member *static_replace(struct group *g, struct cg_member *old, 
     gstr_set(&m->assignor, old->assignor.p, old->assignor.len);
     m->rebalance_timeout_ms = old->rebalance_timeout_ms;
     m->state = old->state;
-    cg_remove_member(g, old, false, "replaced by a rejoining static member");
+    cg_remove_member(g, old, false, "replaced by a rejoining static member", r);
     return m;
 }
 
 /* The member of a joining/heartbeating request (Kafka's getOrMaybeSubscribe*Member). */
 static struct cg_member *hb_member(struct group *g, struct group_call *c, bool *created,
-                                   int16_t *err)
+                                   int16_t *err, struct cg_records *r)
 {
     const struct kmsg_consumer_group_heartbeat_request *req = c->req;
     struct cgroup *cg = g->cg;
@@ -711,7 +735,7 @@ static struct cg_member *hb_member(struct group *g, struct group_call *c, bool *
                 return NULL;
             }
             if (!gstr_eq(&m->id, req->member_id)) {
-                m = static_replace(g, m, req->member_id);
+                m = static_replace(g, m, req->member_id, r);
                 *err = m ? 0 : KAFKA_ERR_UNKNOWN_SERVER_ERROR;
                 return m;
             }
@@ -799,6 +823,9 @@ static int hb_update_member(struct group_call *c, struct cg_member *m)
     return changed;
 }
 
+/* Answers once the records are durable (at once when there are none); consumes r. */
+static void hb_reply_after(struct group *g, struct group_call *c, struct cg_records *r);
+
 static void hb_leave(struct group *g, struct group_call *c)
 {
     const struct kmsg_consumer_group_heartbeat_request *req = c->req;
@@ -816,16 +843,76 @@ static void hb_leave(struct group *g, struct group_call *c)
     }
     resp->member_id = arena_kstr(c->arena, &m->id);
     resp->member_epoch = req->member_epoch;
+    struct cg_records r = {0};
     if (req->member_epoch == CG_LEAVE_STATIC_EPOCH) {
         /* It will be back: its partitions stay reserved until its session times out. */
         m->epoch = CG_LEAVE_STATIC_EPOCH;
         member_schedule_session(g, m);
+        cg_records_current(&r, g, m);
         logger_info("group", "consumer group %s: static member %s left temporarily", g->id.p,
                     m->id.p);
     } else {
-        cg_remove_member(g, m, true, "left");
+        cg_remove_member(g, m, true, "left", &r);
+    }
+    hb_reply_after(g, c, &r);
+}
+
+static void hb_durable(void *arg, int err)
+{
+    struct group_call *c = arg;
+    struct kmsg_consumer_group_heartbeat_response *resp = c->resp;
+    if (err != 0)
+        resp->error_code = err == -ENOENT || err == -ENOTCONN ? KAFKA_ERR_NOT_COORDINATOR
+                                                              : KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+    call_finish(c);
+}
+
+static void hb_reply_after(struct group *g, struct group_call *c, struct cg_records *r)
+{
+    struct kmsg_consumer_group_heartbeat_response *resp = c->resp;
+    int rc = r->err;
+    if (rc == 0 && r->n > 0)
+        rc = shard_append(g->s, r->v, r->n, hb_durable, c);
+    size_t n = r->n;
+    cg_records_free(r);
+    if (rc == 0 && n > 0)
+        return;
+    if (rc != 0) {
+        logger_warn("group", "consumer group %s: cannot write its records: %d", g->id.p, rc);
+        resp->error_code = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
     }
     call_finish(c);
+}
+
+/* The member's reconciliation state, to tell whether its current assignment record changed. */
+struct member_snapshot {
+    int32_t epoch, previous_epoch;
+    enum cg_member_state state;
+    struct cg_tpset assigned, revoking;
+};
+
+static int snapshot_take(struct member_snapshot *sn, const struct cg_member *m)
+{
+    sn->epoch = m->epoch;
+    sn->previous_epoch = m->previous_epoch;
+    sn->state = m->state;
+    if (cg_tpset_copy(&sn->assigned, &m->assigned) != 0 ||
+        cg_tpset_copy(&sn->revoking, &m->revoking) != 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static bool snapshot_differs(const struct member_snapshot *sn, const struct cg_member *m)
+{
+    return sn->epoch != m->epoch || sn->previous_epoch != m->previous_epoch ||
+           sn->state != m->state || !cg_tpset_eq(&sn->assigned, &m->assigned) ||
+           !cg_tpset_eq(&sn->revoking, &m->revoking);
+}
+
+static void snapshot_free(struct member_snapshot *sn)
+{
+    cg_tpset_free(&sn->assigned);
+    cg_tpset_free(&sn->revoking);
 }
 
 void group_handle_consumer_heartbeat(struct shard *s, struct group_call *c)
@@ -849,36 +936,66 @@ void group_handle_consumer_heartbeat(struct shard *s, struct group_call *c)
         return;
     }
     bool created;
-    struct cg_member *m = hb_member(g, c, &created, &err);
+    struct cg_records r = {0};
+    struct cg_member *m = hb_member(g, c, &created, &err, &r);
     if (m == NULL) {
+        cg_records_free(&r);
         hb_reply_error(c, err, NULL);
         return;
     }
+    /* Only a static member taking over its old member id leaves tombstones here. */
+    bool replaced = r.n > 0;
     struct cgroup *cg = g->cg;
-    int changed = hb_update_member(c, m);
-    int refreshed = changed >= 0 ? cg_refresh_topics(g) : changed;
-    if (changed < 0 || refreshed < 0) {
+    struct member_snapshot sn = {0};
+    if (snapshot_take(&sn, m) != 0) {
+        snapshot_free(&sn);
+        cg_records_free(&r);
         hb_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, NULL);
         return;
     }
-    if (created || changed || refreshed)
+    int changed = hb_update_member(c, m);
+    int refreshed = changed >= 0 ? cg_refresh_topics(g) : changed;
+    if (changed < 0 || refreshed < 0) {
+        snapshot_free(&sn);
+        cg_records_free(&r);
+        hb_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, NULL);
+        return;
+    }
+    /* Kafka's order: subscription, subscription metadata, group epoch, target assignment,
+     * assignment epoch, current assignment. */
+    if (created || replaced || changed)
+        cg_records_subscription(&r, g, m);
+    if (refreshed)
+        cg_records_partition_metadata(&r, g);
+    if (created || changed || refreshed) {
         cg->group_epoch++;
+        cg_records_epoch(&r, g);
+    }
     if (cg->group_epoch > cg->assignment_epoch) {
         if (cg_assign(cg, cfg) != 0) {
+            snapshot_free(&sn);
+            cg_records_free(&r);
             hb_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, NULL);
             return;
         }
         cg->assignment_epoch = cg->group_epoch;
+        /* Every member's target (Kafka writes the changed ones; the replay ends the same). */
+        for (struct cg_member *o = cg->members; o; o = o->next)
+            cg_records_target(&r, g, o);
+        cg_records_target_epoch(&r, g);
         logger_info("group", "consumer group %s: epoch %d, new target assignment (%s)", g->id.p,
                     cg->group_epoch, cg->assignor);
+    } else if (replaced) {
+        cg_records_target(&r, g, m);
     }
-    struct cg_tpset before = {0};
-    if (cg_tpset_copy(&before, &m->assigned) != 0 ||
-        member_reconcile(g, m, &req->topic_partitions) != 0) {
-        cg_tpset_free(&before);
+    if (member_reconcile(g, m, &req->topic_partitions) != 0) {
+        snapshot_free(&sn);
+        cg_records_free(&r);
         hb_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, NULL);
         return;
     }
+    if (created || replaced || snapshot_differs(&sn, m))
+        cg_records_current(&r, g, m);
     member_schedule_session(g, m);
     resp->member_id = arena_kstr(c->arena, &m->id);
     resp->member_epoch = m->epoch;
@@ -889,10 +1006,29 @@ void group_handle_consumer_heartbeat(struct shard *s, struct group_call *c)
                 (req->rebalance_timeout_ms != -1 &&
                  (req->subscribed_topic_names.n >= 0 || req->subscribed_topic_regex.len >= 0) &&
                  req->topic_partitions.n >= 0);
-    if ((full || !cg_tpset_eq(&before, &m->assigned)) && reply_assignment(c, m, resp) != 0)
+    if ((full || !cg_tpset_eq(&sn.assigned, &m->assigned)) && reply_assignment(c, m, resp) != 0)
         resp->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
-    cg_tpset_free(&before);
-    call_finish(c);
+    snapshot_free(&sn);
+    hb_reply_after(g, c, &r);
+}
+
+/* ---- after a load ---- */
+
+void cg_after_load(struct group *g)
+{
+    struct cgroup *cg = g->cg;
+    if (cg == NULL)
+        return;
+    const struct group_env *env = &g->s->gc->env;
+    cg_assignor_select(cg, &g->s->gc->cfg, cg->assignor, sizeof(cg->assignor));
+    for (struct cg_member *m = cg->members; m; m = m->next) {
+        /* The effective subscription as it was: the next heartbeat sees only real changes. */
+        (void)member_refresh_subs(env, m);
+        member_schedule_session(g, m);
+        if (m->state == CGM_UNREVOKED)
+            net_timer_start(g->s->worker, &m->revoke_timer, m->rebalance_timeout_ms,
+                            member_revoke_expired, m);
+    }
 }
 
 /* ---- offsets ---- */

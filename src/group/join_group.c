@@ -16,6 +16,7 @@
 
 #include "base/clock.h"
 #include "base/logger.h"
+#include "group/consumer_group.h"
 #include "group/group_internal.h"
 #include "proto/gen/errors.h"
 #include "proto/gen/join_group.h"
@@ -417,6 +418,11 @@ static struct group *join_find_group(struct shard *s, const struct group_call *c
         return NULL;
     }
     if (g->cg != NULL) {
+        /* Kafka's maybeDeleteEmptyConsumerGroup: the consumer group's tombstones first, so a
+         * replay does not bring it back beside the classic group. */
+        struct cg_records r = {0};
+        cg_records_group_tombstones(&r, g);
+        cg_records_persist(g, &r);
         cg_free(g, true);
         gstr_free(&g->protocol_type);
     }

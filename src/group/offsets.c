@@ -751,16 +751,19 @@ void shard_expire_offsets(struct shard *s)
                 i++;
             }
             bool drop = g->noffsets == 0 && g->state_ts + ret <= now;
-            if (drop && group_encode_metadata(&kvs[n], NULL, g->id.p) == 0)
-                n++;
-            if (n > 0) {
-                logger_info("group", "group %s: expired %zu offsets%s", g->id.p, n - (drop ? 1 : 0),
+            size_t nexpired = n;
+            struct cg_records r = {.v = kvs, .n = n, .cap = g->noffsets + 1};
+            struct offsets_kv kv;
+            if (drop && g->cg != NULL)
+                cg_records_group_tombstones(&r, g);
+            else if (drop && group_encode_metadata(&kv, NULL, g->id.p) == 0)
+                cg_records_push(&r, &kv);
+            if (r.n > 0 && r.err == 0) {
+                logger_info("group", "group %s: expired %zu offsets%s", g->id.p, nexpired,
                             drop ? " and the group" : "");
-                shard_append(s, kvs, n, expire_noop, NULL);
+                shard_append(s, r.v, r.n, expire_noop, NULL);
             }
-            for (size_t i = 0; i < n; i++)
-                offsets_kv_free(&kvs[i]);
-            free(kvs);
+            cg_records_free(&r);
             if (drop)
                 group_remove(g);
         }

@@ -125,6 +125,21 @@ int offsets_encode_group(struct offsets_kv *kv, const char *group,
     return rc;
 }
 
+int offsets_encode_kv(struct offsets_kv *kv, int16_t key_type, kproto_encode_fn key_enc,
+                      const void *key, int16_t value_version, kproto_encode_fn value_enc,
+                      const void *value)
+{
+    memset(kv, 0, sizeof(*kv));
+    kv->value_len = -1;
+    int rc = offsets_encode(key_type, key_type, key_enc, key, &kv->key, &kv->key_len);
+    if (rc == 0 && value != NULL)
+        rc = offsets_encode(value_version, value_version, value_enc, value, &kv->value,
+                            &kv->value_len);
+    if (rc != 0)
+        offsets_kv_free(kv);
+    return rc;
+}
+
 void offsets_kv_free(struct offsets_kv *kv)
 {
     free(kv->key);
@@ -203,5 +218,25 @@ int offsets_decode_record(const uint8_t *key, int32_t key_len, const uint8_t *va
             return -EBADMSG;
         return 0;
     }
-    return 0; /* KIP-848 and share group records: not ours to interpret */
+    if (type >= 3 && type <= 8) {
+        /* KIP-848 consumer group records: the key here, the value in consumer_records.c. Keys
+         * 3, 4 and 6 hold the group id alone, 5, 7 and 8 the group and member ids. */
+        bool with_member = type == 5 || type == 7 || type == 8;
+        out->group = kr_string(&r, false, false);
+        if (with_member)
+            out->member_id = kr_string(&r, false, false);
+        if (r.err != 0)
+            return -EBADMSG;
+        out->kind = OFFSETS_RECORD_CONSUMER;
+        out->key_type = type;
+        if (value == NULL)
+            return 0;
+        if (value_len < 2)
+            return -EBADMSG;
+        out->value_version = read_be16(value);
+        out->value = value + 2;
+        out->value_len = value_len - 2;
+        return 0;
+    }
+    return 0; /* share group records: not ours to interpret */
 }

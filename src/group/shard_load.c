@@ -8,13 +8,15 @@
  *
  * Replay: the newest group metadata record of a group wins (a tombstone empties it), offset
  * commits apply in log order (a tombstone removes the partition's commit); groups with neither
- * metadata nor offsets at the end are dropped.
+ * metadata nor offsets at the end are dropped. Consumer groups (KIP-848) are rebuilt from their
+ * own records (consumer_records.c); their members' session timers restart once loaded.
  *
  * Transactional offset commits (TxnOffsetCommit: batches with the transactional bit and the
  * producer's id) are held per producer until its marker: COMMIT applies them at the marker's
  * place in the log, ABORT drops them; those still open at the end go to env->txn_pending (the
  * broker keeps them for the marker still to come).
  */
+#include "group/consumer_group.h"
 #include "group/group_internal.h"
 
 #include <errno.h>
@@ -210,6 +212,8 @@ static int load_records(struct shard *s, const uint8_t *p, size_t len,
                                  orec.partition, &orec.commit);
         } else if (orec.kind == OFFSETS_RECORD_GROUP) {
             load_apply_group(s, &orec);
+        } else if (orec.kind == OFFSETS_RECORD_CONSUMER) {
+            cg_replay(s, &orec, &scratch);
         } else {
             load_apply_commit(s, &orec);
         }
@@ -289,6 +293,7 @@ int shard_load(struct shard *s, struct log *log)
         struct group **pp = &s->buckets[b];
         while (*pp) {
             struct group *g = *pp;
+            cg_replay_finish(g);
             if (g->noffsets == 0 && !g->load_meta) {
                 *pp = g->next;
                 s->ngroups--;
@@ -329,8 +334,10 @@ static void load_finished(void *arg)
         atomic_store(&s->state, SHARD_FAILED);
     } else {
         for (size_t b = 0; b < s->nbuckets; b++)
-            for (struct group *g = s->buckets[b]; g; g = g->next)
+            for (struct group *g = s->buckets[b]; g; g = g->next) {
                 group_arm_loaded_members(g);
+                cg_after_load(g);
+            }
         atomic_store(&s->state, SHARD_LOADED);
         int64_t iv = s->gc->cfg.retention_check_interval_ms;
         net_timer_start(s->worker, &s->expiry_timer, iv, shard_expiry_fired, s);

@@ -17,14 +17,14 @@ function spawnMember (bootstrap, group, topics, protocol, opts = {}) {
   const args = [MEMBER, bootstrap, group, topics, protocol, opts.instance || '-', opts.autoCommit ? '1' : '0']
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(proc)
-  const m = { proc, assign: [], msgs: [], errors: [], ready: false, exited: false, stderr: '' }
+  const m = { proc, assign: [], assignChanges: 0, msgs: [], errors: [], ready: false, exited: false, stderr: '' }
   const trace = process.env.KIP848_TRACE_DIR ? require('fs').createWriteStream(path.join(process.env.KIP848_TRACE_DIR, `member-${proc.pid}.log`)) : null
   readline.createInterface({ input: proc.stdout }).on('line', line => {
     if (trace) trace.write(line + '\n')
     let ev
     try { ev = JSON.parse(line) } catch (e) { return }
     if (ev.ev === 'msg') m.msgs.push(ev)
-    else if (ev.ev === 'assign') m.assign = ev.parts
+    else if (ev.ev === 'assign') { m.assign = ev.parts; m.assignChanges++ }
     else if (ev.ev === 'ready') m.ready = true
     else if (ev.ev === 'error') m.errors.push(ev.msg)
   })

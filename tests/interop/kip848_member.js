@@ -57,6 +57,12 @@ async function main () {
       batch = await consumer.recvBatch(100, 10)
     } catch (e) {
       if (stopping) break // disconnect() in progress: it leaves the group, then exits
+      // The broker went away (a test restarts it): librdkafka reconnects by itself.
+      if (/BrokerTransportFailure|AllBrokersDown/.test(String(e && e.message))) {
+        out({ ev: 'transport_error', t: Date.now() })
+        await new Promise(resolve => setTimeout(resolve, 100))
+        continue
+      }
       throw e
     }
     report()

@@ -9,7 +9,8 @@
 //  - a SIGKILLed member's partitions move after group.consumer.session.timeout.ms, not before;
 //  - offsets commit (OffsetCommit v9 with member epochs) and a new member resumes after them;
 //  - a regex subscription picks up a topic created later;
-//  - a classic consumer group and a consumer-protocol group read the same topic side by side.
+//  - a classic consumer group and a consumer-protocol group read the same topic side by side;
+//  - the group survives a broker SIGKILL and restart: same member ids, epochs, assignments.
 // Bad input over the raw protocol is in test_kip848_raw.py.
 const { spawn } = require('child_process')
 const { SLOW, check, comment, runTests, sleep, test, withBroker } = require('./harness.js')
@@ -65,6 +66,66 @@ test('sigkilled_member_partitions_move_after_session_timeout', async () => {
       await a.stop()
       await v.kill()
       await prod.stop()
+    }
+  })
+})
+
+// `gregor group describe GROUP`: the header line and {member id: epoch} from the member lines.
+function cliDescribe (b, group) {
+  const bin = process.env.GREGOR_BIN || require('path').join(__dirname, '..', '..', 'build', 'gregor')
+  const out = require('child_process').execFileSync(bin, ['group', 'describe', group, '-b', b.bootstrap], { encoding: 'utf8', timeout: 60000 * SLOW })
+  const lines = out.split('\n')
+  const members = {}
+  for (const ln of lines) {
+    const m = /^ {2}Member (\S+) .* epoch=(-?\d+) /.exec(ln)
+    if (m) members[m[1]] = Number(m[2])
+  }
+  return { header: lines[0], members }
+}
+
+// The broker is SIGKILLed and restarted with two librdkafka members in a consumer group: the
+// group comes back from __consumer_offsets, the members heartbeat on with their member ids and
+// epochs, their assignments never change (no rebalance, no new group epoch) and they consume
+// what is produced after the restart on the partitions they kept.
+test('group_survives_a_broker_sigkill_and_restart', async () => {
+  await withBroker(PROPS, async b => {
+    let kafka = kafkaClient(b)
+    await createTopic(kafka, 'kip-restart', 6)
+    const ms = [spawnMember(b.bootstrap, 'kip848-restart', 'kip-restart', 'consumer'),
+      spawnMember(b.bootstrap, 'kip848-restart', 'kip-restart', 'consumer')]
+    let prod = null
+    try {
+      await waitFor(() => balanced(ms, 6), 60000, '3/3')
+      await sleep(1500) // a few heartbeats: the members report their epochs settled
+      const before = cliDescribe(b, 'kip848-restart')
+      const assigns = ms.map(m => m.assign.join(','))
+      const changes = ms.map(m => m.assignChanges)
+      comment(`before: ${before.header} ${JSON.stringify(before.members)}`)
+      check(Object.keys(before.members).length === 2, `two members: ${JSON.stringify(before.members)}`)
+      const exited = b.exited
+      b.hardKill()
+      await exited // the port is free again
+      await b.start()
+      const restartAt = Date.now()
+      kafka = kafkaClient(b)
+      prod = await steadyProducer(kafka, 'kip-restart', 6, 50)
+      await waitFor(() => ms.every(m => new Set(m.msgs.filter(x => x.t >= restartAt).map(x => x.p)).size === 3),
+        30000, 'both members consuming their 3 partitions after the restart')
+      await sleep(2000) // several heartbeat intervals (500 ms) after the restart
+      const after = cliDescribe(b, 'kip848-restart')
+      comment(`after:  ${after.header} ${JSON.stringify(after.members)}`)
+      check(JSON.stringify(after.members) === JSON.stringify(before.members),
+        `same member ids and epochs: ${JSON.stringify(before.members)} -> ${JSON.stringify(after.members)}`)
+      const epochOf = h => (/group epoch (\d+)/.exec(h) || [])[1]
+      check(epochOf(after.header) === epochOf(before.header), `group epoch ${epochOf(before.header)} -> ${epochOf(after.header)}`)
+      ms.forEach((m, i) => check(m.assign.join(',') === assigns[i] && m.assignChanges === changes[i],
+        `member ${i}: assignment ${assigns[i]} -> ${m.assign.join(',')} (${m.assignChanges - changes[i]} changes)`))
+      const log = require('fs').readFileSync(b.logPath, 'utf8')
+      check(!/new target assignment|member \S+ (left|expired)/.test(log), 'no rebalance after the restart')
+      check(/loaded 1 groups/.test(log), 'the group was loaded')
+    } finally {
+      for (const m of ms) await m.stop()
+      if (prod) await prod.stop()
     }
   })
 })

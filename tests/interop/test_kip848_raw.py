@@ -10,7 +10,12 @@ to a new member only after its old owner stops reporting it; ListGroups v5 group
 DescribeGroups answers Dead for a consumer group (Kafka before v6); session expiry; static
 members (-2, UNRELEASED_INSTANCE_ID, FENCED_INSTANCE_ID); grown partition counts reaching the
 assignment; group.consumer.max.size (GROUP_MAX_SIZE_REACHED); the consumer protocol switched
-off (not advertised, UNSUPPORTED_VERSION); bad settings refused at start-up.
+off (not advertised, UNSUPPORTED_VERSION); bad settings refused at start-up. Persistence in
+__consumer_offsets (Kafka's record types 3-8 read back from the partition): the group survives a
+SIGKILL and restart and a coordinator move in a 3-node cluster with its members' ids, epochs and
+assignments; a member that leaves writes its tombstones, a deleted group the group's, and
+compaction removes a left member's records; a group changing protocol while empty does not
+come back as the old type. `gregor group describe` of a consumer group.
 asan-smoke
 """
 import os
@@ -20,7 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (SLOW, Broker, KafkaRaw, Reader, TAGS_NONE, array, carray,  # noqa: E402
                      check, comment, cstring, fail, i8, i16, i32, i64, nbytes, run_tests,
-                     string, test)
+                     string, test, wait_until)
 from kafka_records import ensure_topic  # noqa: E402
 
 PROPS = {"num.partitions": 6, "group.initial.rebalance.delay.ms": 0,
@@ -311,6 +316,46 @@ def test_raw_static_member_leave_and_rejoin():
 
 
 @test
+def test_raw_static_member_left_temporarily_survives_a_restart():
+    """A static member that left with epoch -2 keeps its partitions reserved across a SIGKILL
+    and restart (its current assignment record says epoch -2): the new instance under a new
+    member id takes over the same partitions, the other member's are untouched, and the old
+    member id's records are tombstoned."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-st2", 6)
+            coordinator_ready(k, "cg4r")
+            a = join(k, "cg4r", "a1", ["cg-st2"], instance="inst-a")
+            bb = join(k, "cg4r", "b1", ["cg-st2"])
+            a2 = heartbeat(k, "cg4r", "a1", a["epoch"], owned=owned_of(a["assignment"]),
+                           instance="inst-a")
+            a3 = heartbeat(k, "cg4r", "a1", a2["epoch"], owned=owned_of(a2["assignment"]),
+                           instance="inst-a")
+            b3 = heartbeat(k, "cg4r", "b1", bb["epoch"], owned={})
+            check(count(a3["assignment"] or a2["assignment"]) == 3 and
+                  count(b3["assignment"]) == 3, "3/3: %r %r" % (a3, b3))
+            mine = owned_of(a3["assignment"] or a2["assignment"])
+            lv = heartbeat(k, "cg4r", "a1", -2, instance="inst-a")
+            check(lv["err"] == NONE and lv["epoch"] == -2, "static leave: %r" % lv)
+            before = describe_group(k, "cg4r")
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cg4r")
+            d = describe_group(k, "cg4r")
+            check(d[5].get("a1", (None,))[0] == -2 and d[2] == before[2],
+                  "a1 replayed as left temporarily, same group epoch: %r" % (d,))
+            r = join(k, "cg4r", "a2", ["cg-st2"], instance="inst-a")
+            check(r["err"] == NONE and owned_of(r["assignment"]) == mine,
+                  "the new instance takes over a1's partitions: %r" % r)
+            rb = heartbeat(k, "cg4r", "b1", b3["epoch"], owned=owned_of(b3["assignment"]))
+            check(rb["err"] == NONE and rb["assignment"] is None, "b1 untouched: %r" % rb)
+            tail = [(t, m, v is None) for t, m, v in offsets_records(k, "cg4r")]
+            check((8, "a1", True) in tail and (5, "a1", True) in tail,
+                  "the old member id tombstoned: %r" % tail[-8:])
+
+
+@test
 def test_raw_partition_count_change_reaches_the_assignment():
     from confluent_kafka.admin import AdminClient, NewPartitions
     with Broker(PROPS) as b:
@@ -356,46 +401,417 @@ def test_raw_group_max_size_and_protocol_disabled():
             check(r["err"] == 35, "heartbeat with the consumer protocol disabled: %r" % r)
 
 
+def describe_group(k, group):
+    """ConsumerGroupDescribe v0 of one group -> (err, state, group epoch, assignment epoch,
+    assignor, {member id: (epoch, subscribed topics, {topic: partitions})})."""
+    body = carray([cstring(group)]) + i8(0) + TAGS_NONE
+
+    def member(r):
+        mid, inst, rack, ep = r.cstring(), r.cstring(), r.cstring(), r.int32()
+        r.cstring(), r.cstring()
+        subs = r.carray(lambda r: r.cstring())
+        r.cstring()
+
+        def assignment(r):
+            tps = r.carray(lambda r: (r.uuid(), r.cstring(), r.carray(lambda r: r.int32()),
+                                      r.uvarint()))
+            r.uvarint()
+            return {t[1]: sorted(t[2]) for t in tps}
+        cur = assignment(r)
+        assignment(r)
+        r.uvarint()
+        return mid, (ep, subs, cur)
+
+    def grp(r):
+        err, _msg, _gid, st, gep, aep, asg = (r.int16(), r.cstring(), r.cstring(), r.cstring(),
+                                              r.int32(), r.int32(), r.cstring())
+        ms = dict(r.carray(member))
+        r.int32()
+        r.uvarint()
+        return err, st, gep, aep, asg, ms
+    deadline = time.monotonic() + 10 * SLOW
+    while True:
+        r = Reader(k.call(CG_DESCRIBE, 0, body, flexible=True))
+        r.int32()
+        g = r.carray(grp)[0]
+        if g[0] != LOAD_IN_PROGRESS or time.monotonic() > deadline:
+            return g
+        time.sleep(0.05)
+
+
+def java_hash(s):
+    h = 0
+    for ch in s:
+        h = (h * 31 + ord(ch)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def offsets_records(k, group, nparts=10):
+    """Every record of the group's __consumer_offsets partition whose key names the group:
+    [(key type, member id or None, value or None)] in log order."""
+    from kafka_records import fetch_all
+    h = java_hash(group)
+    part = (0 if h == -(1 << 31) else abs(h)) % nparts
+    batches, _ = fetch_all(k, "__consumer_offsets", part)
+    out = []
+    for b in batches:
+        if b["attributes"] & 0x20:  # control batch
+            continue
+        for rec in b["records"]:
+            r = Reader(rec["key"])
+            kt = r.int16()
+            if kt not in (3, 4, 5, 6, 7, 8):
+                continue
+            g = r.string()
+            mid = r.string() if kt in (5, 7, 8) else None
+            check(r.remaining() == 0, "key type %d: bytes after the key" % kt)
+            if g == group:
+                out.append((kt, mid, rec["value"]))
+    return out
+
+
+def commit_v9(k, group, member, epoch, topic, partition, offset):
+    body = (cstring(group) + i32(epoch) + cstring(member) + cstring(None) +
+            carray([cstring(topic) + carray([i32(partition) + i64(offset) + i32(-1) +
+                                            cstring("") + TAGS_NONE]) + TAGS_NONE]) + TAGS_NONE)
+    r = Reader(k.call(OFFSET_COMMIT, 9, body))
+    r.int32()
+    return r.carray(lambda r: (r.cstring(), r.carray(
+        lambda r: (r.int32(), r.int16(), r.uvarint())), r.uvarint()))[0][1][0][1]
+
+
+def fetch_v9(k, group, member, epoch, topic, partition):
+    body = (carray([cstring(group) + cstring(member) + i32(epoch) +
+                    carray([cstring(topic) + carray([i32(partition)]) + TAGS_NONE]) +
+                    TAGS_NONE]) + i8(0) + TAGS_NONE)
+    f = Reader(k.call(OFFSET_FETCH, 9, body))
+    f.int32()
+    groups = f.carray(lambda r: (r.cstring(), r.carray(lambda r: (
+        r.cstring(), r.carray(lambda r: (r.int32(), r.int64(), r.int32(), r.cstring(),
+                                         r.int16(), r.uvarint())), r.uvarint())),
+        r.int16(), r.uvarint()))
+    return groups[0][2], groups[0][1][0][1][0][1]
+
+
+def two_members_reconciled(k, group, topic):
+    """a joins alone, b joins, a revokes: both at epoch 2 with 3 partitions each."""
+    a = join(k, group, "a", [topic])
+    check(a["epoch"] == 1 and count(a["assignment"]) == 6, "a joins: %r" % a)
+    b = join(k, group, "b", [topic])
+    check(b["epoch"] == 2, "b joins: %r" % b)
+    a2 = heartbeat(k, group, "a", 1, owned=owned_of(a["assignment"]))
+    a3 = heartbeat(k, group, "a", 1, owned=owned_of(a2["assignment"]))
+    check(a3["epoch"] == 2, "a reaches epoch 2: %r" % a3)
+    b3 = heartbeat(k, group, "b", 2, owned={})
+    check(count(b3["assignment"]) == 3, "b gets 3: %r" % b3)
+    return owned_of(a2["assignment"]), owned_of(b3["assignment"])
+
+
+def full_heartbeat(k, group, member, epoch, topic, owned):
+    """Every field set (Kafka's full request): the answer carries the assignment."""
+    return heartbeat(k, group, member, epoch, topics=[topic], owned=owned, rebalance_ms=30000)
+
+
 @test
-def test_raw_broker_sigkill_members_rejoin_offsets_kept():
-    """Consumer groups are not persisted yet: after a SIGKILL and restart the member's heartbeat
-    is UNKNOWN_MEMBER_ID (it rejoins with epoch 0 and gets its partitions back) while the offsets
-    it committed with OffsetCommit v9 are replayed from __consumer_offsets."""
+def test_raw_group_survives_coordinator_sigkill():
+    """The consumer group's records in __consumer_offsets (types 3-8, Kafka's key versions) are
+    replayed after a SIGKILL and restart: members go on with their member id, epoch and
+    assignment (no new epoch, no rebalance), the group and assignment epochs are the same, an
+    epoch from before the crash that is not current is still fenced, OffsetCommit v9 checks
+    the replayed epochs. A member that leaves writes tombstones (current assignment, target,
+    subscription) and stays gone after another restart."""
     with Broker(PROPS) as b:
         with KafkaRaw(b) as k:
             ensure_topic(k, "cg-restart", 6)
             coordinator_ready(k, "cg8")
-            a = join(k, "cg8", "a", ["cg-restart"])
-            check(a["epoch"] == 1 and count(a["assignment"]) == 6, "join: %r" % a)
-            body = (cstring("cg8") + i32(1) + cstring("a") + cstring(None) +
-                    carray([cstring("cg-restart") + carray([i32(2) + i64(42) + i32(-1) +
-                                                            cstring("") + TAGS_NONE]) +
-                            TAGS_NONE]) + TAGS_NONE)
-            r = Reader(k.call(OFFSET_COMMIT, 9, body))
-            r.int32()
-            err = r.carray(lambda r: (r.cstring(), r.carray(
-                lambda r: (r.int32(), r.int16(), r.uvarint())), r.uvarint()))[0][1][0][1]
-            check(err == NONE, "commit: %d" % err)
+            owned_a, owned_b = two_members_reconciled(k, "cg8", "cg-restart")
+            check(commit_v9(k, "cg8", "a", 2, "cg-restart", 2, 42) == NONE, "commit")
+            before = describe_group(k, "cg8")
+            check(before[0] == NONE and before[2] == 2 and before[3] == 2, "before: %r"
+                  % (before,))
+            types = [r[0] for r in offsets_records(k, "cg8")]
+            check(all(t in types for t in (3, 4, 5, 6, 7, 8)), "record types written: %r"
+                  % types)
         b.kill()
         b.start()
         with KafkaRaw(b) as k:
             coordinator_ready(k, "cg8")
-            r = heartbeat(k, "cg8", "a", 1, owned=owned_of(a["assignment"]))
-            check(r["err"] == UNKNOWN_MEMBER_ID, "old membership after the restart: %r" % r)
-            r = join(k, "cg8", "a", ["cg-restart"])
-            check(r["err"] == NONE and count(r["assignment"]) == 6, "rejoin: %r" % r)
-            body = (carray([cstring("cg8") + cstring("a") + i32(r["epoch"]) +
-                            carray([cstring("cg-restart") + carray([i32(2)]) + TAGS_NONE]) +
-                            TAGS_NONE]) + i8(0) + TAGS_NONE)
-            f = Reader(k.call(OFFSET_FETCH, 9, body))
-            f.int32()
-            groups = f.carray(lambda r: (r.cstring(), r.carray(lambda r: (
-                r.cstring(), r.carray(lambda r: (r.int32(), r.int64(), r.int32(), r.cstring(),
-                                                 r.int16(), r.uvarint())), r.uvarint())),
-                r.int16(), r.uvarint()))
-            part = groups[0][1][0][1][0]
-            check(groups[0][2] == NONE and part[1] == 42, "offset after the restart: %r"
-                  % (groups,))
+            after = describe_group(k, "cg8")
+            comment("after the restart: %r" % (after,))
+            check(after[0] == NONE and after[1:5] == before[1:5], "group replayed: %r vs %r"
+                  % (after[:5], before[:5]))
+            check(after[5] == before[5], "members replayed: %r vs %r" % (after[5], before[5]))
+            ra = full_heartbeat(k, "cg8", "a", 2, "cg-restart", owned_a)
+            check(ra["err"] == NONE and ra["epoch"] == 2 and owned_of(ra["assignment"]) ==
+                  owned_a, "a goes on at epoch 2 with its partitions: %r" % ra)
+            rb = heartbeat(k, "cg8", "b", 2, owned=owned_b)
+            check(rb["err"] == NONE and rb["epoch"] == 2 and rb["assignment"] is None,
+                  "b goes on at epoch 2, nothing to change: %r" % rb)
+            check(heartbeat(k, "cg8", "b", 1, owned=owned_b)["err"] == FENCED_MEMBER_EPOCH,
+                  "an older epoch than the replayed one is fenced")
+            check(commit_v9(k, "cg8", "a", 1, "cg-restart", 2, 43) == STALE_MEMBER_EPOCH,
+                  "commit with an old epoch after the restart")
+            err, off = fetch_v9(k, "cg8", "a", 2, "cg-restart", 2)
+            check(err == NONE and off == 42, "offset after the restart: %d %d" % (err, off))
+            check(describe_group(k, "cg8")[2] == 2, "no new group epoch")
+            # a leaves: its tombstones follow in the log; b gets everything at epoch 3.
+            lv = heartbeat(k, "cg8", "a", -1)
+            check(lv["err"] == NONE, "leave: %r" % lv)
+            recs = offsets_records(k, "cg8")
+            tail = [(t, m, v is None) for t, m, v in recs[-4:]]
+            check(tail == [(8, "a", True), (7, "a", True), (5, "a", True), (3, None, False)],
+                  "tombstones of a, then the group epoch: %r" % tail)
+            rb = heartbeat(k, "cg8", "b", 2, owned=owned_b)
+            check(rb["epoch"] == 3 and count(rb["assignment"]) == 6, "b takes all: %r" % rb)
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cg8")
+            d = describe_group(k, "cg8")
+            check(sorted(d[5]) == ["b"] and d[5]["b"][0] == 3 and d[2] == 3,
+                  "after the second restart only b, at epoch 3: %r" % (d,))
+            check(heartbeat(k, "cg8", "a", 2, owned=owned_a)["err"] == UNKNOWN_MEMBER_ID,
+                  "the member that left is gone")
+            rb = heartbeat(k, "cg8", "b", 3, owned=owned_of(rb["assignment"]))
+            check(rb["err"] == NONE and rb["epoch"] == 3, "b goes on: %r" % rb)
+
+
+def delete_groups(k, groups):
+    """DeleteGroups v2 -> {group: error}."""
+    r = Reader(k.call(42, 2, carray([cstring(g) for g in groups]) + TAGS_NONE, flexible=True))
+    r.int32()
+    return dict(r.carray(lambda r: (r.cstring(), r.int16(), r.uvarint())[:2]))
+
+
+@test
+def test_raw_delete_group_writes_its_tombstones():
+    """DeleteGroups of a consumer group writes Kafka's createGroupTombstoneRecords (target
+    assignment epoch, subscription metadata, group epoch; the members' records were tombstoned
+    when they left) after its offsets' tombstones; after a restart the group is gone. Bad
+    input: deleting it while a member is in it is NON_EMPTY_GROUP."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-del", 6)
+            coordinator_ready(k, "cgd")
+            a = join(k, "cgd", "a", ["cg-del"])
+            check(a["err"] == NONE and a["epoch"] == 1, "join: %r" % a)
+            check(commit_v9(k, "cgd", "a", 1, "cg-del", 0, 5) == NONE, "commit")
+            check(delete_groups(k, ["cgd"]) == {"cgd": 68}, "delete with a member: NON_EMPTY_GROUP")
+            check(heartbeat(k, "cgd", "a", -1)["err"] == NONE, "leave")
+            check(delete_groups(k, ["cgd"]) == {"cgd": NONE}, "delete")
+            tail = [(t, m, v is None) for t, m, v in offsets_records(k, "cgd")[-6:]]
+            check(tail[-3:] == [(6, None, True), (4, None, True), (3, None, True)],
+                  "group tombstones at the end: %r" % tail)
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cgd")
+            d = describe_group(k, "cgd")
+            check(d[0] == GROUP_ID_NOT_FOUND, "deleted group after the restart: %r" % (d,))
+            check(heartbeat(k, "cgd", "a", 1)["err"] == UNKNOWN_MEMBER_ID, "its member is gone")
+
+
+@test
+def test_raw_compaction_removes_members_that_left():
+    """Sixty members join and leave a consumer group beside one that stays, with small
+    __consumer_offsets segments, a short cleaner interval and tombstones kept 0 ms: once
+    offset commits have rolled the segments, compaction leaves no record of the members that
+    left (their tombstones removed them, then went themselves), the partition stays small, and
+    after a restart the replayed group holds only the member that stayed, at its epoch."""
+    props = dict(PROPS)
+    props.update({"offsets.topic.num.partitions": 1, "offsets.topic.segment.bytes": 2048,
+                  "log.retention.check.interval.ms": 500,
+                  "log.cleaner.delete.retention.ms": 0})
+    with Broker(props) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-cmp", 6)
+            coordinator_ready(k, "cgc")
+            keep = join(k, "cgc", "keep", ["cg-cmp"])
+            check(keep["err"] == NONE, "join: %r" % keep)
+            owned = owned_of(keep["assignment"])
+            epoch = keep["epoch"]
+            for i in range(60):
+                m = join(k, "cgc", "m%d" % i, ["cg-cmp"])
+                check(m["err"] == NONE, "join m%d: %r" % (i, m))
+                r = heartbeat(k, "cgc", "keep", epoch, owned=owned)
+                check(r["err"] == NONE, "keep: %r" % r)
+                if r["assignment"] is not None:
+                    owned = owned_of(r["assignment"])
+                check(heartbeat(k, "cgc", "m%d" % i, -1)["err"] == NONE, "m%d leaves" % i)
+                r = heartbeat(k, "cgc", "keep", r["epoch"], owned=owned)
+                if r["assignment"] is not None:
+                    owned = owned_of(r["assignment"])
+                epoch = r["epoch"]
+            # Roll the segments holding the members' records with offset commits.
+            for n in range(60):
+                check(commit_v9(k, "cgc", "keep", epoch, "cg-cmp", 0, n) == NONE, "commit")
+            written = len(offsets_records(k, "cgc", nparts=1))
+            comment("%d consumer group records written" % written)
+
+            def left_gone():
+                recs = offsets_records(k, "cgc", nparts=1)
+                return not any(m and m.startswith("m") for _, m, _ in recs) and recs
+            recs = wait_until(left_gone, 30 * SLOW, interval=0.5,
+                              what="the records of the members that left compacted away")
+            comment("after compaction: %d records: %r" % (len(recs), [r[:2] for r in recs]))
+            check(len(recs) < written / 4, "compacted: %d of %d" % (len(recs), written))
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cgc")
+            d = describe_group(k, "cgc")
+            check(d[0] == NONE and sorted(d[5]) == ["keep"] and d[5]["keep"][0] == epoch,
+                  "replayed after compaction: %r" % (d,))
+            r = heartbeat(k, "cgc", "keep", epoch, owned=owned)
+            check(r["err"] == NONE and r["epoch"] == epoch, "keep goes on: %r" % r)
+
+
+def classic_join(k, group):
+    """JoinGroup v0 of a classic member (alone: the generation completes at once) -> (error,
+    member id)."""
+    body = (string(group) + i32(6000) + string("") + string("consumer") +
+            array([string("range") + nbytes(b"\x00\x00\x00\x00\x00\x00\x00\x00")]))
+    jr = Reader(k.call(JOIN_GROUP, 0, body, timeout=20))
+    err, _gen, _proto, _leader, member = (jr.int16(), jr.int32(), jr.string(), jr.string(),
+                                          jr.string())
+    return err, member
+
+
+@test
+def test_raw_group_changes_protocol_when_empty_and_stays_changed_after_restart():
+    """An empty classic group taken over by a consumer-protocol member leaves a tombstone of its
+    classic metadata, an empty consumer group taken back by a classic member leaves the
+    consumer group's tombstones (Kafka's maybeDeleteEmptyClassicGroup /
+    maybeDeleteEmptyConsumerGroup): after a restart neither comes back as the other type."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-conv", 6)
+            coordinator_ready(k, "cgv")
+            err, member = classic_join(k, "cgv")
+            check(err == NONE, "classic join: %d" % err)
+            lr = Reader(k.call(13, 0, string("cgv") + string(member)))
+            check(lr.int16() == NONE, "classic leave")
+            a = join(k, "cgv", "a", ["cg-conv"])
+            check(a["err"] == NONE and a["epoch"] == 1, "consumer join into the empty classic "
+                  "group: %r" % a)
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cgv")
+            d = describe_group(k, "cgv")
+            check(d[0] == NONE and sorted(d[5]) == ["a"], "a consumer group after the restart: %r"
+                  % (d,))
+            r = Reader(k.call(DESCRIBE_GROUPS, 0, array([string("cgv")])))
+            gs = r.array(lambda r: (r.int16(), r.string(), r.string()))
+            check(gs[0][2] == "Dead", "DescribeGroups: not a classic group: %r" % (gs,))
+            check(heartbeat(k, "cgv", "a", -1)["err"] == NONE, "leave")
+            err, member = classic_join(k, "cgv")
+            check(err == NONE, "classic join into the empty consumer group: %d" % err)
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "cgv")
+            d = describe_group(k, "cgv")
+            check(d[0] == GROUP_ID_NOT_FOUND, "the consumer group stays gone: %r" % (d,))
+
+
+def find_coordinator(k, group):
+    """FindCoordinator v0 -> (error, node id)."""
+    r = Reader(k.call(FIND_COORDINATOR, 0, string(group)))
+    err, node = r.int16(), r.int32()
+    return err, node
+
+
+@test
+def test_raw_group_follows_its_coordinator_to_another_node():
+    """Three nodes, __consumer_offsets replicated 3 ways: the coordinator of a consumer group
+    is SIGKILLed; the new leader of the group's __consumer_offsets partition replays the
+    group, and the members heartbeat there with their member id and epoch and keep their
+    assignment (no new group epoch)."""
+    from harness import Cluster
+    props = dict(PROPS)
+    props["offsets.topic.replication.factor"] = 3
+    with Cluster(3, props=props) as c:
+        with KafkaRaw(c.node(1)) as k:
+            ensure_topic(k, "cg-move", 6)
+            deadline = time.monotonic() + 30 * SLOW
+            while True:
+                err, coord = find_coordinator(k, "cgm")
+                if err == NONE or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            check(err == NONE, "FindCoordinator: %d" % err)
+        comment("coordinator of cgm: node %d" % coord)
+        with KafkaRaw(c.node(coord)) as k:
+            owned_a, owned_b = two_members_reconciled(k, "cgm", "cg-move")
+            before = describe_group(k, "cgm")
+        c.kill(coord)
+        other = [i for i in c.live_ids()][0]
+        deadline = time.monotonic() + 60 * SLOW
+        moved = None
+        while moved is None:
+            check(time.monotonic() < deadline, "the group found no new coordinator")
+            try:
+                with KafkaRaw(c.node(other)) as k:
+                    err, node = find_coordinator(k, "cgm")
+                if err == NONE and node != coord and node in c.live_ids():
+                    with KafkaRaw(c.node(node)) as k:
+                        ra = full_heartbeat(k, "cgm", "a", 2, "cg-move", owned_a)
+                        if ra["err"] in (14, 15, 16):  # loading / not available / not coordinator
+                            raise OSError("coordinator not ready: %d" % ra["err"])
+                        rb = heartbeat(k, "cgm", "b", 2, owned=owned_b)
+                        after = describe_group(k, "cgm")
+                        moved = node
+            except (OSError, ConnectionError):
+                time.sleep(0.2)
+        comment("new coordinator: node %d" % moved)
+        check(ra["err"] == NONE and ra["epoch"] == 2 and owned_of(ra["assignment"]) == owned_a,
+              "a goes on at the new coordinator: %r" % ra)
+        check(rb["err"] == NONE and rb["epoch"] == 2, "b goes on: %r" % rb)
+        check(after[:5] == before[:5] and after[5] == before[5],
+              "the same group at the new coordinator: %r vs %r" % (after, before))
+
+
+@test
+def test_cli_group_describe_consumer_group():
+    """gregor group describe on a consumer-protocol group (DescribeGroups says Dead; the CLI
+    asks ConsumerGroupDescribe raw): protocol, state, group and assignment epochs, assignor,
+    each member's id, client, epoch, subscription and assigned partitions, and the lag table
+    naming the owners. An unknown group still fails; a classic group says protocol classic."""
+    import subprocess
+    from harness import GREGOR_BIN
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "cg-cli", 6)
+            coordinator_ready(k, "cg9")
+            owned_a, owned_b = two_members_reconciled(k, "cg9", "cg-cli")
+            check(commit_v9(k, "cg9", "a", 2, "cg-cli", 1, 7) == NONE, "commit")
+            p = subprocess.run([GREGOR_BIN, "group", "describe", "cg9", "-b", b.bootstrap],
+                               capture_output=True, text=True, timeout=60 * SLOW)
+            comment(p.stdout)
+            check(p.returncode == 0, "describe: exit %d: %s" % (p.returncode, p.stderr))
+            lines = p.stdout.splitlines()
+            check(lines[0].startswith("Group cg9: protocol consumer, state Stable, 2 member(s)")
+                  and "group epoch 2, assignment epoch 2, assignor uniform" in lines[0],
+                  "header: %r" % lines[0])
+            members = {ln.split()[1]: ln for ln in lines if ln.startswith("  Member ")}
+            check(sorted(members) == ["a", "b"], "member lines: %r" % members)
+            for mid, owned in (("a", owned_a), ("b", owned_b)):
+                parts = ",".join(str(x) for x in sorted(next(iter(owned.values()))))
+                check("epoch=2 subscription=cg-cli assigned=cg-cli[%s] target=cg-cli[%s]"
+                      % (parts, parts) in members[mid] and "client=gregor-test" in members[mid],
+                      "member %s: %r" % (mid, members[mid]))
+            rows = {int(f[2]): f for f in (ln.split() for ln in lines if ln.startswith("cg9 "))}
+            check(sorted(rows) == list(range(6)), "a row per assigned partition: %r" % rows)
+            check(rows[1][3] == "7" and all(rows[q][3] == "-" for q in rows if q != 1),
+                  "committed offsets: %r" % rows)
+            parts_a = next(iter(owned_a.values()))
+            for q, f in rows.items():
+                check(f[6] == ("a" if q in parts_a else "b"), "owner of cg-cli/%d: %r" % (q, f))
+            p = subprocess.run([GREGOR_BIN, "group", "describe", "nosuchgroup", "-b",
+                                b.bootstrap], capture_output=True, text=True, timeout=60 * SLOW)
+            check(p.returncode != 0 and "does not exist" in p.stderr,
+                  "unknown group: exit %d %r" % (p.returncode, p.stderr))
 
 
 @test

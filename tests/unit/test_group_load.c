@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "group/consumer_group.h"
 #include "group/group_internal.h"
 #include "record/control_record.h"
 #include "record/record_builder.h"
@@ -189,6 +190,124 @@ TEST(test_shard_load_applies_transactional_commits_at_their_commit_marker)
     struct offset_entry *e2 = group_offset_find(g, "orders", 6, 2, false);
     CHECK(e2 == NULL || !e2->valid);
     shard_free_groups(&s);
+    log_close(log);
+}
+
+static void set_topics(struct cg_member *m, const char *topic)
+{
+    m->topics = calloc(1, sizeof(*m->topics));
+    m->topics[0] = strdup(topic);
+    m->ntopics = 1;
+}
+
+/* Appends r's records as one batch. */
+static int append_records(struct log *log, struct cg_records *r)
+{
+    int rc = r->err != 0 ? r->err : append_kvs(log, r->v, r->n);
+    if (rc == 0)
+        r->n = 0; /* append_kvs freed the pairs */
+    cg_records_free(r);
+    return rc;
+}
+
+/*
+ * A consumer group written as the heartbeat path writes it (Kafka's record types 3-8), then
+ * member m2 removed with its tombstones and a second group deleted with the group's: the
+ * replay restores epochs, subscriptions, the target and current assignments of m1 only, and
+ * drops the deleted group. Bad input: a member record of an unknown value version is skipped.
+ */
+TEST(test_shard_load_replays_consumer_groups)
+{
+    char *dir = tmpdir_make();
+    struct log *log = NULL;
+    struct shard w = {.index = 0}, s = {.index = 0};
+    CHECK_EQ_INT(log_open(dir, OFFSETS_TOPIC, 0, NULL, NULL, &log), 0);
+    static const uint8_t tid[16] = {7, 7, 7};
+    struct group *g = group_create(&w, KSTR_LIT("cg"));
+    CHECK(g != NULL && (g->cg = cg_create()) != NULL);
+    struct cgroup *cg = g->cg;
+    cg->group_epoch = cg->assignment_epoch = 5;
+    cg->topics = calloc(1, sizeof(*cg->topics));
+    cg->topics[0] = (struct cg_topic){strdup("t1"), {7, 7, 7}, 3};
+    cg->ntopics = 1;
+    struct cg_member *m1 = cg_member_new(g, KSTR_LIT("m1"));
+    struct cg_member *m2 = cg_member_new(g, KSTR_LIT("m2"));
+    set_topics(m1, "t1");
+    set_topics(m2, "t1");
+    gstr_set(&m1->instance_id, "i1", 2);
+    gstr_set(&m1->regex, "t.*", 3);
+    gstr_set(&m1->assignor, "range", 5);
+    m1->rebalance_timeout_ms = 1234;
+    m1->epoch = 5;
+    m1->previous_epoch = 4;
+    m1->state = CGM_UNREVOKED;
+    cg_tpset_add(&m1->assigned, tid, 0);
+    cg_tpset_add(&m1->assigned, tid, 1);
+    cg_tpset_add(&m1->revoking, tid, 2);
+    cg_tpset_add(&m1->target, tid, 0);
+    cg_tpset_add(&m1->target, tid, 1);
+    cg_tpset_add(&m2->target, tid, 2);
+    struct cg_records r = {0};
+    for (struct cg_member *m = cg->members; m; m = m->next)
+        cg_records_subscription(&r, g, m);
+    cg_records_partition_metadata(&r, g);
+    cg_records_epoch(&r, g);
+    for (struct cg_member *m = cg->members; m; m = m->next)
+        cg_records_target(&r, g, m);
+    cg_records_target_epoch(&r, g);
+    for (struct cg_member *m = cg->members; m; m = m->next)
+        cg_records_current(&r, g, m);
+    CHECK_EQ_INT(append_records(log, &r), 0);
+    /* m2 leaves: its tombstones and the bumped epoch. */
+    cg_records_member_tombstones(&r, g, &m2->id);
+    cg->group_epoch = 6;
+    cg_records_epoch(&r, g);
+    CHECK_EQ_INT(append_records(log, &r), 0);
+    /* A member record with value version 9: skipped. */
+    static const uint8_t bad_key[] = {0, 5, 0, 2, 'c', 'g', 0, 2, 'm', '1'};
+    static const uint8_t bad_value[] = {0, 9, 0xff};
+    struct offsets_kv kv = {malloc(sizeof(bad_key)), sizeof(bad_key), malloc(sizeof(bad_value)),
+                            sizeof(bad_value)};
+    memcpy(kv.key, bad_key, sizeof(bad_key));
+    memcpy(kv.value, bad_value, sizeof(bad_value));
+    cg_records_push(&r, &kv);
+    CHECK_EQ_INT(append_records(log, &r), 0);
+    /* A second group, deleted. */
+    struct group *d = group_create(&w, KSTR_LIT("gone"));
+    CHECK(d != NULL && (d->cg = cg_create()) != NULL);
+    struct cg_member *dm = cg_member_new(d, KSTR_LIT("x"));
+    set_topics(dm, "t1");
+    cg_records_subscription(&r, d, dm);
+    cg_records_epoch(&r, d);
+    cg_records_group_tombstones(&r, d);
+    CHECK_EQ_INT(append_records(log, &r), 0);
+
+    CHECK_EQ_INT(shard_load(&s, log), 0);
+    struct group *lg = group_find(&s, KSTR_LIT("cg"));
+    CHECK(lg != NULL && lg->cg != NULL);
+    CHECK(group_find(&s, KSTR_LIT("gone")) == NULL);
+    if (lg && lg->cg) {
+        struct cgroup *c = lg->cg;
+        CHECK_EQ_INT(c->group_epoch, 6);
+        CHECK_EQ_INT(c->assignment_epoch, 5);
+        CHECK_EQ_INT(c->nmembers, 1);
+        CHECK(c->ntopics == 1 && strcmp(c->topics[0].name, "t1") == 0 && c->topics[0].nparts == 3 &&
+              memcmp(c->topics[0].id, tid, 16) == 0);
+        struct cg_member *m = cg_find_member(c, KSTR_LIT("m1"));
+        CHECK(m != NULL && cg_find_member(c, KSTR_LIT("m2")) == NULL);
+        if (m) {
+            CHECK(m->epoch == 5 && m->previous_epoch == 4 && m->state == CGM_UNREVOKED);
+            CHECK(cg_tpset_eq(&m->assigned, &m1->assigned));
+            CHECK(cg_tpset_eq(&m->revoking, &m1->revoking));
+            CHECK(cg_tpset_eq(&m->target, &m1->target));
+            CHECK(m->ntopics == 1 && strcmp(m->topics[0], "t1") == 0);
+            CHECK(m->re_valid && strcmp(m->regex.p, "t.*") == 0);
+            CHECK(strcmp(m->instance_id.p, "i1") == 0 && strcmp(m->assignor.p, "range") == 0);
+            CHECK_EQ_INT(m->rebalance_timeout_ms, 1234);
+        }
+    }
+    shard_free_groups(&s);
+    shard_free_groups(&w);
     log_close(log);
 }
 

@@ -1,6 +1,7 @@
 /* __consumer_offsets records: Java String.hashCode partitioning and the key/value codecs,
  * through a real batch (builder + iterator) and back. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "group/offsets_log.h"
 #include "record/record_iter.h"
@@ -124,9 +125,34 @@ TEST(test_decode_rejects_garbage_and_ignores_other_types)
     CHECK(offsets_decode_record(short_key, 1, NULL, -1, &a, &r) != 0);
     uint8_t bad_commit[] = {0, 1, 0, 5, 'a'}; /* string length 5, 1 byte present */
     CHECK(offsets_decode_record(bad_commit, sizeof(bad_commit), NULL, -1, &a, &r) != 0);
-    uint8_t other[] = {0, 3, 0, 0};
+    uint8_t other[] = {0, 9, 0, 0}; /* a share group record */
     CHECK(offsets_decode_record(other, sizeof(other), NULL, -1, &a, &r) == 0);
     CHECK(r.kind == OFFSETS_RECORD_OTHER);
+    arena_free(&a);
+}
+
+TEST(test_decode_consumer_group_keys)
+{
+    struct arena a;
+    arena_init(&a, 0);
+    struct offsets_record r;
+    /* type 3 (ConsumerGroupMetadata): the group id only; a tombstone */
+    uint8_t epoch_key[] = {0, 3, 0, 2, 'g', '1'};
+    CHECK(offsets_decode_record(epoch_key, sizeof(epoch_key), NULL, -1, &a, &r) == 0);
+    CHECK(r.kind == OFFSETS_RECORD_CONSUMER && r.key_type == 3 && r.tombstone);
+    CHECK(r.group.len == 2 && memcmp(r.group.ptr, "g1", 2) == 0);
+    /* type 8 (ConsumerGroupCurrentMemberAssignment): group and member; value version 0 */
+    uint8_t cur_key[] = {0, 8, 0, 1, 'g', 0, 2, 'm', '1'};
+    uint8_t value[] = {0, 0, 0x11, 0x22};
+    CHECK(offsets_decode_record(cur_key, sizeof(cur_key), value, sizeof(value), &a, &r) == 0);
+    CHECK(r.kind == OFFSETS_RECORD_CONSUMER && r.key_type == 8 && !r.tombstone);
+    CHECK(r.member_id.len == 2 && memcmp(r.member_id.ptr, "m1", 2) == 0);
+    CHECK(r.value_version == 0 && r.value_len == 2 && r.value[0] == 0x11);
+    /* bad input: a type 5 key without its member id, a value shorter than its version */
+    uint8_t short_member[] = {0, 5, 0, 1, 'g'};
+    CHECK(offsets_decode_record(short_member, sizeof(short_member), NULL, -1, &a, &r) != 0);
+    uint8_t one_byte[] = {0};
+    CHECK(offsets_decode_record(cur_key, sizeof(cur_key), one_byte, 1, &a, &r) != 0);
     arena_free(&a);
 }
 
