@@ -567,6 +567,19 @@ static void produce_partition_denied(const struct kmsg_produce_request_partition
     pr->error_code = error;
 }
 
+/* Kafka's ReplicaManager: clients may not append to an internal topic (its records are the
+ * coordinators' state, replayed on load); only the client id "__admin_client" may (Kafka's
+ * AdminUtils.ADMIN_CLIENT_ID, its tools' escape hatch). */
+static bool produce_internal_refused(const struct broker_req *r, const char *topic)
+{
+    static const char admin[] = "__admin_client";
+    if (strcmp(topic, "__consumer_offsets") != 0 && strcmp(topic, "__transaction_state") != 0)
+        return false;
+    const struct kstr *id = &r->hdr.client_id;
+    return !(id->len == (int32_t)sizeof(admin) - 1 &&
+             memcmp(id->ptr, admin, sizeof(admin) - 1) == 0);
+}
+
 static int produce_all(struct produce_state *st, struct broker_req *r,
                        const struct kmsg_produce_request *req)
 {
@@ -592,6 +605,8 @@ static int produce_all(struct produce_state *st, struct broker_req *r,
         if (topic == NULL)
             return -ENOMEM;
         int16_t denied = broker_authorizer_on(r->b) ? produce_authorize(r, req, topic) : 0;
+        if (denied == 0 && produce_internal_refused(r, topic))
+            denied = KAFKA_ERR_INVALID_TOPIC_EXCEPTION;
         for (int32_t j = 0; j < np; j++) {
             struct kmsg_produce_response_partition_produce_response *pr =
                 &tr->partition_responses.v[j];

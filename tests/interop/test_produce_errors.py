@@ -6,7 +6,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Broker, KafkaRaw, check, i32, run_tests, test)  # noqa: E402
+from harness import (Broker, KafkaRaw, Reader, check, i8, i32, poll, run_tests,  # noqa: E402
+                     string, test)
 from kafka_records import (EARLIEST, LATEST, ensure_topic, fetch, fetch_all,  # noqa: E402
                            fix_crc, list_offset, parse_batches, produce, record_batch)
 
@@ -15,7 +16,9 @@ OFFSET_OUT_OF_RANGE = 1
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
+INVALID_TOPIC_EXCEPTION = 17
 INVALID_RECORD = 87
+FIND_COORDINATOR = 10
 
 
 def fetched_records(c, topic, partition, offset=0):
@@ -189,6 +192,44 @@ def test_missing_partition_and_topic():
         md = c.metadata(4, topics=["nosuch"], allow_auto_create=True)
         check([(t["name"], t["error_code"]) for t in md["topics"]] ==
               [("nosuch", UNKNOWN_TOPIC_OR_PARTITION)], "metadata %r" % md["topics"])
+
+
+@test
+def test_clients_cannot_append_to_internal_topics():
+    """Kafka's ReplicaManager: Produce to __consumer_offsets or __transaction_state from an
+    ordinary client id answers 17 INVALID_TOPIC_EXCEPTION and appends nothing (a client could
+    otherwise plant records the coordinators replay); Kafka's tools' client id
+    "__admin_client" may. Tried: a batch of garbage-valued records into __consumer_offsets-0."""
+    with Broker({"offsets.topic.num.partitions": 1, "offsets.topic.replication.factor": 1}) as b, \
+            KafkaRaw(b) as c:
+        def coordinator_ready():
+            r = Reader(c.call(FIND_COORDINATOR, 1, string("g") + i8(0)))
+            r.int32()
+            return (True,) if r.int16() == NONE else None
+        poll(coordinator_ready, 10, "__consumer_offsets created")
+        before = list_offset(c, "__consumer_offsets", 0)["offset"]
+        bad = record_batch([(b"\x00\x05garbage", b"\xff" * 16)])
+        for topic in ("__consumer_offsets", "__transaction_state"):
+            r = produce(c, topic, 0, bad)
+            check(r["error_code"] == INVALID_TOPIC_EXCEPTION, "produce to %s: error %d"
+                  % (topic, r["error_code"]))
+        after = list_offset(c, "__consumer_offsets", 0)["offset"]
+        check(after == before, "__consumer_offsets-0 end moved %d -> %d" % (before, after))
+        ensure_topic(c, "plain", 1)
+        check(produce(c, "plain", 0, bad)["error_code"] == NONE, "the connection still serves")
+        with KafkaRaw(b, client_id="__admin_client") as admin:
+            r = produce(admin, "__consumer_offsets", 0, bad)
+            check(r["error_code"] == NONE, "__admin_client produce: error %d" % r["error_code"])
+        # The admin's malformed record (a ConsumerGroupMemberMetadata key version with a
+        # garbage body) is replayed when the shard loads again: skipped, never a crash.
+        b.restart()
+        with KafkaRaw(b) as c2:
+            poll(lambda: (True,) if Reader(c2.call(FIND_COORDINATOR, 1, string("g") + i8(0)))
+                 .take(6)[4:] == b"\x00\x00" else None, 10,
+                 "the coordinator loads past the malformed record")
+            end = list_offset(c2, "__consumer_offsets", 0)["offset"]
+            check(end == after + 1, "the admin's record is kept: end %d, before it %d"
+                  % (end, after))
 
 
 @test
