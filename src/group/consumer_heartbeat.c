@@ -453,6 +453,7 @@ static int cg_refresh_topics(struct group *g)
     for (int32_t i = 0; same && i < u; i++)
         same = strcmp(t[i].name, cg->topics[i].name) == 0 && t[i].nparts == cg->topics[i].nparts &&
                memcmp(t[i].id, cg->topics[i].id, 16) == 0;
+
     if (same) {
         cg_topics_free(t, u);
         return subs_changed;
@@ -805,7 +806,11 @@ static int hb_update_member(struct group_call *c, struct cg_member *m)
             return rc;
         changed |= rc;
     }
-    if (req->subscribed_topic_regex.len >= 0 && !gstr_eq(&m->regex, req->subscribed_topic_regex)) {
+    /* An empty regex and none are the same subscription (the record stores "" as null, so a
+     * replayed member has none where the client keeps sending ""). */
+    bool no_regex_either = m->regex.len <= 0 && req->subscribed_topic_regex.len == 0;
+    if (req->subscribed_topic_regex.len >= 0 && !no_regex_either &&
+        !gstr_eq(&m->regex, req->subscribed_topic_regex)) {
         if (m->re_valid)
             regfree(&m->re);
         m->re_valid = false;
@@ -983,8 +988,12 @@ void group_handle_consumer_heartbeat(struct shard *s, struct group_call *c)
         for (struct cg_member *o = cg->members; o; o = o->next)
             cg_records_target(&r, g, o);
         cg_records_target_epoch(&r, g);
-        logger_info("group", "consumer group %s: epoch %d, new target assignment (%s)", g->id.p,
-                    cg->group_epoch, cg->assignor);
+        logger_info("group", "consumer group %s: epoch %d, new target assignment (%s; %s)", g->id.p,
+                    cg->group_epoch, cg->assignor,
+                    created     ? "a member joined"
+                    : changed   ? "a subscription changed"
+                    : refreshed ? "subscribed topics changed"
+                                : "a member left");
     } else if (replaced) {
         cg_records_target(&r, g, m);
     }
