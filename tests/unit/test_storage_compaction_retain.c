@@ -1,0 +1,330 @@
+/*
+ * Compaction keeps the batch of an active producer's last data offset (Kafka's LogCleaner
+ * RETAIN_EMPTY): when all its records are shadowed by another producer's later keys, the batch
+ * stays as an empty batch (header only, record count 0, valid CRC-32C), so a producer state
+ * rebuilt from the log without .snapshot files still knows the producer's epoch and last
+ * sequence. Tried: a producer whose every record is shadowed (must keep an empty batch, only
+ * its last one), a producer no longer in the state (must lose everything), a reload without
+ * snapshots (duplicate, out-of-order and fenced checks must answer as before compaction), the
+ * empty batch when its producer left the state (must go), an aborted transaction's last batch
+ * of an active producer (kept empty), and offsets (must not move).
+ */
+#include <dirent.h>
+#include <unistd.h>
+
+#include "record/control_record.h"
+#include "storage/compactor.h"
+#include "storage/log.h"
+#include "storage/producer_state.h"
+#include "storage/txn_index.h"
+#include "test.h"
+#include "test_storage_util.h"
+
+#define NOW 1700000000000LL
+#define EXPIRATION (7LL * 24 * 3600 * 1000)
+
+static struct log *open_small(const char *dir)
+{
+    struct log_config cfg = log_config_defaults();
+    cfg.segment_bytes = 1024; /* many small segments */
+    cfg.compact = true;
+    cfg.delete_retention_ms = 1000;
+    struct log *log = NULL;
+    return log_open(dir, "compacted", 0, &cfg, NULL, &log) == 0 ? log : NULL;
+}
+
+/* The hook the broker's partition installs, over a test-owned state (NULL: no producers). */
+static int hook(void *arg, struct log_active_producer **out, size_t *n)
+{
+    struct producer_state *ps = *(struct producer_state **)arg;
+    size_t count = ps ? producer_state_count(ps) : 0;
+    *out = count ? malloc(count * sizeof(**out)) : NULL;
+    *n = count ? producer_state_active(ps, *out, count) : 0;
+    return 0;
+}
+
+/*
+ * Appends one batch of keys [k_from, k_to] from producer pid (epoch, base sequence seq; pid < 0:
+ * none), records it in ps (may be NULL) as the broker does, returns its base offset.
+ */
+static int64_t append_keys(struct log *log, struct producer_state *ps, int64_t pid, int16_t epoch,
+                           int32_t seq, int k_from, int k_to, bool txn)
+{
+    struct record_builder b;
+    record_builder_init(&b, 0);
+    if (pid >= 0) {
+        b.producer_id = pid;
+        b.producer_epoch = epoch;
+        b.base_sequence = seq;
+        b.attributes = txn ? RECORD_ATTR_TRANSACTIONAL : 0;
+    }
+    for (int k = k_from; k <= k_to; k++) {
+        char key[16], val[32];
+        int kl = snprintf(key, sizeof(key), "k%d", k);
+        int vl = snprintf(val, sizeof(val), "p%lld-value-%d", (long long)pid, k);
+        record_builder_add(&b, NOW, key, kl, val, vl, NULL, 0);
+    }
+    uint8_t *buf;
+    size_t len;
+    if (record_builder_finish(&b, &buf, &len) != 0)
+        return -1;
+    record_builder_release(&b);
+    struct log_append_info info;
+    int rc = log_append(log, buf, len, 0, NOW, false, &info);
+    struct record_batch_header h;
+    record_batch_header_parse(buf, len, &h);
+    h.base_offset = info.first_offset;
+    free(buf);
+    if (rc < 0)
+        return rc;
+    if (ps != NULL && pid >= 0 && producer_state_update(ps, &h, NOW) != 0)
+        return -1;
+    return info.first_offset;
+}
+
+/* An ABORT marker, recorded in ps and (as the broker does) in the transaction index ti. */
+static int64_t append_abort(struct log *log, struct producer_state *ps, struct txn_index *ti,
+                            int64_t pid, int16_t epoch)
+{
+    struct control_marker m = {.type = CONTROL_TYPE_ABORT, .coordinator_epoch = 0};
+    uint8_t *buf;
+    size_t len;
+    if (control_marker_build(pid, epoch, &m, NOW, &buf, &len) != 0)
+        return -1;
+    struct log_append_info info;
+    int rc = log_append(log, buf, len, 0, NOW, false, &info);
+    struct record_batch_header h;
+    record_batch_header_parse(buf, len, &h);
+    h.base_offset = info.first_offset;
+    free(buf);
+    struct aborted_txn a;
+    if (rc < 0 || producer_state_apply_marker(ps, &h, &m, NOW, &a) != 1 ||
+        txn_index_append(ti, info.segment_base, &a) != 0)
+        return -1;
+    return info.first_offset;
+}
+
+static void fill(struct log *log, int n)
+{
+    for (int i = 0; i < n; i++)
+        append_keys(log, NULL, -1, 0, 0, 99, 99, false);
+}
+
+/* What one producer has in the log: its batches, and the last one's header and bytes. */
+struct found {
+    int batches, records, bad;
+    struct record_batch_header last;
+    size_t last_size;
+    bool last_valid;   /* passes record_batch_validate (CRC, counts) */
+    int64_t prev_last; /* offsets across the whole log strictly increase */
+    int non_monotonic;
+};
+
+static void find_producer(struct log *log, int64_t pid, struct found *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->prev_last = -1;
+    int64_t off = log_start_offset(log);
+    while (off < log_end_offset(log)) {
+        struct log_read_result res;
+        if (log_read(log, off, 1 << 20, INT64_MAX, true, &res) != 0 || res.range.length == 0) {
+            if (res.range.length == 0)
+                log_read_release(&res);
+            f->bad++;
+            return;
+        }
+        uint8_t *buf = malloc((size_t)res.range.length);
+        f->bad += pread(res.range.fd, buf, (size_t)res.range.length, res.range.position) !=
+                  res.range.length;
+        size_t at = 0;
+        while (at + RECORD_BATCH_HEADER_SIZE <= (size_t)res.range.length) {
+            struct record_batch_header h;
+            if (record_batch_header_parse(buf + at, (size_t)res.range.length - at, &h) != 0) {
+                f->bad++;
+                break;
+            }
+            size_t size = record_batch_size(&h);
+            if (h.base_offset >= off) {
+                f->non_monotonic += h.base_offset <= f->prev_last;
+                f->prev_last = record_batch_last_offset(&h);
+                if (h.producer_id == pid) {
+                    f->batches++;
+                    f->records += h.record_count;
+                    f->last = h;
+                    f->last_size = size;
+                    f->last_valid =
+                        at + size <= (size_t)res.range.length &&
+                        record_batch_validate(buf + at, size, RECORD_VALIDATE_STORED, 0, NULL) == 0;
+                }
+            }
+            at += size;
+        }
+        off = res.next_offset > off ? res.next_offset : log_end_offset(log);
+        free(buf);
+        log_read_release(&res);
+    }
+}
+
+static int compact(struct log *log)
+{
+    log_set_high_watermark(log, log_end_offset(log));
+    struct log_compact_stats st;
+    return log_compact(log, NOW, true, &st);
+}
+
+static void remove_snapshots(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[4096];
+    while (d && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n > 9 && strcmp(e->d_name + n - 9, ".snapshot") == 0) {
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
+/* A batch header of pid/epoch with sequences [seq, seq + n). */
+static struct record_batch_header probe(int64_t pid, int16_t epoch, int32_t seq, int32_t n)
+{
+    return (struct record_batch_header){.producer_id = pid,
+                                        .producer_epoch = epoch,
+                                        .base_sequence = seq,
+                                        .last_offset_delta = n - 1,
+                                        .record_count = n,
+                                        .magic = 2};
+}
+
+static int check(const struct producer_state *ps, int64_t pid, int16_t epoch, int32_t seq,
+                 int32_t n)
+{
+    struct record_batch_header h = probe(pid, epoch, seq, n);
+    struct producer_batch dup;
+    return producer_state_check(ps, &h, &dup);
+}
+
+TEST(test_cleaner_keeps_last_batch_of_active_producer_empty_and_reload_knows_it)
+{
+    char *dir = tmpdir_make();
+    struct log *log = open_small(dir);
+    CHECK(log != NULL);
+    struct producer_state *ps = producer_state_new(EXPIRATION);
+    log_set_active_producers_hook(log, hook, &ps);
+    CHECK(append_keys(log, ps, 7, 3, 0, 0, 2, false) >= 0);     /* seq 0..2 */
+    int64_t last7 = append_keys(log, ps, 7, 3, 3, 3, 4, false); /* seq 3..4: its last */
+    CHECK(last7 >= 0);
+    CHECK(append_keys(log, NULL, 9, 0, 0, 5, 5, false) >= 0); /* pid 9: not in the state */
+    CHECK(append_keys(log, ps, 8, 0, 0, 0, 5, false) >= 0);   /* shadows all of 7 and 9 */
+    fill(log, 30);
+    int64_t end = log_end_offset(log);
+    /* What the live state answers, before compaction. */
+    CHECK_EQ_INT(check(ps, 7, 3, 3, 2), PRODUCER_CHECK_DUPLICATE);
+    CHECK_EQ_INT(check(ps, 7, 3, 6, 1), PRODUCER_CHECK_OUT_OF_ORDER);
+    CHECK_EQ_INT(check(ps, 7, 3, 5, 1), PRODUCER_CHECK_APPEND);
+    CHECK_EQ_INT(check(ps, 7, 2, 5, 1), PRODUCER_CHECK_FENCED);
+    CHECK_EQ_INT(compact(log), 0);
+
+    struct found f;
+    find_producer(log, 7, &f);
+    CHECK_EQ_INT(f.bad, 0);
+    CHECK_EQ_INT(f.non_monotonic, 0);
+    CHECK_EQ_INT(f.batches, 1); /* only the last batch, empty */
+    CHECK_EQ_INT(f.records, 0);
+    CHECK_EQ_INT(f.last.base_offset, last7);
+    CHECK_EQ_INT(f.last.last_offset_delta, 1);
+    CHECK_EQ_INT(f.last.base_sequence, 3);
+    CHECK_EQ_INT(f.last.producer_epoch, 3);
+    CHECK_EQ_INT(f.last.base_timestamp, -1);
+    CHECK_EQ_INT(f.last.max_timestamp, NOW);
+    CHECK_EQ_INT(f.last_size, RECORD_BATCH_HEADER_SIZE);
+    CHECK(f.last_valid);
+    find_producer(log, 9, &f);
+    CHECK_EQ_INT(f.batches, 0); /* not active: nothing kept */
+    find_producer(log, 8, &f);
+    CHECK_EQ_INT(f.records, 6);
+    CHECK_EQ_INT(log_end_offset(log), end);
+
+    /* A second pass keeps the empty batch as it is. */
+    CHECK_EQ_INT(compact(log), 0);
+    find_producer(log, 7, &f);
+    CHECK_EQ_INT(f.batches, 1);
+    CHECK(f.last_valid);
+
+    /* Rebuilt from the log alone: the producer's epoch and last sequence come back. */
+    CHECK_EQ_INT(producer_state_snapshot(ps, dir, log_end_offset(log), true), 0);
+    log_set_active_producers_hook(log, NULL, NULL);
+    log_close(log);
+    remove_snapshots(dir);
+    log = open_small(dir);
+    CHECK(log != NULL);
+    CHECK_EQ_INT(log_end_offset(log), end);
+    struct producer_state *reloaded = NULL;
+    int64_t snap = 0;
+    CHECK_EQ_INT(producer_state_load(log, NULL, EXPIRATION, NOW, &reloaded, &snap), 0);
+    CHECK_EQ_INT(snap, -1);
+    CHECK_EQ_INT(check(reloaded, 7, 3, 3, 2), PRODUCER_CHECK_DUPLICATE);
+    CHECK_EQ_INT(check(reloaded, 7, 3, 6, 1), PRODUCER_CHECK_OUT_OF_ORDER);
+    CHECK_EQ_INT(check(reloaded, 7, 3, 5, 1), PRODUCER_CHECK_APPEND);
+    CHECK_EQ_INT(check(reloaded, 7, 2, 5, 1), PRODUCER_CHECK_FENCED);
+    CHECK_EQ_INT(check(reloaded, 8, 0, 0, 6), PRODUCER_CHECK_DUPLICATE);
+
+    /* Producer 7 leaves the state (expired): the next pass removes its empty batch. */
+    producer_state_free(ps);
+    ps = producer_state_new(EXPIRATION);
+    log_set_active_producers_hook(log, hook, &ps);
+    CHECK_EQ_INT(compact(log), 0);
+    find_producer(log, 7, &f);
+    CHECK_EQ_INT(f.bad, 0);
+    CHECK_EQ_INT(f.batches, 0);
+    CHECK_EQ_INT(f.non_monotonic, 0);
+    CHECK_EQ_INT(log_end_offset(log), end);
+    log_set_active_producers_hook(log, NULL, NULL);
+    log_close(log);
+    producer_state_free(ps);
+    producer_state_free(reloaded);
+}
+
+TEST(test_cleaner_keeps_aborted_last_batch_of_active_producer_empty)
+{
+    char *dir = tmpdir_make();
+    struct log *log = open_small(dir);
+    CHECK(log != NULL);
+    struct producer_state *ps = producer_state_new(EXPIRATION);
+    log_set_active_producers_hook(log, hook, &ps);
+    struct txn_index *ti;
+    CHECK_EQ_INT(txn_index_open(log_dir_path(log), &ti), 0);
+    log_set_txn_index(log, ti);
+    int64_t data = append_keys(log, ps, 11, 2, 0, 0, 1, true); /* transactional seq 0..1 */
+    CHECK(data >= 0);
+    CHECK(append_abort(log, ps, ti, 11, 2) > data);
+    fill(log, 30);
+    CHECK_EQ_INT(compact(log), 0);
+    struct found f;
+    find_producer(log, 11, &f);
+    CHECK_EQ_INT(f.bad, 0);
+    CHECK_EQ_INT(f.non_monotonic, 0);
+    /* The aborted records are gone, the batch stays empty; its marker is still there. */
+    CHECK_EQ_INT(f.batches, 2);
+    CHECK_EQ_INT(f.records, 1); /* the marker's record */
+    log_set_active_producers_hook(log, NULL, NULL);
+    log_set_txn_index(log, NULL);
+    txn_index_close(ti);
+    log_close(log);
+    producer_state_free(ps);
+    remove_snapshots(dir);
+    log = open_small(dir);
+    CHECK(log != NULL);
+    struct producer_state *reloaded = NULL;
+    CHECK_EQ_INT(producer_state_load(log, NULL, EXPIRATION, NOW, &reloaded, NULL), 0);
+    CHECK_EQ_INT(check(reloaded, 11, 2, 0, 2), PRODUCER_CHECK_DUPLICATE);
+    CHECK_EQ_INT(check(reloaded, 11, 1, 2, 1), PRODUCER_CHECK_FENCED);
+    CHECK_EQ_INT(producer_state_first_open_offset(reloaded), -1);
+    producer_state_free(reloaded);
+    log_close(log);
+}
+
+TEST_MAIN
