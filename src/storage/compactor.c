@@ -378,6 +378,12 @@ static int rewrite_marker(struct rewrite *w, const uint8_t *batch, size_t size,
     bool discardable = cleaned_txns_on_marker(&w->txns, h, marker_type(batch, size, h), &keep);
     if (keep.last_offset >= 0 && rewrite_keep_entry(w, keep.last_offset) != 0)
         return -ENOMEM;
+    if (h->record_count == 0) { /* a marker emptied by an earlier pass: kept as it is, or gone */
+        if (rewrite_retain_empty(w, h))
+            return rewrite_emit(w, batch, size);
+        w->changed = true;
+        return 0;
+    }
     bool has_horizon = h->attributes & RECORD_ATTR_DELETE_HORIZON;
     if (discardable && has_horizon && h->base_timestamp <= w->now_ms) {
         w->removed += h->record_count;

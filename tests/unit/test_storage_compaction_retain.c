@@ -83,10 +83,12 @@ static int64_t append_keys(struct log *log, struct producer_state *ps, int64_t p
 }
 
 /* An ABORT marker, recorded in ps and (as the broker does) in the transaction index ti. */
-static int64_t append_abort(struct log *log, struct producer_state *ps, struct txn_index *ti,
-                            int64_t pid, int16_t epoch)
+/* A marker of type, recorded in ps and, for an abort that ended a transaction, in the
+ * transaction index ti (as the broker does). */
+static int64_t append_marker(struct log *log, struct producer_state *ps, struct txn_index *ti,
+                             int64_t pid, int16_t epoch, int16_t type)
 {
-    struct control_marker m = {.type = CONTROL_TYPE_ABORT, .coordinator_epoch = 0};
+    struct control_marker m = {.type = type, .coordinator_epoch = 0};
     uint8_t *buf;
     size_t len;
     if (control_marker_build(pid, epoch, &m, NOW, &buf, &len) != 0)
@@ -98,8 +100,9 @@ static int64_t append_abort(struct log *log, struct producer_state *ps, struct t
     h.base_offset = info.first_offset;
     free(buf);
     struct aborted_txn a;
-    if (rc < 0 || producer_state_apply_marker(ps, &h, &m, NOW, &a) != 1 ||
-        txn_index_append(ti, info.segment_base, &a) != 0)
+    if (rc < 0 || (rc = producer_state_apply_marker(ps, &h, &m, NOW, &a)) < 0)
+        return -1;
+    if (rc == 1 && txn_index_append(ti, info.segment_base, &a) != 0)
         return -1;
     return info.first_offset;
 }
@@ -165,11 +168,18 @@ static void find_producer(struct log *log, int64_t pid, struct found *f)
     }
 }
 
-static int compact(struct log *log)
+/* One forced pass at now; returns the segments it rewrote, or the error. */
+static int compact_at(struct log *log, int64_t now)
 {
     log_set_high_watermark(log, log_end_offset(log));
     struct log_compact_stats st;
-    return log_compact(log, NOW, true, &st);
+    int rc = log_compact(log, now, true, &st);
+    return rc < 0 ? rc : st.segments_cleaned;
+}
+
+static int compact(struct log *log)
+{
+    return compact_at(log, NOW) < 0 ? -1 : 0;
 }
 
 static void remove_snapshots(const char *dir)
@@ -300,7 +310,7 @@ TEST(test_cleaner_keeps_aborted_last_batch_of_active_producer_empty)
     log_set_txn_index(log, ti);
     int64_t data = append_keys(log, ps, 11, 2, 0, 0, 1, true); /* transactional seq 0..1 */
     CHECK(data >= 0);
-    CHECK(append_abort(log, ps, ti, 11, 2) > data);
+    CHECK(append_marker(log, ps, ti, 11, 2, CONTROL_TYPE_ABORT) > data);
     fill(log, 30);
     CHECK_EQ_INT(compact(log), 0);
     struct found f;
@@ -324,6 +334,55 @@ TEST(test_cleaner_keeps_aborted_last_batch_of_active_producer_empty)
     CHECK_EQ_INT(check(reloaded, 11, 1, 2, 1), PRODUCER_CHECK_FENCED);
     CHECK_EQ_INT(producer_state_first_open_offset(reloaded), -1);
     producer_state_free(reloaded);
+    log_close(log);
+}
+
+TEST(test_cleaner_keeps_marker_of_active_producer_without_data_empty)
+{
+    char *dir = tmpdir_make();
+    struct log *log = open_small(dir);
+    CHECK(log != NULL);
+    struct producer_state *ps = producer_state_new(EXPIRATION);
+    log_set_active_producers_hook(log, hook, &ps);
+    struct txn_index *ti;
+    CHECK_EQ_INT(txn_index_open(log_dir_path(log), &ti), 0);
+    log_set_txn_index(log, ti);
+    /* Producer 12 commits k0 at epoch 0; a marker at epoch 1 (a fence, nothing open) leaves it
+     * with no data batch at its epoch: only that marker holds its epoch now. */
+    CHECK(append_keys(log, ps, 12, 0, 0, 0, 0, true) >= 0);
+    CHECK(append_marker(log, ps, ti, 12, 0, CONTROL_TYPE_COMMIT) >= 0);
+    int64_t fence = append_marker(log, ps, ti, 12, 1, CONTROL_TYPE_ABORT);
+    CHECK(fence >= 0);
+    CHECK(append_keys(log, NULL, -1, 0, 0, 0, 0, false) >= 0); /* shadows k0 */
+    fill(log, 30);
+    int64_t end = log_end_offset(log);
+    /* Pass by pass: stamps, then the horizon passes; the fence marker stays as an empty
+     * control batch, the commit marker goes. */
+    for (int i = 0; i < 4; i++)
+        CHECK(compact_at(log, NOW + i * 1000) >= 0);
+    struct found f;
+    find_producer(log, 12, &f);
+    CHECK_EQ_INT(f.bad, 0);
+    CHECK_EQ_INT(f.non_monotonic, 0);
+    CHECK_EQ_INT(f.batches, 1);
+    CHECK_EQ_INT(f.records, 0);
+    CHECK_EQ_INT(f.last.base_offset, fence);
+    CHECK_EQ_INT(f.last.producer_epoch, 1);
+    CHECK(f.last.attributes & RECORD_ATTR_CONTROL);
+    CHECK(!(f.last.attributes & RECORD_ATTR_DELETE_HORIZON));
+    CHECK(f.last_valid);
+    /* Stable: a later pass leaves it alone (no rewrite back and forth). */
+    CHECK_EQ_INT(compact_at(log, NOW + 10000), 0);
+    CHECK_EQ_INT(log_end_offset(log), end);
+    /* The producer leaves the state: the empty marker goes. */
+    producer_state_free(ps);
+    ps = NULL;
+    CHECK_EQ_INT(compact_at(log, NOW + 11000), 1);
+    find_producer(log, 12, &f);
+    CHECK_EQ_INT(f.batches, 0);
+    log_set_active_producers_hook(log, NULL, NULL);
+    log_set_txn_index(log, NULL);
+    txn_index_close(ti);
     log_close(log);
 }
 
