@@ -7,7 +7,9 @@
  * its last one), a producer no longer in the state (must lose everything), a reload without
  * snapshots (duplicate, out-of-order and fenced checks must answer as before compaction), the
  * empty batch when its producer left the state (must go), an aborted transaction's last batch
- * of an active producer (kept empty), and offsets (must not move).
+ * of an active producer (kept empty), a fence marker of a producer with no data at its epoch
+ * (kept empty, then left alone by later passes), a follower replicating the empty batch and
+ * rebuilding its indexes and producer state from it, and offsets (must not move).
  */
 #include <dirent.h>
 #include <unistd.h>
@@ -182,20 +184,48 @@ static int compact(struct log *log)
     return compact_at(log, NOW) < 0 ? -1 : 0;
 }
 
-static void remove_snapshots(const char *dir)
+/* Removes dir's files whose names end with suffix. */
+static void remove_files(const char *dir, const char *suffix)
 {
+    size_t sl = strlen(suffix);
     DIR *d = opendir(dir);
     struct dirent *e;
     char path[4096];
     while (d && (e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name);
-        if (n > 9 && strcmp(e->d_name + n - 9, ".snapshot") == 0) {
+        if (n > sl && strcmp(e->d_name + n - sl, suffix) == 0) {
             snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
             unlink(path);
         }
     }
     if (d)
         closedir(d);
+}
+
+/* Replicates src into dst as a follower does (log_append_replica of the bytes read). */
+static int copy_as_follower(struct log *src, struct log *dst)
+{
+    int64_t off = log_start_offset(src);
+    while (off < log_end_offset(src)) {
+        struct log_read_result res;
+        if (log_read(src, off, 1 << 20, INT64_MAX, true, &res) != 0 || res.range.length == 0) {
+            if (res.range.length == 0)
+                log_read_release(&res);
+            return -1;
+        }
+        uint8_t *buf = malloc((size_t)res.range.length);
+        struct log_append_info info;
+        int rc = pread(res.range.fd, buf, (size_t)res.range.length, res.range.position) ==
+                         res.range.length
+                     ? log_append_replica(dst, buf, (size_t)res.range.length, &info)
+                     : -1;
+        off = res.next_offset > off ? res.next_offset : log_end_offset(src);
+        free(buf);
+        log_read_release(&res);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 /* A batch header of pid/epoch with sequences [seq, seq + n). */
@@ -268,7 +298,7 @@ TEST(test_cleaner_keeps_last_batch_of_active_producer_empty_and_reload_knows_it)
     CHECK_EQ_INT(producer_state_snapshot(ps, dir, log_end_offset(log), true), 0);
     log_set_active_producers_hook(log, NULL, NULL);
     log_close(log);
-    remove_snapshots(dir);
+    remove_files(dir, ".snapshot");
     log = open_small(dir);
     CHECK(log != NULL);
     CHECK_EQ_INT(log_end_offset(log), end);
@@ -281,6 +311,29 @@ TEST(test_cleaner_keeps_last_batch_of_active_producer_empty_and_reload_knows_it)
     CHECK_EQ_INT(check(reloaded, 7, 3, 5, 1), PRODUCER_CHECK_APPEND);
     CHECK_EQ_INT(check(reloaded, 7, 2, 5, 1), PRODUCER_CHECK_FENCED);
     CHECK_EQ_INT(check(reloaded, 8, 0, 0, 6), PRODUCER_CHECK_DUPLICATE);
+
+    /* A follower takes the empty batch as it is and rebuilds the same state from it. */
+    char *fdir = tmpdir_make();
+    struct log *follower = open_small(fdir);
+    CHECK(follower != NULL);
+    CHECK_EQ_INT(copy_as_follower(log, follower), 0);
+    CHECK_EQ_INT(log_end_offset(follower), end);
+    find_producer(follower, 7, &f);
+    CHECK_EQ_INT(f.batches, 1);
+    CHECK_EQ_INT(f.records, 0);
+    CHECK(f.last_valid);
+    log_close(follower);
+    remove_files(fdir, ".index"); /* rebuilt on open: the rebuild reads the empty batch */
+    remove_files(fdir, ".timeindex");
+    follower = open_small(fdir);
+    CHECK(follower != NULL);
+    CHECK_EQ_INT(log_end_offset(follower), end);
+    struct producer_state *fps = NULL;
+    CHECK_EQ_INT(producer_state_load(follower, NULL, EXPIRATION, NOW, &fps, NULL), 0);
+    CHECK_EQ_INT(check(fps, 7, 3, 3, 2), PRODUCER_CHECK_DUPLICATE);
+    CHECK_EQ_INT(check(fps, 7, 3, 6, 1), PRODUCER_CHECK_OUT_OF_ORDER);
+    producer_state_free(fps);
+    log_close(follower);
 
     /* Producer 7 leaves the state (expired): the next pass removes its empty batch. */
     producer_state_free(ps);
@@ -325,7 +378,7 @@ TEST(test_cleaner_keeps_aborted_last_batch_of_active_producer_empty)
     txn_index_close(ti);
     log_close(log);
     producer_state_free(ps);
-    remove_snapshots(dir);
+    remove_files(dir, ".snapshot");
     log = open_small(dir);
     CHECK(log != NULL);
     struct producer_state *reloaded = NULL;
