@@ -337,6 +337,21 @@ def test_compacted_away_producer_known_after_restart_without_snapshots():
             vals = log_values(c, "retain")  # a fetch reads through the empty batch
             check(vals[:5] == ["second-%d" % k for k in range(5)], "log holds %r" % vals[:6])
             end = list_offset(c, "retain", 0)["offset"]
+            # librdkafka reads through the empty batch to the end.
+            from confluent_kafka import Consumer, TopicPartition
+            cons = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "retain",
+                             "enable.auto.commit": False})
+            cons.assign([TopicPartition("retain", 0, 0)])
+            got, deadline = [], time.monotonic() + 20 * SLOW
+            while (time.monotonic() < deadline and
+                   cons.position([TopicPartition("retain", 0)])[0].offset < end):
+                m = cons.poll(0.2)
+                if m is not None and not m.error():
+                    got.append(m.value())
+            pos = cons.position([TopicPartition("retain", 0)])[0].offset
+            cons.close()
+            check(pos >= end and b"second-0" in got and not [v for v in got if b"first" in v],
+                  "librdkafka consumer: position %d of %d, values %r" % (pos, end, got[:6]))
         b.kill()
         for f in os.listdir(pdir):
             if f.endswith(".snapshot"):
