@@ -602,6 +602,12 @@ int log_compact(struct log *log, int64_t now_ms, bool force, struct log_compact_
     struct log_compact_stats local = {0};
     struct log_config cfg = log_get_config(log);
     struct segment **segs;
+    /* Asked before the pass becomes a reader: the owner's hook takes its producer lock, which
+     * a truncation holds while it waits for readers to drain. */
+    struct log_active_producer *active = NULL;
+    size_t nactive = 0;
+    if (compact_active_producers(log, &active, &nactive) != 0)
+        return -ENOMEM;
     /* The pass reads segment bytes through their mappings: a reader in flight, so a follower's
      * truncation waits for it rather than cut a file under it. */
     uint32_t phase = log_reader_enter(log);
@@ -632,17 +638,13 @@ int log_compact(struct log *log, int64_t now_ms, bool force, struct log_compact_
         aborted_load(ti, &aborted);
     struct keymap map = {0};
     struct map_pass mp = {.map = &map};
-    struct log_active_producer *active = NULL;
-    size_t nactive = 0;
-    rc = compact_active_producers(log, &active, &nactive);
     struct rewrite w = {.map = &map,
                         .now_ms = now_ms,
                         .delete_retention_ms = cfg.delete_retention_ms,
                         .next_horizon_ms = INT64_MAX,
                         .active = active,
                         .nactive = nactive};
-    if (rc == 0)
-        rc = keymap_init(&map, records);
+    rc = keymap_init(&map, records);
     if (rc == 0)
         rc = cleaned_txns_init(&mp.txns, aborted.v, aborted.n);
     if (rc == 0)
@@ -653,7 +655,6 @@ int log_compact(struct log *log, int64_t now_ms, bool force, struct log_compact_
         rc = compact_segment(log, segs[i], ti, &w, &local);
     free(w.out);
     free(w.keep);
-    free(active);
     cleaned_txns_free(&w.txns);
     cleaned_txns_free(&mp.txns);
     free(aborted.v);
@@ -677,6 +678,7 @@ out:
     for (size_t i = 0; i < n; i++)
         segment_unref(segs[i]);
     free(segs);
+    free(active);
     log_reader_exit(log, phase);
     if (stats)
         *stats = local;
