@@ -198,6 +198,7 @@ int record_region_validate(const uint8_t *p, size_t len, int32_t count, int32_t 
 void record_batch_write_empty(const struct record_batch_header *h,
                               uint8_t out[RECORD_BATCH_HEADER_SIZE])
 {
+    assert(h->magic == RECORD_BATCH_MAGIC_V2 && h->last_offset_delta >= 0); /* Kafka: v2 only */
     int16_t attrs = h->attributes &
                     (RECORD_ATTR_LOG_APPEND_TIME | RECORD_ATTR_TRANSACTIONAL | RECORD_ATTR_CONTROL);
     be64_store(out + RB_OFF_BASE_OFFSET, (uint64_t)h->base_offset);
