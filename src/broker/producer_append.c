@@ -12,6 +12,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 
 #include "base/clock.h"
 #include "base/lock.h"
@@ -28,6 +29,21 @@ static void publish_first_unstable(struct partition *p, int64_t first)
 {
     atomic_store(&p->first_unstable, first);
     log_set_first_unstable_offset(p->log, first);
+}
+
+/* log_active_producers_fn for the cleaner: the producers left after expiring idle ones (a
+ * producer no longer here loses the batch kept for it). */
+static int active_producers(void *arg, struct log_active_producer **out, size_t *n)
+{
+    struct partition *p = arg;
+    pthread_mutex_lock(&p->producer_mu);
+    producer_state_expire(p->producers, clock_wall_ms());
+    size_t count = producer_state_count(p->producers);
+    struct log_active_producer *v = count ? malloc(count * sizeof(*v)) : NULL;
+    *n = v ? producer_state_active(p->producers, v, count) : 0;
+    pthread_mutex_unlock(&p->producer_mu);
+    *out = v;
+    return count && v == NULL ? -ENOMEM : 0;
 }
 
 int producer_partition_open(struct partition *p, int64_t expiration_ms)
@@ -51,6 +67,7 @@ int producer_partition_open(struct partition *p, int64_t expiration_ms)
     }
     publish_first_unstable(p, producer_state_first_open_offset(p->producers));
     log_set_txn_index(p->log, p->txns); /* the cleaner drops entries of data it removed */
+    log_set_active_producers_hook(p->log, active_producers, p); /* before the cleaner has it */
     if (producer_state_count(p->producers) > 0)
         logger_info(
             "producer", "%s-%d: %zu producer(s) loaded (snapshot %" PRId64 ", log end %" PRId64 ")",
@@ -67,6 +84,7 @@ void producer_partition_close(struct partition *p)
     producer_state_free(p->producers);
     p->producers = NULL;
     log_set_txn_index(p->log, NULL); /* out of the cleaner already (partition.c) */
+    log_set_active_producers_hook(p->log, NULL, NULL);
     txn_index_close(p->txns);
     p->txns = NULL;
     pthread_mutex_destroy(&p->producer_mu);

@@ -195,6 +195,28 @@ int record_region_validate(const uint8_t *p, size_t len, int32_t count, int32_t 
     return region_walk_finish(&w);
 }
 
+void record_batch_write_empty(const struct record_batch_header *h,
+                              uint8_t out[RECORD_BATCH_HEADER_SIZE])
+{
+    assert(h->magic == RECORD_BATCH_MAGIC_V2 && h->last_offset_delta >= 0); /* Kafka: v2 only */
+    int16_t attrs = h->attributes &
+                    (RECORD_ATTR_LOG_APPEND_TIME | RECORD_ATTR_TRANSACTIONAL | RECORD_ATTR_CONTROL);
+    be64_store(out + RB_OFF_BASE_OFFSET, (uint64_t)h->base_offset);
+    be32_store(out + RB_OFF_LENGTH, (uint32_t)RECORD_BATCH_MIN_LENGTH);
+    be32_store(out + RB_OFF_LEADER_EPOCH, (uint32_t)h->partition_leader_epoch);
+    out[RB_OFF_MAGIC] = RECORD_BATCH_MAGIC_V2;
+    be16_store(out + RB_OFF_ATTRIBUTES, (uint16_t)attrs);
+    be32_store(out + RB_OFF_LAST_OFFSET_DELTA, (uint32_t)h->last_offset_delta);
+    be64_store(out + RB_OFF_BASE_TIMESTAMP, (uint64_t)(int64_t)-1);
+    be64_store(out + RB_OFF_MAX_TIMESTAMP, (uint64_t)h->max_timestamp);
+    be64_store(out + RB_OFF_PRODUCER_ID, (uint64_t)h->producer_id);
+    be16_store(out + RB_OFF_PRODUCER_EPOCH, (uint16_t)h->producer_epoch);
+    be32_store(out + RB_OFF_BASE_SEQUENCE, (uint32_t)h->base_sequence);
+    be32_store(out + RB_OFF_RECORD_COUNT, 0);
+    be32_store(out + RB_OFF_CRC,
+               crc32c(out + RB_OFF_ATTRIBUTES, RECORD_BATCH_HEADER_SIZE - RB_OFF_ATTRIBUTES));
+}
+
 static int header_counts_validate(const struct record_batch_header *h,
                                   enum record_validate_mode mode)
 {

@@ -104,6 +104,17 @@ static inline size_t record_batch_size(const struct record_batch_header *h)
  * magic == 2 and batchLength is at least the header. 0 or a record_error. */
 int record_batch_header_parse(const uint8_t *p, size_t len, struct record_batch_header *out);
 
+/*
+ * Writes at out the empty batch Kafka's cleaner keeps for an active producer (MemoryRecords
+ * filterTo with RETAIN_EMPTY, DefaultRecordBatch.writeEmptyHeader): h's base offset, last
+ * offset delta, partition leader epoch, producer id, epoch, base sequence, timestamp type,
+ * transactional and control flags; no compression, no delete horizon, base timestamp -1 and
+ * max timestamp h->max_timestamp; record count 0, batchLength RECORD_BATCH_MIN_LENGTH, and the
+ * CRC-32C over attributes..end.
+ */
+void record_batch_write_empty(const struct record_batch_header *h,
+                              uint8_t out[RECORD_BATCH_HEADER_SIZE]);
+
 /* Validation strictness. */
 enum record_validate_mode {
     /* A producer's batch: recordCount > 0 and == lastOffsetDelta + 1, offset deltas 0..n-1. */

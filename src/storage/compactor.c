@@ -236,6 +236,8 @@ struct rewrite {
     bool changed;  /* the segment's bytes differ from what was read */
     int64_t *keep; /* marker offsets of the segment's .txnindex entries that stay */
     size_t nkeep, keep_cap;
+    const struct log_active_producer *active; /* sorted by producer id */
+    size_t nactive;
 };
 
 static int rewrite_emit(struct rewrite *w, const uint8_t *bytes, size_t n)
@@ -273,6 +275,44 @@ static void rewrite_note_horizon(struct rewrite *w, int64_t horizon_ms)
 {
     if (horizon_ms < w->next_horizon_ms)
         w->next_horizon_ms = horizon_ms;
+}
+
+static int active_cmp(const void *a, const void *b)
+{
+    int64_t x = ((const struct log_active_producer *)a)->producer_id;
+    int64_t y = ((const struct log_active_producer *)b)->producer_id;
+    return (x > y) - (x < y);
+}
+
+/*
+ * True when the batch must stay, empty if none of its records does (Kafka's cleanInto,
+ * isBatchLastRecordOfProducer): its producer is still active and this is the batch of its last
+ * data offset (it holds the producer's last sequence), or, for a producer with no data batch at
+ * its epoch, a marker of that epoch (it holds the epoch that fences).
+ */
+static bool rewrite_retain_empty(const struct rewrite *w, const struct record_batch_header *h)
+{
+    if (h->producer_id < 0 || w->nactive == 0)
+        return false;
+    struct log_active_producer key = {.producer_id = h->producer_id};
+    const struct log_active_producer *a =
+        bsearch(&key, w->active, w->nactive, sizeof(key), active_cmp);
+    if (a == NULL)
+        return false;
+    if (a->last_data_offset >= 0)
+        return record_batch_last_offset(h) == a->last_data_offset;
+    return (h->attributes & RECORD_ATTR_CONTROL) && h->producer_epoch == a->epoch;
+}
+
+/* Keeps the batch as an empty batch (its header only; one already empty is copied). */
+static int rewrite_emit_empty(struct rewrite *w, const uint8_t *batch, size_t size,
+                              const struct record_batch_header *h)
+{
+    uint8_t empty[RECORD_BATCH_HEADER_SIZE];
+    record_batch_write_empty(h, empty);
+    if (size != sizeof(empty) || memcmp(batch, empty, sizeof(empty)) != 0)
+        w->changed = true;
+    return rewrite_emit(w, empty, sizeof(empty));
 }
 
 /* True when a tombstone of a batch with (has_horizon, horizon) must stay: KIP-534, a tombstone
@@ -338,9 +378,17 @@ static int rewrite_marker(struct rewrite *w, const uint8_t *batch, size_t size,
     bool discardable = cleaned_txns_on_marker(&w->txns, h, marker_type(batch, size, h), &keep);
     if (keep.last_offset >= 0 && rewrite_keep_entry(w, keep.last_offset) != 0)
         return -ENOMEM;
+    if (h->record_count == 0) { /* a marker emptied by an earlier pass: kept as it is, or gone */
+        if (rewrite_retain_empty(w, h))
+            return rewrite_emit(w, batch, size);
+        w->changed = true;
+        return 0;
+    }
     bool has_horizon = h->attributes & RECORD_ATTR_DELETE_HORIZON;
     if (discardable && has_horizon && h->base_timestamp <= w->now_ms) {
         w->removed += h->record_count;
+        if (rewrite_retain_empty(w, h))
+            return rewrite_emit_empty(w, batch, size, h);
         w->changed = true;
         return 0;
     }
@@ -361,6 +409,8 @@ static int rewrite_batch(void *arg, const uint8_t *batch, size_t size,
         return rewrite_marker(w, batch, size, h);
     if (cleaned_txns_on_batch(&w->txns, h)) { /* an aborted transaction's data */
         w->removed += h->record_count;
+        if (rewrite_retain_empty(w, h))
+            return rewrite_emit_empty(w, batch, size, h);
         w->changed = true;
         return 0;
     }
@@ -385,12 +435,14 @@ static int rewrite_batch(void *arg, const uint8_t *batch, size_t size,
     if (tombstones > 0)
         rewrite_note_horizon(w,
                              has_horizon ? h->base_timestamp : w->now_ms + w->delete_retention_ms);
-    if (kept == total && !stamp)
-        return rewrite_emit(w, batch, size);
-    if (kept == 0) {
+    if (kept == 0 && rewrite_retain_empty(w, h))
+        return rewrite_emit_empty(w, batch, size, h);
+    if (kept == 0) { /* also an empty batch kept for a producer no longer active */
         w->changed = true;
         return 0;
     }
+    if (kept == total && !stamp)
+        return rewrite_emit(w, batch, size);
     return rewrite_reencode(w, batch, size, h, stamp);
 }
 
@@ -521,6 +573,19 @@ static size_t compact_snapshot(struct log *log, int64_t bound, struct segment **
     return segs ? n : 0;
 }
 
+/* The active producers from the log's owner, sorted by producer id (none without a hook). */
+static int compact_active_producers(struct log *log, struct log_active_producer **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (log->producers_hook == NULL)
+        return 0;
+    int rc = log->producers_hook(log->producers_hook_arg, out, n);
+    if (rc == 0 && *n > 1)
+        qsort(*out, *n, sizeof(**out), active_cmp);
+    return rc;
+}
+
 static bool compact_dirty_enough(struct log *log, struct segment **segs, size_t n, double ratio)
 {
     int64_t total = 0, dirty = 0;
@@ -537,6 +602,12 @@ int log_compact(struct log *log, int64_t now_ms, bool force, struct log_compact_
     struct log_compact_stats local = {0};
     struct log_config cfg = log_get_config(log);
     struct segment **segs;
+    /* Asked before the pass becomes a reader: the owner's hook takes its producer lock, which
+     * a truncation holds while it waits for readers to drain. */
+    struct log_active_producer *active = NULL;
+    size_t nactive = 0;
+    if (compact_active_producers(log, &active, &nactive) != 0)
+        return -ENOMEM;
     /* The pass reads segment bytes through their mappings: a reader in flight, so a follower's
      * truncation waits for it rather than cut a file under it. */
     uint32_t phase = log_reader_enter(log);
@@ -565,12 +636,14 @@ int log_compact(struct log *log, int64_t now_ms, bool force, struct log_compact_
     struct aborted_set aborted = {0};
     if (ti != NULL)
         aborted_load(ti, &aborted);
-    struct keymap map;
+    struct keymap map = {0};
     struct map_pass mp = {.map = &map};
     struct rewrite w = {.map = &map,
                         .now_ms = now_ms,
                         .delete_retention_ms = cfg.delete_retention_ms,
-                        .next_horizon_ms = INT64_MAX};
+                        .next_horizon_ms = INT64_MAX,
+                        .active = active,
+                        .nactive = nactive};
     rc = keymap_init(&map, records);
     if (rc == 0)
         rc = cleaned_txns_init(&mp.txns, aborted.v, aborted.n);
@@ -605,6 +678,7 @@ out:
     for (size_t i = 0; i < n; i++)
         segment_unref(segs[i]);
     free(segs);
+    free(active);
     log_reader_exit(log, phase);
     if (stats)
         *stats = local;

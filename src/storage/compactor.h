@@ -13,6 +13,13 @@
  * transaction goes in the pass that finds none of its data left (before its marker can go).
  * A pass also runs, dirty or not, once the earliest horizon stamped has passed.
  *
+ * Producers (Kafka's RETAIN_EMPTY): the batch holding the last data offset of a producer still
+ * active in the partition's producer state (log_set_active_producers_hook; for a producer with
+ * no data batch at its epoch, a marker of that epoch) stays even when none of its records does,
+ * as an empty batch (record_batch_write_empty: header, record count 0), so a producer state
+ * rebuilt from the log without .snapshot files still knows its epoch and last sequence. Once
+ * the producer is no longer in the state, a pass removes the empty batch like any other.
+ *
  * A pass runs when the closed segments not yet cleaned hold at least min.cleanable.dirty.ratio
  * of the closed bytes. Offsets never change: surviving records keep their offsets, batches
  * keep their base offset, producer id, epoch, base sequence and attributes; a batch whose

@@ -652,6 +652,12 @@ void log_set_start_offset_hook(struct log *log, log_start_offset_hook hook, void
     log->start_hook_arg = arg;
 }
 
+void log_set_active_producers_hook(struct log *log, log_active_producers_fn fn, void *arg)
+{
+    log->producers_hook = fn;
+    log->producers_hook_arg = arg;
+}
+
 /* Takes references to the segments holding [from, to) offsets. */
 static size_t collect_unflushed(struct log *log, int64_t from, struct segment ***out)
 {

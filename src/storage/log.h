@@ -296,6 +296,24 @@ int log_close_idle_segments(struct log *log, int64_t now_mono_ms);
 typedef void (*log_start_offset_hook)(struct log *log, void *arg);
 void log_set_start_offset_hook(struct log *log, log_start_offset_hook hook, void *arg);
 
+/*
+ * A producer still active in the partition's producer state, as the cleaner needs it (Kafka's
+ * UnifiedLog.lastRecordsOfActiveProducers): the last offset of its newest data batch (-1 when
+ * it has none at its current epoch) and its epoch.
+ */
+struct log_active_producer {
+    int64_t producer_id;
+    int64_t last_data_offset;
+    int16_t epoch;
+};
+
+/* Fills *out (malloc'ed, the caller frees; NULL when *n is 0) with the active producers.
+ * 0 or -ENOMEM. Called on the cleaner thread. */
+typedef int (*log_active_producers_fn)(void *arg, struct log_active_producer **out, size_t *n);
+/* Set by the log's owner before the log is given to the cleaner and cleared after it left the
+ * cleaner. Without one the cleaner keeps no batch for producers. */
+void log_set_active_producers_hook(struct log *log, log_active_producers_fn fn, void *arg);
+
 /* Opaque slots the flusher/cleaner use to find their per-log state (owned by them). */
 struct log_flusher;
 struct log_flusher *log_get_flusher(struct log *log);

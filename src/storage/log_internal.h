@@ -86,6 +86,8 @@ struct log {
     int64_t next_horizon_ms;
     _Atomic(struct txn_index *) txns; /* log_set_txn_index; NULL: none */
 
+    log_active_producers_fn producers_hook; /* see log_set_active_producers_hook */
+    void *producers_hook_arg;
     log_start_offset_hook start_hook;
     void *start_hook_arg;
     /* Set and cleared by log_flusher_add/remove under the flusher's lock; read without it by

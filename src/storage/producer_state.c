@@ -349,6 +349,20 @@ size_t producer_state_list(const struct producer_state *ps, struct producer_info
     return k;
 }
 
+size_t producer_state_active(const struct producer_state *ps, struct log_active_producer *out,
+                             size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < ps->nbuckets && k < max; i++)
+        for (const struct producer_entry *e = ps->buckets[i]; e && k < max; e = e->next) {
+            out[k].producer_id = e->producer_id;
+            out[k].epoch = e->epoch;
+            out[k].last_data_offset = e->n ? entry_batch(e, e->n - 1)->last_offset : -1;
+            k++;
+        }
+    return k;
+}
+
 /* ---- snapshots ---- */
 
 size_t producer_state_encode(const struct producer_state *ps, uint8_t *buf, size_t cap)

@@ -93,6 +93,11 @@ size_t producer_state_count(const struct producer_state *ps);
 /* Copies up to max producers into out; returns how many were copied. */
 size_t producer_state_list(const struct producer_state *ps, struct producer_info *out, size_t max);
 
+/* Copies up to max producers into out as the cleaner needs them (last data offset: the last
+ * offset of the newest batch kept at the current epoch, -1 none); returns how many. */
+size_t producer_state_active(const struct producer_state *ps, struct log_active_producer *out,
+                             size_t max);
+
 /*
  * Writes the state, complete for every batch below `offset`, as dir/<offset>.snapshot (Kafka's
  * format v1: version int16, CRC-32C uint32 of the rest, int32 count, then per producer: id

@@ -8,6 +8,7 @@ Batches are built by hand (kafka_records.record_batch: header + CRC-32C + record
 case sends exactly the bytes a retrying producer would.
 """
 import os
+import struct
 import sys
 import time
 
@@ -15,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (SLOW, Broker, KafkaRaw, Reader, TAGS_NONE, carray, check, comment, cstring,
                      i16, i32, i64, run_tests, string, test, wait_until)
-from kafka_records import fetch, produce, record_batch, parse_batches
+from kafka_records import fetch, list_offset, parse_batches, produce, record_batch
 
 INIT_PRODUCER_ID, DESCRIBE_PRODUCERS = 22, 61
 NONE, OUT_OF_ORDER, INVALID_EPOCH, UNSUPPORTED_VERSION, INVALID_REQUEST = 0, 45, 47, 35, 42
@@ -261,6 +262,115 @@ def test_producer_state_survives_clean_restart():
 @test
 def test_producer_state_rebuilt_after_sigkill():
     check_dedup_after_restart(kill=True)
+
+
+def keyed_batch(pid, epoch, seq, keys, tag):
+    now = int(time.time() * 1000)
+    recs = [(("k%d" % k).encode(), ("%s-%d" % (tag, k)).encode()) for k in keys]
+    return record_batch(recs, base_timestamp=now, producer_id=pid, producer_epoch=epoch,
+                        base_sequence=seq)
+
+
+def producer_batches_on_disk(pdir, pid):
+    """[(base offset, record count, size, base sequence, last offset delta)] of pid's batches
+    in the partition's .log files, and whether any of its values is still there."""
+    out, values = [], False
+    for name in sorted(os.listdir(pdir)):
+        if not name.endswith(".log"):
+            continue
+        try:
+            with open(os.path.join(pdir, name), "rb") as f:
+                buf = f.read()
+        except FileNotFoundError:
+            continue
+        pos = 0
+        while pos + 61 <= len(buf):
+            base, length = struct.unpack_from(">qi", buf, pos)
+            end = pos + 12 + length
+            if length < 49 or end > len(buf):
+                break
+            delta, = struct.unpack_from(">i", buf, pos + 23)
+            bpid, = struct.unpack_from(">q", buf, pos + 43)
+            seq, count = struct.unpack_from(">ii", buf, pos + 53)
+            if bpid == pid:
+                out.append((base, count, end - pos, seq, delta))
+                values = values or b"first-" in buf[pos:end]
+            pos = end
+    return out, values
+
+
+@test
+def test_compacted_away_producer_known_after_restart_without_snapshots():
+    """Producer A's records are all shadowed by producer B's later keys on a compacted topic:
+    the cleaner keeps A's last batch as an empty batch (Kafka's RETAIN_EMPTY), so after a
+    SIGKILL and the removal of every .snapshot file the state rebuilt from the log still knows
+    A's last sequence. Bad input: A's retry of its last batch (must be answered as a duplicate
+    with its original offset, not appended again) and a sequence gap (must be OUT_OF_ORDER)."""
+    props = {"log.cleanup.policy": "compact", "log.segment.bytes": 1024,
+             "log.retention.check.interval.ms": 300, "log.cleaner.backoff.ms": 300,
+             "log.cleaner.min.cleanable.ratio": 0.01}
+    with Broker(props) as b:
+        with KafkaRaw(b) as c:
+            ensure_topic(c, "retain")
+            _, pa, ea = init_producer_id(c, 1)
+            _, pb, eb = init_producer_id(c, 1)
+            r = send(c, "retain", keyed_batch(pa, ea, 0, range(0, 3), "first"))
+            check(r["error_code"] == 0, "A's first batch: %r" % r)
+            last = send(c, "retain", keyed_batch(pa, ea, 3, range(3, 5), "first"))
+            check(last["error_code"] == 0, "A's last batch: %r" % last)
+            r = send(c, "retain", keyed_batch(pb, eb, 0, range(0, 5), "second"))
+            check(r["error_code"] == 0, "B's batch: %r" % r)
+            for i in range(30):  # plain filler: A's and B's batches end up in closed segments
+                r = send(c, "retain", record_batch([(b"filler", b"f" * 64)]))
+                check(r["error_code"] == 0, "filler %d: %r" % (i, r))
+            pdir = os.path.join(b.data_dir, "retain-0")
+
+            def kept_empty():
+                bs, values = producer_batches_on_disk(pdir, pa)
+                return not values and len(bs) == 1 and bs[0][1] == 0
+
+            wait_until(kept_empty, 30 * SLOW, interval=0.1,
+                       what="A's records compacted away, its last batch kept empty")
+            bs, _ = producer_batches_on_disk(pdir, pa)
+            check(bs[0] == (last["base_offset"], 0, 61, 3, 1), "A's empty batch: %r" % (bs,))
+            comment("A's batches on disk after cleaning: %r" % (bs,))
+            vals = log_values(c, "retain")  # a fetch reads through the empty batch
+            check(vals[:5] == ["second-%d" % k for k in range(5)], "log holds %r" % vals[:6])
+            end = list_offset(c, "retain", 0)["offset"]
+            # librdkafka reads through the empty batch to the end.
+            from confluent_kafka import Consumer, TopicPartition
+            cons = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "retain",
+                             "enable.auto.commit": False})
+            cons.assign([TopicPartition("retain", 0, 0)])
+            got, deadline = [], time.monotonic() + 20 * SLOW
+            while (time.monotonic() < deadline and
+                   cons.position([TopicPartition("retain", 0)])[0].offset < end):
+                m = cons.poll(0.2)
+                if m is not None and not m.error():
+                    got.append(m.value())
+            pos = cons.position([TopicPartition("retain", 0)])[0].offset
+            cons.close()
+            check(pos >= end and b"second-0" in got and not [v for v in got if b"first" in v],
+                  "librdkafka consumer: position %d of %d, values %r" % (pos, end, got[:6]))
+        b.kill()
+        for f in os.listdir(pdir):
+            if f.endswith(".snapshot"):
+                os.unlink(os.path.join(pdir, f))
+        b.start()
+        with KafkaRaw(b) as c:
+            r = send(c, "retain", keyed_batch(pa, ea, 3, range(3, 5), "first"))
+            check(r["error_code"] == 0 and r["base_offset"] == last["base_offset"],
+                  "retry of A's last batch after restart: %r (original %d)"
+                  % (r, last["base_offset"]))
+            check(list_offset(c, "retain", 0)["offset"] == end, "the retry was appended")
+            r = send(c, "retain", keyed_batch(pa, ea, 6, [7], "first"))
+            check(r["error_code"] == OUT_OF_ORDER, "gap after restart: %d" % r["error_code"])
+            err, prods = describe_producers(c, "retain", 0)
+            mine = [p for p in prods if p["producer_id"] == pa]
+            check(err == 0 and mine and mine[0]["last_sequence"] == 4 and
+                  mine[0]["epoch"] == ea, "DescribeProducers after restart: %r" % prods)
+            r = send(c, "retain", keyed_batch(pa, ea, 5, [5], "third"))
+            check(r["error_code"] == 0 and r["base_offset"] == end, "next batch: %r" % r)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ keeps running. The test reads the partition's files itself as the cleaner works 
 - the aborted values leave the .log files, and at that moment the ABORT markers are still
   there (a marker never goes before its transaction's data);
 - the ABORT markers and the .txnindex entries go afterwards, the markers only once
-  delete.retention.ms (1.5 s) passed after the pass that found their data gone;
+  delete.retention.ms (1.5 s) passed after the pass that found their data gone; but the last
+  aborted batch of the transactional producer stays, empty, with its ABORT marker and index
+  entry, while that producer is active (Kafka's RETAIN_EMPTY: it holds the producer's last
+  sequence), and goes once producer.id.expiration.ms (8 s here) expired it;
 - the COMMIT markers stay while their transactions' values are the newest of some key, and go
   too once plain writes overwrite every key (again after the horizon);
 - read_committed and read_uncommitted consumers both see, per key, exactly the newest
@@ -32,8 +35,10 @@ TOPIC = "txcompact"
 KEYS = 10
 RETENTION_MS = 1500
 T0 = [time.monotonic()]
+PRODUCER_EXPIRATION_MS = int(8000 * SLOW)
 PROPS = {"log.retention.check.interval.ms": "300", "num.partitions": "1",
-         "transaction.state.log.replication.factor": "1"}
+         "transaction.state.log.replication.factor": "1",
+         "producer.id.expiration.ms": str(PRODUCER_EXPIRATION_MS)}
 TOPIC_CFG = {"cleanup.policy": "compact", "segment.ms": "100", "segment.bytes": "16384",
              "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": str(RETENTION_MS)}
 # While the transactions are written everything stays in the active segment (never cleaned),
@@ -67,7 +72,8 @@ def scan_partition(pdir):
             if length < 49 or end > len(buf):
                 break
             attrs = struct.unpack(">h", buf[pos + 21:pos + 23])[0]
-            if attrs & 0x20:  # control batch: key = version int16 + type int16
+            count = struct.unpack(">i", buf[pos + 57:pos + 61])[0]
+            if attrs & 0x20 and count > 0:  # control batch: key = version int16 + type int16
                 # first record: length varint, attributes, ts delta, offset delta, key length
                 # varint (4 -> 0x08), then the key
                 rec = buf[pos + 61:end]
@@ -76,6 +82,27 @@ def scan_partition(pdir):
                 markers["abort" if ctype == 0 else "commit"] += 1
             pos = end
     return markers, data, entries
+
+
+def empty_batches(pdir):
+    """How many batches of the .log files hold no record (kept for an active producer)."""
+    n = 0
+    for name in sorted(os.listdir(pdir)):
+        if not name.endswith(".log"):
+            continue
+        try:
+            with open(os.path.join(pdir, name), "rb") as f:
+                buf = f.read()
+        except FileNotFoundError:
+            continue
+        pos = 0
+        while pos + 61 <= len(buf):
+            length = struct.unpack(">i", buf[pos + 8:pos + 12])[0]
+            if length < 49 or pos + 12 + length > len(buf):
+                break
+            n += struct.unpack(">i", buf[pos + 57:pos + 61])[0] == 0
+            pos += 12 + length
+    return n
 
 
 def consume_latest(bootstrap, isolation):
@@ -165,6 +192,7 @@ def test_cleaner_removes_aborted_data_then_markers_after_delete_retention():
         txn(b"ABORTED2", range(KEYS), False)
         txn(b"COMMITTED3", range(KEYS // 2), True)
         txn(b"ABORTED4", range(KEYS // 2, KEYS), False)
+        txns_done = time.monotonic()  # the producer's last append: it expires after this
         markers, data, entries = scan_partition(pdir)
         check(markers == {"abort": 2, "commit": 2} and entries == 2 and b"ABORTED" in data,
               "before cleaning: markers %r, %d index entries" % (markers, entries))
@@ -181,9 +209,19 @@ def test_cleaner_removes_aborted_data_then_markers_after_delete_retention():
             check(markers["abort"] == 2, "ABORT markers went with their data: %r" % markers)
             comment("aborted values removed; markers then %r, %d index entries"
                     % (markers, entries))
-            # 2. Then the index entries and, one horizon later, the ABORT markers.
+            # 2. Then the first abort's index entry; the last one stays with the producer's
+            # last batch, empty, until the producer expires.
+            wait_until(lambda: scan_partition(pdir)[2] <= 1, 30 * SLOW, interval=0.05,
+                       what="first .txnindex entry dropped")
+            if time.monotonic() - txns_done < PRODUCER_EXPIRATION_MS / 1000.0:
+                markers, _, entries = scan_partition(pdir)
+                check(entries == 1 and markers["abort"] >= 1 and empty_batches(pdir) == 1,
+                      "active producer: entries %d, markers %r, %d empty batches"
+                      % (entries, markers, empty_batches(pdir)))
+                comment("last aborted batch kept empty while its producer is active")
             wait_until(lambda: scan_partition(pdir)[2] == 0, 30 * SLOW, interval=0.05,
                        what=".txnindex entries dropped")
+            check(empty_batches(pdir) == 0, "empty batch left after its producer expired")
             wait_until(lambda: scan_partition(pdir)[0]["abort"] == 0, 30 * SLOW, interval=0.05,
                        what="ABORT markers removed")
             waited = time.monotonic() - gone_at
