@@ -6,6 +6,8 @@
  * are removed asynchronously, once the last reader lets go (partition.c).
  */
 #include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "broker/async.h"
@@ -122,23 +124,43 @@ static void create_topics_done(struct broker_async *a)
     broker_reply(r, (kproto_encode_fn)kmsg_create_topics_response_encode, &st->resp);
 }
 
+/*
+ * Merges the active controller's results for the allowed entries (a request holding only
+ * those was relayed) into out, the n results of the whole request in request order, each
+ * `size` bytes with its int16_t error code at err_off: the denied entries keep their answer,
+ * the allowed ones take the controller's in order, or NOT_CONTROLLER when it did not answer
+ * (err) or answered fewer.
+ */
+static void admin_merge_subset(void *out, int32_t n, size_t size, size_t err_off,
+                               const bool *denied, const void *got, int32_t ngot, int err)
+{
+    assert(err_off + sizeof(int16_t) <= size);
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (denied[i])
+            continue;
+        uint8_t *o = (uint8_t *)out + (size_t)i * size;
+        if (err == 0 && k < ngot) {
+            memcpy(o, (const uint8_t *)got + (size_t)k++ * size, size);
+        } else {
+            int16_t code = KAFKA_ERR_NOT_CONTROLLER;
+            memcpy(o + err_off, &code, sizeof(code));
+        }
+    }
+}
+
 /* The controller's results for the allowed topics, merged in request order with the denied. */
 static void create_topics_subset_done(struct broker_req *r, void *arg, int err,
                                       struct kreader *body)
 {
     struct create_topics_state *st = arg;
-    struct kmsg_create_topics_response cr;
+    struct kmsg_create_topics_response cr = {0};
     if (err == 0 && kmsg_create_topics_response_decode(body, r->hdr.api_version, &cr) != 0)
         err = -EBADMSG;
-    int32_t k = 0;
-    for (int32_t i = 0; i < st->resp.topics.n; i++) {
-        if (st->denied[i])
-            continue;
-        if (err == 0 && k < cr.topics.n)
-            st->resp.topics.v[i] = cr.topics.v[k++];
-        else
-            st->resp.topics.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
-    }
+    admin_merge_subset(
+        st->resp.topics.v, st->resp.topics.n, sizeof(*st->resp.topics.v),
+        offsetof(struct kmsg_create_topics_response_creatable_topic_result, error_code), st->denied,
+        cr.topics.v, cr.topics.n, err);
     if (err == 0)
         st->resp.throttle_time_ms = cr.throttle_time_ms;
     broker_reply(r, (kproto_encode_fn)kmsg_create_topics_response_encode, &st->resp);
@@ -318,18 +340,13 @@ static void delete_topics_subset_done(struct broker_req *r, void *arg, int err,
                                       struct kreader *body)
 {
     struct delete_topics_state *st = arg;
-    struct kmsg_delete_topics_response cr;
+    struct kmsg_delete_topics_response cr = {0};
     if (err == 0 && kmsg_delete_topics_response_decode(body, r->hdr.api_version, &cr) != 0)
         err = -EBADMSG;
-    int32_t k = 0;
-    for (int32_t i = 0; i < st->resp.responses.n; i++) {
-        if (st->denied[i])
-            continue;
-        if (err == 0 && k < cr.responses.n)
-            st->resp.responses.v[i] = cr.responses.v[k++];
-        else
-            st->resp.responses.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
-    }
+    admin_merge_subset(
+        st->resp.responses.v, st->resp.responses.n, sizeof(*st->resp.responses.v),
+        offsetof(struct kmsg_delete_topics_response_deletable_topic_result, error_code), st->denied,
+        cr.responses.v, cr.responses.n, err);
     if (err == 0)
         st->resp.throttle_time_ms = cr.throttle_time_ms;
     broker_reply(r, (kproto_encode_fn)kmsg_delete_topics_response_encode, &st->resp);
@@ -469,18 +486,13 @@ static void create_partitions_subset_done(struct broker_req *r, void *arg, int e
                                           struct kreader *body)
 {
     struct create_partitions_state *st = arg;
-    struct kmsg_create_partitions_response cr;
+    struct kmsg_create_partitions_response cr = {0};
     if (err == 0 && kmsg_create_partitions_response_decode(body, r->hdr.api_version, &cr) != 0)
         err = -EBADMSG;
-    int32_t k = 0;
-    for (int32_t i = 0; i < st->resp.results.n; i++) {
-        if (st->denied[i])
-            continue;
-        if (err == 0 && k < cr.results.n)
-            st->resp.results.v[i] = cr.results.v[k++];
-        else
-            st->resp.results.v[i].error_code = KAFKA_ERR_NOT_CONTROLLER;
-    }
+    admin_merge_subset(
+        st->resp.results.v, st->resp.results.n, sizeof(*st->resp.results.v),
+        offsetof(struct kmsg_create_partitions_response_create_partitions_topic_result, error_code),
+        st->denied, cr.results.v, cr.results.n, err);
     if (err == 0)
         st->resp.throttle_time_ms = cr.throttle_time_ms;
     broker_reply(r, (kproto_encode_fn)kmsg_create_partitions_response_encode, &st->resp);
