@@ -25,7 +25,7 @@ CC      ?= cc
 CSTD    := -std=c17 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 INCS    := -Isrc
-LIBS    := -lraft -luv -lrdkafka -lmicrohttpd -lpcre2-8 -lssl -lcrypto -lz -lsnappy -llz4 -lzstd -lpthread -lm
+LIBS    := -lraft -luv -lrdkafka -lpcre2-8 -lssl -lcrypto -lz -llz4 -lzstd -lpthread -lm
 
 SRCS      := $(shell find src -name '*.c' ! -path src/main.c | sort)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))

@@ -24,6 +24,7 @@
 
 #include "base/clock.h"
 #include "base/logger.h"
+#include "base/dynlib.h"
 #include "base/tcp_listen.h"
 #include "console/console_internal.h"
 #include "console/json.h"
@@ -49,22 +50,24 @@ int console_parse_listener(const char *s, char *host, size_t hostlen, int *port)
 enum MHD_Result console_send(struct MHD_Connection *c, unsigned status, char *body, size_t len,
                              const char *type, const char *hname, const char *hvalue)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp =
+        DYNLIB(MHD_create_response_from_buffer)(len, body, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-    MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                            "frame-ancestors 'none'; form-action 'self'");
+    DYNLIB(MHD_add_response_header)(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    DYNLIB(MHD_add_response_header)(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    DYNLIB(MHD_add_response_header)(resp, "X-Content-Type-Options", "nosniff");
+    DYNLIB(MHD_add_response_header)(resp, "X-Frame-Options", "DENY");
+    DYNLIB(MHD_add_response_header)
+    (resp, "Content-Security-Policy",
+     "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+     "frame-ancestors 'none'; form-action 'self'");
     if (hname != NULL)
-        MHD_add_response_header(resp, hname, hvalue);
-    enum MHD_Result r = MHD_queue_response(c, status, resp);
-    MHD_destroy_response(resp);
+        DYNLIB(MHD_add_response_header)(resp, hname, hvalue);
+    enum MHD_Result r = DYNLIB(MHD_queue_response)(c, status, resp);
+    DYNLIB(MHD_destroy_response)(resp);
     return r;
 }
 
@@ -97,17 +100,18 @@ static enum MHD_Result console_send_json(struct MHD_Connection *c, unsigned stat
 static enum MHD_Result console_send_asset(struct MHD_Connection *c, const struct console_asset *a)
 {
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+        DYNLIB(MHD_create_response_from_buffer)(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
     if (resp == NULL)
         return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-    MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                            "frame-ancestors 'none'; form-action 'self'");
-    enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
+    DYNLIB(MHD_add_response_header)(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
+    DYNLIB(MHD_add_response_header)(resp, "X-Content-Type-Options", "nosniff");
+    DYNLIB(MHD_add_response_header)(resp, "X-Frame-Options", "DENY");
+    DYNLIB(MHD_add_response_header)
+    (resp, "Content-Security-Policy",
+     "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+     "frame-ancestors 'none'; form-action 'self'");
+    enum MHD_Result r = DYNLIB(MHD_queue_response)(c, MHD_HTTP_OK, resp);
+    DYNLIB(MHD_destroy_response)(resp);
     return r;
 }
 
@@ -121,22 +125,23 @@ enum MHD_Result console_refuse(struct MHD_Connection *c, unsigned status, const 
 
 enum MHD_Result console_redirect(struct MHD_Connection *c, const char *location, const char *cookie)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp =
+        DYNLIB(MHD_create_response_from_buffer)(0, NULL, MHD_RESPMEM_PERSISTENT);
     if (resp == NULL)
         return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    DYNLIB(MHD_add_response_header)(resp, MHD_HTTP_HEADER_LOCATION, location);
+    DYNLIB(MHD_add_response_header)(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (cookie != NULL)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, cookie);
-    enum MHD_Result r = MHD_queue_response(c, MHD_HTTP_SEE_OTHER, resp);
-    MHD_destroy_response(resp);
+        DYNLIB(MHD_add_response_header)(resp, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+    enum MHD_Result r = DYNLIB(MHD_queue_response)(c, MHD_HTTP_SEE_OTHER, resp);
+    DYNLIB(MHD_destroy_response)(resp);
     return r;
 }
 
 void console_client_addr(struct MHD_Connection *c, char *out, size_t len)
 {
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        DYNLIB(MHD_get_connection_info)(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     out[0] = '\0';
     if (ci == NULL || ci->client_addr == NULL)
         return;
@@ -149,8 +154,9 @@ void console_client_addr(struct MHD_Connection *c, char *out, size_t len)
 
 bool console_same_origin(struct MHD_Connection *c)
 {
-    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    const char *origin = DYNLIB(MHD_lookup_connection_value)(c, MHD_HEADER_KIND, "Origin");
+    const char *host =
+        DYNLIB(MHD_lookup_connection_value)(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
     if (origin == NULL)
         return true;
     return host != NULL && strncmp(origin, "http://", 7) == 0 && strcmp(origin + 7, host) == 0;
@@ -158,13 +164,13 @@ bool console_same_origin(struct MHD_Connection *c)
 
 const struct console_session *console_request_session(struct console *con, struct MHD_Connection *c)
 {
-    const char *cookie = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, CONSOLE_COOKIE);
+    const char *cookie = DYNLIB(MHD_lookup_connection_value)(c, MHD_COOKIE_KIND, CONSOLE_COOKIE);
     return console_session_find(&con->sessions, cookie, clock_mono_ms());
 }
 
 static const char *console_request_arg(const struct console_request *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    return DYNLIB(MHD_lookup_connection_value)(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 static enum MHD_Result console_serve_api(struct console *con, struct MHD_Connection *c,
@@ -233,7 +239,7 @@ static enum MHD_Result console_not_found(struct MHD_Connection *c, const char *u
  */
 static bool console_change_allowed(struct MHD_Connection *c)
 {
-    const char *mark = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Gregor-Console");
+    const char *mark = DYNLIB(MHD_lookup_connection_value)(c, MHD_HEADER_KIND, "X-Gregor-Console");
     return mark != NULL && console_same_origin(c);
 }
 
@@ -250,7 +256,7 @@ static bool console_is_api(const char *url)
 /* The declared body length is over the limit (a chunked body is counted as it comes). */
 static bool console_body_too_large(struct MHD_Connection *c)
 {
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    const char *cl = DYNLIB(MHD_lookup_connection_value)(c, MHD_HEADER_KIND, "Content-Length");
     if (cl == NULL)
         return false;
     size_t n = strlen(cl);
@@ -289,8 +295,8 @@ static enum MHD_Result console_handle_change(struct console *con, struct MHD_Con
         return console_refuse(c, MHD_HTTP_FORBIDDEN,
                               "changes need the console's own page (header "
                               "X-Gregor-Console, same origin)");
-    if (s != NULL && !console_session_csrf_ok(
-                         s, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Gregor-CSRF")))
+    if (s != NULL && !console_session_csrf_ok(s, DYNLIB(MHD_lookup_connection_value)(
+                                                     c, MHD_HEADER_KIND, "X-Gregor-CSRF")))
         return console_refuse(c, MHD_HTTP_FORBIDDEN,
                               "changes need the session's CSRF token (header X-Gregor-CSRF, "
                               "from GET /api/session)");
@@ -303,9 +309,11 @@ static enum MHD_Result console_handle_get(struct console *con, struct MHD_Connec
     if (strcmp(url, "/login") == 0) {
         if (!con->secure)
             return console_redirect(c, "/", NULL);
-        const char *out = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "signed_out");
-        return console_login_form(con, c, MHD_HTTP_OK, out ? "You are signed out." : NULL,
-                                  MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "next"));
+        const char *out =
+            DYNLIB(MHD_lookup_connection_value)(c, MHD_GET_ARGUMENT_KIND, "signed_out");
+        return console_login_form(
+            con, c, MHD_HTTP_OK, out ? "You are signed out." : NULL,
+            DYNLIB(MHD_lookup_connection_value)(c, MHD_GET_ARGUMENT_KIND, "next"));
     }
     struct console_asset a;
     if (console_asset_find(url, &a)) /* static files hold no data: no session needed */
@@ -464,8 +472,15 @@ int console_serve(const char *listener, const struct console_source *src, struct
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    char why[256];
+    if (dynlib_load(DYNLIB_MICROHTTPD, why, sizeof(why)) != 0) {
+        close(fd);
+        free(con);
+        snprintf(err, errlen, "configuration property 'console.listener' %s: %s", listener, why);
+        return -EIO;
+    }
     /* The logger first, so MHD prints nothing of its own. */
-    con->daemon = MHD_start_daemon(
+    con->daemon = DYNLIB(MHD_start_daemon)(
         flags, 0, NULL, NULL, console_handle, con, MHD_OPTION_EXTERNAL_LOGGER, console_http_log,
         NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)32,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_NOTIFY_COMPLETED,
@@ -492,6 +507,6 @@ void console_stop(struct console *c)
 {
     if (c == NULL)
         return;
-    MHD_stop_daemon(c->daemon); /* joins the thread and closes the listening socket */
+    DYNLIB(MHD_stop_daemon)(c->daemon); /* joins the thread and closes the listening socket */
     free(c);
 }

@@ -15,6 +15,7 @@
 
 #include "base/clock.h"
 #include "base/logger.h"
+#include "base/dynlib.h"
 #include "console/console_internal.h"
 
 #define CONSOLE_PASSWORD_MAX 1024
@@ -215,7 +216,7 @@ enum MHD_Result console_logout_post(struct console *con, struct MHD_Connection *
     char user[CONSOLE_USER_MAX + 1];
     snprintf(user, sizeof(user), "%s", s->user);
     console_session_close(&con->sessions,
-                          MHD_lookup_connection_value(c, MHD_COOKIE_KIND, CONSOLE_COOKIE));
+                          DYNLIB(MHD_lookup_connection_value)(c, MHD_COOKIE_KIND, CONSOLE_COOKIE));
     logger_info("console", "'%s' signed out", user);
     return console_redirect(c, "/login?signed_out=1", gone);
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/logger.h"
+#include "base/dynlib.h"
 #include "base/tcp_listen.h"
 #include "metrics/metrics_internal.h"
 
@@ -66,14 +67,15 @@ int metrics_parse_listener(const char *s, char *host, size_t hostlen, int *port)
 static enum MHD_Result metrics_http_send(struct MHD_Connection *c, unsigned status, char *body,
                                          size_t len, const char *type)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp =
+        DYNLIB(MHD_create_response_from_buffer)(len, body, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    enum MHD_Result r = MHD_queue_response(c, status, resp);
-    MHD_destroy_response(resp);
+    DYNLIB(MHD_add_response_header)(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    enum MHD_Result r = DYNLIB(MHD_queue_response)(c, status, resp);
+    DYNLIB(MHD_destroy_response)(resp);
     return r;
 }
 
@@ -154,8 +156,14 @@ int metrics_serve(struct metrics *m, const char *listener, const struct metrics_
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    char why[256];
+    if (dynlib_load(DYNLIB_MICROHTTPD, why, sizeof(why)) != 0) {
+        close(fd);
+        snprintf(err, errlen, "configuration property 'metrics.listener' %s: %s", listener, why);
+        return -EIO;
+    }
     /* The logger first, so MHD prints nothing of its own. */
-    m->daemon = MHD_start_daemon(
+    m->daemon = DYNLIB(MHD_start_daemon)(
         flags, 0, NULL, NULL, metrics_http_handle, m, MHD_OPTION_EXTERNAL_LOGGER, metrics_http_log,
         NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
@@ -186,7 +194,7 @@ void metrics_stop_serving(struct metrics *m)
 {
     if (m == NULL || m->daemon == NULL)
         return;
-    MHD_stop_daemon(m->daemon); /* joins the thread and closes the listening socket */
+    DYNLIB(MHD_stop_daemon)(m->daemon); /* joins the thread and closes the listening socket */
     m->daemon = NULL;
     m->port = 0;
 }

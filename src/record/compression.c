@@ -1,7 +1,8 @@
 /*
  * Codec glue over zlib, libsnappy, liblz4 (frame API) and libzstd. Every decoder writes into a
  * buffer that grows by doubling up to max_out and fails with RECORD_ERR_TOO_LARGE past it, so
- * memory use is bounded by the caller's limit, not by what the payload claims.
+ * memory use is bounded by the caller's limit, not by what the payload claims. libsnappy is
+ * loaded on first use (base/dynlib.h: it brings libstdc++, 1 MB of an idle broker's memory).
  */
 #include "record/compression.h"
 
@@ -13,6 +14,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "base/dynlib.h"
 #include "record/byteorder.h"
 #include "record/record_batch.h"
 
@@ -131,11 +133,17 @@ static int gzip_compress(const uint8_t *in, size_t in_len, uint8_t **out, size_t
     return 0;
 }
 
+/* libsnappy loaded (base/dynlib.h), or RECORD_ERR_UNSUPPORTED_CODEC when it cannot be. */
+static int snappy_ready(void)
+{
+    return dynlib_load(DYNLIB_SNAPPY, NULL, 0) == 0 ? 0 : RECORD_ERR_UNSUPPORTED_CODEC;
+}
+
 /* Appends one raw Snappy block's output to b, respecting the limit. */
 static int snappy_block_append(struct outbuf *b, const uint8_t *in, size_t in_len)
 {
     size_t n;
-    if (snappy_uncompressed_length((const char *)in, in_len, &n) != SNAPPY_OK)
+    if (DYNLIB(snappy_uncompressed_length)((const char *)in, in_len, &n) != SNAPPY_OK)
         return RECORD_ERR_CORRUPT;
     if (n > b->limit - b->len)
         return RECORD_ERR_TOO_LARGE;
@@ -150,7 +158,8 @@ static int snappy_block_append(struct outbuf *b, const uint8_t *in, size_t in_le
         b->cap = cap;
     }
     size_t got = n;
-    if (snappy_uncompress((const char *)in, in_len, (char *)b->data + b->len, &got) != SNAPPY_OK ||
+    if (DYNLIB(snappy_uncompress)((const char *)in, in_len, (char *)b->data + b->len, &got) !=
+            SNAPPY_OK ||
         got != n)
         return RECORD_ERR_CORRUPT;
     b->len += n;
@@ -165,6 +174,9 @@ static bool xerial_header_at(const uint8_t *p, size_t left)
 int snappy_xerial_decompress(const uint8_t *in, size_t in_len, size_t max_out, uint8_t **out,
                              size_t *out_len)
 {
+    int ready = snappy_ready();
+    if (ready != 0)
+        return ready;
     struct outbuf b;
     int rc = outbuf_init(&b, in_len * 2, max_out);
     size_t pos = 0;
@@ -194,6 +206,9 @@ static int snappy_decompress(const uint8_t *in, size_t in_len, size_t max_out, u
 {
     if (xerial_header_at(in, in_len))
         return snappy_xerial_decompress(in, in_len, max_out, out, out_len);
+    int ready = snappy_ready();
+    if (ready != 0)
+        return ready;
     struct outbuf b;
     int rc = outbuf_init(&b, 0, max_out);
     if (rc == 0)
@@ -203,11 +218,14 @@ static int snappy_decompress(const uint8_t *in, size_t in_len, size_t max_out, u
 
 int snappy_raw_compress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
 {
-    size_t cap = snappy_max_compressed_length(in_len);
+    int ready = snappy_ready();
+    if (ready != 0)
+        return ready;
+    size_t cap = DYNLIB(snappy_max_compressed_length)(in_len);
     uint8_t *buf = malloc(cap ? cap : 1);
     if (!buf)
         return RECORD_ERR_NOMEM;
-    if (snappy_compress((const char *)in, in_len, (char *)buf, &cap) != SNAPPY_OK) {
+    if (DYNLIB(snappy_compress)((const char *)in, in_len, (char *)buf, &cap) != SNAPPY_OK) {
         free(buf);
         return RECORD_ERR_CORRUPT;
     }
@@ -220,9 +238,12 @@ int snappy_raw_compress(const uint8_t *in, size_t in_len, uint8_t **out, size_t 
  * compatible version 1, then 32 KiB blocks each prefixed by its compressed length. */
 static int snappy_xerial_compress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
 {
+    int ready = snappy_ready();
+    if (ready != 0)
+        return ready;
     size_t nblocks = in_len / XERIAL_BLOCK_SIZE + 1;
-    size_t cap =
-        XERIAL_HEADER_SIZE + nblocks * (4 + snappy_max_compressed_length(XERIAL_BLOCK_SIZE));
+    size_t cap = XERIAL_HEADER_SIZE +
+                 nblocks * (4 + DYNLIB(snappy_max_compressed_length)(XERIAL_BLOCK_SIZE));
     uint8_t *buf = malloc(cap);
     if (!buf)
         return RECORD_ERR_NOMEM;
@@ -233,7 +254,8 @@ static int snappy_xerial_compress(const uint8_t *in, size_t in_len, uint8_t **ou
     for (size_t off = 0; off < in_len; off += XERIAL_BLOCK_SIZE) {
         size_t n = in_len - off < XERIAL_BLOCK_SIZE ? in_len - off : XERIAL_BLOCK_SIZE;
         size_t clen = cap - pos - 4;
-        if (snappy_compress((const char *)in + off, n, (char *)buf + pos + 4, &clen) != SNAPPY_OK) {
+        if (DYNLIB(snappy_compress)((const char *)in + off, n, (char *)buf + pos + 4, &clen) !=
+            SNAPPY_OK) {
             free(buf);
             return RECORD_ERR_CORRUPT;
         }

@@ -400,11 +400,32 @@ def test_metrics_listener_port_in_use_refused():
         s.close()
 
 
+def mapped_libraries(pid):
+    """The shared objects mapped into process pid (from /proc/PID/maps)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return {line.split()[-1].rsplit("/", 1)[-1] for line in f if ".so" in line}
+
+
 @test
 def test_metrics_off_without_listener():
-    """Without metrics.listener no HTTP endpoint is started (no start-up line for it)."""
+    """Without metrics.listener no HTTP endpoint is started (no start-up line for it), and the
+    HTTP library is not even loaded: libmicrohttpd (and the GnuTLS it initialises) and libsnappy
+    (and its libstdc++) are loaded on first use only (base/dynlib.h), so an idle broker does not
+    carry them. With metrics.listener, libmicrohttpd is loaded and serves."""
     with Broker() as b:
-        pass
+        libs = mapped_libraries(b.pid)
+        check(any(l.startswith("libc.so") for l in libs), "maps not read: %r" % sorted(libs))
+        # The sanitizer runtimes of the ASan/TSan builds bring libstdc++ themselves.
+        sanitized = any(l.startswith(("libasan", "libtsan")) for l in libs)
+        names = ("libmicrohttpd", "libgnutls", "libsnappy") + (() if sanitized else ("libstdc++",))
+        for name in names:
+            check(not any(l.startswith(name) for l in libs),
+                  "%s loaded by an idle broker without HTTP listeners" % name)
+    b2, mport = metrics_broker({})
+    with b2:
+        wait_healthy(mport)
+        check(any(l.startswith("libmicrohttpd") for l in mapped_libraries(b2.pid)),
+              "metrics.listener serves but libmicrohttpd is not mapped")
     check(not any("[metrics]" in l for l in b.log_text().splitlines()),
           "metrics endpoint mentioned without metrics.listener")
 
