@@ -625,15 +625,14 @@ static struct group *hb_find_group(struct shard *s, struct group_call *c, int16_
     const struct kmsg_consumer_group_heartbeat_request *req = c->req;
     struct group *g = group_find(s, req->group_id);
     bool create = req->member_epoch == 0;
-    /* Kafka answers GROUP_ID_NOT_FOUND here. The group is replayed from __consumer_offsets,
-     * so this is a group that was deleted or expired (or written before the records existed:
-     * only its offsets are back, an empty group without protocol): UNKNOWN_MEMBER_ID makes the
-     * member rejoin with epoch 0, where GROUP_ID_NOT_FOUND leaves librdkafka retrying the same
-     * heartbeat forever. */
+    /* Kafka's getOrMaybeCreateConsumerGroup: a heartbeat (or leave) of a member of a group
+     * that does not exist is answered GROUP_ID_NOT_FOUND. Groups are replayed from
+     * __consumer_offsets, so this is a group that was deleted or expired (or one with only
+     * offsets, written before the records existed: an empty group without protocol). */
     bool offsets_only = g != NULL && g->cg == NULL && g->nmembers == 0 && g->state == GS_EMPTY &&
                         g->protocol_type.len < 0;
     if ((g == NULL || offsets_only) && !create) {
-        *err = KAFKA_ERR_UNKNOWN_MEMBER_ID, *msg = "Consumer group not found.";
+        *err = KAFKA_ERR_GROUP_ID_NOT_FOUND, *msg = "Consumer group not found.";
         return NULL;
     }
     if (g != NULL && g->state == GS_DEAD) {

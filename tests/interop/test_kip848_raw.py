@@ -152,9 +152,11 @@ def test_raw_join_reconcile_and_fence():
             check(heartbeat(k, "cg1", "member-b", 1, owned=owned_of(b3["assignment"]))["err"]
                   == FENCED_MEMBER_EPOCH, "stale epoch not matching: FENCED_MEMBER_EPOCH")
             check(heartbeat(k, "cg1", "nobody", 2)["err"] == UNKNOWN_MEMBER_ID, "unknown member")
-            # Kafka: GROUP_ID_NOT_FOUND; consumer groups are not persisted yet, so an unknown
-            # group is what a member sees after a restart: it must rejoin.
-            check(heartbeat(k, "nogroup", "x", 3)["err"] == UNKNOWN_MEMBER_ID, "unknown group")
+            # An unknown group: GROUP_ID_NOT_FOUND, as Kafka's getOrMaybeCreateConsumerGroup,
+            # for a heartbeat and for a leave.
+            check(heartbeat(k, "nogroup", "x", 3)["err"] == GROUP_ID_NOT_FOUND, "unknown group")
+            check(heartbeat(k, "nogroup", "x", -1)["err"] == GROUP_ID_NOT_FOUND,
+                  "leave of an unknown group")
             # OffsetCommit v9: member epoch checks.
             def commit(epoch, member="member-a"):
                 body = (cstring("cg1") + i32(epoch) + cstring(member) + cstring(None) +
@@ -902,6 +904,16 @@ def commit_v2(k, group, gen, member, topic, partition, offset):
     return r.array(lambda r: (r.string(), r.array(lambda r: (r.int32(), r.int16()))))[0][1][0][1]
 
 
+def cli_describe(b, group):
+    import subprocess
+    from harness import GREGOR_BIN
+    p = subprocess.run([GREGOR_BIN, "group", "describe", group, "-b", b.bootstrap],
+                       capture_output=True, text=True, timeout=60 * SLOW)
+    comment(p.stdout)
+    check(p.returncode == 0, "describe %s: exit %d: %s" % (group, p.returncode, p.stderr))
+    return p.stdout
+
+
 def list_types(k):
     body = carray([]) + carray([]) + TAGS_NONE
     r = Reader(k.call(LIST_GROUPS, 5, body))
@@ -936,6 +948,8 @@ def test_raw_classic_group_upgrade_and_downgrade():
             check(p1["err"] == NONE and p1["epoch"] == 2 and count(p1["assignment"]) == 0,
                   "consumer join upgrades the group: %r" % p1)
             check(list_types(k).get("mg", ("", ""))[1] == "consumer", "type consumer")
+            check(cli_describe(b, "mg").startswith("Group mg: protocol consumer"),
+                  "gregor group describe after the upgrade")
             d = describe_group(k, "mg")
             check(d[0] == NONE and d[2] == 2 and sorted(d[5]) == sorted(["p1", c1]) and
                   d[5][c1][0] == 1 and d[5][c1][1] == ["mig-raw"] and
@@ -981,6 +995,8 @@ def test_raw_classic_group_upgrade_and_downgrade():
             check(err == NONE, "sync in the classic group")
             check(describe_group(k, "mg")[0] == GROUP_ID_NOT_FOUND,
                   "not a consumer group any more")
+            check("protocol classic" in cli_describe(b, "mg").splitlines()[0],
+                  "gregor group describe after the downgrade")
         b.kill()
         b.start()
         with KafkaRaw(b) as k:
