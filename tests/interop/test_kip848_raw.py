@@ -948,6 +948,9 @@ def test_raw_classic_group_upgrade_and_downgrade():
             check(p1["err"] == NONE and p1["epoch"] == 2 and count(p1["assignment"]) == 0,
                   "consumer join upgrades the group: %r" % p1)
             check(list_types(k).get("mg", ("", ""))[1] == "consumer", "type consumer")
+            subs = [v for kt, m, v in offsets_records(k, "mg") if kt == 5 and m == c1]
+            check(subs and subs[-1] and b"range" in subs[-1],
+                  "c1's subscription record carries its ClassicMemberMetadata")
             check(cli_describe(b, "mg").startswith("Group mg: protocol consumer"),
                   "gregor group describe after the upgrade")
             d = describe_group(k, "mg")
@@ -1027,6 +1030,35 @@ def test_raw_migration_policy_disabled_and_upgrade_only():
                   "upgrade only: no downgrade: %r" % (list_types(k).get("mu"),))
             d = describe_group(k, "mu")
             check(d[0] == NONE and sorted(d[5]) == [c1], "c1 stays a member: %r" % (d,))
+
+
+@test
+def test_raw_new_target_writes_only_changed_members():
+    """Kafka's TargetAssignmentBuilder writes the target-assignment record
+    (ConsumerGroupTargetAssignmentMember, key type 7) only of the members whose target changed:
+    a member joining with another topic leaves the others' records alone."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "tg-a", 6)
+            ensure_topic(k, "tg-b", 6)
+            coordinator_ready(k, "tg")
+            check(join(k, "tg", "a", ["tg-a"])["err"] == NONE, "a joins")
+            check(join(k, "tg", "b", ["tg-a"])["err"] == NONE, "b joins")
+            before = [m for kt, m, _ in offsets_records(k, "tg") if kt == 7]
+            comment("target records before: %r" % before)
+            check(sorted(before) == ["a", "a", "b"], "a twice (alone, then split), b once")
+            check(join(k, "tg", "c", ["tg-b"])["err"] == NONE, "c joins with another topic")
+            after = [m for kt, m, _ in offsets_records(k, "tg") if kt == 7][len(before):]
+            check(after == ["c"], "only c's target record: %r" % after)
+            d = describe_group(k, "tg")
+            check(d[0] == NONE and d[2] == 3 and d[3] == 3, "epochs 3/3: %r" % (d,))
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "tg")
+            d = describe_group(k, "tg")
+            check(d[0] == NONE and sorted(d[5]) == ["a", "b", "c"] and d[3] == 3,
+                  "the replay has every member's target: %r" % (d,))
 
 
 if __name__ == "__main__":
