@@ -623,6 +623,10 @@ static struct cg_member *join_member(struct group *g, struct kstr id, struct kst
             *err = KAFKA_ERR_FENCED_INSTANCE_ID;
             return NULL;
         }
+        if (old == NULL && !unknown) {
+            *err = KAFKA_ERR_UNKNOWN_MEMBER_ID; /* Kafka's throwIfStaticMemberIsUnknown */
+            return NULL;
+        }
         if (old != NULL) {
             struct cg_member *m = cg_static_replace(g, old, id, r);
             *replaced = m != NULL;

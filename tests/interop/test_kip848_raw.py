@@ -973,6 +973,13 @@ def test_raw_classic_group_upgrade_and_downgrade():
                   INCONSISTENT_GROUP_PROTOCOL, "another protocol type")
             check(classic_join_v3(k, "mg", "", ["mig-raw"], protocols=("roundrobin",))[0] ==
                   INCONSISTENT_GROUP_PROTOCOL, "a protocol c1 does not support")
+            # A static member with a member id the group does not know (JoinGroup v5).
+            body = (string("mg") + i32(10000) + i32(30000) + string("bogus") + string("i1") +
+                    string("consumer") +
+                    array([string("range") + nbytes(subscription(["mig-raw"]))]))
+            jr = Reader(k.call(JOIN_GROUP, 5, body, timeout=40))
+            jr.int32()
+            check(jr.int16() == UNKNOWN_MEMBER_ID, "unknown static member")
             # c1 rejoins (owning nothing: eager): its epoch moves to 2, half the partitions.
             err, gen, proto, leader, member, members = classic_join_v3(k, "mg", c1, ["mig-raw"])
             check(err == NONE and gen == 2 and proto == "range" and member == c1 and
