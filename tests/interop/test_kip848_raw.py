@@ -872,9 +872,10 @@ def parse_assignment(raw):
     return {t: sorted(ps) for t, ps in parts}
 
 
-def classic_join_v3(k, group, member, topics, protocols=("range",), ptype="consumer"):
+def classic_join_v3(k, group, member, topics, protocols=("range",), ptype="consumer",
+                    session_ms=10000):
     """JoinGroup v3 -> (error, generation, protocol, leader, member id, members)."""
-    body = (string(group) + i32(10000) + i32(30000) + string(member) + string(ptype) +
+    body = (string(group) + i32(session_ms) + i32(30000) + string(member) + string(ptype) +
             array([string(p) + nbytes(subscription(topics)) for p in protocols]))
     r = Reader(k.call(JOIN_GROUP, 3, body, timeout=40))
     r.int32()
@@ -923,9 +924,10 @@ def list_types(k):
         lambda r: (r.cstring(), r.cstring(), r.cstring(), r.cstring(), r.uvarint())))
 
 
-def stable_classic_group(k, group, topic):
+def stable_classic_group(k, group, topic, session_ms=10000):
     """One classic member (JoinGroup v3 + SyncGroup v1 as leader, all 6 partitions) -> id."""
-    err, gen, proto, leader, member, members = classic_join_v3(k, group, "", [topic])
+    err, gen, proto, leader, member, members = classic_join_v3(k, group, "", [topic],
+                                                               session_ms=session_ms)
     check(err == NONE and gen == 1 and leader == member and len(members) == 1,
           "classic join: %r" % ((err, gen, proto, leader, member),))
     err, a = classic_sync_v1(k, group, 1, member,
@@ -1066,6 +1068,33 @@ def test_raw_new_target_writes_only_changed_members():
             d = describe_group(k, "tg")
             check(d[0] == NONE and sorted(d[5]) == ["a", "b", "c"] and d[3] == 3,
                   "the replay has every member's target: %r" % (d,))
+
+
+@test
+def test_raw_classic_member_session_expires_inside_a_consumer_group():
+    """A classic member of an upgraded group that stops heartbeating is removed after its own
+    (classic) session timeout, and its partitions go to the consumer-protocol member."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "mig-exp", 6)
+            coordinator_ready(k, "mx")
+            c1 = stable_classic_group(k, "mx", "mig-exp", session_ms=6000)
+            p1 = join(k, "mx", "p1", ["mig-exp"])
+            check(p1["err"] == NONE and count(p1["assignment"]) == 0, "upgrade: %r" % p1)
+            epoch, owned = p1["epoch"], {}
+            deadline = time.monotonic() + 20 * SLOW
+            while time.monotonic() < deadline:
+                r = heartbeat(k, "mx", "p1", epoch, owned=owned)
+                check(r["err"] == NONE, "p1 heartbeat: %r" % r)
+                epoch = r["epoch"]
+                if r["assignment"] is not None:
+                    owned = owned_of(r["assignment"])
+                if count(owned) == 6:
+                    break
+                time.sleep(0.5)
+            check(count(owned) == 6, "p1 gets all 6 once c1 expired: %r" % owned)
+            d = describe_group(k, "mx")
+            check(sorted(d[5]) == ["p1"], "c1 %s expired: %r" % (c1, d))
 
 
 if __name__ == "__main__":
