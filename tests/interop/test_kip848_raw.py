@@ -1097,5 +1097,30 @@ def test_raw_classic_member_session_expires_inside_a_consumer_group():
             check(sorted(d[5]) == ["p1"], "c1 %s expired: %r" % (c1, d))
 
 
+@test
+def test_raw_upgrade_refused_while_a_new_member_joins():
+    """A classic group rebalancing for a member that has no assignment yet cannot be upgraded
+    (Kafka cannot decode its empty assignment): GROUP_ID_NOT_FOUND, and the group stays
+    classic."""
+    import threading
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k, KafkaRaw(b) as k2:
+            ensure_topic(k, "mig-rb", 6)
+            coordinator_ready(k, "mr")
+            stable_classic_group(k, "mr", "mig-rb")
+            def second_member():
+                try:
+                    classic_join_v3(k2, "mr", "", ["mig-rb"])
+                except Exception:
+                    pass  # the connection closes under it at the end of the test
+            t = threading.Thread(target=second_member, daemon=True)
+            t.start()  # parks: c1 has to rejoin first
+            wait_until(lambda: list_types(k).get("mr", ("",))[0] == "PreparingRebalance",
+                       10 * SLOW, what="the group rebalancing")
+            r = join(k, "mr", "p1", ["mig-rb"])
+            check(r["err"] == GROUP_ID_NOT_FOUND, "upgrade during the rebalance: %r" % r)
+            check(list_types(k).get("mr") == ("PreparingRebalance", "classic"), "still classic")
+
+
 if __name__ == "__main__":
     run_tests()
