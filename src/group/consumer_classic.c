@@ -521,7 +521,25 @@ void cg_downgrade(struct group *g, struct cg_member *leaving, struct cg_records 
     cg_free(g, true);
     for (struct member *m = g->members; m; m = m->next)
         member_schedule(m);
-    group_maybe_prepare_rebalance(g);
+    if (leaving != NULL)
+        group_maybe_prepare_rebalance(g);
+}
+
+/* Kafka's validateOnlineDowngradeWithReplacedMemberId, once the replaced member (a
+ * consumer-protocol one) is gone: every member left uses the classic protocol. */
+static bool downgrade_after_replace(const struct group *g)
+{
+    for (const struct cg_member *o = g->cg->members; o; o = o->next)
+        if (!o->classic)
+            return false;
+    if (!g->s->gc->cfg.consumer_downgrade_enabled) {
+        logger_info("group",
+                    "cannot downgrade consumer group %s to a classic group: the online "
+                    "downgrade is disabled",
+                    g->id.p);
+        return false;
+    }
+    return true;
 }
 
 /* ---- classic members of a consumer group ---- */
@@ -609,11 +627,11 @@ static void classic_reply_after(struct group *g, struct group_call *c, struct cg
 /* The JoinGroup's member: found, created, or a static member taking over (Kafka's
  * getOrMaybeSubscribe*ConsumerGroupMember with createIfNotExists). */
 static struct cg_member *join_member(struct group *g, struct kstr id, struct kstr instance,
-                                     bool unknown, bool *created, bool *replaced, int16_t *err,
-                                     struct cg_records *r)
+                                     bool unknown, bool *created, bool *replaced,
+                                     bool *replaced_consumer, int16_t *err, struct cg_records *r)
 {
     struct cgroup *cg = g->cg;
-    *created = *replaced = false;
+    *created = *replaced = *replaced_consumer = false;
     *err = 0;
     if (instance.len >= 0) {
         struct cg_member *old = cg_find_static(cg, instance);
@@ -628,6 +646,7 @@ static struct cg_member *join_member(struct group *g, struct kstr id, struct kst
             return NULL;
         }
         if (old != NULL) {
+            *replaced_consumer = !old->classic;
             struct cg_member *m = cg_static_replace(g, old, id, r);
             *replaced = m != NULL;
             *err = m ? 0 : KAFKA_ERR_UNKNOWN_SERVER_ERROR;
@@ -712,9 +731,10 @@ void cg_classic_join(struct group *g, struct group_call *c)
         return;
     }
     struct cg_records r = {0};
-    bool created, replaced;
+    bool created, replaced, replaced_consumer;
     int16_t err;
-    struct cg_member *m = join_member(g, id, instance, unknown, &created, &replaced, &err, &r);
+    struct cg_member *m =
+        join_member(g, id, instance, unknown, &created, &replaced, &replaced_consumer, &err, &r);
     if (m == NULL) {
         cg_records_persist(g, &r);
         join_reply_error(c, err, req->member_id);
@@ -735,9 +755,6 @@ void cg_classic_join(struct group *g, struct group_call *c)
         return;
     }
     cg_snapshot_free(&sn);
-    net_timer_cancel(g->s->worker, &m->join_timer);
-    cg_member_schedule_session(g, m);
-    net_timer_start(g->s->worker, &m->sync_timer, m->rebalance_timeout_ms, classic_sync_expired, m);
     resp->error_code = 0;
     resp->generation_id = m->epoch;
     resp->protocol_type = PROTOCOL_TYPE_CONSUMER;
@@ -748,6 +765,15 @@ void cg_classic_join(struct group *g, struct group_call *c)
     resp->members.n = 0;
     logger_info("group", "consumer group %s: classic member %s joined at epoch %d (group epoch %d)",
                 g->id.p, m->id.p, m->epoch, cg->group_epoch);
+    if (replaced && replaced_consumer && downgrade_after_replace(g)) {
+        /* The last consumer-protocol member was a static member this one replaced. */
+        cg_downgrade(g, NULL, &r);
+    } else {
+        net_timer_cancel(g->s->worker, &m->join_timer);
+        cg_member_schedule_session(g, m);
+        net_timer_start(g->s->worker, &m->sync_timer, m->rebalance_timeout_ms, classic_sync_expired,
+                        m);
+    }
     classic_reply_after(g, c, &r);
 }
 

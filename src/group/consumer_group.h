@@ -180,7 +180,8 @@ void cg_after_load(struct group *g);
 int16_t cg_upgrade(struct group *g, struct cg_records *r, const char **msg);
 /* Kafka's validateOnlineDowngradeWithFencedMember. */
 bool cg_downgrade_allowed(const struct group *g, const struct cg_member *leaving);
-/* Kafka's convertToClassicGroup: g becomes classic without `leaving` and starts a rebalance. */
+/* Kafka's convertToClassicGroup: g becomes classic without `leaving` (NULL: a static member was
+ * replaced by a classic one, which keeps its assignment) and, when a member left, rebalances. */
 void cg_downgrade(struct group *g, struct cg_member *leaving, struct cg_records *r);
 void cg_classic_join(struct group *g, struct group_call *c);
 void cg_classic_sync(struct group *g, struct group_call *c);

@@ -1123,5 +1123,39 @@ def test_raw_upgrade_refused_while_a_new_member_joins():
             check(list_types(k).get("mr") == ("PreparingRebalance", "classic"), "still classic")
 
 
+@test
+def test_raw_static_classic_member_replacing_the_last_consumer_member_downgrades():
+    """Kafka's validateOnlineDowngradeWithReplacedMemberId: a classic static member taking the
+    instance id of the group's only consumer-protocol member turns the group classic at once
+    (no rebalance); it keeps that member's partitions."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "mig-st", 6)
+            coordinator_ready(k, "ms")
+            c1 = stable_classic_group(k, "ms", "mig-st")
+            p1 = join(k, "ms", "p1", ["mig-st"], instance="inst")
+            check(p1["err"] == NONE, "static consumer-protocol member upgrades: %r" % p1)
+            body = (string("ms") + i32(10000) + i32(30000) + string("") + string("inst") +
+                    string("consumer") +
+                    array([string("range") + nbytes(subscription(["mig-st"]))]))
+            jr = Reader(k.call(JOIN_GROUP, 5, body, timeout=40))
+            jr.int32()
+            err, gen, proto, leader, member = (jr.int16(), jr.int32(), jr.string(), jr.string(),
+                                               jr.string())
+            check(err == NONE and member not in ("", "p1", c1) and proto == "range",
+                  "the classic static member replaces p1: %r" % ((err, gen, proto, member),))
+            check(list_types(k).get("ms") == ("Stable", "classic"),
+                  "downgraded without a rebalance: %r" % (list_types(k).get("ms"),))
+            r = Reader(k.call(DESCRIBE_GROUPS, 0, array([string("ms")])))
+            gs = r.array(lambda r: (r.int16(), r.string(), r.string(), r.string(), r.string(),
+                                    r.array(lambda r: (r.string(), r.string(), r.string(),
+                                                       r.bytes_(), r.bytes_()))))
+            check(sorted(m[0] for m in gs[0][5]) == sorted([c1, member]),
+                  "classic members c1 and the new one: %r" % (gs,))
+            err, a = classic_sync_v1(k, "ms", gen, member)
+            check(err == NONE and len(parse_assignment(a).get("mig-st", [])) == 3,
+                  "it has p1's target (3 partitions): %r" % ((err, parse_assignment(a)),))
+
+
 if __name__ == "__main__":
     run_tests()
