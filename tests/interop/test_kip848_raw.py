@@ -878,10 +878,15 @@ def classic_join_v3(k, group, member, topics, protocols=("range",), ptype="consu
     """JoinGroup v3 -> (error, generation, protocol, leader, member id, members)."""
     body = (string(group) + i32(session_ms) + i32(30000) + string(member) + string(ptype) +
             array([string(p) + nbytes(subscription(topics)) for p in protocols]))
-    r = Reader(k.call(JOIN_GROUP, 3, body, timeout=40))
-    r.int32()
-    return (r.int16(), r.int32(), r.string(), r.string(), r.string(),
-            r.array(lambda r: (r.string(), r.bytes_())))
+    deadline = time.monotonic() + 10 * SLOW
+    while True:
+        r = Reader(k.call(JOIN_GROUP, 3, body, timeout=40))
+        r.int32()
+        out = (r.int16(), r.int32(), r.string(), r.string(), r.string(),
+               r.array(lambda r: (r.string(), r.bytes_())))
+        if out[0] != LOAD_IN_PROGRESS or time.monotonic() > deadline:
+            return out
+        time.sleep(0.05)
 
 
 def classic_sync_v1(k, group, gen, member, assignments=None):
