@@ -9,6 +9,7 @@ classic member (the group type replays from __consumer_offsets). The consumer-pr
 leaves: G is downgraded to a classic group and the classic member gets all 6 partitions back.
 Both commit every record they consume: across the two conversions and the restart no record is
 lost or consumed twice. The type is checked with ListGroups v5 after each step.
+Also two classic members and one consumer-protocol member through both conversions.
 Bad input: with the policy disabled (or upgrade only), the consumer-protocol member is refused
 (GROUP_ID_NOT_FOUND, as Kafka) and the classic member keeps all partitions.
 asan-smoke
@@ -243,6 +244,75 @@ def test_upgrade_restart_downgrade_with_real_clients():
             raise
         finally:
             classic.close()
+            if proto:
+                proto.kill()
+
+
+def all_offsets(classics, proto):
+    got = [o for c in classics for o in offsets_of_values(c.values)] + (proto.offsets if proto
+                                                                         else [])
+    return got
+
+
+def exactly_once(classics, proto, total):
+    got = all_offsets(classics, proto)
+    want = set((i % 6, i // 6) for i in range(total))
+    return set(got) == want and len(got) == len(set(got))
+
+
+@test
+def test_two_classic_members_and_a_consumer_member():
+    """Two classic members share G; a consumer-protocol member joins (upgrade): the three hold
+    2 partitions each; it leaves (downgrade): the two classic members split the 6 again. Every
+    record is consumed exactly once."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, TOPIC, 6)
+        produce(b, 0, 300)
+        classics = [ClassicMember(b), ClassicMember(b)]
+        proto = None
+
+        def parts():
+            out = []
+            for c in classics:
+                with c.lock:
+                    out.append(set(c.assignment))
+            if proto:
+                out.append(set(int(tp.split(":")[1]) for tp in proto.assignment))
+            return out
+        try:
+            wait_until(lambda: [len(p) for p in parts()] == [3, 3] and
+                       exactly_once(classics, None, 300), 60 * SLOW,
+                       what="two classic members with 3 partitions each consume 300 records")
+            proto = ProtocolMember(b)
+            wait_until(lambda: (group_type(b, GROUP) or ("", ""))[1] == "consumer", 30 * SLOW,
+                       what="the upgrade")
+            wait_until(lambda: [len(p) for p in parts()] == [2, 2, 2] and
+                       len(set.union(*parts())) == 6, 60 * SLOW,
+                       what="2 partitions each for the three members")
+            produce(b, 300, 300)
+            wait_until(lambda: exactly_once(classics, proto, 600) or
+                       len(all_offsets(classics, proto)) >= 650, 60 * SLOW,
+                       what="600 records consumed")
+            check(exactly_once(classics, proto, 600), "after the upgrade: not exactly once")
+            proto.stop()
+            wait_until(lambda: (group_type(b, GROUP) or ("", ""))[1] == "classic", 30 * SLOW,
+                       what="the downgrade")
+            wait_until(lambda: [len(p) for p in parts()[:2]] == [3, 3] and
+                       len(parts()[0] | parts()[1]) == 6, 60 * SLOW,
+                       what="the classic members split the 6 again")
+            produce(b, 600, 300)
+            wait_until(lambda: exactly_once(classics, proto, 900) or
+                       len(all_offsets(classics, proto)) >= 950, 60 * SLOW,
+                       what="900 records consumed")
+            check(exactly_once(classics, proto, 900), "after the downgrade: not exactly once")
+        except Exception:
+            comment("partitions %r; records %r" % (parts(), [len(c.values) for c in classics] +
+                                                   [len(proto.offsets) if proto else 0]))
+            raise
+        finally:
+            for c in classics:
+                c.close()
             if proto:
                 proto.kill()
 
