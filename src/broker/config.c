@@ -148,6 +148,7 @@ static const struct config_entry config_table[] = {
      INT32_MAX, 0},
     {"group.consumer.max.size", CT_INT32, F(group_consumer_max_size), 1, INT32_MAX, 0},
     {"group.consumer.assignors", CT_STRING, F(group_consumer_assignors), 0, 0, 0},
+    {"group.consumer.migration.policy", CT_STRING, F(group_consumer_migration_policy), 0, 0, 0},
     {"transaction.state.log.num.partitions", CT_INT32, F(transaction_state_log_num_partitions), 1,
      100000, 0},
     {"transaction.state.log.replication.factor", CT_INT16,
@@ -257,6 +258,8 @@ void config_defaults(struct broker_config *c)
     c->group_consumer_max_session_timeout_ms = 60000;
     c->group_consumer_max_size = INT32_MAX;
     snprintf(c->group_consumer_assignors, sizeof(c->group_consumer_assignors), "uniform,range");
+    snprintf(c->group_consumer_migration_policy, sizeof(c->group_consumer_migration_policy),
+             "bidirectional");
     c->transactional_id_expiration_ms = 604800000;
     c->transaction_state_log_num_partitions = 50;
     c->transaction_state_log_replication_factor = 3;
@@ -818,6 +821,8 @@ static bool config_authorizer_known(const char *name)
 }
 
 /* Kafka's GroupCoordinatorConfig checks of the KIP-848 properties. */
+int config_migration_policy(const char *value);
+
 static int config_validate_consumer_groups(struct broker_config *c, char *err, size_t errlen)
 {
     const char *p = c->group_coordinator_rebalance_protocols;
@@ -858,7 +863,27 @@ static int config_validate_consumer_groups(struct broker_config *c, char *err, s
         }
         a += n + (a[n] != '\0');
     }
+    if (config_migration_policy(c->group_consumer_migration_policy) < 0) {
+        snprintf(err, errlen,
+                 "group.consumer.migration.policy: '%s' is not one of disabled, upgrade, "
+                 "downgrade, bidirectional",
+                 c->group_consumer_migration_policy);
+        return -EINVAL;
+    }
     return 0;
+}
+
+int config_migration_policy(const char *value)
+{
+    if (strcasecmp(value, "bidirectional") == 0)
+        return CONFIG_MIGRATION_UPGRADE | CONFIG_MIGRATION_DOWNGRADE;
+    if (strcasecmp(value, "upgrade") == 0)
+        return CONFIG_MIGRATION_UPGRADE;
+    if (strcasecmp(value, "downgrade") == 0)
+        return CONFIG_MIGRATION_DOWNGRADE;
+    if (strcasecmp(value, "disabled") == 0)
+        return 0;
+    return -1;
 }
 
 int config_validate(struct broker_config *c, char *err, size_t errlen)

@@ -144,6 +144,9 @@ struct broker_config {
     int32_t group_consumer_max_session_timeout_ms;    /* 60000 */
     int32_t group_consumer_max_size;                  /* INT32_MAX */
     char group_consumer_assignors[64];                /* "uniform,range" */
+    /* group.consumer.migration.policy: disabled, upgrade, downgrade or bidirectional (the
+     * default), case-insensitive as Kafka's ConsumerGroupMigrationPolicy */
+    char group_consumer_migration_policy[16];
     /* transactions (src/txn/) */
     int32_t transaction_state_log_num_partitions;     /* 50 */
     int16_t transaction_state_log_replication_factor; /* 3, capped by live brokers */
@@ -201,6 +204,10 @@ int config_apply(struct broker_config *c, const struct properties *props, char *
 
 /* Checks cross-property rules and that listeners/log dirs are usable; same error contract. */
 int config_validate(struct broker_config *c, char *err, size_t errlen);
+/* group.consumer.migration.policy as CONFIG_MIGRATION_* bits (case-insensitive), -1 unknown. */
+#define CONFIG_MIGRATION_UPGRADE 1
+#define CONFIG_MIGRATION_DOWNGRADE 2
+int config_migration_policy(const char *value);
 
 /* Parses "NAME://host:port[,NAME://host:port...]". Returns count or -EINVAL. */
 int config_parse_listeners(const char *s, struct listener_config *out, int max);

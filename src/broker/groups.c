@@ -205,6 +205,9 @@ int groups_start(struct broker *b)
         .consumer_session_timeout_ms = b->cfg.group_consumer_session_timeout_ms,
         .consumer_max_size = b->cfg.group_consumer_max_size,
     };
+    int policy = config_migration_policy(b->cfg.group_consumer_migration_policy);
+    cfg.consumer_upgrade_enabled = policy > 0 && (policy & CONFIG_MIGRATION_UPGRADE);
+    cfg.consumer_downgrade_enabled = policy > 0 && (policy & CONFIG_MIGRATION_DOWNGRADE);
     snprintf(cfg.consumer_assignors, sizeof(cfg.consumer_assignors), "%s",
              b->cfg.group_consumer_assignors);
     struct group_env env = {

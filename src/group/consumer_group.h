@@ -18,6 +18,13 @@
  * in at most one member's `assigned` or `revoking` (asserted by cg_check_owners in debug
  * builds). member->epoch <= cg->assignment_epoch <= cg->group_epoch.
  *
+ * CLASSIC MEMBERS (Kafka's online migration, consumer_classic.c). A member with `classic` set
+ * joined with JoinGroup (or came from a classic group upgraded when a consumer-protocol member
+ * joined it): it keeps Kafka's ClassicMemberMetadata (session timeout, supported protocols),
+ * rejoins when its heartbeat answers REBALANCE_IN_PROGRESS and reads its assignment with
+ * SyncGroup. When the last consumer-protocol member leaves a group of classic members, the
+ * group becomes classic again (group.consumer.migration.policy).
+ *
  * THREADS. Owner worker of the shard only, like the rest of the group (coordinator.h).
  */
 #ifndef GREGOR_GROUP_CONSUMER_GROUP_H
@@ -26,6 +33,9 @@
 #include <regex.h>
 
 #include "group/group_internal.h"
+#include "proto/gen/consumer_group_heartbeat.h"
+
+struct cg_records;
 
 #define CG_LEAVE_EPOCH (-1)
 #define CG_LEAVE_STATIC_EPOCH (-2)
@@ -72,6 +82,13 @@ struct cg_member {
     struct net_timer session_timer;
     struct net_timer revoke_timer; /* rebalance timeout while UNREVOKED */
     bool loaded_subscription;      /* loading only: its ConsumerGroupMemberMetadata was read */
+    /* Classic protocol members only (ClassicMemberMetadata). */
+    bool classic;
+    int32_t classic_session_ms;
+    struct gprotocol *classic_protocols; /* as sent in its JoinGroup, in order */
+    int32_t nclassic_protocols;
+    struct net_timer join_timer; /* it must rejoin within its rebalance timeout */
+    struct net_timer sync_timer; /* it must SyncGroup within its rebalance timeout */
 };
 
 struct cgroup {
@@ -104,6 +121,40 @@ void cg_assignor_select(const struct cgroup *cg, const struct group_config *cfg,
 int cg_assign(struct cgroup *cg, const struct group_config *cfg);
 
 /* ---- the group (consumer_heartbeat.c) ---- */
+/* A member's reconciliation state, to tell whether its current assignment record changed. */
+struct member_snapshot {
+    int32_t epoch, previous_epoch;
+    enum cg_member_state state;
+    struct cg_tpset assigned, revoking;
+};
+int cg_snapshot_take(struct member_snapshot *sn, const struct cg_member *m);
+void cg_snapshot_free(struct member_snapshot *sn);
+/* Kafka's heartbeat steps after the member was updated (created: it is new; replaced: a static
+ * member took over an old id; changed: its subscription changed): subscription record,
+ * subscription metadata, group epoch, target assignment (records of the changed targets),
+ * reconciliation towards the target with the partitions it reports owning, current-assignment
+ * record when it moved. 0 or -ENOMEM. */
+int cg_member_settle(
+    struct group *g, struct cg_member *m, bool created, bool replaced, int changed,
+    const struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *owned,
+    const struct member_snapshot *sn, struct cg_records *r);
+/* Sets m's subscribed topic names (sorted, deduplicated); 1 if they changed, 0, -ENOMEM. */
+int cg_member_set_topics(struct cg_member *m, const struct karray_str *names);
+/* A static member rejoins under a new member id: it takes over the old member's assignment
+ * (the old id's tombstones go to r). NULL when out of memory. */
+struct cg_member *cg_static_replace(struct group *g, struct cg_member *old, struct kstr id,
+                                    struct cg_records *r);
+struct cg_member *cg_find_static(struct cgroup *cg, struct kstr instance_id);
+/* (Re)starts m's session timer (its classic session timeout for a classic member). */
+void cg_member_schedule_session(struct group *g, struct cg_member *m);
+/* Kafka's Uuid.randomUuid().toString() as a member id. */
+void cg_new_member_id(char out[23]);
+/* Unlinks and frees m (its tombstones, and the bumped epoch when bump, go to r). */
+void cg_remove_member(struct group *g, struct cg_member *m, bool bump, const char *why,
+                      struct cg_records *r);
+/* Kafka's consumerGroupFenceMember: m leaves; when only classic members stay and the policy
+ * allows, the group becomes classic (g->cg is NULL on return). Records go to r. */
+void cg_fence_member(struct group *g, struct cg_member *m, const char *why, struct cg_records *r);
 struct cgroup *cg_create(void);
 /* Frees the consumer state; on_owner: cancel timers first. */
 void cg_free(struct group *g, bool on_owner);
@@ -122,6 +173,24 @@ void cg_member_free(struct cg_member *m);
 /* Owner worker, once the group was replayed: effective subscriptions from the cluster's
  * topics, session timers (and rebalance timers of members revoking), as Kafka's onLoaded. */
 void cg_after_load(struct group *g);
+
+/* ---- classic members and conversions (consumer_classic.c) ---- */
+/* Kafka's validateOnlineUpgrade + convertToConsumerGroup: the non-empty classic group g becomes a
+ * consumer group (its records go to r). 0, or GROUP_ID_NOT_FOUND with *msg when refused. */
+int16_t cg_upgrade(struct group *g, struct cg_records *r, const char **msg);
+/* Kafka's validateOnlineDowngradeWithFencedMember. */
+bool cg_downgrade_allowed(const struct group *g, const struct cg_member *leaving);
+/* Kafka's convertToClassicGroup: g becomes classic without `leaving` (NULL: a static member was
+ * replaced by a classic one, which keeps its assignment) and, when a member left, rebalances. */
+void cg_downgrade(struct group *g, struct cg_member *leaving, struct cg_records *r);
+void cg_classic_join(struct group *g, struct group_call *c);
+void cg_classic_sync(struct group *g, struct group_call *c);
+void cg_classic_heartbeat(struct group *g, struct group_call *c);
+void cg_classic_leave(struct group *g, struct group_call *c);
+/* Frees a classic member's ClassicMemberMetadata. */
+void cg_member_classic_clear(struct cg_member *m);
+/* A classic member's timers (join, sync) stop. */
+void cg_member_cancel_classic_timers(struct cg_member *m);
 
 /* ---- records in __consumer_offsets (consumer_records.c) ----
  * Kafka's GroupCoordinatorRecordHelpers: key types 3 ConsumerGroupMetadata (the group epoch),

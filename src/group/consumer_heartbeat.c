@@ -56,6 +56,7 @@ void cg_member_free(struct cg_member *m)
     cg_tpset_free(&m->assigned);
     cg_tpset_free(&m->revoking);
     cg_tpset_free(&m->target);
+    cg_member_classic_clear(m);
     free(m);
 }
 
@@ -66,6 +67,7 @@ static void cg_member_cancel_timers(struct cg_member *m)
         return;
     net_timer_cancel(w, &m->session_timer);
     net_timer_cancel(w, &m->revoke_timer);
+    cg_member_cancel_classic_timers(m);
 }
 
 void cg_free(struct group *g, bool on_owner)
@@ -112,7 +114,7 @@ struct cg_member *cg_find_member(struct cgroup *cg, struct kstr id)
     return NULL;
 }
 
-static struct cg_member *cg_find_static(struct cgroup *cg, struct kstr instance_id)
+struct cg_member *cg_find_static(struct cgroup *cg, struct kstr instance_id)
 {
     if (instance_id.len < 0)
         return NULL;
@@ -124,8 +126,8 @@ static struct cg_member *cg_find_static(struct cgroup *cg, struct kstr instance_
 
 /* Unlinks and frees m; bump: the membership changed (a new target assignment is due). The
  * member's tombstones (and the bumped epoch) go to r. */
-static void cg_remove_member(struct group *g, struct cg_member *m, bool bump, const char *why,
-                             struct cg_records *r)
+void cg_remove_member(struct group *g, struct cg_member *m, bool bump, const char *why,
+                      struct cg_records *r)
 {
     struct cgroup *cg = g->cg;
     struct cg_member **pp = &cg->members;
@@ -144,12 +146,22 @@ static void cg_remove_member(struct group *g, struct cg_member *m, bool bump, co
     }
 }
 
+void cg_fence_member(struct group *g, struct cg_member *m, const char *why, struct cg_records *r)
+{
+    if (cg_downgrade_allowed(g, m)) {
+        logger_info("group", "consumer group %s: member %s %s", g->id.p, m->id.p, why);
+        cg_downgrade(g, m, r);
+    } else {
+        cg_remove_member(g, m, true, why, r);
+    }
+}
+
 static void member_session_expired(struct net_timer *t)
 {
     struct cg_member *m = t->arg;
     struct group *g = m->g;
     struct cg_records r = {0};
-    cg_remove_member(g, m, true, "expired (session timeout)", &r);
+    cg_fence_member(g, m, "expired (session timeout)", &r);
     cg_records_persist(g, &r);
 }
 
@@ -158,14 +170,14 @@ static void member_revoke_expired(struct net_timer *t)
     struct cg_member *m = t->arg;
     struct group *g = m->g;
     struct cg_records r = {0};
-    cg_remove_member(g, m, true, "fenced (did not revoke within its rebalance timeout)", &r);
+    cg_fence_member(g, m, "fenced (did not revoke within its rebalance timeout)", &r);
     cg_records_persist(g, &r);
 }
 
-static void member_schedule_session(struct group *g, struct cg_member *m)
+void cg_member_schedule_session(struct group *g, struct cg_member *m)
 {
-    net_timer_start(g->s->worker, &m->session_timer, g->s->gc->cfg.consumer_session_timeout_ms,
-                    member_session_expired, m);
+    int32_t ms = m->classic ? m->classic_session_ms : g->s->gc->cfg.consumer_session_timeout_ms;
+    net_timer_start(g->s->worker, &m->session_timer, ms, member_session_expired, m);
 }
 
 /* ---- the request ---- */
@@ -265,7 +277,7 @@ static bool owns_any(const struct kmsg_consumer_group_heartbeat_request_topic_pa
 }
 
 /* Kafka's Uuid.randomUuid().toString(): 16 random bytes in URL-safe base64, unpadded. */
-static void cg_new_member_id(char out[23])
+void cg_new_member_id(char out[23])
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t r[18] = {0};
@@ -290,7 +302,7 @@ static int cmp_str(const void *a, const void *b)
 
 /* Sets m's subscription from the request's names (sorted, deduplicated); true if it changed.
  * -ENOMEM leaves m unchanged. */
-static int member_set_topics(struct cg_member *m, const struct karray_str *names)
+int cg_member_set_topics(struct cg_member *m, const struct karray_str *names)
 {
     int32_t n = names->n > 0 ? names->n : 0;
     char **v = calloc((size_t)n + 1, sizeof(*v));
@@ -605,22 +617,22 @@ static void hb_reply_error(struct group_call *c, int16_t err, const char *msg)
 }
 
 /* The consumer group of the request, created (or an empty classic group taken over, as
- * Kafka's maybeDeleteEmptyClassicGroup does) when a member joins with epoch 0. */
+ * Kafka's maybeDeleteEmptyClassicGroup does, or a classic group upgraded, as its
+ * convertToConsumerGroup does) when a member joins with epoch 0; the records go to r. */
 static struct group *hb_find_group(struct shard *s, struct group_call *c, int16_t *err,
-                                   const char **msg)
+                                   const char **msg, struct cg_records *r)
 {
     const struct kmsg_consumer_group_heartbeat_request *req = c->req;
     struct group *g = group_find(s, req->group_id);
     bool create = req->member_epoch == 0;
-    /* Kafka answers GROUP_ID_NOT_FOUND here. The group is replayed from __consumer_offsets,
-     * so this is a group that was deleted or expired (or written before the records existed:
-     * only its offsets are back, an empty group without protocol): UNKNOWN_MEMBER_ID makes the
-     * member rejoin with epoch 0, where GROUP_ID_NOT_FOUND leaves librdkafka retrying the same
-     * heartbeat forever. */
+    /* Kafka's getOrMaybeCreateConsumerGroup: a heartbeat (or leave) of a member of a group
+     * that does not exist is answered GROUP_ID_NOT_FOUND. Groups are replayed from
+     * __consumer_offsets, so this is a group that was deleted or expired (or one with only
+     * offsets, written before the records existed: an empty group without protocol). */
     bool offsets_only = g != NULL && g->cg == NULL && g->nmembers == 0 && g->state == GS_EMPTY &&
                         g->protocol_type.len < 0;
     if ((g == NULL || offsets_only) && !create) {
-        *err = KAFKA_ERR_UNKNOWN_MEMBER_ID, *msg = "Consumer group not found.";
+        *err = KAFKA_ERR_GROUP_ID_NOT_FOUND, *msg = "Consumer group not found.";
         return NULL;
     }
     if (g != NULL && g->state == GS_DEAD) {
@@ -631,8 +643,12 @@ static struct group *hb_find_group(struct shard *s, struct group_call *c, int16_
         *err = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
         return NULL;
     }
+    if (g->cg == NULL && create && (g->nmembers > 0 || g->state != GS_EMPTY)) {
+        *err = cg_upgrade(g, r, msg);
+        return *err ? NULL : g;
+    }
     if (g->cg == NULL) {
-        if (!create || g->nmembers > 0 || g->state != GS_EMPTY) {
+        if (!create) {
             *err = KAFKA_ERR_GROUP_ID_NOT_FOUND, *msg = "Group is not a consumer group.";
             return NULL;
         }
@@ -643,11 +659,9 @@ static struct group *hb_find_group(struct shard *s, struct group_call *c, int16_
         if (g->protocol_type.len >= 0) {
             /* Kafka's maybeDeleteEmptyClassicGroup: the classic group's metadata tombstone,
              * so a replay does not bring the classic group back. */
-            struct cg_records r = {0};
             struct offsets_kv kv;
             if (group_encode_metadata(&kv, NULL, g->id.p) == 0)
-                cg_records_push(&r, &kv);
-            cg_records_persist(g, &r);
+                cg_records_push(r, &kv);
         }
         gstr_free(&g->protocol_type);
         gstr_free(&g->protocol_name);
@@ -685,8 +699,8 @@ struct cg_member *cg_member_new(struct group *g, struct kstr id)
 
 /* A static member rejoins under a new member id: it takes over the old member's assignment
  * (the old id's tombstones go to r). */
-static struct cg_member *static_replace(struct group *g, struct cg_member *old, struct kstr id,
-                                        struct cg_records *r)
+struct cg_member *cg_static_replace(struct group *g, struct cg_member *old, struct kstr id,
+                                    struct cg_records *r)
 {
     struct cg_member *m = cg_member_new(g, id);
     if (m == NULL)
@@ -736,7 +750,7 @@ static struct cg_member *hb_member(struct group *g, struct group_call *c, bool *
                 return NULL;
             }
             if (!gstr_eq(&m->id, req->member_id)) {
-                m = static_replace(g, m, req->member_id, r);
+                m = cg_static_replace(g, m, req->member_id, r);
                 *err = m ? 0 : KAFKA_ERR_UNKNOWN_SERVER_ERROR;
                 return m;
             }
@@ -801,7 +815,7 @@ static int hb_update_member(struct group_call *c, struct cg_member *m)
         changed = 1;
     }
     if (req->subscribed_topic_names.n >= 0) {
-        int rc = member_set_topics(m, &req->subscribed_topic_names);
+        int rc = cg_member_set_topics(m, &req->subscribed_topic_names);
         if (rc < 0)
             return rc;
         changed |= rc;
@@ -852,12 +866,12 @@ static void hb_leave(struct group *g, struct group_call *c)
     if (req->member_epoch == CG_LEAVE_STATIC_EPOCH) {
         /* It will be back: its partitions stay reserved until its session times out. */
         m->epoch = CG_LEAVE_STATIC_EPOCH;
-        member_schedule_session(g, m);
+        cg_member_schedule_session(g, m);
         cg_records_current(&r, g, m);
         logger_info("group", "consumer group %s: static member %s left temporarily", g->id.p,
                     m->id.p);
     } else {
-        cg_remove_member(g, m, true, "left", &r);
+        cg_fence_member(g, m, "left", &r);
     }
     hb_reply_after(g, c, &r);
 }
@@ -889,14 +903,7 @@ static void hb_reply_after(struct group *g, struct group_call *c, struct cg_reco
     call_finish(c);
 }
 
-/* The member's reconciliation state, to tell whether its current assignment record changed. */
-struct member_snapshot {
-    int32_t epoch, previous_epoch;
-    enum cg_member_state state;
-    struct cg_tpset assigned, revoking;
-};
-
-static int snapshot_take(struct member_snapshot *sn, const struct cg_member *m)
+int cg_snapshot_take(struct member_snapshot *sn, const struct cg_member *m)
 {
     sn->epoch = m->epoch;
     sn->previous_epoch = m->previous_epoch;
@@ -914,10 +921,85 @@ static bool snapshot_differs(const struct member_snapshot *sn, const struct cg_m
            !cg_tpset_eq(&sn->revoking, &m->revoking);
 }
 
-static void snapshot_free(struct member_snapshot *sn)
+void cg_snapshot_free(struct member_snapshot *sn)
 {
     cg_tpset_free(&sn->assigned);
     cg_tpset_free(&sn->revoking);
+}
+
+/* The members' targets before a new target assignment, to write only the changed ones (as
+ * Kafka's TargetAssignmentBuilder). */
+static struct cg_tpset *targets_save(const struct cgroup *cg)
+{
+    struct cg_tpset *old = calloc((size_t)cg->nmembers + 1, sizeof(*old));
+    if (old == NULL)
+        return NULL;
+    int32_t i = 0;
+    for (const struct cg_member *o = cg->members; o; o = o->next, i++)
+        if (cg_tpset_copy(&old[i], &o->target) != 0) {
+            for (int32_t j = 0; j <= i; j++)
+                cg_tpset_free(&old[j]);
+            free(old);
+            return NULL;
+        }
+    return old;
+}
+
+static void targets_free(struct cg_tpset *old, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        cg_tpset_free(&old[i]);
+    free(old);
+}
+
+int cg_member_settle(
+    struct group *g, struct cg_member *m, bool created, bool replaced, int changed,
+    const struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *owned,
+    const struct member_snapshot *sn, struct cg_records *r)
+{
+    struct cgroup *cg = g->cg;
+    const struct group_config *cfg = &g->s->gc->cfg;
+    int refreshed = cg_refresh_topics(g);
+    if (refreshed < 0)
+        return refreshed;
+    /* Kafka's order: subscription, subscription metadata, group epoch, target assignment,
+     * assignment epoch, current assignment. */
+    if (created || replaced || changed)
+        cg_records_subscription(r, g, m);
+    if (refreshed)
+        cg_records_partition_metadata(r, g);
+    if (created || changed || refreshed) {
+        cg->group_epoch++;
+        cg_records_epoch(r, g);
+    }
+    if (cg->group_epoch > cg->assignment_epoch) {
+        struct cg_tpset *old = targets_save(cg);
+        int32_t n = cg->nmembers;
+        if (old == NULL || cg_assign(cg, cfg) != 0) {
+            targets_free(old, old ? n : 0);
+            return -ENOMEM;
+        }
+        cg->assignment_epoch = cg->group_epoch;
+        int32_t i = 0;
+        for (struct cg_member *o = cg->members; o; o = o->next, i++)
+            if ((o == m && (created || replaced)) || !cg_tpset_eq(&old[i], &o->target))
+                cg_records_target(r, g, o);
+        targets_free(old, n);
+        cg_records_target_epoch(r, g);
+        logger_info("group", "consumer group %s: epoch %d, new target assignment (%s; %s)", g->id.p,
+                    cg->group_epoch, cg->assignor,
+                    created     ? "a member joined"
+                    : changed   ? "a subscription changed"
+                    : refreshed ? "subscribed topics changed"
+                                : "a member left");
+    } else if (replaced) {
+        cg_records_target(r, g, m);
+    }
+    if (member_reconcile(g, m, owned) != 0)
+        return -ENOMEM;
+    if (created || replaced || snapshot_differs(sn, m))
+        cg_records_current(r, g, m);
+    return 0;
 }
 
 void group_handle_consumer_heartbeat(struct shard *s, struct group_call *c)
@@ -931,81 +1013,52 @@ void group_handle_consumer_heartbeat(struct shard *s, struct group_call *c)
         err = KAFKA_ERR_UNSUPPORTED_VERSION;
     if (err == 0)
         err = hb_validate(cfg, c->api_version, req, &msg);
-    struct group *g = err ? NULL : hb_find_group(s, c, &err, &msg);
+    struct cg_records r = {0};
+    struct group *g = err ? NULL : hb_find_group(s, c, &err, &msg, &r);
     if (g == NULL) {
+        assert(r.n == 0); /* a refused upgrade changed nothing */
+        cg_records_free(&r);
         hb_reply_error(c, err, msg);
         return;
     }
     if (req->member_epoch < 0) {
+        assert(r.n == 0); /* only a join (epoch 0) creates or converts a group */
+        cg_records_free(&r);
         hb_leave(g, c);
         return;
     }
+    size_t converted = r.n; /* a classic group taken over or upgraded */
     bool created;
-    struct cg_records r = {0};
     struct cg_member *m = hb_member(g, c, &created, &err, &r);
     if (m == NULL) {
-        cg_records_free(&r);
+        /* What changed in memory (a conversion, a replaced static member) is written anyway. */
+        cg_records_persist(g, &r);
         hb_reply_error(c, err, NULL);
         return;
     }
     /* Only a static member taking over its old member id leaves tombstones here. */
-    bool replaced = r.n > 0;
-    struct cgroup *cg = g->cg;
+    bool replaced = r.n > converted;
     struct member_snapshot sn = {0};
-    if (snapshot_take(&sn, m) != 0) {
-        snapshot_free(&sn);
-        cg_records_free(&r);
+    int changed = cg_snapshot_take(&sn, m);
+    if (changed == 0)
+        changed = hb_update_member(c, m);
+    /* A classic member heartbeating with the consumer protocol becomes one of its members
+     * (Kafka's heartbeat clears the ClassicMemberMetadata). */
+    bool declassed = m->classic;
+    if (declassed) {
+        cg_member_classic_clear(m);
+        cg_member_cancel_classic_timers(m);
+    }
+    if (changed < 0 ||
+        cg_member_settle(g, m, created, replaced, changed, &req->topic_partitions, &sn, &r) != 0) {
+        cg_snapshot_free(&sn);
+        cg_records_persist(g, &r);
         hb_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, NULL);
         return;
     }
-    int changed = hb_update_member(c, m);
-    int refreshed = changed >= 0 ? cg_refresh_topics(g) : changed;
-    if (changed < 0 || refreshed < 0) {
-        snapshot_free(&sn);
-        cg_records_free(&r);
-        hb_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, NULL);
-        return;
-    }
-    /* Kafka's order: subscription, subscription metadata, group epoch, target assignment,
-     * assignment epoch, current assignment. */
-    if (created || replaced || changed)
+    if (declassed && !created && !replaced && !changed)
         cg_records_subscription(&r, g, m);
-    if (refreshed)
-        cg_records_partition_metadata(&r, g);
-    if (created || changed || refreshed) {
-        cg->group_epoch++;
-        cg_records_epoch(&r, g);
-    }
-    if (cg->group_epoch > cg->assignment_epoch) {
-        if (cg_assign(cg, cfg) != 0) {
-            snapshot_free(&sn);
-            cg_records_free(&r);
-            hb_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, NULL);
-            return;
-        }
-        cg->assignment_epoch = cg->group_epoch;
-        /* Every member's target (Kafka writes the changed ones; the replay ends the same). */
-        for (struct cg_member *o = cg->members; o; o = o->next)
-            cg_records_target(&r, g, o);
-        cg_records_target_epoch(&r, g);
-        logger_info("group", "consumer group %s: epoch %d, new target assignment (%s; %s)", g->id.p,
-                    cg->group_epoch, cg->assignor,
-                    created     ? "a member joined"
-                    : changed   ? "a subscription changed"
-                    : refreshed ? "subscribed topics changed"
-                                : "a member left");
-    } else if (replaced) {
-        cg_records_target(&r, g, m);
-    }
-    if (member_reconcile(g, m, &req->topic_partitions) != 0) {
-        snapshot_free(&sn);
-        cg_records_free(&r);
-        hb_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, NULL);
-        return;
-    }
-    if (created || replaced || snapshot_differs(&sn, m))
-        cg_records_current(&r, g, m);
-    member_schedule_session(g, m);
+    cg_member_schedule_session(g, m);
     resp->member_id = arena_kstr(c->arena, &m->id);
     resp->member_epoch = m->epoch;
     resp->heartbeat_interval_ms = cfg->consumer_heartbeat_interval_ms;
@@ -1017,7 +1070,7 @@ void group_handle_consumer_heartbeat(struct shard *s, struct group_call *c)
                  req->topic_partitions.n >= 0);
     if ((full || !cg_tpset_eq(&sn.assigned, &m->assigned)) && reply_assignment(c, m, resp) != 0)
         resp->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
-    snapshot_free(&sn);
+    cg_snapshot_free(&sn);
     hb_reply_after(g, c, &r);
 }
 
@@ -1033,7 +1086,7 @@ void cg_after_load(struct group *g)
     for (struct cg_member *m = cg->members; m; m = m->next) {
         /* The effective subscription as it was: the next heartbeat sees only real changes. */
         (void)member_refresh_subs(env, m);
-        member_schedule_session(g, m);
+        cg_member_schedule_session(g, m);
         if (m->state == CGM_UNREVOKED)
             net_timer_start(g->s->worker, &m->revoke_timer, m->rebalance_timeout_ms,
                             member_revoke_expired, m);
@@ -1051,10 +1104,11 @@ int16_t cg_check_commit(struct group *g, struct kstr member_id, int32_t epoch, b
     struct cg_member *m = cg_find_member(cg, member_id);
     if (m == NULL)
         return KAFKA_ERR_UNKNOWN_MEMBER_ID;
-    if (!trusted && api_version < 9)
+    /* A classic member commits with its generation (its member epoch) at any version. */
+    if (!trusted && !m->classic && api_version < 9)
         return KAFKA_ERR_UNSUPPORTED_VERSION;
     if (epoch != m->epoch)
-        return KAFKA_ERR_STALE_MEMBER_EPOCH;
+        return m->classic ? KAFKA_ERR_ILLEGAL_GENERATION : KAFKA_ERR_STALE_MEMBER_EPOCH;
     return 0;
 }
 
@@ -1066,7 +1120,7 @@ int16_t cg_check_fetch(struct group *g, struct kstr member_id, int32_t epoch)
     if (m == NULL)
         return KAFKA_ERR_UNKNOWN_MEMBER_ID;
     if (epoch != m->epoch)
-        return KAFKA_ERR_STALE_MEMBER_EPOCH;
+        return m->classic ? KAFKA_ERR_ILLEGAL_GENERATION : KAFKA_ERR_STALE_MEMBER_EPOCH;
     return 0;
 }
 

@@ -182,9 +182,32 @@ void cg_records_subscription(struct cg_records *r, const struct group *g, const 
     v.rebalance_timeout_ms = m->rebalance_timeout_ms;
     v.server_assignor = m->assignor.len > 0 ? gstr_kstr(&m->assignor) : KSTR_NULL;
     v.classic_member_metadata = NULL;
+    struct kmsg_consumer_group_member_metadata_value_classic_member_metadata cm;
+    struct kmsg_consumer_group_member_metadata_value_classic_protocol *cp = NULL;
+    if (m->classic) {
+        kmsg_consumer_group_member_metadata_value_classic_member_metadata_init(&cm);
+        cp = calloc((size_t)m->nclassic_protocols + 1, sizeof(*cp));
+        if (cp == NULL) {
+            free(names);
+            r->err = -ENOMEM;
+            return;
+        }
+        for (int32_t i = 0; i < m->nclassic_protocols; i++) {
+            kmsg_consumer_group_member_metadata_value_classic_protocol_init(&cp[i]);
+            cp[i].name = gstr_kstr(&m->classic_protocols[i].name);
+            cp[i].metadata = m->classic_protocols[i].metadata.len >= 0
+                                 ? gstr_kbytes(&m->classic_protocols[i].metadata)
+                                 : (struct kbytes){(const uint8_t *)"", 0};
+        }
+        cm.session_timeout_ms = m->classic_session_ms;
+        cm.supported_protocols.n = m->nclassic_protocols;
+        cm.supported_protocols.v = cp;
+        v.classic_member_metadata = &cm;
+    }
     records_add(r, CGR_MEMBER_SUBSCRIPTION,
                 (kproto_encode_fn)kmsg_consumer_group_member_metadata_key_encode, &k,
                 (kproto_encode_fn)kmsg_consumer_group_member_metadata_value_encode, &v);
+    free(cp);
     free(names);
 }
 
@@ -413,6 +436,23 @@ static void replay_subscription(struct cg_member *m,
             snprintf(buf, (size_t)m->regex.len + 5, "^(%s)$", m->regex.p);
             m->re_valid = regcomp(&m->re, buf, REG_EXTENDED | REG_NOSUB) == 0;
             free(buf);
+        }
+    }
+    cg_member_classic_clear(m);
+    const struct kmsg_consumer_group_member_metadata_value_classic_member_metadata *cm =
+        v->classic_member_metadata;
+    if (cm != NULL) {
+        int32_t n = cm->supported_protocols.n > 0 ? cm->supported_protocols.n : 0;
+        m->classic_protocols = calloc((size_t)n + 1, sizeof(*m->classic_protocols));
+        if (m->classic_protocols != NULL) {
+            m->classic = true;
+            m->classic_session_ms = cm->session_timeout_ms;
+            m->nclassic_protocols = n;
+            for (int32_t i = 0; i < n; i++) {
+                gstr_from_kstr(&m->classic_protocols[i].name, cm->supported_protocols.v[i].name);
+                gstr_from_kbytes(&m->classic_protocols[i].metadata,
+                                 cm->supported_protocols.v[i].metadata);
+            }
         }
     }
     m->loaded_subscription = true;

@@ -98,6 +98,8 @@ struct group_config {
     int32_t consumer_session_timeout_ms;    /* group.consumer.session.timeout.ms */
     int32_t consumer_max_size;              /* group.consumer.max.size */
     char consumer_assignors[64];            /* group.consumer.assignors, in preference order */
+    bool consumer_upgrade_enabled;   /* group.consumer.migration.policy: classic -> consumer */
+    bool consumer_downgrade_enabled; /* group.consumer.migration.policy: consumer -> classic */
 };
 
 /* One request handed to the coordinator. The caller fills the public part. A

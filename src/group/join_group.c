@@ -411,12 +411,9 @@ static struct group *join_find_group(struct shard *s, const struct group_call *c
         *err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
         return NULL;
     }
-    /* A consumer group (KIP-848) with members does not take classic members here (Kafka would
-     * run them inside it, an upgrade path not built); an empty one becomes classic again. */
-    if (g->cg != NULL && group_consumer_members(g) > 0) {
-        *err = KAFKA_ERR_INCONSISTENT_GROUP_PROTOCOL;
-        return NULL;
-    }
+    /* A consumer group (KIP-848) with members serves classic members itself (group_handle_join,
+     * consumer_classic.c); an empty one becomes classic again. */
+    assert(g->cg == NULL || group_consumer_members(g) == 0);
     if (g->cg != NULL) {
         /* Kafka's maybeDeleteEmptyConsumerGroup: the consumer group's tombstones first, so a
          * replay does not bring it back beside the classic group. */
@@ -536,6 +533,11 @@ void group_handle_join(struct shard *s, struct group_call *c)
 {
     const struct kmsg_join_group_request *req = c->req;
     int16_t err = join_check_request(s, c);
+    struct group *cgg = err ? NULL : group_find(s, req->group_id);
+    if (cgg != NULL && cgg->cg != NULL && group_consumer_members(cgg) > 0) {
+        cg_classic_join(cgg, c); /* Kafka's classicGroupJoinToConsumerGroup */
+        return;
+    }
     struct group *g = err ? NULL : join_find_group(s, c, &err);
     if (g == NULL) {
         join_reply_error(c, err, req->member_id);

@@ -15,6 +15,7 @@
 
 #include "base/clock.h"
 #include "base/logger.h"
+#include "group/consumer_group.h"
 #include "group/group_internal.h"
 #include "proto/gen/errors.h"
 #include "proto/gen/heartbeat.h"
@@ -455,6 +456,10 @@ void group_handle_sync(struct shard *s, struct group_call *c)
         return;
     }
     struct group *g = group_find(s, req->group_id);
+    if (g != NULL && g->cg != NULL) {
+        cg_classic_sync(g, c); /* Kafka's classicGroupSyncToConsumerGroup */
+        return;
+    }
     struct member *m = g ? group_find_member(g, req->member_id) : NULL;
     struct kstr instance = c->api_version >= 3 ? req->group_instance_id : KSTR_NULL;
     if (g != NULL && static_fenced(g, instance, req->member_id)) {
@@ -539,6 +544,10 @@ void group_handle_heartbeat(struct shard *s, struct group_call *c)
         return;
     }
     struct group *g = group_find(s, req->group_id);
+    if (g != NULL && g->cg != NULL) {
+        cg_classic_heartbeat(g, c); /* Kafka's classicGroupHeartbeatToConsumerGroup */
+        return;
+    }
     struct member *m = g ? group_find_member(g, req->member_id) : NULL;
     struct kstr instance = c->api_version >= 3 ? req->group_instance_id : KSTR_NULL;
     if (g == NULL || g->state == GS_EMPTY) {
@@ -601,6 +610,10 @@ void group_handle_leave(struct shard *s, struct group_call *c)
     struct group *g = err ? NULL : group_find(s, req->group_id);
     if (err == 0 && (g == NULL || g->state == GS_DEAD))
         err = KAFKA_ERR_UNKNOWN_MEMBER_ID;
+    if (err == 0 && g->cg != NULL) {
+        cg_classic_leave(g, c); /* Kafka's classicGroupLeaveToConsumerGroup */
+        return;
+    }
     if (c->api_version < 3) {
         resp->error_code = err ? err : group_leave_one(g, req->member_id, KSTR_NULL);
         call_finish(c);

@@ -58,8 +58,8 @@ int32_t offsets_partition_for(const char *group, size_t len, int32_t n)
 }
 
 /* Encodes int16 version + the struct through enc into a malloc'ed buffer. */
-static int offsets_encode(int16_t prefix, int16_t version, kproto_encode_fn enc, const void *msg,
-                          uint8_t **out, int32_t *out_len)
+int offsets_encode(int16_t prefix, int16_t version, kproto_encode_fn enc, const void *msg,
+                   uint8_t **out, int32_t *out_len)
 {
     struct iochain chain;
     iochain_init(&chain);

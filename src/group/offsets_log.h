@@ -42,6 +42,10 @@ int offsets_encode_commit(struct offsets_kv *kv, const char *group, const char *
 /* Encodes a group metadata key (type 2) and, unless v is NULL, its value (version 3). */
 int offsets_encode_group(struct offsets_kv *kv, const char *group,
                          const struct kmsg_group_metadata_value *v);
+/* Encodes msg at `version` behind a big-endian int16 `prefix` into a malloc'ed *out (the
+ * framing of record keys and values, and of the consumer protocol's embedded messages). */
+int offsets_encode(int16_t prefix, int16_t version, kproto_encode_fn enc, const void *msg,
+                   uint8_t **out, int32_t *out_len);
 /* Encodes key type `key_type` (the key struct at that version) through key_enc and, unless
  * value is NULL (a tombstone), value version `value_version` through value_enc. 0 or a
  * negative error (kv freed). */

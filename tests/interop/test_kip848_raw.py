@@ -4,7 +4,8 @@ ConsumerGroupDescribe (key 69) against a real gregor, checking Kafka's error cod
 a stale/ahead member epoch (FENCED_MEMBER_EPOCH), an unknown member (UNKNOWN_MEMBER_ID), an
 unknown server assignor (UNSUPPORTED_ASSIGNOR), a first heartbeat without subscription
 (INVALID_REQUEST), a bad regex (INVALID_REGULAR_EXPRESSION), a group id held by a classic group
-(GROUP_ID_NOT_FOUND) and the reverse (JoinGroup into a consumer group: INCONSISTENT_GROUP_PROTOCOL),
+(GROUP_ID_NOT_FOUND: it is completing a rebalance) and the reverse (a classic JoinGroup served by
+the consumer group; another protocol type: INCONSISTENT_GROUP_PROTOCOL),
 OffsetCommit v9 with a stale epoch (STALE_MEMBER_EPOCH). Also reconciliation: a partition moves
 to a new member only after its old owner stops reporting it; ListGroups v5 group types;
 DescribeGroups answers Dead for a consumer group (Kafka before v6); session expiry; static
@@ -16,6 +17,13 @@ SIGKILL and restart and a coordinator move in a 3-node cluster with its members'
 assignments; a member that leaves writes its tombstones, a deleted group the group's, and
 compaction removes a left member's records; a group changing protocol while empty does not
 come back as the old type. `gregor group describe` of a consumer group.
+Online migration (group.consumer.migration.policy): a Stable classic group upgraded by a
+consumer-protocol join, its classic member served by the consumer group (Heartbeat
+REBALANCE_IN_PROGRESS / ILLEGAL_GENERATION, SyncGroup REBALANCE_IN_PROGRESS before it rejoins,
+JoinGroup with its new epoch, SyncGroup with its partitions, unsupported protocols
+INCONSISTENT_GROUP_PROTOCOL, OffsetCommit v2 checked against its epoch), downgraded when the
+consumer-protocol member leaves, replayed as classic after a restart; the policy disabled
+(GROUP_ID_NOT_FOUND) or upgrade-only (no downgrade); an unknown policy refused at start-up.
 asan-smoke
 """
 import os
@@ -42,6 +50,7 @@ CG_HEARTBEAT, CG_DESCRIBE = 68, 69
 NONE, INVALID_REQUEST, UNKNOWN_MEMBER_ID, GROUP_ID_NOT_FOUND = 0, 42, 25, 69
 INCONSISTENT_GROUP_PROTOCOL, FENCED_MEMBER_EPOCH, UNSUPPORTED_ASSIGNOR = 23, 110, 112
 STALE_MEMBER_EPOCH, INVALID_REGULAR_EXPRESSION, LOAD_IN_PROGRESS = 113, 128, 14
+UNKNOWN_SERVER_ERROR = -1
 
 
 def coordinator_ready(k, group):
@@ -143,9 +152,11 @@ def test_raw_join_reconcile_and_fence():
             check(heartbeat(k, "cg1", "member-b", 1, owned=owned_of(b3["assignment"]))["err"]
                   == FENCED_MEMBER_EPOCH, "stale epoch not matching: FENCED_MEMBER_EPOCH")
             check(heartbeat(k, "cg1", "nobody", 2)["err"] == UNKNOWN_MEMBER_ID, "unknown member")
-            # Kafka: GROUP_ID_NOT_FOUND; consumer groups are not persisted yet, so an unknown
-            # group is what a member sees after a restart: it must rejoin.
-            check(heartbeat(k, "nogroup", "x", 3)["err"] == UNKNOWN_MEMBER_ID, "unknown group")
+            # An unknown group: GROUP_ID_NOT_FOUND, as Kafka's getOrMaybeCreateConsumerGroup,
+            # for a heartbeat and for a leave.
+            check(heartbeat(k, "nogroup", "x", 3)["err"] == GROUP_ID_NOT_FOUND, "unknown group")
+            check(heartbeat(k, "nogroup", "x", -1)["err"] == GROUP_ID_NOT_FOUND,
+                  "leave of an unknown group")
             # OffsetCommit v9: member epoch checks.
             def commit(epoch, member="member-a"):
                 body = (cstring("cg1") + i32(epoch) + cstring(member) + cstring(None) +
@@ -235,11 +246,22 @@ def test_raw_bad_input_error_codes():
             check(jr.int16() == 0, "classic join")
             r = join(k, "classic-g", "m1", ["cg-bad"])
             check(r["err"] == GROUP_ID_NOT_FOUND, "consumer join into a classic group: %r" % r)
-            # And a classic join into the (non-empty) consumer group cg2.
+            # A classic join into the (non-empty) consumer group cg2 is served by it (Kafka's
+            # classicGroupJoinToConsumerGroup): the member's epoch is its generation.
+            body = (string("cg2") + i32(6000) + string("") + string("consumer") +
+                    array([string("range") + nbytes(subscription(["cg-bad"]))]))
+            jr = Reader(k.call(JOIN_GROUP, 0, body, timeout=20))
+            check(jr.int16() == NONE and jr.int32() > 0, "classic join into a consumer group")
+            # A truncated embedded subscription: Kafka fails it (IllegalStateException).
             body = (string("cg2") + i32(6000) + string("") + string("consumer") +
                     array([string("range") + nbytes(b"\x00\x00\x00\x00\x00\x00\x00\x00")]))
             jr = Reader(k.call(JOIN_GROUP, 0, body, timeout=20))
-            check(jr.int16() == INCONSISTENT_GROUP_PROTOCOL, "classic join into a consumer group")
+            check(jr.int16() == UNKNOWN_SERVER_ERROR, "truncated subscription")
+            # ... but not with another protocol type.
+            body = (string("cg2") + i32(6000) + string("") + string("connect") +
+                    array([string("range") + nbytes(b"\x00\x00\x00\x00\x00\x00\x00\x00")]))
+            jr = Reader(k.call(JOIN_GROUP, 0, body, timeout=20))
+            check(jr.int16() == INCONSISTENT_GROUP_PROTOCOL, "protocol type connect")
             # ListGroups v5: types and type filter.
             def list_groups(types):
                 body = carray([]) + carray([cstring(t) for t in types]) + TAGS_NONE
@@ -608,7 +630,8 @@ def test_raw_delete_group_writes_its_tombstones():
             coordinator_ready(k, "cgd")
             d = describe_group(k, "cgd")
             check(d[0] == GROUP_ID_NOT_FOUND, "deleted group after the restart: %r" % (d,))
-            check(heartbeat(k, "cgd", "a", 1)["err"] == UNKNOWN_MEMBER_ID, "its member is gone")
+            check(heartbeat(k, "cgd", "a", 1)["err"] == GROUP_ID_NOT_FOUND,
+                  "its member's group is gone (Kafka: GROUP_ID_NOT_FOUND)")
 
 
 @test
@@ -820,9 +843,323 @@ def test_config_refuses_bad_consumer_group_settings():
     for props, word in [({"group.consumer.assignors": "uniform,sticky"}, "sticky"),
                         ({"group.consumer.heartbeat.interval.ms": 50000}, "heartbeat"),
                         ({"group.consumer.session.timeout.ms": 1000}, "session"),
-                        ({"group.coordinator.rebalance.protocols": "consumer"}, "classic")]:
+                        ({"group.coordinator.rebalance.protocols": "consumer"}, "classic"),
+                        ({"group.consumer.migration.policy": "sideways"}, "migration")]:
         rc, err, out = start_expect_exit(props)
         check(rc != 0 and word in (err + out), "%r: exit %d, %s" % (props, rc, (err + out)[-300:]))
+
+
+# ---- online migration between classic and consumer groups ----
+
+SYNC_GROUP, HEARTBEAT, LEAVE_GROUP = 14, 12, 13
+ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS = 22, 27
+
+
+def subscription(topics):
+    """ConsumerProtocolSubscription v0."""
+    return i16(0) + array([string(t) for t in topics]) + nbytes(b"")
+
+
+def assignment_bytes(parts):
+    """ConsumerProtocolAssignment v0 of {topic: [partitions]}."""
+    return i16(0) + array([string(t) + array([i32(p) for p in ps])
+                           for t, ps in sorted(parts.items())]) + nbytes(b"")
+
+
+def parse_assignment(raw):
+    r = Reader(raw)
+    r.int16()
+    parts = r.array(lambda r: (r.string(), r.array(lambda r: r.int32())))
+    return {t: sorted(ps) for t, ps in parts}
+
+
+def classic_join_v3(k, group, member, topics, protocols=("range",), ptype="consumer",
+                    session_ms=10000):
+    """JoinGroup v3 -> (error, generation, protocol, leader, member id, members)."""
+    body = (string(group) + i32(session_ms) + i32(30000) + string(member) + string(ptype) +
+            array([string(p) + nbytes(subscription(topics)) for p in protocols]))
+    deadline = time.monotonic() + 10 * SLOW
+    while True:
+        r = Reader(k.call(JOIN_GROUP, 3, body, timeout=40))
+        r.int32()
+        out = (r.int16(), r.int32(), r.string(), r.string(), r.string(),
+               r.array(lambda r: (r.string(), r.bytes_())))
+        if out[0] != LOAD_IN_PROGRESS or time.monotonic() > deadline:
+            return out
+        time.sleep(0.05)
+
+
+def classic_sync_v1(k, group, gen, member, assignments=None):
+    """SyncGroup v1 -> (error, assignment bytes)."""
+    body = (string(group) + i32(gen) + string(member) +
+            array([string(m) + nbytes(a) for m, a in (assignments or {}).items()]))
+    r = Reader(k.call(SYNC_GROUP, 1, body, timeout=40))
+    r.int32()
+    return r.int16(), r.bytes_()
+
+
+def classic_heartbeat_v1(k, group, gen, member):
+    r = Reader(k.call(HEARTBEAT, 1, string(group) + i32(gen) + string(member)))
+    r.int32()
+    return r.int16()
+
+
+def commit_v2(k, group, gen, member, topic, partition, offset):
+    body = (string(group) + i32(gen) + string(member) + i64(-1) +
+            array([string(topic) + array([i32(partition) + i64(offset) + string("")])]))
+    r = Reader(k.call(OFFSET_COMMIT, 2, body))
+    return r.array(lambda r: (r.string(), r.array(lambda r: (r.int32(), r.int16()))))[0][1][0][1]
+
+
+def cli_describe(b, group):
+    import subprocess
+    from harness import GREGOR_BIN
+    p = subprocess.run([GREGOR_BIN, "group", "describe", group, "-b", b.bootstrap],
+                       capture_output=True, text=True, timeout=60 * SLOW)
+    comment(p.stdout)
+    check(p.returncode == 0, "describe %s: exit %d: %s" % (group, p.returncode, p.stderr))
+    return p.stdout
+
+
+def list_types(k):
+    body = carray([]) + carray([]) + TAGS_NONE
+    r = Reader(k.call(LIST_GROUPS, 5, body))
+    r.int32()
+    r.int16()
+    return dict((g[0], (g[2], g[3])) for g in r.carray(
+        lambda r: (r.cstring(), r.cstring(), r.cstring(), r.cstring(), r.uvarint())))
+
+
+def stable_classic_group(k, group, topic, session_ms=10000):
+    """One classic member (JoinGroup v3 + SyncGroup v1 as leader, all 6 partitions) -> id."""
+    err, gen, proto, leader, member, members = classic_join_v3(k, group, "", [topic],
+                                                               session_ms=session_ms)
+    check(err == NONE and gen == 1 and leader == member and len(members) == 1,
+          "classic join: %r" % ((err, gen, proto, leader, member),))
+    err, a = classic_sync_v1(k, group, 1, member,
+                             {member: assignment_bytes({topic: list(range(6))})})
+    check(err == NONE and parse_assignment(a) == {topic: list(range(6))}, "sync: %r" % err)
+    check(list_types(k).get(group) == ("Stable", "classic"), "a Stable classic group")
+    return member
+
+
+@test
+def test_raw_classic_group_upgrade_and_downgrade():
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "mig-raw", 6)
+            coordinator_ready(k, "mg")
+            c1 = stable_classic_group(k, "mg", "mig-raw")
+            # A consumer-protocol member joins: the group is upgraded; c1 keeps its 6
+            # partitions (its epoch is the generation, 1) until it rejoins.
+            p1 = join(k, "mg", "p1", ["mig-raw"])
+            check(p1["err"] == NONE and p1["epoch"] == 2 and count(p1["assignment"]) == 0,
+                  "consumer join upgrades the group: %r" % p1)
+            check(list_types(k).get("mg", ("", ""))[1] == "consumer", "type consumer")
+            subs = [v for kt, m, v in offsets_records(k, "mg") if kt == 5 and m == c1]
+            check(subs and subs[-1] and b"range" in subs[-1],
+                  "c1's subscription record carries its ClassicMemberMetadata")
+            check(cli_describe(b, "mg").startswith("Group mg: protocol consumer"),
+                  "gregor group describe after the upgrade")
+            d = describe_group(k, "mg")
+            check(d[0] == NONE and d[2] == 2 and sorted(d[5]) == sorted(["p1", c1]) and
+                  d[5][c1][0] == 1 and d[5][c1][1] == ["mig-raw"] and
+                  d[5][c1][2] == {"mig-raw": list(range(6))},
+                  "the classic member inside the consumer group: %r" % (d,))
+            check(classic_heartbeat_v1(k, "mg", 1, c1) == REBALANCE_IN_PROGRESS,
+                  "heartbeat: it must rejoin")
+            check(classic_heartbeat_v1(k, "mg", 7, c1) == ILLEGAL_GENERATION, "wrong generation")
+            check(classic_heartbeat_v1(k, "mg", 1, "nosuch") == UNKNOWN_MEMBER_ID, "unknown")
+            check(classic_heartbeat_v1(k, "mg", 2, "p1") == UNKNOWN_MEMBER_ID,
+                  "a consumer-protocol member is not a classic member")
+            check(classic_sync_v1(k, "mg", 1, c1)[0] == REBALANCE_IN_PROGRESS,
+                  "sync before rejoining")
+            check(commit_v2(k, "mg", 1, c1, "mig-raw", 0, 5) == NONE, "commit at its epoch")
+            check(commit_v2(k, "mg", 9, c1, "mig-raw", 0, 5) == ILLEGAL_GENERATION,
+                  "commit at another generation")
+            check(classic_join_v3(k, "mg", c1, ["mig-raw"], ptype="connect")[0] ==
+                  INCONSISTENT_GROUP_PROTOCOL, "another protocol type")
+            check(classic_join_v3(k, "mg", "", ["mig-raw"], protocols=("roundrobin",))[0] ==
+                  INCONSISTENT_GROUP_PROTOCOL, "a protocol c1 does not support")
+            # A static member with a member id the group does not know (JoinGroup v5).
+            body = (string("mg") + i32(10000) + i32(30000) + string("bogus") + string("i1") +
+                    string("consumer") +
+                    array([string("range") + nbytes(subscription(["mig-raw"]))]))
+            jr = Reader(k.call(JOIN_GROUP, 5, body, timeout=40))
+            jr.int32()
+            check(jr.int16() == UNKNOWN_MEMBER_ID, "unknown static member")
+            # c1 rejoins (owning nothing: eager): its epoch moves to 2, half the partitions.
+            err, gen, proto, leader, member, members = classic_join_v3(k, "mg", c1, ["mig-raw"])
+            check(err == NONE and gen == 2 and proto == "range" and member == c1 and
+                  leader == "" and members == [], "rejoin: %r" % ((err, gen, proto, leader),))
+            err, a = classic_sync_v1(k, "mg", 2, c1)
+            mine = parse_assignment(a).get("mig-raw", [])
+            check(err == NONE and len(mine) == 3, "sync after the rejoin: %r %r" % (err, mine))
+            check(classic_heartbeat_v1(k, "mg", 2, c1) == NONE, "reconciled")
+            p1 = heartbeat(k, "mg", "p1", 2, topics=["mig-raw"], owned={}, rebalance_ms=30000)
+            check(p1["err"] == NONE and count(p1["assignment"]) == 3, "p1 gets the other 3: %r"
+                  % p1)
+            # p1 leaves: the group is downgraded and rebalances with c1 alone.
+            check(heartbeat(k, "mg", "p1", -1)["err"] == NONE, "p1 leaves")
+            check(list_types(k).get("mg") == ("PreparingRebalance", "classic"),
+                  "downgraded: %r" % (list_types(k).get("mg"),))
+            check(classic_heartbeat_v1(k, "mg", 2, c1) == REBALANCE_IN_PROGRESS,
+                  "the classic group rebalances")
+            err, gen, proto, leader, member, members = classic_join_v3(k, "mg", c1, ["mig-raw"])
+            check(err == NONE and gen == 3 and leader == c1 and len(members) == 1,
+                  "rejoin the classic group: %r" % ((err, gen, leader),))
+            err, a = classic_sync_v1(k, "mg", 3, c1,
+                                     {c1: assignment_bytes({"mig-raw": list(range(6))})})
+            check(err == NONE, "sync in the classic group")
+            check(describe_group(k, "mg")[0] == GROUP_ID_NOT_FOUND,
+                  "not a consumer group any more")
+            check("protocol classic" in cli_describe(b, "mg").splitlines()[0],
+                  "gregor group describe after the downgrade")
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "mg")
+            check(list_types(k).get("mg") == ("Stable", "classic"),
+                  "a classic group after the restart: %r" % (list_types(k).get("mg"),))
+            check(classic_heartbeat_v1(k, "mg", 3, c1) == NONE, "c1 at generation 3")
+
+
+@test
+def test_raw_migration_policy_disabled_and_upgrade_only():
+    with Broker(dict(PROPS, **{"group.consumer.migration.policy": "disabled"})) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "mig-raw", 6)
+            coordinator_ready(k, "md")
+            stable_classic_group(k, "md", "mig-raw")
+            r = join(k, "md", "p1", ["mig-raw"])
+            check(r["err"] == GROUP_ID_NOT_FOUND, "policy disabled: %r" % r)
+            check(list_types(k).get("md") == ("Stable", "classic"), "still classic")
+    with Broker(dict(PROPS, **{"group.consumer.migration.policy": "upgrade"})) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "mig-raw", 6)
+            coordinator_ready(k, "mu")
+            c1 = stable_classic_group(k, "mu", "mig-raw")
+            check(join(k, "mu", "p1", ["mig-raw"])["err"] == NONE, "upgrade allowed")
+            check(heartbeat(k, "mu", "p1", -1)["err"] == NONE, "p1 leaves")
+            check(list_types(k).get("mu", ("", ""))[1] == "consumer",
+                  "upgrade only: no downgrade: %r" % (list_types(k).get("mu"),))
+            d = describe_group(k, "mu")
+            check(d[0] == NONE and sorted(d[5]) == [c1], "c1 stays a member: %r" % (d,))
+
+
+@test
+def test_raw_new_target_writes_only_changed_members():
+    """Kafka's TargetAssignmentBuilder writes the target-assignment record
+    (ConsumerGroupTargetAssignmentMember, key type 7) only of the members whose target changed:
+    a member joining with another topic leaves the others' records alone."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "tg-a", 6)
+            ensure_topic(k, "tg-b", 6)
+            coordinator_ready(k, "tg")
+            check(join(k, "tg", "a", ["tg-a"])["err"] == NONE, "a joins")
+            check(join(k, "tg", "b", ["tg-a"])["err"] == NONE, "b joins")
+            before = [m for kt, m, _ in offsets_records(k, "tg") if kt == 7]
+            comment("target records before: %r" % before)
+            check(sorted(before) == ["a", "a", "b"], "a twice (alone, then split), b once")
+            check(join(k, "tg", "c", ["tg-b"])["err"] == NONE, "c joins with another topic")
+            after = [m for kt, m, _ in offsets_records(k, "tg") if kt == 7][len(before):]
+            check(after == ["c"], "only c's target record: %r" % after)
+            d = describe_group(k, "tg")
+            check(d[0] == NONE and d[2] == 3 and d[3] == 3, "epochs 3/3: %r" % (d,))
+        b.kill()
+        b.start()
+        with KafkaRaw(b) as k:
+            coordinator_ready(k, "tg")
+            d = describe_group(k, "tg")
+            check(d[0] == NONE and sorted(d[5]) == ["a", "b", "c"] and d[3] == 3,
+                  "the replay has every member's target: %r" % (d,))
+
+
+@test
+def test_raw_classic_member_session_expires_inside_a_consumer_group():
+    """A classic member of an upgraded group that stops heartbeating is removed after its own
+    (classic) session timeout, and its partitions go to the consumer-protocol member."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "mig-exp", 6)
+            coordinator_ready(k, "mx")
+            c1 = stable_classic_group(k, "mx", "mig-exp", session_ms=6000)
+            p1 = join(k, "mx", "p1", ["mig-exp"])
+            check(p1["err"] == NONE and count(p1["assignment"]) == 0, "upgrade: %r" % p1)
+            epoch, owned = p1["epoch"], {}
+            deadline = time.monotonic() + 20 * SLOW
+            while time.monotonic() < deadline:
+                r = heartbeat(k, "mx", "p1", epoch, owned=owned)
+                check(r["err"] == NONE, "p1 heartbeat: %r" % r)
+                epoch = r["epoch"]
+                if r["assignment"] is not None:
+                    owned = owned_of(r["assignment"])
+                if count(owned) == 6:
+                    break
+                time.sleep(0.5)
+            check(count(owned) == 6, "p1 gets all 6 once c1 expired: %r" % owned)
+            d = describe_group(k, "mx")
+            check(sorted(d[5]) == ["p1"], "c1 %s expired: %r" % (c1, d))
+
+
+@test
+def test_raw_upgrade_refused_while_a_new_member_joins():
+    """A classic group rebalancing for a member that has no assignment yet cannot be upgraded
+    (Kafka cannot decode its empty assignment): GROUP_ID_NOT_FOUND, and the group stays
+    classic."""
+    import threading
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k, KafkaRaw(b) as k2:
+            ensure_topic(k, "mig-rb", 6)
+            coordinator_ready(k, "mr")
+            stable_classic_group(k, "mr", "mig-rb")
+            def second_member():
+                try:
+                    classic_join_v3(k2, "mr", "", ["mig-rb"])
+                except Exception:
+                    pass  # the connection closes under it at the end of the test
+            t = threading.Thread(target=second_member, daemon=True)
+            t.start()  # parks: c1 has to rejoin first
+            wait_until(lambda: list_types(k).get("mr", ("",))[0] == "PreparingRebalance",
+                       10 * SLOW, what="the group rebalancing")
+            r = join(k, "mr", "p1", ["mig-rb"])
+            check(r["err"] == GROUP_ID_NOT_FOUND, "upgrade during the rebalance: %r" % r)
+            check(list_types(k).get("mr") == ("PreparingRebalance", "classic"), "still classic")
+
+
+@test
+def test_raw_static_classic_member_replacing_the_last_consumer_member_downgrades():
+    """Kafka's validateOnlineDowngradeWithReplacedMemberId: a classic static member taking the
+    instance id of the group's only consumer-protocol member turns the group classic at once
+    (no rebalance); it keeps that member's partitions."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "mig-st", 6)
+            coordinator_ready(k, "ms")
+            c1 = stable_classic_group(k, "ms", "mig-st")
+            p1 = join(k, "ms", "p1", ["mig-st"], instance="inst")
+            check(p1["err"] == NONE, "static consumer-protocol member upgrades: %r" % p1)
+            body = (string("ms") + i32(10000) + i32(30000) + string("") + string("inst") +
+                    string("consumer") +
+                    array([string("range") + nbytes(subscription(["mig-st"]))]))
+            jr = Reader(k.call(JOIN_GROUP, 5, body, timeout=40))
+            jr.int32()
+            err, gen, proto, leader, member = (jr.int16(), jr.int32(), jr.string(), jr.string(),
+                                               jr.string())
+            check(err == NONE and member not in ("", "p1", c1) and proto == "range",
+                  "the classic static member replaces p1: %r" % ((err, gen, proto, member),))
+            check(list_types(k).get("ms") == ("Stable", "classic"),
+                  "downgraded without a rebalance: %r" % (list_types(k).get("ms"),))
+            r = Reader(k.call(DESCRIBE_GROUPS, 0, array([string("ms")])))
+            gs = r.array(lambda r: (r.int16(), r.string(), r.string(), r.string(), r.string(),
+                                    r.array(lambda r: (r.string(), r.string(), r.string(),
+                                                       r.bytes_(), r.bytes_()))))
+            check(sorted(m[0] for m in gs[0][5]) == sorted([c1, member]),
+                  "classic members c1 and the new one: %r" % (gs,))
+            err, a = classic_sync_v1(k, "ms", gen, member)
+            check(err == NONE and len(parse_assignment(a).get("mig-st", [])) == 3,
+                  "it has p1's target (3 partitions): %r" % ((err, parse_assignment(a)),))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,921 @@
+/*
+ * Kafka's online migration between classic and consumer groups (KIP-848), as its
+ * GroupMetadataManager does it:
+ *  - upgrade: a consumer-protocol member joining a non-empty classic group of protocol type
+ *    "consumer" turns it into a consumer group (convertToConsumerGroup); the classic members
+ *    keep their assignment and epoch (the generation) and go on as classic members;
+ *  - classic members of a consumer group: JoinGroup, SyncGroup, Heartbeat and LeaveGroup are
+ *    served by the consumer group (classicGroup*ToConsumerGroup): JoinGroup reconciles the
+ *    member towards its target and answers its epoch as the generation, SyncGroup hands out the
+ *    assigned partitions, Heartbeat answers REBALANCE_IN_PROGRESS while it must rejoin;
+ *  - downgrade: when the last consumer-protocol member leaves (or is fenced) and only classic
+ *    members stay, the group becomes classic again (convertToClassicGroup) and rebalances.
+ * group.consumer.migration.policy allows either direction. Owner worker only.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/logger.h"
+#include "group/consumer_group.h"
+#include "proto/gen/consumer_protocol_assignment.h"
+#include "proto/gen/consumer_protocol_subscription.h"
+#include "proto/gen/errors.h"
+#include "proto/gen/heartbeat.h"
+#include "proto/gen/join_group.h"
+#include "proto/gen/leave_group.h"
+#include "proto/gen/sync_group.h"
+
+#define PROTOCOL_TYPE_CONSUMER KSTR_LIT("consumer")
+
+static bool kstr_is(struct kstr k, const char *s)
+{
+    size_t n = strlen(s);
+    return k.len == (int32_t)n && memcmp(k.ptr, s, n) == 0;
+}
+
+/* ---- the embedded consumer protocol (Kafka's ConsumerProtocol) ---- */
+
+/* The version prefix of an embedded message, -1 when it is too short. */
+static int16_t embedded_version(const uint8_t *p, int32_t len)
+{
+    if (p == NULL || len < 2)
+        return -1;
+    return (int16_t)(((uint16_t)p[0] << 8) | p[1]);
+}
+
+/* A newer version than ours reads as our newest (Kafka's ConsumerProtocol does the same: the
+ * fields are only appended). 0 or -EINVAL. */
+static int decode_subscription(const uint8_t *p, int32_t len, struct arena *a,
+                               struct kmsg_consumer_protocol_subscription *out)
+{
+    kmsg_consumer_protocol_subscription_init(out);
+    int16_t v = embedded_version(p, len);
+    if (v < 0)
+        return -EINVAL;
+    if (v > KMSG_CONSUMER_PROTOCOL_SUBSCRIPTION_MAX_VERSION)
+        v = KMSG_CONSUMER_PROTOCOL_SUBSCRIPTION_MAX_VERSION;
+    struct kreader r;
+    kr_init(&r, p + 2, (size_t)len - 2, a);
+    if (kmsg_consumer_protocol_subscription_decode(&r, v, out) != 0 || r.err != 0)
+        return -EINVAL;
+    return 0;
+}
+
+/* An empty assignment (a member that has not synced yet, in a group completing a rebalance)
+ * does not decode, as in Kafka (the upgrade is refused then). 0 or -EINVAL. */
+static int decode_assignment(const uint8_t *p, int32_t len, struct arena *a,
+                             struct kmsg_consumer_protocol_assignment *out)
+{
+    kmsg_consumer_protocol_assignment_init(out);
+    out->assigned_partitions.n = 0;
+    int16_t v = embedded_version(p, len);
+    if (v < 0)
+        return -EINVAL;
+    if (v > KMSG_CONSUMER_PROTOCOL_ASSIGNMENT_MAX_VERSION)
+        v = KMSG_CONSUMER_PROTOCOL_ASSIGNMENT_MAX_VERSION;
+    struct kreader r;
+    kr_init(&r, p + 2, (size_t)len - 2, a);
+    if (kmsg_consumer_protocol_assignment_decode(&r, v, out) != 0 || r.err != 0)
+        return -EINVAL;
+    return 0;
+}
+
+static const char *topic_name_of(const struct cgroup *cg, const uint8_t id[16])
+{
+    for (int32_t i = 0; i < cg->ntopics; i++)
+        if (cg->topics[i].nparts >= 0 && memcmp(cg->topics[i].id, id, 16) == 0)
+            return cg->topics[i].name;
+    return NULL;
+}
+
+/* Kafka's ConsumerProtocol.serializeAssignment of set, at `version` (the member's subscription
+ * version, as Kafka answers), into out. Partitions of topics gone from the subscription
+ * metadata are left out. 0 or -ENOMEM. */
+static int encode_assignment(const struct cgroup *cg, const struct cg_tpset *set, int16_t version,
+                             struct gstr *out)
+{
+    if (version < 0)
+        version = 0;
+    if (version > KMSG_CONSUMER_PROTOCOL_ASSIGNMENT_MAX_VERSION)
+        version = KMSG_CONSUMER_PROTOCOL_ASSIGNMENT_MAX_VERSION;
+    struct kmsg_consumer_protocol_assignment a;
+    kmsg_consumer_protocol_assignment_init(&a);
+    struct kmsg_consumer_protocol_assignment_topic_partition *t =
+        calloc((size_t)set->n + 1, sizeof(*t));
+    int32_t *parts = calloc((size_t)set->n + 1, sizeof(*parts));
+    int rc = t && parts ? 0 : -ENOMEM;
+    int32_t n = 0;
+    for (int32_t i = 0; i < set->n && rc == 0; i++) {
+        const char *name = topic_name_of(cg, set->v[i].topic_id);
+        if (name == NULL)
+            continue;
+        if (n == 0 || strcmp(t[n - 1].topic.ptr, name) != 0) {
+            kmsg_consumer_protocol_assignment_topic_partition_init(&t[n]);
+            t[n].topic = (struct kstr){name, (int32_t)strlen(name)};
+            t[n].partitions.v = &parts[i];
+            t[n].partitions.n = 0;
+            n++;
+        }
+        parts[i] = set->v[i].partition;
+        t[n - 1].partitions.n++;
+    }
+    a.assigned_partitions.n = n;
+    a.assigned_partitions.v = t;
+    a.user_data = KBYTES_NULL;
+    uint8_t *buf = NULL;
+    int32_t len = 0;
+    if (rc == 0)
+        rc = offsets_encode(version, version,
+                            (kproto_encode_fn)kmsg_consumer_protocol_assignment_encode, &a, &buf,
+                            &len);
+    if (rc == 0) {
+        gstr_set(out, buf, len);
+        if (out->p == NULL)
+            rc = -ENOMEM;
+    }
+    free(buf);
+    free(t);
+    free(parts);
+    return rc;
+}
+
+/* Topic names and partitions into a set of (topic id, partition); unknown topics are left out
+ * (Kafka's toTopicPartitionMap). */
+static int tpset_from_names(const struct group_env *env, struct cg_tpset *set,
+                            const struct kmsg_consumer_protocol_assignment_topic_partition_array *a)
+{
+    for (int32_t i = 0; i < a->n; i++) {
+        char *name = kstr_strdup(a->v[i].topic);
+        uint8_t id[16];
+        if (name == NULL)
+            return -ENOMEM;
+        int32_t nparts = env->topic_lookup ? env->topic_lookup(env->ctx, name, id) : -1;
+        free(name);
+        if (nparts < 0)
+            continue;
+        for (int32_t j = 0; j < a->v[i].partitions.n; j++)
+            if (cg_tpset_add(set, id, a->v[i].partitions.v[j]) != 0)
+                return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The owned partitions of a classic subscription as a heartbeat's owned partitions (arena);
+ * none listed (an eager member, or v0) reads as owning nothing, as Kafka's JoinGroup path. */
+static int
+owned_from_subscription(const struct group_env *env, struct arena *a,
+                        const struct kmsg_consumer_protocol_subscription *sub,
+                        struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *out)
+{
+    int32_t n = sub->owned_partitions.n > 0 ? sub->owned_partitions.n : 0;
+    out->v = arena_calloc(a, (size_t)n + 1, sizeof(*out->v));
+    out->n = 0;
+    if (out->v == NULL)
+        return -ENOMEM;
+    for (int32_t i = 0; i < n; i++) {
+        char *name = kstr_strdup(sub->owned_partitions.v[i].topic);
+        if (name == NULL)
+            return -ENOMEM;
+        struct kmsg_consumer_group_heartbeat_request_topic_partitions *tp = &out->v[out->n];
+        int32_t nparts = env->topic_lookup ? env->topic_lookup(env->ctx, name, tp->topic_id.b) : -1;
+        free(name);
+        if (nparts < 0)
+            continue;
+        tp->partitions = sub->owned_partitions.v[i].partitions;
+        out->n++;
+    }
+    return 0;
+}
+
+/* ---- ClassicMemberMetadata ---- */
+
+void cg_member_classic_clear(struct cg_member *m)
+{
+    for (int32_t i = 0; i < m->nclassic_protocols; i++) {
+        gstr_free(&m->classic_protocols[i].name);
+        gstr_free(&m->classic_protocols[i].metadata);
+    }
+    free(m->classic_protocols);
+    m->classic_protocols = NULL;
+    m->nclassic_protocols = 0;
+    m->classic = false;
+}
+
+void cg_member_cancel_classic_timers(struct cg_member *m)
+{
+    struct net_worker *w = m->g->s->worker;
+    if (w == NULL)
+        return;
+    net_timer_cancel(w, &m->join_timer);
+    net_timer_cancel(w, &m->sync_timer);
+}
+
+/* Sets m's ClassicMemberMetadata from n protocols (names and metadata); 0 or -ENOMEM. */
+static int member_set_classic(struct cg_member *m, int32_t session_ms, const struct kstr *names,
+                              const struct kbytes *metadata, int32_t n)
+{
+    struct gprotocol *p = calloc((size_t)n + 1, sizeof(*p));
+    if (p == NULL)
+        return -ENOMEM;
+    for (int32_t i = 0; i < n; i++) {
+        p[i].name.len = p[i].metadata.len = -1;
+        gstr_from_kstr(&p[i].name, names[i]);
+        gstr_from_kbytes(&p[i].metadata, metadata[i]);
+    }
+    cg_member_classic_clear(m);
+    m->classic = true;
+    m->classic_session_ms = session_ms;
+    m->classic_protocols = p;
+    m->nclassic_protocols = n;
+    return 0;
+}
+
+/* The version of the member's embedded subscription (its first protocol), for the assignment
+ * Kafka serialises back to it. */
+static int16_t member_protocol_version(const struct cg_member *m)
+{
+    if (m->nclassic_protocols <= 0)
+        return 0;
+    const struct gstr *md = &m->classic_protocols[0].metadata;
+    return embedded_version((const uint8_t *)md->p, md->len);
+}
+
+/* ---- timers ---- */
+
+static void classic_join_expired(struct net_timer *t)
+{
+    struct cg_member *m = t->arg;
+    struct group *g = m->g;
+    struct cg_records r = {0};
+    cg_fence_member(g, m, "fenced (the classic member did not rejoin within its rebalance timeout)",
+                    &r);
+    cg_records_persist(g, &r);
+}
+
+static void classic_sync_expired(struct net_timer *t)
+{
+    struct cg_member *m = t->arg;
+    struct group *g = m->g;
+    struct cg_records r = {0};
+    cg_fence_member(g, m, "fenced (the classic member did not sync within its rebalance timeout)",
+                    &r);
+    cg_records_persist(g, &r);
+}
+
+/* Kafka's scheduleConsumerGroupJoinTimeoutIfAbsent. */
+static void member_expect_rejoin(struct group *g, struct cg_member *m)
+{
+    if (!net_timer_armed(&m->join_timer))
+        net_timer_start(g->s->worker, &m->join_timer, m->rebalance_timeout_ms, classic_join_expired,
+                        m);
+}
+
+/* ---- upgrade ---- */
+
+/* One classic member as a consumer group member (Kafka's ConsumerGroup.fromClassicGroup). */
+static int upgrade_member(struct group *g, const struct member *cm, struct arena *a)
+{
+    const struct group_env *env = &g->s->gc->env;
+    const struct gstr *md = NULL;
+    for (int32_t i = 0; i < cm->nprotocols; i++)
+        if (gstr_eq_str(&cm->protocols[i].name, &g->protocol_name))
+            md = &cm->protocols[i].metadata;
+    struct kmsg_consumer_protocol_subscription sub;
+    struct kmsg_consumer_protocol_assignment asg;
+    if (md == NULL || decode_subscription((const uint8_t *)md->p, md->len, a, &sub) != 0 ||
+        decode_assignment((const uint8_t *)cm->assignment.p, cm->assignment.len, a, &asg) != 0)
+        return -EINVAL;
+    struct cg_member *m = cg_member_new(g, gstr_kstr(&cm->id));
+    if (m == NULL)
+        return -ENOMEM;
+    m->epoch = m->previous_epoch = g->generation;
+    m->state = CGM_STABLE;
+    gstr_set(&m->instance_id, cm->instance_id.p, cm->instance_id.len);
+    gstr_from_kstr(&m->rack_id, sub.rack_id);
+    m->rebalance_timeout_ms = cm->rebalance_timeout;
+    gstr_set(&m->client_id, cm->client_id.p, cm->client_id.len);
+    gstr_set(&m->client_host, cm->client_host.p, cm->client_host.len);
+    struct kstr *names = arena_calloc(a, (size_t)cm->nprotocols + 1, sizeof(*names));
+    struct kbytes *mds = arena_calloc(a, (size_t)cm->nprotocols + 1, sizeof(*mds));
+    if (names == NULL || mds == NULL)
+        return -ENOMEM;
+    for (int32_t i = 0; i < cm->nprotocols; i++) {
+        names[i] = gstr_kstr(&cm->protocols[i].name);
+        mds[i] = gstr_kbytes(&cm->protocols[i].metadata);
+    }
+    if (cg_member_set_topics(m, &sub.topics) < 0 ||
+        member_set_classic(m, cm->session_timeout, names, mds, cm->nprotocols) != 0 ||
+        tpset_from_names(env, &m->assigned, &asg.assigned_partitions) != 0 ||
+        cg_tpset_copy(&m->target, &m->assigned) != 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/* Kafka's ConsumerGroup.createConsumerGroupRecords. */
+static void upgrade_records(struct group *g, struct cg_records *r)
+{
+    for (const struct cg_member *m = g->cg->members; m; m = m->next)
+        cg_records_subscription(r, g, m);
+    cg_records_epoch(r, g);
+    for (const struct cg_member *m = g->cg->members; m; m = m->next)
+        cg_records_target(r, g, m);
+    cg_records_target_epoch(r, g);
+    for (const struct cg_member *m = g->cg->members; m; m = m->next)
+        cg_records_current(r, g, m);
+}
+
+/* Drops the classic state of g (its members, parked calls answered with err, timers). */
+static void classic_clear(struct group *g, int16_t err)
+{
+    struct net_worker *w = g->s->worker;
+    group_fail_parked(g, err);
+    while (g->members) {
+        struct member *m = g->members;
+        g->members = m->next;
+        if (w)
+            net_timer_cancel(w, &m->session_timer);
+        member_free(m);
+    }
+    g->nmembers = 0;
+    while (g->pending) {
+        struct pending_member *p = g->pending;
+        g->pending = p->next;
+        free(p->id);
+        free(p);
+    }
+    if (w)
+        net_timer_cancel(w, &g->join_timer);
+    gstr_free(&g->protocol_name);
+    gstr_free(&g->leader);
+    g->generation = 0;
+    g->state = GS_EMPTY;
+    g->state_ts = group_now_ms();
+}
+
+int16_t cg_upgrade(struct group *g, struct cg_records *r, const char **msg)
+{
+    const struct group_config *cfg = &g->s->gc->cfg;
+    *msg = "Group is not a consumer group.";
+    if (!cfg->consumer_upgrade_enabled) {
+        logger_info("group",
+                    "cannot upgrade classic group %s to a consumer group: the online "
+                    "upgrade is disabled",
+                    g->id.p);
+        return KAFKA_ERR_GROUP_ID_NOT_FOUND;
+    }
+    if (!gstr_eq(&g->protocol_type, PROTOCOL_TYPE_CONSUMER)) {
+        logger_info("group",
+                    "cannot upgrade classic group %s to a consumer group: it does not "
+                    "use the consumer embedded protocol",
+                    g->id.p);
+        return KAFKA_ERR_GROUP_ID_NOT_FOUND;
+    }
+    if (g->nmembers > cfg->consumer_max_size) {
+        logger_info("group",
+                    "cannot upgrade classic group %s to a consumer group: its size "
+                    "exceeds group.consumer.max.size",
+                    g->id.p);
+        return KAFKA_ERR_GROUP_ID_NOT_FOUND;
+    }
+    assert(g->cg == NULL); /* only a classic group upgrades */
+    if ((g->cg = cg_create()) == NULL)
+        return *msg = NULL, KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+    g->cg->group_epoch = g->cg->assignment_epoch = g->generation;
+    struct arena a;
+    arena_init(&a, 0);
+    int rc = g->protocol_name.len > 0 ? 0 : -EINVAL;
+    for (const struct member *cm = g->members; cm && rc == 0; cm = cm->next)
+        rc = upgrade_member(g, cm, &a);
+    arena_free(&a);
+    if (rc != 0) {
+        cg_free(g, true);
+        logger_warn("group",
+                    "cannot upgrade classic group %s: its embedded consumer protocol is "
+                    "malformed",
+                    g->id.p);
+        *msg = "Cannot upgrade the classic group to consumer group because the embedded consumer "
+               "protocol is malformed.";
+        return rc == -ENOMEM ? KAFKA_ERR_UNKNOWN_SERVER_ERROR : KAFKA_ERR_GROUP_ID_NOT_FOUND;
+    }
+    /* The classic group's tombstone, then the consumer group's records (Kafka's order). */
+    struct offsets_kv kv;
+    if (group_encode_metadata(&kv, NULL, g->id.p) == 0)
+        cg_records_push(r, &kv);
+    else
+        r->err = -ENOMEM;
+    upgrade_records(g, r);
+    logger_info("group",
+                "classic group %s (generation %d, %d members) upgraded to a consumer group",
+                g->id.p, g->generation, g->nmembers);
+    classic_clear(g, KAFKA_ERR_REBALANCE_IN_PROGRESS);
+    gstr_set(&g->protocol_type, "consumer", 8);
+    for (struct cg_member *m = g->cg->members; m; m = m->next)
+        cg_member_schedule_session(g, m);
+    *msg = NULL;
+    return 0;
+}
+
+/* ---- downgrade ---- */
+
+bool cg_downgrade_allowed(const struct group *g, const struct cg_member *leaving)
+{
+    const struct cgroup *cg = g->cg;
+    if (leaving->classic)
+        return false;
+    for (const struct cg_member *o = cg->members; o; o = o->next)
+        if (o != leaving && !o->classic)
+            return false;
+    if (cg->nmembers <= 1)
+        return false;
+    if (!g->s->gc->cfg.consumer_downgrade_enabled) {
+        logger_info("group",
+                    "cannot downgrade consumer group %s to a classic group: the online "
+                    "downgrade is disabled",
+                    g->id.p);
+        return false;
+    }
+    return true;
+}
+
+/* A classic member from a consumer group's classic member (Kafka's ClassicGroupMember). */
+static struct member *downgrade_member(struct group *g, const struct cg_member *o)
+{
+    struct member *m = calloc(1, sizeof(*m));
+    struct gprotocol *p = calloc((size_t)o->nclassic_protocols + 1, sizeof(*p));
+    if (m == NULL || p == NULL) {
+        free(m);
+        free(p);
+        return NULL;
+    }
+    m->g = g;
+    m->id.len = m->instance_id.len = m->client_id.len = m->client_host.len = -1;
+    m->protocol_type.len = m->assignment.len = -1;
+    gstr_set(&m->id, o->id.p, o->id.len);
+    gstr_set(&m->instance_id, o->instance_id.p, o->instance_id.len);
+    gstr_set(&m->client_id, o->client_id.len >= 0 ? o->client_id.p : "",
+             o->client_id.len >= 0 ? o->client_id.len : 0);
+    gstr_set(&m->client_host, o->client_host.len >= 0 ? o->client_host.p : "",
+             o->client_host.len >= 0 ? o->client_host.len : 0);
+    gstr_set(&m->protocol_type, "consumer", 8);
+    m->session_timeout = o->classic_session_ms;
+    m->rebalance_timeout = o->rebalance_timeout_ms;
+    m->protocols = p;
+    m->nprotocols = o->nclassic_protocols;
+    for (int32_t i = 0; i < o->nclassic_protocols; i++) {
+        p[i].name.len = p[i].metadata.len = -1;
+        gstr_set(&p[i].name, o->classic_protocols[i].name.p, o->classic_protocols[i].name.len);
+        gstr_set(&p[i].metadata, o->classic_protocols[i].metadata.p,
+                 o->classic_protocols[i].metadata.len);
+    }
+    return m;
+}
+
+void cg_downgrade(struct group *g, struct cg_member *leaving, struct cg_records *r)
+{
+    struct cgroup *cg = g->cg;
+    assert(g->nmembers == 0); /* a consumer group has no classic-group members */
+    cg_records_group_tombstones(r, g);
+    struct member **tail = &g->members;
+    for (const struct cg_member *o = cg->members; o; o = o->next) {
+        if (o == leaving)
+            continue;
+        struct member *m = downgrade_member(g, o);
+        if (m == NULL) {
+            r->err = -ENOMEM;
+            continue;
+        }
+        *tail = m;
+        tail = &m->next;
+        g->nmembers++;
+    }
+    g->generation = cg->group_epoch;
+    gstr_set(&g->protocol_type, "consumer", 8);
+    const struct gstr *proto = group_select_protocol(g);
+    gstr_set(&g->protocol_name, proto ? proto->p : NULL, proto ? proto->len : -1);
+    gstr_set(&g->leader, g->members ? g->members->id.p : NULL,
+             g->members ? g->members->id.len : -1);
+    /* Each member's target assignment, serialised at its subscription's version. */
+    for (struct member *m = g->members; m; m = m->next) {
+        const struct cg_member *o = cg_find_member(cg, gstr_kstr(&m->id));
+        int16_t version = 0;
+        for (int32_t i = 0; i < m->nprotocols; i++)
+            if (gstr_eq_str(&m->protocols[i].name, &g->protocol_name))
+                version = embedded_version((const uint8_t *)m->protocols[i].metadata.p,
+                                           m->protocols[i].metadata.len);
+        if (o == NULL || encode_assignment(cg, &o->target, version, &m->assignment) != 0)
+            gstr_set(&m->assignment, "", 0);
+    }
+    g->state = GS_STABLE;
+    g->state_ts = group_now_ms();
+    struct offsets_kv kv;
+    if (group_encode_metadata(&kv, g, g->id.p) == 0)
+        cg_records_push(r, &kv);
+    else
+        r->err = -ENOMEM;
+    logger_info("group",
+                "consumer group %s (epoch %d, %d classic members) downgraded to a classic "
+                "group",
+                g->id.p, g->generation, g->nmembers);
+    cg_free(g, true);
+    for (struct member *m = g->members; m; m = m->next)
+        member_schedule(m);
+    if (leaving != NULL)
+        group_maybe_prepare_rebalance(g);
+}
+
+/* Kafka's validateOnlineDowngradeWithReplacedMemberId, once the replaced member (a
+ * consumer-protocol one) is gone: every member left uses the classic protocol. */
+static bool downgrade_after_replace(const struct group *g)
+{
+    for (const struct cg_member *o = g->cg->members; o; o = o->next)
+        if (!o->classic)
+            return false;
+    if (!g->s->gc->cfg.consumer_downgrade_enabled) {
+        logger_info("group",
+                    "cannot downgrade consumer group %s to a classic group: the online "
+                    "downgrade is disabled",
+                    g->id.p);
+        return false;
+    }
+    return true;
+}
+
+/* ---- classic members of a consumer group ---- */
+
+/* Kafka's validateConsumerGroupMember + throwIfMemberDoesNotUseClassicProtocol. */
+static struct cg_member *classic_member(struct cgroup *cg, struct kstr member_id,
+                                        struct kstr instance, int16_t *err)
+{
+    struct cg_member *m;
+    if (instance.len < 0) {
+        m = cg_find_member(cg, member_id);
+    } else {
+        m = cg_find_static(cg, instance);
+        if (m != NULL && !gstr_eq(&m->id, member_id)) {
+            *err = KAFKA_ERR_FENCED_INSTANCE_ID;
+            return NULL;
+        }
+    }
+    if (m == NULL || !m->classic) {
+        *err = KAFKA_ERR_UNKNOWN_MEMBER_ID;
+        return NULL;
+    }
+    *err = 0;
+    return m;
+}
+
+/* Kafka's ConsumerGroup.supportsClassicProtocols for a non-empty group. */
+static bool classic_protocols_supported(const struct cgroup *cg,
+                                        const struct kmsg_join_group_request *req)
+{
+    if (!kstr_is(req->protocol_type, "consumer") || req->protocols.n <= 0)
+        return false;
+    int32_t nclassic = 0;
+    for (const struct cg_member *o = cg->members; o; o = o->next)
+        nclassic += o->classic;
+    if (nclassic == 0)
+        return true;
+    for (int32_t i = 0; i < req->protocols.n; i++) {
+        int32_t k = 0;
+        for (const struct cg_member *o = cg->members; o; o = o->next)
+            for (int32_t j = 0; o->classic && j < o->nclassic_protocols; j++)
+                if (gstr_eq(&o->classic_protocols[j].name, req->protocols.v[i].name)) {
+                    k++;
+                    break;
+                }
+        if (k == nclassic)
+            return true;
+    }
+    return false;
+}
+
+static void classic_durable(void *arg, int err)
+{
+    struct group_call *c = arg;
+    int16_t code = err == -ENOENT || err == -ENOTCONN ? KAFKA_ERR_NOT_COORDINATOR
+                                                      : KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (err != 0 && c->api_key == KPROTO_API_JOIN_GROUP) {
+        struct kmsg_join_group_response *resp = c->resp;
+        resp->error_code = code;
+        resp->generation_id = -1;
+    } else if (err != 0 && c->api_key == KPROTO_API_LEAVE_GROUP) {
+        ((struct kmsg_leave_group_response *)c->resp)->error_code = code;
+    }
+    call_finish(c);
+}
+
+/* Answers c once r is durable (at once when empty); consumes r. */
+static void classic_reply_after(struct group *g, struct group_call *c, struct cg_records *r)
+{
+    int rc = r->err;
+    size_t n = r->n;
+    if (rc == 0 && n > 0)
+        rc = shard_append(g->s, r->v, r->n, classic_durable, c);
+    cg_records_free(r);
+    if (rc == 0 && n > 0)
+        return;
+    if (rc != 0) {
+        logger_warn("group", "consumer group %s: cannot write its records: %d", g->id.p, rc);
+        classic_durable(c, -EIO);
+        return;
+    }
+    call_finish(c);
+}
+
+/* The JoinGroup's member: found, created, or a static member taking over (Kafka's
+ * getOrMaybeSubscribe*ConsumerGroupMember with createIfNotExists). */
+static struct cg_member *join_member(struct group *g, struct kstr id, struct kstr instance,
+                                     bool unknown, bool *created, bool *replaced,
+                                     bool *replaced_consumer, int16_t *err, struct cg_records *r)
+{
+    struct cgroup *cg = g->cg;
+    *created = *replaced = *replaced_consumer = false;
+    *err = 0;
+    if (instance.len >= 0) {
+        struct cg_member *old = cg_find_static(cg, instance);
+        if (old != NULL && gstr_eq(&old->id, id))
+            return old;
+        if (old != NULL && !unknown) {
+            *err = KAFKA_ERR_FENCED_INSTANCE_ID;
+            return NULL;
+        }
+        if (old == NULL && !unknown) {
+            *err = KAFKA_ERR_UNKNOWN_MEMBER_ID; /* Kafka's throwIfStaticMemberIsUnknown */
+            return NULL;
+        }
+        if (old != NULL) {
+            *replaced_consumer = !old->classic;
+            struct cg_member *m = cg_static_replace(g, old, id, r);
+            *replaced = m != NULL;
+            *err = m ? 0 : KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+            return m;
+        }
+    } else {
+        struct cg_member *m = cg_find_member(cg, id);
+        if (m != NULL)
+            return m;
+    }
+    struct cg_member *m = cg_member_new(g, id);
+    *created = m != NULL;
+    *err = m ? 0 : KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+    return m;
+}
+
+/* The member's fields from its JoinGroup; 1 if its subscribed topics changed, 0, -ENOMEM. */
+static int join_update_member(struct group_call *c, struct cg_member *m, struct kstr instance,
+                              const struct kmsg_consumer_protocol_subscription *sub)
+{
+    const struct kmsg_join_group_request *req = c->req;
+    if (instance.len >= 0 && !gstr_eq(&m->instance_id, instance))
+        gstr_from_kstr(&m->instance_id, instance);
+    if (sub->rack_id.len >= 0 && !gstr_eq(&m->rack_id, sub->rack_id))
+        gstr_from_kstr(&m->rack_id, sub->rack_id);
+    if (c->api_version >= 1 && req->rebalance_timeout_ms != -1)
+        m->rebalance_timeout_ms = req->rebalance_timeout_ms;
+    else if (c->api_version < 1)
+        m->rebalance_timeout_ms = req->session_timeout_ms;
+    gstr_from_kstr(&m->client_id, c->client_id);
+    struct kstr host = {c->client_host, (int32_t)strlen(c->client_host)};
+    gstr_from_kstr(&m->client_host, host);
+    int32_t n = req->protocols.n;
+    struct kstr *names = arena_calloc(c->arena, (size_t)n + 1, sizeof(*names));
+    struct kbytes *mds = arena_calloc(c->arena, (size_t)n + 1, sizeof(*mds));
+    if (names == NULL || mds == NULL)
+        return -ENOMEM;
+    for (int32_t i = 0; i < n; i++) {
+        names[i] = req->protocols.v[i].name;
+        mds[i] = req->protocols.v[i].metadata;
+    }
+    if (member_set_classic(m, req->session_timeout_ms, names, mds, n) != 0)
+        return -ENOMEM;
+    return cg_member_set_topics(m, &sub->topics);
+}
+
+void cg_classic_join(struct group *g, struct group_call *c)
+{
+    const struct kmsg_join_group_request *req = c->req;
+    struct kmsg_join_group_response *resp = c->resp;
+    struct cgroup *cg = g->cg;
+    const struct group_config *cfg = &g->s->gc->cfg;
+    struct kstr instance = c->api_version >= 5 ? req->group_instance_id : KSTR_NULL;
+    bool unknown = req->member_id.len <= 0;
+    char gen[23];
+    struct kstr id = req->member_id;
+    if (unknown) {
+        cg_new_member_id(gen);
+        id = (struct kstr){gen, 22};
+    }
+    if (cg->nmembers >= cfg->consumer_max_size && (unknown || cg_find_member(cg, id) == NULL)) {
+        join_reply_error(c, KAFKA_ERR_GROUP_MAX_SIZE_REACHED, req->member_id);
+        return;
+    }
+    if (!classic_protocols_supported(cg, req)) {
+        join_reply_error(c, KAFKA_ERR_INCONSISTENT_GROUP_PROTOCOL, req->member_id);
+        return;
+    }
+    if (unknown && instance.len < 0 && c->api_version >= 4) {
+        join_reply_error(c, KAFKA_ERR_MEMBER_ID_REQUIRED, id);
+        return;
+    }
+    struct kmsg_consumer_protocol_subscription sub;
+    if (decode_subscription(req->protocols.v[0].metadata.ptr, req->protocols.v[0].metadata.len,
+                            c->arena, &sub) != 0) {
+        join_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, req->member_id);
+        return;
+    }
+    struct kmsg_consumer_group_heartbeat_request_topic_partitions_array owned;
+    if (owned_from_subscription(&g->s->gc->env, c->arena, &sub, &owned) != 0) {
+        join_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, req->member_id);
+        return;
+    }
+    struct cg_records r = {0};
+    bool created, replaced, replaced_consumer;
+    int16_t err;
+    struct cg_member *m =
+        join_member(g, id, instance, unknown, &created, &replaced, &replaced_consumer, &err, &r);
+    if (m == NULL) {
+        cg_records_persist(g, &r);
+        join_reply_error(c, err, req->member_id);
+        return;
+    }
+    struct member_snapshot sn = {0};
+    int changed = cg_snapshot_take(&sn, m);
+    if (changed == 0)
+        changed = join_update_member(c, m, instance, &sub);
+    /* Its ClassicMemberMetadata is rewritten with every join (settle writes the subscription
+     * record itself when the member is new or its subscription changed). */
+    if (changed == 0 && !created && !replaced)
+        cg_records_subscription(&r, g, m);
+    if (changed < 0 || cg_member_settle(g, m, created, replaced, changed, &owned, &sn, &r) != 0) {
+        cg_snapshot_free(&sn);
+        cg_records_persist(g, &r);
+        join_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, req->member_id);
+        return;
+    }
+    cg_snapshot_free(&sn);
+    resp->error_code = 0;
+    resp->generation_id = m->epoch;
+    resp->protocol_type = PROTOCOL_TYPE_CONSUMER;
+    resp->protocol_name = arena_kstr(c->arena, &m->classic_protocols[0].name);
+    resp->leader = KSTR_LIT("");
+    resp->skip_assignment = false;
+    resp->member_id = arena_kstr(c->arena, &m->id);
+    resp->members.n = 0;
+    logger_info("group", "consumer group %s: classic member %s joined at epoch %d (group epoch %d)",
+                g->id.p, m->id.p, m->epoch, cg->group_epoch);
+    if (replaced && replaced_consumer && downgrade_after_replace(g)) {
+        /* The last consumer-protocol member was a static member this one replaced. */
+        cg_downgrade(g, NULL, &r);
+    } else {
+        net_timer_cancel(g->s->worker, &m->join_timer);
+        cg_member_schedule_session(g, m);
+        net_timer_start(g->s->worker, &m->sync_timer, m->rebalance_timeout_ms, classic_sync_expired,
+                        m);
+    }
+    classic_reply_after(g, c, &r);
+}
+
+/* Kafka's waitingOnUnreleasedPartition: a partition of m's target is still another's. */
+static bool waiting_on_unreleased(const struct cgroup *cg, const struct cg_member *m)
+{
+    for (int32_t i = 0; i < m->target.n; i++) {
+        const struct cg_tp *tp = &m->target.v[i];
+        if (cg_tpset_has(&m->assigned, tp->topic_id, tp->partition))
+            continue;
+        for (const struct cg_member *o = cg->members; o; o = o->next)
+            if (o != m && (cg_tpset_has(&o->assigned, tp->topic_id, tp->partition) ||
+                           cg_tpset_has(&o->revoking, tp->topic_id, tp->partition)))
+                return true;
+    }
+    return false;
+}
+
+void cg_classic_sync(struct group *g, struct group_call *c)
+{
+    const struct kmsg_sync_group_request *req = c->req;
+    struct kmsg_sync_group_response *resp = c->resp;
+    struct cgroup *cg = g->cg;
+    if (cg->nmembers == 0) {
+        sync_reply(c, KAFKA_ERR_UNKNOWN_MEMBER_ID, NULL, NULL);
+        return;
+    }
+    struct kstr instance = c->api_version >= 3 ? req->group_instance_id : KSTR_NULL;
+    int16_t err;
+    struct cg_member *m = classic_member(cg, req->member_id, instance, &err);
+    if (m == NULL) {
+        sync_reply(c, err, NULL, NULL);
+        return;
+    }
+    if (req->generation_id != m->epoch) {
+        sync_reply(c, KAFKA_ERR_ILLEGAL_GENERATION, NULL, NULL);
+        return;
+    }
+    struct kstr ptype = c->api_version >= 5 ? req->protocol_type : KSTR_NULL;
+    struct kstr pname = c->api_version >= 5 ? req->protocol_name : KSTR_NULL;
+    if ((ptype.len >= 0 && !kstr_is(ptype, "consumer")) ||
+        (pname.len >= 0 && !gstr_eq(&m->classic_protocols[0].name, pname))) {
+        sync_reply(c, KAFKA_ERR_INCONSISTENT_GROUP_PROTOCOL, NULL, NULL);
+        return;
+    }
+    /* Kafka's throwIfRebalanceInProgress: a new epoch was reached; it must rejoin (unless it
+     * is revoking, which its next rejoin finishes). */
+    if (cg->group_epoch > m->epoch && m->state != CGM_UNREVOKED) {
+        member_expect_rejoin(g, m);
+        sync_reply(c, KAFKA_ERR_REBALANCE_IN_PROGRESS, NULL, NULL);
+        return;
+    }
+    struct gstr a = {NULL, -1};
+    if (encode_assignment(cg, &m->assigned, member_protocol_version(m), &a) != 0) {
+        sync_reply(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, NULL, NULL);
+        return;
+    }
+    net_timer_cancel(g->s->worker, &m->sync_timer);
+    cg_member_schedule_session(g, m);
+    resp->error_code = 0;
+    resp->protocol_type = ptype;
+    resp->protocol_name = pname;
+    resp->assignment = arena_kbytes(c->arena, &a);
+    gstr_free(&a);
+    call_finish(c);
+}
+
+void cg_classic_heartbeat(struct group *g, struct group_call *c)
+{
+    const struct kmsg_heartbeat_request *req = c->req;
+    struct kmsg_heartbeat_response *resp = c->resp;
+    struct cgroup *cg = g->cg;
+    struct kstr instance = c->api_version >= 3 ? req->group_instance_id : KSTR_NULL;
+    int16_t err;
+    struct cg_member *m = classic_member(cg, req->member_id, instance, &err);
+    if (m != NULL && req->generation_id != m->epoch)
+        err = KAFKA_ERR_ILLEGAL_GENERATION;
+    if (err == 0) {
+        cg_member_schedule_session(g, m);
+        /* It rejoins when the group moved on, when it must revoke, or when the partitions it
+         * waits for are free. */
+        if (m->epoch < cg->group_epoch || m->state == CGM_UNREVOKED ||
+            (m->state == CGM_UNRELEASED && !waiting_on_unreleased(cg, m))) {
+            err = KAFKA_ERR_REBALANCE_IN_PROGRESS;
+            member_expect_rejoin(g, m);
+        }
+    }
+    resp->error_code = err;
+    call_finish(c);
+}
+
+/* One classic member leaves (Kafka's classicGroupLeaveToConsumerGroup); its error. */
+static int16_t classic_leave_one(struct group *g, struct kstr member_id, struct kstr instance,
+                                 struct cg_records *r)
+{
+    struct cgroup *cg = g->cg;
+    struct cg_member *m;
+    if (instance.len < 0) {
+        m = cg_find_member(cg, member_id);
+    } else {
+        m = cg_find_static(cg, instance);
+        if (m != NULL && member_id.len > 0 && !gstr_eq(&m->id, member_id))
+            return KAFKA_ERR_FENCED_INSTANCE_ID;
+    }
+    if (m == NULL || !m->classic)
+        return KAFKA_ERR_UNKNOWN_MEMBER_ID;
+    cg_remove_member(g, m, false, "left (LeaveGroup)", r);
+    return 0;
+}
+
+void cg_classic_leave(struct group *g, struct group_call *c)
+{
+    const struct kmsg_leave_group_request *req = c->req;
+    struct kmsg_leave_group_response *resp = c->resp;
+    struct cg_records r = {0};
+    int32_t left = 0;
+    resp->error_code = 0;
+    resp->members.n = 0;
+    if (c->api_version < 3) {
+        resp->error_code = classic_leave_one(g, req->member_id, KSTR_NULL, &r);
+        left += resp->error_code == 0;
+    } else if (req->members.n > 0) {
+        resp->members.v = arena_calloc(c->arena, (size_t)req->members.n, sizeof(*resp->members.v));
+        if (resp->members.v == NULL) {
+            resp->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+            call_finish(c);
+            return;
+        }
+        resp->members.n = req->members.n;
+        for (int32_t i = 0; i < req->members.n; i++) {
+            const struct kmsg_leave_group_request_member_identity *mi = &req->members.v[i];
+            struct kmsg_leave_group_response_member_response *mr = &resp->members.v[i];
+            kmsg_leave_group_response_member_response_init(mr);
+            mr->member_id = mi->member_id;
+            mr->group_instance_id = mi->group_instance_id;
+            mr->error_code = classic_leave_one(g, mi->member_id, mi->group_instance_id, &r);
+            left += mr->error_code == 0;
+        }
+    }
+    if (left > 0) {
+        g->cg->group_epoch++;
+        cg_records_epoch(&r, g);
+    }
+    classic_reply_after(g, c, &r);
+}
