@@ -821,8 +821,6 @@ static bool config_authorizer_known(const char *name)
 }
 
 /* Kafka's GroupCoordinatorConfig checks of the KIP-848 properties. */
-int config_migration_policy(const char *value);
-
 static int config_validate_consumer_groups(struct broker_config *c, char *err, size_t errlen)
 {
     const char *p = c->group_coordinator_rebalance_protocols;

@@ -1,16 +1,11 @@
 /*
- * Kafka's online migration between classic and consumer groups (KIP-848), as its
- * GroupMetadataManager does it:
- *  - upgrade: a consumer-protocol member joining a non-empty classic group of protocol type
- *    "consumer" turns it into a consumer group (convertToConsumerGroup); the classic members
- *    keep their assignment and epoch (the generation) and go on as classic members;
- *  - classic members of a consumer group: JoinGroup, SyncGroup, Heartbeat and LeaveGroup are
- *    served by the consumer group (classicGroup*ToConsumerGroup): JoinGroup reconciles the
- *    member towards its target and answers its epoch as the generation, SyncGroup hands out the
- *    assigned partitions, Heartbeat answers REBALANCE_IN_PROGRESS while it must rejoin;
- *  - downgrade: when the last consumer-protocol member leaves (or is fenced) and only classic
- *    members stay, the group becomes classic again (convertToClassicGroup) and rebalances.
- * group.consumer.migration.policy allows either direction. Owner worker only.
+ * Classic members of a consumer group (Kafka's classicGroup*ToConsumerGroup): after an online
+ * upgrade (consumer_migration.c), or when a classic consumer joins a consumer group, JoinGroup,
+ * SyncGroup, Heartbeat and LeaveGroup are served by the consumer group: JoinGroup reconciles
+ * the member towards its target and answers its epoch as the generation, SyncGroup hands out
+ * the assigned partitions, Heartbeat answers REBALANCE_IN_PROGRESS while it must rejoin. The
+ * member keeps Kafka's ClassicMemberMetadata (session timeout, supported protocols). Owner
+ * worker only.
  */
 #include <assert.h>
 #include <errno.h>
@@ -33,160 +28,6 @@ static bool kstr_is(struct kstr k, const char *s)
 {
     size_t n = strlen(s);
     return k.len == (int32_t)n && memcmp(k.ptr, s, n) == 0;
-}
-
-/* ---- the embedded consumer protocol (Kafka's ConsumerProtocol) ---- */
-
-/* The version prefix of an embedded message, -1 when it is too short. */
-static int16_t embedded_version(const uint8_t *p, int32_t len)
-{
-    if (p == NULL || len < 2)
-        return -1;
-    return (int16_t)(((uint16_t)p[0] << 8) | p[1]);
-}
-
-/* A newer version than ours reads as our newest (Kafka's ConsumerProtocol does the same: the
- * fields are only appended). 0 or -EINVAL. */
-static int decode_subscription(const uint8_t *p, int32_t len, struct arena *a,
-                               struct kmsg_consumer_protocol_subscription *out)
-{
-    kmsg_consumer_protocol_subscription_init(out);
-    int16_t v = embedded_version(p, len);
-    if (v < 0)
-        return -EINVAL;
-    if (v > KMSG_CONSUMER_PROTOCOL_SUBSCRIPTION_MAX_VERSION)
-        v = KMSG_CONSUMER_PROTOCOL_SUBSCRIPTION_MAX_VERSION;
-    struct kreader r;
-    kr_init(&r, p + 2, (size_t)len - 2, a);
-    if (kmsg_consumer_protocol_subscription_decode(&r, v, out) != 0 || r.err != 0)
-        return -EINVAL;
-    return 0;
-}
-
-/* An empty assignment (a member that has not synced yet, in a group completing a rebalance)
- * does not decode, as in Kafka (the upgrade is refused then). 0 or -EINVAL. */
-static int decode_assignment(const uint8_t *p, int32_t len, struct arena *a,
-                             struct kmsg_consumer_protocol_assignment *out)
-{
-    kmsg_consumer_protocol_assignment_init(out);
-    out->assigned_partitions.n = 0;
-    int16_t v = embedded_version(p, len);
-    if (v < 0)
-        return -EINVAL;
-    if (v > KMSG_CONSUMER_PROTOCOL_ASSIGNMENT_MAX_VERSION)
-        v = KMSG_CONSUMER_PROTOCOL_ASSIGNMENT_MAX_VERSION;
-    struct kreader r;
-    kr_init(&r, p + 2, (size_t)len - 2, a);
-    if (kmsg_consumer_protocol_assignment_decode(&r, v, out) != 0 || r.err != 0)
-        return -EINVAL;
-    return 0;
-}
-
-static const char *topic_name_of(const struct cgroup *cg, const uint8_t id[16])
-{
-    for (int32_t i = 0; i < cg->ntopics; i++)
-        if (cg->topics[i].nparts >= 0 && memcmp(cg->topics[i].id, id, 16) == 0)
-            return cg->topics[i].name;
-    return NULL;
-}
-
-/* Kafka's ConsumerProtocol.serializeAssignment of set, at `version` (the member's subscription
- * version, as Kafka answers), into out. Partitions of topics gone from the subscription
- * metadata are left out. 0 or -ENOMEM. */
-static int encode_assignment(const struct cgroup *cg, const struct cg_tpset *set, int16_t version,
-                             struct gstr *out)
-{
-    if (version < 0)
-        version = 0;
-    if (version > KMSG_CONSUMER_PROTOCOL_ASSIGNMENT_MAX_VERSION)
-        version = KMSG_CONSUMER_PROTOCOL_ASSIGNMENT_MAX_VERSION;
-    struct kmsg_consumer_protocol_assignment a;
-    kmsg_consumer_protocol_assignment_init(&a);
-    struct kmsg_consumer_protocol_assignment_topic_partition *t =
-        calloc((size_t)set->n + 1, sizeof(*t));
-    int32_t *parts = calloc((size_t)set->n + 1, sizeof(*parts));
-    int rc = t && parts ? 0 : -ENOMEM;
-    int32_t n = 0;
-    for (int32_t i = 0; i < set->n && rc == 0; i++) {
-        const char *name = topic_name_of(cg, set->v[i].topic_id);
-        if (name == NULL)
-            continue;
-        if (n == 0 || strcmp(t[n - 1].topic.ptr, name) != 0) {
-            kmsg_consumer_protocol_assignment_topic_partition_init(&t[n]);
-            t[n].topic = (struct kstr){name, (int32_t)strlen(name)};
-            t[n].partitions.v = &parts[i];
-            t[n].partitions.n = 0;
-            n++;
-        }
-        parts[i] = set->v[i].partition;
-        t[n - 1].partitions.n++;
-    }
-    a.assigned_partitions.n = n;
-    a.assigned_partitions.v = t;
-    a.user_data = KBYTES_NULL;
-    uint8_t *buf = NULL;
-    int32_t len = 0;
-    if (rc == 0)
-        rc = offsets_encode(version, version,
-                            (kproto_encode_fn)kmsg_consumer_protocol_assignment_encode, &a, &buf,
-                            &len);
-    if (rc == 0) {
-        gstr_set(out, buf, len);
-        if (out->p == NULL)
-            rc = -ENOMEM;
-    }
-    free(buf);
-    free(t);
-    free(parts);
-    return rc;
-}
-
-/* Topic names and partitions into a set of (topic id, partition); unknown topics are left out
- * (Kafka's toTopicPartitionMap). */
-static int tpset_from_names(const struct group_env *env, struct cg_tpset *set,
-                            const struct kmsg_consumer_protocol_assignment_topic_partition_array *a)
-{
-    for (int32_t i = 0; i < a->n; i++) {
-        char *name = kstr_strdup(a->v[i].topic);
-        uint8_t id[16];
-        if (name == NULL)
-            return -ENOMEM;
-        int32_t nparts = env->topic_lookup ? env->topic_lookup(env->ctx, name, id) : -1;
-        free(name);
-        if (nparts < 0)
-            continue;
-        for (int32_t j = 0; j < a->v[i].partitions.n; j++)
-            if (cg_tpset_add(set, id, a->v[i].partitions.v[j]) != 0)
-                return -ENOMEM;
-    }
-    return 0;
-}
-
-/* The owned partitions of a classic subscription as a heartbeat's owned partitions (arena);
- * none listed (an eager member, or v0) reads as owning nothing, as Kafka's JoinGroup path. */
-static int
-owned_from_subscription(const struct group_env *env, struct arena *a,
-                        const struct kmsg_consumer_protocol_subscription *sub,
-                        struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *out)
-{
-    int32_t n = sub->owned_partitions.n > 0 ? sub->owned_partitions.n : 0;
-    out->v = arena_calloc(a, (size_t)n + 1, sizeof(*out->v));
-    out->n = 0;
-    if (out->v == NULL)
-        return -ENOMEM;
-    for (int32_t i = 0; i < n; i++) {
-        char *name = kstr_strdup(sub->owned_partitions.v[i].topic);
-        if (name == NULL)
-            return -ENOMEM;
-        struct kmsg_consumer_group_heartbeat_request_topic_partitions *tp = &out->v[out->n];
-        int32_t nparts = env->topic_lookup ? env->topic_lookup(env->ctx, name, tp->topic_id.b) : -1;
-        free(name);
-        if (nparts < 0)
-            continue;
-        tp->partitions = sub->owned_partitions.v[i].partitions;
-        out->n++;
-    }
-    return 0;
 }
 
 /* ---- ClassicMemberMetadata ---- */
@@ -213,8 +54,8 @@ void cg_member_cancel_classic_timers(struct cg_member *m)
 }
 
 /* Sets m's ClassicMemberMetadata from n protocols (names and metadata); 0 or -ENOMEM. */
-static int member_set_classic(struct cg_member *m, int32_t session_ms, const struct kstr *names,
-                              const struct kbytes *metadata, int32_t n)
+int cg_member_set_classic(struct cg_member *m, int32_t session_ms, const struct kstr *names,
+                          const struct kbytes *metadata, int32_t n)
 {
     struct gprotocol *p = calloc((size_t)n + 1, sizeof(*p));
     if (p == NULL)
@@ -239,7 +80,7 @@ static int16_t member_protocol_version(const struct cg_member *m)
     if (m->nclassic_protocols <= 0)
         return 0;
     const struct gstr *md = &m->classic_protocols[0].metadata;
-    return embedded_version((const uint8_t *)md->p, md->len);
+    return cg_protocol_version((const uint8_t *)md->p, md->len);
 }
 
 /* ---- timers ---- */
@@ -270,276 +111,6 @@ static void member_expect_rejoin(struct group *g, struct cg_member *m)
     if (!net_timer_armed(&m->join_timer))
         net_timer_start(g->s->worker, &m->join_timer, m->rebalance_timeout_ms, classic_join_expired,
                         m);
-}
-
-/* ---- upgrade ---- */
-
-/* One classic member as a consumer group member (Kafka's ConsumerGroup.fromClassicGroup). */
-static int upgrade_member(struct group *g, const struct member *cm, struct arena *a)
-{
-    const struct group_env *env = &g->s->gc->env;
-    const struct gstr *md = NULL;
-    for (int32_t i = 0; i < cm->nprotocols; i++)
-        if (gstr_eq_str(&cm->protocols[i].name, &g->protocol_name))
-            md = &cm->protocols[i].metadata;
-    struct kmsg_consumer_protocol_subscription sub;
-    struct kmsg_consumer_protocol_assignment asg;
-    if (md == NULL || decode_subscription((const uint8_t *)md->p, md->len, a, &sub) != 0 ||
-        decode_assignment((const uint8_t *)cm->assignment.p, cm->assignment.len, a, &asg) != 0)
-        return -EINVAL;
-    struct cg_member *m = cg_member_new(g, gstr_kstr(&cm->id));
-    if (m == NULL)
-        return -ENOMEM;
-    m->epoch = m->previous_epoch = g->generation;
-    m->state = CGM_STABLE;
-    gstr_set(&m->instance_id, cm->instance_id.p, cm->instance_id.len);
-    gstr_from_kstr(&m->rack_id, sub.rack_id);
-    m->rebalance_timeout_ms = cm->rebalance_timeout;
-    gstr_set(&m->client_id, cm->client_id.p, cm->client_id.len);
-    gstr_set(&m->client_host, cm->client_host.p, cm->client_host.len);
-    struct kstr *names = arena_calloc(a, (size_t)cm->nprotocols + 1, sizeof(*names));
-    struct kbytes *mds = arena_calloc(a, (size_t)cm->nprotocols + 1, sizeof(*mds));
-    if (names == NULL || mds == NULL)
-        return -ENOMEM;
-    for (int32_t i = 0; i < cm->nprotocols; i++) {
-        names[i] = gstr_kstr(&cm->protocols[i].name);
-        mds[i] = gstr_kbytes(&cm->protocols[i].metadata);
-    }
-    if (cg_member_set_topics(m, &sub.topics) < 0 ||
-        member_set_classic(m, cm->session_timeout, names, mds, cm->nprotocols) != 0 ||
-        tpset_from_names(env, &m->assigned, &asg.assigned_partitions) != 0 ||
-        cg_tpset_copy(&m->target, &m->assigned) != 0)
-        return -ENOMEM;
-    return 0;
-}
-
-/* Kafka's ConsumerGroup.createConsumerGroupRecords. */
-static void upgrade_records(struct group *g, struct cg_records *r)
-{
-    for (const struct cg_member *m = g->cg->members; m; m = m->next)
-        cg_records_subscription(r, g, m);
-    cg_records_epoch(r, g);
-    for (const struct cg_member *m = g->cg->members; m; m = m->next)
-        cg_records_target(r, g, m);
-    cg_records_target_epoch(r, g);
-    for (const struct cg_member *m = g->cg->members; m; m = m->next)
-        cg_records_current(r, g, m);
-}
-
-/* Drops the classic state of g (its members, parked calls answered with err, timers). */
-static void classic_clear(struct group *g, int16_t err)
-{
-    struct net_worker *w = g->s->worker;
-    group_fail_parked(g, err);
-    while (g->members) {
-        struct member *m = g->members;
-        g->members = m->next;
-        if (w)
-            net_timer_cancel(w, &m->session_timer);
-        member_free(m);
-    }
-    g->nmembers = 0;
-    while (g->pending) {
-        struct pending_member *p = g->pending;
-        g->pending = p->next;
-        free(p->id);
-        free(p);
-    }
-    if (w)
-        net_timer_cancel(w, &g->join_timer);
-    gstr_free(&g->protocol_name);
-    gstr_free(&g->leader);
-    g->generation = 0;
-    g->state = GS_EMPTY;
-    g->state_ts = group_now_ms();
-}
-
-int16_t cg_upgrade(struct group *g, struct cg_records *r, const char **msg)
-{
-    const struct group_config *cfg = &g->s->gc->cfg;
-    *msg = "Group is not a consumer group.";
-    if (!cfg->consumer_upgrade_enabled) {
-        logger_info("group",
-                    "cannot upgrade classic group %s to a consumer group: the online "
-                    "upgrade is disabled",
-                    g->id.p);
-        return KAFKA_ERR_GROUP_ID_NOT_FOUND;
-    }
-    if (!gstr_eq(&g->protocol_type, PROTOCOL_TYPE_CONSUMER)) {
-        logger_info("group",
-                    "cannot upgrade classic group %s to a consumer group: it does not "
-                    "use the consumer embedded protocol",
-                    g->id.p);
-        return KAFKA_ERR_GROUP_ID_NOT_FOUND;
-    }
-    if (g->nmembers > cfg->consumer_max_size) {
-        logger_info("group",
-                    "cannot upgrade classic group %s to a consumer group: its size "
-                    "exceeds group.consumer.max.size",
-                    g->id.p);
-        return KAFKA_ERR_GROUP_ID_NOT_FOUND;
-    }
-    assert(g->cg == NULL); /* only a classic group upgrades */
-    if ((g->cg = cg_create()) == NULL)
-        return *msg = NULL, KAFKA_ERR_UNKNOWN_SERVER_ERROR;
-    g->cg->group_epoch = g->cg->assignment_epoch = g->generation;
-    struct arena a;
-    arena_init(&a, 0);
-    int rc = g->protocol_name.len > 0 ? 0 : -EINVAL;
-    for (const struct member *cm = g->members; cm && rc == 0; cm = cm->next)
-        rc = upgrade_member(g, cm, &a);
-    arena_free(&a);
-    if (rc != 0) {
-        cg_free(g, true);
-        logger_warn("group",
-                    "cannot upgrade classic group %s: its embedded consumer protocol is "
-                    "malformed",
-                    g->id.p);
-        *msg = "Cannot upgrade the classic group to consumer group because the embedded consumer "
-               "protocol is malformed.";
-        return rc == -ENOMEM ? KAFKA_ERR_UNKNOWN_SERVER_ERROR : KAFKA_ERR_GROUP_ID_NOT_FOUND;
-    }
-    /* The classic group's tombstone, then the consumer group's records (Kafka's order). */
-    struct offsets_kv kv;
-    if (group_encode_metadata(&kv, NULL, g->id.p) == 0)
-        cg_records_push(r, &kv);
-    else
-        r->err = -ENOMEM;
-    upgrade_records(g, r);
-    logger_info("group",
-                "classic group %s (generation %d, %d members) upgraded to a consumer group",
-                g->id.p, g->generation, g->nmembers);
-    classic_clear(g, KAFKA_ERR_REBALANCE_IN_PROGRESS);
-    gstr_set(&g->protocol_type, "consumer", 8);
-    for (struct cg_member *m = g->cg->members; m; m = m->next)
-        cg_member_schedule_session(g, m);
-    *msg = NULL;
-    return 0;
-}
-
-/* ---- downgrade ---- */
-
-bool cg_downgrade_allowed(const struct group *g, const struct cg_member *leaving)
-{
-    const struct cgroup *cg = g->cg;
-    if (leaving->classic)
-        return false;
-    for (const struct cg_member *o = cg->members; o; o = o->next)
-        if (o != leaving && !o->classic)
-            return false;
-    if (cg->nmembers <= 1)
-        return false;
-    if (!g->s->gc->cfg.consumer_downgrade_enabled) {
-        logger_info("group",
-                    "cannot downgrade consumer group %s to a classic group: the online "
-                    "downgrade is disabled",
-                    g->id.p);
-        return false;
-    }
-    return true;
-}
-
-/* A classic member from a consumer group's classic member (Kafka's ClassicGroupMember). */
-static struct member *downgrade_member(struct group *g, const struct cg_member *o)
-{
-    struct member *m = calloc(1, sizeof(*m));
-    struct gprotocol *p = calloc((size_t)o->nclassic_protocols + 1, sizeof(*p));
-    if (m == NULL || p == NULL) {
-        free(m);
-        free(p);
-        return NULL;
-    }
-    m->g = g;
-    m->id.len = m->instance_id.len = m->client_id.len = m->client_host.len = -1;
-    m->protocol_type.len = m->assignment.len = -1;
-    gstr_set(&m->id, o->id.p, o->id.len);
-    gstr_set(&m->instance_id, o->instance_id.p, o->instance_id.len);
-    gstr_set(&m->client_id, o->client_id.len >= 0 ? o->client_id.p : "",
-             o->client_id.len >= 0 ? o->client_id.len : 0);
-    gstr_set(&m->client_host, o->client_host.len >= 0 ? o->client_host.p : "",
-             o->client_host.len >= 0 ? o->client_host.len : 0);
-    gstr_set(&m->protocol_type, "consumer", 8);
-    m->session_timeout = o->classic_session_ms;
-    m->rebalance_timeout = o->rebalance_timeout_ms;
-    m->protocols = p;
-    m->nprotocols = o->nclassic_protocols;
-    for (int32_t i = 0; i < o->nclassic_protocols; i++) {
-        p[i].name.len = p[i].metadata.len = -1;
-        gstr_set(&p[i].name, o->classic_protocols[i].name.p, o->classic_protocols[i].name.len);
-        gstr_set(&p[i].metadata, o->classic_protocols[i].metadata.p,
-                 o->classic_protocols[i].metadata.len);
-    }
-    return m;
-}
-
-void cg_downgrade(struct group *g, struct cg_member *leaving, struct cg_records *r)
-{
-    struct cgroup *cg = g->cg;
-    assert(g->nmembers == 0); /* a consumer group has no classic-group members */
-    cg_records_group_tombstones(r, g);
-    struct member **tail = &g->members;
-    for (const struct cg_member *o = cg->members; o; o = o->next) {
-        if (o == leaving)
-            continue;
-        struct member *m = downgrade_member(g, o);
-        if (m == NULL) {
-            r->err = -ENOMEM;
-            continue;
-        }
-        *tail = m;
-        tail = &m->next;
-        g->nmembers++;
-    }
-    g->generation = cg->group_epoch;
-    gstr_set(&g->protocol_type, "consumer", 8);
-    const struct gstr *proto = group_select_protocol(g);
-    gstr_set(&g->protocol_name, proto ? proto->p : NULL, proto ? proto->len : -1);
-    gstr_set(&g->leader, g->members ? g->members->id.p : NULL,
-             g->members ? g->members->id.len : -1);
-    /* Each member's target assignment, serialised at its subscription's version. */
-    for (struct member *m = g->members; m; m = m->next) {
-        const struct cg_member *o = cg_find_member(cg, gstr_kstr(&m->id));
-        int16_t version = 0;
-        for (int32_t i = 0; i < m->nprotocols; i++)
-            if (gstr_eq_str(&m->protocols[i].name, &g->protocol_name))
-                version = embedded_version((const uint8_t *)m->protocols[i].metadata.p,
-                                           m->protocols[i].metadata.len);
-        if (o == NULL || encode_assignment(cg, &o->target, version, &m->assignment) != 0)
-            gstr_set(&m->assignment, "", 0);
-    }
-    g->state = GS_STABLE;
-    g->state_ts = group_now_ms();
-    struct offsets_kv kv;
-    if (group_encode_metadata(&kv, g, g->id.p) == 0)
-        cg_records_push(r, &kv);
-    else
-        r->err = -ENOMEM;
-    logger_info("group",
-                "consumer group %s (epoch %d, %d classic members) downgraded to a classic "
-                "group",
-                g->id.p, g->generation, g->nmembers);
-    cg_free(g, true);
-    for (struct member *m = g->members; m; m = m->next)
-        member_schedule(m);
-    if (leaving != NULL)
-        group_maybe_prepare_rebalance(g);
-}
-
-/* Kafka's validateOnlineDowngradeWithReplacedMemberId, once the replaced member (a
- * consumer-protocol one) is gone: every member left uses the classic protocol. */
-static bool downgrade_after_replace(const struct group *g)
-{
-    for (const struct cg_member *o = g->cg->members; o; o = o->next)
-        if (!o->classic)
-            return false;
-    if (!g->s->gc->cfg.consumer_downgrade_enabled) {
-        logger_info("group",
-                    "cannot downgrade consumer group %s to a classic group: the online "
-                    "downgrade is disabled",
-                    g->id.p);
-        return false;
-    }
-    return true;
 }
 
 /* ---- classic members of a consumer group ---- */
@@ -688,7 +259,7 @@ static int join_update_member(struct group_call *c, struct cg_member *m, struct 
         names[i] = req->protocols.v[i].name;
         mds[i] = req->protocols.v[i].metadata;
     }
-    if (member_set_classic(m, req->session_timeout_ms, names, mds, n) != 0)
+    if (cg_member_set_classic(m, req->session_timeout_ms, names, mds, n) != 0)
         return -ENOMEM;
     return cg_member_set_topics(m, &sub->topics);
 }
@@ -720,13 +291,13 @@ void cg_classic_join(struct group *g, struct group_call *c)
         return;
     }
     struct kmsg_consumer_protocol_subscription sub;
-    if (decode_subscription(req->protocols.v[0].metadata.ptr, req->protocols.v[0].metadata.len,
-                            c->arena, &sub) != 0) {
+    if (cg_protocol_decode_subscription(req->protocols.v[0].metadata.ptr,
+                                        req->protocols.v[0].metadata.len, c->arena, &sub) != 0) {
         join_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, req->member_id);
         return;
     }
     struct kmsg_consumer_group_heartbeat_request_topic_partitions_array owned;
-    if (owned_from_subscription(&g->s->gc->env, c->arena, &sub, &owned) != 0) {
+    if (cg_protocol_owned_partitions(&g->s->gc->env, c->arena, &sub, &owned) != 0) {
         join_reply_error(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, req->member_id);
         return;
     }
@@ -765,7 +336,7 @@ void cg_classic_join(struct group *g, struct group_call *c)
     resp->members.n = 0;
     logger_info("group", "consumer group %s: classic member %s joined at epoch %d (group epoch %d)",
                 g->id.p, m->id.p, m->epoch, cg->group_epoch);
-    if (replaced && replaced_consumer && downgrade_after_replace(g)) {
+    if (replaced && replaced_consumer && cg_downgrade_after_replace(g)) {
         /* The last consumer-protocol member was a static member this one replaced. */
         cg_downgrade(g, NULL, &r);
     } else {
@@ -827,7 +398,7 @@ void cg_classic_sync(struct group *g, struct group_call *c)
         return;
     }
     struct gstr a = {NULL, -1};
-    if (encode_assignment(cg, &m->assigned, member_protocol_version(m), &a) != 0) {
+    if (cg_protocol_encode_assignment(cg, &m->assigned, member_protocol_version(m), &a) != 0) {
         sync_reply(c, KAFKA_ERR_UNKNOWN_SERVER_ERROR, NULL, NULL);
         return;
     }

@@ -174,15 +174,53 @@ void cg_member_free(struct cg_member *m);
  * topics, session timers (and rebalance timers of members revoking), as Kafka's onLoaded. */
 void cg_after_load(struct group *g);
 
-/* ---- classic members and conversions (consumer_classic.c) ---- */
+/* ---- the embedded consumer protocol (consumer_protocol.c) ---- */
+struct kmsg_consumer_protocol_subscription;
+struct kmsg_consumer_protocol_assignment;
+struct kmsg_consumer_protocol_assignment_topic_partition_array;
+/* The version prefix of an embedded message, -1 when it is too short. */
+int16_t cg_protocol_version(const uint8_t *p, int32_t len);
+/* A classic member's subscription; a newer version than ours reads as our newest (Kafka's
+ * ConsumerProtocol does the same: fields are only appended). 0 or -EINVAL. */
+int cg_protocol_decode_subscription(const uint8_t *p, int32_t len, struct arena *a,
+                                    struct kmsg_consumer_protocol_subscription *out);
+/* A classic member's assignment; an empty one (a member that has not synced yet) does not
+ * decode, as in Kafka. 0 or -EINVAL. */
+int cg_protocol_decode_assignment(const uint8_t *p, int32_t len, struct arena *a,
+                                  struct kmsg_consumer_protocol_assignment *out);
+/* Kafka's ConsumerProtocol.serializeAssignment of set at `version` into out (partitions of
+ * topics gone from the subscription metadata left out). 0 or -ENOMEM. */
+int cg_protocol_encode_assignment(const struct cgroup *cg, const struct cg_tpset *set,
+                                  int16_t version, struct gstr *out);
+/* Topic names and partitions into set (unknown topics left out: Kafka's toTopicPartitionMap).
+ * 0 or -ENOMEM. */
+int cg_protocol_tpset_from_names(
+    const struct group_env *env, struct cg_tpset *set,
+    const struct kmsg_consumer_protocol_assignment_topic_partition_array *a);
+/* The owned partitions of a classic subscription as a heartbeat's (in arena a); none listed (an
+ * eager member, or v0) reads as owning nothing. 0 or -ENOMEM. */
+int cg_protocol_owned_partitions(
+    const struct group_env *env, struct arena *a,
+    const struct kmsg_consumer_protocol_subscription *sub,
+    struct kmsg_consumer_group_heartbeat_request_topic_partitions_array *out);
+
+/* ---- online upgrade and downgrade (consumer_migration.c) ---- */
 /* Kafka's validateOnlineUpgrade + convertToConsumerGroup: the non-empty classic group g becomes a
  * consumer group (its records go to r). 0, or GROUP_ID_NOT_FOUND with *msg when refused. */
 int16_t cg_upgrade(struct group *g, struct cg_records *r, const char **msg);
 /* Kafka's validateOnlineDowngradeWithFencedMember. */
 bool cg_downgrade_allowed(const struct group *g, const struct cg_member *leaving);
+/* Kafka's validateOnlineDowngradeWithReplacedMemberId, once the replaced member (a
+ * consumer-protocol one) is gone: every member left uses the classic protocol. */
+bool cg_downgrade_after_replace(const struct group *g);
 /* Kafka's convertToClassicGroup: g becomes classic without `leaving` (NULL: a static member was
  * replaced by a classic one, which keeps its assignment) and, when a member left, rebalances. */
 void cg_downgrade(struct group *g, struct cg_member *leaving, struct cg_records *r);
+
+/* ---- classic members of a consumer group (consumer_classic.c) ---- */
+/* Sets m's ClassicMemberMetadata from n protocols (names and metadata); 0 or -ENOMEM. */
+int cg_member_set_classic(struct cg_member *m, int32_t session_ms, const struct kstr *names,
+                          const struct kbytes *metadata, int32_t n);
 void cg_classic_join(struct group *g, struct group_call *c);
 void cg_classic_sync(struct group *g, struct group_call *c);
 void cg_classic_heartbeat(struct group *g, struct group_call *c);
