@@ -1,38 +1,35 @@
 #!/bin/bash
-# Cost of the page cache growing into memory the VM's host has taken back (issue 18).
+# What new page cache costs on this machine, without any broker (issue 18).
 #
-# On this machine (virtio_balloon free page reporting) guest pages that stay free for a few
-# seconds are handed back to the host; the next write that needs them as page cache takes a host
-# fault per page. A broker writing a fresh log pays this for every new GiB until the page cache
-# is full (then the kernel recycles pages and the cost is gone); an in-memory broker never does.
-# This measures it without any broker: `dd` writes SIZE MiB into a new file
-#   cold: after PAUSE s of idle, so its pages come back from the host,
-#   warm: right after a file of the same size was deleted, so it reuses just-freed pages,
-# and prints seconds per GiB of each and their difference (the first-touch cost per GiB).
+# On this VM (virtio_balloon free page reporting) guest pages that stay free for a few seconds
+# are handed back to the host; the next write that needs one as page cache takes a host fault.
+# A broker writing its log through the page cache pays that for every GiB it ingests until the
+# page cache fills the memory (then the kernel recycles pages and the cost is gone); an
+# in-memory broker (the peer benchmark's mock) never pays it.
 #
-#   bash bench/first_touch.sh [SIZE_MIB=2000] [PAUSE_S=20] [DIR=/tmp]
+# This does what a broker's log does: `dd` appends GIB files of 1 GiB one after another, all
+# kept (the page cache grows by GIB GiB), and prints each file's seconds. The first files reuse
+# pages freed just before (warm); once those are used up every page comes from the host
+# (cold). PAUSE_S of idle first lets the host take back what was freed before the run.
+#
+#   bash bench/first_touch.sh [GIB=6] [PAUSE_S=0] [DIR=/tmp]
 # Bounded: each dd has a timeout; the files are removed at the end.
 set -euo pipefail
-SIZE=${1:-2000} PAUSE=${2:-20} DIR=${3:-/tmp}
-F=$(mktemp -p "$DIR" first-touch.XXXXXX)
-trap 'rm -f "$F"' EXIT
-
-write_s() { # seconds to write SIZE MiB into $F (buffered, no sync)
-    local t0 t1
-    rm -f "$F"
-    t0=$(date +%s%N)
-    timeout 300 dd if=/dev/zero of="$F" bs=1M count="$SIZE" status=none
-    t1=$(date +%s%N)
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
-}
-per_gib() { awk -v s="$1" -v m="$SIZE" 'BEGIN { printf "%.2f", s / (m * 1048576 / 1073741824) }'; }
+GIB=${1:-6} PAUSE=${2:-0} DIR=${3:-/tmp}
+D=$(mktemp -d -p "$DIR" first-touch.XXXXXX)
+trap 'rm -rf "$D"' EXIT
 
 sync
 sleep "$PAUSE"
-cold=$(write_s)
-rm -f "$F"
-warm=$(write_s)
-rm -f "$F"
-echo "dd ${SIZE} MiB into new page cache: cold (after ${PAUSE} s idle) ${cold} s = $(per_gib "$cold") s/GiB," \
-    "warm (pages just freed) ${warm} s = $(per_gib "$warm") s/GiB"
-echo "first-touch cost: $(awk -v c="$cold" -v w="$warm" -v m="$SIZE" 'BEGIN { printf "%.2f", (c - w) / (m / 1024) }') s per GiB of page cache"
+best="" worst=""
+for i in $(seq "$GIB"); do
+    t0=$(date +%s%N)
+    timeout 300 dd if=/dev/zero of="$D/f$i" bs=1M count=1024 status=none
+    t1=$(date +%s%N)
+    s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+    echo "GiB $i: $s s"
+    best=$(awk -v x="$s" -v b="${best:-$s}" 'BEGIN { print (x < b ? x : b) }')
+    worst=$(awk -v x="$s" -v w="${worst:-$s}" 'BEGIN { print (x > w ? x : w) }')
+done
+echo "page cache growth: fastest GiB ${best} s (pages reused), slowest ${worst} s (pages from the host):" \
+    "$(awk -v b="$best" -v w="$worst" 'BEGIN { printf "%.2f", w - b }') s per GiB is the first-touch cost"
