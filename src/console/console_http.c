@@ -47,6 +47,18 @@ int console_parse_listener(const char *s, char *host, size_t hostlen, int *port)
     return 0;
 }
 
+/* What every page and asset carries: no MIME sniffing, no framing, scripts and styles only from
+ * the console itself. */
+static void console_add_security_headers(struct MHD_Response *resp)
+{
+    __typeof__(&MHD_add_response_header) add = DYNLIB(MHD_add_response_header);
+    add(resp, "X-Content-Type-Options", "nosniff");
+    add(resp, "X-Frame-Options", "DENY");
+    add(resp, "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'");
+}
+
 enum MHD_Result console_send(struct MHD_Connection *c, unsigned status, char *body, size_t len,
                              const char *type, const char *hname, const char *hvalue)
 {
@@ -58,12 +70,7 @@ enum MHD_Result console_send(struct MHD_Connection *c, unsigned status, char *bo
     }
     DYNLIB(MHD_add_response_header)(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     DYNLIB(MHD_add_response_header)(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    DYNLIB(MHD_add_response_header)(resp, "X-Content-Type-Options", "nosniff");
-    DYNLIB(MHD_add_response_header)(resp, "X-Frame-Options", "DENY");
-    DYNLIB(MHD_add_response_header)
-    (resp, "Content-Security-Policy",
-     "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-     "frame-ancestors 'none'; form-action 'self'");
+    console_add_security_headers(resp);
     if (hname != NULL)
         DYNLIB(MHD_add_response_header)(resp, hname, hvalue);
     enum MHD_Result r = DYNLIB(MHD_queue_response)(c, status, resp);
@@ -104,12 +111,7 @@ static enum MHD_Result console_send_asset(struct MHD_Connection *c, const struct
     if (resp == NULL)
         return MHD_NO;
     DYNLIB(MHD_add_response_header)(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
-    DYNLIB(MHD_add_response_header)(resp, "X-Content-Type-Options", "nosniff");
-    DYNLIB(MHD_add_response_header)(resp, "X-Frame-Options", "DENY");
-    DYNLIB(MHD_add_response_header)
-    (resp, "Content-Security-Policy",
-     "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-     "frame-ancestors 'none'; form-action 'self'");
+    console_add_security_headers(resp);
     enum MHD_Result r = DYNLIB(MHD_queue_response)(c, MHD_HTTP_OK, resp);
     DYNLIB(MHD_destroy_response)(resp);
     return r;

@@ -455,6 +455,12 @@ static int16_t classic_leave_one(struct group *g, struct kstr member_id, struct 
     return 0;
 }
 
+static int16_t classic_leave_listed(struct group *g, struct kstr member_id, struct kstr instance,
+                                    void *r)
+{
+    return classic_leave_one(g, member_id, instance, r);
+}
+
 void cg_classic_leave(struct group *g, struct group_call *c)
 {
     const struct kmsg_leave_group_request *req = c->req;
@@ -466,22 +472,12 @@ void cg_classic_leave(struct group *g, struct group_call *c)
     if (c->api_version < 3) {
         resp->error_code = classic_leave_one(g, req->member_id, KSTR_NULL, &r);
         left += resp->error_code == 0;
-    } else if (req->members.n > 0) {
-        resp->members.v = arena_calloc(c->arena, (size_t)req->members.n, sizeof(*resp->members.v));
-        if (resp->members.v == NULL) {
+    } else {
+        left = group_leave_each(g, c, classic_leave_listed, &r);
+        if (left < 0) {
             resp->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
             call_finish(c);
             return;
-        }
-        resp->members.n = req->members.n;
-        for (int32_t i = 0; i < req->members.n; i++) {
-            const struct kmsg_leave_group_request_member_identity *mi = &req->members.v[i];
-            struct kmsg_leave_group_response_member_response *mr = &resp->members.v[i];
-            kmsg_leave_group_response_member_response_init(mr);
-            mr->member_id = mi->member_id;
-            mr->group_instance_id = mi->group_instance_id;
-            mr->error_code = classic_leave_one(g, mi->member_id, mi->group_instance_id, &r);
-            left += mr->error_code == 0;
         }
     }
     if (left > 0) {

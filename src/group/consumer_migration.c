@@ -173,6 +173,18 @@ int16_t cg_upgrade(struct group *g, struct cg_records *r, const char **msg)
     return 0;
 }
 
+/* group.consumer.migration.policy allows the downgrade (logged when it does not). */
+static bool downgrade_enabled(const struct group *g)
+{
+    if (g->s->gc->cfg.consumer_downgrade_enabled)
+        return true;
+    logger_info("group",
+                "cannot downgrade consumer group %s to a classic group: the online downgrade is "
+                "disabled",
+                g->id.p);
+    return false;
+}
+
 /* ---- downgrade ---- */
 
 bool cg_downgrade_allowed(const struct group *g, const struct cg_member *leaving)
@@ -185,14 +197,7 @@ bool cg_downgrade_allowed(const struct group *g, const struct cg_member *leaving
             return false;
     if (cg->nmembers <= 1)
         return false;
-    if (!g->s->gc->cfg.consumer_downgrade_enabled) {
-        logger_info("group",
-                    "cannot downgrade consumer group %s to a classic group: the online "
-                    "downgrade is disabled",
-                    g->id.p);
-        return false;
-    }
-    return true;
+    return downgrade_enabled(g);
 }
 
 /* A classic member from a consumer group's classic member (Kafka's ClassicGroupMember). */
@@ -289,12 +294,5 @@ bool cg_downgrade_after_replace(const struct group *g)
     for (const struct cg_member *o = g->cg->members; o; o = o->next)
         if (!o->classic)
             return false;
-    if (!g->s->gc->cfg.consumer_downgrade_enabled) {
-        logger_info("group",
-                    "cannot downgrade consumer group %s to a classic group: the online "
-                    "downgrade is disabled",
-                    g->id.p);
-        return false;
-    }
-    return true;
+    return downgrade_enabled(g);
 }

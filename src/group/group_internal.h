@@ -199,6 +199,12 @@ const struct gstr *group_select_protocol(struct group *g);
 void group_handle_sync(struct shard *s, struct group_call *c);
 void group_handle_heartbeat(struct shard *s, struct group_call *c);
 void group_handle_leave(struct shard *s, struct group_call *c);
+/* One member of a LeaveGroup v3+ request leaves: its error code (0 when it left). */
+typedef int16_t (*group_leave_fn)(struct group *g, struct kstr member_id, struct kstr instance,
+                                  void *arg);
+/* LeaveGroup v3+: resp->members answers req->members one by one with leave_one; returns how
+ * many left, or -ENOMEM. Owner worker. */
+int group_leave_each(struct group *g, struct group_call *c, group_leave_fn leave_one, void *arg);
 void member_free(struct member *m);
 void group_arm_loaded_members(struct group *g); /* after load: session timers */
 void group_fail_parked(struct group *g, int16_t err);

@@ -602,6 +602,37 @@ static int16_t group_leave_one(struct group *g, struct kstr member_id, struct ks
     return 0;
 }
 
+int group_leave_each(struct group *g, struct group_call *c, group_leave_fn leave_one, void *arg)
+{
+    const struct kmsg_leave_group_request *req = c->req;
+    struct kmsg_leave_group_response *resp = c->resp;
+    resp->members.n = 0;
+    if (req->members.n <= 0)
+        return 0;
+    resp->members.v = arena_calloc(c->arena, (size_t)req->members.n, sizeof(*resp->members.v));
+    if (resp->members.v == NULL)
+        return -ENOMEM;
+    resp->members.n = req->members.n;
+    int left = 0;
+    for (int32_t i = 0; i < req->members.n; i++) {
+        const struct kmsg_leave_group_request_member_identity *mi = &req->members.v[i];
+        struct kmsg_leave_group_response_member_response *mr = &resp->members.v[i];
+        kmsg_leave_group_response_member_response_init(mr);
+        mr->member_id = mi->member_id;
+        mr->group_instance_id = mi->group_instance_id;
+        mr->error_code = leave_one(g, mi->member_id, mi->group_instance_id, arg);
+        left += mr->error_code == 0;
+    }
+    return left;
+}
+
+static int16_t group_leave_listed(struct group *g, struct kstr member_id, struct kstr instance,
+                                  void *arg)
+{
+    (void)arg;
+    return group_leave_one(g, member_id, instance);
+}
+
 void group_handle_leave(struct shard *s, struct group_call *c)
 {
     const struct kmsg_leave_group_request *req = c->req;
@@ -621,22 +652,7 @@ void group_handle_leave(struct shard *s, struct group_call *c)
     }
     resp->error_code = err;
     resp->members.n = 0;
-    if (err == 0 && req->members.n > 0) {
-        resp->members.v = arena_calloc(c->arena, (size_t)req->members.n, sizeof(*resp->members.v));
-        if (resp->members.v == NULL) {
-            resp->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
-            call_finish(c);
-            return;
-        }
-        resp->members.n = req->members.n;
-        for (int32_t i = 0; i < req->members.n; i++) {
-            const struct kmsg_leave_group_request_member_identity *mi = &req->members.v[i];
-            struct kmsg_leave_group_response_member_response *mr = &resp->members.v[i];
-            kmsg_leave_group_response_member_response_init(mr);
-            mr->member_id = mi->member_id;
-            mr->group_instance_id = mi->group_instance_id;
-            mr->error_code = group_leave_one(g, mi->member_id, mi->group_instance_id);
-        }
-    }
+    if (err == 0 && group_leave_each(g, c, group_leave_listed, NULL) < 0)
+        resp->error_code = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
     call_finish(c);
 }

@@ -1103,6 +1103,51 @@ def test_raw_classic_member_session_expires_inside_a_consumer_group():
             check(sorted(d[5]) == ["p1"], "c1 %s expired: %r" % (c1, d))
 
 
+def leave_v3(k, group, members):
+    """LeaveGroup v3 of [(member id, instance id or None)] -> (error, [(member id, error)])."""
+    body = string(group) + array([string(m) + string(i) for m, i in members])
+    r = Reader(k.call(LEAVE_GROUP, 3, body))
+    r.int32()
+    err = r.int16()
+    return err, r.array(lambda r: (r.string(), r.string(), r.int16()))
+
+
+@test
+def test_raw_batch_leave_of_classic_members():
+    """LeaveGroup v3 with a member list (Kafka's removeMembersFromConsumerGroup) answers each
+    member on its own: in an upgraded group, the classic member leaves (NONE) while an unknown id
+    and the consumer-protocol member (not a classic member) get UNKNOWN_MEMBER_ID, and the
+    consumer-protocol member then gets all 6 partitions; in a classic group, the same request
+    shape removes the member and empties the group."""
+    with Broker(PROPS) as b:
+        with KafkaRaw(b) as k:
+            ensure_topic(k, "mig-lv", 6)
+            coordinator_ready(k, "ml")
+            c1 = stable_classic_group(k, "ml", "mig-lv")
+            p1 = join(k, "ml", "p1", ["mig-lv"])
+            check(p1["err"] == NONE, "upgrade: %r" % p1)
+            err, got = leave_v3(k, "ml", [(c1, None), ("nobody", None), ("p1", None)])
+            check(err == NONE and [(m, e) for m, _, e in got] ==
+                  [(c1, NONE), ("nobody", UNKNOWN_MEMBER_ID), ("p1", UNKNOWN_MEMBER_ID)],
+                  "per-member answers: %r" % ((err, got),))
+            epoch, owned = p1["epoch"], {}
+            deadline = time.monotonic() + 20 * SLOW
+            while time.monotonic() < deadline and count(owned) < 6:
+                r = heartbeat(k, "ml", "p1", epoch, owned=owned)
+                check(r["err"] == NONE, "p1 heartbeat: %r" % r)
+                epoch = r["epoch"]
+                if r["assignment"] is not None:
+                    owned = owned_of(r["assignment"])
+                time.sleep(0.2)
+            check(count(owned) == 6, "p1 gets the classic member's partitions: %r" % owned)
+            coordinator_ready(k, "cl")
+            c2 = stable_classic_group(k, "cl", "mig-lv")
+            err, got = leave_v3(k, "cl", [(c2, None), ("nobody", None)])
+            check(err == NONE and [(m, e) for m, _, e in got] ==
+                  [(c2, NONE), ("nobody", UNKNOWN_MEMBER_ID)], "classic group: %r" % ((err, got),))
+            check(list_types(k).get("cl", ("", ""))[0] == "Empty", "classic group empty")
+
+
 @test
 def test_raw_upgrade_refused_while_a_new_member_joins():
     """A classic group rebalancing for a member that has no assignment yet cannot be upgraded
