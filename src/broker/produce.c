@@ -619,39 +619,6 @@ static int produce_all(struct produce_state *st, struct broker_req *r,
     return waiting;
 }
 
-/* An arena copy of s (len -1, null, stays as it is); false when out of memory. */
-static bool produce_own_kstr(struct broker_req *r, struct kstr *s)
-{
-    if (s->len <= 0)
-        return true;
-    char *copy = arena_alloc(r->arena, (size_t)s->len);
-    if (copy == NULL)
-        return false;
-    memcpy(copy, s->ptr, (size_t)s->len);
-    s->ptr = copy;
-    return true;
-}
-
-/*
- * A request parked for acks=-1 gives its frame back to the worker's pool now instead of after
- * the fsync and the replicas: under acks=all a client keeps many requests in flight, and frames
- * held across the wait made the pool map (and fault in) fresh buffers for the ones behind. What
- * the reply still needs from the frame (topic names, the client id) is copied to the arena
- * first. Not while a KIP-890 check is pending: its batch bytes are still to be appended.
- */
-static void produce_release_frame(struct produce_state *st, struct broker_req *r)
-{
-    if (st->verifying != NULL)
-        return;
-    for (int32_t i = 0; i < st->resp.responses.n; i++)
-        if (!produce_own_kstr(r, &st->resp.responses.v[i].name))
-            return;
-    if (!produce_own_kstr(r, &r->hdr.client_id))
-        return;
-    kr_init(&r->body, NULL, 0, r->arena);
-    net_request_release_frame(r->nr);
-}
-
 void handle_produce(struct broker_req *r)
 {
     struct kmsg_produce_request req;
@@ -699,7 +666,6 @@ void handle_produce(struct broker_req *r)
         free(st);
         return;
     }
-    produce_release_frame(st, r);
     int64_t timeout = req.timeout_ms > 0 ? req.timeout_ms : 30000;
     st->parked = true;
     metrics_purgatory_add(r->b->metrics, METRICS_PURGATORY_PRODUCE, 1);

@@ -214,15 +214,6 @@ void net_request_close(struct net_request *req);
 /* The worker that owns req (post completions there). Any thread while req is outstanding. */
 struct net_worker *net_request_worker(const struct net_request *req);
 
-/*
- * Gives req's frame back before req completes, for a handler that has taken what it needs
- * from it and then waits long (a produce with acks=-1 waiting for fsync and replicas): a pooled
- * frame goes back to the worker's pool at once, so the next request reuses its warm pages
- * instead of mapping fresh ones. Afterwards req->frame is NULL and req->size 0; nothing may
- * point into the old frame. Owning worker thread.
- */
-void net_request_release_frame(struct net_request *req);
-
 /* Connection information, for logs and ACLs. Owning worker thread (values are immutable). */
 uint64_t net_conn_id(const struct net_conn *c);      /* unique per server, from 1 */
 const char *net_conn_peer(const struct net_conn *c); /* "1.2.3.4:5678" or "[::1]:5678" */

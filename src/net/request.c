@@ -17,9 +17,8 @@
  *
  * Memory: a frame of NET_POOL_MIN bytes or more lives in a buffer of the worker's pool (warm,
  * no page faults while it fills), owned by the request until net_request_free gives it back;
- * a smaller one shares the request's malloc. A handler that waits long after it read the frame
- * gives a pooled one back early (net_request_release_frame). The arena and the response chain are
- * freed with the request. Requests are created and freed on their connection's worker thread.
+ * a smaller one shares the request's malloc. The arena and the response chain are freed with
+ * the request. Requests are created and freed on their connection's worker thread.
  */
 #include <assert.h>
 #include <errno.h>
@@ -62,18 +61,6 @@ void net_request_free(struct net_request *req)
         net_bufpool_put(&c->w->pool, req->frame);
     free(req);
     net_conn_unref(c);
-}
-
-void net_request_release_frame(struct net_request *req)
-{
-    assert(net_worker_on_thread(req->conn->w));
-    assert(req->state == NET_REQ_PENDING);
-    if (!req->pooled)
-        return; /* in the request's own malloc: goes with it */
-    net_bufpool_put(&req->conn->w->pool, req->frame);
-    req->pooled = false;
-    req->frame = NULL;
-    req->size = 0;
 }
 
 /* Queues a complete request and hands it to the handler. */
