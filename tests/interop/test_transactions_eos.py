@@ -232,6 +232,8 @@ class Worker:
                 if self.progress >= n:
                     return True
             time.sleep(0.02)
+        if not self.done:
+            comment("the worker's last events: %r" % list(self.last_events))
         return self.done
 
     def wait_done(self, timeout):
