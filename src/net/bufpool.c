@@ -14,9 +14,14 @@
  * Frames larger than the largest class are not pooled (net_bufpool_get returns NULL; the caller
  * uses malloc).
  *
- * Bounds: at most NET_POOL_KEEP_BYTES of free buffers are kept; more goes back to the kernel at
- * once. When no buffer was taken for NET_POOL_IDLE_MS, the release timer unmaps every free
- * buffer, so an idle broker's RSS does not keep the load's high-water mark.
+ * Bounds: free buffers are kept up to what the running load has needed at once (the high-water
+ * mark of bytes handed out since the last idle release), at least NET_POOL_KEEP_BYTES and at
+ * most NET_POOL_KEEP_MAX_BYTES; more goes back to the kernel at once. Keeping the high-water
+ * mark matters for acks=all: a client keeps dozens of 1 MiB produce requests parked for the
+ * fsync, they complete together, and with a smaller bound half of the next wave mapped (and
+ * faulted in) fresh buffers. When no buffer was taken for NET_POOL_IDLE_MS, the release timer
+ * unmaps every free buffer and forgets the mark, so an idle broker's RSS does not keep the
+ * load's high-water mark.
  *
  * Invariants (asserted): only the owning worker's thread touches the pool; a buffer handed out
  * carries the pool's magic and its class and is counted in `out` until it comes back; a free
@@ -40,8 +45,9 @@
 #define NET_POOL_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-#define NET_POOL_MAGIC 0x6e62756675u    /* "nbufu" */
-#define NET_POOL_KEEP_BYTES (16u << 20) /* per worker: a dozen 1 MiB produce requests */
+#define NET_POOL_MAGIC 0x6e62756675u         /* "nbufu" */
+#define NET_POOL_KEEP_BYTES (16u << 20)      /* per worker: a dozen 1 MiB produce requests */
+#define NET_POOL_KEEP_MAX_BYTES (256u << 20) /* per worker, however many requests are parked */
 #define NET_POOL_IDLE_MS 2000
 
 struct net_buf {
@@ -93,6 +99,7 @@ static void net_bufpool_release(struct net_bufpool *p)
         }
     }
     assert(p->free_bytes == 0);
+    p->peak_out_bytes = p->out_bytes;
 }
 
 void net_bufpool_destroy(struct net_bufpool *p)
@@ -125,6 +132,9 @@ uint8_t *net_bufpool_get(struct net_bufpool *p, size_t size)
     }
     b->next = NULL;
     p->out++;
+    p->out_bytes += net_pool_class_bytes(cls);
+    if (p->out_bytes > p->peak_out_bytes)
+        p->peak_out_bytes = p->out_bytes;
     size_t cap = net_pool_class_bytes(cls) - NET_POOL_HEADER;
     NET_POOL_UNPOISON(b + 1, size);
     NET_POOL_POISON((uint8_t *)(b + 1) + size, cap - size);
@@ -142,6 +152,15 @@ static void net_bufpool_on_timer(struct net_timer *t)
     net_bufpool_release(p);
 }
 
+/* How many bytes of free buffers the pool keeps now (see Bounds above). */
+static size_t net_bufpool_keep_bytes(const struct net_bufpool *p)
+{
+    size_t keep = p->peak_out_bytes;
+    if (keep < NET_POOL_KEEP_BYTES)
+        keep = NET_POOL_KEEP_BYTES;
+    return keep < NET_POOL_KEEP_MAX_BYTES ? keep : NET_POOL_KEEP_MAX_BYTES;
+}
+
 void net_bufpool_put(struct net_bufpool *p, uint8_t *data)
 {
     assert(net_worker_on_thread(p->w));
@@ -150,7 +169,9 @@ void net_bufpool_put(struct net_bufpool *p, uint8_t *data)
     assert(p->out > 0);
     p->out--;
     size_t bytes = net_pool_class_bytes(b->cls);
-    if (p->free_bytes + bytes > NET_POOL_KEEP_BYTES || p->w->stopping) {
+    assert(p->out_bytes >= bytes);
+    p->out_bytes -= bytes;
+    if (p->free_bytes + bytes > net_bufpool_keep_bytes(p) || p->w->stopping) {
         net_pool_unmap(p, b);
         return;
     }

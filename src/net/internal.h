@@ -96,6 +96,9 @@ struct net_bufpool {
     struct net_buf *free[NET_POOL_CLASSES]; /* free buffers per class */
     size_t free_bytes;                      /* mapped bytes on the free lists */
     int64_t out;                            /* buffers handed out, not yet back */
+    size_t out_bytes;                       /* mapped bytes of those buffers */
+    size_t peak_out_bytes;                  /* high-water mark of out_bytes since the last
+                                             * idle release: what the load needs at once */
     bool taken_since_check;                 /* a get since the release timer last looked */
     struct net_timer timer;                 /* unmaps the free buffers after an idle spell */
 };

@@ -110,6 +110,11 @@ static void on_timer_echo(struct net_timer *tm)
     reply_echo(tm->arg);
 }
 
+static void on_timer_short(struct net_timer *tm)
+{
+    reply_bytes(tm->arg, 1);
+}
+
 static void on_post_echo(void *arg)
 {
     reply_echo(arg);
@@ -152,6 +157,11 @@ static void test_on_request(void *ctx, struct net_request *req)
     case 'D': {
         struct net_timer *tm = arena_calloc(&req->arena, 1, sizeof(*tm));
         net_timer_start(net_request_worker(req), tm, arg, on_timer_echo, req);
+        break;
+    }
+    case 'S': { /* like 'D', but a 1-byte reply: parked requests whose answer is small */
+        struct net_timer *tm = arena_calloc(&req->arena, 1, sizeof(*tm));
+        net_timer_start(net_request_worker(req), tm, arg, on_timer_short, req);
         break;
     }
     case 'P': {
@@ -633,6 +643,46 @@ TEST(test_large_and_small_frames_split_anywhere_echo_byte_exact_and_pool_release
     CHECK_EQ_INT(bad_byte, -1);
     CHECK(stats(&t).receive_buffer_bytes > 0); /* the large frames went through the pool */
     CHECK(wait_until(pool_released, &t, 10000));
+    close(fd);
+    srv_stop(&t);
+}
+
+/*
+ * What acks=all does to the pool: a client keeps many large requests parked at once, they are
+ * answered together, and the next wave comes. Tried: three waves of 24 parked ~900 KiB frames
+ * (24 MiB of 1 MiB buffers, more than the pool's 16 MiB floor). The pool keeps what the load
+ * needed at once, so the later waves reuse the first wave's buffers: the mapped bytes do not
+ * grow after the first wave and the free ones are not given back between waves.
+ */
+#define WAVE_N 24
+#define WAVE_BYTES (900u << 10)
+TEST(test_pool_keeps_a_wave_of_parked_large_frames_for_the_next)
+{
+    struct test_srv t;
+    struct net_config cfg = {.max_inflight_per_conn = 64, .num_workers = 1};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    uint8_t *req = calloc(1, 9 + WAVE_BYTES);
+    CHECK(req != NULL);
+    build_req(req, 'S', 100, NULL, 0);
+    put_be32(req, 5 + WAVE_BYTES);
+    int64_t after_first = 0;
+    for (int wave = 0; wave < 3; wave++) {
+        for (int i = 0; i < WAVE_N; i++)
+            CHECK_EQ_INT(write_all(fd, req, 9 + WAVE_BYTES), 0);
+        for (int i = 0; i < WAVE_N; i++) {
+            uint8_t buf[16];
+            CHECK_EQ_INT(recv_resp(fd, buf, sizeof(buf)), 1);
+        }
+        int64_t mapped = (int64_t)stats(&t).receive_buffer_bytes;
+        if (wave == 0)
+            after_first = mapped;
+        CHECK(mapped >= (int64_t)WAVE_N << 20); /* all 24 kept: none unmapped on return */
+        CHECK_EQ_INT(mapped, after_first);      /* and reused: none mapped afresh */
+    }
+    free(req);
+    CHECK(wait_until(pool_released, &t, 10000)); /* an idle spell still gives it all back */
     close(fd);
     srv_stop(&t);
 }
