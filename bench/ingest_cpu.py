@@ -13,10 +13,14 @@ the machine is shared.
 
   /usr/bin/python3 bench/ingest_cpu.py [--records 1000000] [--rounds 3] [--partitions 1]
       [--gregor NAME=PATH]...  (several binaries side by side, e.g. before=... after=...)
-      [--page-cache cold|warm] (cold: 10 s pause before each run, so every target's page cache
-                                comes from pages the VM host took back; warm: a file of the
-                                run's size written and deleted just before, so it reuses
-                                pages just touched, as a machine without free page reporting)
+      [--page-cache cold|warm|grown] (cold: 10 s pause before each run, so every target's
+                                page cache comes from pages the VM host took back; warm: a file
+                                of the run's size written and deleted just before, so it reuses
+                                pages just touched, as a machine without free page reporting;
+                                grown: files are written and kept until pages come only from
+                                the host, as in the peer benchmark's 6.5 GB repetitions, and
+                                a plain 1 GiB write (kept) is timed just before and just after
+                                each run: when both are slow, so were the run's pages)
       [--perf-record DIR]   (perf record -g of Gregor's runs of the first round into
                              DIR/perf-acks{1,all}.data; perf's own cost then inflates that
                              round's CPU figures, so use a separate run for them)
@@ -126,6 +130,39 @@ def stop(p):
         p.wait()
 
 
+GROW_CHUNK = 256 << 20
+GROW_MAX_GIB = 12
+
+
+def write_file(path, nbytes):
+    """Writes nbytes of zeros to path through the page cache (no sync); returns the seconds of
+    system time the writing took (what the kernel spent putting the pages in the page cache)."""
+    chunk = b"\0" * ((1 << 20) - 1000)  # unaligned, as a log's batches: the kernel then takes
+    t0 = os.times().system               # the same mix of folio sizes as for the broker's log
+    with open(path, "wb") as f:
+        for _ in range(nbytes // len(chunk)):
+            f.write(chunk)
+    return os.times().system - t0
+
+
+def grow_page_cache(d):
+    """Writes and keeps 256 MiB files until pages come from the host: a reference chunk is
+    written, deleted and written again (its pages reused: the warm cost), then chunks are kept
+    until four in a row (1 GiB) each cost at least 5 x that, so the next run's page cache
+    cannot reuse pages freed before it. Returns the files (delete them after the run)."""
+    ref = os.path.join(d, "grow-ref.tmp")
+    write_file(ref, GROW_CHUNK)
+    os.unlink(ref)
+    warm = max(write_file(ref, GROW_CHUNK), 0.01)
+    os.unlink(ref)
+    files, slow = [], 0
+    while slow < 4 and len(files) * GROW_CHUNK < GROW_MAX_GIB << 30:
+        path = os.path.join(d, "grown-%d.tmp" % len(files))
+        files.append(path)
+        slow = slow + 1 if write_file(path, GROW_CHUNK) >= 5 * warm else 0
+    return files
+
+
 def prepare_page_cache(d, a):
     """Puts the free memory the next run's page cache will take into a known state: "cold"
     waits until the pages freed by the previous run are handed back to the host (a VM with free
@@ -133,13 +170,16 @@ def prepare_page_cache(d, a):
     run's size first, so the run reuses pages just touched, as on a machine without that."""
     if a.page_cache == "cold":
         time.sleep(10)
-        return
+        return []
+    if a.page_cache == "grown":
+        return grow_page_cache(d)
     path = os.path.join(d, "warm.tmp")
     chunk = b"\0" * (1 << 20)
     with open(path, "wb") as f:
         for _ in range(int(a.records * 1024 * 1.1) >> 20):
             f.write(chunk)
     os.unlink(path)
+    return []
 
 
 def produce(pid, brokers, topic, acks, a, perf_out=None, create=True):
@@ -172,7 +212,7 @@ def main():
     ap.add_argument("--partitions", type=int, default=1)
     ap.add_argument("--perf-record", metavar="DIR")
     ap.add_argument("--no-mock", action="store_true")
-    ap.add_argument("--page-cache", choices=("cold", "warm"), default="cold")
+    ap.add_argument("--page-cache", choices=("cold", "warm", "grown"), default="cold")
     ap.add_argument("--gregor", action="append", metavar="NAME=PATH",
                     help="Gregor binaries to compare (default gregor=$GREGOR_BIN or build/gregor)")
     a = ap.parse_args()
@@ -198,11 +238,24 @@ def main():
                         if a.perf_record and target != "mock" and rnd == 0:
                             os.makedirs(a.perf_record, exist_ok=True)
                             perf = os.path.join(a.perf_record, "perf-%s-acks%s.data" % (target, acks))
-                        prepare_page_cache(d, a)
+                        grown = prepare_page_cache(d, a)
+                        before = None
+                        if grown:  # a plain writer's 1 GiB just before and just after the run:
+                            grown.append(os.path.join(d, "probe-before.tmp"))  # when both are
+                            before = write_file(grown[-1], 1 << 30)  # slow, the run was too
                         r = produce(p.pid, brokers, topic, acks, a, perf, target != "mock")
+                        probe = ""
+                        if grown:
+                            grown.append(os.path.join(d, "probe-after.tmp"))
+                            after = write_file(grown[-1], 1 << 30)
+                            r["plain_write_s_per_gib"] = (before + after) / 2
+                            for f in grown:
+                                os.unlink(f)
+                            probe = ", plain 1 GiB writes %.2f s before, %.2f s after" % (
+                                before, after)
                         res.setdefault((target, acks), []).append(r)
-                        print("round %d %-8s acks=%-3s %6.2f CPU-s/GiB %7.1f MiB/s  (load %s)" % (
-                            rnd, target, acks, r["cpu_s_per_gib"], r["mib_s"],
+                        print("round %d %-8s acks=%-3s %6.2f CPU-s/GiB %7.1f MiB/s%s  (load %s)" % (
+                            rnd, target, acks, r["cpu_s_per_gib"], r["mib_s"], probe,
                             os.getloadavg()[0]), flush=True)
                     if target != "mock":
                         time.sleep(5)  # idle: pooled receive buffers go back after 2 s
@@ -219,8 +272,10 @@ def main():
     for (target, acks), rs in sorted(res.items()):
         med[(target, acks)] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         m = med[(target, acks)]
-        print("%-8s acks=%-3s %6.2f CPU-s/GiB %7.1f MiB/s" % (target, acks, m["cpu_s_per_gib"],
-                                                                m["mib_s"]))
+        plain = m.get("plain_write_s_per_gib")
+        print("%-8s acks=%-3s %6.2f CPU-s/GiB %7.1f MiB/s%s" % (
+            target, acks, m["cpu_s_per_gib"], m["mib_s"],
+            "" if plain is None else "   (a plain write then: %.2f s per GiB)" % plain))
     for name in bins:
         for acks in ("1", "all"):
             g, m = med.get((name, acks)), med.get(("mock", acks))
