@@ -665,7 +665,8 @@ TEST(test_pool_keeps_a_wave_of_parked_large_frames_for_the_next)
     CHECK(fd >= 0);
     uint8_t *req = calloc(1, 9 + WAVE_BYTES);
     CHECK(req != NULL);
-    build_req(req, 'S', 100, NULL, 0);
+    build_req(req, 'S', 1000, NULL, 0); /* parked long enough for the whole wave to be read,
+                                         * even under ThreadSanitizer on a loaded machine */
     put_be32(req, 5 + WAVE_BYTES);
     int64_t after_first = 0;
     for (int wave = 0; wave < 3; wave++) {
