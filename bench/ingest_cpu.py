@@ -174,10 +174,7 @@ def prepare_page_cache(d, a):
     if a.page_cache == "grown":
         return grow_page_cache(d)
     path = os.path.join(d, "warm.tmp")
-    chunk = b"\0" * (1 << 20)
-    with open(path, "wb") as f:
-        for _ in range(int(a.records * 1024 * 1.1) >> 20):
-            f.write(chunk)
+    write_file(path, int(a.records * 1024 * 1.1))
     os.unlink(path)
     return []
 
@@ -203,6 +200,23 @@ def produce(pid, brokers, topic, acks, a, perf_out=None, create=True):
     gib = a.records * 1024 / (1 << 30)
     return {"cpu_s_per_gib": (c1 - c0) / gib, "mib_s": j["mib_per_sec"],
             "p99_ms": (j.get("latency_ms") or {}).get("p99", -1)}
+
+
+def produce_probed(d, grown, run):
+    """Runs run(); with grown files (--page-cache grown), a plain 1 GiB write (kept) is timed
+    just before and just after it: when both are slow, the run's pages came from the host too.
+    Deletes the grown files. Returns run()'s figures and a note for the round's line."""
+    if not grown:
+        return run(), ""
+    grown.append(os.path.join(d, "probe-before.tmp"))
+    before = write_file(grown[-1], 1 << 30)
+    r = run()
+    grown.append(os.path.join(d, "probe-after.tmp"))
+    after = write_file(grown[-1], 1 << 30)
+    for f in grown:
+        os.unlink(f)
+    r["plain_write_s_per_gib"] = (before + after) / 2
+    return r, ", plain 1 GiB writes %.2f s before, %.2f s after" % (before, after)
 
 
 def main():
@@ -239,20 +253,8 @@ def main():
                             os.makedirs(a.perf_record, exist_ok=True)
                             perf = os.path.join(a.perf_record, "perf-%s-acks%s.data" % (target, acks))
                         grown = prepare_page_cache(d, a)
-                        before = None
-                        if grown:  # a plain writer's 1 GiB just before and just after the run:
-                            grown.append(os.path.join(d, "probe-before.tmp"))  # when both are
-                            before = write_file(grown[-1], 1 << 30)  # slow, the run was too
-                        r = produce(p.pid, brokers, topic, acks, a, perf, target != "mock")
-                        probe = ""
-                        if grown:
-                            grown.append(os.path.join(d, "probe-after.tmp"))
-                            after = write_file(grown[-1], 1 << 30)
-                            r["plain_write_s_per_gib"] = (before + after) / 2
-                            for f in grown:
-                                os.unlink(f)
-                            probe = ", plain 1 GiB writes %.2f s before, %.2f s after" % (
-                                before, after)
+                        r, probe = produce_probed(d, grown, lambda: produce(
+                            p.pid, brokers, topic, acks, a, perf, target != "mock"))
                         res.setdefault((target, acks), []).append(r)
                         print("round %d %-8s acks=%-3s %6.2f CPU-s/GiB %7.1f MiB/s%s  (load %s)" % (
                             rnd, target, acks, r["cpu_s_per_gib"], r["mib_s"], probe,

@@ -24,8 +24,9 @@
  * load's high-water mark.
  *
  * Invariants (asserted): only the owning worker's thread touches the pool; a buffer handed out
- * carries the pool's magic and its class and is counted in `out` until it comes back; a free
- * buffer is on exactly its class's list and counted in free_bytes.
+ * carries the pool's magic and its class and is counted in `out` and `out_bytes` until it comes
+ * back (so out is 0 exactly when out_bytes is); peak_out_bytes >= out_bytes; a free buffer is on
+ * exactly its class's list and counted in free_bytes.
  */
 #include <assert.h>
 #include <errno.h>
@@ -135,6 +136,7 @@ uint8_t *net_bufpool_get(struct net_bufpool *p, size_t size)
     p->out_bytes += net_pool_class_bytes(cls);
     if (p->out_bytes > p->peak_out_bytes)
         p->peak_out_bytes = p->out_bytes;
+    assert(p->out > 0 && p->out_bytes > 0);
     size_t cap = net_pool_class_bytes(cls) - NET_POOL_HEADER;
     NET_POOL_UNPOISON(b + 1, size);
     NET_POOL_POISON((uint8_t *)(b + 1) + size, cap - size);
@@ -169,8 +171,9 @@ void net_bufpool_put(struct net_bufpool *p, uint8_t *data)
     assert(p->out > 0);
     p->out--;
     size_t bytes = net_pool_class_bytes(b->cls);
-    assert(p->out_bytes >= bytes);
+    assert(p->out_bytes >= bytes && p->peak_out_bytes >= p->out_bytes);
     p->out_bytes -= bytes;
+    assert((p->out == 0) == (p->out_bytes == 0));
     if (p->free_bytes + bytes > net_bufpool_keep_bytes(p) || p->w->stopping) {
         net_pool_unmap(p, b);
         return;
