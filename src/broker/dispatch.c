@@ -19,6 +19,7 @@
  */
 #include "broker/dispatch.h"
 
+#include <assert.h>
 #include <stdio.h>
 
 #include "base/clock.h"
@@ -126,6 +127,42 @@ const struct broker_api *broker_api_lookup(int16_t key)
     return NULL;
 }
 
+/*
+ * The answers a client routes by (where partition leaders and coordinators are) are computed
+ * as Kafka computes them: once the connection's earlier requests are answered. Computed on
+ * arrival, one pipelined behind a parked acks=all produce left seconds later, stale, when the
+ * leaders it names had moved (see net_request_run_in_order).
+ */
+static bool dispatch_routing_answer(int16_t api_key)
+{
+    return api_key == KPROTO_API_METADATA || api_key == KPROTO_API_FIND_COORDINATOR;
+}
+
+/* Runs the API's handler for the decoded, admitted request r. */
+static void dispatch_handle(struct broker_req *r, const struct broker_api *api)
+{
+    /* Quotas: the handler's time is charged to request_percentage when it answers (so the
+     * response carries the throttle), or when it returns with r still pending (r may be gone
+     * once the handler returns: completing r clears `pending`). */
+    bool pending = true;
+    r->quota = quota_before_handler(r);
+    r->handler_pending = &pending;
+    api->handle(r);
+    if (pending) {
+        r->handler_pending = NULL;
+        if (r->quota != NULL)
+            quota_charge_request(r);
+    }
+}
+
+/* An in-order API's turn came: every earlier request of the connection is answered. */
+static void dispatch_in_order(struct net_request *nr, void *arg)
+{
+    struct broker_req *r = arg;
+    assert(r->nr == nr);
+    dispatch_handle(r, broker_api_lookup(r->hdr.api_key));
+}
+
 void broker_dispatch(struct broker *b, struct net_request *nr)
 {
     if (broker_gate_hold(b, nr))
@@ -177,16 +214,8 @@ void broker_dispatch(struct broker *b, struct net_request *nr)
         broker_close(r, "unsupported api version");
         return;
     }
-    /* Quotas: the handler's time is charged to request_percentage when it answers (so the
-     * response carries the throttle), or when it returns with r still pending (r may be gone
-     * once the handler returns: completing r clears `pending`). */
-    bool pending = true;
-    r->quota = quota_before_handler(r);
-    r->handler_pending = &pending;
-    api->handle(r);
-    if (pending) {
-        r->handler_pending = NULL;
-        if (r->quota != NULL)
-            quota_charge_request(r);
-    }
+    if (dispatch_routing_answer(api->key))
+        net_request_run_in_order(nr, dispatch_in_order, r);
+    else
+        dispatch_handle(r, api);
 }

@@ -229,8 +229,10 @@ struct net_conn {
     /* Response queue, in request order; only a completed head is written. */
     struct net_request *q_head;
     struct net_request *q_tail;
-    int inflight;        /* requests in the queue */
-    size_t queued_bytes; /* bytes of replied responses in the queue not yet written */
+    int inflight;         /* requests in the queue */
+    int in_order_waiting; /* requests of the queue waiting in net_request_run_in_order() */
+    bool want_in_order;   /* a request completed while some wait: run those now due */
+    size_t queued_bytes;  /* bytes of replied responses in the queue not yet written */
 };
 
 /* worker.c: after a resize, a worker starts or stops serving connections. Worker thread. */
@@ -304,6 +306,8 @@ void net_request_free(struct net_request *req);
 void net_request_dispatch(struct net_request *req);
 void net_conn_flush(struct net_conn *c);
 void net_conn_drop_queue(struct net_conn *c);
+/* request.c: runs the requests waiting in net_request_run_in_order() whose turn has come. */
+void net_conn_run_in_order(struct net_conn *c);
 
 /* tls.c: TLS on a connection of a TLS listener (OpenSSL). */
 struct net_tls;

@@ -99,6 +99,9 @@ struct net_request {
     bool pooled;      /* frame is a buffer of the worker's pool (else in the same malloc) */
     bool close_after; /* net_request_reply_close(): close once the response is written */
     struct iochain resp;
+    /* net_request_run_in_order(): what to call once the requests before it are answered */
+    void (*in_order_run)(struct net_request *req, void *arg);
+    void *in_order_arg;
 };
 
 struct net_handler {
@@ -210,6 +213,19 @@ void net_request_noreply(struct net_request *req);
  * is closed. Owning worker thread.
  */
 void net_request_close(struct net_request *req);
+
+/*
+ * Calls run(req, arg) once every request that arrived before req on its connection is
+ * completed: at once when they are, else from the worker's loop right after the last of them
+ * completes. Kafka handles one request of a connection at a time; an answer that steers the
+ * client (Metadata: where each partition's leader is) must not be computed while an earlier
+ * request of the connection is still parked (an acks=all produce), because it would leave
+ * only behind that request's response, seconds later and stale. run must then complete req
+ * as a handler does. If the connection closes first, req is freed and run is never called.
+ * Owning worker thread; req is pending and not waiting already.
+ */
+void net_request_run_in_order(struct net_request *req,
+                              void (*run)(struct net_request *req, void *arg), void *arg);
 
 /* The worker that owns req (post completions there). Any thread while req is outstanding. */
 struct net_worker *net_request_worker(const struct net_request *req);

@@ -7,6 +7,12 @@
  * head alone: while the head is completed it is written and popped, so responses leave in
  * request order. A pending head blocks everything behind it, as Kafka clients expect.
  *
+ * A request the handler hands to net_request_run_in_order() stays pending in the queue until
+ * every request before it is completed; each completion then puts the connection on the
+ * worker's to-do list, which runs the waiting requests whose turn came (front to back, stopping
+ * at the first request still being handled). A waiting request was never the handler's, so a
+ * closing connection frees it instead of orphaning it.
+ *
  * When the connection closes, completed requests are freed and pending ones are marked orphan
  * and leave the queue; each keeps its reference on the connection until the handler completes
  * it, which then just frees it.
@@ -103,6 +109,55 @@ static void net_request_complete(struct net_request *req, enum net_req_state sta
     if (c->q_head == req) {
         c->want_flush = true;
         net_worker_todo(c->w, c);
+    }
+    if (c->in_order_waiting > 0) {
+        c->want_in_order = true;
+        net_worker_todo(c->w, c);
+    }
+}
+
+/* True when every request queued before req on its connection is completed. */
+static bool net_request_earlier_done(const struct net_request *req)
+{
+    for (const struct net_request *r = req->conn->q_head; r != req; r = r->next_in_queue) {
+        assert(r != NULL && "req is in its connection's queue");
+        if (r->state == NET_REQ_PENDING)
+            return false;
+    }
+    return true;
+}
+
+void net_request_run_in_order(struct net_request *req,
+                              void (*run)(struct net_request *req, void *arg), void *arg)
+{
+    struct net_conn *c = req->conn;
+    assert(net_worker_on_thread(c->w));
+    assert(req->state == NET_REQ_PENDING && req->in_order_run == NULL);
+    if (req->orphan || net_request_earlier_done(req)) {
+        run(req, arg);
+        return;
+    }
+    req->in_order_run = run;
+    req->in_order_arg = arg;
+    c->in_order_waiting++;
+}
+
+void net_conn_run_in_order(struct net_conn *c)
+{
+    struct net_request *r = c->q_head;
+    while (r != NULL && c->in_order_waiting > 0) {
+        if (r->state == NET_REQ_PENDING) {
+            if (r->in_order_run == NULL)
+                return; /* an earlier request is still being handled */
+            void (*run)(struct net_request *, void *) = r->in_order_run;
+            r->in_order_run = NULL;
+            c->in_order_waiting--;
+            run(r, r->in_order_arg);
+            /* A completion only marks r, so it stays queued unless the connection closed. */
+            if (c->closed || r->state == NET_REQ_PENDING)
+                return;
+        }
+        r = r->next_in_queue;
     }
 }
 
@@ -337,8 +392,14 @@ void net_conn_drop_queue(struct net_conn *c)
         }
         c->q_head = req->next_in_queue;
         req->next_in_queue = NULL;
-        req->orphan = 1;
         c->inflight--;
+        if (req->in_order_run != NULL) { /* never handed to the handler: net frees it */
+            c->in_order_waiting--;
+            net_request_free(req);
+            continue;
+        }
+        req->orphan = 1;
     }
     c->q_tail = NULL;
+    assert(c->in_order_waiting == 0);
 }

@@ -168,6 +168,10 @@ static void net_worker_run_todo(struct net_worker *w)
     while (list) {
         struct net_conn *c = list;
         list = c->todo_next;
+        if (c->want_in_order && !c->closed) {
+            c->want_in_order = false;
+            net_conn_run_in_order(c);
+        }
         if (c->want_flush) {
             c->want_flush = false;
             net_conn_flush(c);
@@ -181,7 +185,7 @@ static void net_worker_run_todo(struct net_worker *w)
             net_conn_flush(c);
         }
         c->on_todo = false;
-        if (!c->closed && (c->want_read || c->want_flush))
+        if (!c->closed && (c->want_read || c->want_flush || c->want_in_order))
             net_worker_todo(w, c);
         net_conn_unref(c);
     }

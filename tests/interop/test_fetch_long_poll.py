@@ -1,13 +1,17 @@
 """A long-polling Fetch woken again and again by appends: the broker's memory stays bounded
 while it is parked (each wake-up rebuilds the response, which must not accumulate until the
-reply), and the fetch still answers with the data once min_bytes is reached.
+reply), and the fetch still answers with the data once min_bytes is reached. A Metadata request
+pipelined behind a parked Fetch is answered as of the fetch's answer, as Kafka handles one
+request of a connection at a time.
 Runs under ThreadSanitizer too (tsan-smoke).
 """
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ASAN, FETCH, Broker, KafkaRaw, check, comment, run_tests, test  # noqa: E402
+from harness import (ASAN, FETCH, METADATA, Broker, KafkaRaw, check, comment,  # noqa: E402
+                     metadata_body, parse_metadata, run_tests, test)
 from kafka_records import (LATEST, ensure_topic, fetch_body, list_offset,  # noqa: E402
                            parse_batches, parse_fetch, produce, record_batch)
 
@@ -54,6 +58,41 @@ def test_parked_fetch_rss_bounded_while_appends_wake_it():
         check(got["error_code"] == 0, "fetch error %d" % got["error_code"])
         n = sum(len(bt["records"]) for bt in parse_batches(got["records"]))
         check(n == APPENDS + 1, "fetch returned %d records, want %d" % (n, APPENDS + 1))
+
+
+@test
+def test_metadata_behind_a_parked_fetch_is_computed_after_it():
+    """On one connection: a Fetch that parks for 3 s (min_bytes 1 MiB of an empty partition),
+    then at once a Metadata v4 for topic "late" (no auto-creation). While the fetch is parked,
+    "late" is created through another connection. The Metadata answer, which leaves after the
+    fetch's, must list "late" with its partition: Kafka computes it only after the fetch is
+    answered. Computed on arrival (as Gregor did) it said UNKNOWN_TOPIC_OR_PARTITION and reached
+    the client 3 s stale; with partition leaders that moved meanwhile, librdkafka 2.0.2 then
+    sent a partition's messages to a dead broker until they timed out."""
+    with Broker() as b, KafkaRaw(b) as c, KafkaRaw(b) as admin:
+        ensure_topic(admin, "quiet", 1)
+        sent = time.monotonic()
+        c.send_request(FETCH, 11, fetch_body({"quiet": {0: 0}}, max_wait_ms=3000,
+                                             min_bytes=MIN_BYTES))
+        c.send_request(METADATA, 4, metadata_body(4, ["late"], allow_auto_create=False))
+        time.sleep(0.2)
+        ensure_topic(admin, "late", 1)
+        created = time.monotonic() - sent
+        _, resp = c.recv_response(timeout=30)
+        fetched = time.monotonic() - sent
+        res, top = parse_fetch(resp)
+        check(top == 0 and res[("quiet", 0)]["error_code"] == 0,
+              "parked fetch: top-level error %d, partition %r" % (top, res.get(("quiet", 0))))
+        check(created < fetched, "setup too slow: \"late\" was created %.2fs after the fetch "
+              "was sent, it was answered after %.2fs" % (created, fetched))
+        _, resp = c.recv_response(timeout=30)
+        md = parse_metadata(resp, 4)
+        late = [t for t in md["topics"] if t["name"] == "late"]
+        check(len(late) == 1 and late[0]["error_code"] == 0 and len(late[0]["partitions"]) == 1,
+              "Metadata sent behind the parked fetch, answered after it (%.2fs), lists \"late\" "
+              "as %r: it was computed before the fetch was answered" % (fetched, late))
+        comment("\"late\" created after %.2fs; the fetch answered after %.2fs; the Metadata "
+                "behind it lists \"late\"" % (created, fetched))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
  *   'N' no reply          'C' close the connection (net_request_close)
  *   'B' reply with arg bytes of 'b'        'F' reply with arg bytes of the test file (sendfile)
  *   'Z' reply with an empty chain (no bytes on the wire)
+ *   'O' through net_request_run_in_order: a 1-byte reply, the count of 'D' replies by then
  * A response is the request payload echoed (for E, D, P), framed with its 4-byte size.
  */
 #include <arpa/inet.h>
@@ -44,7 +45,9 @@ struct test_srv {
     atomic_int closes; /* on_close calls */
     atomic_int opens;
     atomic_int opens_per_worker[4];
-    char last_peer[64]; /* written by on_open, under lock */
+    atomic_int timer_echoes;  /* 'D' replies */
+    atomic_int in_order_runs; /* 'O' requests handed to their run function */
+    char last_peer[64];       /* written by on_open, under lock */
     uint64_t last_id;
     pthread_t helpers[MAX_HELPERS];
     atomic_int nhelpers;
@@ -107,7 +110,23 @@ static void reply_file(struct test_srv *t, struct net_request *req, uint32_t n)
 
 static void on_timer_echo(struct net_timer *tm)
 {
-    reply_echo(tm->arg);
+    struct net_request *req = tm->arg;
+    struct test_srv *t = req->user;
+    atomic_fetch_add(&t->timer_echoes, 1);
+    reply_echo(req);
+}
+
+static void run_in_order_count(struct net_request *req, void *arg)
+{
+    struct test_srv *t = arg;
+    atomic_fetch_add(&t->in_order_runs, 1);
+    struct iochain ch;
+    iochain_init(&ch);
+    uint8_t out[5];
+    put_be32(out, 1);
+    out[4] = (uint8_t)atomic_load(&t->timer_echoes);
+    iochain_append(&ch, out, 5);
+    net_request_reply(req, &ch);
 }
 
 static void on_timer_short(struct net_timer *tm)
@@ -155,6 +174,7 @@ static void test_on_request(void *ctx, struct net_request *req)
         reply_echo(req);
         break;
     case 'D': {
+        req->user = t;
         struct net_timer *tm = arena_calloc(&req->arena, 1, sizeof(*tm));
         net_timer_start(net_request_worker(req), tm, arg, on_timer_echo, req);
         break;
@@ -185,6 +205,9 @@ static void test_on_request(void *ctx, struct net_request *req)
         break;
     case 'F':
         reply_file(t, req, arg);
+        break;
+    case 'O':
+        net_request_run_in_order(req, run_in_order_count, t);
         break;
     case 'Z': { /* an empty chain: nothing at all goes on the wire */
         struct iochain ch;
@@ -710,6 +733,64 @@ TEST(test_mixed_sync_async_and_noreply_requests_answer_in_order)
         CHECK_EQ_INT(buf[5], want[i]);
     }
     close(fd);
+    srv_stop(&t);
+}
+
+/* A request run in order (Kafka's one-at-a-time, as Metadata is) runs only after the parked
+ * requests before it are answered, and then at once; the requests after it are not held. */
+TEST(test_in_order_request_runs_after_the_parked_requests_before_it)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    uint8_t out[64], buf[16];
+    size_t len = build_req(out, 'O', 0, NULL, 0); /* nothing before it: runs at once */
+    CHECK_EQ_INT(write_all(fd, out, len), 0);
+    CHECK_EQ_INT(recv_resp(fd, buf, sizeof(buf)), 1);
+    CHECK_EQ_INT(buf[0], 0);
+    len = 0;
+    len += build_req(out + len, 'D', 300, "a", 1); /* parked 300 ms */
+    len += build_req(out + len, 'D', 100, "b", 1);
+    len += build_req(out + len, 'O', 0, NULL, 0); /* must see both D answered */
+    len += build_req(out + len, 'E', 0, "c", 1);  /* handled at once, answered in order */
+    len += build_req(out + len, 'O', 0, NULL, 0);
+    CHECK_EQ_INT(write_all(fd, out, len), 0);
+    CHECK_EQ_INT(recv_resp(fd, buf, sizeof(buf)), 6);
+    CHECK_EQ_INT(buf[5], 'a');
+    CHECK_EQ_INT(recv_resp(fd, buf, sizeof(buf)), 6);
+    CHECK_EQ_INT(buf[5], 'b');
+    CHECK_EQ_INT(recv_resp(fd, buf, sizeof(buf)), 1);
+    CHECK_EQ_INT(buf[0], 2); /* ran after both parked requests were answered */
+    CHECK_EQ_INT(recv_resp(fd, buf, sizeof(buf)), 6);
+    CHECK_EQ_INT(buf[5], 'c');
+    CHECK_EQ_INT(recv_resp(fd, buf, sizeof(buf)), 1);
+    CHECK_EQ_INT(buf[0], 2);
+    CHECK_EQ_INT(atomic_load(&t.in_order_runs), 3);
+    close(fd);
+    srv_stop(&t);
+}
+
+/* A request waiting for its turn when the client goes away is freed by net, never run; the
+ * connection is still released once the parked request before it completes. */
+TEST(test_in_order_request_waiting_when_the_connection_closes_is_never_run)
+{
+    struct test_srv t;
+    struct net_config cfg = {0};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    uint8_t out[64];
+    size_t len = 0;
+    len += build_req(out + len, 'D', 200, "a", 1);
+    len += build_req(out + len, 'O', 0, NULL, 0);
+    CHECK_EQ_INT(write_all(fd, out, len), 0);
+    sleep_ms(50); /* both read by the server */
+    close(fd);
+    CHECK(wait_until(one_conn_freed, &t, 5000));
+    CHECK_EQ_INT(atomic_load(&t.timer_echoes), 1); /* the parked one completed, as an orphan */
+    CHECK_EQ_INT(atomic_load(&t.in_order_runs), 0);
     srv_stop(&t);
 }
 
