@@ -63,6 +63,32 @@ TEST(test_crc32c_interleaved_long_inputs_match_portable)
     free(buf);
 }
 
+/* The folding path (inputs of 256 bytes or more on AVX-512 CPUs) against the portable one:
+ * every length around its block sizes (256, 64 and 16 bytes), every start alignment within a
+ * 64-byte line, any initial CRC, and a 1 MiB input as produce batches come. */
+TEST(test_crc32c_folding_matches_portable_at_every_length_and_alignment)
+{
+    size_t n = (1 << 20) + 64 + 13;
+    uint8_t *buf = malloc(n);
+    CHECK(buf != NULL);
+    unsigned seed = 11;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (uint8_t)rand_r(&seed);
+    for (size_t len = 240; len <= 1100; len++) {
+        size_t off = len % 64;
+        uint32_t init = (uint32_t)rand_r(&seed);
+        uint32_t want = crc32c_update_portable(init, buf + off, len);
+        CHECK_EQ_INT(crc32c_update(init, buf + off, len), want);
+        CHECK_EQ_INT(crc32c_update_sse42_only(init, buf + off, len), want);
+    }
+    for (size_t off = 0; off < 64; off++)
+        CHECK_EQ_INT(crc32c_update(~0u, buf + off, 1 << 20),
+                     crc32c_update_portable(~0u, buf + off, 1 << 20));
+    CHECK_EQ_INT(crc32c_update(crc32c(buf, 300), buf + 300, n - 300), crc32c(buf, n));
+    CHECK_EQ_INT(crc32c(buf, n), crc32c_update_portable(0, buf, n));
+    free(buf);
+}
+
 TEST(test_varint_zigzag_round_trip)
 {
     int32_t v32[] = {0, 1, -1, 63, -64, 64, 300, INT32_MAX, INT32_MIN};
