@@ -386,7 +386,9 @@ static void barrier_cb(struct raft_barrier *req, int status)
 {
     struct controller *ctl = req->data;
     ctl->barrier_in_flight = false;
-    if (status == 0 && raft_state(&ctl->raft) == RAFT_LEADER) {
+    /* A barrier still in flight when the close began: closing already failed what was
+     * pending and nothing pumps any more, so an endpoint registered now would leak. */
+    if (status == 0 && !ctl->closing && raft_state(&ctl->raft) == RAFT_LEADER) {
         ctl->active_term = ctl->raft.current_term;
         atomic_store(&ctl->active, true);
         start_sessions(ctl);
@@ -1005,7 +1007,9 @@ void controller_stop(struct controller *ctl)
     pthread_mutex_unlock(&ctl->lock);
     uv_async_send(&ctl->async);
     pthread_join(ctl->thread, NULL);
-    /* Commands queued after the loop's last drain never reached it. */
+    /* Commands queued after the loop's last drain never reached it, and anything a callback
+     * left pending on the loop side after the close began is failed here too. */
+    fail_pending(ctl, KAFKA_ERR_NOT_CONTROLLER, "The controller is shutting down");
     fail_list(ctl->queue_head, KAFKA_ERR_NOT_CONTROLLER, "The controller is shutting down");
     controller_free(ctl);
 }

@@ -329,15 +329,19 @@ class Broker:
             if rc is not None:
                 fail("%s exited with status %d before accepting connections; log tail:\n%s"
                      % (self.name, rc, tail(self.log_path)))
+            # The client port, then any other listener a subclass names (listeners are
+            # bound one after another: the first may accept before the last is bound).
+            port = self.port
             try:
-                s = socket.create_connection((HOST, self.port), timeout=1.0)
-                s.close()
+                for port in [self.port] + list(getattr(self, "also_wait_ports", ())):
+                    s = socket.create_connection((HOST, port), timeout=1.0)
+                    s.close()
                 return
             except OSError:
                 pass
             if time.monotonic() >= deadline:
                 fail("%s did not accept connections on port %d within %.1fs; log tail:\n%s"
-                     % (self.name, self.port, self.start_timeout, tail(self.log_path)))
+                     % (self.name, port, self.start_timeout, tail(self.log_path)))
             time.sleep(0.01)
 
     def running(self):

@@ -133,6 +133,7 @@ class SecureBroker(Broker):
             "group.initial.rebalance.delay.ms": "0",
         }
         props.update(extra or {})
+        self.also_wait_ports = list(self.ports.values())  # started once all of them accept
         Broker.__init__(self, props, name=name, port=self.ports["PLAINTEXT"])
 
     def addr(self, listener):
