@@ -157,6 +157,20 @@ crc_triple(uint64_t c0, const uint8_t **pp, size_t *lenp, size_t block, uint32_t
     return c0;
 }
 
+/* The crc32 instruction over the last len bytes from state c; returns the final CRC. */
+__attribute__((target("sse4.2"))) static uint32_t crc_finish_sse42(uint64_t c, const uint8_t *p,
+                                                                   size_t len)
+{
+    while (len >= 8) {
+        c = _mm_crc32_u64(c, load64(p));
+        p += 8;
+        len -= 8;
+    }
+    while (len--)
+        c = _mm_crc32_u8((uint32_t)c, *p++);
+    return ~(uint32_t)c;
+}
+
 __attribute__((target("sse4.2"))) static uint32_t crc32c_update_sse42(uint32_t crc, const void *buf,
                                                                       size_t len)
 {
@@ -171,14 +185,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_update_sse42(uint32_t c
         c = crc_triple(c, &p, &len, CRC_LONG, crc_long);
         c = crc_triple(c, &p, &len, CRC_SHORT, crc_short);
     }
-    while (len >= 8) {
-        c = _mm_crc32_u64(c, load64(p));
-        p += 8;
-        len -= 8;
-    }
-    while (len--)
-        c = _mm_crc32_u8((uint32_t)c, *p++);
-    return ~(uint32_t)c;
+    return crc_finish_sse42(c, p, len);
 }
 
 /*
@@ -299,14 +306,7 @@ CRC_FOLD_TARGET static uint32_t crc32c_update_fold(uint32_t crc, const uint8_t *
     }
     uint64_t c = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(x));
     c = _mm_crc32_u64(c, (uint64_t)_mm_extract_epi64(x, 1));
-    while (len >= 8) {
-        c = _mm_crc32_u64(c, load64(p));
-        p += 8;
-        len -= 8;
-    }
-    while (len--)
-        c = _mm_crc32_u8((uint32_t)c, *p++);
-    return ~(uint32_t)c;
+    return crc_finish_sse42(c, p, len);
 }
 
 /* Folding needs AVX-512 (F, VL), VPCLMULQDQ and PCLMULQDQ; the crc32 instruction SSE4.2. */
