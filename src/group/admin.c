@@ -120,6 +120,12 @@ void group_handle_list(struct shard *s, struct group_call *c)
         c->state = NULL; /* capacity of groups.v, as an integer */
     }
     int16_t err = s ? shard_error(s) : 0;
+    /* A shard this node leads but has not begun to load yet is loading as far as a client can
+     * tell (Kafka schedules the load with the leadership): listing without it and without an
+     * error would drop its groups from the answer. */
+    if (err == KAFKA_ERR_NOT_COORDINATOR && s->gc->env.is_leader &&
+        s->gc->env.is_leader(s->gc->env.ctx, s->index) && atomic_load(&s->state) == SHARD_UNLOADED)
+        err = KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS;
     if (err == KAFKA_ERR_COORDINATOR_LOAD_IN_PROGRESS)
         resp->error_code = err;
     if (s != NULL && err == 0) {

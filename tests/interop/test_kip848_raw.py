@@ -922,12 +922,21 @@ def cli_describe(b, group):
 
 
 def list_types(k):
-    body = carray([]) + carray([]) + TAGS_NONE
-    r = Reader(k.call(LIST_GROUPS, 5, body))
-    r.int32()
-    r.int16()
-    return dict((g[0], (g[2], g[3])) for g in r.carray(
-        lambda r: (r.cstring(), r.cstring(), r.cstring(), r.cstring(), r.uvarint())))
+    """ListGroups v5: {group: (state, type)}. While a coordinator shard is loading (after a
+    restart) the broker answers COORDINATOR_LOAD_IN_PROGRESS; asks again until it does not."""
+    deadline = time.monotonic() + 15 * SLOW
+    while True:
+        r = Reader(k.call(LIST_GROUPS, 5, carray([]) + carray([]) + TAGS_NONE))
+        r.int32()
+        err = r.int16()
+        groups = dict((g[0], (g[2], g[3])) for g in r.carray(
+            lambda r: (r.cstring(), r.cstring(), r.cstring(), r.cstring(), r.uvarint())))
+        if err != LOAD_IN_PROGRESS:
+            check(err == NONE, "ListGroups error %d" % err)
+            return groups
+        if time.monotonic() > deadline:
+            fail("ListGroups still COORDINATOR_LOAD_IN_PROGRESS after %.0fs" % (15 * SLOW))
+        time.sleep(0.05)
 
 
 def stable_classic_group(k, group, topic, session_ms=10000):
