@@ -262,8 +262,10 @@ CRC_FOLD_TARGET static uint32_t crc32c_update_fold(uint32_t crc, const uint8_t *
 {
     assert(len >= CRC_FOLD_MIN);
     pthread_once(&crc_fold_once, crc_fold_init);
+    /* The initial state into the first four bytes; the other 60 XOR zero (zext, not cast:
+     * a cast leaves the upper lanes undefined). */
     __m512i a0 = _mm512_xor_si512(_mm512_loadu_si512(p),
-                                  _mm512_castsi128_si512(_mm_cvtsi32_si128((int)~crc)));
+                                  _mm512_zextsi128_si512(_mm_cvtsi32_si128((int)~crc)));
     __m512i a1 = _mm512_loadu_si512(p + 64);
     __m512i a2 = _mm512_loadu_si512(p + 128);
     __m512i a3 = _mm512_loadu_si512(p + 192);
