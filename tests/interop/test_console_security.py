@@ -350,7 +350,9 @@ def test_console_login_acls_csrf_logout_and_bad_input():
 def test_console_session_expires_and_plain_http_warning():
     with SecureBroker({"console.session.timeout.ms": "1500"}, name="console-exp",
                       console="http://0.0.0.0:0") as b:
-        wait_until(lambda: "web console on" in b.log_text(), 5 * SLOW, what="console line")
+        # The info line and the warning are two log writes: wait for the second one.
+        wait_until(lambda: "serves plain HTTP" in b.log_text(), 5 * SLOW,
+                   what="console warning line")
         log = b.log_text()
         check("not a loopback address and serves plain HTTP" in log,
               "warning for passwords over plain HTTP on 0.0.0.0: %s" % log[-2000:])
@@ -367,7 +369,9 @@ def test_console_session_expires_and_plain_http_warning():
 @test
 def test_console_without_security_says_so():
     with Broker({"console.listener": "http://0.0.0.0:0"}, name="console-open") as b:
-        wait_until(lambda: "web console on" in b.log_text(), 5 * SLOW, what="console line")
+        # The info line and the warning are two log writes: wait for the second one.
+        wait_until(lambda: "reachable from the network" in b.log_text(), 5 * SLOW,
+                   what="console warning line")
         log = b.log_text()
         check("open to anyone who can reach this address" in log
               and "reachable from the network and there is no security" in log,
