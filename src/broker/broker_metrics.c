@@ -17,6 +17,8 @@
 #include "broker/broker_internal.h"
 #include "broker/quota.h"
 #include "storage/cleaner.h"
+#include "storage/flusher.h"
+#include "storage/page_cache_budget.h"
 #include "broker/partition_registry.h"
 #include "broker/partition.h"
 #include "cluster/controller.h"
@@ -162,6 +164,24 @@ static void emit_one(struct expo *e, const char *name, const char *type, const c
     expo_int(e, name, NULL, v);
 }
 
+/* The page-cache budget of written log data (log.page.cache.max.bytes), when bounded. */
+static void collect_page_cache(struct broker *b, struct expo *e)
+{
+    struct page_cache_budget *pc = NULL;
+    if (b->parts != NULL && b->parts->flusher != NULL)
+        pc = log_flusher_page_cache_budget(b->parts->flusher);
+    if (pc == NULL)
+        return;
+    emit_one(e, "gregor_log_page_cache_bytes", "gauge",
+             "Recently written log bytes left in the page cache (at most "
+             "log.page.cache.max.bytes).",
+             page_cache_budget_cached_bytes(pc));
+    emit_one(e, "gregor_log_page_cache_dropped_bytes_total", "counter",
+             "Older written log bytes dropped from the page cache once on disk, for new writes "
+             "to reuse their memory.",
+             page_cache_budget_dropped_bytes(pc));
+}
+
 static void collect_network(struct broker *b, struct expo *e)
 {
     struct net_stats ns;
@@ -205,6 +225,7 @@ static void collect_network(struct broker *b, struct expo *e)
              "Bytes the log cleaner read and wrote compacting.", io);
     emit_one(e, "gregor_log_cleaner_throttled_ms_total", "counter",
              "Time the log cleaner paused for log.cleaner.io.max.bytes.per.second.", throttled);
+    collect_page_cache(b, e);
     expo_family(e, "gregor_tls_connections_total", "counter",
                 "TLS connections by how responses are sent once the handshake is done: ktls "
                 "(kernel TLS, file ranges with SSL_sendfile) or userspace (pread + SSL_write).");

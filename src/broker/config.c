@@ -108,6 +108,7 @@ static const struct config_entry config_table[] = {
     {"log.flush.interval.ms", CT_INT64, F(log_flush_interval_ms), 0, INT64_MAX, 0},
     {"log.segment.delete.delay.ms", CT_INT64, F(log_segment_delete_delay_ms), 0, INT64_MAX, 0},
     {"file.delete.delay.ms", CT_INT64, F(log_segment_delete_delay_ms), 0, INT64_MAX, 0},
+    {"log.page.cache.max.bytes", CT_INT64, F(log_page_cache_max_bytes), -1, INT64_MAX, 0},
     {"num.recovery.threads.per.data.dir", CT_INT32, F(num_recovery_threads_per_data_dir), 1, 256,
      0},
     {"log.cleanup.policy", CT_STRING, F(log_cleanup_policy), 0, 0, 0},
@@ -228,6 +229,7 @@ void config_defaults(struct broker_config *c)
     c->log_flush_interval_messages = INT64_MAX;
     c->log_flush_interval_ms = INT64_MAX;
     c->log_segment_delete_delay_ms = 60000;
+    c->log_page_cache_max_bytes = 1LL << 30;
     c->num_recovery_threads_per_data_dir = 2;
     snprintf(c->log_cleanup_policy, sizeof(c->log_cleanup_policy), "delete");
     c->log_cleaner_enable = true;

@@ -116,6 +116,7 @@ struct broker_config {
     int64_t log_flush_interval_messages;
     int64_t log_flush_interval_ms;
     int64_t log_segment_delete_delay_ms;
+    int64_t log_page_cache_max_bytes; /* -1: no bound (page_cache_budget.h) */
     int32_t num_recovery_threads_per_data_dir;
     char log_cleanup_policy[32];
     bool log_cleaner_enable;

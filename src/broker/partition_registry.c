@@ -78,6 +78,8 @@ int partition_registry_open(struct broker *b, struct partition_registry **out, c
     pthread_rwlock_init(&reg->lock, NULL);
     pthread_mutex_init(&reg->hk_mu, NULL);
     rc = reg->by_name && reg->by_id ? log_flusher_create(&reg->flusher) : -ENOMEM;
+    if (rc == 0 && b->cfg.log_page_cache_max_bytes >= 0)
+        rc = log_flusher_limit_page_cache(reg->flusher, b->cfg.log_page_cache_max_bytes);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the log flusher: %s", strerror(-rc));
         partition_registry_close(reg);

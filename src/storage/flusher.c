@@ -21,6 +21,7 @@
 
 #include "base/clock.h"
 #include "storage/log_internal.h"
+#include "storage/page_cache_budget.h"
 
 struct flush_req {
     struct log *log;
@@ -52,6 +53,7 @@ struct log_flusher {
     struct log **logs;
     size_t nlogs, cap;
     struct log_flush_observer observer; /* copied by the thread under the lock each round */
+    struct page_cache_budget *budget;   /* NULL: no bound; set before any log is added */
 };
 
 /* log_flush() timed for the observer, if any. */
@@ -125,7 +127,17 @@ static bool only_writebacks(const struct flush_req *list, const struct log *log)
     return true;
 }
 
-static void complete_requests(struct flush_req *list, const struct log_flush_observer *obs)
+/* After a writeback (or a flush) of `log`: what it wrote goes on the page-cache budget. */
+static void note_written(struct page_cache_budget *budget, struct log *log)
+{
+    struct log_written_range w[2];
+    int n = log_take_written(log, w);
+    for (int i = 0; i < n; i++)
+        page_cache_budget_note(budget, w[i].path, w[i].from, w[i].to);
+}
+
+static void complete_requests(struct flush_req *list, const struct log_flush_observer *obs,
+                              struct page_cache_budget *budget)
 {
     while (list) {
         struct log *log = list->log;
@@ -144,6 +156,9 @@ static void complete_requests(struct flush_req *list, const struct log_flush_obs
                 r->cb(r->arg, rc < 0 ? rc : 0);
             free(r);
         }
+        /* After the acknowledgements, as dropping may wait for I/O. */
+        if (budget && rc >= 0)
+            note_written(budget, log);
     }
 }
 
@@ -215,8 +230,9 @@ static void *flusher_main(void *arg)
             pthread_cond_signal(&f->wake); /* another log waits: another thread takes it */
         bool stop = f->stop;
         struct log_flush_observer obs = f->observer;
+        struct page_cache_budget *budget = f->budget;
         pthread_mutex_unlock(&f->lock);
-        complete_requests(list, &obs);
+        complete_requests(list, &obs, budget);
         pthread_mutex_lock(&f->lock);
         if (t->current != NULL && f->head)
             pthread_cond_broadcast(&f->wake); /* requests of this log may have waited for it */
@@ -285,8 +301,27 @@ void log_flusher_destroy(struct log_flusher *f)
     pthread_mutex_destroy(&f->lock);
     pthread_cond_destroy(&f->wake);
     pthread_cond_destroy(&f->round_done);
+    page_cache_budget_destroy(f->budget);
     free(f->logs);
     free(f);
+}
+
+int log_flusher_limit_page_cache(struct log_flusher *f, int64_t max_bytes)
+{
+    struct page_cache_budget *b;
+    int rc = page_cache_budget_create(max_bytes, &b);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&f->lock);
+    assert(f->nlogs == 0 && f->budget == NULL); /* before any log: threads read it unlocked */
+    f->budget = b;
+    pthread_mutex_unlock(&f->lock);
+    return 0;
+}
+
+struct page_cache_budget *log_flusher_page_cache_budget(struct log_flusher *f)
+{
+    return f->budget;
 }
 
 int log_flusher_add(struct log_flusher *f, struct log *log)
@@ -331,7 +366,7 @@ void log_flusher_remove(struct log_flusher *f, struct log *log)
     struct flush_req *mine = take_log_requests(f, log);
     atomic_store(&log->flusher, NULL);
     pthread_mutex_unlock(&f->lock);
-    complete_requests(mine, NULL);
+    complete_requests(mine, NULL, NULL);
 }
 
 /* Queues a copy of `req` and wakes one thread, or all of them (wake_all: a poke, after which

@@ -25,6 +25,15 @@ int log_flusher_create(struct log_flusher **out);
 /* Flushes whatever is queued, completes every request, stops the thread. Remove logs first. */
 void log_flusher_destroy(struct log_flusher *f);
 
+/*
+ * Bounds the page cache held by written log data to max_bytes (page_cache_budget.h): after
+ * each writeback or flush of a log, the flusher thread records what was written and drops
+ * the oldest data over the bound. Call once, before any log is added. 0 or -ENOMEM.
+ */
+int log_flusher_limit_page_cache(struct log_flusher *f, int64_t max_bytes);
+/* The budget set by log_flusher_limit_page_cache, or NULL (metrics). Any thread. */
+struct page_cache_budget *log_flusher_page_cache_budget(struct log_flusher *f);
+
 /* Registers a log for interval flushing and for log_flush_request. Any thread. */
 int log_flusher_add(struct log_flusher *f, struct log *log);
 /* Unregisters; pending requests of this log are completed (flushed) before it returns. */

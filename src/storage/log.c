@@ -399,6 +399,43 @@ int log_start_writeback(struct log *log)
     return rc < 0 ? rc : 0;
 }
 
+/* Appends seg's bytes [from, to) to out[*n] when there are any. */
+static void add_written(const struct segment *seg, int64_t from, int64_t to,
+                        struct log_written_range *out, int *n)
+{
+    if (to <= from)
+        return;
+    snprintf(out[*n].path, sizeof(out[*n].path), "%s.log", seg->path);
+    out[*n].from = from;
+    out[*n].to = to;
+    (*n)++;
+}
+
+int log_take_written(struct log *log, struct log_written_range out[2])
+{
+    int n = 0;
+    pthread_rwlock_rdlock(&log->segments_lock);
+    struct segment *active = log->segs[log->nsegs - 1];
+    int64_t size = segment_size(active);
+    if (active->base_offset == log->written_base && size >= log->written_pos &&
+        size - log->written_pos < LOG_WRITEBACK_BYTES) {
+        pthread_rwlock_unlock(&log->segments_lock);
+        return 0; /* less than a writeback round: taken with the next one */
+    }
+    if (active->base_offset != log->written_base && log->nsegs >= 2) {
+        struct segment *rolled = log->segs[log->nsegs - 2];
+        if (rolled->base_offset == log->written_base)
+            add_written(rolled, log->written_pos, segment_size(rolled), out, &n);
+    }
+    int64_t from = active->base_offset == log->written_base ? log->written_pos : 0;
+    add_written(active, from, size, out, &n); /* size < from after a truncation: starts over */
+    log->written_base = active->base_offset;
+    log->written_pos = size;
+    pthread_rwlock_unlock(&log->segments_lock);
+    assert(n <= 2);
+    return n;
+}
+
 int log_append(struct log *log, uint8_t *batches, size_t len, int32_t leader_epoch, int64_t now_ms,
                bool log_append_time, struct log_append_info *out)
 {
@@ -687,6 +724,10 @@ int log_flush(struct log *log, int64_t *flushed)
         goto out;
     }
     if (target > rp) {
+        /* What this flush writes needs no writeback ahead: the next LOG_WRITEBACK_BYTES
+         * appended ask for one again (without this, a log flushed for acks=all while its
+         * writeback request waited never asked again). */
+        atomic_store(&log->unwritten_bytes, 0);
         struct segment **segs;
         size_t n = collect_unflushed(log, rp, &segs);
         if (!segs) {

@@ -26,6 +26,7 @@
 #ifndef GREGOR_STORAGE_LOG_H
 #define GREGOR_STORAGE_LOG_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -273,6 +274,20 @@ int log_flush(struct log *log, int64_t *flushed);
  */
 #define LOG_WRITEBACK_BYTES (4 << 20)
 int log_start_writeback(struct log *log);
+
+/*
+ * The .log byte ranges appended since the last call that took any (at most two: the end of a
+ * segment rolled since then, and the active segment), as file paths and [from, to) positions,
+ * for the page-cache budget; nothing until LOG_WRITEBACK_BYTES were appended or the segment
+ * rolled, so each range is about a writeback round. Returns how many were written to out.
+ * Called by the flusher thread that holds the log (never two threads for one log at once),
+ * after a writeback or a flush.
+ */
+struct log_written_range {
+    char path[PATH_MAX];
+    int64_t from, to;
+};
+int log_take_written(struct log *log, struct log_written_range out[2]);
 
 /* Accessors. */
 const char *log_topic(const struct log *log);

@@ -58,8 +58,11 @@ struct log {
     _Atomic bool offline;
     _Atomic int64_t unflushed_messages;
     _Atomic int64_t unwritten_bytes; /* appended since the last writeback was started */
-    _Atomic int64_t last_flush_ms;   /* monotonic */
-    _Atomic bool dir_dirty;          /* segment files created since the last flush */
+    /* Flusher-owned (one flusher thread per log at a time): where log_take_written stopped,
+     * as the segment's base offset and the byte position in its .log. */
+    int64_t written_base, written_pos;
+    _Atomic int64_t last_flush_ms; /* monotonic */
+    _Atomic bool dir_dirty;        /* segment files created since the last flush */
     _Atomic int lazy_opens;
     _Atomic int64_t flush_interval_ms;
     /* copy of config.flush_interval_ms for the flusher */ /* closed segments opened by reads

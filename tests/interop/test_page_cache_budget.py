@@ -1,0 +1,153 @@
+"""log.page.cache.max.bytes: the page cache held by written log data stays bounded, and the
+data dropped from memory still reads back whole through a real client.
+
+A broker with an 8 MiB budget takes 48 MB from confluent-kafka (2 partitions, acks=all). The
+flusher records each 4 MiB writeback round and drops the oldest rounds from the page cache
+once on disk. What is resident of the topic's .log files (fincore, from util-linux) must stay
+within the budget plus what is not yet in a round (under 4 MiB per partition, plus the round
+being dropped), the broker's metrics must count the dropped bytes, and kafka-python must then
+read all 48,000 records back in order with their values (from the disk). With -1 (no bound,
+Kafka's behaviour) nothing is dropped: the same load stays resident. What is tried: a bound far
+below the data written; no bound.
+asan-smoke tsan-smoke
+"""
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (HOST, SLOW, Broker, check, comment, free_port, run_tests,  # noqa: E402
+                     test, wait_until)
+
+MIB = 1 << 20
+RECORDS = 48000
+VALUE = 1000
+
+
+def value_of(i):
+    return (b"%08d" % i) * (VALUE // 8)
+
+
+def produce(bootstrap, topic, n):
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                  "batch.size": 1000000})
+    failed = []
+    for i in range(n):
+        while True:
+            try:
+                p.produce(topic, value_of(i), key=b"%d" % i, partition=i % 2,
+                          on_delivery=lambda err, m: err and failed.append(err))
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    check(p.flush(60 * SLOW) == 0, "undelivered records")
+    check(not failed, "delivery errors: %s" % failed[:3])
+
+
+def log_files(b, topic):
+    out = []
+    for d in os.listdir(b.data_dir):
+        if re.fullmatch(re.escape(topic) + r"-\d+", d):
+            out += [os.path.join(b.data_dir, d, f)
+                    for f in os.listdir(os.path.join(b.data_dir, d)) if f.endswith(".log")]
+    return out
+
+
+def resident_bytes(paths):
+    r = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES"] + paths,
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, "fincore: %s" % r.stderr)
+    return sum(int(x) for x in r.stdout.split())
+
+
+def metric(port, name):
+    with urllib.request.urlopen("http://%s:%d/metrics" % (HOST, port), timeout=10 * SLOW) as r:
+        m = re.search(r"^%s (\d+)$" % name, r.read().decode(), re.M)
+    return int(m.group(1)) if m else None
+
+
+def consume_check(bootstrap, topic, n):
+    from kafka import KafkaConsumer, TopicPartition
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                      auto_offset_reset="earliest", fetch_max_bytes=4 * MIB,
+                      consumer_timeout_ms=int(10000 * SLOW))
+    parts = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+    c.assign(parts)
+    c.seek_to_beginning()
+    seen = {0: 0, 1: 0}
+    deadline = time.monotonic() + 120 * SLOW
+    while sum(seen.values()) < n and time.monotonic() < deadline:
+        for tp, msgs in c.poll(timeout_ms=1000).items():
+            for m in msgs:
+                i = 2 * seen[tp.partition] + tp.partition
+                check(m.offset == seen[tp.partition] and m.value == value_of(i),
+                      "partition %d offset %d: record %d expected" % (tp.partition, m.offset, i))
+                seen[tp.partition] += 1
+    c.close()
+    check(sum(seen.values()) == n, "read back %s of %d records" % (seen, n))
+
+
+def create(bootstrap, topic):
+    from confluent_kafka.admin import AdminClient, NewTopic
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    for f in a.create_topics([NewTopic(topic, 2, 1)]).values():
+        f.result(timeout=15 * SLOW)
+
+
+def on_tmpfs(path):
+    r = subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True)
+    return r.stdout.strip() == "tmpfs"
+
+
+@test
+def test_written_data_over_the_budget_leaves_the_page_cache_and_reads_back():
+    mport = free_port()
+    budget = 8 * MIB
+    with Broker({"log.page.cache.max.bytes": budget,
+                 "metrics.listener": "http://%s:%d" % (HOST, mport)}) as b:
+        if on_tmpfs(b.dir):
+            comment("SKIPPED: %s is on tmpfs, whose pages cannot be dropped" % b.dir)
+            return
+        create(b.bootstrap, "bounded")
+        produce(b.bootstrap, "bounded", RECORDS)
+        files = log_files(b, "bounded")
+        written = sum(os.path.getsize(f) for f in files)
+        check(written >= RECORDS * VALUE, "log bytes %d" % written)
+        # Not yet in a writeback round: under 4 MiB per partition; one round being dropped.
+        limit = budget + 2 * 4 * MIB + 4 * MIB
+        wait_until(lambda: resident_bytes(files) <= limit, 10 * SLOW,
+                   what="resident log bytes <= %d" % limit)
+        res = resident_bytes(files)
+        dropped = metric(mport, "gregor_log_page_cache_dropped_bytes_total")
+        cached = metric(mport, "gregor_log_page_cache_bytes")
+        comment("written %d, resident %d, metrics: cached %s dropped %s"
+                % (written, res, cached, dropped))
+        check(cached is not None and cached <= budget, "cached metric %s" % cached)
+        check(dropped is not None and dropped >= written - limit,
+              "dropped metric %s of %d written" % (dropped, written))
+        consume_check(b.bootstrap, "bounded", RECORDS)
+
+
+@test
+def test_no_bound_keeps_written_data_cached():
+    mport = free_port()
+    with Broker({"log.page.cache.max.bytes": -1,
+                 "metrics.listener": "http://%s:%d" % (HOST, mport)}) as b:
+        create(b.bootstrap, "unbounded")
+        produce(b.bootstrap, "unbounded", RECORDS // 2)
+        files = log_files(b, "unbounded")
+        written = sum(os.path.getsize(f) for f in files)
+        res = resident_bytes(files)
+        comment("written %d, resident %d" % (written, res))
+        check(res >= written * 0.9, "resident %d of %d written" % (res, written))
+        check(metric(mport, "gregor_log_page_cache_dropped_bytes_total") is None,
+              "no budget, no budget metrics")
+
+
+if __name__ == "__main__":
+    run_tests()

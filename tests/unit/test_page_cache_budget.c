@@ -1,0 +1,171 @@
+/* Page-cache budget: the oldest written ranges over the bound leave the page cache, newer ones
+ * stay; deleted files are skipped; through the flusher, a log's old data is dropped as new
+ * data is written and still reads back whole. Residency is read with mincore(2). */
+#include <errno.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/statfs.h>
+#include <time.h>
+
+#include "storage/flusher.h"
+#include "storage/log.h"
+#include "storage/page_cache_budget.h"
+#include "test.h"
+#include "test_storage_util.h"
+
+#define MIB (1 << 20)
+#define TMPFS_MAGIC_NUMBER 0x01021994
+
+/* Pages of [from, to) of the file resident in the page cache. */
+static long resident_pages(const char *path, int64_t from, int64_t to)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    void *map = mmap(NULL, (size_t)to, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return -1;
+    long page = sysconf(_SC_PAGESIZE), n = 0;
+    size_t npages = (size_t)((to + page - 1) / page);
+    unsigned char *vec = malloc(npages);
+    if (vec && mincore(map, (size_t)to, vec) == 0)
+        for (size_t i = (size_t)(from / page); i < npages; i++)
+            n += vec[i] & 1;
+    free(vec);
+    munmap(map, (size_t)to);
+    return n;
+}
+
+/* A file of `mib` MiB written through the page cache (not synced). */
+static bool write_file(const char *path, int mib)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return false;
+    static char chunk[MIB];
+    memset(chunk, 'x', sizeof(chunk));
+    bool ok = true;
+    for (int i = 0; i < mib && ok; i++)
+        ok = write(fd, chunk, sizeof(chunk)) == (ssize_t)sizeof(chunk);
+    close(fd);
+    return ok;
+}
+
+/* tmpfs keeps file pages in memory whatever is advised: nothing to measure there. */
+static bool dir_on_tmpfs(const char *dir)
+{
+    struct statfs st;
+    return statfs(dir, &st) == 0 && st.f_type == TMPFS_MAGIC_NUMBER;
+}
+
+TEST(test_oldest_ranges_over_the_budget_leave_the_page_cache)
+{
+    char *dir = tmpdir_make();
+    if (dir_on_tmpfs(dir))
+        return;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/00000000000000000000.log", dir);
+    CHECK(write_file(path, 8));
+    long page = sysconf(_SC_PAGESIZE), per_mib = MIB / page;
+    CHECK_EQ_INT(resident_pages(path, 0, 8 * MIB), 8 * per_mib);
+    struct page_cache_budget *b;
+    CHECK(page_cache_budget_create(4 * MIB, &b) == 0);
+    for (int i = 0; i < 4; i++)
+        page_cache_budget_note(b, path, 2LL * i * MIB, 2LL * (i + 1) * MIB);
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 4 * MIB);
+    CHECK_EQ_INT(page_cache_budget_dropped_bytes(b), 4 * MIB);
+    CHECK_EQ_INT(resident_pages(path, 0, 4 * MIB), 0);
+    CHECK_EQ_INT(resident_pages(path, 4 * MIB, 8 * MIB), 4 * per_mib);
+    /* One more range takes exactly the oldest record out, never a newer one. */
+    page_cache_budget_note(b, path, 8 * MIB, 8 * MIB + 4096);
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 2 * MIB + 4096);
+    CHECK_EQ_INT(resident_pages(path, 4 * MIB, 6 * MIB), 0);
+    CHECK_EQ_INT(resident_pages(path, 6 * MIB, 8 * MIB), 2 * per_mib);
+    page_cache_budget_destroy(b);
+}
+
+TEST(test_a_deleted_file_is_skipped_and_many_records_fit)
+{
+    char *dir = tmpdir_make();
+    char gone[PATH_MAX], kept[PATH_MAX];
+    snprintf(gone, sizeof(gone), "%s/gone.log", dir);
+    snprintf(kept, sizeof(kept), "%s/kept.log", dir);
+    CHECK(write_file(gone, 1));
+    CHECK(write_file(kept, 1));
+    struct page_cache_budget *b;
+    CHECK(page_cache_budget_create(4096, &b) == 0);
+    page_cache_budget_note(b, gone, 0, 4096);
+    CHECK(unlink(gone) == 0);
+    /* 255 more records, the ring growing past its first size; each drops the one before. */
+    for (int i = 0; i < 255; i++)
+        page_cache_budget_note(b, kept, 4096LL * i, 4096LL * (i + 1));
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 4096);
+    CHECK_EQ_INT(page_cache_budget_dropped_bytes(b), 254 * 4096); /* the deleted one: nothing */
+    page_cache_budget_note(b, kept, 5000, 5000);                  /* empty: not recorded */
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 4096);
+    /* A budget of 0 keeps nothing. */
+    struct page_cache_budget *none;
+    CHECK(page_cache_budget_create(0, &none) == 0);
+    page_cache_budget_note(none, kept, 0, MIB);
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(none), 0);
+    CHECK_EQ_INT(resident_pages(kept, 0, MIB), dir_on_tmpfs(dir) ? MIB / 4096 : 0);
+    page_cache_budget_destroy(none);
+    page_cache_budget_destroy(b);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+TEST(test_flusher_drops_a_logs_old_data_as_new_data_is_written)
+{
+    char *dir = tmpdir_make();
+    if (dir_on_tmpfs(dir))
+        return;
+    struct log *log;
+    struct log_flusher *f;
+    struct log_config cfg = log_config_defaults();
+    cfg.segment_bytes = 8 * MIB; /* a roll on the way: the rolled segment's end is counted too */
+    CHECK(log_open(dir, "t", 0, &cfg, NULL, &log) == 0);
+    CHECK(log_flusher_create(&f) == 0);
+    CHECK(log_flusher_limit_page_cache(f, 4 * MIB) == 0);
+    struct page_cache_budget *b = log_flusher_page_cache_budget(f);
+    CHECK(b != NULL);
+    CHECK(log_flusher_add(f, log) == 0);
+    enum { BATCHES = 320, RECORDS = 50, VALUE = 1000 }; /* about 16 MiB */
+    for (int i = 0; i < BATCHES; i++)
+        CHECK_EQ_INT(test_append(log, RECORDS, VALUE, 1000), (int64_t)i * RECORDS);
+    for (int i = 0; i < 5000 && page_cache_budget_dropped_bytes(b) < 8 * MIB; i++)
+        sleep_ms(1);
+    CHECK(page_cache_budget_dropped_bytes(b) >= 8 * MIB);
+    CHECK(page_cache_budget_cached_bytes(b) <= 4 * MIB);
+    CHECK(log_segment_count(log) >= 2);
+    char first[PATH_MAX];
+    snprintf(first, sizeof(first), "%s/t-0/00000000000000000000.log", dir);
+    CHECK_EQ_INT(resident_pages(first, 0, 4 * MIB), 0);
+    log_flusher_remove(f, log);
+    log_flusher_destroy(f);
+    /* Dropped from memory, not from the log: every batch reads back from the disk. */
+    int64_t off = 0, batches = 0;
+    while (off < log_end_offset(log)) {
+        struct log_read_result r;
+        CHECK(log_read(log, off, MIB, INT64_MAX, true, &r) == 0);
+        CHECK(r.range.length > 0 && r.first_offset == off);
+        uint8_t head[12];
+        CHECK(pread(r.range.fd, head, sizeof(head), r.range.position) == (ssize_t)sizeof(head));
+        int64_t base = 0;
+        for (int i = 0; i < 8; i++)
+            base = base << 8 | head[i];
+        CHECK_EQ_INT(base, off);
+        batches += (r.next_offset - off) / RECORDS;
+        off = r.next_offset;
+        log_read_release(&r);
+    }
+    CHECK_EQ_INT(batches, BATCHES);
+    log_close(log);
+}
+
+TEST_MAIN
