@@ -156,9 +156,8 @@ static void complete_requests(struct flush_req *list, const struct log_flush_obs
                 r->cb(r->arg, rc < 0 ? rc : 0);
             free(r);
         }
-        /* After the acknowledgements, as dropping may wait for I/O. */
         if (budget && rc >= 0)
-            note_written(budget, log);
+            note_written(budget, log); /* dropped by the thread once it lets go of the log */
     }
 }
 
@@ -245,6 +244,12 @@ static void *flusher_main(void *arg)
         pthread_cond_broadcast(&f->round_done);
         if (stop && !f->head)
             break;
+        if (budget != NULL) {
+            /* Holding no log: waiting for an old range's writeback delays no flush. */
+            pthread_mutex_unlock(&f->lock);
+            page_cache_budget_trim(budget);
+            pthread_mutex_lock(&f->lock);
+        }
     }
     pthread_mutex_unlock(&f->lock);
     return NULL;

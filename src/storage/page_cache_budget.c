@@ -122,9 +122,15 @@ void page_cache_budget_note(struct page_cache_budget *b, const char *path, int64
     assert(from >= 0 && from <= to);
     if (from == to)
         return;
-    struct cached_range excess[DROP_BATCH];
     pthread_mutex_lock(&b->lock);
     record(b, path, from, to);
+    pthread_mutex_unlock(&b->lock);
+}
+
+void page_cache_budget_trim(struct page_cache_budget *b)
+{
+    struct cached_range excess[DROP_BATCH];
+    pthread_mutex_lock(&b->lock);
     for (;;) {
         size_t n = take_excess(b, excess);
         assert(n > 0 || b->total <= b->max_bytes);

@@ -15,7 +15,7 @@
  * reads from the disk instead of memory. Data read back from the disk is not tracked.
  *
  * Invariant: `total` is the sum of to - from over the recorded ranges, and it is at most
- * `max_bytes` when page_cache_budget_note() returns (the oldest ranges are taken out of the
+ * `max_bytes` when page_cache_budget_trim() returns (the oldest ranges are taken out of the
  * records under the lock and dropped after it is released).
  */
 #ifndef GREGOR_STORAGE_PAGE_CACHE_BUDGET_H
@@ -32,13 +32,18 @@ void page_cache_budget_destroy(struct page_cache_budget *b);
 
 /*
  * Records that bytes [from, to) of the file at `path` (copied) were written and their
- * writeback started, then drops the oldest recorded ranges from the page cache while the
- * total is over the budget. A file gone since it was recorded (deleted segment) is skipped.
- * The file I/O runs without the budget's lock. Any thread. Out of memory: the range is not
- * recorded (it stays cached, as without a budget).
+ * writeback started. Any thread. Out of memory: the range is not recorded (it stays cached,
+ * as without a budget).
  */
 void page_cache_budget_note(struct page_cache_budget *b, const char *path, int64_t from,
                             int64_t to);
+
+/*
+ * Drops the oldest recorded ranges from the page cache while the total is over the budget,
+ * waiting for their writeback first. A file gone since it was recorded (deleted segment) is
+ * skipped. The file I/O runs without the budget's lock; any thread, several at once.
+ */
+void page_cache_budget_trim(struct page_cache_budget *b);
 
 /* Bytes recorded and still cached, and bytes dropped so far. Any thread. */
 int64_t page_cache_budget_cached_bytes(struct page_cache_budget *b);

@@ -73,12 +73,16 @@ TEST(test_oldest_ranges_over_the_budget_leave_the_page_cache)
     CHECK(page_cache_budget_create(4 * MIB, &b) == 0);
     for (int i = 0; i < 4; i++)
         page_cache_budget_note(b, path, 2LL * i * MIB, 2LL * (i + 1) * MIB);
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 8 * MIB); /* recorded, not yet trimmed */
+    CHECK_EQ_INT(resident_pages(path, 0, 8 * MIB), 8 * per_mib);
+    page_cache_budget_trim(b);
     CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 4 * MIB);
     CHECK_EQ_INT(page_cache_budget_dropped_bytes(b), 4 * MIB);
     CHECK_EQ_INT(resident_pages(path, 0, 4 * MIB), 0);
     CHECK_EQ_INT(resident_pages(path, 4 * MIB, 8 * MIB), 4 * per_mib);
     /* One more range takes exactly the oldest record out, never a newer one. */
     page_cache_budget_note(b, path, 8 * MIB, 8 * MIB + 4096);
+    page_cache_budget_trim(b);
     CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 2 * MIB + 4096);
     CHECK_EQ_INT(resident_pages(path, 4 * MIB, 6 * MIB), 0);
     CHECK_EQ_INT(resident_pages(path, 6 * MIB, 8 * MIB), 2 * per_mib);
@@ -97,9 +101,13 @@ TEST(test_a_deleted_file_is_skipped_and_many_records_fit)
     CHECK(page_cache_budget_create(4096, &b) == 0);
     page_cache_budget_note(b, gone, 0, 4096);
     CHECK(unlink(gone) == 0);
-    /* 255 more records, the ring growing past its first size; each drops the one before. */
-    for (int i = 0; i < 255; i++)
+    page_cache_budget_note(b, kept, 0, 4096);
+    page_cache_budget_trim(b);
+    /* 254 more records, the ring growing past its first size, then trimmed at once. */
+    for (int i = 1; i < 255; i++)
         page_cache_budget_note(b, kept, 4096LL * i, 4096LL * (i + 1));
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 255 * 4096);
+    page_cache_budget_trim(b);
     CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 4096);
     CHECK_EQ_INT(page_cache_budget_dropped_bytes(b), 254 * 4096); /* the deleted one: nothing */
     page_cache_budget_note(b, kept, 5000, 5000);                  /* empty: not recorded */
@@ -108,6 +116,7 @@ TEST(test_a_deleted_file_is_skipped_and_many_records_fit)
     struct page_cache_budget *none;
     CHECK(page_cache_budget_create(0, &none) == 0);
     page_cache_budget_note(none, kept, 0, MIB);
+    page_cache_budget_trim(none);
     CHECK_EQ_INT(page_cache_budget_cached_bytes(none), 0);
     CHECK_EQ_INT(resident_pages(kept, 0, MIB), dir_on_tmpfs(dir) ? MIB / 4096 : 0);
     page_cache_budget_destroy(none);
