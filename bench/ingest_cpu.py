@@ -12,7 +12,9 @@ idle 5 s after the load; --rounds R repeats everything
 the machine is shared.
 
   /usr/bin/python3 bench/ingest_cpu.py [--records 1000000] [--rounds 3] [--partitions 1]
-      [--gregor NAME=PATH]...  (several binaries side by side, e.g. before=... after=...)
+      [--gregor NAME=PATH[@KEY=VALUE...]]...  (several binaries or settings side by side,
+                             e.g. before=... after=..., or
+                             bounded=build/gregor@log.page.cache.max.bytes=268435456)
       [--page-cache cold|warm|grown] (cold: 10 s pause before each run, so every target's
                                 page cache comes from pages the VM host took back; warm: a file
                                 of the run's size written and deleted just before, so it reuses
@@ -81,14 +83,18 @@ def wait_port(p, port):
     sys.exit("broker did not start")
 
 
-def start_gregor(d, binary):
+def start_gregor(d, spec):
+    """spec: PATH, or PATH@KEY=VALUE[@KEY=VALUE...] for extra broker properties."""
+    binary, *props = spec.split("@")
     port = free_port()
     data = os.path.join(d, "data")
     shutil.rmtree(data, ignore_errors=True)
     log = open(os.path.join(d, "gregor.log"), "ab")
-    p = subprocess.Popen([binary, "serve", "--override", "listeners=PLAINTEXT://127.0.0.1:%d" % port,
-                          "--override", "log.dirs=%s" % data, "--override", "num.partitions=1"],
-                         stdout=log, stderr=subprocess.STDOUT)
+    argv = [binary, "serve", "--override", "listeners=PLAINTEXT://127.0.0.1:%d" % port,
+            "--override", "log.dirs=%s" % data, "--override", "num.partitions=1"]
+    for prop in props:
+        argv += ["--override", prop]
+    p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     wait_port(p, port)
     return p, "127.0.0.1:%d" % port
 
@@ -227,8 +233,9 @@ def main():
     ap.add_argument("--perf-record", metavar="DIR")
     ap.add_argument("--no-mock", action="store_true")
     ap.add_argument("--page-cache", choices=("cold", "warm", "grown"), default="cold")
-    ap.add_argument("--gregor", action="append", metavar="NAME=PATH",
-                    help="Gregor binaries to compare (default gregor=$GREGOR_BIN or build/gregor)")
+    ap.add_argument("--gregor", action="append", metavar="NAME=PATH[@KEY=VALUE...]",
+                    help="Gregor binaries to compare, each with optional broker properties "
+                    "(default gregor=$GREGOR_BIN or build/gregor)")
     a = ap.parse_args()
     bins = dict(g.split("=", 1) for g in a.gregor) if a.gregor else {"gregor": BIN}
     build_mock()

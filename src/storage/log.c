@@ -159,6 +159,10 @@ int log_open(const char *dir, const char *topic, int32_t partition, const struct
         log_free(log, true);
         return rc;
     }
+    /* Only what is appended from now on goes on the page-cache budget. */
+    struct segment *active = log->segs[log->nsegs - 1];
+    log->written_base = active->base_offset;
+    log->written_pos = segment_size(active);
     *out = log;
     return 0;
 }
@@ -418,9 +422,11 @@ int log_take_written(struct log *log, struct log_written_range out[2])
     struct segment *active = log->segs[log->nsegs - 1];
     int64_t size = segment_size(active);
     if (active->base_offset == log->written_base && size >= log->written_pos &&
-        size - log->written_pos < LOG_WRITEBACK_BYTES) {
+        size - log->written_pos < LOG_WRITEBACK_BYTES / 2) {
+        /* Less than half a writeback round: taken with the next one. Half, because the round's
+         * request counts bytes from when its writeback started, a little before this. */
         pthread_rwlock_unlock(&log->segments_lock);
-        return 0; /* less than a writeback round: taken with the next one */
+        return 0;
     }
     if (active->base_offset != log->written_base && log->nsegs >= 2) {
         struct segment *rolled = log->segs[log->nsegs - 2];

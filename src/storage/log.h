@@ -278,8 +278,8 @@ int log_start_writeback(struct log *log);
 /*
  * The .log byte ranges appended since the last call that took any (at most two: the end of a
  * segment rolled since then, and the active segment), as file paths and [from, to) positions,
- * for the page-cache budget; nothing until LOG_WRITEBACK_BYTES were appended or the segment
- * rolled, so each range is about a writeback round. Returns how many were written to out.
+ * for the page-cache budget; nothing until LOG_WRITEBACK_BYTES / 2 were appended or the
+ * segment rolled, so each range is about a writeback round. Returns how many were written to out.
  * Called by the flusher thread that holds the log (never two threads for one log at once),
  * after a writeback or a flush.
  */

@@ -177,4 +177,36 @@ TEST(test_flusher_drops_a_logs_old_data_as_new_data_is_written)
     log_close(log);
 }
 
+/* Appends batches of 50 x 1000 B until the log's active segment holds at least `bytes`. */
+static void append_until(struct log *log, int64_t bytes, const char *path)
+{
+    while ((int64_t)file_size(path) < bytes)
+        test_append(log, 50, 1000, 1000);
+}
+
+TEST(test_log_hands_out_written_ranges_per_round_and_not_what_was_there_at_open)
+{
+    char *dir = tmpdir_make();
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/t-0/00000000000000000000.log", dir);
+    struct log *log;
+    struct log_written_range w[2];
+    CHECK(log_open(dir, "t", 0, NULL, NULL, &log) == 0);
+    append_until(log, LOG_WRITEBACK_BYTES / 4, path);
+    CHECK_EQ_INT(log_take_written(log, w), 0); /* less than half a round */
+    append_until(log, LOG_WRITEBACK_BYTES / 2, path);
+    int64_t size = (int64_t)file_size(path);
+    CHECK_EQ_INT(log_take_written(log, w), 1);
+    CHECK(strcmp(w[0].path, path) == 0 && w[0].from == 0 && w[0].to == size);
+    log_close(log);
+    /* Reopened: the bytes already there are not handed out as written. */
+    CHECK(log_open(dir, "t", 0, NULL, NULL, &log) == 0);
+    test_append(log, 50, 1000, 1000);
+    CHECK_EQ_INT(log_take_written(log, w), 0);
+    append_until(log, size + LOG_WRITEBACK_BYTES / 2, path);
+    CHECK_EQ_INT(log_take_written(log, w), 1);
+    CHECK(w[0].from == size && w[0].to == (int64_t)file_size(path));
+    log_close(log);
+}
+
 TEST_MAIN
