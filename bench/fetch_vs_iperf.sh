@@ -11,6 +11,7 @@
 # Needs iperf3: installed here with apt-get when missing (the bench's own dependency only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 BIN=${GREGOR_BIN:-build/gregor}
 N=${FETCH_RECORDS:-1000000}
@@ -30,17 +31,11 @@ cc -O2 -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -o build/bench/fetch_raw ben
 TMP=$(mktemp -d /tmp/gregor-fetch-raw.XXXXXX)
 BROKER_PID=
 cleanup() {
-  if [ -n "$BROKER_PID" ]; then
-    kill "$BROKER_PID" 2>/dev/null || true
-    wait "$BROKER_PID" 2>/dev/null || true
-  fi
+  stop_broker
   rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 PORT=$(free_port)
 "$BIN" serve --override "listeners=PLAINTEXT://127.0.0.1:$PORT" --override "log.dirs=$TMP/data" \
   >"$TMP/broker.log" 2>&1 &

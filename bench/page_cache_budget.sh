@@ -13,6 +13,7 @@
 # Bounded: every client run has a timeout; brokers and data dirs go at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 BIN=${GREGOR_BIN:-build/gregor}
 ROUNDS=${ROUNDS:-2}
@@ -27,17 +28,11 @@ fi
 TMP=$(mktemp -d /var/tmp/gregor-pcb.XXXXXX)
 BROKER_PID=
 cleanup() {
-  if [ -n "$BROKER_PID" ]; then
-    kill "$BROKER_PID" 2>/dev/null || true
-    wait "$BROKER_PID" 2>/dev/null || true
-  fi
+  stop_broker
   rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 produce() { # boot topic size n acks
   timeout 300 "$RDK" produce -b "$1" -t "$2" -s "$3" -n "$4" -X acks="$5" -X linger.ms=5 \
@@ -67,9 +62,7 @@ one_run() { # bound
   printf "log.page.cache.max.bytes=%-11s acks=1 %7.1f MB/s %5.2f CPU-s   acks=all %7.1f MB/s %5.2f CPU-s  (load %s)\n" \
     "$1" "$a" "$(echo "($t1 - $t0) / $hz" | bc -l)" "$b" "$(echo "($t2 - $t1) / $hz" | bc -l)" \
     "$(cut -d' ' -f1 /proc/loadavg)"
-  kill "$BROKER_PID"
-  wait "$BROKER_PID" 2>/dev/null || true
-  BROKER_PID=
+  stop_broker
 }
 
 for r in $(seq 1 "$ROUNDS"); do

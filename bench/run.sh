@@ -21,6 +21,7 @@
 #   BENCH_TMP           parent directory for the data directory (default /tmp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 BIN=${GREGOR_BIN:-build/gregor}
 N100=${BENCH_RECORDS_100:-2000000}
@@ -39,17 +40,11 @@ BROKER_PID=
 IPERF_PID=
 cleanup() {
   [ -n "$IPERF_PID" ] && kill "$IPERF_PID" 2>/dev/null || true
-  if [ -n "$BROKER_PID" ]; then
-    kill "$BROKER_PID" 2>/dev/null || true
-    wait "$BROKER_PID" 2>/dev/null || true
-  fi
+  stop_broker
   rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 PORT=$(free_port)
 BROKERS=127.0.0.1:$PORT
