@@ -322,6 +322,15 @@ class Broker:
         self.startup_ms = (time.monotonic() - self._t0) * 1000.0
         return self
 
+    def _ports_to_wait_for(self):
+        ports = [self.port]
+        listeners = self.props.get("listeners")
+        if listeners:
+            ports += client_ports_of(listeners, self.props.get("controller.listener.names"),
+                                     hosts=(HOST, "0.0.0.0", ""))
+        ports += list(getattr(self, "also_wait_ports", ()))
+        return list(dict.fromkeys(p for p in ports if p))
+
     def _wait_accepting(self):
         deadline = time.monotonic() + self.start_timeout
         while True:
@@ -329,11 +338,12 @@ class Broker:
             if rc is not None:
                 fail("%s exited with status %d before accepting connections; log tail:\n%s"
                      % (self.name, rc, tail(self.log_path)))
-            # The client port, then any other listener a subclass names (listeners are
-            # bound one after another: the first may accept before the last is bound).
+            # The client port, then every other client listener on this host and any port a
+            # subclass names (listeners are bound one after another: the first may accept
+            # before the last is bound).
             port = self.port
             try:
-                for port in [self.port] + list(getattr(self, "also_wait_ports", ())):
+                for port in self._ports_to_wait_for():
                     s = socket.create_connection((HOST, port), timeout=1.0)
                     s.close()
                 return
@@ -446,6 +456,26 @@ class Broker:
             if exc_type is None:
                 shutil.rmtree(os.path.join(self.dir, "data"), ignore_errors=True)
         return False
+
+
+def client_ports_of(listeners, controller_names=None, hosts=None):
+    """The ports of every listener in a `listeners` value that is not a controller listener
+    (controller.listener.names, default CONTROLLER), only those bound to one of `hosts` when
+    given; listeners without a numeric port are left out."""
+    ctl = set((controller_names or "CONTROLLER").split(","))
+    ports = []
+    for item in listeners.split(","):
+        name, sep, rest = item.strip().partition("://")
+        if not sep or name in ctl:
+            continue
+        host, _, port = rest.rpartition(":")
+        if hosts is not None and host not in hosts:
+            continue
+        try:
+            ports.append(int(port))
+        except ValueError:
+            pass
+    return ports
 
 
 def client_port_of(listeners, controller_names=None):

@@ -209,4 +209,37 @@ TEST(test_log_hands_out_written_ranges_per_round_and_not_what_was_there_at_open)
     log_close(log);
 }
 
+TEST(test_log_hands_out_a_rolled_segments_end_and_starts_over_after_a_truncation)
+{
+    char *dir = tmpdir_make();
+    char first[PATH_MAX], second[PATH_MAX];
+    snprintf(first, sizeof(first), "%s/t-0/00000000000000000000.log", dir);
+    struct log_config cfg = log_config_defaults();
+    cfg.segment_bytes = 3 * MIB;
+    struct log *log;
+    struct log_written_range w[2];
+    CHECK(log_open(dir, "t", 0, &cfg, NULL, &log) == 0);
+    append_until(log, MIB, first);
+    CHECK_EQ_INT(log_take_written(log, w), 0);
+    /* Rolled: the first segment's bytes (all of them: never taken) and the new one's. */
+    while (log_segment_count(log) < 2)
+        test_append(log, 50, 1000, 1000);
+    int64_t end = log_end_offset(log);
+    snprintf(second, sizeof(second), "%s/t-0/%020lld.log", dir, (long long)(end - 50));
+    CHECK_EQ_INT(log_take_written(log, w), 2);
+    CHECK(strcmp(w[0].path, first) == 0 && w[0].from == 0 && w[0].to == (int64_t)file_size(first));
+    CHECK(strcmp(w[1].path, second) == 0 && w[1].from == 0 &&
+          w[1].to == (int64_t)file_size(second));
+    /* Truncated below what was taken: the next range starts at the new end, nothing twice. */
+    append_until(log, MIB, second);
+    CHECK_EQ_INT(log_take_written(log, w), 0);
+    CHECK(log_truncate_to(log, end) == 0);
+    int64_t cut = (int64_t)file_size(second);
+    CHECK(cut < MIB);
+    append_until(log, cut + LOG_WRITEBACK_BYTES / 2, second);
+    CHECK_EQ_INT(log_take_written(log, w), 1);
+    CHECK(w[0].from == cut && w[0].to == (int64_t)file_size(second));
+    log_close(log);
+}
+
 TEST_MAIN
