@@ -19,8 +19,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (HOST, SLOW, Broker, check, comment, free_port, run_tests,  # noqa: E402
-                     test, wait_until)
+from harness import (HOST, SLOW, Broker, check, comment, run_tests, test,  # noqa: E402
+                     wait_until)
 
 MIB = 1 << 20
 RECORDS = 48000
@@ -65,6 +65,19 @@ def resident_bytes(paths):
     return sum(int(x) for x in r.stdout.split())
 
 
+def metrics_port(b):
+    """The metrics listener's port: bound to port 0 by the broker, read from its log (a port
+    picked in advance can be taken by a client's connection before the broker binds it)."""
+    found = []
+
+    def logged():
+        m = re.search(r"serving /metrics and /health on http://[0-9.]+:(\d+)", b.log_text())
+        found[:] = [int(m.group(1))] if m else []
+        return bool(found)
+    wait_until(logged, 10 * SLOW, what="metrics listener line")
+    return found[0]
+
+
 def metric(port, name):
     with urllib.request.urlopen("http://%s:%d/metrics" % (HOST, port), timeout=10 * SLOW) as r:
         m = re.search(r"^%s (\d+)$" % name, r.read().decode(), re.M)
@@ -106,13 +119,13 @@ def on_tmpfs(path):
 
 @test
 def test_written_data_over_the_budget_leaves_the_page_cache_and_reads_back():
-    mport = free_port()
     budget = 8 * MIB
     with Broker({"log.page.cache.max.bytes": budget,
-                 "metrics.listener": "http://%s:%d" % (HOST, mport)}) as b:
+                 "metrics.listener": "http://%s:0" % HOST}) as b:
         if on_tmpfs(b.dir):
             comment("SKIPPED: %s is on tmpfs, whose pages cannot be dropped" % b.dir)
             return
+        mport = metrics_port(b)
         create(b.bootstrap, "bounded")
         produce(b.bootstrap, "bounded", RECORDS)
         files = log_files(b, "bounded")
@@ -137,9 +150,9 @@ def test_written_data_over_the_budget_leaves_the_page_cache_and_reads_back():
 
 @test
 def test_no_bound_keeps_written_data_cached():
-    mport = free_port()
     with Broker({"log.page.cache.max.bytes": -1,
-                 "metrics.listener": "http://%s:%d" % (HOST, mport)}) as b:
+                 "metrics.listener": "http://%s:0" % HOST}) as b:
+        mport = metrics_port(b)
         create(b.bootstrap, "unbounded")
         produce(b.bootstrap, "unbounded", RECORDS // 2)
         files = log_files(b, "unbounded")
