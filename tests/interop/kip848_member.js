@@ -3,7 +3,8 @@
 // argv: bootstrap group topics(comma list, or /regex/ with a leading ^) protocol(consumer|classic|
 // cooperative) [instanceId] [autoCommit 0|1]. Writes one JSON line per event to stdout:
 // {ev:'msg',t,topic,p,off} for each message, {ev:'assign',t,parts:[..]} when the assignment
-// changes, {ev:'ready'} once subscribed. On SIGTERM it commits (when asked) and leaves the group.
+// changes, {ev:'ready'} once subscribed. Without autoCommit a record is reported once its commit
+// was answered. On SIGTERM it finishes the batch it holds and leaves the group.
 const path = require('path')
 const { KafkaClient } = require(path.join(__dirname, '..', '..', 'node_modules', 'kafka-crab-js', 'dist', 'index.cjs'))
 
@@ -40,15 +41,12 @@ async function main () {
   await consumer.subscribe(topics.split(',').map(t => ({ topic: t })))
   out({ ev: 'ready', t: Date.now() })
   let stopping = false
-  process.on('SIGTERM', async () => {
+  // SIGTERM only asks the loop to stop: it finishes committing the batch it holds, so every
+  // record it reported is committed before the member leaves (a record reported but not yet
+  // committed would be read again by the member that takes its partition over).
+  process.on('SIGTERM', () => {
     stopping = true
-    // kafka-crab-js's disconnect() drops the consumer without librdkafka's leave; unsubscribe()
-    // leaves the group (a heartbeat with epoch -1, or LeaveGroup), then we disconnect.
-    try { consumer.unsubscribe() } catch (e) {}
-    await new Promise(resolve => setTimeout(resolve, 500))
-    try { await consumer.disconnect() } catch (e) {}
-    out({ ev: 'left', t: Date.now() })
-    process.exit(0)
+    setTimeout(() => { out({ ev: 'error', msg: 'did not stop within 10 s' }); process.exit(3) }, 10000).unref()
   })
   const timer = setInterval(report, 100)
   while (!stopping) {
@@ -56,7 +54,7 @@ async function main () {
     try {
       batch = await consumer.recvBatch(100, 10)
     } catch (e) {
-      if (stopping) break // disconnect() in progress: it leaves the group, then exits
+      if (stopping) break // leaving below
       // The broker went away (a test restarts it): librdkafka reconnects by itself.
       if (/BrokerTransportFailure|AllBrokersDown/.test(String(e && e.message))) {
         out({ ev: 'transport_error', t: Date.now() })
@@ -66,15 +64,25 @@ async function main () {
       throw e
     }
     report()
-    for (const m of batch || []) out({ ev: 'msg', t: Date.now(), topic: m.topic, p: m.partition, off: m.offset })
+    const msg = m => out({ ev: 'msg', t: Date.now(), topic: m.topic, p: m.partition, off: m.offset })
     if (autoCommit !== '1' && batch && batch.length) {
-      // A commit racing an epoch bump gets STALE_MEMBER_EPOCH (as from Kafka); the next
-      // message's commit covers it.
+      // A record is reported once its commit was answered. A commit racing an epoch bump gets
+      // STALE_MEMBER_EPOCH (as from Kafka); the next message's commit covers it.
       for (const m of batch) {
         try { await consumer.commitMessage(m, 'Sync') } catch (e) { out({ ev: 'commit_error', msg: String(e.message || e) }) }
+        msg(m)
       }
+    } else {
+      for (const m of batch || []) msg(m)
     }
   }
   clearInterval(timer)
+  // kafka-crab-js's disconnect() drops the consumer without librdkafka's leave; unsubscribe()
+  // leaves the group (a heartbeat with epoch -1, or LeaveGroup), then we disconnect.
+  try { consumer.unsubscribe() } catch (e) {}
+  await new Promise(resolve => setTimeout(resolve, 500))
+  try { await consumer.disconnect() } catch (e) {}
+  out({ ev: 'left', t: Date.now() })
+  process.exit(0)
 }
 main().catch(e => { out({ ev: 'error', msg: String(e && e.message ? e.message : e) }); process.exit(2) })
