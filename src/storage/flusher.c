@@ -187,6 +187,13 @@ static struct flush_req *take_free_log(struct log_flusher *f)
     return r ? take_log_requests(f, r->log) : NULL;
 }
 
+/* Lock held, about to drop it for long: a queued request some thread could take wakes one. */
+static void hand_over(struct log_flusher *f)
+{
+    if (first_free_request(f))
+        pthread_cond_signal(&f->wake);
+}
+
 /* Flushes registered logs whose flush.ms passed. Called with the lock held and in_intervals
  * set; the lock is dropped around the fdatasyncs (in_intervals keeps remove() from freeing a
  * log meanwhile). */
@@ -208,6 +215,8 @@ static void flush_intervals(struct log_flusher *f)
             due[n++] = log;
     }
     struct log_flush_observer obs = f->observer;
+    if (n > 0)
+        hand_over(f);
     pthread_mutex_unlock(&f->lock);
     for (size_t i = 0; i < n; i++)
         observed_flush(&obs, due[i], NULL);
@@ -233,8 +242,8 @@ static void *flusher_main(void *arg)
         pthread_mutex_unlock(&f->lock);
         complete_requests(list, &obs, budget);
         pthread_mutex_lock(&f->lock);
-        if (t->current != NULL && f->head)
-            pthread_cond_broadcast(&f->wake); /* requests of this log may have waited for it */
+        /* Requests of this log that arrived during its flush woke no thread (enqueue): this
+         * thread takes them when it loops, or wakes one before it drops the lock again. */
         t->current = NULL;
         if (t->intervals) {
             t->in_intervals = true;
@@ -244,8 +253,9 @@ static void *flusher_main(void *arg)
         pthread_cond_broadcast(&f->round_done);
         if (stop && !f->head)
             break;
-        if (budget != NULL) {
+        if (budget != NULL && page_cache_budget_over(budget)) {
             /* Holding no log: waiting for an old range's writeback delays no flush. */
+            hand_over(f);
             pthread_mutex_unlock(&f->lock);
             page_cache_budget_trim(budget);
             pthread_mutex_lock(&f->lock);
@@ -374,8 +384,23 @@ void log_flusher_remove(struct log_flusher *f, struct log *log)
     complete_requests(mine, NULL, NULL);
 }
 
-/* Queues a copy of `req` and wakes one thread, or all of them (wake_all: a poke, after which
- * thread 0 must re-read the flush.ms deadlines even if another thread takes the request). */
+/* Lock held: whether a request of `log` is queued. */
+static bool log_queued(const struct log_flusher *f, const struct log *log)
+{
+    for (const struct flush_req *r = f->head; r; r = r->next)
+        if (r->log == log)
+            return true;
+    return false;
+}
+
+/*
+ * Queues a copy of `req` and wakes one thread, or all of them (wake_all: a poke, after which
+ * thread 0 must re-read the flush.ms deadlines even if another thread takes the request). A
+ * request of a log being flushed wakes nobody: the flushing thread takes it when it is done
+ * (flusher_main). Nor does one whose log already has a request queued: a thread was woken for
+ * that one. Under acks=all on a few partitions most requests arrive during their log's flush,
+ * and waking a thread that finds nothing to take costs two context switches each.
+ */
 static int enqueue(struct log_flusher *f, struct flush_req req, bool wake_all)
 {
     struct flush_req *r = malloc(sizeof(*r));
@@ -384,11 +409,12 @@ static int enqueue(struct log_flusher *f, struct flush_req req, bool wake_all)
     *r = req;
     r->next = NULL;
     pthread_mutex_lock(&f->lock);
+    bool wake = !flusher_busy_with(f, r->log) && !log_queued(f, r->log);
     *f->tail = r;
     f->tail = &r->next;
     if (wake_all)
         pthread_cond_broadcast(&f->wake);
-    else
+    else if (wake)
         pthread_cond_signal(&f->wake);
     pthread_mutex_unlock(&f->lock);
     return 0;

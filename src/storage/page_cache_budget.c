@@ -145,6 +145,14 @@ void page_cache_budget_trim(struct page_cache_budget *b)
     }
 }
 
+bool page_cache_budget_over(struct page_cache_budget *b)
+{
+    pthread_mutex_lock(&b->lock);
+    bool over = b->total > b->max_bytes;
+    pthread_mutex_unlock(&b->lock);
+    return over;
+}
+
 int64_t page_cache_budget_cached_bytes(struct page_cache_budget *b)
 {
     pthread_mutex_lock(&b->lock);

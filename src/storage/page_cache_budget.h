@@ -21,6 +21,7 @@
 #ifndef GREGOR_STORAGE_PAGE_CACHE_BUDGET_H
 #define GREGOR_STORAGE_PAGE_CACHE_BUDGET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct page_cache_budget;
@@ -44,6 +45,9 @@ void page_cache_budget_note(struct page_cache_budget *b, const char *path, int64
  * skipped. The file I/O runs without the budget's lock; any thread, several at once.
  */
 void page_cache_budget_trim(struct page_cache_budget *b);
+
+/* Whether the recorded total is over the budget (a trim would drop something). Any thread. */
+bool page_cache_budget_over(struct page_cache_budget *b);
 
 /* Bytes recorded and still cached, and bytes dropped so far. Any thread. */
 int64_t page_cache_budget_cached_bytes(struct page_cache_budget *b);
