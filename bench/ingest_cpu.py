@@ -6,7 +6,8 @@ For each target (a fresh `gregor serve` on an empty data dir; the peer benchmark
 `mockbroker`, built from $PEERS/mockbroker.c into build/bench/) and each acks (1, all), runs
 `gregor bench produce --record-size 1024 --num-records N --acks A` into a fresh 1-partition
 topic and reads the broker's utime+stime from /proc/PID/stat just before and after. Prints
-CPU-s per GiB of record values, MiB/s, and Gregor/mock ratios, and Gregor's RSS at start and
+CPU-s per GiB of record values, MiB/s, the broker's context switches per GiB (all its threads,
+from /proc/PID/task/*/status), and Gregor/mock ratios, and Gregor's RSS at start and
 idle 5 s after the load; --rounds R repeats everything
 (targets alternate) and reports medians. The load average is printed with the figures because
 the machine is shared.
@@ -51,6 +52,21 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14, 15)
+
+
+def context_switches(pid):
+    """Voluntary + involuntary context switches of all the process's threads so far (threads
+    that ended are not counted: the brokers keep theirs for the whole run)."""
+    n = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        n += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return n
 
 
 def rss_mib(pid):
@@ -191,12 +207,12 @@ def produce(pid, brokers, topic, acks, a, perf_out=None, create=True):
         perf = subprocess.Popen(["perf", "record", "-g", "-o", perf_out, "-p", str(pid)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
-    c0 = cpu_seconds(pid)
+    c0, s0 = cpu_seconds(pid), context_switches(pid)
     out = subprocess.run([BIN, "bench", "produce", "-b", brokers, "-t", topic, "-s", "1024",
                           "-a", acks, "-n", str(a.records), "--json"] +
                          (["--partitions", str(a.partitions)] if create else []),
                          capture_output=True, text=True, timeout=600)
-    c1 = cpu_seconds(pid)
+    c1, s1 = cpu_seconds(pid), context_switches(pid)
     if perf:
         perf.send_signal(signal.SIGINT)
         perf.wait(60)
@@ -205,6 +221,7 @@ def produce(pid, brokers, topic, acks, a, perf_out=None, create=True):
     j = json.loads(out.stdout.strip().splitlines()[-1])
     gib = a.records * 1024 / (1 << 30)
     return {"cpu_s_per_gib": (c1 - c0) / gib, "mib_s": j["mib_per_sec"],
+            "switches_per_gib": (s1 - s0) / gib,
             "p99_ms": (j.get("latency_ms") or {}).get("p99", -1)}
 
 
@@ -263,8 +280,10 @@ def main():
                         r, probe = produce_probed(d, grown, lambda: produce(
                             p.pid, brokers, topic, acks, a, perf, target != "mock"))
                         res.setdefault((target, acks), []).append(r)
-                        print("round %d %-8s acks=%-3s %6.2f CPU-s/GiB %7.1f MiB/s%s  (load %s)" % (
-                            rnd, target, acks, r["cpu_s_per_gib"], r["mib_s"], probe,
+                        print("round %d %-8s acks=%-3s %6.2f CPU-s/GiB %7.1f MiB/s %6d switches/GiB"
+                              "%s  (load %s)" % (
+                            rnd, target, acks, r["cpu_s_per_gib"], r["mib_s"],
+                            r["switches_per_gib"], probe,
                             os.getloadavg()[0]), flush=True)
                     if target != "mock":
                         time.sleep(5)  # idle: pooled receive buffers go back after 2 s
@@ -282,8 +301,8 @@ def main():
         med[(target, acks)] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         m = med[(target, acks)]
         plain = m.get("plain_write_s_per_gib")
-        print("%-8s acks=%-3s %6.2f CPU-s/GiB %7.1f MiB/s%s" % (
-            target, acks, m["cpu_s_per_gib"], m["mib_s"],
+        print("%-8s acks=%-3s %6.2f CPU-s/GiB %7.1f MiB/s %6d switches/GiB%s" % (
+            target, acks, m["cpu_s_per_gib"], m["mib_s"], m["switches_per_gib"],
             "" if plain is None else "   (a plain write then: %.2f s per GiB)" % plain))
     for name in bins:
         for acks in ("1", "all"):
