@@ -72,21 +72,36 @@ function reservePort (port) {
   return false
 }
 
-function pickPort () {
-  return new Promise((resolve, reject) => {
+// Ports below the kernel's ephemeral range (ip_local_port_range), from 20000: the kernel never
+// hands them to an outgoing connection or a listen on port 0, so one picked there stays free
+// until the broker binds it (as harness.py's free_port). null when that range is too small.
+function portsOutsideEphemeralRange () {
+  try {
+    const low = parseInt(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0], 10)
+    return low - 20000 >= 2000 ? [20000, low - 1] : null
+  } catch (e) {
+    return null
+  }
+}
+
+// port (0: the kernel's pick) if it can be bound on HOST right now, else 0.
+function bindFree (port) {
+  return new Promise(resolve => {
     const srv = net.createServer()
-    srv.on('error', reject)
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
+    srv.on('error', () => resolve(0))
+    srv.listen(port, HOST, () => {
+      const got = srv.address().port
+      srv.close(() => resolve(got))
     })
   })
 }
 
 async function freePort () {
+  const span = portsOutsideEphemeralRange()
   for (let i = 0; i < 100; i++) {
-    const port = await pickPort()
-    if (reservePort(port)) return port
+    const want = span ? span[0] + Math.floor(Math.random() * (span[1] - span[0] + 1)) : 0
+    const port = await bindFree(want)
+    if (port && reservePort(port)) return port
   }
   throw new Error('no free loopback port could be reserved')
 }

@@ -19,6 +19,7 @@ sanitizer build (timeouts are stretched and logs are checked for sanitizer repor
 """
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
@@ -125,17 +126,40 @@ def _release_ports():
             pass
 
 
+def _ports_outside_ephemeral_range():
+    """(first, last) of the ports below the kernel's ephemeral range (ip_local_port_range), from
+    20000: the kernel never hands these out to an outgoing connection or a bind to port 0, so a
+    port picked there stays free until the broker binds it (a port of the ephemeral range can
+    become a client connection's local port meanwhile: CI hit that as "Address already in
+    use"). None when that range is too small."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (20000, low - 1) if low - 20000 >= 2000 else None
+
+
+def _bind_free(port):
+    """port (0: the kernel's pick) if it can be bound on HOST right now, else 0."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, port))
+        return s.getsockname()[1]
+    except OSError:
+        return 0
+    finally:
+        s.close()
+
+
 def free_port():
-    """A loopback port that was free a moment ago (bind to port 0, read it, close), reserved
-    for this process against the other test programs."""
+    """A loopback port that was free a moment ago, below the ephemeral range when there is one
+    (else the kernel's pick for port 0), reserved for this process against the other test
+    programs."""
+    span = _ports_outside_ephemeral_range()
     for _ in range(100):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind((HOST, 0))
-            port = s.getsockname()[1]
-        finally:
-            s.close()
-        if _reserve_port(port):
+        port = _bind_free(random.randint(*span) if span else 0)
+        if port and _reserve_port(port):
             return port
     fail("no free loopback port could be reserved")
 
