@@ -2,9 +2,12 @@
 # Raw fetch throughput next to the loopback's own (issue 18): one `gregor serve` (free port,
 # temporary data dir) is filled with N 1 KiB records in one partition (gregor bench produce,
 # acks=1); then, alternating, bench/fetch_raw.c (one connection, Fetch v4, one request in flight,
-# bytes discarded: the thinnest consumer) reads it all from offset 0, and iperf3 measures one
-# TCP stream over 127.0.0.1 for a few seconds. Prints each run, the medians and the ratio
-# fetch/iperf3 (issue 18's target: >= 0.9). Not part of make test.
+# bytes discarded: the thinnest consumer) reads it all from offset 0; bench/loopback_send.c sends
+# the partition's segment file over loopback TCP with no broker, once by sendfile (the mechanism
+# Gregor's fetch uses) and once by pread + write (two copies); and iperf3 measures one TCP stream
+# over 127.0.0.1 for a few seconds. Prints each run, the medians and the ratios: fetch/iperf3
+# (issue 18's target: >= 0.9), fetch/bare sendfile (the broker's own overhead) and bare
+# sendfile/iperf3 (the kernel mechanism's ceiling on this machine). Not part of make test.
 #
 #   bash bench/fetch_vs_iperf.sh        env: GREGOR_BIN, FETCH_RECORDS (1000000), FETCH_ROUNDS (3)
 #
@@ -27,6 +30,7 @@ if ! command -v iperf3 >/dev/null 2>&1; then
 fi
 mkdir -p build/bench
 cc -O2 -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -o build/bench/fetch_raw bench/fetch_raw.c
+cc -O2 -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -o build/bench/loopback_send bench/loopback_send.c
 
 TMP=$(mktemp -d /tmp/gregor-fetch-raw.XXXXXX)
 BROKER_PID=
@@ -48,9 +52,13 @@ done
 timeout 600 "$BIN" bench produce -b "127.0.0.1:$PORT" -t fetchraw --partitions 1 -s 1024 -n "$N" \
   -a 1 --json >"$TMP/produce.json"
 echo "filled: $N x 1 KiB in one partition; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+SEGMENT=$(ls -S "$TMP"/data/fetchraw-0/*.log | head -1)
+cat "$SEGMENT" >/dev/null # in the page cache, as the broker's fetches find it
 
 for r in $(seq 1 "$ROUNDS"); do
   timeout 300 build/bench/fetch_raw 127.0.0.1 "$PORT" fetchraw 0 "$N" | tee -a "$TMP/fetch.jsonl"
+  timeout 300 build/bench/loopback_send sendfile "$SEGMENT" | tee -a "$TMP/sendfile.jsonl"
+  timeout 300 build/bench/loopback_send copy "$SEGMENT" | tee -a "$TMP/copy.jsonl"
   IP=$(free_port)
   iperf3 -s -1 -p "$IP" >/dev/null 2>&1 &
   IPERF_PID=$!
@@ -62,10 +70,14 @@ print(json.dumps({"iperf3_mib_per_sec": round(j["end"]["sum_received"]["bits_per
     "$TMP/iperf3.json" | tee -a "$TMP/iperf.jsonl"
 done
 
-"$PY" - "$TMP/fetch.jsonl" "$TMP/iperf.jsonl" <<'EOF'
+"$PY" - "$TMP" <<'EOF'
 import json, os, statistics, sys
-f = statistics.median(json.loads(l)["mib_per_sec"] for l in open(sys.argv[1]))
-i = statistics.median(json.loads(l)["iperf3_mib_per_sec"] for l in open(sys.argv[2]))
-print("medians: raw fetch %.0f MiB/s, iperf3 single-stream loopback %.0f MiB/s, ratio %.2f "
-      "(load average %.2f)" % (f, i, f / i, os.getloadavg()[0]))
+def med(name, key="mib_per_sec"):
+    return statistics.median(json.loads(l)[key] for l in open(os.path.join(sys.argv[1], name)))
+f, i = med("fetch.jsonl"), med("iperf.jsonl", "iperf3_mib_per_sec")
+s, c = med("sendfile.jsonl"), med("copy.jsonl")
+print("medians: raw fetch %.0f MiB/s, bare sendfile %.0f, bare pread+write %.0f, iperf3 "
+      "single-stream loopback %.0f (load average %.2f)" % (f, s, c, i, os.getloadavg()[0]))
+print("ratios: fetch/iperf3 %.2f, fetch/bare sendfile %.2f, bare sendfile/iperf3 %.2f, "
+      "bare pread+write/iperf3 %.2f" % (f / i, f / s, s / i, c / i))
 EOF
