@@ -13,6 +13,7 @@
 #include "record/record_batch.h"
 #include "storage/flusher.h"
 #include "storage/log.h"
+#include "storage/log_internal.h"
 #include "test.h"
 #include "test_storage_util.h"
 
@@ -290,6 +291,67 @@ TEST(test_slow_log_occupies_one_flusher_thread_and_others_keep_flushing)
     log_flusher_destroy(f);
     log_close(a);
     log_close(b);
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
+}
+
+/* Appends batches of 16 x 4000 B until at least `bytes` went in; returns the bytes appended. */
+static int64_t append_at_least(struct log *log, int64_t bytes)
+{
+    int64_t before = log_size_bytes(log);
+    while (log_size_bytes(log) - before < bytes)
+        test_append(log, 16, 4000, 1000);
+    return log_size_bytes(log) - before;
+}
+
+/* Bad case tried: a log's writeback request (LOG_WRITEBACK_BYTES appended since the last one)
+ * waits in the queue behind the log's running flush, and the thread then takes it together with
+ * the next flush request, so only the flush is made. The count of bytes since the last
+ * writeback must restart with that flush: otherwise it stays over the mark, no later append
+ * crosses the mark again, and the log's writeback ahead stops for good (an acks=all fdatasync
+ * then waits for the whole dirty backlog). Another mark's worth appended afterwards must still
+ * get a writeback started. */
+TEST(test_flush_that_takes_a_writeback_request_restarts_the_writeback_count)
+{
+    char *dir = tmpdir_make();
+    struct log *log;
+    struct log_flusher *f;
+    CHECK(log_open(dir, "wb", 0, NULL, NULL, &log) == 0);
+    CHECK(log_flusher_create(&f) == 0);
+    CHECK(log_flusher_add(f, log) == 0);
+    struct gate g = {.closed = true};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    log_flusher_set_observer(f, &(struct log_flush_observer){gate_observer, &g});
+    struct waiter w = {.main_thread = pthread_self(), .log = log};
+    static struct req r[2];
+    int64_t end = test_append(log, 1, 100, 1000) + 1;
+    r[0] = (struct req){&w, end};
+    CHECK(log_flush_request(log, end, on_flushed, &r[0]) == 0);
+    for (int k = 0; k < 5000 && gate_inside(&g) < 1; k++)
+        sleep_ms(1);
+    CHECK_EQ_INT(gate_inside(&g), 1); /* the first flush is held, its log busy */
+    append_at_least(log, LOG_WRITEBACK_BYTES + (64 << 10)); /* queues a writeback request */
+    CHECK(atomic_load(&log->unwritten_bytes) >= LOG_WRITEBACK_BYTES);
+    end = log_end_offset(log);
+    r[1] = (struct req){&w, end};
+    CHECK(log_flush_request(log, end, on_flushed, &r[1]) == 0);
+    pthread_mutex_lock(&g.mu);
+    g.closed = false;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    for (int i = 0; i < 5000 && atomic_load(&w.done) < 2; i++)
+        sleep_ms(1);
+    CHECK_EQ_INT(atomic_load(&w.done), 2);
+    CHECK_EQ_INT(atomic_load(&w.errors), 0);
+    CHECK(atomic_load(&log->unwritten_bytes) < LOG_WRITEBACK_BYTES);
+    append_at_least(log, LOG_WRITEBACK_BYTES + (64 << 10)); /* must ask for a writeback again */
+    for (int i = 0; i < 5000 && atomic_load(&log->unwritten_bytes) >= LOG_WRITEBACK_BYTES; i++)
+        sleep_ms(1);
+    CHECK(atomic_load(&log->unwritten_bytes) < LOG_WRITEBACK_BYTES);
+    log_flusher_remove(f, log);
+    log_flusher_destroy(f);
+    log_close(log);
     pthread_cond_destroy(&g.cv);
     pthread_mutex_destroy(&g.mu);
 }
