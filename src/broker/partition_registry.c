@@ -30,6 +30,7 @@
 #include "storage/cleaner.h"
 #include "storage/compactor.h"
 #include "storage/flusher.h"
+#include "storage/page_cache_budget.h"
 #include "storage/log_manager.h"
 #include "storage/partition_metadata.h"
 
@@ -221,6 +222,9 @@ static void registry_retire_partition(struct partition_registry *reg, const uint
         return;
     log_flusher_remove(reg->flusher, p->log);
     log_cleaner_remove(reg->cleaner, p->log);
+    struct page_cache_budget *budget = log_flusher_page_cache_budget(reg->flusher);
+    if (budget != NULL) /* its cached data goes with the directory */
+        page_cache_budget_forget_dir(budget, log_dir_path(p->log));
     pthread_mutex_lock(&p->follow_mu);
     atomic_store(&p->deleted, true);
     p->trash = log_retire_dir(p->log);

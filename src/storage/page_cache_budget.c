@@ -100,9 +100,13 @@ static size_t take_excess(struct page_cache_budget *b, struct cached_range *out)
     return n;
 }
 
-/* Waits for the range's writeback, then frees its pages. A file gone is nothing to do. */
+/* Waits for the range's writeback, then frees its pages. A file gone is nothing to do, nor is
+ * a forgotten (empty) record: a length of 0 would mean "to the end of the file" to both calls,
+ * and the path may by now name a new partition's file. */
 static int64_t drop_range(const struct cached_range *r)
 {
+    if (r->to <= r->from)
+        return 0;
     int fd = open(r->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
@@ -143,6 +147,29 @@ void page_cache_budget_trim(struct page_cache_budget *b)
         }
         pthread_mutex_lock(&b->lock);
     }
+}
+
+/* Whether `path` names a file under the directory `dir`. */
+static bool path_under(const char *path, const char *dir, size_t dir_len)
+{
+    return strncmp(path, dir, dir_len) == 0 && path[dir_len] == '/';
+}
+
+void page_cache_budget_forget_dir(struct page_cache_budget *b, const char *dir)
+{
+    size_t dir_len = strlen(dir);
+    while (dir_len > 1 && dir[dir_len - 1] == '/')
+        dir_len--;
+    pthread_mutex_lock(&b->lock);
+    for (size_t i = 0; i < b->count; i++) {
+        struct cached_range *r = &b->ring[(b->head + i) % b->cap];
+        if (r->to > r->from && path_under(r->path, dir, dir_len)) {
+            b->total -= r->to - r->from;
+            r->to = r->from; /* an empty record: the next trim past it drops nothing */
+        }
+    }
+    assert(b->total >= 0);
+    pthread_mutex_unlock(&b->lock);
 }
 
 bool page_cache_budget_over(struct page_cache_budget *b)

@@ -46,6 +46,14 @@ void page_cache_budget_note(struct page_cache_budget *b, const char *path, int64
  */
 void page_cache_budget_trim(struct page_cache_budget *b);
 
+/*
+ * Forgets the recorded ranges of files under the directory `dir` (a partition being deleted):
+ * their pages leave with the files, so they stop counting toward the budget at once instead of
+ * when they become the oldest, and no newer, live data is dropped in their place meanwhile.
+ * Any thread; a scan of the records under the lock.
+ */
+void page_cache_budget_forget_dir(struct page_cache_budget *b, const char *dir);
+
 /* Whether the recorded total is over the budget (a trim would drop something). Any thread. */
 bool page_cache_budget_over(struct page_cache_budget *b);
 

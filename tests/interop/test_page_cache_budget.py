@@ -7,8 +7,9 @@ once on disk. What is resident of the topic's .log files (fincore, from util-lin
 within the budget plus what is not yet in a round (under 4 MiB per partition, plus the round
 being dropped), the broker's metrics must count the dropped bytes, and kafka-python must then
 read all 48,000 records back in order with their values (from the disk). With -1 (no bound,
-Kafka's behaviour) nothing is dropped: the same load stays resident. What is tried: a bound far
-below the data written; no bound.
+Kafka's behaviour) nothing is dropped: the same load stays resident. A deleted topic's data
+leaves the budget's count at once. What is tried: a bound far below the data written; no bound;
+a topic deleted while its data is counted.
 asan-smoke tsan-smoke
 """
 import os
@@ -146,6 +147,31 @@ def test_written_data_over_the_budget_leaves_the_page_cache_and_reads_back():
         check(dropped is not None and dropped >= written - limit,
               "dropped metric %s of %d written" % (dropped, written))
         consume_check(b.bootstrap, "bounded", RECORDS)
+
+
+@test
+def test_a_deleted_topics_data_stops_counting_toward_the_budget():
+    """What is tried: a topic written under a budget larger than it, then deleted with
+    confluent-kafka's AdminClient. Its recorded ranges must leave the budget's total at once
+    (the gauge back to 0), not stay counted until they become the oldest, which would drop
+    other topics' newer data from memory in their place."""
+    from confluent_kafka.admin import AdminClient
+    with Broker({"log.page.cache.max.bytes": 256 * MIB,
+                 "metrics.listener": "http://%s:0" % HOST}) as b:
+        mport = metrics_port(b)
+        create(b.bootstrap, "gone")
+        produce(b.bootstrap, "gone", RECORDS // 2)
+        wait_until(lambda: (metric(mport, "gregor_log_page_cache_bytes") or 0) >= 8 * MIB,
+                   10 * SLOW, what="the topic's writeback rounds recorded")
+        before = metric(mport, "gregor_log_page_cache_bytes")
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        for f in a.delete_topics(["gone"]).values():
+            f.result(timeout=15 * SLOW)
+        wait_until(lambda: metric(mport, "gregor_log_page_cache_bytes") == 0, 10 * SLOW,
+                   what="the deleted topic's bytes out of the budget")
+        comment("recorded %d bytes before the deletion, 0 after" % before)
+        check(metric(mport, "gregor_log_page_cache_dropped_bytes_total") == 0,
+              "nothing dropped: the budget was never exceeded")
 
 
 @test

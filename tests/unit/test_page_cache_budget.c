@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <time.h>
 
@@ -127,6 +128,51 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+/* Bad case tried: a deleted partition's recently written ranges would count until they became
+ * the oldest, so live data of other logs written before them would be dropped in their place.
+ * Forgetting the partition's directory takes them out of the total at once; a directory whose
+ * name only starts the same ("t-10" against "t-1") keeps its records; and trimming past a
+ * forgotten record drops nothing of a new file at its path (a partition of the same name
+ * created again), though a zero length means "to the end" to fadvise. */
+TEST(test_a_deleted_partitions_ranges_stop_counting_at_once)
+{
+    char *dir = tmpdir_make();
+    if (dir_on_tmpfs(dir))
+        return;
+    char d1[PATH_MAX], d10[PATH_MAX], p1[PATH_MAX + 32], p10[PATH_MAX + 32];
+    snprintf(d1, sizeof(d1), "%s/t-1", dir);
+    snprintf(d10, sizeof(d10), "%s/t-10", dir);
+    CHECK(mkdir(d1, 0755) == 0 && mkdir(d10, 0755) == 0);
+    snprintf(p1, sizeof(p1), "%s/00000000000000000000.log", d1);
+    snprintf(p10, sizeof(p10), "%s/00000000000000000000.log", d10);
+    CHECK(write_file(p10, 6));
+    CHECK(write_file(p1, 2));
+    long per_mib = MIB / sysconf(_SC_PAGESIZE);
+    struct page_cache_budget *b;
+    CHECK(page_cache_budget_create(2 * MIB, &b) == 0);
+    page_cache_budget_note(b, p10, 0, 2 * MIB); /* older, live */
+    page_cache_budget_note(b, p1, 0, 2 * MIB);  /* newer, its partition then deleted */
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 4 * MIB);
+    page_cache_budget_forget_dir(b, d1);
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 2 * MIB);
+    CHECK(!page_cache_budget_over(b));
+    page_cache_budget_trim(b);
+    CHECK_EQ_INT(page_cache_budget_dropped_bytes(b), 0);
+    CHECK_EQ_INT(resident_pages(p10, 0, 2 * MIB), 2 * per_mib);
+    /* Two more ranges of t-10: the trims take its oldest, then the forgotten record, then the
+     * next; p1 (standing for a new partition's file at that path) stays cached. */
+    page_cache_budget_note(b, p10, 2 * MIB, 4 * MIB);
+    page_cache_budget_trim(b);
+    page_cache_budget_note(b, p10, 4 * MIB, 6 * MIB);
+    page_cache_budget_trim(b);
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 2 * MIB);
+    CHECK_EQ_INT(page_cache_budget_dropped_bytes(b), 4 * MIB);
+    CHECK_EQ_INT(resident_pages(p10, 0, 4 * MIB), 0);
+    CHECK_EQ_INT(resident_pages(p10, 4 * MIB, 6 * MIB), 2 * per_mib);
+    CHECK_EQ_INT(resident_pages(p1, 0, 2 * MIB), 2 * per_mib);
+    page_cache_budget_destroy(b);
 }
 
 TEST(test_flusher_drops_a_logs_old_data_as_new_data_is_written)
