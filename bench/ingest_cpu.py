@@ -24,6 +24,12 @@ the machine is shared.
                                 the host, as in the peer benchmark's 6.5 GB repetitions, and
                                 a plain 1 GiB write (kept) is timed just before and just after
                                 each run: when both are slow, so were the run's pages)
+      [--floor]             (also, each round, bench/loopback_recv.c with no broker: the same
+                             bytes over loopback TCP in 1 MiB frames, then discarded, copied
+                             into memory (what the mock does) or CRC-32C-checked and appended
+                             to a file with writeback ahead and a 1 GiB page-cache bound (what
+                             a broker writing to disk cannot avoid); its CPU-s/GiB is the floor
+                             Gregor's is set against)
       [--perf-record DIR]   (perf record -g of Gregor's runs of the first round into
                              DIR/perf-acks{1,all}.data; perf's own cost then inflates that
                              round's CPU figures, so use a separate run for them)
@@ -45,6 +51,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("GREGOR_BIN") or os.path.join(ROOT, "build", "gregor")
 PEERS = os.environ.get("PEERS_DIR", "/work/shared/bench-peers")
 MOCK = os.path.join(ROOT, "build", "bench", "mockbroker")
+FLOOR = os.path.join(ROOT, "build", "bench", "loopback_recv")
+FLOOR_MODES = ("discard", "memcpy", "file-crc")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -122,6 +130,25 @@ def build_mock():
     os.makedirs(os.path.dirname(MOCK), exist_ok=True)
     subprocess.run(["cc", "-O2", "-std=c17", "-pthread", "-o", MOCK, src, "-lrdkafka", "-lm"],
                    check=True)
+
+
+def build_floor():
+    os.makedirs(os.path.dirname(FLOOR), exist_ok=True)
+    subprocess.run(["cc", "-O2", "-std=c17", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
+                    "-I" + os.path.join(ROOT, "src"), "-o", FLOOR,
+                    os.path.join(ROOT, "bench", "loopback_recv.c"),
+                    os.path.join(ROOT, "src", "record", "crc32c.c")], check=True)
+
+
+def floor_run(d, mode, a):
+    """bench/loopback_recv.c in `mode` for the run's bytes; its receiver's CPU per GiB."""
+    out = subprocess.run([FLOOR, mode, d, "%.6f" % (a.records * 1024 / (1 << 30))],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        sys.exit("loopback_recv %s failed: %s" % (mode, out.stderr.strip()))
+    j = json.loads(out.stdout)
+    return {"cpu_s_per_gib": j["cpu_s_per_gib"], "mib_s": j["mib_per_sec"],
+            "switches_per_gib": 0}
 
 
 def start_mock(d, topics, partitions):
@@ -249,6 +276,7 @@ def main():
     ap.add_argument("--partitions", type=int, default=1)
     ap.add_argument("--perf-record", metavar="DIR")
     ap.add_argument("--no-mock", action="store_true")
+    ap.add_argument("--floor", action="store_true")
     ap.add_argument("--page-cache", choices=("cold", "warm", "grown"), default="cold")
     ap.add_argument("--gregor", action="append", metavar="NAME=PATH[@KEY=VALUE...]",
                     help="Gregor binaries to compare, each with optional broker properties "
@@ -256,6 +284,8 @@ def main():
     a = ap.parse_args()
     bins = dict(g.split("=", 1) for g in a.gregor) if a.gregor else {"gregor": BIN}
     build_mock()
+    if a.floor:
+        build_floor()
     d = tempfile.mkdtemp(prefix="gregor-ingest-cpu-")
     res = {}  # (target, acks) -> [figures]
     try:
@@ -292,6 +322,13 @@ def main():
                 finally:
                     stop(p)
                     shutil.rmtree(os.path.join(d, "data"), ignore_errors=True)
+            for mode in FLOOR_MODES if a.floor else ():
+                grown = prepare_page_cache(d, a)
+                r, probe = produce_probed(d, grown, lambda: floor_run(d, mode, a))
+                res.setdefault(("floor:" + mode, "-"), []).append(r)
+                print("round %d %-14s %6.2f CPU-s/GiB %7.1f MiB/s%s  (load %s)" % (
+                    rnd, "floor:" + mode, r["cpu_s_per_gib"], r["mib_s"], probe,
+                    os.getloadavg()[0]), flush=True)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     print("\nmedians of %d rounds, %d x 1 KiB, %d partition(s), %s page cache, load average "
@@ -310,9 +347,18 @@ def main():
             if g and m:
                 print("%s/mock acks=%-3s CPU per GiB %.2f, MiB/s %.2f" % (
                     name, acks, g["cpu_s_per_gib"] / m["cpu_s_per_gib"], g["mib_s"] / m["mib_s"]))
+        f = med.get(("floor:file-crc", "-"))
+        for acks in ("1", "all"):
+            g = med.get((name, acks))
+            if g and f:
+                print("%s/floor:file-crc acks=%-3s CPU per GiB %.2f" % (
+                    name, acks, g["cpu_s_per_gib"] / f["cpu_s_per_gib"]))
         g1, ga = med.get((name, "1")), med.get((name, "all"))
         if g1 and ga:
             print("%s acks=all / acks=1 MiB/s %.2f" % (name, ga["mib_s"] / g1["mib_s"]))
+    m, f = med.get(("mock", "1")), med.get(("floor:memcpy", "-"))
+    if m and f:
+        print("mock/floor:memcpy acks=1   CPU per GiB %.2f" % (m["cpu_s_per_gib"] / f["cpu_s_per_gib"]))
 
 
 if __name__ == "__main__":
