@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 static uint8_t *put16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)(v >> 8);
@@ -50,20 +52,6 @@ static uint32_t get32(const uint8_t *p)
 static uint64_t get64(const uint8_t *p)
 {
     return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
-
-static int read_full(int fd, uint8_t *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, buf + got, len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        got += (size_t)n;
-    }
-    return 0;
 }
 
 static int write_full(int fd, const uint8_t *buf, size_t len)
@@ -182,12 +170,12 @@ int main(int argc, char **argv)
     while (offset < end) {
         size_t n = build_fetch(req, (int32_t)fetches, topic, partition, offset, max_bytes);
         uint8_t hdr[4];
-        if (write_full(fd, req, n) != 0 || read_full(fd, hdr, 4) != 0) {
+        if (write_full(fd, req, n) != 0 || bench_read_full(fd, hdr, 4) != 0) {
             fprintf(stderr, "fetch_raw: connection lost at offset %lld\n", (long long)offset);
             return 1;
         }
         size_t len = get32(hdr);
-        if (len > cap || len < 8 || read_full(fd, buf, len) != 0) {
+        if (len > cap || len < 8 || bench_read_full(fd, buf, len) != 0) {
             fprintf(stderr, "fetch_raw: bad response of %zu bytes\n", len);
             return 1;
         }

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "record/crc32c.h"
 
 #define FRAME (1 << 20)
@@ -42,21 +43,6 @@
 #define RING_BYTES (256 << 20)
 
 enum mode { MODE_DISCARD, MODE_MEMCPY, MODE_FILE, MODE_FILE_CRC };
-
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static double cpu_seconds(int who)
-{
-    struct rusage r;
-    getrusage(who, &r);
-    return (double)(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
-           (double)(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
-}
 
 /* The sender: `total` bytes of one random 1 MiB buffer, written in full. */
 static int sender_run(const struct sockaddr_in *addr, int64_t total)
@@ -83,19 +69,6 @@ static int sender_run(const struct sockaddr_in *addr, int64_t total)
     }
     close(fd);
     free(buf);
-    return 0;
-}
-
-static int read_frame(int fd, uint8_t *buf, size_t len)
-{
-    for (size_t got = 0; got < len;) {
-        ssize_t n = read(fd, buf + got, len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        got += (size_t)n;
-    }
     return 0;
 }
 
@@ -167,11 +140,11 @@ int main(int argc, char **argv)
     int sock = accept(lsock, NULL, NULL);
     if (sock < 0)
         return 1;
-    double t0 = now_seconds(), cpu0 = cpu_seconds(RUSAGE_SELF);
+    double t0 = bench_now_seconds(), cpu0 = bench_cpu_seconds(RUSAGE_SELF);
     uint32_t crc = 0;
     int rc = 0;
     for (int64_t at = 0; at < total && rc == 0; at += FRAME_LEN) {
-        if ((rc = read_frame(sock, frame, FRAME_LEN)) != 0)
+        if ((rc = bench_read_full(sock, frame, FRAME_LEN)) != 0)
             break;
         if (mode == MODE_MEMCPY)
             memcpy(ring + at % (RING_BYTES - FRAME), frame, FRAME_LEN);
@@ -183,7 +156,7 @@ int main(int argc, char **argv)
             file_after_write(file, at, at + FRAME_LEN, budget);
         }
     }
-    double cpu = cpu_seconds(RUSAGE_SELF) - cpu0, secs = now_seconds() - t0;
+    double cpu = bench_cpu_seconds(RUSAGE_SELF) - cpu0, secs = bench_now_seconds() - t0;
     close(sock);
     int status = 1;
     waitpid(sender, &status, 0);
@@ -199,7 +172,7 @@ int main(int argc, char **argv)
     printf("{\"mode\": \"%s\", \"bytes\": %lld, \"seconds\": %.3f, \"mib_per_sec\": %.1f, "
            "\"cpu_s_per_gib\": %.3f, \"sender_cpu_s\": %.3f, \"crc\": %u}\n",
            argv[1], (long long)total, secs, (double)total / (1 << 20) / secs, cpu / gib,
-           cpu_seconds(RUSAGE_CHILDREN), crc);
+           bench_cpu_seconds(RUSAGE_CHILDREN), crc);
     free(frame);
     free(ring);
     return 0;

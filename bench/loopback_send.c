@@ -31,20 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static double cpu_seconds(int who)
-{
-    struct rusage r;
-    getrusage(who, &r);
-    return (double)(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
-           (double)(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
-}
+#include "bench_util.h"
 
 /* The reader: reads `total` bytes from a connection to addr and discards them. */
 static int reader_run(const struct sockaddr_in *addr, int64_t total)
@@ -142,14 +129,14 @@ int main(int argc, char **argv)
     if (sock < 0)
         return 1;
     setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    double t0 = now_seconds(), cpu0 = cpu_seconds(RUSAGE_SELF);
+    double t0 = bench_now_seconds(), cpu0 = bench_cpu_seconds(RUSAGE_SELF);
     int rc = by_sendfile ? send_by_sendfile(sock, file, total, chunk)
                          : send_by_copy(sock, file, total, chunk);
-    double cpu = cpu_seconds(RUSAGE_SELF) - cpu0;
+    double cpu = bench_cpu_seconds(RUSAGE_SELF) - cpu0;
     close(sock);
     int status = 1;
     waitpid(reader, &status, 0);
-    double secs = now_seconds() - t0; /* until the reader has every byte */
+    double secs = bench_now_seconds() - t0; /* until the reader has every byte */
     if (rc != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "loopback_send: %s failed\n", argv[1]);
         return 1;
@@ -157,6 +144,6 @@ int main(int argc, char **argv)
     printf("{\"mode\": \"%s\", \"bytes\": %lld, \"seconds\": %.3f, \"mib_per_sec\": %.1f, "
            "\"sender_cpu_s\": %.3f, \"reader_cpu_s\": %.3f}\n",
            argv[1], (long long)total, secs, (double)total / (1 << 20) / secs, cpu,
-           cpu_seconds(RUSAGE_CHILDREN));
+           bench_cpu_seconds(RUSAGE_CHILDREN));
     return 0;
 }
