@@ -2,10 +2,13 @@
 #ifndef GREGOR_BENCH_UTIL_H
 #define GREGOR_BENCH_UTIL_H
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +41,21 @@ static inline int bench_read_full(int fd, uint8_t *buf, size_t len)
         got += (size_t)n;
     }
     return 0;
+}
+
+/* A listening TCP socket on 127.0.0.1 at a port the kernel picks (written to *addr), or -1. */
+static inline int bench_listen_loopback(struct sockaddr_in *addr)
+{
+    *addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(*addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)addr, sizeof(*addr)) != 0 || listen(fd, 1) != 0 ||
+        getsockname(fd, (struct sockaddr *)addr, &alen) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 #endif

@@ -124,11 +124,9 @@ int main(int argc, char **argv)
     memset(frame, 0, FRAME);
     if (ring != NULL)
         memset(ring, 0, RING_BYTES);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof(addr);
-    int lsock = socket(AF_INET, SOCK_STREAM, 0);
-    if (lsock < 0 || bind(lsock, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-        listen(lsock, 1) != 0 || getsockname(lsock, (struct sockaddr *)&addr, &alen) != 0) {
+    struct sockaddr_in addr;
+    int lsock = bench_listen_loopback(&addr);
+    if (lsock < 0) {
         perror("loopback_recv: listen");
         return 1;
     }

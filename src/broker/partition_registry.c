@@ -30,8 +30,8 @@
 #include "storage/cleaner.h"
 #include "storage/compactor.h"
 #include "storage/flusher.h"
-#include "storage/page_cache_budget.h"
 #include "storage/log_manager.h"
+#include "storage/page_cache_budget.h"
 #include "storage/partition_metadata.h"
 
 #define REGISTRY_BUCKETS 4096
