@@ -30,6 +30,9 @@ the machine is shared.
                              to a file with writeback ahead and a 1 GiB page-cache bound (what
                              a broker writing to disk cannot avoid); its CPU-s/GiB is the floor
                              Gregor's is set against)
+      [--floor-modes M,...] (loopback_recv modes for --floor; default discard,memcpy,file-crc;
+                             also file, splice and splice-crc: socket -> pipe -> file with
+                             splice(2), the CRC read back through a mapping)
       [--perf-record DIR]   (perf record -g of Gregor's runs of the first round into
                              DIR/perf-acks{1,all}.data; perf's own cost then inflates that
                              round's CPU figures, so use a separate run for them)
@@ -277,6 +280,8 @@ def main():
     ap.add_argument("--perf-record", metavar="DIR")
     ap.add_argument("--no-mock", action="store_true")
     ap.add_argument("--floor", action="store_true")
+    ap.add_argument("--floor-modes", default=",".join(FLOOR_MODES),
+                    help="loopback_recv modes --floor runs (also: file, splice, splice-crc)")
     ap.add_argument("--page-cache", choices=("cold", "warm", "grown"), default="cold")
     ap.add_argument("--gregor", action="append", metavar="NAME=PATH[@KEY=VALUE...]",
                     help="Gregor binaries to compare, each with optional broker properties "
@@ -322,7 +327,7 @@ def main():
                 finally:
                     stop(p)
                     shutil.rmtree(os.path.join(d, "data"), ignore_errors=True)
-            for mode in FLOOR_MODES if a.floor else ():
+            for mode in a.floor_modes.split(",") if a.floor else ():
                 grown = prepare_page_cache(d, a)
                 r, probe = produce_probed(d, grown, lambda: floor_run(d, mode, a))
                 res.setdefault(("floor:" + mode, "-"), []).append(r)

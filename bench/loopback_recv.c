@@ -1,6 +1,6 @@
 /*
  * loopback_recv: the floor under a broker's CPU per GiB ingested, with no Kafka in it
- * (bench/ingest_floor.sh, issue 18). A forked sender writes GIB GiB of random bytes over
+ * (bench/ingest_cpu.py --floor, issue 18). A forked sender writes GIB GiB of random bytes over
  * loopback TCP in 1 MiB writes; the receiver reads them in frames of 1 MiB less 1000 bytes (a
  * produce request of about librdkafka's batch size; not page-aligned, as a log's batches are
  * not, so the kernel gives the file the same small folios it gives a log) and, by MODE:
@@ -12,7 +12,13 @@
  *             written (sync_file_range) and drops from the page cache what lies more than
  *             BUDGET_MIB behind the end (Gregor's writeback ahead and log.page.cache.max.bytes,
  *             1 GiB by default): what any broker that writes to the page cache pays;
- *   file-crc  file, plus CRC-32C of every byte (Gregor's batch check) before the pwrite.
+ *   file-crc  file, plus CRC-32C of every byte (Gregor's batch check) before the pwrite;
+ *   splice    file, but each frame moves socket -> pipe -> file with splice(2): the socket's
+ *             pages are handed to the pipe, and the only copy is the pipe's into the page
+ *             cache (one copy instead of read's and pwrite's two);
+ *   splice-crc  splice, plus CRC-32C of every byte read back from the page cache through a
+ *             read-only mapping of the frame (a broker must check a batch before it is
+ *             visible, and with splice the bytes never pass through its own memory).
  *
  *   loopback_recv MODE DIR [GIB] [BUDGET_MIB]
  *
@@ -28,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -42,7 +49,7 @@
 #define WRITEBACK_BYTES (4 << 20)
 #define RING_BYTES (256 << 20)
 
-enum mode { MODE_DISCARD, MODE_MEMCPY, MODE_FILE, MODE_FILE_CRC };
+enum mode { MODE_DISCARD, MODE_MEMCPY, MODE_FILE, MODE_FILE_CRC, MODE_SPLICE, MODE_SPLICE_CRC };
 
 /* The sender: `total` bytes of one random 1 MiB buffer, written in full. */
 static int sender_run(const struct sockaddr_in *addr, int64_t total)
@@ -90,10 +97,52 @@ static void file_after_write(int file, int64_t from, int64_t end, int64_t budget
     posix_fadvise(file, old, WRITEBACK_BYTES, POSIX_FADV_DONTNEED);
 }
 
+/* Moves exactly len bytes from `from` (at *off when off is not NULL) to `to`: 0 or -1. */
+static int splice_full(int from, loff_t *from_off, int to, loff_t *to_off, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = splice(from, from_off, to, to_off, len, SPLICE_F_MOVE);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* A frame socket -> pipe -> file at `at`, in pipe-sized pieces. */
+static int splice_frame(int sock, const int pipefd[2], size_t pipe_bytes, int file, int64_t at,
+                        size_t len)
+{
+    loff_t off = at;
+    while (len > 0) {
+        size_t piece = len < pipe_bytes ? len : pipe_bytes;
+        if (splice_full(sock, NULL, pipefd[1], NULL, piece) != 0 ||
+            splice_full(pipefd[0], NULL, file, &off, piece) != 0)
+            return -1;
+        len -= piece;
+    }
+    return 0;
+}
+
+/* CRC-32C of the file's bytes [at, at + len), read through a mapping of them. */
+static int crc_mapped(int file, int64_t at, size_t len, uint32_t *crc)
+{
+    int64_t page = at & ~(int64_t)4095;
+    size_t span = len + (size_t)(at - page);
+    uint8_t *m = mmap(NULL, span, PROT_READ, MAP_SHARED | MAP_POPULATE, file, page);
+    if (m == MAP_FAILED)
+        return -1;
+    *crc = crc32c_update(*crc, m + (at - page), len);
+    munmap(m, span);
+    return 0;
+}
+
 static int parse_mode(const char *s, enum mode *out)
 {
-    static const char *names[] = {"discard", "memcpy", "file", "file-crc"};
-    for (int i = 0; i < 4; i++)
+    static const char *names[] = {"discard", "memcpy", "file", "file-crc", "splice", "splice-crc"};
+    for (int i = 0; i < 6; i++)
         if (strcmp(s, names[i]) == 0) {
             *out = (enum mode)i;
             return 0;
@@ -105,8 +154,9 @@ int main(int argc, char **argv)
 {
     enum mode mode;
     if (argc < 3 || parse_mode(argv[1], &mode) != 0) {
-        fprintf(stderr, "usage: loopback_recv discard|memcpy|file|file-crc DIR [GIB] "
-                        "[BUDGET_MIB]\n");
+        fprintf(stderr,
+                "usage: loopback_recv discard|memcpy|file|file-crc|splice|splice-crc DIR [GIB] "
+                "[BUDGET_MIB]\n");
         return 2;
     }
     int64_t total = (int64_t)((argc > 3 ? atof(argv[3]) : 1.0) * (1 << 30)) / FRAME_LEN * FRAME_LEN;
@@ -114,7 +164,7 @@ int main(int argc, char **argv)
     char path[4096];
     snprintf(path, sizeof(path), "%s/loopback_recv.%d.log", argv[2], (int)getpid());
     int file = -1;
-    if (mode >= MODE_FILE && (file = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0) {
+    if (mode >= MODE_FILE && (file = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644)) < 0) {
         perror("loopback_recv: open");
         return 1;
     }
@@ -138,10 +188,27 @@ int main(int argc, char **argv)
     int sock = accept(lsock, NULL, NULL);
     if (sock < 0)
         return 1;
+    int pipefd[2] = {-1, -1};
+    size_t pipe_bytes = 0;
+    if (mode >= MODE_SPLICE) {
+        int got;
+        if (pipe(pipefd) != 0 || (got = fcntl(pipefd[1], F_SETPIPE_SZ, FRAME)) <= 0) {
+            perror("loopback_recv: pipe");
+            return 1;
+        }
+        pipe_bytes = (size_t)got;
+    }
     double t0 = bench_now_seconds(), cpu0 = bench_cpu_seconds(RUSAGE_SELF);
     uint32_t crc = 0;
     int rc = 0;
     for (int64_t at = 0; at < total && rc == 0; at += FRAME_LEN) {
+        if (mode >= MODE_SPLICE) {
+            rc = splice_frame(sock, pipefd, pipe_bytes, file, at, FRAME_LEN);
+            if (rc == 0 && mode == MODE_SPLICE_CRC)
+                rc = crc_mapped(file, at, FRAME_LEN, &crc);
+            file_after_write(file, at, at + FRAME_LEN, budget);
+            continue;
+        }
         if ((rc = bench_read_full(sock, frame, FRAME_LEN)) != 0)
             break;
         if (mode == MODE_MEMCPY)
