@@ -97,7 +97,8 @@ static void file_after_write(int file, int64_t from, int64_t end, int64_t budget
     posix_fadvise(file, old, WRITEBACK_BYTES, POSIX_FADV_DONTNEED);
 }
 
-/* Moves exactly len bytes from `from` (at *off when off is not NULL) to `to`: 0 or -1. */
+/* Moves exactly len bytes from `from` to `to` (each at *from_off / *to_off when that is not
+ * NULL, which splice advances): 0, or -1 on an error or the peer's close. */
 static int splice_full(int from, loff_t *from_off, int to, loff_t *to_off, size_t len)
 {
     while (len > 0) {
@@ -129,7 +130,7 @@ static int splice_frame(int sock, const int pipefd[2], size_t pipe_bytes, int fi
 /* CRC-32C of the file's bytes [at, at + len), read through a mapping of them. */
 static int crc_mapped(int file, int64_t at, size_t len, uint32_t *crc)
 {
-    int64_t page = at & ~(int64_t)4095;
+    int64_t page = at - at % sysconf(_SC_PAGESIZE);
     size_t span = len + (size_t)(at - page);
     uint8_t *m = mmap(NULL, span, PROT_READ, MAP_SHARED | MAP_POPULATE, file, page);
     if (m == MAP_FAILED)
@@ -142,7 +143,7 @@ static int crc_mapped(int file, int64_t at, size_t len, uint32_t *crc)
 static int parse_mode(const char *s, enum mode *out)
 {
     static const char *names[] = {"discard", "memcpy", "file", "file-crc", "splice", "splice-crc"};
-    for (int i = 0; i < 6; i++)
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(s, names[i]) == 0) {
             *out = (enum mode)i;
             return 0;
@@ -225,6 +226,10 @@ int main(int argc, char **argv)
     close(sock);
     int status = 1;
     waitpid(sender, &status, 0);
+    if (pipefd[0] >= 0) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+    }
     if (file >= 0) {
         close(file);
         unlink(path);
