@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -337,6 +338,17 @@ int log_flusher_limit_page_cache(struct log_flusher *f, int64_t max_bytes)
 struct page_cache_budget *log_flusher_page_cache_budget(struct log_flusher *f)
 {
     return f->budget;
+}
+
+void log_forget_cached_segment(struct log *log, const struct segment *seg)
+{
+    struct log_flusher *f = atomic_load(&log->flusher);
+    if (f == NULL || f->budget == NULL)
+        return;
+    char path[PATH_MAX];
+    /* The name log_take_written records (add_written in log.c). */
+    snprintf(path, sizeof(path), "%s.log", seg->path);
+    page_cache_budget_forget_file(f->budget, path);
 }
 
 int log_flusher_add(struct log_flusher *f, struct log *log)

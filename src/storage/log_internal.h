@@ -133,8 +133,21 @@ int log_epoch_load(struct log *log);
 int log_epoch_truncate_from_locked(struct log *log, int64_t offset);
 int log_epoch_clear_locked(struct log *log);
 
-/* Moves the start offset forward (never back) and calls the hook. */
+/* Moves the start offset forward (never back); whether it moved. Calls no hook: the caller
+ * runs log_run_start_hook once it holds none of the log's locks. */
+bool log_move_start_offset(struct log *log, int64_t offset);
+/* Calls the start-offset hook (the log manager's checkpoint write: files, fsync, the manager's
+ * locks). Never under append_lock: a log being opened under the manager's lock takes its
+ * append_lock, so the opposite order could deadlock, and a checkpoint's fsyncs would stall
+ * the partition's appends. */
+void log_run_start_hook(struct log *log);
+/* Both: moves the start offset forward and, if it moved, calls the hook. No log lock held. */
 void log_advance_start_offset(struct log *log, int64_t offset);
+
+/* The segment's .log leaves the log (renamed .deleted, or replaced by its compacted copy): its
+ * ranges leave the page-cache budget of the log's flusher, if it has one (flusher.c). Any
+ * thread that holds the log. */
+void log_forget_cached_segment(struct log *log, const struct segment *seg);
 
 /* Frees the log's memory and descriptors (log.c); with purge, first unlinks the segments
  * awaiting deletion (by path: never for a retired directory). Writes nothing else. */

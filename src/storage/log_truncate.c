@@ -59,11 +59,13 @@ static int fail_offline(struct log *log, const char *what, int rc)
     return LOG_ERR_OFFLINE;
 }
 
-/* Renames the files of v[0..n) to *.deleted, the last segment first. */
-static int rename_dropped(struct segment **v, size_t n)
+/* Renames the files of v[0..n) to *.deleted, the last segment first; they leave the
+ * page-cache budget. */
+static int rename_dropped(struct log *log, struct segment **v, size_t n)
 {
     for (size_t i = n; i-- > 0;) {
         int rc = segment_rename_deleted(v[i]);
+        log_forget_cached_segment(log, v[i]);
         if (rc < 0)
             return rc;
     }
@@ -125,7 +127,7 @@ static int truncate_fully_locked(struct log *log, int64_t offset, bool keep_epoc
 
     /* The old files go first: one of them may carry the new segment's name. */
     struct segment *seg = NULL;
-    rc = rename_dropped(old, n);
+    rc = rename_dropped(log, old, n);
     if (rc == 0)
         rc = segment_create(log->dir, offset, (size_t)log->config.segment_index_bytes,
                             log->config.index_interval_bytes, log->config.segment_bytes,
@@ -250,7 +252,7 @@ static int truncate_at_locked(struct log *log, size_t i, struct segment *old, in
     /* Nothing reads past the cut any more. */
     rc = open_cut_segment(log, old, ns, cut_pos, new_end);
     if (rc == 0)
-        rc = rename_dropped(gone + 1, n - 1);
+        rc = rename_dropped(log, gone + 1, n - 1);
     if (rc < 0) {
         segment_unref(ns);
         free(gone);
@@ -387,8 +389,8 @@ int log_truncate_to(struct log *log, int64_t offset)
 out:
     pthread_mutex_unlock(&log->flush_lock);
     pthread_mutex_unlock(&log->append_lock);
-    if (rc == 0 && start_moved && log->start_hook)
-        log->start_hook(log, log->start_hook_arg);
+    if (rc == 0 && start_moved)
+        log_run_start_hook(log);
     return rc;
 }
 
@@ -404,7 +406,7 @@ int log_truncate_fully_and_start_at(struct log *log, int64_t offset)
                                     : truncate_fully_locked(log, offset, false, &start_moved);
     pthread_mutex_unlock(&log->flush_lock);
     pthread_mutex_unlock(&log->append_lock);
-    if (rc == 0 && start_moved && log->start_hook)
-        log->start_hook(log, log->start_hook_arg);
+    if (rc == 0 && start_moved)
+        log_run_start_hook(log);
     return rc;
 }

@@ -149,10 +149,31 @@ void page_cache_budget_trim(struct page_cache_budget *b)
     }
 }
 
-/* Whether `path` names a file under the directory `dir`. */
+/* Whether `path` names a file under the directory `dir` (dir_len bytes, no trailing '/'). */
 static bool path_under(const char *path, const char *dir, size_t dir_len)
 {
     return strncmp(path, dir, dir_len) == 0 && path[dir_len] == '/';
+}
+
+/* Empties the records whose path `match` accepts: they stop counting toward the total, and a
+ * trim past them drops nothing (drop_range). The header's invariant is asserted after. */
+static void forget_matching(struct page_cache_budget *b,
+                            bool (*match)(const char *path, const char *key, size_t key_len),
+                            const char *key, size_t key_len)
+{
+    int64_t left = 0; /* what the records still add up to: the header's invariant */
+    pthread_mutex_lock(&b->lock);
+    for (size_t i = 0; i < b->count; i++) {
+        struct cached_range *r = &b->ring[(b->head + i) % b->cap];
+        if (r->to > r->from && match(r->path, key, key_len)) {
+            b->total -= r->to - r->from;
+            r->to = r->from;
+        }
+        left += r->to - r->from;
+    }
+    assert(b->total == left);
+    (void)left;
+    pthread_mutex_unlock(&b->lock);
 }
 
 void page_cache_budget_forget_dir(struct page_cache_budget *b, const char *dir)
@@ -160,19 +181,18 @@ void page_cache_budget_forget_dir(struct page_cache_budget *b, const char *dir)
     size_t dir_len = strlen(dir);
     while (dir_len > 1 && dir[dir_len - 1] == '/')
         dir_len--;
-    int64_t left = 0; /* what the records still add up to: the header's invariant */
-    pthread_mutex_lock(&b->lock);
-    for (size_t i = 0; i < b->count; i++) {
-        struct cached_range *r = &b->ring[(b->head + i) % b->cap];
-        if (r->to > r->from && path_under(r->path, dir, dir_len)) {
-            b->total -= r->to - r->from;
-            r->to = r->from; /* an empty record: the next trim past it drops nothing */
-        }
-        left += r->to - r->from;
-    }
-    assert(b->total == left);
-    (void)left;
-    pthread_mutex_unlock(&b->lock);
+    forget_matching(b, path_under, dir, dir_len);
+}
+
+/* Whether `path` is the file `file` (file_len bytes). */
+static bool path_is(const char *path, const char *file, size_t file_len)
+{
+    return strncmp(path, file, file_len) == 0 && path[file_len] == '\0';
+}
+
+void page_cache_budget_forget_file(struct page_cache_budget *b, const char *path)
+{
+    forget_matching(b, path_is, path, strlen(path));
 }
 
 bool page_cache_budget_over(struct page_cache_budget *b)

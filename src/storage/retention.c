@@ -83,9 +83,11 @@ static int queue_pending(struct log *log, struct segment *seg, int64_t due)
     return 0;
 }
 
-/* Removes segs[0..n) from the log, renames their files, queues the unlink. */
-static int delete_prefix(struct log *log, size_t n, int64_t now_ms, int64_t delay_ms)
+/* Removes segs[0..n) from the log, renames their files, queues the unlink (append_lock held).
+ * Sets *moved when the log start moved: the caller runs the start hook after unlocking. */
+static int delete_prefix(struct log *log, size_t n, int64_t now_ms, int64_t delay_ms, bool *moved)
 {
+    assert(lock_mutex_held(&log->append_lock));
     struct segment **victims = malloc(n * sizeof(*victims));
     if (!victims)
         return -ENOMEM;
@@ -96,10 +98,12 @@ static int delete_prefix(struct log *log, size_t n, int64_t now_ms, int64_t dela
     log_segments_assert_sorted_locked(log);
     int64_t new_first = log->segs[0]->base_offset;
     pthread_rwlock_unlock(&log->segments_lock);
-    log_advance_start_offset(log, new_first);
+    if (log_move_start_offset(log, new_first))
+        *moved = true;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         int r = segment_rename_deleted(victims[i]);
+        log_forget_cached_segment(log, victims[i]);
         if (r < 0) {
             log_mark_offline(log, "rename to .deleted", r);
             rc = r;
@@ -139,6 +143,7 @@ static size_t deletable_prefix(struct log *log, const struct log_config *cfg,
 int log_apply_retention(struct log *log, int64_t now_ms)
 {
     int total = 0;
+    bool moved = false;
     pthread_mutex_lock(&log->append_lock);
     struct log_config cfg = log->config;
     enum retention_reason reasons[3] = {BY_TIME, BY_SIZE, BY_START_OFFSET};
@@ -148,7 +153,7 @@ int log_apply_retention(struct log *log, int64_t now_ms)
         size_t n = deletable_prefix(log, &cfg, reasons[r], now_ms);
         if (n == 0)
             continue;
-        int rc = delete_prefix(log, n, now_ms, cfg.file_delete_delay_ms);
+        int rc = delete_prefix(log, n, now_ms, cfg.file_delete_delay_ms, &moved);
         if (rc < 0) {
             total = rc;
             break;
@@ -156,6 +161,8 @@ int log_apply_retention(struct log *log, int64_t now_ms)
         total += rc;
     }
     pthread_mutex_unlock(&log->append_lock);
+    if (moved)
+        log_run_start_hook(log);
     return total;
 }
 
@@ -169,8 +176,11 @@ int log_delete_records(struct log *log, int64_t offset, int64_t now_ms)
     pthread_mutex_lock(&log->append_lock);
     struct log_config cfg = log->config;
     size_t n = deletable_prefix(log, &cfg, BY_START_OFFSET, now_ms);
-    int rc = n ? delete_prefix(log, n, now_ms, cfg.file_delete_delay_ms) : 0;
+    bool moved = false;
+    int rc = n ? delete_prefix(log, n, now_ms, cfg.file_delete_delay_ms, &moved) : 0;
     pthread_mutex_unlock(&log->append_lock);
+    if (moved)
+        log_run_start_hook(log);
     return rc < 0 ? rc : 0;
 }
 

@@ -8,8 +8,9 @@ within the budget plus what is not yet in a round (under 4 MiB per partition, pl
 being dropped), the broker's metrics must count the dropped bytes, and kafka-python must then
 read all 48,000 records back in order with their values (from the disk). With -1 (no bound,
 Kafka's behaviour) nothing is dropped: the same load stays resident. A deleted topic's data
-leaves the budget's count at once. What is tried: a bound far below the data written; no bound;
-a topic deleted while its data is counted.
+leaves the budget's count at once, and so do segments deleted by retention or replaced by
+compaction. What is tried: a bound far below the data written; no bound; a topic deleted while
+its data is counted; retention and compaction removing counted segments.
 asan-smoke tsan-smoke
 """
 import os
@@ -48,6 +49,21 @@ def produce(bootstrap, topic, n):
         p.poll(0)
     check(p.flush(60 * SLOW) == 0, "undelivered records")
     check(not failed, "delivery errors: %s" % failed[:3])
+
+
+def produce_keyed(bootstrap, topic, n, keys):
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                  "batch.size": 1000000})
+    for i in range(n):
+        while True:
+            try:
+                p.produce(topic, value_of(i), key=b"k%d" % (i % keys), partition=i % 2)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    check(p.flush(60 * SLOW) == 0, "undelivered records")
 
 
 def log_files(b, topic):
@@ -170,6 +186,61 @@ def test_a_deleted_topics_data_stops_counting_toward_the_budget():
         wait_until(lambda: metric(mport, "gregor_log_page_cache_bytes") == 0, 10 * SLOW,
                    what="the deleted topic's bytes out of the budget")
         comment("recorded %d bytes before the deletion, 0 after" % before)
+        check(metric(mport, "gregor_log_page_cache_dropped_bytes_total") == 0,
+              "nothing dropped: the budget was never exceeded")
+
+
+def live_log_bytes(b, topic):
+    return sum(os.path.getsize(f) for f in log_files(b, topic))
+
+
+def create_with(bootstrap, topic, config):
+    from confluent_kafka.admin import AdminClient, NewTopic
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    for f in a.create_topics([NewTopic(topic, 2, 1, config=config)]).values():
+        f.result(timeout=15 * SLOW)
+
+
+@test
+def test_segments_deleted_by_retention_or_replaced_by_compaction_stop_counting():
+    """What is tried: a topic of 4 MiB segments (one writeback round each) written far past its
+    retention.bytes, and a compacted topic of 4 MiB segments whose 24 MB hold 100 distinct keys,
+    under a budget larger than both. Once retention has deleted the old segments and the
+    cleaner has replaced the others with their small compacted copies, the budget's gauge must
+    be at most what the topics' live .log files hold: the ranges recorded for the files that
+    left stop counting (they would otherwise count until they became the oldest, and the
+    budget would then drop newer data in their place), and nothing is dropped."""
+    seg = 4 * MIB
+    with Broker({"log.page.cache.max.bytes": 256 * MIB, "log.retention.check.interval.ms": 300,
+                 "metrics.listener": "http://%s:0" % HOST}) as b:
+        mport = metrics_port(b)
+        create_with(b.bootstrap, "retained", {"segment.bytes": str(seg),
+                                              "retention.bytes": str(seg),
+                                              "file.delete.delay.ms": "0"})
+        create_with(b.bootstrap, "compacted", {"segment.bytes": str(seg),
+                                               "cleanup.policy": "compact",
+                                               "min.cleanable.dirty.ratio": "0.01",
+                                               "file.delete.delay.ms": "0"})
+        produce(b.bootstrap, "retained", RECORDS // 2)
+        produce_keyed(b.bootstrap, "compacted", RECORDS // 2, keys=100)
+        written = RECORDS * VALUE
+
+        def settled():
+            live = live_log_bytes(b, "retained") + live_log_bytes(b, "compacted")
+            cached = metric(mport, "gregor_log_page_cache_bytes")
+            settled.last = (live, cached)
+            text = b.log_text()
+            compacted = all("compacted-%d: compacted" % i in text for i in (0, 1))
+            # 12 MB per partition in 4 MiB segments: retention leaves at most two.
+            retained = len(log_files(b, "retained")) <= 4
+            return compacted and retained and cached is not None and cached <= live
+        settled.last = None
+        try:
+            wait_until(settled, 30 * SLOW, what="budget gauge <= live log bytes")
+        finally:
+            comment("last (live .log bytes, gauge): %r" % (settled.last,))
+        live, cached = settled.last
+        comment("written %d bytes, live .log bytes %d, gauge %d" % (written, live, cached))
         check(metric(mport, "gregor_log_page_cache_dropped_bytes_total") == 0,
               "nothing dropped: the budget was never exceeded")
 

@@ -1,6 +1,7 @@
 /* Page-cache budget: the oldest written ranges over the bound leave the page cache, newer ones
  * stay; deleted files are skipped; through the flusher, a log's old data is dropped as new
  * data is written and still reads back whole. Residency is read with mincore(2). */
+#include <dirent.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -173,6 +174,86 @@ TEST(test_a_deleted_partitions_ranges_stop_counting_at_once)
     CHECK_EQ_INT(resident_pages(p10, 4 * MIB, 6 * MIB), 2 * per_mib);
     CHECK_EQ_INT(resident_pages(p1, 0, 2 * MIB), 2 * per_mib);
     page_cache_budget_destroy(b);
+}
+
+/* Bad cases tried: forgetting one file must not forget a file whose name only starts the same
+ * ("...0.log" against "...0.log.deleted") nor another file of the directory. */
+TEST(test_forgetting_a_file_takes_only_its_own_ranges)
+{
+    struct page_cache_budget *b;
+    CHECK(page_cache_budget_create(64 * MIB, &b) == 0);
+    page_cache_budget_note(b, "/d/t-0/00000000000000000000.log", 0, MIB);
+    page_cache_budget_note(b, "/d/t-0/00000000000000000000.log.deleted", 0, 2 * MIB);
+    page_cache_budget_note(b, "/d/t-0/00000000000000000100.log", 0, 4 * MIB);
+    page_cache_budget_note(b, "/d/t-0/00000000000000000000.log", MIB, 3 * MIB);
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 9 * MIB);
+    page_cache_budget_forget_file(b, "/d/t-0/00000000000000000000.log");
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 6 * MIB);
+    page_cache_budget_forget_file(b, "/d/t-0/00000000000000000000.log"); /* again: nothing */
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 6 * MIB);
+    page_cache_budget_forget_file(b, "/d/t-0/00000000000000000100.log");
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 2 * MIB);
+    page_cache_budget_destroy(b);
+}
+
+/* Records every .log of the directory as written [0, size), in name (offset) order, as the
+ * flusher would after its rounds. Returns how many; their sizes in size[]. */
+static int note_all_segments(struct page_cache_budget *b, const char *pdir, int64_t size[8])
+{
+    struct dirent **names;
+    int n = scandir(pdir, &names, NULL, alphasort), k = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(names[i]->d_name);
+        if (len > 4 && strcmp(names[i]->d_name + len - 4, ".log") == 0 && k < 8) {
+            char path[PATH_MAX + sizeof(names[i]->d_name) + 1];
+            snprintf(path, sizeof(path), "%s/%s", pdir, names[i]->d_name);
+            size[k] = (int64_t)file_size(path);
+            page_cache_budget_note(b, path, 0, size[k++]);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return k;
+}
+
+/* The log's own deletions reach the budget of its flusher: segments removed by retention and
+ * by a truncation stop counting at once (they would otherwise count until they became the
+ * oldest and push newer data of other logs out of memory in their place). What is tried:
+ * retention.bytes deleting the two oldest of four segments, then a truncation into the third,
+ * which drops the fourth. Under 4 MiB is appended, so the flusher records nothing by itself:
+ * the test records each segment's bytes as the flusher would. */
+TEST(test_segments_deleted_by_retention_or_truncation_leave_the_budget)
+{
+    char *dir = tmpdir_make();
+    char pdir[PATH_MAX];
+    snprintf(pdir, sizeof(pdir), "%s/t-0", dir);
+    struct log_config cfg = log_config_defaults();
+    cfg.segment_bytes = MIB;
+    struct log *log;
+    struct log_flusher *f;
+    CHECK(log_open(dir, "t", 0, &cfg, NULL, &log) == 0);
+    CHECK(log_flusher_create(&f) == 0);
+    CHECK(log_flusher_limit_page_cache(f, 64 * MIB) == 0);
+    struct page_cache_budget *b = log_flusher_page_cache_budget(f);
+    CHECK(log_flusher_add(f, log) == 0);
+    while (log_segment_count(log) < 4)
+        test_append(log, 50, 1000, 1000);
+    int64_t size[8];
+    CHECK_EQ_INT(note_all_segments(b, pdir, size), 4);
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), size[0] + size[1] + size[2] + size[3]);
+    log_set_high_watermark(log, log_end_offset(log));
+    cfg.retention_bytes = size[2] + size[3];
+    log_set_config(log, &cfg);
+    CHECK_EQ_INT(log_apply_retention(log, 0), 2);
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), size[2] + size[3]);
+    /* Into the third segment (the first left): the fourth goes whole. */
+    CHECK(log_truncate_to(log, log_start_offset(log) + 50) == 0);
+    CHECK_EQ_INT(log_segment_count(log), 1);
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), size[2]);
+    log_flusher_remove(f, log);
+    log_flusher_destroy(f);
+    log_close(log);
+    tmpdir_remove(dir);
 }
 
 TEST(test_flusher_drops_a_logs_old_data_as_new_data_is_written)
