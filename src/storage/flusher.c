@@ -128,13 +128,16 @@ static bool only_writebacks(const struct flush_req *list, const struct log *log)
     return true;
 }
 
-/* After a writeback (or a flush) of `log`: what it wrote goes on the page-cache budget. */
+static void note_range(void *budget, const char *path, int64_t from, int64_t to)
+{
+    page_cache_budget_note(budget, path, from, to);
+}
+
+/* After a writeback (or a flush) of `log`: what it wrote goes on the page-cache budget (whose
+ * lock is a leaf: taking it under the log's segments lock is safe). */
 static void note_written(struct page_cache_budget *budget, struct log *log)
 {
-    struct log_written_range w[2];
-    int n = log_take_written(log, w);
-    for (int i = 0; i < n; i++)
-        page_cache_budget_note(budget, w[i].path, w[i].from, w[i].to);
+    log_take_written(log, note_range, budget);
 }
 
 static void complete_requests(struct flush_req *list, const struct log_flush_observer *obs,
@@ -346,7 +349,7 @@ void log_forget_cached_segment(struct log *log, const struct segment *seg)
     if (f == NULL || f->budget == NULL)
         return;
     char path[PATH_MAX];
-    /* The name log_take_written records (add_written in log.c). */
+    /* The name log_take_written hands out (hand_out_written in log.c). */
     snprintf(path, sizeof(path), "%s.log", seg->path);
     page_cache_budget_forget_file(f->budget, path);
 }

@@ -403,19 +403,19 @@ int log_start_writeback(struct log *log)
     return rc < 0 ? rc : 0;
 }
 
-/* Appends seg's bytes [from, to) to out[*n] when there are any. */
-static void add_written(const struct segment *seg, int64_t from, int64_t to,
-                        struct log_written_range *out, int *n)
+/* Hands seg's bytes [from, to) to fn when there are any; whether it did. */
+static bool hand_out_written(const struct segment *seg, int64_t from, int64_t to, log_written_fn fn,
+                             void *arg)
 {
-    if (to <= from)
-        return;
-    snprintf(out[*n].path, sizeof(out[*n].path), "%s.log", seg->path);
-    out[*n].from = from;
-    out[*n].to = to;
-    (*n)++;
+    if (to <= from) /* nothing new, or truncated below what was taken: starts over */
+        return false;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s.log", seg->path);
+    fn(arg, path, from, to);
+    return true;
 }
 
-int log_take_written(struct log *log, struct log_written_range out[2])
+int log_take_written(struct log *log, log_written_fn fn, void *arg)
 {
     int n = 0;
     pthread_rwlock_rdlock(&log->segments_lock);
@@ -428,17 +428,20 @@ int log_take_written(struct log *log, struct log_written_range out[2])
         pthread_rwlock_unlock(&log->segments_lock);
         return 0;
     }
-    if (active->base_offset != log->written_base && log->nsegs >= 2) {
-        struct segment *rolled = log->segs[log->nsegs - 2];
-        if (rolled->base_offset == log->written_base)
-            add_written(rolled, log->written_pos, segment_size(rolled), out, &n);
+    /* From the segment the last call stopped in; if retention removed it, the first one after
+     * it; if a truncation did, the active segment (an earlier one) from its start. */
+    size_t i = log_segment_index_locked(log, log->written_base);
+    if (log->segs[i]->base_offset < log->written_base && i + 1 < log->nsegs)
+        i++;
+    for (; i < log->nsegs; i++) {
+        struct segment *seg = log->segs[i];
+        int64_t from = seg->base_offset == log->written_base ? log->written_pos : 0;
+        int64_t to = seg == active ? size : segment_size(seg);
+        n += hand_out_written(seg, from, to, fn, arg);
     }
-    int64_t from = active->base_offset == log->written_base ? log->written_pos : 0;
-    add_written(active, from, size, out, &n); /* size < from after a truncation: starts over */
     log->written_base = active->base_offset;
     log->written_pos = size;
     pthread_rwlock_unlock(&log->segments_lock);
-    assert(n <= 2);
     return n;
 }
 

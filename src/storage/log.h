@@ -276,18 +276,17 @@ int log_flush(struct log *log, int64_t *flushed);
 int log_start_writeback(struct log *log);
 
 /*
- * The .log byte ranges appended since the last call that took any (at most two: the end of a
- * segment rolled since then, and the active segment), as file paths and [from, to) positions,
- * for the page-cache budget; nothing until LOG_WRITEBACK_BYTES / 2 were appended or the
- * segment rolled, so each range is about a writeback round. Returns how many were written to out.
- * Called by the flusher thread that holds the log (never two threads for one log at once),
- * after a writeback or a flush.
+ * The .log byte ranges appended since the last call that took any, one per segment: the end
+ * of the segment the last call stopped in, every segment rolled since then whole, and the
+ * active segment; fn(arg, path, from, to) for each, in offset order, for the page-cache budget.
+ * Nothing until LOG_WRITEBACK_BYTES / 2 were appended or the segment rolled, so each call is
+ * about a writeback round. Segments deleted meanwhile are skipped. Returns how many ranges.
+ * fn runs under the log's segments lock: it must take none of the log's locks. Called by the
+ * flusher thread that holds the log (never two threads for one log at once), after a writeback
+ * or a flush.
  */
-struct log_written_range {
-    char path[PATH_MAX];
-    int64_t from, to;
-};
-int log_take_written(struct log *log, struct log_written_range out[2]);
+typedef void (*log_written_fn)(void *arg, const char *path, int64_t from, int64_t to);
+int log_take_written(struct log *log, log_written_fn fn, void *arg);
 
 /* Accessors. */
 const char *log_topic(const struct log *log);

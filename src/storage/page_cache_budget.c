@@ -1,7 +1,8 @@
 /*
  * Page-cache budget (see page_cache_budget.h): a FIFO ring of written ranges under one mutex.
- * A record is one writeback round of one log (about LOG_WRITEBACK_BYTES), so the ring holds
- * about max_bytes / 4 MiB records, and whole records are dropped.
+ * A record is one writeback round of one segment (about LOG_WRITEBACK_BYTES, less for segments
+ * smaller than that, one record each), so the ring holds about max_bytes / 4 MiB records, and
+ * whole records are dropped.
  */
 #include "storage/page_cache_budget.h"
 

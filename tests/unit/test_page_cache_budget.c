@@ -304,6 +304,34 @@ TEST(test_flusher_drops_a_logs_old_data_as_new_data_is_written)
     log_close(log);
 }
 
+/* What log_take_written handed out. */
+struct taken {
+    int n;
+    struct {
+        char path[PATH_MAX];
+        int64_t from, to;
+    } r[8];
+};
+
+static void collect(void *arg, const char *path, int64_t from, int64_t to)
+{
+    struct taken *t = arg;
+    if (t->n < 8) {
+        snprintf(t->r[t->n].path, sizeof(t->r[t->n].path), "%s", path);
+        t->r[t->n].from = from;
+        t->r[t->n].to = to;
+    }
+    t->n++;
+}
+
+/* log_take_written into *t (emptied first); how many ranges. */
+static int take(struct log *log, struct taken *t)
+{
+    t->n = 0;
+    int n = log_take_written(log, collect, t);
+    return n == t->n ? n : -1;
+}
+
 /* Appends batches of 50 x 1000 B until the log's active segment holds at least `bytes`. */
 static void append_until(struct log *log, int64_t bytes, const char *path)
 {
@@ -317,22 +345,22 @@ TEST(test_log_hands_out_written_ranges_per_round_and_not_what_was_there_at_open)
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/t-0/00000000000000000000.log", dir);
     struct log *log;
-    struct log_written_range w[2];
+    struct taken w;
     CHECK(log_open(dir, "t", 0, NULL, NULL, &log) == 0);
     append_until(log, LOG_WRITEBACK_BYTES / 4, path);
-    CHECK_EQ_INT(log_take_written(log, w), 0); /* less than half a round */
+    CHECK_EQ_INT(take(log, &w), 0); /* less than half a round */
     append_until(log, LOG_WRITEBACK_BYTES / 2, path);
     int64_t size = (int64_t)file_size(path);
-    CHECK_EQ_INT(log_take_written(log, w), 1);
-    CHECK(strcmp(w[0].path, path) == 0 && w[0].from == 0 && w[0].to == size);
+    CHECK_EQ_INT(take(log, &w), 1);
+    CHECK(strcmp(w.r[0].path, path) == 0 && w.r[0].from == 0 && w.r[0].to == size);
     log_close(log);
     /* Reopened: the bytes already there are not handed out as written. */
     CHECK(log_open(dir, "t", 0, NULL, NULL, &log) == 0);
     test_append(log, 50, 1000, 1000);
-    CHECK_EQ_INT(log_take_written(log, w), 0);
+    CHECK_EQ_INT(take(log, &w), 0);
     append_until(log, size + LOG_WRITEBACK_BYTES / 2, path);
-    CHECK_EQ_INT(log_take_written(log, w), 1);
-    CHECK(w[0].from == size && w[0].to == (int64_t)file_size(path));
+    CHECK_EQ_INT(take(log, &w), 1);
+    CHECK(w.r[0].from == size && w.r[0].to == (int64_t)file_size(path));
     log_close(log);
 }
 
@@ -344,29 +372,76 @@ TEST(test_log_hands_out_a_rolled_segments_end_and_starts_over_after_a_truncation
     struct log_config cfg = log_config_defaults();
     cfg.segment_bytes = 3 * MIB;
     struct log *log;
-    struct log_written_range w[2];
+    struct taken w;
     CHECK(log_open(dir, "t", 0, &cfg, NULL, &log) == 0);
     append_until(log, MIB, first);
-    CHECK_EQ_INT(log_take_written(log, w), 0);
+    CHECK_EQ_INT(take(log, &w), 0);
     /* Rolled: the first segment's bytes (all of them: never taken) and the new one's. */
     while (log_segment_count(log) < 2)
         test_append(log, 50, 1000, 1000);
     int64_t end = log_end_offset(log);
     snprintf(second, sizeof(second), "%s/t-0/%020lld.log", dir, (long long)(end - 50));
-    CHECK_EQ_INT(log_take_written(log, w), 2);
-    CHECK(strcmp(w[0].path, first) == 0 && w[0].from == 0 && w[0].to == (int64_t)file_size(first));
-    CHECK(strcmp(w[1].path, second) == 0 && w[1].from == 0 &&
-          w[1].to == (int64_t)file_size(second));
+    CHECK_EQ_INT(take(log, &w), 2);
+    CHECK(strcmp(w.r[0].path, first) == 0 && w.r[0].from == 0 &&
+          w.r[0].to == (int64_t)file_size(first));
+    CHECK(strcmp(w.r[1].path, second) == 0 && w.r[1].from == 0 &&
+          w.r[1].to == (int64_t)file_size(second));
     /* Truncated below what was taken: the next range starts at the new end, nothing twice. */
     append_until(log, MIB, second);
-    CHECK_EQ_INT(log_take_written(log, w), 0);
+    CHECK_EQ_INT(take(log, &w), 0);
     CHECK(log_truncate_to(log, end) == 0);
     int64_t cut = (int64_t)file_size(second);
     CHECK(cut < MIB);
     append_until(log, cut + LOG_WRITEBACK_BYTES / 2, second);
-    CHECK_EQ_INT(log_take_written(log, w), 1);
-    CHECK(w[0].from == cut && w[0].to == (int64_t)file_size(second));
+    CHECK_EQ_INT(take(log, &w), 1);
+    CHECK(w.r[0].from == cut && w.r[0].to == (int64_t)file_size(second));
     log_close(log);
+}
+
+/* Bad case tried: segments smaller than a writeback round roll several times between two
+ * takes; each one's bytes must be handed out (the budget would otherwise not count them, and
+ * they would stay in memory outside its bound), and a segment that retention deleted before
+ * the take is skipped, not handed out. */
+TEST(test_log_hands_out_every_segment_rolled_between_two_takes)
+{
+    char *dir = tmpdir_make();
+    char pdir[PATH_MAX];
+    snprintf(pdir, sizeof(pdir), "%s/t-0", dir);
+    struct log_config cfg = log_config_defaults();
+    cfg.segment_bytes = MIB;
+    struct log *log;
+    struct taken w;
+    CHECK(log_open(dir, "t", 0, &cfg, NULL, &log) == 0);
+    while (log_segment_count(log) < 4)
+        test_append(log, 50, 1000, 1000);
+    CHECK_EQ_INT(take(log, &w), 4);
+    int64_t sum = 0;
+    for (int i = 0; i < 4; i++) {
+        CHECK(w.r[i].from == 0 && w.r[i].to == (int64_t)file_size(w.r[i].path));
+        CHECK(i == 0 || strcmp(w.r[i - 1].path, w.r[i].path) < 0);
+        sum += w.r[i].to;
+    }
+    CHECK_EQ_INT(sum, log_size_bytes(log));
+    /* Four more segments, then retention deletes all but the active one before the take: the
+     * segment the last take stopped in is gone, the active one is handed out whole. */
+    size_t before = log_segment_count(log);
+    while (log_segment_count(log) < before + 4)
+        test_append(log, 50, 1000, 1000);
+    log_set_high_watermark(log, log_end_offset(log));
+    cfg.retention_bytes = 1;
+    log_set_config(log, &cfg);
+    CHECK_EQ_INT(log_apply_retention(log, 0), (int64_t)before + 3);
+    size_t left = log_segment_count(log);
+    CHECK_EQ_INT(left, 1);
+    CHECK_EQ_INT(take(log, &w), (int64_t)left);
+    sum = 0;
+    for (int i = 0; i < w.n; i++) {
+        CHECK(w.r[i].from == 0);
+        sum += w.r[i].to;
+    }
+    CHECK_EQ_INT(sum, log_size_bytes(log));
+    log_close(log);
+    tmpdir_remove(dir);
 }
 
 TEST_MAIN
