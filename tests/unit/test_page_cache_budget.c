@@ -222,22 +222,32 @@ static int note_all_segments(struct page_cache_budget *b, const char *pdir, int6
  * retention.bytes deleting the two oldest of four segments, then a truncation into the third,
  * which drops the fourth. Under 4 MiB is appended, so the flusher records nothing by itself:
  * the test records each segment's bytes as the flusher would. */
+/* A log "t-0" under dir of 1 MiB segments (cfg), appended to until it has four; NULL on error. */
+static struct log *open_four_segments(const char *dir, struct log_config *cfg)
+{
+    *cfg = log_config_defaults();
+    cfg->segment_bytes = MIB;
+    struct log *log;
+    if (log_open(dir, "t", 0, cfg, NULL, &log) != 0)
+        return NULL;
+    while (log_segment_count(log) < 4)
+        test_append(log, 50, 1000, 1000);
+    return log;
+}
+
 TEST(test_segments_deleted_by_retention_or_truncation_leave_the_budget)
 {
     char *dir = tmpdir_make();
     char pdir[PATH_MAX];
     snprintf(pdir, sizeof(pdir), "%s/t-0", dir);
-    struct log_config cfg = log_config_defaults();
-    cfg.segment_bytes = MIB;
-    struct log *log;
+    struct log_config cfg;
+    struct log *log = open_four_segments(dir, &cfg);
+    CHECK(log != NULL);
     struct log_flusher *f;
-    CHECK(log_open(dir, "t", 0, &cfg, NULL, &log) == 0);
     CHECK(log_flusher_create(&f) == 0);
     CHECK(log_flusher_limit_page_cache(f, 64 * MIB) == 0);
     struct page_cache_budget *b = log_flusher_page_cache_budget(f);
     CHECK(log_flusher_add(f, log) == 0);
-    while (log_segment_count(log) < 4)
-        test_append(log, 50, 1000, 1000);
     int64_t size[8];
     CHECK_EQ_INT(note_all_segments(b, pdir, size), 4);
     CHECK_EQ_INT(page_cache_budget_cached_bytes(b), size[0] + size[1] + size[2] + size[3]);
@@ -405,15 +415,10 @@ TEST(test_log_hands_out_a_rolled_segments_end_and_starts_over_after_a_truncation
 TEST(test_log_hands_out_every_segment_rolled_between_two_takes)
 {
     char *dir = tmpdir_make();
-    char pdir[PATH_MAX];
-    snprintf(pdir, sizeof(pdir), "%s/t-0", dir);
-    struct log_config cfg = log_config_defaults();
-    cfg.segment_bytes = MIB;
-    struct log *log;
+    struct log_config cfg;
+    struct log *log = open_four_segments(dir, &cfg);
+    CHECK(log != NULL);
     struct taken w;
-    CHECK(log_open(dir, "t", 0, &cfg, NULL, &log) == 0);
-    while (log_segment_count(log) < 4)
-        test_append(log, 50, 1000, 1000);
     CHECK_EQ_INT(take(log, &w), 4);
     int64_t sum = 0;
     for (int i = 0; i < 4; i++) {
