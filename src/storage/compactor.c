@@ -509,7 +509,7 @@ static int compact_swap(struct log *log, struct segment *seg, const char *cleane
     log_segments_assert_sorted_locked(log);
     pthread_rwlock_unlock(&log->segments_lock);
     /* The recorded ranges were of the file the cleaned copy replaced. */
-    log_forget_cached_segment(log, seg);
+    log_forget_cached_segment(log, seg, 0);
     checkpoint_sync_dir(log->dir);
     segment_unref(seg); /* the array's reference; pinned readers keep the old file open */
     return 1;

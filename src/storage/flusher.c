@@ -343,15 +343,16 @@ struct page_cache_budget *log_flusher_page_cache_budget(struct log_flusher *f)
     return f->budget;
 }
 
-void log_forget_cached_segment(struct log *log, const struct segment *seg)
+void log_forget_cached_segment(struct log *log, const struct segment *seg, int64_t from)
 {
+    assert(from >= 0);
     struct log_flusher *f = atomic_load(&log->flusher);
     if (f == NULL || f->budget == NULL)
         return;
     char path[PATH_MAX];
     /* The name log_take_written hands out (hand_out_written in log.c). */
     snprintf(path, sizeof(path), "%s.log", seg->path);
-    page_cache_budget_forget_file(f->budget, path);
+    page_cache_budget_forget_file(f->budget, path, from);
 }
 
 int log_flusher_add(struct log_flusher *f, struct log *log)

@@ -144,10 +144,11 @@ void log_run_start_hook(struct log *log);
 /* Both: moves the start offset forward and, if it moved, calls the hook. No log lock held. */
 void log_advance_start_offset(struct log *log, int64_t offset);
 
-/* The segment's .log leaves the log (renamed .deleted, or replaced by its compacted copy): its
- * ranges leave the page-cache budget of the log's flusher, if it has one (flusher.c). Any
- * thread that holds the log. */
-void log_forget_cached_segment(struct log *log, const struct segment *seg);
+/* The segment's .log bytes from `from` on left the log: 0 when the file did (renamed .deleted,
+ * or replaced by its compacted copy), the cut position when a truncation shortened it. They
+ * leave the page-cache budget of the log's flusher, if it has one (flusher.c). Any thread that
+ * holds the log. */
+void log_forget_cached_segment(struct log *log, const struct segment *seg, int64_t from);
 
 /* Frees the log's memory and descriptors (log.c); with purge, first unlinks the segments
  * awaiting deletion (by path: never for a retired directory). Writes nothing else. */

@@ -65,7 +65,7 @@ static int rename_dropped(struct log *log, struct segment **v, size_t n)
 {
     for (size_t i = n; i-- > 0;) {
         int rc = segment_rename_deleted(v[i]);
-        log_forget_cached_segment(log, v[i]);
+        log_forget_cached_segment(log, v[i], 0);
         if (rc < 0)
             return rc;
     }
@@ -269,6 +269,8 @@ static int truncate_at_locked(struct log *log, size_t i, struct segment *old, in
     free(gone);
     if (rc == 0 && ftruncate(ns->log_fd, cut_pos) < 0)
         rc = -errno;
+    if (rc == 0)
+        log_forget_cached_segment(log, ns, cut_pos);
     if (rc == 0)
         rc = segment_sync(ns);
     if (rc == 0)

@@ -156,19 +156,22 @@ static bool path_under(const char *path, const char *dir, size_t dir_len)
     return strncmp(path, dir, dir_len) == 0 && path[dir_len] == '/';
 }
 
-/* Empties the records whose path `match` accepts: they stop counting toward the total, and a
- * trim past them drops nothing (drop_range). The header's invariant is asserted after. */
-static void forget_matching(struct page_cache_budget *b,
-                            bool (*match)(const char *path, const char *key, size_t key_len),
-                            const char *key, size_t key_len)
+/* Cuts the records whose path `match` accepts back to bytes below `end` (0: empties them): the
+ * bytes cut stop counting toward the total, and a trim past an emptied record drops nothing
+ * (drop_range). The header's invariant is asserted after. */
+static void cut_matching(struct page_cache_budget *b,
+                         bool (*match)(const char *path, const char *key, size_t key_len),
+                         const char *key, size_t key_len, int64_t end)
 {
+    assert(end >= 0);
     int64_t left = 0; /* what the records still add up to: the header's invariant */
     pthread_mutex_lock(&b->lock);
     for (size_t i = 0; i < b->count; i++) {
         struct cached_range *r = &b->ring[(b->head + i) % b->cap];
-        if (r->to > r->from && match(r->path, key, key_len)) {
-            b->total -= r->to - r->from;
-            r->to = r->from;
+        if (r->to > end && r->to > r->from && match(r->path, key, key_len)) {
+            int64_t to = r->from >= end ? r->from : end;
+            b->total -= r->to - to;
+            r->to = to;
         }
         left += r->to - r->from;
     }
@@ -182,7 +185,7 @@ void page_cache_budget_forget_dir(struct page_cache_budget *b, const char *dir)
     size_t dir_len = strlen(dir);
     while (dir_len > 1 && dir[dir_len - 1] == '/')
         dir_len--;
-    forget_matching(b, path_under, dir, dir_len);
+    cut_matching(b, path_under, dir, dir_len, 0);
 }
 
 /* Whether `path` is the file `file` (file_len bytes). */
@@ -191,9 +194,9 @@ static bool path_is(const char *path, const char *file, size_t file_len)
     return strncmp(path, file, file_len) == 0 && path[file_len] == '\0';
 }
 
-void page_cache_budget_forget_file(struct page_cache_budget *b, const char *path)
+void page_cache_budget_forget_file(struct page_cache_budget *b, const char *path, int64_t from)
 {
-    forget_matching(b, path_is, path, strlen(path));
+    cut_matching(b, path_is, path, strlen(path), from);
 }
 
 bool page_cache_budget_over(struct page_cache_budget *b)

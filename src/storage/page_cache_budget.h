@@ -55,12 +55,13 @@ void page_cache_budget_trim(struct page_cache_budget *b);
 void page_cache_budget_forget_dir(struct page_cache_budget *b, const char *dir);
 
 /*
- * Forgets the recorded ranges of the one file at `path` (a segment deleted by retention,
- * DeleteRecords or truncation, or replaced by its compacted copy): as forget_dir, for one file.
- * Without it they would count until they became the oldest, and the trim would then drop a
- * range of whatever file has that path by then (the compacted copy). Any thread.
+ * Forgets the recorded bytes at and after `from` of the one file at `path`: 0 for a segment
+ * deleted by retention, DeleteRecords or truncation, or replaced by its compacted copy; the cut
+ * position for a segment a truncation shortened. As forget_dir, for one file. Without it they
+ * would count until they became the oldest, and the trim would then drop a range of whatever
+ * file has that path by then (the compacted copy, or data appended after the cut). Any thread.
  */
-void page_cache_budget_forget_file(struct page_cache_budget *b, const char *path);
+void page_cache_budget_forget_file(struct page_cache_budget *b, const char *path, int64_t from);
 
 /* Whether the recorded total is over the budget (a trim would drop something). Any thread. */
 bool page_cache_budget_over(struct page_cache_budget *b);

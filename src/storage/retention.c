@@ -103,7 +103,7 @@ static int delete_prefix(struct log *log, size_t n, int64_t now_ms, int64_t dela
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         int r = segment_rename_deleted(victims[i]);
-        log_forget_cached_segment(log, victims[i]);
+        log_forget_cached_segment(log, victims[i], 0);
         if (r < 0) {
             log_mark_offline(log, "rename to .deleted", r);
             rc = r;

@@ -177,7 +177,8 @@ TEST(test_a_deleted_partitions_ranges_stop_counting_at_once)
 }
 
 /* Bad cases tried: forgetting one file must not forget a file whose name only starts the same
- * ("...0.log" against "...0.log.deleted") nor another file of the directory. */
+ * ("...0.log" against "...0.log.deleted") nor another file of the directory; forgetting from a
+ * position (a truncation's cut) keeps what is below it; twice or past the end changes nothing. */
 TEST(test_forgetting_a_file_takes_only_its_own_ranges)
 {
     struct page_cache_budget *b;
@@ -187,11 +188,16 @@ TEST(test_forgetting_a_file_takes_only_its_own_ranges)
     page_cache_budget_note(b, "/d/t-0/00000000000000000100.log", 0, 4 * MIB);
     page_cache_budget_note(b, "/d/t-0/00000000000000000000.log", MIB, 3 * MIB);
     CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 9 * MIB);
-    page_cache_budget_forget_file(b, "/d/t-0/00000000000000000000.log");
+    /* From 2 MiB on (a truncation's cut): [0, 1) stays, [1, 3) becomes [1, 2). */
+    page_cache_budget_forget_file(b, "/d/t-0/00000000000000000000.log", 2 * MIB);
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 8 * MIB);
+    page_cache_budget_forget_file(b, "/d/t-0/00000000000000000000.log", 0);
     CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 6 * MIB);
-    page_cache_budget_forget_file(b, "/d/t-0/00000000000000000000.log"); /* again: nothing */
+    page_cache_budget_forget_file(b, "/d/t-0/00000000000000000000.log", 0); /* again: nothing */
     CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 6 * MIB);
-    page_cache_budget_forget_file(b, "/d/t-0/00000000000000000100.log");
+    page_cache_budget_forget_file(b, "/d/t-0/00000000000000000100.log", 5 * MIB); /* past it */
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 6 * MIB);
+    page_cache_budget_forget_file(b, "/d/t-0/00000000000000000100.log", 0);
     CHECK_EQ_INT(page_cache_budget_cached_bytes(b), 2 * MIB);
     page_cache_budget_destroy(b);
 }
@@ -220,8 +226,8 @@ static int note_all_segments(struct page_cache_budget *b, const char *pdir, int6
  * by a truncation stop counting at once (they would otherwise count until they became the
  * oldest and push newer data of other logs out of memory in their place). What is tried:
  * retention.bytes deleting the two oldest of four segments, then a truncation into the third,
- * which drops the fourth. Under 4 MiB is appended, so the flusher records nothing by itself:
- * the test records each segment's bytes as the flusher would. */
+ * which drops the fourth and cuts the third. Under 4 MiB is appended, so the flusher records
+ * nothing by itself: the test records each segment's bytes as the flusher would. */
 /* A log "t-0" under dir of 1 MiB segments (cfg), appended to until it has four; NULL on error. */
 static struct log *open_four_segments(const char *dir, struct log_config *cfg)
 {
@@ -256,10 +262,12 @@ TEST(test_segments_deleted_by_retention_or_truncation_leave_the_budget)
     log_set_config(log, &cfg);
     CHECK_EQ_INT(log_apply_retention(log, 0), 2);
     CHECK_EQ_INT(page_cache_budget_cached_bytes(b), size[2] + size[3]);
-    /* Into the third segment (the first left): the fourth goes whole. */
+    /* Into the third segment (the first left): the fourth goes whole, the third keeps what
+     * is below the cut. */
     CHECK(log_truncate_to(log, log_start_offset(log) + 50) == 0);
     CHECK_EQ_INT(log_segment_count(log), 1);
-    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), size[2]);
+    CHECK(log_size_bytes(log) > 0 && log_size_bytes(log) < size[2]);
+    CHECK_EQ_INT(page_cache_budget_cached_bytes(b), log_size_bytes(log));
     log_flusher_remove(f, log);
     log_flusher_destroy(f);
     log_close(log);
