@@ -432,6 +432,7 @@ void broker_stop(struct broker *b)
     txn_shutdown(b);           /* no coordinator op in flight once the logs close */
     forwarder_stop(b);
     net_server_stop(b->net);
+    forwarder_free(b);  /* after the workers: a request may still look at b->fwd until then */
     isr_sender_stop(b); /* after the workers (they kick it), before the controller */
     /* The controller before the groups: its completions (e.g. creating __consumer_offsets)
      * still reach the group state. */

@@ -7,6 +7,7 @@
  */
 #include "broker/forwarder.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -173,6 +174,15 @@ void forwarder_stop(struct broker *b)
     pthread_mutex_unlock(&f->mu);
     if (f->started)
         pthread_join(f->thread, NULL);
+    f->started = false;
+}
+
+void forwarder_free(struct broker *b)
+{
+    struct broker_forwarder *f = b->fwd;
+    if (f == NULL)
+        return;
+    assert(!f->started && f->head == NULL); /* stopped: the thread drained the queue */
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cond);
     free(f);

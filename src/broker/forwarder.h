@@ -24,8 +24,11 @@
 struct broker;
 
 int forwarder_start(struct broker *b);
-/* Fails queued jobs (-ESHUTDOWN) and joins the thread; before the network stops. */
+/* Fails queued jobs (-ESHUTDOWN) and joins the thread; before the network stops. Workers may
+ * still call in until then: what they submit fails with -ESHUTDOWN and is handled locally. */
 void forwarder_stop(struct broker *b);
+/* Frees the forwarder; after forwarder_stop and after the network's workers have stopped. */
+void forwarder_free(struct broker *b);
 
 /*
  * Worker thread, from a handler of a metadata-changing API: when this node is not the active
