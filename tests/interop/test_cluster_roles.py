@@ -19,6 +19,8 @@
     for brokers asked of a controller or controllers asked of a broker;
   * all three kinds in one cluster (controller-only, combined, broker-only); one controller
     voter with two broker-only nodes.
+Runs under ThreadSanitizer too (tsan-smoke): broker-only nodes forward requests to the
+controller while they shut down (a race on the forwarder's memory was found this way).
 """
 import time
 
