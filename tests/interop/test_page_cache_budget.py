@@ -9,8 +9,9 @@ being dropped), the broker's metrics must count the dropped bytes, and kafka-pyt
 read all 48,000 records back in order with their values (from the disk). With -1 (no bound,
 Kafka's behaviour) nothing is dropped: the same load stays resident. A deleted topic's data
 leaves the budget's count at once, and so do segments deleted by retention or replaced by
-compaction. What is tried: a bound far below the data written; no bound; a topic deleted while
-its data is counted; retention and compaction removing counted segments.
+compaction, and every segment of a topic whose segments are smaller than a writeback round is
+counted. What is tried: a bound far below the data written; no bound; a topic deleted while its
+data is counted; retention and compaction removing counted segments; 1 MiB segments.
 asan-smoke tsan-smoke
 """
 import os
@@ -33,7 +34,8 @@ def value_of(i):
     return (b"%08d" % i) * (VALUE // 8)
 
 
-def produce(bootstrap, topic, n):
+def produce(bootstrap, topic, n, keys=None):
+    """n records over 2 partitions, acks=all; record i has key i, or i % keys when given."""
     from confluent_kafka import Producer
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
                   "batch.size": 1000000})
@@ -41,7 +43,8 @@ def produce(bootstrap, topic, n):
     for i in range(n):
         while True:
             try:
-                p.produce(topic, value_of(i), key=b"%d" % i, partition=i % 2,
+                p.produce(topic, value_of(i), key=b"%d" % (i % keys if keys else i),
+                          partition=i % 2,
                           on_delivery=lambda err, m: err and failed.append(err))
                 break
             except BufferError:
@@ -49,21 +52,6 @@ def produce(bootstrap, topic, n):
         p.poll(0)
     check(p.flush(60 * SLOW) == 0, "undelivered records")
     check(not failed, "delivery errors: %s" % failed[:3])
-
-
-def produce_keyed(bootstrap, topic, n, keys):
-    from confluent_kafka import Producer
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
-                  "batch.size": 1000000})
-    for i in range(n):
-        while True:
-            try:
-                p.produce(topic, value_of(i), key=b"k%d" % (i % keys), partition=i % 2)
-                break
-            except BufferError:
-                p.poll(0.05)
-        p.poll(0)
-    check(p.flush(60 * SLOW) == 0, "undelivered records")
 
 
 def log_files(b, topic):
@@ -122,10 +110,10 @@ def consume_check(bootstrap, topic, n):
     check(sum(seen.values()) == n, "read back %s of %d records" % (seen, n))
 
 
-def create(bootstrap, topic):
+def create(bootstrap, topic, config=None):
     from confluent_kafka.admin import AdminClient, NewTopic
     a = AdminClient({"bootstrap.servers": bootstrap})
-    for f in a.create_topics([NewTopic(topic, 2, 1)]).values():
+    for f in a.create_topics([NewTopic(topic, 2, 1, config=config or {})]).values():
         f.result(timeout=15 * SLOW)
 
 
@@ -194,13 +182,6 @@ def live_log_bytes(b, topic):
     return sum(os.path.getsize(f) for f in log_files(b, topic))
 
 
-def create_with(bootstrap, topic, config):
-    from confluent_kafka.admin import AdminClient, NewTopic
-    a = AdminClient({"bootstrap.servers": bootstrap})
-    for f in a.create_topics([NewTopic(topic, 2, 1, config=config)]).values():
-        f.result(timeout=15 * SLOW)
-
-
 @test
 def test_segments_deleted_by_retention_or_replaced_by_compaction_stop_counting():
     """What is tried: a topic of 4 MiB segments (one writeback round each) written far past its
@@ -214,15 +195,15 @@ def test_segments_deleted_by_retention_or_replaced_by_compaction_stop_counting()
     with Broker({"log.page.cache.max.bytes": 256 * MIB, "log.retention.check.interval.ms": 300,
                  "metrics.listener": "http://%s:0" % HOST}) as b:
         mport = metrics_port(b)
-        create_with(b.bootstrap, "retained", {"segment.bytes": str(seg),
+        create(b.bootstrap, "retained", {"segment.bytes": str(seg),
                                               "retention.bytes": str(seg),
                                               "file.delete.delay.ms": "0"})
-        create_with(b.bootstrap, "compacted", {"segment.bytes": str(seg),
+        create(b.bootstrap, "compacted", {"segment.bytes": str(seg),
                                                "cleanup.policy": "compact",
                                                "min.cleanable.dirty.ratio": "0.01",
                                                "file.delete.delay.ms": "0"})
         produce(b.bootstrap, "retained", RECORDS // 2)
-        produce_keyed(b.bootstrap, "compacted", RECORDS // 2, keys=100)
+        produce(b.bootstrap, "compacted", RECORDS // 2, keys=100)
         written = RECORDS * VALUE
 
         def settled():
@@ -243,6 +224,33 @@ def test_segments_deleted_by_retention_or_replaced_by_compaction_stop_counting()
         comment("written %d bytes, live .log bytes %d, gauge %d" % (written, live, cached))
         check(metric(mport, "gregor_log_page_cache_dropped_bytes_total") == 0,
               "nothing dropped: the budget was never exceeded")
+
+
+@test
+def test_segments_smaller_than_a_writeback_round_are_all_counted():
+    """What is tried: a topic of 1 MiB segments, four of which roll in one 4 MiB writeback
+    round, takes 24 MB under a budget larger than that. Every segment's bytes must be counted:
+    the gauge must reach the topic's .log bytes less what is not yet in a round (under half a
+    round, 2 MiB, per partition; 4 MiB each allowed), and never pass them. Before every rolled
+    segment was handed to the budget, only the last two of a round were, and about half the
+    data stayed in memory uncounted."""
+    with Broker({"log.page.cache.max.bytes": 256 * MIB,
+                 "metrics.listener": "http://%s:0" % HOST}) as b:
+        mport = metrics_port(b)
+        create(b.bootstrap, "small", {"segment.bytes": str(MIB)})
+        produce(b.bootstrap, "small", RECORDS // 2)
+
+        def counted():
+            live = live_log_bytes(b, "small")
+            cached = metric(mport, "gregor_log_page_cache_bytes") or 0
+            counted.last = (live, cached, len(log_files(b, "small")))
+            return live - 2 * 4 * MIB <= cached <= live
+        counted.last = None
+        try:
+            wait_until(counted, 10 * SLOW, what="gauge within 8 MiB below the live .log bytes")
+        finally:
+            comment("last (live .log bytes, gauge, segments): %r" % (counted.last,))
+        check(counted.last[2] >= 20, "segments: %d" % counted.last[2])
 
 
 @test
