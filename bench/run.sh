@@ -53,7 +53,7 @@ mkdir -p "$TMP/data" "$TMP/results"
   >"$TMP/broker.log" 2>&1 &
 BROKER_PID=$!
 for _ in $(seq 1 100); do
-  "$BIN" cluster info -b "$BROKERS" --timeout-ms 500 >/dev/null 2>&1 && break
+  "$BIN" cluster info -b "$BROKERS" --timeout-ms 1000 >/dev/null 2>&1 && break
   kill -0 "$BROKER_PID" 2>/dev/null || { echo "bench: broker exited:" >&2; tail "$TMP/broker.log" >&2; exit 1; }
   sleep 0.1
 done

@@ -5,6 +5,7 @@
  */
 #include "base/iochain.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,7 +178,34 @@ static void iochain_advance(struct iochain *c, size_t n)
     }
 }
 
-int iochain_send(struct iochain *c, int sock)
+/*
+ * Writes up to cap bytes of a file range from buf after reading them there. Returns write's
+ * result, or 0 when the file ended before the range did (a short read is written as is).
+ */
+static ssize_t iochain_copy_file(int sock, const struct iochain_piece *p, off_t off, size_t left,
+                                 uint8_t *buf, size_t cap)
+{
+    ssize_t r = pread(p->u.file.fd, buf, left < cap ? left : cap, off);
+    if (r <= 0)
+        return r;
+    return write(sock, buf, (size_t)r);
+}
+
+/* Sends file piece p from its send offset: sendfile, or through buf when buf is not NULL. */
+static ssize_t iochain_send_file(struct iochain *c, int sock, const struct iochain_piece *p,
+                                 uint8_t *buf, size_t cap)
+{
+    off_t off = p->u.file.off + (off_t)c->send_off;
+    size_t left = p->len - c->send_off;
+    if (buf == NULL)
+        return sendfile(sock, p->u.file.fd, &off, left);
+    ssize_t w = iochain_copy_file(sock, p, off, left, buf, cap);
+    if (w > 0)
+        c->copied += (size_t)w;
+    return w;
+}
+
+static int iochain_send_via(struct iochain *c, int sock, uint8_t *buf, size_t cap)
 {
     if (c->oom)
         return -ENOMEM;
@@ -193,13 +221,11 @@ int iochain_send(struct iochain *c, int sock)
             }
             w = writev(sock, iov, k);
         } else {
-            off_t off = p->u.file.off + (off_t)c->send_off;
-            size_t left = p->len - c->send_off;
-            if (left == 0) { /* empty file range: sendfile would return 0 and look like EOF */
+            if (p->len == c->send_off) { /* empty file range: sendfile would return 0 (EOF) */
                 iochain_advance(c, 0);
                 continue;
             }
-            w = sendfile(sock, p->u.file.fd, &off, left);
+            w = iochain_send_file(c, sock, p, buf, cap);
             if (w == 0)
                 return -EIO; /* file shorter than promised */
         }
@@ -213,6 +239,17 @@ int iochain_send(struct iochain *c, int sock)
         iochain_advance(c, (size_t)w);
     }
     return 1;
+}
+
+int iochain_send(struct iochain *c, int sock)
+{
+    return iochain_send_via(c, sock, NULL, 0);
+}
+
+int iochain_send_copy(struct iochain *c, int sock, uint8_t *buf, size_t cap)
+{
+    assert(buf != NULL && cap > 0);
+    return iochain_send_via(c, sock, buf, cap);
 }
 
 void iochain_mark_sent(struct iochain *c, size_t n)

@@ -44,6 +44,7 @@ struct iochain {
     int send_piece;  /* first piece not completely sent */
     size_t send_off; /* bytes of that piece already sent */
     size_t sent;     /* total bytes sent so far */
+    size_t copied;   /* of those, file bytes sent through a buffer (iochain_send_copy) */
     int oom;         /* an append failed; the chain must not be sent */
 };
 
@@ -77,6 +78,14 @@ int iochain_patch(struct iochain *c, size_t pos, const void *data, size_t len);
  * connection should be closed). A file that ended early (truncated under us) yields -EIO.
  */
 int iochain_send(struct iochain *c, int sock);
+
+/*
+ * iochain_send, but file ranges are read into buf (cap bytes at a time) and written from it
+ * instead of sent with sendfile: two copies per byte, which on a loopback connection beats
+ * sendfile (the reader copies from cache-hot socket buffers instead of cold page-cache pages;
+ * bench/fetch_vs_iperf.sh). Bytes read but not taken by the socket are read again next call.
+ */
+int iochain_send_copy(struct iochain *c, int sock, uint8_t *buf, size_t cap);
 
 /*
  * Copies up to cap bytes from the send position into buf (file ranges read with pread) without

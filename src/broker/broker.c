@@ -271,6 +271,7 @@ static int broker_start_network(struct broker *b, char *err, size_t errlen)
         .num_workers = b->cfg.num_io_threads,
         .max_frame_bytes = b->cfg.socket_request_max_bytes,
         .idle_ms = b->cfg.connections_max_idle_ms,
+        .local_send_copy = b->cfg.fetch_local_copy_enable,
         .max_connections = b->cfg.max_connections == INT32_MAX ? 0 : b->cfg.max_connections,
         .max_connections_per_ip =
             b->cfg.max_connections_per_ip == INT32_MAX ? 0 : b->cfg.max_connections_per_ip,

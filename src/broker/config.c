@@ -172,6 +172,7 @@ static const struct config_entry config_table[] = {
      INT32_MAX, 0},
     {"replica.fetch.backoff.ms", CT_INT32, F(replica_fetch_backoff_ms), 0, INT32_MAX, 0},
     {"acks.all.fsync", CT_BOOL, F(acks_all_fsync), 0, 0, 0},
+    {"fetch.local.copy.enable", CT_BOOL, F(fetch_local_copy_enable), 0, 0, 0},
     {"transaction.partition.verification.enable", CT_BOOL, F(txn_partition_verification), 0, 0, 0},
     {"unclean.leader.election.enable", CT_BOOL, F(unclean_leader_election_enable), 0, 0, 0},
     {"broker.rack", CT_STRING, F(broker_rack), 0, 0, 0},
@@ -278,6 +279,7 @@ void config_defaults(struct broker_config *c)
     c->replica_fetch_response_max_bytes = 10485760;
     c->replica_fetch_backoff_ms = 1000;
     c->acks_all_fsync = true;
+    c->fetch_local_copy_enable = true;
     c->txn_partition_verification = true;
     c->unclean_leader_election_enable = false;
     c->broker_heartbeat_interval_ms = 2000;

@@ -166,6 +166,8 @@ struct broker_config {
     int32_t replica_fetch_response_max_bytes; /* replica.fetch.response.max.bytes, 10 MiB */
     int32_t replica_fetch_backoff_ms;         /* replica.fetch.backoff.ms, 1000 */
     bool acks_all_fsync; /* Gregor: acks=all waits for fdatasync on every in-sync replica */
+    /* Gregor: fetched records go to clients on this host by pread + write, not sendfile */
+    bool fetch_local_copy_enable;
     /* transaction.partition.verification.enable (true): KIP-890 part 1 (txn_verifier.h) */
     bool txn_partition_verification;
     bool unclean_leader_election_enable;

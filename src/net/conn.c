@@ -99,6 +99,45 @@ static void net_conn_describe(const struct sockaddr_storage *sa, struct net_ip_k
 }
 
 /* Socket options; failures are logged but not fatal (the connection still works). */
+/* An IPv4 127/8, ::1 or IPv4-mapped 127/8 address. */
+static bool net_addr_is_loopback(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24 == 127;
+    if (a->ss_family != AF_INET6)
+        return false;
+    const struct in6_addr *x = &((const struct sockaddr_in6 *)a)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(x) || (IN6_IS_ADDR_V4MAPPED(x) && x->s6_addr[12] == 127);
+}
+
+/* Two socket addresses of one family naming the same host address (ports ignored). */
+static bool net_addr_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+    return false;
+}
+
+/*
+ * Whether the peer of fd runs on this host: its address is a loopback one, or the socket's own
+ * (a connection to one of the host's own addresses goes over the loopback device too).
+ */
+static bool net_conn_peer_is_local(int fd)
+{
+    struct sockaddr_storage peer, self;
+    socklen_t pl = sizeof(peer), sl = sizeof(self);
+    if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 ||
+        getsockname(fd, (struct sockaddr *)&self, &sl) != 0)
+        return false;
+    return net_addr_is_loopback(&peer) || net_addr_same_host(&peer, &self);
+}
+
 static void net_conn_set_options(struct net_conn *c, const struct net_config *cfg)
 {
     int one = 1;
@@ -238,6 +277,7 @@ static void net_conn_open(struct net_worker *w, int fd, const struct net_ip_key 
         return;
     }
     net_conn_set_options(c, &s->cfg);
+    c->send_copy = s->cfg.local_send_copy && c->tls == NULL && net_conn_peer_is_local(fd);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                              .data.ptr = &c->io};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {

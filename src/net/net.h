@@ -80,6 +80,10 @@ struct net_config {
     int socket_send_buffer_bytes;      /* socket.send.buffer.bytes; <= 0 = OS default */
     int socket_receive_buffer_bytes;   /* socket.receive.buffer.bytes; <= 0 = OS default */
     int backlog;                       /* listen(2) backlog; 0 = SOMAXCONN */
+    bool local_send_copy;              /* plain connections from this host (loopback, or the
+                                          peer's address is the socket's own) get file ranges
+                                          by pread + write through a worker buffer instead of
+                                          sendfile, which is slower over loopback */
     int64_t shutdown_timeout_ms;       /* how long stop waits for unfinished requests; 0 = dflt */
 };
 
@@ -169,6 +173,7 @@ struct net_stats {
     int64_t tls_ktls_connections;      /* TLS connections sending through kTLS (SSL_sendfile) */
     int64_t tls_userspace_connections; /* TLS connections encrypting in user space */
     int64_t receive_buffer_bytes;      /* gauge: bytes mapped by the workers' large-frame pools */
+    int64_t copied_file_bytes;         /* file bytes sent by pread + write (local_send_copy) */
 };
 void net_server_stats(const struct net_server *s, struct net_stats *out);
 

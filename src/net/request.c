@@ -200,15 +200,28 @@ static void net_conn_pop(struct net_conn *c)
     net_request_free(req);
 }
 
+/* Plain send of ch: sendfile, or for a local peer pread + write through the worker's buffer
+ * (sendfile when that buffer cannot be had). iochain_send's contract. */
+static int net_conn_send(struct net_conn *c, struct iochain *ch)
+{
+    struct net_worker *w = c->w;
+    if (c->send_copy && w->copy_buf == NULL)
+        w->copy_buf = malloc(NET_COPY_BUFFER);
+    if (c->send_copy && w->copy_buf != NULL)
+        return iochain_send_copy(ch, c->io.fd, w->copy_buf, NET_COPY_BUFFER);
+    return iochain_send(ch, c->io.fd);
+}
+
 /* Writes the head's response. Returns 1 when done, 0 when the socket is full, -1 on close. */
 static int net_conn_write_head(struct net_conn *c)
 {
     struct net_request *req = c->q_head;
-    size_t before = req->resp.sent;
-    int rc = c->tls ? net_tls_send(c, &req->resp) : iochain_send(&req->resp, c->io.fd);
+    size_t before = req->resp.sent, copied_before = req->resp.copied;
+    int rc = c->tls ? net_tls_send(c, &req->resp) : net_conn_send(c, &req->resp);
     size_t wrote = req->resp.sent - before;
     if (wrote > 0) {
         net_count(&c->w->counters.bytes_out, (int64_t)wrote);
+        net_count(&c->w->counters.copied_out, (int64_t)(req->resp.copied - copied_before));
         net_conn_touch(c);
     }
     if (rc < 0) {

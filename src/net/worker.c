@@ -370,5 +370,6 @@ void net_worker_destroy(struct net_worker *w)
     if (w->epfd >= 0)
         close(w->epfd);
     free(w->rbuf);
+    free(w->copy_buf);
     pthread_mutex_destroy(&w->post_lock);
 }

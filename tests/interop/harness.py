@@ -20,6 +20,7 @@ sanitizer build (timeouts are stretched and logs are checked for sanitizer repor
 import atexit
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.request
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GREGOR_BIN = os.environ.get("GREGOR_BIN") or os.path.join(REPO_ROOT, "build", "gregor")
@@ -480,6 +482,25 @@ class Broker:
             if exc_type is None:
                 shutil.rmtree(os.path.join(self.dir, "data"), ignore_errors=True)
         return False
+
+
+def metrics_port(b):
+    """The metrics listener's port: bound to port 0 by the broker, read from its log (a port
+    picked in advance can be taken by a client's connection before the broker binds it)."""
+    found = []
+
+    def logged():
+        m = re.search(r"serving /metrics and /health on http://[0-9.]+:(\d+)", b.log_text())
+        found[:] = [int(m.group(1))] if m else []
+        return bool(found)
+    wait_until(logged, 10 * SLOW, what="metrics listener line")
+    return found[0]
+
+
+def metric(port, name):
+    with urllib.request.urlopen("http://%s:%d/metrics" % (HOST, port), timeout=10 * SLOW) as r:
+        m = re.search(r"^%s (\d+)$" % name, r.read().decode(), re.M)
+    return int(m.group(1)) if m else None
 
 
 def client_ports_of(listeners, controller_names=None, hosts=None):

@@ -1,7 +1,15 @@
-"""Fetched records go from the page cache to the socket with sendfile(2): strace (attached
-to every broker thread, tracing only sendfile) watches while kcat consumes ~20 MB; the
-sendfile calls must move at least half of the bytes in the log, and the consumer gets every
-message."""
+"""How fetched records leave the broker: strace (attached to every broker thread, tracing
+sendfile and pread64) watches while kcat consumes ~20 MB over 127.0.0.1, and the consumer must
+get every message byte for byte.
+
+- fetch.local.copy.enable=false: sendfile(2) from the page cache to the socket, as for any
+  remote client; the sendfile calls move at least half of the log's bytes.
+- default (true): kcat is on this host, so the records go by pread + write through the
+  worker's 256 KiB buffer, which over loopback is faster than sendfile (bench/fetch_vs_iperf.sh);
+  the preads move at least half of the log's bytes, no sendfile is made, and the metric
+  gregor_network_copied_file_bytes_total counts them.
+
+What is tried: the two send paths for the same consumer."""
 import os
 import re
 import signal
@@ -10,7 +18,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SLOW, Broker, check, comment, run_tests, tail, test, wait_until  # noqa: E402
+from harness import (HOST, SLOW, Broker, check, comment, metric, metrics_port,  # noqa: E402
+                     run_tests, tail, test, wait_until)
 
 N = 20000
 SIZE = 1000
@@ -21,15 +30,28 @@ def log_bytes(data_dir, topic):
     return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".log"))
 
 
-@test
-def test_fetch_uses_sendfile():
-    """20,000 x 1 kB messages produced with kcat; strace -f -e trace=sendfile on the broker
-    while kcat -C -e reads them: sendfile calls are seen and move >= 50% of the log bytes."""
-    with Broker({"num.partitions": 1}) as b:
+def syscall_bytes(trace, name):
+    """(calls, bytes moved) of the successful name() calls in an strace -o file."""
+    calls = moved = 0
+    with open(trace) as f:
+        for line in f:
+            m = re.search(name + r"\(.*\)\s+=\s+(-?\d+)", line)
+            if m:
+                calls += 1
+                moved += max(0, int(m.group(1)))
+    return calls, moved
+
+
+def consume_under_strace(props):
+    """Produces N records with kcat into a broker with props, consumes them with kcat while
+    strace traces sendfile and pread64 in the broker; returns (log bytes, strace output path,
+    gregor_network_copied_file_bytes_total after the consume)."""
+    with Broker(dict({"num.partitions": 1, "metrics.listener": "http://%s:0" % HOST},
+                     **props)) as b:
         inp = os.path.join(b.dir, "in.txt")
         with open(inp, "w") as f:
             for i in range(N):
-                f.write("%08d%s\n" % (i, "x" * (SIZE - 8)))
+                f.write("%08d%s\n" % (i, chr(97 + i % 26) * (SIZE - 8)))
         p = subprocess.run(["kcat", "-b", b.bootstrap, "-t", "sf", "-P", "-l", inp],
                            capture_output=True, timeout=120 * SLOW)
         check(p.returncode == 0, "kcat -P: %s" % p.stderr[-2000:])
@@ -39,9 +61,9 @@ def test_fetch_uses_sendfile():
         errf = os.path.join(b.dir, "strace.err")
         nthreads = len(os.listdir("/proc/%d/task" % b.pid))
         with open(errf, "w") as ef:
-            st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=sendfile", "-o", trace,
-                                   "-p", str(b.pid)], stdout=subprocess.DEVNULL, stderr=ef,
-                                  start_new_session=True)
+            st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=sendfile,pread64", "-o",
+                                   trace, "-p", str(b.pid)], stdout=subprocess.DEVNULL,
+                                  stderr=ef, start_new_session=True)
         try:
             # Without -qq strace would say "attached"; with it, poll the tracer status of
             # every broker thread instead.
@@ -61,10 +83,10 @@ def test_fetch_uses_sendfile():
                                     "-o", "beginning"], stdout=f, stderr=subprocess.PIPE,
                                    timeout=300 * SLOW)
             check(c.returncode == 0, "kcat -C: %s" % c.stderr[-2000:])
-            with open(out) as f:
-                lines = f.read().splitlines()
-            check(len(lines) == N and lines[0][:8] == "00000000" and
-                  lines[-1][:8] == "%08d" % (N - 1), "consumed %d messages" % len(lines))
+            with open(out, "rb") as f, open(inp, "rb") as g:
+                got, want = f.read(), g.read()
+            check(got == want, "consumed %d bytes, %d lines; produced %d bytes"
+                  % (len(got), got.count(b"\n"), len(want)))
         finally:
             if st.poll() is None:
                 st.send_signal(signal.SIGINT)  # strace detaches cleanly on SIGINT
@@ -74,17 +96,34 @@ def test_fetch_uses_sendfile():
                     os.killpg(st.pid, signal.SIGKILL)
                     st.wait()
         check(b.running(), "broker died under strace")
-        calls = 0
-        moved = 0
-        with open(trace) as f:
-            for line in f:
-                m = re.search(r"sendfile(?:64)?\(.*\)\s+=\s+(-?\d+)", line)
-                if m:
-                    calls += 1
-                    moved += max(0, int(m.group(1)))
-        comment("sendfile calls=%d bytes=%d log_bytes=%d" % (calls, moved, total))
-        check(calls > 0, "no sendfile calls while a consumer fetched %d bytes" % total)
-        check(moved >= total // 2, "sendfile moved %d of %d log bytes" % (moved, total))
+        return total, trace, metric(metrics_port(b), "gregor_network_copied_file_bytes_total")
+
+
+@test
+def test_fetch_uses_sendfile_when_local_copy_is_off():
+    """fetch.local.copy.enable=false: kcat -C reads 20,000 x 1 kB messages; sendfile calls
+    are seen and move >= 50% of the log bytes, and nothing is counted as copied."""
+    total, trace, copied = consume_under_strace({"fetch.local.copy.enable": "false"})
+    calls, moved = syscall_bytes(trace, "sendfile(?:64)?")
+    comment("sendfile calls=%d bytes=%d log_bytes=%d" % (calls, moved, total))
+    check(calls > 0, "no sendfile calls while a consumer fetched %d bytes" % total)
+    check(moved >= total // 2, "sendfile moved %d of %d log bytes" % (moved, total))
+    check(copied == 0, "copied bytes counted with the copy path off")
+
+
+@test
+def test_fetch_to_a_local_client_copies_through_a_buffer():
+    """Default: kcat -C on 127.0.0.1 reads 20,000 x 1 kB messages; no sendfile call, the
+    preads (at most 256 KiB each) move >= 50% of the log bytes, and
+    gregor_network_copied_file_bytes_total counts at least that many."""
+    total, trace, copied = consume_under_strace({})
+    sf_calls, _ = syscall_bytes(trace, "sendfile(?:64)?")
+    calls, moved = syscall_bytes(trace, "pread64")
+    comment("pread calls=%d bytes=%d copied=%d log_bytes=%d sendfile calls=%d"
+            % (calls, moved, copied, total, sf_calls))
+    check(sf_calls == 0, "%d sendfile calls to a client on 127.0.0.1" % sf_calls)
+    check(moved >= total // 2, "pread moved %d of %d log bytes" % (moved, total))
+    check(copied >= total // 2, "copied metric %d of %d log bytes" % (copied, total))
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (HOST, SLOW, Broker, check, comment, run_tests, test,  # noqa: E402
-                     wait_until)
+from harness import (HOST, SLOW, Broker, check, comment, metric, metrics_port,  # noqa: E402
+                     run_tests, test, wait_until)
 
 MIB = 1 << 20
 RECORDS = 48000
@@ -68,25 +68,6 @@ def resident_bytes(paths):
                        capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, "fincore: %s" % r.stderr)
     return sum(int(x) for x in r.stdout.split())
-
-
-def metrics_port(b):
-    """The metrics listener's port: bound to port 0 by the broker, read from its log (a port
-    picked in advance can be taken by a client's connection before the broker binds it)."""
-    found = []
-
-    def logged():
-        m = re.search(r"serving /metrics and /health on http://[0-9.]+:(\d+)", b.log_text())
-        found[:] = [int(m.group(1))] if m else []
-        return bool(found)
-    wait_until(logged, 10 * SLOW, what="metrics listener line")
-    return found[0]
-
-
-def metric(port, name):
-    with urllib.request.urlopen("http://%s:%d/metrics" % (HOST, port), timeout=10 * SLOW) as r:
-        m = re.search(r"^%s (\d+)$" % name, r.read().decode(), re.M)
-    return int(m.group(1)) if m else None
 
 
 def consume_check(bootstrap, topic, n):

@@ -6,10 +6,10 @@
  *   'E' echo now          'D' echo after arg ms (worker timer)
  *   'P' echo after arg ms, completed from another thread through net_worker_post
  *   'N' no reply          'C' close the connection (net_request_close)
- *   'B' reply with arg bytes of 'b'        'F' reply with arg bytes of the test file (sendfile)
- *   'Z' reply with an empty chain (no bytes on the wire)
- *   'O' through net_request_run_in_order: a 1-byte reply, the count of 'D' replies by then
- * A response is the request payload echoed (for E, D, P), framed with its 4-byte size.
+ *   'B' reply with arg bytes of 'b'        'F' reply with arg bytes of the test file (sendfile or
+ * copy) 'Z' reply with an empty chain (no bytes on the wire) 'O' through net_request_run_in_order:
+ * a 1-byte reply, the count of 'D' replies by then A response is the request payload echoed (for E,
+ * D, P), framed with its 4-byte size.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -947,10 +947,17 @@ static int file_released(struct test_srv *t)
     return atomic_load(&t->file_releases) == 1;
 }
 
-TEST(test_file_range_response_is_sent_from_the_file)
+/*
+ * A 3 MiB file range (many 256 KiB rounds of the copy buffer) goes to a client on 127.0.0.1
+ * that reads slowly through a small receive buffer, so the server's writes come up short and
+ * resume mid-range. With local_send_copy the bytes must go by pread + write and be counted as
+ * copied; without it by sendfile, nothing copied. Either way byte for byte what the file holds
+ * from offset 7, and the file is released once.
+ */
+static void file_range_round_trip(int *failed_, bool copy)
 {
     struct test_srv t;
-    struct net_config cfg = {0};
+    struct net_config cfg = {.local_send_copy = copy};
     CHECK_EQ_INT(srv_start(&t, &cfg), 0);
     char path[] = "/tmp/gregor-test-net-XXXXXX";
     t.file_fd = mkstemp(path);
@@ -963,18 +970,75 @@ TEST(test_file_range_response_is_sent_from_the_file)
         content[i] = (uint8_t)(i * 31 + 5);
     int wrote = write_all(t.file_fd, content, flen);
     int fd = cli_connect(t.port);
+    int small = 8192;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     uint32_t n = (uint32_t)(flen - 100); /* from offset 7 */
     uint8_t *in = malloc(n + 1);
-    int ok = wrote == 0 && fd >= 0 && in && send_req(fd, 'F', n, NULL, 0) == 0 &&
-             recv_resp(fd, in, n + 1) == (ssize_t)(n + 1) && in[0] == 'F' &&
-             memcmp(in + 1, content + 7, n) == 0;
+    int ok = wrote == 0 && fd >= 0 && in && send_req(fd, 'F', n, NULL, 0) == 0;
+    sleep_ms(100); /* the server fills the socket and waits for it to drain */
+    ok = ok && recv_resp(fd, in, n + 1) == (ssize_t)(n + 1) && in[0] == 'F' &&
+         memcmp(in + 1, content + 7, n) == 0;
     free(content);
     free(in);
     CHECK(ok);
     CHECK(wait_until(file_released, &t, 2000));
-    CHECK(stats(&t).bytes_out >= (int64_t)n + 5);
+    struct net_stats st = stats(&t);
+    CHECK(st.bytes_out >= (int64_t)n + 5);
+    CHECK_EQ_INT(st.copied_file_bytes, copy ? (int64_t)n : 0);
     close(fd);
     srv_stop(&t);
+}
+
+TEST(test_file_range_response_is_sent_from_the_file)
+{
+    file_range_round_trip(failed_, false);
+}
+
+TEST(test_file_range_to_a_local_peer_goes_through_the_copy_buffer_when_asked)
+{
+    file_range_round_trip(failed_, true);
+}
+
+/*
+ * A file range that ends early (the segment was cut under the response) closes the connection
+ * on both send paths, after the bytes the file still had: never bytes from past its end.
+ */
+static void short_file_closes(int *failed_, bool copy)
+{
+    struct test_srv t;
+    struct net_config cfg = {.local_send_copy = copy};
+    CHECK_EQ_INT(srv_start(&t, &cfg), 0);
+    char path[] = "/tmp/gregor-test-net-XXXXXX";
+    t.file_fd = mkstemp(path);
+    CHECK(t.file_fd >= 0);
+    unlink(path);
+    uint8_t content[1000];
+    memset(content, 'x', sizeof(content));
+    CHECK_EQ_INT(write_all(t.file_fd, content, sizeof(content)), 0);
+    int fd = cli_connect(t.port);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(send_req(fd, 'F', 5000, NULL, 0), 0); /* 4,000 bytes past the end */
+    uint8_t buf[8192];
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + got, sizeof(buf) - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    CHECK_EQ_INT((int64_t)got, 5 + 993); /* header, then the file from 7 to its end */
+    for (size_t i = 5; i < got; i++)
+        CHECK_EQ_INT(buf[i], 'x');
+    CHECK(wait_until(file_released, &t, 2000));
+    close(fd);
+    srv_stop(&t);
+}
+
+TEST(test_file_range_past_the_end_of_the_file_closes_the_connection)
+{
+    short_file_closes(failed_, false);
+    short_file_closes(failed_, true);
 }
 
 struct post_probe {
