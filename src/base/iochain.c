@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
@@ -178,34 +179,7 @@ static void iochain_advance(struct iochain *c, size_t n)
     }
 }
 
-/*
- * Writes up to cap bytes of a file range from buf after reading them there. Returns write's
- * result, or 0 when the file ended before the range did (a short read is written as is).
- */
-static ssize_t iochain_copy_file(int sock, const struct iochain_piece *p, off_t off, size_t left,
-                                 uint8_t *buf, size_t cap)
-{
-    ssize_t r = pread(p->u.file.fd, buf, left < cap ? left : cap, off);
-    if (r <= 0)
-        return r;
-    return write(sock, buf, (size_t)r);
-}
-
-/* Sends file piece p from its send offset: sendfile, or through buf when buf is not NULL. */
-static ssize_t iochain_send_file(struct iochain *c, int sock, const struct iochain_piece *p,
-                                 uint8_t *buf, size_t cap)
-{
-    off_t off = p->u.file.off + (off_t)c->send_off;
-    size_t left = p->len - c->send_off;
-    if (buf == NULL)
-        return sendfile(sock, p->u.file.fd, &off, left);
-    ssize_t w = iochain_copy_file(sock, p, off, left, buf, cap);
-    if (w > 0)
-        c->copied += (size_t)w;
-    return w;
-}
-
-static int iochain_send_via(struct iochain *c, int sock, uint8_t *buf, size_t cap)
+int iochain_send(struct iochain *c, int sock)
 {
     if (c->oom)
         return -ENOMEM;
@@ -225,7 +199,8 @@ static int iochain_send_via(struct iochain *c, int sock, uint8_t *buf, size_t ca
                 iochain_advance(c, 0);
                 continue;
             }
-            w = iochain_send_file(c, sock, p, buf, cap);
+            off_t off = p->u.file.off + (off_t)c->send_off;
+            w = sendfile(sock, p->u.file.fd, &off, p->len - c->send_off);
             if (w == 0)
                 return -EIO; /* file shorter than promised */
         }
@@ -241,15 +216,39 @@ static int iochain_send_via(struct iochain *c, int sock, uint8_t *buf, size_t ca
     return 1;
 }
 
-int iochain_send(struct iochain *c, int sock)
+/* Whether a file piece is among the unsent ones. */
+static bool iochain_file_pending(const struct iochain *c)
 {
-    return iochain_send_via(c, sock, NULL, 0);
+    for (int i = c->send_piece; i < c->n; i++)
+        if (c->pieces[i].kind == IOCHAIN_FILE && c->pieces[i].len > 0)
+            return true;
+    return false;
 }
 
 int iochain_send_copy(struct iochain *c, int sock, uint8_t *buf, size_t cap)
 {
     assert(buf != NULL && cap > 0);
-    return iochain_send_via(c, sock, buf, cap);
+    if (c->oom)
+        return -ENOMEM;
+    while (c->send_piece < c->n) {
+        if (!iochain_file_pending(c))
+            return iochain_send(c, sock); /* bytes only: writev them where they are */
+        ssize_t n = iochain_copy_pending(c, buf, cap);
+        if (n < 0)
+            return (int)n;
+        assert(n > 0); /* a file piece with bytes is pending */
+        ssize_t w = write(sock, buf, (size_t)n);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        c->copied += (size_t)w;
+        iochain_advance(c, (size_t)w);
+    }
+    return 1;
 }
 
 void iochain_mark_sent(struct iochain *c, size_t n)

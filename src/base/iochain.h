@@ -44,7 +44,7 @@ struct iochain {
     int send_piece;  /* first piece not completely sent */
     size_t send_off; /* bytes of that piece already sent */
     size_t sent;     /* total bytes sent so far */
-    size_t copied;   /* of those, file bytes sent through a buffer (iochain_send_copy) */
+    size_t copied;   /* of those, bytes written from a buffer by iochain_send_copy */
     int oom;         /* an append failed; the chain must not be sent */
 };
 
@@ -80,10 +80,12 @@ int iochain_patch(struct iochain *c, size_t pos, const void *data, size_t len);
 int iochain_send(struct iochain *c, int sock);
 
 /*
- * iochain_send, but file ranges are read into buf (cap bytes at a time) and written from it
- * instead of sent with sendfile: two copies per byte, which on a loopback connection beats
+ * iochain_send, but while a file range is pending the pieces are gathered into buf (cap bytes
+ * at a time, file ranges read with pread) and written from it with one write(2), instead of a
+ * writev and a sendfile per range: two copies per byte, which on a loopback connection beats
  * sendfile (the reader copies from cache-hot socket buffers instead of cold page-cache pages;
- * bench/fetch_vs_iperf.sh). Bytes read but not taken by the socket are read again next call.
+ * bench/fetch_vs_iperf.sh). Bytes gathered but not taken by the socket are gathered again on
+ * the next call. A file that ended early yields -EIO before any of the chunk is written.
  */
 int iochain_send_copy(struct iochain *c, int sock, uint8_t *buf, size_t cap);
 

@@ -201,10 +201,11 @@ static void collect_network(struct broker *b, struct expo *e)
              ns.bytes_in);
     emit_one(e, "gregor_network_sent_bytes_total", "counter", "Bytes written to client sockets.",
              ns.bytes_out);
-    emit_one(e, "gregor_network_copied_file_bytes_total", "counter",
-             "Fetched log bytes sent to clients on this host by pread + write instead of "
-             "sendfile (fetch.local.copy.enable).",
-             ns.copied_file_bytes);
+    emit_one(e, "gregor_network_copied_bytes_total", "counter",
+             "Of the bytes written to client sockets, fetch responses sent to clients on this "
+             "host through a copy buffer (pread + write) instead of sendfile "
+             "(fetch.local.copy.enable).",
+             ns.copied_bytes);
     emit_one(e, "gregor_network_requests_total", "counter", "Request frames received (all APIs).",
              ns.requests);
     emit_one(e, "gregor_network_responses_total", "counter", "Responses completely written.",

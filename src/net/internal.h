@@ -71,7 +71,7 @@ struct net_counters {
     _Atomic int64_t tls_ktls;      /* TLS handshakes done whose sends go through kTLS */
     _Atomic int64_t tls_userspace; /* TLS handshakes done encrypting in user space */
     _Atomic int64_t pool_bytes;    /* mapped by the worker's buffer pool (free and out) */
-    _Atomic int64_t copied_out;    /* file bytes sent through copy_buf, not sendfile */
+    _Atomic int64_t copied_out;    /* bytes written from copy_buf (net_stats.copied_bytes) */
 };
 
 static inline void net_count(_Atomic int64_t *c, int64_t n)

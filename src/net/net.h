@@ -173,7 +173,8 @@ struct net_stats {
     int64_t tls_ktls_connections;      /* TLS connections sending through kTLS (SSL_sendfile) */
     int64_t tls_userspace_connections; /* TLS connections encrypting in user space */
     int64_t receive_buffer_bytes;      /* gauge: bytes mapped by the workers' large-frame pools */
-    int64_t copied_file_bytes;         /* file bytes sent by pread + write (local_send_copy) */
+    int64_t copied_bytes; /* bytes of responses with file ranges written from a worker's buffer
+                             (local_send_copy): the ranges and the bytes around them */
 };
 void net_server_stats(const struct net_server *s, struct net_stats *out);
 

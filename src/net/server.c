@@ -213,7 +213,7 @@ void net_server_stats(const struct net_server *s, struct net_stats *out)
         out->tls_ktls_connections += net_load(&c->tls_ktls);
         out->tls_userspace_connections += net_load(&c->tls_userspace);
         out->receive_buffer_bytes += net_load(&c->pool_bytes);
-        out->copied_file_bytes += net_load(&c->copied_out);
+        out->copied_bytes += net_load(&c->copied_out);
     }
     out->connections_open = out->connections_accepted - out->connections_closed;
 }
