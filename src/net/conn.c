@@ -98,7 +98,6 @@ static void net_conn_describe(const struct sockaddr_storage *sa, struct net_ip_k
     }
 }
 
-/* Socket options; failures are logged but not fatal (the connection still works). */
 /* An IPv4 127/8, ::1 or IPv4-mapped 127/8 address. */
 static bool net_addr_is_loopback(const struct sockaddr_storage *a)
 {
@@ -138,6 +137,7 @@ static bool net_conn_peer_is_local(int fd)
     return net_addr_is_loopback(&peer) || net_addr_same_host(&peer, &self);
 }
 
+/* Socket options; failures are logged but not fatal (the connection still works). */
 static void net_conn_set_options(struct net_conn *c, const struct net_config *cfg)
 {
     int one = 1;
