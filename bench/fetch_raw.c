@@ -1,10 +1,15 @@
 /*
  * fetch_raw: the thinnest Kafka consumer, to measure the broker's fetch path against the
  * loopback itself (bench/fetch_vs_iperf.sh, issue 18). One connection, Fetch v4 for one
- * partition, one request in flight; each response is read into one reused buffer and only the
- * record batch headers are looked at (to learn the next offset). Record bytes are discarded.
+ * partition, one request in flight; only the record batch headers are looked at (to learn the
+ * next offset). Record bytes are discarded. READ_BYTES picks how a response is read:
  *
- *   fetch_raw HOST PORT TOPIC PARTITION END_OFFSET [MAX_BYTES]
+ *   0          whole, into one reused buffer of MAX_BYTES + 1 MiB (as librdkafka holds a
+ *              response);
+ *   n > 0      streamed through one reused buffer of n bytes (default 256 KiB), parsed as it
+ *              comes: the reader's copy lands in the CPU's cache, as iperf3's 128 KiB reads do.
+ *
+ *   fetch_raw HOST PORT TOPIC PARTITION END_OFFSET [MAX_BYTES [READ_BYTES]]
  *
  * Reads from offset 0 until END_OFFSET and prints one JSON line: bytes, seconds, MiB/s, fetches.
  * Exit 1 on any protocol or Kafka error (printed).
@@ -137,16 +142,95 @@ static int parse_fetch(const uint8_t *b, size_t len, int64_t *next)
     return err;
 }
 
+/* The fixed part of a Fetch v4 response of one topic/partition up to its records' length. */
+static int read_prefix(int fd, size_t len, size_t *used, int32_t *rlen, int *err)
+{
+    uint8_t b[512];
+    size_t at = 0;
+    if (len < 14 || bench_read_full(fd, b, 14) != 0) /* corr, throttle, topics, name length */
+        return -1;
+    if (get32(b + 8) != 1)
+        return -1;
+    size_t name = (size_t)(b[12] << 8 | b[13]);
+    at = 14 + name + 4 + 4 + 2 + 8 + 8 + 4; /* name, partitions, index, error, hw, lso, aborted */
+    if (at > sizeof(b) || at > len || bench_read_full(fd, b + 14, at - 14) != 0)
+        return -1;
+    const uint8_t *p = b + 14 + name;
+    if (get32(p) != 1)
+        return -1;
+    *err = p[8] << 8 | p[9];
+    int32_t naborted = (int32_t)get32(p + 4 + 4 + 2 + 8 + 8);
+    for (int32_t i = 0; i < naborted; i++) { /* 16 bytes each: skip them */
+        if (at + 16 > len || bench_read_full(fd, b, 16) != 0)
+            return -1;
+        at += 16;
+    }
+    if (at + 4 > len || bench_read_full(fd, b, 4) != 0)
+        return -1;
+    *rlen = (int32_t)get32(b);
+    *used = at + 4;
+    return 0;
+}
+
+/*
+ * Reads a response of len bytes through buf (cap bytes), following the batch headers as they
+ * stream by; sets *next after the last complete batch. Returns the Kafka error or -1.
+ */
+static int stream_fetch(int fd, size_t len, uint8_t *buf, size_t cap, int64_t *next)
+{
+    size_t used;
+    int32_t rlen;
+    int err;
+    if (read_prefix(fd, len, &used, &rlen, &err) != 0)
+        return -1;
+    size_t records = rlen > 0 ? (size_t)rlen : 0;
+    if (used + records > len)
+        return -1;
+    uint8_t hdr[27]; /* base offset, length, epoch, magic, crc, attributes, last delta */
+    size_t hlen = 0, skip = 0, pos = 0;
+    for (size_t left = len - used; left > 0;) {
+        ssize_t n = read(fd, buf, left < cap ? left : cap);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        left -= (size_t)n;
+        for (size_t i = 0; i < (size_t)n && pos < records;) {
+            size_t k;
+            if (skip > 0) {
+                k = skip < (size_t)n - i ? skip : (size_t)n - i;
+                skip -= k;
+            } else {
+                k = sizeof(hdr) - hlen < (size_t)n - i ? sizeof(hdr) - hlen : (size_t)n - i;
+                memcpy(hdr + hlen, buf + i, k);
+                hlen += k;
+                if (hlen == sizeof(hdr)) {
+                    size_t size = 12 + get32(hdr + 8), start = pos + k - hlen;
+                    if (start + size <= records) /* else a partial batch at max_bytes */
+                        *next = (int64_t)get64(hdr) + (int32_t)get32(hdr + 23) + 1;
+                    skip = size - hlen;
+                    hlen = 0;
+                }
+            }
+            i += k;
+            pos += k;
+        }
+    }
+    return err;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 6) {
-        fprintf(stderr, "usage: fetch_raw HOST PORT TOPIC PARTITION END_OFFSET [MAX_BYTES]\n");
+        fprintf(stderr, "usage: fetch_raw HOST PORT TOPIC PARTITION END_OFFSET "
+                        "[MAX_BYTES [READ_BYTES]]\n");
         return 2;
     }
     const char *topic = argv[3];
     int32_t partition = atoi(argv[4]);
     int64_t end = atoll(argv[5]);
     int32_t max_bytes = argc > 6 ? atoi(argv[6]) : 16 << 20;
+    size_t stream = argc > 7 ? (size_t)atoll(argv[7]) : 256u << 10;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
     if (getaddrinfo(argv[1], argv[2], &hints, &ai) != 0) {
         fprintf(stderr, "fetch_raw: cannot resolve %s\n", argv[1]);
@@ -160,7 +244,7 @@ int main(int argc, char **argv)
     freeaddrinfo(ai);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    size_t cap = (size_t)max_bytes + (1 << 20);
+    size_t cap = stream > 0 ? stream : (size_t)max_bytes + (1 << 20);
     uint8_t *buf = malloc(cap), req[512];
     if (buf == NULL || strlen(topic) > 256)
         return 1;
@@ -175,14 +259,21 @@ int main(int argc, char **argv)
             return 1;
         }
         size_t len = get32(hdr);
-        if (len > cap || len < 8 || bench_read_full(fd, buf, len) != 0) {
-            fprintf(stderr, "fetch_raw: bad response of %zu bytes\n", len);
-            return 1;
+        int64_t before = offset;
+        int err;
+        if (stream > 0) {
+            err = stream_fetch(fd, len, buf, cap, &offset);
+        } else {
+            if (len > cap || len < 8 || bench_read_full(fd, buf, len) != 0) {
+                fprintf(stderr, "fetch_raw: bad response of %zu bytes\n", len);
+                return 1;
+            }
+            err = parse_fetch(buf, len, &offset);
         }
         bytes += (int64_t)len + 4;
         fetches++;
-        int64_t before = offset;
-        int err = parse_fetch(buf, len, &offset);
+        if (err == 0 && offset == before)
+            err = -2; /* no complete batch: would loop forever */
         if (err != 0) {
             fprintf(stderr, "fetch_raw: fetch at %lld: error %d\n", (long long)before, err);
             return 1;

@@ -1,15 +1,16 @@
 /*
  * loopback_send: the kernel's own cost of sending a file over loopback TCP, with no broker in
  * between (bench/fetch_vs_iperf.sh, issue 18). A forked reader connects to 127.0.0.1 and reads
- * into one reused 16 MiB buffer (as bench/fetch_raw.c does) until it has the whole file; the
- * parent sends the file on the accepted socket in one of two ways:
+ * into one reused buffer of READ_BYTES (default 16 MiB, as bench/fetch_raw.c holds a whole
+ * response; 256 KiB as it streams one) until it has the whole file; the parent sends the file
+ * on the accepted socket in one of two ways:
  *
  *   sendfile  sendfile(2) calls of CHUNK bytes (default 16 MiB: one call per Fetch of
- *             fetch_raw's max_bytes), the mechanism Gregor's fetch uses;
+ *             fetch_raw's max_bytes), Gregor's fetch to remote clients;
  *   copy      pread(2) of CHUNK bytes (default 1 MiB) into one reused buffer, then write(2):
- *             two copies per byte, for comparison.
+ *             two copies per byte, Gregor's fetch to clients on the same host with 256 KiB.
  *
- *   loopback_send MODE FILE [CHUNK]
+ *   loopback_send MODE FILE [CHUNK [READ_BYTES]]
  *
  * Prints one JSON line: mode, bytes, seconds, MiB/s, and the sender's and the reader's CPU
  * seconds. The file should be in the page cache (read it once before). Exit 1 on any error.
@@ -34,12 +35,11 @@
 #include "bench_util.h"
 
 /* The reader: reads `total` bytes from a connection to addr and discards them. */
-static int reader_run(const struct sockaddr_in *addr, int64_t total)
+static int reader_run(const struct sockaddr_in *addr, int64_t total, size_t cap)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0 || connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) != 0)
         return 1;
-    size_t cap = 16 << 20;
     uint8_t *buf = malloc(cap);
     if (buf == NULL)
         return 1;
@@ -100,14 +100,15 @@ static int send_by_copy(int sock, int file, int64_t total, size_t chunk)
 int main(int argc, char **argv)
 {
     if (argc < 3 || (strcmp(argv[1], "sendfile") != 0 && strcmp(argv[1], "copy") != 0)) {
-        fprintf(stderr, "usage: loopback_send sendfile|copy FILE [CHUNK]\n");
+        fprintf(stderr, "usage: loopback_send sendfile|copy FILE [CHUNK [READ_BYTES]]\n");
         return 2;
     }
     int by_sendfile = strcmp(argv[1], "sendfile") == 0;
     size_t chunk = argc > 3 ? (size_t)atoll(argv[3]) : by_sendfile ? 16u << 20 : 1u << 20;
+    size_t read_bytes = argc > 4 ? (size_t)atoll(argv[4]) : 16u << 20;
     int file = open(argv[2], O_RDONLY);
     struct stat st;
-    if (file < 0 || fstat(file, &st) != 0 || st.st_size == 0 || chunk == 0) {
+    if (file < 0 || fstat(file, &st) != 0 || st.st_size == 0 || chunk == 0 || read_bytes == 0) {
         fprintf(stderr, "loopback_send: cannot use %s\n", argv[2]);
         return 1;
     }
@@ -122,7 +123,7 @@ int main(int argc, char **argv)
     if (reader < 0)
         return 1;
     if (reader == 0)
-        _exit(reader_run(&addr, total));
+        _exit(reader_run(&addr, total, read_bytes));
     int sock = accept(lsock, NULL, NULL), one = 1;
     if (sock < 0)
         return 1;
