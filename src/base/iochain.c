@@ -179,6 +179,16 @@ static void iochain_advance(struct iochain *c, size_t n)
     }
 }
 
+/* After a failed write: 0 when the socket is full, 1 to try again (EINTR), else -errno. */
+static int iochain_write_error(void)
+{
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
+    if (errno == EINTR)
+        return 1;
+    return -errno;
+}
+
 int iochain_send(struct iochain *c, int sock)
 {
     if (c->oom)
@@ -205,11 +215,10 @@ int iochain_send(struct iochain *c, int sock)
                 return -EIO; /* file shorter than promised */
         }
         if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            if (errno == EINTR)
+            int rc = iochain_write_error();
+            if (rc == 1)
                 continue;
-            return -errno;
+            return rc;
         }
         iochain_advance(c, (size_t)w);
     }
@@ -239,11 +248,10 @@ int iochain_send_copy(struct iochain *c, int sock, uint8_t *buf, size_t cap)
         assert(n > 0); /* a file piece with bytes is pending */
         ssize_t w = write(sock, buf, (size_t)n);
         if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            if (errno == EINTR)
+            int rc = iochain_write_error();
+            if (rc == 1)
                 continue;
-            return -errno;
+            return rc;
         }
         c->copied += (size_t)w;
         iochain_advance(c, (size_t)w);
