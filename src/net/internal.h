@@ -122,7 +122,7 @@ struct net_worker {
     uint8_t *rbuf; /* read buffer shared by this worker's connections */
     size_t rbuf_cap;
     uint8_t *copy_buf;       /* NET_COPY_BUFFER bytes through which file ranges go to local peers
-                              * (net_config.local_send_copy); allocated at the first such send */
+                              * (net_config.local_send_copy; else NULL) */
     struct net_bufpool pool; /* buffers of large frames */
 
     struct net_timer **heap; /* timers, min-heap on (deadline_ms, seq) */

@@ -200,16 +200,14 @@ static void net_conn_pop(struct net_conn *c)
     net_request_free(req);
 }
 
-/* Plain send of ch: sendfile, or for a local peer pread + write through the worker's buffer
- * (sendfile when that buffer cannot be had). iochain_send's contract. */
+/* Plain send of ch: sendfile, or for a local peer pread + write through the worker's buffer.
+ * iochain_send's contract. */
 static int net_conn_send(struct net_conn *c, struct iochain *ch)
 {
-    struct net_worker *w = c->w;
-    if (c->send_copy && w->copy_buf == NULL)
-        w->copy_buf = malloc(NET_COPY_BUFFER);
-    if (c->send_copy && w->copy_buf != NULL)
-        return iochain_send_copy(ch, c->io.fd, w->copy_buf, NET_COPY_BUFFER);
-    return iochain_send(ch, c->io.fd);
+    if (!c->send_copy)
+        return iochain_send(ch, c->io.fd);
+    assert(c->w->copy_buf != NULL); /* allocated with the worker when local_send_copy is on */
+    return iochain_send_copy(ch, c->io.fd, c->w->copy_buf, NET_COPY_BUFFER);
 }
 
 /* Writes the head's response. Returns 1 when done, 0 when the socket is full, -1 on close. */

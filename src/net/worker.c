@@ -296,7 +296,10 @@ int net_worker_init(struct net_worker *w, struct net_server *s, int index)
     net_bufpool_init(&w->pool, w);
     w->rbuf_cap = NET_READ_BUFFER;
     w->rbuf = malloc(w->rbuf_cap);
-    if (w->rbuf == NULL) {
+    /* Untouched until a local peer fetches: mapped, not resident (idle RSS unchanged). */
+    if (s->cfg.local_send_copy)
+        w->copy_buf = malloc(NET_COPY_BUFFER);
+    if (w->rbuf == NULL || (s->cfg.local_send_copy && w->copy_buf == NULL)) {
         errno = ENOMEM;
         goto err;
     }
