@@ -6,10 +6,11 @@
  *   'E' echo now          'D' echo after arg ms (worker timer)
  *   'P' echo after arg ms, completed from another thread through net_worker_post
  *   'N' no reply          'C' close the connection (net_request_close)
- *   'B' reply with arg bytes of 'b'        'F' reply with arg bytes of the test file (sendfile or
- * copy) 'Z' reply with an empty chain (no bytes on the wire) 'O' through net_request_run_in_order:
- * a 1-byte reply, the count of 'D' replies by then A response is the request payload echoed (for E,
- * D, P), framed with its 4-byte size.
+ *   'B' reply with arg bytes of 'b'
+ *   'F' reply with arg bytes of the test file (sendfile, or copied with local_send_copy)
+ *   'Z' reply with an empty chain (no bytes on the wire)
+ *   'O' through net_request_run_in_order: a 1-byte reply, the count of 'D' replies by then
+ * A response is the request payload echoed (for E, D, P), framed with its 4-byte size.
  */
 #include <arpa/inet.h>
 #include <errno.h>
